@@ -1,0 +1,99 @@
+// Package ce carries CloudEvents 1.0 attributes in binary mode as NATS headers.
+// NATS headers are case-sensitive, so keys are set on the map directly and never
+// re-cased by http.Header's canonicalisation.
+package ce
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+)
+
+// Header keys, spelt exactly as on the wire.
+const (
+	HeaderSpecVersion = "ce-specversion"
+	HeaderID          = "ce-id"
+	HeaderSource      = "ce-source"
+	HeaderType        = "ce-type"
+	HeaderTime        = "ce-time"
+	HeaderSubject     = "ce-subject"
+	HeaderContentType = "Content-Type"
+)
+
+// SpecVersion is the CloudEvents version iochub speaks.
+const SpecVersion = "1.0"
+
+// ContentTypeProtobuf is the body type of every iochub event on NATS.
+const ContentTypeProtobuf = "application/protobuf"
+
+// ErrMissingAttribute is returned when a required CloudEvents header is absent.
+var ErrMissingAttribute = errors.New("missing CloudEvents attribute")
+
+// Event holds the CloudEvents attributes of one message.
+type Event struct {
+	ID      string    // ce-id: the event id, unique per source
+	Source  string    // ce-source: urn:ioc:<province>:<unit>
+	Type    string    // ce-type, e.g. vn.ioc.air.observed.v1
+	Subject string    // ce-subject: the entity id
+	Time    time.Time // ce-time: when the thing happened
+}
+
+// SourceURN is the ce-source of events from a unit.
+func SourceURN(province, unit string) string { return "urn:ioc:" + province + ":" + unit }
+
+// ObservedType is the ce-type of an observation of kind, e.g. vn.ioc.air.observed.v1.
+func ObservedType(kind string) string { return "vn.ioc." + kind + ".observed.v1" }
+
+// AlertType is the ce-type of an alert as issued by its source.
+const AlertType = "vn.ioc.alert.issued.v1"
+
+// StateType is the ce-type of an entity's latest state on a layer.
+func StateType(layer string) string { return "vn.ioc." + layer + ".state.v1" }
+
+// Header returns the attributes as NATS headers, with Content-Type application/protobuf.
+func (e Event) Header() nats.Header {
+	h := make(nats.Header, 8)
+	e.SetOn(h)
+	return h
+}
+
+// SetOn writes the attributes into h.
+func (e Event) SetOn(h nats.Header) {
+	h[HeaderSpecVersion] = []string{SpecVersion}
+	h[HeaderID] = []string{e.ID}
+	h[HeaderSource] = []string{e.Source}
+	h[HeaderType] = []string{e.Type}
+	if e.Subject != "" {
+		h[HeaderSubject] = []string{e.Subject}
+	}
+	if !e.Time.IsZero() {
+		h[HeaderTime] = []string{e.Time.UTC().Format(time.RFC3339Nano)}
+	}
+	h[HeaderContentType] = []string{ContentTypeProtobuf}
+}
+
+// FromHeader reads the attributes back; id, source and type are required.
+func FromHeader(h nats.Header) (Event, error) {
+	get := func(k string) string {
+		if v := h[k]; len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	e := Event{ID: get(HeaderID), Source: get(HeaderSource), Type: get(HeaderType), Subject: get(HeaderSubject)}
+	for k, v := range map[string]string{HeaderID: e.ID, HeaderSource: e.Source, HeaderType: e.Type} {
+		if v == "" {
+			return e, fmt.Errorf("reading %s: %w", k, ErrMissingAttribute)
+		}
+	}
+	if t := get(HeaderTime); t != "" {
+		tm, err := time.Parse(time.RFC3339Nano, t)
+		if err != nil {
+			return e, fmt.Errorf("reading %s %q: %w", HeaderTime, t, err)
+		}
+		e.Time = tm
+	}
+	return e, nil
+}

@@ -1,0 +1,134 @@
+// Package natsx owns iochub's NATS set-up: the embedded server of dev mode and
+// tests, connections, and the streams FEEDS and STATE.
+package natsx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/iochub/iochub/internal/subjects"
+)
+
+// ErrNotReady is returned when an embedded server does not accept connections in time.
+var ErrNotReady = errors.New("embedded NATS server not ready")
+
+// EmbeddedConfig configures an in-process NATS server with JetStream on disk.
+type EmbeddedConfig struct {
+	// StoreDir is where JetStream keeps its files; required.
+	StoreDir string
+	// Host to listen on; empty means 127.0.0.1.
+	Host string
+	// Port to listen on; 0 means 4222, -1 a random free port.
+	Port int
+	// ServerName must stay the same across restarts so JetStream finds its state; empty means "iochub".
+	ServerName string
+}
+
+// StartEmbedded starts a NATS server in this process and waits until it accepts connections.
+func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
+	if cfg.StoreDir == "" {
+		return nil, errors.New("starting embedded NATS: StoreDir is required")
+	}
+	opts := &server.Options{
+		ServerName: cfg.ServerName,
+		Host:       cfg.Host,
+		Port:       cfg.Port,
+		JetStream:  true,
+		StoreDir:   cfg.StoreDir,
+		NoSigs:     true,
+		MaxPayload: 8 << 20,
+	}
+	if opts.ServerName == "" {
+		opts.ServerName = "iochub"
+	}
+	if opts.Host == "" {
+		opts.Host = "127.0.0.1"
+	}
+	if opts.Port == 0 {
+		opts.Port = 4222
+	}
+	s, err := server.NewServer(opts)
+	if err != nil {
+		return nil, fmt.Errorf("starting embedded NATS: %w", err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(15 * time.Second) {
+		s.Shutdown()
+		return nil, fmt.Errorf("starting embedded NATS on %s:%d: %w", opts.Host, opts.Port, ErrNotReady)
+	}
+	return s, nil
+}
+
+// Connect dials url with reconnects that never give up, named for the role.
+func Connect(url, name string) (*nats.Conn, error) {
+	nc, err := nats.Connect(url,
+		nats.Name(name),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(250*time.Millisecond),
+		nats.RetryOnFailedConnect(true),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("connecting to NATS at %s: %w", url, err)
+	}
+	return nc, nil
+}
+
+// StreamOptions sizes the streams; zero values take the defaults given per field.
+type StreamOptions struct {
+	// Replicas per stream; 0 means 1.
+	Replicas int
+	// FeedsMaxAge is how long FEEDS keeps items for replay; 0 means 7 days.
+	FeedsMaxAge time.Duration
+	// DuplicateWindow is how long JetStream remembers Nats-Msg-Id; 0 means 1 hour.
+	DuplicateWindow time.Duration
+	// Memory keeps the streams in memory instead of on disk (benchmarks, tests).
+	Memory bool
+}
+
+// EnsureStreams creates or updates FEEDS and STATE.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions) error {
+	if o.Replicas == 0 {
+		o.Replicas = 1
+	}
+	if o.FeedsMaxAge == 0 {
+		o.FeedsMaxAge = 7 * 24 * time.Hour
+	}
+	if o.DuplicateWindow == 0 {
+		o.DuplicateWindow = time.Hour
+	}
+	storage := jetstream.FileStorage
+	if o.Memory {
+		storage = jetstream.MemoryStorage
+	}
+	feeds := jetstream.StreamConfig{
+		Name:        subjects.StreamFeeds,
+		Description: "Every accepted feed item: ioc.feed.<province>.<unit>.<kind>",
+		Subjects:    []string{subjects.FeedsAll},
+		Storage:     storage,
+		Replicas:    o.Replicas,
+		MaxAge:      o.FeedsMaxAge,
+		Duplicates:  o.DuplicateWindow,
+		Discard:     jetstream.DiscardOld,
+	}
+	state := jetstream.StreamConfig{
+		Name:              subjects.StreamState,
+		Description:       "Latest state per entity: ioc.state.<province>.<layer>.<entity>",
+		Subjects:          []string{subjects.StateAll},
+		Storage:           storage,
+		Replicas:          o.Replicas,
+		MaxMsgsPerSubject: 1,
+		Discard:           jetstream.DiscardOld,
+	}
+	for _, cfg := range []jetstream.StreamConfig{feeds, state} {
+		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("creating stream %s: %w", cfg.Name, err)
+		}
+	}
+	return nil
+}

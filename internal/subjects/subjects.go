@@ -1,0 +1,159 @@
+// Package subjects owns every NATS subject and stream name iochub uses, and the
+// escaping of free-form ids into subject tokens. No other package spells a subject.
+package subjects
+
+import (
+	"errors"
+	"fmt"
+	"strings"
+)
+
+// Stream names.
+const (
+	// StreamFeeds holds every accepted feed item: ioc.feed.<province>.<unit>.<kind>.
+	StreamFeeds = "FEEDS"
+	// StreamState keeps the latest state of each entity: ioc.state.<province>.<layer>.<entity>.
+	StreamState = "STATE"
+)
+
+// Wildcards bound to the streams.
+const (
+	FeedsAll = "ioc.feed.>"
+	StateAll = "ioc.state.>"
+)
+
+// Kinds of feed, which are also the layers of state.
+const (
+	KindTraffic = "traffic"
+	KindAir     = "air"
+	KindWater   = "water"
+	KindWeather = "weather"
+	KindAlert   = "alert"
+	KindReport  = "report"
+)
+
+// Kinds lists every kind in a stable order.
+var Kinds = []string{KindTraffic, KindAir, KindWater, KindWeather, KindAlert, KindReport}
+
+// ValidKind reports whether k is one of Kinds.
+func ValidKind(k string) bool {
+	for _, v := range Kinds {
+		if v == k {
+			return true
+		}
+	}
+	return false
+}
+
+// ErrBadSubject is returned when a subject does not have the expected shape.
+var ErrBadSubject = errors.New("subject does not match the expected shape")
+
+// Feed is the subject of one feed item: ioc.feed.<province>.<unit>.<kind>.
+func Feed(province, unit, kind string) string {
+	return "ioc.feed." + Token(province) + "." + Token(unit) + "." + kind
+}
+
+// FeedProvince is the wildcard of every feed item of a province: ioc.feed.<province>.>.
+func FeedProvince(province string) string {
+	return "ioc.feed." + Token(province) + ".>"
+}
+
+// ParseFeed splits a feed subject into its parts.
+func ParseFeed(subject string) (province, unit, kind string, err error) {
+	p := strings.Split(subject, ".")
+	if len(p) != 5 || p[0] != "ioc" || p[1] != "feed" {
+		return "", "", "", fmt.Errorf("parsing feed subject %q: %w", subject, ErrBadSubject)
+	}
+	return Untoken(p[2]), Untoken(p[3]), p[4], nil
+}
+
+// State is the subject of one entity's latest state: ioc.state.<province>.<layer>.<entity>.
+func State(province, layer, entity string) string {
+	return "ioc.state." + Token(province) + "." + layer + "." + Token(entity)
+}
+
+// StateProvince is the wildcard of every state of a province: ioc.state.<province>.>.
+func StateProvince(province string) string {
+	return "ioc.state." + Token(province) + ".>"
+}
+
+// ParseState splits a state subject into its parts.
+func ParseState(subject string) (province, layer, entity string, err error) {
+	p := strings.SplitN(subject, ".", 5)
+	if len(p) != 5 || p[0] != "ioc" || p[1] != "state" {
+		return "", "", "", fmt.Errorf("parsing state subject %q: %w", subject, ErrBadSubject)
+	}
+	return Untoken(p[2]), p[3], Untoken(p[4]), nil
+}
+
+// Token escapes s into one subject token: bytes outside [A-Za-z0-9_:~-] (dots,
+// spaces, wildcards, non-ASCII) become %XX, so any id maps to one token and back.
+func Token(s string) string {
+	if s == "" {
+		return "_"
+	}
+	clean := true
+	for i := 0; i < len(s); i++ {
+		if !tokenSafe(s[i]) {
+			clean = false
+			break
+		}
+	}
+	if clean {
+		return s
+	}
+	const hex = "0123456789ABCDEF"
+	var b strings.Builder
+	b.Grow(len(s) + 8)
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if tokenSafe(c) {
+			b.WriteByte(c)
+			continue
+		}
+		b.WriteByte('%')
+		b.WriteByte(hex[c>>4])
+		b.WriteByte(hex[c&15])
+	}
+	return b.String()
+}
+
+// Untoken reverses Token; a malformed escape is kept as it is.
+func Untoken(t string) string {
+	if t == "_" {
+		return ""
+	}
+	if !strings.Contains(t, "%") {
+		return t
+	}
+	var b strings.Builder
+	for i := 0; i < len(t); i++ {
+		if t[i] == '%' && i+2 < len(t) {
+			hi, ok1 := unhex(t[i+1])
+			lo, ok2 := unhex(t[i+2])
+			if ok1 && ok2 {
+				b.WriteByte(hi<<4 | lo)
+				i += 2
+				continue
+			}
+		}
+		b.WriteByte(t[i])
+	}
+	return b.String()
+}
+
+func tokenSafe(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '_' || c == ':' || c == '~' || c == '-'
+}
+
+func unhex(c byte) (byte, bool) {
+	switch {
+	case c >= '0' && c <= '9':
+		return c - '0', true
+	case c >= 'A' && c <= 'F':
+		return c - 'A' + 10, true
+	case c >= 'a' && c <= 'f':
+		return c - 'a' + 10, true
+	}
+	return 0, false
+}

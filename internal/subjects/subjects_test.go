@@ -1,0 +1,46 @@
+package subjects
+
+import "testing"
+
+func TestTokenRoundTrip(t *testing.T) {
+	for _, id := range []string{
+		"urn:ngsi-ld:AirQualityObserved:RZ:Obsv4567",
+		"Madrid-AmbientObserved-28079004-2016-03-15T11:00:00",
+		"a.b c*d>e",
+		"Trạm Hoàn Kiếm",
+		"",
+		"100%",
+	} {
+		tok := Token(id)
+		for i := 0; i < len(tok); i++ {
+			if c := tok[i]; c == '.' || c == ' ' || c == '*' || c == '>' || c >= 0x80 {
+				t.Fatalf("Token(%q) = %q holds %q", id, tok, c)
+			}
+		}
+		if got := Untoken(tok); got != id {
+			t.Errorf("Untoken(Token(%q)) = %q; want %q", id, got, id)
+		}
+	}
+}
+
+func TestFeedAndState(t *testing.T) {
+	s := Feed("01", "00070", KindAir)
+	if s != "ioc.feed.01.00070.air" {
+		t.Fatalf("Feed = %q", s)
+	}
+	p, u, k, err := ParseFeed(s)
+	if err != nil || p != "01" || u != "00070" || k != "air" {
+		t.Fatalf("ParseFeed(%q) = %q %q %q %v", s, p, u, k, err)
+	}
+	st := State("01", KindTraffic, "seg.1")
+	if st != "ioc.state.01.traffic.seg%2E1" {
+		t.Fatalf("State = %q", st)
+	}
+	p, l, e, err := ParseState(st)
+	if err != nil || p != "01" || l != "traffic" || e != "seg.1" {
+		t.Fatalf("ParseState(%q) = %q %q %q %v", st, p, l, e, err)
+	}
+	if _, _, _, err := ParseFeed("ioc.state.01.x"); err == nil {
+		t.Fatal("ParseFeed accepted a state subject")
+	}
+}
