@@ -1,0 +1,82 @@
+// Package ops owns the operational endpoints every iochub role serves:
+// /healthz (the process is alive), /readyz (its dependencies answer) and
+// /metrics (Prometheus).
+package ops
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+)
+
+// Check reports whether one dependency is usable; nil means ready.
+type Check func(ctx context.Context) error
+
+// Ops holds the readiness checks and the metrics registry of one process.
+type Ops struct {
+	Registry *prometheus.Registry
+
+	mu     sync.RWMutex
+	checks map[string]Check
+}
+
+// New returns an Ops with a registry that already carries the Go and process collectors.
+func New() *Ops {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return &Ops{Registry: reg, checks: map[string]Check{}}
+}
+
+// AddCheck adds a named readiness check.
+func (o *Ops) AddCheck(name string, c Check) {
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	o.checks[name] = c
+}
+
+// Register adds /healthz, /readyz and /metrics to mux.
+func (o *Ops) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = w.Write([]byte("ok\n"))
+	})
+	mux.HandleFunc("GET /readyz", o.ready)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{Registry: o.Registry}))
+}
+
+func (o *Ops) ready(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	o.mu.RLock()
+	names := make([]string, 0, len(o.checks))
+	for n := range o.checks {
+		names = append(names, n)
+	}
+	o.mu.RUnlock()
+	sort.Strings(names)
+	status := map[string]string{}
+	ok := true
+	for _, n := range names {
+		o.mu.RLock()
+		c := o.checks[n]
+		o.mu.RUnlock()
+		if err := c(ctx); err != nil {
+			status[n] = err.Error()
+			ok = false
+			continue
+		}
+		status[n] = "ok"
+	}
+	w.Header().Set("Content-Type", "application/json")
+	if !ok {
+		w.WriteHeader(http.StatusServiceUnavailable)
+	}
+	_ = json.NewEncoder(w).Encode(map[string]any{"ready": ok, "checks": status})
+}
