@@ -1,0 +1,498 @@
+// Package units is the read side of iochub's administrative units: it loads the
+// current units from PostGIS (or a GeoJSON file), and answers, in memory and
+// fast enough to run per feed item, which unit a point lies in, whether a unit
+// contains a point or meets an area, and which province a unit belongs to.
+// It never writes the database; services/aggregator/postgis owns the writes.
+package units
+
+import (
+	"cmp"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/twpayne/go-geom"
+	"github.com/twpayne/go-geom/encoding/geojson"
+)
+
+// Levels of administrative units, as in admin_unit.level.
+const (
+	LevelNational = "national"
+	LevelProvince = "province"
+	LevelDistrict = "district"
+	LevelCommune  = "commune"
+	LevelCustom   = "custom"
+)
+
+// Unit is one current administrative unit.
+type Unit struct {
+	Code       string // GSO code, e.g. "01" (province) or "00070" (ward)
+	Level      string // one of the Level constants
+	ParentCode string // "" for a unit without a parent
+	NameVI     string
+	NameEN     string
+	Boundary   *geom.MultiPolygon // lon/lat, EPSG:4326
+}
+
+// Querier is the part of *pgxpool.Pool that Load uses.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// sqlCurrentUnits reads every current unit. The pool must have the pgx-geom
+// codec registered so that boundary scans into *geom.MultiPolygon.
+const sqlCurrentUnits = `SELECT code, level, COALESCE(parent_code, ''), name_vi, name_en, boundary
+FROM admin_unit WHERE valid_to IS NULL ORDER BY code`
+
+// Load reads the current units (valid_to IS NULL) from PostGIS.
+func Load(ctx context.Context, q Querier) ([]Unit, error) {
+	rows, err := q.Query(ctx, sqlCurrentUnits)
+	if err != nil {
+		return nil, fmt.Errorf("querying current units: %w", err)
+	}
+	defer rows.Close()
+	var out []Unit
+	for rows.Next() {
+		var u Unit
+		b := new(geom.MultiPolygon)
+		if err := rows.Scan(&u.Code, &u.Level, &u.ParentCode, &u.NameVI, &u.NameEN, b); err != nil {
+			return nil, fmt.Errorf("scanning unit: %w", err)
+		}
+		u.Boundary = b
+		out = append(out, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading current units: %w", err)
+	}
+	return out, nil
+}
+
+// FromGeoJSON reads the units of a GeoJSON FeatureCollection such as
+// seed.Provinces2025(): each Feature's properties.code (else its id) is the
+// code, properties.name and nameEn the names; Polygon and MultiPolygon
+// geometries are accepted. Every unit gets level and parent.
+func FromGeoJSON(r io.Reader, level, parent string) ([]Unit, error) {
+	var fc struct {
+		Type     string `json:"type"`
+		Features []struct {
+			ID         json.RawMessage `json:"id"`
+			Properties struct {
+				Code   string `json:"code"`
+				Name   string `json:"name"`
+				NameEn string `json:"nameEn"`
+			} `json:"properties"`
+			Geometry *geojson.Geometry `json:"geometry"`
+		} `json:"features"`
+	}
+	if err := json.NewDecoder(r).Decode(&fc); err != nil {
+		return nil, fmt.Errorf("decoding units GeoJSON: %w", err)
+	}
+	if fc.Type != "FeatureCollection" {
+		return nil, fmt.Errorf("decoding units GeoJSON: type %q: %w", fc.Type, ErrNotFeatureCollection)
+	}
+	out := make([]Unit, 0, len(fc.Features))
+	for i, f := range fc.Features {
+		code := f.Properties.Code
+		if code == "" && len(f.ID) > 0 {
+			var s string
+			if json.Unmarshal(f.ID, &s) == nil {
+				code = s
+			} else {
+				code = string(f.ID)
+			}
+		}
+		if code == "" {
+			return nil, fmt.Errorf("decoding units GeoJSON: feature %d: %w", i, ErrNoCode)
+		}
+		if f.Geometry == nil {
+			return nil, fmt.Errorf("decoding units GeoJSON: unit %s: %w", code, ErrBadBoundary)
+		}
+		g, err := f.Geometry.Decode()
+		if err != nil {
+			return nil, fmt.Errorf("decoding units GeoJSON: unit %s: %w", code, err)
+		}
+		var mp *geom.MultiPolygon
+		switch g := g.(type) {
+		case *geom.MultiPolygon:
+			mp = g
+		case *geom.Polygon:
+			mp = geom.NewMultiPolygon(g.Layout())
+			if err := mp.Push(g); err != nil {
+				return nil, fmt.Errorf("decoding units GeoJSON: unit %s: %w", code, err)
+			}
+		default:
+			return nil, fmt.Errorf("decoding units GeoJSON: unit %s is a %T: %w", code, g, ErrBadBoundary)
+		}
+		out = append(out, Unit{Code: code, Level: level, ParentCode: parent,
+			NameVI: f.Properties.Name, NameEN: f.Properties.NameEn, Boundary: mp})
+	}
+	return out, nil
+}
+
+// bbox is minLon, minLat, maxLon, maxLat.
+type bbox [4]float64
+
+func (b bbox) contains(x, y float64) bool {
+	return x >= b[0] && x <= b[2] && y >= b[1] && y <= b[3]
+}
+
+func (b bbox) meets(o bbox) bool {
+	return b[0] <= o[2] && o[0] <= b[2] && b[1] <= o[3] && o[1] <= b[3]
+}
+
+func emptyBBox() bbox { return bbox{math.Inf(1), math.Inf(1), math.Inf(-1), math.Inf(-1)} }
+
+func (b *bbox) extend(x, y float64) {
+	b[0] = math.Min(b[0], x)
+	b[1] = math.Min(b[1], y)
+	b[2] = math.Max(b[2], x)
+	b[3] = math.Max(b[3], y)
+}
+
+// ring is a closed ring as flat x,y pairs.
+type ring struct {
+	box bbox
+	xy  []float64
+}
+
+// polygon is an outer ring followed by its holes.
+type polygon struct {
+	box   bbox
+	rings []ring
+}
+
+type entry struct {
+	unit  Unit
+	rank  int
+	box   bbox
+	polys []polygon
+}
+
+// Index answers point and area queries over a fixed set of units. It is
+// immutable after NewIndex and safe for concurrent use.
+type Index struct {
+	entries []entry // ordered smallest level first
+	byCode  map[string]int
+	grid    map[[2]int32][]int32 // cell -> entries whose bbox meets the cell, in entries order
+}
+
+// cellSize is the grid cell of the bbox prefilter, in degrees (~11 km).
+const cellSize = 0.1
+
+func cellOf(x, y float64) [2]int32 {
+	return [2]int32{int32(math.Floor(x / cellSize)), int32(math.Floor(y / cellSize))}
+}
+
+// rank orders levels from the smallest unit to the largest; custom units
+// (special zones) come last so that an administrative unit is always preferred.
+func rank(level string) int {
+	switch level {
+	case LevelCommune:
+		return 0
+	case LevelDistrict:
+		return 1
+	case LevelProvince:
+		return 2
+	case LevelNational:
+		return 3
+	default:
+		return 4
+	}
+}
+
+// NewIndex prepares units for queries. Units without a boundary are kept for
+// Get and Province but never located.
+func NewIndex(us []Unit) *Index {
+	ix := &Index{byCode: make(map[string]int, len(us)), grid: make(map[[2]int32][]int32)}
+	for _, u := range us {
+		e := entry{unit: u, rank: rank(u.Level), box: emptyBBox()}
+		if u.Boundary != nil {
+			stride := u.Boundary.Stride()
+			for i := 0; i < u.Boundary.NumPolygons(); i++ {
+				p := u.Boundary.Polygon(i)
+				pg := polygon{box: emptyBBox()}
+				for j := 0; j < p.NumLinearRings(); j++ {
+					r := ring{box: emptyBBox()}
+					fc := p.LinearRing(j).FlatCoords()
+					r.xy = make([]float64, 0, len(fc)/stride*2)
+					for k := 0; k+1 < len(fc); k += stride {
+						r.xy = append(r.xy, fc[k], fc[k+1])
+						r.box.extend(fc[k], fc[k+1])
+					}
+					if len(r.xy) < 6 {
+						continue
+					}
+					if j == 0 {
+						pg.box = r.box
+					}
+					pg.rings = append(pg.rings, r)
+				}
+				if len(pg.rings) > 0 {
+					e.polys = append(e.polys, pg)
+					e.box.extend(pg.box[0], pg.box[1])
+					e.box.extend(pg.box[2], pg.box[3])
+				}
+			}
+		}
+		ix.entries = append(ix.entries, e)
+	}
+	slices.SortStableFunc(ix.entries, func(a, b entry) int {
+		if c := cmp.Compare(a.rank, b.rank); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.unit.Code, b.unit.Code)
+	})
+	for i, e := range ix.entries {
+		ix.byCode[e.unit.Code] = i
+		if len(e.polys) == 0 {
+			continue
+		}
+		lo, hi := cellOf(e.box[0], e.box[1]), cellOf(e.box[2], e.box[3])
+		// A unit larger than a whole country (bad data) is not gridded cell by cell.
+		if int64(hi[0]-lo[0]+1)*int64(hi[1]-lo[1]+1) > 1<<20 {
+			continue
+		}
+		for cx := lo[0]; cx <= hi[0]; cx++ {
+			for cy := lo[1]; cy <= hi[1]; cy++ {
+				k := [2]int32{cx, cy}
+				ix.grid[k] = append(ix.grid[k], int32(i))
+			}
+		}
+	}
+	return ix
+}
+
+// Len is the number of units in the index.
+func (ix *Index) Len() int { return len(ix.entries) }
+
+// Locate returns the smallest unit (commune before district before province)
+// whose boundary contains the point.
+func (ix *Index) Locate(lon, lat float64) (Unit, bool) {
+	if ix == nil || math.IsNaN(lon) || math.IsNaN(lat) {
+		return Unit{}, false
+	}
+	for _, i := range ix.grid[cellOf(lon, lat)] {
+		e := &ix.entries[i]
+		if e.contains(lon, lat) {
+			return e.unit, true
+		}
+	}
+	return Unit{}, false
+}
+
+// Get returns the unit with code.
+func (ix *Index) Get(code string) (Unit, bool) {
+	if ix == nil {
+		return Unit{}, false
+	}
+	i, ok := ix.byCode[code]
+	if !ok {
+		return Unit{}, false
+	}
+	return ix.entries[i].unit, true
+}
+
+// Province returns the code of the province that unit code belongs to,
+// walking its parents; a province is its own province.
+func (ix *Index) Province(code string) (string, bool) {
+	for range 16 { // deeper than any real hierarchy; stops a cycle in bad data
+		u, ok := ix.Get(code)
+		if !ok {
+			return "", false
+		}
+		if u.Level == LevelProvince {
+			return u.Code, true
+		}
+		if u.ParentCode == "" {
+			return "", false
+		}
+		code = u.ParentCode
+	}
+	return "", false
+}
+
+// Within reports whether unit code is ancestor itself or one of its descendants.
+func (ix *Index) Within(code, ancestor string) bool {
+	for range 16 {
+		if code == ancestor {
+			return true
+		}
+		u, ok := ix.Get(code)
+		if !ok || u.ParentCode == "" {
+			return false
+		}
+		code = u.ParentCode
+	}
+	return false
+}
+
+// Contains reports whether the boundary of unit code contains the point.
+func (ix *Index) Contains(code string, lon, lat float64) bool {
+	if ix == nil {
+		return false
+	}
+	i, ok := ix.byCode[code]
+	if !ok {
+		return false
+	}
+	return ix.entries[i].contains(lon, lat)
+}
+
+// IntersectsArea reports whether the boundary of unit code meets the area
+// given as rings of flat lon,lat pairs (the first ring of each polygon its
+// outer ring, then its holes; a single pair is a point).
+func (ix *Index) IntersectsArea(code string, area [][][]float64) bool {
+	if ix == nil {
+		return false
+	}
+	i, ok := ix.byCode[code]
+	if !ok {
+		return false
+	}
+	e := &ix.entries[i]
+	for _, poly := range area {
+		if len(poly) == 0 || len(poly[0]) < 2 {
+			continue
+		}
+		outer := poly[0]
+		if len(outer) == 2 {
+			if e.contains(outer[0], outer[1]) {
+				return true
+			}
+			continue
+		}
+		ab := emptyBBox()
+		for k := 0; k+1 < len(outer); k += 2 {
+			ab.extend(outer[k], outer[k+1])
+		}
+		if !ab.meets(e.box) {
+			continue
+		}
+		// A vertex of the area inside the unit.
+		for k := 0; k+1 < len(outer); k += 2 {
+			if e.contains(outer[k], outer[k+1]) {
+				return true
+			}
+		}
+		// A vertex of the unit inside the area (the area covers the unit).
+		for _, p := range e.polys {
+			r := p.rings[0]
+			if pointInPolygon(poly, r.xy[0], r.xy[1]) {
+				return true
+			}
+		}
+		// Crossing edges.
+		for _, p := range e.polys {
+			if !p.box.meets(ab) {
+				continue
+			}
+			for _, r := range p.rings {
+				if r.box.meets(ab) && ringsCross(r.xy, outer, ab) {
+					return true
+				}
+			}
+		}
+	}
+	return false
+}
+
+func (e *entry) contains(x, y float64) bool {
+	if !e.box.contains(x, y) {
+		return false
+	}
+	for _, p := range e.polys {
+		if !p.box.contains(x, y) {
+			continue
+		}
+		if !inRing(p.rings[0].xy, x, y) {
+			continue
+		}
+		inHole := false
+		for _, h := range p.rings[1:] {
+			if h.box.contains(x, y) && inRing(h.xy, x, y) {
+				inHole = true
+				break
+			}
+		}
+		if !inHole {
+			return true
+		}
+	}
+	return false
+}
+
+// pointInPolygon is even-odd over an outer ring and its holes.
+func pointInPolygon(poly [][]float64, x, y float64) bool {
+	if len(poly) == 0 || !inRing(poly[0], x, y) {
+		return false
+	}
+	for _, h := range poly[1:] {
+		if inRing(h, x, y) {
+			return false
+		}
+	}
+	return true
+}
+
+// inRing is the crossing-number test; xy is closed or not, either works.
+func inRing(xy []float64, x, y float64) bool {
+	n := len(xy) / 2
+	if n < 3 {
+		return false
+	}
+	in := false
+	jx, jy := xy[2*(n-1)], xy[2*(n-1)+1]
+	for i := 0; i < n; i++ {
+		ix, iy := xy[2*i], xy[2*i+1]
+		if (iy > y) != (jy > y) && x < (jx-ix)*(y-iy)/(jy-iy)+ix {
+			in = !in
+		}
+		jx, jy = ix, iy
+	}
+	return in
+}
+
+// ringsCross reports whether an edge of a crosses an edge of b; only edges of a
+// within bb (b's bbox) are tried.
+func ringsCross(a, b []float64, bb bbox) bool {
+	for i := 0; i+3 < len(a); i += 2 {
+		ax1, ay1, ax2, ay2 := a[i], a[i+1], a[i+2], a[i+3]
+		if math.Max(ax1, ax2) < bb[0] || math.Min(ax1, ax2) > bb[2] || math.Max(ay1, ay2) < bb[1] || math.Min(ay1, ay2) > bb[3] {
+			continue
+		}
+		for j := 0; j+3 < len(b); j += 2 {
+			if SegmentsIntersect(ax1, ay1, ax2, ay2, b[j], b[j+1], b[j+2], b[j+3]) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// SegmentsIntersect reports whether segment p1p2 meets segment p3p4 (touching counts).
+func SegmentsIntersect(x1, y1, x2, y2, x3, y3, x4, y4 float64) bool {
+	d1 := orient(x3, y3, x4, y4, x1, y1)
+	d2 := orient(x3, y3, x4, y4, x2, y2)
+	d3 := orient(x1, y1, x2, y2, x3, y3)
+	d4 := orient(x1, y1, x2, y2, x4, y4)
+	if ((d1 > 0 && d2 < 0) || (d1 < 0 && d2 > 0)) && ((d3 > 0 && d4 < 0) || (d3 < 0 && d4 > 0)) {
+		return true
+	}
+	return (d1 == 0 && onSegment(x3, y3, x4, y4, x1, y1)) ||
+		(d2 == 0 && onSegment(x3, y3, x4, y4, x2, y2)) ||
+		(d3 == 0 && onSegment(x1, y1, x2, y2, x3, y3)) ||
+		(d4 == 0 && onSegment(x1, y1, x2, y2, x4, y4))
+}
+
+func orient(ax, ay, bx, by, cx, cy float64) float64 {
+	return (bx-ax)*(cy-ay) - (by-ay)*(cx-ax)
+}
+
+func onSegment(ax, ay, bx, by, px, py float64) bool {
+	return px >= math.Min(ax, bx) && px <= math.Max(ax, bx) && py >= math.Min(ay, by) && py <= math.Max(ay, by)
+}
+

@@ -1,0 +1,162 @@
+package units_test
+
+import (
+	"bytes"
+	"strings"
+	"testing"
+
+	"github.com/twpayne/go-geom"
+
+	"github.com/iochub/iochub/internal/seed"
+	"github.com/iochub/iochub/internal/units"
+)
+
+// hanoiIndex is the 34 provinces and Hà Nội's wards, as the ingest sees them.
+func hanoiIndex(t testing.TB) *units.Index {
+	t.Helper()
+	provinces, err := units.FromGeoJSON(bytes.NewReader(seed.Provinces2025()), units.LevelProvince, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wards, err := units.FromGeoJSON(bytes.NewReader(seed.HanoiWards2025()), units.LevelCommune, "01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(provinces) != 34 || len(wards) != 126 {
+		t.Fatalf("got %d provinces and %d wards; want 34 and 126", len(provinces), len(wards))
+	}
+	return units.NewIndex(append(provinces, wards...))
+}
+
+func TestLocate(t *testing.T) {
+	ix := hanoiIndex(t)
+	tests := []struct {
+		name     string
+		lon, lat float64
+		wantOK   bool
+		wantUnit string
+		wantProv string
+	}{
+		// Expected wards computed independently (even-odd test in Python over the same files).
+		{"Hoàn Kiếm lake", 105.8524, 21.0287, true, "00070", "01"},
+		{"Cầu Giấy", 105.7833, 21.0285, true, "00166", "01"},
+		{"Ô Chợ Dừa", 105.8342, 21.0278, true, "00190", "01"},
+		{"HCMC Bến Thành", 106.7009, 10.7769, true, "79", "79"},
+		{"Phú Thọ, outside Hà Nội", 105.5, 21.2, true, "25", "25"},
+		{"Madrid", -3.7122, 40.4238, false, "", ""},
+		{"swapped Hoàn Kiếm", 21.0287, 105.8524, false, "", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			u, ok := ix.Locate(tt.lon, tt.lat)
+			if ok != tt.wantOK || u.Code != tt.wantUnit {
+				t.Fatalf("Locate(%v, %v) = %q, %v; want %q, %v", tt.lon, tt.lat, u.Code, ok, tt.wantUnit, tt.wantOK)
+			}
+			if !ok {
+				return
+			}
+			p, _ := ix.Province(u.Code)
+			if p != tt.wantProv {
+				t.Errorf("Province(%q) = %q; want %q", u.Code, p, tt.wantProv)
+			}
+			if !ix.Contains(u.Code, tt.lon, tt.lat) {
+				t.Errorf("Contains(%q) = false; want true", u.Code)
+			}
+			if !ix.Contains(p, tt.lon, tt.lat) {
+				t.Errorf("Contains(province %q) = false; want true", p)
+			}
+		})
+	}
+}
+
+func TestGetAndWithin(t *testing.T) {
+	ix := hanoiIndex(t)
+	u, ok := ix.Get("00070")
+	if !ok || u.NameVI != "Hoàn Kiếm" || u.Level != units.LevelCommune || u.ParentCode != "01" {
+		t.Fatalf("Get(00070) = %+v, %v; want Hoàn Kiếm, commune of 01", u, ok)
+	}
+	if _, ok := ix.Get("99999"); ok {
+		t.Errorf("Get(99999) found a unit; want none")
+	}
+	if !ix.Within("00070", "01") || ix.Within("00070", "79") || !ix.Within("01", "01") {
+		t.Errorf("Within is wrong for 00070 in 01 / 79")
+	}
+	if ix.Contains("00070", 105.7833, 21.0285) {
+		t.Errorf("Contains(00070, Cầu Giấy point) = true; want false")
+	}
+	if _, ok := ix.Province("nope"); ok {
+		t.Errorf("Province(nope) found; want not found")
+	}
+}
+
+// A square with a square hole: points in the hole belong to the inner unit only.
+func TestLocateHoles(t *testing.T) {
+	outer := geom.NewMultiPolygon(geom.XY).MustSetCoords([][][]geom.Coord{{
+		{{0, 0}, {10, 0}, {10, 10}, {0, 10}, {0, 0}},
+		{{4, 4}, {6, 4}, {6, 6}, {4, 6}, {4, 4}},
+	}})
+	inner := geom.NewMultiPolygon(geom.XY).MustSetCoords([][][]geom.Coord{{
+		{{4, 4}, {6, 4}, {6, 6}, {4, 6}, {4, 4}},
+	}})
+	ix := units.NewIndex([]units.Unit{
+		{Code: "P", Level: units.LevelProvince, Boundary: geom.NewMultiPolygon(geom.XY).MustSetCoords([][][]geom.Coord{{{{-1, -1}, {11, -1}, {11, 11}, {-1, 11}, {-1, -1}}}})},
+		{Code: "RING", Level: units.LevelCommune, ParentCode: "P", Boundary: outer},
+		{Code: "CORE", Level: units.LevelCommune, ParentCode: "P", Boundary: inner},
+	})
+	for _, tt := range []struct {
+		x, y float64
+		want string
+	}{{5, 5, "CORE"}, {1, 1, "RING"}, {10.5, 10.5, "P"}, {20, 20, ""}} {
+		u, _ := ix.Locate(tt.x, tt.y)
+		if u.Code != tt.want {
+			t.Errorf("Locate(%v, %v) = %q; want %q", tt.x, tt.y, u.Code, tt.want)
+		}
+	}
+	area := func(cs ...float64) [][][]float64 { return [][][]float64{{cs}} }
+	for _, tt := range []struct {
+		name string
+		code string
+		area [][][]float64
+		want bool
+	}{
+		{"point in ring", "RING", area(1, 1), true},
+		{"point in hole", "RING", area(5, 5), false},
+		{"polygon crossing", "CORE", area(5, 5, 7, 5, 7, 7, 5, 7, 5, 5), true},
+		{"polygon covering", "CORE", area(-2, -2, 12, -2, 12, 12, -2, 12, -2, -2), true},
+		{"polygon apart", "CORE", area(20, 20, 21, 20, 21, 21, 20, 20), false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := ix.IntersectsArea(tt.code, tt.area); got != tt.want {
+				t.Errorf("IntersectsArea(%s) = %v; want %v", tt.code, got, tt.want)
+			}
+		})
+	}
+}
+
+func TestFromGeoJSONErrors(t *testing.T) {
+	for _, tt := range []struct{ name, doc, want string }{
+		{"not json", `{`, "decoding units GeoJSON"},
+		{"not a collection", `{"type":"Feature"}`, "not a GeoJSON FeatureCollection"},
+		{"no code", `{"type":"FeatureCollection","features":[{"type":"Feature","properties":{},"geometry":{"type":"Point","coordinates":[1,2]}}]}`, "no properties.code"},
+		{"point boundary", `{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"code":"X"},"geometry":{"type":"Point","coordinates":[1,2]}}]}`, "Polygon or MultiPolygon"},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := units.FromGeoJSON(strings.NewReader(tt.doc), units.LevelCommune, "")
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v; want an error containing %q", err, tt.want)
+			}
+		})
+	}
+}
+
+func BenchmarkLocate(b *testing.B) {
+	ix := hanoiIndex(b)
+	pts := [][2]float64{{105.8524, 21.0287}, {105.7833, 21.0285}, {106.7009, 10.7769}, {-3.7122, 40.4238}, {105.5, 21.2}}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		p := pts[i%len(pts)]
+		ix.Locate(p[0], p[1])
+		i++
+	}
+}
