@@ -1,0 +1,58 @@
+# iochub — see README.md. `make run` starts the demo, `make test` runs every test.
+GO      ?= go
+PROTOC  ?= protoc
+FUZZTIME ?= 5s
+
+.PHONY: run test deps build web proto proto-check vet test-go test-web fuzz bench clean
+
+## run: install what is missing, build, and start every role with the simulator and the wall screen
+run: deps build
+	bin/iochub dev --data-dir .data
+
+## test: everything CI checks
+test: deps web proto-check vet test-go fuzz test-web
+
+## deps: Debian packages the build, demo and tests need (PostGIS, protoc, Chromium); idempotent
+deps:
+	scripts/install-deps.sh --browser
+
+## web: fetch the wall screen's npm packages (MapLibre) into web/app/vendor
+web:
+	web/scripts/vendor.sh
+
+build: web
+	$(GO) build -o bin/iochub ./cmd/iochub
+	$(GO) build -o bin/iocsim ./cmd/iocsim
+
+## proto: regenerate proto/ioc/v1/*.pb.go with protoc and the pinned protoc-gen-go tool
+proto:
+	$(GO) build -o bin/protoc-gen-go google.golang.org/protobuf/cmd/protoc-gen-go
+	$(PROTOC) -I proto -I /usr/include --plugin=protoc-gen-go=bin/protoc-gen-go \
+		--go_out=proto --go_opt=paths=source_relative proto/ioc/v1/*.proto
+
+## proto-check: fail when the committed generated code differs from a fresh generation
+proto-check: proto
+	@git diff --exit-code --stat -- proto/ || { echo "proto/: generated code is stale; run make proto and commit" >&2; exit 1; }
+	@test -z "$$(git ls-files --others --exclude-standard -- proto/)" || { echo "proto/: untracked generated files; run make proto and commit" >&2; exit 1; }
+
+vet:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$'))" || { gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$'); echo "gofmt needed" >&2; exit 1; }
+	$(GO) vet ./...
+
+test-go:
+	$(GO) test -count=1 -timeout 15m ./...
+
+## fuzz: run every fuzz target briefly (FUZZTIME each); longer by hand: make fuzz FUZZTIME=10m
+fuzz:
+	scripts/fuzz.sh $(FUZZTIME)
+
+## test-web: start iochub dev with the simulator and drive the wall screen in Debian's Chromium
+test-web: build
+	scripts/test-web.sh
+
+## bench: the benchmarks of docs/benchmarks.md, each beside its baseline
+bench:
+	scripts/bench.sh
+
+clean:
+	rm -rf bin web/test-results

@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Starts `iochub dev` (embedded NATS, private PostGIS, simulator) on a free port
+# in a fresh data dir, then drives the wall screen in Debian's Chromium with
+# playwright-core (web/test). Stops everything it started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+work=$(mktemp -d /tmp/iochub-web.XXXXXX)
+chmod 755 "$work"
+out="$work/stdout.log"
+err="$work/stderr.log"
+bin/iochub dev --data-dir "$work/data" --http 127.0.0.1:0 --sim-interval 1s --dev-token web-test >"$out" 2>"$err" &
+pid=$!
+cleanup() {
+  kill -TERM "$pid" 2>/dev/null || true
+  for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+  kill -KILL "$pid" 2>/dev/null || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+url=""
+for _ in $(seq 1 300); do
+  url=$(grep -oE 'wall screen +http://[0-9.:]+' "$out" 2>/dev/null | awk '{print $3}' || true)
+  [ -n "$url" ] && break
+  if ! kill -0 "$pid" 2>/dev/null; then
+    echo "iochub dev exited early:" >&2; cat "$err" >&2; exit 1
+  fi
+  sleep 0.2
+done
+if [ -z "$url" ]; then echo "iochub dev did not start in 60 s:" >&2; tail -50 "$err" >&2; exit 1; fi
+echo "wall screen test against $url"
+if ! IOCHUB_URL="$url" node --test web/test/; then
+  echo "--- iochub dev log (tail) ---" >&2; tail -40 "$err" >&2; exit 1
+fi
