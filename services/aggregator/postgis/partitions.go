@@ -1,0 +1,99 @@
+package postgis
+
+import (
+	"context"
+	"fmt"
+	"sort"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// partitions remembers the monthly partitions known to exist, so that only a
+// batch touching a new month pays for creating one.
+type partitions struct {
+	mu    sync.Mutex
+	known map[string]bool // partition name
+}
+
+// partitionSpec is one monthly partition of an observation table.
+type partitionSpec struct {
+	parent, name string
+	from, to     time.Time
+}
+
+// monthPartition names the partition of parent holding t: parent_pYYYYMM,
+// bounded by the UTC month.
+func monthPartition(parent string, t time.Time) partitionSpec {
+	t = t.UTC()
+	from := time.Date(t.Year(), t.Month(), 1, 0, 0, 0, 0, time.UTC)
+	return partitionSpec{
+		parent: parent,
+		name:   fmt.Sprintf("%s_p%04d%02d", parent, from.Year(), int(from.Month())),
+		from:   from,
+		to:     from.AddDate(0, 1, 0),
+	}
+}
+
+// missing lists the partitions the batch needs that are not known to exist.
+func (p *partitions) missing(b Batch) []partitionSpec {
+	need := map[string]partitionSpec{}
+	add := func(parent string, t time.Time) {
+		ps := monthPartition(parent, t)
+		need[ps.name] = ps
+	}
+	for i := range b.Air {
+		add("air_observation", b.Air[i].ObservedAt)
+	}
+	for i := range b.Traffic {
+		add("traffic_observation", b.Traffic[i].ObservedAt)
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []partitionSpec
+	for name, ps := range need {
+		if !p.known[name] {
+			out = append(out, ps)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
+	return out
+}
+
+func (p *partitions) remember(specs []partitionSpec) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, ps := range specs {
+		p.known[ps.name] = true
+	}
+}
+
+// ensurePartitions creates the monthly partitions b needs, in a transaction of
+// its own under an advisory lock so that aggregators racing for the same new
+// month do not collide.
+func (s *Store) ensurePartitions(ctx context.Context, b Batch) error {
+	specs := s.parts.missing(b)
+	if len(specs) == 0 {
+		return nil
+	}
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, sqlLockPartitions); err != nil {
+			return fmt.Errorf("locking partitions: %w", err)
+		}
+		for _, ps := range specs {
+			const layout = "2006-01-02 15:04:05+00"
+			q := fmt.Sprintf(sqlCreatePartition, pgx.Identifier{ps.name}.Sanitize(), pgx.Identifier{ps.parent}.Sanitize(),
+				ps.from.Format(layout), ps.to.Format(layout))
+			if _, err := tx.Exec(ctx, q); err != nil {
+				return fmt.Errorf("creating partition %s: %w", ps.name, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("ensuring %d partitions: %w", len(specs), err)
+	}
+	s.parts.remember(specs)
+	return nil
+}

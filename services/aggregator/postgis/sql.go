@@ -1,0 +1,213 @@
+package postgis
+
+// SQL of the aggregator's store. Every statement of a batch runs in one
+// transaction: the staging tables are temporary and dropped at commit.
+//
+// Rows that became an entity's state are chosen with DISTINCT ON ordered by
+// observation time, then by seq (the row's index in the batch) so that of two
+// observations at the same instant the later delivered one wins, in the batch
+// as against the table (ties update again, which republishes the state after a
+// redelivery).
+
+const sqlCreateAirStaging = `CREATE TEMP TABLE air_staging (
+    seq         integer     NOT NULL,
+    source_id   text        NOT NULL,
+    event_id    text        NOT NULL,
+    observed_at timestamptz NOT NULL,
+    received_at timestamptz NOT NULL,
+    station_id  text        NOT NULL,
+    name        text        NOT NULL,
+    province    text        NOT NULL,
+    unit_code   text        NOT NULL,
+    location    geometry,
+    pm25        double precision,
+    pm10        double precision,
+    no2         double precision,
+    o3          double precision,
+    co          double precision,
+    so2         double precision,
+    extra       jsonb
+) ON COMMIT DROP`
+
+var airStagingColumns = []string{
+	"seq", "source_id", "event_id", "observed_at", "received_at", "station_id", "name", "province", "unit_code",
+	"location", "pm25", "pm10", "no2", "o3", "co", "so2", "extra",
+}
+
+const sqlInsertAir = `INSERT INTO air_observation (source_id, event_id, observed_at, received_at, station_id,
+    province, unit_code, location, pm25, pm10, no2, o3, co, so2, extra)
+SELECT source_id, event_id, observed_at, received_at, station_id,
+    province, unit_code, location, pm25, pm10, no2, o3, co, so2, extra
+FROM air_staging
+ON CONFLICT DO NOTHING
+RETURNING source_id, event_id`
+
+const sqlUpsertSensorAir = `WITH latest AS (
+    SELECT DISTINCT ON (station_id) *
+    FROM air_staging
+    ORDER BY station_id, observed_at DESC, seq DESC
+), up AS (
+    INSERT INTO sensor AS s (kind, id, name, province, unit_code, source_id, location,
+        last_event_id, last_observed_at, last_values, updated_at)
+    SELECT 'air', station_id, name, province, unit_code, source_id, location, event_id, observed_at,
+        jsonb_strip_nulls(jsonb_build_object('pm25', pm25, 'pm10', pm10, 'no2', no2, 'o3', o3, 'co', co, 'so2', so2))
+            || coalesce(extra, '{}'::jsonb),
+        now()
+    FROM latest
+    ON CONFLICT (kind, id) DO UPDATE SET
+        name             = CASE WHEN excluded.name <> '' THEN excluded.name ELSE s.name END,
+        province         = excluded.province,
+        unit_code        = excluded.unit_code,
+        source_id        = excluded.source_id,
+        location         = excluded.location,
+        last_event_id    = excluded.last_event_id,
+        last_observed_at = excluded.last_observed_at,
+        last_values      = excluded.last_values,
+        updated_at       = excluded.updated_at
+    WHERE excluded.last_observed_at >= s.last_observed_at
+    RETURNING s.id, s.updated_at
+)
+SELECT latest.seq, up.updated_at FROM up JOIN latest ON latest.station_id = up.id`
+
+const sqlCreateTrafficStaging = `CREATE TEMP TABLE traffic_staging (
+    seq                   integer     NOT NULL,
+    source_id             text        NOT NULL,
+    event_id              text        NOT NULL,
+    observed_at           timestamptz NOT NULL,
+    received_at           timestamptz NOT NULL,
+    segment_id            text        NOT NULL,
+    name                  text        NOT NULL,
+    province              text        NOT NULL,
+    unit_code             text        NOT NULL,
+    geom                  geometry,
+    intensity             double precision,
+    occupancy             double precision,
+    average_vehicle_speed double precision,
+    congested             boolean,
+    lane_id               integer,
+    extra                 jsonb
+) ON COMMIT DROP`
+
+var trafficStagingColumns = []string{
+	"seq", "source_id", "event_id", "observed_at", "received_at", "segment_id", "name", "province", "unit_code",
+	"geom", "intensity", "occupancy", "average_vehicle_speed", "congested", "lane_id", "extra",
+}
+
+const sqlInsertTraffic = `INSERT INTO traffic_observation (source_id, event_id, observed_at, received_at, segment_id,
+    province, unit_code, geom, intensity, occupancy, average_vehicle_speed, congested, lane_id, extra)
+SELECT source_id, event_id, observed_at, received_at, segment_id,
+    province, unit_code, geom, intensity, occupancy, average_vehicle_speed, congested, lane_id, extra
+FROM traffic_staging
+ON CONFLICT DO NOTHING
+RETURNING source_id, event_id`
+
+const sqlUpsertRoadSegment = `WITH latest AS (
+    SELECT DISTINCT ON (segment_id) *
+    FROM traffic_staging
+    ORDER BY segment_id, observed_at DESC, seq DESC
+), up AS (
+    INSERT INTO road_segment AS r (id, name, province, unit_code, source_id, geom,
+        last_event_id, last_observed_at, last_values, updated_at)
+    SELECT segment_id, name, province, unit_code, source_id, geom, event_id, observed_at,
+        jsonb_strip_nulls(jsonb_build_object('intensity', intensity, 'occupancy', occupancy,
+            'averageVehicleSpeed', average_vehicle_speed, 'congested', congested, 'laneId', lane_id))
+            || coalesce(extra, '{}'::jsonb),
+        now()
+    FROM latest
+    ON CONFLICT (id) DO UPDATE SET
+        name             = CASE WHEN excluded.name <> '' THEN excluded.name ELSE r.name END,
+        province         = excluded.province,
+        unit_code        = excluded.unit_code,
+        source_id        = excluded.source_id,
+        geom             = excluded.geom,
+        last_event_id    = excluded.last_event_id,
+        last_observed_at = excluded.last_observed_at,
+        last_values      = excluded.last_values,
+        updated_at       = excluded.updated_at
+    WHERE excluded.last_observed_at >= r.last_observed_at
+    RETURNING r.id, r.updated_at
+)
+SELECT latest.seq, up.updated_at FROM up JOIN latest ON latest.segment_id = up.id`
+
+const sqlCreateAlertStaging = `CREATE TEMP TABLE alert_staging (
+    seq         integer     NOT NULL,
+    id          text        NOT NULL,
+    source_id   text        NOT NULL,
+    event_id    text        NOT NULL,
+    identifier  text        NOT NULL,
+    sender      text        NOT NULL,
+    sent        timestamptz NOT NULL,
+    status      text        NOT NULL,
+    msg_type    text        NOT NULL,
+    scope       text        NOT NULL,
+    refs        text[]      NOT NULL,
+    info        jsonb       NOT NULL,
+    area        geometry,
+    expires     timestamptz,
+    province    text        NOT NULL,
+    unit_code   text        NOT NULL,
+    received_at timestamptz NOT NULL
+) ON COMMIT DROP`
+
+var alertStagingColumns = []string{
+	"seq", "id", "source_id", "event_id", "identifier", "sender", "sent", "status", "msg_type", "scope", "refs",
+	"info", "area", "expires", "province", "unit_code", "received_at",
+}
+
+// sqlUpsertAlert returns every alert whose row was written, whether it was new
+// (xmax = 0 on a freshly inserted row) and its lifecycle state.
+const sqlUpsertAlert = `WITH latest AS (
+    SELECT DISTINCT ON (id) *
+    FROM alert_staging
+    ORDER BY id, sent DESC, seq DESC
+), up AS (
+    INSERT INTO alert AS a (id, source_id, event_id, identifier, sender, sent, status, msg_type, scope, refs,
+        info, area, expires, state, province, unit_code, received_at, updated_at)
+    SELECT id, source_id, event_id, identifier, sender, sent, status, msg_type, scope, refs,
+        info, ST_SetSRID(area, 4326), expires,
+        CASE WHEN expires IS NOT NULL AND expires <= now() THEN 'expired' ELSE 'active' END,
+        province, unit_code, received_at, now()
+    FROM latest
+    ON CONFLICT (id) DO UPDATE SET
+        event_id    = excluded.event_id,
+        sender      = excluded.sender,
+        sent        = excluded.sent,
+        status      = excluded.status,
+        msg_type    = excluded.msg_type,
+        scope       = excluded.scope,
+        refs        = excluded.refs,
+        info        = excluded.info,
+        area        = excluded.area,
+        expires     = excluded.expires,
+        state       = excluded.state,
+        province    = excluded.province,
+        unit_code   = excluded.unit_code,
+        received_at = excluded.received_at,
+        updated_at  = excluded.updated_at
+    WHERE excluded.sent >= a.sent
+    RETURNING a.id, a.state, a.updated_at, (a.xmax = 0) AS inserted
+)
+SELECT latest.seq, up.state, up.updated_at, up.inserted FROM up JOIN latest ON latest.id = up.id`
+
+// sqlDeleteAlertUnits clears the units of the alerts written by this batch:
+// those staged whose updated_at is this transaction's now().
+const sqlDeleteAlertUnits = `DELETE FROM alert_unit
+WHERE alert_id IN (SELECT a.id FROM alert a JOIN alert_staging s ON s.id = a.id WHERE a.updated_at = now())`
+
+// sqlInsertAlertUnits recomputes them against the current unit boundaries.
+const sqlInsertAlertUnits = `INSERT INTO alert_unit (alert_id, unit_code)
+SELECT a.id, u.code
+FROM alert a
+JOIN admin_unit u ON u.valid_to IS NULL AND ST_Intersects(u.boundary, a.area)
+WHERE a.area IS NOT NULL
+  AND a.updated_at = now()
+  AND a.id IN (SELECT id FROM alert_staging)
+ON CONFLICT DO NOTHING
+RETURNING alert_id, unit_code`
+
+// sqlLockPartitions serialises the creation of partitions between aggregators.
+const sqlLockPartitions = `SELECT pg_advisory_xact_lock(hashtext('iochub.observation_partitions'))`
+
+// sqlCreatePartition is completed with the partition's name, its parent and
+// its bounds (UTC timestamps); DDL takes no parameters.
+const sqlCreatePartition = `CREATE TABLE IF NOT EXISTS %s PARTITION OF %s FOR VALUES FROM ('%s') TO ('%s')`

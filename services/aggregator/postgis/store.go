@@ -1,0 +1,361 @@
+package postgis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twpayne/go-geom"
+)
+
+// SRID is the spatial reference of every geometry iochub stores: WGS 84.
+const SRID = 4326
+
+// AirRow is one air-quality observation at a station.
+type AirRow struct {
+	SourceID   string
+	EventID    string // unique per source: <item id>@<observedAt>
+	StationID  string
+	Name       string // the station's name; empty keeps the known one
+	Province   string
+	UnitCode   string
+	ObservedAt time.Time
+	ReceivedAt time.Time
+	Location   *geom.Point // nil when the item had none
+	PM25       *float64    // µg/m³, like the other pollutants; nil when absent
+	PM10       *float64
+	NO2        *float64
+	O3         *float64
+	CO         *float64
+	SO2        *float64
+	Extra      map[string]any // every other value, by its FIWARE name
+}
+
+// TrafficRow is one traffic observation on a road segment.
+type TrafficRow struct {
+	SourceID            string
+	EventID             string
+	SegmentID           string
+	Name                string
+	Province            string
+	UnitCode            string
+	ObservedAt          time.Time
+	ReceivedAt          time.Time
+	Geom                *geom.LineString // nil when the item had none
+	Intensity           *float64
+	Occupancy           *float64
+	AverageVehicleSpeed *float64
+	Congested           *bool
+	LaneID              *int32
+	Extra               map[string]any
+}
+
+// AlertRow is one CAP alert.
+type AlertRow struct {
+	SourceID   string
+	EventID    string // the CAP identifier
+	Identifier string
+	Sender     string
+	Sent       time.Time
+	Status     string
+	MsgType    string
+	Scope      string
+	Refs       []string // CAP references, "sender,identifier,sent"
+	Info       []byte   // JSON array of the info blocks
+	Area       geom.T   // every area geometry collected; nil when the alert has none
+	Expires    *time.Time
+	Province   string
+	UnitCode   string
+	ReceivedAt time.Time
+}
+
+// ID is the alert's key in the alert table: <source_id>/<identifier>.
+func (r AlertRow) ID() string { return r.SourceID + "/" + r.Identifier }
+
+// Batch is what one transaction writes.
+type Batch struct {
+	Air     []AirRow
+	Traffic []TrafficRow
+	Alerts  []AlertRow
+}
+
+// Len is the number of rows of every kind.
+func (b Batch) Len() int { return len(b.Air) + len(b.Traffic) + len(b.Alerts) }
+
+// Changed is an entity whose current state a batch changed (or wrote again,
+// when a redelivered observation ties with the stored state).
+type Changed struct {
+	// Index is the position, in its slice of the Batch, of the row that is now
+	// the entity's state.
+	Index int
+	// UpdatedAt is when the state was written (the transaction's time).
+	UpdatedAt time.Time
+	// State is the alert's lifecycle state: active or expired. Empty for observations.
+	State string
+	// Units are the codes of the current units the alert's area intersects, sorted.
+	Units []string
+}
+
+// KindResult is what a batch did with the rows of one kind.
+type KindResult struct {
+	// New is the number of rows stored for the first time.
+	New int
+	// Duplicates is the number of rows already stored (redeliveries, resent events).
+	Duplicates int
+	// Changed lists the entities whose state was written, in no particular order.
+	Changed []Changed
+}
+
+// Result is what WriteBatch did.
+type Result struct {
+	Air     KindResult
+	Traffic KindResult
+	Alerts  KindResult
+}
+
+// Store writes the aggregator's batches. It is safe for concurrent use.
+type Store struct {
+	pool  *pgxpool.Pool
+	parts partitions
+}
+
+// NewStore returns a store writing through pool, which must come from Open
+// (or otherwise have the PostGIS codec registered) on a migrated database.
+func NewStore(pool *pgxpool.Pool) *Store {
+	return &Store{pool: pool, parts: partitions{known: map[string]bool{}}}
+}
+
+// WriteBatch stores b in one transaction: raw observations by COPY into
+// staging tables and one INSERT … ON CONFLICT DO NOTHING per kind, the state
+// of each entity upserted unless the stored state is newer, alerts upserted
+// with the units their areas touch. Either all of b is stored or none of it.
+func (s *Store) WriteBatch(ctx context.Context, b Batch) (Result, error) {
+	var res Result
+	if b.Len() == 0 {
+		return res, nil
+	}
+	if err := s.ensurePartitions(ctx, b); err != nil {
+		return res, err
+	}
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return res, fmt.Errorf("beginning batch transaction: %w", err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+
+	if err := stage(ctx, tx, b); err != nil {
+		return res, err
+	}
+	if err := apply(ctx, tx, b, &res); err != nil {
+		return res, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return res, fmt.Errorf("committing batch: %w", err)
+	}
+	return res, nil
+}
+
+// stage creates the staging tables the batch needs and copies the rows in.
+func stage(ctx context.Context, tx pgx.Tx, b Batch) error {
+	type copyJob struct {
+		table, create string
+		cols          []string
+		n             int
+		row           func(i int) []any
+	}
+	jobs := []copyJob{
+		{"air_staging", sqlCreateAirStaging, airStagingColumns, len(b.Air), func(i int) []any { return airValues(i, &b.Air[i]) }},
+		{"traffic_staging", sqlCreateTrafficStaging, trafficStagingColumns, len(b.Traffic), func(i int) []any { return trafficValues(i, &b.Traffic[i]) }},
+		{"alert_staging", sqlCreateAlertStaging, alertStagingColumns, len(b.Alerts), func(i int) []any { return alertValues(i, &b.Alerts[i]) }},
+	}
+	for _, j := range jobs {
+		if j.n == 0 {
+			continue
+		}
+		if _, err := tx.Exec(ctx, j.create); err != nil {
+			return fmt.Errorf("creating %s: %w", j.table, err)
+		}
+		n, err := tx.CopyFrom(ctx, pgx.Identifier{j.table}, j.cols, pgx.CopyFromSlice(j.n, func(i int) ([]any, error) {
+			return j.row(i), nil
+		}))
+		if err != nil {
+			return fmt.Errorf("copying %d rows into %s: %w", j.n, j.table, err)
+		}
+		if int(n) != j.n {
+			return fmt.Errorf("copying into %s: copied %d rows of %d: %w", j.table, n, j.n, ErrShortCopy)
+		}
+	}
+	return nil
+}
+
+// ErrShortCopy is returned when COPY stores fewer rows than it was given.
+var ErrShortCopy = errors.New("COPY stored fewer rows than given")
+
+// apply moves the staged rows into their tables in one round trip.
+func apply(ctx context.Context, tx pgx.Tx, b Batch, res *Result) error {
+	var pb pgx.Batch
+	if len(b.Air) > 0 {
+		pb.Queue(sqlInsertAir).Query(countRows(&res.Air.New))
+		pb.Queue(sqlUpsertSensorAir).Query(collectChanged(&res.Air.Changed))
+	}
+	if len(b.Traffic) > 0 {
+		pb.Queue(sqlInsertTraffic).Query(countRows(&res.Traffic.New))
+		pb.Queue(sqlUpsertRoadSegment).Query(collectChanged(&res.Traffic.Changed))
+	}
+	units := map[int][]string{} // by index of the alert row
+	if len(b.Alerts) > 0 {
+		pb.Queue(sqlUpsertAlert).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var c Changed
+				var inserted bool
+				if err := rows.Scan(&c.Index, &c.State, &c.UpdatedAt, &inserted); err != nil {
+					return err
+				}
+				if inserted {
+					res.Alerts.New++
+				}
+				res.Alerts.Changed = append(res.Alerts.Changed, c)
+			}
+			return rows.Err()
+		})
+		pb.Queue(sqlDeleteAlertUnits)
+		byID := make(map[string]int, len(b.Alerts))
+		pb.Queue(sqlInsertAlertUnits).Query(func(rows pgx.Rows) error {
+			// The alert rows changed are known by now: statements of a batch
+			// run, and their results are read, in order.
+			for _, c := range res.Alerts.Changed {
+				byID[b.Alerts[c.Index].ID()] = c.Index
+			}
+			for rows.Next() {
+				var id, code string
+				if err := rows.Scan(&id, &code); err != nil {
+					return err
+				}
+				if i, ok := byID[id]; ok {
+					units[i] = append(units[i], code)
+				}
+			}
+			return rows.Err()
+		})
+	}
+	if err := tx.SendBatch(ctx, &pb).Close(); err != nil {
+		return fmt.Errorf("applying batch of %d air, %d traffic, %d alert rows: %w",
+			len(b.Air), len(b.Traffic), len(b.Alerts), err)
+	}
+	for i := range res.Alerts.Changed {
+		c := &res.Alerts.Changed[i]
+		c.Units = units[c.Index]
+		slices.Sort(c.Units)
+	}
+	res.Air.Duplicates = len(b.Air) - res.Air.New
+	res.Traffic.Duplicates = len(b.Traffic) - res.Traffic.New
+	res.Alerts.Duplicates = len(b.Alerts) - res.Alerts.New
+	return nil
+}
+
+func countRows(n *int) func(pgx.Rows) error {
+	return func(rows pgx.Rows) error {
+		for rows.Next() {
+			*n++
+		}
+		return rows.Err()
+	}
+}
+
+func collectChanged(out *[]Changed) func(pgx.Rows) error {
+	return func(rows pgx.Rows) error {
+		for rows.Next() {
+			var c Changed
+			if err := rows.Scan(&c.Index, &c.UpdatedAt); err != nil {
+				return err
+			}
+			*out = append(*out, c)
+		}
+		return rows.Err()
+	}
+}
+
+func airValues(i int, r *AirRow) []any {
+	return []any{
+		i, r.SourceID, r.EventID, r.ObservedAt, r.ReceivedAt, r.StationID, r.Name, r.Province, r.UnitCode,
+		geomValue(r.Location), r.PM25, r.PM10, r.NO2, r.O3, r.CO, r.SO2, extraValue(r.Extra),
+	}
+}
+
+func trafficValues(i int, r *TrafficRow) []any {
+	return []any{
+		i, r.SourceID, r.EventID, r.ObservedAt, r.ReceivedAt, r.SegmentID, r.Name, r.Province, r.UnitCode,
+		geomValue(r.Geom), r.Intensity, r.Occupancy, r.AverageVehicleSpeed, r.Congested, r.LaneID, extraValue(r.Extra),
+	}
+}
+
+func alertValues(i int, r *AlertRow) []any {
+	refs := r.Refs
+	if refs == nil {
+		refs = []string{}
+	}
+	info := r.Info
+	if len(info) == 0 {
+		info = []byte("[]")
+	}
+	return []any{
+		i, r.ID(), r.SourceID, r.EventID, r.Identifier, r.Sender, r.Sent, r.Status, r.MsgType, r.Scope, refs,
+		string(info), geomValue(r.Area), r.Expires, r.Province, r.UnitCode, r.ReceivedAt,
+	}
+}
+
+// geomValue turns a possibly nil geometry (of any concrete type) into a value
+// pgx encodes: an untyped nil for NULL, else the geometry with SRID 4326.
+func geomValue[G geom.T](g G) any {
+	var t geom.T = g
+	if t == nil {
+		return nil
+	}
+	switch v := t.(type) {
+	case *geom.Point:
+		if v == nil {
+			return nil
+		}
+		return setSRID(v)
+	case *geom.LineString:
+		if v == nil {
+			return nil
+		}
+		return setSRID(v)
+	}
+	return setSRID(t)
+}
+
+func setSRID(g geom.T) geom.T {
+	if g.SRID() == SRID {
+		return g
+	}
+	switch v := g.(type) {
+	case *geom.Point:
+		return v.SetSRID(SRID)
+	case *geom.LineString:
+		return v.SetSRID(SRID)
+	case *geom.Polygon:
+		return v.SetSRID(SRID)
+	case *geom.MultiPoint:
+		return v.SetSRID(SRID)
+	case *geom.MultiLineString:
+		return v.SetSRID(SRID)
+	case *geom.MultiPolygon:
+		return v.SetSRID(SRID)
+	case *geom.GeometryCollection:
+		return v.SetSRID(SRID)
+	}
+	return g
+}
+
+func extraValue(m map[string]any) any {
+	if len(m) == 0 {
+		return nil
+	}
+	return m
+}

@@ -1,0 +1,415 @@
+package postgis
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"os"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twpayne/go-geom"
+)
+
+// testDB creates a fresh, migrated database on the PostgreSQL named by
+// IOCHUB_TEST_PG (default: the machine's local server) and drops it at cleanup.
+// Without a server it fails under CI and skips otherwise.
+func testDB(tb testing.TB) *pgxpool.Pool {
+	tb.Helper()
+	admin := os.Getenv("IOCHUB_TEST_PG")
+	if admin == "" {
+		admin = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
+	}
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, admin)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			tb.Fatalf("connecting to PostgreSQL at %s: %v", admin, err)
+		}
+		tb.Skipf("no PostgreSQL at %s: %v", admin, err)
+	}
+	defer conn.Close(ctx)
+	var b [6]byte
+	_, _ = rand.Read(b[:])
+	name := "iochub_store_test_" + hex.EncodeToString(b[:])
+	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
+		tb.Fatalf("creating database %s: %v", name, err)
+	}
+	cfg, err := pgx.ParseConfig(admin)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	url := fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, name)
+	tb.Cleanup(func() {
+		c, err := pgx.Connect(context.Background(), admin)
+		if err != nil {
+			tb.Errorf("dropping database %s: %v", name, err)
+			return
+		}
+		defer c.Close(context.Background())
+		if _, err := c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
+			tb.Errorf("dropping database %s: %v", name, err)
+		}
+	})
+	if err := Migrate(ctx, url); err != nil {
+		tb.Fatalf("migrating %s: %v", name, err)
+	}
+	pool, err := Open(ctx, url)
+	if err != nil {
+		tb.Fatalf("opening %s: %v", name, err)
+	}
+	tb.Cleanup(pool.Close)
+	return pool
+}
+
+func f64(v float64) *float64 { return &v }
+
+var t0 = time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)
+
+func airRow(station string, at time.Time, pm25 float64) AirRow {
+	return AirRow{
+		SourceID:   "src-a",
+		EventID:    station + "@" + at.Format(time.RFC3339),
+		StationID:  station,
+		Name:       "Station " + station,
+		Province:   "01",
+		UnitCode:   "00070",
+		ObservedAt: at,
+		ReceivedAt: at.Add(time.Second),
+		Location:   geom.NewPointFlat(geom.XY, []float64{105.85, 21.03}),
+		PM25:       f64(pm25),
+		NO2:        f64(12),
+		Extra:      map[string]any{"temperature": 28.5},
+	}
+}
+
+func trafficRow(segment string, at time.Time, speed float64) TrafficRow {
+	congested := speed < 10
+	return TrafficRow{
+		SourceID:            "src-t",
+		EventID:             segment + "@" + at.Format(time.RFC3339),
+		SegmentID:           segment,
+		Province:            "01",
+		UnitCode:            "00070",
+		ObservedAt:          at,
+		ReceivedAt:          at,
+		Geom:                geom.NewLineStringFlat(geom.XY, []float64{105.80, 21.00, 105.81, 21.01}),
+		Intensity:           f64(120),
+		AverageVehicleSpeed: f64(speed),
+		Congested:           &congested,
+		Extra:               map[string]any{"laneDirection": "forward"},
+	}
+}
+
+func count(t *testing.T, pool *pgxpool.Pool, q string, args ...any) int {
+	t.Helper()
+	var n int
+	if err := pool.QueryRow(context.Background(), q, args...).Scan(&n); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return n
+}
+
+// changedIndexes returns the batch indexes of the changed entities, sorted.
+func changedIndexes(cs []Changed) []int {
+	var out []int
+	for _, c := range cs {
+		out = append(out, c.Index)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestWriteBatchAir(t *testing.T) {
+	pool := testDB(t)
+	s := NewStore(pool)
+	ctx := context.Background()
+
+	first := Batch{Air: []AirRow{
+		airRow("st1", t0, 10),
+		airRow("st1", t0.Add(time.Hour), 20), // newest of st1
+		airRow("st2", t0, 30),
+		airRow("st1", t0, 10), // the same event again in the batch
+	}}
+	res, err := s.WriteBatch(ctx, first)
+	if err != nil {
+		t.Fatalf("WriteBatch: %v", err)
+	}
+	if res.Air.New != 3 || res.Air.Duplicates != 1 {
+		t.Errorf("new, duplicates = %d, %d; want 3, 1", res.Air.New, res.Air.Duplicates)
+	}
+	if got, want := changedIndexes(res.Air.Changed), []int{1, 2}; !slices.Equal(got, want) {
+		t.Errorf("changed = %v; want %v", got, want)
+	}
+	if n := count(t, pool, "SELECT count(*) FROM air_observation"); n != 3 {
+		t.Errorf("air_observation rows = %d; want 3", n)
+	}
+
+	var (
+		event    string
+		observed time.Time
+		pm25     float64
+		temp     float64
+		loc      geom.T
+		name     string
+	)
+	err = pool.QueryRow(ctx, `SELECT last_event_id, last_observed_at, (last_values->>'pm25')::float8,
+		(last_values->>'temperature')::float8, location, name FROM sensor WHERE kind = 'air' AND id = 'st1'`).
+		Scan(&event, &observed, &pm25, &temp, &loc, &name)
+	if err != nil {
+		t.Fatalf("reading sensor st1: %v", err)
+	}
+	if want := first.Air[1].EventID; event != want || !observed.Equal(t0.Add(time.Hour)) || pm25 != 20 || temp != 28.5 {
+		t.Errorf("sensor st1 = %s %v pm25 %v temp %v; want %s %v pm25 20 temp 28.5", event, observed, pm25, temp, want, t0.Add(time.Hour))
+	}
+	if p, ok := loc.(*geom.Point); !ok || p.X() != 105.85 || p.Y() != 21.03 || p.SRID() != SRID {
+		t.Errorf("sensor st1 location = %#v; want POINT(105.85 21.03) SRID 4326", loc)
+	}
+	if name != "Station st1" {
+		t.Errorf("sensor name = %q; want %q", name, "Station st1")
+	}
+
+	// Redelivery of the whole batch: nothing new, the state is written again (a tie).
+	res, err = s.WriteBatch(ctx, first)
+	if err != nil {
+		t.Fatalf("WriteBatch again: %v", err)
+	}
+	if res.Air.New != 0 || res.Air.Duplicates != 4 {
+		t.Errorf("again: new, duplicates = %d, %d; want 0, 4", res.Air.New, res.Air.Duplicates)
+	}
+	if got, want := changedIndexes(res.Air.Changed), []int{1, 2}; !slices.Equal(got, want) {
+		t.Errorf("again: changed = %v; want %v", got, want)
+	}
+
+	// A late observation is stored but does not overwrite the newer state.
+	res, err = s.WriteBatch(ctx, Batch{Air: []AirRow{airRow("st1", t0.Add(30*time.Minute), 99)}})
+	if err != nil {
+		t.Fatalf("WriteBatch late: %v", err)
+	}
+	if res.Air.New != 1 || len(res.Air.Changed) != 0 {
+		t.Errorf("late: new %d, changed %v; want 1, none", res.Air.New, res.Air.Changed)
+	}
+	if n := count(t, pool, "SELECT count(*) FROM sensor WHERE id = 'st1' AND (last_values->>'pm25')::float8 = 20"); n != 1 {
+		t.Errorf("late observation overwrote the state of st1")
+	}
+	if n := count(t, pool, "SELECT count(*) FROM air_observation"); n != 4 {
+		t.Errorf("air_observation rows = %d; want 4", n)
+	}
+}
+
+func TestWriteBatchTraffic(t *testing.T) {
+	pool := testDB(t)
+	s := NewStore(pool)
+	ctx := context.Background()
+	b := Batch{Traffic: []TrafficRow{trafficRow("seg1", t0, 40), trafficRow("seg1", t0.Add(time.Minute), 5)}}
+	res, err := s.WriteBatch(ctx, b)
+	if err != nil {
+		t.Fatalf("WriteBatch: %v", err)
+	}
+	if res.Traffic.New != 2 || res.Traffic.Duplicates != 0 {
+		t.Errorf("new, duplicates = %d, %d; want 2, 0", res.Traffic.New, res.Traffic.Duplicates)
+	}
+	if got, want := changedIndexes(res.Traffic.Changed), []int{1}; !slices.Equal(got, want) {
+		t.Errorf("changed = %v; want %v", got, want)
+	}
+	var (
+		speed     float64
+		congested bool
+		dir       string
+		g         geom.T
+	)
+	err = pool.QueryRow(ctx, `SELECT (last_values->>'averageVehicleSpeed')::float8, (last_values->>'congested')::bool,
+		last_values->>'laneDirection', geom FROM road_segment WHERE id = 'seg1'`).Scan(&speed, &congested, &dir, &g)
+	if err != nil {
+		t.Fatalf("reading road_segment: %v", err)
+	}
+	if speed != 5 || !congested || dir != "forward" {
+		t.Errorf("seg1 state = speed %v congested %v dir %q; want 5 true forward", speed, congested, dir)
+	}
+	if ls, ok := g.(*geom.LineString); !ok || ls.NumCoords() != 2 {
+		t.Errorf("seg1 geom = %#v; want a LineString of 2 points", g)
+	}
+}
+
+func TestWriteBatchPartitions(t *testing.T) {
+	pool := testDB(t)
+	s := NewStore(pool)
+	ctx := context.Background()
+	b := Batch{
+		Air: []AirRow{
+			airRow("st1", time.Date(2026, 10, 31, 23, 59, 59, 0, time.UTC), 1),
+			airRow("st1", time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), 2),
+			airRow("st1", time.Date(2027, 1, 15, 0, 0, 0, 0, time.UTC), 3),
+		},
+		Traffic: []TrafficRow{trafficRow("seg1", time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC), 40)},
+	}
+	if _, err := s.WriteBatch(ctx, b); err != nil {
+		t.Fatalf("WriteBatch: %v", err)
+	}
+	rows, err := pool.Query(ctx, `SELECT c.relname FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid
+		JOIN pg_class p ON p.oid = i.inhparent WHERE p.relname IN ('air_observation', 'traffic_observation') ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"air_observation_p202610", "air_observation_p202611", "air_observation_p202701", "traffic_observation_p202611"}
+	if !slices.Equal(got, want) {
+		t.Errorf("partitions = %v; want %v", got, want)
+	}
+	if n := count(t, pool, "SELECT count(*) FROM air_observation_p202611"); n != 1 {
+		t.Errorf("rows in air_observation_p202611 = %d; want 1", n)
+	}
+	// A second store (another aggregator, a restart) finds them already there.
+	if _, err := NewStore(pool).WriteBatch(ctx, b); err != nil {
+		t.Fatalf("WriteBatch from a second store: %v", err)
+	}
+}
+
+// insertUnit adds a current admin_unit whose boundary is the square
+// [x0,x0+1]×[y0,y0+1].
+func insertUnit(t *testing.T, pool *pgxpool.Pool, code, level, parent string, x0, y0 float64) {
+	t.Helper()
+	ring := []float64{x0, y0, x0, y0 + 1, x0 + 1, y0 + 1, x0 + 1, y0, x0, y0}
+	mp := geom.NewMultiPolygonFlat(geom.XY, ring, [][]int{{len(ring)}}).SetSRID(SRID)
+	_, err := pool.Exec(context.Background(), `INSERT INTO admin_unit (code, level, parent_code, name_vi, boundary, valid_from)
+		VALUES ($1, $2, NULLIF($3, ''), $1, $4, '2025-07-01')`, code, level, parent, mp)
+	if err != nil {
+		t.Fatalf("inserting unit %s: %v", code, err)
+	}
+}
+
+func TestWriteBatchAlerts(t *testing.T) {
+	pool := testDB(t)
+	s := NewStore(pool)
+	ctx := context.Background()
+	insertUnit(t, pool, "01", "province", "", 105, 20)
+	insertUnit(t, pool, "02", "province", "", 106, 20)
+	insertUnit(t, pool, "03", "province", "", 108, 20)
+	// A closed unit never counts.
+	_, err := pool.Exec(ctx, `UPDATE admin_unit SET valid_to = '2025-08-01' WHERE code = '03'`)
+	if err != nil {
+		t.Fatal(err)
+	}
+
+	square := func(x0, y0, d float64) *geom.Polygon {
+		return geom.NewPolygonFlat(geom.XY, []float64{x0, y0, x0 + d, y0, x0 + d, y0 + d, x0, y0 + d, x0, y0}, []int{10})
+	}
+	future := time.Now().Add(time.Hour)
+	past := time.Now().Add(-time.Hour)
+	across := geom.NewGeometryCollection()
+	if err := across.Push(square(105.9, 20.5, 0.2)); err != nil { // over the border of 01 and 02
+		t.Fatal(err)
+	}
+	if err := across.Push(geom.NewPointFlat(geom.XY, []float64{108.5, 20.5})); err != nil { // only in closed 03
+		t.Fatal(err)
+	}
+	alerts := []AlertRow{
+		{SourceID: "src", EventID: "a1", Identifier: "a1", Sender: "kttv", Sent: t0, Status: "Actual", MsgType: "Alert",
+			Scope: "Public", Info: []byte(`[{"language":"vi-VN","event":"Lũ"}]`), Area: across, Expires: &future,
+			Province: "01", UnitCode: "01", ReceivedAt: t0},
+		{SourceID: "src", EventID: "a2", Identifier: "a2", Sender: "kttv", Sent: t0, Status: "Actual", MsgType: "Alert",
+			Scope: "Public", Area: square(105.2, 20.2, 0.1), Expires: &past, Province: "01", UnitCode: "01", ReceivedAt: t0},
+		{SourceID: "src", EventID: "a3", Identifier: "a3", Sender: "kttv", Sent: t0, Status: "Actual", MsgType: "Alert",
+			Scope: "Public", Refs: []string{"kttv,a1," + t0.Format(time.RFC3339)}, Province: "01", UnitCode: "01", ReceivedAt: t0},
+	}
+	res, err := s.WriteBatch(ctx, Batch{Alerts: alerts})
+	if err != nil {
+		t.Fatalf("WriteBatch: %v", err)
+	}
+	if res.Alerts.New != 3 || res.Alerts.Duplicates != 0 {
+		t.Errorf("new, duplicates = %d, %d; want 3, 0", res.Alerts.New, res.Alerts.Duplicates)
+	}
+	type got struct {
+		state string
+		units []string
+	}
+	want := map[int]got{
+		0: {"active", []string{"01", "02"}},
+		1: {"expired", []string{"01"}},
+		2: {"active", nil},
+	}
+	check := func(label string, cs []Changed) {
+		t.Helper()
+		if len(cs) != len(want) {
+			t.Errorf("%s: changed %d alerts; want %d", label, len(cs), len(want))
+		}
+		for _, c := range cs {
+			w := want[c.Index]
+			if c.State != w.state || !slices.Equal(c.Units, w.units) {
+				t.Errorf("%s: alert %d = %s %v; want %s %v", label, c.Index, c.State, c.Units, w.state, w.units)
+			}
+		}
+	}
+	check("first", res.Alerts.Changed)
+	if n := count(t, pool, "SELECT count(*) FROM alert_unit WHERE alert_id = 'src/a1'"); n != 2 {
+		t.Errorf("alert_unit rows of src/a1 = %d; want 2", n)
+	}
+	var refs []string
+	if err := pool.QueryRow(ctx, "SELECT refs FROM alert WHERE id = 'src/a3'").Scan(&refs); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(refs, alerts[2].Refs) {
+		t.Errorf("refs = %v; want %v", refs, alerts[2].Refs)
+	}
+
+	// Redelivered: nothing new, the same units again.
+	res, err = s.WriteBatch(ctx, Batch{Alerts: alerts})
+	if err != nil {
+		t.Fatalf("WriteBatch again: %v", err)
+	}
+	if res.Alerts.New != 0 || res.Alerts.Duplicates != 3 {
+		t.Errorf("again: new, duplicates = %d, %d; want 0, 3", res.Alerts.New, res.Alerts.Duplicates)
+	}
+	check("again", res.Alerts.Changed)
+	if n := count(t, pool, "SELECT count(*) FROM alert_unit"); n != 3 {
+		t.Errorf("alert_unit rows = %d; want 3", n)
+	}
+
+	// An older copy of an alert (sent earlier) changes nothing.
+	old := alerts[0]
+	old.Sent = t0.Add(-time.Hour)
+	old.Area = square(106.5, 20.5, 0.1)
+	res, err = s.WriteBatch(ctx, Batch{Alerts: []AlertRow{old}})
+	if err != nil {
+		t.Fatalf("WriteBatch old: %v", err)
+	}
+	if len(res.Alerts.Changed) != 0 || res.Alerts.Duplicates != 1 {
+		t.Errorf("old: changed %v, duplicates %d; want none, 1", res.Alerts.Changed, res.Alerts.Duplicates)
+	}
+	if n := count(t, pool, "SELECT count(*) FROM alert_unit WHERE alert_id = 'src/a1'"); n != 2 {
+		t.Errorf("alert_unit rows of src/a1 after an older copy = %d; want 2", n)
+	}
+}
+
+func TestWriteBatchRollsBack(t *testing.T) {
+	pool := testDB(t)
+	s := NewStore(pool)
+	ctx := context.Background()
+	bad := trafficRow("seg1", t0, 40)
+	bad.Geom = nil
+	b := Batch{
+		Air:     []AirRow{airRow("st1", t0, 10)},
+		Traffic: []TrafficRow{bad},
+	}
+	// A segment without geometry breaks the constraint added here: the whole
+	// batch fails and nothing of it stays.
+	if _, err := pool.Exec(ctx, `ALTER TABLE road_segment ADD CONSTRAINT test_no_null_geom CHECK (geom IS NOT NULL)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := s.WriteBatch(ctx, b); err == nil {
+		t.Fatal("WriteBatch of a row breaking a constraint: got nil error")
+	}
+	if n := count(t, pool, "SELECT count(*) FROM air_observation"); n != 0 {
+		t.Errorf("air_observation rows after a failed batch = %d; want 0", n)
+	}
+	if n := count(t, pool, "SELECT count(*) FROM sensor"); n != 0 {
+		t.Errorf("sensor rows after a failed batch = %d; want 0", n)
+	}
+}
