@@ -1,0 +1,133 @@
+package postgis
+
+// SQL of the units import (units.go) and of feed sources (sources.go).
+
+// sqlUnitStageCreate is the staging table the import COPYs features into.
+const sqlUnitStageCreate = `
+CREATE TEMP TABLE unit_stage (
+    idx          int  NOT NULL,
+    code         text NOT NULL,
+    level        text NOT NULL,
+    parent_code  text,
+    name_vi      text NOT NULL,
+    name_en      text NOT NULL,
+    full_name_vi text NOT NULL,
+    full_name_en text NOT NULL,
+    wkb          bytea NOT NULL,
+    boundary     geometry(MultiPolygon, 4326),
+    unchanged    bool NOT NULL DEFAULT false
+) ON COMMIT DROP`
+
+// unitStageColumns are the columns the COPY fills, in order.
+var unitStageColumns = []string{"idx", "code", "level", "parent_code", "name_vi", "name_en", "full_name_vi", "full_name_en", "wkb"}
+
+// sqlUnitStageSetBoundary fills boundary with the decoded geometry, outer
+// rings counter-clockwise as RFC 7946 wants them, so that ST_AsGeoJSON of a
+// stored boundary is right without further work.
+const sqlUnitStageSetBoundary = `
+UPDATE unit_stage SET boundary = ST_ForcePolygonCCW(ST_Force2D(ST_SetSRID(ST_GeomFromWKB(wkb), 4326)))`
+
+// sqlUnitStageRepair repairs invalid boundaries and returns the codes repaired.
+const sqlUnitStageRepair = `
+UPDATE unit_stage
+SET boundary = ST_ForcePolygonCCW(ST_Multi(ST_CollectionExtract(ST_MakeValid(boundary), 3)))
+WHERE NOT ST_IsValid(boundary)
+RETURNING idx, code`
+
+// sqlUnitStageUnrepairable finds a boundary that ST_MakeValid could not turn
+// into a non-empty valid polygonal geometry.
+const sqlUnitStageUnrepairable = `
+SELECT idx, code FROM unit_stage
+WHERE boundary IS NULL OR ST_IsEmpty(boundary) OR NOT ST_IsValid(boundary)
+ORDER BY idx LIMIT 1`
+
+// sqlUnitStageSetParents finds the parent of communes without one: the
+// current province whose boundary contains a point on the commune's surface.
+const sqlUnitStageSetParents = `
+UPDATE unit_stage s
+SET parent_code = p.code
+FROM admin_unit p
+WHERE s.level = 'commune' AND s.parent_code IS NULL
+  AND p.level = 'province' AND p.valid_to IS NULL
+  AND ST_Contains(p.boundary, ST_PointOnSurface(s.boundary))`
+
+// sqlUnitStageUnknownParent finds a staged unit whose given parent is not a
+// current unit.
+const sqlUnitStageUnknownParent = `
+SELECT s.idx, s.code, s.parent_code FROM unit_stage s
+WHERE s.parent_code IS NOT NULL
+  AND NOT EXISTS (SELECT FROM admin_unit a WHERE a.code = s.parent_code AND a.valid_to IS NULL)
+ORDER BY s.idx LIMIT 1`
+
+// sqlUnitStageOrphan finds a commune left without a parent.
+const sqlUnitStageOrphan = `
+SELECT idx, code FROM unit_stage
+WHERE level = 'commune' AND parent_code IS NULL
+ORDER BY idx LIMIT 1`
+
+// The versioning statements run twice: first for every unit that is not a
+// commune ($2 = false), then, once provinces are current and communes have
+// their parents, for the communes ($2 = true). $1 is the import's valid_from.
+
+// sqlUnitTooOld finds a staged unit whose current version starts at or after
+// the import's valid_from, which the import cannot close.
+const sqlUnitTooOld = `
+SELECT s.idx, s.code, a.valid_from
+FROM unit_stage s
+JOIN admin_unit a ON a.code = s.code AND a.valid_to IS NULL
+WHERE (s.level = 'commune') = $2 AND NOT s.unchanged AND a.valid_from >= $1
+ORDER BY s.idx LIMIT 1`
+
+// sqlUnitMarkUnchanged marks staged units identical to their current version.
+// ST_OrderingEquals is the cheap exact test; ST_Equals the topological one
+// for the same shape stored with other vertex order.
+const sqlUnitMarkUnchanged = `
+UPDATE unit_stage s
+SET unchanged = true
+FROM admin_unit a
+WHERE a.code = s.code AND a.valid_to IS NULL AND (s.level = 'commune') = $1
+  AND a.level = s.level
+  AND a.parent_code IS NOT DISTINCT FROM s.parent_code
+  AND a.name_vi = s.name_vi AND a.name_en = s.name_en
+  AND a.full_name_vi = s.full_name_vi AND a.full_name_en = s.full_name_en
+  AND a.boundary ~= s.boundary
+  AND CASE WHEN ST_OrderingEquals(a.boundary, s.boundary) THEN true
+           ELSE ST_Equals(a.boundary, s.boundary) END`
+
+// sqlUnitClose closes the current versions of changed units.
+const sqlUnitClose = `
+UPDATE admin_unit a
+SET valid_to = $1
+FROM unit_stage s
+WHERE a.code = s.code AND a.valid_to IS NULL
+  AND (s.level = 'commune') = $2 AND NOT s.unchanged`
+
+// sqlUnitInsert opens the new versions of changed and new units.
+const sqlUnitInsert = `
+INSERT INTO admin_unit (code, level, parent_code, name_vi, name_en, full_name_vi, full_name_en, boundary, valid_from)
+SELECT code, level, parent_code, name_vi, name_en, full_name_vi, full_name_en, boundary, $1
+FROM unit_stage s
+WHERE (s.level = 'commune') = $2 AND NOT s.unchanged
+ORDER BY idx`
+
+// sqlUnitCountUnchanged counts staged units identical to their current version.
+const sqlUnitCountUnchanged = `SELECT count(*) FROM unit_stage WHERE unchanged`
+
+// sqlUnitCurrentExists tells whether a unit code has a current version.
+const sqlUnitCurrentExists = `SELECT EXISTS (SELECT FROM admin_unit WHERE code = $1 AND valid_to IS NULL)`
+
+// sqlSourceInsert registers a feed source.
+const sqlSourceInsert = `
+INSERT INTO source (id, name, unit_code, token_sha256) VALUES ($1, $2, $3, $4)`
+
+// sqlSourceDisable disables a source unless it is disabled already; it
+// returns a row only when it changed something.
+const sqlSourceDisable = `
+UPDATE source SET disabled_at = now() WHERE id = $1 AND disabled_at IS NULL RETURNING id`
+
+// sqlSourceExists tells whether a source id is registered.
+const sqlSourceExists = `SELECT EXISTS (SELECT FROM source WHERE id = $1)`
+
+// sqlAuditInsert records a change of configuration.
+const sqlAuditInsert = `
+INSERT INTO audit_log (actor, action, target, detail) VALUES ($1, $2, $3, $4)`
