@@ -496,3 +496,16 @@ func onSegment(ax, ay, bx, by, px, py float64) bool {
 	return px >= math.Min(ax, bx) && px <= math.Max(ax, bx) && py >= math.Min(ay, by) && py <= math.Max(ay, by)
 }
 
+// Codes returns the codes of the units of a level, smallest code first.
+func (ix *Index) Codes(level string) []string {
+	if ix == nil {
+		return nil
+	}
+	var out []string
+	for _, e := range ix.entries {
+		if e.unit.Level == level {
+			out = append(out, e.unit.Code)
+		}
+	}
+	return out
+}

@@ -1,0 +1,396 @@
+package ingest
+
+import (
+	"encoding/json"
+	"fmt"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
+)
+
+// alertGeometryTypes are the geometries an alert area may have.
+var alertGeometryTypes = []string{"Point", "Polygon", "MultiPolygon"}
+
+// parseAlert reads an alert in one of two JSON forms.
+//
+// The FIWARE Alert in keyValues form (smart-data-models dataModel.Alert):
+//
+//	{"id": "Alert:1", "type": "Alert", "category": "traffic", "subCategory": "trafficJam",
+//	 "severity": "high", "location": {GeoJSON Point, Polygon or MultiPolygon},
+//	 "dateIssued": "2025-07-01T09:25:55Z", "validFrom": "...", "validTo": "...",
+//	 "description": "...", "alertSource": "https://..."}
+//
+// becomes a CAP-shaped iocv1.Alert with identifier = id, sender = alertSource
+// (else the source id), sent = dateIssued (else validFrom), status Actual,
+// msgType Alert, scope Public and one info block: category mapped to CAP
+// (traffic→Transport, naturalDisaster→Geo, weather→Met, environment→Env,
+// health→Health, security→Security, agriculture→Other), event = subCategory
+// (else category), severity informational/low/medium/high/critical →
+// Minor/Minor/Moderate/Severe/Extreme, urgency and certainty Unknown,
+// effective = validFrom, expires = validTo, description, and one area whose
+// geometry is location.
+//
+// iochub's own CAP-shaped JSON, recognised by its "identifier" member, follows
+// OASIS CAP 1.2 element by element with GeoJSON for geometry ([lon, lat]):
+//
+//	{"identifier": "HN-2025-0001", "sender": "ioc@hanoi.gov.vn", "sent": "2025-07-01T08:00:00+07:00",
+//	 "status": "Actual|Exercise|System|Test|Draft", "msgType": "Alert|Update|Cancel|Ack|Error",
+//	 "scope": "Public|Restricted|Private", "references": ["sender,identifier,sent", ...], "note": "...",
+//	 "info": [{"language": "vi-VN", "category": ["Met", ...], "event": "Ngập lụt",
+//	           "urgency": "Immediate|Expected|Future|Past|Unknown",
+//	           "severity": "Extreme|Severe|Moderate|Minor|Unknown",
+//	           "certainty": "Observed|Likely|Possible|Unlikely|Unknown",
+//	           "headline": "...", "description": "...", "instruction": "...", "senderName": "...",
+//	           "effective": "RFC 3339", "onset": "RFC 3339", "expires": "RFC 3339",
+//	           "area": [{"areaDesc": "...", "geometry": {GeoJSON}, "geocode": [{"valueName": "...", "value": "..."}]}]}],
+//	 "area": [{"areaDesc": "Phường Hoàn Kiếm", "geometry": {GeoJSON Point, Polygon or MultiPolygon}}]}
+//
+// Required: identifier, sent, status, msgType, and for msgType Alert or Update
+// at least one info with category and event. A top-level "area" list applies
+// to every info that has none of its own. sender defaults to the source id,
+// scope to Public, urgency, severity and certainty to Unknown. The event id is
+// the identifier.
+func parseAlert(f fields, env parseEnv) (*parsed, *itemError) {
+	if _, ok := f["identifier"]; ok {
+		return parseCAPJSON(f, env)
+	}
+	return parseFIWAREAlert(f, env)
+}
+
+var fiwareSeverity = map[string]string{
+	"informational": "Minor", "low": "Minor", "medium": "Moderate", "high": "Severe", "critical": "Extreme",
+}
+
+var fiwareCategory = map[string]string{
+	"traffic": "Transport", "naturalDisaster": "Geo", "weather": "Met", "environment": "Env",
+	"health": "Health", "security": "Security", "agriculture": "Other",
+}
+
+func parseFIWAREAlert(f fields, env parseEnv) (*parsed, *itemError) {
+	id, ierr := itemID(f)
+	if ierr != nil {
+		return nil, ierr
+	}
+	if ierr := checkType(f, "Alert"); ierr != nil {
+		return nil, ierr
+	}
+	cat, ok, ierr := f.str("category")
+	if ierr != nil {
+		return nil, ierr
+	}
+	if !ok || cat == "" {
+		return nil, missing("category")
+	}
+	capCat, known := fiwareCategory[cat]
+	if !known {
+		capCat = "Other"
+	}
+	sub, _, ierr := f.str("subCategory")
+	if ierr != nil {
+		return nil, ierr
+	}
+	severity := "Unknown"
+	if s, ok, ierr := f.str("severity"); ierr != nil {
+		return nil, ierr
+	} else if ok {
+		m, known := fiwareSeverity[s]
+		if !known {
+			return nil, &itemError{pointer: "severity", reason: fmt.Sprintf("%q is not one of informational, low, medium, high, critical", s)}
+		}
+		severity = m
+	}
+	sent, ok, ierr := f.timeField("dateIssued")
+	if ierr != nil {
+		return nil, ierr
+	}
+	validFrom, okFrom, ierr := f.timeField("validFrom")
+	if ierr != nil {
+		return nil, ierr
+	}
+	if !ok {
+		if !okFrom {
+			return nil, missing("dateIssued")
+		}
+		sent = validFrom
+	}
+	if ierr := notTooFarAhead("dateIssued", sent, env); ierr != nil {
+		return nil, ierr
+	}
+	validTo, okTo, ierr := f.timeField("validTo")
+	if ierr != nil {
+		return nil, ierr
+	}
+	if okTo && okFrom && validTo.Before(validFrom) {
+		return nil, &itemError{pointer: "validTo", reason: "validTo is before validFrom"}
+	}
+	desc, _, ierr := f.str("description")
+	if ierr != nil {
+		return nil, ierr
+	}
+	sender, _, ierr := f.str("alertSource")
+	if ierr != nil {
+		return nil, ierr
+	}
+	g, ierr := location(f, alertGeometryTypes...)
+	if ierr != nil {
+		return nil, ierr
+	}
+	event := sub
+	if event == "" {
+		event = cat
+	}
+	info := &iocv1.AlertInfo{Category: []string{capCat}, Event: event, Urgency: "Unknown", Severity: severity,
+		Certainty: "Unknown", Headline: event, Description: desc}
+	if okFrom {
+		info.Effective = timestamppb.New(validFrom)
+	}
+	if okTo {
+		info.Expires = timestamppb.New(validTo)
+	}
+	area := &iocv1.AlertArea{AreaDesc: event}
+	if name, _, _ := f.str("name"); name != "" {
+		area.AreaDesc = name
+	}
+	if err := g.wkbInto(&area.Geometry); err != nil {
+		return nil, &itemError{pointer: "location", reason: err.Error()}
+	}
+	info.Area = []*iocv1.AlertArea{area}
+	m := &iocv1.Alert{Id: id, Identifier: id, Sender: sender, Sent: timestamppb.New(sent), Status: "Actual",
+		MsgType: "Alert", Scope: "Public", Info: []*iocv1.AlertInfo{info}}
+	return &parsed{id: id, eventID: id, entityID: id, time: sent, shape: shapeAreas, geoms: []Geometry{g},
+		geomPointer: "location.coordinates", msg: m, finish: alertFinish(m)}, nil
+}
+
+func alertFinish(m *iocv1.Alert) func(o *iocv1.Origin) {
+	return func(o *iocv1.Origin) {
+		m.Origin = o
+		if m.Sender == "" {
+			m.Sender = o.GetSourceId()
+		}
+	}
+}
+
+func notTooFarAhead(ptr string, t time.Time, env parseEnv) *itemError {
+	if env.maxFuture > 0 && t.After(env.now.Add(env.maxFuture)) {
+		return &itemError{pointer: ptr, reason: fmt.Sprintf("%s is %s in the future (more than %s ahead of the hub's clock)",
+			t.Format(time.RFC3339), t.Sub(env.now).Round(time.Second), env.maxFuture)}
+	}
+	return nil
+}
+
+type capArea struct {
+	AreaDesc string          `json:"areaDesc"`
+	Geometry json.RawMessage `json:"geometry"`
+	Geocode  []struct {
+		ValueName string `json:"valueName"`
+		Value     string `json:"value"`
+	} `json:"geocode"`
+}
+
+type capInfo struct {
+	Language    string          `json:"language"`
+	Category    json.RawMessage `json:"category"`
+	Event       string          `json:"event"`
+	Urgency     string          `json:"urgency"`
+	Severity    string          `json:"severity"`
+	Certainty   string          `json:"certainty"`
+	Headline    string          `json:"headline"`
+	Description string          `json:"description"`
+	Instruction string          `json:"instruction"`
+	SenderName  string          `json:"senderName"`
+	Effective   string          `json:"effective"`
+	Onset       string          `json:"onset"`
+	Expires     string          `json:"expires"`
+	Area        []capArea       `json:"area"`
+}
+
+type capAlert struct {
+	Identifier string          `json:"identifier"`
+	Sender     string          `json:"sender"`
+	Sent       string          `json:"sent"`
+	Status     string          `json:"status"`
+	MsgType    string          `json:"msgType"`
+	Scope      string          `json:"scope"`
+	Note       string          `json:"note"`
+	References json.RawMessage `json:"references"`
+	Info       []capInfo       `json:"info"`
+	Area       []capArea       `json:"area"`
+}
+
+var (
+	capStatus    = []string{"Actual", "Exercise", "System", "Test", "Draft"}
+	capMsgType   = []string{"Alert", "Update", "Cancel", "Ack", "Error"}
+	capScope     = []string{"Public", "Restricted", "Private"}
+	capCategory  = []string{"Geo", "Met", "Safety", "Security", "Rescue", "Fire", "Health", "Env", "Transport", "Infra", "CBRNE", "Other"}
+	capUrgency   = []string{"Immediate", "Expected", "Future", "Past", "Unknown"}
+	capSeverity  = []string{"Extreme", "Severe", "Moderate", "Minor", "Unknown"}
+	capCertainty = []string{"Observed", "Likely", "Possible", "Unlikely", "Unknown"}
+)
+
+func enum(ptr, v string, allowed []string, def string) (string, *itemError) {
+	if v == "" && def != "" {
+		return def, nil
+	}
+	if v == "" {
+		return "", missing(ptr)
+	}
+	if !slices.Contains(allowed, v) {
+		return "", &itemError{pointer: ptr, reason: fmt.Sprintf("%q is not one of %s", v, strings.Join(allowed, ", "))}
+	}
+	return v, nil
+}
+
+func optTime(ptr, s string) (*timestamppb.Timestamp, *itemError) {
+	if s == "" {
+		return nil, nil
+	}
+	t, err := parseTime(s)
+	if err != nil {
+		return nil, &itemError{pointer: ptr, reason: err.Error()}
+	}
+	return timestamppb.New(t), nil
+}
+
+func parseCAPJSON(f fields, env parseEnv) (*parsed, *itemError) {
+	b, err := json.Marshal(map[string]json.RawMessage(f))
+	if err != nil {
+		return nil, &itemError{reason: "re-reading alert: " + err.Error()}
+	}
+	var a capAlert
+	if err := json.Unmarshal(b, &a); err != nil {
+		ptr := ""
+		var te *json.UnmarshalTypeError
+		if ok := asTypeError(err, &te); ok {
+			ptr = te.Field
+		}
+		return nil, &itemError{pointer: ptr, reason: "CAP JSON: " + jsonReason(err)}
+	}
+	if strings.TrimSpace(a.Identifier) == "" {
+		return nil, missing("identifier")
+	}
+	if a.Sent == "" {
+		return nil, missing("sent")
+	}
+	sent, perr := parseTime(a.Sent)
+	if perr != nil {
+		return nil, &itemError{pointer: "sent", reason: perr.Error()}
+	}
+	if ierr := notTooFarAhead("sent", sent, env); ierr != nil {
+		return nil, ierr
+	}
+	m := &iocv1.Alert{Id: a.Identifier, Identifier: a.Identifier, Sender: a.Sender, Sent: timestamppb.New(sent), Note: a.Note}
+	var ierr *itemError
+	if m.Status, ierr = enum("status", a.Status, capStatus, ""); ierr != nil {
+		return nil, ierr
+	}
+	if m.MsgType, ierr = enum("msgType", a.MsgType, capMsgType, ""); ierr != nil {
+		return nil, ierr
+	}
+	if m.Scope, ierr = enum("scope", a.Scope, capScope, "Public"); ierr != nil {
+		return nil, ierr
+	}
+	if len(a.References) > 0 && string(a.References) != "null" {
+		var refs []string
+		if json.Unmarshal(a.References, &refs) != nil {
+			var s string
+			if json.Unmarshal(a.References, &s) != nil {
+				return nil, &itemError{pointer: "references", reason: "want an array of \"sender,identifier,sent\" strings"}
+			}
+			refs = strings.Fields(s) // CAP XML spells references space-separated
+		}
+		m.References = refs
+	}
+	if len(a.Info) == 0 && (m.MsgType == "Alert" || m.MsgType == "Update") {
+		return nil, &itemError{pointer: "info", reason: "an Alert or Update needs at least one info block"}
+	}
+	var geoms []Geometry
+	areas := func(ptr string, as []capArea) ([]*iocv1.AlertArea, *itemError) {
+		var out []*iocv1.AlertArea
+		for i, ca := range as {
+			ap := ptr + "[" + strconv.Itoa(i) + "]"
+			area := &iocv1.AlertArea{AreaDesc: ca.AreaDesc}
+			for _, gc := range ca.Geocode {
+				area.Geocode = append(area.Geocode, &iocv1.Geocode{ValueName: gc.ValueName, Value: gc.Value})
+			}
+			if len(ca.Geometry) > 0 && string(ca.Geometry) != "null" {
+				g, err := ParseGeometry(ca.Geometry, ap+".geometry", alertGeometryTypes...)
+				if err != nil {
+					ge := err.(*geometryError)
+					return nil, &itemError{pointer: ge.pointer, reason: ge.reason}
+				}
+				if err := g.wkbInto(&area.Geometry); err != nil {
+					return nil, &itemError{pointer: ap + ".geometry", reason: err.Error()}
+				}
+				geoms = append(geoms, g)
+			} else if len(ca.Geocode) == 0 {
+				return nil, &itemError{pointer: ap, reason: "an area needs a geometry or a geocode"}
+			}
+			out = append(out, area)
+		}
+		return out, nil
+	}
+	topAreas, ierr := areas("area", a.Area)
+	if ierr != nil {
+		return nil, ierr
+	}
+	for i, in := range a.Info {
+		ip := "info[" + strconv.Itoa(i) + "]"
+		info := &iocv1.AlertInfo{Language: in.Language, Event: in.Event, Headline: in.Headline, Description: in.Description,
+			Instruction: in.Instruction, SenderName: in.SenderName}
+		if len(in.Category) == 0 || string(in.Category) == "null" {
+			return nil, missing(ip + ".category")
+		}
+		var cats []string
+		if json.Unmarshal(in.Category, &cats) != nil {
+			var c string
+			if json.Unmarshal(in.Category, &c) != nil {
+				return nil, &itemError{pointer: ip + ".category", reason: "want an array of CAP categories"}
+			}
+			cats = []string{c}
+		}
+		if len(cats) == 0 {
+			return nil, missing(ip + ".category")
+		}
+		for j, c := range cats {
+			if _, ierr := enum(ip+".category["+strconv.Itoa(j)+"]", c, capCategory, ""); ierr != nil {
+				return nil, ierr
+			}
+		}
+		info.Category = cats
+		if strings.TrimSpace(in.Event) == "" {
+			return nil, missing(ip + ".event")
+		}
+		if info.Urgency, ierr = enum(ip+".urgency", in.Urgency, capUrgency, "Unknown"); ierr != nil {
+			return nil, ierr
+		}
+		if info.Severity, ierr = enum(ip+".severity", in.Severity, capSeverity, "Unknown"); ierr != nil {
+			return nil, ierr
+		}
+		if info.Certainty, ierr = enum(ip+".certainty", in.Certainty, capCertainty, "Unknown"); ierr != nil {
+			return nil, ierr
+		}
+		if info.Effective, ierr = optTime(ip+".effective", in.Effective); ierr != nil {
+			return nil, ierr
+		}
+		if info.Onset, ierr = optTime(ip+".onset", in.Onset); ierr != nil {
+			return nil, ierr
+		}
+		if info.Expires, ierr = optTime(ip+".expires", in.Expires); ierr != nil {
+			return nil, ierr
+		}
+		if info.Area, ierr = areas(ip+".area", in.Area); ierr != nil {
+			return nil, ierr
+		}
+		if len(info.Area) == 0 {
+			info.Area = topAreas
+		}
+		m.Info = append(m.Info, info)
+	}
+	return &parsed{id: a.Identifier, eventID: a.Identifier, entityID: a.Identifier, time: sent, shape: shapeAreas,
+		geoms: geoms, geomPointer: "area", msg: m, finish: alertFinish(m)}, nil
+}

@@ -1,0 +1,248 @@
+package ingest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"strings"
+	"time"
+)
+
+// fields are an item's top-level members as sent.
+type fields map[string]json.RawMessage
+
+// itemError is the rejection of one item: the JSON pointer of the field at
+// fault (without the item's index) and a reason a person can act on.
+type itemError struct {
+	pointer string
+	reason  string
+	// outside marks a rejection for lying outside the source's unit (403 when every item has it).
+	outside bool
+}
+
+func (e *itemError) Error() string {
+	if e.pointer == "" {
+		return e.reason
+	}
+	return e.pointer + ": " + e.reason
+}
+
+func missing(name string) *itemError { return &itemError{pointer: name, reason: "missing field"} }
+
+// value returns the member's JSON, unwrapping the NGSI-LD normalized forms
+// {"type":"Property","value":v}, {"type":"Relationship","object":o} and
+// {"@type":"DateTime","@value":v} so that those payloads read like keyValues.
+func (f fields) value(name string) (json.RawMessage, bool) {
+	raw, ok := f[name]
+	if !ok || len(raw) == 0 || string(raw) == "null" {
+		return nil, false
+	}
+	raw = bytes.TrimSpace(raw)
+	if raw[0] != '{' {
+		return raw, true
+	}
+	var w struct {
+		Type   string          `json:"type"`
+		Value  json.RawMessage `json:"value"`
+		Object json.RawMessage `json:"object"`
+		AtV    json.RawMessage `json:"@value"`
+	}
+	if json.Unmarshal(raw, &w) != nil {
+		return raw, true
+	}
+	switch {
+	case (w.Type == "Property" || w.Type == "GeoProperty") && len(w.Value) > 0:
+		return f.unwrapAgain(w.Value), true
+	case w.Type == "Relationship" && len(w.Object) > 0:
+		return w.Object, true
+	case len(w.AtV) > 0:
+		return w.AtV, true
+	}
+	return raw, true
+}
+
+func (f fields) unwrapAgain(raw json.RawMessage) json.RawMessage {
+	v, ok := fields{"v": raw}.value("v")
+	if !ok {
+		return raw
+	}
+	return v
+}
+
+// jsonKind names the JSON type of raw for messages.
+func jsonKind(raw json.RawMessage) string {
+	if len(raw) == 0 {
+		return "nothing"
+	}
+	switch raw[0] {
+	case '"':
+		return "string"
+	case '{':
+		return "object"
+	case '[':
+		return "array"
+	case 't', 'f':
+		return "boolean"
+	case 'n':
+		return "null"
+	}
+	return "number"
+}
+
+// str reads a string member; absent and null are ("", false, nil).
+func (f fields) str(name string) (string, bool, *itemError) {
+	raw, ok := f.value(name)
+	if !ok {
+		return "", false, nil
+	}
+	var s string
+	if err := json.Unmarshal(raw, &s); err != nil {
+		return "", false, &itemError{pointer: name, reason: "want a string, got a JSON " + jsonKind(raw)}
+	}
+	return s, true, nil
+}
+
+// ref reads a relationship: a string, or the first string of an array (FIWARE allows both).
+func (f fields) ref(name string) (string, *itemError) {
+	raw, ok := f.value(name)
+	if !ok {
+		return "", nil
+	}
+	if raw[0] == '[' {
+		var ss []string
+		if err := json.Unmarshal(raw, &ss); err != nil {
+			return "", &itemError{pointer: name, reason: "want a string or an array of strings"}
+		}
+		if len(ss) == 0 {
+			return "", nil
+		}
+		return ss[0], nil
+	}
+	s, _, err := f.str(name)
+	return s, err
+}
+
+// num reads a number member.
+func (f fields) num(name string) (float64, bool, *itemError) {
+	raw, ok := f.value(name)
+	if !ok {
+		return 0, false, nil
+	}
+	if jsonKind(raw) != "number" {
+		return 0, false, &itemError{pointer: name, reason: "want a number, got a JSON " + jsonKind(raw)}
+	}
+	var v float64
+	if err := json.Unmarshal(raw, &v); err != nil || math.IsInf(v, 0) || math.IsNaN(v) {
+		return 0, false, &itemError{pointer: name, reason: fmt.Sprintf("number %s is out of range", raw)}
+	}
+	return v, true, nil
+}
+
+// boolean reads a boolean member.
+func (f fields) boolean(name string) (bool, bool, *itemError) {
+	raw, ok := f.value(name)
+	if !ok {
+		return false, false, nil
+	}
+	switch string(raw) {
+	case "true":
+		return true, true, nil
+	case "false":
+		return false, true, nil
+	}
+	return false, false, &itemError{pointer: name, reason: "want true or false, got a JSON " + jsonKind(raw)}
+}
+
+// integer reads a whole number member.
+func (f fields) integer(name string) (int32, bool, *itemError) {
+	v, ok, err := f.num(name)
+	if err != nil || !ok {
+		return 0, ok, err
+	}
+	if v != math.Trunc(v) || v < math.MinInt32 || v > math.MaxInt32 {
+		return 0, false, &itemError{pointer: name, reason: fmt.Sprintf("want a whole number, got %v", v)}
+	}
+	return int32(v), true, nil
+}
+
+// timeField reads an RFC 3339 instant (a time without zone is UTC).
+func (f fields) timeField(name string) (time.Time, bool, *itemError) {
+	s, ok, err := f.str(name)
+	if err != nil || !ok {
+		return time.Time{}, ok, err
+	}
+	t, perr := parseTime(s)
+	if perr != nil {
+		return time.Time{}, false, &itemError{pointer: name, reason: perr.Error()}
+	}
+	return t, true, nil
+}
+
+// parseTime reads RFC 3339 with or without a zone (no zone means UTC) and
+// with any fraction of a second.
+func parseTime(s string) (time.Time, error) {
+	s = strings.TrimSpace(s)
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04Z07:00", "2006-01-02T15:04"} {
+		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
+			return t.UTC(), nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time such as 2025-07-01T08:00:00+07:00", s)
+}
+
+// observedPeriod reads dateObserved (an instant or the FIWARE interval
+// "start/end") and dateObservedFrom / dateObservedTo: the end is when the
+// observation was made; the start is zero when not given.
+func (f fields) observedPeriod(now time.Time, maxFuture time.Duration) (at, from time.Time, ierr *itemError) {
+	ptr := "dateObserved"
+	if s, ok, err := f.str("dateObserved"); err != nil {
+		return at, from, err
+	} else if ok {
+		if a, b, isInterval := strings.Cut(s, "/"); isInterval {
+			t0, e0 := parseTime(a)
+			t1, e1 := parseTime(b)
+			switch {
+			case e0 != nil:
+				return at, from, &itemError{pointer: ptr, reason: "interval start " + e0.Error()}
+			case e1 != nil:
+				return at, from, &itemError{pointer: ptr, reason: "interval end " + e1.Error()}
+			case t1.Before(t0):
+				return at, from, &itemError{pointer: ptr, reason: fmt.Sprintf("interval ends (%s) before it starts (%s)", b, a)}
+			}
+			from, at = t0, t1
+		} else {
+			t, err := parseTime(s)
+			if err != nil {
+				return at, from, &itemError{pointer: ptr, reason: err.Error()}
+			}
+			at = t
+		}
+	}
+	if t, ok, err := f.timeField("dateObservedTo"); err != nil {
+		return at, from, err
+	} else if ok {
+		at, ptr = t, "dateObservedTo"
+	}
+	if t, ok, err := f.timeField("dateObservedFrom"); err != nil {
+		return at, from, err
+	} else if ok {
+		from = t
+	}
+	if at.IsZero() {
+		return at, from, missing("dateObserved")
+	}
+	if !from.IsZero() && at.Before(from) {
+		return at, from, &itemError{pointer: ptr, reason: fmt.Sprintf("observation ends (%s) before it starts (%s)", at.Format(time.RFC3339), from.Format(time.RFC3339))}
+	}
+	if maxFuture > 0 && at.After(now.Add(maxFuture)) {
+		return at, from, &itemError{pointer: ptr, reason: fmt.Sprintf("%s is %s in the future (more than %s ahead of the hub's clock; check the source's clock and time zone)",
+			at.Format(time.RFC3339), at.Sub(now).Round(time.Second), maxFuture)}
+	}
+	return at, from, nil
+}
+
+func asTypeError(err error, target **json.UnmarshalTypeError) bool {
+	return errors.As(err, target)
+}

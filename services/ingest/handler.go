@@ -1,0 +1,344 @@
+package ingest
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/http"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/iochub/iochub/internal/ce"
+	"github.com/iochub/iochub/internal/subjects"
+	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
+)
+
+// HeaderSource is the NATS header naming the source that sent an item.
+const HeaderSource = "Iochub-Source"
+
+// Item statuses in a Response.
+const (
+	StatusAccepted  = "accepted"
+	StatusDuplicate = "duplicate"
+	StatusRejected  = "rejected"
+)
+
+// Result is the outcome of one item, in the order of the body.
+type Result struct {
+	Index int `json:"index"`
+	// Line is the NDJSON line of the item (NDJSON bodies only).
+	Line   int    `json:"line,omitempty"`
+	ID     string `json:"id,omitempty"`
+	Status string `json:"status"`
+	// Reason says why an item was rejected, naming the field.
+	Reason string `json:"reason,omitempty"`
+	// Pointer is the JSON pointer of the field at fault, relative to the list of items: /<index>/<field>...
+	Pointer string `json:"pointer,omitempty"`
+	EventID string `json:"eventId,omitempty"`
+	Unit    string `json:"unit,omitempty"`
+	Subject string `json:"subject,omitempty"`
+	// Retryable marks an item that was valid but not published (NATS unavailable or
+	// no ack in time): sending it again is safe and may succeed.
+	Retryable bool `json:"retryable,omitempty"`
+}
+
+// Response is the 202 answer to POST /v1/feeds/{kind}.
+type Response struct {
+	Accepted   int      `json:"accepted"`
+	Duplicates int      `json:"duplicates"`
+	Rejected   int      `json:"rejected"`
+	Results    []Result `json:"results"`
+}
+
+// Register adds POST /v1/feeds/{kind} to mux.
+func (s *Service) Register(mux *http.ServeMux) {
+	mux.HandleFunc("POST /v1/feeds/{kind}", s.handleFeed)
+}
+
+// pending is a valid item waiting for its PubAck.
+type pending struct {
+	idx int
+	msg *nats.Msg
+	fut jetstream.PubAckFuture
+	// status is StatusAccepted or StatusDuplicate once acked.
+	status string
+	err    error
+}
+
+func (s *Service) handleFeed(w http.ResponseWriter, r *http.Request) {
+	start := time.Now()
+	kind := r.PathValue("kind")
+	code := s.serveFeed(w, r, kind)
+	label := kind
+	if _, ok := kindSpecs[kind]; !ok {
+		label = "unknown"
+	}
+	s.metrics.latency.WithLabelValues(label, strconv.Itoa(code)).Observe(time.Since(start).Seconds())
+}
+
+func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string) int {
+	cat := s.cat.Load()
+	if cat == nil {
+		return writeProblem(w, r, http.StatusServiceUnavailable, "units-not-loaded", "Units not loaded yet",
+			"the hub has not yet loaded its administrative units and sources; retry in a few seconds", nil)
+	}
+	token, ok := bearer(r)
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="iochub"`)
+		return writeProblem(w, r, http.StatusUnauthorized, "unauthorized", "Missing bearer token",
+			"send the source's token as Authorization: Bearer <token>", nil)
+	}
+	p, ok := s.authenticate(cat, token)
+	if !ok {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="iochub", error="invalid_token"`)
+		return writeProblem(w, r, http.StatusUnauthorized, "unauthorized", "Unknown bearer token",
+			"the token is not that of an enabled source; check it, or ask the hub's operators to register the source", nil)
+	}
+	spec, ok := kindSpecs[kind]
+	if !ok {
+		return writeProblem(w, r, http.StatusNotFound, "unknown-kind", "Unknown feed kind",
+			fmt.Sprintf("kind %q is not taken here; POST to /v1/feeds/{%s}", kind, strings.Join(supportedKinds(), "|")), nil)
+	}
+	format, err := bodyFormat(r.Header.Get("Content-Type"))
+	if err != nil {
+		return writeProblem(w, r, http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
+			err.Error()+"; send application/json (an array, one item or a GeoJSON FeatureCollection) or application/x-ndjson", nil)
+	}
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		return writeProblem(w, r, http.StatusRequestEntityTooLarge, "body-too-large", "Body too large",
+			fmt.Sprintf("the body is %d bytes; at most %d are taken in one request: split the batch", r.ContentLength, s.cfg.MaxBodyBytes), nil)
+	}
+	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
+	raws, err := decodeItems(body, format, s.cfg.MaxItems)
+	if err != nil {
+		var mbe *http.MaxBytesError
+		var be *bodyError
+		switch {
+		case errors.As(err, &mbe):
+			return writeProblem(w, r, http.StatusRequestEntityTooLarge, "body-too-large", "Body too large",
+				fmt.Sprintf("the body is larger than %d bytes: split the batch", mbe.Limit), nil)
+		case errors.Is(err, ErrTooManyItems):
+			return writeProblem(w, r, http.StatusRequestEntityTooLarge, "too-many-items", "Too many items",
+				fmt.Sprintf("%v; at most %d items are taken in one request: split the batch", err, s.cfg.MaxItems), nil)
+		case errors.As(err, &be):
+			return writeProblem(w, r, http.StatusBadRequest, "malformed-body", "Malformed body", "the body could not be read "+be.Error(), nil)
+		case errors.Is(err, ErrNoItems):
+			return writeProblem(w, r, http.StatusBadRequest, "no-items", "No items", "the body holds no item", nil)
+		default:
+			return writeProblem(w, r, http.StatusBadRequest, "malformed-body", "Malformed body", err.Error(), nil)
+		}
+	}
+
+	now := s.now()
+	env := parseEnv{now: now, maxFuture: s.cfg.MaxFuture}
+	results := make([]Result, len(raws))
+	var toSend []*pending
+	outside := 0
+	for i, raw := range raws {
+		res := &results[i]
+		res.Index, res.Line = i, raw.line
+		if raw.fields != nil {
+			res.ID = unquote(raw.fields["id"])
+			if res.ID == "" {
+				res.ID = unquote(raw.fields["identifier"])
+			}
+		}
+		if raw.err != "" {
+			res.Status, res.Reason, res.Pointer = StatusRejected, raw.err, "/"+strconv.Itoa(i)
+			continue
+		}
+		msg, ierr := s.buildItem(cat, p, spec, raw.fields, env, now, res)
+		if ierr != nil {
+			res.Status, res.Reason, res.Pointer = StatusRejected, ierr.Error(), jsonPointer(i, ierr.pointer)
+			if ierr.outside {
+				outside++
+			}
+			continue
+		}
+		toSend = append(toSend, &pending{idx: i, msg: msg})
+	}
+	if len(toSend) == 0 && outside == len(raws) {
+		return writeProblem(w, r, http.StatusForbidden, "outside-source-unit", "Items outside the source's unit",
+			fmt.Sprintf("source %s may publish only in unit %s, and every item lies elsewhere", p.sourceID, p.unit), problemErrors(results))
+	}
+	if len(toSend) > 0 {
+		if st := s.js.Conn().Status(); st != nats.CONNECTED {
+			for _, pd := range toSend {
+				markUnpublished(&results[pd.idx], "NATS is unavailable ("+st.String()+")")
+			}
+			s.count(kind, results)
+			return writeProblem(w, r, http.StatusServiceUnavailable, "nats-unavailable", "Event backbone unavailable",
+				"NATS is unavailable; nothing was published: retry later (items are idempotent by id)", problemErrors(results))
+		}
+		acked := s.publish(r.Context(), toSend)
+		for _, pd := range toSend {
+			res := &results[pd.idx]
+			if pd.err != nil {
+				markUnpublished(res, pd.err.Error())
+				continue
+			}
+			res.Status = pd.status
+		}
+		if acked == 0 {
+			s.count(kind, results)
+			return writeProblem(w, r, http.StatusServiceUnavailable, "nats-unavailable", "Event backbone unavailable",
+				"no item was acknowledged by JetStream; retry later (items are idempotent by id)", problemErrors(results))
+		}
+	}
+	resp := Response{Results: results}
+	for _, res := range results {
+		switch res.Status {
+		case StatusAccepted:
+			resp.Accepted++
+		case StatusDuplicate:
+			resp.Duplicates++
+		default:
+			resp.Rejected++
+		}
+	}
+	s.count(kind, results)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusAccepted)
+	_ = json.NewEncoder(w).Encode(resp)
+	return http.StatusAccepted
+}
+
+func markUnpublished(res *Result, why string) {
+	res.Status = StatusRejected
+	res.Reason = "not published: " + why + "; safe to retry"
+	res.Retryable = true
+	res.Subject = ""
+}
+
+func (s *Service) count(kind string, results []Result) {
+	for _, res := range results {
+		st := res.Status
+		if res.Retryable {
+			st = "failed"
+		}
+		s.metrics.items.WithLabelValues(kind, st).Inc()
+	}
+}
+
+// buildItem validates one item and returns the message to publish; res gets
+// the event id, unit and subject.
+func (s *Service) buildItem(cat *catalog, p principal, spec kindSpec, f fields, env parseEnv, now time.Time, res *Result) (*nats.Msg, *itemError) {
+	it, ierr := spec.parse(f, env)
+	if ierr != nil {
+		return nil, ierr
+	}
+	res.ID = it.id
+	unit, province, ierr := resolve(cat.ix, p, it)
+	if ierr != nil {
+		return nil, ierr
+	}
+	it.finish(&iocv1.Origin{SourceId: p.sourceID, Province: province, Unit: unit, ReceivedAt: timestamppb.New(now)})
+	body, err := proto.Marshal(it.msg)
+	if err != nil {
+		return nil, &itemError{reason: "encoding the event: " + err.Error()}
+	}
+	subj := subjects.Feed(province, unit, spec.kind)
+	h := ce.Event{ID: it.eventID, Source: ce.SourceURN(province, unit), Type: spec.ceType, Subject: it.entityID, Time: it.time}.Header()
+	h[HeaderSource] = []string{p.sourceID}
+	res.EventID, res.Unit, res.Subject = it.eventID, unit, subj
+	return &nats.Msg{Subject: subj, Data: body, Header: h}, nil
+}
+
+// MsgID is the Nats-Msg-Id of an event: JetStream drops a second message with
+// the same id within the FEEDS duplicate window.
+func MsgID(sourceID, eventID string) string { return sourceID + "/" + eventID }
+
+// publish sends every item asynchronously (the window is bounded by
+// Config.MaxPending) and waits, up to Config.PublishTimeout, for every ack. It
+// returns how many were acknowledged; an item without an ack gets err.
+func (s *Service) publish(ctx context.Context, items []*pending) int {
+	deadline := time.Now().Add(s.cfg.PublishTimeout)
+	ctx, cancel := context.WithDeadline(ctx, deadline)
+	defer cancel()
+	for _, pd := range items {
+		id := MsgID(pd.msg.Header.Get(HeaderSource), pd.msg.Header.Get(ce.HeaderID))
+		wait := time.Until(deadline)
+		if wait <= 0 {
+			pd.err = errors.New("timed out before sending")
+			continue
+		}
+		pd.fut, pd.err = s.js.PublishMsgAsync(pd.msg, jetstream.WithMsgID(id), jetstream.WithStallWait(wait))
+		if pd.err != nil {
+			pd.err = fmt.Errorf("publishing %s: %w", pd.msg.Subject, pd.err)
+		}
+	}
+	acked := 0
+	for _, pd := range items {
+		if pd.fut == nil {
+			continue
+		}
+		select {
+		case ack := <-pd.fut.Ok():
+			acked++
+			s.setAck(pd, ack)
+		case err := <-pd.fut.Err():
+			pd.err = fmt.Errorf("publishing %s: %w", pd.msg.Subject, err)
+		case <-ctx.Done():
+			// Take what has arrived meanwhile without waiting further.
+			select {
+			case ack := <-pd.fut.Ok():
+				acked++
+				s.setAck(pd, ack)
+			case err := <-pd.fut.Err():
+				pd.err = fmt.Errorf("publishing %s: %w", pd.msg.Subject, err)
+			default:
+				pd.err = fmt.Errorf("no JetStream ack within %s", s.cfg.PublishTimeout)
+			}
+		}
+	}
+	return acked
+}
+
+func (s *Service) setAck(pd *pending, ack *jetstream.PubAck) {
+	pd.status = StatusAccepted
+	if ack.Duplicate {
+		pd.status = StatusDuplicate
+	}
+}
+
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	const prefix = "bearer "
+	if len(h) <= len(prefix) || !strings.EqualFold(h[:len(prefix)], prefix) {
+		return "", false
+	}
+	t := strings.TrimSpace(h[len(prefix):])
+	return t, t != ""
+}
+
+// jsonPointer turns "location.coordinates[3]" into "/<index>/location/coordinates/3".
+func jsonPointer(index int, path string) string {
+	var b strings.Builder
+	b.WriteString("/")
+	b.WriteString(strconv.Itoa(index))
+	if path == "" {
+		return b.String()
+	}
+	b.WriteByte('/')
+	for _, c := range path {
+		switch c {
+		case '.', '[':
+			b.WriteByte('/')
+		case ']':
+		case '~':
+			b.WriteString("~0")
+		case '/':
+			b.WriteString("~1")
+		default:
+			b.WriteRune(c)
+		}
+	}
+	return strings.ReplaceAll(b.String(), "//", "/")
+}

@@ -1,0 +1,294 @@
+// Package ingest is where a lower-level IOC's payload becomes an event: the
+// HTTP intake POST /v1/feeds/{kind} authenticates the source, reads the body
+// (JSON array, single object, NDJSON or GeoJSON FeatureCollection), validates
+// every item (FIWARE smart-data-models keyValues, or CAP-shaped JSON for
+// alerts), places it in its administrative unit and publishes it to the FEEDS
+// stream on ioc.feed.<province>.<unit>.<kind>, answering one result per item.
+package ingest
+
+import (
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync/atomic"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/iochub/iochub/internal/units"
+)
+
+// Config configures the ingest; the zero value of each field takes the default it names.
+type Config struct {
+	// MaxBodyBytes is the largest body accepted; 0 means 8 MiB.
+	MaxBodyBytes int64
+	// MaxItems is the most items in one request; 0 means 10000.
+	MaxItems int
+	// DevToken, if set, is a bearer token accepted for every unit (source id
+	// "dev"): an item's unit is then the smallest unit containing it, and an
+	// item in no known unit is rejected. Never set it in production.
+	DevToken string
+	// PublishTimeout bounds the wait for JetStream acks of one request; 0 means 10s.
+	PublishTimeout time.Duration
+	// MaxFuture is how far ahead of the hub's clock an observation may be
+	// dated; 0 means 10 minutes, a negative value turns the check off.
+	MaxFuture time.Duration
+	// RefreshEvery is how often units and sources are re-read from PostGIS; 0 means 30s.
+	RefreshEvery time.Duration
+	// MaxPending bounds the async publishes in flight for the whole service; 0 means 4096.
+	MaxPending int
+}
+
+func (c Config) withDefaults() Config {
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = 8 << 20
+	}
+	if c.MaxItems == 0 {
+		c.MaxItems = 10000
+	}
+	if c.PublishTimeout == 0 {
+		c.PublishTimeout = 10 * time.Second
+	}
+	if c.MaxFuture == 0 {
+		c.MaxFuture = 10 * time.Minute
+	}
+	if c.RefreshEvery == 0 {
+		c.RefreshEvery = 30 * time.Second
+	}
+	if c.MaxPending == 0 {
+		c.MaxPending = 4096
+	}
+	return c
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	switch {
+	case c.MaxBodyBytes < 0:
+		return fmt.Errorf("MaxBodyBytes %d is negative: %w", c.MaxBodyBytes, ErrConfig)
+	case c.MaxItems < 0:
+		return fmt.Errorf("MaxItems %d is negative: %w", c.MaxItems, ErrConfig)
+	case c.PublishTimeout < 0:
+		return fmt.Errorf("PublishTimeout %s is negative: %w", c.PublishTimeout, ErrConfig)
+	case c.RefreshEvery < 0:
+		return fmt.Errorf("RefreshEvery %s is negative: %w", c.RefreshEvery, ErrConfig)
+	case c.MaxPending < 0:
+		return fmt.Errorf("MaxPending %d is negative: %w", c.MaxPending, ErrConfig)
+	}
+	return nil
+}
+
+// Source is a registered feed source, bound to one unit.
+type Source struct {
+	ID          string
+	Unit        string
+	TokenSHA256 [32]byte
+}
+
+// SourceWithToken is a Source whose token hash is that of token (tests, the simulator).
+func SourceWithToken(id, unit, token string) Source {
+	return Source{ID: id, Unit: unit, TokenSHA256: sha256.Sum256([]byte(token))}
+}
+
+// Deps are the ingest's collaborators.
+type Deps struct {
+	// JS is used for its connection; the ingest publishes through its own
+	// JetStream context on it, with a bounded async window. Required.
+	JS jetstream.JetStream
+	// Pool is read for units and sources; nil means use Units and Sources as given.
+	Pool *pgxpool.Pool
+	// Logger; nil means slog.Default().
+	Logger *slog.Logger
+	// Metrics registers the ingest's metrics; nil means not registered.
+	Metrics prometheus.Registerer
+	// Units and Sources are the fixed catalogue when Pool is nil.
+	Units   []units.Unit
+	Sources []Source
+	// Now is the clock; nil means time.Now.
+	Now func() time.Time
+}
+
+// catalog is what requests read: swapped whole on refresh.
+type catalog struct {
+	ix      *units.Index
+	sources map[[32]byte]Source
+}
+
+// Service is the HTTP intake of feeds.
+type Service struct {
+	cfg     Config
+	js      jetstream.JetStream
+	pool    *pgxpool.Pool
+	log     *slog.Logger
+	now     func() time.Time
+	metrics *metrics
+	cat     atomic.Pointer[catalog]
+	devHash [32]byte
+}
+
+// New builds the service. With a Pool the catalogue is empty until Refresh or Run loads it.
+func New(cfg Config, d Deps) (*Service, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	if d.JS == nil {
+		return nil, fmt.Errorf("building ingest: Deps.JS is nil: %w", ErrConfig)
+	}
+	js, err := jetstream.New(d.JS.Conn(),
+		jetstream.WithPublishAsyncMaxPending(cfg.MaxPending),
+		jetstream.WithPublishAsyncTimeout(cfg.PublishTimeout))
+	if err != nil {
+		return nil, fmt.Errorf("building ingest publisher: %w", err)
+	}
+	s := &Service{cfg: cfg, js: js, pool: d.Pool, log: d.Logger, now: d.Now}
+	if s.log == nil {
+		s.log = slog.Default()
+	}
+	if s.now == nil {
+		s.now = time.Now
+	}
+	if s.metrics, err = newMetrics(d.Metrics); err != nil {
+		return nil, err
+	}
+	if cfg.DevToken != "" {
+		s.devHash = sha256.Sum256([]byte(cfg.DevToken))
+	}
+	if d.Pool == nil {
+		s.setCatalog(d.Units, d.Sources)
+	}
+	return s, nil
+}
+
+func (s *Service) setCatalog(us []units.Unit, srcs []Source) {
+	c := &catalog{ix: units.NewIndex(us), sources: make(map[[32]byte]Source, len(srcs))}
+	for _, src := range srcs {
+		c.sources[src.TokenSHA256] = src
+	}
+	s.cat.Store(c)
+}
+
+// sqlSources reads the enabled sources; only the token's hash is stored.
+const sqlSources = `SELECT id, unit_code, token_sha256 FROM source WHERE disabled_at IS NULL`
+
+// Refresh re-reads units and sources from PostGIS (a no-op without a Pool).
+func (s *Service) Refresh(ctx context.Context) error {
+	if s.pool == nil {
+		return nil
+	}
+	us, err := units.Load(ctx, s.pool)
+	if err != nil {
+		return fmt.Errorf("refreshing units: %w", err)
+	}
+	rows, err := s.pool.Query(ctx, sqlSources)
+	if err != nil {
+		return fmt.Errorf("querying sources: %w", err)
+	}
+	defer rows.Close()
+	var srcs []Source
+	for rows.Next() {
+		var src Source
+		var h []byte
+		if err := rows.Scan(&src.ID, &src.Unit, &h); err != nil {
+			return fmt.Errorf("scanning source: %w", err)
+		}
+		if len(h) != sha256.Size {
+			s.log.Warn("source token hash has the wrong length", "source", src.ID, "bytes", len(h))
+			continue
+		}
+		copy(src.TokenSHA256[:], h)
+		srcs = append(srcs, src)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("reading sources: %w", err)
+	}
+	s.setCatalog(us, srcs)
+	s.log.Debug("catalog refreshed", "units", len(us), "sources", len(srcs))
+	return nil
+}
+
+// Run refreshes units and sources every Config.RefreshEvery until ctx ends.
+// A failed refresh keeps the previous catalogue and is retried at the next tick.
+func (s *Service) Run(ctx context.Context) error {
+	if s.pool == nil {
+		<-ctx.Done()
+		return nil
+	}
+	if err := s.Refresh(ctx); err != nil && ctx.Err() == nil {
+		s.log.Warn("loading units and sources failed; retrying", "err", err, "every", s.cfg.RefreshEvery)
+	}
+	t := time.NewTicker(s.cfg.RefreshEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			if err := s.Refresh(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("refreshing units and sources failed; keeping the previous ones", "err", err)
+			}
+		}
+	}
+}
+
+// authenticate maps a bearer token to its principal.
+func (s *Service) authenticate(c *catalog, token string) (principal, bool) {
+	h := sha256.Sum256([]byte(token))
+	if s.cfg.DevToken != "" && subtle.ConstantTimeCompare(h[:], s.devHash[:]) == 1 {
+		return principal{sourceID: "dev"}, true
+	}
+	src, ok := c.sources[h]
+	if !ok {
+		return principal{}, false
+	}
+	return principal{sourceID: src.ID, unit: src.Unit}, true
+}
+
+type metrics struct {
+	items   *prometheus.CounterVec
+	latency *prometheus.HistogramVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		items: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "iochub_ingest_items_total",
+			Help: "Feed items by kind and result (accepted, duplicate, rejected, failed).",
+		}, []string{"kind", "status"}),
+		latency: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "iochub_ingest_request_duration_seconds",
+			Help:    "Time to answer POST /v1/feeds/{kind}, by kind and HTTP status.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2.5, 10),
+		}, []string{"kind", "code"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	var err error
+	if m.items, err = register(reg, m.items); err != nil {
+		return nil, err
+	}
+	if m.latency, err = register(reg, m.latency); err != nil {
+		return nil, err
+	}
+	return m, nil
+}
+
+// register registers c, or reuses the collector already registered under its name.
+func register[C prometheus.Collector](reg prometheus.Registerer, c C) (C, error) {
+	if err := reg.Register(c); err != nil {
+		var are prometheus.AlreadyRegisteredError
+		if errors.As(err, &are) {
+			if existing, ok := are.ExistingCollector.(C); ok {
+				return existing, nil
+			}
+		}
+		return c, fmt.Errorf("registering ingest metrics: %w", err)
+	}
+	return c, nil
+}
