@@ -369,4 +369,3 @@ func TestNewNoUnits(t *testing.T) {
 		t.Errorf("New with no units: got %v; want ErrNoUnits", err)
 	}
 }
-
