@@ -29,14 +29,14 @@ type decision struct {
 			NowCast float64   `json:"nowcast"`
 		} `json:"nowcast_pm25"`
 		Hourly struct {
-			O3       float64 `json:"O3"`
-			NO2      float64 `json:"NO2"`
-			PM25     float64 `json:"PM2.5_nowcast"`
-			AQIO3    int     `json:"AQI_O3"`
-			AQINO2   int     `json:"AQI_NO2"`
-			AQIPM25  int     `json:"AQI_PM2.5"`
-			AQIHour  int     `json:"AQI_h"`
-			Note     string  `json:"note"`
+			O3      float64 `json:"O3"`
+			NO2     float64 `json:"NO2"`
+			PM25    float64 `json:"PM2.5_nowcast"`
+			AQIO3   int     `json:"AQI_O3"`
+			AQINO2  int     `json:"AQI_NO2"`
+			AQIPM25 int     `json:"AQI_PM2.5"`
+			AQIHour int     `json:"AQI_h"`
+			Note    string  `json:"note"`
 		} `json:"hourly"`
 		Daily struct {
 			O3h8    float64 `json:"O3_8h_max"`

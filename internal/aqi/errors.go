@@ -19,7 +19,7 @@ var (
 	ErrAboveTable = errors.New("concentration above the last breakpoint of the table")
 
 	// ErrNoData means there is no hourly value in the period a computation looks at.
-	ErrNoData = errors.New("no hourly value in the period")
+	ErrNoData = errors.New("no hourly value")
 
 	// ErrTooFewRecentHours means the NowCast cannot be computed because fewer than 2 of the latest
 	// 3 hourly values (c1, c2, c3) are present, as the decision requires.

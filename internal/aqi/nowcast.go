@@ -48,7 +48,7 @@ func NowCast(hourly []Sample) (float64, error) {
 		cmin, cmax = min(cmin, s.Conc), max(cmax, s.Conc)
 	}
 	if n == 0 {
-		return 0, fmt.Errorf("%w (NowCast looks at the latest %d hours)", ErrNoData, NowCastHours)
+		return 0, fmt.Errorf("%w in the latest %d hours", ErrNoData, NowCastHours)
 	}
 	if recent < 2 {
 		return 0, fmt.Errorf("%w (have %d)", ErrTooFewRecentHours, recent)
