@@ -18,6 +18,9 @@ type Summary struct {
 	Accepted, Duplicate, Rejected int
 	FirstRejectedID               string // id of the first rejected item, if the answer names it
 	FirstReason                   string // why the first rejected item was rejected
+	// Retry lists the indexes (in the batch sent) of items that were valid but
+	// not published ("retryable": true); they are not counted as rejected.
+	Retry []int
 }
 
 // itemResult is one entry of the ingest's per-item answer. The decoder is
@@ -32,6 +35,8 @@ type itemResult struct {
 	Reason string `json:"reason"`
 	Detail string `json:"detail"`
 	Error  string `json:"error"`
+	// Retryable marks an item the ingest could not publish yet (NATS down).
+	Retryable bool `json:"retryable"`
 }
 
 // answer is the body of a 2xx answer or of an RFC 9457 problem document.
@@ -46,7 +51,8 @@ type answer struct {
 // ParseAnswer reads the ingest's answer to a batch: a JSON object with a list
 // of per-item results under "results" (or "items"; a problem document's
 // rejected items under "errors"). An item's status is accepted, duplicate or
-// rejected; an item listed under "errors" without a status counts as rejected.
+// rejected; an item listed under "errors" without a status counts as rejected;
+// an item marked "retryable" with its index goes to Summary.Retry.
 // A body that is empty or not JSON is an error saying so.
 func ParseAnswer(body []byte) (Summary, error) {
 	var sum Summary
@@ -58,6 +64,10 @@ func ParseAnswer(body []byte) (Summary, error) {
 		return sum, fmt.Errorf("decoding ingest answer: %w", err)
 	}
 	add := func(r itemResult, dflt string) {
+		if r.Retryable && r.Index != nil {
+			sum.Retry = append(sum.Retry, *r.Index)
+			return
+		}
 		status := strings.ToLower(r.Status)
 		if status == "" {
 			status = strings.ToLower(r.Result)
@@ -109,41 +119,45 @@ func (r retryable) Error() string { return r.err.Error() }
 func (r retryable) Unwrap() error { return r.err }
 
 // send POSTs one batch of items of kind as a JSON array, retrying with
-// exponential backoff and jitter on network errors, 5xx and 429. Items have
-// stable ids, so a retry of a batch the ingest already took is answered
-// duplicate, never stored twice.
-func (s *Sim) send(ctx context.Context, kind string, items any, n int) error {
-	if n == 0 {
+// exponential backoff and jitter on network errors, 5xx and 429, and again
+// for the items a 202 marks retryable. Items have stable ids, so a retry of
+// an item the ingest already took is answered duplicate, never stored twice.
+func (s *Sim) send(ctx context.Context, kind string, items []json.RawMessage) error {
+	if len(items) == 0 {
 		return nil
-	}
-	body, err := json.Marshal(items)
-	if err != nil {
-		return fmt.Errorf("encoding %s batch: %w", kind, err)
 	}
 	url := s.feedsURL + kind
 	delay := s.cfg.RetryBase
+	pending := items
+	total := Summary{}
 	for attempt := 1; ; attempt++ {
-		sum, err := s.post(ctx, url, body)
+		sum, err := s.post(ctx, url, joinArray(pending))
 		if err == nil {
-			s.stats.batches.Add(1)
-			s.stats.items.Add(int64(n))
-			s.stats.accepted.Add(int64(sum.Accepted))
-			s.stats.duplicate.Add(int64(sum.Duplicate))
-			s.stats.rejected.Add(int64(sum.Rejected))
-			s.log.Info("batch sent", "kind", kind, "items", n, "accepted", sum.Accepted,
-				"duplicate", sum.Duplicate, "rejected", sum.Rejected, "attempts", attempt)
-			if sum.Rejected > 0 {
-				s.log.Warn("items rejected", "kind", kind, "rejected", sum.Rejected,
-					"first_id", sum.FirstRejectedID, "first_reason", sum.FirstReason)
+			total.Accepted += sum.Accepted
+			total.Duplicate += sum.Duplicate
+			total.Rejected += sum.Rejected
+			if total.FirstReason == "" {
+				total.FirstRejectedID, total.FirstReason = sum.FirstRejectedID, sum.FirstReason
 			}
-			return nil
+			var again []json.RawMessage
+			for _, i := range sum.Retry {
+				if i >= 0 && i < len(pending) {
+					again = append(again, pending[i])
+				}
+			}
+			if len(again) == 0 {
+				s.delivered(kind, len(items), total, attempt)
+				return nil
+			}
+			pending = again
+			err = retryable{fmt.Errorf("posting to %s: %d items not published yet", url, len(again))}
 		}
 		var rt retryable
 		if !errors.As(err, &rt) || attempt >= s.cfg.MaxAttempts || ctx.Err() != nil {
 			s.stats.failed.Add(1)
-			s.log.Error("batch not delivered", "kind", kind, "items", n, "attempts", attempt, "err", err)
+			s.log.Error("batch not delivered", "kind", kind, "items", len(pending), "attempts", attempt, "err", err)
 			if errors.As(err, &rt) {
-				return fmt.Errorf("%w: %s batch of %d items after %d attempts: %w", ErrBatchFailed, kind, n, attempt, err)
+				return fmt.Errorf("%w: %s batch of %d items after %d attempts: %w", ErrBatchFailed, kind, len(pending), attempt, err)
 			}
 			return fmt.Errorf("sending %s batch: %w", kind, err)
 		}
@@ -158,6 +172,51 @@ func (s *Sim) send(ctx context.Context, kind string, items any, n int) error {
 		}
 		delay = min(delay*2, 30*time.Second)
 	}
+}
+
+// delivered counts and logs a batch the ingest answered for every item.
+func (s *Sim) delivered(kind string, n int, sum Summary, attempts int) {
+	s.stats.batches.Add(1)
+	s.stats.items.Add(int64(n))
+	s.stats.accepted.Add(int64(sum.Accepted))
+	s.stats.duplicate.Add(int64(sum.Duplicate))
+	s.stats.rejected.Add(int64(sum.Rejected))
+	s.log.Info("batch sent", "kind", kind, "items", n, "accepted", sum.Accepted,
+		"duplicate", sum.Duplicate, "rejected", sum.Rejected, "attempts", attempts)
+	if sum.Rejected > 0 {
+		s.log.Warn("items rejected", "kind", kind, "rejected", sum.Rejected,
+			"first_id", sum.FirstRejectedID, "first_reason", sum.FirstReason)
+	}
+}
+
+// joinArray writes items as one JSON array.
+func joinArray(items []json.RawMessage) []byte {
+	n := 2
+	for _, it := range items {
+		n += len(it) + 1
+	}
+	b := make([]byte, 0, n)
+	b = append(b, '[')
+	for i, it := range items {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, it...)
+	}
+	return append(b, ']')
+}
+
+// encodeItems marshals each item once, so retries resend the same bytes.
+func encodeItems[T any](items []T) ([]json.RawMessage, error) {
+	out := make([]json.RawMessage, len(items))
+	for i := range items {
+		b, err := json.Marshal(&items[i])
+		if err != nil {
+			return nil, err
+		}
+		out[i] = b
+	}
+	return out, nil
 }
 
 // post makes one attempt. A 2xx answer yields its summary (an unreadable

@@ -7,6 +7,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"reflect"
 	"strings"
 	"sync"
 	"testing"
@@ -22,6 +23,9 @@ type ingestRecorder struct {
 	fail     map[string]int      // path → number of 503s still to answer
 	status   int                 // non-zero: answer every request with this status
 	rejectID string
+	// unpublished: path → number of answers still to mark their last item
+	// retryable (valid, not published), as the ingest does when NATS is down.
+	unpublished map[string]int
 }
 
 func (f *ingestRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
@@ -35,6 +39,10 @@ func (f *ingestRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	failing := f.fail[r.URL.Path] > 0
 	if failing {
 		f.fail[r.URL.Path]--
+	}
+	unpublished := f.unpublished[r.URL.Path] > 0
+	if unpublished {
+		f.unpublished[r.URL.Path]--
 	}
 	f.mu.Unlock()
 
@@ -67,9 +75,11 @@ func (f *ingestRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		t.Errorf("POST to %s; want /v1/feeds/{air,traffic,alert}", r.URL.Path)
 	}
 	type result struct {
-		ID     string `json:"id"`
-		Status string `json:"status"`
-		Reason string `json:"reason,omitempty"`
+		Index     int    `json:"index"`
+		ID        string `json:"id"`
+		Status    string `json:"status"`
+		Reason    string `json:"reason,omitempty"`
+		Retryable bool   `json:"retryable,omitempty"`
 	}
 	var res []result
 	for i, it := range items {
@@ -88,10 +98,13 @@ func (f *ingestRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		if _, err := time.Parse(time.RFC3339Nano, when); err != nil {
 			t.Errorf("%s item %d: time %q: %v", kind, i, when, err)
 		}
-		if f.rejectID != "" && strings.Contains(id, f.rejectID) {
-			res = append(res, result{ID: id, Status: "rejected", Reason: "point outside the source's unit"})
-		} else {
-			res = append(res, result{ID: id, Status: "accepted"})
+		switch {
+		case unpublished && i == len(items)-1:
+			res = append(res, result{Index: i, ID: id, Status: "rejected", Reason: "not published: NATS is unavailable; safe to retry", Retryable: true})
+		case f.rejectID != "" && strings.Contains(id, f.rejectID):
+			res = append(res, result{Index: i, ID: id, Status: "rejected", Reason: "point outside the source's unit"})
+		default:
+			res = append(res, result{Index: i, ID: id, Status: "accepted"})
 		}
 	}
 	w.Header().Set("Content-Type", "application/json")
@@ -100,7 +113,7 @@ func (f *ingestRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 }
 
 func newRecorder(t *testing.T) (*ingestRecorder, *httptest.Server) {
-	f := &ingestRecorder{t: t, bodies: map[string][][]byte{}, fail: map[string]int{}}
+	f := &ingestRecorder{t: t, bodies: map[string][][]byte{}, fail: map[string]int{}, unpublished: map[string]int{}}
 	srv := httptest.NewServer(f)
 	t.Cleanup(srv.Close)
 	return f, srv
@@ -157,6 +170,33 @@ func TestRunRetriesSameBytes(t *testing.T) {
 	}
 	if got := s.Stats(); got.Retries != 2 || got.Batches != 1 || got.Accepted != 2 || got.Failed != 0 {
 		t.Errorf("Stats() = %+v; want 2 retries, 1 batch, 2 accepted", got)
+	}
+}
+
+func TestRunResendsUnpublishedItems(t *testing.T) {
+	f, srv := newRecorder(t)
+	f.unpublished["/v1/feeds/traffic"] = 1
+	s := newTestSim(t, Config{BaseURL: srv.URL, Token: "secret-token", Seed: 1, Stations: -1, Segments: 3,
+		Rounds: 1, MaxAttempts: 3, RetryBase: time.Millisecond, Clock: stepClock()})
+	if err := s.Run(context.Background()); err != nil {
+		t.Fatalf("Run: %v", err)
+	}
+	bodies := f.bodies["/v1/feeds/traffic"]
+	if len(bodies) != 2 {
+		t.Fatalf("%d POSTs; want 2", len(bodies))
+	}
+	var first, second []json.RawMessage
+	if err := json.Unmarshal(bodies[0], &first); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(bodies[1], &second); err != nil {
+		t.Fatal(err)
+	}
+	if len(first) != 3 || len(second) != 1 || string(second[0]) != string(first[2]) {
+		t.Errorf("second POST %s; want only the unpublished last item of the first", bodies[1])
+	}
+	if got := s.Stats(); got.Accepted != 3 || got.Rejected != 0 || got.Retries != 1 || got.Batches != 1 {
+		t.Errorf("Stats() = %+v; want 3 accepted, 0 rejected, 1 retry, 1 batch", got)
 	}
 }
 
@@ -227,6 +267,8 @@ func TestParseAnswer(t *testing.T) {
 			Summary{Accepted: 1, Rejected: 1, FirstRejectedID: "#1", FirstReason: "no location"}, false},
 		{"problem errors", `{"title":"bad items","errors":[{"id":"x","reason":"point outside unit"}]}`,
 			Summary{Rejected: 1, FirstRejectedID: "x", FirstReason: "point outside unit"}, false},
+		{"retryable items", `{"accepted":1,"results":[{"index":0,"status":"accepted"},{"index":1,"status":"rejected","retryable":true,"reason":"not published"}]}`,
+			Summary{Accepted: 1, Retry: []int{1}}, false},
 		{"empty object", `{}`, Summary{}, false},
 		{"empty body", ``, Summary{}, true},
 		{"not json", `<html>`, Summary{}, true},
@@ -237,7 +279,7 @@ func TestParseAnswer(t *testing.T) {
 			if (err != nil) != tt.wantErr {
 				t.Fatalf("ParseAnswer error = %v; want error %v", err, tt.wantErr)
 			}
-			if got != tt.want {
+			if !reflect.DeepEqual(got, tt.want) {
 				t.Errorf("ParseAnswer = %+v; want %+v", got, tt.want)
 			}
 		})

@@ -8,6 +8,7 @@ package sim
 import (
 	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -542,16 +543,12 @@ func (s *Sim) Run(ctx context.Context) error {
 			}
 		}
 		r := s.Round(s.cfg.Clock())
-		for _, b := range []struct {
-			kind  string
-			items any
-			n     int
-		}{
-			{"air", r.Air, len(r.Air)},
-			{"traffic", r.Traffic, len(r.Traffic)},
-			{"alert", r.Alerts, len(r.Alerts)},
-		} {
-			if err := s.send(ctx, b.kind, b.items, b.n); err != nil {
+		for _, kind := range []string{"air", "traffic", "alert"} {
+			items, err := r.encode(kind)
+			if err == nil {
+				err = s.send(ctx, kind, items)
+			}
+			if err != nil {
 				if ctx.Err() != nil {
 					return nil
 				}
@@ -563,4 +560,26 @@ func (s *Sim) Run(ctx context.Context) error {
 		s.stats.rounds.Add(1)
 	}
 	return errors.Join(errs...)
+}
+
+// encode marshals the items of one kind of the round.
+func (r Round) encode(kind string) ([]json.RawMessage, error) {
+	var (
+		items []json.RawMessage
+		err   error
+	)
+	switch kind {
+	case "air":
+		items, err = encodeItems(r.Air)
+	case "traffic":
+		items, err = encodeItems(r.Traffic)
+	case "alert":
+		items, err = encodeItems(r.Alerts)
+	default:
+		return nil, fmt.Errorf("encoding round: unknown kind %q", kind)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("encoding %s items: %w", kind, err)
+	}
+	return items, nil
 }
