@@ -189,8 +189,8 @@ type Band struct {
 	Color  string // "#RRGGBB", from the decision's RGB values
 }
 
-// Bands are the decision's six bands, Level 1 first.
-var Bands = [6]Band{
+// bands are the decision's six bands, Level 1 first.
+var bands = [6]Band{
 	{Level: 1, Min: 0, Max: 50, NameVI: "Tốt", NameEN: "Good", Color: "#00E400"},
 	{Level: 2, Min: 51, Max: 100, NameVI: "Trung bình", NameEN: "Moderate", Color: "#FFFF00"},
 	{Level: 3, Min: 101, Max: 150, NameVI: "Kém", NameEN: "Poor", Color: "#FF7E00"},
@@ -201,10 +201,13 @@ var Bands = [6]Band{
 
 // BandOf returns the band of a (rounded) AQI; AQIs above 500 are Nguy hại, negative ones Tốt.
 func BandOf(aqi int) Band {
-	for _, b := range Bands[:len(Bands)-1] {
+	for _, b := range bands[:len(bands)-1] {
 		if aqi <= b.Max {
 			return b
 		}
 	}
-	return Bands[len(Bands)-1]
+	return bands[len(bands)-1]
 }
+
+// Bands returns the decision's six bands, Level 1 (Tốt) first, for legends.
+func Bands() [6]Band { return bands }

@@ -123,11 +123,11 @@ func TestTablesMatchJSON(t *testing.T) {
 			t.Errorf("%s: NowCast and 24h tables differ", p)
 		}
 	}
-	if len(d.Categories) != len(Bands) {
-		t.Fatalf("JSON has %d categories; Go has %d bands", len(d.Categories), len(Bands))
+	if len(d.Categories) != len(bands) {
+		t.Fatalf("JSON has %d categories; Go has %d bands", len(d.Categories), len(bands))
 	}
 	for i, c := range d.Categories {
-		b := Bands[i]
+		b := bands[i]
 		want := Band{Level: i + 1, Min: c.Min, Max: c.Max, NameVI: c.VI, NameEN: c.EN,
 			Color: fmt.Sprintf("#%02X%02X%02X", c.RGB[0], c.RGB[1], c.RGB[2])}
 		if b != want {
@@ -371,9 +371,9 @@ func TestBandOf(t *testing.T) {
 			}
 		})
 	}
-	for i := 1; i < len(Bands); i++ {
-		if Bands[i].Min != Bands[i-1].Max+1 {
-			t.Errorf("band %d starts at %d; want %d", i+1, Bands[i].Min, Bands[i-1].Max+1)
+	for i := 1; i < len(bands); i++ {
+		if bands[i].Min != bands[i-1].Max+1 {
+			t.Errorf("band %d starts at %d; want %d", i+1, bands[i].Min, bands[i-1].Max+1)
 		}
 	}
 }
