@@ -164,7 +164,7 @@ const sqlUpsertAlert = `WITH latest AS (
     INSERT INTO alert AS a (id, source_id, event_id, identifier, sender, sent, status, msg_type, scope, refs,
         info, area, expires, state, province, unit_code, received_at, updated_at)
     SELECT id, source_id, event_id, identifier, sender, sent, status, msg_type, scope, refs,
-        info, ST_SetSRID(area, 4326), expires,
+        info, CASE WHEN ST_IsValid(area) THEN ST_SetSRID(area, 4326) ELSE ST_SetSRID(ST_MakeValid(area), 4326) END, expires,
         CASE WHEN expires IS NOT NULL AND expires <= now() THEN 'expired' ELSE 'active' END,
         province, unit_code, received_at, now()
     FROM latest

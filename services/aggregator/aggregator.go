@@ -1,0 +1,260 @@
+// Package aggregator consumes the FEEDS stream in batches, writes each batch
+// to PostGIS in one transaction (through the postgis subpackage), publishes
+// the latest state of every entity the batch changed to the STATE stream, and
+// only then acknowledges the batch. A redelivery is harmless: the store drops
+// events it already has and writes the state again, which republishes it.
+package aggregator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/iochub/iochub/internal/subjects"
+	"github.com/iochub/iochub/services/aggregator/postgis"
+)
+
+// Store is what the aggregator needs of the database; *postgis.Store is one.
+type Store interface {
+	WriteBatch(ctx context.Context, b postgis.Batch) (postgis.Result, error)
+}
+
+var _ Store = (*postgis.Store)(nil)
+
+// Config configures one aggregator: one durable consumer on FEEDS.
+type Config struct {
+	// Durable is the consumer's name; empty means "aggregator". Each province
+	// partition needs its own.
+	Durable string
+	// FilterSubject selects the feed items; empty means every item (ioc.feed.>).
+	// A province partition uses subjects.FeedProvince(p), ioc.feed.<p>.>.
+	FilterSubject string
+	// BatchSize is the most messages written in one transaction; 0 means 500.
+	BatchSize int
+	// MaxWait is how long a fetch waits to fill a batch; 0 means 200ms.
+	MaxWait time.Duration
+	// AckWait is how long JetStream waits for an ack before redelivering; 0 means 30s.
+	AckWait time.Duration
+	// RetryDelay is how long a batch that failed to store waits before it is
+	// redelivered; 0 means 1s.
+	RetryDelay time.Duration
+
+	// afterCommit, when set (tests), runs right after a batch is committed and
+	// before its state is published and it is acked.
+	afterCommit func()
+}
+
+// Deps are the aggregator's connections.
+type Deps struct {
+	JS     jetstream.JetStream // required
+	Store  Store               // required
+	Logger *slog.Logger        // nil discards logs
+	// Metrics registers the aggregator's metrics, labelled with the durable's
+	// name; nil registers nothing.
+	Metrics prometheus.Registerer
+}
+
+// Service is a running aggregator.
+type Service struct {
+	cfg Config
+	js  jetstream.JetStream
+	db  Store
+	log *slog.Logger
+	m   *metrics
+}
+
+// New checks cfg and deps, fills the defaults and registers the metrics.
+func New(cfg Config, deps Deps) (*Service, error) {
+	if deps.JS == nil {
+		return nil, fmt.Errorf("%w: Deps.JS is nil", ErrConfig)
+	}
+	if deps.Store == nil {
+		return nil, fmt.Errorf("%w: Deps.Store is nil", ErrConfig)
+	}
+	if cfg.Durable == "" {
+		cfg.Durable = "aggregator"
+	}
+	if cfg.FilterSubject == "" {
+		cfg.FilterSubject = subjects.FeedsAll
+	}
+	if cfg.BatchSize == 0 {
+		cfg.BatchSize = 500
+	}
+	if cfg.MaxWait == 0 {
+		cfg.MaxWait = 200 * time.Millisecond
+	}
+	if cfg.AckWait == 0 {
+		cfg.AckWait = 30 * time.Second
+	}
+	if cfg.RetryDelay == 0 {
+		cfg.RetryDelay = time.Second
+	}
+	if cfg.BatchSize < 0 || cfg.MaxWait < 0 || cfg.AckWait < 0 || cfg.RetryDelay < 0 {
+		return nil, fmt.Errorf("%w: BatchSize, MaxWait, AckWait and RetryDelay must not be negative", ErrConfig)
+	}
+	log := deps.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(deps.Metrics, cfg.Durable)
+	if err != nil {
+		return nil, err
+	}
+	return &Service{cfg: cfg, js: deps.JS, db: deps.Store, log: log.With("durable", cfg.Durable), m: m}, nil
+}
+
+// Run consumes until ctx is done, then returns nil. A batch in flight when
+// ctx ends is neither acked nor naked: JetStream redelivers it after AckWait,
+// and the store's idempotency makes that harmless.
+func (s *Service) Run(ctx context.Context) error {
+	cons, err := s.js.CreateOrUpdateConsumer(ctx, subjects.StreamFeeds, jetstream.ConsumerConfig{
+		Durable:       s.cfg.Durable,
+		Description:   "iochub aggregator: FEEDS to PostGIS and STATE",
+		FilterSubject: s.cfg.FilterSubject,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       s.cfg.AckWait,
+		MaxAckPending: 4 * s.cfg.BatchSize,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("creating consumer %s on %s: %w", s.cfg.Durable, subjects.StreamFeeds, err)
+	}
+	s.log.Info("aggregator consuming", "stream", subjects.StreamFeeds, "filter", s.cfg.FilterSubject)
+	for ctx.Err() == nil {
+		fetched, err := cons.Fetch(s.cfg.BatchSize, jetstream.FetchMaxWait(s.cfg.MaxWait))
+		if err != nil {
+			s.m.errors.WithLabelValues("fetch").Inc()
+			s.log.Warn("fetching feed messages failed", "err", err)
+			sleep(ctx, s.cfg.RetryDelay)
+			continue
+		}
+		msgs := make([]jetstream.Msg, 0, s.cfg.BatchSize)
+		for m := range fetched.Messages() {
+			msgs = append(msgs, m)
+		}
+		if err := fetched.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) {
+			s.m.errors.WithLabelValues("fetch").Inc()
+			s.log.Warn("fetch ended early", "err", err, "messages", len(msgs))
+		}
+		if len(msgs) > 0 {
+			s.process(ctx, msgs)
+		}
+	}
+	s.log.Info("aggregator stopped")
+	return nil
+}
+
+// pending is one batch on its way: decoded messages with the rows they became.
+type pending struct {
+	batch   postgis.Batch
+	air     []decodedMsg // parallel to batch.Air
+	traffic []decodedMsg
+	alerts  []decodedMsg
+	msgs    []jetstream.Msg // every message to ack after commit
+}
+
+type decodedMsg struct {
+	d   decoded
+	msg jetstream.Msg
+}
+
+// process stores one fetched batch, publishes the changed states and acks.
+func (s *Service) process(ctx context.Context, msgs []jetstream.Msg) {
+	start := time.Now()
+	var p pending
+	for _, m := range msgs {
+		d, err := decode(m.Subject(), m.Headers(), m.Data(), start)
+		if err != nil {
+			s.m.errors.WithLabelValues("decode").Inc()
+			s.log.Error("terminating undecodable feed message", "subject", m.Subject(), "err", err)
+			if err := m.TermWithReason(err.Error()); err != nil {
+				s.log.Warn("terminating message failed", "subject", m.Subject(), "err", err)
+			}
+			continue
+		}
+		p.add(d, m)
+	}
+	if len(p.msgs) == 0 {
+		return
+	}
+	res, err := s.db.WriteBatch(ctx, p.batch)
+	if err != nil {
+		if ctx.Err() != nil {
+			return // shutting down: redelivered after AckWait
+		}
+		s.m.errors.WithLabelValues("write").Inc()
+		s.log.Error("storing batch failed; retrying", "messages", len(p.msgs), "err", err)
+		s.nakAll(p.msgs)
+		sleep(ctx, s.cfg.RetryDelay)
+		return
+	}
+	if s.cfg.afterCommit != nil {
+		s.cfg.afterCommit()
+	}
+	if ctx.Err() != nil {
+		return // committed but not acked: the redelivery republishes the state
+	}
+	published, err := s.publishStates(ctx, &p, res)
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		s.m.errors.WithLabelValues("publish").Inc()
+		s.log.Error("publishing state failed; retrying the batch", "messages", len(p.msgs), "err", err)
+		s.nakAll(p.msgs)
+		sleep(ctx, s.cfg.RetryDelay)
+		return
+	}
+	for _, m := range p.msgs {
+		if err := m.Ack(); err != nil {
+			// Lost acks mean a redelivery, which the store absorbs.
+			s.m.errors.WithLabelValues("ack").Inc()
+			s.log.Warn("acking feed message failed", "subject", m.Subject(), "err", err)
+		}
+	}
+	s.m.observe(res, published, time.Since(start))
+	s.log.Debug("batch stored", "messages", len(p.msgs), "air", res.Air.New, "traffic", res.Traffic.New,
+		"alerts", res.Alerts.New, "states", published)
+}
+
+func (p *pending) add(d decoded, m jetstream.Msg) {
+	p.msgs = append(p.msgs, m)
+	dm := decodedMsg{d: d, msg: m}
+	switch d.kind {
+	case subjects.KindAir:
+		p.batch.Air = append(p.batch.Air, d.airRow)
+		p.air = append(p.air, dm)
+	case subjects.KindTraffic:
+		p.batch.Traffic = append(p.batch.Traffic, d.trafficRow)
+		p.traffic = append(p.traffic, dm)
+	case subjects.KindAlert:
+		p.batch.Alerts = append(p.batch.Alerts, d.alertRow)
+		p.alerts = append(p.alerts, dm)
+	}
+}
+
+func (s *Service) nakAll(msgs []jetstream.Msg) {
+	for _, m := range msgs {
+		if err := m.NakWithDelay(s.cfg.RetryDelay); err != nil {
+			s.log.Warn("naking feed message failed", "subject", m.Subject(), "err", err)
+		}
+	}
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

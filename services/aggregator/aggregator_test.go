@@ -1,0 +1,622 @@
+package aggregator
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+	"github.com/twpayne/go-geom"
+	"github.com/twpayne/go-geom/encoding/wkb"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/iochub/iochub/internal/ce"
+	"github.com/iochub/iochub/internal/subjects"
+	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
+	"github.com/iochub/iochub/services/aggregator/postgis"
+)
+
+const (
+	province = "01"
+	unit     = "00070"
+	sourceID = "src-test"
+)
+
+var t0 = time.Date(2026, 11, 21, 6, 0, 0, 0, time.UTC)
+
+func mustWKB(t testing.TB, g geom.T) *iocv1.Geometry {
+	t.Helper()
+	b, err := wkb.Marshal(g, binary.LittleEndian)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &iocv1.Geometry{Wkb: b}
+}
+
+func stationPoint(i int) (lon, lat float64) {
+	return 105.80 + float64(i)*0.001, 21.02 + float64(i)*0.0005
+}
+
+func airEvent(t testing.TB, station int, at time.Time, pm25 float64) *iocv1.AirQualityObserved {
+	lon, lat := stationPoint(station)
+	entity := fmt.Sprintf("urn:ngsi-ld:Device:st-%d", station)
+	return &iocv1.AirQualityObserved{
+		Id:          entity + "@" + at.UTC().Format(time.RFC3339),
+		EntityId:    entity,
+		ObservedAt:  timestamppb.New(at),
+		Location:    mustWKB(t, geom.NewPointFlat(geom.XY, []float64{lon, lat})),
+		Origin:      &iocv1.Origin{SourceId: sourceID, Province: province, Unit: unit, ReceivedAt: timestamppb.New(at.Add(time.Second))},
+		Name:        fmt.Sprintf("Trạm %d", station),
+		Pm25:        proto.Float64(pm25),
+		Pm10:        proto.Float64(pm25 * 1.5),
+		Temperature: proto.Float64(27),
+		Other:       map[string]float64{"benzene": 1.5},
+	}
+}
+
+func trafficEvent(t testing.TB, segment int, at time.Time, speed float64) *iocv1.TrafficObserved {
+	x := 105.81 + float64(segment)*0.01
+	entity := fmt.Sprintf("segment-%d", segment)
+	return &iocv1.TrafficObserved{
+		Id:                  entity + "@" + at.UTC().Format(time.RFC3339),
+		EntityId:            entity,
+		ObservedAt:          timestamppb.New(at),
+		Location:            mustWKB(t, geom.NewLineStringFlat(geom.XY, []float64{x, 21.0, x + 0.005, 21.004})),
+		Origin:              &iocv1.Origin{SourceId: sourceID, Province: province, Unit: unit, ReceivedAt: timestamppb.New(at)},
+		Intensity:           proto.Float64(300),
+		AverageVehicleSpeed: proto.Float64(speed),
+		Congested:           proto.Bool(speed < 15),
+		LaneId:              proto.Int32(1),
+		LaneDirection:       "forward",
+	}
+}
+
+// feedMsg builds a feed message as ingest publishes it; msgID overrides the
+// Nats-Msg-Id (to get past JetStream's dedup window like a late resend does).
+func feedMsg(t testing.TB, kind string, m proto.Message, msgID string) *nats.Msg {
+	t.Helper()
+	var (
+		eventID, entity string
+		at              time.Time
+		typ             = ce.ObservedType(kind)
+	)
+	switch v := m.(type) {
+	case *iocv1.AirQualityObserved:
+		eventID, entity, at = v.GetId(), v.GetEntityId(), v.GetObservedAt().AsTime()
+	case *iocv1.TrafficObserved:
+		eventID, entity, at = v.GetId(), v.GetEntityId(), v.GetObservedAt().AsTime()
+	case *iocv1.Alert:
+		eventID, entity, at, typ = v.GetIdentifier(), v.GetIdentifier(), v.GetSent().AsTime(), ce.AlertType
+	}
+	body, err := proto.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := ce.Event{ID: eventID, Source: ce.SourceURN(province, unit), Type: typ, Subject: entity, Time: at}.Header()
+	if msgID == "" {
+		msgID = sourceID + "/" + eventID
+	}
+	h[nats.MsgIdHdr] = []string{msgID}
+	h[HeaderSource] = []string{sourceID}
+	return &nats.Msg{Subject: subjects.Feed(province, unit, kind), Header: h, Data: body}
+}
+
+func publish(t testing.TB, js jetstream.JetStream, msgs ...*nats.Msg) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	for _, m := range msgs {
+		if _, err := js.PublishMsg(ctx, m); err != nil {
+			t.Fatalf("publishing %s: %v", m.Subject, err)
+		}
+	}
+}
+
+type running struct {
+	svc      *Service
+	cancel   context.CancelFunc
+	done     chan error
+	stopOnce sync.Once
+}
+
+// start runs an aggregator until stop or the end of the test.
+func start(t *testing.T, ne *natsEnv, pool *pgxpool.Pool, cfg Config) *running {
+	t.Helper()
+	if cfg.AckWait == 0 {
+		cfg.AckWait = 2 * time.Second
+	}
+	if cfg.RetryDelay == 0 {
+		cfg.RetryDelay = 100 * time.Millisecond
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	svc, err := New(cfg, Deps{JS: ne.JS, Store: postgis.NewStore(pool), Logger: log, Metrics: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	r := &running{svc: svc, cancel: cancel, done: make(chan error, 1)}
+	go func() { r.done <- svc.Run(ctx) }()
+	t.Cleanup(func() { r.stop(t) })
+	return r
+}
+
+func (r *running) stop(t *testing.T) {
+	t.Helper()
+	r.stopOnce.Do(func() {
+		r.cancel()
+		select {
+		case err := <-r.done:
+			if err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		case <-time.After(30 * time.Second):
+			t.Errorf("Run did not return after cancel")
+		}
+	})
+}
+
+// waitFor polls cond until it holds; it fails the test after a generous
+// deadline (a hang, not a performance requirement).
+func waitFor(t *testing.T, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		last = state
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("waiting for %s: gave up; last seen %s", what, last)
+}
+
+func rows(t *testing.T, pool *pgxpool.Pool, table string) int {
+	t.Helper()
+	var n int
+	if err := pool.QueryRow(context.Background(), "SELECT count(*) FROM "+table).Scan(&n); err != nil {
+		t.Fatalf("counting %s: %v", table, err)
+	}
+	return n
+}
+
+func waitRows(t *testing.T, pool *pgxpool.Pool, table string, want int) {
+	t.Helper()
+	waitFor(t, fmt.Sprintf("%d rows in %s", want, table), func() (bool, string) {
+		n := rows(t, pool, table)
+		return n == want, fmt.Sprintf("%d rows", n)
+	})
+}
+
+// waitIdle waits until the durable has every message delivered and acked (or terminated).
+func waitIdle(t *testing.T, js jetstream.JetStream, durable string) {
+	t.Helper()
+	waitFor(t, "consumer "+durable+" idle", func() (bool, string) {
+		c, err := js.Consumer(context.Background(), subjects.StreamFeeds, durable)
+		if err != nil {
+			return false, err.Error()
+		}
+		info, err := c.Info(context.Background())
+		if err != nil {
+			return false, err.Error()
+		}
+		return info.NumPending == 0 && info.NumAckPending == 0,
+			fmt.Sprintf("pending %d, ack pending %d", info.NumPending, info.NumAckPending)
+	})
+}
+
+// lastState reads the state of an entity from STATE.
+func lastState(t *testing.T, js jetstream.JetStream, layer, entity string) (*iocv1.EntityState, nats.Header, error) {
+	t.Helper()
+	st, err := js.Stream(context.Background(), subjects.StreamState)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := st.GetLastMsgForSubject(context.Background(), subjects.State(province, layer, entity))
+	if err != nil {
+		return nil, nil, err
+	}
+	es := &iocv1.EntityState{}
+	if err := proto.Unmarshal(raw.Data, es); err != nil {
+		t.Fatalf("decoding state of %s: %v", entity, err)
+	}
+	return es, raw.Header, nil
+}
+
+func waitState(t *testing.T, js jetstream.JetStream, layer, entity string, ok func(*iocv1.EntityState) bool) *iocv1.EntityState {
+	t.Helper()
+	var got *iocv1.EntityState
+	waitFor(t, "state of "+entity, func() (bool, string) {
+		es, _, err := lastState(t, js, layer, entity)
+		if err != nil {
+			return false, err.Error()
+		}
+		got = es
+		return ok(es), es.String()
+	})
+	return got
+}
+
+func TestStoresAndPublishesState(t *testing.T) {
+	ne, pool := testNATS(t), testDB(t)
+	const stations, segments, steps = 4, 2, 10
+	var msgs []*nats.Msg
+	for k := range steps {
+		at := t0.Add(time.Duration(k) * 10 * time.Minute)
+		for s := range stations {
+			msgs = append(msgs, feedMsg(t, subjects.KindAir, airEvent(t, s, at, float64(100*s+k)), ""))
+		}
+		for g := range segments {
+			msgs = append(msgs, feedMsg(t, subjects.KindTraffic, trafficEvent(t, g, at, float64(10*g+k)), ""))
+		}
+	}
+	publish(t, ne.JS, msgs...)
+	r := start(t, ne, pool, Config{Durable: "agg-main", BatchSize: 7})
+	waitRows(t, pool, "air_observation", stations*steps)
+	waitRows(t, pool, "traffic_observation", segments*steps)
+	waitIdle(t, ne.JS, "agg-main")
+
+	last := steps - 1
+	for s := range stations {
+		want := airEvent(t, s, t0.Add(time.Duration(last)*10*time.Minute), float64(100*s+last))
+		es, h, err := lastState(t, ne.JS, subjects.KindAir, want.GetEntityId())
+		if err != nil {
+			t.Fatalf("state of %s: %v", want.GetEntityId(), err)
+		}
+		air := es.GetAir()
+		if air == nil {
+			t.Fatalf("state of %s has no air observation: %v", want.GetEntityId(), es)
+		}
+		if air.GetId() != want.GetId() || air.GetPm25() != want.GetPm25() || air.GetOther()["benzene"] != 1.5 {
+			t.Errorf("state of %s = %s pm25 %v; want %s pm25 %v", want.GetEntityId(), air.GetId(), air.GetPm25(), want.GetId(), want.GetPm25())
+		}
+		g, err := wkb.Unmarshal(air.GetLocation().GetWkb())
+		if err != nil {
+			t.Fatalf("state geometry: %v", err)
+		}
+		lon, lat := stationPoint(s)
+		if p, ok := g.(*geom.Point); !ok || p.X() != lon || p.Y() != lat {
+			t.Errorf("state geometry of %s = %v; want POINT(%v %v)", want.GetEntityId(), g, lon, lat)
+		}
+		if es.GetLayer() != "air" || es.GetProvince() != province || es.GetUnit() != unit || es.GetEntityId() != want.GetEntityId() || es.GetUpdatedAt() == nil {
+			t.Errorf("state envelope = %v", es)
+		}
+		if got, want := h.Get(ce.HeaderType), ce.StateType("air"); got != want {
+			t.Errorf("ce-type = %q; want %q", got, want)
+		}
+		if got, want := h.Get(ce.HeaderID), want.GetId(); got != want {
+			t.Errorf("ce-id = %q; want %q", got, want)
+		}
+	}
+	for g := range segments {
+		want := trafficEvent(t, g, t0.Add(time.Duration(last)*10*time.Minute), float64(10*g+last))
+		es, _, err := lastState(t, ne.JS, subjects.KindTraffic, want.GetEntityId())
+		if err != nil {
+			t.Fatalf("state of %s: %v", want.GetEntityId(), err)
+		}
+		tr := es.GetTraffic()
+		if tr.GetAverageVehicleSpeed() != want.GetAverageVehicleSpeed() || tr.GetId() != want.GetId() {
+			t.Errorf("state of %s = %v; want speed %v", want.GetEntityId(), tr, want.GetAverageVehicleSpeed())
+		}
+		geo, err := wkb.Unmarshal(tr.GetLocation().GetWkb())
+		if ls, ok := geo.(*geom.LineString); err != nil || !ok || ls.NumCoords() != 2 {
+			t.Errorf("state geometry of %s = %v, %v; want a LineString of 2 points", want.GetEntityId(), geo, err)
+		}
+	}
+	var pm25 float64
+	var loc geom.T
+	if err := pool.QueryRow(context.Background(), `SELECT (last_values->>'pm25')::float8, location FROM sensor WHERE kind = 'air' AND id = $1`,
+		"urn:ngsi-ld:Device:st-3").Scan(&pm25, &loc); err != nil {
+		t.Fatal(err)
+	}
+	if pm25 != 309 {
+		t.Errorf("sensor st-3 pm25 = %v; want 309", pm25)
+	}
+	if p, ok := loc.(*geom.Point); !ok || p.SRID() != 4326 {
+		t.Errorf("sensor st-3 location = %#v; want a Point with SRID 4326", loc)
+	}
+
+	// The same events again under new message ids: JetStream cannot drop them,
+	// the store does.
+	for i, m := range msgs {
+		m.Header[nats.MsgIdHdr] = []string{fmt.Sprintf("resend-%d", i)}
+	}
+	publish(t, ne.JS, msgs...)
+	waitFor(t, "duplicates counted", func() (bool, string) {
+		n := counterValue(t, r.svc.m.duplicates.WithLabelValues("air")) + counterValue(t, r.svc.m.duplicates.WithLabelValues("traffic"))
+		return n == float64(len(msgs)), fmt.Sprintf("%v duplicates", n)
+	})
+	waitIdle(t, ne.JS, "agg-main")
+	if n := rows(t, pool, "air_observation"); n != stations*steps {
+		t.Errorf("air rows after resending = %d; want %d", n, stations*steps)
+	}
+	if n := rows(t, pool, "traffic_observation"); n != segments*steps {
+		t.Errorf("traffic rows after resending = %d; want %d", n, segments*steps)
+	}
+	if got := counterValue(t, r.svc.m.rows.WithLabelValues("air")); got != stations*steps {
+		t.Errorf("rows_total{kind=air} = %v; want %d", got, stations*steps)
+	}
+}
+
+func TestCrashBetweenCommitAndAck(t *testing.T) {
+	ne, pool := testNATS(t), testDB(t)
+	const n = 30
+	var msgs []*nats.Msg
+	for i := range n {
+		msgs = append(msgs, feedMsg(t, subjects.KindAir, airEvent(t, i%3, t0.Add(time.Duration(i)*time.Minute), float64(i)), ""))
+	}
+	publish(t, ne.JS, msgs...)
+
+	var once sync.Once
+	var r *running
+	ready := make(chan struct{})
+	cfg := Config{Durable: "agg-crash", BatchSize: n}
+	cfg.afterCommit = func() { once.Do(func() { <-ready; r.cancel() }) }
+	r = start(t, ne, pool, cfg)
+	close(ready)
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		r.done <- nil // for the cleanup
+	case <-time.After(60 * time.Second):
+		t.Fatal("the aggregator did not stop after its crash")
+	}
+	if got := rows(t, pool, "air_observation"); got != n {
+		t.Fatalf("rows after the commit = %d; want %d", got, n)
+	}
+	entity := airEvent(t, 2, t0, 0).GetEntityId()
+	if _, _, err := lastState(t, ne.JS, subjects.KindAir, entity); !errors.Is(err, jetstream.ErrMsgNotFound) {
+		t.Fatalf("state published before the crash: err = %v; want ErrMsgNotFound", err)
+	}
+	c, err := ne.JS.Consumer(context.Background(), subjects.StreamFeeds, "agg-crash")
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := c.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if info.NumAckPending != n {
+		t.Fatalf("ack pending after the crash = %d; want %d (nothing acked)", info.NumAckPending, n)
+	}
+
+	start(t, ne, pool, Config{Durable: "agg-crash", BatchSize: n})
+	waitIdle(t, ne.JS, "agg-crash")
+	es := waitState(t, ne.JS, subjects.KindAir, entity, func(*iocv1.EntityState) bool { return true })
+	// Station 2's newest event is i = 29.
+	if got := es.GetAir().GetPm25(); got != 29 {
+		t.Errorf("state pm25 after redelivery = %v; want 29", got)
+	}
+	if got := rows(t, pool, "air_observation"); got != n {
+		t.Errorf("rows after redelivery = %d; want %d", got, n)
+	}
+}
+
+func TestKillMidStream(t *testing.T) {
+	ne, pool := testNATS(t), testDB(t)
+	const stations, steps = 20, 40
+	const n = stations * steps
+	published := make(chan struct{})
+	var msgs []*nats.Msg
+	for k := range steps {
+		for s := range stations {
+			msgs = append(msgs, feedMsg(t, subjects.KindAir, airEvent(t, s, t0.Add(time.Duration(k)*time.Minute), float64(k)), ""))
+		}
+	}
+	go func() {
+		defer close(published)
+		for _, m := range msgs {
+			if _, err := ne.JS.PublishMsg(context.Background(), m); err != nil {
+				t.Errorf("publishing %s: %v", m.Subject, err)
+				return
+			}
+		}
+	}()
+	first := start(t, ne, pool, Config{Durable: "agg-kill", BatchSize: 25})
+	waitFor(t, "some rows stored", func() (bool, string) {
+		got := rows(t, pool, "air_observation")
+		return got >= n/4, fmt.Sprintf("%d rows", got)
+	})
+	first.stop(t)
+	if got := rows(t, pool, "air_observation"); got >= n {
+		t.Logf("the whole stream was stored before the kill (%d rows); the restart only checks idempotency", got)
+	}
+	start(t, ne, pool, Config{Durable: "agg-kill", BatchSize: 25})
+	<-published
+	waitRows(t, pool, "air_observation", n)
+	waitIdle(t, ne.JS, "agg-kill")
+	if got := rows(t, pool, "air_observation"); got != n {
+		t.Errorf("rows = %d; want %d", got, n)
+	}
+	for s := range stations {
+		entity := airEvent(t, s, t0, 0).GetEntityId()
+		es, _, err := lastState(t, ne.JS, subjects.KindAir, entity)
+		if err != nil {
+			t.Fatalf("state of %s: %v", entity, err)
+		}
+		if got := es.GetAir().GetPm25(); got != steps-1 {
+			t.Errorf("state of %s pm25 = %v; want %d", entity, got, steps-1)
+		}
+	}
+}
+
+func TestLateObservationKeepsNewerState(t *testing.T) {
+	ne, pool := testNATS(t), testDB(t)
+	start(t, ne, pool, Config{Durable: "agg-late"})
+	newer := airEvent(t, 1, t0.Add(time.Hour), 50)
+	older := airEvent(t, 1, t0, 10)
+	publish(t, ne.JS, feedMsg(t, subjects.KindAir, newer, ""))
+	waitState(t, ne.JS, subjects.KindAir, newer.GetEntityId(), func(es *iocv1.EntityState) bool { return es.GetAir().GetId() == newer.GetId() })
+	waitIdle(t, ne.JS, "agg-late")
+	publish(t, ne.JS, feedMsg(t, subjects.KindAir, older, ""))
+	waitRows(t, pool, "air_observation", 2)
+	waitIdle(t, ne.JS, "agg-late")
+	es, _, err := lastState(t, ne.JS, subjects.KindAir, newer.GetEntityId())
+	if err != nil {
+		t.Fatal(err)
+	}
+	if es.GetAir().GetId() != newer.GetId() || es.GetAir().GetPm25() != 50 {
+		t.Errorf("state after a late observation = %s pm25 %v; want %s pm25 50", es.GetAir().GetId(), es.GetAir().GetPm25(), newer.GetId())
+	}
+	var observed time.Time
+	if err := pool.QueryRow(context.Background(), `SELECT last_observed_at FROM sensor WHERE id = $1`, newer.GetEntityId()).Scan(&observed); err != nil {
+		t.Fatal(err)
+	}
+	if !observed.Equal(t0.Add(time.Hour)) {
+		t.Errorf("sensor last_observed_at = %v; want %v", observed, t0.Add(time.Hour))
+	}
+}
+
+func square(x0, y0, d float64) *geom.Polygon {
+	return geom.NewPolygonFlat(geom.XY, []float64{x0, y0, x0 + d, y0, x0 + d, y0 + d, x0, y0 + d, x0, y0}, []int{10})
+}
+
+func insertUnit(t *testing.T, pool *pgxpool.Pool, code, level, parent string, x0, y0 float64) {
+	t.Helper()
+	mp := geom.NewMultiPolygon(geom.XY)
+	if err := mp.Push(square(x0, y0, 1)); err != nil {
+		t.Fatal(err)
+	}
+	_, err := pool.Exec(context.Background(), `INSERT INTO admin_unit (code, level, parent_code, name_vi, boundary, valid_from)
+		VALUES ($1, $2, NULLIF($3, ''), $1, $4, '2025-07-01')`, code, level, parent, mp.SetSRID(4326))
+	if err != nil {
+		t.Fatalf("inserting unit %s: %v", code, err)
+	}
+}
+
+func TestAlertUnits(t *testing.T) {
+	ne, pool := testNATS(t), testDB(t)
+	insertUnit(t, pool, "01", "province", "", 105, 20)
+	insertUnit(t, pool, "02", "province", "", 106, 20)
+	insertUnit(t, pool, "04", "province", "", 110, 20)
+	sent := time.Now().UTC().Truncate(time.Second)
+	alert := &iocv1.Alert{
+		Id: "flood-1", Identifier: "flood-1", Sender: "kttv@example.vn", Sent: timestamppb.New(sent),
+		Status: "Actual", MsgType: "Alert", Scope: "Public",
+		Origin: &iocv1.Origin{SourceId: sourceID, Province: province, Unit: unit, ReceivedAt: timestamppb.New(sent)},
+		Info: []*iocv1.AlertInfo{{
+			Language: "vi-VN", Category: []string{"Met"}, Event: "Lũ", Urgency: "Immediate", Severity: "Severe",
+			Certainty: "Observed", Headline: "Cảnh báo lũ", Expires: timestamppb.New(sent.Add(6 * time.Hour)),
+			Area: []*iocv1.AlertArea{
+				{AreaDesc: "bờ sông", Geometry: mustWKB(t, square(105.9, 20.4, 0.2))},
+				{AreaDesc: "mã", Geocode: []*iocv1.Geocode{{ValueName: "GSO", Value: "01"}}},
+			},
+		}},
+	}
+	publish(t, ne.JS, feedMsg(t, subjects.KindAlert, alert, ""))
+	start(t, ne, pool, Config{Durable: "agg-alert"})
+	id := sourceID + "/flood-1"
+	es := waitState(t, ne.JS, subjects.KindAlert, id, func(*iocv1.EntityState) bool { return true })
+	if es.GetAlertState() != "active" || !slices.Equal(es.GetUnits(), []string{"01", "02"}) {
+		t.Errorf("alert state = %q units %v; want active [01 02]", es.GetAlertState(), es.GetUnits())
+	}
+	if es.GetAlert().GetInfo()[0].GetHeadline() != "Cảnh báo lũ" {
+		t.Errorf("alert in state = %v", es.GetAlert())
+	}
+	r, err := pool.Query(context.Background(), `SELECT unit_code FROM alert_unit WHERE alert_id = $1 ORDER BY 1`, id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var units []string
+	for r.Next() {
+		var u string
+		if err := r.Scan(&u); err != nil {
+			t.Fatal(err)
+		}
+		units = append(units, u)
+	}
+	if err := r.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(units, []string{"01", "02"}) {
+		t.Errorf("alert_unit = %v; want [01 02]", units)
+	}
+	var event string
+	if err := pool.QueryRow(context.Background(), `SELECT info->0->>'event' FROM alert WHERE id = $1`, id).Scan(&event); err != nil {
+		t.Fatal(err)
+	}
+	if event != "Lũ" {
+		t.Errorf("alert info event = %q; want Lũ", event)
+	}
+}
+
+func TestUndecodableMessagesAreTerminated(t *testing.T) {
+	ne, pool := testNATS(t), testDB(t)
+	good := feedMsg(t, subjects.KindAir, airEvent(t, 1, t0, 5), "")
+	garbage := feedMsg(t, subjects.KindAir, airEvent(t, 2, t0, 5), "")
+	garbage.Data = []byte{0xff, 0xff, 0xff}
+	noHeaders := feedMsg(t, subjects.KindAir, airEvent(t, 3, t0, 5), "")
+	delete(noHeaders.Header, ce.HeaderID)
+	water := feedMsg(t, subjects.KindAir, airEvent(t, 4, t0, 5), "")
+	water.Subject = subjects.Feed(province, unit, subjects.KindWater)
+	publish(t, ne.JS, garbage, noHeaders, water, good)
+	r := start(t, ne, pool, Config{Durable: "agg-bad"})
+	waitRows(t, pool, "air_observation", 1)
+	waitIdle(t, ne.JS, "agg-bad")
+	if got := counterValue(t, r.svc.m.errors.WithLabelValues("decode")); got != 3 {
+		t.Errorf("errors_total{stage=decode} = %v; want 3", got)
+	}
+	if got := rows(t, pool, "air_observation"); got != 1 {
+		t.Errorf("rows = %d; want 1", got)
+	}
+}
+
+func TestNew(t *testing.T) {
+	ne := testNATS(t)
+	tests := []struct {
+		name string
+		cfg  Config
+		deps Deps
+		ok   bool
+	}{
+		{"defaults", Config{}, Deps{JS: ne.JS, Store: postgis.NewStore(nil)}, true},
+		{"no JetStream", Config{}, Deps{Store: postgis.NewStore(nil)}, false},
+		{"no store", Config{}, Deps{JS: ne.JS}, false},
+		{"negative batch", Config{BatchSize: -1}, Deps{JS: ne.JS, Store: postgis.NewStore(nil)}, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			s, err := New(tt.cfg, tt.deps)
+			if (err == nil) != tt.ok {
+				t.Fatalf("New: err = %v; want ok %v", err, tt.ok)
+			}
+			if err != nil && !errors.Is(err, ErrConfig) {
+				t.Errorf("err = %v; want ErrConfig", err)
+			}
+			if tt.ok && (s.cfg.Durable != "aggregator" || s.cfg.FilterSubject != subjects.FeedsAll || s.cfg.BatchSize != 500 || s.cfg.MaxWait != 200*time.Millisecond) {
+				t.Errorf("defaults = %+v", s.cfg)
+			}
+		})
+	}
+	reg := prometheus.NewRegistry()
+	if _, err := New(Config{Durable: "x"}, Deps{JS: ne.JS, Store: postgis.NewStore(nil), Metrics: reg}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := New(Config{Durable: "x"}, Deps{JS: ne.JS, Store: postgis.NewStore(nil), Metrics: reg}); !errors.Is(err, ErrConfig) {
+		t.Errorf("second aggregator with the same durable on one registry: err = %v; want ErrConfig", err)
+	}
+}
+
+func counterValue(t *testing.T, c prometheus.Counter) float64 {
+	t.Helper()
+	var m dto.Metric
+	if err := c.Write(&m); err != nil {
+		t.Fatal(err)
+	}
+	return m.GetCounter().GetValue()
+}

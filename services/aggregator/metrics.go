@@ -1,0 +1,84 @@
+package aggregator
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/iochub/iochub/internal/subjects"
+	"github.com/iochub/iochub/services/aggregator/postgis"
+)
+
+type metrics struct {
+	batches    prometheus.Counter
+	rows       *prometheus.CounterVec // by kind: rows stored for the first time
+	duplicates *prometheus.CounterVec // by kind
+	states     prometheus.Counter
+	errors     *prometheus.CounterVec // by stage: fetch, decode, write, publish, ack
+	latency    prometheus.Histogram
+}
+
+func newMetrics(reg prometheus.Registerer, durable string) (*metrics, error) {
+	labels := prometheus.Labels{"durable": durable}
+	m := &metrics{
+		batches: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "iochub", Subsystem: "aggregator", Name: "batches_total", ConstLabels: labels,
+			Help: "Batches stored, published and acked.",
+		}),
+		rows: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "iochub", Subsystem: "aggregator", Name: "rows_total", ConstLabels: labels,
+			Help: "Feed items stored for the first time, by kind.",
+		}, []string{"kind"}),
+		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "iochub", Subsystem: "aggregator", Name: "duplicates_total", ConstLabels: labels,
+			Help: "Feed items already stored (redeliveries, resent events), by kind.",
+		}, []string{"kind"}),
+		states: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "iochub", Subsystem: "aggregator", Name: "states_published_total", ConstLabels: labels,
+			Help: "Entity states published to STATE.",
+		}),
+		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "iochub", Subsystem: "aggregator", Name: "errors_total", ConstLabels: labels,
+			Help: "Errors by stage: fetch, decode (message terminated), write, publish, ack.",
+		}, []string{"stage"}),
+		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Namespace: "iochub", Subsystem: "aggregator", Name: "batch_duration_seconds", ConstLabels: labels,
+			Help:    "Time from fetching a batch to acking it.",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
+		}),
+	}
+	for _, k := range []string{subjects.KindAir, subjects.KindTraffic, subjects.KindAlert} {
+		m.rows.WithLabelValues(k)
+		m.duplicates.WithLabelValues(k)
+	}
+	for _, st := range []string{"fetch", "decode", "write", "publish", "ack"} {
+		m.errors.WithLabelValues(st)
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.batches, m.rows, m.duplicates, m.states, m.errors, m.latency} {
+		if err := reg.Register(c); err != nil {
+			var are prometheus.AlreadyRegisteredError
+			if errors.As(err, &are) {
+				return nil, fmt.Errorf("%w: metrics of durable %q registered twice", ErrConfig, durable)
+			}
+			return nil, fmt.Errorf("registering aggregator metrics: %w", err)
+		}
+	}
+	return m, nil
+}
+
+func (m *metrics) observe(res postgis.Result, published int, took time.Duration) {
+	m.batches.Inc()
+	for kind, r := range map[string]postgis.KindResult{
+		subjects.KindAir: res.Air, subjects.KindTraffic: res.Traffic, subjects.KindAlert: res.Alerts,
+	} {
+		m.rows.WithLabelValues(kind).Add(float64(r.New))
+		m.duplicates.WithLabelValues(kind).Add(float64(r.Duplicates))
+	}
+	m.states.Add(float64(published))
+	m.latency.Observe(took.Seconds())
+}
