@@ -1,0 +1,52 @@
+package gateway
+
+import "github.com/gorilla/websocket"
+
+// WebSocket close codes the gateway sends on /v1/live. Every close the gateway
+// starts uses one of these; the table in README.md says what a client should do
+// on each. Codes 4000-4999 are private to iochub (RFC 6455 §7.4.2).
+const (
+	// CloseNormal (1000) answers a client that closed the connection itself.
+	CloseNormal = websocket.CloseNormalClosure
+	// CloseGoingAway (1001) is sent to every client when the gateway shuts down;
+	// reconnect, with backoff, to another instance or the same one after restart.
+	CloseGoingAway = websocket.CloseGoingAway
+	// ClosePolicy (1008) is sent when a connection breaks a rule after the upgrade
+	// (e.g. a message larger than the read limit); do not retry unchanged.
+	ClosePolicy = websocket.ClosePolicyViolation
+	// CloseInternal (1011) is sent when the gateway hit an unexpected error for this
+	// connection; reconnect with backoff.
+	CloseInternal = websocket.CloseInternalServerErr
+	// CloseStreamFailure (4000) is sent when the province's STATE stream consumer
+	// failed; the hub is dropped and rebuilt by the next client, so reconnect
+	// with backoff and expect a fresh snapshot.
+	CloseStreamFailure = 4000
+	// CloseTooSlow (4001) is sent when more distinct entities waited for this client
+	// than Config.SendQueue allows: the client did not read fast enough. Reconnect;
+	// the new snapshot carries the newest state of every entity.
+	CloseTooSlow = 4001
+	// ClosePingTimeout (4002) is sent when no pong (or any other frame) came back
+	// within Config.PongWait; the network or the client is stuck. Reconnect.
+	ClosePingTimeout = 4002
+)
+
+// closeReason is the metric label of a disconnect, by close code.
+func closeReason(code int) string {
+	switch code {
+	case CloseNormal:
+		return "client_closed"
+	case CloseGoingAway:
+		return "shutdown"
+	case ClosePolicy:
+		return "policy"
+	case CloseInternal:
+		return "internal"
+	case CloseStreamFailure:
+		return "stream_failure"
+	case CloseTooSlow:
+		return "too_slow"
+	case ClosePingTimeout:
+		return "ping_timeout"
+	}
+	return "other"
+}

@@ -1,0 +1,301 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"math"
+	"sort"
+	"time"
+
+	"github.com/twpayne/go-geom"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/iochub/iochub/internal/subjects"
+	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
+)
+
+// errNoEntity is returned for a state that names no layer or entity, neither in
+// its body nor in its subject.
+var errNoEntity = errors.New("state names no layer or entity")
+
+// feature is one entity's state encoded once as a GeoJSON Feature.
+type feature struct {
+	key   string // "<layer>/<entityId>", also the Feature id
+	layer string
+	json  []byte
+	// geomErr is set when the geometry could not be decoded; the Feature then
+	// carries "geometry": null and everything else.
+	geomErr error
+}
+
+// Wire shapes of the Feature (the contract in the brief; field order is the wire order).
+type (
+	featureJSON struct {
+		Type       string          `json:"type"`
+		ID         string          `json:"id"`
+		Geometry   json.RawMessage `json:"geometry"`
+		Properties propertiesJSON  `json:"properties"`
+	}
+	propertiesJSON struct {
+		Layer       string           `json:"layer"`
+		EntityID    string           `json:"entityId"`
+		Name        string           `json:"name"`
+		Province    string           `json:"province"`
+		Unit        string           `json:"unit"`
+		UpdatedAt   string           `json:"updatedAt,omitempty"`
+		Observation *observationJSON `json:"observation,omitempty"`
+		Alert       *alertJSON       `json:"alert,omitempty"`
+	}
+	observationJSON struct {
+		ID     string         `json:"id"`
+		Time   string         `json:"time,omitempty"`
+		Values map[string]any `json:"values,omitempty"`
+	}
+	alertJSON struct {
+		Identifier string          `json:"identifier"`
+		Sender     string          `json:"sender"`
+		Sent       string          `json:"sent,omitempty"`
+		Status     string          `json:"status"`
+		MsgType    string          `json:"msgType"`
+		Scope      string          `json:"scope"`
+		State      string          `json:"state"`
+		Units      []string        `json:"units"`
+		Info       []alertInfoJSON `json:"info"`
+	}
+	alertInfoJSON struct {
+		Language    string   `json:"language"`
+		Category    []string `json:"category"`
+		Event       string   `json:"event"`
+		Urgency     string   `json:"urgency"`
+		Severity    string   `json:"severity"`
+		Certainty   string   `json:"certainty"`
+		Headline    string   `json:"headline"`
+		Description string   `json:"description"`
+		Expires     string   `json:"expires,omitempty"`
+	}
+)
+
+// encodeFeature turns one STATE message into its Feature JSON. subject is the
+// message's subject; it fills the province, layer and entity when the body
+// leaves them empty.
+func encodeFeature(st *iocv1.EntityState, subject string) (feature, error) {
+	layer, entity, province := st.GetLayer(), st.GetEntityId(), st.GetProvince()
+	if layer == "" || entity == "" || province == "" {
+		if p, l, e, err := subjects.ParseState(subject); err == nil {
+			layer, entity, province = firstNonEmpty(layer, l), firstNonEmpty(entity, e), firstNonEmpty(province, p)
+		}
+	}
+	if layer == "" || entity == "" {
+		return feature{}, fmt.Errorf("encoding state of %q: %w", subject, errNoEntity)
+	}
+	f := feature{key: layer + "/" + entity, layer: layer}
+	props := propertiesJSON{
+		Layer:     layer,
+		EntityID:  entity,
+		Province:  province,
+		Unit:      st.GetUnit(),
+		UpdatedAt: rfc3339(st.GetUpdatedAt()),
+	}
+	var g geom.T
+	var gerr error
+	switch latest := st.GetLatest().(type) {
+	case *iocv1.EntityState_Air:
+		a := latest.Air
+		props.Name = a.GetName()
+		props.Observation = &observationJSON{ID: a.GetId(), Time: rfc3339(a.GetObservedAt()), Values: airValues(a)}
+		g, gerr = decodeWKB(a.GetLocation().GetWkb())
+	case *iocv1.EntityState_Traffic:
+		t := latest.Traffic
+		props.Name = t.GetName()
+		props.Observation = &observationJSON{ID: t.GetId(), Time: rfc3339(t.GetObservedAt()), Values: trafficValues(t)}
+		g, gerr = decodeWKB(t.GetLocation().GetWkb())
+	case *iocv1.EntityState_Alert:
+		a := latest.Alert
+		props.Observation = &observationJSON{ID: a.GetId(), Time: rfc3339(a.GetSent())}
+		props.Alert = alertProps(a, st)
+		for _, in := range a.GetInfo() {
+			if props.Name = firstNonEmpty(in.GetHeadline(), in.GetEvent()); props.Name != "" {
+				break
+			}
+		}
+		g, gerr = alertGeometry(a)
+	}
+	gj := []byte("null")
+	if gerr == nil {
+		gj, gerr = geometryJSON(g)
+		if gerr != nil {
+			gj = []byte("null")
+		}
+	}
+	f.geomErr = gerr
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(featureJSON{Type: "Feature", ID: f.key, Geometry: gj, Properties: props}); err != nil {
+		return feature{}, fmt.Errorf("encoding state of %s: %w", f.key, err)
+	}
+	f.json = bytes.TrimRight(buf.Bytes(), "\n")
+	return f, nil
+}
+
+func alertGeometry(a *iocv1.Alert) (geom.T, error) {
+	var gs []geom.T
+	for _, in := range a.GetInfo() {
+		for _, ar := range in.GetArea() {
+			g, err := decodeWKB(ar.GetGeometry().GetWkb())
+			if err != nil {
+				return nil, err
+			}
+			if g != nil && !g.Empty() {
+				gs = append(gs, g)
+			}
+		}
+	}
+	return mergeAreas(gs)
+}
+
+func alertProps(a *iocv1.Alert, st *iocv1.EntityState) *alertJSON {
+	out := &alertJSON{
+		Identifier: a.GetIdentifier(),
+		Sender:     a.GetSender(),
+		Sent:       rfc3339(a.GetSent()),
+		Status:     a.GetStatus(),
+		MsgType:    a.GetMsgType(),
+		Scope:      a.GetScope(),
+		State:      st.GetAlertState(),
+		Units:      append([]string{}, st.GetUnits()...),
+		Info:       make([]alertInfoJSON, 0, len(a.GetInfo())),
+	}
+	for _, in := range a.GetInfo() {
+		out.Info = append(out.Info, alertInfoJSON{
+			Language:    in.GetLanguage(),
+			Category:    append([]string{}, in.GetCategory()...),
+			Event:       in.GetEvent(),
+			Urgency:     in.GetUrgency(),
+			Severity:    in.GetSeverity(),
+			Certainty:   in.GetCertainty(),
+			Headline:    in.GetHeadline(),
+			Description: in.GetDescription(),
+			Expires:     rfc3339(in.GetExpires()),
+		})
+	}
+	return out
+}
+
+// airValues are the present values of an air observation by their FIWARE
+// names; "other" entries are flattened in unless they clash with a named one.
+func airValues(a *iocv1.AirQualityObserved) map[string]any {
+	v := make(map[string]any, 8)
+	put := func(name string, p *float64) {
+		if p != nil && finite(*p) {
+			v[name] = *p
+		}
+	}
+	put("pm25", a.Pm25)
+	put("pm10", a.Pm10)
+	put("pm1", a.Pm1)
+	put("no2", a.No2)
+	put("o3", a.O3)
+	put("co", a.Co)
+	put("so2", a.So2)
+	put("nh3", a.Nh3)
+	put("no", a.No)
+	put("nox", a.Nox)
+	put("temperature", a.Temperature)
+	put("relativeHumidity", a.RelativeHumidity)
+	put("windSpeed", a.WindSpeed)
+	put("windDirection", a.WindDirection)
+	keys := make([]string, 0, len(a.GetOther()))
+	for k := range a.GetOther() {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		if _, clash := v[k]; !clash && k != "" && finite(a.GetOther()[k]) {
+			v[k] = a.GetOther()[k]
+		}
+	}
+	return v
+}
+
+// trafficValues are the present values of a traffic observation by their FIWARE names.
+func trafficValues(t *iocv1.TrafficObserved) map[string]any {
+	v := make(map[string]any, 8)
+	put := func(name string, p *float64) {
+		if p != nil && finite(*p) {
+			v[name] = *p
+		}
+	}
+	put("intensity", t.Intensity)
+	put("occupancy", t.Occupancy)
+	put("averageVehicleSpeed", t.AverageVehicleSpeed)
+	put("averageVehicleLength", t.AverageVehicleLength)
+	put("averageHeadwayTime", t.AverageHeadwayTime)
+	if t.Congested != nil {
+		v["congested"] = *t.Congested
+	}
+	if t.LaneId != nil {
+		v["laneId"] = *t.LaneId
+	}
+	if t.GetLaneDirection() != "" {
+		v["laneDirection"] = t.GetLaneDirection()
+	}
+	return v
+}
+
+func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
+
+// rfc3339 formats a timestamp in UTC; nil or invalid is "".
+func rfc3339(ts *timestamppb.Timestamp) string {
+	if ts == nil || ts.CheckValid() != nil {
+		return ""
+	}
+	t := ts.AsTime()
+	if t.Year() < 0 || t.Year() > 9999 {
+		return ""
+	}
+	return t.UTC().Format(time.RFC3339Nano)
+}
+
+func firstNonEmpty(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+// Frame builders: the JSON around Features is written by hand so the Feature
+// bytes are copied, never re-encoded.
+var (
+	stateFramePrefix = []byte(`{"type":"state","entity":`)
+)
+
+// stateFrame is {"type":"state","entity":F}.
+func stateFrame(f []byte) []byte {
+	b := make([]byte, 0, len(stateFramePrefix)+len(f)+1)
+	b = append(b, stateFramePrefix...)
+	b = append(b, f...)
+	return append(b, '}')
+}
+
+// snapshotFrame is {"type":"snapshot","province":P,"entities":[F,...]}.
+func snapshotFrame(province string, fs [][]byte) []byte {
+	n := 64
+	for _, f := range fs {
+		n += len(f) + 1
+	}
+	b := make([]byte, 0, n)
+	b = append(b, `{"type":"snapshot","province":`...)
+	p, _ := json.Marshal(province) // a string always marshals
+	b = append(b, p...)
+	b = append(b, `,"entities":[`...)
+	for i, f := range fs {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, f...)
+	}
+	return append(b, "]}"...)
+}

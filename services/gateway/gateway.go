@@ -1,0 +1,335 @@
+// Package gateway owns iochub's read side towards people: the live WebSocket
+// of a province (STATE → memory → socket, snapshot then deltas, conflated per
+// entity), the read-only query API (/v1/units, SQL in pgread), and the
+// wall-screen app's static files. It never writes the database and imports no
+// writer package.
+package gateway
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/http"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/iochub/iochub/services/gateway/pgread"
+)
+
+// Config tunes the gateway. The zero value of each field means its default.
+type Config struct {
+	// SendQueue is the most distinct entities that may wait to be written to one
+	// client; one more and the client is closed with CloseTooSlow (4001). 0 means 4096.
+	SendQueue int
+	// WriteTimeout bounds one write (a frame, ping or close) to a client; a client
+	// that does not take a frame in this time is dropped. 0 means 10s.
+	WriteTimeout time.Duration
+	// PingInterval is how often the gateway pings each client. 0 means 20s.
+	PingInterval time.Duration
+	// PongWait is how long a client may stay silent (no pong, no frame) before it is
+	// closed with ClosePingTimeout (4002); it must exceed PingInterval. 0 means 2.5 × PingInterval.
+	PongWait time.Duration
+	// MaxClients caps live clients across provinces; more get 503. 0 means no cap.
+	MaxClients int
+	// AllowedOrigins lists the Origin headers a browser may connect from, e.g.
+	// "https://ioc.hanoi.gov.vn"; "*" or an empty list means any.
+	AllowedOrigins []string
+	// SnapshotWait bounds how long a new client waits for its province's hub to
+	// load the snapshot; after it the client gets what is loaded so far and the
+	// rest as deltas. 0 means 5s.
+	SnapshotWait time.Duration
+	// ResetAttempts is how many times in a row a hub recreates its STATE consumer
+	// (after a lost heartbeat or a NATS reconnect) before it fails and its clients
+	// get CloseStreamFailure (4000). 0 means no limit.
+	ResetAttempts int
+	// Provinces are started by Run before any client asks, so their first client
+	// does not wait for the snapshot. Empty means none.
+	Provinces []string
+	// UnitsTTL is how long /v1/units answers are cached per province. 0 means 1 minute.
+	UnitsTTL time.Duration
+}
+
+// withDefaults returns c with zero fields set to their defaults.
+func (c Config) withDefaults() Config {
+	if c.SendQueue == 0 {
+		c.SendQueue = 4096
+	}
+	if c.WriteTimeout == 0 {
+		c.WriteTimeout = 10 * time.Second
+	}
+	if c.PingInterval == 0 {
+		c.PingInterval = 20 * time.Second
+	}
+	if c.PongWait == 0 {
+		c.PongWait = c.PingInterval * 5 / 2
+	}
+	if c.SnapshotWait == 0 {
+		c.SnapshotWait = 5 * time.Second
+	}
+	if c.UnitsTTL == 0 {
+		c.UnitsTTL = time.Minute
+	}
+	return c
+}
+
+// Validate reports the first field out of range, after defaults.
+func (c Config) Validate() error {
+	c = c.withDefaults()
+	switch {
+	case c.SendQueue < 1:
+		return fmt.Errorf("SendQueue %d: must be at least 1: %w", c.SendQueue, ErrBadConfig)
+	case c.WriteTimeout < 0, c.PingInterval < 0, c.PongWait < 0, c.SnapshotWait < 0, c.UnitsTTL < 0:
+		return fmt.Errorf("durations must not be negative: %w", ErrBadConfig)
+	case c.PongWait <= c.PingInterval:
+		return fmt.Errorf("PongWait %s must exceed PingInterval %s: %w", c.PongWait, c.PingInterval, ErrBadConfig)
+	case c.MaxClients < 0:
+		return fmt.Errorf("MaxClients %d: must not be negative: %w", c.MaxClients, ErrBadConfig)
+	case c.ResetAttempts < 0:
+		return fmt.Errorf("ResetAttempts %d: must not be negative: %w", c.ResetAttempts, ErrBadConfig)
+	}
+	for _, p := range c.Provinces {
+		if _, err := parseProvince(map[string][]string{"province": {p}}); err != nil {
+			return fmt.Errorf("Provinces: %w", errors.Join(err, ErrBadConfig))
+		}
+	}
+	return nil
+}
+
+// Deps are the gateway's collaborators.
+type Deps struct {
+	// JS reads stream STATE; required.
+	JS jetstream.JetStream
+	// Pool is a read-only pool for /v1/units; nil answers 503 there.
+	Pool *pgxpool.Pool
+	// Static is the wall-screen app served at "/" (its root holds index.html); nil serves nothing.
+	Static fs.FS
+	// Logger; nil discards.
+	Logger *slog.Logger
+	// Metrics registers the gateway's series; nil registers nowhere.
+	Metrics prometheus.Registerer
+}
+
+// Gateway serves /v1/live, /v1/units and the app.
+type Gateway struct {
+	cfg      Config
+	deps     Deps
+	log      *slog.Logger
+	m        *metrics
+	upgrader websocket.Upgrader
+	units    *unitsCache
+
+	ctx    context.Context // lives until Close; hubs run under it
+	cancel context.CancelFunc
+
+	mu     sync.Mutex
+	hubs   map[string]*hub
+	closed bool
+
+	active  atomic.Int64   // clients past the MaxClients check
+	writers sync.WaitGroup // one per client writer goroutine
+	hubsWG  sync.WaitGroup
+}
+
+// New checks cfg and builds a gateway; call Register, then Run.
+func New(cfg Config, deps Deps) (*Gateway, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("configuring gateway: %w", err)
+	}
+	if deps.JS == nil {
+		return nil, fmt.Errorf("configuring gateway: Deps.JS is required: %w", ErrBadConfig)
+	}
+	cfg = cfg.withDefaults()
+	if deps.Logger == nil {
+		deps.Logger = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(deps.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	g := &Gateway{
+		cfg:  cfg,
+		deps: deps,
+		log:  deps.Logger,
+		m:    m,
+		hubs: make(map[string]*hub),
+	}
+	if deps.Pool != nil {
+		g.units = newUnitsCache(pgread.New(deps.Pool), cfg.UnitsTTL, time.Now)
+	}
+	g.ctx, g.cancel = context.WithCancel(context.Background())
+	g.upgrader = websocket.Upgrader{
+		HandshakeTimeout: 10 * time.Second,
+		ReadBufferSize:   1024,
+		WriteBufferSize:  4096,
+		WriteBufferPool:  &sync.Pool{},
+		CheckOrigin:      g.checkOrigin,
+		Error: func(w http.ResponseWriter, r *http.Request, status int, reason error) {
+			writeProblem(w, r, status, "WebSocket upgrade failed: "+reason.Error())
+		},
+	}
+	return g, nil
+}
+
+// Register adds the gateway's routes to mux.
+func (g *Gateway) Register(mux *http.ServeMux) {
+	mux.HandleFunc("GET /v1/live", g.serveLive)
+	mux.HandleFunc("GET /v1/units", g.serveUnits)
+	if g.deps.Static != nil {
+		mux.Handle("GET /", staticHandler(g.deps.Static))
+	}
+}
+
+// Run starts the hubs of Config.Provinces and waits for ctx; then it closes the
+// gateway (every client gets 1001) and returns nil.
+func (g *Gateway) Run(ctx context.Context) error {
+	for _, p := range g.cfg.Provinces {
+		if _, err := g.hub(p); err != nil {
+			return fmt.Errorf("starting hub: %w", err)
+		}
+	}
+	select {
+	case <-ctx.Done():
+	case <-g.ctx.Done():
+	}
+	g.Close()
+	return nil
+}
+
+// Close sends 1001 to every client (http.Server.Shutdown leaves hijacked
+// sockets open), stops the hubs and waits for the writers, each bounded by
+// WriteTimeout plus a second. It is safe to call more than once.
+func (g *Gateway) Close() {
+	g.mu.Lock()
+	if g.closed {
+		g.mu.Unlock()
+		g.writers.Wait()
+		return
+	}
+	g.closed = true
+	hubs := make([]*hub, 0, len(g.hubs))
+	for _, h := range g.hubs {
+		hubs = append(hubs, h)
+	}
+	g.mu.Unlock()
+	for _, h := range hubs {
+		h.stop(nil)
+	}
+	g.cancel()
+	g.writers.Wait()
+	g.hubsWG.Wait()
+}
+
+// hub returns the running hub of province, starting one if needed.
+func (g *Gateway) hub(province string) (*hub, error) {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	if g.closed {
+		return nil, ErrClosed
+	}
+	if h, ok := g.hubs[province]; ok {
+		return h, nil
+	}
+	h := newHub(g, province)
+	g.hubs[province] = h
+	g.m.hubs.Inc()
+	g.hubsWG.Add(1)
+	go func() {
+		defer g.hubsWG.Done()
+		err := h.run(g.ctx)
+		if err != nil {
+			g.log.Error("province hub failed", "province", province, "err", err)
+		}
+		h.stop(err)
+		g.mu.Lock()
+		if g.hubs[province] == h {
+			delete(g.hubs, province)
+			g.m.hubs.Dec()
+		}
+		g.mu.Unlock()
+	}()
+	return h, nil
+}
+
+func (g *Gateway) checkOrigin(r *http.Request) bool {
+	origin := r.Header.Get("Origin")
+	if origin == "" || len(g.cfg.AllowedOrigins) == 0 {
+		return true
+	}
+	for _, o := range g.cfg.AllowedOrigins {
+		if o == "*" || strings.EqualFold(o, origin) {
+			return true
+		}
+	}
+	return false
+}
+
+// serveLive is GET /v1/live?province=NN[&layers=a,b]: parameters are checked
+// before the upgrade (400 problem), the client waits for the province's
+// snapshot, then gets it as its first frame and every change after it.
+func (g *Gateway) serveLive(w http.ResponseWriter, r *http.Request) {
+	p, err := parseLiveQuery(r.URL.Query())
+	if err != nil {
+		writeProblem(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	if n := g.active.Add(1); g.cfg.MaxClients > 0 && n > int64(g.cfg.MaxClients) {
+		g.active.Add(-1)
+		w.Header().Set("Retry-After", "5")
+		writeProblem(w, r, http.StatusServiceUnavailable, fmt.Sprintf("the gateway serves at most %d live clients; retry later", g.cfg.MaxClients))
+		return
+	}
+	upgraded := false
+	defer func() {
+		if !upgraded {
+			g.active.Add(-1)
+		}
+	}()
+	h, err := g.hub(p.Province)
+	if err != nil {
+		writeProblem(w, r, http.StatusServiceUnavailable, "the gateway is shutting down; retry on another instance")
+		return
+	}
+	t := time.NewTimer(g.cfg.SnapshotWait)
+	defer t.Stop()
+	select {
+	case <-h.ready:
+	case <-h.done:
+		w.Header().Set("Retry-After", "1")
+		writeProblem(w, r, http.StatusServiceUnavailable, "the live stream of province "+p.Province+" is unavailable; retry")
+		return
+	case <-t.C:
+		g.log.Warn("snapshot not complete in time; client starts with a partial one", "province", p.Province)
+	case <-r.Context().Done():
+		return
+	}
+	conn, err := g.upgrader.Upgrade(w, r, nil)
+	if err != nil {
+		return // the upgrader has answered
+	}
+	upgraded = true
+	c := newClient(g, h, conn, p)
+	if err := h.add(c); err != nil {
+		code := CloseGoingAway
+		if errors.Is(err, ErrHubFailed) {
+			code = CloseStreamFailure
+		}
+		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, "live stream unavailable; reconnect"),
+			time.Now().Add(g.cfg.WriteTimeout))
+		_ = conn.Close()
+		g.active.Add(-1)
+		g.m.dropped.WithLabelValues(closeReason(code)).Inc()
+		return
+	}
+	g.m.clients.Inc()
+	go c.readLoop()
+	go c.writeLoop()
+}

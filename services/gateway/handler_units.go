@@ -1,0 +1,101 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/iochub/iochub/services/gateway/pgread"
+)
+
+// unitsCacheMax bounds the cached answers (provinces × simplify tolerances).
+const unitsCacheMax = 256
+
+// unitsCache keeps /v1/units answers per province and tolerance for a TTL;
+// concurrent misses of one key share one query.
+type unitsCache struct {
+	store *pgread.Store
+	ttl   time.Duration
+	now   func() time.Time
+	sf    singleflight.Group
+
+	mu      sync.Mutex
+	entries map[string]unitsEntry
+}
+
+type unitsEntry struct {
+	body    []byte
+	found   bool
+	expires time.Time
+}
+
+func newUnitsCache(s *pgread.Store, ttl time.Duration, now func() time.Time) *unitsCache {
+	return &unitsCache{store: s, ttl: ttl, now: now, entries: make(map[string]unitsEntry)}
+}
+
+func (c *unitsCache) get(ctx context.Context, p unitsParams) (unitsEntry, error) {
+	key := p.Province + "|" + strconv.FormatFloat(p.Simplify, 'g', -1, 64)
+	c.mu.Lock()
+	e, ok := c.entries[key]
+	c.mu.Unlock()
+	if ok && c.now().Before(e.expires) {
+		return e, nil
+	}
+	v, err, _ := c.sf.Do(key, func() (any, error) {
+		body, found, err := c.store.UnitsGeoJSON(ctx, p.Province, p.Simplify)
+		if err != nil {
+			return unitsEntry{}, err
+		}
+		e := unitsEntry{body: body, found: found, expires: c.now().Add(c.ttl)}
+		c.mu.Lock()
+		defer c.mu.Unlock()
+		if len(c.entries) >= unitsCacheMax {
+			now := c.now()
+			for k, old := range c.entries {
+				if !now.Before(old.expires) {
+					delete(c.entries, k)
+				}
+			}
+			if len(c.entries) >= unitsCacheMax {
+				clear(c.entries)
+			}
+		}
+		c.entries[key] = e
+		return e, nil
+	})
+	if err != nil {
+		return unitsEntry{}, err
+	}
+	return v.(unitsEntry), nil
+}
+
+// serveUnits is GET /v1/units?province=NN[&simplify=DEG]: a GeoJSON
+// FeatureCollection of the province and its current child units.
+func (g *Gateway) serveUnits(w http.ResponseWriter, r *http.Request) {
+	p, err := parseUnitsQuery(r.URL.Query())
+	if err != nil {
+		writeProblem(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	if g.units == nil {
+		writeProblem(w, r, http.StatusServiceUnavailable, "this gateway has no database; units are not available here")
+		return
+	}
+	e, err := g.units.get(r.Context(), p)
+	if err != nil {
+		g.log.Error("querying units", "province", p.Province, "err", err)
+		writeProblem(w, r, http.StatusServiceUnavailable, "the units database is unavailable; retry later")
+		return
+	}
+	if !e.found {
+		writeProblem(w, r, http.StatusNotFound, "no current province has the code "+p.Province)
+		return
+	}
+	w.Header().Set("Content-Type", "application/geo+json")
+	w.Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(int(g.cfg.UnitsTTL/time.Second)))
+	_, _ = w.Write(e.body)
+}

@@ -1,0 +1,218 @@
+package gateway
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"slices"
+	"sync"
+
+	"github.com/gorilla/websocket"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/iochub/iochub/internal/subjects"
+	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
+)
+
+// hub is one province's live state: an ordered consumer on STATE that delivers
+// the last message of every subject of the province, then each new one. It
+// keeps every entity's Feature bytes (the snapshot) and fans each change out
+// to its clients' queues. It never waits on a client: pushing to a client is
+// a map write under the client's own short lock.
+type hub struct {
+	g        *Gateway
+	province string
+	log      *slog.Logger
+	messages prometheus.Counter
+	bad      prometheus.Counter
+
+	ready     chan struct{} // closed once the snapshot is complete
+	readyOnce sync.Once
+	done      chan struct{} // closed when the hub stops
+
+	mu       sync.Mutex
+	entities map[string]entity // by "<layer>/<entityId>"
+	clients  map[*client]struct{}
+	snaps    map[string]*websocket.PreparedMessage // snapshot frames by layer filter, valid until the next change
+	stopped  bool
+	err      error // why the hub stopped; nil after Close
+}
+
+// entity is the stored Feature of one entity.
+type entity struct {
+	layer string
+	json  []byte
+}
+
+func newHub(g *Gateway, province string) *hub {
+	return &hub{
+		g:        g,
+		province: province,
+		log:      g.log.With("province", province),
+		messages: g.m.hubMessages.WithLabelValues(province),
+		bad:      g.m.hubBadMessages.WithLabelValues(province),
+		ready:    make(chan struct{}),
+		done:     make(chan struct{}),
+		entities: make(map[string]entity),
+		clients:  make(map[*client]struct{}),
+		snaps:    make(map[string]*websocket.PreparedMessage),
+	}
+}
+
+// run consumes STATE until ctx ends (nil) or the consumer fails (the error).
+func (h *hub) run(ctx context.Context) error {
+	cons, err := h.g.deps.JS.OrderedConsumer(ctx, subjects.StreamState, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{subjects.StateProvince(h.province)},
+		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+		// Reset (recreate the consumer after a lost heartbeat or a reconnect) at
+		// most this often in a row before the hub gives up and its clients get 4000.
+		MaxResetAttempts: h.g.cfg.ResetAttempts,
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("creating STATE consumer for province %s: %w", h.province, err)
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return fmt.Errorf("consuming STATE for province %s: %w", h.province, err)
+	}
+	defer it.Stop()
+	if info := cons.CachedInfo(); info != nil && info.NumPending == 0 {
+		h.markReady() // nothing stored for this province yet
+	}
+	for {
+		msg, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("consuming STATE for province %s: %w", h.province, err)
+		}
+		h.handle(msg)
+	}
+}
+
+func (h *hub) markReady() { h.readyOnce.Do(func() { close(h.ready) }) }
+
+// handle encodes one STATE message once and hands the same frame to every client that wants its layer.
+func (h *hub) handle(msg jetstream.Msg) {
+	h.messages.Inc()
+	if meta, err := msg.Metadata(); err == nil && meta.NumPending == 0 {
+		defer h.markReady()
+	}
+	var st iocv1.EntityState
+	if err := proto.Unmarshal(msg.Data(), &st); err != nil {
+		h.bad.Inc()
+		h.log.Warn("skipping undecodable state", "subject", msg.Subject(), "err", err)
+		return
+	}
+	f, err := encodeFeature(&st, msg.Subject())
+	if err != nil {
+		h.bad.Inc()
+		h.log.Warn("skipping state", "subject", msg.Subject(), "err", err)
+		return
+	}
+	if f.geomErr != nil {
+		h.log.Warn("state geometry unreadable; sending null", "entity", f.key, "err", f.geomErr)
+	}
+	h.publish(f)
+}
+
+// publish stores f and fans its state frame out.
+func (h *hub) publish(f feature) {
+	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, stateFrame(f.json))
+	if err != nil { // only fails for a bad message type
+		h.log.Error("preparing state frame", "entity", f.key, "err", err)
+		return
+	}
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.stopped {
+		return
+	}
+	h.entities[f.key] = entity{layer: f.layer, json: f.json}
+	clear(h.snaps)
+	for c := range h.clients {
+		if c.params.wants(f.layer) && !c.push(f.key, pm) {
+			delete(h.clients, c)
+		}
+	}
+}
+
+// add registers c and queues its snapshot first, under the same lock as
+// publish, so no state can slip between the snapshot and the deltas.
+func (h *hub) add(c *client) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.stopped {
+		if h.err != nil {
+			return fmt.Errorf("joining province %s: %w", h.province, ErrHubFailed)
+		}
+		return fmt.Errorf("joining province %s: %w", h.province, ErrClosed)
+	}
+	snap, err := h.snapshotLocked(c.params)
+	if err != nil {
+		return err
+	}
+	c.push(snapshotKey, snap)
+	h.clients[c] = struct{}{}
+	h.g.writers.Add(1)
+	return nil
+}
+
+// snapshotKey is the queue key of the snapshot frame; no entity key is empty.
+const snapshotKey = ""
+
+func (h *hub) snapshotLocked(p liveParams) (*websocket.PreparedMessage, error) {
+	k := p.layersKey()
+	if pm, ok := h.snaps[k]; ok {
+		return pm, nil
+	}
+	keys := make([]string, 0, len(h.entities))
+	for key, e := range h.entities {
+		if p.wants(e.layer) {
+			keys = append(keys, key)
+		}
+	}
+	slices.Sort(keys)
+	fs := make([][]byte, len(keys))
+	for i, key := range keys {
+		fs[i] = h.entities[key].json
+	}
+	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, snapshotFrame(h.province, fs))
+	if err != nil {
+		return nil, fmt.Errorf("preparing snapshot of province %s: %w", h.province, err)
+	}
+	h.snaps[k] = pm
+	return pm, nil
+}
+
+func (h *hub) remove(c *client) {
+	h.mu.Lock()
+	delete(h.clients, c)
+	h.mu.Unlock()
+}
+
+// stop ends the hub: clients get CloseStreamFailure when err is set, else CloseGoingAway.
+func (h *hub) stop(err error) {
+	h.mu.Lock()
+	if h.stopped {
+		h.mu.Unlock()
+		return
+	}
+	h.stopped, h.err = true, err
+	code, text := CloseGoingAway, "server shutting down"
+	if err != nil {
+		code, text = CloseStreamFailure, "live stream failed; reconnect"
+	}
+	for c := range h.clients {
+		c.closeWith(code, text)
+	}
+	clear(h.clients)
+	h.mu.Unlock()
+	close(h.done)
+}

@@ -1,0 +1,60 @@
+package gateway
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+// metrics are the gateway's Prometheus series.
+type metrics struct {
+	clients        prometheus.Gauge
+	framesSent     prometheus.Counter
+	framesConflate prometheus.Counter
+	dropped        *prometheus.CounterVec
+	hubMessages    *prometheus.CounterVec
+	hubBadMessages *prometheus.CounterVec
+	hubs           prometheus.Gauge
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		clients: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "iochub", Subsystem: "gateway", Name: "clients",
+			Help: "Live WebSocket clients connected.",
+		}),
+		framesSent: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "iochub", Subsystem: "gateway", Name: "frames_sent_total",
+			Help: "Frames (snapshots and states) written to live clients.",
+		}),
+		framesConflate: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "iochub", Subsystem: "gateway", Name: "frames_conflated_total",
+			Help: "State frames replaced in a client's queue by a newer state of the same entity before being sent.",
+		}),
+		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "iochub", Subsystem: "gateway", Name: "clients_dropped_total",
+			Help: "Live clients disconnected, by reason (client_closed, shutdown, too_slow, ping_timeout, stream_failure, write_error, policy, internal).",
+		}, []string{"reason"}),
+		hubMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "iochub", Subsystem: "gateway", Name: "hub_messages_total",
+			Help: "STATE messages consumed by the province hubs.",
+		}, []string{"province"}),
+		hubBadMessages: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "iochub", Subsystem: "gateway", Name: "hub_bad_messages_total",
+			Help: "STATE messages a province hub could not decode and skipped.",
+		}, []string{"province"}),
+		hubs: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "iochub", Subsystem: "gateway", Name: "hubs",
+			Help: "Province hubs running.",
+		}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.clients, m.framesSent, m.framesConflate, m.dropped, m.hubMessages, m.hubBadMessages, m.hubs} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("registering gateway metrics: %w", err)
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,115 @@
+package gateway
+
+import (
+	"fmt"
+	"math"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+
+	"github.com/iochub/iochub/internal/subjects"
+)
+
+// liveParams are the validated query parameters of /v1/live.
+type liveParams struct {
+	Province string
+	// Layers is the set of layers the client wants; nil means every layer.
+	Layers []string
+}
+
+// wants reports whether a client with these params receives states of layer.
+func (p liveParams) wants(layer string) bool {
+	return p.Layers == nil || slices.Contains(p.Layers, layer)
+}
+
+// layersKey identifies the layer filter, for caching snapshots per filter.
+func (p liveParams) layersKey() string { return strings.Join(p.Layers, ",") }
+
+// maxParamLen bounds any single parameter value we look at.
+const maxParamLen = 256
+
+// parseLiveQuery validates ?province=NN[&layers=a,b]. Unknown parameters are
+// ignored so later ones (bbox, resume) do not break older gateways.
+func parseLiveQuery(q url.Values) (liveParams, error) {
+	var p liveParams
+	prov, err := parseProvince(q)
+	if err != nil {
+		return p, err
+	}
+	p.Province = prov
+	if vs, ok := q["layers"]; ok {
+		if len(vs) != 1 {
+			return p, fmt.Errorf("parameter layers: given %d times; give it once, comma-separated: %w", len(vs), ErrBadParam)
+		}
+		v := vs[0]
+		if len(v) > maxParamLen {
+			return p, fmt.Errorf("parameter layers: longer than %d bytes: %w", maxParamLen, ErrBadParam)
+		}
+		if v == "" {
+			return p, fmt.Errorf("parameter layers: empty; omit it for every layer or list some of %s: %w",
+				strings.Join(subjects.Kinds, ","), ErrBadParam)
+		}
+		p.Layers = []string{}
+		for _, l := range strings.Split(v, ",") {
+			if !subjects.ValidKind(l) {
+				return p, fmt.Errorf("parameter layers: unknown layer %q; known layers are %s: %w",
+					l, strings.Join(subjects.Kinds, ","), ErrBadParam)
+			}
+			if !slices.Contains(p.Layers, l) {
+				p.Layers = append(p.Layers, l)
+			}
+		}
+		slices.Sort(p.Layers)
+	}
+	return p, nil
+}
+
+// parseProvince reads the required province parameter: a two-digit GSO code such as "01".
+func parseProvince(q url.Values) (string, error) {
+	vs, ok := q["province"]
+	if !ok || len(vs) == 0 {
+		return "", fmt.Errorf("parameter province: missing; give a two-digit province code such as province=01: %w", ErrBadParam)
+	}
+	if len(vs) != 1 {
+		return "", fmt.Errorf("parameter province: given %d times; give it once: %w", len(vs), ErrBadParam)
+	}
+	v := vs[0]
+	if len(v) != 2 || v[0] < '0' || v[0] > '9' || v[1] < '0' || v[1] > '9' {
+		if len(v) > 16 {
+			v = v[:16] + "…"
+		}
+		return "", fmt.Errorf("parameter province: %q is not a two-digit province code such as 01: %w", v, ErrBadParam)
+	}
+	return v, nil
+}
+
+// maxSimplify is the largest simplification tolerance /v1/units accepts, in degrees (~11 km).
+const maxSimplify = 0.1
+
+// unitsParams are the validated query parameters of /v1/units.
+type unitsParams struct {
+	Province string
+	// Simplify is the ST_SimplifyPreserveTopology tolerance in degrees; 0 means none.
+	Simplify float64
+}
+
+func parseUnitsQuery(q url.Values) (unitsParams, error) {
+	var p unitsParams
+	prov, err := parseProvince(q)
+	if err != nil {
+		return p, err
+	}
+	p.Province = prov
+	if vs, ok := q["simplify"]; ok {
+		if len(vs) != 1 || len(vs[0]) > 32 {
+			return p, fmt.Errorf("parameter simplify: give one number of degrees between 0 and %g: %w", maxSimplify, ErrBadParam)
+		}
+		s, err := strconv.ParseFloat(vs[0], 64)
+		if err != nil || math.IsNaN(s) || s < 0 || s > maxSimplify {
+			return p, fmt.Errorf("parameter simplify: %q is not a number of degrees between 0 and %g: %w", vs[0], maxSimplify, ErrBadParam)
+		}
+		p.Simplify = s
+	}
+	return p, nil
+}

@@ -1,0 +1,97 @@
+// Package pgread holds the gateway's read-only SQL against iochub's PostGIS
+// database. PostGIS produces the GeoJSON geometry; this package only frames it.
+// Nothing here writes.
+package pgread
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// SQLUnitsOfProvince selects the current province $1 and its current child
+// units, the province first, with each boundary as RFC 7946 GeoJSON (outer
+// rings counter-clockwise, 6 decimals), simplified by $2 degrees when $2 > 0.
+const SQLUnitsOfProvince = `
+SELECT code, level, coalesce(parent_code, ''), name_vi, name_en,
+       ST_AsGeoJSON(ST_ForcePolygonCCW(
+           CASE WHEN $2::float8 > 0 THEN ST_SimplifyPreserveTopology(boundary, $2::float8) ELSE boundary END
+       ), 6) AS geometry
+FROM admin_unit
+WHERE valid_to IS NULL AND (code = $1 OR parent_code = $1)
+ORDER BY code <> $1, code`
+
+// Store runs the gateway's queries on a pool.
+type Store struct {
+	pool *pgxpool.Pool
+}
+
+// New returns a Store on pool.
+func New(pool *pgxpool.Pool) *Store { return &Store{pool: pool} }
+
+type (
+	featureJSON struct {
+		Type       string          `json:"type"`
+		ID         string          `json:"id"`
+		Geometry   json.RawMessage `json:"geometry"`
+		Properties unitProps       `json:"properties"`
+	}
+	unitProps struct {
+		Code       string  `json:"code"`
+		Level      string  `json:"level"`
+		ParentCode *string `json:"parentCode"`
+		Name       string  `json:"name"`
+		NameEN     string  `json:"nameEn"`
+	}
+)
+
+// UnitsGeoJSON returns a FeatureCollection of province and its current child
+// units (Feature id = code; properties code, level, parentCode, name, nameEn).
+// found is false when no current unit has the code province.
+func (s *Store) UnitsGeoJSON(ctx context.Context, province string, simplify float64) (body []byte, found bool, err error) {
+	rows, err := s.pool.Query(ctx, SQLUnitsOfProvince, province, simplify)
+	if err != nil {
+		return nil, false, fmt.Errorf("querying units of province %s: %w", province, err)
+	}
+	defer rows.Close()
+	var buf bytes.Buffer
+	buf.WriteString(`{"type":"FeatureCollection","features":[`)
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	n := 0
+	for rows.Next() {
+		var f featureJSON
+		var parent string
+		var geometry []byte
+		if err := rows.Scan(&f.ID, &f.Properties.Level, &parent, &f.Properties.Name, &f.Properties.NameEN, &geometry); err != nil {
+			return nil, false, fmt.Errorf("reading units of province %s: %w", province, err)
+		}
+		if f.ID == province {
+			found = true
+		}
+		f.Type, f.Properties.Code = "Feature", f.ID
+		if parent != "" {
+			f.Properties.ParentCode = &parent
+		}
+		f.Geometry = geometry
+		if len(geometry) == 0 {
+			f.Geometry = json.RawMessage("null")
+		}
+		if n > 0 {
+			buf.WriteByte(',')
+		}
+		if err := enc.Encode(f); err != nil {
+			return nil, false, fmt.Errorf("encoding unit %s: %w", f.ID, err)
+		}
+		buf.Truncate(buf.Len() - 1) // Encode's newline
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		return nil, false, fmt.Errorf("reading units of province %s: %w", province, err)
+	}
+	buf.WriteString("]}")
+	return buf.Bytes(), found, nil
+}
