@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 
@@ -92,7 +93,7 @@ func ImportUnits(ctx context.Context, pool *pgxpool.Pool, r io.Reader, opts Impo
 	if _, err := tx.Exec(ctx, sqlUnitStageCreate); err != nil {
 		return res, fmt.Errorf("importing units: creating staging table: %w", err)
 	}
-	src := &unitSource{dec: json.NewDecoder(r), opts: opts, seen: map[string]int{}}
+	src := &unitSource{r: NewUnitReader(r, opts), progress: opts.Progress}
 	n, err := tx.CopyFrom(ctx, pgx.Identifier{"unit_stage"}, unitStageColumns, src)
 	if src.err != nil {
 		return res, fmt.Errorf("importing units: %w", src.err)
@@ -100,10 +101,10 @@ func ImportUnits(ctx context.Context, pool *pgxpool.Pool, r io.Reader, opts Impo
 	if err != nil {
 		return res, fmt.Errorf("importing units: copying features: %w", err)
 	}
-	if int(n) != src.read {
-		return res, fmt.Errorf("importing units: COPY stored %d of %d features: %w", n, src.read, ErrShortCopy)
+	if int(n) != src.r.Read() {
+		return res, fmt.Errorf("importing units: COPY stored %d of %d features: %w", n, src.r.Read(), ErrShortCopy)
 	}
-	res.Read = src.read
+	res.Read = src.r.Read()
 	if opts.Progress != nil {
 		opts.Progress(res.Read, res.Read)
 	}
@@ -155,17 +156,19 @@ func unitPrepare(ctx context.Context, tx pgx.Tx, res *ImportResult) error {
 	if err != nil {
 		return fmt.Errorf("repairing boundaries: %w", err)
 	}
-	type repaired struct {
-		idx  int
-		code string
+	for rows.Next() {
+		var idx int
+		var code string
+		if err := rows.Scan(&idx, &code); err != nil {
+			rows.Close()
+			return fmt.Errorf("repairing boundaries: %w", err)
+		}
+		res.Repaired = append(res.Repaired, code)
 	}
-	list, err := pgx.CollectRows(rows, pgx.RowToStructByPos[repaired])
-	if err != nil {
+	if err := rows.Err(); err != nil {
 		return fmt.Errorf("repairing boundaries: %w", err)
 	}
-	for _, r := range list {
-		res.Repaired = append(res.Repaired, r.code)
-	}
+	slices.Sort(res.Repaired)
 	var idx int
 	var code string
 	switch err := tx.QueryRow(ctx, sqlUnitStageUnrepairable).Scan(&idx, &code); {
@@ -227,60 +230,116 @@ type unitFeature struct {
 	} `json:"properties"`
 }
 
-// unitSource decodes features one at a time for CopyFrom. Its err is about
-// the file; CopyFrom aborts the COPY when it is set.
-type unitSource struct {
-	dec  *json.Decoder
-	opts ImportOptions
-	seen map[string]int
+// UnitRecord is one checked feature of a units file.
+type UnitRecord struct {
+	// Index of the feature in the file's features array.
+	Index int
+	// Code, Level and Parent (empty when to be found) of the unit.
+	Code, Level, Parent string
+	// Names from the properties name, nameEn, fullName, fullNameEn.
+	Name, NameEn, FullName, FullNameEn string
+	// Boundary in lon/lat; a Polygon is promoted to a MultiPolygon.
+	Boundary *geom.MultiPolygon
+}
 
+// UnitReader decodes a GeoJSON FeatureCollection of units one feature at a
+// time, so a large file never sits whole in memory. It checks what can be
+// checked without a database; ImportUnits uses it.
+type UnitReader struct {
+	dec   *json.Decoder
+	opts  ImportOptions
+	seen  map[string]int
 	state int // 0 before the features array, 1 inside it, 2 after it
 	read  int
-	row   []any
 	err   error
 }
 
-func (s *unitSource) Next() bool {
-	if s.err != nil {
-		return false
+// NewUnitReader reads units from r; opts.Level and opts.Parent apply as in ImportUnits.
+func NewUnitReader(r io.Reader, opts ImportOptions) *UnitReader {
+	return &UnitReader{dec: json.NewDecoder(r), opts: opts, seen: map[string]int{}}
+}
+
+// Next returns the next feature, io.EOF after the last one, or an error
+// wrapping ErrInvalidUnits that names the feature. After an error it returns
+// the same error again.
+func (u *UnitReader) Next() (UnitRecord, error) {
+	if u.err != nil {
+		return UnitRecord{}, u.err
 	}
-	if s.state == 0 {
-		if err := s.openFeatures(); err != nil {
-			s.err = err
-			return false
+	rec, err := u.next()
+	if err != nil {
+		u.err = err
+	}
+	return rec, err
+}
+
+// Read is the number of features returned so far.
+func (u *UnitReader) Read() int { return u.read }
+
+func (u *UnitReader) next() (UnitRecord, error) {
+	if u.state == 0 {
+		if err := u.openFeatures(); err != nil {
+			return UnitRecord{}, err
 		}
 	}
-	if s.state == 2 {
-		return false
+	if u.state == 2 {
+		return UnitRecord{}, io.EOF
 	}
-	if !s.dec.More() {
-		if _, err := s.dec.Token(); err != nil { // the closing ]
-			s.err = jsonErr(s.dec, "reading the end of features", err)
-			return false
+	if !u.dec.More() {
+		if _, err := u.dec.Token(); err != nil { // the closing ]
+			return UnitRecord{}, jsonErr(u.dec, "reading the end of features", err)
 		}
-		s.state = 2
-		if err := s.finish(); err != nil {
-			s.err = err
+		u.state = 2
+		if err := u.finish(); err != nil {
+			return UnitRecord{}, err
 		}
-		if s.read == 0 && s.err == nil {
-			s.err = fmt.Errorf("the FeatureCollection has no features: %w", ErrInvalidUnits)
+		if u.read == 0 {
+			return UnitRecord{}, fmt.Errorf("the FeatureCollection has no features: %w", ErrInvalidUnits)
 		}
-		return false
+		return UnitRecord{}, io.EOF
 	}
 	var f unitFeature
-	if err := s.dec.Decode(&f); err != nil {
-		s.err = jsonErr(s.dec, fmt.Sprintf("features[%d]", s.read), err)
+	if err := u.dec.Decode(&f); err != nil {
+		return UnitRecord{}, jsonErr(u.dec, fmt.Sprintf("features[%d]", u.read), err)
+	}
+	rec, err := u.record(u.read, &f)
+	if err != nil {
+		return UnitRecord{}, err
+	}
+	u.read++
+	return rec, nil
+}
+
+// unitSource feeds CopyFrom from a UnitReader. Its err is about the file;
+// CopyFrom aborts the COPY when it is set.
+type unitSource struct {
+	r        *UnitReader
+	progress func(done, total int)
+	row      []any
+	err      error
+}
+
+func (s *unitSource) Next() bool {
+	rec, err := s.r.Next()
+	if errors.Is(err, io.EOF) {
 		return false
 	}
-	row, err := s.featureRow(s.read, &f)
 	if err != nil {
 		s.err = err
 		return false
 	}
-	s.row = row
-	s.read++
-	if s.opts.Progress != nil {
-		s.opts.Progress(s.read, -1)
+	b, err := wkb.Marshal(rec.Boundary, wkb.NDR)
+	if err != nil {
+		s.err = fmt.Errorf("features[%d] (code %s): encoding the geometry: %v: %w", rec.Index, rec.Code, err, ErrInvalidUnits)
+		return false
+	}
+	var parent any
+	if rec.Parent != "" {
+		parent = rec.Parent
+	}
+	s.row = []any{rec.Index, rec.Code, rec.Level, parent, rec.Name, rec.NameEn, rec.FullName, rec.FullNameEn, b}
+	if s.progress != nil {
+		s.progress(s.r.Read(), -1)
 	}
 	return true
 }
@@ -290,7 +349,7 @@ func (s *unitSource) Values() ([]any, error) { return s.row, nil }
 func (s *unitSource) Err() error { return s.err }
 
 // openFeatures reads the top-level object up to the opening [ of "features".
-func (s *unitSource) openFeatures() error {
+func (s *UnitReader) openFeatures() error {
 	tok, err := s.dec.Token()
 	if err != nil {
 		return jsonErr(s.dec, "reading the FeatureCollection", err)
@@ -334,7 +393,7 @@ func (s *unitSource) openFeatures() error {
 }
 
 // finish reads what follows the features array, checking the object is well formed.
-func (s *unitSource) finish() error {
+func (s *UnitReader) finish() error {
 	for s.dec.More() {
 		tok, err := s.dec.Token()
 		if err != nil {
@@ -355,8 +414,8 @@ func (s *unitSource) finish() error {
 	return nil
 }
 
-// featureRow checks one feature and turns it into a staging row.
-func (s *unitSource) featureRow(i int, f *unitFeature) ([]any, error) {
+// record checks one feature.
+func (s *UnitReader) record(i int, f *unitFeature) (UnitRecord, error) {
 	bad := func(code, format string, args ...any) error {
 		where := fmt.Sprintf("features[%d]", i)
 		if code != "" {
@@ -365,20 +424,23 @@ func (s *unitSource) featureRow(i int, f *unitFeature) ([]any, error) {
 		return fmt.Errorf("%s: %s: %w", where, fmt.Sprintf(format, args...), ErrInvalidUnits)
 	}
 	if f.Type != "Feature" {
-		return nil, bad("", "type is %q; want Feature", f.Type)
+		return UnitRecord{}, bad("", "type is %q; want Feature", f.Type)
 	}
 	if f.Properties.Code == nil || strings.TrimSpace(*f.Properties.Code) == "" {
-		return nil, bad("", "properties.code is missing")
+		return UnitRecord{}, bad("", "properties.code is missing")
 	}
 	code := *f.Properties.Code
 	if strings.ContainsAny(code, " \t\r\n") {
-		return nil, bad(code, "the code contains white space")
+		return UnitRecord{}, bad(code, "the code contains white space")
 	}
 	if prev, dup := s.seen[code]; dup {
-		return nil, bad(code, "the code is already used by features[%d]", prev)
+		return UnitRecord{}, bad(code, "the code is already used by features[%d]", prev)
 	}
 	s.seen[code] = i
 	level := s.opts.Level
+	if level != "" && !validLevel(level) {
+		return UnitRecord{}, bad(code, "level %q is not one of national, province, district, commune, custom", level)
+	}
 	if level == "" {
 		switch len(code) {
 		case 2:
@@ -386,19 +448,15 @@ func (s *unitSource) featureRow(i int, f *unitFeature) ([]any, error) {
 		case 5:
 			level = LevelCommune
 		default:
-			return nil, bad(code, "cannot tell the level from a code of %d characters (2 = province, 5 = commune); set the level", len(code))
+			return UnitRecord{}, bad(code, "cannot tell the level from a code of %d characters (2 = province, 5 = commune); set the level", len(code))
 		}
 	}
-	var parent any
-	if s.opts.Parent != "" {
-		parent = s.opts.Parent
-	}
 	if f.Geometry == nil {
-		return nil, bad(code, "the geometry is missing")
+		return UnitRecord{}, bad(code, "the geometry is missing")
 	}
 	g, err := f.Geometry.Decode()
 	if err != nil {
-		return nil, bad(code, "decoding the %s geometry: %v", f.Geometry.Type, err)
+		return UnitRecord{}, bad(code, "decoding the %s geometry: %v", f.Geometry.Type, err)
 	}
 	var mp *geom.MultiPolygon
 	switch g := g.(type) {
@@ -407,23 +465,48 @@ func (s *unitSource) featureRow(i int, f *unitFeature) ([]any, error) {
 	case *geom.Polygon:
 		mp = geom.NewMultiPolygon(g.Layout())
 		if err := mp.Push(g); err != nil {
-			return nil, bad(code, "promoting the Polygon: %v", err)
+			return UnitRecord{}, bad(code, "promoting the Polygon: %v", err)
 		}
 	default:
-		return nil, bad(code, "the geometry is a %s; want Polygon or MultiPolygon", f.Geometry.Type)
+		return UnitRecord{}, bad(code, "the geometry is a %s; want Polygon or MultiPolygon", f.Geometry.Type)
 	}
 	if mp.Empty() {
-		return nil, bad(code, "the geometry is empty")
+		return UnitRecord{}, bad(code, "the geometry is empty")
+	}
+	if err := checkRings(mp); err != nil {
+		return UnitRecord{}, bad(code, "%v", err)
 	}
 	if err := checkLonLat(mp); err != nil {
-		return nil, bad(code, "%v", err)
-	}
-	b, err := wkb.Marshal(mp, wkb.NDR)
-	if err != nil {
-		return nil, bad(code, "encoding the geometry: %v", err)
+		return UnitRecord{}, bad(code, "%v", err)
 	}
 	p := f.Properties
-	return []any{i, code, level, parent, p.Name, p.NameEn, p.FullName, p.FullNameEn, b}, nil
+	return UnitRecord{
+		Index: i, Code: code, Level: level, Parent: s.opts.Parent,
+		Name: p.Name, NameEn: p.NameEn, FullName: p.FullName, FullNameEn: p.FullNameEn,
+		Boundary: mp,
+	}, nil
+}
+
+// checkRings rejects rings that are too short or not closed, which PostGIS
+// would refuse with an error naming no feature.
+func checkRings(g *geom.MultiPolygon) error {
+	for i := range g.NumPolygons() {
+		p := g.Polygon(i)
+		if p.NumLinearRings() == 0 {
+			return fmt.Errorf("polygon %d has no rings", i)
+		}
+		for j := range p.NumLinearRings() {
+			r := p.LinearRing(j)
+			n := r.NumCoords()
+			if n < 4 {
+				return fmt.Errorf("polygon %d ring %d has %d positions; a ring needs at least 4", i, j, n)
+			}
+			if !r.Coord(0).Equal(r.Layout(), r.Coord(n-1)) {
+				return fmt.Errorf("polygon %d ring %d is not closed (its first and last positions differ)", i, j)
+			}
+		}
+	}
+	return nil
 }
 
 // checkLonLat rejects coordinates that cannot be WGS 84 longitude and latitude

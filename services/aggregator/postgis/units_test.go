@@ -1,0 +1,284 @@
+package postgis_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/iochub/iochub/internal/seed"
+	"github.com/iochub/iochub/internal/testenv"
+	"github.com/iochub/iochub/services/aggregator/postgis"
+	"github.com/jackc/pgx/v5/pgxpool"
+)
+
+// TestMain stops the test process's private PostgreSQL cluster at the end.
+// It is the only TestMain of this directory's test binary.
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+// square is a closed counter-clockwise ring of half-side d around lon, lat.
+func square(lon, lat, d float64) string {
+	return fmt.Sprintf(`[[[%g,%g],[%g,%g],[%g,%g],[%g,%g],[%g,%g]]]`,
+		lon-d, lat-d, lon+d, lat-d, lon+d, lat+d, lon-d, lat+d, lon-d, lat-d)
+}
+
+func feature(code, name, geometry string) string {
+	return fmt.Sprintf(`{"type":"Feature","properties":{"code":%q,"name":%q,"nameEn":%q},"geometry":%s}`,
+		code, name, name+" (en)", geometry)
+}
+
+func polygon(coords string) string { return `{"type":"Polygon","coordinates":` + coords + `}` }
+
+func collection(features ...string) string {
+	return `{"type":"FeatureCollection","features":[` + strings.Join(features, ",") + `]}`
+}
+
+func importString(t *testing.T, pool *pgxpool.Pool, s string, opts postgis.ImportOptions) (postgis.ImportResult, error) {
+	t.Helper()
+	return postgis.ImportUnits(context.Background(), pool, strings.NewReader(s), opts)
+}
+
+func mustImport(t *testing.T, pool *pgxpool.Pool, b []byte, opts postgis.ImportOptions) postgis.ImportResult {
+	t.Helper()
+	res, err := postgis.ImportUnits(context.Background(), pool, bytes.NewReader(b), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return res
+}
+
+func scalar[T any](t *testing.T, pool *pgxpool.Pool, q string, args ...any) T {
+	t.Helper()
+	var v T
+	if err := pool.QueryRow(context.Background(), q, args...).Scan(&v); err != nil {
+		t.Fatalf("%s: %v", q, err)
+	}
+	return v
+}
+
+func TestImportUnitsSeed(t *testing.T) {
+	db := testenv.PostGIS(t)
+	var calls [][2]int
+	res := mustImport(t, db.Pool, seed.Provinces2025(), postgis.ImportOptions{
+		Progress: func(done, total int) { calls = append(calls, [2]int{done, total}) },
+	})
+	if got, want := res, (postgis.ImportResult{Read: 34, Inserted: 34, Repaired: res.Repaired}); !equalCounts(got, want) {
+		t.Errorf("provinces: got %+v; want %+v", got, want)
+	}
+	if len(calls) != 35 || calls[34] != [2]int{34, 34} || calls[0] != [2]int{1, -1} {
+		t.Errorf("progress: got %d calls, first %v, last %v; want 35, [1 -1], [34 34]", len(calls), calls[0], calls[len(calls)-1])
+	}
+	res = mustImport(t, db.Pool, seed.HanoiWards2025(), postgis.ImportOptions{})
+	if got, want := res, (postgis.ImportResult{Read: 126, Inserted: 126, Repaired: res.Repaired}); !equalCounts(got, want) {
+		t.Errorf("wards: got %+v; want %+v", got, want)
+	}
+
+	if got := scalar[int](t, db.Pool, `SELECT count(*) FROM admin_unit WHERE level = 'province' AND valid_to IS NULL AND parent_code IS NULL`); got != 34 {
+		t.Errorf("got %d current provinces; want 34", got)
+	}
+	if got := scalar[int](t, db.Pool, `SELECT count(*) FROM admin_unit WHERE level = 'commune' AND valid_to IS NULL AND parent_code = '01'`); got != 126 {
+		t.Errorf("got %d current communes of 01; want 126", got)
+	}
+	if got := scalar[int](t, db.Pool, `SELECT count(*) FROM admin_unit WHERE NOT ST_IsValid(boundary) OR NOT ST_IsPolygonCCW(boundary)`); got != 0 {
+		t.Errorf("got %d boundaries invalid or not counter-clockwise; want 0", got)
+	}
+	var name, nameEn, full, parent string
+	var from time.Time
+	err := db.Pool.QueryRow(context.Background(), `
+		SELECT name_vi, name_en, full_name_vi, parent_code, valid_from FROM admin_unit WHERE code = '00004'`).
+		Scan(&name, &nameEn, &full, &parent, &from)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if name != "Ba Đình" || nameEn != "Ba Dinh" || full != "Phường Ba Đình" || parent != "01" || !from.Equal(postgis.DefaultUnitsValidFrom) {
+		t.Errorf("got 00004 = %q %q %q parent %q from %v; want Ba Đình, Ba Dinh, Phường Ba Đình, 01, %v",
+			name, nameEn, full, parent, from, postgis.DefaultUnitsValidFrom)
+	}
+
+	// Importing the same files again changes nothing.
+	a := mustImport(t, db.Pool, seed.Provinces2025(), postgis.ImportOptions{})
+	b := mustImport(t, db.Pool, seed.HanoiWards2025(), postgis.ImportOptions{})
+	if got := a.Unchanged + b.Unchanged; got != 160 || a.Inserted+b.Inserted != 0 || a.Closed+b.Closed != 0 {
+		t.Errorf("re-import: got %+v and %+v; want 160 unchanged, nothing inserted or closed", a, b)
+	}
+	if got := scalar[int](t, db.Pool, `SELECT count(*) FROM admin_unit`); got != 160 {
+		t.Errorf("got %d rows after re-import; want 160", got)
+	}
+}
+
+// equalCounts compares results but Repaired, whose content depends on the data.
+func equalCounts(a, b postgis.ImportResult) bool {
+	return a.Read == b.Read && a.Inserted == b.Inserted && a.Unchanged == b.Unchanged && a.Closed == b.Closed
+}
+
+func TestImportUnitsNewVersion(t *testing.T) {
+	db := testenv.PostGISWithUnits(t)
+	ctx := context.Background()
+	oldArea := scalar[float64](t, db.Pool, `SELECT ST_Area(boundary) FROM admin_unit WHERE code = '00004'`)
+	var lon, lat float64
+	if err := db.Pool.QueryRow(ctx, `SELECT ST_X(p), ST_Y(p) FROM (SELECT ST_PointOnSurface(boundary) p FROM admin_unit WHERE code = '00004') s`).
+		Scan(&lon, &lat); err != nil {
+		t.Fatal(err)
+	}
+	changed := collection(feature("00004", "Ba Đình", polygon(square(lon, lat, 0.001))))
+
+	// A change cannot start when the current version starts.
+	_, err := importString(t, db.Pool, changed, postgis.ImportOptions{})
+	if !errors.Is(err, postgis.ErrUnitVersion) || !strings.Contains(err.Error(), "features[0] (code 00004)") {
+		t.Fatalf("same valid_from: got %v; want ErrUnitVersion naming features[0] (code 00004)", err)
+	}
+
+	later := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	res, err := importString(t, db.Pool, changed, postgis.ImportOptions{ValidFrom: later})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (postgis.ImportResult{Read: 1, Inserted: 1, Closed: 1}); !equalCounts(res, want) {
+		t.Errorf("got %+v; want %+v", res, want)
+	}
+	at := func(ts time.Time) float64 {
+		return scalar[float64](t, db.Pool, `
+			SELECT ST_Area(boundary) FROM admin_unit
+			WHERE code = '00004' AND valid_from <= $1 AND (valid_to IS NULL OR valid_to > $1)`, ts)
+	}
+	if got := at(later.Add(-time.Hour)); got != oldArea {
+		t.Errorf("area before the change: got %v; want the old %v", got, oldArea)
+	}
+	if got, want := at(later.Add(time.Hour)), 0.002*0.002; (got-want)/want > 1e-6 || (want-got)/want > 1e-6 {
+		t.Errorf("area after the change: got %v; want %v", got, want)
+	}
+	if got := scalar[string](t, db.Pool, `SELECT parent_code FROM admin_unit WHERE code = '00004' AND valid_to IS NULL`); got != "01" {
+		t.Errorf("got parent %q for the new version; want 01", got)
+	}
+
+	// A new name alone opens a version too; the same file again does not.
+	renamed := collection(feature("00004", "Ba Đình mới", polygon(square(lon, lat, 0.001))))
+	res, err = importString(t, db.Pool, renamed, postgis.ImportOptions{ValidFrom: later.AddDate(0, 1, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (postgis.ImportResult{Read: 1, Inserted: 1, Closed: 1}); !equalCounts(res, want) {
+		t.Errorf("rename: got %+v; want %+v", res, want)
+	}
+	res, err = importString(t, db.Pool, renamed, postgis.ImportOptions{ValidFrom: later.AddDate(0, 2, 0)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (postgis.ImportResult{Read: 1, Unchanged: 1}); !equalCounts(res, want) {
+		t.Errorf("same again: got %+v; want %+v", res, want)
+	}
+	if got := scalar[int](t, db.Pool, `SELECT count(*) FROM admin_unit WHERE code = '00004'`); got != 3 {
+		t.Errorf("got %d versions of 00004; want 3", got)
+	}
+}
+
+func TestImportUnitsGeometry(t *testing.T) {
+	db := testenv.PostGIS(t)
+	// Clockwise outer ring, given as a Polygon: stored as a counter-clockwise MultiPolygon.
+	cw := `[[[2,40],[2,41],[3,41],[3,40],[2,40]]]`
+	// A bow tie crosses itself: invalid, repaired into two triangles.
+	bowtie := `[[[4,40],[5,41],[5,40],[4,41],[4,40]]]`
+	res, err := importString(t, db.Pool, collection(feature("CW", "cw", polygon(cw)), feature("BOW", "bow", polygon(bowtie))),
+		postgis.ImportOptions{Level: postgis.LevelCustom})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !slices.Equal(res.Repaired, []string{"BOW"}) || res.Inserted != 2 {
+		t.Errorf("got %+v; want 2 inserted and BOW repaired", res)
+	}
+	var typ string
+	var ccw, valid bool
+	var area float64
+	if err := db.Pool.QueryRow(context.Background(), `
+		SELECT GeometryType(boundary), ST_IsPolygonCCW(boundary), ST_IsValid(boundary), ST_Area(boundary)
+		FROM admin_unit WHERE code = 'CW'`).Scan(&typ, &ccw, &valid, &area); err != nil {
+		t.Fatal(err)
+	}
+	if typ != "MULTIPOLYGON" || !ccw || !valid || area != 1 {
+		t.Errorf("CW: got %s ccw=%v valid=%v area=%v; want MULTIPOLYGON ccw valid area 1", typ, ccw, valid, area)
+	}
+	if got := scalar[float64](t, db.Pool, `SELECT ST_Area(boundary) FROM admin_unit WHERE code = 'BOW' AND ST_IsValid(boundary)`); got != 0.5 {
+		t.Errorf("BOW: got area %v; want 0.5 (two triangles)", got)
+	}
+}
+
+func TestImportUnitsBadFiles(t *testing.T) {
+	db := testenv.PostGIS(t)
+	hanoi := feature("01", "Hà Nội", polygon(square(105.8, 21.0, 0.1)))
+	tests := []struct {
+		name string
+		file string
+		opts postgis.ImportOptions
+		want string
+	}{
+		{"not JSON", "hello", postgis.ImportOptions{}, "not valid JSON at byte 1"},
+		{"truncated", `{"type":"FeatureCollection","features":[` + hanoi, postgis.ImportOptions{}, "ends early"},
+		{"a Feature, not a collection", hanoi, postgis.ImportOptions{}, `type is "Feature"; want FeatureCollection`},
+		{"no features array", `{"type":"FeatureCollection"}`, postgis.ImportOptions{}, "no features array"},
+		{"no features", collection(), postgis.ImportOptions{}, "has no features"},
+		{"feature without code", collection(hanoi, `{"type":"Feature","properties":{"name":"x"},"geometry":`+polygon(square(106, 21, 0.1))+`}`),
+			postgis.ImportOptions{}, "features[1]: properties.code is missing"},
+		{"LineString", collection(hanoi, feature("02", "line", `{"type":"LineString","coordinates":[[105,21],[106,22]]}`)),
+			postgis.ImportOptions{}, "features[1] (code 02): the geometry is a LineString; want Polygon or MultiPolygon"},
+		{"no geometry", collection(hanoi, feature("02", "none", "null")), postgis.ImportOptions{}, "features[1] (code 02): the geometry is missing"},
+		{"duplicate code", collection(hanoi, hanoi), postgis.ImportOptions{}, "features[1] (code 01): the code is already used by features[0]"},
+		{"code of unknown level", collection(hanoi, feature("123", "x", polygon(square(106, 21, 0.1)))),
+			postgis.ImportOptions{}, "features[1] (code 123): cannot tell the level from a code of 3 characters"},
+		{"open ring", collection(hanoi, feature("02", "x", polygon(`[[[105,21],[106,21],[106,22],[105,22]]]`))),
+			postgis.ImportOptions{}, "features[1] (code 02): polygon 0 ring 0 is not closed"},
+		{"projected coordinates", collection(hanoi, feature("02", "x", polygon(`[[[500000,2300000],[510000,2300000],[510000,2310000],[500000,2300000]]]`))),
+			postgis.ImportOptions{}, "features[1] (code 02): coordinate [500000, 2.3e+06] is not a longitude and latitude"},
+		{"commune in no province", collection(feature("99999", "Madrid", polygon(square(-3.7, 40.4, 0.01)))),
+			postgis.ImportOptions{}, "features[0] (code 99999): no current province contains this commune"},
+		{"unknown parent", collection(feature("00001", "x", polygon(square(105.8, 21.0, 0.01)))),
+			postgis.ImportOptions{Parent: "77"}, "features[0] (code 00001): parent 77 is not a current unit"},
+		{"bad level option", collection(hanoi), postgis.ImportOptions{Level: "city"}, `level "city" is not one of`},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			_, err := importString(t, db.Pool, tt.file, tt.opts)
+			if err == nil || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got error %v; want one containing %q", err, tt.want)
+			}
+			if tt.opts.Level == "" && !errors.Is(err, postgis.ErrInvalidUnits) {
+				t.Errorf("got %v; want it to wrap ErrInvalidUnits", err)
+			}
+			if got := scalar[int](t, db.Pool, `SELECT count(*) FROM admin_unit`); got != 0 {
+				t.Errorf("got %d rows after a failed import; want 0", got)
+			}
+		})
+	}
+}
+
+func FuzzUnitReader(f *testing.F) {
+	f.Add(collection(feature("01", "a", polygon(square(105.8, 21.0, 0.1)))))
+	f.Add(collection(feature("00001", "a", `{"type":"MultiPolygon","coordinates":[`+square(105.8, 21.0, 0.1)+`]}`)))
+	f.Add(collection(feature("02", "line", `{"type":"LineString","coordinates":[[105,21],[106,22]]}`)))
+	f.Add(`{"features":[{"type":"Feature","properties":{"code":1},"geometry":null}],"type":"FeatureCollection"}`)
+	f.Add(`{"type":"FeatureCollection","features":[],"bbox":[1,2,3,4]}`)
+	f.Add(`[]`)
+	f.Fuzz(func(t *testing.T, s string) {
+		r := postgis.NewUnitReader(strings.NewReader(s), postgis.ImportOptions{})
+		for i := 0; ; i++ {
+			rec, err := r.Next()
+			if errors.Is(err, io.EOF) {
+				return
+			}
+			if err != nil {
+				if !errors.Is(err, postgis.ErrInvalidUnits) {
+					t.Fatalf("got %v; want an error wrapping ErrInvalidUnits", err)
+				}
+				return
+			}
+			if rec.Index != i || rec.Code == "" || rec.Boundary == nil || rec.Boundary.Empty() ||
+				(rec.Level != postgis.LevelProvince && rec.Level != postgis.LevelCommune) {
+				t.Fatalf("got record %+v at %d; want index %d, a code, a level and a boundary", rec, i, i)
+			}
+		}
+	})
+}
