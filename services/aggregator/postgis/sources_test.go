@@ -1,0 +1,172 @@
+package postgis_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/iochub/iochub/internal/testenv"
+	"github.com/iochub/iochub/services/aggregator/postgis"
+)
+
+func TestHashToken(t *testing.T) {
+	tests := []struct{ token, want string }{
+		{"abc", "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"},
+		{"", "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.token, func(t *testing.T) {
+			if got := hex.EncodeToString(postgis.HashToken(tt.token)); got != tt.want {
+				t.Errorf("got %s; want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+type auditRow struct {
+	actor, action, target, detail string
+}
+
+func auditRows(t *testing.T, db *testenv.DBEnv) []auditRow {
+	t.Helper()
+	rows, err := db.Pool.Query(context.Background(), `SELECT actor, action, target, detail::text FROM audit_log ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []auditRow
+	for rows.Next() {
+		var r auditRow
+		if err := rows.Scan(&r.actor, &r.action, &r.target, &r.detail); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, r)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestAddSource(t *testing.T) {
+	db := testenv.PostGISWithUnits(t)
+	ctx := context.Background()
+	token, err := postgis.AddSource(ctx, db.Pool, postgis.Source{ID: "hn-ba-dinh", Name: "IOC Ba Đình", UnitCode: "00004"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := base64.RawURLEncoding.DecodeString(strings.TrimPrefix(token, postgis.TokenPrefix))
+	if !strings.HasPrefix(token, "ioc_") || err != nil || len(raw) != 32 {
+		t.Errorf("got token %q (decoding: %v, %d bytes); want ioc_ and 32 bytes of base64url", token, err, len(raw))
+	}
+	var stored []byte
+	var unit, name string
+	if err := db.Pool.QueryRow(ctx, `SELECT token_sha256, unit_code, name FROM source WHERE id = 'hn-ba-dinh'`).Scan(&stored, &unit, &name); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha256.Sum256([]byte(token))
+	if !bytes.Equal(stored, sum[:]) || !bytes.Equal(stored, postgis.HashToken(token)) {
+		t.Errorf("got stored hash %x; want sha256 of the token %x", stored, sum)
+	}
+	if unit != "00004" || name != "IOC Ba Đình" {
+		t.Errorf("got unit %q name %q; want 00004, IOC Ba Đình", unit, name)
+	}
+	if strings.Contains(hex.EncodeToString(stored), token) {
+		t.Error("the token itself is stored")
+	}
+	got := auditRows(t, db)
+	if len(got) != 1 || got[0].actor != "cli" || got[0].action != "source.add" || got[0].target != "hn-ba-dinh" ||
+		!strings.Contains(got[0].detail, `"unit": "00004"`) {
+		t.Errorf("got audit %+v; want one cli source.add row for hn-ba-dinh naming unit 00004", got)
+	}
+
+	other, err := postgis.AddSource(ctx, db.Pool, postgis.Source{ID: "hn-province", UnitCode: "01"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if other == token {
+		t.Error("two sources got the same token")
+	}
+}
+
+func TestAddSourceErrors(t *testing.T) {
+	db := testenv.PostGISWithUnits(t)
+	ctx := context.Background()
+	if _, err := postgis.AddSource(ctx, db.Pool, postgis.Source{ID: "taken", UnitCode: "01"}); err != nil {
+		t.Fatal(err)
+	}
+	// 00007 gets a closed version only: it existed, but not now.
+	if _, err := db.Pool.Exec(ctx, `UPDATE admin_unit SET valid_to = valid_from + interval '1 day' WHERE code = '00007'`); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		src  postgis.Source
+		want error
+		msg  string
+	}{
+		{"unknown unit", postgis.Source{ID: "a", UnitCode: "99999"}, postgis.ErrUnitNotFound, `unit "99999" has no current version`},
+		{"closed unit", postgis.Source{ID: "a", UnitCode: "00007"}, postgis.ErrUnitNotFound, `unit "00007" has no current version`},
+		{"taken id", postgis.Source{ID: "taken", UnitCode: "01"}, postgis.ErrSourceExists, "id taken is taken"},
+		{"empty id", postgis.Source{UnitCode: "01"}, postgis.ErrInvalidSource, "1 to 64 characters"},
+		{"slash in id", postgis.Source{ID: "a/b", UnitCode: "01"}, postgis.ErrInvalidSource, `has '/' at byte 1`},
+		{"space in id", postgis.Source{ID: "a b", UnitCode: "01"}, postgis.ErrInvalidSource, `has ' ' at byte 1`},
+		{"long id", postgis.Source{ID: strings.Repeat("x", 65), UnitCode: "01"}, postgis.ErrInvalidSource, "1 to 64 characters"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			token, err := postgis.AddSource(ctx, db.Pool, tt.src)
+			if !errors.Is(err, tt.want) || !strings.Contains(err.Error(), tt.msg) || token != "" {
+				t.Fatalf("got %q, %v; want no token and %v saying %q", token, err, tt.want, tt.msg)
+			}
+		})
+	}
+	var sources, audits int
+	if err := db.Pool.QueryRow(ctx, `SELECT (SELECT count(*) FROM source), (SELECT count(*) FROM audit_log)`).Scan(&sources, &audits); err != nil {
+		t.Fatal(err)
+	}
+	if sources != 1 || audits != 1 {
+		t.Errorf("got %d sources and %d audit rows after the failures; want 1 and 1", sources, audits)
+	}
+}
+
+func TestDisableSource(t *testing.T) {
+	db := testenv.PostGISWithUnits(t)
+	ctx := context.Background()
+	if _, err := postgis.AddSource(ctx, db.Pool, postgis.Source{ID: "s1", UnitCode: "01"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := postgis.DisableSource(ctx, db.Pool, "s1"); err != nil {
+		t.Fatal(err)
+	}
+	var at *time.Time
+	if err := db.Pool.QueryRow(ctx, `SELECT disabled_at FROM source WHERE id = 's1'`).Scan(&at); err != nil {
+		t.Fatal(err)
+	}
+	if at == nil {
+		t.Fatal("got disabled_at NULL; want set")
+	}
+	if err := postgis.DisableSource(ctx, db.Pool, "s1"); err != nil {
+		t.Errorf("disabling twice: got %v; want nil", err)
+	}
+	var again time.Time
+	if err := db.Pool.QueryRow(ctx, `SELECT disabled_at FROM source WHERE id = 's1'`).Scan(&again); err != nil {
+		t.Fatal(err)
+	}
+	if !again.Equal(*at) {
+		t.Errorf("disabling twice moved disabled_at from %v to %v", *at, again)
+	}
+	if err := postgis.DisableSource(ctx, db.Pool, "nobody"); !errors.Is(err, postgis.ErrSourceNotFound) {
+		t.Errorf("unknown source: got %v; want ErrSourceNotFound", err)
+	}
+	got := auditRows(t, db)
+	if len(got) != 2 || got[1] != (auditRow{"cli", "source.disable", "s1", "{}"}) {
+		t.Errorf("got audit %+v; want source.add then one source.disable of s1", got)
+	}
+}
