@@ -44,8 +44,9 @@ func (e *ValidationError) Error() string {
 // Is reports whether target is ErrInvalid.
 func (e *ValidationError) Is(target error) bool { return target == ErrInvalid }
 
-// ValidationErrors is every problem found, in document order. errors.As with
-// a **ValidationError yields the first one.
+// ValidationErrors is every problem found: for each alert, the problems met
+// while reading it (document order), then those of the rules checked on the
+// whole alert. errors.As with a **ValidationError yields the first one.
 type ValidationErrors []*ValidationError
 
 // Error implements error: one problem per line.

@@ -274,8 +274,9 @@ func (dc *decoder) start(t xml.StartElement, off int64) (tokenKind, elem, bool) 
 	if el.name.Space == Namespace {
 		seg = el.name.Local
 		if parent != nil && (repeatable[seg] || (seg == "alert" && parentDir == "")) {
-			seg += "[" + strconv.Itoa(parent.counts[seg]) + "]"
-			parent.counts[seg[:strings.IndexByte(seg, '[')]]++
+			n := parent.counts[seg]
+			parent.counts[seg]++
+			seg += "[" + strconv.Itoa(n) + "]"
 		}
 	}
 	el.path = parentDir + seg
@@ -337,11 +338,7 @@ func (dc *decoder) document() []Alert {
 			return alerts
 		case tokText:
 			if len(bytes.TrimSpace(dc.text)) > 0 {
-				path, name := "", ""
-				if sawRoot {
-					path, name = "", "" // after the root
-				}
-				dc.fail(path, name, "malformed XML: text outside the root element")
+				dc.fail("", "", "malformed XML: text outside the root element")
 				return nil
 			}
 		case tokStart:
