@@ -15,8 +15,8 @@ import (
 
 	"github.com/iochub/iochub/internal/ce"
 	"github.com/iochub/iochub/internal/subjects"
-	"github.com/iochub/iochub/services/ingest"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
+	"github.com/iochub/iochub/services/ingest"
 )
 
 func arr(t testing.TB, items ...map[string]any) []byte {

@@ -1,0 +1,135 @@
+package ingest
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/twpayne/go-geom/encoding/wkb"
+)
+
+func seedBodies(f *testing.F) {
+	files, _ := filepath.Glob(filepath.Join("testdata", "*.json"))
+	for _, name := range files {
+		b, err := os.ReadFile(name)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b)
+		f.Add(append(append([]byte("["), b...), ']'))
+		f.Add(append(append(bytes.ReplaceAll(b, []byte("\n"), nil), '\n'), bytes.ReplaceAll(b, []byte("\n"), nil)...))
+	}
+	for _, s := range []string{
+		`[]`, `[1, null, "x", {}]`, `{"type":"FeatureCollection","features":[{"type":"Feature","geometry":null,"properties":{"id":"a"}}]}`,
+		`{"features": 3}`, "{\"id\":1}\n{bad\n{\"id\":2}", "\xEF\xBB\xBF[{}]", `[{"a":1}] x`, `{"type":"Feature","properties":[]}`,
+	} {
+		f.Add([]byte(s))
+	}
+}
+
+// FuzzDecodeItems runs every body decoder (sniffed, JSON, NDJSON) on arbitrary bytes.
+func FuzzDecodeItems(f *testing.F) {
+	seedBodies(f)
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, format := range []string{"", formatJSON, formatNDJSON} {
+			items, err := decodeItems(bytes.NewReader(body), format, 100)
+			if err != nil {
+				if !errors.Is(err, ErrMalformedBody) && !errors.Is(err, ErrNoItems) && !errors.Is(err, ErrTooManyItems) {
+					t.Fatalf("format %q: unexpected error kind %v", format, err)
+				}
+				if len(items) != 0 {
+					t.Fatalf("format %q: got items with an error", format)
+				}
+				continue
+			}
+			if len(items) == 0 || len(items) > 100 {
+				t.Fatalf("format %q: got %d items; want 1..100", format, len(items))
+			}
+			last := 0
+			for i, it := range items {
+				if (it.fields == nil) == (it.err == "") {
+					t.Fatalf("format %q item %d: fields %v and err %q; want exactly one", format, i, it.fields, it.err)
+				}
+				if it.line != 0 {
+					if it.line <= last {
+						t.Fatalf("format %q item %d: line %d after %d", format, i, it.line, last)
+					}
+					last = it.line
+				}
+			}
+			if format == formatJSON && bytes.HasPrefix(bytes.TrimSpace(body), []byte("[")) {
+				var all []json.RawMessage
+				if json.Unmarshal(body, &all) == nil && len(all) != len(items) {
+					t.Fatalf("JSON array of %d values decoded into %d items", len(all), len(items))
+				}
+			}
+		}
+	})
+}
+
+// FuzzGeometry checks that a geometry that passes validation is in range,
+// closed where it must be, and survives WKB.
+func FuzzGeometry(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"Point","coordinates":[105.85,21.02]}`,
+		`{"type":"Point","coordinates":[21.02,105.85]}`,
+		`{"type":"LineString","coordinates":[[105.85,21.02],[105.86,21.03]]}`,
+		`{"type":"Polygon","coordinates":[[[0,0],[1,0],[1,1],[0,1],[0,0]],[[0.2,0.2],[0.4,0.2],[0.4,0.4],[0.2,0.2]]]}`,
+		`{"type":"Polygon","coordinates":[[[0,0],[1,1],[1,0],[0,1],[0,0]]]}`,
+		`{"type":"MultiPolygon","coordinates":[[[[0,0],[1,0],[1,1],[0,0]]],[[[5,5],[6,5],[6,6],[5,5]]]]}`,
+		`{"type":"Polygon","coordinates":[[[0,0],[1,0],[0,0],[1,0]]]}`,
+		`{"type":"Point","coordinates":[1e999,0]}`, `{"type":"Point"}`, `{"type":"Circle","coordinates":[0,0]}`, `[]`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		g, err := ParseGeometry(raw, "location", "Point", "LineString", "Polygon", "MultiPolygon")
+		if err != nil {
+			if !strings.HasPrefix(err.Error(), "location") {
+				t.Fatalf("error %q does not name the field", err)
+			}
+			return
+		}
+		for _, p := range g.Polys {
+			for _, r := range p {
+				for k := 0; k+1 < len(r); k += 2 {
+					if math.IsNaN(r[k]) || math.Abs(r[k]) > 180 || math.Abs(r[k+1]) > 90 {
+						t.Fatalf("accepted position [%v, %v]", r[k], r[k+1])
+					}
+				}
+				if (g.Type == "Polygon" || g.Type == "MultiPolygon") && (len(r) < 8 || r[0] != r[len(r)-2] || r[1] != r[len(r)-1]) {
+					t.Fatalf("accepted an open or short ring %v", r)
+				}
+			}
+		}
+		b, err := g.WKB()
+		if err != nil {
+			t.Fatalf("WKB of an accepted geometry: %v", err)
+		}
+		back, err := wkb.Unmarshal(b)
+		if err != nil {
+			t.Fatalf("reading back WKB: %v", err)
+		}
+		gt, _ := g.Geom()
+		if !slicesEqual(back.FlatCoords(), gt.FlatCoords()) {
+			t.Fatalf("WKB round trip changed coordinates")
+		}
+	})
+}
+
+func slicesEqual(a, b []float64) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for i := range a {
+		if a[i] != b[i] {
+			return false
+		}
+	}
+	return true
+}
