@@ -413,3 +413,55 @@ func TestWriteBatchRollsBack(t *testing.T) {
 		t.Errorf("sensor rows after a failed batch = %d; want 0", n)
 	}
 }
+
+// benchRows returns n air observations of 50 stations, unique for iteration it.
+func benchRows(it, n int) []AirRow {
+	out := make([]AirRow, n)
+	for i := range out {
+		at := t0.Add(time.Duration(it*n+i) * time.Second)
+		out[i] = airRow(fmt.Sprintf("st%d", i%50), at, float64(i))
+	}
+	return out
+}
+
+// BenchmarkWriteBatch measures WriteBatch (COPY to staging, insert with
+// conflict check, state upsert) against a raw COPY of the same rows into the
+// same table, the floor any batched writer can reach. Both report rows/s.
+func BenchmarkWriteBatch(b *testing.B) {
+	const n = 500
+	pool := testDB(b)
+	ctx := context.Background()
+	s := NewStore(pool)
+	// Create the partitions outside the timed loops.
+	if _, err := s.WriteBatch(ctx, Batch{Air: benchRows(1<<20, n)}); err != nil {
+		b.Fatal(err)
+	}
+	b.Run("store", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			if _, err := s.WriteBatch(ctx, Batch{Air: benchRows(i, n)}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "rows/s")
+	})
+	cols := []string{"source_id", "event_id", "observed_at", "received_at", "station_id", "province", "unit_code",
+		"location", "pm25", "pm10", "no2", "o3", "co", "so2", "extra"}
+	b.Run("raw_copy", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			rows := benchRows(i, n)
+			err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+				// Other event ids than the store's loop, so nothing conflicts.
+				_, err := tx.CopyFrom(ctx, pgx.Identifier{"air_observation"}, cols, pgx.CopyFromSlice(n, func(j int) ([]any, error) {
+					r := &rows[j]
+					return []any{"raw", r.EventID, r.ObservedAt, r.ReceivedAt, r.StationID, r.Province, r.UnitCode,
+						geomValue(r.Location), r.PM25, r.PM10, r.NO2, r.O3, r.CO, r.SO2, extraValue(r.Extra)}, nil
+				}))
+				return err
+			})
+			if err != nil {
+				b.Fatal(err)
+			}
+		}
+		b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "rows/s")
+	})
+}
