@@ -274,6 +274,9 @@ func (dc *decoder) start(t xml.StartElement, off int64) (tokenKind, elem, bool) 
 	if el.name.Space == Namespace {
 		seg = el.name.Local
 		if parent != nil && (repeatable[seg] || (seg == "alert" && parentDir == "")) {
+			if parent.counts == nil {
+				parent.counts = map[string]int{}
+			}
 			n := parent.counts[seg]
 			parent.counts[seg]++
 			seg += "[" + strconv.Itoa(n) + "]"
@@ -314,7 +317,7 @@ func (dc *decoder) start(t xml.StartElement, off int64) (tokenKind, elem, bool) 
 		seen[n] = true
 		el.attrs = append(el.attrs, xml.Attr{Name: n, Value: a.Value})
 	}
-	dc.open = append(dc.open, open{el: el, nsMark: mark, childDir: childDir, counts: map[string]int{}})
+	dc.open = append(dc.open, open{el: el, nsMark: mark, childDir: childDir})
 	if _, ok := dc.lines[el.path]; !ok {
 		dc.lines[el.path] = line
 	}
