@@ -233,7 +233,7 @@ func (s *Sim) post(ctx context.Context, url string, body []byte) (Summary, error
 	req.Header.Set("User-Agent", "iocsim/1")
 	resp, err := s.client.Do(req)
 	if err != nil {
-		return Summary{}, retryable{fmt.Errorf("posting to %s: %w", url, err)}
+		return Summary{}, retryable{err} // *url.Error already names the method and URL
 	}
 	defer resp.Body.Close()
 	answerBody, err := io.ReadAll(io.LimitReader(resp.Body, 4<<20))
