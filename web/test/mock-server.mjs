@@ -1,0 +1,347 @@
+// mock-server.mjs stands in for the gateway while the wall screen is built or
+// tested on its own: it serves web/app, GET /v1/units from the seed
+// boundaries, and a fake WebSocket /v1/live stream with the contract's frames.
+// The WebSocket handshake and text frames are written by hand (RFC 6455,
+// server side only) so the mock needs no dependency.
+//
+//   node test/mock-server.mjs [port]      # then open the printed URL
+//
+// Test hooks: POST /mock/drop closes every live socket (to test reconnects);
+// startMock({ vendor: false }) answers 404 for app/vendor/* (to test the
+// missing-library message).
+import { createServer } from 'node:http';
+import { createHash } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const appDir = path.resolve(here, '..', 'app');
+const seedDir = path.resolve(here, '..', '..', 'internal', 'seed');
+
+const TYPES = {
+  '.html': 'text/html; charset=utf-8',
+  '.js': 'text/javascript; charset=utf-8',
+  '.mjs': 'text/javascript; charset=utf-8',
+  '.css': 'text/css; charset=utf-8',
+  '.json': 'application/json',
+  '.png': 'image/png',
+  '.svg': 'image/svg+xml',
+  '.txt': 'text/plain; charset=utf-8',
+};
+
+// A small deterministic PRNG (mulberry32) so every run shows the same city.
+function rng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+const round7 = (x) => Math.round(x * 1e7) / 1e7;
+
+function centroid(geometry) {
+  let sx = 0;
+  let sy = 0;
+  let n = 0;
+  const ring = geometry.type === 'MultiPolygon' ? geometry.coordinates[0][0] : geometry.coordinates[0];
+  for (const [x, y] of ring) {
+    sx += x;
+    sy += y;
+    n++;
+  }
+  return [round7(sx / n), round7(sy / n)];
+}
+
+async function loadUnits() {
+  const wards = JSON.parse(await readFile(path.join(seedDir, 'hanoi_wards_2025.geojson'), 'utf8'));
+  const provinces = JSON.parse(await readFile(path.join(seedDir, 'vn_provinces_2025_34.geojson'), 'utf8'));
+  const hn = provinces.features.find((f) => f.properties.code === '01');
+  const unit = (f, level, parentCode) => ({
+    type: 'Feature',
+    id: f.properties.code,
+    geometry: f.geometry,
+    properties: { code: f.properties.code, level, parentCode, name: f.properties.name, nameEn: f.properties.nameEn },
+  });
+  return {
+    type: 'FeatureCollection',
+    features: [unit(hn, 'province', ''), ...wards.features.map((f) => unit(f, 'commune', '01'))],
+  };
+}
+
+// World is the fake city: stations at ward centroids, segments between
+// neighbouring centroids, and a couple of alerts.
+class World {
+  constructor(units) {
+    this.rand = rng(20250701);
+    this.entities = new Map();
+    const wards = units.features.filter((f) => f.properties.level !== 'province');
+    this.wards = wards.map((f) => ({ code: f.properties.code, name: f.properties.name, c: centroid(f.geometry), geometry: f.geometry }));
+    const now = new Date().toISOString();
+    // 12 air stations spread over the wards list.
+    for (let i = 0; i < 12; i++) {
+      const w = this.wards[(i * 10) % this.wards.length];
+      this.entities.set(`air/st-${i}`, this.air(`st-${i}`, `Trạm ${w.name}`, w, now));
+    }
+    // 10 traffic segments between consecutive wards.
+    for (let i = 0; i < 10; i++) {
+      const a = this.wards[(i * 7) % this.wards.length];
+      const b = this.wards[(i * 7 + 1) % this.wards.length];
+      this.entities.set(`traffic/seg-${i}`, this.traffic(`seg-${i}`, `Đường ${a.name} – ${b.name}`, a, b.c, now));
+    }
+    const w0 = this.wards[0];
+    const w1 = this.wards[5];
+    this.entities.set('alert/cap-1', this.alert('cap-1', [w0.code], { type: 'MultiPolygon', coordinates: w0.geometry.type === 'MultiPolygon' ? w0.geometry.coordinates : [w0.geometry.coordinates] }, 'Severe',
+      'Ngập úng cục bộ tại phường ' + w0.name, 'Local flooding in ' + w0.name, new Date(Date.now() - 600_000).toISOString()));
+    this.entities.set('alert/cap-2', this.alert('cap-2', [w1.code], { type: 'Point', coordinates: w1.c }, 'Moderate',
+      'Sự cố giao thông gần ' + w1.name, 'Traffic incident near ' + w1.name, new Date(Date.now() - 300_000).toISOString()));
+    this.alertSeq = 3;
+  }
+
+  air(id, name, w, time) {
+    const pm25 = round7(5 + this.rand() * 280);
+    return {
+      type: 'Feature',
+      id: `air/${id}`,
+      geometry: { type: 'Point', coordinates: w.c },
+      properties: {
+        layer: 'air', entityId: id, name, province: '01', unit: w.code, updatedAt: time,
+        observation: { id: `${id}@${time}`, time, values: { pm25, pm10: round7(pm25 * 1.4), no2: 21.5, temperature: 27.3, relativeHumidity: 78 } },
+      },
+    };
+  }
+
+  traffic(id, name, w, to, time) {
+    const speed = round7(5 + this.rand() * 50);
+    return {
+      type: 'Feature',
+      id: `traffic/${id}`,
+      geometry: { type: 'LineString', coordinates: [w.c, [round7((w.c[0] + to[0]) / 2 + 0.002), round7((w.c[1] + to[1]) / 2)], to] },
+      properties: {
+        layer: 'traffic', entityId: id, name, province: '01', unit: w.code, updatedAt: time,
+        observation: { id: `${id}@${time}`, time, values: { intensity: Math.round(200 + this.rand() * 1800), averageVehicleSpeed: speed, occupancy: 0.3, congested: speed < 15 } },
+      },
+    };
+  }
+
+  alert(id, codes, geometry, severity, headlineVI, headlineEN, sent) {
+    const expires = new Date(Date.now() + 3600_000).toISOString();
+    const info = (language, headline) => ({
+      language, category: ['Met'], event: 'Flood', urgency: 'Immediate', severity, certainty: 'Observed', headline,
+      description: headline, expires,
+    });
+    return {
+      type: 'Feature',
+      id: `alert/${id}`,
+      geometry,
+      properties: {
+        layer: 'alert', entityId: id, name: headlineVI, province: '01', unit: codes[0], updatedAt: sent,
+        observation: { id, time: sent },
+        alert: {
+          identifier: id, sender: 'ioc-hanoi@example.vn', sent, status: 'Actual', msgType: 'Alert', scope: 'Public',
+          state: 'active', units: codes, info: [info('vi-VN', headlineVI), info('en-US', headlineEN)],
+        },
+      },
+    };
+  }
+
+  // tick changes one random station or segment and, now and then, adds an alert.
+  tick() {
+    const now = new Date().toISOString();
+    const r = this.rand();
+    if (r < 0.02) {
+      const w = this.wards[Math.floor(this.rand() * this.wards.length)];
+      const id = `cap-${this.alertSeq++}`;
+      const f = this.alert(id, [w.code], { type: 'Point', coordinates: w.c }, 'Minor', 'Cảnh báo bụi mịn tại ' + w.name, 'Fine dust warning in ' + w.name, now);
+      this.entities.set(f.id, f);
+      return f;
+    }
+    const keys = [...this.entities.keys()].filter((k) => !k.startsWith('alert/'));
+    const key = keys[Math.floor(this.rand() * keys.length)];
+    const f = structuredClone(this.entities.get(key));
+    const v = f.properties.observation.values;
+    if (f.properties.layer === 'air') {
+      v.pm25 = round7(Math.max(1, v.pm25 + (this.rand() - 0.5) * 30));
+      v.pm10 = round7(v.pm25 * 1.4);
+    } else {
+      v.averageVehicleSpeed = round7(Math.min(70, Math.max(2, v.averageVehicleSpeed + (this.rand() - 0.5) * 12)));
+      v.congested = v.averageVehicleSpeed < 15;
+    }
+    f.properties.updatedAt = now;
+    f.properties.observation.time = now;
+    f.properties.observation.id = `${f.properties.entityId}@${now}`;
+    this.entities.set(key, f);
+    return f;
+  }
+}
+
+// ---- minimal RFC 6455 server side -------------------------------------------
+
+const WS_GUID = '258EAFA5-E914-47DA-95CA-C5AB0DC85B11';
+
+function frame(opcode, payload) {
+  const len = payload.length;
+  let header;
+  if (len < 126) {
+    header = Buffer.from([0x80 | opcode, len]);
+  } else if (len < 65536) {
+    header = Buffer.alloc(4);
+    header[0] = 0x80 | opcode;
+    header[1] = 126;
+    header.writeUInt16BE(len, 2);
+  } else {
+    header = Buffer.alloc(10);
+    header[0] = 0x80 | opcode;
+    header[1] = 127;
+    header.writeBigUInt64BE(BigInt(len), 2);
+  }
+  return Buffer.concat([header, payload]);
+}
+
+function textFrame(s) {
+  return frame(0x1, Buffer.from(s, 'utf8'));
+}
+
+function closeFrame(code, reason) {
+  const b = Buffer.alloc(2 + Buffer.byteLength(reason));
+  b.writeUInt16BE(code, 0);
+  b.write(reason, 2);
+  return frame(0x8, b);
+}
+
+// readFrames consumes complete client frames (always masked) from buf and
+// calls onFrame(opcode, payload); it returns the unconsumed rest.
+function readFrames(buf, onFrame) {
+  for (;;) {
+    if (buf.length < 2) return buf;
+    const opcode = buf[0] & 0x0f;
+    let len = buf[1] & 0x7f;
+    let off = 2;
+    if (len === 126) {
+      if (buf.length < 4) return buf;
+      len = buf.readUInt16BE(2);
+      off = 4;
+    } else if (len === 127) {
+      if (buf.length < 10) return buf;
+      len = Number(buf.readBigUInt64BE(2));
+      off = 10;
+    }
+    const masked = (buf[1] & 0x80) !== 0;
+    const need = off + (masked ? 4 : 0) + len;
+    if (buf.length < need) return buf;
+    const payload = Buffer.from(buf.subarray(off + (masked ? 4 : 0), need));
+    if (masked) {
+      const mask = buf.subarray(off, off + 4);
+      for (let i = 0; i < payload.length; i++) payload[i] ^= mask[i & 3];
+    }
+    onFrame(opcode, payload);
+    buf = buf.subarray(need);
+  }
+}
+
+// ---- the server ---------------------------------------------------------------
+
+export async function startMock({ port = 0, host = '127.0.0.1', tickMs = 300, vendor = true } = {}) {
+  const units = await loadUnits();
+  const unitsBody = JSON.stringify(units);
+  const world = new World(units);
+  const sockets = new Set();
+
+  const server = createServer(async (req, res) => {
+    const url = new URL(req.url, 'http://mock');
+    if (req.method === 'GET' && url.pathname === '/v1/units') {
+      if (url.searchParams.get('province') !== '01') {
+        res.writeHead(404, { 'Content-Type': 'application/problem+json' });
+        res.end(JSON.stringify({ title: 'unknown province', detail: `province ${url.searchParams.get('province')} has no units in the mock` }));
+        return;
+      }
+      res.writeHead(200, { 'Content-Type': 'application/geo+json' });
+      res.end(unitsBody);
+      return;
+    }
+    if (req.method === 'POST' && url.pathname === '/mock/drop') {
+      for (const s of sockets) s.end(closeFrame(1012, 'mock restart'));
+      sockets.clear();
+      res.writeHead(204);
+      res.end();
+      return;
+    }
+    if (req.method !== 'GET') {
+      res.writeHead(405);
+      res.end();
+      return;
+    }
+    let rel = decodeURIComponent(url.pathname);
+    if (rel.endsWith('/')) rel += 'index.html';
+    const file = path.resolve(appDir, '.' + rel);
+    if (!file.startsWith(appDir + path.sep) || (!vendor && rel.startsWith('/vendor/'))) {
+      res.writeHead(404);
+      res.end('not found');
+      return;
+    }
+    try {
+      const body = await readFile(file);
+      res.writeHead(200, { 'Content-Type': TYPES[path.extname(file)] ?? 'application/octet-stream', 'Cache-Control': 'no-store' });
+      res.end(body);
+    } catch {
+      res.writeHead(404);
+      res.end('not found');
+    }
+  });
+
+  server.on('upgrade', (req, socket) => {
+    const url = new URL(req.url, 'http://mock');
+    const key = req.headers['sec-websocket-key'];
+    if (url.pathname !== '/v1/live' || !key || (req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
+      socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
+      return;
+    }
+    const accept = createHash('sha1').update(key + WS_GUID).digest('base64');
+    socket.write(`HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`);
+    socket.setNoDelay(true);
+    sockets.add(socket);
+    let pending = Buffer.alloc(0);
+    socket.on('data', (chunk) => {
+      pending = readFrames(Buffer.concat([pending, chunk]), (op, payload) => {
+        if (op === 0x8) {
+          socket.end(closeFrame(1000, ''));
+          sockets.delete(socket);
+        } else if (op === 0x9) {
+          socket.write(frame(0xa, payload));
+        }
+      });
+    });
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => sockets.delete(socket));
+    socket.write(textFrame(JSON.stringify({ type: 'snapshot', province: '01', entities: [...world.entities.values()] })));
+  });
+
+  const timer = setInterval(() => {
+    if (sockets.size === 0) return;
+    const bytes = textFrame(JSON.stringify({ type: 'state', entity: world.tick() }));
+    for (const s of sockets) s.write(bytes);
+  }, tickMs);
+
+  await new Promise((resolve) => server.listen(port, host, resolve));
+  const addr = server.address();
+  return {
+    url: `http://${host}:${addr.port}`,
+    world,
+    async close() {
+      clearInterval(timer);
+      for (const s of sockets) s.destroy();
+      await new Promise((resolve) => server.close(resolve));
+    },
+  };
+}
+
+// Run as a program, not when imported, nor when a test runner given the whole
+// folder picks this file up (NODE_TEST_CONTEXT is set in its children).
+if (!process.env.NODE_TEST_CONTEXT && process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+  const m = await startMock({ port: Number(process.argv[2] ?? 8088) });
+  console.log(`mock wall-screen server on ${m.url}/`);
+}

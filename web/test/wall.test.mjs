@@ -1,0 +1,181 @@
+// wall.test.mjs drives the wall screen in Debian's Chromium (never a
+// downloaded browser) and checks what an operator would see.
+//
+//   IOCHUB_URL=http://127.0.0.1:8080 node --test test/   # against a running iochub
+//   node --test test/                                    # against test/mock-server.mjs
+//
+// CHROMIUM overrides the browser path (default /usr/bin/chromium). The
+// screenshot goes to web/test-results/wall.png.
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdir } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
+import path from 'node:path';
+import { chromium } from 'playwright-core';
+import { startMock } from './mock-server.mjs';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const resultsDir = path.resolve(here, '..', 'test-results');
+const LIVE_TIMEOUT = 30_000;
+
+const ARGS = [
+  '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
+  '--disable-background-networking', '--disable-component-update', '--disable-sync',
+  // WebGL on the CPU: with no GPU, Chromium needs SwiftShader allowed explicitly.
+  '--use-angle=swiftshader', '--enable-unsafe-swiftshader',
+];
+
+let browser;
+let mock = null;
+let mockNoVendor = null;
+let base;
+
+before(async () => {
+  if (process.env.IOCHUB_URL) {
+    base = process.env.IOCHUB_URL.replace(/\/+$/, '') + '/';
+  } else {
+    mock = await startMock();
+    base = mock.url + '/';
+  }
+  browser = await chromium.launch({
+    executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
+    headless: true,
+    args: ARGS,
+  });
+  await mkdir(resultsDir, { recursive: true });
+});
+
+after(async () => {
+  await browser?.close();
+  await mock?.close();
+  await mockNoVendor?.close();
+});
+
+// openWall opens a fresh page (fresh localStorage) and fails the test on any
+// uncaught page error.
+async function openWall(t, url = base) {
+  const context = await browser.newContext({ viewport: { width: 1920, height: 1080 }, locale: 'vi-VN' });
+  const page = await context.newPage();
+  const errors = [];
+  page.on('pageerror', (err) => errors.push(err));
+  page.on('console', (msg) => {
+    if (msg.type() === 'error') errors.push(new Error(`console: ${msg.text()}`));
+  });
+  t.after(() => context.close());
+  await page.goto(url);
+  return { page, errors };
+}
+
+const stats = (page) => page.evaluate(() => window.iochub.stats());
+
+async function waitStats(page, predicate, what, timeout = LIVE_TIMEOUT) {
+  try {
+    await page.waitForFunction(predicate, undefined, { timeout, polling: 200 });
+  } catch (err) {
+    throw new Error(`waiting for ${what}: ${err.message}; stats were ${JSON.stringify(await stats(page))}`);
+  }
+}
+
+test('the wall screen shows the live province in Vietnamese, then in English', async (t) => {
+  const { page, errors } = await openWall(t);
+
+  assert.equal(await page.title(), 'iochub — Trung tâm giám sát, điều hành thông minh');
+  await waitStats(page, () => window.iochub?.stats().connection === 'online', 'the live connection');
+  assert.equal(await page.locator('#conn-text').textContent(), 'Trực tuyến');
+
+  await waitStats(page, () => window.iochub.stats().map === 'ready', 'the map');
+  assert.equal(await page.locator('#map canvas.maplibregl-canvas').count(), 1, 'map canvas');
+
+  await waitStats(page, () => window.iochub.stats().wards > 0, 'the ward layer');
+  assert.equal((await stats(page)).wards, 126, 'wards drawn');
+
+  await waitStats(page, () => {
+    const s = window.iochub.stats();
+    return s.stations >= 1 && s.segments >= 1;
+  }, 'at least one air station and one road segment');
+
+  // The status bar counts what is drawn.
+  const s = await stats(page);
+  assert.equal(await page.locator('#n-stations').textContent(), String(s.stations));
+  assert.equal(await page.locator('#n-segments').textContent(), String(s.segments));
+  assert.notEqual(await page.locator('#last-update').textContent(), '—', 'time of the last update');
+
+  // The alert list renders: one item per active alert that fits, or the
+  // empty message when there is none.
+  await waitStats(page, () => window.iochub.stats().alertItems === Math.min(window.iochub.stats().alerts, 50) || window.iochub.stats().alerts > 50, 'the alert list');
+  const after = await stats(page);
+  if (after.alerts === 0) {
+    assert.equal(await page.locator('#alerts-empty').isVisible(), true, 'empty alert message');
+  } else {
+    assert.ok(after.alertItems >= 1, `got ${after.alertItems} alert items; want at least 1`);
+    assert.equal(await page.locator('#alerts li:not([hidden])').count(), after.alertItems);
+    assert.match(await page.locator('#alerts li .sev').first().textContent(), /\S/);
+  }
+  if (mock) {
+    assert.ok(after.alerts >= 2, `got ${after.alerts} alerts from the mock; want at least 2`);
+    assert.match(await page.locator('#alerts').textContent(), /Ngập úng cục bộ|Sự cố giao thông/);
+  }
+
+  // Legend in Vietnamese.
+  assert.equal(await page.locator('#legend h3').first().textContent(), 'PM2.5 (µg/m³)');
+  assert.equal(await page.locator('#legend h2').textContent(), 'Chú giải');
+
+  // Let the first frames of the map settle, then keep the picture.
+  await page.waitForTimeout(1000);
+  await page.screenshot({ path: path.join(resultsDir, 'wall.png') });
+
+  // Click a station: a popup shows its values and time.
+  const [stationId] = await page.evaluate(() => window.iochub.entityIds('air'));
+  const pt = await page.evaluate((id) => window.iochub.screenPoint(id), stationId);
+  assert.ok(pt, `no screen point for ${stationId}`);
+  await page.mouse.click(pt.x, pt.y);
+  const popup = page.locator('.maplibregl-popup');
+  await popup.waitFor({ timeout: 5000 });
+  assert.match(await popup.textContent(), /PM2\.5/);
+  assert.match(await popup.textContent(), /Thời điểm đo/);
+  await page.screenshot({ path: path.join(resultsDir, 'wall-popup.png') });
+
+  // English switch, remembered across a reload.
+  await page.locator('#lang').click();
+  assert.equal(await page.locator('#lang').textContent(), 'VI');
+  assert.equal(await page.locator('#conn-text').textContent(), 'Online');
+  assert.equal(await page.locator('#legend h2').textContent(), 'Legend');
+  assert.match(await popup.textContent(), /Observed at/);
+  assert.equal(await page.evaluate(() => localStorage.getItem('iochub.lang')), 'en');
+  await page.reload();
+  await waitStats(page, () => window.iochub?.stats().connection === 'online', 'the live connection after reload');
+  assert.equal((await stats(page)).lang, 'en');
+  assert.equal(await page.locator('#alerts-panel h2').textContent(), 'Active alerts');
+  await waitStats(page, () => window.iochub.stats().wards === 126 && window.iochub.stats().stations > 0, 'the map after reload');
+  await page.waitForTimeout(1000);
+  await page.screenshot({ path: path.join(resultsDir, 'wall-en.png') });
+  await page.locator('#lang').click();
+  assert.equal(await page.locator('#conn-text').textContent(), 'Trực tuyến');
+
+  assert.deepEqual(errors.map(String), [], 'page errors');
+});
+
+test('the wall screen reconnects and takes the new snapshot', { skip: process.env.IOCHUB_URL ? 'needs the mock server to drop connections' : false }, async (t) => {
+  const { page, errors } = await openWall(t);
+  await waitStats(page, () => window.iochub?.stats().snapshots === 1, 'the first snapshot');
+  const res = await fetch(new URL('mock/drop', base), { method: 'POST' });
+  assert.equal(res.status, 204);
+  await waitStats(page, () => window.iochub.stats().connection !== 'online', 'the loss of the connection', 5000);
+  assert.match(await page.locator('#conn-text').textContent(), /Mất kết nối|Đang kết nối/);
+  await waitStats(page, () => window.iochub.stats().snapshots === 2 && window.iochub.stats().connection === 'online', 'the second snapshot', 15000);
+  const s = await stats(page);
+  assert.ok(s.stations >= 1 && s.segments >= 1, `got ${JSON.stringify(s)} after reconnecting`);
+  assert.deepEqual(errors.map(String), [], 'page errors');
+});
+
+test('without the vendored map library the page says what is missing', { skip: process.env.IOCHUB_URL ? 'needs the mock server to hide vendor/' : false }, async (t) => {
+  mockNoVendor = await startMock({ vendor: false });
+  const { page } = await openWall(t, mockNoVendor.url + '/');
+  const fatal = page.locator('#fatal');
+  await fatal.waitFor({ state: 'visible', timeout: 10_000 });
+  assert.match(await fatal.textContent(), /vendor\/maplibre-gl\.js/);
+  assert.equal((await stats(page)).map, 'missing');
+  // The live figures still arrive.
+  await waitStats(page, () => window.iochub.stats().connection === 'online' && window.iochub.stats().stations > 0, 'live data without the map');
+  await page.screenshot({ path: path.join(resultsDir, 'wall-no-vendor.png') });
+});
