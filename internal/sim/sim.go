@@ -18,6 +18,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -131,6 +132,12 @@ type segmentModel struct {
 	vehLen   float64 // m; mostly motorbikes
 }
 
+// hanoiWards parses the embedded wards once per process; the units are only
+// read afterwards, so every Sim can share them.
+var hanoiWards = sync.OnceValues(func() ([]units.Unit, error) {
+	return units.FromGeoJSON(bytes.NewReader(seed.HanoiWards2025()), units.LevelCommune, "01")
+})
+
 // Validate checks the fields a caller must set and the ranges of the others.
 func (c Config) Validate() error {
 	if c.BaseURL == "" {
@@ -190,7 +197,7 @@ func New(cfg Config) (*Sim, error) {
 		client = &http.Client{Timeout: 15 * time.Second}
 	}
 	if cfg.Units == nil {
-		wards, err := units.FromGeoJSON(bytes.NewReader(seed.HanoiWards2025()), units.LevelCommune, "01")
+		wards, err := hanoiWards()
 		if err != nil {
 			return nil, fmt.Errorf("parsing Hà Nội wards: %w", err)
 		}
