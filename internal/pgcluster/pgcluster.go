@@ -171,6 +171,7 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 			c.port, c.reused = port, true
 			c.logger.Info("reusing running PostgreSQL", "dir", dir, "port", port)
 			if cfg.Ephemeral {
+				c.remove = true
 				if err := c.startWatchdog(); err != nil {
 					return nil, err
 				}
@@ -183,29 +184,24 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		}
 	}
 
-	c.port = cfg.Port
-	if c.port == 0 {
-		if c.port, err = freePort(); err != nil {
-			return nil, err
-		}
-	}
-	opts := []string{
-		"-c", "listen_addresses=127.0.0.1",
-		"-p", strconv.Itoa(c.port),
-		"-k", dir,
-	}
-	if cfg.Fast {
-		opts = append(opts, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
-			"-c", "max_connections=300")
-	}
-	quoted := make([]string, len(opts))
-	for i, o := range opts {
-		quoted[i] = shellQuote(o) // pg_ctl hands -o to /bin/sh
-	}
 	logFile := filepath.Join(dir, "postgres.log")
-	if _, err := c.run(ctx, "pg_ctl", "start", "-w", "-t", "120", "-D", dir, "-l", logFile,
-		"-o", strings.Join(quoted, " ")); err != nil {
-		return nil, fmt.Errorf("starting PostgreSQL in %s: %w%s", dir, err, tail(logFile))
+	// A picked port may be taken by another process before the server binds
+	// it; pick again then.
+	for attempt := 1; ; attempt++ {
+		c.port = cfg.Port
+		if c.port == 0 {
+			if c.port, err = freePort(); err != nil {
+				return nil, err
+			}
+		}
+		err = c.start(ctx, logFile, cfg.Fast)
+		if err == nil || cfg.Port != 0 || attempt == 3 || ctx.Err() != nil {
+			break
+		}
+		c.logger.Warn("retrying PostgreSQL start on another port", "port", c.port, "err", err)
+	}
+	if err != nil {
+		return nil, err
 	}
 	c.logger.Info("started PostgreSQL", "dir", dir, "port", c.port, "fast", cfg.Fast)
 	if cfg.Ephemeral {
@@ -216,6 +212,28 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		}
 	}
 	return c, nil
+}
+
+// start runs pg_ctl start on c.port.
+func (c *Cluster) start(ctx context.Context, logFile string, fast bool) error {
+	opts := []string{
+		"-c", "listen_addresses=127.0.0.1",
+		"-p", strconv.Itoa(c.port),
+		"-k", c.dir,
+	}
+	if fast {
+		opts = append(opts, "-c", "fsync=off", "-c", "synchronous_commit=off", "-c", "full_page_writes=off",
+			"-c", "max_connections=300")
+	}
+	quoted := make([]string, len(opts))
+	for i, o := range opts {
+		quoted[i] = shellQuote(o) // pg_ctl hands -o to /bin/sh
+	}
+	if _, err := c.run(ctx, "pg_ctl", "start", "-w", "-t", "120", "-D", c.dir, "-l", logFile,
+		"-o", strings.Join(quoted, " ")); err != nil {
+		return fmt.Errorf("starting PostgreSQL in %s on port %d: %w%s", c.dir, c.port, err, tail(logFile))
+	}
+	return nil
 }
 
 // dropRoot makes the cluster run as the postgres system user.
