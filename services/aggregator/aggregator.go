@@ -12,6 +12,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -186,12 +187,40 @@ func (s *Service) process(ctx context.Context, msgs []jetstream.Msg) {
 	if len(p.msgs) == 0 {
 		return
 	}
+	s.store(ctx, &p, start, true)
+}
+
+// store writes one pending batch, publishes the changed states and acks. A
+// batch the database rejects (not a connection or transient failure) is
+// written again message by message when split is set, so that one poisonous
+// message is terminated instead of blocking the stream; otherwise the batch
+// is naked and retried after RetryDelay.
+func (s *Service) store(ctx context.Context, p *pending, start time.Time, split bool) {
 	res, err := s.db.WriteBatch(ctx, p.batch)
 	if err != nil {
 		if ctx.Err() != nil {
 			return // shutting down: redelivered after AckWait
 		}
 		s.m.errors.WithLabelValues("write").Inc()
+		if rejected(err) {
+			if split && len(p.msgs) > 1 {
+				s.log.Warn("database rejected a batch; storing its messages one by one", "messages", len(p.msgs), "err", err)
+				for _, dm := range p.all() {
+					var one pending
+					one.add(dm.d, dm.msg)
+					s.store(ctx, &one, time.Now(), false)
+				}
+				return
+			}
+			if len(p.msgs) == 1 {
+				m := p.msgs[0]
+				s.log.Error("terminating feed message the database rejects", "subject", m.Subject(), "err", err)
+				if err := m.TermWithReason(err.Error()); err != nil {
+					s.log.Warn("terminating message failed", "subject", m.Subject(), "err", err)
+				}
+				return
+			}
+		}
 		s.log.Error("storing batch failed; retrying", "messages", len(p.msgs), "err", err)
 		s.nakAll(p.msgs)
 		sleep(ctx, s.cfg.RetryDelay)
@@ -203,7 +232,7 @@ func (s *Service) process(ctx context.Context, msgs []jetstream.Msg) {
 	if ctx.Err() != nil {
 		return // committed but not acked: the redelivery republishes the state
 	}
-	published, err := s.publishStates(ctx, &p, res)
+	published, err := s.publishStates(ctx, p, res)
 	if err != nil {
 		if ctx.Err() != nil {
 			return
@@ -224,6 +253,28 @@ func (s *Service) process(ctx context.Context, msgs []jetstream.Msg) {
 	s.m.observe(res, published, time.Since(start))
 	s.log.Debug("batch stored", "messages", len(p.msgs), "air", res.Air.New, "traffic", res.Traffic.New,
 		"alerts", res.Alerts.New, "states", published)
+}
+
+// rejected reports whether the database refused the batch's data, as opposed
+// to failing for a reason a retry can cure (connection, deadlock,
+// serialisation, lack of resources, shutdown).
+func rejected(err error) bool {
+	var pg *pgconn.PgError
+	if !errors.As(err, &pg) || len(pg.Code) < 2 {
+		return false
+	}
+	switch pg.Code[:2] {
+	case "08", "40", "53", "55", "57", "58":
+		return false
+	}
+	return true
+}
+
+func (p *pending) all() []decodedMsg {
+	out := make([]decodedMsg, 0, len(p.msgs))
+	out = append(out, p.air...)
+	out = append(out, p.traffic...)
+	return append(out, p.alerts...)
 }
 
 func (p *pending) add(d decoded, m jetstream.Msg) {

@@ -2,7 +2,9 @@ package aggregator
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -619,4 +621,31 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 		t.Fatal(err)
 	}
 	return m.GetCounter().GetValue()
+}
+
+func TestPoisonMessageIsTerminated(t *testing.T) {
+	ne, pool := testNATS(t), testDB(t)
+	var msgs []*nats.Msg
+	for i := range 5 {
+		msgs = append(msgs, feedMsg(t, subjects.KindAir, airEvent(t, i, t0, float64(i)), ""))
+	}
+	// An entity id too large for a btree index: it decodes, but PostgreSQL
+	// refuses it, and with it the whole batch.
+	b := make([]byte, 20000)
+	_, _ = rand.Read(b)
+	huge := airEvent(t, 9, t0, 9)
+	huge.EntityId = hex.EncodeToString(b)
+	huge.Id = "huge@x"
+	msgs = slices.Insert(msgs, 2, feedMsg(t, subjects.KindAir, huge, "huge"))
+	publish(t, ne.JS, msgs...)
+	r := start(t, ne, pool, Config{Durable: "agg-poison"})
+	waitRows(t, pool, "air_observation", 5)
+	waitIdle(t, ne.JS, "agg-poison")
+	if got := rows(t, pool, "sensor"); got != 5 {
+		t.Errorf("sensors = %d; want 5", got)
+	}
+	if got := counterValue(t, r.svc.m.errors.WithLabelValues("write")); got < 2 {
+		t.Errorf("errors_total{stage=write} = %v; want at least 2 (the batch, then the message alone)", got)
+	}
+	waitState(t, ne.JS, subjects.KindAir, airEvent(t, 4, t0, 0).GetEntityId(), func(*iocv1.EntityState) bool { return true })
 }
