@@ -282,3 +282,23 @@ func FuzzUnitReader(f *testing.F) {
 		}
 	})
 }
+
+func TestImportUnitsGivenLevelAndParent(t *testing.T) {
+	db := testenv.PostGISWithUnits(t)
+	// The given parent wins over containment: this square lies outside Hà Nội.
+	file := collection(feature("HN-ZONE-1", "Khu 1", polygon(square(106.5, 20.5, 0.01))))
+	res, err := importString(t, db.Pool, file, postgis.ImportOptions{Level: postgis.LevelCustom, Parent: "01"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := (postgis.ImportResult{Read: 1, Inserted: 1}); !equalCounts(res, want) {
+		t.Errorf("got %+v; want %+v", res, want)
+	}
+	var level, parent string
+	if err := db.Pool.QueryRow(context.Background(), `SELECT level, parent_code FROM admin_unit WHERE code = 'HN-ZONE-1'`).Scan(&level, &parent); err != nil {
+		t.Fatal(err)
+	}
+	if level != "custom" || parent != "01" {
+		t.Errorf("got level %q parent %q; want custom, 01", level, parent)
+	}
+}
