@@ -20,10 +20,6 @@ func Marshal(a Alert) ([]byte, error) {
 	if err := Validate(a); err != nil {
 		return nil, fmt.Errorf("marshalling CAP alert %q: %w", a.Identifier, err)
 	}
-	if !utf8.Valid(a.Signature) {
-		return nil, fmt.Errorf("marshalling CAP alert %q: %w", a.Identifier,
-			&ValidationError{Path: "alert/Signature", Element: "Signature", Reason: "signature bytes are not UTF-8"})
-	}
 	w := &writer{}
 	w.buf.Grow(1024 + len(a.Signature))
 	w.buf.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n")

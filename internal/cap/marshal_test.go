@@ -178,3 +178,28 @@ func TestMarshalDefaultLanguage(t *testing.T) {
 		t.Errorf("got language %q; want %q", got, DefaultLanguage)
 	}
 }
+
+func TestMarshalRefusesBadSignature(t *testing.T) {
+	tests := []struct {
+		name   string
+		sig    string
+		reason string
+	}{
+		{"not XML", "<ds:Signature>", "signature bytes are not well-formed XML"},
+		{"undeclared prefix", "<ds:Signature/>", `namespace prefix "ds" is not declared`},
+		{"other namespace", `<Signature xmlns="urn:x"/>`, `signature element <Signature> is in namespace "urn:x"`},
+		{"text", `hello`, "signature bytes hold text outside an element"},
+		{"blank", ` `, "signature bytes hold no element"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			a := fullAlert(t)
+			a.Signature = []byte(tt.sig)
+			_, err := Marshal(a)
+			list := problemsOf(t, err)
+			if len(list) != 1 || list[0].Path != "alert/Signature" || !strings.Contains(list[0].Reason, tt.reason) {
+				t.Errorf("got %v; want one problem at alert/Signature containing %q", list, tt.reason)
+			}
+		})
+	}
+}

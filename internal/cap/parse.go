@@ -570,7 +570,13 @@ func (dc *decoder) capture(el elem) ([]byte, bool) {
 		if prefix == "xml" || (prefix == "" && !element) {
 			return
 		}
-		if uri, at, ok := dc.lookup(prefix); ok && at < sigMark && uri != "" {
+		uri, at, ok := dc.lookup(prefix)
+		if ok && at >= sigMark {
+			return // declared within the signature
+		}
+		if ok || prefix == "" {
+			// For the default namespace, an undeclared one is kept
+			// undeclared (xmlns="") wherever the bytes are written.
 			inherited[prefix] = uri
 		}
 	}

@@ -245,3 +245,18 @@ func TestParseMalformedPrefix(t *testing.T) {
 		t.Errorf("got %d problems %v; want 1", len(list), list)
 	}
 }
+
+// TestParseSignatureNoDefaultNamespace checks that unprefixed elements in a
+// signature that were in no namespace stay so when written under Marshal's
+// default CAP namespace.
+func TestParseSignatureNoDefaultNamespace(t *testing.T) {
+	doc := `<cap:alert xmlns:cap="urn:oasis:names:tc:emergency:cap:1.2">
+<cap:identifier>X1</cap:identifier><cap:sender>s@example.org</cap:sender><cap:sent>2025-07-01T10:00:00+07:00</cap:sent>
+<cap:status>Actual</cap:status><cap:msgType>Alert</cap:msgType><cap:scope>Public</cap:scope>
+<ds:Signature xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><Extra/></ds:Signature></cap:alert>`
+	a := parseOne(t, []byte(doc))
+	want := `<ds:Signature xmlns="" xmlns:ds="http://www.w3.org/2000/09/xmldsig#"><Extra/></ds:Signature>`
+	if string(a.Signature) != want {
+		t.Errorf("got %s; want %s", a.Signature, want)
+	}
+}

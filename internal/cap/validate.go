@@ -1,6 +1,8 @@
 package cap
 
 import (
+	"bytes"
+	"encoding/xml"
 	"fmt"
 	"math"
 	"regexp"
@@ -52,6 +54,11 @@ func (p *problems) addf(path, element string, line int, format string, args ...a
 func Validate(a Alert) error {
 	var p problems
 	validateAlert(&p, &a, "alert")
+	if len(a.Signature) > 0 {
+		if reason := signatureProblem(a.Signature); reason != "" {
+			p.add("alert/Signature", "Signature", reason, 0)
+		}
+	}
 	if len(p.list) == 0 {
 		return nil
 	}
@@ -144,6 +151,38 @@ func validateArea(p *problems, a *Area, path string) {
 }
 
 func isFinite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
+
+// signatureProblem checks that sig is one or more XML-DSig elements that
+// stand alone: well-formed, every prefix declared within them.
+func signatureProblem(sig []byte) string {
+	dc := &decoder{d: xml.NewDecoder(bytes.NewReader(sig)), src: sig, bad: map[string]bool{}, lines: map[string]int{}}
+	elements := 0
+	for {
+		kind, el, ok := dc.next()
+		if !ok {
+			return "signature bytes are not well-formed XML: " + dc.p.list[0].Error()
+		}
+		switch kind {
+		case tokEOF:
+			if elements == 0 {
+				return "signature bytes hold no element"
+			}
+			return ""
+		case tokText:
+			if len(bytes.TrimSpace(dc.text)) > 0 {
+				return "signature bytes hold text outside an element"
+			}
+		case tokStart:
+			elements++
+			if el.name.Space != NamespaceDSig {
+				return fmt.Sprintf("signature element <%s> is in namespace %q, not XML-DSig's %q", el.qname, el.name.Space, NamespaceDSig)
+			}
+			if !dc.skip() {
+				return "signature bytes are not well-formed XML: " + dc.p.list[0].Error()
+			}
+		}
+	}
+}
 
 // checkID applies the specification's rule for identifier and sender: not
 // empty, no spaces, commas or restricted characters (< and &).
