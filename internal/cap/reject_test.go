@@ -252,3 +252,39 @@ func TestValidateAlertValue(t *testing.T) {
 		t.Errorf("got %v; want %v", list, want)
 	}
 }
+
+func TestParseTolerates(t *testing.T) {
+	tests := []struct {
+		name     string
+		old, new string
+		check    func(a Alert) bool
+	}{
+		{"xsi:schemaLocation", `<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">`,
+			`<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2" xmlns:xsi="http://www.w3.org/2001/XMLSchema-instance" xsi:schemaLocation="urn:oasis:names:tc:emergency:cap:1.2 CAP-v1.2.xsd">`,
+			func(a Alert) bool { return a.Identifier == "VN-01-2025-0001" }},
+		{"comment and CDATA in text", "<event>Flood</event>", "<event>Fl<!-- c -->o<![CDATA[o<d]]></event>",
+			func(a Alert) bool { return a.Infos[0].Event == "Floo<d" }},
+		{"white space around tokens", "<status>Actual</status>", "<status>\n   Actual\n  </status>",
+			func(a Alert) bool { return a.Status == "Actual" }},
+		{"free text kept as written", "<event>Flood</event>", "<event>  Flood\n</event>",
+			func(a Alert) bool { return a.Infos[0].Event == "  Flood\n" }},
+		{"empty language gets the default", "<language>vi-VN</language>", "<language/>",
+			func(a Alert) bool { return a.Infos[0].Language == DefaultLanguage }},
+		{"prefixed CAP elements", `<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">
+  <identifier>VN-01-2025-0001</identifier>`, `<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2" xmlns:c="urn:oasis:names:tc:emergency:cap:1.2">
+  <c:identifier>VN-01-2025-0001</c:identifier>`,
+			func(a Alert) bool { return a.Identifier == "VN-01-2025-0001" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			doc := strings.Replace(baseDoc, tt.old, tt.new, 1)
+			if doc == baseDoc {
+				t.Fatalf("%q not found in baseDoc", tt.old)
+			}
+			a := parseOne(t, []byte(doc))
+			if !tt.check(a) {
+				t.Errorf("got %+v", a)
+			}
+		})
+	}
+}
