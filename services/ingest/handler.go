@@ -141,6 +141,10 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 	results := make([]Result, len(raws))
 	var toSend []*pending
 	outside := 0
+	// Items are published as soon as they are valid, so that JetStream stores
+	// the first while the rest are still being checked.
+	pub := s.newPublisher(r.Context())
+	defer pub.close()
 	for i, raw := range raws {
 		res := &results[i]
 		res.Index, res.Line = i, raw.line
@@ -162,22 +166,24 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 			}
 			continue
 		}
-		toSend = append(toSend, &pending{idx: i, msg: msg})
+		pd := &pending{idx: i, msg: msg}
+		pub.send(pd)
+		toSend = append(toSend, pd)
 	}
 	if len(toSend) == 0 && outside == len(raws) {
 		return writeProblem(w, r, http.StatusForbidden, "outside-source-unit", "Items outside the source's unit",
 			fmt.Sprintf("source %s may publish only in unit %s, and every item lies elsewhere", p.sourceID, p.unit), problemErrors(results))
 	}
 	if len(toSend) > 0 {
-		if st := s.js.Conn().Status(); st != nats.CONNECTED {
+		if pub.down != "" {
 			for _, pd := range toSend {
-				markUnpublished(&results[pd.idx], "NATS is unavailable ("+st.String()+")")
+				markUnpublished(&results[pd.idx], "NATS is unavailable ("+pub.down+")")
 			}
 			s.count(kind, results)
 			return writeProblem(w, r, http.StatusServiceUnavailable, "nats-unavailable", "Event backbone unavailable",
 				"NATS is unavailable; nothing was published: retry later (items are idempotent by id)", problemErrors(results))
 		}
-		acked := s.publish(r.Context(), toSend)
+		acked := pub.wait(toSend)
 		for _, pd := range toSend {
 			res := &results[pd.idx]
 			if pd.err != nil {
@@ -255,25 +261,52 @@ func (s *Service) buildItem(cat *catalog, p principal, spec kindSpec, f fields, 
 // the same id within the FEEDS duplicate window.
 func MsgID(sourceID, eventID string) string { return sourceID + "/" + eventID }
 
-// publish sends every item asynchronously (the window is bounded by
-// Config.MaxPending) and waits, up to Config.PublishTimeout, for every ack. It
-// returns how many were acknowledged; an item without an ack gets err.
-func (s *Service) publish(ctx context.Context, items []*pending) int {
-	deadline := time.Now().Add(s.cfg.PublishTimeout)
-	ctx, cancel := context.WithDeadline(ctx, deadline)
-	defer cancel()
-	for _, pd := range items {
-		id := MsgID(pd.msg.Header.Get(HeaderSource), pd.msg.Header.Get(ce.HeaderID))
-		wait := time.Until(deadline)
-		if wait <= 0 {
-			pd.err = errors.New("timed out before sending")
-			continue
+// publisher sends a request's items asynchronously (the window is bounded
+// by Config.MaxPending across the service) and then waits, up to
+// Config.PublishTimeout from the first send, for every ack.
+type publisher struct {
+	s        *Service
+	ctx      context.Context
+	cancel   context.CancelFunc
+	started  bool
+	deadline time.Time
+	// down is the connection status when NATS was found unavailable; nothing is sent then.
+	down string
+}
+
+func (s *Service) newPublisher(ctx context.Context) *publisher {
+	return &publisher{s: s, ctx: ctx, cancel: func() {}}
+}
+
+func (p *publisher) close() { p.cancel() }
+
+func (p *publisher) send(pd *pending) {
+	if !p.started {
+		p.started = true
+		if st := p.s.js.Conn().Status(); st != nats.CONNECTED {
+			p.down = st.String()
 		}
-		pd.fut, pd.err = s.js.PublishMsgAsync(pd.msg, jetstream.WithMsgID(id), jetstream.WithStallWait(wait))
-		if pd.err != nil {
-			pd.err = fmt.Errorf("publishing %s: %w", pd.msg.Subject, pd.err)
-		}
+		p.deadline = time.Now().Add(p.s.cfg.PublishTimeout)
+		p.ctx, p.cancel = context.WithDeadline(p.ctx, p.deadline)
 	}
+	if p.down != "" {
+		return
+	}
+	wait := time.Until(p.deadline)
+	if wait <= 0 {
+		pd.err = errors.New("timed out before sending")
+		return
+	}
+	id := MsgID(pd.msg.Header.Get(HeaderSource), pd.msg.Header.Get(ce.HeaderID))
+	var err error
+	pd.fut, err = p.s.js.PublishMsgAsync(pd.msg, jetstream.WithMsgID(id), jetstream.WithStallWait(wait))
+	if err != nil {
+		pd.err = fmt.Errorf("publishing %s: %w", pd.msg.Subject, err)
+	}
+}
+
+// wait collects the acks and returns how many arrived; an item without one gets err.
+func (p *publisher) wait(items []*pending) int {
 	acked := 0
 	for _, pd := range items {
 		if pd.fut == nil {
@@ -282,19 +315,19 @@ func (s *Service) publish(ctx context.Context, items []*pending) int {
 		select {
 		case ack := <-pd.fut.Ok():
 			acked++
-			s.setAck(pd, ack)
+			p.s.setAck(pd, ack)
 		case err := <-pd.fut.Err():
 			pd.err = fmt.Errorf("publishing %s: %w", pd.msg.Subject, err)
-		case <-ctx.Done():
+		case <-p.ctx.Done():
 			// Take what has arrived meanwhile without waiting further.
 			select {
 			case ack := <-pd.fut.Ok():
 				acked++
-				s.setAck(pd, ack)
+				p.s.setAck(pd, ack)
 			case err := <-pd.fut.Err():
 				pd.err = fmt.Errorf("publishing %s: %w", pd.msg.Subject, err)
 			default:
-				pd.err = fmt.Errorf("no JetStream ack within %s", s.cfg.PublishTimeout)
+				pd.err = fmt.Errorf("no JetStream ack within %s", p.s.cfg.PublishTimeout)
 			}
 		}
 	}

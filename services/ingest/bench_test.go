@@ -1,0 +1,133 @@
+package ingest_test
+
+import (
+	"bytes"
+	"context"
+	"fmt"
+	"net/http"
+	"strconv"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/iochub/iochub/internal/subjects"
+	"github.com/iochub/iochub/services/ingest"
+)
+
+const benchBatch = 500
+
+// benchBody is a batch of air observations in three Hà Nội wards, posted by
+// the province's source; ITER in the ids is replaced per request.
+func benchBody(b *testing.B) []byte {
+	pts := [][2]float64{hoanKiem, cauGiay, {105.8342, 21.0278}}
+	items := make([]map[string]any, benchBatch)
+	for i := range items {
+		items[i] = air(fmt.Sprintf("bench-ITER-%d", i), pts[i%len(pts)])
+		items[i]["no2"] = 20.5
+		items[i]["temperature"] = 31.0
+	}
+	return mustJSON(b, items)
+}
+
+// BenchmarkIngest measures HTTP batch ingest (decode, validate, locate,
+// publish, wait for acks) against raw JetStream async publishing of the same
+// message bytes with message ids, both on one embedded NATS server.
+func BenchmarkIngest(b *testing.B) {
+	e := newEnv(b, ingest.Config{})
+	tpl := benchBody(b)
+	client := &http.Client{}
+	iter := 0
+	post := func() {
+		iter++
+		body := bytes.ReplaceAll(tpl, []byte("ITER"), []byte(strconv.Itoa(iter)))
+		req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/v1/feeds/air", bytes.NewReader(body))
+		req.Header.Set("Authorization", "Bearer "+tokProvince)
+		req.Header.Set("Content-Type", "application/json")
+		res, err := client.Do(req)
+		if err != nil {
+			b.Fatal(err)
+		}
+		var buf bytes.Buffer
+		_, _ = buf.ReadFrom(res.Body)
+		res.Body.Close()
+		if res.StatusCode != http.StatusAccepted || !bytes.Contains(buf.Bytes(), []byte(`"accepted":500`)) {
+			b.Fatalf("got HTTP %d: %.300s", res.StatusCode, buf.String())
+		}
+	}
+
+	b.Run("http-batch-500", func(b *testing.B) {
+		b.SetBytes(int64(len(tpl)))
+		for b.Loop() {
+			post()
+		}
+		b.ReportMetric(float64(benchBatch*b.N)/b.Elapsed().Seconds(), "events/s")
+	})
+
+	b.Run("raw-publish-async-500", func(b *testing.B) {
+		msgs := captured(b, e)
+		js, err := jetstream.New(e.nc, jetstream.WithPublishAsyncMaxPending(4096))
+		if err != nil {
+			b.Fatal(err)
+		}
+		n := 0
+		for b.Loop() {
+			n++
+			for i, m := range msgs {
+				out := &nats.Msg{Subject: m.Subject, Data: m.Data, Header: nats.Header{}}
+				for k, v := range m.Header {
+					if k != jetstream.MsgIDHeader {
+						out.Header[k] = v
+					}
+				}
+				if _, err := js.PublishMsgAsync(out, jetstream.WithMsgID("raw/"+strconv.Itoa(n)+"/"+strconv.Itoa(i))); err != nil {
+					b.Fatal(err)
+				}
+			}
+			select {
+			case <-js.PublishAsyncComplete():
+			case <-time.After(30 * time.Second):
+				b.Fatal("acks did not arrive")
+			}
+		}
+		b.ReportMetric(float64(benchBatch*b.N)/b.Elapsed().Seconds(), "events/s")
+	})
+}
+
+// captured posts one batch and reads its 500 messages back from FEEDS, so the
+// baseline sends exactly the bytes the ingest sends.
+func captured(b *testing.B, e *env) []*nats.Msg {
+	b.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	before, err := e.js.Stream(ctx, subjects.StreamFeeds)
+	if err != nil {
+		b.Fatal(err)
+	}
+	info, err := before.Info(ctx)
+	if err != nil {
+		b.Fatal(err)
+	}
+	r := postTo(b, e.srv.URL, "air", tokProvince, "application/json", bytes.ReplaceAll(benchBody(b), []byte("ITER"), []byte("capture")))
+	if r.resp.Accepted != benchBatch {
+		b.Fatalf("capture: got %d accepted", r.resp.Accepted)
+	}
+	cons, err := e.js.OrderedConsumer(ctx, subjects.StreamFeeds, jetstream.OrderedConsumerConfig{
+		DeliverPolicy: jetstream.DeliverByStartSequencePolicy, OptStartSeq: info.State.LastSeq + 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	batch, err := cons.FetchNoWait(benchBatch)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var out []*nats.Msg
+	for m := range batch.Messages() {
+		out = append(out, &nats.Msg{Subject: m.Subject(), Data: m.Data(), Header: m.Headers()})
+	}
+	if len(out) != benchBatch {
+		b.Fatalf("capture: read %d messages; want %d", len(out), benchBatch)
+	}
+	return out
+}
