@@ -179,11 +179,19 @@ func (c config) sim(log *slog.Logger) sim.Config {
 		Stations:   c.Stations,
 		Segments:   c.Segments,
 		Interval:   c.Interval,
-		AlertEvery: c.AlertEvery,
+		AlertEvery: alertEvery(c.AlertEvery),
 		Rounds:     c.Rounds,
 		Seed:       c.Seed,
 		Logger:     log,
 	}
+}
+
+// alertEvery maps the flag (0 = no alerts) to sim.Config (0 = default, negative = never).
+func alertEvery(d time.Duration) time.Duration {
+	if d <= 0 {
+		return -1
+	}
+	return d
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {

@@ -117,6 +117,26 @@ func TestRunOnce(t *testing.T) {
 	}
 }
 
+func TestRunNoAlerts(t *testing.T) {
+	var alerts int
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/v1/feeds/alert" {
+			alerts++
+		}
+		w.WriteHeader(http.StatusAccepted)
+		_, _ = io.WriteString(w, `{"results":[]}`)
+	}))
+	defer srv.Close()
+	err := run(context.Background(), []string{"--once", "--url", srv.URL, "--token", "t", "--stations", "1", "--segments", "1", "--alert-every", "0"},
+		envOf(nil), io.Discard, io.Discard)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if alerts != 0 {
+		t.Errorf("%d alert POSTs with --alert-every 0; want none", alerts)
+	}
+}
+
 func TestCheckConfig(t *testing.T) {
 	var out bytes.Buffer
 	err := run(context.Background(), []string{"--check-config", "--token", "secret", "--seed", "9"}, envOf(nil), &out, io.Discard)

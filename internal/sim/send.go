@@ -131,7 +131,7 @@ func (s *Sim) send(ctx context.Context, kind string, items []json.RawMessage) er
 	pending := items
 	total := Summary{}
 	for attempt := 1; ; attempt++ {
-		sum, err := s.post(ctx, url, joinArray(pending))
+		sum, err := s.post(ctx, kind, url, joinArray(pending))
 		if err == nil {
 			total.Accepted += sum.Accepted
 			total.Duplicate += sum.Duplicate
@@ -155,6 +155,7 @@ func (s *Sim) send(ctx context.Context, kind string, items []json.RawMessage) er
 		var rt retryable
 		if !errors.As(err, &rt) || attempt >= s.cfg.MaxAttempts || ctx.Err() != nil {
 			s.stats.failed.Add(1)
+			s.metrics.batches.WithLabelValues(kind, "failed").Inc()
 			s.log.Error("batch not delivered", "kind", kind, "items", len(pending), "attempts", attempt, "err", err)
 			if errors.As(err, &rt) {
 				return fmt.Errorf("%w: %s batch of %d items after %d attempts: %w", ErrBatchFailed, kind, len(pending), attempt, err)
@@ -162,11 +163,13 @@ func (s *Sim) send(ctx context.Context, kind string, items []json.RawMessage) er
 			return fmt.Errorf("sending %s batch: %w", kind, err)
 		}
 		s.stats.retries.Add(1)
+		s.metrics.retries.WithLabelValues(kind).Inc()
 		wait := delay/2 + time.Duration(s.retryRNG.Int64N(int64(delay)+1))
 		s.log.Warn("batch retry", "kind", kind, "attempt", attempt, "wait", wait, "err", err)
 		select {
 		case <-ctx.Done():
 			s.stats.failed.Add(1)
+			s.metrics.batches.WithLabelValues(kind, "failed").Inc()
 			return fmt.Errorf("sending %s batch: %w", kind, ctx.Err())
 		case <-time.After(wait):
 		}
@@ -181,6 +184,10 @@ func (s *Sim) delivered(kind string, n int, sum Summary, attempts int) {
 	s.stats.accepted.Add(int64(sum.Accepted))
 	s.stats.duplicate.Add(int64(sum.Duplicate))
 	s.stats.rejected.Add(int64(sum.Rejected))
+	s.metrics.batches.WithLabelValues(kind, "delivered").Inc()
+	s.metrics.items.WithLabelValues(kind, "accepted").Add(float64(sum.Accepted))
+	s.metrics.items.WithLabelValues(kind, "duplicate").Add(float64(sum.Duplicate))
+	s.metrics.items.WithLabelValues(kind, "rejected").Add(float64(sum.Rejected))
 	s.log.Info("batch sent", "kind", kind, "items", n, "accepted", sum.Accepted,
 		"duplicate", sum.Duplicate, "rejected", sum.Rejected, "attempts", attempts)
 	if sum.Rejected > 0 {
@@ -222,7 +229,7 @@ func encodeItems[T any](items []T) ([]json.RawMessage, error) {
 // post makes one attempt. A 2xx answer yields its summary (an unreadable
 // 2xx body is logged and counted as accepted by nobody); 4xx other than 429
 // is ErrRejected with the problem's title and detail.
-func (s *Sim) post(ctx context.Context, url string, body []byte) (Summary, error) {
+func (s *Sim) post(ctx context.Context, kind, url string, body []byte) (Summary, error) {
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
 	if err != nil {
 		return Summary{}, fmt.Errorf("building request: %w", err)
@@ -253,7 +260,8 @@ func (s *Sim) post(ctx context.Context, url string, body []byte) (Summary, error
 		sum, perr := ParseAnswer(answerBody)
 		if perr == nil && sum.Rejected > 0 {
 			s.stats.rejected.Add(int64(sum.Rejected))
-			s.log.Warn("items rejected", "url", url, "status", resp.StatusCode, "rejected", sum.Rejected,
+			s.metrics.items.WithLabelValues(kind, "rejected").Add(float64(sum.Rejected))
+			s.log.Warn("items rejected", "kind", kind, "status", resp.StatusCode, "rejected", sum.Rejected,
 				"first_id", sum.FirstRejectedID, "first_reason", sum.FirstReason)
 		}
 		return Summary{}, fmt.Errorf("%w: posting to %s: status %d: %s", ErrRejected, url, resp.StatusCode, snippet(answerBody))

@@ -12,6 +12,9 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 )
 
 // ingestRecorder is a fake ingest that records every POST and answers each
@@ -154,7 +157,7 @@ func TestRunPostsBatches(t *testing.T) {
 func TestRunRetriesSameBytes(t *testing.T) {
 	f, srv := newRecorder(t)
 	f.fail["/v1/feeds/air"] = 2
-	s := newTestSim(t, Config{BaseURL: srv.URL, Token: "secret-token", Seed: 1, Stations: 2, Segments: -1,
+	s := newTestSim(t, Config{BaseURL: srv.URL, Token: "secret-token", Seed: 1, Stations: 2, Segments: -1, AlertEvery: -1,
 		Rounds: 1, MaxAttempts: 3, RetryBase: time.Millisecond, Clock: stepClock()})
 	if err := s.Run(context.Background()); err != nil {
 		t.Fatalf("Run: %v", err)
@@ -176,7 +179,7 @@ func TestRunRetriesSameBytes(t *testing.T) {
 func TestRunResendsUnpublishedItems(t *testing.T) {
 	f, srv := newRecorder(t)
 	f.unpublished["/v1/feeds/traffic"] = 1
-	s := newTestSim(t, Config{BaseURL: srv.URL, Token: "secret-token", Seed: 1, Stations: -1, Segments: 3,
+	s := newTestSim(t, Config{BaseURL: srv.URL, Token: "secret-token", Seed: 1, Stations: -1, Segments: 3, AlertEvery: -1,
 		Rounds: 1, MaxAttempts: 3, RetryBase: time.Millisecond, Clock: stepClock()})
 	if err := s.Run(context.Background()); err != nil {
 		t.Fatalf("Run: %v", err)
@@ -216,7 +219,7 @@ func TestRunGivesUp(t *testing.T) {
 			f, srv := newRecorder(t)
 			f.status = tt.status
 			f.fail["/v1/feeds/air"] = tt.fail
-			s := newTestSim(t, Config{BaseURL: srv.URL, Token: "secret-token", Seed: 1, Stations: 2, Segments: -1,
+			s := newTestSim(t, Config{BaseURL: srv.URL, Token: "secret-token", Seed: 1, Stations: 2, Segments: -1, AlertEvery: -1,
 				Rounds: 1, MaxAttempts: 3, RetryBase: time.Millisecond, Clock: stepClock()})
 			err := s.Run(context.Background())
 			if !errors.Is(err, tt.wantErr) {
@@ -302,4 +305,27 @@ func FuzzParseAnswer(f *testing.F) {
 			t.Fatalf("a reason without a rejection: %+v", sum)
 		}
 	})
+}
+
+func TestMetricsCountRejected(t *testing.T) {
+	f, srv := newRecorder(t)
+	f.rejectID = "HN-AQ-001"
+	reg := prometheus.NewPedanticRegistry()
+	s := newTestSim(t, Config{BaseURL: srv.URL, Token: "secret-token", Seed: 1, Stations: 3, Segments: -1,
+		Rounds: 1, Clock: stepClock(), Metrics: reg})
+	if err := s.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	for status, want := range map[string]float64{"accepted": 2, "rejected": 1, "duplicate": 0} {
+		if got := testutil.ToFloat64(s.metrics.items.WithLabelValues("air", status)); got != want {
+			t.Errorf("iocsim_items_total{kind=air,status=%s} = %v; want %v", status, got, want)
+		}
+	}
+	if n, err := testutil.GatherAndCount(reg, "iocsim_items_total"); err != nil || n == 0 {
+		t.Errorf("registry has %d iocsim_items_total series (%v); want them registered", n, err)
+	}
+	// A second Sim on the same registry shares the series instead of failing.
+	if _, err := New(Config{BaseURL: srv.URL, Token: "t", Stations: 1, Segments: -1, Metrics: reg}); err != nil {
+		t.Errorf("second Sim on the same registry: %v", err)
+	}
 }

@@ -22,6 +22,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/iochub/iochub/internal/seed"
 	"github.com/iochub/iochub/internal/units"
 )
@@ -37,6 +39,7 @@ const (
 	alertValidity      = 30 * time.Minute
 	trafficWindow      = 5 * time.Minute
 	sourceURN          = "urn:iocsim"
+	congestedBelow     = 20.0 // km/h: a segment slower than this is congested
 )
 
 // ict is Asia/Ho_Chi_Minh: UTC+7 all year, no daylight saving, so a fixed zone
@@ -45,20 +48,21 @@ var ict = time.FixedZone("ICT", 7*3600)
 
 // Config configures a Sim. Zero values mean the default named on each field.
 type Config struct {
-	BaseURL     string           // ingest base URL, e.g. http://127.0.0.1:8080 (required)
-	Token       string           // bearer token of the source (required)
-	Stations    int              // air-quality stations; 0 = 30, negative = none
-	Segments    int              // road segments; 0 = 60, negative = none
-	Interval    time.Duration    // time between rounds; 0 = 5s
-	AlertEvery  time.Duration    // simulated time between alerts; 0 = never, the first alert goes with the first round
-	Rounds      int              // rounds to send before Run returns; 0 = until the context ends
-	Seed        int64            // seed of every random choice; the same seed gives the same entities and values
-	Clock       func() time.Time // observation time of each round; nil = time.Now
-	Logger      *slog.Logger     // nil = discard
-	HTTPClient  *http.Client     // nil = a client with a 15s timeout
-	Units       []units.Unit     // wards to place things in; nil = Hà Nội's 126 wards (seed.HanoiWards2025)
-	MaxAttempts int              // attempts per batch on 5xx/network errors; 0 = 5
-	RetryBase   time.Duration    // first retry delay, doubled each time (with jitter, capped at 30s); 0 = 500ms
+	BaseURL     string                // ingest base URL, e.g. http://127.0.0.1:8080 (required)
+	Token       string                // bearer token of the source (required)
+	Stations    int                   // air-quality stations; 0 = 30, negative = none
+	Segments    int                   // road segments; 0 = 60, negative = none
+	Interval    time.Duration         // time between rounds; 0 = 5s
+	AlertEvery  time.Duration         // simulated time between alerts, the first with the first round; 0 = 2 min, negative = never
+	Rounds      int                   // rounds to send before Run returns; 0 = until the context ends
+	Seed        int64                 // seed of every random choice; the same seed gives the same entities and values
+	Clock       func() time.Time      // observation time of each round; nil = time.Now
+	Logger      *slog.Logger          // nil = discard
+	HTTPClient  *http.Client          // nil = a client with a 15s timeout
+	Units       []units.Unit          // wards to place things in; nil = Hà Nội's 126 wards (seed.HanoiWards2025)
+	MaxAttempts int                   // attempts per batch on 5xx/network errors; 0 = 5
+	RetryBase   time.Duration         // first retry delay, doubled each time (with jitter, capped at 30s); 0 = 500ms
+	Metrics     prometheus.Registerer // registers the iocsim_* counters; nil = not registered (Stats still counts)
 }
 
 // Stats counts what the simulator sent and what the ingest answered.
@@ -112,6 +116,7 @@ type Sim struct {
 		rounds, batches, failed, retries, items, accepted, duplicate, rejected atomic.Int64
 	}
 	retryRNG *rand.Rand // jitter only; kept apart so retries never change the items
+	metrics  *metrics
 }
 
 type stationModel struct {
@@ -150,8 +155,8 @@ func (c Config) Validate() error {
 	if c.Token == "" {
 		return fmt.Errorf("%w: Token is empty (the ingest wants a bearer token)", ErrConfig)
 	}
-	if c.Interval < 0 || c.AlertEvery < 0 || c.RetryBase < 0 {
-		return fmt.Errorf("%w: Interval, AlertEvery and RetryBase must not be negative", ErrConfig)
+	if c.Interval < 0 || c.RetryBase < 0 {
+		return fmt.Errorf("%w: Interval and RetryBase must not be negative", ErrConfig)
 	}
 	if c.Rounds < 0 || c.MaxAttempts < 0 {
 		return fmt.Errorf("%w: Rounds and MaxAttempts must not be negative", ErrConfig)
@@ -178,6 +183,9 @@ func New(cfg Config) (*Sim, error) {
 	}
 	if cfg.Interval == 0 {
 		cfg.Interval = DefaultInterval
+	}
+	if cfg.AlertEvery == 0 {
+		cfg.AlertEvery = DefaultAlertEvery
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
@@ -214,6 +222,10 @@ func New(cfg Config) (*Sim, error) {
 		rng:      rand.New(rand.NewPCG(uint64(cfg.Seed), 0x10c5100)),
 		retryRNG: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1)),
 		index:    units.NewIndex(cfg.Units),
+	}
+	var err error
+	if s.metrics, err = newMetrics(cfg.Metrics); err != nil {
+		return nil, err
 	}
 	if err := s.place(); err != nil {
 		return nil, err
@@ -280,7 +292,7 @@ func (s *Sim) place() error {
 		congestible := s.rng.Float64() < 0.4
 		load := 0.35 + 0.2*s.rng.Float64()
 		if congestible {
-			load = 0.68 + 0.1*s.rng.Float64()
+			load = 0.70 + 0.1*s.rng.Float64() // 8–15 km/h at the peak
 		}
 		s.segments = append(s.segments, &segmentModel{
 			Segment: Segment{
@@ -429,7 +441,7 @@ func (s *Sim) traffic(sg *segmentModel, t time.Time, ts, stamp string, demand fl
 		AverageVehicleSpeed:  round1(speed),
 		AverageVehicleLength: round1(sg.vehLen * (1 + 0.03*s.rng.NormFloat64())),
 		AverageHeadwayTime:   round1(3600 / flow),
-		Congested:            load >= 0.6,
+		Congested:            speed < congestedBelow,
 	}
 }
 
