@@ -4,7 +4,7 @@
 // generator (--once, or --rounds N with a short --interval).
 //
 //	iocsim --url http://127.0.0.1:8080 --token TOKEN [--stations 30] [--segments 60]
-//	       [--interval 5s] [--alert-every 2m] [--seed 1] [--once | --rounds N]
+//	       [--interval 5s] [--alert-every 2m] [--seed 1] [--once | --rounds N] [--max-batch 5000]
 //
 // Flags take precedence over IOCSIM_* environment variables (IOCSIM_URL,
 // IOCSIM_TOKEN, IOCSIM_STATIONS, ...), which take precedence over defaults.
@@ -51,6 +51,7 @@ type config struct {
 	Seed       int64         // same seed, same entities
 	Once       bool          // send one round and exit
 	Rounds     int           // rounds before exit; 0 = until interrupted
+	MaxBatch   int           // most items per POST
 	LogLevel   string        // debug, info, warn, error
 	LogFormat  string        // text or json
 	Check      bool          // validate, print the configuration and exit
@@ -64,6 +65,7 @@ func defaults() config {
 		Interval:   sim.DefaultInterval,
 		AlertEvery: sim.DefaultAlertEvery,
 		Seed:       1,
+		MaxBatch:   sim.DefaultMaxBatch,
 		LogLevel:   "info",
 		LogFormat:  "text",
 	}
@@ -113,6 +115,7 @@ func envValues(getenv func(string) string) (config, error) {
 		c.Seed = n
 	}
 	num("ROUNDS", &c.Rounds)
+	num("MAX_BATCH", &c.MaxBatch)
 	str("LOG_LEVEL", &c.LogLevel)
 	str("LOG_FORMAT", &c.LogFormat)
 	return c, errors.Join(errs...)
@@ -134,6 +137,7 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (config,
 	fs.Int64Var(&c.Seed, "seed", c.Seed, "random seed: the same seed places the same stations and segments (IOCSIM_SEED)")
 	fs.BoolVar(&c.Once, "once", false, "send one round and exit")
 	fs.IntVar(&c.Rounds, "rounds", c.Rounds, "rounds to send before exiting; 0 until interrupted (IOCSIM_ROUNDS)")
+	fs.IntVar(&c.MaxBatch, "max-batch", c.MaxBatch, "most items in one POST; larger kinds are split (IOCSIM_MAX_BATCH)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (IOCSIM_LOG_LEVEL)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "text or json (IOCSIM_LOG_FORMAT)")
 	fs.BoolVar(&c.Check, "check-config", false, "validate the configuration, print it and exit")
@@ -148,6 +152,9 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (config,
 			return c, errors.New("--once and --rounds > 1 contradict each other")
 		}
 		c.Rounds = 1
+	}
+	if c.MaxBatch <= 0 {
+		return c, fmt.Errorf("--max-batch %d: want at least 1", c.MaxBatch)
 	}
 	if c.Interval <= 0 {
 		// A ticker needs a positive period; 1ms is as fast as a load generator needs.
@@ -182,6 +189,7 @@ func (c config) sim(log *slog.Logger) sim.Config {
 		AlertEvery: alertEvery(c.AlertEvery),
 		Rounds:     c.Rounds,
 		Seed:       c.Seed,
+		MaxBatch:   c.MaxBatch,
 		Logger:     log,
 	}
 }

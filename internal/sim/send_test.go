@@ -154,6 +154,29 @@ func TestRunPostsBatches(t *testing.T) {
 	}
 }
 
+func TestRunSplitsLargeBatches(t *testing.T) {
+	f, srv := newRecorder(t)
+	s := newTestSim(t, Config{BaseURL: srv.URL, Token: "secret-token", Seed: 1, Stations: 7, Segments: -1, AlertEvery: -1,
+		Rounds: 1, MaxBatch: 3, Clock: stepClock()})
+	if err := s.Run(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	var sizes []int
+	for _, b := range f.bodies["/v1/feeds/air"] {
+		var items []json.RawMessage
+		if err := json.Unmarshal(b, &items); err != nil {
+			t.Fatal(err)
+		}
+		sizes = append(sizes, len(items))
+	}
+	if !reflect.DeepEqual(sizes, []int{3, 3, 1}) {
+		t.Errorf("batch sizes %v; want [3 3 1]", sizes)
+	}
+	if got := s.Stats(); got.Accepted != 7 || got.Batches != 3 {
+		t.Errorf("Stats() = %+v; want 7 accepted in 3 batches", got)
+	}
+}
+
 func TestRunRetriesSameBytes(t *testing.T) {
 	f, srv := newRecorder(t)
 	f.fail["/v1/feeds/air"] = 2

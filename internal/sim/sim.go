@@ -35,6 +35,7 @@ const (
 	DefaultInterval    = 5 * time.Second
 	DefaultAlertEvery  = 2 * time.Minute
 	DefaultMaxAttempts = 5
+	DefaultMaxBatch    = 5000
 	DefaultRetryBase   = 500 * time.Millisecond
 	alertValidity      = 30 * time.Minute
 	trafficWindow      = 5 * time.Minute
@@ -62,6 +63,7 @@ type Config struct {
 	Units       []units.Unit          // wards to place things in; nil = Hà Nội's 126 wards (seed.HanoiWards2025)
 	MaxAttempts int                   // attempts per batch on 5xx/network errors; 0 = 5
 	RetryBase   time.Duration         // first retry delay, doubled each time (with jitter, capped at 30s); 0 = 500ms
+	MaxBatch    int                   // most items in one POST (larger kinds are split); 0 = 5000, below the ingest's 10000
 	Metrics     prometheus.Registerer // registers the iocsim_* counters; nil = not registered (Stats still counts)
 }
 
@@ -189,6 +191,9 @@ func New(cfg Config) (*Sim, error) {
 	}
 	if cfg.Clock == nil {
 		cfg.Clock = time.Now
+	}
+	if cfg.MaxBatch <= 0 {
+		cfg.MaxBatch = DefaultMaxBatch
 	}
 	if cfg.MaxAttempts == 0 {
 		cfg.MaxAttempts = DefaultMaxAttempts
@@ -543,7 +548,8 @@ func formatTime(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 func clamp(v, lo, hi float64) float64 { return math.Min(math.Max(v, lo), hi) }
 
 // Run sends a round every Interval until ctx ends (or Rounds rounds when
-// Rounds > 0): one POST per kind — air, traffic, alert. In endless mode a
+// Rounds > 0): one POST per kind — air, traffic, alert — or more when a kind
+// has more than MaxBatch items. In endless mode a
 // batch that cannot be delivered is logged and counted, and the next round
 // goes on; with Rounds > 0 Run returns the errors of the failed batches.
 // Run returns nil when ctx ends.
@@ -564,15 +570,19 @@ func (s *Sim) Run(ctx context.Context) error {
 		r := s.Round(s.cfg.Clock())
 		for _, kind := range []string{"air", "traffic", "alert"} {
 			items, err := r.encode(kind)
-			if err == nil {
-				err = s.send(ctx, kind, items)
-			}
 			if err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				if s.cfg.Rounds > 0 {
-					errs = append(errs, err)
+				return err // a Round that cannot be encoded is a bug, not a network problem
+			}
+			for len(items) > 0 {
+				chunk := items[:min(len(items), s.cfg.MaxBatch)]
+				items = items[len(chunk):]
+				if err := s.send(ctx, kind, chunk); err != nil {
+					if ctx.Err() != nil {
+						return nil
+					}
+					if s.cfg.Rounds > 0 {
+						errs = append(errs, err)
+					}
 				}
 			}
 		}
