@@ -80,20 +80,19 @@ func decodeItems(r io.Reader, format string, maxItems int) ([]rawItem, error) {
 	case '[':
 		return decodeArray(br, maxItems)
 	case '{':
-		if format == "" {
-			// Sniff: a first line that is a whole JSON value followed by more data is NDJSON.
-			line, err := readLine(br)
-			if err != nil && !errors.Is(err, io.EOF) {
-				return nil, fmt.Errorf("reading body: %w", err)
-			}
-			if json.Valid(bytes.TrimSpace(line)) {
-				if _, perr := firstByte(br); perr == nil {
-					return decodeNDJSON(br, line, maxItems)
-				}
-			}
-			return decodeObject(io.MultiReader(bytes.NewReader(line), br), maxItems)
+		// Sniff, also under application/json: a first line that is a whole
+		// JSON value followed by more data is NDJSON (a pretty-printed object's
+		// first line is not valid JSON on its own).
+		line, err := readLine(br)
+		if err != nil && !errors.Is(err, io.EOF) {
+			return nil, fmt.Errorf("reading body: %w", err)
 		}
-		return decodeObject(br, maxItems)
+		if json.Valid(bytes.TrimSpace(line)) {
+			if _, perr := firstByte(br); perr == nil {
+				return decodeNDJSON(br, line, maxItems)
+			}
+		}
+		return decodeObject(io.MultiReader(bytes.NewReader(line), br), maxItems)
 	}
 	return nil, &bodyError{0, fmt.Sprintf("want a JSON array, a JSON object or NDJSON; the body starts with %q", first)}
 }

@@ -2,7 +2,6 @@ package ingest_test
 
 import (
 	"bytes"
-	"context"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -11,14 +10,13 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/iochub/iochub/internal/natsx"
 	"github.com/iochub/iochub/internal/seed"
+	"github.com/iochub/iochub/internal/testenv"
 	"github.com/iochub/iochub/internal/units"
 	"github.com/iochub/iochub/services/ingest"
 )
@@ -68,26 +66,8 @@ type natsEnv struct {
 // startNATS runs a real NATS server with JetStream in this process, with FEEDS and STATE.
 func startNATS(t testing.TB) *natsEnv {
 	t.Helper()
-	srv, err := natsx.StartEmbedded(natsx.EmbeddedConfig{StoreDir: t.TempDir(), Port: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(srv.Shutdown)
-	nc, err := nats.Connect(srv.ClientURL(), nats.MaxReconnects(-1), nats.ReconnectWait(50*time.Millisecond))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := natsx.EnsureStreams(ctx, js, natsx.StreamOptions{Memory: true}); err != nil {
-		t.Fatal(err)
-	}
-	return &natsEnv{srv: srv, nc: nc, js: js}
+	ne := testenv.NATS(t)
+	return &natsEnv{srv: ne.Server, nc: ne.Conn, js: ne.JS}
 }
 
 type env struct {

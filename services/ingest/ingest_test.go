@@ -5,10 +5,13 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twpayne/go-geom"
 	"github.com/twpayne/go-geom/encoding/wkb"
 	"google.golang.org/protobuf/proto"
@@ -167,7 +170,7 @@ func TestNDJSONOneBadLine(t *testing.T) {
 	body := string(mustJSON(t, air("n1", hoanKiem))) + "\n" +
 		`{"id": "n2", "pm25": 3,` + "\n\n" +
 		string(mustJSON(t, air("n3", hoanKiem))) + "\n"
-	for _, ct := range []string{"application/x-ndjson", ""} {
+	for _, ct := range []string{"application/x-ndjson", "", "application/json"} {
 		t.Run("content-type "+ct, func(t *testing.T) {
 			r := e.post(t, "air", tokWard, ct, []byte(body))
 			if r.code != 202 {
@@ -183,7 +186,7 @@ func TestNDJSONOneBadLine(t *testing.T) {
 			for i, w := range want {
 				got := r.resp.Results[i]
 				st := w.status
-				if ct == "" && st == "accepted" {
+				if ct != "application/x-ndjson" && st == "accepted" {
 					st = "duplicate" // the second run sends the same items again
 				}
 				if got.Status != st || got.Line != w.line || got.Index != i {
@@ -370,6 +373,58 @@ func TestSingleObjectAndFeature(t *testing.T) {
 				t.Fatalf("got HTTP %d %s; want 202 with event %s", r.code, r.raw, tt.want)
 			}
 		})
+	}
+}
+
+func TestMetrics(t *testing.T) {
+	ne := startNATS(t)
+	reg := prometheus.NewRegistry()
+	svc, err := ingest.New(ingest.Config{}, ingest.Deps{JS: ne.js, Units: testUnits(t), Sources: testSources(), Metrics: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A second service on the same registry shares the collectors.
+	if _, err := ingest.New(ingest.Config{}, ingest.Deps{JS: ne.js, Metrics: reg}); err != nil {
+		t.Fatalf("second New on one registry: %v", err)
+	}
+	mux := http.NewServeMux()
+	svc.Register(mux)
+	hs := httptest.NewServer(mux)
+	defer hs.Close()
+	postTo(t, hs.URL, "air", tokWard, "", arr(t, air("m1", hoanKiem), air("m2", cauGiay), air("m1", hoanKiem)))
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]float64{}
+	requests := uint64(0)
+	for _, mf := range mfs {
+		for _, m := range mf.GetMetric() {
+			switch mf.GetName() {
+			case "iochub_ingest_items_total":
+				var kind, status string
+				for _, l := range m.GetLabel() {
+					switch l.GetName() {
+					case "kind":
+						kind = l.GetValue()
+					case "status":
+						status = l.GetValue()
+					}
+				}
+				got[kind+"/"+status] = m.GetCounter().GetValue()
+			case "iochub_ingest_request_duration_seconds":
+				requests += m.GetHistogram().GetSampleCount()
+			}
+		}
+	}
+	want := map[string]float64{"air/accepted": 1, "air/rejected": 1, "air/duplicate": 1}
+	for k, v := range want {
+		if got[k] != v {
+			t.Errorf("items %s: got %v; want %v (all: %v)", k, got[k], v, got)
+		}
+	}
+	if requests != 1 {
+		t.Errorf("request latency samples: got %d; want 1", requests)
 	}
 }
 
