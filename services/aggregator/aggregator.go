@@ -24,6 +24,8 @@ import (
 // Store is what the aggregator needs of the database; *postgis.Store is one.
 type Store interface {
 	WriteBatch(ctx context.Context, b postgis.Batch) (postgis.Result, error)
+	DueAlerts(ctx context.Context, province string, limit int) ([]postgis.AlertState, error)
+	MarkExpired(ctx context.Context, ids []string, at time.Time) error
 }
 
 var _ Store = (*postgis.Store)(nil)
@@ -45,6 +47,12 @@ type Config struct {
 	// RetryDelay is how long a batch that failed to store waits before it is
 	// redelivered; 0 means 1s.
 	RetryDelay time.Duration
+	// Province limits the expiry of alerts to one province, for a province
+	// partition; empty means every province.
+	Province string
+	// ExpiryInterval is how often alerts whose expiry has passed are published
+	// as expired; 0 means 30s, negative never.
+	ExpiryInterval time.Duration
 
 	// afterCommit, when set (tests), runs right after a batch is committed and
 	// before its state is published and it is acked.
@@ -96,6 +104,9 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if cfg.RetryDelay == 0 {
 		cfg.RetryDelay = time.Second
 	}
+	if cfg.ExpiryInterval == 0 {
+		cfg.ExpiryInterval = 30 * time.Second
+	}
 	if cfg.BatchSize < 0 || cfg.MaxWait < 0 || cfg.AckWait < 0 || cfg.RetryDelay < 0 {
 		return nil, fmt.Errorf("%w: BatchSize, MaxWait, AckWait and RetryDelay must not be negative", ErrConfig)
 	}
@@ -130,7 +141,15 @@ func (s *Service) Run(ctx context.Context) error {
 		return fmt.Errorf("creating consumer %s on %s: %w", s.cfg.Durable, subjects.StreamFeeds, err)
 	}
 	s.log.Info("aggregator consuming", "stream", subjects.StreamFeeds, "filter", s.cfg.FilterSubject)
+	var lastExpiry time.Time
 	for ctx.Err() == nil {
+		if s.cfg.ExpiryInterval > 0 && time.Since(lastExpiry) >= s.cfg.ExpiryInterval {
+			lastExpiry = time.Now()
+			if err := s.expireAlerts(ctx); err != nil && ctx.Err() == nil {
+				s.m.errors.WithLabelValues("expire").Inc()
+				s.log.Error("expiring alerts failed", "err", err)
+			}
+		}
 		fetched, err := cons.Fetch(s.cfg.BatchSize, jetstream.FetchMaxWait(s.cfg.MaxWait))
 		if err != nil {
 			s.m.errors.WithLabelValues("fetch").Inc()

@@ -649,3 +649,53 @@ func TestPoisonMessageIsTerminated(t *testing.T) {
 	}
 	waitState(t, ne.JS, subjects.KindAir, airEvent(t, 4, t0, 0).GetEntityId(), func(*iocv1.EntityState) bool { return true })
 }
+
+func capEvent(t testing.TB, id, msgType string, sent time.Time, refs ...string) *iocv1.Alert {
+	return &iocv1.Alert{
+		Id: id, Identifier: id, Sender: "kttv@example.vn", Sent: timestamppb.New(sent), Status: "Actual",
+		MsgType: msgType, Scope: "Public", References: refs,
+		Origin: &iocv1.Origin{SourceId: sourceID, Province: province, Unit: unit, ReceivedAt: timestamppb.New(sent)},
+		Info: []*iocv1.AlertInfo{{Language: "vi-VN", Event: "Bão", Expires: timestamppb.New(sent.Add(6 * time.Hour)),
+			Area: []*iocv1.AlertArea{{Geometry: mustWKB(t, square(105.2, 20.2, 0.1))}}}},
+	}
+}
+
+func TestAlertLifecycle(t *testing.T) {
+	ne, pool := testNATS(t), testDB(t)
+	insertUnit(t, pool, "01", "province", "", 105, 20)
+	start(t, ne, pool, Config{Durable: "agg-life", ExpiryInterval: 100 * time.Millisecond})
+	sent := time.Now().UTC().Truncate(time.Second)
+	ref := func(id string) string { return "kttv@example.vn," + id + "," + sent.Format(time.RFC3339) }
+	id := func(identifier string) string { return sourceID + "/" + identifier }
+	hasState := func(want string) func(*iocv1.EntityState) bool {
+		return func(es *iocv1.EntityState) bool { return es.GetAlertState() == want }
+	}
+
+	publish(t, ne.JS, feedMsg(t, subjects.KindAlert, capEvent(t, "a1", "Alert", sent), ""))
+	waitState(t, ne.JS, subjects.KindAlert, id("a1"), hasState("active"))
+
+	publish(t, ne.JS, feedMsg(t, subjects.KindAlert, capEvent(t, "u1", "Update", sent.Add(time.Minute), ref("a1")), ""))
+	es := waitState(t, ne.JS, subjects.KindAlert, id("a1"), hasState("superseded"))
+	if es.GetAlert().GetIdentifier() != "a1" || !slices.Equal(es.GetUnits(), []string{"01"}) {
+		t.Errorf("superseded state = %v; want alert a1 with units [01]", es)
+	}
+	waitState(t, ne.JS, subjects.KindAlert, id("u1"), hasState("active"))
+
+	publish(t, ne.JS, feedMsg(t, subjects.KindAlert, capEvent(t, "c1", "Cancel", sent.Add(2*time.Minute), ref("u1")), ""))
+	waitState(t, ne.JS, subjects.KindAlert, id("u1"), hasState("cancelled"))
+
+	// Expiry: the time passes in the database.
+	publish(t, ne.JS, feedMsg(t, subjects.KindAlert, capEvent(t, "e1", "Alert", sent), ""))
+	waitState(t, ne.JS, subjects.KindAlert, id("e1"), hasState("active"))
+	if _, err := pool.Exec(context.Background(), `UPDATE alert SET expires = now() - interval '1 second' WHERE id = $1`, id("e1")); err != nil {
+		t.Fatal(err)
+	}
+	waitState(t, ne.JS, subjects.KindAlert, id("e1"), hasState("expired"))
+	waitFor(t, "e1 recorded as expired", func() (bool, string) {
+		var st string
+		if err := pool.QueryRow(context.Background(), `SELECT state FROM alert WHERE id = $1`, id("e1")).Scan(&st); err != nil {
+			return false, err.Error()
+		}
+		return st == "expired", st
+	})
+}

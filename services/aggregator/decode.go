@@ -329,6 +329,7 @@ func (d *decoded) decodeAlert(data []byte, source string, now time.Time) error {
 		SourceID: src, EventID: eventID, Identifier: m.GetIdentifier(), Sender: m.GetSender(), Sent: sent,
 		Status: m.GetStatus(), MsgType: m.GetMsgType(), Scope: m.GetScope(), Refs: m.GetReferences(),
 		Info: info, Area: area, Expires: expires, Province: d.province, UnitCode: d.unit, ReceivedAt: received,
+		Body: data,
 	}
 	return nil
 }

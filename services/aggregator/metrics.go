@@ -41,7 +41,7 @@ func newMetrics(reg prometheus.Registerer, durable string) (*metrics, error) {
 		}),
 		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "iochub", Subsystem: "aggregator", Name: "errors_total", ConstLabels: labels,
-			Help: "Errors by stage: fetch, decode (message terminated), write, publish, ack.",
+			Help: "Errors by stage: fetch, decode (message terminated), write, publish, ack, expire.",
 		}, []string{"stage"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "iochub", Subsystem: "aggregator", Name: "batch_duration_seconds", ConstLabels: labels,
@@ -53,7 +53,7 @@ func newMetrics(reg prometheus.Registerer, durable string) (*metrics, error) {
 		m.rows.WithLabelValues(k)
 		m.duplicates.WithLabelValues(k)
 	}
-	for _, st := range []string{"fetch", "decode", "write", "publish", "ack"} {
+	for _, st := range []string{"fetch", "decode", "write", "publish", "ack", "expire"} {
 		m.errors.WithLabelValues(st)
 	}
 	if reg == nil {

@@ -85,6 +85,26 @@ func (s *Service) publishStates(ctx context.Context, p *pending, res postgis.Res
 			futures = append(futures, f)
 		}
 	}
+	for _, a := range res.Referenced {
+		msg, err := storedAlertMsg(a)
+		if err != nil {
+			// The row was written by an earlier version or by hand: its state
+			// cannot be republished, which must not block the stream.
+			s.m.errors.WithLabelValues("publish").Inc()
+			s.log.Error("cannot republish a referenced alert", "alert", a.ID, "err", err)
+			continue
+		}
+		f, err := s.js.PublishMsgAsync(msg)
+		if err != nil {
+			return 0, fmt.Errorf("publishing %s: %w", msg.Subject, err)
+		}
+		futures = append(futures, f)
+	}
+	return s.waitAcks(ctx, futures)
+}
+
+// waitAcks waits for every publish to be acked, for AckWait at most.
+func (s *Service) waitAcks(ctx context.Context, futures []jetstream.PubAckFuture) (int, error) {
 	timeout := time.NewTimer(s.cfg.AckWait)
 	defer timeout.Stop()
 	for _, f := range futures {
@@ -99,4 +119,76 @@ func (s *Service) publishStates(ctx context.Context, p *pending, res postgis.Res
 		}
 	}
 	return len(futures), nil
+}
+
+// storedAlertMsg builds the STATE message of an alert read back from the
+// store (referenced by an Update or Cancel, or expired).
+func storedAlertMsg(a postgis.AlertState) (*nats.Msg, error) {
+	if len(a.Body) == 0 {
+		return nil, fmt.Errorf("stored alert %s has no body: %w", a.ID, ErrBadResult)
+	}
+	alert := &iocv1.Alert{}
+	if err := proto.Unmarshal(a.Body, alert); err != nil {
+		return nil, fmt.Errorf("unmarshalling stored alert %s: %w", a.ID, err)
+	}
+	st := &iocv1.EntityState{
+		Layer:      subjects.KindAlert,
+		EntityId:   a.ID,
+		Province:   a.Province,
+		Unit:       a.UnitCode,
+		UpdatedAt:  timestamppb.New(a.UpdatedAt),
+		Latest:     &iocv1.EntityState_Alert{Alert: alert},
+		AlertState: a.State,
+		Units:      a.Units,
+	}
+	body, err := proto.Marshal(st)
+	if err != nil {
+		return nil, fmt.Errorf("marshalling state of alert %s: %w", a.ID, err)
+	}
+	eventID := alert.GetId()
+	if eventID == "" {
+		eventID = alert.GetIdentifier()
+	}
+	ev := ce.Event{ID: eventID, Source: ce.SourceURN(a.Province, a.UnitCode), Type: ce.StateType(subjects.KindAlert),
+		Subject: a.ID, Time: alert.GetSent().AsTime()}
+	return &nats.Msg{Subject: subjects.State(a.Province, subjects.KindAlert, a.ID), Header: ev.Header(), Data: body}, nil
+}
+
+// expireAlerts publishes the state of the alerts whose expiry has passed,
+// then records them as expired: a crash in between publishes them again.
+func (s *Service) expireAlerts(ctx context.Context) error {
+	const limit = 1000
+	due, err := s.db.DueAlerts(ctx, s.cfg.Province, limit)
+	if err != nil {
+		return err
+	}
+	if len(due) == 0 {
+		return nil
+	}
+	futures := make([]jetstream.PubAckFuture, 0, len(due))
+	ids := make([]string, 0, len(due))
+	for _, a := range due {
+		ids = append(ids, a.ID)
+		msg, err := storedAlertMsg(a)
+		if err != nil {
+			s.m.errors.WithLabelValues("publish").Inc()
+			s.log.Error("cannot publish the expiry of an alert; marking it expired anyway", "alert", a.ID, "err", err)
+			continue
+		}
+		f, err := s.js.PublishMsgAsync(msg)
+		if err != nil {
+			return fmt.Errorf("publishing %s: %w", msg.Subject, err)
+		}
+		futures = append(futures, f)
+	}
+	n, err := s.waitAcks(ctx, futures)
+	if err != nil {
+		return err
+	}
+	if err := s.db.MarkExpired(ctx, ids, due[0].UpdatedAt); err != nil {
+		return err
+	}
+	s.m.states.Add(float64(n))
+	s.log.Info("alerts expired", "count", len(ids))
+	return nil
 }

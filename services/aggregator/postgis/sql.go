@@ -146,28 +146,38 @@ const sqlCreateAlertStaging = `CREATE TEMP TABLE alert_staging (
     expires     timestamptz,
     province    text        NOT NULL,
     unit_code   text        NOT NULL,
-    received_at timestamptz NOT NULL
+    received_at timestamptz NOT NULL,
+    body        bytea       NOT NULL
 ) ON COMMIT DROP`
 
 var alertStagingColumns = []string{
 	"seq", "id", "source_id", "event_id", "identifier", "sender", "sent", "status", "msg_type", "scope", "refs",
-	"info", "area", "expires", "province", "unit_code", "received_at",
+	"info", "area", "expires", "province", "unit_code", "received_at", "body",
 }
 
 // sqlUpsertAlert returns every alert whose row was written, whether it was new
-// (xmax = 0 on a freshly inserted row) and its lifecycle state.
+// (xmax = 0 on a freshly inserted row) and its lifecycle state. An alert that
+// an Update or Cancel already stored refers to keeps that state, whatever the
+// order they arrived in.
 const sqlUpsertAlert = `WITH latest AS (
     SELECT DISTINCT ON (id) *
     FROM alert_staging
     ORDER BY id, sent DESC, seq DESC
 ), up AS (
     INSERT INTO alert AS a (id, source_id, event_id, identifier, sender, sent, status, msg_type, scope, refs,
-        info, area, expires, state, province, unit_code, received_at, updated_at)
-    SELECT id, source_id, event_id, identifier, sender, sent, status, msg_type, scope, refs,
-        info, CASE WHEN ST_IsValid(area) THEN ST_SetSRID(area, 4326) ELSE ST_SetSRID(ST_MakeValid(area), 4326) END, expires,
-        CASE WHEN expires IS NOT NULL AND expires <= now() THEN 'expired' ELSE 'active' END,
-        province, unit_code, received_at, now()
-    FROM latest
+        info, area, expires, state, province, unit_code, received_at, updated_at, body)
+    SELECT l.id, l.source_id, l.event_id, l.identifier, l.sender, l.sent, l.status, l.msg_type, l.scope, l.refs,
+        l.info, CASE WHEN ST_IsValid(l.area) THEN ST_SetSRID(l.area, 4326) ELSE ST_SetSRID(ST_MakeValid(l.area), 4326) END,
+        l.expires,
+        coalesce((
+            SELECT CASE WHEN bool_or(c.msg_type = 'Cancel') THEN 'cancelled' ELSE 'superseded' END
+            FROM alert c CROSS JOIN LATERAL unnest(c.refs) r
+            WHERE c.source_id = l.source_id AND c.msg_type IN ('Update', 'Cancel')
+              AND split_part(r, ',', 1) = l.sender AND split_part(r, ',', 2) = l.identifier
+            HAVING count(*) > 0
+        ), CASE WHEN l.expires IS NOT NULL AND l.expires <= now() THEN 'expired' ELSE 'active' END),
+        l.province, l.unit_code, l.received_at, now(), l.body
+    FROM latest l
     ON CONFLICT (id) DO UPDATE SET
         event_id    = excluded.event_id,
         sender      = excluded.sender,
@@ -183,11 +193,45 @@ const sqlUpsertAlert = `WITH latest AS (
         province    = excluded.province,
         unit_code   = excluded.unit_code,
         received_at = excluded.received_at,
-        updated_at  = excluded.updated_at
+        updated_at  = excluded.updated_at,
+        body        = excluded.body
     WHERE excluded.sent >= a.sent
     RETURNING a.id, a.state, a.updated_at, (a.xmax = 0) AS inserted
 )
 SELECT latest.seq, up.state, up.updated_at, up.inserted FROM up JOIN latest ON latest.id = up.id`
+
+// sqlResolveReferences marks the alerts that the Updates and Cancels written
+// by this batch refer to (CAP references "sender,identifier,sent", within
+// the same source) as superseded or cancelled; cancelled is final. Every
+// referred alert is returned, even when its state was already that, so that
+// a redelivery republishes it.
+const sqlResolveReferences = `WITH refs AS (
+    SELECT a.source_id, split_part(r, ',', 1) AS sender, split_part(r, ',', 2) AS identifier,
+        CASE WHEN bool_or(a.msg_type = 'Cancel') THEN 'cancelled' ELSE 'superseded' END AS new_state
+    FROM alert a CROSS JOIN LATERAL unnest(a.refs) r
+    WHERE a.updated_at = now() AND a.id IN (SELECT id FROM alert_staging) AND a.msg_type IN ('Update', 'Cancel')
+    GROUP BY 1, 2, 3
+)
+UPDATE alert t SET
+    state = CASE WHEN t.state = 'cancelled' THEN 'cancelled' ELSE refs.new_state END,
+    updated_at = now()
+FROM refs
+WHERE t.source_id = refs.source_id AND t.sender = refs.sender AND t.identifier = refs.identifier
+RETURNING t.id, t.state, t.updated_at, t.province, t.unit_code, t.body,
+    ARRAY(SELECT u.unit_code FROM alert_unit u WHERE u.alert_id = t.id ORDER BY 1)`
+
+// sqlDueAlerts lists the active alerts whose expiry has passed, in a province
+// ($1; empty means all), at most $2 of them.
+const sqlDueAlerts = `SELECT t.id, t.province, t.unit_code, t.body,
+    ARRAY(SELECT u.unit_code FROM alert_unit u WHERE u.alert_id = t.id ORDER BY 1)
+FROM alert t
+WHERE t.state = 'active' AND t.expires <= now() AND ($1 = '' OR t.province = $1)
+ORDER BY t.expires
+LIMIT $2`
+
+// sqlMarkExpired records that the expiry of alerts $1 was published.
+const sqlMarkExpired = `UPDATE alert SET state = 'expired', updated_at = $2
+WHERE id = ANY($1) AND state = 'active'`
 
 // sqlDeleteAlertUnits clears the units of the alerts written by this batch:
 // those staged whose updated_at is this transaction's now().

@@ -71,6 +71,7 @@ type AlertRow struct {
 	Province   string
 	UnitCode   string
 	ReceivedAt time.Time
+	Body       []byte // the marshalled ioc.v1.Alert, kept to republish its state later
 }
 
 // ID is the alert's key in the alert table: <source_id>/<identifier>.
@@ -115,6 +116,22 @@ type Result struct {
 	Air     KindResult
 	Traffic KindResult
 	Alerts  KindResult
+	// Referenced are the stored alerts that Updates or Cancels of the batch
+	// refer to, with their new state (superseded or cancelled). An alert of
+	// the batch itself appears here, not in Alerts.Changed, when another of
+	// the batch refers to it.
+	Referenced []AlertState
+}
+
+// AlertState is the state of a stored alert, for republishing it.
+type AlertState struct {
+	ID        string // <source_id>/<identifier>
+	State     string
+	UpdatedAt time.Time
+	Province  string
+	UnitCode  string
+	Body      []byte   // the marshalled ioc.v1.Alert
+	Units     []string // codes of the units its area intersects, sorted
 }
 
 // Store writes the aggregator's batches. It is safe for concurrent use.
@@ -242,19 +259,90 @@ func apply(ctx context.Context, tx pgx.Tx, b Batch, res *Result) error {
 			return rows.Err()
 		})
 	}
+	if len(b.Alerts) > 0 {
+		pb.Queue(sqlResolveReferences).Query(func(rows pgx.Rows) error {
+			var err error
+			res.Referenced, err = collectAlertStates(rows)
+			return err
+		})
+	}
 	if err := tx.SendBatch(ctx, &pb).Close(); err != nil {
 		return fmt.Errorf("applying batch of %d air, %d traffic, %d alert rows: %w",
 			len(b.Air), len(b.Traffic), len(b.Alerts), err)
 	}
-	for i := range res.Alerts.Changed {
-		c := &res.Alerts.Changed[i]
+	referenced := make(map[string]bool, len(res.Referenced))
+	for _, r := range res.Referenced {
+		referenced[r.ID] = true
+	}
+	changed := res.Alerts.Changed[:0]
+	for _, c := range res.Alerts.Changed {
+		if referenced[b.Alerts[c.Index].ID()] {
+			continue // its state is the one resolved after the upsert
+		}
 		c.Units = units[c.Index]
 		slices.Sort(c.Units)
+		changed = append(changed, c)
 	}
+	res.Alerts.Changed = changed
 	res.Air.Duplicates = len(b.Air) - res.Air.New
 	res.Traffic.Duplicates = len(b.Traffic) - res.Traffic.New
 	res.Alerts.Duplicates = len(b.Alerts) - res.Alerts.New
 	return nil
+}
+
+func collectAlertStates(rows pgx.Rows) ([]AlertState, error) {
+	var out []AlertState
+	for rows.Next() {
+		var a AlertState
+		if err := rows.Scan(&a.ID, &a.State, &a.UpdatedAt, &a.Province, &a.UnitCode, &a.Body, &a.Units); err != nil {
+			return nil, err
+		}
+		out = append(out, a)
+	}
+	return out, rows.Err()
+}
+
+// DueAlerts returns up to limit active alerts whose expiry has passed, in
+// province (empty means every province), with State "expired" and UpdatedAt
+// now. They stay active in the table until MarkExpired: publish their state
+// first, then mark them, so that a crash in between publishes them again.
+func (s *Store) DueAlerts(ctx context.Context, province string, limit int) ([]AlertState, error) {
+	now := time.Now().UTC()
+	rows, err := s.pool.Query(ctx, sqlDueAlerts, province, limit)
+	if err != nil {
+		return nil, fmt.Errorf("listing expired alerts: %w", err)
+	}
+	defer rows.Close()
+	var out []AlertState
+	for rows.Next() {
+		a := AlertState{State: "expired", UpdatedAt: now}
+		if err := rows.Scan(&a.ID, &a.Province, &a.UnitCode, &a.Body, &a.Units); err != nil {
+			return nil, fmt.Errorf("listing expired alerts: %w", err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("listing expired alerts: %w", err)
+	}
+	return out, nil
+}
+
+// MarkExpired records the alerts ids as expired at the given time.
+func (s *Store) MarkExpired(ctx context.Context, ids []string, at time.Time) error {
+	if len(ids) == 0 {
+		return nil
+	}
+	if _, err := s.pool.Exec(ctx, sqlMarkExpired, ids, at); err != nil {
+		return fmt.Errorf("marking %d alerts expired: %w", len(ids), err)
+	}
+	return nil
+}
+
+func body(b []byte) []byte {
+	if b == nil {
+		return []byte{}
+	}
+	return b
 }
 
 func countRows(n *int) func(pgx.Rows) error {
@@ -304,7 +392,7 @@ func alertValues(i int, r *AlertRow) []any {
 	}
 	return []any{
 		i, r.ID(), r.SourceID, r.EventID, r.Identifier, r.Sender, r.Sent, r.Status, r.MsgType, r.Scope, refs,
-		string(info), geomValue(r.Area), r.Expires, r.Province, r.UnitCode, r.ReceivedAt,
+		string(info), geomValue(r.Area), r.Expires, r.Province, r.UnitCode, r.ReceivedAt, body(r.Body),
 	}
 }
 

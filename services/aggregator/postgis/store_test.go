@@ -465,3 +465,125 @@ func BenchmarkWriteBatch(b *testing.B) {
 		b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "rows/s")
 	})
 }
+
+func capAlert(id, msgType string, sent time.Time, refs ...string) AlertRow {
+	future := sent.Add(24 * time.Hour)
+	return AlertRow{SourceID: "src", EventID: id, Identifier: id, Sender: "kttv", Sent: sent, Status: "Actual",
+		MsgType: msgType, Scope: "Public", Refs: refs, Expires: &future, Province: "01", UnitCode: "01",
+		ReceivedAt: sent, Body: []byte("body of " + id)}
+}
+
+func ref(id string, sent time.Time) string { return "kttv," + id + "," + sent.Format(time.RFC3339) }
+
+func TestWriteBatchAlertReferences(t *testing.T) {
+	pool := testDB(t)
+	s := NewStore(pool)
+	ctx := context.Background()
+	now := time.Now().UTC().Truncate(time.Second)
+	write := func(rows ...AlertRow) Result {
+		t.Helper()
+		res, err := s.WriteBatch(ctx, Batch{Alerts: rows})
+		if err != nil {
+			t.Fatalf("WriteBatch: %v", err)
+		}
+		return res
+	}
+	states := func(as []AlertState) map[string]string {
+		m := map[string]string{}
+		for _, a := range as {
+			m[a.ID] = a.State
+		}
+		return m
+	}
+	stored := func(id string) string {
+		t.Helper()
+		var st string
+		if err := pool.QueryRow(ctx, "SELECT state FROM alert WHERE id = $1", id).Scan(&st); err != nil {
+			t.Fatal(err)
+		}
+		return st
+	}
+	tests := []struct {
+		name     string
+		rows     []AlertRow
+		changed  map[int]string    // batch index → state
+		referred map[string]string // alert id → state
+	}{
+		{"alert", []AlertRow{capAlert("a1", "Alert", now)}, map[int]string{0: "active"}, map[string]string{}},
+		{"update supersedes", []AlertRow{capAlert("u1", "Update", now.Add(time.Minute), ref("a1", now))},
+			map[int]string{0: "active"}, map[string]string{"src/a1": "superseded"}},
+		{"cancel cancels both", []AlertRow{capAlert("c1", "Cancel", now.Add(2*time.Minute), ref("a1", now), ref("u1", now))},
+			map[int]string{0: "active"}, map[string]string{"src/a1": "cancelled", "src/u1": "cancelled"}},
+		{"cancelled is final", []AlertRow{capAlert("u2", "Update", now.Add(3*time.Minute), ref("a1", now))},
+			map[int]string{0: "active"}, map[string]string{"src/a1": "cancelled"}},
+		{"cancel before its alert", []AlertRow{capAlert("c3", "Cancel", now.Add(time.Minute), ref("b3", now))},
+			map[int]string{0: "active"}, map[string]string{}},
+		{"the alert after its cancel", []AlertRow{capAlert("b3", "Alert", now)}, map[int]string{0: "cancelled"}, map[string]string{}},
+		{"alert and update in one batch", []AlertRow{capAlert("a4", "Alert", now), capAlert("u4", "Update", now.Add(time.Minute), ref("a4", now))},
+			map[int]string{1: "active"}, map[string]string{"src/a4": "superseded"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			res := write(tt.rows...)
+			got := map[int]string{}
+			for _, c := range res.Alerts.Changed {
+				got[c.Index] = c.State
+			}
+			if fmt.Sprint(got) != fmt.Sprint(tt.changed) {
+				t.Errorf("changed = %v; want %v", got, tt.changed)
+			}
+			if g := states(res.Referenced); fmt.Sprint(g) != fmt.Sprint(tt.referred) {
+				t.Errorf("referenced = %v; want %v", g, tt.referred)
+			}
+			for id, st := range tt.referred {
+				if got := stored(id); got != st {
+					t.Errorf("stored state of %s = %s; want %s", id, got, st)
+				}
+			}
+			for _, r := range res.Referenced {
+				if want := "body of " + r.ID[len("src/"):]; string(r.Body) != want {
+					t.Errorf("body of %s = %q; want %q", r.ID, r.Body, want)
+				}
+			}
+		})
+	}
+}
+
+func TestDueAlerts(t *testing.T) {
+	pool := testDB(t)
+	s := NewStore(pool)
+	ctx := context.Background()
+	insertUnit(t, pool, "01", "province", "", 105, 20)
+	now := time.Now().UTC()
+	a := capAlert("e1", "Alert", now)
+	a.Area = geom.NewPointFlat(geom.XY, []float64{105.5, 20.5})
+	b := capAlert("e2", "Alert", now)
+	b.Province = "02"
+	if _, err := s.WriteBatch(ctx, Batch{Alerts: []AlertRow{a, b, capAlert("e3", "Alert", now)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, "UPDATE alert SET expires = now() - interval '1 minute' WHERE id IN ('src/e1', 'src/e2')"); err != nil {
+		t.Fatal(err)
+	}
+	due, err := s.DueAlerts(ctx, "01", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(due) != 1 || due[0].ID != "src/e1" || due[0].State != "expired" || string(due[0].Body) != "body of e1" ||
+		!slices.Equal(due[0].Units, []string{"01"}) {
+		t.Fatalf("due in 01 = %+v; want src/e1 expired with units [01]", due)
+	}
+	if all, err := s.DueAlerts(ctx, "", 100); err != nil || len(all) != 2 {
+		t.Fatalf("due everywhere = %+v, %v; want 2", all, err)
+	}
+	if err := s.MarkExpired(ctx, []string{"src/e1"}, due[0].UpdatedAt); err != nil {
+		t.Fatal(err)
+	}
+	if again, err := s.DueAlerts(ctx, "01", 100); err != nil || len(again) != 0 {
+		t.Errorf("due after MarkExpired = %+v, %v; want none", again, err)
+	}
+	var st string
+	if err := pool.QueryRow(ctx, "SELECT state FROM alert WHERE id = 'src/e1'").Scan(&st); err != nil || st != "expired" {
+		t.Errorf("state of src/e1 = %q, %v; want expired", st, err)
+	}
+}

@@ -87,7 +87,9 @@ CREATE INDEX traffic_observation_unit ON traffic_observation (unit_code, observe
 
 -- Alerts as CAP 1.2, one row per (source, identifier). area is every area
 -- geometry of every info block collected into one geometry; NULL when the
--- alert names its areas by geocode only.
+-- alert names its areas by geocode only. state: an Update or Cancel of the
+-- same source referring to the alert makes it superseded or cancelled (final);
+-- else it is expired once expires has passed, else active.
 CREATE TABLE alert (
     id          text PRIMARY KEY, -- <source_id>/<identifier>
     source_id   text        NOT NULL,
@@ -107,6 +109,7 @@ CREATE TABLE alert (
     unit_code   text        NOT NULL,
     received_at timestamptz NOT NULL,
     updated_at  timestamptz NOT NULL DEFAULT now(),
+    body        bytea       NOT NULL DEFAULT '', -- the ioc.v1.Alert as received, to republish its state
     UNIQUE (source_id, event_id)
 );
 CREATE INDEX alert_area ON alert USING gist (area);
