@@ -1,0 +1,131 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"time"
+
+	"github.com/iochub/iochub/services/aggregator/postgis"
+)
+
+func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg := defaults()
+	fs := flag.NewFlagSet("iochub migrate", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg.bind(fs, "database-url")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if cfg.DatabaseURL == "" {
+		return errors.New("--database-url (or IOCHUB_DATABASE_URL) is required")
+	}
+	if err := postgis.Migrate(ctx, cfg.DatabaseURL); err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, "migrations applied")
+	return nil
+}
+
+func runUnitsImport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg := defaults()
+	fs := flag.NewFlagSet("iochub units import", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg.bind(fs, "database-url")
+	level := fs.String("level", "", "level of every unit in the files (province, commune, ...); empty derives it from the code length")
+	parent := fs.String("parent", "", "parent code of every unit in the files; empty finds the containing province for communes")
+	validFrom := fs.String("valid-from", "", "date the boundaries take effect (RFC 3339 or YYYY-MM-DD); empty means 2025-07-01")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "usage: iochub units import [flags] FILE...\n\nImports GeoJSON FeatureCollections whose features carry properties code, name, nameEn.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() == 0 {
+		fs.Usage()
+		return errUsage
+	}
+	if cfg.DatabaseURL == "" {
+		return errors.New("--database-url (or IOCHUB_DATABASE_URL) is required")
+	}
+	opts := postgis.ImportOptions{Level: *level, Parent: *parent}
+	if *validFrom != "" {
+		t, err := parseDate(*validFrom)
+		if err != nil {
+			return fmt.Errorf("--valid-from: %w", err)
+		}
+		opts.ValidFrom = t
+	}
+	if err := postgis.Migrate(ctx, cfg.DatabaseURL); err != nil {
+		return err
+	}
+	pool, err := postgis.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	for _, name := range fs.Args() {
+		f, err := os.Open(name)
+		if err != nil {
+			return err
+		}
+		opts.Progress = progress(stderr, name)
+		res, err := postgis.ImportUnits(ctx, pool, f, opts)
+		f.Close()
+		if err != nil {
+			return fmt.Errorf("importing %s: %w", name, err)
+		}
+		fmt.Fprintf(stderr, "\n")
+		fmt.Fprintf(stdout, "%s: %d read, %d new, %d unchanged, %d closed\n", name, res.Read, res.Inserted, res.Unchanged, res.Closed)
+		for _, r := range res.Repaired {
+			fmt.Fprintf(stdout, "  repaired invalid geometry of %s\n", r)
+		}
+	}
+	return nil
+}
+
+func parseDate(s string) (time.Time, error) {
+	if t, err := time.Parse(time.RFC3339, s); err == nil {
+		return t, nil
+	}
+	loc := time.FixedZone("ICT", 7*3600)
+	t, err := time.ParseInLocation("2006-01-02", s, loc)
+	if err != nil {
+		return t, fmt.Errorf("%q is neither RFC 3339 nor YYYY-MM-DD", s)
+	}
+	return t, nil
+}
+
+func runSourcesAdd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg := defaults()
+	fs := flag.NewFlagSet("iochub sources add", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg.bind(fs, "database-url")
+	id := fs.String("id", "", "source id, e.g. hn-hoankiem-ioc (required)")
+	unit := fs.String("unit", "", "code of the unit the source publishes for, e.g. 00070 (required)")
+	name := fs.String("name", "", "human name of the source")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *id == "" || *unit == "" {
+		return errors.New("--id and --unit are required")
+	}
+	if cfg.DatabaseURL == "" {
+		return errors.New("--database-url (or IOCHUB_DATABASE_URL) is required")
+	}
+	pool, err := postgis.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	token, err := postgis.AddSource(ctx, pool, postgis.Source{ID: *id, Name: *name, UnitCode: *unit})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "source %s registered for unit %s\ntoken: %s\n(the token is shown once; only its hash is stored)\n", *id, *unit, token)
+	return nil
+}

@@ -1,0 +1,197 @@
+package main
+
+import (
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// config is every setting of every command; each command binds the flags it uses.
+// Precedence: flag, then IOCHUB_<NAME> environment variable, then the default here.
+type config struct {
+	// HTTP is the address the HTTP server listens on (ingest, gateway, ops endpoints).
+	HTTP string
+	// NATSURL is the NATS server to use; empty in dev means the embedded server.
+	NATSURL string
+	// NATSPort is the embedded server's port in dev; 0 picks a free port.
+	NATSPort int
+	// DatabaseURL is the PostGIS database; empty in dev means a private cluster under DataDir.
+	DatabaseURL string
+	// DataDir holds the embedded NATS store and the private PostgreSQL cluster in dev.
+	DataDir string
+	// DevToken is accepted for every unit in dev; empty means a random one, printed at start.
+	DevToken string
+	// Target is the role serve runs: ingest, aggregator, gateway or all.
+	Target string
+	// NoSim turns the simulator off in dev.
+	NoSim bool
+	// SimInterval is the simulator's time between rounds.
+	SimInterval time.Duration
+	// Province is the province whose wall screen dev prints.
+	Province string
+	// LogLevel is debug, info, warn or error.
+	LogLevel string
+	// LogFormat is json or text.
+	LogFormat string
+	// CheckConfig validates the configuration, prints it and exits.
+	CheckConfig bool
+}
+
+var targets = map[string]bool{"ingest": true, "aggregator": true, "gateway": true, "all": true}
+
+func defaults() config {
+	return config{
+		HTTP:        "127.0.0.1:8080",
+		DataDir:     ".data",
+		Target:      "all",
+		SimInterval: 5 * time.Second,
+		Province:    "01",
+		LogLevel:    "info",
+		LogFormat:   "text",
+	}
+}
+
+func env(name, def string) string {
+	if v, ok := os.LookupEnv("IOCHUB_" + name); ok {
+		return v
+	}
+	return def
+}
+
+func envBool(name string, def bool) bool {
+	if v, ok := os.LookupEnv("IOCHUB_" + name); ok {
+		b, err := strconv.ParseBool(v)
+		if err == nil {
+			return b
+		}
+	}
+	return def
+}
+
+func envInt(name string, def int) int {
+	if v, ok := os.LookupEnv("IOCHUB_" + name); ok {
+		n, err := strconv.Atoi(v)
+		if err == nil {
+			return n
+		}
+	}
+	return def
+}
+
+func envDuration(name string, def time.Duration) time.Duration {
+	if v, ok := os.LookupEnv("IOCHUB_" + name); ok {
+		d, err := time.ParseDuration(v)
+		if err == nil {
+			return d
+		}
+	}
+	return def
+}
+
+// bind registers the named settings on fs, with env over defaults as their default values.
+func (c *config) bind(fs *flag.FlagSet, names ...string) {
+	d := defaults()
+	for _, n := range names {
+		switch n {
+		case "http":
+			fs.StringVar(&c.HTTP, "http", env("HTTP", d.HTTP), "HTTP listen address (IOCHUB_HTTP)")
+		case "nats-url":
+			fs.StringVar(&c.NATSURL, "nats-url", env("NATS_URL", d.NATSURL), "NATS server URL (IOCHUB_NATS_URL)")
+		case "nats-port":
+			fs.IntVar(&c.NATSPort, "nats-port", envInt("NATS_PORT", d.NATSPort), "port of the embedded NATS server; 0 picks a free one (IOCHUB_NATS_PORT)")
+		case "database-url":
+			fs.StringVar(&c.DatabaseURL, "database-url", env("DATABASE_URL", d.DatabaseURL), "PostGIS database URL (IOCHUB_DATABASE_URL)")
+		case "data-dir":
+			fs.StringVar(&c.DataDir, "data-dir", env("DATA_DIR", d.DataDir), "directory for the embedded NATS store and the private PostgreSQL cluster (IOCHUB_DATA_DIR)")
+		case "dev-token":
+			fs.StringVar(&c.DevToken, "dev-token", env("DEV_TOKEN", d.DevToken), "bearer token accepted for every unit in dev; empty means a random one (IOCHUB_DEV_TOKEN)")
+		case "target":
+			fs.StringVar(&c.Target, "target", env("TARGET", d.Target), "role to run: ingest, aggregator, gateway or all (IOCHUB_TARGET)")
+		case "no-sim":
+			fs.BoolVar(&c.NoSim, "no-sim", envBool("NO_SIM", d.NoSim), "do not run the simulator (IOCHUB_NO_SIM)")
+		case "sim-interval":
+			fs.DurationVar(&c.SimInterval, "sim-interval", envDuration("SIM_INTERVAL", d.SimInterval), "time between simulator rounds (IOCHUB_SIM_INTERVAL)")
+		case "log":
+			fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", d.LogLevel), "debug, info, warn or error (IOCHUB_LOG_LEVEL)")
+			fs.StringVar(&c.LogFormat, "log-format", env("LOG_FORMAT", d.LogFormat), "json or text (IOCHUB_LOG_FORMAT)")
+		case "check-config":
+			fs.BoolVar(&c.CheckConfig, "check-config", false, "validate the configuration, print it and exit")
+		default:
+			panic("unknown setting " + n)
+		}
+	}
+}
+
+// validate checks the settings that every command shares.
+func (c *config) validate() error {
+	var errs []error
+	if c.HTTP != "" {
+		if _, _, err := net.SplitHostPort(c.HTTP); err != nil {
+			errs = append(errs, fmt.Errorf("--http %q: want host:port: %w", c.HTTP, err))
+		}
+	}
+	if !targets[c.Target] {
+		errs = append(errs, fmt.Errorf("--target %q: want one of ingest, aggregator, gateway, all", c.Target))
+	}
+	if c.NATSPort < -1 || c.NATSPort > 65535 {
+		errs = append(errs, fmt.Errorf("--nats-port %d: out of range", c.NATSPort))
+	}
+	if _, err := parseLevel(c.LogLevel); err != nil {
+		errs = append(errs, err)
+	}
+	if c.LogFormat != "json" && c.LogFormat != "text" {
+		errs = append(errs, fmt.Errorf("--log-format %q: want json or text", c.LogFormat))
+	}
+	if c.SimInterval <= 0 {
+		errs = append(errs, fmt.Errorf("--sim-interval %s: must be positive", c.SimInterval))
+	}
+	return errors.Join(errs...)
+}
+
+func parseLevel(s string) (slog.Level, error) {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(strings.ToUpper(s))); err != nil {
+		return l, fmt.Errorf("--log-level %q: want debug, info, warn or error", s)
+	}
+	return l, nil
+}
+
+func (c *config) logger(w io.Writer) *slog.Logger {
+	lvl, _ := parseLevel(c.LogLevel)
+	opts := &slog.HandlerOptions{Level: lvl}
+	if c.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, opts))
+	}
+	return slog.New(slog.NewTextHandler(w, opts))
+}
+
+// redacted is the configuration as printed by --check-config, without secrets.
+func (c config) redacted() config {
+	if c.DevToken != "" {
+		c.DevToken = "(set)"
+	}
+	if c.DatabaseURL != "" {
+		c.DatabaseURL = redactURL(c.DatabaseURL)
+	}
+	return c
+}
+
+func redactURL(u string) string {
+	at := strings.LastIndex(u, "@")
+	scheme := strings.Index(u, "://")
+	if at < 0 || scheme < 0 || at < scheme {
+		return u
+	}
+	cred := u[scheme+3 : at]
+	if i := strings.Index(cred, ":"); i >= 0 {
+		return u[:scheme+3] + cred[:i] + ":xxxxx" + u[at:]
+	}
+	return u
+}

@@ -1,0 +1,192 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/iochub/iochub/internal/natsx"
+	"github.com/iochub/iochub/internal/pgcluster"
+	"github.com/iochub/iochub/internal/seed"
+	"github.com/iochub/iochub/internal/sim"
+	"github.com/iochub/iochub/services/aggregator/postgis"
+)
+
+func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg := defaults()
+	fs := flag.NewFlagSet("iochub dev", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg.bind(fs, "http", "nats-port", "database-url", "data-dir", "dev-token", "no-sim", "sim-interval", "log", "check-config")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := cfg.validate(); err != nil {
+		return err
+	}
+	if cfg.CheckConfig {
+		fmt.Fprintf(stdout, "%+v\n", cfg.redacted())
+		return nil
+	}
+	log := cfg.logger(stderr)
+	if cfg.DevToken == "" {
+		cfg.DevToken = randomToken()
+	}
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return fmt.Errorf("resolving --data-dir: %w", err)
+	}
+	if err := os.MkdirAll(dataDir, 0o755); err != nil {
+		return fmt.Errorf("creating data dir: %w", err)
+	}
+
+	natsPort := cfg.NATSPort
+	if natsPort == 0 {
+		natsPort = -1
+	}
+	ns, err := natsx.StartEmbedded(natsx.EmbeddedConfig{StoreDir: filepath.Join(dataDir, "nats"), Port: natsPort, ServerName: "iochub-dev"})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	}()
+
+	dbURL := cfg.DatabaseURL
+	if dbURL == "" {
+		cl, err := pgcluster.Start(ctx, pgcluster.Config{Dir: filepath.Join(dataDir, "pg"), Logger: log})
+		if err != nil {
+			return fmt.Errorf("starting the private PostgreSQL cluster (or pass --database-url): %w", err)
+		}
+		defer func() {
+			sctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			if err := cl.Stop(sctx); err != nil {
+				log.Error("stopping PostgreSQL", "err", err)
+			}
+		}()
+		if err := cl.CreateDatabase(ctx, "iochub"); err != nil {
+			return err
+		}
+		dbURL = cl.URL("iochub")
+	}
+	if err := postgis.Migrate(ctx, dbURL); err != nil {
+		return err
+	}
+	pool, err := postgis.Open(ctx, dbURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := seedUnits(ctx, pool, stderr); err != nil {
+		return err
+	}
+
+	nc, err := natsx.Connect(ns.ClientURL(), "iochub-dev")
+	if err != nil {
+		return err
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("opening JetStream: %w", err)
+	}
+
+	ready := make(chan string, 1)
+	d := roleDeps{cfg: cfg, log: log, nc: nc, js: js, pool: pool, ready: ready}
+	if !cfg.NoSim {
+		d.extra = append(d.extra, func(ctx context.Context, baseURL string) error {
+			s, err := sim.New(sim.Config{BaseURL: baseURL, Token: cfg.DevToken, Interval: cfg.SimInterval, Logger: log.With("role", "sim")})
+			if err != nil {
+				return err
+			}
+			if err := s.Run(ctx); err != nil && !errors.Is(err, context.Canceled) {
+				return err
+			}
+			return nil
+		})
+	}
+	go func() {
+		select {
+		case base := <-ready:
+			ws := "ws" + strings.TrimPrefix(base, "http")
+			fmt.Fprintf(stdout, `
+iochub dev is running.
+  wall screen      %s/?province=%s
+  ingest           POST %s/v1/feeds/{traffic|air|alert}   (Authorization: Bearer %s)
+  live WebSocket   %s/v1/live?province=%s
+  health           %s/healthz  %s/readyz  %s/metrics
+  NATS             %s
+  PostGIS          %s
+  dev token        %s
+  simulator        %s
+Press Ctrl-C to stop.
+`, base, cfg.Province, base, cfg.DevToken, ws, cfg.Province, base, base, base, ns.ClientURL(), redactURL(dbURL), cfg.DevToken, onOff(!cfg.NoSim))
+		case <-ctx.Done():
+		}
+	}()
+	return serveRoles(ctx, d)
+}
+
+func onOff(b bool) string {
+	if b {
+		return "on"
+	}
+	return "off (--no-sim)"
+}
+
+func randomToken() string {
+	b := make([]byte, 18)
+	_, _ = rand.Read(b)
+	return "dev_" + base64.RawURLEncoding.EncodeToString(b)
+}
+
+// seedUnits loads the 2025 provinces and Hà Nội's wards when the database has no units yet.
+func seedUnits(ctx context.Context, pool *pgxpool.Pool, stderr io.Writer) error {
+	var n int
+	if err := pool.QueryRow(ctx, "SELECT count(*) FROM admin_unit").Scan(&n); err != nil {
+		return fmt.Errorf("counting administrative units: %w", err)
+	}
+	if n > 0 {
+		return nil
+	}
+	for _, f := range []struct {
+		name string
+		data []byte
+	}{{"34 provinces (2025)", seed.Provinces2025()}, {"Hà Nội wards (2025)", seed.HanoiWards2025()}} {
+		res, err := postgis.ImportUnits(ctx, pool, bytes.NewReader(f.data), postgis.ImportOptions{Progress: progress(stderr, f.name)})
+		if err != nil {
+			return fmt.Errorf("loading %s: %w", f.name, err)
+		}
+		fmt.Fprintf(stderr, "\rloaded %s: %d read, %d new, %d unchanged\n", f.name, res.Read, res.Inserted, res.Unchanged)
+	}
+	return nil
+}
+
+// progress prints "name: done/total" on one line, at most every 100 ms.
+func progress(w io.Writer, name string) func(done, total int) {
+	var last time.Time
+	return func(done, total int) {
+		if done != total && time.Since(last) < 100*time.Millisecond {
+			return
+		}
+		last = time.Now()
+		if total > 0 {
+			fmt.Fprintf(w, "\rimporting %s: %d/%d", name, done, total)
+		} else {
+			fmt.Fprintf(w, "\rimporting %s: %d", name, done)
+		}
+	}
+}

@@ -1,0 +1,85 @@
+// Command iochub is the iochub data hub: one binary, several roles.
+//
+//	iochub dev                      every role in one process with an embedded NATS server,
+//	                                a private PostGIS (or --database-url), the simulator and the wall screen
+//	iochub serve --target=ROLE      one role (ingest, aggregator, gateway) or all of them
+//	iochub migrate                  run the embedded database migrations
+//	iochub units import FILE...     load administrative units from GeoJSON
+//	iochub sources add              register a feed source bound to a unit and print its token
+//
+// Flags take precedence over IOCHUB_* environment variables, which take precedence over defaults.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	err := run(ctx, os.Args[1:], os.Stdout, os.Stderr)
+	stop()
+	if err != nil {
+		if errors.Is(err, flag.ErrHelp) {
+			os.Exit(0)
+		}
+		if errors.Is(err, errUsage) {
+			os.Exit(2)
+		}
+		fmt.Fprintln(os.Stderr, "iochub:", err)
+		os.Exit(1)
+	}
+}
+
+var errUsage = errors.New("usage")
+
+const usage = `usage: iochub <command> [flags]
+
+commands:
+  dev                    run every role with an embedded NATS server, a local PostGIS,
+                         the simulator and the wall screen (the demo)
+  serve --target=ROLE    run ingest, aggregator, gateway or all
+  migrate                run the database migrations
+  units import FILE...   import administrative units from GeoJSON FeatureCollections
+  sources add            register a feed source bound to a unit; prints its bearer token
+
+Run 'iochub <command> -h' for the flags of a command.
+`
+
+func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, usage)
+		return errUsage
+	}
+	switch args[0] {
+	case "dev":
+		return runDev(ctx, args[1:], stdout, stderr)
+	case "serve":
+		return runServe(ctx, args[1:], stdout, stderr)
+	case "migrate":
+		return runMigrate(ctx, args[1:], stdout, stderr)
+	case "units":
+		if len(args) < 2 || args[1] != "import" {
+			fmt.Fprint(stderr, "usage: iochub units import [flags] FILE...\n")
+			return errUsage
+		}
+		return runUnitsImport(ctx, args[2:], stdout, stderr)
+	case "sources":
+		if len(args) < 2 || args[1] != "add" {
+			fmt.Fprint(stderr, "usage: iochub sources add --id ID --unit CODE [--name NAME]\n")
+			return errUsage
+		}
+		return runSourcesAdd(ctx, args[2:], stdout, stderr)
+	case "-h", "--help", "help":
+		fmt.Fprint(stdout, usage)
+		return nil
+	}
+	fmt.Fprintf(stderr, "iochub: unknown command %q\n\n%s", args[0], usage)
+	return errUsage
+}
