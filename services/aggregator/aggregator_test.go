@@ -26,6 +26,7 @@ import (
 
 	"github.com/iochub/iochub/internal/ce"
 	"github.com/iochub/iochub/internal/subjects"
+	"github.com/iochub/iochub/internal/testenv"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 )
@@ -134,7 +135,7 @@ type running struct {
 }
 
 // start runs an aggregator until stop or the end of the test.
-func start(t *testing.T, ne *natsEnv, pool *pgxpool.Pool, cfg Config) *running {
+func start(t *testing.T, ne *testenv.NATSEnv, pool *pgxpool.Pool, cfg Config) *running {
 	t.Helper()
 	if cfg.AckWait == 0 {
 		cfg.AckWait = 2 * time.Second

@@ -1,11 +1,8 @@
-package postgis
+package postgis_test
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
-	"os"
 	"slices"
 	"testing"
 	"time"
@@ -13,65 +10,17 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twpayne/go-geom"
-)
 
-// testDB creates a fresh, migrated database on the PostgreSQL named by
-// IOCHUB_TEST_PG (default: the machine's local server) and drops it at cleanup.
-// Without a server it fails under CI and skips otherwise.
-func testDB(tb testing.TB) *pgxpool.Pool {
-	tb.Helper()
-	admin := os.Getenv("IOCHUB_TEST_PG")
-	if admin == "" {
-		admin = "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"
-	}
-	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, admin)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			tb.Fatalf("connecting to PostgreSQL at %s: %v", admin, err)
-		}
-		tb.Skipf("no PostgreSQL at %s: %v", admin, err)
-	}
-	defer conn.Close(ctx)
-	var b [6]byte
-	_, _ = rand.Read(b[:])
-	name := "iochub_store_test_" + hex.EncodeToString(b[:])
-	if _, err := conn.Exec(ctx, "CREATE DATABASE "+name); err != nil {
-		tb.Fatalf("creating database %s: %v", name, err)
-	}
-	cfg, err := pgx.ParseConfig(admin)
-	if err != nil {
-		tb.Fatal(err)
-	}
-	url := fmt.Sprintf("postgres://%s@%s:%d/%s?sslmode=disable", cfg.User, cfg.Host, cfg.Port, name)
-	tb.Cleanup(func() {
-		c, err := pgx.Connect(context.Background(), admin)
-		if err != nil {
-			tb.Errorf("dropping database %s: %v", name, err)
-			return
-		}
-		defer c.Close(context.Background())
-		if _, err := c.Exec(context.Background(), "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)"); err != nil {
-			tb.Errorf("dropping database %s: %v", name, err)
-		}
-	})
-	if err := Migrate(ctx, url); err != nil {
-		tb.Fatalf("migrating %s: %v", name, err)
-	}
-	pool, err := Open(ctx, url)
-	if err != nil {
-		tb.Fatalf("opening %s: %v", name, err)
-	}
-	tb.Cleanup(pool.Close)
-	return pool
-}
+	"github.com/iochub/iochub/internal/testenv"
+	"github.com/iochub/iochub/services/aggregator/postgis"
+)
 
 func f64(v float64) *float64 { return &v }
 
 var t0 = time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)
 
-func airRow(station string, at time.Time, pm25 float64) AirRow {
-	return AirRow{
+func airRow(station string, at time.Time, pm25 float64) postgis.AirRow {
+	return postgis.AirRow{
 		SourceID:   "src-a",
 		EventID:    station + "@" + at.Format(time.RFC3339),
 		StationID:  station,
@@ -87,9 +36,9 @@ func airRow(station string, at time.Time, pm25 float64) AirRow {
 	}
 }
 
-func trafficRow(segment string, at time.Time, speed float64) TrafficRow {
+func trafficRow(segment string, at time.Time, speed float64) postgis.TrafficRow {
 	congested := speed < 10
-	return TrafficRow{
+	return postgis.TrafficRow{
 		SourceID:            "src-t",
 		EventID:             segment + "@" + at.Format(time.RFC3339),
 		SegmentID:           segment,
@@ -115,7 +64,7 @@ func count(t *testing.T, pool *pgxpool.Pool, q string, args ...any) int {
 }
 
 // changedIndexes returns the batch indexes of the changed entities, sorted.
-func changedIndexes(cs []Changed) []int {
+func changedIndexes(cs []postgis.Changed) []int {
 	var out []int
 	for _, c := range cs {
 		out = append(out, c.Index)
@@ -125,11 +74,11 @@ func changedIndexes(cs []Changed) []int {
 }
 
 func TestWriteBatchAir(t *testing.T) {
-	pool := testDB(t)
-	s := NewStore(pool)
+	pool := testenv.PostGIS(t).Pool
+	s := postgis.NewStore(pool)
 	ctx := context.Background()
 
-	first := Batch{Air: []AirRow{
+	first := postgis.Batch{Air: []postgis.AirRow{
 		airRow("st1", t0, 10),
 		airRow("st1", t0.Add(time.Hour), 20), // newest of st1
 		airRow("st2", t0, 30),
@@ -166,8 +115,8 @@ func TestWriteBatchAir(t *testing.T) {
 	if want := first.Air[1].EventID; event != want || !observed.Equal(t0.Add(time.Hour)) || pm25 != 20 || temp != 28.5 {
 		t.Errorf("sensor st1 = %s %v pm25 %v temp %v; want %s %v pm25 20 temp 28.5", event, observed, pm25, temp, want, t0.Add(time.Hour))
 	}
-	if p, ok := loc.(*geom.Point); !ok || p.X() != 105.85 || p.Y() != 21.03 || p.SRID() != SRID {
-		t.Errorf("sensor st1 location = %#v; want POINT(105.85 21.03) SRID 4326", loc)
+	if p, ok := loc.(*geom.Point); !ok || p.X() != 105.85 || p.Y() != 21.03 || p.SRID() != postgis.SRID {
+		t.Errorf("sensor st1 location = %#v; want POINT(105.85 21.03) postgis.SRID 4326", loc)
 	}
 	if name != "Station st1" {
 		t.Errorf("sensor name = %q; want %q", name, "Station st1")
@@ -186,7 +135,7 @@ func TestWriteBatchAir(t *testing.T) {
 	}
 
 	// A late observation is stored but does not overwrite the newer state.
-	res, err = s.WriteBatch(ctx, Batch{Air: []AirRow{airRow("st1", t0.Add(30*time.Minute), 99)}})
+	res, err = s.WriteBatch(ctx, postgis.Batch{Air: []postgis.AirRow{airRow("st1", t0.Add(30*time.Minute), 99)}})
 	if err != nil {
 		t.Fatalf("WriteBatch late: %v", err)
 	}
@@ -202,10 +151,10 @@ func TestWriteBatchAir(t *testing.T) {
 }
 
 func TestWriteBatchTraffic(t *testing.T) {
-	pool := testDB(t)
-	s := NewStore(pool)
+	pool := testenv.PostGIS(t).Pool
+	s := postgis.NewStore(pool)
 	ctx := context.Background()
-	b := Batch{Traffic: []TrafficRow{trafficRow("seg1", t0, 40), trafficRow("seg1", t0.Add(time.Minute), 5)}}
+	b := postgis.Batch{Traffic: []postgis.TrafficRow{trafficRow("seg1", t0, 40), trafficRow("seg1", t0.Add(time.Minute), 5)}}
 	res, err := s.WriteBatch(ctx, b)
 	if err != nil {
 		t.Fatalf("WriteBatch: %v", err)
@@ -236,16 +185,16 @@ func TestWriteBatchTraffic(t *testing.T) {
 }
 
 func TestWriteBatchPartitions(t *testing.T) {
-	pool := testDB(t)
-	s := NewStore(pool)
+	pool := testenv.PostGIS(t).Pool
+	s := postgis.NewStore(pool)
 	ctx := context.Background()
-	b := Batch{
-		Air: []AirRow{
+	b := postgis.Batch{
+		Air: []postgis.AirRow{
 			airRow("st1", time.Date(2026, 10, 31, 23, 59, 59, 0, time.UTC), 1),
 			airRow("st1", time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), 2),
 			airRow("st1", time.Date(2027, 1, 15, 0, 0, 0, 0, time.UTC), 3),
 		},
-		Traffic: []TrafficRow{trafficRow("seg1", time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC), 40)},
+		Traffic: []postgis.TrafficRow{trafficRow("seg1", time.Date(2026, 11, 30, 0, 0, 0, 0, time.UTC), 40)},
 	}
 	if _, err := s.WriteBatch(ctx, b); err != nil {
 		t.Fatalf("WriteBatch: %v", err)
@@ -267,7 +216,7 @@ func TestWriteBatchPartitions(t *testing.T) {
 		t.Errorf("rows in air_observation_p202611 = %d; want 1", n)
 	}
 	// A second store (another aggregator, a restart) finds them already there.
-	if _, err := NewStore(pool).WriteBatch(ctx, b); err != nil {
+	if _, err := postgis.NewStore(pool).WriteBatch(ctx, b); err != nil {
 		t.Fatalf("WriteBatch from a second store: %v", err)
 	}
 }
@@ -277,7 +226,7 @@ func TestWriteBatchPartitions(t *testing.T) {
 func insertUnit(t *testing.T, pool *pgxpool.Pool, code, level, parent string, x0, y0 float64) {
 	t.Helper()
 	ring := []float64{x0, y0, x0, y0 + 1, x0 + 1, y0 + 1, x0 + 1, y0, x0, y0}
-	mp := geom.NewMultiPolygonFlat(geom.XY, ring, [][]int{{len(ring)}}).SetSRID(SRID)
+	mp := geom.NewMultiPolygonFlat(geom.XY, ring, [][]int{{len(ring)}}).SetSRID(postgis.SRID)
 	_, err := pool.Exec(context.Background(), `INSERT INTO admin_unit (code, level, parent_code, name_vi, boundary, valid_from)
 		VALUES ($1, $2, NULLIF($3, ''), $1, $4, '2025-07-01')`, code, level, parent, mp)
 	if err != nil {
@@ -286,8 +235,8 @@ func insertUnit(t *testing.T, pool *pgxpool.Pool, code, level, parent string, x0
 }
 
 func TestWriteBatchAlerts(t *testing.T) {
-	pool := testDB(t)
-	s := NewStore(pool)
+	pool := testenv.PostGIS(t).Pool
+	s := postgis.NewStore(pool)
 	ctx := context.Background()
 	insertUnit(t, pool, "01", "province", "", 105, 20)
 	insertUnit(t, pool, "02", "province", "", 106, 20)
@@ -310,7 +259,7 @@ func TestWriteBatchAlerts(t *testing.T) {
 	if err := across.Push(geom.NewPointFlat(geom.XY, []float64{108.5, 20.5})); err != nil { // only in closed 03
 		t.Fatal(err)
 	}
-	alerts := []AlertRow{
+	alerts := []postgis.AlertRow{
 		{SourceID: "src", EventID: "a1", Identifier: "a1", Sender: "kttv", Sent: t0, Status: "Actual", MsgType: "Alert",
 			Scope: "Public", Info: []byte(`[{"language":"vi-VN","event":"Lũ"}]`), Area: across, Expires: &future,
 			Province: "01", UnitCode: "01", ReceivedAt: t0},
@@ -319,7 +268,7 @@ func TestWriteBatchAlerts(t *testing.T) {
 		{SourceID: "src", EventID: "a3", Identifier: "a3", Sender: "kttv", Sent: t0, Status: "Actual", MsgType: "Alert",
 			Scope: "Public", Refs: []string{"kttv,a1," + t0.Format(time.RFC3339)}, Province: "01", UnitCode: "01", ReceivedAt: t0},
 	}
-	res, err := s.WriteBatch(ctx, Batch{Alerts: alerts})
+	res, err := s.WriteBatch(ctx, postgis.Batch{Alerts: alerts})
 	if err != nil {
 		t.Fatalf("WriteBatch: %v", err)
 	}
@@ -335,7 +284,7 @@ func TestWriteBatchAlerts(t *testing.T) {
 		1: {"expired", []string{"01"}},
 		2: {"active", nil},
 	}
-	check := func(label string, cs []Changed) {
+	check := func(label string, cs []postgis.Changed) {
 		t.Helper()
 		if len(cs) != len(want) {
 			t.Errorf("%s: changed %d alerts; want %d", label, len(cs), len(want))
@@ -360,7 +309,7 @@ func TestWriteBatchAlerts(t *testing.T) {
 	}
 
 	// Redelivered: nothing new, the same units again.
-	res, err = s.WriteBatch(ctx, Batch{Alerts: alerts})
+	res, err = s.WriteBatch(ctx, postgis.Batch{Alerts: alerts})
 	if err != nil {
 		t.Fatalf("WriteBatch again: %v", err)
 	}
@@ -376,7 +325,7 @@ func TestWriteBatchAlerts(t *testing.T) {
 	old := alerts[0]
 	old.Sent = t0.Add(-time.Hour)
 	old.Area = square(106.5, 20.5, 0.1)
-	res, err = s.WriteBatch(ctx, Batch{Alerts: []AlertRow{old}})
+	res, err = s.WriteBatch(ctx, postgis.Batch{Alerts: []postgis.AlertRow{old}})
 	if err != nil {
 		t.Fatalf("WriteBatch old: %v", err)
 	}
@@ -389,14 +338,14 @@ func TestWriteBatchAlerts(t *testing.T) {
 }
 
 func TestWriteBatchRollsBack(t *testing.T) {
-	pool := testDB(t)
-	s := NewStore(pool)
+	pool := testenv.PostGIS(t).Pool
+	s := postgis.NewStore(pool)
 	ctx := context.Background()
 	bad := trafficRow("seg1", t0, 40)
 	bad.Geom = nil
-	b := Batch{
-		Air:     []AirRow{airRow("st1", t0, 10)},
-		Traffic: []TrafficRow{bad},
+	b := postgis.Batch{
+		Air:     []postgis.AirRow{airRow("st1", t0, 10)},
+		Traffic: []postgis.TrafficRow{bad},
 	}
 	// A segment without geometry breaks the constraint added here: the whole
 	// batch fails and nothing of it stays.
@@ -415,8 +364,8 @@ func TestWriteBatchRollsBack(t *testing.T) {
 }
 
 // benchRows returns n air observations of 50 stations, unique for iteration it.
-func benchRows(it, n int) []AirRow {
-	out := make([]AirRow, n)
+func benchRows(it, n int) []postgis.AirRow {
+	out := make([]postgis.AirRow, n)
 	for i := range out {
 		at := t0.Add(time.Duration(it*n+i) * time.Second)
 		out[i] = airRow(fmt.Sprintf("st%d", i%50), at, float64(i))
@@ -429,16 +378,16 @@ func benchRows(it, n int) []AirRow {
 // same table, the floor any batched writer can reach. Both report rows/s.
 func BenchmarkWriteBatch(b *testing.B) {
 	const n = 500
-	pool := testDB(b)
+	pool := testenv.PostGIS(b).Pool
 	ctx := context.Background()
-	s := NewStore(pool)
+	s := postgis.NewStore(pool)
 	// Create the partitions outside the timed loops.
-	if _, err := s.WriteBatch(ctx, Batch{Air: benchRows(1<<20, n)}); err != nil {
+	if _, err := s.WriteBatch(ctx, postgis.Batch{Air: benchRows(1<<20, n)}); err != nil {
 		b.Fatal(err)
 	}
 	b.Run("store", func(b *testing.B) {
 		for i := 0; b.Loop(); i++ {
-			if _, err := s.WriteBatch(ctx, Batch{Air: benchRows(i, n)}); err != nil {
+			if _, err := s.WriteBatch(ctx, postgis.Batch{Air: benchRows(i, n)}); err != nil {
 				b.Fatal(err)
 			}
 		}
@@ -454,7 +403,7 @@ func BenchmarkWriteBatch(b *testing.B) {
 				_, err := tx.CopyFrom(ctx, pgx.Identifier{"air_observation"}, cols, pgx.CopyFromSlice(n, func(j int) ([]any, error) {
 					r := &rows[j]
 					return []any{"raw", r.EventID, r.ObservedAt, r.ReceivedAt, r.StationID, r.Province, r.UnitCode,
-						geomValue(r.Location), r.PM25, r.PM10, r.NO2, r.O3, r.CO, r.SO2, extraValue(r.Extra)}, nil
+						r.Location.SetSRID(postgis.SRID), r.PM25, r.PM10, r.NO2, r.O3, r.CO, r.SO2, r.Extra}, nil
 				}))
 				return err
 			})
@@ -466,9 +415,9 @@ func BenchmarkWriteBatch(b *testing.B) {
 	})
 }
 
-func capAlert(id, msgType string, sent time.Time, refs ...string) AlertRow {
+func capAlert(id, msgType string, sent time.Time, refs ...string) postgis.AlertRow {
 	future := sent.Add(24 * time.Hour)
-	return AlertRow{SourceID: "src", EventID: id, Identifier: id, Sender: "kttv", Sent: sent, Status: "Actual",
+	return postgis.AlertRow{SourceID: "src", EventID: id, Identifier: id, Sender: "kttv", Sent: sent, Status: "Actual",
 		MsgType: msgType, Scope: "Public", Refs: refs, Expires: &future, Province: "01", UnitCode: "01",
 		ReceivedAt: sent, Body: []byte("body of " + id)}
 }
@@ -476,19 +425,19 @@ func capAlert(id, msgType string, sent time.Time, refs ...string) AlertRow {
 func ref(id string, sent time.Time) string { return "kttv," + id + "," + sent.Format(time.RFC3339) }
 
 func TestWriteBatchAlertReferences(t *testing.T) {
-	pool := testDB(t)
-	s := NewStore(pool)
+	pool := testenv.PostGIS(t).Pool
+	s := postgis.NewStore(pool)
 	ctx := context.Background()
 	now := time.Now().UTC().Truncate(time.Second)
-	write := func(rows ...AlertRow) Result {
+	write := func(rows ...postgis.AlertRow) postgis.Result {
 		t.Helper()
-		res, err := s.WriteBatch(ctx, Batch{Alerts: rows})
+		res, err := s.WriteBatch(ctx, postgis.Batch{Alerts: rows})
 		if err != nil {
 			t.Fatalf("WriteBatch: %v", err)
 		}
 		return res
 	}
-	states := func(as []AlertState) map[string]string {
+	states := func(as []postgis.AlertState) map[string]string {
 		m := map[string]string{}
 		for _, a := range as {
 			m[a.ID] = a.State
@@ -505,21 +454,21 @@ func TestWriteBatchAlertReferences(t *testing.T) {
 	}
 	tests := []struct {
 		name     string
-		rows     []AlertRow
+		rows     []postgis.AlertRow
 		changed  map[int]string    // batch index → state
 		referred map[string]string // alert id → state
 	}{
-		{"alert", []AlertRow{capAlert("a1", "Alert", now)}, map[int]string{0: "active"}, map[string]string{}},
-		{"update supersedes", []AlertRow{capAlert("u1", "Update", now.Add(time.Minute), ref("a1", now))},
+		{"alert", []postgis.AlertRow{capAlert("a1", "Alert", now)}, map[int]string{0: "active"}, map[string]string{}},
+		{"update supersedes", []postgis.AlertRow{capAlert("u1", "Update", now.Add(time.Minute), ref("a1", now))},
 			map[int]string{0: "active"}, map[string]string{"src/a1": "superseded"}},
-		{"cancel cancels both", []AlertRow{capAlert("c1", "Cancel", now.Add(2*time.Minute), ref("a1", now), ref("u1", now))},
+		{"cancel cancels both", []postgis.AlertRow{capAlert("c1", "Cancel", now.Add(2*time.Minute), ref("a1", now), ref("u1", now))},
 			map[int]string{0: "active"}, map[string]string{"src/a1": "cancelled", "src/u1": "cancelled"}},
-		{"cancelled is final", []AlertRow{capAlert("u2", "Update", now.Add(3*time.Minute), ref("a1", now))},
+		{"cancelled is final", []postgis.AlertRow{capAlert("u2", "Update", now.Add(3*time.Minute), ref("a1", now))},
 			map[int]string{0: "active"}, map[string]string{"src/a1": "cancelled"}},
-		{"cancel before its alert", []AlertRow{capAlert("c3", "Cancel", now.Add(time.Minute), ref("b3", now))},
+		{"cancel before its alert", []postgis.AlertRow{capAlert("c3", "Cancel", now.Add(time.Minute), ref("b3", now))},
 			map[int]string{0: "active"}, map[string]string{}},
-		{"the alert after its cancel", []AlertRow{capAlert("b3", "Alert", now)}, map[int]string{0: "cancelled"}, map[string]string{}},
-		{"alert and update in one batch", []AlertRow{capAlert("a4", "Alert", now), capAlert("u4", "Update", now.Add(time.Minute), ref("a4", now))},
+		{"the alert after its cancel", []postgis.AlertRow{capAlert("b3", "Alert", now)}, map[int]string{0: "cancelled"}, map[string]string{}},
+		{"alert and update in one batch", []postgis.AlertRow{capAlert("a4", "Alert", now), capAlert("u4", "Update", now.Add(time.Minute), ref("a4", now))},
 			map[int]string{1: "active"}, map[string]string{"src/a4": "superseded"}},
 	}
 	for _, tt := range tests {
@@ -550,8 +499,8 @@ func TestWriteBatchAlertReferences(t *testing.T) {
 }
 
 func TestDueAlerts(t *testing.T) {
-	pool := testDB(t)
-	s := NewStore(pool)
+	pool := testenv.PostGIS(t).Pool
+	s := postgis.NewStore(pool)
 	ctx := context.Background()
 	insertUnit(t, pool, "01", "province", "", 105, 20)
 	now := time.Now().UTC()
@@ -559,7 +508,7 @@ func TestDueAlerts(t *testing.T) {
 	a.Area = geom.NewPointFlat(geom.XY, []float64{105.5, 20.5})
 	b := capAlert("e2", "Alert", now)
 	b.Province = "02"
-	if _, err := s.WriteBatch(ctx, Batch{Alerts: []AlertRow{a, b, capAlert("e3", "Alert", now)}}); err != nil {
+	if _, err := s.WriteBatch(ctx, postgis.Batch{Alerts: []postgis.AlertRow{a, b, capAlert("e3", "Alert", now)}}); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := pool.Exec(ctx, "UPDATE alert SET expires = now() - interval '1 minute' WHERE id IN ('src/e1', 'src/e2')"); err != nil {
