@@ -379,12 +379,18 @@ func TestCrashBetweenCommitAndAck(t *testing.T) {
 	case <-time.After(60 * time.Second):
 		t.Fatal("the aggregator did not stop after its crash")
 	}
-	if got := rows(t, pool, "air_observation"); got != n {
-		t.Fatalf("rows after the commit = %d; want %d", got, n)
+	// One batch was committed: usually all n messages, fewer if the server
+	// delivered the first fetch in parts.
+	committed := rows(t, pool, "air_observation")
+	if committed == 0 {
+		t.Fatalf("rows after the commit = 0; want the first batch")
 	}
 	entity := airEvent(t, 2, t0, 0).GetEntityId()
-	if _, _, err := lastState(t, ne.JS, subjects.KindAir, entity); !errors.Is(err, jetstream.ErrMsgNotFound) {
-		t.Fatalf("state published before the crash: err = %v; want ErrMsgNotFound", err)
+	for s := range 3 {
+		e := airEvent(t, s, t0, 0).GetEntityId()
+		if _, _, err := lastState(t, ne.JS, subjects.KindAir, e); !errors.Is(err, jetstream.ErrMsgNotFound) {
+			t.Fatalf("state of %s published before the crash: err = %v; want ErrMsgNotFound", e, err)
+		}
 	}
 	c, err := ne.JS.Consumer(context.Background(), subjects.StreamFeeds, "agg-crash")
 	if err != nil {
@@ -394,8 +400,8 @@ func TestCrashBetweenCommitAndAck(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if info.NumAckPending != n {
-		t.Fatalf("ack pending after the crash = %d; want %d (nothing acked)", info.NumAckPending, n)
+	if info.NumAckPending != committed {
+		t.Fatalf("ack pending after the crash = %d; want %d (the committed batch, not acked)", info.NumAckPending, committed)
 	}
 
 	start(t, ne, pool, Config{Durable: "agg-crash", BatchSize: n})
