@@ -36,6 +36,7 @@ let retryInSeconds = 0;
 let lastUpdate = null; // Date of the last frame that changed the state
 let framesReceived = 0;
 let snapshotsReceived = 0;
+let redraws = 0;
 
 const dirty = { units: false, air: false, traffic: false, alerts: false, status: true, list: false };
 let flushPending = false;
@@ -293,6 +294,7 @@ function markDirty(layer) {
 function flush() {
   flushPending = false;
   lastFlush = performance.now();
+  redraws++;
   const now = Date.now();
   const byLayer = { air: [], traffic: [], alert: [] };
   for (const f of entities.values()) {
@@ -617,8 +619,11 @@ globalThis.iochub = Object.freeze({
     entities: entities.size,
     frames: framesReceived,
     snapshots: snapshotsReceived,
+    redraws,
+    pending: flushPending || Object.values(dirty).some(Boolean),
     lastUpdate: lastUpdate?.toISOString() ?? null,
   }),
+  entity: (id) => (entities.has(id) ? JSON.parse(JSON.stringify(entities.get(id))) : null),
   entityIds: (layer) => [...entities.values()].filter((f) => !layer || layerOf(f) === layer).map((f) => f.id),
   screenPoint,
 });

@@ -6,7 +6,9 @@
 //
 //   node test/mock-server.mjs [port]      # then open the printed URL
 //
-// Test hooks: POST /mock/drop closes every live socket (to test reconnects);
+// Test hooks: POST /mock/drop?refuseMs=T closes every live socket and refuses
+// new ones for T ms (to test reconnects);
+// POST /mock/burst?n=N sends N state frames at once (to test throttling);
 // startMock({ vendor: false }) answers 404 for app/vendor/* (to test the
 // missing-library message).
 import { createServer } from 'node:http';
@@ -250,6 +252,7 @@ export async function startMock({ port = 0, host = '127.0.0.1', tickMs = 300, ve
   const unitsBody = JSON.stringify(units);
   const world = new World(units);
   const sockets = new Set();
+  let refuseUntil = 0; // live upgrades are refused until then (ms since epoch)
 
   const server = createServer(async (req, res) => {
     const url = new URL(req.url, 'http://mock');
@@ -264,8 +267,20 @@ export async function startMock({ port = 0, host = '127.0.0.1', tickMs = 300, ve
       return;
     }
     if (req.method === 'POST' && url.pathname === '/mock/drop') {
+      refuseUntil = Date.now() + Number(url.searchParams.get('refuseMs') ?? 0);
       for (const s of sockets) s.end(closeFrame(1012, 'mock restart'));
       sockets.clear();
+      res.writeHead(204);
+      res.end();
+      return;
+    }
+    if (req.method === 'POST' && url.pathname === '/mock/burst') {
+      // n state frames at once, as a busy gateway would send them.
+      const n = Math.min(Number(url.searchParams.get('n') ?? 100), 10000);
+      for (let i = 0; i < n; i++) {
+        const bytes = textFrame(JSON.stringify({ type: 'state', entity: world.tick() }));
+        for (const s of sockets) s.write(bytes);
+      }
       res.writeHead(204);
       res.end();
       return;
@@ -295,6 +310,10 @@ export async function startMock({ port = 0, host = '127.0.0.1', tickMs = 300, ve
 
   server.on('upgrade', (req, socket) => {
     const url = new URL(req.url, 'http://mock');
+    if (Date.now() < refuseUntil) {
+      socket.end('HTTP/1.1 503 Service Unavailable\r\nConnection: close\r\nContent-Length: 0\r\n\r\n');
+      return;
+    }
     const key = req.headers['sec-websocket-key'];
     if (url.pathname !== '/v1/live' || !key || (req.headers.upgrade ?? '').toLowerCase() !== 'websocket') {
       socket.end('HTTP/1.1 400 Bad Request\r\nConnection: close\r\n\r\n');
@@ -320,8 +339,9 @@ export async function startMock({ port = 0, host = '127.0.0.1', tickMs = 300, ve
     socket.write(textFrame(JSON.stringify({ type: 'snapshot', province: '01', entities: [...world.entities.values()] })));
   });
 
+  let paused = false;
   const timer = setInterval(() => {
-    if (sockets.size === 0) return;
+    if (paused || sockets.size === 0) return;
     const bytes = textFrame(JSON.stringify({ type: 'state', entity: world.tick() }));
     for (const s of sockets) s.write(bytes);
   }, tickMs);
@@ -331,6 +351,10 @@ export async function startMock({ port = 0, host = '127.0.0.1', tickMs = 300, ve
   return {
     url: `http://${host}:${addr.port}`,
     world,
+    // pause stops the ticking stream (bursts still go out), so a test can
+    // compare the page with the world.
+    pause() { paused = true; },
+    resume() { paused = false; },
     async close() {
       clearInterval(timer);
       for (const s of sockets) s.destroy();
