@@ -14,11 +14,12 @@ import (
 
 // SQLUnitsOfProvince selects the current province $1 and its current child
 // units, the province first, with each boundary as RFC 7946 GeoJSON (outer
-// rings counter-clockwise, 6 decimals), simplified by $2 degrees when $2 > 0.
+// rings counter-clockwise, 6 decimals), simplified by $2 degrees when $2 > 0
+// (ST_Multi because simplifying may return a single Polygon; the type stays MultiPolygon).
 const SQLUnitsOfProvince = `
 SELECT code, level, coalesce(parent_code, ''), name_vi, name_en,
        ST_AsGeoJSON(ST_ForcePolygonCCW(
-           CASE WHEN $2::float8 > 0 THEN ST_SimplifyPreserveTopology(boundary, $2::float8) ELSE boundary END
+           CASE WHEN $2::float8 > 0 THEN ST_Multi(ST_SimplifyPreserveTopology(boundary, $2::float8)) ELSE boundary END
        ), 6) AS geometry
 FROM admin_unit
 WHERE valid_to IS NULL AND (code = $1 OR parent_code = $1)
