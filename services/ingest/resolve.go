@@ -74,7 +74,7 @@ func resolve(ix *units.Index, p principal, it *parsed) (unit, province string, i
 		if !ok {
 			switch {
 			case swappedFits(ix, lon, lat, p.unit):
-				return "", "", &itemError{pointer: ptr, reason: what + ": " + swappedHint, outside: p.unit != ""}
+				return "", "", &itemError{pointer: ptr, reason: what + ": " + swappedHint}
 			case p.unit != "":
 				return "", "", &itemError{pointer: ptr, reason: fmt.Sprintf("%s is outside source unit %s", what, unitLabel(ix, p.unit)), outside: true}
 			default:
