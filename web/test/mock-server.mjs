@@ -363,9 +363,62 @@ export async function startMock({ port = 0, host = '127.0.0.1', tickMs = 300, ve
   };
 }
 
-// Run as a program, not when imported, nor when a test runner given the whole
-// folder picks this file up (NODE_TEST_CONTEXT is set in its children).
-if (!process.env.NODE_TEST_CONTEXT && process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url)) {
+// selfTest checks the mock against the contract it stands in for. It runs
+// when a test runner is given the whole test/ folder and so starts this file
+// as a test file of its own: then the file is a real test, not an empty pass.
+async function selfTest() {
+  const { test } = await import('node:test');
+  const assert = (await import('node:assert/strict')).default;
+  const http = await import('node:http');
+  test('the mock serves the units and a live snapshot as the gateway does', async () => {
+    const m = await startMock({ tickMs: 50 });
+    try {
+      const res = await fetch(`${m.url}/v1/units?province=01`);
+      assert.equal(res.status, 200);
+      const fc = await res.json();
+      assert.equal(fc.features.filter((f) => f.properties.level !== 'province').length, 126);
+      assert.equal(fc.features.filter((f) => f.properties.level === 'province').length, 1);
+      assert.equal((await fetch(`${m.url}/v1/units?province=99`)).status, 404);
+      const frames = await new Promise((resolve, reject) => {
+        const req = http.request(`${m.url}/v1/live?province=01`, {
+          headers: { Connection: 'Upgrade', Upgrade: 'websocket', 'Sec-WebSocket-Version': '13', 'Sec-WebSocket-Key': 'dGhlIHNhbXBsZSBub25jZQ==' },
+        });
+        req.on('upgrade', (resp, socket, head) => {
+          assert.equal(resp.headers['sec-websocket-accept'], 's3pPLMBiTxaQ9kYGzzhZRbK+xOo=');
+          const got = [];
+          let rest = Buffer.alloc(0);
+          const onData = (chunk) => {
+            rest = readFrames(Buffer.concat([rest, chunk]), (op, payload) => {
+              if (op === 0x1) got.push(JSON.parse(payload.toString('utf8')));
+            });
+            if (got.length >= 2) {
+              socket.destroy();
+              resolve(got);
+            }
+          };
+          socket.on('data', onData);
+          socket.on('error', reject);
+          onData(head); // bytes that came with the 101 answer
+        });
+        req.on('error', reject);
+        req.end();
+      });
+      assert.equal(frames[0].type, 'snapshot');
+      assert.equal(frames[0].province, '01');
+      assert.ok(frames[0].entities.some((f) => f.properties.layer === 'air' && f.geometry.type === 'Point'));
+      assert.ok(frames[0].entities.some((f) => f.properties.layer === 'traffic' && f.geometry.type === 'LineString'));
+      assert.equal(frames[1].type, 'state');
+      assert.match(frames[1].entity.id, /^(air|traffic|alert)\//);
+    } finally {
+      await m.close();
+    }
+  });
+}
+
+const isMain = process.argv[1] && path.resolve(process.argv[1]) === fileURLToPath(import.meta.url);
+if (isMain && process.env.NODE_TEST_CONTEXT) {
+  await selfTest();
+} else if (isMain) {
   const m = await startMock({ port: Number(process.argv[2] ?? 8088) });
   console.log(`mock wall-screen server on ${m.url}/`);
 }
