@@ -153,10 +153,66 @@ func (b *bbox) extend(x, y float64) {
 	b[3] = math.Max(b[3], y)
 }
 
-// ring is a closed ring as flat x,y pairs.
+// ring is a closed ring as flat x,y pairs. Rings with many vertices also
+// keep their edges bucketed by latitude strips, so that a point test looks
+// only at the edges that can cross the point's latitude.
 type ring struct {
-	box bbox
-	xy  []float64
+	box    bbox
+	xy     []float64
+	strips [][]int32 // edge start indices (in points) per strip; nil for small rings
+	stripH float64
+}
+
+// stripEdges is the average number of edges per strip of an indexed ring.
+const stripEdges = 8
+
+// index buckets the ring's edges by latitude.
+func (r *ring) index() {
+	n := len(r.xy) / 2
+	if n < 4*stripEdges {
+		return
+	}
+	ns := n / stripEdges
+	h := (r.box[3] - r.box[1]) / float64(ns)
+	if !(h > 0) {
+		return
+	}
+	r.strips = make([][]int32, ns)
+	r.stripH = h
+	for i := 0; i < n; i++ {
+		j := (i + 1) % n
+		y0, y1 := r.xy[2*i+1], r.xy[2*j+1]
+		if y0 > y1 {
+			y0, y1 = y1, y0
+		}
+		lo, hi := r.strip(y0), r.strip(y1)
+		for k := lo; k <= hi; k++ {
+			r.strips[k] = append(r.strips[k], int32(i))
+		}
+	}
+}
+
+func (r *ring) strip(y float64) int {
+	k := int((y - r.box[1]) / r.stripH)
+	return max(0, min(k, len(r.strips)-1))
+}
+
+// contains is the crossing-number test, through the strip index when there is one.
+func (r *ring) contains(x, y float64) bool {
+	if r.strips == nil {
+		return inRing(r.xy, x, y)
+	}
+	n := len(r.xy) / 2
+	in := false
+	for _, i := range r.strips[r.strip(y)] {
+		j := (int(i) + 1) % n
+		ix, iy := r.xy[2*i], r.xy[2*i+1]
+		jx, jy := r.xy[2*j], r.xy[2*j+1]
+		if (iy > y) != (jy > y) && x < (jx-ix)*(y-iy)/(jy-iy)+ix {
+			in = !in
+		}
+	}
+	return in
 }
 
 // polygon is an outer ring followed by its holes.
@@ -226,6 +282,7 @@ func NewIndex(us []Unit) *Index {
 					if len(r.xy) < 6 {
 						continue
 					}
+					r.index()
 					if j == 0 {
 						pg.box = r.box
 					}
@@ -408,12 +465,12 @@ func (e *entry) contains(x, y float64) bool {
 		if !p.box.contains(x, y) {
 			continue
 		}
-		if !inRing(p.rings[0].xy, x, y) {
+		if !p.rings[0].contains(x, y) {
 			continue
 		}
 		inHole := false
 		for _, h := range p.rings[1:] {
-			if h.box.contains(x, y) && inRing(h.xy, x, y) {
+			if h.box.contains(x, y) && h.contains(x, y) {
 				inHole = true
 				break
 			}
