@@ -6,8 +6,10 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 	"time"
+	"unicode/utf8"
 )
 
 // fields are an item's top-level members as sent.
@@ -40,7 +42,7 @@ func (f fields) value(name string) (json.RawMessage, bool) {
 		return nil, false
 	}
 	raw = bytes.TrimSpace(raw)
-	if raw[0] != '{' {
+	if raw[0] != '{' || !bytes.Contains(raw, []byte(`value"`)) && !bytes.Contains(raw, []byte(`"object"`)) {
 		return raw, true
 	}
 	var w struct {
@@ -97,9 +99,15 @@ func (f fields) str(name string) (string, bool, *itemError) {
 	if !ok {
 		return "", false, nil
 	}
+	if jsonKind(raw) != "string" {
+		return "", false, &itemError{pointer: name, reason: "want a string, got a JSON " + jsonKind(raw)}
+	}
+	if inner := raw[1 : len(raw)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+		return string(inner), true, nil // no escapes: the bytes are the string
+	}
 	var s string
 	if err := json.Unmarshal(raw, &s); err != nil {
-		return "", false, &itemError{pointer: name, reason: "want a string, got a JSON " + jsonKind(raw)}
+		return "", false, &itemError{pointer: name, reason: "want a string: " + err.Error()}
 	}
 	return s, true, nil
 }
@@ -133,8 +141,9 @@ func (f fields) num(name string) (float64, bool, *itemError) {
 	if jsonKind(raw) != "number" {
 		return 0, false, &itemError{pointer: name, reason: "want a number, got a JSON " + jsonKind(raw)}
 	}
-	var v float64
-	if err := json.Unmarshal(raw, &v); err != nil || math.IsInf(v, 0) || math.IsNaN(v) {
+	// raw is a JSON number (it came out of a JSON document), which ParseFloat reads exactly.
+	v, err := strconv.ParseFloat(string(raw), 64)
+	if err != nil || math.IsInf(v, 0) || math.IsNaN(v) {
 		return 0, false, &itemError{pointer: name, reason: fmt.Sprintf("number %s is out of range", raw)}
 	}
 	return v, true, nil
