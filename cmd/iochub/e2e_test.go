@@ -36,6 +36,10 @@ const devToken = "e2e-dev-token"
 
 // startHub runs the roles of target through the same wiring as `iochub serve`.
 func startHub(t *testing.T, target string, n *testenv.NATSEnv, db *testenv.DBEnv) *hub {
+	return startHubTB(t, target, n, db)
+}
+
+func startHubTB(t testing.TB, target string, n *testenv.NATSEnv, db *testenv.DBEnv) *hub {
 	t.Helper()
 	cfg := defaults()
 	cfg.HTTP = "127.0.0.1:0"
@@ -70,6 +74,10 @@ func (h *hub) stop() {
 // airItem is the FIWARE AirQualityObserved example, moved to (lon, lat) and
 // observed by station (its refPointOfInterest, which names the entity).
 func airItem(t *testing.T, id, station string, lon, lat float64, at time.Time) map[string]any {
+	return airItemTB(t, id, station, lon, lat, at)
+}
+
+func airItemTB(t testing.TB, id, station string, lon, lat float64, at time.Time) map[string]any {
 	t.Helper()
 	b, err := os.ReadFile("testdata/AirQualityObserved.example.json")
 	if err != nil {

@@ -150,20 +150,14 @@ func (s *Service) Run(ctx context.Context) error {
 				s.log.Error("expiring alerts failed", "err", err)
 			}
 		}
-		fetched, err := cons.Fetch(s.cfg.BatchSize, jetstream.FetchMaxWait(s.cfg.MaxWait))
+		msgs, err := s.fetch(cons)
 		if err != nil {
 			s.m.errors.WithLabelValues("fetch").Inc()
-			s.log.Warn("fetching feed messages failed", "err", err)
-			sleep(ctx, s.cfg.RetryDelay)
-			continue
-		}
-		msgs := make([]jetstream.Msg, 0, s.cfg.BatchSize)
-		for m := range fetched.Messages() {
-			msgs = append(msgs, m)
-		}
-		if err := fetched.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) {
-			s.m.errors.WithLabelValues("fetch").Inc()
-			s.log.Warn("fetch ended early", "err", err, "messages", len(msgs))
+			s.log.Warn("fetching feed messages failed", "err", err, "messages", len(msgs))
+			if len(msgs) == 0 {
+				sleep(ctx, s.cfg.RetryDelay)
+				continue
+			}
 		}
 		if len(msgs) > 0 {
 			s.process(ctx, msgs)
@@ -171,6 +165,38 @@ func (s *Service) Run(ctx context.Context) error {
 	}
 	s.log.Info("aggregator stopped")
 	return nil
+}
+
+// fetch takes what is waiting, up to BatchSize, without waiting for a full
+// batch: when nothing waits it blocks (up to MaxWait) for the next message and
+// takes whatever came with it. So a quiet stream is stored at once and a busy
+// one in large batches, without a fixed linger on the latency path.
+func (s *Service) fetch(cons jetstream.Consumer) ([]jetstream.Msg, error) {
+	msgs, err := collect(cons.FetchNoWait(s.cfg.BatchSize))
+	if err != nil || len(msgs) > 0 {
+		return msgs, err
+	}
+	msgs, err = collect(cons.Fetch(1, jetstream.FetchMaxWait(s.cfg.MaxWait)))
+	if err != nil || len(msgs) == 0 || s.cfg.BatchSize == 1 {
+		return msgs, err
+	}
+	more, err := collect(cons.FetchNoWait(s.cfg.BatchSize - 1))
+	return append(msgs, more...), err
+}
+
+// collect drains one fetch; running out of messages or time is not an error.
+func collect(b jetstream.MessageBatch, err error) ([]jetstream.Msg, error) {
+	if err != nil {
+		return nil, err
+	}
+	var msgs []jetstream.Msg
+	for m := range b.Messages() {
+		msgs = append(msgs, m)
+	}
+	if err := b.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) {
+		return msgs, err
+	}
+	return msgs, nil
 }
 
 // pending is one batch on its way: decoded messages with the rows they became.
