@@ -411,6 +411,494 @@ func (x *AirQualityObserved) GetOther() map[string]float64 {
 	return nil
 }
 
+// WaterObserved is one observation at a hydrological or water-quality station:
+// the water level for flood watch with the station's alarm levels (báo động I, II,
+// III as Vietnamese flood warnings use them) and the FIWARE WaterQualityObserved
+// quantities. ce-type vn.ioc.water.observed.v1.
+type WaterObserved struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the observation's event id, unique per source (also ce-id).
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// entity_id is the station (refDevice or refPointOfInterest, else the item id).
+	EntityId   string                 `protobuf:"bytes,2,opt,name=entity_id,json=entityId,proto3" json:"entity_id,omitempty"`
+	ObservedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=observed_at,json=observedAt,proto3" json:"observed_at,omitempty"`
+	// location is the station's Point.
+	Location *Geometry `protobuf:"bytes,4,opt,name=location,proto3" json:"location,omitempty"`
+	Origin   *Origin   `protobuf:"bytes,5,opt,name=origin,proto3" json:"origin,omitempty"`
+	Name     string    `protobuf:"bytes,6,opt,name=name,proto3" json:"name,omitempty"`
+	// water_level is in metres above the station's datum.
+	WaterLevel *float64 `protobuf:"fixed64,7,opt,name=water_level,json=waterLevel,proto3,oneof" json:"water_level,omitempty"`
+	// alarm_level_1..3 are the station's thresholds in metres (báo động I, II, III).
+	AlarmLevel_1 *float64 `protobuf:"fixed64,8,opt,name=alarm_level_1,json=alarmLevel1,proto3,oneof" json:"alarm_level_1,omitempty"`
+	AlarmLevel_2 *float64 `protobuf:"fixed64,9,opt,name=alarm_level_2,json=alarmLevel2,proto3,oneof" json:"alarm_level_2,omitempty"`
+	AlarmLevel_3 *float64 `protobuf:"fixed64,10,opt,name=alarm_level_3,json=alarmLevel3,proto3,oneof" json:"alarm_level_3,omitempty"`
+	// flow is the discharge in m³/s.
+	Flow *float64 `protobuf:"fixed64,11,opt,name=flow,proto3,oneof" json:"flow,omitempty"`
+	// temperature is in °C.
+	Temperature *float64 `protobuf:"fixed64,12,opt,name=temperature,proto3,oneof" json:"temperature,omitempty"`
+	Ph          *float64 `protobuf:"fixed64,13,opt,name=ph,proto3,oneof" json:"ph,omitempty"`
+	// conductivity is in S/m.
+	Conductivity *float64 `protobuf:"fixed64,14,opt,name=conductivity,proto3,oneof" json:"conductivity,omitempty"`
+	// turbidity is in NTU.
+	Turbidity *float64 `protobuf:"fixed64,15,opt,name=turbidity,proto3,oneof" json:"turbidity,omitempty"`
+	// dissolved_oxygen (FIWARE O2) is in mg/L.
+	DissolvedOxygen *float64 `protobuf:"fixed64,16,opt,name=dissolved_oxygen,json=dissolvedOxygen,proto3,oneof" json:"dissolved_oxygen,omitempty"`
+	// other holds further numeric properties (e.g. NO3, PO4, Tss) by their FIWARE names.
+	Other         map[string]float64 `protobuf:"bytes,17,rep,name=other,proto3" json:"other,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *WaterObserved) Reset() {
+	*x = WaterObserved{}
+	mi := &file_ioc_v1_observations_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WaterObserved) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WaterObserved) ProtoMessage() {}
+
+func (x *WaterObserved) ProtoReflect() protoreflect.Message {
+	mi := &file_ioc_v1_observations_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WaterObserved.ProtoReflect.Descriptor instead.
+func (*WaterObserved) Descriptor() ([]byte, []int) {
+	return file_ioc_v1_observations_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *WaterObserved) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *WaterObserved) GetEntityId() string {
+	if x != nil {
+		return x.EntityId
+	}
+	return ""
+}
+
+func (x *WaterObserved) GetObservedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ObservedAt
+	}
+	return nil
+}
+
+func (x *WaterObserved) GetLocation() *Geometry {
+	if x != nil {
+		return x.Location
+	}
+	return nil
+}
+
+func (x *WaterObserved) GetOrigin() *Origin {
+	if x != nil {
+		return x.Origin
+	}
+	return nil
+}
+
+func (x *WaterObserved) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *WaterObserved) GetWaterLevel() float64 {
+	if x != nil && x.WaterLevel != nil {
+		return *x.WaterLevel
+	}
+	return 0
+}
+
+func (x *WaterObserved) GetAlarmLevel_1() float64 {
+	if x != nil && x.AlarmLevel_1 != nil {
+		return *x.AlarmLevel_1
+	}
+	return 0
+}
+
+func (x *WaterObserved) GetAlarmLevel_2() float64 {
+	if x != nil && x.AlarmLevel_2 != nil {
+		return *x.AlarmLevel_2
+	}
+	return 0
+}
+
+func (x *WaterObserved) GetAlarmLevel_3() float64 {
+	if x != nil && x.AlarmLevel_3 != nil {
+		return *x.AlarmLevel_3
+	}
+	return 0
+}
+
+func (x *WaterObserved) GetFlow() float64 {
+	if x != nil && x.Flow != nil {
+		return *x.Flow
+	}
+	return 0
+}
+
+func (x *WaterObserved) GetTemperature() float64 {
+	if x != nil && x.Temperature != nil {
+		return *x.Temperature
+	}
+	return 0
+}
+
+func (x *WaterObserved) GetPh() float64 {
+	if x != nil && x.Ph != nil {
+		return *x.Ph
+	}
+	return 0
+}
+
+func (x *WaterObserved) GetConductivity() float64 {
+	if x != nil && x.Conductivity != nil {
+		return *x.Conductivity
+	}
+	return 0
+}
+
+func (x *WaterObserved) GetTurbidity() float64 {
+	if x != nil && x.Turbidity != nil {
+		return *x.Turbidity
+	}
+	return 0
+}
+
+func (x *WaterObserved) GetDissolvedOxygen() float64 {
+	if x != nil && x.DissolvedOxygen != nil {
+		return *x.DissolvedOxygen
+	}
+	return 0
+}
+
+func (x *WaterObserved) GetOther() map[string]float64 {
+	if x != nil {
+		return x.Other
+	}
+	return nil
+}
+
+// WeatherObserved is one observation at a weather station, named as in FIWARE
+// WeatherObserved. ce-type vn.ioc.weather.observed.v1.
+type WeatherObserved struct {
+	state      protoimpl.MessageState `protogen:"open.v1"`
+	Id         string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	EntityId   string                 `protobuf:"bytes,2,opt,name=entity_id,json=entityId,proto3" json:"entity_id,omitempty"`
+	ObservedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=observed_at,json=observedAt,proto3" json:"observed_at,omitempty"`
+	Location   *Geometry              `protobuf:"bytes,4,opt,name=location,proto3" json:"location,omitempty"`
+	Origin     *Origin                `protobuf:"bytes,5,opt,name=origin,proto3" json:"origin,omitempty"`
+	Name       string                 `protobuf:"bytes,6,opt,name=name,proto3" json:"name,omitempty"`
+	// temperature is in °C.
+	Temperature *float64 `protobuf:"fixed64,7,opt,name=temperature,proto3,oneof" json:"temperature,omitempty"`
+	// relative_humidity is a fraction, 0..1.
+	RelativeHumidity *float64 `protobuf:"fixed64,8,opt,name=relative_humidity,json=relativeHumidity,proto3,oneof" json:"relative_humidity,omitempty"`
+	// precipitation is in mm over the observation period.
+	Precipitation *float64 `protobuf:"fixed64,9,opt,name=precipitation,proto3,oneof" json:"precipitation,omitempty"`
+	// wind_speed is in m/s.
+	WindSpeed *float64 `protobuf:"fixed64,10,opt,name=wind_speed,json=windSpeed,proto3,oneof" json:"wind_speed,omitempty"`
+	// wind_direction is in degrees from north.
+	WindDirection *float64 `protobuf:"fixed64,11,opt,name=wind_direction,json=windDirection,proto3,oneof" json:"wind_direction,omitempty"`
+	// atmospheric_pressure is in hPa.
+	AtmosphericPressure *float64           `protobuf:"fixed64,12,opt,name=atmospheric_pressure,json=atmosphericPressure,proto3,oneof" json:"atmospheric_pressure,omitempty"`
+	Other               map[string]float64 `protobuf:"bytes,13,rep,name=other,proto3" json:"other,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	unknownFields       protoimpl.UnknownFields
+	sizeCache           protoimpl.SizeCache
+}
+
+func (x *WeatherObserved) Reset() {
+	*x = WeatherObserved{}
+	mi := &file_ioc_v1_observations_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *WeatherObserved) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*WeatherObserved) ProtoMessage() {}
+
+func (x *WeatherObserved) ProtoReflect() protoreflect.Message {
+	mi := &file_ioc_v1_observations_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use WeatherObserved.ProtoReflect.Descriptor instead.
+func (*WeatherObserved) Descriptor() ([]byte, []int) {
+	return file_ioc_v1_observations_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *WeatherObserved) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *WeatherObserved) GetEntityId() string {
+	if x != nil {
+		return x.EntityId
+	}
+	return ""
+}
+
+func (x *WeatherObserved) GetObservedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ObservedAt
+	}
+	return nil
+}
+
+func (x *WeatherObserved) GetLocation() *Geometry {
+	if x != nil {
+		return x.Location
+	}
+	return nil
+}
+
+func (x *WeatherObserved) GetOrigin() *Origin {
+	if x != nil {
+		return x.Origin
+	}
+	return nil
+}
+
+func (x *WeatherObserved) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *WeatherObserved) GetTemperature() float64 {
+	if x != nil && x.Temperature != nil {
+		return *x.Temperature
+	}
+	return 0
+}
+
+func (x *WeatherObserved) GetRelativeHumidity() float64 {
+	if x != nil && x.RelativeHumidity != nil {
+		return *x.RelativeHumidity
+	}
+	return 0
+}
+
+func (x *WeatherObserved) GetPrecipitation() float64 {
+	if x != nil && x.Precipitation != nil {
+		return *x.Precipitation
+	}
+	return 0
+}
+
+func (x *WeatherObserved) GetWindSpeed() float64 {
+	if x != nil && x.WindSpeed != nil {
+		return *x.WindSpeed
+	}
+	return 0
+}
+
+func (x *WeatherObserved) GetWindDirection() float64 {
+	if x != nil && x.WindDirection != nil {
+		return *x.WindDirection
+	}
+	return 0
+}
+
+func (x *WeatherObserved) GetAtmosphericPressure() float64 {
+	if x != nil && x.AtmosphericPressure != nil {
+		return *x.AtmosphericPressure
+	}
+	return 0
+}
+
+func (x *WeatherObserved) GetOther() map[string]float64 {
+	if x != nil {
+		return x.Other
+	}
+	return nil
+}
+
+// Report is a citizen field report (phản ánh hiện trường). The reporter's contact
+// never travels in clear: ingest seals it for the aggregator, which keeps it in a
+// private column; live views and streams never carry it. ce-type vn.ioc.report.submitted.v1.
+type Report struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	Id    string                 `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// entity_id is the report's id.
+	EntityId string `protobuf:"bytes,2,opt,name=entity_id,json=entityId,proto3" json:"entity_id,omitempty"`
+	// observed_at is when the citizen made the report.
+	ObservedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=observed_at,json=observedAt,proto3" json:"observed_at,omitempty"`
+	// location is the Point reported.
+	Location *Geometry `protobuf:"bytes,4,opt,name=location,proto3" json:"location,omitempty"`
+	Origin   *Origin   `protobuf:"bytes,5,opt,name=origin,proto3" json:"origin,omitempty"`
+	// category is e.g. "traffic", "environment", "urban-order", "infrastructure", "flooding".
+	Category string `protobuf:"bytes,6,opt,name=category,proto3" json:"category,omitempty"`
+	Text     string `protobuf:"bytes,7,opt,name=text,proto3" json:"text,omitempty"`
+	// media are links to photos or videos.
+	Media []string `protobuf:"bytes,8,rep,name=media,proto3" json:"media,omitempty"`
+	// contact_sealed is the reporter's contact, sealed (AES-GCM) with the hub's key.
+	ContactSealed []byte `protobuf:"bytes,9,opt,name=contact_sealed,json=contactSealed,proto3" json:"contact_sealed,omitempty"`
+	// status is received, assigned, in_progress, resolved or rejected.
+	Status string `protobuf:"bytes,10,opt,name=status,proto3" json:"status,omitempty"`
+	// assignee is who handles it, once assigned.
+	Assignee string `protobuf:"bytes,11,opt,name=assignee,proto3" json:"assignee,omitempty"`
+	// sla_deadline is when the report must be resolved by its category's SLA.
+	SlaDeadline *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=sla_deadline,json=slaDeadline,proto3" json:"sla_deadline,omitempty"`
+	// overdue is true once sla_deadline passed before resolution.
+	Overdue       bool `protobuf:"varint,13,opt,name=overdue,proto3" json:"overdue,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Report) Reset() {
+	*x = Report{}
+	mi := &file_ioc_v1_observations_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Report) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Report) ProtoMessage() {}
+
+func (x *Report) ProtoReflect() protoreflect.Message {
+	mi := &file_ioc_v1_observations_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Report.ProtoReflect.Descriptor instead.
+func (*Report) Descriptor() ([]byte, []int) {
+	return file_ioc_v1_observations_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Report) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Report) GetEntityId() string {
+	if x != nil {
+		return x.EntityId
+	}
+	return ""
+}
+
+func (x *Report) GetObservedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ObservedAt
+	}
+	return nil
+}
+
+func (x *Report) GetLocation() *Geometry {
+	if x != nil {
+		return x.Location
+	}
+	return nil
+}
+
+func (x *Report) GetOrigin() *Origin {
+	if x != nil {
+		return x.Origin
+	}
+	return nil
+}
+
+func (x *Report) GetCategory() string {
+	if x != nil {
+		return x.Category
+	}
+	return ""
+}
+
+func (x *Report) GetText() string {
+	if x != nil {
+		return x.Text
+	}
+	return ""
+}
+
+func (x *Report) GetMedia() []string {
+	if x != nil {
+		return x.Media
+	}
+	return nil
+}
+
+func (x *Report) GetContactSealed() []byte {
+	if x != nil {
+		return x.ContactSealed
+	}
+	return nil
+}
+
+func (x *Report) GetStatus() string {
+	if x != nil {
+		return x.Status
+	}
+	return ""
+}
+
+func (x *Report) GetAssignee() string {
+	if x != nil {
+		return x.Assignee
+	}
+	return ""
+}
+
+func (x *Report) GetSlaDeadline() *timestamppb.Timestamp {
+	if x != nil {
+		return x.SlaDeadline
+	}
+	return nil
+}
+
+func (x *Report) GetOverdue() bool {
+	if x != nil {
+		return x.Overdue
+	}
+	return false
+}
+
 var File_ioc_v1_observations_proto protoreflect.FileDescriptor
 
 const file_ioc_v1_observations_proto_rawDesc = "" +
@@ -488,7 +976,86 @@ const file_ioc_v1_observations_proto_rawDesc = "" +
 	"\f_temperatureB\x14\n" +
 	"\x12_relative_humidityB\r\n" +
 	"\v_wind_speedB\x11\n" +
-	"\x0f_wind_directionB-Z+github.com/iochub/iochub/proto/ioc/v1;iocv1b\x06proto3"
+	"\x0f_wind_direction\"\xe1\x06\n" +
+	"\rWaterObserved\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\tentity_id\x18\x02 \x01(\tR\bentityId\x12;\n" +
+	"\vobserved_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"observedAt\x12,\n" +
+	"\blocation\x18\x04 \x01(\v2\x10.ioc.v1.GeometryR\blocation\x12&\n" +
+	"\x06origin\x18\x05 \x01(\v2\x0e.ioc.v1.OriginR\x06origin\x12\x12\n" +
+	"\x04name\x18\x06 \x01(\tR\x04name\x12$\n" +
+	"\vwater_level\x18\a \x01(\x01H\x00R\n" +
+	"waterLevel\x88\x01\x01\x12'\n" +
+	"\ralarm_level_1\x18\b \x01(\x01H\x01R\valarmLevel1\x88\x01\x01\x12'\n" +
+	"\ralarm_level_2\x18\t \x01(\x01H\x02R\valarmLevel2\x88\x01\x01\x12'\n" +
+	"\ralarm_level_3\x18\n" +
+	" \x01(\x01H\x03R\valarmLevel3\x88\x01\x01\x12\x17\n" +
+	"\x04flow\x18\v \x01(\x01H\x04R\x04flow\x88\x01\x01\x12%\n" +
+	"\vtemperature\x18\f \x01(\x01H\x05R\vtemperature\x88\x01\x01\x12\x13\n" +
+	"\x02ph\x18\r \x01(\x01H\x06R\x02ph\x88\x01\x01\x12'\n" +
+	"\fconductivity\x18\x0e \x01(\x01H\aR\fconductivity\x88\x01\x01\x12!\n" +
+	"\tturbidity\x18\x0f \x01(\x01H\bR\tturbidity\x88\x01\x01\x12.\n" +
+	"\x10dissolved_oxygen\x18\x10 \x01(\x01H\tR\x0fdissolvedOxygen\x88\x01\x01\x126\n" +
+	"\x05other\x18\x11 \x03(\v2 .ioc.v1.WaterObserved.OtherEntryR\x05other\x1a8\n" +
+	"\n" +
+	"OtherEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01B\x0e\n" +
+	"\f_water_levelB\x10\n" +
+	"\x0e_alarm_level_1B\x10\n" +
+	"\x0e_alarm_level_2B\x10\n" +
+	"\x0e_alarm_level_3B\a\n" +
+	"\x05_flowB\x0e\n" +
+	"\f_temperatureB\x05\n" +
+	"\x03_phB\x0f\n" +
+	"\r_conductivityB\f\n" +
+	"\n" +
+	"_turbidityB\x13\n" +
+	"\x11_dissolved_oxygen\"\xd8\x05\n" +
+	"\x0fWeatherObserved\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\tentity_id\x18\x02 \x01(\tR\bentityId\x12;\n" +
+	"\vobserved_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"observedAt\x12,\n" +
+	"\blocation\x18\x04 \x01(\v2\x10.ioc.v1.GeometryR\blocation\x12&\n" +
+	"\x06origin\x18\x05 \x01(\v2\x0e.ioc.v1.OriginR\x06origin\x12\x12\n" +
+	"\x04name\x18\x06 \x01(\tR\x04name\x12%\n" +
+	"\vtemperature\x18\a \x01(\x01H\x00R\vtemperature\x88\x01\x01\x120\n" +
+	"\x11relative_humidity\x18\b \x01(\x01H\x01R\x10relativeHumidity\x88\x01\x01\x12)\n" +
+	"\rprecipitation\x18\t \x01(\x01H\x02R\rprecipitation\x88\x01\x01\x12\"\n" +
+	"\n" +
+	"wind_speed\x18\n" +
+	" \x01(\x01H\x03R\twindSpeed\x88\x01\x01\x12*\n" +
+	"\x0ewind_direction\x18\v \x01(\x01H\x04R\rwindDirection\x88\x01\x01\x126\n" +
+	"\x14atmospheric_pressure\x18\f \x01(\x01H\x05R\x13atmosphericPressure\x88\x01\x01\x128\n" +
+	"\x05other\x18\r \x03(\v2\".ioc.v1.WeatherObserved.OtherEntryR\x05other\x1a8\n" +
+	"\n" +
+	"OtherEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01B\x0e\n" +
+	"\f_temperatureB\x14\n" +
+	"\x12_relative_humidityB\x10\n" +
+	"\x0e_precipitationB\r\n" +
+	"\v_wind_speedB\x11\n" +
+	"\x0f_wind_directionB\x17\n" +
+	"\x15_atmospheric_pressure\"\xc2\x03\n" +
+	"\x06Report\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\tentity_id\x18\x02 \x01(\tR\bentityId\x12;\n" +
+	"\vobserved_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"observedAt\x12,\n" +
+	"\blocation\x18\x04 \x01(\v2\x10.ioc.v1.GeometryR\blocation\x12&\n" +
+	"\x06origin\x18\x05 \x01(\v2\x0e.ioc.v1.OriginR\x06origin\x12\x1a\n" +
+	"\bcategory\x18\x06 \x01(\tR\bcategory\x12\x12\n" +
+	"\x04text\x18\a \x01(\tR\x04text\x12\x14\n" +
+	"\x05media\x18\b \x03(\tR\x05media\x12%\n" +
+	"\x0econtact_sealed\x18\t \x01(\fR\rcontactSealed\x12\x16\n" +
+	"\x06status\x18\n" +
+	" \x01(\tR\x06status\x12\x1a\n" +
+	"\bassignee\x18\v \x01(\tR\bassignee\x12=\n" +
+	"\fsla_deadline\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\vslaDeadline\x12\x18\n" +
+	"\aoverdue\x18\r \x01(\bR\aoverdueB-Z+github.com/iochub/iochub/proto/ioc/v1;iocv1b\x06proto3"
 
 var (
 	file_ioc_v1_observations_proto_rawDescOnce sync.Once
@@ -502,29 +1069,46 @@ func file_ioc_v1_observations_proto_rawDescGZIP() []byte {
 	return file_ioc_v1_observations_proto_rawDescData
 }
 
-var file_ioc_v1_observations_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_ioc_v1_observations_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_ioc_v1_observations_proto_goTypes = []any{
 	(*TrafficObserved)(nil),       // 0: ioc.v1.TrafficObserved
 	(*AirQualityObserved)(nil),    // 1: ioc.v1.AirQualityObserved
-	nil,                           // 2: ioc.v1.AirQualityObserved.OtherEntry
-	(*timestamppb.Timestamp)(nil), // 3: google.protobuf.Timestamp
-	(*Geometry)(nil),              // 4: ioc.v1.Geometry
-	(*Origin)(nil),                // 5: ioc.v1.Origin
+	(*WaterObserved)(nil),         // 2: ioc.v1.WaterObserved
+	(*WeatherObserved)(nil),       // 3: ioc.v1.WeatherObserved
+	(*Report)(nil),                // 4: ioc.v1.Report
+	nil,                           // 5: ioc.v1.AirQualityObserved.OtherEntry
+	nil,                           // 6: ioc.v1.WaterObserved.OtherEntry
+	nil,                           // 7: ioc.v1.WeatherObserved.OtherEntry
+	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
+	(*Geometry)(nil),              // 9: ioc.v1.Geometry
+	(*Origin)(nil),                // 10: ioc.v1.Origin
 }
 var file_ioc_v1_observations_proto_depIdxs = []int32{
-	3, // 0: ioc.v1.TrafficObserved.observed_at:type_name -> google.protobuf.Timestamp
-	3, // 1: ioc.v1.TrafficObserved.observed_from:type_name -> google.protobuf.Timestamp
-	4, // 2: ioc.v1.TrafficObserved.location:type_name -> ioc.v1.Geometry
-	5, // 3: ioc.v1.TrafficObserved.origin:type_name -> ioc.v1.Origin
-	3, // 4: ioc.v1.AirQualityObserved.observed_at:type_name -> google.protobuf.Timestamp
-	4, // 5: ioc.v1.AirQualityObserved.location:type_name -> ioc.v1.Geometry
-	5, // 6: ioc.v1.AirQualityObserved.origin:type_name -> ioc.v1.Origin
-	2, // 7: ioc.v1.AirQualityObserved.other:type_name -> ioc.v1.AirQualityObserved.OtherEntry
-	8, // [8:8] is the sub-list for method output_type
-	8, // [8:8] is the sub-list for method input_type
-	8, // [8:8] is the sub-list for extension type_name
-	8, // [8:8] is the sub-list for extension extendee
-	0, // [0:8] is the sub-list for field type_name
+	8,  // 0: ioc.v1.TrafficObserved.observed_at:type_name -> google.protobuf.Timestamp
+	8,  // 1: ioc.v1.TrafficObserved.observed_from:type_name -> google.protobuf.Timestamp
+	9,  // 2: ioc.v1.TrafficObserved.location:type_name -> ioc.v1.Geometry
+	10, // 3: ioc.v1.TrafficObserved.origin:type_name -> ioc.v1.Origin
+	8,  // 4: ioc.v1.AirQualityObserved.observed_at:type_name -> google.protobuf.Timestamp
+	9,  // 5: ioc.v1.AirQualityObserved.location:type_name -> ioc.v1.Geometry
+	10, // 6: ioc.v1.AirQualityObserved.origin:type_name -> ioc.v1.Origin
+	5,  // 7: ioc.v1.AirQualityObserved.other:type_name -> ioc.v1.AirQualityObserved.OtherEntry
+	8,  // 8: ioc.v1.WaterObserved.observed_at:type_name -> google.protobuf.Timestamp
+	9,  // 9: ioc.v1.WaterObserved.location:type_name -> ioc.v1.Geometry
+	10, // 10: ioc.v1.WaterObserved.origin:type_name -> ioc.v1.Origin
+	6,  // 11: ioc.v1.WaterObserved.other:type_name -> ioc.v1.WaterObserved.OtherEntry
+	8,  // 12: ioc.v1.WeatherObserved.observed_at:type_name -> google.protobuf.Timestamp
+	9,  // 13: ioc.v1.WeatherObserved.location:type_name -> ioc.v1.Geometry
+	10, // 14: ioc.v1.WeatherObserved.origin:type_name -> ioc.v1.Origin
+	7,  // 15: ioc.v1.WeatherObserved.other:type_name -> ioc.v1.WeatherObserved.OtherEntry
+	8,  // 16: ioc.v1.Report.observed_at:type_name -> google.protobuf.Timestamp
+	9,  // 17: ioc.v1.Report.location:type_name -> ioc.v1.Geometry
+	10, // 18: ioc.v1.Report.origin:type_name -> ioc.v1.Origin
+	8,  // 19: ioc.v1.Report.sla_deadline:type_name -> google.protobuf.Timestamp
+	20, // [20:20] is the sub-list for method output_type
+	20, // [20:20] is the sub-list for method input_type
+	20, // [20:20] is the sub-list for extension type_name
+	20, // [20:20] is the sub-list for extension extendee
+	0,  // [0:20] is the sub-list for field type_name
 }
 
 func init() { file_ioc_v1_observations_proto_init() }
@@ -535,13 +1119,15 @@ func file_ioc_v1_observations_proto_init() {
 	file_ioc_v1_common_proto_init()
 	file_ioc_v1_observations_proto_msgTypes[0].OneofWrappers = []any{}
 	file_ioc_v1_observations_proto_msgTypes[1].OneofWrappers = []any{}
+	file_ioc_v1_observations_proto_msgTypes[2].OneofWrappers = []any{}
+	file_ioc_v1_observations_proto_msgTypes[3].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ioc_v1_observations_proto_rawDesc), len(file_ioc_v1_observations_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

@@ -42,11 +42,20 @@ type EntityState struct {
 	//	*EntityState_Traffic
 	//	*EntityState_Air
 	//	*EntityState_Alert
+	//	*EntityState_Water
+	//	*EntityState_Weather
+	//	*EntityState_Report
 	Latest isEntityState_Latest `protobuf_oneof:"latest"`
 	// alert_state is active, cancelled, expired or superseded, for the alert layer.
 	AlertState string `protobuf:"bytes,20,opt,name=alert_state,json=alertState,proto3" json:"alert_state,omitempty"`
 	// units are the codes of the administrative units the entity touches (alerts).
-	Units         []string `protobuf:"bytes,21,rep,name=units,proto3" json:"units,omitempty"`
+	Units []string `protobuf:"bytes,21,rep,name=units,proto3" json:"units,omitempty"`
+	// aqi is the station's VN_AQI (Decision 1459/QĐ-TCMT), for the air layer.
+	Aqi *AirQualityIndex `protobuf:"bytes,22,opt,name=aqi,proto3" json:"aqi,omitempty"`
+	// water_alarm is the alarm level the water level has reached: 0 none, 1..3 báo động I..III.
+	WaterAlarm int32 `protobuf:"varint,23,opt,name=water_alarm,json=waterAlarm,proto3" json:"water_alarm,omitempty"`
+	// rule_id names the alert rule that raised this alert, for alerts raised by rules.
+	RuleId        string `protobuf:"bytes,24,opt,name=rule_id,json=ruleId,proto3" json:"rule_id,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -150,6 +159,33 @@ func (x *EntityState) GetAlert() *Alert {
 	return nil
 }
 
+func (x *EntityState) GetWater() *WaterObserved {
+	if x != nil {
+		if x, ok := x.Latest.(*EntityState_Water); ok {
+			return x.Water
+		}
+	}
+	return nil
+}
+
+func (x *EntityState) GetWeather() *WeatherObserved {
+	if x != nil {
+		if x, ok := x.Latest.(*EntityState_Weather); ok {
+			return x.Weather
+		}
+	}
+	return nil
+}
+
+func (x *EntityState) GetReport() *Report {
+	if x != nil {
+		if x, ok := x.Latest.(*EntityState_Report); ok {
+			return x.Report
+		}
+	}
+	return nil
+}
+
 func (x *EntityState) GetAlertState() string {
 	if x != nil {
 		return x.AlertState
@@ -162,6 +198,27 @@ func (x *EntityState) GetUnits() []string {
 		return x.Units
 	}
 	return nil
+}
+
+func (x *EntityState) GetAqi() *AirQualityIndex {
+	if x != nil {
+		return x.Aqi
+	}
+	return nil
+}
+
+func (x *EntityState) GetWaterAlarm() int32 {
+	if x != nil {
+		return x.WaterAlarm
+	}
+	return 0
+}
+
+func (x *EntityState) GetRuleId() string {
+	if x != nil {
+		return x.RuleId
+	}
+	return ""
 }
 
 type isEntityState_Latest interface {
@@ -180,17 +237,160 @@ type EntityState_Alert struct {
 	Alert *Alert `protobuf:"bytes,12,opt,name=alert,proto3,oneof"`
 }
 
+type EntityState_Water struct {
+	Water *WaterObserved `protobuf:"bytes,13,opt,name=water,proto3,oneof"`
+}
+
+type EntityState_Weather struct {
+	Weather *WeatherObserved `protobuf:"bytes,14,opt,name=weather,proto3,oneof"`
+}
+
+type EntityState_Report struct {
+	Report *Report `protobuf:"bytes,15,opt,name=report,proto3,oneof"`
+}
+
 func (*EntityState_Traffic) isEntityState_Latest() {}
 
 func (*EntityState_Air) isEntityState_Latest() {}
 
 func (*EntityState_Alert) isEntityState_Latest() {}
 
+func (*EntityState_Water) isEntityState_Latest() {}
+
+func (*EntityState_Weather) isEntityState_Latest() {}
+
+func (*EntityState_Report) isEntityState_Latest() {}
+
+// AirQualityIndex is a VN_AQI as computed by the aggregator per station.
+type AirQualityIndex struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// hourly is the hourly AQI (PM by 12-hour NowCast); absent when it could not be computed.
+	Hourly *int32 `protobuf:"varint,1,opt,name=hourly,proto3,oneof" json:"hourly,omitempty"`
+	// dominant is the pollutant with the highest sub-index, e.g. "pm25".
+	Dominant string `protobuf:"bytes,2,opt,name=dominant,proto3" json:"dominant,omitempty"`
+	// band is 1..6: Tốt, Trung bình, Kém, Xấu, Rất xấu, Nguy hại.
+	Band   int32  `protobuf:"varint,3,opt,name=band,proto3" json:"band,omitempty"`
+	BandVi string `protobuf:"bytes,4,opt,name=band_vi,json=bandVi,proto3" json:"band_vi,omitempty"`
+	BandEn string `protobuf:"bytes,5,opt,name=band_en,json=bandEn,proto3" json:"band_en,omitempty"`
+	// color is the band's colour, "#RRGGBB".
+	Color string `protobuf:"bytes,6,opt,name=color,proto3" json:"color,omitempty"`
+	// hour is the start of the hour the AQI is for.
+	Hour *timestamppb.Timestamp `protobuf:"bytes,7,opt,name=hour,proto3" json:"hour,omitempty"`
+	// reason says why the AQI could not be computed, when hourly is absent.
+	Reason string `protobuf:"bytes,8,opt,name=reason,proto3" json:"reason,omitempty"`
+	// daily is the daily AQI of the previous complete day, when it could be computed.
+	Daily *int32 `protobuf:"varint,9,opt,name=daily,proto3,oneof" json:"daily,omitempty"`
+	// sub_indices are the pollutants' sub-indices by FIWARE name (pm25, pm10, o3, co, so2, no2).
+	SubIndices    map[string]float64 `protobuf:"bytes,10,rep,name=sub_indices,json=subIndices,proto3" json:"sub_indices,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AirQualityIndex) Reset() {
+	*x = AirQualityIndex{}
+	mi := &file_ioc_v1_state_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AirQualityIndex) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AirQualityIndex) ProtoMessage() {}
+
+func (x *AirQualityIndex) ProtoReflect() protoreflect.Message {
+	mi := &file_ioc_v1_state_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AirQualityIndex.ProtoReflect.Descriptor instead.
+func (*AirQualityIndex) Descriptor() ([]byte, []int) {
+	return file_ioc_v1_state_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *AirQualityIndex) GetHourly() int32 {
+	if x != nil && x.Hourly != nil {
+		return *x.Hourly
+	}
+	return 0
+}
+
+func (x *AirQualityIndex) GetDominant() string {
+	if x != nil {
+		return x.Dominant
+	}
+	return ""
+}
+
+func (x *AirQualityIndex) GetBand() int32 {
+	if x != nil {
+		return x.Band
+	}
+	return 0
+}
+
+func (x *AirQualityIndex) GetBandVi() string {
+	if x != nil {
+		return x.BandVi
+	}
+	return ""
+}
+
+func (x *AirQualityIndex) GetBandEn() string {
+	if x != nil {
+		return x.BandEn
+	}
+	return ""
+}
+
+func (x *AirQualityIndex) GetColor() string {
+	if x != nil {
+		return x.Color
+	}
+	return ""
+}
+
+func (x *AirQualityIndex) GetHour() *timestamppb.Timestamp {
+	if x != nil {
+		return x.Hour
+	}
+	return nil
+}
+
+func (x *AirQualityIndex) GetReason() string {
+	if x != nil {
+		return x.Reason
+	}
+	return ""
+}
+
+func (x *AirQualityIndex) GetDaily() int32 {
+	if x != nil && x.Daily != nil {
+		return *x.Daily
+	}
+	return 0
+}
+
+func (x *AirQualityIndex) GetSubIndices() map[string]float64 {
+	if x != nil {
+		return x.SubIndices
+	}
+	return nil
+}
+
 var File_ioc_v1_state_proto protoreflect.FileDescriptor
 
 const file_ioc_v1_state_proto_rawDesc = "" +
 	"\n" +
-	"\x12ioc/v1/state.proto\x12\x06ioc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x12ioc/v1/alert.proto\x1a\x13ioc/v1/common.proto\x1a\x19ioc/v1/observations.proto\"\xf8\x02\n" +
+	"\x12ioc/v1/state.proto\x12\x06ioc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x12ioc/v1/alert.proto\x1a\x19ioc/v1/observations.proto\"\xeb\x04\n" +
 	"\vEntityState\x12\x14\n" +
 	"\x05layer\x18\x01 \x01(\tR\x05layer\x12\x1b\n" +
 	"\tentity_id\x18\x02 \x01(\tR\bentityId\x12\x1a\n" +
@@ -201,11 +401,36 @@ const file_ioc_v1_state_proto_rawDesc = "" +
 	"\atraffic\x18\n" +
 	" \x01(\v2\x17.ioc.v1.TrafficObservedH\x00R\atraffic\x12.\n" +
 	"\x03air\x18\v \x01(\v2\x1a.ioc.v1.AirQualityObservedH\x00R\x03air\x12%\n" +
-	"\x05alert\x18\f \x01(\v2\r.ioc.v1.AlertH\x00R\x05alert\x12\x1f\n" +
+	"\x05alert\x18\f \x01(\v2\r.ioc.v1.AlertH\x00R\x05alert\x12-\n" +
+	"\x05water\x18\r \x01(\v2\x15.ioc.v1.WaterObservedH\x00R\x05water\x123\n" +
+	"\aweather\x18\x0e \x01(\v2\x17.ioc.v1.WeatherObservedH\x00R\aweather\x12(\n" +
+	"\x06report\x18\x0f \x01(\v2\x0e.ioc.v1.ReportH\x00R\x06report\x12\x1f\n" +
 	"\valert_state\x18\x14 \x01(\tR\n" +
 	"alertState\x12\x14\n" +
-	"\x05units\x18\x15 \x03(\tR\x05unitsB\b\n" +
-	"\x06latestB-Z+github.com/iochub/iochub/proto/ioc/v1;iocv1b\x06proto3"
+	"\x05units\x18\x15 \x03(\tR\x05units\x12)\n" +
+	"\x03aqi\x18\x16 \x01(\v2\x17.ioc.v1.AirQualityIndexR\x03aqi\x12\x1f\n" +
+	"\vwater_alarm\x18\x17 \x01(\x05R\n" +
+	"waterAlarm\x12\x17\n" +
+	"\arule_id\x18\x18 \x01(\tR\x06ruleIdB\b\n" +
+	"\x06latest\"\xa7\x03\n" +
+	"\x0fAirQualityIndex\x12\x1b\n" +
+	"\x06hourly\x18\x01 \x01(\x05H\x00R\x06hourly\x88\x01\x01\x12\x1a\n" +
+	"\bdominant\x18\x02 \x01(\tR\bdominant\x12\x12\n" +
+	"\x04band\x18\x03 \x01(\x05R\x04band\x12\x17\n" +
+	"\aband_vi\x18\x04 \x01(\tR\x06bandVi\x12\x17\n" +
+	"\aband_en\x18\x05 \x01(\tR\x06bandEn\x12\x14\n" +
+	"\x05color\x18\x06 \x01(\tR\x05color\x12.\n" +
+	"\x04hour\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x04hour\x12\x16\n" +
+	"\x06reason\x18\b \x01(\tR\x06reason\x12\x19\n" +
+	"\x05daily\x18\t \x01(\x05H\x01R\x05daily\x88\x01\x01\x12H\n" +
+	"\vsub_indices\x18\n" +
+	" \x03(\v2'.ioc.v1.AirQualityIndex.SubIndicesEntryR\n" +
+	"subIndices\x1a=\n" +
+	"\x0fSubIndicesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01B\t\n" +
+	"\a_hourlyB\b\n" +
+	"\x06_dailyB-Z+github.com/iochub/iochub/proto/ioc/v1;iocv1b\x06proto3"
 
 var (
 	file_ioc_v1_state_proto_rawDescOnce sync.Once
@@ -219,24 +444,35 @@ func file_ioc_v1_state_proto_rawDescGZIP() []byte {
 	return file_ioc_v1_state_proto_rawDescData
 }
 
-var file_ioc_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 1)
+var file_ioc_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
 var file_ioc_v1_state_proto_goTypes = []any{
 	(*EntityState)(nil),           // 0: ioc.v1.EntityState
-	(*timestamppb.Timestamp)(nil), // 1: google.protobuf.Timestamp
-	(*TrafficObserved)(nil),       // 2: ioc.v1.TrafficObserved
-	(*AirQualityObserved)(nil),    // 3: ioc.v1.AirQualityObserved
-	(*Alert)(nil),                 // 4: ioc.v1.Alert
+	(*AirQualityIndex)(nil),       // 1: ioc.v1.AirQualityIndex
+	nil,                           // 2: ioc.v1.AirQualityIndex.SubIndicesEntry
+	(*timestamppb.Timestamp)(nil), // 3: google.protobuf.Timestamp
+	(*TrafficObserved)(nil),       // 4: ioc.v1.TrafficObserved
+	(*AirQualityObserved)(nil),    // 5: ioc.v1.AirQualityObserved
+	(*Alert)(nil),                 // 6: ioc.v1.Alert
+	(*WaterObserved)(nil),         // 7: ioc.v1.WaterObserved
+	(*WeatherObserved)(nil),       // 8: ioc.v1.WeatherObserved
+	(*Report)(nil),                // 9: ioc.v1.Report
 }
 var file_ioc_v1_state_proto_depIdxs = []int32{
-	1, // 0: ioc.v1.EntityState.updated_at:type_name -> google.protobuf.Timestamp
-	2, // 1: ioc.v1.EntityState.traffic:type_name -> ioc.v1.TrafficObserved
-	3, // 2: ioc.v1.EntityState.air:type_name -> ioc.v1.AirQualityObserved
-	4, // 3: ioc.v1.EntityState.alert:type_name -> ioc.v1.Alert
-	4, // [4:4] is the sub-list for method output_type
-	4, // [4:4] is the sub-list for method input_type
-	4, // [4:4] is the sub-list for extension type_name
-	4, // [4:4] is the sub-list for extension extendee
-	0, // [0:4] is the sub-list for field type_name
+	3,  // 0: ioc.v1.EntityState.updated_at:type_name -> google.protobuf.Timestamp
+	4,  // 1: ioc.v1.EntityState.traffic:type_name -> ioc.v1.TrafficObserved
+	5,  // 2: ioc.v1.EntityState.air:type_name -> ioc.v1.AirQualityObserved
+	6,  // 3: ioc.v1.EntityState.alert:type_name -> ioc.v1.Alert
+	7,  // 4: ioc.v1.EntityState.water:type_name -> ioc.v1.WaterObserved
+	8,  // 5: ioc.v1.EntityState.weather:type_name -> ioc.v1.WeatherObserved
+	9,  // 6: ioc.v1.EntityState.report:type_name -> ioc.v1.Report
+	1,  // 7: ioc.v1.EntityState.aqi:type_name -> ioc.v1.AirQualityIndex
+	3,  // 8: ioc.v1.AirQualityIndex.hour:type_name -> google.protobuf.Timestamp
+	2,  // 9: ioc.v1.AirQualityIndex.sub_indices:type_name -> ioc.v1.AirQualityIndex.SubIndicesEntry
+	10, // [10:10] is the sub-list for method output_type
+	10, // [10:10] is the sub-list for method input_type
+	10, // [10:10] is the sub-list for extension type_name
+	10, // [10:10] is the sub-list for extension extendee
+	0,  // [0:10] is the sub-list for field type_name
 }
 
 func init() { file_ioc_v1_state_proto_init() }
@@ -245,20 +481,23 @@ func file_ioc_v1_state_proto_init() {
 		return
 	}
 	file_ioc_v1_alert_proto_init()
-	file_ioc_v1_common_proto_init()
 	file_ioc_v1_observations_proto_init()
 	file_ioc_v1_state_proto_msgTypes[0].OneofWrappers = []any{
 		(*EntityState_Traffic)(nil),
 		(*EntityState_Air)(nil),
 		(*EntityState_Alert)(nil),
+		(*EntityState_Water)(nil),
+		(*EntityState_Weather)(nil),
+		(*EntityState_Report)(nil),
 	}
+	file_ioc_v1_state_proto_msgTypes[1].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ioc_v1_state_proto_rawDesc), len(file_ioc_v1_state_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   1,
+			NumMessages:   3,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
