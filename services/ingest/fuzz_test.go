@@ -9,8 +9,10 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/twpayne/go-geom/encoding/wkb"
+	"google.golang.org/protobuf/proto"
 )
 
 func seedBodies(f *testing.F) {
@@ -132,4 +134,35 @@ func slicesEqual(a, b []float64) bool {
 		}
 	}
 	return true
+}
+
+// FuzzParseItems runs the item parsers of every kind (FIWARE keyValues, CAP
+// JSON) on arbitrary JSON objects: no panic, and an accepted item has ids, a
+// time and an encodable event.
+func FuzzParseItems(f *testing.F) {
+	seedBodies(f)
+	f.Add([]byte(`{"identifier":"x","sent":"2025-07-01T08:00:00Z","status":"Actual","msgType":"Alert","info":[{"category":"Met","event":"e"}],"area":[{"geometry":{"type":"Point","coordinates":[105.85,21.02]}}]}`))
+	f.Add([]byte(`{"id":"a","dateObserved":"2025-07-01T08:00:00Z/2025-07-01T09:00:00Z","location":{"type":"LineString","coordinates":[[1,2],[3,4]]},"laneId":1.5}`))
+	env := parseEnv{now: time.Date(2025, 7, 1, 12, 0, 0, 0, time.UTC), maxFuture: 10 * time.Minute}
+	f.Fuzz(func(t *testing.T, raw []byte) {
+		var m map[string]json.RawMessage
+		if json.Unmarshal(raw, &m) != nil || m == nil {
+			return
+		}
+		for kind, spec := range kindSpecs {
+			it, ierr := spec.parse(fields(m), env)
+			if ierr != nil {
+				if ierr.reason == "" {
+					t.Fatalf("%s: rejection without a reason", kind)
+				}
+				continue
+			}
+			if it.id == "" || it.eventID == "" || it.entityID == "" || it.time.IsZero() || it.msg == nil {
+				t.Fatalf("%s: accepted item lacks an id, event id, entity or time: %+v", kind, it)
+			}
+			if _, err := proto.Marshal(it.msg); err != nil {
+				t.Fatalf("%s: encoding: %v", kind, err)
+			}
+		}
+	})
 }
