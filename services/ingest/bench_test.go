@@ -95,6 +95,9 @@ func BenchmarkIngest(b *testing.B) {
 	})
 }
 
+// captures numbers the captured batches, so each has new ids.
+var captures int
+
 // captured posts one batch and reads its 500 messages back from FEEDS, so the
 // baseline sends exactly the bytes the ingest sends.
 func captured(b *testing.B, e *env) []*nats.Msg {
@@ -109,7 +112,8 @@ func captured(b *testing.B, e *env) []*nats.Msg {
 	if err != nil {
 		b.Fatal(err)
 	}
-	r := postTo(b, e.srv.URL, "air", tokProvince, "application/json", bytes.ReplaceAll(benchBody(b), []byte("ITER"), []byte("capture")))
+	captures++
+	r := postTo(b, e.srv.URL, "air", tokProvince, "application/json", bytes.ReplaceAll(benchBody(b), []byte("ITER"), []byte("capture"+strconv.Itoa(captures))))
 	if r.resp.Accepted != benchBatch {
 		b.Fatalf("capture: got %d accepted", r.resp.Accepted)
 	}
