@@ -229,7 +229,7 @@ function addLayers() {
     layout: { 'line-cap': 'round', 'line-join': 'round' },
     paint: {
       'line-color': ['case', ['has', 'speed'], SPEED_COLOR, NO_VALUE_COLOR],
-      'line-width': ['interpolate', ['linear'], ['zoom'], 9, 3, 14, 8],
+      'line-width': ['interpolate', ['linear'], ['zoom'], 9, 4, 14, 10],
     },
   });
   map.addLayer({
@@ -376,10 +376,13 @@ function renderAlerts(active) {
     const sev = ['Extreme', 'Severe', 'Moderate', 'Minor'].includes(info.severity) ? info.severity : 'Unknown';
     const li = document.createElement('li');
     li.dataset.id = f.id;
-    const codes = Array.isArray(a.units) && a.units.length ? a.units : [f.properties.unit].filter(Boolean);
+    let codes = Array.isArray(a.units) && a.units.length ? a.units : [f.properties.unit].filter(Boolean);
+    // The province itself is implied when the alert names its wards.
+    if (codes.length > 1) codes = codes.filter((c) => c !== province);
     const unitText = codes.map((c) => (units.has(c) ? `${c} ${unitName(c)}` : c)).join(', ');
     li.innerHTML = `
       <div class="headline">${esc(info.headline || info.event || a.identifier)}</div>
+      ${info.description && info.description !== info.headline ? `<div class="desc">${esc(info.description)}</div>` : ''}
       <div class="meta">
         <span class="sev sev-${sev}">${esc(t(`severity.${sev}`))}</span>
         <span>${esc(t('alerts.sent'))} ${esc(fmtTime(a.sent ?? f.properties.observation?.time, true))}</span>
@@ -434,13 +437,30 @@ function refreshPopup() {
   if (popup) popup.popup.setHTML(popupHTML(popup.kind, popup.key));
 }
 
+// Values in a fixed, meaningful order; anything else (e.g. flattened
+// "other" entries) follows in the order it came.
+const VALUE_ORDER = [
+  'pm25', 'pm10', 'pm1', 'no2', 'o3', 'co', 'so2', 'nh3', 'no', 'nox', 'temperature', 'relativeHumidity',
+  'windSpeed', 'windDirection', 'averageVehicleSpeed', 'intensity', 'occupancy', 'congested',
+  'averageVehicleLength', 'averageHeadwayTime', 'laneId', 'laneDirection',
+];
+// FIWARE gives these as fractions 0..1; the screen shows percent.
+const FRACTIONS = new Set(['occupancy', 'relativeHumidity']);
+
 function valueRows(v) {
+  const keys = Object.keys(v).sort((a, b) => {
+    const ia = VALUE_ORDER.indexOf(a);
+    const ib = VALUE_ORDER.indexOf(b);
+    return (ia < 0 ? VALUE_ORDER.length : ia) - (ib < 0 ? VALUE_ORDER.length : ib);
+  });
   const rows = [];
-  for (const [k, val] of Object.entries(v)) {
+  for (const k of keys) {
+    const val = v[k];
     if (val === null || val === undefined || typeof val === 'object') continue;
     let shownVal;
     if (typeof val === 'boolean') shownVal = t(val ? 'yes' : 'no');
-    else if (isNumber(val)) shownVal = fmtNumber(val);
+    else if (isNumber(val)) shownVal = fmtNumber(FRACTIONS.has(k) && val <= 1 ? val * 100 : val);
+    else if (k === 'laneDirection') shownVal = t(`lane.${val}`) === `lane.${val}` ? String(val) : t(`lane.${val}`);
     else shownVal = String(val);
     const unit = k === 'intensity' ? t('unit.intensity') : valueUnits[k] ?? '';
     const label = t(`value.${k}`);

@@ -32,7 +32,8 @@ let base;
 
 before(async () => {
   if (process.env.IOCHUB_URL) {
-    base = process.env.IOCHUB_URL.replace(/\/+$/, '') + '/';
+    // As iochub prints it, e.g. http://127.0.0.1:8080/?province=01
+    base = new URL(process.env.IOCHUB_URL).href;
   } else {
     // A frame a second is enough for the checks and keeps the CPU renderer light.
     mock = await startMock({ tickMs: 1000 });
