@@ -91,7 +91,7 @@ type StreamOptions struct {
 	Memory bool
 }
 
-// EnsureStreams creates or updates FEEDS and STATE.
+// EnsureStreams creates or updates FEEDS, STATE and ACTIONS.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions) error {
 	if o.Replicas == 0 {
 		o.Replicas = 1
@@ -125,7 +125,17 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 		MaxMsgsPerSubject: 1,
 		Discard:           jetstream.DiscardOld,
 	}
-	for _, cfg := range []jetstream.StreamConfig{feeds, state} {
+	actions := jetstream.StreamConfig{
+		Name:        subjects.StreamActions,
+		Description: "Operator actions and configuration changes: ioc.action.<province>.<target kind>.<target>",
+		Subjects:    []string{subjects.ActionsAll},
+		Storage:     storage,
+		Replicas:    o.Replicas,
+		MaxAge:      o.FeedsMaxAge,
+		Duplicates:  o.DuplicateWindow,
+		Discard:     jetstream.DiscardOld,
+	}
+	for _, cfg := range []jetstream.StreamConfig{feeds, state, actions} {
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			return fmt.Errorf("creating stream %s: %w", cfg.Name, err)
 		}

@@ -14,12 +14,15 @@ const (
 	StreamFeeds = "FEEDS"
 	// StreamState keeps the latest state of each entity: ioc.state.<province>.<layer>.<entity>.
 	StreamState = "STATE"
+	// StreamActions holds operator actions and configuration changes: ioc.action.<province>.<target kind>.<target>.
+	StreamActions = "ACTIONS"
 )
 
 // Wildcards bound to the streams.
 const (
-	FeedsAll = "ioc.feed.>"
-	StateAll = "ioc.state.>"
+	FeedsAll   = "ioc.feed.>"
+	StateAll   = "ioc.state.>"
+	ActionsAll = "ioc.action.>"
 )
 
 // Kinds of feed, which are also the layers of state.
@@ -82,6 +85,20 @@ func ParseState(subject string) (province, layer, entity string, err error) {
 	p := strings.SplitN(subject, ".", 5)
 	if len(p) != 5 || p[0] != "ioc" || p[1] != "state" {
 		return "", "", "", fmt.Errorf("parsing state subject %q: %w", subject, ErrBadSubject)
+	}
+	return Untoken(p[2]), p[3], Untoken(p[4]), nil
+}
+
+// Action is the subject of an operator action on one target: ioc.action.<province>.<target kind>.<target>.
+func Action(province, targetKind, target string) string {
+	return "ioc.action." + Token(province) + "." + targetKind + "." + Token(target)
+}
+
+// ParseAction splits an action subject into its parts.
+func ParseAction(subject string) (province, targetKind, target string, err error) {
+	p := strings.SplitN(subject, ".", 5)
+	if len(p) != 5 || p[0] != "ioc" || p[1] != "action" {
+		return "", "", "", fmt.Errorf("parsing action subject %q: %w", subject, ErrBadSubject)
 	}
 	return Untoken(p[2]), p[3], Untoken(p[4]), nil
 }

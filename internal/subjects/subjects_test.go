@@ -44,3 +44,14 @@ func TestFeedAndState(t *testing.T) {
 		t.Fatal("ParseFeed accepted a state subject")
 	}
 }
+
+func TestAction(t *testing.T) {
+	s := Action("01", "report", "r.1")
+	if s != "ioc.action.01.report.r%2E1" {
+		t.Fatalf("Action = %q", s)
+	}
+	p, k, id, err := ParseAction(s)
+	if err != nil || p != "01" || k != "report" || id != "r.1" {
+		t.Fatalf("ParseAction(%q) = %q %q %q %v", s, p, k, id, err)
+	}
+}
