@@ -573,6 +573,9 @@ function connect() {
   };
   ws.onclose = (ev) => {
     console.info('live socket closed', ev.code, ev.reason);
+    // 1008: the gateway refused what we asked; retrying at once will not help,
+    // but a wall screen keeps trying, slowly (a deploy may fix it).
+    if (ev.code === 1008) backoff = BACKOFF_MAX_MS;
     retry();
   };
   // onerror is always followed by onclose, which retries.

@@ -164,6 +164,7 @@ test('the wall screen reconnects and takes the new snapshot', { skip: process.en
   assert.equal(res.status, 204);
   // Refused for 4 s: the screen says so while it backs off and retries.
   await page.locator('#conn-text', { hasText: 'Mất kết nối' }).waitFor({ timeout: 5000 });
+  await page.screenshot({ path: path.join(resultsDir, 'wall-offline.png') });
   await waitStats(page, () => window.iochub.stats().snapshots === 2 && window.iochub.stats().connection === 'online', 'the second snapshot', 15000);
   const s = await stats(page);
   assert.ok(s.stations >= 1 && s.segments >= 1, `got ${JSON.stringify(s)} after reconnecting`);
