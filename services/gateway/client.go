@@ -9,8 +9,9 @@ import (
 	"github.com/gorilla/websocket"
 )
 
-// readLimit bounds a client's frames: the live socket is one-way, so clients
-// have nothing to say beyond control frames.
+// readLimit bounds a client's data frames: the live socket is one-way, so
+// clients have nothing to say beyond control frames. gorilla checks it per
+// frame header and answers 1009; input under it is discarded unread, never buffered.
 const readLimit = 4096
 
 // closeGrace is how long the writer waits for the client's answer to a close
@@ -131,7 +132,7 @@ func classifyReadError(err error) (int, string) {
 	case errors.As(err, &ce):
 		return CloseNormal, ""
 	case errors.Is(err, websocket.ErrReadLimit):
-		return ClosePolicy, "message too big: this socket only sends"
+		return CloseTooBig, "message too big: this socket only sends"
 	case errors.As(err, &ne) && ne.Timeout():
 		return ClosePingTimeout, "ping timeout"
 	}
@@ -181,8 +182,9 @@ func (c *client) writeLoop() {
 			if len(batch) == 0 {
 				break
 			}
+			// One deadline per batch: gorilla applies it to each frame's write.
+			_ = c.conn.SetWriteDeadline(time.Now().Add(wt))
 			for _, pm := range batch {
-				_ = c.conn.SetWriteDeadline(time.Now().Add(wt))
 				if err := c.conn.WritePreparedMessage(pm); err != nil {
 					return
 				}

@@ -11,11 +11,18 @@ const (
 	// CloseGoingAway (1001) is sent to every client when the gateway shuts down;
 	// reconnect, with backoff, to another instance or the same one after restart.
 	CloseGoingAway = websocket.CloseGoingAway
-	// ClosePolicy (1008) is sent when a connection breaks a rule after the upgrade
-	// (e.g. a message larger than the read limit); do not retry unchanged.
+	// ClosePolicy (1008) is reserved for a client that breaks a rule after the
+	// upgrade. Parameters are checked before the upgrade (400), so nothing sends
+	// it today; do not retry unchanged.
 	ClosePolicy = websocket.ClosePolicyViolation
+	// CloseTooBig (1009) is sent by gorilla/websocket itself, from the reader,
+	// when a client sends a data message over the 4 KiB read limit (the live
+	// socket is one-way); 1002 likewise for a protocol error. These are the only
+	// frames not written by the connection's writer goroutine (gorilla's
+	// WriteControl is safe to call concurrently).
+	CloseTooBig = websocket.CloseMessageTooBig
 	// CloseInternal (1011) is sent when the gateway hit an unexpected error for this
-	// connection; reconnect with backoff.
+	// connection (e.g. it could not build the snapshot); reconnect with backoff.
 	CloseInternal = websocket.CloseInternalServerErr
 	// CloseStreamFailure (4000) is sent when the province's STATE stream consumer
 	// failed; the hub is dropped and rebuilt by the next client, so reconnect
@@ -39,6 +46,8 @@ func closeReason(code int) string {
 		return "shutdown"
 	case ClosePolicy:
 		return "policy"
+	case CloseTooBig:
+		return "too_big"
 	case CloseInternal:
 		return "internal"
 	case CloseStreamFailure:

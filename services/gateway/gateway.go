@@ -30,8 +30,9 @@ type Config struct {
 	// SendQueue is the most distinct entities that may wait to be written to one
 	// client; one more and the client is closed with CloseTooSlow (4001). 0 means 4096.
 	SendQueue int
-	// WriteTimeout bounds one write (a frame, ping or close) to a client; a client
-	// that does not take a frame in this time is dropped. 0 means 10s.
+	// WriteTimeout bounds the writes to a client of one batch of up to 64 queued
+	// frames (or a ping, or the close); a client that does not take them in this
+	// time is dropped. 0 means 10s.
 	WriteTimeout time.Duration
 	// PingInterval is how often the gateway pings each client. 0 means 20s.
 	PingInterval time.Duration
@@ -318,9 +319,14 @@ func (g *Gateway) serveLive(w http.ResponseWriter, r *http.Request) {
 	upgraded = true
 	c := newClient(g, h, conn, p)
 	if err := h.add(c); err != nil {
-		code := CloseGoingAway
-		if errors.Is(err, ErrHubFailed) {
+		code := CloseInternal
+		switch {
+		case errors.Is(err, ErrHubFailed):
 			code = CloseStreamFailure
+		case errors.Is(err, ErrClosed):
+			code = CloseGoingAway
+		default:
+			g.log.Error("joining live client", "province", p.Province, "err", err)
 		}
 		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, "live stream unavailable; reconnect"),
 			time.Now().Add(g.cfg.WriteTimeout))
