@@ -123,11 +123,11 @@ func FuzzOpen(f *testing.F) {
 	good, _ := s.Seal([]byte("x"), nil)
 	f.Add(good)
 	f.Add([]byte{1, 2, 3})
+	// Only values Seal made open (the seed, in every worker's own seal of
+	// it); anything else is refused with ErrSealed, never a panic.
 	f.Fuzz(func(t *testing.T, b []byte) {
 		pt, err := s.Open(b, nil)
 		switch {
-		case err == nil && !bytes.Equal(b, good):
-			t.Fatalf("Open accepted a value it never sealed: %x", b)
 		case err == nil && string(pt) != "x":
 			t.Fatalf("Open = %q; want %q", pt, "x")
 		case err != nil && !errors.Is(err, ErrSealed):
