@@ -45,9 +45,26 @@ type Alert struct {
 	Info       []*AlertInfo `protobuf:"bytes,9,rep,name=info,proto3" json:"info,omitempty"`
 	Origin     *Origin      `protobuf:"bytes,10,opt,name=origin,proto3" json:"origin,omitempty"`
 	// note is CAP note.
-	Note          string `protobuf:"bytes,11,opt,name=note,proto3" json:"note,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Note string `protobuf:"bytes,11,opt,name=note,proto3" json:"note,omitempty"`
+	// source is CAP source: the particular source of this alert (an operator, a device).
+	Source string `protobuf:"bytes,12,opt,name=source,proto3" json:"source,omitempty"`
+	// restriction is CAP restriction: who may see a Restricted alert.
+	Restriction string `protobuf:"bytes,13,opt,name=restriction,proto3" json:"restriction,omitempty"`
+	// addresses is CAP addresses: the recipients of a Private alert, space-separated
+	// (multi-word ones in double quotes), as written.
+	Addresses string `protobuf:"bytes,14,opt,name=addresses,proto3" json:"addresses,omitempty"`
+	// code are CAP code elements: special handling codes, in order.
+	Code []string `protobuf:"bytes,15,rep,name=code,proto3" json:"code,omitempty"`
+	// incidents is CAP incidents: space-separated incident ids, as written.
+	Incidents string `protobuf:"bytes,16,opt,name=incidents,proto3" json:"incidents,omitempty"`
+	// signature is the raw XML of the XML-DSig <Signature> element(s) that ended
+	// the CAP document, byte for byte; empty when the alert was not signed.
+	Signature []byte `protobuf:"bytes,17,opt,name=signature,proto3" json:"signature,omitempty"`
+	// sent_offset_seconds is the UTC offset sent was written with (CAP date-times
+	// carry one), so that the alert can be written back as it came: +07:00 is 25200.
+	SentOffsetSeconds int32 `protobuf:"varint,18,opt,name=sent_offset_seconds,json=sentOffsetSeconds,proto3" json:"sent_offset_seconds,omitempty"`
+	unknownFields     protoimpl.UnknownFields
+	sizeCache         protoimpl.SizeCache
 }
 
 func (x *Alert) Reset() {
@@ -157,6 +174,55 @@ func (x *Alert) GetNote() string {
 	return ""
 }
 
+func (x *Alert) GetSource() string {
+	if x != nil {
+		return x.Source
+	}
+	return ""
+}
+
+func (x *Alert) GetRestriction() string {
+	if x != nil {
+		return x.Restriction
+	}
+	return ""
+}
+
+func (x *Alert) GetAddresses() string {
+	if x != nil {
+		return x.Addresses
+	}
+	return ""
+}
+
+func (x *Alert) GetCode() []string {
+	if x != nil {
+		return x.Code
+	}
+	return nil
+}
+
+func (x *Alert) GetIncidents() string {
+	if x != nil {
+		return x.Incidents
+	}
+	return ""
+}
+
+func (x *Alert) GetSignature() []byte {
+	if x != nil {
+		return x.Signature
+	}
+	return nil
+}
+
+func (x *Alert) GetSentOffsetSeconds() int32 {
+	if x != nil {
+		return x.SentOffsetSeconds
+	}
+	return 0
+}
+
 // AlertInfo is one CAP <info> block; an alert has one per language.
 type AlertInfo struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -170,17 +236,37 @@ type AlertInfo struct {
 	// severity is Extreme, Severe, Moderate, Minor or Unknown.
 	Severity string `protobuf:"bytes,5,opt,name=severity,proto3" json:"severity,omitempty"`
 	// certainty is Observed, Likely, Possible, Unlikely or Unknown.
-	Certainty     string                 `protobuf:"bytes,6,opt,name=certainty,proto3" json:"certainty,omitempty"`
-	Headline      string                 `protobuf:"bytes,7,opt,name=headline,proto3" json:"headline,omitempty"`
-	Description   string                 `protobuf:"bytes,8,opt,name=description,proto3" json:"description,omitempty"`
-	Instruction   string                 `protobuf:"bytes,9,opt,name=instruction,proto3" json:"instruction,omitempty"`
-	SenderName    string                 `protobuf:"bytes,10,opt,name=sender_name,json=senderName,proto3" json:"sender_name,omitempty"`
-	Effective     *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=effective,proto3" json:"effective,omitempty"`
-	Onset         *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=onset,proto3" json:"onset,omitempty"`
-	Expires       *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=expires,proto3" json:"expires,omitempty"`
-	Area          []*AlertArea           `protobuf:"bytes,14,rep,name=area,proto3" json:"area,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	Certainty   string                 `protobuf:"bytes,6,opt,name=certainty,proto3" json:"certainty,omitempty"`
+	Headline    string                 `protobuf:"bytes,7,opt,name=headline,proto3" json:"headline,omitempty"`
+	Description string                 `protobuf:"bytes,8,opt,name=description,proto3" json:"description,omitempty"`
+	Instruction string                 `protobuf:"bytes,9,opt,name=instruction,proto3" json:"instruction,omitempty"`
+	SenderName  string                 `protobuf:"bytes,10,opt,name=sender_name,json=senderName,proto3" json:"sender_name,omitempty"`
+	Effective   *timestamppb.Timestamp `protobuf:"bytes,11,opt,name=effective,proto3" json:"effective,omitempty"`
+	Onset       *timestamppb.Timestamp `protobuf:"bytes,12,opt,name=onset,proto3" json:"onset,omitempty"`
+	Expires     *timestamppb.Timestamp `protobuf:"bytes,13,opt,name=expires,proto3" json:"expires,omitempty"`
+	Area        []*AlertArea           `protobuf:"bytes,14,rep,name=area,proto3" json:"area,omitempty"`
+	// response_type is CAP responseType: Shelter, Evacuate, Prepare, Execute, Avoid,
+	// Monitor, Assess, AllClear or None, in order.
+	ResponseType []string `protobuf:"bytes,15,rep,name=response_type,json=responseType,proto3" json:"response_type,omitempty"`
+	// audience is CAP audience: the intended audience, in words.
+	Audience string `protobuf:"bytes,16,opt,name=audience,proto3" json:"audience,omitempty"`
+	// event_code are CAP eventCode pairs: system-specific codes of the event type.
+	EventCode []*NamedValue `protobuf:"bytes,17,rep,name=event_code,json=eventCode,proto3" json:"event_code,omitempty"`
+	// parameter are CAP parameter pairs: system-specific extra data.
+	Parameter []*NamedValue `protobuf:"bytes,18,rep,name=parameter,proto3" json:"parameter,omitempty"`
+	// web is CAP web: a URI with more information.
+	Web string `protobuf:"bytes,19,opt,name=web,proto3" json:"web,omitempty"`
+	// contact is CAP contact: how to reach the sender for follow-up.
+	Contact string `protobuf:"bytes,20,opt,name=contact,proto3" json:"contact,omitempty"`
+	// resource are CAP resource elements: files that supplement the info block.
+	Resource []*AlertResource `protobuf:"bytes,21,rep,name=resource,proto3" json:"resource,omitempty"`
+	// effective_offset_seconds, onset_offset_seconds and expires_offset_seconds are
+	// the UTC offsets those date-times were written with (see Alert.sent_offset_seconds).
+	EffectiveOffsetSeconds int32 `protobuf:"varint,22,opt,name=effective_offset_seconds,json=effectiveOffsetSeconds,proto3" json:"effective_offset_seconds,omitempty"`
+	OnsetOffsetSeconds     int32 `protobuf:"varint,23,opt,name=onset_offset_seconds,json=onsetOffsetSeconds,proto3" json:"onset_offset_seconds,omitempty"`
+	ExpiresOffsetSeconds   int32 `protobuf:"varint,24,opt,name=expires_offset_seconds,json=expiresOffsetSeconds,proto3" json:"expires_offset_seconds,omitempty"`
+	unknownFields          protoimpl.UnknownFields
+	sizeCache              protoimpl.SizeCache
 }
 
 func (x *AlertInfo) Reset() {
@@ -311,20 +397,243 @@ func (x *AlertInfo) GetArea() []*AlertArea {
 	return nil
 }
 
+func (x *AlertInfo) GetResponseType() []string {
+	if x != nil {
+		return x.ResponseType
+	}
+	return nil
+}
+
+func (x *AlertInfo) GetAudience() string {
+	if x != nil {
+		return x.Audience
+	}
+	return ""
+}
+
+func (x *AlertInfo) GetEventCode() []*NamedValue {
+	if x != nil {
+		return x.EventCode
+	}
+	return nil
+}
+
+func (x *AlertInfo) GetParameter() []*NamedValue {
+	if x != nil {
+		return x.Parameter
+	}
+	return nil
+}
+
+func (x *AlertInfo) GetWeb() string {
+	if x != nil {
+		return x.Web
+	}
+	return ""
+}
+
+func (x *AlertInfo) GetContact() string {
+	if x != nil {
+		return x.Contact
+	}
+	return ""
+}
+
+func (x *AlertInfo) GetResource() []*AlertResource {
+	if x != nil {
+		return x.Resource
+	}
+	return nil
+}
+
+func (x *AlertInfo) GetEffectiveOffsetSeconds() int32 {
+	if x != nil {
+		return x.EffectiveOffsetSeconds
+	}
+	return 0
+}
+
+func (x *AlertInfo) GetOnsetOffsetSeconds() int32 {
+	if x != nil {
+		return x.OnsetOffsetSeconds
+	}
+	return 0
+}
+
+func (x *AlertInfo) GetExpiresOffsetSeconds() int32 {
+	if x != nil {
+		return x.ExpiresOffsetSeconds
+	}
+	return 0
+}
+
+// NamedValue is a CAP valueName/value pair (eventCode, parameter).
+type NamedValue struct {
+	state         protoimpl.MessageState `protogen:"open.v1"`
+	ValueName     string                 `protobuf:"bytes,1,opt,name=value_name,json=valueName,proto3" json:"value_name,omitempty"`
+	Value         string                 `protobuf:"bytes,2,opt,name=value,proto3" json:"value,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *NamedValue) Reset() {
+	*x = NamedValue{}
+	mi := &file_ioc_v1_alert_proto_msgTypes[2]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *NamedValue) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*NamedValue) ProtoMessage() {}
+
+func (x *NamedValue) ProtoReflect() protoreflect.Message {
+	mi := &file_ioc_v1_alert_proto_msgTypes[2]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use NamedValue.ProtoReflect.Descriptor instead.
+func (*NamedValue) Descriptor() ([]byte, []int) {
+	return file_ioc_v1_alert_proto_rawDescGZIP(), []int{2}
+}
+
+func (x *NamedValue) GetValueName() string {
+	if x != nil {
+		return x.ValueName
+	}
+	return ""
+}
+
+func (x *NamedValue) GetValue() string {
+	if x != nil {
+		return x.Value
+	}
+	return ""
+}
+
+// AlertResource is one CAP <resource>: a file that supplements an info block.
+type AlertResource struct {
+	state        protoimpl.MessageState `protogen:"open.v1"`
+	ResourceDesc string                 `protobuf:"bytes,1,opt,name=resource_desc,json=resourceDesc,proto3" json:"resource_desc,omitempty"`
+	// mime_type is the file's MIME type (RFC 2046).
+	MimeType string `protobuf:"bytes,2,opt,name=mime_type,json=mimeType,proto3" json:"mime_type,omitempty"`
+	// size is the file's size in bytes; absent when CAP gave none.
+	Size *int64 `protobuf:"varint,3,opt,name=size,proto3,oneof" json:"size,omitempty"`
+	Uri  string `protobuf:"bytes,4,opt,name=uri,proto3" json:"uri,omitempty"`
+	// deref_uri is the file's content, base-64 encoded, as CAP derefUri carries it.
+	DerefUri string `protobuf:"bytes,5,opt,name=deref_uri,json=derefUri,proto3" json:"deref_uri,omitempty"`
+	// digest is the SHA-1 hash of the file, as CAP digest carries it.
+	Digest        string `protobuf:"bytes,6,opt,name=digest,proto3" json:"digest,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlertResource) Reset() {
+	*x = AlertResource{}
+	mi := &file_ioc_v1_alert_proto_msgTypes[3]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlertResource) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlertResource) ProtoMessage() {}
+
+func (x *AlertResource) ProtoReflect() protoreflect.Message {
+	mi := &file_ioc_v1_alert_proto_msgTypes[3]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlertResource.ProtoReflect.Descriptor instead.
+func (*AlertResource) Descriptor() ([]byte, []int) {
+	return file_ioc_v1_alert_proto_rawDescGZIP(), []int{3}
+}
+
+func (x *AlertResource) GetResourceDesc() string {
+	if x != nil {
+		return x.ResourceDesc
+	}
+	return ""
+}
+
+func (x *AlertResource) GetMimeType() string {
+	if x != nil {
+		return x.MimeType
+	}
+	return ""
+}
+
+func (x *AlertResource) GetSize() int64 {
+	if x != nil && x.Size != nil {
+		return *x.Size
+	}
+	return 0
+}
+
+func (x *AlertResource) GetUri() string {
+	if x != nil {
+		return x.Uri
+	}
+	return ""
+}
+
+func (x *AlertResource) GetDerefUri() string {
+	if x != nil {
+		return x.DerefUri
+	}
+	return ""
+}
+
+func (x *AlertResource) GetDigest() string {
+	if x != nil {
+		return x.Digest
+	}
+	return ""
+}
+
 // AlertArea is one CAP <area>.
 type AlertArea struct {
 	state    protoimpl.MessageState `protogen:"open.v1"`
 	AreaDesc string                 `protobuf:"bytes,1,opt,name=area_desc,json=areaDesc,proto3" json:"area_desc,omitempty"`
 	// geometry is the area's Point, Polygon or MultiPolygon; absent when the area is given by geocodes only.
-	Geometry      *Geometry  `protobuf:"bytes,2,opt,name=geometry,proto3" json:"geometry,omitempty"`
-	Geocode       []*Geocode `protobuf:"bytes,3,rep,name=geocode,proto3" json:"geocode,omitempty"`
+	Geometry *Geometry  `protobuf:"bytes,2,opt,name=geometry,proto3" json:"geometry,omitempty"`
+	Geocode  []*Geocode `protobuf:"bytes,3,rep,name=geocode,proto3" json:"geocode,omitempty"`
+	// polygon are the area's CAP polygons as given (lat,lon order).
+	Polygon []*AlertPolygon `protobuf:"bytes,4,rep,name=polygon,proto3" json:"polygon,omitempty"`
+	// circle are the area's CAP circles as given.
+	Circle []*AlertCircle `protobuf:"bytes,5,rep,name=circle,proto3" json:"circle,omitempty"`
+	// altitude is CAP altitude in feet above mean sea level; absent when CAP gave none.
+	Altitude *float64 `protobuf:"fixed64,6,opt,name=altitude,proto3,oneof" json:"altitude,omitempty"`
+	// ceiling is CAP ceiling in feet above mean sea level; only with altitude.
+	Ceiling *float64 `protobuf:"fixed64,7,opt,name=ceiling,proto3,oneof" json:"ceiling,omitempty"`
+	// no_geometry is true when the area has no shape, so geometry is absent on
+	// purpose: it is given by geocodes only (or by circles of radius 0).
+	NoGeometry    bool `protobuf:"varint,8,opt,name=no_geometry,json=noGeometry,proto3" json:"no_geometry,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
 
 func (x *AlertArea) Reset() {
 	*x = AlertArea{}
-	mi := &file_ioc_v1_alert_proto_msgTypes[2]
+	mi := &file_ioc_v1_alert_proto_msgTypes[4]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -336,7 +645,7 @@ func (x *AlertArea) String() string {
 func (*AlertArea) ProtoMessage() {}
 
 func (x *AlertArea) ProtoReflect() protoreflect.Message {
-	mi := &file_ioc_v1_alert_proto_msgTypes[2]
+	mi := &file_ioc_v1_alert_proto_msgTypes[4]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -349,7 +658,7 @@ func (x *AlertArea) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AlertArea.ProtoReflect.Descriptor instead.
 func (*AlertArea) Descriptor() ([]byte, []int) {
-	return file_ioc_v1_alert_proto_rawDescGZIP(), []int{2}
+	return file_ioc_v1_alert_proto_rawDescGZIP(), []int{4}
 }
 
 func (x *AlertArea) GetAreaDesc() string {
@@ -373,6 +682,166 @@ func (x *AlertArea) GetGeocode() []*Geocode {
 	return nil
 }
 
+func (x *AlertArea) GetPolygon() []*AlertPolygon {
+	if x != nil {
+		return x.Polygon
+	}
+	return nil
+}
+
+func (x *AlertArea) GetCircle() []*AlertCircle {
+	if x != nil {
+		return x.Circle
+	}
+	return nil
+}
+
+func (x *AlertArea) GetAltitude() float64 {
+	if x != nil && x.Altitude != nil {
+		return *x.Altitude
+	}
+	return 0
+}
+
+func (x *AlertArea) GetCeiling() float64 {
+	if x != nil && x.Ceiling != nil {
+		return *x.Ceiling
+	}
+	return 0
+}
+
+func (x *AlertArea) GetNoGeometry() bool {
+	if x != nil {
+		return x.NoGeometry
+	}
+	return false
+}
+
+// AlertPolygon is one CAP <polygon>: a closed ring of at least four points.
+type AlertPolygon struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// lat_lon are the ring's points as CAP orders them: lat, lon, lat, lon, ...
+	LatLon []float64 `protobuf:"fixed64,1,rep,packed,name=lat_lon,json=latLon,proto3" json:"lat_lon,omitempty"`
+	// cap is the CAP text form, "lat,lon lat,lon ...", in shortest decimals.
+	Cap           string `protobuf:"bytes,2,opt,name=cap,proto3" json:"cap,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlertPolygon) Reset() {
+	*x = AlertPolygon{}
+	mi := &file_ioc_v1_alert_proto_msgTypes[5]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlertPolygon) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlertPolygon) ProtoMessage() {}
+
+func (x *AlertPolygon) ProtoReflect() protoreflect.Message {
+	mi := &file_ioc_v1_alert_proto_msgTypes[5]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlertPolygon.ProtoReflect.Descriptor instead.
+func (*AlertPolygon) Descriptor() ([]byte, []int) {
+	return file_ioc_v1_alert_proto_rawDescGZIP(), []int{5}
+}
+
+func (x *AlertPolygon) GetLatLon() []float64 {
+	if x != nil {
+		return x.LatLon
+	}
+	return nil
+}
+
+func (x *AlertPolygon) GetCap() string {
+	if x != nil {
+		return x.Cap
+	}
+	return ""
+}
+
+// AlertCircle is one CAP <circle>: a centre and a radius.
+type AlertCircle struct {
+	state    protoimpl.MessageState `protogen:"open.v1"`
+	Lat      float64                `protobuf:"fixed64,1,opt,name=lat,proto3" json:"lat,omitempty"`
+	Lon      float64                `protobuf:"fixed64,2,opt,name=lon,proto3" json:"lon,omitempty"`
+	RadiusKm float64                `protobuf:"fixed64,3,opt,name=radius_km,json=radiusKm,proto3" json:"radius_km,omitempty"`
+	// cap is the CAP text form, "lat,lon radius", in shortest decimals.
+	Cap           string `protobuf:"bytes,4,opt,name=cap,proto3" json:"cap,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlertCircle) Reset() {
+	*x = AlertCircle{}
+	mi := &file_ioc_v1_alert_proto_msgTypes[6]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlertCircle) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlertCircle) ProtoMessage() {}
+
+func (x *AlertCircle) ProtoReflect() protoreflect.Message {
+	mi := &file_ioc_v1_alert_proto_msgTypes[6]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlertCircle.ProtoReflect.Descriptor instead.
+func (*AlertCircle) Descriptor() ([]byte, []int) {
+	return file_ioc_v1_alert_proto_rawDescGZIP(), []int{6}
+}
+
+func (x *AlertCircle) GetLat() float64 {
+	if x != nil {
+		return x.Lat
+	}
+	return 0
+}
+
+func (x *AlertCircle) GetLon() float64 {
+	if x != nil {
+		return x.Lon
+	}
+	return 0
+}
+
+func (x *AlertCircle) GetRadiusKm() float64 {
+	if x != nil {
+		return x.RadiusKm
+	}
+	return 0
+}
+
+func (x *AlertCircle) GetCap() string {
+	if x != nil {
+		return x.Cap
+	}
+	return ""
+}
+
 // Geocode is a CAP valueName/value pair.
 type Geocode struct {
 	state         protoimpl.MessageState `protogen:"open.v1"`
@@ -384,7 +853,7 @@ type Geocode struct {
 
 func (x *Geocode) Reset() {
 	*x = Geocode{}
-	mi := &file_ioc_v1_alert_proto_msgTypes[3]
+	mi := &file_ioc_v1_alert_proto_msgTypes[7]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -396,7 +865,7 @@ func (x *Geocode) String() string {
 func (*Geocode) ProtoMessage() {}
 
 func (x *Geocode) ProtoReflect() protoreflect.Message {
-	mi := &file_ioc_v1_alert_proto_msgTypes[3]
+	mi := &file_ioc_v1_alert_proto_msgTypes[7]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -409,7 +878,7 @@ func (x *Geocode) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Geocode.ProtoReflect.Descriptor instead.
 func (*Geocode) Descriptor() ([]byte, []int) {
-	return file_ioc_v1_alert_proto_rawDescGZIP(), []int{3}
+	return file_ioc_v1_alert_proto_rawDescGZIP(), []int{7}
 }
 
 func (x *Geocode) GetValueName() string {
@@ -430,7 +899,7 @@ var File_ioc_v1_alert_proto protoreflect.FileDescriptor
 
 const file_ioc_v1_alert_proto_rawDesc = "" +
 	"\n" +
-	"\x12ioc/v1/alert.proto\x12\x06ioc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13ioc/v1/common.proto\"\xcb\x02\n" +
+	"\x12ioc/v1/alert.proto\x12\x06ioc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x13ioc/v1/common.proto\"\xa3\x04\n" +
 	"\x05Alert\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1e\n" +
 	"\n" +
@@ -447,7 +916,14 @@ const file_ioc_v1_alert_proto_rawDesc = "" +
 	"\x04info\x18\t \x03(\v2\x11.ioc.v1.AlertInfoR\x04info\x12&\n" +
 	"\x06origin\x18\n" +
 	" \x01(\v2\x0e.ioc.v1.OriginR\x06origin\x12\x12\n" +
-	"\x04note\x18\v \x01(\tR\x04note\"\xf7\x03\n" +
+	"\x04note\x18\v \x01(\tR\x04note\x12\x16\n" +
+	"\x06source\x18\f \x01(\tR\x06source\x12 \n" +
+	"\vrestriction\x18\r \x01(\tR\vrestriction\x12\x1c\n" +
+	"\taddresses\x18\x0e \x01(\tR\taddresses\x12\x12\n" +
+	"\x04code\x18\x0f \x03(\tR\x04code\x12\x1c\n" +
+	"\tincidents\x18\x10 \x01(\tR\tincidents\x12\x1c\n" +
+	"\tsignature\x18\x11 \x01(\fR\tsignature\x12.\n" +
+	"\x13sent_offset_seconds\x18\x12 \x01(\x05R\x11sentOffsetSeconds\"\x9e\a\n" +
 	"\tAlertInfo\x12\x1a\n" +
 	"\blanguage\x18\x01 \x01(\tR\blanguage\x12\x1a\n" +
 	"\bcategory\x18\x02 \x03(\tR\bcategory\x12\x14\n" +
@@ -464,11 +940,52 @@ const file_ioc_v1_alert_proto_rawDesc = "" +
 	"\teffective\x18\v \x01(\v2\x1a.google.protobuf.TimestampR\teffective\x120\n" +
 	"\x05onset\x18\f \x01(\v2\x1a.google.protobuf.TimestampR\x05onset\x124\n" +
 	"\aexpires\x18\r \x01(\v2\x1a.google.protobuf.TimestampR\aexpires\x12%\n" +
-	"\x04area\x18\x0e \x03(\v2\x11.ioc.v1.AlertAreaR\x04area\"\x81\x01\n" +
+	"\x04area\x18\x0e \x03(\v2\x11.ioc.v1.AlertAreaR\x04area\x12#\n" +
+	"\rresponse_type\x18\x0f \x03(\tR\fresponseType\x12\x1a\n" +
+	"\baudience\x18\x10 \x01(\tR\baudience\x121\n" +
+	"\n" +
+	"event_code\x18\x11 \x03(\v2\x12.ioc.v1.NamedValueR\teventCode\x120\n" +
+	"\tparameter\x18\x12 \x03(\v2\x12.ioc.v1.NamedValueR\tparameter\x12\x10\n" +
+	"\x03web\x18\x13 \x01(\tR\x03web\x12\x18\n" +
+	"\acontact\x18\x14 \x01(\tR\acontact\x121\n" +
+	"\bresource\x18\x15 \x03(\v2\x15.ioc.v1.AlertResourceR\bresource\x128\n" +
+	"\x18effective_offset_seconds\x18\x16 \x01(\x05R\x16effectiveOffsetSeconds\x120\n" +
+	"\x14onset_offset_seconds\x18\x17 \x01(\x05R\x12onsetOffsetSeconds\x124\n" +
+	"\x16expires_offset_seconds\x18\x18 \x01(\x05R\x14expiresOffsetSeconds\"A\n" +
+	"\n" +
+	"NamedValue\x12\x1d\n" +
+	"\n" +
+	"value_name\x18\x01 \x01(\tR\tvalueName\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\tR\x05value\"\xba\x01\n" +
+	"\rAlertResource\x12#\n" +
+	"\rresource_desc\x18\x01 \x01(\tR\fresourceDesc\x12\x1b\n" +
+	"\tmime_type\x18\x02 \x01(\tR\bmimeType\x12\x17\n" +
+	"\x04size\x18\x03 \x01(\x03H\x00R\x04size\x88\x01\x01\x12\x10\n" +
+	"\x03uri\x18\x04 \x01(\tR\x03uri\x12\x1b\n" +
+	"\tderef_uri\x18\x05 \x01(\tR\bderefUri\x12\x16\n" +
+	"\x06digest\x18\x06 \x01(\tR\x06digestB\a\n" +
+	"\x05_size\"\xd8\x02\n" +
 	"\tAlertArea\x12\x1b\n" +
 	"\tarea_desc\x18\x01 \x01(\tR\bareaDesc\x12,\n" +
 	"\bgeometry\x18\x02 \x01(\v2\x10.ioc.v1.GeometryR\bgeometry\x12)\n" +
-	"\ageocode\x18\x03 \x03(\v2\x0f.ioc.v1.GeocodeR\ageocode\">\n" +
+	"\ageocode\x18\x03 \x03(\v2\x0f.ioc.v1.GeocodeR\ageocode\x12.\n" +
+	"\apolygon\x18\x04 \x03(\v2\x14.ioc.v1.AlertPolygonR\apolygon\x12+\n" +
+	"\x06circle\x18\x05 \x03(\v2\x13.ioc.v1.AlertCircleR\x06circle\x12\x1f\n" +
+	"\baltitude\x18\x06 \x01(\x01H\x00R\baltitude\x88\x01\x01\x12\x1d\n" +
+	"\aceiling\x18\a \x01(\x01H\x01R\aceiling\x88\x01\x01\x12\x1f\n" +
+	"\vno_geometry\x18\b \x01(\bR\n" +
+	"noGeometryB\v\n" +
+	"\t_altitudeB\n" +
+	"\n" +
+	"\b_ceiling\"9\n" +
+	"\fAlertPolygon\x12\x17\n" +
+	"\alat_lon\x18\x01 \x03(\x01R\x06latLon\x12\x10\n" +
+	"\x03cap\x18\x02 \x01(\tR\x03cap\"`\n" +
+	"\vAlertCircle\x12\x10\n" +
+	"\x03lat\x18\x01 \x01(\x01R\x03lat\x12\x10\n" +
+	"\x03lon\x18\x02 \x01(\x01R\x03lon\x12\x1b\n" +
+	"\tradius_km\x18\x03 \x01(\x01R\bradiusKm\x12\x10\n" +
+	"\x03cap\x18\x04 \x01(\tR\x03cap\">\n" +
 	"\aGeocode\x12\x1d\n" +
 	"\n" +
 	"value_name\x18\x01 \x01(\tR\tvalueName\x12\x14\n" +
@@ -486,31 +1003,40 @@ func file_ioc_v1_alert_proto_rawDescGZIP() []byte {
 	return file_ioc_v1_alert_proto_rawDescData
 }
 
-var file_ioc_v1_alert_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
+var file_ioc_v1_alert_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
 var file_ioc_v1_alert_proto_goTypes = []any{
 	(*Alert)(nil),                 // 0: ioc.v1.Alert
 	(*AlertInfo)(nil),             // 1: ioc.v1.AlertInfo
-	(*AlertArea)(nil),             // 2: ioc.v1.AlertArea
-	(*Geocode)(nil),               // 3: ioc.v1.Geocode
-	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
-	(*Origin)(nil),                // 5: ioc.v1.Origin
-	(*Geometry)(nil),              // 6: ioc.v1.Geometry
+	(*NamedValue)(nil),            // 2: ioc.v1.NamedValue
+	(*AlertResource)(nil),         // 3: ioc.v1.AlertResource
+	(*AlertArea)(nil),             // 4: ioc.v1.AlertArea
+	(*AlertPolygon)(nil),          // 5: ioc.v1.AlertPolygon
+	(*AlertCircle)(nil),           // 6: ioc.v1.AlertCircle
+	(*Geocode)(nil),               // 7: ioc.v1.Geocode
+	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
+	(*Origin)(nil),                // 9: ioc.v1.Origin
+	(*Geometry)(nil),              // 10: ioc.v1.Geometry
 }
 var file_ioc_v1_alert_proto_depIdxs = []int32{
-	4, // 0: ioc.v1.Alert.sent:type_name -> google.protobuf.Timestamp
-	1, // 1: ioc.v1.Alert.info:type_name -> ioc.v1.AlertInfo
-	5, // 2: ioc.v1.Alert.origin:type_name -> ioc.v1.Origin
-	4, // 3: ioc.v1.AlertInfo.effective:type_name -> google.protobuf.Timestamp
-	4, // 4: ioc.v1.AlertInfo.onset:type_name -> google.protobuf.Timestamp
-	4, // 5: ioc.v1.AlertInfo.expires:type_name -> google.protobuf.Timestamp
-	2, // 6: ioc.v1.AlertInfo.area:type_name -> ioc.v1.AlertArea
-	6, // 7: ioc.v1.AlertArea.geometry:type_name -> ioc.v1.Geometry
-	3, // 8: ioc.v1.AlertArea.geocode:type_name -> ioc.v1.Geocode
-	9, // [9:9] is the sub-list for method output_type
-	9, // [9:9] is the sub-list for method input_type
-	9, // [9:9] is the sub-list for extension type_name
-	9, // [9:9] is the sub-list for extension extendee
-	0, // [0:9] is the sub-list for field type_name
+	8,  // 0: ioc.v1.Alert.sent:type_name -> google.protobuf.Timestamp
+	1,  // 1: ioc.v1.Alert.info:type_name -> ioc.v1.AlertInfo
+	9,  // 2: ioc.v1.Alert.origin:type_name -> ioc.v1.Origin
+	8,  // 3: ioc.v1.AlertInfo.effective:type_name -> google.protobuf.Timestamp
+	8,  // 4: ioc.v1.AlertInfo.onset:type_name -> google.protobuf.Timestamp
+	8,  // 5: ioc.v1.AlertInfo.expires:type_name -> google.protobuf.Timestamp
+	4,  // 6: ioc.v1.AlertInfo.area:type_name -> ioc.v1.AlertArea
+	2,  // 7: ioc.v1.AlertInfo.event_code:type_name -> ioc.v1.NamedValue
+	2,  // 8: ioc.v1.AlertInfo.parameter:type_name -> ioc.v1.NamedValue
+	3,  // 9: ioc.v1.AlertInfo.resource:type_name -> ioc.v1.AlertResource
+	10, // 10: ioc.v1.AlertArea.geometry:type_name -> ioc.v1.Geometry
+	7,  // 11: ioc.v1.AlertArea.geocode:type_name -> ioc.v1.Geocode
+	5,  // 12: ioc.v1.AlertArea.polygon:type_name -> ioc.v1.AlertPolygon
+	6,  // 13: ioc.v1.AlertArea.circle:type_name -> ioc.v1.AlertCircle
+	14, // [14:14] is the sub-list for method output_type
+	14, // [14:14] is the sub-list for method input_type
+	14, // [14:14] is the sub-list for extension type_name
+	14, // [14:14] is the sub-list for extension extendee
+	0,  // [0:14] is the sub-list for field type_name
 }
 
 func init() { file_ioc_v1_alert_proto_init() }
@@ -519,13 +1045,15 @@ func file_ioc_v1_alert_proto_init() {
 		return
 	}
 	file_ioc_v1_common_proto_init()
+	file_ioc_v1_alert_proto_msgTypes[3].OneofWrappers = []any{}
+	file_ioc_v1_alert_proto_msgTypes[4].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ioc_v1_alert_proto_rawDesc), len(file_ioc_v1_alert_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   4,
+			NumMessages:   8,
 			NumExtensions: 0,
 			NumServices:   0,
 		},
