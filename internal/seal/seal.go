@@ -48,14 +48,13 @@ func New(key []byte) (*Sealer, error) {
 }
 
 // Seal encrypts plaintext bound to ad (e.g. the id of the record it belongs
-// to) with a fresh random nonce.
-func (s *Sealer) Seal(plaintext, ad []byte) ([]byte, error) {
+// to) with a fresh random nonce. It cannot fail: crypto/rand.Read never
+// returns an error (it crashes the program when the system's source fails).
+func (s *Sealer) Seal(plaintext, ad []byte) []byte {
 	out := make([]byte, 1+s.aead.NonceSize(), Overhead+len(plaintext))
 	out[0] = version
-	if _, err := rand.Read(out[1:]); err != nil {
-		return nil, fmt.Errorf("drawing a nonce: %w", err)
-	}
-	return s.aead.Seal(out, out[1:], plaintext, ad), nil
+	_, _ = rand.Read(out[1:])
+	return s.aead.Seal(out, out[1:], plaintext, ad)
 }
 
 // Open decrypts a value made by Seal with the same key and ad.
