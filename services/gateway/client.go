@@ -31,6 +31,7 @@ type client struct {
 	g      *Gateway
 	h      *hub
 	conn   *websocket.Conn
+	bc     *batchConn // conn's transport: gathers a batch of frames into one write
 	params liveParams
 
 	wake     chan struct{} // capacity 1: "look at the queue"
@@ -43,11 +44,12 @@ type client struct {
 	pong      *string // payload of a ping to answer
 }
 
-func newClient(g *Gateway, h *hub, conn *websocket.Conn, p liveParams) *client {
+func newClient(g *Gateway, h *hub, conn *websocket.Conn, bc *batchConn, p liveParams) *client {
 	return &client{
 		g:        g,
 		h:        h,
 		conn:     conn,
+		bc:       bc,
 		params:   p,
 		wake:     make(chan struct{}, 1),
 		readDone: make(chan struct{}),
@@ -182,14 +184,19 @@ func (c *client) writeLoop() {
 			if len(batch) == 0 {
 				break
 			}
-			// One deadline per batch: gorilla applies it to each frame's write.
+			// One deadline and one write(2) per batch.
 			_ = c.conn.SetWriteDeadline(time.Now().Add(wt))
+			c.bc.begin()
 			for _, pm := range batch {
 				if err := c.conn.WritePreparedMessage(pm); err != nil {
+					_ = c.bc.flush()
 					return
 				}
-				c.g.m.framesSent.Inc()
 			}
+			if err := c.bc.flush(); err != nil {
+				return
+			}
+			c.g.m.framesSent.Add(float64(len(batch)))
 			clear(batch)
 		}
 	}

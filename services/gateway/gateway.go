@@ -312,12 +312,13 @@ func (g *Gateway) serveLive(w http.ResponseWriter, r *http.Request) {
 	case <-r.Context().Done():
 		return
 	}
-	conn, err := g.upgrader.Upgrade(w, r, nil)
+	bw := &batchingWriter{ResponseWriter: w}
+	conn, err := g.upgrader.Upgrade(bw, r, nil)
 	if err != nil {
 		return // the upgrader has answered
 	}
 	upgraded = true
-	c := newClient(g, h, conn, p)
+	c := newClient(g, h, conn, bw.conn, p)
 	if err := h.add(c); err != nil {
 		code := CloseInternal
 		switch {
