@@ -79,7 +79,7 @@ func TestRejections(t *testing.T) {
 		{"item not an object", "air", tokWard, "application/json", []byte(`[42]`), 202, "rejected", "item is a JSON number; want a JSON object"},
 		{"missing token", "air", "", "application/json", arr(t, air("a1", hoanKiem)), 401, "", "Authorization: Bearer"},
 		{"wrong token", "air", "nope", "application/json", arr(t, air("a1", hoanKiem)), 401, "", "not that of an enabled source"},
-		{"unknown kind", "water", tokWard, "application/json", arr(t, air("a1", hoanKiem)), 404, "", `kind "water" is not taken here`},
+		{"unknown kind", "sewage", tokWard, "application/json", arr(t, air("a1", hoanKiem)), 404, "", `kind "sewage" is not taken here`},
 		{"unsupported media type", "air", tokWard, "application/xml", []byte(`<a/>`), 415, "", "application/xml"},
 		{"body too large", "air", tokWard, "application/json", big, 413, "", "at most 65536"},
 		{"too many items", "air", tokWard, "application/json", arr(t, many...), 413, "", "more than 50 items"},

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/iochub/iochub/internal/ce"
+	"github.com/iochub/iochub/internal/seal"
 	"github.com/iochub/iochub/internal/subjects"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
@@ -45,6 +46,8 @@ type parsed struct {
 type parseEnv struct {
 	now       time.Time
 	maxFuture time.Duration
+	// seal seals a report's contact; nil when the hub has no seal key.
+	seal *seal.Sealer
 }
 
 // kindSpec is one kind of feed the ingest takes; adding water, weather or
@@ -61,6 +64,9 @@ var kindSpecs = map[string]kindSpec{
 	subjects.KindAir:     {kind: subjects.KindAir, ceType: ce.ObservedType(subjects.KindAir), types: []string{"AirQualityObserved"}, parse: parseAir},
 	subjects.KindTraffic: {kind: subjects.KindTraffic, ceType: ce.ObservedType(subjects.KindTraffic), types: []string{"TrafficFlowObserved"}, parse: parseTraffic},
 	subjects.KindAlert:   {kind: subjects.KindAlert, ceType: ce.AlertType, types: []string{"Alert"}, parse: parseAlert},
+	subjects.KindReport:  {kind: subjects.KindReport, ceType: ce.ObservedType(subjects.KindReport), types: []string{"FieldReport"}, parse: parseReport},
+	subjects.KindWater:   {kind: subjects.KindWater, ceType: ce.ObservedType(subjects.KindWater), types: []string{"WaterQualityObserved", "WaterObserved"}, parse: parseWater},
+	subjects.KindWeather: {kind: subjects.KindWeather, ceType: ce.ObservedType(subjects.KindWeather), types: []string{"WeatherObserved"}, parse: parseWeather},
 }
 
 // supportedKinds lists the kinds for messages, in a stable order.
