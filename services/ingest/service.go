@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/iochub/iochub/internal/seal"
 	"github.com/iochub/iochub/internal/units"
 )
 
@@ -42,6 +43,9 @@ type Config struct {
 	RefreshEvery time.Duration
 	// MaxPending bounds the async publishes in flight for the whole service; 0 means 4096.
 	MaxPending int
+	// SealKey is the hub key (32 bytes) that seals a citizen reporter's
+	// contact; empty means reports that carry a contact are rejected.
+	SealKey []byte
 }
 
 func (c Config) withDefaults() Config {
@@ -79,6 +83,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("RefreshEvery %s is negative: %w", c.RefreshEvery, ErrConfig)
 	case c.MaxPending < 0:
 		return fmt.Errorf("MaxPending %d is negative: %w", c.MaxPending, ErrConfig)
+	case len(c.SealKey) != 0 && len(c.SealKey) != seal.KeySize:
+		return fmt.Errorf("SealKey is %d bytes; want %d: %w", len(c.SealKey), seal.KeySize, ErrConfig)
 	}
 	return nil
 }
@@ -129,6 +135,7 @@ type Service struct {
 	metrics *metrics
 	cat     atomic.Pointer[catalog]
 	devHash [32]byte
+	sealer  *seal.Sealer // nil without Config.SealKey
 }
 
 // New builds the service. With a Pool the catalogue is empty until Refresh or Run loads it.
@@ -158,6 +165,11 @@ func New(cfg Config, d Deps) (*Service, error) {
 	}
 	if cfg.DevToken != "" {
 		s.devHash = sha256.Sum256([]byte(cfg.DevToken))
+	}
+	if len(cfg.SealKey) > 0 {
+		if s.sealer, err = seal.New(cfg.SealKey); err != nil {
+			return nil, fmt.Errorf("building ingest: %w", err)
+		}
 	}
 	if d.Pool == nil {
 		s.setCatalog(d.Units, d.Sources)
