@@ -1,0 +1,412 @@
+package rules
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/iochub/iochub/internal/ce"
+	"github.com/iochub/iochub/internal/subjects"
+	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
+)
+
+// Headers of the alerts the engine publishes on FEEDS.
+const (
+	// HeaderSource names the feed source, as the ingest sets it: "rules".
+	HeaderSource = "Iochub-Source"
+	// HeaderRule names the rule that raised (or cancelled) the alert; the
+	// aggregator carries it into EntityState.rule_id.
+	HeaderRule = "Iochub-Rule"
+)
+
+// Store is what the engine reads of the database; *postgis.Store is one.
+type Store interface {
+	// Rules returns every rule of province (every province when empty), enabled or not.
+	Rules(ctx context.Context, province string) ([]Rule, error)
+	// RulesVersion changes whenever a rule of province is added, changed or deleted.
+	RulesVersion(ctx context.Context, province string) (string, error)
+	// RaisedAlerts returns the alerts of the source "rules" that are active
+	// (msgType Alert) in province, to rebuild the engine's state after a restart.
+	RaisedAlerts(ctx context.Context, province string) ([]Raised, error)
+}
+
+// Config configures the engine.
+type Config struct {
+	// Province limits the engine to one province's rules and states; empty
+	// means every province.
+	Province string
+	// PollInterval is how often the engine checks whether the rules changed;
+	// 0 means 2s. Notify makes it check at once.
+	PollInterval time.Duration
+	// RetryDelay is how long the engine waits before recreating its STATE
+	// consumer after a failure, and before publishing a failed Cancel again;
+	// 0 means 1s.
+	RetryDelay time.Duration
+	// AckWait bounds the wait for JetStream to store the alerts published; 0 means 10s.
+	AckWait time.Duration
+}
+
+// Deps are the engine's connections.
+type Deps struct {
+	JS     jetstream.JetStream // required
+	Store  Store               // required
+	Logger *slog.Logger        // nil discards logs
+	// Metrics registers iochub_rules_* metrics; nil registers nothing.
+	Metrics prometheus.Registerer
+	// Now is the wall clock (the sent time of Cancels of deleted rules); nil means time.Now.
+	Now func() time.Time
+}
+
+// Engine evaluates the rules against STATE and publishes their alerts on FEEDS.
+type Engine struct {
+	cfg    Config
+	js     jetstream.JetStream
+	store  Store
+	log    *slog.Logger
+	now    func() time.Time
+	ev     *Evaluator
+	notify chan struct{}
+	// retry are Cancels whose publication failed, published again on each tick.
+	retry   []Transition
+	version string
+
+	alerts *prometheus.CounterVec
+	states prometheus.Counter
+	errs   *prometheus.CounterVec
+}
+
+// New checks cfg and deps and fills the defaults.
+func New(cfg Config, deps Deps) (*Engine, error) {
+	if deps.JS == nil {
+		return nil, fmt.Errorf("%w: Deps.JS is nil", ErrConfig)
+	}
+	if deps.Store == nil {
+		return nil, fmt.Errorf("%w: Deps.Store is nil", ErrConfig)
+	}
+	if cfg.PollInterval < 0 || cfg.RetryDelay < 0 || cfg.AckWait < 0 {
+		return nil, fmt.Errorf("%w: PollInterval, RetryDelay and AckWait must not be negative", ErrConfig)
+	}
+	if cfg.Province != "" && !provinceCode(cfg.Province) {
+		return nil, fmt.Errorf("%w: Province %q is not a province code", ErrConfig, cfg.Province)
+	}
+	if cfg.PollInterval == 0 {
+		cfg.PollInterval = 2 * time.Second
+	}
+	if cfg.RetryDelay == 0 {
+		cfg.RetryDelay = time.Second
+	}
+	if cfg.AckWait == 0 {
+		cfg.AckWait = 10 * time.Second
+	}
+	log := deps.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	now := deps.Now
+	if now == nil {
+		now = time.Now
+	}
+	e := &Engine{
+		cfg: cfg, js: deps.JS, store: deps.Store, log: log, now: now, ev: NewEvaluator(),
+		notify: make(chan struct{}, 1),
+		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "iochub_rules_alerts_total", Help: "Alerts published by the rules engine, by action (raise, cancel).",
+		}, []string{"action"}),
+		states: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "iochub_rules_states_total", Help: "Entity states evaluated by the rules engine.",
+		}),
+		errs: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "iochub_rules_errors_total", Help: "Failures of the rules engine, by stage.",
+		}, []string{"stage"}),
+	}
+	if deps.Metrics != nil {
+		for _, c := range []prometheus.Collector{e.alerts, e.states, e.errs} {
+			if err := deps.Metrics.Register(c); err != nil {
+				return nil, fmt.Errorf("registering rules metrics: %w", err)
+			}
+		}
+	}
+	return e, nil
+}
+
+// Notify asks the engine to reload the rules now rather than at its next
+// poll. It never blocks.
+func (e *Engine) Notify() {
+	select {
+	case e.notify <- struct{}{}:
+	default:
+	}
+}
+
+// Run loads the rules and the alerts raised before, then evaluates every
+// state of STATE (the last of each entity first, then the new ones) until ctx
+// ends; it returns nil then. Losing the consumer is retried, never fatal.
+func (e *Engine) Run(ctx context.Context) error {
+	for {
+		err := e.start(ctx)
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		e.errs.WithLabelValues("load").Inc()
+		e.log.Error("loading rules failed; retrying", "err", err)
+		sleep(ctx, e.cfg.RetryDelay)
+	}
+	filter := subjects.StateAll
+	if e.cfg.Province != "" {
+		filter = subjects.StateProvince(e.cfg.Province)
+	}
+	for ctx.Err() == nil {
+		if err := e.consume(ctx, filter); err != nil && ctx.Err() == nil {
+			e.errs.WithLabelValues("consume").Inc()
+			e.log.Error("consuming STATE failed; recreating the consumer", "err", err)
+			sleep(ctx, e.cfg.RetryDelay)
+		}
+	}
+	e.log.Info("rules engine stopped")
+	return nil
+}
+
+// start loads the rules and the raised alerts into a fresh evaluator.
+func (e *Engine) start(ctx context.Context) error {
+	raised, err := e.store.RaisedAlerts(ctx, e.cfg.Province)
+	if err != nil {
+		return err
+	}
+	version, err := e.store.RulesVersion(ctx, e.cfg.Province)
+	if err != nil {
+		return err
+	}
+	rules, err := e.store.Rules(ctx, e.cfg.Province)
+	if err != nil {
+		return err
+	}
+	e.ev = NewEvaluator()
+	if skipped := e.ev.Restore(raised); len(skipped) > 0 {
+		e.log.Warn("alerts of the rules source with foreign identifiers left alone", "identifiers", skipped)
+	}
+	e.version = version
+	e.publish(ctx, e.ev.SetRules(rules, e.now()))
+	e.log.Info("rules engine started", "rules", len(rules), "raised", len(raised), "province", e.cfg.Province)
+	return nil
+}
+
+// consume runs one ordered consumer on STATE until it fails or ctx ends.
+func (e *Engine) consume(ctx context.Context, filter string) error {
+	cons, err := e.js.OrderedConsumer(ctx, subjects.StreamState, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{filter},
+		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
+	})
+	if err != nil {
+		return fmt.Errorf("creating STATE consumer on %s: %w", filter, err)
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return fmt.Errorf("consuming STATE on %s: %w", filter, err)
+	}
+	msgs := make(chan jetstream.Msg, 256)
+	failed := make(chan error, 1)
+	go func() {
+		defer close(msgs)
+		for {
+			m, err := it.Next(jetstream.NextContext(ctx))
+			if err != nil {
+				if ctx.Err() == nil && !errors.Is(err, jetstream.ErrMsgIteratorClosed) {
+					failed <- fmt.Errorf("consuming STATE on %s: %w", filter, err)
+				}
+				return
+			}
+			select {
+			case msgs <- m:
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+	defer func() {
+		it.Stop()
+		for range msgs { // let the reader end
+		}
+	}()
+	tick := time.NewTicker(e.cfg.PollInterval)
+	defer tick.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case err := <-failed:
+			return err
+		case m, ok := <-msgs:
+			if !ok {
+				select {
+				case err := <-failed:
+					return err
+				default:
+					return nil
+				}
+			}
+			// Evaluate what is waiting, then publish its transitions together.
+			out := e.handle(m)
+		drain:
+			for range cap(msgs) {
+				select {
+				case m, ok := <-msgs:
+					if !ok {
+						break drain
+					}
+					out = append(out, e.handle(m)...)
+				default:
+					break drain
+				}
+			}
+			e.publish(ctx, out)
+		case <-tick.C:
+			e.reload(ctx, false)
+		case <-e.notify:
+			e.reload(ctx, true)
+		}
+	}
+}
+
+// handle evaluates one STATE message.
+func (e *Engine) handle(m jetstream.Msg) []Transition {
+	var st iocv1.EntityState
+	if err := proto.Unmarshal(m.Data(), &st); err != nil {
+		e.errs.WithLabelValues("decode").Inc()
+		e.log.Warn("skipping undecodable state", "subject", m.Subject(), "err", err)
+		return nil
+	}
+	e.states.Inc()
+	return e.ev.Observe(&st)
+}
+
+// reload reads the rules again when their version changed (or always when
+// forced), and publishes the Cancels left to retry.
+func (e *Engine) reload(ctx context.Context, force bool) {
+	if len(e.retry) > 0 {
+		retry := e.retry
+		e.retry = nil
+		e.publish(ctx, retry)
+	}
+	version, err := e.store.RulesVersion(ctx, e.cfg.Province)
+	if err != nil {
+		if ctx.Err() == nil {
+			e.errs.WithLabelValues("load").Inc()
+			e.log.Warn("checking the rules' version failed", "err", err)
+		}
+		return
+	}
+	if version == e.version && !force {
+		return
+	}
+	rules, err := e.store.Rules(ctx, e.cfg.Province)
+	if err != nil {
+		if ctx.Err() == nil {
+			e.errs.WithLabelValues("load").Inc()
+			e.log.Warn("loading the rules failed", "err", err)
+		}
+		return
+	}
+	e.version = version
+	e.log.Info("rules reloaded", "rules", len(rules))
+	e.publish(ctx, e.ev.SetRules(rules, e.now()))
+}
+
+// publish sends the alerts of the transitions to FEEDS and waits for
+// JetStream to store them. A raise that fails is forgotten (the next state
+// that holds raises it again, with the same identifier and Nats-Msg-Id); a
+// Cancel that fails is kept and sent again at the next tick.
+func (e *Engine) publish(ctx context.Context, ts []Transition) {
+	if len(ts) == 0 {
+		return
+	}
+	type sent struct {
+		t Transition
+		f jetstream.PubAckFuture
+	}
+	pending := make([]sent, 0, len(ts))
+	failed := func(t Transition, err error) {
+		e.errs.WithLabelValues("publish").Inc()
+		e.log.Error("publishing a rule's alert failed", "action", t.Action.String(), "rule", t.Rule.ID,
+			"entity", t.Entity, "identifier", t.Identifier, "err", err)
+		if t.Action == Raise {
+			e.ev.Unraise(t)
+		} else {
+			e.retry = append(e.retry, t)
+		}
+	}
+	now := e.now()
+	for _, t := range ts {
+		msg, err := Message(t, now)
+		if err != nil {
+			// Not retryable: the alert cannot be built from this state.
+			e.errs.WithLabelValues("build").Inc()
+			e.log.Error("building a rule's alert failed", "rule", t.Rule.ID, "entity", t.Entity, "err", err)
+			continue
+		}
+		f, err := e.js.PublishMsgAsync(msg)
+		if err != nil {
+			failed(t, fmt.Errorf("publishing %s: %w", msg.Subject, err))
+			continue
+		}
+		pending = append(pending, sent{t, f})
+	}
+	timeout := time.NewTimer(e.cfg.AckWait)
+	defer timeout.Stop()
+	for i, p := range pending {
+		select {
+		case <-p.f.Ok():
+			e.alerts.WithLabelValues(p.t.Action.String()).Inc()
+			e.log.Info("rule alert published", "action", p.t.Action.String(), "rule", p.t.Rule.ID,
+				"entity", p.t.Entity, "identifier", p.t.Identifier)
+			continue
+		case err := <-p.f.Err():
+			failed(p.t, fmt.Errorf("publishing %s: %w", p.f.Msg().Subject, err))
+			continue
+		case <-ctx.Done():
+		case <-timeout.C:
+		}
+		for _, q := range pending[i:] {
+			failed(q.t, fmt.Errorf("publishing %s: no ack: %w", q.f.Msg().Subject, nats.ErrTimeout))
+		}
+		return
+	}
+}
+
+// Message is the FEEDS message of a transition's alert: the subject, the
+// CloudEvents headers, Nats-Msg-Id rules/<event id>, Iochub-Source and
+// Iochub-Rule, and the marshalled ioc.v1.Alert.
+func Message(t Transition, receivedAt time.Time) (*nats.Msg, error) {
+	if t.Province == "" || t.Unit == "" {
+		return nil, fmt.Errorf("alert %s has no province or unit: %w", t.Identifier, ErrNotRuleAlert)
+	}
+	a, err := Alert(t, receivedAt)
+	if err != nil {
+		return nil, err
+	}
+	body, err := proto.Marshal(a)
+	if err != nil {
+		return nil, fmt.Errorf("marshalling alert %s: %w", a.GetId(), err)
+	}
+	h := ce.Event{ID: a.GetId(), Source: ce.SourceURN(t.Province, t.Unit), Type: ce.AlertType,
+		Subject: a.GetIdentifier(), Time: t.At}.Header()
+	h[jetstream.MsgIDHeader] = []string{SourceID + "/" + a.GetId()}
+	h[HeaderSource] = []string{SourceID}
+	h[HeaderRule] = []string{t.Rule.ID}
+	return &nats.Msg{Subject: subjects.Feed(t.Province, t.Unit, subjects.KindAlert), Header: h, Data: body}, nil
+}
+
+func sleep(ctx context.Context, d time.Duration) {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+	case <-t.C:
+	}
+}

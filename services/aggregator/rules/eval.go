@@ -1,0 +1,430 @@
+package rules
+
+import (
+	"fmt"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/iochub/iochub/internal/subjects"
+	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
+)
+
+// Verdict is what a rule says of one entity state.
+type Verdict int
+
+// Verdicts.
+const (
+	// NotApplicable: the rule does not watch this entity (another province,
+	// layer or segment, or the rule is disabled).
+	NotApplicable Verdict = iota
+	// Unknown: the state lacks the value the rule needs (no speed, no AQI
+	// band yet); nothing changes.
+	Unknown
+	// Holds: the condition holds at the state's observation time.
+	Holds
+	// Clear: the condition does not hold.
+	Clear
+)
+
+// Check evaluates r against one entity state. It is pure.
+func (r *Rule) Check(st *iocv1.EntityState) Verdict {
+	if !r.Enabled || st.GetProvince() != r.Province || st.GetLayer() != Layer(r.Kind) {
+		return NotApplicable
+	}
+	switch r.Kind {
+	case KindAQIBand:
+		if st.GetAir() == nil {
+			return NotApplicable
+		}
+		band := st.GetAqi().GetBand()
+		if band <= 0 {
+			return Unknown
+		}
+		return verdict(int(band) >= r.Params.MinBand)
+	case KindCongestion:
+		t := st.GetTraffic()
+		if t == nil {
+			return NotApplicable
+		}
+		if len(r.Params.Segments) > 0 && !contains(r.Params.Segments, st.GetEntityId()) {
+			return NotApplicable
+		}
+		if t.AverageVehicleSpeed == nil {
+			return Unknown
+		}
+		return verdict(*t.AverageVehicleSpeed < r.Params.MaxSpeed)
+	case KindWaterLevel:
+		if st.GetWater() == nil {
+			return NotApplicable
+		}
+		// water_alarm 0 is a reading below alarm level I: a known value.
+		return verdict(int(st.GetWaterAlarm()) >= r.Params.MinAlarm)
+	}
+	return NotApplicable
+}
+
+func verdict(holds bool) Verdict {
+	if holds {
+		return Holds
+	}
+	return Clear
+}
+
+// ObservedAt is the observation time of the latest value of a state: the
+// clock rules measure durations on.
+func ObservedAt(st *iocv1.EntityState) time.Time {
+	var ts *timestamppb.Timestamp
+	switch l := st.GetLatest().(type) {
+	case *iocv1.EntityState_Traffic:
+		ts = l.Traffic.GetObservedAt()
+	case *iocv1.EntityState_Air:
+		ts = l.Air.GetObservedAt()
+	case *iocv1.EntityState_Water:
+		ts = l.Water.GetObservedAt()
+	case *iocv1.EntityState_Weather:
+		ts = l.Weather.GetObservedAt()
+	}
+	if ts == nil || ts.CheckValid() != nil {
+		return time.Time{}
+	}
+	return ts.AsTime()
+}
+
+// Action is what a transition does.
+type Action int
+
+// Actions.
+const (
+	Raise Action = iota + 1
+	Cancel
+)
+
+func (a Action) String() string {
+	switch a {
+	case Raise:
+		return "raise"
+	case Cancel:
+		return "cancel"
+	}
+	return "none"
+}
+
+// Transition is an alert to raise or to cancel.
+type Transition struct {
+	Action Action
+	Rule   Rule
+	Entity string // the entity id (station, segment)
+	// Since is the observation time from which the condition has held.
+	Since time.Time
+	// At is the time of the transition: the observation time of the state
+	// that caused it (the wall clock when a rule was deleted or disabled).
+	// It is the alert's sent time.
+	At time.Time
+	// Identifier is the raised alert's CAP identifier (for a Cancel too).
+	Identifier string
+	// RaisedAt is the raised alert's sent time (for a Cancel's references).
+	RaisedAt time.Time
+	Province string
+	Unit     string
+	// State is the entity state that caused it; nil when the rule changed.
+	State *iocv1.EntityState
+}
+
+// Identifier is the CAP identifier of the alert rule raises for entity, with
+// the condition holding since since: rule:<rule id>:<entity>:<unix since>.
+// The entity is escaped (subjects.Token) so that it holds no comma or space.
+func Identifier(rule, entity string, since time.Time) string {
+	return "rule:" + rule + ":" + subjects.Token(entity) + ":" + strconv.FormatInt(since.Unix(), 10)
+}
+
+// ParseIdentifier splits an identifier made by Identifier.
+func ParseIdentifier(id string) (rule, entity string, since time.Time, err error) {
+	rest, ok := strings.CutPrefix(id, "rule:")
+	if !ok {
+		return "", "", time.Time{}, fmt.Errorf("identifier %q: %w", id, ErrNotRuleAlert)
+	}
+	rule, rest, ok = strings.Cut(rest, ":")
+	i := strings.LastIndexByte(rest, ':')
+	if !ok || rule == "" || i <= 0 {
+		return "", "", time.Time{}, fmt.Errorf("identifier %q: %w", id, ErrNotRuleAlert)
+	}
+	unix, err := strconv.ParseInt(rest[i+1:], 10, 64)
+	if err != nil {
+		return "", "", time.Time{}, fmt.Errorf("identifier %q has no unix time at its end: %w", id, ErrNotRuleAlert)
+	}
+	return rule, subjects.Untoken(rest[:i]), time.Unix(unix, 0).UTC(), nil
+}
+
+// RuleOfAlert returns the id of the rule that raised the alert whose id on
+// STATE (and in the alert table) is alertID, <source id>/<identifier>; empty
+// when it is not an alert of the rules source.
+func RuleOfAlert(alertID string) string {
+	ident, ok := strings.CutPrefix(alertID, SourceID+"/")
+	if !ok {
+		return ""
+	}
+	rule, _, ok := strings.Cut(strings.TrimPrefix(ident, "rule:"), ":")
+	if !ok || !strings.HasPrefix(ident, "rule:") {
+		return ""
+	}
+	return rule
+}
+
+// Raised is an alert a rule raised and has not cancelled, as the engine
+// finds it in the alert table when it starts.
+type Raised struct {
+	Identifier string
+	Sent       time.Time
+	Province   string
+	Unit       string
+}
+
+type heldKey struct{ rule, entity string }
+
+// holding is the condition of one rule on one entity, held since since.
+type holding struct {
+	since, last time.Time
+	raised      bool
+	identifier  string
+	sent        time.Time
+	province    string
+	unit        string
+}
+
+// Evaluator keeps, for each rule and entity, since when the rule's condition
+// holds, and says when to raise and cancel alerts. It is pure (no clock, no
+// I/O) and not safe for concurrent use.
+type Evaluator struct {
+	rules map[string]*Rule
+	// scoped are the rules in force by province/layer, sorted by id.
+	scoped map[string][]*Rule
+	held   map[heldKey]*holding
+	// last is the latest state of each watched entity, by layer/entity, to
+	// evaluate a changed rule at once.
+	last map[string]*iocv1.EntityState
+}
+
+// NewEvaluator returns an evaluator with no rules.
+func NewEvaluator() *Evaluator {
+	return &Evaluator{rules: map[string]*Rule{}, held: map[heldKey]*holding{}, last: map[string]*iocv1.EntityState{}}
+}
+
+// Restore records alerts raised before a restart, so that they are not raised
+// again and are cancelled when their condition stops holding. Identifiers not
+// made by Identifier are skipped and returned.
+func (e *Evaluator) Restore(raised []Raised) (skipped []string) {
+	for _, r := range raised {
+		rule, entity, since, err := ParseIdentifier(r.Identifier)
+		if err != nil {
+			skipped = append(skipped, r.Identifier)
+			continue
+		}
+		k := heldKey{rule, entity}
+		if h := e.held[k]; h != nil && h.raised && !h.since.Before(since) {
+			continue
+		}
+		e.held[k] = &holding{since: since, last: r.Sent, raised: true, identifier: r.Identifier, sent: r.Sent,
+			province: r.Province, unit: r.Unit}
+	}
+	return skipped
+}
+
+// Rules returns the rules in force, sorted by id.
+func (e *Evaluator) Rules() []Rule {
+	out := make([]Rule, 0, len(e.rules))
+	for _, r := range e.rules {
+		out = append(out, *r)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out
+}
+
+// SetRules replaces the rules. The alerts of a rule that is gone, disabled or
+// moved to another province are cancelled at now; a rule that is new or
+// changed is evaluated at once against the latest state of every entity it
+// watches.
+func (e *Evaluator) SetRules(rules []Rule, now time.Time) []Transition {
+	next := make(map[string]*Rule, len(rules))
+	for i := range rules {
+		r := rules[i]
+		next[r.ID] = &r
+	}
+	var out []Transition
+	// Alerts and holdings of rules gone or not in force any more.
+	for _, k := range e.sortedKeys() {
+		h := e.held[k]
+		r, ok := next[k.rule]
+		if ok && r.Enabled {
+			continue
+		}
+		delete(e.held, k)
+		if h.raised {
+			old := e.rules[k.rule]
+			if old == nil {
+				old = &Rule{ID: k.rule}
+			}
+			out = append(out, cancel(*old, k.entity, h, now, nil))
+		}
+	}
+	changed := make([]*Rule, 0)
+	for id, r := range next {
+		old, ok := e.rules[id]
+		if !ok || !old.Same(*r) {
+			changed = append(changed, r)
+		}
+	}
+	e.rules = next
+	e.scoped = map[string][]*Rule{}
+	for _, id := range e.sortedRuleIDs() {
+		r := e.rules[id]
+		if r.Enabled {
+			scope := r.Province + "/" + Layer(r.Kind)
+			e.scoped[scope] = append(e.scoped[scope], r)
+		}
+	}
+	sort.Slice(changed, func(i, j int) bool { return changed[i].ID < changed[j].ID })
+	keys := make([]string, 0, len(e.last))
+	for k := range e.last {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, r := range changed {
+		// Holdings of entities the changed rule no longer watches.
+		for _, k := range e.sortedKeys() {
+			if k.rule != r.ID {
+				continue
+			}
+			st := e.last[Layer(r.Kind)+"/"+k.entity]
+			if st == nil || r.Check(st) == NotApplicable {
+				h := e.held[k]
+				delete(e.held, k)
+				if h.raised {
+					out = append(out, cancel(*r, k.entity, h, now, nil))
+				}
+			}
+		}
+		for _, k := range keys {
+			out = append(out, e.evaluate(r, e.last[k])...)
+		}
+	}
+	return out
+}
+
+// Observe evaluates every rule against one entity state and returns the
+// alerts to raise or cancel.
+func (e *Evaluator) Observe(st *iocv1.EntityState) []Transition {
+	switch st.GetLayer() {
+	case "air", "traffic", "water":
+	default:
+		return nil
+	}
+	if ObservedAt(st).IsZero() || st.GetEntityId() == "" {
+		return nil
+	}
+	key := st.GetLayer() + "/" + st.GetEntityId()
+	if prev := e.last[key]; prev != nil && ObservedAt(st).Before(ObservedAt(prev)) {
+		return nil // an older state delivered late
+	}
+	e.last[key] = st
+	var out []Transition
+	for _, r := range e.scoped[st.GetProvince()+"/"+st.GetLayer()] {
+		out = append(out, e.evaluate(r, st)...)
+	}
+	return out
+}
+
+// evaluate applies one rule to one state.
+func (e *Evaluator) evaluate(r *Rule, st *iocv1.EntityState) []Transition {
+	if st == nil || st.GetLayer() != Layer(r.Kind) {
+		return nil
+	}
+	k := heldKey{r.ID, st.GetEntityId()}
+	h := e.held[k]
+	t := ObservedAt(st)
+	if h != nil && t.Before(h.last) {
+		return nil
+	}
+	switch r.Check(st) {
+	case Unknown:
+		return nil
+	case Holds:
+		if h == nil {
+			h = &holding{since: t}
+			e.held[k] = h
+		}
+		h.last, h.province, h.unit = t, st.GetProvince(), st.GetUnit()
+		if h.raised || t.Sub(h.since) < r.For {
+			return nil
+		}
+		h.raised, h.identifier, h.sent = true, Identifier(r.ID, k.entity, h.since), t
+		return []Transition{{Action: Raise, Rule: *r, Entity: k.entity, Since: h.since, At: t,
+			Identifier: h.identifier, RaisedAt: t, Province: h.province, Unit: h.unit, State: st}}
+	default: // Clear, NotApplicable
+		if h == nil {
+			return nil
+		}
+		delete(e.held, k)
+		if !h.raised {
+			return nil
+		}
+		if t.Before(h.sent) {
+			t = h.sent
+		}
+		if st.GetUnit() != "" {
+			h.unit = st.GetUnit()
+		}
+		return []Transition{cancel(*r, k.entity, h, t, st)}
+	}
+}
+
+// Unraise forgets that t raised its alert, after it could not be published:
+// the next state that holds raises it again.
+func (e *Evaluator) Unraise(t Transition) {
+	if h := e.held[heldKey{t.Rule.ID, t.Entity}]; h != nil && h.identifier == t.Identifier {
+		h.raised, h.identifier, h.sent = false, "", time.Time{}
+	}
+}
+
+// Raised returns the alerts raised and not cancelled, sorted by identifier.
+func (e *Evaluator) Raised() []Raised {
+	var out []Raised
+	for _, h := range e.held {
+		if h.raised {
+			out = append(out, Raised{Identifier: h.identifier, Sent: h.sent, Province: h.province, Unit: h.unit})
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Identifier < out[j].Identifier })
+	return out
+}
+
+func cancel(r Rule, entity string, h *holding, at time.Time, st *iocv1.EntityState) Transition {
+	return Transition{Action: Cancel, Rule: r, Entity: entity, Since: h.since, At: at, Identifier: h.identifier,
+		RaisedAt: h.sent, Province: h.province, Unit: h.unit, State: st}
+}
+
+func (e *Evaluator) sortedKeys() []heldKey {
+	keys := make([]heldKey, 0, len(e.held))
+	for k := range e.held {
+		keys = append(keys, k)
+	}
+	sort.Slice(keys, func(i, j int) bool {
+		if keys[i].rule != keys[j].rule {
+			return keys[i].rule < keys[j].rule
+		}
+		return keys[i].entity < keys[j].entity
+	})
+	return keys
+}
+
+func (e *Evaluator) sortedRuleIDs() []string {
+	ids := make([]string, 0, len(e.rules))
+	for id := range e.rules {
+		ids = append(ids, id)
+	}
+	sort.Strings(ids)
+	return ids
+}
