@@ -49,6 +49,12 @@ func (p *partitions) missing(b Batch) []partitionSpec {
 	for i := range b.Traffic {
 		add("traffic_observation", b.Traffic[i].ObservedAt)
 	}
+	for i := range b.Water {
+		add("water_observation", b.Water[i].ObservedAt)
+	}
+	for i := range b.Weather {
+		add("weather_observation", b.Weather[i].ObservedAt)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var out []partitionSpec

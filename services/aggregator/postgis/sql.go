@@ -26,18 +26,22 @@ const sqlCreateAirStaging = `CREATE TEMP TABLE air_staging (
     o3          double precision,
     co          double precision,
     so2         double precision,
-    extra       jsonb
+    extra       jsonb,
+    aqi         integer,
+    aqi_band    smallint,
+    aqi_dominant text,
+    aqi_json    jsonb
 ) ON COMMIT DROP`
 
 var airStagingColumns = []string{
 	"seq", "source_id", "event_id", "observed_at", "received_at", "station_id", "name", "province", "unit_code",
-	"location", "pm25", "pm10", "no2", "o3", "co", "so2", "extra",
+	"location", "pm25", "pm10", "no2", "o3", "co", "so2", "extra", "aqi", "aqi_band", "aqi_dominant", "aqi_json",
 }
 
 const sqlInsertAir = `INSERT INTO air_observation (source_id, event_id, observed_at, received_at, station_id,
-    province, unit_code, location, pm25, pm10, no2, o3, co, so2, extra)
+    province, unit_code, location, pm25, pm10, no2, o3, co, so2, extra, aqi, aqi_band, aqi_dominant)
 SELECT source_id, event_id, observed_at, received_at, station_id,
-    province, unit_code, location, pm25, pm10, no2, o3, co, so2, extra
+    province, unit_code, location, pm25, pm10, no2, o3, co, so2, extra, aqi, aqi_band, aqi_dominant
 FROM air_staging
 ON CONFLICT DO NOTHING
 RETURNING source_id, event_id`
@@ -51,7 +55,8 @@ const sqlUpsertSensorAir = `WITH latest AS (
         last_event_id, last_observed_at, last_values, updated_at)
     SELECT 'air', station_id, name, province, unit_code, source_id, location, event_id, observed_at,
         jsonb_strip_nulls(jsonb_build_object('pm25', pm25, 'pm10', pm10, 'no2', no2, 'o3', o3, 'co', co, 'so2', so2))
-            || coalesce(extra, '{}'::jsonb),
+            || coalesce(extra, '{}'::jsonb)
+            || CASE WHEN aqi_json IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('aqi', aqi_json) END,
         now()
     FROM latest
     ON CONFLICT (kind, id) DO UPDATE SET

@@ -33,6 +33,7 @@ type AirRow struct {
 	CO         *float64
 	SO2        *float64
 	Extra      map[string]any // every other value, by its FIWARE name
+	AQI        AQI            // the hourly VN_AQI at this observation
 }
 
 // TrafficRow is one traffic observation on a road segment.
@@ -82,10 +83,14 @@ type Batch struct {
 	Air     []AirRow
 	Traffic []TrafficRow
 	Alerts  []AlertRow
+	Water   []WaterRow
+	Weather []WeatherRow
 }
 
 // Len is the number of rows of every kind.
-func (b Batch) Len() int { return len(b.Air) + len(b.Traffic) + len(b.Alerts) }
+func (b Batch) Len() int {
+	return len(b.Air) + len(b.Traffic) + len(b.Alerts) + len(b.Water) + len(b.Weather)
+}
 
 // Changed is an entity whose current state a batch changed (or wrote again,
 // when a redelivered observation ties with the stored state).
@@ -109,6 +114,9 @@ type KindResult struct {
 	Duplicates int
 	// Changed lists the entities whose state was written, in no particular order.
 	Changed []Changed
+	// Inserted are the positions in the batch of the rows stored for the
+	// first time, in no particular order (filled for air only).
+	Inserted []int
 }
 
 // Result is what WriteBatch did.
@@ -116,6 +124,8 @@ type Result struct {
 	Air     KindResult
 	Traffic KindResult
 	Alerts  KindResult
+	Water   KindResult
+	Weather KindResult
 	// Referenced are the stored alerts that Updates or Cancels of the batch
 	// refer to, with their new state (superseded or cancelled). An alert of
 	// the batch itself appears here, not in Alerts.Changed, when another of
@@ -188,6 +198,8 @@ func stage(ctx context.Context, tx pgx.Tx, b Batch) error {
 		{"air_staging", sqlCreateAirStaging, airStagingColumns, len(b.Air), func(i int) []any { return airValues(i, &b.Air[i]) }},
 		{"traffic_staging", sqlCreateTrafficStaging, trafficStagingColumns, len(b.Traffic), func(i int) []any { return trafficValues(i, &b.Traffic[i]) }},
 		{"alert_staging", sqlCreateAlertStaging, alertStagingColumns, len(b.Alerts), func(i int) []any { return alertValues(i, &b.Alerts[i]) }},
+		{"water_staging", sqlCreateWaterStaging, waterStagingColumns, len(b.Water), func(i int) []any { return waterValues(i, &b.Water[i]) }},
+		{"weather_staging", sqlCreateWeatherStaging, weatherStagingColumns, len(b.Weather), func(i int) []any { return weatherValues(i, &b.Weather[i]) }},
 	}
 	for _, j := range jobs {
 		if j.n == 0 {
@@ -216,13 +228,14 @@ var ErrShortCopy = errors.New("COPY stored fewer rows than given")
 func apply(ctx context.Context, tx pgx.Tx, b Batch, res *Result) error {
 	var pb pgx.Batch
 	if len(b.Air) > 0 {
-		pb.Queue(sqlInsertAir).Query(countRows(&res.Air.New))
+		pb.Queue(sqlInsertAir).Query(collectInserted(&res.Air.New, &res.Air.Inserted, airKeys(b.Air)))
 		pb.Queue(sqlUpsertSensorAir).Query(collectChanged(&res.Air.Changed))
 	}
 	if len(b.Traffic) > 0 {
 		pb.Queue(sqlInsertTraffic).Query(countRows(&res.Traffic.New))
 		pb.Queue(sqlUpsertRoadSegment).Query(collectChanged(&res.Traffic.Changed))
 	}
+	queueStations(&pb, b, res)
 	units := map[int][]string{} // by index of the alert row
 	if len(b.Alerts) > 0 {
 		pb.Queue(sqlUpsertAlert).Query(func(rows pgx.Rows) error {
@@ -287,6 +300,8 @@ func apply(ctx context.Context, tx pgx.Tx, b Batch, res *Result) error {
 	res.Air.Duplicates = len(b.Air) - res.Air.New
 	res.Traffic.Duplicates = len(b.Traffic) - res.Traffic.New
 	res.Alerts.Duplicates = len(b.Alerts) - res.Alerts.New
+	res.Water.Duplicates = len(b.Water) - res.Water.New
+	res.Weather.Duplicates = len(b.Weather) - res.Weather.New
 	return nil
 }
 
@@ -371,6 +386,7 @@ func airValues(i int, r *AirRow) []any {
 	return []any{
 		i, r.SourceID, r.EventID, r.ObservedAt, r.ReceivedAt, r.StationID, r.Name, r.Province, r.UnitCode,
 		geomValue(r.Location), r.PM25, r.PM10, r.NO2, r.O3, r.CO, r.SO2, extraValue(r.Extra),
+		r.AQI.Value, aqiBand(r.AQI.Band), nullText(r.AQI.Dominant), jsonValue(r.AQI.JSON),
 	}
 }
 

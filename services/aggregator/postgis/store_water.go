@@ -1,0 +1,186 @@
+package postgis
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/twpayne/go-geom"
+)
+
+// AQI is the hourly VN_AQI of an air observation, computed by the aggregator
+// when it writes the row.
+type AQI struct {
+	// Value is the hourly AQI; nil when it could not be computed (Reason says why).
+	Value *int32
+	// Band is 1 (Tốt) … 6 (Nguy hại); 0 without a value.
+	Band int16
+	// Dominant is the FIWARE name of the dominant pollutant ("pm25"); empty without a value.
+	Dominant string
+	// JSON is what sensor.last_values keeps under "aqi" (hourly, band, dominant,
+	// hour, reason, daily); nil stores nothing.
+	JSON []byte
+}
+
+// WaterRow is one observation at a hydrological or water-quality station.
+type WaterRow struct {
+	SourceID        string
+	EventID         string
+	StationID       string
+	Name            string // empty keeps the known one
+	Province        string
+	UnitCode        string
+	ObservedAt      time.Time
+	ReceivedAt      time.Time
+	Location        *geom.Point
+	WaterLevel      *float64 // m above the station's datum
+	AlarmLevel1     *float64 // m, báo động I
+	AlarmLevel2     *float64
+	AlarmLevel3     *float64
+	WaterAlarm      int16 // the highest alarm level reached, 0..3
+	Flow            *float64
+	Temperature     *float64
+	PH              *float64
+	Conductivity    *float64
+	Turbidity       *float64
+	DissolvedOxygen *float64
+	Extra           map[string]any // every other value, by its FIWARE name
+}
+
+// WeatherRow is one observation at a weather station.
+type WeatherRow struct {
+	SourceID            string
+	EventID             string
+	StationID           string
+	Name                string
+	Province            string
+	UnitCode            string
+	ObservedAt          time.Time
+	ReceivedAt          time.Time
+	Location            *geom.Point
+	Temperature         *float64
+	RelativeHumidity    *float64
+	Precipitation       *float64
+	WindSpeed           *float64
+	WindDirection       *float64
+	AtmosphericPressure *float64
+	Extra               map[string]any
+}
+
+func waterValues(i int, r *WaterRow) []any {
+	return []any{
+		i, r.SourceID, r.EventID, r.ObservedAt, r.ReceivedAt, r.StationID, r.Name, r.Province, r.UnitCode,
+		geomValue(r.Location), r.WaterLevel, r.AlarmLevel1, r.AlarmLevel2, r.AlarmLevel3, r.WaterAlarm, r.Flow,
+		r.Temperature, r.PH, r.Conductivity, r.Turbidity, r.DissolvedOxygen, extraValue(r.Extra),
+	}
+}
+
+func weatherValues(i int, r *WeatherRow) []any {
+	return []any{
+		i, r.SourceID, r.EventID, r.ObservedAt, r.ReceivedAt, r.StationID, r.Name, r.Province, r.UnitCode,
+		geomValue(r.Location), r.Temperature, r.RelativeHumidity, r.Precipitation, r.WindSpeed, r.WindDirection,
+		r.AtmosphericPressure, extraValue(r.Extra),
+	}
+}
+
+// queueStations queues the statements that move staged water and weather
+// rows into their tables and the sensor table.
+func queueStations(pb *pgx.Batch, b Batch, res *Result) {
+	if len(b.Water) > 0 {
+		pb.Queue(sqlInsertWater).Query(countRows(&res.Water.New))
+		pb.Queue(sqlUpsertSensorWater).Query(collectChanged(&res.Water.Changed))
+	}
+	if len(b.Weather) > 0 {
+		pb.Queue(sqlInsertWeather).Query(countRows(&res.Weather.New))
+		pb.Queue(sqlUpsertSensorWeather).Query(collectChanged(&res.Weather.Changed))
+	}
+}
+
+// collectInserted records which rows of the batch an INSERT … RETURNING
+// source_id, event_id stored for the first time, by their index in the batch.
+func collectInserted(n *int, idx *[]int, key func(source, event string) (int, bool)) func(pgx.Rows) error {
+	return func(rows pgx.Rows) error {
+		for rows.Next() {
+			var src, ev string
+			if err := rows.Scan(&src, &ev); err != nil {
+				return err
+			}
+			*n++
+			if i, ok := key(src, ev); ok {
+				*idx = append(*idx, i)
+			}
+		}
+		return rows.Err()
+	}
+}
+
+// airKeys indexes the air rows of a batch by (source, event); of two rows
+// with one key, the first is the one stored.
+func airKeys(rows []AirRow) func(source, event string) (int, bool) {
+	m := make(map[[2]string]int, len(rows))
+	for i := len(rows) - 1; i >= 0; i-- {
+		m[[2]string{rows[i].SourceID, rows[i].EventID}] = i
+	}
+	return func(source, event string) (int, bool) {
+		i, ok := m[[2]string{source, event}]
+		return i, ok
+	}
+}
+
+// AirSample is one stored air observation's pollutants, for warming the
+// aggregator's AQI calculators.
+type AirSample struct {
+	StationID  string
+	ObservedAt time.Time
+	PM25       *float64
+	PM10       *float64
+	O3         *float64
+	CO         *float64
+	SO2        *float64
+	NO2        *float64
+}
+
+// AirHistory returns the pollutants of the air observations made since
+// since, of stations (nil means every station), oldest first, in one query.
+func (s *Store) AirHistory(ctx context.Context, since time.Time, stations []string) ([]AirSample, error) {
+	rows, err := s.pool.Query(ctx, sqlAirHistory, since, stations)
+	if err != nil {
+		return nil, fmt.Errorf("reading air history since %s: %w", since.Format(time.RFC3339), err)
+	}
+	defer rows.Close()
+	var out []AirSample
+	for rows.Next() {
+		var a AirSample
+		if err := rows.Scan(&a.StationID, &a.ObservedAt, &a.PM25, &a.PM10, &a.O3, &a.CO, &a.SO2, &a.NO2); err != nil {
+			return nil, fmt.Errorf("reading air history: %w", err)
+		}
+		out = append(out, a)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading air history: %w", err)
+	}
+	return out, nil
+}
+
+func aqiBand(b int16) any {
+	if b == 0 {
+		return nil
+	}
+	return b
+}
+
+func nullText(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// jsonValue passes JSON bytes as a string so that pgx COPYs them into jsonb as text.
+func jsonValue(b []byte) any {
+	if len(b) == 0 {
+		return nil
+	}
+	return string(b)
+}
