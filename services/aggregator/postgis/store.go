@@ -85,11 +85,12 @@ type Batch struct {
 	Alerts  []AlertRow
 	Water   []WaterRow
 	Weather []WeatherRow
+	Reports []ReportRow
 }
 
 // Len is the number of rows of every kind.
 func (b Batch) Len() int {
-	return len(b.Air) + len(b.Traffic) + len(b.Alerts) + len(b.Water) + len(b.Weather)
+	return len(b.Air) + len(b.Traffic) + len(b.Alerts) + len(b.Water) + len(b.Weather) + len(b.Reports)
 }
 
 // Changed is an entity whose current state a batch changed (or wrote again,
@@ -126,6 +127,7 @@ type Result struct {
 	Alerts  KindResult
 	Water   KindResult
 	Weather KindResult
+	Reports ReportResult
 	// Referenced are the stored alerts that Updates or Cancels of the batch
 	// refer to, with their new state (superseded or cancelled). An alert of
 	// the batch itself appears here, not in Alerts.Changed, when another of
@@ -179,6 +181,11 @@ func (s *Store) WriteBatch(ctx context.Context, b Batch) (Result, error) {
 	}
 	if err := apply(ctx, tx, b, &res); err != nil {
 		return res, err
+	}
+	if len(b.Reports) > 0 {
+		if res.Reports, err = writeReports(ctx, tx, b.Reports); err != nil {
+			return res, err
+		}
 	}
 	if err := tx.Commit(ctx); err != nil {
 		return res, fmt.Errorf("committing batch: %w", err)
