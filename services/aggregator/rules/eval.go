@@ -298,8 +298,9 @@ func (e *Evaluator) SetRules(rules []Rule, now time.Time) []Transition {
 			if k.rule != r.ID {
 				continue
 			}
+			// Without a state yet (after a restart), the first one decides.
 			st := e.last[Layer(r.Kind)+"/"+k.entity]
-			if st == nil || r.Check(st) == NotApplicable {
+			if st != nil && r.Check(st) == NotApplicable {
 				h := e.held[k]
 				delete(e.held, k)
 				if h.raised {

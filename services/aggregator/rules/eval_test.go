@@ -1,0 +1,313 @@
+package rules
+
+import (
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twpayne/go-geom"
+	"github.com/twpayne/go-geom/encoding/wkb"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/iochub/iochub/internal/ce"
+	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
+)
+
+var t0 = time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)
+
+func at(min int) time.Time { return t0.Add(time.Duration(min) * time.Minute) }
+
+func traffic(seg string, min int, speed *float64) *iocv1.EntityState {
+	line, _ := wkb.Marshal(geom.NewLineStringFlat(geom.XY, []float64{105.80, 21.00, 105.81, 21.01}), wkb.NDR)
+	return &iocv1.EntityState{Layer: "traffic", EntityId: seg, Province: "01", Unit: "00070",
+		Latest: &iocv1.EntityState_Traffic{Traffic: &iocv1.TrafficObserved{Id: fmt.Sprintf("%s@%d", seg, min), EntityId: seg,
+			Name: "Đường Láng", ObservedAt: timestamppb.New(at(min)), AverageVehicleSpeed: speed, Location: &iocv1.Geometry{Wkb: line}}}}
+}
+
+func air(station string, min int, band int32) *iocv1.EntityState {
+	pt, _ := wkb.Marshal(geom.NewPointFlat(geom.XY, []float64{105.85, 21.03}), wkb.NDR)
+	st := &iocv1.EntityState{Layer: "air", EntityId: station, Province: "01", Unit: "00070",
+		Latest: &iocv1.EntityState_Air{Air: &iocv1.AirQualityObserved{EntityId: station, ObservedAt: timestamppb.New(at(min)),
+			Location: &iocv1.Geometry{Wkb: pt}}}}
+	if band > 0 {
+		st.Aqi = &iocv1.AirQualityIndex{Band: band}
+	}
+	return st
+}
+
+func water(station string, min int, alarm int32) *iocv1.EntityState {
+	return &iocv1.EntityState{Layer: "water", EntityId: station, Province: "01", Unit: "00070", WaterAlarm: alarm,
+		Latest: &iocv1.EntityState_Water{Water: &iocv1.WaterObserved{EntityId: station, ObservedAt: timestamppb.New(at(min))}}}
+}
+
+func speed(v float64) *float64 { return &v }
+
+func congestion(id string, max float64, forMin int, segments ...string) Rule {
+	return Rule{ID: id, Province: "01", Kind: KindCongestion, Params: Params{MaxSpeed: max, Segments: segments},
+		For: time.Duration(forMin) * time.Minute, Severity: "Moderate", Enabled: true, Version: 1}
+}
+
+// describe renders transitions as "raise r1 s1 since+0 at+10" lines.
+func describe(ts []Transition) string {
+	var b []string
+	for _, t := range ts {
+		b = append(b, fmt.Sprintf("%s %s %s since+%d at+%d", t.Action, t.Rule.ID, t.Entity,
+			int(t.Since.Sub(t0).Minutes()), int(t.At.Sub(t0).Minutes())))
+	}
+	return strings.Join(b, "; ")
+}
+
+func TestCheck(t *testing.T) {
+	aqi := Rule{ID: "a", Province: "01", Kind: KindAQIBand, Params: Params{MinBand: 4}, Enabled: true}
+	wl := Rule{ID: "w", Province: "01", Kind: KindWaterLevel, Params: Params{MinAlarm: 2}, Enabled: true}
+	cg := congestion("c", 15, 0)
+	only := congestion("c", 15, 0, "s2")
+	off := congestion("c", 15, 0)
+	off.Enabled = false
+	other := traffic("s1", 0, speed(3))
+	other.Province = "79"
+	tests := []struct {
+		name string
+		rule Rule
+		st   *iocv1.EntityState
+		want Verdict
+	}{
+		{"slow", cg, traffic("s1", 0, speed(14.9)), Holds},
+		{"at the threshold", cg, traffic("s1", 0, speed(15)), Clear},
+		{"no speed", cg, traffic("s1", 0, nil), Unknown},
+		{"not a listed segment", only, traffic("s1", 0, speed(3)), NotApplicable},
+		{"listed segment", only, traffic("s2", 0, speed(3)), Holds},
+		{"disabled", off, traffic("s1", 0, speed(3)), NotApplicable},
+		{"other province", cg, other, NotApplicable},
+		{"other layer", cg, air("a1", 0, 5), NotApplicable},
+		{"band above", aqi, air("a1", 0, 5), Holds},
+		{"band at", aqi, air("a1", 0, 4), Holds},
+		{"band below", aqi, air("a1", 0, 3), Clear},
+		{"no AQI yet", aqi, air("a1", 0, 0), Unknown},
+		{"alarm II", wl, water("w1", 0, 2), Holds},
+		{"alarm I", wl, water("w1", 0, 1), Clear},
+		{"below alarms", wl, water("w1", 0, 0), Clear},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := tt.rule.Check(tt.st); got != tt.want {
+				t.Errorf("got %v; want %v", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestEvaluatorDuration(t *testing.T) {
+	type step struct {
+		st   *iocv1.EntityState
+		want string
+	}
+	tests := []struct {
+		name  string
+		rules []Rule
+		steps []step
+	}{
+		{"raised after the duration, cancelled on recovery", []Rule{congestion("r1", 15, 10)}, []step{
+			{traffic("s1", 0, speed(10)), ""},
+			{traffic("s1", 5, speed(8)), ""},
+			{traffic("s1", 10, speed(12)), "raise r1 s1 since+0 at+10"},
+			{traffic("s1", 12, speed(5)), ""},
+			{traffic("s1", 15, speed(30)), "cancel r1 s1 since+0 at+15"},
+			{traffic("s1", 16, speed(40)), ""},
+		}},
+		{"a recovery before the duration restarts the clock", []Rule{congestion("r1", 15, 10)}, []step{
+			{traffic("s1", 0, speed(10)), ""},
+			{traffic("s1", 8, speed(20)), ""},
+			{traffic("s1", 9, speed(10)), ""},
+			{traffic("s1", 18, speed(10)), ""},
+			{traffic("s1", 19, speed(10)), "raise r1 s1 since+9 at+19"},
+		}},
+		{"no speed changes nothing", []Rule{congestion("r1", 15, 0)}, []step{
+			{traffic("s1", 0, speed(10)), "raise r1 s1 since+0 at+0"},
+			{traffic("s1", 1, nil), ""},
+			{traffic("s1", 2, speed(50)), "cancel r1 s1 since+0 at+2"},
+		}},
+		{"a late state is ignored", []Rule{congestion("r1", 15, 5)}, []step{
+			{traffic("s1", 10, speed(10)), ""},
+			{traffic("s1", 3, speed(50)), ""},
+			{traffic("s1", 15, speed(10)), "raise r1 s1 since+10 at+15"},
+			{traffic("s1", 12, speed(50)), ""},
+		}},
+		{"two rules, two segments", []Rule{congestion("r1", 15, 0), congestion("r2", 30, 0, "s2")}, []step{
+			{traffic("s1", 0, speed(20)), ""},
+			{traffic("s2", 0, speed(20)), "raise r2 s2 since+0 at+0"},
+			{traffic("s2", 1, speed(10)), "raise r1 s2 since+1 at+1"},
+			{traffic("s2", 2, speed(40)), "cancel r1 s2 since+1 at+2; cancel r2 s2 since+0 at+2"},
+		}},
+		{"aqi band for an hour", []Rule{{ID: "aq", Province: "01", Kind: KindAQIBand, Params: Params{MinBand: 4}, For: time.Hour, Severity: "Severe", Enabled: true}}, []step{
+			{air("a1", 0, 4), ""},
+			{air("a1", 30, 0), ""},
+			{air("a1", 60, 5), "raise aq a1 since+0 at+60"},
+			{air("a1", 120, 2), "cancel aq a1 since+0 at+120"},
+		}},
+		{"water level at once", []Rule{{ID: "wl", Province: "01", Kind: KindWaterLevel, Params: Params{MinAlarm: 2}, Severity: "Extreme", Enabled: true}}, []step{
+			{water("w1", 0, 1), ""},
+			{water("w1", 5, 2), "raise wl w1 since+5 at+5"},
+			{water("w1", 6, 3), ""},
+			{water("w1", 7, 0), "cancel wl w1 since+5 at+7"},
+		}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ev := NewEvaluator()
+			if got := ev.SetRules(tt.rules, at(100)); len(got) != 0 {
+				t.Fatalf("SetRules: got %s; want nothing", describe(got))
+			}
+			for i, s := range tt.steps {
+				if got := describe(ev.Observe(s.st)); got != s.want {
+					t.Errorf("step %d: got %q; want %q", i, got, s.want)
+				}
+			}
+		})
+	}
+}
+
+func TestEvaluatorRuleChanges(t *testing.T) {
+	ev := NewEvaluator()
+	ev.SetRules([]Rule{congestion("r1", 15, 0), congestion("r2", 15, 0)}, at(0))
+	if got := describe(ev.Observe(traffic("s1", 1, speed(10)))); got != "raise r1 s1 since+1 at+1; raise r2 s1 since+1 at+1" {
+		t.Fatalf("got %q", got)
+	}
+	// r1 deleted, r2's threshold lowered below the current speed, r3 added and holding at once.
+	r2 := congestion("r2", 5, 0)
+	r2.Version = 2
+	got := describe(ev.SetRules([]Rule{r2, congestion("r3", 20, 0)}, at(50)))
+	want := "cancel r1 s1 since+1 at+50; cancel r2 s1 since+1 at+1; raise r3 s1 since+1 at+1"
+	if got != want {
+		t.Errorf("after the change: got %q; want %q", got, want)
+	}
+	// Disabling r3 cancels its alert at the wall clock.
+	r3 := congestion("r3", 20, 0)
+	r3.Enabled = false
+	if got := describe(ev.SetRules([]Rule{r2, r3}, at(60))); got != "cancel r3 s1 since+1 at+60" {
+		t.Errorf("after disabling: got %q", got)
+	}
+	// Setting the same rules again does nothing.
+	if got := ev.SetRules([]Rule{r2, r3}, at(70)); len(got) != 0 {
+		t.Errorf("same rules: got %q; want nothing", describe(got))
+	}
+	// Limiting a rule to other segments cancels its alert on this one.
+	if got := describe(ev.SetRules([]Rule{congestion("r4", 20, 0)}, at(80))); got != "raise r4 s1 since+1 at+1" {
+		t.Errorf("new rule on the last state: got %q", got)
+	}
+	ev.Observe(traffic("s1", 81, speed(10)))
+	if got := describe(ev.SetRules([]Rule{congestion("r4", 20, 0, "s9")}, at(90))); got != "cancel r4 s1 since+1 at+90" {
+		t.Errorf("after limiting: got %q", got)
+	}
+}
+
+func TestEvaluatorRestore(t *testing.T) {
+	ev := NewEvaluator()
+	id := Identifier("r1", "s1", at(0))
+	gone := Identifier("old", "s1", at(0))
+	skipped := ev.Restore([]Raised{
+		{Identifier: id, Sent: at(10), Province: "01", Unit: "00070"},
+		{Identifier: gone, Sent: at(10), Province: "01", Unit: "00070"},
+		{Identifier: "foreign", Sent: at(10), Province: "01", Unit: "00070"},
+	})
+	if len(skipped) != 1 || skipped[0] != "foreign" {
+		t.Errorf("skipped %v; want [foreign]", skipped)
+	}
+	// The alert of a rule that is gone is cancelled at once.
+	if got := describe(ev.SetRules([]Rule{congestion("r1", 15, 10)}, at(20))); got != "cancel old s1 since+0 at+20" {
+		t.Errorf("SetRules: got %q", got)
+	}
+	// The last state, delivered again after the restart, still holds: nothing is raised twice.
+	if got := ev.Observe(traffic("s1", 12, speed(10))); len(got) != 0 {
+		t.Errorf("redelivered state: got %q; want nothing", describe(got))
+	}
+	got := ev.Observe(traffic("s1", 13, speed(50)))
+	if describe(got) != "cancel r1 s1 since+0 at+13" || got[0].Identifier != id || !got[0].RaisedAt.Equal(at(10)) {
+		t.Errorf("recovery: got %q (%s, %v); want the restored alert cancelled", describe(got), got[0].Identifier, got[0].RaisedAt)
+	}
+}
+
+func TestUnraise(t *testing.T) {
+	ev := NewEvaluator()
+	ev.SetRules([]Rule{congestion("r1", 15, 0)}, at(0))
+	first := ev.Observe(traffic("s1", 1, speed(10)))
+	ev.Unraise(first[0])
+	again := ev.Observe(traffic("s1", 2, speed(10)))
+	if describe(again) != "raise r1 s1 since+1 at+2" || again[0].Identifier != first[0].Identifier {
+		t.Errorf("got %q (%s); want the same alert raised again", describe(again), again[0].Identifier)
+	}
+}
+
+func TestAlert(t *testing.T) {
+	ev := NewEvaluator()
+	r := congestion("r1", 15, 0)
+	r.Severity = "Severe"
+	ev.SetRules([]Rule{r}, at(0))
+	raise := ev.Observe(traffic("s 1", 1, speed(7.5)))[0]
+	msg, err := Message(raise, at(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if msg.Subject != "ioc.feed.01.00070.alert" {
+		t.Errorf("subject %q", msg.Subject)
+	}
+	wantID := "rule:r1:s%201:" + fmt.Sprint(at(1).Unix())
+	for k, want := range map[string]string{"Nats-Msg-Id": "rules/" + wantID, HeaderSource: "rules", HeaderRule: "r1",
+		ce.HeaderID: wantID, ce.HeaderType: ce.AlertType, ce.HeaderSource: "urn:ioc:01:00070"} {
+		if got := msg.Header.Get(k); got != want {
+			t.Errorf("header %s = %q; want %q", k, got, want)
+		}
+	}
+	var a iocv1.Alert
+	if err := proto.Unmarshal(msg.Data, &a); err != nil {
+		t.Fatal(err)
+	}
+	if a.GetIdentifier() != wantID || a.GetId() != wantID || a.GetMsgType() != "Alert" || a.GetStatus() != "Actual" ||
+		a.GetSender() != "rules" || !a.GetSent().AsTime().Equal(at(1)) || a.GetOrigin().GetSourceId() != "rules" {
+		t.Errorf("alert header fields: %v", &a)
+	}
+	if len(a.GetInfo()) != 2 || a.GetInfo()[0].GetLanguage() != "vi-VN" || a.GetInfo()[1].GetLanguage() != "en-US" {
+		t.Fatalf("info: %v", a.GetInfo())
+	}
+	en := a.GetInfo()[1]
+	if en.GetSeverity() != "Severe" || en.GetCategory()[0] != "Transport" || en.GetHeadline() != "Traffic congestion: Đường Láng (s 1)" ||
+		en.GetDescription() != "Average speed on Đường Láng (s 1) is 7.5 km/h (< 15) since 2026-11-21T08:01:00+00:00" {
+		t.Errorf("en info: %v", en)
+	}
+	if a.GetInfo()[0].GetEvent() != "Ùn tắc giao thông" {
+		t.Errorf("vi event %q", a.GetInfo()[0].GetEvent())
+	}
+	g, err := wkb.Unmarshal(en.GetArea()[0].GetGeometry().GetWkb())
+	if err != nil {
+		t.Fatal(err)
+	}
+	poly, ok := g.(*geom.Polygon)
+	if !ok || poly.NumLinearRings() != 1 || poly.Area() <= 0 {
+		t.Fatalf("area is %T %v; want a polygon around the segment", g, g)
+	}
+	if b := poly.Bounds(); b.Min(0) >= 105.80 || b.Max(0) <= 105.81 || b.Min(1) >= 21.00 || b.Max(1) <= 21.01 {
+		t.Errorf("area bounds %v do not contain the segment", b)
+	}
+
+	cancel := ev.Observe(traffic("s 1", 5, speed(50)))[0]
+	msg, err = Message(cancel, at(100))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var c iocv1.Alert
+	if err := proto.Unmarshal(msg.Data, &c); err != nil {
+		t.Fatal(err)
+	}
+	if c.GetMsgType() != "Cancel" || c.GetIdentifier() != wantID+":cancel" || msg.Header.Get("Nats-Msg-Id") != "rules/"+wantID+":cancel" ||
+		len(c.GetReferences()) != 1 || c.GetReferences()[0] != "rules,"+wantID+",2026-11-21T08:01:00+00:00" {
+		t.Errorf("cancel: %v, Nats-Msg-Id %q", &c, msg.Header.Get("Nats-Msg-Id"))
+	}
+	if !c.GetInfo()[0].GetExpires().AsTime().Equal(at(5)) || c.GetInfo()[1].GetResponseType()[0] != "AllClear" {
+		t.Errorf("cancel info: %v", c.GetInfo())
+	}
+	if _, err := Message(Transition{Action: Raise, Identifier: "x"}, at(0)); err == nil {
+		t.Error("a transition without province or unit built a message")
+	}
+}
