@@ -31,29 +31,29 @@ type client struct {
 	g      *Gateway
 	h      *hub
 	conn   *websocket.Conn
-	bc     *batchConn // conn's transport: gathers a batch of frames into one write
+	wc     *wsConn // conn's transport: the writer sends data frames through it
 	params liveParams
 
 	wake     chan struct{} // capacity 1: "look at the queue"
 	readDone chan struct{}
 
 	mu        sync.Mutex
-	q         *sendQueue[*websocket.PreparedMessage]
-	closeCode int // non-zero: the writer sends this close and stops
+	q         *sendQueue[[]byte] // complete WebSocket frames, shared with other clients: never modified
+	closeCode int                // non-zero: the writer sends this close and stops
 	closeText string
 	pong      *string // payload of a ping to answer
 }
 
-func newClient(g *Gateway, h *hub, conn *websocket.Conn, bc *batchConn, p liveParams) *client {
+func newClient(g *Gateway, h *hub, conn *websocket.Conn, wc *wsConn, p liveParams) *client {
 	return &client{
 		g:        g,
 		h:        h,
 		conn:     conn,
-		bc:       bc,
+		wc:       wc,
 		params:   p,
 		wake:     make(chan struct{}, 1),
 		readDone: make(chan struct{}),
-		q:        newSendQueue[*websocket.PreparedMessage](g.cfg.SendQueue),
+		q:        newSendQueue[[]byte](g.cfg.SendQueue),
 	}
 }
 
@@ -66,13 +66,13 @@ func (c *client) signal() {
 
 // push queues a frame for key without ever blocking on the network. It reports
 // false when the client is closing, including when this push overflowed its queue.
-func (c *client) push(key string, pm *websocket.PreparedMessage) bool {
+func (c *client) push(key string, frame []byte) bool {
 	c.mu.Lock()
 	if c.closeCode != 0 {
 		c.mu.Unlock()
 		return false
 	}
-	switch c.q.push(key, pm) {
+	switch c.q.push(key, frame) {
 	case pushConflated:
 		c.g.m.framesConflate.Inc()
 	case pushOverflow:
@@ -156,7 +156,7 @@ func (c *client) writeLoop() {
 	wt := c.g.cfg.WriteTimeout
 	ping := time.NewTicker(c.g.cfg.PingInterval)
 	defer ping.Stop()
-	batch := make([]*websocket.PreparedMessage, 0, writeBatch)
+	batch := make([][]byte, 0, writeBatch)
 	for {
 		select {
 		case <-c.wake:
@@ -184,19 +184,12 @@ func (c *client) writeLoop() {
 			if len(batch) == 0 {
 				break
 			}
-			// One deadline and one write(2) per batch.
-			_ = c.conn.SetWriteDeadline(time.Now().Add(wt))
-			c.bc.begin()
-			for _, pm := range batch {
-				if err := c.conn.WritePreparedMessage(pm); err != nil {
-					_ = c.bc.flush()
-					return
-				}
-			}
-			if err := c.bc.flush(); err != nil {
+			// One deadline and one writev(2) per batch.
+			n := len(batch)
+			if err := c.wc.writeFrames(batch, time.Now().Add(wt)); err != nil {
 				return
 			}
-			c.g.m.framesSent.Add(float64(len(batch)))
+			c.g.m.framesSent.Add(float64(n))
 			clear(batch)
 		}
 	}

@@ -312,13 +312,13 @@ func (g *Gateway) serveLive(w http.ResponseWriter, r *http.Request) {
 	case <-r.Context().Done():
 		return
 	}
-	bw := &batchingWriter{ResponseWriter: w}
-	conn, err := g.upgrader.Upgrade(bw, r, nil)
+	hw := &hijackWriter{ResponseWriter: w}
+	conn, err := g.upgrader.Upgrade(hw, r, nil)
 	if err != nil {
 		return // the upgrader has answered
 	}
 	upgraded = true
-	c := newClient(g, h, conn, bw.conn, p)
+	c := newClient(g, h, conn, hw.conn, p)
 	if err := h.add(c); err != nil {
 		code := CloseInternal
 		switch {

@@ -7,7 +7,6 @@ import (
 	"slices"
 	"sync"
 
-	"github.com/gorilla/websocket"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
@@ -35,7 +34,7 @@ type hub struct {
 	mu       sync.Mutex
 	entities map[string]entity // by "<layer>/<entityId>"
 	clients  map[*client]struct{}
-	snaps    map[string]*websocket.PreparedMessage // snapshot frames by layer filter, valid until the next change
+	snaps    map[string][]byte // snapshot frames by layer filter, valid until the next change
 	stopped  bool
 	err      error // why the hub stopped; nil after Close
 }
@@ -57,7 +56,7 @@ func newHub(g *Gateway, province string) *hub {
 		done:     make(chan struct{}),
 		entities: make(map[string]entity),
 		clients:  make(map[*client]struct{}),
-		snaps:    make(map[string]*websocket.PreparedMessage),
+		snaps:    make(map[string][]byte),
 	}
 }
 
@@ -122,13 +121,9 @@ func (h *hub) handle(msg jetstream.Msg) {
 	h.publish(f)
 }
 
-// publish stores f and fans its state frame out.
+// publish stores f and fans its state frame, built once, out.
 func (h *hub) publish(f feature) {
-	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, stateFrame(f.json))
-	if err != nil { // only fails for a bad message type
-		h.log.Error("preparing state frame", "entity", f.key, "err", err)
-		return
-	}
+	frame := textFrame(stateFrame(f.json))
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.stopped {
@@ -137,7 +132,7 @@ func (h *hub) publish(f feature) {
 	h.entities[f.key] = entity{layer: f.layer, json: f.json}
 	clear(h.snaps)
 	for c := range h.clients {
-		if c.params.wants(f.layer) && !c.push(f.key, pm) {
+		if c.params.wants(f.layer) && !c.push(f.key, frame) {
 			delete(h.clients, c)
 		}
 	}
@@ -154,11 +149,7 @@ func (h *hub) add(c *client) error {
 		}
 		return fmt.Errorf("joining province %s: %w", h.province, ErrClosed)
 	}
-	snap, err := h.snapshotLocked(c.params)
-	if err != nil {
-		return err
-	}
-	c.push(snapshotKey, snap)
+	c.push(snapshotKey, h.snapshotLocked(c.params))
 	h.clients[c] = struct{}{}
 	h.g.writers.Add(1)
 	return nil
@@ -167,10 +158,12 @@ func (h *hub) add(c *client) error {
 // snapshotKey is the queue key of the snapshot frame; no entity key is empty.
 const snapshotKey = ""
 
-func (h *hub) snapshotLocked(p liveParams) (*websocket.PreparedMessage, error) {
+// snapshotLocked is the snapshot frame for p's layers, built from the stored
+// Feature bytes and cached until the next change.
+func (h *hub) snapshotLocked(p liveParams) []byte {
 	k := p.layersKey()
-	if pm, ok := h.snaps[k]; ok {
-		return pm, nil
+	if frame, ok := h.snaps[k]; ok {
+		return frame
 	}
 	keys := make([]string, 0, len(h.entities))
 	for key, e := range h.entities {
@@ -183,12 +176,9 @@ func (h *hub) snapshotLocked(p liveParams) (*websocket.PreparedMessage, error) {
 	for i, key := range keys {
 		fs[i] = h.entities[key].json
 	}
-	pm, err := websocket.NewPreparedMessage(websocket.TextMessage, snapshotFrame(h.province, fs))
-	if err != nil {
-		return nil, fmt.Errorf("preparing snapshot of province %s: %w", h.province, err)
-	}
-	h.snaps[k] = pm
-	return pm, nil
+	frame := textFrame(snapshotFrame(h.province, fs))
+	h.snaps[k] = frame
+	return frame
 }
 
 func (h *hub) remove(c *client) {

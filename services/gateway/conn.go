@@ -1,0 +1,83 @@
+package gateway
+
+import (
+	"bufio"
+	"encoding/binary"
+	"fmt"
+	"net"
+	"net/http"
+	"sync"
+	"time"
+)
+
+// wsConn is the transport under a client's gorilla Conn. The client's writer
+// sends its queued data frames through writeFrames: frames built once per
+// state (RFC 6455 §5.2 server frames: unmasked, one fragment) and shared by
+// every client, written in one writev(2) per batch. Everything gorilla writes
+// itself (the handshake, pings, pongs, close frames, its protocol-error
+// closes) goes through Write. The mutex keeps every frame whole and in order.
+type wsConn struct {
+	net.Conn
+	mu sync.Mutex
+}
+
+func (c *wsConn) Write(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.Conn.Write(p)
+}
+
+// writeFrames writes complete frames with one deadline for all. frames is
+// consumed (its elements are resliced) and must not be reused before clearing.
+func (c *wsConn) writeFrames(frames [][]byte, deadline time.Time) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if err := c.Conn.SetWriteDeadline(deadline); err != nil {
+		return fmt.Errorf("setting write deadline: %w", err)
+	}
+	bufs := net.Buffers(frames)
+	if _, err := bufs.WriteTo(c.Conn); err != nil {
+		return fmt.Errorf("writing frames: %w", err)
+	}
+	return nil
+}
+
+// hijackWriter hands gorilla's Upgrader a wsConn when it hijacks the connection.
+type hijackWriter struct {
+	http.ResponseWriter
+	conn *wsConn
+}
+
+func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
+	h, ok := w.ResponseWriter.(http.Hijacker)
+	if !ok {
+		return nil, nil, fmt.Errorf("hijacking the connection: %T is not an http.Hijacker", w.ResponseWriter)
+	}
+	c, rw, err := h.Hijack()
+	if err != nil {
+		return nil, nil, err
+	}
+	w.conn = &wsConn{Conn: c}
+	return w.conn, rw, nil
+}
+
+// textFrame returns payload as one complete, unmasked server text frame.
+func textFrame(payload []byte) []byte {
+	n := len(payload)
+	var b []byte
+	switch {
+	case n < 126:
+		b = make([]byte, 2, 2+n)
+		b[1] = byte(n)
+	case n <= 0xFFFF:
+		b = make([]byte, 4, 4+n)
+		b[1] = 126
+		binary.BigEndian.PutUint16(b[2:], uint16(n))
+	default:
+		b = make([]byte, 10, 10+n)
+		b[1] = 127
+		binary.BigEndian.PutUint64(b[2:], uint64(n))
+	}
+	b[0] = 0x80 | 0x1 // FIN, text
+	return append(b, payload...)
+}
