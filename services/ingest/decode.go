@@ -19,6 +19,8 @@ type rawItem struct {
 	line int
 	// err says why the item could not be read; the other items are still used.
 	err string
+	// cap is set for an alert of a CAP XML body (fields is nil then).
+	cap *capItem
 }
 
 // Body formats the ingest reads.
@@ -43,6 +45,10 @@ func bodyFormat(contentType string) (string, error) {
 		return formatNDJSON, nil
 	case "text/plain", "application/octet-stream":
 		return "", nil
+	case "application/cap+xml":
+		return formatCAP, nil
+	case "application/xml", "text/xml":
+		return formatXML, nil
 	}
 	return "", fmt.Errorf("Content-Type %s: %w", mt, ErrUnsupportedMediaType)
 }
@@ -65,6 +71,9 @@ func (e *bodyError) Unwrap() error { return ErrMalformedBody }
 // syntax error makes the whole body malformed (*bodyError, ErrMalformedBody).
 // Read errors of r (such as *http.MaxBytesError) are returned wrapped.
 func decodeItems(r io.Reader, format string, maxItems int) ([]rawItem, error) {
+	if format == formatCAP || format == formatXML {
+		return decodeCAP(r, maxItems)
+	}
 	br := bufio.NewReaderSize(r, 64<<10)
 	first, err := firstByte(br)
 	if err != nil {

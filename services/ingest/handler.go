@@ -34,7 +34,10 @@ const (
 type Result struct {
 	Index int `json:"index"`
 	// Line is the NDJSON line of the item (NDJSON bodies only).
-	Line   int    `json:"line,omitempty"`
+	Line int `json:"line,omitempty"`
+	// Path is the XML element of the alert in a CAP body ("alert", "alert[2]")
+	// or, when it was rejected as CAP, the element of its first problem.
+	Path   string `json:"path,omitempty"`
 	ID     string `json:"id,omitempty"`
 	Status string `json:"status"`
 	// Reason says why an item was rejected, naming the field.
@@ -109,7 +112,11 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 	format, err := bodyFormat(r.Header.Get("Content-Type"))
 	if err != nil {
 		return writeProblem(w, r, http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
-			err.Error()+"; send application/json (an array, one item or a GeoJSON FeatureCollection) or application/x-ndjson", nil)
+			err.Error()+"; send application/json (an array, one item or a GeoJSON FeatureCollection), application/x-ndjson, or application/cap+xml (alerts)", nil)
+	}
+	if (format == formatCAP || format == formatXML) && kind != subjects.KindAlert {
+		return writeProblem(w, r, http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
+			fmt.Sprintf("CAP XML is taken only on /v1/feeds/%s; send %s items as JSON", subjects.KindAlert, kind), nil)
 	}
 	if r.ContentLength > s.cfg.MaxBodyBytes {
 		return writeProblem(w, r, http.StatusRequestEntityTooLarge, "body-too-large", "Body too large",
@@ -154,11 +161,16 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 				res.ID = unquote(raw.fields["identifier"])
 			}
 		}
+		sp := spec
+		if raw.cap != nil {
+			res.ID, res.Path = raw.cap.id, raw.cap.path
+			sp.parse = raw.cap.parse
+		}
 		if raw.err != "" {
 			res.Status, res.Reason, res.Pointer = StatusRejected, raw.err, "/"+strconv.Itoa(i)
 			continue
 		}
-		msg, ierr := s.buildItem(cat, p, spec, raw.fields, env, now, res)
+		msg, ierr := s.buildItem(cat, p, sp, raw.fields, env, now, res)
 		if ierr != nil {
 			res.Status, res.Reason, res.Pointer = StatusRejected, ierr.Error(), jsonPointer(i, ierr.pointer)
 			if ierr.outside {

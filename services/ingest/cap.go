@@ -1,0 +1,260 @@
+package ingest
+
+import (
+	"bytes"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io"
+	"strconv"
+	"strings"
+
+	"github.com/twpayne/go-geom"
+
+	"github.com/iochub/iochub/internal/cap"
+	"github.com/iochub/iochub/internal/capconv"
+)
+
+// CAP XML body formats.
+const (
+	// formatCAP is application/cap+xml: one CAP 1.2 <alert> or a batch element of them.
+	formatCAP = "cap"
+	// formatXML is application/xml or text/xml: taken when the root is a CAP
+	// alert or a batch of them, refused otherwise.
+	formatXML = "xml"
+)
+
+// capItem is one alert of a CAP XML body.
+type capItem struct {
+	// alert is the parsed alert; nil when it was rejected (rawItem.err says why).
+	alert *cap.Alert
+	// id is the alert's identifier as far as it could be read, for the result.
+	id string
+	// path is the alert's element ("alert", "alert[2]") or, when it was
+	// rejected, the element of its first problem.
+	path string
+}
+
+// parse turns the alert into the event to publish; its signature fits
+// kindSpec.parse (the fields are unused: the alert was parsed already).
+func (c *capItem) parse(_ fields, env parseEnv) (*parsed, *itemError) {
+	a := c.alert
+	if ierr := notTooFarAhead("sent", a.Sent, env); ierr != nil {
+		ierr.pointer = ""
+		ierr.reason = c.path + "/sent: " + ierr.reason
+		return nil, ierr
+	}
+	m, err := capconv.ToProto(*a)
+	if err != nil {
+		return nil, &itemError{reason: err.Error()}
+	}
+	var geoms []Geometry
+	for i := range a.Infos {
+		for j := range a.Infos[i].Areas {
+			if g, ok := capGeometry(cap.AreaGeometry(a.Infos[i].Areas[j])); ok {
+				geoms = append(geoms, g)
+			}
+		}
+	}
+	return &parsed{id: a.Identifier, eventID: a.Identifier, entityID: a.Identifier, time: a.Sent, shape: shapeAreas,
+		geoms: geoms, msg: m, finish: alertFinish(m)}, nil
+}
+
+// capGeometry turns an area's shape into the form unit resolution reads.
+func capGeometry(t geom.T) (Geometry, bool) {
+	rings := func(p *geom.Polygon) [][]float64 {
+		out := make([][]float64, 0, p.NumLinearRings())
+		for k := range p.NumLinearRings() {
+			out = append(out, p.LinearRing(k).FlatCoords())
+		}
+		return out
+	}
+	switch g := t.(type) {
+	case *geom.Polygon:
+		return Geometry{Type: "Polygon", Polys: [][][]float64{rings(g)}}, true
+	case *geom.MultiPolygon:
+		out := Geometry{Type: "MultiPolygon"}
+		for i := range g.NumPolygons() {
+			out.Polys = append(out.Polys, rings(g.Polygon(i)))
+		}
+		return out, len(out.Polys) > 0
+	}
+	return Geometry{}, false
+}
+
+// decodeCAP reads a CAP 1.2 XML body: one <alert> as the root, or a batch
+// (any root element whose children are <alert>s). Each alert becomes one item:
+// cap.Parse checks it alone, so one malformed alert rejects only itself, with
+// the element path and line of every problem (paths and lines are those of
+// the whole body). XML that cannot be read at all, a root that is neither an
+// alert nor a batch of them, or text in a batch make the body malformed.
+func decodeCAP(r io.Reader, maxItems int) ([]rawItem, error) {
+	src, err := io.ReadAll(r)
+	if err != nil {
+		return nil, fmt.Errorf("reading body: %w", err)
+	}
+	if len(bytes.TrimSpace(src)) == 0 {
+		return nil, fmt.Errorf("reading CAP XML: %w", ErrNoItems)
+	}
+	chunks, single, err := splitCAP(src, maxItems)
+	if err != nil {
+		return nil, err
+	}
+	if single {
+		return []rawItem{capRaw(src, "alert", "", chunks[0].id)}, nil
+	}
+	items := make([]rawItem, 0, len(chunks))
+	for i, c := range chunks {
+		at := "alert[" + strconv.Itoa(i) + "]"
+		if c.notAlert != "" {
+			items = append(items, rawItem{err: at + ": <" + c.notAlert + "> is not a CAP 1.2 <alert>; a batch may hold only alerts",
+				cap: &capItem{path: at}})
+			continue
+		}
+		// The alert alone, in the body's own prolog and batch start tag (for
+		// its namespace declarations), with the lines between kept so that
+		// line numbers are those of the body.
+		doc := make([]byte, 0, c.start-c.rootEnd+c.end-c.start+len(c.rootName)+3)
+		doc = append(doc, src[:c.rootEnd]...)
+		doc = append(doc, bytes.Repeat([]byte{'\n'}, bytes.Count(src[c.rootEnd:c.start], []byte{'\n'}))...)
+		doc = append(doc, src[c.start:c.end]...)
+		doc = append(doc, "</"+c.rootName+">"...)
+		items = append(items, capRaw(doc, at, "alert[0]", c.id))
+	}
+	return items, nil
+}
+
+// capRaw parses one alert document into an item; problems at within
+// (the alert's path in doc) are renamed to at.
+func capRaw(doc []byte, at, within, id string) rawItem {
+	it := rawItem{cap: &capItem{id: id, path: at}}
+	alerts, err := cap.Parse(bytes.NewReader(doc))
+	if err == nil && len(alerts) != 1 {
+		err = fmt.Errorf("%d alerts where one was expected: %w", len(alerts), cap.ErrInvalid)
+	}
+	if err != nil {
+		var list cap.ValidationErrors
+		if errors.As(err, &list) && within != "" {
+			for _, p := range list {
+				if p.Path == within || strings.HasPrefix(p.Path, within+"/") {
+					p.Path = at + strings.TrimPrefix(p.Path, within)
+				}
+			}
+		}
+		if len(list) > 0 && (within == "" && list[0].Path != "" || list[0].Path == at || strings.HasPrefix(list[0].Path, at+"/")) {
+			it.cap.path = list[0].Path
+		}
+		it.err = err.Error()
+		return it
+	}
+	it.cap.alert = &alerts[0]
+	if it.cap.id == "" {
+		it.cap.id = alerts[0].Identifier
+	}
+	return it
+}
+
+// capChunk is where one child of a batch lies in the body.
+type capChunk struct {
+	rootEnd    int    // just after the batch's start tag
+	rootName   string // the batch element's name as written
+	start, end int    // the child element
+	id         string // text of its identifier child, if any
+	// notAlert is the name of a child that is not an alert.
+	notAlert string
+}
+
+// splitCAP finds the alerts of a body with encoding/xml, checking only that
+// the XML is well-formed; cap.Parse checks each alert. single means the root
+// is itself an alert (chunks then has one entry, for its identifier).
+func splitCAP(src []byte, maxItems int) (chunks []capChunk, single bool, err error) {
+	d := xml.NewDecoder(bytes.NewReader(src))
+	depth := 0
+	var cur *capChunk
+	var rootName string
+	rootEnd := 0
+	inIdentifier := false
+	prev := int64(0)
+	for {
+		tok, terr := d.Token()
+		if errors.Is(terr, io.EOF) {
+			break
+		}
+		if terr != nil {
+			line, _ := d.InputPos()
+			return nil, false, &bodyError{d.InputOffset(), fmt.Sprintf("line %d: unreadable XML: %v", line, terr)}
+		}
+		off := d.InputOffset()
+		switch t := tok.(type) {
+		case xml.StartElement:
+			depth++
+			switch {
+			case depth == 1:
+				rootName = rawName(src, prev)
+				rootEnd = int(off)
+				if t.Name.Local == "alert" {
+					single = true
+					chunks = append(chunks, capChunk{})
+					cur = &chunks[0]
+				}
+			case depth == 2 && !single:
+				if len(chunks) >= maxItems {
+					return nil, false, fmt.Errorf("more than %d alerts: %w", maxItems, ErrTooManyItems)
+				}
+				start := int(prev) + bytes.IndexByte(src[prev:], '<')
+				c := capChunk{rootEnd: rootEnd, rootName: rootName, start: start}
+				if t.Name.Local != "alert" {
+					c.notAlert = rawName(src, prev)
+				}
+				chunks = append(chunks, c)
+				cur = &chunks[len(chunks)-1]
+			}
+			inIdentifier = cur != nil && t.Name.Local == "identifier" && depth == 2+boolInt(!single)
+		case xml.EndElement:
+			if depth == 2 && !single && cur != nil {
+				cur.end = int(off)
+				cur = nil
+			}
+			depth--
+			inIdentifier = false
+		case xml.CharData:
+			if inIdentifier && cur.id == "" {
+				cur.id = strings.TrimSpace(string(t))
+			}
+			if depth == 1 && !single && len(bytes.TrimSpace(t)) > 0 {
+				return nil, false, &bodyError{prev, fmt.Sprintf("batch element <%s> holds text; it may hold only CAP 1.2 <alert> elements", rootName)}
+			}
+		}
+		prev = off
+	}
+	if rootName == "" {
+		return nil, false, &bodyError{0, "no XML element: want a CAP 1.2 <alert> or a batch of them"}
+	}
+	alerts := 0
+	for _, c := range chunks {
+		if c.notAlert == "" {
+			alerts++
+		}
+	}
+	if alerts == 0 {
+		return nil, false, &bodyError{int64(rootEnd), fmt.Sprintf("<%s> is neither a CAP 1.2 <alert> nor a batch holding any", rootName)}
+	}
+	return chunks, single, nil
+}
+
+// rawName reads the element name of the start tag at or after off, as written.
+func rawName(src []byte, off int64) string {
+	i := int(off) + bytes.IndexByte(src[off:], '<') + 1
+	j := i
+	for j < len(src) && !strings.ContainsRune(" \t\r\n/>", rune(src[j])) {
+		j++
+	}
+	return string(src[i:j])
+}
+
+func boolInt(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
