@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -53,6 +54,10 @@ type Config struct {
 	// ExpiryInterval is how often alerts whose expiry has passed are published
 	// as expired; 0 means 30s, negative never.
 	ExpiryInterval time.Duration
+	// ReportSweepInterval is how often reports past their SLA are marked
+	// overdue (raising an alert) and the alerts of closed reports cancelled;
+	// 0 means 30s, negative never.
+	ReportSweepInterval time.Duration
 
 	// afterCommit, when set (tests), runs right after a batch is committed and
 	// before its state is published and it is acked.
@@ -67,6 +72,11 @@ type Deps struct {
 	// Metrics registers the aggregator's metrics, labelled with the durable's
 	// name; nil registers nothing.
 	Metrics prometheus.Registerer
+	// Pool, when set, runs the consumer of operator actions (ACTIONS) and the
+	// sweep of overdue reports beside the feed consumer; nil runs neither.
+	Pool *pgxpool.Pool
+	// Now is the clock of the report sweep; nil means time.Now.
+	Now func() time.Time
 }
 
 // Service is a running aggregator.
@@ -76,6 +86,11 @@ type Service struct {
 	db  Store
 	log *slog.Logger
 	m   *metrics
+	// Reports and operator actions (reports.go, actions.go).
+	pool     *pgxpool.Pool
+	actions  *Actions
+	now      func() time.Time
+	sweepNow chan struct{}
 }
 
 // New checks cfg and deps, fills the defaults and registers the metrics.
@@ -118,7 +133,11 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	return &Service{cfg: cfg, js: deps.JS, db: deps.Store, log: log.With("durable", cfg.Durable), m: m}, nil
+	s := &Service{cfg: cfg, js: deps.JS, db: deps.Store, log: log.With("durable", cfg.Durable), m: m}
+	if err := s.initReports(deps); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // Run consumes until ctx is done, then returns nil. A batch in flight when
@@ -141,6 +160,8 @@ func (s *Service) Run(ctx context.Context) error {
 		return fmt.Errorf("creating consumer %s on %s: %w", s.cfg.Durable, subjects.StreamFeeds, err)
 	}
 	s.log.Info("aggregator consuming", "stream", subjects.StreamFeeds, "filter", s.cfg.FilterSubject)
+	stopReports := s.startReports(ctx)
+	defer stopReports()
 	var lastExpiry time.Time
 	for ctx.Err() == nil {
 		if s.cfg.ExpiryInterval > 0 && time.Since(lastExpiry) >= s.cfg.ExpiryInterval {
@@ -205,6 +226,7 @@ type pending struct {
 	air     []decodedMsg // parallel to batch.Air
 	traffic []decodedMsg
 	alerts  []decodedMsg
+	reports []decodedMsg
 	msgs    []jetstream.Msg // every message to ack after commit
 }
 
@@ -319,6 +341,7 @@ func (p *pending) all() []decodedMsg {
 	out := make([]decodedMsg, 0, len(p.msgs))
 	out = append(out, p.air...)
 	out = append(out, p.traffic...)
+	out = append(out, p.reports...)
 	return append(out, p.alerts...)
 }
 
@@ -335,6 +358,9 @@ func (p *pending) add(d decoded, m jetstream.Msg) {
 	case subjects.KindAlert:
 		p.batch.Alerts = append(p.batch.Alerts, d.alertRow)
 		p.alerts = append(p.alerts, dm)
+	case subjects.KindReport:
+		p.batch.Reports = append(p.batch.Reports, d.reportRow)
+		p.reports = append(p.reports, dm)
 	}
 }
 

@@ -37,6 +37,8 @@ type decoded struct {
 	trafficRow postgis.TrafficRow
 	alert      *iocv1.Alert
 	alertRow   postgis.AlertRow
+	report     *iocv1.Report
+	reportRow  postgis.ReportRow
 }
 
 // decode turns a feed message into a row. Every failure wraps ErrBadMessage
@@ -65,6 +67,8 @@ func decode(subject string, h nats.Header, data []byte, now time.Time) (decoded,
 		err = d.decodeTraffic(data, source, now)
 	case subjects.KindAlert:
 		err = d.decodeAlert(data, source, now)
+	case subjects.KindReport:
+		err = d.decodeReport(data, source, now)
 	default:
 		return d, fmt.Errorf("%w: kind %q on %s", ErrUnsupportedKind, kind, subject)
 	}

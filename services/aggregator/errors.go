@@ -15,3 +15,7 @@ var ErrConfig = errors.New("invalid aggregator configuration")
 
 // ErrBadResult is returned when the store reports a changed row the batch does not have.
 var ErrBadResult = errors.New("store result does not match the batch")
+
+// ErrActionRefused is matched by the error of an operator action that was
+// refused (an invalid transition, an unknown target or type); see Refuse.
+var ErrActionRefused = errors.New("operator action refused")

@@ -85,6 +85,17 @@ func (s *Service) publishStates(ctx context.Context, p *pending, res postgis.Res
 			futures = append(futures, f)
 		}
 	}
+	for _, r := range res.Reports.States {
+		msg, err := reportStateMsg(r)
+		if err != nil {
+			return 0, err
+		}
+		f, err := s.js.PublishMsgAsync(msg)
+		if err != nil {
+			return 0, fmt.Errorf("publishing %s: %w", msg.Subject, err)
+		}
+		futures = append(futures, f)
+	}
 	for _, a := range res.Referenced {
 		msg, err := storedAlertMsg(a)
 		if err != nil {

@@ -1,0 +1,273 @@
+package aggregator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/iochub/iochub/internal/subjects"
+	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
+	"github.com/iochub/iochub/services/aggregator/postgis"
+)
+
+// ActionHandler applies one operator action of its type in tx and returns
+// the entity states the action changed, which are published on STATE once
+// tx is committed. To refuse an action (an invalid transition, a missing
+// target), return an error made by Refuse before changing anything: tx is
+// then still committed with whatever the handler wrote to record the
+// refusal, and the action is recorded as refused. Any other error rolls tx
+// back and the action is retried.
+type ActionHandler func(ctx context.Context, tx pgx.Tx, a *iocv1.Action) ([]*iocv1.EntityState, error)
+
+// Refusal is an action refused, with the reason a person can act on.
+type Refusal struct{ Reason string }
+
+func (r *Refusal) Error() string { return "action refused: " + r.Reason }
+
+// Is makes errors.Is(err, ErrActionRefused) true for every Refusal.
+func (r *Refusal) Is(target error) bool { return target == ErrActionRefused }
+
+// Refuse is the error a handler returns to refuse an action for reason.
+func Refuse(reason string) error { return &Refusal{Reason: reason} }
+
+// ActionsConfig configures the consumer of the ACTIONS stream.
+type ActionsConfig struct {
+	// Durable is the consumer's name; empty means "aggregator-actions".
+	Durable string
+	// FilterSubject selects the actions; empty means every action (ioc.action.>).
+	FilterSubject string
+	// AckWait is how long JetStream waits for an ack before redelivering; 0 means 30s.
+	AckWait time.Duration
+	// RetryDelay is how long a failed action waits before it is redelivered; 0 means 1s.
+	RetryDelay time.Duration
+}
+
+// Actions consumes operator actions from the ACTIONS stream and applies each
+// with the handler registered for its type, in one transaction with its
+// audit_log row and the record of its id (so it is applied once however
+// often it is delivered), then publishes the states it changed.
+type Actions struct {
+	cfg     ActionsConfig
+	js      jetstream.JetStream
+	pool    *pgxpool.Pool
+	log     *slog.Logger
+	mu      sync.RWMutex
+	byType  map[string]ActionHandler
+	applied func(a *iocv1.Action) // called after an action is applied (nudges the report sweep)
+}
+
+// NewActions returns the consumer; handlers are added with RegisterAction before Run.
+func NewActions(cfg ActionsConfig, js jetstream.JetStream, pool *pgxpool.Pool, log *slog.Logger) (*Actions, error) {
+	if js == nil || pool == nil {
+		return nil, fmt.Errorf("%w: the actions consumer needs JetStream and a database pool", ErrConfig)
+	}
+	if cfg.Durable == "" {
+		cfg.Durable = "aggregator-actions"
+	}
+	if cfg.FilterSubject == "" {
+		cfg.FilterSubject = subjects.ActionsAll
+	}
+	if cfg.AckWait == 0 {
+		cfg.AckWait = 30 * time.Second
+	}
+	if cfg.RetryDelay == 0 {
+		cfg.RetryDelay = time.Second
+	}
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	return &Actions{cfg: cfg, js: js, pool: pool, log: log.With("durable", cfg.Durable), byType: map[string]ActionHandler{}}, nil
+}
+
+// RegisterAction makes h the handler of actions of type typ (e.g.
+// "report.status", "rule.put"), replacing any earlier one.
+func (a *Actions) RegisterAction(typ string, h ActionHandler) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.byType[typ] = h
+}
+
+func (a *Actions) handler(typ string) (ActionHandler, bool) {
+	a.mu.RLock()
+	defer a.mu.RUnlock()
+	h, ok := a.byType[typ]
+	return h, ok
+}
+
+// Run consumes actions until ctx is done, then returns nil.
+func (a *Actions) Run(ctx context.Context) error {
+	cons, err := a.js.CreateOrUpdateConsumer(ctx, subjects.StreamActions, jetstream.ConsumerConfig{
+		Durable:       a.cfg.Durable,
+		Description:   "iochub aggregator: operator actions to PostGIS and STATE",
+		FilterSubject: a.cfg.FilterSubject,
+		AckPolicy:     jetstream.AckExplicitPolicy,
+		AckWait:       a.cfg.AckWait,
+		MaxAckPending: 64,
+		DeliverPolicy: jetstream.DeliverAllPolicy,
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("creating consumer %s on %s: %w", a.cfg.Durable, subjects.StreamActions, err)
+	}
+	a.log.Info("actions consumer running", "stream", subjects.StreamActions, "filter", a.cfg.FilterSubject)
+	for ctx.Err() == nil {
+		msgs, err := collect(cons.Fetch(16, jetstream.FetchMaxWait(time.Second)))
+		if err != nil && ctx.Err() == nil {
+			a.log.Warn("fetching actions failed", "err", err)
+			if len(msgs) == 0 {
+				sleep(ctx, a.cfg.RetryDelay)
+			}
+		}
+		for _, m := range msgs {
+			a.handle(ctx, m)
+		}
+	}
+	return nil
+}
+
+// handle applies one action message and acks, terms or naks it.
+func (a *Actions) handle(ctx context.Context, m jetstream.Msg) {
+	act := &iocv1.Action{}
+	if err := proto.Unmarshal(m.Data(), act); err != nil || act.GetId() == "" || act.GetType() == "" {
+		reason := "action has no id or type"
+		if err != nil {
+			reason = "unmarshalling Action: " + err.Error()
+		}
+		a.log.Error("terminating undecodable action", "subject", m.Subject(), "reason", reason)
+		if err := m.TermWithReason(reason); err != nil {
+			a.log.Warn("terminating action failed", "subject", m.Subject(), "err", err)
+		}
+		return
+	}
+	states, applied, err := a.Apply(ctx, act)
+	if err != nil {
+		if ctx.Err() != nil {
+			return
+		}
+		a.log.Error("applying action failed; retrying", "action", act.GetId(), "type", act.GetType(), "err", err)
+		if err := m.NakWithDelay(a.cfg.RetryDelay); err != nil {
+			a.log.Warn("naking action failed", "action", act.GetId(), "err", err)
+		}
+		return
+	}
+	if err := a.publish(ctx, states); err != nil {
+		// The action is committed; its states are republished by the next
+		// change of the same entities. Not acking would not help: a
+		// redelivery is recognised as done.
+		a.log.Error("publishing the states of an action failed", "action", act.GetId(), "err", err)
+	}
+	if err := m.Ack(); err != nil {
+		a.log.Warn("acking action failed", "action", act.GetId(), "err", err)
+	}
+	if applied && a.applied != nil {
+		a.applied(act)
+	}
+}
+
+// Apply applies act in one transaction: the record of its id, its handler's
+// changes and its audit_log row. It returns the states to publish and whether
+// the action was applied (false when refused or already handled).
+func (a *Actions) Apply(ctx context.Context, act *iocv1.Action) ([]*iocv1.EntityState, bool, error) {
+	var (
+		states  []*iocv1.EntityState
+		applied bool
+	)
+	rec := postgis.ActionRecord{ID: act.GetId(), Type: act.GetType(), Actor: act.GetActor(), Province: act.GetProvince(),
+		TargetKind: act.GetTargetKind(), Target: act.GetTarget()}
+	if act.GetAt() != nil {
+		rec.At = act.GetAt().AsTime()
+	}
+	err := pgx.BeginFunc(ctx, a.pool, func(tx pgx.Tx) error {
+		states, applied = nil, false
+		fresh, err := postgis.ClaimAction(ctx, tx, rec)
+		if err != nil {
+			return err
+		}
+		if !fresh {
+			a.log.Debug("action already handled", "action", act.GetId())
+			return nil
+		}
+		result, reason := "applied", ""
+		h, ok := a.handler(act.GetType())
+		if !ok {
+			err = Refuse(fmt.Sprintf("action type %q is not known", act.GetType()))
+		} else {
+			states, err = h(ctx, tx, act)
+		}
+		var ref *Refusal
+		switch {
+		case errors.As(err, &ref):
+			states, result, reason = nil, "refused", ref.Reason
+			if err := postgis.RefuseAction(ctx, tx, act.GetId(), reason); err != nil {
+				return err
+			}
+		case err != nil:
+			return err
+		default:
+			applied = true
+		}
+		detail := map[string]any{"id": act.GetId(), "province": act.GetProvince(), "result": result}
+		if reason != "" {
+			detail["reason"] = reason
+		}
+		if act.GetNote() != "" {
+			detail["note"] = act.GetNote()
+		}
+		if p := act.GetPayload(); len(p) > 0 && json.Valid(p) {
+			detail["payload"] = json.RawMessage(p)
+		}
+		if err := postgis.Audit(ctx, tx, act.GetActor(), act.GetType(), act.GetTargetKind()+":"+act.GetTarget(), detail); err != nil {
+			return err
+		}
+		if result == "refused" {
+			a.log.Info("action refused", "action", act.GetId(), "type", act.GetType(), "target", act.GetTarget(), "reason", reason)
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("applying action %s (%s): %w", act.GetId(), act.GetType(), err)
+	}
+	return states, applied, nil
+}
+
+// publish publishes the states an action changed and waits for their acks.
+func (a *Actions) publish(ctx context.Context, states []*iocv1.EntityState) error {
+	var futures []jetstream.PubAckFuture
+	for _, st := range states {
+		at := st.GetUpdatedAt().AsTime()
+		msg, err := entityStateMsg(st, st.GetEntityId()+"@"+at.UTC().Format(time.RFC3339Nano), at)
+		if err != nil {
+			return err
+		}
+		f, err := a.js.PublishMsgAsync(msg)
+		if err != nil {
+			return fmt.Errorf("publishing %s: %w", msg.Subject, err)
+		}
+		futures = append(futures, f)
+	}
+	timeout := time.NewTimer(a.cfg.AckWait)
+	defer timeout.Stop()
+	for _, f := range futures {
+		select {
+		case <-f.Ok():
+		case err := <-f.Err():
+			return fmt.Errorf("publishing %s: %w", f.Msg().Subject, err)
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-timeout.C:
+			return fmt.Errorf("publishing %s: no ack within %s", f.Msg().Subject, a.cfg.AckWait)
+		}
+	}
+	return nil
+}
