@@ -106,7 +106,7 @@ func (s *Store) RaisedAlerts(ctx context.Context, province string) ([]rules.Rais
 // (nil when it is new) and as it is now. A rule put again unchanged is not
 // written: its version stays.
 func PutRule(ctx context.Context, tx pgx.Tx, r rules.Rule, actor string) (before *rules.Rule, after rules.Rule, err error) {
-	before, err = ruleForUpdate(ctx, tx, r.ID)
+	before, err = RuleForUpdate(ctx, tx, r.ID)
 	if err != nil {
 		return nil, after, err
 	}
@@ -131,6 +131,11 @@ func DeleteRule(ctx context.Context, tx pgx.Tx, id string) (*rules.Rule, error) 
 		return nil, fmt.Errorf("deleting alert rule %s: %w", id, err)
 	}
 	return &r, nil
+}
+
+// RuleForUpdate reads rule id in tx and locks it until tx ends; nil when there is none.
+func RuleForUpdate(ctx context.Context, tx pgx.Tx, id string) (*rules.Rule, error) {
+	return ruleForUpdate(ctx, tx, id)
 }
 
 func ruleForUpdate(ctx context.Context, q querier, id string) (*rules.Rule, error) {
