@@ -14,6 +14,7 @@ import (
 	"github.com/iochub/iochub/internal/subjects"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 	"github.com/iochub/iochub/services/aggregator/postgis"
+	"github.com/iochub/iochub/services/aggregator/rules"
 )
 
 // stateMsg builds the STATE message of one changed entity.
@@ -41,6 +42,7 @@ func stateMsg(dm decodedMsg, c postgis.Changed) (*nats.Msg, error) {
 		st.Latest = &iocv1.EntityState_Alert{Alert: d.alert}
 		st.AlertState = c.State
 		st.Units = c.Units
+		st.RuleId = rules.RuleOfAlert(st.EntityId) // the rule that raised it, for alerts of the source "rules"
 		ev.ID, ev.Time = d.alertRow.EventID, d.alertRow.Sent
 	default:
 		return nil, fmt.Errorf("building state of kind %q: %w", d.kind, ErrUnsupportedKind)
@@ -151,6 +153,7 @@ func storedAlertMsg(a postgis.AlertState) (*nats.Msg, error) {
 		Latest:     &iocv1.EntityState_Alert{Alert: alert},
 		AlertState: a.State,
 		Units:      a.Units,
+		RuleId:     rules.RuleOfAlert(a.ID),
 	}
 	body, err := proto.Marshal(st)
 	if err != nil {
