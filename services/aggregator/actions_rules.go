@@ -1,0 +1,101 @@
+package aggregator
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
+	"github.com/iochub/iochub/services/aggregator/postgis"
+	"github.com/iochub/iochub/services/aggregator/rules"
+)
+
+// Types of the operator actions on alert rules (target kind "rule", target the rule id).
+const (
+	// ActionRulePut creates or replaces a rule; the payload is its JSON document (rules.Document).
+	ActionRulePut = "rule.put"
+	// ActionRuleDelete deletes a rule; the payload is empty.
+	ActionRuleDelete = "rule.delete"
+	// AuditRuleVersion is the audit_log action that records a rule's JSON
+	// before and after each change: the audit log is the rules' history.
+	AuditRuleVersion = "rule.version"
+)
+
+// targetKindRule is the target kind of the actions on rules.
+const targetKindRule = "rule"
+
+// RuleActions returns the handlers of rule.put and rule.delete. changed, when
+// not nil, is called after each change (the engine's Notify: it reloads the
+// rules without waiting for its next poll).
+func RuleActions(changed func()) (put, del ActionHandler) {
+	notify := func() {
+		if changed != nil {
+			changed()
+		}
+	}
+	put = func(ctx context.Context, tx pgx.Tx, a *iocv1.Action) ([]*iocv1.EntityState, error) {
+		if a.GetTargetKind() != targetKindRule {
+			return nil, Refuse(fmt.Sprintf("target kind is %q; want rule", a.GetTargetKind()))
+		}
+		r, err := rules.Parse(a.GetTarget(), a.GetPayload())
+		if err != nil {
+			return nil, Refuse(err.Error())
+		}
+		if a.GetProvince() != "" && a.GetProvince() != r.Province {
+			return nil, Refuse(fmt.Sprintf("the rule is of province %s but the action was sent for province %s", r.Province, a.GetProvince()))
+		}
+		before, after, err := postgis.PutRule(ctx, tx, r, a.GetActor())
+		if err != nil {
+			return nil, err
+		}
+		if err := auditRule(ctx, tx, a, before, &after); err != nil {
+			return nil, err
+		}
+		notify()
+		return nil, nil
+	}
+	del = func(ctx context.Context, tx pgx.Tx, a *iocv1.Action) ([]*iocv1.EntityState, error) {
+		if a.GetTargetKind() != targetKindRule {
+			return nil, Refuse(fmt.Sprintf("target kind is %q; want rule", a.GetTargetKind()))
+		}
+		if err := rules.CheckID(a.GetTarget()); err != nil {
+			return nil, Refuse(err.Error())
+		}
+		before, err := postgis.RuleForUpdate(ctx, tx, a.GetTarget())
+		if err != nil {
+			return nil, err
+		}
+		if before == nil {
+			return nil, Refuse(fmt.Sprintf("rule %s does not exist", a.GetTarget()))
+		}
+		if a.GetProvince() != "" && a.GetProvince() != before.Province {
+			return nil, Refuse(fmt.Sprintf("rule %s is of province %s, not %s", before.ID, before.Province, a.GetProvince()))
+		}
+		if _, err := postgis.DeleteRule(ctx, tx, a.GetTarget()); err != nil {
+			return nil, err
+		}
+		if err := auditRule(ctx, tx, a, before, nil); err != nil {
+			return nil, err
+		}
+		notify()
+		return nil, nil
+	}
+	return put, del
+}
+
+// auditRule writes the rule.version row: the whole rule before and after (null when absent).
+func auditRule(ctx context.Context, tx pgx.Tx, a *iocv1.Action, before, after *rules.Rule) error {
+	detail := map[string]any{"actionId": a.GetId(), "before": docOrNil(before), "after": docOrNil(after)}
+	if after != nil {
+		detail["version"] = after.Version
+	}
+	return postgis.Audit(ctx, tx, a.GetActor(), AuditRuleVersion, targetKindRule+":"+a.GetTarget(), detail)
+}
+
+func docOrNil(r *rules.Rule) any {
+	if r == nil {
+		return nil
+	}
+	return r.Document()
+}
