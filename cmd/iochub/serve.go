@@ -20,6 +20,7 @@ import (
 	"github.com/iochub/iochub/internal/ops"
 	"github.com/iochub/iochub/services/aggregator"
 	"github.com/iochub/iochub/services/aggregator/postgis"
+	"github.com/iochub/iochub/services/aggregator/rules"
 	"github.com/iochub/iochub/services/gateway"
 	"github.com/iochub/iochub/services/ingest"
 	"github.com/iochub/iochub/web"
@@ -122,11 +123,25 @@ func serveRoles(ctx context.Context, d roleDeps) error {
 		runners = append(runners, in.Run)
 	}
 	if want("aggregator") {
-		agg, err := aggregator.New(aggregator.Config{}, aggregator.Deps{JS: d.js, Store: postgis.NewStore(d.pool), Logger: d.log.With("role", "aggregator"), Metrics: o.Registry})
+		agg, err := aggregator.New(aggregator.Config{}, aggregator.Deps{JS: d.js, Store: postgis.NewStore(d.pool), Pool: d.pool, Logger: d.log.With("role", "aggregator"), Metrics: o.Registry})
 		if err != nil {
 			return err
 		}
 		runners = append(runners, agg.Run)
+		// Alert rules: the engine reads STATE and raises alerts on FEEDS; rule
+		// changes arrive as actions, which nudge the engine to reload.
+		eng, err := rules.New(rules.Config{}, rules.Deps{JS: d.js, Store: postgis.NewStore(d.pool), Logger: d.log.With("role", "rules"), Metrics: o.Registry})
+		if err != nil {
+			return err
+		}
+		put, del := aggregator.RuleActions(eng.Notify)
+		if err := agg.RegisterAction(aggregator.ActionRulePut, put); err != nil {
+			return err
+		}
+		if err := agg.RegisterAction(aggregator.ActionRuleDelete, del); err != nil {
+			return err
+		}
+		runners = append(runners, eng.Run)
 	}
 	if want("gateway") {
 		var err error
