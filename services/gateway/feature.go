@@ -47,6 +47,7 @@ type (
 		UpdatedAt   string           `json:"updatedAt,omitempty"`
 		Observation *observationJSON `json:"observation,omitempty"`
 		Alert       *alertJSON       `json:"alert,omitempty"`
+		Report      *reportJSON      `json:"report,omitempty"`
 	}
 	observationJSON struct {
 		ID     string         `json:"id"`
@@ -121,6 +122,12 @@ func encodeFeature(st *iocv1.EntityState, subject string) (feature, error) {
 			}
 		}
 		g, gerr = alertGeometry(a)
+	case *iocv1.EntityState_Report:
+		r := latest.Report
+		props.Name = reportName(r)
+		props.Observation = &observationJSON{ID: r.GetId(), Time: rfc3339(r.GetObservedAt())}
+		props.Report = reportProps(r)
+		g, gerr = decodeWKB(r.GetLocation().GetWkb())
 	}
 	gj := []byte("null")
 	if gerr == nil {

@@ -1,0 +1,312 @@
+package gateway
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+	"unicode/utf8"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/iochub/iochub/internal/ce"
+	"github.com/iochub/iochub/internal/subjects"
+	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
+)
+
+// Operator actions: the gateway never writes the database; it checks an
+// operator's request, publishes it as an ioc.v1.Action on the ACTIONS stream
+// (ioc.action.<province>.<target kind>.<target>) and answers 202 with the
+// action's id. The aggregator applies it, records it in the audit log and
+// publishes the changed state.
+
+// Bounds of an operator request.
+const (
+	maxActionBody          = 16 << 10
+	maxAssignee            = 200
+	maxNote                = 2000
+	maxIdempotency         = 128
+	actionTypeReportStatus = "report.status"
+	// HeaderIdempotencyKey names the header whose value becomes the action's
+	// id: a retried request with the same key is applied once.
+	HeaderIdempotencyKey = "Idempotency-Key"
+	// HeaderActor names the operator acting (recorded in the audit log); absent means "operator".
+	HeaderActor = "Iochub-Actor"
+)
+
+var reportStatuses = map[string]bool{"received": true, "assigned": true, "in_progress": true, "resolved": true, "rejected": true}
+
+// OperatorConfig configures the operator endpoints.
+type OperatorConfig struct {
+	// Token is the bearer token of operators; empty answers 503 on every operator endpoint.
+	Token string
+	// PublishTimeout bounds the wait for JetStream's ack of an action; 0 means 5s.
+	PublishTimeout time.Duration
+	// Now is the clock of actions; nil means time.Now.
+	Now func() time.Time
+}
+
+type operator struct {
+	g      *Gateway
+	cfg    OperatorConfig
+	tokenH [32]byte
+}
+
+// RegisterOperator adds the operator endpoints (POST /v1/reports/{id}/status,
+// GET /v1/reports/{id}) to mux.
+func (g *Gateway) RegisterOperator(mux *http.ServeMux, cfg OperatorConfig) {
+	if cfg.PublishTimeout == 0 {
+		cfg.PublishTimeout = 5 * time.Second
+	}
+	if cfg.Now == nil {
+		cfg.Now = time.Now
+	}
+	o := &operator{g: g, cfg: cfg, tokenH: sha256.Sum256([]byte(cfg.Token))}
+	mux.HandleFunc("POST /v1/reports/{id}/status", o.serveReportStatus)
+	mux.HandleFunc("GET /v1/reports/{id}", o.serveReport)
+}
+
+// authorized checks the bearer token; it answers the problem itself when not.
+func (o *operator) authorized(w http.ResponseWriter, r *http.Request) bool {
+	if o.cfg.Token == "" {
+		writeProblem(w, r, http.StatusServiceUnavailable, "operator actions are not configured on this hub (no operator token)")
+		return false
+	}
+	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
+	h := sha256.Sum256([]byte(strings.TrimSpace(tok)))
+	if !ok || subtle.ConstantTimeCompare(h[:], o.tokenH[:]) != 1 {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="iochub-operator"`)
+		writeProblem(w, r, http.StatusUnauthorized, "an operator bearer token is required (Authorization: Bearer <token>)")
+		return false
+	}
+	return true
+}
+
+// reportStatusRequest is the body of POST /v1/reports/{id}/status.
+type reportStatusRequest struct {
+	Status   string `json:"status"`
+	Assignee string `json:"assignee,omitempty"`
+	Note     string `json:"note,omitempty"`
+}
+
+// actionAccepted is the 202 answer.
+type actionAccepted struct {
+	ActionID string `json:"actionId"`
+	Type     string `json:"type"`
+	Target   string `json:"target"`
+}
+
+func (o *operator) serveReportStatus(w http.ResponseWriter, r *http.Request) {
+	if !o.authorized(w, r) {
+		return
+	}
+	id := r.PathValue("id")
+	req, msg := readReportStatus(w, r)
+	if msg != "" {
+		writeProblem(w, r, http.StatusBadRequest, msg)
+		return
+	}
+	actionID, msg := actionIDFrom(r.Header.Get(HeaderIdempotencyKey))
+	if msg != "" {
+		writeProblem(w, r, http.StatusBadRequest, msg)
+		return
+	}
+	actor := strings.TrimSpace(r.Header.Get(HeaderActor))
+	if actor == "" {
+		actor = "operator"
+	}
+	if utf8.RuneCountInString(actor) > maxAssignee {
+		writeProblem(w, r, http.StatusBadRequest, fmt.Sprintf("header %s is longer than %d characters", HeaderActor, maxAssignee))
+		return
+	}
+	province, err := o.reportProvince(r.Context(), id)
+	switch {
+	case errors.Is(err, errNoPool):
+		writeProblem(w, r, http.StatusServiceUnavailable, "reports cannot be looked up: the gateway has no database")
+		return
+	case errors.Is(err, pgx.ErrNoRows):
+		writeProblem(w, r, http.StatusNotFound, fmt.Sprintf("report %q does not exist (ids are <source>/<report id>, URL-escaped: dev%%2Fr-1)", id))
+		return
+	case err != nil:
+		o.g.log.Error("looking up report failed", "report", id, "err", err)
+		writeProblem(w, r, http.StatusServiceUnavailable, "reports cannot be looked up right now; retry")
+		return
+	}
+	payload, _ := json.Marshal(map[string]string{"status": req.Status, "assignee": req.Assignee})
+	act := &iocv1.Action{Id: actionID, Type: actionTypeReportStatus, Actor: actor, Province: province,
+		TargetKind: subjects.KindReport, Target: id, At: timestamppb.New(o.cfg.Now()), Payload: payload, Note: req.Note}
+	if err := o.publish(r.Context(), act); err != nil {
+		o.g.log.Error("publishing operator action failed", "action", actionID, "err", err)
+		writeProblem(w, r, http.StatusServiceUnavailable, "the action could not be queued; retry with the same Idempotency-Key")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusAccepted)
+	_ = json.NewEncoder(w).Encode(actionAccepted{ActionID: actionID, Type: act.Type, Target: id})
+}
+
+// readReportStatus reads and checks the body; the message says what is wrong.
+func readReportStatus(w http.ResponseWriter, r *http.Request) (reportStatusRequest, string) {
+	var req reportStatusRequest
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		return req, fmt.Sprintf("Content-Type %q: send application/json", ct)
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxActionBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil {
+		return req, "body: want {\"status\":\"assigned\",\"assignee\":\"...\",\"note\":\"...\"}: " + err.Error()
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		return req, "body: want one JSON object and nothing after it"
+	}
+	switch {
+	case req.Status == "":
+		return req, "status: missing; want one of received, assigned, in_progress, resolved, rejected"
+	case !reportStatuses[req.Status]:
+		return req, fmt.Sprintf("status: %q is not one of received, assigned, in_progress, resolved, rejected", req.Status)
+	case utf8.RuneCountInString(req.Assignee) > maxAssignee:
+		return req, fmt.Sprintf("assignee: longer than %d characters", maxAssignee)
+	case utf8.RuneCountInString(req.Note) > maxNote:
+		return req, fmt.Sprintf("note: longer than %d characters", maxNote)
+	case req.Status == "assigned" && strings.TrimSpace(req.Assignee) == "":
+		return req, "assignee: missing; assigning a report needs an assignee"
+	}
+	return req, ""
+}
+
+// actionIDFrom is the Idempotency-Key, or a fresh random id without one.
+func actionIDFrom(key string) (string, string) {
+	key = strings.TrimSpace(key)
+	if key == "" {
+		b := make([]byte, 16)
+		_, _ = rand.Read(b)
+		return hex.EncodeToString(b), ""
+	}
+	if len(key) > maxIdempotency {
+		return "", fmt.Sprintf("header %s is longer than %d bytes", HeaderIdempotencyKey, maxIdempotency)
+	}
+	for _, c := range []byte(key) {
+		if c < 0x21 || c > 0x7e {
+			return "", fmt.Sprintf("header %s: want visible ASCII characters only", HeaderIdempotencyKey)
+		}
+	}
+	return key, ""
+}
+
+var errNoPool = errors.New("no database pool")
+
+const sqlReportProvince = `SELECT province FROM report WHERE id = $1`
+
+func (o *operator) reportProvince(ctx context.Context, id string) (string, error) {
+	if o.g.deps.Pool == nil {
+		return "", errNoPool
+	}
+	var p string
+	err := o.g.deps.Pool.QueryRow(ctx, sqlReportProvince, id).Scan(&p)
+	return p, err
+}
+
+// publish sends the action on ACTIONS and waits for its ack. Nats-Msg-Id is
+// the action id, so a retried request within the duplicate window is stored once.
+func (o *operator) publish(ctx context.Context, act *iocv1.Action) error {
+	body, err := proto.Marshal(act)
+	if err != nil {
+		return fmt.Errorf("marshalling action %s: %w", act.Id, err)
+	}
+	subj := subjects.Action(act.Province, act.TargetKind, act.Target)
+	h := ce.Event{ID: act.Id, Source: "urn:ioc:" + act.Province + ":operator", Type: "vn.ioc.action." + act.Type + ".v1",
+		Subject: act.Target, Time: act.At.AsTime()}.Header()
+	h[jetstream.MsgIDHeader] = []string{act.Id}
+	ctx, cancel := context.WithTimeout(ctx, o.cfg.PublishTimeout)
+	defer cancel()
+	if _, err := o.g.deps.JS.PublishMsg(ctx, &nats.Msg{Subject: subj, Header: h, Data: body}); err != nil {
+		return fmt.Errorf("publishing %s: %w", subj, err)
+	}
+	return nil
+}
+
+// reportJSONView is GET /v1/reports/{id}: the report without its contact.
+type reportJSONView struct {
+	ID          string            `json:"id"`
+	Province    string            `json:"province"`
+	Unit        string            `json:"unit"`
+	Category    string            `json:"category"`
+	Location    [2]float64        `json:"location"`
+	Text        string            `json:"text"`
+	Media       []string          `json:"media"`
+	Status      string            `json:"status"`
+	Assignee    string            `json:"assignee,omitempty"`
+	ReportedAt  time.Time         `json:"reportedAt"`
+	SLADeadline time.Time         `json:"slaDeadline"`
+	Overdue     bool              `json:"overdue"`
+	UpdatedAt   time.Time         `json:"updatedAt"`
+	History     []reportEventView `json:"history"`
+}
+
+type reportEventView struct {
+	At       time.Time `json:"at"`
+	Kind     string    `json:"kind"`
+	From     string    `json:"from,omitempty"`
+	To       string    `json:"to,omitempty"`
+	Assignee string    `json:"assignee,omitempty"`
+	Actor    string    `json:"actor,omitempty"`
+	Note     string    `json:"note,omitempty"`
+	Reason   string    `json:"reason,omitempty"`
+}
+
+// The contact (contact_enc) is deliberately not selected.
+const sqlReportView = `SELECT id, province, unit_code, category, ST_X(point), ST_Y(point), text, media, status, assignee,
+    reported_at, sla_deadline, overdue, updated_at FROM report WHERE id = $1`
+
+const sqlReportHistory = `SELECT at, kind, from_status, to_status, assignee, actor, note, reason
+FROM report_event WHERE report_id = $1 ORDER BY id`
+
+func (o *operator) serveReport(w http.ResponseWriter, r *http.Request) {
+	if !o.authorized(w, r) {
+		return
+	}
+	if o.g.deps.Pool == nil {
+		writeProblem(w, r, http.StatusServiceUnavailable, "reports cannot be looked up: the gateway has no database")
+		return
+	}
+	id := r.PathValue("id")
+	var v reportJSONView
+	err := o.g.deps.Pool.QueryRow(r.Context(), sqlReportView, id).Scan(&v.ID, &v.Province, &v.Unit, &v.Category,
+		&v.Location[0], &v.Location[1], &v.Text, &v.Media, &v.Status, &v.Assignee, &v.ReportedAt, &v.SLADeadline, &v.Overdue, &v.UpdatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		writeProblem(w, r, http.StatusNotFound, fmt.Sprintf("report %q does not exist", id))
+		return
+	}
+	if err == nil {
+		var rows pgx.Rows
+		rows, err = o.g.deps.Pool.Query(r.Context(), sqlReportHistory, id)
+		if err == nil {
+			v.History, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (reportEventView, error) {
+				var e reportEventView
+				err := row.Scan(&e.At, &e.Kind, &e.From, &e.To, &e.Assignee, &e.Actor, &e.Note, &e.Reason)
+				return e, err
+			})
+		}
+	}
+	if err != nil {
+		o.g.log.Error("reading report failed", "report", id, "err", err)
+		writeProblem(w, r, http.StatusServiceUnavailable, "the report cannot be read right now; retry")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(v)
+}
