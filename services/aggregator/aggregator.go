@@ -91,6 +91,7 @@ type Service struct {
 	actions  *Actions
 	now      func() time.Time
 	sweepNow chan struct{}
+	aqi      *aqiBook
 }
 
 // New checks cfg and deps, fills the defaults and registers the metrics.
@@ -133,7 +134,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err != nil {
 		return nil, err
 	}
-	s := &Service{cfg: cfg, js: deps.JS, db: deps.Store, log: log.With("durable", cfg.Durable), m: m}
+	log = log.With("durable", cfg.Durable)
+	s := &Service{cfg: cfg, js: deps.JS, db: deps.Store, log: log, m: m, aqi: newAQIBook(log)}
 	if err := s.initReports(deps); err != nil {
 		return nil, err
 	}
@@ -162,6 +164,11 @@ func (s *Service) Run(ctx context.Context) error {
 	s.log.Info("aggregator consuming", "stream", subjects.StreamFeeds, "filter", s.cfg.FilterSubject)
 	stopReports := s.startReports(ctx)
 	defer stopReports()
+	if err := s.aqi.warmAll(ctx, s.db, time.Now()); err != nil && ctx.Err() == nil {
+		// Each station is then loaded when a batch first brings it.
+		s.m.errors.WithLabelValues("warm").Inc()
+		s.log.Error("warming the AQI calculators failed", "err", err)
+	}
 	var lastExpiry time.Time
 	for ctx.Err() == nil {
 		if s.cfg.ExpiryInterval > 0 && time.Since(lastExpiry) >= s.cfg.ExpiryInterval {
@@ -227,6 +234,8 @@ type pending struct {
 	traffic []decodedMsg
 	alerts  []decodedMsg
 	reports []decodedMsg
+	water   []decodedMsg
+	weather []decodedMsg
 	msgs    []jetstream.Msg // every message to ack after commit
 }
 
@@ -253,6 +262,10 @@ func (s *Service) process(ctx context.Context, msgs []jetstream.Msg) {
 	}
 	if len(p.msgs) == 0 {
 		return
+	}
+	if len(p.batch.Air) > 0 {
+		s.aqi.warmNew(ctx, s.db, p.batch.Air, start)
+		s.aqi.rate(&p)
 	}
 	s.store(ctx, &p, start, true)
 }
@@ -293,6 +306,7 @@ func (s *Service) store(ctx context.Context, p *pending, start time.Time, split 
 		sleep(ctx, s.cfg.RetryDelay)
 		return
 	}
+	s.aqi.commit(p, res, time.Now())
 	if s.cfg.afterCommit != nil {
 		s.cfg.afterCommit()
 	}
@@ -341,6 +355,8 @@ func (p *pending) all() []decodedMsg {
 	out := make([]decodedMsg, 0, len(p.msgs))
 	out = append(out, p.air...)
 	out = append(out, p.traffic...)
+	out = append(out, p.water...)
+	out = append(out, p.weather...)
 	out = append(out, p.reports...)
 	return append(out, p.alerts...)
 }
@@ -361,6 +377,12 @@ func (p *pending) add(d decoded, m jetstream.Msg) {
 	case subjects.KindReport:
 		p.batch.Reports = append(p.batch.Reports, d.reportRow)
 		p.reports = append(p.reports, dm)
+	case subjects.KindWater:
+		p.batch.Water = append(p.batch.Water, d.waterRow)
+		p.water = append(p.water, dm)
+	case subjects.KindWeather:
+		p.batch.Weather = append(p.batch.Weather, d.weatherRow)
+		p.weather = append(p.weather, dm)
 	}
 }
 

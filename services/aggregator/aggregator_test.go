@@ -571,9 +571,9 @@ func TestUndecodableMessagesAreTerminated(t *testing.T) {
 	garbage.Data = []byte{0xff, 0xff, 0xff}
 	noHeaders := feedMsg(t, subjects.KindAir, airEvent(t, 3, t0, 5), "")
 	delete(noHeaders.Header, ce.HeaderID)
-	water := feedMsg(t, subjects.KindAir, airEvent(t, 4, t0, 5), "")
-	water.Subject = subjects.Feed(province, unit, subjects.KindWater)
-	publish(t, ne.JS, garbage, noHeaders, water, good)
+	unknown := feedMsg(t, subjects.KindAir, airEvent(t, 4, t0, 5), "")
+	unknown.Subject = subjects.Feed(province, unit, "sewage")
+	publish(t, ne.JS, garbage, noHeaders, unknown, good)
 	r := start(t, ne, pool, Config{Durable: "agg-bad"})
 	waitRows(t, pool, "air_observation", 1)
 	waitIdle(t, ne.JS, "agg-bad")

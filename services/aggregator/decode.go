@@ -39,6 +39,12 @@ type decoded struct {
 	alertRow   postgis.AlertRow
 	report     *iocv1.Report
 	reportRow  postgis.ReportRow
+	water      *iocv1.WaterObserved
+	waterRow   postgis.WaterRow
+	weather    *iocv1.WeatherObserved
+	weatherRow postgis.WeatherRow
+	// aqi is the station's VN_AQI, set after the commit for the air rows that became a state.
+	aqi *iocv1.AirQualityIndex
 }
 
 // decode turns a feed message into a row. Every failure wraps ErrBadMessage
@@ -69,6 +75,10 @@ func decode(subject string, h nats.Header, data []byte, now time.Time) (decoded,
 		err = d.decodeAlert(data, source, now)
 	case subjects.KindReport:
 		err = d.decodeReport(data, source, now)
+	case subjects.KindWater:
+		err = d.decodeWater(data, source, now)
+	case subjects.KindWeather:
+		err = d.decodeWeather(data, source, now)
 	default:
 		return d, fmt.Errorf("%w: kind %q on %s", ErrUnsupportedKind, kind, subject)
 	}

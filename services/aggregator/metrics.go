@@ -49,11 +49,11 @@ func newMetrics(reg prometheus.Registerer, durable string) (*metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}),
 	}
-	for _, k := range []string{subjects.KindAir, subjects.KindTraffic, subjects.KindAlert} {
+	for _, k := range []string{subjects.KindAir, subjects.KindTraffic, subjects.KindAlert, subjects.KindWater, subjects.KindWeather} {
 		m.rows.WithLabelValues(k)
 		m.duplicates.WithLabelValues(k)
 	}
-	for _, st := range []string{"fetch", "decode", "write", "publish", "ack", "expire"} {
+	for _, st := range []string{"fetch", "decode", "write", "publish", "ack", "expire", "warm"} {
 		m.errors.WithLabelValues(st)
 	}
 	if reg == nil {
@@ -75,6 +75,7 @@ func (m *metrics) observe(res postgis.Result, published int, took time.Duration)
 	m.batches.Inc()
 	for kind, r := range map[string]postgis.KindResult{
 		subjects.KindAir: res.Air, subjects.KindTraffic: res.Traffic, subjects.KindAlert: res.Alerts,
+		subjects.KindWater: res.Water, subjects.KindWeather: res.Weather,
 	} {
 		m.rows.WithLabelValues(kind).Add(float64(r.New))
 		m.duplicates.WithLabelValues(kind).Add(float64(r.Duplicates))

@@ -31,7 +31,17 @@ func stateMsg(dm decodedMsg, c postgis.Changed) (*nats.Msg, error) {
 	case subjects.KindAir:
 		st.EntityId = d.airRow.StationID
 		st.Latest = &iocv1.EntityState_Air{Air: d.air}
+		st.Aqi = d.aqi
 		ev.ID, ev.Time = d.airRow.EventID, d.airRow.ObservedAt
+	case subjects.KindWater:
+		st.EntityId = d.waterRow.StationID
+		st.Latest = &iocv1.EntityState_Water{Water: d.water}
+		st.WaterAlarm = int32(d.waterRow.WaterAlarm)
+		ev.ID, ev.Time = d.waterRow.EventID, d.waterRow.ObservedAt
+	case subjects.KindWeather:
+		st.EntityId = d.weatherRow.StationID
+		st.Latest = &iocv1.EntityState_Weather{Weather: d.weather}
+		ev.ID, ev.Time = d.weatherRow.EventID, d.weatherRow.ObservedAt
 	case subjects.KindTraffic:
 		st.EntityId = d.trafficRow.SegmentID
 		st.Latest = &iocv1.EntityState_Traffic{Traffic: d.traffic}
@@ -69,6 +79,8 @@ func (s *Service) publishStates(ctx context.Context, p *pending, res postgis.Res
 		{p.air, res.Air.Changed},
 		{p.traffic, res.Traffic.Changed},
 		{p.alerts, res.Alerts.Changed},
+		{p.water, res.Water.Changed},
+		{p.weather, res.Weather.Changed},
 	}
 	var futures []jetstream.PubAckFuture
 	for _, g := range groups {

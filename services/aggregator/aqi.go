@@ -1,0 +1,269 @@
+package aggregator
+
+import (
+	"context"
+	"encoding/json"
+	"log/slog"
+	"math"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/iochub/iochub/internal/aqi"
+	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
+	"github.com/iochub/iochub/services/aggregator/postgis"
+)
+
+// AirHistory is what warming the AQI calculators needs of the store;
+// *postgis.Store has it. A Store without it starts every station empty.
+type AirHistory interface {
+	AirHistory(ctx context.Context, since time.Time, stations []string) ([]postgis.AirSample, error)
+}
+
+var _ AirHistory = (*postgis.Store)(nil)
+
+// aqiKeep is how long a station's hours are kept: the AQI calculator's window,
+// and how long a station may stay unseen before it is forgotten.
+const aqiKeep = aqi.StationHours * time.Hour
+
+// vietnam is the time zone of the daily AQI's day (UTC+7, no daylight saving).
+var vietnam = time.FixedZone("ICT", 7*3600)
+
+// aqiBook keeps a VN_AQI calculator per air station in memory. It is used by
+// the aggregator's one consuming goroutine only, so it has no lock.
+//
+// Rows are rated twice: before the write, on a scratch copy of the station
+// (so the AQI goes into the row's columns), and after the commit the rows
+// stored for the first time are added to the station itself, so that a
+// redelivered observation is never counted twice.
+type aqiBook struct {
+	stations map[string]*aqiStation
+	// warm is set once every station's history was loaded at start; until
+	// then, stations first seen in a batch are loaded in one query per batch.
+	warm      bool
+	lastSweep time.Time
+	log       *slog.Logger
+}
+
+type aqiStation struct {
+	calc aqi.Station
+	seen time.Time // wall clock of the last observation added
+}
+
+func newAQIBook(log *slog.Logger) *aqiBook {
+	return &aqiBook{stations: map[string]*aqiStation{}, log: log}
+}
+
+// warmAll loads the last aqiKeep of every station's observations in one query.
+func (b *aqiBook) warmAll(ctx context.Context, store any, now time.Time) error {
+	h, ok := store.(AirHistory)
+	if !ok {
+		b.warm = true // nothing to load from
+		return nil
+	}
+	rows, err := h.AirHistory(ctx, now.Add(-aqiKeep), nil)
+	if err != nil {
+		return err
+	}
+	b.load(rows, now)
+	b.warm = true
+	b.log.Info("AQI calculators warmed", "stations", len(b.stations), "observations", len(rows))
+	return nil
+}
+
+// warmNew loads, in one query, the history of the stations of rows that are
+// not known yet; it does nothing once warmAll succeeded.
+func (b *aqiBook) warmNew(ctx context.Context, store any, rows []postgis.AirRow, now time.Time) {
+	h, ok := store.(AirHistory)
+	if b.warm || !ok {
+		return
+	}
+	var unknown []string
+	seen := map[string]bool{}
+	oldest := now
+	for i := range rows {
+		id := rows[i].StationID
+		if _, known := b.stations[id]; known || seen[id] {
+			continue
+		}
+		seen[id] = true
+		unknown = append(unknown, id)
+		oldest = minTime(oldest, rows[i].ObservedAt)
+	}
+	if len(unknown) == 0 {
+		return
+	}
+	hist, err := h.AirHistory(ctx, oldest.Add(-aqiKeep), unknown)
+	if err != nil {
+		// The stations start from what arrives; their AQI says why while it lacks hours.
+		b.log.Warn("loading the air history of new stations failed", "stations", len(unknown), "err", err)
+		return
+	}
+	for _, id := range unknown {
+		b.stations[id] = &aqiStation{seen: now}
+	}
+	b.load(hist, now)
+}
+
+func (b *aqiBook) load(rows []postgis.AirSample, now time.Time) {
+	for _, r := range rows {
+		st := b.stations[r.StationID]
+		if st == nil {
+			st = &aqiStation{seen: now}
+			b.stations[r.StationID] = st
+		}
+		// Too old or not a concentration: the row was stored before the
+		// station's newer hours or by hand; it does not count.
+		_ = st.calc.Add(r.ObservedAt, values(r.PM25, r.PM10, r.O3, r.CO, r.SO2, r.NO2))
+	}
+}
+
+// rate sets the AQI columns of every air row of the batch, from each
+// station's hours and the rows before it in the batch.
+func (b *aqiBook) rate(p *pending) {
+	scratch := map[string]*aqi.Station{}
+	for i := range p.batch.Air {
+		r := &p.batch.Air[i]
+		st := scratch[r.StationID]
+		if st == nil {
+			st = new(aqi.Station)
+			if known := b.stations[r.StationID]; known != nil {
+				*st = known.calc
+			}
+			scratch[r.StationID] = st
+		}
+		idx := rateRow(st, r)
+		r.AQI = rowAQI(idx)
+		p.air[i].d.airRow.AQI = r.AQI
+	}
+}
+
+// rateRow adds r to st and returns the AQI at r's hour.
+func rateRow(st *aqi.Station, r *postgis.AirRow) *iocv1.AirQualityIndex {
+	if err := st.Add(r.ObservedAt, values(r.PM25, r.PM10, r.O3, r.CO, r.SO2, r.NO2)); err != nil {
+		return &iocv1.AirQualityIndex{Hour: timestamppb.New(r.ObservedAt.Truncate(time.Hour)), Reason: err.Error()}
+	}
+	return index(st, r.ObservedAt)
+}
+
+// commit adds the rows stored for the first time to their stations, and sets
+// the AQI of the state of every changed station.
+func (b *aqiBook) commit(p *pending, res postgis.Result, now time.Time) {
+	for _, i := range res.Air.Inserted {
+		if i < 0 || i >= len(p.batch.Air) {
+			continue
+		}
+		r := &p.batch.Air[i]
+		st := b.stations[r.StationID]
+		if st == nil {
+			st = &aqiStation{}
+			b.stations[r.StationID] = st
+		}
+		st.seen = now
+		if err := st.calc.Add(r.ObservedAt, values(r.PM25, r.PM10, r.O3, r.CO, r.SO2, r.NO2)); err != nil {
+			b.log.Debug("observation not counted in the AQI", "station", r.StationID, "err", err)
+		}
+	}
+	for _, c := range res.Air.Changed {
+		if c.Index < 0 || c.Index >= len(p.air) {
+			continue
+		}
+		d := &p.air[c.Index].d
+		st := b.stations[d.airRow.StationID]
+		if st == nil {
+			// A redelivery of rows the book never saw (warming failed): rate what there is.
+			st = &aqiStation{seen: now}
+			_ = st.calc.Add(d.airRow.ObservedAt, values(d.airRow.PM25, d.airRow.PM10, d.airRow.O3, d.airRow.CO, d.airRow.SO2, d.airRow.NO2))
+			b.stations[d.airRow.StationID] = st
+		}
+		st.seen = now
+		d.aqi = index(&st.calc, d.airRow.ObservedAt)
+	}
+	b.sweep(now)
+}
+
+// sweep forgets the stations unseen for aqiKeep, at most once an hour.
+func (b *aqiBook) sweep(now time.Time) {
+	if now.Sub(b.lastSweep) < time.Hour {
+		return
+	}
+	b.lastSweep = now
+	for id, st := range b.stations {
+		if now.Sub(st.seen) >= aqiKeep {
+			delete(b.stations, id)
+		}
+	}
+}
+
+func values(pm25, pm10, o3, co, so2, no2 *float64) aqi.Values {
+	var v aqi.Values
+	for p, x := range [aqi.NumPollutants]*float64{aqi.PM25: pm25, aqi.PM10: pm10, aqi.O3: o3, aqi.CO: co, aqi.SO2: so2, aqi.NO2: no2} {
+		if x != nil {
+			v[p] = aqi.Measured(*x)
+		}
+	}
+	return v
+}
+
+// index is the station's AQI at the hour holding at: the hourly AQI (or why
+// there is none) and the daily AQI of the day before, in Vietnam.
+func index(st *aqi.Station, at time.Time) *iocv1.AirQualityIndex {
+	h := st.Hourly(at)
+	x := &iocv1.AirQualityIndex{Hour: timestamppb.New(at.Truncate(time.Hour))}
+	if h.Err != nil {
+		x.Reason = h.Err.Error()
+	} else {
+		v := int32(min(h.AQI, math.MaxInt32))
+		x.Hourly = &v
+		x.Dominant = h.Dominant.FIWARE()
+		x.Band = int32(h.Band.Level)
+		x.BandVi, x.BandEn, x.Color = h.Band.NameVI, h.Band.NameEN, h.Band.Color
+		x.SubIndices = map[string]float64{}
+		for p, pi := range h.Pollutants {
+			if pi.OK {
+				x.SubIndices[aqi.Pollutant(p).FIWARE()] = math.Round(pi.Index*10) / 10
+			}
+		}
+	}
+	if d := st.Daily(at.In(vietnam).AddDate(0, 0, -1)); d.Err == nil {
+		v := int32(min(d.AQI, math.MaxInt32))
+		x.Daily = &v
+	}
+	return x
+}
+
+// aqiJSON is how sensor.last_values keeps a station's AQI under "aqi".
+type aqiJSON struct {
+	Hourly     *int32             `json:"hourly,omitempty"`
+	Dominant   string             `json:"dominant,omitempty"`
+	Band       int32              `json:"band,omitempty"`
+	BandVI     string             `json:"bandVi,omitempty"`
+	BandEN     string             `json:"bandEn,omitempty"`
+	Color      string             `json:"color,omitempty"`
+	Hour       string             `json:"hour,omitempty"`
+	Reason     string             `json:"reason,omitempty"`
+	Daily      *int32             `json:"daily,omitempty"`
+	SubIndices map[string]float64 `json:"subIndices,omitempty"`
+}
+
+// rowAQI turns an AQI into the row's columns and its last_values JSON.
+func rowAQI(x *iocv1.AirQualityIndex) postgis.AQI {
+	var out postgis.AQI
+	j := aqiJSON{Hourly: x.Hourly, Dominant: x.GetDominant(), Band: x.GetBand(), BandVI: x.GetBandVi(), BandEN: x.GetBandEn(),
+		Color: x.GetColor(), Reason: x.GetReason(), Daily: x.Daily, SubIndices: x.GetSubIndices()}
+	if x.GetHour() != nil {
+		j.Hour = x.GetHour().AsTime().UTC().Format(time.RFC3339)
+	}
+	if x.Hourly != nil {
+		out.Value, out.Band, out.Dominant = x.Hourly, int16(x.GetBand()), x.GetDominant()
+	}
+	out.JSON, _ = json.Marshal(j) // plain fields always marshal
+	return out
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}

@@ -1,0 +1,307 @@
+package aggregator
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"math"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/iochub/iochub/internal/subjects"
+	"github.com/iochub/iochub/services/aggregator/postgis"
+)
+
+// The PM2.5 table of Decision 1459: 25 µg/m³ is AQI 50, 50 is 100, 80 is 150.
+// A constant concentration is its own NowCast, so these are the expected AQIs.
+
+// hourAt is 30 minutes into the hour h hours after base.
+var aqiBase = time.Date(2026, 11, 20, 0, 0, 0, 0, time.UTC)
+
+func hourAt(h int) time.Time { return aqiBase.Add(time.Duration(h)*time.Hour + 30*time.Minute) }
+
+func aqiRow(station string, at time.Time, pm25 float64) postgis.AirRow {
+	return postgis.AirRow{SourceID: "s", EventID: station + "@" + at.Format(time.RFC3339Nano), StationID: station,
+		ObservedAt: at, PM25: &pm25}
+}
+
+func airPending(rows ...postgis.AirRow) *pending {
+	p := &pending{}
+	for _, r := range rows {
+		p.batch.Air = append(p.batch.Air, r)
+		p.air = append(p.air, decodedMsg{d: decoded{kind: subjects.KindAir, airRow: r}})
+	}
+	return p
+}
+
+// storeAll plays a batch through the book as the aggregator does: rate, then
+// commit with the rows given as new (nil means all) and the latest row of
+// each station as its state.
+func storeAll(b *aqiBook, p *pending, inserted []int, now time.Time) {
+	b.rate(p)
+	if inserted == nil {
+		for i := range p.batch.Air {
+			inserted = append(inserted, i)
+		}
+	}
+	latest := map[string]int{}
+	for i, r := range p.batch.Air {
+		if j, ok := latest[r.StationID]; !ok || !r.ObservedAt.Before(p.batch.Air[j].ObservedAt) {
+			latest[r.StationID] = i
+		}
+	}
+	var res postgis.Result
+	res.Air.Inserted = inserted
+	for _, i := range latest {
+		res.Air.Changed = append(res.Air.Changed, postgis.Changed{Index: i})
+	}
+	b.commit(p, res, now)
+}
+
+func hours(station string, from, to int, pm25 float64) []postgis.AirRow {
+	var rows []postgis.AirRow
+	for h := from; h < to; h++ {
+		rows = append(rows, aqiRow(station, hourAt(h), pm25))
+	}
+	return rows
+}
+
+func quietLog() *slog.Logger { return slog.New(slog.DiscardHandler) }
+
+func TestAQINowCastAndGaps(t *testing.T) {
+	b := newAQIBook(quietLog())
+	now := hourAt(30)
+	storeAll(b, airPending(hours("st", 0, 12, 50)...), nil, now)
+
+	tests := []struct {
+		name       string
+		hour       int
+		pm25       float64
+		wantAQI    int32 // 0: not computed
+		wantReason string
+	}{
+		{"12 hours of 50 µg/m³", 11, 50, 100, ""},
+		{"one hour missing: 2 of the latest 3 are there", 13, 50, 100, ""},
+		{"two hours missing: only 1 of the latest 3", 16, 50, 0, "NowCast needs at least 2 of the latest 3 hourly values (have 1)"},
+		{"the next hour: 2 of 3 again", 17, 25, 0, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			p := airPending(aqiRow("st", hourAt(tt.hour).Add(time.Minute), tt.pm25))
+			storeAll(b, p, nil, now)
+			x := p.air[0].d.aqi
+			if x == nil {
+				t.Fatal("got no AQI on the state")
+			}
+			if tt.wantReason != "" {
+				if x.Hourly != nil || x.GetBand() != 0 || !strings.Contains(x.GetReason(), tt.wantReason) ||
+					!strings.Contains(x.GetReason(), "AQI could not be computed") {
+					t.Errorf("got hourly %v band %d reason %q; want none with a reason containing %q", x.Hourly, x.GetBand(), x.GetReason(), tt.wantReason)
+				}
+				if p.batch.Air[0].AQI.Value != nil || !strings.Contains(string(p.batch.Air[0].AQI.JSON), "NowCast needs") {
+					t.Errorf("got row AQI %v %s; want none, with the reason in its JSON", p.batch.Air[0].AQI.Value, p.batch.Air[0].AQI.JSON)
+				}
+				return
+			}
+			if x.Hourly == nil || x.GetReason() != "" {
+				t.Fatalf("got hourly %v reason %q; want an AQI", x.Hourly, x.GetReason())
+			}
+			if tt.wantAQI != 0 && *x.Hourly != tt.wantAQI {
+				t.Errorf("got AQI %d; want %d", *x.Hourly, tt.wantAQI)
+			}
+			if x.GetDominant() != "pm25" || math.Round(x.GetSubIndices()["pm25"]) != float64(*x.Hourly) {
+				t.Errorf("got dominant %q sub-indices %v; want pm25 at %d", x.GetDominant(), x.GetSubIndices(), *x.Hourly)
+			}
+			if !x.GetHour().AsTime().Equal(hourAt(tt.hour).Truncate(time.Hour)) {
+				t.Errorf("got hour %v; want %v", x.GetHour().AsTime(), hourAt(tt.hour).Truncate(time.Hour))
+			}
+			if row := p.batch.Air[0].AQI; row.Value == nil || *row.Value != *x.Hourly || row.Dominant != "pm25" || int32(row.Band) != x.GetBand() {
+				t.Errorf("got row AQI %+v; want the state's %d", row, *x.Hourly)
+			}
+		})
+	}
+}
+
+func TestAQIBand(t *testing.T) {
+	b := newAQIBook(quietLog())
+	p := airPending(hours("st", 0, 12, 50)...)
+	storeAll(b, p, nil, hourAt(12))
+	x := p.air[11].d.aqi
+	if x.GetBand() != 2 || x.GetBandVi() != "Trung bình" || x.GetBandEn() != "Moderate" || x.GetColor() != "#FFFF00" {
+		t.Errorf("got band %d %q %q %q; want 2 Trung bình Moderate #FFFF00", x.GetBand(), x.GetBandVi(), x.GetBandEn(), x.GetColor())
+	}
+	// Rated within the batch: the first row has no earlier hour, the twelfth has eleven.
+	if p.batch.Air[0].AQI.Value != nil || p.batch.Air[1].AQI.Value == nil || *p.batch.Air[11].AQI.Value != 100 {
+		t.Errorf("got row AQIs %v, %v, %v; want none, some, 100", p.batch.Air[0].AQI.Value, p.batch.Air[1].AQI.Value, p.batch.Air[11].AQI.Value)
+	}
+}
+
+// TestAQIRedeliveryNotCounted: a row the store already had (not inserted)
+// changes neither the hour's mean nor the AQI.
+func TestAQIRedeliveryNotCounted(t *testing.T) {
+	b := newAQIBook(quietLog())
+	storeAll(b, airPending(hours("st", 0, 11, 40)...), nil, hourAt(12))
+	// Hour 11 gets 20 and 60: mean 40, so the NowCast of twelve 40s is 40, AQI 80.
+	last := airPending(aqiRow("st", hourAt(11), 20), aqiRow("st", hourAt(11).Add(time.Minute), 60))
+	storeAll(b, last, nil, hourAt(12))
+	if x := last.air[1].d.aqi; x.Hourly == nil || *x.Hourly != 80 {
+		t.Fatalf("got %v; want AQI 80", x)
+	}
+	again := airPending(aqiRow("st", hourAt(11).Add(time.Minute), 60))
+	storeAll(b, again, []int{}, hourAt(12))
+	if x := again.air[0].d.aqi; x.Hourly == nil || *x.Hourly != 80 {
+		t.Errorf("after a redelivery: got %v; want AQI 80 still", x)
+	}
+}
+
+func TestAQIDaily(t *testing.T) {
+	b := newAQIBook(quietLog())
+	// 2026-11-20 in Vietnam runs from 2026-11-19T17:00Z to 2026-11-20T17:00Z.
+	dayStart := time.Date(2026, 11, 19, 17, 0, 0, 0, time.UTC)
+	var rows []postgis.AirRow
+	for h := range 24 {
+		c := 25.0
+		if h >= 12 {
+			c = 75 // the day's mean is 50: AQI 100
+		}
+		rows = append(rows, aqiRow("st", dayStart.Add(time.Duration(h)*time.Hour+10*time.Minute), c))
+	}
+	storeAll(b, airPending(rows...), nil, dayStart.Add(25*time.Hour))
+	p := airPending(aqiRow("st", dayStart.Add(24*time.Hour+5*time.Minute), 75))
+	storeAll(b, p, nil, dayStart.Add(25*time.Hour))
+	if x := p.air[0].d.aqi; x.Daily == nil || *x.Daily != 100 {
+		t.Errorf("got daily %v; want 100 for 2026-11-20", x.Daily)
+	}
+	// On the day itself the daily AQI is of the day before, which has no hours.
+	p = airPending(aqiRow("st", dayStart.Add(23*time.Hour+50*time.Minute), 75))
+	storeAll(b, p, nil, dayStart.Add(25*time.Hour))
+	if x := p.air[0].d.aqi; x.Daily != nil {
+		t.Errorf("got daily %v during 2026-11-20; want none (2026-11-19 has no hours)", *x.Daily)
+	}
+}
+
+type fakeHistory struct {
+	Store
+	calls [][]string
+	rows  []postgis.AirSample
+	err   error
+}
+
+func (f *fakeHistory) AirHistory(_ context.Context, since time.Time, stations []string) ([]postgis.AirSample, error) {
+	f.calls = append(f.calls, stations)
+	if f.err != nil {
+		return nil, f.err
+	}
+	var out []postgis.AirSample
+	for _, r := range f.rows {
+		if !r.ObservedAt.Before(since) && (stations == nil || slices.Contains(stations, r.StationID)) {
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+func samples(station string, from, to int, pm25 float64) []postgis.AirSample {
+	var out []postgis.AirSample
+	for h := from; h < to; h++ {
+		out = append(out, postgis.AirSample{StationID: station, ObservedAt: hourAt(h), PM25: &pm25})
+	}
+	return out
+}
+
+func TestAQIWarm(t *testing.T) {
+	now := hourAt(12)
+	t.Run("at start, one query for every station", func(t *testing.T) {
+		f := &fakeHistory{rows: append(samples("a", 0, 11, 50), samples("b", 0, 11, 25)...)}
+		b := newAQIBook(quietLog())
+		if err := b.warmAll(context.Background(), f, now); err != nil {
+			t.Fatal(err)
+		}
+		p := airPending(aqiRow("a", hourAt(11), 50), aqiRow("b", hourAt(11), 25), aqiRow("c", hourAt(11), 50))
+		b.warmNew(context.Background(), f, p.batch.Air, now)
+		storeAll(b, p, nil, now)
+		if len(f.calls) != 1 || f.calls[0] != nil {
+			t.Errorf("got history queries %v; want one, for every station", f.calls)
+		}
+		for i, want := range []int32{100, 50, 0} {
+			x := p.air[i].d.aqi
+			if got := x.GetHourly(); got != want || (want == 0) != (x.Hourly == nil) {
+				t.Errorf("station %s: got AQI %v (%s); want %d", p.batch.Air[i].StationID, x.Hourly, x.GetReason(), want)
+			}
+		}
+	})
+	t.Run("start failed: one query per batch for its new stations", func(t *testing.T) {
+		f := &fakeHistory{rows: samples("a", 0, 11, 50), err: errors.New("database down")}
+		b := newAQIBook(quietLog())
+		if err := b.warmAll(context.Background(), f, now); err == nil {
+			t.Fatal("got no error from a failing store")
+		}
+		f.err = nil
+		p := airPending(aqiRow("a", hourAt(11), 50), aqiRow("a", hourAt(11).Add(time.Minute), 50), aqiRow("b", hourAt(11), 50))
+		b.warmNew(context.Background(), f, p.batch.Air, now)
+		storeAll(b, p, nil, now)
+		p2 := airPending(aqiRow("a", hourAt(12), 50), aqiRow("b", hourAt(12), 50))
+		b.warmNew(context.Background(), f, p2.batch.Air, now)
+		if len(f.calls) != 2 || !slices.Equal(f.calls[1], []string{"a", "b"}) {
+			t.Errorf("got history queries %v; want the failed one, then one for [a b]", f.calls)
+		}
+		if x := p.air[1].d.aqi; x.GetHourly() != 100 {
+			t.Errorf("station a: got %v; want AQI 100 from its history", x)
+		}
+	})
+	t.Run("a store without history", func(t *testing.T) {
+		b := newAQIBook(quietLog())
+		if err := b.warmAll(context.Background(), struct{ Store }{}, now); err != nil || !b.warm {
+			t.Errorf("got %v, warm %v; want nil and warm", err, b.warm)
+		}
+	})
+}
+
+func TestAQIEvictsUnseenStations(t *testing.T) {
+	b := newAQIBook(quietLog())
+	t1 := time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC)
+	storeAll(b, airPending(aqiRow("old", hourAt(0), 30)), nil, t1)
+	storeAll(b, airPending(aqiRow("recent", hourAt(40), 30)), nil, t1.Add(40*time.Hour))
+	storeAll(b, airPending(aqiRow("now", hourAt(49), 30)), nil, t1.Add(49*time.Hour))
+	_, old := b.stations["old"]
+	_, recent := b.stations["recent"]
+	if old || !recent || len(b.stations) != 2 {
+		t.Errorf("got stations %v; want old forgotten after 48 h unseen, recent and now kept", keys(b.stations))
+	}
+}
+
+func keys[V any](m map[string]V) []string {
+	var out []string
+	for k := range m {
+		out = append(out, k)
+	}
+	slices.Sort(out)
+	return out
+}
+
+func TestWaterAlarm(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	tests := []struct {
+		name       string
+		level      *float64
+		l1, l2, l3 *float64
+		want       int16
+	}{
+		{"below I", f(9.0), f(9.5), f(10.5), f(11.5), 0},
+		{"at I", f(9.5), f(9.5), f(10.5), f(11.5), 1},
+		{"between II and III", f(11), f(9.5), f(10.5), f(11.5), 2},
+		{"above III", f(12.1), f(9.5), f(10.5), f(11.5), 3},
+		{"no level", nil, f(9.5), f(10.5), f(11.5), 0},
+		{"no thresholds", f(12), nil, nil, nil, 0},
+		{"only III known", f(12), nil, nil, f(11.5), 3},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := WaterAlarm(tt.level, tt.l1, tt.l2, tt.l3); got != tt.want {
+				t.Errorf("got %d; want %d", got, tt.want)
+			}
+		})
+	}
+}
