@@ -76,6 +76,7 @@ func (g *Gateway) RegisterOperator(mux *http.ServeMux, cfg OperatorConfig) {
 	o := &operator{g: g, cfg: cfg, tokenH: sha256.Sum256([]byte(cfg.Token))}
 	mux.HandleFunc("POST /v1/reports/{id}/status", o.serveReportStatus)
 	mux.HandleFunc("GET /v1/reports/{id}", o.serveReport)
+	o.registerRules(mux) // PUT, DELETE, GET /v1/rules… (handler_rules.go)
 }
 
 // authorized checks the bearer token; it answers the problem itself when not.

@@ -1,0 +1,243 @@
+package gateway
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"unicode/utf8"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
+	"github.com/iochub/iochub/services/aggregator/rules"
+	"github.com/iochub/iochub/services/gateway/pgread"
+)
+
+// Alert rules: PUT and DELETE /v1/rules/{id} are operator actions (rule.put,
+// rule.delete on ACTIONS, applied by the aggregator, which records the rule
+// before and after in the audit log); GET /v1/rules, /v1/rules/{id} and
+// /v1/rules/{id}/history read the table and the audit log.
+
+const (
+	actionTypeRulePut    = "rule.put"
+	actionTypeRuleDelete = "rule.delete"
+	targetKindRule       = "rule"
+)
+
+// registerRules adds the rule endpoints to mux.
+func (o *operator) registerRules(mux *http.ServeMux) {
+	mux.HandleFunc("PUT /v1/rules/{id}", o.servePutRule)
+	mux.HandleFunc("DELETE /v1/rules/{id}", o.serveDeleteRule)
+	mux.HandleFunc("GET /v1/rules", o.serveRules)
+	mux.HandleFunc("GET /v1/rules/{id}", o.serveRule)
+	mux.HandleFunc("GET /v1/rules/{id}/history", o.serveRuleHistory)
+}
+
+// ruleProblem is a problem document that lists every problem of a rule.
+type ruleProblem struct {
+	problem
+	Errors []rules.FieldError `json:"errors"`
+}
+
+func writeRuleProblem(w http.ResponseWriter, r *http.Request, err error) {
+	var ve *rules.ValidationError
+	if !errors.As(err, &ve) {
+		writeProblem(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	b, _ := json.Marshal(ruleProblem{
+		problem: problem{Type: "about:blank", Title: "Invalid alert rule", Status: http.StatusBadRequest,
+			Detail: err.Error(), Instance: r.URL.Path},
+		Errors: ve.Problems,
+	})
+	w.Header().Set("Content-Type", "application/problem+json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusBadRequest)
+	_, _ = w.Write(b)
+}
+
+// actor is the operator named by the Iochub-Actor header, or "operator";
+// msg says what is wrong with it.
+func actorOf(r *http.Request) (string, string) {
+	actor := strings.TrimSpace(r.Header.Get(HeaderActor))
+	if actor == "" {
+		actor = "operator"
+	}
+	if utf8.RuneCountInString(actor) > maxAssignee {
+		return "", fmt.Sprintf("header %s is longer than %d characters", HeaderActor, maxAssignee)
+	}
+	return actor, ""
+}
+
+func (o *operator) servePutRule(w http.ResponseWriter, r *http.Request) {
+	if !o.authorized(w, r) {
+		return
+	}
+	id := r.PathValue("id")
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		writeProblem(w, r, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type %q: send application/json", ct))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, maxActionBody))
+	if err != nil {
+		writeProblem(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("body: larger than %d bytes or unreadable: %v", maxActionBody, err))
+		return
+	}
+	rule, err := rules.Parse(id, body)
+	if err != nil {
+		writeRuleProblem(w, r, err)
+		return
+	}
+	actionID, msg := actionIDFrom(r.Header.Get(HeaderIdempotencyKey))
+	if msg == "" {
+		var actor string
+		if actor, msg = actorOf(r); msg == "" {
+			// The payload is the rule as understood, not as sent.
+			payload, err := json.Marshal(rule.Document())
+			if err != nil {
+				writeProblem(w, r, http.StatusInternalServerError, "encoding the rule failed")
+				return
+			}
+			o.act(w, r, &iocv1.Action{Id: actionID, Type: actionTypeRulePut, Actor: actor, Province: rule.Province,
+				TargetKind: targetKindRule, Target: id, At: timestamppb.New(o.cfg.Now()), Payload: payload})
+			return
+		}
+	}
+	writeProblem(w, r, http.StatusBadRequest, msg)
+}
+
+func (o *operator) serveDeleteRule(w http.ResponseWriter, r *http.Request) {
+	if !o.authorized(w, r) {
+		return
+	}
+	id := r.PathValue("id")
+	if err := rules.CheckID(id); err != nil {
+		writeRuleProblem(w, r, err)
+		return
+	}
+	actionID, msg := actionIDFrom(r.Header.Get(HeaderIdempotencyKey))
+	if msg != "" {
+		writeProblem(w, r, http.StatusBadRequest, msg)
+		return
+	}
+	actor, msg := actorOf(r)
+	if msg != "" {
+		writeProblem(w, r, http.StatusBadRequest, msg)
+		return
+	}
+	store, ok := o.rulesStore(w, r)
+	if !ok {
+		return
+	}
+	rule, err := store.Rule(r.Context(), id)
+	if err != nil {
+		o.ruleReadFailed(w, r, id, err)
+		return
+	}
+	o.act(w, r, &iocv1.Action{Id: actionID, Type: actionTypeRuleDelete, Actor: actor, Province: rule.Province,
+		TargetKind: targetKindRule, Target: id, At: timestamppb.New(o.cfg.Now())})
+}
+
+// act publishes an action and answers 202 with its id.
+func (o *operator) act(w http.ResponseWriter, r *http.Request, act *iocv1.Action) {
+	if err := o.publish(r.Context(), act); err != nil {
+		o.g.log.Error("publishing operator action failed", "action", act.Id, "err", err)
+		writeProblem(w, r, http.StatusServiceUnavailable, "the action could not be queued; retry with the same Idempotency-Key")
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(http.StatusAccepted)
+	_ = json.NewEncoder(w).Encode(actionAccepted{ActionID: act.Id, Type: act.Type, Target: act.Target})
+}
+
+func (o *operator) rulesStore(w http.ResponseWriter, r *http.Request) (*pgread.Store, bool) {
+	if o.g.deps.Pool == nil {
+		writeProblem(w, r, http.StatusServiceUnavailable, "rules cannot be read: the gateway has no database")
+		return nil, false
+	}
+	return pgread.New(o.g.deps.Pool), true
+}
+
+func (o *operator) ruleReadFailed(w http.ResponseWriter, r *http.Request, id string, err error) {
+	if errors.Is(err, pgread.ErrRuleNotFound) {
+		writeProblem(w, r, http.StatusNotFound, fmt.Sprintf("alert rule %q does not exist", id))
+		return
+	}
+	o.g.log.Error("reading alert rules failed", "rule", id, "err", err)
+	writeProblem(w, r, http.StatusServiceUnavailable, "alert rules cannot be read right now; retry")
+}
+
+// rulesList is the answer of GET /v1/rules.
+type rulesList struct {
+	Province string       `json:"province,omitempty"`
+	Rules    []rules.Rule `json:"rules"`
+}
+
+func (o *operator) serveRules(w http.ResponseWriter, r *http.Request) {
+	province := r.URL.Query().Get("province")
+	if province != "" && (len(province) != 2 || province[0] < '0' || province[0] > '9' || province[1] < '0' || province[1] > '9') {
+		writeProblem(w, r, http.StatusBadRequest, fmt.Sprintf("province: %q is not a province code (two digits, such as 01)", province))
+		return
+	}
+	store, ok := o.rulesStore(w, r)
+	if !ok {
+		return
+	}
+	list, err := store.Rules(r.Context(), province)
+	if err != nil {
+		o.ruleReadFailed(w, r, "", err)
+		return
+	}
+	if list == nil {
+		list = []rules.Rule{}
+	}
+	writeRuleJSON(w, rulesList{Province: province, Rules: list})
+}
+
+func (o *operator) serveRule(w http.ResponseWriter, r *http.Request) {
+	store, ok := o.rulesStore(w, r)
+	if !ok {
+		return
+	}
+	id := r.PathValue("id")
+	rule, err := store.Rule(r.Context(), id)
+	if err != nil {
+		o.ruleReadFailed(w, r, id, err)
+		return
+	}
+	writeRuleJSON(w, rule)
+}
+
+// ruleHistory is the answer of GET /v1/rules/{id}/history.
+type ruleHistory struct {
+	ID       string               `json:"id"`
+	Versions []pgread.RuleVersion `json:"versions"`
+}
+
+func (o *operator) serveRuleHistory(w http.ResponseWriter, r *http.Request) {
+	store, ok := o.rulesStore(w, r)
+	if !ok {
+		return
+	}
+	id := r.PathValue("id")
+	versions, err := store.RuleHistory(r.Context(), id)
+	if err != nil {
+		o.ruleReadFailed(w, r, id, err)
+		return
+	}
+	if len(versions) == 0 {
+		writeProblem(w, r, http.StatusNotFound, fmt.Sprintf("alert rule %q has no history: it never existed", id))
+		return
+	}
+	writeRuleJSON(w, ruleHistory{ID: id, Versions: versions})
+}
+
+func writeRuleJSON(w http.ResponseWriter, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(v)
+}
