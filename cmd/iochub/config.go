@@ -42,6 +42,16 @@ type config struct {
 	LogFormat string
 	// CheckConfig validates the configuration, prints it and exits.
 	CheckConfig bool
+	// SealKey is the hub key (64 hex digits or base64 of 32 bytes) that seals
+	// citizen reporters' contacts; empty means reports with a contact are
+	// rejected (dev keeps one in DataDir/seal.key).
+	SealKey string
+	// OperatorToken is the bearer token of the operator endpoints; empty means
+	// DevToken in dev and operator endpoints off (503) otherwise.
+	OperatorToken string
+	// ReportSweep is how often the aggregator looks for reports past their
+	// SLA; 0 means the aggregator's default (30s). Not a flag: tests set it.
+	ReportSweep time.Duration
 }
 
 var targets = map[string]bool{"ingest": true, "aggregator": true, "gateway": true, "all": true}
@@ -121,6 +131,10 @@ func (c *config) bind(fs *flag.FlagSet, names ...string) {
 		case "log":
 			fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", d.LogLevel), "debug, info, warn or error (IOCHUB_LOG_LEVEL)")
 			fs.StringVar(&c.LogFormat, "log-format", env("LOG_FORMAT", d.LogFormat), "json or text (IOCHUB_LOG_FORMAT)")
+		case "seal-key":
+			fs.StringVar(&c.SealKey, "seal-key", env("SEAL_KEY", d.SealKey), "hub key sealing reporters' contacts: 64 hex digits or base64 of 32 bytes (IOCHUB_SEAL_KEY)")
+		case "operator-token":
+			fs.StringVar(&c.OperatorToken, "operator-token", env("OPERATOR_TOKEN", d.OperatorToken), "bearer token of the operator endpoints (IOCHUB_OPERATOR_TOKEN)")
 		case "check-config":
 			fs.BoolVar(&c.CheckConfig, "check-config", false, "validate the configuration, print it and exit")
 		default:
@@ -176,6 +190,12 @@ func (c *config) logger(w io.Writer) *slog.Logger {
 func (c config) redacted() config {
 	if c.DevToken != "" {
 		c.DevToken = "(set)"
+	}
+	if c.SealKey != "" {
+		c.SealKey = "(set)"
+	}
+	if c.OperatorToken != "" {
+		c.OperatorToken = "(set)"
 	}
 	if c.DatabaseURL != "" {
 		c.DatabaseURL = redactURL(c.DatabaseURL)

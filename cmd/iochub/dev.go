@@ -28,7 +28,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	cfg := defaults()
 	fs := flag.NewFlagSet("iochub dev", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfg.bind(fs, "http", "nats-port", "database-url", "data-dir", "dev-token", "no-sim", "sim-interval", "log", "check-config")
+	cfg.bind(fs, "http", "nats-port", "database-url", "data-dir", "dev-token", "no-sim", "sim-interval", "log", "check-config", "seal-key", "operator-token")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -49,6 +49,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	if err := os.MkdirAll(dataDir, 0o755); err != nil {
 		return fmt.Errorf("creating data dir: %w", err)
+	}
+	if err := cfg.devSealKey(dataDir); err != nil {
+		return err
 	}
 
 	natsPort := cfg.NATSPort

@@ -32,7 +32,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg.NATSURL = nats.DefaultURL
 	fs := flag.NewFlagSet("iochub serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfg.bind(fs, "http", "nats-url", "database-url", "target", "dev-token", "log", "check-config")
+	cfg.bind(fs, "http", "nats-url", "database-url", "target", "dev-token", "log", "check-config", "seal-key", "operator-token")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -111,7 +111,11 @@ func serveRoles(ctx context.Context, d roleDeps) error {
 		if d.pool == nil {
 			return errors.New("the ingest needs --database-url to read units and sources")
 		}
-		in, err := ingest.New(ingest.Config{DevToken: d.cfg.DevToken}, ingest.Deps{JS: d.js, Pool: d.pool, Logger: d.log.With("role", "ingest"), Metrics: o.Registry})
+		sealKey, err := d.cfg.sealKey()
+		if err != nil {
+			return err
+		}
+		in, err := ingest.New(ingest.Config{DevToken: d.cfg.DevToken, SealKey: sealKey}, ingest.Deps{JS: d.js, Pool: d.pool, Logger: d.log.With("role", "ingest"), Metrics: o.Registry})
 		if err != nil {
 			return err
 		}
@@ -123,7 +127,7 @@ func serveRoles(ctx context.Context, d roleDeps) error {
 		runners = append(runners, in.Run)
 	}
 	if want("aggregator") {
-		agg, err := aggregator.New(aggregator.Config{}, aggregator.Deps{JS: d.js, Store: postgis.NewStore(d.pool), Pool: d.pool, Logger: d.log.With("role", "aggregator"), Metrics: o.Registry})
+		agg, err := aggregator.New(aggregator.Config{ReportSweepInterval: d.cfg.ReportSweep}, aggregator.Deps{JS: d.js, Store: postgis.NewStore(d.pool), Pool: d.pool, Logger: d.log.With("role", "aggregator"), Metrics: o.Registry})
 		if err != nil {
 			return err
 		}
@@ -150,6 +154,7 @@ func serveRoles(ctx context.Context, d roleDeps) error {
 			return err
 		}
 		gw.Register(mux)
+		gw.RegisterOperator(mux, gateway.OperatorConfig{Token: d.cfg.operatorToken()})
 		runners = append(runners, gw.Run)
 	}
 
