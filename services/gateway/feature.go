@@ -62,6 +62,7 @@ type (
 		MsgType    string          `json:"msgType"`
 		Scope      string          `json:"scope"`
 		State      string          `json:"state"`
+		RuleID     string          `json:"ruleId,omitempty"` // the alert rule that raised it; empty for alerts from sources
 		Units      []string        `json:"units"`
 		Info       []alertInfoJSON `json:"info"`
 	}
@@ -172,6 +173,7 @@ func alertProps(a *iocv1.Alert, st *iocv1.EntityState) *alertJSON {
 		MsgType:    a.GetMsgType(),
 		Scope:      a.GetScope(),
 		State:      st.GetAlertState(),
+		RuleID:     st.GetRuleId(),
 		Units:      append([]string{}, st.GetUnits()...),
 		Info:       make([]alertInfoJSON, 0, len(a.GetInfo())),
 	}
