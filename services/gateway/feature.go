@@ -48,6 +48,9 @@ type (
 		Observation *observationJSON `json:"observation,omitempty"`
 		Alert       *alertJSON       `json:"alert,omitempty"`
 		Report      *reportJSON      `json:"report,omitempty"`
+		// AQI is the VN_AQI of an air station; WaterAlarm the alarm level (0..3) a water station reached.
+		AQI        *aqiJSON `json:"aqi,omitempty"`
+		WaterAlarm *int32   `json:"waterAlarm,omitempty"`
 	}
 	observationJSON struct {
 		ID     string         `json:"id"`
@@ -55,6 +58,8 @@ type (
 		Values map[string]any `json:"values,omitempty"`
 	}
 	alertJSON struct {
+		// ID is AlertID of the entity: the {id} of GET /v1/alerts/{id}.
+		ID         string          `json:"id"`
 		Identifier string          `json:"identifier"`
 		Sender     string          `json:"sender"`
 		Sent       string          `json:"sent,omitempty"`
@@ -108,6 +113,19 @@ func encodeFeature(st *iocv1.EntityState, subject string) (feature, error) {
 		props.Name = a.GetName()
 		props.Observation = &observationJSON{ID: a.GetId(), Time: rfc3339(a.GetObservedAt()), Values: airValues(a)}
 		g, gerr = decodeWKB(a.GetLocation().GetWkb())
+		props.AQI = aqiProps(st.GetAqi())
+	case *iocv1.EntityState_Water:
+		w := latest.Water
+		props.Name = w.GetName()
+		props.Observation = &observationJSON{ID: w.GetId(), Time: rfc3339(w.GetObservedAt()), Values: waterValues(w)}
+		alarm := st.GetWaterAlarm()
+		props.WaterAlarm = &alarm
+		g, gerr = decodeWKB(w.GetLocation().GetWkb())
+	case *iocv1.EntityState_Weather:
+		w := latest.Weather
+		props.Name = w.GetName()
+		props.Observation = &observationJSON{ID: w.GetId(), Time: rfc3339(w.GetObservedAt()), Values: weatherValues(w)}
+		g, gerr = decodeWKB(w.GetLocation().GetWkb())
 	case *iocv1.EntityState_Traffic:
 		t := latest.Traffic
 		props.Name = t.GetName()
@@ -117,6 +135,7 @@ func encodeFeature(st *iocv1.EntityState, subject string) (feature, error) {
 		a := latest.Alert
 		props.Observation = &observationJSON{ID: a.GetId(), Time: rfc3339(a.GetSent())}
 		props.Alert = alertProps(a, st)
+		props.Alert.ID = AlertID(entity)
 		for _, in := range a.GetInfo() {
 			if props.Name = firstNonEmpty(in.GetHeadline(), in.GetEvent()); props.Name != "" {
 				break

@@ -184,6 +184,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 func (g *Gateway) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/live", g.serveLive)
 	mux.HandleFunc("GET /v1/units", g.serveUnits)
+	g.registerAlerts(mux)
 	if g.deps.Static != nil {
 		mux.Handle("GET /", staticHandler(g.deps.Static))
 	}
