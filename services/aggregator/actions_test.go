@@ -1,0 +1,144 @@
+package aggregator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
+	"github.com/iochub/iochub/services/aggregator/postgis"
+)
+
+func TestCheckTransition(t *testing.T) {
+	for _, tc := range []struct {
+		from, to, assignee string
+		want               string // "" = allowed, else part of the reason
+	}{
+		{"received", "assigned", "a", ""},
+		{"received", "rejected", "", ""},
+		{"assigned", "in_progress", "", ""},
+		{"assigned", "assigned", "b", ""},
+		{"in_progress", "resolved", "", ""},
+		{"in_progress", "rejected", "", ""},
+		{"received", "assigned", " ", "needs an assignee"},
+		{"received", "resolved", "", "cannot go from received to resolved; from received it may go to assigned or rejected"},
+		{"received", "in_progress", "", "cannot go from received to in_progress"},
+		{"assigned", "resolved", "", "cannot go from assigned to resolved"},
+		{"resolved", "assigned", "a", "the report is resolved, which is final"},
+		{"rejected", "received", "", "the report is rejected, which is final"},
+		{"received", "done", "", `status "done" is not one of`},
+	} {
+		t.Run(tc.from+"→"+tc.to, func(t *testing.T) {
+			err := checkTransition(tc.from, tc.to, tc.assignee)
+			switch {
+			case tc.want == "" && err != nil:
+				t.Errorf("got %v; want allowed", err)
+			case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+				t.Errorf("got %v; want …%s…", err, tc.want)
+			}
+		})
+	}
+}
+
+// TestApplyActions runs actions through Apply on a real PostGIS: applied
+// once per id, refused with a reason, audit rows in the same transaction.
+func TestApplyActions(t *testing.T) {
+	ctx := context.Background()
+	pool := testDB(t)
+	store := postgis.NewStore(pool)
+	at := time.Date(2025, 7, 1, 8, 0, 0, 0, time.UTC)
+	if _, err := store.WriteReports(ctx, []postgis.ReportRow{{SourceID: "s", EventID: "r1", Province: "01", UnitCode: "00070",
+		Category: "flooding", Lon: 105.85, Lat: 21.02, Text: "ngập", ContactEnc: []byte{1, 2, 3}, ReportedAt: at, ReceivedAt: at}}); err != nil {
+		t.Fatal(err)
+	}
+	acts, err := NewActions(ActionsConfig{}, testNATS(t).JS, pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acts.RegisterAction(ActionReportStatus, applyReportStatus)
+	calls := 0
+	acts.RegisterAction("test.fail", func(ctx context.Context, tx pgx.Tx, a *iocv1.Action) ([]*iocv1.EntityState, error) {
+		calls++
+		return nil, errors.New("database on fire")
+	})
+	action := func(id, typ, status, assignee string) *iocv1.Action {
+		p, _ := json.Marshal(ReportStatusPayload{Status: status, Assignee: assignee})
+		return &iocv1.Action{Id: id, Type: typ, Actor: "op", Province: "01", TargetKind: "report", Target: "s/r1",
+			At: timestamppb.New(at), Payload: p, Note: "n"}
+	}
+	for _, tc := range []struct {
+		name        string
+		a           *iocv1.Action
+		wantApplied bool
+		wantStatus  string // of the published state; "" = none
+		wantErr     bool
+	}{
+		{"assign", action("a1", ActionReportStatus, "assigned", "team 3"), true, "assigned", false},
+		{"same id again", action("a1", ActionReportStatus, "assigned", "team 3"), false, "", false},
+		{"invalid transition", action("a2", ActionReportStatus, "resolved", ""), false, "", false},
+		{"unknown type", action("a3", "report.teleport", "", ""), false, "", false},
+		{"unknown report", func() *iocv1.Action {
+			a := action("a4", ActionReportStatus, "assigned", "x")
+			a.Target = "s/none"
+			return a
+		}(), false, "", false},
+		{"handler fails", action("a5", "test.fail", "", ""), false, "", true},
+		{"start", action("a6", ActionReportStatus, "in_progress", ""), true, "in_progress", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			states, applied, err := acts.Apply(ctx, tc.a)
+			if (err != nil) != tc.wantErr || applied != tc.wantApplied {
+				t.Fatalf("got applied %v, err %v; want %v, error %v", applied, err, tc.wantApplied, tc.wantErr)
+			}
+			if tc.wantStatus == "" {
+				if len(states) != 0 {
+					t.Errorf("got %d states; want none", len(states))
+				}
+				return
+			}
+			if len(states) != 1 {
+				t.Fatalf("got %d states; want 1", len(states))
+			}
+			r := states[0].GetReport()
+			if r.GetStatus() != tc.wantStatus || r.GetAssignee() != "team 3" || len(r.GetContactSealed()) != 0 || states[0].GetEntityId() != "s/r1" {
+				t.Errorf("state = %v; want status %s, assignee team 3, no contact", states[0], tc.wantStatus)
+			}
+			if want := at.Add(4 * time.Hour); !r.GetSlaDeadline().AsTime().Equal(want) {
+				t.Errorf("deadline = %v; want %v", r.GetSlaDeadline().AsTime(), want)
+			}
+		})
+	}
+	// The failed handler rolled back: no record, so it is retried.
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM action_done WHERE id = 'a5'`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("failed action recorded %d times (%v); want 0", n, err)
+	}
+	rows, err := pool.Query(ctx, `SELECT detail->>'id', detail->>'result', coalesce(detail->>'reason', '') FROM audit_log ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for rows.Next() {
+		var id, result, reason string
+		if err := rows.Scan(&id, &result, &reason); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, id+" "+result+" "+reason)
+	}
+	want := []string{
+		"a1 applied ",
+		"a2 refused a report cannot go from assigned to resolved; from assigned it may go to assigned or in_progress",
+		`a3 refused action type "report.teleport" is not known`,
+		"a4 refused report s/none does not exist",
+		"a6 applied ",
+	}
+	if strings.Join(got, "\n") != strings.Join(want, "\n") {
+		t.Errorf("audit rows:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
