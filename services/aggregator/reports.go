@@ -234,8 +234,9 @@ func overdueAlert(r postgis.ReportState, cancel bool, now time.Time) *iocv1.Aler
 		a.MsgType = "Cancel"
 		a.Sent = timestamppb.New(now.UTC().Truncate(time.Second))
 		a.References = []string{ref}
+		// The Cancel ends at once: it is a notice, not an alert to keep active.
 		for _, in := range a.Info {
-			in.Urgency, in.Certainty = "Past", "Observed"
+			in.Urgency, in.Certainty, in.Expires = "Past", "Observed", a.Sent
 		}
 		a.Info[0].Headline = fmt.Sprintf("Phản ánh %s đã được xử lý (%s)", r.ID, r.Status)
 		a.Info[1].Headline = fmt.Sprintf("Report %s is closed (%s)", r.ID, r.Status)
