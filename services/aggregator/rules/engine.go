@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -76,6 +77,9 @@ type Engine struct {
 	// retry are Cancels whose publication failed, published again on each tick.
 	retry   []Transition
 	version string
+	// ready is closed once the first consumer has delivered the last state of every entity.
+	ready     chan struct{}
+	readyOnce sync.Once
 
 	alerts *prometheus.CounterVec
 	states prometheus.Counter
@@ -116,6 +120,7 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 	e := &Engine{
 		cfg: cfg, js: deps.JS, store: deps.Store, log: log, now: now, ev: NewEvaluator(),
 		notify: make(chan struct{}, 1),
+		ready:  make(chan struct{}),
 		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "iochub_rules_alerts_total", Help: "Alerts published by the rules engine, by action (raise, cancel).",
 		}, []string{"action"}),
@@ -135,6 +140,12 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 	}
 	return e, nil
 }
+
+// Ready is closed once the engine has loaded its rules and evaluated the
+// last state of every entity STATE held when it started.
+func (e *Engine) Ready() <-chan struct{} { return e.ready }
+
+func (e *Engine) markReady() { e.readyOnce.Do(func() { close(e.ready) }) }
 
 // Notify asks the engine to reload the rules now rather than at its next
 // poll. It never blocks.
@@ -210,6 +221,9 @@ func (e *Engine) consume(ctx context.Context, filter string) error {
 	if err != nil {
 		return fmt.Errorf("consuming STATE on %s: %w", filter, err)
 	}
+	if info := cons.CachedInfo(); info != nil && info.NumPending == 0 {
+		e.markReady() // STATE holds nothing for us yet
+	}
 	msgs := make(chan jetstream.Msg, 256)
 	failed := make(chan error, 1)
 	go func() {
@@ -276,6 +290,9 @@ func (e *Engine) consume(ctx context.Context, filter string) error {
 
 // handle evaluates one STATE message.
 func (e *Engine) handle(m jetstream.Msg) []Transition {
+	if meta, err := m.Metadata(); err == nil && meta.NumPending == 0 {
+		defer e.markReady()
+	}
 	var st iocv1.EntityState
 	if err := proto.Unmarshal(m.Data(), &st); err != nil {
 		e.errs.WithLabelValues("decode").Inc()
@@ -370,6 +387,9 @@ func (e *Engine) publish(ctx context.Context, ts []Transition) {
 			failed(p.t, fmt.Errorf("publishing %s: %w", p.f.Msg().Subject, err))
 			continue
 		case <-ctx.Done():
+			// Shutting down: the raises are made again from the states
+			// redelivered at the next start (same ids, deduplicated).
+			return
 		case <-timeout.C:
 		}
 		for _, q := range pending[i:] {

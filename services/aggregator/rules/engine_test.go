@@ -1,0 +1,244 @@
+package rules_test
+
+import (
+	"context"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/twpayne/go-geom"
+	"github.com/twpayne/go-geom/encoding/wkb"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/iochub/iochub/internal/subjects"
+	"github.com/iochub/iochub/internal/testenv"
+	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
+	"github.com/iochub/iochub/services/aggregator/postgis"
+	"github.com/iochub/iochub/services/aggregator/rules"
+)
+
+func TestMain(m *testing.M) { testenv.Main(m) }
+
+var t0 = time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)
+
+func at(min int) time.Time { return t0.Add(time.Duration(min) * time.Minute) }
+
+// publishState puts an entity state on STATE, as the aggregator does.
+func publishState(t *testing.T, js jetstream.JetStream, st *iocv1.EntityState) {
+	t.Helper()
+	b, err := proto.Marshal(st)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.PublishMsg(context.Background(), &nats.Msg{Subject: subjects.State(st.Province, st.Layer, st.EntityId), Data: b}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func trafficState(seg string, min int, speed float64) *iocv1.EntityState {
+	line, _ := wkb.Marshal(geom.NewLineStringFlat(geom.XY, []float64{105.85, 21.02, 105.853, 21.025}), wkb.NDR)
+	return &iocv1.EntityState{Layer: "traffic", EntityId: seg, Province: "01", Unit: "00070",
+		Latest: &iocv1.EntityState_Traffic{Traffic: &iocv1.TrafficObserved{EntityId: seg, ObservedAt: timestamppb.New(at(min)),
+			AverageVehicleSpeed: &speed, Location: &iocv1.Geometry{Wkb: line}}}}
+}
+
+func waterState(station string, min int, alarm int32) *iocv1.EntityState {
+	pt, _ := wkb.Marshal(geom.NewPointFlat(geom.XY, []float64{105.86, 21.03}), wkb.NDR)
+	return &iocv1.EntityState{Layer: "water", EntityId: station, Province: "01", Unit: "00070", WaterAlarm: alarm,
+		Latest: &iocv1.EntityState_Water{Water: &iocv1.WaterObserved{EntityId: station, ObservedAt: timestamppb.New(at(min)),
+			Location: &iocv1.Geometry{Wkb: pt}}}}
+}
+
+func airState(station string, min int, band int32) *iocv1.EntityState {
+	pt, _ := wkb.Marshal(geom.NewPointFlat(geom.XY, []float64{105.85, 21.03}), wkb.NDR)
+	return &iocv1.EntityState{Layer: "air", EntityId: station, Province: "01", Unit: "00070", Aqi: &iocv1.AirQualityIndex{Band: band},
+		Latest: &iocv1.EntityState_Air{Air: &iocv1.AirQualityObserved{EntityId: station, ObservedAt: timestamppb.New(at(min)),
+			Location: &iocv1.Geometry{Wkb: pt}}}}
+}
+
+// alerts reads the alerts the engine publishes on FEEDS.
+type alerts struct {
+	t  *testing.T
+	it jetstream.MessagesContext
+}
+
+func watchAlerts(t *testing.T, js jetstream.JetStream) *alerts {
+	t.Helper()
+	cons, err := js.OrderedConsumer(context.Background(), subjects.StreamFeeds, jetstream.OrderedConsumerConfig{
+		FilterSubjects: []string{"ioc.feed.*.*.alert"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(it.Stop)
+	return &alerts{t: t, it: it}
+}
+
+// next returns the next alert and its message, failing after 15 s.
+func (a *alerts) next() (*iocv1.Alert, jetstream.Msg) {
+	a.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	m, err := a.it.Next(jetstream.NextContext(ctx))
+	if err != nil {
+		a.t.Fatalf("waiting for an alert on FEEDS: %v", err)
+	}
+	var al iocv1.Alert
+	if err := proto.Unmarshal(m.Data(), &al); err != nil {
+		a.t.Fatal(err)
+	}
+	return &al, m
+}
+
+// none checks that no alert comes within d.
+func (a *alerts) none(d time.Duration) {
+	a.t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	if m, err := a.it.Next(jetstream.NextContext(ctx)); err == nil {
+		a.t.Fatalf("got an alert on %s: %s; want none", m.Subject(), m.Headers().Get("ce-id"))
+	}
+}
+
+func putRule(t *testing.T, db *testenv.DBEnv, id, body string) {
+	t.Helper()
+	r, err := rules.Parse(id, []byte(body))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := pgx.BeginFunc(context.Background(), db.Pool, func(tx pgx.Tx) error {
+		_, _, err := postgis.PutRule(context.Background(), tx, r, "test")
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func runEngine(t *testing.T, n *testenv.NATSEnv, db *testenv.DBEnv, now time.Time) (*rules.Engine, context.CancelFunc) {
+	t.Helper()
+	eng, err := rules.New(rules.Config{Province: "01", PollInterval: 100 * time.Millisecond},
+		rules.Deps{JS: n.JS, Store: postgis.NewStore(db.Pool), Now: func() time.Time { return now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- eng.Run(ctx) }()
+	stop := func() {
+		cancel()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("engine: %v", err)
+			}
+		case <-time.After(10 * time.Second):
+			t.Error("engine did not stop in 10 s")
+		}
+	}
+	t.Cleanup(stop)
+	return eng, stop
+}
+
+// TestEngineOnState drives the engine with entity states on STATE (water and
+// air as the aggregator publishes them) and reads its alerts on FEEDS.
+func TestEngineOnState(t *testing.T) {
+	n := testenv.NATS(t)
+	db := testenv.PostGIS(t)
+	putRule(t, db, "flood", `{"province":"01","kind":"water_level","params":{"minAlarm":2},"severity":"Extreme"}`)
+	putRule(t, db, "smog", `{"province":"01","kind":"aqi_band","params":{"minBand":4},"for":"1h","severity":"Severe"}`)
+	watch := watchAlerts(t, n.JS)
+	runEngine(t, n, db, at(1000))
+
+	publishState(t, n.JS, waterState("w1", 0, 1))
+	publishState(t, n.JS, waterState("w1", 10, 2))
+	a, m := watch.next()
+	wantID := rules.Identifier("flood", "w1", at(10))
+	if a.GetIdentifier() != wantID || a.GetMsgType() != "Alert" || m.Headers().Get(rules.HeaderRule) != "flood" ||
+		m.Subject() != "ioc.feed.01.00070.alert" || a.GetInfo()[0].GetCategory()[0] != "Met" || a.GetInfo()[0].GetSeverity() != "Extreme" {
+		t.Fatalf("flood alert: %v on %s", a, m.Subject())
+	}
+	if g, err := wkb.Unmarshal(a.GetInfo()[0].GetArea()[0].GetGeometry().GetWkb()); err != nil || g.(*geom.Point).X() != 105.86 {
+		t.Errorf("flood area: %v, %v; want the station's point", g, err)
+	}
+	publishState(t, n.JS, waterState("w1", 20, 3))
+	publishState(t, n.JS, airState("a1", 0, 4))
+	publishState(t, n.JS, airState("a1", 30, 5))
+	watch.none(500 * time.Millisecond)
+	publishState(t, n.JS, airState("a1", 60, 4))
+	a, _ = watch.next()
+	if a.GetIdentifier() != rules.Identifier("smog", "a1", at(0)) || a.GetInfo()[1].GetCategory()[0] != "Env" || !a.GetSent().AsTime().Equal(at(60)) {
+		t.Fatalf("smog alert: %v", a)
+	}
+	publishState(t, n.JS, waterState("w1", 30, 0))
+	a, _ = watch.next()
+	if a.GetMsgType() != "Cancel" || a.GetReferences()[0] != rules.Reference(wantID, at(10)) || !a.GetSent().AsTime().Equal(at(30)) {
+		t.Fatalf("flood cancel: %v", a)
+	}
+	publishState(t, n.JS, airState("a1", 70, 2))
+	a, _ = watch.next()
+	if a.GetMsgType() != "Cancel" || a.GetIdentifier() != rules.CancelID(rules.Identifier("smog", "a1", at(0))) {
+		t.Fatalf("smog cancel: %v", a)
+	}
+}
+
+// TestEngineRestartAndReload starts the engine with an alert it raised before
+// (in the alert table) and changes a rule while it runs.
+func TestEngineRestartAndReload(t *testing.T) {
+	n := testenv.NATS(t)
+	db := testenv.PostGIS(t)
+	ctx := context.Background()
+	putRule(t, db, "jam", `{"province":"01","kind":"congestion","params":{"maxSpeed":15},"for":"10m","severity":"Moderate"}`)
+	// The engine raised this one before it stopped, and the aggregator stored it.
+	raised := rules.Identifier("jam", "s1", at(0))
+	_, err := postgis.NewStore(db.Pool).WriteBatch(ctx, postgis.Batch{Alerts: []postgis.AlertRow{{
+		SourceID: "rules", EventID: raised, Identifier: raised, Sender: "rules", Sent: at(10), Status: "Actual",
+		MsgType: "Alert", Scope: "Public", Province: "01", UnitCode: "00070", ReceivedAt: at(10)}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Its segment's last state still holds, and another segment is congested for long enough.
+	publishState(t, n.JS, trafficState("s1", 12, 5))
+	publishState(t, n.JS, trafficState("s2", 0, 5))
+	watch := watchAlerts(t, n.JS)
+	eng, _ := runEngine(t, n, db, at(1000))
+	<-eng.Ready() // the last states are evaluated: s2 holds since 0
+	publishState(t, n.JS, trafficState("s2", 10, 5))
+	a, _ := watch.next()
+	if a.GetIdentifier() != rules.Identifier("jam", "s2", at(0)) {
+		t.Fatalf("got %s; want s2's alert only (s1's was raised before the restart)", a.GetIdentifier())
+	}
+	publishState(t, n.JS, trafficState("s1", 13, 40))
+	a, _ = watch.next()
+	if a.GetMsgType() != "Cancel" || a.GetReferences()[0] != rules.Reference(raised, at(10)) {
+		t.Fatalf("got %v; want the Cancel of the alert raised before the restart", a)
+	}
+
+	// Lowering the threshold below s2's speed (5 < 4 no longer holds) cancels its alert.
+	putRule(t, db, "jam", `{"province":"01","kind":"congestion","params":{"maxSpeed":4},"for":"10m","severity":"Moderate"}`)
+	eng.Notify()
+	a, _ = watch.next()
+	if a.GetMsgType() != "Cancel" || a.GetIdentifier() != rules.CancelID(rules.Identifier("jam", "s2", at(0))) {
+		t.Fatalf("after the change: got %v; want s2's alert cancelled", a)
+	}
+	// A new rule is found by the poll, without Notify, and evaluated on the last states at once.
+	putRule(t, db, "crawl", `{"province":"01","kind":"congestion","params":{"maxSpeed":6,"segments":["s2"]},"for":"0s","severity":"Minor"}`)
+	a, _ = watch.next()
+	if a.GetIdentifier() != rules.Identifier("crawl", "s2", at(10)) {
+		t.Fatalf("new rule: got %s; want crawl's alert on s2", a.GetIdentifier())
+	}
+	// Deleting it cancels its alert at the wall clock.
+	if err := pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error { _, err := postgis.DeleteRule(ctx, tx, "crawl"); return err }); err != nil {
+		t.Fatal(err)
+	}
+	a, _ = watch.next()
+	if a.GetMsgType() != "Cancel" || !a.GetSent().AsTime().Equal(at(1000)) {
+		t.Fatalf("deleted rule: got %v; want a Cancel sent at the wall clock", a)
+	}
+	watch.none(300 * time.Millisecond)
+}
