@@ -96,11 +96,14 @@ function alertSent(f) {
   return Date.parse(p.alert?.sent ?? p.observation?.time ?? p.updatedAt ?? '') || 0;
 }
 
-// isActiveAlert: state "active" (or not given) and not past every expiry.
+// isActiveAlert: state "active" (or not given), an Alert or Update (a CAP
+// Cancel, Ack or Error message is never an alert in force: a Cancel's effect
+// is the earlier alert's state "cancelled"), and not past every expiry.
 function isActiveAlert(f, now) {
   const a = f.properties?.alert;
   if (!a) return false;
   if (a.state && a.state !== 'active') return false;
+  if (a.msgType && a.msgType !== 'Alert' && a.msgType !== 'Update') return false;
   const expiries = (a.info ?? []).map((i) => Date.parse(i.expires ?? '')).filter((x) => !Number.isNaN(x));
   if (expiries.length > 0 && expiries.every((x) => x < now)) return false;
   return true;
