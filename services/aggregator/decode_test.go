@@ -55,7 +55,7 @@ func TestDecode(t *testing.T) {
 		{"bad subject", func(m *nats.Msg) { m.Subject = "ioc.feed.01.air" }, "subject", ErrBadMessage},
 		{"empty unit", func(m *nats.Msg) { m.Subject = subjects.Feed(province, "", subjects.KindAir) }, "empty province or unit", ErrBadMessage},
 		{"missing ce-type", func(m *nats.Msg) { delete(m.Header, ce.HeaderType) }, "ce-type", ErrBadMessage},
-		{"unsupported kind", func(m *nats.Msg) { m.Subject = subjects.Feed(province, unit, subjects.KindReport) }, "report", ErrUnsupportedKind},
+		{"unsupported kind", func(m *nats.Msg) { m.Subject = subjects.Feed(province, unit, "sewage") }, "sewage", ErrUnsupportedKind},
 		{"garbage body", func(m *nats.Msg) { m.Data = []byte{0x0a, 0xff} }, "unmarshalling AirQualityObserved", ErrBadMessage},
 		{"no source", func(m *nats.Msg) {
 			delete(m.Header, HeaderSource)
