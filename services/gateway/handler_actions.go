@@ -73,11 +73,13 @@ func (g *Gateway) RegisterOperator(mux *http.ServeMux, cfg OperatorConfig) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	o := &operator{g: g, cfg: cfg, tokenH: sha256.Sum256([]byte(cfg.Token))}
+	o := &operator{g: g, cfg: cfg, tokenH: sha256Sum(cfg.Token)}
 	mux.HandleFunc("POST /v1/reports/{id}/status", o.serveReportStatus)
 	mux.HandleFunc("GET /v1/reports/{id}", o.serveReport)
 	o.registerRules(mux) // PUT, DELETE, GET /v1/rules… (handler_rules.go)
 }
+
+func sha256Sum(s string) [32]byte { return sha256.Sum256([]byte(s)) }
 
 // authorized checks the bearer token; it answers the problem itself when not.
 func (o *operator) authorized(w http.ResponseWriter, r *http.Request) bool {

@@ -1,0 +1,142 @@
+package gateway
+
+import (
+	"bytes"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twpayne/go-geom"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
+)
+
+func TestEncodeReportFeature(t *testing.T) {
+	at := time.Date(2025, 7, 1, 11, 30, 0, 0, time.UTC)
+	st := &iocv1.EntityState{Layer: "report", EntityId: "dev/r-1", Province: "01", Unit: "00070", UpdatedAt: timestamppb.New(at),
+		Latest: &iocv1.EntityState_Report{Report: &iocv1.Report{Id: "r-1", EntityId: "dev/r-1", ObservedAt: timestamppb.New(at),
+			Location: mustWKB(t, geom.NewPointFlat(geom.XY, []float64{105.8342, 21.0278})), Category: "flooding",
+			Text: strings.Repeat("ngập ", 30), Status: "assigned", Assignee: "đội 3", SlaDeadline: timestamppb.New(at.Add(4 * time.Hour)),
+			ContactSealed: []byte("SECRET-SEALED")}}}
+	f, err := encodeFeature(st, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if bytes.Contains(f.json, []byte("SECRET")) || bytes.Contains(f.json, []byte("contact")) {
+		t.Errorf("feature carries the contact: %s", f.json)
+	}
+	var got struct {
+		ID       string `json:"id"`
+		Geometry struct {
+			Type        string    `json:"type"`
+			Coordinates []float64 `json:"coordinates"`
+		} `json:"geometry"`
+		Properties struct {
+			Name        string            `json:"name"`
+			Observation map[string]string `json:"observation"`
+			Report      map[string]any    `json:"report"`
+		} `json:"properties"`
+	}
+	if err := json.Unmarshal(f.json, &got); err != nil {
+		t.Fatal(err)
+	}
+	if got.ID != "report/dev/r-1" || got.Geometry.Type != "Point" || got.Geometry.Coordinates[0] != 105.8342 {
+		t.Errorf("id %s geometry %+v", got.ID, got.Geometry)
+	}
+	r := got.Properties.Report
+	if r["category"] != "flooding" || r["status"] != "assigned" || r["assignee"] != "đội 3" || r["slaDeadline"] != "2025-07-01T15:30:00Z" || r["overdue"] != false {
+		t.Errorf("report = %v", r)
+	}
+	if media, ok := r["media"].([]any); !ok || len(media) != 0 {
+		t.Errorf("media = %v; want []", r["media"])
+	}
+	if n := len([]rune(got.Properties.Name)); n != 80 || !strings.HasSuffix(got.Properties.Name, "…") {
+		t.Errorf("name has %d characters (%q); want 80 ending with …", n, got.Properties.Name)
+	}
+	if got.Properties.Observation["id"] != "r-1" || got.Properties.Observation["time"] != "2025-07-01T11:30:00Z" {
+		t.Errorf("observation = %v", got.Properties.Observation)
+	}
+}
+
+func TestReportStatusRequest(t *testing.T) {
+	for _, tc := range []struct {
+		name, ct, body, want string
+	}{
+		{"ok", "application/json", `{"status":"in_progress","note":"n"}`, ""},
+		{"assigned", "", `{"status":"assigned","assignee":"a"}`, ""},
+		{"xml", "application/xml", `<x/>`, `Content-Type "application/xml": send application/json`},
+		{"not json", "application/json", `status=assigned`, "body: want {"},
+		{"two objects", "application/json", `{"status":"resolved"}{}`, "one JSON object and nothing after it"},
+		{"unknown member", "application/json", `{"status":"resolved","by":"x"}`, `unknown field "by"`},
+		{"no status", "application/json", `{"note":"x"}`, "status: missing"},
+		{"bad status", "application/json", `{"status":"closed"}`, `status: "closed" is not one of`},
+		{"no assignee", "application/json", `{"status":"assigned","assignee":"  "}`, "assignee: missing"},
+		{"long note", "application/json", `{"status":"resolved","note":"` + strings.Repeat("x", maxNote+1) + `"}`, "note: longer than 2000"},
+		{"too big", "application/json", `{"status":"resolved","note":"` + strings.Repeat("x", maxActionBody) + `"}`, "request body too large"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			r := httptest.NewRequest("POST", "/v1/reports/x/status", strings.NewReader(tc.body))
+			if tc.ct != "" {
+				r.Header.Set("Content-Type", tc.ct)
+			}
+			_, msg := readReportStatus(httptest.NewRecorder(), r)
+			if tc.want == "" && msg != "" || tc.want != "" && !strings.Contains(msg, tc.want) {
+				t.Errorf("got %q; want %q", msg, tc.want)
+			}
+		})
+	}
+}
+
+func TestActionID(t *testing.T) {
+	id1, msg1 := actionIDFrom("")
+	id2, _ := actionIDFrom("")
+	if msg1 != "" || len(id1) != 32 || id1 == id2 {
+		t.Errorf("fresh ids %q %q (%s); want two different 32-hex ids", id1, id2, msg1)
+	}
+	for _, tc := range []struct{ key, want, msg string }{
+		{"retry-42", "retry-42", ""},
+		{" k ", "k", ""},
+		{strings.Repeat("k", maxIdempotency+1), "", "longer than 128"},
+		{"a b", "", "visible ASCII"},
+		{"ý", "", "visible ASCII"},
+	} {
+		got, msg := actionIDFrom(tc.key)
+		if got != tc.want || !strings.Contains(msg, tc.msg) || (tc.msg == "") != (msg == "") {
+			t.Errorf("actionIDFrom(%q) = %q, %q; want %q, %q", tc.key, got, msg, tc.want, tc.msg)
+		}
+	}
+}
+
+func TestOperatorAuth(t *testing.T) {
+	for _, tc := range []struct {
+		name, configured, header string
+		want                     int
+	}{
+		{"not configured", "", "Bearer x", http.StatusServiceUnavailable},
+		{"none", "tok", "", http.StatusUnauthorized},
+		{"wrong", "tok", "Bearer tok2", http.StatusUnauthorized},
+		{"basic", "tok", "Basic dG9rOg==", http.StatusUnauthorized},
+		{"right", "tok", "Bearer tok", 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			o := &operator{cfg: OperatorConfig{Token: tc.configured}}
+			o.tokenH = sha256Sum(tc.configured)
+			w := httptest.NewRecorder()
+			r := httptest.NewRequest("POST", "/v1/reports/x/status", nil)
+			if tc.header != "" {
+				r.Header.Set("Authorization", tc.header)
+			}
+			ok := o.authorized(w, r)
+			if ok != (tc.want == 0) || tc.want != 0 && w.Code != tc.want {
+				t.Errorf("got ok %v, %d; want %d", ok, w.Code, tc.want)
+			}
+			if tc.want == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
+				t.Error("401 without WWW-Authenticate")
+			}
+		})
+	}
+}
