@@ -332,6 +332,23 @@ func TestEndToEndCAPAlerts(t *testing.T) {
 		t.Errorf("POST cap2geojson_sc.xml = %s; want it rejected naming cap:alert, line 3 and the undeclared prefix", raw)
 	}
 
+	// An alert that came as CAP-shaped JSON is written as CAP too: its
+	// GeoJSON polygon becomes a CAP polygon (lat,lon).
+	jsonAlert := map[string]any{"identifier": "E2E-J1", "sender": "ioc@example.org", "sent": "2026-01-02T03:04:05+07:00",
+		"status": "Actual", "msgType": "Alert", "info": []any{map[string]any{"category": []string{"Met"}, "event": "Flood",
+			"area": []any{map[string]any{"areaDesc": "box", "geometry": map[string]any{"type": "Polygon",
+				"coordinates": [][][2]float64{{{10, 20}, {11, 20}, {11, 21}, {10, 20}}}}}}}}}
+	if code, res, raw := post(t, in.url+"/v1/feeds/alert", token, []any{jsonAlert}); code != http.StatusAccepted || res.Accepted != 1 {
+		t.Fatalf("POST CAP JSON = %d %s", code, raw)
+	}
+	_, jdoc := waitGet(t, gw.url+"/v1/alerts/"+gateway.AlertID("wmo/E2E-J1")+".cap")
+	j := parseCAP(t, jdoc)
+	wantRing := cap.Polygon{{Lat: 20, Lon: 10}, {Lat: 20, Lon: 11}, {Lat: 21, Lon: 11}, {Lat: 20, Lon: 10}}
+	if j.Identifier != "E2E-J1" || j.Sent.Format(time.RFC3339) != "2026-01-01T20:04:05Z" || len(j.Infos) != 1 ||
+		len(j.Infos[0].Areas) != 1 || !reflect.DeepEqual(j.Infos[0].Areas[0].Polygons, []cap.Polygon{wantRing}) {
+		t.Errorf("CAP of a JSON alert: %s; want identifier E2E-J1, sent 2026-01-01T20:04:05+00:00 and polygon %v", jdoc, wantRing)
+	}
+
 	// 2. The stored areas are WMO's: the Seychelles polygon and the circle.
 	var wmo struct {
 		Features []struct {
@@ -408,14 +425,15 @@ func TestEndToEndCAPAlerts(t *testing.T) {
 		}
 	}
 
-	// In force now: the amber alert (no expiry) and the circle; not the
-	// superseded, cancelled or expired ones, nor the Cancel message itself.
+	// In force now: the amber alert and the JSON one (no expiry) and the
+	// circle; not the superseded, cancelled or expired ones, nor the Cancel
+	// message itself.
 	var active []string
 	for _, f := range listAlerts(t, gw.url, "active=true&province="+testProv).Features {
 		active = append(active, f.Props.EntityID)
 	}
 	slices.Sort(active)
-	want := []string{"wmo/E2E-CIRCLE", "wmo/" + parseCAP(t, readCAP(t, "ibm_cap_amber_alert_example.xml")).Identifier}
+	want := []string{"wmo/E2E-CIRCLE", "wmo/E2E-J1", "wmo/" + parseCAP(t, readCAP(t, "ibm_cap_amber_alert_example.xml")).Identifier}
 	slices.Sort(want)
 	if !slices.Equal(active, want) {
 		t.Errorf("active alerts %v; want %v", active, want)
