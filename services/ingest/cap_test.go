@@ -231,7 +231,7 @@ func TestCAPRejections(t *testing.T) {
 		{"not CAP", tokWMO, "alert", "text/xml", []byte("<feed><entry/></feed>"), 400, "", "<feed> is neither a CAP 1.2 <alert> nor a batch holding any"},
 		{"text in batch", tokWMO, "alert", capXML, []byte("<b>hi<alert/></b>"), 400, "", "batch element <b> holds text"},
 		{"empty", tokWMO, "alert", capXML, []byte("  "), 400, "", "the body holds no item"},
-		{"CAP on another kind", tokWMO, "air", capXML, sc, 415, "", "CAP XML is taken only on /v1/feeds/alert"},
+		{"CAP on another kind", tokWMO, "air", capXML, sc, 415, "", "Content-Type application/cap+xml (CAP XML) is taken only on /v1/feeds/alert; send air items as application/json"},
 		{"outside the source's unit", tokProvince, "alert", capXML, sc, 403, "", "source hn may publish only in unit 01"},
 		{"too large", tokWMO, "alert", capXML, bytes.Repeat([]byte(" "), 70<<10), 413, "", "at most 65536 are taken"},
 	}

@@ -116,7 +116,8 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 	}
 	if (format == formatCAP || format == formatXML) && kind != subjects.KindAlert {
 		return writeProblem(w, r, http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
-			fmt.Sprintf("CAP XML is taken only on /v1/feeds/%s; send %s items as JSON", subjects.KindAlert, kind), nil)
+			fmt.Sprintf("Content-Type %s (CAP XML) is taken only on /v1/feeds/%s; send %s items as application/json or application/x-ndjson",
+				strings.TrimSpace(strings.Split(r.Header.Get("Content-Type"), ";")[0]), subjects.KindAlert, kind), nil)
 	}
 	if r.ContentLength > s.cfg.MaxBodyBytes {
 		return writeProblem(w, r, http.StatusRequestEntityTooLarge, "body-too-large", "Body too large",
