@@ -81,9 +81,10 @@ type Engine struct {
 	ready     chan struct{}
 	readyOnce sync.Once
 
-	alerts *prometheus.CounterVec
-	states prometheus.Counter
-	errs   *prometheus.CounterVec
+	alerts  *prometheus.CounterVec
+	states  prometheus.Counter
+	errs    *prometheus.CounterVec
+	inForce prometheus.Gauge
 }
 
 // New checks cfg and deps and fills the defaults.
@@ -130,9 +131,12 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 		errs: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "iochub_rules_errors_total", Help: "Failures of the rules engine, by stage.",
 		}, []string{"stage"}),
+		inForce: prometheus.NewGauge(prometheus.GaugeOpts{
+			Name: "iochub_rules_in_force", Help: "Enabled alert rules the engine has loaded.",
+		}),
 	}
 	if deps.Metrics != nil {
-		for _, c := range []prometheus.Collector{e.alerts, e.states, e.errs} {
+		for _, c := range []prometheus.Collector{e.alerts, e.states, e.errs, e.inForce} {
 			if err := deps.Metrics.Register(c); err != nil {
 				return nil, fmt.Errorf("registering rules metrics: %w", err)
 			}
@@ -204,6 +208,7 @@ func (e *Engine) start(ctx context.Context) error {
 	}
 	e.version = version
 	e.publish(ctx, e.ev.SetRules(rules, e.now()))
+	e.inForce.Set(float64(inForce(rules)))
 	e.log.Info("rules engine started", "rules", len(rules), "raised", len(raised), "province", e.cfg.Province)
 	return nil
 }
@@ -250,6 +255,10 @@ func (e *Engine) consume(ctx context.Context, filter string) error {
 	}()
 	tick := time.NewTicker(e.cfg.PollInterval)
 	defer tick.Stop()
+	var (
+		fast     *time.Ticker
+		fastLeft int
+	)
 	for {
 		select {
 		case <-ctx.Done():
@@ -283,9 +292,37 @@ func (e *Engine) consume(ctx context.Context, filter string) error {
 		case <-tick.C:
 			e.reload(ctx, false)
 		case <-e.notify:
-			e.reload(ctx, true)
+			// A change is being committed: poll quickly until it shows.
+			if fast == nil {
+				fast = time.NewTicker(notifyPoll)
+				defer fast.Stop()
+			}
+			fast.Reset(notifyPoll)
+			fastLeft = notifyPolls
+		case <-fastC(fast):
+			fastLeft--
+			if e.reload(ctx, false) || fastLeft <= 0 {
+				fast.Stop()
+				fastLeft = 0
+			}
 		}
 	}
+}
+
+// After Notify the engine polls the rules' version every notifyPoll, at most
+// notifyPolls times, until it changes: the action that notifies it has not
+// committed yet when it does.
+const (
+	notifyPoll  = 25 * time.Millisecond
+	notifyPolls = 80
+)
+
+// fastC is the channel of t, nil (never ready) when there is no ticker.
+func fastC(t *time.Ticker) <-chan time.Time {
+	if t == nil {
+		return nil
+	}
+	return t.C
 }
 
 // handle evaluates one STATE message.
@@ -304,8 +341,9 @@ func (e *Engine) handle(m jetstream.Msg) []Transition {
 }
 
 // reload reads the rules again when their version changed (or always when
-// forced), and publishes the Cancels left to retry.
-func (e *Engine) reload(ctx context.Context, force bool) {
+// forced), and publishes the Cancels left to retry. It reports whether it
+// read the rules.
+func (e *Engine) reload(ctx context.Context, force bool) bool {
 	if len(e.retry) > 0 {
 		retry := e.retry
 		e.retry = nil
@@ -317,10 +355,10 @@ func (e *Engine) reload(ctx context.Context, force bool) {
 			e.errs.WithLabelValues("load").Inc()
 			e.log.Warn("checking the rules' version failed", "err", err)
 		}
-		return
+		return false
 	}
 	if version == e.version && !force {
-		return
+		return false
 	}
 	rules, err := e.store.Rules(ctx, e.cfg.Province)
 	if err != nil {
@@ -328,11 +366,23 @@ func (e *Engine) reload(ctx context.Context, force bool) {
 			e.errs.WithLabelValues("load").Inc()
 			e.log.Warn("loading the rules failed", "err", err)
 		}
-		return
+		return false
 	}
 	e.version = version
 	e.log.Info("rules reloaded", "rules", len(rules))
 	e.publish(ctx, e.ev.SetRules(rules, e.now()))
+	e.inForce.Set(float64(inForce(rules)))
+	return true
+}
+
+func inForce(rs []Rule) int {
+	n := 0
+	for _, r := range rs {
+		if r.Enabled {
+			n++
+		}
+	}
+	return n
 }
 
 // publish sends the alerts of the transitions to FEEDS and waits for
