@@ -82,12 +82,17 @@ func capGeometry(t geom.T) (Geometry, bool) {
 	return Geometry{}, false
 }
 
+// maxBatchPrefix bounds the bytes copied for the batch start tag over all
+// the alerts of a batch (see decodeCAP).
+const maxBatchPrefix = 32 << 20
+
 // decodeCAP reads a CAP 1.2 XML body: one <alert> as the root, or a batch
 // (any root element whose children are <alert>s). Each alert becomes one item:
 // cap.Parse checks it alone, so one malformed alert rejects only itself, with
 // the element path and line of every problem (paths and lines are those of
 // the whole body). XML that cannot be read at all, a root that is neither an
-// alert nor a batch of them, or text in a batch make the body malformed.
+// alert nor a batch of them, a DOCTYPE or text in a batch make the body
+// malformed.
 func decodeCAP(r io.Reader, maxItems int) ([]rawItem, error) {
 	src, err := io.ReadAll(r)
 	if err != nil {
@@ -96,37 +101,38 @@ func decodeCAP(r io.Reader, maxItems int) ([]rawItem, error) {
 	if len(bytes.TrimSpace(src)) == 0 {
 		return nil, fmt.Errorf("reading CAP XML: %w", ErrNoItems)
 	}
-	chunks, single, err := splitCAP(src, maxItems)
+	sp, err := splitCAP(src, maxItems)
 	if err != nil {
 		return nil, err
 	}
-	if single {
-		return []rawItem{capRaw(src, "alert", "", chunks[0].id)}, nil
+	if sp.single {
+		return []rawItem{capRaw(src, "alert", "", sp.chunks[0].id, 0)}, nil
 	}
-	items := make([]rawItem, 0, len(chunks))
-	for i, c := range chunks {
+	if len(sp.rootTag)*len(sp.chunks) > maxBatchPrefix {
+		return nil, &bodyError{0, fmt.Sprintf("the namespace declarations of <%s> are too long for %d alerts; declare them on each alert", sp.rootName, len(sp.chunks))}
+	}
+	items := make([]rawItem, 0, len(sp.chunks))
+	for i, c := range sp.chunks {
 		at := "alert[" + strconv.Itoa(i) + "]"
 		if c.notAlert != "" {
 			items = append(items, rawItem{err: at + ": <" + c.notAlert + "> is not a CAP 1.2 <alert>; a batch may hold only alerts",
 				cap: &capItem{path: at}})
 			continue
 		}
-		// The alert alone, in the body's own prolog and batch start tag (for
-		// its namespace declarations), with the lines between kept so that
-		// line numbers are those of the body.
-		doc := make([]byte, 0, c.start-c.rootEnd+c.end-c.start+len(c.rootName)+3)
-		doc = append(doc, src[:c.rootEnd]...)
-		doc = append(doc, bytes.Repeat([]byte{'\n'}, bytes.Count(src[c.rootEnd:c.start], []byte{'\n'}))...)
+		// The alert alone in a copy of the batch start tag that keeps only
+		// its namespace declarations; lines are shifted back afterwards.
+		doc := make([]byte, 0, len(sp.rootTag)+c.end-c.start+len(sp.rootName)+3)
+		doc = append(doc, sp.rootTag...)
 		doc = append(doc, src[c.start:c.end]...)
-		doc = append(doc, "</"+c.rootName+">"...)
-		items = append(items, capRaw(doc, at, "alert[0]", c.id))
+		doc = append(doc, "</"+sp.rootName+">"...)
+		items = append(items, capRaw(doc, at, "alert[0]", c.id, c.line-1))
 	}
 	return items, nil
 }
 
-// capRaw parses one alert document into an item; problems at within
-// (the alert's path in doc) are renamed to at.
-func capRaw(doc []byte, at, within, id string) rawItem {
+// capRaw parses one alert document into an item; problems at within (the
+// alert's path in doc) are renamed to at, and their lines moved by shift.
+func capRaw(doc []byte, at, within, id string, shift int) rawItem {
 	it := rawItem{cap: &capItem{id: id, path: at}}
 	alerts, err := cap.Parse(bytes.NewReader(doc))
 	if err == nil && len(alerts) != 1 {
@@ -134,10 +140,13 @@ func capRaw(doc []byte, at, within, id string) rawItem {
 	}
 	if err != nil {
 		var list cap.ValidationErrors
-		if errors.As(err, &list) && within != "" {
+		if errors.As(err, &list) {
 			for _, p := range list {
-				if p.Path == within || strings.HasPrefix(p.Path, within+"/") {
+				if within != "" && (p.Path == within || strings.HasPrefix(p.Path, within+"/")) {
 					p.Path = at + strings.TrimPrefix(p.Path, within)
+				}
+				if p.Line > 0 {
+					p.Line += shift
 				}
 			}
 		}
@@ -154,35 +163,44 @@ func capRaw(doc []byte, at, within, id string) rawItem {
 	return it
 }
 
-// capChunk is where one child of a batch lies in the body.
+// capSplit is where the alerts of a body lie.
+type capSplit struct {
+	// single means the root is itself an alert; chunks then has one entry, for its identifier.
+	single bool
+	// rootName is the batch element's name as written; rootTag is its start
+	// tag rebuilt with only its namespace declarations.
+	rootName string
+	rootTag  []byte
+	chunks   []capChunk
+}
+
+// capChunk is one child of a batch.
 type capChunk struct {
-	rootEnd    int    // just after the batch's start tag
-	rootName   string // the batch element's name as written
-	start, end int    // the child element
+	start, end int    // byte offsets of the element
+	line       int    // line of its start
 	id         string // text of its identifier child, if any
 	// notAlert is the name of a child that is not an alert.
 	notAlert string
 }
 
 // splitCAP finds the alerts of a body with encoding/xml, checking only that
-// the XML is well-formed; cap.Parse checks each alert. single means the root
-// is itself an alert (chunks then has one entry, for its identifier).
-func splitCAP(src []byte, maxItems int) (chunks []capChunk, single bool, err error) {
+// the XML is well-formed; cap.Parse checks each alert.
+func splitCAP(src []byte, maxItems int) (capSplit, error) {
+	var sp capSplit
 	d := xml.NewDecoder(bytes.NewReader(src))
 	depth := 0
 	var cur *capChunk
-	var rootName string
-	rootEnd := 0
 	inIdentifier := false
 	prev := int64(0)
+	line := 1 // line at prev
 	for {
 		tok, terr := d.Token()
 		if errors.Is(terr, io.EOF) {
 			break
 		}
 		if terr != nil {
-			line, _ := d.InputPos()
-			return nil, false, &bodyError{d.InputOffset(), fmt.Sprintf("line %d: unreadable XML: %v", line, terr)}
+			l, _ := d.InputPos()
+			return sp, &bodyError{d.InputOffset(), fmt.Sprintf("line %d: unreadable XML: %v", l, terr)}
 		}
 		off := d.InputOffset()
 		switch t := tok.(type) {
@@ -190,28 +208,29 @@ func splitCAP(src []byte, maxItems int) (chunks []capChunk, single bool, err err
 			depth++
 			switch {
 			case depth == 1:
-				rootName = rawName(src, prev)
-				rootEnd = int(off)
+				sp.rootName = rawName(src, prev)
 				if t.Name.Local == "alert" {
-					single = true
-					chunks = append(chunks, capChunk{})
-					cur = &chunks[0]
+					sp.single = true
+					sp.chunks = append(sp.chunks, capChunk{})
+					cur = &sp.chunks[0]
+				} else {
+					sp.rootTag = nsTag(sp.rootName, t)
 				}
-			case depth == 2 && !single:
-				if len(chunks) >= maxItems {
-					return nil, false, fmt.Errorf("more than %d alerts: %w", maxItems, ErrTooManyItems)
+			case depth == 2 && !sp.single:
+				if len(sp.chunks) >= maxItems {
+					return sp, fmt.Errorf("more than %d alerts: %w", maxItems, ErrTooManyItems)
 				}
-				start := int(prev) + bytes.IndexByte(src[prev:], '<')
-				c := capChunk{rootEnd: rootEnd, rootName: rootName, start: start}
+				lt := bytes.IndexByte(src[prev:], '<')
+				c := capChunk{start: int(prev) + lt, line: line + bytes.Count(src[prev:int(prev)+lt], []byte{'\n'})}
 				if t.Name.Local != "alert" {
 					c.notAlert = rawName(src, prev)
 				}
-				chunks = append(chunks, c)
-				cur = &chunks[len(chunks)-1]
+				sp.chunks = append(sp.chunks, c)
+				cur = &sp.chunks[len(sp.chunks)-1]
 			}
-			inIdentifier = cur != nil && t.Name.Local == "identifier" && depth == 2+boolInt(!single)
+			inIdentifier = cur != nil && t.Name.Local == "identifier" && depth == 2+boolInt(!sp.single)
 		case xml.EndElement:
-			if depth == 2 && !single && cur != nil {
+			if depth == 2 && !sp.single && cur != nil {
 				cur.end = int(off)
 				cur = nil
 			}
@@ -221,25 +240,49 @@ func splitCAP(src []byte, maxItems int) (chunks []capChunk, single bool, err err
 			if inIdentifier && cur.id == "" {
 				cur.id = strings.TrimSpace(string(t))
 			}
-			if depth == 1 && !single && len(bytes.TrimSpace(t)) > 0 {
-				return nil, false, &bodyError{prev, fmt.Sprintf("batch element <%s> holds text; it may hold only CAP 1.2 <alert> elements", rootName)}
+			if depth == 1 && !sp.single && len(bytes.TrimSpace(t)) > 0 {
+				return sp, &bodyError{prev, fmt.Sprintf("batch element <%s> holds text; it may hold only CAP 1.2 <alert> elements", sp.rootName)}
 			}
+		case xml.Directive:
+			return sp, &bodyError{prev, "a DOCTYPE or other <!...> declaration is refused in CAP XML"}
 		}
+		line += bytes.Count(src[prev:off], []byte{'\n'})
 		prev = off
 	}
-	if rootName == "" {
-		return nil, false, &bodyError{0, "no XML element: want a CAP 1.2 <alert> or a batch of them"}
+	if sp.rootName == "" {
+		return sp, &bodyError{0, "no XML element: want a CAP 1.2 <alert> or a batch of them"}
 	}
 	alerts := 0
-	for _, c := range chunks {
+	for _, c := range sp.chunks {
 		if c.notAlert == "" {
 			alerts++
 		}
 	}
 	if alerts == 0 {
-		return nil, false, &bodyError{int64(rootEnd), fmt.Sprintf("<%s> is neither a CAP 1.2 <alert> nor a batch holding any", rootName)}
+		return sp, &bodyError{0, fmt.Sprintf("<%s> is neither a CAP 1.2 <alert> nor a batch holding any", sp.rootName)}
 	}
-	return chunks, single, nil
+	return sp, nil
+}
+
+// nsTag rebuilds a start tag named as written with only the namespace
+// declarations of t.
+func nsTag(name string, t xml.StartElement) []byte {
+	var b bytes.Buffer
+	b.WriteString("<" + name)
+	for _, a := range t.Attr {
+		switch {
+		case a.Name.Space == "xmlns":
+			b.WriteString(" xmlns:" + a.Name.Local + `="`)
+		case a.Name.Space == "" && a.Name.Local == "xmlns":
+			b.WriteString(` xmlns="`)
+		default:
+			continue
+		}
+		_ = xml.EscapeText(&b, []byte(a.Value))
+		b.WriteByte('"')
+	}
+	b.WriteByte('>')
+	return b.Bytes()
 }
 
 // rawName reads the element name of the start tag at or after off, as written.
