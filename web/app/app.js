@@ -16,6 +16,13 @@ const PM25_COLOR = [
   '#00e400', 25, '#ffff00', 50, '#ff7e00', 80, '#ff0000', 150, '#8f3f97', 250, '#7e0023',
 ];
 const NO_VALUE_COLOR = '#8a94a6';
+// A station with a VN_AQI is drawn in its band's colour, which the aggregator
+// sends (properties.aqi.color, from internal/aqi); without one, by PM2.5.
+const AIR_COLOR = ['case', ['has', 'aqiColor'], ['get', 'aqiColor'], ['has', 'pm25'], PM25_COLOR, NO_VALUE_COLOR];
+// Water stations by the alarm level reached (báo động I, II, III).
+const WATER_ALARM_COLORS = ['#3fa7ff', '#ffd21f', '#ff7e00', '#ff0000'];
+const WATER_COLOR = ['match', ['get', 'alarm'], 1, WATER_ALARM_COLORS[1], 2, WATER_ALARM_COLORS[2], 3, WATER_ALARM_COLORS[3], WATER_ALARM_COLORS[0]];
+const WEATHER_COLOR = '#e6f0ff';
 const SPEED_COLOR = ['step', ['get', 'speed'], '#ff2d2d', 15, '#ff9f1a', 30, '#2ee06b'];
 const ALERT_COLOR = '#ff3b3b';
 
@@ -39,13 +46,13 @@ let framesReceived = 0;
 let snapshotsReceived = 0;
 let redraws = 0;
 
-const dirty = { units: false, air: false, traffic: false, alerts: false, status: true, list: false };
+const dirty = { units: false, air: false, traffic: false, alerts: false, water: false, weather: false, status: true, list: false };
 let flushPending = false;
 let lastFlush = 0;
 dirty.reports = true; // citizen reports (reports.js)
 
 // What is on screen, counted at the last redraw (read by the debug hook).
-const shown = { wards: 0, stations: 0, segments: 0, alerts: 0, alertItems: 0 };
+const shown = { wards: 0, stations: 0, segments: 0, alerts: 0, alertItems: 0, water: 0, weather: 0 };
 
 let map = null;
 let mapState = 'loading'; // loading | ready | missing | error
@@ -204,7 +211,7 @@ function initMap() {
     scheduleFlush();
   });
   map.on('click', onMapClick);
-  for (const id of ['air-circles', 'traffic-lines', 'traffic-points', 'alert-fill', 'alert-points']) {
+  for (const id of ['air-circles', 'water-circles', 'weather-circles', 'traffic-lines', 'traffic-points', 'alert-fill', 'alert-points']) {
     map.on('mouseenter', id, () => { map.getCanvas().style.cursor = 'pointer'; });
     map.on('mouseleave', id, () => { map.getCanvas().style.cursor = ''; });
   }
@@ -213,7 +220,7 @@ function initMap() {
 const EMPTY = { type: 'FeatureCollection', features: [] };
 
 function addLayers() {
-  for (const id of ['wards', 'province', 'air', 'traffic', 'alerts']) {
+  for (const id of ['wards', 'province', 'air', 'traffic', 'alerts', 'water', 'weather']) {
     map.addSource(id, { type: 'geojson', data: EMPTY });
   }
   map.addLayer({ id: 'wards-fill', type: 'fill', source: 'wards', paint: { 'fill-color': '#1c2a4a', 'fill-opacity': 0.55 } });
@@ -261,9 +268,27 @@ function addLayers() {
   map.addLayer({
     id: 'air-circles', type: 'circle', source: 'air',
     paint: {
-      'circle-color': ['case', ['has', 'pm25'], PM25_COLOR, NO_VALUE_COLOR],
+      'circle-color': AIR_COLOR,
       'circle-radius': ['interpolate', ['linear'], ['zoom'], 9, 8, 14, 14],
       'circle-stroke-color': '#0b1220',
+      'circle-stroke-width': 2,
+    },
+  });
+  map.addLayer({
+    id: 'water-circles', type: 'circle', source: 'water',
+    paint: {
+      'circle-color': WATER_COLOR,
+      'circle-radius': ['interpolate', ['linear'], ['zoom'], 9, 7, 14, 12],
+      'circle-stroke-color': '#ffffff',
+      'circle-stroke-width': ['match', ['get', 'alarm'], 0, 1.5, 3],
+    },
+  });
+  map.addLayer({
+    id: 'weather-circles', type: 'circle', source: 'weather',
+    paint: {
+      'circle-color': WEATHER_COLOR,
+      'circle-radius': ['interpolate', ['linear'], ['zoom'], 9, 4, 14, 7],
+      'circle-stroke-color': '#2b6cb0',
       'circle-stroke-width': 2,
     },
   });
@@ -290,6 +315,7 @@ function scheduleFlush() {
 
 function markDirty(layer) {
   if (layer === 'report') dirty.reports = true;
+  if (layer === 'water' || layer === 'weather') dirty[layer] = true;
   if (layer === 'air' || layer === 'traffic' || layer === 'alert') {
     dirty[layer === 'alert' ? 'alerts' : layer] = true;
     if (layer === 'alert') dirty.list = true;
@@ -303,7 +329,7 @@ function flush() {
   lastFlush = performance.now();
   redraws++;
   const now = Date.now();
-  const byLayer = { air: [], traffic: [], alert: [] };
+  const byLayer = { air: [], traffic: [], alert: [], water: [], weather: [] };
   for (const f of entities.values()) {
     const l = layerOf(f);
     if (l in byLayer) byLayer[l].push(f);
@@ -312,6 +338,8 @@ function flush() {
   shown.stations = byLayer.air.length;
   shown.segments = byLayer.traffic.length;
   shown.alerts = activeAlerts.length;
+  shown.water = byLayer.water.length;
+  shown.weather = byLayer.weather.length;
 
   if (mapState === 'ready') {
     if (dirty.units) {
@@ -325,9 +353,23 @@ function flush() {
         const v = values(f);
         const props = { fid: f.id };
         if (isNumber(v.pm25)) props.pm25 = v.pm25;
+        const aqi = f.properties?.aqi;
+        if (isNumber(aqi?.hourly) && /^#[0-9a-fA-F]{6}$/.test(aqi.color ?? '')) props.aqiColor = aqi.color;
         return { type: 'Feature', geometry: f.geometry, properties: props };
       }));
       dirty.air = false;
+    }
+    if (dirty.water) {
+      setSource('water', byLayer.water.filter((f) => f.geometry).map((f) => ({
+        type: 'Feature', geometry: f.geometry, properties: { fid: f.id, alarm: waterAlarm(f) },
+      })));
+      dirty.water = false;
+    }
+    if (dirty.weather) {
+      setSource('weather', byLayer.weather.filter((f) => f.geometry).map((f) => ({
+        type: 'Feature', geometry: f.geometry, properties: { fid: f.id },
+      })));
+      dirty.weather = false;
     }
     if (dirty.traffic) {
       setSource('traffic', byLayer.traffic.filter((f) => f.geometry).map((f) => {
@@ -427,7 +469,7 @@ function focusEntity(id) {
 
 // ---- popups ----------------------------------------------------------------
 
-const CLICK_LAYERS = ['air-circles', 'traffic-points', 'traffic-lines', 'alert-points', 'alert-fill', 'wards-fill'];
+const CLICK_LAYERS = ['air-circles', 'water-circles', 'weather-circles', 'traffic-points', 'traffic-lines', 'alert-points', 'alert-fill', 'wards-fill'];
 
 function onMapClick(e) {
   const pad = 6;
@@ -452,7 +494,9 @@ function refreshPopup() {
 // "other" entries) follows in the order it came.
 const VALUE_ORDER = [
   'pm25', 'pm10', 'pm1', 'no2', 'o3', 'co', 'so2', 'nh3', 'no', 'nox', 'temperature', 'relativeHumidity',
-  'windSpeed', 'windDirection', 'averageVehicleSpeed', 'intensity', 'occupancy', 'congested',
+  'windSpeed', 'windDirection', 'precipitation', 'atmosphericPressure',
+  'waterLevel', 'alarmLevel1', 'alarmLevel2', 'alarmLevel3', 'flow', 'pH', 'conductivity', 'turbidity', 'O2',
+  'averageVehicleSpeed', 'intensity', 'occupancy', 'congested',
   'averageVehicleLength', 'averageHeadwayTime', 'laneId', 'laneDirection',
 ];
 // FIWARE gives these as fractions 0..1; the screen shows percent.
@@ -497,12 +541,38 @@ function popupHTML(kind, key) {
       ${info.description ? `<div>${esc(info.description)}</div>` : ''}
       <div class="time">${esc(t('alerts.sent'))}: ${esc(fmtTime(a.sent, true))}${info.expires ? ` · ${esc(t('alerts.expires'))}: ${esc(fmtTime(info.expires, true))}` : ''}</div></div>`;
   }
-  const kindLabel = p.layer === 'air' ? t('popup.station') : p.layer === 'traffic' ? t('popup.segment') : p.layer;
+  const kindLabel = { air: t('popup.station'), traffic: t('popup.segment'), water: t('popup.water'), weather: t('popup.weather') }[p.layer] ?? p.layer;
   const time = p.observation?.time ?? p.updatedAt;
   return `<div class="popup"><h4>${esc(p.name || p.entityId || f.id)}</h4>
-    <div class="kind">${esc(kindLabel)} · ${esc(p.entityId ?? '')}</div>${unitLine}
+    <div class="kind">${esc(kindLabel)} · ${esc(p.entityId ?? '')}</div>${unitLine}${stationLine(p)}
     <table>${valueRows(values(f))}</table>
     <div class="time">${esc(t('popup.time'))}: ${esc(time ? fmtTime(time, true) : '—')}</div></div>`;
+}
+
+// waterAlarm is the alarm level (0..3) a water station reached.
+function waterAlarm(f) {
+  const a = f.properties?.waterAlarm;
+  return Number.isInteger(a) && a >= 0 && a <= 3 ? a : 0;
+}
+
+// stationLine is the VN_AQI of an air station (or why there is none), or the
+// alarm level of a water station, for its popup.
+function stationLine(p) {
+  if (p.layer === 'air' && p.aqi) {
+    const a = p.aqi;
+    if (isNumber(a.hourly)) {
+      const band = lang() === 'en' ? a.bandEn : a.bandVi;
+      const daily = isNumber(a.daily) ? ` · ${esc(t('aqi.daily'))} ${esc(fmtNumber(a.daily))}` : '';
+      const dom = a.dominant ? ` · ${esc(t('aqi.dominant'))} ${esc(t(`value.${a.dominant}`))}` : '';
+      return `<div class="aqi"><i class="sw circle" style="background:${esc(a.color)}"></i>VN_AQI <b>${esc(fmtNumber(a.hourly))}</b> — ${esc(band ?? '')}${dom}${daily}</div>`;
+    }
+    return `<div class="aqi none">VN_AQI: ${esc(t('aqi.none'))}${a.reason ? ` <span class="reason">(${esc(a.reason)})</span>` : ''}</div>`;
+  }
+  if (p.layer === 'water') {
+    const alarm = Number.isInteger(p.waterAlarm) ? p.waterAlarm : 0;
+    return `<div class="aqi"><i class="sw circle" style="background:${WATER_ALARM_COLORS[alarm] ?? WATER_ALARM_COLORS[0]}"></i>${esc(t(`water.alarm${alarm}`))}</div>`;
+  }
+  return '';
 }
 
 // ---- data: units -------------------------------------------------------------
@@ -616,6 +686,8 @@ function onFrame(msg) {
     markDirty('traffic');
     markDirty('alert');
     markDirty('report');
+    markDirty('water');
+    markDirty('weather');
   } else if (msg?.type === 'state') {
     const f = msg.entity;
     if (!f?.id) {
@@ -651,6 +723,8 @@ globalThis.iochub = Object.freeze({
     segments: shown.segments,
     alerts: shown.alerts,
     alertItems: shown.alertItems,
+    water: shown.water,
+    weather: shown.weather,
     reports: reportStats(),
     entities: entities.size,
     frames: framesReceived,
