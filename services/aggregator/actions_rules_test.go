@@ -1,0 +1,115 @@
+package aggregator
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"testing"
+
+	"github.com/jackc/pgx/v5"
+
+	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
+)
+
+func TestRuleActions(t *testing.T) {
+	pool := testDB(t)
+	ctx := context.Background()
+	notified := 0
+	put, del := RuleActions(func() { notified++ })
+	apply := func(h ActionHandler, a *iocv1.Action) error {
+		return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			_, err := h(ctx, tx, a) // a refusal rolls back: the handlers refuse before writing
+			return err
+		})
+	}
+	rule := `{"province":"01","kind":"congestion","params":{"maxSpeed":15},"for":"10m","severity":"Severe"}`
+	act := func(id, typ, province, kind, target, payload string) *iocv1.Action {
+		return &iocv1.Action{Id: id, Type: typ, Actor: "op-1", Province: province, TargetKind: kind, Target: target, Payload: []byte(payload)}
+	}
+
+	refusals := []struct {
+		name string
+		h    ActionHandler
+		a    *iocv1.Action
+		want string
+	}{
+		{"not a rule", put, act("a1", ActionRulePut, "01", "report", "r1", rule), `action refused: target kind is "report"; want rule`},
+		{"invalid rule", put, act("a2", ActionRulePut, "01", "rule", "r1", `{"province":"01","kind":"congestion","params":{},"for":"1m","severity":"Minor"}`),
+			"action refused: invalid alert rule: params.maxSpeed: is missing; want the speed in km/h below which a segment is congested"},
+		{"other province", put, act("a3", ActionRulePut, "79", "rule", "r1", rule),
+			"action refused: the rule is of province 01 but the action was sent for province 79"},
+		{"bad id", put, act("a4", ActionRulePut, "01", "rule", "r 1", rule),
+			`action refused: invalid alert rule: id: "r 1" has characters other than letters, digits, '-' and '_'`},
+		{"delete missing", del, act("a5", ActionRuleDelete, "01", "rule", "nope", ""), "action refused: rule nope does not exist"},
+		{"delete not a rule", del, act("a6", ActionRuleDelete, "01", "alert", "x", ""), `action refused: target kind is "alert"; want rule`},
+	}
+	for _, tt := range refusals {
+		t.Run(tt.name, func(t *testing.T) {
+			err := apply(tt.h, tt.a)
+			if !errors.Is(err, ErrActionRefused) || err.Error() != tt.want {
+				t.Errorf("got %v; want the refusal %q", err, tt.want)
+			}
+		})
+	}
+	if notified != 0 {
+		t.Errorf("refused actions notified the engine %d times", notified)
+	}
+
+	if err := apply(put, act("b1", ActionRulePut, "01", "rule", "r1", rule)); err != nil {
+		t.Fatal(err)
+	}
+	if err := apply(put, act("b2", ActionRulePut, "01", "rule", "r1", `{"province":"01","kind":"congestion","params":{"maxSpeed":25},"for":"5m","severity":"Minor"}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := apply(del, act("b3", ActionRuleDelete, "79", "rule", "r1", "")); err == nil || err.Error() != "action refused: rule r1 is of province 01, not 79" {
+		t.Errorf("delete from another province: got %v", err)
+	}
+	if err := apply(del, act("b4", ActionRuleDelete, "01", "rule", "r1", "")); err != nil {
+		t.Fatal(err)
+	}
+	if notified != 3 {
+		t.Errorf("notified %d times; want 3 (two puts and a delete)", notified)
+	}
+	rows, err := pool.Query(ctx, `SELECT actor, target, detail FROM audit_log WHERE action = 'rule.version' ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	type detail struct {
+		ActionID string         `json:"actionId"`
+		Version  int            `json:"version"`
+		Before   map[string]any `json:"before"`
+		After    map[string]any `json:"after"`
+	}
+	var got []detail
+	for rows.Next() {
+		var actor, target string
+		var raw []byte
+		if err := rows.Scan(&actor, &target, &raw); err != nil {
+			t.Fatal(err)
+		}
+		var d detail
+		if err := json.Unmarshal(raw, &d); err != nil {
+			t.Fatal(err)
+		}
+		if actor != "op-1" || target != "rule:r1" {
+			t.Errorf("audit row by %q on %q; want op-1 on rule:r1", actor, target)
+		}
+		got = append(got, d)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 3 {
+		t.Fatalf("got %d rule.version rows; want 3", len(got))
+	}
+	params := func(m map[string]any) any { return m["params"].(map[string]any)["maxSpeed"] }
+	if got[0].ActionID != "b1" || got[0].Before != nil || got[0].Version != 1 || params(got[0].After) != 15.0 || got[0].After["for"] != "10m0s" {
+		t.Errorf("creation: %+v", got[0])
+	}
+	if got[1].ActionID != "b2" || params(got[1].Before) != 15.0 || params(got[1].After) != 25.0 || got[1].Version != 2 || got[1].After["updatedBy"] != "op-1" {
+		t.Errorf("change: %+v", got[1])
+	}
+	if got[2].ActionID != "b4" || got[2].After != nil || got[2].Before["version"] != 2.0 {
+		t.Errorf("deletion: %+v", got[2])
+	}
+}
