@@ -44,11 +44,11 @@ func TestRealIngestAcceptsEverything(t *testing.T) {
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 
-	const stations, segments = 12, 20
+	const stations, segments, water, weather = 12, 20, 3, 2
 	clock := func() time.Time { return now }
 	run := func() sim.Stats {
 		s, err := sim.New(sim.Config{BaseURL: srv.URL, Token: "dev-secret", Stations: stations, Segments: segments,
-			AlertEvery: time.Minute, Rounds: 1, Seed: 11, Clock: clock, RetryBase: time.Millisecond})
+			Water: water, Weather: weather, AlertEvery: time.Minute, Rounds: 1, Seed: 11, Clock: clock, RetryBase: time.Millisecond})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -58,7 +58,7 @@ func TestRealIngestAcceptsEverything(t *testing.T) {
 		return s.Stats()
 	}
 	first := run()
-	if want := int64(stations + segments + 1); first.Items != want || first.Accepted != want || first.Rejected != 0 || first.Failed != 0 {
+	if want := int64(stations + segments + 1 + water + weather); first.Items != want || first.Accepted != want || first.Rejected != 0 || first.Failed != 0 {
 		t.Fatalf("first round: %+v; want all %d items accepted", first, want)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
@@ -71,7 +71,7 @@ func TestRealIngestAcceptsEverything(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got, want := info.State.Msgs, uint64(stations+segments+1); got != want {
+	if got, want := info.State.Msgs, uint64(stations+segments+1+water+weather); got != want {
 		t.Errorf("FEEDS holds %d messages under province 01; want %d", got, want)
 	}
 	// Same seed, same clock: the same ids, so a resend is all duplicates.

@@ -83,8 +83,10 @@ type Alert struct {
 
 // Round is everything the simulator sends at one instant: one batch per kind.
 type Round struct {
-	Time    string                `json:"time"`
-	Air     []AirQualityObserved  `json:"air"`
-	Traffic []TrafficFlowObserved `json:"traffic"`
-	Alerts  []Alert               `json:"alerts"`
+	Time    string                 `json:"time"`
+	Air     []AirQualityObserved   `json:"air"`
+	Traffic []TrafficFlowObserved  `json:"traffic"`
+	Alerts  []Alert                `json:"alerts"`
+	Water   []WaterQualityObserved `json:"water"`
+	Weather []WeatherObserved      `json:"weather"`
 }

@@ -73,9 +73,10 @@ func (f *ingestRecorder) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		t.Errorf("%s: body is not a JSON array: %v", r.URL.Path, err)
 	}
 	kind := strings.TrimPrefix(r.URL.Path, "/v1/feeds/")
-	wantType := map[string]string{"air": "AirQualityObserved", "traffic": "TrafficFlowObserved", "alert": "Alert"}[kind]
+	wantType := map[string]string{"air": "AirQualityObserved", "traffic": "TrafficFlowObserved", "alert": "Alert",
+		"water": "WaterQualityObserved", "weather": "WeatherObserved"}[kind]
 	if wantType == "" {
-		t.Errorf("POST to %s; want /v1/feeds/{air,traffic,alert}", r.URL.Path)
+		t.Errorf("POST to %s; want /v1/feeds/{air,traffic,alert,water,weather}", r.URL.Path)
 	}
 	type result struct {
 		Index     int    `json:"index"`
@@ -138,17 +139,17 @@ func TestRunPostsBatches(t *testing.T) {
 	f, srv := newRecorder(t)
 	f.rejectID = "HN-AQ-002"
 	s := newTestSim(t, Config{BaseURL: srv.URL + "/", Token: "secret-token", Seed: 1, Stations: 3, Segments: 4,
-		AlertEvery: 2 * time.Minute, Rounds: 2, Interval: time.Millisecond, Clock: stepClock()})
+		Water: 1, Weather: 1, AlertEvery: 2 * time.Minute, Rounds: 2, Interval: time.Millisecond, Clock: stepClock()})
 	if err := s.Run(context.Background()); err != nil {
 		t.Fatalf("Run: %v", err)
 	}
-	for path, want := range map[string]int{"/v1/feeds/air": 2, "/v1/feeds/traffic": 2, "/v1/feeds/alert": 1} {
+	for path, want := range map[string]int{"/v1/feeds/air": 2, "/v1/feeds/traffic": 2, "/v1/feeds/alert": 1, "/v1/feeds/water": 2, "/v1/feeds/weather": 2} {
 		if got := len(f.bodies[path]); got != want {
 			t.Errorf("%s: %d POSTs; want %d", path, got, want)
 		}
 	}
 	got := s.Stats()
-	want := Stats{Rounds: 2, Batches: 5, Items: 2*3 + 2*4 + 1, Accepted: 2*3 + 2*4 + 1 - 2, Rejected: 2}
+	want := Stats{Rounds: 2, Batches: 9, Items: 2*3 + 2*4 + 1 + 2*2, Accepted: 2*3 + 2*4 + 1 + 2*2 - 2, Rejected: 2}
 	if got != want {
 		t.Errorf("Stats() = %+v; want %+v", got, want)
 	}
@@ -156,7 +157,7 @@ func TestRunPostsBatches(t *testing.T) {
 
 func TestRunSplitsLargeBatches(t *testing.T) {
 	f, srv := newRecorder(t)
-	s := newTestSim(t, Config{BaseURL: srv.URL, Token: "secret-token", Seed: 1, Stations: 7, Segments: -1, AlertEvery: -1,
+	s := newTestSim(t, Config{BaseURL: srv.URL, Token: "secret-token", Seed: 1, Stations: 7, Segments: -1, Water: -1, Weather: -1, AlertEvery: -1,
 		Rounds: 1, MaxBatch: 3, Clock: stepClock()})
 	if err := s.Run(context.Background()); err != nil {
 		t.Fatal(err)
@@ -180,7 +181,7 @@ func TestRunSplitsLargeBatches(t *testing.T) {
 func TestRunRetriesSameBytes(t *testing.T) {
 	f, srv := newRecorder(t)
 	f.fail["/v1/feeds/air"] = 2
-	s := newTestSim(t, Config{BaseURL: srv.URL, Token: "secret-token", Seed: 1, Stations: 2, Segments: -1, AlertEvery: -1,
+	s := newTestSim(t, Config{BaseURL: srv.URL, Token: "secret-token", Seed: 1, Stations: 2, Segments: -1, Water: -1, Weather: -1, AlertEvery: -1,
 		Rounds: 1, MaxAttempts: 3, RetryBase: time.Millisecond, Clock: stepClock()})
 	if err := s.Run(context.Background()); err != nil {
 		t.Fatalf("Run: %v", err)
@@ -202,7 +203,7 @@ func TestRunRetriesSameBytes(t *testing.T) {
 func TestRunResendsUnpublishedItems(t *testing.T) {
 	f, srv := newRecorder(t)
 	f.unpublished["/v1/feeds/traffic"] = 1
-	s := newTestSim(t, Config{BaseURL: srv.URL, Token: "secret-token", Seed: 1, Stations: -1, Segments: 3, AlertEvery: -1,
+	s := newTestSim(t, Config{BaseURL: srv.URL, Token: "secret-token", Seed: 1, Stations: -1, Segments: 3, Water: -1, Weather: -1, AlertEvery: -1,
 		Rounds: 1, MaxAttempts: 3, RetryBase: time.Millisecond, Clock: stepClock()})
 	if err := s.Run(context.Background()); err != nil {
 		t.Fatalf("Run: %v", err)
@@ -242,7 +243,7 @@ func TestRunGivesUp(t *testing.T) {
 			f, srv := newRecorder(t)
 			f.status = tt.status
 			f.fail["/v1/feeds/air"] = tt.fail
-			s := newTestSim(t, Config{BaseURL: srv.URL, Token: "secret-token", Seed: 1, Stations: 2, Segments: -1, AlertEvery: -1,
+			s := newTestSim(t, Config{BaseURL: srv.URL, Token: "secret-token", Seed: 1, Stations: 2, Segments: -1, Water: -1, Weather: -1, AlertEvery: -1,
 				Rounds: 1, MaxAttempts: 3, RetryBase: time.Millisecond, Clock: stepClock()})
 			err := s.Run(context.Background())
 			if !errors.Is(err, tt.wantErr) {
@@ -260,7 +261,7 @@ func TestRunGivesUp(t *testing.T) {
 
 func TestRunStopsOnCancel(t *testing.T) {
 	f, srv := newRecorder(t)
-	s := newTestSim(t, Config{BaseURL: srv.URL, Token: "secret-token", Seed: 1, Stations: 1, Segments: -1,
+	s := newTestSim(t, Config{BaseURL: srv.URL, Token: "secret-token", Seed: 1, Stations: 1, Segments: -1, Water: -1, Weather: -1,
 		Interval: time.Millisecond, Clock: stepClock()})
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
@@ -334,7 +335,7 @@ func TestMetricsCountRejected(t *testing.T) {
 	f, srv := newRecorder(t)
 	f.rejectID = "HN-AQ-001"
 	reg := prometheus.NewPedanticRegistry()
-	s := newTestSim(t, Config{BaseURL: srv.URL, Token: "secret-token", Seed: 1, Stations: 3, Segments: -1,
+	s := newTestSim(t, Config{BaseURL: srv.URL, Token: "secret-token", Seed: 1, Stations: 3, Segments: -1, Water: -1, Weather: -1,
 		Rounds: 1, Clock: stepClock(), Metrics: reg})
 	if err := s.Run(context.Background()); err != nil {
 		t.Fatal(err)
@@ -348,7 +349,7 @@ func TestMetricsCountRejected(t *testing.T) {
 		t.Errorf("registry has %d iocsim_items_total series (%v); want them registered", n, err)
 	}
 	// A second Sim on the same registry shares the series instead of failing.
-	if _, err := New(Config{BaseURL: srv.URL, Token: "t", Stations: 1, Segments: -1, Metrics: reg}); err != nil {
+	if _, err := New(Config{BaseURL: srv.URL, Token: "t", Stations: 1, Segments: -1, Water: -1, Weather: -1, Metrics: reg}); err != nil {
 		t.Errorf("second Sim on the same registry: %v", err)
 	}
 }

@@ -53,6 +53,8 @@ type Config struct {
 	Token       string                // bearer token of the source (required)
 	Stations    int                   // air-quality stations; 0 = 30, negative = none
 	Segments    int                   // road segments; 0 = 60, negative = none
+	Water       int                   // hydrological stations (water level, alarm levels); 0 = 4, negative = none
+	Weather     int                   // weather stations; 0 = 4, negative = none
 	Interval    time.Duration         // time between rounds; 0 = 5s
 	AlertEvery  time.Duration         // simulated time between alerts, the first with the first round; 0 = 2 min, negative = never
 	Rounds      int                   // rounds to send before Run returns; 0 = until the context ends
@@ -110,6 +112,7 @@ type Sim struct {
 
 	stations []*stationModel
 	segments []*segmentModel
+	env      env // water and weather stations (env.go)
 
 	last      time.Time // observation time of the previous round
 	lastAlert time.Time // issue time of the previous alert
@@ -183,6 +186,18 @@ func New(cfg Config) (*Sim, error) {
 	case cfg.Segments < 0:
 		cfg.Segments = 0
 	}
+	switch {
+	case cfg.Water == 0:
+		cfg.Water = DefaultWater
+	case cfg.Water < 0:
+		cfg.Water = 0
+	}
+	switch {
+	case cfg.Weather == 0:
+		cfg.Weather = DefaultWeather
+	case cfg.Weather < 0:
+		cfg.Weather = 0
+	}
 	if cfg.Interval == 0 {
 		cfg.Interval = DefaultInterval
 	}
@@ -233,6 +248,9 @@ func New(cfg Config) (*Sim, error) {
 		return nil, err
 	}
 	if err := s.place(); err != nil {
+		return nil, err
+	}
+	if err := s.placeEnv(cfg.Water, cfg.Weather); err != nil {
 		return nil, err
 	}
 	return s, nil
@@ -368,7 +386,8 @@ func (s *Sim) Round(now time.Time) Round {
 	month := int(local.Month()) - 1
 	demand := trafficDemand(hour)
 
-	r := Round{Time: ts, Air: []AirQualityObserved{}, Traffic: []TrafficFlowObserved{}, Alerts: []Alert{}}
+	r := Round{Time: ts, Air: []AirQualityObserved{}, Traffic: []TrafficFlowObserved{}, Alerts: []Alert{},
+		Water: []WaterQualityObserved{}, Weather: []WeatherObserved{}}
 	for _, st := range s.stations {
 		r.Air = append(r.Air, s.air(st, ts, stamp, hour, month, demand, dtHours))
 	}
@@ -381,6 +400,7 @@ func (s *Sim) Round(now time.Time) Round {
 			s.lastAlert = t
 		}
 	}
+	s.envRound(&r, t, ts, stamp, hour, month, dtHours)
 	return r
 }
 
@@ -568,7 +588,7 @@ func (s *Sim) Run(ctx context.Context) error {
 			}
 		}
 		r := s.Round(s.cfg.Clock())
-		for _, kind := range []string{"air", "traffic", "alert"} {
+		for _, kind := range []string{"air", "traffic", "alert", "water", "weather"} {
 			items, err := r.encode(kind)
 			if err != nil {
 				return err // a Round that cannot be encoded is a bug, not a network problem
@@ -604,6 +624,10 @@ func (r Round) encode(kind string) ([]json.RawMessage, error) {
 		items, err = encodeItems(r.Traffic)
 	case "alert":
 		items, err = encodeItems(r.Alerts)
+	case "water":
+		items, err = encodeItems(r.Water)
+	case "weather":
+		items, err = encodeItems(r.Weather)
 	default:
 		return nil, fmt.Errorf("encoding round: unknown kind %q", kind)
 	}
