@@ -102,8 +102,8 @@ func Layer(kind string) string {
 
 // FieldError is one problem of a rule document.
 type FieldError struct {
-	Field  string // JSON path, e.g. "params.maxSpeed"
-	Reason string
+	Field  string `json:"field"` // JSON path, e.g. "params.maxSpeed"
+	Reason string `json:"reason"`
 }
 
 func (e FieldError) Error() string { return e.Field + ": " + e.Reason }
