@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"context"
+	"strings"
 	"testing"
 	"time"
 
@@ -134,4 +135,66 @@ func TestAQIWarmsOnRestart(t *testing.T) {
 	if aqi != 100 || band != 2 || dom != "pm25" || len(lv) == 0 {
 		t.Errorf("got stored AQI %d band %d dominant %q last_values.aqi %s; want 100, 2, pm25 and the AQI", aqi, band, dom, lv)
 	}
+}
+
+// FuzzDecodeStations feeds arbitrary water and weather bodies to the decoder:
+// no panic, and what it accepts is storable (finite numbers, no NUL, a time
+// after 1970, a Point or nothing) with an alarm level in 0..3 that the level
+// has reached.
+func FuzzDecodeStations(f *testing.F) {
+	for _, m := range []proto.Message{waterEvent(f, "h", t0, 10.8), weatherEvent(f, "w", t0, 31)} {
+		body, err := proto.Marshal(m)
+		if err != nil {
+			f.Fatal(err)
+		}
+		kind := subjects.KindWater
+		if _, ok := m.(*iocv1.WeatherObserved); ok {
+			kind = subjects.KindWeather
+		}
+		f.Add(kind, sourceID, body)
+	}
+	f.Fuzz(func(t *testing.T, kind, source string, body []byte) {
+		if kind != subjects.KindWater && kind != subjects.KindWeather {
+			return
+		}
+		h := ce.Event{ID: "id", Source: "urn:ioc:01:00070", Type: "t"}.Header()
+		h[HeaderSource] = []string{source}
+		d, err := decode(subjects.Feed(province, unit, kind), h, body, t0)
+		if err != nil {
+			return
+		}
+		var texts []string
+		var extra map[string]any
+		var observed time.Time
+		switch kind {
+		case subjects.KindWater:
+			r := d.waterRow
+			texts, extra, observed = []string{r.SourceID, r.EventID, r.StationID, r.Name}, r.Extra, r.ObservedAt
+			if r.WaterAlarm < 0 || r.WaterAlarm > 3 {
+				t.Fatalf("water alarm %d", r.WaterAlarm)
+			}
+			if r.WaterAlarm > 0 {
+				l := []*float64{r.AlarmLevel1, r.AlarmLevel2, r.AlarmLevel3}[r.WaterAlarm-1]
+				if r.WaterLevel == nil || l == nil || *r.WaterLevel < *l {
+					t.Fatalf("alarm %d without the level reaching it: %+v", r.WaterAlarm, r)
+				}
+			}
+		case subjects.KindWeather:
+			r := d.weatherRow
+			texts, extra, observed = []string{r.SourceID, r.EventID, r.StationID, r.Name}, r.Extra, r.ObservedAt
+		}
+		if observed.Unix() <= 0 {
+			t.Fatalf("accepted observed_at %v", observed)
+		}
+		for _, s := range texts {
+			if strings.ContainsRune(s, 0) {
+				t.Fatalf("accepted a NUL byte in %q", s)
+			}
+		}
+		for k, v := range extra {
+			if f, ok := v.(float64); !ok || !finite(f) || k == "" || strings.ContainsRune(k, 0) {
+				t.Fatalf("accepted extra %q = %v", k, v)
+			}
+		}
+	})
 }

@@ -76,3 +76,45 @@ func TestEncodeStationFeatures(t *testing.T) {
 		})
 	}
 }
+
+// FuzzEncodeStationFeature feeds arbitrary water, weather and air-with-AQI
+// STATE bodies to the encoder: no panic, valid JSON, and waterAlarm on the
+// water layer only.
+func FuzzEncodeStationFeature(f *testing.F) {
+	pt := mustWKB(f, geom.NewPoint(geom.XY).MustSetCoords(geom.Coord{105.86, 21.04}))
+	air := airState(f, "a", 0, 1)
+	air.Aqi = &iocv1.AirQualityIndex{Hourly: proto.Int32(87), Band: 2, Color: "#FFFF00", SubIndices: map[string]float64{"pm25": 86.6}}
+	for _, st := range []*iocv1.EntityState{
+		air,
+		{Layer: subjects.KindWater, EntityId: "h", Province: "01", WaterAlarm: 2, Latest: &iocv1.EntityState_Water{Water: &iocv1.WaterObserved{
+			Id: "h@1", Location: pt, WaterLevel: proto.Float64(10.8), AlarmLevel_2: proto.Float64(10.5), Other: map[string]float64{"NO3": 1}}}},
+		{Layer: subjects.KindWeather, EntityId: "w", Province: "01", Latest: &iocv1.EntityState_Weather{Weather: &iocv1.WeatherObserved{
+			Id: "w@1", Location: pt, Temperature: proto.Float64(31), Other: map[string]float64{"illuminance": 1000}}}},
+	} {
+		b, err := proto.Marshal(st)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b, subjects.State("01", st.Layer, st.EntityId))
+	}
+	f.Fuzz(func(t *testing.T, body []byte, subject string) {
+		var st iocv1.EntityState
+		if err := proto.Unmarshal(body, &st); err != nil {
+			return
+		}
+		feat, err := encodeFeature(&st, subject)
+		if err != nil {
+			return
+		}
+		var got struct {
+			Properties map[string]json.RawMessage `json:"properties"`
+		}
+		if err := json.Unmarshal(feat.json, &got); err != nil {
+			t.Fatalf("invalid JSON: %v: %s", err, feat.json)
+		}
+		_, water := st.GetLatest().(*iocv1.EntityState_Water)
+		if _, has := got.Properties["waterAlarm"]; has != water {
+			t.Fatalf("waterAlarm present %v for %T", has, st.GetLatest())
+		}
+	})
+}
