@@ -282,6 +282,34 @@ func TestEndToEndReports(t *testing.T) {
 		t.Errorf("history = %s; want %s", got, want)
 	}
 
+	// GET /v1/reports/{id}: the report and its history, never the contact.
+	req, _ := http.NewRequest("GET", h.url+"/v1/reports/"+url.PathEscape("dev/r-1"), nil)
+	req.Header.Set("Authorization", "Bearer "+devToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	view, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	var rv struct {
+		Status  string `json:"status"`
+		History []struct {
+			Kind   string `json:"kind"`
+			Reason string `json:"reason"`
+		} `json:"history"`
+	}
+	if err := json.Unmarshal(view, &rv); err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET report = %d %s", resp.StatusCode, view)
+	}
+	if rv.Status != "resolved" || len(rv.History) != 5 || rv.History[4].Kind != "refused" || rv.History[4].Reason == "" {
+		t.Errorf("GET report = %s; want resolved with 5 history entries, the last refused", view)
+	}
+	for _, secret := range []string{"912 345 678", "a@example.vn", "contact"} {
+		if bytes.Contains(view, []byte(secret)) {
+			t.Errorf("GET report holds %q", secret)
+		}
+	}
+
 	// A report past its SLA raises an alert; resolving it cancels the alert.
 	if _, err := db.Pool.Exec(ctx, `UPDATE report_category SET sla = interval '1 second' WHERE code = 'traffic'`); err != nil {
 		t.Fatal(err)

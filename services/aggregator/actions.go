@@ -85,7 +85,7 @@ func NewActions(cfg ActionsConfig, js jetstream.JetStream, pool *pgxpool.Pool, l
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	return &Actions{cfg: cfg, js: js, pool: pool, log: log.With("durable", cfg.Durable), byType: map[string]ActionHandler{}}, nil
+	return &Actions{cfg: cfg, js: js, pool: pool, log: log.With("consumer", cfg.Durable), byType: map[string]ActionHandler{}}, nil
 }
 
 // RegisterAction makes h the handler of actions of type typ (e.g.

@@ -24,6 +24,7 @@ import (
 	"github.com/iochub/iochub/internal/ce"
 	"github.com/iochub/iochub/internal/subjects"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
+	"github.com/iochub/iochub/services/gateway/pgread"
 )
 
 // Operator actions: the gateway never writes the database; it checks an
@@ -211,14 +212,15 @@ func actionIDFrom(key string) (string, string) {
 
 var errNoPool = errors.New("no database pool")
 
-const sqlReportProvince = `SELECT province FROM report WHERE id = $1`
-
+// reportProvince is the province of report id; pgx.ErrNoRows when there is none.
 func (o *operator) reportProvince(ctx context.Context, id string) (string, error) {
 	if o.g.deps.Pool == nil {
 		return "", errNoPool
 	}
-	var p string
-	err := o.g.deps.Pool.QueryRow(ctx, sqlReportProvince, id).Scan(&p)
+	p, found, err := pgread.New(o.g.deps.Pool).ReportProvince(ctx, id)
+	if err == nil && !found {
+		err = pgx.ErrNoRows
+	}
 	return p, err
 }
 
@@ -241,42 +243,6 @@ func (o *operator) publish(ctx context.Context, act *iocv1.Action) error {
 	return nil
 }
 
-// reportJSONView is GET /v1/reports/{id}: the report without its contact.
-type reportJSONView struct {
-	ID          string            `json:"id"`
-	Province    string            `json:"province"`
-	Unit        string            `json:"unit"`
-	Category    string            `json:"category"`
-	Location    [2]float64        `json:"location"`
-	Text        string            `json:"text"`
-	Media       []string          `json:"media"`
-	Status      string            `json:"status"`
-	Assignee    string            `json:"assignee,omitempty"`
-	ReportedAt  time.Time         `json:"reportedAt"`
-	SLADeadline time.Time         `json:"slaDeadline"`
-	Overdue     bool              `json:"overdue"`
-	UpdatedAt   time.Time         `json:"updatedAt"`
-	History     []reportEventView `json:"history"`
-}
-
-type reportEventView struct {
-	At       time.Time `json:"at"`
-	Kind     string    `json:"kind"`
-	From     string    `json:"from,omitempty"`
-	To       string    `json:"to,omitempty"`
-	Assignee string    `json:"assignee,omitempty"`
-	Actor    string    `json:"actor,omitempty"`
-	Note     string    `json:"note,omitempty"`
-	Reason   string    `json:"reason,omitempty"`
-}
-
-// The contact (contact_enc) is deliberately not selected.
-const sqlReportView = `SELECT id, province, unit_code, category, ST_X(point), ST_Y(point), text, media, status, assignee,
-    reported_at, sla_deadline, overdue, updated_at FROM report WHERE id = $1`
-
-const sqlReportHistory = `SELECT at, kind, from_status, to_status, assignee, actor, note, reason
-FROM report_event WHERE report_id = $1 ORDER BY id`
-
 func (o *operator) serveReport(w http.ResponseWriter, r *http.Request) {
 	if !o.authorized(w, r) {
 		return
@@ -286,27 +252,14 @@ func (o *operator) serveReport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	var v reportJSONView
-	err := o.g.deps.Pool.QueryRow(r.Context(), sqlReportView, id).Scan(&v.ID, &v.Province, &v.Unit, &v.Category,
-		&v.Location[0], &v.Location[1], &v.Text, &v.Media, &v.Status, &v.Assignee, &v.ReportedAt, &v.SLADeadline, &v.Overdue, &v.UpdatedAt)
-	if errors.Is(err, pgx.ErrNoRows) {
-		writeProblem(w, r, http.StatusNotFound, fmt.Sprintf("report %q does not exist", id))
-		return
-	}
-	if err == nil {
-		var rows pgx.Rows
-		rows, err = o.g.deps.Pool.Query(r.Context(), sqlReportHistory, id)
-		if err == nil {
-			v.History, err = pgx.CollectRows(rows, func(row pgx.CollectableRow) (reportEventView, error) {
-				var e reportEventView
-				err := row.Scan(&e.At, &e.Kind, &e.From, &e.To, &e.Assignee, &e.Actor, &e.Note, &e.Reason)
-				return e, err
-			})
-		}
-	}
-	if err != nil {
+	v, found, err := pgread.New(o.g.deps.Pool).Report(r.Context(), id)
+	switch {
+	case err != nil:
 		o.g.log.Error("reading report failed", "report", id, "err", err)
 		writeProblem(w, r, http.StatusServiceUnavailable, "the report cannot be read right now; retry")
+		return
+	case !found:
+		writeProblem(w, r, http.StatusNotFound, fmt.Sprintf("report %q does not exist", id))
 		return
 	}
 	w.Header().Set("Content-Type", "application/json")
