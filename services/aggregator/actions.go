@@ -161,11 +161,19 @@ func (a *Actions) handle(ctx context.Context, m jetstream.Msg) {
 		}
 		return
 	}
-	if err := a.publish(ctx, states); err != nil {
-		// The action is committed; its states are republished by the next
-		// change of the same entities. Not acking would not help: a
-		// redelivery is recognised as done.
-		a.log.Error("publishing the states of an action failed", "action", act.GetId(), "err", err)
+	// The action is committed, and a redelivery would be recognised as done,
+	// so its states are published here or not at all: retry a few times.
+	for attempt := 1; ; attempt++ {
+		err := a.publish(ctx, states)
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		if attempt == 3 {
+			a.log.Error("publishing the states of an action failed; they are published again with the next change", "action", act.GetId(), "err", err)
+			break
+		}
+		a.log.Warn("publishing the states of an action failed; retrying", "action", act.GetId(), "attempt", attempt, "err", err)
+		sleep(ctx, a.cfg.RetryDelay)
 	}
 	if err := m.Ack(); err != nil {
 		a.log.Warn("acking action failed", "action", act.GetId(), "err", err)

@@ -7,7 +7,7 @@ import "errors"
 var ErrBadMessage = errors.New("bad feed message")
 
 // ErrUnsupportedKind is returned for a feed message of a kind the aggregator
-// does not store yet (water, weather, report). It is terminated too.
+// does not store (see subjects.Kinds). It is terminated too.
 var ErrUnsupportedKind = errors.New("feed kind not aggregated")
 
 // ErrConfig is returned by New when the configuration or dependencies are unusable.
