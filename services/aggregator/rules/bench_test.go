@@ -1,0 +1,54 @@
+package rules
+
+import (
+	"fmt"
+	"testing"
+	"time"
+
+	"google.golang.org/protobuf/proto"
+
+	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
+)
+
+// BenchmarkObserve measures what the engine does per STATE message: decode
+// it (the baseline: every consumer of STATE pays it) and evaluate it against
+// 50 congestion rules of its province, over 1000 segments whose speeds cross
+// the thresholds.
+func BenchmarkObserve(b *testing.B) {
+	const segments = 1000
+	msgs := make([][]byte, 0, 4*segments)
+	for i := 0; i < 4*segments; i++ {
+		st := traffic(fmt.Sprintf("seg-%d", i%segments), i/segments, speed(float64(5+(i*7)%40)))
+		raw, err := proto.Marshal(st)
+		if err != nil {
+			b.Fatal(err)
+		}
+		msgs = append(msgs, raw)
+	}
+	rules := make([]Rule, 0, 50)
+	for i := 0; i < 50; i++ {
+		rules = append(rules, congestion(fmt.Sprintf("r%02d", i), float64(10+i%20), i%3))
+	}
+	b.Run("unmarshal", func(b *testing.B) {
+		for i := 0; b.Loop(); i++ {
+			var st iocv1.EntityState
+			if err := proto.Unmarshal(msgs[i%len(msgs)], &st); err != nil {
+				b.Fatal(err)
+			}
+		}
+	})
+	b.Run("unmarshal+observe", func(b *testing.B) {
+		ev := NewEvaluator()
+		ev.SetRules(rules, time.Time{})
+		for i := 0; b.Loop(); i++ {
+			var st iocv1.EntityState
+			if err := proto.Unmarshal(msgs[i%len(msgs)], &st); err != nil {
+				b.Fatal(err)
+			}
+			// Later rounds move the clock on, so holdings raise and clear.
+			ts := st.GetTraffic().GetObservedAt()
+			ts.Seconds += int64(i/len(msgs)) * 240
+			ev.Observe(&st)
+		}
+	})
+}
