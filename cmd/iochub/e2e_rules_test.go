@@ -395,3 +395,77 @@ func contains(list []string, s string) bool {
 	}
 	return false
 }
+
+// metric returns the value of the series named exactly series on /metrics, 0 when absent.
+func metric(t *testing.T, base, series string) float64 {
+	t.Helper()
+	code, raw := ruleRequest(t, "GET", base+"/metrics", "", "")
+	if code != http.StatusOK {
+		t.Fatalf("GET /metrics = %d", code)
+	}
+	for _, line := range strings.Split(raw, "\n") {
+		if v, ok := strings.CutPrefix(line, series+" "); ok {
+			var f float64
+			if _, err := fmt.Sscan(v, &f); err != nil {
+				t.Fatalf("metric %s: %q: %v", series, line, err)
+			}
+			return f
+		}
+	}
+	return 0
+}
+
+// TestEndToEndRulesRestart stops every role while a rule's alert is raised
+// and starts them again: the engine finds the alert in the alert table, does
+// not raise it twice on the redelivered state, and cancels it on recovery.
+func TestEndToEndRulesRestart(t *testing.T) {
+	n := testenv.NATS(t)
+	db := testenv.PostGISWithUnits(t)
+	ctx := context.Background()
+	token, err := postgis.AddSource(ctx, db.Pool, postgis.Source{ID: "hn-hoankiem", Name: "Hoàn Kiếm IOC", UnitCode: "00070"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := time.Now().Add(-time.Hour).Truncate(time.Minute)
+	const segment = "seg-restart"
+	item := func(min int, speed float64) map[string]any {
+		return map[string]any{
+			"id": fmt.Sprintf("tf-%d", min), "type": "TrafficFlowObserved", "refRoadSegment": segment,
+			"location":     map[string]any{"type": "LineString", "coordinates": [][]float64{{105.8535, 21.0245}, {105.8555, 21.0250}}},
+			"dateObserved": base.Add(time.Duration(min) * time.Minute).UTC().Format(time.RFC3339), "averageVehicleSpeed": speed,
+		}
+	}
+	ident := rules.Identifier("jam", segment, base)
+
+	h1 := startHub(t, "all", n, db)
+	live := watchLive(t, dialLive(t, h1.url, "01"))
+	putRuleAPI(t, h1.url, "jam", `{"province":"01","kind":"congestion","params":{"maxSpeed":15},"for":"0s","severity":"Minor"}`, 1, 1)
+	send(t, live, h1.url, token, "traffic", segment, item(0, 5))
+	live.wait(t, "the congestion alert", 30*time.Second, alertOf(ident, "active"))
+	h1.cancel()
+	if err := <-h1.done; err != nil {
+		t.Fatalf("roles stopped with %v", err)
+	}
+	h1.done <- nil // for the cleanup's stop
+
+	h2 := startHub(t, "all", n, db)
+	live = watchLive(t, dialLive(t, h2.url, "01"))
+	// The segment's last state, still congested, is evaluated again after the restart ...
+	deadline := time.Now().Add(20 * time.Second)
+	for metric(t, h2.url, "iochub_rules_states_total") < 1 {
+		if time.Now().After(deadline) {
+			t.Fatal("the restarted engine evaluated no state in 20 s")
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	// ... and the recovery cancels the alert raised before the restart.
+	send(t, live, h2.url, token, "traffic", segment, item(5, 50))
+	live.wait(t, "the cancelled congestion alert", 30*time.Second, alertOf(ident, "cancelled"))
+	if got := metric(t, h2.url, `iochub_rules_alerts_total{action="raise"}`); got != 0 {
+		t.Errorf("the restarted engine raised %v alerts; want 0", got)
+	}
+	var raised int
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM alert WHERE source_id = 'rules' AND msg_type = 'Alert'`).Scan(&raised); err != nil || raised != 1 {
+		t.Errorf("alerts raised by rules in the table: %d, %v; want 1", raised, err)
+	}
+}
