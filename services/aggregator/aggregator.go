@@ -92,6 +92,7 @@ type Service struct {
 	now      func() time.Time
 	sweepNow chan struct{}
 	aqi      *aqiBook
+	water    *waterBook
 }
 
 // New checks cfg and deps, fills the defaults and registers the metrics.
@@ -135,7 +136,7 @@ func New(cfg Config, deps Deps) (*Service, error) {
 		return nil, err
 	}
 	log = log.With("durable", cfg.Durable)
-	s := &Service{cfg: cfg, js: deps.JS, db: deps.Store, log: log, m: m, aqi: newAQIBook(log)}
+	s := &Service{cfg: cfg, js: deps.JS, db: deps.Store, log: log, m: m, aqi: newAQIBook(log), water: newWaterBook()}
 	if err := s.initReports(deps); err != nil {
 		return nil, err
 	}
@@ -168,6 +169,11 @@ func (s *Service) Run(ctx context.Context) error {
 		// Each station is then loaded when a batch first brings it.
 		s.m.errors.WithLabelValues("warm").Inc()
 		s.log.Error("warming the AQI calculators failed", "err", err)
+	}
+	if err := s.water.warm(ctx, s.db, time.Now()); err != nil && ctx.Err() == nil {
+		// Observations that leave out their alarm levels are rated against none until the station sends them.
+		s.m.errors.WithLabelValues("warm").Inc()
+		s.log.Error("loading the alarm levels of water stations failed", "err", err)
 	}
 	var lastExpiry time.Time
 	for ctx.Err() == nil {
@@ -266,6 +272,9 @@ func (s *Service) process(ctx context.Context, msgs []jetstream.Msg) {
 	if len(p.batch.Air) > 0 {
 		s.aqi.warmNew(ctx, s.db, p.batch.Air, start)
 		s.aqi.rate(&p)
+	}
+	if len(p.batch.Water) > 0 {
+		s.water.fill(&p, start)
 	}
 	s.store(ctx, &p, start, true)
 }

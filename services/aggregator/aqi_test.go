@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/iochub/iochub/internal/subjects"
+	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 )
 
@@ -303,5 +304,58 @@ func TestWaterAlarm(t *testing.T) {
 				t.Errorf("got %d; want %d", got, tt.want)
 			}
 		})
+	}
+}
+
+func waterPending(rows ...postgis.WaterRow) *pending {
+	p := &pending{}
+	for _, r := range rows {
+		m := &iocv1.WaterObserved{WaterLevel: r.WaterLevel, AlarmLevel_1: r.AlarmLevel1, AlarmLevel_2: r.AlarmLevel2, AlarmLevel_3: r.AlarmLevel3}
+		p.batch.Water = append(p.batch.Water, r)
+		p.water = append(p.water, decodedMsg{d: decoded{kind: subjects.KindWater, water: m, waterRow: r}})
+	}
+	return p
+}
+
+type fakeLevels struct {
+	Store
+	levels map[string][3]*float64
+}
+
+func (f fakeLevels) WaterAlarmLevels(context.Context) (map[string][3]*float64, error) {
+	return f.levels, nil
+}
+
+// TestWaterBookRemembersAlarmLevels: an observation with only its water level
+// is rated against the levels its station sent before (or had stored at start).
+func TestWaterBookRemembersAlarmLevels(t *testing.T) {
+	f := func(v float64) *float64 { return &v }
+	now := time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)
+	b := newWaterBook()
+	if err := b.warm(context.Background(), fakeLevels{levels: map[string][3]*float64{"stored": {f(3), f(4), f(5)}}}, now); err != nil {
+		t.Fatal(err)
+	}
+	p := waterPending(
+		postgis.WaterRow{StationID: "a", WaterLevel: f(9), AlarmLevel1: f(9.5), AlarmLevel2: f(10.5), AlarmLevel3: f(11.5)},
+		postgis.WaterRow{StationID: "a", WaterLevel: f(10.7)},
+		postgis.WaterRow{StationID: "a", WaterLevel: f(10.7), AlarmLevel2: f(11)}, // a new level II
+		postgis.WaterRow{StationID: "stored", WaterLevel: f(4.2)},
+		postgis.WaterRow{StationID: "new", WaterLevel: f(100)},
+	)
+	b.fill(p, now)
+	for i, want := range []int16{0, 2, 1, 2, 0} {
+		if got := p.batch.Water[i].WaterAlarm; got != want || p.water[i].d.waterRow.WaterAlarm != want {
+			t.Errorf("row %d: got alarm %d (state row %d); want %d", i, got, p.water[i].d.waterRow.WaterAlarm, want)
+		}
+	}
+	if m := p.water[1].d.water; m.GetAlarmLevel_1() != 9.5 || m.GetAlarmLevel_3() != 11.5 {
+		t.Errorf("the level-only observation's event: got levels %v %v; want the station's 9.5 and 11.5", m.AlarmLevel_1, m.AlarmLevel_3)
+	}
+	if r := p.batch.Water[1]; r.AlarmLevel2 == nil || *r.AlarmLevel2 != 10.5 {
+		t.Errorf("the level-only observation's row: got level II %v; want 10.5", r.AlarmLevel2)
+	}
+	b.fill(waterPending(), now.Add(31*24*time.Hour))
+	if len(b.stations) != 0 {
+		t.Errorf("after 31 days unseen: got stations %v; want none", keys(b.stations))
 	}
 }

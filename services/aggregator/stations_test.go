@@ -63,7 +63,7 @@ func TestWaterAndWeatherStates(t *testing.T) {
 		stationMsg(t, subjects.KindWater, waterEvent(t, "hydro-long-bien", t0.Add(time.Hour), 10.8)),
 		stationMsg(t, subjects.KindWeather, weatherEvent(t, "wx-lang", t0, 31.5)),
 	)
-	start(t, ne, pool, Config{Durable: "agg-stations"})
+	r := start(t, ne, pool, Config{Durable: "agg-stations"})
 	waitRows(t, pool, "water_observation", 2)
 	waitRows(t, pool, "weather_observation", 1)
 	waitIdle(t, ne.JS, "agg-stations")
@@ -90,6 +90,18 @@ func TestWaterAndWeatherStates(t *testing.T) {
 	}
 	if len(alarms) != 2 || alarms[0] != 0 || alarms[1] != 2 {
 		t.Errorf("got stored alarms %v; want [0 2]", alarms)
+	}
+
+	// A restarted aggregator rates a level-only observation against the
+	// station's alarm levels it stored before.
+	r.stop(t)
+	start(t, ne, pool, Config{Durable: "agg-stations"})
+	levelOnly := waterEvent(t, "hydro-long-bien", t0.Add(2*time.Hour), 11.6)
+	levelOnly.AlarmLevel_1, levelOnly.AlarmLevel_2, levelOnly.AlarmLevel_3 = nil, nil, nil
+	publish(t, ne.JS, stationMsg(t, subjects.KindWater, levelOnly))
+	ws = waitState(t, ne.JS, subjects.KindWater, "hydro-long-bien", func(es *iocv1.EntityState) bool { return es.GetWater().GetWaterLevel() == 11.6 })
+	if ws.GetWaterAlarm() != 3 || ws.GetWater().GetAlarmLevel_3() != 11.5 {
+		t.Errorf("got state %v; want alarm III with the station's level III 11.5", ws)
 	}
 }
 

@@ -149,3 +149,9 @@ FROM air_observation
 WHERE observed_at >= $1 AND ($2::text[] IS NULL OR station_id = ANY($2))
   AND (pm25 IS NOT NULL OR pm10 IS NOT NULL OR o3 IS NOT NULL OR co IS NOT NULL OR so2 IS NOT NULL OR no2 IS NOT NULL)
 ORDER BY observed_at`
+
+// sqlWaterAlarmLevels reads the alarm levels kept in each water station's last values.
+const sqlWaterAlarmLevels = `SELECT id, (last_values->>'alarmLevel1')::double precision,
+    (last_values->>'alarmLevel2')::double precision, (last_values->>'alarmLevel3')::double precision
+FROM sensor
+WHERE kind = 'water' AND last_values ?| array['alarmLevel1', 'alarmLevel2', 'alarmLevel3']`

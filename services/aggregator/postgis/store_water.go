@@ -184,3 +184,26 @@ func jsonValue(b []byte) any {
 	}
 	return string(b)
 }
+
+// WaterAlarmLevels returns the alarm levels (báo động I, II, III, m; nil where
+// unknown) last stored for each water station, in one query.
+func (s *Store) WaterAlarmLevels(ctx context.Context) (map[string][3]*float64, error) {
+	rows, err := s.pool.Query(ctx, sqlWaterAlarmLevels)
+	if err != nil {
+		return nil, fmt.Errorf("reading water alarm levels: %w", err)
+	}
+	defer rows.Close()
+	out := map[string][3]*float64{}
+	for rows.Next() {
+		var id string
+		var l [3]*float64
+		if err := rows.Scan(&id, &l[0], &l[1], &l[2]); err != nil {
+			return nil, fmt.Errorf("reading water alarm levels: %w", err)
+		}
+		out[id] = l
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading water alarm levels: %w", err)
+	}
+	return out, nil
+}

@@ -112,6 +112,14 @@ func TestWriteBatchStations(t *testing.T) {
 		t.Errorf("got %d water and weather sensors; want 3", n)
 	}
 
+	levels, err := s.WaterAlarmLevels(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l := levels["hydro-1"]; len(levels) != 2 || l[0] == nil || *l[0] != 9.5 || *l[2] != 11.5 {
+		t.Errorf("got alarm levels %v; want hydro-1 and hydro-2 at 9.5 / 10.5 / 11.5", levels)
+	}
+
 	hist, err := s.AirHistory(ctx, t0.Add(-90*time.Minute), nil)
 	if err != nil {
 		t.Fatal(err)

@@ -1,0 +1,90 @@
+package aggregator
+
+import (
+	"context"
+	"time"
+)
+
+// WaterAlarmLevels is what warming the water stations' alarm levels needs of
+// the store; *postgis.Store has it.
+type WaterAlarmLevels interface {
+	WaterAlarmLevels(ctx context.Context) (map[string][3]*float64, error)
+}
+
+// waterForget is how long a water station's alarm levels are kept unseen.
+const waterForget = 30 * 24 * time.Hour
+
+// waterBook remembers the alarm levels (báo động I, II, III) each water
+// station last sent, so that an observation with only its water level is
+// still rated against its station's levels. Used by the consuming goroutine
+// only.
+type waterBook struct {
+	stations  map[string]*waterStation
+	lastSweep time.Time
+}
+
+type waterStation struct {
+	levels [3]*float64
+	seen   time.Time
+}
+
+func newWaterBook() *waterBook { return &waterBook{stations: map[string]*waterStation{}} }
+
+// warm loads every station's last stored alarm levels in one query.
+func (b *waterBook) warm(ctx context.Context, store any, now time.Time) error {
+	h, ok := store.(WaterAlarmLevels)
+	if !ok {
+		return nil
+	}
+	levels, err := h.WaterAlarmLevels(ctx)
+	if err != nil {
+		return err
+	}
+	for id, l := range levels {
+		b.stations[id] = &waterStation{levels: l, seen: now}
+	}
+	return nil
+}
+
+// fill completes the alarm levels an observation leaves out with its
+// station's, remembers those it sends, and sets its alarm level.
+func (b *waterBook) fill(p *pending, now time.Time) {
+	for i := range p.batch.Water {
+		r := &p.batch.Water[i]
+		m := p.water[i].d.water
+		st := b.stations[r.StationID]
+		if st == nil {
+			st = &waterStation{}
+			b.stations[r.StationID] = st
+		}
+		st.seen = now
+		rowLevels := [3]**float64{&r.AlarmLevel1, &r.AlarmLevel2, &r.AlarmLevel3}
+		msgLevels := [3]**float64{&m.AlarmLevel_1, &m.AlarmLevel_2, &m.AlarmLevel_3}
+		for k := range 3 {
+			switch {
+			case *rowLevels[k] != nil:
+				v := **rowLevels[k]
+				st.levels[k] = &v
+			case st.levels[k] != nil:
+				v := *st.levels[k]
+				*rowLevels[k], *msgLevels[k] = &v, &v
+			}
+		}
+		r.WaterAlarm = WaterAlarm(r.WaterLevel, r.AlarmLevel1, r.AlarmLevel2, r.AlarmLevel3)
+		p.water[i].d.waterRow = *r
+	}
+	b.sweep(now)
+}
+
+// sweep forgets the stations unseen for waterForget, at most once an hour.
+func (b *waterBook) sweep(now time.Time) {
+	if now.Sub(b.lastSweep) < time.Hour {
+		return
+	}
+	b.lastSweep = now
+	for id, st := range b.stations {
+		if now.Sub(st.seen) >= waterForget {
+			delete(b.stations, id)
+		}
+	}
+}
