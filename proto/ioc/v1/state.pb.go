@@ -46,7 +46,7 @@ type EntityState struct {
 	//	*EntityState_Weather
 	//	*EntityState_Report
 	Latest isEntityState_Latest `protobuf_oneof:"latest"`
-	// alert_state is active, cancelled, expired or superseded, for the alert layer.
+	// alert_state is active, cancelled, expired, superseded or closed (an Ack or Error message), for the alert layer.
 	AlertState string `protobuf:"bytes,20,opt,name=alert_state,json=alertState,proto3" json:"alert_state,omitempty"`
 	// units are the codes of the administrative units the entity touches (alerts).
 	Units []string `protobuf:"bytes,21,rep,name=units,proto3" json:"units,omitempty"`

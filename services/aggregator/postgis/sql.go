@@ -163,7 +163,8 @@ var alertStagingColumns = []string{
 // sqlUpsertAlert returns every alert whose row was written, whether it was new
 // (xmax = 0 on a freshly inserted row) and its lifecycle state. An alert that
 // an Update or Cancel already stored refers to keeps that state, whatever the
-// order they arrived in.
+// order they arrived in. A Cancel is itself never in force ('cancelled'), nor
+// an Ack or Error ('closed').
 const sqlUpsertAlert = `WITH latest AS (
     SELECT DISTINCT ON (id) *
     FROM alert_staging
@@ -174,13 +175,14 @@ const sqlUpsertAlert = `WITH latest AS (
     SELECT l.id, l.source_id, l.event_id, l.identifier, l.sender, l.sent, l.status, l.msg_type, l.scope, l.refs,
         l.info, CASE WHEN ST_IsValid(l.area) THEN ST_SetSRID(l.area, 4326) ELSE ST_SetSRID(ST_MakeValid(l.area), 4326) END,
         l.expires,
+        CASE WHEN l.msg_type = 'Cancel' THEN 'cancelled' WHEN l.msg_type IN ('Ack', 'Error') THEN 'closed' ELSE
         coalesce((
             SELECT CASE WHEN bool_or(c.msg_type = 'Cancel') THEN 'cancelled' ELSE 'superseded' END
             FROM alert c CROSS JOIN LATERAL unnest(c.refs) r
             WHERE c.source_id = l.source_id AND c.msg_type IN ('Update', 'Cancel')
               AND split_part(r, ',', 1) = l.sender AND split_part(r, ',', 2) = l.identifier
             HAVING count(*) > 0
-        ), CASE WHEN l.expires IS NOT NULL AND l.expires <= now() THEN 'expired' ELSE 'active' END),
+        ), CASE WHEN l.expires IS NOT NULL AND l.expires <= now() THEN 'expired' ELSE 'active' END) END,
         l.province, l.unit_code, l.received_at, now(), l.body
     FROM latest l
     ON CONFLICT (id) DO UPDATE SET

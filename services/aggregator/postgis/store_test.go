@@ -462,14 +462,16 @@ func TestWriteBatchAlertReferences(t *testing.T) {
 		{"update supersedes", []postgis.AlertRow{capAlert("u1", "Update", now.Add(time.Minute), ref("a1", now))},
 			map[int]string{0: "active"}, map[string]string{"src/a1": "superseded"}},
 		{"cancel cancels both", []postgis.AlertRow{capAlert("c1", "Cancel", now.Add(2*time.Minute), ref("a1", now), ref("u1", now))},
-			map[int]string{0: "active"}, map[string]string{"src/a1": "cancelled", "src/u1": "cancelled"}},
+			map[int]string{0: "cancelled"}, map[string]string{"src/a1": "cancelled", "src/u1": "cancelled"}},
 		{"cancelled is final", []postgis.AlertRow{capAlert("u2", "Update", now.Add(3*time.Minute), ref("a1", now))},
 			map[int]string{0: "active"}, map[string]string{"src/a1": "cancelled"}},
 		{"cancel before its alert", []postgis.AlertRow{capAlert("c3", "Cancel", now.Add(time.Minute), ref("b3", now))},
-			map[int]string{0: "active"}, map[string]string{}},
+			map[int]string{0: "cancelled"}, map[string]string{}},
 		{"the alert after its cancel", []postgis.AlertRow{capAlert("b3", "Alert", now)}, map[int]string{0: "cancelled"}, map[string]string{}},
 		{"alert and update in one batch", []postgis.AlertRow{capAlert("a4", "Alert", now), capAlert("u4", "Update", now.Add(time.Minute), ref("a4", now))},
 			map[int]string{1: "active"}, map[string]string{"src/a4": "superseded"}},
+		{"an ack is never in force", []postgis.AlertRow{capAlert("k5", "Ack", now.Add(time.Minute), ref("a4", now))},
+			map[int]string{0: "closed"}, map[string]string{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
