@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -118,7 +119,17 @@ func HashToken(token string) []byte {
 	return h[:]
 }
 
+// ReservedSourceIDs are the sources the hub itself publishes as: the dev token,
+// the alert-rules engine and the overdue-report sweep. No registered source may
+// take them, or it could forge their alerts.
+var ReservedSourceIDs = []string{"dev", "rules", "iochub"}
+
 func validSourceID(id string) error {
+	for _, r := range ReservedSourceIDs {
+		if strings.EqualFold(id, r) {
+			return fmt.Errorf("source id %q is reserved for the hub itself: %w", id, ErrInvalidSource)
+		}
+	}
 	if id == "" || len(id) > 64 {
 		return fmt.Errorf("source id %q must have 1 to 64 characters: %w", id, ErrInvalidSource)
 	}

@@ -118,6 +118,7 @@ func TestAddSourceErrors(t *testing.T) {
 		{"slash in id", postgis.Source{ID: "a/b", UnitCode: "01"}, postgis.ErrInvalidSource, `has '/' at byte 1`},
 		{"space in id", postgis.Source{ID: "a b", UnitCode: "01"}, postgis.ErrInvalidSource, `has ' ' at byte 1`},
 		{"long id", postgis.Source{ID: strings.Repeat("x", 65), UnitCode: "01"}, postgis.ErrInvalidSource, "1 to 64 characters"},
+		{"reserved id", postgis.Source{ID: "Rules", UnitCode: "01"}, postgis.ErrInvalidSource, "reserved for the hub itself"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
