@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Starts `iochub dev` (embedded NATS, private PostGIS, simulator) on a free port
 # in a fresh data dir, then drives the wall screen in Debian's Chromium with
-# playwright-core (web/test). Stops everything it started.
+# playwright-core (web/test), first against that server, then against the mock.
+# Stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 work=$(mktemp -d /tmp/iochub-web.XXXXXX)
@@ -31,3 +32,7 @@ echo "wall screen test against $url"
 if ! IOCHUB_URL="$url" node --test web/test/wall.test.mjs; then
   echo "--- iochub dev log (tail) ---" >&2; tail -40 "$err" >&2; exit 1
 fi
+# What a real server cannot be made to do on demand (drop the socket, send a
+# burst, lose vendor/), and the reports panel, run against web/test/mock-server.mjs.
+echo "wall screen tests against the mock server"
+env -u IOCHUB_URL node --test web/test/wall.test.mjs web/test/reports.test.mjs
