@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/base64"
+	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
@@ -69,7 +71,16 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 
 	dbURL := cfg.DatabaseURL
 	if dbURL == "" {
-		cl, err := pgcluster.Start(ctx, pgcluster.Config{Dir: filepath.Join(dataDir, "pg"), Logger: log})
+		pgDir := filepath.Join(dataDir, "pg")
+		cl, err := pgcluster.Start(ctx, pgcluster.Config{Dir: pgDir, Logger: log})
+		if errors.Is(err, pgcluster.ErrNotTraversable) {
+			// Run as root from a home the postgres user cannot enter (/root is 0700):
+			// keep the cluster in a fixed place outside it, one per data dir.
+			sum := sha256.Sum256([]byte(dataDir))
+			pgDir = filepath.Join(os.TempDir(), "iochub-pg-"+hex.EncodeToString(sum[:6]))
+			log.Warn("the data dir is not accessible to the postgres user; keeping the PostgreSQL cluster elsewhere", "dir", pgDir)
+			cl, err = pgcluster.Start(ctx, pgcluster.Config{Dir: pgDir, Logger: log})
+		}
 		if err != nil {
 			return fmt.Errorf("starting the private PostgreSQL cluster (or pass --database-url): %w", err)
 		}
