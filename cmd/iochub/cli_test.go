@@ -1,0 +1,87 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/iochub/iochub/internal/seed"
+	"github.com/iochub/iochub/internal/testenv"
+)
+
+// runCLI runs the iochub command line in-process and returns its output.
+func runCLI(t *testing.T, args ...string) (stdout, stderr string, err error) {
+	t.Helper()
+	var out, errb bytes.Buffer
+	err = run(context.Background(), args, &out, &errb)
+	return out.String(), errb.String(), err
+}
+
+func TestCLIUnitsImportAndSources(t *testing.T) {
+	db := testenv.PostGIS(t)
+	dir := t.TempDir()
+	provinces := filepath.Join(dir, "provinces.geojson")
+	wards := filepath.Join(dir, "wards.geojson")
+	if err := os.WriteFile(provinces, seed.Provinces2025(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(wards, seed.HanoiWards2025(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+
+	out, errOut, err := runCLI(t, "units", "import", "--database-url", db.URL, provinces, wards)
+	if err != nil {
+		t.Fatalf("units import: %v\n%s", err, errOut)
+	}
+	if !strings.Contains(out, "34 read, 34 new") || !strings.Contains(out, "126 read, 126 new") {
+		t.Errorf("units import printed %q; want 34 and 126 new units", out)
+	}
+	if !strings.Contains(errOut, "importing") {
+		t.Errorf("units import showed no progress on stderr: %q", errOut)
+	}
+	var parent string
+	if err := db.Pool.QueryRow(context.Background(), `SELECT parent_code FROM admin_unit WHERE code = '00070' AND valid_to IS NULL`).Scan(&parent); err != nil || parent != "01" {
+		t.Errorf("ward 00070's parent = %q (%v); want 01", parent, err)
+	}
+	// Importing the same files again changes nothing.
+	out, _, err = runCLI(t, "units", "import", "--database-url", db.URL, wards)
+	if err != nil || !strings.Contains(out, "126 unchanged") {
+		t.Errorf("second import = %q, %v; want 126 unchanged", out, err)
+	}
+
+	out, _, err = runCLI(t, "sources", "add", "--database-url", db.URL, "--id", "hn-hoankiem", "--unit", "00070")
+	if err != nil || !strings.Contains(out, "token: ioc_") {
+		t.Fatalf("sources add = %q, %v; want a token", out, err)
+	}
+	if _, _, err := runCLI(t, "sources", "add", "--database-url", db.URL, "--id", "x", "--unit", "99999"); err == nil || !strings.Contains(err.Error(), "99999") {
+		t.Errorf("sources add for an unknown unit: %v; want an error naming it", err)
+	}
+	if _, _, err := runCLI(t, "units", "import", "--database-url", db.URL, filepath.Join(dir, "missing.geojson")); err == nil {
+		t.Error("importing a missing file succeeded")
+	}
+}
+
+func TestCLIUsageAndConfig(t *testing.T) {
+	if _, errOut, err := runCLI(t, "frobnicate"); !errors.Is(err, errUsage) || !strings.Contains(errOut, `unknown command "frobnicate"`) {
+		t.Errorf("unknown command: %v %q", err, errOut)
+	}
+	if _, _, err := runCLI(t, "serve", "--target", "everything", "--check-config"); err == nil || !strings.Contains(err.Error(), "--target") {
+		t.Errorf("bad --target: %v; want an error naming --target", err)
+	}
+	t.Setenv("IOCHUB_HTTP", "127.0.0.1:9999")
+	out, _, err := runCLI(t, "serve", "--target", "gateway", "--check-config")
+	if err != nil || !strings.Contains(out, "HTTP:127.0.0.1:9999") {
+		t.Errorf("env IOCHUB_HTTP not taken: %q %v", out, err)
+	}
+	out, _, err = runCLI(t, "serve", "--target", "gateway", "--http", "127.0.0.1:7777", "--check-config")
+	if err != nil || !strings.Contains(out, "HTTP:127.0.0.1:7777") {
+		t.Errorf("flag --http does not win over env: %q %v", out, err)
+	}
+	if _, _, err := runCLI(t, "migrate"); err == nil || !strings.Contains(err.Error(), "--database-url") {
+		t.Errorf("migrate without a database: %v", err)
+	}
+}
