@@ -3,14 +3,14 @@ GO      ?= go
 PROTOC  ?= protoc
 FUZZTIME ?= 5s
 
-.PHONY: run test deps build web proto proto-check vet test-go test-web fuzz bench clean
+.PHONY: run test deps build web proto proto-check vet lint test-go test-web fuzz bench clean
 
 ## run: install what is missing, build, and start every role with the simulator and the wall screen
 run: deps build
 	bin/iochub dev --data-dir .data
 
 ## test: everything CI checks
-test: deps web proto-check vet test-go fuzz test-web
+test: deps web proto-check vet lint test-go fuzz test-web
 
 ## deps: Debian packages the build, demo and tests need (PostGIS, protoc, Chromium); idempotent
 deps:
@@ -38,6 +38,11 @@ proto-check: proto
 vet:
 	@test -z "$$(gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$'))" || { gofmt -l $$(git ls-files '*.go' | grep -v '\.pb\.go$$'); echo "gofmt needed" >&2; exit 1; }
 	$(GO) vet ./...
+
+## lint: golangci-lint v2 with the linters of .golangci.yml, pinned in tools/go.mod (its own module, so its
+## dependencies never mix with iochub's)
+lint:
+	$(GO) tool -modfile=tools/go.mod golangci-lint run ./...
 
 test-go:
 	$(GO) test -count=1 -timeout 15m ./...

@@ -81,7 +81,7 @@ func findBinaries(libRoot, shareRoot string) (Binaries, error) {
 	// The version's own pg_config knows its share directory; the one on PATH
 	// may belong to another version.
 	for _, pgConfig := range []string{filepath.Join(b.BinDir, "pg_config"), "pg_config"} {
-		if out, err := exec.Command(pgConfig, "--sharedir").Output(); err == nil {
+		if out, err := exec.Command(pgConfig, "--sharedir").Output(); err == nil { //nolint:gosec // G204: PostgreSQL's own pg_config, found on disk
 			b.ShareDir = strings.TrimSpace(string(out))
 			break
 		}
@@ -300,7 +300,7 @@ func (c *Cluster) runningPort(ctx context.Context) (int, bool) {
 
 // command builds a PostgreSQL tool's command, run as the postgres user when root.
 func (c *Cluster) command(ctx context.Context, tool string, args ...string) *exec.Cmd {
-	cmd := exec.CommandContext(ctx, filepath.Join(c.bins.BinDir, tool), args...)
+	cmd := exec.CommandContext(ctx, filepath.Join(c.bins.BinDir, tool), args...) //nolint:gosec // G204: PostgreSQL's own tools with our arguments
 	cmd.Dir = c.dir
 	cmd.Env = cleanEnv()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true, Credential: c.cred}
@@ -331,7 +331,7 @@ if [ -n "$pid" ] && kill -INT "$pid" 2>/dev/null; then
 	while kill -0 "$pid" 2>/dev/null && [ $i -lt 120 ]; do sleep 1; i=$((i+1)); done
 fi
 rm -rf "$1"`
-	cmd := exec.Command("/bin/sh", "-c", script, strconv.Itoa(os.Getpid()), c.dir)
+	cmd := exec.Command("/bin/sh", "-c", script, strconv.Itoa(os.Getpid()), c.dir) //nolint:gosec // G204: a fixed script; pid and dir are positional arguments, never parsed as code
 	cmd.Dir = "/"
 	cmd.Env = cleanEnv()
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
@@ -425,7 +425,7 @@ func shellQuote(s string) string {
 
 // tail returns the end of the server log, for errors.
 func tail(path string) string {
-	f, err := os.Open(path)
+	f, err := os.Open(path) //nolint:gosec // G304: the server log inside the cluster's own dir
 	if err != nil {
 		return ""
 	}

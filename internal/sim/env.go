@@ -85,7 +85,7 @@ type env struct {
 
 // placeEnv places n water and m weather stations in wards of all.
 func (s *Sim) placeEnv(nWater, nWeather int) error {
-	s.env.rng = rand.New(rand.NewPCG(uint64(s.cfg.Seed), 0xa7e4))
+	s.env.rng = rand.New(rand.NewPCG(uint64(s.cfg.Seed), 0xa7e4)) //nolint:gosec // G404: a seeded, reproducible simulation, not a secret
 	all := s.cfg.Units
 	order := s.env.rng.Perm(len(all))
 	pick := 0

@@ -41,13 +41,6 @@ func offset(p [2]float64, dist, bearing float64) [2]float64 {
 	return [2]float64{round6(p[0] + dLon), round6(p[1] + dLat)}
 }
 
-// distance is the equirectangular distance in metres between a and b.
-func distance(a, b [2]float64) float64 {
-	x := (b[0] - a[0]) * math.Cos((a[1]+b[1])/2*math.Pi/180) * metresPerDegLat
-	y := (b[1] - a[1]) * metresPerDegLat
-	return math.Hypot(x, y)
-}
-
 // randomLineIn draws a LineString of 3–5 vertices and 200–800 m inside w,
 // every vertex and every leg's midpoint inside the ward.
 func randomLineIn(rng *rand.Rand, ix *units.Index, w units.Unit) ([][2]float64, bool) {

@@ -239,8 +239,8 @@ func New(cfg Config) (*Sim, error) {
 		log:      log,
 		client:   client,
 		feedsURL: strings.TrimRight(cfg.BaseURL, "/") + "/v1/feeds/",
-		rng:      rand.New(rand.NewPCG(uint64(cfg.Seed), 0x10c5100)),
-		retryRNG: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1)),
+		rng:      rand.New(rand.NewPCG(uint64(cfg.Seed), 0x10c5100)),      //nolint:gosec // G404: seeded for reproducible feeds
+		retryRNG: rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1)), //nolint:gosec // G404: retry jitter
 		index:    units.NewIndex(cfg.Units),
 	}
 	var err error

@@ -32,7 +32,7 @@ func (c *wsConn) Write(p []byte) (int, error) {
 func (c *wsConn) writeFrames(frames [][]byte, deadline time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	if err := c.Conn.SetWriteDeadline(deadline); err != nil {
+	if err := c.SetWriteDeadline(deadline); err != nil {
 		return fmt.Errorf("setting write deadline: %w", err)
 	}
 	bufs := net.Buffers(frames)

@@ -99,7 +99,7 @@ func (c Config) Validate() error {
 	}
 	for _, p := range c.Provinces {
 		if _, err := parseProvince(map[string][]string{"province": {p}}); err != nil {
-			return fmt.Errorf("Provinces: %w", errors.Join(err, ErrBadConfig))
+			return fmt.Errorf("config Provinces: %w", errors.Join(err, ErrBadConfig))
 		}
 	}
 	return nil

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"slices"
 	"strconv"
@@ -320,7 +321,10 @@ func parseCAPJSON(f fields, env parseEnv) (*parsed, *itemError) {
 			if len(ca.Geometry) > 0 && string(ca.Geometry) != "null" {
 				g, err := ParseGeometry(ca.Geometry, ap+".geometry", alertGeometryTypes...)
 				if err != nil {
-					ge := err.(*geometryError)
+					var ge *geometryError
+					if !errors.As(err, &ge) {
+						return nil, &itemError{pointer: ap + ".geometry", reason: err.Error()}
+					}
 					return nil, &itemError{pointer: ge.pointer, reason: ge.reason}
 				}
 				if err := g.wkbInto(&area.Geometry); err != nil {

@@ -33,7 +33,6 @@ const (
 var (
 	hoanKiem = [2]float64{105.8524, 21.0287} // ward 00070
 	cauGiay  = [2]float64{105.7833, 21.0285} // ward 00166
-	madrid   = [2]float64{-3.712247222222222, 40.423852777777775}
 )
 
 func testUnits(t testing.TB) []units.Unit {

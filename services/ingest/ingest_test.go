@@ -297,9 +297,10 @@ func TestEndToEnd(t *testing.T) {
 			}
 			h := msg.Header
 			src := map[string]string{"air": "hk", "traffic": "hn", "alert": ""}[tt.kind]
-			if tt.token == tokDev {
+			switch tt.token {
+			case tokDev:
 				src = "dev"
-			} else if tt.token == tokWard {
+			case tokWard:
 				src = "hk"
 			}
 			for k, want := range map[string]string{

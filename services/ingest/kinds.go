@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -118,7 +119,10 @@ func location(f fields, allowed ...string) (Geometry, *itemError) {
 	}
 	g, err := ParseGeometry(raw, "location", allowed...)
 	if err != nil {
-		ge := err.(*geometryError)
+		var ge *geometryError
+		if !errors.As(err, &ge) {
+			return Geometry{}, &itemError{pointer: "location", reason: err.Error()}
+		}
 		return Geometry{}, &itemError{pointer: ge.pointer, reason: ge.reason}
 	}
 	return g, nil

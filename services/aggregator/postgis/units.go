@@ -330,7 +330,7 @@ func (s *unitSource) Next() bool {
 	}
 	b, err := wkb.Marshal(rec.Boundary, wkb.NDR)
 	if err != nil {
-		s.err = fmt.Errorf("features[%d] (code %s): encoding the geometry: %v: %w", rec.Index, rec.Code, err, ErrInvalidUnits)
+		s.err = fmt.Errorf("features[%d] (code %s): encoding the geometry: %w: %w", rec.Index, rec.Code, err, ErrInvalidUnits)
 		return false
 	}
 	var parent any
@@ -529,7 +529,7 @@ func jsonErr(dec *json.Decoder, what string, err error) error {
 	}
 	var syn *json.SyntaxError
 	if errors.As(err, &syn) {
-		return fmt.Errorf("%s: not valid JSON at byte %d: %v: %w", what, syn.Offset, syn, ErrInvalidUnits)
+		return fmt.Errorf("%s: not valid JSON at byte %d: %w: %w", what, syn.Offset, syn, ErrInvalidUnits)
 	}
-	return fmt.Errorf("%s: %v (near byte %d): %w", what, err, dec.InputOffset(), ErrInvalidUnits)
+	return fmt.Errorf("%s: %w (near byte %d): %w", what, err, dec.InputOffset(), ErrInvalidUnits)
 }
