@@ -59,20 +59,7 @@ const sqlUpsertSensorAir = `WITH latest AS (
             || CASE WHEN aqi_json IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('aqi', aqi_json) END,
         now()
     FROM latest
-    ON CONFLICT (kind, id) DO UPDATE SET
-        name             = CASE WHEN excluded.name <> '' THEN excluded.name ELSE s.name END,
-        province         = excluded.province,
-        unit_code        = excluded.unit_code,
-        source_id        = excluded.source_id,
-        location         = excluded.location,
-        last_event_id    = excluded.last_event_id,
-        last_observed_at = excluded.last_observed_at,
-        last_values      = excluded.last_values,
-        updated_at       = excluded.updated_at
-    WHERE excluded.last_observed_at >= s.last_observed_at
-    RETURNING s.id, s.updated_at
-)
-SELECT latest.seq, up.updated_at FROM up JOIN latest ON latest.station_id = up.id`
+` + sqlSensorUpsertTail
 
 const sqlCreateTrafficStaging = `CREATE TEMP TABLE traffic_staging (
     seq                   integer     NOT NULL,
@@ -262,3 +249,22 @@ const sqlLockPartitions = `SELECT pg_advisory_xact_lock(hashtext('iochub.observa
 // sqlCreatePartition is completed with the partition's name, its parent and
 // its bounds (UTC timestamps); DDL takes no parameters.
 const sqlCreatePartition = `CREATE TABLE IF NOT EXISTS %s PARTITION OF %s FOR VALUES FROM ('%s') TO ('%s')`
+
+// sqlSensorUpsertTail ends the upsert of a sensor's current state, whatever its
+// kind: only a newer (or equally new: a redelivery) observation replaces it, and
+// the stations whose state changed come back with their staging row.
+const sqlSensorUpsertTail = `
+    ON CONFLICT (kind, id) DO UPDATE SET
+        name             = CASE WHEN excluded.name <> '' THEN excluded.name ELSE s.name END,
+        province         = excluded.province,
+        unit_code        = excluded.unit_code,
+        source_id        = excluded.source_id,
+        location         = excluded.location,
+        last_event_id    = excluded.last_event_id,
+        last_observed_at = excluded.last_observed_at,
+        last_values      = excluded.last_values,
+        updated_at       = excluded.updated_at
+    WHERE excluded.last_observed_at >= s.last_observed_at
+    RETURNING s.id, s.updated_at
+)
+SELECT latest.seq, up.updated_at FROM up JOIN latest ON latest.station_id = up.id`

@@ -61,20 +61,7 @@ const sqlUpsertSensorWater = `WITH latest AS (
             || coalesce(extra, '{}'::jsonb),
         now()
     FROM latest
-    ON CONFLICT (kind, id) DO UPDATE SET
-        name             = CASE WHEN excluded.name <> '' THEN excluded.name ELSE s.name END,
-        province         = excluded.province,
-        unit_code        = excluded.unit_code,
-        source_id        = excluded.source_id,
-        location         = excluded.location,
-        last_event_id    = excluded.last_event_id,
-        last_observed_at = excluded.last_observed_at,
-        last_values      = excluded.last_values,
-        updated_at       = excluded.updated_at
-    WHERE excluded.last_observed_at >= s.last_observed_at
-    RETURNING s.id, s.updated_at
-)
-SELECT latest.seq, up.updated_at FROM up JOIN latest ON latest.station_id = up.id`
+` + sqlSensorUpsertTail
 
 const sqlCreateWeatherStaging = `CREATE TEMP TABLE weather_staging (
     seq                  integer     NOT NULL,
@@ -126,20 +113,7 @@ const sqlUpsertSensorWeather = `WITH latest AS (
             || coalesce(extra, '{}'::jsonb),
         now()
     FROM latest
-    ON CONFLICT (kind, id) DO UPDATE SET
-        name             = CASE WHEN excluded.name <> '' THEN excluded.name ELSE s.name END,
-        province         = excluded.province,
-        unit_code        = excluded.unit_code,
-        source_id        = excluded.source_id,
-        location         = excluded.location,
-        last_event_id    = excluded.last_event_id,
-        last_observed_at = excluded.last_observed_at,
-        last_values      = excluded.last_values,
-        updated_at       = excluded.updated_at
-    WHERE excluded.last_observed_at >= s.last_observed_at
-    RETURNING s.id, s.updated_at
-)
-SELECT latest.seq, up.updated_at FROM up JOIN latest ON latest.station_id = up.id`
+` + sqlSensorUpsertTail
 
 // sqlAirHistory reads the pollutants VN_AQI rates of the air observations
 // since $1, of the stations $2 (NULL means every station), oldest first: one
