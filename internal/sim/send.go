@@ -188,7 +188,8 @@ func (s *Sim) delivered(kind string, n int, sum Summary, attempts int) {
 	s.metrics.items.WithLabelValues(kind, "accepted").Add(float64(sum.Accepted))
 	s.metrics.items.WithLabelValues(kind, "duplicate").Add(float64(sum.Duplicate))
 	s.metrics.items.WithLabelValues(kind, "rejected").Add(float64(sum.Rejected))
-	s.log.Info("batch sent", "kind", kind, "items", n, "accepted", sum.Accepted,
+	// Every few seconds per kind: debug, or the demo's console scrolls away.
+	s.log.Debug("batch sent", "kind", kind, "items", n, "accepted", sum.Accepted,
 		"duplicate", sum.Duplicate, "rejected", sum.Rejected, "attempts", attempts)
 	if sum.Rejected > 0 {
 		s.log.Warn("items rejected", "kind", kind, "rejected", sum.Rejected,
