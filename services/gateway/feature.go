@@ -28,6 +28,10 @@ type feature struct {
 	// geomErr is set when the geometry could not be decoded; the Feature then
 	// carries "geometry": null and everything else.
 	geomErr error
+	// box is the bounding box of the geometry sent, computed here once so bbox
+	// filters compare numbers; located is false when the Feature has no geometry.
+	box     bbox
+	located bool
 }
 
 // Wire shapes of the Feature (the contract in the brief; field order is the wire order).
@@ -154,6 +158,8 @@ func encodeFeature(st *iocv1.EntityState, subject string) (feature, error) {
 		gj, gerr = geometryJSON(g)
 		if gerr != nil {
 			gj = []byte("null")
+		} else {
+			f.box, f.located = geometryBBox(g)
 		}
 	}
 	f.geomErr = gerr
@@ -299,6 +305,15 @@ func firstNonEmpty(a, b string) string {
 var (
 	stateFramePrefix = []byte(`{"type":"state","entity":`)
 )
+
+// removeFrame is {"type":"remove","id":K}: entity K left the client's bbox.
+func removeFrame(key string) []byte {
+	id, _ := json.Marshal(key) // a string always marshals
+	b := make([]byte, 0, len(id)+24)
+	b = append(b, `{"type":"remove","id":`...)
+	b = append(b, id...)
+	return append(b, '}')
+}
 
 // stateFrame is {"type":"state","entity":F}.
 func stateFrame(f []byte) []byte {

@@ -39,10 +39,13 @@ type hub struct {
 	err      error // why the hub stopped; nil after Close
 }
 
-// entity is the stored Feature of one entity.
+// entity is the stored Feature of one entity, with the bounding box of its
+// geometry (computed once, when the Feature was encoded) for bbox filters.
 type entity struct {
-	layer string
-	json  []byte
+	layer   string
+	json    []byte
+	box     bbox
+	located bool // box is set: the Feature has a geometry
 }
 
 func newHub(g *Gateway, province string) *hub {
@@ -121,18 +124,39 @@ func (h *hub) handle(msg jetstream.Msg) {
 	h.publish(f)
 }
 
-// publish stores f and fans its state frame, built once, out.
+// publish stores f and fans its state frame, built once, out to the clients
+// that see it. A client that saw the entity's previous state but not this one
+// (it moved out of the client's bbox, or lost its geometry) gets a remove
+// frame instead, also built once. What a client holds is thus always what it
+// sees of the stored states, so no per-client set of entities is needed.
 func (h *hub) publish(f feature) {
 	frame := textFrame(stateFrame(f.json))
+	var remove []byte
+	e := entity{layer: f.layer, json: f.json, box: f.box, located: f.located}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.stopped {
 		return
 	}
-	h.entities[f.key] = entity{layer: f.layer, json: f.json}
+	old, had := h.entities[f.key]
+	h.entities[f.key] = e
 	clear(h.snaps)
 	for c := range h.clients {
-		if c.params.wants(f.layer) && !c.push(f.key, frame) {
+		var out []byte
+		switch {
+		case c.params.sees(e):
+			out = frame
+		case had && c.params.sees(old):
+			if remove == nil {
+				remove = textFrame(removeFrame(f.key))
+			}
+			out = remove
+		default:
+			continue
+		}
+		// Same key as the state frames: a remove replaces an unsent state and
+		// a later state replaces an unsent remove, so the last word wins.
+		if !c.push(f.key, out) {
 			delete(h.clients, c)
 		}
 	}
@@ -158,16 +182,16 @@ func (h *hub) add(c *client) error {
 // snapshotKey is the queue key of the snapshot frame; no entity key is empty.
 const snapshotKey = ""
 
-// snapshotLocked is the snapshot frame for p's layers, built from the stored
-// Feature bytes and cached until the next change.
+// snapshotLocked is the snapshot frame for p's layers and bbox, built from the
+// stored Feature bytes and cached per filter until the next change.
 func (h *hub) snapshotLocked(p liveParams) []byte {
-	k := p.layersKey()
+	k := p.filterKey()
 	if frame, ok := h.snaps[k]; ok {
 		return frame
 	}
 	keys := make([]string, 0, len(h.entities))
 	for key, e := range h.entities {
-		if p.wants(e.layer) {
+		if p.sees(e) {
 			keys = append(keys, key)
 		}
 	}

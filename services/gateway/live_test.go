@@ -119,6 +119,7 @@ func publishAsync(t testing.TB, js jetstream.JetStream, sts []*iocv1.EntityState
 
 type frame struct {
 	Type     string           `json:"type"`
+	ID       string           `json:"id"` // of a remove frame
 	Province string           `json:"province"`
 	Entities []map[string]any `json:"entities"`
 	Entity   map[string]any   `json:"entity"`

@@ -16,6 +16,10 @@ type liveParams struct {
 	Province string
 	// Layers is the set of layers the client wants; nil means every layer.
 	Layers []string
+	// BBox, when set, limits the client to entities whose bounding box
+	// intersects it; entities without a geometry are then left out. nil means
+	// the whole province.
+	BBox *bbox
 }
 
 // wants reports whether a client with these params receives states of layer.
@@ -23,14 +27,29 @@ func (p liveParams) wants(layer string) bool {
 	return p.Layers == nil || slices.Contains(p.Layers, layer)
 }
 
-// layersKey identifies the layer filter, for caching snapshots per filter.
-func (p liveParams) layersKey() string { return strings.Join(p.Layers, ",") }
+// sees reports whether a client with these params has e in its view: its
+// layer is wanted and, with a bbox, its geometry's box intersects it.
+func (p liveParams) sees(e entity) bool {
+	if !p.wants(e.layer) {
+		return false
+	}
+	return p.BBox == nil || (e.located && p.BBox.intersects(e.box))
+}
+
+// filterKey identifies the layer and bbox filter, for caching snapshots per filter.
+func (p liveParams) filterKey() string {
+	k := strings.Join(p.Layers, ",")
+	if p.BBox != nil {
+		k += "|" + p.BBox.String()
+	}
+	return k
+}
 
 // maxParamLen bounds any single parameter value we look at.
 const maxParamLen = 256
 
-// parseLiveQuery validates ?province=NN[&layers=a,b]. Unknown parameters are
-// ignored so later ones (bbox, resume) do not break older gateways.
+// parseLiveQuery validates ?province=NN[&layers=a,b][&bbox=minLon,minLat,maxLon,maxLat].
+// Unknown parameters are ignored so later ones (resume) do not break older gateways.
 func parseLiveQuery(q url.Values) (liveParams, error) {
 	var p liveParams
 	prov, err := parseProvince(q)
@@ -61,6 +80,19 @@ func parseLiveQuery(q url.Values) (liveParams, error) {
 			}
 		}
 		slices.Sort(p.Layers)
+	}
+	if vs, ok := q["bbox"]; ok {
+		if len(vs) != 1 {
+			return p, fmt.Errorf("parameter bbox: given %d times; give it once as minLon,minLat,maxLon,maxLat: %w", len(vs), ErrBadParam)
+		}
+		if len(vs[0]) > maxParamLen {
+			return p, fmt.Errorf("parameter bbox: longer than %d bytes: %w", maxParamLen, ErrBadParam)
+		}
+		b, err := parseBBox(vs[0])
+		if err != nil {
+			return p, err
+		}
+		p.BBox = &b
 	}
 	return p, nil
 }
