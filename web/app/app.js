@@ -634,7 +634,9 @@ function connect() {
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
   let ws;
   try {
-    ws = new WebSocket(`${proto}//${location.host}/v1/live?province=${encodeURIComponent(province)}`);
+    // ?bbox=minLon,minLat,maxLon,maxLat on the page limits the live view to that box (a wall screen showing part of a province).
+    const bbox = params.get('bbox') ? `&bbox=${encodeURIComponent(params.get('bbox'))}` : '';
+    ws = new WebSocket(`${proto}//${location.host}/v1/live?province=${encodeURIComponent(province)}${bbox}`);
   } catch (err) {
     console.warn('opening live socket', err);
     retry();
@@ -695,6 +697,13 @@ function onFrame(msg) {
       return;
     }
     entities.set(f.id, f);
+    lastUpdate = new Date();
+    markDirty(layerOf(f));
+  } else if (msg?.type === 'remove') {
+    // The entity left this screen's bbox; an id we never had is ignored.
+    const f = entities.get(msg.id);
+    if (!f) return;
+    entities.delete(msg.id);
     lastUpdate = new Date();
     markDirty(layerOf(f));
   }
