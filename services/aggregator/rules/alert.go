@@ -49,6 +49,15 @@ var wording = map[string]map[string]text{
 	},
 }
 
+// silence is the wording of the Cancel of an alert whose entity went silent,
+// in each language: headline, description, instruction.
+var silence = map[string][3]string{
+	"vi-VN": {"Mất dữ liệu từ %s", "Không nhận được dữ liệu từ %s từ %s; cảnh báo của quy tắc %s được hủy.",
+		"Hãy kiểm tra trạm đo và các nguồn khác trước khi coi là đã hết nguy hiểm."},
+	"en-US": {"No data from %s", "No data from %s since %s; the alert of rule %s is cancelled.",
+		"Check the station and other sources before treating the danger as over."},
+}
+
 var categories = map[string]string{KindAQIBand: "Env", KindCongestion: "Transport", KindWaterLevel: "Met"}
 
 // Alert builds the CAP alert of a transition: for Raise an Alert with the
@@ -85,6 +94,10 @@ func Alert(t Transition, receivedAt time.Time) (*iocv1.Alert, error) {
 		a.MsgType = "Cancel"
 		a.References = []string{Reference(t.Identifier, t.RaisedAt)}
 		a.Note = "condition of rule " + t.Rule.ID + " no longer holds"
+		if !t.NoDataSince.IsZero() {
+			a.Note = fmt.Sprintf("no data since %s (last state received %s); rule %s cancels its alert after %s without data",
+				t.NoDataSince.UTC().Format(capTime), t.LastReceived.UTC().Format(capTime), t.Rule.ID, t.Rule.StaleAfter())
+		}
 	default:
 		return nil, fmt.Errorf("building the alert of transition %v: %w", t.Action, ErrNotRuleAlert)
 	}
@@ -121,6 +134,14 @@ func Alert(t Transition, receivedAt time.Time) (*iocv1.Alert, error) {
 			in.Headline = fmt.Sprintf(w.cleared, name)
 			in.Description = in.Headline
 			in.ResponseType = []string{"AllClear"}
+			if !t.NoDataSince.IsZero() {
+				// Silence is not an all clear: the danger may last.
+				s := silence[lang]
+				in.Headline = fmt.Sprintf(s[0], name)
+				in.Description = fmt.Sprintf(s[1], name, t.NoDataSince.UTC().Format(capTime), t.Rule.ID)
+				in.Instruction = s[2]
+				in.ResponseType = []string{"Monitor"}
+			}
 			// A Cancel is not itself an alert in force: it expires when sent.
 			in.Expires = timestamppb.New(t.At)
 		}

@@ -38,7 +38,7 @@ func BenchmarkObserve(b *testing.B) {
 		}
 	})
 	b.Run("unmarshal+observe", func(b *testing.B) {
-		ev := NewEvaluator()
+		ev := NewEvaluator(func() time.Time { return t0 })
 		ev.SetRules(rules, time.Time{})
 		for i := 0; b.Loop(); i++ {
 			var st iocv1.EntityState
@@ -48,7 +48,7 @@ func BenchmarkObserve(b *testing.B) {
 			// Later rounds move the clock on, so holdings raise and clear.
 			ts := st.GetTraffic().GetObservedAt()
 			ts.Seconds += int64(i/len(msgs)) * 240
-			ev.Observe(&st)
+			ev.Observe(&st, ObservedAt(&st))
 		}
 	})
 }

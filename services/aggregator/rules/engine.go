@@ -61,7 +61,8 @@ type Deps struct {
 	Logger *slog.Logger        // nil discards logs
 	// Metrics registers iochub_rules_* metrics; nil registers nothing.
 	Metrics prometheus.Registerer
-	// Now is the wall clock (the sent time of Cancels of deleted rules); nil means time.Now.
+	// Now is the wall clock: the sent time of Cancels of deleted rules and of
+	// silent entities, and what silence is measured against; nil means time.Now.
 	Now func() time.Time
 }
 
@@ -119,7 +120,7 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 		now = time.Now
 	}
 	e := &Engine{
-		cfg: cfg, js: deps.JS, store: deps.Store, log: log, now: now, ev: NewEvaluator(),
+		cfg: cfg, js: deps.JS, store: deps.Store, log: log, now: now, ev: NewEvaluator(now),
 		notify: make(chan struct{}, 1),
 		ready:  make(chan struct{}),
 		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -202,7 +203,7 @@ func (e *Engine) start(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	e.ev = NewEvaluator()
+	e.ev = NewEvaluator(e.now)
 	if skipped := e.ev.Restore(raised); len(skipped) > 0 {
 		e.log.Warn("alerts of the rules source with foreign identifiers left alone", "identifiers", skipped)
 	}
@@ -291,6 +292,7 @@ func (e *Engine) consume(ctx context.Context, filter string) error {
 			e.publish(ctx, out)
 		case <-tick.C:
 			e.reload(ctx, false)
+			e.sweep(ctx)
 		case <-e.notify:
 			// A change is being committed: poll quickly until it shows.
 			if fast == nil {
@@ -327,8 +329,16 @@ func fastC(t *time.Ticker) <-chan time.Time {
 
 // handle evaluates one STATE message.
 func (e *Engine) handle(m jetstream.Msg) []Transition {
-	if meta, err := m.Metadata(); err == nil && meta.NumPending == 0 {
-		defer e.markReady()
+	// The time the state was stored in STATE, kept when it is redelivered:
+	// silence is measured from it.
+	received := e.now()
+	if meta, err := m.Metadata(); err == nil {
+		if !meta.Timestamp.IsZero() {
+			received = meta.Timestamp
+		}
+		if meta.NumPending == 0 {
+			defer e.markReady()
+		}
 	}
 	var st iocv1.EntityState
 	if err := proto.Unmarshal(m.Data(), &st); err != nil {
@@ -337,7 +347,7 @@ func (e *Engine) handle(m jetstream.Msg) []Transition {
 		return nil
 	}
 	e.states.Inc()
-	return e.ev.Observe(&st)
+	return e.ev.Observe(&st, received)
 }
 
 // reload reads the rules again when their version changed (or always when
@@ -373,6 +383,16 @@ func (e *Engine) reload(ctx context.Context, force bool) bool {
 	e.publish(ctx, e.ev.SetRules(rules, e.now()))
 	e.inForce.Set(float64(inForce(rules)))
 	return true
+}
+
+// sweep cancels the alerts of silent entities, once the last state of every
+// entity has been evaluated (before, a restored alert looks silent).
+func (e *Engine) sweep(ctx context.Context) {
+	select {
+	case <-e.ready:
+		e.publish(ctx, e.ev.Sweep())
+	default:
+	}
 }
 
 func inForce(rs []Rule) int {

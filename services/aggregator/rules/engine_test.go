@@ -2,6 +2,8 @@ package rules_test
 
 import (
 	"context"
+	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -120,10 +122,12 @@ func putRule(t *testing.T, db *testenv.DBEnv, id, body string) {
 	}
 }
 
-func runEngine(t *testing.T, n *testenv.NATSEnv, db *testenv.DBEnv, now time.Time) (*rules.Engine, context.CancelFunc) {
+// runEngine runs an engine whose wall clock is now. Silence is measured on it
+// against the times states reached STATE (the real clock).
+func runEngine(t *testing.T, n *testenv.NATSEnv, db *testenv.DBEnv, now func() time.Time) (*rules.Engine, context.CancelFunc) {
 	t.Helper()
 	eng, err := rules.New(rules.Config{Province: "01", PollInterval: 100 * time.Millisecond},
-		rules.Deps{JS: n.JS, Store: postgis.NewStore(db.Pool), Now: func() time.Time { return now }})
+		rules.Deps{JS: n.JS, Store: postgis.NewStore(db.Pool), Now: now})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -153,7 +157,7 @@ func TestEngineOnState(t *testing.T) {
 	putRule(t, db, "flood", `{"province":"01","kind":"water_level","params":{"minAlarm":2},"severity":"Extreme"}`)
 	putRule(t, db, "smog", `{"province":"01","kind":"aqi_band","params":{"minBand":4},"for":"1h","severity":"Severe"}`)
 	watch := watchAlerts(t, n.JS)
-	runEngine(t, n, db, at(1000))
+	runEngine(t, n, db, time.Now)
 
 	publishState(t, n.JS, waterState("w1", 0, 1))
 	publishState(t, n.JS, waterState("w1", 10, 2))
@@ -206,7 +210,8 @@ func TestEngineRestartAndReload(t *testing.T) {
 	publishState(t, n.JS, trafficState("s1", 12, 5))
 	publishState(t, n.JS, trafficState("s2", 0, 5))
 	watch := watchAlerts(t, n.JS)
-	eng, _ := runEngine(t, n, db, at(1000))
+	wall := time.Now().Truncate(time.Second)
+	eng, _ := runEngine(t, n, db, func() time.Time { return wall })
 	<-eng.Ready() // the last states are evaluated: s2 holds since 0
 	publishState(t, n.JS, trafficState("s2", 10, 5))
 	a, _ := watch.next()
@@ -237,8 +242,60 @@ func TestEngineRestartAndReload(t *testing.T) {
 		t.Fatal(err)
 	}
 	a, _ = watch.next()
-	if a.GetMsgType() != "Cancel" || !a.GetSent().AsTime().Equal(at(1000)) {
+	if a.GetMsgType() != "Cancel" || !a.GetSent().AsTime().Equal(wall) {
 		t.Fatalf("deleted rule: got %v; want a Cancel sent at the wall clock", a)
 	}
 	watch.none(300 * time.Millisecond)
+}
+
+// TestEngineSilentEntity raises an alert on a water station that then sends
+// nothing: once the wall clock passes the rule's stale duration, the engine
+// cancels the alert with a note saying since when there is no data; a rule
+// with a longer stale duration keeps its alert.
+func TestEngineSilentEntity(t *testing.T) {
+	n := testenv.NATS(t)
+	db := testenv.PostGIS(t)
+	putRule(t, db, "flood", `{"province":"01","kind":"water_level","params":{"minAlarm":2},"stale":"10m","severity":"Extreme"}`)
+	putRule(t, db, "flood-long", `{"province":"01","kind":"water_level","params":{"minAlarm":2},"stale":"1h","severity":"Severe"}`)
+	watch := watchAlerts(t, n.JS)
+	var clock atomic.Int64 // the engine's wall clock, unix nanoseconds
+	clock.Store(time.Now().UnixNano())
+	eng, _ := runEngine(t, n, db, func() time.Time { return time.Unix(0, clock.Load()).UTC() })
+	<-eng.Ready()
+
+	publishState(t, n.JS, waterState("w1", 0, 2))
+	raised := map[string]string{}
+	for range 2 {
+		a, m := watch.next()
+		if a.GetMsgType() != "Alert" {
+			t.Fatalf("got %s %s; want the two rules' alerts", a.GetMsgType(), a.GetIdentifier())
+		}
+		raised[m.Headers().Get(rules.HeaderRule)] = a.GetIdentifier()
+	}
+	if raised["flood"] != rules.Identifier("flood", "w1", at(0)) || raised["flood-long"] != rules.Identifier("flood-long", "w1", at(0)) {
+		t.Fatalf("raised %v; want flood and flood-long on w1", raised)
+	}
+	// Nine minutes of silence: nothing yet.
+	clock.Add(int64(9 * time.Minute))
+	watch.none(500 * time.Millisecond)
+	// Past ten minutes: flood's alert is cancelled, at the wall clock.
+	clock.Add(int64(2 * time.Minute))
+	a, m := watch.next()
+	wantNote := "no data since " + at(0).Format("2006-01-02T15:04:05-07:00")
+	if a.GetMsgType() != "Cancel" || m.Headers().Get(rules.HeaderRule) != "flood" ||
+		a.GetIdentifier() != rules.CancelID(raised["flood"]) || !strings.HasPrefix(a.GetNote(), wantNote) ||
+		!a.GetSent().AsTime().Equal(time.Unix(0, clock.Load())) || a.GetInfo()[1].GetResponseType()[0] != "Monitor" {
+		t.Fatalf("got %s %s (rule %s) note %q sent %v; want flood's Cancel, note starting %q, sent at the wall clock",
+			a.GetMsgType(), a.GetIdentifier(), m.Headers().Get(rules.HeaderRule), a.GetNote(), a.GetSent().AsTime(), wantNote)
+	}
+	// Once, and not flood-long's (stale after an hour).
+	watch.none(500 * time.Millisecond)
+	// The station reports again: flood raises a new alert. STATE stamps the
+	// state with the real clock, so the engine's clock goes back to it.
+	clock.Store(time.Now().UnixNano())
+	publishState(t, n.JS, waterState("w1", 30, 3))
+	a, _ = watch.next()
+	if a.GetMsgType() != "Alert" || a.GetIdentifier() != rules.Identifier("flood", "w1", at(30)) {
+		t.Fatalf("got %s %s; want flood's new alert since the new state", a.GetMsgType(), a.GetIdentifier())
+	}
 }

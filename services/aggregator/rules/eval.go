@@ -131,7 +131,13 @@ type Transition struct {
 	Province string
 	Unit     string
 	// State is the entity state that caused it; nil when the rule changed.
+	// For a Cancel of a silent entity, the last state it sent.
 	State *iocv1.EntityState
+	// NoDataSince is set on a Cancel because the entity sent no new state
+	// for the rule's stale duration: the observation time of its last state.
+	NoDataSince time.Time
+	// LastReceived is, with NoDataSince, when that last state reached STATE.
+	LastReceived time.Time
 }
 
 // Identifier is the CAP identifier of the alert rule raises for entity, with
@@ -186,8 +192,11 @@ type Raised struct {
 type heldKey struct{ rule, entity string }
 
 // holding is the condition of one rule on one entity, held since since.
+// last is the observation time of the last state that held, seen the wall
+// clock time it reached STATE (zero after a restart until a state comes).
 type holding struct {
 	since, last time.Time
+	seen        time.Time
 	raised      bool
 	identifier  string
 	sent        time.Time
@@ -196,8 +205,10 @@ type holding struct {
 }
 
 // Evaluator keeps, for each rule and entity, since when the rule's condition
-// holds, and says when to raise and cancel alerts. It is pure (no clock, no
-// I/O) and not safe for concurrent use.
+// holds, and says when to raise and cancel alerts. Durations are measured on
+// observation times; silence (a rule's stale duration) on its clock, against
+// the times states reached STATE. It does no I/O and is not safe for
+// concurrent use.
 type Evaluator struct {
 	rules map[string]*Rule
 	// scoped are the rules in force by province/layer, sorted by id.
@@ -205,12 +216,23 @@ type Evaluator struct {
 	held   map[heldKey]*holding
 	// last is the latest state of each watched entity, by layer/entity, to
 	// evaluate a changed rule at once.
-	last map[string]*iocv1.EntityState
+	last map[string]lastState
+	now  func() time.Time
 }
 
-// NewEvaluator returns an evaluator with no rules.
-func NewEvaluator() *Evaluator {
-	return &Evaluator{rules: map[string]*Rule{}, held: map[heldKey]*holding{}, last: map[string]*iocv1.EntityState{}}
+// lastState is an entity state and the wall-clock time it reached STATE.
+type lastState struct {
+	st       *iocv1.EntityState
+	received time.Time
+}
+
+// NewEvaluator returns an evaluator with no rules whose wall clock is now
+// (nil means time.Now).
+func NewEvaluator(now func() time.Time) *Evaluator {
+	if now == nil {
+		now = time.Now
+	}
+	return &Evaluator{rules: map[string]*Rule{}, held: map[heldKey]*holding{}, last: map[string]lastState{}, now: now}
 }
 
 // Restore records alerts raised before a restart, so that they are not raised
@@ -299,7 +321,7 @@ func (e *Evaluator) SetRules(rules []Rule, now time.Time) []Transition {
 				continue
 			}
 			// Without a state yet (after a restart), the first one decides.
-			st := e.last[Layer(r.Kind)+"/"+k.entity]
+			st := e.last[Layer(r.Kind)+"/"+k.entity].st
 			if st != nil && r.Check(st) == NotApplicable {
 				h := e.held[k]
 				delete(e.held, k)
@@ -315,9 +337,10 @@ func (e *Evaluator) SetRules(rules []Rule, now time.Time) []Transition {
 	return out
 }
 
-// Observe evaluates every rule against one entity state and returns the
-// alerts to raise or cancel.
-func (e *Evaluator) Observe(st *iocv1.EntityState) []Transition {
+// Observe evaluates every rule against one entity state, which reached STATE
+// at received (wall clock), and returns the alerts to raise or cancel. A
+// state received longer ago than a rule's stale duration raises nothing.
+func (e *Evaluator) Observe(st *iocv1.EntityState, received time.Time) []Transition {
 	switch st.GetLayer() {
 	case "air", "traffic", "water":
 	default:
@@ -327,19 +350,21 @@ func (e *Evaluator) Observe(st *iocv1.EntityState) []Transition {
 		return nil
 	}
 	key := st.GetLayer() + "/" + st.GetEntityId()
-	if prev := e.last[key]; prev != nil && ObservedAt(st).Before(ObservedAt(prev)) {
+	if prev := e.last[key].st; prev != nil && ObservedAt(st).Before(ObservedAt(prev)) {
 		return nil // an older state delivered late
 	}
-	e.last[key] = st
+	ls := lastState{st: st, received: received}
+	e.last[key] = ls
 	var out []Transition
 	for _, r := range e.scoped[st.GetProvince()+"/"+st.GetLayer()] {
-		out = append(out, e.evaluate(r, st)...)
+		out = append(out, e.evaluate(r, ls)...)
 	}
 	return out
 }
 
 // evaluate applies one rule to one state.
-func (e *Evaluator) evaluate(r *Rule, st *iocv1.EntityState) []Transition {
+func (e *Evaluator) evaluate(r *Rule, ls lastState) []Transition {
+	st := ls.st
 	if st == nil || st.GetLayer() != Layer(r.Kind) {
 		return nil
 	}
@@ -353,12 +378,21 @@ func (e *Evaluator) evaluate(r *Rule, st *iocv1.EntityState) []Transition {
 	case Unknown:
 		return nil
 	case Holds:
+		// A state that reached STATE longer ago than the stale duration
+		// (redelivered after a restart) is no news: it starts nothing.
+		fresh := e.now().Sub(ls.received) < r.StaleAfter()
 		if h == nil {
+			if !fresh {
+				return nil
+			}
 			h = &holding{since: t}
 			e.held[k] = h
 		}
 		h.last, h.province, h.unit = t, st.GetProvince(), st.GetUnit()
-		if h.raised || t.Sub(h.since) < r.For {
+		if ls.received.After(h.seen) {
+			h.seen = ls.received
+		}
+		if h.raised || !fresh || t.Sub(h.since) < r.For {
 			return nil
 		}
 		h.raised, h.identifier, h.sent = true, Identifier(r.ID, k.entity, h.since), t
@@ -380,6 +414,47 @@ func (e *Evaluator) evaluate(r *Rule, st *iocv1.EntityState) []Transition {
 		}
 		return []Transition{cancel(*r, k.entity, h, t, st)}
 	}
+}
+
+// Sweep cancels, at the wall clock, the alerts whose entity has sent no
+// state that the rule could evaluate for the rule's stale duration, and
+// forgets the conditions not raised yet of such entities (when data comes
+// again, their clock starts again). An alert restored after a restart whose
+// entity has no state yet starts its silence at the first sweep.
+func (e *Evaluator) Sweep() []Transition {
+	now := e.now()
+	var stale []heldKey
+	for k, h := range e.held {
+		r := e.rules[k.rule]
+		if r == nil {
+			continue
+		}
+		if h.seen.IsZero() {
+			h.seen = now
+			continue
+		}
+		if now.Sub(h.seen) >= r.StaleAfter() {
+			stale = append(stale, k)
+		}
+	}
+	sortKeys(stale)
+	var out []Transition
+	for _, k := range stale {
+		h := e.held[k]
+		delete(e.held, k)
+		if !h.raised {
+			continue
+		}
+		r := e.rules[k.rule]
+		at := now
+		if at.Before(h.sent) {
+			at = h.sent
+		}
+		c := cancel(*r, k.entity, h, at, e.last[Layer(r.Kind)+"/"+k.entity].st)
+		c.NoDataSince, c.LastReceived = h.last, h.seen
+		out = append(out, c)
+	}
+	return out
 }
 
 // Unraise forgets that t raised its alert, after it could not be published:
@@ -412,13 +487,17 @@ func (e *Evaluator) sortedKeys() []heldKey {
 	for k := range e.held {
 		keys = append(keys, k)
 	}
+	sortKeys(keys)
+	return keys
+}
+
+func sortKeys(keys []heldKey) {
 	sort.Slice(keys, func(i, j int) bool {
 		if keys[i].rule != keys[j].rule {
 			return keys[i].rule < keys[j].rule
 		}
 		return keys[i].entity < keys[j].entity
 	})
-	return keys
 }
 
 func (e *Evaluator) sortedRuleIDs() []string {

@@ -156,12 +156,12 @@ func TestEvaluatorDuration(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			ev := NewEvaluator()
+			ev := NewEvaluator(fixed(at(100)))
 			if got := ev.SetRules(tt.rules, at(100)); len(got) != 0 {
 				t.Fatalf("SetRules: got %s; want nothing", describe(got))
 			}
 			for i, s := range tt.steps {
-				if got := describe(ev.Observe(s.st)); got != s.want {
+				if got := describe(obs(ev, s.st)); got != s.want {
 					t.Errorf("step %d: got %q; want %q", i, got, s.want)
 				}
 			}
@@ -170,9 +170,9 @@ func TestEvaluatorDuration(t *testing.T) {
 }
 
 func TestEvaluatorRuleChanges(t *testing.T) {
-	ev := NewEvaluator()
+	ev := NewEvaluator(fixed(at(100)))
 	ev.SetRules([]Rule{congestion("r1", 15, 0), congestion("r2", 15, 0)}, at(0))
-	if got := describe(ev.Observe(traffic("s1", 1, speed(10)))); got != "raise r1 s1 since+1 at+1; raise r2 s1 since+1 at+1" {
+	if got := describe(obs(ev, traffic("s1", 1, speed(10)))); got != "raise r1 s1 since+1 at+1; raise r2 s1 since+1 at+1" {
 		t.Fatalf("got %q", got)
 	}
 	// r1 deleted, r2's threshold lowered below the current speed, r3 added and holding at once.
@@ -197,14 +197,14 @@ func TestEvaluatorRuleChanges(t *testing.T) {
 	if got := describe(ev.SetRules([]Rule{congestion("r4", 20, 0)}, at(80))); got != "raise r4 s1 since+1 at+1" {
 		t.Errorf("new rule on the last state: got %q", got)
 	}
-	ev.Observe(traffic("s1", 81, speed(10)))
+	obs(ev, traffic("s1", 81, speed(10)))
 	if got := describe(ev.SetRules([]Rule{congestion("r4", 20, 0, "s9")}, at(90))); got != "cancel r4 s1 since+1 at+90" {
 		t.Errorf("after limiting: got %q", got)
 	}
 }
 
 func TestEvaluatorRestore(t *testing.T) {
-	ev := NewEvaluator()
+	ev := NewEvaluator(fixed(at(100)))
 	id := Identifier("r1", "s1", at(0))
 	gone := Identifier("old", "s1", at(0))
 	skipped := ev.Restore([]Raised{
@@ -220,32 +220,32 @@ func TestEvaluatorRestore(t *testing.T) {
 		t.Errorf("SetRules: got %q", got)
 	}
 	// The last state, delivered again after the restart, still holds: nothing is raised twice.
-	if got := ev.Observe(traffic("s1", 12, speed(10))); len(got) != 0 {
+	if got := obs(ev, traffic("s1", 12, speed(10))); len(got) != 0 {
 		t.Errorf("redelivered state: got %q; want nothing", describe(got))
 	}
-	got := ev.Observe(traffic("s1", 13, speed(50)))
+	got := obs(ev, traffic("s1", 13, speed(50)))
 	if describe(got) != "cancel r1 s1 since+0 at+13" || got[0].Identifier != id || !got[0].RaisedAt.Equal(at(10)) {
 		t.Errorf("recovery: got %q (%s, %v); want the restored alert cancelled", describe(got), got[0].Identifier, got[0].RaisedAt)
 	}
 }
 
 func TestUnraise(t *testing.T) {
-	ev := NewEvaluator()
+	ev := NewEvaluator(fixed(at(100)))
 	ev.SetRules([]Rule{congestion("r1", 15, 0)}, at(0))
-	first := ev.Observe(traffic("s1", 1, speed(10)))
+	first := obs(ev, traffic("s1", 1, speed(10)))
 	ev.Unraise(first[0])
-	again := ev.Observe(traffic("s1", 2, speed(10)))
+	again := obs(ev, traffic("s1", 2, speed(10)))
 	if describe(again) != "raise r1 s1 since+1 at+2" || again[0].Identifier != first[0].Identifier {
 		t.Errorf("got %q (%s); want the same alert raised again", describe(again), again[0].Identifier)
 	}
 }
 
 func TestAlert(t *testing.T) {
-	ev := NewEvaluator()
+	ev := NewEvaluator(fixed(at(100)))
 	r := congestion("r1", 15, 0)
 	r.Severity = "Severe"
 	ev.SetRules([]Rule{r}, at(0))
-	raise := ev.Observe(traffic("s 1", 1, speed(7.5)))[0]
+	raise := obs(ev, traffic("s 1", 1, speed(7.5)))[0]
 	msg, err := Message(raise, at(100))
 	if err != nil {
 		t.Fatal(err)
@@ -291,7 +291,7 @@ func TestAlert(t *testing.T) {
 		t.Errorf("area bounds %v do not contain the segment", b)
 	}
 
-	cancel := ev.Observe(traffic("s 1", 5, speed(50)))[0]
+	cancel := obs(ev, traffic("s 1", 5, speed(50)))[0]
 	msg, err = Message(cancel, at(100))
 	if err != nil {
 		t.Fatal(err)
@@ -309,5 +309,150 @@ func TestAlert(t *testing.T) {
 	}
 	if _, err := Message(Transition{Action: Raise, Identifier: "x"}, at(0)); err == nil {
 		t.Error("a transition without province or unit built a message")
+	}
+}
+
+// fixed is a wall clock stopped at t.
+func fixed(t time.Time) func() time.Time { return func() time.Time { return t } }
+
+// obs observes a state as if it reached STATE at its observation time.
+func obs(ev *Evaluator, st *iocv1.EntityState) []Transition { return ev.Observe(st, ObservedAt(st)) }
+
+// TestEvaluatorStale drives the evaluator with a wall clock of its own: a
+// step with a state observes it as received at received; a step without
+// one sweeps at now.
+func TestEvaluatorStale(t *testing.T) {
+	wl := Rule{ID: "wl", Province: "01", Kind: KindWaterLevel, Params: Params{MinAlarm: 2}, Severity: "Extreme", Enabled: true}
+	short := Rule{ID: "aq", Province: "01", Kind: KindAQIBand, Params: Params{MinBand: 4, Stale: 30 * time.Minute},
+		For: time.Hour, Severity: "Severe", Enabled: true}
+	jam := congestion("cg", 15, 0)
+	type step struct {
+		now      int
+		st       *iocv1.EntityState
+		received int
+		want     string
+	}
+	tests := []struct {
+		name    string
+		rules   []Rule
+		restore []Raised
+		steps   []step
+	}{
+		{"a silent gauge's alert is cancelled after the default 2h", []Rule{wl}, nil, []step{
+			{0, water("w1", 0, 2), 0, "raise wl w1 since+0 at+0"},
+			{60, nil, 0, ""},
+			{90, water("w1", 90, 3), 90, ""},
+			{209, nil, 0, ""},
+			{210, nil, 0, "cancel wl w1 since+0 at+210"},
+			{211, nil, 0, ""},
+			// Its last state delivered again (a restart) is old news: nothing is raised again.
+			{212, water("w1", 90, 3), 90, ""},
+			// Data again: a new alert, with a new identifier.
+			{215, water("w1", 215, 2), 215, "raise wl w1 since+215 at+215"},
+		}},
+		{"silence is measured from when states arrive, not their observation times", []Rule{wl}, nil, []step{
+			{300, water("w1", 0, 2), 300, "raise wl w1 since+0 at+0"},
+			{419, nil, 0, ""},
+			{420, nil, 0, "cancel wl w1 since+0 at+420"},
+		}},
+		{"a state that reached STATE longer than stale ago raises nothing", []Rule{wl}, nil, []step{
+			{200, water("w1", 0, 2), 0, ""},
+			{200, nil, 0, ""},
+		}},
+		{"states without the rule's value are not data", []Rule{jam}, nil, []step{
+			{0, traffic("s1", 0, speed(5)), 0, "raise cg s1 since+0 at+0"},
+			{60, traffic("s1", 60, nil), 60, ""},
+			{100, traffic("s1", 100, nil), 100, ""},
+			{120, nil, 0, "cancel cg s1 since+0 at+120"},
+		}},
+		{"a rule's own stale duration; a condition not raised yet is forgotten", []Rule{short}, nil, []step{
+			{0, air("a1", 0, 5), 0, ""},
+			{29, nil, 0, ""},
+			{30, nil, 0, ""},
+			// The clock of the condition starts again.
+			{40, air("a1", 40, 5), 40, ""},
+			{60, air("a1", 60, 5), 60, ""},
+			{100, air("a1", 100, 5), 100, "raise aq a1 since+40 at+100"},
+			{130, nil, 0, "cancel aq a1 since+40 at+130"},
+		}},
+		{"a restored alert without a state starts its silence at the first sweep", []Rule{wl},
+			[]Raised{{Identifier: Identifier("wl", "w1", at(0)), Sent: at(0), Province: "01", Unit: "00070"}}, []step{
+				{500, nil, 0, ""},
+				{619, nil, 0, ""},
+				{620, nil, 0, "cancel wl w1 since+0 at+620"},
+			}},
+		{"a restored alert whose last state is old is cancelled at the first sweep", []Rule{wl},
+			[]Raised{{Identifier: Identifier("wl", "w1", at(0)), Sent: at(0), Province: "01", Unit: "00070"}}, []step{
+				{500, water("w1", 10, 3), 10, ""},
+				{500, nil, 0, "cancel wl w1 since+0 at+500"},
+			}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			now := t0
+			ev := NewEvaluator(func() time.Time { return now })
+			ev.Restore(tt.restore)
+			ev.SetRules(tt.rules, t0)
+			for i, s := range tt.steps {
+				now = at(s.now)
+				var got []Transition
+				if s.st != nil {
+					got = ev.Observe(s.st, at(s.received))
+				} else {
+					got = ev.Sweep()
+				}
+				if d := describe(got); d != s.want {
+					t.Errorf("step %d: got %q; want %q", i, d, s.want)
+				}
+				for _, tr := range got {
+					silent := s.st == nil && tr.Action == Cancel
+					if silent != !tr.NoDataSince.IsZero() {
+						t.Errorf("step %d: NoDataSince %v on %s; want it set on the Cancels of sweeps only", i, tr.NoDataSince, tr.Action)
+					}
+				}
+			}
+		})
+	}
+}
+
+func TestAlertOfSilence(t *testing.T) {
+	now := at(0)
+	ev := NewEvaluator(func() time.Time { return now })
+	r := Rule{ID: "wl", Province: "01", Kind: KindWaterLevel, Params: Params{MinAlarm: 2}, Severity: "Extreme", Enabled: true}
+	ev.SetRules([]Rule{r}, now)
+	st := water("w1", 0, 2)
+	st.GetWater().Name = "Sông Hồng - Long Biên"
+	raise := ev.Observe(st, at(1))
+	if len(raise) != 1 {
+		t.Fatalf("got %q; want a raise", describe(raise))
+	}
+	now = at(150)
+	got := ev.Sweep()
+	if len(got) != 1 {
+		t.Fatalf("sweep: got %q; want a cancel", describe(got))
+	}
+	if !got[0].NoDataSince.Equal(at(0)) || !got[0].LastReceived.Equal(at(1)) || got[0].Identifier != raise[0].Identifier {
+		t.Errorf("cancel: no data since %v, received %v, identifier %s; want %v, %v, %s",
+			got[0].NoDataSince, got[0].LastReceived, got[0].Identifier, at(0), at(1), raise[0].Identifier)
+	}
+	a, err := Alert(got[0], now)
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantNote := "no data since 2026-11-21T08:00:00+00:00 (last state received 2026-11-21T08:01:00+00:00); rule wl cancels its alert after 2h0m0s without data"
+	if a.GetMsgType() != "Cancel" || a.GetNote() != wantNote || !a.GetSent().AsTime().Equal(at(150)) ||
+		a.GetReferences()[0] != Reference(raise[0].Identifier, at(0)) {
+		t.Errorf("got %s %q sent %v refs %v; want a Cancel sent at the wall clock with note %q", a.GetMsgType(), a.GetNote(),
+			a.GetSent().AsTime(), a.GetReferences(), wantNote)
+	}
+	en := a.GetInfo()[1]
+	wantDesc := "No data from Sông Hồng - Long Biên (w1) since 2026-11-21T08:00:00+00:00; the alert of rule wl is cancelled."
+	if en.GetHeadline() != "No data from Sông Hồng - Long Biên (w1)" || en.GetDescription() != wantDesc ||
+		en.GetResponseType()[0] != "Monitor" || en.GetInstruction() == "" {
+		t.Errorf("en info: headline %q, description %q, responseType %v; want the no-data wording, %q, Monitor",
+			en.GetHeadline(), en.GetDescription(), en.GetResponseType(), wantDesc)
+	}
+	if vi := a.GetInfo()[0]; vi.GetHeadline() != "Mất dữ liệu từ Sông Hồng - Long Biên (w1)" {
+		t.Errorf("vi headline %q", vi.GetHeadline())
 	}
 }

@@ -52,6 +52,12 @@ const (
 	MaxSpeed = 300
 	// MaxIDLength is the longest rule id.
 	MaxIDLength = 64
+	// DefaultStale is how long an entity may send no new state before the
+	// alerts rules raised on it are cancelled, when a rule does not say.
+	DefaultStale = 2 * time.Hour
+	// MinStale and MaxStale bound a rule's stale duration.
+	MinStale = time.Minute
+	MaxStale = 7 * 24 * time.Hour
 )
 
 // SourceID is the feed source of the alerts rules raise: their alert id on
@@ -85,6 +91,12 @@ type Params struct {
 	MaxSpeed float64  // congestion: km/h, > 0
 	Segments []string // congestion: the segments it watches; empty means every segment
 	MinAlarm int      // water_level: 1..3
+	// Stale is how long the entity may send no new state (measured on the
+	// wall clock, from when its last state reached STATE) before the alert
+	// raised on it is cancelled; 0 means DefaultStale. It is a member of the
+	// rule document ("stale", next to "for"), kept here because it is stored
+	// with the params (alert_rule.params.stale): the table needs no column.
+	Stale time.Duration
 }
 
 // Layer is the state layer a kind of rule watches.
@@ -151,6 +163,7 @@ type Document struct {
 	Kind      string          `json:"kind"`
 	Params    json.RawMessage `json:"params"`
 	For       string          `json:"for"`
+	Stale     string          `json:"stale,omitempty"`
 	Severity  string          `json:"severity"`
 	Enabled   *bool           `json:"enabled,omitempty"`
 	Version   int             `json:"version,omitempty"`
@@ -164,6 +177,9 @@ type paramsJSON struct {
 	MaxSpeed *float64 `json:"maxSpeed,omitempty"`
 	Segments []string `json:"segments,omitempty"`
 	MinAlarm *int     `json:"minAlarm,omitempty"`
+	// Stale is Params.Stale in the stored form only; a document has it as a
+	// member of the rule.
+	Stale *string `json:"stale,omitempty"`
 }
 
 // CheckID reports whether id can name a rule.
@@ -224,7 +240,7 @@ func Parse(id string, body []byte) (Rule, error) {
 		ve.add("kind", "%q is not a kind of rule; want one of %s", doc.Kind, strings.Join(Kinds, ", "))
 	}
 	if kindOK {
-		p, err := ParseParams(doc.Kind, doc.Params)
+		p, err := parseParams(doc.Kind, doc.Params, false)
 		var pe *ValidationError
 		if errors.As(err, &pe) {
 			ve.Problems = append(ve.Problems, pe.Problems...)
@@ -248,6 +264,11 @@ func Parse(id string, body []byte) (Rule, error) {
 			r.For = d
 		}
 	}
+	stale, problem := parseStale(doc.Stale)
+	if problem != "" {
+		ve.add("stale", "%s", problem)
+	}
+	r.Params.Stale = stale
 	if doc.Severity == "" {
 		ve.add("severity", "is missing; want one of %s", strings.Join(Severities, ", "))
 	} else if !contains(Severities, doc.Severity) {
@@ -259,8 +280,42 @@ func Parse(id string, body []byte) (Rule, error) {
 	return r, nil
 }
 
-// ParseParams decodes and validates the params object of a rule of kind.
+// parseStale reads the stale member of a rule: empty is 0 (DefaultStale).
+// It returns the reason it is wrong, if it is.
+func parseStale(s string) (time.Duration, string) {
+	if s == "" {
+		return 0, ""
+	}
+	d, err := time.ParseDuration(s)
+	switch {
+	case err != nil:
+		return 0, fmt.Sprintf("%q is not a duration; want one such as \"2h\" or \"90m\" (omit it for %s)", s, DefaultStale)
+	case d < MinStale:
+		return 0, fmt.Sprintf("%q is shorter than the least, %s (omit it for %s)", s, MinStale, DefaultStale)
+	case d > MaxStale:
+		return 0, fmt.Sprintf("%q is longer than the most, %s", s, MaxStale)
+	}
+	return d, ""
+}
+
+// StaleAfter is how long the entity of an alert r raised may send no new
+// state before the alert is cancelled.
+func (r *Rule) StaleAfter() time.Duration {
+	if r.Params.Stale > 0 {
+		return r.Params.Stale
+	}
+	return DefaultStale
+}
+
+// ParseParams decodes and validates the params object of a rule of kind, in
+// the form the store keeps (ParamsJSON): with the rule's stale duration.
 func ParseParams(kind string, raw []byte) (Params, error) {
+	return parseParams(kind, raw, true)
+}
+
+// parseParams decodes a params object; stored tells the stored form (which
+// may hold "stale") from a document's (where it is a member of the rule).
+func parseParams(kind string, raw []byte, stored bool) (Params, error) {
 	var p Params
 	ve := &ValidationError{}
 	if len(bytes.TrimSpace(raw)) == 0 || bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
@@ -279,6 +334,18 @@ func ParseParams(kind string, raw []byte) (Params, error) {
 	}
 	unexpected := func(field, kinds string) {
 		ve.add("params."+field, "is a parameter of %s rules, not of %s", kinds, kind)
+	}
+	if pj.Stale != nil {
+		switch d, problem := parseStale(*pj.Stale); {
+		case !stored:
+			ve.add("params.stale", "is a member of the rule, not of its params; write it next to \"for\"")
+		case *pj.Stale == "":
+			ve.add("params.stale", "is empty; want a duration such as \"2h\"")
+		case problem != "":
+			ve.add("params.stale", "%s", problem)
+		default:
+			p.Stale = d
+		}
 	}
 	switch kind {
 	case KindAQIBand:
@@ -359,8 +426,19 @@ func ParseParams(kind string, raw []byte) (Params, error) {
 	return p, nil
 }
 
-// ParamsJSON is the params object of r, as stored in alert_rule.params.
+// ParamsJSON is the params object of r, as stored in alert_rule.params: with
+// its stale duration when it is not the default.
 func (r Rule) ParamsJSON() []byte {
+	pj := r.documentParams()
+	if r.Params.Stale > 0 {
+		s := r.Params.Stale.String()
+		pj.Stale = &s
+	}
+	return marshalParams(pj)
+}
+
+// documentParams is the params object of r in its document.
+func (r Rule) documentParams() paramsJSON {
 	var pj paramsJSON
 	switch r.Kind {
 	case KindAQIBand:
@@ -371,6 +449,10 @@ func (r Rule) ParamsJSON() []byte {
 	case KindWaterLevel:
 		pj.MinAlarm = &r.Params.MinAlarm
 	}
+	return pj
+}
+
+func marshalParams(pj paramsJSON) []byte {
 	b, err := json.Marshal(pj)
 	if err != nil { // cannot happen: finite numbers and strings
 		return []byte("{}")
@@ -381,8 +463,11 @@ func (r Rule) ParamsJSON() []byte {
 // Document is the JSON form of r.
 func (r Rule) Document() Document {
 	enabled := r.Enabled
-	d := Document{ID: r.ID, Province: r.Province, Kind: r.Kind, Params: r.ParamsJSON(), For: r.For.String(),
-		Severity: r.Severity, Enabled: &enabled, Version: r.Version, UpdatedBy: r.UpdatedBy}
+	d := Document{ID: r.ID, Province: r.Province, Kind: r.Kind, Params: marshalParams(r.documentParams()),
+		For: r.For.String(), Severity: r.Severity, Enabled: &enabled, Version: r.Version, UpdatedBy: r.UpdatedBy}
+	if r.Params.Stale > 0 {
+		d.Stale = r.Params.Stale.String()
+	}
 	if !r.UpdatedAt.IsZero() {
 		t := r.UpdatedAt.UTC()
 		d.UpdatedAt = &t

@@ -20,6 +20,8 @@ func TestParse(t *testing.T) {
 			Rule{ID: "r1", Province: "79", Kind: KindAQIBand, Params: Params{MinBand: 4}, For: 90 * time.Minute, Severity: "Moderate"}},
 		{"water without duration", `{"province":"01","kind":"water_level","params":{"minAlarm":2},"severity":"Extreme"}`,
 			Rule{ID: "r1", Province: "01", Kind: KindWaterLevel, Params: Params{MinAlarm: 2}, Severity: "Extreme", Enabled: true}},
+		{"water with its own stale", `{"province":"01","kind":"water_level","params":{"minAlarm":2},"stale":"90m","severity":"Extreme"}`,
+			Rule{ID: "r1", Province: "01", Kind: KindWaterLevel, Params: Params{MinAlarm: 2, Stale: 90 * time.Minute}, Severity: "Extreme", Enabled: true}},
 		{"same id in body", `{"id":"r1","province":"01","kind":"congestion","params":{"maxSpeed":20.5},"for":"0s","severity":"Minor"}`,
 			Rule{ID: "r1", Province: "01", Kind: KindCongestion, Params: Params{MaxSpeed: 20.5}, Severity: "Minor", Enabled: true}},
 	}
@@ -86,6 +88,14 @@ func TestParseRejects(t *testing.T) {
 			[]string{`province: is missing; want a province code such as "01"`, "kind: is missing; want one of aqi_band, congestion, water_level",
 				`for: is missing; want how long the condition must hold, such as "10m" ("0s" raises at once)`,
 				"severity: is missing; want one of Extreme, Severe, Moderate, Minor, Unknown"}},
+		{"stale not a duration", "r1", `{"province":"01","kind":"water_level","params":{"minAlarm":1},"stale":"2","severity":"Minor"}`,
+			[]string{`stale: "2" is not a duration; want one such as "2h" or "90m" (omit it for 2h0m0s)`}},
+		{"stale too short", "r1", `{"province":"01","kind":"water_level","params":{"minAlarm":1},"stale":"0s","severity":"Minor"}`,
+			[]string{`stale: "0s" is shorter than the least, 1m0s (omit it for 2h0m0s)`}},
+		{"stale too long", "r1", `{"province":"01","kind":"water_level","params":{"minAlarm":1},"stale":"169h","severity":"Minor"}`,
+			[]string{`stale: "169h" is longer than the most, 168h0m0s`}},
+		{"stale in params", "r1", `{"province":"01","kind":"water_level","params":{"minAlarm":1,"stale":"1h"},"severity":"Minor"}`,
+			[]string{`params.stale: is a member of the rule, not of its params; write it next to "for"`}},
 		{"unknown field", "r1", `{"province":"01","kind":"congestion","params":{"maxSpeed":9},"for":"1m","severity":"Minor","window":3}`,
 			[]string{`(body): is not a rule document: json: unknown field "window"`}},
 		{"not JSON", "r1", `kind=congestion`,
@@ -200,4 +210,46 @@ func FuzzRuleParams(f *testing.F) {
 func quote(s string) string {
 	b, _ := json.Marshal(s)
 	return string(b)
+}
+
+// TestStaleStored checks where a rule's stale duration goes: a member of the
+// document, next to "for", and stored with the params, where the store reads it.
+func TestStaleStored(t *testing.T) {
+	r, err := Parse("r1", []byte(`{"province":"01","kind":"water_level","params":{"minAlarm":2},"stale":"45m","severity":"Extreme"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := string(r.ParamsJSON()), `{"minAlarm":2,"stale":"45m0s"}`; got != want {
+		t.Errorf("stored params %s; want %s", got, want)
+	}
+	doc, err := json.Marshal(r)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(string(doc), `"params":{"minAlarm":2},"for":"0s","stale":"45m0s"`) {
+		t.Errorf("document %s; want params without stale and stale after for", doc)
+	}
+	p, err := ParseParams(KindWaterLevel, r.ParamsJSON())
+	if err != nil || p.Stale != 45*time.Minute || p.MinAlarm != 2 {
+		t.Errorf("ParseParams of the stored form = %+v, %v; want minAlarm 2, stale 45m", p, err)
+	}
+	if got := r.StaleAfter(); got != 45*time.Minute {
+		t.Errorf("StaleAfter = %v; want 45m", got)
+	}
+	// Without stale: nothing stored, nothing shown, the default applies.
+	d, err := Parse("r2", []byte(`{"province":"01","kind":"water_level","params":{"minAlarm":2},"severity":"Extreme"}`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := string(d.ParamsJSON()); got != `{"minAlarm":2}` || d.StaleAfter() != DefaultStale {
+		t.Errorf("default: stored %s, StaleAfter %v; want {\"minAlarm\":2} and %v", got, d.StaleAfter(), DefaultStale)
+	}
+	if d.Same(r) {
+		t.Error("rules that differ in stale are the Same")
+	}
+	for _, bad := range []string{`{"minAlarm":2,"stale":""}`, `{"minAlarm":2,"stale":"5s"}`} {
+		if _, err := ParseParams(KindWaterLevel, []byte(bad)); !errors.Is(err, ErrInvalidRule) {
+			t.Errorf("ParseParams(%s) = %v; want ErrInvalidRule", bad, err)
+		}
+	}
 }
