@@ -1,10 +1,11 @@
 // Command iocsim sends realistic live feeds for Hà Nội's wards — air-quality
-// stations, road segments, an occasional alert — to an iochub ingest over
+// stations, road segments, water and weather stations, an occasional alert —
+// to an iochub ingest over
 // HTTP, as FIWARE keyValues batches. It is the demo feed and the load
 // generator (--once, or --rounds N with a short --interval).
 //
 //	iocsim --url http://127.0.0.1:8080 --token TOKEN [--stations 30] [--segments 60]
-//	       [--interval 5s] [--alert-every 2m] [--seed 1] [--once | --rounds N] [--max-batch 5000]
+//	       [--water 4] [--weather 4] [--interval 5s] [--alert-every 2m] [--seed 1] [--once | --rounds N] [--max-batch 5000]
 //
 // Flags take precedence over IOCSIM_* environment variables (IOCSIM_URL,
 // IOCSIM_TOKEN, IOCSIM_STATIONS, ...), which take precedence over defaults.
@@ -46,6 +47,8 @@ type config struct {
 	Token      string        // bearer token of the source
 	Stations   int           // air-quality stations; negative = none
 	Segments   int           // road segments; negative = none
+	Water      int           // water stations; 0 = sim.DefaultWater, negative = none
+	Weather    int           // weather stations; 0 = sim.DefaultWeather, negative = none
 	Interval   time.Duration // time between rounds
 	AlertEvery time.Duration // simulated time between alerts; 0 = never
 	Seed       int64         // same seed, same entities
@@ -62,6 +65,8 @@ func defaults() config {
 		URL:        "http://127.0.0.1:8080",
 		Stations:   sim.DefaultStations,
 		Segments:   sim.DefaultSegments,
+		Water:      sim.DefaultWater,
+		Weather:    sim.DefaultWeather,
 		Interval:   sim.DefaultInterval,
 		AlertEvery: sim.DefaultAlertEvery,
 		Seed:       1,
@@ -105,6 +110,8 @@ func envValues(getenv func(string) string) (config, error) {
 	str("TOKEN", &c.Token)
 	num("STATIONS", &c.Stations)
 	num("SEGMENTS", &c.Segments)
+	num("WATER", &c.Water)
+	num("WEATHER", &c.Weather)
 	dur("INTERVAL", &c.Interval)
 	dur("ALERT_EVERY", &c.AlertEvery)
 	if v := getenv("IOCSIM_SEED"); v != "" {
@@ -132,6 +139,8 @@ func parse(args []string, getenv func(string) string, stderr io.Writer) (config,
 	fs.StringVar(&c.Token, "token", c.Token, "bearer token of the source (IOCSIM_TOKEN)")
 	fs.IntVar(&c.Stations, "stations", c.Stations, "air-quality stations; negative for none (IOCSIM_STATIONS)")
 	fs.IntVar(&c.Segments, "segments", c.Segments, "road segments; negative for none (IOCSIM_SEGMENTS)")
+	fs.IntVar(&c.Water, "water", c.Water, fmt.Sprintf("water-level stations (with alarm levels); 0 for the default %d, negative for none (IOCSIM_WATER)", sim.DefaultWater))
+	fs.IntVar(&c.Weather, "weather", c.Weather, fmt.Sprintf("weather stations; 0 for the default %d, negative for none (IOCSIM_WEATHER)", sim.DefaultWeather))
 	fs.DurationVar(&c.Interval, "interval", c.Interval, "time between rounds (IOCSIM_INTERVAL)")
 	fs.DurationVar(&c.AlertEvery, "alert-every", c.AlertEvery, "time between alerts; 0 for none (IOCSIM_ALERT_EVERY)")
 	fs.Int64Var(&c.Seed, "seed", c.Seed, "random seed: the same seed places the same stations and segments (IOCSIM_SEED)")
@@ -185,6 +194,8 @@ func (c config) sim(log *slog.Logger) sim.Config {
 		Token:      c.Token,
 		Stations:   c.Stations,
 		Segments:   c.Segments,
+		Water:      c.Water,
+		Weather:    c.Weather,
 		Interval:   c.Interval,
 		AlertEvery: alertEvery(c.AlertEvery),
 		Rounds:     c.Rounds,
@@ -220,8 +231,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if c.Token != "" {
 			tok = "(set)"
 		}
-		fmt.Fprintf(stdout, "url=%s token=%s stations=%d segments=%d interval=%s alert-every=%s seed=%d rounds=%d\n",
-			c.URL, tok, c.Stations, c.Segments, c.Interval, c.AlertEvery, c.Seed, c.Rounds)
+		fmt.Fprintf(stdout, "url=%s token=%s stations=%d segments=%d water=%d weather=%d interval=%s alert-every=%s seed=%d rounds=%d\n",
+			c.URL, tok, c.Stations, c.Segments, c.Water, c.Weather, c.Interval, c.AlertEvery, c.Seed, c.Rounds)
 		return nil
 	}
 	s, err := sim.New(sc)

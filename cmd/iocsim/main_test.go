@@ -35,6 +35,19 @@ func TestParsePrecedence(t *testing.T) {
 			"stations 7, url from env, interval 1s"},
 		{"flag over env", []string{"--stations", "3", "--token", "flagtok"}, map[string]string{"IOCSIM_STATIONS": "7", "IOCSIM_TOKEN": "envtok"},
 			func(c config) bool { return c.Stations == 3 && c.Token == "flagtok" }, "stations 3, token from the flag"},
+		{"water and weather default to the simulator's", nil, nil, func(c config) bool {
+			sc := c.sim(nil)
+			return c.Water == 4 && c.Weather == 4 && sc.Water == 4 && sc.Weather == 4
+		}, "water 4, weather 4"},
+		{"water and weather from env", nil, map[string]string{"IOCSIM_WATER": "2", "IOCSIM_WEATHER": "-1"}, func(c config) bool {
+			sc := c.sim(nil)
+			return c.Water == 2 && c.Weather == -1 && sc.Water == 2 && sc.Weather == -1
+		}, "water 2, weather -1 (none)"},
+		{"water and weather flags over env", []string{"--water", "0", "--weather", "9"}, map[string]string{"IOCSIM_WATER": "7", "IOCSIM_WEATHER": "-1"},
+			func(c config) bool {
+				sc := c.sim(nil)
+				return c.Water == 0 && c.Weather == 9 && sc.Water == 0 && sc.Weather == 9
+			}, "water 0 (the simulator's default), weather 9, from the flags"},
 		{"once is one round", []string{"--once"}, nil, func(c config) bool { return c.Rounds == 1 }, "rounds 1"},
 		{"zero interval for load", []string{"--interval", "0s"}, nil, func(c config) bool { return c.Interval == time.Millisecond }, "interval 1ms"},
 	}
@@ -59,6 +72,9 @@ func TestParseErrors(t *testing.T) {
 		want string
 	}{
 		{"bad env int", nil, map[string]string{"IOCSIM_STATIONS": "many"}, "IOCSIM_STATIONS"},
+		{"bad env water", nil, map[string]string{"IOCSIM_WATER": "some"}, "IOCSIM_WATER"},
+		{"bad env weather", nil, map[string]string{"IOCSIM_WEATHER": "4.5"}, "IOCSIM_WEATHER"},
+		{"bad water flag", []string{"--water", "x"}, nil, "-water"},
 		{"bad env duration", nil, map[string]string{"IOCSIM_INTERVAL": "5"}, "IOCSIM_INTERVAL"},
 		{"once and rounds", []string{"--once", "--rounds", "3"}, nil, "--once"},
 		{"stray argument", []string{"extra"}, nil, "unexpected"},
@@ -139,11 +155,57 @@ func TestRunNoAlerts(t *testing.T) {
 
 func TestCheckConfig(t *testing.T) {
 	var out bytes.Buffer
-	err := run(context.Background(), []string{"--check-config", "--token", "secret", "--seed", "9"}, envOf(nil), &out, io.Discard)
+	err := run(context.Background(), []string{"--check-config", "--token", "secret", "--seed", "9", "--water", "-1"},
+		envOf(map[string]string{"IOCSIM_WEATHER": "6"}), &out, io.Discard)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if got := out.String(); !strings.Contains(got, "seed=9") || strings.Contains(got, "secret") {
-		t.Errorf("check-config printed %q; want seed=9 and no token", got)
+	if got := out.String(); !strings.Contains(got, "seed=9") || !strings.Contains(got, "water=-1 weather=6") || strings.Contains(got, "secret") {
+		t.Errorf("check-config printed %q; want seed=9, water=-1 weather=6 and no token", got)
+	}
+}
+
+// TestRunWaterWeather counts the water and weather items one round sends:
+// none for a negative count, the default for 0.
+func TestRunWaterWeather(t *testing.T) {
+	tests := []struct {
+		name          string
+		args          []string
+		env           map[string]string
+		water, weathr int
+	}{
+		{"flags", []string{"--water", "-1", "--weather", "2"}, nil, 0, 2},
+		{"env", nil, map[string]string{"IOCSIM_WATER": "3", "IOCSIM_WEATHER": "-5"}, 3, 0},
+		{"zero is the default", []string{"--water", "0"}, map[string]string{"IOCSIM_WEATHER": "0"}, 4, 4},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			var (
+				mu    sync.Mutex
+				items = map[string]int{}
+			)
+			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				var got []json.RawMessage
+				if err := json.NewDecoder(r.Body).Decode(&got); err != nil {
+					t.Errorf("%s: %v", r.URL.Path, err)
+				}
+				mu.Lock()
+				items[r.URL.Path] += len(got)
+				mu.Unlock()
+				w.WriteHeader(http.StatusAccepted)
+				_, _ = io.WriteString(w, `{"results":[]}`)
+			}))
+			defer srv.Close()
+			args := append([]string{"--once", "--url", srv.URL, "--token", "t", "--stations", "1", "--segments", "1"}, tt.args...)
+			if err := run(context.Background(), args, envOf(tt.env), io.Discard, io.Discard); err != nil {
+				t.Fatal(err)
+			}
+			if got := items["/v1/feeds/water"]; got != tt.water {
+				t.Errorf("water items: got %d; want %d", got, tt.water)
+			}
+			if got := items["/v1/feeds/weather"]; got != tt.weathr {
+				t.Errorf("weather items: got %d; want %d", got, tt.weathr)
+			}
+		})
 	}
 }
