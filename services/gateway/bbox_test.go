@@ -1,11 +1,16 @@
 package gateway
 
 import (
+	"bytes"
+	"slices"
+	"strings"
 	"testing"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twpayne/go-geom"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/iochub/iochub/internal/testenv"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
 
@@ -81,4 +86,94 @@ func TestRemoveFrame(t *testing.T) {
 	if got["type"] != "remove" || got["id"] != `air/trạm "1"` || len(got) != 2 {
 		t.Errorf("got %v; want type remove and the id, nothing else", got)
 	}
+}
+
+// TestHubFiltersWithSharedBytes checks that bbox filtering adds no per-client
+// encoding: every client that passes gets the very same frame bytes (state or
+// remove), and the others get nothing.
+func TestHubFiltersWithSharedBytes(t *testing.T) {
+	n := testenv.NATS(t)
+	g, err := New(Config{}, Deps{JS: n.JS, Metrics: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(g.Close)
+	h := newHub(g, "01")
+	boxOf := func(s string) *bbox {
+		b, err := parseBBox(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return &b
+	}
+	clients := map[string]*client{
+		"west":   newClient(g, h, nil, nil, liveParams{Province: "01", BBox: boxOf("105.7,20.9,105.86,21.1")}),
+		"centre": newClient(g, h, nil, nil, liveParams{Province: "01", BBox: boxOf("105.8,21,105.9,21.1")}),
+		"narrow": newClient(g, h, nil, nil, liveParams{Province: "01", Layers: []string{"air"}, BBox: boxOf("105.84,21.04,105.9,21.06")}),
+		"east":   newClient(g, h, nil, nil, liveParams{Province: "01", BBox: boxOf("106,21,106.1,21.1")}),
+		"all":    newClient(g, h, nil, nil, liveParams{Province: "01"}),
+		"water":  newClient(g, h, nil, nil, liveParams{Province: "01", Layers: []string{"water"}, BBox: boxOf("105,20,107,22")}),
+	}
+	for _, c := range clients {
+		h.clients[c] = struct{}{}
+	}
+	publish := func(st *iocv1.EntityState) {
+		f, err := encodeFeature(st, "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		h.publish(f)
+	}
+	// queued pops what each client has waiting and checks that equal frames share one array.
+	queued := func() map[string]string {
+		got := map[string]string{}
+		first := map[string][]byte{} // by content
+		for name, c := range clients {
+			frames := c.q.pop(nil, 10)
+			if len(frames) > 1 {
+				t.Fatalf("%s has %d frames waiting; want at most 1", name, len(frames))
+			}
+			if len(frames) == 1 {
+				fr := frames[0]
+				s := string(fr[bytes.IndexByte(fr, '{'):])
+				if f, ok := first[s]; ok && &fr[0] != &f[0] {
+					t.Errorf("%s got its own copy of %s; want the shared bytes", name, s)
+				}
+				first[s] = fr
+				got[name] = s
+			}
+		}
+		return got
+	}
+
+	publish(airAt(t, "s", 0, 105.85, 21.05)) // in west, centre and narrow
+	got := queued()
+	if want := []string{"all", "centre", "narrow", "west"}; !slices.Equal(keysOf(got), want) {
+		t.Fatalf("after the first state, clients with frames: %v; want %v", keysOf(got), want)
+	}
+	if !strings.HasPrefix(got["west"], `{"type":"state","entity":{"type":"Feature","id":"air/s"`) {
+		t.Errorf("west got %s; want the state of air/s", got["west"])
+	}
+
+	publish(airAt(t, "s", 1, 105.88, 21.05)) // out of west only
+	got = queued()
+	if want := `{"type":"remove","id":"air/s"}`; got["west"] != want || len(got) != 4 ||
+		!strings.HasPrefix(got["centre"], `{"type":"state"`) || !strings.HasPrefix(got["all"], `{"type":"state"`) {
+		t.Errorf("after leaving west: %v; want west %s and states for centre, narrow and all", got, want)
+	}
+
+	publish(airAt(t, "s", 2, 105.95, 21.05)) // out of centre and narrow too; west already lacks it
+	got = queued()
+	if want := `{"type":"remove","id":"air/s"}`; got["centre"] != want || got["narrow"] != want || got["west"] != "" || len(got) != 3 {
+		t.Errorf("after leaving centre: %v; want a remove for centre and narrow, nothing for west, a state for all", got)
+	}
+}
+
+func keysOf(m map[string]string) []string {
+	ks := make([]string, 0, len(m))
+	for k := range m {
+		ks = append(ks, k)
+	}
+	slices.Sort(ks)
+	return ks
 }

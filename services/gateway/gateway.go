@@ -274,7 +274,7 @@ func (g *Gateway) checkOrigin(r *http.Request) bool {
 	return false
 }
 
-// serveLive is GET /v1/live?province=NN[&layers=a,b]: parameters are checked
+// serveLive is GET /v1/live?province=NN[&layers=a,b][&bbox=minLon,minLat,maxLon,maxLat]: parameters are checked
 // before the upgrade (400 problem), the client waits for the province's
 // snapshot, then gets it as its first frame and every change after it.
 func (g *Gateway) serveLive(w http.ResponseWriter, r *http.Request) {
