@@ -333,7 +333,8 @@ func TestEndToEndCAPAlerts(t *testing.T) {
 	}
 
 	// An alert that came as CAP-shaped JSON is written as CAP too: its
-	// GeoJSON polygon becomes a CAP polygon (lat,lon).
+	// GeoJSON polygon becomes a CAP polygon (lat,lon), and its sent keeps
+	// the offset it was sent with.
 	jsonAlert := map[string]any{"identifier": "E2E-J1", "sender": "ioc@example.org", "sent": "2026-01-02T03:04:05+07:00",
 		"status": "Actual", "msgType": "Alert", "info": []any{map[string]any{"category": []string{"Met"}, "event": "Flood",
 			"area": []any{map[string]any{"areaDesc": "box", "geometry": map[string]any{"type": "Polygon",
@@ -344,9 +345,9 @@ func TestEndToEndCAPAlerts(t *testing.T) {
 	_, jdoc := waitGet(t, gw.url+"/v1/alerts/"+gateway.AlertID("wmo/E2E-J1")+".cap")
 	j := parseCAP(t, jdoc)
 	wantRing := cap.Polygon{{Lat: 20, Lon: 10}, {Lat: 20, Lon: 11}, {Lat: 21, Lon: 11}, {Lat: 20, Lon: 10}}
-	if j.Identifier != "E2E-J1" || j.Sent.Format(time.RFC3339) != "2026-01-01T20:04:05Z" || len(j.Infos) != 1 ||
+	if j.Identifier != "E2E-J1" || j.Sent.Format(time.RFC3339) != "2026-01-02T03:04:05+07:00" || len(j.Infos) != 1 ||
 		len(j.Infos[0].Areas) != 1 || !reflect.DeepEqual(j.Infos[0].Areas[0].Polygons, []cap.Polygon{wantRing}) {
-		t.Errorf("CAP of a JSON alert: %s; want identifier E2E-J1, sent 2026-01-01T20:04:05+00:00 and polygon %v", jdoc, wantRing)
+		t.Errorf("CAP of a JSON alert: %s; want identifier E2E-J1, sent 2026-01-02T03:04:05+07:00 and polygon %v", jdoc, wantRing)
 	}
 
 	// 2. The stored areas are WMO's: the Seychelles polygon and the circle.

@@ -246,15 +246,33 @@ func enum(ptr, v string, allowed []string, def string) (string, *itemError) {
 	return v, nil
 }
 
-func optTime(ptr, s string) (*timestamppb.Timestamp, *itemError) {
+// optTime reads an optional CAP date-time and the UTC offset it was written
+// with (seconds east of UTC; 0 when absent).
+func optTime(ptr, s string) (*timestamppb.Timestamp, int32, *itemError) {
 	if s == "" {
-		return nil, nil
+		return nil, 0, nil
 	}
 	t, err := parseTime(s)
 	if err != nil {
-		return nil, &itemError{pointer: ptr, reason: err.Error()}
+		return nil, 0, &itemError{pointer: ptr, reason: err.Error()}
 	}
-	return timestamppb.New(t), nil
+	return timestamppb.New(t), zoneOffset(s), nil
+}
+
+// zoneOffset is the UTC offset, in seconds, a date-time parseTime accepts was
+// written with: "+07:00" is 25200, "Z" and the forms without an offset
+// (read as UTC) are 0. It keeps a CAP-shaped JSON alert's offsets in the
+// *_offset_seconds fields, as a CAP XML alert's are kept, so that its CAP
+// form shows the times as they were sent.
+func zoneOffset(s string) int32 {
+	s = strings.TrimSpace(s)
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04Z07:00"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			_, off := t.Zone()
+			return int32(off) //nolint:gosec // G115: time.Parse bounds an offset to ±99:59, far within int32
+		}
+	}
+	return 0
 }
 
 func parseCAPJSON(f fields, env parseEnv) (*parsed, *itemError) {
@@ -284,7 +302,8 @@ func parseCAPJSON(f fields, env parseEnv) (*parsed, *itemError) {
 	if ierr := notTooFarAhead("sent", sent, env); ierr != nil {
 		return nil, ierr
 	}
-	m := &iocv1.Alert{Id: a.Identifier, Identifier: a.Identifier, Sender: a.Sender, Sent: timestamppb.New(sent), Note: a.Note}
+	m := &iocv1.Alert{Id: a.Identifier, Identifier: a.Identifier, Sender: a.Sender, Sent: timestamppb.New(sent),
+		SentOffsetSeconds: zoneOffset(a.Sent), Note: a.Note}
 	var ierr *itemError
 	if m.Status, ierr = enum("status", a.Status, capStatus, ""); ierr != nil {
 		return nil, ierr
@@ -378,13 +397,13 @@ func parseCAPJSON(f fields, env parseEnv) (*parsed, *itemError) {
 		if info.Certainty, ierr = enum(ip+".certainty", in.Certainty, capCertainty, "Unknown"); ierr != nil {
 			return nil, ierr
 		}
-		if info.Effective, ierr = optTime(ip+".effective", in.Effective); ierr != nil {
+		if info.Effective, info.EffectiveOffsetSeconds, ierr = optTime(ip+".effective", in.Effective); ierr != nil {
 			return nil, ierr
 		}
-		if info.Onset, ierr = optTime(ip+".onset", in.Onset); ierr != nil {
+		if info.Onset, info.OnsetOffsetSeconds, ierr = optTime(ip+".onset", in.Onset); ierr != nil {
 			return nil, ierr
 		}
-		if info.Expires, ierr = optTime(ip+".expires", in.Expires); ierr != nil {
+		if info.Expires, info.ExpiresOffsetSeconds, ierr = optTime(ip+".expires", in.Expires); ierr != nil {
 			return nil, ierr
 		}
 		if info.Area, ierr = areas(ip+".area", in.Area); ierr != nil {
