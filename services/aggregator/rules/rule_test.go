@@ -169,6 +169,8 @@ func FuzzRuleParams(f *testing.F) {
 	f.Add(KindAQIBand, []byte(`{"minBand":4}`), "1h")
 	f.Add(KindWaterLevel, []byte(`{"minAlarm":2}`), "")
 	f.Add(KindWaterLevel, []byte(`null`), "0s")
+	f.Add(KindWaterLevel, []byte(`{"minAlarm":2,"stale":"90m"}`), "")
+	f.Add(KindAQIBand, []byte(`{"minBand":3,"stale":"1s"}`), "1h")
 	f.Add("rain", []byte(`{"maxSpeed":1e400}`), "-1m")
 	f.Add(KindCongestion, []byte(`{"maxSpeed":-0,"segments":[""]}`), "9999999h")
 	f.Fuzz(func(t *testing.T, kind string, params []byte, dur string) {
