@@ -146,6 +146,15 @@ func runEngine(t *testing.T, n *testenv.NATSEnv, db *testenv.DBEnv, now func() t
 		}
 	}
 	t.Cleanup(stop)
+	// Publishing before the engine's consumer exists would let STATE (one message
+	// per subject) replace a state the test means the engine to see.
+	select {
+	case <-eng.Ready():
+	case err := <-done:
+		t.Fatalf("engine stopped before it was ready: %v", err)
+	case <-time.After(30 * time.Second):
+		t.Fatal("engine not ready in 30 s")
+	}
 	return eng, stop
 }
 
