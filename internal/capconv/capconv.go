@@ -19,6 +19,8 @@ import (
 
 	"github.com/iochub/iochub/internal/cap"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
+
+	"github.com/iochub/iochub/internal/wkbx"
 )
 
 // ToProto converts a CAP alert into the event the ingest publishes. The
@@ -235,7 +237,7 @@ func areaFromProto(pa *iocv1.AlertArea) (cap.Area, error) {
 // shapesFromWKB writes a geometry that came without CAP shapes as CAP polygons
 // (outer rings, lat,lon) or, for a Point, a circle of radius 0.
 func shapesFromWKB(a *cap.Area, b []byte) error {
-	g, err := wkb.Unmarshal(b)
+	g, err := wkbx.Unmarshal(b)
 	if err != nil {
 		return fmt.Errorf("decoding area geometry: %w", errors.Join(err, ErrBadArea))
 	}

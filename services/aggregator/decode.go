@@ -9,7 +9,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/twpayne/go-geom"
-	"github.com/twpayne/go-geom/encoding/wkb"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -17,6 +16,8 @@ import (
 	"github.com/iochub/iochub/internal/subjects"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 	"github.com/iochub/iochub/services/aggregator/postgis"
+
+	"github.com/iochub/iochub/internal/wkbx"
 )
 
 // HeaderSource is the NATS header naming the feed source that sent an item.
@@ -407,9 +408,13 @@ func checkText(requiredFields map[string]string, optional ...string) error {
 }
 
 func decodeWKB(b []byte) (geom.T, error) {
-	t, err := wkb.Unmarshal(b)
+	t, err := wkbx.Unmarshal(b)
 	if err != nil {
 		return nil, fmt.Errorf("decoding WKB: %w", err)
+	}
+	if _, ok := t.(*geom.GeometryCollection); ok {
+		// go-geom panics on FlatCoords of a collection; no feed sends one.
+		return nil, fmt.Errorf("a GeometryCollection is not accepted; send its parts as separate geometries")
 	}
 	if t.Layout() != geom.XY {
 		return nil, fmt.Errorf("geometry has layout %v; want 2D (XY)", t.Layout())

@@ -79,6 +79,12 @@ func TestDecode(t *testing.T) {
 		{"3D point", air(func(a *iocv1.AirQualityObserved) {
 			a.Location = mustWKB(t, geom.NewPointFlat(geom.XYZ, []float64{105, 21, 10}))
 		}), "want 2D", ErrBadMessage},
+		{"geometry collection", air(func(a *iocv1.AirQualityObserved) {
+			a.Location = mustWKB(t, geom.NewGeometryCollection().MustPush(geom.NewPointFlat(geom.XY, []float64{105, 21})))
+		}), "GeometryCollection is not accepted", ErrBadMessage},
+		{"huge point count", air(func(a *iocv1.AirQualityObserved) {
+			a.Location = &iocv1.Geometry{Wkb: []byte{1, 2, 0, 0, 0, 0x19, 0x19, 0x19, 0x19, 0, 0}}
+		}), "does not fit", ErrBadMessage},
 		{"point for a segment", traffic(func(tr *iocv1.TrafficObserved) {
 			tr.Location = mustWKB(t, geom.NewPointFlat(geom.XY, []float64{105, 21}))
 		}), "want a LineString", ErrBadMessage},

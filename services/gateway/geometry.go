@@ -7,7 +7,8 @@ import (
 
 	"github.com/twpayne/go-geom"
 	"github.com/twpayne/go-geom/encoding/geojson"
-	"github.com/twpayne/go-geom/encoding/wkb"
+
+	"github.com/iochub/iochub/internal/wkbx"
 )
 
 // maxDecimals is the precision of coordinates on the wire (RFC 7946 §11.2:
@@ -22,7 +23,7 @@ func decodeWKB(b []byte) (geom.T, error) {
 	if len(b) == 0 {
 		return nil, nil
 	}
-	g, err := wkb.Unmarshal(b)
+	g, err := wkbx.Unmarshal(b)
 	if err != nil {
 		return nil, fmt.Errorf("decoding WKB: %w", err)
 	}

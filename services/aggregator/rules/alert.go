@@ -11,6 +11,8 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
+
+	"github.com/iochub/iochub/internal/wkbx"
 )
 
 // ParameterRuleID is the CAP parameter (valueName) that names the rule which
@@ -220,7 +222,7 @@ func areaOf(st *iocv1.EntityState) (*iocv1.Geometry, error) {
 	if len(raw) == 0 {
 		return nil, nil
 	}
-	g, err := wkb.Unmarshal(raw)
+	g, err := wkbx.Unmarshal(raw)
 	if err != nil {
 		return nil, fmt.Errorf("decoding WKB: %w", err)
 	}
