@@ -15,8 +15,7 @@ import (
 // SQL of the alert rules. Durations go as microseconds: interval has no
 // exact time.Duration form once it holds days or months.
 
-const sqlRuleColumns = `id, province, kind, params, (extract(epoch FROM for_duration) * 1000000)::bigint,
-    severity, enabled, version, updated_at, updated_by`
+const sqlRuleColumns = rules.SQLColumns
 
 // sqlRules lists the rules of province $1 (every province when empty).
 const sqlRules = `SELECT ` + sqlRuleColumns + ` FROM alert_rule WHERE ($1 = '' OR province = $1) ORDER BY id`
@@ -66,7 +65,7 @@ func (s *Store) Rules(ctx context.Context, province string) ([]rules.Rule, error
 	if err != nil {
 		return nil, fmt.Errorf("listing alert rules: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (rules.Rule, error) { return scanRule(row) })
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (rules.Rule, error) { return rules.Scan(row) })
 	if err != nil {
 		return nil, fmt.Errorf("listing alert rules: %w", err)
 	}
@@ -115,7 +114,7 @@ func PutRule(ctx context.Context, tx pgx.Tx, r rules.Rule, actor string) (before
 	}
 	row := tx.QueryRow(ctx, sqlPutRule, r.ID, r.Province, r.Kind, r.ParamsJSON(), r.For.Microseconds(), r.Severity,
 		r.Enabled, actor)
-	if after, err = scanRule(row); err != nil {
+	if after, err = rules.Scan(row); err != nil {
 		return nil, after, fmt.Errorf("writing alert rule %s: %w", r.ID, err)
 	}
 	return before, after, nil
@@ -123,7 +122,7 @@ func PutRule(ctx context.Context, tx pgx.Tx, r rules.Rule, actor string) (before
 
 // DeleteRule deletes rule id in tx and returns it; nil when there was none.
 func DeleteRule(ctx context.Context, tx pgx.Tx, id string) (*rules.Rule, error) {
-	r, err := scanRule(tx.QueryRow(ctx, sqlDeleteRule, id))
+	r, err := rules.Scan(tx.QueryRow(ctx, sqlDeleteRule, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -139,7 +138,7 @@ func RuleForUpdate(ctx context.Context, tx pgx.Tx, id string) (*rules.Rule, erro
 }
 
 func ruleForUpdate(ctx context.Context, q querier, id string) (*rules.Rule, error) {
-	r, err := scanRule(q.QueryRow(ctx, sqlRuleForUpdate, id))
+	r, err := rules.Scan(q.QueryRow(ctx, sqlRuleForUpdate, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -149,23 +148,3 @@ func ruleForUpdate(ctx context.Context, q querier, id string) (*rules.Rule, erro
 	return &r, nil
 }
 
-// scanRule reads one row of sqlRuleColumns. The params were validated when
-// written; a row that no longer parses (written by hand) is an error naming it.
-func scanRule(row pgx.Row) (rules.Rule, error) {
-	var (
-		r      rules.Rule
-		params []byte
-		micros int64
-	)
-	if err := row.Scan(&r.ID, &r.Province, &r.Kind, &params, &micros, &r.Severity, &r.Enabled, &r.Version,
-		&r.UpdatedAt, &r.UpdatedBy); err != nil {
-		return r, err
-	}
-	p, err := rules.ParseParams(r.Kind, params)
-	if err != nil {
-		return r, fmt.Errorf("alert rule %s in the database: %w", r.ID, err)
-	}
-	r.Params = p
-	r.For = time.Duration(micros) * time.Microsecond
-	return r, nil
-}

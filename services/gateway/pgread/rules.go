@@ -13,13 +13,11 @@ import (
 )
 
 // SQLRules lists the alert rules of province $1 (every province when empty), by id.
-const SQLRules = `SELECT id, province, kind, params, (extract(epoch FROM for_duration) * 1000000)::bigint,
-    severity, enabled, version, updated_at, updated_by
+const SQLRules = `SELECT ` + rules.SQLColumns + `
 FROM alert_rule WHERE ($1 = '' OR province = $1) ORDER BY id`
 
 // SQLRule reads alert rule $1.
-const SQLRule = `SELECT id, province, kind, params, (extract(epoch FROM for_duration) * 1000000)::bigint,
-    severity, enabled, version, updated_at, updated_by
+const SQLRule = `SELECT ` + rules.SQLColumns + `
 FROM alert_rule WHERE id = $1`
 
 // SQLRuleHistory lists the versions of rule $1 recorded in the audit log
@@ -36,7 +34,7 @@ func (s *Store) Rules(ctx context.Context, province string) ([]rules.Rule, error
 	if err != nil {
 		return nil, fmt.Errorf("querying alert rules: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (rules.Rule, error) { return scanRule(row) })
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (rules.Rule, error) { return rules.Scan(row) })
 	if err != nil {
 		return nil, fmt.Errorf("reading alert rules: %w", err)
 	}
@@ -45,7 +43,7 @@ func (s *Store) Rules(ctx context.Context, province string) ([]rules.Rule, error
 
 // Rule returns alert rule id, or ErrRuleNotFound.
 func (s *Store) Rule(ctx context.Context, id string) (rules.Rule, error) {
-	r, err := scanRule(s.pool.QueryRow(ctx, SQLRule, id))
+	r, err := rules.Scan(s.pool.QueryRow(ctx, SQLRule, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return r, fmt.Errorf("alert rule %s: %w", id, ErrRuleNotFound)
 	}
@@ -105,21 +103,3 @@ func nullIfEmpty(b json.RawMessage) json.RawMessage {
 	return b
 }
 
-func scanRule(row pgx.Row) (rules.Rule, error) {
-	var (
-		r      rules.Rule
-		params []byte
-		micros int64
-	)
-	if err := row.Scan(&r.ID, &r.Province, &r.Kind, &params, &micros, &r.Severity, &r.Enabled, &r.Version,
-		&r.UpdatedAt, &r.UpdatedBy); err != nil {
-		return r, err
-	}
-	p, err := rules.ParseParams(r.Kind, params)
-	if err != nil {
-		return r, fmt.Errorf("alert rule %s in the database: %w", r.ID, err)
-	}
-	r.Params = p
-	r.For = time.Duration(micros) * time.Microsecond
-	return r, nil
-}
