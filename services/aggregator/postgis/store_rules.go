@@ -147,4 +147,3 @@ func ruleForUpdate(ctx context.Context, q querier, id string) (*rules.Rule, erro
 	}
 	return &r, nil
 }
-

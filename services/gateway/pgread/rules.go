@@ -102,4 +102,3 @@ func nullIfEmpty(b json.RawMessage) json.RawMessage {
 	}
 	return b
 }
-
