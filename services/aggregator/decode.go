@@ -91,31 +91,13 @@ func decode(subject string, h nats.Header, data []byte, now time.Time) (decoded,
 
 func (d *decoded) decodeAir(data []byte, source string, now time.Time) error {
 	m := &iocv1.AirQualityObserved{}
-	if err := proto.Unmarshal(data, m); err != nil {
-		return fmt.Errorf("unmarshalling AirQualityObserved: %w", err)
-	}
-	src, received, err := origin(m.GetOrigin(), source, now)
+	c, err := decodeObservation(data, m, source, now, func() error { return checkStation(m) })
 	if err != nil {
 		return err
 	}
-	observed, err := required("observed_at", m.GetObservedAt())
+	loc, err := pointLocation(c.location)
 	if err != nil {
 		return err
-	}
-	if err := checkText(map[string]string{"id": m.GetId(), "entity_id": m.GetEntityId()}, m.GetName()); err != nil {
-		return err
-	}
-	var loc *geom.Point
-	if g := m.GetLocation(); g != nil && len(g.GetWkb()) > 0 {
-		t, err := decodeWKB(g.GetWkb())
-		if err != nil {
-			return fmt.Errorf("location: %w", err)
-		}
-		p, ok := t.(*geom.Point)
-		if !ok {
-			return fmt.Errorf("location is a %T; want a Point", t)
-		}
-		loc = p
 	}
 	extra := map[string]any{}
 	for name, v := range map[string]*float64{
@@ -146,8 +128,8 @@ func (d *decoded) decodeAir(data []byte, source string, now time.Time) error {
 	}
 	d.air = m
 	d.airRow = postgis.AirRow{
-		SourceID: src, EventID: m.GetId(), StationID: m.GetEntityId(), Name: m.GetName(),
-		Province: d.province, UnitCode: d.unit, ObservedAt: observed, ReceivedAt: received, Location: loc,
+		SourceID: c.source, EventID: m.GetId(), StationID: m.GetEntityId(), Name: m.GetName(),
+		Province: d.province, UnitCode: d.unit, ObservedAt: c.observed, ReceivedAt: c.received, Location: loc,
 		PM25: m.Pm25, PM10: m.Pm10, NO2: m.No2, O3: m.O3, CO: m.Co, SO2: m.So2, Extra: extra,
 	}
 	return nil
@@ -155,26 +137,12 @@ func (d *decoded) decodeAir(data []byte, source string, now time.Time) error {
 
 func (d *decoded) decodeTraffic(data []byte, source string, now time.Time) error {
 	m := &iocv1.TrafficObserved{}
-	if err := proto.Unmarshal(data, m); err != nil {
-		return fmt.Errorf("unmarshalling TrafficObserved: %w", err)
-	}
-	src, received, err := origin(m.GetOrigin(), source, now)
+	c, err := decodeObservation(data, m, source, now, func() error { return checkStation(m, m.GetLaneDirection()) })
 	if err != nil {
-		return err
-	}
-	observed, err := required("observed_at", m.GetObservedAt())
-	if err != nil {
-		return err
-	}
-	if err := checkText(map[string]string{"id": m.GetId(), "entity_id": m.GetEntityId()}, m.GetName(), m.GetLaneDirection()); err != nil {
 		return err
 	}
 	var line *geom.LineString
-	if g := m.GetLocation(); g != nil && len(g.GetWkb()) > 0 {
-		t, err := decodeWKB(g.GetWkb())
-		if err != nil {
-			return fmt.Errorf("location: %w", err)
-		}
+	if t := c.location; t != nil {
 		ls, ok := t.(*geom.LineString)
 		if !ok {
 			return fmt.Errorf("location is a %T; want a LineString", t)
@@ -204,8 +172,8 @@ func (d *decoded) decodeTraffic(data []byte, source string, now time.Time) error
 	}
 	d.traffic = m
 	d.trafficRow = postgis.TrafficRow{
-		SourceID: src, EventID: m.GetId(), SegmentID: m.GetEntityId(), Name: m.GetName(),
-		Province: d.province, UnitCode: d.unit, ObservedAt: observed, ReceivedAt: received, Geom: line,
+		SourceID: c.source, EventID: m.GetId(), SegmentID: m.GetEntityId(), Name: m.GetName(),
+		Province: d.province, UnitCode: d.unit, ObservedAt: c.observed, ReceivedAt: c.received, Geom: line,
 		Intensity: m.Intensity, Occupancy: m.Occupancy, AverageVehicleSpeed: m.AverageVehicleSpeed,
 		Congested: m.Congested, LaneID: m.LaneId, Extra: extra,
 	}
@@ -347,6 +315,74 @@ func (d *decoded) decodeAlert(data []byte, source string, now time.Time) error {
 		Body: data,
 	}
 	return nil
+}
+
+// observation is what every observation message (air, traffic, water,
+// weather, report) has: the generated getters decodeObservation reads.
+type observation interface {
+	proto.Message
+	GetOrigin() *iocv1.Origin
+	GetObservedAt() *timestamppb.Timestamp
+	GetLocation() *iocv1.Geometry
+}
+
+// observed is what decodeObservation reads from every observation.
+type observed struct {
+	source   string
+	received time.Time
+	observed time.Time
+	location geom.T // nil when the message has none
+}
+
+// decodeObservation unmarshals data into m and checks, in this order, its
+// origin, its observed_at, its text fields (checkTexts, called once m is
+// filled) and its location, which it decodes.
+func decodeObservation(data []byte, m observation, source string, now time.Time, checkTexts func() error) (observed, error) {
+	var c observed
+	if err := proto.Unmarshal(data, m); err != nil {
+		return c, fmt.Errorf("unmarshalling %s: %w", m.ProtoReflect().Descriptor().Name(), err)
+	}
+	var err error
+	if c.source, c.received, err = origin(m.GetOrigin(), source, now); err != nil {
+		return c, err
+	}
+	if c.observed, err = required("observed_at", m.GetObservedAt()); err != nil {
+		return c, err
+	}
+	if err := checkTexts(); err != nil {
+		return c, err
+	}
+	if g := m.GetLocation(); g != nil && len(g.GetWkb()) > 0 {
+		if c.location, err = decodeWKB(g.GetWkb()); err != nil {
+			return c, fmt.Errorf("location: %w", err)
+		}
+	}
+	return c, nil
+}
+
+// station is an observation of a station or road segment.
+type station interface {
+	GetId() string
+	GetEntityId() string
+	GetName() string
+}
+
+// checkStation checks the text fields of a station's observation: id and
+// entity_id are required; name and more must hold no NUL byte.
+func checkStation(m station, more ...string) error {
+	return checkText(map[string]string{"id": m.GetId(), "entity_id": m.GetEntityId()}, append([]string{m.GetName()}, more...)...)
+}
+
+// pointLocation is the optional Point of a station's observation.
+func pointLocation(t geom.T) (*geom.Point, error) {
+	if t == nil {
+		return nil, nil
+	}
+	p, ok := t.(*geom.Point)
+	if !ok {
+		return nil, fmt.Errorf("location is a %T; want a Point", t)
+	}
+	return p, nil
 }
 
 // origin returns the source id (the header wins over the body) and the time

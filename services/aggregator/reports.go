@@ -83,40 +83,27 @@ func checkTransition(from, to, assignee string) error {
 // sealed: the aggregator has no key and stores the bytes as they came.
 func (d *decoded) decodeReport(data []byte, source string, now time.Time) error {
 	m := &iocv1.Report{}
-	if err := proto.Unmarshal(data, m); err != nil {
-		return fmt.Errorf("unmarshalling Report: %w", err)
-	}
-	src, received, err := origin(m.GetOrigin(), source, now)
+	c, err := decodeObservation(data, m, source, now, func() error {
+		return checkText(map[string]string{"id": m.GetId(), "category": m.GetCategory()}, append([]string{m.GetText()}, m.GetMedia()...)...)
+	})
 	if err != nil {
 		return err
 	}
-	reported, err := required("observed_at", m.GetObservedAt())
-	if err != nil {
-		return err
-	}
-	if err := checkText(map[string]string{"id": m.GetId(), "category": m.GetCategory()}, append([]string{m.GetText()}, m.GetMedia()...)...); err != nil {
-		return err
-	}
-	g := m.GetLocation()
-	if g == nil || len(g.GetWkb()) == 0 {
+	if c.location == nil {
 		return errors.New("location is missing")
 	}
-	t, err := decodeWKB(g.GetWkb())
+	p, err := pointLocation(c.location)
 	if err != nil {
-		return fmt.Errorf("location: %w", err)
-	}
-	p, ok := t.(*geom.Point)
-	if !ok {
-		return fmt.Errorf("location is a %T; want a Point", t)
+		return err
 	}
 	if p.Empty() || !finite(p.X()) || !finite(p.Y()) {
 		return errors.New("location is an empty or non-finite Point")
 	}
 	d.report = m
 	d.reportRow = postgis.ReportRow{
-		SourceID: src, EventID: m.GetId(), Province: d.province, UnitCode: d.unit, Category: m.GetCategory(),
+		SourceID: c.source, EventID: m.GetId(), Province: d.province, UnitCode: d.unit, Category: m.GetCategory(),
 		Lon: p.X(), Lat: p.Y(), Text: m.GetText(), Media: m.GetMedia(), ContactEnc: m.GetContactSealed(),
-		ReportedAt: reported, ReceivedAt: received,
+		ReportedAt: c.observed, ReceivedAt: c.received,
 	}
 	return nil
 }

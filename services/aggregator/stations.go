@@ -5,28 +5,9 @@ import (
 	"strings"
 	"time"
 
-	"github.com/twpayne/go-geom"
-	"google.golang.org/protobuf/proto"
-
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 )
-
-// decodeStationPoint decodes the optional Point of a station's observation.
-func decodeStationPoint(g *iocv1.Geometry) (*geom.Point, error) {
-	if g == nil || len(g.GetWkb()) == 0 {
-		return nil, nil
-	}
-	t, err := decodeWKB(g.GetWkb())
-	if err != nil {
-		return nil, fmt.Errorf("location: %w", err)
-	}
-	p, ok := t.(*geom.Point)
-	if !ok {
-		return nil, fmt.Errorf("location is a %T; want a Point", t)
-	}
-	return p, nil
-}
 
 // checkValues rejects values that are not finite numbers and names in other
 // that cannot be stored; it returns other as a map for the extra column.
@@ -69,21 +50,11 @@ func WaterAlarm(level, l1, l2, l3 *float64) int16 {
 
 func (d *decoded) decodeWater(data []byte, source string, now time.Time) error {
 	m := &iocv1.WaterObserved{}
-	if err := proto.Unmarshal(data, m); err != nil {
-		return fmt.Errorf("unmarshalling WaterObserved: %w", err)
-	}
-	src, received, err := origin(m.GetOrigin(), source, now)
+	c, err := decodeObservation(data, m, source, now, func() error { return checkStation(m) })
 	if err != nil {
 		return err
 	}
-	observed, err := required("observed_at", m.GetObservedAt())
-	if err != nil {
-		return err
-	}
-	if err := checkText(map[string]string{"id": m.GetId(), "entity_id": m.GetEntityId()}, m.GetName()); err != nil {
-		return err
-	}
-	loc, err := decodeStationPoint(m.GetLocation())
+	loc, err := pointLocation(c.location)
 	if err != nil {
 		return err
 	}
@@ -97,8 +68,8 @@ func (d *decoded) decodeWater(data []byte, source string, now time.Time) error {
 	}
 	d.water = m
 	d.waterRow = postgis.WaterRow{
-		SourceID: src, EventID: m.GetId(), StationID: m.GetEntityId(), Name: m.GetName(),
-		Province: d.province, UnitCode: d.unit, ObservedAt: observed, ReceivedAt: received, Location: loc,
+		SourceID: c.source, EventID: m.GetId(), StationID: m.GetEntityId(), Name: m.GetName(),
+		Province: d.province, UnitCode: d.unit, ObservedAt: c.observed, ReceivedAt: c.received, Location: loc,
 		WaterLevel: m.WaterLevel, AlarmLevel1: m.AlarmLevel_1, AlarmLevel2: m.AlarmLevel_2, AlarmLevel3: m.AlarmLevel_3,
 		WaterAlarm: WaterAlarm(m.WaterLevel, m.AlarmLevel_1, m.AlarmLevel_2, m.AlarmLevel_3),
 		Flow:       m.Flow, Temperature: m.Temperature, PH: m.Ph, Conductivity: m.Conductivity, Turbidity: m.Turbidity,
@@ -109,21 +80,11 @@ func (d *decoded) decodeWater(data []byte, source string, now time.Time) error {
 
 func (d *decoded) decodeWeather(data []byte, source string, now time.Time) error {
 	m := &iocv1.WeatherObserved{}
-	if err := proto.Unmarshal(data, m); err != nil {
-		return fmt.Errorf("unmarshalling WeatherObserved: %w", err)
-	}
-	src, received, err := origin(m.GetOrigin(), source, now)
+	c, err := decodeObservation(data, m, source, now, func() error { return checkStation(m) })
 	if err != nil {
 		return err
 	}
-	observed, err := required("observed_at", m.GetObservedAt())
-	if err != nil {
-		return err
-	}
-	if err := checkText(map[string]string{"id": m.GetId(), "entity_id": m.GetEntityId()}, m.GetName()); err != nil {
-		return err
-	}
-	loc, err := decodeStationPoint(m.GetLocation())
+	loc, err := pointLocation(c.location)
 	if err != nil {
 		return err
 	}
@@ -136,8 +97,8 @@ func (d *decoded) decodeWeather(data []byte, source string, now time.Time) error
 	}
 	d.weather = m
 	d.weatherRow = postgis.WeatherRow{
-		SourceID: src, EventID: m.GetId(), StationID: m.GetEntityId(), Name: m.GetName(),
-		Province: d.province, UnitCode: d.unit, ObservedAt: observed, ReceivedAt: received, Location: loc,
+		SourceID: c.source, EventID: m.GetId(), StationID: m.GetEntityId(), Name: m.GetName(),
+		Province: d.province, UnitCode: d.unit, ObservedAt: c.observed, ReceivedAt: c.received, Location: loc,
 		Temperature: m.Temperature, RelativeHumidity: m.RelativeHumidity, Precipitation: m.Precipitation,
 		WindSpeed: m.WindSpeed, WindDirection: m.WindDirection, AtmosphericPressure: m.AtmosphericPressure, Extra: extra,
 	}
