@@ -184,13 +184,19 @@ func (b *aqiBook) commit(p *pending, res postgis.Result, now time.Time) {
 
 // sweep forgets the stations unseen for aqiKeep, at most once an hour.
 func (b *aqiBook) sweep(now time.Time) {
-	if now.Sub(b.lastSweep) < time.Hour {
+	sweepUnseen(b.stations, func(st *aqiStation) time.Time { return st.seen }, &b.lastSweep, now, aqiKeep)
+}
+
+// sweepUnseen deletes the stations last seen keep or more before now, at most
+// once an hour (*last is when it last did).
+func sweepUnseen[S any](stations map[string]S, seen func(S) time.Time, last *time.Time, now time.Time, keep time.Duration) {
+	if now.Sub(*last) < time.Hour {
 		return
 	}
-	b.lastSweep = now
-	for id, st := range b.stations {
-		if now.Sub(st.seen) >= aqiKeep {
-			delete(b.stations, id)
+	*last = now
+	for id, st := range stations {
+		if now.Sub(seen(st)) >= keep {
+			delete(stations, id)
 		}
 	}
 }

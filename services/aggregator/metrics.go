@@ -22,27 +22,17 @@ type metrics struct {
 
 func newMetrics(reg prometheus.Registerer, durable string) (*metrics, error) {
 	labels := prometheus.Labels{"durable": durable}
+	counter := func(name, help string) prometheus.CounterOpts {
+		return prometheus.CounterOpts{Namespace: "iochub", Subsystem: "aggregator", Name: name, ConstLabels: labels, Help: help}
+	}
 	m := &metrics{
-		batches: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "iochub", Subsystem: "aggregator", Name: "batches_total", ConstLabels: labels,
-			Help: "Batches stored, published and acked.",
-		}),
-		rows: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "iochub", Subsystem: "aggregator", Name: "rows_total", ConstLabels: labels,
-			Help: "Feed items stored for the first time, by kind.",
-		}, []string{"kind"}),
-		duplicates: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "iochub", Subsystem: "aggregator", Name: "duplicates_total", ConstLabels: labels,
-			Help: "Feed items already stored (redeliveries, resent events), by kind.",
-		}, []string{"kind"}),
-		states: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "iochub", Subsystem: "aggregator", Name: "states_published_total", ConstLabels: labels,
-			Help: "Entity states published to STATE.",
-		}),
-		errors: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Namespace: "iochub", Subsystem: "aggregator", Name: "errors_total", ConstLabels: labels,
-			Help: "Errors by stage: fetch, decode (message terminated), write, publish, ack, expire.",
-		}, []string{"stage"}),
+		batches: prometheus.NewCounter(counter("batches_total", "Batches stored, published and acked.")),
+		rows:    prometheus.NewCounterVec(counter("rows_total", "Feed items stored for the first time, by kind."), []string{"kind"}),
+		duplicates: prometheus.NewCounterVec(counter("duplicates_total",
+			"Feed items already stored (redeliveries, resent events), by kind."), []string{"kind"}),
+		states: prometheus.NewCounter(counter("states_published_total", "Entity states published to STATE.")),
+		errors: prometheus.NewCounterVec(counter("errors_total",
+			"Errors by stage: fetch, decode (message terminated), write, publish, ack, expire."), []string{"stage"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "iochub", Subsystem: "aggregator", Name: "batch_duration_seconds", ConstLabels: labels,
 			Help:    "Time from fetching a batch to acking it.",

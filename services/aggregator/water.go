@@ -78,13 +78,5 @@ func (b *waterBook) fill(p *pending, now time.Time) {
 
 // sweep forgets the stations unseen for waterForget, at most once an hour.
 func (b *waterBook) sweep(now time.Time) {
-	if now.Sub(b.lastSweep) < time.Hour {
-		return
-	}
-	b.lastSweep = now
-	for id, st := range b.stations {
-		if now.Sub(st.seen) >= waterForget {
-			delete(b.stations, id)
-		}
-	}
+	sweepUnseen(b.stations, func(st *waterStation) time.Time { return st.seen }, &b.lastSweep, now, waterForget)
 }
