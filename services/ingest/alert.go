@@ -73,19 +73,13 @@ var fiwareCategory = map[string]string{
 }
 
 func parseFIWAREAlert(f fields, env parseEnv) (*parsed, *itemError) {
-	id, ierr := itemID(f)
+	id, ierr := itemHead(f, "Alert")
 	if ierr != nil {
 		return nil, ierr
 	}
-	if ierr := checkType(f, "Alert"); ierr != nil {
-		return nil, ierr
-	}
-	cat, ok, ierr := f.str("category")
+	cat, ierr := requiredStr(f, "category")
 	if ierr != nil {
 		return nil, ierr
-	}
-	if !ok || cat == "" {
-		return nil, missing("category")
 	}
 	capCat, known := fiwareCategory[cat]
 	if !known {

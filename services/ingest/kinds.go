@@ -56,18 +56,17 @@ type parseEnv struct {
 type kindSpec struct {
 	kind   string
 	ceType string
-	// types are the accepted values of an item's "type" member.
-	types []string
+	// parse checks an item's "type" member and reads the rest.
 	parse func(f fields, env parseEnv) (*parsed, *itemError)
 }
 
 var kindSpecs = map[string]kindSpec{
-	subjects.KindAir:     {kind: subjects.KindAir, ceType: ce.ObservedType(subjects.KindAir), types: []string{"AirQualityObserved"}, parse: parseAir},
-	subjects.KindTraffic: {kind: subjects.KindTraffic, ceType: ce.ObservedType(subjects.KindTraffic), types: []string{"TrafficFlowObserved"}, parse: parseTraffic},
-	subjects.KindAlert:   {kind: subjects.KindAlert, ceType: ce.AlertType, types: []string{"Alert"}, parse: parseAlert},
-	subjects.KindReport:  {kind: subjects.KindReport, ceType: ce.ObservedType(subjects.KindReport), types: []string{"FieldReport"}, parse: parseReport},
-	subjects.KindWater:   {kind: subjects.KindWater, ceType: ce.ObservedType(subjects.KindWater), types: []string{"WaterQualityObserved", "WaterObserved"}, parse: parseWater},
-	subjects.KindWeather: {kind: subjects.KindWeather, ceType: ce.ObservedType(subjects.KindWeather), types: []string{"WeatherObserved"}, parse: parseWeather},
+	subjects.KindAir:     {kind: subjects.KindAir, ceType: ce.ObservedType(subjects.KindAir), parse: parseAir},
+	subjects.KindTraffic: {kind: subjects.KindTraffic, ceType: ce.ObservedType(subjects.KindTraffic), parse: parseTraffic},
+	subjects.KindAlert:   {kind: subjects.KindAlert, ceType: ce.AlertType, parse: parseAlert},
+	subjects.KindReport:  {kind: subjects.KindReport, ceType: ce.ObservedType(subjects.KindReport), parse: parseReport},
+	subjects.KindWater:   {kind: subjects.KindWater, ceType: ce.ObservedType(subjects.KindWater), parse: parseWater},
+	subjects.KindWeather: {kind: subjects.KindWeather, ceType: ce.ObservedType(subjects.KindWeather), parse: parseWeather},
 }
 
 // supportedKinds lists the kinds for messages, in a stable order.
@@ -107,6 +106,82 @@ func checkType(f fields, want ...string) *itemError {
 	return nil
 }
 
+// itemHead reads the required id and rejects an item whose type names another kind.
+func itemHead(f fields, types ...string) (string, *itemError) {
+	id, ierr := itemID(f)
+	if ierr != nil {
+		return "", ierr
+	}
+	return id, checkType(f, types...)
+}
+
+// requiredStr reads a string member that must be present and not empty.
+func requiredStr(f fields, name string) (string, *itemError) {
+	s, ok, ierr := f.str(name)
+	if ierr != nil {
+		return "", ierr
+	}
+	if !ok || s == "" {
+		return "", missing(name)
+	}
+	return s, nil
+}
+
+// obsHead is what every FIWARE observation has: ids, time, location, name.
+type obsHead struct {
+	id, eventID, entity, name string
+	// at is the observation's time; from the start of its period, if any.
+	at, from time.Time
+	geom     Geometry
+}
+
+// readObservation reads the head of a FIWARE observation of the given types:
+// id, type, observed period, location (a geomType), entity (the first of refs
+// present, else the id) and name.
+func readObservation(f fields, env parseEnv, geomType string, refs []string, types ...string) (obsHead, *itemError) {
+	var h obsHead
+	id, ierr := itemHead(f, types...)
+	if ierr != nil {
+		return h, ierr
+	}
+	at, from, ierr := f.observedPeriod(env.now, env.maxFuture)
+	if ierr != nil {
+		return h, ierr
+	}
+	g, ierr := location(f, geomType)
+	if ierr != nil {
+		return h, ierr
+	}
+	var entity string
+	for _, r := range refs {
+		if entity, ierr = f.ref(r); ierr != nil {
+			return h, ierr
+		}
+		if entity != "" {
+			break
+		}
+	}
+	if entity == "" {
+		entity = id
+	}
+	name, _, ierr := f.str("name")
+	if ierr != nil {
+		return h, ierr
+	}
+	return obsHead{id: id, eventID: observationEventID(id, at), entity: entity, name: name, at: at, from: from, geom: g}, nil
+}
+
+// parsed is the item of an observation with this head whose message m keeps
+// its location at loc and its origin at origin.
+func (h obsHead) parsed(shape shapeRule, m proto.Message, loc **iocv1.Geometry, origin **iocv1.Origin) (*parsed, *itemError) {
+	if err := h.geom.wkbInto(loc); err != nil {
+		return nil, &itemError{pointer: "location", reason: err.Error()}
+	}
+	return &parsed{id: h.id, eventID: h.eventID, entityID: h.entity, time: h.at, shape: shape,
+		geoms: []Geometry{h.geom}, geomPointer: "location.coordinates", msg: m,
+		finish: func(o *iocv1.Origin) { *origin = o }}, nil
+}
+
 // observationEventID is the event id of an observation: <item id>@<observedAt UTC RFC 3339>.
 func observationEventID(id string, at time.Time) string {
 	return id + "@" + at.UTC().Format(time.RFC3339)
@@ -128,148 +203,64 @@ func location(f fields, allowed ...string) (Geometry, *itemError) {
 	return g, nil
 }
 
-// airFields maps FIWARE AirQualityObserved names onto the proto; nonNeg
-// marks concentrations and speeds, which cannot be negative.
-var airFields = map[string]struct {
-	set    func(m *iocv1.AirQualityObserved, v float64)
-	nonNeg bool
-}{
-	"pm25":             {func(m *iocv1.AirQualityObserved, v float64) { m.Pm25 = &v }, true},
-	"pm10":             {func(m *iocv1.AirQualityObserved, v float64) { m.Pm10 = &v }, true},
-	"pm1":              {func(m *iocv1.AirQualityObserved, v float64) { m.Pm1 = &v }, true},
-	"no2":              {func(m *iocv1.AirQualityObserved, v float64) { m.No2 = &v }, true},
-	"o3":               {func(m *iocv1.AirQualityObserved, v float64) { m.O3 = &v }, true},
-	"co":               {func(m *iocv1.AirQualityObserved, v float64) { m.Co = &v }, true},
-	"so2":              {func(m *iocv1.AirQualityObserved, v float64) { m.So2 = &v }, true},
-	"nh3":              {func(m *iocv1.AirQualityObserved, v float64) { m.Nh3 = &v }, true},
-	"no":               {func(m *iocv1.AirQualityObserved, v float64) { m.No = &v }, true},
-	"nox":              {func(m *iocv1.AirQualityObserved, v float64) { m.Nox = &v }, true},
-	"temperature":      {func(m *iocv1.AirQualityObserved, v float64) { m.Temperature = &v }, false},
-	"relativeHumidity": {func(m *iocv1.AirQualityObserved, v float64) { m.RelativeHumidity = &v }, true},
-	"windSpeed":        {func(m *iocv1.AirQualityObserved, v float64) { m.WindSpeed = &v }, true},
-	"windDirection":    {func(m *iocv1.AirQualityObserved, v float64) { m.WindDirection = &v }, false},
-}
-
 // airAliases are spellings of pollutants seen in FIWARE payloads (NGSI-LD examples use upper case).
 var airAliases = map[string]string{"PM2.5": "pm25", "PM25": "pm25", "PM10": "pm10", "PM1": "pm1", "NO2": "no2", "O3": "o3",
 	"CO": "co", "SO2": "so2", "NH3": "nh3", "NO": "no", "NOx": "nox", "NOX": "nox"}
 
-// notMeasurements are numeric members of an item that are not put in AirQualityObserved.other.
+// notMeasurements are numeric members of an item that are not put in an observation's other.
 var notMeasurements = map[string]bool{"id": true, "type": true, "laneId": true}
+
+// concentration rejects a negative concentration or speed.
+func concentration(name string, v float64) string {
+	if v < 0 {
+		return fmt.Sprintf("%s %v is negative; a concentration or speed cannot be", name, v)
+	}
+	return ""
+}
+
+// airMeasures maps FIWARE AirQualityObserved names onto the proto.
+func airMeasures(m *iocv1.AirQualityObserved) map[string]measure {
+	set := func(dst **float64) func(float64) { return func(v float64) { *dst = &v } }
+	return map[string]measure{
+		"pm25":             {dst: set(&m.Pm25), check: concentration},
+		"pm10":             {dst: set(&m.Pm10), check: concentration},
+		"pm1":              {dst: set(&m.Pm1), check: concentration},
+		"no2":              {dst: set(&m.No2), check: concentration},
+		"o3":               {dst: set(&m.O3), check: concentration},
+		"co":               {dst: set(&m.Co), check: concentration},
+		"so2":              {dst: set(&m.So2), check: concentration},
+		"nh3":              {dst: set(&m.Nh3), check: concentration},
+		"no":               {dst: set(&m.No), check: concentration},
+		"nox":              {dst: set(&m.Nox), check: concentration},
+		"temperature":      {dst: set(&m.Temperature)},
+		"relativeHumidity": {dst: set(&m.RelativeHumidity), check: concentration},
+		"windSpeed":        {dst: set(&m.WindSpeed), check: concentration},
+		"windDirection":    {dst: set(&m.WindDirection)},
+	}
+}
 
 // parseAir reads a FIWARE AirQualityObserved in keyValues form.
 func parseAir(f fields, env parseEnv) (*parsed, *itemError) {
-	id, ierr := itemID(f)
+	h, ierr := readStation(f, env, "AirQualityObserved")
 	if ierr != nil {
 		return nil, ierr
 	}
-	if ierr := checkType(f, "AirQualityObserved"); ierr != nil {
+	m := &iocv1.AirQualityObserved{Id: h.eventID, EntityId: h.entity, ObservedAt: timestamppb.New(h.at), Name: h.name}
+	if m.Other, ierr = readMeasures(f, airMeasures(m), airAliases, nil); ierr != nil {
 		return nil, ierr
 	}
-	at, _, ierr := f.observedPeriod(env.now, env.maxFuture)
-	if ierr != nil {
-		return nil, ierr
-	}
-	g, ierr := location(f, "Point")
-	if ierr != nil {
-		return nil, ierr
-	}
-	entity, ierr := f.ref("refDevice")
-	if ierr != nil {
-		return nil, ierr
-	}
-	if entity == "" {
-		if entity, ierr = f.ref("refPointOfInterest"); ierr != nil {
-			return nil, ierr
-		}
-	}
-	if entity == "" {
-		entity = id
-	}
-	name, _, ierr := f.str("name")
-	if ierr != nil {
-		return nil, ierr
-	}
-	eventID := observationEventID(id, at)
-	m := &iocv1.AirQualityObserved{Id: eventID, EntityId: entity, ObservedAt: timestamppb.New(at), Name: name}
-	keys := make([]string, 0, len(f))
-	for k := range f {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	for _, k := range keys {
-		name := k
-		if a, ok := airAliases[k]; ok {
-			name = a
-		}
-		spec, known := airFields[name]
-		if !known {
-			raw, ok := f.value(k)
-			if !ok || notMeasurements[k] || jsonKind(raw) != "number" {
-				continue
-			}
-			v, _, ierr := f.num(k)
-			if ierr != nil {
-				return nil, ierr
-			}
-			if m.Other == nil {
-				m.Other = make(map[string]float64)
-			}
-			m.Other[k] = v
-			continue
-		}
-		v, ok, ierr := f.num(k)
-		if ierr != nil {
-			return nil, ierr
-		}
-		if !ok {
-			continue
-		}
-		if spec.nonNeg && v < 0 {
-			return nil, &itemError{pointer: k, reason: fmt.Sprintf("%s %v is negative; a concentration or speed cannot be", k, v)}
-		}
-		spec.set(m, v)
-	}
-	if err := g.wkbInto(&m.Location); err != nil {
-		return nil, &itemError{pointer: "location", reason: err.Error()}
-	}
-	return &parsed{id: id, eventID: eventID, entityID: entity, time: at, shape: shapePoint,
-		geoms: []Geometry{g}, geomPointer: "location.coordinates", msg: m,
-		finish: func(o *iocv1.Origin) { m.Origin = o }}, nil
+	return h.parsed(shapePoint, m, &m.Location, &m.Origin)
 }
 
 // parseTraffic reads a FIWARE TrafficFlowObserved in keyValues form.
 func parseTraffic(f fields, env parseEnv) (*parsed, *itemError) {
-	id, ierr := itemID(f)
+	h, ierr := readObservation(f, env, "LineString", []string{"refRoadSegment"}, "TrafficFlowObserved")
 	if ierr != nil {
 		return nil, ierr
 	}
-	if ierr := checkType(f, "TrafficFlowObserved"); ierr != nil {
-		return nil, ierr
-	}
-	at, from, ierr := f.observedPeriod(env.now, env.maxFuture)
-	if ierr != nil {
-		return nil, ierr
-	}
-	g, ierr := location(f, "LineString")
-	if ierr != nil {
-		return nil, ierr
-	}
-	entity, ierr := f.ref("refRoadSegment")
-	if ierr != nil {
-		return nil, ierr
-	}
-	if entity == "" {
-		entity = id
-	}
-	name, _, ierr := f.str("name")
-	if ierr != nil {
-		return nil, ierr
-	}
-	eventID := observationEventID(id, at)
-	m := &iocv1.TrafficObserved{Id: eventID, EntityId: entity, ObservedAt: timestamppb.New(at), Name: name}
-	if !from.IsZero() {
-		m.ObservedFrom = timestamppb.New(from)
+	m := &iocv1.TrafficObserved{Id: h.eventID, EntityId: h.entity, ObservedAt: timestamppb.New(h.at), Name: h.name}
+	if !h.from.IsZero() {
+		m.ObservedFrom = timestamppb.New(h.from)
 	}
 	for _, n := range []struct {
 		name string
@@ -308,12 +299,7 @@ func parseTraffic(f fields, env parseEnv) (*parsed, *itemError) {
 		}
 		m.LaneDirection = d
 	}
-	if err := g.wkbInto(&m.Location); err != nil {
-		return nil, &itemError{pointer: "location", reason: err.Error()}
-	}
-	return &parsed{id: id, eventID: eventID, entityID: entity, time: at, shape: shapeLine,
-		geoms: []Geometry{g}, geomPointer: "location.coordinates", msg: m,
-		finish: func(o *iocv1.Origin) { m.Origin = o }}, nil
+	return h.parsed(shapeLine, m, &m.Location, &m.Origin)
 }
 
 func (g Geometry) wkbInto(dst **iocv1.Geometry) error {

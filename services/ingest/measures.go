@@ -3,7 +3,6 @@ package ingest
 import (
 	"fmt"
 	"slices"
-	"time"
 )
 
 // measure is one named quantity of a point-station kind (water, weather):
@@ -37,51 +36,11 @@ func between(lo, hi float64) func(string, float64) string {
 	}
 }
 
-// stationHead is what every point-station observation has: ids, time, Point, name.
-type stationHead struct {
-	id, eventID, entity, name string
-	at                        time.Time
-	geom                      Geometry
-}
-
-// readStation reads the head of a point-station observation of the given FIWARE types.
-func readStation(f fields, env parseEnv, types ...string) (stationHead, *itemError) {
-	var h stationHead
-	id, ierr := itemID(f)
-	if ierr != nil {
-		return h, ierr
-	}
-	if ierr := checkType(f, types...); ierr != nil {
-		return h, ierr
-	}
-	// A period's start is not kept for stations: the observation is of its end.
-	at, _, ierr := f.observedPeriod(env.now, env.maxFuture)
-	if ierr != nil {
-		return h, ierr
-	}
-	g, ierr := location(f, "Point")
-	if ierr != nil {
-		return h, ierr
-	}
-	entity, ierr := f.ref("refDevice")
-	if ierr != nil {
-		return h, ierr
-	}
-	if entity == "" {
-		if entity, ierr = f.ref("refPointOfInterest"); ierr != nil {
-			return h, ierr
-		}
-	}
-	if entity == "" {
-		entity = id
-	}
-	name, _, ierr := f.str("name")
-	if ierr != nil {
-		return h, ierr
-	}
-	h.id, h.eventID, h.entity, h.name, h.geom = id, observationEventID(id, at), entity, name, g
-	h.at = at
-	return h, nil
+// readStation reads the head of a point-station observation (air, water,
+// weather) of the given FIWARE types: its entity is refDevice, else
+// refPointOfInterest, else the id. A station keeps only its period's end (at).
+func readStation(f fields, env parseEnv, types ...string) (obsHead, *itemError) {
+	return readObservation(f, env, "Point", []string{"refDevice", "refPointOfInterest"}, types...)
 }
 
 // readMeasures reads the named quantities of spec (and their aliases) into

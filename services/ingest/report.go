@@ -51,19 +51,13 @@ func ReportID(sourceID, itemID string) string { return sourceID + "/" + itemID }
 // FIWARE has no model for it. The contact is sealed in finish, once the
 // source (part of the additional data) is known.
 func parseReport(f fields, env parseEnv) (*parsed, *itemError) {
-	id, ierr := itemID(f)
+	id, ierr := itemHead(f, "FieldReport")
 	if ierr != nil {
 		return nil, ierr
 	}
-	if ierr := checkType(f, "FieldReport"); ierr != nil {
-		return nil, ierr
-	}
-	cat, ok, ierr := f.str("category")
+	cat, ierr := requiredStr(f, "category")
 	if ierr != nil {
 		return nil, ierr
-	}
-	if !ok || cat == "" {
-		return nil, missing("category")
 	}
 	if !slices.Contains(ReportCategories, cat) {
 		return nil, &itemError{pointer: "category", reason: fmt.Sprintf("category %q is not known; want %s", cat, orList(ReportCategories))}
@@ -108,19 +102,17 @@ func parseReport(f fields, env parseEnv) (*parsed, *itemError) {
 	}
 	m := &iocv1.Report{Id: id, EntityId: id, ObservedAt: timestamppb.New(at), Category: cat, Text: text,
 		Media: media, Status: ReportStatusReceived}
-	if err := g.wkbInto(&m.Location); err != nil {
-		return nil, &itemError{pointer: "location", reason: err.Error()}
+	p, ierr := obsHead{id: id, eventID: id, entity: id, at: at, geom: g}.parsed(shapePoint, m, &m.Location, &m.Origin)
+	if ierr != nil || contact == nil {
+		return p, ierr
 	}
-	seal := env.seal
-	return &parsed{id: id, eventID: id, entityID: id, time: at, shape: shapePoint,
-		geoms: []Geometry{g}, geomPointer: "location.coordinates", msg: m,
-		finish: func(o *iocv1.Origin) {
-			m.Origin = o
-			if contact != nil {
-				pt, _ := json.Marshal(contact) // a struct of strings always marshals
-				m.ContactSealed = seal.Seal(pt, []byte(ReportID(o.GetSourceId(), id)))
-			}
-		}}, nil
+	seal, setOrigin := env.seal, p.finish
+	p.finish = func(o *iocv1.Origin) {
+		setOrigin(o)
+		pt, _ := json.Marshal(contact) // a struct of strings always marshals
+		m.ContactSealed = seal.Seal(pt, []byte(ReportID(o.GetSourceId(), id)))
+	}
+	return p, nil
 }
 
 // plainText rejects control characters other than new lines and tabs.

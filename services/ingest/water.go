@@ -49,12 +49,7 @@ func parseWater(f fields, env parseEnv) (*parsed, *itemError) {
 	if ierr := readAlarmLevels(f, m); ierr != nil {
 		return nil, ierr
 	}
-	if err := h.geom.wkbInto(&m.Location); err != nil {
-		return nil, &itemError{pointer: "location", reason: err.Error()}
-	}
-	return &parsed{id: h.id, eventID: h.eventID, entityID: h.entity, time: h.at, shape: shapePoint,
-		geoms: []Geometry{h.geom}, geomPointer: "location.coordinates", msg: m,
-		finish: func(o *iocv1.Origin) { m.Origin = o }}, nil
+	return h.parsed(shapePoint, m, &m.Location, &m.Origin)
 }
 
 // readAlarmLevels reads alarmLevels [I, II, III] (null or absent entries
