@@ -53,8 +53,8 @@ func TestApplyActions(t *testing.T) {
 	pool := testDB(t)
 	store := postgis.NewStore(pool)
 	at := time.Date(2025, 7, 1, 8, 0, 0, 0, time.UTC)
-	if _, err := store.WriteReports(ctx, []postgis.ReportRow{{SourceID: "s", EventID: "r1", Province: "01", UnitCode: "00070",
-		Category: "flooding", Lon: 105.85, Lat: 21.02, Text: "ngập", ContactEnc: []byte{1, 2, 3}, ReportedAt: at, ReceivedAt: at}}); err != nil {
+	if _, err := store.WriteBatch(ctx, postgis.Batch{Reports: []postgis.ReportRow{{SourceID: "s", EventID: "r1", Province: "01", UnitCode: "00070",
+		Category: "flooding", Lon: 105.85, Lat: 21.02, Text: "ngập", ContactEnc: []byte{1, 2, 3}, ReportedAt: at, ReceivedAt: at}}}); err != nil {
 		t.Fatal(err)
 	}
 	acts, err := NewActions(ActionsConfig{}, testNATS(t).JS, pool, nil)

@@ -103,10 +103,10 @@ func TestReportSweep(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if _, err := store.WriteReports(ctx, []postgis.ReportRow{
+	if _, err := store.WriteBatch(ctx, postgis.Batch{Reports: []postgis.ReportRow{
 		{SourceID: "s", EventID: "late", Province: province, UnitCode: unit, Category: "flooding", Lon: 105.85, Lat: 21.02, ReportedAt: t0.Add(-5 * time.Hour), ReceivedAt: t0},
 		{SourceID: "s", EventID: "fresh", Province: province, UnitCode: unit, Category: "flooding", Lon: 105.85, Lat: 21.02, ReportedAt: t0.Add(-time.Hour), ReceivedAt: t0},
-	}); err != nil {
+	}}); err != nil {
 		t.Fatal(err)
 	}
 	if err := svc.sweepReports(ctx, store); err != nil {

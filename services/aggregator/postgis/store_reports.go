@@ -184,18 +184,6 @@ func collectReports(rows pgx.Rows) ([]ReportState, error) {
 	return out, rows.Err()
 }
 
-// WriteReports stores reports in their own transaction (tests, tools); the
-// aggregator's batches store them with the rest through WriteBatch.
-func (s *Store) WriteReports(ctx context.Context, rows []ReportRow) (ReportResult, error) {
-	var res ReportResult
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
-		var err error
-		res, err = writeReports(ctx, tx, rows)
-		return err
-	})
-	return res, err
-}
-
 const sqlReportForUpdate = `SELECT ` + reportCols + ` FROM report WHERE id = $1 FOR UPDATE`
 
 // ReportForUpdate reads report id and locks it until tx ends; ErrNotFound when there is none.

@@ -21,7 +21,8 @@ func TestWriteReports(t *testing.T) {
 			Text: "ngập", Media: []string{"https://x.vn/1.jpg", "https://x.vn/2.jpg"}, ContactEnc: []byte{9, 9}, ReportedAt: at, ReceivedAt: at},
 		{SourceID: "s", EventID: "b", Province: "01", UnitCode: "00070", Category: "unlisted", Lon: 105.8, Lat: 21, ReportedAt: at, ReceivedAt: at},
 	}
-	res, err := store.WriteReports(ctx, rows)
+	batch, err := store.WriteBatch(ctx, postgis.Batch{Reports: rows})
+	res := batch.Reports
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,7 +51,8 @@ func TestWriteReports(t *testing.T) {
 		t.Fatal(err)
 	}
 	rows[0].Text = "changed"
-	res, err = store.WriteReports(ctx, rows)
+	batch, err = store.WriteBatch(ctx, postgis.Batch{Reports: rows})
+	res = batch.Reports
 	if err != nil {
 		t.Fatal(err)
 	}
