@@ -129,3 +129,30 @@ func runSourcesAdd(ctx context.Context, args []string, stdout, stderr io.Writer)
 	fmt.Fprintf(stdout, "source %s registered for unit %s\ntoken: %s\n(the token is shown once; only its hash is stored)\n", *id, *unit, token)
 	return nil
 }
+
+func runSourcesDisable(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg := defaults()
+	fs := flag.NewFlagSet("iochub sources disable", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg.bind(fs, "database-url")
+	id := fs.String("id", "", "source id to disable (required)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *id == "" {
+		return errors.New("--id is required")
+	}
+	if cfg.DatabaseURL == "" {
+		return errors.New("--database-url (or IOCHUB_DATABASE_URL) is required")
+	}
+	pool, err := postgis.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	if err := postgis.DisableSource(ctx, pool, *id); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "source %s disabled; the ingest refuses its token from its next refresh (within 30 s)\n", *id)
+	return nil
+}

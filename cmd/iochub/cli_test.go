@@ -57,6 +57,17 @@ func TestCLIUnitsImportAndSources(t *testing.T) {
 	if err != nil || !strings.Contains(out, "token: ioc_") {
 		t.Fatalf("sources add = %q, %v; want a token", out, err)
 	}
+	out, _, err = runCLI(t, "sources", "disable", "--database-url", db.URL, "--id", "hn-hoankiem")
+	if err != nil || !strings.Contains(out, "hn-hoankiem disabled") {
+		t.Fatalf("sources disable = %q, %v", out, err)
+	}
+	var disabled bool
+	if err := db.Pool.QueryRow(context.Background(), `SELECT disabled_at IS NOT NULL FROM source WHERE id = 'hn-hoankiem'`).Scan(&disabled); err != nil || !disabled {
+		t.Errorf("source disabled_at set = %v (%v); want true", disabled, err)
+	}
+	if _, _, err := runCLI(t, "sources", "disable", "--database-url", db.URL, "--id", "nobody"); err == nil || !strings.Contains(err.Error(), "nobody") {
+		t.Errorf("disabling an unknown source: %v; want an error naming it", err)
+	}
 	if _, _, err := runCLI(t, "sources", "add", "--database-url", db.URL, "--id", "x", "--unit", "99999"); err == nil || !strings.Contains(err.Error(), "99999") {
 		t.Errorf("sources add for an unknown unit: %v; want an error naming it", err)
 	}

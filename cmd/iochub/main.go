@@ -48,6 +48,7 @@ commands:
   migrate                run the database migrations
   units import FILE...   import administrative units from GeoJSON FeatureCollections
   sources add            register a feed source bound to a unit; prints its bearer token
+  sources disable        revoke a feed source's token
 
 Run 'iochub <command> -h' for the flags of a command.
 `
@@ -71,11 +72,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		return runUnitsImport(ctx, args[2:], stdout, stderr)
 	case "sources":
-		if len(args) < 2 || args[1] != "add" {
-			fmt.Fprint(stderr, "usage: iochub sources add --id ID --unit CODE [--name NAME]\n")
-			return errUsage
+		switch {
+		case len(args) >= 2 && args[1] == "add":
+			return runSourcesAdd(ctx, args[2:], stdout, stderr)
+		case len(args) >= 2 && args[1] == "disable":
+			return runSourcesDisable(ctx, args[2:], stdout, stderr)
 		}
-		return runSourcesAdd(ctx, args[2:], stdout, stderr)
+		fmt.Fprint(stderr, "usage: iochub sources add --id ID --unit CODE [--name NAME]\n       iochub sources disable --id ID\n")
+		return errUsage
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
