@@ -20,6 +20,9 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if err := applyEnv(fs); err != nil {
+		return err
+	}
 	if cfg.DatabaseURL == "" {
 		return errors.New("--database-url (or IOCHUB_DATABASE_URL) is required")
 	}
@@ -43,6 +46,9 @@ func runUnitsImport(ctx context.Context, args []string, stdout, stderr io.Writer
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := applyEnv(fs); err != nil {
 		return err
 	}
 	if fs.NArg() == 0 {
@@ -111,6 +117,9 @@ func runSourcesAdd(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if err := applyEnv(fs); err != nil {
+		return err
+	}
 	if *id == "" || *unit == "" {
 		return errors.New("--id and --unit are required")
 	}
@@ -137,6 +146,9 @@ func runSourcesDisable(ctx context.Context, args []string, stdout, stderr io.Wri
 	cfg.bind(fs, "database-url")
 	id := fs.String("id", "", "source id to disable (required)")
 	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := applyEnv(fs); err != nil {
 		return err
 	}
 	if *id == "" {

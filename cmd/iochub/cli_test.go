@@ -92,6 +92,20 @@ func TestCLIUsageAndConfig(t *testing.T) {
 	if err != nil || !strings.Contains(out, "HTTP:127.0.0.1:7777") {
 		t.Errorf("flag --http does not win over env: %q %v", out, err)
 	}
+	t.Setenv("IOCHUB_NATS_PORT", "many")
+	if _, _, err := runCLI(t, "dev", "--check-config"); err == nil || !strings.Contains(err.Error(), `IOCHUB_NATS_PORT="many"`) {
+		t.Errorf("malformed IOCHUB_NATS_PORT: %v; want an error naming it", err)
+	}
+	out, _, err = runCLI(t, "serve", "--target", "gateway", "--check-config")
+	if err != nil || !strings.Contains(out, "HTTP:127.0.0.1:9999") {
+		t.Errorf("serve --check-config = %q %v", out, err)
+	}
+	t.Setenv("IOCHUB_HTTP", "")
+	os.Unsetenv("IOCHUB_HTTP")
+	out, _, err = runCLI(t, "serve", "--target", "gateway", "--check-config")
+	if err != nil || !strings.Contains(out, "HTTP::8080") {
+		t.Errorf("serve's own default --http is lost: %q %v; want :8080", out, err)
+	}
 	if _, _, err := runCLI(t, "migrate"); err == nil || !strings.Contains(err.Error(), "--database-url") {
 		t.Errorf("migrate without a database: %v", err)
 	}

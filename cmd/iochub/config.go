@@ -8,7 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"os"
-	"strconv"
 	"strings"
 	"time"
 )
@@ -68,79 +67,69 @@ func defaults() config {
 	}
 }
 
-func env(name, def string) string {
-	if v, ok := os.LookupEnv("IOCHUB_" + name); ok {
-		return v
-	}
-	return def
-}
-
-func envBool(name string, def bool) bool {
-	if v, ok := os.LookupEnv("IOCHUB_" + name); ok {
-		b, err := strconv.ParseBool(v)
-		if err == nil {
-			return b
-		}
-	}
-	return def
-}
-
-func envInt(name string, def int) int {
-	if v, ok := os.LookupEnv("IOCHUB_" + name); ok {
-		n, err := strconv.Atoi(v)
-		if err == nil {
-			return n
-		}
-	}
-	return def
-}
-
-func envDuration(name string, def time.Duration) time.Duration {
-	if v, ok := os.LookupEnv("IOCHUB_" + name); ok {
-		d, err := time.ParseDuration(v)
-		if err == nil {
-			return d
-		}
-	}
-	return def
-}
-
-// bind registers the named settings on fs, with env over defaults as their default values.
+// bind registers the named settings on fs, with c's current values as their
+// defaults (so a command sets its own defaults on c before binding). After
+// fs.Parse, applyEnv fills what no flag set from IOCHUB_* variables.
 func (c *config) bind(fs *flag.FlagSet, names ...string) {
-	d := defaults()
 	for _, n := range names {
 		switch n {
 		case "http":
-			fs.StringVar(&c.HTTP, "http", env("HTTP", d.HTTP), "HTTP listen address (IOCHUB_HTTP)")
+			fs.StringVar(&c.HTTP, "http", c.HTTP, "HTTP listen address (IOCHUB_HTTP)")
 		case "nats-url":
-			fs.StringVar(&c.NATSURL, "nats-url", env("NATS_URL", d.NATSURL), "NATS server URL (IOCHUB_NATS_URL)")
+			fs.StringVar(&c.NATSURL, "nats-url", c.NATSURL, "NATS server URL (IOCHUB_NATS_URL)")
 		case "nats-port":
-			fs.IntVar(&c.NATSPort, "nats-port", envInt("NATS_PORT", d.NATSPort), "port of the embedded NATS server; 0 picks a free one (IOCHUB_NATS_PORT)")
+			fs.IntVar(&c.NATSPort, "nats-port", c.NATSPort, "port of the embedded NATS server; 0 picks a free one (IOCHUB_NATS_PORT)")
 		case "database-url":
-			fs.StringVar(&c.DatabaseURL, "database-url", env("DATABASE_URL", d.DatabaseURL), "PostGIS database URL (IOCHUB_DATABASE_URL)")
+			fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "PostGIS database URL (IOCHUB_DATABASE_URL)")
 		case "data-dir":
-			fs.StringVar(&c.DataDir, "data-dir", env("DATA_DIR", d.DataDir), "directory for the embedded NATS store and the private PostgreSQL cluster (IOCHUB_DATA_DIR)")
+			fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for the embedded NATS store and the private PostgreSQL cluster (IOCHUB_DATA_DIR)")
 		case "dev-token":
-			fs.StringVar(&c.DevToken, "dev-token", env("DEV_TOKEN", d.DevToken), "bearer token accepted for every unit in dev; empty means a random one (IOCHUB_DEV_TOKEN)")
+			fs.StringVar(&c.DevToken, "dev-token", c.DevToken, "bearer token accepted for every unit in dev; empty means a random one (IOCHUB_DEV_TOKEN)")
 		case "target":
-			fs.StringVar(&c.Target, "target", env("TARGET", d.Target), "role to run: ingest, aggregator, gateway or all (IOCHUB_TARGET)")
+			fs.StringVar(&c.Target, "target", c.Target, "role to run: ingest, aggregator, gateway or all (IOCHUB_TARGET)")
 		case "no-sim":
-			fs.BoolVar(&c.NoSim, "no-sim", envBool("NO_SIM", d.NoSim), "do not run the simulator (IOCHUB_NO_SIM)")
+			fs.BoolVar(&c.NoSim, "no-sim", c.NoSim, "do not run the simulator (IOCHUB_NO_SIM)")
 		case "sim-interval":
-			fs.DurationVar(&c.SimInterval, "sim-interval", envDuration("SIM_INTERVAL", d.SimInterval), "time between simulator rounds (IOCHUB_SIM_INTERVAL)")
+			fs.DurationVar(&c.SimInterval, "sim-interval", c.SimInterval, "time between simulator rounds (IOCHUB_SIM_INTERVAL)")
 		case "log":
-			fs.StringVar(&c.LogLevel, "log-level", env("LOG_LEVEL", d.LogLevel), "debug, info, warn or error (IOCHUB_LOG_LEVEL)")
-			fs.StringVar(&c.LogFormat, "log-format", env("LOG_FORMAT", d.LogFormat), "json or text (IOCHUB_LOG_FORMAT)")
+			fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (IOCHUB_LOG_LEVEL)")
+			fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "json or text (IOCHUB_LOG_FORMAT)")
 		case "seal-key":
-			fs.StringVar(&c.SealKey, "seal-key", env("SEAL_KEY", d.SealKey), "hub key sealing reporters' contacts: 64 hex digits or base64 of 32 bytes (IOCHUB_SEAL_KEY)")
+			fs.StringVar(&c.SealKey, "seal-key", c.SealKey, "hub key sealing reporters' contacts: 64 hex digits or base64 of 32 bytes (IOCHUB_SEAL_KEY)")
 		case "operator-token":
-			fs.StringVar(&c.OperatorToken, "operator-token", env("OPERATOR_TOKEN", d.OperatorToken), "bearer token of the operator endpoints (IOCHUB_OPERATOR_TOKEN)")
+			fs.StringVar(&c.OperatorToken, "operator-token", c.OperatorToken, "bearer token of the operator endpoints (IOCHUB_OPERATOR_TOKEN)")
 		case "check-config":
 			fs.BoolVar(&c.CheckConfig, "check-config", false, "validate the configuration, print it and exit")
 		default:
 			panic("unknown setting " + n)
 		}
 	}
+}
+
+// envName is the environment variable of a flag: --nats-url is IOCHUB_NATS_URL.
+func envName(flagName string) string {
+	return "IOCHUB_" + strings.ToUpper(strings.ReplaceAll(flagName, "-", "_"))
+}
+
+// applyEnv sets every flag of fs that the command line did not set from its
+// IOCHUB_* variable, parsed as the flag parses it: flags win over the
+// environment, the environment over defaults, and a malformed variable is an
+// error that names it.
+func applyEnv(fs *flag.FlagSet) error {
+	set := map[string]bool{}
+	fs.Visit(func(f *flag.Flag) { set[f.Name] = true })
+	var errs []error
+	fs.VisitAll(func(f *flag.Flag) {
+		if set[f.Name] || f.Name == "check-config" {
+			return
+		}
+		if v, ok := os.LookupEnv(envName(f.Name)); ok {
+			if err := fs.Set(f.Name, v); err != nil {
+				errs = append(errs, fmt.Errorf("%s=%q: %w", envName(f.Name), v, err))
+			}
+		}
+	})
+	return errors.Join(errs...)
 }
 
 // validate checks the settings that every command shares.

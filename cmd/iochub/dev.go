@@ -34,6 +34,9 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
+	if err := applyEnv(fs); err != nil {
+		return err
+	}
 	if err := cfg.validate(); err != nil {
 		return err
 	}
