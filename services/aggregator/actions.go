@@ -258,11 +258,9 @@ func (a *Actions) publish(ctx context.Context, states []*iocv1.EntityState) erro
 		if err != nil {
 			return err
 		}
-		f, err := a.js.PublishMsgAsync(msg)
-		if err != nil {
-			return fmt.Errorf("publishing %s: %w", msg.Subject, err)
+		if err := publishAsync(a.js, &futures, msg); err != nil {
+			return err
 		}
-		futures = append(futures, f)
 	}
 	timeout := time.NewTimer(a.cfg.AckWait)
 	defer timeout.Stop()

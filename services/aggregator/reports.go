@@ -268,14 +268,7 @@ func (s *Service) sweepReports(ctx context.Context, db ReportStore) error {
 		return err
 	}
 	var futures []jetstream.PubAckFuture
-	publish := func(m *nats.Msg) error {
-		f, err := s.js.PublishMsgAsync(m)
-		if err != nil {
-			return fmt.Errorf("publishing %s: %w", m.Subject, err)
-		}
-		futures = append(futures, f)
-		return nil
-	}
+	publish := func(m *nats.Msg) error { return publishAsync(s.js, &futures, m) }
 	ids := make([]string, 0, len(due))
 	for _, r := range due {
 		sm, err := reportStateMsg(r)

@@ -92,11 +92,9 @@ func (s *Service) publishStates(ctx context.Context, p *pending, res postgis.Res
 			if err != nil {
 				return 0, err
 			}
-			f, err := s.js.PublishMsgAsync(msg)
-			if err != nil {
-				return 0, fmt.Errorf("publishing %s: %w", msg.Subject, err)
+			if err := publishAsync(s.js, &futures, msg); err != nil {
+				return 0, err
 			}
-			futures = append(futures, f)
 		}
 	}
 	for _, r := range res.Reports.States {
@@ -104,11 +102,9 @@ func (s *Service) publishStates(ctx context.Context, p *pending, res postgis.Res
 		if err != nil {
 			return 0, err
 		}
-		f, err := s.js.PublishMsgAsync(msg)
-		if err != nil {
-			return 0, fmt.Errorf("publishing %s: %w", msg.Subject, err)
+		if err := publishAsync(s.js, &futures, msg); err != nil {
+			return 0, err
 		}
-		futures = append(futures, f)
 	}
 	for _, a := range res.Referenced {
 		msg, err := storedAlertMsg(a)
@@ -119,13 +115,22 @@ func (s *Service) publishStates(ctx context.Context, p *pending, res postgis.Res
 			s.log.Error("cannot republish a referenced alert", "alert", a.ID, "err", err)
 			continue
 		}
-		f, err := s.js.PublishMsgAsync(msg)
-		if err != nil {
-			return 0, fmt.Errorf("publishing %s: %w", msg.Subject, err)
+		if err := publishAsync(s.js, &futures, msg); err != nil {
+			return 0, err
 		}
-		futures = append(futures, f)
 	}
 	return s.waitAcks(ctx, futures)
+}
+
+// publishAsync publishes msg without waiting for its ack and appends the
+// ack's future to futures.
+func publishAsync(js jetstream.JetStream, futures *[]jetstream.PubAckFuture, msg *nats.Msg) error {
+	f, err := js.PublishMsgAsync(msg)
+	if err != nil {
+		return fmt.Errorf("publishing %s: %w", msg.Subject, err)
+	}
+	*futures = append(*futures, f)
+	return nil
 }
 
 // waitAcks waits for every publish to be acked, for AckWait at most.
@@ -201,11 +206,9 @@ func (s *Service) expireAlerts(ctx context.Context) error {
 			s.log.Error("cannot publish the expiry of an alert; marking it expired anyway", "alert", a.ID, "err", err)
 			continue
 		}
-		f, err := s.js.PublishMsgAsync(msg)
-		if err != nil {
-			return fmt.Errorf("publishing %s: %w", msg.Subject, err)
+		if err := publishAsync(s.js, &futures, msg); err != nil {
+			return err
 		}
-		futures = append(futures, f)
 	}
 	n, err := s.waitAcks(ctx, futures)
 	if err != nil {
