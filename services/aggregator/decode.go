@@ -91,11 +91,7 @@ func decode(subject string, h nats.Header, data []byte, now time.Time) (decoded,
 
 func (d *decoded) decodeAir(data []byte, source string, now time.Time) error {
 	m := &iocv1.AirQualityObserved{}
-	c, err := decodeObservation(data, m, source, now, func() error { return checkStation(m) })
-	if err != nil {
-		return err
-	}
-	loc, err := pointLocation(c.location)
+	c, loc, err := decodeStation(data, m, source, now)
 	if err != nil {
 		return err
 	}
@@ -371,6 +367,21 @@ type station interface {
 // entity_id are required; name and more must hold no NUL byte.
 func checkStation(m station, more ...string) error {
 	return checkText(map[string]string{"id": m.GetId(), "entity_id": m.GetEntityId()}, append([]string{m.GetName()}, more...)...)
+}
+
+// decodeStation is decodeObservation for the observation of a station (air,
+// water, weather): its text fields are checkStation's, its location an
+// optional Point.
+func decodeStation(data []byte, m interface {
+	observation
+	station
+}, source string, now time.Time) (observed, *geom.Point, error) {
+	c, err := decodeObservation(data, m, source, now, func() error { return checkStation(m) })
+	if err != nil {
+		return c, nil, err
+	}
+	loc, err := pointLocation(c.location)
+	return c, loc, err
 }
 
 // pointLocation is the optional Point of a station's observation.

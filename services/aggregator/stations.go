@@ -50,11 +50,7 @@ func WaterAlarm(level, l1, l2, l3 *float64) int16 {
 
 func (d *decoded) decodeWater(data []byte, source string, now time.Time) error {
 	m := &iocv1.WaterObserved{}
-	c, err := decodeObservation(data, m, source, now, func() error { return checkStation(m) })
-	if err != nil {
-		return err
-	}
-	loc, err := pointLocation(c.location)
+	c, loc, err := decodeStation(data, m, source, now)
 	if err != nil {
 		return err
 	}
@@ -80,11 +76,7 @@ func (d *decoded) decodeWater(data []byte, source string, now time.Time) error {
 
 func (d *decoded) decodeWeather(data []byte, source string, now time.Time) error {
 	m := &iocv1.WeatherObserved{}
-	c, err := decodeObservation(data, m, source, now, func() error { return checkStation(m) })
-	if err != nil {
-		return err
-	}
-	loc, err := pointLocation(c.location)
+	c, loc, err := decodeStation(data, m, source, now)
 	if err != nil {
 		return err
 	}
