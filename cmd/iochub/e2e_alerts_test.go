@@ -61,21 +61,7 @@ func parseCAP(t *testing.T, doc []byte) cap.Alert {
 
 func postCAP(t *testing.T, url, token string, doc []byte) (int, feedResult, string) {
 	t.Helper()
-	req, err := http.NewRequest("POST", url+"/v1/feeds/alert", bytes.NewReader(doc))
-	if err != nil {
-		t.Fatal(err)
-	}
-	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/cap+xml")
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	raw, _ := io.ReadAll(resp.Body)
-	var res feedResult
-	_ = json.Unmarshal(raw, &res)
-	return resp.StatusCode, res, string(raw)
+	return postBody(t, url+"/v1/feeds/alert", token, "application/cap+xml", doc)
 }
 
 func get(t *testing.T, url string) (int, string, []byte) {

@@ -26,27 +26,10 @@ var reportKey = bytes.Repeat([]byte{0x5a}, seal.KeySize)
 // startReportHub runs every role with a seal key and a quick report sweep.
 func startReportHub(t *testing.T, n *testenv.NATSEnv, db *testenv.DBEnv) *hub {
 	t.Helper()
-	cfg := defaults()
-	cfg.HTTP = "127.0.0.1:0"
-	cfg.DevToken = devToken
-	cfg.LogLevel = "warn"
-	cfg.SealKey = hex.EncodeToString(reportKey)
-	cfg.ReportSweep = 200 * time.Millisecond
-	ctx, cancel := context.WithCancel(context.Background())
-	ready := make(chan string, 1)
-	h := &hub{nats: n, db: db, cancel: cancel, done: make(chan error, 1)}
-	go func() {
-		h.done <- serveRoles(ctx, roleDeps{cfg: cfg, log: cfg.logger(io.Discard), nc: n.Conn, js: n.JS, pool: db.Pool, ready: ready})
-	}()
-	select {
-	case h.url = <-ready:
-	case err := <-h.done:
-		t.Fatalf("roles exited at start: %v", err)
-	case <-time.After(30 * time.Second):
-		t.Fatal("roles did not start in 30 s")
-	}
-	t.Cleanup(h.stop)
-	return h
+	return startHubTB(t, "all", n, db, func(cfg *config) {
+		cfg.SealKey = hex.EncodeToString(reportKey)
+		cfg.ReportSweep = 200 * time.Millisecond
+	})
 }
 
 func reportItem(id, category string, at time.Time) map[string]any {

@@ -39,13 +39,18 @@ func startHub(t *testing.T, target string, n *testenv.NATSEnv, db *testenv.DBEnv
 	return startHubTB(t, target, n, db)
 }
 
-func startHubTB(t testing.TB, target string, n *testenv.NATSEnv, db *testenv.DBEnv) *hub {
+// startHubTB is startHub for tests and benchmarks; tune changes the
+// configuration before the roles start.
+func startHubTB(t testing.TB, target string, n *testenv.NATSEnv, db *testenv.DBEnv, tune ...func(*config)) *hub {
 	t.Helper()
 	cfg := defaults()
 	cfg.HTTP = "127.0.0.1:0"
 	cfg.Target = target
 	cfg.DevToken = devToken
 	cfg.LogLevel = "warn"
+	for _, f := range tune {
+		f(&cfg)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	h := &hub{nats: n, db: db, cancel: cancel, done: make(chan error, 1)}
@@ -112,12 +117,18 @@ func post(t testing.TB, url, token string, items any) (int, feedResult, string) 
 	if err != nil {
 		t.Fatal(err)
 	}
+	return postBody(t, url, token, "application/json", body)
+}
+
+// postBody POSTs body as contentType with the bearer token and decodes the per-item answer.
+func postBody(t testing.TB, url, token, contentType string, body []byte) (int, feedResult, string) {
+	t.Helper()
 	req, err := http.NewRequest("POST", url, bytes.NewReader(body))
 	if err != nil {
 		t.Fatal(err)
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
-	req.Header.Set("Content-Type", "application/json")
+	req.Header.Set("Content-Type", contentType)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
