@@ -48,6 +48,8 @@ type config struct {
 	// OperatorToken is the bearer token of the operator endpoints; empty means
 	// DevToken in dev and operator endpoints off (503) otherwise.
 	OperatorToken string
+	// authConfig holds the access-control settings (auth.go, flags bound by bindAuth).
+	authConfig
 	// ReportSweep is how often the aggregator looks for reports past their
 	// SLA; 0 means the aggregator's default (30s). Not a flag: tests set it.
 	ReportSweep time.Duration
@@ -185,6 +187,9 @@ func (c config) redacted() config {
 	}
 	if c.OperatorToken != "" {
 		c.OperatorToken = "(set)"
+	}
+	if c.SessionKey != "" {
+		c.SessionKey = "(set)"
 	}
 	if c.DatabaseURL != "" {
 		c.DatabaseURL = redactURL(c.DatabaseURL)

@@ -20,14 +20,6 @@ func (c config) sealKey() ([]byte, error) {
 	return k, nil
 }
 
-// operatorToken is OperatorToken, or DevToken when only that is set (dev).
-func (c config) operatorToken() string {
-	if c.OperatorToken != "" {
-		return c.OperatorToken
-	}
-	return c.DevToken
-}
-
 // devSealKey keeps dev's seal key in dataDir/seal.key, made on first start,
 // unless one is configured.
 func (c *config) devSealKey(dataDir string) error {

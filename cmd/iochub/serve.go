@@ -16,6 +16,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/natsx"
 	"github.com/iochub/iochub/internal/ops"
 	"github.com/iochub/iochub/services/aggregator"
@@ -33,6 +34,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	fs := flag.NewFlagSet("iochub serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg.bind(fs, "http", "nats-url", "database-url", "target", "dev-token", "log", "check-config", "seal-key", "operator-token")
+	cfg.bindAuth(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -86,6 +88,8 @@ type roleDeps struct {
 	ready chan<- string
 	// extra runs beside the roles (the simulator in dev).
 	extra []func(ctx context.Context, baseURL string) error
+	// authn is the access control; nil builds one from cfg (newAuthenticator).
+	authn *auth.Authenticator
 }
 
 // serveRoles creates the streams, wires the roles of cfg.Target onto one HTTP
@@ -106,8 +110,19 @@ func serveRoles(ctx context.Context, d roleDeps) error {
 	}
 	mux := http.NewServeMux()
 	o.Register(mux)
+	// Access control (auth.go): identities loaded before the first request, reloaded by a runner.
+	authn := d.authn
+	if authn == nil {
+		var err error
+		if authn, err = newAuthenticator(d.cfg, d.pool, d.log); err != nil {
+			return err
+		}
+	}
+	if err := authn.Refresh(ctx); err != nil {
+		return err
+	}
 
-	var runners []func(context.Context) error
+	runners := []func(context.Context) error{authn.Run}
 	var gw *gateway.Gateway
 	want := func(role string) bool { return d.cfg.Target == "all" || d.cfg.Target == role }
 	if want("ingest") {
@@ -148,16 +163,20 @@ func serveRoles(ctx context.Context, d roleDeps) error {
 		if err := agg.RegisterAction(aggregator.ActionRuleDelete, del); err != nil {
 			return err
 		}
+		create, revoke := aggregator.IdentityActions()
+		if err := errors.Join(agg.RegisterAction(aggregator.ActionIdentityCreate, create), agg.RegisterAction(aggregator.ActionIdentityRevoke, revoke)); err != nil {
+			return err
+		}
 		runners = append(runners, eng.Run)
 	}
 	if want("gateway") {
 		var err error
-		gw, err = gateway.New(gateway.Config{}, gateway.Deps{JS: d.js, Pool: d.pool, Static: web.FS(), Logger: d.log.With("role", "gateway"), Metrics: o.Registry})
+		gw, err = gateway.New(d.cfg.gatewayConfig(), gateway.Deps{JS: d.js, Pool: d.pool, Static: web.FS(), Logger: d.log.With("role", "gateway"), Metrics: o.Registry, Auth: authn})
 		if err != nil {
 			return err
 		}
 		gw.Register(mux)
-		gw.RegisterOperator(mux, gateway.OperatorConfig{Token: d.cfg.operatorToken()})
+		gw.RegisterOperator(mux, gateway.OperatorConfig{})
 		runners = append(runners, gw.Run)
 	}
 
@@ -165,7 +184,7 @@ func serveRoles(ctx context.Context, d roleDeps) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", d.cfg.HTTP, err)
 	}
-	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 10 * time.Second}
+	srv := &http.Server{Handler: gateway.RequireAdmin(authn, "/metrics", mux), ReadHeaderTimeout: 10 * time.Second}
 	baseURL := "http://" + ln.Addr().String()
 	d.log.Info("listening", "url", baseURL, "target", d.cfg.Target)
 

@@ -149,6 +149,7 @@ func (c *client) writeLoop() {
 		c.h.remove(c)
 		_ = c.conn.Close()
 		c.g.active.Add(-1)
+		c.g.releaseLive(c.params.Principal)
 		c.g.m.clients.Dec()
 		c.g.m.dropped.WithLabelValues(reason).Inc()
 		c.g.writers.Done()
@@ -161,6 +162,10 @@ func (c *client) writeLoop() {
 		select {
 		case <-c.wake:
 		case <-ping.C:
+			if !c.g.deps.Auth.Live(c.params.Principal) {
+				reason = c.sendClose(CloseRevoked, "identity revoked; sign in again")
+				return
+			}
 			if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(wt)); err != nil {
 				return
 			}

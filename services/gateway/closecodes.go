@@ -35,6 +35,10 @@ const (
 	// ClosePingTimeout (4002) is sent when no pong (or any other frame) came back
 	// within Config.PongWait; the network or the client is stuck. Reconnect.
 	ClosePingTimeout = 4002
+	// CloseRevoked (4003) is sent, at the next ping, to the live views of an
+	// identity that was revoked (or whose session identity is gone). Do not
+	// reconnect with the same credentials: sign in again.
+	CloseRevoked = 4003
 )
 
 // closeReason is the metric label of a disconnect, by close code.
@@ -56,6 +60,8 @@ func closeReason(code int) string {
 		return "too_slow"
 	case ClosePingTimeout:
 		return "ping_timeout"
+	case CloseRevoked:
+		return "revoked"
 	}
 	return "other"
 }

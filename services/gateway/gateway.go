@@ -12,7 +12,6 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -22,6 +21,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/services/gateway/pgread"
 )
 
@@ -41,9 +41,14 @@ type Config struct {
 	PongWait time.Duration
 	// MaxClients caps live clients across provinces; more get 503. 0 means no cap.
 	MaxClients int
-	// AllowedOrigins lists the Origin headers a browser may connect from, e.g.
-	// "https://ioc.hanoi.gov.vn"; "*" or an empty list means any.
+	// AllowedOrigins lists the Origin headers a browser may connect from (and
+	// send changes from), e.g. "https://ioc.hanoi.gov.vn"; "*" means any. Empty
+	// means the same origin only (the Origin's host is the request's Host).
+	// Requests without an Origin (programs, not browsers) are not refused by it.
 	AllowedOrigins []string
+	// MaxClientsPerIdentity caps the live clients one identity keeps open at
+	// once; one more is refused with 429. 0 means 20.
+	MaxClientsPerIdentity int
 	// SnapshotWait bounds how long a new client waits for its province's hub to
 	// load the snapshot; after it the client gets what is loaded so far and the
 	// rest as deltas. 0 means 5s.
@@ -79,6 +84,9 @@ func (c Config) withDefaults() Config {
 	if c.UnitsTTL == 0 {
 		c.UnitsTTL = time.Minute
 	}
+	if c.MaxClientsPerIdentity == 0 {
+		c.MaxClientsPerIdentity = 20
+	}
 	return c
 }
 
@@ -92,6 +100,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("durations must not be negative: %w", ErrBadConfig)
 	case c.PongWait <= c.PingInterval:
 		return fmt.Errorf("PongWait %s must exceed PingInterval %s: %w", c.PongWait, c.PingInterval, ErrBadConfig)
+	case c.MaxClientsPerIdentity < 0:
+		return fmt.Errorf("MaxClientsPerIdentity %d: must not be negative: %w", c.MaxClientsPerIdentity, ErrBadConfig)
 	case c.MaxClients < 0:
 		return fmt.Errorf("MaxClients %d: must not be negative: %w", c.MaxClients, ErrBadConfig)
 	case c.ResetAttempts < 0:
@@ -117,6 +127,9 @@ type Deps struct {
 	Logger *slog.Logger
 	// Metrics registers the gateway's series; nil registers nowhere.
 	Metrics prometheus.Registerer
+	// Auth resolves each request's principal; required. The caller runs its
+	// refresh loop (Authenticator.Run).
+	Auth *auth.Authenticator
 }
 
 // Gateway serves /v1/live, /v1/units and the app.
@@ -127,6 +140,10 @@ type Gateway struct {
 	m        *metrics
 	upgrader websocket.Upgrader
 	units    *unitsCache
+	provs    *provinceCache // nil without a database
+
+	perIDMu sync.Mutex
+	perID   map[string]int // live clients per principal id
 
 	ctx    context.Context // lives until Close; hubs run under it
 	cancel context.CancelFunc
@@ -148,6 +165,9 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	if deps.JS == nil {
 		return nil, fmt.Errorf("configuring gateway: Deps.JS is required: %w", ErrBadConfig)
 	}
+	if deps.Auth == nil {
+		return nil, fmt.Errorf("configuring gateway: Deps.Auth is required (every endpoint checks who asks): %w", ErrBadConfig)
+	}
 	cfg = cfg.withDefaults()
 	if deps.Logger == nil {
 		deps.Logger = slog.New(slog.DiscardHandler)
@@ -161,10 +181,12 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		deps: deps,
 		log:  deps.Logger,
 		m:    m,
-		hubs: make(map[string]*hub),
+		hubs:  make(map[string]*hub),
+		perID: make(map[string]int),
 	}
 	if deps.Pool != nil {
 		g.units = newUnitsCache(pgread.New(deps.Pool), cfg.UnitsTTL, time.Now)
+		g.provs = &provinceCache{store: pgread.New(deps.Pool), ttl: cfg.UnitsTTL, known: map[string]provinceEntry{}}
 	}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	g.upgrader = websocket.Upgrader{
@@ -180,11 +202,13 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	return g, nil
 }
 
-// Register adds the gateway's routes to mux.
+// Register adds the gateway's routes to mux: the live view, units, alerts,
+// sessions (/v1/session) and the identities admin API (/v1/admin/identities).
 func (g *Gateway) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/live", g.serveLive)
 	mux.HandleFunc("GET /v1/units", g.serveUnits)
 	g.registerAlerts(mux)
+	g.registerSession(mux)
 	if g.deps.Static != nil {
 		mux.Handle("GET /", staticHandler(g.deps.Static))
 	}
@@ -261,30 +285,49 @@ func (g *Gateway) hub(province string) (*hub, error) {
 	return h, nil
 }
 
-func (g *Gateway) checkOrigin(r *http.Request) bool {
-	origin := r.Header.Get("Origin")
-	if origin == "" || len(g.cfg.AllowedOrigins) == 0 {
-		return true
-	}
-	for _, o := range g.cfg.AllowedOrigins {
-		if o == "*" || strings.EqualFold(o, origin) {
-			return true
-		}
-	}
-	return false
-}
+func (g *Gateway) checkOrigin(r *http.Request) bool { return g.originAllowed(r) }
 
 // serveLive is GET /v1/live?province=NN[&layers=a,b][&bbox=minLon,minLat,maxLon,maxLat]: parameters are checked
 // before the upgrade (400 problem), the client waits for the province's
 // snapshot, then gets it as its first frame and every change after it.
 func (g *Gateway) serveLive(w http.ResponseWriter, r *http.Request) {
+	if !g.originAllowed(r) {
+		writeProblem(w, r, http.StatusForbidden, fmt.Sprintf("Origin %q may not open the live view of this hub (see --allowed-origins)", truncate(r.Header.Get("Origin"), 100)))
+		return
+	}
+	who, ok := g.authenticate(w, r)
+	if !ok {
+		return
+	}
 	p, err := parseLiveQuery(r.URL.Query())
 	if err != nil {
 		writeProblem(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
+	if !who.CanRead(p.Province) {
+		forbid(w, r, who, "read province "+p.Province)
+		return
+	}
+	if g.provs != nil {
+		exists, err := g.provs.exists(r.Context(), p.Province)
+		switch {
+		case err != nil:
+			g.log.Error("looking up province", "province", p.Province, "err", err)
+			writeProblem(w, r, http.StatusServiceUnavailable, "the units database is unavailable; retry later")
+			return
+		case !exists:
+			writeProblem(w, r, http.StatusNotFound, "no current province has the code "+p.Province)
+			return
+		}
+	}
+	if !g.acquireLive(who.ID) {
+		writeProblem(w, r, http.StatusTooManyRequests, fmt.Sprintf("identity %s has %d live views open, the most allowed; close one first", who.ID, g.cfg.MaxClientsPerIdentity))
+		return
+	}
+	p.Principal = who.ID
 	if n := g.active.Add(1); g.cfg.MaxClients > 0 && n > int64(g.cfg.MaxClients) {
 		g.active.Add(-1)
+		g.releaseLive(who.ID)
 		w.Header().Set("Retry-After", "5")
 		writeProblem(w, r, http.StatusServiceUnavailable, fmt.Sprintf("the gateway serves at most %d live clients; retry later", g.cfg.MaxClients))
 		return
@@ -293,6 +336,7 @@ func (g *Gateway) serveLive(w http.ResponseWriter, r *http.Request) {
 	defer func() {
 		if !upgraded {
 			g.active.Add(-1)
+			g.releaseLive(who.ID)
 		}
 	}()
 	h, err := g.hub(p.Province)
@@ -334,6 +378,7 @@ func (g *Gateway) serveLive(w http.ResponseWriter, r *http.Request) {
 			time.Now().Add(g.cfg.WriteTimeout))
 		_ = conn.Close()
 		g.active.Add(-1)
+		g.releaseLive(who.ID)
 		g.m.dropped.WithLabelValues(closeReason(code)).Inc()
 		return
 	}

@@ -3,8 +3,6 @@ package gateway
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
-	"crypto/subtle"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -43,7 +41,8 @@ const (
 	// HeaderIdempotencyKey names the header whose value becomes the action's
 	// id: a retried request with the same key is applied once.
 	HeaderIdempotencyKey = "Idempotency-Key"
-	// HeaderActor names the operator acting (recorded in the audit log); absent means "operator".
+	// HeaderActor optionally names the person acting through an identity (a
+	// wall screen shared by a shift): the audit log records "<identity id> as <name>".
 	HeaderActor = "Iochub-Actor"
 )
 
@@ -51,8 +50,6 @@ var reportStatuses = map[string]bool{"received": true, "assigned": true, "in_pro
 
 // OperatorConfig configures the operator endpoints.
 type OperatorConfig struct {
-	// Token is the bearer token of operators; empty answers 503 on every operator endpoint.
-	Token string
 	// PublishTimeout bounds the wait for JetStream's ack of an action; 0 means 5s.
 	PublishTimeout time.Duration
 	// Now is the clock of actions; nil means time.Now.
@@ -60,13 +57,13 @@ type OperatorConfig struct {
 }
 
 type operator struct {
-	g      *Gateway
-	cfg    OperatorConfig
-	tokenH [32]byte
+	g   *Gateway
+	cfg OperatorConfig
 }
 
-// RegisterOperator adds the operator endpoints (POST /v1/reports/{id}/status,
-// GET /v1/reports/{id}) to mux.
+// RegisterOperator adds the endpoints that publish actions to mux: report
+// status (POST /v1/reports/{id}/status, GET /v1/reports/{id}), alert rules
+// and the identities admin API.
 func (g *Gateway) RegisterOperator(mux *http.ServeMux, cfg OperatorConfig) {
 	if cfg.PublishTimeout == 0 {
 		cfg.PublishTimeout = 5 * time.Second
@@ -74,28 +71,11 @@ func (g *Gateway) RegisterOperator(mux *http.ServeMux, cfg OperatorConfig) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	o := &operator{g: g, cfg: cfg, tokenH: sha256Sum(cfg.Token)}
+	o := &operator{g: g, cfg: cfg}
 	mux.HandleFunc("POST /v1/reports/{id}/status", o.serveReportStatus)
 	mux.HandleFunc("GET /v1/reports/{id}", o.serveReport)
-	o.registerRules(mux) // PUT, DELETE, GET /v1/rules… (handler_rules.go)
-}
-
-func sha256Sum(s string) [32]byte { return sha256.Sum256([]byte(s)) }
-
-// authorized checks the bearer token; it answers the problem itself when not.
-func (o *operator) authorized(w http.ResponseWriter, r *http.Request) bool {
-	if o.cfg.Token == "" {
-		writeProblem(w, r, http.StatusServiceUnavailable, "operator actions are not configured on this hub (no operator token)")
-		return false
-	}
-	tok, ok := strings.CutPrefix(r.Header.Get("Authorization"), "Bearer ")
-	h := sha256.Sum256([]byte(strings.TrimSpace(tok)))
-	if !ok || subtle.ConstantTimeCompare(h[:], o.tokenH[:]) != 1 {
-		w.Header().Set("WWW-Authenticate", `Bearer realm="iochub-operator"`)
-		writeProblem(w, r, http.StatusUnauthorized, "an operator bearer token is required (Authorization: Bearer <token>)")
-		return false
-	}
-	return true
+	o.registerRules(mux)      // PUT, DELETE, GET /v1/rules… (handler_rules.go)
+	o.registerIdentities(mux) // /v1/admin/identities (handler_identities.go)
 }
 
 // reportStatusRequest is the body of POST /v1/reports/{id}/status.
@@ -113,7 +93,8 @@ type actionAccepted struct {
 }
 
 func (o *operator) serveReportStatus(w http.ResponseWriter, r *http.Request) {
-	if !o.authorized(w, r) {
+	who, ok := o.g.authenticate(w, r)
+	if !ok {
 		return
 	}
 	id := r.PathValue("id")
@@ -127,12 +108,9 @@ func (o *operator) serveReportStatus(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusBadRequest, msg)
 		return
 	}
-	actor := strings.TrimSpace(r.Header.Get(HeaderActor))
-	if actor == "" {
-		actor = "operator"
-	}
-	if utf8.RuneCountInString(actor) > maxAssignee {
-		writeProblem(w, r, http.StatusBadRequest, fmt.Sprintf("header %s is longer than %d characters", HeaderActor, maxAssignee))
+	actor, msg := actorOf(who, r)
+	if msg != "" {
+		writeProblem(w, r, http.StatusBadRequest, msg)
 		return
 	}
 	province, err := o.reportProvince(r.Context(), id)
@@ -146,6 +124,12 @@ func (o *operator) serveReportStatus(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		o.g.log.Error("looking up report failed", "report", id, "err", err)
 		writeProblem(w, r, http.StatusServiceUnavailable, "reports cannot be looked up right now; retry")
+		return
+	case !who.CanRead(province):
+		writeProblem(w, r, http.StatusNotFound, fmt.Sprintf("report %q does not exist (ids are <source>/<report id>, URL-escaped: dev%%2Fr-1)", id))
+		return
+	case !who.CanAct(province):
+		forbid(w, r, who, "change reports of province "+province+" (operator role needed)")
 		return
 	}
 	payload, _ := json.Marshal(map[string]string{"status": req.Status, "assignee": req.Assignee})
@@ -244,7 +228,8 @@ func (o *operator) publish(ctx context.Context, act *iocv1.Action) error {
 }
 
 func (o *operator) serveReport(w http.ResponseWriter, r *http.Request) {
-	if !o.authorized(w, r) {
+	who, ok := o.g.authenticate(w, r)
+	if !ok {
 		return
 	}
 	if o.g.deps.Pool == nil {
@@ -258,7 +243,7 @@ func (o *operator) serveReport(w http.ResponseWriter, r *http.Request) {
 		o.g.log.Error("reading report failed", "report", id, "err", err)
 		writeProblem(w, r, http.StatusServiceUnavailable, "the report cannot be read right now; retry")
 		return
-	case !found:
+	case !found, !who.CanRead(v.Province):
 		writeProblem(w, r, http.StatusNotFound, fmt.Sprintf("report %q does not exist", id))
 		return
 	}

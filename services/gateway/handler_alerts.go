@@ -72,6 +72,10 @@ type link struct {
 
 // serveAlert is GET /v1/alerts/{id} (JSON) and GET /v1/alerts/{id}.cap (CAP 1.2 XML).
 func (g *Gateway) serveAlert(w http.ResponseWriter, r *http.Request) {
+	who, ok := g.authenticate(w, r)
+	if !ok {
+		return
+	}
 	id := r.PathValue("id")
 	id, asCAP := strings.CutSuffix(id, ".cap")
 	if g.deps.Pool == nil {
@@ -89,7 +93,7 @@ func (g *Gateway) serveAlert(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusServiceUnavailable, "the alerts database is unavailable; retry later")
 		return
 	}
-	if !found {
+	if !found || !who.CanRead(row.Province) { // out of scope looks like absent: ids are not probed
 		writeProblem(w, r, http.StatusNotFound, fmt.Sprintf("no alert has the id %q (%s)", id, truncate(entity, 128)))
 		return
 	}
@@ -203,9 +207,16 @@ func parseAlertsQuery(q url.Values) (alertsParams, error) {
 // Feature shaped as on the live view (properties.layer "alert",
 // properties.alert) with id = AlertID and the geometry made by PostGIS.
 func (g *Gateway) serveAlerts(w http.ResponseWriter, r *http.Request) {
+	who, ok := g.authenticate(w, r)
+	if !ok {
+		return
+	}
 	p, err := parseAlertsQuery(r.URL.Query())
 	if err != nil {
 		writeProblem(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	if !alertsInScope(w, r, who, &p) {
 		return
 	}
 	if g.deps.Pool == nil {
@@ -224,6 +235,9 @@ func (g *Gateway) serveAlerts(w http.ResponseWriter, r *http.Request) {
 	enc.SetEscapeHTML(false)
 	n := 0
 	for _, row := range rows {
+		if !who.CanRead(row.Province) {
+			continue
+		}
 		m := &iocv1.Alert{}
 		if err := proto.Unmarshal(row.Body, m); err != nil {
 			g.log.Error("decoding stored alert", "alert", row.ID, "err", err)

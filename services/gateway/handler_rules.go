@@ -11,6 +11,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/iochub/iochub/internal/auth"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 	"github.com/iochub/iochub/services/aggregator/rules"
 	"github.com/iochub/iochub/services/gateway/pgread"
@@ -59,21 +60,27 @@ func writeRuleProblem(w http.ResponseWriter, r *http.Request, err error) {
 	_, _ = w.Write(b)
 }
 
-// actor is the operator named by the Iochub-Actor header, or "operator";
-// msg says what is wrong with it.
-func actorOf(r *http.Request) (string, string) {
-	actor := strings.TrimSpace(r.Header.Get(HeaderActor))
-	if actor == "" {
-		actor = "operator"
+// actorOf is the audit log's actor of a request by p: its identity id, and
+// "<id> as <name>" when the Iochub-Actor header names the person at the
+// screen; msg says what is wrong with the header.
+func actorOf(p auth.Principal, r *http.Request) (string, string) {
+	name := strings.TrimSpace(r.Header.Get(HeaderActor))
+	if name == "" {
+		return p.ID, ""
 	}
-	if utf8.RuneCountInString(actor) > maxAssignee {
+	if utf8.RuneCountInString(name) > maxAssignee {
 		return "", fmt.Sprintf("header %s is longer than %d characters", HeaderActor, maxAssignee)
 	}
-	return actor, ""
+	return p.ID + " as " + name, ""
 }
 
 func (o *operator) servePutRule(w http.ResponseWriter, r *http.Request) {
-	if !o.authorized(w, r) {
+	who, ok := o.g.authenticate(w, r)
+	if !ok {
+		return
+	}
+	if !who.IsAdmin() {
+		forbid(w, r, who, "change alert rules (admin role needed)")
 		return
 	}
 	id := r.PathValue("id")
@@ -91,10 +98,24 @@ func (o *operator) servePutRule(w http.ResponseWriter, r *http.Request) {
 		writeRuleProblem(w, r, err)
 		return
 	}
+	if !who.CanAdmin(rule.Province) {
+		forbid(w, r, who, "change alert rules of province "+rule.Province)
+		return
+	}
+	// A rule moved between provinces needs the right in both.
+	if store, ok := o.rulesStore(w, r); !ok {
+		return
+	} else if old, err := store.Rule(r.Context(), id); err == nil && !who.CanAdmin(old.Province) {
+		forbid(w, r, who, "change alert rule "+id+" of province "+old.Province)
+		return
+	} else if err != nil && !errors.Is(err, pgread.ErrRuleNotFound) {
+		o.ruleReadFailed(w, r, id, err)
+		return
+	}
 	actionID, msg := actionIDFrom(r.Header.Get(HeaderIdempotencyKey))
 	if msg == "" {
 		var actor string
-		if actor, msg = actorOf(r); msg == "" {
+		if actor, msg = actorOf(who, r); msg == "" {
 			// The payload is the rule as understood, not as sent.
 			payload, err := json.Marshal(rule.Document())
 			if err != nil {
@@ -110,7 +131,12 @@ func (o *operator) servePutRule(w http.ResponseWriter, r *http.Request) {
 }
 
 func (o *operator) serveDeleteRule(w http.ResponseWriter, r *http.Request) {
-	if !o.authorized(w, r) {
+	who, ok := o.g.authenticate(w, r)
+	if !ok {
+		return
+	}
+	if !who.IsAdmin() {
+		forbid(w, r, who, "delete alert rules (admin role needed)")
 		return
 	}
 	id := r.PathValue("id")
@@ -123,7 +149,7 @@ func (o *operator) serveDeleteRule(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusBadRequest, msg)
 		return
 	}
-	actor, msg := actorOf(r)
+	actor, msg := actorOf(who, r)
 	if msg != "" {
 		writeProblem(w, r, http.StatusBadRequest, msg)
 		return
@@ -135,6 +161,14 @@ func (o *operator) serveDeleteRule(w http.ResponseWriter, r *http.Request) {
 	rule, err := store.Rule(r.Context(), id)
 	if err != nil {
 		o.ruleReadFailed(w, r, id, err)
+		return
+	}
+	if !who.CanRead(rule.Province) {
+		o.ruleReadFailed(w, r, id, pgread.ErrRuleNotFound)
+		return
+	}
+	if !who.CanAdmin(rule.Province) {
+		forbid(w, r, who, "delete alert rules of province "+rule.Province)
 		return
 	}
 	o.act(w, r, &iocv1.Action{Id: actionID, Type: actionTypeRuleDelete, Actor: actor, Province: rule.Province,
@@ -178,33 +212,51 @@ type rulesList struct {
 }
 
 func (o *operator) serveRules(w http.ResponseWriter, r *http.Request) {
+	who, ok := o.g.authenticate(w, r)
+	if !ok {
+		return
+	}
 	province := r.URL.Query().Get("province")
 	if province != "" && (len(province) != 2 || province[0] < '0' || province[0] > '9' || province[1] < '0' || province[1] > '9') {
 		writeProblem(w, r, http.StatusBadRequest, fmt.Sprintf("province: %q is not a province code (two digits, such as 01)", province))
+		return
+	}
+	if province != "" && !who.CanRead(province) {
+		forbid(w, r, who, "read the rules of province "+province)
 		return
 	}
 	store, ok := o.rulesStore(w, r)
 	if !ok {
 		return
 	}
-	list, err := store.Rules(r.Context(), province)
+	all, err := store.Rules(r.Context(), province)
 	if err != nil {
 		o.ruleReadFailed(w, r, "", err)
 		return
 	}
-	if list == nil {
-		list = []rules.Rule{}
+	list := []rules.Rule{}
+	for _, rule := range all { // without province=: the rules of the principal's provinces
+		if who.CanRead(rule.Province) {
+			list = append(list, rule)
+		}
 	}
 	writeRuleJSON(w, rulesList{Province: province, Rules: list})
 }
 
 func (o *operator) serveRule(w http.ResponseWriter, r *http.Request) {
+	who, ok := o.g.authenticate(w, r)
+	if !ok {
+		return
+	}
 	store, ok := o.rulesStore(w, r)
 	if !ok {
 		return
 	}
 	id := r.PathValue("id")
 	rule, err := store.Rule(r.Context(), id)
+	if err == nil && !who.CanRead(rule.Province) {
+		err = pgread.ErrRuleNotFound
+	}
 	if err != nil {
 		o.ruleReadFailed(w, r, id, err)
 		return
@@ -219,6 +271,10 @@ type ruleHistory struct {
 }
 
 func (o *operator) serveRuleHistory(w http.ResponseWriter, r *http.Request) {
+	who, ok := o.g.authenticate(w, r)
+	if !ok {
+		return
+	}
 	store, ok := o.rulesStore(w, r)
 	if !ok {
 		return
@@ -229,11 +285,33 @@ func (o *operator) serveRuleHistory(w http.ResponseWriter, r *http.Request) {
 		o.ruleReadFailed(w, r, id, err)
 		return
 	}
+	if !who.AllProvinces() && !historyInScope(who, versions) {
+		versions = nil // a principal sees the history of rules of its provinces only
+	}
 	if len(versions) == 0 {
 		writeProblem(w, r, http.StatusNotFound, fmt.Sprintf("alert rule %q has no history: it never existed", id))
 		return
 	}
 	writeRuleJSON(w, ruleHistory{ID: id, Versions: versions})
+}
+
+// historyInScope reports whether every version of a rule's history (before
+// and after) is of a province p may read.
+func historyInScope(p auth.Principal, versions []pgread.RuleVersion) bool {
+	for _, v := range versions {
+		for _, doc := range []json.RawMessage{v.Before, v.After} {
+			var d struct {
+				Province string `json:"province"`
+			}
+			if len(doc) == 0 || string(doc) == "null" {
+				continue
+			}
+			if json.Unmarshal(doc, &d) != nil || !p.CanRead(d.Province) {
+				return false
+			}
+		}
+	}
+	return true
 }
 
 func writeRuleJSON(w http.ResponseWriter, v any) {

@@ -76,9 +76,17 @@ func (c *unitsCache) get(ctx context.Context, p unitsParams) (unitsEntry, error)
 // serveUnits is GET /v1/units?province=NN[&simplify=DEG]: a GeoJSON
 // FeatureCollection of the province and its current child units.
 func (g *Gateway) serveUnits(w http.ResponseWriter, r *http.Request) {
+	who, ok := g.authenticate(w, r)
+	if !ok {
+		return
+	}
 	p, err := parseUnitsQuery(r.URL.Query())
 	if err != nil {
 		writeProblem(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	if !who.CanRead(p.Province) {
+		forbid(w, r, who, "read province "+p.Province)
 		return
 	}
 	if g.units == nil {
@@ -96,6 +104,7 @@ func (g *Gateway) serveUnits(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	w.Header().Set("Content-Type", "application/geo+json")
-	w.Header().Set("Cache-Control", "public, max-age="+strconv.Itoa(int(g.cfg.UnitsTTL/time.Second)))
+	// private: the answer depends on who asked, so shared caches keep none.
+	w.Header().Set("Cache-Control", "private, max-age="+strconv.Itoa(int(g.cfg.UnitsTTL/time.Second)))
 	_, _ = w.Write(e.body)
 }

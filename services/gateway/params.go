@@ -20,6 +20,9 @@ type liveParams struct {
 	// intersects it; entities without a geometry are then left out. nil means
 	// the whole province.
 	BBox *bbox
+	// Principal is the id of the identity that opened the view (not a
+	// parameter: set after authentication).
+	Principal string
 }
 
 // wants reports whether a client with these params receives states of layer.

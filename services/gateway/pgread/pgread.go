@@ -96,3 +96,15 @@ func (s *Store) UnitsGeoJSON(ctx context.Context, province string, simplify floa
 	buf.WriteString("]}")
 	return buf.Bytes(), found, nil
 }
+
+// SQLProvinceExists reports whether $1 is the code of a current province.
+const SQLProvinceExists = `SELECT EXISTS (SELECT 1 FROM admin_unit WHERE valid_to IS NULL AND level = 'province' AND code = $1)`
+
+// ProvinceExists reports whether code is a current province.
+func (s *Store) ProvinceExists(ctx context.Context, code string) (bool, error) {
+	var ok bool
+	if err := s.pool.QueryRow(ctx, SQLProvinceExists, code).Scan(&ok); err != nil {
+		return false, fmt.Errorf("looking up province %s: %w", code, err)
+	}
+	return ok, nil
+}

@@ -1,0 +1,108 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/iochub/iochub/internal/auth"
+	"github.com/iochub/iochub/internal/seal"
+	"github.com/iochub/iochub/services/gateway"
+	"github.com/iochub/iochub/services/gateway/pgread"
+)
+
+// authConfig is the access-control part of config (embedded in it).
+type authConfig struct {
+	// AllowedOrigins is a comma-separated list of browser origins allowed to
+	// use the gateway (the live WebSocket, sign-in, changes); empty means the
+	// same origin only, "*" any.
+	AllowedOrigins string
+	// SessionKey signs session cookies (64 hex digits or base64 of 32 bytes);
+	// empty derives it from the seal key, or, without one, makes a random key
+	// per process (sessions then end with it and are not shared by gateways).
+	SessionKey string
+	// SecureCookies marks session cookies Secure on plain HTTP too (behind a
+	// TLS-terminating proxy); requests over TLS always get Secure cookies.
+	SecureCookies bool
+	// IdentityRefresh is how often identities are reloaded: a revocation is
+	// in effect on every gateway within it. 0 means 10s.
+	IdentityRefresh time.Duration
+	// MaxLivePerIdentity caps the live views one identity keeps open. 0 means 20.
+	MaxLivePerIdentity int
+}
+
+// bindAuth registers the access-control flags on fs.
+func (c *config) bindAuth(fs *flag.FlagSet) {
+	fs.StringVar(&c.AllowedOrigins, "allowed-origins", c.AllowedOrigins, "comma-separated browser origins allowed to use the gateway; empty means the same origin only, * any (IOCHUB_ALLOWED_ORIGINS)")
+	fs.StringVar(&c.SessionKey, "session-key", c.SessionKey, "key signing session cookies: 64 hex digits or base64 of 32 bytes; empty derives it from the seal key (IOCHUB_SESSION_KEY)")
+	fs.BoolVar(&c.SecureCookies, "secure-cookies", c.SecureCookies, "mark session cookies Secure even on plain HTTP, as behind a TLS proxy (IOCHUB_SECURE_COOKIES)")
+	fs.DurationVar(&c.IdentityRefresh, "identity-refresh", c.IdentityRefresh, "how often identities are reloaded; a revocation applies within it; 0 means 10s (IOCHUB_IDENTITY_REFRESH)")
+	fs.IntVar(&c.MaxLivePerIdentity, "max-live-per-identity", c.MaxLivePerIdentity, "live views one identity may keep open; 0 means 20 (IOCHUB_MAX_LIVE_PER_IDENTITY)")
+}
+
+// origins is AllowedOrigins as a list.
+func (c authConfig) origins() []string {
+	var out []string
+	for _, o := range strings.Split(c.AllowedOrigins, ",") {
+		if o = strings.TrimSpace(o); o != "" {
+			out = append(out, o)
+		}
+	}
+	return out
+}
+
+// Principals of the tokens given on the command line.
+const (
+	devPrincipalID      = "dev"
+	operatorPrincipalID = "operator-token"
+)
+
+// newAuthenticator builds the access control of the gateway (and of
+// /metrics): stored identities read through pool (nil: none), the dev token
+// and the legacy operator token as admins of every province.
+func newAuthenticator(cfg config, pool *pgxpool.Pool, log *slog.Logger) (*auth.Authenticator, error) {
+	all := []string{auth.AllScopes}
+	ac := auth.Config{
+		Static: []auth.StaticToken{
+			{Token: cfg.DevToken, Principal: auth.Principal{ID: devPrincipalID, Name: "dev token", Role: auth.RoleAdmin, Scopes: all}},
+			// Deprecated: create identities instead (iochub identities create).
+			{Token: cfg.OperatorToken, Principal: auth.Principal{ID: operatorPrincipalID, Name: "--operator-token", Role: auth.RoleAdmin, Scopes: all}},
+		},
+		SecureCookie: cfg.SecureCookies,
+		Refresh:      cfg.IdentityRefresh,
+	}
+	switch {
+	case cfg.SessionKey != "":
+		k, err := seal.ParseKey(cfg.SessionKey)
+		if err != nil {
+			return nil, fmt.Errorf("--session-key: %w", err)
+		}
+		ac.SessionKey = k
+	case cfg.SealKey != "":
+		k, err := cfg.sealKey()
+		if err != nil {
+			return nil, err
+		}
+		ac.SessionKey = auth.DeriveSessionKey(k)
+	default:
+		log.Warn("no --session-key or --seal-key: sessions are signed with a random key and end when this process does")
+	}
+	var loader auth.Loader
+	if pool != nil {
+		loader = pgread.New(pool)
+	}
+	a, err := auth.New(ac, loader, log.With("role", "auth"))
+	if err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// gatewayConfig is the gateway's access-control configuration.
+func (c authConfig) gatewayConfig() gateway.Config {
+	return gateway.Config{AllowedOrigins: c.origins(), MaxClientsPerIdentity: c.MaxLivePerIdentity}
+}

@@ -1,0 +1,260 @@
+// Package auth owns who may read and act on iochub's gateway: roles (viewer,
+// operator, admin), identities scoped to provinces, their bearer tokens (kept
+// only as SHA-256), signed session cookies for the wall screen, one-time
+// sign-in codes, and the Authenticator that turns a request into a Principal
+// from an identity cache refreshed from the database. It imports nothing of
+// the project: the gateway reads the identities (pgread) and the aggregator
+// writes them (postgis).
+package auth
+
+import (
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"fmt"
+	"slices"
+	"strings"
+	"unicode/utf8"
+)
+
+// Role is what an identity may do; each role includes those below it.
+type Role string
+
+// The roles, from least to most.
+const (
+	// RoleViewer reads: the live view, units, alerts, rules, reports.
+	RoleViewer Role = "viewer"
+	// RoleOperator reads and acts: report status changes and other operator actions.
+	RoleOperator Role = "operator"
+	// RoleAdmin also manages: alert rules, identities, metrics.
+	RoleAdmin Role = "admin"
+)
+
+// rank orders the roles; 0 is not a role.
+func (r Role) rank() int {
+	switch r {
+	case RoleViewer:
+		return 1
+	case RoleOperator:
+		return 2
+	case RoleAdmin:
+		return 3
+	}
+	return 0
+}
+
+// ParseRole returns the role named s.
+func ParseRole(s string) (Role, error) {
+	r := Role(s)
+	if r.rank() == 0 {
+		return "", fmt.Errorf("role %q: want viewer, operator or admin: %w", s, ErrBadIdentity)
+	}
+	return r, nil
+}
+
+// AllScopes is the scope of every province.
+const AllScopes = "*"
+
+// Principal is who a request acts as.
+type Principal struct {
+	// ID is the identity's id ("dev" for the dev token); it is the actor in the audit log.
+	ID string `json:"id"`
+	// Name is for people.
+	Name string `json:"name"`
+	// Role is what the principal may do.
+	Role Role `json:"role"`
+	// Scopes are the province codes the principal may see and act in; "*" is all.
+	Scopes []string `json:"scopes"`
+}
+
+// inScope reports whether province is one of p's scopes.
+func (p Principal) inScope(province string) bool {
+	if province == "" {
+		return false
+	}
+	for _, s := range p.Scopes {
+		if s == AllScopes || s == province {
+			return true
+		}
+	}
+	return false
+}
+
+// CanRead reports whether p may read province.
+func (p Principal) CanRead(province string) bool {
+	return p.Role.rank() >= RoleViewer.rank() && p.inScope(province)
+}
+
+// CanAct reports whether p may take operator actions in province.
+func (p Principal) CanAct(province string) bool {
+	return p.Role.rank() >= RoleOperator.rank() && p.inScope(province)
+}
+
+// CanAdmin reports whether p may manage rules and identities of province.
+func (p Principal) CanAdmin(province string) bool {
+	return p.Role.rank() >= RoleAdmin.rank() && p.inScope(province)
+}
+
+// IsAdmin reports whether p has the admin role (in whatever scope).
+func (p Principal) IsAdmin() bool { return p.Role == RoleAdmin }
+
+// AllProvinces reports whether p's scope is every province.
+func (p Principal) AllProvinces() bool { return slices.Contains(p.Scopes, AllScopes) }
+
+// Covers reports whether every scope of scopes is within p's scopes: an
+// admin may only grant or revoke what it holds itself.
+func (p Principal) Covers(scopes []string) bool {
+	if p.AllProvinces() {
+		return true
+	}
+	for _, s := range scopes {
+		if s == AllScopes || !p.inScope(s) {
+			return false
+		}
+	}
+	return len(scopes) > 0
+}
+
+// Bounds of an identity.
+const (
+	maxName   = 200
+	maxScopes = 100
+	// TokenPrefix starts every identity token, so a leaked one is recognisable
+	// (source tokens start with "ioc_").
+	TokenPrefix = "iocid_"
+	// idPrefix starts every identity id.
+	idPrefix = "id_"
+)
+
+// Identity is a person or program allowed to use the gateway, as stored.
+type Identity struct {
+	ID     string
+	Name   string
+	Role   Role
+	Scopes []string
+	// TokenSHA256 is the SHA-256 of its bearer token.
+	TokenSHA256 []byte
+	// Revoked is true once the identity was revoked; it then authenticates nothing.
+	Revoked bool
+}
+
+// Principal is the principal the identity acts as.
+func (i Identity) Principal() Principal {
+	return Principal{ID: i.ID, Name: i.Name, Role: i.Role, Scopes: slices.Clone(i.Scopes)}
+}
+
+// ParseScopes reads "01,79" or "*" into sorted, unique scopes.
+func ParseScopes(s string) ([]string, error) {
+	var out []string
+	for _, part := range strings.Split(s, ",") {
+		part = strings.TrimSpace(part)
+		if part == "" {
+			continue
+		}
+		out = append(out, part)
+	}
+	return NormalizeScopes(out)
+}
+
+// NormalizeScopes checks scopes (two-digit province codes, or "*" alone) and
+// returns them sorted without duplicates.
+func NormalizeScopes(scopes []string) ([]string, error) {
+	if len(scopes) == 0 {
+		return nil, fmt.Errorf("scopes: none given; want province codes such as 01,79 or * for all: %w", ErrBadIdentity)
+	}
+	if len(scopes) > maxScopes {
+		return nil, fmt.Errorf("scopes: %d given; at most %d: %w", len(scopes), maxScopes, ErrBadIdentity)
+	}
+	out := make([]string, 0, len(scopes))
+	for _, s := range scopes {
+		switch {
+		case s == AllScopes:
+		case len(s) == 2 && s[0] >= '0' && s[0] <= '9' && s[1] >= '0' && s[1] <= '9':
+		default:
+			return nil, fmt.Errorf("scope %q: want a two-digit province code such as 01, or *: %w", truncate(s, 32), ErrBadIdentity)
+		}
+		out = append(out, s)
+	}
+	slices.Sort(out)
+	out = slices.Compact(out)
+	if slices.Contains(out, AllScopes) && len(out) > 1 {
+		return nil, fmt.Errorf("scopes %v: * already covers every province; give it alone: %w", out, ErrBadIdentity)
+	}
+	return out, nil
+}
+
+// CheckName checks an identity's name: 1 to 200 characters, no control characters.
+func CheckName(name string) error {
+	n := utf8.RuneCountInString(name)
+	if strings.TrimSpace(name) == "" || n > maxName || !utf8.ValidString(name) {
+		return fmt.Errorf("name: want 1 to %d characters: %w", maxName, ErrBadIdentity)
+	}
+	for _, r := range name {
+		if r < 0x20 || r == 0x7f {
+			return fmt.Errorf("name: control character %U: %w", r, ErrBadIdentity)
+		}
+	}
+	return nil
+}
+
+// CheckID checks an identity id as made by NewID.
+func CheckID(id string) error {
+	rest, ok := strings.CutPrefix(id, idPrefix)
+	if !ok || len(rest) != 16 {
+		return fmt.Errorf("identity id %q: want id_ and 16 hex digits: %w", truncate(id, 40), ErrBadIdentity)
+	}
+	if _, err := hex.DecodeString(rest); err != nil {
+		return fmt.Errorf("identity id %q: want id_ and 16 hex digits: %w", truncate(id, 40), ErrBadIdentity)
+	}
+	return nil
+}
+
+// Check checks everything but the token hash of i.
+func (i Identity) Check() error {
+	if err := CheckID(i.ID); err != nil {
+		return err
+	}
+	if err := CheckName(i.Name); err != nil {
+		return err
+	}
+	if _, err := ParseRole(string(i.Role)); err != nil {
+		return err
+	}
+	if _, err := NormalizeScopes(i.Scopes); err != nil {
+		return err
+	}
+	if len(i.TokenSHA256) != sha256.Size {
+		return fmt.Errorf("token hash: want %d bytes, have %d: %w", sha256.Size, len(i.TokenSHA256), ErrBadIdentity)
+	}
+	return nil
+}
+
+// NewID returns a fresh identity id: "id_" and 16 hex digits.
+func NewID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails (Go 1.24+)
+	return idPrefix + hex.EncodeToString(b[:])
+}
+
+// NewToken returns a fresh bearer token (TokenPrefix and 32 random bytes in
+// base64url) and its SHA-256, the only form that is stored.
+func NewToken() (token string, sum []byte) {
+	var b [32]byte
+	_, _ = rand.Read(b[:])
+	token = TokenPrefix + base64.RawURLEncoding.EncodeToString(b[:])
+	return token, HashToken(token)
+}
+
+// HashToken is the SHA-256 of a bearer token.
+func HashToken(token string) []byte {
+	h := sha256.Sum256([]byte(token))
+	return h[:]
+}
+
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
+}

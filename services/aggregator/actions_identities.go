@@ -1,0 +1,83 @@
+package aggregator
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/iochub/iochub/internal/auth"
+	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
+	"github.com/iochub/iochub/services/aggregator/postgis"
+)
+
+// Types of the actions on identities (target kind "identity", target the identity id).
+const (
+	// ActionIdentityCreate stores a new identity; the payload is IdentityPayload.
+	ActionIdentityCreate = "identity.create"
+	// ActionIdentityRevoke revokes an identity; the payload is empty.
+	ActionIdentityRevoke = "identity.revoke"
+)
+
+const targetKindIdentity = "identity"
+
+// IdentityPayload is the payload of identity.create. The gateway made the
+// token and sends only its SHA-256: the token itself never leaves the gateway's answer.
+type IdentityPayload struct {
+	Name   string   `json:"name"`
+	Role   string   `json:"role"`
+	Scopes []string `json:"scopes"`
+	// TokenSHA256 is the hex SHA-256 of the identity's bearer token.
+	TokenSHA256 string `json:"tokenSha256"`
+}
+
+// IdentityActions returns the handlers of identity.create and identity.revoke.
+// The gateway has checked that the actor may grant the scopes; the
+// aggregator checks the identity itself and records the change (the Apply
+// audit row names the actor).
+func IdentityActions() (create, revoke ActionHandler) {
+	create = func(ctx context.Context, tx pgx.Tx, a *iocv1.Action) ([]*iocv1.EntityState, error) {
+		if a.GetTargetKind() != targetKindIdentity {
+			return nil, Refuse(fmt.Sprintf("target kind is %q; want identity", a.GetTargetKind()))
+		}
+		var p IdentityPayload
+		if err := json.Unmarshal(a.GetPayload(), &p); err != nil {
+			return nil, Refuse("payload: " + err.Error())
+		}
+		sum, err := hex.DecodeString(p.TokenSHA256)
+		if err != nil {
+			return nil, Refuse("payload tokenSha256: not hex")
+		}
+		scopes, err := auth.NormalizeScopes(p.Scopes)
+		if err != nil {
+			return nil, Refuse(err.Error())
+		}
+		id := auth.Identity{ID: a.GetTarget(), Name: p.Name, Role: auth.Role(p.Role), Scopes: scopes, TokenSHA256: sum}
+		if err := id.Check(); err != nil {
+			return nil, Refuse(err.Error())
+		}
+		if err := postgis.InsertIdentity(ctx, tx, id, a.GetActor()); err != nil {
+			if errors.Is(err, postgis.ErrIdentityExists) {
+				return nil, Refuse(err.Error())
+			}
+			return nil, err
+		}
+		return nil, nil
+	}
+	revoke = func(ctx context.Context, tx pgx.Tx, a *iocv1.Action) ([]*iocv1.EntityState, error) {
+		if a.GetTargetKind() != targetKindIdentity {
+			return nil, Refuse(fmt.Sprintf("target kind is %q; want identity", a.GetTargetKind()))
+		}
+		if _, err := postgis.RevokeIdentity(ctx, tx, a.GetTarget(), a.GetActor()); err != nil {
+			if errors.Is(err, postgis.ErrIdentityNotFound) {
+				return nil, Refuse(err.Error())
+			}
+			return nil, err
+		}
+		return nil, nil
+	}
+	return create, revoke
+}

@@ -1,0 +1,149 @@
+package postgis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/iochub/iochub/internal/auth"
+)
+
+// ErrIdentityExists is returned when an identity id or token hash is taken.
+var ErrIdentityExists = errors.New("identity already exists")
+
+// ErrIdentityNotFound is returned when no identity has the given id.
+var ErrIdentityNotFound = errors.New("identity not found")
+
+const (
+	sqlIdentityInsert = `INSERT INTO identity (id, name, role, scopes, token_sha256, created_by)
+VALUES ($1, $2, $3, $4, $5, $6)`
+	// sqlIdentityRevoke revokes a live identity and returns it; no row when it is revoked already or absent.
+	sqlIdentityRevoke = `UPDATE identity SET revoked_at = now(), revoked_by = $2
+WHERE id = $1 AND revoked_at IS NULL RETURNING name, role, scopes`
+	sqlIdentityScopes = `SELECT scopes, revoked_at IS NOT NULL FROM identity WHERE id = $1`
+	sqlIdentityList   = `SELECT id, name, role, scopes, created_at, created_by, revoked_at, coalesce(revoked_by, '')
+FROM identity ORDER BY created_at, id`
+)
+
+// IdentityRow is an identity as listed, without its token hash.
+type IdentityRow struct {
+	ID        string     `json:"id"`
+	Name      string     `json:"name"`
+	Role      string     `json:"role"`
+	Scopes    []string   `json:"scopes"`
+	CreatedAt time.Time  `json:"createdAt"`
+	CreatedBy string     `json:"createdBy"`
+	RevokedAt *time.Time `json:"revokedAt,omitempty"`
+	RevokedBy string     `json:"revokedBy,omitempty"`
+}
+
+// InsertIdentity stores id in tx, created by actor. The caller checks id
+// (auth.Identity.Check) and writes the audit row.
+func InsertIdentity(ctx context.Context, tx pgx.Tx, id auth.Identity, actor string) error {
+	if _, err := tx.Exec(ctx, sqlIdentityInsert, id.ID, id.Name, string(id.Role), id.Scopes, id.TokenSHA256, actor); err != nil {
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
+			return fmt.Errorf("inserting identity %s: %w", id.ID, ErrIdentityExists)
+		}
+		return fmt.Errorf("inserting identity %s: %w", id.ID, err)
+	}
+	return nil
+}
+
+// IdentityScopes returns the scopes of identity id and whether it is revoked;
+// ErrIdentityNotFound when there is none.
+func IdentityScopes(ctx context.Context, tx pgx.Tx, id string) ([]string, bool, error) {
+	var (
+		scopes  []string
+		revoked bool
+	)
+	err := tx.QueryRow(ctx, sqlIdentityScopes, id).Scan(&scopes, &revoked)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, false, fmt.Errorf("identity %s: %w", id, ErrIdentityNotFound)
+	}
+	if err != nil {
+		return nil, false, fmt.Errorf("looking up identity %s: %w", id, err)
+	}
+	return scopes, revoked, nil
+}
+
+// RevokeIdentity revokes identity id in tx; revoked reports whether it was
+// live (false: revoked already). ErrIdentityNotFound when there is none.
+func RevokeIdentity(ctx context.Context, tx pgx.Tx, id, actor string) (revoked bool, err error) {
+	var (
+		name, role string
+		scopes     []string
+	)
+	err = tx.QueryRow(ctx, sqlIdentityRevoke, id, actor).Scan(&name, &role, &scopes)
+	if errors.Is(err, pgx.ErrNoRows) {
+		if _, _, err := IdentityScopes(ctx, tx, id); err != nil {
+			return false, err
+		}
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("revoking identity %s: %w", id, err)
+	}
+	return true, nil
+}
+
+// ListIdentities lists every identity, revoked ones included, oldest first.
+func ListIdentities(ctx context.Context, pool *pgxpool.Pool) ([]IdentityRow, error) {
+	rows, err := pool.Query(ctx, sqlIdentityList)
+	if err != nil {
+		return nil, fmt.Errorf("listing identities: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (IdentityRow, error) {
+		var v IdentityRow
+		err := row.Scan(&v.ID, &v.Name, &v.Role, &v.Scopes, &v.CreatedAt, &v.CreatedBy, &v.RevokedAt, &v.RevokedBy)
+		return v, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("listing identities: %w", err)
+	}
+	return out, nil
+}
+
+// CreateIdentityCLI stores a new identity made by the iochub command and
+// returns its token, shown once. The change is recorded in audit_log (actor
+// "cli", action "identity.create").
+func CreateIdentityCLI(ctx context.Context, pool *pgxpool.Pool, name string, role auth.Role, scopes []string) (auth.Identity, string, error) {
+	token, sum := auth.NewToken()
+	id := auth.Identity{ID: auth.NewID(), Name: name, Role: role, Scopes: scopes, TokenSHA256: sum}
+	if err := id.Check(); err != nil {
+		return id, "", fmt.Errorf("creating identity: %w", err)
+	}
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		if err := InsertIdentity(ctx, tx, id, auditActorCLI); err != nil {
+			return err
+		}
+		return Audit(ctx, tx, auditActorCLI, "identity.create", "identity:"+id.ID,
+			map[string]any{"name": id.Name, "role": id.Role, "scopes": id.Scopes})
+	})
+	if err != nil {
+		return id, "", fmt.Errorf("creating identity %s: %w", name, err)
+	}
+	return id, token, nil
+}
+
+// RevokeIdentityCLI revokes identity id from the iochub command, recording it
+// in audit_log (actor "cli", action "identity.revoke"). Revoking a revoked
+// identity does nothing.
+func RevokeIdentityCLI(ctx context.Context, pool *pgxpool.Pool, id string) error {
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		revoked, err := RevokeIdentity(ctx, tx, id, auditActorCLI)
+		if err != nil || !revoked {
+			return err
+		}
+		return Audit(ctx, tx, auditActorCLI, "identity.revoke", "identity:"+id, map[string]any{})
+	})
+	if err != nil {
+		return fmt.Errorf("revoking identity %s: %w", id, err)
+	}
+	return nil
+}

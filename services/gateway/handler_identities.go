@@ -1,0 +1,244 @@
+package gateway
+
+import (
+	"context"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"time"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/iochub/iochub/internal/auth"
+	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
+	"github.com/iochub/iochub/services/gateway/pgread"
+)
+
+// The identities admin API (admin role; an admin manages only identities
+// whose every scope is within its own):
+//
+//	POST   /v1/admin/identities        {"name":"...","role":"viewer","scopes":["01"]} → 201 with the token, shown once
+//	GET    /v1/admin/identities        the identities within the admin's scopes, without tokens
+//	DELETE /v1/admin/identities/{id}   revoke
+//
+// The gateway never writes the database: it makes the id and the token,
+// publishes identity.create (with the token's SHA-256 only) or
+// identity.revoke on ACTIONS, and waits briefly for the aggregator to apply
+// it, so the answer says whether the change is in effect yet.
+
+const (
+	actionTypeIdentityCreate = "identity.create"
+	actionTypeIdentityRevoke = "identity.revoke"
+	targetKindIdentity       = "identity"
+	// identityApplyWait bounds the wait for the aggregator to apply an identity action.
+	identityApplyWait = 5 * time.Second
+)
+
+func (o *operator) registerIdentities(mux *http.ServeMux) {
+	mux.HandleFunc("POST /v1/admin/identities", o.serveCreateIdentity)
+	mux.HandleFunc("GET /v1/admin/identities", o.serveIdentities)
+	mux.HandleFunc("DELETE /v1/admin/identities/{id}", o.serveRevokeIdentity)
+}
+
+// admin authenticates an admin and checks the database; it answers itself when not.
+func (o *operator) admin(w http.ResponseWriter, r *http.Request) (auth.Principal, *pgread.Store, bool) {
+	who, ok := o.g.authenticate(w, r)
+	if !ok {
+		return who, nil, false
+	}
+	if !who.IsAdmin() {
+		forbid(w, r, who, "manage identities (admin role needed)")
+		return who, nil, false
+	}
+	if o.g.deps.Pool == nil {
+		writeProblem(w, r, http.StatusServiceUnavailable, "identities cannot be managed: the gateway has no database")
+		return who, nil, false
+	}
+	return who, pgread.New(o.g.deps.Pool), true
+}
+
+// identityCreated is the answer of POST /v1/admin/identities.
+type identityCreated struct {
+	ID     string   `json:"id"`
+	Name   string   `json:"name"`
+	Role   string   `json:"role"`
+	Scopes []string `json:"scopes"`
+	// Token is the bearer token, shown once: only its hash is stored.
+	Token string `json:"token"`
+	// Active is false when the aggregator had not applied the creation within
+	// a few seconds: the token then works once it has.
+	Active   bool   `json:"active"`
+	ActionID string `json:"actionId"`
+}
+
+func (o *operator) serveCreateIdentity(w http.ResponseWriter, r *http.Request) {
+	who, store, ok := o.admin(w, r)
+	if !ok {
+		return
+	}
+	var in struct {
+		Name   string   `json:"name"`
+		Role   string   `json:"role"`
+		Scopes []string `json:"scopes"`
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxActionBody))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&in); err != nil {
+		writeProblem(w, r, http.StatusBadRequest, `body: want {"name":"...","role":"viewer|operator|admin","scopes":["01"]}: `+err.Error())
+		return
+	}
+	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
+		writeProblem(w, r, http.StatusBadRequest, "body: want one JSON object and nothing after it")
+		return
+	}
+	role, err := auth.ParseRole(in.Role)
+	if err != nil {
+		writeProblem(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	scopes, err := auth.NormalizeScopes(in.Scopes)
+	if err == nil {
+		err = auth.CheckName(in.Name)
+	}
+	if err != nil {
+		writeProblem(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	if !who.Covers(scopes) {
+		forbid(w, r, who, "grant scopes "+strings.Join(scopes, ",")+" (an admin grants only within its own provinces)")
+		return
+	}
+	actor, msg := actorOf(who, r)
+	if msg != "" {
+		writeProblem(w, r, http.StatusBadRequest, msg)
+		return
+	}
+	token, sum := auth.NewToken()
+	id := auth.NewID()
+	payload, _ := json.Marshal(map[string]any{"name": in.Name, "role": role, "scopes": scopes, "tokenSha256": hex.EncodeToString(sum)})
+	actionID, _ := actionIDFrom("")
+	act := &iocv1.Action{Id: actionID, Type: actionTypeIdentityCreate, Actor: actor, Province: actionProvince(scopes),
+		TargetKind: targetKindIdentity, Target: id, At: timestamppb.New(o.cfg.Now()), Payload: payload}
+	if err := o.publish(r.Context(), act); err != nil {
+		o.g.log.Error("publishing identity action failed", "action", actionID, "err", err)
+		writeProblem(w, r, http.StatusServiceUnavailable, "the identity could not be created; retry")
+		return
+	}
+	active := o.waitIdentity(r.Context(), store, id, func(v pgread.IdentityView) bool { return true })
+	status := http.StatusCreated
+	if !active {
+		status = http.StatusAccepted
+	}
+	writeJSON(w, status, identityCreated{ID: id, Name: in.Name, Role: string(role), Scopes: scopes, Token: token, Active: active, ActionID: actionID})
+}
+
+// actionProvince is the province of an identity action's subject: its only
+// scope, or empty ("_") for several or all.
+func actionProvince(scopes []string) string {
+	if len(scopes) == 1 && scopes[0] != auth.AllScopes {
+		return scopes[0]
+	}
+	return ""
+}
+
+// waitIdentity polls until identity id satisfies done (then reloads the
+// authenticator's cache, so this gateway honours the change at once) or the
+// wait ends; it reports whether done was reached.
+func (o *operator) waitIdentity(ctx context.Context, store *pgread.Store, id string, done func(pgread.IdentityView) bool) bool {
+	ctx, cancel := context.WithTimeout(ctx, identityApplyWait)
+	defer cancel()
+	t := time.NewTicker(50 * time.Millisecond)
+	defer t.Stop()
+	for {
+		v, found, err := store.Identity(ctx, id)
+		if err == nil && found && done(v) {
+			if err := o.g.deps.Auth.Refresh(ctx); err != nil {
+				o.g.log.Warn("reloading identities failed", "err", err)
+			}
+			return true
+		}
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+	}
+}
+
+// identityList is the answer of GET /v1/admin/identities.
+type identityList struct {
+	Identities []pgread.IdentityView `json:"identities"`
+}
+
+func (o *operator) serveIdentities(w http.ResponseWriter, r *http.Request) {
+	who, store, ok := o.admin(w, r)
+	if !ok {
+		return
+	}
+	all, err := store.IdentityList(r.Context())
+	if err != nil {
+		o.g.log.Error("listing identities failed", "err", err)
+		writeProblem(w, r, http.StatusServiceUnavailable, "identities cannot be read right now; retry")
+		return
+	}
+	out := identityList{Identities: []pgread.IdentityView{}}
+	for _, v := range all {
+		if who.Covers(v.Scopes) {
+			out.Identities = append(out.Identities, v)
+		}
+	}
+	writeJSON(w, http.StatusOK, out)
+}
+
+// identityRevoked is the answer of DELETE /v1/admin/identities/{id}.
+type identityRevoked struct {
+	ID string `json:"id"`
+	// Active is true when the revocation was applied within a few seconds;
+	// every gateway honours it within its identity refresh interval after that.
+	Active   bool   `json:"active"`
+	ActionID string `json:"actionId,omitempty"`
+}
+
+func (o *operator) serveRevokeIdentity(w http.ResponseWriter, r *http.Request) {
+	who, store, ok := o.admin(w, r)
+	if !ok {
+		return
+	}
+	id := r.PathValue("id")
+	v, found, err := store.Identity(r.Context(), id)
+	switch {
+	case err != nil:
+		o.g.log.Error("reading identity failed", "identity", id, "err", err)
+		writeProblem(w, r, http.StatusServiceUnavailable, "identities cannot be read right now; retry")
+		return
+	case !found, !who.Covers(v.Scopes):
+		writeProblem(w, r, http.StatusNotFound, fmt.Sprintf("identity %q does not exist", truncate(id, 64)))
+		return
+	case v.RevokedAt != nil:
+		writeJSON(w, http.StatusOK, identityRevoked{ID: id, Active: true})
+		return
+	}
+	actor, msg := actorOf(who, r)
+	if msg != "" {
+		writeProblem(w, r, http.StatusBadRequest, msg)
+		return
+	}
+	actionID, _ := actionIDFrom("")
+	act := &iocv1.Action{Id: actionID, Type: actionTypeIdentityRevoke, Actor: actor, Province: actionProvince(v.Scopes),
+		TargetKind: targetKindIdentity, Target: id, At: timestamppb.New(o.cfg.Now())}
+	if err := o.publish(r.Context(), act); err != nil {
+		o.g.log.Error("publishing identity action failed", "action", actionID, "err", err)
+		writeProblem(w, r, http.StatusServiceUnavailable, "the identity could not be revoked; retry")
+		return
+	}
+	active := o.waitIdentity(r.Context(), store, id, func(v pgread.IdentityView) bool { return v.RevokedAt != nil })
+	status := http.StatusOK
+	if !active {
+		status = http.StatusAccepted
+	}
+	writeJSON(w, status, identityRevoked{ID: id, Active: active, ActionID: actionID})
+}
