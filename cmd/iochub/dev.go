@@ -31,6 +31,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs := flag.NewFlagSet("iochub dev", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg.bind(fs, "http", "nats-port", "database-url", "data-dir", "dev-token", "no-sim", "sim-interval", "log", "check-config", "seal-key", "operator-token")
+	cfg.bindAuth(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -121,8 +122,14 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return fmt.Errorf("opening JetStream: %w", err)
 	}
 
+	// The authenticator is made here so the printed wall-screen URL can carry a
+	// one-time sign-in code for the dev token (auth.go).
+	authn, err := newAuthenticator(cfg, pool, log)
+	if err != nil {
+		return err
+	}
 	ready := make(chan string, 1)
-	d := roleDeps{cfg: cfg, log: log, nc: nc, js: js, pool: pool, ready: ready}
+	d := roleDeps{cfg: cfg, log: log, nc: nc, js: js, pool: pool, ready: ready, authn: authn}
 	if !cfg.NoSim {
 		d.extra = append(d.extra, func(ctx context.Context, baseURL string) error {
 			s, err := sim.New(sim.Config{BaseURL: baseURL, Token: cfg.DevToken, Interval: cfg.SimInterval, Logger: log.With("role", "sim")})
@@ -139,18 +146,23 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		select {
 		case base := <-ready:
 			ws := "ws" + strings.TrimPrefix(base, "http")
+			signIn := ""
+			if code, err := authn.MintCode(devPrincipalID); err == nil {
+				signIn = "&code=" + code // one use, 10 minutes: then sign in with the dev token
+			}
 			fmt.Fprintf(stdout, `
 iochub dev is running.
-  wall screen      %s/?province=%s
+  wall screen      %s/?province=%s%s
   ingest           POST %s/v1/feeds/{traffic|air|alert}   (Authorization: Bearer %s)
-  live WebSocket   %s/v1/live?province=%s
-  health           %s/healthz  %s/readyz  %s/metrics
+  live WebSocket   %s/v1/live?province=%s   (Authorization: Bearer %s)
+  health           %s/healthz  %s/readyz  %s/metrics (admin)
   NATS             %s
   PostGIS          %s
   dev token        %s
   simulator        %s
+  (the wall screen's code signs one browser in, once, within 10 minutes; after that sign in with the dev token)
 Press Ctrl-C to stop.
-`, base, cfg.Province, base, cfg.DevToken, ws, cfg.Province, base, base, base, ns.ClientURL(), redactURL(dbURL), cfg.DevToken, onOff(!cfg.NoSim))
+`, base, cfg.Province, signIn, base, cfg.DevToken, ws, cfg.Province, cfg.DevToken, base, base, base, ns.ClientURL(), redactURL(dbURL), cfg.DevToken, onOff(!cfg.NoSim))
 		case <-ctx.Done():
 		}
 	}()

@@ -93,7 +93,7 @@ func TestRemoveFrame(t *testing.T) {
 // remove), and the others get nothing.
 func TestHubFiltersWithSharedBytes(t *testing.T) {
 	n := testenv.NATS(t)
-	g, err := New(Config{}, Deps{JS: n.JS, Metrics: prometheus.NewRegistry()})
+	g, err := New(Config{}, Deps{JS: n.JS, Metrics: prometheus.NewRegistry(), Auth: testAuth(t, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -81,13 +81,13 @@ func benchStates(b *testing.B) []*iocv1.EntityState {
 
 func benchGateway(b *testing.B, n int, viaNATS bool) {
 	env := testenv.NATS(b)
-	g, err := New(Config{SendQueue: 1 << 22, WriteTimeout: time.Minute}, Deps{JS: env.JS})
+	g, err := New(Config{SendQueue: 1 << 22, WriteTimeout: time.Minute}, Deps{JS: env.JS, Auth: testAuth(b, nil)})
 	if err != nil {
 		b.Fatal(err)
 	}
 	mux := http.NewServeMux()
 	g.Register(mux)
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewServer(withTestToken(mux))
 	defer srv.Close()
 	defer g.Close()
 	url := "ws" + strings.TrimPrefix(srv.URL, "http") + "/v1/live?province=01"

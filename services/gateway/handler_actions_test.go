@@ -3,7 +3,6 @@ package gateway
 import (
 	"bytes"
 	"encoding/json"
-	"net/http"
 	"net/http/httptest"
 	"strings"
 	"testing"
@@ -108,35 +107,5 @@ func TestActionID(t *testing.T) {
 		if got != tc.want || !strings.Contains(msg, tc.msg) || (tc.msg == "") != (msg == "") {
 			t.Errorf("actionIDFrom(%q) = %q, %q; want %q, %q", tc.key, got, msg, tc.want, tc.msg)
 		}
-	}
-}
-
-func TestOperatorAuth(t *testing.T) {
-	for _, tc := range []struct {
-		name, configured, header string
-		want                     int
-	}{
-		{"not configured", "", "Bearer x", http.StatusServiceUnavailable},
-		{"none", "tok", "", http.StatusUnauthorized},
-		{"wrong", "tok", "Bearer tok2", http.StatusUnauthorized},
-		{"basic", "tok", "Basic dG9rOg==", http.StatusUnauthorized},
-		{"right", "tok", "Bearer tok", 0},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			o := &operator{cfg: OperatorConfig{Token: tc.configured}}
-			o.tokenH = sha256Sum(tc.configured)
-			w := httptest.NewRecorder()
-			r := httptest.NewRequest("POST", "/v1/reports/x/status", nil)
-			if tc.header != "" {
-				r.Header.Set("Authorization", tc.header)
-			}
-			ok := o.authorized(w, r)
-			if ok != (tc.want == 0) || tc.want != 0 && w.Code != tc.want {
-				t.Errorf("got ok %v, %d; want %d", ok, w.Code, tc.want)
-			}
-			if tc.want == http.StatusUnauthorized && w.Header().Get("WWW-Authenticate") == "" {
-				t.Error("401 without WWW-Authenticate")
-			}
-		})
 	}
 }

@@ -19,18 +19,18 @@ import (
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
 
-const rulesToken = "op-token"
+const rulesToken = testToken
 
 func rulesServer(t *testing.T) (*httptest.Server, *testenv.NATSEnv, *testenv.DBEnv) {
 	t.Helper()
 	db := testenv.PostGIS(t)
 	n := testenv.NATS(t)
-	g, err := New(Config{}, Deps{JS: n.JS, Pool: db.Pool, Metrics: prometheus.NewRegistry()})
+	g, err := New(Config{}, Deps{JS: n.JS, Pool: db.Pool, Metrics: prometheus.NewRegistry(), Auth: testAuth(t, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
-	g.RegisterOperator(mux, OperatorConfig{Token: rulesToken, Now: func() time.Time { return time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC) }})
+	g.RegisterOperator(mux, OperatorConfig{Now: func() time.Time { return time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC) }})
 	srv := httptest.NewServer(mux)
 	t.Cleanup(srv.Close)
 	t.Cleanup(g.Close)
@@ -86,8 +86,8 @@ func TestRulesAPIRejections(t *testing.T) {
 		status                              int
 		want                                string
 	}{
-		{"no token", "PUT", "/v1/rules/r1", "", "application/json", valid, nil, 401, "an operator bearer token is required"},
-		{"wrong token", "DELETE", "/v1/rules/r1", "nope", "", "", nil, 401, "an operator bearer token is required"},
+		{"no token", "PUT", "/v1/rules/r1", "", "application/json", valid, nil, 401, "sign in"},
+		{"wrong token", "DELETE", "/v1/rules/r1", "nope", "", "", nil, 401, "the token or session is not valid"},
 		{"xml", "PUT", "/v1/rules/r1", rulesToken, "application/xml", valid, nil, 415, `Content-Type \"application/xml\": send application/json`},
 		{"too big", "PUT", "/v1/rules/r1", rulesToken, "application/json", strings.Repeat(" ", maxActionBody+1) + valid, nil, 413, "body: larger than 16384 bytes"},
 		{"unknown kind", "PUT", "/v1/rules/r1", rulesToken, "application/json",
@@ -104,9 +104,9 @@ func TestRulesAPIRejections(t *testing.T) {
 			map[string]string{HeaderActor: strings.Repeat("x", maxAssignee+1)}, 400, "header Iochub-Actor is longer than 200 characters"},
 		{"delete bad id", "DELETE", "/v1/rules/a,b", rulesToken, "", "", nil, 400, `id: \"a,b\" has characters other`},
 		{"delete missing", "DELETE", "/v1/rules/nope", rulesToken, "", "", nil, 404, `alert rule \"nope\" does not exist`},
-		{"get missing", "GET", "/v1/rules/nope", "", "", "", nil, 404, `alert rule \"nope\" does not exist`},
-		{"history of nothing", "GET", "/v1/rules/nope/history", "", "", "", nil, 404, `alert rule \"nope\" has no history: it never existed`},
-		{"bad province", "GET", "/v1/rules?province=HN", "", "", "", nil, 400, `province: \"HN\" is not a province code (two digits, such as 01)`},
+		{"get missing", "GET", "/v1/rules/nope", rulesToken, "", "", nil, 404, `alert rule \"nope\" does not exist`},
+		{"history of nothing", "GET", "/v1/rules/nope/history", rulesToken, "", "", nil, 404, `alert rule \"nope\" has no history: it never existed`},
+		{"bad province", "GET", "/v1/rules?province=HN", rulesToken, "", "", nil, 400, `province: \"HN\" is not a province code (two digits, such as 01)`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -143,7 +143,7 @@ func TestRulesAPI(t *testing.T) {
 	}
 	a, m := nextAction(t, it)
 	if m.Subject() != "ioc.action.01.rule.hk-jam" || m.Headers().Get("Nats-Msg-Id") != "put-1" || a.GetType() != "rule.put" ||
-		a.GetActor() != "Nguyễn Văn A" || a.GetProvince() != "01" || a.GetTargetKind() != "rule" || a.GetTarget() != "hk-jam" {
+		a.GetActor() != "test-admin as Nguyễn Văn A" || a.GetProvince() != "01" || a.GetTargetKind() != "rule" || a.GetTarget() != "hk-jam" {
 		t.Errorf("action %v on %s", a, m.Subject())
 	}
 	want := `{"id":"hk-jam","province":"01","kind":"congestion","params":{"maxSpeed":15,"segments":["s1"]},"for":"1m30s","severity":"Severe","enabled":true}`
@@ -163,21 +163,21 @@ VALUES ('hk-jam', '01', 'congestion', '{"maxSpeed": 15}', '90 seconds', 'Severe'
 ('op', 'rule.version', 'rule:hk-jam', '{"actionId":"a2","before":{"id":"hk-jam"},"after":null}')`); err != nil {
 		t.Fatal(err)
 	}
-	code, _, body = do(t, "GET", srv.URL+"/v1/rules?province=01", "", "", "", nil)
+	code, _, body = do(t, "GET", srv.URL+"/v1/rules?province=01", rulesToken, "", "", nil)
 	wantList := `{"province":"01","rules":[{"id":"hk-jam","province":"01","kind":"congestion","params":{"maxSpeed":15},"for":"1m30s","severity":"Severe","enabled":true,"version":2,"updatedAt":`
 	if code != http.StatusOK || !strings.HasPrefix(body, wantList) || strings.Contains(body, "hcm-flood") {
 		t.Errorf("GET /v1/rules?province=01 = %d %s", code, body)
 	}
-	code, _, body = do(t, "GET", srv.URL+"/v1/rules", "", "", "", nil)
+	code, _, body = do(t, "GET", srv.URL+"/v1/rules", rulesToken, "", "", nil)
 	var all rulesListJSON
 	if code != http.StatusOK || json.Unmarshal([]byte(body), &all) != nil || len(all.Rules) != 2 || all.Rules[0].ID != "hcm-flood" || all.Rules[0].Enabled {
 		t.Errorf("GET /v1/rules = %d %s", code, body)
 	}
-	code, _, body = do(t, "GET", srv.URL+"/v1/rules/hcm-flood", "", "", "", nil)
+	code, _, body = do(t, "GET", srv.URL+"/v1/rules/hcm-flood", rulesToken, "", "", nil)
 	if code != http.StatusOK || !strings.Contains(body, `"params":{"minAlarm":3},"for":"0s","severity":"Extreme","enabled":false,"version":1`) {
 		t.Errorf("GET /v1/rules/hcm-flood = %d %s", code, body)
 	}
-	code, _, body = do(t, "GET", srv.URL+"/v1/rules/hk-jam/history", "", "", "", nil)
+	code, _, body = do(t, "GET", srv.URL+"/v1/rules/hk-jam/history", rulesToken, "", "", nil)
 	var hist struct {
 		ID       string `json:"id"`
 		Versions []struct {
@@ -199,7 +199,7 @@ VALUES ('hk-jam', '01', 'congestion', '{"maxSpeed": 15}', '90 seconds', 'Severe'
 		t.Fatalf("DELETE = %d %s", code, body)
 	}
 	a, m = nextAction(t, it)
-	if m.Subject() != "ioc.action.79.rule.hcm-flood" || a.GetType() != "rule.delete" || a.GetActor() != "operator" || len(a.GetPayload()) != 0 {
+	if m.Subject() != "ioc.action.79.rule.hcm-flood" || a.GetType() != "rule.delete" || a.GetActor() != "test-admin" || len(a.GetPayload()) != 0 {
 		t.Errorf("action %v on %s", a, m.Subject())
 	}
 }

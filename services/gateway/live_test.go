@@ -46,13 +46,13 @@ type liveEnv struct {
 func newLiveEnv(t *testing.T, cfg Config) *liveEnv {
 	t.Helper()
 	n := testenv.NATS(t)
-	g, err := New(cfg, Deps{JS: n.JS, Metrics: prometheus.NewRegistry()})
+	g, err := New(cfg, Deps{JS: n.JS, Metrics: prometheus.NewRegistry(), Auth: testAuth(t, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	mux := http.NewServeMux()
 	g.Register(mux)
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewServer(withTestToken(mux))
 	t.Cleanup(func() {
 		g.Close()
 		srv.Close()
@@ -599,13 +599,16 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		"negative write timeout":   {WriteTimeout: -time.Second},
 	} {
 		t.Run(name, func(t *testing.T) {
-			if _, err := New(cfg, Deps{JS: n.JS}); !errors.Is(err, ErrBadConfig) {
+			if _, err := New(cfg, Deps{JS: n.JS, Auth: testAuth(t, nil)}); !errors.Is(err, ErrBadConfig) {
 				t.Errorf("got %v; want ErrBadConfig", err)
 			}
 		})
 	}
-	if _, err := New(Config{}, Deps{}); !errors.Is(err, ErrBadConfig) {
+	if _, err := New(Config{}, Deps{Auth: testAuth(t, nil)}); !errors.Is(err, ErrBadConfig) {
 		t.Errorf("without JS: got %v; want ErrBadConfig", err)
+	}
+	if _, err := New(Config{}, Deps{JS: n.JS}); !errors.Is(err, ErrBadConfig) {
+		t.Errorf("without Auth: got %v; want ErrBadConfig", err)
 	}
 }
 

@@ -51,7 +51,7 @@ func getUnits(t *testing.T, base, query string) (*http.Response, []byte) {
 func TestUnits(t *testing.T) {
 	db := testenv.PostGISWithUnits(t)
 	n := testenv.NATS(t)
-	g, err := New(Config{}, Deps{JS: n.JS, Pool: db.Pool, Metrics: prometheus.NewRegistry()})
+	g, err := New(Config{}, Deps{JS: n.JS, Pool: db.Pool, Metrics: prometheus.NewRegistry(), Auth: testAuth(t, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func TestUnits(t *testing.T) {
 	g.units.now = func() time.Time { return now } // the test moves the cache's clock
 	mux := http.NewServeMux()
 	g.Register(mux)
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewServer(withTestToken(mux))
 	t.Cleanup(func() { g.Close(); srv.Close() })
 
 	resp, body := getUnits(t, srv.URL, "province=01")
@@ -156,14 +156,14 @@ func TestUnits(t *testing.T) {
 
 func TestUnitsWithoutDatabase(t *testing.T) {
 	n := testenv.NATS(t)
-	g, err := New(Config{}, Deps{JS: n.JS})
+	g, err := New(Config{}, Deps{JS: n.JS, Auth: testAuth(t, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer g.Close()
 	mux := http.NewServeMux()
 	g.Register(mux)
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewServer(withTestToken(mux))
 	defer srv.Close()
 	if resp, _ := getUnits(t, srv.URL, "province=01"); resp.StatusCode != http.StatusServiceUnavailable {
 		t.Errorf("status %d; want 503", resp.StatusCode)

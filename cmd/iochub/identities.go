@@ -1,0 +1,114 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/iochub/iochub/internal/auth"
+	"github.com/iochub/iochub/services/aggregator/postgis"
+)
+
+const identitiesUsage = `usage: iochub identities create --name NAME --role viewer|operator|admin --scope 01[,79]|*
+       iochub identities list
+       iochub identities revoke --id ID
+`
+
+// runIdentities is "iochub identities create|list|revoke": people and
+// programs allowed to use the gateway. Like "sources add", it writes the
+// database directly (an administrator's tool, run where the database is);
+// the admin API goes through the aggregator instead.
+func runIdentities(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	if len(args) == 0 {
+		fmt.Fprint(stderr, identitiesUsage)
+		return errUsage
+	}
+	cfg := defaults()
+	fs := flag.NewFlagSet("iochub identities "+args[0], flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg.bind(fs, "database-url")
+	var name, role, scope, id *string
+	switch args[0] {
+	case "create":
+		name = fs.String("name", "", "who the identity is, e.g. \"Wall screen, Hà Nội IOC\" (required)")
+		role = fs.String("role", "viewer", "viewer (reads), operator (reads and acts) or admin (also rules and identities)")
+		scope = fs.String("scope", "", "comma-separated province codes the identity may see, e.g. 01,79, or * for all (required)")
+	case "list":
+	case "revoke":
+		id = fs.String("id", "", "id of the identity to revoke, as listed (required)")
+	default:
+		fmt.Fprint(stderr, identitiesUsage)
+		return errUsage
+	}
+	if err := fs.Parse(args[1:]); err != nil {
+		return err
+	}
+	if err := applyEnv(fs); err != nil {
+		return err
+	}
+	if cfg.DatabaseURL == "" {
+		return errors.New("--database-url (or IOCHUB_DATABASE_URL) is required")
+	}
+	var (
+		r      auth.Role
+		scopes []string
+		err    error
+	)
+	switch args[0] {
+	case "create":
+		if r, err = auth.ParseRole(*role); err != nil {
+			return fmt.Errorf("--role: %w", err)
+		}
+		if scopes, err = auth.ParseScopes(*scope); err != nil {
+			return fmt.Errorf("--scope: %w", err)
+		}
+		if err = auth.CheckName(*name); err != nil {
+			return fmt.Errorf("--name: %w", err)
+		}
+	case "revoke":
+		if err := auth.CheckID(*id); err != nil {
+			return fmt.Errorf("--id: %w", err)
+		}
+	}
+	pool, err := postgis.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	switch args[0] {
+	case "create":
+		ident, token, err := postgis.CreateIdentityCLI(ctx, pool, *name, r, scopes)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "identity %s (%s) created: %s of %s\ntoken: %s\n(the token is shown once; only its hash is stored)\n",
+			ident.ID, ident.Name, ident.Role, strings.Join(ident.Scopes, ","), token)
+	case "list":
+		list, err := postgis.ListIdentities(ctx, pool)
+		if err != nil {
+			return err
+		}
+		tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+		fmt.Fprintln(tw, "ID\tNAME\tROLE\tSCOPES\tCREATED\tREVOKED")
+		for _, v := range list {
+			revoked := "-"
+			if v.RevokedAt != nil {
+				revoked = v.RevokedAt.UTC().Format(time.RFC3339) + " by " + v.RevokedBy
+			}
+			fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s by %s\t%s\n", v.ID, v.Name, v.Role, strings.Join(v.Scopes, ","),
+				v.CreatedAt.UTC().Format(time.RFC3339), v.CreatedBy, revoked)
+		}
+		return tw.Flush()
+	case "revoke":
+		if err := postgis.RevokeIdentityCLI(ctx, pool, *id); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "identity %s revoked; gateways refuse its token and sessions from their next identity refresh (within 10 s by default)\n", *id)
+	}
+	return nil
+}
