@@ -25,7 +25,7 @@ func BenchmarkEndToEndLatency(b *testing.B) {
 	n := testenv.NATS(b)
 	db := testenv.PostGISWithUnits(b)
 	h := startHubTB(b, "all", n, db)
-	ws, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(h.url, "http")+"/v1/live?province=01", nil)
+	ws, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(h.url, "http")+"/v1/live?province=01", devHeader())
 	if err != nil {
 		b.Fatal(err)
 	}

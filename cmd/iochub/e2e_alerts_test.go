@@ -66,7 +66,12 @@ func postCAP(t *testing.T, url, token string, doc []byte) (int, feedResult, stri
 
 func get(t *testing.T, url string) (int, string, []byte) {
 	t.Helper()
-	resp, err := http.Get(url)
+	req, err := http.NewRequest("GET", url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+devToken)
+	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -246,7 +246,7 @@ func checkLiveLatest(t *testing.T, base string, latest map[string]string, timeou
 // liveSnapshot maps entity id to observation id in a new client's snapshot of Hà Nội.
 func liveSnapshot(t *testing.T, base string) map[string]string {
 	t.Helper()
-	ws, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(base, "http")+"/v1/live?province=01", nil)
+	ws, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(base, "http")+"/v1/live?province=01", devHeader())
 	if err != nil {
 		t.Fatalf("dialing live: %v", err)
 	}

@@ -191,8 +191,8 @@ func TestEndToEndReports(t *testing.T) {
 		want            int
 		detail          string
 	}{
-		{"no token", "", "dev/r-1", map[string]string{"status": "assigned", "assignee": "x"}, 401, "operator bearer token"},
-		{"wrong token", "nope", "dev/r-1", map[string]string{"status": "assigned", "assignee": "x"}, 401, "operator bearer token"},
+		{"no token", "", "dev/r-1", map[string]string{"status": "assigned", "assignee": "x"}, 401, "sign in"},
+		{"wrong token", "nope", "dev/r-1", map[string]string{"status": "assigned", "assignee": "x"}, 401, "not valid"},
 		{"unknown report", devToken, "dev/none", map[string]string{"status": "assigned", "assignee": "x"}, 404, `report "dev/none" does not exist`},
 		{"bad status", devToken, "dev/r-1", map[string]string{"status": "done"}, 400, `status: "done" is not one of`},
 		{"unknown field", devToken, "dev/r-1", map[string]string{"status": "assigned", "who": "x"}, 400, `unknown field "who"`},
@@ -249,7 +249,7 @@ func TestEndToEndReports(t *testing.T) {
 	}
 	var applied int
 	_ = db.Pool.QueryRow(ctx, `SELECT count(*) FROM audit_log WHERE action = 'report.status' AND target = 'report:dev/r-1'
-		AND detail->>'result' = 'applied' AND actor = 'op-lan'`).Scan(&applied)
+		AND detail->>'result' = 'applied' AND actor = 'dev as op-lan'`).Scan(&applied)
 	if applied != 3 {
 		t.Errorf("applied audit rows = %d; want 3 (the retried step once)", applied)
 	}

@@ -166,7 +166,7 @@ func putRuleAPI(t *testing.T, base, id, body string, version, inForce int) {
 	}
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		code, raw = ruleRequest(t, "GET", base+"/v1/rules/"+id, "", "")
+		code, raw = ruleRequest(t, "GET", base+"/v1/rules/"+id, devToken, "")
 		var got struct {
 			Version int `json:"version"`
 		}
@@ -187,7 +187,7 @@ func waitInForce(t *testing.T, base string, n int) {
 	want := fmt.Sprintf("\niochub_rules_in_force %d\n", n)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		code, raw := ruleRequest(t, "GET", base+"/metrics", "", "")
+		code, raw := ruleRequest(t, "GET", base+"/metrics", devToken, "")
 		if code == http.StatusOK && strings.Contains(raw, want) {
 			return
 		}
@@ -243,7 +243,7 @@ func TestEndToEndRules(t *testing.T) {
 		if code != http.StatusNotFound {
 			t.Errorf("DELETE of a missing rule: got %d %s; want 404", code, raw)
 		}
-		code, raw = ruleRequest(t, "GET", h.url+"/v1/rules?province=1", "", "")
+		code, raw = ruleRequest(t, "GET", h.url+"/v1/rules?province=1", devToken, "")
 		if code != http.StatusBadRequest {
 			t.Errorf("GET with a bad province: got %d %s; want 400", code, raw)
 		}
@@ -347,7 +347,7 @@ func TestEndToEndRules(t *testing.T) {
 		}
 		deadline := time.Now().Add(20 * time.Second)
 		for {
-			if code, _ = ruleRequest(t, "GET", h.url+"/v1/rules/hk-jam", "", ""); code == http.StatusNotFound {
+			if code, _ = ruleRequest(t, "GET", h.url+"/v1/rules/hk-jam", devToken, ""); code == http.StatusNotFound {
 				waitInForce(t, h.url, 2)
 				break
 			}
@@ -356,7 +356,7 @@ func TestEndToEndRules(t *testing.T) {
 			}
 			time.Sleep(50 * time.Millisecond)
 		}
-		code, raw = ruleRequest(t, "GET", h.url+"/v1/rules/hk-jam/history", "", "")
+		code, raw = ruleRequest(t, "GET", h.url+"/v1/rules/hk-jam/history", devToken, "")
 		var hist struct {
 			Versions []struct {
 				Actor   string          `json:"actor"`
@@ -369,12 +369,12 @@ func TestEndToEndRules(t *testing.T) {
 			t.Fatalf("history = %d %s; want 3 versions", code, raw)
 		}
 		v := hist.Versions
-		if string(v[0].Before) != "null" || v[0].Version != 1 || v[0].Actor != "e2e-operator" ||
+		if string(v[0].Before) != "null" || v[0].Version != 1 || v[0].Actor != "dev as e2e-operator" ||
 			!bytes.Contains(v[1].Before, []byte(`"maxSpeed":15`)) || !bytes.Contains(v[1].After, []byte(`"maxSpeed":20`)) || v[1].Version != 2 ||
 			!bytes.Contains(v[2].Before, []byte(`"version":2`)) || string(v[2].After) != "null" {
 			t.Errorf("history: %s", raw)
 		}
-		code, raw = ruleRequest(t, "GET", h.url+"/v1/rules?province=01", "", "")
+		code, raw = ruleRequest(t, "GET", h.url+"/v1/rules?province=01", devToken, "")
 		var list struct {
 			Rules []struct {
 				ID string `json:"id"`
@@ -399,7 +399,7 @@ func contains(list []string, s string) bool {
 // metric returns the value of the series named exactly series on /metrics, 0 when absent.
 func metric(t *testing.T, base, series string) float64 {
 	t.Helper()
-	code, raw := ruleRequest(t, "GET", base+"/metrics", "", "")
+	code, raw := ruleRequest(t, "GET", base+"/metrics", devToken, "")
 	if code != http.StatusOK {
 		t.Fatalf("GET /metrics = %d", code)
 	}

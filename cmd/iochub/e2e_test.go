@@ -16,6 +16,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/testenv"
 	"github.com/iochub/iochub/services/aggregator"
 	"github.com/iochub/iochub/services/aggregator/postgis"
@@ -30,6 +31,8 @@ type hub struct {
 	db     *testenv.DBEnv
 	cancel context.CancelFunc
 	done   chan error
+	// authn is the hub's access control (to mint one-time codes).
+	authn *auth.Authenticator
 }
 
 const devToken = "e2e-dev-token"
@@ -53,9 +56,13 @@ func startHubTB(t testing.TB, target string, n *testenv.NATSEnv, db *testenv.DBE
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
-	h := &hub{nats: n, db: db, cancel: cancel, done: make(chan error, 1)}
+	authn, err := newAuthenticator(cfg, db.Pool, cfg.logger(io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := &hub{nats: n, db: db, cancel: cancel, done: make(chan error, 1), authn: authn}
 	go func() {
-		h.done <- serveRoles(ctx, roleDeps{cfg: cfg, log: cfg.logger(io.Discard), nc: n.Conn, js: n.JS, pool: db.Pool, ready: ready})
+		h.done <- serveRoles(ctx, roleDeps{cfg: cfg, log: cfg.logger(io.Discard), nc: n.Conn, js: n.JS, pool: db.Pool, ready: ready, authn: authn})
 	}()
 	select {
 	case h.url = <-ready:
@@ -164,9 +171,12 @@ type feature struct {
 	} `json:"properties"`
 }
 
+// devHeader carries the dev token, which reads and acts everywhere.
+func devHeader() http.Header { return http.Header{"Authorization": {"Bearer " + devToken}} }
+
 func dialLive(t *testing.T, base, province string) *websocket.Conn {
 	t.Helper()
-	ws, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(base, "http")+"/v1/live?province="+province, nil)
+	ws, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(base, "http")+"/v1/live?province="+province, devHeader())
 	if err != nil {
 		t.Fatalf("dialing live: %v", err)
 	}
