@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/sha256"
 	"errors"
 	"os"
 	"path/filepath"
@@ -108,5 +109,55 @@ func TestCLIUsageAndConfig(t *testing.T) {
 	}
 	if _, _, err := runCLI(t, "migrate"); err == nil || !strings.Contains(err.Error(), "--database-url") {
 		t.Errorf("migrate without a database: %v", err)
+	}
+}
+
+func TestCLIIdentities(t *testing.T) {
+	db := testenv.PostGIS(t)
+	out, _, err := runCLI(t, "identities", "create", "--database-url", db.URL, "--name", "Wall screen, Hà Nội", "--role", "viewer", "--scope", "01,79")
+	if err != nil || !strings.Contains(out, "viewer of 01,79") || !strings.Contains(out, "token: iocid_") {
+		t.Fatalf("identities create = %q, %v; want a viewer of 01,79 and an iocid_ token", out, err)
+	}
+	id := strings.Fields(strings.TrimPrefix(out, "identity "))[0]
+	token := strings.TrimSpace(out[strings.Index(out, "token: ")+len("token: "):])
+	token = strings.Fields(token)[0]
+	var stored []byte
+	if err := db.Pool.QueryRow(context.Background(), `SELECT token_sha256 FROM identity WHERE id = $1`, id).Scan(&stored); err != nil {
+		t.Fatal(err)
+	}
+	if sum := sha256.Sum256([]byte(token)); !bytes.Equal(stored, sum[:]) {
+		t.Error("the stored hash is not the SHA-256 of the printed token")
+	}
+	for _, args := range [][]string{
+		{"--name", "x", "--role", "root", "--scope", "01"},
+		{"--name", "x", "--role", "viewer", "--scope", "1"},
+		{"--name", "x", "--role", "viewer"},
+		{"--role", "viewer", "--scope", "01"},
+	} {
+		if _, _, err := runCLI(t, append([]string{"identities", "create", "--database-url", db.URL}, args...)...); err == nil {
+			t.Errorf("identities create %v succeeded; want an error", args)
+		}
+	}
+	out, _, err = runCLI(t, "identities", "list", "--database-url", db.URL)
+	if err != nil || !strings.Contains(out, id) || !strings.Contains(out, "Wall screen, Hà Nội") || strings.Contains(out, token) {
+		t.Errorf("identities list = %q, %v; want the identity without its token", out, err)
+	}
+	if out, _, err = runCLI(t, "identities", "revoke", "--database-url", db.URL, "--id", id); err != nil || !strings.Contains(out, "revoked") {
+		t.Errorf("identities revoke = %q, %v", out, err)
+	}
+	// Revoking again changes nothing; an unknown id is an error.
+	if _, _, err = runCLI(t, "identities", "revoke", "--database-url", db.URL, "--id", id); err != nil {
+		t.Errorf("second revoke: %v", err)
+	}
+	if _, _, err = runCLI(t, "identities", "revoke", "--database-url", db.URL, "--id", "id_00000000000000ff"); err == nil {
+		t.Error("revoking an unknown identity succeeded")
+	}
+	var n int
+	_ = db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM audit_log WHERE actor = 'cli' AND target = $1`, "identity:"+id).Scan(&n)
+	if n != 2 {
+		t.Errorf("audit rows of the identity = %d; want 2 (create, revoke)", n)
+	}
+	if _, _, err = runCLI(t, "identities", "grant"); !errors.Is(err, errUsage) {
+		t.Errorf("unknown subcommand: %v; want errUsage", err)
 	}
 }
