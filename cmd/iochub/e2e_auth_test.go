@@ -168,9 +168,9 @@ func TestAccessControlMatrix(t *testing.T) {
 	nobody := cred{name: "no token"}
 
 	type cell struct {
-		who               cred
+		who                cred
 		method, path, body string
-		want              int
+		want               int
 	}
 	var cells []cell
 	add := func(who cred, method, path, body string, want int) {

@@ -177,10 +177,10 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		return nil, err
 	}
 	g := &Gateway{
-		cfg:  cfg,
-		deps: deps,
-		log:  deps.Logger,
-		m:    m,
+		cfg:   cfg,
+		deps:  deps,
+		log:   deps.Logger,
+		m:     m,
 		hubs:  make(map[string]*hub),
 		perID: make(map[string]int),
 	}
