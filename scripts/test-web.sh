@@ -20,7 +20,7 @@ cleanup() {
 trap cleanup EXIT
 url=""
 for _ in $(seq 1 300); do
-  url=$(grep -oE 'wall screen +http://[0-9.:]+' "$out" 2>/dev/null | awk '{print $3}' || true)
+  url=$(grep -oE 'wall screen +http://[^ ]+' "$out" 2>/dev/null | awk '{print $3}' || true)
   [ -n "$url" ] && break
   if ! kill -0 "$pid" 2>/dev/null; then
     echo "iochub dev exited early:" >&2; cat "$err" >&2; exit 1

@@ -4,6 +4,7 @@
 // second, so a burst of frames never freezes the screen.
 import { t, lang, setLang, apply, locale, valueUnits } from './i18n.js';
 import { addReportLayers, renderReports, reportStats } from './reports.js';
+import { signIn, showLogin } from './session.js';
 
 const REDRAW_MS = 250; // at most ~4 redraws a second
 const BACKOFF_MIN_MS = 1000;
@@ -582,6 +583,10 @@ async function loadUnits() {
   for (;;) {
     try {
       const res = await fetch(`/v1/units?province=${encodeURIComponent(province)}`, { headers: { Accept: 'application/geo+json, application/json' } });
+      if (res.status === 401) {
+        await showLogin(t('login.again'));
+        continue;
+      }
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       const fc = await res.json();
       if (!Array.isArray(fc?.features)) throw new Error('not a GeoJSON FeatureCollection');
@@ -654,8 +659,14 @@ function connect() {
     }
     onFrame(msg);
   };
-  ws.onclose = (ev) => {
+  ws.onclose = async (ev) => {
     console.info('live socket closed', ev.code, ev.reason);
+    // 4003: the identity was revoked. A refused upgrade (401) only shows as
+    // 1006 here, so after a failed open ask the gateway who is signed in.
+    if (ev.code === 4003 || (connection !== 'online' && ev.code === 1006 && await signedOut())) {
+      await showLogin(t('login.again'));
+      backoff = BACKOFF_MIN_MS;
+    }
     // 1008: the gateway refused what we asked; retrying at once will not help,
     // but a wall screen keeps trying, slowly (a deploy may fix it).
     if (ev.code === 1008) backoff = BACKOFF_MAX_MS;
@@ -663,6 +674,15 @@ function connect() {
   };
   // onerror is always followed by onclose, which retries.
   ws.onerror = () => {};
+}
+
+// signedOut reports whether the gateway says nobody is signed in.
+async function signedOut() {
+  try {
+    return (await fetch('/v1/session')).status === 401;
+  } catch {
+    return false;
+  }
 }
 
 function retry() {
@@ -762,5 +782,7 @@ setInterval(() => { dirty.alerts = dirty.list = true; scheduleFlush(); }, 30000)
 setInterval(() => { dirty.reports = true; scheduleFlush(); }, 30000); // report deadlines
 apply(document);
 initMap();
+// Units and the live view need a signed-in browser (session.js).
+await signIn();
 loadUnits();
 connect();

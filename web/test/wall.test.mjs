@@ -29,26 +29,41 @@ const ARGS = [
 // registered only when no real server is given: scripts/test-web.sh runs this
 // file once against a real iochub and once against the mock, so nothing is skipped.
 const mockOnly = process.env.IOCHUB_URL ? () => {} : test;
+const realOnly = process.env.IOCHUB_URL ? test : () => {};
 
 let browser;
 let mock = null;
 let mockNoVendor = null;
 let base;
+let session; // the signed-in browser state every page starts from (a real iochub)
 
 before(async () => {
-  if (process.env.IOCHUB_URL) {
-    // As iochub prints it, e.g. http://127.0.0.1:8080/?province=01
-    base = new URL(process.env.IOCHUB_URL).href;
-  } else {
-    // A frame a second is enough for the checks and keeps the CPU renderer light.
-    mock = await startMock({ tickMs: 1000 });
-    base = mock.url + '/';
-  }
   browser = await chromium.launch({
     executablePath: process.env.CHROMIUM || '/usr/bin/chromium',
     headless: true,
     args: ARGS,
   });
+  if (process.env.IOCHUB_URL) {
+    // As iochub dev prints it, e.g. http://127.0.0.1:8080/?province=01&code=...:
+    // the page trades the one-time code for a session cookie and drops it
+    // from the address bar; every later page starts with that cookie.
+    const u = new URL(process.env.IOCHUB_URL);
+    if (u.searchParams.has('code')) {
+      const context = await browser.newContext();
+      const page = await context.newPage();
+      await page.goto(u.href);
+      await page.waitForFunction(() => !new URLSearchParams(location.search).has('code') && !document.getElementById('who').hidden,
+        undefined, { timeout: LIVE_TIMEOUT, polling: 200 });
+      session = await context.storageState();
+      await context.close();
+      u.searchParams.delete('code');
+    }
+    base = u.href;
+  } else {
+    // A frame a second is enough for the checks and keeps the CPU renderer light.
+    mock = await startMock({ tickMs: 1000 });
+    base = mock.url + '/';
+  }
   await mkdir(resultsDir, { recursive: true });
 });
 
@@ -60,8 +75,8 @@ after(async () => {
 
 // openWall opens a fresh page (fresh localStorage) and fails the test on any
 // uncaught page error.
-async function openWall(t, url = base) {
-  const context = await browser.newContext({ viewport: { width: 1920, height: 1080 }, locale: 'vi-VN' });
+async function openWall(t, url = base, signedIn = true) {
+  const context = await browser.newContext({ viewport: { width: 1920, height: 1080 }, locale: 'vi-VN', storageState: signedIn ? session : undefined });
   const page = await context.newPage();
   const errors = [];
   page.on('pageerror', (err) => errors.push(err));
@@ -82,6 +97,16 @@ async function waitStats(page, predicate, what, timeout = LIVE_TIMEOUT, arg = un
     throw new Error(`waiting for ${what}: ${err.message}; stats were ${JSON.stringify(await stats(page))}`);
   }
 }
+
+realOnly('a browser without a session gets the login form, which refuses a wrong key', async (t) => {
+  const { page } = await openWall(t, base, false);
+  await page.locator('#login').waitFor({ state: 'visible', timeout: LIVE_TIMEOUT });
+  assert.equal((await stats(page)).connection, 'connecting', 'no live view before signing in');
+  await page.fill('#login-key', 'iocid_not-a-key');
+  await page.click('#login button[type=submit]');
+  await page.locator('#login-error').waitFor({ state: 'visible', timeout: LIVE_TIMEOUT });
+  assert.equal(await page.locator('#login-error').textContent(), 'Khóa không hợp lệ hoặc đã bị thu hồi');
+});
 
 test('the wall screen shows the live province in Vietnamese, then in English', async (t) => {
   const { page, errors } = await openWall(t);
