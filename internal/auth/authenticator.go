@@ -297,6 +297,7 @@ func (a *Authenticator) session(v string) (Principal, error) {
 // Secure over TLS or when configured, valid for Config.SessionTTL.
 func (a *Authenticator) StartSession(w http.ResponseWriter, r *http.Request, p Principal) {
 	exp := a.cfg.Now().Add(a.cfg.SessionTTL)
+	//nolint:gosec // G124: Secure is set over TLS or by SecureCookie; a plain-HTTP hub (dev, a LAN wall screen) needs the cookie without it
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: a.SessionValue(p.ID, exp), Path: "/", Expires: exp,
 		MaxAge: int(a.cfg.SessionTTL / time.Second), HttpOnly: true, SameSite: http.SameSiteStrictMode,
 		Secure: a.cfg.SecureCookie || r.TLS != nil})
@@ -305,6 +306,7 @@ func (a *Authenticator) StartSession(w http.ResponseWriter, r *http.Request, p P
 // EndSession clears the session cookie on w. The cookie is stateless: a copy
 // kept elsewhere stays valid until it expires or its identity is revoked.
 func (a *Authenticator) EndSession(w http.ResponseWriter, r *http.Request) {
+	//nolint:gosec // G124: as in StartSession
 	http.SetCookie(w, &http.Cookie{Name: CookieName, Value: "", Path: "/", MaxAge: -1, HttpOnly: true,
 		SameSite: http.SameSiteStrictMode, Secure: a.cfg.SecureCookie || r.TLS != nil})
 }
