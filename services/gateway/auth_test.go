@@ -1,9 +1,20 @@
 package gateway
 
 import (
+	"context"
+	"errors"
 	"net/http"
 	"net/http/httptest"
+	"slices"
+	"strings"
+	"sync"
 	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+
+	"github.com/iochub/iochub/internal/auth"
+	"github.com/iochub/iochub/internal/testenv"
 )
 
 func TestOriginAllowed(t *testing.T) {
@@ -71,5 +82,72 @@ func TestAuthenticateAnswers(t *testing.T) {
 				t.Error("401 without WWW-Authenticate")
 			}
 		})
+	}
+}
+
+// fakeLoader serves a fixed list of identities.
+type fakeLoader struct {
+	mu   sync.Mutex
+	list []auth.Identity
+}
+
+func (f *fakeLoader) Identities(context.Context) ([]auth.Identity, error) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return slices.Clone(f.list), nil
+}
+
+// TestLiveClosesRevokedIdentity checks that an open live view of an identity
+// that is revoked is closed with 4003 at the next ping after the reload, and
+// that a new upgrade is refused with 401.
+func TestLiveClosesRevokedIdentity(t *testing.T) {
+	n := testenv.NATS(t)
+	tok, sum := auth.NewToken()
+	l := &fakeLoader{list: []auth.Identity{{ID: "id_00000000000000a1", Name: "wall", Role: auth.RoleViewer, Scopes: []string{"01"}, TokenSHA256: sum}}}
+	a := testAuth(t, l)
+	if err := a.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	g, err := New(Config{PingInterval: 50 * time.Millisecond}, Deps{JS: n.JS, Auth: a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	g.Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(func() {
+		g.Close()
+		srv.Close()
+	})
+	u := "ws" + strings.TrimPrefix(srv.URL, "http") + "/v1/live?province=01"
+	hdr := http.Header{"Authorization": {"Bearer " + tok}}
+	c, _, err := websocket.DefaultDialer.Dial(u, hdr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	readFrame(t, c) // the snapshot
+
+	l.mu.Lock()
+	l.list[0].Revoked = true
+	l.mu.Unlock()
+	if err := a.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, _, err := c.ReadMessage()
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != CloseRevoked {
+			t.Fatalf("read ended with %v; want close %d", err, CloseRevoked)
+		}
+		break
+	}
+	_, resp, err := websocket.DefaultDialer.Dial(u, hdr)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("upgrade after revocation: %v %v; want 401", err, resp)
 	}
 }
