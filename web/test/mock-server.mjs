@@ -266,6 +266,12 @@ export async function startMock({ port = 0, host = '127.0.0.1', tickMs = 300, ve
       res.end(unitsBody);
       return;
     }
+    if (req.method === 'GET' && url.pathname === '/v1/session') {
+      // The mock has no access control: every browser is signed in (as the gateway answers who am I).
+      res.writeHead(200, { 'Content-Type': 'application/json', 'Cache-Control': 'no-store' });
+      res.end(JSON.stringify({ principal: { id: 'mock', name: 'mock viewer', role: 'viewer', scopes: ['01'] } }));
+      return;
+    }
     if (req.method === 'POST' && url.pathname === '/mock/drop') {
       refuseUntil = Date.now() + Number(url.searchParams.get('refuseMs') ?? 0);
       for (const s of sockets) s.end(closeFrame(1012, 'mock restart'));
