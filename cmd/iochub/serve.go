@@ -119,7 +119,11 @@ func serveRoles(ctx context.Context, d roleDeps) error {
 		}
 	}
 	if err := authn.Refresh(ctx); err != nil {
-		return err
+		if d.cfg.Target == "all" || d.cfg.Target == "gateway" {
+			return fmt.Errorf("%w (has the database been migrated? iochub migrate)", err)
+		}
+		// Other roles only guard /metrics with it: start, and let Run retry.
+		d.log.Warn("loading identities failed; /metrics takes only the dev and operator tokens until they load", "err", err)
 	}
 
 	runners := []func(context.Context) error{authn.Run}
