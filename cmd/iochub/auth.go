@@ -33,6 +33,10 @@ type authConfig struct {
 	IdentityRefresh time.Duration
 	// MaxLivePerIdentity caps the live views one identity keeps open. 0 means 20.
 	MaxLivePerIdentity int
+	// OIDCIssuer, when set, makes the gateway accept ID tokens of that
+	// provider as bearer tokens (OIDCAudience required; keys from
+	// OIDCJWKSURL or discovery; role and provinces from two claims).
+	OIDCIssuer, OIDCAudience, OIDCJWKSURL, OIDCRoleClaim, OIDCScopesClaim string
 }
 
 // bindAuth registers the access-control flags on fs.
@@ -41,6 +45,11 @@ func (c *config) bindAuth(fs *flag.FlagSet) {
 	fs.StringVar(&c.SessionKey, "session-key", c.SessionKey, "key signing session cookies: 64 hex digits or base64 of 32 bytes; empty derives it from the seal key (IOCHUB_SESSION_KEY)")
 	fs.BoolVar(&c.SecureCookies, "secure-cookies", c.SecureCookies, "mark session cookies Secure even on plain HTTP, as behind a TLS proxy (IOCHUB_SECURE_COOKIES)")
 	fs.DurationVar(&c.IdentityRefresh, "identity-refresh", c.IdentityRefresh, "how often identities are reloaded; a revocation applies within it; 0 means 10s (IOCHUB_IDENTITY_REFRESH)")
+	fs.StringVar(&c.OIDCIssuer, "oidc-issuer", c.OIDCIssuer, "issuer URL of an OIDC provider whose ID tokens are accepted as bearer tokens; empty turns OIDC off (IOCHUB_OIDC_ISSUER)")
+	fs.StringVar(&c.OIDCAudience, "oidc-audience", c.OIDCAudience, "client id the OIDC tokens must be issued to (IOCHUB_OIDC_AUDIENCE)")
+	fs.StringVar(&c.OIDCJWKSURL, "oidc-jwks-url", c.OIDCJWKSURL, "the provider's JWKS URL; empty discovers it from the issuer (IOCHUB_OIDC_JWKS_URL)")
+	fs.StringVar(&c.OIDCRoleClaim, "oidc-role-claim", c.OIDCRoleClaim, "claim holding viewer, operator or admin; empty means iochub_role (IOCHUB_OIDC_ROLE_CLAIM)")
+	fs.StringVar(&c.OIDCScopesClaim, "oidc-scopes-claim", c.OIDCScopesClaim, "claim holding the province codes (list or comma-separated, * for all); empty means iochub_provinces (IOCHUB_OIDC_SCOPES_CLAIM)")
 	fs.IntVar(&c.MaxLivePerIdentity, "max-live-per-identity", c.MaxLivePerIdentity, "live views one identity may keep open; 0 means 20 (IOCHUB_MAX_LIVE_PER_IDENTITY)")
 }
 
@@ -74,6 +83,8 @@ func newAuthenticator(cfg config, pool *pgxpool.Pool, log *slog.Logger) (*auth.A
 		},
 		SecureCookie: cfg.SecureCookies,
 		Refresh:      cfg.IdentityRefresh,
+		OIDC: auth.OIDCConfig{Issuer: cfg.OIDCIssuer, Audience: cfg.OIDCAudience, JWKSURL: cfg.OIDCJWKSURL,
+			RoleClaim: cfg.OIDCRoleClaim, ScopesClaim: cfg.OIDCScopesClaim},
 	}
 	switch {
 	case cfg.SessionKey != "":

@@ -177,7 +177,7 @@ func TestAuthenticate(t *testing.T) {
 	if err := a.Refresh(context.Background()); err == nil {
 		t.Error("Refresh hid the loader's error")
 	}
-	if _, err := a.Token(tok); err != nil {
+	if _, err := a.Token(context.Background(), tok); err != nil {
 		t.Errorf("after a failed reload the identity is lost: %v", err)
 	}
 }
@@ -190,7 +190,7 @@ func TestSessions(t *testing.T) {
 	if err := a.Refresh(context.Background()); err != nil {
 		t.Fatal(err)
 	}
-	p, err := a.Token(tok)
+	p, err := a.Token(context.Background(), tok)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -242,7 +242,7 @@ func TestSessions(t *testing.T) {
 	if _, err := a.Authenticate(request("", v)); !errors.Is(err, ErrInvalidCredentials) {
 		t.Errorf("session of a revoked identity: %v; want ErrInvalidCredentials", err)
 	}
-	if a.Live(p.ID) || !a.Live("dev") {
+	if a.Live(p) || !a.Live(Principal{ID: "dev"}) {
 		t.Error("Live does not follow the cache")
 	}
 	// And when it expires.

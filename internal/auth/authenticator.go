@@ -52,6 +52,8 @@ type Config struct {
 	Refresh time.Duration
 	// CodeTTL is how long a one-time sign-in code stays valid. 0 means 10 minutes.
 	CodeTTL time.Duration
+	// OIDC, when its Issuer is set, also accepts ID tokens of that provider.
+	OIDC OIDCConfig
 	// Now is the clock; nil means time.Now.
 	Now func() time.Time
 }
@@ -80,6 +82,7 @@ type Authenticator struct {
 	cfg    Config
 	loader Loader
 	log    *slog.Logger
+	oidc   *oidcVerifier // nil: no OIDC
 	static map[[32]byte]Principal
 	byID   map[string]Principal // static principals by id, for sessions
 
@@ -98,7 +101,8 @@ type oneTimeCode struct {
 }
 
 // New returns an Authenticator; loader may be nil (static tokens only).
-// Call Refresh (or Run) before serving identity tokens.
+// Call Refresh (or Run) before serving identity tokens. With Config.OIDC and
+// no JWKSURL, New fetches the provider's discovery document.
 func New(cfg Config, loader Loader, log *slog.Logger) (*Authenticator, error) {
 	cfg = cfg.withDefaults()
 	if cfg.SessionTTL < 0 || cfg.Refresh < 0 || cfg.CodeTTL < 0 {
@@ -132,7 +136,23 @@ func New(cfg Config, loader Loader, log *slog.Logger) (*Authenticator, error) {
 	if loader == nil {
 		a.loaded = true
 	}
+	if cfg.OIDC.Issuer != "" {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		// The key set fetches under the context given here: it must outlive New.
+		v, err := newOIDC(oidcContext(ctx), cfg.OIDC, cfg.Now)
+		if err != nil {
+			return nil, fmt.Errorf("configuring authentication: %w", err)
+		}
+		a.oidc = v
+	}
 	return a, nil
+}
+
+// oidcContext is a context for go-oidc: discovery is bounded by ctx, while the
+// key set, which keeps the context it is made with, gets one that never ends.
+func oidcContext(ctx context.Context) context.Context {
+	return context.WithoutCancel(ctx)
 }
 
 // DeriveSessionKey derives the session-signing key from the hub's seal key,
@@ -203,7 +223,7 @@ func (a *Authenticator) Authenticate(r *http.Request) (Principal, error) {
 		if !ok || !strings.EqualFold(scheme, "Bearer") || strings.TrimSpace(tok) == "" {
 			return Principal{}, fmt.Errorf("authorization header: want Bearer <token>: %w", ErrInvalidCredentials)
 		}
-		return a.Token(strings.TrimSpace(tok))
+		return a.Token(r.Context(), strings.TrimSpace(tok))
 	}
 	if c, err := r.Cookie(CookieName); err == nil && c.Value != "" {
 		return a.session(c.Value)
@@ -211,8 +231,15 @@ func (a *Authenticator) Authenticate(r *http.Request) (Principal, error) {
 	return Principal{}, ErrNoCredentials
 }
 
-// Token returns the principal of a bearer token.
-func (a *Authenticator) Token(token string) (Principal, error) {
+// Token returns the principal of a bearer token: a static token, an
+// identity's key, or an OIDC ID token when an issuer is configured.
+func (a *Authenticator) Token(ctx context.Context, token string) (Principal, error) {
+	if looksLikeJWT(token) {
+		if a.oidc == nil {
+			return Principal{}, fmt.Errorf("%w: %w", errNoOIDC, ErrInvalidCredentials)
+		}
+		return a.oidc.principal(ctx, token)
+	}
 	h := sha256.Sum256([]byte(token))
 	// Static tokens are compared in constant time: there are few of them.
 	for sh, p := range a.static {
@@ -244,10 +271,13 @@ func (a *Authenticator) principalByID(id string) (Principal, bool) {
 	return p, ok
 }
 
-// Live reports whether principal id (static or stored) still authenticates:
-// false once it is revoked and the cache reloaded.
-func (a *Authenticator) Live(id string) bool {
-	_, ok := a.principalByID(id)
+// Live reports whether p still authenticates: false once its identity is
+// revoked and the cache reloaded, or once its credential expired (OIDC).
+func (a *Authenticator) Live(p Principal) bool {
+	if !p.Expires.IsZero() {
+		return a.cfg.Now().Before(p.Expires)
+	}
+	_, ok := a.principalByID(p.ID)
 	return ok
 }
 

@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"slices"
 	"strings"
+	"time"
 	"unicode/utf8"
 )
 
@@ -66,6 +67,9 @@ type Principal struct {
 	Role Role `json:"role"`
 	// Scopes are the province codes the principal may see and act in; "*" is all.
 	Scopes []string `json:"scopes"`
+	// Expires is when the credential ends (an OIDC token's exp); zero for keys,
+	// which end when revoked. A live view is closed once it has passed.
+	Expires time.Time `json:"expires,omitzero"`
 }
 
 // inScope reports whether province is one of p's scopes.

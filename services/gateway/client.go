@@ -149,7 +149,7 @@ func (c *client) writeLoop() {
 		c.h.remove(c)
 		_ = c.conn.Close()
 		c.g.active.Add(-1)
-		c.g.releaseLive(c.params.Principal)
+		c.g.releaseLive(c.params.Principal.ID)
 		c.g.m.clients.Dec()
 		c.g.m.dropped.WithLabelValues(reason).Inc()
 		c.g.writers.Done()

@@ -324,7 +324,7 @@ func (g *Gateway) serveLive(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusTooManyRequests, fmt.Sprintf("identity %s has %d live views open, the most allowed; close one first", who.ID, g.cfg.MaxClientsPerIdentity))
 		return
 	}
-	p.Principal = who.ID
+	p.Principal = who
 	if n := g.active.Add(1); g.cfg.MaxClients > 0 && n > int64(g.cfg.MaxClients) {
 		g.active.Add(-1)
 		g.releaseLive(who.ID)

@@ -64,7 +64,7 @@ func (g *Gateway) serveSessionPost(w http.ResponseWriter, r *http.Request) {
 	case in.Token != "" && in.Code != "":
 		writeProblem(w, r, http.StatusBadRequest, "give token or code, not both")
 	case in.Token != "":
-		p, err := g.deps.Auth.Token(in.Token)
+		p, err := g.deps.Auth.Token(r.Context(), in.Token)
 		if err != nil {
 			g.signInFailed(w, r, err)
 			return
@@ -115,6 +115,11 @@ func (g *Gateway) signInFailed(w http.ResponseWriter, r *http.Request, err error
 }
 
 func (g *Gateway) signedIn(w http.ResponseWriter, r *http.Request, p auth.Principal) {
+	if strings.HasPrefix(p.ID, auth.OIDCPrefix) {
+		// A session names a stored identity; an OIDC token is sent as a bearer token each time.
+		writeProblem(w, r, http.StatusBadRequest, "an OIDC token is not traded for a session: send it as Authorization: Bearer on each request")
+		return
+	}
 	g.deps.Auth.StartSession(w, r, p)
 	g.log.Info("session started", "identity", p.ID, "role", string(p.Role))
 	writeJSON(w, http.StatusOK, sessionAnswer{Principal: p})

@@ -8,6 +8,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/subjects"
 )
 
@@ -20,9 +21,8 @@ type liveParams struct {
 	// intersects it; entities without a geometry are then left out. nil means
 	// the whole province.
 	BBox *bbox
-	// Principal is the id of the identity that opened the view (not a
-	// parameter: set after authentication).
-	Principal string
+	// Principal is who opened the view (not a parameter: set after authentication).
+	Principal auth.Principal
 }
 
 // wants reports whether a client with these params receives states of layer.

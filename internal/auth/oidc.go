@@ -1,0 +1,124 @@
+package auth
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/coreos/go-oidc/v3/oidc"
+)
+
+// OIDCConfig lets the gateway accept ID tokens (JWTs) of a province's
+// identity provider as bearer tokens, verified against its JWKS; two claims
+// name the role and the provinces. The zero Issuer turns it off.
+type OIDCConfig struct {
+	// Issuer is the provider's issuer URL; tokens must carry it as iss.
+	Issuer string
+	// Audience is the client id tokens must be issued to (aud); required.
+	Audience string
+	// JWKSURL is where the provider's signing keys are; empty discovers it
+	// from Issuer/.well-known/openid-configuration when the Authenticator is made.
+	JWKSURL string
+	// RoleClaim names the claim holding viewer, operator or admin; empty means "iochub_role".
+	RoleClaim string
+	// ScopesClaim names the claim holding the provinces, a list ("01","79") or
+	// a comma-separated string, "*" for all; empty means "iochub_provinces".
+	ScopesClaim string
+	// Algorithms are the accepted signing algorithms; empty means RS256 (or,
+	// with discovery, what the provider announces).
+	Algorithms []string
+}
+
+// OIDCPrefix starts the principal id of an OIDC subject: "oidc:<sub>".
+const OIDCPrefix = "oidc:"
+
+// maxJWT bounds a bearer JWT before it is parsed.
+const maxJWT = 16 << 10
+
+type oidcVerifier struct {
+	cfg      OIDCConfig
+	verifier *oidc.IDTokenVerifier
+}
+
+func newOIDC(ctx context.Context, cfg OIDCConfig, now func() time.Time) (*oidcVerifier, error) {
+	if cfg.Audience == "" {
+		return nil, fmt.Errorf("OIDC issuer %s: an audience (client id) is required: %w", cfg.Issuer, ErrBadIdentity)
+	}
+	if cfg.RoleClaim == "" {
+		cfg.RoleClaim = "iochub_role"
+	}
+	if cfg.ScopesClaim == "" {
+		cfg.ScopesClaim = "iochub_provinces"
+	}
+	oc := &oidc.Config{ClientID: cfg.Audience, SupportedSigningAlgs: cfg.Algorithms, Now: now}
+	var v *oidc.IDTokenVerifier
+	if cfg.JWKSURL != "" {
+		v = oidc.NewVerifier(cfg.Issuer, oidc.NewRemoteKeySet(ctx, cfg.JWKSURL), oc)
+	} else {
+		p, err := oidc.NewProvider(ctx, cfg.Issuer)
+		if err != nil {
+			return nil, fmt.Errorf("discovering OIDC issuer %s: %w", cfg.Issuer, err)
+		}
+		v = p.Verifier(oc)
+	}
+	return &oidcVerifier{cfg: cfg, verifier: v}, nil
+}
+
+// looksLikeJWT reports whether token has the shape of a compact JWS.
+func looksLikeJWT(token string) bool {
+	return strings.HasPrefix(token, "eyJ") && strings.Count(token, ".") == 2
+}
+
+// principal verifies raw and maps its claims to a principal.
+func (o *oidcVerifier) principal(ctx context.Context, raw string) (Principal, error) {
+	if len(raw) > maxJWT {
+		return Principal{}, fmt.Errorf("OIDC token longer than %d bytes: %w", maxJWT, ErrInvalidCredentials)
+	}
+	tok, err := o.verifier.Verify(ctx, raw)
+	if err != nil {
+		return Principal{}, fmt.Errorf("OIDC token: %w: %w", err, ErrInvalidCredentials)
+	}
+	var claims map[string]json.RawMessage
+	if err := tok.Claims(&claims); err != nil {
+		return Principal{}, fmt.Errorf("OIDC token claims: %w: %w", err, ErrInvalidCredentials)
+	}
+	var roleName string
+	if err := json.Unmarshal(claims[o.cfg.RoleClaim], &roleName); err != nil {
+		return Principal{}, fmt.Errorf("OIDC token: claim %s: want a string: %w", o.cfg.RoleClaim, ErrInvalidCredentials)
+	}
+	role, err := ParseRole(roleName)
+	if err != nil {
+		return Principal{}, fmt.Errorf("OIDC token: claim %s: %w: %w", o.cfg.RoleClaim, err, ErrInvalidCredentials)
+	}
+	var scopes []string
+	raw2 := claims[o.cfg.ScopesClaim]
+	if err := json.Unmarshal(raw2, &scopes); err != nil {
+		var s string
+		if err := json.Unmarshal(raw2, &s); err != nil {
+			return Principal{}, fmt.Errorf("OIDC token: claim %s: want a list of province codes: %w", o.cfg.ScopesClaim, ErrInvalidCredentials)
+		}
+		scopes = strings.Split(s, ",")
+		for i := range scopes {
+			scopes[i] = strings.TrimSpace(scopes[i])
+		}
+	}
+	if scopes, err = NormalizeScopes(scopes); err != nil {
+		return Principal{}, fmt.Errorf("OIDC token: claim %s: %w: %w", o.cfg.ScopesClaim, err, ErrInvalidCredentials)
+	}
+	var name string
+	for _, c := range []string{"name", "preferred_username", "email"} {
+		if json.Unmarshal(claims[c], &name) == nil && name != "" {
+			break
+		}
+	}
+	if tok.Subject == "" {
+		return Principal{}, fmt.Errorf("OIDC token without sub: %w", ErrInvalidCredentials)
+	}
+	return Principal{ID: OIDCPrefix + tok.Subject, Name: name, Role: role, Scopes: scopes, Expires: tok.Expiry}, nil
+}
+
+// errNoOIDC is returned for a JWT when no issuer is configured.
+var errNoOIDC = errors.New("a JWT was sent but no OIDC issuer is configured")
