@@ -95,6 +95,7 @@ func TestScopesAndIdentity(t *testing.T) {
 	}
 	for name, bad := range map[string]Identity{
 		"id":     {ID: "id_xyz", Name: "n", Role: RoleViewer, Scopes: []string{"01"}, TokenSHA256: sum},
+		"upper":  {ID: "id_00000000000000AB", Name: "n", Role: RoleViewer, Scopes: []string{"01"}, TokenSHA256: sum},
 		"name":   {ID: id.ID, Name: "a\nb", Role: RoleViewer, Scopes: []string{"01"}, TokenSHA256: sum},
 		"empty":  {ID: id.ID, Name: " ", Role: RoleViewer, Scopes: []string{"01"}, TokenSHA256: sum},
 		"role":   {ID: id.ID, Name: "n", Role: "god", Scopes: []string{"01"}, TokenSHA256: sum},

@@ -208,8 +208,10 @@ func CheckID(id string) error {
 	if !ok || len(rest) != 16 {
 		return fmt.Errorf("identity id %q: want id_ and 16 hex digits: %w", truncate(id, 40), ErrBadIdentity)
 	}
-	if _, err := hex.DecodeString(rest); err != nil {
-		return fmt.Errorf("identity id %q: want id_ and 16 hex digits: %w", truncate(id, 40), ErrBadIdentity)
+	for _, c := range []byte(rest) {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return fmt.Errorf("identity id %q: want id_ and 16 lower-case hex digits: %w", truncate(id, 40), ErrBadIdentity)
+		}
 	}
 	return nil
 }

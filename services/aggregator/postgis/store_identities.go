@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/iochub/iochub/internal/auth"
@@ -20,8 +19,11 @@ var ErrIdentityExists = errors.New("identity already exists")
 var ErrIdentityNotFound = errors.New("identity not found")
 
 const (
+	// sqlIdentityInsert stores nothing when the id or the token hash is taken,
+	// so a duplicate is refused without aborting the transaction (which still
+	// records the refusal).
 	sqlIdentityInsert = `INSERT INTO identity (id, name, role, scopes, token_sha256, created_by)
-VALUES ($1, $2, $3, $4, $5, $6)`
+VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`
 	// sqlIdentityRevoke revokes a live identity and returns it; no row when it is revoked already or absent.
 	sqlIdentityRevoke = `UPDATE identity SET revoked_at = now(), revoked_by = $2
 WHERE id = $1 AND revoked_at IS NULL RETURNING name, role, scopes`
@@ -45,12 +47,12 @@ type IdentityRow struct {
 // InsertIdentity stores id in tx, created by actor. The caller checks id
 // (auth.Identity.Check) and writes the audit row.
 func InsertIdentity(ctx context.Context, tx pgx.Tx, id auth.Identity, actor string) error {
-	if _, err := tx.Exec(ctx, sqlIdentityInsert, id.ID, id.Name, string(id.Role), id.Scopes, id.TokenSHA256, actor); err != nil {
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == "23505" {
-			return fmt.Errorf("inserting identity %s: %w", id.ID, ErrIdentityExists)
-		}
+	tag, err := tx.Exec(ctx, sqlIdentityInsert, id.ID, id.Name, string(id.Role), id.Scopes, id.TokenSHA256, actor)
+	if err != nil {
 		return fmt.Errorf("inserting identity %s: %w", id.ID, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("inserting identity %s: its id or token hash is taken: %w", id.ID, ErrIdentityExists)
 	}
 	return nil
 }
