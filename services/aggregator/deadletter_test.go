@@ -1,0 +1,148 @@
+package aggregator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/iochub/iochub/internal/deadletter"
+	"github.com/iochub/iochub/internal/subjects"
+	"github.com/iochub/iochub/internal/testenv"
+	"github.com/iochub/iochub/services/aggregator/postgis"
+)
+
+func TestClassifyStoreErrors(t *testing.T) {
+	pg := func(code string) error {
+		return fmt.Errorf("writing batch: %w", &pgconn.PgError{Code: code, Message: "x"})
+	}
+	tests := []struct {
+		name              string
+		err               error
+		rejected, timeout bool
+	}{
+		{"unique violation", pg("23505"), true, false},
+		{"raise exception", pg("P0001"), true, false},
+		{"program limit (index row too large)", pg("54000"), true, false},
+		{"statement timeout", pg("57014"), false, true},
+		{"admin shutdown", pg("57P01"), false, false},
+		{"serialisation failure", pg("40001"), false, false},
+		{"connection failure", pg("08006"), false, false},
+		{"too many connections", pg("53300"), false, false},
+		{"not a database error", errors.New("dial tcp: refused"), false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := rejected(tt.err); got != tt.rejected {
+				t.Errorf("rejected = %v; want %v", got, tt.rejected)
+			}
+			if got := timedOut(tt.err); got != tt.timeout {
+				t.Errorf("timedOut = %v; want %v", got, tt.timeout)
+			}
+		})
+	}
+}
+
+func TestMetricKind(t *testing.T) {
+	for subject, want := range map[string]string{
+		subjects.Feed("01", "00070", subjects.KindAir): subjects.KindAir,
+		subjects.Feed("01", "00070", "sewage"):         "other",
+		"not.a.feed":                                   "other",
+	} {
+		if got := metricKind(subject); got != want {
+			t.Errorf("metricKind(%q) = %q; want %q", subject, got, want)
+		}
+	}
+}
+
+// failingStore fails every batch holding the air event bad with err; the
+// rest it stores.
+type failingStore struct {
+	*postgis.Store
+	bad string
+	err error
+}
+
+func (s failingStore) WriteBatch(ctx context.Context, b postgis.Batch) (postgis.Result, error) {
+	for _, r := range b.Air {
+		if r.EventID == s.bad {
+			return postgis.Result{}, fmt.Errorf("writing batch: %w", s.err)
+		}
+	}
+	return s.Store.WriteBatch(ctx, b)
+}
+
+func startWith(t *testing.T, ne *testenv.NATSEnv, store Store, cfg Config) *Service {
+	t.Helper()
+	cfg.AckWait, cfg.RetryDelay = 2*time.Second, 50*time.Millisecond
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	svc, err := New(cfg, Deps{JS: ne.JS, Store: store, Logger: log, Metrics: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return svc
+}
+
+// A batch cancelled at statement_timeout (57014) used to count as transient
+// and was retried whole forever, blocking the stream. Now it is split, and
+// the one message that still times out alone is dead-lettered at its second
+// delivery.
+func TestStatementTimeoutIsSplitThenDeadLettered(t *testing.T) {
+	ne, pool := testNATS(t), testDB(t)
+	var msgs []*nats.Msg
+	for i := range 4 {
+		msgs = append(msgs, feedMsg(t, subjects.KindAir, airEvent(t, i, t0, float64(i)), ""))
+	}
+	slow := airEvent(t, 8, t0, 8)
+	msgs = append(msgs, feedMsg(t, subjects.KindAir, slow, ""))
+	publish(t, ne.JS, msgs...)
+	store := failingStore{Store: postgis.NewStore(pool), bad: slow.GetId(),
+		err: &pgconn.PgError{Code: "57014", Message: "canceling statement due to statement timeout"}}
+	svc := startWith(t, ne, store, Config{Durable: "agg-timeout"})
+	waitRows(t, pool, "air_observation", 4)
+	l := waitDeadletters(t, ne.JS, 1)[0]
+	if l.Stage != deadletter.StageStore || l.EventID != slow.GetId() || l.Delivered != 2 || !strings.Contains(l.Reason, "57014") {
+		t.Errorf("dead letter = %+v; want the slow event at stage store, delivered twice, reason naming 57014", l)
+	}
+	waitIdle(t, ne.JS, "agg-timeout")
+	if got := counterValue(t, svc.m.deadletters.WithLabelValues(subjects.KindAir, deadletter.StageStore)); got != 1 {
+		t.Errorf("deadletters_total{kind=air,stage=store} = %v; want 1", got)
+	}
+}
+
+// With a bounded MaxDeliver, JetStream would drop an item past its last
+// delivery without a trace; the aggregator dead-letters it at that delivery.
+func TestLastDeliveryIsDeadLettered(t *testing.T) {
+	ne, pool := testNATS(t), testDB(t)
+	stuck := airEvent(t, 5, t0, 5)
+	good := airEvent(t, 1, t0, 1)
+	publish(t, ne.JS, feedMsg(t, subjects.KindAir, stuck, ""))
+	store := failingStore{Store: postgis.NewStore(pool), bad: stuck.GetId(),
+		err: &pgconn.PgError{Code: "08006", Message: "connection failure"}}
+	startWith(t, ne, store, Config{Durable: "agg-maxdeliver", MaxDeliver: 3})
+	l := waitDeadletters(t, ne.JS, 1)[0]
+	if l.EventID != stuck.GetId() || l.Delivered != 3 || !strings.Contains(l.Reason, "after 3 deliveries") {
+		t.Errorf("dead letter = %+v; want the stuck event, delivered 3 times, reason naming the deliveries", l)
+	}
+	waitIdle(t, ne.JS, "agg-maxdeliver")
+	// The consumer goes on with the items behind it.
+	publish(t, ne.JS, feedMsg(t, subjects.KindAir, good, ""))
+	waitRows(t, pool, "air_observation", 1)
+}
