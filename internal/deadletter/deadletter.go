@@ -61,6 +61,18 @@ const (
 	MaxHeaderBytes = 60 << 10
 )
 
+// Operator actions on dead letters, published on ACTIONS by the gateway or
+// the CLI and applied (and recorded in audit_log) by the aggregator.
+const (
+	// ActionRedrive redrives one dead letter (see Redrive).
+	ActionRedrive = "deadletter.redrive"
+	// ActionDiscard discards one dead letter (see Discard).
+	ActionDiscard = "deadletter.discard"
+	// TargetKind is the target kind of those actions; the target is the
+	// dead letter's sequence in DEADLETTER, in decimal.
+	TargetKind = "deadletter"
+)
+
 // headerFeedSource names the feed source on a FEEDS message (set by the ingest).
 const headerFeedSource = "Iochub-Source"
 

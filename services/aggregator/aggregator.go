@@ -147,6 +147,11 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err := s.initReports(deps); err != nil {
 		return nil, err
 	}
+	if s.actions != nil {
+		redrive, discard := DeadletterActions(s.js, s.log)
+		s.actions.RegisterAction(deadletter.ActionRedrive, redrive)
+		s.actions.RegisterAction(deadletter.ActionDiscard, discard)
+	}
 	return s, nil
 }
 

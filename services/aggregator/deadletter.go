@@ -4,13 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
+	"strconv"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/iochub/iochub/internal/deadletter"
 	"github.com/iochub/iochub/internal/subjects"
+	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
 
 // Dead letters: an accepted feed item the aggregator cannot store (it does
@@ -91,4 +95,61 @@ func (s *Service) lastDelivery(m jetstream.Msg) bool {
 // errDeliveries is the reason of an item dead-lettered at its last delivery.
 func errDeliveries(max int, last error) error {
 	return fmt.Errorf("not stored after %d deliveries (MaxDeliver); last error: %w", max, last)
+}
+
+// DeadletterActions returns the handlers of the operator actions
+// deadletter.redrive and deadletter.discard, which act on DEADLETTER through
+// js; Apply records each in audit_log. A dead letter that is no longer there
+// (redriven, discarded or aged out) refuses the action.
+func DeadletterActions(js jetstream.JetStream, log *slog.Logger) (redrive, discard ActionHandler) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	target := func(ctx context.Context, a *iocv1.Action) (deadletter.Letter, error) {
+		if a.GetTargetKind() != deadletter.TargetKind {
+			return deadletter.Letter{}, Refuse(fmt.Sprintf("target kind is %q; want %s", a.GetTargetKind(), deadletter.TargetKind))
+		}
+		seq, err := strconv.ParseUint(a.GetTarget(), 10, 64)
+		if err != nil || seq == 0 {
+			return deadletter.Letter{}, Refuse(fmt.Sprintf("target %q is not a dead letter's sequence", a.GetTarget()))
+		}
+		l, err := deadletter.Get(ctx, js, seq)
+		if errors.Is(err, deadletter.ErrNotFound) {
+			return l, Refuse(fmt.Sprintf("dead letter %d does not exist (redriven, discarded or aged out)", seq))
+		}
+		if err == nil && l.Province != a.GetProvince() {
+			return l, Refuse(fmt.Sprintf("dead letter %d is of province %q, the action of %q", seq, l.Province, a.GetProvince()))
+		}
+		return l, err
+	}
+	redrive = func(ctx context.Context, _ pgx.Tx, a *iocv1.Action) ([]*iocv1.EntityState, error) {
+		l, err := target(ctx, a)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := deadletter.Redrive(ctx, js, l.Sequence); err != nil {
+			if errors.Is(err, deadletter.ErrNotRedrivable) || errors.Is(err, deadletter.ErrNotFound) {
+				return nil, Refuse(err.Error())
+			}
+			return nil, err
+		}
+		log.Info("dead letter redriven", "seq", l.Sequence, "subject", l.Subject, "event", l.EventID, "actor", a.GetActor())
+		return nil, nil
+	}
+	discard = func(ctx context.Context, _ pgx.Tx, a *iocv1.Action) ([]*iocv1.EntityState, error) {
+		l, err := target(ctx, a)
+		if err != nil {
+			return nil, err
+		}
+		if err := deadletter.Discard(ctx, js, l.Sequence); err != nil {
+			if errors.Is(err, deadletter.ErrNotFound) {
+				return nil, Refuse(err.Error())
+			}
+			return nil, err
+		}
+		log.Info("dead letter discarded", "seq", l.Sequence, "subject", l.Subject, "event", l.EventID,
+			"reason", l.Reason, "actor", a.GetActor())
+		return nil, nil
+	}
+	return redrive, discard
 }

@@ -6,17 +6,21 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/iochub/iochub/internal/deadletter"
 	"github.com/iochub/iochub/internal/subjects"
 	"github.com/iochub/iochub/internal/testenv"
+	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 )
 
@@ -145,4 +149,91 @@ func TestLastDeliveryIsDeadLettered(t *testing.T) {
 	// The consumer goes on with the items behind it.
 	publish(t, ne.JS, feedMsg(t, subjects.KindAir, good, ""))
 	waitRows(t, pool, "air_observation", 1)
+}
+
+// forgeDeadletter puts the dead letter of msg (as if FEEDS sequence seq
+// failed at stage store) on DEADLETTER and returns its sequence there.
+func forgeDeadletter(t *testing.T, js jetstream.JetStream, msg *nats.Msg, feedsSeq uint64) uint64 {
+	t.Helper()
+	dl := deadletter.Build(msg.Header, msg.Data, deadletter.Info{Subject: msg.Subject, FeedsSeq: feedsSeq,
+		Stage: deadletter.StageStore, Reason: "forged", Time: time.Now(), Delivered: 1})
+	ack, err := js.PublishMsg(context.Background(), dl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ack.Sequence
+}
+
+func TestDeadletterActions(t *testing.T) {
+	ne, pool := testNATS(t), testDB(t)
+	ctx := context.Background()
+	acts, err := NewActions(ActionsConfig{}, ne.JS, pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	redrive, discard := DeadletterActions(ne.JS, nil)
+	acts.RegisterAction(deadletter.ActionRedrive, redrive)
+	acts.RegisterAction(deadletter.ActionDiscard, discard)
+	ev := airEvent(t, 3, t0, 3)
+	orig := feedMsg(t, subjects.KindAir, ev, "")
+	toRedrive := forgeDeadletter(t, ne.JS, orig, 100)
+	toDiscard := forgeDeadletter(t, ne.JS, orig, 101)
+	action := func(id, typ, province string, seq uint64) *iocv1.Action {
+		return &iocv1.Action{Id: id, Type: typ, Actor: "ops@example.vn", Province: province,
+			TargetKind: deadletter.TargetKind, Target: strconv.FormatUint(seq, 10), At: timestamppb.New(t0)}
+	}
+	apply := func(a *iocv1.Action, wantApplied bool) {
+		t.Helper()
+		_, applied, err := acts.Apply(ctx, a)
+		if err != nil || applied != wantApplied {
+			t.Fatalf("Apply(%s %s): applied %v, err %v; want applied %v", a.GetType(), a.GetTarget(), applied, err, wantApplied)
+		}
+	}
+	apply(action("a1", deadletter.ActionRedrive, "99", toRedrive), false) // another province's
+	apply(action("a2", deadletter.ActionRedrive, province, toRedrive), true)
+	apply(action("a3", deadletter.ActionRedrive, province, toRedrive), false) // gone
+	apply(action("a4", deadletter.ActionDiscard, province, toDiscard), true)
+
+	feeds, err := ne.JS.Stream(ctx, subjects.StreamFeeds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := feeds.GetLastMsgForSubject(ctx, orig.Subject)
+	if err != nil {
+		t.Fatalf("the redriven item is not on FEEDS: %v", err)
+	}
+	if got, want := m.Header.Get(nats.MsgIdHdr), deadletter.RedriveMsgID(orig.Header.Get(nats.MsgIdHdr), toRedrive); got != want {
+		t.Errorf("redrive Nats-Msg-Id = %q; want %q", got, want)
+	}
+	if m.Header.Get(deadletter.HeaderReason) != "" || m.Header.Get("ce-id") != ev.GetId() || string(m.Data) != string(orig.Data) {
+		t.Errorf("redriven message headers %v; want the original's, without dead-letter headers, and its payload", m.Header)
+	}
+	if list, _, err := deadletter.List(ctx, ne.JS, deadletter.Query{}); err != nil || len(list) != 0 {
+		t.Errorf("dead letters left = %v, %v; want none", list, err)
+	}
+	var audit []string
+	rows, err := pool.Query(ctx, `SELECT action || ' ' || target || ' ' || (detail->>'result') FROM audit_log ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		audit = append(audit, s)
+	}
+	if rows.Err() != nil {
+		t.Fatal(rows.Err())
+	}
+	r, d := strconv.FormatUint(toRedrive, 10), strconv.FormatUint(toDiscard, 10)
+	want := []string{
+		"deadletter.redrive deadletter:" + r + " refused",
+		"deadletter.redrive deadletter:" + r + " applied",
+		"deadletter.redrive deadletter:" + r + " refused",
+		"deadletter.discard deadletter:" + d + " applied",
+	}
+	if strings.Join(audit, "\n") != strings.Join(want, "\n") {
+		t.Errorf("audit_log:\n%s\nwant:\n%s", strings.Join(audit, "\n"), strings.Join(want, "\n"))
+	}
 }
