@@ -78,6 +78,8 @@ func (g *Gateway) RegisterOperator(mux *http.ServeMux, cfg OperatorConfig) {
 	mux.HandleFunc("POST /v1/reports/{id}/status", o.serveReportStatus)
 	mux.HandleFunc("GET /v1/reports/{id}", o.serveReport)
 	o.registerRules(mux) // PUT, DELETE, GET /v1/rules… (handler_rules.go)
+	// GET, POST, DELETE /v1/deadletters… (handler_deadletters.go)
+	o.registerDeadletters(mux)
 }
 
 func sha256Sum(s string) [32]byte { return sha256.Sum256([]byte(s)) }
