@@ -6,6 +6,7 @@
 //	iochub migrate                  run the embedded database migrations
 //	iochub units import FILE...     load administrative units from GeoJSON
 //	iochub sources add              register a feed source bound to a unit and print its token
+//	iochub deadletters list|show|redrive|discard   the feed items accepted but not stored
 //
 // Flags take precedence over IOCHUB_* environment variables, which take precedence over defaults.
 package main
@@ -49,6 +50,7 @@ commands:
   units import FILE...   import administrative units from GeoJSON FeatureCollections
   sources add            register a feed source bound to a unit; prints its bearer token
   sources disable        revoke a feed source's token
+  deadletters CMD        list, show, redrive or discard the feed items accepted but not stored
 
 Run 'iochub <command> -h' for the flags of a command.
 `
@@ -80,6 +82,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		}
 		fmt.Fprint(stderr, "usage: iochub sources add --id ID --unit CODE [--name NAME]\n       iochub sources disable --id ID\n")
 		return errUsage
+	case "deadletters":
+		return runDeadletters(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
