@@ -237,3 +237,35 @@ func TestDeadletterActions(t *testing.T) {
 		t.Errorf("audit_log:\n%s\nwant:\n%s", strings.Join(audit, "\n"), strings.Join(want, "\n"))
 	}
 }
+
+// The same through the real store: the database's own 57014. The trigger
+// raises query_canceled itself rather than sleeping past a statement_timeout,
+// since WriteBatch may set its own timeout (SET LOCAL) over any the test sets.
+func TestDatabaseQueryCanceledIsDeadLettered(t *testing.T) {
+	ne, pool := testNATS(t), testDB(t)
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `
+CREATE FUNCTION slow_sensor() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW.id = 'urn:ngsi-ld:Device:st-8' THEN
+		RAISE EXCEPTION 'canceling statement due to statement timeout' USING ERRCODE = 'query_canceled';
+	END IF;
+	RETURN NEW;
+END $$;
+CREATE TRIGGER slow_sensor BEFORE INSERT OR UPDATE ON sensor FOR EACH ROW EXECUTE FUNCTION slow_sensor();`); err != nil {
+		t.Fatal(err)
+	}
+	var msgs []*nats.Msg
+	for i := range 3 {
+		msgs = append(msgs, feedMsg(t, subjects.KindAir, airEvent(t, i, t0, float64(i)), ""))
+	}
+	slow := airEvent(t, 8, t0, 8)
+	msgs = append(msgs, feedMsg(t, subjects.KindAir, slow, ""))
+	publish(t, ne.JS, msgs...)
+	startWith(t, ne, postgis.NewStore(pool), Config{Durable: "agg-db-timeout"})
+	waitRows(t, pool, "air_observation", 3)
+	l := waitDeadletters(t, ne.JS, 1)[0]
+	if l.Stage != deadletter.StageStore || l.EventID != slow.GetId() || l.Delivered != 2 || !strings.Contains(l.Reason, "57014") {
+		t.Errorf("dead letter = %+v; want the slow event at stage store, delivered twice, reason naming 57014", l)
+	}
+}
