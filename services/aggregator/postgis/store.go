@@ -68,7 +68,7 @@ type AlertRow struct {
 	Scope      string
 	Refs       []string // CAP references, "sender,identifier,sent"
 	Info       []byte   // JSON array of the info blocks
-	Area       geom.T   // every area geometry collected; nil when the alert has none
+	Area       geom.T   // every area geometry collected; nil when the alert has none. Stored as iochub_alert_area makes it (migration 00008)
 	Expires    *time.Time
 	Province   string
 	UnitCode   string
@@ -153,10 +153,12 @@ const DefaultStatementTimeout = 30 * time.Second
 // StoreConfig configures a Store. The zero value is the default.
 type StoreConfig struct {
 	// StatementTimeout bounds every statement of the store's write
-	// transactions (SET LOCAL statement_timeout), so that a message too costly
-	// to store cannot hold a backend forever: the statement fails with
-	// ErrStatementTimeout (SQLSTATE 57014) and the transaction rolls back.
-	// Zero means DefaultStatementTimeout; it is rounded up to a millisecond.
+	// transactions (SET LOCAL statement_timeout; PostgreSQL counts statements
+	// sent in one pipeline, as WriteBatch sends its upserts, as one), so that
+	// a message too costly to store cannot hold a backend forever: the
+	// statement fails with ErrStatementTimeout (SQLSTATE 57014) and the
+	// transaction rolls back. Zero means DefaultStatementTimeout; it is
+	// rounded up to a millisecond.
 	StatementTimeout time.Duration
 }
 
