@@ -104,6 +104,11 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 		return writeProblem(w, r, http.StatusUnauthorized, "unauthorized", "Unknown bearer token",
 			"the token is not that of an enabled source; check it, or ask the hub's operators to register the source", nil)
 	}
+	release, status := s.admit(w, r, p.sourceID)
+	if release == nil {
+		return status
+	}
+	defer release()
 	spec, ok := kindSpecs[kind]
 	if !ok {
 		return writeProblem(w, r, http.StatusNotFound, "unknown-kind", "Unknown feed kind",
@@ -126,6 +131,9 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 	raws, err := decodeItems(body, format, s.cfg.MaxItems)
 	if err != nil {
+		if status, ok := s.bodyTimedOut(w, r); ok {
+			return status
+		}
 		var mbe *http.MaxBytesError
 		var be *bodyError
 		switch {

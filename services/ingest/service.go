@@ -46,6 +46,8 @@ type Config struct {
 	// SealKey is the hub key (32 bytes) that seals a citizen reporter's
 	// contact; empty means reports that carry a contact are rejected.
 	SealKey []byte
+	// Limits bound the requests per source and in total (limit.go).
+	Limits Limits
 }
 
 func (c Config) withDefaults() Config {
@@ -86,7 +88,7 @@ func (c Config) Validate() error {
 	case len(c.SealKey) != 0 && len(c.SealKey) != seal.KeySize:
 		return fmt.Errorf("SealKey is %d bytes; want %d: %w", len(c.SealKey), seal.KeySize, ErrConfig)
 	}
-	return nil
+	return c.Limits.Validate()
 }
 
 // Source is a registered feed source, bound to one unit.
@@ -136,6 +138,7 @@ type Service struct {
 	cat     atomic.Pointer[catalog]
 	devHash [32]byte
 	sealer  *seal.Sealer // nil without Config.SealKey
+	lim     *limiter
 }
 
 // New builds the service. With a Pool the catalogue is empty until Refresh or Run loads it.
@@ -161,6 +164,9 @@ func New(cfg Config, d Deps) (*Service, error) {
 		s.now = time.Now
 	}
 	if s.metrics, err = newMetrics(d.Metrics); err != nil {
+		return nil, err
+	}
+	if s.lim, err = newLimiter(cfg.Limits, time.Now, d.Metrics); err != nil {
 		return nil, err
 	}
 	if cfg.DevToken != "" {
