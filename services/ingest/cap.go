@@ -2,17 +2,21 @@ package ingest
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/twpayne/go-geom"
+	"github.com/twpayne/go-geom/encoding/wkb"
 
 	"github.com/iochub/iochub/internal/cap"
 	"github.com/iochub/iochub/internal/capconv"
+	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
 
 // CAP XML body formats.
@@ -48,16 +52,31 @@ func (c *capItem) parse(_ fields, env parseEnv) (*parsed, *itemError) {
 	if err != nil {
 		return nil, &itemError{reason: err.Error()}
 	}
+	// The CAP polygons and circles stay whole in the event (for the .cap
+	// output); the geometry the hub joins on draws each distinct shape once,
+	// so an area repeated (in each language, or ten thousand times) costs
+	// nothing more.
+	distinct := cap.DistinctAreaGeometries(*a)
 	var geoms []Geometry
-	for i := range a.Infos {
-		for j := range a.Infos[i].Areas {
-			if g, ok := capGeometry(cap.AreaGeometry(a.Infos[i].Areas[j])); ok {
+	var areas []scopeArea
+	for i, pi := range m.GetInfo() {
+		for j, pa := range pi.GetArea() {
+			sa := scopeArea{label: fmt.Sprintf("%s/info[%d]/area[%d]: ", c.path, i, j), geocodes: pa.GetGeocode()}
+			pa.Geometry = nil
+			if g, ok := capGeometry(distinct[i][j]); ok {
+				b, err := wkb.Marshal(distinct[i][j], binary.LittleEndian)
+				if err != nil {
+					return nil, &itemError{reason: sa.label + "encoding the area's WKB: " + err.Error()}
+				}
+				pa.Geometry = &iocv1.Geometry{Wkb: b}
 				geoms = append(geoms, g)
+				sa.shape = &g
 			}
+			areas = append(areas, sa)
 		}
 	}
 	return &parsed{id: a.Identifier, eventID: a.Identifier, entityID: a.Identifier, time: a.Sent, shape: shapeAreas,
-		geoms: geoms, msg: m, finish: alertFinish(m)}, nil
+		geoms: geoms, msg: m, finish: alertFinish(m), areaScope: areaScope(areas)}, nil
 }
 
 // capGeometry turns an area's shape into the form unit resolution reads.
@@ -207,6 +226,9 @@ func splitCAP(src []byte, maxItems int) (capSplit, error) {
 		case xml.StartElement:
 			depth++
 			switch {
+			case depth > cap.MaxDepth:
+				l, _ := d.InputPos()
+				return sp, &bodyError{prev, fmt.Sprintf("line %d: elements are nested more than %d deep; the hub reads at most %d levels", l, cap.MaxDepth, cap.MaxDepth)}
 			case depth == 1:
 				sp.rootName = rawName(src, prev)
 				if t.Name.Local == "alert" {
@@ -238,7 +260,7 @@ func splitCAP(src []byte, maxItems int) (capSplit, error) {
 			inIdentifier = false
 		case xml.CharData:
 			if inIdentifier && cur.id == "" {
-				cur.id = strings.TrimSpace(string(t))
+				cur.id = clipID(string(bytes.TrimSpace(t)))
 			}
 			if depth == 1 && !sp.single && len(bytes.TrimSpace(t)) > 0 {
 				return sp, &bodyError{prev, fmt.Sprintf("batch element <%s> holds text; it may hold only CAP 1.2 <alert> elements", sp.rootName)}
@@ -262,6 +284,21 @@ func splitCAP(src []byte, maxItems int) (capSplit, error) {
 		return sp, &bodyError{0, fmt.Sprintf("<%s> is neither a CAP 1.2 <alert> nor a batch holding any", sp.rootName)}
 	}
 	return sp, nil
+}
+
+// clipID is an identifier for a result: whole when it is short enough to be
+// one (cap.MaxIDBytes), else its first 64 bytes and its size, so that a huge
+// rejected value is never echoed.
+func clipID(s string) string {
+	if len(s) <= cap.MaxIDBytes {
+		return s
+	}
+	const keep = 64
+	cut := keep
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…(" + strconv.Itoa(len(s)) + " bytes)"
 }
 
 // nsTag rebuilds a start tag named as written with only the namespace

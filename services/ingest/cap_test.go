@@ -68,7 +68,7 @@ func capExamples(t testing.TB) []string {
 }
 
 func testProvince() units.Unit {
-	ring := []float64{-20, -40, 70, -40, 70, 65, -20, 65, -20, -40}
+	ring := []float64{-30, -40, 70, -40, 70, 65, -30, 65, -30, -40}
 	mp := geom.NewMultiPolygonFlat(geom.XY, ring, [][]int{{len(ring)}})
 	return units.Unit{Code: testPrv, Level: units.LevelProvince, NameVI: "Tỉnh thử (ví dụ WMO)", NameEN: "Test province (WMO examples)", Boundary: mp}
 }

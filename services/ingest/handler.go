@@ -258,6 +258,11 @@ func (s *Service) buildItem(cat *catalog, p principal, spec kindSpec, f fields, 
 	if ierr != nil {
 		return nil, ierr
 	}
+	if it.areaScope != nil && p.unit != "" {
+		if ierr := it.areaScope(cat.ix, p.unit, s.cfg.AlertScope); ierr != nil {
+			return nil, ierr
+		}
+	}
 	it.finish(&iocv1.Origin{SourceId: p.sourceID, Province: province, Unit: unit, ReceivedAt: timestamppb.New(now)})
 	body, err := proto.Marshal(it.msg)
 	if err != nil {
