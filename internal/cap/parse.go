@@ -78,6 +78,10 @@ var repeatable = map[string]bool{
 	"parameter": true, "resource": true, "area": true, "polygon": true, "circle": true, "geocode": true,
 }
 
+// Repeatable reports whether a CAP element may appear more than once in its
+// parent, so that its paths carry an index ("area[2]").
+func Repeatable(local string) bool { return repeatable[local] }
+
 const xmlNamespace = "http://www.w3.org/XML/1998/namespace"
 
 // elem is a start tag, resolved.

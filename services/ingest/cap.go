@@ -210,6 +210,21 @@ func splitCAP(src []byte, maxItems int) (capSplit, error) {
 	depth := 0
 	var cur *capChunk
 	inIdentifier := false
+	// open names the open elements, as paths in problems do ("alert/info[0]/event").
+	type level struct {
+		seg    string
+		counts map[string]int
+	}
+	var open []level
+	path := func() string {
+		segs := make([]string, 0, len(open))
+		for _, l := range open {
+			if l.seg != "" {
+				segs = append(segs, l.seg)
+			}
+		}
+		return strings.Join(segs, "/")
+	}
 	prev := int64(0)
 	line := 1 // line at prev
 	for {
@@ -219,12 +234,30 @@ func splitCAP(src []byte, maxItems int) (capSplit, error) {
 		}
 		if terr != nil {
 			l, _ := d.InputPos()
-			return sp, &bodyError{d.InputOffset(), fmt.Sprintf("line %d: unreadable XML: %v", l, terr)}
+			at := ""
+			if len(open) > 0 {
+				at = " " + path() + ":"
+			}
+			return sp, &bodyError{d.InputOffset(), fmt.Sprintf("line %d:%s unreadable XML: %v", l, at, terr)}
 		}
 		off := d.InputOffset()
 		switch t := tok.(type) {
 		case xml.StartElement:
 			depth++
+			if depth <= cap.MaxDepth {
+				seg := t.Name.Local
+				if n := len(open); n > 0 && (cap.Repeatable(seg) || seg == "alert" && n == 1) {
+					if open[n-1].counts == nil {
+						open[n-1].counts = map[string]int{}
+					}
+					seg += "[" + strconv.Itoa(open[n-1].counts[seg]) + "]"
+					open[n-1].counts[t.Name.Local]++
+				}
+				if len(open) == 1 && !sp.single {
+					open[0].seg = "" // a batch element is not named: its alerts are alert[i]
+				}
+				open = append(open, level{seg: seg})
+			}
 			switch {
 			case depth > cap.MaxDepth:
 				l, _ := d.InputPos()
@@ -252,6 +285,9 @@ func splitCAP(src []byte, maxItems int) (capSplit, error) {
 			}
 			inIdentifier = cur != nil && t.Name.Local == "identifier" && depth == 2+boolInt(!sp.single)
 		case xml.EndElement:
+			if len(open) > 0 {
+				open = open[:len(open)-1]
+			}
 			if depth == 2 && !sp.single && cur != nil {
 				cur.end = int(off)
 				cur = nil
