@@ -25,6 +25,11 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(baseDoc))
 	f.Add([]byte(`<b><alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"/></b>`))
 	f.Add([]byte(strings.Replace(baseDoc, "</info>", `</info><Signature xmlns="http://www.w3.org/2000/09/xmldsig#"><a/></Signature>`, 1)))
+	// Past the limits: deep nesting, and many identical areas.
+	f.Add([]byte(strings.Replace(baseDoc, "<info>", strings.Repeat("<x>", 1000)+strings.Repeat("</x>", 1000)+"<info>", 1)))
+	area := baseDoc[strings.Index(baseDoc, "<area>") : strings.Index(baseDoc, "</area>")+len("</area>")]
+	f.Add([]byte(strings.Replace(baseDoc, area, strings.Repeat(area, MaxAreas+50), 1)))
+	f.Add([]byte(strings.Replace(baseDoc, area, strings.Repeat(area, 3), 1)))
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		alerts, err := Parse(bytes.NewReader(doc))
 		if err != nil {
@@ -55,6 +60,9 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("round trip changed the alert:\ngot  %+v\nwant %+v\n%s", again, a, out)
 			}
 			_ = AlertGeometry(a)
+			if g := DistinctAreaGeometries(a); len(g) != len(a.Infos) {
+				t.Fatalf("DistinctAreaGeometries gave %d infos; want %d", len(g), len(a.Infos))
+			}
 		}
 	})
 }
