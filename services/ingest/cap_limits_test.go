@@ -267,6 +267,9 @@ func TestCAPJSONBounds(t *testing.T) {
 			if res.Status != ingest.StatusRejected || res.Pointer != tc.pointer || !strings.Contains(res.Reason, tc.want) || len(res.Reason) > 1024 {
 				t.Errorf("got %+.600v; want rejected at %s with %q", res, tc.pointer, tc.want)
 			}
+			if len(tc.body) > 1<<20 && len(r.raw) > 2048 {
+				t.Errorf("answer of %d bytes for a %d-byte body; want the rejected value clipped", len(r.raw), len(tc.body))
+			}
 		})
 	}
 	// Repeated geometries: every area kept, one drawn.

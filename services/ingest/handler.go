@@ -161,6 +161,7 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 			if res.ID == "" {
 				res.ID = unquote(raw.fields["identifier"])
 			}
+			res.ID = clipID(res.ID) // a huge rejected id is not echoed whole
 		}
 		sp := spec
 		if raw.cap != nil {
