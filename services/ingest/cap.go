@@ -172,7 +172,7 @@ func capRaw(doc []byte, at, within, id string, shift int) rawItem {
 		if len(list) > 0 && (within == "" && list[0].Path != "" || list[0].Path == at || strings.HasPrefix(list[0].Path, at+"/")) {
 			it.cap.path = list[0].Path
 		}
-		it.err = err.Error()
+		it.err = clipReason(err.Error())
 		return it
 	}
 	it.cap.alert = &alerts[0]
@@ -335,6 +335,22 @@ func clipID(s string) string {
 		cut--
 	}
 	return s[:cut] + "…(" + strconv.Itoa(len(s)) + " bytes)"
+}
+
+// maxReason bounds the reason of a rejected alert (up to 100 problems, with
+// paths up to cap.MaxDepth names long, could otherwise be large).
+const maxReason = 8 << 10
+
+// clipReason cuts a reason longer than maxReason on a rune boundary, saying so.
+func clipReason(s string) string {
+	if len(s) <= maxReason {
+		return s
+	}
+	cut := maxReason
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…(" + strconv.Itoa(len(s)) + " bytes in all)"
 }
 
 // nsTag rebuilds a start tag named as written with only the namespace

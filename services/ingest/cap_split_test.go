@@ -36,3 +36,20 @@ func TestSplitCAPLimits(t *testing.T) {
 		t.Errorf("got id %q; want its first 64 bytes and its size", id)
 	}
 }
+
+// TestCAPReasonClipped: the reason of a rejected alert stays short even when
+// its problems are many and their paths long.
+func TestCAPReasonClipped(t *testing.T) {
+	var b strings.Builder
+	b.WriteString(`<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2">`)
+	name := strings.Repeat("n", cap.MaxNameBytes-8)
+	for i := range 200 {
+		// Distinct unknown elements, each reported at its own long path.
+		fmt.Fprintf(&b, "<%s%03d/>", name, i)
+	}
+	b.WriteString(`</alert>`)
+	it := capRaw([]byte(b.String()), "alert", "", "x", 0)
+	if it.err == "" || len(it.err) > maxReason+64 || !strings.Contains(it.err, "bytes in all)") {
+		t.Errorf("got a reason of %d bytes; want it clipped to about %d", len(it.err), maxReason)
+	}
+}
