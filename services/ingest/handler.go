@@ -169,6 +169,7 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 			if res.ID == "" {
 				res.ID = unquote(raw.fields["identifier"])
 			}
+			res.ID = clipID(res.ID) // a huge rejected id is not echoed whole
 		}
 		sp := spec
 		if raw.cap != nil {
@@ -265,6 +266,11 @@ func (s *Service) buildItem(cat *catalog, p principal, spec kindSpec, f fields, 
 	unit, province, ierr := resolve(cat.ix, p, it)
 	if ierr != nil {
 		return nil, ierr
+	}
+	if it.areaScope != nil && p.unit != "" {
+		if ierr := it.areaScope(cat.ix, p.unit, s.cfg.AlertScope); ierr != nil {
+			return nil, ierr
+		}
 	}
 	it.finish(&iocv1.Origin{SourceId: p.sourceID, Province: province, Unit: unit, ReceivedAt: timestamppb.New(now)})
 	body, err := proto.Marshal(it.msg)

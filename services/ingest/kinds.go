@@ -13,6 +13,7 @@ import (
 	"github.com/iochub/iochub/internal/ce"
 	"github.com/iochub/iochub/internal/seal"
 	"github.com/iochub/iochub/internal/subjects"
+	"github.com/iochub/iochub/internal/units"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
 
@@ -41,6 +42,9 @@ type parsed struct {
 	msg         proto.Message
 	// finish fills Origin (and other source-dependent fields) before marshalling.
 	finish func(o *iocv1.Origin)
+	// areaScope, for alerts, checks that every area lies where a source bound
+	// to unit may alert (Config.AlertScope); see alertscope.go.
+	areaScope func(ix *units.Index, unit, scope string) *itemError
 }
 
 // parseEnv is what parsing depends on besides the item.

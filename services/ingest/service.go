@@ -48,6 +48,9 @@ type Config struct {
 	SealKey []byte
 	// Limits bound the requests per source and in total (limit.go).
 	Limits Limits
+	// AlertScope is where a source bound to a unit may send alert areas:
+	// AlertScopeProvince (the default, also for "") or AlertScopeUnit.
+	AlertScope string
 }
 
 func (c Config) withDefaults() Config {
@@ -83,6 +86,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("PublishTimeout %s is negative: %w", c.PublishTimeout, ErrConfig)
 	case c.RefreshEvery < 0:
 		return fmt.Errorf("RefreshEvery %s is negative: %w", c.RefreshEvery, ErrConfig)
+	case c.AlertScope != "" && c.AlertScope != AlertScopeProvince && c.AlertScope != AlertScopeUnit:
+		return fmt.Errorf("AlertScope %q is neither %q nor %q: %w", c.AlertScope, AlertScopeProvince, AlertScopeUnit, ErrConfig)
 	case c.MaxPending < 0:
 		return fmt.Errorf("MaxPending %d is negative: %w", c.MaxPending, ErrConfig)
 	case len(c.SealKey) != 0 && len(c.SealKey) != seal.KeySize:
