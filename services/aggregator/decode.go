@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/iochub/iochub/internal/ce"
+	"github.com/iochub/iochub/internal/feedcheck"
 	"github.com/iochub/iochub/internal/subjects"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 	"github.com/iochub/iochub/services/aggregator/postgis"
@@ -223,8 +224,8 @@ func (d *decoded) decodeAlert(data []byte, source string, now time.Time) error {
 	if err := checkText(map[string]string{"identifier": m.GetIdentifier()}, texts...); err != nil {
 		return err
 	}
-	if strings.ContainsRune(eventID, 0) {
-		return fmt.Errorf("id has a NUL byte")
+	if err := storableText("id", eventID, maxKeyBytes); err != nil {
+		return err
 	}
 	var (
 		infos   []alertInfo
@@ -345,6 +346,10 @@ func decodeObservation(data []byte, m observation, source string, now time.Time,
 	if c.observed, err = required("observed_at", m.GetObservedAt()); err != nil {
 		return c, err
 	}
+	// The ingest refuses the same range (feedcheck.Time) before accepting.
+	if err := feedcheck.Time("observed_at", c.observed); err != nil {
+		return c, err
+	}
 	if err := checkTexts(); err != nil {
 		return c, err
 	}
@@ -406,8 +411,8 @@ func origin(o *iocv1.Origin, header string, now time.Time) (string, time.Time, e
 	if src == "" {
 		return "", time.Time{}, fmt.Errorf("no source: neither the %s header nor origin.source_id is set", HeaderSource)
 	}
-	if strings.ContainsRune(src, 0) {
-		return "", time.Time{}, fmt.Errorf("source id has a NUL byte")
+	if err := storableText("source id", src, maxKeyBytes); err != nil {
+		return "", time.Time{}, err
 	}
 	received := now
 	if ts := o.GetReceivedAt(); ts != nil {
@@ -435,24 +440,33 @@ func required(field string, ts *timestamppb.Timestamp) (time.Time, error) {
 	return t, nil
 }
 
-// checkText rejects empty required fields and NUL bytes, which PostgreSQL
-// text cannot hold (a row that cannot be stored would fail its whole batch).
+// maxKeyBytes bounds a text that is part of a primary key or unique index:
+// a btree entry over about 2.7 kB fails its whole batch. The ingest allows far
+// less (feedcheck.MaxIDBytes).
+const maxKeyBytes = 1024
+
+// checkText rejects empty required fields, fields too long to index, and
+// invalid UTF-8 and NUL bytes in any field, which PostgreSQL text cannot hold
+// (a row that cannot be stored would fail its whole batch).
 func checkText(requiredFields map[string]string, optional ...string) error {
 	for name, v := range requiredFields {
 		if v == "" {
 			return fmt.Errorf("%s is empty", name)
 		}
-		if strings.ContainsRune(v, 0) {
-			return fmt.Errorf("%s has a NUL byte", name)
+		if err := storableText(name, v, maxKeyBytes); err != nil {
+			return err
 		}
 	}
 	for _, v := range optional {
-		if strings.ContainsRune(v, 0) {
-			return fmt.Errorf("a text field has a NUL byte")
+		if err := storableText("a text field", v, math.MaxInt); err != nil {
+			return err
 		}
 	}
 	return nil
 }
+
+// storableText is feedcheck.Text, which the ingest applies with tighter bounds.
+func storableText(field, s string, max int) error { return feedcheck.Text(field, s, max) }
 
 func decodeWKB(b []byte) (geom.T, error) {
 	t, err := wkbx.Unmarshal(b)

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/iochub/iochub/internal/feedcheck"
 )
 
 // fields are an item's top-level members as sent.
@@ -93,7 +95,10 @@ func jsonKind(raw json.RawMessage) string {
 	return "number"
 }
 
-// str reads a string member; absent and null are ("", false, nil).
+// str reads a string member; absent and null are ("", false, nil). A string
+// that is not valid UTF-8, raw or through a lone \uD800-\uDFFF escape, is
+// refused: decoding would replace it with U+FFFD, so that two distinct ids
+// would become one.
 func (f fields) str(name string) (string, bool, *itemError) {
 	raw, ok := f.value(name)
 	if !ok {
@@ -102,7 +107,11 @@ func (f fields) str(name string) (string, bool, *itemError) {
 	if jsonKind(raw) != "string" {
 		return "", false, &itemError{pointer: name, reason: "want a string, got a JSON " + jsonKind(raw)}
 	}
-	if inner := raw[1 : len(raw)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+	inner := raw[1 : len(raw)-1]
+	if why := badJSONString(inner); why != "" {
+		return "", false, &itemError{pointer: name, reason: why}
+	}
+	if bytes.IndexByte(inner, '\\') < 0 {
 		return string(inner), true, nil // no escapes: the bytes are the string
 	}
 	var s string
@@ -110,6 +119,48 @@ func (f fields) str(name string) (string, bool, *itemError) {
 		return "", false, &itemError{pointer: name, reason: "want a string: " + err.Error()}
 	}
 	return s, true, nil
+}
+
+// badJSONString says why the inside of a JSON string literal would not
+// decode to the same text: invalid UTF-8 or an unpaired UTF-16 surrogate
+// escape; "" when it is faithful.
+func badJSONString(inner []byte) string {
+	if !utf8.Valid(inner) {
+		for i := 0; i < len(inner); {
+			r, n := utf8.DecodeRune(inner[i:])
+			if r == utf8.RuneError && n <= 1 {
+				return fmt.Sprintf("not valid UTF-8 (byte %d of the string); send text in UTF-8", i)
+			}
+			i += n
+		}
+	}
+	for i := 0; i+1 < len(inner); i++ {
+		if inner[i] != '\\' {
+			continue
+		}
+		if inner[i+1] != 'u' || i+6 > len(inner) {
+			i++ // a two-character escape such as \\ or \"
+			continue
+		}
+		v, err := strconv.ParseUint(string(inner[i+2:i+6]), 16, 16)
+		if err != nil {
+			return "" // json.Unmarshal reports the bad escape
+		}
+		switch {
+		case v >= 0xD800 && v < 0xDC00: // high surrogate: a low one must follow
+			if i+12 <= len(inner) && inner[i+6] == '\\' && inner[i+7] == 'u' {
+				if w, err := strconv.ParseUint(string(inner[i+8:i+12]), 16, 16); err == nil && w >= 0xDC00 && w < 0xE000 {
+					i += 11
+					continue
+				}
+			}
+			return fmt.Sprintf("unpaired UTF-16 surrogate \\u%04X at byte %d of the string", v, i)
+		case v >= 0xDC00 && v < 0xE000:
+			return fmt.Sprintf("unpaired UTF-16 surrogate \\u%04X at byte %d of the string", v, i)
+		}
+		i += 5
+	}
+	return ""
 }
 
 // ref reads a relationship: a string, or the first string of an array (FIWARE allows both).
@@ -195,10 +246,14 @@ func parseTime(s string) (time.Time, error) {
 	s = strings.TrimSpace(s)
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04Z07:00", "2006-01-02T15:04"} {
 		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
+			// The aggregator refuses the same range (a 1900 or 1970 date is a clock fault).
+			if err := feedcheck.Time("", t); err != nil {
+				return time.Time{}, err
+			}
 			return t.UTC(), nil
 		}
 	}
-	return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time such as 2025-07-01T08:00:00+07:00", s)
+	return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time such as 2025-07-01T08:00:00+07:00", feedcheck.Clip(s))
 }
 
 // observedPeriod reads dateObserved (an instant or the FIWARE interval
