@@ -48,18 +48,38 @@ func Time(field string, t time.Time) error {
 	return nil
 }
 
-// ID checks an identifier: not empty, at most MaxIDBytes, valid UTF-8, and
-// free of control characters (NUL included), which PostgreSQL text, NATS
-// headers and log lines cannot carry faithfully.
-func ID(field, s string) error {
+// ID checks an identifier: not empty, at most MaxIDBytes, valid UTF-8,
+// without white space at either end and free of control characters (NUL
+// included), which PostgreSQL text, NATS headers and log lines cannot carry
+// faithfully.
+func ID(field, s string) error { return id(field, s, MaxIDBytes) }
+
+// MaxKeyBytes bounds a text that is part of a primary key or unique index of
+// the store (a btree entry over about 2.7 kB fails its whole batch) or a
+// header of a NATS message: an id with a suffix (an event id is
+// <id>@<time>, a message id <source>/<event id>) still fits.
+const MaxKeyBytes = 1024
+
+// HeaderValue is ID for a value made of ids (an event id, a message id),
+// which may be up to MaxKeyBytes long.
+func HeaderValue(field, s string) error { return id(field, s, MaxKeyBytes) }
+
+func id(field, s string, max int) error {
 	if s == "" {
 		return fmt.Errorf("%s is empty", field)
 	}
-	if len(s) > MaxIDBytes {
-		return fmt.Errorf("%s is %d bytes long; at most %d", field, len(s), MaxIDBytes)
+	if len(s) > max {
+		return fmt.Errorf("%s is %d bytes long; at most %d", field, len(s), max)
 	}
 	if !utf8.ValidString(s) {
 		return fmt.Errorf("%s is not valid UTF-8", field)
+	}
+	// NATS trims header values: a padded id would not be the same id there.
+	if r, _ := utf8.DecodeRuneInString(s); unicode.IsSpace(r) {
+		return fmt.Errorf("%s starts with white space", field)
+	}
+	if r, _ := utf8.DecodeLastRuneInString(s); unicode.IsSpace(r) {
+		return fmt.Errorf("%s ends with white space", field)
 	}
 	for i, r := range s {
 		if unicode.IsControl(r) {

@@ -441,9 +441,9 @@ func required(field string, ts *timestamppb.Timestamp) (time.Time, error) {
 }
 
 // maxKeyBytes bounds a text that is part of a primary key or unique index:
-// a btree entry over about 2.7 kB fails its whole batch. The ingest allows far
-// less (feedcheck.MaxIDBytes).
-const maxKeyBytes = 1024
+// a btree entry over about 2.7 kB fails its whole batch. The ingest allows
+// ids of far less (feedcheck.MaxIDBytes).
+const maxKeyBytes = feedcheck.MaxKeyBytes
 
 // checkText rejects empty required fields, fields too long to index, and
 // invalid UTF-8 and NUL bytes in any field, which PostgreSQL text cannot hold

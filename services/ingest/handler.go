@@ -283,6 +283,16 @@ func (s *Service) buildItem(cat *catalog, p principal, spec kindSpec, f fields, 
 		return nil, ierr
 	}
 	it.finish(&iocv1.Origin{SourceId: p.sourceID, Province: province, Unit: unit, ReceivedAt: timestamppb.New(now)})
+	if err := storable(it.msg); err != nil {
+		return nil, &itemError{reason: err.Error()}
+	}
+	// Headers carry them, and NATS trims a header value: " a" and "a" would be one message id.
+	if err := feedcheck.HeaderValue("event id", it.eventID); err != nil {
+		return nil, &itemError{reason: err.Error()}
+	}
+	if err := feedcheck.HeaderValue("entity id", it.entityID); err != nil {
+		return nil, &itemError{reason: err.Error()}
+	}
 	body, err := proto.Marshal(it.msg)
 	if err != nil {
 		return nil, &itemError{reason: "encoding the event: " + err.Error()}
