@@ -224,7 +224,7 @@ func TestAcceptedMeansStored(t *testing.T) {
 	kinds := []string{subjects.KindAir, subjects.KindTraffic, subjects.KindWater, subjects.KindWeather, subjects.KindReport, subjects.KindAlert}
 	type acceptedItem struct {
 		kind, eventID, subject string
-		item               []byte
+		item                   []byte
 	}
 	var accepted []acceptedItem
 	seen := map[string]int{} // status -> count

@@ -199,4 +199,3 @@ func TestParseGeometryTopology(t *testing.T) {
 		})
 	}
 }
-
