@@ -224,7 +224,7 @@ func (d *decoded) decodeAlert(data []byte, source string, now time.Time) error {
 	if err := checkText(map[string]string{"identifier": m.GetIdentifier()}, texts...); err != nil {
 		return err
 	}
-	if err := storableText("id", eventID, maxKeyBytes); err != nil {
+	if err := storableText("id", eventID); err != nil {
 		return err
 	}
 	var (
@@ -346,10 +346,6 @@ func decodeObservation(data []byte, m observation, source string, now time.Time,
 	if c.observed, err = required("observed_at", m.GetObservedAt()); err != nil {
 		return c, err
 	}
-	// The ingest refuses the same range (feedcheck.Time) before accepting.
-	if err := feedcheck.Time("observed_at", c.observed); err != nil {
-		return c, err
-	}
 	if err := checkTexts(); err != nil {
 		return c, err
 	}
@@ -411,7 +407,7 @@ func origin(o *iocv1.Origin, header string, now time.Time) (string, time.Time, e
 	if src == "" {
 		return "", time.Time{}, fmt.Errorf("no source: neither the %s header nor origin.source_id is set", HeaderSource)
 	}
-	if err := storableText("source id", src, maxKeyBytes); err != nil {
+	if err := storableText("source id", src); err != nil {
 		return "", time.Time{}, err
 	}
 	received := now
@@ -434,39 +430,38 @@ func required(field string, ts *timestamppb.Timestamp) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("%s: %w", field, err)
 	}
 	t := ts.AsTime()
-	if t.IsZero() || t.Unix() <= 0 {
-		return time.Time{}, fmt.Errorf("%s is %s; want a time after 1970", field, t.Format(time.RFC3339))
+	// The ingest refuses the same range (feedcheck.Time) before accepting.
+	if err := feedcheck.Time(field, t); err != nil {
+		return time.Time{}, err
 	}
 	return t, nil
 }
 
-// maxKeyBytes bounds a text that is part of a primary key or unique index:
-// a btree entry over about 2.7 kB fails its whole batch. The ingest allows
-// ids of far less (feedcheck.MaxIDBytes).
-const maxKeyBytes = feedcheck.MaxKeyBytes
-
-// checkText rejects empty required fields, fields too long to index, and
-// invalid UTF-8 and NUL bytes in any field, which PostgreSQL text cannot hold
-// (a row that cannot be stored would fail its whole batch).
+// checkText rejects empty required fields, and invalid UTF-8 and NUL bytes
+// in any field, which PostgreSQL text cannot hold (a row that cannot be
+// stored would fail its whole batch). An id too long to index is left to the
+// store, whose refusal terminates the message alone; the ingest bounds ids
+// far below that (feedcheck.MaxIDBytes).
 func checkText(requiredFields map[string]string, optional ...string) error {
 	for name, v := range requiredFields {
 		if v == "" {
 			return fmt.Errorf("%s is empty", name)
 		}
-		if err := storableText(name, v, maxKeyBytes); err != nil {
+		if err := storableText(name, v); err != nil {
 			return err
 		}
 	}
 	for _, v := range optional {
-		if err := storableText("a text field", v, math.MaxInt); err != nil {
+		if err := storableText("a text field", v); err != nil {
 			return err
 		}
 	}
 	return nil
 }
 
-// storableText is feedcheck.Text, which the ingest applies with tighter bounds.
-func storableText(field, s string, max int) error { return feedcheck.Text(field, s, max) }
+// storableText is feedcheck.Text without a length bound; the ingest applies
+// it with bounds, and to every text of the event.
+func storableText(field, s string) error { return feedcheck.Text(field, s, math.MaxInt) }
 
 func decodeWKB(b []byte) (geom.T, error) {
 	t, err := wkbx.Unmarshal(b)
