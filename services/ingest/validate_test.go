@@ -199,3 +199,30 @@ func TestParseGeometryTopology(t *testing.T) {
 		})
 	}
 }
+
+// TestAlertTextsStorable: whichever parser reads an alert, a text the store
+// cannot hold (NUL) or a time out of range is refused before it is
+// accepted; the aggregator used to terminate them.
+func TestAlertTextsStorable(t *testing.T) {
+	e := newEnv(t, ingest.Config{})
+	nulHeadline := capAlert("al-nul", hoanKiem)
+	nulHeadline["info"].([]any)[0].(map[string]any)["headline"] = "a\x00b"
+	old := capAlert("al-old", hoanKiem)
+	old["sent"] = "1990-01-01T00:00:00Z"
+	r := e.post(t, "alert", tokWard, "", arr(t, nulHeadline, old, capAlert("al-ok", hoanKiem)))
+	if r.code != 202 || len(r.resp.Results) != 3 {
+		t.Fatalf("got HTTP %d: %.500s", r.code, r.raw)
+	}
+	for i, want := range []string{"NUL", "out of range", ""} {
+		got := r.resp.Results[i]
+		if want == "" {
+			if got.Status != ingest.StatusAccepted {
+				t.Errorf("item %d: got %s %q; want accepted", i, got.Status, got.Reason)
+			}
+			continue
+		}
+		if got.Status != ingest.StatusRejected || !strings.Contains(got.Reason, want) {
+			t.Errorf("item %d: got %s %q; want rejected with %q", i, got.Status, got.Reason, want)
+		}
+	}
+}
