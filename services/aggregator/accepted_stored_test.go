@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -64,7 +65,7 @@ func (h hostile) time(now time.Time) any {
 }
 
 func (h hostile) number() any {
-	return h.pick(0.0, 1.0, 35.5, -1.0, -0.0, 1e-300, 1999.9, 2000.0, 2000.1, 1e308, -1e308, 1e12, 1e13, 70.0, 71.0,
+	return h.pick(0.0, 1.0, 35.5, -1.0, math.Copysign(0, -1), 1e-300, 1999.9, 2000.0, 2000.1, 1e308, -1e308, 1e12, 1e13, 70.0, 71.0,
 		-60.0, -61.0, 0.5, 14.0, "35", nil, true)
 }
 
