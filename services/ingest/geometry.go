@@ -253,13 +253,23 @@ func polygon(rs [][][]float64, at string) ([][]float64, error) {
 		if distinctPoints(xy) < 3 {
 			return nil, &geometryError{rp, "a ring needs at least 3 distinct points"}
 		}
-		if a, b, ok := selfIntersection(xy); ok {
+		if a, b, ok := selfIntersection(xy); ok && a < 0 {
+			return nil, &geometryError{rp, tooComplex}
+		} else if ok {
 			return nil, &geometryError{rp, fmt.Sprintf("ring intersects itself (edges %d and %d cross)", a, b)}
 		}
 		out = append(out, xy)
 	}
 	return out, nil
 }
+
+// maxEdgePairs bounds the pairs of edges the sweeps of selfIntersection and
+// ringsCross compare (about 20 ms of work): edges that all span the same
+// longitudes (a comb) would otherwise cost the square of their number. They
+// report -1, -1, true beyond it.
+const maxEdgePairs = 2_000_000
+
+const tooComplex = "the rings are too intricate to check (too many edges span the same longitudes): simplify the geometry"
 
 // selfIntersection finds two non-adjacent edges of a closed ring that meet,
 // sweeping edges sorted by their smallest longitude so that only edges whose
@@ -298,9 +308,13 @@ func selfIntersection(xy []float64) (int, int, bool) {
 		}
 		return 0
 	})
+	tests := 0
 	for a := 0; a < m; a++ {
 		ea := es[a]
 		for b := a + 1; b < m && es[b].minX <= ea.maxX; b++ {
+			if tests++; tests > maxEdgePairs {
+				return -1, -1, true
+			}
 			eb := es[b]
 			pa, pb := pos[ea.i], pos[eb.i]
 			d := pa - pb
@@ -450,7 +464,9 @@ func ringTopology(rings [][]float64, at string) error {
 	for i, r := range rings {
 		boxes[i] = ringBox(r)
 	}
-	if a, b, ok := ringsCross(rings); ok {
+	if a, b, ok := ringsCross(rings); ok && a < 0 {
+		return &geometryError{at, tooComplex}
+	} else if ok {
 		rp := at + "[" + strconv.Itoa(b) + "]"
 		if a == 0 {
 			return &geometryError{rp, fmt.Sprintf("hole %d crosses the outer ring", b)}
@@ -556,9 +572,13 @@ func ringsCross(rings [][]float64) (int, int, bool) {
 		}
 		return 0
 	}
+	tests := 0
 	for a := range es {
 		ea := es[a]
 		for b := a + 1; b < len(es) && es[b].minX <= ea.maxX; b++ {
+			if tests++; tests > maxEdgePairs {
+				return -1, -1, true
+			}
 			eb := es[b]
 			if ea.ring == eb.ring {
 				continue
