@@ -488,6 +488,24 @@ func (ix *Index) IntersectsArea(code string, area [][][]float64) bool {
 	return false
 }
 
+// CoversArea is IntersectsArea counting the boundaries of the unit's
+// descendants as its own, as Covers does for a point.
+func (ix *Index) CoversArea(code string, area [][][]float64) bool {
+	if ix.IntersectsArea(code, area) {
+		return true
+	}
+	if ix == nil {
+		return false
+	}
+	for i := range ix.entries {
+		c := ix.entries[i].unit.Code
+		if c != code && ix.Within(c, code) && ix.IntersectsArea(c, area) {
+			return true
+		}
+	}
+	return false
+}
+
 func (e *entry) contains(x, y float64) bool {
 	if !e.box.contains(x, y) {
 		return false

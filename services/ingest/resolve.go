@@ -113,7 +113,7 @@ func resolveAreas(ix *units.Index, p principal, it *parsed) (string, string, *it
 	if p.unit != "" {
 		meets := false
 		for _, g := range it.geoms {
-			if ix.IntersectsArea(p.unit, g.Polys) {
+			if ix.CoversArea(p.unit, g.Polys) {
 				meets = true
 				break
 			}
@@ -121,7 +121,7 @@ func resolveAreas(ix *units.Index, p principal, it *parsed) (string, string, *it
 		if !meets {
 			reason := fmt.Sprintf("the alert's area does not intersect source unit %s", unitLabel(ix, p.unit))
 			for _, g := range it.geoms {
-				if ix.IntersectsArea(p.unit, g.Swapped().Polys) {
+				if ix.CoversArea(p.unit, g.Swapped().Polys) {
 					reason = swappedHint
 					break
 				}
@@ -143,7 +143,7 @@ func resolveAreas(ix *units.Index, p principal, it *parsed) (string, string, *it
 	if code == "" && p.unit == "" {
 		for _, pc := range ix.Codes(units.LevelProvince) {
 			for _, g := range it.geoms {
-				if ix.IntersectsArea(pc, g.Polys) {
+				if ix.CoversArea(pc, g.Polys) {
 					code = pc
 					break
 				}

@@ -226,3 +226,41 @@ func TestAlertTextsStorable(t *testing.T) {
 		}
 	}
 }
+
+// TestProvinceAlertAtItsEdge: an alert area inside a ward of Hà Nội but
+// wholly outside the province polygon meets province 01.
+func TestProvinceAlertAtItsEdge(t *testing.T) {
+	e := newEnv(t, ingest.Config{})
+	ix := units.NewIndex(testUnits(t))
+	const d = 0.0002
+	var p [2]float64
+	found := false
+	for lon := 105.25; lon <= 106.05 && !found; lon += 0.005 {
+		for lat := 20.55; lat <= 21.40 && !found; lat += 0.005 {
+			u, ok := ix.Locate(lon, lat)
+			if ok && u.ParentCode == "01" && !ix.IntersectsArea("01", [][][]float64{{squareRing(lon, lat, d)}}) &&
+				ix.Contains(u.Code, lon-d, lat-d) && ix.Contains(u.Code, lon+d, lat+d) {
+				p, found = [2]float64{lon, lat}, true
+			}
+		}
+	}
+	if !found {
+		t.Fatal("no alert-sized area of a ward lies wholly outside the province polygon; the test would prove nothing")
+	}
+	ring := squareRing(p[0], p[1], d)
+	var coords [][]float64
+	for k := 0; k+1 < len(ring); k += 2 {
+		coords = append(coords, []float64{ring[k], ring[k+1]})
+	}
+	a := capAlert("edge-alert", p)
+	a["area"] = []any{map[string]any{"areaDesc": "edge", "geometry": map[string]any{"type": "Polygon", "coordinates": [][][]float64{coords}}}}
+	r := e.post(t, "alert", tokProvince, "", arr(t, a))
+	if r.code != 202 || r.resp.Accepted != 1 {
+		t.Errorf("got HTTP %d %.500s; want the alert accepted for province 01", r.code, r.raw)
+	}
+}
+
+// squareRing is the closed ring, flat lon,lat, of the square of half-side d around (x, y).
+func squareRing(x, y, d float64) []float64 {
+	return []float64{x - d, y - d, x + d, y - d, x + d, y + d, x - d, y + d, x - d, y - d}
+}
