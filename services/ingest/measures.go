@@ -135,7 +135,8 @@ func readMeasures(f fields, spec map[string]measure, aliases map[string]string, 
 			}
 			// The name becomes a key of the extra jsonb column and of the live values.
 			if err := feedcheck.ID("member name", k); err != nil {
-				return nil, &itemError{reason: fmt.Sprintf("%v (%q)", err, feedcheck.Clip(k))}
+				// The pointer names the member unless it has no name (a JSON pointer cannot show it then).
+				return nil, &itemError{pointer: feedcheck.Clip(k), reason: fmt.Sprintf("%v (%q)", err, feedcheck.Clip(k))}
 			}
 			if why := checkPlausible(k, k, v); why != "" {
 				return nil, &itemError{pointer: k, reason: why}

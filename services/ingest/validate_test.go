@@ -33,7 +33,7 @@ func TestRefusedBeforeAccepted(t *testing.T) {
 		{"negative-free but absurd pm10", with(air("v2", hoanKiem), "PM10", 5000.0), "/0/PM10", "plausible"},
 		{"temperature -100", with(air("v3", hoanKiem), "temperature", -100.0), "/0/temperature", "plausible range [-60, 70]"},
 		{"huge other value", with(air("v4", hoanKiem), "airQualityIndex", 1e300), "/0/airQualityIndex", "beyond"},
-		{"NUL in a member name", with(air("v5", hoanKiem), "x\x00y", 1.0), "/0", "member name has control character"},
+		{"NUL in a member name", with(air("v5", hoanKiem), "x\x00y", 1.0), "/0/x\x00y", "member name has control character"},
 		{"1 MB refDevice", with(air("r1", hoanKiem), "refDevice", huge), "/0/refDevice", "refDevice is 1048576 bytes long; at most 256"},
 		{"1 MB name", with(air("r2", hoanKiem), "name", huge), "/0/name", "name is 1048576 bytes long; at most 256"},
 		{"1 MB id", air(huge, hoanKiem), "/0/id", "id is 1048576 bytes long; at most 256"},
