@@ -259,7 +259,7 @@ func parseTime(s string) (time.Time, error) {
 // observedPeriod reads dateObserved (an instant or the FIWARE interval
 // "start/end") and dateObservedFrom / dateObservedTo: the end is when the
 // observation was made; the start is zero when not given.
-func (f fields) observedPeriod(now time.Time, maxFuture time.Duration) (at, from time.Time, ierr *itemError) {
+func (f fields) observedPeriod(now time.Time, maxFuture, maxAge time.Duration) (at, from time.Time, ierr *itemError) {
 	ptr := "dateObserved"
 	if s, ok, err := f.str("dateObserved"); err != nil {
 		return at, from, err
@@ -299,6 +299,10 @@ func (f fields) observedPeriod(now time.Time, maxFuture time.Duration) (at, from
 	}
 	if !from.IsZero() && at.Before(from) {
 		return at, from, &itemError{pointer: ptr, reason: fmt.Sprintf("observation ends (%s) before it starts (%s)", at.Format(time.RFC3339), from.Format(time.RFC3339))}
+	}
+	if maxAge > 0 && at.Before(now.Add(-maxAge)) {
+		return at, from, &itemError{pointer: ptr, reason: fmt.Sprintf("%s is %s old; this hub takes observations up to %s old",
+			at.Format(time.RFC3339), now.Sub(at).Round(time.Second), maxAge)}
 	}
 	if maxFuture > 0 && at.After(now.Add(maxFuture)) {
 		return at, from, &itemError{pointer: ptr, reason: fmt.Sprintf("%s is %s in the future (more than %s ahead of the hub's clock; check the source's clock and time zone)",

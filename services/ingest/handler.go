@@ -146,7 +146,7 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 	}
 
 	now := s.now()
-	env := parseEnv{now: now, maxFuture: s.cfg.MaxFuture, seal: s.sealer}
+	env := parseEnv{now: now, maxFuture: s.cfg.MaxFuture, maxAge: s.cfg.MaxAge, seal: s.sealer}
 	results := make([]Result, len(raws))
 	var toSend []*pending
 	outside := 0

@@ -48,6 +48,8 @@ type parsed struct {
 type parseEnv struct {
 	now       time.Time
 	maxFuture time.Duration
+	// maxAge is Config.MaxAge: 0 means no limit but feedcheck.MinTime.
+	maxAge time.Duration
 	// seal seals a report's contact; nil when the hub has no seal key.
 	seal *seal.Sealer
 }
@@ -146,7 +148,7 @@ func readObservation(f fields, env parseEnv, geomType string, refs []string, typ
 	if ierr != nil {
 		return h, ierr
 	}
-	at, from, ierr := f.observedPeriod(env.now, env.maxFuture)
+	at, from, ierr := f.observedPeriod(env.now, env.maxFuture, env.maxAge)
 	if ierr != nil {
 		return h, ierr
 	}

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/iochub/iochub/internal/units"
 	"github.com/iochub/iochub/services/ingest"
@@ -263,4 +264,26 @@ func TestProvinceAlertAtItsEdge(t *testing.T) {
 // squareRing is the closed ring, flat lon,lat, of the square of half-side d around (x, y).
 func squareRing(x, y, d float64) []float64 {
 	return []float64{x - d, y - d, x + d, y - d, x + d, y + d, x - d, y + d, x - d, y - d}
+}
+
+// TestMaxAge: with Config.MaxAge set, an observation older than it is
+// refused; without it only the fixed floor applies.
+func TestMaxAge(t *testing.T) {
+	old := air("old", hoanKiem) // dated 2025-07-01
+	for _, tt := range []struct {
+		maxAge time.Duration
+		want   string
+	}{{0, ingest.StatusAccepted}, {24 * time.Hour, ingest.StatusRejected}} {
+		e := newEnv(t, ingest.Config{MaxAge: tt.maxAge})
+		r := e.post(t, "air", tokWard, "", arr(t, old))
+		if r.code != 202 || r.resp.Results[0].Status != tt.want {
+			t.Errorf("MaxAge %s: got HTTP %d %.300s; want %s", tt.maxAge, r.code, r.raw, tt.want)
+		}
+		if tt.want == ingest.StatusRejected && !strings.Contains(r.resp.Results[0].Reason, "old; this hub takes observations up to 24h0m0s old") {
+			t.Errorf("MaxAge %s: reason %q", tt.maxAge, r.resp.Results[0].Reason)
+		}
+	}
+	if _, err := ingest.New(ingest.Config{MaxAge: -time.Second}, ingest.Deps{}); err == nil {
+		t.Error("New with a negative MaxAge: no error")
+	}
 }
