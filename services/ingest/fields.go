@@ -170,14 +170,24 @@ func (f fields) ref(name string) (string, *itemError) {
 		return "", nil
 	}
 	if raw[0] == '[' {
-		var ss []string
-		if err := json.Unmarshal(raw, &ss); err != nil {
+		var rs []json.RawMessage
+		if err := json.Unmarshal(raw, &rs); err != nil {
 			return "", &itemError{pointer: name, reason: "want a string or an array of strings"}
 		}
-		if len(ss) == 0 {
+		if len(rs) == 0 {
 			return "", nil
 		}
-		return ss[0], nil
+		for _, r := range rs {
+			if jsonKind(r) != "string" {
+				return "", &itemError{pointer: name, reason: "want a string or an array of strings"}
+			}
+		}
+		// Read the first as str does, refusing what decoding would alter.
+		s, _, ierr := fields{name: rs[0]}.str(name)
+		if ierr != nil {
+			ierr.pointer = name + "[0]"
+		}
+		return s, ierr
 	}
 	s, _, err := f.str(name)
 	return s, err

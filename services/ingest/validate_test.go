@@ -287,3 +287,18 @@ func TestMaxAge(t *testing.T) {
 		t.Error("New with a negative MaxAge: no error")
 	}
 }
+
+// TestRefArrayUTF8: a reference given as an array is read like a string:
+// invalid UTF-8 in its first element is refused, not replaced.
+func TestRefArrayUTF8(t *testing.T) {
+	e := newEnv(t, ingest.Config{})
+	body := []byte(`[{"id":"ra","type":"AirQualityObserved","dateObserved":"2025-07-01T08:00:00Z","location":{"type":"Point","coordinates":[105.8524,21.0287]},"refDevice":["dev-` + "\xff" + `"]}]`)
+	r := e.post(t, "air", tokWard, "application/json", body)
+	if r.code != 202 || r.resp.Results[0].Status != ingest.StatusRejected || r.resp.Results[0].Pointer != "/0/refDevice/0" {
+		t.Errorf("got HTTP %d %s; want rejected at /0/refDevice/0", r.code, r.raw)
+	}
+	ok := with(air("rb", hoanKiem), "refDevice", []string{"dev-1", "dev-2"})
+	if r := e.post(t, "air", tokWard, "", arr(t, ok)); r.code != 202 || r.resp.Accepted != 1 {
+		t.Errorf("array of refs: got HTTP %d %s; want accepted", r.code, r.raw)
+	}
+}
