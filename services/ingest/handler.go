@@ -293,6 +293,9 @@ func (s *Service) buildItem(cat *catalog, p principal, spec kindSpec, f fields, 
 	if err := feedcheck.HeaderValue("entity id", it.entityID); err != nil {
 		return nil, &itemError{reason: err.Error()}
 	}
+	if err := feedcheck.HeaderValue("message id", MsgID(p.sourceID, it.eventID)); err != nil {
+		return nil, &itemError{reason: err.Error()}
+	}
 	body, err := proto.Marshal(it.msg)
 	if err != nil {
 		return nil, &itemError{reason: "encoding the event: " + err.Error()}
