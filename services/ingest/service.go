@@ -39,6 +39,11 @@ type Config struct {
 	// MaxFuture is how far ahead of the hub's clock an observation may be
 	// dated; 0 means 10 minutes, a negative value turns the check off.
 	MaxFuture time.Duration
+	// MaxAge is how far behind the hub's clock an observation may be dated;
+	// 0 means no limit but the fixed floor every time has (2000-01-01,
+	// feedcheck.MinTime), which the store holds. Set it to refuse late
+	// backfills.
+	MaxAge time.Duration
 	// RefreshEvery is how often units and sources are re-read from PostGIS; 0 means 30s.
 	RefreshEvery time.Duration
 	// MaxPending bounds the async publishes in flight for the whole service; 0 means 4096.
@@ -84,6 +89,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("MaxItems %d is negative: %w", c.MaxItems, ErrConfig)
 	case c.PublishTimeout < 0:
 		return fmt.Errorf("PublishTimeout %s is negative: %w", c.PublishTimeout, ErrConfig)
+	case c.MaxAge < 0:
+		return fmt.Errorf("MaxAge %s is negative: %w", c.MaxAge, ErrConfig)
 	case c.RefreshEvery < 0:
 		return fmt.Errorf("RefreshEvery %s is negative: %w", c.RefreshEvery, ErrConfig)
 	case c.AlertScope != "" && c.AlertScope != AlertScopeProvince && c.AlertScope != AlertScopeUnit:
