@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"strings"
@@ -53,7 +54,31 @@ type config struct {
 	// ReportSweep is how often the aggregator looks for reports past their
 	// SLA; 0 means the aggregator's default (30s). Not a flag: tests set it.
 	ReportSweep time.Duration
+	// OpsHTTP is the address of the ops listener (/metrics, /healthz,
+	// /readyz); empty means those are served on HTTP, /metrics included.
+	OpsHTTP string
+	// BodyTimeout bounds the time to receive a request body; 0 means no bound.
+	BodyTimeout time.Duration
+	// HeaderTimeout bounds the time to receive a request's headers, and
+	// IdleTimeout how long a keep-alive connection may wait for its next
+	// request. Not flags: tests set them.
+	HeaderTimeout, IdleTimeout time.Duration
+	// SourceConcurrency is the most ingest requests of one source in flight;
+	// 0 means no limit.
+	SourceConcurrency int
+	// SourceRate is the ingest requests per second one source may sustain and
+	// SourceBurst the burst above it; 0 means no limit.
+	SourceRate  float64
+	SourceBurst int
+	// MaxConcurrent is the most ingest requests in flight in all; 0 means no limit.
+	MaxConcurrent int
+	// ResetHubID lets dev start although its JetStream store and its database
+	// belong to different hubs, giving both a new hub id (nothing is deleted).
+	ResetHubID bool
 }
+
+// maxHeaderBytes bounds a request's headers (the default of net/http is 1 MiB).
+const maxHeaderBytes = 64 << 10
 
 var targets = map[string]bool{"ingest": true, "aggregator": true, "gateway": true, "all": true}
 
@@ -66,6 +91,14 @@ func defaults() config {
 		Province:    "01",
 		LogLevel:    "info",
 		LogFormat:   "text",
+
+		BodyTimeout:       30 * time.Second,
+		HeaderTimeout:     10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		SourceConcurrency: 4,
+		SourceRate:        50,
+		SourceBurst:       100,
+		MaxConcurrent:     64,
 	}
 }
 
@@ -100,6 +133,16 @@ func (c *config) bind(fs *flag.FlagSet, names ...string) {
 			fs.StringVar(&c.SealKey, "seal-key", c.SealKey, "hub key sealing reporters' contacts: 64 hex digits or base64 of 32 bytes (IOCHUB_SEAL_KEY)")
 		case "operator-token":
 			fs.StringVar(&c.OperatorToken, "operator-token", c.OperatorToken, "bearer token of the operator endpoints (IOCHUB_OPERATOR_TOKEN)")
+		case "ops-http":
+			fs.StringVar(&c.OpsHTTP, "ops-http", c.OpsHTTP, "listen address of /metrics, /healthz and /readyz; empty serves them on --http (IOCHUB_OPS_HTTP)")
+		case "limits":
+			fs.DurationVar(&c.BodyTimeout, "body-timeout", c.BodyTimeout, "longest time to receive a request body; a slower one gets 408; 0 means no bound (IOCHUB_BODY_TIMEOUT)")
+			fs.IntVar(&c.SourceConcurrency, "source-concurrency", c.SourceConcurrency, "most ingest requests of one source in flight; 0 means no limit (IOCHUB_SOURCE_CONCURRENCY)")
+			fs.Float64Var(&c.SourceRate, "source-rate", c.SourceRate, "ingest requests per second one source may sustain; 0 means no limit (IOCHUB_SOURCE_RATE)")
+			fs.IntVar(&c.SourceBurst, "source-burst", c.SourceBurst, "requests one source may send at once above --source-rate (IOCHUB_SOURCE_BURST)")
+			fs.IntVar(&c.MaxConcurrent, "max-concurrent", c.MaxConcurrent, "most ingest requests in flight in all; 0 means no limit (IOCHUB_MAX_CONCURRENT)")
+		case "reset-hub-id":
+			fs.BoolVar(&c.ResetHubID, "reset-hub-id", c.ResetHubID, "start although the JetStream store and the database belong to different hubs, and give both a new hub id; nothing is deleted (IOCHUB_RESET_HUB_ID)")
 		case "check-config":
 			fs.BoolVar(&c.CheckConfig, "check-config", false, "validate the configuration, print it and exit")
 		default:
@@ -153,6 +196,23 @@ func (c *config) validate() error {
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		errs = append(errs, fmt.Errorf("--log-format %q: want json or text", c.LogFormat))
+	}
+	if c.OpsHTTP != "" {
+		if _, _, err := net.SplitHostPort(c.OpsHTTP); err != nil {
+			errs = append(errs, fmt.Errorf("--ops-http %q: want host:port: %w", c.OpsHTTP, err))
+		}
+	}
+	for _, n := range []struct {
+		flag string
+		v    float64
+	}{{"--body-timeout", c.BodyTimeout.Seconds()}, {"--source-concurrency", float64(c.SourceConcurrency)},
+		{"--source-rate", c.SourceRate}, {"--source-burst", float64(c.SourceBurst)}, {"--max-concurrent", float64(c.MaxConcurrent)}} {
+		if n.v < 0 || math.IsNaN(n.v) || math.IsInf(n.v, 0) {
+			errs = append(errs, fmt.Errorf("%s %v: want 0 (no limit) or a positive value", n.flag, n.v))
+		}
+	}
+	if c.SourceRate > 0 && c.SourceBurst < 1 {
+		errs = append(errs, fmt.Errorf("--source-burst %d: want at least 1 with --source-rate %g", c.SourceBurst, c.SourceRate))
 	}
 	if c.SimInterval <= 0 {
 		errs = append(errs, fmt.Errorf("--sim-interval %s: must be positive", c.SimInterval))

@@ -30,7 +30,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	cfg := defaults()
 	fs := flag.NewFlagSet("iochub dev", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfg.bind(fs, "http", "nats-port", "database-url", "data-dir", "dev-token", "no-sim", "sim-interval", "log", "check-config", "seal-key", "operator-token")
+	cfg.bind(fs, "http", "ops-http", "limits", "nats-port", "database-url", "data-dir", "reset-hub-id", "dev-token", "no-sim", "sim-interval", "log", "check-config", "seal-key", "operator-token")
 	cfg.bindAuth(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -53,8 +53,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("resolving --data-dir: %w", err)
 	}
-	if err := os.MkdirAll(dataDir, 0o750); err != nil {
-		return fmt.Errorf("creating data dir: %w", err)
+	// The private PostgreSQL cluster stays in the data dir, beside the
+	// JetStream store it goes with; as root its server runs as the postgres
+	// user, who must be able to enter the data dir.
+	if err := pgcluster.MkdirReachable(dataDir); err != nil {
+		return fmt.Errorf("creating the data dir: %w", err)
 	}
 	if err := cfg.devSealKey(dataDir); err != nil {
 		return err
@@ -73,17 +76,14 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		ns.WaitForShutdown()
 	}()
 
-	dbURL := cfg.DatabaseURL
+	dbURL, pgDir := cfg.DatabaseURL, ""
 	if dbURL == "" {
-		pgDir := filepath.Join(dataDir, "pg")
+		pgDir = filepath.Join(dataDir, "pg")
 		cl, err := pgcluster.Start(ctx, pgcluster.Config{Dir: pgDir, Logger: log})
 		if errors.Is(err, pgcluster.ErrNotTraversable) {
-			// Run as root from a home the postgres user cannot enter (/root is 0700):
-			// keep the cluster in a fixed place outside it, one per data dir.
-			sum := sha256.Sum256([]byte(dataDir))
-			pgDir = filepath.Join(os.TempDir(), "iochub-pg-"+hex.EncodeToString(sum[:6]))
-			log.Warn("the data dir is not accessible to the postgres user; keeping the PostgreSQL cluster elsewhere", "dir", pgDir)
-			cl, err = pgcluster.Start(ctx, pgcluster.Config{Dir: pgDir, Logger: log})
+			// Never elsewhere (it once went to /tmp, which a reboot empties
+			// while JetStream keeps its streams here).
+			return fmt.Errorf("keeping the private PostgreSQL cluster in the data dir: %w; or choose a --data-dir the postgres user can reach (such as /var/lib/iochub), or pass --database-url", err)
 		}
 		if err != nil {
 			return fmt.Errorf("starting the private PostgreSQL cluster (or pass --database-url): %w", err)
@@ -108,10 +108,6 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer pool.Close()
-	if err := seedUnits(ctx, pool, stderr); err != nil {
-		return err
-	}
-
 	nc, err := natsx.Connect(ns.ClientURL(), "iochub-dev")
 	if err != nil {
 		return err
@@ -121,6 +117,13 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("opening JetStream: %w", err)
 	}
+	if _, err := checkHubID(ctx, js, pool, hubCheck{natsDir: filepath.Join(dataDir, "nats"), db: redactURL(dbURL), pgDir: pgDir,
+		legacyPG: legacyPGDir(dataDir), reset: cfg.ResetHubID}, log); err != nil {
+		return err
+	}
+	if err := seedUnits(ctx, pool, stderr); err != nil {
+		return err
+	}
 
 	// The authenticator is made here so the printed wall-screen URL can carry a
 	// one-time sign-in code for the dev token (auth.go).
@@ -129,7 +132,8 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	ready := make(chan string, 1)
-	d := roleDeps{cfg: cfg, log: log, nc: nc, js: js, pool: pool, ready: ready, authn: authn}
+	opsReady := make(chan string, 1)
+	d := roleDeps{cfg: cfg, log: log, nc: nc, js: js, pool: pool, ready: ready, opsReady: opsReady, authn: authn}
 	if !cfg.NoSim {
 		d.extra = append(d.extra, func(ctx context.Context, baseURL string) error {
 			s, err := sim.New(sim.Config{BaseURL: baseURL, Token: cfg.DevToken, Interval: cfg.SimInterval, Logger: log.With("role", "sim")})
@@ -150,23 +154,36 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 			if code, err := authn.MintCode(devPrincipalID); err == nil {
 				signIn = "&code=" + code // one use, 10 minutes: then sign in with the dev token
 			}
+			ops := base
+			select {
+			case ops = <-opsReady: // sent before ready when --ops-http is set
+			default:
+			}
 			fmt.Fprintf(stdout, `
 iochub dev is running.
   wall screen      %s/?province=%s%s
   ingest           POST %s/v1/feeds/{traffic|air|alert}   (Authorization: Bearer %s)
   live WebSocket   %s/v1/live?province=%s   (Authorization: Bearer %s)
-  health           %s/healthz  %s/readyz  %s/metrics (admin)
+  health           %s/healthz  %s/readyz  %s/metrics (admin, unless on --ops-http)
   NATS             %s
   PostGIS          %s
   dev token        %s
   simulator        %s
   (the wall screen's code signs one browser in, once, within 10 minutes; after that sign in with the dev token)
 Press Ctrl-C to stop.
-`, base, cfg.Province, signIn, base, cfg.DevToken, ws, cfg.Province, cfg.DevToken, base, base, base, ns.ClientURL(), redactURL(dbURL), cfg.DevToken, onOff(!cfg.NoSim))
+`, base, cfg.Province, signIn, base, cfg.DevToken, ws, cfg.Province, cfg.DevToken, ops, ops, ops, ns.ClientURL(), redactURL(dbURL), cfg.DevToken, onOff(!cfg.NoSim))
 		case <-ctx.Done():
 		}
 	}()
 	return serveRoles(ctx, d)
+}
+
+// legacyPGDir is where dev kept the PostgreSQL cluster of dataDir when run
+// as root from a directory the postgres user could not enter; only named in
+// messages now, so that its data can be moved back into the data dir.
+func legacyPGDir(dataDir string) string {
+	sum := sha256.Sum256([]byte(dataDir))
+	return filepath.Join(os.TempDir(), "iochub-pg-"+hex.EncodeToString(sum[:6]))
 }
 
 func onOff(b bool) string {

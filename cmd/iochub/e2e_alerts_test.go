@@ -231,7 +231,7 @@ func TestEndToEndCAPAlerts(t *testing.T) {
 	ctx := context.Background()
 	if _, err := db.Pool.Exec(ctx, `INSERT INTO admin_unit (code, level, name_vi, name_en, boundary, valid_from)
 		VALUES ($1, 'province', 'Tỉnh thử nghiệm (ví dụ CAP của WMO)', 'Test province (WMO CAP examples)',
-		        ST_Multi(ST_MakeEnvelope(-20, -40, 70, 65, 4326)), now() - interval '1 day')`, testProv); err != nil {
+		        ST_Multi(ST_MakeEnvelope(-30, -40, 70, 65, 4326)), now() - interval '1 day')`, testProv); err != nil {
 		t.Fatal(err)
 	}
 	token, err := postgis.AddSource(ctx, db.Pool, postgis.Source{ID: "wmo", Name: "WMO CAP examples", UnitCode: testProv})

@@ -7,6 +7,7 @@
 //	iochub units import FILE...     load administrative units from GeoJSON
 //	iochub sources add              register a feed source bound to a unit and print its token
 //	iochub identities create        create a viewer, operator or admin scoped to provinces and print its token
+//	iochub deadletters list|show|redrive|discard   the feed items accepted but not stored
 //
 // Flags take precedence over IOCHUB_* environment variables, which take precedence over defaults.
 package main
@@ -53,6 +54,7 @@ commands:
   identities create      create a viewer, operator or admin scoped to provinces; prints its token
   identities list        list identities
   identities revoke      revoke an identity's token and sessions
+  deadletters CMD        list, show, redrive or discard the feed items accepted but not stored
 
 Run 'iochub <command> -h' for the flags of a command.
 `
@@ -86,6 +88,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return errUsage
 	case "identities":
 		return runIdentities(ctx, args[1:], stdout, stderr)
+	case "deadletters":
+		return runDeadletters(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

@@ -33,7 +33,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg.NATSURL = nats.DefaultURL
 	fs := flag.NewFlagSet("iochub serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfg.bind(fs, "http", "nats-url", "database-url", "target", "dev-token", "log", "check-config", "seal-key", "operator-token")
+	cfg.bind(fs, "http", "ops-http", "limits", "nats-url", "database-url", "target", "dev-token", "log", "check-config", "seal-key", "operator-token")
 	cfg.bindAuth(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -84,8 +84,10 @@ type roleDeps struct {
 	nc   *nats.Conn
 	js   jetstream.JetStream
 	pool *pgxpool.Pool
-	// ready is closed once the HTTP server listens; optional.
+	// ready receives the base URL once the HTTP server listens; optional.
 	ready chan<- string
+	// opsReady receives the ops listener's base URL (with --ops-http); optional.
+	opsReady chan<- string
 	// extra runs beside the roles (the simulator in dev).
 	extra []func(ctx context.Context, baseURL string) error
 	// authn is the access control; nil builds one from cfg (newAuthenticator).
@@ -109,7 +111,16 @@ func serveRoles(ctx context.Context, d roleDeps) error {
 		o.AddCheck("postgis", func(ctx context.Context) error { return d.pool.Ping(ctx) })
 	}
 	mux := http.NewServeMux()
-	o.Register(mux)
+	opsMux := http.NewServeMux()
+	o.Register(opsMux)
+	if d.cfg.OpsHTTP == "" {
+		// Metrics on the public listener answer admins only (RequireAdmin below); --ops-http serves them apart.
+		o.Register(mux)
+	} else {
+		// Probes may still reach the public listener; /metrics is served only on the ops one.
+		mux.Handle("GET /healthz", opsMux)
+		mux.Handle("GET /readyz", opsMux)
+	}
 	// Access control (auth.go): identities loaded before the first request, reloaded by a runner.
 	authn := d.authn
 	if authn == nil {
@@ -137,7 +148,7 @@ func serveRoles(ctx context.Context, d roleDeps) error {
 		if err != nil {
 			return err
 		}
-		in, err := ingest.New(ingest.Config{DevToken: d.cfg.DevToken, SealKey: sealKey}, ingest.Deps{JS: d.js, Pool: d.pool, Logger: d.log.With("role", "ingest"), Metrics: o.Registry})
+		in, err := ingest.New(ingest.Config{DevToken: d.cfg.DevToken, SealKey: sealKey, Limits: d.cfg.ingestLimits()}, ingest.Deps{JS: d.js, Pool: d.pool, Logger: d.log.With("role", "ingest"), Metrics: o.Registry})
 		if err != nil {
 			return err
 		}
@@ -188,9 +199,26 @@ func serveRoles(ctx context.Context, d roleDeps) error {
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", d.cfg.HTTP, err)
 	}
-	srv := &http.Server{Handler: gateway.RequireAdmin(authn, "/metrics", mux), ReadHeaderTimeout: 10 * time.Second}
+	public := http.Handler(mux)
+	if d.cfg.OpsHTTP == "" {
+		public = gateway.RequireAdmin(authn, "/metrics", mux) // /metrics is served here: admins only
+	}
+	servers := []*http.Server{newHTTPServer(public, d.cfg)}
+	listeners := []net.Listener{ln}
 	baseURL := "http://" + ln.Addr().String()
 	d.log.Info("listening", "url", baseURL, "target", d.cfg.Target)
+	opsURL := ""
+	if d.cfg.OpsHTTP != "" {
+		oln, err := net.Listen("tcp", d.cfg.OpsHTTP)
+		if err != nil {
+			_ = ln.Close()
+			return fmt.Errorf("listening on %s (--ops-http): %w", d.cfg.OpsHTTP, err)
+		}
+		servers = append(servers, newHTTPServer(opsMux, d.cfg))
+		listeners = append(listeners, oln)
+		opsURL = "http://" + oln.Addr().String()
+		d.log.Info("ops listening", "url", opsURL)
+	}
 
 	g, gctx := errgroup.WithContext(ctx)
 	for _, r := range runners {
@@ -199,12 +227,14 @@ func serveRoles(ctx context.Context, d roleDeps) error {
 	for _, r := range d.extra {
 		g.Go(func() error { return r(gctx, baseURL) })
 	}
-	g.Go(func() error {
-		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
-			return fmt.Errorf("serving HTTP: %w", err)
-		}
-		return nil
-	})
+	for i, srv := range servers {
+		g.Go(func() error {
+			if err := srv.Serve(listeners[i]); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serving HTTP on %s: %w", listeners[i].Addr(), err)
+			}
+			return nil
+		})
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		if gw != nil {
@@ -212,8 +242,15 @@ func serveRoles(ctx context.Context, d roleDeps) error {
 		}
 		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
-		return srv.Shutdown(sctx)
+		var errs []error
+		for _, srv := range servers {
+			errs = append(errs, srv.Shutdown(sctx))
+		}
+		return errors.Join(errs...)
 	})
+	if d.opsReady != nil && opsURL != "" {
+		d.opsReady <- opsURL
+	}
 	if d.ready != nil {
 		d.ready <- baseURL
 	}
@@ -222,4 +259,60 @@ func serveRoles(ctx context.Context, d roleDeps) error {
 		return nil
 	}
 	return err
+}
+
+// newHTTPServer is every HTTP server of the binary: bounded headers, a bounded
+// wait for the next request, and a per-request deadline on the body (not the
+// server's ReadTimeout, which would also cut hijacked WebSockets; those keep
+// their own ping/pong deadlines).
+func newHTTPServer(h http.Handler, c config) *http.Server {
+	return &http.Server{
+		Handler:           bodyDeadline(h, c.BodyTimeout),
+		ReadHeaderTimeout: c.HeaderTimeout,
+		IdleTimeout:       c.IdleTimeout,
+		MaxHeaderBytes:    maxHeaderBytes,
+	}
+}
+
+// bodyDeadline gives every request that has a body d to send it; a slower
+// body fails to read (the ingest answers 408) and its connection is closed.
+// A request without a body gets no deadline: net/http is then already
+// reading ahead on the connection, and a deadline would end that read and
+// cancel the request's context (a long GET would be cut).
+func bodyDeadline(h http.Handler, d time.Duration) http.Handler {
+	if d <= 0 {
+		return h
+	}
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Body != nil && r.Body != http.NoBody && r.Header.Get("Upgrade") == "" {
+			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// ingestLimits maps the flags (0 means no limit) onto ingest.Limits (0 means
+// the default, negative no limit).
+func (c config) ingestLimits() ingest.Limits {
+	off := func(n int) int {
+		if n <= 0 {
+			return -1
+		}
+		return n
+	}
+	l := ingest.Limits{
+		SourceConcurrency: off(c.SourceConcurrency),
+		SourceRate:        c.SourceRate,
+		SourceBurst:       c.SourceBurst,
+		MaxConcurrent:     off(c.MaxConcurrent),
+		MaxSources:        max(10000, 2*c.MaxConcurrent),
+		BodyTimeout:       c.BodyTimeout,
+	}
+	if l.SourceRate <= 0 {
+		l.SourceRate = -1
+	}
+	if l.BodyTimeout <= 0 {
+		l.BodyTimeout = -1
+	}
+	return l
 }

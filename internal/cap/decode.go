@@ -165,7 +165,7 @@ func (dc *decoder) resource(el elem) (Resource, bool) {
 			t := strings.TrimSpace(s)
 			n, err := strconv.ParseInt(t, 10, 64)
 			if err != nil {
-				dc.problem(c.path, c.qname, fmt.Sprintf("size %q is not a whole number of bytes", t), c.line)
+				dc.problem(c.path, c.qname, fmt.Sprintf("size %s is not a whole number of bytes", clip(t)), c.line)
 				return true
 			}
 			r.Size = &n
@@ -212,7 +212,7 @@ func (dc *decoder) area(el elem) (Area, bool) {
 			t := strings.TrimSpace(s)
 			f, ok := parseDecimal(t)
 			if !ok {
-				dc.problem(c.path, c.qname, fmt.Sprintf("%s %q is not a decimal number of feet", c.name.Local, t), c.line)
+				dc.problem(c.path, c.qname, fmt.Sprintf("%s %s is not a decimal number of feet", c.name.Local, clip(t)), c.line)
 				if c.name.Local == "altitude" {
 					// The ceiling is not "without altitude": the altitude is unreadable.
 					dc.bad[el.path+"/ceiling"] = true

@@ -25,6 +25,12 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(baseDoc))
 	f.Add([]byte(`<b><alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"/></b>`))
 	f.Add([]byte(strings.Replace(baseDoc, "</info>", `</info><Signature xmlns="http://www.w3.org/2000/09/xmldsig#"><a/></Signature>`, 1)))
+	// Past the limits: deep nesting, and many identical areas.
+	// (Kept small: the fuzzer minimises inputs that grow coverage by running them many times.)
+	f.Add([]byte(strings.Replace(baseDoc, "<info>", strings.Repeat("<x>", MaxDepth+2)+strings.Repeat("</x>", MaxDepth+2)+"<info>", 1)))
+	area := baseDoc[strings.Index(baseDoc, "<area>") : strings.Index(baseDoc, "</area>")+len("</area>")]
+	f.Add([]byte(strings.Replace(baseDoc, area, strings.Repeat("<area><areaDesc>a</areaDesc></area>", MaxAreas+1), 1)))
+	f.Add([]byte(strings.Replace(baseDoc, area, strings.Repeat(area, 3), 1)))
 	f.Fuzz(func(t *testing.T, doc []byte) {
 		alerts, err := Parse(bytes.NewReader(doc))
 		if err != nil {
@@ -55,6 +61,9 @@ func FuzzParse(f *testing.F) {
 				t.Fatalf("round trip changed the alert:\ngot  %+v\nwant %+v\n%s", again, a, out)
 			}
 			_ = AlertGeometry(a)
+			if g := DistinctAreaGeometries(a); len(g) != len(a.Infos) {
+				t.Fatalf("DistinctAreaGeometries gave %d infos; want %d", len(g), len(a.Infos))
+			}
 		}
 	})
 }

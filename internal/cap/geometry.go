@@ -1,8 +1,8 @@
 package cap
 
 import (
+	"encoding/binary"
 	"math"
-	"slices"
 
 	"github.com/twpayne/go-geom"
 )
@@ -60,7 +60,7 @@ func CircleGeometry(c Circle) *geom.Polygon {
 // polygon or circle, a *geom.MultiPolygon when it has several, and nil when
 // it is described by geocodes only (or only by circles of radius 0).
 func AreaGeometry(a Area) geom.T {
-	polys := areaPolygons(a, nil)
+	polys := areaPolygons(a, nil, map[string]bool{})
 	switch len(polys) {
 	case 0:
 		return nil
@@ -76,9 +76,10 @@ func AreaGeometry(a Area) geom.T {
 // overlapping ones are kept as they are (union them in PostGIS if needed).
 func AlertGeometry(a Alert) *geom.MultiPolygon {
 	var polys []*geom.Polygon
+	seen := map[string]bool{}
 	for i := range a.Infos {
 		for j := range a.Infos[i].Areas {
-			polys = areaPolygons(a.Infos[i].Areas[j], polys)
+			polys = areaPolygons(a.Infos[i].Areas[j], polys, seen)
 		}
 	}
 	if len(polys) == 0 {
@@ -88,17 +89,15 @@ func AlertGeometry(a Alert) *geom.MultiPolygon {
 }
 
 // areaPolygons appends the area's polygons to polys, skipping exact repeats.
-func areaPolygons(a Area, polys []*geom.Polygon) []*geom.Polygon {
+func areaPolygons(a Area, polys []*geom.Polygon, seen map[string]bool) []*geom.Polygon {
 	add := func(p *geom.Polygon) {
 		if p == nil {
 			return
 		}
-		for _, q := range polys {
-			if slices.Equal(q.FlatCoords(), p.FlatCoords()) {
-				return
-			}
+		if k := polygonKey(p); !seen[k] {
+			seen[k] = true
+			polys = append(polys, p)
 		}
-		polys = append(polys, p)
 	}
 	for _, pg := range a.Polygons {
 		if len(pg) > 0 {
@@ -109,6 +108,17 @@ func areaPolygons(a Area, polys []*geom.Polygon) []*geom.Polygon {
 		add(CircleGeometry(c))
 	}
 	return polys
+}
+
+// polygonKey identifies a drawn polygon by its coordinates (seen maps keep
+// repeats out in linear time).
+func polygonKey(p *geom.Polygon) string {
+	flat := p.FlatCoords()
+	b := make([]byte, 0, 8*len(flat))
+	for _, f := range flat {
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(f))
+	}
+	return string(b)
 }
 
 func multi(polys []*geom.Polygon) *geom.MultiPolygon {
@@ -137,4 +147,66 @@ func reversePairs(flat []float64) {
 		flat[i], flat[j] = flat[j], flat[i]
 		flat[i+1], flat[j+1] = flat[j+1], flat[i+1]
 	}
+}
+
+// ShapeKey identifies a polygon (when c is nil) or a circle by its exact
+// coordinates, as written: two shapes with equal keys draw the same
+// geometry. Used to skip repeats of a shape.
+func ShapeKey(pg Polygon, c *Circle) string {
+	var b []byte
+	if c != nil {
+		b = make([]byte, 0, 1+3*8)
+		b = append(b, 'c')
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(c.Center.Lat))
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(c.Center.Lon))
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(c.Radius))
+		return string(b)
+	}
+	b = make([]byte, 0, 1+16*len(pg))
+	b = append(b, 'p')
+	for _, pt := range pg {
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(pt.Lat))
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(pt.Lon))
+	}
+	return string(b)
+}
+
+// DistinctAreaGeometries returns, for each info block and each of its areas
+// (out[i][j] for a.Infos[i].Areas[j]), the area's shape as AreaGeometry draws
+// it but without the polygons and circles already drawn for an earlier area
+// of the alert (the same area repeated in each language, or sent many
+// times): nil when nothing new remains. The union of the results is the
+// union of every area's shape, each distinct shape drawn once, so a spatial
+// join over them does no repeated work. The alert itself is left whole.
+func DistinctAreaGeometries(a Alert) [][]geom.T {
+	seen := map[string]bool{}
+	out := make([][]geom.T, len(a.Infos))
+	for i := range a.Infos {
+		out[i] = make([]geom.T, len(a.Infos[i].Areas))
+		for j, ar := range a.Infos[i].Areas {
+			var polys []*geom.Polygon
+			for _, pg := range ar.Polygons {
+				if k := ShapeKey(pg, nil); len(pg) > 0 && !seen[k] {
+					seen[k] = true
+					polys = append(polys, PolygonGeometry(pg))
+				}
+			}
+			for _, c := range ar.Circles {
+				if k := ShapeKey(nil, &c); !seen[k] {
+					seen[k] = true
+					if g := CircleGeometry(c); g != nil {
+						polys = append(polys, g)
+					}
+				}
+			}
+			switch len(polys) {
+			case 0:
+			case 1:
+				out[i][j] = polys[0]
+			default:
+				out[i][j] = multi(polys)
+			}
+		}
+	}
+	return out
 }

@@ -39,35 +39,37 @@ type child struct {
 	name     string
 	required bool
 	many     bool
+	// max bounds how many a repeatable element may appear (see limits.go).
+	max int
 }
 
 // The schema's sequences, in order.
 var (
 	alertSeq = []child{
-		{"identifier", true, false}, {"sender", true, false}, {"sent", true, false},
-		{"status", true, false}, {"msgType", true, false}, {"source", false, false},
-		{"scope", true, false}, {"restriction", false, false}, {"addresses", false, false},
-		{"code", false, true}, {"note", false, false}, {"references", false, false},
-		{"incidents", false, false}, {"info", false, true},
+		{"identifier", true, false, 0}, {"sender", true, false, 0}, {"sent", true, false, 0},
+		{"status", true, false, 0}, {"msgType", true, false, 0}, {"source", false, false, 0},
+		{"scope", true, false, 0}, {"restriction", false, false, 0}, {"addresses", false, false, 0},
+		{"code", false, true, MaxCodes}, {"note", false, false, 0}, {"references", false, false, 0},
+		{"incidents", false, false, 0}, {"info", false, true, MaxInfos},
 	}
 	infoSeq = []child{
-		{"language", false, false}, {"category", true, true}, {"event", true, false},
-		{"responseType", false, true}, {"urgency", true, false}, {"severity", true, false},
-		{"certainty", true, false}, {"audience", false, false}, {"eventCode", false, true},
-		{"effective", false, false}, {"onset", false, false}, {"expires", false, false},
-		{"senderName", false, false}, {"headline", false, false}, {"description", false, false},
-		{"instruction", false, false}, {"web", false, false}, {"contact", false, false},
-		{"parameter", false, true}, {"resource", false, true}, {"area", false, true},
+		{"language", false, false, 0}, {"category", true, true, MaxShapes}, {"event", true, false, 0},
+		{"responseType", false, true, MaxShapes}, {"urgency", true, false, 0}, {"severity", true, false, 0},
+		{"certainty", true, false, 0}, {"audience", false, false, 0}, {"eventCode", false, true, MaxShapes},
+		{"effective", false, false, 0}, {"onset", false, false, 0}, {"expires", false, false, 0},
+		{"senderName", false, false, 0}, {"headline", false, false, 0}, {"description", false, false, 0},
+		{"instruction", false, false, 0}, {"web", false, false, 0}, {"contact", false, false, 0},
+		{"parameter", false, true, MaxShapes}, {"resource", false, true, MaxShapes}, {"area", false, true, MaxAreas},
 	}
 	resourceSeq = []child{
-		{"resourceDesc", true, false}, {"mimeType", true, false}, {"size", false, false},
-		{"uri", false, false}, {"derefUri", false, false}, {"digest", false, false},
+		{"resourceDesc", true, false, 0}, {"mimeType", true, false, 0}, {"size", false, false, 0},
+		{"uri", false, false, 0}, {"derefUri", false, false, 0}, {"digest", false, false, 0},
 	}
 	areaSeq = []child{
-		{"areaDesc", true, false}, {"polygon", false, true}, {"circle", false, true},
-		{"geocode", false, true}, {"altitude", false, false}, {"ceiling", false, false},
+		{"areaDesc", true, false, 0}, {"polygon", false, true, MaxShapes}, {"circle", false, true, MaxShapes},
+		{"geocode", false, true, MaxShapes}, {"altitude", false, false, 0}, {"ceiling", false, false, 0},
 	}
-	valueSeq = []child{{"valueName", true, false}, {"value", true, false}}
+	valueSeq = []child{{"valueName", true, false, 0}, {"value", true, false, 0}}
 )
 
 // repeatable names the CAP elements whose paths carry an index.
@@ -75,6 +77,10 @@ var repeatable = map[string]bool{
 	"code": true, "info": true, "category": true, "responseType": true, "eventCode": true,
 	"parameter": true, "resource": true, "area": true, "polygon": true, "circle": true, "geocode": true,
 }
+
+// Repeatable reports whether a CAP element may appear more than once in its
+// parent, so that its paths carry an index ("area[2]").
+func Repeatable(local string) bool { return repeatable[local] }
 
 const xmlNamespace = "http://www.w3.org/XML/1998/namespace"
 
@@ -120,7 +126,24 @@ type decoder struct {
 	fatal bool
 	// text is the character data of the last tokText, valid until next call.
 	text []byte
+	// tokens and elements count what was read, against MaxTokens and MaxElements.
+	tokens, elements int
+	// skipping is how many open elements are being skipped: elements within
+	// them get no path of their own (problems there name the skipped
+	// element), so skipping costs nothing per element beyond the token.
+	skipping int
 }
+
+// maxProblems bounds the problems reported for one document; reading stops
+// at the next.
+const maxProblems = 100
+
+// maxBindings bounds the namespace declarations in scope at once.
+const maxBindings = 256
+
+// lineDepth is the deepest element whose line is kept for problems found
+// after reading (CAP's own elements are at most 6 deep, batch included).
+const lineDepth = 8
 
 func parseBytes(src []byte) ([]Alert, error) {
 	dc := &decoder{
@@ -137,6 +160,13 @@ func parseBytes(src []byte) ([]Alert, error) {
 }
 
 func (dc *decoder) problem(path, element, reason string, line int) {
+	if len(dc.p.list) >= maxProblems {
+		if !dc.fatal {
+			dc.fatal = true
+			dc.p.add(path, element, fmt.Sprintf("more than %d problems; reading stopped", maxProblems), line)
+		}
+		return
+	}
 	dc.bad[path] = true
 	dc.p.add(path, element, reason, line)
 }
@@ -180,6 +210,15 @@ func (dc *decoder) lookup(prefix string) (uri string, at int, ok bool) {
 // It returns ok false after a fatal problem.
 func (dc *decoder) next() (tokenKind, elem, bool) {
 	for {
+		if dc.fatal {
+			return tokEOF, elem{}, false
+		}
+		dc.tokens++
+		if dc.tokens > MaxTokens {
+			path, el := dc.where()
+			dc.fail(path, el, fmt.Sprintf("the document has more than %d XML tokens (tags, texts, comments); the hub reads at most %d", MaxTokens, MaxTokens))
+			return tokEOF, elem{}, false
+		}
 		off := dc.d.InputOffset()
 		tok, err := dc.d.RawToken()
 		if errors.Is(err, io.EOF) {
@@ -233,12 +272,41 @@ func (dc *decoder) next() (tokenKind, elem, bool) {
 
 func (dc *decoder) start(t xml.StartElement, off int64) (tokenKind, elem, bool) {
 	line, _ := dc.d.InputPos()
-	el := elem{raw: t.Name, qname: qname(t.Name), line: line, start: off}
+	el := elem{raw: t.Name, line: line, start: off}
 	parentDir := ""
 	var parent *open
 	if len(dc.open) > 0 {
 		parent = &dc.open[len(dc.open)-1]
 		parentDir = parent.childDir
+	}
+	dc.elements++
+	path, pel := dc.where()
+	switch {
+	case len(t.Name.Space)+len(t.Name.Local) > MaxNameBytes:
+		dc.fail(path, pel, fmt.Sprintf("an element name of %d bytes (%s); the hub reads names of at most %d bytes",
+			len(t.Name.Space)+len(t.Name.Local)+1, clip(qname(t.Name)), MaxNameBytes))
+		return tokEOF, elem{}, false
+	case len(dc.open) >= MaxDepth:
+		dc.fail(path, pel, fmt.Sprintf("<%s> is nested more than %d elements deep; the hub reads at most %d levels", qname(t.Name), MaxDepth, MaxDepth))
+		return tokEOF, elem{}, false
+	case dc.elements > MaxElements:
+		dc.fail(path, pel, fmt.Sprintf("the document has more than %d elements; the hub reads at most %d", MaxElements, MaxElements))
+		return tokEOF, elem{}, false
+	case len(t.Attr) > MaxAttrs:
+		dc.fail(path, pel, fmt.Sprintf("<%s> has %d attributes; the hub reads at most %d on one element", qname(t.Name), len(t.Attr), MaxAttrs))
+		return tokEOF, elem{}, false
+	}
+	el.qname = qname(t.Name)
+	for _, a := range t.Attr {
+		if len(a.Value) > MaxTextBytes {
+			dc.fail(path, pel, fmt.Sprintf("attribute %s on <%s> holds more than %d bytes; the hub takes at most %d", clip(qname(a.Name)), el.qname, MaxTextBytes, MaxTextBytes))
+			return tokEOF, elem{}, false
+		}
+		if len(a.Name.Space)+len(a.Name.Local) > MaxNameBytes {
+			dc.fail(path, pel, fmt.Sprintf("an attribute name of %d bytes on <%s>; the hub reads names of at most %d bytes",
+				len(a.Name.Space)+len(a.Name.Local)+1, el.qname, MaxNameBytes))
+			return tokEOF, elem{}, false
+		}
 	}
 	mark := len(dc.ns)
 	for _, a := range t.Attr {
@@ -252,6 +320,10 @@ func (dc *decoder) start(t xml.StartElement, off int64) (tokenKind, elem, bool) 
 		case a.Name.Space == "" && a.Name.Local == "xmlns":
 			dc.ns = append(dc.ns, binding{"", a.Value})
 		}
+	}
+	if len(dc.ns) > maxBindings {
+		dc.fail(path, pel, fmt.Sprintf("more than %d namespace declarations are in scope at <%s>; the hub reads at most %d", maxBindings, el.qname, maxBindings))
+		return tokEOF, elem{}, false
 	}
 	// Name the element before resolving it, so that problems can point at it.
 	el.name.Local = t.Name.Local
@@ -271,7 +343,10 @@ func (dc *decoder) start(t xml.StartElement, off int64) (tokenKind, elem, bool) 
 		el.name.Space = uri
 	}
 	seg := el.qname
-	if el.name.Space == Namespace {
+	switch {
+	case dc.skipping > 0:
+		// Within a skipped element: no path of its own, no line kept.
+	case el.name.Space == Namespace:
 		seg = el.name.Local
 		if parent != nil && (repeatable[seg] || (seg == "alert" && parentDir == "")) {
 			if parent.counts == nil {
@@ -282,10 +357,16 @@ func (dc *decoder) start(t xml.StartElement, off int64) (tokenKind, elem, bool) 
 			seg += "[" + strconv.Itoa(n) + "]"
 		}
 	}
-	el.path = parentDir + seg
-	childDir := el.path + "/"
-	if len(dc.open) == 0 && el.name != (xml.Name{Space: Namespace, Local: "alert"}) {
+	var childDir string
+	switch {
+	case dc.skipping > 0:
+		el.path, childDir = parent.el.path, parentDir
+	case len(dc.open) == 0 && el.name != (xml.Name{Space: Namespace, Local: "alert"}):
+		el.path = seg
 		childDir = "" // a batch wrapper: its alerts are alert[0], alert[1], ...
+	default:
+		el.path = parentDir + seg
+		childDir = el.path + "/"
 	}
 	seen := map[xml.Name]bool{}
 	for _, a := range t.Attr {
@@ -318,7 +399,7 @@ func (dc *decoder) start(t xml.StartElement, off int64) (tokenKind, elem, bool) 
 		el.attrs = append(el.attrs, xml.Attr{Name: n, Value: a.Value})
 	}
 	dc.open = append(dc.open, open{el: el, nsMark: mark, childDir: childDir})
-	if _, ok := dc.lines[el.path]; !ok {
+	if _, ok := dc.lines[el.path]; !ok && dc.skipping == 0 && len(dc.open) <= lineDepth {
 		dc.lines[el.path] = line
 	}
 	return tokStart, el, true
@@ -358,7 +439,7 @@ func (dc *decoder) document() []Alert {
 				}
 				alerts = append(alerts, a)
 			case el.name.Local == "alert":
-				dc.problem(el.path, el.qname, fmt.Sprintf("<%s> is in namespace %q, not CAP 1.2's %q", el.qname, el.name.Space, Namespace), el.line)
+				dc.problem(el.path, el.qname, fmt.Sprintf("<%s> is in namespace %s, not CAP 1.2's %q", el.qname, clip(el.name.Space), Namespace), el.line)
 				if !dc.skip() {
 					return nil
 				}
@@ -395,8 +476,8 @@ func (dc *decoder) batch(wrapper elem) ([]Alert, bool) {
 				alerts = append(alerts, a)
 				continue
 			}
-			dc.problem(el.path, el.qname, fmt.Sprintf("<%s> (namespace %q) is neither a CAP 1.2 <alert> nor a batch of them; CAP 1.2 elements are in namespace %q",
-				wrapper.qname, wrapper.name.Space, Namespace), el.line)
+			dc.problem(el.path, el.qname, fmt.Sprintf("<%s> (namespace %s) is neither a CAP 1.2 <alert> nor a batch of them; CAP 1.2 elements are in namespace %q",
+				wrapper.qname, clip(wrapper.name.Space), Namespace), el.line)
 			return nil, dc.skipRest()
 		case tokEnd:
 			if len(alerts) == 0 {
@@ -423,6 +504,8 @@ func (dc *decoder) skipRest() bool {
 
 // skip consumes the rest of the element just started.
 func (dc *decoder) skip() bool {
+	dc.skipping++
+	defer func() { dc.skipping-- }()
 	depth := 1
 	for depth > 0 {
 		kind, _, ok := dc.next()
@@ -452,6 +535,7 @@ func (dc *decoder) checkAttrs(el elem) {
 func (dc *decoder) textOf(el elem) (string, bool) {
 	dc.checkAttrs(el)
 	var buf []byte
+	limit, size := textLimit(el.name.Local), 0
 	for {
 		kind, c, ok := dc.next()
 		if !ok {
@@ -459,7 +543,15 @@ func (dc *decoder) textOf(el elem) (string, bool) {
 		}
 		switch kind {
 		case tokText:
-			buf = append(buf, dc.text...)
+			if size <= limit {
+				size += len(dc.text)
+				if size > limit {
+					dc.problem(el.path, el.qname, fmt.Sprintf("<%s> holds more than %d bytes of text; the hub takes at most %d", el.qname, limit, limit), el.line)
+					buf = nil
+					continue
+				}
+				buf = append(buf, dc.text...)
+			}
 		case tokStart:
 			dc.problem(c.path, c.qname, fmt.Sprintf("<%s> must hold text only, not elements", el.qname), c.line)
 			if !dc.skip() {
@@ -479,6 +571,7 @@ func (dc *decoder) children(parent elem, seq []child, sig *[]byte, fn func(el el
 	counts := make([]int, len(seq))
 	pos, last := -1, ""
 	textReported := false
+	var reported map[string]bool
 	for {
 		kind, el, ok := dc.next()
 		if !ok {
@@ -516,7 +609,14 @@ func (dc *decoder) children(parent elem, seq []child, sig *[]byte, fn func(el el
 				idx = slices.IndexFunc(seq, func(c child) bool { return c.name == el.name.Local })
 			}
 			if idx < 0 {
-				dc.problem(el.path, el.qname, unexpected(parent, el, sig != nil), el.line)
+				// Reported once per name: a thousand copies say no more than one.
+				if reported == nil {
+					reported = map[string]bool{}
+				}
+				if !reported[el.path] {
+					reported[el.path] = true
+					dc.problem(el.path, el.qname, unexpected(parent, el, sig != nil), el.line)
+				}
 				if !dc.skip() {
 					return false
 				}
@@ -528,6 +628,15 @@ func (dc *decoder) children(parent elem, seq []child, sig *[]byte, fn func(el el
 				pos, last = idx, el.qname
 			}
 			counts[idx]++
+			if seq[idx].max > 0 && counts[idx] > seq[idx].max {
+				if counts[idx] == seq[idx].max+1 {
+					dc.problem(el.path, el.qname, fmt.Sprintf("more than %d <%s> in <%s>; the hub takes at most %d", seq[idx].max, el.name.Local, parent.qname, seq[idx].max), el.line)
+				}
+				if !dc.skip() {
+					return false
+				}
+				continue
+			}
 			if !seq[idx].many && counts[idx] > 1 {
 				dc.problem(el.path, el.qname, fmt.Sprintf("<%s> appears more than once in <%s>; the schema allows one", el.name.Local, parent.qname), el.line)
 				if !dc.skip() {
@@ -549,7 +658,7 @@ func unexpected(parent, el elem, dsig bool) string {
 	case el.name.Space == NamespaceDSig:
 		return fmt.Sprintf("XML-DSig <%s> is allowed only at the end of <alert>, not in <%s>", el.qname, parent.qname)
 	case el.name.Space != Namespace:
-		return fmt.Sprintf("<%s> in namespace %q is not allowed in <%s>", el.qname, el.name.Space, parent.qname)
+		return fmt.Sprintf("<%s> in namespace %s is not allowed in <%s>", el.qname, clip(el.name.Space), parent.qname)
 	}
 	return fmt.Sprintf("<%s> is not an element of <%s> in CAP 1.2", el.name.Local, parent.qname)
 }
@@ -564,6 +673,8 @@ func abbreviate(b []byte) string {
 // capture reads an XML-DSig element and returns its bytes as written, with
 // declarations of the namespaces it inherited added to its start tag.
 func (dc *decoder) capture(el elem) ([]byte, bool) {
+	dc.skipping++
+	defer func() { dc.skipping-- }()
 	sigMark := dc.open[len(dc.open)-1].nsMark
 	inherited := map[string]string{}
 	use := func(prefix string, element bool) {

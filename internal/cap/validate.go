@@ -87,14 +87,67 @@ func validateAlert(p *problems, a *Alert, path string) {
 			p.add(path+"/references", "references", reason, 0)
 		}
 	}
+	checkCount(p, path, "alert", "code", len(a.Codes), MaxCodes)
+	checkCount(p, path, "alert", "info", len(a.Infos), MaxInfos)
 	for i := range a.Infos {
 		validateInfo(p, &a.Infos[i], fmt.Sprintf("%s/info[%d]", path, i))
+	}
+	checkVertices(p, a, path)
+}
+
+// checkCount reports more than max elements of one name in a parent.
+func checkCount(p *problems, path, parent, name string, n, max int) {
+	if n > max {
+		p.addf(fmt.Sprintf("%s/%s[%d]", path, name, max), name, 0, "more than %d <%s> in <%s>; the hub takes at most %d", max, name, parent, max)
+	}
+}
+
+// checkVertices applies MaxVertices to the distinct polygons and circles of
+// the alert.
+func checkVertices(p *problems, a *Alert, path string) {
+	seen := map[string]bool{}
+	total := 0
+	for i := range a.Infos {
+		for j := range a.Infos[i].Areas {
+			ar := &a.Infos[i].Areas[j]
+			at := fmt.Sprintf("%s/info[%d]/area[%d]", path, i, j)
+			for k, pg := range ar.Polygons {
+				key := ShapeKey(pg, nil)
+				if seen[key] {
+					continue
+				}
+				seen[key] = true
+				total += len(pg)
+				if total > MaxVertices {
+					p.addf(fmt.Sprintf("%s/polygon[%d]", at, k), "polygon", 0, "the alert's distinct polygons and circles have more than %d vertices together; the hub takes at most %d", MaxVertices, MaxVertices)
+					return
+				}
+			}
+			for k, c := range ar.Circles {
+				key := ShapeKey(nil, &c)
+				if seen[key] {
+					continue
+				}
+				seen[key] = true
+				total += CircleSegments + 1
+				if total > MaxVertices {
+					p.addf(fmt.Sprintf("%s/circle[%d]", at, k), "circle", 0, "the alert's distinct polygons and circles have more than %d vertices together (a circle counts %d); the hub takes at most %d", MaxVertices, CircleSegments+1, MaxVertices)
+					return
+				}
+			}
+		}
 	}
 }
 
 func validateInfo(p *problems, in *Info, path string) {
+	checkCount(p, path, "info", "category", len(in.Categories), MaxShapes)
+	checkCount(p, path, "info", "responseType", len(in.ResponseTypes), MaxShapes)
+	checkCount(p, path, "info", "eventCode", len(in.EventCodes), MaxShapes)
+	checkCount(p, path, "info", "parameter", len(in.Parameters), MaxShapes)
+	checkCount(p, path, "info", "resource", len(in.Resources), MaxShapes)
+	checkCount(p, path, "info", "area", len(in.Areas), MaxAreas)
 	if in.Language != "" && !languageRE.MatchString(in.Language) {
-		p.addf(path+"/language", "language", 0, "%q is not a language tag such as en-US or vi", in.Language)
+		p.addf(path+"/language", "language", 0, "%s is not a language tag such as en-US or vi", clip(in.Language))
 	}
 	if len(in.Categories) == 0 {
 		p.add(path+"/category[0]", "category", "at least one category is required", 0)
@@ -127,6 +180,9 @@ func validateInfo(p *problems, in *Info, path string) {
 }
 
 func validateArea(p *problems, a *Area, path string) {
+	checkCount(p, path, "area", "polygon", len(a.Polygons), MaxShapes)
+	checkCount(p, path, "area", "circle", len(a.Circles), MaxShapes)
+	checkCount(p, path, "area", "geocode", len(a.Geocodes), MaxShapes)
 	for i, pg := range a.Polygons {
 		if reason := polygonProblem(pg); reason != "" {
 			p.add(fmt.Sprintf("%s/polygon[%d]", path, i), "polygon", reason, 0)
@@ -175,7 +231,7 @@ func signatureProblem(sig []byte) string {
 		case tokStart:
 			elements++
 			if el.name.Space != NamespaceDSig {
-				return fmt.Sprintf("signature element <%s> is in namespace %q, not XML-DSig's %q", el.qname, el.name.Space, NamespaceDSig)
+				return fmt.Sprintf("signature element <%s> is in namespace %s, not XML-DSig's %q", el.qname, clip(el.name.Space), NamespaceDSig)
 			}
 			if !dc.skip() {
 				return "signature bytes are not well-formed XML: " + dc.p.list[0].Error()
@@ -190,8 +246,10 @@ func checkID(p *problems, path, element, v string) {
 	switch {
 	case v == "":
 		p.add(path, element, "required element is missing or empty", 0)
+	case len(v) > MaxIDBytes:
+		p.addf(path, element, 0, "%s is %d bytes; the hub takes at most %d", clip(v), len(v), MaxIDBytes)
 	case strings.ContainsAny(v, " \t\r\n,<&"):
-		p.addf(path, element, 0, "%q must not contain spaces, commas, < or &", v)
+		p.addf(path, element, 0, "%s must not contain spaces, commas, < or &", clip(v))
 	}
 }
 
@@ -201,7 +259,7 @@ func checkEnum(p *problems, path, element, v string, allowed []string) {
 		return
 	}
 	if !slices.Contains(allowed, v) {
-		p.addf(path, element, 0, "%q is not one of %s", v, strings.Join(allowed, ", "))
+		p.addf(path, element, 0, "%s is not one of %s", clip(v), strings.Join(allowed, ", "))
 	}
 }
 
@@ -223,16 +281,16 @@ func checkTime(p *problems, path, element string, t time.Time) {
 func parseTime(s string) (time.Time, string) {
 	const want = "want the CAP date-time form YYYY-MM-DDThh:mm:ss±hh:mm"
 	if strings.HasSuffix(s, "Z") || strings.HasSuffix(s, "z") {
-		return time.Time{}, fmt.Sprintf("%q uses the UTC designator Z, which CAP forbids: write +00:00 instead", s)
+		return time.Time{}, fmt.Sprintf("%s uses the UTC designator Z, which CAP forbids: write +00:00 instead", clip(s))
 	}
 	if len(s) != len(timeLayout) {
 		if len(s) > 19 && s[19] == '.' {
-			return time.Time{}, fmt.Sprintf("%q has fractional seconds, which CAP forbids; %s", s, want)
+			return time.Time{}, fmt.Sprintf("%s has fractional seconds, which CAP forbids; %s", clip(s), want)
 		}
 		if len(s) == 19 {
-			return time.Time{}, fmt.Sprintf("%q has no time zone offset; %s", s, want)
+			return time.Time{}, fmt.Sprintf("%s has no time zone offset; %s", clip(s), want)
 		}
-		return time.Time{}, fmt.Sprintf("%q is not a CAP date-time; %s", s, want)
+		return time.Time{}, fmt.Sprintf("%s is not a CAP date-time; %s", clip(s), want)
 	}
 	for i := 0; i < len(s); i++ {
 		c := s[i]
@@ -250,16 +308,16 @@ func parseTime(s string) (time.Time, string) {
 			ok = c >= '0' && c <= '9'
 		}
 		if !ok {
-			return time.Time{}, fmt.Sprintf("%q is not a CAP date-time; %s", s, want)
+			return time.Time{}, fmt.Sprintf("%s is not a CAP date-time; %s", clip(s), want)
 		}
 	}
 	t, err := time.Parse(timeLayout, s)
 	if err != nil {
-		return time.Time{}, fmt.Sprintf("%q is not a valid date-time: %v", s, err)
+		return time.Time{}, fmt.Sprintf("%s is not a valid date-time: %v", clip(s), err)
 	}
 	_, off := t.Zone()
 	if off > maxOffset || off < -maxOffset {
-		return time.Time{}, fmt.Sprintf("%q has an offset beyond ±14:00", s)
+		return time.Time{}, fmt.Sprintf("%s has an offset beyond ±14:00", clip(s))
 	}
 	// A fresh fixed zone rather than Local, so that equal text gives equal values.
 	return t.In(time.FixedZone("", off)), ""
@@ -272,13 +330,19 @@ func referencesProblem(s string) string {
 	if len(refs) == 0 {
 		return "references is blank; want space-separated sender,identifier,sent triples"
 	}
+	if len(refs) > MaxReferences {
+		return fmt.Sprintf("%d references; the hub takes at most %d", len(refs), MaxReferences)
+	}
 	for i, ref := range refs {
 		parts := strings.Split(ref, ",")
 		if len(parts) != 3 || parts[0] == "" || parts[1] == "" {
-			return fmt.Sprintf("reference %d %q is not sender,identifier,sent", i+1, ref)
+			return fmt.Sprintf("reference %d %s is not sender,identifier,sent", i+1, clip(ref))
+		}
+		if len(parts[0]) > MaxIDBytes || len(parts[1]) > MaxIDBytes {
+			return fmt.Sprintf("reference %d %s has a sender or identifier longer than %d bytes", i+1, clip(ref), MaxIDBytes)
 		}
 		if _, reason := parseTime(parts[2]); reason != "" {
-			return fmt.Sprintf("reference %d %q: sent %s", i+1, ref, reason)
+			return fmt.Sprintf("reference %d %s: sent %s", i+1, clip(ref), reason)
 		}
 	}
 	return ""
@@ -333,11 +397,14 @@ func parsePolygon(s string) (Polygon, string) {
 	if len(fields) == 0 {
 		return nil, "polygon is empty; want at least 4 space-separated lat,lon pairs, the first equal to the last"
 	}
+	if len(fields) > MaxPolygonVertices {
+		return nil, fmt.Sprintf("polygon has %d points; the hub takes at most %d", len(fields), MaxPolygonVertices)
+	}
 	pg := make(Polygon, 0, len(fields))
 	for i, f := range fields {
 		pt, ok := parsePoint(f)
 		if !ok {
-			return nil, fmt.Sprintf("pair %d %q is not lat,lon in decimal degrees", i+1, f)
+			return nil, fmt.Sprintf("pair %d %s is not lat,lon in decimal degrees", i+1, clip(f))
 		}
 		pg = append(pg, pt)
 	}
@@ -349,15 +416,15 @@ func parseCircle(s string) (Circle, string) {
 	const want = "want \"lat,lon radius\" with the radius in km"
 	fields := strings.Fields(s)
 	if len(fields) != 2 {
-		return Circle{}, fmt.Sprintf("%q is not a circle; %s", s, want)
+		return Circle{}, fmt.Sprintf("%s is not a circle; %s", clip(s), want)
 	}
 	pt, ok := parsePoint(fields[0])
 	if !ok {
-		return Circle{}, fmt.Sprintf("centre %q is not lat,lon in decimal degrees; %s", fields[0], want)
+		return Circle{}, fmt.Sprintf("centre %s is not lat,lon in decimal degrees; %s", clip(fields[0]), want)
 	}
 	r, ok := parseDecimal(fields[1])
 	if !ok {
-		return Circle{}, fmt.Sprintf("radius %q is not a decimal number of km; %s", fields[1], want)
+		return Circle{}, fmt.Sprintf("radius %s is not a decimal number of km; %s", clip(fields[1]), want)
 	}
 	return Circle{Center: pt, Radius: r}, ""
 }
@@ -375,6 +442,9 @@ func pointProblem(pt Point) string {
 func polygonProblem(pg Polygon) string {
 	if len(pg) < 4 {
 		return fmt.Sprintf("polygon has %d pairs; want at least 4, the first equal to the last", len(pg))
+	}
+	if len(pg) > MaxPolygonVertices {
+		return fmt.Sprintf("polygon has %d points; the hub takes at most %d", len(pg), MaxPolygonVertices)
 	}
 	for i, pt := range pg {
 		if reason := pointProblem(pt); reason != "" {

@@ -1,5 +1,5 @@
 // Package natsx owns iochub's NATS set-up: the embedded server of dev mode and
-// tests, connections, and the streams FEEDS and STATE.
+// tests, connections, and the streams FEEDS, STATE, ACTIONS and DEADLETTER.
 package natsx
 
 import (
@@ -87,11 +87,19 @@ type StreamOptions struct {
 	FeedsMaxAge time.Duration
 	// DuplicateWindow is how long JetStream remembers Nats-Msg-Id; 0 means 1 hour.
 	DuplicateWindow time.Duration
+	// DeadletterMaxAge is how long DEADLETTER keeps a dead letter nobody
+	// redrove or discarded; 0 means 30 days.
+	DeadletterMaxAge time.Duration
+	// DeadletterMaxBytes bounds DEADLETTER; 0 means 1 GiB. A full DEADLETTER
+	// refuses new dead letters (DiscardNew) instead of dropping old ones: the
+	// aggregator then keeps the item on FEEDS and retries, counting
+	// iochub_aggregator_errors_total{stage="deadletter"}.
+	DeadletterMaxBytes int64
 	// Memory keeps the streams in memory instead of on disk (benchmarks, tests).
 	Memory bool
 }
 
-// EnsureStreams creates or updates FEEDS, STATE and ACTIONS.
+// EnsureStreams creates or updates FEEDS, STATE, ACTIONS and DEADLETTER.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions) error {
 	if o.Replicas == 0 {
 		o.Replicas = 1
@@ -101,6 +109,12 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 	}
 	if o.DuplicateWindow == 0 {
 		o.DuplicateWindow = time.Hour
+	}
+	if o.DeadletterMaxAge == 0 {
+		o.DeadletterMaxAge = 30 * 24 * time.Hour
+	}
+	if o.DeadletterMaxBytes == 0 {
+		o.DeadletterMaxBytes = 1 << 30
 	}
 	storage := jetstream.FileStorage
 	if o.Memory {
@@ -135,7 +149,20 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 		Duplicates:  o.DuplicateWindow,
 		Discard:     jetstream.DiscardOld,
 	}
-	for _, cfg := range []jetstream.StreamConfig{feeds, state, actions} {
+	deadletter := jetstream.StreamConfig{
+		Name:        subjects.StreamDeadletter,
+		Description: "Feed items accepted but not stored, with the reason: ioc.deadletter.<province>.<kind>",
+		Subjects:    []string{subjects.DeadletterAll},
+		Storage:     storage,
+		Replicas:    o.Replicas,
+		MaxAge:      o.DeadletterMaxAge,
+		MaxBytes:    o.DeadletterMaxBytes,
+		Duplicates:  o.DuplicateWindow,
+		// Never drop a dead letter to make room: a full stream refuses the
+		// publish, and the aggregator keeps the item on FEEDS and retries.
+		Discard: jetstream.DiscardNew,
+	}
+	for _, cfg := range []jetstream.StreamConfig{feeds, state, actions, deadletter} {
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			return fmt.Errorf("creating stream %s: %w", cfg.Name, err)
 		}

@@ -3,6 +3,7 @@ package natsx
 import (
 	"context"
 	"testing"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -36,5 +37,14 @@ func TestEmbeddedAndStreams(t *testing.T) {
 	}
 	if got := st.CachedInfo().Config.MaxMsgsPerSubject; got != 1 {
 		t.Fatalf("STATE MaxMsgsPerSubject = %d; want 1", got)
+	}
+	dl, err := js.Stream(ctx, subjects.StreamDeadletter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := dl.CachedInfo().Config
+	if c.Discard != jetstream.DiscardNew || c.MaxAge != 30*24*time.Hour || c.MaxBytes != 1<<30 || c.Storage != jetstream.FileStorage {
+		t.Fatalf("DEADLETTER discard %v, max age %s, max bytes %d, storage %v; want new, 720h, 1 GiB, file",
+			c.Discard, c.MaxAge, c.MaxBytes, c.Storage)
 	}
 }

@@ -11,6 +11,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"log/slog"
 	"net"
 	"net/url"
@@ -256,8 +257,8 @@ func (c *Cluster) dropRoot() error {
 		st, _ := fi.Sys().(*syscall.Stat_t)
 		owned := st != nil && st.Uid == uint32(uid)
 		if fi.Mode().Perm()&0o001 == 0 && !owned {
-			return fmt.Errorf("%s (mode %v) must be enterable by the postgres user: chmod o+x it or choose another directory: %w",
-				p, fi.Mode().Perm(), ErrNotTraversable)
+			return fmt.Errorf("%s (mode %v) must be enterable by the postgres user to reach %s: run `chmod o+x %s`, or choose a directory outside it: %w",
+				p, fi.Mode().Perm(), c.dir, p, ErrNotTraversable)
 		}
 		if p == filepath.Dir(p) {
 			break
@@ -339,6 +340,50 @@ rm -rf "$1"`
 		return fmt.Errorf("starting the PostgreSQL watchdog: %w", err)
 	}
 	c.watchdog = cmd
+	return nil
+}
+
+// MkdirReachable creates dir and its missing parents. When the process runs
+// as root, dir and the parents it created also get search permission for
+// others (o+x: enter, not list), so that the postgres user, which runs a
+// cluster kept inside dir, can reach it. Parents that existed are left as
+// they are: Start reports one the postgres user cannot enter
+// (ErrNotTraversable) rather than change a directory it does not own.
+func MkdirReachable(dir string) error {
+	dir, err := filepath.Abs(dir)
+	if err != nil {
+		return fmt.Errorf("resolving %s: %w", dir, err)
+	}
+	var created []string
+	for p := dir; ; p = filepath.Dir(p) {
+		if _, err := os.Stat(p); err == nil {
+			break
+		} else if !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("checking %s: %w", p, err)
+		}
+		created = append(created, p)
+		if p == filepath.Dir(p) {
+			break
+		}
+	}
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return fmt.Errorf("creating %s: %w", dir, err)
+	}
+	if os.Geteuid() != 0 {
+		return nil
+	}
+	if len(created) == 0 || created[0] != dir {
+		created = append(created, dir)
+	}
+	for _, p := range created {
+		fi, err := os.Stat(p)
+		if err != nil {
+			return fmt.Errorf("checking %s: %w", p, err)
+		}
+		if err := os.Chmod(p, fi.Mode().Perm()|0o001); err != nil {
+			return fmt.Errorf("letting the postgres user enter %s: %w", p, err)
+		}
+	}
 	return nil
 }
 

@@ -252,3 +252,44 @@ func TestEphemeralSurvivesCrash(t *testing.T) {
 		t.Fatal("server still accepts connections after its process ended")
 	}
 }
+
+// TestMkdirReachable: as root, the directories MkdirReachable creates (and
+// the one asked for) can be entered by others; a parent that existed is left
+// alone, and Start names it with the command that fixes it.
+func TestMkdirReachable(t *testing.T) {
+	base := t.TempDir()
+	if err := os.Chmod(base, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(base, "a", "b")
+	if err := MkdirReachable(dir); err != nil {
+		t.Fatal(err)
+	}
+	mode := func(p string) os.FileMode {
+		fi, err := os.Stat(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return fi.Mode().Perm()
+	}
+	root := os.Geteuid() == 0
+	for _, p := range []string{filepath.Join(base, "a"), dir} {
+		if got := mode(p)&0o001 != 0; got != root {
+			t.Errorf("%s: mode %v; want o+x %v (root %v)", p, mode(p), root, root)
+		}
+	}
+	if got := mode(base); got != 0o700 {
+		t.Errorf("existing parent %s: mode %v; want 0700 unchanged", base, got)
+	}
+	if err := MkdirReachable(dir); err != nil {
+		t.Errorf("again: %v", err)
+	}
+	if !root {
+		return
+	}
+	requirePostgres(t)
+	_, err := Start(context.Background(), Config{Dir: filepath.Join(dir, "pg")})
+	if !errors.Is(err, ErrNotTraversable) || !strings.Contains(err.Error(), "chmod o+x "+base) {
+		t.Errorf("Start under a private parent: got %v; want ErrNotTraversable naming `chmod o+x %s`", err, base)
+	}
+}

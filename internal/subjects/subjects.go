@@ -16,13 +16,17 @@ const (
 	StreamState = "STATE"
 	// StreamActions holds operator actions and configuration changes: ioc.action.<province>.<target kind>.<target>.
 	StreamActions = "ACTIONS"
+	// StreamDeadletter holds the feed items the aggregator accepted but could
+	// not store, each with its reason: ioc.deadletter.<province>.<kind>.
+	StreamDeadletter = "DEADLETTER"
 )
 
 // Wildcards bound to the streams.
 const (
-	FeedsAll   = "ioc.feed.>"
-	StateAll   = "ioc.state.>"
-	ActionsAll = "ioc.action.>"
+	FeedsAll      = "ioc.feed.>"
+	StateAll      = "ioc.state.>"
+	ActionsAll    = "ioc.action.>"
+	DeadletterAll = "ioc.deadletter.>"
 )
 
 // Kinds of feed, which are also the layers of state.
@@ -101,6 +105,35 @@ func ParseAction(subject string) (province, targetKind, target string, err error
 		return "", "", "", fmt.Errorf("parsing action subject %q: %w", subject, ErrBadSubject)
 	}
 	return Untoken(p[2]), p[3], Untoken(p[4]), nil
+}
+
+// Deadletter is the subject of a dead feed item of a province and kind:
+// ioc.deadletter.<province>.<kind>. kind is the kind token of the original
+// subject (escaped, since an undecodable message may have any).
+func Deadletter(province, kind string) string {
+	return "ioc.deadletter." + Token(province) + "." + Token(kind)
+}
+
+// DeadletterFilter is the subject filter of the dead letters of a province
+// and kind; an empty province or kind matches every one.
+func DeadletterFilter(province, kind string) string {
+	p, k := "*", "*"
+	if province != "" {
+		p = Token(province)
+	}
+	if kind != "" {
+		k = Token(kind)
+	}
+	return "ioc.deadletter." + p + "." + k
+}
+
+// ParseDeadletter splits a dead-letter subject into its parts.
+func ParseDeadletter(subject string) (province, kind string, err error) {
+	p := strings.Split(subject, ".")
+	if len(p) != 4 || p[0] != "ioc" || p[1] != "deadletter" {
+		return "", "", fmt.Errorf("parsing dead-letter subject %q: %w", subject, ErrBadSubject)
+	}
+	return Untoken(p[2]), Untoken(p[3]), nil
 }
 
 // Token escapes s into one subject token: bytes outside [A-Za-z0-9_:~-] (dots,

@@ -55,3 +55,26 @@ func TestAction(t *testing.T) {
 		t.Fatalf("ParseAction(%q) = %q %q %q %v", s, p, k, id, err)
 	}
 }
+
+func TestDeadletter(t *testing.T) {
+	s := Deadletter("01", "air")
+	if s != "ioc.deadletter.01.air" {
+		t.Fatalf("Deadletter = %q", s)
+	}
+	p, k, err := ParseDeadletter(Deadletter("0 1", "a.b"))
+	if err != nil || p != "0 1" || k != "a.b" {
+		t.Fatalf("ParseDeadletter = %q %q %v", p, k, err)
+	}
+	for _, tc := range []struct{ p, k, want string }{
+		{"", "", "ioc.deadletter.*.*"},
+		{"01", "", "ioc.deadletter.01.*"},
+		{"", "air", "ioc.deadletter.*.air"},
+	} {
+		if got := DeadletterFilter(tc.p, tc.k); got != tc.want {
+			t.Errorf("DeadletterFilter(%q, %q) = %q; want %q", tc.p, tc.k, got, tc.want)
+		}
+	}
+	if _, _, err := ParseDeadletter("ioc.feed.01.air"); err == nil {
+		t.Error("ParseDeadletter accepted a feed subject")
+	}
+}

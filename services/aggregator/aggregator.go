@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/iochub/iochub/internal/deadletter"
 	"github.com/iochub/iochub/internal/subjects"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 )
@@ -48,6 +49,12 @@ type Config struct {
 	// RetryDelay is how long a batch that failed to store waits before it is
 	// redelivered; 0 means 1s.
 	RetryDelay time.Duration
+	// MaxDeliver bounds the deliveries of a feed item that keeps failing for
+	// a reason a retry may cure (database down, STATE unreachable); at its
+	// last delivery the item is dead-lettered instead of being dropped by
+	// JetStream. 0 means unbounded: such an item is retried until the cause
+	// is fixed (items the database refuses are dead-lettered at once either way).
+	MaxDeliver int
 	// Province limits the expiry of alerts to one province, for a province
 	// partition; empty means every province.
 	Province string
@@ -124,8 +131,8 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if cfg.ExpiryInterval == 0 {
 		cfg.ExpiryInterval = 30 * time.Second
 	}
-	if cfg.BatchSize < 0 || cfg.MaxWait < 0 || cfg.AckWait < 0 || cfg.RetryDelay < 0 {
-		return nil, fmt.Errorf("%w: BatchSize, MaxWait, AckWait and RetryDelay must not be negative", ErrConfig)
+	if cfg.BatchSize < 0 || cfg.MaxWait < 0 || cfg.AckWait < 0 || cfg.RetryDelay < 0 || cfg.MaxDeliver < 0 {
+		return nil, fmt.Errorf("%w: BatchSize, MaxWait, AckWait, RetryDelay and MaxDeliver must not be negative", ErrConfig)
 	}
 	log := deps.Logger
 	if log == nil {
@@ -140,6 +147,11 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if err := s.initReports(deps); err != nil {
 		return nil, err
 	}
+	if s.actions != nil {
+		redrive, discard := DeadletterActions(s.js, s.log)
+		s.actions.RegisterAction(deadletter.ActionRedrive, redrive)
+		s.actions.RegisterAction(deadletter.ActionDiscard, discard)
+	}
 	return s, nil
 }
 
@@ -147,6 +159,10 @@ func New(cfg Config, deps Deps) (*Service, error) {
 // ctx ends is neither acked nor naked: JetStream redelivers it after AckWait,
 // and the store's idempotency makes that harmless.
 func (s *Service) Run(ctx context.Context) error {
+	maxDeliver := -1 // unbounded; see Config.MaxDeliver
+	if s.cfg.MaxDeliver > 0 {
+		maxDeliver = s.cfg.MaxDeliver
+	}
 	cons, err := s.js.CreateOrUpdateConsumer(ctx, subjects.StreamFeeds, jetstream.ConsumerConfig{
 		Durable:       s.cfg.Durable,
 		Description:   "iochub aggregator: FEEDS to PostGIS and STATE",
@@ -154,6 +170,7 @@ func (s *Service) Run(ctx context.Context) error {
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       s.cfg.AckWait,
 		MaxAckPending: 4 * s.cfg.BatchSize,
+		MaxDeliver:    maxDeliver,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	})
 	if err != nil {
@@ -258,10 +275,7 @@ func (s *Service) process(ctx context.Context, msgs []jetstream.Msg) {
 		d, err := decode(m.Subject(), m.Headers(), m.Data(), start)
 		if err != nil {
 			s.m.errors.WithLabelValues("decode").Inc()
-			s.log.Error("terminating undecodable feed message", "subject", m.Subject(), "err", err)
-			if err := m.TermWithReason(err.Error()); err != nil {
-				s.log.Warn("terminating message failed", "subject", m.Subject(), "err", err)
-			}
+			s.deadLetter(ctx, m, deadletter.StageDecode, err)
 			continue
 		}
 		p.add(d, m)
@@ -280,10 +294,12 @@ func (s *Service) process(ctx context.Context, msgs []jetstream.Msg) {
 }
 
 // store writes one pending batch, publishes the changed states and acks. A
-// batch the database rejects (not a connection or transient failure) is
-// written again message by message when split is set, so that one poisonous
-// message is terminated instead of blocking the stream; otherwise the batch
-// is naked and retried after RetryDelay.
+// batch the database rejects (not a connection or transient failure) or
+// cancels at its statement_timeout is written again message by message when
+// split is set, so that one poisonous message is dead-lettered instead of
+// blocking the stream; a message the database rejects on its own is
+// dead-lettered at once, one that times out on its own at its second
+// delivery. Any other failure naks the batch to be retried after RetryDelay.
 func (s *Service) store(ctx context.Context, p *pending, start time.Time, split bool) {
 	res, err := s.db.WriteBatch(ctx, p.batch)
 	if err != nil {
@@ -291,7 +307,7 @@ func (s *Service) store(ctx context.Context, p *pending, start time.Time, split 
 			return // shutting down: redelivered after AckWait
 		}
 		s.m.errors.WithLabelValues("write").Inc()
-		if rejected(err) {
+		if rejected(err) || timedOut(err) {
 			if split && len(p.msgs) > 1 {
 				s.log.Warn("database rejected a batch; storing its messages one by one", "messages", len(p.msgs), "err", err)
 				for _, dm := range p.all() {
@@ -301,17 +317,13 @@ func (s *Service) store(ctx context.Context, p *pending, start time.Time, split 
 				}
 				return
 			}
-			if len(p.msgs) == 1 {
-				m := p.msgs[0]
-				s.log.Error("terminating feed message the database rejects", "subject", m.Subject(), "err", err)
-				if err := m.TermWithReason(err.Error()); err != nil {
-					s.log.Warn("terminating message failed", "subject", m.Subject(), "err", err)
-				}
+			if len(p.msgs) == 1 && (rejected(err) || s.timedOutTwice(p.msgs[0])) {
+				s.deadLetter(ctx, p.msgs[0], deadletter.StageStore, err)
 				return
 			}
 		}
 		s.log.Error("storing batch failed; retrying", "messages", len(p.msgs), "err", err)
-		s.nakAll(p.msgs)
+		s.retryAll(ctx, p.msgs, err)
 		sleep(ctx, s.cfg.RetryDelay)
 		return
 	}
@@ -329,7 +341,7 @@ func (s *Service) store(ctx context.Context, p *pending, start time.Time, split 
 		}
 		s.m.errors.WithLabelValues("publish").Inc()
 		s.log.Error("publishing state failed; retrying the batch", "messages", len(p.msgs), "err", err)
-		s.nakAll(p.msgs)
+		s.retryAll(ctx, p.msgs, err)
 		sleep(ctx, s.cfg.RetryDelay)
 		return
 	}
@@ -347,7 +359,7 @@ func (s *Service) store(ctx context.Context, p *pending, start time.Time, split 
 
 // rejected reports whether the database refused the batch's data, as opposed
 // to failing for a reason a retry can cure (connection, deadlock,
-// serialisation, lack of resources, shutdown).
+// serialisation, lack of resources, shutdown) or timing out (see timedOut).
 func rejected(err error) bool {
 	var pg *pgconn.PgError
 	if !errors.As(err, &pg) || len(pg.Code) < 2 {
@@ -395,8 +407,21 @@ func (p *pending) add(d decoded, m jetstream.Msg) {
 	}
 }
 
-func (s *Service) nakAll(msgs []jetstream.Msg) {
+// timedOutTwice reports whether m, which timed out on its own, has had its
+// one retry: a timeout may come of a busy moment, so it gets a second chance.
+func (s *Service) timedOutTwice(m jetstream.Msg) bool {
+	md, err := m.Metadata()
+	return err != nil || md.NumDelivered >= 2
+}
+
+// retryAll naks msgs to be redelivered after RetryDelay, except those at
+// their last delivery (Config.MaxDeliver), which are dead-lettered with err.
+func (s *Service) retryAll(ctx context.Context, msgs []jetstream.Msg, err error) {
 	for _, m := range msgs {
+		if s.lastDelivery(m) {
+			s.deadLetter(ctx, m, deadletter.StageStore, errDeliveries(s.cfg.MaxDeliver, err))
+			continue
+		}
 		if err := m.NakWithDelay(s.cfg.RetryDelay); err != nil {
 			s.log.Warn("naking feed message failed", "subject", m.Subject(), "err", err)
 		}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -25,6 +26,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/iochub/iochub/internal/ce"
+	"github.com/iochub/iochub/internal/deadletter"
 	"github.com/iochub/iochub/internal/subjects"
 	"github.com/iochub/iochub/internal/testenv"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
@@ -564,7 +566,7 @@ func TestAlertUnits(t *testing.T) {
 	}
 }
 
-func TestUndecodableMessagesAreTerminated(t *testing.T) {
+func TestUndecodableMessagesAreDeadLettered(t *testing.T) {
 	ne, pool := testNATS(t), testDB(t)
 	good := feedMsg(t, subjects.KindAir, airEvent(t, 1, t0, 5), "")
 	garbage := feedMsg(t, subjects.KindAir, airEvent(t, 2, t0, 5), "")
@@ -583,6 +585,54 @@ func TestUndecodableMessagesAreTerminated(t *testing.T) {
 	if got := rows(t, pool, "air_observation"); got != 1 {
 		t.Errorf("rows = %d; want 1", got)
 	}
+	letters := waitDeadletters(t, ne.JS, 3)
+	wantReasons := map[string]string{
+		garbage.Header.Get(ce.HeaderID):     "unmarshal",
+		noHeaders.Header.Get(nats.MsgIdHdr): "ce-id",
+		unknown.Header.Get(ce.HeaderID):     "sewage",
+	}
+	for _, l := range letters {
+		if l.Stage != deadletter.StageDecode || l.Delivered != 1 || l.FeedsSeq == 0 || l.Time.IsZero() {
+			t.Errorf("dead letter %+v; want stage decode, delivered 1, a FEEDS sequence and a time", l)
+		}
+		key := l.EventID
+		if key == "" {
+			key = l.Header.Get(deadletter.HeaderMsgID)
+		}
+		want, ok := wantReasons[key]
+		if !ok || !strings.Contains(strings.ToLower(l.Reason), want) {
+			t.Errorf("dead letter of %q has reason %q; want one naming %q", key, l.Reason, want)
+		}
+	}
+	if got := counterValue(t, r.svc.m.deadletters.WithLabelValues(subjects.KindAir, deadletter.StageDecode)); got != 2 {
+		t.Errorf("deadletters_total{kind=air,stage=decode} = %v; want 2", got)
+	}
+	if got := counterValue(t, r.svc.m.deadletters.WithLabelValues("other", deadletter.StageDecode)); got != 1 {
+		t.Errorf("deadletters_total{kind=other,stage=decode} = %v; want 1", got)
+	}
+}
+
+// waitDeadletters waits for n dead letters on DEADLETTER and returns them
+// whole (headers and payload), oldest first.
+func waitDeadletters(t *testing.T, js jetstream.JetStream, n int) []deadletter.Letter {
+	t.Helper()
+	var got []deadletter.Letter
+	waitFor(t, fmt.Sprintf("%d dead letters", n), func() (bool, string) {
+		list, _, err := deadletter.List(context.Background(), js, deadletter.Query{})
+		if err != nil {
+			return false, err.Error()
+		}
+		got = list
+		return len(list) == n, fmt.Sprintf("%d dead letters", len(list))
+	})
+	for i, l := range got {
+		full, err := deadletter.Get(context.Background(), js, l.Sequence)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got[i] = full
+	}
+	return got
 }
 
 func TestNew(t *testing.T) {
@@ -630,7 +680,7 @@ func counterValue(t *testing.T, c prometheus.Counter) float64 {
 	return m.GetCounter().GetValue()
 }
 
-func TestPoisonMessageIsTerminated(t *testing.T) {
+func TestPoisonMessageIsDeadLettered(t *testing.T) {
 	ne, pool := testNATS(t), testDB(t)
 	var msgs []*nats.Msg
 	for i := range 5 {
@@ -655,6 +705,79 @@ func TestPoisonMessageIsTerminated(t *testing.T) {
 		t.Errorf("errors_total{stage=write} = %v; want at least 2 (the batch, then the message alone)", got)
 	}
 	waitState(t, ne.JS, subjects.KindAir, airEvent(t, 4, t0, 0).GetEntityId(), func(*iocv1.EntityState) bool { return true })
+	letters := waitDeadletters(t, ne.JS, 1)
+	l := letters[0]
+	if l.Stage != deadletter.StageStore || l.EventID != "huge@x" || l.Source != sourceID || l.Reason == "" ||
+		l.Subject != subjects.Feed(province, unit, subjects.KindAir) || l.Header.Get(deadletter.HeaderMsgID) != "huge" {
+		t.Errorf("dead letter = %+v; want stage store, event huge@x of %s on the feed subject, with a reason", l, sourceID)
+	}
+	if len(l.Reason) > deadletter.MaxReason {
+		t.Errorf("reason of %d bytes; want at most %d", len(l.Reason), deadletter.MaxReason)
+	}
+	if !slices.Equal(l.Data, msgs[2].Data) {
+		t.Error("the dead letter's payload differs from the original")
+	}
+	if got := counterValue(t, r.svc.m.deadletters.WithLabelValues(subjects.KindAir, deadletter.StageStore)); got != 1 {
+		t.Errorf("deadletters_total{kind=air,stage=store} = %v; want 1", got)
+	}
+}
+
+// TestDeadLetterRedriveAfterFix: an item the database refuses (here a
+// trigger stands for a missing unit, partition or constraint fix) is
+// dead-lettered without holding up the items behind it; once the cause is
+// fixed, a redrive stores it, once however often it is redriven.
+func TestDeadLetterRedriveAfterFix(t *testing.T) {
+	ne, pool := testNATS(t), testDB(t)
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `
+CREATE FUNCTION refuse_blocked() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW.id = 'urn:ngsi-ld:Device:st-7' THEN RAISE EXCEPTION 'station st-7 is blocked'; END IF;
+	RETURN NEW;
+END $$;
+CREATE TRIGGER refuse_blocked BEFORE INSERT OR UPDATE ON sensor FOR EACH ROW EXECUTE FUNCTION refuse_blocked();`); err != nil {
+		t.Fatal(err)
+	}
+	var msgs []*nats.Msg
+	for i := range 4 {
+		msgs = append(msgs, feedMsg(t, subjects.KindAir, airEvent(t, i, t0, float64(i)), ""))
+	}
+	blocked := airEvent(t, 7, t0, 7)
+	msgs = slices.Insert(msgs, 1, feedMsg(t, subjects.KindAir, blocked, ""))
+	publish(t, ne.JS, msgs...)
+	start(t, ne, pool, Config{Durable: "agg-redrive"})
+	waitRows(t, pool, "air_observation", 4) // the ones behind it are not blocked
+	l := waitDeadletters(t, ne.JS, 1)[0]
+	if l.Stage != deadletter.StageStore || !strings.Contains(l.Reason, "station st-7 is blocked") || l.EventID != blocked.GetId() {
+		t.Fatalf("dead letter = %+v; want stage store with the trigger's reason", l)
+	}
+	waitIdle(t, ne.JS, "agg-redrive")
+
+	if _, err := pool.Exec(ctx, `DROP TRIGGER refuse_blocked ON sensor`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := deadletter.Redrive(ctx, ne.JS, l.Sequence); err != nil {
+		t.Fatalf("Redrive: %v", err)
+	}
+	waitRows(t, pool, "air_observation", 5)
+	if _, err := deadletter.Redrive(ctx, ne.JS, l.Sequence); !errors.Is(err, deadletter.ErrNotFound) {
+		t.Errorf("second Redrive: err = %v; want ErrNotFound (it was deleted)", err)
+	}
+	// A redrive published again (an operator's retry racing the delete) is
+	// absorbed by the store's idempotency.
+	again := feedMsg(t, subjects.KindAir, blocked, deadletter.RedriveMsgID("late", 99))
+	publish(t, ne.JS, again)
+	waitIdle(t, ne.JS, "agg-redrive")
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM air_observation WHERE event_id = $1`, blocked.GetId()).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 1 {
+		t.Errorf("rows of the redriven event = %d; want 1", n)
+	}
+	if list, _, err := deadletter.List(ctx, ne.JS, deadletter.Query{}); err != nil || len(list) != 0 {
+		t.Errorf("dead letters after the redrive = %v, %v; want none", list, err)
+	}
 }
 
 func capEvent(t testing.TB, id, msgType string, sent time.Time, refs ...string) *iocv1.Alert {

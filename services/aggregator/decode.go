@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/iochub/iochub/internal/ce"
+	"github.com/iochub/iochub/internal/feedcheck"
 	"github.com/iochub/iochub/internal/subjects"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 	"github.com/iochub/iochub/services/aggregator/postgis"
@@ -223,8 +224,8 @@ func (d *decoded) decodeAlert(data []byte, source string, now time.Time) error {
 	if err := checkText(map[string]string{"identifier": m.GetIdentifier()}, texts...); err != nil {
 		return err
 	}
-	if strings.ContainsRune(eventID, 0) {
-		return fmt.Errorf("id has a NUL byte")
+	if err := storableText("id", eventID); err != nil {
+		return err
 	}
 	var (
 		infos   []alertInfo
@@ -406,8 +407,8 @@ func origin(o *iocv1.Origin, header string, now time.Time) (string, time.Time, e
 	if src == "" {
 		return "", time.Time{}, fmt.Errorf("no source: neither the %s header nor origin.source_id is set", HeaderSource)
 	}
-	if strings.ContainsRune(src, 0) {
-		return "", time.Time{}, fmt.Errorf("source id has a NUL byte")
+	if err := storableText("source id", src); err != nil {
+		return "", time.Time{}, err
 	}
 	received := now
 	if ts := o.GetReceivedAt(); ts != nil {
@@ -429,30 +430,38 @@ func required(field string, ts *timestamppb.Timestamp) (time.Time, error) {
 		return time.Time{}, fmt.Errorf("%s: %w", field, err)
 	}
 	t := ts.AsTime()
-	if t.IsZero() || t.Unix() <= 0 {
-		return time.Time{}, fmt.Errorf("%s is %s; want a time after 1970", field, t.Format(time.RFC3339))
+	// The ingest refuses the same range (feedcheck.Time) before accepting.
+	if err := feedcheck.Time(field, t); err != nil {
+		return time.Time{}, err
 	}
 	return t, nil
 }
 
-// checkText rejects empty required fields and NUL bytes, which PostgreSQL
-// text cannot hold (a row that cannot be stored would fail its whole batch).
+// checkText rejects empty required fields, and invalid UTF-8 and NUL bytes
+// in any field, which PostgreSQL text cannot hold (a row that cannot be
+// stored would fail its whole batch). An id too long to index is left to the
+// store, whose refusal terminates the message alone; the ingest bounds ids
+// far below that (feedcheck.MaxIDBytes).
 func checkText(requiredFields map[string]string, optional ...string) error {
 	for name, v := range requiredFields {
 		if v == "" {
 			return fmt.Errorf("%s is empty", name)
 		}
-		if strings.ContainsRune(v, 0) {
-			return fmt.Errorf("%s has a NUL byte", name)
+		if err := storableText(name, v); err != nil {
+			return err
 		}
 	}
 	for _, v := range optional {
-		if strings.ContainsRune(v, 0) {
-			return fmt.Errorf("a text field has a NUL byte")
+		if err := storableText("a text field", v); err != nil {
+			return err
 		}
 	}
 	return nil
 }
+
+// storableText is feedcheck.Text without a length bound; the ingest applies
+// it with bounds, and to every text of the event.
+func storableText(field, s string) error { return feedcheck.Text(field, s, math.MaxInt) }
 
 func decodeWKB(b []byte) (geom.T, error) {
 	t, err := wkbx.Unmarshal(b)

@@ -66,7 +66,15 @@ func TestDecode(t *testing.T) {
 		{"no entity", air(func(a *iocv1.AirQualityObserved) { a.EntityId = "" }), "entity_id is empty", ErrBadMessage},
 		{"NUL in entity", air(func(a *iocv1.AirQualityObserved) { a.EntityId = "a\x00b" }), "NUL", ErrBadMessage},
 		{"no time", air(func(a *iocv1.AirQualityObserved) { a.ObservedAt = nil }), "observed_at is missing", ErrBadMessage},
-		{"epoch time", air(func(a *iocv1.AirQualityObserved) { a.ObservedAt = &timestamppb.Timestamp{} }), "after 1970", ErrBadMessage},
+		{"epoch time", air(func(a *iocv1.AirQualityObserved) { a.ObservedAt = &timestamppb.Timestamp{} }), "out of range", ErrBadMessage},
+		{"1900 time", air(func(a *iocv1.AirQualityObserved) {
+			a.ObservedAt = timestamppb.New(time.Date(1900, 1, 1, 0, 0, 0, 0, time.UTC))
+		}), "out of range", ErrBadMessage},
+		{"1999 time", air(func(a *iocv1.AirQualityObserved) {
+			a.ObservedAt = timestamppb.New(time.Date(1999, 12, 31, 23, 0, 0, 0, time.UTC))
+		}), "out of range", ErrBadMessage},
+		{"invalid UTF-8 name", air(func(a *iocv1.AirQualityObserved) { a.Name = "a\xff" }), "UTF-8", ErrBadMessage},
+		{"NUL in alert id", alert(func(a *iocv1.Alert) { a.Id = "a\x00" }), "NUL", ErrBadMessage},
 		{"NaN value", air(func(a *iocv1.AirQualityObserved) { a.Pm25 = proto.Float64(math.NaN()) }), "pm25 is NaN", ErrBadMessage},
 		{"Inf extra", air(func(a *iocv1.AirQualityObserved) { a.Temperature = proto.Float64(math.Inf(1)) }), "temperature", ErrBadMessage},
 		{"line for a station", air(func(a *iocv1.AirQualityObserved) {

@@ -7,6 +7,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/iochub/iochub/internal/deadletter"
 	"github.com/iochub/iochub/internal/subjects"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 )
@@ -16,8 +17,10 @@ type metrics struct {
 	rows       *prometheus.CounterVec // by kind: rows stored for the first time
 	duplicates *prometheus.CounterVec // by kind
 	states     prometheus.Counter
-	errors     *prometheus.CounterVec // by stage: fetch, decode, write, publish, ack
-	latency    prometheus.Histogram
+	errors     *prometheus.CounterVec // by stage: fetch, decode, write, publish, ack, deadletter
+	// deadletters counts feed items moved to DEADLETTER, by kind and stage (decode, store).
+	deadletters *prometheus.CounterVec
+	latency     prometheus.Histogram
 }
 
 func newMetrics(reg prometheus.Registerer, durable string) (*metrics, error) {
@@ -32,7 +35,9 @@ func newMetrics(reg prometheus.Registerer, durable string) (*metrics, error) {
 			"Feed items already stored (redeliveries, resent events), by kind."), []string{"kind"}),
 		states: prometheus.NewCounter(counter("states_published_total", "Entity states published to STATE.")),
 		errors: prometheus.NewCounterVec(counter("errors_total",
-			"Errors by stage: fetch, decode (message terminated), write, publish, ack, expire."), []string{"stage"}),
+			"Errors by stage: fetch, decode (message dead-lettered), write, publish, ack, expire, deadletter (publishing a dead letter failed; the item is retried)."), []string{"stage"}),
+		deadletters: prometheus.NewCounterVec(counter("deadletters_total",
+			"Feed items moved to the DEADLETTER stream, by kind (other: not a known kind) and stage (decode, store)."), []string{"kind", "stage"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Namespace: "iochub", Subsystem: "aggregator", Name: "batch_duration_seconds", ConstLabels: labels,
 			Help:    "Time from fetching a batch to acking it.",
@@ -43,13 +48,18 @@ func newMetrics(reg prometheus.Registerer, durable string) (*metrics, error) {
 		m.rows.WithLabelValues(k)
 		m.duplicates.WithLabelValues(k)
 	}
-	for _, st := range []string{"fetch", "decode", "write", "publish", "ack", "expire", "warm"} {
+	for _, st := range []string{"fetch", "decode", "write", "publish", "ack", "expire", "warm", "deadletter"} {
 		m.errors.WithLabelValues(st)
+	}
+	for _, k := range subjects.Kinds {
+		for _, st := range []string{deadletter.StageDecode, deadletter.StageStore} {
+			m.deadletters.WithLabelValues(k, st)
+		}
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.batches, m.rows, m.duplicates, m.states, m.errors, m.latency} {
+	for _, c := range []prometheus.Collector{m.batches, m.rows, m.duplicates, m.states, m.errors, m.deadletters, m.latency} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

@@ -74,8 +74,9 @@ func (g *Gateway) RegisterOperator(mux *http.ServeMux, cfg OperatorConfig) {
 	o := &operator{g: g, cfg: cfg}
 	mux.HandleFunc("POST /v1/reports/{id}/status", o.serveReportStatus)
 	mux.HandleFunc("GET /v1/reports/{id}", o.serveReport)
-	o.registerRules(mux)      // PUT, DELETE, GET /v1/rules… (handler_rules.go)
-	o.registerIdentities(mux) // /v1/admin/identities (handler_identities.go)
+	o.registerRules(mux)       // PUT, DELETE, GET /v1/rules… (handler_rules.go)
+	o.registerIdentities(mux)  // /v1/admin/identities (handler_identities.go)
+	o.registerDeadletters(mux) // GET, POST, DELETE /v1/deadletters… (handler_deadletters.go)
 }
 
 // reportStatusRequest is the body of POST /v1/reports/{id}/status.

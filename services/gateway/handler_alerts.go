@@ -109,6 +109,9 @@ func (g *Gateway) serveAlert(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusInternalServerError, "the stored alert cannot be converted to CAP: "+err.Error())
 		return
 	}
+	if row.BadGeometry {
+		g.log.Warn("alert area cannot be written as GeoJSON", "alert", entity)
+	}
 	w.Header().Set("Cache-Control", "no-cache")
 	if asCAP {
 		doc, err := cap.Marshal(a)
@@ -132,8 +135,12 @@ func (g *Gateway) serveAlert(w http.ResponseWriter, r *http.Request) {
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
 	if err := enc.Encode(d); err != nil {
-		writeProblem(w, r, http.StatusInternalServerError, "the stored alert cannot be written as JSON: "+err.Error())
-		return
+		g.log.Warn("alert cannot be written as JSON; shown without geometry", "alert", entity, "err", err)
+		d.Geometry = json.RawMessage("null")
+		if err := enc.Encode(d); err != nil {
+			writeProblem(w, r, http.StatusInternalServerError, "the stored alert cannot be written as JSON: "+err.Error())
+			return
+		}
 	}
 	w.Header().Set("Content-Type", "application/json")
 	_, _ = w.Write(buf.Bytes())
@@ -256,14 +263,24 @@ func (g *Gateway) serveAlerts(w http.ResponseWriter, r *http.Request) {
 				break
 			}
 		}
+		if row.BadGeometry {
+			g.log.Warn("alert area cannot be written as GeoJSON", "alert", row.ID)
+		}
+		mark := buf.Len()
 		if n > 0 {
 			buf.WriteByte(',')
 		}
+		// One alert that cannot be written never fails the list: it is listed
+		// without geometry, or else left out, and logged.
 		f := featureJSON{Type: "Feature", ID: AlertID(row.ID), Geometry: geometryOrNull(row.Geometry), Properties: props}
 		if err := enc.Encode(f); err != nil {
-			g.log.Error("encoding alert", "alert", row.ID, "err", err)
-			writeProblem(w, r, http.StatusInternalServerError, "an alert cannot be written as JSON")
-			return
+			g.log.Warn("alert cannot be written as JSON; listed without geometry", "alert", row.ID, "err", err)
+			f.Geometry = json.RawMessage("null")
+			if err := enc.Encode(f); err != nil {
+				g.log.Error("alert cannot be written as JSON; left out of the list", "alert", row.ID, "err", err)
+				buf.Truncate(mark)
+				continue
+			}
 		}
 		buf.Truncate(buf.Len() - 1) // Encode's newline
 		n++

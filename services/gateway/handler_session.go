@@ -124,10 +124,3 @@ func (g *Gateway) signedIn(w http.ResponseWriter, r *http.Request, p auth.Princi
 	g.log.Info("session started", "identity", p.ID, "role", string(p.Role))
 	writeJSON(w, http.StatusOK, sessionAnswer{Principal: p})
 }
-
-func writeJSON(w http.ResponseWriter, status int, v any) {
-	w.Header().Set("Content-Type", "application/json")
-	w.Header().Set("Cache-Control", "no-store")
-	w.WriteHeader(status)
-	_ = json.NewEncoder(w).Encode(v)
-}

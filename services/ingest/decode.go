@@ -9,6 +9,8 @@ import (
 	"io"
 	"mime"
 	"strings"
+
+	"github.com/iochub/iochub/internal/feedcheck"
 )
 
 // rawItem is one item as read from the body, before validation.
@@ -191,9 +193,10 @@ func decodeNDJSON(br *bufio.Reader, firstLine []byte, maxItems int) ([]rawItem, 
 }
 
 func decodeArray(r io.Reader, maxItems int) ([]rawItem, error) {
-	dec := json.NewDecoder(r)
+	cr := &countReader{r: r}
+	dec := json.NewDecoder(cr)
 	if _, err := dec.Token(); err != nil { // '['
-		return nil, syntaxOrRead(err, dec)
+		return nil, syntaxOrRead(err, dec, cr)
 	}
 	var items []rawItem
 	for dec.More() {
@@ -208,7 +211,7 @@ func decodeArray(r io.Reader, maxItems int) ([]rawItem, error) {
 			items = append(items, rawItem{err: fmt.Sprintf("item is a JSON %s; want a JSON object", te.Value)})
 			continue
 		case err != nil:
-			return nil, syntaxOrRead(err, dec)
+			return nil, syntaxOrRead(err, dec, cr)
 		case m == nil:
 			items = append(items, rawItem{err: "item is null; want a JSON object"})
 			continue
@@ -217,9 +220,9 @@ func decodeArray(r io.Reader, maxItems int) ([]rawItem, error) {
 		items = append(items, rawItem{fields: f, err: reason})
 	}
 	if _, err := dec.Token(); err != nil { // ']'
-		return nil, syntaxOrRead(err, dec)
+		return nil, syntaxOrRead(err, dec, cr)
 	}
-	if err := expectEOF(dec); err != nil {
+	if err := expectEOF(dec, cr); err != nil {
 		return nil, err
 	}
 	if len(items) == 0 {
@@ -231,9 +234,10 @@ func decodeArray(r io.Reader, maxItems int) ([]rawItem, error) {
 // decodeObject reads one JSON object: a GeoJSON FeatureCollection, whose
 // features are streamed one by one, or a single item or Feature.
 func decodeObject(r io.Reader, maxItems int) ([]rawItem, error) {
-	dec := json.NewDecoder(r)
+	cr := &countReader{r: r}
+	dec := json.NewDecoder(cr)
 	if _, err := dec.Token(); err != nil { // '{'
-		return nil, syntaxOrRead(err, dec)
+		return nil, syntaxOrRead(err, dec, cr)
 	}
 	obj := make(map[string]json.RawMessage)
 	var items []rawItem
@@ -241,13 +245,13 @@ func decodeObject(r io.Reader, maxItems int) ([]rawItem, error) {
 	for dec.More() {
 		kt, err := dec.Token()
 		if err != nil {
-			return nil, syntaxOrRead(err, dec)
+			return nil, syntaxOrRead(err, dec, cr)
 		}
 		key, _ := kt.(string)
 		if key != "features" {
 			var v json.RawMessage
 			if err := dec.Decode(&v); err != nil {
-				return nil, syntaxOrRead(err, dec)
+				return nil, syntaxOrRead(err, dec, cr)
 			}
 			obj[key] = v
 			continue
@@ -255,7 +259,7 @@ func decodeObject(r io.Reader, maxItems int) ([]rawItem, error) {
 		off := dec.InputOffset()
 		t, err := dec.Token()
 		if err != nil {
-			return nil, syntaxOrRead(err, dec)
+			return nil, syntaxOrRead(err, dec, cr)
 		}
 		if d, ok := t.(json.Delim); !ok || d != '[' {
 			return nil, &bodyError{off, "features must be an array of GeoJSON Features"}
@@ -273,7 +277,7 @@ func decodeObject(r io.Reader, maxItems int) ([]rawItem, error) {
 				items = append(items, rawItem{err: fmt.Sprintf("feature is a JSON %s; want a GeoJSON Feature", te.Value)})
 				continue
 			case err != nil:
-				return nil, syntaxOrRead(err, dec)
+				return nil, syntaxOrRead(err, dec, cr)
 			}
 			if m == nil || unquote(m["type"]) != "Feature" {
 				items = append(items, rawItem{err: "feature: type must be \"Feature\""})
@@ -283,18 +287,18 @@ func decodeObject(r io.Reader, maxItems int) ([]rawItem, error) {
 			items = append(items, rawItem{fields: f, err: reason})
 		}
 		if _, err := dec.Token(); err != nil { // ']'
-			return nil, syntaxOrRead(err, dec)
+			return nil, syntaxOrRead(err, dec, cr)
 		}
 	}
 	if _, err := dec.Token(); err != nil { // '}'
-		return nil, syntaxOrRead(err, dec)
+		return nil, syntaxOrRead(err, dec, cr)
 	}
-	if err := expectEOF(dec); err != nil {
+	if err := expectEOF(dec, cr); err != nil {
 		return nil, err
 	}
 	if isFC {
 		if t := unquote(obj["type"]); t != "" && t != "FeatureCollection" {
-			return nil, &bodyError{0, fmt.Sprintf("an object with features must be a FeatureCollection, not %q", t)}
+			return nil, &bodyError{0, fmt.Sprintf("an object with features must be a FeatureCollection, not %q", feedcheck.Clip(t))}
 		}
 		if len(items) == 0 {
 			return nil, fmt.Errorf("reading FeatureCollection: %w", ErrNoItems)
@@ -349,11 +353,11 @@ func unquote(raw json.RawMessage) string {
 	return s
 }
 
-func expectEOF(dec *json.Decoder) error {
+func expectEOF(dec *json.Decoder, cr *countReader) error {
 	off := dec.InputOffset()
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
 		if err != nil {
-			return syntaxOrRead(err, dec)
+			return syntaxOrRead(err, dec, cr)
 		}
 		return &bodyError{off, "unexpected data after the JSON value; send several items as a JSON array or as NDJSON (application/x-ndjson)"}
 	}
@@ -362,13 +366,15 @@ func expectEOF(dec *json.Decoder) error {
 
 // syntaxOrRead turns a decoder error into a *bodyError with its offset, or
 // passes a read error (body too large, connection lost) through.
-func syntaxOrRead(err error, dec *json.Decoder) error {
+// A body that ends too early is reported at its end (cr counts the bytes
+// read), not at the start of the value being read.
+func syntaxOrRead(err error, dec *json.Decoder, cr *countReader) error {
 	var se *json.SyntaxError
 	switch {
 	case errors.As(err, &se):
 		return &bodyError{se.Offset, "invalid JSON: " + se.Error()}
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
-		return &bodyError{dec.InputOffset(), "unexpected end of JSON"}
+		return &bodyError{max(cr.n, dec.InputOffset()), "unexpected end of JSON: the body ends there, truncated"}
 	}
 	var te *json.UnmarshalTypeError
 	if errors.As(err, &te) {
@@ -400,4 +406,16 @@ func jsonReason(err error) string {
 		return fmt.Sprintf("got a JSON %s", te.Value)
 	}
 	return err.Error()
+}
+
+// countReader counts the bytes read through it.
+type countReader struct {
+	r io.Reader
+	n int64
+}
+
+func (c *countReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	c.n += int64(n)
+	return n, err
 }

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/iochub/iochub/internal/feedcheck"
 )
 
 // fields are an item's top-level members as sent.
@@ -93,7 +95,10 @@ func jsonKind(raw json.RawMessage) string {
 	return "number"
 }
 
-// str reads a string member; absent and null are ("", false, nil).
+// str reads a string member; absent and null are ("", false, nil). A string
+// that is not valid UTF-8, raw or through a lone \uD800-\uDFFF escape, is
+// refused: decoding would replace it with U+FFFD, so that two distinct ids
+// would become one.
 func (f fields) str(name string) (string, bool, *itemError) {
 	raw, ok := f.value(name)
 	if !ok {
@@ -102,7 +107,11 @@ func (f fields) str(name string) (string, bool, *itemError) {
 	if jsonKind(raw) != "string" {
 		return "", false, &itemError{pointer: name, reason: "want a string, got a JSON " + jsonKind(raw)}
 	}
-	if inner := raw[1 : len(raw)-1]; bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+	inner := raw[1 : len(raw)-1]
+	if why := badJSONString(inner); why != "" {
+		return "", false, &itemError{pointer: name, reason: why}
+	}
+	if bytes.IndexByte(inner, '\\') < 0 {
 		return string(inner), true, nil // no escapes: the bytes are the string
 	}
 	var s string
@@ -112,6 +121,48 @@ func (f fields) str(name string) (string, bool, *itemError) {
 	return s, true, nil
 }
 
+// badJSONString says why the inside of a JSON string literal would not
+// decode to the same text: invalid UTF-8 or an unpaired UTF-16 surrogate
+// escape; "" when it is faithful.
+func badJSONString(inner []byte) string {
+	if !utf8.Valid(inner) {
+		for i := 0; i < len(inner); {
+			r, n := utf8.DecodeRune(inner[i:])
+			if r == utf8.RuneError && n <= 1 {
+				return fmt.Sprintf("not valid UTF-8 (byte %d of the string); send text in UTF-8", i)
+			}
+			i += n
+		}
+	}
+	for i := 0; i+1 < len(inner); i++ {
+		if inner[i] != '\\' {
+			continue
+		}
+		if inner[i+1] != 'u' || i+6 > len(inner) {
+			i++ // a two-character escape such as \\ or \"
+			continue
+		}
+		v, err := strconv.ParseUint(string(inner[i+2:i+6]), 16, 16)
+		if err != nil {
+			return "" // json.Unmarshal reports the bad escape
+		}
+		switch {
+		case v >= 0xD800 && v < 0xDC00: // high surrogate: a low one must follow
+			if i+12 <= len(inner) && inner[i+6] == '\\' && inner[i+7] == 'u' {
+				if w, err := strconv.ParseUint(string(inner[i+8:i+12]), 16, 16); err == nil && w >= 0xDC00 && w < 0xE000 {
+					i += 11
+					continue
+				}
+			}
+			return fmt.Sprintf("unpaired UTF-16 surrogate \\u%04X at byte %d of the string", v, i)
+		case v >= 0xDC00 && v < 0xE000:
+			return fmt.Sprintf("unpaired UTF-16 surrogate \\u%04X at byte %d of the string", v, i)
+		}
+		i += 5
+	}
+	return ""
+}
+
 // ref reads a relationship: a string, or the first string of an array (FIWARE allows both).
 func (f fields) ref(name string) (string, *itemError) {
 	raw, ok := f.value(name)
@@ -119,14 +170,24 @@ func (f fields) ref(name string) (string, *itemError) {
 		return "", nil
 	}
 	if raw[0] == '[' {
-		var ss []string
-		if err := json.Unmarshal(raw, &ss); err != nil {
+		var rs []json.RawMessage
+		if err := json.Unmarshal(raw, &rs); err != nil {
 			return "", &itemError{pointer: name, reason: "want a string or an array of strings"}
 		}
-		if len(ss) == 0 {
+		if len(rs) == 0 {
 			return "", nil
 		}
-		return ss[0], nil
+		for _, r := range rs {
+			if jsonKind(r) != "string" {
+				return "", &itemError{pointer: name, reason: "want a string or an array of strings"}
+			}
+		}
+		// Read the first as str does, refusing what decoding would alter.
+		s, _, ierr := fields{name: rs[0]}.str(name)
+		if ierr != nil {
+			ierr.pointer = name + "[0]"
+		}
+		return s, ierr
 	}
 	s, _, err := f.str(name)
 	return s, err
@@ -195,16 +256,20 @@ func parseTime(s string) (time.Time, error) {
 	s = strings.TrimSpace(s)
 	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05", "2006-01-02T15:04Z07:00", "2006-01-02T15:04"} {
 		if t, err := time.ParseInLocation(layout, s, time.UTC); err == nil {
+			// The aggregator refuses the same range (a 1900 or 1970 date is a clock fault).
+			if err := feedcheck.Time("", t); err != nil {
+				return time.Time{}, err
+			}
 			return t.UTC(), nil
 		}
 	}
-	return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time such as 2025-07-01T08:00:00+07:00", s)
+	return time.Time{}, fmt.Errorf("%q is not an RFC 3339 time such as 2025-07-01T08:00:00+07:00", feedcheck.Clip(s))
 }
 
 // observedPeriod reads dateObserved (an instant or the FIWARE interval
 // "start/end") and dateObservedFrom / dateObservedTo: the end is when the
 // observation was made; the start is zero when not given.
-func (f fields) observedPeriod(now time.Time, maxFuture time.Duration) (at, from time.Time, ierr *itemError) {
+func (f fields) observedPeriod(now time.Time, maxFuture, maxAge time.Duration) (at, from time.Time, ierr *itemError) {
 	ptr := "dateObserved"
 	if s, ok, err := f.str("dateObserved"); err != nil {
 		return at, from, err
@@ -244,6 +309,10 @@ func (f fields) observedPeriod(now time.Time, maxFuture time.Duration) (at, from
 	}
 	if !from.IsZero() && at.Before(from) {
 		return at, from, &itemError{pointer: ptr, reason: fmt.Sprintf("observation ends (%s) before it starts (%s)", at.Format(time.RFC3339), from.Format(time.RFC3339))}
+	}
+	if maxAge > 0 && at.Before(now.Add(-maxAge)) {
+		return at, from, &itemError{pointer: ptr, reason: fmt.Sprintf("%s is %s old; this hub takes observations up to %s old",
+			at.Format(time.RFC3339), now.Sub(at).Round(time.Second), maxAge)}
 	}
 	if maxFuture > 0 && at.After(now.Add(maxFuture)) {
 		return at, from, &itemError{pointer: ptr, reason: fmt.Sprintf("%s is %s in the future (more than %s ahead of the hub's clock; check the source's clock and time zone)",

@@ -1,6 +1,8 @@
 package ingest
 
 import (
+	"bytes"
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"fmt"
@@ -11,6 +13,7 @@ import (
 	"github.com/twpayne/go-geom"
 	"github.com/twpayne/go-geom/encoding/wkb"
 
+	"github.com/iochub/iochub/internal/feedcheck"
 	"github.com/iochub/iochub/internal/units"
 )
 
@@ -57,12 +60,16 @@ func ParseGeometry(raw json.RawMessage, at string, allowed ...string) (Geometry,
 		return Geometry{}, &geometryError{at + ".type", "missing field"}
 	}
 	if !slices.Contains(allowed, g.Type) {
-		return Geometry{}, &geometryError{at + ".type", fmt.Sprintf("geometry type %s is not allowed here; want %s", g.Type, orList(allowed))}
+		return Geometry{}, &geometryError{at + ".type", fmt.Sprintf("geometry type %s is not allowed here; want %s", feedcheck.Clip(g.Type), orList(allowed))}
 	}
 	if len(g.Coordinates) == 0 || string(g.Coordinates) == "null" {
 		return Geometry{}, &geometryError{at + ".coordinates", "missing field"}
 	}
 	cp := at + ".coordinates"
+	if bytes.Contains(g.Coordinates, []byte("null")) {
+		// encoding/json reads null as 0: [null, null] would become [0, 0].
+		return Geometry{}, &geometryError{cp, "coordinates hold null; every position needs numbers [lon, lat]"}
+	}
 	out := Geometry{Type: g.Type}
 	switch g.Type {
 	case "Point":
@@ -80,6 +87,9 @@ func ParseGeometry(raw json.RawMessage, at string, allowed ...string) (Geometry,
 		if err := json.Unmarshal(g.Coordinates, &cs); err != nil {
 			return Geometry{}, &geometryError{cp, "want [[lon, lat], ...]: " + jsonReason(err)}
 		}
+		if err := tooManyPositions(cp, [][][]float64{cs}); err != nil {
+			return Geometry{}, err
+		}
 		if len(cs) < 2 {
 			return Geometry{}, &geometryError{cp, fmt.Sprintf("a LineString needs at least 2 points, got %d", len(cs))}
 		}
@@ -92,6 +102,9 @@ func ParseGeometry(raw json.RawMessage, at string, allowed ...string) (Geometry,
 		var rs [][][]float64
 		if err := json.Unmarshal(g.Coordinates, &rs); err != nil {
 			return Geometry{}, &geometryError{cp, "want [[[lon, lat], ...], ...]: " + jsonReason(err)}
+		}
+		if err := tooManyPositions(cp, rs); err != nil {
+			return Geometry{}, err
 		}
 		p, err := polygon(rs, cp)
 		if err != nil {
@@ -106,6 +119,9 @@ func ParseGeometry(raw json.RawMessage, at string, allowed ...string) (Geometry,
 		if len(ps) == 0 {
 			return Geometry{}, &geometryError{cp, "a MultiPolygon needs at least 1 polygon"}
 		}
+		if err := tooManyPositions(cp, slices.Concat(ps...)); err != nil {
+			return Geometry{}, err
+		}
 		for i, rs := range ps {
 			p, err := polygon(rs, cp+"["+strconv.Itoa(i)+"]")
 			if err != nil {
@@ -114,9 +130,49 @@ func ParseGeometry(raw json.RawMessage, at string, allowed ...string) (Geometry,
 			out.Polys = append(out.Polys, p)
 		}
 	default:
-		return Geometry{}, &geometryError{at + ".type", fmt.Sprintf("unknown geometry type %q", g.Type)}
+		return Geometry{}, &geometryError{at + ".type", fmt.Sprintf("unknown geometry type %q", feedcheck.Clip(g.Type))}
+	}
+	if n := out.numVertices(); n > MaxVertices {
+		return Geometry{}, &geometryError{cp, fmt.Sprintf("the geometry has %d positions; at most %d: simplify it", n, MaxVertices)}
+	}
+	if g.Type == "Polygon" || g.Type == "MultiPolygon" {
+		for i, p := range out.Polys {
+			pp := cp
+			if g.Type == "MultiPolygon" {
+				pp += "[" + strconv.Itoa(i) + "]"
+			}
+			if err := ringTopology(p, pp); err != nil {
+				return Geometry{}, err
+			}
+		}
 	}
 	return out, nil
+}
+
+// MaxVertices is the most positions a geometry may have (all rings of all polygons).
+const MaxVertices = 10000
+
+// tooManyPositions refuses rings (or a line) holding more than MaxVertices
+// positions in all, before any check whose cost grows with them.
+func tooManyPositions(at string, rings [][][]float64) error {
+	n := 0
+	for _, r := range rings {
+		n += len(r)
+	}
+	if n > MaxVertices {
+		return &geometryError{at, fmt.Sprintf("the geometry has %d positions; at most %d: simplify it", n, MaxVertices)}
+	}
+	return nil
+}
+
+func (g Geometry) numVertices() int {
+	n := 0
+	for _, p := range g.Polys {
+		for _, r := range p {
+			n += len(r) / 2
+		}
+	}
+	return n
 }
 
 func orList(s []string) string {
@@ -197,13 +253,23 @@ func polygon(rs [][][]float64, at string) ([][]float64, error) {
 		if distinctPoints(xy) < 3 {
 			return nil, &geometryError{rp, "a ring needs at least 3 distinct points"}
 		}
-		if a, b, ok := selfIntersection(xy); ok {
+		if a, b, ok := selfIntersection(xy); ok && a < 0 {
+			return nil, &geometryError{rp, tooComplex}
+		} else if ok {
 			return nil, &geometryError{rp, fmt.Sprintf("ring intersects itself (edges %d and %d cross)", a, b)}
 		}
 		out = append(out, xy)
 	}
 	return out, nil
 }
+
+// maxEdgePairs bounds the pairs of edges the sweeps of selfIntersection and
+// ringsCross compare (about 20 ms of work): edges that all span the same
+// longitudes (a comb) would otherwise cost the square of their number. They
+// report -1, -1, true beyond it.
+const maxEdgePairs = 2_000_000
+
+const tooComplex = "the rings are too intricate to check (too many edges span the same longitudes): simplify the geometry"
 
 // selfIntersection finds two non-adjacent edges of a closed ring that meet,
 // sweeping edges sorted by their smallest longitude so that only edges whose
@@ -242,9 +308,13 @@ func selfIntersection(xy []float64) (int, int, bool) {
 		}
 		return 0
 	})
+	tests := 0
 	for a := 0; a < m; a++ {
 		ea := es[a]
 		for b := a + 1; b < m && es[b].minX <= ea.maxX; b++ {
+			if tests++; tests > maxEdgePairs {
+				return -1, -1, true
+			}
 			eb := es[b]
 			pa, pb := pos[ea.i], pos[eb.i]
 			d := pa - pb
@@ -379,4 +449,148 @@ func distinctPoints(xy []float64) int {
 		}
 	}
 	return len(seen)
+}
+
+// ringTopology checks how the rings of one polygon (each already closed,
+// simple and of 4 points or more) sit together: every hole inside the outer
+// ring, no two rings crossing, no hole inside another. A hole outside its
+// shell is otherwise stored as written and drawn, by most renderers, as an
+// extra filled polygon. Touching at a point is allowed, as OGC does.
+func ringTopology(rings [][]float64, at string) error {
+	if len(rings) < 2 {
+		return nil
+	}
+	boxes := make([][4]float64, len(rings))
+	for i, r := range rings {
+		boxes[i] = ringBox(r)
+	}
+	if a, b, ok := ringsCross(rings); ok && a < 0 {
+		return &geometryError{at, tooComplex}
+	} else if ok {
+		rp := at + "[" + strconv.Itoa(b) + "]"
+		if a == 0 {
+			return &geometryError{rp, fmt.Sprintf("hole %d crosses the outer ring", b)}
+		}
+		return &geometryError{rp, fmt.Sprintf("hole %d crosses hole %d", b, a)}
+	}
+	// No ring crosses another: one vertex off the shell tells inside from outside.
+	for i := 1; i < len(rings); i++ {
+		rp := at + "[" + strconv.Itoa(i) + "]"
+		if !boxWithin(boxes[i], boxes[0]) || sideOf(rings[i], rings[0]) < 0 {
+			return &geometryError{rp, fmt.Sprintf("hole %d lies outside the outer ring; a hole must be inside it", i)}
+		}
+	}
+	for i := 1; i < len(rings); i++ {
+		for j := 1; j < len(rings); j++ {
+			if i != j && boxWithin(boxes[j], boxes[i]) && sideOf(rings[j], rings[i]) > 0 {
+				return &geometryError{at + "[" + strconv.Itoa(j) + "]", fmt.Sprintf("hole %d lies inside hole %d; holes must not nest", j, i)}
+			}
+		}
+	}
+	return nil
+}
+
+func ringBox(xy []float64) [4]float64 {
+	b := [4]float64{math.Inf(1), math.Inf(1), math.Inf(-1), math.Inf(-1)}
+	for k := 0; k+1 < len(xy); k += 2 {
+		b[0], b[1] = math.Min(b[0], xy[k]), math.Min(b[1], xy[k+1])
+		b[2], b[3] = math.Max(b[2], xy[k]), math.Max(b[3], xy[k+1])
+	}
+	return b
+}
+
+func boxWithin(in, out [4]float64) bool {
+	return in[0] >= out[0] && in[1] >= out[1] && in[2] <= out[2] && in[3] <= out[3]
+}
+
+// sideOf tells where ring a lies relative to ring b when the two do not
+// cross: 1 inside, -1 outside, 0 undecided (every vertex of a on b). The
+// first vertex of a not on b decides.
+func sideOf(a, b []float64) int {
+	for k := 0; k+1 < len(a); k += 2 {
+		x, y := a[k], a[k+1]
+		if onRing(b, x, y) {
+			continue
+		}
+		if inRing(b, x, y) {
+			return 1
+		}
+		return -1
+	}
+	return 0
+}
+
+func onRing(xy []float64, x, y float64) bool {
+	for k := 0; k+3 < len(xy); k += 2 {
+		x1, y1, x2, y2 := xy[k], xy[k+1], xy[k+2], xy[k+3]
+		if orient(x1, y1, x2, y2, x, y) == 0 && x >= math.Min(x1, x2) && x <= math.Max(x1, x2) && y >= math.Min(y1, y2) && y <= math.Max(y1, y2) {
+			return true
+		}
+	}
+	return false
+}
+
+// inRing is the crossing-number test over a closed ring.
+func inRing(xy []float64, x, y float64) bool {
+	in := false
+	for k := 0; k+3 < len(xy); k += 2 {
+		x1, y1, x2, y2 := xy[k], xy[k+1], xy[k+2], xy[k+3]
+		if (y1 > y) != (y2 > y) && x < (x2-x1)*(y-y1)/(y2-y1)+x1 {
+			in = !in
+		}
+	}
+	return in
+}
+
+func orient(ax, ay, bx, by, cx, cy float64) float64 {
+	return (bx-ax)*(cy-ay) - (by-ay)*(cx-ax)
+}
+
+// ringsCross finds two edges of different rings that properly cross (each
+// strictly on both sides of the other), sweeping edges sorted by their
+// smallest longitude; it returns the rings' indices, smaller first.
+func ringsCross(rings [][]float64) (int, int, bool) {
+	type edge struct {
+		ring           int
+		minX, maxX     float64
+		x1, y1, x2, y2 float64
+	}
+	var es []edge
+	for ri, xy := range rings {
+		for k := 0; k+3 < len(xy); k += 2 {
+			x1, y1, x2, y2 := xy[k], xy[k+1], xy[k+2], xy[k+3]
+			es = append(es, edge{ri, math.Min(x1, x2), math.Max(x1, x2), x1, y1, x2, y2})
+		}
+	}
+	slices.SortFunc(es, func(a, b edge) int { return cmp.Compare(a.minX, b.minX) })
+	sign := func(v float64) int {
+		switch {
+		case v > 0:
+			return 1
+		case v < 0:
+			return -1
+		}
+		return 0
+	}
+	tests := 0
+	for a := range es {
+		ea := es[a]
+		for b := a + 1; b < len(es) && es[b].minX <= ea.maxX; b++ {
+			if tests++; tests > maxEdgePairs {
+				return -1, -1, true
+			}
+			eb := es[b]
+			if ea.ring == eb.ring {
+				continue
+			}
+			d1 := sign(orient(eb.x1, eb.y1, eb.x2, eb.y2, ea.x1, ea.y1))
+			d2 := sign(orient(eb.x1, eb.y1, eb.x2, eb.y2, ea.x2, ea.y2))
+			d3 := sign(orient(ea.x1, ea.y1, ea.x2, ea.y2, eb.x1, eb.y1))
+			d4 := sign(orient(ea.x1, ea.y1, ea.x2, ea.y2, eb.x2, eb.y2))
+			if d1*d2 < 0 && d3*d4 < 0 {
+				return min(ea.ring, eb.ring), max(ea.ring, eb.ring), true
+			}
+		}
+	}
+	return 0, 0, false
 }

@@ -16,6 +16,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/iochub/iochub/internal/ce"
+	"github.com/iochub/iochub/internal/feedcheck"
 	"github.com/iochub/iochub/internal/subjects"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
@@ -104,6 +105,11 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 		return writeProblem(w, r, http.StatusUnauthorized, "unauthorized", "Unknown bearer token",
 			"the token is not that of an enabled source; check it, or ask the hub's operators to register the source", nil)
 	}
+	release, status := s.admit(w, r, p.sourceID)
+	if release == nil {
+		return status
+	}
+	defer release()
 	spec, ok := kindSpecs[kind]
 	if !ok {
 		return writeProblem(w, r, http.StatusNotFound, "unknown-kind", "Unknown feed kind",
@@ -126,6 +132,9 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 	raws, err := decodeItems(body, format, s.cfg.MaxItems)
 	if err != nil {
+		if status, ok := s.bodyTimedOut(w, r); ok {
+			return status
+		}
 		var mbe *http.MaxBytesError
 		var be *bodyError
 		switch {
@@ -145,7 +154,7 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 	}
 
 	now := s.now()
-	env := parseEnv{now: now, maxFuture: s.cfg.MaxFuture, seal: s.sealer}
+	env := parseEnv{now: now, maxFuture: s.cfg.MaxFuture, maxAge: s.cfg.MaxAge, seal: s.sealer}
 	results := make([]Result, len(raws))
 	var toSend []*pending
 	outside := 0
@@ -161,6 +170,7 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 			if res.ID == "" {
 				res.ID = unquote(raw.fields["identifier"])
 			}
+			res.ID = clipID(res.ID) // a huge rejected id is not echoed whole
 		}
 		sp := spec
 		if raw.cap != nil {
@@ -173,6 +183,8 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 		}
 		msg, ierr := s.buildItem(cat, p, sp, raw.fields, env, now, res)
 		if ierr != nil {
+			// A rejected id may be huge: quote only its start.
+			res.ID = feedcheck.Clip(res.ID)
 			res.Status, res.Reason, res.Pointer = StatusRejected, ierr.Error(), jsonPointer(i, ierr.pointer)
 			if ierr.outside {
 				outside++
@@ -197,15 +209,21 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 				"NATS is unavailable; nothing was published: retry later (items are idempotent by id)", problemErrors(results))
 		}
 		acked := pub.wait(toSend)
+		retryable := 0
 		for _, pd := range toSend {
 			res := &results[pd.idx]
-			if pd.err != nil {
+			switch {
+			case permanentPublishError(pd.err):
+				res.Status, res.Subject = StatusRejected, ""
+				res.Reason = "the item is too large for the event backbone (" + pd.err.Error() + "); shorten its fields"
+			case pd.err != nil:
 				markUnpublished(res, pd.err.Error())
-				continue
+				retryable++
+			default:
+				res.Status = pd.status
 			}
-			res.Status = pd.status
 		}
-		if acked == 0 {
+		if acked == 0 && retryable > 0 {
 			s.count(kind, results)
 			return writeProblem(w, r, http.StatusServiceUnavailable, "nats-unavailable", "Event backbone unavailable",
 				"no item was acknowledged by JetStream; retry later (items are idempotent by id)", problemErrors(results))
@@ -227,6 +245,21 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 	w.WriteHeader(http.StatusAccepted)
 	_ = json.NewEncoder(w).Encode(resp)
 	return http.StatusAccepted
+}
+
+// permanentPublishError reports whether publishing failed because of the
+// message itself (too large a payload or header), which no retry can cure:
+// the item is rejected with a 4xx reason, never answered as retryable.
+func permanentPublishError(err error) bool {
+	if err == nil {
+		return false
+	}
+	if errors.Is(err, nats.ErrMaxPayload) {
+		return true
+	}
+	msg := strings.ToLower(err.Error())
+	return strings.Contains(msg, "maximum payload") || strings.Contains(msg, "header too large") ||
+		strings.Contains(msg, "headers too large") || strings.Contains(msg, "message size exceeds")
 }
 
 func markUnpublished(res *Result, why string) {
@@ -258,7 +291,25 @@ func (s *Service) buildItem(cat *catalog, p principal, spec kindSpec, f fields, 
 	if ierr != nil {
 		return nil, ierr
 	}
+	if it.areaScope != nil && p.unit != "" {
+		if ierr := it.areaScope(cat.ix, p.unit, s.cfg.AlertScope); ierr != nil {
+			return nil, ierr
+		}
+	}
 	it.finish(&iocv1.Origin{SourceId: p.sourceID, Province: province, Unit: unit, ReceivedAt: timestamppb.New(now)})
+	if err := storable(it.msg); err != nil {
+		return nil, &itemError{reason: err.Error()}
+	}
+	// Headers carry them, and NATS trims a header value: " a" and "a" would be one message id.
+	if err := feedcheck.HeaderValue("event id", it.eventID); err != nil {
+		return nil, &itemError{reason: err.Error()}
+	}
+	if err := feedcheck.HeaderValue("entity id", it.entityID); err != nil {
+		return nil, &itemError{reason: err.Error()}
+	}
+	if err := feedcheck.HeaderValue("message id", MsgID(p.sourceID, it.eventID)); err != nil {
+		return nil, &itemError{reason: err.Error()}
+	}
 	body, err := proto.Marshal(it.msg)
 	if err != nil {
 		return nil, &itemError{reason: "encoding the event: " + err.Error()}

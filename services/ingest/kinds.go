@@ -11,8 +11,10 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/iochub/iochub/internal/ce"
+	"github.com/iochub/iochub/internal/feedcheck"
 	"github.com/iochub/iochub/internal/seal"
 	"github.com/iochub/iochub/internal/subjects"
+	"github.com/iochub/iochub/internal/units"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
 
@@ -41,12 +43,17 @@ type parsed struct {
 	msg         proto.Message
 	// finish fills Origin (and other source-dependent fields) before marshalling.
 	finish func(o *iocv1.Origin)
+	// areaScope, for alerts, checks that every area lies where a source bound
+	// to unit may alert (Config.AlertScope); see alertscope.go.
+	areaScope func(ix *units.Index, unit, scope string) *itemError
 }
 
 // parseEnv is what parsing depends on besides the item.
 type parseEnv struct {
 	now       time.Time
 	maxFuture time.Duration
+	// maxAge is Config.MaxAge: 0 means no limit but feedcheck.MinTime.
+	maxAge time.Duration
 	// seal seals a report's contact; nil when the hub has no seal key.
 	seal *seal.Sealer
 }
@@ -88,8 +95,9 @@ func itemID(f fields) (string, *itemError) {
 	if !ok || strings.TrimSpace(id) == "" {
 		return "", missing("id")
 	}
-	if len(id) > 256 {
-		return "", &itemError{pointer: "id", reason: fmt.Sprintf("id is %d bytes long; at most 256", len(id))}
+	// The id becomes a NATS header, the message id and part of a primary key.
+	if err := feedcheck.ID("id", id); err != nil {
+		return "", &itemError{pointer: "id", reason: err.Error()}
 	}
 	return id, nil
 }
@@ -101,7 +109,7 @@ func checkType(f fields, want ...string) *itemError {
 		return err
 	}
 	if !slices.Contains(want, t) {
-		return &itemError{pointer: "type", reason: fmt.Sprintf("type %q does not belong on this feed; want %s", t, orList(want))}
+		return &itemError{pointer: "type", reason: fmt.Sprintf("type %q does not belong on this feed; want %s", feedcheck.Clip(t), orList(want))}
 	}
 	return nil
 }
@@ -144,7 +152,7 @@ func readObservation(f fields, env parseEnv, geomType string, refs []string, typ
 	if ierr != nil {
 		return h, ierr
 	}
-	at, from, ierr := f.observedPeriod(env.now, env.maxFuture)
+	at, from, ierr := f.observedPeriod(env.now, env.maxFuture, env.maxAge)
 	if ierr != nil {
 		return h, ierr
 	}
@@ -158,6 +166,10 @@ func readObservation(f fields, env parseEnv, geomType string, refs []string, typ
 			return h, ierr
 		}
 		if entity != "" {
+			// The entity becomes the ce-subject header and a primary key.
+			if err := feedcheck.ID(r, entity); err != nil {
+				return h, &itemError{pointer: r, reason: err.Error()}
+			}
 			break
 		}
 	}
@@ -167,6 +179,10 @@ func readObservation(f fields, env parseEnv, geomType string, refs []string, typ
 	name, _, ierr := f.str("name")
 	if ierr != nil {
 		return h, ierr
+	}
+	// The name is carried in every state of the entity.
+	if err := feedcheck.Text("name", name, feedcheck.MaxNameBytes); err != nil {
+		return h, &itemError{pointer: "name", reason: err.Error()}
 	}
 	return obsHead{id: id, eventID: observationEventID(id, at), entity: entity, name: name, at: at, from: from, geom: g}, nil
 }
@@ -279,6 +295,9 @@ func parseTraffic(f fields, env parseEnv) (*parsed, *itemError) {
 		if v < 0 {
 			return nil, &itemError{pointer: n.name, reason: fmt.Sprintf("%s %v is negative", n.name, v)}
 		}
+		if why := checkPlausible(n.name, n.name, v); why != "" {
+			return nil, &itemError{pointer: n.name, reason: why}
+		}
 		*n.dst = &v
 	}
 	if c, ok, ierr := f.boolean("congested"); ierr != nil {
@@ -295,7 +314,7 @@ func parseTraffic(f fields, env parseEnv) (*parsed, *itemError) {
 		return nil, ierr
 	} else if ok {
 		if d != "forward" && d != "backward" {
-			return nil, &itemError{pointer: "laneDirection", reason: fmt.Sprintf("%q is not forward or backward", d)}
+			return nil, &itemError{pointer: "laneDirection", reason: fmt.Sprintf("%q is not forward or backward", feedcheck.Clip(d))}
 		}
 		m.LaneDirection = d
 	}

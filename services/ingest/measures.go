@@ -2,7 +2,10 @@ package ingest
 
 import (
 	"fmt"
+	"math"
 	"slices"
+
+	"github.com/iochub/iochub/internal/feedcheck"
 )
 
 // measure is one named quantity of a point-station kind (water, weather):
@@ -34,6 +37,64 @@ func between(lo, hi float64) func(string, float64) string {
 		}
 		return ""
 	}
+}
+
+// bound is the physically plausible range of a quantity, in the unit
+// docs/feeds.md gives it.
+type bound struct{ lo, hi float64 }
+
+// plausible bounds every named quantity of every kind (by its canonical
+// name): a value outside is a sensor or unit fault (pm25 1e308), not an
+// observation, and would poison every aggregate it enters. docs/feeds.md
+// lists the same table.
+var plausible = map[string]bound{
+	// Air, µg/m³ (CO too: 10 mg/m³ = 10000).
+	"pm25": {0, 2000}, "pm10": {0, 2000}, "pm1": {0, 2000},
+	"no2": {0, 10000}, "o3": {0, 10000}, "so2": {0, 10000}, "nh3": {0, 10000}, "no": {0, 10000}, "nox": {0, 10000},
+	"co": {0, 100000},
+	// Weather and the weather members of air and water stations.
+	"temperature":         {-60, 70},   // °C (air and water alike)
+	"relativeHumidity":    {0, 100},    // a fraction 0..1 (weather refuses more); some air sources send %
+	"windSpeed":           {0, 120},    // m/s
+	"windDirection":       {-360, 360}, // degrees
+	"precipitation":       {0, 2000},   // mm
+	"atmosphericPressure": {0, 1200},   // hPa
+	// Water.
+	"waterLevel": {-1000, 10000}, "alarmLevel1": {-1000, 10000}, "alarmLevel2": {-1000, 10000}, "alarmLevel3": {-1000, 10000}, // m
+	"flow":            {-1e6, 1e6}, // m³/s
+	"ph":              {0, 14},
+	"conductivity":    {0, 1e6}, // µS/cm
+	"turbidity":       {0, 1e5}, // NTU
+	"dissolvedOxygen": {0, 100}, // mg/L
+	// Traffic.
+	"intensity":            {0, 1e6}, // vehicles in the period
+	"occupancy":            {0, 100}, // a fraction 0..1; some sources send %
+	"averageVehicleSpeed":  {0, 300}, // km/h
+	"averageVehicleLength": {0, 100}, // m
+	"averageHeadwayTime":   {0, 86400},
+}
+
+// MaxOther is the most numeric members of an item kept in other (each
+// becomes a key of the extra column and of every live state).
+const MaxOther = 64
+
+// maxOther bounds the magnitude of a quantity iochub does not know (kept in other).
+const maxOther = 1e12
+
+// checkPlausible returns why v cannot be quantity name (canonical) sent as
+// member, or "".
+func checkPlausible(member, name string, v float64) string {
+	b, ok := plausible[name]
+	if !ok {
+		if math.Abs(v) > maxOther {
+			return fmt.Sprintf("%s %v is beyond ±%g; no measurement is that large", member, v, maxOther)
+		}
+		return ""
+	}
+	if v < b.lo || v > b.hi {
+		return fmt.Sprintf("%s %v is outside the plausible range [%v, %v]; check the sensor and the unit", member, v, b.lo, b.hi)
+	}
+	return ""
 }
 
 // readStation reads the head of a point-station observation (air, water,
@@ -72,6 +133,17 @@ func readMeasures(f fields, spec map[string]measure, aliases map[string]string, 
 			if ierr != nil {
 				return nil, ierr
 			}
+			// The name becomes a key of the extra jsonb column and of the live values.
+			if err := feedcheck.ID("member name", k); err != nil {
+				// The pointer names the member unless it has no name (a JSON pointer cannot show it then).
+				return nil, &itemError{pointer: feedcheck.Clip(k), reason: fmt.Sprintf("%v (%q)", err, feedcheck.Clip(k))}
+			}
+			if why := checkPlausible(k, k, v); why != "" {
+				return nil, &itemError{pointer: k, reason: why}
+			}
+			if len(other) >= MaxOther {
+				return nil, &itemError{pointer: k, reason: fmt.Sprintf("more than %d numeric members that are not quantities of this kind; send at most %d", MaxOther, MaxOther)}
+			}
 			if other == nil {
 				other = make(map[string]float64)
 			}
@@ -89,6 +161,9 @@ func readMeasures(f fields, spec map[string]measure, aliases map[string]string, 
 			if why := m.check(k, v); why != "" {
 				return nil, &itemError{pointer: k, reason: why}
 			}
+		}
+		if why := checkPlausible(k, name, v); why != "" {
+			return nil, &itemError{pointer: k, reason: why}
 		}
 		m.dst(v)
 	}

@@ -12,6 +12,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/iochub/iochub/internal/feedcheck"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
 
@@ -60,7 +61,7 @@ func parseReport(f fields, env parseEnv) (*parsed, *itemError) {
 		return nil, ierr
 	}
 	if !slices.Contains(ReportCategories, cat) {
-		return nil, &itemError{pointer: "category", reason: fmt.Sprintf("category %q is not known; want %s", cat, orList(ReportCategories))}
+		return nil, &itemError{pointer: "category", reason: fmt.Sprintf("category %q is not known; want %s", feedcheck.Clip(cat), orList(ReportCategories))}
 	}
 	at := env.now
 	if t, ok, ierr := f.timeField("dateReported"); ierr != nil {

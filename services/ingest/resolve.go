@@ -25,26 +25,22 @@ func unitLabel(ix *units.Index, code string) string {
 	return code
 }
 
-// place finds the unit of a point: the smallest unit containing it, kept
-// inside within when within is set.
+// place finds the unit of a point: the smallest unit containing it, among
+// within and its descendants when within is set (a unit contains its
+// descendants, whatever its own, coarser, boundary says: units.Index.Covers).
 func place(ix *units.Index, lon, lat float64, within string) (string, bool) {
 	if within == "" {
 		u, ok := ix.Locate(lon, lat)
 		return u.Code, ok
 	}
-	if !ix.Contains(within, lon, lat) {
-		return "", false
-	}
-	if u, ok := ix.Locate(lon, lat); ok && ix.Within(u.Code, within) {
-		return u.Code, true
-	}
-	return within, true
+	u, ok := ix.LocateWithin(lon, lat, within)
+	return u.Code, ok
 }
 
 // swappedFits reports whether exchanging lon and lat would put the point where it belongs.
 func swappedFits(ix *units.Index, lon, lat float64, within string) bool {
 	if within != "" {
-		return ix.Contains(within, lat, lon)
+		return ix.Covers(within, lat, lon)
 	}
 	_, ok := ix.Locate(lat, lon)
 	return ok
@@ -87,7 +83,7 @@ func resolve(ix *units.Index, p principal, it *parsed) (unit, province string, i
 		}
 		if it.shape == shapeLine {
 			for i, v := range vs {
-				if !ix.Contains(prov, v[0], v[1]) {
+				if !ix.Covers(prov, v[0], v[1]) {
 					return "", "", &itemError{pointer: it.geomPointer + "[" + strconv.Itoa(i) + "]",
 						reason: fmt.Sprintf("vertex %s is outside province %s of the segment", fmtPos(v[0], v[1]), unitLabel(ix, prov))}
 				}
@@ -117,7 +113,7 @@ func resolveAreas(ix *units.Index, p principal, it *parsed) (string, string, *it
 	if p.unit != "" {
 		meets := false
 		for _, g := range it.geoms {
-			if ix.IntersectsArea(p.unit, g.Polys) {
+			if ix.CoversArea(p.unit, g.Polys) {
 				meets = true
 				break
 			}
@@ -125,7 +121,7 @@ func resolveAreas(ix *units.Index, p principal, it *parsed) (string, string, *it
 		if !meets {
 			reason := fmt.Sprintf("the alert's area does not intersect source unit %s", unitLabel(ix, p.unit))
 			for _, g := range it.geoms {
-				if ix.IntersectsArea(p.unit, g.Swapped().Polys) {
+				if ix.CoversArea(p.unit, g.Swapped().Polys) {
 					reason = swappedHint
 					break
 				}
@@ -147,7 +143,7 @@ func resolveAreas(ix *units.Index, p principal, it *parsed) (string, string, *it
 	if code == "" && p.unit == "" {
 		for _, pc := range ix.Codes(units.LevelProvince) {
 			for _, g := range it.geoms {
-				if ix.IntersectsArea(pc, g.Polys) {
+				if ix.CoversArea(pc, g.Polys) {
 					code = pc
 					break
 				}
@@ -174,7 +170,7 @@ func resolveAreas(ix *units.Index, p principal, it *parsed) (string, string, *it
 	for {
 		all := true
 		for _, v := range vs {
-			if !ix.Contains(code, v[0], v[1]) {
+			if !ix.Covers(code, v[0], v[1]) {
 				all = false
 				break
 			}

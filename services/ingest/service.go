@@ -39,6 +39,11 @@ type Config struct {
 	// MaxFuture is how far ahead of the hub's clock an observation may be
 	// dated; 0 means 10 minutes, a negative value turns the check off.
 	MaxFuture time.Duration
+	// MaxAge is how far behind the hub's clock an observation may be dated;
+	// 0 means no limit but the fixed floor every time has (2000-01-01,
+	// feedcheck.MinTime), which the store holds. Set it to refuse late
+	// backfills.
+	MaxAge time.Duration
 	// RefreshEvery is how often units and sources are re-read from PostGIS; 0 means 30s.
 	RefreshEvery time.Duration
 	// MaxPending bounds the async publishes in flight for the whole service; 0 means 4096.
@@ -46,6 +51,11 @@ type Config struct {
 	// SealKey is the hub key (32 bytes) that seals a citizen reporter's
 	// contact; empty means reports that carry a contact are rejected.
 	SealKey []byte
+	// Limits bound the requests per source and in total (limit.go).
+	Limits Limits
+	// AlertScope is where a source bound to a unit may send alert areas:
+	// AlertScopeProvince (the default, also for "") or AlertScopeUnit.
+	AlertScope string
 }
 
 func (c Config) withDefaults() Config {
@@ -79,14 +89,18 @@ func (c Config) Validate() error {
 		return fmt.Errorf("MaxItems %d is negative: %w", c.MaxItems, ErrConfig)
 	case c.PublishTimeout < 0:
 		return fmt.Errorf("PublishTimeout %s is negative: %w", c.PublishTimeout, ErrConfig)
+	case c.MaxAge < 0:
+		return fmt.Errorf("MaxAge %s is negative: %w", c.MaxAge, ErrConfig)
 	case c.RefreshEvery < 0:
 		return fmt.Errorf("RefreshEvery %s is negative: %w", c.RefreshEvery, ErrConfig)
+	case c.AlertScope != "" && c.AlertScope != AlertScopeProvince && c.AlertScope != AlertScopeUnit:
+		return fmt.Errorf("AlertScope %q is neither %q nor %q: %w", c.AlertScope, AlertScopeProvince, AlertScopeUnit, ErrConfig)
 	case c.MaxPending < 0:
 		return fmt.Errorf("MaxPending %d is negative: %w", c.MaxPending, ErrConfig)
 	case len(c.SealKey) != 0 && len(c.SealKey) != seal.KeySize:
 		return fmt.Errorf("SealKey is %d bytes; want %d: %w", len(c.SealKey), seal.KeySize, ErrConfig)
 	}
-	return nil
+	return c.Limits.Validate()
 }
 
 // Source is a registered feed source, bound to one unit.
@@ -136,6 +150,7 @@ type Service struct {
 	cat     atomic.Pointer[catalog]
 	devHash [32]byte
 	sealer  *seal.Sealer // nil without Config.SealKey
+	lim     *limiter
 }
 
 // New builds the service. With a Pool the catalogue is empty until Refresh or Run loads it.
@@ -161,6 +176,9 @@ func New(cfg Config, d Deps) (*Service, error) {
 		s.now = time.Now
 	}
 	if s.metrics, err = newMetrics(d.Metrics); err != nil {
+		return nil, err
+	}
+	if s.lim, err = newLimiter(cfg.Limits, time.Now, d.Metrics); err != nil {
 		return nil, err
 	}
 	if cfg.DevToken != "" {

@@ -73,6 +73,9 @@ func readAlarmLevels(f fields, m *iocv1.WaterObserved) *itemError {
 				return &itemError{pointer: fmt.Sprintf("alarmLevels[%d]", i), reason: fmt.Sprintf("%v disagrees with alarmLevel%d %v", *l, i+1, *d)}
 			}
 			v := *l
+			if why := checkPlausible(fmt.Sprintf("alarmLevels[%d]", i), fmt.Sprintf("alarmLevel%d", i+1), v); why != "" {
+				return &itemError{pointer: fmt.Sprintf("alarmLevels[%d]", i), reason: why}
+			}
 			*dsts[i] = &v
 		}
 	}

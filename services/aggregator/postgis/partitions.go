@@ -83,7 +83,7 @@ func (s *Store) ensurePartitions(ctx context.Context, b Batch) error {
 	if len(specs) == 0 {
 		return nil
 	}
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.BeginFunc(ctx, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, sqlLockPartitions); err != nil {
 			return fmt.Errorf("locking partitions: %w", err)
 		}

@@ -160,7 +160,7 @@ const sqlUpsertAlert = `WITH latest AS (
     INSERT INTO alert AS a (id, source_id, event_id, identifier, sender, sent, status, msg_type, scope, refs,
         info, area, expires, state, province, unit_code, received_at, updated_at, body)
     SELECT l.id, l.source_id, l.event_id, l.identifier, l.sender, l.sent, l.status, l.msg_type, l.scope, l.refs,
-        l.info, CASE WHEN ST_IsValid(l.area) THEN ST_SetSRID(l.area, 4326) ELSE ST_SetSRID(ST_MakeValid(l.area), 4326) END,
+        l.info, ST_SetSRID(iochub_alert_area(l.area), 4326),
         l.expires,
         CASE WHEN l.msg_type = 'Cancel' THEN 'cancelled' WHEN l.msg_type IN ('Ack', 'Error') THEN 'closed' ELSE
         coalesce((
@@ -233,15 +233,33 @@ const sqlDeleteAlertUnits = `DELETE FROM alert_unit
 WHERE alert_id IN (SELECT a.id FROM alert a JOIN alert_staging s ON s.id = a.id WHERE a.updated_at = now())`
 
 // sqlInsertAlertUnits recomputes them against the current unit boundaries.
-const sqlInsertAlertUnits = `INSERT INTO alert_unit (alert_id, unit_code)
-SELECT a.id, u.code
-FROM alert a
-JOIN admin_unit u ON u.valid_to IS NULL AND ST_Intersects(u.boundary, a.area)
-WHERE a.area IS NOT NULL
-  AND a.updated_at = now()
-  AND a.id IN (SELECT id FROM alert_staging)
+// The stored area is valid (iochub_alert_area, migration 00008); its
+// polygons are cut into pieces of at most 256 vertices so that each test
+// against a unit is small and found through admin_unit's GiST index, and a
+// unit touched by several pieces counts once.
+const sqlInsertAlertUnits = `WITH written AS (
+    SELECT a.id, a.area
+    FROM alert a
+    WHERE a.area IS NOT NULL
+      AND a.updated_at = now()
+      AND a.id IN (SELECT id FROM alert_staging)
+), pieces AS (
+    SELECT w.id, ST_Subdivide(ST_CollectionExtract(w.area, 3), 256) AS piece
+    FROM written w
+    UNION ALL
+    SELECT w.id, d.geom
+    FROM written w CROSS JOIN LATERAL ST_Dump(ST_CollectionExtract(w.area, 1)) d
+)
+INSERT INTO alert_unit (alert_id, unit_code)
+SELECT DISTINCT p.id, u.code
+FROM pieces p
+JOIN admin_unit u ON u.valid_to IS NULL AND ST_Intersects(u.boundary, p.piece)
 ON CONFLICT DO NOTHING
 RETURNING alert_id, unit_code`
+
+// sqlSetStatementTimeout bounds the statements of a write transaction by $1
+// (a PostgreSQL duration such as '30000ms'), until the transaction ends.
+const sqlSetStatementTimeout = `SELECT set_config('statement_timeout', $1, true)`
 
 // sqlLockPartitions serialises the creation of partitions between aggregators.
 const sqlLockPartitions = `SELECT pg_advisory_xact_lock(hashtext('iochub.observation_partitions'))`

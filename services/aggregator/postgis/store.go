@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twpayne/go-geom"
 )
@@ -67,7 +68,7 @@ type AlertRow struct {
 	Scope      string
 	Refs       []string // CAP references, "sender,identifier,sent"
 	Info       []byte   // JSON array of the info blocks
-	Area       geom.T   // every area geometry collected; nil when the alert has none
+	Area       geom.T   // every area geometry collected; nil when the alert has none. Stored as iochub_alert_area makes it (migration 00008)
 	Expires    *time.Time
 	Province   string
 	UnitCode   string
@@ -146,22 +147,112 @@ type AlertState struct {
 	Units     []string // codes of the units its area intersects, sorted
 }
 
+// DefaultStatementTimeout is the StatementTimeout of a zero StoreConfig.
+const DefaultStatementTimeout = 30 * time.Second
+
+// StoreConfig configures a Store. The zero value is the default.
+type StoreConfig struct {
+	// StatementTimeout bounds every statement of the store's write
+	// transactions (SET LOCAL statement_timeout; PostgreSQL counts statements
+	// sent in one pipeline, as WriteBatch sends its upserts, as one), so that
+	// a message too costly to store cannot hold a backend forever: the
+	// statement fails with ErrStatementTimeout (SQLSTATE 57014) and the
+	// transaction rolls back. Zero means DefaultStatementTimeout; it is
+	// rounded up to a millisecond.
+	StatementTimeout time.Duration
+}
+
+// Validate reports a negative StatementTimeout.
+func (c StoreConfig) Validate() error {
+	if c.StatementTimeout < 0 {
+		return fmt.Errorf("statement timeout %v is negative: %w", c.StatementTimeout, ErrConfig)
+	}
+	return nil
+}
+
 // Store writes the aggregator's batches. It is safe for concurrent use.
 type Store struct {
 	pool  *pgxpool.Pool
 	parts partitions
+	// timeout is the value of statement_timeout set in each write transaction.
+	timeout string
 }
 
-// NewStore returns a store writing through pool, which must come from Open
-// (or otherwise have the PostGIS codec registered) on a migrated database.
+// NewStore returns a store with the default StoreConfig writing through pool,
+// which must come from Open (or otherwise have the PostGIS codec registered)
+// on a migrated database.
 func NewStore(pool *pgxpool.Pool) *Store {
-	return &Store{pool: pool, parts: partitions{known: map[string]bool{}}}
+	s, _ := NewStoreWith(pool, StoreConfig{}) // the zero config is valid
+	return s
+}
+
+// NewStoreWith is NewStore with cfg.
+func NewStoreWith(pool *pgxpool.Pool, cfg StoreConfig) (*Store, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	d := cfg.StatementTimeout
+	if d == 0 {
+		d = DefaultStatementTimeout
+	}
+	ms := (d + time.Millisecond - 1) / time.Millisecond
+	return &Store{pool: pool, parts: partitions{known: map[string]bool{}}, timeout: fmt.Sprintf("%dms", ms)}, nil
+}
+
+// begin starts a write transaction whose statements are bounded by the
+// store's statement timeout (SET LOCAL: it ends with the transaction).
+func (s *Store) begin(ctx context.Context) (pgx.Tx, error) {
+	tx, err := s.pool.Begin(ctx)
+	if err != nil {
+		return nil, err
+	}
+	if _, err := tx.Exec(ctx, sqlSetStatementTimeout, s.timeout); err != nil {
+		_ = tx.Rollback(ctx)
+		return nil, fmt.Errorf("setting the statement timeout: %w", err)
+	}
+	return tx, nil
+}
+
+// BeginFunc runs fn in a write transaction bounded by the store's statement
+// timeout, committing when fn returns nil and rolling back otherwise. A
+// statement that ran out of time gives an error that Is ErrStatementTimeout.
+func (s *Store) BeginFunc(ctx context.Context, fn func(pgx.Tx) error) error {
+	tx, err := s.begin(ctx)
+	if err != nil {
+		return timedOut(ctx, fmt.Errorf("beginning transaction: %w", err))
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+	if err := fn(tx); err != nil {
+		return timedOut(ctx, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return timedOut(ctx, fmt.Errorf("committing transaction: %w", err))
+	}
+	return nil
+}
+
+// sqlstateQueryCanceled is the SQLSTATE of a statement cancelled by its
+// statement timeout or by a cancel request.
+const sqlstateQueryCanceled = "57014"
+
+// timedOut marks err with ErrStatementTimeout when it is the server's
+// cancellation of a statement (SQLSTATE 57014) and ctx was not cancelled:
+// then the statement timeout, not the caller, cancelled it.
+func timedOut(ctx context.Context, err error) error {
+	var pgErr *pgconn.PgError
+	if err == nil || ctx.Err() != nil || !errors.As(err, &pgErr) || pgErr.Code != sqlstateQueryCanceled {
+		return err
+	}
+	return fmt.Errorf("%w: %w", ErrStatementTimeout, err)
 }
 
 // WriteBatch stores b in one transaction: raw observations by COPY into
 // staging tables and one INSERT … ON CONFLICT DO NOTHING per kind, the state
 // of each entity upserted unless the stored state is newer, alerts upserted
 // with the units their areas touch. Either all of b is stored or none of it.
+//
+// Each statement is bounded by the store's StatementTimeout; one that runs
+// out of time fails the batch with an error that Is ErrStatementTimeout.
 func (s *Store) WriteBatch(ctx context.Context, b Batch) (Result, error) {
 	var res Result
 	if b.Len() == 0 {
@@ -170,25 +261,23 @@ func (s *Store) WriteBatch(ctx context.Context, b Batch) (Result, error) {
 	if err := s.ensurePartitions(ctx, b); err != nil {
 		return res, err
 	}
-	tx, err := s.pool.Begin(ctx)
-	if err != nil {
-		return res, fmt.Errorf("beginning batch transaction: %w", err)
-	}
-	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
-
-	if err := stage(ctx, tx, b); err != nil {
-		return res, err
-	}
-	if err := apply(ctx, tx, b, &res); err != nil {
-		return res, err
-	}
-	if len(b.Reports) > 0 {
-		if res.Reports, err = writeReports(ctx, tx, b.Reports); err != nil {
-			return res, err
+	err := s.BeginFunc(ctx, func(tx pgx.Tx) error {
+		if err := stage(ctx, tx, b); err != nil {
+			return err
 		}
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return res, fmt.Errorf("committing batch: %w", err)
+		if err := apply(ctx, tx, b, &res); err != nil {
+			return err
+		}
+		if len(b.Reports) > 0 {
+			var err error
+			if res.Reports, err = writeReports(ctx, tx, b.Reports); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return Result{}, fmt.Errorf("writing batch: %w", err)
 	}
 	return res, nil
 }
@@ -227,9 +316,6 @@ func stage(ctx context.Context, tx pgx.Tx, b Batch) error {
 	}
 	return nil
 }
-
-// ErrShortCopy is returned when COPY stores fewer rows than it was given.
-var ErrShortCopy = errors.New("COPY stored fewer rows than given")
 
 // apply moves the staged rows into their tables in one round trip.
 func apply(ctx context.Context, tx pgx.Tx, b Batch, res *Result) error {
@@ -354,7 +440,11 @@ func (s *Store) MarkExpired(ctx context.Context, ids []string, at time.Time) err
 	if len(ids) == 0 {
 		return nil
 	}
-	if _, err := s.pool.Exec(ctx, sqlMarkExpired, ids, at); err != nil {
+	err := s.BeginFunc(ctx, func(tx pgx.Tx) error {
+		_, err := tx.Exec(ctx, sqlMarkExpired, ids, at)
+		return err
+	})
+	if err != nil {
 		return fmt.Errorf("marking %d alerts expired: %w", len(ids), err)
 	}
 	return nil

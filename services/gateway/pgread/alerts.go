@@ -10,10 +10,14 @@ import (
 )
 
 // alertColumns are the columns AlertRow reads, in order. The area is RFC 7946
-// GeoJSON made by PostGIS (outer rings counter-clockwise, 7 decimals).
+// GeoJSON made by PostGIS (outer rings counter-clockwise, 7 decimals; a
+// MultiPolygon or MultiPoint of one part as that part) through
+// iochub_geojson (migration 00008), which gives NULL instead of failing the
+// whole query for an area PostGIS cannot write, such as a nested
+// GeometryCollection that an earlier version stored.
 const alertColumns = `a.id, a.source_id, a.state, a.msg_type, a.province, a.unit_code, a.received_at, a.updated_at, a.body,
        ARRAY(SELECT u.unit_code FROM alert_unit u WHERE u.alert_id = a.id ORDER BY 1),
-       coalesce(ST_AsGeoJSON(ST_ForcePolygonCCW(a.area), 7), '')`
+       coalesce(iochub_geojson(a.area, 7), ''), a.area IS NOT NULL`
 
 // SQLAlert selects one alert by its id ($1, "<source_id>/<identifier>").
 const SQLAlert = `SELECT ` + alertColumns + `
@@ -47,8 +51,12 @@ type AlertRow struct {
 	Body []byte
 	// Units are the codes of the current units the alert's area touches.
 	Units []string
-	// Geometry is the alert's area as GeoJSON; nil when it has none (geocodes only).
+	// Geometry is the alert's area as GeoJSON; nil when it has none (geocodes
+	// only) or when BadGeometry.
 	Geometry []byte
+	// BadGeometry is true when the alert has an area that PostGIS could not
+	// write as GeoJSON: the row is still listed, without geometry.
+	BadGeometry bool
 }
 
 // AlertsQuery filters Alerts.
@@ -66,12 +74,14 @@ type AlertsQuery struct {
 func scanAlert(row pgx.Row) (AlertRow, error) {
 	var a AlertRow
 	var g string
-	if err := row.Scan(&a.ID, &a.SourceID, &a.State, &a.MsgType, &a.Province, &a.Unit, &a.ReceivedAt, &a.UpdatedAt, &a.Body, &a.Units, &g); err != nil {
+	var hasArea bool
+	if err := row.Scan(&a.ID, &a.SourceID, &a.State, &a.MsgType, &a.Province, &a.Unit, &a.ReceivedAt, &a.UpdatedAt, &a.Body, &a.Units, &g, &hasArea); err != nil {
 		return AlertRow{}, err
 	}
 	if g != "" {
 		a.Geometry = []byte(g)
 	}
+	a.BadGeometry = hasArea && g == ""
 	return a, nil
 }
 

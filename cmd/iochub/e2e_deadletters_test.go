@@ -1,0 +1,168 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/iochub/iochub/internal/ce"
+	"github.com/iochub/iochub/internal/deadletter"
+	"github.com/iochub/iochub/internal/subjects"
+	"github.com/iochub/iochub/internal/testenv"
+	"github.com/iochub/iochub/services/aggregator/postgis"
+)
+
+// operatorDo calls an operator endpoint with the dev token (the operator token in tests).
+func operatorDo(t *testing.T, method, url string) (int, string) {
+	t.Helper()
+	req, err := http.NewRequest(method, url, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+devToken)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	return resp.StatusCode, string(b)
+}
+
+func apiDeadletters(t *testing.T, base string) []deadletter.Letter {
+	t.Helper()
+	code, body := operatorDo(t, "GET", base+"/v1/deadletters")
+	var l struct {
+		Items []deadletter.Letter `json:"items"`
+	}
+	if code != http.StatusOK || json.Unmarshal([]byte(body), &l) != nil {
+		t.Fatalf("GET /v1/deadletters = %d %s", code, body)
+	}
+	return l.Items
+}
+
+func waitCond(t *testing.T, what string, cond func() (bool, string)) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	var last string
+	for time.Now().Before(deadline) {
+		ok, state := cond()
+		if ok {
+			return
+		}
+		last = state
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("waiting for %s: gave up; last seen %s", what, last)
+}
+
+// Accepted means stored or dead-lettered: an accepted item the database
+// refuses and an item on FEEDS that does not decode land in DEADLETTER with
+// their reasons, the items behind them are stored, the operator API lists
+// them, and after the cause is fixed a redrive stores the item once.
+func TestEndToEndDeadletters(t *testing.T) {
+	n := testenv.NATS(t)
+	db := testenv.PostGISWithUnits(t)
+	ctx := context.Background()
+	token, err := postgis.AddSource(ctx, db.Pool, postgis.Source{ID: "hn-hoankiem", Name: "Hoàn Kiếm IOC", UnitCode: "00070"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const blocked = "urn:ngsi-ld:PointOfInterest:HN-Blocked"
+	// Stands for whatever the database refuses after the ingest accepted it.
+	if _, err := db.Pool.Exec(ctx, fmt.Sprintf(`
+CREATE FUNCTION refuse_blocked() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW.id = '%s' THEN RAISE EXCEPTION 'station is blocked'; END IF;
+	RETURN NEW;
+END $$;
+CREATE TRIGGER refuse_blocked BEFORE INSERT OR UPDATE ON sensor FOR EACH ROW EXECUTE FUNCTION refuse_blocked();`, blocked)); err != nil {
+		t.Fatal(err)
+	}
+	h := startHub(t, "all", n, db)
+
+	// Not decodable: straight onto FEEDS, as a leaf node could.
+	garbage := ce.Event{ID: "garbage-1", Source: ce.SourceURN("01", "00070"), Type: ce.ObservedType("air")}.Header()
+	garbage[nats.MsgIdHdr] = []string{"garbage-1"}
+	if _, err := n.JS.PublishMsg(ctx, &nats.Msg{Subject: subjects.Feed("01", "00070", "air"), Header: garbage, Data: []byte{0xff, 0xfe}}); err != nil {
+		t.Fatal(err)
+	}
+	at := time.Now().Add(-time.Minute).Truncate(time.Second)
+	items := []any{
+		airItem(t, "urn:ngsi-ld:AirQualityObserved:BLK-1", blocked, 105.8522, 21.0288, at),
+		airItem(t, "urn:ngsi-ld:AirQualityObserved:OK-1", "urn:ngsi-ld:PointOfInterest:HN-OK", 105.8523, 21.0289, at),
+	}
+	if code, res, raw := post(t, h.url+"/v1/feeds/air", token, items); code != http.StatusAccepted || res.Accepted != 2 {
+		t.Fatalf("POST = %d %s; want 202 with 2 accepted", code, raw)
+	}
+	count := func(station string) int {
+		var c int
+		if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM air_observation WHERE station_id = $1`, station).Scan(&c); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+	waitCond(t, "the good item stored", func() (bool, string) {
+		c := count("urn:ngsi-ld:PointOfInterest:HN-OK")
+		return c == 1, fmt.Sprint(c)
+	})
+	var letters []deadletter.Letter
+	waitCond(t, "two dead letters", func() (bool, string) {
+		letters = apiDeadletters(t, h.url)
+		return len(letters) == 2, fmt.Sprint(letters)
+	})
+	var storeSeq, decodeSeq uint64
+	for _, l := range letters {
+		switch l.Stage {
+		case deadletter.StageStore:
+			storeSeq = l.Sequence
+			if !strings.Contains(l.Reason, "station is blocked") || l.Source != "hn-hoankiem" || l.Province != "01" {
+				t.Errorf("store dead letter = %+v", l)
+			}
+		case deadletter.StageDecode:
+			decodeSeq = l.Sequence
+			if l.EventID != "garbage-1" || l.Reason == "" {
+				t.Errorf("decode dead letter = %+v", l)
+			}
+		}
+	}
+	if storeSeq == 0 || decodeSeq == 0 {
+		t.Fatalf("dead letters = %+v; want one of each stage", letters)
+	}
+
+	// The fix, then the redrive.
+	if _, err := db.Pool.Exec(ctx, `DROP TRIGGER refuse_blocked ON sensor`); err != nil {
+		t.Fatal(err)
+	}
+	if code, body := operatorDo(t, "POST", fmt.Sprintf("%s/v1/deadletters/%d/redrive", h.url, storeSeq)); code != http.StatusAccepted {
+		t.Fatalf("redrive = %d %s", code, body)
+	}
+	waitCond(t, "the redriven item stored", func() (bool, string) {
+		c := count(blocked)
+		return c == 1, fmt.Sprint(c)
+	})
+	if code, body := operatorDo(t, "DELETE", fmt.Sprintf("%s/v1/deadletters/%d", h.url, decodeSeq)); code != http.StatusAccepted {
+		t.Fatalf("discard = %d %s", code, body)
+	}
+	waitCond(t, "no dead letters", func() (bool, string) {
+		l := apiDeadletters(t, h.url)
+		return len(l) == 0, fmt.Sprint(l)
+	})
+	var audit int
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM audit_log WHERE action LIKE 'deadletter.%' AND detail->>'result' = 'applied'`).Scan(&audit); err != nil {
+		t.Fatal(err)
+	}
+	if audit != 2 {
+		t.Errorf("audit_log rows of dead-letter actions = %d; want 2", audit)
+	}
+	if c := count(blocked); c != 1 {
+		t.Errorf("rows of the redriven item = %d; want 1", c)
+	}
+}

@@ -1,0 +1,155 @@
+package aggregator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/iochub/iochub/internal/deadletter"
+	"github.com/iochub/iochub/internal/subjects"
+	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
+)
+
+// Dead letters: an accepted feed item the aggregator cannot store (it does
+// not decode, or the database refuses it on its own) is never just
+// terminated. Its dead letter (the whole message with the reason, see
+// internal/deadletter) is published on DEADLETTER and acked by JetStream
+// first; only then is the FEEDS message acked. When that publish fails the
+// item stays on FEEDS and is retried after RetryDelay.
+
+// deadLetterTimeout bounds the wait for DEADLETTER's ack.
+const deadLetterTimeout = 5 * time.Second
+
+// deadLetter moves m to DEADLETTER with the reason err, at stage
+// (deadletter.StageDecode or StageStore), and acks it; when the move fails,
+// it naks m with RetryDelay so that nothing is lost.
+func (s *Service) deadLetter(ctx context.Context, m jetstream.Msg, stage string, reason error) {
+	info := deadletter.Info{Subject: m.Subject(), Stage: stage, Reason: reason.Error(), Time: time.Now()}
+	if md, err := m.Metadata(); err == nil {
+		info.FeedsSeq, info.Delivered = md.Sequence.Stream, md.NumDelivered
+	}
+	kind := metricKind(m.Subject())
+	pctx, cancel := context.WithTimeout(ctx, deadLetterTimeout)
+	ack, err := s.js.PublishMsg(pctx, deadletter.Build(m.Headers(), m.Data(), info))
+	cancel()
+	if err != nil {
+		s.m.errors.WithLabelValues("deadletter").Inc()
+		s.log.Error("dead-lettering feed message failed; retrying", "subject", m.Subject(), "stage", stage,
+			"reason", reason, "err", err)
+		if err := m.NakWithDelay(s.cfg.RetryDelay); err != nil {
+			s.log.Warn("naking feed message failed", "subject", m.Subject(), "err", err)
+		}
+		return
+	}
+	if !ack.Duplicate { // a retry of one already moved is not a second dead letter
+		s.m.deadletters.WithLabelValues(kind, stage).Inc()
+	}
+	s.log.Error("feed message dead-lettered", "subject", m.Subject(), "stage", stage, "reason", reason,
+		"feeds_seq", info.FeedsSeq, "deadletter_seq", ack.Sequence)
+	if err := m.Ack(); err != nil {
+		// Redelivered, then dead-lettered again under the same Nats-Msg-Id: one dead letter.
+		s.m.errors.WithLabelValues("ack").Inc()
+		s.log.Warn("acking dead-lettered feed message failed", "subject", m.Subject(), "err", err)
+	}
+}
+
+// metricKind is the kind of a feed subject as a metric label: one of
+// subjects.Kinds, or "other" so that bad subjects cannot grow the label set.
+func metricKind(subject string) string {
+	if _, _, k, err := subjects.ParseFeed(subject); err == nil && subjects.ValidKind(k) {
+		return k
+	}
+	return "other"
+}
+
+// sqlStateQueryCanceled is PostgreSQL's query_canceled: a statement_timeout
+// (or a cancel request) ended the statement.
+const sqlStateQueryCanceled = "57014"
+
+// timedOut reports whether the database cancelled the write, which with the
+// context still alive means the statement ran past statement_timeout: a
+// batch too large or a message too costly, not a passing fault. Retrying it
+// as it is would block the stream forever.
+func timedOut(err error) bool {
+	var pg *pgconn.PgError
+	return errors.As(err, &pg) && pg.Code == sqlStateQueryCanceled
+}
+
+// lastDelivery reports whether m is at its last delivery when the consumer's
+// MaxDeliver is bounded: past it, JetStream would drop it silently.
+func (s *Service) lastDelivery(m jetstream.Msg) bool {
+	if s.cfg.MaxDeliver <= 0 {
+		return false
+	}
+	md, err := m.Metadata()
+	return err == nil && md.NumDelivered >= uint64(s.cfg.MaxDeliver)
+}
+
+// errDeliveries is the reason of an item dead-lettered at its last delivery.
+func errDeliveries(max int, last error) error {
+	return fmt.Errorf("not stored after %d deliveries (MaxDeliver); last error: %w", max, last)
+}
+
+// DeadletterActions returns the handlers of the operator actions
+// deadletter.redrive and deadletter.discard, which act on DEADLETTER through
+// js; Apply records each in audit_log. A dead letter that is no longer there
+// (redriven, discarded or aged out) refuses the action.
+func DeadletterActions(js jetstream.JetStream, log *slog.Logger) (redrive, discard ActionHandler) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	target := func(ctx context.Context, a *iocv1.Action) (deadletter.Letter, error) {
+		if a.GetTargetKind() != deadletter.TargetKind {
+			return deadletter.Letter{}, Refuse(fmt.Sprintf("target kind is %q; want %s", a.GetTargetKind(), deadletter.TargetKind))
+		}
+		seq, err := strconv.ParseUint(a.GetTarget(), 10, 64)
+		if err != nil || seq == 0 {
+			return deadletter.Letter{}, Refuse(fmt.Sprintf("target %q is not a dead letter's sequence", a.GetTarget()))
+		}
+		l, err := deadletter.Get(ctx, js, seq)
+		if errors.Is(err, deadletter.ErrNotFound) {
+			return l, Refuse(fmt.Sprintf("dead letter %d does not exist (redriven, discarded or aged out)", seq))
+		}
+		if err == nil && l.Province != a.GetProvince() {
+			return l, Refuse(fmt.Sprintf("dead letter %d is of province %q, the action of %q", seq, l.Province, a.GetProvince()))
+		}
+		return l, err
+	}
+	redrive = func(ctx context.Context, _ pgx.Tx, a *iocv1.Action) ([]*iocv1.EntityState, error) {
+		l, err := target(ctx, a)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := deadletter.Redrive(ctx, js, l.Sequence); err != nil {
+			if errors.Is(err, deadletter.ErrNotRedrivable) || errors.Is(err, deadletter.ErrNotFound) {
+				return nil, Refuse(err.Error())
+			}
+			return nil, err
+		}
+		log.Info("dead letter redriven", "seq", l.Sequence, "subject", l.Subject, "event", l.EventID, "actor", a.GetActor())
+		return nil, nil
+	}
+	discard = func(ctx context.Context, _ pgx.Tx, a *iocv1.Action) ([]*iocv1.EntityState, error) {
+		l, err := target(ctx, a)
+		if err != nil {
+			return nil, err
+		}
+		if err := deadletter.Discard(ctx, js, l.Sequence); err != nil {
+			if errors.Is(err, deadletter.ErrNotFound) {
+				return nil, Refuse(err.Error())
+			}
+			return nil, err
+		}
+		log.Info("dead letter discarded", "seq", l.Sequence, "subject", l.Subject, "event", l.EventID,
+			"reason", l.Reason, "actor", a.GetActor())
+		return nil, nil
+	}
+	return redrive, discard
+}

@@ -1,0 +1,271 @@
+package aggregator
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/iochub/iochub/internal/deadletter"
+	"github.com/iochub/iochub/internal/subjects"
+	"github.com/iochub/iochub/internal/testenv"
+	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
+	"github.com/iochub/iochub/services/aggregator/postgis"
+)
+
+func TestClassifyStoreErrors(t *testing.T) {
+	pg := func(code string) error {
+		return fmt.Errorf("writing batch: %w", &pgconn.PgError{Code: code, Message: "x"})
+	}
+	tests := []struct {
+		name              string
+		err               error
+		rejected, timeout bool
+	}{
+		{"unique violation", pg("23505"), true, false},
+		{"raise exception", pg("P0001"), true, false},
+		{"program limit (index row too large)", pg("54000"), true, false},
+		{"statement timeout", pg("57014"), false, true},
+		{"admin shutdown", pg("57P01"), false, false},
+		{"serialisation failure", pg("40001"), false, false},
+		{"connection failure", pg("08006"), false, false},
+		{"too many connections", pg("53300"), false, false},
+		{"not a database error", errors.New("dial tcp: refused"), false, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := rejected(tt.err); got != tt.rejected {
+				t.Errorf("rejected = %v; want %v", got, tt.rejected)
+			}
+			if got := timedOut(tt.err); got != tt.timeout {
+				t.Errorf("timedOut = %v; want %v", got, tt.timeout)
+			}
+		})
+	}
+}
+
+func TestMetricKind(t *testing.T) {
+	for subject, want := range map[string]string{
+		subjects.Feed("01", "00070", subjects.KindAir): subjects.KindAir,
+		subjects.Feed("01", "00070", "sewage"):         "other",
+		"not.a.feed":                                   "other",
+	} {
+		if got := metricKind(subject); got != want {
+			t.Errorf("metricKind(%q) = %q; want %q", subject, got, want)
+		}
+	}
+}
+
+// failingStore fails every batch holding the air event bad with err; the
+// rest it stores.
+type failingStore struct {
+	*postgis.Store
+	bad string
+	err error
+}
+
+func (s failingStore) WriteBatch(ctx context.Context, b postgis.Batch) (postgis.Result, error) {
+	for _, r := range b.Air {
+		if r.EventID == s.bad {
+			return postgis.Result{}, fmt.Errorf("writing batch: %w", s.err)
+		}
+	}
+	return s.Store.WriteBatch(ctx, b)
+}
+
+func startWith(t *testing.T, ne *testenv.NATSEnv, store Store, cfg Config) *Service {
+	t.Helper()
+	cfg.AckWait, cfg.RetryDelay = 2*time.Second, 50*time.Millisecond
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	svc, err := New(cfg, Deps{JS: ne.JS, Store: store, Logger: log, Metrics: prometheus.NewRegistry()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(ctx) }()
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	})
+	return svc
+}
+
+// A batch cancelled at statement_timeout (57014) used to count as transient
+// and was retried whole forever, blocking the stream. Now it is split, and
+// the one message that still times out alone is dead-lettered at its second
+// delivery.
+func TestStatementTimeoutIsSplitThenDeadLettered(t *testing.T) {
+	ne, pool := testNATS(t), testDB(t)
+	var msgs []*nats.Msg
+	for i := range 4 {
+		msgs = append(msgs, feedMsg(t, subjects.KindAir, airEvent(t, i, t0, float64(i)), ""))
+	}
+	slow := airEvent(t, 8, t0, 8)
+	msgs = append(msgs, feedMsg(t, subjects.KindAir, slow, ""))
+	publish(t, ne.JS, msgs...)
+	store := failingStore{Store: postgis.NewStore(pool), bad: slow.GetId(),
+		err: &pgconn.PgError{Code: "57014", Message: "canceling statement due to statement timeout"}}
+	svc := startWith(t, ne, store, Config{Durable: "agg-timeout"})
+	waitRows(t, pool, "air_observation", 4)
+	l := waitDeadletters(t, ne.JS, 1)[0]
+	if l.Stage != deadletter.StageStore || l.EventID != slow.GetId() || l.Delivered != 2 || !strings.Contains(l.Reason, "57014") {
+		t.Errorf("dead letter = %+v; want the slow event at stage store, delivered twice, reason naming 57014", l)
+	}
+	waitIdle(t, ne.JS, "agg-timeout")
+	if got := counterValue(t, svc.m.deadletters.WithLabelValues(subjects.KindAir, deadletter.StageStore)); got != 1 {
+		t.Errorf("deadletters_total{kind=air,stage=store} = %v; want 1", got)
+	}
+}
+
+// With a bounded MaxDeliver, JetStream would drop an item past its last
+// delivery without a trace; the aggregator dead-letters it at that delivery.
+func TestLastDeliveryIsDeadLettered(t *testing.T) {
+	ne, pool := testNATS(t), testDB(t)
+	stuck := airEvent(t, 5, t0, 5)
+	good := airEvent(t, 1, t0, 1)
+	publish(t, ne.JS, feedMsg(t, subjects.KindAir, stuck, ""))
+	store := failingStore{Store: postgis.NewStore(pool), bad: stuck.GetId(),
+		err: &pgconn.PgError{Code: "08006", Message: "connection failure"}}
+	startWith(t, ne, store, Config{Durable: "agg-maxdeliver", MaxDeliver: 3})
+	l := waitDeadletters(t, ne.JS, 1)[0]
+	if l.EventID != stuck.GetId() || l.Delivered != 3 || !strings.Contains(l.Reason, "after 3 deliveries") {
+		t.Errorf("dead letter = %+v; want the stuck event, delivered 3 times, reason naming the deliveries", l)
+	}
+	waitIdle(t, ne.JS, "agg-maxdeliver")
+	// The consumer goes on with the items behind it.
+	publish(t, ne.JS, feedMsg(t, subjects.KindAir, good, ""))
+	waitRows(t, pool, "air_observation", 1)
+}
+
+// forgeDeadletter puts the dead letter of msg (as if FEEDS sequence seq
+// failed at stage store) on DEADLETTER and returns its sequence there.
+func forgeDeadletter(t *testing.T, js jetstream.JetStream, msg *nats.Msg, feedsSeq uint64) uint64 {
+	t.Helper()
+	dl := deadletter.Build(msg.Header, msg.Data, deadletter.Info{Subject: msg.Subject, FeedsSeq: feedsSeq,
+		Stage: deadletter.StageStore, Reason: "forged", Time: time.Now(), Delivered: 1})
+	ack, err := js.PublishMsg(context.Background(), dl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return ack.Sequence
+}
+
+func TestDeadletterActions(t *testing.T) {
+	ne, pool := testNATS(t), testDB(t)
+	ctx := context.Background()
+	acts, err := NewActions(ActionsConfig{}, ne.JS, pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	redrive, discard := DeadletterActions(ne.JS, nil)
+	acts.RegisterAction(deadletter.ActionRedrive, redrive)
+	acts.RegisterAction(deadletter.ActionDiscard, discard)
+	ev := airEvent(t, 3, t0, 3)
+	orig := feedMsg(t, subjects.KindAir, ev, "")
+	toRedrive := forgeDeadletter(t, ne.JS, orig, 100)
+	toDiscard := forgeDeadletter(t, ne.JS, orig, 101)
+	action := func(id, typ, province string, seq uint64) *iocv1.Action {
+		return &iocv1.Action{Id: id, Type: typ, Actor: "ops@example.vn", Province: province,
+			TargetKind: deadletter.TargetKind, Target: strconv.FormatUint(seq, 10), At: timestamppb.New(t0)}
+	}
+	apply := func(a *iocv1.Action, wantApplied bool) {
+		t.Helper()
+		_, applied, err := acts.Apply(ctx, a)
+		if err != nil || applied != wantApplied {
+			t.Fatalf("Apply(%s %s): applied %v, err %v; want applied %v", a.GetType(), a.GetTarget(), applied, err, wantApplied)
+		}
+	}
+	apply(action("a1", deadletter.ActionRedrive, "99", toRedrive), false) // another province's
+	apply(action("a2", deadletter.ActionRedrive, province, toRedrive), true)
+	apply(action("a3", deadletter.ActionRedrive, province, toRedrive), false) // gone
+	apply(action("a4", deadletter.ActionDiscard, province, toDiscard), true)
+
+	feeds, err := ne.JS.Stream(ctx, subjects.StreamFeeds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := feeds.GetLastMsgForSubject(ctx, orig.Subject)
+	if err != nil {
+		t.Fatalf("the redriven item is not on FEEDS: %v", err)
+	}
+	if got, want := m.Header.Get(nats.MsgIdHdr), deadletter.RedriveMsgID(orig.Header.Get(nats.MsgIdHdr), toRedrive); got != want {
+		t.Errorf("redrive Nats-Msg-Id = %q; want %q", got, want)
+	}
+	if m.Header.Get(deadletter.HeaderReason) != "" || m.Header.Get("ce-id") != ev.GetId() || string(m.Data) != string(orig.Data) {
+		t.Errorf("redriven message headers %v; want the original's, without dead-letter headers, and its payload", m.Header)
+	}
+	if list, _, err := deadletter.List(ctx, ne.JS, deadletter.Query{}); err != nil || len(list) != 0 {
+		t.Errorf("dead letters left = %v, %v; want none", list, err)
+	}
+	var audit []string
+	rows, err := pool.Query(ctx, `SELECT action || ' ' || target || ' ' || (detail->>'result') FROM audit_log ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		audit = append(audit, s)
+	}
+	if rows.Err() != nil {
+		t.Fatal(rows.Err())
+	}
+	r, d := strconv.FormatUint(toRedrive, 10), strconv.FormatUint(toDiscard, 10)
+	want := []string{
+		"deadletter.redrive deadletter:" + r + " refused",
+		"deadletter.redrive deadletter:" + r + " applied",
+		"deadletter.redrive deadletter:" + r + " refused",
+		"deadletter.discard deadletter:" + d + " applied",
+	}
+	if strings.Join(audit, "\n") != strings.Join(want, "\n") {
+		t.Errorf("audit_log:\n%s\nwant:\n%s", strings.Join(audit, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// The same through the real store: the database's own 57014. The trigger
+// raises query_canceled itself rather than sleeping past a statement_timeout,
+// since WriteBatch may set its own timeout (SET LOCAL) over any the test sets.
+func TestDatabaseQueryCanceledIsDeadLettered(t *testing.T) {
+	ne, pool := testNATS(t), testDB(t)
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `
+CREATE FUNCTION slow_sensor() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF NEW.id = 'urn:ngsi-ld:Device:st-8' THEN
+		RAISE EXCEPTION 'canceling statement due to statement timeout' USING ERRCODE = 'query_canceled';
+	END IF;
+	RETURN NEW;
+END $$;
+CREATE TRIGGER slow_sensor BEFORE INSERT OR UPDATE ON sensor FOR EACH ROW EXECUTE FUNCTION slow_sensor();`); err != nil {
+		t.Fatal(err)
+	}
+	var msgs []*nats.Msg
+	for i := range 3 {
+		msgs = append(msgs, feedMsg(t, subjects.KindAir, airEvent(t, i, t0, float64(i)), ""))
+	}
+	slow := airEvent(t, 8, t0, 8)
+	msgs = append(msgs, feedMsg(t, subjects.KindAir, slow, ""))
+	publish(t, ne.JS, msgs...)
+	startWith(t, ne, postgis.NewStore(pool), Config{Durable: "agg-db-timeout"})
+	waitRows(t, pool, "air_observation", 3)
+	l := waitDeadletters(t, ne.JS, 1)[0]
+	if l.Stage != deadletter.StageStore || l.EventID != slow.GetId() || l.Delivered != 2 || !strings.Contains(l.Reason, "57014") {
+		t.Errorf("dead letter = %+v; want the slow event at stage store, delivered twice, reason naming 57014", l)
+	}
+}

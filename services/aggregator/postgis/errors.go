@@ -1,0 +1,16 @@
+package postgis
+
+import "errors"
+
+// ErrShortCopy is returned when COPY stores fewer rows than it was given.
+var ErrShortCopy = errors.New("COPY stored fewer rows than given")
+
+// ErrStatementTimeout is returned, alongside the *pgconn.PgError of SQLSTATE
+// 57014 (query_canceled), when a statement of a write transaction ran longer
+// than the store's StatementTimeout: the input it was writing is too costly
+// to store (retrying it will time out again), or the database was blocked
+// that long. A cancellation through the caller's context is not reported so.
+var ErrStatementTimeout = errors.New("statement ran longer than the store's statement timeout")
+
+// ErrConfig is returned by NewStoreWith for an invalid StoreConfig.
+var ErrConfig = errors.New("invalid PostGIS store configuration")

@@ -1,0 +1,117 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/iochub/iochub/internal/testenv"
+	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
+)
+
+// TestAlertsOneBadArea: an alert whose stored area PostGIS cannot write as
+// GeoJSON (a nested GeometryCollection, as an earlier version stored before
+// migration 00008 and its CHECK) made GET /v1/alerts answer 503 for every
+// alert of the province. The list now answers 200 with every alert, that one
+// without geometry, and GET /v1/alerts/{id} shows it without geometry too.
+func TestAlertsOneBadArea(t *testing.T) {
+	db := testenv.PostGIS(t)
+	ctx := context.Background()
+	// The form CHECK of migration 00008 refuses such an area now; drop it to
+	// store one as an old version could have.
+	if _, err := db.Pool.Exec(ctx, `ALTER TABLE alert DROP CONSTRAINT IF EXISTS alert_area_form`); err != nil {
+		t.Fatal(err)
+	}
+	areas := map[string]string{
+		"src/good":  "MULTIPOLYGON(((105.8 21,105.9 21,105.9 21.1,105.8 21)))",
+		"src/point": "MULTIPOINT((105.85 21.03))",
+		"src/bad":   "GEOMETRYCOLLECTION(GEOMETRYCOLLECTION(POLYGON((105.8 21,105.9 21,105.9 21.1,105.8 21))))",
+		"src/none":  "",
+	}
+	for id, wkt := range areas {
+		body, err := proto.Marshal(&iocv1.Alert{Id: id[4:], Identifier: id[4:], Sender: "kttv", Status: "Actual", MsgType: "Alert",
+			Info: []*iocv1.AlertInfo{{Event: "Lũ " + id}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Pool.Exec(ctx, `INSERT INTO alert (id, source_id, event_id, identifier, sender, sent, status, msg_type,
+			area, state, province, unit_code, received_at, body)
+			VALUES ($1, 'src', $2, $2, 'kttv', now(), 'Actual', 'Alert', ST_GeomFromText(NULLIF($3, ''), 4326), 'active', '01', '01', now(), $4)`,
+			id, id[4:], wkt, body); err != nil {
+			t.Fatalf("inserting %s: %v", id, err)
+		}
+	}
+	g, err := New(Config{}, Deps{JS: testenv.NATS(t).JS, Pool: db.Pool, Metrics: prometheus.NewRegistry(), Auth: testAuth(t, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	g.Register(mux)
+	srv := httptest.NewServer(withTestToken(mux))
+	t.Cleanup(func() { g.Close(); srv.Close() })
+
+	get := func(path string) (int, []byte) {
+		t.Helper()
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return resp.StatusCode, b
+	}
+	code, body := get("/v1/alerts?province=01")
+	if code != http.StatusOK {
+		t.Fatalf("GET /v1/alerts?province=01 = %d %s; want 200", code, body)
+	}
+	var fc struct {
+		Features []struct {
+			Geometry   json.RawMessage `json:"geometry"`
+			Properties struct {
+				EntityID string `json:"entityId"`
+			} `json:"properties"`
+		} `json:"features"`
+	}
+	if err := json.Unmarshal(body, &fc); err != nil {
+		t.Fatalf("decoding %s: %v", body, err)
+	}
+	types := map[string]string{}
+	for _, f := range fc.Features {
+		var gt struct {
+			Type string `json:"type"`
+		}
+		if string(f.Geometry) != "null" {
+			if err := json.Unmarshal(f.Geometry, &gt); err != nil {
+				t.Fatalf("geometry of %s: %v", f.Properties.EntityID, err)
+			}
+		}
+		types[f.Properties.EntityID] = gt.Type
+	}
+	want := map[string]string{"src/good": "Polygon", "src/point": "Point", "src/bad": "", "src/none": ""}
+	if len(types) != len(want) {
+		t.Errorf("listed %v; want %v", types, want)
+	}
+	for id, w := range want {
+		if got, ok := types[id]; !ok || got != w {
+			t.Errorf("alert %s listed %v with geometry type %q; want listed with %q (\"\" is null)", id, ok, got, w)
+		}
+	}
+
+	code, body = get("/v1/alerts/" + AlertID("src/bad"))
+	var doc struct {
+		EntityID string          `json:"entityId"`
+		Geometry json.RawMessage `json:"geometry"`
+	}
+	if code != http.StatusOK || json.Unmarshal(body, &doc) != nil || doc.EntityID != "src/bad" || string(doc.Geometry) != "null" {
+		t.Errorf("GET the bad alert = %d %s; want 200 with geometry null", code, body)
+	}
+}
