@@ -107,6 +107,14 @@ func TestCLIUsageAndConfig(t *testing.T) {
 	if err != nil || !strings.Contains(out, "HTTP::8080") {
 		t.Errorf("serve's own default --http is lost: %q %v; want :8080", out, err)
 	}
+	if _, _, err := runCLI(t, "serve", "--alert-scope", "district", "--check-config"); err == nil || !strings.Contains(err.Error(), "--alert-scope") {
+		t.Errorf("bad --alert-scope: %v; want an error naming it", err)
+	}
+	t.Setenv("IOCHUB_ALERT_SCOPE", "unit")
+	out, _, err = runCLI(t, "serve", "--target", "ingest", "--check-config")
+	if err != nil || !strings.Contains(out, "AlertScope:unit") {
+		t.Errorf("env IOCHUB_ALERT_SCOPE not taken: %q %v", out, err)
+	}
 	if _, _, err := runCLI(t, "migrate"); err == nil || !strings.Contains(err.Error(), "--database-url") {
 		t.Errorf("migrate without a database: %v", err)
 	}

@@ -11,6 +11,8 @@ import (
 	"os"
 	"strings"
 	"time"
+
+	"github.com/iochub/iochub/services/ingest"
 )
 
 // config is every setting of every command; each command binds the flags it uses.
@@ -72,6 +74,9 @@ type config struct {
 	SourceBurst int
 	// MaxConcurrent is the most ingest requests in flight in all; 0 means no limit.
 	MaxConcurrent int
+	// AlertScope is where a source bound to a unit may send alert areas:
+	// "province" (its unit's province, the default) or "unit" (its unit only).
+	AlertScope string
 	// ResetHubID lets dev start although its JetStream store and its database
 	// belong to different hubs, giving both a new hub id (nothing is deleted).
 	ResetHubID bool
@@ -99,6 +104,7 @@ func defaults() config {
 		SourceRate:        50,
 		SourceBurst:       100,
 		MaxConcurrent:     64,
+		AlertScope:        "province",
 	}
 }
 
@@ -141,6 +147,7 @@ func (c *config) bind(fs *flag.FlagSet, names ...string) {
 			fs.Float64Var(&c.SourceRate, "source-rate", c.SourceRate, "ingest requests per second one source may sustain; 0 means no limit (IOCHUB_SOURCE_RATE)")
 			fs.IntVar(&c.SourceBurst, "source-burst", c.SourceBurst, "requests one source may send at once above --source-rate (IOCHUB_SOURCE_BURST)")
 			fs.IntVar(&c.MaxConcurrent, "max-concurrent", c.MaxConcurrent, "most ingest requests in flight in all; 0 means no limit (IOCHUB_MAX_CONCURRENT)")
+			fs.StringVar(&c.AlertScope, "alert-scope", c.AlertScope, "where a source bound to a unit may send alert areas: province (of its unit) or unit (IOCHUB_ALERT_SCOPE)")
 		case "reset-hub-id":
 			fs.BoolVar(&c.ResetHubID, "reset-hub-id", c.ResetHubID, "start although the JetStream store and the database belong to different hubs, and give both a new hub id; nothing is deleted (IOCHUB_RESET_HUB_ID)")
 		case "check-config":
@@ -196,6 +203,9 @@ func (c *config) validate() error {
 	}
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		errs = append(errs, fmt.Errorf("--log-format %q: want json or text", c.LogFormat))
+	}
+	if c.AlertScope != ingest.AlertScopeProvince && c.AlertScope != ingest.AlertScopeUnit {
+		errs = append(errs, fmt.Errorf("--alert-scope %q: want %s or %s", c.AlertScope, ingest.AlertScopeProvince, ingest.AlertScopeUnit))
 	}
 	if c.OpsHTTP != "" {
 		if _, _, err := net.SplitHostPort(c.OpsHTTP); err != nil {

@@ -148,7 +148,7 @@ func serveRoles(ctx context.Context, d roleDeps) error {
 		if err != nil {
 			return err
 		}
-		in, err := ingest.New(ingest.Config{DevToken: d.cfg.DevToken, SealKey: sealKey, Limits: d.cfg.ingestLimits()}, ingest.Deps{JS: d.js, Pool: d.pool, Logger: d.log.With("role", "ingest"), Metrics: o.Registry})
+		in, err := ingest.New(ingest.Config{DevToken: d.cfg.DevToken, SealKey: sealKey, Limits: d.cfg.ingestLimits(), AlertScope: d.cfg.AlertScope}, ingest.Deps{JS: d.js, Pool: d.pool, Logger: d.log.With("role", "ingest"), Metrics: o.Registry})
 		if err != nil {
 			return err
 		}
