@@ -55,7 +55,88 @@ func TestPrincipalRights(t *testing.T) {
 		{aAll, []string{"*"}, true},
 		{o01, []string{"79"}, true},
 	} {
-		if got := tc.p.Covers(tc.scopes); got != tc.want {
+		if got := tc.p.Covers(nil, tc.scopes); got != tc.want {
+			t.Errorf("%v covers %v = %v; want %v", tc.p.Scopes, tc.scopes, got, tc.want)
+		}
+	}
+}
+
+// tree is a Hierarchy of two provinces: 01 with wards 00070 and 00004 (in
+// district 001), 79 with ward 26734.
+type tree map[string]string
+
+func (t tree) Within(code, ancestor string) bool {
+	for range 8 {
+		if code == ancestor {
+			return true
+		}
+		parent, ok := t[code]
+		if !ok {
+			return false
+		}
+		code = parent
+	}
+	return false
+}
+
+func TestUnitScopes(t *testing.T) {
+	h := tree{"00070": "001", "00004": "001", "001": "01", "26734": "79"}
+	ward := Principal{ID: "w", Role: RoleViewer, Scopes: []string{"00070"}}
+	op := Principal{ID: "o", Role: RoleOperator, Scopes: []string{"00070", "26734"}}
+	district := Principal{ID: "d", Role: RoleAdmin, Scopes: []string{"001"}}
+	prov := Principal{ID: "p", Role: RoleAdmin, Scopes: []string{"01"}}
+	for _, tc := range []struct {
+		p                Principal
+		code             string
+		read, act, where bool // CanReadUnit, CanActUnit, ReadsIn(code)
+	}{
+		{ward, "00070", true, false, true},
+		{ward, "00004", false, false, false},
+		{ward, "01", false, false, true},
+		{ward, "79", false, false, false},
+		{ward, "", false, false, false},
+		{op, "26734", true, true, true},
+		{op, "79", false, false, true},
+		{op, "00004", false, false, false},
+		{district, "00004", true, true, true},
+		{district, "01", false, false, true},
+		{prov, "00070", true, true, true},
+		{prov, "01", true, true, true},
+		{prov, "79", false, false, false},
+	} {
+		got := [3]bool{tc.p.CanReadUnit(h, tc.code), tc.p.CanActUnit(h, tc.code), tc.p.ReadsIn(h, tc.code)}
+		if want := [3]bool{tc.read, tc.act, tc.where}; got != want {
+			t.Errorf("%v (%s) on %q: read unit, act unit, reads in = %v; want %v", tc.p.Scopes, tc.p.Role, tc.code, got, want)
+		}
+	}
+	if ward.CanRead("01") || op.CanAct("79") || district.CanAdmin("01") {
+		t.Error("a unit scope grants its whole province")
+	}
+	if got := ward.UnitsIn(h, "01"); !slices.Equal(got, []string{"00070"}) {
+		t.Errorf("UnitsIn(01) of a ward viewer = %v; want [00070]", got)
+	}
+	if got := prov.UnitsIn(h, "01"); got != nil {
+		t.Errorf("UnitsIn(01) of a province admin = %v; want nil (the whole province)", got)
+	}
+	if got := ward.UnitsIn(h, "79"); got != nil {
+		t.Errorf("UnitsIn(79) of a ward viewer of 01 = %v; want none", got)
+	}
+	if ward.ReadsIn(nil, "01") {
+		t.Error("without a hierarchy a ward scope must not reach its province")
+	}
+	for _, tc := range []struct {
+		p      Principal
+		scopes []string
+		want   bool
+	}{
+		{prov, []string{"00070", "001"}, true},
+		{prov, []string{"00070", "26734"}, false},
+		{district, []string{"00070"}, true},
+		{district, []string{"01"}, false},
+		{district, []string{"001"}, true},
+		{ward, []string{"001"}, false},
+	} {
+		if got := tc.p.Covers(h, tc.scopes); got != tc.want {
 			t.Errorf("%v covers %v = %v; want %v", tc.p.Scopes, tc.scopes, got, tc.want)
 		}
 	}
@@ -72,9 +153,12 @@ func TestScopesAndIdentity(t *testing.T) {
 		{"*", []string{"*"}, ""},
 		{"", nil, "none given"},
 		{"1", nil, `scope "1"`},
-		{"00070", nil, `scope "00070"`},
+		{"00070,01", []string{"00070", "01"}, ""},
 		{"*,01", nil, "give it alone"},
-		{"hn", nil, `scope "hn"`},
+		{"hn", []string{"hn"}, ""},
+		{"0.1", nil, `scope "0.1"`},
+		{"01,a b", nil, `scope "a b"`},
+		{strings.Repeat("1", 33), nil, "want a unit code"},
 	} {
 		got, err := ParseScopes(tc.in)
 		if tc.err == "" && (err != nil || !slices.Equal(got, tc.want)) || tc.err != "" && (err == nil || !strings.Contains(err.Error(), tc.err) || !errors.Is(err, ErrBadIdentity)) {

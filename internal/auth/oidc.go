@@ -24,7 +24,8 @@ type OIDCConfig struct {
 	JWKSURL string
 	// RoleClaim names the claim holding viewer, operator or admin; empty means "iochub_role".
 	RoleClaim string
-	// ScopesClaim names the claim holding the provinces, a list ("01","79") or
+	// ScopesClaim names the claim holding the scopes (unit codes: provinces,
+	// or wards such as 00070; a code of no current unit grants nothing), a list ("01","79") or
 	// a comma-separated string, "*" for all; empty means "iochub_provinces".
 	ScopesClaim string
 	// Algorithms are the accepted signing algorithms; empty means RS256 (or,
@@ -98,7 +99,7 @@ func (o *oidcVerifier) principal(ctx context.Context, raw string) (Principal, er
 	if err := json.Unmarshal(raw2, &scopes); err != nil {
 		var s string
 		if err := json.Unmarshal(raw2, &s); err != nil {
-			return Principal{}, fmt.Errorf("OIDC token: claim %s: want a list of province codes: %w", o.cfg.ScopesClaim, ErrInvalidCredentials)
+			return Principal{}, fmt.Errorf("OIDC token: claim %s: want a list of unit codes (provinces such as 01, wards such as 00070): %w", o.cfg.ScopesClaim, ErrInvalidCredentials)
 		}
 		scopes = strings.Split(s, ",")
 		for i := range scopes {

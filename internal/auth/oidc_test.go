@@ -101,7 +101,7 @@ func TestOIDCTokens(t *testing.T) {
 		"no role":        p.sign(t, p.key, claims(func(c map[string]any) { delete(c, "iochub_role") })),
 		"bad role":       p.sign(t, p.key, claims(func(c map[string]any) { c["iochub_role"] = "root" })),
 		"no provinces":   p.sign(t, p.key, claims(func(c map[string]any) { delete(c, "iochub_provinces") })),
-		"bad province":   p.sign(t, p.key, claims(func(c map[string]any) { c["iochub_provinces"] = []string{"hanoi"} })),
+		"bad province":   p.sign(t, p.key, claims(func(c map[string]any) { c["iochub_provinces"] = []string{"hà nội"} })),
 		"no sub":         p.sign(t, p.key, claims(func(c map[string]any) { delete(c, "sub") })),
 		"alg none":       unsigned(claims(nil)),
 		"tampered":       tamper(p.sign(t, p.key, claims(nil))),

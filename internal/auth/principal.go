@@ -1,5 +1,6 @@
 // Package auth owns who may read and act on iochub's gateway: roles (viewer,
-// operator, admin), identities scoped to provinces, their bearer tokens (kept
+// operator, admin), identities scoped to provinces or units (a commune or ward
+// and everything inside it), their bearer tokens (kept
 // only as SHA-256), signed session cookies for the wall screen, one-time
 // sign-in codes, and the Authenticator that turns a request into a Principal
 // from an identity cache refreshed from the database. It imports nothing of
@@ -57,6 +58,22 @@ func ParseRole(s string) (Role, error) {
 // AllScopes is the scope of every province.
 const AllScopes = "*"
 
+// Hierarchy tells how administrative units nest; the gateway's is read from
+// the current admin_unit rows. A nil Hierarchy knows no nesting: a scope then
+// covers only the code it names.
+type Hierarchy interface {
+	// Within reports whether unit code is ancestor itself or lies inside it.
+	Within(code, ancestor string) bool
+}
+
+// within reports whether code is ancestor or, by h, inside it.
+func within(h Hierarchy, code, ancestor string) bool {
+	if code == ancestor {
+		return true
+	}
+	return h != nil && h.Within(code, ancestor)
+}
+
 // Principal is who a request acts as.
 type Principal struct {
 	// ID is the identity's id ("dev" for the dev token); it is the actor in the audit log.
@@ -65,14 +82,16 @@ type Principal struct {
 	Name string `json:"name"`
 	// Role is what the principal may do.
 	Role Role `json:"role"`
-	// Scopes are the province codes the principal may see and act in; "*" is all.
+	// Scopes are the codes of the provinces or units the principal may see and
+	// act in (each with everything inside it); "*" is all.
 	Scopes []string `json:"scopes"`
 	// Expires is when the credential ends (an OIDC token's exp); zero for keys,
 	// which end when revoked. A live view is closed once it has passed.
 	Expires time.Time `json:"expires,omitzero"`
 }
 
-// inScope reports whether province is one of p's scopes.
+// inScope reports whether province is one of p's scopes (or p has all):
+// p's scope covers the whole province.
 func (p Principal) inScope(province string) bool {
 	if province == "" {
 		return false
@@ -85,12 +104,27 @@ func (p Principal) inScope(province string) bool {
 	return false
 }
 
-// CanRead reports whether p may read province.
+// inUnitScope reports whether unit code lies within one of p's scopes.
+func (p Principal) inUnitScope(h Hierarchy, code string) bool {
+	if code == "" {
+		return false
+	}
+	for _, s := range p.Scopes {
+		if s == AllScopes || within(h, code, s) {
+			return true
+		}
+	}
+	return false
+}
+
+// CanRead reports whether p may read the whole of province (a scope of the
+// province itself, or all). A principal scoped to units inside it may not:
+// see ReadsIn and CanReadUnit.
 func (p Principal) CanRead(province string) bool {
 	return p.Role.rank() >= RoleViewer.rank() && p.inScope(province)
 }
 
-// CanAct reports whether p may take operator actions in province.
+// CanAct reports whether p may take operator actions anywhere in province.
 func (p Principal) CanAct(province string) bool {
 	return p.Role.rank() >= RoleOperator.rank() && p.inScope(province)
 }
@@ -100,20 +134,65 @@ func (p Principal) CanAdmin(province string) bool {
 	return p.Role.rank() >= RoleAdmin.rank() && p.inScope(province)
 }
 
+// ReadsIn reports whether p may read at least part of province (or of any
+// unit): the whole of it, or a unit inside it (p then sees only what lies in
+// its units).
+func (p Principal) ReadsIn(h Hierarchy, province string) bool {
+	if p.Role.rank() < RoleViewer.rank() || province == "" {
+		return false
+	}
+	if p.inUnitScope(h, province) {
+		return true
+	}
+	for _, s := range p.Scopes {
+		if within(h, s, province) {
+			return true
+		}
+	}
+	return false
+}
+
+// CanReadUnit reports whether p may read what lies in unit code.
+func (p Principal) CanReadUnit(h Hierarchy, code string) bool {
+	return p.Role.rank() >= RoleViewer.rank() && p.inUnitScope(h, code)
+}
+
+// CanActUnit reports whether p may take operator actions on what lies in unit code.
+func (p Principal) CanActUnit(h Hierarchy, code string) bool {
+	return p.Role.rank() >= RoleOperator.rank() && p.inUnitScope(h, code)
+}
+
+// UnitsIn returns p's scopes that lie inside province, or nil when p's scope
+// covers the whole province (or has nothing there): the units a unit-scoped
+// principal is limited to in province.
+func (p Principal) UnitsIn(h Hierarchy, province string) []string {
+	if p.inScope(province) {
+		return nil
+	}
+	var out []string
+	for _, s := range p.Scopes {
+		if within(h, s, province) {
+			out = append(out, s)
+		}
+	}
+	return out
+}
+
 // IsAdmin reports whether p has the admin role (in whatever scope).
 func (p Principal) IsAdmin() bool { return p.Role == RoleAdmin }
 
 // AllProvinces reports whether p's scope is every province.
 func (p Principal) AllProvinces() bool { return slices.Contains(p.Scopes, AllScopes) }
 
-// Covers reports whether every scope of scopes is within p's scopes: an
-// admin may only grant or revoke what it holds itself.
-func (p Principal) Covers(scopes []string) bool {
+// Covers reports whether every scope of scopes lies within p's scopes (a
+// ward within a province p holds, say): an admin may only grant or revoke
+// what it holds itself.
+func (p Principal) Covers(h Hierarchy, scopes []string) bool {
 	if p.AllProvinces() {
 		return true
 	}
 	for _, s := range scopes {
-		if s == AllScopes || !p.inScope(s) {
+		if s == AllScopes || !p.inUnitScope(h, s) {
 			return false
 		}
 	}
@@ -124,6 +203,8 @@ func (p Principal) Covers(scopes []string) bool {
 const (
 	maxName   = 200
 	maxScopes = 100
+	// maxScopeLen bounds one scope: a unit code.
+	maxScopeLen = 32
 	// TokenPrefix starts every identity token, so a leaked one is recognisable
 	// (source tokens start with "ioc_").
 	TokenPrefix = "iocid_"
@@ -161,22 +242,21 @@ func ParseScopes(s string) ([]string, error) {
 	return NormalizeScopes(out)
 }
 
-// NormalizeScopes checks scopes (two-digit province codes, or "*" alone) and
-// returns them sorted without duplicates.
+// NormalizeScopes checks the form of scopes (unit codes: a two-digit
+// province code such as 01, a ward or commune code such as 00070, any code of
+// 2 to 32 letters, digits, '-' or '_'; or "*" alone) and returns them sorted
+// without duplicates. Whether each unit exists is the caller's to check.
 func NormalizeScopes(scopes []string) ([]string, error) {
 	if len(scopes) == 0 {
-		return nil, fmt.Errorf("scopes: none given; want province codes such as 01,79 or * for all: %w", ErrBadIdentity)
+		return nil, fmt.Errorf("scopes: none given; want unit codes such as 01,79 (provinces) or 00070 (a ward), or * for all: %w", ErrBadIdentity)
 	}
 	if len(scopes) > maxScopes {
 		return nil, fmt.Errorf("scopes: %d given; at most %d: %w", len(scopes), maxScopes, ErrBadIdentity)
 	}
 	out := make([]string, 0, len(scopes))
 	for _, s := range scopes {
-		switch {
-		case s == AllScopes:
-		case len(s) == 2 && s[0] >= '0' && s[0] <= '9' && s[1] >= '0' && s[1] <= '9':
-		default:
-			return nil, fmt.Errorf("scope %q: want a two-digit province code such as 01, or *: %w", truncate(s, 32), ErrBadIdentity)
+		if s != AllScopes && !validUnitCode(s) {
+			return nil, fmt.Errorf("scope %q: want a unit code such as 01 (a province) or 00070 (a ward), or *: %w", truncate(s, 32), ErrBadIdentity)
 		}
 		out = append(out, s)
 	}
@@ -186,6 +266,19 @@ func NormalizeScopes(scopes []string) ([]string, error) {
 		return nil, fmt.Errorf("scopes %v: * already covers every province; give it alone: %w", out, ErrBadIdentity)
 	}
 	return out, nil
+}
+
+// validUnitCode reports whether s has the form of a unit code.
+func validUnitCode(s string) bool {
+	if len(s) < 2 || len(s) > maxScopeLen {
+		return false
+	}
+	for _, c := range []byte(s) {
+		if (c < '0' || c > '9') && (c < 'a' || c > 'z') && (c < 'A' || c > 'Z') && c != '-' && c != '_' {
+			return false
+		}
+	}
+	return true
 }
 
 // CheckName checks an identity's name: 1 to 200 characters, no control characters.
