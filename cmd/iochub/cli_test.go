@@ -121,7 +121,7 @@ func TestCLIUsageAndConfig(t *testing.T) {
 }
 
 func TestCLIIdentities(t *testing.T) {
-	db := testenv.PostGIS(t)
+	db := testenv.PostGISWithUnits(t)
 	out, _, err := runCLI(t, "identities", "create", "--database-url", db.URL, "--name", "Wall screen, Hà Nội", "--role", "viewer", "--scope", "01,79")
 	if err != nil || !strings.Contains(out, "viewer of 01,79") || !strings.Contains(out, "token: iocid_") {
 		t.Fatalf("identities create = %q, %v; want a viewer of 01,79 and an iocid_ token", out, err)
@@ -139,12 +139,26 @@ func TestCLIIdentities(t *testing.T) {
 	for _, args := range [][]string{
 		{"--name", "x", "--role", "root", "--scope", "01"},
 		{"--name", "x", "--role", "viewer", "--scope", "1"},
+		{"--name", "x", "--role", "viewer", "--scope", "00070,99999"}, // no unit 99999
+		{"--name", "x", "--role", "viewer", "--scope", "00"},          // no province 00
 		{"--name", "x", "--role", "viewer"},
 		{"--role", "viewer", "--scope", "01"},
 	} {
 		if _, _, err := runCLI(t, append([]string{"identities", "create", "--database-url", db.URL}, args...)...); err == nil {
 			t.Errorf("identities create %v succeeded; want an error", args)
 		}
+	}
+	// A ward of Hà Nội is a scope of its own.
+	out, _, err = runCLI(t, "identities", "create", "--database-url", db.URL, "--name", "Ward 00070 desk", "--role", "operator", "--scope", "00070")
+	if err != nil || !strings.Contains(out, "operator of 00070") {
+		t.Errorf("identities create --scope 00070 = %q, %v; want an operator of 00070", out, err)
+	}
+	var refused int
+	if err := db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM identity WHERE name = 'x'`).Scan(&refused); err != nil {
+		t.Fatal(err)
+	}
+	if refused != 0 {
+		t.Errorf("%d refused identities were stored", refused)
 	}
 	out, _, err = runCLI(t, "identities", "list", "--database-url", db.URL)
 	if err != nil || !strings.Contains(out, id) || !strings.Contains(out, "Wall screen, Hà Nội") || strings.Contains(out, token) {

@@ -10,11 +10,14 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
 	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 )
 
-const identitiesUsage = `usage: iochub identities create --name NAME --role viewer|operator|admin --scope 01[,79]|*
+const identitiesUsage = `usage: iochub identities create --name NAME --role viewer|operator|admin --scope 01[,79,00070]|*
        iochub identities list
        iochub identities revoke --id ID
 `
@@ -37,7 +40,7 @@ func runIdentities(ctx context.Context, args []string, stdout, stderr io.Writer)
 	case "create":
 		name = fs.String("name", "", "who the identity is, e.g. \"Wall screen, Hà Nội IOC\" (required)")
 		role = fs.String("role", "viewer", "viewer (reads), operator (reads and acts) or admin (also rules and identities)")
-		scope = fs.String("scope", "", "comma-separated province codes the identity may see, e.g. 01,79, or * for all (required)")
+		scope = fs.String("scope", "", "comma-separated unit codes the identity may see, each with everything inside it: provinces (01,79), wards or communes (00070), or * for all (required)")
 	case "list":
 	case "revoke":
 		id = fs.String("id", "", "id of the identity to revoke, as listed (required)")
@@ -82,6 +85,9 @@ func runIdentities(ctx context.Context, args []string, stdout, stderr io.Writer)
 	defer pool.Close()
 	switch args[0] {
 	case "create":
+		if err := checkScopeUnits(ctx, pool, scopes); err != nil {
+			return err
+		}
 		ident, token, err := postgis.CreateIdentityCLI(ctx, pool, *name, r, scopes)
 		if err != nil {
 			return err
@@ -109,6 +115,26 @@ func runIdentities(ctx context.Context, args []string, stdout, stderr io.Writer)
 			return err
 		}
 		fmt.Fprintf(stdout, "identity %s revoked; gateways refuse its token and sessions from their next identity refresh (within 10 s by default)\n", *id)
+	}
+	return nil
+}
+
+// sqlUnknownScopes lists the scopes of $1 that name no current unit ("*" aside).
+const sqlUnknownScopes = `SELECT s FROM unnest($1::text[]) AS s
+WHERE s <> '*' AND NOT EXISTS (SELECT 1 FROM admin_unit WHERE valid_to IS NULL AND code = s) ORDER BY s`
+
+// checkScopeUnits refuses scopes that name no current unit.
+func checkScopeUnits(ctx context.Context, pool *pgxpool.Pool, scopes []string) error {
+	rows, err := pool.Query(ctx, sqlUnknownScopes, scopes)
+	if err != nil {
+		return fmt.Errorf("checking the scopes' units: %w", err)
+	}
+	unknown, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("checking the scopes' units: %w", err)
+	}
+	if len(unknown) > 0 {
+		return fmt.Errorf("--scope: no current unit has the code %s: %w", strings.Join(unknown, ","), auth.ErrBadIdentity)
 	}
 	return nil
 }

@@ -149,22 +149,65 @@ func (g *Gateway) releaseLive(id string) {
 	g.perID[id]--
 }
 
-// alertsInScope limits an alerts query to p's provinces: a province out of
-// scope is 403; without province=, a principal of one province gets its
-// province, and one of several must choose (400), since the list is limited.
-func alertsInScope(w http.ResponseWriter, r *http.Request, p auth.Principal, q *pgread.AlertsQuery) bool {
+// alertsInScope limits an alerts query to p's provinces and units: a
+// province p reads nothing of is 403; without province=, a principal of one
+// province (or units of one province) gets its province, and one of several
+// must choose (400), since the list is limited. A principal scoped to units
+// gets the alerts placed in or touching them only.
+func alertsInScope(w http.ResponseWriter, r *http.Request, p auth.Principal, tree *unitTree, q *pgread.AlertsQuery) bool {
 	switch {
 	case q.Province != "":
-		if !p.CanRead(q.Province) {
+		if !p.ReadsIn(tree, q.Province) {
 			forbid(w, r, p, "read the alerts of province "+q.Province)
 			return false
 		}
 	case p.AllProvinces():
-	case len(p.Scopes) == 1:
-		q.Province = p.Scopes[0]
+		return true
 	default:
-		writeProblem(w, r, http.StatusBadRequest, "parameter province: required for an identity of several provinces ("+strings.Join(p.Scopes, ",")+")")
-		return false
+		prov, ok := onlyProvince(tree, p)
+		if !ok {
+			writeProblem(w, r, http.StatusBadRequest, "parameter province: required for an identity of several provinces or units ("+strings.Join(p.Scopes, ",")+")")
+			return false
+		}
+		q.Province = prov
+	}
+	if units := scopeUnits(tree, p, q.Province); units != nil {
+		q.Units = units.codes()
 	}
 	return true
+}
+
+// onlyProvince is the one province all of p's scopes lie in; false when
+// they lie in several (or p has all).
+func onlyProvince(tree *unitTree, p auth.Principal) (string, bool) {
+	prov := ""
+	for _, s := range p.Scopes {
+		if s == auth.AllScopes {
+			return "", false
+		}
+		sp, ok := tree.province(s)
+		if !ok {
+			sp = s // a province the tree does not know (no database)
+		}
+		if prov != "" && sp != prov {
+			return "", false
+		}
+		prov = sp
+	}
+	return prov, prov != ""
+}
+
+// canReadAlert reports whether p may read an alert placed in province and
+// unit that touches units: p reads the whole province, or the alert's unit
+// or one it touches lies in p's scope.
+func canReadAlert(p auth.Principal, tree *unitTree, province, unit string, units []string) bool {
+	if p.CanRead(province) || p.CanReadUnit(tree, unit) {
+		return true
+	}
+	for _, u := range units {
+		if p.CanReadUnit(tree, u) {
+			return true
+		}
+	}
+	return false
 }

@@ -32,6 +32,8 @@ type feature struct {
 	// filters compare numbers; located is false when the Feature has no geometry.
 	box     bbox
 	located bool
+	// units are the entity's unit and an alert's units, for unit scopes.
+	units []string
 }
 
 // Wire shapes of the Feature (the contract in the brief; field order is the wire order).
@@ -101,7 +103,7 @@ func encodeFeature(st *iocv1.EntityState, subject string) (feature, error) {
 	if layer == "" || entity == "" {
 		return feature{}, fmt.Errorf("encoding state of %q: %w", subject, errNoEntity)
 	}
-	f := feature{key: layer + "/" + entity, layer: layer}
+	f := feature{key: layer + "/" + entity, layer: layer, units: entityUnits(st)}
 	props := propertiesJSON{
 		Layer:     layer,
 		EntityID:  entity,
@@ -171,6 +173,15 @@ func encodeFeature(st *iocv1.EntityState, subject string) (feature, error) {
 	}
 	f.json = bytes.TrimRight(buf.Bytes(), "\n")
 	return f, nil
+}
+
+// entityUnits are st's unit and units, for unit scopes; nil when it names none.
+func entityUnits(st *iocv1.EntityState) []string {
+	us := st.GetUnits()
+	if st.GetUnit() == "" {
+		return us
+	}
+	return append([]string{st.GetUnit()}, us...)
 }
 
 func alertGeometry(a *iocv1.Alert) (geom.T, error) {

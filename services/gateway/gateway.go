@@ -141,6 +141,7 @@ type Gateway struct {
 	upgrader websocket.Upgrader
 	units    *unitsCache
 	provs    *provinceCache // nil without a database
+	tree     *treeCache     // nil without a database
 
 	perIDMu sync.Mutex
 	perID   map[string]int // live clients per principal id
@@ -187,6 +188,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	if deps.Pool != nil {
 		g.units = newUnitsCache(pgread.New(deps.Pool), cfg.UnitsTTL, time.Now)
 		g.provs = &provinceCache{store: pgread.New(deps.Pool), ttl: cfg.UnitsTTL, known: map[string]provinceEntry{}}
+		g.tree = &treeCache{store: pgread.New(deps.Pool), ttl: cfg.UnitsTTL}
 	}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	g.upgrader = websocket.Upgrader{
@@ -304,10 +306,17 @@ func (g *Gateway) serveLive(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	if !who.CanRead(p.Province) {
+	tree, ok := g.hierarchy(w, r)
+	if !ok {
+		return
+	}
+	if !who.ReadsIn(tree, p.Province) {
 		forbid(w, r, who, "read province "+p.Province)
 		return
 	}
+	// A principal scoped to units inside the province sees only the entities
+	// of those units (and the alerts that meet them).
+	p.Units = scopeUnits(tree, who, p.Province)
 	if g.provs != nil {
 		exists, err := g.provs.exists(r.Context(), p.Province)
 		switch {

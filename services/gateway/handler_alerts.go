@@ -82,6 +82,10 @@ func (g *Gateway) serveAlert(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusServiceUnavailable, "this gateway has no database; alerts are not available here")
 		return
 	}
+	tree, ok := g.hierarchy(w, r)
+	if !ok {
+		return
+	}
 	entity, ok := alertEntityID(id)
 	if !ok {
 		writeProblem(w, r, http.StatusNotFound, fmt.Sprintf("no alert has the id %q: ids are the Feature ids of /v1/alerts", truncate(id, 64)))
@@ -93,7 +97,7 @@ func (g *Gateway) serveAlert(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusServiceUnavailable, "the alerts database is unavailable; retry later")
 		return
 	}
-	if !found || !who.CanRead(row.Province) { // out of scope looks like absent: ids are not probed
+	if !found || !canReadAlert(who, tree, row.Province, row.Unit, row.Units) { // out of scope looks like absent: ids are not probed
 		writeProblem(w, r, http.StatusNotFound, fmt.Sprintf("no alert has the id %q (%s)", id, truncate(entity, 128)))
 		return
 	}
@@ -223,7 +227,11 @@ func (g *Gateway) serveAlerts(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	if !alertsInScope(w, r, who, &p) {
+	tree, ok := g.hierarchy(w, r)
+	if !ok {
+		return
+	}
+	if !alertsInScope(w, r, who, tree, &p) {
 		return
 	}
 	if g.deps.Pool == nil {
@@ -242,7 +250,7 @@ func (g *Gateway) serveAlerts(w http.ResponseWriter, r *http.Request) {
 	enc.SetEscapeHTML(false)
 	n := 0
 	for _, row := range rows {
-		if !who.CanRead(row.Province) {
+		if !canReadAlert(who, tree, row.Province, row.Unit, row.Units) {
 			continue
 		}
 		m := &iocv1.Alert{}

@@ -12,6 +12,7 @@ import (
 
 	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/deadletter"
+	"github.com/iochub/iochub/internal/subjects"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
 
@@ -20,8 +21,10 @@ import (
 // POST /v1/deadletters/{seq}/redrive and DELETE /v1/deadletters/{seq} are
 // operator actions (deadletter.redrive, deadletter.discard on ACTIONS) that
 // the aggregator applies and records in the audit log. All of them need the
-// operator role in the dead letter's province; a letter of a province out of
-// scope is 404, and one without a province is seen by operators of every province only.
+// operator role in the dead letter's province, or in the unit its original
+// subject names (ioc.feed.<province>.<unit>.<kind>) for an operator scoped to
+// units; a letter out of scope is 404, and one without a province is seen by
+// operators of every province only.
 
 // Bounds of a dead-letter listing.
 const (
@@ -69,13 +72,18 @@ func deadletterQuery(r *http.Request) (deadletter.Query, string) {
 	return q, ""
 }
 
-// canActOn reports whether p may see and act on the dead letters of province
-// ("" when the letter's subject named none).
-func canActOn(p auth.Principal, province string) bool {
-	if province == "" {
+// canActOn reports whether p may see and act on dead letter l: operator of
+// its province ("" when the letter's subject named none), or of the unit its
+// original feed subject names.
+func canActOn(p auth.Principal, tree *unitTree, l deadletter.Letter) bool {
+	if l.Province == "" {
 		return p.AllProvinces() && (p.Role == auth.RoleOperator || p.IsAdmin())
 	}
-	return p.CanAct(province)
+	if p.CanAct(l.Province) {
+		return true
+	}
+	prov, unit, _, err := subjects.ParseFeed(l.Subject)
+	return err == nil && prov == l.Province && p.CanActUnit(tree, unit)
 }
 
 // deadletterOperator authenticates an operator; it answers itself when not.
@@ -98,18 +106,24 @@ func (o *operator) serveDeadletters(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusBadRequest, msg)
 		return
 	}
+	tree, ok := o.g.hierarchy(w, r)
+	if !ok {
+		return
+	}
 	switch {
 	case q.Province != "":
-		if !who.CanAct(q.Province) {
+		if !who.ReadsIn(tree, q.Province) { // the role is operator or admin already
 			forbid(w, r, who, "handle the dead letters of province "+q.Province)
 			return
 		}
 	case who.AllProvinces():
-	case len(who.Scopes) == 1:
-		q.Province = who.Scopes[0]
 	default:
-		writeProblem(w, r, http.StatusBadRequest, "parameter province: required for an identity of several provinces")
-		return
+		prov, ok := onlyProvince(tree, who)
+		if !ok {
+			writeProblem(w, r, http.StatusBadRequest, "parameter province: required for an identity of several provinces or units")
+			return
+		}
+		q.Province = prov
 	}
 	items, next, err := deadletter.List(r.Context(), o.g.deps.JS, q)
 	if err != nil {
@@ -119,7 +133,7 @@ func (o *operator) serveDeadletters(w http.ResponseWriter, r *http.Request) {
 	}
 	kept := []deadletter.Letter{}
 	for _, l := range items {
-		if canActOn(who, l.Province) {
+		if canActOn(who, tree, l) {
 			kept = append(kept, l)
 		}
 	}
@@ -150,8 +164,12 @@ func deadletterSeq(w http.ResponseWriter, r *http.Request) (uint64, bool) {
 
 // letter reads dead letter seq as who sees it; it answers the problem itself when it cannot.
 func (o *operator) letter(w http.ResponseWriter, r *http.Request, who auth.Principal, seq uint64) (deadletter.Letter, bool) {
+	tree, ok := o.g.hierarchy(w, r)
+	if !ok {
+		return deadletter.Letter{}, false
+	}
 	l, err := deadletter.Get(r.Context(), o.g.deps.JS, seq)
-	if err == nil && !canActOn(who, l.Province) {
+	if err == nil && !canActOn(who, tree, l) {
 		err = deadletter.ErrNotFound
 	}
 	switch {

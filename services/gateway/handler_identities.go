@@ -108,8 +108,18 @@ func (o *operator) serveCreateIdentity(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	if !who.Covers(scopes) {
-		forbid(w, r, who, "grant scopes "+strings.Join(scopes, ",")+" (an admin grants only within its own provinces)")
+	tree, ok := o.g.hierarchy(w, r)
+	if !ok {
+		return
+	}
+	for _, s := range scopes {
+		if s != auth.AllScopes && !tree.exists(s) {
+			writeProblem(w, r, http.StatusBadRequest, fmt.Sprintf("scope %q: no current unit has this code", s))
+			return
+		}
+	}
+	if !who.Covers(tree, scopes) {
+		forbid(w, r, who, "grant scopes "+strings.Join(scopes, ",")+" (an admin grants only within its own provinces or units)")
 		return
 	}
 	actor, msg := actorOf(who, r)
@@ -121,7 +131,7 @@ func (o *operator) serveCreateIdentity(w http.ResponseWriter, r *http.Request) {
 	id := auth.NewID()
 	payload, _ := json.Marshal(map[string]any{"name": in.Name, "role": role, "scopes": scopes, "tokenSha256": hex.EncodeToString(sum)})
 	actionID, _ := actionIDFrom("")
-	act := &iocv1.Action{Id: actionID, Type: actionTypeIdentityCreate, Actor: actor, Province: actionProvince(scopes),
+	act := &iocv1.Action{Id: actionID, Type: actionTypeIdentityCreate, Actor: actor, Province: actionProvince(tree, scopes),
 		TargetKind: targetKindIdentity, Target: id, At: timestamppb.New(o.cfg.Now()), Payload: payload}
 	if err := o.publish(r.Context(), act); err != nil {
 		o.g.log.Error("publishing identity action failed", "action", actionID, "err", err)
@@ -136,11 +146,17 @@ func (o *operator) serveCreateIdentity(w http.ResponseWriter, r *http.Request) {
 	writeJSON(w, status, identityCreated{ID: id, Name: in.Name, Role: string(role), Scopes: scopes, Token: token, Active: active, ActionID: actionID})
 }
 
-// actionProvince is the province of an identity action's subject: its only
-// scope, or empty ("_") for several or all.
-func actionProvince(scopes []string) string {
+// actionProvince is the province of an identity action's subject: the
+// province of its only scope, or empty ("_") for several, all, or a unit of
+// no known province.
+func actionProvince(tree *unitTree, scopes []string) string {
 	if len(scopes) == 1 && scopes[0] != auth.AllScopes {
-		return scopes[0]
+		if p, ok := tree.province(scopes[0]); ok {
+			return p
+		}
+		if len(scopes[0]) == 2 { // a province code the tree does not know (no database)
+			return scopes[0]
+		}
 	}
 	return ""
 }
@@ -185,9 +201,13 @@ func (o *operator) serveIdentities(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusServiceUnavailable, "identities cannot be read right now; retry")
 		return
 	}
+	tree, ok := o.g.hierarchy(w, r)
+	if !ok {
+		return
+	}
 	out := identityList{Identities: []pgread.IdentityView{}}
 	for _, v := range all {
-		if who.Covers(v.Scopes) {
+		if who.Covers(tree, v.Scopes) {
 			out.Identities = append(out.Identities, v)
 		}
 	}
@@ -208,6 +228,10 @@ func (o *operator) serveRevokeIdentity(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	tree, ok := o.g.hierarchy(w, r)
+	if !ok {
+		return
+	}
 	id := r.PathValue("id")
 	v, found, err := store.Identity(r.Context(), id)
 	switch {
@@ -215,7 +239,7 @@ func (o *operator) serveRevokeIdentity(w http.ResponseWriter, r *http.Request) {
 		o.g.log.Error("reading identity failed", "identity", id, "err", err)
 		writeProblem(w, r, http.StatusServiceUnavailable, "identities cannot be read right now; retry")
 		return
-	case !found, !who.Covers(v.Scopes):
+	case !found, !who.Covers(tree, v.Scopes):
 		writeProblem(w, r, http.StatusNotFound, fmt.Sprintf("identity %q does not exist", truncate(id, 64)))
 		return
 	case v.RevokedAt != nil:
@@ -228,7 +252,7 @@ func (o *operator) serveRevokeIdentity(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	actionID, _ := actionIDFrom("")
-	act := &iocv1.Action{Id: actionID, Type: actionTypeIdentityRevoke, Actor: actor, Province: actionProvince(v.Scopes),
+	act := &iocv1.Action{Id: actionID, Type: actionTypeIdentityRevoke, Actor: actor, Province: actionProvince(tree, v.Scopes),
 		TargetKind: targetKindIdentity, Target: id, At: timestamppb.New(o.cfg.Now())}
 	if err := o.publish(r.Context(), act); err != nil {
 		o.g.log.Error("publishing identity action failed", "action", actionID, "err", err)

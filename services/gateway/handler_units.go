@@ -37,8 +37,15 @@ func newUnitsCache(s *pgread.Store, ttl time.Duration, now func() time.Time) *un
 	return &unitsCache{store: s, ttl: ttl, now: now, entries: make(map[string]unitsEntry)}
 }
 
-func (c *unitsCache) get(ctx context.Context, p unitsParams) (unitsEntry, error) {
+// get returns the answer for p; with units, only the province and those of
+// its units are in it.
+func (c *unitsCache) get(ctx context.Context, p unitsParams, units unitSet) (unitsEntry, error) {
 	key := p.Province + "|" + strconv.FormatFloat(p.Simplify, 'g', -1, 64)
+	var keep func(string) bool
+	if units != nil {
+		key += "|" + units.key()
+		keep = units.has
+	}
 	c.mu.Lock()
 	e, ok := c.entries[key]
 	c.mu.Unlock()
@@ -46,7 +53,7 @@ func (c *unitsCache) get(ctx context.Context, p unitsParams) (unitsEntry, error)
 		return e, nil
 	}
 	v, err, _ := c.sf.Do(key, func() (any, error) {
-		body, found, err := c.store.UnitsGeoJSON(ctx, p.Province, p.Simplify)
+		body, found, err := c.store.UnitsGeoJSON(ctx, p.Province, p.Simplify, keep)
 		if err != nil {
 			return unitsEntry{}, err
 		}
@@ -74,7 +81,9 @@ func (c *unitsCache) get(ctx context.Context, p unitsParams) (unitsEntry, error)
 }
 
 // serveUnits is GET /v1/units?province=NN[&simplify=DEG]: a GeoJSON
-// FeatureCollection of the province and its current child units.
+// FeatureCollection of the province and its current child units; a
+// principal scoped to units inside the province gets the province's outline
+// and its own units only.
 func (g *Gateway) serveUnits(w http.ResponseWriter, r *http.Request) {
 	who, ok := g.authenticate(w, r)
 	if !ok {
@@ -85,7 +94,11 @@ func (g *Gateway) serveUnits(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	if !who.CanRead(p.Province) {
+	tree, ok := g.hierarchy(w, r)
+	if !ok {
+		return
+	}
+	if !who.ReadsIn(tree, p.Province) {
 		forbid(w, r, who, "read province "+p.Province)
 		return
 	}
@@ -93,7 +106,7 @@ func (g *Gateway) serveUnits(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusServiceUnavailable, "this gateway has no database; units are not available here")
 		return
 	}
-	e, err := g.units.get(r.Context(), p)
+	e, err := g.units.get(r.Context(), p, scopeUnits(tree, who, p.Province))
 	if err != nil {
 		g.log.Error("querying units", "province", p.Province, "err", err)
 		writeProblem(w, r, http.StatusServiceUnavailable, "the units database is unavailable; retry later")

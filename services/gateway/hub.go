@@ -45,7 +45,8 @@ type entity struct {
 	layer   string
 	json    []byte
 	box     bbox
-	located bool // box is set: the Feature has a geometry
+	located bool     // box is set: the Feature has a geometry
+	units   []string // the entity's unit and an alert's units, for unit scopes
 }
 
 func newHub(g *Gateway, province string) *hub {
@@ -132,7 +133,7 @@ func (h *hub) handle(msg jetstream.Msg) {
 func (h *hub) publish(f feature) {
 	frame := textFrame(stateFrame(f.json))
 	var remove []byte
-	e := entity{layer: f.layer, json: f.json, box: f.box, located: f.located}
+	e := entity{layer: f.layer, json: f.json, box: f.box, located: f.located, units: f.units}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.stopped {

@@ -21,6 +21,10 @@ type liveParams struct {
 	// intersects it; entities without a geometry are then left out. nil means
 	// the whole province.
 	BBox *bbox
+	// Units, when set, limits the client to entities whose units (their unit,
+	// or an alert's units) are among these: the units of a principal scoped to
+	// units inside the province (not a parameter: set after authentication).
+	Units unitSet
 	// Principal is who opened the view (not a parameter: set after authentication).
 	Principal auth.Principal
 }
@@ -31,9 +35,13 @@ func (p liveParams) wants(layer string) bool {
 }
 
 // sees reports whether a client with these params has e in its view: its
-// layer is wanted and, with a bbox, its geometry's box intersects it.
+// layer is wanted, with a bbox its geometry's box intersects it, and with
+// units one of its units is among them.
 func (p liveParams) sees(e entity) bool {
 	if !p.wants(e.layer) {
+		return false
+	}
+	if p.Units != nil && !p.Units.meets(e.units) {
 		return false
 	}
 	return p.BBox == nil || (e.located && p.BBox.intersects(e.box))
@@ -44,6 +52,9 @@ func (p liveParams) filterKey() string {
 	k := strings.Join(p.Layers, ",")
 	if p.BBox != nil {
 		k += "|" + p.BBox.String()
+	}
+	if p.Units != nil {
+		k += "|units:" + p.Units.key()
 	}
 	return k
 }

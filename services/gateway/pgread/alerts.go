@@ -28,12 +28,14 @@ WHERE a.id = $1`
 // touching it; ” means every province), in force only when $2 (state active,
 // an Alert or Update, not past its expiry: a Cancel, Ack or Error message is
 // never in force), meeting the box $4..$7 (min lon, min lat, max lon, max lat)
-// when $3, at most $8.
+// when $3, placed in or touching one of the units $9 when $9 is not NULL, at most $8.
 const SQLAlerts = `SELECT ` + alertColumns + `
 FROM alert a
 WHERE ($1 = '' OR a.province = $1 OR EXISTS (SELECT 1 FROM alert_unit u WHERE u.alert_id = a.id AND u.unit_code = $1))
   AND (NOT $2::bool OR (a.state = 'active' AND a.msg_type IN ('Alert', 'Update') AND (a.expires IS NULL OR a.expires > now())))
   AND (NOT $3::bool OR a.area && ST_MakeEnvelope($4::float8, $5::float8, $6::float8, $7::float8, 4326))
+  AND ($9::text[] IS NULL OR a.unit_code = ANY($9::text[])
+       OR EXISTS (SELECT 1 FROM alert_unit u WHERE u.alert_id = a.id AND u.unit_code = ANY($9::text[])))
 ORDER BY a.sent DESC, a.id
 LIMIT $8`
 
@@ -69,6 +71,9 @@ type AlertsQuery struct {
 	BBox *[4]float64
 	// Limit is the most rows returned; it must be > 0.
 	Limit int
+	// Units, when not nil, keeps only alerts placed in or touching one of
+	// these unit codes (a principal scoped to units).
+	Units []string
 }
 
 func scanAlert(row pgx.Row) (AlertRow, error) {
@@ -103,7 +108,7 @@ func (s *Store) Alerts(ctx context.Context, q AlertsQuery) ([]AlertRow, error) {
 	if q.BBox != nil {
 		box = *q.BBox
 	}
-	rows, err := s.pool.Query(ctx, SQLAlerts, q.Province, q.Active, q.BBox != nil, box[0], box[1], box[2], box[3], q.Limit)
+	rows, err := s.pool.Query(ctx, SQLAlerts, q.Province, q.Active, q.BBox != nil, box[0], box[1], box[2], box[3], q.Limit, q.Units)
 	if err != nil {
 		return nil, fmt.Errorf("querying alerts of province %q: %w", q.Province, err)
 	}

@@ -51,8 +51,9 @@ type (
 
 // UnitsGeoJSON returns a FeatureCollection of province and its current child
 // units (Feature id = code; properties code, level, parentCode, name, nameEn).
-// found is false when no current unit has the code province.
-func (s *Store) UnitsGeoJSON(ctx context.Context, province string, simplify float64) (body []byte, found bool, err error) {
+// found is false when no current unit has the code province. When keep is
+// not nil, only the province and the units keep accepts are written.
+func (s *Store) UnitsGeoJSON(ctx context.Context, province string, simplify float64, keep func(code string) bool) (body []byte, found bool, err error) {
 	rows, err := s.pool.Query(ctx, SQLUnitsOfProvince, province, simplify)
 	if err != nil {
 		return nil, false, fmt.Errorf("querying units of province %s: %w", province, err)
@@ -72,6 +73,8 @@ func (s *Store) UnitsGeoJSON(ctx context.Context, province string, simplify floa
 		}
 		if f.ID == province {
 			found = true
+		} else if keep != nil && !keep(f.ID) {
+			continue
 		}
 		f.Type, f.Properties.Code = "Feature", f.ID
 		if parent != "" {
@@ -107,4 +110,36 @@ func (s *Store) ProvinceExists(ctx context.Context, code string) (bool, error) {
 		return false, fmt.Errorf("looking up province %s: %w", code, err)
 	}
 	return ok, nil
+}
+
+// SQLUnitTree lists every current unit's code, parent code ("" for none) and level.
+const SQLUnitTree = `SELECT code, coalesce(parent_code, ''), level FROM admin_unit WHERE valid_to IS NULL`
+
+// TreeNode is where one unit sits in the tree of current units.
+type TreeNode struct {
+	Parent string // "" for a unit without a parent
+	Level  string // province, commune, ...
+}
+
+// UnitTree returns every current unit's parent and level, by code: how
+// units nest, for unit scopes.
+func (s *Store) UnitTree(ctx context.Context) (map[string]TreeNode, error) {
+	rows, err := s.pool.Query(ctx, SQLUnitTree)
+	if err != nil {
+		return nil, fmt.Errorf("querying the unit tree: %w", err)
+	}
+	defer rows.Close()
+	out := make(map[string]TreeNode)
+	for rows.Next() {
+		var code string
+		var n TreeNode
+		if err := rows.Scan(&code, &n.Parent, &n.Level); err != nil {
+			return nil, fmt.Errorf("reading the unit tree: %w", err)
+		}
+		out[code] = n
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading the unit tree: %w", err)
+	}
+	return out, nil
 }

@@ -39,8 +39,8 @@ type ReportEventView struct {
 	Reason   string    `json:"reason,omitempty"`
 }
 
-// SQLReportProvince is the province of report $1.
-const SQLReportProvince = `SELECT province FROM report WHERE id = $1`
+// SQLReportPlace is the province and unit of report $1.
+const SQLReportPlace = `SELECT province, coalesce(unit_code, '') FROM report WHERE id = $1`
 
 // SQLReport reads report $1; contact_enc is deliberately not selected.
 const SQLReport = `SELECT id, province, unit_code, category, ST_X(point), ST_Y(point), text, media, status, assignee,
@@ -50,16 +50,16 @@ const SQLReport = `SELECT id, province, unit_code, category, ST_X(point), ST_Y(p
 const SQLReportHistory = `SELECT at, kind, from_status, to_status, assignee, actor, note, reason
 FROM report_event WHERE report_id = $1 ORDER BY id`
 
-// ReportProvince returns the province of report id; found is false when there is none.
-func (s *Store) ReportProvince(ctx context.Context, id string) (province string, found bool, err error) {
-	err = s.pool.QueryRow(ctx, SQLReportProvince, id).Scan(&province)
+// ReportPlace returns the province and unit of report id; found is false when there is none.
+func (s *Store) ReportPlace(ctx context.Context, id string) (province, unit string, found bool, err error) {
+	err = s.pool.QueryRow(ctx, SQLReportPlace, id).Scan(&province, &unit)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return "", false, nil
+		return "", "", false, nil
 	}
 	if err != nil {
-		return "", false, fmt.Errorf("reading the province of report %s: %w", id, err)
+		return "", "", false, fmt.Errorf("reading the place of report %s: %w", id, err)
 	}
-	return province, true, nil
+	return province, unit, true, nil
 }
 
 // Report returns report id with its history; found is false when there is none.

@@ -1,0 +1,206 @@
+package gateway
+
+import (
+	"context"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"time"
+
+	"golang.org/x/sync/singleflight"
+
+	"github.com/iochub/iochub/internal/auth"
+	"github.com/iochub/iochub/services/gateway/pgread"
+)
+
+// Unit scopes: an identity scoped to a unit (a ward, say) reads and acts
+// only on what lies in that unit and the units inside it. The gateway learns
+// how units nest from the current admin_unit rows (unitTree, cached for
+// Config.UnitsTTL) and checks each target's unit against it.
+
+// maxTreeDepth bounds a walk up the tree: deeper than any real hierarchy; it
+// stops a cycle in bad data.
+const maxTreeDepth = 16
+
+// unitTree is how the current units nest: each code's parent and level.
+// It implements auth.Hierarchy. The zero value knows no unit.
+type unitTree struct {
+	nodes map[string]pgread.TreeNode
+}
+
+// Within reports whether unit code is ancestor itself or lies inside it.
+func (t *unitTree) Within(code, ancestor string) bool {
+	for range maxTreeDepth {
+		if code == ancestor {
+			return true
+		}
+		if t == nil {
+			return false
+		}
+		n, ok := t.nodes[code]
+		if !ok || n.Parent == "" {
+			return false
+		}
+		code = n.Parent
+	}
+	return false
+}
+
+// province is the province unit code lies in (itself for a province).
+func (t *unitTree) province(code string) (string, bool) {
+	for range maxTreeDepth {
+		if t == nil {
+			return "", false
+		}
+		n, ok := t.nodes[code]
+		if !ok {
+			return "", false
+		}
+		if n.Level == "province" {
+			return code, true
+		}
+		code = n.Parent
+	}
+	return "", false
+}
+
+// exists reports whether code is a current unit.
+func (t *unitTree) exists(code string) bool {
+	if t == nil {
+		return false
+	}
+	_, ok := t.nodes[code]
+	return ok
+}
+
+// unitSet is a set of unit codes: every unit within some scope units.
+type unitSet map[string]struct{}
+
+// has reports whether code is in s.
+func (s unitSet) has(code string) bool {
+	_, ok := s[code]
+	return ok
+}
+
+// meets reports whether any of codes is in s.
+func (s unitSet) meets(codes []string) bool {
+	for _, c := range codes {
+		if s.has(c) {
+			return true
+		}
+	}
+	return false
+}
+
+// closure returns roots and every current unit inside one of them.
+func (t *unitTree) closure(roots []string) unitSet {
+	out := make(unitSet, len(roots))
+	for _, r := range roots {
+		out[r] = struct{}{}
+	}
+	if t == nil {
+		return out
+	}
+	for code := range t.nodes {
+		for _, r := range roots {
+			if t.Within(code, r) {
+				out[code] = struct{}{}
+				break
+			}
+		}
+	}
+	return out
+}
+
+// treeCache keeps the unit tree for a TTL; concurrent misses share one query.
+type treeCache struct {
+	store *pgread.Store
+	ttl   time.Duration
+	sf    singleflight.Group
+
+	mu      sync.Mutex
+	tree    *unitTree
+	expires time.Time
+}
+
+func (c *treeCache) get(ctx context.Context) (*unitTree, error) {
+	c.mu.Lock()
+	t, exp := c.tree, c.expires
+	c.mu.Unlock()
+	if t != nil && time.Now().Before(exp) {
+		return t, nil
+	}
+	v, err, _ := c.sf.Do("tree", func() (any, error) {
+		nodes, err := c.store.UnitTree(ctx)
+		if err != nil {
+			return nil, err
+		}
+		t := &unitTree{nodes: nodes}
+		c.mu.Lock()
+		c.tree, c.expires = t, time.Now().Add(c.ttl)
+		c.mu.Unlock()
+		return t, nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return v.(*unitTree), nil
+}
+
+// hierarchy returns the unit tree, or answers 503 itself when it cannot be
+// read. Without a database it is the empty tree: a scope then covers only
+// the code it names.
+func (g *Gateway) hierarchy(w http.ResponseWriter, r *http.Request) (*unitTree, bool) {
+	if g.tree == nil {
+		return &unitTree{}, true
+	}
+	t, err := g.tree.get(r.Context())
+	if err != nil {
+		g.log.Error("reading the unit tree", "err", err)
+		writeProblem(w, r, http.StatusServiceUnavailable, "the units database is unavailable; retry later")
+		return nil, false
+	}
+	return t, true
+}
+
+// scopeUnits returns the units p is limited to in province (every unit
+// within p's unit scopes there), or nil when p reads the whole province.
+func scopeUnits(t *unitTree, p auth.Principal, province string) unitSet {
+	roots := p.UnitsIn(t, province)
+	if roots == nil {
+		return nil
+	}
+	return t.closure(roots)
+}
+
+// codes returns s's codes, sorted.
+func (s unitSet) codes() []string {
+	out := make([]string, 0, len(s))
+	for c := range s {
+		out = append(out, c)
+	}
+	slices.Sort(out)
+	return out
+}
+
+// key identifies s, for caching per scope.
+func (s unitSet) key() string { return strings.Join(s.codes(), ",") }
+
+// readsIn reports whether p reads at least part of province (rules are
+// province-wide: a viewer of a unit inside it reads them). When the unit
+// tree cannot be read, only a scope of the whole province counts.
+func (g *Gateway) readsIn(p auth.Principal, province string) bool {
+	if p.CanRead(province) {
+		return true
+	}
+	t := &unitTree{}
+	if g.tree != nil {
+		var err error
+		if t, err = g.tree.get(g.ctx); err != nil {
+			g.log.Error("reading the unit tree", "err", err)
+			return false
+		}
+	}
+	return p.ReadsIn(t, province)
+}
