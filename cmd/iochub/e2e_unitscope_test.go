@@ -168,6 +168,11 @@ func TestAccessControlMatrixUnitScopes(t *testing.T) {
 	if code, res, raw := postCAP(t, h.url, src01, scAlert(t, "a-both", "Alert", "", now, now.Add(2*time.Hour), both)); code != http.StatusAccepted || res.Accepted != 1 {
 		t.Fatalf("POST alert = %d %s", code, raw)
 	}
+	if code, _, raw := call(t, cred{name: "dev", token: devToken}, "PUT", h.url+"/v1/rules/r01",
+		`{"province":"01","kind":"congestion","params":{"maxSpeed":15},"for":"10m","severity":"Severe"}`, nil); code != http.StatusAccepted {
+		t.Fatalf("PUT rule r01 = %d %s", code, raw)
+	}
+	waitRows(t, db, `SELECT count(*) FROM alert_rule`, 1)
 	waitRows(t, db, `SELECT count(*) FROM report`, 2)
 	waitRows(t, db, `SELECT count(*) FROM alert`, 2)
 	waitRows(t, db, fmt.Sprintf(`SELECT count(*) FROM report WHERE unit_code IN ('%s', '%s')`, wardIn, wardOut), 2)
@@ -207,6 +212,8 @@ func TestAccessControlMatrixUnitScopes(t *testing.T) {
 			cell{who, "GET", "/v1/rules?province=79", "", 403},
 			cell{who, "GET", "/v1/alerts/" + alertBoth, "", 200},
 			cell{who, "GET", "/v1/alerts/" + alertOut, "", 404},
+			cell{who, "GET", "/v1/rules/r01", "", 200}, // rules are province-wide
+			cell{who, "GET", "/v1/rules/r01/history", "", 200},
 			cell{who, "GET", rIn, "", 200},
 			cell{who, "GET", rOut, "", 404},
 			cell{who, "PUT", "/v1/rules/n01", `{"province":"01","kind":"congestion","params":{"maxSpeed":10},"for":"5m","severity":"Minor"}`, 403},
@@ -216,6 +223,7 @@ func TestAccessControlMatrixUnitScopes(t *testing.T) {
 		cell{viewer, "POST", rIn + "/status", `{"status":"in_progress"}`, 403},
 		cell{operator, "POST", rIn + "/status", `{"status":"in_progress"}`, 202},
 		cell{operator, "POST", rOut + "/status", `{"status":"in_progress"}`, 403}, // another ward of its province
+		cell{wardAdmin, "DELETE", "/v1/rules/r01", "", 403}, // changing a rule needs admin of the province
 		cell{operator, "GET", "/v1/deadletters", "", 200},
 		cell{operator, "GET", "/v1/deadletters?province=79", "", 403},
 		// Identities: unit scopes are granted within what the admin holds.

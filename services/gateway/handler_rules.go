@@ -135,6 +135,10 @@ func (o *operator) serveDeleteRule(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	tree, ok := o.g.hierarchy(w, r)
+	if !ok {
+		return
+	}
 	if !who.IsAdmin() {
 		forbid(w, r, who, "delete alert rules (admin role needed)")
 		return
@@ -163,7 +167,7 @@ func (o *operator) serveDeleteRule(w http.ResponseWriter, r *http.Request) {
 		o.ruleReadFailed(w, r, id, err)
 		return
 	}
-	if !o.g.readsIn(who, rule.Province) {
+	if !who.ReadsIn(tree, rule.Province) {
 		o.ruleReadFailed(w, r, id, pgread.ErrRuleNotFound)
 		return
 	}
@@ -216,12 +220,16 @@ func (o *operator) serveRules(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	tree, ok := o.g.hierarchy(w, r)
+	if !ok {
+		return
+	}
 	province := r.URL.Query().Get("province")
 	if province != "" && (len(province) != 2 || province[0] < '0' || province[0] > '9' || province[1] < '0' || province[1] > '9') {
 		writeProblem(w, r, http.StatusBadRequest, fmt.Sprintf("province: %q is not a province code (two digits, such as 01)", province))
 		return
 	}
-	if province != "" && !o.g.readsIn(who, province) {
+	if province != "" && !who.ReadsIn(tree, province) {
 		forbid(w, r, who, "read the rules of province "+province)
 		return
 	}
@@ -236,7 +244,7 @@ func (o *operator) serveRules(w http.ResponseWriter, r *http.Request) {
 	}
 	list := []rules.Rule{}
 	for _, rule := range all { // without province=: the rules of the principal's provinces
-		if o.g.readsIn(who, rule.Province) {
+		if who.ReadsIn(tree, rule.Province) {
 			list = append(list, rule)
 		}
 	}
@@ -248,13 +256,17 @@ func (o *operator) serveRule(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	tree, ok := o.g.hierarchy(w, r)
+	if !ok {
+		return
+	}
 	store, ok := o.rulesStore(w, r)
 	if !ok {
 		return
 	}
 	id := r.PathValue("id")
 	rule, err := store.Rule(r.Context(), id)
-	if err == nil && !o.g.readsIn(who, rule.Province) {
+	if err == nil && !who.ReadsIn(tree, rule.Province) {
 		err = pgread.ErrRuleNotFound
 	}
 	if err != nil {
@@ -275,6 +287,10 @@ func (o *operator) serveRuleHistory(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	tree, ok := o.g.hierarchy(w, r)
+	if !ok {
+		return
+	}
 	store, ok := o.rulesStore(w, r)
 	if !ok {
 		return
@@ -285,7 +301,7 @@ func (o *operator) serveRuleHistory(w http.ResponseWriter, r *http.Request) {
 		o.ruleReadFailed(w, r, id, err)
 		return
 	}
-	if !who.AllProvinces() && !historyInScope(func(p string) bool { return o.g.readsIn(who, p) }, versions) {
+	if !who.AllProvinces() && !historyInScope(func(p string) bool { return who.ReadsIn(tree, p) }, versions) {
 		versions = nil // a principal sees the history of rules of its provinces only
 	}
 	if len(versions) == 0 {

@@ -186,21 +186,3 @@ func (s unitSet) codes() []string {
 
 // key identifies s, for caching per scope.
 func (s unitSet) key() string { return strings.Join(s.codes(), ",") }
-
-// readsIn reports whether p reads at least part of province (rules are
-// province-wide: a viewer of a unit inside it reads them). When the unit
-// tree cannot be read, only a scope of the whole province counts.
-func (g *Gateway) readsIn(p auth.Principal, province string) bool {
-	if p.CanRead(province) {
-		return true
-	}
-	t := &unitTree{}
-	if g.tree != nil {
-		var err error
-		if t, err = g.tree.get(g.ctx); err != nil {
-			g.log.Error("reading the unit tree", "err", err)
-			return false
-		}
-	}
-	return p.ReadsIn(t, province)
-}
