@@ -48,7 +48,7 @@ func TestIdentityActions(t *testing.T) {
 		{"bad hash", create, act(ActionIdentityCreate, "identity", id, payload(func(p *IdentityPayload) { p.TokenSHA256 = "zz" })), "tokenSha256"},
 		{"short hash", create, act(ActionIdentityCreate, "identity", id, payload(func(p *IdentityPayload) { p.TokenSHA256 = "abcd" })), "token hash"},
 		{"bad role", create, act(ActionIdentityCreate, "identity", id, payload(func(p *IdentityPayload) { p.Role = "root" })), `role "root"`},
-		{"bad scope", create, act(ActionIdentityCreate, "identity", id, payload(func(p *IdentityPayload) { p.Scopes = []string{"hn"} })), `scope "hn"`},
+		{"bad scope", create, act(ActionIdentityCreate, "identity", id, payload(func(p *IdentityPayload) { p.Scopes = []string{"h n"} })), `scope "h n"`},
 		{"bad id", create, act(ActionIdentityCreate, "identity", "admin", payload(nil)), `identity id "admin"`},
 		{"revoke missing", revoke, act(ActionIdentityRevoke, "identity", id, ""), "identity not found"},
 	} {
