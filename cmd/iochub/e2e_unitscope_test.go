@@ -230,6 +230,7 @@ func TestAccessControlMatrixUnitScopes(t *testing.T) {
 		cell{admin01, "POST", "/v1/admin/identities", ident("viewer", wardOut), 201},
 		cell{admin01, "POST", "/v1/admin/identities", ident("viewer", "99999"), 400}, // no such unit
 		cell{wardAdmin, "POST", "/v1/admin/identities", ident("viewer", wardIn), 201},
+		cell{wardAdmin, "GET", "/metrics", "", 403},
 		cell{wardAdmin, "POST", "/v1/admin/identities", ident("viewer", wardOut), 403},
 		cell{wardAdmin, "POST", "/v1/admin/identities", ident("viewer", "01"), 403},
 	)

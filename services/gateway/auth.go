@@ -73,8 +73,9 @@ func (g *Gateway) originAllowed(r *http.Request) bool {
 	return false
 }
 
-// RequireAdmin wraps h so that path answers only an admin (of any
-// province): for /metrics on the public listener.
+// RequireAdmin wraps h so that path answers only an admin of every province
+// (scope *): for /metrics on the public listener, whose figures are the whole
+// hub's, not one province's.
 func RequireAdmin(a *auth.Authenticator, path string, h http.Handler) http.Handler {
 	g := &Gateway{deps: Deps{Auth: a}}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -83,8 +84,8 @@ func RequireAdmin(a *auth.Authenticator, path string, h http.Handler) http.Handl
 			if !ok {
 				return
 			}
-			if !p.IsAdmin() {
-				forbid(w, r, p, "read "+path+" (admin only)")
+			if !p.IsAdmin() || !p.AllProvinces() {
+				forbid(w, r, p, "read "+path+" (admin of every province only)")
 				return
 			}
 		}
