@@ -14,6 +14,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/iochub/iochub/internal/alertrule"
 	"github.com/iochub/iochub/internal/testenv"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 	"github.com/iochub/iochub/services/aggregator/rules"
@@ -127,7 +128,7 @@ func observed(entity, id string) func(ruleFeature) bool {
 // alertOf matches the live alert entity rules/<identifier> in state.
 func alertOf(identifier, state string) func(ruleFeature) bool {
 	return func(f ruleFeature) bool {
-		return f.Properties.Layer == "alert" && f.Properties.EntityID == rules.SourceID+"/"+identifier &&
+		return f.Properties.Layer == "alert" && f.Properties.EntityID == alertrule.SourceID+"/"+identifier &&
 			f.Properties.Alert != nil && f.Properties.Alert.State == state
 	}
 }

@@ -6,14 +6,14 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/iochub/iochub/internal/alertrule"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 	"github.com/iochub/iochub/services/aggregator/postgis"
-	"github.com/iochub/iochub/services/aggregator/rules"
 )
 
 // Types of the operator actions on alert rules (target kind "rule", target the rule id).
 const (
-	// ActionRulePut creates or replaces a rule; the payload is its JSON document (rules.Document).
+	// ActionRulePut creates or replaces a rule; the payload is its JSON document (alertrule.Document).
 	ActionRulePut = "rule.put"
 	// ActionRuleDelete deletes a rule; the payload is empty.
 	ActionRuleDelete = "rule.delete"
@@ -38,7 +38,7 @@ func RuleActions(changed func()) (put, del ActionHandler) {
 		if a.GetTargetKind() != targetKindRule {
 			return nil, Refuse(fmt.Sprintf("target kind is %q; want rule", a.GetTargetKind()))
 		}
-		r, err := rules.Parse(a.GetTarget(), a.GetPayload())
+		r, err := alertrule.Parse(a.GetTarget(), a.GetPayload())
 		if err != nil {
 			return nil, Refuse(err.Error())
 		}
@@ -59,7 +59,7 @@ func RuleActions(changed func()) (put, del ActionHandler) {
 		if a.GetTargetKind() != targetKindRule {
 			return nil, Refuse(fmt.Sprintf("target kind is %q; want rule", a.GetTargetKind()))
 		}
-		if err := rules.CheckID(a.GetTarget()); err != nil {
+		if err := alertrule.CheckID(a.GetTarget()); err != nil {
 			return nil, Refuse(err.Error())
 		}
 		before, err := postgis.RuleForUpdate(ctx, tx, a.GetTarget())
@@ -85,7 +85,7 @@ func RuleActions(changed func()) (put, del ActionHandler) {
 }
 
 // auditRule writes the rule.version row: the whole rule before and after (null when absent).
-func auditRule(ctx context.Context, tx pgx.Tx, a *iocv1.Action, before, after *rules.Rule) error {
+func auditRule(ctx context.Context, tx pgx.Tx, a *iocv1.Action, before, after *alertrule.Rule) error {
 	detail := map[string]any{"actionId": a.GetId(), "before": docOrNil(before), "after": docOrNil(after)}
 	if after != nil {
 		detail["version"] = after.Version
@@ -93,7 +93,7 @@ func auditRule(ctx context.Context, tx pgx.Tx, a *iocv1.Action, before, after *r
 	return postgis.Audit(ctx, tx, a.GetActor(), AuditRuleVersion, targetKindRule+":"+a.GetTarget(), detail)
 }
 
-func docOrNil(r *rules.Rule) any {
+func docOrNil(r *alertrule.Rule) any {
 	if r == nil {
 		return nil
 	}

@@ -11,9 +11,9 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/iochub/iochub/internal/alertrule"
 	"github.com/iochub/iochub/internal/auth"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
-	"github.com/iochub/iochub/services/aggregator/rules"
 	"github.com/iochub/iochub/services/gateway/pgread"
 )
 
@@ -40,11 +40,11 @@ func (o *operator) registerRules(mux *http.ServeMux) {
 // ruleProblem is a problem document that lists every problem of a rule.
 type ruleProblem struct {
 	problem
-	Errors []rules.FieldError `json:"errors"`
+	Errors []alertrule.FieldError `json:"errors"`
 }
 
 func writeRuleProblem(w http.ResponseWriter, r *http.Request, err error) {
-	var ve *rules.ValidationError
+	var ve *alertrule.ValidationError
 	if !errors.As(err, &ve) {
 		writeProblem(w, r, http.StatusBadRequest, err.Error())
 		return
@@ -93,7 +93,7 @@ func (o *operator) servePutRule(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("body: larger than %d bytes or unreadable: %v", maxActionBody, err))
 		return
 	}
-	rule, err := rules.Parse(id, body)
+	rule, err := alertrule.Parse(id, body)
 	if err != nil {
 		writeRuleProblem(w, r, err)
 		return
@@ -144,7 +144,7 @@ func (o *operator) serveDeleteRule(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	if err := rules.CheckID(id); err != nil {
+	if err := alertrule.CheckID(id); err != nil {
 		writeRuleProblem(w, r, err)
 		return
 	}
@@ -211,8 +211,8 @@ func (o *operator) ruleReadFailed(w http.ResponseWriter, r *http.Request, id str
 
 // rulesList is the answer of GET /v1/rules.
 type rulesList struct {
-	Province string       `json:"province,omitempty"`
-	Rules    []rules.Rule `json:"rules"`
+	Province string           `json:"province,omitempty"`
+	Rules    []alertrule.Rule `json:"rules"`
 }
 
 func (o *operator) serveRules(w http.ResponseWriter, r *http.Request) {
@@ -242,7 +242,7 @@ func (o *operator) serveRules(w http.ResponseWriter, r *http.Request) {
 		o.ruleReadFailed(w, r, "", err)
 		return
 	}
-	list := []rules.Rule{}
+	list := []alertrule.Rule{}
 	for _, rule := range all { // without province=: the rules of the principal's provinces
 		if who.ReadsIn(tree, rule.Province) {
 			list = append(list, rule)

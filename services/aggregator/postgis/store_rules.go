@@ -9,13 +9,14 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/iochub/iochub/internal/alertrule"
 	"github.com/iochub/iochub/services/aggregator/rules"
 )
 
 // SQL of the alert rules. Durations go as microseconds: interval has no
 // exact time.Duration form once it holds days or months.
 
-const sqlRuleColumns = rules.SQLColumns
+const sqlRuleColumns = alertrule.SQLColumns
 
 // sqlRules lists the rules of province $1 (every province when empty).
 const sqlRules = `SELECT ` + sqlRuleColumns + ` FROM alert_rule WHERE ($1 = '' OR province = $1) ORDER BY id`
@@ -60,12 +61,12 @@ type querier interface {
 }
 
 // Rules returns every rule of province (every province when empty), enabled or not, by id.
-func (s *Store) Rules(ctx context.Context, province string) ([]rules.Rule, error) {
+func (s *Store) Rules(ctx context.Context, province string) ([]alertrule.Rule, error) {
 	rows, err := s.pool.Query(ctx, sqlRules, province)
 	if err != nil {
 		return nil, fmt.Errorf("listing alert rules: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (rules.Rule, error) { return rules.Scan(row) })
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (alertrule.Rule, error) { return alertrule.Scan(row) })
 	if err != nil {
 		return nil, fmt.Errorf("listing alert rules: %w", err)
 	}
@@ -104,7 +105,7 @@ func (s *Store) RaisedAlerts(ctx context.Context, province string) ([]rules.Rais
 // PutRule writes r in tx as changed by actor and returns the rule as it was
 // (nil when it is new) and as it is now. A rule put again unchanged is not
 // written: its version stays.
-func PutRule(ctx context.Context, tx pgx.Tx, r rules.Rule, actor string) (before *rules.Rule, after rules.Rule, err error) {
+func PutRule(ctx context.Context, tx pgx.Tx, r alertrule.Rule, actor string) (before *alertrule.Rule, after alertrule.Rule, err error) {
 	before, err = RuleForUpdate(ctx, tx, r.ID)
 	if err != nil {
 		return nil, after, err
@@ -114,15 +115,15 @@ func PutRule(ctx context.Context, tx pgx.Tx, r rules.Rule, actor string) (before
 	}
 	row := tx.QueryRow(ctx, sqlPutRule, r.ID, r.Province, r.Kind, r.ParamsJSON(), r.For.Microseconds(), r.Severity,
 		r.Enabled, actor)
-	if after, err = rules.Scan(row); err != nil {
+	if after, err = alertrule.Scan(row); err != nil {
 		return nil, after, fmt.Errorf("writing alert rule %s: %w", r.ID, err)
 	}
 	return before, after, nil
 }
 
 // DeleteRule deletes rule id in tx and returns it; nil when there was none.
-func DeleteRule(ctx context.Context, tx pgx.Tx, id string) (*rules.Rule, error) {
-	r, err := rules.Scan(tx.QueryRow(ctx, sqlDeleteRule, id))
+func DeleteRule(ctx context.Context, tx pgx.Tx, id string) (*alertrule.Rule, error) {
+	r, err := alertrule.Scan(tx.QueryRow(ctx, sqlDeleteRule, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -133,12 +134,12 @@ func DeleteRule(ctx context.Context, tx pgx.Tx, id string) (*rules.Rule, error) 
 }
 
 // RuleForUpdate reads rule id in tx and locks it until tx ends; nil when there is none.
-func RuleForUpdate(ctx context.Context, tx pgx.Tx, id string) (*rules.Rule, error) {
+func RuleForUpdate(ctx context.Context, tx pgx.Tx, id string) (*alertrule.Rule, error) {
 	return ruleForUpdate(ctx, tx, id)
 }
 
-func ruleForUpdate(ctx context.Context, q querier, id string) (*rules.Rule, error) {
-	r, err := rules.Scan(q.QueryRow(ctx, sqlRuleForUpdate, id))
+func ruleForUpdate(ctx context.Context, q querier, id string) (*alertrule.Rule, error) {
+	r, err := alertrule.Scan(q.QueryRow(ctx, sqlRuleForUpdate, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}

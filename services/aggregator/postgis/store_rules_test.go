@@ -8,14 +8,15 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/iochub/iochub/internal/alertrule"
 	"github.com/iochub/iochub/internal/testenv"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 	"github.com/iochub/iochub/services/aggregator/rules"
 )
 
-func mustRule(t *testing.T, id, body string) rules.Rule {
+func mustRule(t *testing.T, id, body string) alertrule.Rule {
 	t.Helper()
-	r, err := rules.Parse(id, []byte(body))
+	r, err := alertrule.Parse(id, []byte(body))
 	if err != nil {
 		t.Fatal(err)
 	}

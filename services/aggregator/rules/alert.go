@@ -12,6 +12,7 @@ import (
 
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 
+	"github.com/iochub/iochub/internal/alertrule"
 	"github.com/iochub/iochub/internal/wkbx"
 )
 
@@ -28,7 +29,7 @@ const capTime = "2006-01-02T15:04:05-07:00"
 
 // Reference is the CAP reference to the alert raised for t: "sender,identifier,sent".
 func Reference(identifier string, sent time.Time) string {
-	return SourceID + "," + identifier + "," + sent.UTC().Format(capTime)
+	return alertrule.SourceID + "," + identifier + "," + sent.UTC().Format(capTime)
 }
 
 // text is the wording of a kind of rule in one language.
@@ -37,15 +38,15 @@ type text struct {
 }
 
 var wording = map[string]map[string]text{
-	KindAQIBand: {
+	alertrule.KindAQIBand: {
 		"vi-VN": {"Chất lượng không khí xấu", "Chỉ số VN_AQI tại %s ở mức %s (%s) từ %s", "Chất lượng không khí tại %s đã cải thiện"},
 		"en-US": {"Poor air quality", "VN_AQI at %s is in band %s (%s) since %s", "Air quality at %s has improved"},
 	},
-	KindCongestion: {
+	alertrule.KindCongestion: {
 		"vi-VN": {"Ùn tắc giao thông", "Tốc độ trung bình trên %s là %s km/h (%s) từ %s", "Giao thông trên %s đã thông thoáng"},
 		"en-US": {"Traffic congestion", "Average speed on %s is %s km/h (%s) since %s", "Traffic on %s flows again"},
 	},
-	KindWaterLevel: {
+	alertrule.KindWaterLevel: {
 		"vi-VN": {"Mực nước vượt mức báo động", "Mực nước tại %s ở báo động %s (%s) từ %s", "Mực nước tại %s đã xuống dưới mức báo động"},
 		"en-US": {"Water level above alarm level", "Water level at %s is at alarm level %s (%s) since %s", "Water level at %s is below the alarm level again"},
 	},
@@ -60,7 +61,7 @@ var silence = map[string][3]string{
 		"Check the station and other sources before treating the danger as over."},
 }
 
-var categories = map[string]string{KindAQIBand: "Env", KindCongestion: "Transport", KindWaterLevel: "Met"}
+var categories = map[string]string{alertrule.KindAQIBand: "Env", alertrule.KindCongestion: "Transport", alertrule.KindWaterLevel: "Met"}
 
 // Alert builds the CAP alert of a transition: for Raise an Alert with the
 // entity's geometry as its area, for Cancel a Cancel that refers to it.
@@ -68,12 +69,12 @@ var categories = map[string]string{KindAQIBand: "Env", KindCongestion: "Transpor
 func Alert(t Transition, receivedAt time.Time) (*iocv1.Alert, error) {
 	a := &iocv1.Alert{
 		Identifier: t.Identifier,
-		Sender:     SourceID,
+		Sender:     alertrule.SourceID,
 		Sent:       timestamppb.New(t.At),
 		Status:     "Actual",
 		MsgType:    "Alert",
 		Scope:      "Public",
-		Origin:     &iocv1.Origin{SourceId: SourceID, Province: t.Province, Unit: t.Unit, ReceivedAt: timestamppb.New(receivedAt)},
+		Origin:     &iocv1.Origin{SourceId: alertrule.SourceID, Province: t.Province, Unit: t.Unit, ReceivedAt: timestamppb.New(receivedAt)},
 	}
 	name := entityName(t)
 	value, threshold := values(t)
@@ -184,17 +185,17 @@ func entityName(t Transition) string {
 func values(t Transition) (value, threshold string) {
 	st := t.State
 	switch t.Rule.Kind {
-	case KindAQIBand:
+	case alertrule.KindAQIBand:
 		threshold = "≥ " + strconv.Itoa(t.Rule.Params.MinBand)
 		if b := st.GetAqi().GetBand(); b > 0 {
 			value = strconv.Itoa(int(b))
 		}
-	case KindCongestion:
+	case alertrule.KindCongestion:
 		threshold = "< " + strconv.FormatFloat(t.Rule.Params.MaxSpeed, 'f', -1, 64)
 		if v := st.GetTraffic(); v != nil && v.AverageVehicleSpeed != nil {
 			value = strconv.FormatFloat(*v.AverageVehicleSpeed, 'f', 1, 64)
 		}
-	case KindWaterLevel:
+	case alertrule.KindWaterLevel:
 		threshold = "≥ " + strconv.Itoa(t.Rule.Params.MinAlarm)
 		if st != nil {
 			value = strconv.Itoa(int(st.GetWaterAlarm()))

@@ -7,6 +7,7 @@ import (
 
 	"google.golang.org/protobuf/proto"
 
+	"github.com/iochub/iochub/internal/alertrule"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
 
@@ -25,7 +26,7 @@ func BenchmarkObserve(b *testing.B) {
 		}
 		msgs = append(msgs, raw)
 	}
-	rules := make([]Rule, 0, 50)
+	rules := make([]alertrule.Rule, 0, 50)
 	for i := 0; i < 50; i++ {
 		rules = append(rules, congestion(fmt.Sprintf("r%02d", i), float64(10+i%20), i%3))
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/iochub/iochub/internal/alertrule"
 	"github.com/iochub/iochub/internal/ce"
 	"github.com/iochub/iochub/internal/subjects"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
@@ -30,7 +31,7 @@ const (
 // Store is what the engine reads of the database; *postgis.Store is one.
 type Store interface {
 	// Rules returns every rule of province (every province when empty), enabled or not.
-	Rules(ctx context.Context, province string) ([]Rule, error)
+	Rules(ctx context.Context, province string) ([]alertrule.Rule, error)
 	// RulesVersion changes whenever a rule of province is added, changed or deleted.
 	RulesVersion(ctx context.Context, province string) (string, error)
 	// RaisedAlerts returns the alerts of the source "rules" that are active
@@ -99,7 +100,7 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 	if cfg.PollInterval < 0 || cfg.RetryDelay < 0 || cfg.AckWait < 0 {
 		return nil, fmt.Errorf("%w: PollInterval, RetryDelay and AckWait must not be negative", ErrConfig)
 	}
-	if cfg.Province != "" && !provinceCode(cfg.Province) {
+	if cfg.Province != "" && !alertrule.ProvinceCode(cfg.Province) {
 		return nil, fmt.Errorf("%w: Province %q is not a province code", ErrConfig, cfg.Province)
 	}
 	if cfg.PollInterval == 0 {
@@ -395,7 +396,7 @@ func (e *Engine) sweep(ctx context.Context) {
 	}
 }
 
-func inForce(rs []Rule) int {
+func inForce(rs []alertrule.Rule) int {
 	n := 0
 	for _, r := range rs {
 		if r.Enabled {
@@ -486,8 +487,8 @@ func Message(t Transition, receivedAt time.Time) (*nats.Msg, error) {
 	}
 	h := ce.Event{ID: a.GetId(), Source: ce.SourceURN(t.Province, t.Unit), Type: ce.AlertType,
 		Subject: a.GetIdentifier(), Time: t.At}.Header()
-	h[jetstream.MsgIDHeader] = []string{SourceID + "/" + a.GetId()}
-	h[HeaderSource] = []string{SourceID}
+	h[jetstream.MsgIDHeader] = []string{alertrule.SourceID + "/" + a.GetId()}
+	h[HeaderSource] = []string{alertrule.SourceID}
 	h[HeaderRule] = []string{t.Rule.ID}
 	return &nats.Msg{Subject: subjects.Feed(t.Province, t.Unit, subjects.KindAlert), Header: h, Data: body}, nil
 }

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/iochub/iochub/internal/alertrule"
 	"github.com/iochub/iochub/internal/subjects"
 	"github.com/iochub/iochub/internal/testenv"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
@@ -110,7 +111,7 @@ func (a *alerts) none(d time.Duration) {
 
 func putRule(t *testing.T, db *testenv.DBEnv, id, body string) {
 	t.Helper()
-	r, err := rules.Parse(id, []byte(body))
+	r, err := alertrule.Parse(id, []byte(body))
 	if err != nil {
 		t.Fatal(err)
 	}

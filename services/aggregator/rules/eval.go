@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/iochub/iochub/internal/alertrule"
 	"github.com/iochub/iochub/internal/subjects"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
@@ -31,12 +33,12 @@ const (
 )
 
 // Check evaluates r against one entity state. It is pure.
-func (r *Rule) Check(st *iocv1.EntityState) Verdict {
-	if !r.Enabled || st.GetProvince() != r.Province || st.GetLayer() != Layer(r.Kind) {
+func Check(r *alertrule.Rule, st *iocv1.EntityState) Verdict {
+	if !r.Enabled || st.GetProvince() != r.Province || st.GetLayer() != alertrule.Layer(r.Kind) {
 		return NotApplicable
 	}
 	switch r.Kind {
-	case KindAQIBand:
+	case alertrule.KindAQIBand:
 		if st.GetAir() == nil {
 			return NotApplicable
 		}
@@ -45,19 +47,19 @@ func (r *Rule) Check(st *iocv1.EntityState) Verdict {
 			return Unknown
 		}
 		return verdict(int(band) >= r.Params.MinBand)
-	case KindCongestion:
+	case alertrule.KindCongestion:
 		t := st.GetTraffic()
 		if t == nil {
 			return NotApplicable
 		}
-		if len(r.Params.Segments) > 0 && !contains(r.Params.Segments, st.GetEntityId()) {
+		if len(r.Params.Segments) > 0 && !slices.Contains(r.Params.Segments, st.GetEntityId()) {
 			return NotApplicable
 		}
 		if t.AverageVehicleSpeed == nil {
 			return Unknown
 		}
 		return verdict(*t.AverageVehicleSpeed < r.Params.MaxSpeed)
-	case KindWaterLevel:
+	case alertrule.KindWaterLevel:
 		if st.GetWater() == nil {
 			return NotApplicable
 		}
@@ -116,7 +118,7 @@ func (a Action) String() string {
 // Transition is an alert to raise or to cancel.
 type Transition struct {
 	Action Action
-	Rule   Rule
+	Rule   alertrule.Rule
 	Entity string // the entity id (station, segment)
 	// Since is the observation time from which the condition has held.
 	Since time.Time
@@ -169,7 +171,7 @@ func ParseIdentifier(id string) (rule, entity string, since time.Time, err error
 // STATE (and in the alert table) is alertID, <source id>/<identifier>; empty
 // when it is not an alert of the rules source.
 func RuleOfAlert(alertID string) string {
-	ident, ok := strings.CutPrefix(alertID, SourceID+"/")
+	ident, ok := strings.CutPrefix(alertID, alertrule.SourceID+"/")
 	if !ok {
 		return ""
 	}
@@ -210,9 +212,9 @@ type holding struct {
 // the times states reached STATE. It does no I/O and is not safe for
 // concurrent use.
 type Evaluator struct {
-	rules map[string]*Rule
+	rules map[string]*alertrule.Rule
 	// scoped are the rules in force by province/layer, sorted by id.
-	scoped map[string][]*Rule
+	scoped map[string][]*alertrule.Rule
 	held   map[heldKey]*holding
 	// last is the latest state of each watched entity, by layer/entity, to
 	// evaluate a changed rule at once.
@@ -232,7 +234,7 @@ func NewEvaluator(now func() time.Time) *Evaluator {
 	if now == nil {
 		now = time.Now
 	}
-	return &Evaluator{rules: map[string]*Rule{}, held: map[heldKey]*holding{}, last: map[string]lastState{}, now: now}
+	return &Evaluator{rules: map[string]*alertrule.Rule{}, held: map[heldKey]*holding{}, last: map[string]lastState{}, now: now}
 }
 
 // Restore records alerts raised before a restart, so that they are not raised
@@ -256,8 +258,8 @@ func (e *Evaluator) Restore(raised []Raised) (skipped []string) {
 }
 
 // Rules returns the rules in force, sorted by id.
-func (e *Evaluator) Rules() []Rule {
-	out := make([]Rule, 0, len(e.rules))
+func (e *Evaluator) Rules() []alertrule.Rule {
+	out := make([]alertrule.Rule, 0, len(e.rules))
 	for _, r := range e.rules {
 		out = append(out, *r)
 	}
@@ -269,8 +271,8 @@ func (e *Evaluator) Rules() []Rule {
 // moved to another province are cancelled at now; a rule that is new or
 // changed is evaluated at once against the latest state of every entity it
 // watches.
-func (e *Evaluator) SetRules(rules []Rule, now time.Time) []Transition {
-	next := make(map[string]*Rule, len(rules))
+func (e *Evaluator) SetRules(rules []alertrule.Rule, now time.Time) []Transition {
+	next := make(map[string]*alertrule.Rule, len(rules))
 	for i := range rules {
 		r := rules[i]
 		next[r.ID] = &r
@@ -287,12 +289,12 @@ func (e *Evaluator) SetRules(rules []Rule, now time.Time) []Transition {
 		if h.raised {
 			old := e.rules[k.rule]
 			if old == nil {
-				old = &Rule{ID: k.rule}
+				old = &alertrule.Rule{ID: k.rule}
 			}
 			out = append(out, cancel(*old, k.entity, h, now, nil))
 		}
 	}
-	changed := make([]*Rule, 0)
+	changed := make([]*alertrule.Rule, 0)
 	for id, r := range next {
 		old, ok := e.rules[id]
 		if !ok || !old.Same(*r) {
@@ -300,11 +302,11 @@ func (e *Evaluator) SetRules(rules []Rule, now time.Time) []Transition {
 		}
 	}
 	e.rules = next
-	e.scoped = map[string][]*Rule{}
+	e.scoped = map[string][]*alertrule.Rule{}
 	for _, id := range e.sortedRuleIDs() {
 		r := e.rules[id]
 		if r.Enabled {
-			scope := r.Province + "/" + Layer(r.Kind)
+			scope := r.Province + "/" + alertrule.Layer(r.Kind)
 			e.scoped[scope] = append(e.scoped[scope], r)
 		}
 	}
@@ -321,8 +323,8 @@ func (e *Evaluator) SetRules(rules []Rule, now time.Time) []Transition {
 				continue
 			}
 			// Without a state yet (after a restart), the first one decides.
-			st := e.last[Layer(r.Kind)+"/"+k.entity].st
-			if st != nil && r.Check(st) == NotApplicable {
+			st := e.last[alertrule.Layer(r.Kind)+"/"+k.entity].st
+			if st != nil && Check(r, st) == NotApplicable {
 				h := e.held[k]
 				delete(e.held, k)
 				if h.raised {
@@ -363,9 +365,9 @@ func (e *Evaluator) Observe(st *iocv1.EntityState, received time.Time) []Transit
 }
 
 // evaluate applies one rule to one state.
-func (e *Evaluator) evaluate(r *Rule, ls lastState) []Transition {
+func (e *Evaluator) evaluate(r *alertrule.Rule, ls lastState) []Transition {
 	st := ls.st
-	if st == nil || st.GetLayer() != Layer(r.Kind) {
+	if st == nil || st.GetLayer() != alertrule.Layer(r.Kind) {
 		return nil
 	}
 	k := heldKey{r.ID, st.GetEntityId()}
@@ -374,7 +376,7 @@ func (e *Evaluator) evaluate(r *Rule, ls lastState) []Transition {
 	if h != nil && t.Before(h.last) {
 		return nil
 	}
-	switch r.Check(st) {
+	switch Check(r, st) {
 	case Unknown:
 		return nil
 	case Holds:
@@ -450,7 +452,7 @@ func (e *Evaluator) Sweep() []Transition {
 		if at.Before(h.sent) {
 			at = h.sent
 		}
-		c := cancel(*r, k.entity, h, at, e.last[Layer(r.Kind)+"/"+k.entity].st)
+		c := cancel(*r, k.entity, h, at, e.last[alertrule.Layer(r.Kind)+"/"+k.entity].st)
 		c.NoDataSince, c.LastReceived = h.last, h.seen
 		out = append(out, c)
 	}
@@ -477,7 +479,7 @@ func (e *Evaluator) Raised() []Raised {
 	return out
 }
 
-func cancel(r Rule, entity string, h *holding, at time.Time, st *iocv1.EntityState) Transition {
+func cancel(r alertrule.Rule, entity string, h *holding, at time.Time, st *iocv1.EntityState) Transition {
 	return Transition{Action: Cancel, Rule: r, Entity: entity, Since: h.since, At: at, Identifier: h.identifier,
 		RaisedAt: h.sent, Province: h.province, Unit: h.unit, State: st}
 }

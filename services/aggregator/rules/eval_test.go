@@ -11,6 +11,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/iochub/iochub/internal/alertrule"
 	"github.com/iochub/iochub/internal/ce"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
@@ -44,8 +45,8 @@ func water(station string, min int, alarm int32) *iocv1.EntityState {
 
 func speed(v float64) *float64 { return &v }
 
-func congestion(id string, max float64, forMin int, segments ...string) Rule {
-	return Rule{ID: id, Province: "01", Kind: KindCongestion, Params: Params{MaxSpeed: max, Segments: segments},
+func congestion(id string, max float64, forMin int, segments ...string) alertrule.Rule {
+	return alertrule.Rule{ID: id, Province: "01", Kind: alertrule.KindCongestion, Params: alertrule.Params{MaxSpeed: max, Segments: segments},
 		For: time.Duration(forMin) * time.Minute, Severity: "Moderate", Enabled: true, Version: 1}
 }
 
@@ -60,8 +61,8 @@ func describe(ts []Transition) string {
 }
 
 func TestCheck(t *testing.T) {
-	aqi := Rule{ID: "a", Province: "01", Kind: KindAQIBand, Params: Params{MinBand: 4}, Enabled: true}
-	wl := Rule{ID: "w", Province: "01", Kind: KindWaterLevel, Params: Params{MinAlarm: 2}, Enabled: true}
+	aqi := alertrule.Rule{ID: "a", Province: "01", Kind: alertrule.KindAQIBand, Params: alertrule.Params{MinBand: 4}, Enabled: true}
+	wl := alertrule.Rule{ID: "w", Province: "01", Kind: alertrule.KindWaterLevel, Params: alertrule.Params{MinAlarm: 2}, Enabled: true}
 	cg := congestion("c", 15, 0)
 	only := congestion("c", 15, 0, "s2")
 	off := congestion("c", 15, 0)
@@ -70,7 +71,7 @@ func TestCheck(t *testing.T) {
 	other.Province = "79"
 	tests := []struct {
 		name string
-		rule Rule
+		rule alertrule.Rule
 		st   *iocv1.EntityState
 		want Verdict
 	}{
@@ -92,7 +93,7 @@ func TestCheck(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			if got := tt.rule.Check(tt.st); got != tt.want {
+			if got := Check(&tt.rule, tt.st); got != tt.want {
 				t.Errorf("got %v; want %v", got, tt.want)
 			}
 		})
@@ -106,10 +107,10 @@ func TestEvaluatorDuration(t *testing.T) {
 	}
 	tests := []struct {
 		name  string
-		rules []Rule
+		rules []alertrule.Rule
 		steps []step
 	}{
-		{"raised after the duration, cancelled on recovery", []Rule{congestion("r1", 15, 10)}, []step{
+		{"raised after the duration, cancelled on recovery", []alertrule.Rule{congestion("r1", 15, 10)}, []step{
 			{traffic("s1", 0, speed(10)), ""},
 			{traffic("s1", 5, speed(8)), ""},
 			{traffic("s1", 10, speed(12)), "raise r1 s1 since+0 at+10"},
@@ -117,37 +118,37 @@ func TestEvaluatorDuration(t *testing.T) {
 			{traffic("s1", 15, speed(30)), "cancel r1 s1 since+0 at+15"},
 			{traffic("s1", 16, speed(40)), ""},
 		}},
-		{"a recovery before the duration restarts the clock", []Rule{congestion("r1", 15, 10)}, []step{
+		{"a recovery before the duration restarts the clock", []alertrule.Rule{congestion("r1", 15, 10)}, []step{
 			{traffic("s1", 0, speed(10)), ""},
 			{traffic("s1", 8, speed(20)), ""},
 			{traffic("s1", 9, speed(10)), ""},
 			{traffic("s1", 18, speed(10)), ""},
 			{traffic("s1", 19, speed(10)), "raise r1 s1 since+9 at+19"},
 		}},
-		{"no speed changes nothing", []Rule{congestion("r1", 15, 0)}, []step{
+		{"no speed changes nothing", []alertrule.Rule{congestion("r1", 15, 0)}, []step{
 			{traffic("s1", 0, speed(10)), "raise r1 s1 since+0 at+0"},
 			{traffic("s1", 1, nil), ""},
 			{traffic("s1", 2, speed(50)), "cancel r1 s1 since+0 at+2"},
 		}},
-		{"a late state is ignored", []Rule{congestion("r1", 15, 5)}, []step{
+		{"a late state is ignored", []alertrule.Rule{congestion("r1", 15, 5)}, []step{
 			{traffic("s1", 10, speed(10)), ""},
 			{traffic("s1", 3, speed(50)), ""},
 			{traffic("s1", 15, speed(10)), "raise r1 s1 since+10 at+15"},
 			{traffic("s1", 12, speed(50)), ""},
 		}},
-		{"two rules, two segments", []Rule{congestion("r1", 15, 0), congestion("r2", 30, 0, "s2")}, []step{
+		{"two rules, two segments", []alertrule.Rule{congestion("r1", 15, 0), congestion("r2", 30, 0, "s2")}, []step{
 			{traffic("s1", 0, speed(20)), ""},
 			{traffic("s2", 0, speed(20)), "raise r2 s2 since+0 at+0"},
 			{traffic("s2", 1, speed(10)), "raise r1 s2 since+1 at+1"},
 			{traffic("s2", 2, speed(40)), "cancel r1 s2 since+1 at+2; cancel r2 s2 since+0 at+2"},
 		}},
-		{"aqi band for an hour", []Rule{{ID: "aq", Province: "01", Kind: KindAQIBand, Params: Params{MinBand: 4}, For: time.Hour, Severity: "Severe", Enabled: true}}, []step{
+		{"aqi band for an hour", []alertrule.Rule{{ID: "aq", Province: "01", Kind: alertrule.KindAQIBand, Params: alertrule.Params{MinBand: 4}, For: time.Hour, Severity: "Severe", Enabled: true}}, []step{
 			{air("a1", 0, 4), ""},
 			{air("a1", 30, 0), ""},
 			{air("a1", 60, 5), "raise aq a1 since+0 at+60"},
 			{air("a1", 120, 2), "cancel aq a1 since+0 at+120"},
 		}},
-		{"water level at once", []Rule{{ID: "wl", Province: "01", Kind: KindWaterLevel, Params: Params{MinAlarm: 2}, Severity: "Extreme", Enabled: true}}, []step{
+		{"water level at once", []alertrule.Rule{{ID: "wl", Province: "01", Kind: alertrule.KindWaterLevel, Params: alertrule.Params{MinAlarm: 2}, Severity: "Extreme", Enabled: true}}, []step{
 			{water("w1", 0, 1), ""},
 			{water("w1", 5, 2), "raise wl w1 since+5 at+5"},
 			{water("w1", 6, 3), ""},
@@ -171,14 +172,14 @@ func TestEvaluatorDuration(t *testing.T) {
 
 func TestEvaluatorRuleChanges(t *testing.T) {
 	ev := NewEvaluator(fixed(at(100)))
-	ev.SetRules([]Rule{congestion("r1", 15, 0), congestion("r2", 15, 0)}, at(0))
+	ev.SetRules([]alertrule.Rule{congestion("r1", 15, 0), congestion("r2", 15, 0)}, at(0))
 	if got := describe(obs(ev, traffic("s1", 1, speed(10)))); got != "raise r1 s1 since+1 at+1; raise r2 s1 since+1 at+1" {
 		t.Fatalf("got %q", got)
 	}
 	// r1 deleted, r2's threshold lowered below the current speed, r3 added and holding at once.
 	r2 := congestion("r2", 5, 0)
 	r2.Version = 2
-	got := describe(ev.SetRules([]Rule{r2, congestion("r3", 20, 0)}, at(50)))
+	got := describe(ev.SetRules([]alertrule.Rule{r2, congestion("r3", 20, 0)}, at(50)))
 	want := "cancel r1 s1 since+1 at+50; cancel r2 s1 since+1 at+1; raise r3 s1 since+1 at+1"
 	if got != want {
 		t.Errorf("after the change: got %q; want %q", got, want)
@@ -186,19 +187,19 @@ func TestEvaluatorRuleChanges(t *testing.T) {
 	// Disabling r3 cancels its alert at the wall clock.
 	r3 := congestion("r3", 20, 0)
 	r3.Enabled = false
-	if got := describe(ev.SetRules([]Rule{r2, r3}, at(60))); got != "cancel r3 s1 since+1 at+60" {
+	if got := describe(ev.SetRules([]alertrule.Rule{r2, r3}, at(60))); got != "cancel r3 s1 since+1 at+60" {
 		t.Errorf("after disabling: got %q", got)
 	}
 	// Setting the same rules again does nothing.
-	if got := ev.SetRules([]Rule{r2, r3}, at(70)); len(got) != 0 {
+	if got := ev.SetRules([]alertrule.Rule{r2, r3}, at(70)); len(got) != 0 {
 		t.Errorf("same rules: got %q; want nothing", describe(got))
 	}
 	// Limiting a rule to other segments cancels its alert on this one.
-	if got := describe(ev.SetRules([]Rule{congestion("r4", 20, 0)}, at(80))); got != "raise r4 s1 since+1 at+1" {
+	if got := describe(ev.SetRules([]alertrule.Rule{congestion("r4", 20, 0)}, at(80))); got != "raise r4 s1 since+1 at+1" {
 		t.Errorf("new rule on the last state: got %q", got)
 	}
 	obs(ev, traffic("s1", 81, speed(10)))
-	if got := describe(ev.SetRules([]Rule{congestion("r4", 20, 0, "s9")}, at(90))); got != "cancel r4 s1 since+1 at+90" {
+	if got := describe(ev.SetRules([]alertrule.Rule{congestion("r4", 20, 0, "s9")}, at(90))); got != "cancel r4 s1 since+1 at+90" {
 		t.Errorf("after limiting: got %q", got)
 	}
 }
@@ -216,7 +217,7 @@ func TestEvaluatorRestore(t *testing.T) {
 		t.Errorf("skipped %v; want [foreign]", skipped)
 	}
 	// The alert of a rule that is gone is cancelled at once.
-	if got := describe(ev.SetRules([]Rule{congestion("r1", 15, 10)}, at(20))); got != "cancel old s1 since+0 at+20" {
+	if got := describe(ev.SetRules([]alertrule.Rule{congestion("r1", 15, 10)}, at(20))); got != "cancel old s1 since+0 at+20" {
 		t.Errorf("SetRules: got %q", got)
 	}
 	// The last state, delivered again after the restart, still holds: nothing is raised twice.
@@ -231,7 +232,7 @@ func TestEvaluatorRestore(t *testing.T) {
 
 func TestUnraise(t *testing.T) {
 	ev := NewEvaluator(fixed(at(100)))
-	ev.SetRules([]Rule{congestion("r1", 15, 0)}, at(0))
+	ev.SetRules([]alertrule.Rule{congestion("r1", 15, 0)}, at(0))
 	first := obs(ev, traffic("s1", 1, speed(10)))
 	ev.Unraise(first[0])
 	again := obs(ev, traffic("s1", 2, speed(10)))
@@ -244,7 +245,7 @@ func TestAlert(t *testing.T) {
 	ev := NewEvaluator(fixed(at(100)))
 	r := congestion("r1", 15, 0)
 	r.Severity = "Severe"
-	ev.SetRules([]Rule{r}, at(0))
+	ev.SetRules([]alertrule.Rule{r}, at(0))
 	raise := obs(ev, traffic("s 1", 1, speed(7.5)))[0]
 	msg, err := Message(raise, at(100))
 	if err != nil {
@@ -322,8 +323,8 @@ func obs(ev *Evaluator, st *iocv1.EntityState) []Transition { return ev.Observe(
 // step with a state observes it as received at received; a step without
 // one sweeps at now.
 func TestEvaluatorStale(t *testing.T) {
-	wl := Rule{ID: "wl", Province: "01", Kind: KindWaterLevel, Params: Params{MinAlarm: 2}, Severity: "Extreme", Enabled: true}
-	short := Rule{ID: "aq", Province: "01", Kind: KindAQIBand, Params: Params{MinBand: 4, Stale: 30 * time.Minute},
+	wl := alertrule.Rule{ID: "wl", Province: "01", Kind: alertrule.KindWaterLevel, Params: alertrule.Params{MinAlarm: 2}, Severity: "Extreme", Enabled: true}
+	short := alertrule.Rule{ID: "aq", Province: "01", Kind: alertrule.KindAQIBand, Params: alertrule.Params{MinBand: 4, Stale: 30 * time.Minute},
 		For: time.Hour, Severity: "Severe", Enabled: true}
 	jam := congestion("cg", 15, 0)
 	type step struct {
@@ -334,11 +335,11 @@ func TestEvaluatorStale(t *testing.T) {
 	}
 	tests := []struct {
 		name    string
-		rules   []Rule
+		rules   []alertrule.Rule
 		restore []Raised
 		steps   []step
 	}{
-		{"a silent gauge's alert is cancelled after the default 2h", []Rule{wl}, nil, []step{
+		{"a silent gauge's alert is cancelled after the default 2h", []alertrule.Rule{wl}, nil, []step{
 			{0, water("w1", 0, 2), 0, "raise wl w1 since+0 at+0"},
 			{60, nil, 0, ""},
 			{90, water("w1", 90, 3), 90, ""},
@@ -350,22 +351,22 @@ func TestEvaluatorStale(t *testing.T) {
 			// Data again: a new alert, with a new identifier.
 			{215, water("w1", 215, 2), 215, "raise wl w1 since+215 at+215"},
 		}},
-		{"silence is measured from when states arrive, not their observation times", []Rule{wl}, nil, []step{
+		{"silence is measured from when states arrive, not their observation times", []alertrule.Rule{wl}, nil, []step{
 			{300, water("w1", 0, 2), 300, "raise wl w1 since+0 at+0"},
 			{419, nil, 0, ""},
 			{420, nil, 0, "cancel wl w1 since+0 at+420"},
 		}},
-		{"a state that reached STATE longer than stale ago raises nothing", []Rule{wl}, nil, []step{
+		{"a state that reached STATE longer than stale ago raises nothing", []alertrule.Rule{wl}, nil, []step{
 			{200, water("w1", 0, 2), 0, ""},
 			{200, nil, 0, ""},
 		}},
-		{"states without the rule's value are not data", []Rule{jam}, nil, []step{
+		{"states without the rule's value are not data", []alertrule.Rule{jam}, nil, []step{
 			{0, traffic("s1", 0, speed(5)), 0, "raise cg s1 since+0 at+0"},
 			{60, traffic("s1", 60, nil), 60, ""},
 			{100, traffic("s1", 100, nil), 100, ""},
 			{120, nil, 0, "cancel cg s1 since+0 at+120"},
 		}},
-		{"a rule's own stale duration; a condition not raised yet is forgotten", []Rule{short}, nil, []step{
+		{"a rule's own stale duration; a condition not raised yet is forgotten", []alertrule.Rule{short}, nil, []step{
 			{0, air("a1", 0, 5), 0, ""},
 			{29, nil, 0, ""},
 			{30, nil, 0, ""},
@@ -375,13 +376,13 @@ func TestEvaluatorStale(t *testing.T) {
 			{100, air("a1", 100, 5), 100, "raise aq a1 since+40 at+100"},
 			{130, nil, 0, "cancel aq a1 since+40 at+130"},
 		}},
-		{"a restored alert without a state starts its silence at the first sweep", []Rule{wl},
+		{"a restored alert without a state starts its silence at the first sweep", []alertrule.Rule{wl},
 			[]Raised{{Identifier: Identifier("wl", "w1", at(0)), Sent: at(0), Province: "01", Unit: "00070"}}, []step{
 				{500, nil, 0, ""},
 				{619, nil, 0, ""},
 				{620, nil, 0, "cancel wl w1 since+0 at+620"},
 			}},
-		{"a restored alert whose last state is old is cancelled at the first sweep", []Rule{wl},
+		{"a restored alert whose last state is old is cancelled at the first sweep", []alertrule.Rule{wl},
 			[]Raised{{Identifier: Identifier("wl", "w1", at(0)), Sent: at(0), Province: "01", Unit: "00070"}}, []step{
 				{500, water("w1", 10, 3), 10, ""},
 				{500, nil, 0, "cancel wl w1 since+0 at+500"},
@@ -418,8 +419,8 @@ func TestEvaluatorStale(t *testing.T) {
 func TestAlertOfSilence(t *testing.T) {
 	now := at(0)
 	ev := NewEvaluator(func() time.Time { return now })
-	r := Rule{ID: "wl", Province: "01", Kind: KindWaterLevel, Params: Params{MinAlarm: 2}, Severity: "Extreme", Enabled: true}
-	ev.SetRules([]Rule{r}, now)
+	r := alertrule.Rule{ID: "wl", Province: "01", Kind: alertrule.KindWaterLevel, Params: alertrule.Params{MinAlarm: 2}, Severity: "Extreme", Enabled: true}
+	ev.SetRules([]alertrule.Rule{r}, now)
 	st := water("w1", 0, 2)
 	st.GetWater().Name = "Sông Hồng - Long Biên"
 	raise := ev.Observe(st, at(1))

@@ -9,15 +9,15 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/iochub/iochub/services/aggregator/rules"
+	"github.com/iochub/iochub/internal/alertrule"
 )
 
 // SQLRules lists the alert rules of province $1 (every province when empty), by id.
-const SQLRules = `SELECT ` + rules.SQLColumns + `
+const SQLRules = `SELECT ` + alertrule.SQLColumns + `
 FROM alert_rule WHERE ($1 = '' OR province = $1) ORDER BY id`
 
 // SQLRule reads alert rule $1.
-const SQLRule = `SELECT ` + rules.SQLColumns + `
+const SQLRule = `SELECT ` + alertrule.SQLColumns + `
 FROM alert_rule WHERE id = $1`
 
 // SQLRuleHistory lists the versions of rule $1 recorded in the audit log
@@ -29,12 +29,12 @@ WHERE action = 'rule.version' AND target = 'rule:' || $1 ORDER BY id`
 var ErrRuleNotFound = errors.New("not found")
 
 // Rules returns the alert rules of province (every province when empty).
-func (s *Store) Rules(ctx context.Context, province string) ([]rules.Rule, error) {
+func (s *Store) Rules(ctx context.Context, province string) ([]alertrule.Rule, error) {
 	rows, err := s.pool.Query(ctx, SQLRules, province)
 	if err != nil {
 		return nil, fmt.Errorf("querying alert rules: %w", err)
 	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (rules.Rule, error) { return rules.Scan(row) })
+	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (alertrule.Rule, error) { return alertrule.Scan(row) })
 	if err != nil {
 		return nil, fmt.Errorf("reading alert rules: %w", err)
 	}
@@ -42,8 +42,8 @@ func (s *Store) Rules(ctx context.Context, province string) ([]rules.Rule, error
 }
 
 // Rule returns alert rule id, or ErrRuleNotFound.
-func (s *Store) Rule(ctx context.Context, id string) (rules.Rule, error) {
-	r, err := rules.Scan(s.pool.QueryRow(ctx, SQLRule, id))
+func (s *Store) Rule(ctx context.Context, id string) (alertrule.Rule, error) {
+	r, err := alertrule.Scan(s.pool.QueryRow(ctx, SQLRule, id))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return r, fmt.Errorf("alert rule %s: %w", id, ErrRuleNotFound)
 	}

@@ -1,15 +1,11 @@
-// Package rules owns iochub's alert rules: their definition as data (a JSON
-// document per rule, validated here, stored by the postgis package in the
-// alert_rule table), the pure evaluation of a rule against entity states
-// (Evaluator), and the Engine that runs in the aggregator role: it reads the
-// STATE stream, keeps for each (rule, entity) since when the rule's condition
-// holds, and raises a CAP alert on FEEDS once it has held for the rule's
-// duration, then cancels it when the condition stops holding. A raised alert
-// is an ordinary alert of the source "rules": the aggregator stores it and
-// gives it the same lifecycle and views as any other, with the rule's id.
-//
-// This package writes no database; the gateway uses it to validate rules.
-package rules
+// Package alertrule is the model of an iochub alert rule, shared by its
+// writer and its readers: a rule's definition as data (a JSON document per
+// rule, validated here, stored by services/aggregator/postgis in the
+// alert_rule table and read back by the gateway with SQLColumns and Scan),
+// its kinds, severities and limits. The engine that evaluates rules and
+// raises alerts is services/aggregator/rules; this package imports nothing
+// of iochub, so a reader can validate a rule without importing the writer.
+package alertrule
 
 import (
 	"bytes"
@@ -226,7 +222,7 @@ func Parse(id string, body []byte) (Rule, error) {
 	}
 	if doc.Province == "" {
 		ve.add("province", "is missing; want a province code such as \"01\"")
-	} else if !provinceCode(doc.Province) {
+	} else if !ProvinceCode(doc.Province) {
 		ve.add("province", "%q is not a province code (two digits, such as \"01\")", doc.Province)
 	}
 	kindOK := true
@@ -485,7 +481,8 @@ func (r Rule) Same(o Rule) bool {
 		r.Severity == o.Severity && r.Enabled == o.Enabled && bytes.Equal(r.ParamsJSON(), o.ParamsJSON())
 }
 
-func provinceCode(s string) bool {
+// ProvinceCode reports whether s is a province code: two digits, such as "01".
+func ProvinceCode(s string) bool {
 	return len(s) == 2 && s[0] >= '0' && s[0] <= '9' && s[1] >= '0' && s[1] <= '9'
 }
 
