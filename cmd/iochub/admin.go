@@ -9,6 +9,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/iochub/iochub/internal/schema"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 )
 
@@ -26,7 +27,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	if cfg.DatabaseURL == "" {
 		return errors.New("--database-url (or IOCHUB_DATABASE_URL) is required")
 	}
-	if err := postgis.Migrate(ctx, cfg.DatabaseURL); err != nil {
+	if err := schema.Migrate(ctx, cfg.DatabaseURL); err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, "migrations applied")
@@ -58,7 +59,7 @@ func runUnitsImport(ctx context.Context, args []string, stdout, stderr io.Writer
 	if cfg.DatabaseURL == "" {
 		return errors.New("--database-url (or IOCHUB_DATABASE_URL) is required")
 	}
-	opts := postgis.ImportOptions{Level: *level, Parent: *parent}
+	opts := schema.ImportOptions{Level: *level, Parent: *parent}
 	if *validFrom != "" {
 		t, err := parseDate(*validFrom)
 		if err != nil {
@@ -66,10 +67,10 @@ func runUnitsImport(ctx context.Context, args []string, stdout, stderr io.Writer
 		}
 		opts.ValidFrom = t
 	}
-	if err := postgis.Migrate(ctx, cfg.DatabaseURL); err != nil {
+	if err := schema.Migrate(ctx, cfg.DatabaseURL); err != nil {
 		return err
 	}
-	pool, err := postgis.Open(ctx, cfg.DatabaseURL)
+	pool, err := schema.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
@@ -80,7 +81,7 @@ func runUnitsImport(ctx context.Context, args []string, stdout, stderr io.Writer
 			return err
 		}
 		opts.Progress = progress(stderr, name)
-		res, err := postgis.ImportUnits(ctx, pool, f, opts)
+		res, err := schema.ImportUnits(ctx, pool, f, opts)
 		_ = f.Close() // only read
 		if err != nil {
 			return fmt.Errorf("importing %s: %w", name, err)
@@ -126,7 +127,7 @@ func runSourcesAdd(ctx context.Context, args []string, stdout, stderr io.Writer)
 	if cfg.DatabaseURL == "" {
 		return errors.New("--database-url (or IOCHUB_DATABASE_URL) is required")
 	}
-	pool, err := postgis.Open(ctx, cfg.DatabaseURL)
+	pool, err := schema.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}
@@ -157,7 +158,7 @@ func runSourcesDisable(ctx context.Context, args []string, stdout, stderr io.Wri
 	if cfg.DatabaseURL == "" {
 		return errors.New("--database-url (or IOCHUB_DATABASE_URL) is required")
 	}
-	pool, err := postgis.Open(ctx, cfg.DatabaseURL)
+	pool, err := schema.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}

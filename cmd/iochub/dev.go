@@ -21,9 +21,9 @@ import (
 
 	"github.com/iochub/iochub/internal/natsx"
 	"github.com/iochub/iochub/internal/pgcluster"
+	"github.com/iochub/iochub/internal/schema"
 	"github.com/iochub/iochub/internal/seed"
 	"github.com/iochub/iochub/internal/sim"
-	"github.com/iochub/iochub/services/aggregator/postgis"
 )
 
 func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
@@ -100,10 +100,10 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		}
 		dbURL = cl.URL("iochub")
 	}
-	if err := postgis.Migrate(ctx, dbURL); err != nil {
+	if err := schema.Migrate(ctx, dbURL); err != nil {
 		return err
 	}
-	pool, err := postgis.Open(ctx, dbURL)
+	pool, err := schema.Open(ctx, dbURL)
 	if err != nil {
 		return err
 	}
@@ -201,18 +201,17 @@ func randomToken() string {
 
 // seedUnits loads the 2025 provinces and Hà Nội's wards when the database has no units yet.
 func seedUnits(ctx context.Context, pool *pgxpool.Pool, stderr io.Writer) error {
-	var n int
-	if err := pool.QueryRow(ctx, "SELECT count(*) FROM admin_unit").Scan(&n); err != nil {
-		return fmt.Errorf("counting administrative units: %w", err)
-	}
-	if n > 0 {
+	switch has, err := schema.HasUnits(ctx, pool); {
+	case err != nil:
+		return err
+	case has:
 		return nil
 	}
 	for _, f := range []struct {
 		name string
 		data []byte
 	}{{"34 provinces (2025)", seed.Provinces2025()}, {"Hà Nội wards (2025)", seed.HanoiWards2025()}} {
-		res, err := postgis.ImportUnits(ctx, pool, bytes.NewReader(f.data), postgis.ImportOptions{Progress: progress(stderr, f.name)})
+		res, err := schema.ImportUnits(ctx, pool, bytes.NewReader(f.data), schema.ImportOptions{Progress: progress(stderr, f.name)})
 		if err != nil {
 			return fmt.Errorf("loading %s: %w", f.name, err)
 		}

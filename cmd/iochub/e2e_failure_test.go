@@ -22,8 +22,8 @@ import (
 
 	"github.com/iochub/iochub/internal/natsx"
 	"github.com/iochub/iochub/internal/pgcluster"
+	"github.com/iochub/iochub/internal/schema"
 	"github.com/iochub/iochub/internal/testenv"
-	"github.com/iochub/iochub/services/aggregator/postgis"
 	"github.com/iochub/iochub/services/gateway"
 )
 
@@ -323,10 +323,10 @@ func TestFailurePostGISRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	url := owner.URL("iochub")
-	if err := postgis.Migrate(ctx, url); err != nil {
+	if err := schema.Migrate(ctx, url); err != nil {
 		t.Fatal(err)
 	}
-	pool, err := postgis.Open(ctx, url)
+	pool, err := schema.Open(ctx, url)
 	if err != nil {
 		t.Fatal(err)
 	}

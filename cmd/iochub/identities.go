@@ -14,6 +14,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/iochub/iochub/internal/auth"
+	"github.com/iochub/iochub/internal/schema"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 )
 
@@ -78,7 +79,7 @@ func runIdentities(ctx context.Context, args []string, stdout, stderr io.Writer)
 			return fmt.Errorf("--id: %w", err)
 		}
 	}
-	pool, err := postgis.Open(ctx, cfg.DatabaseURL)
+	pool, err := schema.Open(ctx, cfg.DatabaseURL)
 	if err != nil {
 		return err
 	}

@@ -19,6 +19,7 @@ import (
 	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/natsx"
 	"github.com/iochub/iochub/internal/ops"
+	"github.com/iochub/iochub/internal/schema"
 	"github.com/iochub/iochub/services/aggregator"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 	"github.com/iochub/iochub/services/aggregator/rules"
@@ -64,11 +65,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	var pool *pgxpool.Pool
 	if cfg.DatabaseURL != "" {
 		if cfg.Target == "aggregator" || cfg.Target == "all" {
-			if err := postgis.Migrate(ctx, cfg.DatabaseURL); err != nil {
+			if err := schema.Migrate(ctx, cfg.DatabaseURL); err != nil {
 				return err
 			}
 		}
-		pool, err = postgis.Open(ctx, cfg.DatabaseURL)
+		pool, err = schema.Open(ctx, cfg.DatabaseURL)
 		if err != nil {
 			return err
 		}

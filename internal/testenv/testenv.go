@@ -34,8 +34,8 @@ import (
 
 	"github.com/iochub/iochub/internal/natsx"
 	"github.com/iochub/iochub/internal/pgcluster"
+	"github.com/iochub/iochub/internal/schema"
 	"github.com/iochub/iochub/internal/seed"
-	"github.com/iochub/iochub/services/aggregator/postgis"
 )
 
 // EnvDatabaseURL names the environment variable holding the URL of a
@@ -92,7 +92,7 @@ type DBEnv struct {
 	URL string
 	// Name of the database.
 	Name string
-	// Pool is open on it with the PostGIS codec registered (postgis.Open).
+	// Pool is open on it with the PostGIS codec registered (schema.Open).
 	Pool *pgxpool.Pool
 }
 
@@ -137,7 +137,7 @@ func PostGISWithUnits(t testing.TB) *DBEnv {
 			unitsErr = err
 			return
 		}
-		pool, err := postgis.Open(ctx, s.dbURL(name))
+		pool, err := schema.Open(ctx, s.dbURL(name))
 		if err != nil {
 			unitsErr = err
 			return
@@ -156,7 +156,7 @@ func PostGISWithUnits(t testing.TB) *DBEnv {
 }
 
 // WithUnits imports the 34 provinces and Hà Nội's 126 wards of the 2025 map
-// into db (with postgis.ImportUnits). PostGISWithUnits is cheaper when a test
+// into db (with schema.ImportUnits). PostGISWithUnits is cheaper when a test
 // needs them from the start.
 func WithUnits(t testing.TB, db *DBEnv) {
 	t.Helper()
@@ -168,10 +168,10 @@ func WithUnits(t testing.TB, db *DBEnv) {
 }
 
 func importSeedUnits(ctx context.Context, pool *pgxpool.Pool) error {
-	if _, err := postgis.ImportUnits(ctx, pool, bytes.NewReader(seed.Provinces2025()), postgis.ImportOptions{}); err != nil {
+	if _, err := schema.ImportUnits(ctx, pool, bytes.NewReader(seed.Provinces2025()), schema.ImportOptions{}); err != nil {
 		return fmt.Errorf("importing the seed provinces: %w", err)
 	}
-	if _, err := postgis.ImportUnits(ctx, pool, bytes.NewReader(seed.HanoiWards2025()), postgis.ImportOptions{}); err != nil {
+	if _, err := schema.ImportUnits(ctx, pool, bytes.NewReader(seed.HanoiWards2025()), schema.ImportOptions{}); err != nil {
 		return fmt.Errorf("importing the seed wards of Hà Nội: %w", err)
 	}
 	return nil
@@ -268,7 +268,7 @@ func startServer() (*dbServer, error) {
 		s.stop()
 		return nil, err
 	}
-	if err := postgis.Migrate(ctx, s.dbURL(name)); err != nil {
+	if err := schema.Migrate(ctx, s.dbURL(name)); err != nil {
 		_ = s.dropDB(ctx, name)
 		s.stop()
 		return nil, fmt.Errorf("migrating the template database: %w", err)
@@ -305,7 +305,7 @@ func newDB(t testing.TB, s *dbServer, template string) *DBEnv {
 			t.Errorf("testenv: %v", err)
 		}
 	})
-	pool, err := postgis.Open(ctx, env.URL)
+	pool, err := schema.Open(ctx, env.URL)
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}

@@ -8,7 +8,7 @@ package units
 import (
 	"cmp"
 	"context"
-	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"math"
@@ -16,7 +16,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/twpayne/go-geom"
-	"github.com/twpayne/go-geom/encoding/geojson"
 )
 
 // Levels of administrative units, as in admin_unit.level.
@@ -72,65 +71,24 @@ func Load(ctx context.Context, q Querier) ([]Unit, error) {
 }
 
 // FromGeoJSON reads the units of a GeoJSON FeatureCollection such as
-// seed.Provinces2025(): each Feature's properties.code (else its id) is the
+// seed.Provinces2025() with a Reader: each Feature's properties.code is the
 // code, properties.name and nameEn the names; Polygon and MultiPolygon
-// geometries are accepted. Every unit gets level and parent.
+// geometries are accepted. Every unit gets level (empty: told by the length
+// of its code, as Reader does) and parent. Errors wrap ErrInvalidUnits.
 func FromGeoJSON(r io.Reader, level, parent string) ([]Unit, error) {
-	var fc struct {
-		Type     string `json:"type"`
-		Features []struct {
-			ID         json.RawMessage `json:"id"`
-			Properties struct {
-				Code   string `json:"code"`
-				Name   string `json:"name"`
-				NameEn string `json:"nameEn"`
-			} `json:"properties"`
-			Geometry *geojson.Geometry `json:"geometry"`
-		} `json:"features"`
-	}
-	if err := json.NewDecoder(r).Decode(&fc); err != nil {
-		return nil, fmt.Errorf("decoding units GeoJSON: %w", err)
-	}
-	if fc.Type != "FeatureCollection" {
-		return nil, fmt.Errorf("decoding units GeoJSON: type %q: %w", fc.Type, ErrNotFeatureCollection)
-	}
-	out := make([]Unit, 0, len(fc.Features))
-	for i, f := range fc.Features {
-		code := f.Properties.Code
-		if code == "" && len(f.ID) > 0 {
-			var s string
-			if json.Unmarshal(f.ID, &s) == nil {
-				code = s
-			} else {
-				code = string(f.ID)
-			}
+	rd := NewReader(r, ReadOptions{Level: level, Parent: parent})
+	var out []Unit
+	for {
+		rec, err := rd.Next()
+		if errors.Is(err, io.EOF) {
+			return out, nil
 		}
-		if code == "" {
-			return nil, fmt.Errorf("decoding units GeoJSON: feature %d: %w", i, ErrNoCode)
-		}
-		if f.Geometry == nil {
-			return nil, fmt.Errorf("decoding units GeoJSON: unit %s: %w", code, ErrBadBoundary)
-		}
-		g, err := f.Geometry.Decode()
 		if err != nil {
-			return nil, fmt.Errorf("decoding units GeoJSON: unit %s: %w", code, err)
+			return nil, fmt.Errorf("reading units GeoJSON: %w", err)
 		}
-		var mp *geom.MultiPolygon
-		switch g := g.(type) {
-		case *geom.MultiPolygon:
-			mp = g
-		case *geom.Polygon:
-			mp = geom.NewMultiPolygon(g.Layout())
-			if err := mp.Push(g); err != nil {
-				return nil, fmt.Errorf("decoding units GeoJSON: unit %s: %w", code, err)
-			}
-		default:
-			return nil, fmt.Errorf("decoding units GeoJSON: unit %s is a %T: %w", code, g, ErrBadBoundary)
-		}
-		out = append(out, Unit{Code: code, Level: level, ParentCode: parent,
-			NameVI: f.Properties.Name, NameEN: f.Properties.NameEn, Boundary: mp})
+		out = append(out, Unit{Code: rec.Code, Level: rec.Level, ParentCode: rec.Parent,
+			NameVI: rec.Name, NameEN: rec.NameEn, Boundary: rec.Boundary})
 	}
-	return out, nil
 }
 
 // bbox is minLon, minLat, maxLon, maxLat.

@@ -2,6 +2,7 @@ package units_test
 
 import (
 	"bytes"
+	"errors"
 	"strings"
 	"testing"
 
@@ -133,17 +134,21 @@ func TestLocateHoles(t *testing.T) {
 	}
 }
 
+// TestFromGeoJSONErrors: FromGeoJSON reads with the Reader the units import
+// uses, so it refuses what the import refuses, naming the feature.
 func TestFromGeoJSONErrors(t *testing.T) {
 	for _, tt := range []struct{ name, doc, want string }{
-		{"not json", `{`, "decoding units GeoJSON"},
-		{"not a collection", `{"type":"Feature"}`, "not a GeoJSON FeatureCollection"},
-		{"no code", `{"type":"FeatureCollection","features":[{"type":"Feature","properties":{},"geometry":{"type":"Point","coordinates":[1,2]}}]}`, "no properties.code"},
-		{"point boundary", `{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"code":"X"},"geometry":{"type":"Point","coordinates":[1,2]}}]}`, "Polygon or MultiPolygon"},
+		{"not json", `hello`, "not valid JSON at byte 1"},
+		{"truncated", `{"type":"FeatureCollection","features":[`, "the file ends early"},
+		{"not a collection", `{"type":"Feature"}`, `type is "Feature"; want FeatureCollection`},
+		{"no code", `{"type":"FeatureCollection","features":[{"type":"Feature","properties":{},"geometry":{"type":"Point","coordinates":[1,2]}}]}`, "features[0]: properties.code is missing"},
+		{"point boundary", `{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"code":"X"},"geometry":{"type":"Point","coordinates":[1,2]}}]}`, "features[0] (code X): the geometry is a Point; want Polygon or MultiPolygon"},
+		{"open ring", `{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"code":"X"},"geometry":{"type":"Polygon","coordinates":[[[1,2],[2,2],[2,3],[1,3]]]}}]}`, "features[0] (code X): polygon 0 ring 0 is not closed"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			_, err := units.FromGeoJSON(strings.NewReader(tt.doc), units.LevelCommune, "")
-			if err == nil || !strings.Contains(err.Error(), tt.want) {
-				t.Fatalf("got %v; want an error containing %q", err, tt.want)
+			if !errors.Is(err, units.ErrInvalidUnits) || !strings.Contains(err.Error(), tt.want) {
+				t.Fatalf("got %v; want an error wrapping ErrInvalidUnits containing %q", err, tt.want)
 			}
 		})
 	}

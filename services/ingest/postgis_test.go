@@ -15,7 +15,7 @@ import (
 
 func TestMain(m *testing.M) { testenv.Main(m) }
 
-// TestPostGISCatalog loads the units imported by postgis.ImportUnits and the
+// TestPostGISCatalog loads the units imported by schema.ImportUnits and the
 // sources from a real PostGIS, and authenticates by the stored token hash.
 func TestPostGISCatalog(t *testing.T) {
 	db := testenv.PostGISWithUnits(t)

@@ -1,9 +1,14 @@
 package postgis
 
-import "errors"
+import (
+	"errors"
 
-// ErrShortCopy is returned when COPY stores fewer rows than it was given.
-var ErrShortCopy = errors.New("COPY stored fewer rows than given")
+	"github.com/iochub/iochub/internal/schema"
+)
+
+// ErrShortCopy is returned when COPY stores fewer rows than it was given; it
+// is the schema package's sentinel, so one errors.Is serves both.
+var ErrShortCopy = schema.ErrShortCopy
 
 // ErrStatementTimeout is returned, alongside the *pgconn.PgError of SQLSTATE
 // 57014 (query_canceled), when a statement of a write transaction ran longer

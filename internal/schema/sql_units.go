@@ -1,6 +1,6 @@
-package postgis
+package schema
 
-// SQL of the units import (units.go) and of feed sources (sources.go).
+// SQL of the units import (units.go).
 
 // sqlUnitStageCreate is the staging table the import COPYs features into.
 const sqlUnitStageCreate = `
@@ -113,21 +113,5 @@ ORDER BY idx`
 // sqlUnitCountUnchanged counts staged units identical to their current version.
 const sqlUnitCountUnchanged = `SELECT count(*) FROM unit_stage WHERE unchanged`
 
-// sqlUnitCurrentExists tells whether a unit code has a current version.
-const sqlUnitCurrentExists = `SELECT EXISTS (SELECT FROM admin_unit WHERE code = $1 AND valid_to IS NULL)`
-
-// sqlSourceInsert registers a feed source.
-const sqlSourceInsert = `
-INSERT INTO source (id, name, unit_code, token_sha256) VALUES ($1, $2, $3, $4)`
-
-// sqlSourceDisable disables a source unless it is disabled already; it
-// returns a row only when it changed something.
-const sqlSourceDisable = `
-UPDATE source SET disabled_at = now() WHERE id = $1 AND disabled_at IS NULL RETURNING id`
-
-// sqlSourceExists tells whether a source id is registered.
-const sqlSourceExists = `SELECT EXISTS (SELECT FROM source WHERE id = $1)`
-
-// sqlAuditInsert records a change of configuration.
-const sqlAuditInsert = `
-INSERT INTO audit_log (actor, action, target, detail) VALUES ($1, $2, $3, $4)`
+// sqlUnitAny tells whether admin_unit holds any unit, current or not.
+const sqlUnitAny = `SELECT EXISTS (SELECT FROM admin_unit)`

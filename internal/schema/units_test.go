@@ -1,4 +1,4 @@
-package postgis_test
+package schema_test
 
 import (
 	"bytes"
@@ -11,10 +11,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/iochub/iochub/internal/schema"
 	"github.com/iochub/iochub/internal/seed"
 	"github.com/iochub/iochub/internal/testenv"
-	"github.com/iochub/iochub/services/aggregator/postgis"
-	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/iochub/iochub/internal/units"
 )
 
 // TestMain stops the test process's private PostgreSQL cluster at the end.
@@ -38,14 +40,14 @@ func collection(features ...string) string {
 	return `{"type":"FeatureCollection","features":[` + strings.Join(features, ",") + `]}`
 }
 
-func importString(t *testing.T, pool *pgxpool.Pool, s string, opts postgis.ImportOptions) (postgis.ImportResult, error) {
+func importString(t *testing.T, pool *pgxpool.Pool, s string, opts schema.ImportOptions) (schema.ImportResult, error) {
 	t.Helper()
-	return postgis.ImportUnits(context.Background(), pool, strings.NewReader(s), opts)
+	return schema.ImportUnits(context.Background(), pool, strings.NewReader(s), opts)
 }
 
-func mustImport(t *testing.T, pool *pgxpool.Pool, b []byte, opts postgis.ImportOptions) postgis.ImportResult {
+func mustImport(t *testing.T, pool *pgxpool.Pool, b []byte, opts schema.ImportOptions) schema.ImportResult {
 	t.Helper()
-	res, err := postgis.ImportUnits(context.Background(), pool, bytes.NewReader(b), opts)
+	res, err := schema.ImportUnits(context.Background(), pool, bytes.NewReader(b), opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,17 +66,17 @@ func scalar[T any](t *testing.T, pool *pgxpool.Pool, q string, args ...any) T {
 func TestImportUnitsSeed(t *testing.T) {
 	db := testenv.PostGIS(t)
 	var calls [][2]int
-	res := mustImport(t, db.Pool, seed.Provinces2025(), postgis.ImportOptions{
+	res := mustImport(t, db.Pool, seed.Provinces2025(), schema.ImportOptions{
 		Progress: func(done, total int) { calls = append(calls, [2]int{done, total}) },
 	})
-	if got, want := res, (postgis.ImportResult{Read: 34, Inserted: 34, Repaired: res.Repaired}); !equalCounts(got, want) {
+	if got, want := res, (schema.ImportResult{Read: 34, Inserted: 34, Repaired: res.Repaired}); !equalCounts(got, want) {
 		t.Errorf("provinces: got %+v; want %+v", got, want)
 	}
 	if len(calls) != 35 || calls[34] != [2]int{34, 34} || calls[0] != [2]int{1, -1} {
 		t.Errorf("progress: got %d calls, first %v, last %v; want 35, [1 -1], [34 34]", len(calls), calls[0], calls[len(calls)-1])
 	}
-	res = mustImport(t, db.Pool, seed.HanoiWards2025(), postgis.ImportOptions{})
-	if got, want := res, (postgis.ImportResult{Read: 126, Inserted: 126, Repaired: res.Repaired}); !equalCounts(got, want) {
+	res = mustImport(t, db.Pool, seed.HanoiWards2025(), schema.ImportOptions{})
+	if got, want := res, (schema.ImportResult{Read: 126, Inserted: 126, Repaired: res.Repaired}); !equalCounts(got, want) {
 		t.Errorf("wards: got %+v; want %+v", got, want)
 	}
 
@@ -95,14 +97,14 @@ func TestImportUnitsSeed(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if name != "Ba Đình" || nameEn != "Ba Dinh" || full != "Phường Ba Đình" || parent != "01" || !from.Equal(postgis.DefaultUnitsValidFrom) {
+	if name != "Ba Đình" || nameEn != "Ba Dinh" || full != "Phường Ba Đình" || parent != "01" || !from.Equal(schema.DefaultUnitsValidFrom) {
 		t.Errorf("got 00004 = %q %q %q parent %q from %v; want Ba Đình, Ba Dinh, Phường Ba Đình, 01, %v",
-			name, nameEn, full, parent, from, postgis.DefaultUnitsValidFrom)
+			name, nameEn, full, parent, from, schema.DefaultUnitsValidFrom)
 	}
 
 	// Importing the same files again changes nothing.
-	a := mustImport(t, db.Pool, seed.Provinces2025(), postgis.ImportOptions{})
-	b := mustImport(t, db.Pool, seed.HanoiWards2025(), postgis.ImportOptions{})
+	a := mustImport(t, db.Pool, seed.Provinces2025(), schema.ImportOptions{})
+	b := mustImport(t, db.Pool, seed.HanoiWards2025(), schema.ImportOptions{})
 	if got := a.Unchanged + b.Unchanged; got != 160 || a.Inserted+b.Inserted != 0 || a.Closed+b.Closed != 0 {
 		t.Errorf("re-import: got %+v and %+v; want 160 unchanged, nothing inserted or closed", a, b)
 	}
@@ -112,7 +114,7 @@ func TestImportUnitsSeed(t *testing.T) {
 }
 
 // equalCounts compares results but Repaired, whose content depends on the data.
-func equalCounts(a, b postgis.ImportResult) bool {
+func equalCounts(a, b schema.ImportResult) bool {
 	return a.Read == b.Read && a.Inserted == b.Inserted && a.Unchanged == b.Unchanged && a.Closed == b.Closed
 }
 
@@ -128,17 +130,17 @@ func TestImportUnitsNewVersion(t *testing.T) {
 	changed := collection(feature("00004", "Ba Đình", polygon(square(lon, lat, 0.001))))
 
 	// A change cannot start when the current version starts.
-	_, err := importString(t, db.Pool, changed, postgis.ImportOptions{})
-	if !errors.Is(err, postgis.ErrUnitVersion) || !strings.Contains(err.Error(), "features[0] (code 00004)") {
+	_, err := importString(t, db.Pool, changed, schema.ImportOptions{})
+	if !errors.Is(err, schema.ErrUnitVersion) || !strings.Contains(err.Error(), "features[0] (code 00004)") {
 		t.Fatalf("same valid_from: got %v; want ErrUnitVersion naming features[0] (code 00004)", err)
 	}
 
 	later := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
-	res, err := importString(t, db.Pool, changed, postgis.ImportOptions{ValidFrom: later})
+	res, err := importString(t, db.Pool, changed, schema.ImportOptions{ValidFrom: later})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (postgis.ImportResult{Read: 1, Inserted: 1, Closed: 1}); !equalCounts(res, want) {
+	if want := (schema.ImportResult{Read: 1, Inserted: 1, Closed: 1}); !equalCounts(res, want) {
 		t.Errorf("got %+v; want %+v", res, want)
 	}
 	at := func(ts time.Time) float64 {
@@ -158,18 +160,18 @@ func TestImportUnitsNewVersion(t *testing.T) {
 
 	// A new name alone opens a version too; the same file again does not.
 	renamed := collection(feature("00004", "Ba Đình mới", polygon(square(lon, lat, 0.001))))
-	res, err = importString(t, db.Pool, renamed, postgis.ImportOptions{ValidFrom: later.AddDate(0, 1, 0)})
+	res, err = importString(t, db.Pool, renamed, schema.ImportOptions{ValidFrom: later.AddDate(0, 1, 0)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (postgis.ImportResult{Read: 1, Inserted: 1, Closed: 1}); !equalCounts(res, want) {
+	if want := (schema.ImportResult{Read: 1, Inserted: 1, Closed: 1}); !equalCounts(res, want) {
 		t.Errorf("rename: got %+v; want %+v", res, want)
 	}
-	res, err = importString(t, db.Pool, renamed, postgis.ImportOptions{ValidFrom: later.AddDate(0, 2, 0)})
+	res, err = importString(t, db.Pool, renamed, schema.ImportOptions{ValidFrom: later.AddDate(0, 2, 0)})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (postgis.ImportResult{Read: 1, Unchanged: 1}); !equalCounts(res, want) {
+	if want := (schema.ImportResult{Read: 1, Unchanged: 1}); !equalCounts(res, want) {
 		t.Errorf("same again: got %+v; want %+v", res, want)
 	}
 	if got := scalar[int](t, db.Pool, `SELECT count(*) FROM admin_unit WHERE code = '00004'`); got != 3 {
@@ -184,7 +186,7 @@ func TestImportUnitsGeometry(t *testing.T) {
 	// A bow tie crosses itself: invalid, repaired into two triangles.
 	bowtie := `[[[4,40],[5,41],[5,40],[4,41],[4,40]]]`
 	res, err := importString(t, db.Pool, collection(feature("CW", "cw", polygon(cw)), feature("BOW", "bow", polygon(bowtie))),
-		postgis.ImportOptions{Level: postgis.LevelCustom})
+		schema.ImportOptions{Level: units.LevelCustom})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -213,31 +215,31 @@ func TestImportUnitsBadFiles(t *testing.T) {
 	tests := []struct {
 		name string
 		file string
-		opts postgis.ImportOptions
+		opts schema.ImportOptions
 		want string
 	}{
-		{"not JSON", "hello", postgis.ImportOptions{}, "not valid JSON at byte 1"},
-		{"truncated", `{"type":"FeatureCollection","features":[` + hanoi, postgis.ImportOptions{}, "ends early"},
-		{"a Feature, not a collection", hanoi, postgis.ImportOptions{}, `type is "Feature"; want FeatureCollection`},
-		{"no features array", `{"type":"FeatureCollection"}`, postgis.ImportOptions{}, "no features array"},
-		{"no features", collection(), postgis.ImportOptions{}, "has no features"},
+		{"not JSON", "hello", schema.ImportOptions{}, "not valid JSON at byte 1"},
+		{"truncated", `{"type":"FeatureCollection","features":[` + hanoi, schema.ImportOptions{}, "ends early"},
+		{"a Feature, not a collection", hanoi, schema.ImportOptions{}, `type is "Feature"; want FeatureCollection`},
+		{"no features array", `{"type":"FeatureCollection"}`, schema.ImportOptions{}, "no features array"},
+		{"no features", collection(), schema.ImportOptions{}, "has no features"},
 		{"feature without code", collection(hanoi, `{"type":"Feature","properties":{"name":"x"},"geometry":`+polygon(square(106, 21, 0.1))+`}`),
-			postgis.ImportOptions{}, "features[1]: properties.code is missing"},
+			schema.ImportOptions{}, "features[1]: properties.code is missing"},
 		{"LineString", collection(hanoi, feature("02", "line", `{"type":"LineString","coordinates":[[105,21],[106,22]]}`)),
-			postgis.ImportOptions{}, "features[1] (code 02): the geometry is a LineString; want Polygon or MultiPolygon"},
-		{"no geometry", collection(hanoi, feature("02", "none", "null")), postgis.ImportOptions{}, "features[1] (code 02): the geometry is missing"},
-		{"duplicate code", collection(hanoi, hanoi), postgis.ImportOptions{}, "features[1] (code 01): the code is already used by features[0]"},
+			schema.ImportOptions{}, "features[1] (code 02): the geometry is a LineString; want Polygon or MultiPolygon"},
+		{"no geometry", collection(hanoi, feature("02", "none", "null")), schema.ImportOptions{}, "features[1] (code 02): the geometry is missing"},
+		{"duplicate code", collection(hanoi, hanoi), schema.ImportOptions{}, "features[1] (code 01): the code is already used by features[0]"},
 		{"code of unknown level", collection(hanoi, feature("123", "x", polygon(square(106, 21, 0.1)))),
-			postgis.ImportOptions{}, "features[1] (code 123): cannot tell the level from a code of 3 characters"},
+			schema.ImportOptions{}, "features[1] (code 123): cannot tell the level from a code of 3 characters"},
 		{"open ring", collection(hanoi, feature("02", "x", polygon(`[[[105,21],[106,21],[106,22],[105,22]]]`))),
-			postgis.ImportOptions{}, "features[1] (code 02): polygon 0 ring 0 is not closed"},
+			schema.ImportOptions{}, "features[1] (code 02): polygon 0 ring 0 is not closed"},
 		{"projected coordinates", collection(hanoi, feature("02", "x", polygon(`[[[500000,2300000],[510000,2300000],[510000,2310000],[500000,2300000]]]`))),
-			postgis.ImportOptions{}, "features[1] (code 02): coordinate [500000, 2.3e+06] is not a longitude and latitude"},
+			schema.ImportOptions{}, "features[1] (code 02): coordinate [500000, 2.3e+06] is not a longitude and latitude"},
 		{"commune in no province", collection(feature("99999", "Madrid", polygon(square(-3.7, 40.4, 0.01)))),
-			postgis.ImportOptions{}, "features[0] (code 99999): no current province contains this commune"},
+			schema.ImportOptions{}, "features[0] (code 99999): no current province contains this commune"},
 		{"unknown parent", collection(feature("00001", "x", polygon(square(105.8, 21.0, 0.01)))),
-			postgis.ImportOptions{Parent: "77"}, "features[0] (code 00001): parent 77 is not a current unit"},
-		{"bad level option", collection(hanoi), postgis.ImportOptions{Level: "city"}, `level "city" is not one of`},
+			schema.ImportOptions{Parent: "77"}, "features[0] (code 00001): parent 77 is not a current unit"},
+		{"bad level option", collection(hanoi), schema.ImportOptions{Level: "city"}, `level "city" is not one of`},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -245,7 +247,7 @@ func TestImportUnitsBadFiles(t *testing.T) {
 			if err == nil || !strings.Contains(err.Error(), tt.want) {
 				t.Fatalf("got error %v; want one containing %q", err, tt.want)
 			}
-			if tt.opts.Level == "" && !errors.Is(err, postgis.ErrInvalidUnits) {
+			if tt.opts.Level == "" && !errors.Is(err, units.ErrInvalidUnits) {
 				t.Errorf("got %v; want it to wrap ErrInvalidUnits", err)
 			}
 			if got := scalar[int](t, db.Pool, `SELECT count(*) FROM admin_unit`); got != 0 {
@@ -263,20 +265,20 @@ func FuzzUnitReader(f *testing.F) {
 	f.Add(`{"type":"FeatureCollection","features":[],"bbox":[1,2,3,4]}`)
 	f.Add(`[]`)
 	f.Fuzz(func(t *testing.T, s string) {
-		r := postgis.NewUnitReader(strings.NewReader(s), postgis.ImportOptions{})
+		r := units.NewReader(strings.NewReader(s), units.ReadOptions{})
 		for i := 0; ; i++ {
 			rec, err := r.Next()
 			if errors.Is(err, io.EOF) {
 				return
 			}
 			if err != nil {
-				if !errors.Is(err, postgis.ErrInvalidUnits) {
+				if !errors.Is(err, units.ErrInvalidUnits) {
 					t.Fatalf("got %v; want an error wrapping ErrInvalidUnits", err)
 				}
 				return
 			}
 			if rec.Index != i || rec.Code == "" || rec.Boundary == nil || rec.Boundary.Empty() ||
-				(rec.Level != postgis.LevelProvince && rec.Level != postgis.LevelCommune) {
+				(rec.Level != units.LevelProvince && rec.Level != units.LevelCommune) {
 				t.Fatalf("got record %+v at %d; want index %d, a code, a level and a boundary", rec, i, i)
 			}
 		}
@@ -287,11 +289,11 @@ func TestImportUnitsGivenLevelAndParent(t *testing.T) {
 	db := testenv.PostGISWithUnits(t)
 	// The given parent wins over containment: this square lies outside Hà Nội.
 	file := collection(feature("HN-ZONE-1", "Khu 1", polygon(square(106.5, 20.5, 0.01))))
-	res, err := importString(t, db.Pool, file, postgis.ImportOptions{Level: postgis.LevelCustom, Parent: "01"})
+	res, err := importString(t, db.Pool, file, schema.ImportOptions{Level: units.LevelCustom, Parent: "01"})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if want := (postgis.ImportResult{Read: 1, Inserted: 1}); !equalCounts(res, want) {
+	if want := (schema.ImportResult{Read: 1, Inserted: 1}); !equalCounts(res, want) {
 		t.Errorf("got %+v; want %+v", res, want)
 	}
 	var level, parent string

@@ -1,4 +1,4 @@
-package postgis_test
+package schema_test
 
 import (
 	"context"
@@ -7,8 +7,8 @@ import (
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 
+	"github.com/iochub/iochub/internal/schema"
 	"github.com/iochub/iochub/internal/testenv"
-	"github.com/iochub/iochub/services/aggregator/postgis"
 )
 
 // TestMigrateAlertAreaForm: migration 00008 converts the areas that earlier
@@ -20,7 +20,7 @@ func TestMigrateAlertAreaForm(t *testing.T) {
 	ctx := context.Background()
 	sqlDB := stdlib.OpenDBFromPool(db.Pool)
 	defer sqlDB.Close()
-	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, postgis.MigrationsFS)
+	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, schema.Migrations)
 	if err != nil {
 		t.Fatal(err)
 	}

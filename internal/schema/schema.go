@@ -1,0 +1,86 @@
+// Package schema owns iochub's PostGIS schema: the goose migrations (the
+// SQL files in migrations/, the one place they live), Migrate to apply
+// them, Open for a pool with the PostGIS geometry codec, and the import of
+// administrative units into admin_unit (reference data an administrator
+// loads, not a feed). The aggregator's writes of feeds are in
+// services/aggregator/postgis; readers such as the gateway and the test
+// environment import this package, never that one.
+package schema
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"fmt"
+	"io/fs"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
+	"github.com/pressly/goose/v3"
+	pgxgeom "github.com/twpayne/pgx-geom"
+)
+
+//go:embed migrations/*.sql
+var migrations embed.FS
+
+// Migrations is the directory of goose migrations, for goose.NewProvider.
+var Migrations fs.FS = mustSub(migrations, "migrations")
+
+// Migrate brings the database at url up to the newest embedded migration.
+// The first migration creates the postgis extension.
+func Migrate(ctx context.Context, url string) error {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return fmt.Errorf("parsing database URL: %w", err)
+	}
+	db := stdlib.OpenDB(*cfg)
+	defer db.Close()
+	return migrate(ctx, db)
+}
+
+func migrate(ctx context.Context, db *sql.DB) error {
+	// Out of order: a database migrated by a build that lacked a lower-numbered
+	// migration (developed in parallel) still takes it later.
+	p, err := goose.NewProvider(goose.DialectPostgres, db, Migrations, goose.WithAllowOutofOrder(true))
+	if err != nil {
+		return fmt.Errorf("loading migrations: %w", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		return fmt.Errorf("running migrations: %w", err)
+	}
+	return nil
+}
+
+// Open returns a pool whose every connection has the PostGIS geometry codec
+// registered, so go-geom values go in and out directly. The database must have
+// been migrated (the codec needs the postgis extension to exist).
+func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parsing database URL: %w", err)
+	}
+	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+		if err := pgxgeom.Register(ctx, conn); err != nil {
+			return fmt.Errorf("registering PostGIS codec: %w", err)
+		}
+		return nil
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("opening database: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connecting to database: %w", err)
+	}
+	return pool, nil
+}
+
+func mustSub(f fs.FS, dir string) fs.FS {
+	s, err := fs.Sub(f, dir)
+	if err != nil {
+		panic(err) // the embedded directory is fixed at build time
+	}
+	return s
+}
