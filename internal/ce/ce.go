@@ -22,6 +22,18 @@ const (
 	HeaderContentType = "Content-Type"
 )
 
+// HeaderFeedSource is iochub's own header, next to the CloudEvents ones: the
+// id of the feed source that sent an item (a row of the source table), set by
+// the ingest on FEEDS and by the aggregator and the rules engine on what they
+// publish there as a source of their own. Every package reads and writes it
+// through this constant.
+const HeaderFeedSource = "Iochub-Source"
+
+// MsgID is the Nats-Msg-Id of an event on FEEDS, "<source id>/<event id>":
+// JetStream drops a second message with the same id within the FEEDS
+// duplicate window, and the store keys events by the same pair.
+func MsgID(sourceID, eventID string) string { return sourceID + "/" + eventID }
+
 // SpecVersion is the CloudEvents version iochub speaks.
 const SpecVersion = "1.0"
 

@@ -73,9 +73,6 @@ const (
 	TargetKind = "deadletter"
 )
 
-// headerFeedSource names the feed source on a FEEDS message (set by the ingest).
-const headerFeedSource = "Iochub-Source"
-
 // ErrNotFound is returned when there is no dead letter with the sequence asked for.
 var ErrNotFound = errors.New("dead letter not found")
 
@@ -184,7 +181,7 @@ type Letter struct {
 
 func fromRaw(m *jetstream.RawStreamMsg) Letter {
 	h := m.Header
-	l := Letter{Sequence: m.Sequence, Subject: h.Get(HeaderSubject), Source: h.Get(headerFeedSource),
+	l := Letter{Sequence: m.Sequence, Subject: h.Get(HeaderSubject), Source: h.Get(ce.HeaderFeedSource),
 		EventID: h.Get(ce.HeaderID), Stage: h.Get(HeaderStage), Reason: h.Get(HeaderReason), Header: h, Data: m.Data}
 	if l.Source == "" {
 		l.Source = h.Get(ce.HeaderSource)

@@ -22,7 +22,7 @@ import (
 )
 
 // HeaderSource is the NATS header naming the feed source that sent an item.
-const HeaderSource = "Iochub-Source"
+const HeaderSource = ce.HeaderFeedSource
 
 // decoded is one feed message made ready for the store: the event as it came
 // (to be republished as state) and the row that stores it. Exactly one of the

@@ -242,7 +242,7 @@ func feedAlertMsg(a *iocv1.Alert) (*nats.Msg, error) {
 	h := ce.Event{ID: a.GetId(), Source: ce.SourceURN(o.GetProvince(), o.GetUnit()), Type: ce.AlertType,
 		Subject: a.GetIdentifier(), Time: a.GetSent().AsTime()}.Header()
 	h[HeaderSource] = []string{HubSource}
-	h[jetstream.MsgIDHeader] = []string{HubSource + "/" + a.GetId()}
+	h[jetstream.MsgIDHeader] = []string{ce.MsgID(HubSource, a.GetId())}
 	return &nats.Msg{Subject: subjects.Feed(o.GetProvince(), o.GetUnit(), subjects.KindAlert), Header: h, Data: body}, nil
 }
 

@@ -21,9 +21,6 @@ import (
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
 
-// HeaderSource is the NATS header naming the source that sent an item.
-const HeaderSource = "Iochub-Source"
-
 // Item statuses in a Response.
 const (
 	StatusAccepted  = "accepted"
@@ -307,7 +304,7 @@ func (s *Service) buildItem(cat *catalog, p principal, spec kindSpec, f fields, 
 	if err := feedcheck.HeaderValue("entity id", it.entityID); err != nil {
 		return nil, &itemError{reason: err.Error()}
 	}
-	if err := feedcheck.HeaderValue("message id", MsgID(p.sourceID, it.eventID)); err != nil {
+	if err := feedcheck.HeaderValue("message id", ce.MsgID(p.sourceID, it.eventID)); err != nil {
 		return nil, &itemError{reason: err.Error()}
 	}
 	body, err := proto.Marshal(it.msg)
@@ -316,14 +313,10 @@ func (s *Service) buildItem(cat *catalog, p principal, spec kindSpec, f fields, 
 	}
 	subj := subjects.Feed(province, unit, spec.kind)
 	h := ce.Event{ID: it.eventID, Source: ce.SourceURN(province, unit), Type: spec.ceType, Subject: it.entityID, Time: it.time}.Header()
-	h[HeaderSource] = []string{p.sourceID}
+	h[ce.HeaderFeedSource] = []string{p.sourceID}
 	res.EventID, res.Unit, res.Subject = it.eventID, unit, subj
 	return &nats.Msg{Subject: subj, Data: body, Header: h}, nil
 }
-
-// MsgID is the Nats-Msg-Id of an event: JetStream drops a second message with
-// the same id within the FEEDS duplicate window.
-func MsgID(sourceID, eventID string) string { return sourceID + "/" + eventID }
 
 // publisher sends a request's items asynchronously (the window is bounded
 // by Config.MaxPending across the service) and then waits, up to
@@ -361,7 +354,7 @@ func (p *publisher) send(pd *pending) {
 		pd.err = errors.New("timed out before sending")
 		return
 	}
-	id := MsgID(pd.msg.Header.Get(HeaderSource), pd.msg.Header.Get(ce.HeaderID))
+	id := ce.MsgID(pd.msg.Header.Get(ce.HeaderFeedSource), pd.msg.Header.Get(ce.HeaderID))
 	var err error
 	pd.fut, err = p.s.js.PublishMsgAsync(pd.msg, jetstream.WithMsgID(id), jetstream.WithStallWait(wait))
 	if err != nil {

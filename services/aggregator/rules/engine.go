@@ -19,14 +19,9 @@ import (
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
 
-// Headers of the alerts the engine publishes on FEEDS.
-const (
-	// HeaderSource names the feed source, as the ingest sets it: "rules".
-	HeaderSource = "Iochub-Source"
-	// HeaderRule names the rule that raised (or cancelled) the alert; the
-	// aggregator carries it into EntityState.rule_id.
-	HeaderRule = "Iochub-Rule"
-)
+// HeaderRule names the rule that raised (or cancelled) an alert the engine
+// publishes on FEEDS, next to ce.HeaderFeedSource "rules".
+const HeaderRule = "Iochub-Rule"
 
 // Store is what the engine reads of the database; *postgis.Store is one.
 type Store interface {
@@ -487,8 +482,8 @@ func Message(t Transition, receivedAt time.Time) (*nats.Msg, error) {
 	}
 	h := ce.Event{ID: a.GetId(), Source: ce.SourceURN(t.Province, t.Unit), Type: ce.AlertType,
 		Subject: a.GetIdentifier(), Time: t.At}.Header()
-	h[jetstream.MsgIDHeader] = []string{alertrule.SourceID + "/" + a.GetId()}
-	h[HeaderSource] = []string{alertrule.SourceID}
+	h[jetstream.MsgIDHeader] = []string{ce.MsgID(alertrule.SourceID, a.GetId())}
+	h[ce.HeaderFeedSource] = []string{alertrule.SourceID}
 	h[HeaderRule] = []string{t.Rule.ID}
 	return &nats.Msg{Subject: subjects.Feed(t.Province, t.Unit, subjects.KindAlert), Header: h, Data: body}, nil
 }

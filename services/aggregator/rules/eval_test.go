@@ -255,7 +255,7 @@ func TestAlert(t *testing.T) {
 		t.Errorf("subject %q", msg.Subject)
 	}
 	wantID := "rule:r1:s%201:" + fmt.Sprint(at(1).Unix())
-	for k, want := range map[string]string{"Nats-Msg-Id": "rules/" + wantID, HeaderSource: "rules", HeaderRule: "r1",
+	for k, want := range map[string]string{"Nats-Msg-Id": "rules/" + wantID, ce.HeaderFeedSource: "rules", HeaderRule: "r1",
 		ce.HeaderID: wantID, ce.HeaderType: ce.AlertType, ce.HeaderSource: "urn:ioc:01:00070"} {
 		if got := msg.Header.Get(k); got != want {
 			t.Errorf("header %s = %q; want %q", k, got, want)
