@@ -211,3 +211,20 @@ func BandOf(aqi int) Band {
 
 // Bands returns the decision's six bands, Level 1 (Tốt) first, for legends.
 func Bands() [6]Band { return bands }
+
+// Floor is the concentration of p, averaged over a, at which band b starts:
+// the breakpoint (Table 2) at the band's lowest index level, 0, 50, 100, 150,
+// 200 or 300. A map colours raw PM2.5 NowCast values by these steps when a
+// station has no VN_AQI yet, and the legend shows them.
+func (b Band) Floor(p Pollutant, a Averaging) (float64, error) {
+	t, err := tableFor(p, a)
+	if err != nil {
+		return 0, err
+	}
+	i := b.Level - 1
+	if i < 0 || i >= t.n {
+		// Level 0 (a Result without an AQI) starts nowhere.
+		return 0, fmt.Errorf("band %d of %s %s: %w", b.Level, p, a, ErrAboveTable)
+	}
+	return t.bp[i], nil
+}

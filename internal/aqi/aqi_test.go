@@ -391,3 +391,18 @@ func TestParsePollutant(t *testing.T) {
 		t.Errorf("ParsePollutant(nh3) error: got %v; want ErrUnknownPollutant", err)
 	}
 }
+
+// TestBandFloor: the PM2.5 NowCast steps of the legend are the breakpoints at
+// the bands' lowest index levels.
+func TestBandFloor(t *testing.T) {
+	want := []float64{0, 25, 50, 80, 150, 250}
+	for i, b := range Bands() {
+		got, err := b.Floor(PM25, MeanNowCast)
+		if err != nil || got != want[i] {
+			t.Errorf("band %d: Floor = %v, %v; want %v", b.Level, got, err, want[i])
+		}
+	}
+	if _, err := (Band{}).Floor(PM25, MeanNowCast); !errors.Is(err, ErrAboveTable) {
+		t.Errorf("band 0: got %v; want ErrAboveTable", err)
+	}
+}

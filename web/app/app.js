@@ -4,6 +4,7 @@
 // second, so a burst of frames never freezes the screen.
 import { t, lang, setLang, apply, locale, valueUnits } from './i18n.js';
 import { addReportLayers, renderReports, reportStats } from './reports.js';
+import { AQI_BANDS } from './aqi_bands.js';
 import { signIn, showLogin } from './session.js';
 
 const REDRAW_MS = 250; // at most ~4 redraws a second
@@ -12,10 +13,8 @@ const BACKOFF_MAX_MS = 10000;
 const MAX_ALERT_ITEMS = 50; // the list never scrolls; the rest is counted
 const TZ = 'Asia/Ho_Chi_Minh';
 
-const PM25_COLOR = [
-  'step', ['get', 'pm25'],
-  '#00e400', 25, '#ffff00', 50, '#ff7e00', 80, '#ff0000', 150, '#8f3f97', 250, '#7e0023',
-];
+// Raw PM2.5 by the VN_AQI bands' colours, each from the NowCast at which its band starts.
+const PM25_COLOR = ['step', ['get', 'pm25'], AQI_BANDS[0].color, ...AQI_BANDS.slice(1).flatMap((b) => [b.pm25From, b.color])];
 const NO_VALUE_COLOR = '#8a94a6';
 // A station with a VN_AQI is drawn in its band's colour, which the aggregator
 // sends (properties.aqi.color, from internal/aqi); without one, by PM2.5.
@@ -31,6 +30,24 @@ const params = new URLSearchParams(location.search);
 const province = /^\d{2}$/.test(params.get('province') ?? '') ? params.get('province') : '01';
 
 const $ = (id) => document.getElementById(id);
+
+// renderAQILegend puts one legend item per VN_AQI band, with the PM2.5
+// NowCast range it colours, before the "no value" item; apply() names them.
+function renderAQILegend() {
+  const scale = $('aqi-scale');
+  const items = AQI_BANDS.map((b, i) => {
+    const next = AQI_BANDS[i + 1];
+    const li = document.createElement('li');
+    const sw = document.createElement('i');
+    sw.className = 'sw circle';
+    sw.style.background = b.color;
+    const name = document.createElement('span');
+    name.dataset.i18n = `aqi.band${b.level}`;
+    li.append(sw, next ? `${b.pm25From}–${next.pm25From} ` : `> ${b.pm25From} `, name);
+    return li;
+  });
+  scale.prepend(...items);
+}
 
 // ---- state ---------------------------------------------------------------
 
@@ -780,6 +797,7 @@ $('lang').addEventListener('click', () => {
 });
 setInterval(() => { dirty.alerts = dirty.list = true; scheduleFlush(); }, 30000); // expiries
 setInterval(() => { dirty.reports = true; scheduleFlush(); }, 30000); // report deadlines
+renderAQILegend();
 apply(document);
 initMap();
 // Units and the live view need a signed-in browser (session.js).

@@ -1,6 +1,8 @@
 // i18n.js holds every string the wall screen shows, in Vietnamese (the
 // default) and English, and the helpers that pick and apply them.
 
+import { AQI_BANDS } from './aqi_bands.js';
+
 const STORAGE_KEY = 'iochub.lang';
 
 export const LANGS = ['vi', 'en'];
@@ -39,12 +41,6 @@ export const strings = {
     'water.alarm2': 'Báo động II',
     'water.alarm3': 'Báo động III',
     'aqi.none': 'chưa tính được',
-    'aqi.band1': 'Tốt',
-    'aqi.band2': 'Trung bình',
-    'aqi.band3': 'Kém',
-    'aqi.band4': 'Xấu',
-    'aqi.band5': 'Rất xấu',
-    'aqi.band6': 'Nguy hại',
     'aqi.daily': 'ngày hôm trước',
     'aqi.dominant': 'chất chính',
     'popup.water': 'Trạm thủy văn',
@@ -149,12 +145,6 @@ export const strings = {
     'water.alarm2': 'Alarm level II',
     'water.alarm3': 'Alarm level III',
     'aqi.none': 'not computed',
-    'aqi.band1': 'Good',
-    'aqi.band2': 'Moderate',
-    'aqi.band3': 'Poor',
-    'aqi.band4': 'Bad',
-    'aqi.band5': 'Very bad',
-    'aqi.band6': 'Hazardous',
     'aqi.daily': 'previous day',
     'aqi.dominant': 'dominant',
     'popup.water': 'Hydrological station',
@@ -227,6 +217,13 @@ export const strings = {
     'fatal.units': 'Could not load the administrative boundaries: {err}. Retrying…',
   },
 };
+
+// The VN_AQI band names come with their colours from aqi_bands.js, which go
+// generate writes from internal/aqi.
+for (const b of AQI_BANDS) {
+  strings.vi[`aqi.band${b.level}`] = b.nameVi;
+  strings.en[`aqi.band${b.level}`] = b.nameEn;
+}
 
 // Units of the observation values, the same in both languages.
 export const valueUnits = {
