@@ -1,6 +1,7 @@
 package schema
 
-// SQL of the units import (units.go).
+// SQL of admin_unit: the units import (units.go) and the read of the
+// current units (load.go).
 
 // sqlUnitStageCreate is the staging table the import COPYs features into.
 const sqlUnitStageCreate = `
@@ -115,3 +116,8 @@ const sqlUnitCountUnchanged = `SELECT count(*) FROM unit_stage WHERE unchanged`
 
 // sqlUnitAny tells whether admin_unit holds any unit, current or not.
 const sqlUnitAny = `SELECT EXISTS (SELECT FROM admin_unit)`
+
+// sqlCurrentUnits reads every current unit. The pool must have the pgx-geom
+// codec registered so that boundary scans into *geom.MultiPolygon.
+const sqlCurrentUnits = `SELECT code, level, COALESCE(parent_code, ''), name_vi, name_en, boundary
+FROM admin_unit WHERE valid_to IS NULL ORDER BY code`

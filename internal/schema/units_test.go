@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"slices"
 	"strings"
 	"testing"
@@ -255,34 +254,6 @@ func TestImportUnitsBadFiles(t *testing.T) {
 			}
 		})
 	}
-}
-
-func FuzzUnitReader(f *testing.F) {
-	f.Add(collection(feature("01", "a", polygon(square(105.8, 21.0, 0.1)))))
-	f.Add(collection(feature("00001", "a", `{"type":"MultiPolygon","coordinates":[`+square(105.8, 21.0, 0.1)+`]}`)))
-	f.Add(collection(feature("02", "line", `{"type":"LineString","coordinates":[[105,21],[106,22]]}`)))
-	f.Add(`{"features":[{"type":"Feature","properties":{"code":1},"geometry":null}],"type":"FeatureCollection"}`)
-	f.Add(`{"type":"FeatureCollection","features":[],"bbox":[1,2,3,4]}`)
-	f.Add(`[]`)
-	f.Fuzz(func(t *testing.T, s string) {
-		r := units.NewReader(strings.NewReader(s), units.ReadOptions{})
-		for i := 0; ; i++ {
-			rec, err := r.Next()
-			if errors.Is(err, io.EOF) {
-				return
-			}
-			if err != nil {
-				if !errors.Is(err, units.ErrInvalidUnits) {
-					t.Fatalf("got %v; want an error wrapping ErrInvalidUnits", err)
-				}
-				return
-			}
-			if rec.Index != i || rec.Code == "" || rec.Boundary == nil || rec.Boundary.Empty() ||
-				(rec.Level != units.LevelProvince && rec.Level != units.LevelCommune) {
-				t.Fatalf("got record %+v at %d; want index %d, a code, a level and a boundary", rec, i, i)
-			}
-		}
-	})
 }
 
 func TestImportUnitsGivenLevelAndParent(t *testing.T) {

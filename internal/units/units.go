@@ -1,20 +1,20 @@
-// Package units is the read side of iochub's administrative units: it loads the
-// current units from PostGIS (or a GeoJSON file), and answers, in memory and
+// Package units is the read side of iochub's administrative units: it reads
+// units files (GeoJSON, with the one Reader the database import also uses),
+// and, over the current units (from a file, or from PostGIS with
+// schema.LoadUnits), answers, in memory and
 // fast enough to run per feed item, which unit a point lies in, whether a unit
 // contains a point or meets an area, and which province a unit belongs to.
-// It never writes the database; services/aggregator/postgis owns the writes.
+// It holds no SQL and never touches the database; internal/schema does.
 package units
 
 import (
 	"cmp"
-	"context"
 	"errors"
 	"fmt"
 	"io"
 	"math"
 	"slices"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/twpayne/go-geom"
 )
 
@@ -35,39 +35,6 @@ type Unit struct {
 	NameVI     string
 	NameEN     string
 	Boundary   *geom.MultiPolygon // lon/lat, EPSG:4326
-}
-
-// Querier is the part of *pgxpool.Pool that Load uses.
-type Querier interface {
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-}
-
-// sqlCurrentUnits reads every current unit. The pool must have the pgx-geom
-// codec registered so that boundary scans into *geom.MultiPolygon.
-const sqlCurrentUnits = `SELECT code, level, COALESCE(parent_code, ''), name_vi, name_en, boundary
-FROM admin_unit WHERE valid_to IS NULL ORDER BY code`
-
-// Load reads the current units (valid_to IS NULL) from PostGIS.
-func Load(ctx context.Context, q Querier) ([]Unit, error) {
-	rows, err := q.Query(ctx, sqlCurrentUnits)
-	if err != nil {
-		return nil, fmt.Errorf("querying current units: %w", err)
-	}
-	defer rows.Close()
-	var out []Unit
-	for rows.Next() {
-		var u Unit
-		b := new(geom.MultiPolygon)
-		if err := rows.Scan(&u.Code, &u.Level, &u.ParentCode, &u.NameVI, &u.NameEN, b); err != nil {
-			return nil, fmt.Errorf("scanning unit: %w", err)
-		}
-		u.Boundary = b
-		out = append(out, u)
-	}
-	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("reading current units: %w", err)
-	}
-	return out, nil
 }
 
 // FromGeoJSON reads the units of a GeoJSON FeatureCollection such as

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iochub/iochub/internal/schema"
 	"github.com/iochub/iochub/internal/testenv"
 	"github.com/iochub/iochub/internal/units"
 	"github.com/iochub/iochub/services/ingest"
@@ -42,7 +43,7 @@ func TestPostGISCatalog(t *testing.T) {
 		}
 	}
 
-	loaded, err := units.Load(ctx, pool)
+	loaded, err := schema.LoadUnits(ctx, pool)
 	if err != nil {
 		t.Fatal(err)
 	}

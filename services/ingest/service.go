@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/iochub/iochub/internal/schema"
 	"github.com/iochub/iochub/internal/seal"
 	"github.com/iochub/iochub/internal/units"
 )
@@ -211,7 +212,7 @@ func (s *Service) Refresh(ctx context.Context) error {
 	if s.pool == nil {
 		return nil
 	}
-	us, err := units.Load(ctx, s.pool)
+	us, err := schema.LoadUnits(ctx, s.pool)
 	if err != nil {
 		return fmt.Errorf("refreshing units: %w", err)
 	}

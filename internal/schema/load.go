@@ -1,0 +1,40 @@
+package schema
+
+import (
+	"context"
+	"fmt"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/twpayne/go-geom"
+
+	"github.com/iochub/iochub/internal/units"
+)
+
+// Querier is the part of *pgxpool.Pool that LoadUnits uses.
+type Querier interface {
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+}
+
+// LoadUnits reads the current units (valid_to IS NULL) from PostGIS. The pool
+// must have the geometry codec registered (Open does).
+func LoadUnits(ctx context.Context, q Querier) ([]units.Unit, error) {
+	rows, err := q.Query(ctx, sqlCurrentUnits)
+	if err != nil {
+		return nil, fmt.Errorf("querying current units: %w", err)
+	}
+	defer rows.Close()
+	var out []units.Unit
+	for rows.Next() {
+		var u units.Unit
+		b := new(geom.MultiPolygon)
+		if err := rows.Scan(&u.Code, &u.Level, &u.ParentCode, &u.NameVI, &u.NameEN, b); err != nil {
+			return nil, fmt.Errorf("scanning unit: %w", err)
+		}
+		u.Boundary = b
+		out = append(out, u)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading current units: %w", err)
+	}
+	return out, nil
+}
