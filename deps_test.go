@@ -33,7 +33,7 @@ type importRule struct {
 var importRules = []importRule{
 	{From: "services/gateway", Forbidden: []string{"services/aggregator", "services/ingest"}, Tests: true,
 		Why: "readers never import the writer: shared models live in leaf packages under internal/"},
-	{From: "services/ingest", Forbidden: []string{"services/aggregator", "services/gateway"},
+	{From: "services/ingest", Forbidden: []string{"services/aggregator", "services/gateway"}, Tests: true,
 		Why: "the ingest refuses what the aggregator would refuse with shared leaf packages, not with the aggregator's code"},
 	{From: "services/aggregator", Forbidden: []string{"services/gateway", "services/ingest"},
 		Why: "a role imports no other role; what two share lives under internal/"},
