@@ -151,6 +151,12 @@ test('the wall screen shows the live province in Vietnamese, then in English', a
   // Legend in Vietnamese.
   assert.equal(await page.locator('#legend h3').first().textContent(), 'PM2.5 (µg/m³)');
   assert.equal(await page.locator('#legend h2').textContent(), 'Chú giải');
+  // The VN_AQI items come from aqi_bands.js (generated from internal/aqi): six bands, then "no value".
+  const bandItems = page.locator('#aqi-scale li');
+  assert.equal(await bandItems.count(), 7, 'six VN_AQI bands and the no-value item');
+  assert.equal(await bandItems.nth(0).textContent(), '0–25 Tốt');
+  assert.equal(await bandItems.nth(5).textContent(), '> 250 Nguy hại');
+  assert.equal(await bandItems.nth(3).locator('i.sw').evaluate((el) => getComputedStyle(el).backgroundColor), 'rgb(255, 0, 0)');
 
   // Let the first frames of the map settle, then keep the picture.
   await page.waitForTimeout(1000);
@@ -172,6 +178,7 @@ test('the wall screen shows the live province in Vietnamese, then in English', a
   assert.equal(await page.locator('#lang').textContent(), 'VI');
   assert.equal(await page.locator('#conn-text').textContent(), 'Online');
   assert.equal(await page.locator('#legend h2').textContent(), 'Legend');
+  assert.equal(await page.locator('#aqi-scale li').nth(2).textContent(), '50–80 Poor');
   assert.match(await popup.textContent(), /Observed at/);
   assert.equal(await page.evaluate(() => localStorage.getItem('iochub.lang')), 'en');
   await page.reload();
