@@ -39,6 +39,8 @@ var importRules = []importRule{
 		Why: "a role imports no other role; what two share lives under internal/"},
 	{From: "internal", Forbidden: []string{"services", "cmd"},
 		Why: "internal/ holds what services share, so it depends on none of them (the test environment gets migrations from internal/schema)"},
+	{From: "cmd/iocsim", Forbidden: []string{"services"},
+		Why: "the simulator is a client of the hub: it speaks HTTP to the ingest, it does not link it"},
 	{From: "proto", Forbidden: []string{"services", "internal", "cmd"},
 		Why: "the event schemas are the leaves of everything"},
 }
