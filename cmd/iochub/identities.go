@@ -6,11 +6,11 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/iochub/iochub/internal/auth"
@@ -120,17 +120,10 @@ func runIdentities(ctx context.Context, args []string, stdout, stderr io.Writer)
 	return nil
 }
 
-// sqlUnknownScopes lists the scopes of $1 that name no current unit ("*" aside).
-const sqlUnknownScopes = `SELECT s FROM unnest($1::text[]) AS s
-WHERE s <> '*' AND NOT EXISTS (SELECT 1 FROM admin_unit WHERE valid_to IS NULL AND code = s) ORDER BY s`
-
-// checkScopeUnits refuses scopes that name no current unit.
+// checkScopeUnits refuses scopes that name no current unit ("*" is every unit).
 func checkScopeUnits(ctx context.Context, pool *pgxpool.Pool, scopes []string) error {
-	rows, err := pool.Query(ctx, sqlUnknownScopes, scopes)
-	if err != nil {
-		return fmt.Errorf("checking the scopes' units: %w", err)
-	}
-	unknown, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	codes := slices.DeleteFunc(slices.Clone(scopes), func(s string) bool { return s == "*" })
+	unknown, err := schema.UnknownUnits(ctx, pool, codes)
 	if err != nil {
 		return fmt.Errorf("checking the scopes' units: %w", err)
 	}

@@ -38,3 +38,17 @@ func LoadUnits(ctx context.Context, q Querier) ([]units.Unit, error) {
 	}
 	return out, nil
 }
+
+// UnknownUnits returns the codes, of those given, that name no current unit,
+// sorted.
+func UnknownUnits(ctx context.Context, q Querier, codes []string) ([]string, error) {
+	rows, err := q.Query(ctx, sqlUnknownUnits, codes)
+	if err != nil {
+		return nil, fmt.Errorf("querying unknown unit codes: %w", err)
+	}
+	unknown, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("reading unknown unit codes: %w", err)
+	}
+	return unknown, nil
+}

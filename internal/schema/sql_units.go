@@ -121,3 +121,7 @@ const sqlUnitAny = `SELECT EXISTS (SELECT FROM admin_unit)`
 // codec registered so that boundary scans into *geom.MultiPolygon.
 const sqlCurrentUnits = `SELECT code, level, COALESCE(parent_code, ''), name_vi, name_en, boundary
 FROM admin_unit WHERE valid_to IS NULL ORDER BY code`
+
+// sqlUnknownUnits lists the codes of $1 that name no current unit, sorted.
+const sqlUnknownUnits = `SELECT c FROM unnest($1::text[]) AS c
+WHERE NOT EXISTS (SELECT 1 FROM admin_unit WHERE valid_to IS NULL AND code = c) ORDER BY c`

@@ -275,3 +275,14 @@ func TestImportUnitsGivenLevelAndParent(t *testing.T) {
 		t.Errorf("got level %q parent %q; want custom, 01", level, parent)
 	}
 }
+
+func TestUnknownUnits(t *testing.T) {
+	db := testenv.PostGISWithUnits(t)
+	got, err := schema.UnknownUnits(context.Background(), db.Pool, []string{"79", "01", "99999", "00070", "00"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"00", "99999"}; !slices.Equal(got, want) {
+		t.Errorf("got %q; want %q", got, want)
+	}
+}
