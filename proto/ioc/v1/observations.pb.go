@@ -746,6 +746,105 @@ func (x *WeatherObserved) GetOther() map[string]float64 {
 	return nil
 }
 
+// Observation is one observation of a kind registered with internal/kind
+// (not one of the built-in kinds above): an entity's values by name at a
+// Point. ce-type vn.ioc.<kind>.observed.v1.
+type Observation struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// id is the observation's event id, unique per source (also ce-id).
+	Id string `protobuf:"bytes,1,opt,name=id,proto3" json:"id,omitempty"`
+	// entity_id is the station or device observed.
+	EntityId   string                 `protobuf:"bytes,2,opt,name=entity_id,json=entityId,proto3" json:"entity_id,omitempty"`
+	ObservedAt *timestamppb.Timestamp `protobuf:"bytes,3,opt,name=observed_at,json=observedAt,proto3" json:"observed_at,omitempty"`
+	// location is the entity's Point.
+	Location *Geometry `protobuf:"bytes,4,opt,name=location,proto3" json:"location,omitempty"`
+	Origin   *Origin   `protobuf:"bytes,5,opt,name=origin,proto3" json:"origin,omitempty"`
+	Name     string    `protobuf:"bytes,6,opt,name=name,proto3" json:"name,omitempty"`
+	// values are the kind's values by their names.
+	Values        map[string]float64 `protobuf:"bytes,7,rep,name=values,proto3" json:"values,omitempty" protobuf_key:"bytes,1,opt,name=key" protobuf_val:"fixed64,2,opt,name=value"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *Observation) Reset() {
+	*x = Observation{}
+	mi := &file_ioc_v1_observations_proto_msgTypes[4]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *Observation) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*Observation) ProtoMessage() {}
+
+func (x *Observation) ProtoReflect() protoreflect.Message {
+	mi := &file_ioc_v1_observations_proto_msgTypes[4]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use Observation.ProtoReflect.Descriptor instead.
+func (*Observation) Descriptor() ([]byte, []int) {
+	return file_ioc_v1_observations_proto_rawDescGZIP(), []int{4}
+}
+
+func (x *Observation) GetId() string {
+	if x != nil {
+		return x.Id
+	}
+	return ""
+}
+
+func (x *Observation) GetEntityId() string {
+	if x != nil {
+		return x.EntityId
+	}
+	return ""
+}
+
+func (x *Observation) GetObservedAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.ObservedAt
+	}
+	return nil
+}
+
+func (x *Observation) GetLocation() *Geometry {
+	if x != nil {
+		return x.Location
+	}
+	return nil
+}
+
+func (x *Observation) GetOrigin() *Origin {
+	if x != nil {
+		return x.Origin
+	}
+	return nil
+}
+
+func (x *Observation) GetName() string {
+	if x != nil {
+		return x.Name
+	}
+	return ""
+}
+
+func (x *Observation) GetValues() map[string]float64 {
+	if x != nil {
+		return x.Values
+	}
+	return nil
+}
+
 // Report is a citizen field report (phản ánh hiện trường). The reporter's contact
 // never travels in clear: ingest seals it for the aggregator, which keeps it in a
 // private column; live views and streams never carry it. ce-type vn.ioc.report.submitted.v1.
@@ -780,7 +879,7 @@ type Report struct {
 
 func (x *Report) Reset() {
 	*x = Report{}
-	mi := &file_ioc_v1_observations_proto_msgTypes[4]
+	mi := &file_ioc_v1_observations_proto_msgTypes[5]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -792,7 +891,7 @@ func (x *Report) String() string {
 func (*Report) ProtoMessage() {}
 
 func (x *Report) ProtoReflect() protoreflect.Message {
-	mi := &file_ioc_v1_observations_proto_msgTypes[4]
+	mi := &file_ioc_v1_observations_proto_msgTypes[5]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -805,7 +904,7 @@ func (x *Report) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use Report.ProtoReflect.Descriptor instead.
 func (*Report) Descriptor() ([]byte, []int) {
-	return file_ioc_v1_observations_proto_rawDescGZIP(), []int{4}
+	return file_ioc_v1_observations_proto_rawDescGZIP(), []int{5}
 }
 
 func (x *Report) GetId() string {
@@ -1039,7 +1138,19 @@ const file_ioc_v1_observations_proto_rawDesc = "" +
 	"\x0e_precipitationB\r\n" +
 	"\v_wind_speedB\x11\n" +
 	"\x0f_wind_directionB\x17\n" +
-	"\x15_atmospheric_pressure\"\xc2\x03\n" +
+	"\x15_atmospheric_pressure\"\xd5\x02\n" +
+	"\vObservation\x12\x0e\n" +
+	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
+	"\tentity_id\x18\x02 \x01(\tR\bentityId\x12;\n" +
+	"\vobserved_at\x18\x03 \x01(\v2\x1a.google.protobuf.TimestampR\n" +
+	"observedAt\x12,\n" +
+	"\blocation\x18\x04 \x01(\v2\x10.ioc.v1.GeometryR\blocation\x12&\n" +
+	"\x06origin\x18\x05 \x01(\v2\x0e.ioc.v1.OriginR\x06origin\x12\x12\n" +
+	"\x04name\x18\x06 \x01(\tR\x04name\x127\n" +
+	"\x06values\x18\a \x03(\v2\x1f.ioc.v1.Observation.ValuesEntryR\x06values\x1a9\n" +
+	"\vValuesEntry\x12\x10\n" +
+	"\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n" +
+	"\x05value\x18\x02 \x01(\x01R\x05value:\x028\x01\"\xc2\x03\n" +
 	"\x06Report\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x1b\n" +
 	"\tentity_id\x18\x02 \x01(\tR\bentityId\x12;\n" +
@@ -1069,46 +1180,52 @@ func file_ioc_v1_observations_proto_rawDescGZIP() []byte {
 	return file_ioc_v1_observations_proto_rawDescData
 }
 
-var file_ioc_v1_observations_proto_msgTypes = make([]protoimpl.MessageInfo, 8)
+var file_ioc_v1_observations_proto_msgTypes = make([]protoimpl.MessageInfo, 10)
 var file_ioc_v1_observations_proto_goTypes = []any{
 	(*TrafficObserved)(nil),       // 0: ioc.v1.TrafficObserved
 	(*AirQualityObserved)(nil),    // 1: ioc.v1.AirQualityObserved
 	(*WaterObserved)(nil),         // 2: ioc.v1.WaterObserved
 	(*WeatherObserved)(nil),       // 3: ioc.v1.WeatherObserved
-	(*Report)(nil),                // 4: ioc.v1.Report
-	nil,                           // 5: ioc.v1.AirQualityObserved.OtherEntry
-	nil,                           // 6: ioc.v1.WaterObserved.OtherEntry
-	nil,                           // 7: ioc.v1.WeatherObserved.OtherEntry
-	(*timestamppb.Timestamp)(nil), // 8: google.protobuf.Timestamp
-	(*Geometry)(nil),              // 9: ioc.v1.Geometry
-	(*Origin)(nil),                // 10: ioc.v1.Origin
+	(*Observation)(nil),           // 4: ioc.v1.Observation
+	(*Report)(nil),                // 5: ioc.v1.Report
+	nil,                           // 6: ioc.v1.AirQualityObserved.OtherEntry
+	nil,                           // 7: ioc.v1.WaterObserved.OtherEntry
+	nil,                           // 8: ioc.v1.WeatherObserved.OtherEntry
+	nil,                           // 9: ioc.v1.Observation.ValuesEntry
+	(*timestamppb.Timestamp)(nil), // 10: google.protobuf.Timestamp
+	(*Geometry)(nil),              // 11: ioc.v1.Geometry
+	(*Origin)(nil),                // 12: ioc.v1.Origin
 }
 var file_ioc_v1_observations_proto_depIdxs = []int32{
-	8,  // 0: ioc.v1.TrafficObserved.observed_at:type_name -> google.protobuf.Timestamp
-	8,  // 1: ioc.v1.TrafficObserved.observed_from:type_name -> google.protobuf.Timestamp
-	9,  // 2: ioc.v1.TrafficObserved.location:type_name -> ioc.v1.Geometry
-	10, // 3: ioc.v1.TrafficObserved.origin:type_name -> ioc.v1.Origin
-	8,  // 4: ioc.v1.AirQualityObserved.observed_at:type_name -> google.protobuf.Timestamp
-	9,  // 5: ioc.v1.AirQualityObserved.location:type_name -> ioc.v1.Geometry
-	10, // 6: ioc.v1.AirQualityObserved.origin:type_name -> ioc.v1.Origin
-	5,  // 7: ioc.v1.AirQualityObserved.other:type_name -> ioc.v1.AirQualityObserved.OtherEntry
-	8,  // 8: ioc.v1.WaterObserved.observed_at:type_name -> google.protobuf.Timestamp
-	9,  // 9: ioc.v1.WaterObserved.location:type_name -> ioc.v1.Geometry
-	10, // 10: ioc.v1.WaterObserved.origin:type_name -> ioc.v1.Origin
-	6,  // 11: ioc.v1.WaterObserved.other:type_name -> ioc.v1.WaterObserved.OtherEntry
-	8,  // 12: ioc.v1.WeatherObserved.observed_at:type_name -> google.protobuf.Timestamp
-	9,  // 13: ioc.v1.WeatherObserved.location:type_name -> ioc.v1.Geometry
-	10, // 14: ioc.v1.WeatherObserved.origin:type_name -> ioc.v1.Origin
-	7,  // 15: ioc.v1.WeatherObserved.other:type_name -> ioc.v1.WeatherObserved.OtherEntry
-	8,  // 16: ioc.v1.Report.observed_at:type_name -> google.protobuf.Timestamp
-	9,  // 17: ioc.v1.Report.location:type_name -> ioc.v1.Geometry
-	10, // 18: ioc.v1.Report.origin:type_name -> ioc.v1.Origin
-	8,  // 19: ioc.v1.Report.sla_deadline:type_name -> google.protobuf.Timestamp
-	20, // [20:20] is the sub-list for method output_type
-	20, // [20:20] is the sub-list for method input_type
-	20, // [20:20] is the sub-list for extension type_name
-	20, // [20:20] is the sub-list for extension extendee
-	0,  // [0:20] is the sub-list for field type_name
+	10, // 0: ioc.v1.TrafficObserved.observed_at:type_name -> google.protobuf.Timestamp
+	10, // 1: ioc.v1.TrafficObserved.observed_from:type_name -> google.protobuf.Timestamp
+	11, // 2: ioc.v1.TrafficObserved.location:type_name -> ioc.v1.Geometry
+	12, // 3: ioc.v1.TrafficObserved.origin:type_name -> ioc.v1.Origin
+	10, // 4: ioc.v1.AirQualityObserved.observed_at:type_name -> google.protobuf.Timestamp
+	11, // 5: ioc.v1.AirQualityObserved.location:type_name -> ioc.v1.Geometry
+	12, // 6: ioc.v1.AirQualityObserved.origin:type_name -> ioc.v1.Origin
+	6,  // 7: ioc.v1.AirQualityObserved.other:type_name -> ioc.v1.AirQualityObserved.OtherEntry
+	10, // 8: ioc.v1.WaterObserved.observed_at:type_name -> google.protobuf.Timestamp
+	11, // 9: ioc.v1.WaterObserved.location:type_name -> ioc.v1.Geometry
+	12, // 10: ioc.v1.WaterObserved.origin:type_name -> ioc.v1.Origin
+	7,  // 11: ioc.v1.WaterObserved.other:type_name -> ioc.v1.WaterObserved.OtherEntry
+	10, // 12: ioc.v1.WeatherObserved.observed_at:type_name -> google.protobuf.Timestamp
+	11, // 13: ioc.v1.WeatherObserved.location:type_name -> ioc.v1.Geometry
+	12, // 14: ioc.v1.WeatherObserved.origin:type_name -> ioc.v1.Origin
+	8,  // 15: ioc.v1.WeatherObserved.other:type_name -> ioc.v1.WeatherObserved.OtherEntry
+	10, // 16: ioc.v1.Observation.observed_at:type_name -> google.protobuf.Timestamp
+	11, // 17: ioc.v1.Observation.location:type_name -> ioc.v1.Geometry
+	12, // 18: ioc.v1.Observation.origin:type_name -> ioc.v1.Origin
+	9,  // 19: ioc.v1.Observation.values:type_name -> ioc.v1.Observation.ValuesEntry
+	10, // 20: ioc.v1.Report.observed_at:type_name -> google.protobuf.Timestamp
+	11, // 21: ioc.v1.Report.location:type_name -> ioc.v1.Geometry
+	12, // 22: ioc.v1.Report.origin:type_name -> ioc.v1.Origin
+	10, // 23: ioc.v1.Report.sla_deadline:type_name -> google.protobuf.Timestamp
+	24, // [24:24] is the sub-list for method output_type
+	24, // [24:24] is the sub-list for method input_type
+	24, // [24:24] is the sub-list for extension type_name
+	24, // [24:24] is the sub-list for extension extendee
+	0,  // [0:24] is the sub-list for field type_name
 }
 
 func init() { file_ioc_v1_observations_proto_init() }
@@ -1127,7 +1244,7 @@ func file_ioc_v1_observations_proto_init() {
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ioc_v1_observations_proto_rawDesc), len(file_ioc_v1_observations_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   8,
+			NumMessages:   10,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

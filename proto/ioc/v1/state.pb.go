@@ -27,7 +27,7 @@ const (
 // ce-type vn.ioc.<layer>.state.v1.
 type EntityState struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
-	// layer is traffic, air, water, weather, alert or report.
+	// layer is traffic, air, water, weather, alert or report, or a kind registered with internal/kind.
 	Layer string `protobuf:"bytes,1,opt,name=layer,proto3" json:"layer,omitempty"`
 	// entity_id is the entity's id as the sources name it.
 	EntityId string `protobuf:"bytes,2,opt,name=entity_id,json=entityId,proto3" json:"entity_id,omitempty"`
@@ -45,6 +45,7 @@ type EntityState struct {
 	//	*EntityState_Water
 	//	*EntityState_Weather
 	//	*EntityState_Report
+	//	*EntityState_Observation
 	Latest isEntityState_Latest `protobuf_oneof:"latest"`
 	// alert_state is active, cancelled, expired, superseded or closed (an Ack or Error message), for the alert layer.
 	AlertState string `protobuf:"bytes,20,opt,name=alert_state,json=alertState,proto3" json:"alert_state,omitempty"`
@@ -186,6 +187,15 @@ func (x *EntityState) GetReport() *Report {
 	return nil
 }
 
+func (x *EntityState) GetObservation() *Observation {
+	if x != nil {
+		if x, ok := x.Latest.(*EntityState_Observation); ok {
+			return x.Observation
+		}
+	}
+	return nil
+}
+
 func (x *EntityState) GetAlertState() string {
 	if x != nil {
 		return x.AlertState
@@ -249,6 +259,12 @@ type EntityState_Report struct {
 	Report *Report `protobuf:"bytes,15,opt,name=report,proto3,oneof"`
 }
 
+type EntityState_Observation struct {
+	// observation is the latest observation of a kind registered with
+	// internal/kind; layer names the kind.
+	Observation *Observation `protobuf:"bytes,16,opt,name=observation,proto3,oneof"`
+}
+
 func (*EntityState_Traffic) isEntityState_Latest() {}
 
 func (*EntityState_Air) isEntityState_Latest() {}
@@ -260,6 +276,8 @@ func (*EntityState_Water) isEntityState_Latest() {}
 func (*EntityState_Weather) isEntityState_Latest() {}
 
 func (*EntityState_Report) isEntityState_Latest() {}
+
+func (*EntityState_Observation) isEntityState_Latest() {}
 
 // AirQualityIndex is a VN_AQI as computed by the aggregator per station.
 type AirQualityIndex struct {
@@ -390,7 +408,7 @@ var File_ioc_v1_state_proto protoreflect.FileDescriptor
 
 const file_ioc_v1_state_proto_rawDesc = "" +
 	"\n" +
-	"\x12ioc/v1/state.proto\x12\x06ioc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x12ioc/v1/alert.proto\x1a\x19ioc/v1/observations.proto\"\xeb\x04\n" +
+	"\x12ioc/v1/state.proto\x12\x06ioc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x12ioc/v1/alert.proto\x1a\x19ioc/v1/observations.proto\"\xa4\x05\n" +
 	"\vEntityState\x12\x14\n" +
 	"\x05layer\x18\x01 \x01(\tR\x05layer\x12\x1b\n" +
 	"\tentity_id\x18\x02 \x01(\tR\bentityId\x12\x1a\n" +
@@ -404,7 +422,8 @@ const file_ioc_v1_state_proto_rawDesc = "" +
 	"\x05alert\x18\f \x01(\v2\r.ioc.v1.AlertH\x00R\x05alert\x12-\n" +
 	"\x05water\x18\r \x01(\v2\x15.ioc.v1.WaterObservedH\x00R\x05water\x123\n" +
 	"\aweather\x18\x0e \x01(\v2\x17.ioc.v1.WeatherObservedH\x00R\aweather\x12(\n" +
-	"\x06report\x18\x0f \x01(\v2\x0e.ioc.v1.ReportH\x00R\x06report\x12\x1f\n" +
+	"\x06report\x18\x0f \x01(\v2\x0e.ioc.v1.ReportH\x00R\x06report\x127\n" +
+	"\vobservation\x18\x10 \x01(\v2\x13.ioc.v1.ObservationH\x00R\vobservation\x12\x1f\n" +
 	"\valert_state\x18\x14 \x01(\tR\n" +
 	"alertState\x12\x14\n" +
 	"\x05units\x18\x15 \x03(\tR\x05units\x12)\n" +
@@ -456,6 +475,7 @@ var file_ioc_v1_state_proto_goTypes = []any{
 	(*WaterObserved)(nil),         // 7: ioc.v1.WaterObserved
 	(*WeatherObserved)(nil),       // 8: ioc.v1.WeatherObserved
 	(*Report)(nil),                // 9: ioc.v1.Report
+	(*Observation)(nil),           // 10: ioc.v1.Observation
 }
 var file_ioc_v1_state_proto_depIdxs = []int32{
 	3,  // 0: ioc.v1.EntityState.updated_at:type_name -> google.protobuf.Timestamp
@@ -465,14 +485,15 @@ var file_ioc_v1_state_proto_depIdxs = []int32{
 	7,  // 4: ioc.v1.EntityState.water:type_name -> ioc.v1.WaterObserved
 	8,  // 5: ioc.v1.EntityState.weather:type_name -> ioc.v1.WeatherObserved
 	9,  // 6: ioc.v1.EntityState.report:type_name -> ioc.v1.Report
-	1,  // 7: ioc.v1.EntityState.aqi:type_name -> ioc.v1.AirQualityIndex
-	3,  // 8: ioc.v1.AirQualityIndex.hour:type_name -> google.protobuf.Timestamp
-	2,  // 9: ioc.v1.AirQualityIndex.sub_indices:type_name -> ioc.v1.AirQualityIndex.SubIndicesEntry
-	10, // [10:10] is the sub-list for method output_type
-	10, // [10:10] is the sub-list for method input_type
-	10, // [10:10] is the sub-list for extension type_name
-	10, // [10:10] is the sub-list for extension extendee
-	0,  // [0:10] is the sub-list for field type_name
+	10, // 7: ioc.v1.EntityState.observation:type_name -> ioc.v1.Observation
+	1,  // 8: ioc.v1.EntityState.aqi:type_name -> ioc.v1.AirQualityIndex
+	3,  // 9: ioc.v1.AirQualityIndex.hour:type_name -> google.protobuf.Timestamp
+	2,  // 10: ioc.v1.AirQualityIndex.sub_indices:type_name -> ioc.v1.AirQualityIndex.SubIndicesEntry
+	11, // [11:11] is the sub-list for method output_type
+	11, // [11:11] is the sub-list for method input_type
+	11, // [11:11] is the sub-list for extension type_name
+	11, // [11:11] is the sub-list for extension extendee
+	0,  // [0:11] is the sub-list for field type_name
 }
 
 func init() { file_ioc_v1_state_proto_init() }
@@ -489,6 +510,7 @@ func file_ioc_v1_state_proto_init() {
 		(*EntityState_Water)(nil),
 		(*EntityState_Weather)(nil),
 		(*EntityState_Report)(nil),
+		(*EntityState_Observation)(nil),
 	}
 	file_ioc_v1_state_proto_msgTypes[1].OneofWrappers = []any{}
 	type x struct{}
