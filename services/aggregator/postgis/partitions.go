@@ -55,6 +55,9 @@ func (p *partitions) missing(b Batch) []partitionSpec {
 	for i := range b.Weather {
 		add("weather_observation", b.Weather[i].ObservedAt)
 	}
+	for i := range b.Generic {
+		add("observation_generic", b.Generic[i].ObservedAt)
+	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var out []partitionSpec

@@ -87,11 +87,13 @@ type Batch struct {
 	Water   []WaterRow
 	Weather []WeatherRow
 	Reports []ReportRow
+	// Generic are the observations of the kinds registered with internal/kind.
+	Generic []GenericRow
 }
 
 // Len is the number of rows of every kind.
 func (b Batch) Len() int {
-	return len(b.Air) + len(b.Traffic) + len(b.Alerts) + len(b.Water) + len(b.Weather) + len(b.Reports)
+	return len(b.Air) + len(b.Traffic) + len(b.Alerts) + len(b.Water) + len(b.Weather) + len(b.Reports) + len(b.Generic)
 }
 
 // Changed is an entity whose current state a batch changed (or wrote again,
@@ -129,6 +131,9 @@ type Result struct {
 	Water   KindResult
 	Weather KindResult
 	Reports ReportResult
+	// Generic is what the batch did with its rows of registered kinds, all
+	// together: the indexes of Changed are positions in Batch.Generic.
+	Generic KindResult
 	// Referenced are the stored alerts that Updates or Cancels of the batch
 	// refer to, with their new state (superseded or cancelled). An alert of
 	// the batch itself appears here, not in Alerts.Changed, when another of
@@ -296,6 +301,7 @@ func stage(ctx context.Context, tx pgx.Tx, b Batch) error {
 		{"alert_staging", sqlCreateAlertStaging, alertStagingColumns, len(b.Alerts), func(i int) []any { return alertValues(i, &b.Alerts[i]) }},
 		{"water_staging", sqlCreateWaterStaging, waterStagingColumns, len(b.Water), func(i int) []any { return waterValues(i, &b.Water[i]) }},
 		{"weather_staging", sqlCreateWeatherStaging, weatherStagingColumns, len(b.Weather), func(i int) []any { return weatherValues(i, &b.Weather[i]) }},
+		{"generic_staging", sqlCreateGenericStaging, genericStagingColumns, len(b.Generic), func(i int) []any { return genericValues(i, &b.Generic[i]) }},
 	}
 	for _, j := range jobs {
 		if j.n == 0 {
@@ -329,6 +335,7 @@ func apply(ctx context.Context, tx pgx.Tx, b Batch, res *Result) error {
 		pb.Queue(sqlUpsertRoadSegment).Query(collectChanged(&res.Traffic.Changed))
 	}
 	queueStations(&pb, b, res)
+	queueGeneric(&pb, b, res)
 	units := map[int][]string{} // by index of the alert row
 	if len(b.Alerts) > 0 {
 		pb.Queue(sqlUpsertAlert).Query(func(rows pgx.Rows) error {
@@ -395,6 +402,7 @@ func apply(ctx context.Context, tx pgx.Tx, b Batch, res *Result) error {
 	res.Alerts.Duplicates = len(b.Alerts) - res.Alerts.New
 	res.Water.Duplicates = len(b.Water) - res.Water.New
 	res.Weather.Duplicates = len(b.Weather) - res.Weather.New
+	res.Generic.Duplicates = len(b.Generic) - res.Generic.New
 	return nil
 }
 

@@ -1,0 +1,57 @@
+package postgis
+
+// SQL of the observations of registered kinds (GenericRow).
+
+const sqlCreateGenericStaging = `CREATE TEMP TABLE generic_staging (
+    seq         integer     NOT NULL,
+    kind        text        NOT NULL,
+    source_id   text        NOT NULL,
+    event_id    text        NOT NULL,
+    observed_at timestamptz NOT NULL,
+    received_at timestamptz NOT NULL,
+    entity_id   text        NOT NULL,
+    name        text        NOT NULL,
+    province    text        NOT NULL,
+    unit_code   text        NOT NULL,
+    location    geometry,
+    properties  jsonb       NOT NULL
+) ON COMMIT DROP`
+
+var genericStagingColumns = []string{
+	"seq", "kind", "source_id", "event_id", "observed_at", "received_at", "entity_id", "name", "province",
+	"unit_code", "location", "properties",
+}
+
+const sqlInsertGeneric = `INSERT INTO observation_generic (kind, source_id, event_id, observed_at, received_at,
+    entity_id, province, unit_code, location, properties)
+SELECT kind, source_id, event_id, observed_at, received_at, entity_id, province, unit_code, location, properties
+FROM generic_staging
+ON CONFLICT DO NOTHING
+RETURNING source_id, event_id`
+
+// sqlUpsertSensorGeneric keeps the latest observation of each entity of a
+// registered kind in sensor, as sqlSensorUpsertTail does for the built-in
+// stations, keyed by kind too.
+const sqlUpsertSensorGeneric = `WITH latest AS (
+    SELECT DISTINCT ON (kind, entity_id) *
+    FROM generic_staging
+    ORDER BY kind, entity_id, observed_at DESC, seq DESC
+), up AS (
+    INSERT INTO sensor AS s (kind, id, name, province, unit_code, source_id, location,
+        last_event_id, last_observed_at, last_values, updated_at)
+    SELECT kind, entity_id, name, province, unit_code, source_id, location, event_id, observed_at, properties, now()
+    FROM latest
+    ON CONFLICT (kind, id) DO UPDATE SET
+        name             = CASE WHEN excluded.name <> '' THEN excluded.name ELSE s.name END,
+        province         = excluded.province,
+        unit_code        = excluded.unit_code,
+        source_id        = excluded.source_id,
+        location         = excluded.location,
+        last_event_id    = excluded.last_event_id,
+        last_observed_at = excluded.last_observed_at,
+        last_values      = excluded.last_values,
+        updated_at       = excluded.updated_at
+    WHERE excluded.last_observed_at >= s.last_observed_at
+    RETURNING s.kind, s.id, s.updated_at
+)
+SELECT latest.seq, up.updated_at FROM up JOIN latest ON latest.kind = up.kind AND latest.entity_id = up.id`
