@@ -386,17 +386,17 @@ func storedRows(ctx context.Context, t *testing.T, pool *pgxpool.Pool, d decoded
 	var table, source, event string
 	switch d.kind {
 	case subjects.KindAir:
-		table, source, event = "air_observation", d.airRow.SourceID, d.airRow.EventID
+		table, source, event = "air_observation", d.row.(postgis.AirRow).SourceID, d.row.(postgis.AirRow).EventID
 	case subjects.KindTraffic:
-		table, source, event = "traffic_observation", d.trafficRow.SourceID, d.trafficRow.EventID
+		table, source, event = "traffic_observation", d.row.(postgis.TrafficRow).SourceID, d.row.(postgis.TrafficRow).EventID
 	case subjects.KindWater:
-		table, source, event = "water_observation", d.waterRow.SourceID, d.waterRow.EventID
+		table, source, event = "water_observation", d.row.(postgis.WaterRow).SourceID, d.row.(postgis.WaterRow).EventID
 	case subjects.KindWeather:
-		table, source, event = "weather_observation", d.weatherRow.SourceID, d.weatherRow.EventID
+		table, source, event = "weather_observation", d.row.(postgis.WeatherRow).SourceID, d.row.(postgis.WeatherRow).EventID
 	case subjects.KindReport:
-		table, source, event = "report", d.reportRow.SourceID, d.reportRow.EventID
+		table, source, event = "report", d.row.(postgis.ReportRow).SourceID, d.row.(postgis.ReportRow).EventID
 	case subjects.KindAlert:
-		table, source, event = "alert", d.alertRow.SourceID, d.alertRow.EventID
+		table, source, event = "alert", d.row.(postgis.AlertRow).SourceID, d.row.(postgis.AlertRow).EventID
 	default:
 		t.Fatalf("kind %q", d.kind)
 	}

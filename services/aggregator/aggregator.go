@@ -252,14 +252,11 @@ func collect(b jetstream.MessageBatch, err error) ([]jetstream.Msg, error) {
 
 // pending is one batch on its way: decoded messages with the rows they became.
 type pending struct {
-	batch   postgis.Batch
-	air     []decodedMsg // parallel to batch.Air
-	traffic []decodedMsg
-	alerts  []decodedMsg
-	reports []decodedMsg
-	water   []decodedMsg
-	weather []decodedMsg
-	msgs    []jetstream.Msg // every message to ack after commit
+	batch postgis.Batch
+	// items are the decoded messages by kind, each kind's parallel to its
+	// rows in batch.
+	items map[*kindOps][]decodedMsg
+	msgs  []jetstream.Msg // every message to ack after commit
 }
 
 type decodedMsg struct {
@@ -283,12 +280,10 @@ func (s *Service) process(ctx context.Context, msgs []jetstream.Msg) {
 	if len(p.msgs) == 0 {
 		return
 	}
-	if len(p.batch.Air) > 0 {
-		s.aqi.warmNew(ctx, s.db, p.batch.Air, start)
-		s.aqi.rate(&p)
-	}
-	if len(p.batch.Water) > 0 {
-		s.water.fill(&p, start)
+	for _, k := range kinds {
+		if k.prepare != nil && len(p.items[k]) > 0 {
+			k.prepare(ctx, s, &p, start)
+		}
 	}
 	s.store(ctx, &p, start, true)
 }
@@ -327,7 +322,12 @@ func (s *Service) store(ctx context.Context, p *pending, start time.Time, split 
 		sleep(ctx, s.cfg.RetryDelay)
 		return
 	}
-	s.aqi.commit(p, res, time.Now())
+	committed := time.Now()
+	for _, k := range kinds {
+		if k.committed != nil && len(p.items[k]) > 0 {
+			k.committed(s, p, res, committed)
+		}
+	}
 	if s.cfg.afterCommit != nil {
 		s.cfg.afterCommit()
 	}
@@ -372,39 +372,23 @@ func rejected(err error) bool {
 	return true
 }
 
+// all lists the decoded messages of every kind.
 func (p *pending) all() []decodedMsg {
 	out := make([]decodedMsg, 0, len(p.msgs))
-	out = append(out, p.air...)
-	out = append(out, p.traffic...)
-	out = append(out, p.water...)
-	out = append(out, p.weather...)
-	out = append(out, p.reports...)
-	return append(out, p.alerts...)
+	for _, k := range kinds {
+		out = append(out, p.items[k]...)
+	}
+	return out
 }
 
+// add appends d, decoded from m, to the batch.
 func (p *pending) add(d decoded, m jetstream.Msg) {
 	p.msgs = append(p.msgs, m)
-	dm := decodedMsg{d: d, msg: m}
-	switch d.kind {
-	case subjects.KindAir:
-		p.batch.Air = append(p.batch.Air, d.airRow)
-		p.air = append(p.air, dm)
-	case subjects.KindTraffic:
-		p.batch.Traffic = append(p.batch.Traffic, d.trafficRow)
-		p.traffic = append(p.traffic, dm)
-	case subjects.KindAlert:
-		p.batch.Alerts = append(p.batch.Alerts, d.alertRow)
-		p.alerts = append(p.alerts, dm)
-	case subjects.KindReport:
-		p.batch.Reports = append(p.batch.Reports, d.reportRow)
-		p.reports = append(p.reports, dm)
-	case subjects.KindWater:
-		p.batch.Water = append(p.batch.Water, d.waterRow)
-		p.water = append(p.water, dm)
-	case subjects.KindWeather:
-		p.batch.Weather = append(p.batch.Weather, d.weatherRow)
-		p.weather = append(p.weather, dm)
+	if p.items == nil {
+		p.items = map[*kindOps][]decodedMsg{}
 	}
+	d.ops.add(&p.batch, d.row)
+	p.items[d.ops] = append(p.items[d.ops], decodedMsg{d: d, msg: m})
 }
 
 // timedOutTwice reports whether m, which timed out on its own, has had its
@@ -435,4 +419,14 @@ func sleep(ctx context.Context, d time.Duration) {
 	case <-ctx.Done():
 	case <-t.C:
 	}
+}
+
+// of returns the decoded messages of the built-in kind named name.
+func (p *pending) of(name string) []decodedMsg {
+	for k, items := range p.items {
+		if k.name == name {
+			return items
+		}
+	}
+	return nil
 }

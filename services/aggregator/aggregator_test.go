@@ -102,6 +102,8 @@ func feedMsg(t testing.TB, kind string, m proto.Message, msgID string) *nats.Msg
 		eventID, entity, at = v.GetId(), v.GetEntityId(), v.GetObservedAt().AsTime()
 	case *iocv1.TrafficObserved:
 		eventID, entity, at = v.GetId(), v.GetEntityId(), v.GetObservedAt().AsTime()
+	case *iocv1.Observation:
+		eventID, entity, at = v.GetId(), v.GetEntityId(), v.GetObservedAt().AsTime()
 	case *iocv1.Alert:
 		eventID, entity, at, typ = v.GetIdentifier(), v.GetIdentifier(), v.GetSent().AsTime(), ce.AlertType
 	}

@@ -10,6 +10,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/iochub/iochub/internal/aqi"
+	"github.com/iochub/iochub/internal/subjects"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 )
@@ -122,6 +123,7 @@ func (b *aqiBook) load(rows []postgis.AirSample, now time.Time) {
 // station's hours and the rows before it in the batch.
 func (b *aqiBook) rate(p *pending) {
 	scratch := map[string]*aqi.Station{}
+	items := p.of(subjects.KindAir)
 	for i := range p.batch.Air {
 		r := &p.batch.Air[i]
 		st := scratch[r.StationID]
@@ -134,7 +136,7 @@ func (b *aqiBook) rate(p *pending) {
 		}
 		idx := rateRow(st, r)
 		r.AQI = rowAQI(idx)
-		p.air[i].d.airRow.AQI = r.AQI
+		items[i].d.row = *r
 	}
 }
 
@@ -165,19 +167,21 @@ func (b *aqiBook) commit(p *pending, res postgis.Result, now time.Time) {
 		}
 	}
 	for _, c := range res.Air.Changed {
-		if c.Index < 0 || c.Index >= len(p.air) {
+		items := p.of(subjects.KindAir)
+		if c.Index < 0 || c.Index >= len(items) {
 			continue
 		}
-		d := &p.air[c.Index].d
-		st := b.stations[d.airRow.StationID]
+		d := &items[c.Index].d
+		r, _ := d.row.(postgis.AirRow)
+		st := b.stations[r.StationID]
 		if st == nil {
 			// A redelivery of rows the book never saw (warming failed): rate what there is.
 			st = &aqiStation{seen: now}
-			_ = st.calc.Add(d.airRow.ObservedAt, values(d.airRow.PM25, d.airRow.PM10, d.airRow.O3, d.airRow.CO, d.airRow.SO2, d.airRow.NO2))
-			b.stations[d.airRow.StationID] = st
+			_ = st.calc.Add(r.ObservedAt, values(r.PM25, r.PM10, r.O3, r.CO, r.SO2, r.NO2))
+			b.stations[r.StationID] = st
 		}
 		st.seen = now
-		d.aqi = index(&st.calc, d.airRow.ObservedAt)
+		d.annot = &iocv1.EntityState{Aqi: index(&st.calc, r.ObservedAt)}
 	}
 	b.sweep(now)
 }

@@ -31,8 +31,7 @@ func aqiRow(station string, at time.Time, pm25 float64) postgis.AirRow {
 func airPending(rows ...postgis.AirRow) *pending {
 	p := &pending{}
 	for _, r := range rows {
-		p.batch.Air = append(p.batch.Air, r)
-		p.air = append(p.air, decodedMsg{d: decoded{kind: subjects.KindAir, airRow: r}})
+		p.add(decoded{kind: subjects.KindAir, ops: airKind, row: r}, nil)
 	}
 	return p
 }
@@ -92,7 +91,7 @@ func TestAQINowCastAndGaps(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			p := airPending(aqiRow("st", hourAt(tt.hour).Add(time.Minute), tt.pm25))
 			storeAll(b, p, nil, now)
-			x := p.air[0].d.aqi
+			x := p.items[airKind][0].d.annot.GetAqi()
 			if x == nil {
 				t.Fatal("got no AQI on the state")
 			}
@@ -129,7 +128,7 @@ func TestAQIBand(t *testing.T) {
 	b := newAQIBook(quietLog())
 	p := airPending(hours("st", 0, 12, 50)...)
 	storeAll(b, p, nil, hourAt(12))
-	x := p.air[11].d.aqi
+	x := p.items[airKind][11].d.annot.GetAqi()
 	if x.GetBand() != 2 || x.GetBandVi() != "Trung bình" || x.GetBandEn() != "Moderate" || x.GetColor() != "#FFFF00" {
 		t.Errorf("got band %d %q %q %q; want 2 Trung bình Moderate #FFFF00", x.GetBand(), x.GetBandVi(), x.GetBandEn(), x.GetColor())
 	}
@@ -147,12 +146,12 @@ func TestAQIRedeliveryNotCounted(t *testing.T) {
 	// Hour 11 gets 20 and 60: mean 40, so the NowCast of twelve 40s is 40, AQI 80.
 	last := airPending(aqiRow("st", hourAt(11), 20), aqiRow("st", hourAt(11).Add(time.Minute), 60))
 	storeAll(b, last, nil, hourAt(12))
-	if x := last.air[1].d.aqi; x.Hourly == nil || *x.Hourly != 80 {
+	if x := last.items[airKind][1].d.annot.GetAqi(); x.Hourly == nil || *x.Hourly != 80 {
 		t.Fatalf("got %v; want AQI 80", x)
 	}
 	again := airPending(aqiRow("st", hourAt(11).Add(time.Minute), 60))
 	storeAll(b, again, []int{}, hourAt(12))
-	if x := again.air[0].d.aqi; x.Hourly == nil || *x.Hourly != 80 {
+	if x := again.items[airKind][0].d.annot.GetAqi(); x.Hourly == nil || *x.Hourly != 80 {
 		t.Errorf("after a redelivery: got %v; want AQI 80 still", x)
 	}
 }
@@ -172,13 +171,13 @@ func TestAQIDaily(t *testing.T) {
 	storeAll(b, airPending(rows...), nil, dayStart.Add(25*time.Hour))
 	p := airPending(aqiRow("st", dayStart.Add(24*time.Hour+5*time.Minute), 75))
 	storeAll(b, p, nil, dayStart.Add(25*time.Hour))
-	if x := p.air[0].d.aqi; x.Daily == nil || *x.Daily != 100 {
+	if x := p.items[airKind][0].d.annot.GetAqi(); x.Daily == nil || *x.Daily != 100 {
 		t.Errorf("got daily %v; want 100 for 2026-11-20", x.Daily)
 	}
 	// On the day itself the daily AQI is of the day before, which has no hours.
 	p = airPending(aqiRow("st", dayStart.Add(23*time.Hour+50*time.Minute), 75))
 	storeAll(b, p, nil, dayStart.Add(25*time.Hour))
-	if x := p.air[0].d.aqi; x.Daily != nil {
+	if x := p.items[airKind][0].d.annot.GetAqi(); x.Daily != nil {
 		t.Errorf("got daily %v during 2026-11-20; want none (2026-11-19 has no hours)", *x.Daily)
 	}
 }
@@ -227,7 +226,7 @@ func TestAQIWarm(t *testing.T) {
 			t.Errorf("got history queries %v; want one, for every station", f.calls)
 		}
 		for i, want := range []int32{100, 50, 0} {
-			x := p.air[i].d.aqi
+			x := p.items[airKind][i].d.annot.GetAqi()
 			if got := x.GetHourly(); got != want || (want == 0) != (x.Hourly == nil) {
 				t.Errorf("station %s: got AQI %v (%s); want %d", p.batch.Air[i].StationID, x.Hourly, x.GetReason(), want)
 			}
@@ -248,7 +247,7 @@ func TestAQIWarm(t *testing.T) {
 		if len(f.calls) != 2 || !slices.Equal(f.calls[1], []string{"a", "b"}) {
 			t.Errorf("got history queries %v; want the failed one, then one for [a b]", f.calls)
 		}
-		if x := p.air[1].d.aqi; x.GetHourly() != 100 {
+		if x := p.items[airKind][1].d.annot.GetAqi(); x.GetHourly() != 100 {
 			t.Errorf("station a: got %v; want AQI 100 from its history", x)
 		}
 	})
@@ -311,8 +310,7 @@ func waterPending(rows ...postgis.WaterRow) *pending {
 	p := &pending{}
 	for _, r := range rows {
 		m := &iocv1.WaterObserved{WaterLevel: r.WaterLevel, AlarmLevel_1: r.AlarmLevel1, AlarmLevel_2: r.AlarmLevel2, AlarmLevel_3: r.AlarmLevel3}
-		p.batch.Water = append(p.batch.Water, r)
-		p.water = append(p.water, decodedMsg{d: decoded{kind: subjects.KindWater, water: m, waterRow: r}})
+		p.add(decoded{kind: subjects.KindWater, ops: waterKind, msg: m, row: r}, nil)
 	}
 	return p
 }
@@ -344,11 +342,11 @@ func TestWaterBookRemembersAlarmLevels(t *testing.T) {
 	)
 	b.fill(p, now)
 	for i, want := range []int16{0, 2, 1, 2, 0} {
-		if got := p.batch.Water[i].WaterAlarm; got != want || p.water[i].d.waterRow.WaterAlarm != want {
-			t.Errorf("row %d: got alarm %d (state row %d); want %d", i, got, p.water[i].d.waterRow.WaterAlarm, want)
+		if got := p.batch.Water[i].WaterAlarm; got != want || p.items[waterKind][i].d.row.(postgis.WaterRow).WaterAlarm != want {
+			t.Errorf("row %d: got alarm %d (state row %d); want %d", i, got, p.items[waterKind][i].d.row.(postgis.WaterRow).WaterAlarm, want)
 		}
 	}
-	if m := p.water[1].d.water; m.GetAlarmLevel_1() != 9.5 || m.GetAlarmLevel_3() != 11.5 {
+	if m := p.items[waterKind][1].d.msg.(*iocv1.WaterObserved); m.GetAlarmLevel_1() != 9.5 || m.GetAlarmLevel_3() != 11.5 {
 		t.Errorf("the level-only observation's event: got levels %v %v; want the station's 9.5 and 11.5", m.AlarmLevel_1, m.AlarmLevel_3)
 	}
 	if r := p.batch.Water[1]; r.AlarmLevel2 == nil || *r.AlarmLevel2 != 10.5 {

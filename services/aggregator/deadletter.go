@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/iochub/iochub/internal/deadletter"
+	"github.com/iochub/iochub/internal/kind"
 	"github.com/iochub/iochub/internal/subjects"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
@@ -61,9 +62,10 @@ func (s *Service) deadLetter(ctx context.Context, m jetstream.Msg, stage string,
 }
 
 // metricKind is the kind of a feed subject as a metric label: one of
-// subjects.Kinds, or "other" so that bad subjects cannot grow the label set.
+// subjects.Kinds or a registered kind, or "other" so that bad subjects cannot
+// grow the label set.
 func metricKind(subject string) string {
-	if _, _, k, err := subjects.ParseFeed(subject); err == nil && subjects.ValidKind(k) {
+	if _, _, k, err := subjects.ParseFeed(subject); err == nil && kind.Default.Known(k) {
 		return k
 	}
 	return "other"

@@ -1,10 +1,8 @@
 package aggregator
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -16,7 +14,6 @@ import (
 	"github.com/iochub/iochub/internal/feedcheck"
 	"github.com/iochub/iochub/internal/subjects"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
-	"github.com/iochub/iochub/services/aggregator/postgis"
 
 	"github.com/iochub/iochub/internal/wkbx"
 )
@@ -25,28 +22,19 @@ import (
 const HeaderSource = ce.HeaderFeedSource
 
 // decoded is one feed message made ready for the store: the event as it came
-// (to be republished as state) and the row that stores it. Exactly one of the
-// kind's pairs is set.
+// (to be republished as state) and the row that stores it.
 type decoded struct {
 	kind     string
+	ops      *kindOps // the aggregator's side of the kind
 	province string
 	unit     string
 	event    ce.Event
 
-	air        *iocv1.AirQualityObserved
-	airRow     postgis.AirRow
-	traffic    *iocv1.TrafficObserved
-	trafficRow postgis.TrafficRow
-	alert      *iocv1.Alert
-	alertRow   postgis.AlertRow
-	report     *iocv1.Report
-	reportRow  postgis.ReportRow
-	water      *iocv1.WaterObserved
-	waterRow   postgis.WaterRow
-	weather    *iocv1.WeatherObserved
-	weatherRow postgis.WeatherRow
-	// aqi is the station's VN_AQI, set after the commit for the air rows that became a state.
-	aqi *iocv1.AirQualityIndex
+	msg proto.Message // the event as it came, e.g. *iocv1.AirQualityObserved
+	row any           // the row the kind's store takes, e.g. postgis.AirRow
+	// annot holds the fields of the entity's state that the kind's hooks
+	// computed (the VN_AQI of an air station after the commit); nil when none.
+	annot *iocv1.EntityState
 }
 
 // decode turns a feed message into a row. Every failure wraps ErrBadMessage
@@ -68,250 +56,16 @@ func decode(subject string, h nats.Header, data []byte, now time.Time) (decoded,
 	if v := h[HeaderSource]; len(v) > 0 {
 		source = v[0]
 	}
-	switch kind {
-	case subjects.KindAir:
-		err = d.decodeAir(data, source, now)
-	case subjects.KindTraffic:
-		err = d.decodeTraffic(data, source, now)
-	case subjects.KindAlert:
-		err = d.decodeAlert(data, source, now)
-	case subjects.KindReport:
-		err = d.decodeReport(data, source, now)
-	case subjects.KindWater:
-		err = d.decodeWater(data, source, now)
-	case subjects.KindWeather:
-		err = d.decodeWeather(data, source, now)
-	default:
+	ops, ok := lookupKind(kind)
+	if !ok {
 		return d, fmt.Errorf("%w: kind %q on %s", ErrUnsupportedKind, kind, subject)
 	}
+	d.ops = ops
+	err = ops.decode(&d, data, source, now)
 	if err != nil {
 		return d, fmt.Errorf("%w: %s on %s: %w", ErrBadMessage, kind, subject, err)
 	}
 	return d, nil
-}
-
-func (d *decoded) decodeAir(data []byte, source string, now time.Time) error {
-	m := &iocv1.AirQualityObserved{}
-	c, loc, err := decodeStation(data, m, source, now)
-	if err != nil {
-		return err
-	}
-	extra := map[string]any{}
-	for name, v := range map[string]*float64{
-		"pm1": m.Pm1, "nh3": m.Nh3, "no": m.No, "nox": m.Nox, "temperature": m.Temperature,
-		"relativeHumidity": m.RelativeHumidity, "windSpeed": m.WindSpeed, "windDirection": m.WindDirection,
-	} {
-		if v != nil {
-			extra[name] = *v
-		}
-	}
-	for name, v := range m.GetOther() {
-		if name == "" || strings.ContainsRune(name, 0) {
-			return fmt.Errorf("other has an empty name or one with a NUL byte")
-		}
-		if _, taken := extra[name]; !taken {
-			extra[name] = v
-		}
-	}
-	for name, v := range extra {
-		if f, ok := v.(float64); ok && !finite(f) {
-			return fmt.Errorf("%s is %v; want a finite number", name, f)
-		}
-	}
-	for name, v := range map[string]*float64{"pm25": m.Pm25, "pm10": m.Pm10, "no2": m.No2, "o3": m.O3, "co": m.Co, "so2": m.So2} {
-		if v != nil && !finite(*v) {
-			return fmt.Errorf("%s is %v; want a finite number", name, *v)
-		}
-	}
-	d.air = m
-	d.airRow = postgis.AirRow{
-		SourceID: c.source, EventID: m.GetId(), StationID: m.GetEntityId(), Name: m.GetName(),
-		Province: d.province, UnitCode: d.unit, ObservedAt: c.observed, ReceivedAt: c.received, Location: loc,
-		PM25: m.Pm25, PM10: m.Pm10, NO2: m.No2, O3: m.O3, CO: m.Co, SO2: m.So2, Extra: extra,
-	}
-	return nil
-}
-
-func (d *decoded) decodeTraffic(data []byte, source string, now time.Time) error {
-	m := &iocv1.TrafficObserved{}
-	c, err := decodeObservation(data, m, source, now, func() error { return checkStation(m, m.GetLaneDirection()) })
-	if err != nil {
-		return err
-	}
-	var line *geom.LineString
-	if t := c.location; t != nil {
-		ls, ok := t.(*geom.LineString)
-		if !ok {
-			return fmt.Errorf("location is a %T; want a LineString", t)
-		}
-		if ls.NumCoords() < 2 {
-			return fmt.Errorf("location has %d points; a LineString needs at least 2", ls.NumCoords())
-		}
-		line = ls
-	}
-	extra := map[string]any{}
-	for name, v := range map[string]*float64{
-		"intensity": m.Intensity, "occupancy": m.Occupancy, "averageVehicleSpeed": m.AverageVehicleSpeed,
-		"averageVehicleLength": m.AverageVehicleLength, "averageHeadwayTime": m.AverageHeadwayTime,
-	} {
-		if v != nil && !finite(*v) {
-			return fmt.Errorf("%s is %v; want a finite number", name, *v)
-		}
-	}
-	if m.AverageVehicleLength != nil {
-		extra["averageVehicleLength"] = *m.AverageVehicleLength
-	}
-	if m.AverageHeadwayTime != nil {
-		extra["averageHeadwayTime"] = *m.AverageHeadwayTime
-	}
-	if m.GetLaneDirection() != "" {
-		extra["laneDirection"] = m.GetLaneDirection()
-	}
-	d.traffic = m
-	d.trafficRow = postgis.TrafficRow{
-		SourceID: c.source, EventID: m.GetId(), SegmentID: m.GetEntityId(), Name: m.GetName(),
-		Province: d.province, UnitCode: d.unit, ObservedAt: c.observed, ReceivedAt: c.received, Geom: line,
-		Intensity: m.Intensity, Occupancy: m.Occupancy, AverageVehicleSpeed: m.AverageVehicleSpeed,
-		Congested: m.Congested, LaneID: m.LaneId, Extra: extra,
-	}
-	return nil
-}
-
-// alertInfo is how an info block is kept in alert.info (jsonb): the names of
-// the live contract; areas keep their description and geocodes, their
-// geometry lives in alert.area.
-type alertInfo struct {
-	Language    string        `json:"language,omitempty"`
-	Category    []string      `json:"category,omitempty"`
-	Event       string        `json:"event,omitempty"`
-	Urgency     string        `json:"urgency,omitempty"`
-	Severity    string        `json:"severity,omitempty"`
-	Certainty   string        `json:"certainty,omitempty"`
-	Headline    string        `json:"headline,omitempty"`
-	Description string        `json:"description,omitempty"`
-	Instruction string        `json:"instruction,omitempty"`
-	SenderName  string        `json:"senderName,omitempty"`
-	Effective   *time.Time    `json:"effective,omitempty"`
-	Onset       *time.Time    `json:"onset,omitempty"`
-	Expires     *time.Time    `json:"expires,omitempty"`
-	Areas       []alertAreaJS `json:"areas,omitempty"`
-}
-
-type alertAreaJS struct {
-	AreaDesc string            `json:"areaDesc,omitempty"`
-	Geocodes map[string]string `json:"geocodes,omitempty"`
-}
-
-func (d *decoded) decodeAlert(data []byte, source string, now time.Time) error {
-	m := &iocv1.Alert{}
-	if err := proto.Unmarshal(data, m); err != nil {
-		return fmt.Errorf("unmarshalling Alert: %w", err)
-	}
-	src, received, err := origin(m.GetOrigin(), source, now)
-	if err != nil {
-		return err
-	}
-	sent, err := required("sent", m.GetSent())
-	if err != nil {
-		return err
-	}
-	eventID := m.GetId()
-	if eventID == "" {
-		eventID = m.GetIdentifier()
-	}
-	texts := []string{m.GetSender(), m.GetStatus(), m.GetMsgType(), m.GetScope()}
-	texts = append(texts, m.GetReferences()...)
-	if err := checkText(map[string]string{"identifier": m.GetIdentifier()}, texts...); err != nil {
-		return err
-	}
-	if err := storableText("id", eventID); err != nil {
-		return err
-	}
-	var (
-		infos   []alertInfo
-		areas   []geom.T
-		expires *time.Time
-	)
-	for i, in := range m.GetInfo() {
-		ai := alertInfo{
-			Language: in.GetLanguage(), Category: in.GetCategory(), Event: in.GetEvent(), Urgency: in.GetUrgency(),
-			Severity: in.GetSeverity(), Certainty: in.GetCertainty(), Headline: in.GetHeadline(),
-			Description: in.GetDescription(), Instruction: in.GetInstruction(), SenderName: in.GetSenderName(),
-		}
-		for name, ts := range map[string]*timestamppb.Timestamp{"effective": in.GetEffective(), "onset": in.GetOnset(), "expires": in.GetExpires()} {
-			if ts == nil {
-				continue
-			}
-			t, err := required(fmt.Sprintf("info[%d].%s", i, name), ts)
-			if err != nil {
-				return err
-			}
-			switch name {
-			case "effective":
-				ai.Effective = &t
-			case "onset":
-				ai.Onset = &t
-			case "expires":
-				ai.Expires = &t
-				if expires == nil || t.After(*expires) {
-					expires = &t
-				}
-			}
-		}
-		for j, a := range in.GetArea() {
-			aj := alertAreaJS{AreaDesc: a.GetAreaDesc()}
-			for _, gc := range a.GetGeocode() {
-				if aj.Geocodes == nil {
-					aj.Geocodes = map[string]string{}
-				}
-				aj.Geocodes[gc.GetValueName()] = gc.GetValue()
-			}
-			ai.Areas = append(ai.Areas, aj)
-			if g := a.GetGeometry(); g != nil && len(g.GetWkb()) > 0 {
-				t, err := decodeWKB(g.GetWkb())
-				if err != nil {
-					return fmt.Errorf("info[%d].area[%d]: %w", i, j, err)
-				}
-				switch t.(type) {
-				case *geom.Point, *geom.Polygon, *geom.MultiPolygon:
-				default:
-					return fmt.Errorf("info[%d].area[%d] is a %T; want a Point, Polygon or MultiPolygon", i, j, t)
-				}
-				areas = append(areas, t)
-			}
-		}
-		infos = append(infos, ai)
-	}
-	info, err := json.Marshal(infos)
-	if err != nil {
-		return fmt.Errorf("encoding info: %w", err)
-	}
-	if strings.Contains(string(info), `\u0000`) {
-		return fmt.Errorf("info has a NUL character")
-	}
-	if infos == nil {
-		info = []byte("[]")
-	}
-	var area geom.T
-	switch len(areas) {
-	case 0:
-	case 1:
-		area = areas[0]
-	default:
-		gc := geom.NewGeometryCollection()
-		if err := gc.Push(areas...); err != nil {
-			return fmt.Errorf("collecting areas: %w", err)
-		}
-		area = gc
-	}
-	d.alert = m
-	d.alertRow = postgis.AlertRow{
-		SourceID: src, EventID: eventID, Identifier: m.GetIdentifier(), Sender: m.GetSender(), Sent: sent,
-		Status: m.GetStatus(), MsgType: m.GetMsgType(), Scope: m.GetScope(), Refs: m.GetReferences(),
-		Info: info, Area: area, Expires: expires, Province: d.province, UnitCode: d.unit, ReceivedAt: received,
-		Body: data,
-	}
-	return nil
 }
 
 // observation is what every observation message (air, traffic, water,

@@ -15,6 +15,7 @@ import (
 	"github.com/iochub/iochub/internal/ce"
 	"github.com/iochub/iochub/internal/subjects"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
+	"github.com/iochub/iochub/services/aggregator/postgis"
 )
 
 func TestDecode(t *testing.T) {
@@ -138,7 +139,7 @@ func TestDecodeRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := d.airRow
+	r := d.row.(postgis.AirRow)
 	if r.SourceID != sourceID || r.EventID != a.GetId() || r.StationID != a.GetEntityId() || r.Province != province || r.UnitCode != unit {
 		t.Errorf("row keys = %+v", r)
 	}
@@ -169,7 +170,7 @@ func TestDecodeRows(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ar := d.alertRow
+	ar := d.row.(postgis.AlertRow)
 	if ar.EventID != "a1" || ar.ID() != sourceID+"/a1" || ar.Expires == nil || !ar.Expires.Equal(t0.Add(2*time.Hour)) {
 		t.Errorf("alert row = %+v", ar)
 	}
@@ -212,16 +213,16 @@ func FuzzDecode(f *testing.F) {
 		var texts []string
 		switch d.kind {
 		case subjects.KindAir:
-			r := d.airRow
+			r := d.row.(postgis.AirRow)
 			texts = []string{r.SourceID, r.EventID, r.StationID, r.Name}
 			if r.ObservedAt.Unix() <= 0 {
 				t.Fatalf("accepted observed_at %v", r.ObservedAt)
 			}
 		case subjects.KindTraffic:
-			r := d.trafficRow
+			r := d.row.(postgis.TrafficRow)
 			texts = []string{r.SourceID, r.EventID, r.SegmentID, r.Name}
 		case subjects.KindAlert:
-			r := d.alertRow
+			r := d.row.(postgis.AlertRow)
 			texts = []string{r.SourceID, r.EventID, r.Identifier, r.Sender, string(r.Info)}
 		case subjects.KindWater, subjects.KindWeather:
 			// FuzzDecodeStations checks these.

@@ -30,7 +30,7 @@ func newMetrics(reg prometheus.Registerer, durable string) (*metrics, error) {
 	}
 	m := &metrics{
 		batches: prometheus.NewCounter(counter("batches_total", "Batches stored, published and acked.")),
-		rows:    prometheus.NewCounterVec(counter("rows_total", "Feed items stored for the first time, by kind."), []string{"kind"}),
+		rows:    prometheus.NewCounterVec(counter("rows_total", "Feed items stored for the first time, by kind (registered: the kinds registered with internal/kind)."), []string{"kind"}),
 		duplicates: prometheus.NewCounterVec(counter("duplicates_total",
 			"Feed items already stored (redeliveries, resent events), by kind."), []string{"kind"}),
 		states: prometheus.NewCounter(counter("states_published_total", "Entity states published to STATE.")),
@@ -44,9 +44,11 @@ func newMetrics(reg prometheus.Registerer, durable string) (*metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 14),
 		}),
 	}
-	for _, k := range []string{subjects.KindAir, subjects.KindTraffic, subjects.KindAlert, subjects.KindWater, subjects.KindWeather} {
-		m.rows.WithLabelValues(k)
-		m.duplicates.WithLabelValues(k)
+	for _, k := range kinds {
+		if k.result != nil {
+			m.rows.WithLabelValues(k.name)
+			m.duplicates.WithLabelValues(k.name)
+		}
 	}
 	for _, st := range []string{"fetch", "decode", "write", "publish", "ack", "expire", "warm", "deadletter"} {
 		m.errors.WithLabelValues(st)
@@ -73,12 +75,13 @@ func newMetrics(reg prometheus.Registerer, durable string) (*metrics, error) {
 
 func (m *metrics) observe(res postgis.Result, published int, took time.Duration) {
 	m.batches.Inc()
-	for kind, r := range map[string]postgis.KindResult{
-		subjects.KindAir: res.Air, subjects.KindTraffic: res.Traffic, subjects.KindAlert: res.Alerts,
-		subjects.KindWater: res.Water, subjects.KindWeather: res.Weather,
-	} {
-		m.rows.WithLabelValues(kind).Add(float64(r.New))
-		m.duplicates.WithLabelValues(kind).Add(float64(r.Duplicates))
+	for _, k := range kinds {
+		if k.result == nil {
+			continue
+		}
+		r := k.result(res)
+		m.rows.WithLabelValues(k.name).Add(float64(r.New))
+		m.duplicates.WithLabelValues(k.name).Add(float64(r.Duplicates))
 	}
 	m.states.Add(float64(published))
 	m.latency.Observe(took.Seconds())

@@ -99,8 +99,8 @@ func (d *decoded) decodeReport(data []byte, source string, now time.Time) error 
 	if p.Empty() || !finite(p.X()) || !finite(p.Y()) {
 		return errors.New("location is an empty or non-finite Point")
 	}
-	d.report = m
-	d.reportRow = postgis.ReportRow{
+	d.msg = m
+	d.row = postgis.ReportRow{
 		SourceID: c.source, EventID: m.GetId(), Province: d.province, UnitCode: d.unit, Category: m.GetCategory(),
 		Lon: p.X(), Lat: p.Y(), Text: m.GetText(), Media: m.GetMedia(), ContactEnc: m.GetContactSealed(),
 		ReportedAt: c.observed, ReceivedAt: c.received,

@@ -39,7 +39,7 @@ func TestDecodeReport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	r := d.reportRow
+	r := d.row.(postgis.ReportRow)
 	if r.ID() != sourceID+"/r-1" || r.Category != "flooding" || r.Lon != 105.85 || r.Lat != 21.02 || string(r.ContactEnc) != "\x01\x02\x03" ||
 		!r.ReportedAt.Equal(t0) || r.UnitCode != unit || len(r.Media) != 1 {
 		t.Errorf("row = %+v", r)
@@ -83,7 +83,7 @@ func FuzzDecodeReport(f *testing.F) {
 			}
 			return
 		}
-		r := d.reportRow
+		r := d.row.(postgis.ReportRow)
 		if r.EventID == "" || r.Category == "" || !finite(r.Lon) || !finite(r.Lat) || r.ReportedAt.IsZero() {
 			t.Fatalf("accepted a report without id, category, point or time: %+v", r)
 		}

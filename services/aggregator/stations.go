@@ -3,10 +3,6 @@ package aggregator
 import (
 	"fmt"
 	"strings"
-	"time"
-
-	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
-	"github.com/iochub/iochub/services/aggregator/postgis"
 )
 
 // checkValues rejects values that are not finite numbers and names in other
@@ -46,53 +42,4 @@ func WaterAlarm(level, l1, l2, l3 *float64) int16 {
 		}
 	}
 	return alarm
-}
-
-func (d *decoded) decodeWater(data []byte, source string, now time.Time) error {
-	m := &iocv1.WaterObserved{}
-	c, loc, err := decodeStation(data, m, source, now)
-	if err != nil {
-		return err
-	}
-	extra, err := checkValues(map[string]*float64{
-		"waterLevel": m.WaterLevel, "alarmLevel1": m.AlarmLevel_1, "alarmLevel2": m.AlarmLevel_2, "alarmLevel3": m.AlarmLevel_3,
-		"flow": m.Flow, "temperature": m.Temperature, "pH": m.Ph, "conductivity": m.Conductivity,
-		"turbidity": m.Turbidity, "O2": m.DissolvedOxygen,
-	}, m.GetOther())
-	if err != nil {
-		return err
-	}
-	d.water = m
-	d.waterRow = postgis.WaterRow{
-		SourceID: c.source, EventID: m.GetId(), StationID: m.GetEntityId(), Name: m.GetName(),
-		Province: d.province, UnitCode: d.unit, ObservedAt: c.observed, ReceivedAt: c.received, Location: loc,
-		WaterLevel: m.WaterLevel, AlarmLevel1: m.AlarmLevel_1, AlarmLevel2: m.AlarmLevel_2, AlarmLevel3: m.AlarmLevel_3,
-		WaterAlarm: WaterAlarm(m.WaterLevel, m.AlarmLevel_1, m.AlarmLevel_2, m.AlarmLevel_3),
-		Flow:       m.Flow, Temperature: m.Temperature, PH: m.Ph, Conductivity: m.Conductivity, Turbidity: m.Turbidity,
-		DissolvedOxygen: m.DissolvedOxygen, Extra: extra,
-	}
-	return nil
-}
-
-func (d *decoded) decodeWeather(data []byte, source string, now time.Time) error {
-	m := &iocv1.WeatherObserved{}
-	c, loc, err := decodeStation(data, m, source, now)
-	if err != nil {
-		return err
-	}
-	extra, err := checkValues(map[string]*float64{
-		"temperature": m.Temperature, "relativeHumidity": m.RelativeHumidity, "precipitation": m.Precipitation,
-		"windSpeed": m.WindSpeed, "windDirection": m.WindDirection, "atmosphericPressure": m.AtmosphericPressure,
-	}, m.GetOther())
-	if err != nil {
-		return err
-	}
-	d.weather = m
-	d.weatherRow = postgis.WeatherRow{
-		SourceID: c.source, EventID: m.GetId(), StationID: m.GetEntityId(), Name: m.GetName(),
-		Province: d.province, UnitCode: d.unit, ObservedAt: c.observed, ReceivedAt: c.received, Location: loc,
-		Temperature: m.Temperature, RelativeHumidity: m.RelativeHumidity, Precipitation: m.Precipitation,
-		WindSpeed: m.WindSpeed, WindDirection: m.WindDirection, AtmosphericPressure: m.AtmosphericPressure, Extra: extra,
-	}
-	return nil
 }

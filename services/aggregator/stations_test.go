@@ -14,6 +14,7 @@ import (
 	"github.com/iochub/iochub/internal/ce"
 	"github.com/iochub/iochub/internal/subjects"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
+	"github.com/iochub/iochub/services/aggregator/postgis"
 )
 
 func waterEvent(t testing.TB, station string, at time.Time, level float64) *iocv1.WaterObserved {
@@ -180,7 +181,7 @@ func FuzzDecodeStations(f *testing.F) {
 		var observed time.Time
 		switch kind {
 		case subjects.KindWater:
-			r := d.waterRow
+			r := d.row.(postgis.WaterRow)
 			texts, extra, observed = []string{r.SourceID, r.EventID, r.StationID, r.Name}, r.Extra, r.ObservedAt
 			if r.WaterAlarm < 0 || r.WaterAlarm > 3 {
 				t.Fatalf("water alarm %d", r.WaterAlarm)
@@ -192,7 +193,7 @@ func FuzzDecodeStations(f *testing.F) {
 				}
 			}
 		case subjects.KindWeather:
-			r := d.weatherRow
+			r := d.row.(postgis.WeatherRow)
 			texts, extra, observed = []string{r.SourceID, r.EventID, r.StationID, r.Name}, r.Extra, r.ObservedAt
 		}
 		if observed.Unix() <= 0 {

@@ -3,6 +3,9 @@ package aggregator
 import (
 	"context"
 	"time"
+
+	"github.com/iochub/iochub/internal/subjects"
+	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
 
 // WaterAlarmLevels is what warming the water stations' alarm levels needs of
@@ -51,7 +54,11 @@ func (b *waterBook) warm(ctx context.Context, store any, now time.Time) error {
 func (b *waterBook) fill(p *pending, now time.Time) {
 	for i := range p.batch.Water {
 		r := &p.batch.Water[i]
-		m := p.water[i].d.water
+		items := p.of(subjects.KindWater)
+		m, _ := items[i].d.msg.(*iocv1.WaterObserved)
+		if m == nil {
+			m = &iocv1.WaterObserved{}
+		}
 		st := b.stations[r.StationID]
 		if st == nil {
 			st = &waterStation{}
@@ -71,7 +78,7 @@ func (b *waterBook) fill(p *pending, now time.Time) {
 			}
 		}
 		r.WaterAlarm = WaterAlarm(r.WaterLevel, r.AlarmLevel1, r.AlarmLevel2, r.AlarmLevel3)
-		p.water[i].d.waterRow = *r
+		items[i].d.row = *r
 	}
 	b.sweep(now)
 }

@@ -1,0 +1,78 @@
+package aggregator
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/iochub/iochub/internal/ce"
+	"github.com/iochub/iochub/internal/subjects"
+	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
+	"github.com/iochub/iochub/services/aggregator/postgis"
+)
+
+func (d *decoded) decodeAir(data []byte, source string, now time.Time) error {
+	m := &iocv1.AirQualityObserved{}
+	c, loc, err := decodeStation(data, m, source, now)
+	if err != nil {
+		return err
+	}
+	extra := map[string]any{}
+	for name, v := range map[string]*float64{
+		"pm1": m.Pm1, "nh3": m.Nh3, "no": m.No, "nox": m.Nox, "temperature": m.Temperature,
+		"relativeHumidity": m.RelativeHumidity, "windSpeed": m.WindSpeed, "windDirection": m.WindDirection,
+	} {
+		if v != nil {
+			extra[name] = *v
+		}
+	}
+	for name, v := range m.GetOther() {
+		if name == "" || strings.ContainsRune(name, 0) {
+			return fmt.Errorf("other has an empty name or one with a NUL byte")
+		}
+		if _, taken := extra[name]; !taken {
+			extra[name] = v
+		}
+	}
+	for name, v := range extra {
+		if f, ok := v.(float64); ok && !finite(f) {
+			return fmt.Errorf("%s is %v; want a finite number", name, f)
+		}
+	}
+	for name, v := range map[string]*float64{"pm25": m.Pm25, "pm10": m.Pm10, "no2": m.No2, "o3": m.O3, "co": m.Co, "so2": m.So2} {
+		if v != nil && !finite(*v) {
+			return fmt.Errorf("%s is %v; want a finite number", name, *v)
+		}
+	}
+	d.msg = m
+	d.row = postgis.AirRow{
+		SourceID: c.source, EventID: m.GetId(), StationID: m.GetEntityId(), Name: m.GetName(),
+		Province: d.province, UnitCode: d.unit, ObservedAt: c.observed, ReceivedAt: c.received, Location: loc,
+		PM25: m.Pm25, PM10: m.Pm10, NO2: m.No2, O3: m.O3, CO: m.Co, SO2: m.So2, Extra: extra,
+	}
+	return nil
+}
+
+// airKind is the aggregator's side of air quality: rows of air_observation
+// and sensor, with the station's VN_AQI (aqi.go).
+var airKind = &kindOps{
+	name:   subjects.KindAir,
+	decode: (*decoded).decodeAir,
+	add:    func(b *postgis.Batch, row any) { b.Air = append(b.Air, row.(postgis.AirRow)) },
+	prepare: func(ctx context.Context, s *Service, p *pending, start time.Time) {
+		s.aqi.warmNew(ctx, s.db, p.batch.Air, start)
+		s.aqi.rate(p)
+	},
+	committed: func(s *Service, p *pending, res postgis.Result, now time.Time) { s.aqi.commit(p, res, now) },
+	changed:   func(res postgis.Result) []postgis.Changed { return res.Air.Changed },
+	state: func(d *decoded, _ postgis.Changed, st *iocv1.EntityState, ev *ce.Event) {
+		r, _ := d.row.(postgis.AirRow)
+		m, _ := d.msg.(*iocv1.AirQualityObserved)
+		st.EntityId = r.StationID
+		st.Latest = &iocv1.EntityState_Air{Air: m}
+		st.Aqi = d.annot.GetAqi()
+		ev.ID, ev.Time = r.EventID, r.ObservedAt
+	},
+	result: func(res postgis.Result) postgis.KindResult { return res.Air },
+}

@@ -1,0 +1,270 @@
+package aggregator
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/twpayne/go-geom"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/iochub/iochub/internal/ce"
+	"github.com/iochub/iochub/internal/subjects"
+	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
+	"github.com/iochub/iochub/services/aggregator/postgis"
+	"github.com/iochub/iochub/services/aggregator/rules"
+)
+
+// alertInfo is how an info block is kept in alert.info (jsonb): the names of
+// the live contract; areas keep their description and geocodes, their
+// geometry lives in alert.area.
+type alertInfo struct {
+	Language    string        `json:"language,omitempty"`
+	Category    []string      `json:"category,omitempty"`
+	Event       string        `json:"event,omitempty"`
+	Urgency     string        `json:"urgency,omitempty"`
+	Severity    string        `json:"severity,omitempty"`
+	Certainty   string        `json:"certainty,omitempty"`
+	Headline    string        `json:"headline,omitempty"`
+	Description string        `json:"description,omitempty"`
+	Instruction string        `json:"instruction,omitempty"`
+	SenderName  string        `json:"senderName,omitempty"`
+	Effective   *time.Time    `json:"effective,omitempty"`
+	Onset       *time.Time    `json:"onset,omitempty"`
+	Expires     *time.Time    `json:"expires,omitempty"`
+	Areas       []alertAreaJS `json:"areas,omitempty"`
+}
+
+type alertAreaJS struct {
+	AreaDesc string            `json:"areaDesc,omitempty"`
+	Geocodes map[string]string `json:"geocodes,omitempty"`
+}
+
+func (d *decoded) decodeAlert(data []byte, source string, now time.Time) error {
+	m := &iocv1.Alert{}
+	if err := proto.Unmarshal(data, m); err != nil {
+		return fmt.Errorf("unmarshalling Alert: %w", err)
+	}
+	src, received, err := origin(m.GetOrigin(), source, now)
+	if err != nil {
+		return err
+	}
+	sent, err := required("sent", m.GetSent())
+	if err != nil {
+		return err
+	}
+	eventID := m.GetId()
+	if eventID == "" {
+		eventID = m.GetIdentifier()
+	}
+	texts := []string{m.GetSender(), m.GetStatus(), m.GetMsgType(), m.GetScope()}
+	texts = append(texts, m.GetReferences()...)
+	if err := checkText(map[string]string{"identifier": m.GetIdentifier()}, texts...); err != nil {
+		return err
+	}
+	if err := storableText("id", eventID); err != nil {
+		return err
+	}
+	var (
+		infos   []alertInfo
+		areas   []geom.T
+		expires *time.Time
+	)
+	for i, in := range m.GetInfo() {
+		ai := alertInfo{
+			Language: in.GetLanguage(), Category: in.GetCategory(), Event: in.GetEvent(), Urgency: in.GetUrgency(),
+			Severity: in.GetSeverity(), Certainty: in.GetCertainty(), Headline: in.GetHeadline(),
+			Description: in.GetDescription(), Instruction: in.GetInstruction(), SenderName: in.GetSenderName(),
+		}
+		for name, ts := range map[string]*timestamppb.Timestamp{"effective": in.GetEffective(), "onset": in.GetOnset(), "expires": in.GetExpires()} {
+			if ts == nil {
+				continue
+			}
+			t, err := required(fmt.Sprintf("info[%d].%s", i, name), ts)
+			if err != nil {
+				return err
+			}
+			switch name {
+			case "effective":
+				ai.Effective = &t
+			case "onset":
+				ai.Onset = &t
+			case "expires":
+				ai.Expires = &t
+				if expires == nil || t.After(*expires) {
+					expires = &t
+				}
+			}
+		}
+		for j, a := range in.GetArea() {
+			aj := alertAreaJS{AreaDesc: a.GetAreaDesc()}
+			for _, gc := range a.GetGeocode() {
+				if aj.Geocodes == nil {
+					aj.Geocodes = map[string]string{}
+				}
+				aj.Geocodes[gc.GetValueName()] = gc.GetValue()
+			}
+			ai.Areas = append(ai.Areas, aj)
+			if g := a.GetGeometry(); g != nil && len(g.GetWkb()) > 0 {
+				t, err := decodeWKB(g.GetWkb())
+				if err != nil {
+					return fmt.Errorf("info[%d].area[%d]: %w", i, j, err)
+				}
+				switch t.(type) {
+				case *geom.Point, *geom.Polygon, *geom.MultiPolygon:
+				default:
+					return fmt.Errorf("info[%d].area[%d] is a %T; want a Point, Polygon or MultiPolygon", i, j, t)
+				}
+				areas = append(areas, t)
+			}
+		}
+		infos = append(infos, ai)
+	}
+	info, err := json.Marshal(infos)
+	if err != nil {
+		return fmt.Errorf("encoding info: %w", err)
+	}
+	if strings.Contains(string(info), `\u0000`) {
+		return fmt.Errorf("info has a NUL character")
+	}
+	if infos == nil {
+		info = []byte("[]")
+	}
+	var area geom.T
+	switch len(areas) {
+	case 0:
+	case 1:
+		area = areas[0]
+	default:
+		gc := geom.NewGeometryCollection()
+		if err := gc.Push(areas...); err != nil {
+			return fmt.Errorf("collecting areas: %w", err)
+		}
+		area = gc
+	}
+	d.msg = m
+	d.row = postgis.AlertRow{
+		SourceID: src, EventID: eventID, Identifier: m.GetIdentifier(), Sender: m.GetSender(), Sent: sent,
+		Status: m.GetStatus(), MsgType: m.GetMsgType(), Scope: m.GetScope(), Refs: m.GetReferences(),
+		Info: info, Area: area, Expires: expires, Province: d.province, UnitCode: d.unit, ReceivedAt: received,
+		Body: data,
+	}
+	return nil
+}
+
+// alertKind is the aggregator's side of CAP alerts: the alert store keeps
+// their lifecycle (active, superseded, cancelled, expired, closed) and the
+// units their areas touch; expireAlerts publishes their expiry.
+var alertKind = &kindOps{
+	name:    subjects.KindAlert,
+	decode:  (*decoded).decodeAlert,
+	add:     func(b *postgis.Batch, row any) { b.Alerts = append(b.Alerts, row.(postgis.AlertRow)) },
+	changed: func(res postgis.Result) []postgis.Changed { return res.Alerts.Changed },
+	state: func(d *decoded, c postgis.Changed, st *iocv1.EntityState, ev *ce.Event) {
+		r, _ := d.row.(postgis.AlertRow)
+		m, _ := d.msg.(*iocv1.Alert)
+		// Alerts are keyed by source and identifier, as in the alert table.
+		st.EntityId = r.ID()
+		st.Latest = &iocv1.EntityState_Alert{Alert: m}
+		st.AlertState = c.State
+		st.Units = c.Units
+		st.RuleId = rules.RuleOfAlert(st.EntityId) // the rule that raised it, for alerts of the source "rules"
+		ev.ID, ev.Time = r.EventID, r.Sent
+	},
+	more:   referencedAlerts,
+	result: func(res postgis.Result) postgis.KindResult { return res.Alerts },
+}
+
+// referencedAlerts are the states of the stored alerts the batch's Updates
+// and Cancels referred to.
+func referencedAlerts(s *Service, res postgis.Result) ([]*nats.Msg, error) {
+	out := make([]*nats.Msg, 0, len(res.Referenced))
+	for _, a := range res.Referenced {
+		msg, err := storedAlertMsg(a)
+		if err != nil {
+			// The row was written by an earlier version or by hand: its state
+			// cannot be republished, which must not block the stream.
+			s.m.errors.WithLabelValues("publish").Inc()
+			s.log.Error("cannot republish a referenced alert", "alert", a.ID, "err", err)
+			continue
+		}
+		out = append(out, msg)
+	}
+	return out, nil
+}
+
+// storedAlertMsg builds the STATE message of an alert read back from the
+// store (referenced by an Update or Cancel, or expired).
+func storedAlertMsg(a postgis.AlertState) (*nats.Msg, error) {
+	if len(a.Body) == 0 {
+		return nil, fmt.Errorf("stored alert %s has no body: %w", a.ID, ErrBadResult)
+	}
+	alert := &iocv1.Alert{}
+	if err := proto.Unmarshal(a.Body, alert); err != nil {
+		return nil, fmt.Errorf("unmarshalling stored alert %s: %w", a.ID, err)
+	}
+	st := &iocv1.EntityState{
+		Layer:      subjects.KindAlert,
+		EntityId:   a.ID,
+		Province:   a.Province,
+		Unit:       a.UnitCode,
+		UpdatedAt:  timestamppb.New(a.UpdatedAt),
+		Latest:     &iocv1.EntityState_Alert{Alert: alert},
+		AlertState: a.State,
+		Units:      a.Units,
+		RuleId:     rules.RuleOfAlert(a.ID),
+	}
+	body, err := proto.Marshal(st)
+	if err != nil {
+		return nil, fmt.Errorf("marshalling state of alert %s: %w", a.ID, err)
+	}
+	eventID := alert.GetId()
+	if eventID == "" {
+		eventID = alert.GetIdentifier()
+	}
+	ev := ce.Event{ID: eventID, Source: ce.SourceURN(a.Province, a.UnitCode), Type: ce.StateType(subjects.KindAlert),
+		Subject: a.ID, Time: alert.GetSent().AsTime()}
+	return &nats.Msg{Subject: subjects.State(a.Province, subjects.KindAlert, a.ID), Header: ev.Header(), Data: body}, nil
+}
+
+// expireAlerts publishes the state of the alerts whose expiry has passed,
+// then records them as expired: a crash in between publishes them again.
+func (s *Service) expireAlerts(ctx context.Context) error {
+	const limit = 1000
+	due, err := s.db.DueAlerts(ctx, s.cfg.Province, limit)
+	if err != nil {
+		return err
+	}
+	if len(due) == 0 {
+		return nil
+	}
+	futures := make([]jetstream.PubAckFuture, 0, len(due))
+	ids := make([]string, 0, len(due))
+	for _, a := range due {
+		ids = append(ids, a.ID)
+		msg, err := storedAlertMsg(a)
+		if err != nil {
+			s.m.errors.WithLabelValues("publish").Inc()
+			s.log.Error("cannot publish the expiry of an alert; marking it expired anyway", "alert", a.ID, "err", err)
+			continue
+		}
+		if err := publishAsync(s.js, &futures, msg); err != nil {
+			return err
+		}
+	}
+	n, err := s.waitAcks(ctx, futures)
+	if err != nil {
+		return err
+	}
+	if err := s.db.MarkExpired(ctx, ids, due[0].UpdatedAt); err != nil {
+		return err
+	}
+	s.m.states.Add(float64(n))
+	s.log.Info("alerts expired", "count", len(ids))
+	return nil
+}
