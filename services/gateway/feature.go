@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"sort"
 	"time"
 
 	"github.com/twpayne/go-geom"
@@ -113,47 +112,10 @@ func encodeFeature(st *iocv1.EntityState, subject string) (feature, error) {
 	}
 	var g geom.T
 	var gerr error
-	switch latest := st.GetLatest().(type) {
-	case *iocv1.EntityState_Air:
-		a := latest.Air
-		props.Name = a.GetName()
-		props.Observation = &observationJSON{ID: a.GetId(), Time: rfc3339(a.GetObservedAt()), Values: airValues(a)}
-		g, gerr = decodeWKB(a.GetLocation().GetWkb())
-		props.AQI = aqiProps(st.GetAqi())
-	case *iocv1.EntityState_Water:
-		w := latest.Water
-		props.Name = w.GetName()
-		props.Observation = &observationJSON{ID: w.GetId(), Time: rfc3339(w.GetObservedAt()), Values: waterValues(w)}
-		alarm := st.GetWaterAlarm()
-		props.WaterAlarm = &alarm
-		g, gerr = decodeWKB(w.GetLocation().GetWkb())
-	case *iocv1.EntityState_Weather:
-		w := latest.Weather
-		props.Name = w.GetName()
-		props.Observation = &observationJSON{ID: w.GetId(), Time: rfc3339(w.GetObservedAt()), Values: weatherValues(w)}
-		g, gerr = decodeWKB(w.GetLocation().GetWkb())
-	case *iocv1.EntityState_Traffic:
-		t := latest.Traffic
-		props.Name = t.GetName()
-		props.Observation = &observationJSON{ID: t.GetId(), Time: rfc3339(t.GetObservedAt()), Values: trafficValues(t)}
-		g, gerr = decodeWKB(t.GetLocation().GetWkb())
-	case *iocv1.EntityState_Alert:
-		a := latest.Alert
-		props.Observation = &observationJSON{ID: a.GetId(), Time: rfc3339(a.GetSent())}
-		props.Alert = alertProps(a, st)
-		props.Alert.ID = AlertID(entity)
-		for _, in := range a.GetInfo() {
-			if props.Name = firstNonEmpty(in.GetHeadline(), in.GetEvent()); props.Name != "" {
-				break
-			}
+	if fd := st.ProtoReflect().WhichOneof(latestOneof); fd != nil {
+		if enc := featureEncoders[fd.Name()]; enc != nil {
+			g, gerr = enc(st, &props)
 		}
-		g, gerr = alertGeometry(a)
-	case *iocv1.EntityState_Report:
-		r := latest.Report
-		props.Name = reportName(r)
-		props.Observation = &observationJSON{ID: r.GetId(), Time: rfc3339(r.GetObservedAt())}
-		props.Report = reportProps(r)
-		g, gerr = decodeWKB(r.GetLocation().GetWkb())
 	}
 	gj := []byte("null")
 	if gerr == nil {
@@ -182,112 +144,6 @@ func entityUnits(st *iocv1.EntityState) []string {
 		return us
 	}
 	return append([]string{st.GetUnit()}, us...)
-}
-
-func alertGeometry(a *iocv1.Alert) (geom.T, error) {
-	var gs []geom.T
-	for _, in := range a.GetInfo() {
-		for _, ar := range in.GetArea() {
-			g, err := decodeWKB(ar.GetGeometry().GetWkb())
-			if err != nil {
-				return nil, err
-			}
-			if g != nil && !g.Empty() {
-				gs = append(gs, g)
-			}
-		}
-	}
-	return mergeAreas(gs)
-}
-
-func alertProps(a *iocv1.Alert, st *iocv1.EntityState) *alertJSON {
-	out := &alertJSON{
-		Identifier: a.GetIdentifier(),
-		Sender:     a.GetSender(),
-		Sent:       rfc3339(a.GetSent()),
-		Status:     a.GetStatus(),
-		MsgType:    a.GetMsgType(),
-		Scope:      a.GetScope(),
-		State:      st.GetAlertState(),
-		RuleID:     st.GetRuleId(),
-		Units:      append([]string{}, st.GetUnits()...),
-		Info:       make([]alertInfoJSON, 0, len(a.GetInfo())),
-	}
-	for _, in := range a.GetInfo() {
-		out.Info = append(out.Info, alertInfoJSON{
-			Language:    in.GetLanguage(),
-			Category:    append([]string{}, in.GetCategory()...),
-			Event:       in.GetEvent(),
-			Urgency:     in.GetUrgency(),
-			Severity:    in.GetSeverity(),
-			Certainty:   in.GetCertainty(),
-			Headline:    in.GetHeadline(),
-			Description: in.GetDescription(),
-			Expires:     rfc3339(in.GetExpires()),
-		})
-	}
-	return out
-}
-
-// airValues are the present values of an air observation by their FIWARE
-// names; "other" entries are flattened in unless they clash with a named one.
-func airValues(a *iocv1.AirQualityObserved) map[string]any {
-	v := make(map[string]any, 8)
-	put := func(name string, p *float64) {
-		if p != nil && finite(*p) {
-			v[name] = *p
-		}
-	}
-	put("pm25", a.Pm25)
-	put("pm10", a.Pm10)
-	put("pm1", a.Pm1)
-	put("no2", a.No2)
-	put("o3", a.O3)
-	put("co", a.Co)
-	put("so2", a.So2)
-	put("nh3", a.Nh3)
-	put("no", a.No)
-	put("nox", a.Nox)
-	put("temperature", a.Temperature)
-	put("relativeHumidity", a.RelativeHumidity)
-	put("windSpeed", a.WindSpeed)
-	put("windDirection", a.WindDirection)
-	keys := make([]string, 0, len(a.GetOther()))
-	for k := range a.GetOther() {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	for _, k := range keys {
-		if _, clash := v[k]; !clash && k != "" && finite(a.GetOther()[k]) {
-			v[k] = a.GetOther()[k]
-		}
-	}
-	return v
-}
-
-// trafficValues are the present values of a traffic observation by their FIWARE names.
-func trafficValues(t *iocv1.TrafficObserved) map[string]any {
-	v := make(map[string]any, 8)
-	put := func(name string, p *float64) {
-		if p != nil && finite(*p) {
-			v[name] = *p
-		}
-	}
-	put("intensity", t.Intensity)
-	put("occupancy", t.Occupancy)
-	put("averageVehicleSpeed", t.AverageVehicleSpeed)
-	put("averageVehicleLength", t.AverageVehicleLength)
-	put("averageHeadwayTime", t.AverageHeadwayTime)
-	if t.Congested != nil {
-		v["congested"] = *t.Congested
-	}
-	if t.LaneId != nil {
-		v["laneId"] = *t.LaneId
-	}
-	if t.GetLaneDirection() != "" {
-		v["laneDirection"] = t.GetLaneDirection()
-	}
-	return v
 }
 
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }

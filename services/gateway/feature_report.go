@@ -3,6 +3,8 @@ package gateway
 import (
 	"unicode/utf8"
 
+	"github.com/twpayne/go-geom"
+
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
 
@@ -44,4 +46,14 @@ func reportName(r *iocv1.Report) string {
 		n++
 	}
 	return t
+}
+
+// encodeReport is the Feature of a citizen report: its workflow in
+// properties.report (never the contact), its Point.
+func encodeReport(st *iocv1.EntityState, props *propertiesJSON) (geom.T, error) {
+	r := st.GetReport()
+	props.Name = reportName(r)
+	props.Observation = &observationJSON{ID: r.GetId(), Time: rfc3339(r.GetObservedAt())}
+	props.Report = reportProps(r)
+	return decodeWKB(r.GetLocation().GetWkb())
 }

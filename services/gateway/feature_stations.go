@@ -4,6 +4,8 @@ import (
 	"math"
 	"sort"
 
+	"github.com/twpayne/go-geom"
+
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
 
@@ -92,4 +94,23 @@ func weatherValues(w *iocv1.WeatherObserved) map[string]any {
 	put("atmosphericPressure", w.AtmosphericPressure)
 	putOther(v, w.GetOther())
 	return v
+}
+
+// encodeWater is the Feature of a water station: its values, the alarm level
+// it reached in properties.waterAlarm, its Point.
+func encodeWater(st *iocv1.EntityState, props *propertiesJSON) (geom.T, error) {
+	w := st.GetWater()
+	props.Name = w.GetName()
+	props.Observation = &observationJSON{ID: w.GetId(), Time: rfc3339(w.GetObservedAt()), Values: waterValues(w)}
+	alarm := st.GetWaterAlarm()
+	props.WaterAlarm = &alarm
+	return decodeWKB(w.GetLocation().GetWkb())
+}
+
+// encodeWeather is the Feature of a weather station: its values and Point.
+func encodeWeather(st *iocv1.EntityState, props *propertiesJSON) (geom.T, error) {
+	w := st.GetWeather()
+	props.Name = w.GetName()
+	props.Observation = &observationJSON{ID: w.GetId(), Time: rfc3339(w.GetObservedAt()), Values: weatherValues(w)}
+	return decodeWKB(w.GetLocation().GetWkb())
 }

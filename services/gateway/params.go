@@ -9,7 +9,7 @@ import (
 	"strings"
 
 	"github.com/iochub/iochub/internal/auth"
-	"github.com/iochub/iochub/internal/subjects"
+	"github.com/iochub/iochub/internal/kind"
 )
 
 // liveParams are the validated query parameters of /v1/live.
@@ -81,13 +81,13 @@ func parseLiveQuery(q url.Values) (liveParams, error) {
 		}
 		if v == "" {
 			return p, fmt.Errorf("parameter layers: empty; omit it for every layer or list some of %s: %w",
-				strings.Join(subjects.Kinds, ","), ErrBadParam)
+				strings.Join(kind.Default.All(), ","), ErrBadParam)
 		}
 		p.Layers = []string{}
 		for _, l := range strings.Split(v, ",") {
-			if !subjects.ValidKind(l) {
+			if !kind.Default.Known(l) {
 				return p, fmt.Errorf("parameter layers: unknown layer %q; known layers are %s: %w",
-					l, strings.Join(subjects.Kinds, ","), ErrBadParam)
+					l, strings.Join(kind.Default.All(), ","), ErrBadParam)
 			}
 			if !slices.Contains(p.Layers, l) {
 				p.Layers = append(p.Layers, l)

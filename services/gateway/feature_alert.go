@@ -1,0 +1,67 @@
+package gateway
+
+import (
+	"github.com/twpayne/go-geom"
+
+	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
+)
+
+// encodeAlert is the Feature of a CAP alert: its blocks and lifecycle state
+// in properties.alert, the union of its areas as geometry.
+func encodeAlert(st *iocv1.EntityState, props *propertiesJSON) (geom.T, error) {
+	a := st.GetAlert()
+	props.Observation = &observationJSON{ID: a.GetId(), Time: rfc3339(a.GetSent())}
+	props.Alert = alertProps(a, st)
+	props.Alert.ID = AlertID(props.EntityID)
+	for _, in := range a.GetInfo() {
+		if props.Name = firstNonEmpty(in.GetHeadline(), in.GetEvent()); props.Name != "" {
+			break
+		}
+	}
+	return alertGeometry(a)
+}
+
+func alertGeometry(a *iocv1.Alert) (geom.T, error) {
+	var gs []geom.T
+	for _, in := range a.GetInfo() {
+		for _, ar := range in.GetArea() {
+			g, err := decodeWKB(ar.GetGeometry().GetWkb())
+			if err != nil {
+				return nil, err
+			}
+			if g != nil && !g.Empty() {
+				gs = append(gs, g)
+			}
+		}
+	}
+	return mergeAreas(gs)
+}
+
+func alertProps(a *iocv1.Alert, st *iocv1.EntityState) *alertJSON {
+	out := &alertJSON{
+		Identifier: a.GetIdentifier(),
+		Sender:     a.GetSender(),
+		Sent:       rfc3339(a.GetSent()),
+		Status:     a.GetStatus(),
+		MsgType:    a.GetMsgType(),
+		Scope:      a.GetScope(),
+		State:      st.GetAlertState(),
+		RuleID:     st.GetRuleId(),
+		Units:      append([]string{}, st.GetUnits()...),
+		Info:       make([]alertInfoJSON, 0, len(a.GetInfo())),
+	}
+	for _, in := range a.GetInfo() {
+		out.Info = append(out.Info, alertInfoJSON{
+			Language:    in.GetLanguage(),
+			Category:    append([]string{}, in.GetCategory()...),
+			Event:       in.GetEvent(),
+			Urgency:     in.GetUrgency(),
+			Severity:    in.GetSeverity(),
+			Certainty:   in.GetCertainty(),
+			Headline:    in.GetHeadline(),
+			Description: in.GetDescription(),
+			Expires:     rfc3339(in.GetExpires()),
+		})
+	}
+	return out
+}
