@@ -78,7 +78,7 @@ func (s *Service) handleFeed(w http.ResponseWriter, r *http.Request) {
 	kind := r.PathValue("kind")
 	code := s.serveFeed(w, r, kind)
 	label := kind
-	if _, ok := kindSpecs[kind]; !ok {
+	if _, ok := lookupSpec(kind); !ok {
 		label = "unknown"
 	}
 	s.metrics.latency.WithLabelValues(label, strconv.Itoa(code)).Observe(time.Since(start).Seconds())
@@ -107,7 +107,7 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 		return status
 	}
 	defer release()
-	spec, ok := kindSpecs[kind]
+	spec, ok := lookupSpec(kind)
 	if !ok {
 		return writeProblem(w, r, http.StatusNotFound, "unknown-kind", "Unknown feed kind",
 			fmt.Sprintf("kind %q is not taken here; POST to /v1/feeds/{%s}", kind, strings.Join(supportedKinds(), "|")), nil)
