@@ -182,23 +182,28 @@ func (s *Service) Run(ctx context.Context) error {
 	s.log.Info("aggregator consuming", "stream", subjects.StreamFeeds, "filter", s.cfg.FilterSubject)
 	stopReports := s.startReports(ctx)
 	defer stopReports()
-	if err := s.aqi.warmAll(ctx, s.db, time.Now()); err != nil && ctx.Err() == nil {
-		// Each station is then loaded when a batch first brings it.
-		s.m.errors.WithLabelValues("warm").Inc()
-		s.log.Error("warming the AQI calculators failed", "err", err)
+	for _, k := range kinds {
+		if k.warm == nil {
+			continue
+		}
+		if err := k.warm(ctx, s, time.Now()); err != nil && ctx.Err() == nil {
+			// The kind's hooks then load each entity when a batch first brings it, or do without.
+			s.m.errors.WithLabelValues("warm").Inc()
+			s.log.Error("warming a kind failed", "kind", k.name, "err", err)
+		}
 	}
-	if err := s.water.warm(ctx, s.db, time.Now()); err != nil && ctx.Err() == nil {
-		// Observations that leave out their alarm levels are rated against none until the station sends them.
-		s.m.errors.WithLabelValues("warm").Inc()
-		s.log.Error("loading the alarm levels of water stations failed", "err", err)
-	}
-	var lastExpiry time.Time
+	var lastTick time.Time
 	for ctx.Err() == nil {
-		if s.cfg.ExpiryInterval > 0 && time.Since(lastExpiry) >= s.cfg.ExpiryInterval {
-			lastExpiry = time.Now()
-			if err := s.expireAlerts(ctx); err != nil && ctx.Err() == nil {
-				s.m.errors.WithLabelValues("expire").Inc()
-				s.log.Error("expiring alerts failed", "err", err)
+		if s.cfg.ExpiryInterval > 0 && time.Since(lastTick) >= s.cfg.ExpiryInterval {
+			lastTick = time.Now()
+			for _, k := range kinds {
+				if k.tick == nil {
+					continue
+				}
+				if err := k.tick(ctx, s); err != nil && ctx.Err() == nil {
+					s.m.errors.WithLabelValues("expire").Inc()
+					s.log.Error("a kind's periodic work failed", "kind", k.name, "err", err)
+				}
 			}
 		}
 		msgs, err := s.fetch(cons)

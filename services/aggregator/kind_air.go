@@ -65,6 +65,7 @@ var airKind = &kindOps{
 		s.aqi.rate(p)
 	},
 	committed: func(s *Service, p *pending, res postgis.Result, now time.Time) { s.aqi.commit(p, res, now) },
+	warm:      func(ctx context.Context, s *Service, now time.Time) error { return s.aqi.warmAll(ctx, s.db, now) },
 	changed:   func(res postgis.Result) []postgis.Changed { return res.Air.Changed },
 	state: func(d *decoded, _ postgis.Changed, st *iocv1.EntityState, ev *ce.Event) {
 		r, _ := d.row.(postgis.AirRow)

@@ -177,6 +177,7 @@ var alertKind = &kindOps{
 		ev.ID, ev.Time = r.EventID, r.Sent
 	},
 	more:   referencedAlerts,
+	tick:   func(ctx context.Context, s *Service) error { return s.expireAlerts(ctx) },
 	result: func(res postgis.Result) postgis.KindResult { return res.Alerts },
 }
 

@@ -43,6 +43,7 @@ var waterKind = &kindOps{
 	decode:  (*decoded).decodeWater,
 	add:     func(b *postgis.Batch, row any) { b.Water = append(b.Water, row.(postgis.WaterRow)) },
 	prepare: func(_ context.Context, s *Service, p *pending, start time.Time) { s.water.fill(p, start) },
+	warm:    func(ctx context.Context, s *Service, now time.Time) error { return s.water.warm(ctx, s.db, now) },
 	changed: func(res postgis.Result) []postgis.Changed { return res.Water.Changed },
 	state: func(d *decoded, _ postgis.Changed, st *iocv1.EntityState, ev *ce.Event) {
 		r, _ := d.row.(postgis.WaterRow)

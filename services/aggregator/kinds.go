@@ -44,6 +44,13 @@ type kindOps struct {
 	// an Update or Cancel referred to, the reports whose state the report
 	// store decided.
 	more func(s *Service, res postgis.Result) ([]*nats.Msg, error)
+	// warm, optional, loads what the kind's hooks keep in memory when the
+	// aggregator starts (the stations' AQI hours, the alarm levels of water
+	// stations). A failure is logged; the hooks must cope without.
+	warm func(ctx context.Context, s *Service, now time.Time) error
+	// tick, optional, runs between batches every Config.ExpiryInterval (the
+	// expiry of alerts).
+	tick func(ctx context.Context, s *Service) error
 	// result, optional, is what the batch stored of the kind, for the metrics.
 	result func(res postgis.Result) postgis.KindResult
 }
