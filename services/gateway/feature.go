@@ -114,7 +114,10 @@ func encodeFeature(st *iocv1.EntityState, subject string) (feature, error) {
 	var gerr error
 	if fd := st.ProtoReflect().WhichOneof(latestOneof); fd != nil {
 		if enc := featureEncoders[fd.Name()]; enc != nil {
-			g, gerr = enc(st, &props)
+			var kp kindProps
+			kp, g, gerr = enc(st, entity)
+			props.Name, props.Observation, props.Alert, props.Report, props.AQI, props.WaterAlarm =
+				kp.Name, kp.Observation, kp.Alert, kp.Report, kp.AQI, kp.WaterAlarm
 		}
 	}
 	gj := []byte("null")

@@ -10,12 +10,13 @@ import (
 
 // encodeAir is the Feature of an air station: its values, its VN_AQI in
 // properties.aqi, its Point.
-func encodeAir(st *iocv1.EntityState, props *propertiesJSON) (geom.T, error) {
+func encodeAir(st *iocv1.EntityState, entity string) (props kindProps, g geom.T, err error) {
 	a := st.GetAir()
 	props.Name = a.GetName()
 	props.Observation = &observationJSON{ID: a.GetId(), Time: rfc3339(a.GetObservedAt()), Values: airValues(a)}
 	props.AQI = aqiProps(st.GetAqi())
-	return decodeWKB(a.GetLocation().GetWkb())
+	g, err = decodeWKB(a.GetLocation().GetWkb())
+	return props, g, err
 }
 
 // airValues are the present values of an air observation by their FIWARE

@@ -8,17 +8,18 @@ import (
 
 // encodeAlert is the Feature of a CAP alert: its blocks and lifecycle state
 // in properties.alert, the union of its areas as geometry.
-func encodeAlert(st *iocv1.EntityState, props *propertiesJSON) (geom.T, error) {
+func encodeAlert(st *iocv1.EntityState, entity string) (props kindProps, g geom.T, err error) {
 	a := st.GetAlert()
 	props.Observation = &observationJSON{ID: a.GetId(), Time: rfc3339(a.GetSent())}
 	props.Alert = alertProps(a, st)
-	props.Alert.ID = AlertID(props.EntityID)
+	props.Alert.ID = AlertID(entity)
 	for _, in := range a.GetInfo() {
 		if props.Name = firstNonEmpty(in.GetHeadline(), in.GetEvent()); props.Name != "" {
 			break
 		}
 	}
-	return alertGeometry(a)
+	g, err = alertGeometry(a)
+	return props, g, err
 }
 
 func alertGeometry(a *iocv1.Alert) (geom.T, error) {

@@ -9,10 +9,21 @@ import (
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
 
-// featureEncoder fills the kind's properties of a state's Feature (name,
-// observation and the kind's own) and returns its geometry; encodeFeature
-// fills the rest.
-type featureEncoder func(st *iocv1.EntityState, props *propertiesJSON) (geom.T, error)
+// featureEncoder returns the kind's properties of the Feature of a state of
+// entity (name, observation and the kind's own) and its geometry;
+// encodeFeature fills the rest.
+type featureEncoder func(st *iocv1.EntityState, entity string) (kindProps, geom.T, error)
+
+// kindProps are the properties of a Feature that its kind's encoder fills
+// (returned by value: a pointer to propertiesJSON would put it on the heap).
+type kindProps struct {
+	Name        string
+	Observation *observationJSON
+	Alert       *alertJSON
+	Report      *reportJSON
+	AQI         *aqiJSON
+	WaterAlarm  *int32
+}
 
 // featureEncoders are the Feature encoders by the member of
 // EntityState.latest they read. A built-in kind is its encoder in
@@ -33,7 +44,7 @@ var latestOneof = (&iocv1.EntityState{}).ProtoReflect().Descriptor().Oneofs().By
 
 // encodeObservation is the Feature of an entity of a registered kind: its
 // values by name in properties.observation.values, its Point.
-func encodeObservation(st *iocv1.EntityState, props *propertiesJSON) (geom.T, error) {
+func encodeObservation(st *iocv1.EntityState, entity string) (props kindProps, g geom.T, err error) {
 	o := st.GetObservation()
 	props.Name = o.GetName()
 	v := make(map[string]any, len(o.GetValues()))
@@ -48,5 +59,6 @@ func encodeObservation(st *iocv1.EntityState, props *propertiesJSON) (geom.T, er
 		}
 	}
 	props.Observation = &observationJSON{ID: o.GetId(), Time: rfc3339(o.GetObservedAt()), Values: v}
-	return decodeWKB(o.GetLocation().GetWkb())
+	g, err = decodeWKB(o.GetLocation().GetWkb())
+	return props, g, err
 }

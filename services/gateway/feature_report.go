@@ -50,10 +50,11 @@ func reportName(r *iocv1.Report) string {
 
 // encodeReport is the Feature of a citizen report: its workflow in
 // properties.report (never the contact), its Point.
-func encodeReport(st *iocv1.EntityState, props *propertiesJSON) (geom.T, error) {
+func encodeReport(st *iocv1.EntityState, entity string) (props kindProps, g geom.T, err error) {
 	r := st.GetReport()
 	props.Name = reportName(r)
 	props.Observation = &observationJSON{ID: r.GetId(), Time: rfc3339(r.GetObservedAt())}
 	props.Report = reportProps(r)
-	return decodeWKB(r.GetLocation().GetWkb())
+	g, err = decodeWKB(r.GetLocation().GetWkb())
+	return props, g, err
 }

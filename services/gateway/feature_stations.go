@@ -98,19 +98,21 @@ func weatherValues(w *iocv1.WeatherObserved) map[string]any {
 
 // encodeWater is the Feature of a water station: its values, the alarm level
 // it reached in properties.waterAlarm, its Point.
-func encodeWater(st *iocv1.EntityState, props *propertiesJSON) (geom.T, error) {
+func encodeWater(st *iocv1.EntityState, entity string) (props kindProps, g geom.T, err error) {
 	w := st.GetWater()
 	props.Name = w.GetName()
 	props.Observation = &observationJSON{ID: w.GetId(), Time: rfc3339(w.GetObservedAt()), Values: waterValues(w)}
 	alarm := st.GetWaterAlarm()
 	props.WaterAlarm = &alarm
-	return decodeWKB(w.GetLocation().GetWkb())
+	g, err = decodeWKB(w.GetLocation().GetWkb())
+	return props, g, err
 }
 
 // encodeWeather is the Feature of a weather station: its values and Point.
-func encodeWeather(st *iocv1.EntityState, props *propertiesJSON) (geom.T, error) {
+func encodeWeather(st *iocv1.EntityState, entity string) (props kindProps, g geom.T, err error) {
 	w := st.GetWeather()
 	props.Name = w.GetName()
 	props.Observation = &observationJSON{ID: w.GetId(), Time: rfc3339(w.GetObservedAt()), Values: weatherValues(w)}
-	return decodeWKB(w.GetLocation().GetWkb())
+	g, err = decodeWKB(w.GetLocation().GetWkb())
+	return props, g, err
 }

@@ -7,11 +7,12 @@ import (
 )
 
 // encodeTraffic is the Feature of a road segment: its values and LineString.
-func encodeTraffic(st *iocv1.EntityState, props *propertiesJSON) (geom.T, error) {
+func encodeTraffic(st *iocv1.EntityState, entity string) (props kindProps, g geom.T, err error) {
 	t := st.GetTraffic()
 	props.Name = t.GetName()
 	props.Observation = &observationJSON{ID: t.GetId(), Time: rfc3339(t.GetObservedAt()), Values: trafficValues(t)}
-	return decodeWKB(t.GetLocation().GetWkb())
+	g, err = decodeWKB(t.GetLocation().GetWkb())
+	return props, g, err
 }
 
 // trafficValues are the present values of a traffic observation by their FIWARE names.
