@@ -117,7 +117,7 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 		return writeProblem(w, r, http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
 			err.Error()+"; send application/json (an array, one item or a GeoJSON FeatureCollection), application/x-ndjson, or application/cap+xml (alerts)", nil)
 	}
-	if (format == formatCAP || format == formatXML) && kind != subjects.KindAlert {
+	if (format == formatCAP || format == formatXML) && !spec.capXML {
 		return writeProblem(w, r, http.StatusUnsupportedMediaType, "unsupported-media-type", "Unsupported media type",
 			fmt.Sprintf("Content-Type %s (CAP XML) is taken only on /v1/feeds/%s; send %s items as application/json or application/x-ndjson",
 				strings.TrimSpace(strings.Split(r.Header.Get("Content-Type"), ";")[0]), subjects.KindAlert, kind), nil)

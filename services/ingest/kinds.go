@@ -68,12 +68,14 @@ type kindSpec struct {
 	ceType string
 	// parse checks an item's "type" member and reads the rest.
 	parse func(f fields, env parseEnv) (*parsed, *itemError)
+	// capXML says the kind takes CAP XML bodies too (alerts).
+	capXML bool
 }
 
 var kindSpecs = map[string]kindSpec{
 	subjects.KindAir:     {kind: subjects.KindAir, ceType: ce.ObservedType(subjects.KindAir), parse: parseAir},
 	subjects.KindTraffic: {kind: subjects.KindTraffic, ceType: ce.ObservedType(subjects.KindTraffic), parse: parseTraffic},
-	subjects.KindAlert:   {kind: subjects.KindAlert, ceType: ce.AlertType, parse: parseAlert},
+	subjects.KindAlert:   {kind: subjects.KindAlert, ceType: ce.AlertType, parse: parseAlert, capXML: true},
 	subjects.KindReport:  {kind: subjects.KindReport, ceType: ce.ObservedType(subjects.KindReport), parse: parseReport},
 	subjects.KindWater:   {kind: subjects.KindWater, ceType: ce.ObservedType(subjects.KindWater), parse: parseWater},
 	subjects.KindWeather: {kind: subjects.KindWeather, ceType: ce.ObservedType(subjects.KindWeather), parse: parseWeather},
