@@ -7,10 +7,14 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iochub/iochub/internal/kind"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
 
-// FuzzParseStations runs the water and weather item parsers on arbitrary JSON
+// fuzzNoise is a kind registered with internal/kind, for FuzzParseStations.
+var fuzzNoise = kind.Kind{Name: "noise", Values: []kind.Value{{Name: "LAeq", Min: 0, Max: 200, Required: true}, {Name: "LAmax"}}}
+
+// FuzzParseStations runs the water, weather and registered item parsers on arbitrary JSON
 // objects: no panic, a rejection says where and why, and an accepted item
 // keeps what the kind promises (alarm levels rising from I to III, humidity a
 // fraction, no negative precipitation, finite values).
@@ -20,6 +24,7 @@ func FuzzParseStations(f *testing.F) {
 		`{"id":"w","dateObserved":"2025-07-01T08:00:00Z","location":{"type":"Point","coordinates":[105.85,21.02]},"waterLevel":9.6,"alarmLevels":[9.5,10.5,11.5]}`,
 		`{"id":"w","dateObserved":"2025-07-01T08:00:00Z","location":{"type":"Point","coordinates":[105.85,21.02]},"waterLevel":9.6,"alarmLevels":[null,10.5],"alarmLevel3":11}`,
 		`{"id":"w","dateObserved":"2025-07-01T08:00:00Z","location":{"type":"Point","coordinates":[105.85,21.02]},"alarmLevel1":{"type":"Property","value":3},"alarmLevel2":2}`,
+		`{"id":"n","type":"NoiseLevelObserved","dateObserved":"2025-07-01T08:00:00Z","location":{"type":"Point","coordinates":[105.85,21.02]},"LAeq":67.5,"LAmax":1e308}`,
 		`{"id":"x","type":"WeatherObserved","dateObserved":"2025-07-01T08:00:00Z","location":{"type":"Point","coordinates":[105.85,21.02]},"relativeHumidity":0.5,"precipitation":1e308}`,
 	} {
 		f.Add([]byte(s))
@@ -30,7 +35,8 @@ func FuzzParseStations(f *testing.F) {
 		if json.Unmarshal(raw, &m) != nil || m == nil {
 			return
 		}
-		for _, parse := range []func(fields, parseEnv) (*parsed, *itemError){parseWater, parseWeather} {
+		noise := func(f fields, env parseEnv) (*parsed, *itemError) { return parseRegistered(fuzzNoise, f, env) }
+		for _, parse := range []func(fields, parseEnv) (*parsed, *itemError){parseWater, parseWeather, noise} {
 			it, ierr := parse(fields(m), env)
 			if ierr != nil {
 				// A member without a name is the one rejection without a pointer.
@@ -64,6 +70,15 @@ func FuzzParseStations(f *testing.F) {
 				}
 				if p := msg.Precipitation; p != nil && *p < 0 {
 					t.Fatalf("accepted precipitation %v", *p)
+				}
+			case *iocv1.Observation:
+				if v, ok := msg.Values["LAeq"]; !ok || v < 0 || v > 200 {
+					t.Fatalf("accepted LAeq %v (present %v); want it in [0, 200]", v, ok)
+				}
+				for k, v := range msg.Values {
+					if _, known := fuzzNoise.Value(k); !known || math.IsNaN(v) || math.IsInf(v, 0) {
+						t.Fatalf("accepted %s = %v", k, v)
+					}
 				}
 			default:
 				t.Fatalf("parsed into a %T", it.msg)
