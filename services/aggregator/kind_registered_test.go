@@ -5,12 +5,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/twpayne/go-geom"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/iochub/iochub/internal/ce"
 	"github.com/iochub/iochub/internal/kind"
+	"github.com/iochub/iochub/internal/subjects"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 )
@@ -71,4 +74,40 @@ func TestDecodeRegistered(t *testing.T) {
 			t.Errorf("%s: err = %v; want ErrBadMessage naming the value", name, err)
 		}
 	}
+}
+
+// FuzzDecodeRegistered decodes arbitrary bodies as observations of a kind
+// registered in the test: no panic, and what is decoded holds only the kind's
+// values within their bounds and texts PostgreSQL can store.
+func FuzzDecodeRegistered(f *testing.F) {
+	unregister, err := kind.Default.Register(kind.Kind{Name: "noise",
+		Values: []kind.Value{{Name: "LAeq", Min: 0, Max: 200, Required: true}, {Name: "LAmax"}}})
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Cleanup(unregister)
+	seed := &iocv1.Observation{Id: "n1", EntityId: "dev-1", ObservedAt: timestamppb.New(t0), Name: "Hồ Gươm",
+		Location: mustWKB(f, geom.NewPointFlat(geom.XY, []float64{105.85, 21.03})), Values: map[string]float64{"LAeq": 60, "LAmax": 1e300}}
+	body, err := proto.Marshal(seed)
+	if err != nil {
+		f.Fatal(err)
+	}
+	f.Add(sourceID, body)
+	f.Fuzz(func(t *testing.T, source string, body []byte) {
+		h := ce.Event{ID: "id", Source: "urn:ioc:01:00070", Type: "t"}.Header()
+		h[HeaderSource] = []string{source}
+		d, err := decode(subjects.Feed(province, unit, "noise"), h, body, t0)
+		if err != nil {
+			return
+		}
+		r := d.row.(postgis.GenericRow)
+		if v, ok := r.Values["LAeq"]; !ok || v < 0 || v > 200 || len(r.Values) > 2 {
+			t.Fatalf("accepted values %v", r.Values)
+		}
+		for _, s := range []string{r.SourceID, r.EventID, r.EntityID, r.Name} {
+			if !utf8.ValidString(s) || strings.ContainsRune(s, 0) {
+				t.Fatalf("accepted text %q", s)
+			}
+		}
+	})
 }
