@@ -43,20 +43,13 @@ func (p *partitions) missing(b Batch) []partitionSpec {
 		ps := monthPartition(parent, t)
 		need[ps.name] = ps
 	}
-	for i := range b.Air {
-		add("air_observation", b.Air[i].ObservedAt)
-	}
-	for i := range b.Traffic {
-		add("traffic_observation", b.Traffic[i].ObservedAt)
-	}
-	for i := range b.Water {
-		add("water_observation", b.Water[i].ObservedAt)
-	}
-	for i := range b.Weather {
-		add("weather_observation", b.Weather[i].ObservedAt)
-	}
-	for i := range b.Generic {
-		add("observation_generic", b.Generic[i].ObservedAt)
+	for _, k := range kindStores {
+		if k.partitioned == "" {
+			continue
+		}
+		for i := range k.rows(b) {
+			add(k.partitioned, k.observedAt(b, i))
+		}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -273,10 +272,11 @@ func (s *Store) WriteBatch(ctx context.Context, b Batch) (Result, error) {
 		if err := apply(ctx, tx, b, &res); err != nil {
 			return err
 		}
-		if len(b.Reports) > 0 {
-			var err error
-			if res.Reports, err = writeReports(ctx, tx, b.Reports); err != nil {
-				return err
+		for _, k := range kindStores {
+			if k.write != nil && k.rows(b) > 0 {
+				if err := k.write(ctx, tx, b, &res); err != nil {
+					return err
+				}
 			}
 		}
 		return nil
@@ -289,35 +289,23 @@ func (s *Store) WriteBatch(ctx context.Context, b Batch) (Result, error) {
 
 // stage creates the staging tables the batch needs and copies the rows in.
 func stage(ctx context.Context, tx pgx.Tx, b Batch) error {
-	type copyJob struct {
-		table, create string
-		cols          []string
-		n             int
-		row           func(i int) []any
-	}
-	jobs := []copyJob{
-		{"air_staging", sqlCreateAirStaging, airStagingColumns, len(b.Air), func(i int) []any { return airValues(i, &b.Air[i]) }},
-		{"traffic_staging", sqlCreateTrafficStaging, trafficStagingColumns, len(b.Traffic), func(i int) []any { return trafficValues(i, &b.Traffic[i]) }},
-		{"alert_staging", sqlCreateAlertStaging, alertStagingColumns, len(b.Alerts), func(i int) []any { return alertValues(i, &b.Alerts[i]) }},
-		{"water_staging", sqlCreateWaterStaging, waterStagingColumns, len(b.Water), func(i int) []any { return waterValues(i, &b.Water[i]) }},
-		{"weather_staging", sqlCreateWeatherStaging, weatherStagingColumns, len(b.Weather), func(i int) []any { return weatherValues(i, &b.Weather[i]) }},
-		{"generic_staging", sqlCreateGenericStaging, genericStagingColumns, len(b.Generic), func(i int) []any { return genericValues(i, &b.Generic[i]) }},
-	}
-	for _, j := range jobs {
-		if j.n == 0 {
+	for _, k := range kindStores {
+		n := k.rows(b)
+		if k.staging == nil || n == 0 {
 			continue
 		}
-		if _, err := tx.Exec(ctx, j.create); err != nil {
-			return fmt.Errorf("creating %s: %w", j.table, err)
+		st := k.staging
+		if _, err := tx.Exec(ctx, st.create); err != nil {
+			return fmt.Errorf("creating %s: %w", st.table, err)
 		}
-		n, err := tx.CopyFrom(ctx, pgx.Identifier{j.table}, j.cols, pgx.CopyFromSlice(j.n, func(i int) ([]any, error) {
-			return j.row(i), nil
+		copied, err := tx.CopyFrom(ctx, pgx.Identifier{st.table}, st.columns, pgx.CopyFromSlice(n, func(i int) ([]any, error) {
+			return st.values(b, i), nil
 		}))
 		if err != nil {
-			return fmt.Errorf("copying %d rows into %s: %w", j.n, j.table, err)
+			return fmt.Errorf("copying %d rows into %s: %w", n, st.table, err)
 		}
-		if int(n) != j.n {
-			return fmt.Errorf("copying into %s: copied %d rows of %d: %w", j.table, n, j.n, ErrShortCopy)
+		if int(copied) != n {
+			return fmt.Errorf("copying into %s: copied %d rows of %d: %w", st.table, copied, n, ErrShortCopy)
 		}
 	}
 	return nil
@@ -326,83 +314,33 @@ func stage(ctx context.Context, tx pgx.Tx, b Batch) error {
 // apply moves the staged rows into their tables in one round trip.
 func apply(ctx context.Context, tx pgx.Tx, b Batch, res *Result) error {
 	var pb pgx.Batch
-	if len(b.Air) > 0 {
-		pb.Queue(sqlInsertAir).Query(collectInserted(&res.Air.New, &res.Air.Inserted, airKeys(b.Air)))
-		pb.Queue(sqlUpsertSensorAir).Query(collectChanged(&res.Air.Changed))
+	var finish []func()
+	rows := 0
+	for _, k := range kindStores {
+		n := k.rows(b)
+		rows += n
+		if k.queue == nil || n == 0 {
+			continue
+		}
+		if f := k.queue(&pb, b, res); f != nil {
+			finish = append(finish, f)
+		}
 	}
-	if len(b.Traffic) > 0 {
-		pb.Queue(sqlInsertTraffic).Query(countRows(&res.Traffic.New))
-		pb.Queue(sqlUpsertRoadSegment).Query(collectChanged(&res.Traffic.Changed))
-	}
-	queueStations(&pb, b, res)
-	queueGeneric(&pb, b, res)
-	units := map[int][]string{} // by index of the alert row
-	if len(b.Alerts) > 0 {
-		pb.Queue(sqlUpsertAlert).Query(func(rows pgx.Rows) error {
-			for rows.Next() {
-				var c Changed
-				var inserted bool
-				if err := rows.Scan(&c.Index, &c.State, &c.UpdatedAt, &inserted); err != nil {
-					return err
-				}
-				if inserted {
-					res.Alerts.New++
-				}
-				res.Alerts.Changed = append(res.Alerts.Changed, c)
-			}
-			return rows.Err()
-		})
-		pb.Queue(sqlDeleteAlertUnits)
-		byID := make(map[string]int, len(b.Alerts))
-		pb.Queue(sqlInsertAlertUnits).Query(func(rows pgx.Rows) error {
-			// The alert rows changed are known by now: statements of a batch
-			// run, and their results are read, in order.
-			for _, c := range res.Alerts.Changed {
-				byID[b.Alerts[c.Index].ID()] = c.Index
-			}
-			for rows.Next() {
-				var id, code string
-				if err := rows.Scan(&id, &code); err != nil {
-					return err
-				}
-				if i, ok := byID[id]; ok {
-					units[i] = append(units[i], code)
-				}
-			}
-			return rows.Err()
-		})
-	}
-	if len(b.Alerts) > 0 {
-		pb.Queue(sqlResolveReferences).Query(func(rows pgx.Rows) error {
-			var err error
-			res.Referenced, err = collectAlertStates(rows)
-			return err
-		})
+	if pb.Len() == 0 {
+		return nil
 	}
 	if err := tx.SendBatch(ctx, &pb).Close(); err != nil {
-		return fmt.Errorf("applying batch of %d air, %d traffic, %d alert rows: %w",
-			len(b.Air), len(b.Traffic), len(b.Alerts), err)
+		return fmt.Errorf("applying batch of %d rows: %w", rows, err)
 	}
-	referenced := make(map[string]bool, len(res.Referenced))
-	for _, r := range res.Referenced {
-		referenced[r.ID] = true
+	for _, f := range finish {
+		f()
 	}
-	changed := res.Alerts.Changed[:0]
-	for _, c := range res.Alerts.Changed {
-		if referenced[b.Alerts[c.Index].ID()] {
-			continue // its state is the one resolved after the upsert
+	for _, k := range kindStores {
+		if k.result != nil {
+			r := k.result(res)
+			r.Duplicates = k.rows(b) - r.New
 		}
-		c.Units = units[c.Index]
-		slices.Sort(c.Units)
-		changed = append(changed, c)
 	}
-	res.Alerts.Changed = changed
-	res.Air.Duplicates = len(b.Air) - res.Air.New
-	res.Traffic.Duplicates = len(b.Traffic) - res.Traffic.New
-	res.Alerts.Duplicates = len(b.Alerts) - res.Alerts.New
-	res.Water.Duplicates = len(b.Water) - res.Water.New
-	res.Weather.Duplicates = len(b.Weather) - res.Weather.New
-	res.Generic.Duplicates = len(b.Generic) - res.Generic.New
 	return nil
 }
 

@@ -34,10 +34,18 @@ func genericValues(i int, r *GenericRow) []any {
 	}
 }
 
-// queueGeneric queues the statements that store the batch's rows of registered kinds.
-func queueGeneric(pb *pgx.Batch, b Batch, res *Result) {
-	if len(b.Generic) > 0 {
+// genericStore stores the observations of registered kinds in
+// observation_generic and each entity's state in sensor.
+var genericStore = kindStore{
+	rows:        func(b Batch) int { return len(b.Generic) },
+	partitioned: "observation_generic",
+	observedAt:  func(b Batch, i int) time.Time { return b.Generic[i].ObservedAt },
+	staging: &staging{"generic_staging", sqlCreateGenericStaging, genericStagingColumns,
+		func(b Batch, i int) []any { return genericValues(i, &b.Generic[i]) }},
+	queue: func(pb *pgx.Batch, _ Batch, res *Result) func() {
 		pb.Queue(sqlInsertGeneric).Query(countRows(&res.Generic.New))
 		pb.Queue(sqlUpsertSensorGeneric).Query(collectChanged(&res.Generic.Changed))
-	}
+		return nil
+	},
+	result: func(res *Result) *KindResult { return &res.Generic },
 }

@@ -121,6 +121,17 @@ UNION ALL
 SELECT ` + reportCols + `, false FROM report WHERE id IN (SELECT id FROM input) AND id NOT IN (SELECT id FROM ins)`
 
 // writeReports stores a batch's reports in tx, in one round trip.
+// reportStore stores citizen reports with their workflow, statement by
+// statement after the other kinds' round trip.
+var reportStore = kindStore{
+	rows: func(b Batch) int { return len(b.Reports) },
+	write: func(ctx context.Context, tx pgx.Tx, b Batch, res *Result) error {
+		var err error
+		res.Reports, err = writeReports(ctx, tx, b.Reports)
+		return err
+	},
+}
+
 func writeReports(ctx context.Context, tx pgx.Tx, rows []ReportRow) (ReportResult, error) {
 	var res ReportResult
 	n := len(rows)

@@ -84,17 +84,36 @@ func weatherValues(i int, r *WeatherRow) []any {
 	}
 }
 
-// queueStations queues the statements that move staged water and weather
-// rows into their tables and the sensor table.
-func queueStations(pb *pgx.Batch, b Batch, res *Result) {
-	if len(b.Water) > 0 {
+// waterStore stores water observations in water_observation and each
+// station's state in sensor.
+var waterStore = kindStore{
+	rows:        func(b Batch) int { return len(b.Water) },
+	partitioned: "water_observation",
+	observedAt:  func(b Batch, i int) time.Time { return b.Water[i].ObservedAt },
+	staging: &staging{"water_staging", sqlCreateWaterStaging, waterStagingColumns,
+		func(b Batch, i int) []any { return waterValues(i, &b.Water[i]) }},
+	queue: func(pb *pgx.Batch, _ Batch, res *Result) func() {
 		pb.Queue(sqlInsertWater).Query(countRows(&res.Water.New))
 		pb.Queue(sqlUpsertSensorWater).Query(collectChanged(&res.Water.Changed))
-	}
-	if len(b.Weather) > 0 {
+		return nil
+	},
+	result: func(res *Result) *KindResult { return &res.Water },
+}
+
+// weatherStore stores weather observations in weather_observation and each
+// station's state in sensor.
+var weatherStore = kindStore{
+	rows:        func(b Batch) int { return len(b.Weather) },
+	partitioned: "weather_observation",
+	observedAt:  func(b Batch, i int) time.Time { return b.Weather[i].ObservedAt },
+	staging: &staging{"weather_staging", sqlCreateWeatherStaging, weatherStagingColumns,
+		func(b Batch, i int) []any { return weatherValues(i, &b.Weather[i]) }},
+	queue: func(pb *pgx.Batch, _ Batch, res *Result) func() {
 		pb.Queue(sqlInsertWeather).Query(countRows(&res.Weather.New))
 		pb.Queue(sqlUpsertSensorWeather).Query(collectChanged(&res.Weather.Changed))
-	}
+		return nil
+	},
+	result: func(res *Result) *KindResult { return &res.Weather },
 }
 
 // collectInserted records which rows of the batch an INSERT … RETURNING

@@ -1,0 +1,78 @@
+package postgis
+
+import (
+	"slices"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// alertStore upserts CAP alerts with the units their areas touch, and
+// resolves the alerts their Updates and Cancels refer to (Result.Referenced).
+var alertStore = kindStore{
+	rows: func(b Batch) int { return len(b.Alerts) },
+	staging: &staging{"alert_staging", sqlCreateAlertStaging, alertStagingColumns,
+		func(b Batch, i int) []any { return alertValues(i, &b.Alerts[i]) }},
+	queue:  queueAlerts,
+	result: func(res *Result) *KindResult { return &res.Alerts },
+}
+
+// queueAlerts queues the upsert of the staged alerts, of their units and the
+// resolution of their references; its finish gives each changed alert its
+// units and drops the changed alerts that a reference resolved.
+func queueAlerts(pb *pgx.Batch, b Batch, res *Result) func() {
+	units := map[int][]string{} // by index of the alert row
+	pb.Queue(sqlUpsertAlert).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var c Changed
+			var inserted bool
+			if err := rows.Scan(&c.Index, &c.State, &c.UpdatedAt, &inserted); err != nil {
+				return err
+			}
+			if inserted {
+				res.Alerts.New++
+			}
+			res.Alerts.Changed = append(res.Alerts.Changed, c)
+		}
+		return rows.Err()
+	})
+	pb.Queue(sqlDeleteAlertUnits)
+	byID := make(map[string]int, len(b.Alerts))
+	pb.Queue(sqlInsertAlertUnits).Query(func(rows pgx.Rows) error {
+		// The alert rows changed are known by now: statements of a batch
+		// run, and their results are read, in order.
+		for _, c := range res.Alerts.Changed {
+			byID[b.Alerts[c.Index].ID()] = c.Index
+		}
+		for rows.Next() {
+			var id, code string
+			if err := rows.Scan(&id, &code); err != nil {
+				return err
+			}
+			if i, ok := byID[id]; ok {
+				units[i] = append(units[i], code)
+			}
+		}
+		return rows.Err()
+	})
+	pb.Queue(sqlResolveReferences).Query(func(rows pgx.Rows) error {
+		var err error
+		res.Referenced, err = collectAlertStates(rows)
+		return err
+	})
+	return func() {
+		referenced := make(map[string]bool, len(res.Referenced))
+		for _, r := range res.Referenced {
+			referenced[r.ID] = true
+		}
+		changed := res.Alerts.Changed[:0]
+		for _, c := range res.Alerts.Changed {
+			if referenced[b.Alerts[c.Index].ID()] {
+				continue // its state is the one resolved after the upsert
+			}
+			c.Units = units[c.Index]
+			slices.Sort(c.Units)
+			changed = append(changed, c)
+		}
+		res.Alerts.Changed = changed
+	}
+}

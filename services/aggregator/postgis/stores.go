@@ -1,0 +1,54 @@
+package postgis
+
+import (
+	"context"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// kindStore is how WriteBatch stores the rows of one kind of a Batch.
+// WriteBatch (ensurePartitions, stage, apply) iterates over kindStores and
+// switches on no kind.
+type kindStore struct {
+	// rows is the number of the kind's rows in b.
+	rows func(b Batch) int
+	// partitioned, optional, is the table partitioned by month that the rows
+	// go to, and observedAt the time of row i that picks its partition.
+	partitioned string
+	observedAt  func(b Batch, i int) time.Time
+	// staging, optional, is the temporary table the rows are copied into.
+	staging *staging
+	// queue, optional, queues the statements that move the staged rows into
+	// their tables, recording in res what they did; the statements of every
+	// kind run in one round trip. The func it returns, if any, runs once
+	// every result was read (to combine the results of several statements).
+	queue func(pb *pgx.Batch, b Batch, res *Result) (finish func())
+	// write, optional, stores the rows in the transaction after the round
+	// trip, statement by statement (the reports' workflow).
+	write func(ctx context.Context, tx pgx.Tx, b Batch, res *Result) error
+	// result, optional, is the kind's KindResult in res, whose Duplicates
+	// apply sets from its New.
+	result func(res *Result) *KindResult
+}
+
+// staging is a temporary table that a kind's rows are copied into.
+type staging struct {
+	table, create string
+	columns       []string
+	// values are the column values of row i of the kind in b.
+	values func(b Batch, i int) []any
+}
+
+// kindStores are the stores of every kind of a Batch, in the order their
+// statements run. A kind is its file (row type, staging, statements) and one
+// line here.
+var kindStores = []kindStore{
+	airStore,
+	trafficStore,
+	waterStore,
+	weatherStore,
+	genericStore,
+	alertStore,
+	reportStore,
+}
