@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"math"
 	"net/http"
@@ -19,6 +20,7 @@ import (
 
 	"github.com/iochub/iochub/internal/cap"
 	"github.com/iochub/iochub/internal/testenv"
+	"github.com/iochub/iochub/internal/testkit"
 	"github.com/iochub/iochub/services/aggregator"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 	"github.com/iochub/iochub/services/gateway"
@@ -86,17 +88,14 @@ func get(t *testing.T, url string) (int, string, []byte) {
 // waitGet polls url until it answers 200 (the aggregator stores asynchronously).
 func waitGet(t *testing.T, url string) (string, []byte) {
 	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		code, ct, b := get(t, url)
-		if code == http.StatusOK {
-			return ct, b
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("GET %s = %d %s; want 200 within 30 s", url, code, b)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	var ct string
+	var b []byte
+	testkit.Eventually(t, 30*time.Second, "GET "+url+" = 200", func() (bool, string) {
+		var code int
+		code, ct, b = get(t, url)
+		return code == http.StatusOK, fmt.Sprintf("%d %.200s", code, b)
+	})
+	return ct, b
 }
 
 // scAlert is the Seychelles example as a new alert: identifier, msgType,
@@ -246,10 +245,7 @@ func TestEndToEndCAPAlerts(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	actx, stop := context.WithCancel(ctx)
-	aggDone := make(chan error, 1)
-	go func() { aggDone <- agg.Run(actx) }()
-	t.Cleanup(func() { stop(); <-aggDone })
+	testkit.Start(t, "aggregator", agg.Run)
 	live := &liveAlerts{ws: dialLive(t, gw.url, testProv), latest: map[string]alertFeature{}}
 
 	// 1. Every example, the signed one first (the three Seychelles files
@@ -404,18 +400,13 @@ func TestEndToEndCAPAlerts(t *testing.T) {
 	}
 	live.wait(t, "wmo/E2E-X1", "expired")
 	// The sweep publishes the expiry, then records it.
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+	testkit.Eventually(t, 10*time.Second, "the stored state of X1 to be expired", func() (bool, string) {
 		var dbState string
 		if err := db.Pool.QueryRow(ctx, `SELECT state FROM alert WHERE id = 'wmo/E2E-X1'`).Scan(&dbState); err != nil {
 			t.Fatal(err)
 		}
-		if dbState == "expired" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("stored state of X1 = %q; want expired", dbState)
-		}
-	}
+		return dbState == "expired", dbState
+	})
 
 	// In force now: the amber alert and the JSON one (no expiry) and the
 	// circle; not the superseded, cancelled or expired ones, nor the Cancel

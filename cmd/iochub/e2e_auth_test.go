@@ -16,6 +16,7 @@ import (
 
 	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/testenv"
+	"github.com/iochub/iochub/internal/testkit"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 	"github.com/iochub/iochub/services/gateway"
 )
@@ -432,17 +433,10 @@ func TestAccessControlMatrix(t *testing.T) {
 		if err := postgis.RevokeIdentityCLI(ctx, db.Pool, operator01.ID); err != nil {
 			t.Fatal(err)
 		}
-		deadline := time.Now().Add(5 * time.Second)
-		for {
+		testkit.Eventually(t, 5*time.Second, "the revoked operator to get 401 (refresh 200 ms)", func() (bool, string) {
 			code, _, _ := call(t, operator, "GET", h.url+"/v1/units?province=01", "", nil)
-			if code == 401 {
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("the revoked operator still gets %d after 5 s (refresh 200 ms)", code)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+			return code == 401, fmt.Sprintf("GET /v1/units = %d", code)
+		})
 	})
 
 	t.Run("a one-time code signs in once", func(t *testing.T) {

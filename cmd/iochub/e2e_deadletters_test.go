@@ -16,6 +16,7 @@ import (
 	"github.com/iochub/iochub/internal/deadletter"
 	"github.com/iochub/iochub/internal/subjects"
 	"github.com/iochub/iochub/internal/testenv"
+	"github.com/iochub/iochub/internal/testkit"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 )
 
@@ -46,21 +47,6 @@ func apiDeadletters(t *testing.T, base string) []deadletter.Letter {
 		t.Fatalf("GET /v1/deadletters = %d %s", code, body)
 	}
 	return l.Items
-}
-
-func waitCond(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	var last string
-	for time.Now().Before(deadline) {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		last = state
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("waiting for %s: gave up; last seen %s", what, last)
 }
 
 // Accepted means stored or dead-lettered: an accepted item the database
@@ -109,12 +95,12 @@ CREATE TRIGGER refuse_blocked BEFORE INSERT OR UPDATE ON sensor FOR EACH ROW EXE
 		}
 		return c
 	}
-	waitCond(t, "the good item stored", func() (bool, string) {
+	testkit.Eventually(t, time.Minute, "the good item stored", func() (bool, string) {
 		c := count("urn:ngsi-ld:PointOfInterest:HN-OK")
 		return c == 1, fmt.Sprint(c)
 	})
 	var letters []deadletter.Letter
-	waitCond(t, "two dead letters", func() (bool, string) {
+	testkit.Eventually(t, time.Minute, "two dead letters", func() (bool, string) {
 		letters = apiDeadletters(t, h.url)
 		return len(letters) == 2, fmt.Sprint(letters)
 	})
@@ -144,14 +130,14 @@ CREATE TRIGGER refuse_blocked BEFORE INSERT OR UPDATE ON sensor FOR EACH ROW EXE
 	if code, body := operatorDo(t, "POST", fmt.Sprintf("%s/v1/deadletters/%d/redrive", h.url, storeSeq)); code != http.StatusAccepted {
 		t.Fatalf("redrive = %d %s", code, body)
 	}
-	waitCond(t, "the redriven item stored", func() (bool, string) {
+	testkit.Eventually(t, time.Minute, "the redriven item stored", func() (bool, string) {
 		c := count(blocked)
 		return c == 1, fmt.Sprint(c)
 	})
 	if code, body := operatorDo(t, "DELETE", fmt.Sprintf("%s/v1/deadletters/%d", h.url, decodeSeq)); code != http.StatusAccepted {
 		t.Fatalf("discard = %d %s", code, body)
 	}
-	waitCond(t, "no dead letters", func() (bool, string) {
+	testkit.Eventually(t, time.Minute, "no dead letters", func() (bool, string) {
 		l := apiDeadletters(t, h.url)
 		return len(l) == 0, fmt.Sprint(l)
 	})

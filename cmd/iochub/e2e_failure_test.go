@@ -24,6 +24,7 @@ import (
 	"github.com/iochub/iochub/internal/pgcluster"
 	"github.com/iochub/iochub/internal/schema"
 	"github.com/iochub/iochub/internal/testenv"
+	"github.com/iochub/iochub/internal/testkit"
 	"github.com/iochub/iochub/services/gateway"
 )
 
@@ -40,12 +41,12 @@ const (
 )
 
 // failItem is item j of the stream: a new observation of station j%failStations.
-func failItem(t testing.TB, base time.Time, j int) (item map[string]any, eventID, station string) {
+func failItem(base time.Time, j int) (item map[string]any, eventID, station string, err error) {
 	station = fmt.Sprintf("fail-st-%d", j%failStations)
 	id := fmt.Sprintf("fail-obs-%d", j)
 	at := base.Add(time.Duration(j) * time.Second)
-	item = airItemTB(t, id, station, 105.80+float64(j%failStations)*0.002, 21.02, at)
-	return item, id + "@" + at.UTC().Format(time.RFC3339), station
+	item, err = newAirItem(id, station, 105.80+float64(j%failStations)*0.002, 21.02, at)
+	return item, id + "@" + at.UTC().Format(time.RFC3339), station, err
 }
 
 // streamLog is what a client learnt from its POSTs.
@@ -65,13 +66,21 @@ func newStreamLog() *streamLog {
 
 // postBatch sends items j0..j0+n-1 and records the answer. Only 202 (and,
 // when allow503 is set, 503 "nats-unavailable") are acceptable answers.
-func (l *streamLog) postBatch(t testing.TB, url string, base time.Time, j0, n int, allow503 bool) {
+// Like record and stream, it may run on a goroutine of its own: it reports
+// with t.Errorf, never t.Fatal, and returns false on a failure that should
+// end the stream.
+func (l *streamLog) postBatch(t testing.TB, url string, base time.Time, j0, n int, allow503 bool) bool {
 	items := make([]any, n)
 	ids := make([]string, n)
 	byID := make(map[string]map[string]any, n)
 	l.mu.Lock()
 	for k := range n {
-		item, id, station := failItem(t, base, j0+k)
+		item, id, station, err := failItem(base, j0+k)
+		if err != nil {
+			l.mu.Unlock()
+			t.Errorf("building item %d: %v", j0+k, err)
+			return false
+		}
 		items[k], ids[k], byID[id] = item, id, item
 		if j0+k >= l.latestIdx[station] {
 			l.latestIdx[station], l.latest[station] = j0+k, id
@@ -79,13 +88,20 @@ func (l *streamLog) postBatch(t testing.TB, url string, base time.Time, j0, n in
 	}
 	l.mu.Unlock()
 	l.record(t, url, items, ids, byID, allow503)
+	return true
 }
 
 func (l *streamLog) record(t testing.TB, url string, items []any, ids []string, byID map[string]map[string]any, allow503 bool) {
-	code, _, raw := post(t, url, devToken, items)
+	code, _, raw, err := tryPost(url, devToken, items)
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	switch {
+	case err != nil:
+		t.Errorf("POST of %d items: %v", len(items), err)
+		for _, id := range ids {
+			l.retry[id] = byID[id]
+		}
+		return
 	case code == http.StatusServiceUnavailable && allow503:
 		if !strings.Contains(raw, "nats-unavailable") {
 			t.Errorf("503 answer does not say NATS is unavailable: %s", raw)
@@ -147,7 +163,9 @@ func (l *streamLog) stream(t testing.TB, url string, base time.Time, stop <-chan
 		if tail > 0 {
 			tail--
 		}
-		l.postBatch(t, url, base, b*failPerBatch, failPerBatch, allow503)
+		if !l.postBatch(t, url, base, b*failPerBatch, failPerBatch, allow503) {
+			return
+		}
 		l.batches.Add(1)
 		time.Sleep(50 * time.Millisecond) // a steady stream, not a flood
 	}
@@ -190,24 +208,21 @@ func waitStored(t *testing.T, db *testenv.DBEnv, want map[string]bool, extra boo
 	t.Helper()
 	var got map[string]int
 	var total int
-	var err error
-	for deadline := time.Now().Add(timeout); ; time.Sleep(200 * time.Millisecond) {
+	testkit.Eventually(t, timeout, "every accepted item stored", func() (bool, string) {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		got, total, err = storedIDs(ctx, db)
-		cancel()
+		defer cancel()
+		var err error
+		if got, total, err = storedIDs(ctx, db); err != nil {
+			return false, err.Error()
+		}
 		missing := 0
 		for id := range want {
 			if got[id] == 0 {
 				missing++
 			}
 		}
-		if err == nil && missing == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("after %s: %d of %d accepted items not stored (%d rows; last error %v)", timeout, missing, len(want), total, err)
-		}
-	}
+		return missing == 0, fmt.Sprintf("%d of %d accepted items not stored (%d rows)", missing, len(want), total)
+	})
 	for id, n := range got {
 		if n != 1 {
 			t.Errorf("event %s stored %d times; want once", id, n)
@@ -226,21 +241,17 @@ func waitStored(t *testing.T, db *testenv.DBEnv, want map[string]bool, extra boo
 // observation of every station.
 func checkLiveLatest(t *testing.T, base string, latest map[string]string, timeout time.Duration) {
 	t.Helper()
-	var diff []string
-	for deadline := time.Now().Add(timeout); time.Now().Before(deadline); time.Sleep(250 * time.Millisecond) {
+	testkit.Eventually(t, timeout, "the live snapshot to show the latest state of every station", func() (bool, string) {
 		snap := liveSnapshot(t, base)
-		diff = diff[:0]
+		var diff []string
 		for station, want := range latest {
 			if got := snap[station]; got != want {
 				diff = append(diff, fmt.Sprintf("%s: %q, want %q", station, got, want))
 			}
 		}
-		if len(diff) == 0 {
-			return
-		}
-	}
-	sort.Strings(diff)
-	t.Fatalf("the live snapshot does not show the latest state of every station:\n%s", strings.Join(diff, "\n"))
+		sort.Strings(diff)
+		return len(diff) == 0, strings.Join(diff, "\n")
+	})
 }
 
 // liveSnapshot maps entity id to observation id in a new client's snapshot of Hà Nội.
@@ -272,23 +283,12 @@ func liveSnapshot(t *testing.T, base string) map[string]string {
 	return out
 }
 
-// waitFor polls cond until it holds, failing the test with what after timeout.
-func waitFor(t *testing.T, timeout time.Duration, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(timeout); !cond(); time.Sleep(50 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("waited %s for %s", timeout, what)
-		}
-	}
-}
-
 // hubAlive fails the test when the roles have exited.
 func hubAlive(t *testing.T, h *hub) {
 	t.Helper()
 	select {
-	case err := <-h.done:
-		h.done <- err
-		t.Fatalf("the roles exited: %v", err)
+	case <-h.roles.Done():
+		t.Fatalf("the roles exited: %v", h.roles.Err())
 	default:
 	}
 }
@@ -372,16 +372,22 @@ func TestFailurePostGISRestart(t *testing.T) {
 		log.stream(t, h.url+"/v1/feeds/air", base, back, false)
 	}()
 	// Stop once the aggregator has stored some of the stream.
-	waitFor(t, 30*time.Second, "the first rows", func() bool {
+	testkit.Eventually(t, 30*time.Second, "the first rows", func() (bool, string) {
 		_, total, err := storedIDs(ctx, db)
-		return err == nil && total > 0
+		if err != nil {
+			return false, err.Error()
+		}
+		return total > 0, "no rows"
 	})
 	_, rowsAtStop, _ := storedIDs(ctx, db)
 	stopDB()
 	atStop := log.batches.Load()
 	// Keep it down a few seconds while items keep coming.
 	time.Sleep(3 * time.Second)
-	waitFor(t, 30*time.Second, "batches posted while the database is down", func() bool { return log.batches.Load() >= atStop+5 })
+	testkit.Eventually(t, 30*time.Second, "batches posted while the database is down", func() (bool, string) {
+		n := log.batches.Load()
+		return n >= atStop+5, fmt.Sprintf("%d batches, %d at the stop", n, atStop)
+	})
 	startDB()
 	atStart := log.batches.Load()
 	close(back)
@@ -465,16 +471,19 @@ func TestFailureNATSRestart(t *testing.T) {
 		defer close(streamed)
 		log.stream(t, h.url+"/v1/feeds/air", base, back, true)
 	}()
-	waitFor(t, 30*time.Second, "accepted items", func() bool { return len(log.acceptedIDs()) > 0 })
+	testkit.Eventually(t, 30*time.Second, "accepted items", testkit.Holds(func() bool { return len(log.acceptedIDs()) > 0 }))
 	stopNATS()
-	waitFor(t, 60*time.Second, "the ingest to refuse items while NATS is down", func() bool {
+	testkit.Eventually(t, time.Minute, "the ingest to refuse items while NATS is down", testkit.Holds(func() bool {
 		log.mu.Lock()
 		defer log.mu.Unlock()
 		return log.unavail > 0
-	})
+	}))
 	time.Sleep(time.Second)
 	startNATS()
-	waitFor(t, 60*time.Second, "the roles' connection to come back", func() bool { return nc.Status() == nats.CONNECTED })
+	testkit.Eventually(t, time.Minute, "the roles' connection to come back", func() (bool, string) {
+		st := nc.Status()
+		return st == nats.CONNECTED, st.String()
+	})
 	close(back)
 	<-streamed
 	hubAlive(t, h)
@@ -494,7 +503,7 @@ func TestFailureNATSRestart(t *testing.T) {
 
 	// The client sends the refused items again until all are accepted (or
 	// found duplicate: stored from the first send).
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(250 * time.Millisecond) {
+	testkit.Eventually(t, time.Minute, "the refused items to be accepted after NATS came back", func() (bool, string) {
 		log.mu.Lock()
 		var items []any
 		var ids []string
@@ -507,13 +516,11 @@ func TestFailureNATSRestart(t *testing.T) {
 		}
 		log.mu.Unlock()
 		if len(items) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%d refused items still not accepted after NATS came back", len(items))
+			return true, ""
 		}
 		log.record(t, h.url+"/v1/feeds/air", items, ids, byID, true)
-	}
+		return false, fmt.Sprintf("%d or more refused items still not accepted", len(items))
+	})
 	all := log.acceptedIDs()
 	t.Logf("%d items accepted after resending", len(all)-len(accepted))
 	if want := int(log.batches.Load()) * failPerBatch; len(all) != want {
@@ -526,7 +533,10 @@ func TestFailureNATSRestart(t *testing.T) {
 	// recreates its STATE consumer after a reconnect (ResetAttempts 0 = no
 	// limit), so it is not closed with CloseStreamFailure.
 	const station = "fail-after-restart"
-	item, _, _ := failItem(t, base.Add(time.Hour), 0)
+	item, _, _, err := failItem(base.Add(time.Hour), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
 	item["refPointOfInterest"] = station
 	if code, _, raw := post(t, h.url+"/v1/feeds/air", devToken, []any{item}); code != http.StatusAccepted {
 		t.Fatalf("POST after the restart = %d %s", code, raw)

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/hex"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/url"
@@ -17,6 +18,7 @@ import (
 	"github.com/iochub/iochub/internal/seal"
 	"github.com/iochub/iochub/internal/subjects"
 	"github.com/iochub/iochub/internal/testenv"
+	"github.com/iochub/iochub/internal/testkit"
 )
 
 const reportPhone = "0912 345 678"
@@ -340,16 +342,11 @@ func TestEndToEndReports(t *testing.T) {
 // waitRows waits until query counts want rows.
 func waitRows(t *testing.T, db *testenv.DBEnv, query string, want int) {
 	t.Helper()
-	deadline := time.Now().Add(15 * time.Second)
-	var got int
-	for time.Now().Before(deadline) {
+	testkit.Eventually(t, 15*time.Second, fmt.Sprintf("%s = %d", query, want), func() (bool, string) {
+		var got int
 		if err := db.Pool.QueryRow(context.Background(), query).Scan(&got); err != nil {
 			t.Fatal(err)
 		}
-		if got == want {
-			return
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("%s = %d; want %d", query, got, want)
+		return got == want, fmt.Sprintf("%d", got)
+	})
 }

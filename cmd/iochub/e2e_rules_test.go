@@ -16,6 +16,7 @@ import (
 
 	"github.com/iochub/iochub/internal/alertrule"
 	"github.com/iochub/iochub/internal/testenv"
+	"github.com/iochub/iochub/internal/testkit"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 	"github.com/iochub/iochub/services/aggregator/rules"
 )
@@ -97,25 +98,25 @@ func watchLive(t *testing.T, ws *websocket.Conn) *liveLog {
 // wait returns the first feature received that satisfies ok, waiting up to timeout.
 func (l *liveLog) wait(t *testing.T, what string, timeout time.Duration, ok func(ruleFeature) bool) ruleFeature {
 	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for seen := 0; ; {
+	var found ruleFeature
+	seen := 0
+	testkit.Eventually(t, timeout, what+" on the live view", func() (bool, string) {
 		l.mu.Lock()
 		feats, err := l.feats[seen:], l.err
 		seen = len(l.feats)
 		l.mu.Unlock()
 		for _, f := range feats {
 			if ok(f) {
-				return f
+				found = f
+				return true, ""
 			}
 		}
 		if err != nil {
 			t.Fatalf("waiting for %s on the live view: %v", what, err)
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("waiting for %s on the live view: not there after %s", what, timeout)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+		return false, fmt.Sprintf("%d features, none matching", seen)
+	})
+	return found
 }
 
 // observed matches the state of entity with observation id.
@@ -165,20 +166,14 @@ func putRuleAPI(t *testing.T, base, id, body string, version, inForce int) {
 	if code != http.StatusAccepted {
 		t.Fatalf("PUT /v1/rules/%s = %d %s; want 202", id, code, raw)
 	}
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		code, raw = ruleRequest(t, "GET", base+"/v1/rules/"+id, devToken, "")
+	testkit.Eventually(t, 20*time.Second, fmt.Sprintf("rule %s version %d applied", id, version), func() (bool, string) {
+		code, raw := ruleRequest(t, "GET", base+"/v1/rules/"+id, devToken, "")
 		var got struct {
 			Version int `json:"version"`
 		}
-		if code == http.StatusOK && json.Unmarshal([]byte(raw), &got) == nil && got.Version == version {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("rule %s version %d not applied in 20 s: GET = %d %s", id, version, code, raw)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return code == http.StatusOK && json.Unmarshal([]byte(raw), &got) == nil && got.Version == version,
+			fmt.Sprintf("GET = %d %.200s", code, raw)
+	})
 	waitInForce(t, base, inForce)
 }
 
@@ -186,17 +181,10 @@ func putRuleAPI(t *testing.T, base, id, body string, version, inForce int) {
 func waitInForce(t *testing.T, base string, n int) {
 	t.Helper()
 	want := fmt.Sprintf("\niochub_rules_in_force %d\n", n)
-	deadline := time.Now().Add(20 * time.Second)
-	for {
+	testkit.Eventually(t, 20*time.Second, fmt.Sprintf("%d rules in force", n), func() (bool, string) {
 		code, raw := ruleRequest(t, "GET", base+"/metrics", devToken, "")
-		if code == http.StatusOK && strings.Contains(raw, want) {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("the engine does not have %d rules in force after 20 s", n)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+		return code == http.StatusOK && strings.Contains(raw, want), fmt.Sprintf("GET /metrics = %d", code)
+	})
 }
 
 // send posts one item of kind about entity and waits until its state is on
@@ -346,17 +334,11 @@ func TestEndToEndRules(t *testing.T) {
 		if code != http.StatusAccepted {
 			t.Fatalf("DELETE = %d %s; want 202", code, raw)
 		}
-		deadline := time.Now().Add(20 * time.Second)
-		for {
-			if code, _ = ruleRequest(t, "GET", h.url+"/v1/rules/hk-jam", devToken, ""); code == http.StatusNotFound {
-				waitInForce(t, h.url, 2)
-				break
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("rule not deleted in 20 s: GET = %d", code)
-			}
-			time.Sleep(50 * time.Millisecond)
-		}
+		testkit.Eventually(t, 20*time.Second, "the rule deleted", func() (bool, string) {
+			code, _ := ruleRequest(t, "GET", h.url+"/v1/rules/hk-jam", devToken, "")
+			return code == http.StatusNotFound, fmt.Sprintf("GET = %d", code)
+		})
+		waitInForce(t, h.url, 2)
 		code, raw = ruleRequest(t, "GET", h.url+"/v1/rules/hk-jam/history", devToken, "")
 		var hist struct {
 			Versions []struct {
@@ -443,22 +425,17 @@ func TestEndToEndRulesRestart(t *testing.T) {
 	putRuleAPI(t, h1.url, "jam", `{"province":"01","kind":"congestion","params":{"maxSpeed":15},"for":"0s","severity":"Minor"}`, 1, 1)
 	send(t, live, h1.url, token, "traffic", segment, item(0, 5))
 	live.wait(t, "the congestion alert", 30*time.Second, alertOf(ident, "active"))
-	h1.cancel()
-	if err := <-h1.done; err != nil {
-		t.Fatalf("roles stopped with %v", err)
+	if err := h1.roles.Stop(); err != nil {
+		t.Fatal(err)
 	}
-	h1.done <- nil // for the cleanup's stop
 
 	h2 := startHub(t, "all", n, db)
 	live = watchLive(t, dialLive(t, h2.url, "01"))
 	// The segment's last state, still congested, is evaluated again after the restart ...
-	deadline := time.Now().Add(20 * time.Second)
-	for metric(t, h2.url, "iochub_rules_states_total") < 1 {
-		if time.Now().After(deadline) {
-			t.Fatal("the restarted engine evaluated no state in 20 s")
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	testkit.Eventually(t, 20*time.Second, "the restarted engine to evaluate a state", func() (bool, string) {
+		n := metric(t, h2.url, "iochub_rules_states_total")
+		return n >= 1, fmt.Sprintf("%v states", n)
+	})
 	// ... and the recovery cancels the alert raised before the restart.
 	send(t, live, h2.url, token, "traffic", segment, item(5, 50))
 	live.wait(t, "the cancelled congestion alert", 30*time.Second, alertOf(ident, "cancelled"))

@@ -18,6 +18,7 @@ import (
 
 	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/testenv"
+	"github.com/iochub/iochub/internal/testkit"
 	"github.com/iochub/iochub/services/aggregator"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 )
@@ -26,11 +27,10 @@ func TestMain(m *testing.M) { testenv.Main(m) }
 
 // hub is a running set of roles on a real NATS server and a real PostGIS.
 type hub struct {
-	url    string
-	nats   *testenv.NATSEnv
-	db     *testenv.DBEnv
-	cancel context.CancelFunc
-	done   chan error
+	url   string
+	nats  *testenv.NATSEnv
+	db    *testenv.DBEnv
+	roles *testkit.Running
 	// authn is the hub's access control (to mint one-time codes).
 	authn *auth.Authenticator
 }
@@ -54,33 +54,23 @@ func startHubTB(t testing.TB, target string, n *testenv.NATSEnv, db *testenv.DBE
 	for _, f := range tune {
 		f(&cfg)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
 	ready := make(chan string, 1)
 	authn, err := newAuthenticator(cfg, db.Pool, cfg.logger(io.Discard))
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := &hub{nats: n, db: db, cancel: cancel, done: make(chan error, 1), authn: authn}
-	go func() {
-		h.done <- serveRoles(ctx, roleDeps{cfg: cfg, log: cfg.logger(io.Discard), nc: n.Conn, js: n.JS, pool: db.Pool, ready: ready, authn: authn})
-	}()
+	h := &hub{nats: n, db: db, authn: authn}
+	h.roles = testkit.Start(t, "roles "+target, func(ctx context.Context) error {
+		return serveRoles(ctx, roleDeps{cfg: cfg, log: cfg.logger(io.Discard), nc: n.Conn, js: n.JS, pool: db.Pool, ready: ready, authn: authn})
+	})
 	select {
 	case h.url = <-ready:
-	case err := <-h.done:
-		t.Fatalf("roles exited at start: %v", err)
+	case <-h.roles.Done():
+		t.Fatalf("roles exited at start: %v", h.roles.Err())
 	case <-time.After(30 * time.Second):
 		t.Fatal("roles did not start in 30 s")
 	}
-	t.Cleanup(h.stop)
 	return h
-}
-
-func (h *hub) stop() {
-	h.cancel()
-	select {
-	case <-h.done:
-	case <-time.After(15 * time.Second):
-	}
 }
 
 // airItem is the FIWARE AirQualityObserved example, moved to (lon, lat) and
@@ -91,20 +81,32 @@ func airItem(t *testing.T, id, station string, lon, lat float64, at time.Time) m
 
 func airItemTB(t testing.TB, id, station string, lon, lat float64, at time.Time) map[string]any {
 	t.Helper()
-	b, err := os.ReadFile("testdata/AirQualityObserved.example.json")
+	item, err := newAirItem(id, station, lon, lat, at)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return item
+}
+
+// airExample is the FIWARE example, read once.
+var airExample = sync.OnceValues(func() ([]byte, error) { return os.ReadFile("testdata/AirQualityObserved.example.json") })
+
+// newAirItem is airItem for goroutines other than the test's, which must not call t.Fatal.
+func newAirItem(id, station string, lon, lat float64, at time.Time) (map[string]any, error) {
+	b, err := airExample()
+	if err != nil {
+		return nil, err
+	}
 	var item map[string]any
 	if err := json.Unmarshal(b, &item); err != nil {
-		t.Fatal(err)
+		return nil, fmt.Errorf("decoding the air example: %w", err)
 	}
 	item["id"] = id
 	item["refPointOfInterest"] = station
 	item["location"] = map[string]any{"type": "Point", "coordinates": []float64{lon, lat}}
 	item["dateObserved"] = at.UTC().Format(time.RFC3339)
 	item["pm25"] = 42.5
-	return item
+	return item, nil
 }
 
 type feedResult struct {
@@ -130,21 +132,38 @@ func post(t testing.TB, url, token string, items any) (int, feedResult, string) 
 // postBody POSTs body as contentType with the bearer token and decodes the per-item answer.
 func postBody(t testing.TB, url, token, contentType string, body []byte) (int, feedResult, string) {
 	t.Helper()
-	req, err := http.NewRequest("POST", url, bytes.NewReader(body))
+	code, res, raw, err := tryPostBody(url, token, contentType, body)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return code, res, raw
+}
+
+// tryPost is post for goroutines other than the test's, which must not call t.Fatal.
+func tryPost(url, token string, items any) (int, feedResult, string, error) {
+	body, err := json.Marshal(items)
+	if err != nil {
+		return 0, feedResult{}, "", fmt.Errorf("encoding the items: %w", err)
+	}
+	return tryPostBody(url, token, "application/json", body)
+}
+
+func tryPostBody(url, token, contentType string, body []byte) (int, feedResult, string, error) {
+	req, err := http.NewRequest("POST", url, bytes.NewReader(body))
+	if err != nil {
+		return 0, feedResult{}, "", fmt.Errorf("POST %s: %w", url, err)
 	}
 	req.Header.Set("Authorization", "Bearer "+token)
 	req.Header.Set("Content-Type", contentType)
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		t.Fatal(err)
+		return 0, feedResult{}, "", fmt.Errorf("POST %s: %w", url, err)
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(resp.Body)
 	var res feedResult
 	_ = json.Unmarshal(raw, &res)
-	return resp.StatusCode, res, string(raw)
+	return resp.StatusCode, res, string(raw), nil
 }
 
 type liveFrame struct {
@@ -291,18 +310,14 @@ func TestAggregatorKilledMidStream(t *testing.T) {
 	_ = h2
 
 	const batches, perBatch = 20, 100
-	runAgg := func(ctx context.Context) chan error {
+	runAgg := func() *testkit.Running {
 		agg, err := aggregator.New(aggregator.Config{BatchSize: 50}, aggregator.Deps{JS: n.JS, Store: postgis.NewStore(db.Pool), Logger: testLogger()})
 		if err != nil {
 			t.Fatal(err)
 		}
-		done := make(chan error, 1)
-		go func() { done <- agg.Run(ctx) }()
-		return done
+		return testkit.Start(t, "aggregator", agg.Run)
 	}
-	ctx1, kill := context.WithCancel(context.Background())
-	defer kill()
-	done1 := runAgg(ctx1)
+	agg1 := runAgg()
 
 	// The sender streams batches while the aggregator is killed once it has
 	// stored some, but not all, of them.
@@ -317,9 +332,18 @@ func TestAggregatorKilledMidStream(t *testing.T) {
 			items := make([]any, perBatch)
 			for i := range items {
 				// 25 stations over central Hà Nội; each item is a new observation.
-				items[i] = airItem(t, fmt.Sprintf("obs-%d-%d", b, i), fmt.Sprintf("st-%d", i%25), 105.80+float64(i%25)*0.002, 21.02, base.Add(time.Duration(b*perBatch+i)*time.Second))
+				item, err := newAirItem(fmt.Sprintf("obs-%d-%d", b, i), fmt.Sprintf("st-%d", i%25), 105.80+float64(i%25)*0.002, 21.02, base.Add(time.Duration(b*perBatch+i)*time.Second))
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				items[i] = item
 			}
-			code, res, raw := post(t, h.url+"/v1/feeds/air", devToken, items)
+			code, res, raw, err := tryPost(h.url+"/v1/feeds/air", devToken, items)
+			if err != nil {
+				t.Error(err)
+				return
+			}
 			if code != http.StatusAccepted {
 				t.Errorf("POST = %d %s", code, raw)
 				return
@@ -336,11 +360,11 @@ func TestAggregatorKilledMidStream(t *testing.T) {
 		}
 		return rows
 	}
-	for deadline := time.Now().Add(30 * time.Second); count() == 0 && time.Now().Before(deadline); {
-		time.Sleep(5 * time.Millisecond)
+	testkit.Eventually(t, 30*time.Second, "the first rows", testkit.Holds(func() bool { return count() > 0 }))
+	// The aggregator dies while the stream goes on.
+	if err := agg1.Stop(); err != nil {
+		t.Error(err)
 	}
-	kill() // the aggregator dies while the stream goes on
-	<-done1
 	killedAt := count()
 	wg.Wait()
 	if accepted != batches*perBatch {
@@ -349,21 +373,17 @@ func TestAggregatorKilledMidStream(t *testing.T) {
 	if killedAt == 0 || killedAt >= accepted {
 		t.Fatalf("the aggregator was killed after %d of %d rows; the kill did not land mid-stream, so this run proves nothing", killedAt, accepted)
 	}
-	ctx2, stop2 := context.WithCancel(context.Background())
-	defer stop2()
-	done2 := runAgg(ctx2)
-
-	var rows int
-	for deadline := time.Now().Add(60 * time.Second); time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
-		if rows = count(); rows >= accepted {
-			break
-		}
-	}
-	if rows != accepted {
+	agg2 := runAgg()
+	testkit.Eventually(t, time.Minute, fmt.Sprintf("%d rows stored", accepted), func() (bool, string) {
+		rows := count()
+		return rows >= accepted, fmt.Sprintf("%d rows", rows)
+	})
+	if rows := count(); rows != accepted {
 		t.Fatalf("stored %d rows; want %d (N sent = N stored)", rows, accepted)
 	}
-	stop2()
-	<-done2
+	if err := agg2.Stop(); err != nil {
+		t.Error(err)
+	}
 }
 
 func testLogger() *slog.Logger { return slog.New(slog.DiscardHandler) }

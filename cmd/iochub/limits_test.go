@@ -16,6 +16,7 @@ import (
 	"github.com/gorilla/websocket"
 
 	"github.com/iochub/iochub/internal/testenv"
+	"github.com/iochub/iochub/internal/testkit"
 )
 
 // serveTest runs h on newHTTPServer(h, cfg) on loopback and returns its address.
@@ -149,19 +150,16 @@ func TestOpsListenerAndIngestLimits(t *testing.T) {
 	cfg.HTTP, cfg.OpsHTTP = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Target, cfg.DevToken, cfg.LogLevel = "ingest", devToken, "warn"
 	cfg.BodyTimeout, cfg.SourceRate, cfg.SourceBurst = time.Second, 0.01, 3
-	ctx, cancel := context.WithCancel(context.Background())
 	ready, opsReady := make(chan string, 1), make(chan string, 1)
-	done := make(chan error, 1)
-	go func() {
-		done <- serveRoles(ctx, roleDeps{cfg: cfg, log: cfg.logger(io.Discard), nc: n.Conn, js: n.JS, pool: db.Pool, ready: ready, opsReady: opsReady})
-	}()
-	t.Cleanup(func() { cancel(); <-done })
+	roles := testkit.Start(t, "roles", func(ctx context.Context) error {
+		return serveRoles(ctx, roleDeps{cfg: cfg, log: cfg.logger(io.Discard), nc: n.Conn, js: n.JS, pool: db.Pool, ready: ready, opsReady: opsReady})
+	})
 	var base, ops string
 	select {
 	case base = <-ready:
 		ops = <-opsReady
-	case err := <-done:
-		t.Fatalf("roles exited at start: %v", err)
+	case <-roles.Done():
+		t.Fatalf("roles exited at start: %v", roles.Err())
 	case <-time.After(30 * time.Second):
 		t.Fatal("roles did not start in 30 s")
 	}

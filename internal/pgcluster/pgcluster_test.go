@@ -12,6 +12,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/iochub/iochub/internal/testkit"
 )
 
 func TestFindBinaries(t *testing.T) {
@@ -234,17 +236,10 @@ func TestEphemeralSurvivesCrash(t *testing.T) {
 	if _, err := fmt.Sscanf(string(out), "port=%d", &port); err != nil {
 		t.Fatalf("child output %q: %v", out, err)
 	}
-	deadline := time.Now().Add(60 * time.Second)
-	for {
+	testkit.Eventually(t, time.Minute, dir+" removed after its process ended", func() (bool, string) {
 		_, err := os.Stat(dir)
-		if errors.Is(err, os.ErrNotExist) {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s still exists a minute after its process ended", dir)
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return errors.Is(err, os.ErrNotExist), fmt.Sprintf("stat: %v", err)
+	})
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if conn, err := pgx.Connect(ctx, fmt.Sprintf("postgres://postgres@127.0.0.1:%d/postgres?sslmode=disable", port)); err == nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -15,6 +16,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/iochub/iochub/internal/testkit"
 )
 
 // ingestRecorder is a fake ingest that records every POST and answers each
@@ -266,15 +269,12 @@ func TestRunStopsOnCancel(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	for {
+	testkit.Eventually(t, time.Minute, "three air posts", func() (bool, string) {
 		f.mu.Lock()
 		n := len(f.bodies["/v1/feeds/air"])
 		f.mu.Unlock()
-		if n >= 3 {
-			break
-		}
-		time.Sleep(time.Millisecond)
-	}
+		return n >= 3, fmt.Sprintf("%d air posts", n)
+	})
 	cancel()
 	if err := <-done; err != nil {
 		t.Errorf("Run() after cancel = %v; want nil", err)

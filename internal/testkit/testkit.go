@@ -18,11 +18,11 @@ import (
 // once, and backs off to spare the CPU on long waits.
 const (
 	firstPoll = 5 * time.Millisecond
-	maxPoll   = 200 * time.Millisecond
+	maxPoll   = 100 * time.Millisecond
 )
 
 // Eventually polls cond until it reports true, backing off from 5 ms to
-// 200 ms between calls. If the timeout passes first it fails the test with
+// 100 ms between calls. If the timeout passes first it fails the test with
 // what it was waiting for and the last state cond described. The timeout is
 // a hang guard, not a performance requirement: make it generous.
 //

@@ -29,6 +29,7 @@ import (
 	"github.com/iochub/iochub/internal/deadletter"
 	"github.com/iochub/iochub/internal/subjects"
 	"github.com/iochub/iochub/internal/testenv"
+	"github.com/iochub/iochub/internal/testkit"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 )
@@ -174,23 +175,6 @@ func (r *running) stop(t *testing.T) {
 	})
 }
 
-// waitFor polls cond until it holds; it fails the test after a generous
-// deadline (a hang, not a performance requirement).
-func waitFor(t *testing.T, what string, cond func() (bool, string)) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	var last string
-	for time.Now().Before(deadline) {
-		ok, state := cond()
-		if ok {
-			return
-		}
-		last = state
-		time.Sleep(50 * time.Millisecond)
-	}
-	t.Fatalf("waiting for %s: gave up; last seen %s", what, last)
-}
-
 func rows(t *testing.T, pool *pgxpool.Pool, table string) int {
 	t.Helper()
 	var n int
@@ -202,7 +186,7 @@ func rows(t *testing.T, pool *pgxpool.Pool, table string) int {
 
 func waitRows(t *testing.T, pool *pgxpool.Pool, table string, want int) {
 	t.Helper()
-	waitFor(t, fmt.Sprintf("%d rows in %s", want, table), func() (bool, string) {
+	testkit.Eventually(t, time.Minute, fmt.Sprintf("%d rows in %s", want, table), func() (bool, string) {
 		n := rows(t, pool, table)
 		return n == want, fmt.Sprintf("%d rows", n)
 	})
@@ -211,7 +195,7 @@ func waitRows(t *testing.T, pool *pgxpool.Pool, table string, want int) {
 // waitIdle waits until the durable has every message delivered and acked (or terminated).
 func waitIdle(t *testing.T, js jetstream.JetStream, durable string) {
 	t.Helper()
-	waitFor(t, "consumer "+durable+" idle", func() (bool, string) {
+	testkit.Eventually(t, time.Minute, "consumer "+durable+" idle", func() (bool, string) {
 		c, err := js.Consumer(context.Background(), subjects.StreamFeeds, durable)
 		if err != nil {
 			return false, err.Error()
@@ -246,7 +230,7 @@ func lastState(t *testing.T, js jetstream.JetStream, layer, entity string) (*ioc
 func waitState(t *testing.T, js jetstream.JetStream, layer, entity string, ok func(*iocv1.EntityState) bool) *iocv1.EntityState {
 	t.Helper()
 	var got *iocv1.EntityState
-	waitFor(t, "state of "+entity, func() (bool, string) {
+	testkit.Eventually(t, time.Minute, "state of "+entity, func() (bool, string) {
 		es, _, err := lastState(t, js, layer, entity)
 		if err != nil {
 			return false, err.Error()
@@ -342,7 +326,7 @@ func TestStoresAndPublishesState(t *testing.T) {
 		m.Header[nats.MsgIdHdr] = []string{fmt.Sprintf("resend-%d", i)}
 	}
 	publish(t, ne.JS, msgs...)
-	waitFor(t, "duplicates counted", func() (bool, string) {
+	testkit.Eventually(t, time.Minute, "duplicates counted", func() (bool, string) {
 		n := counterValue(t, r.svc.m.duplicates.WithLabelValues("air")) + counterValue(t, r.svc.m.duplicates.WithLabelValues("traffic"))
 		return n == float64(len(msgs)), fmt.Sprintf("%v duplicates", n)
 	})
@@ -441,7 +425,7 @@ func TestKillMidStream(t *testing.T) {
 		}
 	}()
 	first := start(t, ne, pool, Config{Durable: "agg-kill", BatchSize: 25})
-	waitFor(t, "some rows stored", func() (bool, string) {
+	testkit.Eventually(t, time.Minute, "some rows stored", func() (bool, string) {
 		got := rows(t, pool, "air_observation")
 		return got >= n/4, fmt.Sprintf("%d rows", got)
 	})
@@ -619,7 +603,7 @@ func TestUndecodableMessagesAreDeadLettered(t *testing.T) {
 func waitDeadletters(t *testing.T, js jetstream.JetStream, n int) []deadletter.Letter {
 	t.Helper()
 	var got []deadletter.Letter
-	waitFor(t, fmt.Sprintf("%d dead letters", n), func() (bool, string) {
+	testkit.Eventually(t, time.Minute, fmt.Sprintf("%d dead letters", n), func() (bool, string) {
 		list, _, err := deadletter.List(context.Background(), js, deadletter.Query{})
 		if err != nil {
 			return false, err.Error()
@@ -823,7 +807,7 @@ func TestAlertLifecycle(t *testing.T) {
 		t.Fatal(err)
 	}
 	waitState(t, ne.JS, subjects.KindAlert, id("e1"), hasState("expired"))
-	waitFor(t, "e1 recorded as expired", func() (bool, string) {
+	testkit.Eventually(t, time.Minute, "e1 recorded as expired", func() (bool, string) {
 		var st string
 		if err := pool.QueryRow(context.Background(), `SELECT state FROM alert WHERE id = $1`, id("e1")).Scan(&st); err != nil {
 			return false, err.Error()

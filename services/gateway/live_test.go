@@ -28,6 +28,7 @@ import (
 	"github.com/iochub/iochub/internal/ce"
 	"github.com/iochub/iochub/internal/subjects"
 	"github.com/iochub/iochub/internal/testenv"
+	"github.com/iochub/iochub/internal/testkit"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
 
@@ -380,8 +381,9 @@ func TestLiveSlowClientDoesNotSlowOthers(t *testing.T) {
 		if websocket.IsCloseError(err, CloseTooSlow) {
 			t.Logf("idle client closed with 4001 after %d frames", idleTr.frames)
 			// The writer counts the drop after the close handshake.
-			waitFor(t, "the too_slow drop to be counted", func() bool {
-				return testutil.ToFloat64(e.g.m.dropped.WithLabelValues("too_slow")) == 1
+			testkit.Eventually(t, hangGuard, "the too_slow drop to be counted", func() (bool, string) {
+				n := testutil.ToFloat64(e.g.m.dropped.WithLabelValues("too_slow"))
+				return n == 1, fmt.Sprintf("%v drops", n)
 			})
 			return
 		}
@@ -439,7 +441,7 @@ func TestLiveOverflowClosesTooSlow(t *testing.T) {
 	}
 	// STATE keeps one message per subject, so the hub may skip states that were
 	// already replaced; wait until it holds the final one of every entity.
-	waitFor(t, "the hub to hold every final state", func() bool { return hubHolds(e.g, "01", final) })
+	testkit.Eventually(t, hangGuard, "the hub to hold every final state", testkit.Holds(func() bool { return hubHolds(e.g, "01", final) }))
 	frames := 0
 	for {
 		_, err := tryReadFrame(idle)
@@ -453,8 +455,9 @@ func TestLiveOverflowClosesTooSlow(t *testing.T) {
 	}
 	t.Logf("closed with 4001 after %d of %d frames", frames, len(sts))
 	// The writer counts the drop after the close handshake.
-	waitFor(t, "the too_slow drop to be counted", func() bool {
-		return testutil.ToFloat64(e.g.m.dropped.WithLabelValues("too_slow")) == 1
+	testkit.Eventually(t, hangGuard, "the too_slow drop to be counted", func() (bool, string) {
+		n := testutil.ToFloat64(e.g.m.dropped.WithLabelValues("too_slow"))
+		return n == 1, fmt.Sprintf("%v drops", n)
 	})
 }
 
@@ -475,18 +478,6 @@ func hubHolds(g *Gateway, province string, want map[string]string) bool {
 		}
 	}
 	return true
-}
-
-// waitFor polls cond until it holds; the hang guard fails the test.
-func waitFor(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(hangGuard)
-	for !cond() {
-		if time.Now().After(deadline) {
-			t.Fatalf("gave up waiting for %s", what)
-		}
-		time.Sleep(10 * time.Millisecond)
-	}
 }
 
 func TestLiveCloseSendsGoingAway(t *testing.T) {
@@ -543,7 +534,10 @@ func TestLivePingPong(t *testing.T) {
 		}
 		// These pings span twice PongWait: only pongs can have kept the client.
 		n := int64(2*pongWait/interval) + 10
-		waitFor(t, "pings", func() bool { return pings.Load() >= n })
+		testkit.Eventually(t, hangGuard, fmt.Sprintf("%d pings", n), func() (bool, string) {
+			got := pings.Load()
+			return got >= n, fmt.Sprintf("%d pings", got)
+		})
 		publish(t, e.nats.JS, airState(t, "p", 0, 1))
 		select {
 		case f := <-frames:
@@ -567,8 +561,9 @@ func TestLivePingPong(t *testing.T) {
 				t.Fatalf("got %v; want close 4002", err)
 			}
 		}
-		waitFor(t, "the ping_timeout drop to be counted", func() bool {
-			return testutil.ToFloat64(e.g.m.dropped.WithLabelValues("ping_timeout")) == 1
+		testkit.Eventually(t, hangGuard, "the ping_timeout drop to be counted", func() (bool, string) {
+			n := testutil.ToFloat64(e.g.m.dropped.WithLabelValues("ping_timeout"))
+			return n == 1, fmt.Sprintf("%v drops", n)
 		})
 	})
 }
@@ -649,7 +644,10 @@ func TestLiveLimits(t *testing.T) {
 		if !websocket.IsCloseError(err, CloseTooBig) {
 			t.Fatalf("got %v; want close 1009", err)
 		}
-		waitFor(t, "the slot to be free again", func() bool { return e.g.active.Load() == 0 })
+		testkit.Eventually(t, hangGuard, "the slot to be free again", func() (bool, string) {
+			n := e.g.active.Load()
+			return n == 0, fmt.Sprintf("%d active", n)
+		})
 		c2 := e.dial(t, "province=01")
 		if f := readFrame(t, c2); f.Type != "snapshot" {
 			t.Errorf("after the drop: first frame %s; want snapshot", f.Type)

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/iochub/iochub/internal/testenv"
+	"github.com/iochub/iochub/internal/testkit"
 )
 
 const (
@@ -85,7 +86,10 @@ func hold(t *testing.T, s *Service, url, token, source string, want int) (finish
 	if _, err := pw.Write([]byte("[")); err != nil {
 		t.Fatal(err)
 	}
-	eventually(t, fmt.Sprintf("%d requests of %s in flight", want, source), func() bool { return s.lim.inflight(source) == want })
+	testkit.Eventually(t, 10*time.Second, fmt.Sprintf("%d requests of %s in flight", want, source), func() (bool, string) {
+		n := s.lim.inflight(source)
+		return n == want, fmt.Sprintf("%d in flight", n)
+	})
 	var once sync.Once
 	code := 0
 	finish = func() int {
@@ -98,15 +102,6 @@ func hold(t *testing.T, s *Service, url, token, source string, want int) (finish
 	}
 	t.Cleanup(func() { finish() })
 	return finish
-}
-
-func eventually(t *testing.T, what string, cond func() bool) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); !cond(); time.Sleep(5 * time.Millisecond) {
-		if time.Now().After(deadline) {
-			t.Fatalf("timed out waiting for %s", what)
-		}
-	}
 }
 
 func (l *limiter) inflight(source string) int {
