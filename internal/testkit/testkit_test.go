@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -83,5 +84,19 @@ func (f *fakeTB) Errorf(format string, args ...any) {
 func (f *fakeTB) cleanup() {
 	for i := len(f.cleanups) - 1; i >= 0; i-- {
 		f.cleanups[i]()
+	}
+}
+
+func TestGolden(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "sub", "x.golden.json")
+	Golden(t, path, []byte("{}\n"), true)
+	ft := &fakeTB{TB: t}
+	Golden(ft, path, []byte("{}\n"), false)
+	if len(ft.errs) != 0 {
+		t.Errorf("the same bytes: %q; want no error", ft.errs)
+	}
+	Golden(ft, path, []byte("{ }\n"), false)
+	if len(ft.errs) != 1 || !strings.Contains(ft.errs[0], "x.golden.json differs") {
+		t.Errorf("other bytes: %q; want one error naming the file", ft.errs)
 	}
 }

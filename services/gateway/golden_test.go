@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/iochub/iochub/internal/subjects"
+	"github.com/iochub/iochub/internal/testkit"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
 
@@ -123,21 +124,10 @@ func checkGolden(t *testing.T, name string, frame []byte) {
 	}
 	buf.WriteByte('\n')
 	path := filepath.Join("testdata", "live", name+".golden.json")
-	if *update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		return
-	}
+	testkit.Golden(t, path, buf.Bytes(), *update)
 	want, err := os.ReadFile(path)
 	if err != nil {
-		t.Fatalf("%v (run go test -run TestLiveGolden -update to create it)", err)
-	}
-	if !bytes.Equal(buf.Bytes(), want) {
-		t.Errorf("%s differs from %s (run with -update after a deliberate change of the wire format):\ngot:\n%s", name, path, buf.Bytes())
+		t.Fatal(err)
 	}
 	// The file, compacted, is the wire's bytes.
 	var compact bytes.Buffer
