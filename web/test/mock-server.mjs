@@ -1,6 +1,10 @@
 // mock-server.mjs stands in for the gateway while the wall screen is built or
 // tested on its own: it serves web/app, GET /v1/units from the seed
 // boundaries, and a fake WebSocket /v1/live stream with the contract's frames.
+// Every frame and Feature it sends is a copy of the gateway's golden files
+// (services/gateway/testdata/live/*.golden.json, pinned by the gateway's
+// TestLiveGolden) with only the values changed, so the mock cannot drift from
+// the gateway's wire format.
 // The WebSocket handshake and text frames are written by hand (RFC 6455,
 // server side only) so the mock needs no dependency.
 //
@@ -20,6 +24,64 @@ import path from 'node:path';
 const here = path.dirname(fileURLToPath(import.meta.url));
 const appDir = path.resolve(here, '..', 'app');
 const seedDir = path.resolve(here, '..', '..', 'internal', 'seed');
+const goldenDir = path.resolve(here, '..', '..', 'services', 'gateway', 'testdata', 'live');
+
+// The layers of the live view, each with a golden state frame.
+export const LAYERS = ['air', 'traffic', 'water', 'weather', 'alert', 'report'];
+
+// loadGolden reads the gateway's golden frames: the snapshot, the remove
+// frame and one state frame per layer.
+export async function loadGolden() {
+  const read = async (name) => JSON.parse(await readFile(path.join(goldenDir, `${name}.golden.json`), 'utf8'));
+  const golden = { snapshot: await read('snapshot'), remove: await read('remove'), state: {} };
+  for (const layer of LAYERS) golden.state[layer] = await read(`state_${layer}`);
+  return golden;
+}
+
+// Frame builders: a golden frame with its payload replaced.
+function snapshotFrame(golden, province, entities) {
+  return { ...structuredClone(golden.snapshot), province, entities };
+}
+
+function stateFrame(golden, entity) {
+  return { ...structuredClone(golden.state[entity.properties.layer]), entity };
+}
+
+// feature is the golden Feature of layer with id, geometry and the given
+// properties replaced; nested objects (observation, alert, report, aqi)
+// are replaced only in the members given, and a member given as undefined
+// is left out (as the gateway leaves out an empty optional member).
+export function feature(golden, layer, entityId, geometry, props) {
+  const f = structuredClone(golden.state[layer].entity);
+  f.id = `${layer}/${entityId}`;
+  f.geometry = geometry;
+  const p = f.properties;
+  p.entityId = entityId;
+  const merge = (into, from) => {
+    for (const [k, v] of Object.entries(from)) {
+      if (v === undefined) delete into[k];
+      else if (v && typeof v === 'object' && !Array.isArray(v) && into[k] && typeof into[k] === 'object' && !Array.isArray(into[k])) merge(into[k], v);
+      else into[k] = v;
+    }
+  };
+  merge(p, props);
+  return f;
+}
+
+// strayKeys lists the members of got that the golden value want does not
+// have (objects are compared member by member, arrays by their first
+// element): what the mock would send that the gateway never does.
+export function strayKeys(got, want, where = '') {
+  const isObj = (x) => x && typeof x === 'object' && !Array.isArray(x);
+  if (Array.isArray(got) && Array.isArray(want)) {
+    return want.length ? got.flatMap((g, i) => strayKeys(g, want[0], `${where}[${i}]`)) : [];
+  }
+  if (!isObj(got) || !isObj(want)) return [];
+  return Object.keys(got).flatMap((k) => (k in want ? strayKeys(got[k], want[k], `${where}.${k}`) : [`${where}.${k}`]));
+}
+
+// alertID is the gateway's AlertID: the entity id in unpadded base64url.
+const alertID = (entityId) => Buffer.from(entityId, 'utf8').toString('base64url');
 
 const TYPES = {
   '.html': 'text/html; charset=utf-8',
@@ -78,7 +140,8 @@ async function loadUnits() {
 // World is the fake city: stations at ward centroids, segments between
 // neighbouring centroids, and a couple of alerts.
 class World {
-  constructor(units) {
+  constructor(units, golden) {
+    this.golden = golden;
     this.rand = rng(20250701);
     this.entities = new Map();
     const wards = units.features.filter((f) => f.properties.level !== 'province');
@@ -95,6 +158,13 @@ class World {
       const b = this.wards[(i * 7 + 1) % this.wards.length];
       this.entities.set(`traffic/seg-${i}`, this.traffic(`seg-${i}`, `Đường ${a.name} – ${b.name}`, a, b.c, now));
     }
+    // 3 water and 3 weather stations.
+    for (let i = 0; i < 3; i++) {
+      const w = this.wards[(i * 17 + 3) % this.wards.length];
+      this.entities.set(`water/hydro-${i}`, this.station('water', `hydro-${i}`, `Trạm thủy văn ${w.name}`, w, now, { waterLevel: round7(8 + this.rand() * 4) }));
+      const x = this.wards[(i * 17 + 9) % this.wards.length];
+      this.entities.set(`weather/wx-${i}`, this.station('weather', `wx-${i}`, `Trạm khí tượng ${x.name}`, x, now, { temperature: round7(25 + this.rand() * 10) }));
+    }
     const w0 = this.wards[0];
     const w1 = this.wards[5];
     this.entities.set('alert/cap-1', this.alert('cap-1', [w0.code], { type: 'MultiPolygon', coordinates: w0.geometry.type === 'MultiPolygon' ? w0.geometry.coordinates : [w0.geometry.coordinates] }, 'Severe',
@@ -104,51 +174,49 @@ class World {
     this.alertSeq = 3;
   }
 
+  // obs is the observation of entity id at time with the golden values of
+  // layer, changed by values.
+  obs(layer, id, time, values) {
+    const golden = this.golden.state[layer].entity.properties.observation.values;
+    return { id: `${id}@${time}`, time, values: { ...golden, ...values } };
+  }
+
   air(id, name, w, time) {
     const pm25 = round7(5 + this.rand() * 280);
-    return {
-      type: 'Feature',
-      id: `air/${id}`,
-      geometry: { type: 'Point', coordinates: w.c },
-      properties: {
-        layer: 'air', entityId: id, name, province: '01', unit: w.code, updatedAt: time,
-        observation: { id: `${id}@${time}`, time, values: { pm25, pm10: round7(pm25 * 1.4), no2: 21.5, temperature: 27.3, relativeHumidity: 78 } },
-      },
-    };
+    return feature(this.golden, 'air', id, { type: 'Point', coordinates: w.c }, {
+      name, province: '01', unit: w.code, updatedAt: time,
+      observation: this.obs('air', id, time, { pm25, pm10: round7(pm25 * 1.4) }),
+      aqi: { hour: time },
+    });
   }
 
   traffic(id, name, w, to, time) {
     const speed = round7(5 + this.rand() * 50);
-    return {
-      type: 'Feature',
-      id: `traffic/${id}`,
-      geometry: { type: 'LineString', coordinates: [w.c, [round7((w.c[0] + to[0]) / 2 + 0.002), round7((w.c[1] + to[1]) / 2)], to] },
-      properties: {
-        layer: 'traffic', entityId: id, name, province: '01', unit: w.code, updatedAt: time,
-        observation: { id: `${id}@${time}`, time, values: { intensity: Math.round(200 + this.rand() * 1800), averageVehicleSpeed: speed, occupancy: 0.3, congested: speed < 15 } },
-      },
-    };
+    return feature(this.golden, 'traffic', id,
+      { type: 'LineString', coordinates: [w.c, [round7((w.c[0] + to[0]) / 2 + 0.002), round7((w.c[1] + to[1]) / 2)], to] }, {
+        name, province: '01', unit: w.code, updatedAt: time,
+        observation: this.obs('traffic', id, time, { intensity: Math.round(200 + this.rand() * 1800), averageVehicleSpeed: speed, congested: speed < 15 }),
+      });
+  }
+
+  station(layer, id, name, w, time, values) {
+    return feature(this.golden, layer, id, { type: 'Point', coordinates: w.c }, {
+      name, province: '01', unit: w.code, updatedAt: time, observation: this.obs(layer, id, time, values),
+    });
   }
 
   alert(id, codes, geometry, severity, headlineVI, headlineEN, sent) {
     const expires = new Date(Date.now() + 3600_000).toISOString();
-    const info = (language, headline) => ({
-      language, category: ['Met'], event: 'Flood', urgency: 'Immediate', severity, certainty: 'Observed', headline,
-      description: headline, expires,
-    });
-    return {
-      type: 'Feature',
-      id: `alert/${id}`,
-      geometry,
-      properties: {
-        layer: 'alert', entityId: id, name: headlineVI, province: '01', unit: codes[0], updatedAt: sent,
-        observation: { id, time: sent },
-        alert: {
-          identifier: id, sender: 'ioc-hanoi@example.vn', sent, status: 'Actual', msgType: 'Alert', scope: 'Public',
-          state: 'active', units: codes, info: [info('vi-VN', headlineVI), info('en-US', headlineEN)],
-        },
+    const [vi, en] = this.golden.state.alert.entity.properties.alert.info;
+    const info = (golden, headline) => ({ ...structuredClone(golden), severity, headline, description: headline, expires });
+    return feature(this.golden, 'alert', id, geometry, {
+      name: headlineVI, province: '01', unit: codes[0], updatedAt: sent,
+      observation: { id, time: sent },
+      alert: {
+        id: alertID(id), identifier: id, sender: 'ioc-hanoi@example.vn', sent, state: 'active', units: codes,
+        info: [info(vi, headlineVI), info(en, headlineEN)],
       },
-    };
+    });
   }
 
   // tick changes one random station or segment and, now and then, adds an alert.
@@ -162,7 +230,7 @@ class World {
       this.entities.set(f.id, f);
       return f;
     }
-    const keys = [...this.entities.keys()].filter((k) => !k.startsWith('alert/'));
+    const keys = [...this.entities.keys()].filter((k) => k.startsWith('air/') || k.startsWith('traffic/'));
     const key = keys[Math.floor(this.rand() * keys.length)];
     const f = structuredClone(this.entities.get(key));
     const v = f.properties.observation.values;
@@ -250,7 +318,8 @@ function readFrames(buf, onFrame) {
 export async function startMock({ port = 0, host = '127.0.0.1', tickMs = 300, vendor = true } = {}) {
   const units = await loadUnits();
   const unitsBody = JSON.stringify(units);
-  const world = new World(units);
+  const golden = await loadGolden();
+  const world = new World(units, golden);
   const sockets = new Set();
   let refuseUntil = 0; // live upgrades are refused until then (ms since epoch)
 
@@ -284,7 +353,7 @@ export async function startMock({ port = 0, host = '127.0.0.1', tickMs = 300, ve
       // n state frames at once, as a busy gateway would send them.
       const n = Math.min(Number(url.searchParams.get('n') ?? 100), 10000);
       for (let i = 0; i < n; i++) {
-        const bytes = textFrame(JSON.stringify({ type: 'state', entity: world.tick() }));
+        const bytes = textFrame(JSON.stringify(stateFrame(golden, world.tick())));
         for (const s of sockets) s.write(bytes);
       }
       res.writeHead(204);
@@ -342,13 +411,13 @@ export async function startMock({ port = 0, host = '127.0.0.1', tickMs = 300, ve
     });
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => sockets.delete(socket));
-    socket.write(textFrame(JSON.stringify({ type: 'snapshot', province: '01', entities: [...world.entities.values()] })));
+    socket.write(textFrame(JSON.stringify(snapshotFrame(golden, '01', [...world.entities.values()]))));
   });
 
   let paused = false;
   const timer = setInterval(() => {
     if (paused || sockets.size === 0) return;
-    const bytes = textFrame(JSON.stringify({ type: 'state', entity: world.tick() }));
+    const bytes = textFrame(JSON.stringify(stateFrame(golden, world.tick())));
     for (const s of sockets) s.write(bytes);
   }, tickMs);
 
@@ -357,6 +426,7 @@ export async function startMock({ port = 0, host = '127.0.0.1', tickMs = 300, ve
   return {
     url: `http://${host}:${addr.port}`,
     world,
+    golden,
     // pause stops the ticking stream (bursts still go out), so a test can
     // compare the page with the world.
     pause() { paused = true; },
@@ -411,6 +481,19 @@ async function selfTest() {
       });
       assert.equal(frames[0].type, 'snapshot');
       assert.equal(frames[0].province, '01');
+      // Every frame and Feature has the gateway's members and no others.
+      const g = m.golden;
+      assert.deepEqual(Object.keys(frames[0]), Object.keys(g.snapshot), 'snapshot frame members');
+      assert.deepEqual(Object.keys(frames[1]), Object.keys(g.state.air), 'state frame members');
+      const layers = new Set();
+      for (const f of [...frames[0].entities, frames[1].entity]) {
+        const want = g.state[f.properties.layer]?.entity;
+        assert.ok(want, `layer ${f.properties.layer} has no golden frame`);
+        assert.deepEqual(strayKeys(f, want), [], `${f.id}: members the gateway does not send`);
+        assert.deepEqual(Object.keys(f.properties), Object.keys(want.properties), `${f.id}: properties`);
+        layers.add(f.properties.layer);
+      }
+      assert.deepEqual([...layers].sort(), ['air', 'alert', 'traffic', 'water', 'weather'], 'layers in the snapshot');
       assert.ok(frames[0].entities.some((f) => f.properties.layer === 'air' && f.geometry.type === 'Point'));
       assert.ok(frames[0].entities.some((f) => f.properties.layer === 'traffic' && f.geometry.type === 'LineString'));
       assert.equal(frames[1].type, 'state');

@@ -1,12 +1,13 @@
 // reports.test.mjs drives the wall screen's citizen-report panel and markers
 // (app/reports.js) in Debian's Chromium against test/mock-server.mjs, with
-// report entities shaped as the gateway sends them (docs/reports.md).
+// report entities made from the gateway's golden report Feature
+// (services/gateway/testdata/live/state_report.golden.json).
 //
 //   node --test test/reports.test.mjs
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import { chromium } from 'playwright-core';
-import { startMock } from './mock-server.mjs';
+import { feature, startMock } from './mock-server.mjs';
 
 const ARGS = [
   '--headless', '--no-sandbox', '--disable-gpu', '--disable-quic', '--no-first-run',
@@ -17,17 +18,14 @@ const ARGS = [
 let browser;
 let mock;
 
+// report is the gateway's golden report Feature with these values.
 function report(id, category, status, deadline, lon, extra = {}) {
-  return {
-    type: 'Feature', id: `report/${id}`,
-    geometry: { type: 'Point', coordinates: [lon, 20.95] },
-    properties: {
-      layer: 'report', entityId: id, name: 'Ngập sâu trước số 12 phố Huế', province: '01', unit: '00070',
-      updatedAt: new Date().toISOString(), observation: { id, time: new Date(Date.now() - 3600e3).toISOString() },
-      report: { category, text: 'Ngập sâu trước số 12 phố Huế', media: ['https://img.example.vn/a.jpg', 'javascript:alert(1)'],
-        status, slaDeadline: deadline, overdue: false, ...extra },
-    },
-  };
+  return feature(mock.golden, 'report', id, { type: 'Point', coordinates: [lon, 20.95] }, {
+    name: 'Ngập sâu trước số 12 phố Huế', province: '01', unit: '00070',
+    updatedAt: new Date().toISOString(), observation: { id, time: new Date(Date.now() - 3600e3).toISOString() },
+    report: { category, text: 'Ngập sâu trước số 12 phố Huế', media: ['https://img.example.vn/a.jpg', 'javascript:alert(1)'],
+      status, assignee: undefined, slaDeadline: deadline, overdue: false, ...extra },
+  });
 }
 
 before(async () => {
