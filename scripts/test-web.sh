@@ -33,6 +33,7 @@ if ! IOCHUB_URL="$url" node --test web/test/wall.test.mjs; then
   echo "--- iochub dev log (tail) ---" >&2; tail -40 "$err" >&2; exit 1
 fi
 # What a real server cannot be made to do on demand (drop the socket, send a
-# burst, lose vendor/), and the reports panel, run against web/test/mock-server.mjs.
+# burst, lose vendor/), and the reports panel, run against web/test/mock-server.mjs;
+# its own self-test first checks its frames against the gateway's golden files.
 echo "wall screen tests against the mock server"
-env -u IOCHUB_URL node --test web/test/wall.test.mjs web/test/reports.test.mjs
+env -u IOCHUB_URL node --test web/test/mock-server.mjs web/test/wall.test.mjs web/test/reports.test.mjs
