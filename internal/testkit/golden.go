@@ -14,15 +14,15 @@ import (
 func Golden(t testing.TB, path string, got []byte, update bool) {
 	t.Helper()
 	if update {
-		if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		if err := os.MkdirAll(filepath.Dir(path), 0o750); err != nil {
 			t.Fatalf("updating %s: %v", path, err)
 		}
-		if err := os.WriteFile(path, got, 0o644); err != nil {
+		if err := os.WriteFile(path, got, 0o600); err != nil {
 			t.Fatalf("updating %s: %v", path, err)
 		}
 		return
 	}
-	want, err := os.ReadFile(path)
+	want, err := os.ReadFile(path) //nolint:gosec // G304: the path is the calling test's own golden file
 	if err != nil {
 		t.Fatalf("reading the golden file: %v (run the test with -update to create it)", err)
 	}
