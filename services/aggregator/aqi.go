@@ -242,32 +242,13 @@ func index(st *aqi.Station, at time.Time) *iocv1.AirQualityIndex {
 	return x
 }
 
-// aqiJSON is how sensor.last_values keeps a station's AQI under "aqi".
-type aqiJSON struct {
-	Hourly     *int32             `json:"hourly,omitempty"`
-	Dominant   string             `json:"dominant,omitempty"`
-	Band       int32              `json:"band,omitempty"`
-	BandVI     string             `json:"bandVi,omitempty"`
-	BandEN     string             `json:"bandEn,omitempty"`
-	Color      string             `json:"color,omitempty"`
-	Hour       string             `json:"hour,omitempty"`
-	Reason     string             `json:"reason,omitempty"`
-	Daily      *int32             `json:"daily,omitempty"`
-	SubIndices map[string]float64 `json:"subIndices,omitempty"`
-}
-
 // rowAQI turns an AQI into the row's columns and its last_values JSON.
 func rowAQI(x *iocv1.AirQualityIndex) postgis.AQI {
 	var out postgis.AQI
-	j := aqiJSON{Hourly: x.Hourly, Dominant: x.GetDominant(), Band: x.GetBand(), BandVI: x.GetBandVi(), BandEN: x.GetBandEn(),
-		Color: x.GetColor(), Reason: x.GetReason(), Daily: x.Daily, SubIndices: x.GetSubIndices()}
-	if x.GetHour() != nil {
-		j.Hour = x.GetHour().AsTime().UTC().Format(time.RFC3339)
-	}
 	if x.Hourly != nil {
 		out.Value, out.Band, out.Dominant = x.Hourly, int16(x.GetBand()), x.GetDominant()
 	}
-	out.JSON, _ = json.Marshal(j) // plain fields always marshal
+	out.JSON, _ = json.Marshal(aqi.JSONOf(x)) // aqi.JSONOf keeps only what marshals
 	return out
 }
 

@@ -11,6 +11,7 @@ import (
 	"github.com/twpayne/go-geom"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/iochub/iochub/internal/aqi"
 	"github.com/iochub/iochub/internal/subjects"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
@@ -54,8 +55,8 @@ type (
 		Alert       *alertJSON       `json:"alert,omitempty"`
 		Report      *reportJSON      `json:"report,omitempty"`
 		// AQI is the VN_AQI of an air station; WaterAlarm the alarm level (0..3) a water station reached.
-		AQI        *aqiJSON `json:"aqi,omitempty"`
-		WaterAlarm *int32   `json:"waterAlarm,omitempty"`
+		AQI        *aqi.JSON `json:"aqi,omitempty"`
+		WaterAlarm *int32    `json:"waterAlarm,omitempty"`
 	}
 	observationJSON struct {
 		ID     string         `json:"id"`

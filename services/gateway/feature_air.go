@@ -5,6 +5,7 @@ import (
 
 	"github.com/twpayne/go-geom"
 
+	"github.com/iochub/iochub/internal/aqi"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
 
@@ -14,7 +15,7 @@ func encodeAir(st *iocv1.EntityState, entity string) (props kindProps, g geom.T,
 	a := st.GetAir()
 	props.Name = a.GetName()
 	props.Observation = &observationJSON{ID: a.GetId(), Time: rfc3339(a.GetObservedAt()), Values: airValues(a)}
-	props.AQI = aqiProps(st.GetAqi())
+	props.AQI = aqi.JSONOf(st.GetAqi())
 	g, err = decodeWKB(a.GetLocation().GetWkb())
 	return props, g, err
 }

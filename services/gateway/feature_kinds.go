@@ -6,6 +6,7 @@ import (
 	"github.com/twpayne/go-geom"
 	"google.golang.org/protobuf/reflect/protoreflect"
 
+	"github.com/iochub/iochub/internal/aqi"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
 
@@ -21,7 +22,7 @@ type kindProps struct {
 	Observation *observationJSON
 	Alert       *alertJSON
 	Report      *reportJSON
-	AQI         *aqiJSON
+	AQI         *aqi.JSON
 	WaterAlarm  *int32
 }
 

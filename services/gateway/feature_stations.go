@@ -9,38 +9,6 @@ import (
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
 
-// aqiJSON is properties.aqi of an air station: its VN_AQI as the aggregator
-// computed it (Decision 1459/QĐ-TCMT), or why there is none.
-type aqiJSON struct {
-	Hourly     *int32             `json:"hourly,omitempty"`
-	Dominant   string             `json:"dominant,omitempty"`
-	Band       int32              `json:"band,omitempty"`
-	BandVI     string             `json:"bandVi,omitempty"`
-	BandEN     string             `json:"bandEn,omitempty"`
-	Color      string             `json:"color,omitempty"`
-	Hour       string             `json:"hour,omitempty"`
-	Reason     string             `json:"reason,omitempty"`
-	Daily      *int32             `json:"daily,omitempty"`
-	SubIndices map[string]float64 `json:"subIndices,omitempty"`
-}
-
-func aqiProps(x *iocv1.AirQualityIndex) *aqiJSON {
-	if x == nil {
-		return nil
-	}
-	out := &aqiJSON{Hourly: x.Hourly, Dominant: x.GetDominant(), Band: x.GetBand(), BandVI: x.GetBandVi(),
-		BandEN: x.GetBandEn(), Color: x.GetColor(), Hour: rfc3339(x.GetHour()), Reason: x.GetReason(), Daily: x.Daily}
-	for k, v := range x.GetSubIndices() {
-		if k != "" && finite(v) {
-			if out.SubIndices == nil {
-				out.SubIndices = map[string]float64{}
-			}
-			out.SubIndices[k] = v
-		}
-	}
-	return out
-}
-
 // putOther flattens other into v unless a name clashes with a named value.
 func putOther(v map[string]any, other map[string]float64) {
 	keys := make([]string, 0, len(other))

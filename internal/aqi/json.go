@@ -1,0 +1,51 @@
+package aqi
+
+import (
+	"math"
+	"time"
+
+	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
+)
+
+// JSON is the JSON form of a station's AQI (ioc.v1.AirQualityIndex) in the
+// hub's contracts: properties.aqi of an air station's live Feature, and the
+// "aqi" member of sensor.last_values in PostGIS. It is its VN_AQI as the
+// aggregator computed it (Decision 1459/QĐ-TCMT), or why there is none.
+type JSON struct {
+	Hourly     *int32             `json:"hourly,omitempty"`
+	Dominant   string             `json:"dominant,omitempty"`
+	Band       int32              `json:"band,omitempty"`
+	BandVI     string             `json:"bandVi,omitempty"`
+	BandEN     string             `json:"bandEn,omitempty"`
+	Color      string             `json:"color,omitempty"`
+	Hour       string             `json:"hour,omitempty"` // RFC 3339, UTC
+	Reason     string             `json:"reason,omitempty"`
+	Daily      *int32             `json:"daily,omitempty"`
+	SubIndices map[string]float64 `json:"subIndices,omitempty"`
+}
+
+// JSONOf is x's JSON form; nil when x is nil. An hour that is not a valid
+// timestamp between years 0 and 9999 is left out, and so are sub-indices
+// without a name or with a value that is not finite, so the result always
+// marshals.
+func JSONOf(x *iocv1.AirQualityIndex) *JSON {
+	if x == nil {
+		return nil
+	}
+	out := &JSON{Hourly: x.Hourly, Dominant: x.GetDominant(), Band: x.GetBand(), BandVI: x.GetBandVi(),
+		BandEN: x.GetBandEn(), Color: x.GetColor(), Reason: x.GetReason(), Daily: x.Daily}
+	if h := x.GetHour(); h != nil && h.CheckValid() == nil {
+		if t := h.AsTime(); t.Year() >= 0 && t.Year() <= 9999 {
+			out.Hour = t.UTC().Format(time.RFC3339Nano)
+		}
+	}
+	for k, v := range x.GetSubIndices() {
+		if k != "" && !math.IsNaN(v) && !math.IsInf(v, 0) {
+			if out.SubIndices == nil {
+				out.SubIndices = map[string]float64{}
+			}
+			out.SubIndices[k] = v
+		}
+	}
+	return out
+}
