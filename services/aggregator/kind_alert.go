@@ -13,37 +13,13 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/iochub/iochub/internal/capconv"
 	"github.com/iochub/iochub/internal/ce"
 	"github.com/iochub/iochub/internal/subjects"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 	"github.com/iochub/iochub/services/aggregator/rules"
 )
-
-// alertInfo is how an info block is kept in alert.info (jsonb): the names of
-// the live contract; areas keep their description and geocodes, their
-// geometry lives in alert.area.
-type alertInfo struct {
-	Language    string        `json:"language,omitempty"`
-	Category    []string      `json:"category,omitempty"`
-	Event       string        `json:"event,omitempty"`
-	Urgency     string        `json:"urgency,omitempty"`
-	Severity    string        `json:"severity,omitempty"`
-	Certainty   string        `json:"certainty,omitempty"`
-	Headline    string        `json:"headline,omitempty"`
-	Description string        `json:"description,omitempty"`
-	Instruction string        `json:"instruction,omitempty"`
-	SenderName  string        `json:"senderName,omitempty"`
-	Effective   *time.Time    `json:"effective,omitempty"`
-	Onset       *time.Time    `json:"onset,omitempty"`
-	Expires     *time.Time    `json:"expires,omitempty"`
-	Areas       []alertAreaJS `json:"areas,omitempty"`
-}
-
-type alertAreaJS struct {
-	AreaDesc string            `json:"areaDesc,omitempty"`
-	Geocodes map[string]string `json:"geocodes,omitempty"`
-}
 
 func (d *decoded) decodeAlert(data []byte, source string, now time.Time) error {
 	m := &iocv1.Alert{}
@@ -71,12 +47,12 @@ func (d *decoded) decodeAlert(data []byte, source string, now time.Time) error {
 		return err
 	}
 	var (
-		infos   []alertInfo
+		infos   []capconv.InfoJSON
 		areas   []geom.T
 		expires *time.Time
 	)
 	for i, in := range m.GetInfo() {
-		ai := alertInfo{
+		ai := capconv.InfoJSON{
 			Language: in.GetLanguage(), Category: in.GetCategory(), Event: in.GetEvent(), Urgency: in.GetUrgency(),
 			Severity: in.GetSeverity(), Certainty: in.GetCertainty(), Headline: in.GetHeadline(),
 			Description: in.GetDescription(), Instruction: in.GetInstruction(), SenderName: in.GetSenderName(),
@@ -102,7 +78,7 @@ func (d *decoded) decodeAlert(data []byte, source string, now time.Time) error {
 			}
 		}
 		for j, a := range in.GetArea() {
-			aj := alertAreaJS{AreaDesc: a.GetAreaDesc()}
+			aj := capconv.AreaJSON{AreaDesc: a.GetAreaDesc()}
 			for _, gc := range a.GetGeocode() {
 				if aj.Geocodes == nil {
 					aj.Geocodes = map[string]string{}

@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/iochub/iochub/internal/aqi"
+	"github.com/iochub/iochub/internal/capconv"
 	"github.com/iochub/iochub/internal/subjects"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
@@ -65,28 +66,17 @@ type (
 	}
 	alertJSON struct {
 		// ID is AlertID of the entity: the {id} of GET /v1/alerts/{id}.
-		ID         string          `json:"id"`
-		Identifier string          `json:"identifier"`
-		Sender     string          `json:"sender"`
-		Sent       string          `json:"sent,omitempty"`
-		Status     string          `json:"status"`
-		MsgType    string          `json:"msgType"`
-		Scope      string          `json:"scope"`
-		State      string          `json:"state"`
-		RuleID     string          `json:"ruleId,omitempty"` // the alert rule that raised it; empty for alerts from sources
-		Units      []string        `json:"units"`
-		Info       []alertInfoJSON `json:"info"`
-	}
-	alertInfoJSON struct {
-		Language    string   `json:"language"`
-		Category    []string `json:"category"`
-		Event       string   `json:"event"`
-		Urgency     string   `json:"urgency"`
-		Severity    string   `json:"severity"`
-		Certainty   string   `json:"certainty"`
-		Headline    string   `json:"headline"`
-		Description string   `json:"description"`
-		Expires     string   `json:"expires,omitempty"`
+		ID         string             `json:"id"`
+		Identifier string             `json:"identifier"`
+		Sender     string             `json:"sender"`
+		Sent       string             `json:"sent,omitempty"`
+		Status     string             `json:"status"`
+		MsgType    string             `json:"msgType"`
+		Scope      string             `json:"scope"`
+		State      string             `json:"state"`
+		RuleID     string             `json:"ruleId,omitempty"` // the alert rule that raised it; empty for alerts from sources
+		Units      []string           `json:"units"`
+		Info       []capconv.InfoJSON `json:"info"`
 	}
 )
 

@@ -3,6 +3,7 @@ package gateway
 import (
 	"github.com/twpayne/go-geom"
 
+	"github.com/iochub/iochub/internal/capconv"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
 
@@ -49,20 +50,10 @@ func alertProps(a *iocv1.Alert, st *iocv1.EntityState) *alertJSON {
 		State:      st.GetAlertState(),
 		RuleID:     st.GetRuleId(),
 		Units:      append([]string{}, st.GetUnits()...),
-		Info:       make([]alertInfoJSON, 0, len(a.GetInfo())),
+		Info:       make([]capconv.InfoJSON, 0, len(a.GetInfo())),
 	}
 	for _, in := range a.GetInfo() {
-		out.Info = append(out.Info, alertInfoJSON{
-			Language:    in.GetLanguage(),
-			Category:    append([]string{}, in.GetCategory()...),
-			Event:       in.GetEvent(),
-			Urgency:     in.GetUrgency(),
-			Severity:    in.GetSeverity(),
-			Certainty:   in.GetCertainty(),
-			Headline:    in.GetHeadline(),
-			Description: in.GetDescription(),
-			Expires:     rfc3339(in.GetExpires()),
-		})
+		out.Info = append(out.Info, capconv.InfoSummaryJSON(in))
 	}
 	return out
 }
