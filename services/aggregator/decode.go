@@ -12,6 +12,7 @@ import (
 
 	"github.com/iochub/iochub/internal/ce"
 	"github.com/iochub/iochub/internal/feedcheck"
+	"github.com/iochub/iochub/internal/geomcheck"
 	"github.com/iochub/iochub/internal/subjects"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 
@@ -222,56 +223,10 @@ func decodeWKB(b []byte) (geom.T, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decoding WKB: %w", err)
 	}
-	if _, ok := t.(*geom.GeometryCollection); ok {
-		// go-geom panics on FlatCoords of a collection; no feed sends one.
-		return nil, fmt.Errorf("a GeometryCollection is not accepted; send its parts as separate geometries")
-	}
-	if t.Layout() != geom.XY {
-		return nil, fmt.Errorf("geometry has layout %v; want 2D (XY)", t.Layout())
-	}
-	flat := t.FlatCoords()
-	for i := 0; i+1 < len(flat); i += 2 {
-		lon, lat := flat[i], flat[i+1]
-		if !finite(lon) || !finite(lat) || lon < -180 || lon > 180 || lat < -90 || lat > 90 {
-			return nil, fmt.Errorf("coordinate (%v, %v) is not a longitude, latitude pair", lon, lat)
-		}
-	}
-	switch g := t.(type) {
-	case *geom.Point:
-		if g.Empty() {
-			return nil, fmt.Errorf("point is empty")
-		}
-	case *geom.Polygon:
-		if err := checkRings(g); err != nil {
-			return nil, err
-		}
-	case *geom.MultiPolygon:
-		for i := 0; i < g.NumPolygons(); i++ {
-			if err := checkRings(g.Polygon(i)); err != nil {
-				return nil, fmt.Errorf("polygon %d: %w", i, err)
-			}
-		}
+	if err := geomcheck.Storable(t); err != nil {
+		return nil, err
 	}
 	return t, nil
 }
 
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
-
-// checkRings rejects what PostGIS refuses to load: rings of fewer than 4
-// points or not closed.
-func checkRings(p *geom.Polygon) error {
-	if p.NumLinearRings() == 0 {
-		return fmt.Errorf("polygon has no ring")
-	}
-	for i := 0; i < p.NumLinearRings(); i++ {
-		r := p.LinearRing(i)
-		n := r.NumCoords()
-		if n < 4 {
-			return fmt.Errorf("ring %d has %d points; want at least 4", i, n)
-		}
-		if !r.Coord(0).Equal(geom.XY, r.Coord(n-1)) {
-			return fmt.Errorf("ring %d is not closed", i)
-		}
-	}
-	return nil
-}

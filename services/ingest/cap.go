@@ -16,6 +16,7 @@ import (
 
 	"github.com/iochub/iochub/internal/cap"
 	"github.com/iochub/iochub/internal/capconv"
+	"github.com/iochub/iochub/internal/geomcheck"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
 
@@ -64,6 +65,10 @@ func (c *capItem) parse(_ fields, env parseEnv) (*parsed, *itemError) {
 			sa := scopeArea{label: fmt.Sprintf("%s/info[%d]/area[%d]: ", c.path, i, j), geocodes: pa.GetGeocode()}
 			pa.Geometry = nil
 			if g, ok := capGeometry(distinct[i][j]); ok {
+				// What the aggregator would refuse to store is refused here.
+				if err := geomcheck.Storable(distinct[i][j]); err != nil {
+					return nil, &itemError{reason: sa.label + "the area cannot be stored: " + err.Error()}
+				}
 				b, err := wkb.Marshal(distinct[i][j], binary.LittleEndian)
 				if err != nil {
 					return nil, &itemError{reason: sa.label + "encoding the area's WKB: " + err.Error()}

@@ -293,3 +293,18 @@ func TestCAPJSONBounds(t *testing.T) {
 		t.Errorf("event has %d areas, %d drawn; want 3 areas, 1 drawn", len(a.GetInfo()[0].GetArea()), drawn)
 	}
 }
+
+// TestCAPCircleOverAntimeridian: a circle reaching over the antimeridian
+// (here a huge one around Hà Nội, which still resolves to province 01)
+// becomes a polygon with longitudes beyond 180 (cap.CircleGeometry does not
+// wrap), which the aggregator cannot store (geomcheck.Storable): the ingest
+// refuses it instead of accepting an alert that would end in the dead letters.
+func TestCAPCircleOverAntimeridian(t *testing.T) {
+	e := newCAPEnv(t, ingest.Config{})
+	circle := "<area><areaDesc>c</areaDesc><circle>21.03,105.85 12000</circle></area>"
+	r := e.post(t, "alert", tokDev, capXML, capXMLAlert("AM-1", circle))
+	if r.resp.Accepted != 0 || r.resp.Rejected != 1 || !strings.Contains(r.resp.Results[0].Reason, "alert/info[0]/area[0]: the area cannot be stored: coordinate (212.") ||
+		!strings.HasSuffix(r.resp.Results[0].Reason, "is outside [-180, 180]") {
+		t.Fatalf("got %d %s; want the alert rejected for a longitude beyond 180", r.code, r.raw)
+	}
+}

@@ -1,0 +1,143 @@
+package geomcheck
+
+import (
+	"errors"
+	"math"
+	"strings"
+	"testing"
+
+	"github.com/twpayne/go-geom"
+)
+
+func TestCoord(t *testing.T) {
+	tests := []struct {
+		lon, lat float64
+		want     string // "" for accepted
+	}{
+		{105.85, 21.03, ""},
+		{-180, -90, ""},
+		{180, 90, ""},
+		{math.NaN(), 21, "finite"},
+		{105, math.Inf(-1), "finite"},
+		{180.5, 21, "longitude 180.5 is outside [-180, 180]"},
+		{21.03, 105.85, "latitude 105.85 is outside [-90, 90]; " + SwappedHint},
+		{170, 95, "latitude 95 is outside [-90, 90]"},
+	}
+	for _, tc := range tests {
+		err := Coord(tc.lon, tc.lat)
+		switch {
+		case tc.want == "" && err != nil:
+			t.Errorf("Coord(%v, %v) = %v; want nil", tc.lon, tc.lat, err)
+		case tc.want != "" && (err == nil || !strings.Contains(err.Error(), tc.want)):
+			t.Errorf("Coord(%v, %v) = %v; want %q", tc.lon, tc.lat, err, tc.want)
+		}
+	}
+	if err := Coord(170, 95); strings.Contains(err.Error(), SwappedHint) {
+		t.Errorf("Coord(170, 95) = %v; 95 is no longitude for a swap", err)
+	}
+}
+
+func square(x, y, d float64) []float64 { return []float64{x, y, x + d, y, x + d, y + d, x, y + d, x, y} }
+
+func TestRing(t *testing.T) {
+	tests := []struct {
+		name string
+		xy   []float64
+		want string
+	}{
+		{"square", square(0, 0, 1), ""},
+		{"three points", []float64{0, 0, 1, 0, 0, 0}, "a ring needs at least 4 points, got 3"},
+		{"open", []float64{0, 0, 1, 0, 1, 1, 0, 1}, "ring is not closed: the last point must repeat the first"},
+		{"two distinct points", []float64{0, 0, 1, 0, 0, 0, 1, 0, 0, 0}, "a ring needs at least 3 distinct points"},
+		{"bow tie", []float64{0, 0, 1, 1, 1, 0, 0, 1, 0, 0}, "ring intersects itself (edges 0 and 2 cross)"},
+		{"spike back on itself", []float64{0, 0, 2, 0, 1, 0, 1, 1, 0, 0}, "ring intersects itself"},
+	}
+	for _, tc := range tests {
+		err := Ring(tc.xy)
+		if (tc.want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: Ring = %v; want %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+func TestRingTooComplex(t *testing.T) {
+	// A comb: every edge spans the same longitudes, so the sweep compares
+	// every pair and stops at maxEdgePairs.
+	var xy []float64
+	for i := 0; i < 2100; i++ {
+		y := float64(i) * 1e-3
+		xy = append(xy, 0, y, 1, y+5e-4)
+	}
+	xy = append(xy, -1, 3, xy[0], xy[1])
+	if err := Ring(xy); !errors.Is(err, ErrTooComplex) {
+		t.Errorf("Ring(comb) = %v; want ErrTooComplex", err)
+	}
+}
+
+func TestRings(t *testing.T) {
+	shell := square(0, 0, 10)
+	tests := []struct {
+		name  string
+		rings [][]float64
+		ring  int // -1 for accepted
+		want  string
+	}{
+		{"hole inside", [][]float64{shell, square(1, 1, 1)}, -1, ""},
+		{"hole touching the shell at a point", [][]float64{shell, {0, 5, 1, 4, 1, 6, 0, 5}}, -1, ""},
+		{"hole outside", [][]float64{shell, square(20, 20, 1)}, 1, "hole 1 lies outside the outer ring"},
+		{"hole crossing the shell", [][]float64{shell, square(9, 1, 2)}, 1, "hole 1 crosses the outer ring"},
+		{"holes crossing", [][]float64{shell, square(1, 1, 2), square(2, 2, 2)}, 2, "hole 2 crosses hole 1"},
+		{"hole in a hole", [][]float64{shell, square(1, 1, 5), square(2, 2, 1)}, 2, "hole 2 lies inside hole 1"},
+	}
+	for _, tc := range tests {
+		err := Rings(tc.rings)
+		if tc.ring < 0 {
+			if err != nil {
+				t.Errorf("%s: Rings = %v; want nil", tc.name, err)
+			}
+			continue
+		}
+		var re *RingError
+		if !errors.As(err, &re) || re.Ring != tc.ring || !strings.Contains(re.Reason, tc.want) {
+			t.Errorf("%s: Rings = %v; want ring %d: %q", tc.name, err, tc.ring, tc.want)
+		}
+	}
+}
+
+func TestStorable(t *testing.T) {
+	poly := func(flat []float64, ends ...int) *geom.Polygon { return geom.NewPolygonFlat(geom.XY, flat, ends) }
+	mp := geom.NewMultiPolygon(geom.XY)
+	if err := mp.Push(poly(square(0, 0, 1), 10)); err != nil {
+		t.Fatal(err)
+	}
+	if err := mp.Push(poly([]float64{5, 5, 6, 5, 6, 6, 5, 6}, 8)); err != nil {
+		t.Fatal(err)
+	}
+	tests := []struct {
+		name string
+		g    geom.T
+		want string
+	}{
+		{"nil", nil, ""},
+		{"point", geom.NewPointFlat(geom.XY, []float64{105.85, 21.03}), ""},
+		{"line", geom.NewLineStringFlat(geom.XY, []float64{105, 21, 106, 22}), ""},
+		{"polygon", poly(square(105, 21, 0.1), 10), ""},
+		// Storable leaves shape rules (self-intersection) to Ring: PostGIS stores a bow tie.
+		{"bow tie", poly([]float64{0, 0, 1, 1, 1, 0, 0, 1, 0, 0}, 10), ""},
+		{"collection", geom.NewGeometryCollection(), "GeometryCollection is not accepted"},
+		{"3D", geom.NewPointFlat(geom.XYZ, []float64{105, 21, 3}), "want 2D (XY)"},
+		{"empty point", geom.NewPointEmpty(geom.XY), "point is empty"},
+		{"longitude", geom.NewPointFlat(geom.XY, []float64{185, 21}), "coordinate (185, 21) is not a longitude, latitude pair: longitude 185"},
+		{"NaN", geom.NewLineStringFlat(geom.XY, []float64{105, 21, math.NaN(), 22}), "finite"},
+		{"no ring", geom.NewPolygon(geom.XY), "polygon has no ring"},
+		{"short ring", poly([]float64{0, 0, 1, 0, 0, 0}, 6), "ring 0: a ring needs at least 4 points, got 3"},
+		{"open hole", poly(append(square(0, 0, 10), 1, 1, 2, 1, 2, 2, 1, 2), 10, 18), "ring 1: ring is not closed"},
+		{"multipolygon", mp, "polygon 1: ring 0: ring is not closed"},
+	}
+	for _, tc := range tests {
+		err := Storable(tc.g)
+		if (tc.want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: Storable = %v; want %q", tc.name, err, tc.want)
+		}
+	}
+}
