@@ -16,6 +16,7 @@ import (
 	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/schema"
 	"github.com/iochub/iochub/services/aggregator/postgis"
+	"github.com/iochub/iochub/services/gateway/pgread"
 )
 
 const identitiesUsage = `usage: iochub identities create --name NAME --role viewer|operator|admin --scope 01[,79,00070]|*
@@ -96,7 +97,7 @@ func runIdentities(ctx context.Context, args []string, stdout, stderr io.Writer)
 		fmt.Fprintf(stdout, "identity %s (%s) created: %s of %s\ntoken: %s\n(the token is shown once; only its hash is stored)\n",
 			ident.ID, ident.Name, ident.Role, strings.Join(ident.Scopes, ","), token)
 	case "list":
-		list, err := postgis.ListIdentities(ctx, pool)
+		list, err := pgread.New(pool).IdentityList(ctx)
 		if err != nil {
 			return err
 		}

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -28,21 +27,7 @@ VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`
 	sqlIdentityRevoke = `UPDATE identity SET revoked_at = now(), revoked_by = $2
 WHERE id = $1 AND revoked_at IS NULL RETURNING name, role, scopes`
 	sqlIdentityScopes = `SELECT scopes, revoked_at IS NOT NULL FROM identity WHERE id = $1`
-	sqlIdentityList   = `SELECT id, name, role, scopes, created_at, created_by, revoked_at, coalesce(revoked_by, '')
-FROM identity ORDER BY created_at, id`
 )
-
-// IdentityRow is an identity as listed, without its token hash.
-type IdentityRow struct {
-	ID        string     `json:"id"`
-	Name      string     `json:"name"`
-	Role      string     `json:"role"`
-	Scopes    []string   `json:"scopes"`
-	CreatedAt time.Time  `json:"createdAt"`
-	CreatedBy string     `json:"createdBy"`
-	RevokedAt *time.Time `json:"revokedAt,omitempty"`
-	RevokedBy string     `json:"revokedBy,omitempty"`
-}
 
 // InsertIdentity stores id in tx, created by actor. The caller checks id
 // (auth.Identity.Check) and writes the audit row.
@@ -92,23 +77,6 @@ func RevokeIdentity(ctx context.Context, tx pgx.Tx, id, actor string) (revoked b
 		return false, fmt.Errorf("revoking identity %s: %w", id, err)
 	}
 	return true, nil
-}
-
-// ListIdentities lists every identity, revoked ones included, oldest first.
-func ListIdentities(ctx context.Context, pool *pgxpool.Pool) ([]IdentityRow, error) {
-	rows, err := pool.Query(ctx, sqlIdentityList)
-	if err != nil {
-		return nil, fmt.Errorf("listing identities: %w", err)
-	}
-	out, err := pgx.CollectRows(rows, func(row pgx.CollectableRow) (IdentityRow, error) {
-		var v IdentityRow
-		err := row.Scan(&v.ID, &v.Name, &v.Role, &v.Scopes, &v.CreatedAt, &v.CreatedBy, &v.RevokedAt, &v.RevokedBy)
-		return v, err
-	})
-	if err != nil {
-		return nil, fmt.Errorf("listing identities: %w", err)
-	}
-	return out, nil
 }
 
 // CreateIdentityCLI stores a new identity made by the iochub command and
