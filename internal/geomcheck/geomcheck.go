@@ -26,8 +26,6 @@ import (
 	"slices"
 
 	"github.com/twpayne/go-geom"
-
-	"github.com/iochub/iochub/internal/units"
 )
 
 // ErrTooComplex is returned by Ring and Rings for rings too intricate to
@@ -67,12 +65,16 @@ func Coord(lon, lat float64) error {
 
 // closedRing is the ring rule of Storable: at least 4 positions, the last
 // repeating the first. xy is flat lon,lat.
-func closedRing(xy []float64) error {
-	if n := len(xy) / 2; n < 4 {
+func closedRing(xy []float64) error { return closedRingStride(xy, 2) }
+
+// closedRingStride is closedRing for coordinates of stride values each; the
+// ordinates beyond lon and lat are compared too.
+func closedRingStride(flat []float64, stride int) error {
+	if n := len(flat) / stride; n < 4 {
 		return fmt.Errorf("a ring needs at least 4 points, got %d", n)
 	}
-	n := len(xy)
-	if xy[0] != xy[n-2] || xy[1] != xy[n-1] {
+	first, last := flat[:stride], flat[len(flat)-stride:]
+	if !slices.Equal(first, last) {
 		return errors.New("ring is not closed: the last point must repeat the first")
 	}
 	return nil
@@ -162,10 +164,10 @@ func Storable(t geom.T) error {
 			return errors.New("point is empty")
 		}
 	case *geom.Polygon:
-		return storablePolygon(g)
+		return PolygonRings(g)
 	case *geom.MultiPolygon:
 		for i := 0; i < g.NumPolygons(); i++ {
-			if err := storablePolygon(g.Polygon(i)); err != nil {
+			if err := PolygonRings(g.Polygon(i)); err != nil {
 				return fmt.Errorf("polygon %d: %w", i, err)
 			}
 		}
@@ -173,12 +175,15 @@ func Storable(t geom.T) error {
 	return nil
 }
 
-func storablePolygon(p *geom.Polygon) error {
+// PolygonRings checks the ring rule of Storable on p, of any layout: at
+// least one ring, every ring closed with at least 4 positions. A broken rule
+// on a ring is a *RingError.
+func PolygonRings(p *geom.Polygon) error {
 	if p.NumLinearRings() == 0 {
 		return errors.New("polygon has no ring")
 	}
 	for i := 0; i < p.NumLinearRings(); i++ {
-		if err := closedRing(p.LinearRing(i).FlatCoords()); err != nil {
+		if err := closedRingStride(p.LinearRing(i).FlatCoords(), p.Stride()); err != nil {
 			return &RingError{i, err.Error()}
 		}
 	}
@@ -250,7 +255,7 @@ func selfIntersection(xy []float64) (int, int, bool) {
 				}
 				continue
 			}
-			if units.SegmentsIntersect(ea.x1, ea.y1, ea.x2, ea.y2, eb.x1, eb.y1, eb.x2, eb.y2) {
+			if SegmentsIntersect(ea.x1, ea.y1, ea.x2, ea.y2, eb.x1, eb.y1, eb.x2, eb.y2) {
 				return min(ea.i, eb.i), max(ea.i, eb.i), true
 			}
 		}
@@ -396,4 +401,23 @@ func ringsCross(rings [][]float64) (int, int, bool) {
 		}
 	}
 	return 0, 0, false
+}
+
+// SegmentsIntersect reports whether segment p1p2 meets segment p3p4 (touching counts).
+func SegmentsIntersect(x1, y1, x2, y2, x3, y3, x4, y4 float64) bool {
+	d1 := orient(x3, y3, x4, y4, x1, y1)
+	d2 := orient(x3, y3, x4, y4, x2, y2)
+	d3 := orient(x1, y1, x2, y2, x3, y3)
+	d4 := orient(x1, y1, x2, y2, x4, y4)
+	if ((d1 > 0 && d2 < 0) || (d1 < 0 && d2 > 0)) && ((d3 > 0 && d4 < 0) || (d3 < 0 && d4 > 0)) {
+		return true
+	}
+	return (d1 == 0 && onSegment(x3, y3, x4, y4, x1, y1)) ||
+		(d2 == 0 && onSegment(x3, y3, x4, y4, x2, y2)) ||
+		(d3 == 0 && onSegment(x1, y1, x2, y2, x3, y3)) ||
+		(d4 == 0 && onSegment(x1, y1, x2, y2, x4, y4))
+}
+
+func onSegment(ax, ay, bx, by, px, py float64) bool {
+	return px >= math.Min(ax, bx) && px <= math.Max(ax, bx) && py >= math.Min(ay, by) && py <= math.Max(ay, by)
 }

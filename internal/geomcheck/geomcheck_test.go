@@ -37,7 +37,9 @@ func TestCoord(t *testing.T) {
 	}
 }
 
-func square(x, y, d float64) []float64 { return []float64{x, y, x + d, y, x + d, y + d, x, y + d, x, y} }
+func square(x, y, d float64) []float64 {
+	return []float64{x, y, x + d, y, x + d, y + d, x, y + d, x, y}
+}
 
 func TestRing(t *testing.T) {
 	tests := []struct {
@@ -138,6 +140,41 @@ func TestStorable(t *testing.T) {
 		err := Storable(tc.g)
 		if (tc.want == "") != (err == nil) || err != nil && !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("%s: Storable = %v; want %q", tc.name, err, tc.want)
+		}
+	}
+}
+
+func TestPolygonRingsLayouts(t *testing.T) {
+	closed := geom.NewPolygonFlat(geom.XYZ, []float64{0, 0, 1, 1, 0, 1, 1, 1, 1, 0, 0, 1}, []int{12})
+	if err := PolygonRings(closed); err != nil {
+		t.Errorf("closed XYZ ring: %v", err)
+	}
+	open := geom.NewPolygonFlat(geom.XYZ, []float64{0, 0, 1, 1, 0, 1, 1, 1, 1, 0, 0, 2}, []int{12})
+	var re *RingError
+	if err := PolygonRings(open); !errors.As(err, &re) || re.Ring != 0 || !strings.Contains(re.Reason, "not closed") {
+		t.Errorf("XYZ ring closing at another height: %v; want ring 0 not closed", err)
+	}
+	short := geom.NewPolygonFlat(geom.XYZ, []float64{0, 0, 1, 1, 0, 1, 0, 0, 1}, []int{9})
+	if err := PolygonRings(short); err == nil || !strings.Contains(err.Error(), "at least 4 points, got 3") {
+		t.Errorf("XYZ ring of 3 positions: %v", err)
+	}
+}
+
+func TestSegmentsIntersect(t *testing.T) {
+	tests := []struct {
+		s    [8]float64
+		want bool
+	}{
+		{[8]float64{0, 0, 2, 2, 0, 2, 2, 0}, true},  // cross
+		{[8]float64{0, 0, 1, 1, 1, 1, 2, 0}, true},  // touch at an end
+		{[8]float64{0, 0, 2, 0, 1, 0, 3, 0}, true},  // collinear overlap
+		{[8]float64{0, 0, 1, 0, 2, 0, 3, 0}, false}, // collinear apart
+		{[8]float64{0, 0, 1, 1, 0, 1, 1, 2}, false}, // parallel
+	}
+	for _, tc := range tests {
+		s := tc.s
+		if got := SegmentsIntersect(s[0], s[1], s[2], s[3], s[4], s[5], s[6], s[7]); got != tc.want {
+			t.Errorf("SegmentsIntersect%v = %v; want %v", s, got, tc.want)
 		}
 	}
 }

@@ -9,6 +9,8 @@ import (
 
 	"github.com/twpayne/go-geom"
 	"github.com/twpayne/go-geom/encoding/geojson"
+
+	"github.com/iochub/iochub/internal/geomcheck"
 )
 
 // ValidLevel reports whether l is one of the Level constants.
@@ -265,23 +267,17 @@ func (u *Reader) record(i int, f *unitFeature) (Record, error) {
 	}, nil
 }
 
-// checkRings rejects rings that are too short or not closed, which PostGIS
+// checkRings applies geomcheck's ring rule (the one the aggregator applies
+// to every geometry it stores): rings too short or not closed, which PostGIS
 // would refuse with an error naming no feature.
 func checkRings(g *geom.MultiPolygon) error {
 	for i := range g.NumPolygons() {
-		p := g.Polygon(i)
-		if p.NumLinearRings() == 0 {
-			return fmt.Errorf("polygon %d has no rings", i)
-		}
-		for j := range p.NumLinearRings() {
-			r := p.LinearRing(j)
-			n := r.NumCoords()
-			if n < 4 {
-				return fmt.Errorf("polygon %d ring %d has %d positions; a ring needs at least 4", i, j, n)
+		if err := geomcheck.PolygonRings(g.Polygon(i)); err != nil {
+			var re *geomcheck.RingError
+			if errors.As(err, &re) {
+				return fmt.Errorf("polygon %d ring %d: %s", i, re.Ring, re.Reason)
 			}
-			if !r.Coord(0).Equal(r.Layout(), r.Coord(n-1)) {
-				return fmt.Errorf("polygon %d ring %d is not closed (its first and last positions differ)", i, j)
-			}
+			return fmt.Errorf("polygon %d: %w", i, err)
 		}
 	}
 	return nil
@@ -293,7 +289,7 @@ func checkLonLat(g *geom.MultiPolygon) error {
 	flat, stride := g.FlatCoords(), g.Stride()
 	for i := 0; i+1 < len(flat); i += stride {
 		lon, lat := flat[i], flat[i+1]
-		if lon < -180 || lon > 180 || lat < -90 || lat > 90 || lon != lon || lat != lat {
+		if geomcheck.Coord(lon, lat) != nil {
 			return fmt.Errorf("coordinate [%v, %v] is not a longitude and latitude in degrees (RFC 7946 wants WGS 84)", lon, lat)
 		}
 	}

@@ -16,6 +16,8 @@ import (
 	"slices"
 
 	"github.com/twpayne/go-geom"
+
+	"github.com/iochub/iochub/internal/geomcheck"
 )
 
 // Levels of administrative units, as in admin_unit.level.
@@ -496,35 +498,12 @@ func ringsCross(a, b []float64, bb bbox) bool {
 			continue
 		}
 		for j := 0; j+3 < len(b); j += 2 {
-			if SegmentsIntersect(ax1, ay1, ax2, ay2, b[j], b[j+1], b[j+2], b[j+3]) {
+			if geomcheck.SegmentsIntersect(ax1, ay1, ax2, ay2, b[j], b[j+1], b[j+2], b[j+3]) {
 				return true
 			}
 		}
 	}
 	return false
-}
-
-// SegmentsIntersect reports whether segment p1p2 meets segment p3p4 (touching counts).
-func SegmentsIntersect(x1, y1, x2, y2, x3, y3, x4, y4 float64) bool {
-	d1 := orient(x3, y3, x4, y4, x1, y1)
-	d2 := orient(x3, y3, x4, y4, x2, y2)
-	d3 := orient(x1, y1, x2, y2, x3, y3)
-	d4 := orient(x1, y1, x2, y2, x4, y4)
-	if ((d1 > 0 && d2 < 0) || (d1 < 0 && d2 > 0)) && ((d3 > 0 && d4 < 0) || (d3 < 0 && d4 > 0)) {
-		return true
-	}
-	return (d1 == 0 && onSegment(x3, y3, x4, y4, x1, y1)) ||
-		(d2 == 0 && onSegment(x3, y3, x4, y4, x2, y2)) ||
-		(d3 == 0 && onSegment(x1, y1, x2, y2, x3, y3)) ||
-		(d4 == 0 && onSegment(x1, y1, x2, y2, x4, y4))
-}
-
-func orient(ax, ay, bx, by, cx, cy float64) float64 {
-	return (bx-ax)*(cy-ay) - (by-ay)*(cx-ax)
-}
-
-func onSegment(ax, ay, bx, by, px, py float64) bool {
-	return px >= math.Min(ax, bx) && px <= math.Max(ax, bx) && py >= math.Min(ay, by) && py <= math.Max(ay, by)
 }
 
 // Codes returns the codes of the units of a level, smallest code first.
