@@ -3,8 +3,9 @@
 // rule, validated here, stored by services/aggregator/postgis in the
 // alert_rule table and read back by the gateway with SQLColumns and Scan),
 // its kinds, severities and limits. The engine that evaluates rules and
-// raises alerts is services/aggregator/rules; this package imports nothing
-// of iochub, so a reader can validate a rule without importing the writer.
+// raises alerts is services/aggregator/rules; this package imports no
+// iochub package but the CAP model (internal/cap, for its severities), so a
+// reader can validate a rule without importing the writer.
 package alertrule
 
 import (
@@ -17,6 +18,8 @@ import (
 	"regexp"
 	"strings"
 	"time"
+
+	"github.com/iochub/iochub/internal/cap"
 )
 
 // Kinds of rule.
@@ -36,7 +39,7 @@ const (
 var Kinds = []string{KindAQIBand, KindCongestion, KindWaterLevel}
 
 // Severities are CAP 1.2's severity values a rule may raise an alert with.
-var Severities = []string{"Extreme", "Severe", "Moderate", "Minor", "Unknown"}
+var Severities = cap.Severities
 
 // Limits of a rule's values.
 const (

@@ -12,16 +12,17 @@ import (
 	"time"
 )
 
-// Enumerations of the CAP 1.2 schema.
+// Enumerations of the CAP 1.2 schema, in its order. Read only: the ingest's
+// CAP-shaped JSON and the alert rules check against them too.
 var (
-	statusValues    = []string{"Actual", "Exercise", "System", "Test", "Draft"}
-	msgTypeValues   = []string{"Alert", "Update", "Cancel", "Ack", "Error"}
-	scopeValues     = []string{"Public", "Restricted", "Private"}
-	categoryValues  = []string{"Geo", "Met", "Safety", "Security", "Rescue", "Fire", "Health", "Env", "Transport", "Infra", "CBRNE", "Other"}
-	responseValues  = []string{"Shelter", "Evacuate", "Prepare", "Execute", "Avoid", "Monitor", "Assess", "AllClear", "None"}
-	urgencyValues   = []string{"Immediate", "Expected", "Future", "Past", "Unknown"}
-	severityValues  = []string{"Extreme", "Severe", "Moderate", "Minor", "Unknown"}
-	certaintyValues = []string{"Observed", "Likely", "Possible", "Unlikely", "Unknown"}
+	Statuses      = []string{"Actual", "Exercise", "System", "Test", "Draft"}
+	MsgTypes      = []string{"Alert", "Update", "Cancel", "Ack", "Error"}
+	Scopes        = []string{"Public", "Restricted", "Private"}
+	Categories    = []string{"Geo", "Met", "Safety", "Security", "Rescue", "Fire", "Health", "Env", "Transport", "Infra", "CBRNE", "Other"}
+	ResponseTypes = []string{"Shelter", "Evacuate", "Prepare", "Execute", "Avoid", "Monitor", "Assess", "AllClear", "None"}
+	Urgencies     = []string{"Immediate", "Expected", "Future", "Past", "Unknown"}
+	Severities    = []string{"Extreme", "Severe", "Moderate", "Minor", "Unknown"}
+	Certainties   = []string{"Observed", "Likely", "Possible", "Unlikely", "Unknown"}
 )
 
 // languageRE is the lexical form of xs:language.
@@ -73,9 +74,9 @@ func validateAlert(p *problems, a *Alert, path string) {
 	} else {
 		checkTime(p, path+"/sent", "sent", a.Sent)
 	}
-	checkEnum(p, path+"/status", "status", a.Status, statusValues)
-	checkEnum(p, path+"/msgType", "msgType", a.MsgType, msgTypeValues)
-	checkEnum(p, path+"/scope", "scope", a.Scope, scopeValues)
+	checkEnum(p, path+"/status", "status", a.Status, Statuses)
+	checkEnum(p, path+"/msgType", "msgType", a.MsgType, MsgTypes)
+	checkEnum(p, path+"/scope", "scope", a.Scope, Scopes)
 	if a.Scope == "Restricted" && strings.TrimSpace(a.Restriction) == "" {
 		p.add(path+"/restriction", "restriction", "required when scope is Restricted", 0)
 	}
@@ -153,14 +154,14 @@ func validateInfo(p *problems, in *Info, path string) {
 		p.add(path+"/category[0]", "category", "at least one category is required", 0)
 	}
 	for i, c := range in.Categories {
-		checkEnum(p, fmt.Sprintf("%s/category[%d]", path, i), "category", c, categoryValues)
+		checkEnum(p, fmt.Sprintf("%s/category[%d]", path, i), "category", c, Categories)
 	}
 	for i, r := range in.ResponseTypes {
-		checkEnum(p, fmt.Sprintf("%s/responseType[%d]", path, i), "responseType", r, responseValues)
+		checkEnum(p, fmt.Sprintf("%s/responseType[%d]", path, i), "responseType", r, ResponseTypes)
 	}
-	checkEnum(p, path+"/urgency", "urgency", in.Urgency, urgencyValues)
-	checkEnum(p, path+"/severity", "severity", in.Severity, severityValues)
-	checkEnum(p, path+"/certainty", "certainty", in.Certainty, certaintyValues)
+	checkEnum(p, path+"/urgency", "urgency", in.Urgency, Urgencies)
+	checkEnum(p, path+"/severity", "severity", in.Severity, Severities)
+	checkEnum(p, path+"/certainty", "certainty", in.Certainty, Certainties)
 	for _, t := range []struct {
 		name string
 		v    time.Time

@@ -244,16 +244,6 @@ type capAlert struct {
 	Area       []capArea       `json:"area"`
 }
 
-var (
-	capStatus    = []string{"Actual", "Exercise", "System", "Test", "Draft"}
-	capMsgType   = []string{"Alert", "Update", "Cancel", "Ack", "Error"}
-	capScope     = []string{"Public", "Restricted", "Private"}
-	capCategory  = []string{"Geo", "Met", "Safety", "Security", "Rescue", "Fire", "Health", "Env", "Transport", "Infra", "CBRNE", "Other"}
-	capUrgency   = []string{"Immediate", "Expected", "Future", "Past", "Unknown"}
-	capSeverity  = []string{"Extreme", "Severe", "Moderate", "Minor", "Unknown"}
-	capCertainty = []string{"Observed", "Likely", "Possible", "Unlikely", "Unknown"}
-)
-
 func enum(ptr, v string, allowed []string, def string) (string, *itemError) {
 	if v == "" && def != "" {
 		return def, nil
@@ -343,13 +333,13 @@ func parseCAPJSON(f fields, env parseEnv) (*parsed, *itemError) {
 	m := &iocv1.Alert{Id: a.Identifier, Identifier: a.Identifier, Sender: a.Sender, Sent: timestamppb.New(sent),
 		SentOffsetSeconds: zoneOffset(a.Sent), Note: a.Note}
 	var ierr *itemError
-	if m.Status, ierr = enum("status", a.Status, capStatus, ""); ierr != nil {
+	if m.Status, ierr = enum("status", a.Status, cap.Statuses, ""); ierr != nil {
 		return nil, ierr
 	}
-	if m.MsgType, ierr = enum("msgType", a.MsgType, capMsgType, ""); ierr != nil {
+	if m.MsgType, ierr = enum("msgType", a.MsgType, cap.MsgTypes, ""); ierr != nil {
 		return nil, ierr
 	}
-	if m.Scope, ierr = enum("scope", a.Scope, capScope, "Public"); ierr != nil {
+	if m.Scope, ierr = enum("scope", a.Scope, cap.Scopes, "Public"); ierr != nil {
 		return nil, ierr
 	}
 	if len(a.References) > 0 && string(a.References) != "null" {
@@ -472,7 +462,7 @@ func parseCAPJSON(f fields, env parseEnv) (*parsed, *itemError) {
 			return nil, &itemError{pointer: ip + ".category", reason: fmt.Sprintf("%d categories; the hub takes at most %d", len(cats), cap.MaxShapes)}
 		}
 		for j, c := range cats {
-			if _, ierr := enum(ip+".category["+strconv.Itoa(j)+"]", c, capCategory, ""); ierr != nil {
+			if _, ierr := enum(ip+".category["+strconv.Itoa(j)+"]", c, cap.Categories, ""); ierr != nil {
 				return nil, ierr
 			}
 		}
@@ -480,13 +470,13 @@ func parseCAPJSON(f fields, env parseEnv) (*parsed, *itemError) {
 		if strings.TrimSpace(in.Event) == "" {
 			return nil, missing(ip + ".event")
 		}
-		if info.Urgency, ierr = enum(ip+".urgency", in.Urgency, capUrgency, "Unknown"); ierr != nil {
+		if info.Urgency, ierr = enum(ip+".urgency", in.Urgency, cap.Urgencies, "Unknown"); ierr != nil {
 			return nil, ierr
 		}
-		if info.Severity, ierr = enum(ip+".severity", in.Severity, capSeverity, "Unknown"); ierr != nil {
+		if info.Severity, ierr = enum(ip+".severity", in.Severity, cap.Severities, "Unknown"); ierr != nil {
 			return nil, ierr
 		}
-		if info.Certainty, ierr = enum(ip+".certainty", in.Certainty, capCertainty, "Unknown"); ierr != nil {
+		if info.Certainty, ierr = enum(ip+".certainty", in.Certainty, cap.Certainties, "Unknown"); ierr != nil {
 			return nil, ierr
 		}
 		if info.Effective, info.EffectiveOffsetSeconds, ierr = optTime(ip+".effective", in.Effective); ierr != nil {
