@@ -17,7 +17,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	cfg := defaults()
 	fs := flag.NewFlagSet("iochub migrate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfg.bind(fs, "database-url")
+	cfg.registerDatabaseURL(fs, "PostGIS database URL")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -38,7 +38,7 @@ func runUnitsImport(ctx context.Context, args []string, stdout, stderr io.Writer
 	cfg := defaults()
 	fs := flag.NewFlagSet("iochub units import", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfg.bind(fs, "database-url")
+	cfg.registerDatabaseURL(fs, "PostGIS database URL")
 	level := fs.String("level", "", "level of every unit in the files (province, commune, ...); empty derives it from the code length")
 	parent := fs.String("parent", "", "parent code of every unit in the files; empty finds the containing province for communes")
 	validFrom := fs.String("valid-from", "", "date the boundaries take effect (RFC 3339 or YYYY-MM-DD); empty means 2025-07-01")
@@ -111,7 +111,7 @@ func runSourcesAdd(ctx context.Context, args []string, stdout, stderr io.Writer)
 	cfg := defaults()
 	fs := flag.NewFlagSet("iochub sources add", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfg.bind(fs, "database-url")
+	cfg.registerDatabaseURL(fs, "PostGIS database URL")
 	id := fs.String("id", "", "source id, e.g. hn-hoankiem-ioc (required)")
 	unit := fs.String("unit", "", "code of the unit the source publishes for, e.g. 00070 (required)")
 	name := fs.String("name", "", "human name of the source")
@@ -144,7 +144,7 @@ func runSourcesDisable(ctx context.Context, args []string, stdout, stderr io.Wri
 	cfg := defaults()
 	fs := flag.NewFlagSet("iochub sources disable", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfg.bind(fs, "database-url")
+	cfg.registerDatabaseURL(fs, "PostGIS database URL")
 	id := fs.String("id", "", "source id to disable (required)")
 	if err := fs.Parse(args); err != nil {
 		return err

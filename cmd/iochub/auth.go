@@ -4,23 +4,19 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/seal"
-	"github.com/iochub/iochub/services/gateway"
 	"github.com/iochub/iochub/services/gateway/pgread"
 )
 
-// authConfig is the access-control part of config (embedded in it).
+// authConfig is the access-control part of config (embedded in it); the
+// gateway's own part (allowed origins, live views per identity) is in
+// gateway.Config.
 type authConfig struct {
-	// AllowedOrigins is a comma-separated list of browser origins allowed to
-	// use the gateway (the live WebSocket, sign-in, changes); empty means the
-	// same origin only, "*" any.
-	AllowedOrigins string
 	// SessionKey signs session cookies (64 hex digits or base64 of 32 bytes);
 	// empty derives it from the seal key, or, without one, makes a random key
 	// per process (sessions then end with it and are not shared by gateways).
@@ -31,17 +27,14 @@ type authConfig struct {
 	// IdentityRefresh is how often identities are reloaded: a revocation is
 	// in effect on every gateway within it. 0 means 10s.
 	IdentityRefresh time.Duration
-	// MaxLivePerIdentity caps the live views one identity keeps open. 0 means 20.
-	MaxLivePerIdentity int
 	// OIDCIssuer, when set, makes the gateway accept ID tokens of that
 	// provider as bearer tokens (OIDCAudience required; keys from
 	// OIDCJWKSURL or discovery; role and provinces from two claims).
 	OIDCIssuer, OIDCAudience, OIDCJWKSURL, OIDCRoleClaim, OIDCScopesClaim string
 }
 
-// bindAuth registers the access-control flags on fs.
-func (c *config) bindAuth(fs *flag.FlagSet) {
-	fs.StringVar(&c.AllowedOrigins, "allowed-origins", c.AllowedOrigins, "comma-separated browser origins allowed to use the gateway; empty means the same origin only, * any (IOCHUB_ALLOWED_ORIGINS)")
+// registerAuth registers the access-control flags on fs.
+func (c *config) registerAuth(fs *flag.FlagSet) {
 	fs.StringVar(&c.SessionKey, "session-key", c.SessionKey, "key signing session cookies: 64 hex digits or base64 of 32 bytes; empty derives it from the seal key (IOCHUB_SESSION_KEY)")
 	fs.BoolVar(&c.SecureCookies, "secure-cookies", c.SecureCookies, "mark session cookies Secure even on plain HTTP, as behind a TLS proxy (IOCHUB_SECURE_COOKIES)")
 	fs.DurationVar(&c.IdentityRefresh, "identity-refresh", c.IdentityRefresh, "how often identities are reloaded; a revocation applies within it; 0 means 10s (IOCHUB_IDENTITY_REFRESH)")
@@ -50,18 +43,6 @@ func (c *config) bindAuth(fs *flag.FlagSet) {
 	fs.StringVar(&c.OIDCJWKSURL, "oidc-jwks-url", c.OIDCJWKSURL, "the provider's JWKS URL; empty discovers it from the issuer (IOCHUB_OIDC_JWKS_URL)")
 	fs.StringVar(&c.OIDCRoleClaim, "oidc-role-claim", c.OIDCRoleClaim, "claim holding viewer, operator or admin; empty means iochub_role (IOCHUB_OIDC_ROLE_CLAIM)")
 	fs.StringVar(&c.OIDCScopesClaim, "oidc-scopes-claim", c.OIDCScopesClaim, "claim holding the province codes (list or comma-separated, * for all); empty means iochub_provinces (IOCHUB_OIDC_SCOPES_CLAIM)")
-	fs.IntVar(&c.MaxLivePerIdentity, "max-live-per-identity", c.MaxLivePerIdentity, "live views one identity may keep open; 0 means 20 (IOCHUB_MAX_LIVE_PER_IDENTITY)")
-}
-
-// origins is AllowedOrigins as a list.
-func (c authConfig) origins() []string {
-	var out []string
-	for _, o := range strings.Split(c.AllowedOrigins, ",") {
-		if o = strings.TrimSpace(o); o != "" {
-			out = append(out, o)
-		}
-	}
-	return out
 }
 
 // Principals of the tokens given on the command line.
@@ -111,9 +92,4 @@ func newAuthenticator(cfg config, pool *pgxpool.Pool, log *slog.Logger) (*auth.A
 		return nil, err
 	}
 	return a, nil
-}
-
-// gatewayConfig is the gateway's access-control configuration.
-func (c authConfig) gatewayConfig() gateway.Config {
-	return gateway.Config{AllowedOrigins: c.origins(), MaxClientsPerIdentity: c.MaxLivePerIdentity}
 }

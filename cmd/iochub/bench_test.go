@@ -24,7 +24,7 @@ import (
 func BenchmarkEndToEndLatency(b *testing.B) {
 	n := testenv.NATS(b)
 	db := testenv.PostGISWithUnits(b)
-	h := startHubTB(b, "all", n, db, func(c *config) { c.SourceRate = 0 }) // 50 posts/s from one source: no rate limit in the way
+	h := startHubTB(b, "all", n, db, func(c *config) { c.Ingest.Limits.SourceRate = -1 }) // 50 posts/s from one source: no rate limit in the way
 	ws, resp, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(h.url, "http")+"/v1/live?province=01", devHeader())
 	if err != nil {
 		b.Fatal(err)

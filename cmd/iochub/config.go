@@ -6,17 +6,21 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math"
 	"net"
 	"os"
 	"strings"
 	"time"
 
+	"github.com/iochub/iochub/internal/natsx"
+	"github.com/iochub/iochub/services/aggregator"
+	"github.com/iochub/iochub/services/gateway"
 	"github.com/iochub/iochub/services/ingest"
 )
 
-// config is every setting of every command; each command binds the flags it uses.
-// Precedence: flag, then IOCHUB_<NAME> environment variable, then the default here.
+// config is the settings of a command: the command's own (listeners, NATS,
+// database, logging, tokens) and each role's Config, which registers its own
+// flags (RegisterFlags). Precedence: flag, then IOCHUB_<NAME> environment
+// variable, then the default.
 type config struct {
 	// HTTP is the address the HTTP server listens on (ingest, gateway, ops endpoints).
 	HTTP string
@@ -30,7 +34,7 @@ type config struct {
 	DataDir string
 	// DevToken is accepted for every unit in dev; empty means a random one, printed at start.
 	DevToken string
-	// Target is the role serve runs: ingest, aggregator, gateway or all.
+	// Target is the role serve runs: a name of the roles table (serve.go) or all.
 	Target string
 	// NoSim turns the simulator off in dev.
 	NoSim bool
@@ -51,41 +55,35 @@ type config struct {
 	// OperatorToken is the bearer token of the operator endpoints; empty means
 	// DevToken in dev and operator endpoints off (503) otherwise.
 	OperatorToken string
-	// authConfig holds the access-control settings (auth.go, flags bound by bindAuth).
+	// authConfig holds the access-control settings (auth.go, flags registered by registerAuth).
 	authConfig
-	// ReportSweep is how often the aggregator looks for reports past their
-	// SLA; 0 means the aggregator's default (30s). Not a flag: tests set it.
-	ReportSweep time.Duration
 	// OpsHTTP is the address of the ops listener (/metrics, /healthz,
 	// /readyz); empty means those are served on HTTP, /metrics included.
 	OpsHTTP string
-	// BodyTimeout bounds the time to receive a request body; 0 means no bound.
+	// BodyTimeout bounds the time to receive a request body (every HTTP
+	// server, and the ingest's admitted requests); 0 means no bound.
 	BodyTimeout time.Duration
 	// HeaderTimeout bounds the time to receive a request's headers, and
 	// IdleTimeout how long a keep-alive connection may wait for its next
 	// request. Not flags: tests set them.
 	HeaderTimeout, IdleTimeout time.Duration
-	// SourceConcurrency is the most ingest requests of one source in flight;
-	// 0 means no limit.
-	SourceConcurrency int
-	// SourceRate is the ingest requests per second one source may sustain and
-	// SourceBurst the burst above it; 0 means no limit.
-	SourceRate  float64
-	SourceBurst int
-	// MaxConcurrent is the most ingest requests in flight in all; 0 means no limit.
-	MaxConcurrent int
-	// AlertScope is where a source bound to a unit may send alert areas:
-	// "province" (its unit's province, the default) or "unit" (its unit only).
-	AlertScope string
 	// ResetHubID lets dev start although its JetStream store and its database
 	// belong to different hubs, giving both a new hub id (nothing is deleted).
 	ResetHubID bool
+
+	// Each role's own configuration; the zero value of each is its defaults.
+	// Ingest.DevToken and Ingest.SealKey are filled from DevToken and SealKey
+	// when the ingest is built.
+	Ingest     ingest.Config
+	Aggregator aggregator.RoleConfig
+	Gateway    gateway.Config
+	Operator   gateway.OperatorConfig
+	// Streams sizes the JetStream streams that serve and dev create.
+	Streams natsx.StreamOptions
 }
 
 // maxHeaderBytes bounds a request's headers (the default of net/http is 1 MiB).
 const maxHeaderBytes = 64 << 10
-
-var targets = map[string]bool{"ingest": true, "aggregator": true, "gateway": true, "all": true}
 
 func defaults() config {
 	return config{
@@ -97,65 +95,48 @@ func defaults() config {
 		LogLevel:    "info",
 		LogFormat:   "text",
 
-		BodyTimeout:       30 * time.Second,
-		HeaderTimeout:     10 * time.Second,
-		IdleTimeout:       2 * time.Minute,
-		SourceConcurrency: 4,
-		SourceRate:        50,
-		SourceBurst:       100,
-		MaxConcurrent:     64,
-		AlertScope:        "province",
+		BodyTimeout:   30 * time.Second,
+		HeaderTimeout: 10 * time.Second,
+		IdleTimeout:   2 * time.Minute,
 	}
 }
 
-// bind registers the named settings on fs, with c's current values as their
-// defaults (so a command sets its own defaults on c before binding). After
-// fs.Parse, applyEnv fills what no flag set from IOCHUB_* variables.
-func (c *config) bind(fs *flag.FlagSet, names ...string) {
-	for _, n := range names {
-		switch n {
-		case "http":
-			fs.StringVar(&c.HTTP, "http", c.HTTP, "HTTP listen address (IOCHUB_HTTP)")
-		case "nats-url":
-			fs.StringVar(&c.NATSURL, "nats-url", c.NATSURL, "NATS server URL (IOCHUB_NATS_URL)")
-		case "nats-port":
-			fs.IntVar(&c.NATSPort, "nats-port", c.NATSPort, "port of the embedded NATS server; 0 picks a free one (IOCHUB_NATS_PORT)")
-		case "database-url":
-			fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, "PostGIS database URL (IOCHUB_DATABASE_URL)")
-		case "data-dir":
-			fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for the embedded NATS store and the private PostgreSQL cluster (IOCHUB_DATA_DIR)")
-		case "dev-token":
-			fs.StringVar(&c.DevToken, "dev-token", c.DevToken, "bearer token accepted for every unit in dev; empty means a random one (IOCHUB_DEV_TOKEN)")
-		case "target":
-			fs.StringVar(&c.Target, "target", c.Target, "role to run: ingest, aggregator, gateway or all (IOCHUB_TARGET)")
-		case "no-sim":
-			fs.BoolVar(&c.NoSim, "no-sim", c.NoSim, "do not run the simulator (IOCHUB_NO_SIM)")
-		case "sim-interval":
-			fs.DurationVar(&c.SimInterval, "sim-interval", c.SimInterval, "time between simulator rounds (IOCHUB_SIM_INTERVAL)")
-		case "log":
-			fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (IOCHUB_LOG_LEVEL)")
-			fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "json or text (IOCHUB_LOG_FORMAT)")
-		case "seal-key":
-			fs.StringVar(&c.SealKey, "seal-key", c.SealKey, "hub key sealing reporters' contacts: 64 hex digits or base64 of 32 bytes (IOCHUB_SEAL_KEY)")
-		case "operator-token":
-			fs.StringVar(&c.OperatorToken, "operator-token", c.OperatorToken, "bearer token of the operator endpoints (IOCHUB_OPERATOR_TOKEN)")
-		case "ops-http":
-			fs.StringVar(&c.OpsHTTP, "ops-http", c.OpsHTTP, "listen address of /metrics, /healthz and /readyz; empty serves them on --http (IOCHUB_OPS_HTTP)")
-		case "limits":
-			fs.DurationVar(&c.BodyTimeout, "body-timeout", c.BodyTimeout, "longest time to receive a request body; a slower one gets 408; 0 means no bound (IOCHUB_BODY_TIMEOUT)")
-			fs.IntVar(&c.SourceConcurrency, "source-concurrency", c.SourceConcurrency, "most ingest requests of one source in flight; 0 means no limit (IOCHUB_SOURCE_CONCURRENCY)")
-			fs.Float64Var(&c.SourceRate, "source-rate", c.SourceRate, "ingest requests per second one source may sustain; 0 means no limit (IOCHUB_SOURCE_RATE)")
-			fs.IntVar(&c.SourceBurst, "source-burst", c.SourceBurst, "requests one source may send at once above --source-rate (IOCHUB_SOURCE_BURST)")
-			fs.IntVar(&c.MaxConcurrent, "max-concurrent", c.MaxConcurrent, "most ingest requests in flight in all; 0 means no limit (IOCHUB_MAX_CONCURRENT)")
-			fs.StringVar(&c.AlertScope, "alert-scope", c.AlertScope, "where a source bound to a unit may send alert areas: province (of its unit) or unit (IOCHUB_ALERT_SCOPE)")
-		case "reset-hub-id":
-			fs.BoolVar(&c.ResetHubID, "reset-hub-id", c.ResetHubID, "start although the JetStream store and the database belong to different hubs, and give both a new hub id; nothing is deleted (IOCHUB_RESET_HUB_ID)")
-		case "check-config":
-			fs.BoolVar(&c.CheckConfig, "check-config", false, "validate the configuration, print it and exit")
-		default:
-			panic("unknown setting " + n)
-		}
-	}
+// registerDatabaseURL registers --database-url, for the commands that use
+// only the database.
+func (c *config) registerDatabaseURL(fs *flag.FlagSet, help string) {
+	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, help+" (IOCHUB_DATABASE_URL)")
+}
+
+// registerNATSURL registers --nats-url.
+func (c *config) registerNATSURL(fs *flag.FlagSet) {
+	fs.StringVar(&c.NATSURL, "nats-url", c.NATSURL, "NATS server URL (IOCHUB_NATS_URL)")
+}
+
+// registerLog registers --log-level and --log-format.
+func (c *config) registerLog(fs *flag.FlagSet) {
+	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (IOCHUB_LOG_LEVEL)")
+	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "json or text (IOCHUB_LOG_FORMAT)")
+}
+
+// registerHub registers what serve and dev share: the listeners, tokens and
+// keys, logging, --check-config, and every role's own flags. c's current
+// values of its own fields are the defaults (a command sets its defaults on c
+// before); each role's Config registers its defaults itself.
+func (c *config) registerHub(fs *flag.FlagSet) {
+	fs.StringVar(&c.HTTP, "http", c.HTTP, "HTTP listen address (IOCHUB_HTTP)")
+	fs.StringVar(&c.OpsHTTP, "ops-http", c.OpsHTTP, "listen address of /metrics, /healthz and /readyz; empty serves them on --http (IOCHUB_OPS_HTTP)")
+	fs.DurationVar(&c.BodyTimeout, "body-timeout", c.BodyTimeout, "longest time to receive a request body; a slower one gets 408; 0 means no bound (IOCHUB_BODY_TIMEOUT)")
+	fs.StringVar(&c.DevToken, "dev-token", c.DevToken, "bearer token accepted for every unit in dev; empty means a random one (IOCHUB_DEV_TOKEN)")
+	fs.StringVar(&c.SealKey, "seal-key", c.SealKey, "hub key sealing reporters' contacts: 64 hex digits or base64 of 32 bytes (IOCHUB_SEAL_KEY)")
+	fs.StringVar(&c.OperatorToken, "operator-token", c.OperatorToken, "bearer token of the operator endpoints (IOCHUB_OPERATOR_TOKEN)")
+	c.registerLog(fs)
+	fs.BoolVar(&c.CheckConfig, "check-config", false, "validate the configuration, print it and exit")
+	c.registerAuth(fs)
+	c.Ingest.RegisterFlags(fs)
+	c.Aggregator.RegisterFlags(fs)
+	c.Gateway.RegisterFlags(fs)
+	c.Operator.RegisterFlags(fs)
+	c.Streams.RegisterFlags(fs)
 }
 
 // envName is the environment variable of a flag: --nats-url is IOCHUB_NATS_URL.
@@ -184,7 +165,7 @@ func applyEnv(fs *flag.FlagSet) error {
 	return errors.Join(errs...)
 }
 
-// validate checks the settings that every command shares.
+// validate checks the settings of the command and of every role.
 func (c *config) validate() error {
 	var errs []error
 	if c.HTTP != "" {
@@ -192,8 +173,8 @@ func (c *config) validate() error {
 			errs = append(errs, fmt.Errorf("--http %q: want host:port: %w", c.HTTP, err))
 		}
 	}
-	if !targets[c.Target] {
-		errs = append(errs, fmt.Errorf("--target %q: want one of ingest, aggregator, gateway, all", c.Target))
+	if c.Target != "all" && findRole(c.Target) == nil {
+		errs = append(errs, fmt.Errorf("--target %q: want one of %s, all", c.Target, strings.Join(roleNames(), ", ")))
 	}
 	if c.NATSPort < -1 || c.NATSPort > 65535 {
 		errs = append(errs, fmt.Errorf("--nats-port %d: out of range", c.NATSPort))
@@ -204,28 +185,33 @@ func (c *config) validate() error {
 	if c.LogFormat != "json" && c.LogFormat != "text" {
 		errs = append(errs, fmt.Errorf("--log-format %q: want json or text", c.LogFormat))
 	}
-	if c.AlertScope != ingest.AlertScopeProvince && c.AlertScope != ingest.AlertScopeUnit {
-		errs = append(errs, fmt.Errorf("--alert-scope %q: want %s or %s", c.AlertScope, ingest.AlertScopeProvince, ingest.AlertScopeUnit))
-	}
 	if c.OpsHTTP != "" {
 		if _, _, err := net.SplitHostPort(c.OpsHTTP); err != nil {
 			errs = append(errs, fmt.Errorf("--ops-http %q: want host:port: %w", c.OpsHTTP, err))
 		}
 	}
-	for _, n := range []struct {
-		flag string
-		v    float64
-	}{{"--body-timeout", c.BodyTimeout.Seconds()}, {"--source-concurrency", float64(c.SourceConcurrency)},
-		{"--source-rate", c.SourceRate}, {"--source-burst", float64(c.SourceBurst)}, {"--max-concurrent", float64(c.MaxConcurrent)}} {
-		if n.v < 0 || math.IsNaN(n.v) || math.IsInf(n.v, 0) {
-			errs = append(errs, fmt.Errorf("%s %v: want 0 (no limit) or a positive value", n.flag, n.v))
-		}
-	}
-	if c.SourceRate > 0 && c.SourceBurst < 1 {
-		errs = append(errs, fmt.Errorf("--source-burst %d: want at least 1 with --source-rate %g", c.SourceBurst, c.SourceRate))
+	if c.BodyTimeout < 0 {
+		errs = append(errs, fmt.Errorf("--body-timeout %s: want 0 (no limit) or a positive value", c.BodyTimeout))
 	}
 	if c.SimInterval <= 0 {
 		errs = append(errs, fmt.Errorf("--sim-interval %s: must be positive", c.SimInterval))
+	}
+	// The roles' own checks, with the flag named where a user can get it wrong.
+	if s := c.Ingest.AlertScope; s != "" && s != ingest.AlertScopeProvince && s != ingest.AlertScopeUnit {
+		errs = append(errs, fmt.Errorf("--alert-scope %q: want %s or %s", s, ingest.AlertScopeProvince, ingest.AlertScopeUnit))
+	} else if l := c.Ingest.Limits; l.SourceRate > 0 && l.SourceBurst < 1 {
+		errs = append(errs, fmt.Errorf("--source-burst %d: want at least 1 with --source-rate %g", l.SourceBurst, l.SourceRate))
+	} else if err := c.Ingest.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("ingest: %w", err))
+	}
+	if err := c.Aggregator.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("aggregator: %w", err))
+	}
+	if err := c.Gateway.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("gateway: %w", err))
+	}
+	if err := c.Streams.Validate(); err != nil {
+		errs = append(errs, fmt.Errorf("streams: %w", err))
 	}
 	return errors.Join(errs...)
 }

@@ -61,7 +61,7 @@ func runDeadletters(ctx context.Context, args []string, stdout, stderr io.Writer
 	cfg.NATSURL = nats.DefaultURL
 	fs := flag.NewFlagSet("iochub deadletters "+cmd, flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfg.bind(fs, "nats-url")
+	cfg.registerNATSURL(fs)
 	var (
 		q      deadletter.Query
 		asJSON bool

@@ -30,8 +30,13 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	cfg := defaults()
 	fs := flag.NewFlagSet("iochub dev", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfg.bind(fs, "http", "ops-http", "limits", "nats-port", "database-url", "data-dir", "reset-hub-id", "dev-token", "no-sim", "sim-interval", "log", "check-config", "seal-key", "operator-token")
-	cfg.bindAuth(fs)
+	fs.IntVar(&cfg.NATSPort, "nats-port", cfg.NATSPort, "port of the embedded NATS server; 0 picks a free one (IOCHUB_NATS_PORT)")
+	cfg.registerDatabaseURL(fs, "PostGIS database URL; empty starts a private PostgreSQL cluster under --data-dir")
+	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the embedded NATS store and the private PostgreSQL cluster (IOCHUB_DATA_DIR)")
+	fs.BoolVar(&cfg.ResetHubID, "reset-hub-id", cfg.ResetHubID, "start although the JetStream store and the database belong to different hubs, and give both a new hub id; nothing is deleted (IOCHUB_RESET_HUB_ID)")
+	fs.BoolVar(&cfg.NoSim, "no-sim", cfg.NoSim, "do not run the simulator (IOCHUB_NO_SIM)")
+	fs.DurationVar(&cfg.SimInterval, "sim-interval", cfg.SimInterval, "time between simulator rounds (IOCHUB_SIM_INTERVAL)")
+	cfg.registerHub(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

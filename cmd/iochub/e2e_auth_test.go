@@ -122,7 +122,7 @@ func TestAccessControlMatrix(t *testing.T) {
 	}
 	h := startHubTB(t, "all", n, db, func(c *config) {
 		c.IdentityRefresh = 200 * time.Millisecond
-		c.MaxLivePerIdentity = 3
+		c.Gateway.MaxClientsPerIdentity = 3
 	})
 
 	// One report, one alert and one rule in each of 01 and 79.

@@ -30,7 +30,7 @@ func startReportHub(t *testing.T, n *testenv.NATSEnv, db *testenv.DBEnv) *hub {
 	t.Helper()
 	return startHubTB(t, "all", n, db, func(cfg *config) {
 		cfg.SealKey = hex.EncodeToString(reportKey)
-		cfg.ReportSweep = 200 * time.Millisecond
+		cfg.Aggregator.Aggregator.ReportSweepInterval = 200 * time.Millisecond
 	})
 }
 

@@ -36,7 +36,7 @@ func runIdentities(ctx context.Context, args []string, stdout, stderr io.Writer)
 	cfg := defaults()
 	fs := flag.NewFlagSet("iochub identities "+args[0], flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfg.bind(fs, "database-url")
+	cfg.registerDatabaseURL(fs, "PostGIS database URL")
 	var name, role, scope, id *string
 	switch args[0] {
 	case "create":

@@ -17,6 +17,7 @@ import (
 
 	"github.com/iochub/iochub/internal/testenv"
 	"github.com/iochub/iochub/internal/testkit"
+	"github.com/iochub/iochub/services/ingest"
 )
 
 // serveTest runs h on newHTTPServer(h, cfg) on loopback and returns its address.
@@ -149,7 +150,7 @@ func TestOpsListenerAndIngestLimits(t *testing.T) {
 	cfg := defaults()
 	cfg.HTTP, cfg.OpsHTTP = "127.0.0.1:0", "127.0.0.1:0"
 	cfg.Target, cfg.DevToken, cfg.LogLevel = "ingest", devToken, "warn"
-	cfg.BodyTimeout, cfg.SourceRate, cfg.SourceBurst = time.Second, 0.01, 3
+	cfg.BodyTimeout, cfg.Ingest.Limits.SourceRate, cfg.Ingest.Limits.SourceBurst = time.Second, 0.01, 3
 	ready, opsReady := make(chan string, 1), make(chan string, 1)
 	roles := testkit.Start(t, "roles", func(ctx context.Context) error {
 		return serveRoles(ctx, roleDeps{cfg: cfg, log: cfg.logger(io.Discard), nc: n.Conn, js: n.JS, pool: db.Pool, ready: ready, opsReady: opsReady})
@@ -242,11 +243,15 @@ func TestConfigLimitsValidate(t *testing.T) {
 	}
 	t.Setenv("IOCHUB_SOURCE_RATE", "7.5")
 	out, _, err := runCLI(t, "serve", "--target", "gateway", "--check-config", "--source-concurrency", "0")
-	if err != nil || !strings.Contains(out, "SourceRate:7.5") || !strings.Contains(out, "SourceConcurrency:0") {
+	// 0 (no limit) on the command line is a negative value (off) in ingest.Limits.
+	if err != nil || !strings.Contains(out, "SourceRate:7.5") || !strings.Contains(out, "SourceConcurrency:-1") {
 		t.Errorf("limits from env and flags: %q %v", out, err)
 	}
-	l := config{}.ingestLimits()
-	if l.SourceConcurrency >= 0 || l.SourceRate >= 0 || l.MaxConcurrent >= 0 || l.BodyTimeout >= 0 {
-		t.Errorf("0 (no limit) on the command line maps to %+v; want negative (off) in the ingest", l)
+	out, _, err = runCLI(t, "serve", "--target", "gateway", "--check-config", "--source-rate", "0", "--max-concurrent", "0")
+	if err != nil || !strings.Contains(out, "SourceRate:-1") || !strings.Contains(out, "MaxConcurrent:-1") {
+		t.Errorf("--source-rate 0 --max-concurrent 0: %q %v; want both off (-1) in the ingest's limits", out, err)
+	}
+	if got := ingest.OffDuration(0); got >= 0 {
+		t.Errorf("--body-timeout 0 maps to %s; want negative (off) in the ingest", got)
 	}
 }

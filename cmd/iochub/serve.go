@@ -9,11 +9,13 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
 	"github.com/iochub/iochub/internal/auth"
@@ -21,8 +23,6 @@ import (
 	"github.com/iochub/iochub/internal/ops"
 	"github.com/iochub/iochub/internal/schema"
 	"github.com/iochub/iochub/services/aggregator"
-	"github.com/iochub/iochub/services/aggregator/postgis"
-	"github.com/iochub/iochub/services/aggregator/rules"
 	"github.com/iochub/iochub/services/gateway"
 	"github.com/iochub/iochub/services/ingest"
 	"github.com/iochub/iochub/web"
@@ -34,8 +34,11 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg.NATSURL = nats.DefaultURL
 	fs := flag.NewFlagSet("iochub serve", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	cfg.bind(fs, "http", "ops-http", "limits", "nats-url", "database-url", "target", "dev-token", "log", "check-config", "seal-key", "operator-token")
-	cfg.bindAuth(fs)
+	fs.StringVar(&cfg.Target, "target", cfg.Target, "role to run: "+strings.Join(roleNames(), ", ")+" or all (IOCHUB_TARGET)")
+	cfg.registerNATSURL(fs)
+	cfg.registerDatabaseURL(fs, "PostGIS database URL: the aggregator writes it and runs its migrations; "+
+		"the ingest reads the registered units and sources from it; the gateway reads units, identities, alerts and reports from it")
+	cfg.registerHub(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -95,10 +98,104 @@ type roleDeps struct {
 	authn *auth.Authenticator
 }
 
-// serveRoles creates the streams, wires the roles of cfg.Target onto one HTTP
-// server and runs them until ctx ends or one fails.
+// wiring is what a role is built on: its dependencies (authn set), the
+// public mux it registers its endpoints on, and the metrics registry.
+type wiring struct {
+	roleDeps
+	mux     *http.ServeMux
+	metrics prometheus.Registerer
+}
+
+// role is a built role: Run until ctx ends; Close, if set, runs when the
+// hub shuts down, before the HTTP servers (the gateway closes its WebSockets,
+// which http.Server.Shutdown leaves open).
+type role struct {
+	Run   func(ctx context.Context) error
+	Close func()
+}
+
+// roles is every role serve can run, in the order --target=all builds them.
+// A constructor builds its role from w.cfg's part for it.
+var roles = []struct {
+	name  string
+	build func(ctx context.Context, w wiring) (role, error)
+}{
+	{"ingest", buildIngest},
+	{"aggregator", buildAggregator},
+	{"gateway", buildGateway},
+}
+
+func findRole(name string) func(context.Context, wiring) (role, error) {
+	for _, r := range roles {
+		if r.name == name {
+			return r.build
+		}
+	}
+	return nil
+}
+
+func roleNames() []string {
+	var out []string
+	for _, r := range roles {
+		out = append(out, r.name)
+	}
+	return out
+}
+
+// buildIngest builds the ingest. It reads the registered units and sources
+// from PostGIS (read-only), so it needs the database.
+func buildIngest(ctx context.Context, w wiring) (role, error) {
+	if w.pool == nil {
+		return role{}, errors.New("the ingest needs --database-url: it reads the registered units and sources from PostGIS")
+	}
+	sealKey, err := w.cfg.sealKey()
+	if err != nil {
+		return role{}, err
+	}
+	ic := w.cfg.Ingest
+	ic.DevToken, ic.SealKey = w.cfg.DevToken, sealKey
+	ic.Limits.BodyTimeout = ingest.OffDuration(w.cfg.BodyTimeout)
+	in, err := ingest.New(ic, ingest.Deps{JS: w.js, Pool: w.pool, Logger: w.log.With("role", "ingest"), Metrics: w.metrics})
+	if err != nil {
+		return role{}, err
+	}
+	// Load units and sources before the first request, so a started ingest never answers 503 for them.
+	if err := in.Refresh(ctx); err != nil {
+		return role{}, err
+	}
+	in.Register(w.mux)
+	return role{Run: in.Run}, nil
+}
+
+// buildAggregator builds the aggregator role, which wires its own rules
+// engine and action handlers.
+func buildAggregator(_ context.Context, w wiring) (role, error) {
+	r, err := aggregator.NewRole(w.cfg.Aggregator, aggregator.RoleDeps{JS: w.js, Pool: w.pool, Logger: w.log, Metrics: w.metrics})
+	if err != nil {
+		return role{}, err
+	}
+	return role{Run: r.Run}, nil
+}
+
+// buildGateway builds the gateway with its operator endpoints.
+func buildGateway(_ context.Context, w wiring) (role, error) {
+	gw, err := gateway.New(w.cfg.Gateway, gateway.Deps{JS: w.js, Pool: w.pool, Static: web.FS(), Logger: w.log.With("role", "gateway"), Metrics: w.metrics, Auth: w.authn})
+	if err != nil {
+		return role{}, err
+	}
+	gw.Register(w.mux)
+	gw.RegisterOperator(w.mux, w.cfg.Operator)
+	return role{Run: gw.Run, Close: gw.Close}, nil
+}
+
+// shutdownTimeout bounds the shutdown: the HTTP servers' Shutdown, then the
+// wait for the roles to return.
+const shutdownTimeout = 10 * time.Second
+
+// serveRoles creates the streams, builds the roles of cfg.Target onto one
+// HTTP server and runs them until ctx ends or one fails.
 func serveRoles(ctx context.Context, d roleDeps) error {
-	if err := natsx.EnsureStreams(ctx, d.js, natsx.StreamOptions{}); err != nil {
+	if err := natsx.EnsureStreams(ctx, d.js, d.cfg.Streams); err != nil {
 		return err
 	}
 	o := ops.New()
@@ -138,62 +235,18 @@ func serveRoles(ctx context.Context, d roleDeps) error {
 		d.log.Warn("loading identities failed; /metrics takes only the dev and operator tokens until they load", "err", err)
 	}
 
-	runners := []func(context.Context) error{authn.Run}
-	var gw *gateway.Gateway
-	want := func(role string) bool { return d.cfg.Target == "all" || d.cfg.Target == role }
-	if want("ingest") {
-		if d.pool == nil {
-			return errors.New("the ingest needs --database-url to read units and sources")
+	built := []role{{Run: authn.Run}}
+	d.authn = authn
+	w := wiring{roleDeps: d, mux: mux, metrics: o.Registry}
+	for _, r := range roles {
+		if d.cfg.Target != "all" && d.cfg.Target != r.name {
+			continue
 		}
-		sealKey, err := d.cfg.sealKey()
+		b, err := r.build(ctx, w)
 		if err != nil {
-			return err
+			return fmt.Errorf("building the %s: %w", r.name, err)
 		}
-		in, err := ingest.New(ingest.Config{DevToken: d.cfg.DevToken, SealKey: sealKey, Limits: d.cfg.ingestLimits(), AlertScope: d.cfg.AlertScope}, ingest.Deps{JS: d.js, Pool: d.pool, Logger: d.log.With("role", "ingest"), Metrics: o.Registry})
-		if err != nil {
-			return err
-		}
-		// Load units and sources before the first request, so a started ingest never answers 503 for them.
-		if err := in.Refresh(ctx); err != nil {
-			return err
-		}
-		in.Register(mux)
-		runners = append(runners, in.Run)
-	}
-	if want("aggregator") {
-		agg, err := aggregator.New(aggregator.Config{ReportSweepInterval: d.cfg.ReportSweep}, aggregator.Deps{JS: d.js, Store: postgis.NewStore(d.pool), Pool: d.pool, Logger: d.log.With("role", "aggregator"), Metrics: o.Registry})
-		if err != nil {
-			return err
-		}
-		runners = append(runners, agg.Run)
-		// Alert rules: the engine reads STATE and raises alerts on FEEDS; rule
-		// changes arrive as actions, which nudge the engine to reload.
-		eng, err := rules.New(rules.Config{}, rules.Deps{JS: d.js, Store: postgis.NewStore(d.pool), Logger: d.log.With("role", "rules"), Metrics: o.Registry})
-		if err != nil {
-			return err
-		}
-		put, del := aggregator.RuleActions(eng.Notify)
-		if err := agg.RegisterAction(aggregator.ActionRulePut, put); err != nil {
-			return err
-		}
-		if err := agg.RegisterAction(aggregator.ActionRuleDelete, del); err != nil {
-			return err
-		}
-		create, revoke := aggregator.IdentityActions()
-		if err := errors.Join(agg.RegisterAction(aggregator.ActionIdentityCreate, create), agg.RegisterAction(aggregator.ActionIdentityRevoke, revoke)); err != nil {
-			return err
-		}
-		runners = append(runners, eng.Run)
-	}
-	if want("gateway") {
-		var err error
-		gw, err = gateway.New(d.cfg.gatewayConfig(), gateway.Deps{JS: d.js, Pool: d.pool, Static: web.FS(), Logger: d.log.With("role", "gateway"), Metrics: o.Registry, Auth: authn})
-		if err != nil {
-			return err
-		}
-		gw.Register(mux)
-		gw.RegisterOperator(mux, gateway.OperatorConfig{})
-		runners = append(runners, gw.Run)
+		built = append(built, b)
 	}
 
 	ln, err := net.Listen("tcp", d.cfg.HTTP)
@@ -222,8 +275,8 @@ func serveRoles(ctx context.Context, d roleDeps) error {
 	}
 
 	g, gctx := errgroup.WithContext(ctx)
-	for _, r := range runners {
-		g.Go(func() error { return r(gctx) })
+	for _, r := range built {
+		g.Go(func() error { return r.Run(gctx) })
 	}
 	for _, r := range d.extra {
 		g.Go(func() error { return r(gctx, baseURL) })
@@ -238,10 +291,12 @@ func serveRoles(ctx context.Context, d roleDeps) error {
 	}
 	g.Go(func() error {
 		<-gctx.Done()
-		if gw != nil {
-			gw.Close() // hijacked WebSockets are not closed by Shutdown
+		for _, r := range built {
+			if r.Close != nil {
+				r.Close()
+			}
 		}
-		sctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
 		defer cancel()
 		var errs []error
 		for _, srv := range servers {
@@ -255,11 +310,31 @@ func serveRoles(ctx context.Context, d roleDeps) error {
 	if d.ready != nil {
 		d.ready <- baseURL
 	}
-	err = g.Wait()
+	err = waitBounded(gctx, g, 2*shutdownTimeout)
 	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
 		return nil
 	}
 	return err
+}
+
+// waitBounded is g.Wait, but once ctx (the group's) is done it waits at most
+// d more: a role that does not stop then is reported, not waited for.
+func waitBounded(ctx context.Context, g *errgroup.Group, d time.Duration) error {
+	done := make(chan error, 1)
+	go func() { done <- g.Wait() }()
+	select {
+	case err := <-done:
+		return err
+	case <-ctx.Done():
+	}
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case err := <-done:
+		return err
+	case <-t.C:
+		return fmt.Errorf("the hub did not stop within %s of shutting down: %w", d, context.Cause(ctx))
+	}
 }
 
 // newHTTPServer is every HTTP server of the binary: bounded headers, a bounded
@@ -290,30 +365,4 @@ func bodyDeadline(h http.Handler, d time.Duration) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
-}
-
-// ingestLimits maps the flags (0 means no limit) onto ingest.Limits (0 means
-// the default, negative no limit).
-func (c config) ingestLimits() ingest.Limits {
-	off := func(n int) int {
-		if n <= 0 {
-			return -1
-		}
-		return n
-	}
-	l := ingest.Limits{
-		SourceConcurrency: off(c.SourceConcurrency),
-		SourceRate:        c.SourceRate,
-		SourceBurst:       c.SourceBurst,
-		MaxConcurrent:     off(c.MaxConcurrent),
-		MaxSources:        max(10000, 2*c.MaxConcurrent),
-		BodyTimeout:       c.BodyTimeout,
-	}
-	if l.SourceRate <= 0 {
-		l.SourceRate = -1
-	}
-	if l.BodyTimeout <= 0 {
-		l.BodyTimeout = -1
-	}
-	return l
 }

@@ -5,6 +5,7 @@ package natsx
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"time"
 
@@ -99,8 +100,8 @@ type StreamOptions struct {
 	Memory bool
 }
 
-// EnsureStreams creates or updates FEEDS, STATE, ACTIONS and DEADLETTER.
-func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions) error {
+// withDefaults returns o with zero fields set to their defaults.
+func (o StreamOptions) withDefaults() StreamOptions {
 	if o.Replicas == 0 {
 		o.Replicas = 1
 	}
@@ -116,6 +117,33 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 	if o.DeadletterMaxBytes == 0 {
 		o.DeadletterMaxBytes = 1 << 30
 	}
+	return o
+}
+
+// Validate reports a negative size or age.
+func (o StreamOptions) Validate() error {
+	if o.Replicas < 0 || o.FeedsMaxAge < 0 || o.DuplicateWindow < 0 || o.DeadletterMaxAge < 0 || o.DeadletterMaxBytes < 0 {
+		return fmt.Errorf("stream options %+v: replicas, ages, window and bytes must not be negative", o)
+	}
+	return nil
+}
+
+// RegisterFlags registers the stream sizes on fs (Memory stays for tests).
+func (o *StreamOptions) RegisterFlags(fs *flag.FlagSet) {
+	d := StreamOptions{}.withDefaults()
+	fs.IntVar(&o.Replicas, "stream-replicas", d.Replicas, "replicas of each JetStream stream (IOCHUB_STREAM_REPLICAS)")
+	fs.DurationVar(&o.FeedsMaxAge, "feeds-max-age", d.FeedsMaxAge, "how long stream FEEDS keeps accepted items for replay (IOCHUB_FEEDS_MAX_AGE)")
+	fs.DurationVar(&o.DuplicateWindow, "duplicate-window", d.DuplicateWindow, "how long a repeated message id is recognised and stored once (IOCHUB_DUPLICATE_WINDOW)")
+	fs.DurationVar(&o.DeadletterMaxAge, "deadletter-max-age", d.DeadletterMaxAge, "how long a dead letter nobody redrove or discarded is kept (IOCHUB_DEADLETTER_MAX_AGE)")
+	fs.Int64Var(&o.DeadletterMaxBytes, "deadletter-max-bytes", d.DeadletterMaxBytes, "size bound of stream DEADLETTER; when full, items stay on FEEDS and are retried (IOCHUB_DEADLETTER_MAX_BYTES)")
+}
+
+// EnsureStreams creates or updates FEEDS, STATE, ACTIONS and DEADLETTER.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions) error {
+	if err := o.Validate(); err != nil {
+		return err
+	}
+	o = o.withDefaults()
 	storage := jetstream.FileStorage
 	if o.Memory {
 		storage = jetstream.MemoryStorage

@@ -8,6 +8,7 @@ package aggregator
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"time"
@@ -71,6 +72,58 @@ type Config struct {
 	afterCommit func()
 }
 
+// withDefaults returns c with zero fields set to their defaults (the one
+// place they are set; RegisterFlags shows them).
+func (c Config) withDefaults() Config {
+	if c.Durable == "" {
+		c.Durable = "aggregator"
+	}
+	if c.FilterSubject == "" {
+		c.FilterSubject = subjects.FeedsAll
+	}
+	if c.BatchSize == 0 {
+		c.BatchSize = 500
+	}
+	if c.MaxWait == 0 {
+		c.MaxWait = 200 * time.Millisecond
+	}
+	if c.AckWait == 0 {
+		c.AckWait = 30 * time.Second
+	}
+	if c.RetryDelay == 0 {
+		c.RetryDelay = time.Second
+	}
+	if c.ExpiryInterval == 0 {
+		c.ExpiryInterval = 30 * time.Second
+	}
+	if c.ReportSweepInterval == 0 {
+		c.ReportSweepInterval = 30 * time.Second
+	}
+	return c
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	if c.BatchSize < 0 || c.MaxWait < 0 || c.AckWait < 0 || c.RetryDelay < 0 || c.MaxDeliver < 0 {
+		return fmt.Errorf("%w: BatchSize, MaxWait, AckWait, RetryDelay and MaxDeliver must not be negative", ErrConfig)
+	}
+	return nil
+}
+
+// RegisterFlags registers the feed consumer's settings on fs, named
+// aggregator-* (Durable, FilterSubject and Province stay with the code that
+// partitions the aggregator by province).
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	d := Config{}.withDefaults()
+	fs.IntVar(&c.BatchSize, "aggregator-batch-size", d.BatchSize, "most feed items written in one transaction (IOCHUB_AGGREGATOR_BATCH_SIZE)")
+	fs.DurationVar(&c.MaxWait, "aggregator-max-wait", d.MaxWait, "how long a fetch waits to fill a batch (IOCHUB_AGGREGATOR_MAX_WAIT)")
+	fs.DurationVar(&c.AckWait, "aggregator-ack-wait", d.AckWait, "how long JetStream waits for the aggregator's ack before redelivering (IOCHUB_AGGREGATOR_ACK_WAIT)")
+	fs.DurationVar(&c.RetryDelay, "aggregator-retry-delay", d.RetryDelay, "wait before a batch that failed to store is redelivered (IOCHUB_AGGREGATOR_RETRY_DELAY)")
+	fs.IntVar(&c.MaxDeliver, "aggregator-max-deliver", c.MaxDeliver, "deliveries of a feed item that keeps failing before it is dead-lettered; 0 retries until the cause is fixed (IOCHUB_AGGREGATOR_MAX_DELIVER)")
+	fs.DurationVar(&c.ExpiryInterval, "alert-expiry-interval", d.ExpiryInterval, "how often alerts past their expiry are published as expired; negative never (IOCHUB_ALERT_EXPIRY_INTERVAL)")
+	fs.DurationVar(&c.ReportSweepInterval, "report-sweep", d.ReportSweepInterval, "how often reports past their SLA are marked overdue; negative never (IOCHUB_REPORT_SWEEP)")
+}
+
 // Deps are the aggregator's connections.
 type Deps struct {
 	JS     jetstream.JetStream // required
@@ -110,29 +163,9 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if deps.Store == nil {
 		return nil, fmt.Errorf("%w: Deps.Store is nil", ErrConfig)
 	}
-	if cfg.Durable == "" {
-		cfg.Durable = "aggregator"
-	}
-	if cfg.FilterSubject == "" {
-		cfg.FilterSubject = subjects.FeedsAll
-	}
-	if cfg.BatchSize == 0 {
-		cfg.BatchSize = 500
-	}
-	if cfg.MaxWait == 0 {
-		cfg.MaxWait = 200 * time.Millisecond
-	}
-	if cfg.AckWait == 0 {
-		cfg.AckWait = 30 * time.Second
-	}
-	if cfg.RetryDelay == 0 {
-		cfg.RetryDelay = time.Second
-	}
-	if cfg.ExpiryInterval == 0 {
-		cfg.ExpiryInterval = 30 * time.Second
-	}
-	if cfg.BatchSize < 0 || cfg.MaxWait < 0 || cfg.AckWait < 0 || cfg.RetryDelay < 0 || cfg.MaxDeliver < 0 {
-		return nil, fmt.Errorf("%w: BatchSize, MaxWait, AckWait, RetryDelay and MaxDeliver must not be negative", ErrConfig)
+	cfg = cfg.withDefaults()
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
 	log := deps.Logger
 	if log == nil {

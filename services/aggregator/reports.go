@@ -332,9 +332,6 @@ func (s *Service) initReports(deps Deps) error {
 	if s.now == nil {
 		s.now = time.Now
 	}
-	if s.cfg.ReportSweepInterval == 0 {
-		s.cfg.ReportSweepInterval = 30 * time.Second
-	}
 	s.sweepNow = make(chan struct{}, 1)
 	if deps.Pool == nil {
 		return nil

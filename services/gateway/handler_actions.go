@@ -48,6 +48,9 @@ const (
 
 var reportStatuses = map[string]bool{"received": true, "assigned": true, "in_progress": true, "resolved": true, "rejected": true}
 
+// defaultActionPublishTimeout is OperatorConfig.PublishTimeout's default.
+const defaultActionPublishTimeout = 5 * time.Second
+
 // OperatorConfig configures the operator endpoints.
 type OperatorConfig struct {
 	// PublishTimeout bounds the wait for JetStream's ack of an action; 0 means 5s.
@@ -65,8 +68,8 @@ type operator struct {
 // status (POST /v1/reports/{id}/status, GET /v1/reports/{id}), alert rules
 // and the identities admin API.
 func (g *Gateway) RegisterOperator(mux *http.ServeMux, cfg OperatorConfig) {
-	if cfg.PublishTimeout == 0 {
-		cfg.PublishTimeout = 5 * time.Second
+	if cfg.PublishTimeout <= 0 {
+		cfg.PublishTimeout = defaultActionPublishTimeout
 	}
 	if cfg.Now == nil {
 		cfg.Now = time.Now

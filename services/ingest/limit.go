@@ -31,7 +31,8 @@ type Limits struct {
 	// service; 0 means 64, a negative value turns the cap off.
 	MaxConcurrent int
 	// MaxSources bounds the per-source state kept in memory; a source with no
-	// request in flight and a full bucket is forgotten first. 0 means 10000.
+	// request in flight and a full bucket is forgotten first. 0 means 10000
+	// or twice MaxConcurrent, whichever is more.
 	MaxSources int
 	// BodyTimeout bounds the time to receive a request's body, from the moment
 	// the request is admitted; a slower body gets 408. 0 means 30s, a negative
@@ -53,7 +54,7 @@ func (l Limits) withDefaults() Limits {
 		l.MaxConcurrent = 64
 	}
 	if l.MaxSources == 0 {
-		l.MaxSources = 10000
+		l.MaxSources = max(10000, 2*l.MaxConcurrent)
 	}
 	if l.BodyTimeout == 0 {
 		l.BodyTimeout = 30 * time.Second

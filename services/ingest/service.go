@@ -26,6 +26,12 @@ import (
 )
 
 // Config configures the ingest; the zero value of each field takes the default it names.
+// RegisterFlags (flags.go) puts every field but DevToken and SealKey on the command line.
+//
+// The ingest needs PostGIS read-only (Deps.Pool): it resolves each source's
+// token to its registered unit, and each item's position to the unit that
+// contains it, from the tables the aggregator and the CLI maintain; it never
+// writes there.
 type Config struct {
 	// MaxBodyBytes is the largest body accepted; 0 means 8 MiB.
 	MaxBodyBytes int64

@@ -3,6 +3,7 @@ package postgis
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"time"
 
@@ -172,6 +173,11 @@ func (c StoreConfig) Validate() error {
 		return fmt.Errorf("statement timeout %v is negative: %w", c.StatementTimeout, ErrConfig)
 	}
 	return nil
+}
+
+// RegisterFlags registers the store's settings on fs.
+func (c *StoreConfig) RegisterFlags(fs *flag.FlagSet) {
+	fs.DurationVar(&c.StatementTimeout, "statement-timeout", DefaultStatementTimeout, "bound of every statement the aggregator writes with; a slower one fails and its item is retried or dead-lettered (IOCHUB_STATEMENT_TIMEOUT)")
 }
 
 // Store writes the aggregator's batches. It is safe for concurrent use.

@@ -3,6 +3,7 @@ package rules
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"log/slog"
 	"sync"
@@ -50,6 +51,39 @@ type Config struct {
 	AckWait time.Duration
 }
 
+// withDefaults returns c with zero fields set to their defaults.
+func (c Config) withDefaults() Config {
+	if c.PollInterval == 0 {
+		c.PollInterval = 2 * time.Second
+	}
+	if c.RetryDelay == 0 {
+		c.RetryDelay = time.Second
+	}
+	if c.AckWait == 0 {
+		c.AckWait = 10 * time.Second
+	}
+	return c
+}
+
+// Validate reports a configuration that cannot work.
+func (c Config) Validate() error {
+	if c.PollInterval < 0 || c.RetryDelay < 0 || c.AckWait < 0 {
+		return fmt.Errorf("%w: PollInterval, RetryDelay and AckWait must not be negative", ErrConfig)
+	}
+	if c.Province != "" && !alertrule.ProvinceCode(c.Province) {
+		return fmt.Errorf("%w: Province %q is not a province code", ErrConfig, c.Province)
+	}
+	return nil
+}
+
+// RegisterFlags registers the engine's settings on fs, named rules-*.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	d := Config{}.withDefaults()
+	fs.DurationVar(&c.PollInterval, "rules-poll-interval", d.PollInterval, "how often the rules engine checks whether the alert rules changed (IOCHUB_RULES_POLL_INTERVAL)")
+	fs.DurationVar(&c.RetryDelay, "rules-retry-delay", d.RetryDelay, "wait of the rules engine before it retries a failed consumer or publication (IOCHUB_RULES_RETRY_DELAY)")
+	fs.DurationVar(&c.AckWait, "rules-ack-wait", d.AckWait, "longest wait for JetStream to store an alert the rules raise (IOCHUB_RULES_ACK_WAIT)")
+}
+
 // Deps are the engine's connections.
 type Deps struct {
 	JS     jetstream.JetStream // required
@@ -92,21 +126,10 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 	if deps.Store == nil {
 		return nil, fmt.Errorf("%w: Deps.Store is nil", ErrConfig)
 	}
-	if cfg.PollInterval < 0 || cfg.RetryDelay < 0 || cfg.AckWait < 0 {
-		return nil, fmt.Errorf("%w: PollInterval, RetryDelay and AckWait must not be negative", ErrConfig)
+	if err := cfg.Validate(); err != nil {
+		return nil, err
 	}
-	if cfg.Province != "" && !alertrule.ProvinceCode(cfg.Province) {
-		return nil, fmt.Errorf("%w: Province %q is not a province code", ErrConfig, cfg.Province)
-	}
-	if cfg.PollInterval == 0 {
-		cfg.PollInterval = 2 * time.Second
-	}
-	if cfg.RetryDelay == 0 {
-		cfg.RetryDelay = time.Second
-	}
-	if cfg.AckWait == 0 {
-		cfg.AckWait = 10 * time.Second
-	}
+	cfg = cfg.withDefaults()
 	log := deps.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

@@ -1,0 +1,50 @@
+package gateway
+
+import (
+	"flag"
+	"strings"
+)
+
+// RegisterFlags registers the gateway's settings on fs, with the defaults of
+// withDefaults as flag defaults. Browsers may use the gateway from its own
+// origin only unless --allowed-origins says otherwise.
+func (c *Config) RegisterFlags(fs *flag.FlagSet) {
+	d := Config{}.withDefaults()
+	fs.Var(listFlag{&c.AllowedOrigins}, "allowed-origins", "comma-separated browser origins allowed to use the gateway; empty means the same origin only, * any (IOCHUB_ALLOWED_ORIGINS)")
+	fs.IntVar(&c.MaxClientsPerIdentity, "max-live-per-identity", d.MaxClientsPerIdentity, "live views one identity may keep open (IOCHUB_MAX_LIVE_PER_IDENTITY)")
+	fs.IntVar(&c.MaxClients, "max-live", c.MaxClients, "live views open at once across provinces; more get 503; 0 means no cap (IOCHUB_MAX_LIVE)")
+	fs.IntVar(&c.SendQueue, "live-send-queue", d.SendQueue, "entities that may wait to be written to one live view before it is closed as too slow (IOCHUB_LIVE_SEND_QUEUE)")
+	fs.DurationVar(&c.WriteTimeout, "live-write-timeout", d.WriteTimeout, "longest write of one batch of frames to a live view before it is dropped (IOCHUB_LIVE_WRITE_TIMEOUT)")
+	fs.DurationVar(&c.PingInterval, "live-ping-interval", d.PingInterval, "how often the gateway pings each live view (IOCHUB_LIVE_PING_INTERVAL)")
+	fs.DurationVar(&c.PongWait, "live-pong-wait", c.PongWait, "how long a live view may stay silent before it is closed; 0 means 2.5 × --live-ping-interval (IOCHUB_LIVE_PONG_WAIT)")
+	fs.DurationVar(&c.SnapshotWait, "snapshot-wait", d.SnapshotWait, "longest wait of a new live view for its province's snapshot (IOCHUB_SNAPSHOT_WAIT)")
+	fs.IntVar(&c.ResetAttempts, "live-reset-attempts", c.ResetAttempts, "recreations in a row of a province's STATE consumer before its live views fail; 0 means no limit (IOCHUB_LIVE_RESET_ATTEMPTS)")
+	fs.Var(listFlag{&c.Provinces}, "live-provinces", "comma-separated province codes whose live state is loaded at start (IOCHUB_LIVE_PROVINCES)")
+	fs.DurationVar(&c.UnitsTTL, "units-ttl", d.UnitsTTL, "how long /v1/units answers are cached per province (IOCHUB_UNITS_TTL)")
+}
+
+// RegisterFlags registers the operator endpoints' settings on fs.
+func (c *OperatorConfig) RegisterFlags(fs *flag.FlagSet) {
+	fs.DurationVar(&c.PublishTimeout, "action-publish-timeout", defaultActionPublishTimeout, "longest wait for JetStream to store an operator action (IOCHUB_ACTION_PUBLISH_TIMEOUT)")
+}
+
+// listFlag is a comma-separated list flag; blanks around items are dropped.
+type listFlag struct{ p *[]string }
+
+func (f listFlag) String() string {
+	if f.p == nil {
+		return ""
+	}
+	return strings.Join(*f.p, ",")
+}
+
+func (f listFlag) Set(s string) error {
+	var out []string
+	for _, v := range strings.Split(s, ",") {
+		if v = strings.TrimSpace(v); v != "" {
+			out = append(out, v)
+		}
+	}
+	*f.p = out
+	return nil
+}
