@@ -183,3 +183,43 @@ func TestCLIIdentities(t *testing.T) {
 		t.Errorf("unknown subcommand: %v; want errUsage", err)
 	}
 }
+
+// TestConfigRoleSettings: every role's settings are reachable from flags and
+// IOCHUB_* variables, the same in serve and dev, and checked by their Validate.
+func TestConfigRoleSettings(t *testing.T) {
+	out, _, err := runCLI(t, "serve", "--target", "gateway", "--check-config")
+	if err != nil || !strings.Contains(out, "AllowedOrigins:[]") || !strings.Contains(out, "MaxClientsPerIdentity:20") {
+		t.Errorf("gateway defaults: %q %v; want same origin only and 20 live views per identity", out, err)
+	}
+	t.Setenv("IOCHUB_ALLOWED_ORIGINS", "https://ioc.hanoi.gov.vn,https://wall.example")
+	t.Setenv("IOCHUB_AGGREGATOR_BATCH_SIZE", "250")
+	t.Setenv("IOCHUB_STATEMENT_TIMEOUT", "5s")
+	t.Setenv("IOCHUB_DEADLETTER_MAX_AGE", "48h")
+	for _, cmd := range []string{"serve", "dev"} {
+		out, _, err := runCLI(t, cmd, "--check-config", "--database-url", "postgres://iochub:hunter2@db/iochub",
+			"--max-live-per-identity", "3", "--aggregator-max-deliver", "12", "--live-send-queue", "100")
+		if strings.Contains(out, "hunter2") {
+			t.Errorf("%s --check-config prints the database password: %q", cmd, out)
+		}
+		for _, want := range []string{"AllowedOrigins:[https://ioc.hanoi.gov.vn https://wall.example]", "BatchSize:250", "StatementTimeout:5s",
+			"DeadletterMaxAge:48h0m0s", "MaxClientsPerIdentity:3", "MaxDeliver:12", "SendQueue:100"} {
+			if err != nil || !strings.Contains(out, want) {
+				t.Errorf("%s --check-config = %q, %v; want %s", cmd, out, err, want)
+			}
+		}
+	}
+	t.Setenv("IOCHUB_AGGREGATOR_MAX_DELIVER", "often")
+	if _, _, err := runCLI(t, "serve", "--check-config"); err == nil || !strings.Contains(err.Error(), `IOCHUB_AGGREGATOR_MAX_DELIVER="often"`) {
+		t.Errorf("malformed IOCHUB_AGGREGATOR_MAX_DELIVER: %v; want an error naming it", err)
+	}
+	os.Unsetenv("IOCHUB_AGGREGATOR_MAX_DELIVER")
+	for _, args := range [][]string{{"--aggregator-batch-size", "-1"}, {"--live-send-queue", "-1"}, {"--statement-timeout", "-1s"}, {"--stream-replicas", "-1"}, {"--max-items", "-1"}} {
+		if _, _, err := runCLI(t, append([]string{"serve", "--target", "gateway", "--check-config"}, args...)...); err == nil {
+			t.Errorf("%v validates; want an error", args)
+		}
+	}
+	_, help, _ := runCLI(t, "serve", "-h")
+	if !strings.Contains(help, "the ingest reads the registered units and sources from it") {
+		t.Errorf("serve -h does not say why the ingest needs the database:\n%s", help)
+	}
+}

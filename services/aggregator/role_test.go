@@ -1,0 +1,43 @@
+package aggregator
+
+import (
+	"errors"
+	"flag"
+	"io"
+	"testing"
+	"time"
+)
+
+func TestRoleConfigRegisterFlags(t *testing.T) {
+	var c RoleConfig
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	c.RegisterFlags(fs)
+	if err := fs.Parse([]string{"--aggregator-batch-size", "50", "--aggregator-max-deliver", "9", "--statement-timeout", "2s", "--rules-poll-interval", "1s"}); err != nil {
+		t.Fatal(err)
+	}
+	if c.Aggregator.BatchSize != 50 || c.Aggregator.MaxDeliver != 9 || c.Store.StatementTimeout != 2*time.Second || c.Rules.PollInterval != time.Second {
+		t.Errorf("flags not taken: %+v", c)
+	}
+	if c.Aggregator.AckWait != (Config{}).withDefaults().AckWait {
+		t.Errorf("AckWait default = %s; want the aggregator's", c.Aggregator.AckWait)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("valid flags do not validate: %v", err)
+	}
+	for _, bad := range []RoleConfig{
+		{Aggregator: Config{MaxDeliver: -1}},
+		{Store: c.Store, Rules: c.Rules, Aggregator: Config{BatchSize: -5}},
+	} {
+		if err := bad.Validate(); !errors.Is(err, ErrConfig) {
+			t.Errorf("%+v validates (%v); want ErrConfig", bad, err)
+		}
+	}
+	c.Store.StatementTimeout = -time.Second
+	if err := c.Validate(); err == nil {
+		t.Error("a negative statement timeout validates")
+	}
+	if _, err := NewRole(RoleConfig{}, RoleDeps{}); !errors.Is(err, ErrConfig) {
+		t.Errorf("NewRole without a pool: %v; want ErrConfig", err)
+	}
+}
