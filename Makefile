@@ -3,14 +3,14 @@ GO      ?= go
 PROTOC  ?= protoc
 FUZZTIME ?= 5s
 
-.PHONY: run test deps build web proto proto-check vet lint test-go test-web fuzz bench clean
+.PHONY: run test deps build web proto proto-check vet lint test-go test-web bench-smoke fuzz bench clean
 
 ## run: install what is missing, build, and start every role with the simulator and the wall screen
 run: deps build
 	bin/iochub dev --data-dir .data
 
 ## test: everything CI checks
-test: deps web proto-check vet lint test-go fuzz test-web
+test: deps web proto-check vet lint test-go bench-smoke fuzz test-web
 
 ## deps: Debian packages the build, demo and tests need (PostGIS, protoc, Chromium); idempotent
 deps:
@@ -58,6 +58,10 @@ test-web: build
 ## bench: the benchmarks of docs/benchmarks.md, each beside its baseline
 bench:
 	scripts/bench.sh
+
+## bench-smoke: every benchmark once, so a benchmark the code has broken fails make test (no figures)
+bench-smoke:
+	BENCHTIME=1x LATENCY_N=5 scripts/bench.sh
 
 clean:
 	rm -rf bin web/test-results
