@@ -231,7 +231,7 @@ func TestImportUnitsBadFiles(t *testing.T) {
 		{"code of unknown level", collection(hanoi, feature("123", "x", polygon(square(106, 21, 0.1)))),
 			schema.ImportOptions{}, "features[1] (code 123): cannot tell the level from a code of 3 characters"},
 		{"open ring", collection(hanoi, feature("02", "x", polygon(`[[[105,21],[106,21],[106,22],[105,22]]]`))),
-			schema.ImportOptions{}, "features[1] (code 02): polygon 0 ring 0 is not closed"},
+			schema.ImportOptions{}, "features[1] (code 02): polygon 0 ring 0: ring is not closed"},
 		{"projected coordinates", collection(hanoi, feature("02", "x", polygon(`[[[500000,2300000],[510000,2300000],[510000,2310000],[500000,2300000]]]`))),
 			schema.ImportOptions{}, "features[1] (code 02): coordinate [500000, 2.3e+06] is not a longitude and latitude"},
 		{"commune in no province", collection(feature("99999", "Madrid", polygon(square(-3.7, 40.4, 0.01)))),
