@@ -52,3 +52,32 @@ func UnknownUnits(ctx context.Context, q Querier, codes []string) ([]string, err
 	}
 	return unknown, nil
 }
+
+// SourceRow is an enabled feed source as the ingest authenticates it: the
+// unit it is bound to and the SHA-256 of its token (the token itself is never
+// stored).
+type SourceRow struct {
+	ID, Unit    string
+	TokenSHA256 []byte
+}
+
+// LoadSources reads the enabled sources (disabled_at IS NULL).
+func LoadSources(ctx context.Context, q Querier) ([]SourceRow, error) {
+	rows, err := q.Query(ctx, sqlEnabledSources)
+	if err != nil {
+		return nil, fmt.Errorf("querying sources: %w", err)
+	}
+	defer rows.Close()
+	var out []SourceRow
+	for rows.Next() {
+		var s SourceRow
+		if err := rows.Scan(&s.ID, &s.Unit, &s.TokenSHA256); err != nil {
+			return nil, fmt.Errorf("scanning source: %w", err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, fmt.Errorf("reading sources: %w", err)
+	}
+	return out, nil
+}

@@ -125,3 +125,6 @@ FROM admin_unit WHERE valid_to IS NULL ORDER BY code`
 // sqlUnknownUnits lists the codes of $1 that name no current unit, sorted.
 const sqlUnknownUnits = `SELECT c FROM unnest($1::text[]) AS c
 WHERE NOT EXISTS (SELECT 1 FROM admin_unit WHERE valid_to IS NULL AND code = c) ORDER BY c`
+
+// sqlEnabledSources reads the enabled sources; only the token's hash is stored.
+const sqlEnabledSources = `SELECT id, unit_code, token_sha256 FROM source WHERE disabled_at IS NULL`

@@ -210,9 +210,6 @@ func (s *Service) setCatalog(us []units.Unit, srcs []Source) {
 	s.cat.Store(c)
 }
 
-// sqlSources reads the enabled sources; only the token's hash is stored.
-const sqlSources = `SELECT id, unit_code, token_sha256 FROM source WHERE disabled_at IS NULL`
-
 // Refresh re-reads units and sources from PostGIS (a no-op without a Pool).
 func (s *Service) Refresh(ctx context.Context) error {
 	if s.pool == nil {
@@ -222,27 +219,19 @@ func (s *Service) Refresh(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("refreshing units: %w", err)
 	}
-	rows, err := s.pool.Query(ctx, sqlSources)
+	rows, err := schema.LoadSources(ctx, s.pool)
 	if err != nil {
-		return fmt.Errorf("querying sources: %w", err)
+		return fmt.Errorf("refreshing sources: %w", err)
 	}
-	defer rows.Close()
-	var srcs []Source
-	for rows.Next() {
-		var src Source
-		var h []byte
-		if err := rows.Scan(&src.ID, &src.Unit, &h); err != nil {
-			return fmt.Errorf("scanning source: %w", err)
-		}
-		if len(h) != sha256.Size {
-			s.log.Warn("source token hash has the wrong length", "source", src.ID, "bytes", len(h))
+	srcs := make([]Source, 0, len(rows))
+	for _, r := range rows {
+		if len(r.TokenSHA256) != sha256.Size {
+			s.log.Warn("source token hash has the wrong length", "source", r.ID, "bytes", len(r.TokenSHA256))
 			continue
 		}
-		copy(src.TokenSHA256[:], h)
+		src := Source{ID: r.ID, Unit: r.Unit}
+		copy(src.TokenSHA256[:], r.TokenSHA256)
 		srcs = append(srcs, src)
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("reading sources: %w", err)
 	}
 	s.setCatalog(us, srcs)
 	s.log.Debug("catalog refreshed", "units", len(us), "sources", len(srcs))
