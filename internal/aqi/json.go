@@ -2,8 +2,8 @@ package aqi
 
 import (
 	"math"
-	"time"
 
+	"github.com/iochub/iochub/internal/pbtime"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
 
@@ -34,11 +34,7 @@ func JSONOf(x *iocv1.AirQualityIndex) *JSON {
 	}
 	out := &JSON{Hourly: x.Hourly, Dominant: x.GetDominant(), Band: x.GetBand(), BandVI: x.GetBandVi(),
 		BandEN: x.GetBandEn(), Color: x.GetColor(), Reason: x.GetReason(), Daily: x.Daily}
-	if h := x.GetHour(); h != nil && h.CheckValid() == nil {
-		if t := h.AsTime(); t.Year() >= 0 && t.Year() <= 9999 {
-			out.Hour = t.UTC().Format(time.RFC3339Nano)
-		}
-	}
+	out.Hour = pbtime.RFC3339(x.GetHour())
 	for k, v := range x.GetSubIndices() {
 		if k != "" && !math.IsNaN(v) && !math.IsInf(v, 0) {
 			if out.SubIndices == nil {

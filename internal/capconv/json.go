@@ -5,6 +5,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/iochub/iochub/internal/pbtime"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
 
@@ -59,11 +60,8 @@ func InfoSummaryJSON(in *iocv1.AlertInfo) InfoJSON {
 // jsonTime is ts in UTC; nil when ts is nil, invalid or outside the years
 // 0..9999 that encoding/json can write.
 func jsonTime(ts *timestamppb.Timestamp) *time.Time {
-	if ts == nil || ts.CheckValid() != nil {
-		return nil
-	}
-	t := ts.AsTime().UTC()
-	if t.Year() < 0 || t.Year() > 9999 {
+	t, ok := pbtime.UTC(ts)
+	if !ok {
 		return nil
 	}
 	return &t

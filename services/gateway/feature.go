@@ -6,13 +6,13 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"time"
 
 	"github.com/twpayne/go-geom"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/iochub/iochub/internal/aqi"
 	"github.com/iochub/iochub/internal/capconv"
+	"github.com/iochub/iochub/internal/pbtime"
 	"github.com/iochub/iochub/internal/subjects"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
@@ -143,16 +143,7 @@ func entityUnits(st *iocv1.EntityState) []string {
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }
 
 // rfc3339 formats a timestamp in UTC; nil or invalid is "".
-func rfc3339(ts *timestamppb.Timestamp) string {
-	if ts == nil || ts.CheckValid() != nil {
-		return ""
-	}
-	t := ts.AsTime()
-	if t.Year() < 0 || t.Year() > 9999 {
-		return ""
-	}
-	return t.UTC().Format(time.RFC3339Nano)
-}
+func rfc3339(ts *timestamppb.Timestamp) string { return pbtime.RFC3339(ts) }
 
 func firstNonEmpty(a, b string) string {
 	if a != "" {
