@@ -15,6 +15,8 @@ import (
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/iochub/iochub/internal/ops"
 )
 
 // Loader reads every identity, revoked ones included; the gateway's is a
@@ -200,18 +202,9 @@ func (a *Authenticator) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
-	t := time.NewTicker(a.cfg.Refresh)
-	defer t.Stop()
-	for {
-		if err := a.Refresh(ctx); err != nil && ctx.Err() == nil {
-			a.log.Warn("reloading identities failed; keeping the previous ones", "err", err)
-		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-		}
-	}
+	return ops.Every(ctx, a.cfg.Refresh, a.Refresh, func(err error) {
+		a.log.Warn("reloading identities failed; keeping the previous ones", "err", err)
+	})
 }
 
 // Authenticate returns the principal of r: its bearer token when it has an

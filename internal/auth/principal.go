@@ -3,9 +3,9 @@
 // and everything inside it), their bearer tokens (kept
 // only as SHA-256), signed session cookies for the wall screen, one-time
 // sign-in codes, and the Authenticator that turns a request into a Principal
-// from an identity cache refreshed from the database. It imports nothing of
-// the project: the gateway reads the identities (pgread) and the aggregator
-// writes them (postgis).
+// from an identity cache refreshed from the database. Of the project it imports
+// only internal/ops (the refresh loop): the gateway reads the identities
+// (pgread) and the aggregator writes them (postgis).
 package auth
 
 import (

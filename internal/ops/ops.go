@@ -80,3 +80,21 @@ func (o *Ops) ready(w http.ResponseWriter, r *http.Request) {
 	}
 	_ = json.NewEncoder(w).Encode(map[string]any{"ready": ok, "checks": status})
 }
+
+// Every calls refresh at once and then every d until ctx ends; a failure is
+// handed to failed (when ctx is still alive) and the next tick tries again,
+// so whatever refresh keeps stays as it was. It returns nil when ctx ends.
+func Every(ctx context.Context, d time.Duration, refresh func(context.Context) error, failed func(error)) error {
+	t := time.NewTicker(d)
+	defer t.Stop()
+	for {
+		if err := refresh(ctx); err != nil && ctx.Err() == nil {
+			failed(err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+		}
+	}
+}

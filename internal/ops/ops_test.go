@@ -3,10 +3,15 @@ package ops
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
+	"time"
+
+	"github.com/iochub/iochub/internal/testkit"
 )
 
 func TestEndpoints(t *testing.T) {
@@ -33,5 +38,41 @@ func TestEndpoints(t *testing.T) {
 	}
 	if code, body := get("/metrics"); code != 200 || !strings.Contains(body, "go_goroutines") {
 		t.Fatalf("/metrics = %d", code)
+	}
+}
+
+func TestEvery(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	var calls atomic.Int32
+	failures := make(chan error, 10)
+	done := make(chan error, 1)
+	go func() {
+		done <- Every(ctx, time.Millisecond, func(context.Context) error {
+			if calls.Add(1) == 2 {
+				return errors.New("second refresh fails")
+			}
+			return nil
+		}, func(err error) { failures <- err })
+	}()
+	select {
+	case err := <-failures:
+		if err.Error() != "second refresh fails" {
+			t.Errorf("failure = %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the failing refresh was not reported")
+	}
+	testkit.Eventually(t, 10*time.Second, "a refresh after the failure", func() (bool, string) {
+		n := calls.Load()
+		return n >= 3, fmt.Sprintf("%d refreshes", n)
+	})
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Errorf("Every = %v; want nil when ctx ends", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Every did not return after ctx ended")
 	}
 }

@@ -20,6 +20,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/iochub/iochub/internal/ops"
 	"github.com/iochub/iochub/internal/schema"
 	"github.com/iochub/iochub/internal/seal"
 	"github.com/iochub/iochub/internal/units"
@@ -245,21 +246,9 @@ func (s *Service) Run(ctx context.Context) error {
 		<-ctx.Done()
 		return nil
 	}
-	if err := s.Refresh(ctx); err != nil && ctx.Err() == nil {
-		s.log.Warn("loading units and sources failed; retrying", "err", err, "every", s.cfg.RefreshEvery)
-	}
-	t := time.NewTicker(s.cfg.RefreshEvery)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-t.C:
-			if err := s.Refresh(ctx); err != nil && ctx.Err() == nil {
-				s.log.Warn("refreshing units and sources failed; keeping the previous ones", "err", err)
-			}
-		}
-	}
+	return ops.Every(ctx, s.cfg.RefreshEvery, s.Refresh, func(err error) {
+		s.log.Warn("refreshing units and sources failed; keeping the previous ones", "err", err, "every", s.cfg.RefreshEvery)
+	})
 }
 
 // authenticate maps a bearer token to its principal.
