@@ -1,10 +1,8 @@
 package main
 
 import (
-	"flag"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -12,38 +10,6 @@ import (
 	"github.com/iochub/iochub/internal/seal"
 	"github.com/iochub/iochub/services/gateway/pgread"
 )
-
-// authConfig is the access-control part of config (embedded in it); the
-// gateway's own part (allowed origins, live views per identity) is in
-// gateway.Config.
-type authConfig struct {
-	// SessionKey signs session cookies (64 hex digits or base64 of 32 bytes);
-	// empty derives it from the seal key, or, without one, makes a random key
-	// per process (sessions then end with it and are not shared by gateways).
-	SessionKey string
-	// SecureCookies marks session cookies Secure on plain HTTP too (behind a
-	// TLS-terminating proxy); requests over TLS always get Secure cookies.
-	SecureCookies bool
-	// IdentityRefresh is how often identities are reloaded: a revocation is
-	// in effect on every gateway within it. 0 means 10s.
-	IdentityRefresh time.Duration
-	// OIDCIssuer, when set, makes the gateway accept ID tokens of that
-	// provider as bearer tokens (OIDCAudience required; keys from
-	// OIDCJWKSURL or discovery; role and provinces from two claims).
-	OIDCIssuer, OIDCAudience, OIDCJWKSURL, OIDCRoleClaim, OIDCScopesClaim string
-}
-
-// registerAuth registers the access-control flags on fs.
-func (c *config) registerAuth(fs *flag.FlagSet) {
-	fs.StringVar(&c.SessionKey, "session-key", c.SessionKey, "key signing session cookies: 64 hex digits or base64 of 32 bytes; empty derives it from the seal key (IOCHUB_SESSION_KEY)")
-	fs.BoolVar(&c.SecureCookies, "secure-cookies", c.SecureCookies, "mark session cookies Secure even on plain HTTP, as behind a TLS proxy (IOCHUB_SECURE_COOKIES)")
-	fs.DurationVar(&c.IdentityRefresh, "identity-refresh", c.IdentityRefresh, "how often identities are reloaded; a revocation applies within it; 0 means 10s (IOCHUB_IDENTITY_REFRESH)")
-	fs.StringVar(&c.OIDCIssuer, "oidc-issuer", c.OIDCIssuer, "issuer URL of an OIDC provider whose ID tokens are accepted as bearer tokens; empty turns OIDC off (IOCHUB_OIDC_ISSUER)")
-	fs.StringVar(&c.OIDCAudience, "oidc-audience", c.OIDCAudience, "client id the OIDC tokens must be issued to (IOCHUB_OIDC_AUDIENCE)")
-	fs.StringVar(&c.OIDCJWKSURL, "oidc-jwks-url", c.OIDCJWKSURL, "the provider's JWKS URL; empty discovers it from the issuer (IOCHUB_OIDC_JWKS_URL)")
-	fs.StringVar(&c.OIDCRoleClaim, "oidc-role-claim", c.OIDCRoleClaim, "claim holding viewer, operator or admin; empty means iochub_role (IOCHUB_OIDC_ROLE_CLAIM)")
-	fs.StringVar(&c.OIDCScopesClaim, "oidc-scopes-claim", c.OIDCScopesClaim, "claim holding the province codes (list or comma-separated, * for all); empty means iochub_provinces (IOCHUB_OIDC_SCOPES_CLAIM)")
-}
 
 // Principals of the tokens given on the command line.
 const (
@@ -64,8 +30,7 @@ func newAuthenticator(cfg config, pool *pgxpool.Pool, log *slog.Logger) (*auth.A
 		},
 		SecureCookie: cfg.SecureCookies,
 		Refresh:      cfg.IdentityRefresh,
-		OIDC: auth.OIDCConfig{Issuer: cfg.OIDCIssuer, Audience: cfg.OIDCAudience, JWKSURL: cfg.OIDCJWKSURL,
-			RoleClaim: cfg.OIDCRoleClaim, ScopesClaim: cfg.OIDCScopesClaim},
+		OIDC:         cfg.OIDC,
 	}
 	switch {
 	case cfg.SessionKey != "":

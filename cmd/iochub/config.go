@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/natsx"
 	"github.com/iochub/iochub/services/aggregator"
 	"github.com/iochub/iochub/services/gateway"
@@ -55,8 +56,9 @@ type config struct {
 	// OperatorToken is the bearer token of the operator endpoints; empty means
 	// DevToken in dev and operator endpoints off (503) otherwise.
 	OperatorToken string
-	// authConfig holds the access-control settings (auth.go, flags registered by registerAuth).
-	authConfig
+	// Settings are the access-control settings (internal/auth registers their
+	// flags; auth.go builds the gateway's Authenticator from them).
+	auth.Settings
 	// OpsHTTP is the address of the ops listener (/metrics, /healthz,
 	// /readyz); empty means those are served on HTTP, /metrics included.
 	OpsHTTP string
@@ -131,7 +133,7 @@ func (c *config) registerHub(fs *flag.FlagSet) {
 	fs.StringVar(&c.OperatorToken, "operator-token", c.OperatorToken, "bearer token of the operator endpoints (IOCHUB_OPERATOR_TOKEN)")
 	c.registerLog(fs)
 	fs.BoolVar(&c.CheckConfig, "check-config", false, "validate the configuration, print it and exit")
-	c.registerAuth(fs)
+	c.Settings.RegisterFlags(fs)
 	c.Ingest.RegisterFlags(fs)
 	c.Aggregator.RegisterFlags(fs)
 	c.Gateway.RegisterFlags(fs)
