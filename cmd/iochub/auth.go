@@ -28,13 +28,13 @@ func newAuthenticator(cfg config, pool *pgxpool.Pool, log *slog.Logger) (*auth.A
 			// Deprecated: create identities instead (iochub identities create).
 			{Token: cfg.OperatorToken, Principal: auth.Principal{ID: operatorPrincipalID, Name: "--operator-token", Role: auth.RoleAdmin, Scopes: all}},
 		},
-		SecureCookie: cfg.SecureCookies,
-		Refresh:      cfg.IdentityRefresh,
-		OIDC:         cfg.OIDC,
+		SecureCookie: cfg.Auth.SecureCookies,
+		Refresh:      cfg.Auth.IdentityRefresh,
+		OIDC:         cfg.Auth.OIDC,
 	}
 	switch {
-	case cfg.SessionKey != "":
-		k, err := seal.ParseKey(cfg.SessionKey)
+	case cfg.Auth.SessionKey != "":
+		k, err := seal.ParseKey(cfg.Auth.SessionKey)
 		if err != nil {
 			return nil, fmt.Errorf("--session-key: %w", err)
 		}

@@ -58,7 +58,7 @@ type config struct {
 	OperatorToken string
 	// Settings are the access-control settings (internal/auth registers their
 	// flags; auth.go builds the gateway's Authenticator from them).
-	auth.Settings
+	Auth auth.Settings
 	// OpsHTTP is the address of the ops listener (/metrics, /healthz,
 	// /readyz); empty means those are served on HTTP, /metrics included.
 	OpsHTTP string
@@ -133,7 +133,7 @@ func (c *config) registerHub(fs *flag.FlagSet) {
 	fs.StringVar(&c.OperatorToken, "operator-token", c.OperatorToken, "bearer token of the operator endpoints (IOCHUB_OPERATOR_TOKEN)")
 	c.registerLog(fs)
 	fs.BoolVar(&c.CheckConfig, "check-config", false, "validate the configuration, print it and exit")
-	c.Settings.RegisterFlags(fs)
+	c.Auth.RegisterFlags(fs)
 	c.Ingest.RegisterFlags(fs)
 	c.Aggregator.RegisterFlags(fs)
 	c.Gateway.RegisterFlags(fs)
@@ -246,8 +246,8 @@ func (c config) redacted() config {
 	if c.OperatorToken != "" {
 		c.OperatorToken = "(set)"
 	}
-	if c.SessionKey != "" {
-		c.SessionKey = "(set)"
+	if c.Auth.SessionKey != "" {
+		c.Auth.SessionKey = "(set)"
 	}
 	if c.DatabaseURL != "" {
 		c.DatabaseURL = redactURL(c.DatabaseURL)

@@ -121,7 +121,7 @@ func TestAccessControlMatrix(t *testing.T) {
 		t.Fatal(err)
 	}
 	h := startHubTB(t, "all", n, db, func(c *config) {
-		c.IdentityRefresh = 200 * time.Millisecond
+		c.Auth.IdentityRefresh = 200 * time.Millisecond
 		c.Gateway.MaxClientsPerIdentity = 3
 	})
 

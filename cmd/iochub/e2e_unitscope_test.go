@@ -136,7 +136,7 @@ func TestAccessControlMatrixUnitScopes(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h := startHubTB(t, "all", n, db, func(c *config) { c.IdentityRefresh = 200 * time.Millisecond })
+	h := startHubTB(t, "all", n, db, func(c *config) { c.Auth.IdentityRefresh = 200 * time.Millisecond })
 
 	inLon, inLat := pointIn(t, db, wardIn)
 	outLon, outLat := pointIn(t, db, wardOut)
