@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/ce"
 	"github.com/iochub/iochub/internal/subjects"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
@@ -107,14 +108,8 @@ func (o *operator) serveReportStatus(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusBadRequest, msg)
 		return
 	}
-	actionID, msg := actionIDFrom(r.Header.Get(HeaderIdempotencyKey))
-	if msg != "" {
-		writeProblem(w, r, http.StatusBadRequest, msg)
-		return
-	}
-	actor, msg := actorOf(who, r)
-	if msg != "" {
-		writeProblem(w, r, http.StatusBadRequest, msg)
+	actionID, actor, ok := actionHead(w, r, who)
+	if !ok {
 		return
 	}
 	tree, ok := o.g.hierarchy(w, r)
@@ -187,6 +182,21 @@ func readReportStatus(w http.ResponseWriter, r *http.Request) (reportStatusReque
 }
 
 // actionIDFrom is the Idempotency-Key, or a fresh random id without one.
+// actionHead reads what every operator action carries besides its body: its
+// id (the Idempotency-Key, or a new one) and the actor (who, with the name
+// the client gives); a malformed one is answered 400 and ok is false.
+func actionHead(w http.ResponseWriter, r *http.Request, who auth.Principal) (actionID, actor string, ok bool) {
+	actionID, msg := actionIDFrom(r.Header.Get(HeaderIdempotencyKey))
+	if msg == "" {
+		actor, msg = actorOf(who, r)
+	}
+	if msg != "" {
+		writeProblem(w, r, http.StatusBadRequest, msg)
+		return "", "", false
+	}
+	return actionID, actor, true
+}
+
 func actionIDFrom(key string) (string, string) {
 	key = strings.TrimSpace(key)
 	if key == "" {

@@ -216,14 +216,8 @@ func (o *operator) serveDeadletterAction(typ string) http.HandlerFunc {
 		if !ok {
 			return
 		}
-		actionID, msg := actionIDFrom(r.Header.Get(HeaderIdempotencyKey))
-		if msg != "" {
-			writeProblem(w, r, http.StatusBadRequest, msg)
-			return
-		}
-		actor, msg := actorOf(who, r)
-		if msg != "" {
-			writeProblem(w, r, http.StatusBadRequest, msg)
+		actionID, actor, ok := actionHead(w, r, who)
+		if !ok {
 			return
 		}
 		l, ok := o.letter(w, r, who, seq)

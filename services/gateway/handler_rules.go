@@ -112,22 +112,18 @@ func (o *operator) servePutRule(w http.ResponseWriter, r *http.Request) {
 		o.ruleReadFailed(w, r, id, err)
 		return
 	}
-	actionID, msg := actionIDFrom(r.Header.Get(HeaderIdempotencyKey))
-	if msg == "" {
-		var actor string
-		if actor, msg = actorOf(who, r); msg == "" {
-			// The payload is the rule as understood, not as sent.
-			payload, err := json.Marshal(rule.Document())
-			if err != nil {
-				writeProblem(w, r, http.StatusInternalServerError, "encoding the rule failed")
-				return
-			}
-			o.act(w, r, &iocv1.Action{Id: actionID, Type: actionTypeRulePut, Actor: actor, Province: rule.Province,
-				TargetKind: targetKindRule, Target: id, At: timestamppb.New(o.cfg.Now()), Payload: payload})
-			return
-		}
+	actionID, actor, ok := actionHead(w, r, who)
+	if !ok {
+		return
 	}
-	writeProblem(w, r, http.StatusBadRequest, msg)
+	// The payload is the rule as understood, not as sent.
+	payload, err := json.Marshal(rule.Document())
+	if err != nil {
+		writeProblem(w, r, http.StatusInternalServerError, "encoding the rule failed")
+		return
+	}
+	o.act(w, r, &iocv1.Action{Id: actionID, Type: actionTypeRulePut, Actor: actor, Province: rule.Province,
+		TargetKind: targetKindRule, Target: id, At: timestamppb.New(o.cfg.Now()), Payload: payload})
 }
 
 func (o *operator) serveDeleteRule(w http.ResponseWriter, r *http.Request) {
@@ -148,14 +144,8 @@ func (o *operator) serveDeleteRule(w http.ResponseWriter, r *http.Request) {
 		writeRuleProblem(w, r, err)
 		return
 	}
-	actionID, msg := actionIDFrom(r.Header.Get(HeaderIdempotencyKey))
-	if msg != "" {
-		writeProblem(w, r, http.StatusBadRequest, msg)
-		return
-	}
-	actor, msg := actorOf(who, r)
-	if msg != "" {
-		writeProblem(w, r, http.StatusBadRequest, msg)
+	actionID, actor, ok := actionHead(w, r, who)
+	if !ok {
 		return
 	}
 	store, ok := o.rulesStore(w, r)
