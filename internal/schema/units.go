@@ -23,8 +23,9 @@ type ImportOptions struct {
 	// Level of every unit in the file; empty means by the length of the code:
 	// 2 digits a province, 5 a commune (see units.ReadOptions).
 	Level string
-	// Parent code of every unit in the file; empty means none for provinces
-	// and, for communes, the current province containing the commune.
+	// Parent code of every unit in the file; empty means, for provinces, the
+	// national unit VN if there is one (EnsureNational), else none, and, for
+	// communes, the current province containing the commune.
 	Parent string
 	// ValidFrom starts the imported versions; zero means DefaultUnitsValidFrom.
 	ValidFrom time.Time
@@ -92,6 +93,9 @@ func ImportUnits(ctx context.Context, pool *pgxpool.Pool, r io.Reader, opts Impo
 
 	if err := unitPrepare(ctx, tx, &res); err != nil {
 		return res, fmt.Errorf("importing units: %w", err)
+	}
+	if _, err := tx.Exec(ctx, sqlUnitStageProvinceParent); err != nil {
+		return res, fmt.Errorf("importing units: linking provinces to the national unit: %w", err)
 	}
 	// Units above communes first, so communes find their current province.
 	if err := unitVersion(ctx, tx, opts.ValidFrom, false, &res); err != nil {

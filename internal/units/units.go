@@ -14,6 +14,7 @@ import (
 	"io"
 	"math"
 	"slices"
+	"time"
 
 	"github.com/twpayne/go-geom"
 
@@ -29,7 +30,7 @@ const (
 	LevelCustom   = "custom"
 )
 
-// Unit is one current administrative unit.
+// Unit is one version of an administrative unit.
 type Unit struct {
 	Code       string // GSO code, e.g. "01" (province) or "00070" (ward)
 	Level      string // one of the Level constants
@@ -37,6 +38,9 @@ type Unit struct {
 	NameVI     string
 	NameEN     string
 	Boundary   *geom.MultiPolygon // lon/lat, EPSG:4326
+	// ValidFrom and ValidTo bound the version [ValidFrom, ValidTo); a zero
+	// ValidFrom means since ever, a zero ValidTo still valid (a current unit).
+	ValidFrom, ValidTo time.Time
 }
 
 // FromGeoJSON reads the units of a GeoJSON FeatureCollection such as
