@@ -84,6 +84,14 @@ func (tl *Timeline) At(t time.Time) *Index {
 	return tl.periods[p]
 }
 
+// Periods returns the index of every period, oldest first.
+func (tl *Timeline) Periods() []*Index {
+	if tl == nil {
+		return nil
+	}
+	return slices.Clone(tl.periods)
+}
+
 // Current returns the index of the units valid now and after: the last period.
 func (tl *Timeline) Current() *Index {
 	if tl == nil {

@@ -284,12 +284,13 @@ func (s *Service) buildItem(cat *catalog, p principal, spec kindSpec, f fields, 
 		return nil, ierr
 	}
 	res.ID = it.id
-	unit, province, ierr := resolve(cat.ix, p, it)
+	ix := cat.indexAt(it.time, p.unit)
+	unit, province, ierr := resolve(ix, p, it)
 	if ierr != nil {
 		return nil, ierr
 	}
 	if it.areaScope != nil && p.unit != "" {
-		if ierr := it.areaScope(cat.ix, p.unit, s.cfg.AlertScope); ierr != nil {
+		if ierr := it.areaScope(ix, p.unit, s.cfg.AlertScope); ierr != nil {
 			return nil, ierr
 		}
 	}

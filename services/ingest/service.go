@@ -143,8 +143,29 @@ type Deps struct {
 
 // catalog is what requests read: swapped whole on refresh.
 type catalog struct {
-	ix      *units.Index
+	ix      *units.Index    // the current units
+	tl      *units.Timeline // every version, for the map valid at an item's time
+	mapped  map[*units.Index]bool
 	sources map[[32]byte]Source
+}
+
+// indexAt is the index an item of time t is resolved on: the units valid at
+// t, so that an event is attributed to the unit of its time (a point of Hà
+// Giang on 2025-06-01 to the old province 02, on 2025-08-01 to 08). The
+// current units serve instead when no map with provinces was valid at t, or
+// when the unit the source is bound to (bound, "" for none) had no version
+// then: a source keeps sending its backlog after its unit changed.
+func (c *catalog) indexAt(t time.Time, bound string) *units.Index {
+	ix := c.tl.At(t)
+	if ix == c.ix || !c.mapped[ix] {
+		return c.ix
+	}
+	if bound != "" {
+		if _, ok := ix.Get(bound); !ok {
+			return c.ix
+		}
+	}
+	return ix
 }
 
 // Service is the HTTP intake of feeds.
@@ -204,7 +225,11 @@ func New(cfg Config, d Deps) (*Service, error) {
 }
 
 func (s *Service) setCatalog(us []units.Unit, srcs []Source) {
-	c := &catalog{ix: units.NewIndex(us), sources: make(map[[32]byte]Source, len(srcs))}
+	tl := units.NewTimeline(us)
+	c := &catalog{ix: tl.Current(), tl: tl, mapped: map[*units.Index]bool{}, sources: make(map[[32]byte]Source, len(srcs))}
+	for _, ix := range tl.Periods() {
+		c.mapped[ix] = len(ix.Codes(units.LevelProvince)) > 0
+	}
 	for _, src := range srcs {
 		c.sources[src.TokenSHA256] = src
 	}
@@ -216,7 +241,7 @@ func (s *Service) Refresh(ctx context.Context) error {
 	if s.pool == nil {
 		return nil
 	}
-	us, err := schema.LoadUnits(ctx, s.pool)
+	us, err := schema.LoadUnitVersions(ctx, s.pool)
 	if err != nil {
 		return fmt.Errorf("refreshing units: %w", err)
 	}

@@ -1,0 +1,71 @@
+package ingest_test
+
+import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
+	"testing"
+
+	"github.com/iochub/iochub/internal/schema"
+	"github.com/iochub/iochub/internal/seed"
+	"github.com/iochub/iochub/internal/units"
+	"github.com/iochub/iochub/services/ingest"
+)
+
+// TestAttributionByObservationTime: with both maps loaded, an observation
+// dated 2025-06-01 at a point of Hà Giang goes to the old province Hà Giang
+// (02), one dated 2025-08-01 to Tuyên Quang (08), which absorbed it; a source
+// bound to a 2025 ward still places its backlog from before the ward existed.
+func TestAttributionByObservationTime(t *testing.T) {
+	ne := startNATS(t)
+	vs := []units.Unit{{Code: units.NationalCode, Level: units.LevelNational, ValidFrom: schema.NationalValidFrom}}
+	for _, u := range testUnits(t) {
+		u.ValidFrom = schema.DefaultUnitsValidFrom
+		if u.Level == units.LevelProvince {
+			u.ParentCode = units.NationalCode
+		}
+		vs = append(vs, u)
+	}
+	old, _, err := units.Pre2025Provinces(seed.ProvincesPre2025(), seed.ProvinceMerges2025())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, r := range old {
+		vs = append(vs, units.Unit{Code: r.Code, Level: r.Level, ParentCode: r.Parent, NameVI: r.Name, Boundary: r.Boundary,
+			ValidFrom: schema.Pre2025ValidFrom, ValidTo: schema.DefaultUnitsValidFrom})
+	}
+	svc, err := ingest.New(ingest.Config{DevToken: tokDev}, ingest.Deps{JS: ne.js, Units: vs, Sources: testSources()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	svc.Register(mux)
+	hs := httptest.NewServer(mux)
+	t.Cleanup(hs.Close)
+
+	haGiang := [2]float64{104.98, 22.82}
+	for i, c := range []struct {
+		name, token, at string
+		p               [2]float64
+		unit, subject   string
+	}{
+		{"Hà Giang before the merger", tokDev, "2025-06-01T08:00:00+07:00", haGiang, "02", "ioc.feed.02.02.air"},
+		{"Hà Giang on the last day", tokDev, "2025-06-30T23:59:59+07:00", haGiang, "02", "ioc.feed.02.02.air"},
+		{"Hà Giang from the merger on", tokDev, "2025-07-01T00:00:00+07:00", haGiang, "08", "ioc.feed.08.08.air"},
+		{"Hà Giang after the merger", tokDev, "2025-08-01T08:00:00+07:00", haGiang, "08", "ioc.feed.08.08.air"},
+		{"Hà Nội before the wards", tokDev, "2025-06-01T08:00:00+07:00", hoanKiem, "01", "ioc.feed.01.01.air"},
+		{"ward source, backlog before its ward existed", tokWard, "2025-06-01T08:00:00+07:00", hoanKiem, "00070", "ioc.feed.01.00070.air"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			item := with(air(fmt.Sprint("a", i), c.p), "dateObserved", c.at)
+			r := postTo(t, hs.URL, "air", c.token, "", arr(t, item))
+			if r.code != 202 || len(r.resp.Results) != 1 {
+				t.Fatalf("got HTTP %d; want 202: %s", r.code, r.raw)
+			}
+			got := r.resp.Results[0]
+			if got.Status != "accepted" || got.Unit != c.unit || got.Subject != c.subject {
+				t.Errorf("got %s in %q on %q (%s); want accepted in %s on %s", got.Status, got.Unit, got.Subject, got.Reason, c.unit, c.subject)
+			}
+		})
+	}
+}
