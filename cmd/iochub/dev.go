@@ -204,7 +204,9 @@ func randomToken() string {
 	return "dev_" + base64.RawURLEncoding.EncodeToString(b)
 }
 
-// seedUnits loads the 2025 provinces and Hà Nội's wards when the database has no units yet.
+// seedUnits loads the national unit VN, the 63 provinces valid until
+// 2025-06-30, the 2025 provinces and Hà Nội's wards when the database has no
+// units yet.
 func seedUnits(ctx context.Context, pool *pgxpool.Pool, stderr io.Writer) error {
 	switch has, err := schema.HasUnits(ctx, pool); {
 	case err != nil:
@@ -212,6 +214,16 @@ func seedUnits(ctx context.Context, pool *pgxpool.Pool, stderr io.Writer) error 
 	case has:
 		return nil
 	}
+	// VN first, then the map before 2025 (63 provinces, until 2025-06-30),
+	// so that the 2025 provinces get VN as their parent.
+	if err := schema.EnsureNational(ctx, pool); err != nil {
+		return err
+	}
+	n, err := schema.ImportPre2025Provinces(ctx, pool, seed.ProvincesPre2025(), seed.ProvinceMerges2025())
+	if err != nil {
+		return fmt.Errorf("loading the 63 provinces (before 2025-07-01): %w", err)
+	}
+	fmt.Fprintf(stderr, "loaded the 63 provinces (before 2025-07-01): %d new\n", n)
 	for _, f := range []struct {
 		name string
 		data []byte

@@ -153,8 +153,13 @@ func TestDevDataDir(t *testing.T) {
 	if !strings.Contains(out, "/metrics") {
 		t.Errorf("banner without /metrics: %s", out)
 	}
-	if errOut, err := stop(); err != nil {
+	errOut, err := stop()
+	if err != nil {
 		t.Fatalf("stopping dev: %v\n%s", err, errOut)
+	}
+	// The first start seeds both maps: the 63 provinces before 2025-07-01 too.
+	if !strings.Contains(errOut, "loaded the 63 provinces (before 2025-07-01): 63 new") {
+		t.Errorf("first start did not load the 63 pre-2025 provinces:\n%s", errOut)
 	}
 	fi, err := os.Stat(filepath.Join(dataDir, "pg", "PG_VERSION"))
 	if err != nil {
