@@ -69,3 +69,39 @@ func TestAttributionByObservationTime(t *testing.T) {
 		})
 	}
 }
+
+// TestAreaAcrossProvincesUnderVN: with provinces under VN, an alert whose
+// area spans two provinces stays in a province, as before VN existed; it
+// never climbs to VN (which belongs to no province).
+func TestAreaAcrossProvincesUnderVN(t *testing.T) {
+	ne := startNATS(t)
+	vs := []units.Unit{{Code: units.NationalCode, Level: units.LevelNational}}
+	for _, u := range testUnits(t) {
+		if u.Level == units.LevelProvince {
+			u.ParentCode = units.NationalCode
+		}
+		vs = append(vs, u)
+	}
+	for _, us := range [][]units.Unit{testUnits(t), vs} {
+		svc, err := ingest.New(ingest.Config{DevToken: tokDev}, ingest.Deps{JS: ne.js, Units: us, Sources: testSources()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		mux := http.NewServeMux()
+		svc.Register(mux)
+		hs := httptest.NewServer(mux)
+		// From Hà Nội (01) into Hưng Yên (33) to the south-east.
+		span := capAlert(fmt.Sprint("two-provinces-", len(us)), hoanKiem)
+		span["area"] = []any{map[string]any{"areaDesc": "Hà Nội – Hưng Yên", "geometry": polygon(
+			[2]float64{105.85, 21.02}, [2]float64{106.05, 20.80}, [2]float64{106.06, 20.81},
+			[2]float64{105.86, 21.03}, [2]float64{105.85, 21.02})}}
+		r := postTo(t, hs.URL, "alert", tokDev, "", arr(t, span))
+		hs.Close()
+		if r.code != 202 || len(r.resp.Results) != 1 {
+			t.Fatalf("got HTTP %d; want 202: %s", r.code, r.raw)
+		}
+		if got := r.resp.Results[0]; got.Status != "accepted" || got.Unit == units.NationalCode {
+			t.Errorf("with %d units: got %s in %q (%s); want accepted in a province", len(us), got.Status, got.Unit, got.Reason)
+		}
+	}
+}

@@ -179,7 +179,8 @@ func resolveAreas(ix *units.Index, p principal, it *parsed) (string, string, *it
 			break
 		}
 		u, ok := ix.Get(code)
-		if !ok || u.ParentCode == "" {
+		// Never above a province: the national unit VN is no item's unit.
+		if !ok || u.ParentCode == "" || u.Level == units.LevelProvince {
 			break
 		}
 		if _, ok := ix.Get(u.ParentCode); !ok {
