@@ -1,0 +1,145 @@
+package schema
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/iochub/iochub/internal/units"
+)
+
+// ErrGroup is returned (wrapped, naming the code) when a custom group cannot
+// be defined as asked: a code taken by another level, a member that is no
+// unit at the time, no members.
+var ErrGroup = errors.New("invalid custom group")
+
+// sqlGroupMembersMissing lists the members of $1 with no unit version valid at $2.
+const sqlGroupMembersMissing = `SELECT c FROM unnest($1::text[]) AS c
+WHERE NOT EXISTS (SELECT FROM admin_unit a WHERE a.code = c AND a.level <> 'custom'
+    AND a.valid_from <= $2 AND (a.valid_to IS NULL OR $2 < a.valid_to)) ORDER BY c`
+
+// sqlGroupCurrent reads the current version of a code: its level and start.
+const sqlGroupCurrent = `SELECT level, valid_from FROM admin_unit WHERE code = $1 AND valid_to IS NULL`
+
+// sqlGroupClose closes the current version of a group and its members.
+const sqlGroupClose = `
+WITH u AS (UPDATE admin_unit SET valid_to = $2 WHERE code = $1 AND valid_to IS NULL)
+UPDATE unit_group_member SET valid_to = $2 WHERE group_code = $1 AND valid_to IS NULL`
+
+// sqlGroupInsert opens a group's version: the union of its members'
+// boundaries valid at $4 (an empty MultiPolygon when they have none).
+const sqlGroupInsert = `
+INSERT INTO admin_unit (code, level, parent_code, name_vi, name_en, boundary, valid_from)
+SELECT $1, 'custom',
+       (SELECT code FROM admin_unit WHERE code = 'VN' AND valid_from <= $4 AND (valid_to IS NULL OR $4 < valid_to)),
+       $2, $3,
+       COALESCE(ST_ForcePolygonCCW(ST_Multi(ST_CollectionExtract(ST_Union(a.boundary), 3))), ST_GeomFromText('MULTIPOLYGON EMPTY', 4326)),
+       $4
+FROM admin_unit a
+WHERE a.code = ANY($5) AND a.valid_from <= $4 AND (a.valid_to IS NULL OR $4 < a.valid_to)`
+
+// sqlGroupMembersInsert opens the member rows of a group's version.
+const sqlGroupMembersInsert = `
+INSERT INTO unit_group_member (group_code, member_code, valid_from)
+SELECT $1, c, $2 FROM unnest($3::text[]) AS c`
+
+// sqlUnitGroups calls the function of migration 00016.
+const sqlUnitGroups = `SELECT group_code FROM unit_groups($1, $2)`
+
+// Group is a custom group as DefineGroup stores it.
+type Group struct {
+	Code, NameVI, NameEN string
+	// Members are unit codes valid at ValidFrom; any level but custom.
+	Members []string
+	// ValidFrom starts this version of the group; zero means now.
+	ValidFrom time.Time
+}
+
+// DefineGroup stores a custom group in one transaction: a unit of level
+// custom with the members' united boundary and VN as parent, and its
+// members, valid from g.ValidFrom. A group that exists is changed: its
+// current version and member rows are closed at g.ValidFrom. Errors about
+// the group wrap ErrGroup (bad code, no members, a member that is no unit
+// then, a code taken by a unit of another level) or ErrUnitVersion (a change
+// not later than the current version).
+func DefineGroup(ctx context.Context, pool *pgxpool.Pool, g Group) error {
+	if g.ValidFrom.IsZero() {
+		g.ValidFrom = time.Now()
+	}
+	if g.Code == "" || len(g.Code) > 64 || strings.ContainsAny(g.Code, ". *>\t\n") {
+		return fmt.Errorf("defining group %q: the code must be 1 to 64 characters without spaces, dots, * or >: %w", g.Code, ErrGroup)
+	}
+	members := slices.Clone(g.Members)
+	slices.Sort(members)
+	members = slices.Compact(members)
+	if len(members) == 0 {
+		return fmt.Errorf("defining group %s: no members: %w", g.Code, ErrGroup)
+	}
+	if slices.Contains(members, g.Code) {
+		return fmt.Errorf("defining group %s: a group cannot hold itself: %w", g.Code, ErrGroup)
+	}
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("defining group %s: beginning transaction: %w", g.Code, err)
+	}
+	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	rows, err := tx.Query(ctx, sqlGroupMembersMissing, members, g.ValidFrom)
+	if err != nil {
+		return fmt.Errorf("defining group %s: checking members: %w", g.Code, err)
+	}
+	missing, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return fmt.Errorf("defining group %s: checking members: %w", g.Code, err)
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("defining group %s: no unit (other than a group) %s is valid at %s: %w",
+			g.Code, strings.Join(missing, ", "), g.ValidFrom.Format(time.RFC3339), ErrGroup)
+	}
+	var level string
+	var from time.Time
+	switch err := tx.QueryRow(ctx, sqlGroupCurrent, g.Code).Scan(&level, &from); {
+	case errors.Is(err, pgx.ErrNoRows):
+	case err != nil:
+		return fmt.Errorf("defining group %s: reading its current version: %w", g.Code, err)
+	case level != units.LevelCustom:
+		return fmt.Errorf("defining group %s: the code is a unit of level %s: %w", g.Code, level, ErrGroup)
+	case !g.ValidFrom.After(from):
+		return fmt.Errorf("defining group %s: the current version is valid from %s; a change must start later, not at %s: %w",
+			g.Code, from.Format(time.RFC3339), g.ValidFrom.Format(time.RFC3339), ErrUnitVersion)
+	default:
+		if _, err := tx.Exec(ctx, sqlGroupClose, g.Code, g.ValidFrom); err != nil {
+			return fmt.Errorf("defining group %s: closing its current version: %w", g.Code, err)
+		}
+	}
+	if _, err := tx.Exec(ctx, sqlGroupInsert, g.Code, g.NameVI, g.NameEN, g.ValidFrom, members); err != nil {
+		return fmt.Errorf("defining group %s: inserting it: %w", g.Code, err)
+	}
+	if _, err := tx.Exec(ctx, sqlGroupMembersInsert, g.Code, g.ValidFrom, members); err != nil {
+		return fmt.Errorf("defining group %s: inserting its members: %w", g.Code, err)
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("defining group %s: committing: %w", g.Code, err)
+	}
+	return nil
+}
+
+// UnitGroups returns the codes of the custom groups that unit code counts
+// toward at time at: those holding the unit or one of its ancestors then,
+// sorted. It calls the SQL function unit_groups(code, at) of migration 00016.
+func UnitGroups(ctx context.Context, q Querier, code string, at time.Time) ([]string, error) {
+	rows, err := q.Query(ctx, sqlUnitGroups, code, at)
+	if err != nil {
+		return nil, fmt.Errorf("querying groups of unit %s at %s: %w", code, at.Format(time.RFC3339), err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("reading groups of unit %s: %w", code, err)
+	}
+	return out, nil
+}
