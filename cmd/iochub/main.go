@@ -5,6 +5,8 @@
 //	iochub serve --target=ROLE      one role (ingest, aggregator, gateway) or all of them
 //	iochub migrate                  run the embedded database migrations
 //	iochub units import FILE...     load administrative units from GeoJSON
+//	iochub units import-pre2025     load VN and the 63 provinces valid until 2025-06-30
+//	iochub units group MEMBER...    define or change a custom group of units
 //	iochub sources add              register a feed source bound to a unit and print its token
 //	iochub identities create        create a viewer, operator or admin scoped to provinces and print its token
 //	iochub deadletters list|show|redrive|discard   the feed items accepted but not stored
@@ -49,6 +51,8 @@ commands:
   serve --target=ROLE    run ingest, aggregator, gateway or all
   migrate                run the database migrations
   units import FILE...   import administrative units from GeoJSON FeatureCollections
+  units import-pre2025   load VN and the 63 provinces valid until 2025-06-30 (embedded)
+  units group MEMBER...  define or change a custom group of units
   sources add            register a feed source bound to a unit; prints its bearer token
   sources disable        revoke a feed source's token
   identities create      create a viewer, operator or admin scoped to provinces; prints its token
@@ -72,11 +76,16 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	case "migrate":
 		return runMigrate(ctx, args[1:], stdout, stderr)
 	case "units":
-		if len(args) < 2 || args[1] != "import" {
-			fmt.Fprint(stderr, "usage: iochub units import [flags] FILE...\n")
-			return errUsage
+		switch {
+		case len(args) >= 2 && args[1] == "import":
+			return runUnitsImport(ctx, args[2:], stdout, stderr)
+		case len(args) >= 2 && args[1] == "import-pre2025":
+			return runUnitsPre2025(ctx, args[2:], stdout, stderr)
+		case len(args) >= 2 && args[1] == "group":
+			return runUnitsGroup(ctx, args[2:], stdout, stderr)
 		}
-		return runUnitsImport(ctx, args[2:], stdout, stderr)
+		fmt.Fprint(stderr, "usage: iochub units import|import-pre2025|group [flags] ...\n")
+		return errUsage
 	case "sources":
 		switch {
 		case len(args) >= 2 && args[1] == "add":

@@ -30,6 +30,13 @@ SELECT 'VN', 'national', 'Việt Nam', 'Viet Nam', 'Cộng hòa Xã hội chủ 
        ST_GeomFromText('MULTIPOLYGON EMPTY', 4326), $1
 WHERE NOT EXISTS (SELECT FROM admin_unit WHERE code = 'VN')`
 
+// sqlLinkProvinces makes VN the parent of the provinces stored without one
+// (loaded before VN existed), in place: VN was their root all along.
+const sqlLinkProvinces = `
+UPDATE admin_unit SET parent_code = 'VN'
+WHERE level = 'province' AND parent_code IS NULL
+  AND EXISTS (SELECT FROM admin_unit WHERE code = 'VN' AND level = 'national')`
+
 // sqlUnitStageProvinceParent makes the current national unit the parent of
 // staged provinces without one.
 const sqlUnitStageProvinceParent = `
@@ -69,11 +76,15 @@ FROM admin_unit ORDER BY code, valid_from`
 // sqlUnitAncestors calls the function of migration 00015.
 const sqlUnitAncestors = `SELECT code FROM unit_ancestors($1, $2)`
 
-// EnsureNational inserts the national unit VN if admin_unit has none. After
-// it, ImportUnits makes VN the parent of provinces imported without one.
+// EnsureNational inserts the national unit VN if admin_unit has none and
+// makes it the parent of the provinces stored without one. After it,
+// ImportUnits makes VN the parent of provinces imported without one.
 func EnsureNational(ctx context.Context, pool *pgxpool.Pool) error {
 	if _, err := pool.Exec(ctx, sqlEnsureNational, NationalValidFrom); err != nil {
 		return fmt.Errorf("inserting the national unit: %w", err)
+	}
+	if _, err := pool.Exec(ctx, sqlLinkProvinces); err != nil {
+		return fmt.Errorf("linking provinces to the national unit: %w", err)
 	}
 	return nil
 }
@@ -96,6 +107,9 @@ func ImportClosedVersions(ctx context.Context, pool *pgxpool.Pool, recs []units.
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
 	if _, err := tx.Exec(ctx, sqlEnsureNational, NationalValidFrom); err != nil {
 		return 0, fmt.Errorf("importing past units: inserting the national unit: %w", err)
+	}
+	if _, err := tx.Exec(ctx, sqlLinkProvinces); err != nil {
+		return 0, fmt.Errorf("importing past units: linking provinces to the national unit: %w", err)
 	}
 	inserted := 0
 	for _, r := range recs {
