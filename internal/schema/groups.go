@@ -69,26 +69,53 @@ type Group struct {
 // then, a code taken by a unit of another level) or ErrUnitVersion (a change
 // not later than the current version).
 func DefineGroup(ctx context.Context, pool *pgxpool.Pool, g Group) error {
-	if g.ValidFrom.IsZero() {
-		g.ValidFrom = time.Now()
-	}
-	if g.Code == "" || len(g.Code) > 64 || strings.ContainsAny(g.Code, ". *>\t\n") {
-		return fmt.Errorf("defining group %q: the code must be 1 to 64 characters without spaces, dots, * or >: %w", g.Code, ErrGroup)
-	}
-	members := slices.Clone(g.Members)
-	slices.Sort(members)
-	members = slices.Compact(members)
-	if len(members) == 0 {
-		return fmt.Errorf("defining group %s: no members: %w", g.Code, ErrGroup)
-	}
-	if slices.Contains(members, g.Code) {
-		return fmt.Errorf("defining group %s: a group cannot hold itself: %w", g.Code, ErrGroup)
-	}
 	tx, err := pool.Begin(ctx)
 	if err != nil {
 		return fmt.Errorf("defining group %s: beginning transaction: %w", g.Code, err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if err := DefineGroupTx(ctx, tx, g); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("defining group %s: committing: %w", g.Code, err)
+	}
+	return nil
+}
+
+// CheckGroup checks what can be checked of a group without a database: its
+// code and that it has members. Errors wrap ErrGroup.
+func CheckGroup(g Group) error {
+	if g.Code == "" || len(g.Code) > 64 || strings.ContainsAny(g.Code, ". *>\t\n/") {
+		return fmt.Errorf("defining group %q: the code must be 1 to 64 characters without spaces, dots, slashes, * or >: %w", g.Code, ErrGroup)
+	}
+	if len(g.Members) == 0 {
+		return fmt.Errorf("defining group %s: no members: %w", g.Code, ErrGroup)
+	}
+	if len(g.Members) > MaxGroupMembers {
+		return fmt.Errorf("defining group %s: %d members; at most %d: %w", g.Code, len(g.Members), MaxGroupMembers, ErrGroup)
+	}
+	if slices.Contains(g.Members, g.Code) {
+		return fmt.Errorf("defining group %s: a group cannot hold itself: %w", g.Code, ErrGroup)
+	}
+	return nil
+}
+
+// MaxGroupMembers bounds the members of a custom group.
+const MaxGroupMembers = 5000
+
+// DefineGroupTx is DefineGroup in the caller's transaction (the aggregator's
+// action handler); nothing is written when it fails.
+func DefineGroupTx(ctx context.Context, tx pgx.Tx, g Group) error {
+	if g.ValidFrom.IsZero() {
+		g.ValidFrom = time.Now()
+	}
+	if err := CheckGroup(g); err != nil {
+		return err
+	}
+	members := slices.Clone(g.Members)
+	slices.Sort(members)
+	members = slices.Compact(members)
 	rows, err := tx.Query(ctx, sqlGroupMembersMissing, members, g.ValidFrom)
 	if err != nil {
 		return fmt.Errorf("defining group %s: checking members: %w", g.Code, err)
@@ -123,9 +150,6 @@ func DefineGroup(ctx context.Context, pool *pgxpool.Pool, g Group) error {
 	if _, err := tx.Exec(ctx, sqlGroupMembersInsert, g.Code, g.ValidFrom, members); err != nil {
 		return fmt.Errorf("defining group %s: inserting its members: %w", g.Code, err)
 	}
-	if err := tx.Commit(ctx); err != nil {
-		return fmt.Errorf("defining group %s: committing: %w", g.Code, err)
-	}
 	return nil
 }
 
@@ -142,4 +166,22 @@ func UnitGroups(ctx context.Context, q Querier, code string, at time.Time) ([]st
 		return nil, fmt.Errorf("reading groups of unit %s: %w", code, err)
 	}
 	return out, nil
+}
+
+// GroupDocument is the JSON of a custom group in the units API
+// (PUT /v1/units/groups/{code}) and in its operator action's payload.
+type GroupDocument struct {
+	Name      string     `json:"name"`
+	NameEn    string     `json:"nameEn,omitempty"`
+	Members   []string   `json:"members"`
+	ValidFrom *time.Time `json:"validFrom,omitempty"`
+}
+
+// Group is the group code with this document; a missing validFrom is zero (now).
+func (d GroupDocument) Group(code string) Group {
+	g := Group{Code: code, NameVI: d.Name, NameEN: d.NameEn, Members: d.Members}
+	if d.ValidFrom != nil {
+		g.ValidFrom = *d.ValidFrom
+	}
+	return g
 }

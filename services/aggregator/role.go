@@ -86,6 +86,7 @@ func NewRole(cfg RoleConfig, d RoleDeps) (*Role, error) {
 	if err := errors.Join(
 		svc.RegisterAction(ActionRulePut, put), svc.RegisterAction(ActionRuleDelete, del),
 		svc.RegisterAction(ActionIdentityCreate, create), svc.RegisterAction(ActionIdentityRevoke, revoke),
+		svc.RegisterAction(ActionUnitGroupPut, UnitGroupAction()),
 	); err != nil {
 		return nil, err
 	}
