@@ -80,6 +80,7 @@ func (g *Gateway) RegisterOperator(mux *http.ServeMux, cfg OperatorConfig) {
 	mux.HandleFunc("GET /v1/reports/{id}", o.serveReport)
 	o.registerRules(mux)       // PUT, DELETE, GET /v1/rules… (handler_rules.go)
 	o.registerIdentities(mux)  // /v1/admin/identities (handler_identities.go)
+	o.registerGroups(mux)      // PUT /v1/units/groups/{code} (handler_groups.go)
 	o.registerDeadletters(mux) // GET, POST, DELETE /v1/deadletters… (handler_deadletters.go)
 }
 

@@ -1,0 +1,89 @@
+package gateway
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/iochub/iochub/internal/schema"
+	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
+)
+
+// The operator action that defines a custom group (the aggregator's
+// ActionUnitGroupPut), published on ioc.action.VN.unit.<code>: a group may
+// span provinces, so its actions belong to the national unit.
+const (
+	actionTypeUnitGroupPut = "unit.group.put"
+	targetKindUnit         = "unit"
+	nationalCode           = "VN"
+)
+
+// registerGroups adds the custom group endpoint to mux.
+func (o *operator) registerGroups(mux *http.ServeMux) {
+	mux.HandleFunc("PUT /v1/units/groups/{code}", o.servePutGroup)
+}
+
+// servePutGroup checks a group (schema.GroupDocument) and queues its
+// definition: an admin of every province its members lie in, members that
+// are current units. The aggregator applies it (and refuses, with the
+// reason, what changed meanwhile).
+func (o *operator) servePutGroup(w http.ResponseWriter, r *http.Request) {
+	who, ok := o.g.authenticate(w, r)
+	if !ok {
+		return
+	}
+	if !who.IsAdmin() {
+		forbid(w, r, who, "define unit groups (admin role needed)")
+		return
+	}
+	tree, ok := o.g.hierarchy(w, r)
+	if !ok {
+		return
+	}
+	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/json") {
+		writeProblem(w, r, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type %q: send application/json", ct))
+		return
+	}
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxActionBody))
+	dec.DisallowUnknownFields()
+	var doc schema.GroupDocument
+	if err := dec.Decode(&doc); err != nil {
+		writeProblem(w, r, http.StatusBadRequest, fmt.Sprintf("body: not a group document {name, nameEn, members, validFrom} of at most %d bytes: %v", maxActionBody, err))
+		return
+	}
+	code := r.PathValue("code")
+	if err := schema.CheckGroup(doc.Group(code)); err != nil {
+		writeProblem(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	var unknown []string
+	for _, m := range doc.Members {
+		prov, ok := tree.province(m)
+		if !ok {
+			unknown = append(unknown, m)
+			continue
+		}
+		if !who.CanAdmin(prov) {
+			forbid(w, r, who, fmt.Sprintf("group unit %s of province %s", m, prov))
+			return
+		}
+	}
+	if len(unknown) > 0 {
+		writeProblem(w, r, http.StatusBadRequest, fmt.Sprintf("members: %s: no current unit within a province", strings.Join(unknown, ", ")))
+		return
+	}
+	actionID, actor, ok := actionHead(w, r, who)
+	if !ok {
+		return
+	}
+	payload, err := json.Marshal(doc)
+	if err != nil {
+		writeProblem(w, r, http.StatusInternalServerError, "encoding the group failed")
+		return
+	}
+	o.act(w, r, &iocv1.Action{Id: actionID, Type: actionTypeUnitGroupPut, Actor: actor, Province: nationalCode,
+		TargetKind: targetKindUnit, Target: code, At: timestamppb.New(o.cfg.Now()), Payload: payload})
+}

@@ -1,0 +1,70 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/iochub/iochub/internal/schema"
+	"github.com/iochub/iochub/internal/subjects"
+	"github.com/iochub/iochub/internal/testenv"
+)
+
+// TestGroupsAPI: PUT /v1/units/groups/{code} queues unit.group.put on the
+// national subject with the document as understood, and refuses a bad code
+// or an unknown member with a 400 naming it.
+func TestGroupsAPI(t *testing.T) {
+	db := testenv.PostGISWithUnits(t)
+	n := testenv.NATS(t)
+	g, err := New(Config{}, Deps{JS: n.JS, Pool: db.Pool, Metrics: prometheus.NewRegistry(), Auth: testAuth(t, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	g.RegisterOperator(mux, OperatorConfig{Now: func() time.Time { return time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC) }})
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+	t.Cleanup(g.Close)
+	ctx := context.Background()
+	cons, err := n.JS.OrderedConsumer(ctx, subjects.StreamActions, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer it.Stop()
+
+	for _, c := range []struct{ name, code, body, want string }{
+		{"unknown member", "inner-city", `{"name":"Nội đô","members":["00070","99999"]}`, "99999"},
+		{"bad code", "a.b", `{"name":"x","members":["00070"]}`, "the code must be"},
+		{"no members", "g", `{"name":"x","members":[]}`, "no members"},
+		{"unknown field", "g", `{"name":"x","members":["00070"],"colour":"red"}`, "colour"},
+	} {
+		code, _, body := do(t, "PUT", srv.URL+"/v1/units/groups/"+c.code, testToken, "application/json", c.body, nil)
+		if code != http.StatusBadRequest || !strings.Contains(body, c.want) {
+			t.Errorf("%s: %d %s; want 400 naming %q", c.name, code, body, c.want)
+		}
+	}
+	code, _, body := do(t, "PUT", srv.URL+"/v1/units/groups/inner-city", testToken, "application/json",
+		`{"name":"Nội đô","members":["00070","00166"]}`, map[string]string{HeaderIdempotencyKey: "g-1"})
+	if code != http.StatusAccepted || !strings.Contains(body, `"type":"unit.group.put","target":"inner-city"`) {
+		t.Fatalf("PUT = %d %s", code, body)
+	}
+	a, m := nextAction(t, it)
+	if m.Subject() != "ioc.action.VN.unit.inner-city" || a.GetTargetKind() != "unit" || a.GetTarget() != "inner-city" {
+		t.Errorf("action %v on %s", a, m.Subject())
+	}
+	var doc schema.GroupDocument
+	if err := json.Unmarshal(a.GetPayload(), &doc); err != nil || doc.Name != "Nội đô" || len(doc.Members) != 2 {
+		t.Errorf("payload %s (%v)", a.GetPayload(), err)
+	}
+}
