@@ -44,6 +44,7 @@ func TestAttributionByObservationTime(t *testing.T) {
 	t.Cleanup(hs.Close)
 
 	haGiang := [2]float64{104.98, 22.82}
+	thuDauMot := [2]float64{106.65, 10.98} // old Bình Dương (74), in Hồ Chí Minh City (79) since 2025-07-01
 	for i, c := range []struct {
 		name, token, at string
 		p               [2]float64
@@ -55,6 +56,8 @@ func TestAttributionByObservationTime(t *testing.T) {
 		{"Hà Giang after the merger", tokDev, "2025-08-01T08:00:00+07:00", haGiang, "08", "ioc.feed.08.08.air"},
 		{"Hà Nội before the wards", tokDev, "2025-06-01T08:00:00+07:00", hoanKiem, "01", "ioc.feed.01.01.air"},
 		{"ward source, backlog before its ward existed", tokWard, "2025-06-01T08:00:00+07:00", hoanKiem, "00070", "ioc.feed.01.00070.air"},
+		{"HCMC source, before Bình Dương merged into it", tokHCMC, "2025-06-01T08:00:00+07:00", thuDauMot, "79", "ioc.feed.79.79.air"},
+		{"dev token, Bình Dương before it merged", tokDev, "2025-06-01T08:00:00+07:00", thuDauMot, "74", "ioc.feed.74.74.air"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			item := with(air(fmt.Sprint("a", i), c.p), "dateObserved", c.at)

@@ -286,6 +286,12 @@ func (s *Service) buildItem(cat *catalog, p principal, spec kindSpec, f fields, 
 	res.ID = it.id
 	ix := cat.indexAt(it.time, p.unit)
 	unit, province, ierr := resolve(ix, p, it)
+	if ierr != nil && ix != cat.ix && p.unit != "" {
+		// The source's unit grew since (a merger): what lies in it now but
+		// not then is placed on the current map, as before maps had times.
+		ix = cat.ix
+		unit, province, ierr = resolve(ix, p, it)
+	}
 	if ierr != nil {
 		return nil, ierr
 	}
