@@ -115,6 +115,7 @@ func runSourcesAdd(ctx context.Context, args []string, stdout, stderr io.Writer)
 	id := fs.String("id", "", "source id, e.g. hn-hoankiem-ioc (required)")
 	unit := fs.String("unit", "", "code of the unit the source publishes for, e.g. 00070 (required)")
 	name := fs.String("name", "", "human name of the source")
+	interval := fs.Duration("interval", 0, "how often the source is expected to send (e.g. 5m); silent for 3× this, it is stale. 0 learns it from the gaps between arrivals")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -132,7 +133,7 @@ func runSourcesAdd(ctx context.Context, args []string, stdout, stderr io.Writer)
 		return err
 	}
 	defer pool.Close()
-	token, err := postgis.AddSource(ctx, pool, postgis.Source{ID: *id, Name: *name, UnitCode: *unit})
+	token, err := postgis.AddSource(ctx, pool, postgis.Source{ID: *id, Name: *name, UnitCode: *unit, Interval: *interval})
 	if err != nil {
 		return err
 	}

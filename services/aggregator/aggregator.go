@@ -66,6 +66,10 @@ type Config struct {
 	// overdue (raising an alert) and the alerts of closed reports cancelled;
 	// 0 means 30s, negative never.
 	ReportSweepInterval time.Duration
+	// StaleSweepInterval is how often sources silent for 3× their interval
+	// are marked stale (raising an alert) and the alerts of those that sent
+	// again cancelled; 0 means 15s, negative never.
+	StaleSweepInterval time.Duration
 
 	// afterCommit, when set (tests), runs right after a batch is committed and
 	// before its state is published and it is acked.
@@ -99,6 +103,9 @@ func (c Config) withDefaults() Config {
 	if c.ReportSweepInterval == 0 {
 		c.ReportSweepInterval = 30 * time.Second
 	}
+	if c.StaleSweepInterval == 0 {
+		c.StaleSweepInterval = 15 * time.Second
+	}
 	return c
 }
 
@@ -122,6 +129,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxDeliver, "aggregator-max-deliver", c.MaxDeliver, "deliveries of a feed item that keeps failing before it is dead-lettered; 0 retries until the cause is fixed (IOCHUB_AGGREGATOR_MAX_DELIVER)")
 	fs.DurationVar(&c.ExpiryInterval, "alert-expiry-interval", d.ExpiryInterval, "how often alerts past their expiry are published as expired; negative never (IOCHUB_ALERT_EXPIRY_INTERVAL)")
 	fs.DurationVar(&c.ReportSweepInterval, "report-sweep", d.ReportSweepInterval, "how often reports past their SLA are marked overdue; negative never (IOCHUB_REPORT_SWEEP)")
+	fs.DurationVar(&c.StaleSweepInterval, "stale-sweep", d.StaleSweepInterval, "how often sources silent for 3× their interval are marked stale (raising an alert); negative never (IOCHUB_STALE_SWEEP)")
 }
 
 // Deps are the aggregator's connections.
@@ -366,6 +374,7 @@ func (s *Service) store(ctx context.Context, p *pending, start time.Time, split 
 			k.committed(s, p, res, committed)
 		}
 	}
+	s.recordActivity(ctx, p, res)
 	if s.cfg.afterCommit != nil {
 		s.cfg.afterCommit()
 	}

@@ -29,6 +29,7 @@ type decoded struct {
 	ops      *kindOps // the aggregator's side of the kind
 	province string
 	unit     string
+	source   string // the Iochub-Source header: who sent the event
 	event    ce.Event
 
 	msg proto.Message // the event as it came, e.g. *iocv1.AirQualityObserved
@@ -61,7 +62,7 @@ func decode(subject string, h nats.Header, data []byte, now time.Time) (decoded,
 	if !ok {
 		return d, fmt.Errorf("%w: kind %q on %s", ErrUnsupportedKind, kind, subject)
 	}
-	d.ops = ops
+	d.ops, d.source = ops, source
 	err = ops.decode(&d, data, source, now)
 	if err != nil {
 		return d, fmt.Errorf("%w: %s on %s: %w", ErrBadMessage, kind, subject, err)

@@ -406,5 +406,22 @@ func (s *Service) startReports(ctx context.Context) (wait func()) {
 			}
 		})
 	}
+	if db, ok := s.db.(FreshnessStore); ok && s.cfg.StaleSweepInterval > 0 {
+		wg.Go(func() {
+			t := time.NewTicker(s.cfg.StaleSweepInterval)
+			defer t.Stop()
+			for {
+				if err := s.sweepStale(ctx, db); err != nil && ctx.Err() == nil {
+					s.m.errors.WithLabelValues("freshness").Inc()
+					s.log.Error("sweeping stale sources failed", "err", err)
+				}
+				select {
+				case <-ctx.Done():
+					return
+				case <-t.C:
+				}
+			}
+		})
+	}
 	return wg.Wait
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -41,6 +42,10 @@ type Source struct {
 	Name string
 	// UnitCode is the current unit the source publishes for.
 	UnitCode string
+	// Interval is how often the source is expected to send, in whole
+	// seconds; 0 means learned from the gaps between its arrivals. A source
+	// silent for 3× its interval is stale.
+	Interval time.Duration
 }
 
 // AddSource registers s and returns its new bearer token, which is shown
@@ -49,6 +54,14 @@ type Source struct {
 func AddSource(ctx context.Context, pool *pgxpool.Pool, s Source) (string, error) {
 	if err := validSourceID(s.ID); err != nil {
 		return "", fmt.Errorf("adding source: %w", err)
+	}
+	if s.Interval < 0 || s.Interval > 0 && s.Interval < time.Second || s.Interval > 365*24*time.Hour {
+		return "", fmt.Errorf("adding source %s: interval %s must be 0 (learned) or from 1s to 365 days: %w", s.ID, s.Interval, ErrInvalidSource)
+	}
+	var interval *int32
+	if s.Interval > 0 {
+		v := int32(s.Interval / time.Second)
+		interval = &v
 	}
 	var b [32]byte
 	if _, err := rand.Read(b[:]); err != nil {
@@ -64,7 +77,7 @@ func AddSource(ctx context.Context, pool *pgxpool.Pool, s Source) (string, error
 		if !exists {
 			return fmt.Errorf("unit %q has no current version; import it first (iochub units import): %w", s.UnitCode, ErrUnitNotFound)
 		}
-		if _, err := tx.Exec(ctx, sqlSourceInsert, s.ID, s.Name, s.UnitCode, HashToken(token)); err != nil {
+		if _, err := tx.Exec(ctx, sqlSourceInsert, s.ID, s.Name, s.UnitCode, HashToken(token), interval); err != nil {
 			var pgErr *pgconn.PgError
 			if errors.As(err, &pgErr) && pgErr.Code == "23505" && pgErr.ConstraintName == "source_pkey" {
 				return fmt.Errorf("id %s is taken; disable or choose another: %w", s.ID, ErrSourceExists)
@@ -72,6 +85,9 @@ func AddSource(ctx context.Context, pool *pgxpool.Pool, s Source) (string, error
 			return fmt.Errorf("inserting: %w", err)
 		}
 		detail := map[string]string{"name": s.Name, "unit": s.UnitCode}
+		if interval != nil {
+			detail["interval"] = s.Interval.String()
+		}
 		if _, err := tx.Exec(ctx, sqlAuditInsert, auditActorCLI, "source.add", s.ID, detail); err != nil {
 			return fmt.Errorf("writing the audit log: %w", err)
 		}

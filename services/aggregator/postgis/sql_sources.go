@@ -7,7 +7,7 @@ const sqlUnitCurrentExists = `SELECT EXISTS (SELECT FROM admin_unit WHERE code =
 
 // sqlSourceInsert registers a feed source.
 const sqlSourceInsert = `
-INSERT INTO source (id, name, unit_code, token_sha256) VALUES ($1, $2, $3, $4)`
+INSERT INTO source (id, name, unit_code, token_sha256, interval_s) VALUES ($1, $2, $3, $4, $5)`
 
 // sqlSourceDisable disables a source unless it is disabled already; it
 // returns a row only when it changed something.

@@ -1,0 +1,228 @@
+package aggregator
+
+import (
+	"context"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
+
+	"github.com/iochub/iochub/services/aggregator/postgis"
+)
+
+// Source freshness: after each committed batch the aggregator records, per
+// source and unit, the events, duplicates, last event time and the gap since
+// the last arrival (on the hub's clock, Deps.Now); a periodic sweep raises a
+// CAP alert (sender iochub) for each pair silent for 3× its interval and
+// cancels it once data returns. The sweep reads only due rows through the
+// partial index source_stats_due: no full scan per tick.
+
+// StaleFactor is how many intervals of silence make a source stale.
+const StaleFactor = 3
+
+// FreshnessStore is what the freshness bookkeeping needs of the database;
+// *postgis.Store is one.
+type FreshnessStore interface {
+	RecordSourceActivity(ctx context.Context, acts []postgis.SourceActivity, now time.Time) error
+	DueStaleSources(ctx context.Context, province string, now time.Time, limit int) ([]postgis.SourceStale, error)
+	MarkSourcesStale(ctx context.Context, pairs []postgis.SourceStale, now, sent time.Time) error
+	ReturnedSources(ctx context.Context, province string, limit int) ([]postgis.SourceStale, error)
+	MarkSourcesCleared(ctx context.Context, pairs []postgis.SourceStale) error
+}
+
+var _ FreshnessStore = (*postgis.Store)(nil)
+
+type pairKey struct{ source, unit string }
+
+// sourceActivity sums what batch p brought per source and unit. The
+// duplicates of a kind are attributed to the pair when the kind's rows of the
+// batch all come from one pair, or when all or none of them were duplicates;
+// otherwise which of them were duplicates is unknown, and none is counted.
+func sourceActivity(p *pending, res postgis.Result) []postgis.SourceActivity {
+	acts := map[pairKey]*postgis.SourceActivity{}
+	var order []pairKey
+	for _, k := range kinds {
+		items := p.items[k]
+		if len(items) == 0 {
+			continue
+		}
+		dups := -1
+		if k.result != nil {
+			dups = k.result(res).Duplicates
+		} else if k == reportKind {
+			dups = res.Reports.Duplicates
+		}
+		pairs := map[pairKey]int{}
+		for _, dm := range items {
+			d := dm.d
+			if d.source == "" || d.source == HubSource {
+				continue // the hub's own alerts are not a feed source
+			}
+			key := pairKey{d.source, d.unit}
+			a, ok := acts[key]
+			if !ok {
+				a = &postgis.SourceActivity{SourceID: d.source, UnitCode: d.unit, Province: d.province}
+				acts[key] = a
+				order = append(order, key)
+			}
+			a.Events++
+			pairs[key]++
+			if t := d.event.Time; t.After(a.LastEvent) {
+				a.LastEvent = t
+			}
+		}
+		switch {
+		case dups <= 0:
+		case len(pairs) == 1:
+			for key := range pairs {
+				acts[key].Duplicates += dups
+			}
+		case dups == len(items):
+			for key, n := range pairs {
+				acts[key].Duplicates += n
+			}
+		}
+	}
+	out := make([]postgis.SourceActivity, 0, len(order))
+	for _, key := range order {
+		a := acts[key]
+		if a.LastEvent.IsZero() {
+			a.LastEvent = time.Time{}.Add(1) // never before; kept for the NOT NULL column
+		}
+		out = append(out, *a)
+	}
+	return out
+}
+
+// recordActivity stores the freshness figures of a committed batch. It is
+// bookkeeping: a failure is logged and counted, the batch is acked anyway.
+func (s *Service) recordActivity(ctx context.Context, p *pending, res postgis.Result) {
+	db, ok := s.db.(FreshnessStore)
+	if !ok {
+		return
+	}
+	acts := sourceActivity(p, res)
+	if len(acts) == 0 {
+		return
+	}
+	if err := db.RecordSourceActivity(ctx, acts, s.now()); err != nil && ctx.Err() == nil {
+		s.m.errors.WithLabelValues("freshness").Inc()
+		s.log.Error("recording source activity failed", "pairs", len(acts), "err", err)
+	}
+}
+
+// staleAlertIdentifier is the CAP identifier of the stale alert of a pair
+// raised at sent (one per silence, so a later silence raises a new alert).
+func staleAlertIdentifier(source, unit string, sent time.Time) string {
+	return "source-stale:" + source + "/" + unit + ":" + strconv.FormatInt(sent.Unix(), 10)
+}
+
+// staleAlert is the alert the hub raises for a stale pair, sent at sent, or
+// its Cancel (now) once data returned.
+func staleAlert(x postgis.SourceStale, sent time.Time, cancel bool, now time.Time) *iocv1.Alert {
+	ident := staleAlertIdentifier(x.SourceID, x.UnitCode, sent)
+	area := &iocv1.AlertArea{AreaDesc: "unit " + x.UnitCode, NoGeometry: true,
+		Geocode: []*iocv1.Geocode{{ValueName: "iochub:unit", Value: x.UnitCode}}}
+	last := x.LastSeen.UTC().Format(time.RFC3339)
+	iv := x.Interval.Round(time.Second).String()
+	a := &iocv1.Alert{
+		Id: ident, Identifier: ident, Sender: HubSource, Sent: timestamppb.New(sent), Status: "Actual",
+		MsgType: "Alert", Scope: "Restricted", Restriction: "IOC operators",
+		Origin: &iocv1.Origin{SourceId: HubSource, Province: x.Province, Unit: x.UnitCode, ReceivedAt: timestamppb.New(now)},
+		Info: []*iocv1.AlertInfo{
+			{Language: "vi-VN", Category: []string{"Infra"}, Event: "Nguồn dữ liệu ngừng gửi", Urgency: "Immediate",
+				Severity: "Minor", Certainty: "Observed",
+				Headline:    fmt.Sprintf("Nguồn %s (đơn vị %s) không gửi dữ liệu", x.SourceID, x.UnitCode),
+				Description: fmt.Sprintf("Lần nhận cuối %s; chu kỳ dự kiến %s.", last, iv),
+				Area:        []*iocv1.AlertArea{area}},
+			{Language: "en-US", Category: []string{"Infra"}, Event: "Data source stale", Urgency: "Immediate",
+				Severity: "Minor", Certainty: "Observed",
+				Headline:    fmt.Sprintf("Source %s (unit %s) stopped sending", x.SourceID, x.UnitCode),
+				Description: fmt.Sprintf("Last received %s; expected every %s.", last, iv),
+				Area:        []*iocv1.AlertArea{area}},
+		},
+	}
+	if cancel {
+		ref := HubSource + "," + ident + "," + sent.UTC().Format(time.RFC3339)
+		a.Id = ident + ":cancel"
+		a.Identifier = a.Id
+		a.MsgType = "Cancel"
+		a.Sent = timestamppb.New(now.UTC().Truncate(time.Second))
+		a.References = []string{ref}
+		for _, in := range a.Info {
+			in.Urgency, in.Certainty, in.Expires = "Past", "Observed", a.Sent
+		}
+		a.Info[0].Headline = fmt.Sprintf("Nguồn %s (đơn vị %s) đã gửi lại dữ liệu", x.SourceID, x.UnitCode)
+		a.Info[1].Headline = fmt.Sprintf("Source %s (unit %s) is sending again", x.SourceID, x.UnitCode)
+	}
+	return a
+}
+
+// staleSent is the CAP sent time of a pair's stale alert: when it became
+// stale (last arrival + 3 × interval), to the second.
+func staleSent(x postgis.SourceStale) time.Time {
+	return x.LastSeen.Add(StaleFactor * x.Interval).UTC().Truncate(time.Second)
+}
+
+// sweepStale raises the alert of every pair silent for 3× its interval and
+// cancels the alert of every stale pair that sent again. Like the report
+// sweep, it publishes first and records after: a crash in between publishes
+// again, and FEEDS drops the repeat by its Nats-Msg-Id.
+func (s *Service) sweepStale(ctx context.Context, db FreshnessStore) error {
+	const limit = 500
+	now := s.now()
+	due, err := db.DueStaleSources(ctx, s.cfg.Province, now, limit)
+	if err != nil {
+		return err
+	}
+	var futures []jetstream.PubAckFuture
+	publish := func(m *nats.Msg) error { return publishAsync(s.js, &futures, m) }
+	for _, x := range due {
+		m, err := feedAlertMsg(staleAlert(x, staleSent(x), false, now))
+		if err != nil {
+			return err
+		}
+		if err := publish(m); err != nil {
+			return err
+		}
+	}
+	back, err := db.ReturnedSources(ctx, s.cfg.Province, limit)
+	if err != nil {
+		return err
+	}
+	for _, x := range back {
+		m, err := feedAlertMsg(staleAlert(x, x.AlertSent.UTC(), true, now))
+		if err != nil {
+			return err
+		}
+		if err := publish(m); err != nil {
+			return err
+		}
+	}
+	if len(futures) == 0 {
+		return nil
+	}
+	if _, err := s.waitAcks(ctx, futures); err != nil {
+		return err
+	}
+	for _, x := range due {
+		if err := db.MarkSourcesStale(ctx, []postgis.SourceStale{x}, now, staleSent(x)); err != nil {
+			return err
+		}
+	}
+	if len(due) > 0 {
+		s.log.Info("sources stale", "count", len(due))
+	}
+	if len(back) > 0 {
+		if err := db.MarkSourcesCleared(ctx, back); err != nil {
+			return err
+		}
+		s.log.Info("stale source alerts cancelled", "count", len(back))
+	}
+	return nil
+}

@@ -1,0 +1,197 @@
+package aggregator
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"os"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/iochub/iochub/internal/subjects"
+	"github.com/iochub/iochub/internal/testkit"
+	"github.com/iochub/iochub/services/aggregator/postgis"
+)
+
+// testClock is an injectable hub clock, safe across goroutines.
+type testClock struct {
+	mu sync.Mutex
+	t  time.Time
+}
+
+func (c *testClock) now() time.Time  { c.mu.Lock(); defer c.mu.Unlock(); return c.t }
+func (c *testClock) set(t time.Time) { c.mu.Lock(); defer c.mu.Unlock(); c.t = t }
+
+type sourceStatsRow struct {
+	events, duplicates int64
+	interval           *float64
+	staleSince         *time.Time
+	clearPending       bool
+}
+
+func readSourceStats(t *testing.T, pool *pgxpool.Pool, src, unit string) (sourceStatsRow, bool) {
+	t.Helper()
+	var r sourceStatsRow
+	err := pool.QueryRow(context.Background(), `SELECT events, duplicates, interval_s, stale_since, clear_pending
+FROM source_stats WHERE source_id = $1 AND unit_code = $2`, src, unit).Scan(&r.events, &r.duplicates, &r.interval, &r.staleSince, &r.clearPending)
+	if err != nil {
+		return r, false
+	}
+	return r, true
+}
+
+func waitSourceStats(t *testing.T, pool *pgxpool.Pool, what string, ok func(sourceStatsRow) bool) sourceStatsRow {
+	t.Helper()
+	var got sourceStatsRow
+	testkit.Eventually(t, time.Minute, what, func() (bool, string) {
+		r, found := readSourceStats(t, pool, sourceID, unit)
+		got = r
+		return found && ok(r), fmt.Sprintf("%+v (found %v)", r, found)
+	})
+	return got
+}
+
+// Staleness raised after 3× the configured interval of silence (on the
+// hub's clock), once; cleared by a Cancel when data returns.
+func TestStaleSourceRaisedAndCleared(t *testing.T) {
+	ctx := context.Background()
+	n := testNATS(t)
+	pool := testDB(t)
+	if _, err := pool.Exec(ctx, `INSERT INTO source (id, unit_code, token_sha256, interval_s) VALUES ($1, $2, '\x01', 60)`, sourceID, unit); err != nil {
+		t.Fatal(err)
+	}
+	clock := &testClock{t: t0}
+	store := postgis.NewStore(pool)
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	svc, err := New(Config{Durable: "fresh", AckWait: 2 * time.Second, RetryDelay: 100 * time.Millisecond, StaleSweepInterval: -1},
+		Deps{JS: n.JS, Store: store, Logger: log, Metrics: prometheus.NewRegistry(), Now: clock.now})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- svc.Run(runCtx) }()
+	t.Cleanup(func() { cancel(); <-done })
+
+	first := airEvent(t, 1, t0, 20)
+	publish(t, n.JS, feedMsg(t, subjects.KindAir, first, ""))
+	waitSourceStats(t, pool, "first event counted", func(r sourceStatsRow) bool { return r.events == 1 })
+	// The same event resent under another message id: stored once, counted a duplicate.
+	publish(t, n.JS, feedMsg(t, subjects.KindAir, first, "resend-1"))
+	r := waitSourceStats(t, pool, "duplicate counted", func(r sourceStatsRow) bool { return r.events == 2 })
+	if r.duplicates != 1 || r.interval == nil || *r.interval != 60 {
+		t.Fatalf("stats = %+v; want 1 duplicate and the configured interval 60s", r)
+	}
+
+	sweep := func() {
+		t.Helper()
+		if err := svc.sweepStale(ctx, store); err != nil {
+			t.Fatal(err)
+		}
+	}
+	staleAlerts := func() []string {
+		var out []string
+		for _, a := range feedAlerts(t, n.JS) {
+			out = append(out, a.GetMsgType()+" "+a.GetIdentifier())
+		}
+		return out
+	}
+	clock.set(t0.Add(3*time.Minute - time.Second)) // silent for less than 3 × 60s
+	sweep()
+	if got := staleAlerts(); len(got) != 0 {
+		t.Fatalf("alerts before 3× the interval: %v", got)
+	}
+	clock.set(t0.Add(3 * time.Minute))
+	sweep()
+	sweep() // nothing new
+	ident := "source-stale:" + sourceID + "/" + unit + ":" + strconv.FormatInt(t0.Add(3*time.Minute).Unix(), 10)
+	if got := staleAlerts(); len(got) != 1 || got[0] != "Alert "+ident {
+		t.Fatalf("alerts after 3× the interval = %v; want [Alert %s]", got, ident)
+	}
+	if r, _ := readSourceStats(t, pool, sourceID, unit); r.staleSince == nil {
+		t.Fatalf("stats = %+v; want stale", r)
+	}
+	// The aggregator stores the hub's alert like any other.
+	testkit.Eventually(t, time.Minute, "stale alert stored active", func() (bool, string) {
+		var state string
+		err := pool.QueryRow(ctx, `SELECT state FROM alert WHERE identifier = $1`, ident).Scan(&state)
+		return err == nil && state == "active", fmt.Sprintf("state %q, err %v", state, err)
+	})
+
+	// Data returns: the pair is fresh again and the next sweep cancels the alert, once.
+	clock.set(t0.Add(5 * time.Minute))
+	publish(t, n.JS, feedMsg(t, subjects.KindAir, airEvent(t, 1, t0.Add(5*time.Minute), 21), ""))
+	waitSourceStats(t, pool, "data returned", func(r sourceStatsRow) bool { return r.events == 3 && r.staleSince == nil && r.clearPending })
+	sweep()
+	sweep()
+	got := staleAlerts()
+	if len(got) != 2 || got[1] != "Cancel "+ident+":cancel" {
+		t.Fatalf("alerts = %v; want the alert and its Cancel", got)
+	}
+	testkit.Eventually(t, time.Minute, "stale alert cancelled", func() (bool, string) {
+		var state string
+		err := pool.QueryRow(ctx, `SELECT state FROM alert WHERE identifier = $1`, ident).Scan(&state)
+		return err == nil && state == "cancelled", fmt.Sprintf("state %q, err %v", state, err)
+	})
+	if r, _ := readSourceStats(t, pool, sourceID, unit); r.clearPending || r.staleSince != nil {
+		t.Fatalf("stats after the Cancel = %+v; want fresh, nothing to clear", r)
+	}
+	// Silent again: a new alert, not the old one.
+	clock.set(t0.Add(8 * time.Minute))
+	sweep()
+	if got := staleAlerts(); len(got) != 3 || got[2] == got[0] {
+		t.Fatalf("alerts after a second silence = %v; want a third, new alert", got)
+	}
+}
+
+// Without a configured interval, the interval is the median of the recent
+// gaps between arrivals, and the stale deadline 3× that after the last one.
+func TestLearnedInterval(t *testing.T) {
+	ctx := context.Background()
+	pool := testDB(t)
+	store := postgis.NewStore(pool)
+	at := t0
+	for _, gap := range []time.Duration{0, 10 * time.Second, 12 * time.Second, 10 * time.Second, 10 * time.Minute, 9 * time.Second} {
+		at = at.Add(gap)
+		if err := store.RecordSourceActivity(ctx, []postgis.SourceActivity{{SourceID: "learn", UnitCode: unit, Province: province,
+			LastEvent: at, Events: 1}}, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var iv float64
+	var staleAt time.Time
+	var events int64
+	if err := pool.QueryRow(ctx, `SELECT interval_s, stale_at, events FROM source_stats WHERE source_id = 'learn'`).Scan(&iv, &staleAt, &events); err != nil {
+		t.Fatal(err)
+	}
+	if iv != 10 || !staleAt.Equal(at.Add(30*time.Second)) || events != 6 {
+		t.Errorf("interval %vs, stale at %v, events %d; want 10s (median of 10, 12, 10, 600, 9), %v, 6", iv, staleAt, events, at.Add(30*time.Second))
+	}
+	due, err := store.DueStaleSources(ctx, "", at.Add(29*time.Second), 10)
+	if err != nil || len(due) != 0 {
+		t.Fatalf("due before the deadline: %v, %v", due, err)
+	}
+	due, err = store.DueStaleSources(ctx, province, at.Add(30*time.Second), 10)
+	if err != nil || len(due) != 1 || due[0].Interval != 10*time.Second {
+		t.Fatalf("due at the deadline: %+v, %v", due, err)
+	}
+	if due, _ := store.DueStaleSources(ctx, "79", at.Add(time.Hour), 10); len(due) != 0 {
+		t.Errorf("due in another province: %+v", due)
+	}
+}
+
+func TestLearnInterval(t *testing.T) {
+	for _, c := range []struct {
+		gaps []float64
+		want float64
+	}{{nil, 0}, {[]float64{0, -1}, 0}, {[]float64{5}, 5}, {[]float64{5, 7}, 6}, {[]float64{60, 1, 60, 3600, 61}, 60}} {
+		if got := postgis.LearnInterval(c.gaps); got != c.want {
+			t.Errorf("LearnInterval(%v) = %v; want %v", c.gaps, got, c.want)
+		}
+	}
+}

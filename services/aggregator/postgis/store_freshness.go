@@ -1,0 +1,224 @@
+package postgis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"sort"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// SourceActivity is what one stored batch brought of one source and unit.
+type SourceActivity struct {
+	SourceID, UnitCode, Province string
+	// LastEvent is the newest event time of the pair in the batch.
+	LastEvent time.Time
+	// Events and Duplicates are the pair's rows stored for the first time
+	// and those already stored.
+	Events, Duplicates int
+}
+
+// SourceStale is a source and unit due for, or cleared of, its stale alert.
+type SourceStale struct {
+	SourceID, UnitCode, Province string
+	LastSeen                     time.Time
+	Interval                     time.Duration
+	// AlertSent is the sent time of the raised alert (for its Cancel).
+	AlertSent time.Time
+}
+
+// MaxGaps is how many recent gaps between arrivals learn a pair's interval.
+const MaxGaps = 15
+
+// LearnInterval is the median of the positive gaps (seconds), or 0 when none.
+func LearnInterval(gaps []float64) float64 {
+	var g []float64
+	for _, x := range gaps {
+		if x > 0 {
+			g = append(g, x)
+		}
+	}
+	if len(g) == 0 {
+		return 0
+	}
+	sort.Float64s(g)
+	n := len(g)
+	if n%2 == 1 {
+		return g[n/2]
+	}
+	return (g[n/2-1] + g[n/2]) / 2
+}
+
+const sqlSourceStatsLock = `
+SELECT (SELECT interval_s FROM source WHERE id = $1),
+       (SELECT last_seen_at FROM source_stats WHERE source_id = $1 AND unit_code = $2 FOR UPDATE),
+       (SELECT gaps FROM source_stats WHERE source_id = $1 AND unit_code = $2)`
+
+const sqlSourceStatsUpsert = `
+INSERT INTO source_stats AS s (source_id, unit_code, province, last_event_at, last_seen_at, first_seen_at, events, duplicates, gaps, interval_s, stale_at)
+VALUES ($1, $2, $3, $4, $5::timestamptz, $5::timestamptz, $6, $7, $8, $9::double precision,
+        CASE WHEN $9::double precision > 0 THEN $5::timestamptz + make_interval(secs => 3 * $9::double precision) END)
+ON CONFLICT (source_id, unit_code) DO UPDATE SET
+    province = EXCLUDED.province,
+    last_event_at = greatest(s.last_event_at, EXCLUDED.last_event_at),
+    last_seen_at = greatest(s.last_seen_at, EXCLUDED.last_seen_at),
+    events = s.events + EXCLUDED.events,
+    duplicates = s.duplicates + EXCLUDED.duplicates,
+    gaps = EXCLUDED.gaps,
+    interval_s = EXCLUDED.interval_s,
+    stale_at = EXCLUDED.stale_at,
+    clear_pending = s.clear_pending OR s.stale_since IS NOT NULL,
+    stale_since = NULL`
+
+// RecordSourceActivity adds the activity of one batch, seen at now (the
+// hub's clock): counts, last times, the gap since the last arrival (the last
+// MaxGaps learn the interval when the source has none configured) and the
+// deadline after which the pair is stale (3 × the interval). A stale pair
+// that sends again is marked to have its alert cancelled.
+func (s *Store) RecordSourceActivity(ctx context.Context, acts []SourceActivity, now time.Time) error {
+	if len(acts) == 0 {
+		return nil
+	}
+	acts = slices.Clone(acts)
+	slices.SortFunc(acts, func(a, b SourceActivity) int { // one lock order
+		if a.SourceID != b.SourceID {
+			return cmpStr(a.SourceID, b.SourceID)
+		}
+		return cmpStr(a.UnitCode, b.UnitCode)
+	})
+	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+		for _, a := range acts {
+			var last *time.Time
+			var gaps []float64
+			var cfg *int32
+			if err := tx.QueryRow(ctx, sqlSourceStatsLock, a.SourceID, a.UnitCode).Scan(&cfg, &last, &gaps); err != nil {
+				return fmt.Errorf("reading stats of %s/%s: %w", a.SourceID, a.UnitCode, err)
+			}
+			if last != nil && now.After(*last) {
+				gaps = append(gaps, now.Sub(*last).Seconds())
+			}
+			if len(gaps) > MaxGaps {
+				gaps = gaps[len(gaps)-MaxGaps:]
+			}
+			if gaps == nil {
+				gaps = []float64{}
+			}
+			iv := LearnInterval(gaps)
+			if cfg != nil {
+				iv = float64(*cfg)
+			}
+			var ivArg *float64
+			if iv > 0 {
+				ivArg = &iv
+			}
+			if _, err := tx.Exec(ctx, sqlSourceStatsUpsert, a.SourceID, a.UnitCode, a.Province, a.LastEvent.UTC(), now.UTC(),
+				a.Events, a.Duplicates, gaps, ivArg); err != nil {
+				return fmt.Errorf("writing stats of %s/%s: %w", a.SourceID, a.UnitCode, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return fmt.Errorf("recording source activity: %w", err)
+	}
+	return nil
+}
+
+func cmpStr(a, b string) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// DueStaleSources are the fresh pairs of province ("" for all) whose stale
+// deadline is at or before now, oldest first, at most limit (a range scan of
+// the partial index source_stats_due).
+func (s *Store) DueStaleSources(ctx context.Context, province string, now time.Time, limit int) ([]SourceStale, error) {
+	rows, err := s.pool.Query(ctx, `
+SELECT source_id, unit_code, province, last_seen_at, interval_s FROM source_stats
+WHERE stale_since IS NULL AND stale_at IS NOT NULL AND stale_at <= $1 AND NOT clear_pending AND ($2 = '' OR province = $2)
+ORDER BY stale_at LIMIT $3`, now.UTC(), province, limit)
+	if err != nil {
+		return nil, fmt.Errorf("reading stale sources: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (SourceStale, error) {
+		var x SourceStale
+		var iv float64
+		err := r.Scan(&x.SourceID, &x.UnitCode, &x.Province, &x.LastSeen, &iv)
+		x.Interval = time.Duration(iv * float64(time.Second))
+		return x, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading stale sources: %w", err)
+	}
+	return out, nil
+}
+
+// MarkSourcesStale records that the stale alerts of pairs were raised, sent
+// at sent. A pair that sent data since it was read as due (stale_at moved
+// past now) stays fresh and is marked to have the alert cancelled.
+func (s *Store) MarkSourcesStale(ctx context.Context, pairs []SourceStale, now, sent time.Time) error {
+	for _, p := range pairs {
+		if _, err := s.pool.Exec(ctx, `
+UPDATE source_stats SET stale_since = CASE WHEN stale_at <= $3 THEN $3 END, alert_sent = $4,
+    clear_pending = clear_pending OR stale_at > $3
+WHERE source_id = $1 AND unit_code = $2 AND stale_since IS NULL`,
+			p.SourceID, p.UnitCode, now.UTC(), sent.UTC()); err != nil {
+			return fmt.Errorf("marking %s/%s stale: %w", p.SourceID, p.UnitCode, err)
+		}
+	}
+	return nil
+}
+
+// ReturnedSources are the pairs of province ("" for all) that sent data
+// after their stale alert was raised, whose alert is still to cancel.
+func (s *Store) ReturnedSources(ctx context.Context, province string, limit int) ([]SourceStale, error) {
+	rows, err := s.pool.Query(ctx, `
+SELECT source_id, unit_code, province, last_seen_at, coalesce(interval_s, 0), coalesce(alert_sent, last_seen_at) FROM source_stats
+WHERE clear_pending AND ($1 = '' OR province = $1) LIMIT $2`, province, limit)
+	if err != nil {
+		return nil, fmt.Errorf("reading returned sources: %w", err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (SourceStale, error) {
+		var x SourceStale
+		var iv float64
+		err := r.Scan(&x.SourceID, &x.UnitCode, &x.Province, &x.LastSeen, &iv, &x.AlertSent)
+		x.Interval = time.Duration(iv * float64(time.Second))
+		return x, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading returned sources: %w", err)
+	}
+	return out, nil
+}
+
+// AlertSentOf is the sent time of the stale alert of a pair (zero when none).
+func (s *Store) AlertSentOf(ctx context.Context, sourceID, unit string) (time.Time, error) {
+	var t *time.Time
+	err := s.pool.QueryRow(ctx, `SELECT alert_sent FROM source_stats WHERE source_id = $1 AND unit_code = $2`, sourceID, unit).Scan(&t)
+	if errors.Is(err, pgx.ErrNoRows) || t == nil {
+		return time.Time{}, nil
+	}
+	if err != nil {
+		return time.Time{}, fmt.Errorf("reading the alert of %s/%s: %w", sourceID, unit, err)
+	}
+	return *t, nil
+}
+
+// MarkSourcesCleared records that the stale alerts of pairs were cancelled.
+func (s *Store) MarkSourcesCleared(ctx context.Context, pairs []SourceStale) error {
+	for _, p := range pairs {
+		if _, err := s.pool.Exec(ctx, `UPDATE source_stats SET clear_pending = false, alert_sent = NULL
+WHERE source_id = $1 AND unit_code = $2`, p.SourceID, p.UnitCode); err != nil {
+			return fmt.Errorf("marking %s/%s cleared: %w", p.SourceID, p.UnitCode, err)
+		}
+	}
+	return nil
+}
