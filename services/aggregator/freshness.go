@@ -2,9 +2,12 @@ package aggregator
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
+	"github.com/jackc/pgx/v5"
 	"strconv"
 	"time"
+	"unicode/utf8"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -225,4 +228,52 @@ func (s *Service) sweepStale(ctx context.Context, db FreshnessStore) error {
 		s.log.Info("stale source alerts cancelled", "count", len(back))
 	}
 	return nil
+}
+
+// ActionSourceRejections is the type of the action by which the ingest
+// reports the items it rejected per source and reason since its last
+// summary (services/ingest/rejections.go); its payload is
+// SourceRejectionsPayload.
+const ActionSourceRejections = "source.rejections"
+
+// SourceRejectionsPayload is the payload of a source.rejections action:
+// counts by source id, then by reason key.
+type SourceRejectionsPayload struct {
+	Sources map[string]map[string]int64 `json:"sources"`
+}
+
+// Bounds of a rejection summary.
+const (
+	maxSummarySources = 4096
+	maxSummaryReasons = 64
+	maxSummaryKey     = 64
+)
+
+// applySourceRejections adds the counts of a rejection summary to
+// source_rejection; the action's id makes it count once.
+func applySourceRejections(ctx context.Context, tx pgx.Tx, a *iocv1.Action) ([]*iocv1.EntityState, error) {
+	var p SourceRejectionsPayload
+	if err := json.Unmarshal(a.GetPayload(), &p); err != nil {
+		return nil, Refuse(fmt.Sprintf("payload is not a rejection summary: %v", err))
+	}
+	if len(p.Sources) > maxSummarySources {
+		return nil, Refuse(fmt.Sprintf("summary has %d sources; at most %d", len(p.Sources), maxSummarySources))
+	}
+	var rows []postgis.SourceRejection
+	for src, reasons := range p.Sources {
+		if src == "" || len(src) > maxSummaryKey || len(reasons) > maxSummaryReasons {
+			return nil, Refuse(fmt.Sprintf("source %.64q: want an id of 1 to %d bytes with at most %d reasons", src, maxSummaryKey, maxSummaryReasons))
+		}
+		for reason, n := range reasons {
+			if reason == "" || len(reason) > maxSummaryKey || !utf8.ValidString(reason) || n <= 0 {
+				return nil, Refuse(fmt.Sprintf("source %s: reason %.64q with count %d: want 1 to %d bytes and a positive count", src, reason, n, maxSummaryKey))
+			}
+			rows = append(rows, postgis.SourceRejection{SourceID: src, Reason: reason, Count: n})
+		}
+	}
+	at := time.Now()
+	if a.GetAt() != nil {
+		at = a.GetAt().AsTime()
+	}
+	return nil, postgis.AddSourceRejections(ctx, tx, rows, at)
 }

@@ -15,7 +15,9 @@ import (
 
 	"github.com/iochub/iochub/internal/subjects"
 	"github.com/iochub/iochub/internal/testkit"
+	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 	"github.com/iochub/iochub/services/aggregator/postgis"
+	"google.golang.org/protobuf/types/known/timestamppb"
 )
 
 // testClock is an injectable hub clock, safe across goroutines.
@@ -193,5 +195,52 @@ func TestLearnInterval(t *testing.T) {
 		if got := postgis.LearnInterval(c.gaps); got != c.want {
 			t.Errorf("LearnInterval(%v) = %v; want %v", c.gaps, got, c.want)
 		}
+	}
+}
+
+// A rejection summary of the ingest adds to source_rejection once, however
+// often it is delivered; a malformed one is refused.
+func TestSourceRejectionsAction(t *testing.T) {
+	ctx := context.Background()
+	n := testNATS(t)
+	pool := testDB(t)
+	svc, err := New(Config{Durable: "rej"}, Deps{JS: n.JS, Store: postgis.NewStore(pool), Pool: pool})
+	if err != nil {
+		t.Fatal(err)
+	}
+	apply := func(id, payload string) bool {
+		t.Helper()
+		_, applied, err := svc.actions.Apply(ctx, &iocv1.Action{Id: id, Type: ActionSourceRejections, Actor: "ingest",
+			Province: province, TargetKind: "source", Target: "rejections", At: timestamppb.New(t0), Payload: []byte(payload)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return applied
+	}
+	if !apply("r1", `{"sources":{"s1":{"invalid:pm25":2,"outside-unit":1}}}`) {
+		t.Fatal("r1 not applied")
+	}
+	apply("r1", `{"sources":{"s1":{"invalid:pm25":2,"outside-unit":1}}}`) // redelivered
+	apply("r2", `{"sources":{"s1":{"invalid:pm25":3},"s2":{"unreadable":1}}}`)
+	if apply("r3", `{"sources":{"s1":{"invalid:pm25":-3}}}`) || apply("r4", `not json`) {
+		t.Fatal("a malformed summary was applied")
+	}
+	got := map[string]int64{}
+	rows, err := pool.Query(ctx, `SELECT source_id || ' ' || reason, count FROM source_rejection`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var k string
+		var c int64
+		if err := rows.Scan(&k, &c); err != nil {
+			t.Fatal(err)
+		}
+		got[k] = c
+	}
+	rows.Close()
+	want := map[string]int64{"s1 invalid:pm25": 5, "s1 outside-unit": 1, "s2 unreadable": 1}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("source_rejection = %v; want %v", got, want)
 	}
 }

@@ -347,6 +347,7 @@ func (s *Service) initReports(deps Deps) error {
 		return err
 	}
 	acts.RegisterAction(ActionReportStatus, applyReportStatus)
+	acts.RegisterAction(ActionSourceRejections, applySourceRejections)
 	acts.applied = func(a *iocv1.Action) {
 		if a.GetTargetKind() == subjects.KindReport {
 			s.nudgeSweep()

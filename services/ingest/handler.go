@@ -176,6 +176,7 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 		}
 		if raw.err != "" {
 			res.Status, res.Reason, res.Pointer = StatusRejected, raw.err, "/"+strconv.Itoa(i)
+			s.countRejected(cat, p, rejectReason(nil))
 			continue
 		}
 		msg, ierr := s.buildItem(cat, p, sp, raw.fields, env, now, res)
@@ -183,6 +184,7 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 			// A rejected id may be huge: quote only its start.
 			res.ID = feedcheck.Clip(res.ID)
 			res.Status, res.Reason, res.Pointer = StatusRejected, ierr.Error(), jsonPointer(i, ierr.pointer)
+			s.countRejected(cat, p, rejectReason(ierr))
 			if ierr.outside {
 				outside++
 			}
@@ -213,6 +215,7 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 			case permanentPublishError(pd.err):
 				res.Status, res.Subject = StatusRejected, ""
 				res.Reason = "the item is too large for the event backbone (" + pd.err.Error() + "); shorten its fields"
+				s.countRejected(cat, p, "too-large")
 			case pd.err != nil:
 				markUnpublished(res, pd.err.Error())
 				retryable++

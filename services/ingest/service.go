@@ -64,6 +64,10 @@ type Config struct {
 	// AlertScope is where a source bound to a unit may send alert areas:
 	// AlertScopeProvince (the default, also for "") or AlertScopeUnit.
 	AlertScope string
+	// RejectionSummaryEvery is how often the counts of rejected items per
+	// source and reason are published for the aggregator (rejections.go);
+	// 0 means 30s, negative never.
+	RejectionSummaryEvery time.Duration
 }
 
 func (c Config) withDefaults() Config {
@@ -84,6 +88,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxPending == 0 {
 		c.MaxPending = 4096
+	}
+	if c.RejectionSummaryEvery == 0 {
+		c.RejectionSummaryEvery = 30 * time.Second
 	}
 	return c
 }
@@ -180,6 +187,7 @@ type Service struct {
 	devHash [32]byte
 	sealer  *seal.Sealer // nil without Config.SealKey
 	lim     *limiter
+	rejects *rejections
 }
 
 // New builds the service. With a Pool the catalogue is empty until Refresh or Run loads it.
@@ -204,6 +212,7 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.rejects = newRejections(time.Now())
 	if s.metrics, err = newMetrics(d.Metrics); err != nil {
 		return nil, err
 	}
@@ -264,9 +273,13 @@ func (s *Service) Refresh(ctx context.Context) error {
 	return nil
 }
 
-// Run refreshes units and sources every Config.RefreshEvery until ctx ends.
+// Run refreshes units and sources every Config.RefreshEvery and publishes
+// the rejection summaries (rejections.go) until ctx ends.
 // A failed refresh keeps the previous catalogue and is retried at the next tick.
 func (s *Service) Run(ctx context.Context) error {
+	done := make(chan struct{})
+	go func() { defer close(done); s.runRejections(ctx) }()
+	defer func() { <-done }()
 	if s.pool == nil {
 		<-ctx.Done()
 		return nil

@@ -222,3 +222,28 @@ WHERE source_id = $1 AND unit_code = $2`, p.SourceID, p.UnitCode); err != nil {
 	}
 	return nil
 }
+
+// SourceRejection is a count of items the ingest rejected of a source for a reason.
+type SourceRejection struct {
+	SourceID, Reason string
+	Count            int64
+}
+
+// AddSourceRejections adds counts to source_rejection in tx, at at.
+func AddSourceRejections(ctx context.Context, tx pgx.Tx, rows []SourceRejection, at time.Time) error {
+	slices.SortFunc(rows, func(a, b SourceRejection) int { // one lock order
+		if c := cmpStr(a.SourceID, b.SourceID); c != 0 {
+			return c
+		}
+		return cmpStr(a.Reason, b.Reason)
+	})
+	for _, r := range rows {
+		if _, err := tx.Exec(ctx, `
+INSERT INTO source_rejection AS r (source_id, reason, count, last_at) VALUES ($1, $2, $3, $4)
+ON CONFLICT (source_id, reason) DO UPDATE SET count = r.count + EXCLUDED.count, last_at = greatest(r.last_at, EXCLUDED.last_at)`,
+			r.SourceID, r.Reason, r.Count, at.UTC()); err != nil {
+			return fmt.Errorf("adding rejections of %s (%s): %w", r.SourceID, r.Reason, err)
+		}
+	}
+	return nil
+}
