@@ -209,6 +209,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 func (g *Gateway) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/live", g.serveLive)
 	mux.HandleFunc("GET /v1/units", g.serveUnits)
+	mux.HandleFunc("GET /v1/sources", g.serveSources) // handler_sources.go
 	g.registerAlerts(mux)
 	g.registerSession(mux)
 	if g.deps.Static != nil {

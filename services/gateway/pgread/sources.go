@@ -1,0 +1,72 @@
+package pgread
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// MaxSources bounds the rows of one GET /v1/sources answer.
+const MaxSources = 5000
+
+// TopReasons is how many rejection reasons a source row lists.
+const TopReasons = 5
+
+// SourceRow is the freshness of one source in one unit (source_stats, with
+// the source's configured interval and its rejections).
+type SourceRow struct {
+	SourceID, Unit, Province string
+	FirstSeen, LastSeen      time.Time
+	LastEvent                time.Time
+	Events, Duplicates       int64
+	// Interval is the expected interval in seconds (0 when none is known
+	// yet); Configured says it was set on the source, not learned.
+	Interval   float64
+	Configured bool
+	StaleAt    *time.Time
+	StaleSince *time.Time
+	// Rejected counts the source's rejected items (every unit); Reasons are
+	// the TopReasons most frequent.
+	Rejected int64
+	Reasons  []ReasonCount
+}
+
+// ReasonCount is a rejection reason and how many items it refused.
+type ReasonCount struct {
+	Reason string `json:"reason"`
+	Count  int64  `json:"count"`
+}
+
+const sqlSources = `
+SELECT st.source_id, st.unit_code, st.province, st.first_seen_at, st.last_seen_at, st.last_event_at,
+       st.events, st.duplicates, coalesce(st.interval_s, 0), src.interval_s IS NOT NULL, st.stale_at, st.stale_since,
+       coalesce((SELECT sum(count) FROM source_rejection r WHERE r.source_id = st.source_id), 0)::bigint,
+       coalesce((SELECT json_agg(json_build_object('reason', reason, 'count', count))
+                 FROM (SELECT reason, count FROM source_rejection r WHERE r.source_id = st.source_id
+                       ORDER BY count DESC, reason LIMIT $3) top), '[]'::json)
+FROM source_stats st
+LEFT JOIN source src ON src.id = st.source_id
+WHERE st.province = $1
+ORDER BY st.source_id, st.unit_code
+LIMIT $2`
+
+// Sources lists the freshness of every source seen in province, by source
+// and unit, at most MaxSources rows.
+func (s *Store) Sources(ctx context.Context, province string) ([]SourceRow, error) {
+	rows, err := s.pool.Query(ctx, sqlSources, province, MaxSources, TopReasons)
+	if err != nil {
+		return nil, fmt.Errorf("querying sources of %s: %w", province, err)
+	}
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (SourceRow, error) {
+		var x SourceRow
+		err := r.Scan(&x.SourceID, &x.Unit, &x.Province, &x.FirstSeen, &x.LastSeen, &x.LastEvent, &x.Events, &x.Duplicates,
+			&x.Interval, &x.Configured, &x.StaleAt, &x.StaleSince, &x.Rejected, &x.Reasons)
+		return x, err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading sources of %s: %w", province, err)
+	}
+	return out, nil
+}
