@@ -125,6 +125,12 @@ func TestStaleSourceRaisedAndCleared(t *testing.T) {
 		return err == nil && state == "active", fmt.Sprintf("state %q, err %v", state, err)
 	})
 
+	// The live view follows the alert's state by this entity id (gateway stale.go).
+	testkit.Eventually(t, time.Minute, "stale alert on STATE", func() (bool, string) {
+		st, _, err := lastState(t, n.JS, subjects.KindAlert, HubSource+"/"+ident)
+		return err == nil && st.GetAlertState() == "active" && st.GetAlert().GetSender() == HubSource, fmt.Sprintf("%v, err %v", st, err)
+	})
+
 	// Data returns: the pair is fresh again and the next sweep cancels the alert, once.
 	clock.set(t0.Add(5 * time.Minute))
 	publish(t, n.JS, feedMsg(t, subjects.KindAir, airEvent(t, 1, t0.Add(5*time.Minute), 21), ""))

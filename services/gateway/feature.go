@@ -35,6 +35,12 @@ type feature struct {
 	located bool
 	// units are the entity's unit and an alert's units, for unit scopes.
 	units []string
+	// pair is "<source>/<unit>" of the entity's latest event; stalePair the
+	// pair a stale-source alert is about, staleActive whether it is active
+	// (set by the hub, stale.go).
+	pair        string
+	stalePair   string
+	staleActive bool
 }
 
 // Wire shapes of the Feature (the contract in the brief; field order is the wire order).

@@ -35,8 +35,12 @@ type hub struct {
 	entities map[string]entity // by "<layer>/<entityId>"
 	clients  map[*client]struct{}
 	snaps    map[string][]byte // snapshot frames by layer filter, valid until the next change
-	stopped  bool
-	err      error // why the hub stopped; nil after Close
+	// staleAlerts are the active stale-source alerts (by entity key) and
+	// the "<source>/<unit>" each is about; staleCount counts them per pair (stale.go).
+	staleAlerts map[string]string
+	staleCount  map[string]int
+	stopped     bool
+	err         error // why the hub stopped; nil after Close
 }
 
 // entity is the stored Feature of one entity, with the bounding box of its
@@ -47,6 +51,11 @@ type entity struct {
 	box     bbox
 	located bool     // box is set: the Feature has a geometry
 	units   []string // the entity's unit and an alert's units, for unit scopes
+	// pair is "<source>/<unit>" of the entity's latest event; base its
+	// Feature as encoded, which json is with "stale": true while the pair is
+	// stale (stale.go).
+	pair string
+	base []byte
 }
 
 func newHub(g *Gateway, province string) *hub {
@@ -61,6 +70,9 @@ func newHub(g *Gateway, province string) *hub {
 		entities: make(map[string]entity),
 		clients:  make(map[*client]struct{}),
 		snaps:    make(map[string][]byte),
+
+		staleAlerts: make(map[string]string),
+		staleCount:  make(map[string]int),
 	}
 }
 
@@ -113,15 +125,22 @@ func (h *hub) handle(msg jetstream.Msg) {
 		h.log.Warn("skipping undecodable state", "subject", msg.Subject(), "err", err)
 		return
 	}
-	f, err := encodeFeature(&st, msg.Subject())
+	h.handleState(&st, msg.Subject())
+}
+
+// handleState encodes one decoded state of subject and publishes it.
+func (h *hub) handleState(st *iocv1.EntityState, subject string) {
+	f, err := encodeFeature(st, subject)
 	if err != nil {
 		h.bad.Inc()
-		h.log.Warn("skipping state", "subject", msg.Subject(), "err", err)
+		h.log.Warn("skipping state", "subject", subject, "err", err)
 		return
 	}
 	if f.geomErr != nil {
 		h.log.Warn("state geometry unreadable; sending null", "entity", f.key, "err", f.geomErr)
 	}
+	f.pair = sourcePair(st)
+	f.stalePair, f.staleActive = staleAlertPair(st)
 	h.publish(f)
 }
 
@@ -131,16 +150,61 @@ func (h *hub) handle(msg jetstream.Msg) {
 // frame instead, also built once. What a client holds is thus always what it
 // sees of the stored states, so no per-client set of entities is needed.
 func (h *hub) publish(f feature) {
-	frame := textFrame(stateFrame(f.json))
-	var remove []byte
-	e := entity{layer: f.layer, json: f.json, box: f.box, located: f.located, units: f.units}
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.stopped {
 		return
 	}
-	old, had := h.entities[f.key]
-	h.entities[f.key] = e
+	var turned string // the pair whose staleness f changes
+	if f.stalePair != "" {
+		was := h.isStaleLocked(f.stalePair)
+		_, had := h.staleAlerts[f.key]
+		switch {
+		case f.staleActive && !had:
+			h.staleAlerts[f.key] = f.stalePair
+			h.staleCount[f.stalePair]++
+		case !f.staleActive && had:
+			delete(h.staleAlerts, f.key)
+			if h.staleCount[f.stalePair]--; h.staleCount[f.stalePair] <= 0 {
+				delete(h.staleCount, f.stalePair)
+			}
+		}
+		if h.isStaleLocked(f.stalePair) != was {
+			turned = f.stalePair
+		}
+	}
+	e := entity{layer: f.layer, json: f.json, box: f.box, located: f.located, units: f.units, pair: f.pair, base: f.json}
+	if e.pair != "" && h.isStaleLocked(e.pair) {
+		e.json = markStale(e.base)
+	}
+	h.fanoutLocked(f.key, e)
+	if turned == "" {
+		return
+	}
+	// Send the entities of the pair again, marked or not.
+	stale := h.isStaleLocked(turned)
+	for key, e := range h.entities {
+		if e.pair != turned {
+			continue
+		}
+		e.json = e.base
+		if stale {
+			e.json = markStale(e.base)
+		}
+		h.fanoutLocked(key, e)
+	}
+}
+
+// isStaleLocked reports whether pair has an active stale-source alert.
+func (h *hub) isStaleLocked(pair string) bool { return h.staleCount[pair] > 0 }
+
+// fanoutLocked stores e under key and queues its state frame, built once, to
+// the clients that see it (a remove to those that saw it and no longer do).
+func (h *hub) fanoutLocked(key string, e entity) {
+	frame := textFrame(stateFrame(e.json))
+	var remove []byte
+	old, had := h.entities[key]
+	h.entities[key] = e
 	clear(h.snaps)
 	for c := range h.clients {
 		var out []byte
@@ -149,7 +213,7 @@ func (h *hub) publish(f feature) {
 			out = frame
 		case had && c.params.sees(old):
 			if remove == nil {
-				remove = textFrame(removeFrame(f.key))
+				remove = textFrame(removeFrame(key))
 			}
 			out = remove
 		default:
@@ -157,7 +221,7 @@ func (h *hub) publish(f feature) {
 		}
 		// Same key as the state frames: a remove replaces an unsent state and
 		// a later state replaces an unsent remove, so the last word wins.
-		if !c.push(f.key, out) {
+		if !c.push(key, out) {
 			delete(h.clients, c)
 		}
 	}
