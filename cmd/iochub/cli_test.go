@@ -69,6 +69,16 @@ func TestCLIUnitsImportAndSources(t *testing.T) {
 	if _, _, err := runCLI(t, "sources", "disable", "--database-url", db.URL, "--id", "nobody"); err == nil || !strings.Contains(err.Error(), "nobody") {
 		t.Errorf("disabling an unknown source: %v; want an error naming it", err)
 	}
+	if _, _, err := runCLI(t, "sources", "add", "--database-url", db.URL, "--id", "hn-hk-5m", "--unit", "00070", "--interval", "5m"); err != nil {
+		t.Fatalf("sources add --interval 5m: %v", err)
+	}
+	var interval *int
+	if err := db.Pool.QueryRow(context.Background(), `SELECT interval_s FROM source WHERE id = 'hn-hk-5m'`).Scan(&interval); err != nil || interval == nil || *interval != 300 {
+		t.Errorf("source interval_s = %v (%v); want 300", interval, err)
+	}
+	if _, _, err := runCLI(t, "sources", "add", "--database-url", db.URL, "--id", "hn-hk-bad", "--unit", "00070", "--interval", "500ms"); err == nil || !strings.Contains(err.Error(), "interval") {
+		t.Errorf("sources add --interval 500ms: %v; want an error naming the interval", err)
+	}
 	if _, _, err := runCLI(t, "sources", "add", "--database-url", db.URL, "--id", "x", "--unit", "99999"); err == nil || !strings.Contains(err.Error(), "99999") {
 		t.Errorf("sources add for an unknown unit: %v; want an error naming it", err)
 	}
