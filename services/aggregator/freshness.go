@@ -4,15 +4,16 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"github.com/jackc/pgx/v5"
 	"strconv"
 	"time"
 	"unicode/utf8"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/iochub/iochub/internal/alertrule"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 
 	"github.com/iochub/iochub/services/aggregator/postgis"
@@ -63,8 +64,8 @@ func sourceActivity(p *pending, res postgis.Result) []postgis.SourceActivity {
 		pairs := map[pairKey]int{}
 		for _, dm := range items {
 			d := dm.d
-			if d.source == "" || d.source == HubSource {
-				continue // the hub's own alerts are not a feed source
+			if d.source == "" || d.source == HubSource || d.source == alertrule.SourceID {
+				continue // the hub's own alerts (overdue reports, stale sources, rules) are no feed source
 			}
 			key := pairKey{d.source, d.unit}
 			a, ok := acts[key]

@@ -14,6 +14,8 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/iochub/iochub/internal/alertrule"
+	"github.com/iochub/iochub/internal/ce"
 	"github.com/iochub/iochub/internal/subjects"
 	"github.com/iochub/iochub/internal/testkit"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
@@ -248,5 +250,34 @@ func TestSourceRejectionsAction(t *testing.T) {
 	want := map[string]int64{"s1 invalid:pm25": 5, "s1 outside-unit": 1, "s2 unreadable": 1}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("source_rejection = %v; want %v", got, want)
+	}
+}
+
+// A batch's events are counted per source and unit; its duplicates where
+// they are known per pair; the hub's own alerts are no source.
+func TestSourceActivity(t *testing.T) {
+	dm := func(src, u string, at time.Time) decodedMsg {
+		return decodedMsg{d: decoded{source: src, unit: u, province: province, event: ce.Event{Time: at}}}
+	}
+	p := &pending{items: map[*kindOps][]decodedMsg{
+		airKind:     {dm("a", unit, t0), dm("a", unit, t0.Add(time.Minute)), dm("b", "00004", t0)},
+		trafficKind: {dm("a", unit, t0), dm("a", unit, t0)},
+		alertKind:   {dm(HubSource, unit, t0), dm(alertrule.SourceID, unit, t0)},
+	}}
+	got := sourceActivity(p, postgis.Result{
+		Air:     postgis.KindResult{New: 2, Duplicates: 1}, // which pair's row was the duplicate is unknown: none counted
+		Traffic: postgis.KindResult{New: 1, Duplicates: 1}, // one pair: its duplicate
+	})
+	want := []postgis.SourceActivity{
+		{SourceID: "a", UnitCode: unit, Province: province, LastEvent: t0.Add(time.Minute), Events: 4, Duplicates: 1},
+		{SourceID: "b", UnitCode: "00004", Province: province, LastEvent: t0, Events: 1},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("activity = %+v\nwant %+v", got, want)
+	}
+	got = sourceActivity(&pending{items: map[*kindOps][]decodedMsg{airKind: {dm("a", unit, t0), dm("b", unit, t0)}}},
+		postgis.Result{Air: postgis.KindResult{Duplicates: 2}}) // all duplicates: each pair's
+	if len(got) != 2 || got[0].Duplicates != 1 || got[1].Duplicates != 1 {
+		t.Errorf("all-duplicate batch: %+v", got)
 	}
 }
