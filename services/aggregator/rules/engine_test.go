@@ -2,6 +2,7 @@ package rules_test
 
 import (
 	"context"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -10,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/twpayne/go-geom"
 	"github.com/twpayne/go-geom/encoding/wkb"
 	"google.golang.org/protobuf/proto"
@@ -18,6 +20,7 @@ import (
 	"github.com/iochub/iochub/internal/alertrule"
 	"github.com/iochub/iochub/internal/subjects"
 	"github.com/iochub/iochub/internal/testenv"
+	"github.com/iochub/iochub/internal/testkit"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 	"github.com/iochub/iochub/services/aggregator/rules"
@@ -123,12 +126,49 @@ func putRule(t *testing.T, db *testenv.DBEnv, id, body string) {
 	}
 }
 
+// engine is a running engine with what the tests need to feed it.
+type engine struct {
+	*rules.Engine
+	t   *testing.T
+	js  jetstream.JetStream
+	reg *prometheus.Registry
+}
+
+// publish puts st on STATE and waits until the engine has evaluated it. STATE
+// keeps one message per subject: a state published before the engine read the
+// previous one of its entity would replace it unseen (under load that made
+// these tests miss an alert).
+func (e *engine) publish(st *iocv1.EntityState) {
+	e.t.Helper()
+	before := e.evaluated()
+	publishState(e.t, e.js, st)
+	testkit.Eventually(e.t, 15*time.Second, "the engine evaluating the state of "+st.GetEntityId(), func() (bool, string) {
+		n := e.evaluated()
+		return n > before, fmt.Sprintf("%v states evaluated, %v before", n, before)
+	})
+}
+
+// evaluated is the engine's iochub_rules_states_total.
+func (e *engine) evaluated() float64 {
+	mfs, err := e.reg.Gather()
+	if err != nil {
+		e.t.Fatalf("gathering the engine's metrics: %v", err)
+	}
+	for _, mf := range mfs {
+		if mf.GetName() == "iochub_rules_states_total" && len(mf.GetMetric()) == 1 {
+			return mf.GetMetric()[0].GetCounter().GetValue()
+		}
+	}
+	return 0
+}
+
 // runEngine runs an engine whose wall clock is now. Silence is measured on it
 // against the times states reached STATE (the real clock).
-func runEngine(t *testing.T, n *testenv.NATSEnv, db *testenv.DBEnv, now func() time.Time) (*rules.Engine, context.CancelFunc) {
+func runEngine(t *testing.T, n *testenv.NATSEnv, db *testenv.DBEnv, now func() time.Time) (*engine, context.CancelFunc) {
 	t.Helper()
+	reg := prometheus.NewRegistry()
 	eng, err := rules.New(rules.Config{Province: "01", PollInterval: 100 * time.Millisecond},
-		rules.Deps{JS: n.JS, Store: postgis.NewStore(db.Pool), Now: now})
+		rules.Deps{JS: n.JS, Store: postgis.NewStore(db.Pool), Now: now, Metrics: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -156,7 +196,7 @@ func runEngine(t *testing.T, n *testenv.NATSEnv, db *testenv.DBEnv, now func() t
 	case <-time.After(30 * time.Second):
 		t.Fatal("engine not ready in 30 s")
 	}
-	return eng, stop
+	return &engine{Engine: eng, t: t, js: n.JS, reg: reg}, stop
 }
 
 // TestEngineOnState drives the engine with entity states on STATE (water and
@@ -167,10 +207,10 @@ func TestEngineOnState(t *testing.T) {
 	putRule(t, db, "flood", `{"province":"01","kind":"water_level","params":{"minAlarm":2},"severity":"Extreme"}`)
 	putRule(t, db, "smog", `{"province":"01","kind":"aqi_band","params":{"minBand":4},"for":"1h","severity":"Severe"}`)
 	watch := watchAlerts(t, n.JS)
-	runEngine(t, n, db, time.Now)
+	eng, _ := runEngine(t, n, db, time.Now)
 
-	publishState(t, n.JS, waterState("w1", 0, 1))
-	publishState(t, n.JS, waterState("w1", 10, 2))
+	eng.publish(waterState("w1", 0, 1))
+	eng.publish(waterState("w1", 10, 2))
 	a, m := watch.next()
 	wantID := rules.Identifier("flood", "w1", at(10))
 	if a.GetIdentifier() != wantID || a.GetMsgType() != "Alert" || m.Headers().Get(rules.HeaderRule) != "flood" ||
@@ -180,21 +220,21 @@ func TestEngineOnState(t *testing.T) {
 	if g, err := wkb.Unmarshal(a.GetInfo()[0].GetArea()[0].GetGeometry().GetWkb()); err != nil || g.(*geom.Point).X() != 105.86 {
 		t.Errorf("flood area: %v, %v; want the station's point", g, err)
 	}
-	publishState(t, n.JS, waterState("w1", 20, 3))
-	publishState(t, n.JS, airState("a1", 0, 4))
-	publishState(t, n.JS, airState("a1", 30, 5))
+	eng.publish(waterState("w1", 20, 3))
+	eng.publish(airState("a1", 0, 4))
+	eng.publish(airState("a1", 30, 5))
 	watch.none(500 * time.Millisecond)
-	publishState(t, n.JS, airState("a1", 60, 4))
+	eng.publish(airState("a1", 60, 4))
 	a, _ = watch.next()
 	if a.GetIdentifier() != rules.Identifier("smog", "a1", at(0)) || a.GetInfo()[1].GetCategory()[0] != "Env" || !a.GetSent().AsTime().Equal(at(60)) {
 		t.Fatalf("smog alert: %v", a)
 	}
-	publishState(t, n.JS, waterState("w1", 30, 0))
+	eng.publish(waterState("w1", 30, 0))
 	a, _ = watch.next()
 	if a.GetMsgType() != "Cancel" || a.GetReferences()[0] != rules.Reference(wantID, at(10)) || !a.GetSent().AsTime().Equal(at(30)) {
 		t.Fatalf("flood cancel: %v", a)
 	}
-	publishState(t, n.JS, airState("a1", 70, 2))
+	eng.publish(airState("a1", 70, 2))
 	a, _ = watch.next()
 	if a.GetMsgType() != "Cancel" || a.GetIdentifier() != rules.CancelID(rules.Identifier("smog", "a1", at(0))) {
 		t.Fatalf("smog cancel: %v", a)
@@ -223,12 +263,12 @@ func TestEngineRestartAndReload(t *testing.T) {
 	wall := time.Now().Truncate(time.Second)
 	eng, _ := runEngine(t, n, db, func() time.Time { return wall })
 	<-eng.Ready() // the last states are evaluated: s2 holds since 0
-	publishState(t, n.JS, trafficState("s2", 10, 5))
+	eng.publish(trafficState("s2", 10, 5))
 	a, _ := watch.next()
 	if a.GetIdentifier() != rules.Identifier("jam", "s2", at(0)) {
 		t.Fatalf("got %s; want s2's alert only (s1's was raised before the restart)", a.GetIdentifier())
 	}
-	publishState(t, n.JS, trafficState("s1", 13, 40))
+	eng.publish(trafficState("s1", 13, 40))
 	a, _ = watch.next()
 	if a.GetMsgType() != "Cancel" || a.GetReferences()[0] != rules.Reference(raised, at(10)) {
 		t.Fatalf("got %v; want the Cancel of the alert raised before the restart", a)
@@ -273,7 +313,7 @@ func TestEngineSilentEntity(t *testing.T) {
 	eng, _ := runEngine(t, n, db, func() time.Time { return time.Unix(0, clock.Load()).UTC() })
 	<-eng.Ready()
 
-	publishState(t, n.JS, waterState("w1", 0, 2))
+	eng.publish(waterState("w1", 0, 2))
 	raised := map[string]string{}
 	for range 2 {
 		a, m := watch.next()
@@ -303,7 +343,7 @@ func TestEngineSilentEntity(t *testing.T) {
 	// The station reports again: flood raises a new alert. STATE stamps the
 	// state with the real clock, so the engine's clock goes back to it.
 	clock.Store(time.Now().UnixNano())
-	publishState(t, n.JS, waterState("w1", 30, 3))
+	eng.publish(waterState("w1", 30, 3))
 	a, _ = watch.next()
 	if a.GetMsgType() != "Alert" || a.GetIdentifier() != rules.Identifier("flood", "w1", at(30)) {
 		t.Fatalf("got %s %s; want flood's new alert since the new state", a.GetMsgType(), a.GetIdentifier())
