@@ -198,6 +198,9 @@ func serveRoles(ctx context.Context, d roleDeps) error {
 	if err := natsx.EnsureStreams(ctx, d.js, d.cfg.Streams); err != nil {
 		return err
 	}
+	if err := natsx.EnsureImportBuckets(ctx, d.js, d.cfg.Streams); err != nil {
+		return err
+	}
 	o := ops.New()
 	o.AddCheck("nats", func(context.Context) error {
 		if s := d.nc.Status(); s != nats.CONNECTED {

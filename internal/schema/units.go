@@ -71,7 +71,27 @@ func ImportUnits(ctx context.Context, pool *pgxpool.Pool, r io.Reader, opts Impo
 		return res, fmt.Errorf("importing units: beginning transaction: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if res, err = ImportUnitsTx(ctx, tx, r, opts); err != nil {
+		return res, err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return res, fmt.Errorf("importing units: committing: %w", err)
+	}
+	return res, nil
+}
 
+// ImportUnitsTx is ImportUnits in tx, which the caller commits (the
+// aggregator's unit.import action imports in the action's transaction, so a
+// redelivered action imports once). It uses a temporary staging table
+// dropped at commit, so one tx imports once.
+func ImportUnitsTx(ctx context.Context, tx pgx.Tx, r io.Reader, opts ImportOptions) (ImportResult, error) {
+	var res ImportResult
+	if opts.Level != "" && !units.ValidLevel(opts.Level) {
+		return res, fmt.Errorf("importing units: level %q is not one of national, province, district, commune, custom", opts.Level)
+	}
+	if opts.ValidFrom.IsZero() {
+		opts.ValidFrom = DefaultUnitsValidFrom
+	}
 	if _, err := tx.Exec(ctx, sqlUnitStageCreate); err != nil {
 		return res, fmt.Errorf("importing units: creating staging table: %w", err)
 	}
@@ -125,9 +145,6 @@ func ImportUnits(ctx context.Context, pool *pgxpool.Pool, r io.Reader, opts Impo
 	}
 	if err := tx.QueryRow(ctx, sqlUnitCountUnchanged).Scan(&res.Unchanged); err != nil {
 		return res, fmt.Errorf("importing units: counting unchanged units: %w", err)
-	}
-	if err := tx.Commit(ctx); err != nil {
-		return res, fmt.Errorf("importing units: committing: %w", err)
 	}
 	return res, nil
 }

@@ -83,6 +83,9 @@ func NATS(t testing.TB) *NATSEnv {
 	if err := natsx.EnsureStreams(ctx, env.JS, natsx.StreamOptions{}); err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
+	if err := natsx.EnsureImportBuckets(ctx, env.JS, natsx.StreamOptions{}); err != nil {
+		t.Fatalf("testenv: %v", err)
+	}
 	return env
 }
 
