@@ -196,8 +196,10 @@ func (a *Actions) Apply(ctx context.Context, act *iocv1.Action) ([]*iocv1.Entity
 	if act.GetAt() != nil {
 		rec.At = act.GetAt().AsTime()
 	}
+	var after []func()
+	hctx := context.WithValue(ctx, afterCommitKey{}, &after)
 	err := pgx.BeginFunc(ctx, a.pool, func(tx pgx.Tx) error {
-		states, applied = nil, false
+		states, applied, after = nil, false, nil
 		fresh, err := postgis.ClaimAction(ctx, tx, rec)
 		if err != nil {
 			return err
@@ -211,7 +213,7 @@ func (a *Actions) Apply(ctx context.Context, act *iocv1.Action) ([]*iocv1.Entity
 		if !ok {
 			err = Refuse(fmt.Sprintf("action type %q is not known", act.GetType()))
 		} else {
-			states, err = h(ctx, tx, act)
+			states, err = h(hctx, tx, act)
 		}
 		var ref *Refusal
 		switch {
@@ -246,7 +248,22 @@ func (a *Actions) Apply(ctx context.Context, act *iocv1.Action) ([]*iocv1.Entity
 	if err != nil {
 		return nil, false, fmt.Errorf("applying action %s (%s): %w", act.GetId(), act.GetType(), err)
 	}
+	for _, f := range after {
+		f()
+	}
 	return states, applied, nil
+}
+
+type afterCommitKey struct{}
+
+// AfterCommit makes f run once the transaction of the action whose handler
+// got ctx is committed (not when it is rolled back), e.g. to report an
+// outcome outside the database only when it is stored. Outside a handler f
+// never runs.
+func AfterCommit(ctx context.Context, f func()) {
+	if after, ok := ctx.Value(afterCommitKey{}).(*[]func()); ok {
+		*after = append(*after, f)
+	}
 }
 
 // publish publishes the states an action changed and waits for their acks.

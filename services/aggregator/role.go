@@ -87,6 +87,7 @@ func NewRole(cfg RoleConfig, d RoleDeps) (*Role, error) {
 		svc.RegisterAction(ActionRulePut, put), svc.RegisterAction(ActionRuleDelete, del),
 		svc.RegisterAction(ActionIdentityCreate, create), svc.RegisterAction(ActionIdentityRevoke, revoke),
 		svc.RegisterAction(ActionUnitGroupPut, UnitGroupAction()),
+		svc.RegisterAction(ActionUnitImport, UnitImportAction(d.JS, log.With("role", "aggregator"))),
 	); err != nil {
 		return nil, err
 	}

@@ -81,6 +81,7 @@ func (g *Gateway) RegisterOperator(mux *http.ServeMux, cfg OperatorConfig) {
 	o.registerRules(mux)       // PUT, DELETE, GET /v1/rules… (handler_rules.go)
 	o.registerIdentities(mux)  // /v1/admin/identities (handler_identities.go)
 	o.registerGroups(mux)      // PUT /v1/units/groups/{code} (handler_groups.go)
+	o.registerImports(mux)     // POST, GET /v1/admin/units/imports (handler_imports.go)
 	o.registerDeadletters(mux) // GET, POST, DELETE /v1/deadletters… (handler_deadletters.go)
 }
 
