@@ -1,0 +1,102 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/iochub/iochub/internal/auth"
+	"github.com/iochub/iochub/internal/natsx"
+	"github.com/iochub/iochub/internal/testenv"
+	"github.com/iochub/iochub/internal/testkit"
+)
+
+// square is a GeoJSON Feature of a commune: a small square around (lon, lat).
+func squareFeature(code, name string, lon, lat, d float64) string {
+	return fmt.Sprintf(`{"type":"Feature","properties":{"code":%q,"name":%q},"geometry":{"type":"Polygon","coordinates":[[[%[3]f,%[4]f],[%[5]f,%[4]f],[%[5]f,%[6]f],[%[3]f,%[6]f],[%[3]f,%[4]f]]]}}`,
+		code, name, lon-d, lat-d, lon+d, lat+d)
+}
+
+// waitImport polls GET /v1/admin/units/imports/{id} until the import ends.
+func waitImport(t *testing.T, c cred, base, location string) natsx.UnitImport {
+	t.Helper()
+	var rec natsx.UnitImport
+	testkit.Eventually(t, 30*time.Second, "the import ends", func() (bool, string) {
+		code, _, body := call(t, c, "GET", base+location, "", nil)
+		if code != http.StatusOK {
+			t.Fatalf("GET %s = %d %s", location, code, body)
+		}
+		if err := json.Unmarshal([]byte(body), &rec); err != nil {
+			t.Fatalf("progress is not JSON: %v: %s", err, body)
+		}
+		return rec.State == natsx.ImportDone || rec.State == natsx.ImportFailed, body
+	})
+	return rec
+}
+
+// TestUnitsImportThroughHub: an admin of every province uploads a map of two
+// communes to a running hub (real NATS, real PostGIS); the import is queued,
+// its progress ends done with both written, and /v1/units shows them
+// without a restart; a retry with the same Idempotency-Key imports nothing
+// again; a malformed file ends failed naming the bad feature; an admin of
+// one province is refused 403.
+func TestUnitsImportThroughHub(t *testing.T) {
+	n := testenv.NATS(t)
+	db := testenv.PostGISWithUnits(t)
+	_, admin01Tok := mustIdentity(t, db, "admin of Hà Nội", auth.RoleAdmin, "01")
+	h := startHubTB(t, "all", n, db, func(c *config) { c.Gateway.UnitsTTL = 200 * time.Millisecond })
+	dev := cred{name: "dev", token: devToken}
+	lon, lat := pointIn(t, db, wardIn)
+	body := `{"type":"FeatureCollection","features":[` + squareFeature("99901", "Phường Thử Một", lon, lat, 0.0005) + "," +
+		squareFeature("99902", "Phường Thử Hai", lon+0.002, lat, 0.0005) + `]}`
+
+	if code, _, raw := call(t, cred{name: "admin 01", token: admin01Tok}, "POST", h.url+"/v1/admin/units/imports", body, nil); code != http.StatusForbidden {
+		t.Errorf("POST as an admin of 01 = %d %s; want 403", code, raw)
+	}
+	hdr := map[string]string{"Content-Type": "application/geo+json", "Idempotency-Key": "map-1"}
+	code, head, raw := call(t, dev, "POST", h.url+"/v1/admin/units/imports?valid_from=2026-01-01T00:00:00+07:00", body, hdr)
+	if code != http.StatusAccepted || head.Get("Location") == "" {
+		t.Fatalf("POST import = %d %s (Location %q)", code, raw, head.Get("Location"))
+	}
+	rec := waitImport(t, dev, h.url, head.Get("Location"))
+	if rec.State != natsx.ImportDone || rec.Read != 2 || rec.Written != 2 || rec.Error != "" {
+		t.Fatalf("import ended %+v; want done, 2 read, 2 written", rec)
+	}
+	if want := time.Date(2026, 1, 1, 0, 0, 0, 0, time.FixedZone("", 7*3600)); !rec.ValidFrom.Equal(want) {
+		t.Errorf("validFrom %s; want %s", rec.ValidFrom, want)
+	}
+	testkit.Eventually(t, 15*time.Second, "/v1/units?province=01 lists the imported communes", func() (bool, string) {
+		code, _, units := call(t, dev, "GET", h.url+"/v1/units?province=01", "", nil)
+		return code == http.StatusOK && strings.Contains(units, "Phường Thử Một") && strings.Contains(units, "Phường Thử Hai"),
+			fmt.Sprintf("%d, %d bytes", code, len(units))
+	})
+	// A retry with the same key answers the same import and imports nothing again.
+	code, head2, raw := call(t, dev, "POST", h.url+"/v1/admin/units/imports", body, hdr)
+	if code != http.StatusAccepted || head2.Get("Location") != head.Get("Location") {
+		t.Errorf("retried POST = %d %s at %q; want 202 at %q", code, raw, head2.Get("Location"), head.Get("Location"))
+	}
+	waitRows(t, db, `SELECT count(*) FROM admin_unit WHERE code IN ('99901', '99902')`, 2)
+	waitRows(t, db, `SELECT count(*) FROM audit_log WHERE action = 'unit.import'`, 1)
+
+	// A feature without a code: the import fails with the reason, writing nothing.
+	bad := `{"type":"FeatureCollection","features":[` + squareFeature("99903", "Phường Thử Ba", lon, lat+0.002, 0.0005) +
+		`,{"type":"Feature","properties":{"name":"no code"},"geometry":{"type":"Point","coordinates":[105.8,21]}}]}`
+	code, head, raw = call(t, dev, "POST", h.url+"/v1/admin/units/imports", bad, nil)
+	if code != http.StatusAccepted {
+		t.Fatalf("POST bad import = %d %s", code, raw)
+	}
+	rec = waitImport(t, dev, h.url, head.Get("Location"))
+	if rec.State != natsx.ImportFailed || !strings.Contains(rec.Error, "features[1]") {
+		t.Errorf("bad import ended %+v; want failed naming features[1]", rec)
+	}
+	waitRows(t, db, `SELECT count(*) FROM admin_unit WHERE code = '99903'`, 0)
+	if code, _, raw := call(t, dev, "GET", h.url+"/v1/admin/units/imports/nope", "", nil); code != http.StatusNotFound {
+		t.Errorf("GET unknown import = %d %s; want 404", code, raw)
+	}
+	if code, _, raw := call(t, cred{name: "admin 01", token: admin01Tok}, "GET", h.url+head.Get("Location"), "", nil); code != http.StatusForbidden {
+		t.Errorf("GET progress as an admin of 01 = %d %s; want 403", code, raw)
+	}
+}
