@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/kind"
@@ -138,6 +139,8 @@ type unitsParams struct {
 	Province string
 	// Simplify is the ST_SimplifyPreserveTopology tolerance in degrees; 0 means none.
 	Simplify float64
+	// At asks for the map valid at that time; zero means the current map.
+	At time.Time
 }
 
 func parseUnitsQuery(q url.Values) (unitsParams, error) {
@@ -156,6 +159,16 @@ func parseUnitsQuery(q url.Values) (unitsParams, error) {
 			return p, fmt.Errorf("parameter simplify: %q is not a number of degrees between 0 and %g: %w", vs[0], maxSimplify, ErrBadParam)
 		}
 		p.Simplify = s
+	}
+	if vs, ok := q["at"]; ok {
+		if len(vs) != 1 || len(vs[0]) > 64 {
+			return p, fmt.Errorf("parameter at: give one time, RFC 3339 (2025-06-01T00:00:00+07:00) or YYYY-MM-DD: %w", ErrBadParam)
+		}
+		t, err := parseQueryTime(vs[0])
+		if err != nil {
+			return p, fmt.Errorf("parameter at: %w: %w", err, ErrBadParam)
+		}
+		p.At = t
 	}
 	return p, nil
 }

@@ -8,7 +8,9 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
@@ -54,7 +56,56 @@ type (
 // found is false when no current unit has the code province. When keep is
 // not nil, only the province and the units keep accepts are written.
 func (s *Store) UnitsGeoJSON(ctx context.Context, province string, simplify float64, keep func(code string) bool) (body []byte, found bool, err error) {
-	rows, err := s.pool.Query(ctx, SQLUnitsOfProvince, province, simplify)
+	return s.unitsGeoJSON(ctx, province, keep, SQLUnitsOfProvince, province, simplify)
+}
+
+// SQLUnitsOfProvinceAt is SQLUnitsOfProvince with the versions valid at $3
+// instead of the current ones: the map of that time.
+const SQLUnitsOfProvinceAt = `
+SELECT code, level, coalesce(parent_code, ''), name_vi, name_en,
+       ST_AsGeoJSON(ST_ForcePolygonCCW(
+           CASE WHEN $2::float8 > 0 THEN ST_Multi(ST_SimplifyPreserveTopology(boundary, $2::float8)) ELSE boundary END
+       ), 6) AS geometry
+FROM admin_unit
+WHERE valid_from <= $3 AND (valid_to IS NULL OR $3 < valid_to) AND (code = $1 OR parent_code = $1)
+ORDER BY code <> $1, code`
+
+// UnitsGeoJSONAt is UnitsGeoJSON on the map valid at at: province as it
+// was then and its child units then. found is false when no unit had the
+// code province at that time.
+func (s *Store) UnitsGeoJSONAt(ctx context.Context, province string, simplify float64, at time.Time) (body []byte, found bool, err error) {
+	return s.unitsGeoJSON(ctx, province, nil, SQLUnitsOfProvinceAt, province, simplify, at)
+}
+
+// SQLSuccessorProvinces lists the current provinces containing a point on
+// the surface of province $1 as valid at $2 (ST_PointOnSurface: a point
+// inside it): its successor on today's map. A province that kept its code
+// is its own successor; a merged one (02 Hà Giang) has the province it
+// joined (08 Tuyên Quang).
+const SQLSuccessorProvinces = `
+SELECT cur.code
+FROM admin_unit old
+JOIN admin_unit cur ON cur.valid_to IS NULL AND cur.level = 'province'
+    AND ST_Intersects(cur.boundary, ST_PointOnSurface(old.boundary))
+WHERE old.code = $1 AND old.level = 'province' AND old.valid_from <= $2 AND (old.valid_to IS NULL OR $2 < old.valid_to)
+ORDER BY cur.code`
+
+// SuccessorProvinces returns the current provinces that succeed province
+// as valid at at (SQLSuccessorProvinces); none when it had no version then.
+func (s *Store) SuccessorProvinces(ctx context.Context, province string, at time.Time) ([]string, error) {
+	rows, err := s.pool.Query(ctx, SQLSuccessorProvinces, province, at)
+	if err != nil {
+		return nil, fmt.Errorf("finding the successors of province %s: %w", province, err)
+	}
+	codes, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("finding the successors of province %s: %w", province, err)
+	}
+	return codes, nil
+}
+
+func (s *Store) unitsGeoJSON(ctx context.Context, province string, keep func(code string) bool, query string, args ...any) (body []byte, found bool, err error) {
+	rows, err := s.pool.Query(ctx, query, args...)
 	if err != nil {
 		return nil, false, fmt.Errorf("querying units of province %s: %w", province, err)
 	}
