@@ -177,9 +177,15 @@ func (o *operator) serveGetImport(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusServiceUnavailable, "the import's progress cannot be read right now; retry")
 		return
 	}
+	var rec natsx.UnitImport
+	if err := json.Unmarshal(e.Value(), &rec); err != nil {
+		o.g.log.Error("reading import progress failed", "import", id, "err", err)
+		writeProblem(w, r, http.StatusInternalServerError, "the import's progress record is unreadable")
+		return
+	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
-	_, _ = w.Write(e.Value())
+	_ = json.NewEncoder(w).Encode(rec)
 }
 
 // parseQueryTime reads RFC 3339 or YYYY-MM-DD (midnight in Vietnam). A '+'
