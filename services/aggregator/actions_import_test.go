@@ -1,0 +1,106 @@
+package aggregator
+
+import (
+	"context"
+	"encoding/json"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/types/known/timestamppb"
+
+	"github.com/iochub/iochub/internal/natsx"
+	"github.com/iochub/iochub/internal/testenv"
+	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
+)
+
+const twoCommunes = `{"type":"FeatureCollection","features":[
+{"type":"Feature","properties":{"code":"99901","name":"Một"},"geometry":{"type":"Polygon","coordinates":[[[105.85,21.02],[105.851,21.02],[105.851,21.021],[105.85,21.021],[105.85,21.02]]]}},
+{"type":"Feature","properties":{"code":"99902","name":"Hai"},"geometry":{"type":"Polygon","coordinates":[[[105.86,21.02],[105.861,21.02],[105.861,21.021],[105.86,21.021],[105.86,21.02]]]}}]}`
+
+// TestUnitImportAction: unit.import imports the stored file once however
+// often the action is applied (a redelivery), ends its record done with
+// the counts and deletes the file; a file gone or malformed refuses the
+// action and ends the record failed with the reason.
+func TestUnitImportAction(t *testing.T) {
+	db := testenv.PostGISWithUnits(t)
+	n := testenv.NATS(t)
+	ctx := context.Background()
+	acts, err := NewActions(ActionsConfig{}, n.JS, db.Pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acts.RegisterAction(ActionUnitImport, UnitImportAction(n.JS, nil))
+	obs, err := n.JS.ObjectStore(ctx, natsx.BucketUnitImportFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := n.JS.KeyValue(ctx, natsx.BucketUnitImports)
+	if err != nil {
+		t.Fatal(err)
+	}
+	action := func(id string) *iocv1.Action {
+		p, _ := json.Marshal(UnitImportPayload{Object: id, ValidFrom: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)})
+		return &iocv1.Action{Id: "act-" + id, Type: ActionUnitImport, Actor: "admin", Province: "VN", TargetKind: "unit",
+			Target: id, At: timestamppb.Now(), Payload: p}
+	}
+	record := func(id string) natsx.UnitImport {
+		t.Helper()
+		e, err := kv.Get(ctx, id)
+		if err != nil {
+			t.Fatalf("progress of %s: %v", id, err)
+		}
+		var r natsx.UnitImport
+		if err := json.Unmarshal(e.Value(), &r); err != nil {
+			t.Fatal(err)
+		}
+		return r
+	}
+	count := func(q string) int {
+		var c int
+		if err := db.Pool.QueryRow(ctx, q).Scan(&c); err != nil {
+			t.Fatal(err)
+		}
+		return c
+	}
+
+	if _, err := obs.PutString(ctx, "imp-1", twoCommunes); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 2 { // the second is a redelivery
+		_, applied, err := acts.Apply(ctx, action("imp-1"))
+		if err != nil || applied != (i == 0) {
+			t.Fatalf("apply #%d: applied %v, %v", i+1, applied, err)
+		}
+	}
+	if r := record("imp-1"); r.State != natsx.ImportDone || r.Read != 2 || r.Written != 2 {
+		t.Errorf("record %+v; want done, 2 read, 2 written", r)
+	}
+	if c := count(`SELECT count(*) FROM admin_unit WHERE code IN ('99901','99902')`); c != 2 {
+		t.Errorf("%d versions of the imported communes; want 2", c)
+	}
+	if c := count(`SELECT count(*) FROM audit_log WHERE action = 'unit.import'`); c != 1 {
+		t.Errorf("%d audit rows; want 1", c)
+	}
+	if _, err := obs.GetInfo(ctx, "imp-1"); err == nil {
+		t.Error("the imported file is still stored")
+	} else if !strings.Contains(err.Error(), jetstream.ErrObjectNotFound.Error()) {
+		t.Errorf("looking up the imported file: %v", err)
+	}
+
+	if _, err := obs.PutString(ctx, "imp-bad", `{"type":"FeatureCollection","features":[{"type":"Feature","properties":{}}]}`); err != nil {
+		t.Fatal(err)
+	}
+	for _, id := range []string{"imp-bad", "imp-gone"} {
+		if _, applied, err := acts.Apply(ctx, action(id)); err != nil || applied {
+			t.Fatalf("%s: applied %v, %v; want refused", id, applied, err)
+		}
+		if r := record(id); r.State != natsx.ImportFailed || r.Error == "" {
+			t.Errorf("%s: record %+v; want failed with the reason", id, r)
+		}
+	}
+	if r := record("imp-bad"); !strings.Contains(r.Error, "features[0]") {
+		t.Errorf("reason %q does not name features[0]", r.Error)
+	}
+}
