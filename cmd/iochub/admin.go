@@ -42,6 +42,8 @@ func runUnitsImport(ctx context.Context, args []string, stdout, stderr io.Writer
 	level := fs.String("level", "", "level of every unit in the files (province, commune, ...); empty derives it from the code length")
 	parent := fs.String("parent", "", "parent code of every unit in the files; empty finds the containing province for communes")
 	validFrom := fs.String("valid-from", "", "date the boundaries take effect (RFC 3339 or YYYY-MM-DD); empty means 2025-07-01")
+	viaHub := fs.String("via-hub", "", "URL of a running hub: upload the files to its POST /v1/admin/units/imports and follow the progress instead of writing the database")
+	token := fs.String("token", "", "with --via-hub, the key of an admin of every province")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "usage: iochub units import [flags] FILE...\n\nImports GeoJSON FeatureCollections whose features carry properties code, name, nameEn.\n\n")
 		fs.PrintDefaults()
@@ -55,6 +57,17 @@ func runUnitsImport(ctx context.Context, args []string, stdout, stderr io.Writer
 	if fs.NArg() == 0 {
 		fs.Usage()
 		return errUsage
+	}
+	if *viaHub != "" {
+		if *level != "" || *parent != "" {
+			return errors.New("--level and --parent are not available with --via-hub; the hub derives both")
+		}
+		if *validFrom != "" {
+			if _, err := parseDate(*validFrom); err != nil {
+				return fmt.Errorf("--valid-from: %w", err)
+			}
+		}
+		return importViaHub(ctx, *viaHub, *token, *validFrom, fs.Args(), stdout, stderr)
 	}
 	if cfg.DatabaseURL == "" {
 		return errors.New("--database-url (or IOCHUB_DATABASE_URL) is required")

@@ -4,6 +4,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -80,6 +82,20 @@ func TestUnitsImportThroughHub(t *testing.T) {
 	}
 	waitRows(t, db, `SELECT count(*) FROM admin_unit WHERE code IN ('99901', '99902')`, 2)
 	waitRows(t, db, `SELECT count(*) FROM audit_log WHERE action = 'unit.import'`, 1)
+
+	// The CLI uploads through the hub and follows the progress.
+	file := filepath.Join(t.TempDir(), "third.geojson")
+	if err := os.WriteFile(file, []byte(`{"type":"FeatureCollection","features":[`+squareFeature("99904", "Phường Thử Bốn", lon, lat-0.002, 0.0005)+`]}`), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, errOut, err := runCLI(t, "units", "import", "--via-hub", h.url, "--token", devToken, "--valid-from", "2026-01-01", file)
+	if err != nil || !strings.Contains(out, "1 read, 1 new") {
+		t.Fatalf("units import --via-hub: %v\n%s\n%s", err, out, errOut)
+	}
+	waitRows(t, db, `SELECT count(*) FROM admin_unit WHERE code = '99904' AND valid_to IS NULL`, 1)
+	if _, _, err := runCLI(t, "units", "import", "--via-hub", h.url, "--token", admin01Tok, file); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Errorf("units import --via-hub as an admin of 01: %v; want 403", err)
+	}
 
 	// A feature without a code: the import fails with the reason, writing nothing.
 	bad := `{"type":"FeatureCollection","features":[` + squareFeature("99903", "Phường Thử Ba", lon, lat+0.002, 0.0005) +
