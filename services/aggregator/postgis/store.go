@@ -139,6 +139,9 @@ type Result struct {
 	// the batch itself appears here, not in Alerts.Changed, when another of
 	// the batch refers to it.
 	Referenced []AlertState
+	// Rollups are the roll-ups the batch changed (roll-ups on only), in no
+	// particular order, each as the batch left it.
+	Rollups []Rollup
 }
 
 // AlertState is the state of a stored alert, for republishing it.
@@ -165,6 +168,13 @@ type StoreConfig struct {
 	// transaction rolls back. Zero means DefaultStatementTimeout; it is
 	// rounded up to a millisecond.
 	StatementTimeout time.Duration
+	// NoRollups turns the roll-ups off: the batches add no contributions to
+	// rollup (for measuring their cost; docs/rollups.md).
+	NoRollups bool
+	// Lateness is how long after a window's end an observation (by its
+	// received_at) still counts in the window; a later one counts in the
+	// window's late figure only. Zero means DefaultLateness.
+	Lateness time.Duration
 }
 
 // Validate reports a negative StatementTimeout.
@@ -172,12 +182,17 @@ func (c StoreConfig) Validate() error {
 	if c.StatementTimeout < 0 {
 		return fmt.Errorf("statement timeout %v is negative: %w", c.StatementTimeout, ErrConfig)
 	}
+	if c.Lateness < 0 {
+		return fmt.Errorf("roll-up lateness %v is negative: %w", c.Lateness, ErrConfig)
+	}
 	return nil
 }
 
 // RegisterFlags registers the store's settings on fs.
 func (c *StoreConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.StatementTimeout, "statement-timeout", DefaultStatementTimeout, "bound of every statement the aggregator writes with; a slower one fails and its item is retried or dead-lettered (IOCHUB_STATEMENT_TIMEOUT)")
+	fs.BoolVar(&c.NoRollups, "no-rollups", false, "store no roll-ups (IOCHUB_NO_ROLLUPS)")
+	fs.DurationVar(&c.Lateness, "rollup-lateness", DefaultLateness, "how long after a window's end an observation still counts in its roll-up; a later one counts as late (IOCHUB_ROLLUP_LATENESS)")
 }
 
 // Store writes the aggregator's batches. It is safe for concurrent use.
@@ -186,6 +201,7 @@ type Store struct {
 	parts partitions
 	// timeout is the value of statement_timeout set in each write transaction.
 	timeout string
+	rollups rollupOptions
 }
 
 // NewStore returns a store with the default StoreConfig writing through pool,
@@ -206,7 +222,12 @@ func NewStoreWith(pool *pgxpool.Pool, cfg StoreConfig) (*Store, error) {
 		d = DefaultStatementTimeout
 	}
 	ms := (d + time.Millisecond - 1) / time.Millisecond
-	return &Store{pool: pool, parts: partitions{known: map[string]bool{}}, timeout: fmt.Sprintf("%dms", ms)}, nil
+	late := cfg.Lateness
+	if late == 0 {
+		late = DefaultLateness
+	}
+	ro := rollupOptions{on: !cfg.NoRollups, lateness: fmt.Sprintf("%d milliseconds", late.Milliseconds())}
+	return &Store{pool: pool, parts: partitions{known: map[string]bool{}}, timeout: fmt.Sprintf("%dms", ms), rollups: ro}, nil
 }
 
 // begin starts a write transaction whose statements are bounded by the
@@ -275,7 +296,7 @@ func (s *Store) WriteBatch(ctx context.Context, b Batch) (Result, error) {
 		if err := stage(ctx, tx, b); err != nil {
 			return err
 		}
-		if err := apply(ctx, tx, b, &res); err != nil {
+		if err := apply(ctx, tx, b, &res, s.rollups); err != nil {
 			return err
 		}
 		for _, k := range kindStores {
@@ -318,7 +339,7 @@ func stage(ctx context.Context, tx pgx.Tx, b Batch) error {
 }
 
 // apply moves the staged rows into their tables in one round trip.
-func apply(ctx context.Context, tx pgx.Tx, b Batch, res *Result) error {
+func apply(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollupOptions) error {
 	var pb pgx.Batch
 	var finish []func()
 	rows := 0
@@ -328,7 +349,7 @@ func apply(ctx context.Context, tx pgx.Tx, b Batch, res *Result) error {
 		if k.queue == nil || n == 0 {
 			continue
 		}
-		if f := k.queue(&pb, b, res); f != nil {
+		if f := k.queue(&pb, b, res, ro); f != nil {
 			finish = append(finish, f)
 		}
 	}

@@ -19,7 +19,7 @@ var alertStore = kindStore{
 // queueAlerts queues the upsert of the staged alerts, of their units and the
 // resolution of their references; its finish gives each changed alert its
 // units and drops the changed alerts that a reference resolved.
-func queueAlerts(pb *pgx.Batch, b Batch, res *Result) func() {
+func queueAlerts(pb *pgx.Batch, b Batch, res *Result, _ rollupOptions) func() {
 	units := map[int][]string{} // by index of the alert row
 	pb.Queue(sqlUpsertAlert).Query(func(rows pgx.Rows) error {
 		for rows.Next() {

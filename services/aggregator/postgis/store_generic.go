@@ -42,7 +42,7 @@ var genericStore = kindStore{
 	observedAt:  func(b Batch, i int) time.Time { return b.Generic[i].ObservedAt },
 	staging: &staging{"generic_staging", sqlCreateGenericStaging, genericStagingColumns,
 		func(b Batch, i int) []any { return genericValues(i, &b.Generic[i]) }},
-	queue: func(pb *pgx.Batch, _ Batch, res *Result) func() {
+	queue: func(pb *pgx.Batch, _ Batch, res *Result, _ rollupOptions) func() {
 		pb.Queue(sqlInsertGeneric).Query(countRows(&res.Generic.New))
 		pb.Queue(sqlUpsertSensorGeneric).Query(collectChanged(&res.Generic.Changed))
 		return nil

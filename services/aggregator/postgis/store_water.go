@@ -92,7 +92,7 @@ var waterStore = kindStore{
 	observedAt:  func(b Batch, i int) time.Time { return b.Water[i].ObservedAt },
 	staging: &staging{"water_staging", sqlCreateWaterStaging, waterStagingColumns,
 		func(b Batch, i int) []any { return waterValues(i, &b.Water[i]) }},
-	queue: func(pb *pgx.Batch, _ Batch, res *Result) func() {
+	queue: func(pb *pgx.Batch, _ Batch, res *Result, _ rollupOptions) func() {
 		pb.Queue(sqlInsertWater).Query(countRows(&res.Water.New))
 		pb.Queue(sqlUpsertSensorWater).Query(collectChanged(&res.Water.Changed))
 		return nil
@@ -108,7 +108,7 @@ var weatherStore = kindStore{
 	observedAt:  func(b Batch, i int) time.Time { return b.Weather[i].ObservedAt },
 	staging: &staging{"weather_staging", sqlCreateWeatherStaging, weatherStagingColumns,
 		func(b Batch, i int) []any { return weatherValues(i, &b.Weather[i]) }},
-	queue: func(pb *pgx.Batch, _ Batch, res *Result) func() {
+	queue: func(pb *pgx.Batch, _ Batch, res *Result, _ rollupOptions) func() {
 		pb.Queue(sqlInsertWeather).Query(countRows(&res.Weather.New))
 		pb.Queue(sqlUpsertSensorWeather).Query(collectChanged(&res.Weather.Changed))
 		return nil

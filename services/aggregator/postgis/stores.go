@@ -23,7 +23,8 @@ type kindStore struct {
 	// their tables, recording in res what they did; the statements of every
 	// kind run in one round trip. The func it returns, if any, runs once
 	// every result was read (to combine the results of several statements).
-	queue func(pb *pgx.Batch, b Batch, res *Result) (finish func())
+	// A kind with roll-ups adds its contributions when ro.on (sql_rollup.go).
+	queue func(pb *pgx.Batch, b Batch, res *Result, ro rollupOptions) (finish func())
 	// write, optional, stores the rows in the transaction after the round
 	// trip, statement by statement (the reports' workflow).
 	write func(ctx context.Context, tx pgx.Tx, b Batch, res *Result) error

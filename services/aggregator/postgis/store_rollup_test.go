@@ -1,0 +1,272 @@
+package postgis_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twpayne/go-geom"
+
+	"github.com/iochub/iochub/internal/testenv"
+	"github.com/iochub/iochub/services/aggregator/postgis"
+)
+
+// rollupTree is the unit tree of the roll-up tests: VN above the old
+// province OLD (until 2025-07-01) and the new province 01 (from then); the
+// ward W1 belongs to OLD before and to 01 after; the ward W2 to 01 only.
+func rollupTree(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	ring := []float64{105, 20, 105, 21, 106, 21, 106, 20, 105, 20}
+	mp := geom.NewMultiPolygonFlat(geom.XY, ring, [][]int{{len(ring)}}).SetSRID(postgis.SRID)
+	for _, u := range []struct {
+		code, level, parent, from string
+		to                        any
+	}{
+		{"VN", "national", "", "2020-01-01", nil},
+		{"OLD", "province", "VN", "2020-01-01", "2025-07-01"},
+		{"01", "province", "VN", "2025-07-01", nil},
+		{"W1", "commune", "OLD", "2020-01-01", "2025-07-01"},
+		{"W1", "commune", "01", "2025-07-01", nil},
+		{"W2", "commune", "01", "2025-07-01", nil},
+	} {
+		_, err := pool.Exec(context.Background(), `INSERT INTO admin_unit (code, level, parent_code, name_vi, boundary, valid_from, valid_to)
+			VALUES ($1, $2, NULLIF($3, ''), $1, $4, $5, $6)`, u.code, u.level, u.parent, mp, u.from, u.to)
+		if err != nil {
+			t.Fatalf("inserting unit %s: %v", u.code, err)
+		}
+	}
+}
+
+// sqlRollupDiff is the invariant: the roll-ups stored against what plain SQL
+// over the raw rows gives (ancestors by joins up to two levels, windows by
+// date_trunc, late by received_at after the window's end plus 2 hours). It
+// returns the rows of either side missing from the other.
+const sqlRollupDiff = `WITH valid AS (
+    SELECT * FROM admin_unit
+), raw AS (
+    SELECT 'air' AS layer, unit_code, province, observed_at, received_at, aqi, aqi_band,
+        NULL::double precision AS intensity, NULL::double precision AS speed, NULL::boolean AS congested
+    FROM air_observation
+    UNION ALL
+    SELECT 'traffic', unit_code, province, observed_at, received_at, NULL, NULL, intensity, average_vehicle_speed, congested
+    FROM traffic_observation
+), up AS (
+    SELECT r.*, x.code, x.prov FROM raw r
+    CROSS JOIN LATERAL (
+        SELECT r.unit_code AS code, r.province AS prov
+        UNION
+        SELECT u.parent_code, CASE WHEN p.level = 'national' THEN p.code ELSE r.province END
+        FROM admin_unit u JOIN admin_unit p ON p.code = u.parent_code
+            AND p.valid_from <= r.observed_at AND (p.valid_to IS NULL OR p.valid_to > r.observed_at)
+        WHERE u.code = r.unit_code AND u.valid_from <= r.observed_at AND (u.valid_to IS NULL OR u.valid_to > r.observed_at)
+        UNION
+        SELECT p.parent_code, CASE WHEN g.level = 'national' THEN g.code ELSE r.province END
+        FROM admin_unit u
+        JOIN admin_unit p ON p.code = u.parent_code AND p.valid_from <= r.observed_at AND (p.valid_to IS NULL OR p.valid_to > r.observed_at)
+        JOIN admin_unit g ON g.code = p.parent_code AND g.valid_from <= r.observed_at AND (g.valid_to IS NULL OR g.valid_to > r.observed_at)
+        WHERE u.code = r.unit_code AND u.valid_from <= r.observed_at AND (u.valid_to IS NULL OR u.valid_to > r.observed_at)
+    ) x
+), w AS (
+    SELECT up.*, v.win, v.start, up.received_at > v.start + v.len + interval '2 hours' AS late
+    FROM up CROSS JOIN LATERAL (VALUES
+        ('1m', date_trunc('minute', observed_at), interval '1 minute'),
+        ('15m', date_trunc('hour', observed_at) + floor(extract(minute FROM observed_at) / 15) * interval '15 minutes', interval '15 minutes'),
+        ('1h', date_trunc('hour', observed_at), interval '1 hour'),
+        ('1d', (date_trunc('day', observed_at AT TIME ZONE 'Asia/Ho_Chi_Minh')) AT TIME ZONE 'Asia/Ho_Chi_Minh', interval '1 day')
+    ) v (win, start, len)
+), expected AS (
+    SELECT code AS unit_code, layer, win, start AS window_start, max(prov) AS province,
+        count(*) FILTER (WHERE NOT late) AS n, count(*) FILTER (WHERE late) AS late,
+        count(aqi) FILTER (WHERE NOT late) AS aqi_n, round(coalesce(sum(aqi) FILTER (WHERE NOT late), 0)::numeric, 6) AS aqi_sum,
+        max(aqi) FILTER (WHERE NOT late) AS aqi_max, max(aqi_band) FILTER (WHERE NOT late) AS band_max,
+        round(coalesce(sum(intensity) FILTER (WHERE NOT late AND speed IS NOT NULL), 0)::numeric, 6) AS speed_w,
+        round(coalesce(sum(intensity * speed) FILTER (WHERE NOT late), 0)::numeric, 6) AS speed_wsum,
+        count(*) FILTER (WHERE NOT late AND congested) AS congested_n,
+        count(congested) FILTER (WHERE NOT late) AS congested_known,
+        round(coalesce(sum(intensity) FILTER (WHERE NOT late), 0)::numeric, 6) AS vehicles
+    FROM w
+    GROUP BY code, layer, win, start
+), stored AS (
+    SELECT unit_code, layer, win, window_start, province, n, late, aqi_n, round(aqi_sum::numeric, 6), aqi_max, band_max,
+        round(speed_w::numeric, 6), round(speed_wsum::numeric, 6), congested_n, congested_known, round(vehicles::numeric, 6)
+    FROM rollup
+)
+(SELECT 'stored' AS side, * FROM (SELECT * FROM stored EXCEPT SELECT * FROM expected) s)
+UNION ALL
+(SELECT 'expected', * FROM (SELECT * FROM expected EXCEPT SELECT * FROM stored) e)
+ORDER BY 2, 3, 4, 5, 1`
+
+// checkRollupInvariant fails t when a stored roll-up differs from plain SQL.
+func checkRollupInvariant(t *testing.T, pool *pgxpool.Pool) {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), sqlRollupDiff)
+	if err != nil {
+		t.Fatalf("comparing roll-ups: %v", err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		v, err := rows.Values()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n < 20 {
+			t.Errorf("roll-up differs from plain SQL: %v", v)
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n > 0 {
+		t.Fatalf("%d roll-up rows differ from plain SQL", n)
+	}
+}
+
+// randomRollupRows are n air and n traffic rows in W1 and W2 on 2025-06-01
+// and 2025-08-01, some received late.
+func randomRollupRows(rng *rand.Rand, n int) ([]postgis.AirRow, []postgis.TrafficRow) {
+	days := []time.Time{time.Date(2025, 6, 1, 16, 50, 0, 0, time.UTC), time.Date(2025, 8, 1, 16, 50, 0, 0, time.UTC)}
+	pick := func() (unit, province string, at, received time.Time) {
+		day := days[rng.IntN(2)]
+		at = day.Add(time.Duration(rng.IntN(40*60)) * time.Second) // across a day boundary in Asia/Ho_Chi_Minh (17:00Z)
+		received = at.Add(time.Duration(rng.IntN(60)) * time.Second)
+		if rng.IntN(10) == 0 {
+			received = at.Add(3 * time.Hour) // late for every window but the day
+		}
+		unit, province = "W1", "01"
+		if day.Month() == time.June {
+			province = "OLD"
+		} else if rng.IntN(2) == 0 {
+			unit = "W2"
+		}
+		return unit, province, at, received
+	}
+	var air []postgis.AirRow
+	var traffic []postgis.TrafficRow
+	for i := range n {
+		unit, prov, at, rec := pick()
+		r := airRow(fmt.Sprintf("st%d", rng.IntN(5)), at, float64(rng.IntN(200)))
+		r.EventID = fmt.Sprintf("a%d", i)
+		r.UnitCode, r.Province, r.ReceivedAt = unit, prov, rec
+		if rng.IntN(5) > 0 {
+			v := int32(rng.IntN(300))
+			r.AQI = postgis.AQI{Value: &v, Band: int16(1 + rng.IntN(6)), Dominant: []string{"pm25", "pm10", "o3"}[rng.IntN(3)]}
+		}
+		air = append(air, r)
+
+		unit, prov, at, rec = pick()
+		tr := trafficRow(fmt.Sprintf("seg%d", rng.IntN(5)), at, float64(rng.IntN(60)))
+		tr.EventID = fmt.Sprintf("t%d", i)
+		tr.UnitCode, tr.Province, tr.ReceivedAt = unit, prov, rec
+		tr.Intensity = f64(float64(rng.IntN(100)))
+		if rng.IntN(5) == 0 {
+			tr.AverageVehicleSpeed, tr.Congested = nil, nil
+		}
+		traffic = append(traffic, tr)
+	}
+	return air, traffic
+}
+
+// TestRollupInvariant writes random batches with duplicates inside a batch,
+// redeliveries of whole batches, late rows and batches that fail mid-way
+// (their transaction cancelled, then redelivered), in a random order, and
+// checks after each step that every stored roll-up equals plain SQL over
+// the raw rows.
+func TestRollupInvariant(t *testing.T) {
+	pool := testenv.PostGIS(t).Pool
+	rollupTree(t, pool)
+	s := postgis.NewStore(pool)
+	ctx := context.Background()
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 7))
+
+	air, traffic := randomRollupRows(rng, 300)
+	var written []postgis.Batch
+	for step := 0; len(air) > 0 || len(traffic) > 0; step++ {
+		var b postgis.Batch
+		switch {
+		case len(written) > 0 && rng.IntN(4) == 0: // a redelivery of an earlier batch
+			b = written[rng.IntN(len(written))]
+		default:
+			na, nt := min(len(air), 1+rng.IntN(40)), min(len(traffic), 1+rng.IntN(40))
+			b.Air, air = append([]postgis.AirRow(nil), air[:na]...), air[na:]
+			b.Traffic, traffic = append([]postgis.TrafficRow(nil), traffic[:nt]...), traffic[nt:]
+			if len(b.Air) > 1 { // a duplicate inside the batch
+				b.Air = append(b.Air, b.Air[rng.IntN(len(b.Air))])
+			}
+			rng.Shuffle(len(b.Air), func(i, j int) { b.Air[i], b.Air[j] = b.Air[j], b.Air[i] })
+			rng.Shuffle(len(b.Traffic), func(i, j int) { b.Traffic[i], b.Traffic[j] = b.Traffic[j], b.Traffic[i] })
+		}
+		if rng.IntN(6) == 0 { // the aggregator dies before the commit: nothing counts
+			cctx, cancel := context.WithCancel(ctx)
+			cancel()
+			if _, err := s.WriteBatch(cctx, b); err == nil || !errors.Is(err, context.Canceled) {
+				t.Fatalf("step %d: WriteBatch with a cancelled context: %v; want context.Canceled", step, err)
+			}
+		}
+		res, err := s.WriteBatch(ctx, b)
+		if err != nil {
+			t.Fatalf("step %d: WriteBatch: %v", step, err)
+		}
+		if res.Air.New+res.Traffic.New > 0 && len(res.Rollups) == 0 {
+			t.Fatalf("step %d: %d new rows changed no roll-up", step, res.Air.New+res.Traffic.New)
+		}
+		written = append(written, b)
+		checkRollupInvariant(t, pool)
+	}
+	if n := count(t, pool, `SELECT count(*) FROM rollup WHERE late > 0`); n == 0 {
+		t.Fatal("no roll-up counted a late row; the test lost its late rows")
+	}
+}
+
+// TestRollupAttribution: an observation of 2025-06-01 rolls up into the old
+// province, one of 2025-08-01 into the new one; both into VN.
+func TestRollupAttribution(t *testing.T) {
+	pool := testenv.PostGIS(t).Pool
+	rollupTree(t, pool)
+	s := postgis.NewStore(pool)
+	june, aug := time.Date(2025, 6, 1, 3, 0, 0, 0, time.UTC), time.Date(2025, 8, 1, 3, 0, 0, 0, time.UTC)
+	a1, a2 := airRow("st1", june, 10), airRow("st1", aug, 10)
+	a1.UnitCode, a1.Province, a2.UnitCode, a2.Province = "W1", "OLD", "W1", "01"
+	res, err := s.WriteBatch(context.Background(), postgis.Batch{Air: []postgis.AirRow{a1, a2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := map[string]int64{}
+	for _, r := range res.Rollups {
+		if r.Window == "1h" {
+			got[r.UnitCode+"@"+r.WindowStart.UTC().Format("01-02")+"/"+r.Province] = r.N
+		}
+	}
+	want := map[string]int64{"W1@06-01/OLD": 1, "OLD@06-01/OLD": 1, "VN@06-01/VN": 1, "W1@08-01/01": 1, "01@08-01/01": 1, "VN@08-01/VN": 1}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("hourly roll-ups %v; want %v", got, want)
+	}
+	checkRollupInvariant(t, pool)
+}
+
+// TestRollupsOff: with NoRollups the batches write no roll-up.
+func TestRollupsOff(t *testing.T) {
+	pool := testenv.PostGIS(t).Pool
+	rollupTree(t, pool)
+	s, err := postgis.NewStoreWith(pool, postgis.StoreConfig{NoRollups: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := s.WriteBatch(context.Background(), postgis.Batch{Air: []postgis.AirRow{airRow("st1", t0, 10)}, Traffic: []postgis.TrafficRow{trafficRow("s", t0, 5)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Air.New != 1 || res.Traffic.New != 1 || len(res.Air.Inserted) != 1 || len(res.Rollups) != 0 {
+		t.Fatalf("result %+v; want one new row of each kind and no roll-up", res)
+	}
+	if n := count(t, pool, `SELECT count(*) FROM rollup`); n != 0 {
+		t.Fatalf("%d roll-ups stored with roll-ups off", n)
+	}
+}
