@@ -64,6 +64,12 @@ const AlertType = "vn.ioc.alert.issued.v1"
 // StateType is the ce-type of an entity's latest state on a layer.
 func StateType(layer string) string { return "vn.ioc." + layer + ".state.v1" }
 
+// RollupType is the ce-type of a roll-up of a layer (a JSON body, docs/rollups.md).
+func RollupType(layer string) string { return "vn.ioc." + layer + ".rollup.v1" }
+
+// ContentTypeJSON is the Content-Type of a JSON body.
+const ContentTypeJSON = "application/json"
+
 // Header returns the attributes as NATS headers, with Content-Type application/protobuf.
 func (e Event) Header() nats.Header {
 	h := make(nats.Header, 8)

@@ -1,5 +1,5 @@
 // Package natsx owns iochub's NATS set-up: the embedded server of dev mode and
-// tests, connections, and the streams FEEDS, STATE, ACTIONS and DEADLETTER.
+// tests, connections, and the streams FEEDS, STATE, ACTIONS, DEADLETTER and ROLLUPS.
 package natsx
 
 import (
@@ -138,7 +138,7 @@ func (o *StreamOptions) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&o.DeadletterMaxBytes, "deadletter-max-bytes", d.DeadletterMaxBytes, "size bound of stream DEADLETTER; when full, items stay on FEEDS and are retried (IOCHUB_DEADLETTER_MAX_BYTES)")
 }
 
-// EnsureStreams creates or updates FEEDS, STATE, ACTIONS and DEADLETTER.
+// EnsureStreams creates or updates FEEDS, STATE, ACTIONS, DEADLETTER and ROLLUPS.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions) error {
 	if err := o.Validate(); err != nil {
 		return err
@@ -190,7 +190,16 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 		// publish, and the aggregator keeps the item on FEEDS and retries.
 		Discard: jetstream.DiscardNew,
 	}
-	for _, cfg := range []jetstream.StreamConfig{feeds, state, actions, deadletter} {
+	rollups := jetstream.StreamConfig{
+		Name:              subjects.StreamRollups,
+		Description:       "Last roll-up per unit, layer and window: ioc.rollup.<province>.<unit>.<layer>.<window>",
+		Subjects:          []string{subjects.RollupsAll},
+		Storage:           storage,
+		Replicas:          o.Replicas,
+		MaxMsgsPerSubject: 1,
+		Discard:           jetstream.DiscardOld,
+	}
+	for _, cfg := range []jetstream.StreamConfig{feeds, state, actions, deadletter, rollups} {
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			return fmt.Errorf("creating stream %s: %w", cfg.Name, err)
 		}

@@ -38,6 +38,13 @@ func TestEmbeddedAndStreams(t *testing.T) {
 	if got := st.CachedInfo().Config.MaxMsgsPerSubject; got != 1 {
 		t.Fatalf("STATE MaxMsgsPerSubject = %d; want 1", got)
 	}
+	ru, err := js.Stream(ctx, subjects.StreamRollups)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := ru.CachedInfo().Config.MaxMsgsPerSubject; got != 1 {
+		t.Fatalf("ROLLUPS MaxMsgsPerSubject = %d; want 1", got)
+	}
 	dl, err := js.Stream(ctx, subjects.StreamDeadletter)
 	if err != nil {
 		t.Fatal(err)

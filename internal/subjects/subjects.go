@@ -19,6 +19,9 @@ const (
 	// StreamDeadletter holds the feed items the aggregator accepted but could
 	// not store, each with its reason: ioc.deadletter.<province>.<kind>.
 	StreamDeadletter = "DEADLETTER"
+	// StreamRollups keeps the last roll-up of each unit, layer and window:
+	// ioc.rollup.<province>.<unit>.<layer>.<window>.
+	StreamRollups = "ROLLUPS"
 )
 
 // Wildcards bound to the streams.
@@ -27,6 +30,7 @@ const (
 	StateAll      = "ioc.state.>"
 	ActionsAll    = "ioc.action.>"
 	DeadletterAll = "ioc.deadletter.>"
+	RollupsAll    = "ioc.rollup.>"
 )
 
 // Kinds of feed, which are also the layers of state.
@@ -91,6 +95,26 @@ func ParseState(subject string) (province, layer, entity string, err error) {
 		return "", "", "", fmt.Errorf("parsing state subject %q: %w", subject, ErrBadSubject)
 	}
 	return Untoken(p[2]), p[3], Untoken(p[4]), nil
+}
+
+// Rollup is the subject of the roll-up of one unit's layer in one window
+// (1m, 15m, 1h, 1d): ioc.rollup.<province>.<unit>.<layer>.<window>.
+func Rollup(province, unit, layer, window string) string {
+	return "ioc.rollup." + Token(province) + "." + Token(unit) + "." + layer + "." + window
+}
+
+// RollupProvince is the wildcard of every roll-up of a province: ioc.rollup.<province>.>.
+func RollupProvince(province string) string {
+	return "ioc.rollup." + Token(province) + ".>"
+}
+
+// ParseRollup splits a roll-up subject into its parts.
+func ParseRollup(subject string) (province, unit, layer, window string, err error) {
+	p := strings.Split(subject, ".")
+	if len(p) != 6 || p[0] != "ioc" || p[1] != "rollup" {
+		return "", "", "", "", fmt.Errorf("parsing roll-up subject %q: %w", subject, ErrBadSubject)
+	}
+	return Untoken(p[2]), Untoken(p[3]), p[4], p[5], nil
 }
 
 // Action is the subject of an operator action on one target: ioc.action.<province>.<target kind>.<target>.

@@ -45,6 +45,23 @@ func TestFeedAndState(t *testing.T) {
 	}
 }
 
+func TestRollup(t *testing.T) {
+	s := Rollup("01", "W.1", KindAir, "15m")
+	if s != "ioc.rollup.01.W%2E1.air.15m" {
+		t.Fatalf("Rollup = %q", s)
+	}
+	p, u, l, w, err := ParseRollup(s)
+	if err != nil || p != "01" || u != "W.1" || l != "air" || w != "15m" {
+		t.Fatalf("ParseRollup(%q) = %q %q %q %q %v", s, p, u, l, w, err)
+	}
+	if _, _, _, _, err := ParseRollup("ioc.state.01.air.x.y"); err == nil {
+		t.Fatal("ParseRollup accepted a state subject")
+	}
+	if got := RollupProvince("01"); got != "ioc.rollup.01.>" {
+		t.Fatalf("RollupProvince = %q", got)
+	}
+}
+
 func TestAction(t *testing.T) {
 	s := Action("01", "report", "r.1")
 	if s != "ioc.action.01.report.r%2E1" {

@@ -43,8 +43,9 @@ func stateMsg(dm decodedMsg, c postgis.Changed) (*nats.Msg, error) {
 	}, nil
 }
 
-// publishStates publishes the state of every changed entity asynchronously
-// and waits for every ack; it returns how many were published.
+// publishStates publishes the state of every changed entity and every
+// roll-up the batch changed asynchronously and waits for every ack; it
+// returns how many were published.
 func (s *Service) publishStates(ctx context.Context, p *pending, res postgis.Result) (int, error) {
 	var futures []jetstream.PubAckFuture
 	for _, k := range kinds {
@@ -74,6 +75,15 @@ func (s *Service) publishStates(ctx context.Context, p *pending, res postgis.Res
 			if err := publishAsync(s.js, &futures, msg); err != nil {
 				return 0, err
 			}
+		}
+	}
+	for _, r := range res.Rollups {
+		msg, err := rollupMsg(r)
+		if err != nil {
+			return 0, err
+		}
+		if err := publishAsync(s.js, &futures, msg); err != nil {
+			return 0, err
 		}
 	}
 	return s.waitAcks(ctx, futures)

@@ -1,0 +1,88 @@
+package aggregator
+
+import (
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/iochub/iochub/internal/ce"
+	"github.com/iochub/iochub/internal/subjects"
+	"github.com/iochub/iochub/services/aggregator/postgis"
+)
+
+// rollupJSON is the body of a ROLLUPS message: a roll-up's figures as the
+// wall reads them (docs/rollups.md). A figure without data is absent.
+type rollupJSON struct {
+	Unit        string    `json:"unit"`
+	Province    string    `json:"province"`
+	Layer       string    `json:"layer"`
+	Window      string    `json:"window"`
+	WindowStart time.Time `json:"windowStart"`
+	WindowEnd   time.Time `json:"windowEnd"`
+	// Observations counted; Late those stored but received after the
+	// window's end plus the lateness.
+	Observations int64     `json:"observations"`
+	Late         int64     `json:"late"`
+	UpdatedAt    time.Time `json:"updatedAt"`
+	// Air.
+	AQIMax    *int     `json:"aqiMax,omitempty"`
+	AQIMean   *float64 `json:"aqiMean,omitempty"`
+	WorstBand *int     `json:"worstBand,omitempty"`
+	Dominant  *string  `json:"dominant,omitempty"`
+	// Traffic.
+	MeanSpeed      *float64 `json:"meanSpeed,omitempty"`
+	CongestedShare *float64 `json:"congestedShare,omitempty"`
+	Vehicles       *float64 `json:"vehicles,omitempty"`
+}
+
+// windowLength is the length of each roll-up window.
+var windowLength = map[string]time.Duration{"1m": time.Minute, "15m": 15 * time.Minute, "1h": time.Hour, "1d": 24 * time.Hour}
+
+// figures turns the stored sums of r into the figures of its layer.
+func figures(r postgis.Rollup) rollupJSON {
+	j := rollupJSON{
+		Unit: r.UnitCode, Province: r.Province, Layer: r.Layer, Window: r.Window,
+		WindowStart: r.WindowStart.UTC(), WindowEnd: r.WindowStart.Add(windowLength[r.Window]).UTC(),
+		Observations: r.N, Late: r.Late, UpdatedAt: r.UpdatedAt.UTC(),
+	}
+	ratio := func(num, den float64) *float64 {
+		if den <= 0 {
+			return nil
+		}
+		v := num / den
+		return &v
+	}
+	switch r.Layer {
+	case subjects.KindAir:
+		j.AQIMax, j.WorstBand, j.Dominant = r.AQIMax, r.BandMax, r.Dominant
+		j.AQIMean = ratio(r.AQISum, float64(r.AQIN))
+	case subjects.KindTraffic:
+		j.MeanSpeed = ratio(r.SpeedWSum, r.SpeedW)
+		j.CongestedShare = ratio(float64(r.CongestedN), float64(r.CongestedKnown))
+		if r.N > 0 {
+			v := r.Vehicles
+			j.Vehicles = &v
+		}
+	}
+	return j
+}
+
+// rollupMsg builds the ROLLUPS message of r.
+func rollupMsg(r postgis.Rollup) (*nats.Msg, error) {
+	body, err := json.Marshal(figures(r))
+	if err != nil {
+		return nil, fmt.Errorf("marshalling roll-up %s: %w", r.Key(), err)
+	}
+	ev := ce.Event{
+		ID:      r.Key() + "@" + r.UpdatedAt.UTC().Format(time.RFC3339Nano),
+		Source:  ce.SourceURN(r.Province, r.UnitCode),
+		Type:    ce.RollupType(r.Layer),
+		Subject: r.UnitCode,
+		Time:    r.WindowStart,
+	}
+	h := ev.Header()
+	h.Set(ce.HeaderContentType, ce.ContentTypeJSON)
+	return &nats.Msg{Subject: subjects.Rollup(r.Province, r.UnitCode, r.Layer, r.Window), Header: h, Data: body}, nil
+}

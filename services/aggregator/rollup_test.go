@@ -1,0 +1,111 @@
+package aggregator
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/iochub/iochub/internal/ce"
+	"github.com/iochub/iochub/internal/subjects"
+	"github.com/iochub/iochub/internal/testkit"
+)
+
+// TestRollupsExactlyOnceAcrossKill feeds air and traffic observations, each
+// also redelivered under another Nats-Msg-Id, kills the aggregator mid-stream
+// and restarts it; every stored roll-up of the unit then counts each raw row
+// exactly once, and ROLLUPS holds the last roll-up of each window with the
+// stored figures.
+func TestRollupsExactlyOnceAcrossKill(t *testing.T) {
+	ne, pool := testNATS(t), testDB(t)
+	const stations, steps = 10, 30
+	var msgs []*nats.Msg
+	for k := range steps {
+		at := t0.Add(time.Duration(k) * 3 * time.Minute)
+		for s := range stations {
+			a := airEvent(t, s, at, float64(10+k))
+			tr := trafficEvent(t, s, at, float64(5+k))
+			msgs = append(msgs, feedMsg(t, subjects.KindAir, a, ""), feedMsg(t, subjects.KindTraffic, tr, ""))
+			if s%3 == 0 { // a resend JetStream does not deduplicate
+				msgs = append(msgs, feedMsg(t, subjects.KindAir, a, fmt.Sprintf("again-%d-%d", k, s)))
+			}
+		}
+	}
+	published := make(chan struct{})
+	go func() {
+		defer close(published)
+		for _, m := range msgs {
+			if _, err := ne.JS.PublishMsg(context.Background(), m); err != nil {
+				t.Errorf("publishing %s: %v", m.Subject, err)
+				return
+			}
+		}
+	}()
+	first := start(t, ne, pool, Config{Durable: "agg-rollup", BatchSize: 25})
+	testkit.Eventually(t, time.Minute, "some rows stored", func() (bool, string) {
+		got := rows(t, pool, "air_observation")
+		return got >= stations*steps/4, fmt.Sprintf("%d rows", got)
+	})
+	first.stop(t)
+	start(t, ne, pool, Config{Durable: "agg-rollup", BatchSize: 25})
+	<-published
+	waitRows(t, pool, "air_observation", stations*steps)
+	waitRows(t, pool, "traffic_observation", stations*steps)
+	waitIdle(t, ne.JS, "agg-rollup")
+
+	// Each window's count equals the raw rows in it, for every window size.
+	for _, q := range []struct{ layer, table string }{{"air", "air_observation"}, {"traffic", "traffic_observation"}} {
+		var bad int
+		err := pool.QueryRow(context.Background(), `SELECT count(*) FROM rollup r
+			WHERE r.unit_code = $1 AND r.layer = $2 AND r.n + r.late <> (SELECT count(*) FROM `+q.table+` o
+				WHERE o.unit_code = r.unit_code AND o.observed_at >= r.window_start
+				AND o.observed_at < r.window_start + CASE r.win WHEN '1m' THEN interval '1 minute'
+					WHEN '15m' THEN interval '15 minutes' WHEN '1h' THEN interval '1 hour' ELSE interval '1 day' END)`,
+			unit, q.layer).Scan(&bad)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if bad != 0 {
+			t.Errorf("%d %s roll-ups count other than their raw rows", bad, q.layer)
+		}
+		var total int
+		if err := pool.QueryRow(context.Background(), `SELECT coalesce(sum(n + late), 0) FROM rollup WHERE unit_code = $1 AND layer = $2 AND win = '1h'`, unit, q.layer).Scan(&total); err != nil {
+			t.Fatal(err)
+		}
+		if total != stations*steps {
+			t.Errorf("%s hourly roll-ups count %d rows; want %d", q.layer, total, stations*steps)
+		}
+	}
+
+	// ROLLUPS ends with the stored figures of each hourly window of the unit.
+	st, err := ne.JS.Stream(context.Background(), subjects.StreamRollups)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw, err := st.GetLastMsgForSubject(context.Background(), subjects.Rollup(province, unit, subjects.KindAir, "1d"))
+	if err != nil {
+		t.Fatalf("last air roll-up of the day: %v", err)
+	}
+	if got := raw.Header.Get(ce.HeaderType); got != ce.RollupType(subjects.KindAir) {
+		t.Errorf("ce-type %q; want %q", got, ce.RollupType(subjects.KindAir))
+	}
+	var got rollupJSON
+	if err := json.Unmarshal(raw.Data, &got); err != nil {
+		t.Fatalf("decoding %s: %v", raw.Data, err)
+	}
+	var n int64
+	var maxAQI *int
+	if err := pool.QueryRow(context.Background(), `SELECT n, aqi_max FROM rollup WHERE unit_code = $1 AND layer = 'air' AND win = '1d' AND window_start = $2`,
+		unit, got.WindowStart).Scan(&n, &maxAQI); err != nil {
+		t.Fatal(err)
+	}
+	if got.Observations != n || got.Observations != stations*steps || got.Unit != unit || got.Province != province {
+		t.Errorf("published roll-up %+v; stored n %d, want %d observations of %s/%s", got, n, stations*steps, province, unit)
+	}
+	if (maxAQI == nil) != (got.AQIMax == nil) || (maxAQI != nil && *maxAQI != *got.AQIMax) {
+		t.Errorf("published aqiMax %v; stored %v", got.AQIMax, maxAQI)
+	}
+}
