@@ -27,9 +27,9 @@ type rollupJSON struct {
 	Late         int64     `json:"late"`
 	UpdatedAt    time.Time `json:"updatedAt"`
 	// Air.
-	AQIMax    *int     `json:"aqiMax,omitempty"`
+	AQIMax    *int32   `json:"aqiMax,omitempty"`
 	AQIMean   *float64 `json:"aqiMean,omitempty"`
-	WorstBand *int     `json:"worstBand,omitempty"`
+	WorstBand *int16   `json:"worstBand,omitempty"`
 	Dominant  *string  `json:"dominant,omitempty"`
 	// Traffic.
 	MeanSpeed      *float64 `json:"meanSpeed,omitempty"`

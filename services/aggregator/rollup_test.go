@@ -97,7 +97,7 @@ func TestRollupsExactlyOnceAcrossKill(t *testing.T) {
 		t.Fatalf("decoding %s: %v", raw.Data, err)
 	}
 	var n int64
-	var maxAQI *int
+	var maxAQI *int32
 	if err := pool.QueryRow(context.Background(), `SELECT n, aqi_max FROM rollup WHERE unit_code = $1 AND layer = 'air' AND win = '1d' AND window_start = $2`,
 		unit, got.WindowStart).Scan(&n, &maxAQI); err != nil {
 		t.Fatal(err)

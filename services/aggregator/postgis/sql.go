@@ -44,7 +44,7 @@ SELECT source_id, event_id, observed_at, received_at, station_id,
     province, unit_code, location, pm25, pm10, no2, o3, co, so2, extra, aqi, aqi_band, aqi_dominant
 FROM air_staging
 ON CONFLICT DO NOTHING
-RETURNING source_id, event_id`
+RETURNING source_id, event_id, observed_at`
 
 const sqlUpsertSensorAir = `WITH latest AS (
     SELECT DISTINCT ON (station_id) *
@@ -91,7 +91,7 @@ SELECT source_id, event_id, observed_at, received_at, segment_id,
     province, unit_code, geom, intensity, occupancy, average_vehicle_speed, congested, lane_id, extra
 FROM traffic_staging
 ON CONFLICT DO NOTHING
-RETURNING source_id, event_id`
+RETURNING source_id, event_id, observed_at`
 
 const sqlUpsertRoadSegment = `WITH latest AS (
     SELECT DISTINCT ON (segment_id) *

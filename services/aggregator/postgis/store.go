@@ -119,7 +119,7 @@ type KindResult struct {
 	// Changed lists the entities whose state was written, in no particular order.
 	Changed []Changed
 	// Inserted are the positions in the batch of the rows stored for the
-	// first time, in no particular order (filled for air only).
+	// first time, in no particular order (filled for air and traffic only).
 	Inserted []int
 }
 
@@ -226,7 +226,7 @@ func NewStoreWith(pool *pgxpool.Pool, cfg StoreConfig) (*Store, error) {
 	if late == 0 {
 		late = DefaultLateness
 	}
-	ro := rollupOptions{on: !cfg.NoRollups, lateness: fmt.Sprintf("%d milliseconds", late.Milliseconds())}
+	ro := rollupOptions{on: !cfg.NoRollups, lateness: late}
 	return &Store{pool: pool, parts: partitions{known: map[string]bool{}}, timeout: fmt.Sprintf("%dms", ms), rollups: ro}, nil
 }
 
@@ -280,7 +280,9 @@ func timedOut(ctx context.Context, err error) error {
 // WriteBatch stores b in one transaction: raw observations by COPY into
 // staging tables and one INSERT … ON CONFLICT DO NOTHING per kind, the state
 // of each entity upserted unless the stored state is newer, alerts upserted
-// with the units their areas touch. Either all of b is stored or none of it.
+// with the units their areas touch, and (roll-ups on) the contributions of
+// the rows inserted added to rollup in one more statement. Either all of b is
+// stored or none of it.
 //
 // Each statement is bounded by the store's StatementTimeout; one that runs
 // out of time fails the batch with an error that Is ErrStatementTimeout.
@@ -296,8 +298,14 @@ func (s *Store) WriteBatch(ctx context.Context, b Batch) (Result, error) {
 		if err := stage(ctx, tx, b); err != nil {
 			return err
 		}
-		if err := apply(ctx, tx, b, &res, s.rollups); err != nil {
+		var tree unitTree
+		if err := apply(ctx, tx, b, &res, s.rollups, &tree); err != nil {
 			return err
+		}
+		if s.rollups.on {
+			if err := writeRollups(ctx, tx, b, &res, s.rollups, tree); err != nil {
+				return err
+			}
 		}
 		for _, k := range kindStores {
 			if k.write != nil && k.rows(b) > 0 {
@@ -339,7 +347,9 @@ func stage(ctx context.Context, tx pgx.Tx, b Batch) error {
 }
 
 // apply moves the staged rows into their tables in one round trip.
-func apply(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollupOptions) error {
+// With roll-ups on, the same round trip reads into *tree the units of the
+// rows and their ancestors.
+func apply(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollupOptions, tree *unitTree) error {
 	var pb pgx.Batch
 	var finish []func()
 	rows := 0
@@ -351,6 +361,11 @@ func apply(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollupOption
 		}
 		if f := k.queue(&pb, b, res, ro); f != nil {
 			finish = append(finish, f)
+		}
+	}
+	if ro.on {
+		if units := rollupUnits(b); len(units) > 0 {
+			pb.Queue(sqlUnitVersions, units).Query(collectTree(tree))
 		}
 	}
 	if pb.Len() == 0 {

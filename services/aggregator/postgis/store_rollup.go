@@ -1,8 +1,9 @@
 package postgis
 
 import (
-	"encoding/json"
+	"context"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -14,26 +15,52 @@ const DefaultLateness = 2 * time.Hour
 // Rollup is one roll-up row as a batch left it: the mergeable parts of the
 // figures of a unit's layer in one window (migration 00017, docs/rollups.md).
 type Rollup struct {
-	UnitCode    string    `json:"unit_code"`
-	Layer       string    `json:"layer"`
-	Window      string    `json:"win"`
-	WindowStart time.Time `json:"window_start"`
-	Province    string    `json:"province"`
-	N           int64     `json:"n"`
-	Late        int64     `json:"late"`
-	// Air.
-	AQIN     int64   `json:"aqi_n"`
-	AQISum   float64 `json:"aqi_sum"`
-	AQIMax   *int    `json:"aqi_max"`
-	BandMax  *int    `json:"band_max"`
-	Dominant *string `json:"dominant"`
-	// Traffic.
-	SpeedW         float64   `json:"speed_w"`
-	SpeedWSum      float64   `json:"speed_wsum"`
-	CongestedN     int64     `json:"congested_n"`
-	CongestedKnown int64     `json:"congested_known"`
-	Vehicles       float64   `json:"vehicles"`
-	UpdatedAt      time.Time `json:"updated_at"`
+	UnitCode    string
+	Layer       string
+	Window      string // 1m, 15m, 1h or 1d
+	WindowStart time.Time
+	Province    string // the province's subject token (the national unit's own code)
+	N           int64  // observations counted
+	Late        int64  // observations stored but received after the window's end plus the lateness
+	Figures
+	UpdatedAt time.Time
+}
+
+// Figures are the mergeable parts of a roll-up's figures: sums, counts and
+// maxima that add up over rows, batches and redeliveries alike.
+type Figures struct {
+	// Air: count, sum and max of the hourly VN_AQI, the worst band, and the
+	// dominant pollutant of the observation of the max.
+	AQIN     int64
+	AQISum   float64
+	AQIMax   *int32
+	BandMax  *int16
+	Dominant *string
+	// Traffic: sum of intensity (weight) and of intensity × speed over the
+	// observations with a speed, congested observations among those that say,
+	// and vehicles counted (sum of intensity).
+	SpeedW         float64
+	SpeedWSum      float64
+	CongestedN     int64
+	CongestedKnown int64
+	Vehicles       float64
+}
+
+// add merges o, the figures of later rows, into f.
+func (f *Figures) add(o Figures) {
+	f.AQIN += o.AQIN
+	f.AQISum += o.AQISum
+	if o.AQIMax != nil && (f.AQIMax == nil || *o.AQIMax > *f.AQIMax) {
+		f.AQIMax, f.Dominant = o.AQIMax, o.Dominant
+	}
+	if o.BandMax != nil && (f.BandMax == nil || *o.BandMax > *f.BandMax) {
+		f.BandMax = o.BandMax
+	}
+	f.SpeedW += o.SpeedW
+	f.SpeedWSum += o.SpeedWSum
+	f.CongestedN += o.CongestedN
+	f.CongestedKnown += o.CongestedKnown
+	f.Vehicles += o.Vehicles
 }
 
 // Key is the roll-up's identity: unit, layer, window and its start.
@@ -41,40 +68,179 @@ func (r Rollup) Key() string {
 	return fmt.Sprintf("%s|%s|%s|%s", r.UnitCode, r.Layer, r.Window, r.WindowStart.UTC().Format(time.RFC3339))
 }
 
-// collectInsertedRollups reads the rows of a statement of sqlRollupInsert:
-// the keys of the inserted rows (recorded like collectInserted, key may be
-// nil) and the roll-ups written, appended to out.
-func collectInsertedRollups(n *int, idx *[]int, key func(source, event string) (int, bool), out *[]Rollup) func(pgx.Rows) error {
+// contribution is what one inserted row adds to the roll-ups of its unit
+// and the unit's ancestors.
+type contribution struct {
+	layer, unit, province string
+	observed, received    time.Time
+	figures               Figures
+}
+
+// rollupOptions are what the roll-ups need of the store.
+type rollupOptions struct {
+	// on says whether the kinds add roll-up contributions.
+	on       bool
+	lateness time.Duration
+}
+
+// window is a roll-up window: its name and the start of the window holding t.
+type window struct {
+	name   string
+	length time.Duration
+}
+
+// windows are the roll-up windows. 1m, 15m and 1h are aligned on UTC (as on
+// Vietnam's time, UTC+7); 1d is the day in Asia/Ho_Chi_Minh, which has been
+// UTC+7 without daylight saving since 1975, so a day is 24 h from 17:00 UTC.
+var windows = []window{{"1m", time.Minute}, {"15m", 15 * time.Minute}, {"1h", time.Hour}, {"1d", 24 * time.Hour}}
+
+// vnOffset is Asia/Ho_Chi_Minh's offset from UTC.
+const vnOffset = 7 * time.Hour
+
+// start is the start of the window of w holding t.
+func (w window) start(t time.Time) time.Time {
+	if w.name == "1d" {
+		return t.Add(vnOffset).Truncate(w.length).Add(-vnOffset).UTC()
+	}
+	return t.Truncate(w.length).UTC()
+}
+
+// unitVersion is one version of a unit in the tree.
+type unitVersion struct {
+	parent, level string
+	from          time.Time
+	to            *time.Time
+}
+
+// unitTree holds the versions of the units of a batch and their ancestors.
+type unitTree map[string][]unitVersion
+
+// at returns the version of code valid at t.
+func (t unitTree) at(code string, at time.Time) (unitVersion, bool) {
+	for _, v := range t[code] {
+		if !v.from.After(at) && (v.to == nil || v.to.After(at)) {
+			return v, true
+		}
+	}
+	return unitVersion{}, false
+}
+
+// maxDepth bounds the walk up the tree (a cycle in parent_code ends there).
+const maxDepth = 16
+
+// collectTree reads the rows of sqlUnitVersions into *t.
+func collectTree(t *unitTree) func(pgx.Rows) error {
 	return func(rows pgx.Rows) error {
+		*t = unitTree{}
 		for rows.Next() {
-			var src, ev *string
-			var js []byte
-			if err := rows.Scan(&src, &ev, &js); err != nil {
+			var code string
+			var v unitVersion
+			if err := rows.Scan(&code, &v.parent, &v.level, &v.from, &v.to); err != nil {
 				return err
 			}
-			if js != nil {
-				var r Rollup
-				if err := json.Unmarshal(js, &r); err != nil {
-					return fmt.Errorf("reading a roll-up: %w", err)
-				}
-				*out = append(*out, r)
-				continue
-			}
-			*n++
-			if key != nil && src != nil && ev != nil {
-				if i, ok := key(*src, *ev); ok {
-					*idx = append(*idx, i)
-				}
-			}
+			(*t)[code] = append((*t)[code], v)
 		}
 		return rows.Err()
 	}
 }
 
-// rollupOptions are what the kinds' roll-up statements need of the store.
-type rollupOptions struct {
-	// on says whether the kinds add roll-up contributions.
-	on bool
-	// lateness is the lateness as a PostgreSQL interval ("7200000 milliseconds").
-	lateness string
+// rollupUnits are the distinct units of the rows of b that have roll-ups.
+func rollupUnits(b Batch) []string {
+	var out []string
+	for _, k := range kindStores {
+		if k.units != nil && k.rows(b) > 0 {
+			out = k.units(b, out)
+		}
+	}
+	slices.Sort(out)
+	return slices.Compact(out)
+}
+
+// rollupKey identifies a roll-up row.
+type rollupKey struct {
+	unit, layer, window string
+	start               time.Time
+}
+
+// writeRollups adds the contributions of the rows b inserted (res, by each
+// kind's contribute hook) to rollup in one statement and records the
+// roll-ups written in res.Rollups. tree holds the units of b's rows and
+// their ancestors.
+func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollupOptions, tree unitTree) error {
+	acc := map[rollupKey]*Rollup{}
+	var order []rollupKey
+	emit := func(c contribution) {
+		code, province := c.unit, c.province
+		for depth := 0; code != "" && depth < maxDepth; depth++ {
+			v, known := tree.at(code, c.observed)
+			prov := province
+			if known && v.level == "national" {
+				prov = code
+			}
+			for _, w := range windows {
+				start := w.start(c.observed)
+				k := rollupKey{code, c.layer, w.name, start}
+				r := acc[k]
+				if r == nil {
+					r = &Rollup{UnitCode: code, Layer: c.layer, Window: w.name, WindowStart: start, Province: prov}
+					acc[k] = r
+					order = append(order, k)
+				}
+				if c.received.After(start.Add(w.length + ro.lateness)) {
+					r.Late++
+					continue
+				}
+				r.N++
+				r.add(c.figures)
+			}
+			if !known {
+				break
+			}
+			code = v.parent
+		}
+	}
+	for _, k := range kindStores {
+		if k.contribute != nil && k.rows(b) > 0 {
+			k.contribute(b, res, emit)
+		}
+	}
+	if len(order) == 0 {
+		return nil
+	}
+	n := len(order)
+	var (
+		units, layers, wins, provs, doms = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]*string, n)
+		starts                           = make([]time.Time, n)
+		ns, lates, aqiNs, congNs, congKs = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		aqiSums, speedWs, speedWSums     = make([]float64, n), make([]float64, n), make([]float64, n)
+		vehicles                         = make([]float64, n)
+		aqiMaxs                          = make([]*int32, n)
+		bandMaxs                         = make([]*int16, n)
+	)
+	for i, k := range order {
+		r := acc[k]
+		units[i], layers[i], wins[i], starts[i], provs[i] = r.UnitCode, r.Layer, r.Window, r.WindowStart, r.Province
+		ns[i], lates[i] = r.N, r.Late
+		aqiNs[i], aqiSums[i], aqiMaxs[i], bandMaxs[i], doms[i] = r.AQIN, r.AQISum, r.AQIMax, r.BandMax, r.Dominant
+		speedWs[i], speedWSums[i], congNs[i], congKs[i], vehicles[i] = r.SpeedW, r.SpeedWSum, r.CongestedN, r.CongestedKnown, r.Vehicles
+	}
+	rows, err := tx.Query(ctx, sqlUpsertRollups, units, layers, wins, starts, provs, ns, lates,
+		aqiNs, aqiSums, aqiMaxs, bandMaxs, doms, speedWs, speedWSums, congNs, congKs, vehicles)
+	if err != nil {
+		return fmt.Errorf("adding %d roll-ups: %w", n, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var r Rollup
+		if err := rows.Scan(&r.UnitCode, &r.Layer, &r.Window, &r.WindowStart, &r.Province, &r.N, &r.Late,
+			&r.AQIN, &r.AQISum, &r.AQIMax, &r.BandMax, &r.Dominant,
+			&r.SpeedW, &r.SpeedWSum, &r.CongestedN, &r.CongestedKnown, &r.Vehicles, &r.UpdatedAt); err != nil {
+			return fmt.Errorf("reading roll-ups: %w", err)
+		}
+		res.Rollups = append(res.Rollups, r)
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("adding %d roll-ups: %w", n, err)
+	}
+	return nil
 }

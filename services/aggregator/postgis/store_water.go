@@ -116,17 +116,27 @@ var weatherStore = kindStore{
 	result: func(res *Result) *KindResult { return &res.Weather },
 }
 
+// insertedKey is the idempotency key of a raw observation: source, event
+// and observation time (to the microsecond PostgreSQL keeps).
+type insertedKey struct {
+	source, event string
+	observed      int64
+}
+
 // collectInserted records which rows of the batch an INSERT … RETURNING
-// source_id, event_id stored for the first time, by their index in the batch.
-func collectInserted(n *int, idx *[]int, key func(source, event string) (int, bool)) func(pgx.Rows) error {
+// source_id, event_id, observed_at stored for the first time, by their index
+// in the batch (looked up in keys).
+func collectInserted(n *int, idx *[]int, keys map[insertedKey]int) func(pgx.Rows) error {
 	return func(rows pgx.Rows) error {
 		for rows.Next() {
-			var src, ev string
-			if err := rows.Scan(&src, &ev); err != nil {
+			var k insertedKey
+			var at time.Time
+			if err := rows.Scan(&k.source, &k.event, &at); err != nil {
 				return err
 			}
 			*n++
-			if i, ok := key(src, ev); ok {
+			k.observed = at.UnixMicro()
+			if i, ok := keys[k]; ok {
 				*idx = append(*idx, i)
 			}
 		}
@@ -134,17 +144,29 @@ func collectInserted(n *int, idx *[]int, key func(source, event string) (int, bo
 	}
 }
 
-// airKeys indexes the air rows of a batch by (source, event); of two rows
-// with one key, the first is the one stored.
-func airKeys(rows []AirRow) func(source, event string) (int, bool) {
-	m := make(map[[2]string]int, len(rows))
-	for i := len(rows) - 1; i >= 0; i-- {
-		m[[2]string{rows[i].SourceID, rows[i].EventID}] = i
+// indexKeys indexes n rows by their idempotency key (key(i) of row i); of
+// two rows with one key, the first is the one stored.
+func indexKeys(n int, key func(i int) (source, event string, observed time.Time)) map[insertedKey]int {
+	m := make(map[insertedKey]int, n)
+	for i := n - 1; i >= 0; i-- {
+		src, ev, at := key(i)
+		m[insertedKey{src, ev, at.UnixMicro()}] = i
 	}
-	return func(source, event string) (int, bool) {
-		i, ok := m[[2]string{source, event}]
-		return i, ok
-	}
+	return m
+}
+
+// airKeys indexes the air rows of a batch by their idempotency key.
+func airKeys(rows []AirRow) map[insertedKey]int {
+	return indexKeys(len(rows), func(i int) (string, string, time.Time) {
+		return rows[i].SourceID, rows[i].EventID, rows[i].ObservedAt
+	})
+}
+
+// trafficKeys indexes the traffic rows of a batch by their idempotency key.
+func trafficKeys(rows []TrafficRow) map[insertedKey]int {
+	return indexKeys(len(rows), func(i int) (string, string, time.Time) {
+		return rows[i].SourceID, rows[i].EventID, rows[i].ObservedAt
+	})
 }
 
 // AirSample is one stored air observation's pollutants, for warming the

@@ -23,11 +23,17 @@ type kindStore struct {
 	// their tables, recording in res what they did; the statements of every
 	// kind run in one round trip. The func it returns, if any, runs once
 	// every result was read (to combine the results of several statements).
-	// A kind with roll-ups adds its contributions when ro.on (sql_rollup.go).
 	queue func(pb *pgx.Batch, b Batch, res *Result, ro rollupOptions) (finish func())
 	// write, optional, stores the rows in the transaction after the round
 	// trip, statement by statement (the reports' workflow).
 	write func(ctx context.Context, tx pgx.Tx, b Batch, res *Result) error
+	// units, optional for a kind with roll-ups, appends the units of the
+	// kind's rows of b to out.
+	units func(b Batch, out []string) []string
+	// contribute, optional, is the kind's roll-up hook: it emits the
+	// contribution of every row of b that res says was inserted (never one
+	// the database already had), once the rows are applied (store_rollup.go).
+	contribute func(b Batch, res *Result, emit func(contribution))
 	// result, optional, is the kind's KindResult in res, whose Duplicates
 	// apply sets from its New.
 	result func(res *Result) *KindResult
