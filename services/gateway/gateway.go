@@ -356,6 +356,7 @@ func (g *Gateway) serveLive(w http.ResponseWriter, r *http.Request) {
 	}
 	t := time.NewTimer(g.cfg.SnapshotWait)
 	defer t.Stop()
+	timedOut := false
 	select {
 	case <-h.ready:
 	case <-h.done:
@@ -364,8 +365,19 @@ func (g *Gateway) serveLive(w http.ResponseWriter, r *http.Request) {
 		return
 	case <-t.C:
 		g.log.Warn("snapshot not complete in time; client starts with a partial one", "province", p.Province)
+		timedOut = true
 	case <-r.Context().Done():
 		return
+	}
+	if len(p.Rollups) > 0 && !timedOut {
+		select {
+		case <-h.rollupsReady:
+		case <-h.done:
+		case <-t.C:
+			g.log.Warn("roll-ups not loaded in time; client starts with a partial set", "province", p.Province)
+		case <-r.Context().Done():
+			return
+		}
 	}
 	hw := &hijackWriter{ResponseWriter: w}
 	conn, err := g.upgrader.Upgrade(hw, r, nil)

@@ -30,11 +30,15 @@ type hub struct {
 	ready     chan struct{} // closed once the snapshot is complete
 	readyOnce sync.Once
 	done      chan struct{} // closed when the hub stops
+	// rollupsReady is closed once the last roll-ups are loaded (hub_rollup.go).
+	rollupsReady chan struct{}
+	rollupsOnce  sync.Once
 
 	mu       sync.Mutex
 	entities map[string]entity // by "<layer>/<entityId>"
 	clients  map[*client]struct{}
-	snaps    map[string][]byte // snapshot frames by layer filter, valid until the next change
+	snaps    map[string][]byte      // snapshot frames by layer filter, valid until the next change
+	rollups  map[string]rollupEntry // by "rollup:<unit>/<layer>/<window>"
 	// staleAlerts are the active stale-source alerts (by entity key) and
 	// the "<source>/<unit>" each is about; staleCount counts them per pair (stale.go).
 	staleAlerts map[string]string
@@ -70,14 +74,36 @@ func newHub(g *Gateway, province string) *hub {
 		entities: make(map[string]entity),
 		clients:  make(map[*client]struct{}),
 		snaps:    make(map[string][]byte),
+		rollups:  make(map[string]rollupEntry),
 
-		staleAlerts: make(map[string]string),
-		staleCount:  make(map[string]int),
+		staleAlerts:  make(map[string]string),
+		staleCount:   make(map[string]int),
+		rollupsReady: make(chan struct{}),
 	}
 }
 
-// run consumes STATE until ctx ends (nil) or the consumer fails (the error).
+// run consumes STATE, and ROLLUPS beside it (runRollups), until ctx ends
+// (nil) or a consumer fails (the error).
 func (h *hub) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	rollupsErr := make(chan error, 1)
+	go func() {
+		err := h.runRollups(ctx)
+		if err != nil {
+			cancel() // a failed ROLLUPS consumer stops the hub like a failed STATE one
+		}
+		rollupsErr <- err
+	}()
+	err := h.runState(ctx)
+	cancel()
+	if rerr := <-rollupsErr; err == nil {
+		err = rerr
+	}
+	return err
+}
+
+// runState consumes STATE until ctx ends (nil) or the consumer fails (the error).
+func (h *hub) runState(ctx context.Context) error {
 	cons, err := h.g.deps.JS.OrderedConsumer(ctx, subjects.StreamState, jetstream.OrderedConsumerConfig{
 		FilterSubjects: []string{subjects.StateProvince(h.province)},
 		DeliverPolicy:  jetstream.DeliverLastPerSubjectPolicy,
@@ -239,6 +265,7 @@ func (h *hub) add(c *client) error {
 		return fmt.Errorf("joining province %s: %w", h.province, ErrClosed)
 	}
 	c.push(snapshotKey, h.snapshotLocked(c.params))
+	h.pushRollupsLocked(c)
 	h.clients[c] = struct{}{}
 	h.g.writers.Add(1)
 	return nil

@@ -26,6 +26,9 @@ type liveParams struct {
 	// or an alert's units) are among these: the units of a principal scoped to
 	// units inside the province (not a parameter: set after authentication).
 	Units unitSet
+	// Rollups are the windows (1m, 15m, 1h, 1d) whose roll-ups the client
+	// wants, of its layers; nil means none.
+	Rollups []string
 	// Principal is who opened the view (not a parameter: set after authentication).
 	Principal auth.Principal
 }
@@ -63,7 +66,7 @@ func (p liveParams) filterKey() string {
 // maxParamLen bounds any single parameter value we look at.
 const maxParamLen = 256
 
-// parseLiveQuery validates ?province=NN[&layers=a,b][&bbox=minLon,minLat,maxLon,maxLat].
+// parseLiveQuery validates ?province=NN[&layers=a,b][&bbox=minLon,minLat,maxLon,maxLat][&rollups=1m,1h].
 // Unknown parameters are ignored so later ones (resume) do not break older gateways.
 func parseLiveQuery(q url.Values) (liveParams, error) {
 	var p liveParams
@@ -95,6 +98,21 @@ func parseLiveQuery(q url.Values) (liveParams, error) {
 			}
 		}
 		slices.Sort(p.Layers)
+	}
+	if vs, ok := q["rollups"]; ok {
+		if len(vs) != 1 || len(vs[0]) > maxParamLen || vs[0] == "" {
+			return p, fmt.Errorf("parameter rollups: give it once, comma-separated windows among %s: %w", strings.Join(rollupWindows, ","), ErrBadParam)
+		}
+		p.Rollups = []string{}
+		for _, w := range strings.Split(vs[0], ",") {
+			if !slices.Contains(rollupWindows, w) {
+				return p, fmt.Errorf("parameter rollups: unknown window %q; windows are %s: %w", w, strings.Join(rollupWindows, ","), ErrBadParam)
+			}
+			if !slices.Contains(p.Rollups, w) {
+				p.Rollups = append(p.Rollups, w)
+			}
+		}
+		slices.Sort(p.Rollups)
 	}
 	if vs, ok := q["bbox"]; ok {
 		if len(vs) != 1 {

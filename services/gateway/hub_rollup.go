@@ -1,0 +1,145 @@
+package gateway
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/iochub/iochub/internal/subjects"
+)
+
+// rollupWindows are the windows a live client may ask roll-ups of.
+var rollupWindows = []string{"1m", "15m", "1h", "1d"}
+
+// maxRollupBytes bounds the body of a ROLLUPS message the hub keeps.
+const maxRollupBytes = 4096
+
+// rollupEntry is the last roll-up of one unit, layer and window.
+type rollupEntry struct {
+	unit, layer, window string
+	start               time.Time
+	frame               []byte // {"type":"rollup","rollup":R}
+	json                []byte // R
+}
+
+// wantsRollup reports whether a client with these params receives the
+// roll-ups of e: it asked for e's window and layer, and with units, e's unit
+// is among them.
+func (p liveParams) wantsRollup(e rollupEntry) bool {
+	if !slices.Contains(p.Rollups, e.window) || !p.wants(e.layer) {
+		return false
+	}
+	return p.Units == nil || p.Units.has(e.unit)
+}
+
+// runRollups consumes ROLLUPS for the province until ctx ends (nil) or the
+// consumer fails (the error): the last roll-up of every subject, then each
+// new one.
+func (h *hub) runRollups(ctx context.Context) error {
+	cons, err := h.g.deps.JS.OrderedConsumer(ctx, subjects.StreamRollups, jetstream.OrderedConsumerConfig{
+		FilterSubjects:   []string{subjects.RollupProvince(h.province)},
+		DeliverPolicy:    jetstream.DeliverLastPerSubjectPolicy,
+		MaxResetAttempts: h.g.cfg.ResetAttempts,
+	})
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("creating ROLLUPS consumer for province %s: %w", h.province, err)
+	}
+	it, err := cons.Messages()
+	if err != nil {
+		return fmt.Errorf("consuming ROLLUPS for province %s: %w", h.province, err)
+	}
+	defer it.Stop()
+	if info := cons.CachedInfo(); info != nil && info.NumPending == 0 {
+		h.markRollupsReady()
+	}
+	for {
+		msg, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("consuming ROLLUPS for province %s: %w", h.province, err)
+		}
+		if meta, err := msg.Metadata(); err == nil && meta.NumPending == 0 {
+			h.markRollupsReady()
+		}
+		h.handleRollup(msg.Subject(), msg.Data())
+	}
+}
+
+func (h *hub) markRollupsReady() { h.rollupsOnce.Do(func() { close(h.rollupsReady) }) }
+
+// handleRollup keeps the roll-up of subject and sends it to the clients that
+// asked for it. A roll-up of an earlier window than the one kept (a late
+// correction) replaces nothing.
+func (h *hub) handleRollup(subject string, data []byte) {
+	h.messages.Inc()
+	_, unit, layer, window, err := subjects.ParseRollup(subject)
+	var head struct {
+		WindowStart time.Time `json:"windowStart"`
+	}
+	if err == nil && len(data) > maxRollupBytes {
+		err = fmt.Errorf("roll-up of %d bytes; at most %d kept", len(data), maxRollupBytes)
+	}
+	if err == nil {
+		err = json.Unmarshal(data, &head)
+	}
+	if err != nil {
+		h.bad.Inc()
+		h.log.Warn("skipping roll-up", "subject", subject, "err", err)
+		return
+	}
+	e := rollupEntry{unit: unit, layer: layer, window: window, start: head.WindowStart, json: data}
+	e.frame = textFrame(append(append([]byte(`{"type":"rollup","rollup":`), data...), '}'))
+	key := "rollup:" + unit + "/" + layer + "/" + window
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.stopped {
+		return
+	}
+	if old, ok := h.rollups[key]; ok && e.start.Before(old.start) {
+		return
+	}
+	h.rollups[key] = e
+	for c := range h.clients {
+		if c.params.wantsRollup(e) && !c.push(key, e.frame) {
+			delete(h.clients, c)
+		}
+	}
+}
+
+// pushRollupsLocked queues, for a client that asked for roll-ups, the frame
+// {"type":"rollups","province":P,"rollups":[R,...]} of the roll-ups it sees,
+// sorted by unit, layer and window.
+func (h *hub) pushRollupsLocked(c *client) {
+	if len(c.params.Rollups) == 0 {
+		return
+	}
+	keys := make([]string, 0, len(h.rollups))
+	for k, e := range h.rollups {
+		if c.params.wantsRollup(e) {
+			keys = append(keys, k)
+		}
+	}
+	slices.Sort(keys)
+	p, _ := json.Marshal(h.province) // a string always marshals
+	b := append(append([]byte(`{"type":"rollups","province":`), p...), `,"rollups":[`...)
+	for i, k := range keys {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, h.rollups[k].json...)
+	}
+	b = append(b, "]}"...)
+	c.push(rollupsSnapshotKey, textFrame(b))
+}
+
+// rollupsSnapshotKey is the queue key of the roll-ups snapshot frame.
+const rollupsSnapshotKey = "rollups:"
