@@ -156,10 +156,61 @@ func rollupUnits(b Batch) []string {
 	return slices.Compact(out)
 }
 
-// rollupKey identifies a roll-up row.
+// rollupKey identifies a roll-up row (start in Unix seconds).
 type rollupKey struct {
 	unit, layer, window string
-	start               time.Time
+	start               int64
+}
+
+// ancestor is a unit on the path from an event's unit up, with the
+// province token of its roll-ups.
+type ancestor struct{ code, province string }
+
+// path is the walk up the tree from one unit, valid for observation times in
+// [from, to) (the intersection of the versions it went through).
+type path struct {
+	from, to time.Time // to zero: open
+	units    []ancestor
+}
+
+// walk returns the units from code up at time t, the event's province
+// standing for every unit below the national one, and the times the same
+// walk holds for.
+func (t unitTree) walk(code, province string, at time.Time) path {
+	var p path
+	for depth := 0; code != "" && depth < maxDepth; depth++ {
+		v, known := t.at(code, at)
+		prov := province
+		if known && v.level == "national" {
+			prov = code
+		}
+		p.units = append(p.units, ancestor{code, prov})
+		if !known {
+			// Unknown until the next version of code begins, if one does after t.
+			for _, o := range t[code] {
+				if o.from.After(at) && (p.to.IsZero() || o.from.Before(p.to)) {
+					p.to = o.from
+				}
+				if o.to != nil && !o.to.After(at) && o.to.After(p.from) {
+					p.from = *o.to
+				}
+			}
+			break
+		}
+		if v.from.After(p.from) {
+			p.from = v.from
+		}
+		if v.to != nil && (p.to.IsZero() || v.to.Before(p.to)) {
+			p.to = *v.to
+		}
+		code = v.parent
+	}
+	return p
+}
+
+// holds reports whether p is the walk at time at.
+func (p path) holds(at time.Time) bool {
+	return !at.Before(p.from) && (p.to.IsZero() || at.Before(p.to))
 }
 
 // writeRollups adds the contributions of the rows b inserted (res, by each
@@ -169,34 +220,38 @@ type rollupKey struct {
 func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollupOptions, tree unitTree) error {
 	acc := map[rollupKey]*Rollup{}
 	var order []rollupKey
+	paths := map[[2]string][]path{} // by unit and province: the walks met so far
 	emit := func(c contribution) {
-		code, province := c.unit, c.province
-		for depth := 0; code != "" && depth < maxDepth; depth++ {
-			v, known := tree.at(code, c.observed)
-			prov := province
-			if known && v.level == "national" {
-				prov = code
+		pk := [2]string{c.unit, c.province}
+		var p *path
+		for i := range paths[pk] {
+			if paths[pk][i].holds(c.observed) {
+				p = &paths[pk][i]
+				break
 			}
-			for _, w := range windows {
-				start := w.start(c.observed)
-				k := rollupKey{code, c.layer, w.name, start}
+		}
+		if p == nil {
+			paths[pk] = append(paths[pk], tree.walk(c.unit, c.province, c.observed))
+			p = &paths[pk][len(paths[pk])-1]
+		}
+		for _, w := range windows {
+			start := w.start(c.observed)
+			late := c.received.After(start.Add(w.length + ro.lateness))
+			for _, a := range p.units {
+				k := rollupKey{a.code, c.layer, w.name, start.Unix()}
 				r := acc[k]
 				if r == nil {
-					r = &Rollup{UnitCode: code, Layer: c.layer, Window: w.name, WindowStart: start, Province: prov}
+					r = &Rollup{UnitCode: a.code, Layer: c.layer, Window: w.name, WindowStart: start, Province: a.province}
 					acc[k] = r
 					order = append(order, k)
 				}
-				if c.received.After(start.Add(w.length + ro.lateness)) {
+				if late {
 					r.Late++
 					continue
 				}
 				r.N++
 				r.add(c.figures)
 			}
-			if !known {
-				break
-			}
-			code = v.parent
 		}
 	}
 	for _, k := range kindStores {
