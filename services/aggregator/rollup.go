@@ -35,6 +35,15 @@ type rollupJSON struct {
 	MeanSpeed      *float64 `json:"meanSpeed,omitempty"`
 	CongestedShare *float64 `json:"congestedShare,omitempty"`
 	Vehicles       *float64 `json:"vehicles,omitempty"`
+	// Water: the highest level, the highest alarm level reached, and the
+	// observations at each alarm level ("1", "2", "3").
+	LevelMax      *float64         `json:"levelMax,omitempty"`
+	AlarmMax      *int16           `json:"alarmMax,omitempty"`
+	AlarmObserved map[string]int64 `json:"alarmObservations,omitempty"`
+	// Weather.
+	TemperatureMean *float64 `json:"temperatureMean,omitempty"`
+	Precipitation   *float64 `json:"precipitation,omitempty"`
+	WindMax         *float64 `json:"windMax,omitempty"`
 }
 
 // windowLength is the length of each roll-up window.
@@ -64,6 +73,15 @@ func figures(r postgis.Rollup) rollupJSON {
 		if r.N > 0 {
 			v := r.Vehicles
 			j.Vehicles = &v
+		}
+	case subjects.KindWater:
+		j.LevelMax, j.AlarmMax = r.LevelMax, r.AlarmMax
+		j.AlarmObserved = map[string]int64{"1": r.AlarmN[0], "2": r.AlarmN[1], "3": r.AlarmN[2]}
+	case subjects.KindWeather:
+		j.TemperatureMean, j.WindMax = ratio(r.TempSum, float64(r.TempN)), r.WindMax
+		if r.N > 0 {
+			v := r.PrecipSum
+			j.Precipitation = &v
 		}
 	}
 	return j

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 	"github.com/iochub/iochub/internal/ce"
 	"github.com/iochub/iochub/internal/subjects"
 	"github.com/iochub/iochub/internal/testkit"
+	"github.com/iochub/iochub/services/aggregator/postgis"
 )
 
 // TestRollupsExactlyOnceAcrossKill feeds air and traffic observations, each
@@ -107,5 +109,43 @@ func TestRollupsExactlyOnceAcrossKill(t *testing.T) {
 	}
 	if (maxAQI == nil) != (got.AQIMax == nil) || (maxAQI != nil && *maxAQI != *got.AQIMax) {
 		t.Errorf("published aqiMax %v; stored %v", got.AQIMax, maxAQI)
+	}
+}
+
+// TestRollupFigures: the published figures are the stored sums divided, and
+// absent without data.
+func TestRollupFigures(t *testing.T) {
+	i32 := func(v int32) *int32 { return &v }
+	i16 := func(v int16) *int16 { return &v }
+	f := func(v float64) *float64 { return &v }
+	start := time.Date(2026, 11, 21, 17, 0, 0, 0, time.UTC)
+	for _, tt := range []struct {
+		r    postgis.Rollup
+		want string
+	}{
+		{postgis.Rollup{UnitCode: "01", Layer: "air", Window: "1d", WindowStart: start, Province: "01", N: 2,
+			Figures: postgis.Figures{AQIN: 2, AQISum: 150, AQIMax: i32(100), BandMax: i16(2)}},
+			`"aqiMax":100,"aqiMean":75,"worstBand":2`},
+		{postgis.Rollup{Layer: "traffic", Window: "1h", WindowStart: start, N: 2,
+			Figures: postgis.Figures{SpeedW: 100, SpeedWSum: 3000, CongestedN: 1, CongestedKnown: 4, Vehicles: 120}},
+			`"meanSpeed":30,"congestedShare":0.25,"vehicles":120`},
+		{postgis.Rollup{Layer: "water", Window: "15m", WindowStart: start, N: 1,
+			Figures: postgis.Figures{LevelMax: f(9.8), AlarmMax: i16(2), AlarmN: [3]int64{0, 1, 0}}},
+			`"levelMax":9.8,"alarmMax":2,"alarmObservations":{"1":0,"2":1,"3":0}`},
+		{postgis.Rollup{Layer: "weather", Window: "1m", WindowStart: start, N: 2,
+			Figures: postgis.Figures{TempN: 2, TempSum: 57, PrecipSum: 3, WindMax: f(12)}},
+			`"temperatureMean":28.5,"precipitation":3,"windMax":12`},
+		{postgis.Rollup{Layer: "air", Window: "1m", WindowStart: start, Late: 1}, `"updatedAt":"0001-01-01T00:00:00Z"}`},
+	} {
+		b, err := json.Marshal(figures(tt.r))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !strings.Contains(string(b), tt.want) {
+			t.Errorf("%s: %s; want it to hold %s", tt.r.Layer, b, tt.want)
+		}
+	}
+	if got := figures(postgis.Rollup{Window: "1d", WindowStart: start}).WindowEnd; !got.Equal(start.Add(24 * time.Hour)) {
+		t.Errorf("window end %v; want a day later", got)
 	}
 }

@@ -15,14 +15,16 @@ FROM admin_unit u
 WHERE u.code IN (SELECT code FROM anc)`
 
 // sqlUpsertRollups adds a batch's contributions, one row per unit, layer,
-// window and start (unnest of the arrays $1…$17), to rollup and returns every
+// window and start (unnest of the arrays $1…$26), to rollup and returns every
 // roll-up it wrote as it now is.
 const sqlUpsertRollups = `INSERT INTO rollup AS r (unit_code, layer, win, window_start, province, n, late,
     aqi_n, aqi_sum, aqi_max, band_max, dominant,
-    speed_w, speed_wsum, congested_n, congested_known, vehicles, updated_at)
+    speed_w, speed_wsum, congested_n, congested_known, vehicles,
+    level_max, alarm_max, alarm1_n, alarm2_n, alarm3_n, temp_n, temp_sum, precip_sum, wind_max, updated_at)
 SELECT *, now() FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::bigint[], $7::bigint[],
     $8::bigint[], $9::float8[], $10::integer[], $11::smallint[], $12::text[],
-    $13::float8[], $14::float8[], $15::bigint[], $16::bigint[], $17::float8[])
+    $13::float8[], $14::float8[], $15::bigint[], $16::bigint[], $17::float8[],
+    $18::float8[], $19::smallint[], $20::bigint[], $21::bigint[], $22::bigint[], $23::bigint[], $24::float8[], $25::float8[], $26::float8[])
 ON CONFLICT (unit_code, layer, win, window_start) DO UPDATE SET
     n = r.n + excluded.n,
     late = r.late + excluded.late,
@@ -36,6 +38,16 @@ ON CONFLICT (unit_code, layer, win, window_start) DO UPDATE SET
     congested_n = r.congested_n + excluded.congested_n,
     congested_known = r.congested_known + excluded.congested_known,
     vehicles = r.vehicles + excluded.vehicles,
+    level_max = greatest(r.level_max, excluded.level_max),
+    alarm_max = greatest(r.alarm_max, excluded.alarm_max),
+    alarm1_n = r.alarm1_n + excluded.alarm1_n,
+    alarm2_n = r.alarm2_n + excluded.alarm2_n,
+    alarm3_n = r.alarm3_n + excluded.alarm3_n,
+    temp_n = r.temp_n + excluded.temp_n,
+    temp_sum = r.temp_sum + excluded.temp_sum,
+    precip_sum = r.precip_sum + excluded.precip_sum,
+    wind_max = greatest(r.wind_max, excluded.wind_max),
     updated_at = excluded.updated_at
 RETURNING unit_code, layer, win, window_start, province, n, late, aqi_n, aqi_sum, aqi_max, band_max, dominant,
-    speed_w, speed_wsum, congested_n, congested_known, vehicles, updated_at`
+    speed_w, speed_wsum, congested_n, congested_known, vehicles,
+    level_max, alarm_max, alarm1_n, alarm2_n, alarm3_n, temp_n, temp_sum, precip_sum, wind_max, updated_at`

@@ -42,7 +42,7 @@ SELECT source_id, event_id, observed_at, received_at, station_id,
     temperature, ph, conductivity, turbidity, dissolved_oxygen, extra
 FROM water_staging
 ON CONFLICT DO NOTHING
-RETURNING source_id, event_id`
+RETURNING source_id, event_id, observed_at`
 
 // sqlUpsertSensorWater keeps the latest observation of each water station,
 // its values by FIWARE name (and iochub's flood-watch names) in last_values.
@@ -97,7 +97,7 @@ SELECT source_id, event_id, observed_at, received_at, station_id,
     atmospheric_pressure, extra
 FROM weather_staging
 ON CONFLICT DO NOTHING
-RETURNING source_id, event_id`
+RETURNING source_id, event_id, observed_at`
 
 const sqlUpsertSensorWeather = `WITH latest AS (
     SELECT DISTINCT ON (station_id) *

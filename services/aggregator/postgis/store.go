@@ -119,7 +119,7 @@ type KindResult struct {
 	// Changed lists the entities whose state was written, in no particular order.
 	Changed []Changed
 	// Inserted are the positions in the batch of the rows stored for the
-	// first time, in no particular order (filled for air and traffic only).
+	// first time, in no particular order (filled for air, traffic, water and weather).
 	Inserted []int
 }
 

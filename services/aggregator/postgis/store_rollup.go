@@ -44,6 +44,24 @@ type Figures struct {
 	CongestedN     int64
 	CongestedKnown int64
 	Vehicles       float64
+	// Water: the highest level, the highest alarm level reached, and the
+	// observations at alarm level 1, 2 and 3.
+	LevelMax *float64
+	AlarmMax *int16
+	AlarmN   [3]int64
+	// Weather: count and sum of temperatures, sum of precipitation, max wind speed.
+	TempN     int64
+	TempSum   float64
+	PrecipSum float64
+	WindMax   *float64
+}
+
+// maxOf returns the greater of two optional values, nil when both are.
+func maxOf[T int16 | float64](a, b *T) *T {
+	if a == nil || (b != nil && *b > *a) {
+		return b
+	}
+	return a
 }
 
 // add merges o, the figures of later rows, into f.
@@ -53,14 +71,19 @@ func (f *Figures) add(o Figures) {
 	if o.AQIMax != nil && (f.AQIMax == nil || *o.AQIMax > *f.AQIMax) {
 		f.AQIMax, f.Dominant = o.AQIMax, o.Dominant
 	}
-	if o.BandMax != nil && (f.BandMax == nil || *o.BandMax > *f.BandMax) {
-		f.BandMax = o.BandMax
-	}
+	f.BandMax = maxOf(f.BandMax, o.BandMax)
 	f.SpeedW += o.SpeedW
 	f.SpeedWSum += o.SpeedWSum
 	f.CongestedN += o.CongestedN
 	f.CongestedKnown += o.CongestedKnown
 	f.Vehicles += o.Vehicles
+	f.LevelMax, f.AlarmMax, f.WindMax = maxOf(f.LevelMax, o.LevelMax), maxOf(f.AlarmMax, o.AlarmMax), maxOf(f.WindMax, o.WindMax)
+	for i := range f.AlarmN {
+		f.AlarmN[i] += o.AlarmN[i]
+	}
+	f.TempN += o.TempN
+	f.TempSum += o.TempSum
+	f.PrecipSum += o.PrecipSum
 }
 
 // Key is the roll-up's identity: unit, layer, window and its start.
@@ -264,13 +287,15 @@ func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollu
 	}
 	n := len(order)
 	var (
-		units, layers, wins, provs, doms = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]*string, n)
-		starts                           = make([]time.Time, n)
-		ns, lates, aqiNs, congNs, congKs = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
-		aqiSums, speedWs, speedWSums     = make([]float64, n), make([]float64, n), make([]float64, n)
-		vehicles                         = make([]float64, n)
-		aqiMaxs                          = make([]*int32, n)
-		bandMaxs                         = make([]*int16, n)
+		units, layers, wins, provs, doms  = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]*string, n)
+		starts                            = make([]time.Time, n)
+		ns, lates, aqiNs, congNs, congKs  = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		aqiSums, speedWs, speedWSums      = make([]float64, n), make([]float64, n), make([]float64, n)
+		vehicles, tempSums, precips       = make([]float64, n), make([]float64, n), make([]float64, n)
+		aqiMaxs                           = make([]*int32, n)
+		bandMaxs, alarmMaxs               = make([]*int16, n), make([]*int16, n)
+		levelMaxs, windMaxs               = make([]*float64, n), make([]*float64, n)
+		alarm1s, alarm2s, alarm3s, tempNs = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 	)
 	for i, k := range order {
 		r := acc[k]
@@ -278,9 +303,12 @@ func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollu
 		ns[i], lates[i] = r.N, r.Late
 		aqiNs[i], aqiSums[i], aqiMaxs[i], bandMaxs[i], doms[i] = r.AQIN, r.AQISum, r.AQIMax, r.BandMax, r.Dominant
 		speedWs[i], speedWSums[i], congNs[i], congKs[i], vehicles[i] = r.SpeedW, r.SpeedWSum, r.CongestedN, r.CongestedKnown, r.Vehicles
+		levelMaxs[i], alarmMaxs[i], alarm1s[i], alarm2s[i], alarm3s[i] = r.LevelMax, r.AlarmMax, r.AlarmN[0], r.AlarmN[1], r.AlarmN[2]
+		tempNs[i], tempSums[i], precips[i], windMaxs[i] = r.TempN, r.TempSum, r.PrecipSum, r.WindMax
 	}
 	rows, err := tx.Query(ctx, sqlUpsertRollups, units, layers, wins, starts, provs, ns, lates,
-		aqiNs, aqiSums, aqiMaxs, bandMaxs, doms, speedWs, speedWSums, congNs, congKs, vehicles)
+		aqiNs, aqiSums, aqiMaxs, bandMaxs, doms, speedWs, speedWSums, congNs, congKs, vehicles,
+		levelMaxs, alarmMaxs, alarm1s, alarm2s, alarm3s, tempNs, tempSums, precips, windMaxs)
 	if err != nil {
 		return fmt.Errorf("adding %d roll-ups: %w", n, err)
 	}
@@ -289,7 +317,9 @@ func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollu
 		var r Rollup
 		if err := rows.Scan(&r.UnitCode, &r.Layer, &r.Window, &r.WindowStart, &r.Province, &r.N, &r.Late,
 			&r.AQIN, &r.AQISum, &r.AQIMax, &r.BandMax, &r.Dominant,
-			&r.SpeedW, &r.SpeedWSum, &r.CongestedN, &r.CongestedKnown, &r.Vehicles, &r.UpdatedAt); err != nil {
+			&r.SpeedW, &r.SpeedWSum, &r.CongestedN, &r.CongestedKnown, &r.Vehicles,
+			&r.LevelMax, &r.AlarmMax, &r.AlarmN[0], &r.AlarmN[1], &r.AlarmN[2], &r.TempN, &r.TempSum, &r.PrecipSum, &r.WindMax,
+			&r.UpdatedAt); err != nil {
 			return fmt.Errorf("reading roll-ups: %w", err)
 		}
 		res.Rollups = append(res.Rollups, r)

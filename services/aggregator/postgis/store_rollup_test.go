@@ -49,11 +49,22 @@ const sqlRollupDiff = `WITH valid AS (
     SELECT * FROM admin_unit
 ), raw AS (
     SELECT 'air' AS layer, unit_code, province, observed_at, received_at, aqi, aqi_band,
-        NULL::double precision AS intensity, NULL::double precision AS speed, NULL::boolean AS congested
+        NULL::double precision AS intensity, NULL::double precision AS speed, NULL::boolean AS congested,
+        NULL::double precision AS level, NULL::smallint AS alarm,
+        NULL::double precision AS temp, NULL::double precision AS precip, NULL::double precision AS wind
     FROM air_observation
     UNION ALL
-    SELECT 'traffic', unit_code, province, observed_at, received_at, NULL, NULL, intensity, average_vehicle_speed, congested
+    SELECT 'traffic', unit_code, province, observed_at, received_at, NULL, NULL, intensity, average_vehicle_speed, congested,
+        NULL, NULL, NULL, NULL, NULL
     FROM traffic_observation
+    UNION ALL
+    SELECT 'water', unit_code, province, observed_at, received_at, NULL, NULL, NULL, NULL, NULL,
+        water_level, water_alarm, NULL, NULL, NULL
+    FROM water_observation
+    UNION ALL
+    SELECT 'weather', unit_code, province, observed_at, received_at, NULL, NULL, NULL, NULL, NULL,
+        NULL, NULL, temperature, precipitation, wind_speed
+    FROM weather_observation
 ), up AS (
     SELECT r.*, x.code, x.prov FROM raw r
     CROSS JOIN LATERAL (
@@ -87,12 +98,18 @@ const sqlRollupDiff = `WITH valid AS (
         round(coalesce(sum(intensity * speed) FILTER (WHERE NOT late), 0)::numeric, 6) AS speed_wsum,
         count(*) FILTER (WHERE NOT late AND congested) AS congested_n,
         count(congested) FILTER (WHERE NOT late) AS congested_known,
-        round(coalesce(sum(intensity) FILTER (WHERE NOT late), 0)::numeric, 6) AS vehicles
+        round(coalesce(sum(intensity) FILTER (WHERE NOT late), 0)::numeric, 6) AS vehicles,
+        max(level) FILTER (WHERE NOT late) AS level_max, max(alarm) FILTER (WHERE NOT late) AS alarm_max,
+        count(*) FILTER (WHERE NOT late AND alarm = 1) AS alarm1_n, count(*) FILTER (WHERE NOT late AND alarm = 2) AS alarm2_n,
+        count(*) FILTER (WHERE NOT late AND alarm = 3) AS alarm3_n,
+        count(temp) FILTER (WHERE NOT late) AS temp_n, round(coalesce(sum(temp) FILTER (WHERE NOT late), 0)::numeric, 6) AS temp_sum,
+        round(coalesce(sum(precip) FILTER (WHERE NOT late), 0)::numeric, 6) AS precip_sum, max(wind) FILTER (WHERE NOT late) AS wind_max
     FROM w
     GROUP BY code, layer, win, start
 ), stored AS (
     SELECT unit_code, layer, win, window_start, province, n, late, aqi_n, round(aqi_sum::numeric, 6), aqi_max, band_max,
-        round(speed_w::numeric, 6), round(speed_wsum::numeric, 6), congested_n, congested_known, round(vehicles::numeric, 6)
+        round(speed_w::numeric, 6), round(speed_wsum::numeric, 6), congested_n, congested_known, round(vehicles::numeric, 6),
+        level_max, alarm_max, alarm1_n, alarm2_n, alarm3_n, temp_n, round(temp_sum::numeric, 6), round(precip_sum::numeric, 6), wind_max
     FROM rollup
 )
 (SELECT 'stored' AS side, * FROM (SELECT * FROM stored EXCEPT SELECT * FROM expected) s)
@@ -129,7 +146,7 @@ func checkRollupInvariant(t *testing.T, pool *pgxpool.Pool) {
 
 // randomRollupRows are n air and n traffic rows in W1 and W2 on 2025-06-01
 // and 2025-08-01, some received late.
-func randomRollupRows(rng *rand.Rand, n int) ([]postgis.AirRow, []postgis.TrafficRow) {
+func randomRollupRows(rng *rand.Rand, n int) ([]postgis.AirRow, []postgis.TrafficRow, []postgis.WaterRow, []postgis.WeatherRow) {
 	days := []time.Time{time.Date(2025, 6, 1, 16, 50, 0, 0, time.UTC), time.Date(2025, 8, 1, 16, 50, 0, 0, time.UTC)}
 	pick := func() (unit, province string, at, received time.Time) {
 		day := days[rng.IntN(2)]
@@ -148,6 +165,8 @@ func randomRollupRows(rng *rand.Rand, n int) ([]postgis.AirRow, []postgis.Traffi
 	}
 	var air []postgis.AirRow
 	var traffic []postgis.TrafficRow
+	var water []postgis.WaterRow
+	var weather []postgis.WeatherRow
 	for i := range n {
 		unit, prov, at, rec := pick()
 		r := airRow(fmt.Sprintf("st%d", rng.IntN(5)), at, float64(rng.IntN(200)))
@@ -168,8 +187,27 @@ func randomRollupRows(rng *rand.Rand, n int) ([]postgis.AirRow, []postgis.Traffi
 			tr.AverageVehicleSpeed, tr.Congested = nil, nil
 		}
 		traffic = append(traffic, tr)
+
+		unit, prov, at, rec = pick()
+		wa := waterRow(fmt.Sprintf("w%d", rng.IntN(3)), at, float64(rng.IntN(1200))/100, int16(rng.IntN(4)))
+		wa.EventID = fmt.Sprintf("w%d", i)
+		wa.UnitCode, wa.Province, wa.ReceivedAt = unit, prov, rec
+		if rng.IntN(5) == 0 {
+			wa.WaterLevel = nil
+		}
+		water = append(water, wa)
+
+		unit, prov, at, rec = pick()
+		we := weatherRow(fmt.Sprintf("m%d", rng.IntN(3)), at, float64(rng.IntN(400))/10)
+		we.EventID = fmt.Sprintf("m%d", i)
+		we.UnitCode, we.Province, we.ReceivedAt = unit, prov, rec
+		we.Precipitation, we.WindSpeed = f64(float64(rng.IntN(50))/2), f64(float64(rng.IntN(30)))
+		if rng.IntN(5) == 0 {
+			we.Temperature, we.WindSpeed = nil, nil
+		}
+		weather = append(weather, we)
 	}
-	return air, traffic
+	return air, traffic, water, weather
 }
 
 // TestRollupInvariant writes random batches with duplicates inside a batch,
@@ -186,9 +224,9 @@ func TestRollupInvariant(t *testing.T) {
 	t.Logf("seed %d", seed)
 	rng := rand.New(rand.NewPCG(seed, 7))
 
-	air, traffic := randomRollupRows(rng, 300)
+	air, traffic, water, weather := randomRollupRows(rng, 300)
 	var written []postgis.Batch
-	for step := 0; len(air) > 0 || len(traffic) > 0; step++ {
+	for step := 0; len(air)+len(traffic)+len(water)+len(weather) > 0; step++ {
 		var b postgis.Batch
 		switch {
 		case len(written) > 0 && rng.IntN(4) == 0: // a redelivery of an earlier batch
@@ -197,6 +235,9 @@ func TestRollupInvariant(t *testing.T) {
 			na, nt := min(len(air), 1+rng.IntN(40)), min(len(traffic), 1+rng.IntN(40))
 			b.Air, air = append([]postgis.AirRow(nil), air[:na]...), air[na:]
 			b.Traffic, traffic = append([]postgis.TrafficRow(nil), traffic[:nt]...), traffic[nt:]
+			nw, nm := min(len(water), rng.IntN(40)), min(len(weather), rng.IntN(40))
+			b.Water, water = append([]postgis.WaterRow(nil), water[:nw]...), water[nw:]
+			b.Weather, weather = append([]postgis.WeatherRow(nil), weather[:nm]...), weather[nm:]
 			if len(b.Air) > 1 { // a duplicate inside the batch
 				b.Air = append(b.Air, b.Air[rng.IntN(len(b.Air))])
 			}
@@ -214,14 +255,17 @@ func TestRollupInvariant(t *testing.T) {
 		if err != nil {
 			t.Fatalf("step %d: WriteBatch: %v", step, err)
 		}
-		if res.Air.New+res.Traffic.New > 0 && len(res.Rollups) == 0 {
-			t.Fatalf("step %d: %d new rows changed no roll-up", step, res.Air.New+res.Traffic.New)
+		if n := res.Air.New + res.Traffic.New + res.Water.New + res.Weather.New; n > 0 && len(res.Rollups) == 0 {
+			t.Fatalf("step %d: %d new rows changed no roll-up", step, n)
 		}
 		written = append(written, b)
 		checkRollupInvariant(t, pool)
 	}
 	if n := count(t, pool, `SELECT count(*) FROM rollup WHERE late > 0`); n == 0 {
 		t.Fatal("no roll-up counted a late row; the test lost its late rows")
+	}
+	if n := count(t, pool, `SELECT count(DISTINCT layer) FROM rollup`); n != 4 {
+		t.Fatalf("roll-ups of %d layers; want air, traffic, water and weather", n)
 	}
 }
 

@@ -85,33 +85,76 @@ func weatherValues(i int, r *WeatherRow) []any {
 }
 
 // waterStore stores water observations in water_observation and each
-// station's state in sensor.
+// station's state in sensor; its contribute hook gives the roll-ups the rows inserted.
 var waterStore = kindStore{
 	rows:        func(b Batch) int { return len(b.Water) },
 	partitioned: "water_observation",
 	observedAt:  func(b Batch, i int) time.Time { return b.Water[i].ObservedAt },
 	staging: &staging{"water_staging", sqlCreateWaterStaging, waterStagingColumns,
 		func(b Batch, i int) []any { return waterValues(i, &b.Water[i]) }},
-	queue: func(pb *pgx.Batch, _ Batch, res *Result, _ rollupOptions) func() {
-		pb.Queue(sqlInsertWater).Query(countRows(&res.Water.New))
+	queue: func(pb *pgx.Batch, b Batch, res *Result, _ rollupOptions) func() {
+		pb.Queue(sqlInsertWater).Query(collectInserted(&res.Water.New, &res.Water.Inserted, indexKeys(len(b.Water), func(i int) (string, string, time.Time) {
+			return b.Water[i].SourceID, b.Water[i].EventID, b.Water[i].ObservedAt
+		})))
 		pb.Queue(sqlUpsertSensorWater).Query(collectChanged(&res.Water.Changed))
 		return nil
+	},
+	units: func(b Batch, out []string) []string {
+		for i := range b.Water {
+			out = append(out, b.Water[i].UnitCode)
+		}
+		return out
+	},
+	contribute: func(b Batch, res *Result, emit func(contribution)) {
+		for _, i := range res.Water.Inserted {
+			r := &b.Water[i]
+			c := contribution{layer: "water", unit: r.UnitCode, province: r.Province, observed: r.ObservedAt, received: r.ReceivedAt}
+			c.figures.LevelMax = r.WaterLevel
+			alarm := r.WaterAlarm
+			c.figures.AlarmMax = &alarm
+			if alarm >= 1 && alarm <= 3 {
+				c.figures.AlarmN[alarm-1] = 1
+			}
+			emit(c)
+		}
 	},
 	result: func(res *Result) *KindResult { return &res.Water },
 }
 
 // weatherStore stores weather observations in weather_observation and each
-// station's state in sensor.
+// station's state in sensor; its contribute hook gives the roll-ups the rows inserted.
 var weatherStore = kindStore{
 	rows:        func(b Batch) int { return len(b.Weather) },
 	partitioned: "weather_observation",
 	observedAt:  func(b Batch, i int) time.Time { return b.Weather[i].ObservedAt },
 	staging: &staging{"weather_staging", sqlCreateWeatherStaging, weatherStagingColumns,
 		func(b Batch, i int) []any { return weatherValues(i, &b.Weather[i]) }},
-	queue: func(pb *pgx.Batch, _ Batch, res *Result, _ rollupOptions) func() {
-		pb.Queue(sqlInsertWeather).Query(countRows(&res.Weather.New))
+	queue: func(pb *pgx.Batch, b Batch, res *Result, _ rollupOptions) func() {
+		pb.Queue(sqlInsertWeather).Query(collectInserted(&res.Weather.New, &res.Weather.Inserted, indexKeys(len(b.Weather), func(i int) (string, string, time.Time) {
+			return b.Weather[i].SourceID, b.Weather[i].EventID, b.Weather[i].ObservedAt
+		})))
 		pb.Queue(sqlUpsertSensorWeather).Query(collectChanged(&res.Weather.Changed))
 		return nil
+	},
+	units: func(b Batch, out []string) []string {
+		for i := range b.Weather {
+			out = append(out, b.Weather[i].UnitCode)
+		}
+		return out
+	},
+	contribute: func(b Batch, res *Result, emit func(contribution)) {
+		for _, i := range res.Weather.Inserted {
+			r := &b.Weather[i]
+			c := contribution{layer: "weather", unit: r.UnitCode, province: r.Province, observed: r.ObservedAt, received: r.ReceivedAt}
+			if r.Temperature != nil {
+				c.figures.TempN, c.figures.TempSum = 1, *r.Temperature
+			}
+			if r.Precipitation != nil {
+				c.figures.PrecipSum = *r.Precipitation
+			}
+			c.figures.WindMax = r.WindSpeed
+			emit(c)
+		}
 	},
 	result: func(res *Result) *KindResult { return &res.Weather },
 }
