@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -148,4 +149,73 @@ func TestRollupFigures(t *testing.T) {
 	if got := figures(postgis.Rollup{Window: "1d", WindowStart: start}).WindowEnd; !got.Equal(start.Add(24 * time.Hour)) {
 		t.Errorf("window end %v; want a day later", got)
 	}
+}
+
+// TestRollupsGolden: fixed observations of every layer with roll-ups, in two
+// wards of a province under VN, with a redelivered batch and a late row,
+// give the roll-ups of testdata/rollups.golden.json at every level, as
+// published (-update rewrites it).
+func TestRollupsGolden(t *testing.T) {
+	pool := testDB(t)
+	insertUnit(t, pool, "VN", "national", "", 100, 8)
+	insertUnit(t, pool, province, "province", "VN", 105, 20)
+	insertUnit(t, pool, unit, "commune", province, 105, 20)
+	insertUnit(t, pool, "00073", "commune", province, 105, 20)
+	store := postgis.NewStore(pool)
+	at := time.Date(2026, 11, 21, 16, 58, 30, 0, time.UTC) // two minutes before the day ends in Hà Nội
+	f := func(v float64) *float64 { return &v }
+	aqi := func(v int32, band int16, dom string) postgis.AQI { return postgis.AQI{Value: &v, Band: band, Dominant: dom} }
+	yes, no := true, false
+	b := postgis.Batch{
+		Air: []postgis.AirRow{
+			{SourceID: "s", EventID: "a1", StationID: "st1", Province: province, UnitCode: unit, ObservedAt: at, ReceivedAt: at, AQI: aqi(80, 2, "pm25")},
+			{SourceID: "s", EventID: "a2", StationID: "st2", Province: province, UnitCode: "00073", ObservedAt: at.Add(time.Minute), ReceivedAt: at.Add(time.Minute), AQI: aqi(160, 4, "o3")},
+			{SourceID: "s", EventID: "a3", StationID: "st1", Province: province, UnitCode: unit, ObservedAt: at.Add(2 * time.Minute), ReceivedAt: at.Add(2 * time.Minute)},
+		},
+		Traffic: []postgis.TrafficRow{
+			{SourceID: "s", EventID: "t1", SegmentID: "g1", Province: province, UnitCode: unit, ObservedAt: at, ReceivedAt: at, Intensity: f(100), AverageVehicleSpeed: f(40), Congested: &no},
+			{SourceID: "s", EventID: "t2", SegmentID: "g2", Province: province, UnitCode: "00073", ObservedAt: at, ReceivedAt: at, Intensity: f(300), AverageVehicleSpeed: f(8), Congested: &yes},
+		},
+		Water: []postgis.WaterRow{
+			{SourceID: "s", EventID: "w1", StationID: "h1", Province: province, UnitCode: unit, ObservedAt: at, ReceivedAt: at, WaterLevel: f(10.7), WaterAlarm: 2},
+		},
+		Weather: []postgis.WeatherRow{
+			{SourceID: "s", EventID: "m1", StationID: "k1", Province: province, UnitCode: "00073", ObservedAt: at, ReceivedAt: at, Temperature: f(27), Precipitation: f(1.5), WindSpeed: f(6)},
+			{SourceID: "s", EventID: "m2", StationID: "k1", Province: province, UnitCode: "00073", ObservedAt: at.Add(time.Minute), ReceivedAt: at.Add(time.Minute), Temperature: f(26), Precipitation: f(0.5), WindSpeed: f(9)},
+		},
+	}
+	late := postgis.Batch{Air: []postgis.AirRow{ // received 3 h after: late for every window but the day's
+		{SourceID: "s", EventID: "a0", StationID: "st1", Province: province, UnitCode: unit, ObservedAt: at.Add(-time.Hour), ReceivedAt: at.Add(2 * time.Hour), AQI: aqi(300, 6, "pm10")},
+	}}
+	for _, batch := range []postgis.Batch{b, b, late, late} {
+		if _, err := store.WriteBatch(context.Background(), batch); err != nil {
+			t.Fatal(err)
+		}
+	}
+	rows, err := pool.Query(context.Background(), `SELECT unit_code, layer, win, window_start, province, n, late, aqi_n, aqi_sum, aqi_max, band_max, dominant,
+		speed_w, speed_wsum, congested_n, congested_known, vehicles, level_max, alarm_max, alarm1_n, alarm2_n, alarm3_n,
+		temp_n, temp_sum, precip_sum, wind_max FROM rollup ORDER BY layer, win, window_start, unit_code`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []rollupJSON
+	for rows.Next() {
+		var r postgis.Rollup
+		if err := rows.Scan(&r.UnitCode, &r.Layer, &r.Window, &r.WindowStart, &r.Province, &r.N, &r.Late,
+			&r.AQIN, &r.AQISum, &r.AQIMax, &r.BandMax, &r.Dominant, &r.SpeedW, &r.SpeedWSum, &r.CongestedN, &r.CongestedKnown,
+			&r.Vehicles, &r.LevelMax, &r.AlarmMax, &r.AlarmN[0], &r.AlarmN[1], &r.AlarmN[2],
+			&r.TempN, &r.TempSum, &r.PrecipSum, &r.WindMax); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, figures(r)) // updatedAt zero: the golden file holds no clock
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	got, err := json.MarshalIndent(out, "", "  ")
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.Golden(t, filepath.Join("testdata", "rollups.golden.json"), append(got, '\n'), *update)
 }
