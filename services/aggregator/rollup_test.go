@@ -164,7 +164,9 @@ func TestRollupsGolden(t *testing.T) {
 	store := postgis.NewStore(pool)
 	at := time.Date(2026, 11, 21, 16, 58, 30, 0, time.UTC) // two minutes before the day ends in Hà Nội
 	f := func(v float64) *float64 { return &v }
-	aqi := func(v int32, band int16, dom string) postgis.AQI { return postgis.AQI{Value: &v, Band: band, Dominant: dom} }
+	aqi := func(v int32, band int16, dom string) postgis.AQI {
+		return postgis.AQI{Value: &v, Band: band, Dominant: dom}
+	}
 	yes, no := true, false
 	b := postgis.Batch{
 		Air: []postgis.AirRow{

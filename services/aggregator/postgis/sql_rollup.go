@@ -3,16 +3,22 @@ package postgis
 // Roll-up SQL (store_rollup.go).
 
 // sqlUnitVersions returns every version of the units $1 and of all their
-// ancestors (admin_unit.parent_code, in any version), for placing a batch's
-// rows in the tree valid at their observation times.
+// ancestors (admin_unit.parent_code, in any version), kind 'u', and every
+// membership of those units in custom groups (unit_group_member), kind 'g'
+// with the group as parent, for placing a batch's rows in the tree valid at
+// their observation times.
 const sqlUnitVersions = `WITH RECURSIVE anc (code) AS (
     SELECT unnest($1::text[])
     UNION
     SELECT u.parent_code FROM anc JOIN admin_unit u ON u.code = anc.code WHERE u.parent_code IS NOT NULL
 )
-SELECT u.code, coalesce(u.parent_code, ''), u.level, u.valid_from, u.valid_to
+SELECT 'u', u.code, coalesce(u.parent_code, ''), u.level, u.valid_from, u.valid_to
 FROM admin_unit u
-WHERE u.code IN (SELECT code FROM anc)`
+WHERE u.code IN (SELECT code FROM anc)
+UNION ALL
+SELECT 'g', m.member_code, m.group_code, 'custom', m.valid_from, m.valid_to
+FROM unit_group_member m
+WHERE m.member_code IN (SELECT code FROM anc)`
 
 // sqlUpsertRollups adds a batch's contributions, one row per unit, layer,
 // window and start (unnest of the arrays $1…$26), to rollup and returns every

@@ -135,12 +135,16 @@ type unitVersion struct {
 	to            *time.Time
 }
 
-// unitTree holds the versions of the units of a batch and their ancestors.
-type unitTree map[string][]unitVersion
+// unitTree holds the versions of the units of a batch and their ancestors,
+// and their memberships of custom groups (by member; parent is the group).
+type unitTree struct {
+	versions map[string][]unitVersion
+	groups   map[string][]unitVersion
+}
 
 // at returns the version of code valid at t.
 func (t unitTree) at(code string, at time.Time) (unitVersion, bool) {
-	for _, v := range t[code] {
+	for _, v := range t.versions[code] {
 		if !v.from.After(at) && (v.to == nil || v.to.After(at)) {
 			return v, true
 		}
@@ -154,14 +158,18 @@ const maxDepth = 16
 // collectTree reads the rows of sqlUnitVersions into *t.
 func collectTree(t *unitTree) func(pgx.Rows) error {
 	return func(rows pgx.Rows) error {
-		*t = unitTree{}
+		*t = unitTree{versions: map[string][]unitVersion{}, groups: map[string][]unitVersion{}}
 		for rows.Next() {
-			var code string
+			var kind, code string
 			var v unitVersion
-			if err := rows.Scan(&code, &v.parent, &v.level, &v.from, &v.to); err != nil {
+			if err := rows.Scan(&kind, &code, &v.parent, &v.level, &v.from, &v.to); err != nil {
 				return err
 			}
-			(*t)[code] = append((*t)[code], v)
+			m := t.versions
+			if kind == "g" {
+				m = t.groups
+			}
+			m[code] = append(m[code], v)
 		}
 		return rows.Err()
 	}
@@ -210,7 +218,7 @@ func (t unitTree) walk(code, province string, at time.Time) path {
 		p.units = append(p.units, ancestor{code, prov})
 		if !known {
 			// Unknown until the next version of code begins, if one does after t.
-			for _, o := range t[code] {
+			for _, o := range t.versions[code] {
 				if o.from.After(at) && (p.to.IsZero() || o.from.Before(p.to)) {
 					p.to = o.from
 				}
@@ -227,6 +235,34 @@ func (t unitTree) walk(code, province string, at time.Time) path {
 			p.to = *v.to
 		}
 		code = v.parent
+	}
+	// The custom groups holding a unit of the path count the event too (each
+	// once, and only there: a group's roll-ups do not go up to its parent).
+	// Their province token is the group's own code.
+	n := len(p.units)
+	for _, a := range p.units[:n] {
+		for _, m := range t.groups[a.code] {
+			switch {
+			case m.to != nil && !m.to.After(at):
+				if m.to.After(p.from) {
+					p.from = *m.to
+				}
+			case m.from.After(at):
+				if p.to.IsZero() || m.from.Before(p.to) {
+					p.to = m.from
+				}
+			default:
+				if m.from.After(p.from) {
+					p.from = m.from
+				}
+				if m.to != nil && (p.to.IsZero() || m.to.Before(p.to)) {
+					p.to = *m.to
+				}
+				if !slices.ContainsFunc(p.units[n:], func(g ancestor) bool { return g.code == m.parent }) {
+					p.units = append(p.units, ancestor{m.parent, m.parent})
+				}
+			}
+		}
 	}
 	return p
 }

@@ -17,7 +17,8 @@ import (
 
 // rollupTree is the unit tree of the roll-up tests: VN above the old
 // province OLD (until 2025-07-01) and the new province 01 (from then); the
-// ward W1 belongs to OLD before and to 01 after; the ward W2 to 01 only.
+// ward W1 belongs to OLD before and to 01 after; the ward W2 to 01 only; the
+// custom group G1 holds OLD, then W2.
 func rollupTree(t *testing.T, pool *pgxpool.Pool) {
 	t.Helper()
 	ring := []float64{105, 20, 105, 21, 106, 21, 106, 20, 105, 20}
@@ -32,6 +33,7 @@ func rollupTree(t *testing.T, pool *pgxpool.Pool) {
 		{"W1", "commune", "OLD", "2020-01-01", "2025-07-01"},
 		{"W1", "commune", "01", "2025-07-01", nil},
 		{"W2", "commune", "01", "2025-07-01", nil},
+		{"G1", "custom", "VN", "2020-01-01", nil},
 	} {
 		_, err := pool.Exec(context.Background(), `INSERT INTO admin_unit (code, level, parent_code, name_vi, boundary, valid_from, valid_to)
 			VALUES ($1, $2, NULLIF($3, ''), $1, $4, $5, $6)`, u.code, u.level, u.parent, mp, u.from, u.to)
@@ -39,10 +41,17 @@ func rollupTree(t *testing.T, pool *pgxpool.Pool) {
 			t.Fatalf("inserting unit %s: %v", u.code, err)
 		}
 	}
+	// The custom group G1 holds the old province until 2025-07-01, then W2.
+	_, err := pool.Exec(context.Background(), `INSERT INTO unit_group_member (group_code, member_code, valid_from, valid_to)
+		VALUES ('G1', 'OLD', '2020-01-01', '2025-07-01'), ('G1', 'W2', '2025-07-01', NULL)`)
+	if err != nil {
+		t.Fatalf("inserting group members: %v", err)
+	}
 }
 
 // sqlRollupDiff is the invariant: the roll-ups stored against what plain SQL
-// over the raw rows gives (ancestors by joins up to two levels, windows by
+// over the raw rows gives (ancestors by joins up to two levels, custom groups
+// by the schema's unit_groups, windows by
 // date_trunc, late by received_at after the window's end plus 2 hours). It
 // returns the rows of either side missing from the other.
 const sqlRollupDiff = `WITH valid AS (
@@ -80,6 +89,8 @@ const sqlRollupDiff = `WITH valid AS (
         JOIN admin_unit p ON p.code = u.parent_code AND p.valid_from <= r.observed_at AND (p.valid_to IS NULL OR p.valid_to > r.observed_at)
         JOIN admin_unit g ON g.code = p.parent_code AND g.valid_from <= r.observed_at AND (g.valid_to IS NULL OR g.valid_to > r.observed_at)
         WHERE u.code = r.unit_code AND u.valid_from <= r.observed_at AND (u.valid_to IS NULL OR u.valid_to > r.observed_at)
+        UNION
+        SELECT g.group_code, g.group_code FROM unit_groups(r.unit_code, r.observed_at) g
     ) x
 ), w AS (
     SELECT up.*, v.win, v.start, up.received_at > v.start + v.len + interval '2 hours' AS late
@@ -270,7 +281,8 @@ func TestRollupInvariant(t *testing.T) {
 }
 
 // TestRollupAttribution: an observation of 2025-06-01 rolls up into the old
-// province, one of 2025-08-01 into the new one; both into VN.
+// province (and the group G1 holding it then), one of 2025-08-01 into the new
+// one (G1 holds W2, not W1, then); both into VN.
 func TestRollupAttribution(t *testing.T) {
 	pool := testenv.PostGIS(t).Pool
 	rollupTree(t, pool)
@@ -288,7 +300,7 @@ func TestRollupAttribution(t *testing.T) {
 			got[r.UnitCode+"@"+r.WindowStart.UTC().Format("01-02")+"/"+r.Province] = r.N
 		}
 	}
-	want := map[string]int64{"W1@06-01/OLD": 1, "OLD@06-01/OLD": 1, "VN@06-01/VN": 1, "W1@08-01/01": 1, "01@08-01/01": 1, "VN@08-01/VN": 1}
+	want := map[string]int64{"W1@06-01/OLD": 1, "OLD@06-01/OLD": 1, "VN@06-01/VN": 1, "G1@06-01/G1": 1, "W1@08-01/01": 1, "01@08-01/01": 1, "VN@08-01/VN": 1}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("hourly roll-ups %v; want %v", got, want)
 	}
