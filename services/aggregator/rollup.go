@@ -44,6 +44,9 @@ type rollupJSON struct {
 	TemperatureMean *float64 `json:"temperatureMean,omitempty"`
 	Precipitation   *float64 `json:"precipitation,omitempty"`
 	WindMax         *float64 `json:"windMax,omitempty"`
+	// Reports: the reports opened (stored for the first time) with their
+	// reported_at in the window.
+	Opened *int64 `json:"opened,omitempty"`
 }
 
 // windowLength is the length of each roll-up window.
@@ -83,6 +86,9 @@ func figures(r postgis.Rollup) rollupJSON {
 			v := r.PrecipSum
 			j.Precipitation = &v
 		}
+	case subjects.KindReport:
+		v := r.N
+		j.Opened = &v
 	}
 	return j
 }

@@ -302,16 +302,17 @@ func (s *Store) WriteBatch(ctx context.Context, b Batch) (Result, error) {
 		if err := apply(ctx, tx, b, &res, s.rollups, &tree); err != nil {
 			return err
 		}
-		if s.rollups.on {
-			if err := writeRollups(ctx, tx, b, &res, s.rollups, tree); err != nil {
-				return err
-			}
-		}
 		for _, k := range kindStores {
 			if k.write != nil && k.rows(b) > 0 {
 				if err := k.write(ctx, tx, b, &res); err != nil {
 					return err
 				}
+			}
+		}
+		// After the writes: the reports' write says which reports it opened.
+		if s.rollups.on {
+			if err := writeRollups(ctx, tx, b, &res, s.rollups, tree); err != nil {
+				return err
 			}
 		}
 		return nil

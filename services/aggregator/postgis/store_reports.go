@@ -60,6 +60,10 @@ type ReportResult struct {
 	// States are the reports of the batch as stored (a resent report keeps
 	// its stored status), to publish.
 	States []ReportState
+	// Inserted are the positions in the batch of the reports stored for the
+	// first time (the first of a report given twice), in no particular order:
+	// the reports opened, for the roll-ups.
+	Inserted []int
 }
 
 // ReportEvent is one entry of a report's history.
@@ -120,9 +124,10 @@ SELECT *, true FROM ins
 UNION ALL
 SELECT ` + reportCols + `, false FROM report WHERE id IN (SELECT id FROM input) AND id NOT IN (SELECT id FROM ins)`
 
-// writeReports stores a batch's reports in tx, in one round trip.
 // reportStore stores citizen reports with their workflow, statement by
-// statement after the other kinds' round trip.
+// statement after the other kinds' round trip. Its contribute hook gives the
+// roll-ups the reports opened (stored for the first time) at their
+// reported_at.
 var reportStore = kindStore{
 	rows: func(b Batch) int { return len(b.Reports) },
 	write: func(ctx context.Context, tx pgx.Tx, b Batch, res *Result) error {
@@ -130,7 +135,21 @@ var reportStore = kindStore{
 		res.Reports, err = writeReports(ctx, tx, b.Reports)
 		return err
 	},
+	units: func(b Batch, out []string) []string {
+		for i := range b.Reports {
+			out = append(out, b.Reports[i].UnitCode)
+		}
+		return out
+	},
+	contribute: func(b Batch, res *Result, emit func(contribution)) {
+		for _, i := range res.Reports.Inserted {
+			r := &b.Reports[i]
+			emit(contribution{layer: "report", unit: r.UnitCode, province: r.Province, observed: r.ReportedAt, received: r.ReceivedAt})
+		}
+	},
 }
+
+// writeReports stores a batch's reports in tx, in one round trip.
 
 func writeReports(ctx context.Context, tx pgx.Tx, rows []ReportRow) (ReportResult, error) {
 	var res ReportResult
@@ -142,7 +161,11 @@ func writeReports(ctx context.Context, tx pgx.Tx, rows []ReportRow) (ReportResul
 		contacts   = make([][]byte, n)
 		rep, recv  = make([]time.Time, n), make([]time.Time, n)
 	)
+	first := make(map[string]int, n) // by id: the first position of the report in rows
 	for i, r := range rows {
+		if _, ok := first[r.ID()]; !ok {
+			first[r.ID()] = i
+		}
 		m := r.Media
 		if m == nil {
 			m = []string{}
@@ -167,6 +190,7 @@ func writeReports(ctx context.Context, tx pgx.Tx, rows []ReportRow) (ReportResul
 		}
 		if inserted {
 			res.New++
+			res.Inserted = append(res.Inserted, first[st.ID])
 		}
 		res.States = append(res.States, st)
 	}

@@ -74,6 +74,10 @@ const sqlRollupDiff = `WITH valid AS (
     SELECT 'weather', unit_code, province, observed_at, received_at, NULL, NULL, NULL, NULL, NULL,
         NULL, NULL, temperature, precipitation, wind_speed
     FROM weather_observation
+    UNION ALL
+    SELECT 'report', unit_code, province, reported_at, received_at, NULL, NULL, NULL, NULL, NULL,
+        NULL, NULL, NULL, NULL, NULL
+    FROM report
 ), up AS (
     SELECT r.*, x.code, x.prov FROM raw r
     CROSS JOIN LATERAL (
@@ -236,8 +240,9 @@ func TestRollupInvariant(t *testing.T) {
 	rng := rand.New(rand.NewPCG(seed, 7))
 
 	air, traffic, water, weather := randomRollupRows(rng, 300)
+	reports := randomRollupReports(rng, 300)
 	var written []postgis.Batch
-	for step := 0; len(air)+len(traffic)+len(water)+len(weather) > 0; step++ {
+	for step := 0; len(air)+len(traffic)+len(water)+len(weather)+len(reports) > 0; step++ {
 		var b postgis.Batch
 		switch {
 		case len(written) > 0 && rng.IntN(4) == 0: // a redelivery of an earlier batch
@@ -249,6 +254,7 @@ func TestRollupInvariant(t *testing.T) {
 			nw, nm := min(len(water), rng.IntN(40)), min(len(weather), rng.IntN(40))
 			b.Water, water = append([]postgis.WaterRow(nil), water[:nw]...), water[nw:]
 			b.Weather, weather = append([]postgis.WeatherRow(nil), weather[:nm]...), weather[nm:]
+			b.Reports, reports = takeReports(rng, reports)
 			if len(b.Air) > 1 { // a duplicate inside the batch
 				b.Air = append(b.Air, b.Air[rng.IntN(len(b.Air))])
 			}
@@ -266,7 +272,7 @@ func TestRollupInvariant(t *testing.T) {
 		if err != nil {
 			t.Fatalf("step %d: WriteBatch: %v", step, err)
 		}
-		if n := res.Air.New + res.Traffic.New + res.Water.New + res.Weather.New; n > 0 && len(res.Rollups) == 0 {
+		if n := res.Air.New + res.Traffic.New + res.Water.New + res.Weather.New + res.Reports.New; n > 0 && len(res.Rollups) == 0 {
 			t.Fatalf("step %d: %d new rows changed no roll-up", step, n)
 		}
 		written = append(written, b)
@@ -275,8 +281,8 @@ func TestRollupInvariant(t *testing.T) {
 	if n := count(t, pool, `SELECT count(*) FROM rollup WHERE late > 0`); n == 0 {
 		t.Fatal("no roll-up counted a late row; the test lost its late rows")
 	}
-	if n := count(t, pool, `SELECT count(DISTINCT layer) FROM rollup`); n != 4 {
-		t.Fatalf("roll-ups of %d layers; want air, traffic, water and weather", n)
+	if n := count(t, pool, `SELECT count(DISTINCT layer) FROM rollup`); n != 5 {
+		t.Fatalf("roll-ups of %d layers; want air, traffic, water, weather and report", n)
 	}
 }
 
