@@ -61,7 +61,7 @@ func TestApplyActions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	acts.RegisterAction(ActionReportStatus, applyReportStatus)
+	acts.RegisterAction(ActionReportStatus, (&Service{}).applyReportStatus) // no store: no roll-ups
 	calls := 0
 	acts.RegisterAction("test.fail", func(ctx context.Context, tx pgx.Tx, a *iocv1.Action) ([]*iocv1.EntityState, error) {
 		calls++

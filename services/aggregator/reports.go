@@ -146,8 +146,19 @@ func reportStateMsg(r postgis.ReportState) (*nats.Msg, error) {
 	return entityStateMsg(reportState(r), r.ID+"@"+r.UpdatedAt.UTC().Format(time.RFC3339Nano), r.UpdatedAt)
 }
 
-// applyReportStatus is the handler of report.status actions.
-func applyReportStatus(ctx context.Context, tx pgx.Tx, a *iocv1.Action) ([]*iocv1.EntityState, error) {
+// reportRollups adds a resolved report to the roll-ups in the transaction
+// that resolves it; *postgis.Store is one.
+type reportRollups interface {
+	ReportResolvedRollups(ctx context.Context, tx pgx.Tx, r postgis.ReportState) ([]postgis.Rollup, error)
+}
+
+var _ reportRollups = (*postgis.Store)(nil)
+
+// applyReportStatus is the handler of report.status actions. A report
+// resolved counts in the roll-ups in the same transaction (so a redelivered
+// action, which is not applied again, never counts twice), published after
+// the commit.
+func (s *Service) applyReportStatus(ctx context.Context, tx pgx.Tx, a *iocv1.Action) ([]*iocv1.EntityState, error) {
 	var p ReportStatusPayload
 	if err := json.Unmarshal(a.GetPayload(), &p); err != nil {
 		return nil, Refuse(fmt.Sprintf("payload is not a report status: %v", err))
@@ -182,6 +193,15 @@ func applyReportStatus(ctx context.Context, tx pgx.Tx, a *iocv1.Action) ([]*iocv
 	st, err := postgis.SetReportStatus(ctx, tx, r.ID, p.Status, assignee)
 	if err != nil {
 		return nil, err
+	}
+	if rr, ok := s.db.(reportRollups); ok && st.Status == ReportResolved {
+		rs, err := rr.ReportResolvedRollups(ctx, tx, st)
+		if err != nil {
+			return nil, err
+		}
+		if len(rs) > 0 {
+			AfterCommit(ctx, func() { s.publishRollups(ctx, rs) })
+		}
 	}
 	return []*iocv1.EntityState{reportState(st)}, nil
 }
@@ -249,7 +269,8 @@ func feedAlertMsg(a *iocv1.Alert) (*nats.Msg, error) {
 // ReportStore is what the report sweep needs of the database; *postgis.Store is one.
 type ReportStore interface {
 	DueReports(ctx context.Context, province string, now time.Time, limit int) ([]postgis.ReportState, error)
-	MarkReportsOverdue(ctx context.Context, ids []string, at time.Time) error
+	// MarkReportsOverdue returns the roll-ups the reports marked changed.
+	MarkReportsOverdue(ctx context.Context, ids []string, at time.Time) ([]postgis.Rollup, error)
 	ClosedAlertedReports(ctx context.Context, province string, limit int) ([]postgis.ReportState, error)
 	MarkReportAlertsCancelled(ctx context.Context, ids []string) error
 }
@@ -309,10 +330,12 @@ func (s *Service) sweepReports(ctx context.Context, db ReportStore) error {
 		return err
 	}
 	if len(ids) > 0 {
-		if err := db.MarkReportsOverdue(ctx, ids, now); err != nil {
+		rs, err := db.MarkReportsOverdue(ctx, ids, now)
+		if err != nil {
 			return err
 		}
 		s.log.Info("reports overdue", "count", len(ids))
+		s.publishRollups(ctx, rs)
 	}
 	if len(cids) > 0 {
 		if err := db.MarkReportAlertsCancelled(ctx, cids); err != nil {
@@ -346,7 +369,7 @@ func (s *Service) initReports(deps Deps) error {
 	if err != nil {
 		return err
 	}
-	acts.RegisterAction(ActionReportStatus, applyReportStatus)
+	acts.RegisterAction(ActionReportStatus, s.applyReportStatus)
 	acts.RegisterAction(ActionSourceRejections, applySourceRejections)
 	acts.applied = func(a *iocv1.Action) {
 		if a.GetTargetKind() == subjects.KindReport {
@@ -425,4 +448,25 @@ func (s *Service) startReports(ctx context.Context) (wait func()) {
 		})
 	}
 	return wg.Wait
+}
+
+// publishRollups publishes roll-ups written outside a batch (report changes)
+// on ROLLUPS and waits for their acks. A failure is logged: the table is
+// right and the next change of the window publishes it again (the known gap
+// of docs/rollups.md).
+func (s *Service) publishRollups(ctx context.Context, rs []postgis.Rollup) {
+	var futures []jetstream.PubAckFuture
+	for _, r := range rs {
+		msg, err := rollupMsg(r)
+		if err == nil {
+			err = publishAsync(s.js, &futures, msg)
+		}
+		if err != nil {
+			s.log.Error("publishing roll-ups failed", "err", err)
+			return
+		}
+	}
+	if _, err := s.waitAcks(ctx, futures); err != nil {
+		s.log.Error("publishing roll-ups failed", "err", err)
+	}
 }

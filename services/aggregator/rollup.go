@@ -45,8 +45,14 @@ type rollupJSON struct {
 	Precipitation   *float64 `json:"precipitation,omitempty"`
 	WindMax         *float64 `json:"windMax,omitempty"`
 	// Reports: the reports opened (stored for the first time) with their
-	// reported_at in the window.
-	Opened *int64 `json:"opened,omitempty"`
+	// reported_at in the window, resolved in it, resolved by their SLA
+	// deadline among those, the share of those, and gone overdue (by their
+	// deadline).
+	Opened           *int64   `json:"opened,omitempty"`
+	Resolved         *int64   `json:"resolved,omitempty"`
+	ResolvedInSLA    *int64   `json:"resolvedWithinSla,omitempty"`
+	ShareResolvedSLA *float64 `json:"shareResolvedWithinSla,omitempty"`
+	Overdue          *int64   `json:"overdue,omitempty"`
 }
 
 // windowLength is the length of each roll-up window.
@@ -87,8 +93,9 @@ func figures(r postgis.Rollup) rollupJSON {
 			j.Precipitation = &v
 		}
 	case subjects.KindReport:
-		v := r.N
-		j.Opened = &v
+		opened, resolved, inSLA, overdue := r.N, r.ResolvedN, r.ResolvedInSLAN, r.OverdueN
+		j.Opened, j.Resolved, j.ResolvedInSLA, j.Overdue = &opened, &resolved, &inSLA, &overdue
+		j.ShareResolvedSLA = ratio(float64(inSLA), float64(resolved))
 	}
 	return j
 }

@@ -185,6 +185,10 @@ func TestRollupsGolden(t *testing.T) {
 			{SourceID: "s", EventID: "m1", StationID: "k1", Province: province, UnitCode: "00073", ObservedAt: at, ReceivedAt: at, Temperature: f(27), Precipitation: f(1.5), WindSpeed: f(6)},
 			{SourceID: "s", EventID: "m2", StationID: "k1", Province: province, UnitCode: "00073", ObservedAt: at.Add(time.Minute), ReceivedAt: at.Add(time.Minute), Temperature: f(26), Precipitation: f(0.5), WindSpeed: f(9)},
 		},
+		Reports: []postgis.ReportRow{ // flooding's SLA is 4 h, traffic's 24 h
+			{SourceID: "s", EventID: "r1", Province: province, UnitCode: unit, Category: "flooding", Lon: 105.5, Lat: 20.5, ReportedAt: at, ReceivedAt: at},
+			{SourceID: "s", EventID: "r2", Province: province, UnitCode: "00073", Category: "traffic", Lon: 105.5, Lat: 20.5, ReportedAt: at.Add(time.Minute), ReceivedAt: at.Add(time.Minute)},
+		},
 	}
 	late := postgis.Batch{Air: []postgis.AirRow{ // received 3 h after: late for every window but the day's
 		{SourceID: "s", EventID: "a0", StationID: "st1", Province: province, UnitCode: unit, ObservedAt: at.Add(-time.Hour), ReceivedAt: at.Add(2 * time.Hour), AQI: aqi(300, 6, "pm10")},
@@ -194,9 +198,17 @@ func TestRollupsGolden(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// The sweep 5 h later marks the flooding report overdue, at its deadline
+	// (twice: once counts). A resolution counts at the clock's time, so it
+	// is not in the golden file (postgis.TestRollupReportChanges checks it).
+	for range 2 {
+		if _, err := store.MarkReportsOverdue(context.Background(), []string{"s/r1"}, at.Add(5*time.Hour)); err != nil {
+			t.Fatal(err)
+		}
+	}
 	rows, err := pool.Query(context.Background(), `SELECT unit_code, layer, win, window_start, province, n, late, aqi_n, aqi_sum, aqi_max, band_max, dominant,
 		speed_w, speed_wsum, congested_n, congested_known, vehicles, level_max, alarm_max, alarm1_n, alarm2_n, alarm3_n,
-		temp_n, temp_sum, precip_sum, wind_max FROM rollup ORDER BY layer, win, window_start, unit_code`)
+		temp_n, temp_sum, precip_sum, wind_max, resolved_n, resolved_in_sla_n, overdue_n FROM rollup ORDER BY layer, win, window_start, unit_code`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -207,7 +219,7 @@ func TestRollupsGolden(t *testing.T) {
 		if err := rows.Scan(&r.UnitCode, &r.Layer, &r.Window, &r.WindowStart, &r.Province, &r.N, &r.Late,
 			&r.AQIN, &r.AQISum, &r.AQIMax, &r.BandMax, &r.Dominant, &r.SpeedW, &r.SpeedWSum, &r.CongestedN, &r.CongestedKnown,
 			&r.Vehicles, &r.LevelMax, &r.AlarmMax, &r.AlarmN[0], &r.AlarmN[1], &r.AlarmN[2],
-			&r.TempN, &r.TempSum, &r.PrecipSum, &r.WindMax); err != nil {
+			&r.TempN, &r.TempSum, &r.PrecipSum, &r.WindMax, &r.ResolvedN, &r.ResolvedInSLAN, &r.OverdueN); err != nil {
 			t.Fatal(err)
 		}
 		out = append(out, figures(r)) // updatedAt zero: the golden file holds no clock

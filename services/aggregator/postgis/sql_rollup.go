@@ -21,16 +21,18 @@ FROM unit_group_member m
 WHERE m.member_code IN (SELECT code FROM anc)`
 
 // sqlUpsertRollups adds a batch's contributions, one row per unit, layer,
-// window and start (unnest of the arrays $1…$26), to rollup and returns every
+// window and start (unnest of the arrays $1…$29), to rollup and returns every
 // roll-up it wrote as it now is.
 const sqlUpsertRollups = `INSERT INTO rollup AS r (unit_code, layer, win, window_start, province, n, late,
     aqi_n, aqi_sum, aqi_max, band_max, dominant,
     speed_w, speed_wsum, congested_n, congested_known, vehicles,
-    level_max, alarm_max, alarm1_n, alarm2_n, alarm3_n, temp_n, temp_sum, precip_sum, wind_max, updated_at)
+    level_max, alarm_max, alarm1_n, alarm2_n, alarm3_n, temp_n, temp_sum, precip_sum, wind_max,
+    resolved_n, resolved_in_sla_n, overdue_n, updated_at)
 SELECT *, now() FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::bigint[], $7::bigint[],
     $8::bigint[], $9::float8[], $10::integer[], $11::smallint[], $12::text[],
     $13::float8[], $14::float8[], $15::bigint[], $16::bigint[], $17::float8[],
-    $18::float8[], $19::smallint[], $20::bigint[], $21::bigint[], $22::bigint[], $23::bigint[], $24::float8[], $25::float8[], $26::float8[])
+    $18::float8[], $19::smallint[], $20::bigint[], $21::bigint[], $22::bigint[], $23::bigint[], $24::float8[], $25::float8[], $26::float8[],
+    $27::bigint[], $28::bigint[], $29::bigint[])
 ON CONFLICT (unit_code, layer, win, window_start) DO UPDATE SET
     n = r.n + excluded.n,
     late = r.late + excluded.late,
@@ -53,7 +55,11 @@ ON CONFLICT (unit_code, layer, win, window_start) DO UPDATE SET
     temp_sum = r.temp_sum + excluded.temp_sum,
     precip_sum = r.precip_sum + excluded.precip_sum,
     wind_max = greatest(r.wind_max, excluded.wind_max),
+    resolved_n = r.resolved_n + excluded.resolved_n,
+    resolved_in_sla_n = r.resolved_in_sla_n + excluded.resolved_in_sla_n,
+    overdue_n = r.overdue_n + excluded.overdue_n,
     updated_at = excluded.updated_at
 RETURNING unit_code, layer, win, window_start, province, n, late, aqi_n, aqi_sum, aqi_max, band_max, dominant,
     speed_w, speed_wsum, congested_n, congested_known, vehicles,
-    level_max, alarm_max, alarm1_n, alarm2_n, alarm3_n, temp_n, temp_sum, precip_sum, wind_max, updated_at`
+    level_max, alarm_max, alarm1_n, alarm2_n, alarm3_n, temp_n, temp_sum, precip_sum, wind_max,
+    resolved_n, resolved_in_sla_n, overdue_n, updated_at`

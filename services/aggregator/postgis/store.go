@@ -142,6 +142,9 @@ type Result struct {
 	// Rollups are the roll-ups the batch changed (roll-ups on only), in no
 	// particular order, each as the batch left it.
 	Rollups []Rollup
+	// changes are contributions of entity changes (reports resolved or gone
+	// overdue) that writeRollups adds after the kinds' (store_rollup_report.go).
+	changes []contribution
 }
 
 // AlertState is the state of a stored alert, for republishing it.

@@ -322,25 +322,21 @@ func (s *Store) DueReports(ctx context.Context, province string, now time.Time, 
 	return out, nil
 }
 
+// sqlMarkOverdue marks the reports $1 overdue at $2 (those not overdue yet
+// and still open), records it, and returns the province, unit and SLA
+// deadline of each report it marked.
 const sqlMarkOverdue = `WITH up AS (
     UPDATE report SET overdue = true, alert_state = 'raised', updated_at = $2
     WHERE id = ANY($1) AND NOT overdue AND status NOT IN ('resolved', 'rejected')
-    RETURNING id, status, sla_deadline
+    RETURNING id, status, sla_deadline, province, unit_code
 ), ev AS (
     INSERT INTO report_event (report_id, kind, from_status, to_status, actor, reason)
     SELECT id, 'overdue', status, status, 'iochub', 'SLA deadline ' || sla_deadline || ' passed' FROM up
+), au AS (
+    INSERT INTO audit_log (actor, action, target, detail)
+    SELECT 'iochub', 'report.overdue', 'report:' || id, jsonb_build_object('slaDeadline', sla_deadline, 'status', status) FROM up
 )
-INSERT INTO audit_log (actor, action, target, detail)
-SELECT 'iochub', 'report.overdue', 'report:' || id, jsonb_build_object('slaDeadline', sla_deadline, 'status', status) FROM up`
-
-// MarkReportsOverdue records that the reports ids were published overdue at
-// at (history and audit rows included).
-func (s *Store) MarkReportsOverdue(ctx context.Context, ids []string, at time.Time) error {
-	if _, err := s.pool.Exec(ctx, sqlMarkOverdue, ids, at); err != nil {
-		return fmt.Errorf("marking %d reports overdue: %w", len(ids), err)
-	}
-	return nil
-}
+SELECT province, unit_code, sla_deadline FROM up`
 
 // sqlClosedAlerted lists reports resolved or rejected whose overdue alert is still raised.
 const sqlClosedAlerted = `SELECT ` + reportCols + ` FROM report

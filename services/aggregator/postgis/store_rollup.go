@@ -54,6 +54,9 @@ type Figures struct {
 	TempSum   float64
 	PrecipSum float64
 	WindMax   *float64
+	// Reports (changes, not observations; docs/rollups.md): resolved in the
+	// window, those of them by their SLA deadline, and gone overdue.
+	ResolvedN, ResolvedInSLAN, OverdueN int64
 }
 
 // maxOf returns the greater of two optional values, nil when both are.
@@ -84,6 +87,9 @@ func (f *Figures) add(o Figures) {
 	f.TempN += o.TempN
 	f.TempSum += o.TempSum
 	f.PrecipSum += o.PrecipSum
+	f.ResolvedN += o.ResolvedN
+	f.ResolvedInSLAN += o.ResolvedInSLAN
+	f.OverdueN += o.OverdueN
 }
 
 // Key is the roll-up's identity: unit, layer, window and its start.
@@ -97,6 +103,10 @@ type contribution struct {
 	layer, unit, province string
 	observed, received    time.Time
 	figures               Figures
+	// change marks the change of an entity (a report resolved or gone
+	// overdue), not an observation: it counts in its figures only, not in
+	// n, and is never late.
+	change bool
 }
 
 // rollupOptions are what the roll-ups need of the store.
@@ -295,7 +305,7 @@ func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollu
 		}
 		for _, w := range windows {
 			start := w.start(c.observed)
-			late := c.received.After(start.Add(w.length + ro.lateness))
+			late := !c.change && c.received.After(start.Add(w.length+ro.lateness))
 			for _, a := range p.units {
 				k := rollupKey{a.code, c.layer, w.name, start.Unix()}
 				r := acc[k]
@@ -308,7 +318,9 @@ func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollu
 					r.Late++
 					continue
 				}
-				r.N++
+				if !c.change {
+					r.N++
+				}
 				r.add(c.figures)
 			}
 		}
@@ -317,6 +329,9 @@ func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollu
 		if k.contribute != nil && k.rows(b) > 0 {
 			k.contribute(b, res, emit)
 		}
+	}
+	for _, c := range res.changes {
+		emit(c)
 	}
 	if len(order) == 0 {
 		return nil
@@ -332,6 +347,7 @@ func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollu
 		bandMaxs, alarmMaxs               = make([]*int16, n), make([]*int16, n)
 		levelMaxs, windMaxs               = make([]*float64, n), make([]*float64, n)
 		alarm1s, alarm2s, alarm3s, tempNs = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
+		resolvedNs, inSLANs, overdueNs    = make([]int64, n), make([]int64, n), make([]int64, n)
 	)
 	for i, k := range order {
 		r := acc[k]
@@ -341,10 +357,12 @@ func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollu
 		speedWs[i], speedWSums[i], congNs[i], congKs[i], vehicles[i] = r.SpeedW, r.SpeedWSum, r.CongestedN, r.CongestedKnown, r.Vehicles
 		levelMaxs[i], alarmMaxs[i], alarm1s[i], alarm2s[i], alarm3s[i] = r.LevelMax, r.AlarmMax, r.AlarmN[0], r.AlarmN[1], r.AlarmN[2]
 		tempNs[i], tempSums[i], precips[i], windMaxs[i] = r.TempN, r.TempSum, r.PrecipSum, r.WindMax
+		resolvedNs[i], inSLANs[i], overdueNs[i] = r.ResolvedN, r.ResolvedInSLAN, r.OverdueN
 	}
 	rows, err := tx.Query(ctx, sqlUpsertRollups, units, layers, wins, starts, provs, ns, lates,
 		aqiNs, aqiSums, aqiMaxs, bandMaxs, doms, speedWs, speedWSums, congNs, congKs, vehicles,
-		levelMaxs, alarmMaxs, alarm1s, alarm2s, alarm3s, tempNs, tempSums, precips, windMaxs)
+		levelMaxs, alarmMaxs, alarm1s, alarm2s, alarm3s, tempNs, tempSums, precips, windMaxs,
+		resolvedNs, inSLANs, overdueNs)
 	if err != nil {
 		return fmt.Errorf("adding %d roll-ups: %w", n, err)
 	}
@@ -355,7 +373,7 @@ func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollu
 			&r.AQIN, &r.AQISum, &r.AQIMax, &r.BandMax, &r.Dominant,
 			&r.SpeedW, &r.SpeedWSum, &r.CongestedN, &r.CongestedKnown, &r.Vehicles,
 			&r.LevelMax, &r.AlarmMax, &r.AlarmN[0], &r.AlarmN[1], &r.AlarmN[2], &r.TempN, &r.TempSum, &r.PrecipSum, &r.WindMax,
-			&r.UpdatedAt); err != nil {
+			&r.ResolvedN, &r.ResolvedInSLAN, &r.OverdueN, &r.UpdatedAt); err != nil {
 			return fmt.Errorf("reading roll-ups: %w", err)
 		}
 		res.Rollups = append(res.Rollups, r)

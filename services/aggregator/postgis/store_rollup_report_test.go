@@ -1,10 +1,17 @@
 package postgis_test
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
+	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/iochub/iochub/internal/testenv"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 )
 
@@ -44,4 +51,246 @@ func takeReports(rng *rand.Rand, rest []postgis.ReportRow) (batch, left []postgi
 		rng.Shuffle(len(batch), func(i, j int) { batch[i], batch[j] = batch[j], batch[i] })
 	}
 	return batch, rest[k:]
+}
+
+// sqlReportRollupDiff is the invariant of the report layer: every stored
+// report roll-up against plain SQL over the report rows and their history —
+// opened at reported_at (late by received_at as observations), resolved at
+// the time of the status event to resolved (within the SLA when not after
+// the deadline), overdue at the deadline of the reports marked overdue —
+// with ancestors by joins and groups by unit_groups. It returns the rows of
+// either side missing from the other.
+const sqlReportRollupDiff = `WITH ev AS (
+    SELECT unit_code, province, reported_at AS at, received_at, 1 AS opened, 0 AS resolved, 0 AS in_sla, 0 AS overdue
+    FROM report
+    UNION ALL
+    SELECT r.unit_code, r.province, e.at, e.at, 0, 1, (e.at <= r.sla_deadline)::int, 0
+    FROM report_event e JOIN report r ON r.id = e.report_id
+    WHERE e.kind = 'status' AND e.to_status = 'resolved'
+    UNION ALL
+    SELECT unit_code, province, sla_deadline, sla_deadline, 0, 0, 0, 1 FROM report WHERE overdue
+), up AS (
+    SELECT ev.*, x.code, x.prov FROM ev
+    CROSS JOIN LATERAL (
+        SELECT ev.unit_code AS code, ev.province AS prov
+        UNION
+        SELECT u.parent_code, CASE WHEN p.level = 'national' THEN p.code ELSE ev.province END
+        FROM admin_unit u JOIN admin_unit p ON p.code = u.parent_code
+            AND p.valid_from <= ev.at AND (p.valid_to IS NULL OR p.valid_to > ev.at)
+        WHERE u.code = ev.unit_code AND u.valid_from <= ev.at AND (u.valid_to IS NULL OR u.valid_to > ev.at)
+        UNION
+        SELECT p.parent_code, CASE WHEN g.level = 'national' THEN g.code ELSE ev.province END
+        FROM admin_unit u
+        JOIN admin_unit p ON p.code = u.parent_code AND p.valid_from <= ev.at AND (p.valid_to IS NULL OR p.valid_to > ev.at)
+        JOIN admin_unit g ON g.code = p.parent_code AND g.valid_from <= ev.at AND (g.valid_to IS NULL OR g.valid_to > ev.at)
+        WHERE u.code = ev.unit_code AND u.valid_from <= ev.at AND (u.valid_to IS NULL OR u.valid_to > ev.at)
+        UNION
+        SELECT g.group_code, g.group_code FROM unit_groups(ev.unit_code, ev.at) g
+    ) x
+), w AS (
+    SELECT up.*, v.win, v.start, up.opened = 1 AND up.received_at > v.start + v.len + interval '2 hours' AS late
+    FROM up CROSS JOIN LATERAL (VALUES
+        ('1m', date_trunc('minute', at), interval '1 minute'),
+        ('15m', date_trunc('hour', at) + floor(extract(minute FROM at) / 15) * interval '15 minutes', interval '15 minutes'),
+        ('1h', date_trunc('hour', at), interval '1 hour'),
+        ('1d', (date_trunc('day', at AT TIME ZONE 'Asia/Ho_Chi_Minh')) AT TIME ZONE 'Asia/Ho_Chi_Minh', interval '1 day')
+    ) v (win, start, len)
+), expected AS (
+    SELECT code AS unit_code, 'report' AS layer, win, start AS window_start, max(prov) AS province,
+        coalesce(sum(opened) FILTER (WHERE NOT late), 0) AS n, count(*) FILTER (WHERE late) AS late,
+        sum(resolved) AS resolved_n, sum(in_sla) AS resolved_in_sla_n, sum(overdue) AS overdue_n
+    FROM w
+    GROUP BY code, win, start
+), stored AS (
+    SELECT unit_code, layer, win, window_start, province, n, late, resolved_n, resolved_in_sla_n, overdue_n
+    FROM rollup WHERE layer = 'report'
+)
+(SELECT 'stored' AS side, * FROM (SELECT * FROM stored EXCEPT SELECT * FROM expected) s)
+UNION ALL
+(SELECT 'expected', * FROM (SELECT * FROM expected EXCEPT SELECT * FROM stored) e)
+ORDER BY 2, 3, 4, 5, 1`
+
+// checkReportRollups fails t when a stored report roll-up differs from plain SQL.
+func checkReportRollups(t *testing.T, pool *pgxpool.Pool, step int) {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), sqlReportRollupDiff)
+	if err != nil {
+		t.Fatalf("step %d: comparing report roll-ups: %v", step, err)
+	}
+	defer rows.Close()
+	n := 0
+	for rows.Next() {
+		v, err := rows.Values()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n < 20 {
+			t.Errorf("step %d: report roll-up differs from plain SQL: %v", step, v)
+		}
+		n++
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if n > 0 {
+		t.Fatalf("step %d: %d report roll-up rows differ from plain SQL", step, n)
+	}
+}
+
+// resolveReport takes report id through assigned and in_progress to
+// resolved in one transaction as the report.status handler does (history
+// row, status, roll-ups), and rolls it back when cancel is set.
+func resolveReport(ctx context.Context, t *testing.T, s *postgis.Store, id string, cancel bool) []postgis.Rollup {
+	t.Helper()
+	var out []postgis.Rollup
+	errCancel := errors.New("cancelled before the commit")
+	err := s.BeginFunc(ctx, func(tx pgx.Tx) error {
+		r, err := postgis.ReportForUpdate(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		from := r.Status
+		for _, to := range []string{"assigned", "in_progress", "resolved"} {
+			if err := postgis.AddReportEvent(ctx, tx, postgis.ReportEvent{ReportID: id, Kind: "status", FromStatus: from, ToStatus: to, Assignee: "team"}); err != nil {
+				return err
+			}
+			if r, err = postgis.SetReportStatus(ctx, tx, id, to, "team"); err != nil {
+				return err
+			}
+			rs, err := s.ReportResolvedRollups(ctx, tx, r)
+			if err != nil {
+				return err
+			}
+			if to != "resolved" && len(rs) > 0 {
+				return fmt.Errorf("report %s %s changed %d roll-ups", id, to, len(rs))
+			}
+			out = append(out, rs...)
+			from = to
+		}
+		if cancel {
+			return errCancel
+		}
+		return nil
+	})
+	if cancel && errors.Is(err, errCancel) {
+		return nil
+	}
+	if err != nil {
+		t.Fatalf("resolving report %s: %v", id, err)
+	}
+	return out
+}
+
+// TestRollupReportChanges: reports opened (with resends and redelivered
+// batches), resolved within or after their SLA (some resolutions rolled
+// back), and marked overdue by the sweep (twice for the same time) count in
+// the report roll-ups exactly as plain SQL over the report rows and their
+// history says, after every step.
+func TestRollupReportChanges(t *testing.T) {
+	pool := testenv.PostGIS(t).Pool
+	rollupTree(t, pool)
+	s := postgis.NewStore(pool)
+	ctx := context.Background()
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 8))
+	now := time.Now().UTC().Truncate(time.Microsecond)
+
+	var reports []postgis.ReportRow
+	for i := range 80 {
+		at := now.Add(-time.Duration(rng.IntN(10*3600)) * time.Second) // flooding's SLA is 4 h, traffic's 24 h
+		rec := at.Add(time.Duration(rng.IntN(60)) * time.Second)
+		if rng.IntN(8) == 0 {
+			rec = at.Add(3 * time.Hour)
+		}
+		unit := []string{"W1", "W2"}[rng.IntN(2)]
+		reports = append(reports, postgis.ReportRow{SourceID: "rep", EventID: fmt.Sprintf("c%d", i), Province: "01", UnitCode: unit,
+			Category: []string{"flooding", "traffic"}[rng.IntN(2)], Lon: 105.5, Lat: 20.5, ReportedAt: at, ReceivedAt: rec})
+	}
+	var written []postgis.Batch
+	var ids []string
+	resolved := map[string]bool{}
+	sawInSLA, sawLate, sawOverdue := false, false, false
+	for step := 0; len(reports) > 0 || step < 40; step++ {
+		switch op := rng.IntN(5); {
+		case len(reports) > 0 && op < 2:
+			var b postgis.Batch
+			b.Reports, reports = takeReports(rng, reports)
+			res, err := s.WriteBatch(ctx, b)
+			if err != nil {
+				t.Fatalf("step %d: WriteBatch: %v", step, err)
+			}
+			if res.Reports.New > 0 && len(res.Rollups) == 0 {
+				t.Fatalf("step %d: %d new reports changed no roll-up", step, res.Reports.New)
+			}
+			for _, i := range res.Reports.Inserted {
+				ids = append(ids, b.Reports[i].ID())
+			}
+			written = append(written, b)
+		case len(written) > 0 && op == 2: // a redelivery: nothing new
+			res, err := s.WriteBatch(ctx, written[rng.IntN(len(written))])
+			if err != nil {
+				t.Fatalf("step %d: WriteBatch again: %v", step, err)
+			}
+			for _, r := range res.Rollups {
+				if r.Layer == "report" {
+					t.Fatalf("step %d: a redelivered batch changed report roll-up %s", step, r.Key())
+				}
+			}
+		case len(ids) > 0 && op == 3:
+			id := ids[rng.IntN(len(ids))]
+			if resolved[id] {
+				break
+			}
+			st := reportStatus(ctx, t, pool, id)
+			if st == "resolved" || st == "rejected" {
+				break
+			}
+			cancel := rng.IntN(4) == 0
+			rs := resolveReport(ctx, t, s, id, cancel)
+			if !cancel {
+				resolved[id] = true
+				if len(rs) == 0 {
+					t.Fatalf("step %d: resolving %s changed no roll-up", step, id)
+				}
+				for _, r := range rs {
+					sawInSLA = sawInSLA || r.ResolvedInSLAN > 0
+					sawLate = sawLate || r.ResolvedN > r.ResolvedInSLAN
+				}
+			}
+		default: // the overdue sweep, twice at the same time: the second marks nothing
+			due, err := s.DueReports(ctx, "", now, 500)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var dueIDs []string
+			for _, r := range due {
+				dueIDs = append(dueIDs, r.ID)
+			}
+			for round := range 2 {
+				rs, err := s.MarkReportsOverdue(ctx, dueIDs, now)
+				if err != nil {
+					t.Fatalf("step %d: MarkReportsOverdue: %v", step, err)
+				}
+				if round == 1 && len(rs) > 0 {
+					t.Fatalf("step %d: marking the same reports overdue again changed %d roll-ups", step, len(rs))
+				}
+				sawOverdue = sawOverdue || len(rs) > 0
+			}
+		}
+		checkReportRollups(t, pool, step)
+	}
+	if !sawInSLA || !sawLate || !sawOverdue {
+		t.Fatalf("resolved within the SLA %v, after it %v, overdue %v: the test missed a case (seed %d)", sawInSLA, sawLate, sawOverdue, seed)
+	}
+}
+
+// reportStatus is the stored status of report id.
+func reportStatus(ctx context.Context, t *testing.T, pool *pgxpool.Pool, id string) string {
+	t.Helper()
+	var st string
+	if err := pool.QueryRow(ctx, `SELECT status FROM report WHERE id = $1`, id).Scan(&st); err != nil {
+		t.Fatal(err)
+	}
+	return st
 }
