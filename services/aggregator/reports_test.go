@@ -16,6 +16,7 @@ import (
 	"github.com/iochub/iochub/internal/ce"
 	"github.com/iochub/iochub/internal/subjects"
 	"github.com/iochub/iochub/internal/testenv"
+	"github.com/iochub/iochub/internal/testkit"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 )
@@ -148,6 +149,35 @@ func TestReportSweep(t *testing.T) {
 			t.Fatalf("step %d: applied %v, err %v", i, applied, err)
 		}
 	}
+	// The resolution and the overdue mark are on ROLLUPS: the report's day
+	// roll-up as last published says resolved once, after its deadline.
+	rst, err := n.JS.Stream(ctx, subjects.StreamRollups)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, time.Minute, "the report roll-ups on ROLLUPS", func() (bool, string) {
+		raw, err := rst.GetLastMsgForSubject(ctx, subjects.Rollup(province, unit, subjects.KindReport, "1d"))
+		if err != nil {
+			return false, err.Error()
+		}
+		var got rollupJSON
+		if err := json.Unmarshal(raw.Data, &got); err != nil {
+			return false, err.Error()
+		}
+		if got.Resolved == nil || *got.Resolved != 1 || got.ResolvedInSLA == nil || *got.ResolvedInSLA != 0 {
+			return false, string(raw.Data)
+		}
+		return true, ""
+	})
+	var overdueN, resolvedN int64
+	if err := db.Pool.QueryRow(ctx, `SELECT coalesce(sum(overdue_n), 0), coalesce(sum(resolved_n), 0) FROM rollup
+		WHERE layer = 'report' AND unit_code = $1 AND win = '1d'`, unit).Scan(&overdueN, &resolvedN); err != nil {
+		t.Fatal(err)
+	}
+	if overdueN != 1 || resolvedN != 1 {
+		t.Errorf("day roll-ups of %s: %d overdue, %d resolved; want 1 and 1", unit, overdueN, resolvedN)
+	}
+
 	now = now.Add(time.Minute)
 	for range 2 {
 		if err := svc.sweepReports(ctx, store); err != nil {
