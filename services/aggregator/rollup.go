@@ -3,6 +3,7 @@ package aggregator
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -40,6 +41,21 @@ type rollupJSON struct {
 	LevelMax      *float64         `json:"levelMax,omitempty"`
 	AlarmMax      *int16           `json:"alarmMax,omitempty"`
 	AlarmObserved map[string]int64 `json:"alarmObservations,omitempty"`
+	// Distinct counts: the stations (air, water) or segments (traffic) that
+	// reported in the window, and how many reached each grade as their worst:
+	// air the VN_AQI band ("0" without one, "1"…"6"), water the alarm level
+	// ("0"…"3"); traffic the share of those segments congested at least once.
+	// Known: the stations (air, water, weather) or segments (traffic) of the
+	// layer in the unit and its descendants now; Stale: the stale source and
+	// unit pairs there (always present).
+	StationsKnown         *int64           `json:"stationsKnown,omitempty"`
+	SegmentsKnown         *int64           `json:"segmentsKnown,omitempty"`
+	Stale                 int64            `json:"stale"`
+	StationsReporting     *int64           `json:"stationsReporting,omitempty"`
+	StationsByBand        map[string]int64 `json:"stationsByBand,omitempty"`
+	StationsByAlarm       map[string]int64 `json:"stationsByAlarm,omitempty"`
+	SegmentsReporting     *int64           `json:"segmentsReporting,omitempty"`
+	CongestedSegmentShare *float64         `json:"congestedSegmentShare,omitempty"`
 	// Weather.
 	TemperatureMean *float64 `json:"temperatureMean,omitempty"`
 	Precipitation   *float64 `json:"precipitation,omitempty"`
@@ -72,11 +88,33 @@ func figures(r postgis.Rollup) rollupJSON {
 		v := num / den
 		return &v
 	}
+	grades := func(n int) map[string]int64 {
+		m := make(map[string]int64, n)
+		for g := range n {
+			m[strconv.Itoa(g)] = r.GradeN[g]
+		}
+		return m
+	}
+	members, known := r.Members, r.Known
+	j.Stale = r.Stale
+	switch r.Layer {
+	case subjects.KindTraffic:
+		j.SegmentsKnown = &known
+	case subjects.KindAir, subjects.KindWater, subjects.KindWeather:
+		j.StationsKnown = &known
+	}
 	switch r.Layer {
 	case subjects.KindAir:
+		if members > 0 {
+			j.StationsReporting, j.StationsByBand = &members, grades(7)
+		}
 		j.AQIMax, j.WorstBand, j.Dominant = r.AQIMax, r.BandMax, r.Dominant
 		j.AQIMean = ratio(r.AQISum, float64(r.AQIN))
 	case subjects.KindTraffic:
+		if members > 0 {
+			j.SegmentsReporting = &members
+			j.CongestedSegmentShare = ratio(float64(r.GradeN[1]), float64(members))
+		}
 		j.MeanSpeed = ratio(r.SpeedWSum, r.SpeedW)
 		j.CongestedShare = ratio(float64(r.CongestedN), float64(r.CongestedKnown))
 		if r.N > 0 {
@@ -84,6 +122,9 @@ func figures(r postgis.Rollup) rollupJSON {
 			j.Vehicles = &v
 		}
 	case subjects.KindWater:
+		if members > 0 {
+			j.StationsReporting, j.StationsByAlarm = &members, grades(4)
+		}
 		j.LevelMax, j.AlarmMax = r.LevelMax, r.AlarmMax
 		j.AlarmObserved = map[string]int64{"1": r.AlarmN[0], "2": r.AlarmN[1], "3": r.AlarmN[2]}
 	case subjects.KindWeather:

@@ -136,7 +136,14 @@ func TestRollupFigures(t *testing.T) {
 		{postgis.Rollup{Layer: "weather", Window: "1m", WindowStart: start, N: 2,
 			Figures: postgis.Figures{TempN: 2, TempSum: 57, PrecipSum: 3, WindMax: f(12)}},
 			`"temperatureMean":28.5,"precipitation":3,"windMax":12`},
-		{postgis.Rollup{Layer: "air", Window: "1m", WindowStart: start, Late: 1}, `"updatedAt":"0001-01-01T00:00:00Z"}`},
+		// Late only: no figure of the layer, only the known stations and stale sources.
+		{postgis.Rollup{Layer: "air", Window: "1m", WindowStart: start, Late: 1}, `"updatedAt":"0001-01-01T00:00:00Z","stationsKnown":0,"stale":0}`},
+		{postgis.Rollup{Layer: "air", Window: "1h", WindowStart: start, N: 3, Members: 2, GradeN: [7]int64{0, 1, 0, 1}, Known: 5, Stale: 1},
+			`"stationsKnown":5,"stale":1,"stationsReporting":2,"stationsByBand":{"0":0,"1":1,"2":0,"3":1,"4":0,"5":0,"6":0}`},
+		{postgis.Rollup{Layer: "water", Window: "1h", WindowStart: start, N: 3, Members: 2, GradeN: [7]int64{1, 0, 0, 1}, Known: 2},
+			`"stationsKnown":2,"stale":0,"stationsReporting":2,"stationsByAlarm":{"0":1,"1":0,"2":0,"3":1}`},
+		{postgis.Rollup{Layer: "traffic", Window: "1h", WindowStart: start, N: 9, Members: 4, GradeN: [7]int64{3, 1}, Known: 6},
+			`"segmentsKnown":6,"stale":0,"segmentsReporting":4,"congestedSegmentShare":0.25`},
 	} {
 		b, err := json.Marshal(figures(tt.r))
 		if err != nil {
@@ -193,7 +200,10 @@ func TestRollupsGolden(t *testing.T) {
 	late := postgis.Batch{Air: []postgis.AirRow{ // received 3 h after: late for every window but the day's
 		{SourceID: "s", EventID: "a0", StationID: "st1", Province: province, UnitCode: unit, ObservedAt: at.Add(-time.Hour), ReceivedAt: at.Add(2 * time.Hour), AQI: aqi(300, 6, "pm10")},
 	}}
-	for _, batch := range []postgis.Batch{b, b, late, late} {
+	worse := postgis.Batch{Air: []postgis.AirRow{ // st2 again in the same minute, in a worse band: moves from band 4 to 5
+		{SourceID: "s", EventID: "a4", StationID: "st2", Province: province, UnitCode: "00073", ObservedAt: at.Add(70 * time.Second), ReceivedAt: at.Add(70 * time.Second), AQI: aqi(220, 5, "o3")},
+	}}
+	for _, batch := range []postgis.Batch{b, b, late, late, worse, worse} {
 		if _, err := store.WriteBatch(context.Background(), batch); err != nil {
 			t.Fatal(err)
 		}
@@ -206,26 +216,40 @@ func TestRollupsGolden(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
+	// One stale source in the commune 00073: stale in 00073, 01 and VN.
+	if _, err := pool.Exec(context.Background(), `INSERT INTO source_stats (source_id, unit_code, province, last_event_at, last_seen_at, first_seen_at, stale_since)
+		VALUES ('s', '00073', $1, $2, $2, $2, $2)`, province, at); err != nil {
+		t.Fatal(err)
+	}
 	rows, err := pool.Query(context.Background(), `SELECT unit_code, layer, win, window_start, province, n, late, aqi_n, aqi_sum, aqi_max, band_max, dominant,
 		speed_w, speed_wsum, congested_n, congested_known, vehicles, level_max, alarm_max, alarm1_n, alarm2_n, alarm3_n,
-		temp_n, temp_sum, precip_sum, wind_max, resolved_n, resolved_in_sla_n, overdue_n FROM rollup ORDER BY layer, win, window_start, unit_code`)
+		temp_n, temp_sum, precip_sum, wind_max, resolved_n, resolved_in_sla_n, overdue_n, members, grade_n FROM rollup ORDER BY layer, win, window_start, unit_code`)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer rows.Close()
-	var out []rollupJSON
+	var rs []postgis.Rollup
 	for rows.Next() {
 		var r postgis.Rollup
+		var grades []int64
 		if err := rows.Scan(&r.UnitCode, &r.Layer, &r.Window, &r.WindowStart, &r.Province, &r.N, &r.Late,
 			&r.AQIN, &r.AQISum, &r.AQIMax, &r.BandMax, &r.Dominant, &r.SpeedW, &r.SpeedWSum, &r.CongestedN, &r.CongestedKnown,
 			&r.Vehicles, &r.LevelMax, &r.AlarmMax, &r.AlarmN[0], &r.AlarmN[1], &r.AlarmN[2],
-			&r.TempN, &r.TempSum, &r.PrecipSum, &r.WindMax, &r.ResolvedN, &r.ResolvedInSLAN, &r.OverdueN); err != nil {
+			&r.TempN, &r.TempSum, &r.PrecipSum, &r.WindMax, &r.ResolvedN, &r.ResolvedInSLAN, &r.OverdueN, &r.Members, &grades); err != nil {
 			t.Fatal(err)
 		}
-		out = append(out, figures(r)) // updatedAt zero: the golden file holds no clock
+		copy(r.GradeN[:], grades)
+		rs = append(rs, r)
 	}
 	if err := rows.Err(); err != nil {
 		t.Fatal(err)
+	}
+	if err := store.RollupContext(context.Background(), rs); err != nil {
+		t.Fatal(err)
+	}
+	var out []rollupJSON
+	for _, r := range rs {
+		out = append(out, figures(r)) // updatedAt zero: the golden file holds no clock
 	}
 	got, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {

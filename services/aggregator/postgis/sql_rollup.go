@@ -22,17 +22,46 @@ WHERE m.member_code IN (SELECT code FROM anc)`
 
 // sqlUpsertRollups adds a batch's contributions, one row per unit, layer,
 // window and start (unnest of the arrays $1…$29), to rollup and returns every
-// roll-up it wrote as it now is.
-const sqlUpsertRollups = `INSERT INTO rollup AS r (unit_code, layer, win, window_start, province, n, late,
+// roll-up it wrote as it now is. In the same statement it adds the batch's
+// members ($30…$35: unit, layer, window, start, entity, worst grade; each key
+// once) to rollup_member: a new member counts once in members and in the
+// grade_n of its grade; a known one whose grade worsened moves from its old
+// grade's count (prev, set from the locked row, so right under concurrent
+// writers too) to the new one; any other returns nothing and counts nothing.
+const sqlUpsertRollups = `WITH ins AS (
+    INSERT INTO rollup_member AS o (unit_code, layer, win, window_start, entity, grade)
+    SELECT * FROM unnest($30::text[], $31::text[], $32::text[], $33::timestamptz[], $34::text[], $35::smallint[])
+    ON CONFLICT (unit_code, layer, win, window_start, entity) DO UPDATE SET prev = o.grade, grade = excluded.grade
+        WHERE excluded.grade > o.grade
+    RETURNING o.unit_code, o.layer, o.win, o.window_start, o.grade, o.prev
+), d AS (
+    SELECT unit_code, layer, win, window_start, count(*) FILTER (WHERE prev IS NULL) AS members,
+        ARRAY[count(*) FILTER (WHERE grade = 0) - count(*) FILTER (WHERE prev = 0),
+            count(*) FILTER (WHERE grade = 1) - count(*) FILTER (WHERE prev = 1),
+            count(*) FILTER (WHERE grade = 2) - count(*) FILTER (WHERE prev = 2),
+            count(*) FILTER (WHERE grade = 3) - count(*) FILTER (WHERE prev = 3),
+            count(*) FILTER (WHERE grade = 4) - count(*) FILTER (WHERE prev = 4),
+            count(*) FILTER (WHERE grade = 5) - count(*) FILTER (WHERE prev = 5),
+            count(*) FILTER (WHERE grade = 6) - count(*) FILTER (WHERE prev = 6)] AS grade_n
+    FROM ins
+    GROUP BY unit_code, layer, win, window_start
+)
+INSERT INTO rollup AS r (unit_code, layer, win, window_start, province, n, late,
     aqi_n, aqi_sum, aqi_max, band_max, dominant,
     speed_w, speed_wsum, congested_n, congested_known, vehicles,
     level_max, alarm_max, alarm1_n, alarm2_n, alarm3_n, temp_n, temp_sum, precip_sum, wind_max,
-    resolved_n, resolved_in_sla_n, overdue_n, updated_at)
-SELECT *, now() FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::bigint[], $7::bigint[],
+    resolved_n, resolved_in_sla_n, overdue_n, members, grade_n, updated_at)
+SELECT u.*, coalesce(d.members, 0), coalesce(d.grade_n, '{0,0,0,0,0,0,0}'), now()
+FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::bigint[], $7::bigint[],
     $8::bigint[], $9::float8[], $10::integer[], $11::smallint[], $12::text[],
     $13::float8[], $14::float8[], $15::bigint[], $16::bigint[], $17::float8[],
     $18::float8[], $19::smallint[], $20::bigint[], $21::bigint[], $22::bigint[], $23::bigint[], $24::float8[], $25::float8[], $26::float8[],
     $27::bigint[], $28::bigint[], $29::bigint[])
+    AS u (unit_code, layer, win, window_start, province, n, late, aqi_n, aqi_sum, aqi_max, band_max, dominant,
+        speed_w, speed_wsum, congested_n, congested_known, vehicles,
+        level_max, alarm_max, alarm1_n, alarm2_n, alarm3_n, temp_n, temp_sum, precip_sum, wind_max,
+        resolved_n, resolved_in_sla_n, overdue_n)
+LEFT JOIN d ON d.unit_code = u.unit_code AND d.layer = u.layer AND d.win = u.win AND d.window_start = u.window_start
 ON CONFLICT (unit_code, layer, win, window_start) DO UPDATE SET
     n = r.n + excluded.n,
     late = r.late + excluded.late,
@@ -58,8 +87,33 @@ ON CONFLICT (unit_code, layer, win, window_start) DO UPDATE SET
     resolved_n = r.resolved_n + excluded.resolved_n,
     resolved_in_sla_n = r.resolved_in_sla_n + excluded.resolved_in_sla_n,
     overdue_n = r.overdue_n + excluded.overdue_n,
+    members = r.members + excluded.members,
+    grade_n = ARRAY(SELECT a + b FROM unnest(r.grade_n, excluded.grade_n) WITH ORDINALITY AS t (a, b, i) ORDER BY i),
     updated_at = excluded.updated_at
 RETURNING unit_code, layer, win, window_start, province, n, late, aqi_n, aqi_sum, aqi_max, band_max, dominant,
     speed_w, speed_wsum, congested_n, congested_known, vehicles,
     level_max, alarm_max, alarm1_n, alarm2_n, alarm3_n, temp_n, temp_sum, precip_sum, wind_max,
-    resolved_n, resolved_in_sla_n, overdue_n, updated_at`
+    resolved_n, resolved_in_sla_n, overdue_n, members, grade_n, updated_at`
+
+// sqlRollupContext returns, for each unit of $1 (units and custom groups),
+// the sensors known in the unit and its descendants in the current tree
+// (admin_unit and unit_group_member valid now): stations of each kind in
+// sensor, road segments as kind 'traffic'; and the stale source and unit
+// pairs there (source_stats.stale_since set), with an empty kind.
+const sqlRollupContext = `WITH RECURSIVE edge (parent, child) AS (
+    SELECT parent_code, code FROM admin_unit
+    WHERE parent_code IS NOT NULL AND valid_from <= now() AND (valid_to IS NULL OR valid_to > now())
+    UNION ALL
+    SELECT group_code, member_code FROM unit_group_member
+    WHERE valid_from <= now() AND (valid_to IS NULL OR valid_to > now())
+), sub (root, code) AS (
+    SELECT u, u FROM unnest($1::text[]) u
+    UNION
+    SELECT sub.root, edge.child FROM sub JOIN edge ON edge.parent = sub.code
+)
+SELECT sub.root, s.kind, count(*) FROM sub JOIN sensor s ON s.unit_code = sub.code GROUP BY sub.root, s.kind
+UNION ALL
+SELECT sub.root, 'traffic', count(*) FROM sub JOIN road_segment g ON g.unit_code = sub.code GROUP BY sub.root
+UNION ALL
+SELECT sub.root, '', count(*) FROM sub JOIN source_stats st ON st.unit_code = sub.code
+WHERE st.stale_since IS NOT NULL GROUP BY sub.root`

@@ -29,12 +29,13 @@ var airStore = kindStore{
 	contribute: func(b Batch, res *Result, emit func(contribution)) {
 		for _, i := range res.Air.Inserted {
 			r := &b.Air[i]
-			c := contribution{layer: "air", unit: r.UnitCode, province: r.Province, observed: r.ObservedAt, received: r.ReceivedAt}
+			c := contribution{layer: "air", unit: r.UnitCode, province: r.Province, observed: r.ObservedAt, received: r.ReceivedAt, entity: r.StationID}
 			if v := r.AQI.Value; v != nil {
 				c.figures.AQIN, c.figures.AQISum, c.figures.AQIMax = 1, float64(*v), v
 				if r.AQI.Band != 0 {
 					band := r.AQI.Band
 					c.figures.BandMax = &band
+					c.grade = min(max(band, 0), 6)
 				}
 				if r.AQI.Dominant != "" {
 					dom := r.AQI.Dominant
@@ -70,7 +71,7 @@ var trafficStore = kindStore{
 	contribute: func(b Batch, res *Result, emit func(contribution)) {
 		for _, i := range res.Traffic.Inserted {
 			r := &b.Traffic[i]
-			c := contribution{layer: "traffic", unit: r.UnitCode, province: r.Province, observed: r.ObservedAt, received: r.ReceivedAt}
+			c := contribution{layer: "traffic", unit: r.UnitCode, province: r.Province, observed: r.ObservedAt, received: r.ReceivedAt, entity: r.SegmentID}
 			f := &c.figures
 			if r.Intensity != nil {
 				f.Vehicles = *r.Intensity
@@ -81,7 +82,7 @@ var trafficStore = kindStore{
 			if r.Congested != nil {
 				f.CongestedKnown = 1
 				if *r.Congested {
-					f.CongestedN = 1
+					f.CongestedN, c.grade = 1, 1
 				}
 			}
 			emit(c)

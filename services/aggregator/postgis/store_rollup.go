@@ -23,6 +23,18 @@ type Rollup struct {
 	N           int64  // observations counted
 	Late        int64  // observations stored but received after the window's end plus the lateness
 	Figures
+	// Members counts the distinct stations (air, water) or segments
+	// (traffic) that reported in the window; GradeN[g] those whose worst
+	// grade there was g (air: band 1–6, 0 without one; water: alarm level
+	// 0–3; traffic: 1 congested, 0 not).
+	Members int64
+	GradeN  [7]int64
+	// Known counts the stations (air, water, weather) or road segments
+	// (traffic) of the layer in the unit and its descendants in the current
+	// tree; Stale the stale source and unit pairs there. Both are read when
+	// the batch's roll-ups are written, not kept in rollup.
+	Known     int64
+	Stale     int64
 	UpdatedAt time.Time
 }
 
@@ -107,6 +119,16 @@ type contribution struct {
 	// overdue), not an observation: it counts in its figures only, not in
 	// n, and is never late.
 	change bool
+	// entity, when set, is the station or segment counted once per window
+	// with its worst grade.
+	entity string
+	grade  int16
+}
+
+// memberKey identifies a member of a roll-up: an entity in a window.
+type memberKey struct {
+	rollupKey
+	entity string
 }
 
 // rollupOptions are what the roll-ups need of the store.
@@ -289,6 +311,10 @@ func (p path) holds(at time.Time) bool {
 func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollupOptions, tree unitTree) error {
 	acc := map[rollupKey]*Rollup{}
 	var order []rollupKey
+	// The members of the batch, each once with its worst grade (one row may
+	// be updated only once by the statement).
+	members := map[memberKey]int16{}
+	var morder []memberKey
 	paths := map[[2]string][]path{} // by unit and province: the walks met so far
 	emit := func(c contribution) {
 		pk := [2]string{c.unit, c.province}
@@ -322,6 +348,15 @@ func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollu
 					r.N++
 				}
 				r.add(c.figures)
+				if c.entity != "" {
+					mk := memberKey{k, c.entity}
+					if g, ok := members[mk]; !ok {
+						members[mk] = c.grade
+						morder = append(morder, mk)
+					} else if c.grade > g {
+						members[mk] = c.grade
+					}
+				}
 			}
 		}
 	}
@@ -359,27 +394,80 @@ func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollu
 		tempNs[i], tempSums[i], precips[i], windMaxs[i] = r.TempN, r.TempSum, r.PrecipSum, r.WindMax
 		resolvedNs[i], inSLANs[i], overdueNs[i] = r.ResolvedN, r.ResolvedInSLAN, r.OverdueN
 	}
+	m := len(morder)
+	mUnits, mLayers, mWins, mEntities, mStarts, mGrades := make([]string, m), make([]string, m), make([]string, m), make([]string, m), make([]time.Time, m), make([]int16, m)
+	for i, k := range morder {
+		mUnits[i], mLayers[i], mWins[i], mEntities[i] = k.unit, k.layer, k.window, k.entity
+		mStarts[i], mGrades[i] = time.Unix(k.start, 0).UTC(), members[k]
+	}
 	rows, err := tx.Query(ctx, sqlUpsertRollups, units, layers, wins, starts, provs, ns, lates,
 		aqiNs, aqiSums, aqiMaxs, bandMaxs, doms, speedWs, speedWSums, congNs, congKs, vehicles,
 		levelMaxs, alarmMaxs, alarm1s, alarm2s, alarm3s, tempNs, tempSums, precips, windMaxs,
-		resolvedNs, inSLANs, overdueNs)
+		resolvedNs, inSLANs, overdueNs,
+		mUnits, mLayers, mWins, mStarts, mEntities, mGrades)
 	if err != nil {
 		return fmt.Errorf("adding %d roll-ups: %w", n, err)
 	}
 	defer rows.Close()
 	for rows.Next() {
 		var r Rollup
+		var grades []int64
 		if err := rows.Scan(&r.UnitCode, &r.Layer, &r.Window, &r.WindowStart, &r.Province, &r.N, &r.Late,
 			&r.AQIN, &r.AQISum, &r.AQIMax, &r.BandMax, &r.Dominant,
 			&r.SpeedW, &r.SpeedWSum, &r.CongestedN, &r.CongestedKnown, &r.Vehicles,
 			&r.LevelMax, &r.AlarmMax, &r.AlarmN[0], &r.AlarmN[1], &r.AlarmN[2], &r.TempN, &r.TempSum, &r.PrecipSum, &r.WindMax,
-			&r.ResolvedN, &r.ResolvedInSLAN, &r.OverdueN, &r.UpdatedAt); err != nil {
+			&r.ResolvedN, &r.ResolvedInSLAN, &r.OverdueN, &r.Members, &grades, &r.UpdatedAt); err != nil {
 			return fmt.Errorf("reading roll-ups: %w", err)
 		}
+		copy(r.GradeN[:], grades)
 		res.Rollups = append(res.Rollups, r)
 	}
 	if err := rows.Err(); err != nil {
 		return fmt.Errorf("adding %d roll-ups: %w", n, err)
+	}
+	rows.Close()
+	return rollupContext(ctx, tx, res.Rollups)
+}
+
+// RollupContext sets the Known and Stale figures of rs as a batch writing
+// them would (for reading roll-ups back from the table).
+func (s *Store) RollupContext(ctx context.Context, rs []Rollup) error {
+	return s.BeginFunc(ctx, func(tx pgx.Tx) error { return rollupContext(ctx, tx, rs) })
+}
+
+// rollupContext sets the Known and Stale figures of rs from the current
+// tree, sensors and source_stats, in one statement.
+func rollupContext(ctx context.Context, tx pgx.Tx, rs []Rollup) error {
+	if len(rs) == 0 {
+		return nil
+	}
+	units := make([]string, 0, len(rs))
+	for _, r := range rs {
+		units = append(units, r.UnitCode)
+	}
+	slices.Sort(units)
+	units = slices.Compact(units)
+	type kindKey struct{ unit, kind string }
+	counts := map[kindKey]int64{}
+	rows, err := tx.Query(ctx, sqlRollupContext, units)
+	if err != nil {
+		return fmt.Errorf("reading sensors and stale sources of %d units: %w", len(units), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var k kindKey
+		var n int64
+		if err := rows.Scan(&k.unit, &k.kind, &n); err != nil {
+			return fmt.Errorf("reading sensors and stale sources: %w", err)
+		}
+		counts[k] = n
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("reading sensors and stale sources of %d units: %w", len(units), err)
+	}
+	for i := range rs {
+		rs[i].Known = counts[kindKey{rs[i].UnitCode, rs[i].Layer}]
+		rs[i].Stale = counts[kindKey{rs[i].UnitCode, ""}]
 	}
 	return nil
 }

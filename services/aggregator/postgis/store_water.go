@@ -108,9 +108,10 @@ var waterStore = kindStore{
 	contribute: func(b Batch, res *Result, emit func(contribution)) {
 		for _, i := range res.Water.Inserted {
 			r := &b.Water[i]
-			c := contribution{layer: "water", unit: r.UnitCode, province: r.Province, observed: r.ObservedAt, received: r.ReceivedAt}
+			c := contribution{layer: "water", unit: r.UnitCode, province: r.Province, observed: r.ObservedAt, received: r.ReceivedAt, entity: r.StationID}
 			c.figures.LevelMax = r.WaterLevel
 			alarm := r.WaterAlarm
+			c.grade = min(max(alarm, 0), 3)
 			c.figures.AlarmMax = &alarm
 			if alarm >= 1 && alarm <= 3 {
 				c.figures.AlarmN[alarm-1] = 1
