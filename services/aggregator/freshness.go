@@ -152,15 +152,7 @@ func staleAlert(x postgis.SourceStale, sent time.Time, cancel bool, now time.Tim
 		},
 	}
 	if cancel {
-		ref := HubSource + "," + ident + "," + sent.UTC().Format(time.RFC3339)
-		a.Id = ident + ":cancel"
-		a.Identifier = a.Id
-		a.MsgType = "Cancel"
-		a.Sent = timestamppb.New(now.UTC().Truncate(time.Second))
-		a.References = []string{ref}
-		for _, in := range a.Info {
-			in.Urgency, in.Certainty, in.Expires = "Past", "Observed", a.Sent
-		}
+		hubCancel(a, ident, sent, now)
 		a.Info[0].Headline = fmt.Sprintf("Nguồn %s (đơn vị %s) đã gửi lại dữ liệu", x.SourceID, x.UnitCode)
 		a.Info[1].Headline = fmt.Sprintf("Source %s (unit %s) is sending again", x.SourceID, x.UnitCode)
 	}

@@ -235,16 +235,7 @@ func overdueAlert(r postgis.ReportState, cancel bool, now time.Time) *iocv1.Aler
 		},
 	}
 	if cancel {
-		ref := HubSource + "," + ident + "," + sent.Format(time.RFC3339)
-		a.Id = ident + ":cancel"
-		a.Identifier = a.Id
-		a.MsgType = "Cancel"
-		a.Sent = timestamppb.New(now.UTC().Truncate(time.Second))
-		a.References = []string{ref}
-		// The Cancel ends at once: it is a notice, not an alert to keep active.
-		for _, in := range a.Info {
-			in.Urgency, in.Certainty, in.Expires = "Past", "Observed", a.Sent
-		}
+		hubCancel(a, ident, sent, now)
 		a.Info[0].Headline = fmt.Sprintf("Phản ánh %s đã được xử lý (%s)", r.ID, r.Status)
 		a.Info[1].Headline = fmt.Sprintf("Report %s is closed (%s)", r.ID, r.Status)
 	}
@@ -468,5 +459,19 @@ func (s *Service) publishRollups(ctx context.Context, rs []postgis.Rollup) {
 	}
 	if _, err := s.waitAcks(ctx, futures); err != nil {
 		s.log.Error("publishing roll-ups failed", "err", err)
+	}
+}
+
+// hubCancel turns a, an alert the hub raised as ident at sent, into its CAP
+// Cancel sent at now (headlines are the caller's). The Cancel ends at once:
+// it is a notice, not an alert to keep active.
+func hubCancel(a *iocv1.Alert, ident string, sent, now time.Time) {
+	a.Id = ident + ":cancel"
+	a.Identifier = a.Id
+	a.MsgType = "Cancel"
+	a.Sent = timestamppb.New(now.UTC().Truncate(time.Second))
+	a.References = []string{HubSource + "," + ident + "," + sent.UTC().Format(time.RFC3339)}
+	for _, in := range a.Info {
+		in.Urgency, in.Certainty, in.Expires = "Past", "Observed", a.Sent
 	}
 }
