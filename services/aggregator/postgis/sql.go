@@ -268,10 +268,10 @@ const sqlLockPartitions = `SELECT pg_advisory_xact_lock(hashtext('iochub.observa
 // its bounds (UTC timestamps); DDL takes no parameters.
 const sqlCreatePartition = `CREATE TABLE IF NOT EXISTS %s PARTITION OF %s FOR VALUES FROM ('%s') TO ('%s')`
 
-// sqlSensorUpsertTail ends the upsert of a sensor's current state, whatever its
-// kind: only a newer (or equally new: a redelivery) observation replaces it, and
-// the stations whose state changed come back with their staging row.
-const sqlSensorUpsertTail = `
+// sqlSensorOnConflict is the conflict clause of every upsert of a sensor's
+// current state, whatever its kind: only a newer (or equally new: a
+// redelivery) observation replaces it.
+const sqlSensorOnConflict = `
     ON CONFLICT (kind, id) DO UPDATE SET
         name             = CASE WHEN excluded.name <> '' THEN excluded.name ELSE s.name END,
         province         = excluded.province,
@@ -282,7 +282,11 @@ const sqlSensorUpsertTail = `
         last_observed_at = excluded.last_observed_at,
         last_values      = excluded.last_values,
         updated_at       = excluded.updated_at
-    WHERE excluded.last_observed_at >= s.last_observed_at
+    WHERE excluded.last_observed_at >= s.last_observed_at`
+
+// sqlSensorUpsertTail ends the upsert of a built-in station's current state:
+// the stations whose state changed come back with their staging row.
+const sqlSensorUpsertTail = sqlSensorOnConflict + `
     RETURNING s.id, s.updated_at
 )
 SELECT latest.seq, up.updated_at FROM up JOIN latest ON latest.station_id = up.id`

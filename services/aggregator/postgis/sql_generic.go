@@ -30,8 +30,8 @@ ON CONFLICT DO NOTHING
 RETURNING source_id, event_id`
 
 // sqlUpsertSensorGeneric keeps the latest observation of each entity of a
-// registered kind in sensor, as sqlSensorUpsertTail does for the built-in
-// stations, keyed by kind too.
+// registered kind in sensor, with the conflict clause of the built-in
+// stations (sqlSensorOnConflict), keyed by kind too.
 const sqlUpsertSensorGeneric = `WITH latest AS (
     SELECT DISTINCT ON (kind, entity_id) *
     FROM generic_staging
@@ -40,18 +40,7 @@ const sqlUpsertSensorGeneric = `WITH latest AS (
     INSERT INTO sensor AS s (kind, id, name, province, unit_code, source_id, location,
         last_event_id, last_observed_at, last_values, updated_at)
     SELECT kind, entity_id, name, province, unit_code, source_id, location, event_id, observed_at, properties, now()
-    FROM latest
-    ON CONFLICT (kind, id) DO UPDATE SET
-        name             = CASE WHEN excluded.name <> '' THEN excluded.name ELSE s.name END,
-        province         = excluded.province,
-        unit_code        = excluded.unit_code,
-        source_id        = excluded.source_id,
-        location         = excluded.location,
-        last_event_id    = excluded.last_event_id,
-        last_observed_at = excluded.last_observed_at,
-        last_values      = excluded.last_values,
-        updated_at       = excluded.updated_at
-    WHERE excluded.last_observed_at >= s.last_observed_at
+    FROM latest` + sqlSensorOnConflict + `
     RETURNING s.kind, s.id, s.updated_at
 )
 SELECT latest.seq, up.updated_at FROM up JOIN latest ON latest.kind = up.kind AND latest.entity_id = up.id`
