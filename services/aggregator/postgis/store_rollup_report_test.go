@@ -61,7 +61,7 @@ func takeReports(rng *rand.Rand, rest []postgis.ReportRow) (batch, left []postgi
 // with ancestors by joins and groups by unit_groups. It returns the rows of
 // either side missing from the other.
 const sqlReportRollupDiff = `WITH ev AS (
-    SELECT unit_code, province, reported_at AS at, received_at, 1 AS opened, 0 AS resolved, 0 AS in_sla, 0 AS overdue
+    SELECT unit_code, province, reported_at AS observed_at, received_at, 1 AS opened, 0 AS resolved, 0 AS in_sla, 0 AS overdue
     FROM report
     UNION ALL
     SELECT r.unit_code, r.province, e.at, e.at, 0, 1, (e.at <= r.sla_deadline)::int, 0
@@ -70,31 +70,11 @@ const sqlReportRollupDiff = `WITH ev AS (
     UNION ALL
     SELECT unit_code, province, sla_deadline, sla_deadline, 0, 0, 0, 1 FROM report WHERE overdue
 ), up AS (
-    SELECT ev.*, x.code, x.prov FROM ev
-    CROSS JOIN LATERAL (
-        SELECT ev.unit_code AS code, ev.province AS prov
-        UNION
-        SELECT u.parent_code, CASE WHEN p.level = 'national' THEN p.code ELSE ev.province END
-        FROM admin_unit u JOIN admin_unit p ON p.code = u.parent_code
-            AND p.valid_from <= ev.at AND (p.valid_to IS NULL OR p.valid_to > ev.at)
-        WHERE u.code = ev.unit_code AND u.valid_from <= ev.at AND (u.valid_to IS NULL OR u.valid_to > ev.at)
-        UNION
-        SELECT p.parent_code, CASE WHEN g.level = 'national' THEN g.code ELSE ev.province END
-        FROM admin_unit u
-        JOIN admin_unit p ON p.code = u.parent_code AND p.valid_from <= ev.at AND (p.valid_to IS NULL OR p.valid_to > ev.at)
-        JOIN admin_unit g ON g.code = p.parent_code AND g.valid_from <= ev.at AND (g.valid_to IS NULL OR g.valid_to > ev.at)
-        WHERE u.code = ev.unit_code AND u.valid_from <= ev.at AND (u.valid_to IS NULL OR u.valid_to > ev.at)
-        UNION
-        SELECT g.group_code, g.group_code FROM unit_groups(ev.unit_code, ev.at) g
-    ) x
+    SELECT r.*, x.code, x.prov FROM ev r
+` + sqlRollupUnitsOf + `
 ), w AS (
     SELECT up.*, v.win, v.start, up.opened = 1 AND up.received_at > v.start + v.len + interval '2 hours' AS late
-    FROM up CROSS JOIN LATERAL (VALUES
-        ('1m', date_trunc('minute', at), interval '1 minute'),
-        ('15m', date_trunc('hour', at) + floor(extract(minute FROM at) / 15) * interval '15 minutes', interval '15 minutes'),
-        ('1h', date_trunc('hour', at), interval '1 hour'),
-        ('1d', (date_trunc('day', at AT TIME ZONE 'Asia/Ho_Chi_Minh')) AT TIME ZONE 'Asia/Ho_Chi_Minh', interval '1 day')
-    ) v (win, start, len)
+    FROM up ` + sqlRollupWindowsOf + `
 ), expected AS (
     SELECT code AS unit_code, 'report' AS layer, win, start AS window_start, max(prov) AS province,
         coalesce(sum(opened) FILTER (WHERE NOT late), 0) AS n, count(*) FILTER (WHERE late) AS late,

@@ -52,6 +52,35 @@ func rollupTree(t *testing.T, pool *pgxpool.Pool) {
 	}
 }
 
+// sqlRollupUnitsOf joins each row r (unit_code, province, observed_at) to
+// the units it rolls up to at observed_at, as x (code, prov): its own, its
+// ancestors up to two levels by joins, and its custom groups by unit_groups.
+const sqlRollupUnitsOf = `CROSS JOIN LATERAL (
+        SELECT r.unit_code AS code, r.province AS prov
+        UNION
+        SELECT u.parent_code, CASE WHEN p.level = 'national' THEN p.code ELSE r.province END
+        FROM admin_unit u JOIN admin_unit p ON p.code = u.parent_code
+            AND p.valid_from <= r.observed_at AND (p.valid_to IS NULL OR p.valid_to > r.observed_at)
+        WHERE u.code = r.unit_code AND u.valid_from <= r.observed_at AND (u.valid_to IS NULL OR u.valid_to > r.observed_at)
+        UNION
+        SELECT p.parent_code, CASE WHEN g.level = 'national' THEN g.code ELSE r.province END
+        FROM admin_unit u
+        JOIN admin_unit p ON p.code = u.parent_code AND p.valid_from <= r.observed_at AND (p.valid_to IS NULL OR p.valid_to > r.observed_at)
+        JOIN admin_unit g ON g.code = p.parent_code AND g.valid_from <= r.observed_at AND (g.valid_to IS NULL OR g.valid_to > r.observed_at)
+        WHERE u.code = r.unit_code AND u.valid_from <= r.observed_at AND (u.valid_to IS NULL OR u.valid_to > r.observed_at)
+        UNION
+        SELECT g.group_code, g.group_code FROM unit_groups(r.unit_code, r.observed_at) g
+    ) x`
+
+// sqlRollupWindowsOf joins each row (observed_at) to the windows it falls in,
+// as v (win, start, len).
+const sqlRollupWindowsOf = `CROSS JOIN LATERAL (VALUES
+        ('1m', date_trunc('minute', observed_at), interval '1 minute'),
+        ('15m', date_trunc('hour', observed_at) + floor(extract(minute FROM observed_at) / 15) * interval '15 minutes', interval '15 minutes'),
+        ('1h', date_trunc('hour', observed_at), interval '1 hour'),
+        ('1d', (date_trunc('day', observed_at AT TIME ZONE 'Asia/Ho_Chi_Minh')) AT TIME ZONE 'Asia/Ho_Chi_Minh', interval '1 day')
+    ) v (win, start, len)`
+
 // sqlRollupDiff is the invariant: the roll-ups stored against what plain SQL
 // over the raw rows gives (ancestors by joins up to two levels, custom groups
 // by the schema's unit_groups, windows by
@@ -84,30 +113,10 @@ const sqlRollupDiff = `WITH valid AS (
     FROM report
 ), up AS (
     SELECT r.*, x.code, x.prov FROM raw r
-    CROSS JOIN LATERAL (
-        SELECT r.unit_code AS code, r.province AS prov
-        UNION
-        SELECT u.parent_code, CASE WHEN p.level = 'national' THEN p.code ELSE r.province END
-        FROM admin_unit u JOIN admin_unit p ON p.code = u.parent_code
-            AND p.valid_from <= r.observed_at AND (p.valid_to IS NULL OR p.valid_to > r.observed_at)
-        WHERE u.code = r.unit_code AND u.valid_from <= r.observed_at AND (u.valid_to IS NULL OR u.valid_to > r.observed_at)
-        UNION
-        SELECT p.parent_code, CASE WHEN g.level = 'national' THEN g.code ELSE r.province END
-        FROM admin_unit u
-        JOIN admin_unit p ON p.code = u.parent_code AND p.valid_from <= r.observed_at AND (p.valid_to IS NULL OR p.valid_to > r.observed_at)
-        JOIN admin_unit g ON g.code = p.parent_code AND g.valid_from <= r.observed_at AND (g.valid_to IS NULL OR g.valid_to > r.observed_at)
-        WHERE u.code = r.unit_code AND u.valid_from <= r.observed_at AND (u.valid_to IS NULL OR u.valid_to > r.observed_at)
-        UNION
-        SELECT g.group_code, g.group_code FROM unit_groups(r.unit_code, r.observed_at) g
-    ) x
+` + sqlRollupUnitsOf + `
 ), w AS (
     SELECT up.*, v.win, v.start, up.received_at > v.start + v.len + interval '2 hours' AS late
-    FROM up CROSS JOIN LATERAL (VALUES
-        ('1m', date_trunc('minute', observed_at), interval '1 minute'),
-        ('15m', date_trunc('hour', observed_at) + floor(extract(minute FROM observed_at) / 15) * interval '15 minutes', interval '15 minutes'),
-        ('1h', date_trunc('hour', observed_at), interval '1 hour'),
-        ('1d', (date_trunc('day', observed_at AT TIME ZONE 'Asia/Ho_Chi_Minh')) AT TIME ZONE 'Asia/Ho_Chi_Minh', interval '1 day')
-    ) v (win, start, len)
+    FROM up ` + sqlRollupWindowsOf + `
 ), expected0 AS (
     SELECT code AS unit_code, layer, win, start AS window_start, max(prov) AS province,
         count(*) FILTER (WHERE NOT late) AS n, count(*) FILTER (WHERE late) AS late,
