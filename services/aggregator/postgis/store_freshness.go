@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"slices"
 	"sort"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -85,9 +86,9 @@ func (s *Store) RecordSourceActivity(ctx context.Context, acts []SourceActivity,
 	acts = slices.Clone(acts)
 	slices.SortFunc(acts, func(a, b SourceActivity) int { // one lock order
 		if a.SourceID != b.SourceID {
-			return cmpStr(a.SourceID, b.SourceID)
+			return strings.Compare(a.SourceID, b.SourceID)
 		}
-		return cmpStr(a.UnitCode, b.UnitCode)
+		return strings.Compare(a.UnitCode, b.UnitCode)
 	})
 	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
 		for _, a := range acts {
@@ -125,16 +126,6 @@ func (s *Store) RecordSourceActivity(ctx context.Context, acts []SourceActivity,
 		return fmt.Errorf("recording source activity: %w", err)
 	}
 	return nil
-}
-
-func cmpStr(a, b string) int {
-	switch {
-	case a < b:
-		return -1
-	case a > b:
-		return 1
-	}
-	return 0
 }
 
 // DueStaleSources are the fresh pairs of province ("" for all) whose stale
@@ -232,10 +223,10 @@ type SourceRejection struct {
 // AddSourceRejections adds counts to source_rejection in tx, at at.
 func AddSourceRejections(ctx context.Context, tx pgx.Tx, rows []SourceRejection, at time.Time) error {
 	slices.SortFunc(rows, func(a, b SourceRejection) int { // one lock order
-		if c := cmpStr(a.SourceID, b.SourceID); c != 0 {
+		if c := strings.Compare(a.SourceID, b.SourceID); c != 0 {
 			return c
 		}
-		return cmpStr(a.Reason, b.Reason)
+		return strings.Compare(a.Reason, b.Reason)
 	})
 	for _, r := range rows {
 		if _, err := tx.Exec(ctx, `
