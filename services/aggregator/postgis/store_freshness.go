@@ -2,7 +2,6 @@ package postgis
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -188,19 +187,6 @@ WHERE clear_pending AND ($1 = '' OR province = $1) LIMIT $2`, province, limit)
 		return nil, fmt.Errorf("reading returned sources: %w", err)
 	}
 	return out, nil
-}
-
-// AlertSentOf is the sent time of the stale alert of a pair (zero when none).
-func (s *Store) AlertSentOf(ctx context.Context, sourceID, unit string) (time.Time, error) {
-	var t *time.Time
-	err := s.pool.QueryRow(ctx, `SELECT alert_sent FROM source_stats WHERE source_id = $1 AND unit_code = $2`, sourceID, unit).Scan(&t)
-	if errors.Is(err, pgx.ErrNoRows) || t == nil {
-		return time.Time{}, nil
-	}
-	if err != nil {
-		return time.Time{}, fmt.Errorf("reading the alert of %s/%s: %w", sourceID, unit, err)
-	}
-	return *t, nil
 }
 
 // MarkSourcesCleared records that the stale alerts of pairs were cancelled.
