@@ -207,3 +207,30 @@ func TestWriteBatchStatementTimeout(t *testing.T) {
 		t.Error("NewStoreWith with a negative statement timeout: got nil error")
 	}
 }
+
+// TestRecordSourceActivityStatementTimeout: the source statistics of a batch
+// are written under the store's statement timeout too, so a write blocked on
+// a lock ends with ErrStatementTimeout instead of waiting for the caller.
+func TestRecordSourceActivityStatementTimeout(t *testing.T) {
+	pool := testenv.PostGIS(t).Pool
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	s, err := postgis.NewStoreWith(pool, postgis.StoreConfig{StatementTimeout: 200 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	lock, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lock.Rollback(ctx) //nolint:errcheck // the test ends with it
+	if _, err := lock.Exec(ctx, `LOCK TABLE source_stats IN ACCESS EXCLUSIVE MODE`); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now()
+	err = s.RecordSourceActivity(ctx, []postgis.SourceActivity{{SourceID: "locked", UnitCode: "00070", Province: "01",
+		LastEvent: now, Events: 1}}, now)
+	if !errors.Is(err, postgis.ErrStatementTimeout) {
+		t.Fatalf("RecordSourceActivity blocked on a lock: got %v; want ErrStatementTimeout", err)
+	}
+}

@@ -77,7 +77,8 @@ ON CONFLICT (source_id, unit_code) DO UPDATE SET
 // hub's clock): counts, last times, the gap since the last arrival (the last
 // MaxGaps learn the interval when the source has none configured) and the
 // deadline after which the pair is stale (3 × the interval). A stale pair
-// that sends again is marked to have its alert cancelled.
+// that sends again is marked to have its alert cancelled. Its statements
+// are bounded by the store's StatementTimeout, as WriteBatch's.
 func (s *Store) RecordSourceActivity(ctx context.Context, acts []SourceActivity, now time.Time) error {
 	if len(acts) == 0 {
 		return nil
@@ -89,7 +90,7 @@ func (s *Store) RecordSourceActivity(ctx context.Context, acts []SourceActivity,
 		}
 		return strings.Compare(a.UnitCode, b.UnitCode)
 	})
-	err := pgx.BeginFunc(ctx, s.pool, func(tx pgx.Tx) error {
+	err := s.BeginFunc(ctx, func(tx pgx.Tx) error {
 		for _, a := range acts {
 			var last *time.Time
 			var gaps []float64
