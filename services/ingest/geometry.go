@@ -261,21 +261,37 @@ func polygon(rs [][][]float64, at string) ([][]float64, error) {
 // Vertices returns every position of the geometry as lon,lat pairs (outer
 // rings and lines; holes are inside their outer ring).
 func (g Geometry) Vertices() [][2]float64 {
-	var out [][2]float64
+	out := make([][2]float64, 0, g.numOuterVertices())
 	for _, p := range g.Polys {
 		if len(p) == 0 {
 			continue
 		}
 		r := p[0]
-		n := len(r)
-		if g.Type == "Polygon" || g.Type == "MultiPolygon" {
-			n -= 2 // the closing point repeats the first
-		}
-		for k := 0; k+1 < n; k += 2 {
+		for k := 0; k+1 < g.outerLen(r); k += 2 {
 			out = append(out, [2]float64{r[k], r[k+1]})
 		}
 	}
 	return out
+}
+
+// numOuterVertices is len(g.Vertices()), counted without making them.
+func (g Geometry) numOuterVertices() int {
+	n := 0
+	for _, p := range g.Polys {
+		if len(p) > 0 {
+			n += max(g.outerLen(p[0]), 0) / 2
+		}
+	}
+	return n
+}
+
+// outerLen is how many numbers of the outer ring or line r Vertices reads:
+// a polygon's closing point, which repeats the first, is left out.
+func (g Geometry) outerLen(r []float64) int {
+	if g.Type == "Polygon" || g.Type == "MultiPolygon" {
+		return len(r) - 2
+	}
+	return len(r)
 }
 
 // Swapped returns the geometry with every position's lon and lat exchanged.
