@@ -210,31 +210,38 @@ func orList(s []string) string {
 }
 
 func position(c []float64, at string) ([]float64, error) {
+	if why := positionFault(c); why != "" {
+		return nil, &geometryError{at, why}
+	}
+	return []float64{c[0], c[1]}, nil
+}
+
+// positionFault is what is wrong with the position c, "" if nothing.
+func positionFault(c []float64) string {
 	if len(c) < 2 || len(c) > 3 {
-		return nil, &geometryError{at, fmt.Sprintf("a position needs 2 or 3 numbers [lon, lat], got %d", len(c))}
+		return fmt.Sprintf("a position needs 2 or 3 numbers [lon, lat], got %d", len(c))
 	}
 	for _, v := range c[2:] {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return nil, &geometryError{at, "coordinates must be finite numbers"}
+			return "coordinates must be finite numbers"
 		}
 	}
-	lon, lat := c[0], c[1]
-	if err := geomcheck.Coord(lon, lat); err != nil {
-		return nil, &geometryError{at, err.Error()}
+	if err := geomcheck.Coord(c[0], c[1]); err != nil {
+		return err.Error()
 	}
-	return []float64{lon, lat}, nil
+	return ""
 }
 
 const swappedHint = geomcheck.SwappedHint
 
 func positions(cs [][]float64, at string) ([]float64, error) {
 	xy := make([]float64, 0, 2*len(cs))
+	// Each of up to MaxVertices positions: a pointer is spelt only for a fault.
 	for i, c := range cs {
-		p, err := position(c, at+"["+strconv.Itoa(i)+"]")
-		if err != nil {
-			return nil, err
+		if why := positionFault(c); why != "" {
+			return nil, &geometryError{at + "[" + strconv.Itoa(i) + "]", why}
 		}
-		xy = append(xy, p...)
+		xy = append(xy, c[0], c[1])
 	}
 	return xy, nil
 }

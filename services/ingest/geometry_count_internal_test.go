@@ -23,3 +23,18 @@ func TestNumOuterVertices(t *testing.T) {
 		}
 	}
 }
+
+// TestPositionsAllocs: reading a line's positions allocates their array and
+// nothing per position (no pointer string, no pair slice).
+func TestPositionsAllocs(t *testing.T) {
+	cs := make([][]float64, 500)
+	for i := range cs {
+		cs[i] = []float64{105.8 + float64(i)*1e-4, 21.0}
+	}
+	if n := testing.AllocsPerRun(20, func() { _, _ = positions(cs, "location.coordinates") }); n > 1 {
+		t.Errorf("positions of 500 points allocates %.0f times; want 1", n)
+	}
+	if _, err := positions([][]float64{{105.8, 21}, {105.8}}, "c"); err == nil || err.Error() != "c[1]: a position needs 2 or 3 numbers [lon, lat], got 1" {
+		t.Errorf("positions with a short position: %v", err)
+	}
+}
