@@ -415,7 +415,7 @@ func parseCAPJSON(f fields, env parseEnv) (*parsed, *itemError) {
 					area.Geometry = nil // drawn already by an earlier area
 				} else {
 					seen[key] = true
-					vertices += len(g.Vertices())
+					vertices += g.numOuterVertices()
 					if vertices > cap.MaxVertices {
 						return nil, &itemError{pointer: ap + ".geometry", reason: fmt.Sprintf("the alert's distinct geometries have more than %d vertices together; the hub takes at most %d", cap.MaxVertices, cap.MaxVertices)}
 					}

@@ -95,14 +95,15 @@ func areaScope(areas []scopeArea) func(ix *units.Index, unit, scope string) *ite
 
 // nearlyContains reports whether the point is in unit code or within
 // scopeTolerance of it (one of the eight points around it at that distance
-// is in it).
+// is in it). In the unit means units.Index.Covers, as when the item is
+// placed (resolve): a point of one of its descendants is in it too.
 func nearlyContains(ix *units.Index, code string, lon, lat float64) bool {
-	if ix.Contains(code, lon, lat) {
+	if ix.Covers(code, lon, lat) {
 		return true
 	}
 	const d = scopeTolerance
 	for _, o := range [8][2]float64{{d, 0}, {-d, 0}, {0, d}, {0, -d}, {d, d}, {d, -d}, {-d, d}, {-d, -d}} {
-		if ix.Contains(code, lon+o[0], lat+o[1]) {
+		if ix.Covers(code, lon+o[0], lat+o[1]) {
 			return true
 		}
 	}

@@ -210,31 +210,38 @@ func orList(s []string) string {
 }
 
 func position(c []float64, at string) ([]float64, error) {
+	if why := positionFault(c); why != "" {
+		return nil, &geometryError{at, why}
+	}
+	return []float64{c[0], c[1]}, nil
+}
+
+// positionFault is what is wrong with the position c, "" if nothing.
+func positionFault(c []float64) string {
 	if len(c) < 2 || len(c) > 3 {
-		return nil, &geometryError{at, fmt.Sprintf("a position needs 2 or 3 numbers [lon, lat], got %d", len(c))}
+		return fmt.Sprintf("a position needs 2 or 3 numbers [lon, lat], got %d", len(c))
 	}
 	for _, v := range c[2:] {
 		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return nil, &geometryError{at, "coordinates must be finite numbers"}
+			return "coordinates must be finite numbers"
 		}
 	}
-	lon, lat := c[0], c[1]
-	if err := geomcheck.Coord(lon, lat); err != nil {
-		return nil, &geometryError{at, err.Error()}
+	if err := geomcheck.Coord(c[0], c[1]); err != nil {
+		return err.Error()
 	}
-	return []float64{lon, lat}, nil
+	return ""
 }
 
 const swappedHint = geomcheck.SwappedHint
 
 func positions(cs [][]float64, at string) ([]float64, error) {
 	xy := make([]float64, 0, 2*len(cs))
+	// Each of up to MaxVertices positions: a pointer is spelt only for a fault.
 	for i, c := range cs {
-		p, err := position(c, at+"["+strconv.Itoa(i)+"]")
-		if err != nil {
-			return nil, err
+		if why := positionFault(c); why != "" {
+			return nil, &geometryError{at + "[" + strconv.Itoa(i) + "]", why}
 		}
-		xy = append(xy, p...)
+		xy = append(xy, c[0], c[1])
 	}
 	return xy, nil
 }
@@ -261,21 +268,37 @@ func polygon(rs [][][]float64, at string) ([][]float64, error) {
 // Vertices returns every position of the geometry as lon,lat pairs (outer
 // rings and lines; holes are inside their outer ring).
 func (g Geometry) Vertices() [][2]float64 {
-	var out [][2]float64
+	out := make([][2]float64, 0, g.numOuterVertices())
 	for _, p := range g.Polys {
 		if len(p) == 0 {
 			continue
 		}
 		r := p[0]
-		n := len(r)
-		if g.Type == "Polygon" || g.Type == "MultiPolygon" {
-			n -= 2 // the closing point repeats the first
-		}
-		for k := 0; k+1 < n; k += 2 {
+		for k := 0; k+1 < g.outerLen(r); k += 2 {
 			out = append(out, [2]float64{r[k], r[k+1]})
 		}
 	}
 	return out
+}
+
+// numOuterVertices is len(g.Vertices()), counted without making them.
+func (g Geometry) numOuterVertices() int {
+	n := 0
+	for _, p := range g.Polys {
+		if len(p) > 0 {
+			n += max(g.outerLen(p[0]), 0) / 2
+		}
+	}
+	return n
+}
+
+// outerLen is how many numbers of the outer ring or line r Vertices reads:
+// a polygon's closing point, which repeats the first, is left out.
+func (g Geometry) outerLen(r []float64) int {
+	if g.Type == "Polygon" || g.Type == "MultiPolygon" {
+		return len(r) - 2
+	}
+	return len(r)
 }
 
 // Swapped returns the geometry with every position's lon and lat exchanged.

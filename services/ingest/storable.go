@@ -3,6 +3,7 @@ package ingest
 import (
 	"fmt"
 	"strconv"
+	"strings"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -17,48 +18,112 @@ import (
 // aggregator demands before it writes PostgreSQL. A parser that forgot a
 // check thus yields a rejection naming the field, not an item accepted and
 // then dropped.
+//
+// It runs on every item, so the path of a field is kept as a stack of parts
+// and spelt out only for an error.
 func storable(m proto.Message) error {
-	return storableMsg(m.ProtoReflect(), "")
+	var w storer
+	w.path = w.buf[:0]
+	return w.msg(m.ProtoReflect())
 }
 
 var timestampName = (&timestamppb.Timestamp{}).ProtoReflect().Descriptor().FullName()
 
-func storableMsg(m protoreflect.Message, path string) error {
+// Kinds of pathPart.
+const (
+	partField   = iota // .name
+	partIndex          // [index]
+	partKey            // ["key"]
+	partKeyWord        // " key" (the key itself is at fault)
+)
+
+type pathPart struct {
+	kind  uint8
+	name  protoreflect.Name
+	index int
+	key   protoreflect.MapKey
+}
+
+type storer struct {
+	path []pathPart
+	buf  [8]pathPart
+}
+
+// at spells the current path, as in "values[\"pm25\"]" or "area[0].geocode[1].value".
+func (w *storer) at() string {
+	var b strings.Builder
+	for i, p := range w.path {
+		switch p.kind {
+		case partField:
+			if i > 0 {
+				b.WriteByte('.')
+			}
+			b.WriteString(string(p.name))
+		case partIndex:
+			b.WriteString("[" + strconv.Itoa(p.index) + "]")
+		case partKey:
+			b.WriteString("[" + strconv.Quote(feedcheck.Clip(p.key.String())) + "]")
+		case partKeyWord:
+			b.WriteString(" key")
+		}
+	}
+	return b.String()
+}
+
+func (w *storer) push(p pathPart) { w.path = append(w.path, p) }
+func (w *storer) pop()            { w.path = w.path[:len(w.path)-1] }
+
+// text is feedcheck.Text with the current path as the field, spelt only on failure.
+func (w *storer) text(s string) error {
+	if feedcheck.Text("", s, maxStorable) == nil {
+		return nil
+	}
+	return feedcheck.Text(w.at(), s, maxStorable)
+}
+
+func (w *storer) msg(m protoreflect.Message) error {
 	if m.Descriptor().FullName() == timestampName {
 		ts, ok := m.Interface().(*timestamppb.Timestamp)
 		if !ok {
 			return nil
 		}
 		if err := ts.CheckValid(); err != nil {
-			return fmt.Errorf("%s: %w", path, err)
+			return fmt.Errorf("%s: %w", w.at(), err)
 		}
-		return feedcheck.Time(path, ts.AsTime())
+		if t := ts.AsTime(); feedcheck.Time("", t) != nil {
+			return feedcheck.Time(w.at(), t)
+		}
+		return nil
 	}
 	var err error
 	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		p := string(fd.Name())
-		if path != "" {
-			p = path + "." + p
-		}
+		w.push(pathPart{kind: partField, name: fd.Name()})
 		switch {
 		case fd.IsList():
 			l := v.List()
 			for i := 0; i < l.Len() && err == nil; i++ {
-				err = storableValue(fd, l.Get(i), p+"["+strconv.Itoa(i)+"]")
+				w.push(pathPart{kind: partIndex, index: i})
+				err = w.value(fd, l.Get(i))
+				w.pop()
 			}
 		case fd.IsMap():
 			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
 				if fd.MapKey().Kind() == protoreflect.StringKind {
-					err = feedcheck.Text(p+" key", k.String(), maxStorable)
+					w.push(pathPart{kind: partKeyWord})
+					err = w.text(k.String())
+					w.pop()
 				}
 				if err == nil {
-					err = storableValue(fd.MapValue(), mv, p+"["+strconv.Quote(feedcheck.Clip(k.String()))+"]")
+					w.push(pathPart{kind: partKey, key: k})
+					err = w.value(fd.MapValue(), mv)
+					w.pop()
 				}
 				return err == nil
 			})
 		default:
-			err = storableValue(fd, v, p)
+			err = w.value(fd, v)
 		}
+		w.pop()
 		return err == nil
 	})
 	return err
@@ -68,12 +133,12 @@ func storableMsg(m protoreflect.Message, path string) error {
 // lengths that matter are checked, with the JSON member's name, by them.
 const maxStorable = 1 << 30
 
-func storableValue(fd protoreflect.FieldDescriptor, v protoreflect.Value, path string) error {
+func (w *storer) value(fd protoreflect.FieldDescriptor, v protoreflect.Value) error {
 	switch fd.Kind() {
 	case protoreflect.StringKind:
-		return feedcheck.Text(path, v.String(), maxStorable)
+		return w.text(v.String())
 	case protoreflect.MessageKind, protoreflect.GroupKind:
-		return storableMsg(v.Message(), path)
+		return w.msg(v.Message())
 	}
 	return nil
 }
