@@ -33,6 +33,9 @@ const deadLetterTimeout = 5 * time.Second
 // it naks m with RetryDelay so that nothing is lost.
 func (s *Service) deadLetter(ctx context.Context, m jetstream.Msg, stage string, reason error) {
 	info := deadletter.Info{Subject: m.Subject(), Stage: stage, Reason: reason.Error(), Time: time.Now()}
+	if nc := s.js.Conn(); nc != nil {
+		info.MaxPayload = nc.MaxPayload()
+	}
 	if md, err := m.Metadata(); err == nil {
 		info.FeedsSeq, info.Delivered = md.Sequence.Stream, md.NumDelivered
 	}
