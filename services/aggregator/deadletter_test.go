@@ -269,3 +269,36 @@ CREATE TRIGGER slow_sensor BEFORE INSERT OR UPDATE ON sensor FOR EACH ROW EXECUT
 		t.Errorf("dead letter = %+v; want the slow event at stage store, delivered twice, reason naming 57014", l)
 	}
 }
+
+// An undecodable item near the server's max payload is still dead-lettered:
+// its letter (the payload plus the Iochub-Dl-* headers) would be past the max
+// payload, so the publish would fail on every delivery and the item would be
+// neither stored nor dead-lettered.
+func TestDeadLetterNearMaxPayload(t *testing.T) {
+	ne, pool := testNATS(t), testDB(t)
+	big := feedMsg(t, subjects.KindAir, airEvent(t, 1, t0, 5), "")
+	max := ne.JS.Conn().MaxPayload()
+	size := len("NATS/1.0\r\n\r\n")
+	for k, vs := range big.Header {
+		for _, v := range vs {
+			size += len(k) + len(v) + 4
+		}
+	}
+	big.Data = make([]byte, int(max)-size-64) // garbage: fails to decode
+	for i := range big.Data {
+		big.Data[i] = 0xff
+	}
+	good := feedMsg(t, subjects.KindAir, airEvent(t, 2, t0, 5), "")
+	publish(t, ne.JS, big, good)
+	startWith(t, ne, postgis.NewStore(pool), Config{Durable: "agg-maxpayload"})
+	l := waitDeadletters(t, ne.JS, 1)[0]
+	if l.EventID != big.Header.Get("ce-id") || l.Stage != deadletter.StageDecode {
+		t.Errorf("dead letter = %+v; want the big item at stage decode", l)
+	}
+	if len(l.Data) != len(big.Data) && l.Header.Get(deadletter.HeaderPayloadDropped) != strconv.Itoa(len(big.Data)) {
+		t.Errorf("dead letter keeps %d of %d bytes and says dropped %q", len(l.Data), len(big.Data),
+			l.Header.Get(deadletter.HeaderPayloadDropped))
+	}
+	waitIdle(t, ne.JS, "agg-maxpayload")
+	waitRows(t, pool, "air_observation", 1)
+}
