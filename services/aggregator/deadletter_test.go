@@ -18,8 +18,10 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/iochub/iochub/internal/deadletter"
+	"github.com/iochub/iochub/internal/natsx"
 	"github.com/iochub/iochub/internal/subjects"
 	"github.com/iochub/iochub/internal/testenv"
+	"github.com/iochub/iochub/internal/testkit"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 )
@@ -301,4 +303,30 @@ func TestDeadLetterNearMaxPayload(t *testing.T) {
 	}
 	waitIdle(t, ne.JS, "agg-maxpayload")
 	waitRows(t, pool, "air_observation", 1)
+}
+
+// An item at its last delivery (MaxDeliver) whose dead letter cannot be
+// published is not naked (JetStream would drop it): the publish is retried
+// until DEADLETTER takes it.
+func TestDeadLetterRetriedAtLastDelivery(t *testing.T) {
+	ne, pool := testNATS(t), testDB(t)
+	ctx := context.Background()
+	if err := ne.JS.DeleteStream(ctx, subjects.StreamDeadletter); err != nil {
+		t.Fatal(err)
+	}
+	garbage := feedMsg(t, subjects.KindAir, airEvent(t, 1, t0, 5), "")
+	garbage.Data = []byte{0xff, 0xff, 0xff}
+	publish(t, ne.JS, garbage)
+	svc := startWith(t, ne, postgis.NewStore(pool), Config{Durable: "agg-dl-last", MaxDeliver: 1})
+	testkit.Eventually(t, time.Minute, "a failed dead-letter publish", func() (bool, string) {
+		n := counterValue(t, svc.m.errors.WithLabelValues("deadletter"))
+		return n >= 1, fmt.Sprintf("%v failures", n)
+	})
+	if err := natsx.EnsureStreams(ctx, ne.JS, natsx.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	l := waitDeadletters(t, ne.JS, 1)[0]
+	if l.EventID != garbage.Header.Get("ce-id") || l.Stage != deadletter.StageDecode {
+		t.Errorf("dead letter = %+v; want the garbage item at stage decode", l)
+	}
 }
