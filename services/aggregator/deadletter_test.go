@@ -330,3 +330,26 @@ func TestDeadLetterRetriedAtLastDelivery(t *testing.T) {
 		t.Errorf("dead letter = %+v; want the garbage item at stage decode", l)
 	}
 }
+
+// A dead letter whose payload was left out (too large to keep) is refused a
+// redrive: it would put an empty item back on FEEDS.
+func TestRedriveRefusesDroppedPayload(t *testing.T) {
+	ne := testNATS(t)
+	msg := feedMsg(t, subjects.KindAir, airEvent(t, 1, t0, 5), "")
+	msg.Data = make([]byte, ne.JS.Conn().MaxPayload()-100)
+	dl := deadletter.Build(msg.Header, msg.Data, deadletter.Info{Subject: msg.Subject, FeedsSeq: 9,
+		Stage: deadletter.StageDecode, Reason: "too big", Time: time.Now(), MaxPayload: ne.JS.Conn().MaxPayload()})
+	if dl.Header.Get(deadletter.HeaderPayloadDropped) == "" {
+		t.Fatal("payload kept; the test wants one left out")
+	}
+	ack, err := ne.JS.PublishMsg(context.Background(), dl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := deadletter.Redrive(context.Background(), ne.JS, ack.Sequence); !errors.Is(err, deadletter.ErrNotRedrivable) {
+		t.Errorf("Redrive = %v; want ErrNotRedrivable", err)
+	}
+	if _, err := deadletter.Get(context.Background(), ne.JS, ack.Sequence); err != nil {
+		t.Errorf("the refused letter is gone: %v", err)
+	}
+}
