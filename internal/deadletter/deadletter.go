@@ -44,6 +44,10 @@ const (
 	// HeaderTruncated is "true" when original headers were left out to keep
 	// the headers under MaxHeaderBytes.
 	HeaderTruncated = "Iochub-Dl-Headers-Truncated"
+	// HeaderPayloadDropped holds the original payload's size in bytes when
+	// the payload was left out to keep the letter under Info.MaxPayload; such
+	// a letter cannot be redriven.
+	HeaderPayloadDropped = "Iochub-Dl-Payload-Dropped"
 )
 
 // Stages at which the aggregator dead-letters an item.
@@ -88,6 +92,11 @@ type Info struct {
 	Reason    string    // why; cut to MaxReason
 	Time      time.Time // when
 	Delivered uint64    // deliveries by FEEDS so far
+	// MaxPayload is the server's max payload (nats.Conn.MaxPayload), which
+	// bounds headers plus payload; 0 means unbounded. A letter past it
+	// leaves out the original headers but the CloudEvents id and sources,
+	// then the payload (see HeaderPayloadDropped).
+	MaxPayload int64
 }
 
 // MsgID is the Nats-Msg-Id of the dead letter of FEEDS sequence seq.
@@ -129,7 +138,26 @@ func Build(h nats.Header, data []byte, info Info) *nats.Msg {
 		size += n
 		out[k] = append([]string(nil), vs...)
 	}
+	if info.MaxPayload > 0 && wireSize(out, data) > info.MaxPayload {
+		for k := range out {
+			if k != ce.HeaderID && k != ce.HeaderSource && k != ce.HeaderFeedSource &&
+				!strings.HasPrefix(k, "Iochub-Dl-") && k != jetstream.MsgIDHeader {
+				delete(out, k)
+				out[HeaderTruncated] = []string{"true"}
+			}
+		}
+		if wireSize(out, data) > info.MaxPayload {
+			out[HeaderPayloadDropped] = []string{strconv.Itoa(len(data))}
+			data = nil
+		}
+	}
 	return &nats.Msg{Subject: subjects.Deadletter(province, kind), Header: out, Data: data}
+}
+
+// wireSize is what NATS counts against its max payload: the encoded headers
+// ("NATS/1.0\r\n", "Key: value\r\n" each, "\r\n") plus the payload.
+func wireSize(h nats.Header, data []byte) int64 {
+	return int64(len("NATS/1.0\r\n\r\n") + headerSize(h) + len(data))
 }
 
 func headerSize(h nats.Header) int {
@@ -272,6 +300,9 @@ func Redrive(ctx context.Context, js jetstream.JetStream, seq uint64) (Letter, e
 	}
 	if _, _, _, err := subjects.ParseFeed(l.Subject); err != nil {
 		return l, fmt.Errorf("dead letter %d has subject %q: %w", seq, l.Subject, ErrNotRedrivable)
+	}
+	if n := l.Header.Get(HeaderPayloadDropped); n != "" {
+		return l, fmt.Errorf("dead letter %d lost its payload of %s bytes (too large to keep): %w", seq, n, ErrNotRedrivable)
 	}
 	h := nats.Header{}
 	for k, vs := range l.Header {

@@ -1,6 +1,7 @@
 package deadletter
 
 import (
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -66,5 +67,47 @@ func TestBuild(t *testing.T) {
 func TestRedriveMsgID(t *testing.T) {
 	if got := RedriveMsgID("src/ev-1", 7); got != "src/ev-1#redrive-7" {
 		t.Errorf("RedriveMsgID = %q", got)
+	}
+}
+
+// A dead letter of an item near the server's max payload must still fit
+// under it (NATS counts headers plus payload), else it is neither stored nor
+// dead-lettered: first the original's extra headers go, then the payload.
+func TestBuildBoundedByMaxPayload(t *testing.T) {
+	const max = 1 << 20
+	h := nats.Header{"ce-id": {"ev-1"}, "Iochub-Source": {"src"}, "X-Extra": {strings.Repeat("x", 2000)}}
+	info := Info{Subject: subjects.Feed("01", "00070", "air"), FeedsSeq: 7, Stage: StageDecode,
+		Reason: strings.Repeat("r", 2*MaxReason), Time: time.Unix(0, 0), MaxPayload: max}
+
+	// Fits once X-Extra is left out: the payload is kept whole.
+	data := make([]byte, max-1500)
+	m := Build(h, data, info)
+	if n := wireSize(m.Header, m.Data); n > max {
+		t.Fatalf("letter of %d bytes; want at most %d", n, max)
+	}
+	if len(m.Data) != len(data) || m.Header.Get(HeaderPayloadDropped) != "" {
+		t.Errorf("payload of %d bytes kept as %d (dropped %q); want it whole", len(data), len(m.Data), m.Header.Get(HeaderPayloadDropped))
+	}
+	if m.Header.Get("X-Extra") != "" || m.Header.Get(HeaderTruncated) != "true" {
+		t.Error("X-Extra kept or truncation not marked")
+	}
+	if m.Header.Get("ce-id") != "ev-1" || m.Header.Get("Iochub-Source") != "src" {
+		t.Error("the event id or source was left out")
+	}
+
+	// Does not fit even so: the payload goes, its size recorded.
+	data = make([]byte, max-20)
+	m = Build(h, data, info)
+	if n := wireSize(m.Header, m.Data); n > max {
+		t.Fatalf("letter of %d bytes; want at most %d", n, max)
+	}
+	if len(m.Data) != 0 || m.Header.Get(HeaderPayloadDropped) != strconv.Itoa(len(data)) {
+		t.Errorf("data of %d bytes, dropped %q; want none, %d", len(m.Data), m.Header.Get(HeaderPayloadDropped), len(data))
+	}
+
+	// Unbounded (MaxPayload 0) and small: untouched.
+	info.MaxPayload = 0
+	if m := Build(h, []byte("p"), info); m.Header.Get("X-Extra") == "" || string(m.Data) != "p" {
+		t.Error("a small letter lost a header or its payload")
 	}
 }

@@ -23,31 +23,54 @@ import (
 // terminated. Its dead letter (the whole message with the reason, see
 // internal/deadletter) is published on DEADLETTER and acked by JetStream
 // first; only then is the FEEDS message acked. When that publish fails the
-// item stays on FEEDS and is retried after RetryDelay.
+// item stays on FEEDS and is retried after RetryDelay; at its last delivery
+// (Config.MaxDeliver), when a nak would let JetStream drop it, the publish is
+// retried in place instead.
 
 // deadLetterTimeout bounds the wait for DEADLETTER's ack.
 const deadLetterTimeout = 5 * time.Second
 
 // deadLetter moves m to DEADLETTER with the reason err, at stage
 // (deadletter.StageDecode or StageStore), and acks it; when the move fails,
-// it naks m with RetryDelay so that nothing is lost.
+// it naks m with RetryDelay so that nothing is lost, or at m's last delivery
+// retries the publish until it succeeds or ctx ends.
 func (s *Service) deadLetter(ctx context.Context, m jetstream.Msg, stage string, reason error) {
 	info := deadletter.Info{Subject: m.Subject(), Stage: stage, Reason: reason.Error(), Time: time.Now()}
+	if nc := s.js.Conn(); nc != nil {
+		info.MaxPayload = nc.MaxPayload()
+	}
 	if md, err := m.Metadata(); err == nil {
 		info.FeedsSeq, info.Delivered = md.Sequence.Stream, md.NumDelivered
 	}
 	kind := metricKind(m.Subject())
-	pctx, cancel := context.WithTimeout(ctx, deadLetterTimeout)
-	ack, err := s.js.PublishMsg(pctx, deadletter.Build(m.Headers(), m.Data(), info))
-	cancel()
-	if err != nil {
+	letter := deadletter.Build(m.Headers(), m.Data(), info)
+	var ack *jetstream.PubAck
+	for {
+		pctx, cancel := context.WithTimeout(ctx, deadLetterTimeout)
+		a, err := s.js.PublishMsg(pctx, letter)
+		cancel()
+		if err == nil {
+			ack = a
+			break
+		}
 		s.m.errors.WithLabelValues("deadletter").Inc()
 		s.log.Error("dead-lettering feed message failed; retrying", "subject", m.Subject(), "stage", stage,
 			"reason", reason, "err", err)
-		if err := m.NakWithDelay(s.cfg.RetryDelay); err != nil {
-			s.log.Warn("naking feed message failed", "subject", m.Subject(), "err", err)
+		if !s.lastDelivery(m) {
+			if err := m.NakWithDelay(s.cfg.RetryDelay); err != nil {
+				s.log.Warn("naking feed message failed", "subject", m.Subject(), "err", err)
+			}
+			return
 		}
-		return
+		// At its last delivery a nak would let JetStream drop it: retry here,
+		// holding it in progress, until DEADLETTER takes it or shutdown.
+		if err := m.InProgress(); err != nil {
+			s.log.Warn("extending feed message's ack wait failed", "subject", m.Subject(), "err", err)
+		}
+		sleep(ctx, s.cfg.RetryDelay)
+		if ctx.Err() != nil {
+			return
+		}
 	}
 	if !ack.Duplicate { // a retry of one already moved is not a second dead letter
 		s.m.deadletters.WithLabelValues(kind, stage).Inc()

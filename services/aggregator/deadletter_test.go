@@ -18,8 +18,10 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/iochub/iochub/internal/deadletter"
+	"github.com/iochub/iochub/internal/natsx"
 	"github.com/iochub/iochub/internal/subjects"
 	"github.com/iochub/iochub/internal/testenv"
+	"github.com/iochub/iochub/internal/testkit"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 )
@@ -267,5 +269,87 @@ CREATE TRIGGER slow_sensor BEFORE INSERT OR UPDATE ON sensor FOR EACH ROW EXECUT
 	l := waitDeadletters(t, ne.JS, 1)[0]
 	if l.Stage != deadletter.StageStore || l.EventID != slow.GetId() || l.Delivered != 2 || !strings.Contains(l.Reason, "57014") {
 		t.Errorf("dead letter = %+v; want the slow event at stage store, delivered twice, reason naming 57014", l)
+	}
+}
+
+// An undecodable item near the server's max payload is still dead-lettered:
+// its letter (the payload plus the Iochub-Dl-* headers) would be past the max
+// payload, so the publish would fail on every delivery and the item would be
+// neither stored nor dead-lettered.
+func TestDeadLetterNearMaxPayload(t *testing.T) {
+	ne, pool := testNATS(t), testDB(t)
+	big := feedMsg(t, subjects.KindAir, airEvent(t, 1, t0, 5), "")
+	max := ne.JS.Conn().MaxPayload()
+	size := len("NATS/1.0\r\n\r\n")
+	for k, vs := range big.Header {
+		for _, v := range vs {
+			size += len(k) + len(v) + 4
+		}
+	}
+	big.Data = make([]byte, int(max)-size-64) // garbage: fails to decode
+	for i := range big.Data {
+		big.Data[i] = 0xff
+	}
+	good := feedMsg(t, subjects.KindAir, airEvent(t, 2, t0, 5), "")
+	publish(t, ne.JS, big, good)
+	startWith(t, ne, postgis.NewStore(pool), Config{Durable: "agg-maxpayload"})
+	l := waitDeadletters(t, ne.JS, 1)[0]
+	if l.EventID != big.Header.Get("ce-id") || l.Stage != deadletter.StageDecode {
+		t.Errorf("dead letter = %+v; want the big item at stage decode", l)
+	}
+	if len(l.Data) != len(big.Data) && l.Header.Get(deadletter.HeaderPayloadDropped) != strconv.Itoa(len(big.Data)) {
+		t.Errorf("dead letter keeps %d of %d bytes and says dropped %q", len(l.Data), len(big.Data),
+			l.Header.Get(deadletter.HeaderPayloadDropped))
+	}
+	waitIdle(t, ne.JS, "agg-maxpayload")
+	waitRows(t, pool, "air_observation", 1)
+}
+
+// An item at its last delivery (MaxDeliver) whose dead letter cannot be
+// published is not naked (JetStream would drop it): the publish is retried
+// until DEADLETTER takes it.
+func TestDeadLetterRetriedAtLastDelivery(t *testing.T) {
+	ne, pool := testNATS(t), testDB(t)
+	ctx := context.Background()
+	if err := ne.JS.DeleteStream(ctx, subjects.StreamDeadletter); err != nil {
+		t.Fatal(err)
+	}
+	garbage := feedMsg(t, subjects.KindAir, airEvent(t, 1, t0, 5), "")
+	garbage.Data = []byte{0xff, 0xff, 0xff}
+	publish(t, ne.JS, garbage)
+	svc := startWith(t, ne, postgis.NewStore(pool), Config{Durable: "agg-dl-last", MaxDeliver: 1})
+	testkit.Eventually(t, time.Minute, "a failed dead-letter publish", func() (bool, string) {
+		n := counterValue(t, svc.m.errors.WithLabelValues("deadletter"))
+		return n >= 1, fmt.Sprintf("%v failures", n)
+	})
+	if err := natsx.EnsureStreams(ctx, ne.JS, natsx.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	l := waitDeadletters(t, ne.JS, 1)[0]
+	if l.EventID != garbage.Header.Get("ce-id") || l.Stage != deadletter.StageDecode {
+		t.Errorf("dead letter = %+v; want the garbage item at stage decode", l)
+	}
+}
+
+// A dead letter whose payload was left out (too large to keep) is refused a
+// redrive: it would put an empty item back on FEEDS.
+func TestRedriveRefusesDroppedPayload(t *testing.T) {
+	ne := testNATS(t)
+	msg := feedMsg(t, subjects.KindAir, airEvent(t, 1, t0, 5), "")
+	msg.Data = make([]byte, ne.JS.Conn().MaxPayload()-100)
+	dl := deadletter.Build(msg.Header, msg.Data, deadletter.Info{Subject: msg.Subject, FeedsSeq: 9,
+		Stage: deadletter.StageDecode, Reason: "too big", Time: time.Now(), MaxPayload: ne.JS.Conn().MaxPayload()})
+	if dl.Header.Get(deadletter.HeaderPayloadDropped) == "" {
+		t.Fatal("payload kept; the test wants one left out")
+	}
+	ack, err := ne.JS.PublishMsg(context.Background(), dl)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := deadletter.Redrive(context.Background(), ne.JS, ack.Sequence); !errors.Is(err, deadletter.ErrNotRedrivable) {
+		t.Errorf("Redrive = %v; want ErrNotRedrivable", err)
+	}
+	if _, err := deadletter.Get(context.Background(), ne.JS, ack.Sequence); err != nil {
+		t.Errorf("the refused letter is gone: %v", err)
 	}
 }
