@@ -18,16 +18,7 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := flag.NewFlagSet("iochub migrate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg.registerDatabaseURL(fs, "PostGIS database URL")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := applyEnv(fs); err != nil {
-		return err
-	}
-	if cfg.DatabaseURL == "" {
-		return errors.New("--database-url (or IOCHUB_DATABASE_URL) is required")
-	}
-	if err := schema.Migrate(ctx, cfg.DatabaseURL); err != nil {
+	if err := parseAndMigrate(ctx, fs, &cfg, args); err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, "migrations applied")

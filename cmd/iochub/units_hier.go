@@ -16,19 +16,25 @@ import (
 // openUnitsDB parses the common flags of the units commands, migrates and
 // opens the database.
 func openUnitsDB(ctx context.Context, fs *flag.FlagSet, cfg *config, args []string) (*pgxpool.Pool, error) {
-	if err := fs.Parse(args); err != nil {
-		return nil, err
-	}
-	if err := applyEnv(fs); err != nil {
-		return nil, err
-	}
-	if cfg.DatabaseURL == "" {
-		return nil, errors.New("--database-url (or IOCHUB_DATABASE_URL) is required")
-	}
-	if err := schema.Migrate(ctx, cfg.DatabaseURL); err != nil {
+	if err := parseAndMigrate(ctx, fs, cfg, args); err != nil {
 		return nil, err
 	}
 	return schema.Open(ctx, cfg.DatabaseURL)
+}
+
+// parseAndMigrate parses args and the environment into cfg, requires the
+// database URL and applies the migrations.
+func parseAndMigrate(ctx context.Context, fs *flag.FlagSet, cfg *config, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := applyEnv(fs); err != nil {
+		return err
+	}
+	if cfg.DatabaseURL == "" {
+		return errors.New("--database-url (or IOCHUB_DATABASE_URL) is required")
+	}
+	return schema.Migrate(ctx, cfg.DatabaseURL)
 }
 
 // runUnitsGroup defines or changes a custom group of units.

@@ -7,7 +7,6 @@ import (
 	"crypto/sha256"
 	"crypto/subtle"
 	"encoding/base64"
-	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
@@ -164,9 +163,6 @@ func DeriveSessionKey(sealKey []byte) []byte {
 	m.Write([]byte("iochub session cookie v1"))
 	return m.Sum(nil)
 }
-
-// RefreshInterval is Config.Refresh: how long a revocation may take to apply.
-func (a *Authenticator) RefreshInterval() time.Duration { return a.cfg.Refresh }
 
 // Refresh reloads the identity cache.
 func (a *Authenticator) Refresh(ctx context.Context) error {
@@ -375,9 +371,4 @@ func (a *Authenticator) RedeemCode(code string) (Principal, error) {
 		return Principal{}, fmt.Errorf("the code's identity is revoked: %w", ErrBadCode)
 	}
 	return p, nil
-}
-
-// IsCredentialError reports whether err means the answer is 401.
-func IsCredentialError(err error) bool {
-	return errors.Is(err, ErrNoCredentials) || errors.Is(err, ErrInvalidCredentials)
 }

@@ -307,12 +307,8 @@ func (g *Gateway) serveLive(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	tree, ok := g.hierarchy(w, r)
+	tree, ok := g.readableProvince(w, r, who, p.Province, "read province "+p.Province)
 	if !ok {
-		return
-	}
-	if !who.ReadsIn(tree, p.Province) {
-		forbid(w, r, who, "read province "+p.Province)
 		return
 	}
 	// A principal scoped to units inside the province sees only the entities

@@ -4,13 +4,10 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
-	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/iochub/iochub/internal/schema"
 	"github.com/iochub/iochub/internal/subjects"
@@ -21,17 +18,7 @@ import (
 // national subject with the document as understood, and refuses a bad code
 // or an unknown member with a 400 naming it.
 func TestGroupsAPI(t *testing.T) {
-	db := testenv.PostGISWithUnits(t)
-	n := testenv.NATS(t)
-	g, err := New(Config{}, Deps{JS: n.JS, Pool: db.Pool, Metrics: prometheus.NewRegistry(), Auth: testAuth(t, nil)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	g.RegisterOperator(mux, OperatorConfig{Now: func() time.Time { return time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC) }})
-	srv := httptest.NewServer(mux)
-	t.Cleanup(srv.Close)
-	t.Cleanup(g.Close)
+	srv, n, _ := operatorServer(t, testenv.PostGISWithUnits(t))
 	ctx := context.Background()
 	cons, err := n.JS.OrderedConsumer(ctx, subjects.StreamActions, jetstream.OrderedConsumerConfig{})
 	if err != nil {

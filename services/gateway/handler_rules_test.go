@@ -23,7 +23,13 @@ const rulesToken = testToken
 
 func rulesServer(t *testing.T) (*httptest.Server, *testenv.NATSEnv, *testenv.DBEnv) {
 	t.Helper()
-	db := testenv.PostGIS(t)
+	return operatorServer(t, testenv.PostGIS(t))
+}
+
+// operatorServer serves the operator API of a gateway on db and a fresh NATS,
+// with the clock at 2026-11-21 09:00 UTC.
+func operatorServer(t *testing.T, db *testenv.DBEnv) (*httptest.Server, *testenv.NATSEnv, *testenv.DBEnv) {
+	t.Helper()
 	n := testenv.NATS(t)
 	g, err := New(Config{}, Deps{JS: n.JS, Pool: db.Pool, Metrics: prometheus.NewRegistry(), Auth: testAuth(t, nil)})
 	if err != nil {

@@ -65,12 +65,8 @@ func (g *Gateway) serveSources(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	tree, ok := g.hierarchy(w, r)
+	tree, ok := g.readableProvince(w, r, who, prov, "read the sources of province "+prov)
 	if !ok {
-		return
-	}
-	if !who.ReadsIn(tree, prov) {
-		forbid(w, r, who, "read the sources of province "+prov)
 		return
 	}
 	if g.deps.Pool == nil {

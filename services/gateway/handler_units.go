@@ -113,12 +113,8 @@ func (g *Gateway) serveUnits(w http.ResponseWriter, r *http.Request) {
 		g.serveUnitsAt(w, r, who, p)
 		return
 	}
-	tree, ok := g.hierarchy(w, r)
+	tree, ok := g.readableProvince(w, r, who, p.Province, "read province "+p.Province)
 	if !ok {
-		return
-	}
-	if !who.ReadsIn(tree, p.Province) {
-		forbid(w, r, who, "read province "+p.Province)
 		return
 	}
 	if g.units == nil {

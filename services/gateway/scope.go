@@ -164,6 +164,20 @@ func (g *Gateway) hierarchy(w http.ResponseWriter, r *http.Request) (*unitTree, 
 	return t, true
 }
 
+// readableProvince loads the unit tree and checks that who may read
+// province, answering 503 or 403 (naming what) otherwise.
+func (g *Gateway) readableProvince(w http.ResponseWriter, r *http.Request, who auth.Principal, province, what string) (*unitTree, bool) {
+	tree, ok := g.hierarchy(w, r)
+	if !ok {
+		return nil, false
+	}
+	if !who.ReadsIn(tree, province) {
+		forbid(w, r, who, what)
+		return nil, false
+	}
+	return tree, true
+}
+
 // scopeUnits returns the units p is limited to in province (every unit
 // within p's unit scopes there), or nil when p reads the whole province.
 func scopeUnits(t *unitTree, p auth.Principal, province string) unitSet {
