@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/iochub/iochub/internal/schema"
 	"github.com/iochub/iochub/internal/subjects"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 )
@@ -72,7 +73,7 @@ func checkHubID(ctx context.Context, js jetstream.JetStream, pool *pgxpool.Pool,
 	if err != nil {
 		return "", err
 	}
-	units, err := postgis.HasUnits(ctx, pool)
+	units, err := schema.HasUnits(ctx, pool)
 	if err != nil {
 		return "", err
 	}

@@ -13,7 +13,6 @@ const (
 	sqlHubID    = `SELECT value FROM hub_meta WHERE key = 'hub_id'`
 	sqlSetHubID = `INSERT INTO hub_meta (key, value) VALUES ('hub_id', $1)
 		ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, updated_at = now()`
-	sqlHasUnits = `SELECT EXISTS (SELECT FROM admin_unit)`
 )
 
 // HubID returns the hub id recorded in the database, or "" when none is.
@@ -35,14 +34,4 @@ func SetHubID(ctx context.Context, pool *pgxpool.Pool, id string) error {
 		return fmt.Errorf("recording the hub id: %w", err)
 	}
 	return nil
-}
-
-// HasUnits reports whether any administrative unit was ever loaded: false
-// for a database that has just been created.
-func HasUnits(ctx context.Context, pool *pgxpool.Pool) (bool, error) {
-	var ok bool
-	if err := pool.QueryRow(ctx, sqlHasUnits).Scan(&ok); err != nil {
-		return false, fmt.Errorf("looking for administrative units: %w", err)
-	}
-	return ok, nil
 }
