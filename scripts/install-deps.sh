@@ -18,6 +18,10 @@ fi
 if [ ! -x /usr/lib/postgresql/15/bin/initdb ]; then
   need+=(postgresql-15)
 fi
+# GDAL's ogrinfo, for the OGC API – Features test (the OAPIF driver reads the hub like QGIS does).
+if ! command -v ogrinfo >/dev/null 2>&1; then
+  need+=(gdal-bin)
+fi
 if [ "${1:-}" = "--browser" ] && ! command -v chromium >/dev/null 2>&1; then
   need+=(chromium)
 fi
