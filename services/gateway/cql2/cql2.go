@@ -9,7 +9,7 @@
 // NULL, AND, OR, NOT, parentheses; S_INTERSECTS, S_DISJOINT, S_WITHIN,
 // S_CONTAINS with POINT, LINESTRING, POLYGON, MULTIPOINT, MULTILINESTRING,
 // MULTIPOLYGON or BBOX literals (CRS84); T_INTERSECTS, T_BEFORE, T_AFTER
-// with TIMESTAMP, DATE or INTERVAL literals. Literals: 'strings' ('' for a
+// with TIMESTAMP, DATE or INTERVAL literals. Literals: 'strings' (” for a
 // quote), numbers, TRUE, FALSE, TIMESTAMP('…'), DATE('…').
 package cql2
 
