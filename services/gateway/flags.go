@@ -20,6 +20,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.SnapshotWait, "snapshot-wait", d.SnapshotWait, "longest wait of a new live view for its province's snapshot (IOCHUB_SNAPSHOT_WAIT)")
 	fs.IntVar(&c.ResetAttempts, "live-reset-attempts", c.ResetAttempts, "recreations in a row of a province's STATE consumer before its live views fail; 0 means no limit (IOCHUB_LIVE_RESET_ATTEMPTS)")
 	fs.Var(listFlag{&c.Provinces}, "live-provinces", "comma-separated province codes whose live state is loaded at start (IOCHUB_LIVE_PROVINCES)")
+	fs.DurationVar(&c.FeaturesTimeout, "features-statement-timeout", d.FeaturesTimeout, "statement_timeout of each OGC API – Features query (IOCHUB_FEATURES_STATEMENT_TIMEOUT)")
 	fs.DurationVar(&c.UnitsTTL, "units-ttl", d.UnitsTTL, "how long /v1/units answers are cached per province (IOCHUB_UNITS_TTL)")
 }
 

@@ -62,6 +62,9 @@ type Config struct {
 	Provinces []string
 	// UnitsTTL is how long /v1/units answers are cached per province. 0 means 1 minute.
 	UnitsTTL time.Duration
+	// FeaturesTimeout is the statement_timeout of each OGC API – Features
+	// query (set in its read-only transaction). 0 means 5s.
+	FeaturesTimeout time.Duration
 }
 
 // withDefaults returns c with zero fields set to their defaults.
@@ -87,6 +90,9 @@ func (c Config) withDefaults() Config {
 	if c.MaxClientsPerIdentity == 0 {
 		c.MaxClientsPerIdentity = 20
 	}
+	if c.FeaturesTimeout == 0 {
+		c.FeaturesTimeout = 5 * time.Second
+	}
 	return c
 }
 
@@ -96,7 +102,7 @@ func (c Config) Validate() error {
 	switch {
 	case c.SendQueue < 1:
 		return fmt.Errorf("SendQueue %d: must be at least 1: %w", c.SendQueue, ErrBadConfig)
-	case c.WriteTimeout < 0, c.PingInterval < 0, c.PongWait < 0, c.SnapshotWait < 0, c.UnitsTTL < 0:
+	case c.WriteTimeout < 0, c.PingInterval < 0, c.PongWait < 0, c.SnapshotWait < 0, c.UnitsTTL < 0, c.FeaturesTimeout < 0:
 		return fmt.Errorf("durations must not be negative: %w", ErrBadConfig)
 	case c.PongWait <= c.PingInterval:
 		return fmt.Errorf("PongWait %s must exceed PingInterval %s: %w", c.PongWait, c.PingInterval, ErrBadConfig)
@@ -205,13 +211,15 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 }
 
 // Register adds the gateway's routes to mux: the live view, units, alerts,
-// sessions (/v1/session) and the identities admin API (/v1/admin/identities).
+// sessions (/v1/session), the identities admin API (/v1/admin/identities)
+// and OGC API – Features (/ogc).
 func (g *Gateway) Register(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v1/live", g.serveLive)
 	mux.HandleFunc("GET /v1/units", g.serveUnits)
 	mux.HandleFunc("GET /v1/sources", g.serveSources) // handler_sources.go
 	g.registerAlerts(mux)
 	g.registerSession(mux)
+	g.registerOGC(mux) // handler_ogc.go
 	if g.deps.Static != nil {
 		mux.Handle("GET /", staticHandler(g.deps.Static))
 	}
