@@ -549,13 +549,14 @@ func parseDatetime(v string, fq *pgread.FeatureQuery) error {
 // itemsSink streams a FeatureCollection to the response.
 type itemsSink struct {
 	w   http.ResponseWriter
+	ct  string // Content-Type
 	bw  *bufio.Writer
 	n   int
 	idb []byte
 }
 
 func (s *itemsSink) Begin() error {
-	s.w.Header().Set("Content-Type", "application/geo+json")
+	s.w.Header().Set("Content-Type", s.ct)
 	s.w.Header().Set("Cache-Control", "no-cache")
 	s.bw = bufio.NewWriterSize(s.w, 32<<10)
 	_, err := s.bw.WriteString(`{"type":"FeatureCollection","features":[`)
@@ -628,7 +629,11 @@ func (g *Gateway) serveOGCItems(w http.ResponseWriter, r *http.Request) {
 	if fq.Scope, ok = ogcScope(w, r, who, tree, c); !ok {
 		return
 	}
-	sink := &itemsSink{w: w}
+	// GeoJSON is JSON: f=json asks for the same body as application/json.
+	sink := &itemsSink{w: w, ct: "application/geo+json"}
+	if r.URL.Query().Get("f") == "json" {
+		sink.ct = "application/json"
+	}
 	page, err := pgread.New(g.deps.Pool).Features(r.Context(), fq, g.cfg.FeaturesTimeout, sink)
 	if err != nil {
 		g.ogcQueryFailed(w, r, c, err)
@@ -642,8 +647,8 @@ func (g *Gateway) serveOGCItems(w http.ResponseWriter, r *http.Request) {
 	}
 	fmt.Fprintf(bw, `,"timeStamp":%q,"links":`, time.Now().UTC().Format(time.RFC3339))
 	links := []ogcLink{
-		{Rel: "self", Type: "application/geo+json", Title: "this page", Href: withParam(r.URL, root, "f", "")},
-		{Rel: "alternate", Type: "application/json", Title: "this page as JSON", Href: withParam(r.URL, root, "f", "json")},
+		{Rel: "self", Type: sink.ct, Title: "this page", Href: withParam(r.URL, root, "cursor", r.URL.Query().Get("cursor"))},
+		{Rel: "alternate", Type: alternate(sink.ct), Title: "this page as " + alternate(sink.ct), Href: withParam(r.URL, root, "f", alternateF(sink.ct))},
 		{Rel: "collection", Type: "application/json", Title: c.Title, Href: root + "/collections/" + c.ID},
 	}
 	hasNext := page.More && fq.Before == nil || fq.Before != nil && page.Returned > 0
@@ -744,7 +749,11 @@ func (g *Gateway) serveOGCItem(w http.ResponseWriter, r *http.Request) {
 	}
 	one := &oneFeature{}
 	if _, err := pgread.New(g.deps.Pool).Features(r.Context(), fq, g.cfg.FeaturesTimeout, one); err != nil {
-		g.ogcQueryFailed(w, r, c, err)
+		// Nothing is written before the whole feature is read: always a problem document.
+		if r.Context().Err() == nil {
+			g.log.Error("querying an OGC item", "collection", c.ID, "err", err)
+			writeProblem(w, r, http.StatusServiceUnavailable, "the database is unavailable; retry later")
+		}
 		return
 	}
 	if !one.found { // out of scope looks like absent: ids are not probed
@@ -770,4 +779,20 @@ func (g *Gateway) serveOGCItem(w http.ResponseWriter, r *http.Request) {
 func isQueryCanceled(err error) bool {
 	var pe *pgconn.PgError
 	return errors.As(err, &pe) && pe.Code == "57014"
+}
+
+// alternate is the other media type of an items page.
+func alternate(ct string) string {
+	if ct == "application/json" {
+		return "application/geo+json"
+	}
+	return "application/json"
+}
+
+// alternateF is the f= of the alternate ("" for GeoJSON, the default).
+func alternateF(ct string) string {
+	if ct == "application/json" {
+		return ""
+	}
+	return "json"
 }
