@@ -62,7 +62,6 @@ var conformance = []string{
 // registerOGC adds the OGC API – Features routes to mux.
 func (g *Gateway) registerOGC(mux *http.ServeMux) {
 	mux.HandleFunc("GET "+ogcBase, g.serveOGCLanding)
-	mux.HandleFunc("GET "+ogcBase+"/{$}", g.serveOGCLanding)
 	mux.HandleFunc("GET "+ogcBase+"/conformance", g.serveOGCConformance)
 	mux.HandleFunc("GET "+ogcBase+"/api", g.serveOGCAPI)
 	mux.HandleFunc("GET "+ogcBase+"/collections", g.serveOGCCollections)

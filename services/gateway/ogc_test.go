@@ -187,7 +187,6 @@ func TestOGCDocuments(t *testing.T) {
 		want     int
 	}{
 		{"/ogc", "application/json", 200},
-		{"/ogc/", "application/json", 200},
 		{"/ogc/conformance", "application/json", 200},
 		{"/ogc/collections", "application/json", 200},
 		{"/ogc/collections/stations", "application/json", 200},

@@ -536,7 +536,7 @@ func (s *Store) Features(ctx context.Context, fq FeatureQuery, timeout time.Dura
 	}
 	b.Queue("COMMIT")
 	br := s.pool.SendBatch(ctx, b)
-	defer br.Close()
+	defer func() { _ = br.Close() }()
 	for range 2 {
 		if _, err := br.Exec(); err != nil {
 			return pg, fmt.Errorf("starting the %s query: %w", fq.C.ID, err)
