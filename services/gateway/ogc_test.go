@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"context"
+	"errors"
 	"encoding/json"
 	"io"
 	"net/http"
@@ -10,7 +11,9 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/iochub/iochub/internal/auth"
@@ -196,6 +199,9 @@ func TestOGCDocuments(t *testing.T) {
 		{"/ogc?f=html", "application/problem+json", 406},
 		{"/ogc/collections?f=json", "application/json", 200},
 		{"/ogc/collections?sort=x", "application/problem+json", 400},
+		{"/ogc/collections/stations/items", "application/geo+json", 200},
+		{"/ogc/collections/stations/items?f=json", "application/json", 200},
+		{"/ogc/collections/stations/items?f=xml", "application/problem+json", 406},
 	} {
 		code, hdr, body := s.get(t, tc.path, "")
 		if code != tc.want || hdr.Get("Content-Type") != tc.ct {
@@ -534,5 +540,29 @@ func TestOGCPaging(t *testing.T) {
 	}
 	if first.link("prev") == "" {
 		t.Error("prev of page 2 has no prev link though air:a-new, inserted since, is before it")
+	}
+}
+
+// TestOGCStatementTimeout: each items query runs under its statement_timeout
+// in a read-only transaction. A collection whose properties sleep 2s is cut
+// at the 100ms limit with PostgreSQL's query_canceled, before the page begins.
+func TestOGCStatementTimeout(t *testing.T) {
+	db := testenv.PostGIS(t)
+	ctx := context.Background()
+	seedOGC(t, ctx, db)
+	slow := *pgread.CollectionByID("segments")
+	slow.Properties = `json_build_object('slept', pg_sleep(2))`
+	sink := &oneFeature{}
+	_, err := pgread.New(db.Pool).Features(ctx, pgread.FeatureQuery{C: &slow, Scope: pgread.Scope{All: true}, Limit: 10}, 100*time.Millisecond, sink)
+	if !isQueryCanceled(err) || errors.Is(err, pgread.ErrBegun) {
+		t.Errorf("a 2s query under a 100ms limit: %v; want query_canceled before the page began", err)
+	}
+	// The transaction is read-only: a write in it fails.
+	writer := *pgread.CollectionByID("segments")
+	writer.Properties = `json_build_object('n', (SELECT nextval('admin_unit_id_seq')))`
+	_, err = pgread.New(db.Pool).Features(ctx, pgread.FeatureQuery{C: &writer, Scope: pgread.Scope{All: true}, Limit: 10}, time.Second, &oneFeature{})
+	var pe *pgconn.PgError
+	if !errors.As(err, &pe) || pe.Code != "25006" { // read_only_sql_transaction
+		t.Errorf("a write in the items transaction: %v; want 25006 read_only_sql_transaction", err)
 	}
 }

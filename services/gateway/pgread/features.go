@@ -529,7 +529,8 @@ func (s *Store) Features(ctx context.Context, fq FeatureQuery, timeout time.Dura
 	}
 	b := &pgx.Batch{}
 	b.Queue("BEGIN READ ONLY")
-	b.Queue(sqlSetReadTimeout, strconv.FormatInt(timeout.Milliseconds(), 10))
+	// At least 1ms: 0 would mean no limit.
+	b.Queue(sqlSetReadTimeout, strconv.FormatInt(max(1, timeout.Milliseconds()), 10))
 	b.Queue(page, vals...)
 	if count != "" {
 		b.Queue(count, vals[:countArgs]...)
