@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"context"
+	"crypto/hmac"
 	"crypto/rand"
 	"crypto/sha256"
 	"encoding/base64"
@@ -11,12 +12,14 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/iochub/iochub/internal/natsx"
@@ -72,7 +75,12 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if natsPort == 0 {
 		natsPort = -1
 	}
-	ns, err := natsx.StartEmbedded(natsx.EmbeddedConfig{StoreDir: filepath.Join(dataDir, "nats"), Port: natsPort, ServerName: "iochub-dev"})
+	// The embedded server requires authentication: the hub's user, and a
+	// read-only user for developers (docs/developers.md), with passwords
+	// derived from the hub key so that they last across restarts.
+	hubPW, readerPW := devNATSPassword(cfg.SealKey, natsx.HubUser), devNATSPassword(cfg.SealKey, natsx.ReaderUser)
+	ns, err := natsx.StartEmbedded(natsx.EmbeddedConfig{StoreDir: filepath.Join(dataDir, "nats"), Port: natsPort, ServerName: "iochub-dev",
+		HubPassword: hubPW, ReaderPassword: readerPW})
 	if err != nil {
 		return err
 	}
@@ -113,7 +121,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer pool.Close()
-	nc, err := natsx.Connect(ns.ClientURL(), "iochub-dev")
+	nc, err := natsx.Connect(ns.ClientURL(), "iochub-dev", nats.UserInfo(natsx.HubUser, hubPW))
 	if err != nil {
 		return err
 	}
@@ -170,13 +178,15 @@ iochub dev is running.
   ingest           POST %s/v1/feeds/{traffic|air|alert}   (Authorization: Bearer %s)
   live WebSocket   %s/v1/live?province=%s   (Authorization: Bearer %s)
   health           %s/healthz  %s/readyz  %s/metrics (admin, unless on --ops-http)
-  NATS             %s
+  NATS             %s   (user %s: every right)
+  NATS reader      %s   (read-only: FEEDS, STATE, ROLLUPS; see docs/developers.md)
   PostGIS          %s
   dev token        %s
   simulator        %s
   (the wall screen's code signs one browser in, once, within 10 minutes; after that sign in with the dev token)
 Press Ctrl-C to stop.
-`, base, cfg.Province, signIn, base, cfg.DevToken, ws, cfg.Province, cfg.DevToken, ops, ops, ops, ns.ClientURL(), redactURL(dbURL), cfg.DevToken, onOff(!cfg.NoSim))
+`, base, cfg.Province, signIn, base, cfg.DevToken, ws, cfg.Province, cfg.DevToken, ops, ops, ops, natsUserURL(ns.ClientURL(), natsx.HubUser, hubPW), natsx.HubUser,
+				natsUserURL(ns.ClientURL(), natsx.ReaderUser, readerPW), redactURL(dbURL), cfg.DevToken, onOff(!cfg.NoSim))
 		case <-ctx.Done():
 		}
 	}()
@@ -251,4 +261,23 @@ func progress(w io.Writer, name string) func(done, total int) {
 			fmt.Fprintf(w, "\rimporting %s: %d", name, done)
 		}
 	}
+}
+
+// devNATSPassword is the password of user on dev's embedded NATS server,
+// derived from the hub key (hex or base64 text, as configured) so that it
+// stays the same across restarts of the same data dir.
+func devNATSPassword(sealKey, user string) string {
+	m := hmac.New(sha256.New, []byte(sealKey))
+	m.Write([]byte("iochub dev nats password v1 " + user))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil)[:18])
+}
+
+// natsUserURL is clientURL (nats://host:port) with user and password in it.
+func natsUserURL(clientURL, user, password string) string {
+	u, err := url.Parse(clientURL)
+	if err != nil {
+		return clientURL
+	}
+	u.User = url.UserPassword(user, password)
+	return u.String()
 }

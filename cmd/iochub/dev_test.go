@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"sync"
 	"syscall"
@@ -17,6 +18,8 @@ import (
 	"github.com/iochub/iochub/internal/subjects"
 	"github.com/iochub/iochub/internal/testenv"
 	"github.com/iochub/iochub/services/aggregator/postgis"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 )
 
 // TestHubID: the JetStream store and the database get one hub id at first
@@ -153,6 +156,7 @@ func TestDevDataDir(t *testing.T) {
 	if !strings.Contains(out, "/metrics") {
 		t.Errorf("banner without /metrics: %s", out)
 	}
+	checkDevReader(t, out)
 	errOut, err := stop()
 	if err != nil {
 		t.Fatalf("stopping dev: %v\n%s", err, errOut)
@@ -220,5 +224,31 @@ func TestDevDataDirUnreachable(t *testing.T) {
 	}
 	if _, err := os.Stat(legacyPGDir(dataDir)); err == nil {
 		t.Errorf("%s exists: the cluster went outside the data dir", legacyPGDir(dataDir))
+	}
+}
+
+// checkDevReader connects as the NATS reader printed in dev's banner: it
+// reads the stream FEEDS, and its publishing on ioc.feed is refused.
+func checkDevReader(t *testing.T, banner string) {
+	t.Helper()
+	m := regexp.MustCompile(`NATS reader +(nats://reader:\S+)`).FindStringSubmatch(banner)
+	if m == nil {
+		t.Fatalf("banner without the NATS reader's URL:\n%s", banner)
+	}
+	nc, err := nats.Connect(m[1])
+	if err != nil {
+		t.Fatalf("connecting as the reader: %v", err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := js.Stream(ctx, subjects.StreamFeeds); err != nil {
+		t.Errorf("the reader reading FEEDS' info: %v", err)
+	}
+	pctx, pcancel := context.WithTimeout(ctx, 2*time.Second)
+	defer pcancel()
+	if _, err := js.Publish(pctx, subjects.Feed("01", "00070", "air"), []byte("{}")); err == nil {
+		t.Error("the reader published on FEEDS")
 	}
 }

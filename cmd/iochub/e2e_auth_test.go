@@ -84,7 +84,7 @@ func dialStatus(t *testing.T, base, query string, c cred, origin string) int {
 // mustIdentity creates an identity the way `iochub identities create` does.
 func mustIdentity(t *testing.T, db *testenv.DBEnv, name string, role auth.Role, scopes ...string) (auth.Identity, string) {
 	t.Helper()
-	id, tok, err := postgis.CreateIdentityCLI(context.Background(), db.Pool, name, role, scopes)
+	id, tok, err := postgis.CreateIdentityCLI(context.Background(), db.Pool, name, role, scopes, nil)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,7 +4,8 @@
 // only as SHA-256), signed session cookies for the wall screen, one-time
 // sign-in codes, and the Authenticator that turns a request into a Principal
 // from an identity cache refreshed from the database. Of the project it imports
-// only internal/ops (the refresh loop): the gateway reads the identities
+// only internal/ops (the refresh loop) and internal/subjects (to read a
+// subject's province, unit and kind: MayReadSubject): the gateway reads the identities
 // (pgread) and the aggregator writes them (postgis).
 package auth
 
@@ -85,6 +86,10 @@ type Principal struct {
 	// Scopes are the codes of the provinces or units the principal may see and
 	// act in (each with everything inside it); "*" is all.
 	Scopes []string `json:"scopes"`
+	// Kinds are the kinds of data (air, water, alert…) the principal may
+	// read; empty is every kind. They narrow reads of feeds, state, roll-ups
+	// and streams; they do not narrow the role's actions.
+	Kinds []string `json:"kinds,omitempty"`
 	// Expires is when the credential ends (an OIDC token's exp); zero for keys,
 	// which end when revoked. A live view is closed once it has passed.
 	Expires time.Time `json:"expires,omitzero"`
@@ -218,6 +223,8 @@ type Identity struct {
 	Name   string
 	Role   Role
 	Scopes []string
+	// Kinds narrows what it reads to these kinds; empty is every kind.
+	Kinds []string
 	// TokenSHA256 is the SHA-256 of its bearer token.
 	TokenSHA256 []byte
 	// Revoked is true once the identity was revoked; it then authenticates nothing.
@@ -226,7 +233,7 @@ type Identity struct {
 
 // Principal is the principal the identity acts as.
 func (i Identity) Principal() Principal {
-	return Principal{ID: i.ID, Name: i.Name, Role: i.Role, Scopes: slices.Clone(i.Scopes)}
+	return Principal{ID: i.ID, Name: i.Name, Role: i.Role, Scopes: slices.Clone(i.Scopes), Kinds: slices.Clone(i.Kinds)}
 }
 
 // ParseScopes reads "01,79" or "*" into sorted, unique scopes.
@@ -321,6 +328,9 @@ func (i Identity) Check() error {
 		return err
 	}
 	if _, err := NormalizeScopes(i.Scopes); err != nil {
+		return err
+	}
+	if _, err := NormalizeKinds(i.Kinds); err != nil {
 		return err
 	}
 	if len(i.TokenSHA256) != sha256.Size {

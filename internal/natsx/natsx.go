@@ -29,6 +29,14 @@ type EmbeddedConfig struct {
 	Port int
 	// ServerName must stay the same across restarts so JetStream finds its state; empty means "iochub".
 	ServerName string
+	// HubPassword, when set, makes the server require authentication: the
+	// user HubUser with this password may do everything (connect with
+	// nats.UserInfo or a URL nats://hub:PASSWORD@host:port). Empty means no
+	// authentication.
+	HubPassword string
+	// ReaderPassword, with HubPassword, adds the read-only user ReaderUser
+	// (ReaderPermissions) with this password.
+	ReaderPassword string
 }
 
 // StartEmbedded starts a NATS server in this process and waits until it accepts connections.
@@ -48,6 +56,11 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 	if opts.ServerName == "" {
 		opts.ServerName = "iochub"
 	}
+	if cfg.HubPassword != "" {
+		opts.Users = users(cfg.HubPassword, cfg.ReaderPassword)
+	} else if cfg.ReaderPassword != "" {
+		return nil, errors.New("starting embedded NATS: a reader password needs a hub password (a server without authentication has no read-only user)")
+	}
 	if opts.Host == "" {
 		opts.Host = "127.0.0.1"
 	}
@@ -66,14 +79,15 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 	return s, nil
 }
 
-// Connect dials url with reconnects that never give up, named for the role.
-func Connect(url, name string) (*nats.Conn, error) {
-	nc, err := nats.Connect(url,
+// Connect dials url with reconnects that never give up, named for the role;
+// opts add to them (nats.UserInfo for a server requiring authentication).
+func Connect(url, name string, opts ...nats.Option) (*nats.Conn, error) {
+	nc, err := nats.Connect(url, append([]nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250*time.Millisecond),
 		nats.RetryOnFailedConnect(true),
-	)
+	}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to NATS at %s: %w", url, err)
 	}

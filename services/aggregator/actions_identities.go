@@ -30,6 +30,8 @@ type IdentityPayload struct {
 	Name   string   `json:"name"`
 	Role   string   `json:"role"`
 	Scopes []string `json:"scopes"`
+	// Kinds narrows what the identity reads; empty is every kind.
+	Kinds []string `json:"kinds,omitempty"`
 	// TokenSHA256 is the hex SHA-256 of the identity's bearer token.
 	TokenSHA256 string `json:"tokenSha256"`
 }
@@ -55,7 +57,11 @@ func IdentityActions() (create, revoke ActionHandler) {
 		if err != nil {
 			return nil, Refuse(err.Error())
 		}
-		id := auth.Identity{ID: a.GetTarget(), Name: p.Name, Role: auth.Role(p.Role), Scopes: scopes, TokenSHA256: sum}
+		kinds, err := auth.NormalizeKinds(p.Kinds)
+		if err != nil {
+			return nil, Refuse(err.Error())
+		}
+		id := auth.Identity{ID: a.GetTarget(), Name: p.Name, Role: auth.Role(p.Role), Scopes: scopes, Kinds: kinds, TokenSHA256: sum}
 		if err := id.Check(); err != nil {
 			return nil, Refuse(err.Error())
 		}

@@ -48,6 +48,16 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request) (auth.Pri
 }
 
 // forbid answers 403 saying what p lacks.
+// readsKind answers 403 and reports false when who may not read kind (a key
+// of some kinds only, auth.Principal.Kinds).
+func readsKind(w http.ResponseWriter, r *http.Request, who auth.Principal, kind string) bool {
+	if who.MayReadKind(kind) {
+		return true
+	}
+	forbid(w, r, who, "read "+kind+" (this key reads the kinds "+strings.Join(who.Kinds, ",")+")")
+	return false
+}
+
 func forbid(w http.ResponseWriter, r *http.Request, p auth.Principal, what string) {
 	writeProblem(w, r, http.StatusForbidden, fmt.Sprintf("identity %s (%s of %s) may not %s", p.ID, p.Role, strings.Join(p.Scopes, ","), what))
 }

@@ -12,6 +12,8 @@ import (
 	"io/fs"
 	"log/slog"
 	"net/http"
+	"slices"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -318,6 +320,19 @@ func (g *Gateway) serveLive(w http.ResponseWriter, r *http.Request) {
 	tree, ok := g.readableProvince(w, r, who, p.Province, "read province "+p.Province)
 	if !ok {
 		return
+	}
+	// A principal of some kinds sees only those layers: none given means
+	// its kinds; a layer outside them is refused.
+	if len(who.Kinds) > 0 {
+		if p.Layers == nil {
+			p.Layers = slices.Clone(who.Kinds)
+		}
+		for _, l := range p.Layers {
+			if !who.MayReadKind(l) {
+				forbid(w, r, who, "read layer "+l+" (this key reads the kinds "+strings.Join(who.Kinds, ",")+")")
+				return
+			}
+		}
 	}
 	// A principal scoped to units inside the province sees only the entities
 	// of those units (and the alerts that meet them).

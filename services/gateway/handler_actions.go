@@ -252,7 +252,7 @@ func (o *operator) publish(ctx context.Context, act *iocv1.Action) error {
 
 func (o *operator) serveReport(w http.ResponseWriter, r *http.Request) {
 	who, ok := o.g.authenticate(w, r)
-	if !ok {
+	if !ok || !readsKind(w, r, who, subjects.KindReport) {
 		return
 	}
 	if o.g.deps.Pool == nil {

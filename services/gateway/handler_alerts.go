@@ -73,7 +73,7 @@ type link struct {
 // serveAlert is GET /v1/alerts/{id} (JSON) and GET /v1/alerts/{id}.cap (CAP 1.2 XML).
 func (g *Gateway) serveAlert(w http.ResponseWriter, r *http.Request) {
 	who, ok := g.authenticate(w, r)
-	if !ok {
+	if !ok || !readsKind(w, r, who, subjects.KindAlert) {
 		return
 	}
 	id := r.PathValue("id")
@@ -219,7 +219,7 @@ func parseAlertsQuery(q url.Values) (alertsParams, error) {
 // properties.alert) with id = AlertID and the geometry made by PostGIS.
 func (g *Gateway) serveAlerts(w http.ResponseWriter, r *http.Request) {
 	who, ok := g.authenticate(w, r)
-	if !ok {
+	if !ok || !readsKind(w, r, who, subjects.KindAlert) {
 		return
 	}
 	p, err := parseAlertsQuery(r.URL.Query())

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/iochub/iochub/internal/auth"
+	"github.com/iochub/iochub/internal/kind"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 	"github.com/iochub/iochub/services/gateway/pgread"
 )
@@ -21,7 +22,7 @@ import (
 // The identities admin API (admin role; an admin manages only identities
 // whose every scope is within its own):
 //
-//	POST   /v1/admin/identities        {"name":"...","role":"viewer","scopes":["01"]} → 201 with the token, shown once
+//	POST   /v1/admin/identities        {"name":"...","role":"viewer","scopes":["01"],"kinds":["air"]} → 201 with the token, shown once
 //	GET    /v1/admin/identities        the identities within the admin's scopes, without tokens
 //	DELETE /v1/admin/identities/{id}   revoke
 //
@@ -67,6 +68,8 @@ type identityCreated struct {
 	Name   string   `json:"name"`
 	Role   string   `json:"role"`
 	Scopes []string `json:"scopes"`
+	// Kinds are the kinds the identity reads; empty is every kind.
+	Kinds []string `json:"kinds"`
 	// Token is the bearer token, shown once: only its hash is stored.
 	Token string `json:"token"`
 	// Active is false when the aggregator had not applied the creation within
@@ -84,11 +87,12 @@ func (o *operator) serveCreateIdentity(w http.ResponseWriter, r *http.Request) {
 		Name   string   `json:"name"`
 		Role   string   `json:"role"`
 		Scopes []string `json:"scopes"`
+		Kinds  []string `json:"kinds"`
 	}
 	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxActionBody))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&in); err != nil {
-		writeProblem(w, r, http.StatusBadRequest, `body: want {"name":"...","role":"viewer|operator|admin","scopes":["01"]}: `+err.Error())
+		writeProblem(w, r, http.StatusBadRequest, `body: want {"name":"...","role":"viewer|operator|admin","scopes":["01"],"kinds":["air"]} (kinds optional): `+err.Error())
 		return
 	}
 	if _, err := dec.Token(); !errors.Is(err, io.EOF) {
@@ -104,8 +108,22 @@ func (o *operator) serveCreateIdentity(w http.ResponseWriter, r *http.Request) {
 	if err == nil {
 		err = auth.CheckName(in.Name)
 	}
+	var kinds []string
+	if err == nil {
+		kinds, err = auth.NormalizeKinds(in.Kinds)
+	}
 	if err != nil {
 		writeProblem(w, r, http.StatusBadRequest, err.Error())
+		return
+	}
+	for _, k := range kinds {
+		if !kind.Default.Known(k) {
+			writeProblem(w, r, http.StatusBadRequest, fmt.Sprintf("kinds: %q is not a kind of this hub", k))
+			return
+		}
+	}
+	if !who.MayReadAllKinds(kinds) {
+		forbid(w, r, who, "grant kinds "+strings.Join(kinds, ",")+" (an admin grants only kinds it reads itself)")
 		return
 	}
 	tree, ok := o.g.hierarchy(w, r)
@@ -129,7 +147,7 @@ func (o *operator) serveCreateIdentity(w http.ResponseWriter, r *http.Request) {
 	}
 	token, sum := auth.NewToken()
 	id := auth.NewID()
-	payload, _ := json.Marshal(map[string]any{"name": in.Name, "role": role, "scopes": scopes, "tokenSha256": hex.EncodeToString(sum)})
+	payload, _ := json.Marshal(map[string]any{"name": in.Name, "role": role, "scopes": scopes, "kinds": kinds, "tokenSha256": hex.EncodeToString(sum)})
 	actionID, _ := actionIDFrom("")
 	act := &iocv1.Action{Id: actionID, Type: actionTypeIdentityCreate, Actor: actor, Province: actionProvince(tree, scopes),
 		TargetKind: targetKindIdentity, Target: id, At: timestamppb.New(o.cfg.Now()), Payload: payload}
@@ -143,7 +161,7 @@ func (o *operator) serveCreateIdentity(w http.ResponseWriter, r *http.Request) {
 	if !active {
 		status = http.StatusAccepted
 	}
-	writeJSON(w, status, identityCreated{ID: id, Name: in.Name, Role: string(role), Scopes: scopes, Token: token, Active: active, ActionID: actionID})
+	writeJSON(w, status, identityCreated{ID: id, Name: in.Name, Role: string(role), Scopes: scopes, Kinds: nonNilKinds(kinds), Token: token, Active: active, ActionID: actionID})
 }
 
 // actionProvince is the province of an identity action's subject: the
@@ -207,7 +225,7 @@ func (o *operator) serveIdentities(w http.ResponseWriter, r *http.Request) {
 	}
 	out := identityList{Identities: []pgread.IdentityView{}}
 	for _, v := range all {
-		if who.Covers(tree, v.Scopes) {
+		if who.Covers(tree, v.Scopes) && who.MayReadAllKinds(v.Kinds) {
 			out.Identities = append(out.Identities, v)
 		}
 	}
@@ -239,7 +257,7 @@ func (o *operator) serveRevokeIdentity(w http.ResponseWriter, r *http.Request) {
 		o.g.log.Error("reading identity failed", "identity", id, "err", err)
 		writeProblem(w, r, http.StatusServiceUnavailable, "identities cannot be read right now; retry")
 		return
-	case !found, !who.Covers(tree, v.Scopes):
+	case !found, !who.Covers(tree, v.Scopes), !who.MayReadAllKinds(v.Kinds):
 		writeProblem(w, r, http.StatusNotFound, fmt.Sprintf("identity %q does not exist", truncate(id, 64)))
 		return
 	case v.RevokedAt != nil:
@@ -265,4 +283,12 @@ func (o *operator) serveRevokeIdentity(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusAccepted
 	}
 	writeJSON(w, status, identityRevoked{ID: id, Active: active, ActionID: actionID})
+}
+
+// nonNilKinds is kinds, or [] for every kind, so the JSON answer has a list.
+func nonNilKinds(kinds []string) []string {
+	if kinds == nil {
+		return []string{}
+	}
+	return kinds
 }

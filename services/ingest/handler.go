@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/ce"
 	"github.com/iochub/iochub/internal/feedcheck"
 	"github.com/iochub/iochub/internal/subjects"
@@ -97,6 +98,12 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 			"send the source's token as Authorization: Bearer <token>", nil)
 	}
 	p, ok := s.authenticate(cat, token)
+	if !ok && strings.HasPrefix(token, auth.TokenPrefix) {
+		// An identity's key (API key of a person or program) reads; feeds are
+		// written only with a source's token, bound to the source's unit.
+		return writeProblem(w, r, http.StatusForbidden, "forbidden", "Identity keys cannot write feeds",
+			"this is an identity key ("+auth.TokenPrefix+"…), which reads the gateway and streams; feed items are sent with a source's token (ioc_…), which binds them to the source's unit: ask the hub's operators to register a source", nil)
+	}
 	if !ok {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="iochub", error="invalid_token"`)
 		return writeProblem(w, r, http.StatusUnauthorized, "unauthorized", "Unknown bearer token",

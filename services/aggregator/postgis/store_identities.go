@@ -21,8 +21,8 @@ const (
 	// sqlIdentityInsert stores nothing when the id or the token hash is taken,
 	// so a duplicate is refused without aborting the transaction (which still
 	// records the refusal).
-	sqlIdentityInsert = `INSERT INTO identity (id, name, role, scopes, token_sha256, created_by)
-VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`
+	sqlIdentityInsert = `INSERT INTO identity (id, name, role, scopes, kinds, token_sha256, created_by)
+VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`
 	// sqlIdentityRevoke revokes a live identity and returns it; no row when it is revoked already or absent.
 	sqlIdentityRevoke = `UPDATE identity SET revoked_at = now(), revoked_by = $2
 WHERE id = $1 AND revoked_at IS NULL RETURNING name, role, scopes`
@@ -32,7 +32,7 @@ WHERE id = $1 AND revoked_at IS NULL RETURNING name, role, scopes`
 // InsertIdentity stores id in tx, created by actor. The caller checks id
 // (auth.Identity.Check) and writes the audit row.
 func InsertIdentity(ctx context.Context, tx pgx.Tx, id auth.Identity, actor string) error {
-	tag, err := tx.Exec(ctx, sqlIdentityInsert, id.ID, id.Name, string(id.Role), id.Scopes, id.TokenSHA256, actor)
+	tag, err := tx.Exec(ctx, sqlIdentityInsert, id.ID, id.Name, string(id.Role), id.Scopes, nonNil(id.Kinds), id.TokenSHA256, actor)
 	if err != nil {
 		return fmt.Errorf("inserting identity %s: %w", id.ID, err)
 	}
@@ -82,9 +82,9 @@ func RevokeIdentity(ctx context.Context, tx pgx.Tx, id, actor string) (revoked b
 // CreateIdentityCLI stores a new identity made by the iochub command and
 // returns its token, shown once. The change is recorded in audit_log (actor
 // "cli", action "identity.create").
-func CreateIdentityCLI(ctx context.Context, pool *pgxpool.Pool, name string, role auth.Role, scopes []string) (auth.Identity, string, error) {
+func CreateIdentityCLI(ctx context.Context, pool *pgxpool.Pool, name string, role auth.Role, scopes, kinds []string) (auth.Identity, string, error) {
 	token, sum := auth.NewToken()
-	id := auth.Identity{ID: auth.NewID(), Name: name, Role: role, Scopes: scopes, TokenSHA256: sum}
+	id := auth.Identity{ID: auth.NewID(), Name: name, Role: role, Scopes: scopes, Kinds: kinds, TokenSHA256: sum}
 	if err := id.Check(); err != nil {
 		return id, "", fmt.Errorf("creating identity: %w", err)
 	}
@@ -93,7 +93,7 @@ func CreateIdentityCLI(ctx context.Context, pool *pgxpool.Pool, name string, rol
 			return err
 		}
 		return Audit(ctx, tx, auditActorCLI, "identity.create", "identity:"+id.ID,
-			map[string]any{"name": id.Name, "role": id.Role, "scopes": id.Scopes})
+			map[string]any{"name": id.Name, "role": id.Role, "scopes": id.Scopes, "kinds": nonNil(id.Kinds)})
 	})
 	if err != nil {
 		return id, "", fmt.Errorf("creating identity %s: %w", name, err)
@@ -116,4 +116,12 @@ func RevokeIdentityCLI(ctx context.Context, pool *pgxpool.Pool, id string) error
 		return fmt.Errorf("revoking identity %s: %w", id, err)
 	}
 	return nil
+}
+
+// nonNil is s, or an empty slice for nil: the column kinds is NOT NULL ('{}' is every kind).
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }

@@ -12,14 +12,14 @@ import (
 )
 
 // SQLIdentities selects every identity for the gateway's cache, revoked ones included.
-const SQLIdentities = `SELECT id, name, role, scopes, token_sha256, revoked_at IS NOT NULL FROM identity`
+const SQLIdentities = `SELECT id, name, role, scopes, kinds, token_sha256, revoked_at IS NOT NULL FROM identity`
 
 // SQLIdentityList selects every identity as the admin API lists it, without token hashes.
-const SQLIdentityList = `SELECT id, name, role, scopes, created_at, created_by, revoked_at, coalesce(revoked_by, '')
+const SQLIdentityList = `SELECT id, name, role, scopes, kinds, created_at, created_by, revoked_at, coalesce(revoked_by, '')
 FROM identity ORDER BY created_at, id`
 
 // SQLIdentity selects one identity as the admin API shows it.
-const SQLIdentity = `SELECT id, name, role, scopes, created_at, created_by, revoked_at, coalesce(revoked_by, '')
+const SQLIdentity = `SELECT id, name, role, scopes, kinds, created_at, created_by, revoked_at, coalesce(revoked_by, '')
 FROM identity WHERE id = $1`
 
 // Identities implements auth.Loader.
@@ -33,7 +33,7 @@ func (s *Store) Identities(ctx context.Context) ([]auth.Identity, error) {
 			id   auth.Identity
 			role string
 		)
-		err := row.Scan(&id.ID, &id.Name, &role, &id.Scopes, &id.TokenSHA256, &id.Revoked)
+		err := row.Scan(&id.ID, &id.Name, &role, &id.Scopes, &id.Kinds, &id.TokenSHA256, &id.Revoked)
 		id.Role = auth.Role(role)
 		return id, err
 	})
@@ -47,10 +47,12 @@ var _ auth.Loader = (*Store)(nil)
 
 // IdentityView is an identity as the admin API shows it: never its token or hash.
 type IdentityView struct {
-	ID        string     `json:"id"`
-	Name      string     `json:"name"`
-	Role      string     `json:"role"`
-	Scopes    []string   `json:"scopes"`
+	ID     string   `json:"id"`
+	Name   string   `json:"name"`
+	Role   string   `json:"role"`
+	Scopes []string `json:"scopes"`
+	// Kinds are the kinds the identity reads; empty is every kind.
+	Kinds     []string   `json:"kinds"`
 	CreatedAt time.Time  `json:"createdAt"`
 	CreatedBy string     `json:"createdBy"`
 	RevokedAt *time.Time `json:"revokedAt,omitempty"`
@@ -59,7 +61,7 @@ type IdentityView struct {
 
 func scanIdentityView(row pgx.Row) (IdentityView, error) {
 	var v IdentityView
-	err := row.Scan(&v.ID, &v.Name, &v.Role, &v.Scopes, &v.CreatedAt, &v.CreatedBy, &v.RevokedAt, &v.RevokedBy)
+	err := row.Scan(&v.ID, &v.Name, &v.Role, &v.Scopes, &v.Kinds, &v.CreatedAt, &v.CreatedBy, &v.RevokedAt, &v.RevokedBy)
 	return v, err
 }
 
