@@ -436,7 +436,7 @@ func readSSE(body io.Reader, last uint64, p *printer) (uint64, error) {
 			if err := p.print([]byte(body)); err != nil {
 				return last, err
 			}
-			if n, err := strconv.ParseUint(seqText, 10, 64); err == nil {
+			if n, err := strconv.ParseUint(seqText, 10, 64); err == nil && n > last {
 				last = n
 			}
 		case ev == "revoked":
