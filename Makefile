@@ -3,14 +3,14 @@ GO      ?= go
 PROTOC  ?= protoc
 FUZZTIME ?= 5s
 
-.PHONY: run test deps build web proto proto-check vet lint test-go test-web bench-smoke fuzz bench clean
+.PHONY: run test deps build web proto proto-check vet lint asyncapi-check test-go test-web bench-smoke fuzz bench clean
 
 ## run: install what is missing, build, and start every role with the simulator and the wall screen
 run: deps build
 	bin/iochub dev --data-dir .data
 
 ## test: everything CI checks
-test: deps web proto-check vet lint test-go bench-smoke fuzz test-web
+test: deps web proto-check vet lint asyncapi-check test-go bench-smoke fuzz test-web
 
 ## deps: Debian packages the build, demo and tests need (PostGIS, protoc, Chromium); idempotent
 deps:
@@ -23,6 +23,7 @@ web:
 build: web
 	$(GO) build -o bin/iochub ./cmd/iochub
 	$(GO) build -o bin/iocsim ./cmd/iocsim
+	$(GO) build -o bin/iocctl ./cmd/iocctl
 
 ## proto: regenerate proto/ioc/v1/*.pb.go with protoc and the pinned protoc-gen-go tool
 proto:
@@ -43,6 +44,10 @@ vet:
 ## dependencies never mix with iochub's)
 lint:
 	$(GO) tool -modfile=tools/go.mod golangci-lint run ./...
+
+## asyncapi-check: validate docs/asyncapi.yaml with @asyncapi/parser (npm, pinned in tools/asyncapi)
+asyncapi-check:
+	scripts/asyncapi-check.sh
 
 test-go:
 	$(GO) test -count=1 -timeout 15m ./...
