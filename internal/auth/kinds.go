@@ -93,13 +93,13 @@ func (p Principal) MayReadSubject(h Hierarchy, subject string) bool {
 		return false
 	}
 	switch {
-	case strings.HasPrefix(subject, "ioc.feed."):
+	case strings.HasPrefix(subject, subjects.FeedPrefix):
 		province, unit, kind, err := subjects.ParseFeed(subject)
 		return err == nil && p.MayReadKind(kind) && (p.CanRead(province) || p.CanReadUnit(h, unit))
-	case strings.HasPrefix(subject, "ioc.rollup."):
+	case strings.HasPrefix(subject, subjects.RollupPrefix):
 		province, unit, layer, _, err := subjects.ParseRollup(subject)
 		return err == nil && p.MayReadKind(layer) && (p.CanRead(province) || p.CanReadUnit(h, unit))
-	case strings.HasPrefix(subject, "ioc.state."):
+	case strings.HasPrefix(subject, subjects.StatePrefix):
 		province, layer, _, err := subjects.ParseState(subject)
 		return err == nil && p.MayReadKind(layer) && p.ReadsIn(h, province)
 	}

@@ -38,19 +38,19 @@ var ErrUnknownSubject = errors.New("subject of no stream of the hub")
 // EntityState, actions Action, dead letters the original feed item.
 func Message(subject string) (proto.Message, error) {
 	switch {
-	case strings.HasPrefix(subject, "ioc.feed."):
+	case strings.HasPrefix(subject, subjects.FeedPrefix):
 		_, _, kind, err := subjects.ParseFeed(subject)
 		if err != nil {
 			return nil, err
 		}
 		return feedMessage(kind), nil
-	case strings.HasPrefix(subject, "ioc.state."):
+	case strings.HasPrefix(subject, subjects.StatePrefix):
 		return &iocv1.EntityState{}, nil
-	case strings.HasPrefix(subject, "ioc.rollup."):
+	case strings.HasPrefix(subject, subjects.RollupPrefix):
 		return nil, nil
-	case strings.HasPrefix(subject, "ioc.action."):
+	case strings.HasPrefix(subject, subjects.ActionPrefix):
 		return &iocv1.Action{}, nil
-	case strings.HasPrefix(subject, "ioc.deadletter."):
+	case strings.HasPrefix(subject, subjects.DeadletterPrefix):
 		_, kind, err := subjects.ParseDeadletter(subject)
 		if err != nil {
 			return nil, err

@@ -147,13 +147,8 @@ func compact(raw []byte) []byte {
 
 // streamOf is the stream holding subject (a filter of one of the hub's streams).
 func streamOf(subject string) (string, error) {
-	for prefix, stream := range map[string]string{
-		"ioc.feed.": subjects.StreamFeeds, "ioc.state.": subjects.StreamState, "ioc.rollup.": subjects.StreamRollups,
-		"ioc.action.": subjects.StreamActions, "ioc.deadletter.": subjects.StreamDeadletter,
-	} {
-		if strings.HasPrefix(subject, prefix) {
-			return stream, nil
-		}
+	if s := subjects.StreamOf(subject); s != "" {
+		return s, nil
 	}
 	return "", fmt.Errorf("subject %q: want one of the hub's streams: ioc.feed.…, ioc.state.…, ioc.rollup.…, ioc.action.…, ioc.deadletter.…", subject)
 }

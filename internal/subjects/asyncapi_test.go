@@ -30,6 +30,7 @@ var constructors = map[string]func(a []string) string{
 	"DeadletterFilter": func(a []string) string { return DeadletterFilter(a[0], a[1]) },
 	"Token":            func(a []string) string { return Token(a[0]) },
 	"Untoken":          func(a []string) string { return Untoken(a[0]) },
+	"StreamOf":         func(a []string) string { return StreamOf(a[0]) },
 }
 
 // exportedStringFuncs lists the exported functions of the package's source
@@ -173,6 +174,9 @@ func TestAsyncAPICoversSubjects(t *testing.T) {
 		}
 	}
 	for name, v := range consts {
+		if strings.HasSuffix(v, ".") {
+			v += ">" // a prefix: every subject it starts
+		}
 		check("subjects."+name, v)
 	}
 	for _, a := range addresses {

@@ -33,6 +33,33 @@ const (
 	RollupsAll    = "ioc.rollup.>"
 )
 
+// Prefixes of the subjects of each stream, for telling a subject's stream.
+const (
+	FeedPrefix       = "ioc.feed."
+	StatePrefix      = "ioc.state."
+	RollupPrefix     = "ioc.rollup."
+	ActionPrefix     = "ioc.action."
+	DeadletterPrefix = "ioc.deadletter."
+)
+
+// StreamOf returns the stream whose subjects include subject (or a filter
+// of them), or "" when none does.
+func StreamOf(subject string) string {
+	switch {
+	case strings.HasPrefix(subject, FeedPrefix):
+		return StreamFeeds
+	case strings.HasPrefix(subject, StatePrefix):
+		return StreamState
+	case strings.HasPrefix(subject, RollupPrefix):
+		return StreamRollups
+	case strings.HasPrefix(subject, ActionPrefix):
+		return StreamActions
+	case strings.HasPrefix(subject, DeadletterPrefix):
+		return StreamDeadletter
+	}
+	return ""
+}
+
 // Kinds of feed, which are also the layers of state.
 const (
 	KindTraffic = "traffic"

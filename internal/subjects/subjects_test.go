@@ -95,3 +95,14 @@ func TestDeadletter(t *testing.T) {
 		t.Error("ParseDeadletter accepted a feed subject")
 	}
 }
+
+func TestStreamOf(t *testing.T) {
+	for subject, want := range map[string]string{
+		Feed("01", "u", KindAir): StreamFeeds, StateProvince("01"): StreamState, Rollup("01", "u", "air", "1h"): StreamRollups,
+		Action("01", "report", "r"): StreamActions, Deadletter("01", "air"): StreamDeadletter, "ioc.other.x": "", "sandbox.>": "",
+	} {
+		if got := StreamOf(subject); got != want {
+			t.Errorf("StreamOf(%s) = %q; want %q", subject, got, want)
+		}
+	}
+}
