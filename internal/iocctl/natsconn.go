@@ -58,7 +58,7 @@ func configDir(env Env) string {
 func loadContext(env Env, name string) (natsContext, error) {
 	dir := configDir(env)
 	if name == "." {
-		b, err := os.ReadFile(filepath.Join(dir, "context.txt"))
+		b, err := os.ReadFile(filepath.Join(dir, "context.txt")) //nolint:gosec // G304: the nats CLI's own file in the user's config dir
 		if err != nil {
 			return natsContext{}, fmt.Errorf("--context .: no selected NATS context (%w); run nats context select NAME, or give a name", err)
 		}
@@ -67,7 +67,7 @@ func loadContext(env Env, name string) (natsContext, error) {
 	if name == "" || strings.ContainsAny(name, `/\`) || strings.HasPrefix(name, ".") {
 		return natsContext{}, fmt.Errorf("--context %q: want the name of a NATS context", name)
 	}
-	b, err := os.ReadFile(filepath.Join(dir, "context", name+".json"))
+	b, err := os.ReadFile(filepath.Join(dir, "context", name+".json")) //nolint:gosec // G304: the context the user names, in its config dir; name has no path separator
 	if err != nil {
 		return natsContext{}, fmt.Errorf("reading NATS context %s: %w", name, err)
 	}

@@ -123,7 +123,7 @@ func replay(ctx context.Context, js jetstream.JetStream, nc *nats.Conn, w replay
 	var prev time.Time
 	for {
 		msg, err := cons.Next(jetstream.FetchMaxWait(2 * time.Second))
-		if errors.Is(err, nats.ErrTimeout) || errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil {
+		if errors.Is(err, nats.ErrTimeout) || (errors.Is(err, context.DeadlineExceeded) && ctx.Err() == nil) {
 			return n, nil // nothing more stored: the window ends before --to
 		}
 		if err != nil {

@@ -470,7 +470,7 @@ func tailWS(ctx context.Context, o tailOpts, env Env, p *printer) error {
 			}
 			return after, err
 		}
-		defer ws.Close()
+		defer func() { _ = ws.Close() }()
 		stop := context.AfterFunc(ctx, func() { _ = ws.Close() })
 		defer stop()
 		last := after

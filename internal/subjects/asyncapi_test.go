@@ -121,7 +121,8 @@ func matches(address, subject string) bool {
 			return false
 		}
 		a := at[i]
-		if s != "*" && !(strings.HasPrefix(a, "{") && strings.HasSuffix(a, "}")) && a != s {
+		param := strings.HasPrefix(a, "{") && strings.HasSuffix(a, "}")
+		if s != "*" && !param && a != s {
 			return false
 		}
 	}
