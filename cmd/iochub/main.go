@@ -59,6 +59,7 @@ commands:
   identities list        list identities
   identities revoke      revoke an identity's token and sessions
   deadletters CMD        list, show, redrive or discard the feed items accepted but not stored
+  nats-config            print the nats-server users of a hub: hub, and a read-only reader
 
 Run 'iochub <command> -h' for the flags of a command.
 `
@@ -97,6 +98,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return errUsage
 	case "identities":
 		return runIdentities(ctx, args[1:], stdout, stderr)
+	case "nats-config":
+		return runNATSConfig(args[1:], stdout, stderr)
 	case "deadletters":
 		return runDeadletters(ctx, args[1:], stdout, stderr)
 	case "-h", "--help", "help":

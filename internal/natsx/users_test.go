@@ -3,11 +3,15 @@ package natsx
 import (
 	"context"
 	"errors"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -46,6 +50,12 @@ func TestReaderUser(t *testing.T) {
 		t.Fatal(err)
 	}
 	if _, err := hjs.CreateOrUpdateConsumer(ctx, subjects.StreamFeeds, jetstream.ConsumerConfig{Durable: "aggregator", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hjs.Publish(ctx, subjects.Action("01", "report", "r1"), []byte("act")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := hjs.CreateOrUpdateConsumer(ctx, subjects.StreamActions, jetstream.ConsumerConfig{Durable: "aggregator-actions", AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
 		t.Fatal(err)
 	}
 
@@ -100,6 +110,11 @@ func TestReaderUser(t *testing.T) {
 	if _, err := rjs.OrderedConsumer(c4, subjects.StreamActions, jetstream.OrderedConsumerConfig{}); err == nil {
 		t.Error("reader consumed ACTIONS")
 	}
+	c5, cancel5 := short()
+	defer cancel5()
+	if _, err := reader.RequestWithContext(c5, "$JS.API.CONSUMER.MSG.NEXT."+subjects.StreamActions+".aggregator-actions", []byte(`{"batch":1}`)); err == nil {
+		t.Error("reader pulled from a consumer on ACTIONS")
+	}
 	if err := reader.Publish(subjects.Feed("01", "00070", subjects.KindWater), []byte("core")); err != nil {
 		t.Fatal(err)
 	}
@@ -117,6 +132,10 @@ func TestReaderUser(t *testing.T) {
 	if err != nil || ci.CachedInfo().Config.AckPolicy != jetstream.AckExplicitPolicy {
 		t.Errorf("the hub's consumer after the reader's attempt: %v", err)
 	}
+	ai, err := hjs.Consumer(ctx, subjects.StreamActions, "aggregator-actions")
+	if err != nil || ai.CachedInfo().Delivered.Stream != 0 {
+		t.Errorf("the actions consumer after the reader's pull: %v, delivered %+v; want nothing delivered", err, ai.CachedInfo().Delivered)
+	}
 	testkit.Eventually(t, 10*time.Second, "permission violations for the publish on ioc.feed and the stream deletion", func() (bool, string) {
 		mu.Lock()
 		defer mu.Unlock()
@@ -131,5 +150,34 @@ func TestReaderUser(t *testing.T) {
 func TestReaderNeedsHubPassword(t *testing.T) {
 	if _, err := StartEmbedded(EmbeddedConfig{StoreDir: t.TempDir(), Port: -1, ReaderPassword: "x"}); err == nil {
 		t.Fatal("a reader password without a hub password was accepted")
+	}
+}
+
+// TestAuthorizationConfig loads the generated block with nats-server's own
+// configuration loader: it must give the reader exactly ReaderPermissions.
+func TestAuthorizationConfig(t *testing.T) {
+	t.Setenv("T_HUB_PW", "hub-pw")
+	t.Setenv("T_READER_PW", "reader-pw")
+	conf := filepath.Join(t.TempDir(), "auth.conf")
+	if err := os.WriteFile(conf, []byte(AuthorizationConfig("$T_HUB_PW", "$T_READER_PW")), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := server.ProcessConfigFile(conf)
+	if err != nil {
+		t.Fatalf("nats-server refuses the generated config: %v\n%s", err, AuthorizationConfig("$T_HUB_PW", "$T_READER_PW"))
+	}
+	users := map[string]*server.User{}
+	for _, u := range opts.Users {
+		users[u.Username] = u
+	}
+	hub, reader := users[HubUser], users[ReaderUser]
+	if hub == nil || hub.Password != "hub-pw" || hub.Permissions != nil {
+		t.Errorf("hub user %+v; want password hub-pw and every right", hub)
+	}
+	want := ReaderPermissions()
+	if reader == nil || reader.Password != "reader-pw" || reader.Permissions == nil ||
+		!slices.Equal(reader.Permissions.Publish.Allow, want.Publish.Allow) || !slices.Equal(reader.Permissions.Publish.Deny, want.Publish.Deny) ||
+		!slices.Equal(reader.Permissions.Subscribe.Allow, want.Subscribe.Allow) {
+		t.Errorf("reader user %+v; want ReaderPermissions", reader)
 	}
 }
