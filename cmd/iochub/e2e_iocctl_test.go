@@ -81,6 +81,14 @@ func TestIocctlKeysAndPublish(t *testing.T) {
 	if code, _, body := call(t, kc, "GET", h.url+"/v1/alerts?province=01", "", nil); code != http.StatusForbidden || !strings.Contains(body, "kinds air") {
 		t.Errorf("alerts with an air key: %d %s; want 403 naming the kinds", code, body)
 	}
+	for _, coll := range []string{"alerts", "stations", "segments"} {
+		if code, _, body := call(t, kc, "GET", h.url+"/ogc/collections/"+coll+"/items", "", nil); code != http.StatusForbidden || !strings.Contains(body, "kinds air") {
+			t.Errorf("OGC %s with an air key: %d %s; want 403", coll, code, body)
+		}
+	}
+	if code, _, body := call(t, cred{name: "dev", token: devToken}, "GET", h.url+"/ogc/collections/alerts/items", "", nil); code != http.StatusOK {
+		t.Errorf("OGC alerts with the dev token: %d %s; want 200", code, body)
+	}
 	if code, _, body := call(t, kc, "POST", h.url+"/v1/feeds/air", `[{"id":"x"}]`, nil); code != http.StatusForbidden || !strings.Contains(body, "source") {
 		t.Errorf("ingest with an identity key: %d %s; want 403 pointing at source tokens", code, body)
 	}

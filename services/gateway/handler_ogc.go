@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/iochub/iochub/internal/auth"
+	"github.com/iochub/iochub/internal/subjects"
 	"github.com/iochub/iochub/services/gateway/cql2"
 	"github.com/iochub/iochub/services/gateway/pgread"
 )
@@ -213,6 +214,29 @@ func ogcCollectionOf(w http.ResponseWriter, r *http.Request) (*pgread.Collection
 		return nil, false
 	}
 	return c, true
+}
+
+// ogcReadsKinds answers 403 and reports false when who, a key of some kinds
+// (auth.Principal.Kinds), may not read collection c: alerts need the kind
+// alert, reports report, segments traffic; stations and roll-ups mix kinds
+// in one collection, so they are refused to a key of some kinds rather than
+// shown whole (it follows its kinds on /v1/live or /v1/streams instead).
+func ogcReadsKinds(w http.ResponseWriter, r *http.Request, who auth.Principal, c *pgread.Collection) bool {
+	if len(who.Kinds) == 0 {
+		return true
+	}
+	switch c.ID {
+	case "units":
+		return true
+	case "alerts":
+		return readsKind(w, r, who, subjects.KindAlert)
+	case "reports":
+		return readsKind(w, r, who, subjects.KindReport)
+	case "segments":
+		return readsKind(w, r, who, subjects.KindTraffic)
+	}
+	forbid(w, r, who, "read the collection "+c.ID+", which mixes kinds (this key reads the kinds "+strings.Join(who.Kinds, ",")+")")
+	return false
 }
 
 func (g *Gateway) serveOGCCollection(w http.ResponseWriter, r *http.Request) {
@@ -609,7 +633,7 @@ func (g *Gateway) serveOGCItems(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, ok := ogcCollectionOf(w, r)
-	if !ok {
+	if !ok || !ogcReadsKinds(w, r, who, c) {
 		return
 	}
 	fq, err := parseItemsQuery(c, r.URL.Query())
@@ -714,7 +738,7 @@ func (g *Gateway) serveOGCItem(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	c, ok := ogcCollectionOf(w, r)
-	if !ok {
+	if !ok || !ogcReadsKinds(w, r, who, c) {
 		return
 	}
 	fid := r.PathValue("featureId")
