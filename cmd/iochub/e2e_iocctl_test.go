@@ -130,6 +130,16 @@ func TestIocctlKeysAndPublish(t *testing.T) {
 	}
 	waitRows(t, db, `SELECT count(*) FROM air_observation`, 2)
 
+	// tail on NATS renders what the ingest and the aggregator really published.
+	out, errOut, err = runCtl(t, "tail", "ioc.feed.01.>", "--nats-url", n.URL, "--since", "seq:0", "--kind", "air", "--limit", "2")
+	if err != nil || strings.Count(out, `"type":"vn.ioc.air.observed.v1"`) != 2 || !strings.Contains(out, `"id":"p0`) || !strings.Contains(out, `"iocstream":"FEEDS"`) {
+		t.Errorf("tail FEEDS: %v %s\n%s", err, errOut, out)
+	}
+	out, errOut, err = runCtl(t, "tail", "ioc.state.01.air.>", "--nats-url", n.URL, "--since", "seq:0", "--limit", "1", "--output", "table")
+	if err != nil || !strings.Contains(out, "vn.ioc.air.state.v1") || !strings.Contains(out, "st-p") {
+		t.Errorf("tail STATE: %v %s\n%s", err, errOut, out)
+	}
+
 	// keys revoke: the key stops working.
 	if out, _, err := runCtl(t, "keys", "revoke", id, "--url", h.url, "--key", devToken); err != nil || !strings.Contains(out, "revoked") {
 		t.Fatalf("keys revoke: %v %s", err, out)
