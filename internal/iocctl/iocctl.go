@@ -7,6 +7,7 @@ package iocctl
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -163,7 +164,7 @@ func readProblem(resp *http.Response) error {
 		Title  string `json:"title"`
 		Detail string `json:"detail"`
 	}
-	if jsonUnmarshal(b, &p) == nil && (p.Detail != "" || p.Title != "") {
+	if json.Unmarshal(b, &p) == nil && (p.Detail != "" || p.Title != "") {
 		detail = p.Detail
 		if detail == "" {
 			detail = p.Title
