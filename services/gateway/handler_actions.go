@@ -221,10 +221,10 @@ var errNoPool = errors.New("no database pool")
 
 // reportPlace is the province and unit of report id; pgx.ErrNoRows when there is none.
 func (o *operator) reportPlace(ctx context.Context, id string) (province, unit string, err error) {
-	if o.g.deps.Pool == nil {
+	if o.g.readPool == nil {
 		return "", "", errNoPool
 	}
-	p, u, found, err := pgread.New(o.g.deps.Pool).ReportPlace(ctx, id)
+	p, u, found, err := pgread.New(o.g.readPool).ReportPlace(ctx, id)
 	if err == nil && !found {
 		err = pgx.ErrNoRows
 	}
@@ -255,7 +255,7 @@ func (o *operator) serveReport(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if o.g.deps.Pool == nil {
+	if o.g.readPool == nil {
 		writeProblem(w, r, http.StatusServiceUnavailable, "reports cannot be looked up: the gateway has no database")
 		return
 	}
@@ -264,7 +264,7 @@ func (o *operator) serveReport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	v, found, err := pgread.New(o.g.deps.Pool).Report(r.Context(), id)
+	v, found, err := pgread.New(o.g.readPool).Report(r.Context(), id)
 	switch {
 	case err != nil:
 		o.g.log.Error("reading report failed", "report", id, "err", err)

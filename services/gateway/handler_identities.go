@@ -54,11 +54,11 @@ func (o *operator) admin(w http.ResponseWriter, r *http.Request) (auth.Principal
 		forbid(w, r, who, "manage identities (admin role needed)")
 		return who, nil, false
 	}
-	if o.g.deps.Pool == nil {
+	if o.g.readPool == nil {
 		writeProblem(w, r, http.StatusServiceUnavailable, "identities cannot be managed: the gateway has no database")
 		return who, nil, false
 	}
-	return who, pgread.New(o.g.deps.Pool), true
+	return who, pgread.New(o.g.readPool), true
 }
 
 // identityCreated is the answer of POST /v1/admin/identities.

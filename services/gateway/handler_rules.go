@@ -183,11 +183,11 @@ func (o *operator) act(w http.ResponseWriter, r *http.Request, act *iocv1.Action
 }
 
 func (o *operator) rulesStore(w http.ResponseWriter, r *http.Request) (*pgread.Store, bool) {
-	if o.g.deps.Pool == nil {
+	if o.g.readPool == nil {
 		writeProblem(w, r, http.StatusServiceUnavailable, "rules cannot be read: the gateway has no database")
 		return nil, false
 	}
-	return pgread.New(o.g.deps.Pool), true
+	return pgread.New(o.g.readPool), true
 }
 
 func (o *operator) ruleReadFailed(w http.ResponseWriter, r *http.Request, id string, err error) {
