@@ -38,6 +38,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg.registerNATSURL(fs)
 	cfg.registerDatabaseURL(fs, "PostGIS database URL: the aggregator writes it and runs its migrations; "+
 		"the ingest reads the registered units and sources from it; the gateway reads units, identities, alerts and reports from it")
+	cfg.registerReadPool(fs)
 	cfg.registerHub(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -78,7 +79,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		defer pool.Close()
 	}
-	return serveRoles(ctx, roleDeps{cfg: cfg, log: log, nc: nc, js: js, pool: pool})
+	var readPool *pgxpool.Pool
+	if u := cfg.readURL(cfg.DatabaseURL); u != "" && (cfg.Target == "gateway" || cfg.Target == "all") {
+		if readPool, err = openReadPool(ctx, cfg, u); err != nil {
+			return err
+		}
+		defer readPool.Close()
+	}
+	return serveRoles(ctx, roleDeps{cfg: cfg, log: log, nc: nc, js: js, pool: pool, readPool: readPool})
 }
 
 // roleDeps is what the roles are wired from.
@@ -88,6 +96,8 @@ type roleDeps struct {
 	nc   *nats.Conn
 	js   jetstream.JetStream
 	pool *pgxpool.Pool
+	// readPool is the gateway's read pool (openReadPool); nil means pool.
+	readPool *pgxpool.Pool
 	// ready receives the base URL once the HTTP server listens; optional.
 	ready chan<- string
 	// opsReady receives the ops listener's base URL (with --ops-http); optional.
@@ -179,13 +189,19 @@ func buildAggregator(_ context.Context, w wiring) (role, error) {
 
 // buildGateway builds the gateway with its operator endpoints.
 func buildGateway(_ context.Context, w wiring) (role, error) {
-	gw, err := gateway.New(w.cfg.Gateway, gateway.Deps{JS: w.js, Pool: w.pool, Static: web.FS(), Logger: w.log.With("role", "gateway"), Metrics: w.metrics, Auth: w.authn})
+	gw, err := gateway.New(w.cfg.Gateway, gateway.Deps{JS: w.js, Pool: w.pool, ReadPool: w.readPool, Static: web.FS(), Logger: w.log.With("role", "gateway"), Metrics: w.metrics, Auth: w.authn})
 	if err != nil {
 		return role{}, err
 	}
 	gw.Register(w.mux)
 	gw.RegisterOperator(w.mux, w.cfg.Operator)
 	return role{Run: gw.Run, Close: gw.Close}, nil
+}
+
+// openReadPool opens the gateway's read pool on url: read-only, with
+// --read-max-conns and --read-statement-timeout.
+func openReadPool(ctx context.Context, cfg config, url string) (*pgxpool.Pool, error) {
+	return schema.OpenRead(ctx, url, schema.ReadOptions{MaxConns: int32(cfg.ReadMaxConns), StatementTimeout: cfg.ReadStatementTimeout}) //nolint:gosec // validate bounds ReadMaxConns
 }
 
 // shutdownTimeout bounds the shutdown: the HTTP servers' Shutdown, then the

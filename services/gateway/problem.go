@@ -23,7 +23,6 @@ func writeProblem(w http.ResponseWriter, r *http.Request, status int, detail str
 // longer than the read pool's statement timeout.
 const ProblemQueryTimeout = "urn:iochub:problem:query-timeout"
 
-
 // writeProblemType is writeProblem with a problem type (urn:iochub:problem:<slug>) and a
 // title of its own, for a problem that the status's text does not name.
 func writeProblemType(w http.ResponseWriter, r *http.Request, status int, typ, title, detail string) {
