@@ -108,8 +108,8 @@ func defaults() config {
 
 		BodyTimeout:          30 * time.Second,
 		ReadStatementTimeout: 10 * time.Second,
-		HeaderTimeout: 10 * time.Second,
-		IdleTimeout:   2 * time.Minute,
+		HeaderTimeout:        10 * time.Second,
+		IdleTimeout:          2 * time.Minute,
 	}
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/natsx"
 	"github.com/iochub/iochub/internal/ops"
+	"github.com/iochub/iochub/internal/routes"
 	"github.com/iochub/iochub/internal/schema"
 	"github.com/iochub/iochub/services/aggregator"
 	"github.com/iochub/iochub/services/gateway"
@@ -106,13 +107,16 @@ type roleDeps struct {
 	extra []func(ctx context.Context, baseURL string) error
 	// authn is the access control; nil builds one from cfg (newAuthenticator).
 	authn *auth.Authenticator
+	// routes, when set, is given the patterns registered on the public and
+	// the ops mux once every role is built (TestOpenAPIRoutes).
+	routes func(public, ops []string)
 }
 
 // wiring is what a role is built on: its dependencies (authn set), the
 // public mux it registers its endpoints on, and the metrics registry.
 type wiring struct {
 	roleDeps
-	mux     *http.ServeMux
+	mux     *routes.Recorder
 	metrics prometheus.Registerer
 }
 
@@ -227,8 +231,8 @@ func serveRoles(ctx context.Context, d roleDeps) error {
 	if d.pool != nil {
 		o.AddCheck("postgis", func(ctx context.Context) error { return d.pool.Ping(ctx) })
 	}
-	mux := http.NewServeMux()
-	opsMux := http.NewServeMux()
+	mux := routes.NewRecorder()
+	opsMux := routes.NewRecorder()
 	o.Register(opsMux)
 	if d.cfg.OpsHTTP == "" {
 		// Metrics on the public listener answer admins only (RequireAdmin below); --ops-http serves them apart.
@@ -266,6 +270,10 @@ func serveRoles(ctx context.Context, d roleDeps) error {
 			return fmt.Errorf("building the %s: %w", r.name, err)
 		}
 		built = append(built, b)
+	}
+
+	if d.routes != nil {
+		d.routes(mux.Patterns(), opsMux.Patterns())
 	}
 
 	ln, err := net.Listen("tcp", d.cfg.HTTP)

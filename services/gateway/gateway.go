@@ -22,6 +22,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/iochub/iochub/internal/auth"
+	"github.com/iochub/iochub/internal/routes"
 	"github.com/iochub/iochub/services/gateway/pgread"
 )
 
@@ -223,7 +224,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 // Register adds the gateway's routes to mux: the live view, units, alerts,
 // sessions (/v1/session), the identities admin API (/v1/admin/identities)
 // and OGC API – Features (/ogc).
-func (g *Gateway) Register(mux *http.ServeMux) {
+func (g *Gateway) Register(mux routes.Mux) {
 	mux.HandleFunc("GET /v1/live", g.serveLive)
 	mux.HandleFunc("GET /v1/units", g.serveUnits)
 	mux.HandleFunc("GET /v1/sources", g.serveSources) // handler_sources.go

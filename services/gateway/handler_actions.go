@@ -21,6 +21,7 @@ import (
 
 	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/ce"
+	"github.com/iochub/iochub/internal/routes"
 	"github.com/iochub/iochub/internal/subjects"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 	"github.com/iochub/iochub/services/gateway/pgread"
@@ -68,7 +69,7 @@ type operator struct {
 // RegisterOperator adds the endpoints that publish actions to mux: report
 // status (POST /v1/reports/{id}/status, GET /v1/reports/{id}), alert rules
 // and the identities admin API.
-func (g *Gateway) RegisterOperator(mux *http.ServeMux, cfg OperatorConfig) {
+func (g *Gateway) RegisterOperator(mux routes.Mux, cfg OperatorConfig) {
 	if cfg.PublishTimeout <= 0 {
 		cfg.PublishTimeout = defaultActionPublishTimeout
 	}

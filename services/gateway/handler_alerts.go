@@ -16,6 +16,7 @@ import (
 
 	"github.com/iochub/iochub/internal/cap"
 	"github.com/iochub/iochub/internal/capconv"
+	"github.com/iochub/iochub/internal/routes"
 	"github.com/iochub/iochub/internal/subjects"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 	"github.com/iochub/iochub/services/gateway/pgread"
@@ -300,7 +301,7 @@ func (g *Gateway) serveAlerts(w http.ResponseWriter, r *http.Request) {
 }
 
 // registerAlerts adds the alerts API to mux.
-func (g *Gateway) registerAlerts(mux *http.ServeMux) {
+func (g *Gateway) registerAlerts(mux routes.Mux) {
 	mux.HandleFunc("GET /v1/alerts", g.serveAlerts)
 	mux.HandleFunc("GET /v1/alerts/{id}", g.serveAlert)
 }

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/iochub/iochub/internal/auth"
+	"github.com/iochub/iochub/internal/routes"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 	"github.com/iochub/iochub/services/gateway/pgread"
 )
@@ -38,7 +39,7 @@ const (
 	identityApplyWait = 5 * time.Second
 )
 
-func (o *operator) registerIdentities(mux *http.ServeMux) {
+func (o *operator) registerIdentities(mux routes.Mux) {
 	mux.HandleFunc("POST /v1/admin/identities", o.serveCreateIdentity)
 	mux.HandleFunc("GET /v1/admin/identities", o.serveIdentities)
 	mux.HandleFunc("DELETE /v1/admin/identities/{id}", o.serveRevokeIdentity)

@@ -17,6 +17,7 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/iochub/iochub/internal/auth"
+	"github.com/iochub/iochub/internal/routes"
 	"github.com/iochub/iochub/services/gateway/cql2"
 	"github.com/iochub/iochub/services/gateway/pgread"
 )
@@ -60,7 +61,7 @@ var conformance = []string{
 }
 
 // registerOGC adds the OGC API – Features routes to mux.
-func (g *Gateway) registerOGC(mux *http.ServeMux) {
+func (g *Gateway) registerOGC(mux routes.Mux) {
 	mux.HandleFunc("GET "+ogcBase, g.serveOGCLanding)
 	mux.HandleFunc("GET "+ogcBase+"/conformance", g.serveOGCConformance)
 	mux.HandleFunc("GET "+ogcBase+"/api", g.serveOGCAPI)
