@@ -225,7 +225,7 @@ func (g *Gateway) serveHistory(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		// Out of scope looks like absent: ids are not probed.
-		if !found || !(who.CanRead(prov) || who.CanReadUnit(tree, unit)) {
+		if !found || (!who.CanRead(prov) && !who.CanReadUnit(tree, unit)) {
 			writeProblem(w, r, http.StatusNotFound, fmt.Sprintf("parameter entity: no %s %s has the id %q", p.Layer.Name, entityNoun(p.Layer.Name), truncate(p.Entity, 128)))
 			return
 		}
@@ -289,12 +289,12 @@ func acceptsCSV(r *http.Request) bool {
 func (g *Gateway) readFailed(w http.ResponseWriter, r *http.Request, err error, msg string, attrs ...any) {
 	var pgErr *pgconn.PgError
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &pgErr) && pgErr.Code == "57014") { // query_canceled
-		g.log.Warn(msg+": cancelled", append(attrs, "err", err)...)
+		g.log.Warn("database read cancelled by the statement timeout", append(attrs, "what", msg, "err", err)...)
 		writeProblemType(w, r, http.StatusServiceUnavailable, ProblemQueryTimeout, "Query timed out",
 			"the query ran longer than the read statement timeout (--read-statement-timeout) and was cancelled; ask for a shorter range or fewer points")
 		return
 	}
-	g.log.Error(msg, append(attrs, "err", err)...)
+	g.log.Error("database read failed", append(attrs, "what", msg, "err", err)...)
 	writeProblem(w, r, http.StatusServiceUnavailable, "the database is unavailable; retry later")
 }
 
