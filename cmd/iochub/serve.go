@@ -246,7 +246,11 @@ func serveRoles(ctx context.Context, d roleDeps) error {
 	authn := d.authn
 	if authn == nil {
 		var err error
-		if authn, err = newAuthenticator(d.cfg, d.pool, d.log); err != nil {
+		identities := d.pool
+		if identities == nil {
+			identities = d.readPool // --target=gateway with --database-read-url only
+		}
+		if authn, err = newAuthenticator(d.cfg, identities, d.log); err != nil {
 			return err
 		}
 	}
