@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
@@ -70,31 +72,10 @@ func documentedRoutes(t *testing.T) []string {
 // operation no role registered (but pendingOGCRoutes). It also fetches GET
 // /api and checks it is the same document.
 func TestOpenAPIRoutes(t *testing.T) {
-	n := testenv.NATS(t)
-	db := testenv.PostGISWithUnits(t)
-	cfg := defaults()
-	cfg.HTTP = "127.0.0.1:0"
-	cfg.Target = "all"
-	cfg.DevToken = devToken
-	cfg.LogLevel = "warn"
-	authn, err := newAuthenticator(cfg, db.Pool, cfg.logger(io.Discard))
-	if err != nil {
-		t.Fatal(err)
-	}
-	ready := make(chan string, 1)
 	got := make(chan []string, 1)
-	roles := testkit.Start(t, "roles all", func(ctx context.Context) error {
-		return serveRoles(ctx, roleDeps{cfg: cfg, log: cfg.logger(io.Discard), nc: n.Conn, js: n.JS, pool: db.Pool, ready: ready, authn: authn,
-			routes: func(public, ops []string) { got <- append(public, ops...) }})
+	base := startHubWith(t, testenv.NATS(t), testenv.PostGISWithUnits(t), func(d *roleDeps) {
+		d.routes = func(public, ops []string) { got <- append(public, ops...) }
 	})
-	var base string
-	select {
-	case base = <-ready:
-	case <-roles.Done():
-		t.Fatalf("roles exited at start: %v", roles.Err())
-	case <-time.After(30 * time.Second):
-		t.Fatal("roles did not start in 30 s")
-	}
 	registered := map[string]bool{}
 	for _, p := range <-got {
 		method, path, ok := strings.Cut(p, " ")
@@ -141,5 +122,96 @@ func TestOpenAPIRoutes(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != http.StatusOK || string(body) != string(docs.OpenAPI) {
 		t.Errorf("GET /api as YAML = %d %s; want docs/openapi.yaml as is", resp.StatusCode, resp.Header.Get("Content-Type"))
+	}
+}
+
+// startHubWith runs every role as `iochub serve --target=all` on n and db,
+// with tune changing the wiring first, and returns the base URL.
+func startHubWith(t *testing.T, n *testenv.NATSEnv, db *testenv.DBEnv, tune func(*roleDeps)) string {
+	t.Helper()
+	cfg := defaults()
+	cfg.HTTP = "127.0.0.1:0"
+	cfg.Target = "all"
+	cfg.DevToken = devToken
+	cfg.LogLevel = "warn"
+	authn, err := newAuthenticator(cfg, db.Pool, cfg.logger(io.Discard))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ready := make(chan string, 1)
+	d := roleDeps{cfg: cfg, log: cfg.logger(io.Discard), nc: n.Conn, js: n.JS, pool: db.Pool, ready: ready, authn: authn}
+	tune(&d)
+	roles := testkit.Start(t, "roles all", func(ctx context.Context) error { return serveRoles(ctx, d) })
+	select {
+	case base := <-ready:
+		return base
+	case <-roles.Done():
+		t.Fatalf("roles exited at start: %v", roles.Err())
+	case <-time.After(30 * time.Second):
+		t.Fatal("roles did not start in 30 s")
+	}
+	return ""
+}
+
+// TestHistoryThroughReadPool: observations fed through the ingest are read
+// back by GET /v1/history through the gateway's read pool (openReadPool:
+// read-only, statement timeout), as JSON and CSV.
+func TestHistoryThroughReadPool(t *testing.T) {
+	n := testenv.NATS(t)
+	db := testenv.PostGISWithUnits(t)
+	ctx := context.Background()
+	cfg := defaults()
+	read, err := openReadPool(ctx, cfg, db.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(read.Close)
+	if _, err := read.Exec(ctx, `CREATE TABLE nope (x int)`); err == nil {
+		t.Error("CREATE TABLE through the read pool succeeded; want a read-only transaction error")
+	}
+	base := startHubWith(t, n, db, func(d *roleDeps) { d.readPool = read })
+	const station = "urn:ngsi-ld:Device:HK-HIST-1"
+	t0 := time.Now().UTC().Truncate(time.Hour).Add(-3 * time.Hour)
+	var items []any
+	for i := range 6 {
+		items = append(items, stationItem(station, t0.Add(time.Duration(i)*20*time.Minute), 10+float64(i), 20))
+	}
+	if code, res, raw := post(t, base+"/v1/feeds/air", devToken, items); code != http.StatusAccepted || res.Accepted != len(items) {
+		t.Fatalf("POST = %d %s", code, raw)
+	}
+	url := base + "/v1/history?layer=air&points=3&entity=" + station + "&from=" + t0.Format(time.RFC3339) + "&to=" + t0.Add(2*time.Hour).Format(time.RFC3339)
+	var h struct {
+		Source string           `json:"source"`
+		Items  []map[string]any `json:"items"`
+	}
+	testkit.Eventually(t, 30*time.Second, "the history of the 6 observations", func() (bool, string) {
+		req, _ := http.NewRequest(http.MethodGet, url, nil)
+		req.Header.Set("Authorization", "Bearer "+devToken)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			return false, err.Error()
+		}
+		defer resp.Body.Close()
+		h.Items = nil
+		err = json.NewDecoder(resp.Body).Decode(&h)
+		return resp.StatusCode == http.StatusOK && err == nil && len(h.Items) == 3 && h.Items[2]["count"] == 2.0,
+			fmt.Sprintf("%d %v %+v", resp.StatusCode, err, h)
+	})
+	pm := h.Items[0]["pm25"].(map[string]any)
+	if h.Source != "raw" || pm["min"] != 10.0 || pm["max"] != 11.0 || pm["mean"] != 10.5 {
+		t.Errorf("history = %+v; want raw, first bucket pm25 10..11 mean 10.5", h)
+	}
+	req, _ := http.NewRequest(http.MethodGet, url, nil)
+	req.Header.Set("Authorization", "Bearer "+devToken)
+	req.Header.Set("Accept", "text/csv")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if lines := strings.Split(strings.TrimSpace(string(b)), "\n"); resp.StatusCode != http.StatusOK || len(lines) != 4 ||
+		!strings.HasPrefix(lines[0], "t,count,aqi_min,aqi_mean,aqi_max,pm25_min,pm25_mean,pm25_max,") {
+		t.Errorf("CSV = %d %q", resp.StatusCode, b)
 	}
 }
