@@ -22,6 +22,7 @@ import (
 	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/schema"
 	"github.com/iochub/iochub/internal/testenv"
+	"github.com/iochub/iochub/services/gateway/pgread"
 )
 
 // Keys of the history tests' identities.
@@ -381,5 +382,81 @@ VALUES ('air', 'w', '01', '00070', 'hk', 'x', now())`)
 	if code != http.StatusServiceUnavailable || hdr.Get("Content-Type") != "application/problem+json" || p.Title != "Query timed out" ||
 		p.Type != ProblemQueryTimeout || !strings.Contains(p.Detail, "--read-statement-timeout") {
 		t.Errorf("history while the table is locked = %d %s; want 503 Query timed out", code, b)
+	}
+}
+
+// TestHistoryLayers runs every layer's three statements on one observation
+// (and one roll-up row) each: the columns match the values' statistics and
+// hold the expected figures.
+func TestHistoryLayers(t *testing.T) {
+	db := testenv.PostGISWithUnits(t)
+	ctx := context.Background()
+	at := time.Date(2026, 11, 20, 1, 0, 0, 0, time.UTC)
+	if _, err := db.Pool.Exec(ctx, `
+CREATE TABLE air_observation_t PARTITION OF air_observation DEFAULT;
+CREATE TABLE water_observation_t PARTITION OF water_observation DEFAULT;
+CREATE TABLE weather_observation_t PARTITION OF weather_observation DEFAULT;
+CREATE TABLE traffic_observation_t PARTITION OF traffic_observation DEFAULT`); err != nil {
+		t.Fatal(err)
+	}
+	for _, q := range []string{
+		`INSERT INTO air_observation (source_id, event_id, observed_at, received_at, station_id, province, unit_code, pm25, pm10, no2, o3, co, so2, aqi)
+		 VALUES ('s', 'e', $1, $1, 'e1', '01', '00070', 1, 2, 3, 4, 5, 6, 7)`,
+		`INSERT INTO water_observation (source_id, event_id, observed_at, received_at, station_id, province, unit_code, water_level)
+		 VALUES ('s', 'e', $1, $1, 'e1', '01', '00070', 2.5)`,
+		`INSERT INTO weather_observation (source_id, event_id, observed_at, received_at, station_id, province, unit_code, temperature, precipitation, wind_speed)
+		 VALUES ('s', 'e', $1, $1, 'e1', '01', '00070', 30, 4, 9)`,
+		`INSERT INTO traffic_observation (source_id, event_id, observed_at, received_at, segment_id, province, unit_code, intensity, average_vehicle_speed)
+		 VALUES ('s', 'e', $1, $1, 'e1', '01', '00070', 10, 40), ('s', 'f', $1, $1, 'e1', '01', '00070', 30, 20)`,
+		`INSERT INTO rollup (unit_code, layer, win, window_start, province, n, aqi_n, aqi_sum, aqi_max, level_max, temp_n, temp_sum, precip_sum, wind_max, speed_w, speed_wsum, vehicles)
+		 SELECT '00070', l, '1h', $1, '01', 2, 2, 14, 7, 2.5, 2, 60, 4, 9, 40, 1000, 40 FROM unnest(ARRAY['air', 'water', 'weather', 'traffic']) AS l`,
+	} {
+		if _, err := db.Pool.Exec(ctx, q, at); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	want := map[string][3]string{ // layer: raw entity, raw units, roll-up; "value.stat=figure" of the first point
+		"air":     {"aqi.max=7 pm25.mean=1 so2.min=6", "aqi.max=7 pm25.mean=1 so2.min=6", "aqi.mean=7 aqi.max=7"},
+		"water":   {"level.min=2.5 level.max=2.5", "level.mean=2.5", "level.max=2.5"},
+		"weather": {"temperature.mean=30 precipitation.sum=4 wind.max=9", "precipitation.sum=4", "temperature.mean=30 precipitation.sum=4 wind.max=9"},
+		"traffic": {"speed.mean=25 speed.min=20 intensity.sum=40 intensity.mean=20", "speed.max=40", "speed.mean=25 intensity.mean=20 intensity.sum=40"},
+	}
+	store := pgread.New(db.Pool)
+	for name, l := range pgread.HistoryLayers {
+		for i, q := range []pgread.HistoryQuery{
+			{Layer: l, Entity: "e1"},
+			{Layer: l, Units: []string{"00070"}},
+			{Layer: l, Unit: "00070", Window: "1h"},
+		} {
+			q.From, q.To, q.Bucket = at.Add(-time.Hour), at.Add(time.Hour), time.Hour
+			points, values, err := store.History(ctx, q)
+			if err != nil || len(points) != 1 {
+				t.Errorf("%s query %d: %v, %d points; want 1", name, i, err, len(points))
+				continue
+			}
+			got := map[string]float64{}
+			k := 0
+			for _, v := range values {
+				for _, s := range v.Stats {
+					if f := points[0].Figures[k]; f != nil {
+						got[v.Name+"."+string(s)] = *f
+					}
+					k++
+				}
+			}
+			for _, kv := range strings.Fields(want[name][i]) {
+				key, val, _ := strings.Cut(kv, "=")
+				if fmt.Sprint(got[key]) != val {
+					t.Errorf("%s query %d: %s = %v; want %s (all: %v)", name, i, key, got[key], val, got)
+				}
+			}
+			wantN := int64(1) // one raw row; two of traffic; the roll-up row's n is 2
+			if name == "traffic" || q.Window != "" {
+				wantN = 2
+			}
+			if points[0].Count != wantN {
+				t.Errorf("%s query %d: count %d; want %d", name, i, points[0].Count, wantN)
+			}
+		}
 	}
 }
