@@ -221,9 +221,9 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	return g, nil
 }
 
-// Register adds the gateway's routes to mux: the live view, units, alerts,
-// sessions (/v1/session), the identities admin API (/v1/admin/identities)
-// and OGC API – Features (/ogc).
+// Register adds the gateway's routes to mux: the live view, units, sources,
+// history (/v1/history), alerts, sessions (/v1/session), OGC API – Features
+// (/ogc), the OpenAPI document (/api) and the app.
 func (g *Gateway) Register(mux routes.Mux) {
 	mux.HandleFunc("GET /v1/live", g.serveLive)
 	mux.HandleFunc("GET /v1/units", g.serveUnits)

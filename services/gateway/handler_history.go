@@ -61,6 +61,9 @@ type historyParams struct {
 	From, To     time.Time
 	Points       int
 	CSV          bool
+	// RollupsOnly reads a unit from roll-ups whatever the range: a custom
+	// group, whose members are not its children in the tree (not a parameter).
+	RollupsOnly bool
 }
 
 func parseHistoryQuery(q url.Values, now time.Time) (historyParams, error) {
@@ -166,7 +169,7 @@ func planHistory(p historyParams) historyPlan {
 	span := p.To.Sub(p.From)
 	n := time.Duration(p.Points)
 	raw := historyPlan{Origin: p.From, Bucket: ceilTo((span+n-1)/n, time.Second)}
-	if p.Entity != "" || (raw.Bucket < time.Minute && span <= MaxHistoryRawUnitRange) {
+	if p.Entity != "" || (!p.RollupsOnly && raw.Bucket < time.Minute && span <= MaxHistoryRawUnitRange) {
 		return raw
 	}
 	w := historyWindows[len(historyWindows)-1]
@@ -216,6 +219,9 @@ func (g *Gateway) serveHistory(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	store := pgread.New(g.readPool)
+	if p.Unit != "" {
+		p.RollupsOnly = tree.nodes[p.Unit].Level == "custom"
+	}
 	plan := planHistory(p)
 	q := pgread.HistoryQuery{Layer: p.Layer, Entity: p.Entity, From: plan.Origin, To: p.To, Bucket: plan.Bucket, Window: plan.Window}
 	if p.Entity != "" {

@@ -45,7 +45,7 @@ type historyAnswer struct {
 // histEnv is a gateway on a database with 3 days of minutely air
 // observations of station st-hk (Hoàn Kiếm, 00070, province 01), their
 // roll-ups of every window for 00070 and 01 made from them by plain SQL, and
-// a station st-hcm in 79.
+// a station st-hcm in 79, and a custom group G-HK with 00070's roll-ups.
 type histEnv struct {
 	db     *testenv.DBEnv
 	read   *pgxpool.Pool
@@ -93,6 +93,17 @@ FROM air_observation GROUP BY 4`, unit, w.win, w.stride); err != nil {
 				t.Fatal(err)
 			}
 		}
+	}
+	// A custom group holding 00070, with 00070's roll-ups.
+	if _, err := db.Pool.Exec(ctx, `
+INSERT INTO admin_unit (code, level, parent_code, name_vi, boundary, valid_from)
+SELECT 'G-HK', 'custom', NULL, 'Nhóm', boundary, valid_from FROM admin_unit WHERE code = '00070' AND valid_to IS NULL`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Pool.Exec(ctx, `
+INSERT INTO rollup (unit_code, layer, win, window_start, province, n, aqi_n, aqi_sum, aqi_max)
+SELECT 'G-HK', layer, win, window_start, 'G-HK', n, aqi_n, aqi_sum, aqi_max FROM rollup WHERE unit_code = '00070'`); err != nil {
+		t.Fatal(err)
 	}
 	a := testAuth(t, &fakeLoader{list: []auth.Identity{
 		{ID: "id_00000000000000f1", Name: "viewer of 79", Role: auth.RoleViewer, Scopes: []string{"79"}, TokenSHA256: auth.HashToken(histViewer79)},
@@ -272,6 +283,15 @@ func TestHistory(t *testing.T) {
 			e.checkAgainstSQL(t, h, tc.from, tc.to, cols)
 		})
 	}
+
+	t.Run("custom group: roll-ups whatever the range", func(t *testing.T) {
+		from, to := e.t0.Add(30*time.Minute), e.t0.Add(time.Hour)
+		h := e.history(t, fmt.Sprintf("unit=G-HK&layer=air&from=%s&to=%s&points=100", rfc(from), rfc(to)))
+		if h.Source != "rollup:1m" || len(h.Items) != 30 {
+			t.Fatalf("group history = %s, %d points; want rollup:1m, 30 points", h.Source, len(h.Items))
+		}
+		e.checkAgainstSQL(t, h, from, to, map[string]string{"aqi": "aqi"})
+	})
 
 	t.Run("CSV", func(t *testing.T) {
 		q := fmt.Sprintf("unit=00070&layer=air&from=%s&to=%s&points=6", rfc(e.t0), rfc(e.t1))
