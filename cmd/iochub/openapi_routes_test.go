@@ -19,19 +19,6 @@ import (
 	"github.com/iochub/iochub/internal/testkit"
 )
 
-// pendingOGCRoutes are documented in docs/openapi.yaml but registered by the
-// OGC API – Features work (branch oapif), not merged yet: they may be missing
-// from the code. Remove this list when that branch merges.
-var pendingOGCRoutes = []string{
-	"GET /ogc",
-	"GET /ogc/conformance",
-	"GET /ogc/api",
-	"GET /ogc/collections",
-	"GET /ogc/collections/{}",
-	"GET /ogc/collections/{}/items",
-	"GET /ogc/collections/{}/items/{}",
-}
-
 var pathParam = regexp.MustCompile(`\{[^}]*\}`)
 
 // normRoute is "METHOD /path" with every path parameter written {}, so that
@@ -69,7 +56,7 @@ func documentedRoutes(t *testing.T) []string {
 // TestOpenAPIRoutes builds every role as `iochub serve --target=all` does,
 // takes the patterns they registered on the public and ops muxes, and fails
 // when one is missing from docs/openapi.yaml or the document has an
-// operation no role registered (but pendingOGCRoutes). It also fetches GET
+// operation no role registered. It also fetches GET
 // /api and checks it is the same document.
 func TestOpenAPIRoutes(t *testing.T) {
 	got := make(chan []string, 1)
@@ -98,7 +85,7 @@ func TestOpenAPIRoutes(t *testing.T) {
 		}
 	}
 	for r := range documented {
-		if !registered[r] && !slices.Contains(pendingOGCRoutes, r) {
+		if !registered[r] {
 			t.Errorf("docs/openapi.yaml has %s, which no role registers", r)
 		}
 	}

@@ -618,7 +618,7 @@ func (g *Gateway) serveOGCItems(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	if g.deps.Pool == nil {
+	if g.readPool == nil {
 		writeProblem(w, r, http.StatusServiceUnavailable, "this gateway has no database; the OGC API is not available here")
 		return
 	}
@@ -634,7 +634,7 @@ func (g *Gateway) serveOGCItems(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Query().Get("f") == "json" {
 		sink.ct = "application/json"
 	}
-	page, err := pgread.New(g.deps.Pool).Features(r.Context(), fq, g.cfg.FeaturesTimeout, sink)
+	page, err := pgread.New(g.readPool).Features(r.Context(), fq, g.cfg.FeaturesTimeout, sink)
 	if err != nil {
 		g.ogcQueryFailed(w, r, c, err)
 		return
@@ -736,7 +736,7 @@ func (g *Gateway) serveOGCItem(w http.ResponseWriter, r *http.Request) {
 	if c.TimeMode == pgread.TimeValidity {
 		fq.At = nil // the current version
 	}
-	if g.deps.Pool == nil {
+	if g.readPool == nil {
 		writeProblem(w, r, http.StatusServiceUnavailable, "this gateway has no database; the OGC API is not available here")
 		return
 	}
@@ -748,7 +748,7 @@ func (g *Gateway) serveOGCItem(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	one := &oneFeature{}
-	if _, err := pgread.New(g.deps.Pool).Features(r.Context(), fq, g.cfg.FeaturesTimeout, one); err != nil {
+	if _, err := pgread.New(g.readPool).Features(r.Context(), fq, g.cfg.FeaturesTimeout, one); err != nil {
 		// Nothing is written before the whole feature is read: always a problem document.
 		if r.Context().Err() == nil {
 			g.log.Error("querying an OGC item", "collection", c.ID, "err", err)

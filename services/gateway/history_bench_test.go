@@ -5,6 +5,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"strconv"
 	"testing"
 	"time"
 
@@ -15,14 +17,22 @@ import (
 )
 
 // BenchmarkHistory: GET /v1/history of one station over 1 M raw air
-// observations (one every 30 s, 347 days), 1000 points, beside the same
+// observations (one every 30 s, 347 days; IOCHUB_BENCH_HISTORY_ROWS, else
+// 100 000 so that make bench-smoke stays quick), 1000 points, beside the same
 // statement (pgread.SQLHistoryAirEntity) run through pgx with the same
 // arguments and its rows scanned, in the same run.
 func BenchmarkHistory(b *testing.B) {
 	db := testenv.PostGIS(b)
 	ctx := context.Background()
 	t0 := time.Date(2025, 12, 1, 0, 0, 0, 0, time.UTC)
-	const rows = 1_000_000
+	rows := 100_000
+	if s := os.Getenv("IOCHUB_BENCH_HISTORY_ROWS"); s != "" {
+		n, err := strconv.Atoi(s)
+		if err != nil || n < 1000 {
+			b.Fatalf("IOCHUB_BENCH_HISTORY_ROWS=%q: want a number of at least 1000", s)
+		}
+		rows = n
+	}
 	if _, err := db.Pool.Exec(ctx, `
 CREATE TABLE air_observation_bench PARTITION OF air_observation DEFAULT;
 INSERT INTO sensor (kind, id, province, unit_code, source_id, last_event_id, last_observed_at)
@@ -39,7 +49,7 @@ FROM generate_series(0, $2 - 1) AS i`, t0, rows); err != nil {
 	if _, err := db.Pool.Exec(ctx, `ANALYZE air_observation`); err != nil {
 		b.Fatal(err)
 	}
-	t1 := t0.Add(rows * 30 * time.Second)
+	t1 := t0.Add(time.Duration(rows) * 30 * time.Second)
 	g, err := New(Config{}, Deps{JS: testenv.NATS(b).JS, Pool: db.Pool, Metrics: prometheus.NewRegistry(), Auth: testAuth(b, nil)})
 	if err != nil {
 		b.Fatal(err)
