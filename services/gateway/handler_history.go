@@ -78,7 +78,11 @@ func parseHistoryQuery(q url.Values, now time.Time) (historyParams, error) {
 		case len(vs[0]) > maxParamLen:
 			return "", fmt.Errorf("parameter %s: longer than %d bytes: %w", name, maxParamLen, ErrBadParam)
 		}
-		return strings.TrimSpace(vs[0]), nil
+		v := strings.TrimSpace(vs[0])
+		if name == "from" || name == "to" {
+			v = strings.ReplaceAll(v, " ", "+") // an unescaped + of an offset arrives as a space
+		}
+		return v, nil
 	}
 	var err error
 	if p.Entity, err = one("entity"); err != nil {

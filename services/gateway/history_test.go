@@ -258,9 +258,14 @@ func TestHistory(t *testing.T) {
 		{"unit, long range from mid-hour: hourly roll-ups from the hour", "unit=00070&layer=air", "rollup:1h", 40, e.t0.Add(20 * time.Minute), e.t1},
 		{"unit, quarter hours", "unit=01&layer=air", "rollup:15m", 100, e.t0, e.t0.Add(48 * time.Hour)},
 		{"unit, days", "unit=01&layer=air", "rollup:1d", 2, e.t0.Add(-24 * time.Hour), e.t1.Add(24 * time.Hour)},
+		{"unit, offset +07:00 unescaped", "unit=01&layer=air&from=2026-11-20T07:00:00+07:00&to=2026-11-20T08:00:00+07:00", "raw", 100, e.t0, e.t0.Add(time.Hour)},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			h := e.history(t, fmt.Sprintf("%s&from=%s&to=%s&points=%d", tc.query, rfc(tc.from), rfc(tc.to), tc.points))
+			q := fmt.Sprintf("%s&from=%s&to=%s&points=%d", tc.query, rfc(tc.from), rfc(tc.to), tc.points)
+			if strings.Contains(tc.query, "from=") {
+				q = fmt.Sprintf("%s&points=%d", tc.query, tc.points)
+			}
+			h := e.history(t, q)
 			if h.Source != tc.source {
 				t.Errorf("source = %q; want %q", h.Source, tc.source)
 			}
