@@ -3,14 +3,14 @@ GO      ?= go
 PROTOC  ?= protoc
 FUZZTIME ?= 5s
 
-.PHONY: run test deps build web proto proto-check vet lint asyncapi-check test-go test-web bench-smoke fuzz bench clean
+.PHONY: run test deps build web proto proto-check vet lint api-check asyncapi-check test-go test-web bench-smoke fuzz bench clean
 
 ## run: install what is missing, build, and start every role with the simulator and the wall screen
 run: deps build
 	bin/iochub dev --data-dir .data
 
 ## test: everything CI checks
-test: deps web proto-check vet lint asyncapi-check test-go bench-smoke fuzz test-web
+test: deps web proto-check vet lint api-check asyncapi-check test-go bench-smoke fuzz test-web
 
 ## deps: Debian packages the build, demo and tests need (PostGIS, protoc, Chromium); idempotent
 deps:
@@ -48,6 +48,10 @@ lint:
 ## asyncapi-check: validate docs/asyncapi.yaml with @asyncapi/parser (npm, pinned in tools/asyncapi)
 asyncapi-check:
 	scripts/asyncapi-check.sh
+
+## api-check: validate docs/openapi.yaml (OpenAPI 3.1) with Redocly CLI, installed by the script with npm ci
+api-check:
+	scripts/api-check.sh
 
 test-go:
 	$(GO) test -count=1 -timeout 15m ./...

@@ -233,3 +233,30 @@ func TestConfigRoleSettings(t *testing.T) {
 		t.Errorf("serve -h does not say why the ingest needs the database:\n%s", help)
 	}
 }
+
+// TestConfigReadPool: the gateway's read pool flags, from flags and
+// IOCHUB_* variables in serve and dev, redacted and validated.
+func TestConfigReadPool(t *testing.T) {
+	out, _, err := runCLI(t, "serve", "--target", "gateway", "--check-config")
+	if err != nil || !strings.Contains(out, "ReadStatementTimeout:10s") || !strings.Contains(out, "DatabaseReadURL: ") {
+		t.Errorf("read pool defaults: %q %v; want a 10s statement timeout and no read URL", out, err)
+	}
+	t.Setenv("IOCHUB_DATABASE_READ_URL", "postgres://reader:hunter2@replica/iochub")
+	t.Setenv("IOCHUB_READ_STATEMENT_TIMEOUT", "3s")
+	for _, cmd := range []string{"serve", "dev"} {
+		out, _, err := runCLI(t, cmd, "--check-config", "--database-url", "postgres://db/iochub", "--read-max-conns", "7")
+		if strings.Contains(out, "hunter2") {
+			t.Errorf("%s --check-config prints the read URL's password: %q", cmd, out)
+		}
+		for _, want := range []string{"DatabaseReadURL:postgres://reader:xxxxx@replica/iochub", "ReadMaxConns:7", "ReadStatementTimeout:3s"} {
+			if err != nil || !strings.Contains(out, want) {
+				t.Errorf("%s --check-config = %q, %v; want %s", cmd, out, err, want)
+			}
+		}
+	}
+	for _, args := range [][]string{{"--read-max-conns", "-1"}, {"--read-statement-timeout", "-1s"}} {
+		if _, _, err := runCLI(t, append([]string{"serve", "--target", "gateway", "--check-config"}, args...)...); err == nil || !strings.Contains(err.Error(), args[0]) {
+			t.Errorf("%v: %v; want an error naming it", args, err)
+		}
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"math"
 	"net"
 	"os"
 	"strings"
@@ -31,6 +32,14 @@ type config struct {
 	NATSPort int
 	// DatabaseURL is the PostGIS database; empty in dev means a private cluster under DataDir.
 	DatabaseURL string
+	// DatabaseReadURL is the database the gateway reads (a replica, say);
+	// empty means DatabaseURL. The gateway's reads always go through a pool
+	// of their own: read-only, ReadMaxConns, ReadStatementTimeout.
+	DatabaseReadURL string
+	// ReadMaxConns caps the gateway's read pool; 0 means pgxpool's default.
+	ReadMaxConns int
+	// ReadStatementTimeout cancels a gateway read that runs longer; 0 means none.
+	ReadStatementTimeout time.Duration
 	// DataDir holds the embedded NATS store and the private PostgreSQL cluster in dev.
 	DataDir string
 	// DevToken is accepted for every unit in dev; empty means a random one, printed at start.
@@ -97,9 +106,10 @@ func defaults() config {
 		LogLevel:    "info",
 		LogFormat:   "text",
 
-		BodyTimeout:   30 * time.Second,
-		HeaderTimeout: 10 * time.Second,
-		IdleTimeout:   2 * time.Minute,
+		BodyTimeout:          30 * time.Second,
+		ReadStatementTimeout: 10 * time.Second,
+		HeaderTimeout:        10 * time.Second,
+		IdleTimeout:          2 * time.Minute,
 	}
 }
 
@@ -107,6 +117,22 @@ func defaults() config {
 // only the database.
 func (c *config) registerDatabaseURL(fs *flag.FlagSet, help string) {
 	fs.StringVar(&c.DatabaseURL, "database-url", c.DatabaseURL, help+" (IOCHUB_DATABASE_URL)")
+}
+
+// registerReadPool registers the gateway's read pool: --database-read-url,
+// --read-max-conns and --read-statement-timeout.
+func (c *config) registerReadPool(fs *flag.FlagSet) {
+	fs.StringVar(&c.DatabaseReadURL, "database-read-url", c.DatabaseReadURL, "database the gateway reads, e.g. a replica; empty means --database-url (IOCHUB_DATABASE_READ_URL)")
+	fs.IntVar(&c.ReadMaxConns, "read-max-conns", c.ReadMaxConns, "connections of the gateway's read pool; 0 means max(4, CPUs) (IOCHUB_READ_MAX_CONNS)")
+	fs.DurationVar(&c.ReadStatementTimeout, "read-statement-timeout", c.ReadStatementTimeout, "statement_timeout of the gateway's reads; a longer query is cancelled (503); 0 means none (IOCHUB_READ_STATEMENT_TIMEOUT)")
+}
+
+// readURL is the database the gateway reads: --database-read-url, else dbURL.
+func (c *config) readURL(dbURL string) string {
+	if c.DatabaseReadURL != "" {
+		return c.DatabaseReadURL
+	}
+	return dbURL
 }
 
 // registerNATSURL registers --nats-url.
@@ -195,6 +221,12 @@ func (c *config) validate() error {
 	if c.BodyTimeout < 0 {
 		errs = append(errs, fmt.Errorf("--body-timeout %s: want 0 (no limit) or a positive value", c.BodyTimeout))
 	}
+	if c.ReadMaxConns < 0 || c.ReadMaxConns > math.MaxInt32 {
+		errs = append(errs, fmt.Errorf("--read-max-conns %d: want 0 (the default) or a positive number", c.ReadMaxConns))
+	}
+	if c.ReadStatementTimeout < 0 {
+		errs = append(errs, fmt.Errorf("--read-statement-timeout %s: want 0 (no limit) or a positive value", c.ReadStatementTimeout))
+	}
 	if c.SimInterval <= 0 {
 		errs = append(errs, fmt.Errorf("--sim-interval %s: must be positive", c.SimInterval))
 	}
@@ -251,6 +283,9 @@ func (c config) redacted() config {
 	}
 	if c.DatabaseURL != "" {
 		c.DatabaseURL = redactURL(c.DatabaseURL)
+	}
+	if c.DatabaseReadURL != "" {
+		c.DatabaseReadURL = redactURL(c.DatabaseReadURL)
 	}
 	return c
 }

@@ -39,6 +39,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.BoolVar(&cfg.ResetHubID, "reset-hub-id", cfg.ResetHubID, "start although the JetStream store and the database belong to different hubs, and give both a new hub id; nothing is deleted (IOCHUB_RESET_HUB_ID)")
 	fs.BoolVar(&cfg.NoSim, "no-sim", cfg.NoSim, "do not run the simulator (IOCHUB_NO_SIM)")
 	fs.DurationVar(&cfg.SimInterval, "sim-interval", cfg.SimInterval, "time between simulator rounds (IOCHUB_SIM_INTERVAL)")
+	cfg.registerReadPool(fs)
 	cfg.registerHub(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -121,6 +122,11 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return err
 	}
 	defer pool.Close()
+	readPool, err := openReadPool(ctx, cfg, cfg.readURL(dbURL))
+	if err != nil {
+		return err
+	}
+	defer readPool.Close()
 	nc, err := natsx.Connect(ns.ClientURL(), "iochub-dev", nats.UserInfo(natsx.HubUser, hubPW))
 	if err != nil {
 		return err
@@ -146,7 +152,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	}
 	ready := make(chan string, 1)
 	opsReady := make(chan string, 1)
-	d := roleDeps{cfg: cfg, log: log, nc: nc, js: js, pool: pool, ready: ready, opsReady: opsReady, authn: authn}
+	d := roleDeps{cfg: cfg, log: log, nc: nc, js: js, pool: pool, readPool: readPool, ready: ready, opsReady: opsReady, authn: authn}
 	if !cfg.NoSim {
 		d.extra = append(d.extra, func(ctx context.Context, baseURL string) error {
 			s, err := sim.New(sim.Config{BaseURL: baseURL, Token: cfg.DevToken, Interval: cfg.SimInterval, Logger: log.With("role", "sim")})

@@ -21,6 +21,7 @@ import (
 	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/natsx"
 	"github.com/iochub/iochub/internal/ops"
+	"github.com/iochub/iochub/internal/routes"
 	"github.com/iochub/iochub/internal/schema"
 	"github.com/iochub/iochub/services/aggregator"
 	"github.com/iochub/iochub/services/gateway"
@@ -38,6 +39,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	cfg.registerNATSURL(fs)
 	cfg.registerDatabaseURL(fs, "PostGIS database URL: the aggregator writes it and runs its migrations; "+
 		"the ingest reads the registered units and sources from it; the gateway reads units, identities, alerts and reports from it")
+	cfg.registerReadPool(fs)
 	cfg.registerHub(fs)
 	if err := fs.Parse(args); err != nil {
 		return err
@@ -78,7 +80,14 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		}
 		defer pool.Close()
 	}
-	return serveRoles(ctx, roleDeps{cfg: cfg, log: log, nc: nc, js: js, pool: pool})
+	var readPool *pgxpool.Pool
+	if u := cfg.readURL(cfg.DatabaseURL); u != "" && (cfg.Target == "gateway" || cfg.Target == "all") {
+		if readPool, err = openReadPool(ctx, cfg, u); err != nil {
+			return err
+		}
+		defer readPool.Close()
+	}
+	return serveRoles(ctx, roleDeps{cfg: cfg, log: log, nc: nc, js: js, pool: pool, readPool: readPool})
 }
 
 // roleDeps is what the roles are wired from.
@@ -88,6 +97,8 @@ type roleDeps struct {
 	nc   *nats.Conn
 	js   jetstream.JetStream
 	pool *pgxpool.Pool
+	// readPool is the gateway's read pool (openReadPool); nil means pool.
+	readPool *pgxpool.Pool
 	// ready receives the base URL once the HTTP server listens; optional.
 	ready chan<- string
 	// opsReady receives the ops listener's base URL (with --ops-http); optional.
@@ -96,13 +107,16 @@ type roleDeps struct {
 	extra []func(ctx context.Context, baseURL string) error
 	// authn is the access control; nil builds one from cfg (newAuthenticator).
 	authn *auth.Authenticator
+	// routes, when set, is given the patterns registered on the public and
+	// the ops mux once every role is built (TestOpenAPIRoutes).
+	routes func(public, ops []string)
 }
 
 // wiring is what a role is built on: its dependencies (authn set), the
 // public mux it registers its endpoints on, and the metrics registry.
 type wiring struct {
 	roleDeps
-	mux     *http.ServeMux
+	mux     *routes.Recorder
 	metrics prometheus.Registerer
 }
 
@@ -179,13 +193,19 @@ func buildAggregator(_ context.Context, w wiring) (role, error) {
 
 // buildGateway builds the gateway with its operator endpoints.
 func buildGateway(_ context.Context, w wiring) (role, error) {
-	gw, err := gateway.New(w.cfg.Gateway, gateway.Deps{JS: w.js, Pool: w.pool, Static: web.FS(), Logger: w.log.With("role", "gateway"), Metrics: w.metrics, Auth: w.authn})
+	gw, err := gateway.New(w.cfg.Gateway, gateway.Deps{JS: w.js, Pool: w.pool, ReadPool: w.readPool, Static: web.FS(), Logger: w.log.With("role", "gateway"), Metrics: w.metrics, Auth: w.authn})
 	if err != nil {
 		return role{}, err
 	}
 	gw.Register(w.mux)
 	gw.RegisterOperator(w.mux, w.cfg.Operator)
 	return role{Run: gw.Run, Close: gw.Close}, nil
+}
+
+// openReadPool opens the gateway's read pool on url: read-only, with
+// --read-max-conns and --read-statement-timeout.
+func openReadPool(ctx context.Context, cfg config, url string) (*pgxpool.Pool, error) {
+	return schema.OpenRead(ctx, url, schema.ReadOptions{MaxConns: int32(cfg.ReadMaxConns), StatementTimeout: cfg.ReadStatementTimeout}) //nolint:gosec // validate bounds ReadMaxConns
 }
 
 // shutdownTimeout bounds the shutdown: the HTTP servers' Shutdown, then the
@@ -211,8 +231,8 @@ func serveRoles(ctx context.Context, d roleDeps) error {
 	if d.pool != nil {
 		o.AddCheck("postgis", func(ctx context.Context) error { return d.pool.Ping(ctx) })
 	}
-	mux := http.NewServeMux()
-	opsMux := http.NewServeMux()
+	mux := routes.NewRecorder()
+	opsMux := routes.NewRecorder()
 	o.Register(opsMux)
 	if d.cfg.OpsHTTP == "" {
 		// Metrics on the public listener answer admins only (RequireAdmin below); --ops-http serves them apart.
@@ -226,7 +246,11 @@ func serveRoles(ctx context.Context, d roleDeps) error {
 	authn := d.authn
 	if authn == nil {
 		var err error
-		if authn, err = newAuthenticator(d.cfg, d.pool, d.log); err != nil {
+		identities := d.pool
+		if identities == nil {
+			identities = d.readPool // --target=gateway with --database-read-url only
+		}
+		if authn, err = newAuthenticator(d.cfg, identities, d.log); err != nil {
 			return err
 		}
 	}
@@ -250,6 +274,10 @@ func serveRoles(ctx context.Context, d roleDeps) error {
 			return fmt.Errorf("building the %s: %w", r.name, err)
 		}
 		built = append(built, b)
+	}
+
+	if d.routes != nil {
+		d.routes(mux.Patterns(), opsMux.Patterns())
 	}
 
 	ln, err := net.Listen("tcp", d.cfg.HTTP)

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/iochub/iochub/internal/routes"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
@@ -42,7 +43,7 @@ func (o *Ops) AddCheck(name string, c Check) {
 }
 
 // Register adds /healthz, /readyz and /metrics to mux.
-func (o *Ops) Register(mux *http.ServeMux) {
+func (o *Ops) Register(mux routes.Mux) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))

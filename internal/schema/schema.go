@@ -13,6 +13,8 @@ import (
 	"embed"
 	"fmt"
 	"io/fs"
+	"strconv"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -83,4 +85,48 @@ func mustSub(f fs.FS, dir string) fs.FS {
 		panic(err) // the embedded directory is fixed at build time
 	}
 	return s
+}
+
+// ReadOptions tune OpenRead's pool.
+type ReadOptions struct {
+	// MaxConns caps the pool's connections; 0 means pgxpool's default (the
+	// URL's pool_max_conns, else max(4, CPUs)).
+	MaxConns int32
+	// StatementTimeout is set as statement_timeout on every connection; 0 means none.
+	StatementTimeout time.Duration
+}
+
+// OpenRead opens a read-only pool on url (the gateway's, apart from the
+// aggregator's; url may name a replica): every connection has
+// default_transaction_read_only=on, so a write fails, and o's
+// statement_timeout, so a long query is cancelled; the PostGIS codec is
+// registered on each as by Open.
+func OpenRead(ctx context.Context, url string, o ReadOptions) (*pgxpool.Pool, error) {
+	cfg, err := pgxpool.ParseConfig(url)
+	if err != nil {
+		return nil, fmt.Errorf("parsing database read URL: %w", err)
+	}
+	if o.MaxConns > 0 {
+		cfg.MaxConns = o.MaxConns
+	}
+	rp := cfg.ConnConfig.RuntimeParams
+	rp["default_transaction_read_only"] = "on"
+	if o.StatementTimeout > 0 {
+		rp["statement_timeout"] = strconv.FormatInt(o.StatementTimeout.Milliseconds(), 10)
+	}
+	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
+		if err := pgxgeom.Register(ctx, conn); err != nil {
+			return fmt.Errorf("registering PostGIS codec: %w", err)
+		}
+		return nil
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("opening database read pool: %w", err)
+	}
+	if err := pool.Ping(ctx); err != nil {
+		pool.Close()
+		return nil, fmt.Errorf("connecting to database read pool: %w", err)
+	}
+	return pool, nil
 }

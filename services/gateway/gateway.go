@@ -24,6 +24,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/iochub/iochub/internal/auth"
+	"github.com/iochub/iochub/internal/routes"
 	"github.com/iochub/iochub/services/gateway/pgread"
 )
 
@@ -127,8 +128,13 @@ func (c Config) Validate() error {
 type Deps struct {
 	// JS reads stream STATE; required.
 	JS jetstream.JetStream
-	// Pool is a read-only pool for /v1/units; nil answers 503 there.
+	// Pool is the database the gateway reads (units, identities, alerts,
+	// reports, rules…); nil answers 503 there.
 	Pool *pgxpool.Pool
+	// ReadPool, when set, takes every read of the gateway instead of Pool: a
+	// pool of its own (apart from the aggregator's), read-only, with a
+	// statement timeout, possibly on a replica (--database-read-url).
+	ReadPool *pgxpool.Pool
 	// Static is the wall-screen app served at "/" (its root holds index.html); nil serves nothing.
 	Static fs.FS
 	// Logger; nil discards.
@@ -150,6 +156,7 @@ type Gateway struct {
 	units    *unitsCache
 	provs    *provinceCache // nil without a database
 	tree     *treeCache     // nil without a database
+	readPool *pgxpool.Pool  // Deps.ReadPool, else Deps.Pool; nil without a database
 
 	perIDMu sync.Mutex
 	perID   map[string]int // live clients per principal id
@@ -193,10 +200,14 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		hubs:  make(map[string]*hub),
 		perID: make(map[string]int),
 	}
-	if deps.Pool != nil {
-		g.units = newUnitsCache(pgread.New(deps.Pool), cfg.UnitsTTL, time.Now)
-		g.provs = &provinceCache{store: pgread.New(deps.Pool), ttl: cfg.UnitsTTL, known: map[string]provinceEntry{}}
-		g.tree = &treeCache{store: pgread.New(deps.Pool), ttl: cfg.UnitsTTL}
+	g.readPool = deps.ReadPool
+	if g.readPool == nil {
+		g.readPool = deps.Pool
+	}
+	if g.readPool != nil {
+		g.units = newUnitsCache(pgread.New(g.readPool), cfg.UnitsTTL, time.Now)
+		g.provs = &provinceCache{store: pgread.New(g.readPool), ttl: cfg.UnitsTTL, known: map[string]provinceEntry{}}
+		g.tree = &treeCache{store: pgread.New(g.readPool), ttl: cfg.UnitsTTL}
 	}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	g.upgrader = websocket.Upgrader{
@@ -212,13 +223,15 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	return g, nil
 }
 
-// Register adds the gateway's routes to mux: the live view, units, alerts,
-// sessions (/v1/session), the identities admin API (/v1/admin/identities)
-// and OGC API – Features (/ogc).
-func (g *Gateway) Register(mux *http.ServeMux) {
+// Register adds the gateway's routes to mux: the live view, units, sources,
+// history (/v1/history), alerts, sessions (/v1/session), OGC API – Features
+// (/ogc), the OpenAPI document (/api) and the app.
+func (g *Gateway) Register(mux routes.Mux) {
 	mux.HandleFunc("GET /v1/live", g.serveLive)
 	mux.HandleFunc("GET /v1/units", g.serveUnits)
 	mux.HandleFunc("GET /v1/sources", g.serveSources) // handler_sources.go
+	mux.HandleFunc("GET /v1/history", g.serveHistory) // handler_history.go
+	mux.HandleFunc("GET /api", serveOpenAPI)          // handler_openapi.go
 	g.registerAlerts(mux)
 	g.registerSession(mux)
 	g.registerOGC(mux) // handler_ogc.go

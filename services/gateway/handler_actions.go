@@ -21,6 +21,7 @@ import (
 
 	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/ce"
+	"github.com/iochub/iochub/internal/routes"
 	"github.com/iochub/iochub/internal/subjects"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 	"github.com/iochub/iochub/services/gateway/pgread"
@@ -68,7 +69,7 @@ type operator struct {
 // RegisterOperator adds the endpoints that publish actions to mux: report
 // status (POST /v1/reports/{id}/status, GET /v1/reports/{id}), alert rules
 // and the identities admin API.
-func (g *Gateway) RegisterOperator(mux *http.ServeMux, cfg OperatorConfig) {
+func (g *Gateway) RegisterOperator(mux routes.Mux, cfg OperatorConfig) {
 	if cfg.PublishTimeout <= 0 {
 		cfg.PublishTimeout = defaultActionPublishTimeout
 	}
@@ -221,10 +222,10 @@ var errNoPool = errors.New("no database pool")
 
 // reportPlace is the province and unit of report id; pgx.ErrNoRows when there is none.
 func (o *operator) reportPlace(ctx context.Context, id string) (province, unit string, err error) {
-	if o.g.deps.Pool == nil {
+	if o.g.readPool == nil {
 		return "", "", errNoPool
 	}
-	p, u, found, err := pgread.New(o.g.deps.Pool).ReportPlace(ctx, id)
+	p, u, found, err := pgread.New(o.g.readPool).ReportPlace(ctx, id)
 	if err == nil && !found {
 		err = pgx.ErrNoRows
 	}
@@ -255,7 +256,7 @@ func (o *operator) serveReport(w http.ResponseWriter, r *http.Request) {
 	if !ok || !readsKind(w, r, who, subjects.KindReport) {
 		return
 	}
-	if o.g.deps.Pool == nil {
+	if o.g.readPool == nil {
 		writeProblem(w, r, http.StatusServiceUnavailable, "reports cannot be looked up: the gateway has no database")
 		return
 	}
@@ -264,7 +265,7 @@ func (o *operator) serveReport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	id := r.PathValue("id")
-	v, found, err := pgread.New(o.g.deps.Pool).Report(r.Context(), id)
+	v, found, err := pgread.New(o.g.readPool).Report(r.Context(), id)
 	switch {
 	case err != nil:
 		o.g.log.Error("reading report failed", "report", id, "err", err)

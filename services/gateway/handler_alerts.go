@@ -16,6 +16,7 @@ import (
 
 	"github.com/iochub/iochub/internal/cap"
 	"github.com/iochub/iochub/internal/capconv"
+	"github.com/iochub/iochub/internal/routes"
 	"github.com/iochub/iochub/internal/subjects"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 	"github.com/iochub/iochub/services/gateway/pgread"
@@ -78,7 +79,7 @@ func (g *Gateway) serveAlert(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.PathValue("id")
 	id, asCAP := strings.CutSuffix(id, ".cap")
-	if g.deps.Pool == nil {
+	if g.readPool == nil {
 		writeProblem(w, r, http.StatusServiceUnavailable, "this gateway has no database; alerts are not available here")
 		return
 	}
@@ -91,7 +92,7 @@ func (g *Gateway) serveAlert(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusNotFound, fmt.Sprintf("no alert has the id %q: ids are the Feature ids of /v1/alerts", truncate(id, 64)))
 		return
 	}
-	row, found, err := pgread.New(g.deps.Pool).Alert(r.Context(), entity)
+	row, found, err := pgread.New(g.readPool).Alert(r.Context(), entity)
 	if err != nil {
 		g.log.Error("querying alert", "alert", entity, "err", err)
 		writeProblem(w, r, http.StatusServiceUnavailable, "the alerts database is unavailable; retry later")
@@ -234,11 +235,11 @@ func (g *Gateway) serveAlerts(w http.ResponseWriter, r *http.Request) {
 	if !alertsInScope(w, r, who, tree, &p) {
 		return
 	}
-	if g.deps.Pool == nil {
+	if g.readPool == nil {
 		writeProblem(w, r, http.StatusServiceUnavailable, "this gateway has no database; alerts are not available here")
 		return
 	}
-	rows, err := pgread.New(g.deps.Pool).Alerts(r.Context(), p)
+	rows, err := pgread.New(g.readPool).Alerts(r.Context(), p)
 	if err != nil {
 		g.log.Error("querying alerts", "province", p.Province, "err", err)
 		writeProblem(w, r, http.StatusServiceUnavailable, "the alerts database is unavailable; retry later")
@@ -300,7 +301,7 @@ func (g *Gateway) serveAlerts(w http.ResponseWriter, r *http.Request) {
 }
 
 // registerAlerts adds the alerts API to mux.
-func (g *Gateway) registerAlerts(mux *http.ServeMux) {
+func (g *Gateway) registerAlerts(mux routes.Mux) {
 	mux.HandleFunc("GET /v1/alerts", g.serveAlerts)
 	mux.HandleFunc("GET /v1/alerts/{id}", g.serveAlert)
 }

@@ -12,6 +12,7 @@ import (
 
 	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/deadletter"
+	"github.com/iochub/iochub/internal/routes"
 	"github.com/iochub/iochub/internal/subjects"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
@@ -34,7 +35,7 @@ const (
 )
 
 // registerDeadletters adds the dead-letter endpoints to mux.
-func (o *operator) registerDeadletters(mux *http.ServeMux) {
+func (o *operator) registerDeadletters(mux routes.Mux) {
 	mux.HandleFunc("GET /v1/deadletters", o.serveDeadletters)
 	mux.HandleFunc("GET /v1/deadletters/{seq}", o.serveDeadletter)
 	mux.HandleFunc("POST /v1/deadletters/{seq}/redrive", o.serveDeadletterAction(deadletter.ActionRedrive))

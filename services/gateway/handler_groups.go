@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/iochub/iochub/internal/routes"
 	"github.com/iochub/iochub/internal/schema"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
@@ -22,7 +23,7 @@ const (
 )
 
 // registerGroups adds the custom group endpoint to mux.
-func (o *operator) registerGroups(mux *http.ServeMux) {
+func (o *operator) registerGroups(mux routes.Mux) {
 	mux.HandleFunc("PUT /v1/units/groups/{code}", o.servePutGroup)
 }
 

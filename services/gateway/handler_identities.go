@@ -15,6 +15,7 @@ import (
 
 	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/kind"
+	"github.com/iochub/iochub/internal/routes"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 	"github.com/iochub/iochub/services/gateway/pgread"
 )
@@ -39,7 +40,7 @@ const (
 	identityApplyWait = 5 * time.Second
 )
 
-func (o *operator) registerIdentities(mux *http.ServeMux) {
+func (o *operator) registerIdentities(mux routes.Mux) {
 	mux.HandleFunc("POST /v1/admin/identities", o.serveCreateIdentity)
 	mux.HandleFunc("GET /v1/admin/identities", o.serveIdentities)
 	mux.HandleFunc("DELETE /v1/admin/identities/{id}", o.serveRevokeIdentity)
@@ -55,11 +56,11 @@ func (o *operator) admin(w http.ResponseWriter, r *http.Request) (auth.Principal
 		forbid(w, r, who, "manage identities (admin role needed)")
 		return who, nil, false
 	}
-	if o.g.deps.Pool == nil {
+	if o.g.readPool == nil {
 		writeProblem(w, r, http.StatusServiceUnavailable, "identities cannot be managed: the gateway has no database")
 		return who, nil, false
 	}
-	return who, pgread.New(o.g.deps.Pool), true
+	return who, pgread.New(o.g.readPool), true
 }
 
 // identityCreated is the answer of POST /v1/admin/identities.

@@ -16,6 +16,7 @@ import (
 
 	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/natsx"
+	"github.com/iochub/iochub/internal/routes"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
 
@@ -31,7 +32,7 @@ const actionTypeUnitImport = "unit.import"
 var importIDPattern = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
 
 // registerImports adds the map import endpoints to mux.
-func (o *operator) registerImports(mux *http.ServeMux) {
+func (o *operator) registerImports(mux routes.Mux) {
 	mux.HandleFunc("POST /v1/admin/units/imports", o.servePostImport)
 	mux.HandleFunc("GET /v1/admin/units/imports/{id}", o.serveGetImport)
 }

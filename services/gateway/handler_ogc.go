@@ -18,6 +18,7 @@ import (
 
 	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/subjects"
+	"github.com/iochub/iochub/internal/routes"
 	"github.com/iochub/iochub/services/gateway/cql2"
 	"github.com/iochub/iochub/services/gateway/pgread"
 )
@@ -61,7 +62,7 @@ var conformance = []string{
 }
 
 // registerOGC adds the OGC API – Features routes to mux.
-func (g *Gateway) registerOGC(mux *http.ServeMux) {
+func (g *Gateway) registerOGC(mux routes.Mux) {
 	mux.HandleFunc("GET "+ogcBase, g.serveOGCLanding)
 	mux.HandleFunc("GET "+ogcBase+"/conformance", g.serveOGCConformance)
 	mux.HandleFunc("GET "+ogcBase+"/api", g.serveOGCAPI)
@@ -641,7 +642,7 @@ func (g *Gateway) serveOGCItems(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	if g.deps.Pool == nil {
+	if g.readPool == nil {
 		writeProblem(w, r, http.StatusServiceUnavailable, "this gateway has no database; the OGC API is not available here")
 		return
 	}
@@ -657,7 +658,7 @@ func (g *Gateway) serveOGCItems(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Query().Get("f") == "json" {
 		sink.ct = "application/json"
 	}
-	page, err := pgread.New(g.deps.Pool).Features(r.Context(), fq, g.cfg.FeaturesTimeout, sink)
+	page, err := pgread.New(g.readPool).Features(r.Context(), fq, g.cfg.FeaturesTimeout, sink)
 	if err != nil {
 		g.ogcQueryFailed(w, r, c, err)
 		return
@@ -759,7 +760,7 @@ func (g *Gateway) serveOGCItem(w http.ResponseWriter, r *http.Request) {
 	if c.TimeMode == pgread.TimeValidity {
 		fq.At = nil // the current version
 	}
-	if g.deps.Pool == nil {
+	if g.readPool == nil {
 		writeProblem(w, r, http.StatusServiceUnavailable, "this gateway has no database; the OGC API is not available here")
 		return
 	}
@@ -771,7 +772,7 @@ func (g *Gateway) serveOGCItem(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	one := &oneFeature{}
-	if _, err := pgread.New(g.deps.Pool).Features(r.Context(), fq, g.cfg.FeaturesTimeout, one); err != nil {
+	if _, err := pgread.New(g.readPool).Features(r.Context(), fq, g.cfg.FeaturesTimeout, one); err != nil {
 		// Nothing is written before the whole feature is read: always a problem document.
 		if r.Context().Err() == nil {
 			g.log.Error("querying an OGC item", "collection", c.ID, "err", err)

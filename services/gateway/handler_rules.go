@@ -13,6 +13,7 @@ import (
 
 	"github.com/iochub/iochub/internal/alertrule"
 	"github.com/iochub/iochub/internal/auth"
+	"github.com/iochub/iochub/internal/routes"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 	"github.com/iochub/iochub/services/gateway/pgread"
 )
@@ -29,7 +30,7 @@ const (
 )
 
 // registerRules adds the rule endpoints to mux.
-func (o *operator) registerRules(mux *http.ServeMux) {
+func (o *operator) registerRules(mux routes.Mux) {
 	mux.HandleFunc("PUT /v1/rules/{id}", o.servePutRule)
 	mux.HandleFunc("DELETE /v1/rules/{id}", o.serveDeleteRule)
 	mux.HandleFunc("GET /v1/rules", o.serveRules)
@@ -183,11 +184,11 @@ func (o *operator) act(w http.ResponseWriter, r *http.Request, act *iocv1.Action
 }
 
 func (o *operator) rulesStore(w http.ResponseWriter, r *http.Request) (*pgread.Store, bool) {
-	if o.g.deps.Pool == nil {
+	if o.g.readPool == nil {
 		writeProblem(w, r, http.StatusServiceUnavailable, "rules cannot be read: the gateway has no database")
 		return nil, false
 	}
-	return pgread.New(o.g.deps.Pool), true
+	return pgread.New(o.g.readPool), true
 }
 
 func (o *operator) ruleReadFailed(w http.ResponseWriter, r *http.Request, id string, err error) {

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/iochub/iochub/internal/auth"
+	"github.com/iochub/iochub/internal/routes"
 )
 
 // Sessions for the wall screen: a browser signs in once, with a viewer key
@@ -22,7 +23,7 @@ import (
 
 const maxSessionBody = 4 << 10
 
-func (g *Gateway) registerSession(mux *http.ServeMux) {
+func (g *Gateway) registerSession(mux routes.Mux) {
 	mux.HandleFunc("POST /v1/session", g.serveSessionPost)
 	mux.HandleFunc("GET /v1/session", g.serveSessionGet)
 	mux.HandleFunc("DELETE /v1/session", g.serveSessionDelete)

@@ -69,11 +69,11 @@ func (g *Gateway) serveSources(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if g.deps.Pool == nil {
+	if g.readPool == nil {
 		writeProblem(w, r, http.StatusServiceUnavailable, "this gateway has no database; sources are not available here")
 		return
 	}
-	rows, err := pgread.New(g.deps.Pool).Sources(r.Context(), prov)
+	rows, err := pgread.New(g.readPool).Sources(r.Context(), prov)
 	if err != nil {
 		g.log.Error("querying sources", "province", prov, "err", err)
 		writeProblem(w, r, http.StatusServiceUnavailable, "the sources database is unavailable; retry later")

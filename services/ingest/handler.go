@@ -18,6 +18,7 @@ import (
 	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/ce"
 	"github.com/iochub/iochub/internal/feedcheck"
+	"github.com/iochub/iochub/internal/routes"
 	"github.com/iochub/iochub/internal/subjects"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
@@ -60,7 +61,7 @@ type Response struct {
 }
 
 // Register adds POST /v1/feeds/{kind} to mux.
-func (s *Service) Register(mux *http.ServeMux) {
+func (s *Service) Register(mux routes.Mux) {
 	mux.HandleFunc("POST /v1/feeds/{kind}", s.handleFeed)
 }
 
