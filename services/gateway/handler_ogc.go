@@ -17,8 +17,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/iochub/iochub/internal/auth"
-	"github.com/iochub/iochub/internal/subjects"
 	"github.com/iochub/iochub/internal/routes"
+	"github.com/iochub/iochub/internal/subjects"
 	"github.com/iochub/iochub/services/gateway/cql2"
 	"github.com/iochub/iochub/services/gateway/pgread"
 )
