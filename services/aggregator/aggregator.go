@@ -28,7 +28,8 @@ import (
 type Store interface {
 	WriteBatch(ctx context.Context, b postgis.Batch) (postgis.Result, error)
 	DueAlerts(ctx context.Context, province string, limit int) ([]postgis.AlertState, error)
-	MarkExpired(ctx context.Context, ids []string, at time.Time) error
+	// MarkExpired returns the roll-ups the alerts it expired changed.
+	MarkExpired(ctx context.Context, ids []string, at time.Time) ([]postgis.Rollup, error)
 }
 
 var _ Store = (*postgis.Store)(nil)

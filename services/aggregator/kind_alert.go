@@ -210,7 +210,9 @@ func storedAlertMsg(a postgis.AlertState) (*nats.Msg, error) {
 }
 
 // expireAlerts publishes the state of the alerts whose expiry has passed,
-// then records them as expired: a crash in between publishes them again.
+// then records them as expired: a crash in between publishes them again. The
+// roll-ups the expiries changed (alerts ended, at their expires) are
+// published after that record's commit, as the report sweep's.
 func (s *Service) expireAlerts(ctx context.Context) error {
 	const limit = 1000
 	due, err := s.db.DueAlerts(ctx, s.cfg.Province, limit)
@@ -238,10 +240,12 @@ func (s *Service) expireAlerts(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	if err := s.db.MarkExpired(ctx, ids, due[0].UpdatedAt); err != nil {
+	rs, err := s.db.MarkExpired(ctx, ids, due[0].UpdatedAt)
+	if err != nil {
 		return err
 	}
 	s.m.states.Add(float64(n))
 	s.log.Info("alerts expired", "count", len(ids))
+	s.publishRollups(ctx, rs)
 	return nil
 }

@@ -146,16 +146,16 @@ func reportStateMsg(r postgis.ReportState) (*nats.Msg, error) {
 	return entityStateMsg(reportState(r), r.ID+"@"+r.UpdatedAt.UTC().Format(time.RFC3339Nano), r.UpdatedAt)
 }
 
-// reportRollups adds a resolved report to the roll-ups in the transaction
-// that resolves it; *postgis.Store is one.
+// reportRollups adds a resolved or rejected report to the roll-ups in the
+// transaction that closes it; *postgis.Store is one.
 type reportRollups interface {
-	ReportResolvedRollups(ctx context.Context, tx pgx.Tx, r postgis.ReportState) ([]postgis.Rollup, error)
+	ReportClosedRollups(ctx context.Context, tx pgx.Tx, r postgis.ReportState) ([]postgis.Rollup, error)
 }
 
 var _ reportRollups = (*postgis.Store)(nil)
 
 // applyReportStatus is the handler of report.status actions. A report
-// resolved counts in the roll-ups in the same transaction (so a redelivered
+// resolved or rejected counts in the roll-ups in the same transaction (so a redelivered
 // action, which is not applied again, never counts twice), published after
 // the commit.
 func (s *Service) applyReportStatus(ctx context.Context, tx pgx.Tx, a *iocv1.Action) ([]*iocv1.EntityState, error) {
@@ -194,8 +194,8 @@ func (s *Service) applyReportStatus(ctx context.Context, tx pgx.Tx, a *iocv1.Act
 	if err != nil {
 		return nil, err
 	}
-	if rr, ok := s.db.(reportRollups); ok && st.Status == ReportResolved {
-		rs, err := rr.ReportResolvedRollups(ctx, tx, st)
+	if rr, ok := s.db.(reportRollups); ok && (st.Status == ReportResolved || st.Status == ReportRejected) {
+		rs, err := rr.ReportClosedRollups(ctx, tx, st)
 		if err != nil {
 			return nil, err
 		}
@@ -441,7 +441,7 @@ func (s *Service) startReports(ctx context.Context) (wait func()) {
 	return wg.Wait
 }
 
-// publishRollups publishes roll-ups written outside a batch (report changes)
+// publishRollups publishes roll-ups written outside a batch (report and alert changes)
 // on ROLLUPS and waits for their acks. A failure is logged: the table is
 // right and the next change of the window publishes it again (the known gap
 // of docs/rollups.md).

@@ -69,6 +69,31 @@ type rollupJSON struct {
 	ResolvedInSLA    *int64   `json:"resolvedWithinSla,omitempty"`
 	ShareResolvedSLA *float64 `json:"shareResolvedWithinSla,omitempty"`
 	Overdue          *int64   `json:"overdue,omitempty"`
+	// Rejected: reports rejected in the window. Open: the gauge of the
+	// reports stored with reported_at before the window's end and not
+	// resolved or rejected by it.
+	Rejected *int64 `json:"rejected,omitempty"`
+	Open     *int64 `json:"open,omitempty"`
+	// Alerts, by CAP severity (Extreme, Severe, Moderate, Minor, Unknown):
+	// those that became active in the window (at their sent), that stopped
+	// being active in it (superseded or cancelled at the sent of the Update
+	// or Cancel, expired at their expires), and the gauge of those active at
+	// the window's end.
+	Activated    map[string]int64 `json:"activated,omitempty"`
+	Ended        map[string]int64 `json:"ended,omitempty"`
+	AlertsActive map[string]int64 `json:"alertsActive,omitempty"`
+}
+
+// severities are the names of the CAP severity grades 0…4.
+var severities = [postgis.Grades]string{"Unknown", "Minor", "Moderate", "Severe", "Extreme"}
+
+// bySeverity is v keyed by severity name.
+func bySeverity(v [postgis.Grades]int64) map[string]int64 {
+	m := make(map[string]int64, postgis.Grades)
+	for g, name := range severities {
+		m[name] = v[g]
+	}
+	return m
 }
 
 // windowLength is the length of each roll-up window.
@@ -137,6 +162,10 @@ func figures(r postgis.Rollup) rollupJSON {
 		opened, resolved, inSLA, overdue := r.N, r.ResolvedN, r.ResolvedInSLAN, r.OverdueN
 		j.Opened, j.Resolved, j.ResolvedInSLA, j.Overdue = &opened, &resolved, &inSLA, &overdue
 		j.ShareResolvedSLA = ratio(float64(inSLA), float64(resolved))
+		rejected, open := r.RejectedN, r.ReportsOpen
+		j.Rejected, j.Open = &rejected, &open
+	case subjects.KindAlert:
+		j.Activated, j.Ended, j.AlertsActive = bySeverity(r.Activated), bySeverity(r.Ended), bySeverity(r.AlertsActive)
 	}
 	return j
 }

@@ -152,16 +152,23 @@ var alertStagingColumns = []string{
 // an Update or Cancel already stored refers to keeps that state, whatever the
 // order they arrived in. A Cancel is itself never in force ('cancelled'), nor
 // an Ack or Error ('closed').
+//
+// It also keeps the alert's active period for the roll-ups (migration
+// 00023): an alert becoming active (new, or from another state) starts one at
+// its sent (not before the end of its last one) with its grade, and its
+// active_units cleared for sqlActivateAlerts to set; an active one rewritten
+// active keeps its period; an active one rewritten into another state ends
+// it at its expires (expired) or its sent. The state before the statement
+// (old, read and locked in the same statement: PostgreSQL 15 has no RETURNING
+// old) comes back with each row, so that only a change counts.
 const sqlUpsertAlert = `WITH latest AS (
     SELECT DISTINCT ON (id) *
     FROM alert_staging
     ORDER BY id, sent DESC, seq DESC
-), up AS (
-    INSERT INTO alert AS a (id, source_id, event_id, identifier, sender, sent, status, msg_type, scope, refs,
-        info, area, expires, state, province, unit_code, received_at, updated_at, body)
-    SELECT l.id, l.source_id, l.event_id, l.identifier, l.sender, l.sent, l.status, l.msg_type, l.scope, l.refs,
-        l.info, ST_SetSRID(iochub_alert_area(l.area), 4326),
-        l.expires,
+), old AS (
+    SELECT a.id, a.state FROM alert a WHERE a.id IN (SELECT id FROM latest) FOR UPDATE
+), cand AS (
+    SELECT l.*,
         CASE WHEN l.msg_type = 'Cancel' THEN 'cancelled' WHEN l.msg_type IN ('Ack', 'Error') THEN 'closed' ELSE
         coalesce((
             SELECT CASE WHEN bool_or(c.msg_type = 'Cancel') THEN 'cancelled' ELSE 'superseded' END
@@ -169,50 +176,89 @@ const sqlUpsertAlert = `WITH latest AS (
             WHERE c.source_id = l.source_id AND c.msg_type IN ('Update', 'Cancel')
               AND split_part(r, ',', 1) = l.sender AND split_part(r, ',', 2) = l.identifier
             HAVING count(*) > 0
-        ), CASE WHEN l.expires IS NOT NULL AND l.expires <= now() THEN 'expired' ELSE 'active' END) END,
-        l.province, l.unit_code, l.received_at, now(), l.body
+        ), CASE WHEN l.expires IS NOT NULL AND l.expires <= now() THEN 'expired' ELSE 'active' END) END AS state
     FROM latest l
+), up AS (
+    INSERT INTO alert AS a (id, source_id, event_id, identifier, sender, sent, status, msg_type, scope, refs,
+        info, area, expires, state, province, unit_code, received_at, updated_at, body, active_grade, active_from)
+    SELECT l.id, l.source_id, l.event_id, l.identifier, l.sender, l.sent, l.status, l.msg_type, l.scope, l.refs,
+        l.info, ST_SetSRID(iochub_alert_area(l.area), 4326),
+        l.expires, l.state, l.province, l.unit_code, l.received_at, now(), l.body,
+        CASE WHEN l.state = 'active' THEN iochub_alert_grade(l.info) END,
+        CASE WHEN l.state = 'active' THEN l.sent END
+    FROM cand l
     ON CONFLICT (id) DO UPDATE SET
-        event_id    = excluded.event_id,
-        sender      = excluded.sender,
-        sent        = excluded.sent,
-        status      = excluded.status,
-        msg_type    = excluded.msg_type,
-        scope       = excluded.scope,
-        refs        = excluded.refs,
-        info        = excluded.info,
-        area        = excluded.area,
-        expires     = excluded.expires,
-        state       = excluded.state,
-        province    = excluded.province,
-        unit_code   = excluded.unit_code,
-        received_at = excluded.received_at,
-        updated_at  = excluded.updated_at,
-        body        = excluded.body
+        event_id     = excluded.event_id,
+        sender       = excluded.sender,
+        sent         = excluded.sent,
+        status       = excluded.status,
+        msg_type     = excluded.msg_type,
+        scope        = excluded.scope,
+        refs         = excluded.refs,
+        info         = excluded.info,
+        area         = excluded.area,
+        expires      = excluded.expires,
+        state        = excluded.state,
+        province     = excluded.province,
+        unit_code    = excluded.unit_code,
+        received_at  = excluded.received_at,
+        updated_at   = excluded.updated_at,
+        body         = excluded.body,
+        active_grade = CASE WHEN excluded.state = 'active' AND a.state <> 'active' THEN excluded.active_grade ELSE a.active_grade END,
+        active_from  = CASE WHEN excluded.state = 'active' AND a.state <> 'active' THEN greatest(excluded.sent, a.active_until)
+            ELSE a.active_from END,
+        active_until = CASE WHEN excluded.state = 'active' AND a.state <> 'active' THEN NULL
+            WHEN excluded.state <> 'active' AND a.state = 'active' AND a.active_from IS NOT NULL
+                THEN greatest(a.active_from, CASE WHEN excluded.state = 'expired' THEN excluded.expires ELSE excluded.sent END)
+            ELSE a.active_until END,
+        active_units = CASE WHEN excluded.state = 'active' AND a.state <> 'active' THEN NULL ELSE a.active_units END
     WHERE excluded.sent >= a.sent
-    RETURNING a.id, a.state, a.updated_at, (a.xmax = 0) AS inserted
+    RETURNING a.id, a.state, a.updated_at, (a.xmax = 0) AS inserted, a.province, a.active_grade, a.active_from,
+        a.active_until, coalesce(a.active_units, ARRAY[a.unit_code]) AS units
 )
-SELECT latest.seq, up.state, up.updated_at, up.inserted FROM up JOIN latest ON latest.id = up.id`
+SELECT latest.seq, up.state, up.updated_at, up.inserted, coalesce(old.state, ''), up.province, up.active_grade,
+    up.active_from, up.active_until, up.units
+FROM up JOIN latest ON latest.id = up.id LEFT JOIN old ON old.id = up.id`
+
+// sqlActivateAlerts records, after sqlInsertAlertUnits, the units of the
+// alerts of the batch that became active in this transaction (those whose
+// active_units sqlUpsertAlert cleared): their alert_unit rows, else their
+// unit_code. It returns them: the alerts activated, each once.
+const sqlActivateAlerts = `UPDATE alert a SET active_units = coalesce(
+        (SELECT array_agg(u.unit_code ORDER BY u.unit_code) FROM alert_unit u WHERE u.alert_id = a.id), ARRAY[a.unit_code])
+WHERE a.id IN (SELECT id FROM alert_staging) AND a.state = 'active' AND a.active_from IS NOT NULL AND a.active_units IS NULL
+RETURNING a.province, a.active_grade, a.active_from, a.active_units`
 
 // sqlResolveReferences marks the alerts that the Updates and Cancels written
 // by this batch refer to (CAP references "sender,identifier,sent", within
 // the same source) as superseded or cancelled; cancelled is final. Every
 // referred alert is returned, even when its state was already that, so that
-// a redelivery republishes it.
+// a redelivery republishes it, with whether this statement ended its active
+// period (the state before, read and locked in the statement, was active):
+// then at the earliest sent of the messages referring to it.
 const sqlResolveReferences = `WITH refs AS (
     SELECT a.source_id, split_part(r, ',', 1) AS sender, split_part(r, ',', 2) AS identifier,
-        CASE WHEN bool_or(a.msg_type = 'Cancel') THEN 'cancelled' ELSE 'superseded' END AS new_state
+        CASE WHEN bool_or(a.msg_type = 'Cancel') THEN 'cancelled' ELSE 'superseded' END AS new_state,
+        min(a.sent) AS at
     FROM alert a CROSS JOIN LATERAL unnest(a.refs) r
     WHERE a.updated_at = now() AND a.id IN (SELECT id FROM alert_staging) AND a.msg_type IN ('Update', 'Cancel')
     GROUP BY 1, 2, 3
+), old AS (
+    SELECT t.id, t.state
+    FROM alert t JOIN refs ON t.source_id = refs.source_id AND t.sender = refs.sender AND t.identifier = refs.identifier
+    FOR UPDATE OF t
 )
 UPDATE alert t SET
     state = CASE WHEN t.state = 'cancelled' THEN 'cancelled' ELSE refs.new_state END,
+    active_until = CASE WHEN t.state = 'active' AND t.active_from IS NOT NULL THEN greatest(t.active_from, refs.at)
+        ELSE t.active_until END,
     updated_at = now()
-FROM refs
-WHERE t.source_id = refs.source_id AND t.sender = refs.sender AND t.identifier = refs.identifier
+FROM refs, old
+WHERE t.source_id = refs.source_id AND t.sender = refs.sender AND t.identifier = refs.identifier AND old.id = t.id
 RETURNING t.id, t.state, t.updated_at, t.province, t.unit_code, t.body,
-    ARRAY(SELECT u.unit_code FROM alert_unit u WHERE u.alert_id = t.id ORDER BY 1)`
+    ARRAY(SELECT u.unit_code FROM alert_unit u WHERE u.alert_id = t.id ORDER BY 1),
+    old.state = 'active' AND t.active_from IS NOT NULL, t.active_grade, t.active_from, t.active_until,
+    coalesce(t.active_units, ARRAY[t.unit_code])`
 
 // sqlDueAlerts lists the active alerts whose expiry has passed, in a province
 // ($1; empty means all), at most $2 of them.
@@ -223,9 +269,13 @@ WHERE t.state = 'active' AND t.expires <= now() AND ($1 = '' OR t.province = $1)
 ORDER BY t.expires
 LIMIT $2`
 
-// sqlMarkExpired records that the expiry of alerts $1 was published.
-const sqlMarkExpired = `UPDATE alert SET state = 'expired', updated_at = $2
-WHERE id = ANY($1) AND state = 'active'`
+// sqlMarkExpired records that the expiry of alerts $1 was published: the
+// active ones (only those: a second call changes nothing) end their active
+// period at their expires. It returns what it changed, for the roll-ups.
+const sqlMarkExpired = `UPDATE alert SET state = 'expired', updated_at = $2,
+    active_until = CASE WHEN active_from IS NOT NULL THEN greatest(active_from, expires) END
+WHERE id = ANY($1) AND state = 'active'
+RETURNING province, active_grade, active_from, active_until, coalesce(active_units, ARRAY[unit_code])`
 
 // sqlDeleteAlertUnits clears the units of the alerts written by this batch:
 // those staged whose updated_at is this transaction's now().

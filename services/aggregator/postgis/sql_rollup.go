@@ -21,7 +21,9 @@ FROM unit_group_member m
 WHERE m.member_code IN (SELECT code FROM anc)`
 
 // sqlUpsertRollups adds a batch's contributions, one row per unit, layer,
-// window and start (unnest of the arrays $1…$29), to rollup and returns every
+// window and start (unnest of the arrays $1…$29, and $36…$48 for the changes
+// of the gauges: activated and ended per grade, open, closed, rejected), to
+// rollup and returns every
 // roll-up it wrote as it now is. In the same statement it adds the batch's
 // members ($30…$35: unit, layer, window, start, entity, worst grade; each key
 // once) to rollup_member: a new member counts once in members and in the
@@ -50,17 +52,23 @@ INSERT INTO rollup AS r (unit_code, layer, win, window_start, province, n, late,
     aqi_n, aqi_sum, aqi_max, band_max, dominant,
     speed_w, speed_wsum, congested_n, congested_known, vehicles,
     level_max, alarm_max, alarm1_n, alarm2_n, alarm3_n, temp_n, temp_sum, precip_sum, wind_max,
-    resolved_n, resolved_in_sla_n, overdue_n, members, grade_n, updated_at)
+    resolved_n, resolved_in_sla_n, overdue_n,
+    activated0_n, activated1_n, activated2_n, activated3_n, activated4_n,
+    ended0_n, ended1_n, ended2_n, ended3_n, ended4_n, open_n, closed_n, rejected_n, members, grade_n, updated_at)
 SELECT u.*, coalesce(d.members, 0), coalesce(d.grade_n, '{0,0,0,0,0,0,0}'), now()
 FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::bigint[], $7::bigint[],
     $8::bigint[], $9::float8[], $10::integer[], $11::smallint[], $12::text[],
     $13::float8[], $14::float8[], $15::bigint[], $16::bigint[], $17::float8[],
     $18::float8[], $19::smallint[], $20::bigint[], $21::bigint[], $22::bigint[], $23::bigint[], $24::float8[], $25::float8[], $26::float8[],
-    $27::bigint[], $28::bigint[], $29::bigint[])
+    $27::bigint[], $28::bigint[], $29::bigint[],
+    $36::bigint[], $37::bigint[], $38::bigint[], $39::bigint[], $40::bigint[],
+    $41::bigint[], $42::bigint[], $43::bigint[], $44::bigint[], $45::bigint[], $46::bigint[], $47::bigint[], $48::bigint[])
     AS u (unit_code, layer, win, window_start, province, n, late, aqi_n, aqi_sum, aqi_max, band_max, dominant,
         speed_w, speed_wsum, congested_n, congested_known, vehicles,
         level_max, alarm_max, alarm1_n, alarm2_n, alarm3_n, temp_n, temp_sum, precip_sum, wind_max,
-        resolved_n, resolved_in_sla_n, overdue_n)
+        resolved_n, resolved_in_sla_n, overdue_n,
+        activated0_n, activated1_n, activated2_n, activated3_n, activated4_n,
+        ended0_n, ended1_n, ended2_n, ended3_n, ended4_n, open_n, closed_n, rejected_n)
 LEFT JOIN d ON d.unit_code = u.unit_code AND d.layer = u.layer AND d.win = u.win AND d.window_start = u.window_start
 ON CONFLICT (unit_code, layer, win, window_start) DO UPDATE SET
     n = r.n + excluded.n,
@@ -87,13 +95,28 @@ ON CONFLICT (unit_code, layer, win, window_start) DO UPDATE SET
     resolved_n = r.resolved_n + excluded.resolved_n,
     resolved_in_sla_n = r.resolved_in_sla_n + excluded.resolved_in_sla_n,
     overdue_n = r.overdue_n + excluded.overdue_n,
+    activated0_n = r.activated0_n + excluded.activated0_n,
+    activated1_n = r.activated1_n + excluded.activated1_n,
+    activated2_n = r.activated2_n + excluded.activated2_n,
+    activated3_n = r.activated3_n + excluded.activated3_n,
+    activated4_n = r.activated4_n + excluded.activated4_n,
+    ended0_n = r.ended0_n + excluded.ended0_n,
+    ended1_n = r.ended1_n + excluded.ended1_n,
+    ended2_n = r.ended2_n + excluded.ended2_n,
+    ended3_n = r.ended3_n + excluded.ended3_n,
+    ended4_n = r.ended4_n + excluded.ended4_n,
+    open_n = r.open_n + excluded.open_n,
+    closed_n = r.closed_n + excluded.closed_n,
+    rejected_n = r.rejected_n + excluded.rejected_n,
     members = r.members + excluded.members,
     grade_n = ARRAY(SELECT a + b FROM unnest(r.grade_n, excluded.grade_n) WITH ORDINALITY AS t (a, b, i) ORDER BY i),
     updated_at = excluded.updated_at
 RETURNING unit_code, layer, win, window_start, province, n, late, aqi_n, aqi_sum, aqi_max, band_max, dominant,
     speed_w, speed_wsum, congested_n, congested_known, vehicles,
     level_max, alarm_max, alarm1_n, alarm2_n, alarm3_n, temp_n, temp_sum, precip_sum, wind_max,
-    resolved_n, resolved_in_sla_n, overdue_n, members, grade_n, updated_at`
+    resolved_n, resolved_in_sla_n, overdue_n, members, grade_n, updated_at,
+    activated0_n, activated1_n, activated2_n, activated3_n, activated4_n,
+    ended0_n, ended1_n, ended2_n, ended3_n, ended4_n, open_n, closed_n, rejected_n`
 
 // sqlRollupContext returns, for each unit of $1 (units and custom groups),
 // the sensors known in the unit and its descendants in the current tree

@@ -145,6 +145,9 @@ type Result struct {
 	// changes are contributions of entity changes (reports resolved or gone
 	// overdue) that writeRollups adds after the kinds' (store_rollup_report.go).
 	changes []contribution
+	// alertChanges are the alerts the batch activated or ended, recorded
+	// with roll-ups on (store_rollup_alert.go).
+	alertChanges []alertChange
 }
 
 // AlertState is the state of a stored alert, for republishing it.
@@ -390,18 +393,6 @@ func apply(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollupOption
 	return nil
 }
 
-func collectAlertStates(rows pgx.Rows) ([]AlertState, error) {
-	var out []AlertState
-	for rows.Next() {
-		var a AlertState
-		if err := rows.Scan(&a.ID, &a.State, &a.UpdatedAt, &a.Province, &a.UnitCode, &a.Body, &a.Units); err != nil {
-			return nil, err
-		}
-		out = append(out, a)
-	}
-	return out, rows.Err()
-}
-
 // DueAlerts returns up to limit active alerts whose expiry has passed, in
 // province (empty means every province), with State "expired" and UpdatedAt
 // now. They stay active in the table until MarkExpired: publish their state
@@ -425,21 +416,6 @@ func (s *Store) DueAlerts(ctx context.Context, province string, limit int) ([]Al
 		return nil, fmt.Errorf("listing expired alerts: %w", err)
 	}
 	return out, nil
-}
-
-// MarkExpired records the alerts ids as expired at the given time.
-func (s *Store) MarkExpired(ctx context.Context, ids []string, at time.Time) error {
-	if len(ids) == 0 {
-		return nil
-	}
-	err := s.BeginFunc(ctx, func(tx pgx.Tx) error {
-		_, err := tx.Exec(ctx, sqlMarkExpired, ids, at)
-		return err
-	})
-	if err != nil {
-		return fmt.Errorf("marking %d alerts expired: %w", len(ids), err)
-	}
-	return nil
 }
 
 func body(b []byte) []byte {

@@ -13,25 +13,36 @@ var alertStore = kindStore{
 	staging: &staging{"alert_staging", sqlCreateAlertStaging, alertStagingColumns,
 		func(b Batch, i int) []any { return alertValues(i, &b.Alerts[i]) }},
 	queue:  queueAlerts,
+	write:  writeAlertChanges,
 	result: func(res *Result) *KindResult { return &res.Alerts },
 }
 
-// queueAlerts queues the upsert of the staged alerts, of their units and the
-// resolution of their references; its finish gives each changed alert its
-// units and drops the changed alerts that a reference resolved.
-func queueAlerts(pb *pgx.Batch, b Batch, res *Result, _ rollupOptions) func() {
+// queueAlerts queues the upsert of the staged alerts, of their units, the
+// record of the alerts activated and the resolution of their references;
+// its finish gives each changed alert its units and drops the changed
+// alerts that a reference resolved. With roll-ups on, the alerts that became
+// active or stopped being so are recorded in res for writeAlertChanges.
+func queueAlerts(pb *pgx.Batch, b Batch, res *Result, ro rollupOptions) func() {
 	units := map[int][]string{} // by index of the alert row
 	pb.Queue(sqlUpsertAlert).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var c Changed
 			var inserted bool
-			if err := rows.Scan(&c.Index, &c.State, &c.UpdatedAt, &inserted); err != nil {
+			var prev string
+			var ch alertChange
+			if err := rows.Scan(&c.Index, &c.State, &c.UpdatedAt, &inserted, &prev, &ch.province, &ch.grade,
+				&ch.from, &ch.until, &ch.units); err != nil {
 				return err
 			}
 			if inserted {
 				res.Alerts.New++
 			}
 			res.Alerts.Changed = append(res.Alerts.Changed, c)
+			// Rewritten out of the active state (its activations come from
+			// sqlActivateAlerts, once its units are known).
+			if ro.on && prev == "active" && c.State != "active" && ch.ended() {
+				res.alertChanges = append(res.alertChanges, ch)
+			}
 		}
 		return rows.Err()
 	})
@@ -54,10 +65,34 @@ func queueAlerts(pb *pgx.Batch, b Batch, res *Result, _ rollupOptions) func() {
 		}
 		return rows.Err()
 	})
+	pb.Queue(sqlActivateAlerts).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var ch alertChange
+			if err := rows.Scan(&ch.province, &ch.grade, &ch.from, &ch.units); err != nil {
+				return err
+			}
+			if ro.on && ch.grade != nil && ch.from != nil {
+				res.alertChanges = append(res.alertChanges, ch)
+			}
+		}
+		return rows.Err()
+	})
 	pb.Queue(sqlResolveReferences).Query(func(rows pgx.Rows) error {
-		var err error
-		res.Referenced, err = collectAlertStates(rows)
-		return err
+		for rows.Next() {
+			var a AlertState
+			var ended bool
+			var ch alertChange
+			if err := rows.Scan(&a.ID, &a.State, &a.UpdatedAt, &a.Province, &a.UnitCode, &a.Body, &a.Units,
+				&ended, &ch.grade, &ch.from, &ch.until, &ch.units); err != nil {
+				return err
+			}
+			res.Referenced = append(res.Referenced, a)
+			if ro.on && ended && ch.ended() {
+				ch.province = a.Province
+				res.alertChanges = append(res.alertChanges, ch)
+			}
+		}
+		return rows.Err()
 	})
 	return func() {
 		referenced := make(map[string]bool, len(res.Referenced))

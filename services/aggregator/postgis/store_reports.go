@@ -127,7 +127,7 @@ SELECT ` + reportCols + `, false FROM report WHERE id IN (SELECT id FROM input) 
 // reportStore stores citizen reports with their workflow, statement by
 // statement after the other kinds' round trip. Its contribute hook gives the
 // roll-ups the reports opened (stored for the first time) at their
-// reported_at.
+// reported_at: in n (subject to the lateness) and in open_n (not).
 var reportStore = kindStore{
 	rows: func(b Batch) int { return len(b.Reports) },
 	write: func(ctx context.Context, tx pgx.Tx, b Batch, res *Result) error {
@@ -145,6 +145,9 @@ var reportStore = kindStore{
 		for _, i := range res.Reports.Inserted {
 			r := &b.Reports[i]
 			emit(contribution{layer: "report", unit: r.UnitCode, province: r.Province, observed: r.ReportedAt, received: r.ReceivedAt})
+			// The same report opened, as a change of the gauge reports
+			// open: never late (store_rollup_report.go).
+			emit(openedChange(r))
 		}
 	},
 }

@@ -33,9 +33,14 @@ type Rollup struct {
 	// (traffic) of the layer in the unit and its descendants in the current
 	// tree; Stale the stale source and unit pairs there. Both are read when
 	// the batch's roll-ups are written, not kept in rollup.
-	Known     int64
-	Stale     int64
-	UpdatedAt time.Time
+	Known int64
+	Stale int64
+	// AlertsActive (layer alert, per severity grade) and ReportsOpen (layer
+	// report) are the gauges at the window's end, read when the roll-up is
+	// written (store_rollup_alert.go), not kept in rollup.
+	AlertsActive [Grades]int64
+	ReportsOpen  int64
+	UpdatedAt    time.Time
 }
 
 // Figures are the mergeable parts of a roll-up's figures: sums, counts and
@@ -69,6 +74,12 @@ type Figures struct {
 	// Reports (changes, not observations; docs/rollups.md): resolved in the
 	// window, those of them by their SLA deadline, and gone overdue.
 	ResolvedN, ResolvedInSLAN, OverdueN int64
+	// Changes of the gauges (migration 00023): alerts that became active and
+	// that stopped being so, per severity grade; reports opened whatever
+	// their lateness, closed (resolved or rejected, toward the units of the
+	// report as at its reported_at) and rejected.
+	Activated, Ended          [Grades]int64
+	OpenN, ClosedN, RejectedN int64
 }
 
 // maxOf returns the greater of two optional values, nil when both are.
@@ -102,6 +113,13 @@ func (f *Figures) add(o Figures) {
 	f.ResolvedN += o.ResolvedN
 	f.ResolvedInSLAN += o.ResolvedInSLAN
 	f.OverdueN += o.OverdueN
+	for g := range Grades {
+		f.Activated[g] += o.Activated[g]
+		f.Ended[g] += o.Ended[g]
+	}
+	f.OpenN += o.OpenN
+	f.ClosedN += o.ClosedN
+	f.RejectedN += o.RejectedN
 }
 
 // Key is the roll-up's identity: unit, layer, window and its start.
@@ -123,6 +141,10 @@ type contribution struct {
 	// with its worst grade.
 	entity string
 	grade  int16
+	// units, when not nil, are the roll-up units of a change walked by its
+	// maker (an alert counts once per unit, however many units it touches;
+	// store_rollup_alert.go); unit and the tree are not used then.
+	units []ancestor
 }
 
 // memberKey identifies a member of a roll-up: an entity in a window.
@@ -317,22 +339,26 @@ func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollu
 	var morder []memberKey
 	paths := map[[2]string][]path{} // by unit and province: the walks met so far
 	emit := func(c contribution) {
-		pk := [2]string{c.unit, c.province}
-		var p *path
-		for i := range paths[pk] {
-			if paths[pk][i].holds(c.observed) {
-				p = &paths[pk][i]
-				break
+		units := c.units
+		if units == nil {
+			pk := [2]string{c.unit, c.province}
+			var p *path
+			for i := range paths[pk] {
+				if paths[pk][i].holds(c.observed) {
+					p = &paths[pk][i]
+					break
+				}
 			}
-		}
-		if p == nil {
-			paths[pk] = append(paths[pk], tree.walk(c.unit, c.province, c.observed))
-			p = &paths[pk][len(paths[pk])-1]
+			if p == nil {
+				paths[pk] = append(paths[pk], tree.walk(c.unit, c.province, c.observed))
+				p = &paths[pk][len(paths[pk])-1]
+			}
+			units = p.units
 		}
 		for _, w := range windows {
 			start := w.start(c.observed)
 			late := !c.change && c.received.After(start.Add(w.length+ro.lateness))
-			for _, a := range p.units {
+			for _, a := range units {
 				k := rollupKey{a.code, c.layer, w.name, start.Unix()}
 				r := acc[k]
 				if r == nil {
@@ -383,7 +409,12 @@ func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollu
 		levelMaxs, windMaxs               = make([]*float64, n), make([]*float64, n)
 		alarm1s, alarm2s, alarm3s, tempNs = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 		resolvedNs, inSLANs, overdueNs    = make([]int64, n), make([]int64, n), make([]int64, n)
+		activated, ended                  [Grades][]int64
+		openNs, closedNs, rejectedNs      = make([]int64, n), make([]int64, n), make([]int64, n)
 	)
+	for g := range Grades {
+		activated[g], ended[g] = make([]int64, n), make([]int64, n)
+	}
 	for i, k := range order {
 		r := acc[k]
 		units[i], layers[i], wins[i], starts[i], provs[i] = r.UnitCode, r.Layer, r.Window, r.WindowStart, r.Province
@@ -393,6 +424,10 @@ func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollu
 		levelMaxs[i], alarmMaxs[i], alarm1s[i], alarm2s[i], alarm3s[i] = r.LevelMax, r.AlarmMax, r.AlarmN[0], r.AlarmN[1], r.AlarmN[2]
 		tempNs[i], tempSums[i], precips[i], windMaxs[i] = r.TempN, r.TempSum, r.PrecipSum, r.WindMax
 		resolvedNs[i], inSLANs[i], overdueNs[i] = r.ResolvedN, r.ResolvedInSLAN, r.OverdueN
+		for g := range Grades {
+			activated[g][i], ended[g][i] = r.Activated[g], r.Ended[g]
+		}
+		openNs[i], closedNs[i], rejectedNs[i] = r.OpenN, r.ClosedN, r.RejectedN
 	}
 	m := len(morder)
 	mUnits, mLayers, mWins, mEntities, mStarts, mGrades := make([]string, m), make([]string, m), make([]string, m), make([]string, m), make([]time.Time, m), make([]int16, m)
@@ -404,7 +439,9 @@ func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollu
 		aqiNs, aqiSums, aqiMaxs, bandMaxs, doms, speedWs, speedWSums, congNs, congKs, vehicles,
 		levelMaxs, alarmMaxs, alarm1s, alarm2s, alarm3s, tempNs, tempSums, precips, windMaxs,
 		resolvedNs, inSLANs, overdueNs,
-		mUnits, mLayers, mWins, mStarts, mEntities, mGrades)
+		mUnits, mLayers, mWins, mStarts, mEntities, mGrades,
+		activated[0], activated[1], activated[2], activated[3], activated[4],
+		ended[0], ended[1], ended[2], ended[3], ended[4], openNs, closedNs, rejectedNs)
 	if err != nil {
 		return fmt.Errorf("adding %d roll-ups: %w", n, err)
 	}
@@ -416,7 +453,9 @@ func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollu
 			&r.AQIN, &r.AQISum, &r.AQIMax, &r.BandMax, &r.Dominant,
 			&r.SpeedW, &r.SpeedWSum, &r.CongestedN, &r.CongestedKnown, &r.Vehicles,
 			&r.LevelMax, &r.AlarmMax, &r.AlarmN[0], &r.AlarmN[1], &r.AlarmN[2], &r.TempN, &r.TempSum, &r.PrecipSum, &r.WindMax,
-			&r.ResolvedN, &r.ResolvedInSLAN, &r.OverdueN, &r.Members, &grades, &r.UpdatedAt); err != nil {
+			&r.ResolvedN, &r.ResolvedInSLAN, &r.OverdueN, &r.Members, &grades, &r.UpdatedAt,
+			&r.Activated[0], &r.Activated[1], &r.Activated[2], &r.Activated[3], &r.Activated[4],
+			&r.Ended[0], &r.Ended[1], &r.Ended[2], &r.Ended[3], &r.Ended[4], &r.OpenN, &r.ClosedN, &r.RejectedN); err != nil {
 			return fmt.Errorf("reading roll-ups: %w", err)
 		}
 		copy(r.GradeN[:], grades)
@@ -426,13 +465,21 @@ func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollu
 		return fmt.Errorf("adding %d roll-ups: %w", n, err)
 	}
 	rows.Close()
-	return rollupContext(ctx, tx, res.Rollups)
+	if err := rollupContext(ctx, tx, res.Rollups); err != nil {
+		return err
+	}
+	return rollupGauges(ctx, tx, res.Rollups)
 }
 
-// RollupContext sets the Known and Stale figures of rs as a batch writing
-// them would (for reading roll-ups back from the table).
+// RollupContext sets the Known and Stale figures and the gauges of rs as a
+// batch writing them would (for reading roll-ups back from the table).
 func (s *Store) RollupContext(ctx context.Context, rs []Rollup) error {
-	return s.BeginFunc(ctx, func(tx pgx.Tx) error { return rollupContext(ctx, tx, rs) })
+	return s.BeginFunc(ctx, func(tx pgx.Tx) error {
+		if err := rollupContext(ctx, tx, rs); err != nil {
+			return err
+		}
+		return rollupGauges(ctx, tx, rs)
+	})
 }
 
 // rollupContext sets the Known and Stale figures of rs from the current

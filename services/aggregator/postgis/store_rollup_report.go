@@ -56,21 +56,42 @@ func resolvedChange(r ReportState) contribution {
 	return c
 }
 
-// ReportResolvedRollups adds, in tx, report r (as SetReportStatus in tx
-// returned it, resolved at its UpdatedAt) to the reports resolved of its unit
-// and ancestors, and within the SLA when resolved by its deadline; it
-// returns the roll-ups written, to publish after the commit. The caller
-// calls it once, in the transaction that resolves r (resolved is final).
-// A report in another status adds nothing.
-func (s *Store) ReportResolvedRollups(ctx context.Context, tx pgx.Tx, r ReportState) ([]Rollup, error) {
-	if r.Status != "resolved" {
+// openedChange is the change of the gauge reports open of report r stored
+// for the first time: one opened at its reported_at, whatever its lateness.
+func openedChange(r *ReportRow) contribution {
+	c := contribution{layer: reportLayer, unit: r.UnitCode, province: r.Province, observed: r.ReportedAt, received: r.ReportedAt, change: true}
+	c.figures.OpenN = 1
+	return c
+}
+
+// ReportClosedRollups adds, in tx, report r (as SetReportStatus in tx
+// returned it, at its UpdatedAt) to the roll-ups of its unit and ancestors
+// when r is resolved or rejected (both final): resolved (and within the SLA
+// when by its deadline) or rejected, toward the units valid at the change;
+// and closed, the change of the gauge reports open, toward the units it was
+// opened in (valid at its reported_at). It returns the roll-ups written, to
+// publish after the commit. The caller calls it once, in the transaction
+// that closes r. A report in another status adds nothing.
+func (s *Store) ReportClosedRollups(ctx context.Context, tx pgx.Tx, r ReportState) ([]Rollup, error) {
+	if !s.rollups.on || (r.Status != "resolved" && r.Status != "rejected") {
 		return nil, nil
 	}
-	rs, err := s.changeRollups(ctx, tx, []contribution{resolvedChange(r)})
-	if err != nil {
-		return nil, fmt.Errorf("rolling up report %s resolved: %w", r.ID, err)
+	flow := resolvedChange(r)
+	if r.Status == "rejected" {
+		flow.figures = Figures{RejectedN: 1}
 	}
-	return rs, nil
+	tree, err := readTree(ctx, tx, []string{r.UnitCode})
+	if err != nil {
+		return nil, fmt.Errorf("rolling up report %s %s: %w", r.ID, r.Status, err)
+	}
+	closed := contribution{layer: reportLayer, province: r.Province, observed: r.UpdatedAt, received: r.UpdatedAt, change: true,
+		units: tree.walk(r.UnitCode, r.Province, r.ReportedAt).units}
+	closed.figures.ClosedN = 1
+	res := Result{changes: []contribution{flow, closed}}
+	if err := writeRollups(ctx, tx, Batch{}, &res, s.rollups, tree); err != nil {
+		return nil, fmt.Errorf("rolling up report %s %s: %w", r.ID, r.Status, err)
+	}
+	return res.Rollups, nil
 }
 
 // MarkReportsOverdue records that the reports ids were published overdue at

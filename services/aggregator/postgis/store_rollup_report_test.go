@@ -137,7 +137,7 @@ func resolveReport(ctx context.Context, t *testing.T, s *postgis.Store, id strin
 			if r, err = postgis.SetReportStatus(ctx, tx, id, to, "team"); err != nil {
 				return err
 			}
-			rs, err := s.ReportResolvedRollups(ctx, tx, r)
+			rs, err := s.ReportClosedRollups(ctx, tx, r)
 			if err != nil {
 				return err
 			}

@@ -561,7 +561,7 @@ func TestDueAlerts(t *testing.T) {
 	if all, err := s.DueAlerts(ctx, "", 100); err != nil || len(all) != 2 {
 		t.Fatalf("due everywhere = %+v, %v; want 2", all, err)
 	}
-	if err := s.MarkExpired(ctx, []string{"src/e1"}, due[0].UpdatedAt); err != nil {
+	if _, err := s.MarkExpired(ctx, []string{"src/e1"}, due[0].UpdatedAt); err != nil {
 		t.Fatal(err)
 	}
 	if again, err := s.DueAlerts(ctx, "01", 100); err != nil || len(again) != 0 {

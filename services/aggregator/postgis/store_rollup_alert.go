@@ -1,0 +1,233 @@
+package postgis
+
+import (
+	"context"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Roll-ups of alerts and the gauges (docs/rollups.md, "Alerts and gauges"):
+// an alert counts as activated when it becomes active and as ended when it
+// stops, per severity grade, each change once, in the transaction that makes
+// it; the gauges alerts active and reports open are prefix sums of the
+// changes, read when a roll-up is published.
+
+// alertLayer is the roll-up layer of CAP alerts.
+const alertLayer = "alert"
+
+// Grades is the number of CAP severity grades: Unknown 0, Minor 1,
+// Moderate 2, Severe 3, Extreme 4 (iochub_alert_grade, migration 00023).
+const Grades = 5
+
+// alertChange is an alert that became active (until nil) or stopped being
+// active (until set) in a statement, with its active period as its row
+// records it.
+type alertChange struct {
+	province    string
+	grade       *int16
+	from, until *time.Time
+	// units are the units the alert touched when it became active.
+	units []string
+}
+
+// ended reports whether c is a complete active period: one that ended.
+func (c alertChange) ended() bool { return c.grade != nil && c.from != nil && c.until != nil }
+
+// contribution is what c adds to the roll-ups: one activated or ended of
+// its grade, at its start or end, toward its units, their ancestors and
+// groups as valid at the start, each once.
+func (c alertChange) contribution(tree unitTree) contribution {
+	k := contribution{layer: alertLayer, province: c.province, change: true, units: tree.walkUnits(c.units, c.province, *c.from)}
+	g := min(max(int(*c.grade), 0), Grades-1)
+	if c.until != nil {
+		k.observed = *c.until
+		k.figures.Ended[g] = 1
+	} else {
+		k.observed = *c.from
+		k.figures.Activated[g] = 1
+	}
+	k.received = k.observed
+	return k
+}
+
+// walkUnits returns the units touched and their ancestors and groups valid
+// at at, each once, with the province token of each: the code of the
+// province above the touched unit (province when none is known), the unit's
+// own code for the national unit and a custom group.
+func (t unitTree) walkUnits(touched []string, province string, at time.Time) []ancestor {
+	out := []ancestor{}
+	for _, u := range touched {
+		p := t.walk(u, province, at)
+		prov := province
+		for _, a := range p.units {
+			if v, ok := t.at(a.code, at); ok && v.level == "province" {
+				prov = a.code
+				break
+			}
+		}
+		for _, a := range p.units {
+			if a.province != a.code { // neither national nor a group
+				if v, ok := t.at(a.code, at); ok && v.level == "custom" {
+					a.province = a.code
+				} else {
+					a.province = prov
+				}
+			}
+			if !slices.ContainsFunc(out, func(o ancestor) bool { return o.code == a.code }) {
+				out = append(out, a)
+			}
+		}
+	}
+	return out
+}
+
+// readTree reads the versions of units and their ancestors, and their
+// groups, in tx.
+func readTree(ctx context.Context, tx pgx.Tx, units []string) (unitTree, error) {
+	slices.Sort(units)
+	units = slices.Compact(units)
+	var tree unitTree
+	rows, err := tx.Query(ctx, sqlUnitVersions, units)
+	if err != nil {
+		return tree, fmt.Errorf("reading the tree of %d units: %w", len(units), err)
+	}
+	err = collectTree(&tree)(rows)
+	rows.Close()
+	if err != nil {
+		return tree, fmt.Errorf("reading the tree of %d units: %w", len(units), err)
+	}
+	return tree, nil
+}
+
+// alertContributions are the contributions of changes, on the tree read in tx.
+func alertContributions(ctx context.Context, tx pgx.Tx, changes []alertChange) ([]contribution, error) {
+	var units []string
+	for _, c := range changes {
+		units = append(units, c.units...)
+	}
+	tree, err := readTree(ctx, tx, units)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]contribution, 0, len(changes))
+	for _, c := range changes {
+		out = append(out, c.contribution(tree))
+	}
+	return out, nil
+}
+
+// writeAlertChanges is the alert store's write hook: it turns the alerts the
+// batch activated or ended (res.alertChanges, recorded with roll-ups on) into
+// changes that writeRollups adds with the rest of the batch.
+func writeAlertChanges(ctx context.Context, tx pgx.Tx, _ Batch, res *Result) error {
+	if len(res.alertChanges) == 0 {
+		return nil
+	}
+	cs, err := alertContributions(ctx, tx, res.alertChanges)
+	if err != nil {
+		return fmt.Errorf("rolling up %d alert changes: %w", len(res.alertChanges), err)
+	}
+	res.changes = append(res.changes, cs...)
+	return nil
+}
+
+// MarkExpired records the alerts ids as expired at the given time (those
+// still active: a second call changes nothing) and, in the same transaction,
+// adds each alert it expired to the alerts ended of its units at its
+// expires. It returns the roll-ups written, to publish.
+func (s *Store) MarkExpired(ctx context.Context, ids []string, at time.Time) ([]Rollup, error) {
+	if len(ids) == 0 {
+		return nil, nil
+	}
+	var out []Rollup
+	err := s.BeginFunc(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, sqlMarkExpired, ids, at)
+		if err != nil {
+			return err
+		}
+		var changes []alertChange
+		for rows.Next() {
+			var c alertChange
+			if err := rows.Scan(&c.province, &c.grade, &c.from, &c.until, &c.units); err != nil {
+				rows.Close()
+				return err
+			}
+			if c.ended() {
+				changes = append(changes, c)
+			}
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if !s.rollups.on || len(changes) == 0 {
+			return nil
+		}
+		cs, err := alertContributions(ctx, tx, changes)
+		if err != nil {
+			return err
+		}
+		res := Result{changes: cs}
+		if err := writeRollups(ctx, tx, Batch{}, &res, s.rollups, unitTree{}); err != nil {
+			return err
+		}
+		out = res.Rollups
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("marking %d alerts expired: %w", len(ids), err)
+	}
+	return out, nil
+}
+
+// dayWindow is the window whose rows the gauges' prefix sums start with.
+var dayWindow = window{"1d", 24 * time.Hour}
+
+// rollupGauges sets the gauges of the alert and report roll-ups of rs as at
+// the end of their windows, from the changes stored in rollup (tx sees the
+// ones it wrote), in one statement: alerts active per grade, Σ (activated −
+// ended), and reports open, Σ (open − closed), over the roll-ups of the same
+// unit, layer and window length up to the roll-up's own, taken as whole days
+// (1d rows) before the roll-up's day and rows of its length within it.
+func rollupGauges(ctx context.Context, tx pgx.Tx, rs []Rollup) error {
+	var idx []int
+	var units, layers, wins []string
+	var starts, days []time.Time
+	for i, r := range rs {
+		if r.Layer != alertLayer && r.Layer != reportLayer {
+			continue
+		}
+		idx = append(idx, i)
+		units, layers, wins = append(units, r.UnitCode), append(layers, r.Layer), append(wins, r.Window)
+		starts, days = append(starts, r.WindowStart), append(days, dayWindow.start(r.WindowStart))
+	}
+	if len(idx) == 0 {
+		return nil
+	}
+	rows, err := tx.Query(ctx, sqlRollupGauges, units, layers, wins, starts, days)
+	if err != nil {
+		return fmt.Errorf("reading the gauges of %d roll-ups: %w", len(idx), err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var ord int
+		var active [Grades]int64
+		var open int64
+		if err := rows.Scan(&ord, &active[0], &active[1], &active[2], &active[3], &active[4], &open); err != nil {
+			return fmt.Errorf("reading the gauges of %d roll-ups: %w", len(idx), err)
+		}
+		r := &rs[idx[ord-1]]
+		if r.Layer == alertLayer {
+			r.AlertsActive = active
+		} else {
+			r.ReportsOpen = open
+		}
+	}
+	if err := rows.Err(); err != nil {
+		return fmt.Errorf("reading the gauges of %d roll-ups: %w", len(idx), err)
+	}
+	return nil
+}
