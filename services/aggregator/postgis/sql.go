@@ -160,15 +160,18 @@ var alertStagingColumns = []string{
 // active keeps its period; an active one rewritten into another state ends
 // it at its expires (expired) or its sent. The state before the statement
 // (old, read and locked in the same statement: PostgreSQL 15 has no RETURNING
-// old) comes back with each row, so that only a change counts.
+// old) comes back with each row, so that only a change counts. It is read
+// through cand, the rows the insert consumes, so each row's old state is read
+// before the row is written (a scan of old after the insert would not see it:
+// FOR UPDATE skips a row the same statement changed).
 const sqlUpsertAlert = `WITH latest AS (
     SELECT DISTINCT ON (id) *
     FROM alert_staging
     ORDER BY id, sent DESC, seq DESC
-), old AS (
+), old AS MATERIALIZED (
     SELECT a.id, a.state FROM alert a WHERE a.id IN (SELECT id FROM latest) FOR UPDATE
-), cand AS (
-    SELECT l.*,
+), cand AS MATERIALIZED (
+    SELECT l.*, coalesce(o.state, '') AS prev,
         CASE WHEN l.msg_type = 'Cancel' THEN 'cancelled' WHEN l.msg_type IN ('Ack', 'Error') THEN 'closed' ELSE
         coalesce((
             SELECT CASE WHEN bool_or(c.msg_type = 'Cancel') THEN 'cancelled' ELSE 'superseded' END
@@ -177,7 +180,7 @@ const sqlUpsertAlert = `WITH latest AS (
               AND split_part(r, ',', 1) = l.sender AND split_part(r, ',', 2) = l.identifier
             HAVING count(*) > 0
         ), CASE WHEN l.expires IS NOT NULL AND l.expires <= now() THEN 'expired' ELSE 'active' END) END AS state
-    FROM latest l
+    FROM latest l LEFT JOIN old o ON o.id = l.id
 ), up AS (
     INSERT INTO alert AS a (id, source_id, event_id, identifier, sender, sent, status, msg_type, scope, refs,
         info, area, expires, state, province, unit_code, received_at, updated_at, body, active_grade, active_from)
@@ -216,9 +219,9 @@ const sqlUpsertAlert = `WITH latest AS (
     RETURNING a.id, a.state, a.updated_at, (a.xmax = 0) AS inserted, a.province, a.active_grade, a.active_from,
         a.active_until, coalesce(a.active_units, ARRAY[a.unit_code]) AS units
 )
-SELECT latest.seq, up.state, up.updated_at, up.inserted, coalesce(old.state, ''), up.province, up.active_grade,
+SELECT cand.seq, up.state, up.updated_at, up.inserted, cand.prev, up.province, up.active_grade,
     up.active_from, up.active_until, up.units
-FROM up JOIN latest ON latest.id = up.id LEFT JOIN old ON old.id = up.id`
+FROM up JOIN cand ON cand.id = up.id`
 
 // sqlActivateAlerts records, after sqlInsertAlertUnits, the units of the
 // alerts of the batch that became active in this transaction (those whose

@@ -50,7 +50,34 @@ func (c alertChange) contribution(tree unitTree) contribution {
 		k.figures.Activated[g] = 1
 	}
 	k.received = k.observed
+	// The units are those of the start; the province token of each is the
+	// one it has at the time of the change (a unit gone by then keeps its
+	// token of the start).
+	for i, a := range k.units {
+		if p, ok := tree.provinceAt(a.code, k.observed); ok {
+			k.units[i].province = p
+		}
+	}
 	return k
+}
+
+// provinceAt is the province token of the roll-ups of unit code at time at:
+// its own code for the national unit, a province and a custom group, else
+// the code of the province above it then; false when the unit or one of
+// its ancestors below the province has no version valid then.
+func (t unitTree) provinceAt(code string, at time.Time) (string, bool) {
+	for depth := 0; code != "" && depth < maxDepth; depth++ {
+		v, ok := t.at(code, at)
+		if !ok {
+			return "", false
+		}
+		switch v.level {
+		case "national", "province", "custom":
+			return code, true
+		}
+		code = v.parent
+	}
+	return "", false
 }
 
 // walkUnits returns the units touched and their ancestors and groups valid
