@@ -55,34 +55,49 @@ func takeReports(rng *rand.Rand, rest []postgis.ReportRow) (batch, left []postgi
 
 // sqlReportRollupDiff is the invariant of the report layer: every stored
 // report roll-up against plain SQL over the report rows and their history —
-// opened at reported_at (late by received_at as observations), resolved at
-// the time of the status event to resolved (within the SLA when not after
-// the deadline), overdue at the deadline of the reports marked overdue —
-// with ancestors by joins and groups by unit_groups. It returns the rows of
-// either side missing from the other.
+// opened at reported_at (late by received_at as observations; open_n
+// whatever the lateness), resolved at the time of the status event to
+// resolved (within the SLA when not after the deadline), rejected at the time
+// of the status event to rejected, closed (either) at that time but toward
+// the units of the report at its reported_at, overdue at the deadline of the
+// reports marked overdue — with ancestors by joins and groups by
+// unit_groups. Each event r has observed_at (the time its units are taken
+// at) and at (the time of its window). It returns the rows of either side
+// missing from the other.
 const sqlReportRollupDiff = `WITH ev AS (
-    SELECT unit_code, province, reported_at AS observed_at, received_at, 1 AS opened, 0 AS resolved, 0 AS in_sla, 0 AS overdue
+    SELECT unit_code, province, reported_at AS observed_at, reported_at AS at, received_at,
+        1 AS opened, 0 AS resolved, 0 AS in_sla, 0 AS overdue, 0 AS rejected, 0 AS closed
     FROM report
     UNION ALL
-    SELECT r.unit_code, r.province, e.at, e.at, 0, 1, (e.at <= r.sla_deadline)::int, 0
+    SELECT r.unit_code, r.province, e.at, e.at, e.at, 0, 1, (e.at <= r.sla_deadline)::int, 0, 0, 0
     FROM report_event e JOIN report r ON r.id = e.report_id
     WHERE e.kind = 'status' AND e.to_status = 'resolved'
     UNION ALL
-    SELECT unit_code, province, sla_deadline, sla_deadline, 0, 0, 0, 1 FROM report WHERE overdue
+    SELECT r.unit_code, r.province, e.at, e.at, e.at, 0, 0, 0, 0, 1, 0
+    FROM report_event e JOIN report r ON r.id = e.report_id
+    WHERE e.kind = 'status' AND e.to_status = 'rejected'
+    UNION ALL
+    SELECT r.unit_code, r.province, r.reported_at, e.at, e.at, 0, 0, 0, 0, 0, 1
+    FROM report_event e JOIN report r ON r.id = e.report_id
+    WHERE e.kind = 'status' AND e.to_status IN ('resolved', 'rejected')
+    UNION ALL
+    SELECT unit_code, province, sla_deadline, sla_deadline, sla_deadline, 0, 0, 0, 1, 0, 0 FROM report WHERE overdue
 ), up AS (
-    SELECT r.*, x.code, x.prov FROM ev r
+    SELECT r.at, r.received_at, r.opened, r.resolved, r.in_sla, r.overdue, r.rejected, r.closed, x.code, x.prov FROM ev r
 ` + sqlRollupUnitsOf + `
 ), w AS (
     SELECT up.*, v.win, v.start, up.opened = 1 AND up.received_at > v.start + v.len + interval '2 hours' AS late
-    FROM up ` + sqlRollupWindowsOf + `
+    FROM (SELECT up.*, up.at AS observed_at FROM up) up ` + sqlRollupWindowsOf + `
 ), expected AS (
     SELECT code AS unit_code, 'report' AS layer, win, start AS window_start, max(prov) AS province,
         coalesce(sum(opened) FILTER (WHERE NOT late), 0) AS n, count(*) FILTER (WHERE late) AS late,
-        sum(resolved) AS resolved_n, sum(in_sla) AS resolved_in_sla_n, sum(overdue) AS overdue_n
+        sum(resolved) AS resolved_n, sum(in_sla) AS resolved_in_sla_n, sum(overdue) AS overdue_n,
+        sum(opened) AS open_n, sum(closed) AS closed_n, sum(rejected) AS rejected_n
     FROM w
     GROUP BY code, win, start
 ), stored AS (
-    SELECT unit_code, layer, win, window_start, province, n, late, resolved_n, resolved_in_sla_n, overdue_n
+    SELECT unit_code, layer, win, window_start, province, n, late, resolved_n, resolved_in_sla_n, overdue_n,
+        open_n, closed_n, rejected_n
     FROM rollup WHERE layer = 'report'
 )
 (SELECT 'stored' AS side, * FROM (SELECT * FROM stored EXCEPT SELECT * FROM expected) s)
@@ -93,34 +108,21 @@ ORDER BY 2, 3, 4, 5, 1`
 // checkReportRollups fails t when a stored report roll-up differs from plain SQL.
 func checkReportRollups(t *testing.T, pool *pgxpool.Pool, step int) {
 	t.Helper()
-	rows, err := pool.Query(context.Background(), sqlReportRollupDiff)
-	if err != nil {
-		t.Fatalf("step %d: comparing report roll-ups: %v", step, err)
-	}
-	defer rows.Close()
-	n := 0
-	for rows.Next() {
-		v, err := rows.Values()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n < 20 {
-			t.Errorf("step %d: report roll-up differs from plain SQL: %v", step, v)
-		}
-		n++
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if n > 0 {
-		t.Fatalf("step %d: %d report roll-up rows differ from plain SQL", step, n)
-	}
+	checkDiff(t, pool, "report roll-up", step, sqlReportRollupDiff)
 }
 
 // resolveReport takes report id through assigned and in_progress to
 // resolved in one transaction as the report.status handler does (history
 // row, status, roll-ups), and rolls it back when cancel is set.
 func resolveReport(ctx context.Context, t *testing.T, s *postgis.Store, id string, cancel bool) []postgis.Rollup {
+	t.Helper()
+	return closeReport(ctx, t, s, id, []string{"assigned", "in_progress", "resolved"}, cancel)
+}
+
+// closeReport takes report id through the statuses path (the last final)
+// in one transaction as the report.status handler does, and rolls it back
+// when cancel is set.
+func closeReport(ctx context.Context, t *testing.T, s *postgis.Store, id string, path []string, cancel bool) []postgis.Rollup {
 	t.Helper()
 	var out []postgis.Rollup
 	errCancel := errors.New("cancelled before the commit")
@@ -130,7 +132,7 @@ func resolveReport(ctx context.Context, t *testing.T, s *postgis.Store, id strin
 			return err
 		}
 		from := r.Status
-		for _, to := range []string{"assigned", "in_progress", "resolved"} {
+		for i, to := range path {
 			if err := postgis.AddReportEvent(ctx, tx, postgis.ReportEvent{ReportID: id, Kind: "status", FromStatus: from, ToStatus: to, Assignee: "team"}); err != nil {
 				return err
 			}
@@ -141,7 +143,7 @@ func resolveReport(ctx context.Context, t *testing.T, s *postgis.Store, id strin
 			if err != nil {
 				return err
 			}
-			if to != "resolved" && len(rs) > 0 {
+			if i < len(path)-1 && len(rs) > 0 {
 				return fmt.Errorf("report %s %s changed %d roll-ups", id, to, len(rs))
 			}
 			out = append(out, rs...)
@@ -156,16 +158,17 @@ func resolveReport(ctx context.Context, t *testing.T, s *postgis.Store, id strin
 		return nil
 	}
 	if err != nil {
-		t.Fatalf("resolving report %s: %v", id, err)
+		t.Fatalf("closing report %s: %v", id, err)
 	}
 	return out
 }
 
 // TestRollupReportChanges: reports opened (with resends and redelivered
-// batches), resolved within or after their SLA (some resolutions rolled
+// batches), resolved within or after their SLA or rejected (some rolled
 // back), and marked overdue by the sweep (twice for the same time) count in
 // the report roll-ups exactly as plain SQL over the report rows and their
-// history says, after every step.
+// history says, after every step; and the gauge reports open of every report
+// roll-up equals plain SQL.
 func TestRollupReportChanges(t *testing.T) {
 	pool := testenv.PostGIS(t).Pool
 	rollupTree(t, pool)
@@ -190,7 +193,7 @@ func TestRollupReportChanges(t *testing.T) {
 	var written []postgis.Batch
 	var ids []string
 	resolved := map[string]bool{}
-	sawInSLA, sawLate, sawOverdue := false, false, false
+	sawInSLA, sawLate, sawOverdue, sawRejected, sawOpen := false, false, false, false, false
 	for step := 0; len(reports) > 0 || step < 40; step++ {
 		switch op := rng.IntN(5); {
 		case len(reports) > 0 && op < 2:
@@ -227,6 +230,16 @@ func TestRollupReportChanges(t *testing.T) {
 				break
 			}
 			cancel := rng.IntN(4) == 0
+			if rng.IntN(3) == 0 { // rejected instead
+				rs := closeReport(ctx, t, s, id, []string{"rejected"}, cancel)
+				for _, r := range rs {
+					sawRejected = sawRejected || r.RejectedN > 0
+				}
+				if !cancel {
+					resolved[id] = true
+				}
+				break
+			}
 			rs := resolveReport(ctx, t, s, id, cancel)
 			if !cancel {
 				resolved[id] = true
@@ -259,7 +272,11 @@ func TestRollupReportChanges(t *testing.T) {
 			}
 		}
 		checkReportRollups(t, pool, step)
+		if step%5 == 4 {
+			sawOpen = checkGauges(t, pool, s, "report", step) > 0 || sawOpen
+		}
 	}
+	sawOpen = checkGauges(t, pool, s, "report", -1) > 0 || sawOpen
 	// A seed may leave a case out: make sure each is seen once, through the
 	// same calls, and checked against plain SQL like every random step.
 	force := func(n int, category string, age time.Duration, resolve bool) []postgis.Rollup {
@@ -302,8 +319,22 @@ func TestRollupReportChanges(t *testing.T) {
 		sawOverdue = len(force(3, "flooding", 30*time.Hour, false)) > 0 // flooding's SLA is 4 h
 		checkReportRollups(t, pool, -3)
 	}
-	if !sawInSLA || !sawLate || !sawOverdue {
-		t.Fatalf("resolved within the SLA %v, after it %v, overdue %v: a forced case changed no roll-up (seed %d)", sawInSLA, sawLate, sawOverdue, seed)
+	if !sawRejected {
+		at := now.Add(-time.Hour)
+		r := postgis.ReportRow{SourceID: "rep", EventID: "forced4", Province: "01", UnitCode: "W2", Category: "traffic",
+			Lon: 105.5, Lat: 20.5, ReportedAt: at, ReceivedAt: at}
+		if _, err := s.WriteBatch(ctx, postgis.Batch{Reports: []postgis.ReportRow{r}}); err != nil {
+			t.Fatalf("forced report 4: %v", err)
+		}
+		for _, r := range closeReport(ctx, t, s, "rep/forced4", []string{"rejected"}, false) {
+			sawRejected = sawRejected || r.RejectedN > 0
+		}
+		checkReportRollups(t, pool, -4)
+		sawOpen = checkGauges(t, pool, s, "report", -4) > 0 || sawOpen
+	}
+	if !sawInSLA || !sawLate || !sawOverdue || !sawRejected || !sawOpen {
+		t.Fatalf("resolved within the SLA %v, after it %v, overdue %v, rejected %v, open %v: a forced case changed no roll-up (seed %d)",
+			sawInSLA, sawLate, sawOverdue, sawRejected, sawOpen, seed)
 	}
 }
 
