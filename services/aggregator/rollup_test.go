@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/twpayne/go-geom"
 
 	"github.com/iochub/iochub/internal/ce"
 	"github.com/iochub/iochub/internal/subjects"
@@ -144,6 +145,11 @@ func TestRollupFigures(t *testing.T) {
 			`"stationsKnown":2,"stale":0,"stationsReporting":2,"stationsByAlarm":{"0":1,"1":0,"2":0,"3":1}`},
 		{postgis.Rollup{Layer: "traffic", Window: "1h", WindowStart: start, N: 9, Members: 4, GradeN: [7]int64{3, 1}, Known: 6},
 			`"segmentsKnown":6,"stale":0,"segmentsReporting":4,"congestedSegmentShare":0.25`},
+		{postgis.Rollup{Layer: "alert", Window: "1h", WindowStart: start, AlertsActive: [postgis.Grades]int64{0, 2, 0, 0, 1},
+			Figures: postgis.Figures{Activated: [postgis.Grades]int64{0, 0, 0, 0, 1}, Ended: [postgis.Grades]int64{1}}},
+			`"activated":{"Extreme":1,"Minor":0,"Moderate":0,"Severe":0,"Unknown":0},"ended":{"Extreme":0,"Minor":0,"Moderate":0,"Severe":0,"Unknown":1},"alertsActive":{"Extreme":1,"Minor":2,"Moderate":0,"Severe":0,"Unknown":0}`},
+		{postgis.Rollup{Layer: "report", Window: "1d", WindowStart: start, N: 3, ReportsOpen: 5, Figures: postgis.Figures{RejectedN: 1, OpenN: 4}},
+			`"opened":3,"resolved":0,"resolvedWithinSla":0,"overdue":0,"rejected":1,"open":5`},
 	} {
 		b, err := json.Marshal(figures(tt.r))
 		if err != nil {
@@ -159,9 +165,10 @@ func TestRollupFigures(t *testing.T) {
 }
 
 // TestRollupsGolden: fixed observations of every layer with roll-ups, in two
-// wards of a province under VN, with a redelivered batch and a late row,
-// give the roll-ups of testdata/rollups.golden.json at every level, as
-// published (-update rewrites it).
+// wards of a province under VN, with a redelivered batch and a late row, and
+// alerts activated, superseded and cancelled, give the roll-ups of
+// testdata/rollups.golden.json at every level, as published, with their
+// gauges (-update rewrites it).
 func TestRollupsGolden(t *testing.T) {
 	pool := testDB(t)
 	insertUnit(t, pool, "VN", "national", "", 100, 8)
@@ -203,7 +210,25 @@ func TestRollupsGolden(t *testing.T) {
 	worse := postgis.Batch{Air: []postgis.AirRow{ // st2 again in the same minute, in a worse band: moves from band 4 to 5
 		{SourceID: "s", EventID: "a4", StationID: "st2", Province: province, UnitCode: "00073", ObservedAt: at.Add(70 * time.Second), ReceivedAt: at.Add(70 * time.Second), AQI: aqi(220, 5, "o3")},
 	}}
-	for _, batch := range []postgis.Batch{b, b, late, late, worse, worse} {
+	// Alerts (changes at their sent, never late): a1, Extreme, over the
+	// three units of the box (counted once in 01 and VN); a2, Minor, in 00073
+	// by its unit code; at 17:03:30 (the next day in Hà Nội) an Update of a1,
+	// Moderate and active, ends a1; at 17:08:30 a Cancel ends a2. Each batch
+	// is delivered twice: once counts.
+	alert := func(id, msgType, severity string, sent time.Time, unitCode string, area geom.T, refs ...string) postgis.AlertRow {
+		return postgis.AlertRow{SourceID: "s", EventID: id, Identifier: id, Sender: "kttv", Sent: sent, Status: "Actual",
+			MsgType: msgType, Scope: "Public", Refs: refs, Info: []byte(`[{"severity":"` + severity + `"}]`), Area: area,
+			Province: province, UnitCode: unitCode, ReceivedAt: sent}
+	}
+	alerts := postgis.Batch{Alerts: []postgis.AlertRow{
+		alert("a1", "Alert", "Extreme", at, province, square(105.2, 20.2, 0.1)),
+		alert("a2", "Alert", "Minor", at, "00073", nil),
+	}}
+	ends := postgis.Batch{Alerts: []postgis.AlertRow{
+		alert("u1", "Update", "Moderate", at.Add(5*time.Minute), province, square(105.2, 20.2, 0.1), "kttv,a1,"+at.Format(time.RFC3339)),
+		alert("c2", "Cancel", "Minor", at.Add(10*time.Minute), "00073", nil, "kttv,a2,"+at.Format(time.RFC3339)),
+	}}
+	for _, batch := range []postgis.Batch{b, b, late, late, worse, worse, alerts, alerts, ends, ends} {
 		if _, err := store.WriteBatch(context.Background(), batch); err != nil {
 			t.Fatal(err)
 		}
@@ -223,7 +248,9 @@ func TestRollupsGolden(t *testing.T) {
 	}
 	rows, err := pool.Query(context.Background(), `SELECT unit_code, layer, win, window_start, province, n, late, aqi_n, aqi_sum, aqi_max, band_max, dominant,
 		speed_w, speed_wsum, congested_n, congested_known, vehicles, level_max, alarm_max, alarm1_n, alarm2_n, alarm3_n,
-		temp_n, temp_sum, precip_sum, wind_max, resolved_n, resolved_in_sla_n, overdue_n, members, grade_n FROM rollup ORDER BY layer, win, window_start, unit_code`)
+		temp_n, temp_sum, precip_sum, wind_max, resolved_n, resolved_in_sla_n, overdue_n, members, grade_n,
+		activated0_n, activated1_n, activated2_n, activated3_n, activated4_n, ended0_n, ended1_n, ended2_n, ended3_n, ended4_n,
+		open_n, closed_n, rejected_n FROM rollup ORDER BY layer, win, window_start, unit_code`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -235,7 +262,9 @@ func TestRollupsGolden(t *testing.T) {
 		if err := rows.Scan(&r.UnitCode, &r.Layer, &r.Window, &r.WindowStart, &r.Province, &r.N, &r.Late,
 			&r.AQIN, &r.AQISum, &r.AQIMax, &r.BandMax, &r.Dominant, &r.SpeedW, &r.SpeedWSum, &r.CongestedN, &r.CongestedKnown,
 			&r.Vehicles, &r.LevelMax, &r.AlarmMax, &r.AlarmN[0], &r.AlarmN[1], &r.AlarmN[2],
-			&r.TempN, &r.TempSum, &r.PrecipSum, &r.WindMax, &r.ResolvedN, &r.ResolvedInSLAN, &r.OverdueN, &r.Members, &grades); err != nil {
+			&r.TempN, &r.TempSum, &r.PrecipSum, &r.WindMax, &r.ResolvedN, &r.ResolvedInSLAN, &r.OverdueN, &r.Members, &grades,
+			&r.Activated[0], &r.Activated[1], &r.Activated[2], &r.Activated[3], &r.Activated[4],
+			&r.Ended[0], &r.Ended[1], &r.Ended[2], &r.Ended[3], &r.Ended[4], &r.OpenN, &r.ClosedN, &r.RejectedN); err != nil {
 			t.Fatal(err)
 		}
 		copy(r.GradeN[:], grades)
