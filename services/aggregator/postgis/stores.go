@@ -25,7 +25,8 @@ type kindStore struct {
 	// every result was read (to combine the results of several statements).
 	queue func(pb *pgx.Batch, b Batch, res *Result, ro rollupOptions) (finish func())
 	// write, optional, stores the rows in the transaction after the round
-	// trip, statement by statement (the reports' workflow).
+	// trip, statement by statement (the reports' workflow; the alerts' turns
+	// the alerts activated or ended into roll-up changes).
 	write func(ctx context.Context, tx pgx.Tx, b Batch, res *Result) error
 	// units, optional for a kind with roll-ups, appends the units of the
 	// kind's rows of b to out.
