@@ -67,6 +67,8 @@ func seedOGC(t testing.TB, ctx context.Context, db *testenv.DBEnv) {
 		        ('01', 'air', '1h', '2026-12-01T00:00:00Z', '01', 12, 12, 600, 60),
 		        ('26734', 'air', '1h', '2026-12-01T00:00:00Z', '79', 1, 1, 80, 80),
 		        ('00070', 'air', '1h', '2026-12-01T01:00:00Z', '01', 3, 3, 90, 30)`,
+		`INSERT INTO rollup (unit_code, layer, win, window_start, province, activated4_n, activated2_n, ended2_n)
+		 VALUES ('01', 'alert', '1d', '2026-11-30T17:00:00Z', '01', 2, 1, 1)`,
 	}
 	for _, s := range stmts {
 		if _, err := db.Pool.Exec(ctx, s); err != nil {
@@ -336,6 +338,16 @@ func TestOGCItems(t *testing.T) {
 	fc = s.items(t, "/ogc/collections/rollups/items?datetime=2026-12-01T00:00:00Z/2026-12-01T02:00:00Z&unit=00070", "")
 	if len(fc.Features) != 2 {
 		t.Errorf("roll-ups of 00070 in two hours: %v; want 2", fc.ids())
+	}
+	// The alert layer's changes by CAP severity.
+	al := s.items(t, "/ogc/collections/rollups/items?window=1d&datetime=2026-12-01T00:30:00Z&layer=alert", "")
+	if len(al.Features) != 1 {
+		t.Fatalf("1d alert roll-ups: %v; want the one of 01", al.ids())
+	}
+	act, _ := al.Features[0].Properties["activated"].(map[string]any)
+	end, _ := al.Features[0].Properties["ended"].(map[string]any)
+	if act["Extreme"] != 2.0 || act["Moderate"] != 1.0 || act["Minor"] != 0.0 || end["Moderate"] != 1.0 {
+		t.Errorf("alert roll-up of 01: activated %v, ended %v; want Extreme 2, Moderate 1 activated, Moderate 1 ended", act, end)
 	}
 	// One item, by the id the list gave.
 	code, hdr, body := s.get(t, "/ogc/collections/rollups/items/"+fc.Features[1].ID, "")

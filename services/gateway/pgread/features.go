@@ -158,7 +158,11 @@ const (
     'congestedShare', r.congested_n::float8 / nullif(r.congested_known, 0), 'vehicles', r.vehicles,
     'levelMax', r.level_max, 'alarmMax', r.alarm_max, 'tempMean', r.temp_sum / nullif(r.temp_n, 0),
     'precipSum', r.precip_sum, 'windMax', r.wind_max, 'resolved', r.resolved_n,
-    'resolvedInSla', r.resolved_in_sla_n, 'overdue', r.overdue_n)`
+    'resolvedInSla', r.resolved_in_sla_n, 'overdue', r.overdue_n, 'rejected', r.rejected_n,
+    'activated', json_build_object('Extreme', r.activated4_n, 'Severe', r.activated3_n, 'Moderate', r.activated2_n,
+        'Minor', r.activated1_n, 'Unknown', r.activated0_n),
+    'ended', json_build_object('Extreme', r.ended4_n, 'Severe', r.ended3_n, 'Moderate', r.ended2_n,
+        'Minor', r.ended1_n, 'Unknown', r.ended0_n))`
 	sqlRollupsScope = `(r.province = ANY(%[1]s::text[]) OR r.unit_code = ANY(%[2]s::text[]))`
 )
 
