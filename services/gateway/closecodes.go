@@ -2,7 +2,7 @@ package gateway
 
 import "github.com/gorilla/websocket"
 
-// WebSocket close codes the gateway sends on /v1/live. Every close the gateway
+// WebSocket close codes the gateway sends on /v1/live and /v1/streams. Every close the gateway
 // starts uses one of these; the table in README.md says what a client should do
 // on each. Codes 4000-4999 are private to iochub (RFC 6455 §7.4.2).
 const (
@@ -39,6 +39,12 @@ const (
 	// identity that was revoked (or whose session identity is gone). Do not
 	// reconnect with the same credentials: sign in again.
 	CloseRevoked = 4003
+	// CloseStreamTooSlow (4004) ends an event stream (/v1/streams) whose client
+	// did not read fast enough: its queue of Config.StreamQueue events stayed
+	// full for Config.StreamStall. Nothing was skipped: the reason text ends
+	// with since=seq:<N>, N the last event sent; reconnect with it (SSE gets
+	// the final event overflow instead).
+	CloseStreamTooSlow = 4004
 )
 
 // closeReason is the metric label of a disconnect, by close code.
@@ -62,6 +68,8 @@ func closeReason(code int) string {
 		return "ping_timeout"
 	case CloseRevoked:
 		return "revoked"
+	case CloseStreamTooSlow:
+		return "stream_too_slow"
 	}
 	return "other"
 }

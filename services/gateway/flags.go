@@ -22,6 +22,11 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.Var(listFlag{&c.Provinces}, "live-provinces", "comma-separated province codes whose live state is loaded at start (IOCHUB_LIVE_PROVINCES)")
 	fs.DurationVar(&c.FeaturesTimeout, "features-statement-timeout", d.FeaturesTimeout, "statement_timeout of each OGC API – Features query (IOCHUB_FEATURES_STATEMENT_TIMEOUT)")
 	fs.DurationVar(&c.UnitsTTL, "units-ttl", d.UnitsTTL, "how long /v1/units answers are cached per province (IOCHUB_UNITS_TTL)")
+	fs.IntVar(&c.StreamQueue, "stream-queue", d.StreamQueue, "events that may wait to be written to one event stream (/v1/streams) (IOCHUB_STREAM_QUEUE)")
+	fs.DurationVar(&c.StreamStall, "stream-stall", d.StreamStall, "how long an event stream's queue may stay full before the client is cut as too slow (4004) (IOCHUB_STREAM_STALL)")
+	fs.IntVar(&c.StreamFetch, "stream-fetch", d.StreamFetch, "messages each event stream's consumer pulls ahead of its client (IOCHUB_STREAM_FETCH)")
+	fs.Float64Var(&c.ReplayRate, "stream-replay-rate", d.ReplayRate, "replayed events per second shared by all event streams; negative means no limit (IOCHUB_STREAM_REPLAY_RATE)")
+	fs.IntVar(&c.MaxStreamsPerIdentity, "max-streams-per-identity", d.MaxStreamsPerIdentity, "event streams one identity may keep open (IOCHUB_MAX_STREAMS_PER_IDENTITY)")
 }
 
 // RegisterFlags registers the operator endpoints' settings on fs.

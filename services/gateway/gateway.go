@@ -22,6 +22,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/time/rate"
 
 	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/routes"
@@ -68,6 +69,23 @@ type Config struct {
 	// FeaturesTimeout is the statement_timeout of each OGC API – Features
 	// query (set in its read-only transaction). 0 means 5s.
 	FeaturesTimeout time.Duration
+	// StreamQueue is how many encoded events may wait to be written to one
+	// event stream (/v1/streams). 0 means 256.
+	StreamQueue int
+	// StreamStall is how long an event stream's queue may stay full before
+	// the client is cut as too slow (4004, or SSE event overflow). 0 means 5s.
+	StreamStall time.Duration
+	// StreamFetch bounds the messages each stream's ordered consumer pulls
+	// ahead of its client. 0 means 256.
+	StreamFetch int
+	// ReplayRate is how many replayed events per second (since=seq: or a
+	// time, up to the stream's end at subscription) all event streams of this
+	// gateway share; live events never wait for it. 0 means 50000; negative
+	// means no limit.
+	ReplayRate float64
+	// MaxStreamsPerIdentity caps the event streams one identity keeps open at
+	// once; one more is refused with 429. 0 means 20.
+	MaxStreamsPerIdentity int
 }
 
 // withDefaults returns c with zero fields set to their defaults.
@@ -96,6 +114,21 @@ func (c Config) withDefaults() Config {
 	if c.FeaturesTimeout == 0 {
 		c.FeaturesTimeout = 5 * time.Second
 	}
+	if c.StreamQueue == 0 {
+		c.StreamQueue = 256
+	}
+	if c.StreamStall == 0 {
+		c.StreamStall = 5 * time.Second
+	}
+	if c.StreamFetch == 0 {
+		c.StreamFetch = 256
+	}
+	if c.ReplayRate == 0 {
+		c.ReplayRate = 50000
+	}
+	if c.MaxStreamsPerIdentity == 0 {
+		c.MaxStreamsPerIdentity = 20
+	}
 	return c
 }
 
@@ -113,6 +146,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("MaxClientsPerIdentity %d: must not be negative: %w", c.MaxClientsPerIdentity, ErrBadConfig)
 	case c.MaxClients < 0:
 		return fmt.Errorf("MaxClients %d: must not be negative: %w", c.MaxClients, ErrBadConfig)
+	case c.StreamQueue < 1, c.StreamFetch < 1, c.MaxStreamsPerIdentity < 1:
+		return fmt.Errorf("StreamQueue %d, StreamFetch %d and MaxStreamsPerIdentity %d: must be at least 1: %w", c.StreamQueue, c.StreamFetch, c.MaxStreamsPerIdentity, ErrBadConfig)
+	case c.StreamStall < 0:
+		return fmt.Errorf("StreamStall %s: must not be negative: %w", c.StreamStall, ErrBadConfig)
 	case c.ResetAttempts < 0:
 		return fmt.Errorf("ResetAttempts %d: must not be negative: %w", c.ResetAttempts, ErrBadConfig)
 	}
@@ -159,7 +196,9 @@ type Gateway struct {
 	readPool *pgxpool.Pool  // Deps.ReadPool, else Deps.Pool; nil without a database
 
 	perIDMu sync.Mutex
-	perID   map[string]int // live clients per principal id
+	perID   map[string]int // live clients per principal id (and event streams, keyed "streams\x00"+id)
+
+	replay *rate.Limiter // replayed events of every event stream; nil: no limit
 
 	ctx    context.Context // lives until Close; hubs run under it
 	cancel context.CancelFunc
@@ -209,6 +248,9 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		g.provs = &provinceCache{store: pgread.New(g.readPool), ttl: cfg.UnitsTTL, known: map[string]provinceEntry{}}
 		g.tree = &treeCache{store: pgread.New(g.readPool), ttl: cfg.UnitsTTL}
 	}
+	if cfg.ReplayRate > 0 {
+		g.replay = rate.NewLimiter(rate.Limit(cfg.ReplayRate), max(64, int(cfg.ReplayRate/10)))
+	}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	g.upgrader = websocket.Upgrader{
 		HandshakeTimeout: 10 * time.Second,
@@ -225,7 +267,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 
 // Register adds the gateway's routes to mux: the live view, units, sources,
 // history (/v1/history), alerts, sessions (/v1/session), OGC API – Features
-// (/ogc), the OpenAPI document (/api) and the app.
+// (/ogc), the event streams (/v1/streams), the OpenAPI document (/api) and the app.
 func (g *Gateway) Register(mux routes.Mux) {
 	mux.HandleFunc("GET /v1/live", g.serveLive)
 	mux.HandleFunc("GET /v1/units", g.serveUnits)
@@ -234,7 +276,8 @@ func (g *Gateway) Register(mux routes.Mux) {
 	mux.HandleFunc("GET /api", serveOpenAPI)          // handler_openapi.go
 	g.registerAlerts(mux)
 	g.registerSession(mux)
-	g.registerOGC(mux) // handler_ogc.go
+	g.registerOGC(mux)     // handler_ogc.go
+	g.registerStreams(mux) // handler_streams.go
 	if g.deps.Static != nil {
 		mux.Handle("GET /", staticHandler(g.deps.Static))
 	}

@@ -15,6 +15,9 @@ type metrics struct {
 	hubMessages    *prometheus.CounterVec
 	hubBadMessages *prometheus.CounterVec
 	hubs           prometheus.Gauge
+	streamClients  prometheus.Gauge
+	streamEvents   prometheus.Counter
+	streamClosed   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -47,11 +50,23 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "iochub", Subsystem: "gateway", Name: "hubs",
 			Help: "Province hubs running.",
 		}),
+		streamClients: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "iochub", Subsystem: "gateway", Name: "stream_clients",
+			Help: "Event stream clients (/v1/streams, WebSocket and SSE) connected.",
+		}),
+		streamEvents: prometheus.NewCounter(prometheus.CounterOpts{
+			Namespace: "iochub", Subsystem: "gateway", Name: "stream_events_sent_total",
+			Help: "CloudEvents written to event stream clients.",
+		}),
+		streamClosed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "iochub", Subsystem: "gateway", Name: "stream_clients_closed_total",
+			Help: "Event stream clients ended, by reason (client_closed, shutdown, stream_too_slow, stream_failure, revoked, write_error).",
+		}, []string{"reason"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.clients, m.framesSent, m.framesConflate, m.dropped, m.hubMessages, m.hubBadMessages, m.hubs} {
+	for _, c := range []prometheus.Collector{m.clients, m.framesSent, m.framesConflate, m.dropped, m.hubMessages, m.hubBadMessages, m.hubs, m.streamClients, m.streamEvents, m.streamClosed} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering gateway metrics: %w", err)
 		}

@@ -1,0 +1,245 @@
+package gateway
+
+import (
+	"encoding/json"
+	"fmt"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/reflect/protoreflect"
+
+	"github.com/iochub/iochub/internal/ce"
+	"github.com/iochub/iochub/internal/subjects"
+	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
+)
+
+// streamMsg is one stream message as the pump got it.
+type streamMsg struct {
+	Subject string
+	Header  nats.Header
+	Data    []byte
+	Stream  string
+	Seq     uint64
+	Stamp   time.Time // when the stream stored it
+}
+
+// streamEvent is a message decoded: what the filters read and what is encoded.
+type streamEvent struct {
+	msg   streamMsg
+	kind  string        // the kind or layer token of the subject
+	msgPB proto.Message // the payload; nil when it is JSON (roll-ups) or could not be decoded
+	json  []byte        // the payload when it is JSON already
+}
+
+// cloudEvent is the CloudEvents 1.0 JSON format (structured mode) of a stream
+// message, with iochub's extension attributes iocstream, iocseq and iocsubject.
+type cloudEvent struct {
+	SpecVersion     string          `json:"specversion"`
+	ID              string          `json:"id"`
+	Source          string          `json:"source"`
+	Type            string          `json:"type"`
+	Subject         string          `json:"subject,omitempty"`
+	Time            string          `json:"time,omitempty"`
+	DataContentType string          `json:"datacontenttype"`
+	IOCStream       string          `json:"iocstream"`
+	IOCSeq          uint64          `json:"iocseq"`
+	IOCSubject      string          `json:"iocsubject"`
+	Data            json.RawMessage `json:"data,omitempty"`
+	DataBase64      []byte          `json:"data_base64,omitempty"`
+}
+
+// ContentTypeCloudEvents is the media type of one event in structured mode.
+const ContentTypeCloudEvents = "application/cloudevents+json"
+
+// decodeStreamMsg decodes m's payload by its stream and kind: FEEDS carry the
+// kind's observation (or Alert, Report), STATE an EntityState, ROLLUPS JSON.
+// A payload that cannot be decoded is kept raw (sent as data_base64), never dropped.
+func decodeStreamMsg(sh streamShape, m streamMsg) streamEvent {
+	ev := streamEvent{msg: m}
+	toks := strings.Split(m.Subject, ".")
+	if len(toks) > sh.kindTok {
+		ev.kind = toks[sh.kindTok]
+	}
+	var pb proto.Message
+	switch sh.stream {
+	case subjects.StreamRollups:
+		if json.Valid(m.Data) {
+			ev.json = m.Data
+		}
+		return ev
+	case subjects.StreamState:
+		pb = &iocv1.EntityState{}
+	default:
+		switch ev.kind {
+		case subjects.KindTraffic:
+			pb = &iocv1.TrafficObserved{}
+		case subjects.KindAir:
+			pb = &iocv1.AirQualityObserved{}
+		case subjects.KindWater:
+			pb = &iocv1.WaterObserved{}
+		case subjects.KindWeather:
+			pb = &iocv1.WeatherObserved{}
+		case subjects.KindAlert:
+			pb = &iocv1.Alert{}
+		case subjects.KindReport:
+			pb = &iocv1.Report{}
+		default:
+			pb = &iocv1.Observation{}
+		}
+	}
+	if err := proto.Unmarshal(m.Data, pb); err != nil {
+		return ev
+	}
+	// A report's sealed contact never leaves the hub.
+	switch x := pb.(type) {
+	case *iocv1.Report:
+		x.ContactSealed = nil
+	case *iocv1.EntityState:
+		if r := x.GetReport(); r != nil {
+			r.ContactSealed = nil
+		}
+	}
+	ev.msgPB = pb
+	return ev
+}
+
+// units are the unit codes the event lies in: the unit token of a feed or
+// roll-up subject; a state's unit and, for an alert, the units it touches.
+func (ev *streamEvent) units(sh streamShape) []string {
+	if sh.unitTok >= 0 {
+		toks := strings.Split(ev.msg.Subject, ".")
+		if len(toks) > sh.unitTok {
+			return []string{subjects.Untoken(toks[sh.unitTok])}
+		}
+		return nil
+	}
+	st, ok := ev.msgPB.(*iocv1.EntityState)
+	if !ok {
+		return nil
+	}
+	return append([]string{st.GetUnit()}, st.GetUnits()...)
+}
+
+// box is the bounding box of every geometry in the payload; false when it has none.
+func (ev *streamEvent) box() (bbox, bool) {
+	if ev.msgPB == nil {
+		return bbox{}, false
+	}
+	var box bbox
+	found := false
+	visitGeometries(ev.msgPB.ProtoReflect(), func(g *iocv1.Geometry) {
+		t, err := decodeWKB(g.GetWkb())
+		if err != nil || t == nil || checkFinite(t) != nil {
+			return
+		}
+		if !found {
+			b, ok := geometryBBox(t)
+			if ok {
+				box, found = b, true
+			}
+			return
+		}
+		extendBBox(&box, t)
+	})
+	return box, found
+}
+
+// visitGeometries calls f on every ioc.v1.Geometry inside m.
+func visitGeometries(m protoreflect.Message, f func(*iocv1.Geometry)) {
+	if g, ok := m.Interface().(*iocv1.Geometry); ok {
+		f(g)
+		return
+	}
+	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+		if fd.Kind() != protoreflect.MessageKind || fd.IsMap() {
+			return true
+		}
+		if fd.IsList() {
+			l := v.List()
+			for i := range l.Len() {
+				visitGeometries(l.Get(i).Message(), f)
+			}
+			return true
+		}
+		visitGeometries(v.Message(), f)
+		return true
+	})
+}
+
+// severity is the highest CAP severity rank of an alert event (its infos'),
+// 0 for any other event.
+func (ev *streamEvent) severity() int {
+	var a *iocv1.Alert
+	switch x := ev.msgPB.(type) {
+	case *iocv1.Alert:
+		a = x
+	case *iocv1.EntityState:
+		a = x.GetAlert()
+	}
+	top := 0
+	for _, in := range a.GetInfo() {
+		top = max(top, severityRank(in.GetSeverity()))
+	}
+	return top
+}
+
+// encode renders ev as a CloudEvents 1.0 JSON event: the attributes from its
+// ce-* headers, data as protojson of the payload (or the roll-up's JSON).
+func (ev *streamEvent) encode() ([]byte, error) {
+	get := func(k string) string {
+		if v := ev.msg.Header[k]; len(v) > 0 {
+			return v[0]
+		}
+		return ""
+	}
+	m := ev.msg
+	out := cloudEvent{
+		SpecVersion: ce.SpecVersion,
+		ID:          get(ce.HeaderID),
+		Source:      get(ce.HeaderSource),
+		Type:        get(ce.HeaderType),
+		Subject:     get(ce.HeaderSubject),
+		Time:        get(ce.HeaderTime),
+		IOCStream:   m.Stream,
+		IOCSeq:      m.Seq,
+		IOCSubject:  m.Subject,
+	}
+	// Every iochub publisher sets id, source and type; should one not, the
+	// event stays valid and says where it came from.
+	if out.ID == "" {
+		out.ID = fmt.Sprintf("%s:%d", m.Stream, m.Seq)
+	}
+	if out.Source == "" {
+		out.Source = "urn:ioc:stream:" + m.Stream
+	}
+	if out.Type == "" {
+		out.Type = "vn.ioc." + ev.kind + ".unknown.v1"
+	}
+	if out.Time == "" && !m.Stamp.IsZero() {
+		out.Time = m.Stamp.UTC().Format(time.RFC3339Nano)
+	}
+	switch {
+	case ev.msgPB != nil:
+		b, err := protojson.Marshal(ev.msgPB)
+		if err != nil {
+			return nil, fmt.Errorf("rendering %s seq %d as JSON: %w", m.Stream, m.Seq, err)
+		}
+		out.DataContentType, out.Data = ce.ContentTypeJSON, b
+	case ev.json != nil:
+		out.DataContentType, out.Data = ce.ContentTypeJSON, ev.json
+	default:
+		ct := get(ce.HeaderContentType)
+		if ct == "" {
+			ct = ce.ContentTypeProtobuf
+		}
+		out.DataContentType, out.DataBase64 = ct, m.Data
+	}
+	b, err := json.Marshal(out)
+	if err != nil {
+		return nil, fmt.Errorf("encoding %s seq %d: %w", m.Stream, m.Seq, err)
+	}
+	return b, nil
+}
