@@ -199,6 +199,7 @@ type Gateway struct {
 	perID   map[string]int // live clients per principal id (and event streams, keyed "streams\x00"+id)
 
 	replay *rate.Limiter // replayed events of every event stream; nil: no limit
+	events *eventCache   // recent stream positions, decoded and encoded once for every client
 
 	ctx    context.Context // lives until Close; hubs run under it
 	cancel context.CancelFunc
@@ -232,12 +233,13 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		return nil, err
 	}
 	g := &Gateway{
-		cfg:   cfg,
-		deps:  deps,
-		log:   deps.Logger,
-		m:     m,
-		hubs:  make(map[string]*hub),
-		perID: make(map[string]int),
+		cfg:    cfg,
+		deps:   deps,
+		log:    deps.Logger,
+		m:      m,
+		hubs:   make(map[string]*hub),
+		perID:  make(map[string]int),
+		events: newEventCache(),
 	}
 	g.readPool = deps.ReadPool
 	if g.readPool == nil {

@@ -3,7 +3,9 @@ package gateway
 import (
 	"encoding/json"
 	"fmt"
+	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -242,4 +244,102 @@ func (ev *streamEvent) encode() ([]byte, error) {
 		return nil, fmt.Errorf("encoding %s seq %d: %w", m.Stream, m.Seq, err)
 	}
 	return b, nil
+}
+
+// eventCacheSize is how many recent stream positions the gateway keeps
+// decoded and encoded, shared by every client reading them.
+const eventCacheSize = 4096
+
+// transport indexes the frames of a cached event.
+type transport int
+
+const (
+	transportWS  transport = iota // a WebSocket text frame
+	transportSSE                  // an SSE event with id: <seq>
+	transports
+)
+
+// cachedEvent is one stream position decoded once, and encoded (to JSON and
+// to each transport's frame) at most once, however many clients read it.
+// Clients only read ev; the frames are immutable once built.
+type cachedEvent struct {
+	ev streamEvent
+
+	jsonOnce sync.Once
+	json     []byte
+
+	frameOnce [transports]sync.Once
+	frames    [transports][]byte
+}
+
+// frame returns the event's frame for t, encoding it on first use.
+func (c *cachedEvent) frame(t transport, log *slog.Logger) []byte {
+	c.jsonOnce.Do(func() {
+		b, err := c.ev.encode()
+		if err != nil {
+			// Never a silent gap: send the payload as it is.
+			log.Warn("event not rendered as JSON; sent as data_base64", "stream", c.ev.msg.Stream, "seq", c.ev.msg.Seq, "err", err)
+			raw := c.ev
+			raw.msgPB, raw.json = nil, nil
+			b, _ = raw.encode() // only strings and bytes: cannot fail
+		}
+		c.json = b
+	})
+	c.frameOnce[t].Do(func() {
+		switch t {
+		case transportWS:
+			c.frames[t] = textFrame(c.json)
+		default:
+			c.frames[t] = sseFrame(c.ev.msg.Seq, c.json)
+		}
+	})
+	return c.frames[t]
+}
+
+type eventKey struct {
+	stream string
+	seq    uint64
+}
+
+// eventCache holds the last eventCacheSize positions the clients read, of
+// every stream; a position is decoded by the first client that reaches it.
+// The message of a position never changes while the stream lives; an entry
+// whose stored time differs is of a stream since deleted and recreated.
+type eventCache struct {
+	mu   sync.Mutex
+	m    map[eventKey]*cachedEvent
+	ring [eventCacheSize]eventKey
+	next int
+}
+
+func newEventCache() *eventCache {
+	return &eventCache{m: make(map[eventKey]*cachedEvent, eventCacheSize)}
+}
+
+// get returns the cached event of m's position, decoding m when it is new.
+func (c *eventCache) get(sh streamShape, m streamMsg) *cachedEvent {
+	k := eventKey{m.Stream, m.Seq}
+	c.mu.Lock()
+	if e, ok := c.m[k]; ok && e.ev.msg.Stamp.Equal(m.Stamp) {
+		c.mu.Unlock()
+		return e
+	}
+	c.mu.Unlock()
+	e := &cachedEvent{ev: decodeStreamMsg(sh, m)} // outside the lock; a racing client may decode it too
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if old, ok := c.m[k]; ok {
+		if old.ev.msg.Stamp.Equal(m.Stamp) {
+			return old
+		}
+		c.m[k] = e // the stream was recreated: its sequences start again
+		return e
+	}
+	if evict := c.ring[c.next]; evict.stream != "" {
+		delete(c.m, evict)
+	}
+	c.ring[c.next] = k
+	c.next = (c.next + 1) % eventCacheSize
+	c.m[k] = e
+	return e
 }

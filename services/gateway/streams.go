@@ -230,6 +230,10 @@ func parseSince(p *streamParams, q url.Values, lastEventID string) error {
 		p.Since, p.AfterSeq = sinceSeq, n
 	default:
 		t, err := time.Parse(time.RFC3339Nano, v)
+		if err != nil && strings.Contains(v, " ") {
+			// An unescaped + in a query (…+07:00) arrives as a space.
+			t, err = time.Parse(time.RFC3339Nano, strings.ReplaceAll(v, " ", "+"))
+		}
 		if err != nil {
 			return fmt.Errorf("parameter since: %q is not new, seq:N or an RFC 3339 time such as 2026-11-21T08:00:00+07:00: %w", v, ErrBadParam)
 		}
