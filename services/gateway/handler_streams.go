@@ -24,7 +24,7 @@ import (
 func (g *Gateway) registerStreams(mux routes.Mux) {
 	mux.HandleFunc("GET /v1/streams", g.serveStreams)
 	mux.HandleFunc("/v1/streams", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Allow", "GET, HEAD")
+		w.Header().Set("Allow", "GET")
 		writeProblem(w, r, http.StatusMethodNotAllowed, "event streams only read: use GET (WebSocket, or Accept: text/event-stream); nothing can be published here")
 	})
 }
@@ -88,6 +88,11 @@ func wantsEventStream(r *http.Request) bool {
 // over WebSocket, or as Server-Sent Events for Accept: text/event-stream.
 // Everything is checked before the upgrade or the first byte (4xx problem).
 func (g *Gateway) serveStreams(w http.ResponseWriter, r *http.Request) {
+	if r.Method != http.MethodGet { // HEAD, which the GET pattern also matches: a stream has no head
+		w.Header().Set("Allow", "GET")
+		writeProblem(w, r, http.StatusMethodNotAllowed, "event streams are opened with GET")
+		return
+	}
 	ws := websocket.IsWebSocketUpgrade(r)
 	if !ws && !wantsEventStream(r) {
 		writeProblem(w, r, http.StatusNotAcceptable, "event streams are sent over WebSocket, or as Server-Sent Events to a request with Accept: text/event-stream")
@@ -244,7 +249,9 @@ func (g *Gateway) newStreamClient(ctx context.Context, who auth.Principal, p str
 		return nil, fmt.Errorf("looking up stream %s: %w", p.Shape.stream, err)
 	}
 	last := st.CachedInfo().State.LastSeq
-	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{p.Subject}}
+	// The consumer is deleted when the client ends; the threshold only
+	// bounds one a crashed gateway leaves behind.
+	cfg := jetstream.OrderedConsumerConfig{FilterSubjects: []string{p.Subject}, InactiveThreshold: time.Minute}
 	c := &streamClient{g: g, who: who, p: p, f: f}
 	switch p.Since {
 	case sinceNew:
@@ -279,8 +286,23 @@ func (g *Gateway) newStreamClient(ctx context.Context, who auth.Principal, p str
 	return c, nil
 }
 
-// stop ends the consumer's iterator; safe to call more than once.
-func (c *streamClient) stop() { c.stopOnce.Do(c.it.Stop) }
+// stop ends the consumer's iterator and deletes the consumer (the library
+// leaves a stopped ordered consumer to its inactivity threshold); safe to
+// call more than once.
+func (c *streamClient) stop() {
+	c.stopOnce.Do(func() {
+		c.it.Stop()
+		info := c.cons.CachedInfo()
+		if info == nil {
+			return
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		if err := c.g.deps.JS.DeleteConsumer(ctx, c.p.Shape.stream, info.Name); err != nil && !errors.Is(err, jetstream.ErrConsumerNotFound) {
+			c.g.log.Debug("deleting a stream client's consumer; it expires by itself", "stream", c.p.Shape.stream, "consumer", info.Name, "err", err)
+		}
+	})
+}
 
 // pump reads the consumer, filters, takes each event's frame for transport t
 // (decoded and encoded once per stream position in g.events, shared by every
@@ -482,12 +504,12 @@ type wsStreamSink struct {
 	conn       *websocket.Conn
 	wc         *wsConn
 	readDone   chan struct{}
-	peerClosed atomic.Bool
+	readCode   atomic.Int64 // how the reader ended (classifyReadError); 0 while it runs
 }
 
 // readLoop answers pings (gorilla's handler, through wsConn's lock), keeps
-// the read deadline fresh on pongs and ends the stream when the client closes
-// or goes silent.
+// the read deadline fresh on pongs and ends the stream when the client closes,
+// goes silent for PongWait, or sends a data frame over readLimit.
 func (s *wsStreamSink) readLoop(cancel context.CancelFunc) {
 	defer close(s.readDone)
 	defer cancel()
@@ -495,12 +517,11 @@ func (s *wsStreamSink) readLoop(cancel context.CancelFunc) {
 	s.conn.SetReadLimit(readLimit)
 	_ = s.conn.SetReadDeadline(time.Now().Add(wait))
 	s.conn.SetPongHandler(func(string) error { return s.conn.SetReadDeadline(time.Now().Add(wait)) })
-	s.conn.SetCloseHandler(func(int, string) error {
-		s.peerClosed.Store(true)
-		return nil
-	})
+	s.conn.SetCloseHandler(func(int, string) error { return nil }) // the writer answers
 	for {
 		if _, _, err := s.conn.NextReader(); err != nil {
+			code, _ := classifyReadError(err)
+			s.readCode.Store(int64(code))
 			return
 		}
 		_ = s.conn.SetReadDeadline(time.Now().Add(wait))
@@ -517,8 +538,16 @@ func (s *wsStreamSink) keepalive() error {
 
 func (s *wsStreamSink) end(code int, text string, _ uint64) {
 	defer func() { _ = s.conn.Close() }()
-	if code == CloseNormal && !s.peerClosed.Load() {
-		return // the connection broke: nobody to tell
+	if code == CloseNormal {
+		// The reader ended the stream: answer a close, report a silent
+		// client, and say nothing on a broken connection or after gorilla's 1009.
+		switch int(s.readCode.Load()) {
+		case CloseNormal:
+		case ClosePingTimeout:
+			code, text = ClosePingTimeout, "ping timeout"
+		default:
+			return
+		}
 	}
 	err := s.conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, text), time.Now().Add(s.g.cfg.WriteTimeout))
 	if err == nil && code != CloseNormal {

@@ -220,6 +220,9 @@ func (ev *streamEvent) encode() ([]byte, error) {
 	if out.Type == "" {
 		out.Type = "vn.ioc." + ev.kind + ".unknown.v1"
 	}
+	if _, err := time.Parse(time.RFC3339Nano, out.Time); err != nil && out.Time != "" {
+		out.Time = "" // not an RFC 3339 time: the stored time instead
+	}
 	if out.Time == "" && !m.Stamp.IsZero() {
 		out.Time = m.Stamp.UTC().Format(time.RFC3339Nano)
 	}

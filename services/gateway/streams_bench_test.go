@@ -48,8 +48,9 @@ const replayEvents = 20000
 //   - live/gateway/clients=N: one op publishes 1000 air observations on FEEDS;
 //     N WebSocket clients of /v1/streams (since=new) each receive all 1000 as
 //     CloudEvents (ordered consumer per client → decode → protojson → queue → socket);
-//   - live/nats/clients=N: the baseline, N ordered consumers on the same
-//     subject receiving the same 1000 raw messages;
+//   - live/nats/clients=N: the baseline, N nats.go clients (a connection and
+//     an ordered consumer each) on the same subject receiving the same 1000 raw
+//     messages;
 //   - replay/gateway: one client reads 20 000 stored events from since=seq:0,
 //     unpaced (ReplayRate -1); replay/nats: one ordered consumer reads them.
 //
@@ -127,7 +128,17 @@ func benchStreamsLive(b *testing.B, n int, gateway bool) {
 			readers[i] = wsReader(e.dialStream(b, "subject=ioc.feed.01.>", nil))
 			continue
 		}
-		cons, err := e.js.OrderedConsumer(context.Background(), subjects.StreamFeeds, jetstream.OrderedConsumerConfig{
+		// Each baseline client is a plain nats.go program: its own connection.
+		nc, err := nats.Connect(e.url)
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.Cleanup(nc.Close)
+		js, err := jetstream.New(nc)
+		if err != nil {
+			b.Fatal(err)
+		}
+		cons, err := js.OrderedConsumer(context.Background(), subjects.StreamFeeds, jetstream.OrderedConsumerConfig{
 			FilterSubjects: []string{"ioc.feed.01.>"}, DeliverPolicy: jetstream.DeliverNewPolicy})
 		if err != nil {
 			b.Fatal(err)

@@ -11,6 +11,7 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"strconv"
 	"strings"
 	"syscall"
@@ -38,6 +39,7 @@ import (
 // streamEnv is a gateway on real NATS (and PostGIS with the seed units when
 // db is set) serving /v1/streams, signed in as the tests' admin by default.
 type streamEnv struct {
+	url string // the NATS server's
 	js  jetstream.JetStream
 	g   *Gateway
 	srv *httptest.Server
@@ -71,7 +73,7 @@ func newStreamEnv(t testing.TB, cfg Config, db *testenv.DBEnv, loader auth.Loade
 		g.Close()
 		srv.Close()
 	})
-	return &streamEnv{js: n.JS, g: g, srv: srv}
+	return &streamEnv{url: n.URL, js: n.JS, g: g, srv: srv}
 }
 
 // airFeed is the FEEDS message of observation i of station st in a unit of
@@ -376,6 +378,26 @@ func TestStreamsSince(t *testing.T) {
 
 	from := time.Now().Add(-time.Hour).Format(time.RFC3339)
 	checkContiguous(t, readWS(t, e.dialStream(t, "subject=ioc.feed.01.>&since="+from, nil), 25), 1)
+
+	// A time between two batches (the stream's stored times, not ce-time):
+	// the client starts at the first event after it, and knows the sequence
+	// before it to resume from should it be cut before its first event.
+	mid := time.Now()
+	publishMsgs(t, e.js, airFeeds(t, 25, 5)...)
+	q := url.Values{"subject": {"ioc.feed.01.>"}, "since": {mid.Format(time.RFC3339Nano)}}
+	checkContiguous(t, readWS(t, e.dialStream(t, q.Encode(), nil), 5), 26)
+	p, err := parseStreamQuery(q, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	sc, err := e.g.newStreamClient(context.Background(), auth.Principal{}, p, streamFilter{shape: p.Shape})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sc.stop()
+	if sc.start != 25 || sc.replay != 30 {
+		t.Errorf("since %s: start %d, replay up to %d; want 25 and 30", mid.Format(time.RFC3339Nano), sc.start, sc.replay)
+	}
 }
 
 // scopedIdentities serves identities: a viewer of province 01, a viewer of ward
@@ -439,6 +461,7 @@ func TestStreamsAccess(t *testing.T) {
 		{"unit of another province", "GET", "subject=ioc.feed.01.>&unit=79", bearer(tokP), 403, "unit 79"},
 		{"write", "POST", "subject=ioc.feed.01.>", bearer(tokP), 405, "only read"},
 		{"delete", "DELETE", "subject=ioc.feed.01.>", bearer(tokP), 405, "only read"},
+		{"head", "HEAD", "subject=ioc.feed.01.>", bearer(tokP), 405, ""},
 		{"no subject", "GET", "", bearer(tokP), 400, "parameter subject"},
 		{"spans streams", "GET", "subject=ioc.>", bearer(tokP), 400, "several streams"},
 		{"other stream", "GET", "subject=ioc.action.01.>", bearer(tokP), 400, "parameter subject"},
@@ -476,6 +499,13 @@ func TestStreamsAccess(t *testing.T) {
 	evs := readWS(t, e.dialStream(t, "subject=ioc.feed.01.>&since=seq:0", bearer(tokW)), 1)
 	if evs[0].Seq != 2 {
 		t.Errorf("ward key got %s first; want only its ward's event, sequence 2", evs[0].raw)
+	}
+	// On STATE the units come from the payload: a station of ward 00070 is
+	// left out, an alert touching 00004 comes.
+	publish(t, e.js, airState(t, "st-00070", 0, 10), alertState(t, "cap-1", cwSquare(105, 21)))
+	evs = readWS(t, e.dialStream(t, "subject=ioc.state.01.>&since=seq:0", bearer(tokW)), 1)
+	if evs[0].Seq != 2 || evs[0].Type != "vn.ioc.alert.state.v1" {
+		t.Errorf("ward key got %s first on STATE; want the alert, sequence 2", evs[0].raw)
 	}
 }
 
