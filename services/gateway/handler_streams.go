@@ -500,11 +500,11 @@ func (g *Gateway) serveStreamWS(w http.ResponseWriter, r *http.Request, c *strea
 
 // wsStreamSink writes an event stream to a WebSocket.
 type wsStreamSink struct {
-	g          *Gateway
-	conn       *websocket.Conn
-	wc         *wsConn
-	readDone   chan struct{}
-	readCode   atomic.Int64 // how the reader ended (classifyReadError); 0 while it runs
+	g        *Gateway
+	conn     *websocket.Conn
+	wc       *wsConn
+	readDone chan struct{}
+	readCode atomic.Int64 // how the reader ended (classifyReadError); 0 while it runs
 }
 
 // readLoop answers pings (gorilla's handler, through wsConn's lock), keeps
