@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -669,5 +670,36 @@ func TestStreamsSlowSSE(t *testing.T) {
 	}
 	if _, err := s.next(); !errors.Is(err, io.EOF) {
 		t.Errorf("after overflow: %v; want the end of the response", err)
+	}
+}
+
+// TestStreamsReplayPaced: a long replay takes its events from the gateway's
+// replay budget (ReplayRate 200/s, burst 64) while a live client on the same
+// gateway gets new events at once. The replay client reads all the time; it
+// can never have more than burst + slice + rate × elapsed events, where an
+// unpaced replay would have thousands.
+func TestStreamsReplayPaced(t *testing.T) {
+	e := newStreamEnv(t, Config{ReplayRate: 200}, nil, nil)
+	publishMsgs(t, e.js, airFeeds(t, 0, 10000)...)
+	start := time.Now()
+	replay := e.dialStream(t, "subject=ioc.feed.01.>&since=seq:0", nil)
+	var got atomic.Int64
+	go func() {
+		for {
+			if _, _, err := replay.ReadMessage(); err != nil {
+				return
+			}
+			got.Add(1)
+		}
+	}()
+	testkit.Eventually(t, hangGuard, "the replay to start", func() (bool, string) {
+		return got.Load() > 0, fmt.Sprintf("%d events", got.Load())
+	})
+	live := e.dialStream(t, "subject=ioc.feed.01.>", nil)
+	publishMsgs(t, e.js, airFeeds(t, 10000, 10)...)
+	checkContiguous(t, readWS(t, live, 10), 10001)
+	n, el := got.Load(), time.Since(start)
+	if most := int64(64 + 32 + 200*el.Seconds() + 1); n > most {
+		t.Errorf("the replay client got %d events in %s; paced at 200/s it can have at most %d", n, el, most)
 	}
 }
