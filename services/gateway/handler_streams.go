@@ -33,6 +33,7 @@ func (g *Gateway) registerStreams(mux routes.Mux) {
 type streamFilter struct {
 	shape    streamShape
 	kinds    []string
+	keyKinds []string // the kinds the key reads; nil: every kind
 	unit     unitSet // the unit parameter and its descendants; nil: any
 	scope    unitSet // the principal's units in the province; nil: the whole province
 	box      *bbox
@@ -41,7 +42,7 @@ type streamFilter struct {
 
 // keep reports whether ev passes every filter.
 func (f *streamFilter) keep(ev *streamEvent) bool {
-	if f.kinds != nil && !containsStr(f.kinds, ev.kind) {
+	if f.kinds != nil && !containsStr(f.kinds, ev.kind) || f.keyKinds != nil && !containsStr(f.keyKinds, ev.kind) {
 		return false
 	}
 	if f.unit != nil || f.scope != nil {
@@ -149,27 +150,34 @@ func (g *Gateway) serveStreams(w http.ResponseWriter, r *http.Request) {
 	g.serveStreamSSE(w, r, c)
 }
 
-// streamScope checks that who may read what p asks for and builds the filter:
-// a subject of one province needs read access there (a principal scoped to
-// units of it gets their events only); a subject whose province is a
-// wildcard needs read access to every province (403 otherwise: name one of
-// yours). The unit parameter must be a unit who may read.
+// streamScope checks that who may read what p asks for and builds the filter
+// (auth.Principal.MayReadFilter): a subject of one province needs read access
+// there (a principal scoped to units of it gets their events only); a subject
+// whose province is a wildcard needs a key of every province (403 otherwise:
+// name one of yours); a key of some kinds gets only those, and a kind it
+// does not read, in the subject or kind=, is 403. The unit parameter must be
+// a unit who may read.
 func (g *Gateway) streamScope(w http.ResponseWriter, r *http.Request, who auth.Principal, p streamParams) (streamFilter, bool) {
 	f := streamFilter{shape: p.Shape, kinds: p.Kinds, box: p.BBox, severity: p.Severity}
 	tree, ok := g.hierarchy(w, r)
 	if !ok {
 		return f, false
 	}
-	if p.Province == "" {
-		if !who.CanRead(auth.AllScopes) {
-			forbid(w, r, who, "read "+p.Subject+": its province token is a wildcard, which spans provinces; subscribe to one of yours, e.g. ioc."+p.Shape.word+".NN.>")
+	// The filter's province (a wildcard only for a key of every province) and
+	// kind; a key of some kinds then gets only those, event by event.
+	if err := who.MayReadFilter(tree, p.Subject); err != nil {
+		forbid(w, r, who, "read "+p.Subject+": "+err.Error())
+		return f, false
+	}
+	for _, k := range p.Kinds {
+		if !readsKind(w, r, who, k) {
 			return f, false
 		}
-	} else {
-		if !who.ReadsIn(tree, p.Province) {
-			forbid(w, r, who, "read "+p.Subject+" (province "+p.Province+")")
-			return f, false
-		}
+	}
+	if len(who.Kinds) > 0 {
+		f.keyKinds = who.Kinds
+	}
+	if p.Province != "" {
 		f.scope = scopeUnits(tree, who, p.Province)
 	}
 	if p.Unit != "" {

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 
 	"github.com/iochub/iochub/internal/ce"
+	"github.com/iochub/iochub/internal/cejson"
 	"github.com/iochub/iochub/internal/subjects"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
@@ -65,32 +66,15 @@ func decodeStreamMsg(sh streamShape, m streamMsg) streamEvent {
 	if len(toks) > sh.kindTok {
 		ev.kind = toks[sh.kindTok]
 	}
-	var pb proto.Message
-	switch sh.stream {
-	case subjects.StreamRollups:
+	if sh.stream == subjects.StreamRollups {
 		if json.Valid(m.Data) {
 			ev.json = m.Data
 		}
 		return ev
-	case subjects.StreamState:
-		pb = &iocv1.EntityState{}
-	default:
-		switch ev.kind {
-		case subjects.KindTraffic:
-			pb = &iocv1.TrafficObserved{}
-		case subjects.KindAir:
-			pb = &iocv1.AirQualityObserved{}
-		case subjects.KindWater:
-			pb = &iocv1.WaterObserved{}
-		case subjects.KindWeather:
-			pb = &iocv1.WeatherObserved{}
-		case subjects.KindAlert:
-			pb = &iocv1.Alert{}
-		case subjects.KindReport:
-			pb = &iocv1.Report{}
-		default:
-			pb = &iocv1.Observation{}
-		}
+	}
+	pb, err := cejson.Message(m.Subject) // the one map of subjects to payloads
+	if err != nil || pb == nil {
+		return ev
 	}
 	if err := proto.Unmarshal(m.Data, pb); err != nil {
 		return ev

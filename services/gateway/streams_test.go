@@ -402,15 +402,17 @@ func TestStreamsSince(t *testing.T) {
 }
 
 // scopedIdentities serves identities: a viewer of province 01, a viewer of ward
-// 00004, and their tokens.
-func scopedIdentities(t testing.TB) (l *fakeLoader, province01, ward string) {
+// 00004, a viewer of province 01's air only, and their tokens.
+func scopedIdentities(t testing.TB) (l *fakeLoader, province01, ward, air01 string) {
 	t.Helper()
 	tokP, sumP := auth.NewToken()
 	tokW, sumW := auth.NewToken()
+	tokK, sumK := auth.NewToken()
 	return &fakeLoader{list: []auth.Identity{
 		{ID: "id_00000000000000b1", Name: "hanoi-app", Role: auth.RoleViewer, Scopes: []string{"01"}, TokenSHA256: sumP},
 		{ID: "id_00000000000000b2", Name: "ba-dinh-bot", Role: auth.RoleViewer, Scopes: []string{"00004"}, TokenSHA256: sumW},
-	}}, tokP, tokW
+		{ID: "id_00000000000000b3", Name: "air-app", Role: auth.RoleViewer, Scopes: []string{"01"}, Kinds: []string{"air"}, TokenSHA256: sumK},
+	}}, tokP, tokW, tokK
 }
 
 func bearer(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }
@@ -420,7 +422,7 @@ func bearer(tok string) http.Header { return http.Header{"Authorization": {"Bear
 // for a foreign Origin; a ward-scoped key gets only its ward.
 func TestStreamsAccess(t *testing.T) {
 	db := testenv.PostGISWithUnits(t)
-	l, tokP, tokW := scopedIdentities(t)
+	l, tokP, tokW, tokK := scopedIdentities(t)
 	e := newStreamEnv(t, Config{}, db, l)
 	get := func(method, query string, hdr http.Header) (int, string) {
 		t.Helper()
@@ -455,10 +457,12 @@ func TestStreamsAccess(t *testing.T) {
 	}{
 		{"no credentials", "GET", "subject=ioc.feed.01.>", nil, 401, "sign in"},
 		{"own province", "GET", "subject=ioc.feed.01.>", bearer(tokP), 200, ""},
-		{"other province", "GET", "subject=ioc.feed.79.>", bearer(tokP), 403, "(province 79)"},
+		{"other province", "GET", "subject=ioc.feed.79.>", bearer(tokP), 403, "province 79 is outside"},
 		{"other province's state", "GET", "subject=ioc.state.79.alert.*", bearer(tokP), 403, "province 79"},
-		{"wildcard province", "GET", "subject=ioc.feed.*.*.air", bearer(tokP), 403, "spans provinces"},
-		{"everything", "GET", "subject=ioc.feed.>", bearer(tokP), 403, "spans provinces"},
+		{"wildcard province", "GET", "subject=ioc.feed.*.*.air", bearer(tokP), 403, "wildcard province"},
+		{"everything", "GET", "subject=ioc.feed.>", bearer(tokP), 403, "wildcard province"},
+		{"kind the key does not read", "GET", "subject=ioc.feed.01.*.alert", bearer(tokK), 403, "kind alert"},
+		{"kind= the key does not read", "GET", "subject=ioc.feed.01.>&kind=alert", bearer(tokK), 403, "read alert"},
 		{"unit of another province", "GET", "subject=ioc.feed.01.>&unit=79", bearer(tokP), 403, "unit 79"},
 		{"write", "POST", "subject=ioc.feed.01.>", bearer(tokP), 405, "only read"},
 		{"delete", "DELETE", "subject=ioc.feed.01.>", bearer(tokP), 405, "only read"},
@@ -500,6 +504,12 @@ func TestStreamsAccess(t *testing.T) {
 	evs := readWS(t, e.dialStream(t, "subject=ioc.feed.01.>&since=seq:0", bearer(tokW)), 1)
 	if evs[0].Seq != 2 {
 		t.Errorf("ward key got %s first; want only its ward's event, sequence 2", evs[0].raw)
+	}
+	// A key of air only, on every kind of 01, gets the air observations only.
+	publishMsgs(t, e.js, alertFeed(t, "01", "00004", "cap-k", "Severe", 105.8, 21.0), airFeed(t, "01", "00004", "air-k", 2, 105.84, 21.03))
+	evs = readWS(t, e.dialStream(t, "subject=ioc.feed.01.>&since=seq:2", bearer(tokK)), 1)
+	if evs[0].Seq != 4 {
+		t.Errorf("air key got %s first after 2; want the air observation, sequence 4 (not the alert, 3)", evs[0].raw)
 	}
 	// On STATE the units come from the payload: a station of ward 00070 is
 	// left out, an alert touching 00004 comes.
