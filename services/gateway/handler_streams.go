@@ -19,14 +19,10 @@ import (
 	"github.com/iochub/iochub/internal/routes"
 )
 
-// registerStreams adds GET /v1/streams, and 405 for any other method: the
-// streams only read.
+// registerStreams adds GET /v1/streams; the mux answers 405 to any other
+// method (the streams only read).
 func (g *Gateway) registerStreams(mux routes.Mux) {
 	mux.HandleFunc("GET /v1/streams", g.serveStreams)
-	mux.HandleFunc("/v1/streams", func(w http.ResponseWriter, r *http.Request) {
-		w.Header().Set("Allow", "GET")
-		writeProblem(w, r, http.StatusMethodNotAllowed, "event streams only read: use GET (WebSocket, or Accept: text/event-stream); nothing can be published here")
-	})
 }
 
 // streamFilter decides which events of the consumer a client gets.
@@ -34,8 +30,8 @@ type streamFilter struct {
 	shape    streamShape
 	kinds    []string
 	keyKinds []string // the kinds the key reads; nil: every kind
-	unit     unitSet // the unit parameter and its descendants; nil: any
-	scope    unitSet // the principal's units in the province; nil: the whole province
+	unit     unitSet  // the unit parameter and its descendants; nil: any
+	scope    unitSet  // the principal's units in the province; nil: the whole province
 	box      *bbox
 	severity int
 }
