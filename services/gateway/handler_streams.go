@@ -90,17 +90,17 @@ func (g *Gateway) serveStreams(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusMethodNotAllowed, "event streams are opened with GET")
 		return
 	}
-	ws := websocket.IsWebSocketUpgrade(r)
-	if !ws && !wantsEventStream(r) {
-		writeProblem(w, r, http.StatusNotAcceptable, "event streams are sent over WebSocket, or as Server-Sent Events to a request with Accept: text/event-stream")
-		return
-	}
 	if !g.originAllowed(r) {
 		writeProblem(w, r, http.StatusForbidden, fmt.Sprintf("Origin %q may not open event streams of this hub (see --allowed-origins)", truncate(r.Header.Get("Origin"), 100)))
 		return
 	}
 	who, ok := g.authenticate(w, r)
 	if !ok {
+		return
+	}
+	ws := websocket.IsWebSocketUpgrade(r)
+	if !ws && !wantsEventStream(r) {
+		writeProblem(w, r, http.StatusNotAcceptable, "event streams are sent over WebSocket, or as Server-Sent Events to a request with Accept: text/event-stream")
 		return
 	}
 	lastID := ""
@@ -134,6 +134,7 @@ func (g *Gateway) serveStreams(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if !g.trackWriter() {
+		c.stop()
 		writeProblem(w, r, http.StatusServiceUnavailable, "the gateway is shutting down; retry on another instance")
 		return
 	}

@@ -456,6 +456,7 @@ func TestStreamsAccess(t *testing.T) {
 		says                string
 	}{
 		{"no credentials", "GET", "subject=ioc.feed.01.>", nil, 401, "sign in"},
+		{"no credentials, no Accept", "GET", "subject=ioc.feed.01.>", http.Header{"Accept": {"*/*"}}, 401, "sign in"},
 		{"own province", "GET", "subject=ioc.feed.01.>", bearer(tokP), 200, ""},
 		{"other province", "GET", "subject=ioc.feed.79.>", bearer(tokP), 403, "province 79 is outside"},
 		{"other province's state", "GET", "subject=ioc.state.79.alert.*", bearer(tokP), 403, "province 79"},
