@@ -31,28 +31,34 @@ ON CONFLICT DO NOTHING`
 
 // sqlLockMemberDays reads and locks the rows of rollup_member_day $1…$4
 // (layer, entity, day, unit; given in key order, which the nested loop over
-// the primary key keeps, so writers lock in one order without a sort of the
-// wide rows): a batch counts its members from them and writes them back
-// (sqlUpdateMemberDays) before its commit.
-const sqlLockMemberDays = `SELECT m.layer, m.entity, m.day, m.unit_code, m.grades
-FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[]) AS k (l, e, d, u)
+// the primary key keeps, so writers lock in one order): their first 121
+// slots (day, hours, quarters) and their minutes $5…$6 (0…1439). A batch
+// counts its members from them and writes them back (sqlUpdateMemberDays)
+// before its commit.
+const sqlLockMemberDays = `SELECT m.layer, m.entity, m.day, m.unit_code,
+    substring(m.grades FROM 1 FOR 121), substring(m.grades FROM 122 + k.lo FOR k.hi - k.lo + 1)
+FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::integer[], $6::integer[]) AS k (l, e, d, u, lo, hi)
 JOIN LATERAL (SELECT * FROM rollup_member_day m
     WHERE m.layer = k.l AND m.entity = k.e AND m.day = k.d AND m.unit_code = k.u
     FOR UPDATE) m ON true`
 
-// sqlLockEntityDays reads and locks the rows of rollup_member_day of the
-// entities $2 of layers $1 in the days $3 (in key order), in every unit.
-const sqlLockEntityDays = `SELECT m.layer, m.entity, m.day, m.unit_code, m.grades
-FROM unnest($1::text[], $2::text[], $3::timestamptz[]) AS k (l, e, d)
+// sqlLockEntityDays is sqlLockMemberDays for every unit of the entities $2
+// of layers $1 in the days $3 (in key order), minutes $4…$5.
+const sqlLockEntityDays = `SELECT m.layer, m.entity, m.day, m.unit_code,
+    substring(m.grades FROM 1 FOR 121), substring(m.grades FROM 122 + k.lo FOR k.hi - k.lo + 1)
+FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::integer[], $5::integer[]) AS k (l, e, d, lo, hi)
 JOIN LATERAL (SELECT * FROM rollup_member_day m
     WHERE m.layer = k.l AND m.entity = k.e AND m.day = k.d
     ORDER BY m.unit_code
     FOR UPDATE) m ON true`
 
 // sqlUpdateMemberDays writes back the rows of rollup_member_day a batch
-// changed ($1…$4 their keys, $5 the grades, $6 the members upgraded).
-const sqlUpdateMemberDays = `UPDATE rollup_member_day m SET grades = k.g, upgrades = m.upgrades + k.up
-FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::bytea[], $6::integer[]) AS k (l, e, d, u, g, up)
+// changed ($1…$4 their keys): the first 121 slots $5, the minutes $7 from
+// minute $6, and adds the members upgraded $8.
+const sqlUpdateMemberDays = `UPDATE rollup_member_day m
+SET grades = overlay(overlay(m.grades PLACING k.head FROM 1) PLACING k.mins FROM 122 + k.lo), upgrades = m.upgrades + k.up
+FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::bytea[], $6::integer[], $7::bytea[], $8::integer[])
+    AS k (l, e, d, u, head, lo, mins, up)
 WHERE m.layer = k.l AND m.entity = k.e AND m.day = k.d AND m.unit_code = k.u`
 
 // sqlUpsertRollups adds a batch's contributions, one row per unit, layer,

@@ -541,11 +541,15 @@ func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollu
 // province partitions in VN) count it once: the second reads the first's
 // row after its commit. The write of the rows changed is queued on out.
 func countMembers(ctx context.Context, tx pgx.Tx, out *pgx.Batch, acc map[rollupKey]*Rollup, members map[memberKey]*dayMembers,
-	order []memberKey, old map[memberKey][]byte) error {
+	order []memberKey, rows *memberRows) error {
 	m := len(order)
 	if m == 0 {
 		return nil
 	}
+	if rows == nil {
+		return fmt.Errorf("%d member rows not read: %w", m, ErrMemberRow)
+	}
+	old := rows.grades
 	slices.SortFunc(order, func(a, b memberKey) int { // one lock order for every writer
 		return cmpMemberKey(a, b)
 	})
@@ -553,23 +557,26 @@ func countMembers(ctx context.Context, tx pgx.Tx, out *pgx.Batch, acc map[rollup
 	for i, k := range order {
 		days[i] = time.Unix(k.day, 0).UTC()
 	}
-	if old == nil {
-		old = map[memberKey][]byte{}
-	}
 	// apply locked the rows there (by entity and day); the ones not there
 	// yet (an entity's first batch of the day in a unit) are created, then
 	// locked: one more round trip, once per entity, day and unit.
 	var nLayers, nEntities, nUnits []string
 	var nDays []time.Time
+	var nLos, nHis []int32
 	for i, k := range order {
 		if _, ok := old[k]; !ok {
+			r, ok := rows.ranges[k.entityDay()]
+			if !ok {
+				return fmt.Errorf("member row %s/%s/%s of %v: no minutes read: %w", k.unit, k.layer, k.entity, days[i], ErrMemberRow)
+			}
 			nLayers, nEntities, nDays, nUnits = append(nLayers, k.layer), append(nEntities, k.entity), append(nDays, days[i]), append(nUnits, k.unit)
+			nLos, nHis = append(nLos, r.lo), append(nHis, r.hi)
 		}
 	}
 	if len(nLayers) > 0 {
 		var pb pgx.Batch
 		pb.Queue(sqlInsertMemberDays, nLayers, nEntities, nDays, nUnits, make([]byte, daySlots))
-		pb.Queue(sqlLockMemberDays, nLayers, nEntities, nDays, nUnits).Query(collectMemberRows(old))
+		pb.Queue(sqlLockMemberDays, nLayers, nEntities, nDays, nUnits, nLos, nHis).Query(rows.collect)
 		if err := tx.SendBatch(ctx, &pb).Close(); err != nil {
 			return fmt.Errorf("locking the members of %d entity days: %w", len(nLayers), err)
 		}
@@ -577,8 +584,8 @@ func countMembers(ctx context.Context, tx pgx.Tx, out *pgx.Batch, acc map[rollup
 	var (
 		wLayers, wEntities, wUnits []string
 		wDays                      []time.Time
-		wGrades                    [][]byte
-		wUpgrades                  []int32
+		wHeads, wMinutes           [][]byte
+		wLos, wUpgrades            []int32
 	)
 	for i, k := range order {
 		g, ok := old[k]
@@ -605,13 +612,15 @@ func countMembers(ctx context.Context, tx pgx.Tx, out *pgx.Batch, acc map[rollup
 		}
 		if changed {
 			wLayers, wEntities, wDays, wUnits = append(wLayers, k.layer), append(wEntities, k.entity), append(wDays, day), append(wUnits, k.unit)
-			wGrades, wUpgrades = append(wGrades, g), append(wUpgrades, upgrades)
+			r := rows.ranges[k.entityDay()]
+			wHeads, wMinutes = append(wHeads, g[:headSlots]), append(wMinutes, g[headSlots+int(r.lo):headSlots+int(r.hi)+1])
+			wLos, wUpgrades = append(wLos, r.lo), append(wUpgrades, upgrades)
 		}
 	}
 	if len(wLayers) == 0 {
 		return nil
 	}
-	out.Queue(sqlUpdateMemberDays, wLayers, wEntities, wDays, wUnits, wGrades, wUpgrades)
+	out.Queue(sqlUpdateMemberDays, wLayers, wEntities, wDays, wUnits, wHeads, wLos, wMinutes, wUpgrades)
 	return nil
 }
 
@@ -619,15 +628,63 @@ func countMembers(ctx context.Context, tx pgx.Tx, out *pgx.Batch, acc map[rollup
 // tree of the batch's rows and the batch's member rows, locked.
 type rollupInput struct {
 	tree    unitTree
-	members map[memberKey][]byte
+	members *memberRows
+}
+
+// headSlots are the slots of a member row read and written whole: the day,
+// its hours and its quarters. Of the minutes, only the range the batch's
+// observations fall in (minuteRange) is read and written back.
+const headSlots = 1 + 24 + 96
+
+// entityDay is an entity of a layer in a day (start in Unix seconds).
+type entityDay struct {
+	layer, entity string
+	day           int64
+}
+
+func (k memberKey) entityDay() entityDay { return entityDay{k.layer, k.entity, k.day} }
+
+// minuteRange is the first and last minute of the day (0…1439) of the
+// observations of an entity day in a batch.
+type minuteRange struct{ lo, hi int32 }
+
+// memberRows are the member rows a batch read, locked: grades by row (all
+// slots, those not read zero) and the minutes read of each entity day.
+type memberRows struct {
+	grades map[memberKey][]byte
+	ranges map[entityDay]minuteRange
+}
+
+// collect reads rows of sqlLockEntityDays or sqlLockMemberDays into m.
+func (m *memberRows) collect(rows pgx.Rows) error {
+	for rows.Next() {
+		var k memberKey
+		var day time.Time
+		var head, minutes []byte
+		if err := rows.Scan(&k.layer, &k.entity, &day, &k.unit, &head, &minutes); err != nil {
+			return err
+		}
+		k.day = day.Unix()
+		r, ok := m.ranges[k.entityDay()]
+		if !ok || len(head) != headSlots || len(minutes) != int(r.hi-r.lo+1) {
+			return fmt.Errorf("member row %s/%s/%s of %v: %w", k.unit, k.layer, k.entity, day, ErrMemberRow)
+		}
+		g := make([]byte, daySlots)
+		copy(g, head)
+		copy(g[headSlots+int(r.lo):], minutes)
+		m.grades[k] = g
+	}
+	return rows.Err()
 }
 
 // queueMemberLock queues on pb the lock and read of the rows of
 // rollup_member_day of every station and segment of b's rows in the days of
 // their observation times, in every unit (the units are not known yet; a
-// superset of the rows the batch will touch), in key order. The rows are in
-// the map it returns once pb is sent. Nil when b has no such rows.
-func queueMemberLock(pb *pgx.Batch, b Batch) map[memberKey][]byte {
+// superset of the rows the batch will touch), in key order: their day, hour
+// and quarter slots and the range of minutes of the batch's observations.
+// The rows are in what it returns once pb is sent; nil when b has no
+// station or segment.
+func queueMemberLock(pb *pgx.Batch, b Batch) *memberRows {
 	var all Result // every row as if inserted
 	for _, k := range kindStores {
 		if k.result != nil && k.contribute != nil {
@@ -638,11 +695,7 @@ func queueMemberLock(pb *pgx.Batch, b Batch) map[memberKey][]byte {
 			k.result(&all).Inserted = ins
 		}
 	}
-	type entityDay struct {
-		layer, entity string
-		day           int64
-	}
-	seen := map[entityDay]bool{}
+	m := &memberRows{grades: map[memberKey][]byte{}, ranges: map[entityDay]minuteRange{}}
 	var keys []entityDay
 	for _, k := range kindStores {
 		if k.result == nil || k.contribute == nil || k.rows(b) == 0 {
@@ -652,11 +705,15 @@ func queueMemberLock(pb *pgx.Batch, b Batch) map[memberKey][]byte {
 			if c.entity == "" {
 				return
 			}
-			ed := entityDay{c.layer, c.entity, dayWindow.start(c.observed).Unix()}
-			if !seen[ed] {
-				seen[ed] = true
+			day := dayWindow.start(c.observed)
+			ed := entityDay{c.layer, c.entity, day.Unix()}
+			minute := int32(c.observed.Sub(day) / time.Minute)
+			r, ok := m.ranges[ed]
+			if !ok {
 				keys = append(keys, ed)
+				r = minuteRange{minute, minute}
 			}
+			m.ranges[ed] = minuteRange{min(r.lo, minute), max(r.hi, minute)}
 		})
 	}
 	if len(keys) == 0 {
@@ -665,30 +722,14 @@ func queueMemberLock(pb *pgx.Batch, b Batch) map[memberKey][]byte {
 	slices.SortFunc(keys, func(a, b entityDay) int {
 		return cmpMemberKey(memberKey{a.layer, a.entity, a.day, ""}, memberKey{b.layer, b.entity, b.day, ""})
 	})
-	layers, entities, days := make([]string, len(keys)), make([]string, len(keys)), make([]time.Time, len(keys))
+	n := len(keys)
+	layers, entities, days, los, his := make([]string, n), make([]string, n), make([]time.Time, n), make([]int32, n), make([]int32, n)
 	for i, k := range keys {
-		layers[i], entities[i], days[i] = k.layer, k.entity, time.Unix(k.day, 0).UTC()
+		r := m.ranges[k]
+		layers[i], entities[i], days[i], los[i], his[i] = k.layer, k.entity, time.Unix(k.day, 0).UTC(), r.lo, r.hi
 	}
-	old := map[memberKey][]byte{}
-	pb.Queue(sqlLockEntityDays, layers, entities, days).Query(collectMemberRows(old))
-	return old
-}
-
-// collectMemberRows reads rows of rollup_member_day into old.
-func collectMemberRows(old map[memberKey][]byte) func(pgx.Rows) error {
-	return func(rows pgx.Rows) error {
-		for rows.Next() {
-			var k memberKey
-			var day time.Time
-			var g []byte
-			if err := rows.Scan(&k.layer, &k.entity, &day, &k.unit, &g); err != nil {
-				return err
-			}
-			k.day = day.Unix()
-			old[k] = g
-		}
-		return rows.Err()
-	}
+	pb.Queue(sqlLockEntityDays, layers, entities, days, los, his).Query(m.collect)
+	return m
 }
 
 // cmpMemberKey orders member rows as their primary key does.
