@@ -27,9 +27,9 @@ type hub struct {
 	// (/v1/live?unit=): its province is the unit's code, the token of its
 	// roll-ups' subjects; it consumes ROLLUPS only.
 	rollupsOnly bool
-	log      *slog.Logger
-	messages prometheus.Counter
-	bad      prometheus.Counter
+	log         *slog.Logger
+	messages    prometheus.Counter
+	bad         prometheus.Counter
 
 	ready     chan struct{} // closed once the snapshot is complete
 	readyOnce sync.Once
