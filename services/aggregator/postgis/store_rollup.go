@@ -184,10 +184,27 @@ func slotWindow(s int, day time.Time) (string, time.Time) {
 }
 
 // dayMembers are the members a batch adds to one rollup_member_day row:
-// grades holds the worst grade + 1 per slot (0: none), touched the slots set.
+// the slots it touched with the worst grade + 1 in each (a handful: the
+// day, an hour or two, a quarter or two, the minutes of the batch).
 type dayMembers struct {
-	grades  []byte
-	touched []int
+	slots []memberSlot
+}
+
+// memberSlot is a window slot of a member row and a grade + 1 in it.
+type memberSlot struct {
+	slot  int
+	grade byte
+}
+
+// add records grade + 1 g in slot s, keeping the worst.
+func (d *dayMembers) add(s int, g byte) {
+	for i := range d.slots {
+		if d.slots[i].slot == s {
+			d.slots[i].grade = max(d.slots[i].grade, g)
+			return
+		}
+	}
+	d.slots = append(d.slots, memberSlot{s, g})
 }
 
 // rollupOptions are what the roll-ups need of the store.
@@ -418,15 +435,11 @@ func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollu
 					mk := memberKey{c.layer, c.entity, day.Unix(), a.code}
 					dm := members[mk]
 					if dm == nil {
-						dm = &dayMembers{grades: make([]byte, daySlots)}
+						dm = &dayMembers{}
 						members[mk] = dm
 						morder = append(morder, mk)
 					}
-					slot := w.slot(start, day)
-					if dm.grades[slot] == 0 {
-						dm.touched = append(dm.touched, slot)
-					}
-					dm.grades[slot] = max(dm.grades[slot], byte(c.grade+1))
+					dm.add(w.slot(start, day), byte(c.grade+1))
 				}
 			}
 		}
@@ -589,13 +602,18 @@ func countMembers(ctx context.Context, tx pgx.Tx, out *pgx.Batch, acc map[rollup
 	)
 	for i, k := range order {
 		g, ok := old[k]
-		if !ok || len(g) != daySlots {
+		if !ok {
 			return fmt.Errorf("member row %s/%s/%s of %v: %w", k.unit, k.layer, k.entity, days[i], ErrMemberRow)
 		}
-		dm, changed, upgrades := members[k], false, int32(0)
+		changed, upgrades := false, int32(0)
 		day := time.Unix(k.day, 0).UTC()
-		for _, s := range dm.touched {
-			was, now := g[s], dm.grades[s]
+		for _, ms := range members[k].slots {
+			s, now := ms.slot, ms.grade
+			b := g.at(s)
+			if b == nil {
+				return fmt.Errorf("member row %s/%s/%s of %v: slot %d not read: %w", k.unit, k.layer, k.entity, days[i], s, ErrMemberRow)
+			}
+			was := *b
 			if now <= was {
 				continue
 			}
@@ -608,13 +626,12 @@ func countMembers(ctx context.Context, tx pgx.Tx, out *pgx.Batch, acc map[rollup
 				upgrades++
 			}
 			r.GradeN[now-1]++
-			g[s], changed = now, true
+			*b, changed = now, true
 		}
 		if changed {
 			wLayers, wEntities, wDays, wUnits = append(wLayers, k.layer), append(wEntities, k.entity), append(wDays, day), append(wUnits, k.unit)
-			r := rows.ranges[k.entityDay()]
-			wHeads, wMinutes = append(wHeads, g[:headSlots]), append(wMinutes, g[headSlots+int(r.lo):headSlots+int(r.hi)+1])
-			wLos, wUpgrades = append(wLos, r.lo), append(wUpgrades, upgrades)
+			wHeads, wMinutes = append(wHeads, g.head), append(wMinutes, g.minutes)
+			wLos, wUpgrades = append(wLos, g.lo), append(wUpgrades, upgrades)
 		}
 	}
 	if len(wLayers) == 0 {
@@ -648,11 +665,29 @@ func (k memberKey) entityDay() entityDay { return entityDay{k.layer, k.entity, k
 // observations of an entity day in a batch.
 type minuteRange struct{ lo, hi int32 }
 
-// memberRows are the member rows a batch read, locked: grades by row (all
-// slots, those not read zero) and the minutes read of each entity day.
+// memberRows are the member rows a batch read, locked: the parts read of
+// each row and the minutes read of each entity day.
 type memberRows struct {
-	grades map[memberKey][]byte
+	grades map[memberKey]*memberRow
 	ranges map[entityDay]minuteRange
+}
+
+// memberRow is what a batch read of a member row: its first headSlots
+// slots, and its minutes from minute lo.
+type memberRow struct {
+	head, minutes []byte
+	lo            int32
+}
+
+// at returns the byte of slot s, nil when it was not read.
+func (r *memberRow) at(s int) *byte {
+	if s < headSlots {
+		return &r.head[s]
+	}
+	if i := s - headSlots - int(r.lo); i >= 0 && i < len(r.minutes) {
+		return &r.minutes[i]
+	}
+	return nil
 }
 
 // collect reads rows of sqlLockEntityDays or sqlLockMemberDays into m.
@@ -669,10 +704,7 @@ func (m *memberRows) collect(rows pgx.Rows) error {
 		if !ok || len(head) != headSlots || len(minutes) != int(r.hi-r.lo+1) {
 			return fmt.Errorf("member row %s/%s/%s of %v: %w", k.unit, k.layer, k.entity, day, ErrMemberRow)
 		}
-		g := make([]byte, daySlots)
-		copy(g, head)
-		copy(g[headSlots+int(r.lo):], minutes)
-		m.grades[k] = g
+		m.grades[k] = &memberRow{head: head, minutes: minutes, lo: r.lo}
 	}
 	return rows.Err()
 }
@@ -695,7 +727,7 @@ func queueMemberLock(pb *pgx.Batch, b Batch) *memberRows {
 			k.result(&all).Inserted = ins
 		}
 	}
-	m := &memberRows{grades: map[memberKey][]byte{}, ranges: map[entityDay]minuteRange{}}
+	m := &memberRows{grades: map[memberKey]*memberRow{}, ranges: map[entityDay]minuteRange{}}
 	var keys []entityDay
 	for _, k := range kindStores {
 		if k.result == nil || k.contribute == nil || k.rows(b) == 0 {
