@@ -501,7 +501,8 @@ func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollu
 		openNs[i], closedNs[i], rejectedNs[i] = r.OpenN, r.ClosedN, r.RejectedN
 	}
 	// One round trip: the members' rows, the roll-ups, then the known and
-	// stale figures of their units.
+	// stale figures of their units and the gauges of the alert and report
+	// roll-ups.
 	var scanErr error
 	pb.Queue(sqlUpsertRollups, units, layers, wins, starts, provs, ns, lates,
 		aqiNs, aqiSums, aqiMaxs, bandMaxs, doms, speedWs, speedWSums, congNs, congKs, vehicles,
