@@ -2,6 +2,7 @@ package schema_test
 
 import (
 	"context"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5/stdlib"
@@ -62,5 +63,69 @@ func TestMigrateAlertAreaForm(t *testing.T) {
 		VALUES ('x', 'src', 'x', 'x', 'kttv', now(), 'Actual', 'Alert', ST_GeomFromText('GEOMETRYCOLLECTION(GEOMETRYCOLLECTION(POINT(1 1)))', 4326), 'active', '01', '01', now())`)
 	if err == nil {
 		t.Error("inserting a nested GeometryCollection after the migration: got nil error; want the CHECK to refuse it")
+	}
+}
+
+// TestMigrateRollupMemberDay: migration 00025 moves each member of
+// rollup_member (a window's station with its worst grade) into its slot of
+// the entity's day row (day 0, hours 1–24, quarters 25–120, minutes
+// 121–1560, byte = grade + 1) with the upgrades counted, and back unchanged.
+func TestMigrateRollupMemberDay(t *testing.T) {
+	db := testenv.PostGIS(t)
+	ctx := context.Background()
+	sqlDB := stdlib.OpenDBFromPool(db.Pool)
+	defer sqlDB.Close()
+	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, schema.Migrations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.DownTo(ctx, 24); err != nil {
+		t.Fatalf("migrating down to 24: %v", err)
+	}
+	const members = `('VN', 'air', '1d', '2025-07-31 17:00+00', 'st1', 4, 2), ('VN', 'air', '1h', '2025-08-01 03:00+00', 'st1', 4, NULL),
+		('VN', 'air', '15m', '2025-08-01 03:15+00', 'st1', 2, NULL), ('VN', 'air', '1m', '2025-08-01 03:17+00', 'st1', 0, NULL),
+		('VN', 'air', '1m', '2025-08-01 16:59+00', 'st1', 6, NULL), ('01', 'water', '1h', '2025-08-01 18:00+00', 'w', 3, NULL)`
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO rollup_member (unit_code, layer, win, window_start, entity, grade, prev) VALUES `+members); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatalf("migrating up: %v", err)
+	}
+	var got []string
+	rows, err := db.Pool.Query(ctx, `SELECT d.unit_code || '/' || d.layer || '/' || d.entity || '/' || to_char(d.day AT TIME ZONE 'UTC', 'MM-DD HH24')
+			|| ' up=' || d.upgrades || ' ' || string_agg(s || ':' || get_byte(d.grades, s), ',' ORDER BY s)
+		FROM rollup_member_day d, generate_series(0, 1560) s
+		WHERE get_byte(d.grades, s) > 0 GROUP BY d.unit_code, d.layer, d.entity, d.day, d.upgrades ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, s)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"01/water/w/08-01 17 up=0 2:4", "VN/air/st1/07-31 17 up=1 0:5,11:5,66:3,738:1,1560:7"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("rollup_member_day after 00025:\n%v\nwant\n%v", got, want)
+	}
+	if _, err := p.DownTo(ctx, 24); err != nil {
+		t.Fatalf("migrating down to 24 again: %v", err)
+	}
+	var diff int
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM (
+		(SELECT unit_code, layer, win, window_start, entity, grade FROM rollup_member
+		 EXCEPT SELECT u, l, w, s::timestamptz, e, g FROM (VALUES `+members+`) v (u, l, w, s, e, g, p))
+		UNION ALL
+		(SELECT u, l, w, s::timestamptz, e, g FROM (VALUES `+members+`) v (u, l, w, s, e, g, p)
+		 EXCEPT SELECT unit_code, layer, win, window_start, entity, grade FROM rollup_member)) x`).Scan(&diff); err != nil {
+		t.Fatal(err)
+	}
+	if diff != 0 {
+		t.Errorf("%d members differ after 00025 down", diff)
 	}
 }

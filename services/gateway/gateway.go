@@ -326,17 +326,30 @@ func (g *Gateway) Close() {
 }
 
 // hub returns the running hub of province, starting one if needed.
-func (g *Gateway) hub(province string) (*hub, error) {
+func (g *Gateway) hub(province string) (*hub, error) { return g.startHub(province, false) }
+
+// unitHub returns the running hub of the roll-ups of the national unit or
+// custom group code (/v1/live?unit=), starting one if needed.
+func (g *Gateway) unitHub(code string) (*hub, error) { return g.startHub(code, true) }
+
+// startHub returns the running hub of province (a unit's code with
+// rollupsOnly), starting one if needed.
+func (g *Gateway) startHub(province string, rollupsOnly bool) (*hub, error) {
+	key := province
+	if rollupsOnly {
+		key = "unit:" + province // a custom group's code may look like a province's
+	}
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	if g.closed {
 		return nil, ErrClosed
 	}
-	if h, ok := g.hubs[province]; ok {
+	if h, ok := g.hubs[key]; ok {
 		return h, nil
 	}
 	h := newHub(g, province)
-	g.hubs[province] = h
+	h.rollupsOnly = rollupsOnly
+	g.hubs[key] = h
 	g.m.hubs.Inc()
 	g.hubsWG.Add(1)
 	go func() {
@@ -347,8 +360,8 @@ func (g *Gateway) hub(province string) (*hub, error) {
 		}
 		h.stop(err)
 		g.mu.Lock()
-		if g.hubs[province] == h {
-			delete(g.hubs, province)
+		if g.hubs[key] == h {
+			delete(g.hubs, key)
 			g.m.hubs.Dec()
 		}
 		g.mu.Unlock()
@@ -358,9 +371,11 @@ func (g *Gateway) hub(province string) (*hub, error) {
 
 func (g *Gateway) checkOrigin(r *http.Request) bool { return g.originAllowed(r) }
 
-// serveLive is GET /v1/live?province=NN[&layers=a,b][&bbox=minLon,minLat,maxLon,maxLat]: parameters are checked
-// before the upgrade (400 problem), the client waits for the province's
-// snapshot, then gets it as its first frame and every change after it.
+// serveLive is GET /v1/live?province=NN[&layers=a,b][&bbox=minLon,minLat,maxLon,maxLat][&rollups=w,...]:
+// parameters are checked before the upgrade (400 problem), the client waits
+// for the province's snapshot, then gets it as its first frame and every
+// change after it. With unit=CODE instead of province (the national unit VN
+// or a custom group; live_unit.go) the view carries that unit's roll-ups only.
 func (g *Gateway) serveLive(w http.ResponseWriter, r *http.Request) {
 	if !g.originAllowed(r) {
 		writeProblem(w, r, http.StatusForbidden, fmt.Sprintf("Origin %q may not open the live view of this hub (see --allowed-origins)", truncate(r.Header.Get("Origin"), 100)))
@@ -375,9 +390,20 @@ func (g *Gateway) serveLive(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	tree, ok := g.readableProvince(w, r, who, p.Province, "read province "+p.Province)
-	if !ok {
-		return
+	view := p.Province
+	if p.Unit != "" {
+		if !g.readableUnitRollups(w, r, who, p.Unit) {
+			return
+		}
+		view = p.Unit
+	} else {
+		tree, ok := g.readableProvince(w, r, who, p.Province, "read province "+p.Province)
+		if !ok {
+			return
+		}
+		// A principal scoped to units inside the province sees only the entities
+		// of those units (and the alerts that meet them).
+		p.Units = scopeUnits(tree, who, p.Province)
 	}
 	// A principal of some kinds sees only those layers: none given means
 	// its kinds; a layer outside them is refused.
@@ -392,10 +418,7 @@ func (g *Gateway) serveLive(w http.ResponseWriter, r *http.Request) {
 			}
 		}
 	}
-	// A principal scoped to units inside the province sees only the entities
-	// of those units (and the alerts that meet them).
-	p.Units = scopeUnits(tree, who, p.Province)
-	if g.provs != nil {
+	if g.provs != nil && p.Unit == "" {
 		exists, err := g.provs.exists(r.Context(), p.Province)
 		switch {
 		case err != nil:
@@ -427,6 +450,9 @@ func (g *Gateway) serveLive(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	h, err := g.hub(p.Province)
+	if p.Unit != "" {
+		h, err = g.unitHub(p.Unit)
+	}
 	if err != nil {
 		writeProblem(w, r, http.StatusServiceUnavailable, "the gateway is shutting down; retry on another instance")
 		return
@@ -438,10 +464,10 @@ func (g *Gateway) serveLive(w http.ResponseWriter, r *http.Request) {
 	case <-h.ready:
 	case <-h.done:
 		w.Header().Set("Retry-After", "1")
-		writeProblem(w, r, http.StatusServiceUnavailable, "the live stream of province "+p.Province+" is unavailable; retry")
+		writeProblem(w, r, http.StatusServiceUnavailable, "the live stream of "+view+" is unavailable; retry")
 		return
 	case <-t.C:
-		g.log.Warn("snapshot not complete in time; client starts with a partial one", "province", p.Province)
+		g.log.Warn("snapshot not complete in time; client starts with a partial one", "view", view)
 		timedOut = true
 	case <-r.Context().Done():
 		return
@@ -451,7 +477,7 @@ func (g *Gateway) serveLive(w http.ResponseWriter, r *http.Request) {
 		case <-h.rollupsReady:
 		case <-h.done:
 		case <-t.C:
-			g.log.Warn("roll-ups not loaded in time; client starts with a partial set", "province", p.Province)
+			g.log.Warn("roll-ups not loaded in time; client starts with a partial set", "view", view)
 		case <-r.Context().Done():
 			return
 		}
@@ -471,7 +497,7 @@ func (g *Gateway) serveLive(w http.ResponseWriter, r *http.Request) {
 		case errors.Is(err, ErrClosed):
 			code = CloseGoingAway
 		default:
-			g.log.Error("joining live client", "province", p.Province, "err", err)
+			g.log.Error("joining live client", "view", view, "err", err)
 		}
 		_ = conn.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(code, "live stream unavailable; reconnect"),
 			time.Now().Add(g.cfg.WriteTimeout))

@@ -23,9 +23,13 @@ import (
 type hub struct {
 	g        *Gateway
 	province string
-	log      *slog.Logger
-	messages prometheus.Counter
-	bad      prometheus.Counter
+	// rollupsOnly marks the hub of a national unit or custom group
+	// (/v1/live?unit=): its province is the unit's code, the token of its
+	// roll-ups' subjects; it consumes ROLLUPS only.
+	rollupsOnly bool
+	log         *slog.Logger
+	messages    prometheus.Counter
+	bad         prometheus.Counter
 
 	ready     chan struct{} // closed once the snapshot is complete
 	readyOnce sync.Once
@@ -85,6 +89,10 @@ func newHub(g *Gateway, province string) *hub {
 // run consumes STATE, and ROLLUPS beside it (runRollups), until ctx ends
 // (nil) or a consumer fails (the error).
 func (h *hub) run(ctx context.Context) error {
+	if h.rollupsOnly {
+		h.markReady() // no states
+		return h.runRollups(ctx)
+	}
 	ctx, cancel := context.WithCancel(ctx)
 	rollupsErr := make(chan error, 1)
 	go func() {
@@ -264,7 +272,9 @@ func (h *hub) add(c *client) error {
 		}
 		return fmt.Errorf("joining province %s: %w", h.province, ErrClosed)
 	}
-	c.push(snapshotKey, h.snapshotLocked(c.params))
+	if !h.rollupsOnly {
+		c.push(snapshotKey, h.snapshotLocked(c.params))
+	}
 	h.pushRollupsLocked(c)
 	h.clients[c] = struct{}{}
 	h.g.writers.Add(1)

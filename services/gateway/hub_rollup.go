@@ -117,7 +117,8 @@ func (h *hub) handleRollup(subject string, data []byte) {
 
 // pushRollupsLocked queues, for a client that asked for roll-ups, the frame
 // {"type":"rollups","province":P,"rollups":[R,...]} of the roll-ups it sees,
-// sorted by unit, layer and window.
+// sorted by unit, layer and window ({"type":"rollups","unit":U,...} in a
+// view by unit).
 func (h *hub) pushRollupsLocked(c *client) {
 	if len(c.params.Rollups) == 0 {
 		return
@@ -130,7 +131,11 @@ func (h *hub) pushRollupsLocked(c *client) {
 	}
 	slices.Sort(keys)
 	p, _ := json.Marshal(h.province) // a string always marshals
-	b := append(append([]byte(`{"type":"rollups","province":`), p...), `,"rollups":[`...)
+	field := `{"type":"rollups","province":`
+	if h.rollupsOnly {
+		field = `{"type":"rollups","unit":`
+	}
+	b := append(append([]byte(field), p...), `,"rollups":[`...)
 	for i, k := range keys {
 		if i > 0 {
 			b = append(b, ',')

@@ -16,6 +16,9 @@ import (
 // liveParams are the validated query parameters of /v1/live.
 type liveParams struct {
 	Province string
+	// Unit, instead of Province, opens a view of the roll-ups of the
+	// national unit (VN) or of a custom group: no states, Rollups required.
+	Unit string
 	// Layers is the set of layers the client wants; nil means every layer.
 	Layers []string
 	// BBox, when set, limits the client to entities whose bounding box
@@ -70,11 +73,28 @@ const maxParamLen = 256
 // Unknown parameters are ignored so later ones (resume) do not break older gateways.
 func parseLiveQuery(q url.Values) (liveParams, error) {
 	var p liveParams
-	prov, err := parseProvince(q)
-	if err != nil {
-		return p, err
+	if vs, ok := q["unit"]; ok {
+		if len(vs) != 1 || vs[0] == "" || len(vs[0]) > maxParamLen {
+			return p, fmt.Errorf("parameter unit: give it once, the code of the national unit VN or of a custom group: %w", ErrBadParam)
+		}
+		if _, ok := q["province"]; ok {
+			return p, fmt.Errorf("parameter unit: give either province or unit, not both: %w", ErrBadParam)
+		}
+		if _, ok := q["bbox"]; ok {
+			return p, fmt.Errorf("parameter bbox: a view by unit carries roll-ups only; bbox applies to province=: %w", ErrBadParam)
+		}
+		if _, ok := q["rollups"]; !ok {
+			return p, fmt.Errorf("parameter rollups: missing; a view by unit carries roll-ups only: give windows among %s: %w",
+				strings.Join(rollupWindows, ","), ErrBadParam)
+		}
+		p.Unit = vs[0]
+	} else {
+		prov, err := parseProvince(q)
+		if err != nil {
+			return p, err
+		}
+		p.Province = prov
 	}
-	p.Province = prov
 	if vs, ok := q["layers"]; ok {
 		if len(vs) != 1 {
 			return p, fmt.Errorf("parameter layers: given %d times; give it once, comma-separated: %w", len(vs), ErrBadParam)

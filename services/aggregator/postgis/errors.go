@@ -19,3 +19,7 @@ var ErrStatementTimeout = errors.New("statement ran longer than the store's stat
 
 // ErrConfig is returned by NewStoreWith for an invalid StoreConfig.
 var ErrConfig = errors.New("invalid PostGIS store configuration")
+
+// ErrMemberRow is returned when a batch's row of rollup_member_day was
+// neither found nor created (it cannot happen in one transaction).
+var ErrMemberRow = errors.New("roll-up member row missing after locking it")

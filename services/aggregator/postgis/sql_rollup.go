@@ -20,56 +20,80 @@ SELECT 'g', m.member_code, m.group_code, 'custom', m.valid_from, m.valid_to
 FROM unit_group_member m
 WHERE m.member_code IN (SELECT code FROM anc)`
 
+// sqlInsertMemberDays creates, empty, the rows of rollup_member_day
+// ($1…$4: layer, entity, day, unit; in key order) that do not exist yet, $5
+// being the empty grades. A row another transaction is inserting is waited
+// for and left to it.
+const sqlInsertMemberDays = `INSERT INTO rollup_member_day (layer, entity, day, unit_code, grades)
+SELECT l, e, d, u, $5 FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[]) AS k (l, e, d, u)
+ORDER BY l, e, d, u
+ON CONFLICT DO NOTHING`
+
+// sqlLockMemberDays reads and locks the rows of rollup_member_day $1…$4
+// (layer, entity, day, unit; given in key order, which the nested loop over
+// the primary key keeps, so writers lock in one order): their first 121
+// slots (day, hours, quarters) and their minutes $5…$6 (0…1439). A batch
+// counts its members from them and writes them back (sqlUpdateMemberDays)
+// before its commit.
+const sqlLockMemberDays = `SELECT m.layer, m.entity, m.day, m.unit_code,
+    substring(m.grades FROM 1 FOR 121), substring(m.grades FROM 122 + k.lo FOR k.hi - k.lo + 1)
+FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::integer[], $6::integer[]) AS k (l, e, d, u, lo, hi)
+JOIN LATERAL (SELECT * FROM rollup_member_day m
+    WHERE m.layer = k.l AND m.entity = k.e AND m.day = k.d AND m.unit_code = k.u
+    FOR UPDATE) m ON true`
+
+// sqlLockEntityDays is sqlLockMemberDays for every unit of the entities $2
+// of layers $1 in the days $3 (in key order), minutes $4…$5.
+const sqlLockEntityDays = `SELECT m.layer, m.entity, m.day, m.unit_code,
+    substring(m.grades FROM 1 FOR 121), substring(m.grades FROM 122 + k.lo FOR k.hi - k.lo + 1)
+FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::integer[], $5::integer[]) AS k (l, e, d, lo, hi)
+JOIN LATERAL (SELECT * FROM rollup_member_day m
+    WHERE m.layer = k.l AND m.entity = k.e AND m.day = k.d
+    ORDER BY m.unit_code
+    FOR UPDATE) m ON true`
+
+// sqlUpdateMemberDays writes back the rows of rollup_member_day a batch
+// changed ($1…$4 their keys): the first 121 slots $5, the minutes $7 from
+// minute $6, and adds the members upgraded $8.
+const sqlUpdateMemberDays = `UPDATE rollup_member_day m
+SET grades = overlay(overlay(m.grades PLACING k.head FROM 1) PLACING k.mins FROM 122 + k.lo), upgrades = m.upgrades + k.up
+FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::bytea[], $6::integer[], $7::bytea[], $8::integer[])
+    AS k (l, e, d, u, head, lo, mins, up)
+WHERE m.layer = k.l AND m.entity = k.e AND m.day = k.d AND m.unit_code = k.u`
+
 // sqlUpsertRollups adds a batch's contributions, one row per unit, layer,
-// window and start (unnest of the arrays $1…$29, and $36…$48 for the changes
-// of the gauges: activated and ended per grade, open, closed, rejected), to
-// rollup and returns every
-// roll-up it wrote as it now is. In the same statement it adds the batch's
-// members ($30…$35: unit, layer, window, start, entity, worst grade; each key
-// once) to rollup_member: a new member counts once in members and in the
-// grade_n of its grade; a known one whose grade worsened moves from its old
-// grade's count (prev, set from the locked row, so right under concurrent
-// writers too) to the new one; any other returns nothing and counts nothing.
-const sqlUpsertRollups = `WITH ins AS (
-    INSERT INTO rollup_member AS o (unit_code, layer, win, window_start, entity, grade)
-    SELECT * FROM unnest($30::text[], $31::text[], $32::text[], $33::timestamptz[], $34::text[], $35::smallint[])
-    ON CONFLICT (unit_code, layer, win, window_start, entity) DO UPDATE SET prev = o.grade, grade = excluded.grade
-        WHERE excluded.grade > o.grade
-    RETURNING o.unit_code, o.layer, o.win, o.window_start, o.grade, o.prev
-), d AS (
-    SELECT unit_code, layer, win, window_start, count(*) FILTER (WHERE prev IS NULL) AS members,
-        ARRAY[count(*) FILTER (WHERE grade = 0) - count(*) FILTER (WHERE prev = 0),
-            count(*) FILTER (WHERE grade = 1) - count(*) FILTER (WHERE prev = 1),
-            count(*) FILTER (WHERE grade = 2) - count(*) FILTER (WHERE prev = 2),
-            count(*) FILTER (WHERE grade = 3) - count(*) FILTER (WHERE prev = 3),
-            count(*) FILTER (WHERE grade = 4) - count(*) FILTER (WHERE prev = 4),
-            count(*) FILTER (WHERE grade = 5) - count(*) FILTER (WHERE prev = 5),
-            count(*) FILTER (WHERE grade = 6) - count(*) FILTER (WHERE prev = 6)] AS grade_n
-    FROM ins
-    GROUP BY unit_code, layer, win, window_start
-)
-INSERT INTO rollup AS r (unit_code, layer, win, window_start, province, n, late,
+// window and start (unnest of the arrays $1…$29), to rollup and returns every
+// roll-up it wrote as it now is. $30 are the members the batch added to each
+// and $31…$37 the change of the members at grade 0…6 (countMembers); $38…$50
+// the changes of the gauges: activated and ended per grade, open, closed,
+// rejected (store_rollup_alert.go).
+const sqlUpsertRollups = `INSERT INTO rollup AS r (unit_code, layer, win, window_start, province, n, late,
     aqi_n, aqi_sum, aqi_max, band_max, dominant,
     speed_w, speed_wsum, congested_n, congested_known, vehicles,
     level_max, alarm_max, alarm1_n, alarm2_n, alarm3_n, temp_n, temp_sum, precip_sum, wind_max,
-    resolved_n, resolved_in_sla_n, overdue_n,
+    resolved_n, resolved_in_sla_n, overdue_n, members, grade_n,
     activated0_n, activated1_n, activated2_n, activated3_n, activated4_n,
-    ended0_n, ended1_n, ended2_n, ended3_n, ended4_n, open_n, closed_n, rejected_n, members, grade_n, updated_at)
-SELECT u.*, coalesce(d.members, 0), coalesce(d.grade_n, '{0,0,0,0,0,0,0}'), now()
+    ended0_n, ended1_n, ended2_n, ended3_n, ended4_n, open_n, closed_n, rejected_n, updated_at)
+SELECT u.unit_code, u.layer, u.win, u.window_start, u.province, u.n, u.late, u.aqi_n, u.aqi_sum, u.aqi_max, u.band_max, u.dominant,
+    u.speed_w, u.speed_wsum, u.congested_n, u.congested_known, u.vehicles,
+    u.level_max, u.alarm_max, u.alarm1_n, u.alarm2_n, u.alarm3_n, u.temp_n, u.temp_sum, u.precip_sum, u.wind_max,
+    u.resolved_n, u.resolved_in_sla_n, u.overdue_n, u.members, ARRAY[u.g0, u.g1, u.g2, u.g3, u.g4, u.g5, u.g6],
+    u.activated0_n, u.activated1_n, u.activated2_n, u.activated3_n, u.activated4_n,
+    u.ended0_n, u.ended1_n, u.ended2_n, u.ended3_n, u.ended4_n, u.open_n, u.closed_n, u.rejected_n, now()
 FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::bigint[], $7::bigint[],
     $8::bigint[], $9::float8[], $10::integer[], $11::smallint[], $12::text[],
     $13::float8[], $14::float8[], $15::bigint[], $16::bigint[], $17::float8[],
     $18::float8[], $19::smallint[], $20::bigint[], $21::bigint[], $22::bigint[], $23::bigint[], $24::float8[], $25::float8[], $26::float8[],
-    $27::bigint[], $28::bigint[], $29::bigint[],
-    $36::bigint[], $37::bigint[], $38::bigint[], $39::bigint[], $40::bigint[],
-    $41::bigint[], $42::bigint[], $43::bigint[], $44::bigint[], $45::bigint[], $46::bigint[], $47::bigint[], $48::bigint[])
+    $27::bigint[], $28::bigint[], $29::bigint[], $30::bigint[],
+    $31::bigint[], $32::bigint[], $33::bigint[], $34::bigint[], $35::bigint[], $36::bigint[], $37::bigint[],
+    $38::bigint[], $39::bigint[], $40::bigint[], $41::bigint[], $42::bigint[],
+    $43::bigint[], $44::bigint[], $45::bigint[], $46::bigint[], $47::bigint[], $48::bigint[], $49::bigint[], $50::bigint[])
     AS u (unit_code, layer, win, window_start, province, n, late, aqi_n, aqi_sum, aqi_max, band_max, dominant,
         speed_w, speed_wsum, congested_n, congested_known, vehicles,
         level_max, alarm_max, alarm1_n, alarm2_n, alarm3_n, temp_n, temp_sum, precip_sum, wind_max,
-        resolved_n, resolved_in_sla_n, overdue_n,
+        resolved_n, resolved_in_sla_n, overdue_n, members, g0, g1, g2, g3, g4, g5, g6,
         activated0_n, activated1_n, activated2_n, activated3_n, activated4_n,
         ended0_n, ended1_n, ended2_n, ended3_n, ended4_n, open_n, closed_n, rejected_n)
-LEFT JOIN d ON d.unit_code = u.unit_code AND d.layer = u.layer AND d.win = u.win AND d.window_start = u.window_start
 ON CONFLICT (unit_code, layer, win, window_start) DO UPDATE SET
     n = r.n + excluded.n,
     late = r.late + excluded.late,

@@ -304,8 +304,8 @@ func (s *Store) WriteBatch(ctx context.Context, b Batch) (Result, error) {
 		if err := stage(ctx, tx, b); err != nil {
 			return err
 		}
-		var tree unitTree
-		if err := apply(ctx, tx, b, &res, s.rollups, &tree); err != nil {
+		var in rollupInput
+		if err := apply(ctx, tx, b, &res, s.rollups, &in); err != nil {
 			return err
 		}
 		for _, k := range kindStores {
@@ -317,7 +317,7 @@ func (s *Store) WriteBatch(ctx context.Context, b Batch) (Result, error) {
 		}
 		// After the writes: the reports' write says which reports it opened.
 		if s.rollups.on {
-			if err := writeRollups(ctx, tx, b, &res, s.rollups, tree); err != nil {
+			if err := writeRollups(ctx, tx, b, &res, s.rollups, in); err != nil {
 				return err
 			}
 		}
@@ -354,9 +354,10 @@ func stage(ctx context.Context, tx pgx.Tx, b Batch) error {
 }
 
 // apply moves the staged rows into their tables in one round trip.
-// With roll-ups on, the same round trip reads into *tree the units of the
-// rows and their ancestors.
-func apply(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollupOptions, tree *unitTree) error {
+// With roll-ups on, the same round trip reads into *in the units of the
+// rows and their ancestors, and locks and reads the member rows of the
+// stations and segments of the rows (queueMemberLock).
+func apply(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollupOptions, in *rollupInput) error {
 	var pb pgx.Batch
 	var finish []func()
 	rows := 0
@@ -372,8 +373,9 @@ func apply(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollupOption
 	}
 	if ro.on {
 		if units := rollupUnits(b); len(units) > 0 {
-			pb.Queue(sqlUnitVersions, units).Query(collectTree(tree))
+			pb.Queue(sqlUnitVersions, units).Query(collectTree(&in.tree))
 		}
+		in.members = queueMemberLock(&pb, b)
 	}
 	if pb.Len() == 0 {
 		return nil

@@ -1,9 +1,11 @@
 package postgis
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -147,10 +149,62 @@ type contribution struct {
 	units []ancestor
 }
 
-// memberKey identifies a member of a roll-up: an entity in a window.
+// memberKey identifies a row of rollup_member_day: an entity's windows of
+// one day (start in Unix seconds) in a unit and layer.
 type memberKey struct {
-	rollupKey
-	entity string
+	layer, entity string
+	day           int64
+	unit          string
+}
+
+// daySlots is the number of windows of a day in a rollup_member_day row:
+// the day, its 24 hours, 96 quarters and 1,440 minutes (migration 00025).
+const daySlots = 1 + 24 + 96 + 1440
+
+// slotBase is the first slot of each window's length in a day's row.
+var slotBase = map[string]int{"1d": 0, "1h": 1, "15m": 25, "1m": 121}
+
+// dayWindow is the 1d window, whose start is a member row's day.
+var dayWindow = window{"1d", 24 * time.Hour}
+
+// slot is the slot of w's window starting at start in the row of day.
+func (w window) slot(start, day time.Time) int {
+	return slotBase[w.name] + int(start.Sub(day)/w.length)
+}
+
+// slotWindow is the window of slot s of the row of day: its length's name
+// and its start.
+func slotWindow(s int, day time.Time) (string, time.Time) {
+	for _, w := range windows { // the shortest first: the highest base
+		if b := slotBase[w.name]; s >= b {
+			return w.name, day.Add(time.Duration(s-b) * w.length)
+		}
+	}
+	return "", time.Time{}
+}
+
+// dayMembers are the members a batch adds to one rollup_member_day row:
+// the slots it touched with the worst grade + 1 in each (a handful: the
+// day, an hour or two, a quarter or two, the minutes of the batch).
+type dayMembers struct {
+	slots []memberSlot
+}
+
+// memberSlot is a window slot of a member row and a grade + 1 in it.
+type memberSlot struct {
+	slot  int
+	grade byte
+}
+
+// add records grade + 1 g in slot s, keeping the worst.
+func (d *dayMembers) add(s int, g byte) {
+	for i := range d.slots {
+		if d.slots[i].slot == s {
+			d.slots[i].grade = max(d.slots[i].grade, g)
+			return
+		}
+	}
+	d.slots = append(d.slots, memberSlot{s, g})
 }
 
 // rollupOptions are what the roll-ups need of the store.
@@ -327,15 +381,17 @@ func (p path) holds(at time.Time) bool {
 }
 
 // writeRollups adds the contributions of the rows b inserted (res, by each
-// kind's contribute hook) to rollup in one statement and records the
-// roll-ups written in res.Rollups. tree holds the units of b's rows and
-// their ancestors.
-func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollupOptions, tree unitTree) error {
+// kind's contribute hook) to rollup and their members to rollup_member_day
+// (countMembers) and records the roll-ups written in res.Rollups. in holds
+// the units of b's rows and their ancestors, and the member rows apply
+// locked.
+func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollupOptions, in rollupInput) error {
+	tree := in.tree
 	acc := map[rollupKey]*Rollup{}
 	var order []rollupKey
-	// The members of the batch, each once with its worst grade (one row may
-	// be updated only once by the statement).
-	members := map[memberKey]int16{}
+	// The members of the batch by day row, each once per window with its
+	// worst grade.
+	members := map[memberKey]*dayMembers{}
 	var morder []memberKey
 	paths := map[[2]string][]path{} // by unit and province: the walks met so far
 	emit := func(c contribution) {
@@ -355,6 +411,7 @@ func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollu
 			}
 			units = p.units
 		}
+		day := dayWindow.start(c.observed)
 		for _, w := range windows {
 			start := w.start(c.observed)
 			late := !c.change && c.received.After(start.Add(w.length+ro.lateness))
@@ -375,13 +432,14 @@ func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollu
 				}
 				r.add(c.figures)
 				if c.entity != "" {
-					mk := memberKey{k, c.entity}
-					if g, ok := members[mk]; !ok {
-						members[mk] = c.grade
+					mk := memberKey{c.layer, c.entity, day.Unix(), a.code}
+					dm := members[mk]
+					if dm == nil {
+						dm = &dayMembers{}
+						members[mk] = dm
 						morder = append(morder, mk)
-					} else if c.grade > g {
-						members[mk] = c.grade
 					}
+					dm.add(w.slot(start, day), byte(c.grade+1))
 				}
 			}
 		}
@@ -397,6 +455,10 @@ func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollu
 	if len(order) == 0 {
 		return nil
 	}
+	var pb pgx.Batch
+	if err := countMembers(ctx, tx, &pb, acc, members, morder, in.members); err != nil {
+		return err
+	}
 	n := len(order)
 	var (
 		units, layers, wins, provs, doms  = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]*string, n)
@@ -409,9 +471,14 @@ func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollu
 		levelMaxs, windMaxs               = make([]*float64, n), make([]*float64, n)
 		alarm1s, alarm2s, alarm3s, tempNs = make([]int64, n), make([]int64, n), make([]int64, n), make([]int64, n)
 		resolvedNs, inSLANs, overdueNs    = make([]int64, n), make([]int64, n), make([]int64, n)
+		memberNs                          = make([]int64, n)
+		gradeNs                           [7][]int64
 		activated, ended                  [Grades][]int64
 		openNs, closedNs, rejectedNs      = make([]int64, n), make([]int64, n), make([]int64, n)
 	)
+	for g := range gradeNs {
+		gradeNs[g] = make([]int64, n)
+	}
 	for g := range Grades {
 		activated[g], ended[g] = make([]int64, n), make([]int64, n)
 	}
@@ -424,97 +491,353 @@ func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollu
 		levelMaxs[i], alarmMaxs[i], alarm1s[i], alarm2s[i], alarm3s[i] = r.LevelMax, r.AlarmMax, r.AlarmN[0], r.AlarmN[1], r.AlarmN[2]
 		tempNs[i], tempSums[i], precips[i], windMaxs[i] = r.TempN, r.TempSum, r.PrecipSum, r.WindMax
 		resolvedNs[i], inSLANs[i], overdueNs[i] = r.ResolvedN, r.ResolvedInSLAN, r.OverdueN
+		memberNs[i] = r.Members
+		for g := range gradeNs {
+			gradeNs[g][i] = r.GradeN[g]
+		}
 		for g := range Grades {
 			activated[g][i], ended[g][i] = r.Activated[g], r.Ended[g]
 		}
 		openNs[i], closedNs[i], rejectedNs[i] = r.OpenN, r.ClosedN, r.RejectedN
 	}
-	m := len(morder)
-	mUnits, mLayers, mWins, mEntities, mStarts, mGrades := make([]string, m), make([]string, m), make([]string, m), make([]string, m), make([]time.Time, m), make([]int16, m)
-	for i, k := range morder {
-		mUnits[i], mLayers[i], mWins[i], mEntities[i] = k.unit, k.layer, k.window, k.entity
-		mStarts[i], mGrades[i] = time.Unix(k.start, 0).UTC(), members[k]
-	}
-	rows, err := tx.Query(ctx, sqlUpsertRollups, units, layers, wins, starts, provs, ns, lates,
+	// One round trip: the members' rows, the roll-ups, then the known and
+	// stale figures of their units and the gauges of the alert and report
+	// roll-ups.
+	var scanErr error
+	pb.Queue(sqlUpsertRollups, units, layers, wins, starts, provs, ns, lates,
 		aqiNs, aqiSums, aqiMaxs, bandMaxs, doms, speedWs, speedWSums, congNs, congKs, vehicles,
 		levelMaxs, alarmMaxs, alarm1s, alarm2s, alarm3s, tempNs, tempSums, precips, windMaxs,
-		resolvedNs, inSLANs, overdueNs,
-		mUnits, mLayers, mWins, mStarts, mEntities, mGrades,
+		resolvedNs, inSLANs, overdueNs, memberNs,
+		gradeNs[0], gradeNs[1], gradeNs[2], gradeNs[3], gradeNs[4], gradeNs[5], gradeNs[6],
 		activated[0], activated[1], activated[2], activated[3], activated[4],
-		ended[0], ended[1], ended[2], ended[3], ended[4], openNs, closedNs, rejectedNs)
-	if err != nil {
-		return fmt.Errorf("adding %d roll-ups: %w", n, err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var r Rollup
-		var grades []int64
-		if err := rows.Scan(&r.UnitCode, &r.Layer, &r.Window, &r.WindowStart, &r.Province, &r.N, &r.Late,
-			&r.AQIN, &r.AQISum, &r.AQIMax, &r.BandMax, &r.Dominant,
-			&r.SpeedW, &r.SpeedWSum, &r.CongestedN, &r.CongestedKnown, &r.Vehicles,
-			&r.LevelMax, &r.AlarmMax, &r.AlarmN[0], &r.AlarmN[1], &r.AlarmN[2], &r.TempN, &r.TempSum, &r.PrecipSum, &r.WindMax,
-			&r.ResolvedN, &r.ResolvedInSLAN, &r.OverdueN, &r.Members, &grades, &r.UpdatedAt,
-			&r.Activated[0], &r.Activated[1], &r.Activated[2], &r.Activated[3], &r.Activated[4],
-			&r.Ended[0], &r.Ended[1], &r.Ended[2], &r.Ended[3], &r.Ended[4], &r.OpenN, &r.ClosedN, &r.RejectedN); err != nil {
-			return fmt.Errorf("reading roll-ups: %w", err)
+		ended[0], ended[1], ended[2], ended[3], ended[4], openNs, closedNs, rejectedNs,
+	).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var r Rollup
+			var grades []int64
+			if err := rows.Scan(&r.UnitCode, &r.Layer, &r.Window, &r.WindowStart, &r.Province, &r.N, &r.Late,
+				&r.AQIN, &r.AQISum, &r.AQIMax, &r.BandMax, &r.Dominant,
+				&r.SpeedW, &r.SpeedWSum, &r.CongestedN, &r.CongestedKnown, &r.Vehicles,
+				&r.LevelMax, &r.AlarmMax, &r.AlarmN[0], &r.AlarmN[1], &r.AlarmN[2], &r.TempN, &r.TempSum, &r.PrecipSum, &r.WindMax,
+				&r.ResolvedN, &r.ResolvedInSLAN, &r.OverdueN, &r.Members, &grades, &r.UpdatedAt,
+				&r.Activated[0], &r.Activated[1], &r.Activated[2], &r.Activated[3], &r.Activated[4],
+				&r.Ended[0], &r.Ended[1], &r.Ended[2], &r.Ended[3], &r.Ended[4], &r.OpenN, &r.ClosedN, &r.RejectedN); err != nil {
+				scanErr = fmt.Errorf("reading roll-ups: %w", err)
+				return scanErr
+			}
+			copy(r.GradeN[:], grades)
+			res.Rollups = append(res.Rollups, r)
 		}
-		copy(r.GradeN[:], grades)
-		res.Rollups = append(res.Rollups, r)
-	}
-	if err := rows.Err(); err != nil {
+		return rows.Err()
+	})
+	ctxUnits := slices.Clone(units) // the queued statement holds units until the batch is sent
+	slices.Sort(ctxUnits)
+	counts := queueRollupContext(&pb, slices.Compact(ctxUnits))
+	// The gauges last: they read the changes the upsert just wrote.
+	gauges := queueRollupGauges(&pb, order)
+	if err := tx.SendBatch(ctx, &pb).Close(); err != nil {
+		if scanErr != nil {
+			return scanErr
+		}
 		return fmt.Errorf("adding %d roll-ups: %w", n, err)
 	}
-	rows.Close()
-	if err := rollupContext(ctx, tx, res.Rollups); err != nil {
-		return err
+	setRollupContext(res.Rollups, counts)
+	setRollupGauges(res.Rollups, gauges)
+	return nil
+}
+
+// countMembers adds the batch's members (by row of rollup_member_day, in
+// order) to rollup_member_day and counts them into the Members and GradeN
+// of their roll-ups in acc: a member new in its window counts once there and
+// in its grade; one already counted at a better grade moves from that grade
+// to its new one; any other counts nothing. The rows are created (empty)
+// where missing and locked first, so two writers meeting on a member (two
+// province partitions in VN) count it once: the second reads the first's
+// row after its commit. The write of the rows changed is queued on out.
+func countMembers(ctx context.Context, tx pgx.Tx, out *pgx.Batch, acc map[rollupKey]*Rollup, members map[memberKey]*dayMembers,
+	order []memberKey, rows *memberRows) error {
+	m := len(order)
+	if m == 0 {
+		return nil
 	}
-	return rollupGauges(ctx, tx, res.Rollups)
+	if rows == nil {
+		return fmt.Errorf("%d member rows not read: %w", m, ErrMemberRow)
+	}
+	old := rows.grades
+	slices.SortFunc(order, func(a, b memberKey) int { // one lock order for every writer
+		return cmpMemberKey(a, b)
+	})
+	days := make([]time.Time, m)
+	for i, k := range order {
+		days[i] = time.Unix(k.day, 0).UTC()
+	}
+	// apply locked the rows there (by entity and day); the ones not there
+	// yet (an entity's first batch of the day in a unit) are created, then
+	// locked: one more round trip, once per entity, day and unit.
+	var nLayers, nEntities, nUnits []string
+	var nDays []time.Time
+	var nLos, nHis []int32
+	for i, k := range order {
+		if _, ok := old[k]; !ok {
+			r, ok := rows.ranges[k.entityDay()]
+			if !ok {
+				return fmt.Errorf("member row %s/%s/%s of %v: no minutes read: %w", k.unit, k.layer, k.entity, days[i], ErrMemberRow)
+			}
+			nLayers, nEntities, nDays, nUnits = append(nLayers, k.layer), append(nEntities, k.entity), append(nDays, days[i]), append(nUnits, k.unit)
+			nLos, nHis = append(nLos, r.lo), append(nHis, r.hi)
+		}
+	}
+	if len(nLayers) > 0 {
+		var pb pgx.Batch
+		pb.Queue(sqlInsertMemberDays, nLayers, nEntities, nDays, nUnits, make([]byte, daySlots))
+		pb.Queue(sqlLockMemberDays, nLayers, nEntities, nDays, nUnits, nLos, nHis).Query(rows.collect)
+		if err := tx.SendBatch(ctx, &pb).Close(); err != nil {
+			return fmt.Errorf("locking the members of %d entity days: %w", len(nLayers), err)
+		}
+	}
+	var (
+		wLayers, wEntities, wUnits []string
+		wDays                      []time.Time
+		wHeads, wMinutes           [][]byte
+		wLos, wUpgrades            []int32
+	)
+	for i, k := range order {
+		g, ok := old[k]
+		if !ok {
+			return fmt.Errorf("member row %s/%s/%s of %v: %w", k.unit, k.layer, k.entity, days[i], ErrMemberRow)
+		}
+		changed, upgrades := false, int32(0)
+		day := time.Unix(k.day, 0).UTC()
+		for _, ms := range members[k].slots {
+			s, now := ms.slot, ms.grade
+			b := g.at(s)
+			if b == nil {
+				return fmt.Errorf("member row %s/%s/%s of %v: slot %d not read: %w", k.unit, k.layer, k.entity, days[i], s, ErrMemberRow)
+			}
+			was := *b
+			if now <= was {
+				continue
+			}
+			name, start := slotWindow(s, day)
+			r := acc[rollupKey{k.unit, k.layer, name, start.Unix()}]
+			if was == 0 {
+				r.Members++
+			} else {
+				r.GradeN[was-1]--
+				upgrades++
+			}
+			r.GradeN[now-1]++
+			*b, changed = now, true
+		}
+		if changed {
+			wLayers, wEntities, wDays, wUnits = append(wLayers, k.layer), append(wEntities, k.entity), append(wDays, day), append(wUnits, k.unit)
+			wHeads, wMinutes = append(wHeads, g.head), append(wMinutes, g.minutes)
+			wLos, wUpgrades = append(wLos, g.lo), append(wUpgrades, upgrades)
+		}
+	}
+	if len(wLayers) == 0 {
+		return nil
+	}
+	out.Queue(sqlUpdateMemberDays, wLayers, wEntities, wDays, wUnits, wHeads, wLos, wMinutes, wUpgrades)
+	return nil
+}
+
+// rollupInput is what the roll-ups read in apply's round trip: the unit
+// tree of the batch's rows and the batch's member rows, locked.
+type rollupInput struct {
+	tree    unitTree
+	members *memberRows
+}
+
+// headSlots are the slots of a member row read and written whole: the day,
+// its hours and its quarters. Of the minutes, only the range the batch's
+// observations fall in (minuteRange) is read and written back.
+const headSlots = 1 + 24 + 96
+
+// entityDay is an entity of a layer in a day (start in Unix seconds).
+type entityDay struct {
+	layer, entity string
+	day           int64
+}
+
+func (k memberKey) entityDay() entityDay { return entityDay{k.layer, k.entity, k.day} }
+
+// minuteRange is the first and last minute of the day (0…1439) of the
+// observations of an entity day in a batch.
+type minuteRange struct{ lo, hi int32 }
+
+// memberRows are the member rows a batch read, locked: the parts read of
+// each row and the minutes read of each entity day.
+type memberRows struct {
+	grades map[memberKey]*memberRow
+	ranges map[entityDay]minuteRange
+}
+
+// memberRow is what a batch read of a member row: its first headSlots
+// slots, and its minutes from minute lo.
+type memberRow struct {
+	head, minutes []byte
+	lo            int32
+}
+
+// at returns the byte of slot s, nil when it was not read.
+func (r *memberRow) at(s int) *byte {
+	if s < headSlots {
+		return &r.head[s]
+	}
+	if i := s - headSlots - int(r.lo); i >= 0 && i < len(r.minutes) {
+		return &r.minutes[i]
+	}
+	return nil
+}
+
+// collect reads rows of sqlLockEntityDays or sqlLockMemberDays into m.
+func (m *memberRows) collect(rows pgx.Rows) error {
+	for rows.Next() {
+		var k memberKey
+		var day time.Time
+		var head, minutes []byte
+		if err := rows.Scan(&k.layer, &k.entity, &day, &k.unit, &head, &minutes); err != nil {
+			return err
+		}
+		k.day = day.Unix()
+		r, ok := m.ranges[k.entityDay()]
+		if !ok || len(head) != headSlots || len(minutes) != int(r.hi-r.lo+1) {
+			return fmt.Errorf("member row %s/%s/%s of %v: %w", k.unit, k.layer, k.entity, day, ErrMemberRow)
+		}
+		m.grades[k] = &memberRow{head: head, minutes: minutes, lo: r.lo}
+	}
+	return rows.Err()
+}
+
+// queueMemberLock queues on pb the lock and read of the rows of
+// rollup_member_day of every station and segment of b's rows in the days of
+// their observation times, in every unit (the units are not known yet; a
+// superset of the rows the batch will touch), in key order: their day, hour
+// and quarter slots and the range of minutes of the batch's observations.
+// The rows are in what it returns once pb is sent; nil when b has no
+// station or segment.
+func queueMemberLock(pb *pgx.Batch, b Batch) *memberRows {
+	var all Result // every row as if inserted
+	for _, k := range kindStores {
+		if k.result != nil && k.contribute != nil {
+			ins := make([]int, k.rows(b))
+			for i := range ins {
+				ins[i] = i
+			}
+			k.result(&all).Inserted = ins
+		}
+	}
+	m := &memberRows{grades: map[memberKey]*memberRow{}, ranges: map[entityDay]minuteRange{}}
+	var keys []entityDay
+	for _, k := range kindStores {
+		if k.result == nil || k.contribute == nil || k.rows(b) == 0 {
+			continue
+		}
+		k.contribute(b, &all, func(c contribution) {
+			if c.entity == "" {
+				return
+			}
+			day := dayWindow.start(c.observed)
+			ed := entityDay{c.layer, c.entity, day.Unix()}
+			minute := int32(c.observed.Sub(day) / time.Minute)
+			r, ok := m.ranges[ed]
+			if !ok {
+				keys = append(keys, ed)
+				r = minuteRange{minute, minute}
+			}
+			m.ranges[ed] = minuteRange{min(r.lo, minute), max(r.hi, minute)}
+		})
+	}
+	if len(keys) == 0 {
+		return nil
+	}
+	slices.SortFunc(keys, func(a, b entityDay) int {
+		return cmpMemberKey(memberKey{a.layer, a.entity, a.day, ""}, memberKey{b.layer, b.entity, b.day, ""})
+	})
+	n := len(keys)
+	layers, entities, days, los, his := make([]string, n), make([]string, n), make([]time.Time, n), make([]int32, n), make([]int32, n)
+	for i, k := range keys {
+		r := m.ranges[k]
+		layers[i], entities[i], days[i], los[i], his[i] = k.layer, k.entity, time.Unix(k.day, 0).UTC(), r.lo, r.hi
+	}
+	pb.Queue(sqlLockEntityDays, layers, entities, days, los, his).Query(m.collect)
+	return m
+}
+
+// cmpMemberKey orders member rows as their primary key does.
+func cmpMemberKey(a, b memberKey) int {
+	switch {
+	case a.layer != b.layer:
+		return strings.Compare(a.layer, b.layer)
+	case a.entity != b.entity:
+		return strings.Compare(a.entity, b.entity)
+	case a.day != b.day:
+		return cmp.Compare(a.day, b.day)
+	}
+	return strings.Compare(a.unit, b.unit)
 }
 
 // RollupContext sets the Known and Stale figures and the gauges of rs as a
 // batch writing them would (for reading roll-ups back from the table).
 func (s *Store) RollupContext(ctx context.Context, rs []Rollup) error {
-	return s.BeginFunc(ctx, func(tx pgx.Tx) error {
-		if err := rollupContext(ctx, tx, rs); err != nil {
-			return err
-		}
-		return rollupGauges(ctx, tx, rs)
-	})
+	return s.BeginFunc(ctx, func(tx pgx.Tx) error { return rollupContext(ctx, tx, rs) })
 }
 
 // rollupContext sets the Known and Stale figures of rs from the current
-// tree, sensors and source_stats, in one statement.
+// tree, sensors and source_stats, and the gauges of the alert and report
+// roll-ups from rollup, in one round trip.
 func rollupContext(ctx context.Context, tx pgx.Tx, rs []Rollup) error {
 	if len(rs) == 0 {
 		return nil
 	}
 	units := make([]string, 0, len(rs))
+	keys := make([]rollupKey, 0, len(rs))
 	for _, r := range rs {
 		units = append(units, r.UnitCode)
+		keys = append(keys, rollupKey{r.UnitCode, r.Layer, r.Window, r.WindowStart.Unix()})
 	}
 	slices.Sort(units)
-	units = slices.Compact(units)
-	type kindKey struct{ unit, kind string }
+	var pb pgx.Batch
+	counts := queueRollupContext(&pb, slices.Compact(units))
+	gauges := queueRollupGauges(&pb, keys)
+	if err := tx.SendBatch(ctx, &pb).Close(); err != nil {
+		return err
+	}
+	setRollupContext(rs, counts)
+	setRollupGauges(rs, gauges)
+	return nil
+}
+
+// kindKey is a unit and a kind of sensor ("" for stale sources).
+type kindKey struct{ unit, kind string }
+
+// queueRollupContext queues on pb the read of the known sensors and stale
+// sources of units (sorted, distinct), filled into the map it returns when
+// pb is sent.
+func queueRollupContext(pb *pgx.Batch, units []string) map[kindKey]int64 {
 	counts := map[kindKey]int64{}
-	rows, err := tx.Query(ctx, sqlRollupContext, units)
-	if err != nil {
-		return fmt.Errorf("reading sensors and stale sources of %d units: %w", len(units), err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var k kindKey
-		var n int64
-		if err := rows.Scan(&k.unit, &k.kind, &n); err != nil {
-			return fmt.Errorf("reading sensors and stale sources: %w", err)
+	pb.Queue(sqlRollupContext, units).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var k kindKey
+			var n int64
+			if err := rows.Scan(&k.unit, &k.kind, &n); err != nil {
+				return fmt.Errorf("reading sensors and stale sources: %w", err)
+			}
+			counts[k] = n
 		}
-		counts[k] = n
-	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("reading sensors and stale sources of %d units: %w", len(units), err)
-	}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("reading sensors and stale sources of %d units: %w", len(units), err)
+		}
+		return nil
+	})
+	return counts
+}
+
+// setRollupContext sets the Known and Stale figures of rs from counts.
+func setRollupContext(rs []Rollup, counts map[kindKey]int64) {
 	for i := range rs {
 		rs[i].Known = counts[kindKey{rs[i].UnitCode, rs[i].Layer}]
 		rs[i].Stale = counts[kindKey{rs[i].UnitCode, ""}]
 	}
-	return nil
 }

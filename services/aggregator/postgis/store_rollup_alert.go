@@ -198,7 +198,7 @@ func (s *Store) MarkExpired(ctx context.Context, ids []string, at time.Time) ([]
 			return err
 		}
 		res := Result{changes: cs}
-		if err := writeRollups(ctx, tx, Batch{}, &res, s.rollups, unitTree{}); err != nil {
+		if err := writeRollups(ctx, tx, Batch{}, &res, s.rollups, rollupInput{}); err != nil {
 			return err
 		}
 		out = res.Rollups
@@ -210,51 +210,69 @@ func (s *Store) MarkExpired(ctx context.Context, ids []string, at time.Time) ([]
 	return out, nil
 }
 
-// dayWindow is the window whose rows the gauges' prefix sums start with.
-var dayWindow = window{"1d", 24 * time.Hour}
+// gauges are the gauges of a roll-up: alerts active per grade (layer
+// alert) and reports open (layer report).
+type gauges struct {
+	active [Grades]int64
+	open   int64
+}
 
-// rollupGauges sets the gauges of the alert and report roll-ups of rs as at
-// the end of their windows, from the changes stored in rollup (tx sees the
-// ones it wrote), in one statement: alerts active per grade, Σ (activated −
-// ended), and reports open, Σ (open − closed), over the roll-ups of the same
-// unit, layer and window length up to the roll-up's own, taken as whole days
-// (1d rows) before the roll-up's day and rows of its length within it.
-func rollupGauges(ctx context.Context, tx pgx.Tx, rs []Rollup) error {
-	var idx []int
+// queueRollupGauges queues on pb the read of the gauges of the alert and
+// report roll-ups of keys as at the end of their windows, from the changes
+// stored in rollup (queued after the upsert, the statement sees the changes
+// the batch wrote), filled into the map it returns when pb is sent: alerts
+// active per grade, Σ (activated − ended), and reports open, Σ (open −
+// closed), over the roll-ups of the same unit, layer and window length up to
+// the roll-up's own, taken as whole days (1d rows, whose start is dayWindow's)
+// before the roll-up's day and rows of its length within it. Nothing is
+// queued when keys have no such roll-up.
+func queueRollupGauges(pb *pgx.Batch, keys []rollupKey) map[rollupKey]gauges {
+	out := map[rollupKey]gauges{}
+	var ks []rollupKey
 	var units, layers, wins []string
 	var starts, days []time.Time
-	for i, r := range rs {
-		if r.Layer != alertLayer && r.Layer != reportLayer {
+	for _, k := range keys {
+		if k.layer != alertLayer && k.layer != reportLayer {
 			continue
 		}
-		idx = append(idx, i)
-		units, layers, wins = append(units, r.UnitCode), append(layers, r.Layer), append(wins, r.Window)
-		starts, days = append(starts, r.WindowStart), append(days, dayWindow.start(r.WindowStart))
+		start := time.Unix(k.start, 0).UTC()
+		ks = append(ks, k)
+		units, layers, wins = append(units, k.unit), append(layers, k.layer), append(wins, k.window)
+		starts, days = append(starts, start), append(days, dayWindow.start(start))
 	}
-	if len(idx) == 0 {
+	if len(ks) == 0 {
+		return out
+	}
+	pb.Queue(sqlRollupGauges, units, layers, wins, starts, days).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var ord int
+			var g gauges
+			if err := rows.Scan(&ord, &g.active[0], &g.active[1], &g.active[2], &g.active[3], &g.active[4], &g.open); err != nil {
+				return fmt.Errorf("reading the gauges of %d roll-ups: %w", len(ks), err)
+			}
+			out[ks[ord-1]] = g
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("reading the gauges of %d roll-ups: %w", len(ks), err)
+		}
 		return nil
-	}
-	rows, err := tx.Query(ctx, sqlRollupGauges, units, layers, wins, starts, days)
-	if err != nil {
-		return fmt.Errorf("reading the gauges of %d roll-ups: %w", len(idx), err)
-	}
-	defer rows.Close()
-	for rows.Next() {
-		var ord int
-		var active [Grades]int64
-		var open int64
-		if err := rows.Scan(&ord, &active[0], &active[1], &active[2], &active[3], &active[4], &open); err != nil {
-			return fmt.Errorf("reading the gauges of %d roll-ups: %w", len(idx), err)
+	})
+	return out
+}
+
+// setRollupGauges sets the gauges of the alert and report roll-ups of rs
+// from gs.
+func setRollupGauges(rs []Rollup, gs map[rollupKey]gauges) {
+	for i := range rs {
+		r := &rs[i]
+		g, ok := gs[rollupKey{r.UnitCode, r.Layer, r.Window, r.WindowStart.Unix()}]
+		if !ok {
+			continue
 		}
-		r := &rs[idx[ord-1]]
 		if r.Layer == alertLayer {
-			r.AlertsActive = active
+			r.AlertsActive = g.active
 		} else {
-			r.ReportsOpen = open
+			r.ReportsOpen = g.open
 		}
 	}
-	if err := rows.Err(); err != nil {
-		return fmt.Errorf("reading the gauges of %d roll-ups: %w", len(idx), err)
-	}
-	return nil
 }

@@ -40,7 +40,7 @@ func (s *Store) changeRollups(ctx context.Context, tx pgx.Tx, changes []contribu
 		return nil, fmt.Errorf("reading the tree of %d units: %w", len(units), err)
 	}
 	res := Result{changes: changes}
-	if err := writeRollups(ctx, tx, Batch{}, &res, s.rollups, tree); err != nil {
+	if err := writeRollups(ctx, tx, Batch{}, &res, s.rollups, rollupInput{tree: tree}); err != nil {
 		return nil, err
 	}
 	return res.Rollups, nil
@@ -88,7 +88,7 @@ func (s *Store) ReportClosedRollups(ctx context.Context, tx pgx.Tx, r ReportStat
 		units: tree.walk(r.UnitCode, r.Province, r.ReportedAt).units}
 	closed.figures.ClosedN = 1
 	res := Result{changes: []contribution{flow, closed}}
-	if err := writeRollups(ctx, tx, Batch{}, &res, s.rollups, tree); err != nil {
+	if err := writeRollups(ctx, tx, Batch{}, &res, s.rollups, rollupInput{tree: tree}); err != nil {
 		return nil, fmt.Errorf("rolling up report %s %s: %w", r.ID, r.Status, err)
 	}
 	return res.Rollups, nil

@@ -194,3 +194,23 @@ func (s *Store) UnitTree(ctx context.Context) (map[string]TreeNode, error) {
 	}
 	return out, nil
 }
+
+// SQLGroupMembers lists the current members of custom group $1 (the rows of
+// unit_group_member valid now), sorted.
+const SQLGroupMembers = `SELECT member_code FROM unit_group_member
+WHERE group_code = $1 AND valid_from <= now() AND (valid_to IS NULL OR valid_to > now())
+ORDER BY member_code`
+
+// GroupMembers returns the current members of custom group code, none
+// for a code that is not a group.
+func (s *Store) GroupMembers(ctx context.Context, code string) ([]string, error) {
+	rows, err := s.pool.Query(ctx, SQLGroupMembers, code)
+	if err != nil {
+		return nil, fmt.Errorf("querying the members of group %s: %w", code, err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("reading the members of group %s: %w", code, err)
+	}
+	return out, nil
+}
