@@ -62,6 +62,12 @@ func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("parsing database URL: %w", err)
 	}
+	return open(ctx, cfg, "database")
+}
+
+// open opens a pool on cfg with the PostGIS codec registered on every
+// connection, and checks that it connects; what names the pool in errors.
+func open(ctx context.Context, cfg *pgxpool.Config, what string) (*pgxpool.Pool, error) {
 	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
 		if err := pgxgeom.Register(ctx, conn); err != nil {
 			return fmt.Errorf("registering PostGIS codec: %w", err)
@@ -70,11 +76,11 @@ func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
-		return nil, fmt.Errorf("opening database: %w", err)
+		return nil, fmt.Errorf("opening %s: %w", what, err)
 	}
 	if err := pool.Ping(ctx); err != nil {
 		pool.Close()
-		return nil, fmt.Errorf("connecting to database: %w", err)
+		return nil, fmt.Errorf("connecting to %s: %w", what, err)
 	}
 	return pool, nil
 }
@@ -114,19 +120,5 @@ func OpenRead(ctx context.Context, url string, o ReadOptions) (*pgxpool.Pool, er
 	if o.StatementTimeout > 0 {
 		rp["statement_timeout"] = strconv.FormatInt(o.StatementTimeout.Milliseconds(), 10)
 	}
-	cfg.AfterConnect = func(ctx context.Context, conn *pgx.Conn) error {
-		if err := pgxgeom.Register(ctx, conn); err != nil {
-			return fmt.Errorf("registering PostGIS codec: %w", err)
-		}
-		return nil
-	}
-	pool, err := pgxpool.NewWithConfig(ctx, cfg)
-	if err != nil {
-		return nil, fmt.Errorf("opening database read pool: %w", err)
-	}
-	if err := pool.Ping(ctx); err != nil {
-		pool.Close()
-		return nil, fmt.Errorf("connecting to database read pool: %w", err)
-	}
-	return pool, nil
+	return open(ctx, cfg, "database read pool")
 }
