@@ -628,6 +628,21 @@ func withParam(u *url.URL, root string, name, value string) string {
 	return s
 }
 
+// ogcScoped limits fq to what who may read of c; false when it answered
+// (no database here, or a refusal).
+func (g *Gateway) ogcScoped(w http.ResponseWriter, r *http.Request, who auth.Principal, c *pgread.Collection, fq *pgread.FeatureQuery) bool {
+	if g.readPool == nil {
+		writeProblem(w, r, http.StatusServiceUnavailable, "this gateway has no database; the OGC API is not available here")
+		return false
+	}
+	tree, ok := g.hierarchy(w, r)
+	if !ok {
+		return false
+	}
+	fq.Scope, ok = ogcScope(w, r, who, tree, c)
+	return ok
+}
+
 func (g *Gateway) serveOGCItems(w http.ResponseWriter, r *http.Request) {
 	who, ok := g.ogcStart(w, r, nil)
 	if !ok {
@@ -642,15 +657,7 @@ func (g *Gateway) serveOGCItems(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
-	if g.readPool == nil {
-		writeProblem(w, r, http.StatusServiceUnavailable, "this gateway has no database; the OGC API is not available here")
-		return
-	}
-	tree, ok := g.hierarchy(w, r)
-	if !ok {
-		return
-	}
-	if fq.Scope, ok = ogcScope(w, r, who, tree, c); !ok {
+	if !g.ogcScoped(w, r, who, c, &fq) {
 		return
 	}
 	// GeoJSON is JSON: f=json asks for the same body as application/json.
@@ -760,15 +767,7 @@ func (g *Gateway) serveOGCItem(w http.ResponseWriter, r *http.Request) {
 	if c.TimeMode == pgread.TimeValidity {
 		fq.At = nil // the current version
 	}
-	if g.readPool == nil {
-		writeProblem(w, r, http.StatusServiceUnavailable, "this gateway has no database; the OGC API is not available here")
-		return
-	}
-	tree, ok := g.hierarchy(w, r)
-	if !ok {
-		return
-	}
-	if fq.Scope, ok = ogcScope(w, r, who, tree, c); !ok {
+	if !g.ogcScoped(w, r, who, c, &fq) {
 		return
 	}
 	one := &oneFeature{}
