@@ -5,6 +5,13 @@
 # Stops everything it started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# The app's logic first, without a browser: JSDoc types checked by TypeScript
+# (a devDependency, no build output) and the unit tests of web/test/unit.
+web/scripts/vendor.sh
+echo "wall screen: tsc --noEmit --checkJs"
+(cd web && node_modules/.bin/tsc -p .)
+echo "wall screen: unit tests"
+node --test web/test/unit/
 work=$(mktemp -d /tmp/iochub-web.XXXXXX)
 chmod 755 "$work"
 out="$work/stdout.log"

@@ -5,8 +5,12 @@ import { AQI_BANDS } from './aqi_bands.js';
 
 const STORAGE_KEY = 'iochub.lang';
 
+/** @typedef {'vi' | 'en'} Lang */
+
+/** @type {Lang[]} */
 export const LANGS = ['vi', 'en'];
 
+/** @type {Record<Lang, Record<string, string>>} */
 export const strings = {
   vi: {
     title: 'iochub — Trung tâm giám sát, điều hành thông minh',
@@ -218,6 +222,133 @@ export const strings = {
   },
 };
 
+// The wall's tiles, layers, roll-ups, CAP categories and event codes.
+Object.assign(strings.vi, {
+  'layer.air': 'Không khí',
+  'layer.traffic': 'Giao thông',
+  'layer.water': 'Thủy văn',
+  'layer.title': 'Tô màu phường/xã theo',
+  'kpi.window': 'Giờ hiện tại',
+  'kpi.air': 'Chất lượng không khí',
+  'kpi.worstAqi': 'VN_AQI cao nhất',
+  'kpi.stationsBand': 'Số trạm theo mức',
+  'kpi.reporting': '{n}/{m} trạm có số liệu',
+  'kpi.traffic': 'Giao thông',
+  'kpi.congested': 'Đoạn ùn tắc',
+  'kpi.meanSpeed': 'Tốc độ TB',
+  'kpi.segmentsReporting': '{n}/{m} đoạn có số liệu',
+  'kpi.water': 'Thủy văn',
+  'kpi.alarm': 'Trạm ở mức báo động',
+  'kpi.alerts': 'Cảnh báo theo mức độ',
+  'kpi.reports': 'Phản ánh',
+  'kpi.open': 'Đang xử lý',
+  'kpi.overdue': 'Quá hạn',
+  'kpi.stale': 'Nguồn mất tín hiệu',
+  'kpi.staleEntities': '{n} trạm/đoạn số liệu cũ',
+  'kpi.noData': 'Chưa có số liệu tổng hợp',
+  'kpi.worstUnits': 'Phường/xã cần chú ý',
+  'kpi.none': 'Không có',
+  'unitLegend.air': 'Phường/xã: mức VN_AQI cao nhất trong giờ',
+  'unitLegend.traffic': 'Phường/xã: tỷ lệ đoạn đường ùn tắc trong giờ',
+  'unitLegend.water': 'Phường/xã: mức báo động cao nhất trong giờ',
+  'unitLegend.none': 'Chưa có số liệu',
+  'congestion.0': '< 10 %',
+  'congestion.1': '10–25 %',
+  'congestion.2': '25–50 %',
+  'congestion.3': '≥ 50 %',
+  'stale': 'Số liệu cũ: nguồn ngừng gửi',
+  'alerts.left': 'Hiệu lực',
+  'alerts.category': 'Loại',
+  'rollup.title': 'Tổng hợp giờ hiện tại',
+  'rollup.aqiMax': 'VN_AQI cao nhất',
+  'rollup.aqiMean': 'VN_AQI trung bình',
+  'rollup.stations': 'Trạm có số liệu',
+  'rollup.meanSpeed': 'Tốc độ trung bình',
+  'rollup.congested': 'Đoạn ùn tắc',
+  'rollup.alarmMax': 'Mức báo động cao nhất',
+  'rollup.levelMax': 'Mực nước cao nhất',
+  'rollup.none': 'Chưa có số liệu trong giờ',
+  'capCat.Geo': 'Địa chất', 'capCat.Met': 'Khí tượng', 'capCat.Safety': 'An toàn', 'capCat.Security': 'An ninh',
+  'capCat.Rescue': 'Cứu hộ', 'capCat.Fire': 'Cháy nổ', 'capCat.Health': 'Y tế', 'capCat.Env': 'Môi trường',
+  'capCat.Transport': 'Giao thông', 'capCat.Infra': 'Hạ tầng', 'capCat.CBRNE': 'Hóa sinh phóng xạ', 'capCat.Other': 'Khác',
+  'event.trafficJam': 'Ùn tắc giao thông',
+  'event.airPollution': 'Ô nhiễm không khí',
+  'event.heavyRain': 'Mưa lớn',
+  'event.flood': 'Ngập lụt',
+  'event.traffic': 'Giao thông',
+  'event.environment': 'Môi trường',
+  'event.weather': 'Thời tiết',
+});
+Object.assign(strings.en, {
+  'layer.air': 'Air',
+  'layer.traffic': 'Traffic',
+  'layer.water': 'Water',
+  'layer.title': 'Colour wards by',
+  'kpi.window': 'This hour',
+  'kpi.air': 'Air quality',
+  'kpi.worstAqi': 'Worst VN_AQI',
+  'kpi.stationsBand': 'Stations per band',
+  'kpi.reporting': '{n}/{m} stations reporting',
+  'kpi.traffic': 'Traffic',
+  'kpi.congested': 'Congested segments',
+  'kpi.meanSpeed': 'Mean speed',
+  'kpi.segmentsReporting': '{n}/{m} segments reporting',
+  'kpi.water': 'Water',
+  'kpi.alarm': 'Stations at alarm level',
+  'kpi.alerts': 'Alerts by severity',
+  'kpi.reports': 'Citizen reports',
+  'kpi.open': 'Open',
+  'kpi.overdue': 'Overdue',
+  'kpi.stale': 'Stale sources',
+  'kpi.staleEntities': '{n} stations/segments with old data',
+  'kpi.noData': 'No roll-up yet',
+  'kpi.worstUnits': 'Wards to watch',
+  'kpi.none': 'None',
+  'unitLegend.air': 'Wards: worst VN_AQI this hour',
+  'unitLegend.traffic': 'Wards: share of segments congested this hour',
+  'unitLegend.water': 'Wards: highest alarm level this hour',
+  'unitLegend.none': 'No data',
+  'congestion.0': '< 10%',
+  'congestion.1': '10–25%',
+  'congestion.2': '25–50%',
+  'congestion.3': '≥ 50%',
+  'stale': 'Old data: the source stopped sending',
+  'alerts.left': 'In force',
+  'alerts.category': 'Category',
+  'rollup.title': 'This hour',
+  'rollup.aqiMax': 'Worst VN_AQI',
+  'rollup.aqiMean': 'Mean VN_AQI',
+  'rollup.stations': 'Stations reporting',
+  'rollup.meanSpeed': 'Mean speed',
+  'rollup.congested': 'Congested segments',
+  'rollup.alarmMax': 'Highest alarm level',
+  'rollup.levelMax': 'Highest water level',
+  'rollup.none': 'No data this hour',
+  'capCat.Geo': 'Geophysical', 'capCat.Met': 'Meteorological', 'capCat.Safety': 'Safety', 'capCat.Security': 'Security',
+  'capCat.Rescue': 'Rescue', 'capCat.Fire': 'Fire', 'capCat.Health': 'Health', 'capCat.Env': 'Environment',
+  'capCat.Transport': 'Transport', 'capCat.Infra': 'Infrastructure', 'capCat.CBRNE': 'CBRNE', 'capCat.Other': 'Other',
+  'event.trafficJam': 'Traffic jam',
+  'event.airPollution': 'Air pollution',
+  'event.heavyRain': 'Heavy rain',
+  'event.flood': 'Flood',
+  'event.traffic': 'Traffic',
+  'event.environment': 'Environment',
+  'event.weather': 'Weather',
+});
+
+/**
+ * label translates a code under prefix ("capCat", "event", …), or returns
+ * the code when there is no translation (then it is text, not a code).
+ * @param {string} prefix
+ * @param {unknown} code
+ * @returns {string}
+ */
+export function label(prefix, code) {
+  const key = `${prefix}.${code}`;
+  const s = t(key);
+  return s === key ? String(code ?? '') : s;
+}
+
 // The VN_AQI band names come with their colours from aqi_bands.js, which go
 // generate writes from internal/aqi.
 for (const b of AQI_BANDS) {
@@ -226,6 +357,7 @@ for (const b of AQI_BANDS) {
 }
 
 // Units of the observation values, the same in both languages.
+/** @type {Record<string, string>} */
 export const valueUnits = {
   pm25: 'µg/m³', pm10: 'µg/m³', pm1: 'µg/m³', no2: 'µg/m³', o3: 'µg/m³', co: 'µg/m³',
   so2: 'µg/m³', nh3: 'µg/m³', no: 'µg/m³', nox: 'µg/m³', temperature: '°C',
@@ -235,21 +367,24 @@ export const valueUnits = {
   occupancy: '%', averageVehicleSpeed: 'km/h', averageVehicleLength: 'm', averageHeadwayTime: 's',
 };
 
+/** @type {Lang} */
 let current = 'vi';
 try {
   const saved = globalThis.localStorage?.getItem(STORAGE_KEY);
-  if (LANGS.includes(saved)) current = saved;
+  if (saved === 'vi' || saved === 'en') current = saved;
 } catch {
   // localStorage can be denied (private mode, file://); Vietnamese stays.
 }
 
+/** @returns {Lang} */
 export function lang() {
   return current;
 }
 
 // setLang switches the language, remembers it, and re-applies static labels.
+/** @param {string} l */
 export function setLang(l) {
-  if (!LANGS.includes(l)) throw new Error(`unknown language ${JSON.stringify(l)}; want one of ${LANGS.join(', ')}`);
+  if (l !== 'vi' && l !== 'en') throw new Error(`unknown language ${JSON.stringify(l)}; want one of ${LANGS.join(', ')}`);
   current = l;
   try {
     globalThis.localStorage?.setItem(STORAGE_KEY, l);
@@ -262,22 +397,28 @@ export function setLang(l) {
 // t returns the string for key in the current language, with {name}
 // placeholders filled from params; an unknown key falls back to Vietnamese,
 // then to the key itself so a gap shows instead of a blank.
+/**
+ * @param {string} key
+ * @param {Record<string, string | number>} [params]
+ * @returns {string}
+ */
 export function t(key, params) {
   let s = strings[current][key] ?? strings.vi[key] ?? key;
   if (params) {
-    s = s.replace(/\{(\w+)\}/g, (m, name) => (name in params ? String(params[name]) : m));
+    s = s.replace(/\{(\w+)\}/g, (/** @type {string} */ m, /** @type {string} */ name) => (name in params ? String(params[name]) : m));
   }
   return s;
 }
 
 // apply fills every element with a data-i18n attribute (its text) or
 // data-i18n-title (its title attribute), and the document's title and lang.
+/** @param {Document | HTMLElement} root */
 export function apply(root) {
   for (const el of root.querySelectorAll('[data-i18n]')) {
-    el.textContent = t(el.dataset.i18n);
+    el.textContent = t(/** @type {HTMLElement} */ (el).dataset.i18n ?? '');
   }
   for (const el of root.querySelectorAll('[data-i18n-title]')) {
-    el.title = t(el.dataset.i18nTitle);
+    /** @type {HTMLElement} */ (el).title = t(/** @type {HTMLElement} */ (el).dataset.i18nTitle ?? '');
   }
   if (root === document) {
     document.documentElement.lang = current;

@@ -2,7 +2,9 @@
 // "report" of the live view): a point per report coloured by status, ringed
 // in red once past its SLA deadline, and the list of open reports (overdue
 // first, then by deadline). The reporter's contact never reaches the browser.
-import { strings, t, lang, locale } from './i18n.js';
+import { strings, t, lang } from './i18n.js';
+import { $, esc } from './dom.js';
+import { fmtTime as formatTime } from './format.js';
 
 Object.assign(strings.vi, {
   'reports.title': 'Phản ánh hiện trường',
@@ -50,7 +52,7 @@ Object.assign(strings.en, {
 });
 
 const MAX_ITEMS = 50;
-const TZ = 'Asia/Ho_Chi_Minh';
+/** @type {Record<string, string>} */
 export const STATUS_COLORS = {
   received: '#ffd21f', assigned: '#3fa7ff', in_progress: '#b36bff', resolved: '#2ee06b', rejected: '#8a94a6',
 };
@@ -58,22 +60,17 @@ const OPEN = new Set(['received', 'assigned', 'in_progress']);
 
 let shownItems = 0;
 let openCount = 0;
-let popup = null; // { popup, id }
+/** @type {{popup: MapLibrePopup, id: string} | null} */
+let popup = null;
 
-const $ = (id) => document.getElementById(id);
+/** @typedef {import('./store.js').Feature} Feature */
 
-function esc(s) {
-  return String(s ?? '').replace(/[&<>"']/g, (c) => ({ '&': '&amp;', '<': '&lt;', '>': '&gt;', '"': '&quot;', "'": '&#39;' })[c]);
-}
-
+/** @param {string | undefined} iso */
 function fmtTime(iso) {
-  const d = new Date(iso);
-  if (Number.isNaN(d.getTime())) return String(iso ?? '—');
-  return new Intl.DateTimeFormat(locale(), {
-    timeZone: TZ, hour: '2-digit', minute: '2-digit', day: '2-digit', month: '2-digit', year: 'numeric', hour12: false,
-  }).format(d);
+  return formatTime(iso, lang(), true);
 }
 
+/** @param {string} prefix @param {unknown} v */
 function label(prefix, v) {
   const s = t(`${prefix}.${v}`);
   return s === `${prefix}.${v}` ? String(v ?? '') : s;
@@ -81,7 +78,8 @@ function label(prefix, v) {
 
 // isOverdue: flagged by the hub, or past its deadline while open (the hub's
 // sweep flags it within seconds; the screen does not wait).
-function isOverdue(r, now) {
+/** @param {any} r @param {number} now */
+export function isOverdue(r, now) {
   if (!r) return false;
   if (r.overdue) return true;
   const d = Date.parse(r.slaDeadline ?? '');
@@ -89,6 +87,7 @@ function isOverdue(r, now) {
 }
 
 // safeURL keeps only http(s) links (the ingest takes no other; this guards the href).
+/** @param {string} u */
 function safeURL(u) {
   try {
     const x = new URL(u);
@@ -99,12 +98,13 @@ function safeURL(u) {
 }
 
 // addReportLayers adds the report source and layers once the map has loaded.
+/** @param {MapLibreMap} map */
 export function addReportLayers(map) {
   map.addSource('reports', { type: 'geojson', data: { type: 'FeatureCollection', features: [] } });
   map.addLayer({
     id: 'report-points', type: 'circle', source: 'reports',
     paint: {
-      'circle-color': ['match', ['get', 'status'], ...Object.entries(STATUS_COLORS).flat(), '#ffffff'],
+      'circle-color': /** @type {any} */ (['match', ['get', 'status'], ...Object.entries(STATUS_COLORS).flat(), '#ffffff']),
       'circle-radius': ['interpolate', ['linear'], ['zoom'], 9, 5, 14, 9],
       'circle-stroke-color': ['case', ['get', 'overdue'], '#ff3b3b', '#0b1220'],
       'circle-stroke-width': ['case', ['get', 'overdue'], 4, 2],
@@ -112,7 +112,7 @@ export function addReportLayers(map) {
   });
   map.on('mouseenter', 'report-points', () => { map.getCanvas().style.cursor = 'pointer'; });
   map.on('mouseleave', 'report-points', () => { map.getCanvas().style.cursor = ''; });
-  map.on('click', 'report-points', (e) => {
+  map.on('click', 'report-points', (/** @type {any} */ e) => {
     const id = e.features?.[0]?.properties?.fid;
     if (!id) return;
     popup?.popup.remove();
@@ -123,20 +123,24 @@ export function addReportLayers(map) {
   });
 }
 
+/** @type {Map<string, Feature> | null} */
 let lastEntities = null;
 
+/** @param {MapLibreMap} map @param {Map<string, Feature> | null} entities */
 function refresh(map, entities) {
   if (!popup || !entities) return;
-  popup.popup.setHTML(popupHTML(entities.get(popup.id)));
+  const p = popup;
+  p.popup.setHTML(popupHTML(entities.get(p.id)));
 }
 
+/** @param {Feature | undefined} f */
 function popupHTML(f) {
   if (!f) return '<div class="popup"></div>';
   const p = f.properties ?? {};
   const r = p.report ?? {};
   const overdue = isOverdue(r, Date.now());
   const media = (r.media ?? []).map(safeURL).filter(Boolean)
-    .map((u, i) => `<a href="${esc(u)}" target="_blank" rel="noopener noreferrer">${i + 1}</a>`).join(' ');
+    .map((/** @type {string} */ u, /** @type {number} */ i) => `<a href="${esc(u)}" target="_blank" rel="noopener noreferrer">${i + 1}</a>`).join(' ');
   return `<div class="popup report-popup"><h4>${esc(label('reportCat', r.category))}</h4>
     <div class="kind">${esc(t('reports.popup'))} · ${esc(p.entityId ?? '')}</div>
     <div class="report-status"><i class="sw circle" style="background:${STATUS_COLORS[r.status] ?? '#fff'}"></i>${esc(label('reportStatus', r.status))}${overdue ? ` <b class="overdue">${esc(t('reports.overdue'))}</b>` : ''}</div>
@@ -148,13 +152,18 @@ function popupHTML(f) {
 
 // renderReports redraws the report points (when map is given) and the list of
 // open reports from the live entities.
+/**
+ * @param {Map<string, Feature>} entities
+ * @param {MapLibreMap | null} map
+ * @param {(id: string) => void} [focus]
+ */
 export function renderReports(entities, map, focus) {
   lastEntities = entities;
   const now = Date.now();
   const all = [];
   for (const f of entities.values()) if (f?.properties?.layer === 'report') all.push(f);
   if (map) {
-    map.getSource('reports')?.setData({
+    /** @type {import('maplibre-gl').GeoJSONSource | undefined} */ (map.getSource('reports'))?.setData({
       type: 'FeatureCollection',
       features: all.filter((f) => f.geometry).map((f) => ({
         type: 'Feature', geometry: f.geometry,
@@ -191,7 +200,7 @@ export function renderReports(entities, map, focus) {
   }
   const bottom = list.getBoundingClientRect().bottom;
   let hidden = Math.max(0, open.length - MAX_ITEMS);
-  for (const li of list.children) {
+  for (const li of /** @type {HTMLCollectionOf<HTMLElement>} */ (list.children)) {
     if (li.getBoundingClientRect().bottom > bottom + 1) {
       li.hidden = true;
       hidden++;

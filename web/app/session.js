@@ -5,10 +5,13 @@
 // page's URL (printed by `iochub dev`; removed from the address bar at once)
 // or from a key pasted into the login form.
 import { t } from './i18n.js';
+import { $ } from './dom.js';
 
-const $ = (id) => document.getElementById(id);
+/** @returns {HTMLInputElement} */
+const keyInput = () => /** @type {HTMLInputElement} */ (keyInput());
 
 // exchange posts a code or a token to /v1/session; true when signed in.
+/** @param {string} field @param {string} value */
 async function exchange(field, value) {
   const res = await fetch('/v1/session', {
     method: 'POST',
@@ -39,17 +42,21 @@ function takeCode() {
 }
 
 // showLogin shows the login form and resolves once a pasted key signed in.
+/**
+ * @param {string} [message]
+ * @returns {Promise<any>}
+ */
 export function showLogin(message = '') {
-  const form = $('login');
+  const form = /** @type {HTMLFormElement} */ ($('login'));
   const error = $('login-error');
   form.hidden = false;
   error.textContent = message;
   error.hidden = message === '';
-  $('login-key').focus();
+  keyInput().focus();
   return new Promise((resolve) => {
     form.onsubmit = async (ev) => {
       ev.preventDefault();
-      const key = $('login-key').value.trim();
+      const key = keyInput().value.trim();
       if (!key) return;
       let ok = false;
       try {
@@ -62,7 +69,7 @@ export function showLogin(message = '') {
         error.hidden = false;
         return;
       }
-      $('login-key').value = '';
+      keyInput().value = '';
       form.hidden = true;
       form.onsubmit = null;
       resolve(await whoAmI());
@@ -71,6 +78,7 @@ export function showLogin(message = '') {
 }
 
 // showWho puts the signed-in identity and the logout button in the bar.
+/** @param {any} principal */
 function showWho(principal) {
   const who = $('who');
   if (!principal) {

@@ -1,0 +1,112 @@
+// alerts.js: which CAP alerts are in force, in what order the wall lists
+// them (most severe first, then newest), and which info block it shows.
+
+/** CAP severities, most severe first. */
+export const SEVERITIES = /** @type {const} */ (['Extreme', 'Severe', 'Moderate', 'Minor', 'Unknown']);
+
+/** @typedef {'Extreme' | 'Severe' | 'Moderate' | 'Minor' | 'Unknown'} Severity */
+
+/** Fill colours of alert areas by severity (drawn translucent on the map). */
+export const SEVERITY_COLORS = {
+  Extreme: '#b5179e', Severe: '#ff3b3b', Moderate: '#ff9f1a', Minor: '#3fa7ff', Unknown: '#9aa7c2',
+};
+
+/**
+ * alertInfo picks the info block in lang (CAP language "vi", "vi-VN", "en-US"…), else the first.
+ * @param {any} alert properties.alert of a live Feature
+ * @param {string} lang
+ * @returns {Record<string, any>}
+ */
+export function alertInfo(alert, lang) {
+  const infos = Array.isArray(alert?.info) ? alert.info : [];
+  return infos.find((/** @type {any} */ i) => String(i?.language ?? '').toLowerCase().startsWith(lang)) ?? infos[0] ?? {};
+}
+
+/**
+ * severityOf is the highest CAP severity of an alert's info blocks.
+ * @param {any} alert
+ * @returns {Severity}
+ */
+export function severityOf(alert) {
+  let best = SEVERITIES.length - 1;
+  for (const i of Array.isArray(alert?.info) ? alert.info : []) {
+    const k = SEVERITIES.indexOf(i?.severity);
+    if (k >= 0 && k < best) best = k;
+  }
+  return SEVERITIES[best];
+}
+
+/**
+ * expiresAt is the latest expiry of an alert's info blocks (ms), or NaN.
+ * @param {any} alert
+ */
+export function expiresAt(alert) {
+  const xs = (Array.isArray(alert?.info) ? alert.info : []).map((/** @type {any} */ i) => Date.parse(i?.expires ?? '')).filter((/** @type {number} */ x) => !Number.isNaN(x));
+  return xs.length ? Math.max(...xs) : NaN;
+}
+
+/**
+ * sentAt is when the alert was sent (ms), else its observation or update time, else 0.
+ * @param {import('./store.js').Feature} f
+ */
+export function sentAt(f) {
+  const p = f.properties ?? {};
+  return Date.parse(p.alert?.sent ?? p.observation?.time ?? p.updatedAt ?? '') || 0;
+}
+
+/**
+ * isActiveAlert: state "active" (or not given), an Alert or Update (a CAP
+ * Cancel, Ack or Error message is never an alert in force: a Cancel's effect
+ * is the earlier alert's state "cancelled"), and not past every expiry.
+ * @param {import('./store.js').Feature} f
+ * @param {number} now ms
+ */
+export function isActiveAlert(f, now) {
+  const a = f.properties?.alert;
+  if (!a) return false;
+  if (a.state && a.state !== 'active') return false;
+  if (a.msgType && a.msgType !== 'Alert' && a.msgType !== 'Update') return false;
+  const exp = expiresAt(a);
+  return Number.isNaN(exp) || exp >= now;
+}
+
+/**
+ * activeAlerts lists the alerts in force, most severe first, then newest.
+ * @param {import('./store.js').Feature[]} alerts
+ * @param {number} now
+ */
+export function activeAlerts(alerts, now) {
+  return alerts.filter((f) => isActiveAlert(f, now)).sort((a, b) =>
+    SEVERITIES.indexOf(severityOf(a.properties.alert)) - SEVERITIES.indexOf(severityOf(b.properties.alert)) || sentAt(b) - sentAt(a));
+}
+
+/** A word without spaces such as trafficJam: a code, not a sentence for people. */
+const CODE = /^[a-z][A-Za-z0-9]*$/;
+
+/**
+ * isCode reports whether text is a machine code (camelCase, no spaces).
+ * @param {unknown} text
+ */
+export function isCode(text) {
+  return typeof text === 'string' && CODE.test(text);
+}
+
+/**
+ * alertTitle is what the wall shows as an alert's headline in lang: the CAP
+ * headline of the info block in lang; when that is a code (a FIWARE Alert's
+ * subCategory such as trafficJam becomes headline and event), the code's
+ * translation and the unit's name. Never a raw code.
+ * @param {import('./store.js').Feature} f
+ * @param {string} lang
+ * @param {(code: string) => string} eventName translation of an event code (the code itself when unknown)
+ * @param {(unit: string) => string} unitName
+ */
+export function alertTitle(f, lang, eventName, unitName) {
+  const a = f.properties?.alert ?? {};
+  const info = alertInfo(a, lang);
+  const h = info.headline || info.event || '';
+  if (h && !isCode(h)) return h;
+  const ev = h ? eventName(h) : '';
+  const unit = f.properties?.unit ? unitName(f.properties.unit) : '';
+  return [ev, unit].filter(Boolean).join(' – ') || String(f.properties?.name ?? a.identifier ?? '');
+}

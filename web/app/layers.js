@@ -1,0 +1,190 @@
+// layers.js owns the MapLibre map: one GeoJSON source per live layer, made
+// once at load and updated in place with setData (layers are never
+// re-created); ward fills coloured by feature-state from the roll-ups, so
+// re-colouring the province touches no geometry. No basemap and no glyphs:
+// the wall works without internet (labels are HTML markers).
+import { AQI_BANDS } from './aqi_bands.js';
+import { SEVERITY_COLORS } from './alerts.js';
+import { WATER_ALARM_COLORS } from './kpi.js';
+
+/** @typedef {import('./store.js').Feature} Feature */
+/** @typedef {import('maplibre-gl').GeoJSONSource} GeoJSONSource */
+
+const NO_VALUE_COLOR = '#8a94a6';
+const STALE_COLOR = '#5b6478';
+/** The fill of a ward whose roll-up says nothing. */
+export const WARD_NO_DATA = '#1c2a4a';
+
+// Raw PM2.5 by the VN_AQI bands' colours, each from the NowCast at which its band starts.
+const PM25_COLOR = ['step', ['get', 'pm25'], AQI_BANDS[0].color, ...AQI_BANDS.slice(1).flatMap((b) => [b.pm25From, b.color])];
+// A station with a VN_AQI is drawn in its band's colour (properties.aqi.color); without one, by PM2.5.
+const AIR_COLOR = ['case', ['get', 'stale'], STALE_COLOR, ['has', 'aqiColor'], ['get', 'aqiColor'], ['has', 'pm25'], PM25_COLOR, NO_VALUE_COLOR];
+const WATER_COLOR = ['case', ['get', 'stale'], STALE_COLOR, ['match', ['get', 'alarm'], 1, WATER_ALARM_COLORS[1], 2, WATER_ALARM_COLORS[2], 3, WATER_ALARM_COLORS[3], WATER_ALARM_COLORS[0]]];
+const SPEED_COLOR = ['case', ['get', 'stale'], STALE_COLOR, ['has', 'speed'], ['step', ['get', 'speed'], '#ff2d2d', 15, '#ff9f1a', 30, '#2ee06b'], NO_VALUE_COLOR];
+const SEVERITY_COLOR = ['match', ['get', 'sev'], ...Object.entries(SEVERITY_COLORS).flat(), SEVERITY_COLORS.Unknown];
+
+/** The sources the app fills, in drawing order of their layers. */
+export const SOURCES = ['wards', 'province', 'alerts', 'traffic', 'water', 'weather', 'air'];
+
+/** Layers a click looks at, first wins. */
+export const CLICK_LAYERS = ['air-circles', 'water-circles', 'weather-circles', 'traffic-points', 'traffic-lines', 'alert-points', 'alert-fill', 'wards-fill'];
+
+const EMPTY = /** @type {any} */ ({ type: 'FeatureCollection', features: [] });
+
+/**
+ * createMap makes the map in container, or throws (no WebGL).
+ * @param {string} container
+ * @param {boolean} controls whether to show the zoom buttons (not in kiosk mode)
+ * @returns {MapLibreMap}
+ */
+export function createMap(container, controls) {
+  const map = new maplibregl.Map({
+    container,
+    style: { version: 8, sources: {}, layers: [{ id: 'background', type: 'background', paint: { 'background-color': '#0b1220' } }] },
+    center: [105.85, 21.03],
+    zoom: 9,
+    attributionControl: false,
+    dragRotate: false,
+    pitchWithRotate: false,
+    fadeDuration: 0,
+  });
+  map.touchZoomRotate.disableRotation();
+  if (controls) map.addControl(new maplibregl.NavigationControl({ showCompass: false }), 'top-left');
+  map.on('error', (e) => console.warn('map error', e?.error ?? e));
+  for (const id of CLICK_LAYERS) {
+    map.on('mouseenter', id, () => { map.getCanvas().style.cursor = 'pointer'; });
+    map.on('mouseleave', id, () => { map.getCanvas().style.cursor = ''; });
+  }
+  return map;
+}
+
+/**
+ * addLayers adds every source (empty) and layer once, after the map loaded.
+ * @param {MapLibreMap} map
+ */
+export function addLayers(map) {
+  for (const id of SOURCES) {
+    map.addSource(id, { type: 'geojson', data: EMPTY, ...(id === 'wards' ? { promoteId: 'code' } : {}) });
+  }
+  /** @type {any[]} */
+  const layers = [
+    {
+      id: 'wards-fill', type: 'fill', source: 'wards',
+      paint: { 'fill-color': ['coalesce', ['feature-state', 'fill'], WARD_NO_DATA], 'fill-opacity': 0.62 },
+    },
+    { id: 'wards-line', type: 'line', source: 'wards', paint: { 'line-color': '#7f93c8', 'line-width': 1, 'line-opacity': 0.7 } },
+    { id: 'province-line', type: 'line', source: 'province', paint: { 'line-color': '#b8c7ff', 'line-width': 3 } },
+    {
+      id: 'alert-fill', type: 'fill', source: 'alerts',
+      filter: ['match', ['geometry-type'], ['Polygon', 'MultiPolygon'], true, false],
+      paint: { 'fill-color': SEVERITY_COLOR, 'fill-opacity': 0.3 },
+    },
+    {
+      id: 'alert-line', type: 'line', source: 'alerts',
+      filter: ['match', ['geometry-type'], ['Polygon', 'MultiPolygon', 'LineString', 'MultiLineString'], true, false],
+      paint: { 'line-color': SEVERITY_COLOR, 'line-width': 3 },
+    },
+    {
+      id: 'traffic-lines', type: 'line', source: 'traffic',
+      filter: ['match', ['geometry-type'], ['LineString', 'MultiLineString'], true, false],
+      layout: { 'line-cap': 'round', 'line-join': 'round' },
+      paint: { 'line-color': SPEED_COLOR, 'line-width': ['interpolate', ['linear'], ['zoom'], 9, 4, 14, 10] },
+    },
+    {
+      id: 'traffic-points', type: 'circle', source: 'traffic',
+      filter: ['match', ['geometry-type'], ['Point', 'MultiPoint'], true, false],
+      paint: { 'circle-color': SPEED_COLOR, 'circle-radius': 6, 'circle-stroke-color': '#0b1220', 'circle-stroke-width': 2 },
+    },
+    {
+      id: 'alert-points', type: 'circle', source: 'alerts',
+      filter: ['match', ['geometry-type'], ['Point', 'MultiPoint'], true, false],
+      paint: { 'circle-color': SEVERITY_COLOR, 'circle-opacity': 0.3, 'circle-radius': 16, 'circle-stroke-color': SEVERITY_COLOR, 'circle-stroke-width': 3 },
+    },
+    {
+      id: 'water-circles', type: 'circle', source: 'water',
+      paint: {
+        'circle-color': WATER_COLOR,
+        'circle-radius': ['interpolate', ['linear'], ['zoom'], 9, 7, 14, 12],
+        'circle-stroke-color': '#ffffff',
+        'circle-stroke-width': ['match', ['get', 'alarm'], 0, 1.5, 3],
+      },
+    },
+    {
+      id: 'weather-circles', type: 'circle', source: 'weather',
+      paint: {
+        'circle-color': ['case', ['get', 'stale'], STALE_COLOR, '#e6f0ff'],
+        'circle-radius': ['interpolate', ['linear'], ['zoom'], 9, 4, 14, 7],
+        'circle-stroke-color': '#2b6cb0',
+        'circle-stroke-width': 2,
+      },
+    },
+    {
+      id: 'air-circles', type: 'circle', source: 'air',
+      paint: {
+        'circle-color': AIR_COLOR,
+        'circle-radius': ['interpolate', ['linear'], ['zoom'], 9, 8, 14, 14],
+        // A stale station is ringed in grey and drawn hollow-ish: never shown as fresh.
+        'circle-stroke-color': ['case', ['get', 'stale'], '#c9d3ea', '#0b1220'],
+        'circle-stroke-width': ['case', ['get', 'stale'], 3, 2],
+        'circle-opacity': ['case', ['get', 'stale'], 0.45, 1],
+      },
+    },
+  ];
+  for (const l of layers) map.addLayer(l);
+}
+
+/**
+ * setSource replaces the features of a source in place.
+ * @param {MapLibreMap} map
+ * @param {string} id
+ * @param {any[]} features
+ */
+export function setSource(map, id, features) {
+  /** @type {GeoJSONSource | undefined} */ (map.getSource(id))?.setData({ type: 'FeatureCollection', features });
+}
+
+/**
+ * setWardFills colours each ward by feature-state (null: no data); only
+ * changed colours are set.
+ * @param {MapLibreMap} map
+ * @param {Map<string, string | null>} colors
+ * @param {Map<string, string | null>} applied what was set before; updated
+ */
+export function setWardFills(map, colors, applied) {
+  for (const [code, color] of colors) {
+    if (applied.get(code) === color) continue;
+    map.setFeatureState({ source: 'wards', id: code }, { fill: color });
+    applied.set(code, color);
+  }
+}
+
+/**
+ * liveFeature is what a map source holds of a live entity: its geometry and
+ * the few properties the layer's paint reads.
+ * @param {Feature} f
+ * @returns {any}
+ */
+export function liveFeature(f) {
+  const p = f.properties ?? {};
+  const v = p.observation?.values ?? {};
+  /** @type {Record<string, unknown>} */
+  const props = { fid: f.id, stale: p.stale === true };
+  switch (p.layer) {
+    case 'air':
+      if (isNumber(v.pm25)) props.pm25 = v.pm25;
+      if (isNumber(p.aqi?.hourly) && /^#[0-9a-fA-F]{6}$/.test(p.aqi.color ?? '')) props.aqiColor = p.aqi.color;
+      break;
+    case 'traffic':
+      if (isNumber(v.averageVehicleSpeed)) props.speed = v.averageVehicleSpeed;
+      break;
+    case 'water':
+      props.alarm = Number.isInteger(p.waterAlarm) && p.waterAlarm >= 0 && p.waterAlarm <= 3 ? p.waterAlarm : 0;
+      break;
+  }
+  return { type: 'Feature', geometry: f.geometry, properties: props };
+}
+
+/** @param {unknown} v @returns {v is number} */
+export function isNumber(v) {
+  return typeof v === 'number' && Number.isFinite(v);
+}

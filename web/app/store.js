@@ -1,0 +1,182 @@
+// store.js holds what the wall screen knows of its province: the latest
+// state of every live entity (id "<layer>/<entityId>" → GeoJSON Feature) and
+// the latest roll-up of every unit, layer and window. It applies the frames
+// of /v1/live and remembers which layers changed since the last redraw, so
+// the screen redraws only those (see batcher.js).
+
+/**
+ * @typedef {object} Rollup one roll-up as the aggregator publishes it (docs/rollups.md)
+ * @property {string} unit
+ * @property {string} layer
+ * @property {string} window
+ * @property {string} windowStart
+ * @property {number} [observations]
+ * @property {number} [stale]
+ * @property {number} [aqiMax]
+ * @property {number} [worstBand]
+ * @property {number} [stationsReporting]
+ * @property {number} [stationsKnown]
+ * @property {Record<string, number>} [stationsByBand]
+ * @property {Record<string, number>} [stationsByAlarm]
+ * @property {number} [meanSpeed]
+ * @property {number} [congestedShare]
+ * @property {number} [segmentsReporting]
+ * @property {number} [segmentsKnown]
+ * @property {number} [congestedSegmentShare]
+ * @property {number} [alarmMax]
+ * @property {number} [levelMax]
+ * @property {number} [opened]
+ * @property {number} [overdue]
+ */
+
+/**
+ * @typedef {object} Feature a live entity (docs/api.md, Live view)
+ * @property {string} id
+ * @property {any} geometry
+ * @property {Record<string, any>} properties
+ */
+
+/** rollupKey is the store's key of a roll-up: unit/layer/window. */
+export function rollupKey(/** @type {string} */ unit, /** @type {string} */ layer, /** @type {string} */ window) {
+  return `${unit}/${layer}/${window}`;
+}
+
+export class LiveStore {
+  constructor() {
+    /** @type {Map<string, Feature>} */
+    this.entities = new Map();
+    /** @type {Map<string, Rollup>} */
+    this.rollups = new Map();
+    /** layers whose entities changed since the last take(); "rollups" for roll-ups, "units" for the map */
+    /** @type {Set<string>} */
+    this.dirty = new Set();
+    this.snapshots = 0;
+    /** state frames older than the entity held, dropped */
+    this.outdated = 0;
+    /** @type {Date | null} */
+    this.lastUpdate = null;
+  }
+
+  /**
+   * apply takes one parsed frame; it returns whether the store changed.
+   * @param {any} msg
+   * @returns {boolean}
+   */
+  apply(msg) {
+    switch (msg?.type) {
+      case 'snapshot': {
+        // A snapshot replaces everything: entities gone while we were away
+        // vanish, and one we held is not kept twice.
+        for (const f of this.entities.values()) this.dirty.add(f.properties?.layer);
+        this.entities.clear();
+        for (const f of Array.isArray(msg.entities) ? msg.entities : []) {
+          if (f?.id) {
+            this.entities.set(f.id, f);
+            this.dirty.add(f.properties?.layer);
+          }
+        }
+        this.snapshots++;
+        this.touch();
+        return true;
+      }
+      case 'state': {
+        const f = msg.entity;
+        if (!f?.id) return false;
+        const old = this.entities.get(f.id);
+        if (old && isOlder(f, old)) {
+          this.outdated++;
+          return false;
+        }
+        this.entities.set(f.id, f);
+        this.dirty.add(f.properties?.layer);
+        this.touch();
+        return true;
+      }
+      case 'remove': {
+        // The entity left this screen's bbox; an id we never had is ignored.
+        const f = this.entities.get(msg.id);
+        if (!f) return false;
+        this.entities.delete(msg.id);
+        this.dirty.add(f.properties?.layer);
+        this.touch();
+        return true;
+      }
+      case 'rollups': {
+        this.rollups.clear();
+        for (const r of Array.isArray(msg.rollups) ? msg.rollups : []) this.putRollup(r);
+        this.dirty.add('rollups');
+        return true;
+      }
+      case 'rollup':
+        if (this.putRollup(msg.rollup)) {
+          this.dirty.add('rollups');
+          return true;
+        }
+        return false;
+      default:
+        return false;
+    }
+  }
+
+  /**
+   * putRollup keeps r unless the store holds a later window of its key.
+   * @param {Rollup} r
+   * @returns {boolean}
+   */
+  putRollup(r) {
+    if (!r?.unit || !r.layer || !r.window) return false;
+    const key = rollupKey(r.unit, r.layer, r.window);
+    const old = this.rollups.get(key);
+    if (old && Date.parse(r.windowStart) < Date.parse(old.windowStart)) return false;
+    this.rollups.set(key, r);
+    return true;
+  }
+
+  /**
+   * rollup is the latest roll-up of unit, layer and window, or undefined.
+   * @param {string} unit @param {string} layer @param {string} window
+   * @returns {Rollup | undefined}
+   */
+  rollup(unit, layer, window) {
+    return this.rollups.get(rollupKey(unit, layer, window));
+  }
+
+  /**
+   * byLayer lists the entities of each layer.
+   * @returns {Record<string, Feature[]>}
+   */
+  byLayer() {
+    /** @type {Record<string, Feature[]>} */
+    const out = {};
+    for (const f of this.entities.values()) {
+      const l = f.properties?.layer ?? '';
+      (out[l] ??= []).push(f);
+    }
+    return out;
+  }
+
+  /** take returns the dirty set and starts a new one. */
+  take() {
+    const d = this.dirty;
+    this.dirty = new Set();
+    return d;
+  }
+
+  touch() {
+    this.lastUpdate = new Date();
+  }
+}
+
+/**
+ * isOlder reports whether Feature a is an older state than b (by updatedAt,
+ * then by observation time); equal or unknown times are not older.
+ * @param {Feature} a @param {Feature} b
+ */
+export function isOlder(a, b) {
+  const ta = Date.parse(a.properties?.updatedAt ?? '');
+  const tb = Date.parse(b.properties?.updatedAt ?? '');
+  if (!Number.isNaN(ta) && !Number.isNaN(tb) && ta !== tb) return ta < tb;
+  const oa = Date.parse(a.properties?.observation?.time ?? '');
+  const ob = Date.parse(b.properties?.observation?.time ?? '');
+  return !Number.isNaN(oa) && !Number.isNaN(ob) && oa < ob;
+}
