@@ -8,6 +8,7 @@
  * @property {(fn: FrameRequestCallback) => any} [raf] default requestAnimationFrame
  * @property {(fn: () => void, ms: number) => any} [setTimer] default setTimeout
  * @property {() => number} [now] default performance.now
+ * @property {number} [maxIntervalMs] the interval grows up to this while redraws are slow (default 2000)
  */
 
 export class FrameBatcher {
@@ -23,6 +24,10 @@ export class FrameBatcher {
     this.now = opts.now ?? (() => performance.now());
     this.pending = false;
     this.last = -Infinity;
+    /** the longest a flush may wait: the interval grows up to it under load */
+    this.maxIntervalMs = opts.maxIntervalMs ?? 2000;
+    /** the interval now: minIntervalMs, or more while redraws are slow */
+    this.intervalMs = this.minIntervalMs;
     /** flushes done */
     this.flushes = 0;
     /** requests since the last flush, and in all */
@@ -31,6 +36,8 @@ export class FrameBatcher {
     /** durations of the last flushes, ms (at most 200 kept) */
     /** @type {number[]} */
     this.durations = [];
+    /** the cost of the last redraw and its paint, ms */
+    this.lastCostMs = 0;
   }
 
   /** schedule asks for a flush; calls before it happens are merged into it. */
@@ -39,7 +46,7 @@ export class FrameBatcher {
     this.totalRequests++;
     if (this.pending) return;
     this.pending = true;
-    const wait = Math.max(0, this.minIntervalMs - (this.now() - this.last));
+    const wait = Math.max(0, this.intervalMs - (this.now() - this.last));
     this.setTimer(() => this.raf(() => this.run()), wait);
   }
 
@@ -55,7 +62,21 @@ export class FrameBatcher {
     this.last = t0;
     this.flushes++;
     this.flushFn();
-    this.durations.push(this.now() - t0);
+    const took = this.now() - t0;
+    this.durations.push(took);
     if (this.durations.length > 200) this.durations.shift();
+    // Under load, redraw less often so that the frames keep being read: at
+    // most a quarter of the time goes to redrawing (and painting, measured
+    // to the next animation frame).
+    this.raf(() => this.adapt(this.now() - t0));
+  }
+
+  /**
+   * adapt sets the interval from the cost of the last redraw and its paint.
+   * @param {number} cost ms
+   */
+  adapt(cost) {
+    this.lastCostMs = cost;
+    this.intervalMs = Math.min(this.maxIntervalMs, Math.max(this.minIntervalMs, 4 * cost));
   }
 }

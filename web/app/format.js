@@ -62,11 +62,20 @@ export function fmtPercent(share, lang) {
 export function fmtTime(t, lang, withDate = false) {
   const d = t instanceof Date ? t : new Date(t ?? NaN);
   if (Number.isNaN(d.getTime())) return t == null ? '—' : String(t);
-  /** @type {Intl.DateTimeFormatOptions} */
-  const opts = { timeZone: TZ, hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false };
-  if (withDate) Object.assign(opts, { day: '2-digit', month: '2-digit', year: 'numeric' });
-  return new Intl.DateTimeFormat(localeOf(lang), opts).format(d);
+  const key = `${lang}/${withDate}`;
+  let f = timeFormats.get(key);
+  if (!f) {
+    /** @type {Intl.DateTimeFormatOptions} */
+    const opts = { timeZone: TZ, hour: '2-digit', minute: '2-digit', second: '2-digit', hour12: false };
+    if (withDate) Object.assign(opts, { day: '2-digit', month: '2-digit', year: 'numeric' });
+    f = new Intl.DateTimeFormat(localeOf(lang), opts);
+    timeFormats.set(key, f);
+  }
+  return f.format(d);
 }
+
+/** @type {Map<string, Intl.DateTimeFormat>} */
+const timeFormats = new Map();
 
 /**
  * fmtTimeLeft says how long until a time, for an alert's expiry: "còn 1 giờ

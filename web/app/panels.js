@@ -12,7 +12,7 @@ import { CONGESTION_SCALE, WATER_ALARM_COLORS } from './kpi.js';
 /** @typedef {import('./kpi.js').Kpis} Kpis */
 
 /** The alert list never scrolls; what does not fit is counted. */
-const MAX_ALERT_ITEMS = 50;
+const MAX_ALERT_ITEMS = 20;
 
 /** renderAQILegend puts one item per VN_AQI band, with the PM2.5 NowCast range it colours, before "no value". */
 export function renderAQILegend() {
@@ -180,14 +180,13 @@ export function renderAlerts(active, unitName, province, focus) {
     li.addEventListener('click', () => focus(f.id));
     list.append(li);
   }
+  // One layout: read every position first, then hide (hiding before reading
+  // the next would lay the list out again for each item).
   const bottom = list.getBoundingClientRect().bottom;
-  let hiddenCount = Math.max(0, active.length - MAX_ALERT_ITEMS);
-  for (const li of /** @type {HTMLCollectionOf<HTMLElement>} */ (list.children)) {
-    if (li.getBoundingClientRect().bottom > bottom + 1) {
-      li.hidden = true;
-      hiddenCount++;
-    }
-  }
+  const items = [.../** @type {HTMLCollectionOf<HTMLElement>} */ (list.children)];
+  const over = items.filter((li) => li.getBoundingClientRect().bottom > bottom + 1);
+  for (const li of over) li.hidden = true;
+  const hiddenCount = Math.max(0, active.length - MAX_ALERT_ITEMS) + over.length;
   $('alerts-empty').hidden = active.length > 0;
   $('alerts-more').hidden = hiddenCount === 0;
   $('alerts-more').textContent = t('alerts.more', { n: hiddenCount });

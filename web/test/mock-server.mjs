@@ -13,6 +13,8 @@
 // Test hooks: POST /mock/drop?refuseMs=T closes every live socket and refuses
 // new ones for T ms (to test reconnects);
 // POST /mock/burst?n=N sends N state frames at once (to test throttling);
+// POST /mock/rollup with a roll-up as JSON body sends it as a rollup frame
+// (to test that a ward's colour follows its roll-up);
 // startMock({ vendor: false }) answers 404 for app/vendor/* (to test the
 // missing-library message).
 import { createServer } from 'node:http';
@@ -20,11 +22,13 @@ import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
+import { AQI_BANDS } from '../app/aqi_bands.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const appDir = path.resolve(here, '..', 'app');
 const seedDir = path.resolve(here, '..', '..', 'internal', 'seed');
 const goldenDir = path.resolve(here, '..', '..', 'services', 'gateway', 'testdata', 'live');
+const rollupGolden = path.resolve(here, '..', '..', 'services', 'aggregator', 'testdata', 'rollups.golden.json');
 
 // The layers of the live view, each with a golden state frame.
 export const LAYERS = ['air', 'traffic', 'water', 'weather', 'alert', 'report'];
@@ -36,6 +40,65 @@ export async function loadGolden() {
   const golden = { snapshot: await read('snapshot'), remove: await read('remove'), state: {} };
   for (const layer of LAYERS) golden.state[layer] = await read(`state_${layer}`);
   return golden;
+}
+
+// loadRollupTemplates reads the aggregator's golden roll-ups and keeps, per
+// layer, the one with the most members: the mock's roll-ups are copies of it
+// with the figures changed, so they cannot drift from what the hub publishes.
+export async function loadRollupTemplates() {
+  const all = JSON.parse(await readFile(rollupGolden, 'utf8'));
+  const best = {};
+  for (const r of all) {
+    if (!best[r.layer] || Object.keys(r).length > Object.keys(best[r.layer]).length) best[r.layer] = r;
+  }
+  return best;
+}
+
+// pm25Band is the VN_AQI band whose PM2.5 NowCast range holds pm25.
+function pm25Band(pm25) {
+  let band = 1;
+  for (const b of AQI_BANDS) if (pm25 >= b.pm25From) band = b.level;
+  return band;
+}
+
+// rollupsOf is the 1h roll-ups of air and traffic, per ward and for the
+// province, of the world's entities now.
+export function rollupsOf(templates, entities, province = '01') {
+  const start = new Date(Math.floor(Date.now() / 3600e3) * 3600e3);
+  const groups = new Map(); // "unit/layer" → features
+  for (const f of entities) {
+    const l = f.properties.layer;
+    if (l !== 'air' && l !== 'traffic') continue;
+    for (const u of [f.properties.unit, province]) {
+      const k = `${u}/${l}`;
+      if (!groups.has(k)) groups.set(k, []);
+      groups.get(k).push(f);
+    }
+  }
+  const out = [];
+  for (const [k, fs] of groups) {
+    const [unit, layer] = k.split('/');
+    const r = { ...structuredClone(templates[layer]), unit, province, window: '1h', windowStart: start.toISOString(),
+      windowEnd: new Date(start.getTime() + 3600e3).toISOString(), observations: fs.length, late: 0, stale: 0 };
+    if (layer === 'air') {
+      const bands = fs.map((f) => pm25Band(f.properties.observation.values.pm25));
+      r.worstBand = Math.max(...bands);
+      r.aqiMax = [0, 50, 100, 150, 200, 300, 400][r.worstBand];
+      r.aqiMean = r.aqiMax;
+      r.stationsKnown = fs.length;
+      r.stationsReporting = fs.length;
+      r.stationsByBand = Object.fromEntries([0, 1, 2, 3, 4, 5, 6].map((b) => [String(b), bands.filter((x) => x === b).length]));
+    } else {
+      const congested = fs.filter((f) => f.properties.observation.values.congested).length;
+      r.meanSpeed = round7(fs.reduce((a, f) => a + f.properties.observation.values.averageVehicleSpeed, 0) / fs.length);
+      r.segmentsKnown = fs.length;
+      r.segmentsReporting = fs.length;
+      r.congestedSegmentShare = congested / fs.length;
+      r.congestedShare = r.congestedSegmentShare;
+    }
+    out.push(r);
+  }
+  return out.sort((a, b) => `${a.unit}/${a.layer}`.localeCompare(`${b.unit}/${b.layer}`));
 }
 
 // Frame builders: a golden frame with its payload replaced.
@@ -140,7 +203,7 @@ async function loadUnits() {
 // World is the fake city: stations at ward centroids, segments between
 // neighbouring centroids, and a couple of alerts.
 class World {
-  constructor(units, golden) {
+  constructor(units, golden, extraStations = 0) {
     this.golden = golden;
     this.rand = rng(20250701);
     this.entities = new Map();
@@ -157,6 +220,12 @@ class World {
       const a = this.wards[(i * 7) % this.wards.length];
       const b = this.wards[(i * 7 + 1) % this.wards.length];
       this.entities.set(`traffic/seg-${i}`, this.traffic(`seg-${i}`, `Đường ${a.name} – ${b.name}`, a, b.c, now));
+    }
+    // More air stations, for the speed test (a province with thousands of live entities).
+    for (let i = 0; i < extraStations; i++) {
+      const w = this.wards[i % this.wards.length];
+      const at = { ...w, c: [round7(w.c[0] + (this.rand() - 0.5) * 0.01), round7(w.c[1] + (this.rand() - 0.5) * 0.01)] };
+      this.entities.set(`air/bulk-${i}`, this.air(`bulk-${i}`, `Trạm ${w.name} ${i}`, at, now));
     }
     // 3 water and 3 weather stations.
     for (let i = 0; i < 3; i++) {
@@ -230,7 +299,7 @@ class World {
       this.entities.set(f.id, f);
       return f;
     }
-    const keys = [...this.entities.keys()].filter((k) => k.startsWith('air/') || k.startsWith('traffic/'));
+    const keys = (this.tickKeys ??= [...this.entities.keys()].filter((k) => k.startsWith('air/') || k.startsWith('traffic/')));
     const key = keys[Math.floor(this.rand() * keys.length)];
     const f = structuredClone(this.entities.get(key));
     const v = f.properties.observation.values;
@@ -315,12 +384,21 @@ function readFrames(buf, onFrame) {
 
 // ---- the server ---------------------------------------------------------------
 
-export async function startMock({ port = 0, host = '127.0.0.1', tickMs = 300, vendor = true } = {}) {
+export async function startMock({ port = 0, host = '127.0.0.1', tickMs = 300, vendor = true, extraStations = 0 } = {}) {
   const units = await loadUnits();
   const unitsBody = JSON.stringify(units);
   const golden = await loadGolden();
-  const world = new World(units, golden);
+  const world = new World(units, golden, extraStations);
+  const templates = await loadRollupTemplates();
   const sockets = new Set();
+  const rollupSockets = new WeakSet(); // sockets that asked ?rollups=
+  // sendRollups sends the roll-ups of f's ward and of the province to the sockets that asked.
+  const sendRollups = (f) => {
+    const all = rollupsOf(templates, [...world.entities.values()]);
+    const frames = all.filter((r) => r.layer === f.properties.layer && (r.unit === f.properties.unit || r.unit === '01'))
+      .map((r) => textFrame(JSON.stringify({ type: 'rollup', rollup: r })));
+    for (const s of sockets) if (rollupSockets.has(s)) for (const b of frames) s.write(b);
+  };
   let refuseUntil = 0; // live upgrades are refused until then (ms since epoch)
 
   const server = createServer(async (req, res) => {
@@ -345,6 +423,15 @@ export async function startMock({ port = 0, host = '127.0.0.1', tickMs = 300, ve
       refuseUntil = Date.now() + Number(url.searchParams.get('refuseMs') ?? 0);
       for (const s of sockets) s.end(closeFrame(1012, 'mock restart'));
       sockets.clear();
+      res.writeHead(204);
+      res.end();
+      return;
+    }
+    if (req.method === 'POST' && url.pathname === '/mock/rollup') {
+      let body = '';
+      for await (const chunk of req) body += chunk;
+      const bytes = textFrame(JSON.stringify({ type: 'rollup', rollup: JSON.parse(body) }));
+      for (const s of sockets) if (rollupSockets.has(s)) s.write(bytes);
       res.writeHead(204);
       res.end();
       return;
@@ -412,13 +499,20 @@ export async function startMock({ port = 0, host = '127.0.0.1', tickMs = 300, ve
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => sockets.delete(socket));
     socket.write(textFrame(JSON.stringify(snapshotFrame(golden, '01', [...world.entities.values()]))));
+    if (url.searchParams.has('rollups')) {
+      // As the gateway: the roll-ups it holds, in one frame after the snapshot.
+      rollupSockets.add(socket);
+      socket.write(textFrame(JSON.stringify({ type: 'rollups', province: '01', rollups: rollupsOf(templates, [...world.entities.values()]) })));
+    }
   });
 
   let paused = false;
   const timer = setInterval(() => {
     if (paused || sockets.size === 0) return;
-    const bytes = textFrame(JSON.stringify(stateFrame(golden, world.tick())));
+    const f = world.tick();
+    const bytes = textFrame(JSON.stringify(stateFrame(golden, f)));
     for (const s of sockets) s.write(bytes);
+    sendRollups(f);
   }, tickMs);
 
   await new Promise((resolve) => server.listen(port, host, resolve));
@@ -427,6 +521,7 @@ export async function startMock({ port = 0, host = '127.0.0.1', tickMs = 300, ve
     url: `http://${host}:${addr.port}`,
     world,
     golden,
+    templates,
     // pause stops the ticking stream (bursts still go out), so a test can
     // compare the page with the world.
     pause() { paused = true; },
@@ -496,6 +591,10 @@ async function selfTest() {
       assert.deepEqual([...layers].sort(), ['air', 'alert', 'traffic', 'water', 'weather'], 'layers in the snapshot');
       assert.ok(frames[0].entities.some((f) => f.properties.layer === 'air' && f.geometry.type === 'Point'));
       assert.ok(frames[0].entities.some((f) => f.properties.layer === 'traffic' && f.geometry.type === 'LineString'));
+      // Roll-ups have the aggregator's members (its golden roll-ups) and no others.
+      const rs = rollupsOf(m.templates, [...m.world.entities.values()]);
+      for (const r of rs) assert.deepEqual(strayKeys(r, m.templates[r.layer]), [], `roll-up ${r.unit}/${r.layer}: members the hub does not publish`);
+      assert.ok(rs.some((r) => r.unit === '01' && r.layer === 'air' && r.worstBand >= 1), 'a province air roll-up');
       assert.equal(frames[1].type, 'state');
       assert.match(frames[1].entity.id, /^(air|traffic|alert)\//);
     } finally {

@@ -258,3 +258,13 @@ test('units to watch: the worst first, the fine ones left out', async () => {
   assert.deepEqual(unitsToWatch(s, ['a', 'b', 'c', 'd', 'e'], 'air', 2).map((w) => w.code), ['d', 'b']);
   assert.deepEqual(unitsToWatch(s, ['a'], 'air', 5), []);
 });
+
+test('the redraw interval grows while redraws are slow and comes back', () => {
+  const b = new FrameBatcher(() => {}, { minIntervalMs: 250, maxIntervalMs: 2000, setTimer: () => {}, raf: () => {} });
+  b.adapt(200);
+  assert.equal(b.intervalMs, 800);
+  b.adapt(1000);
+  assert.equal(b.intervalMs, 2000);
+  b.adapt(10);
+  assert.equal(b.intervalMs, 250);
+});
