@@ -36,7 +36,7 @@ for _ in $(seq 1 300); do
 done
 if [ -z "$url" ]; then echo "iochub dev did not start in 60 s:" >&2; tail -50 "$err" >&2; exit 1; fi
 echo "wall screen test against $url"
-if ! IOCHUB_URL="$url" node --test web/test/wall.test.mjs; then
+if ! IOCHUB_URL="$url" IOCHUB_TOKEN=web-test node --test web/test/wall.test.mjs; then
   echo "--- iochub dev log (tail) ---" >&2; tail -40 "$err" >&2; exit 1
 fi
 # What a real server cannot be made to do on demand (drop the socket, send a

@@ -249,14 +249,20 @@ function flush() {
   })));
   $('n-stations').textContent = fmtNumber(shown.stations, lang(), 0);
   $('n-segments').textContent = fmtNumber(shown.segments, lang(), 0);
-  renderStatus({
-    connection, retryInSeconds, lastUpdate: store.lastUpdate, layer,
-    provinceName: units.has(province) ? unitName(province) : t('province', { code: province }),
-  });
+  drawStatus();
   if (firstUsefulMs === null && shown.wards > 0 && store.snapshots > 0 && (shown.stations > 0 || shown.segments > 0)) {
     // The frame after this one shows it: count until it is painted.
     requestAnimationFrame(() => { firstUsefulMs = performance.now(); });
   }
+}
+
+// drawStatus redraws the status bar; the connection state is drawn at once
+// when it changes, never waiting for a batched redraw.
+function drawStatus() {
+  renderStatus({
+    connection, retryInSeconds, lastUpdate: store.lastUpdate, layer,
+    provinceName: units.has(province) ? unitName(province) : t('province', { code: province }),
+  });
 }
 
 /** @param {Feature} f */
@@ -352,7 +358,7 @@ const live = new LiveConnection({
   onState: (state, retryMs) => {
     connection = state;
     retryInSeconds = Math.ceil(retryMs / 1000);
-    mark('status');
+    drawStatus();
   },
   beforeRetry: async (code, wasOnline) => {
     // 4003: the identity was revoked. A refused upgrade (401) only shows as

@@ -8,7 +8,7 @@ import { t } from './i18n.js';
 import { $ } from './dom.js';
 
 /** @returns {HTMLInputElement} */
-const keyInput = () => /** @type {HTMLInputElement} */ (keyInput());
+const keyInput = () => /** @type {HTMLInputElement} */ ($('login-key'));
 
 // exchange posts a code or a token to /v1/session; true when signed in.
 /** @param {string} field @param {string} value */
