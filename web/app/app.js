@@ -59,6 +59,8 @@ let popup = null;
 const wardFills = new Map(); // what the map holds
 /** @type {Map<string, import('maplibre-gl').Marker>} */
 const labels = new Map();
+/** @type {import('./kpi.js').Watch[]} */
+let lastWatch = [];
 
 // What is on screen, counted at the last redraw (read by the debug hook).
 const shown = { wards: 0, stations: 0, segments: 0, alerts: 0, alertItems: 0, water: 0, weather: 0, labels: 0 };
@@ -117,6 +119,7 @@ function initMap() {
     mark('units', 'fills', 'reports');
   });
   m.on('click', onMapClick);
+  m.on('moveend', () => declutterLabels(lastWatch));
 }
 
 function fitToUnits() {
@@ -192,7 +195,32 @@ function setLabels(watch) {
     el.textContent = unitName(w.code);
     el.style.borderColor = w.color;
   }
-  shown.labels = labels.size;
+  declutterLabels(watch);
+}
+
+/**
+ * declutterLabels hides a label that would overlap one of a worse unit, so
+ * that every name shown can be read.
+ * @param {import('./kpi.js').Watch[]} watch worst first
+ */
+function declutterLabels(watch) {
+  /** @type {DOMRect[]} */
+  const placed = [];
+  let visible = 0;
+  for (const w of watch) {
+    const el = labels.get(w.code)?.getElement();
+    if (!el) continue;
+    el.style.visibility = '';
+    const r = el.getBoundingClientRect();
+    const hit = placed.some((p) => r.left < p.right && r.right > p.left && r.top < p.bottom && r.bottom > p.top);
+    if (hit) {
+      el.style.visibility = 'hidden';
+    } else {
+      placed.push(r);
+      visible++;
+    }
+  }
+  shown.labels = visible;
 }
 
 // ---- redraw (batched) ------------------------------------------------------------
@@ -211,6 +239,7 @@ function flush() {
   shown.alerts = active.length;
   const codes = wardFeatures.map((f) => String(f.properties.code));
   const watch = unitsToWatch(store, codes, layer, Math.max(MAX_LABELS, MAX_WATCH));
+  lastWatch = watch;
 
   if (mapState === 'ready' && map) {
     if (dirty.has('units')) {
