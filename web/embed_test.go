@@ -2,6 +2,7 @@ package web
 
 import (
 	"io/fs"
+	"regexp"
 	"strings"
 	"testing"
 )
@@ -29,5 +30,31 @@ func TestIndexLoadsTheModules(t *testing.T) {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("index.html does not contain %q", want)
 		}
+	}
+}
+
+// TestModulesResolve: every relative import of every module under app/ names a
+// file that is embedded, so the browser never meets a 404 for a module.
+func TestModulesResolve(t *testing.T) {
+	re := regexp.MustCompile(`(?m)^\s*(?:import|export)\s[^'"]*from\s+'\./([^']+)'`)
+	mods, err := fs.Glob(FS(), "*.js")
+	if err != nil || len(mods) < 10 {
+		t.Fatalf("got modules %v, %v; want the app's modules", mods, err)
+	}
+	imports := 0
+	for _, m := range mods {
+		b, err := fs.ReadFile(FS(), m)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, match := range re.FindAllStringSubmatch(string(b), -1) {
+			imports++
+			if _, err := fs.Stat(FS(), match[1]); err != nil {
+				t.Errorf("%s imports ./%s, which is not embedded: %v", m, match[1], err)
+			}
+		}
+	}
+	if imports < 20 {
+		t.Errorf("found %d imports; the pattern no longer reads the modules", imports)
 	}
 }
