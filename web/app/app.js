@@ -16,6 +16,7 @@ import { addLayers, CLICK_LAYERS, createMap, liveFeature, setSource, setWardFill
 import { anchorOf, bboxOf, flatGeometries, labelPoint } from './geo.js';
 import { renderAlerts, renderAQILegend, renderKpis, renderStatus, renderUnitLegend } from './panels.js';
 import { detailHTML } from './detail.js';
+import { drawHistory } from './history.js';
 import { addReportLayers, renderReports, reportStats } from './reports.js';
 import { signIn, showLogin } from './session.js';
 
@@ -53,7 +54,7 @@ let retryInSeconds = 0;
 let map = null;
 /** @type {'loading' | 'ready' | 'missing' | 'error'} */
 let mapState = 'loading';
-/** @type {{popup: MapLibrePopup, kind: 'ward' | 'entity', key: string} | null} */
+/** @type {{popup: MapLibrePopup, kind: 'ward' | 'entity', key: string, live: HTMLElement} | null} */
 let popup = null;
 /** @type {Map<string, string | null>} */
 const wardFills = new Map(); // what the map holds
@@ -153,9 +154,21 @@ function onMapClick(e) {
 function openDetail(kind, key, lngLat) {
   if (!map) return;
   popup?.popup.remove();
-  const p = new maplibregl.Popup({ maxWidth: '30rem' }).setLngLat(lngLat).setHTML(detailHTML(kind, key, store, unitName)).addTo(map);
-  popup = { popup: p, kind, key };
+  // The live part is redrawn with the screen; the chart is drawn once.
+  const box = document.createElement('div');
+  const live = document.createElement('div');
+  live.className = 'detail-live';
+  live.innerHTML = detailHTML(kind, key, store, unitName);
+  const chart = document.createElement('div');
+  chart.className = 'history-chart';
+  box.append(live, chart);
+  const p = new maplibregl.Popup({ maxWidth: '32rem' }).setLngLat(lngLat).setDOMContent(box).addTo(map);
+  popup = { popup: p, kind, key, live };
   p.on('close', () => { if (popup?.popup === p) popup = null; });
+  const f = kind === 'entity' ? store.entities.get(key) : undefined;
+  if (kind === 'ward') drawHistory(chart, { unit: key }, layer);
+  else if (f && f.properties.layer !== 'alert' && f.properties.layer !== 'report') drawHistory(chart, { entity: f.properties.entityId }, f.properties.layer);
+  else chart.hidden = true;
 }
 
 /** @param {string} id */
@@ -264,7 +277,7 @@ function flush() {
       setWardFills(map, unitColors(store, codes, layer), wardFills);
       setLabels(watch);
     }
-    if (popup) popup.popup.setHTML(detailHTML(popup.kind, popup.key, store, unitName));
+    if (popup) popup.live.innerHTML = detailHTML(popup.kind, popup.key, store, unitName);
   }
   if (dirty.has('alert') || dirty.has('list')) {
     shown.alertItems = renderAlerts(active, unitName, province, focusEntity);

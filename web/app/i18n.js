@@ -278,6 +278,16 @@ Object.assign(strings.vi, {
   'event.traffic': 'Giao thông',
   'event.environment': 'Môi trường',
   'event.weather': 'Thời tiết',
+  'history.loading': 'Đang tải diễn biến 24 giờ…',
+  'history.none': 'Chưa có số liệu trong 24 giờ qua',
+  'history.failed': 'Không tải được diễn biến: {err}',
+  'history.noLibrary': 'Thiếu thư viện biểu đồ (vendor/uPlot.iife.min.js); chạy web/scripts/vendor.sh',
+  'history.last24h': '24 giờ qua',
+  'history.pm25': 'PM2.5 trung bình',
+  'history.aqi': 'VN_AQI cao nhất',
+  'history.speed': 'Tốc độ trung bình',
+  'history.level': 'Mực nước cao nhất',
+  'history.temperature': 'Nhiệt độ trung bình',
 });
 Object.assign(strings.en, {
   'layer.air': 'Air',
@@ -334,6 +344,16 @@ Object.assign(strings.en, {
   'event.traffic': 'Traffic',
   'event.environment': 'Environment',
   'event.weather': 'Weather',
+  'history.loading': 'Loading the last 24 hours…',
+  'history.none': 'No data in the last 24 hours',
+  'history.failed': 'Could not load the history: {err}',
+  'history.noLibrary': 'The chart library (vendor/uPlot.iife.min.js) is missing; run web/scripts/vendor.sh',
+  'history.last24h': 'last 24 h',
+  'history.pm25': 'Mean PM2.5',
+  'history.aqi': 'Worst VN_AQI',
+  'history.speed': 'Mean speed',
+  'history.level': 'Highest water level',
+  'history.temperature': 'Mean temperature',
 });
 
 /**

@@ -105,7 +105,7 @@ export function renderKpis(k, worst) {
   const out = [];
   const a = k.air;
   out.push(tile('air', t('kpi.air'), a ? `
-    <div class="big"><span class="aqi-badge" style="background:${esc(a.color ?? '#8a94a6')}">${esc(a.aqiMax === null ? '—' : fmtNumber(a.aqiMax, L, 0))}</span>
+    <div class="big"><span class="aqi-badge" style="background:${esc(a.color ?? '#8a94a6')};color:${(a.band ?? 0) >= 4 ? '#fff' : '#000'}">${esc(a.aqiMax === null ? '—' : fmtNumber(a.aqiMax, L, 0))}</span>
       <span class="big-label">${esc(t('kpi.worstAqi'))}<br><b>${esc(a.band ? t(`aqi.band${a.band}`) : t('aqi.none'))}</b></span></div>
     ${bar(a.byBand.slice(1), AQI_BANDS.map((b) => b.color), AQI_BANDS.map((b) => t(`aqi.band${b.level}`)))}
     <p class="sub">${esc(t('kpi.reporting', { n: fmtNumber(a.reporting, L, 0), m: fmtNumber(a.known, L, 0) }))}</p>` : noData(), a?.color ?? ''));

@@ -419,6 +419,21 @@ export async function startMock({ port = 0, host = '127.0.0.1', tickMs = 300, ve
       res.end(JSON.stringify({ principal: { id: 'mock', name: 'mock viewer', role: 'viewer', scopes: ['01'] } }));
       return;
     }
+    if (req.method === 'GET' && url.pathname === '/v1/history') {
+      // The shape of GET /v1/history (docs/api.md): 24 hourly points around the entity's value now.
+      const f = [...world.entities.values()].find((e) => e.properties.entityId === url.searchParams.get('entity'));
+      const v = f?.properties.observation.values ?? {};
+      const base = v.pm25 ?? v.averageVehicleSpeed ?? v.waterLevel ?? v.temperature ?? 10;
+      const value = { air: 'pm25', traffic: 'speed', water: 'level', weather: 'temperature' }[url.searchParams.get('layer')] ?? 'pm25';
+      const to = Math.floor(Date.now() / 3600e3) * 3600e3;
+      const items = Array.from({ length: 24 }, (_, i) => ({
+        t: new Date(to - (23 - i) * 3600e3).toISOString(), count: 60,
+        [value]: { min: round7(base * 0.6), mean: round7(base * (0.8 + 0.4 * Math.sin(i / 3))), max: round7(base * 1.3) },
+      }));
+      res.writeHead(200, { 'Content-Type': 'application/json' });
+      res.end(JSON.stringify({ layer: url.searchParams.get('layer'), from: items[0].t, to: new Date(to + 3600e3).toISOString(), points: 24, bucketSeconds: 3600, source: 'raw', items }));
+      return;
+    }
     if (req.method === 'POST' && url.pathname === '/mock/drop') {
       refuseUntil = Date.now() + Number(url.searchParams.get('refuseMs') ?? 0);
       for (const s of sockets) s.end(closeFrame(1012, 'mock restart'));

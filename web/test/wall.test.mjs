@@ -171,6 +171,11 @@ test('the wall screen shows the live province in Vietnamese, then in English', a
   await popup.waitFor({ timeout: 5000 });
   assert.match(await popup.textContent(), /PM2\.5/);
   assert.match(await popup.textContent(), /Thời điểm đo/);
+  // Its last 24 hours from GET /v1/history, drawn by uPlot.
+  await page.waitForFunction(() => ['drawn', 'empty', 'error', 'missing'].includes(document.querySelector('.maplibregl-popup .history-chart')?.dataset.state), undefined, { timeout: LIVE_TIMEOUT });
+  const chartState = await popup.locator('.history-chart').getAttribute('data-state');
+  assert.equal(chartState, 'drawn', `history chart: ${await popup.locator('.history-chart').textContent()}`);
+  assert.equal(await popup.locator('.history-chart canvas').count(), 1, 'the chart canvas');
   await page.screenshot({ path: path.join(resultsDir, 'wall-popup.png') });
 
   // English switch, remembered across a reload.

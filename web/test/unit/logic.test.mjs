@@ -268,3 +268,21 @@ test('the redraw interval grows while redraws are slow and comes back', () => {
   b.adapt(10);
   assert.equal(b.intervalMs, 250);
 });
+
+test('history: the query of the last 24 hours and the chart series', async () => {
+  const { historyQuery, toSeries, chartOf } = await import('../../app/history.js');
+  const now = Date.parse('2026-01-02T00:00:00Z');
+  assert.equal(historyQuery({ entity: 'urn:x:1' }, 'air', now),
+    '/v1/history?entity=urn%3Ax%3A1&layer=air&from=2026-01-01T00%3A00%3A00.000Z&to=2026-01-02T00%3A00%3A00.000Z&points=144');
+  assert.match(historyQuery({ unit: '00070' }, 'traffic', now, 1, 10), /^\/v1\/history\?unit=00070&layer=traffic&.*points=10$/);
+  assert.equal(historyQuery({ unit: '00070' }, 'alert', now), null);
+  assert.deepEqual(chartOf('air', true), { value: 'pm25', stat: 'mean', unit: 'µg/m³' });
+  assert.deepEqual(chartOf('air', false), { value: 'aqi', stat: 'max', unit: 'VN_AQI' });
+  const answer = { items: [
+    { t: '2026-01-01T00:00:00Z', count: 3, pm25: { mean: 40.5, max: 60 } },
+    { t: '2026-01-01T01:00:00Z', count: 1, pm25: { mean: null } },
+    { t: 'bad', pm25: { mean: 1 } },
+  ] };
+  assert.deepEqual(toSeries(answer, 'pm25', 'mean'), [[1767225600, 1767229200], [40.5, null]]);
+  assert.deepEqual(toSeries({}, 'pm25', 'mean'), [[], []]);
+});
