@@ -39,6 +39,30 @@ echo "wall screen test against $url"
 if ! IOCHUB_URL="$url" IOCHUB_TOKEN=web-test node --test web/test/wall.test.mjs; then
   echo "--- iochub dev log (tail) ---" >&2; tail -40 "$err" >&2; exit 1
 fi
+# A gateway restart: a kiosk screen signed in with the dev token must say it
+# lost the link, then resume by itself (same address, same data dir, so its
+# session cookie, signed with the data dir's key, stays valid).
+echo "wall screen through a restart of iochub dev"
+ready="$work/restart-ready"
+IOCHUB_TOKEN=web-test node web/scripts/restart-check.mjs "$url" "$ready" &
+check=$!
+for _ in $(seq 1 600); do
+  [ -f "$ready" ] && break
+  kill -0 "$check" 2>/dev/null || break
+  sleep 0.2
+done
+if [ ! -f "$ready" ]; then
+  echo "restart check did not get online" >&2; wait "$check" || true; exit 1
+fi
+addr=$(printf '%s' "$url" | sed -E 's#^http://([^/]+)/.*#\1#')
+kill -TERM "$pid" 2>/dev/null || true
+for _ in $(seq 1 150); do kill -0 "$pid" 2>/dev/null || break; sleep 0.2; done
+kill -KILL "$pid" 2>/dev/null || true
+bin/iochub dev --data-dir "$work/data" --http "$addr" --sim-interval 1s --dev-token web-test >"$out" 2>"$err" &
+pid=$!
+if ! wait "$check"; then
+  echo "--- iochub dev log after the restart (tail) ---" >&2; tail -40 "$err" >&2; exit 1
+fi
 # What a real server cannot be made to do on demand (drop the socket, send a
 # burst, lose vendor/), and the reports panel, run against web/test/mock-server.mjs;
 # its own self-test first checks its frames against the gateway's golden files.
