@@ -111,7 +111,7 @@ function initMap() {
   }
   const m = map;
   m.on('load', () => {
-    addLayers(m);
+    addLayers(m, parseFloat(getComputedStyle(document.documentElement).fontSize) / 20 || 1);
     addReportLayers(m);
     mapState = 'ready';
     for (const l of LIVE_LAYERS) store.dirty.add(l);
@@ -120,6 +120,12 @@ function initMap() {
     mark('units', 'fills', 'reports');
   });
   m.on('click', onMapClick);
+  // A screen whose size changes (a window moved to the wall) shows the whole province again.
+  let resizeTimer = 0;
+  window.addEventListener('resize', () => {
+    clearTimeout(resizeTimer);
+    resizeTimer = window.setTimeout(fitToUnits, 300);
+  });
   m.on('moveend', () => declutterLabels(lastWatch));
 }
 

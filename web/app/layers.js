@@ -60,9 +60,13 @@ export function createMap(container, controls) {
 
 /**
  * addLayers adds every source (empty) and layer once, after the map loaded.
+ * Sizes (radii, widths) are multiplied by scale: 1 on a 1920-pixel-wide
+ * screen, 2 on a 3840 one, as the page's type.
  * @param {MapLibreMap} map
+ * @param {number} [scale]
  */
-export function addLayers(map) {
+export function addLayers(map, scale = 1) {
+  const k = (/** @type {number} */ v) => Math.round(v * scale * 10) / 10;
   for (const id of SOURCES) {
     map.addSource(id, { type: 'geojson', data: EMPTY, ...(id === 'wards' ? { promoteId: 'code' } : {}) });
   }
@@ -72,8 +76,8 @@ export function addLayers(map) {
       id: 'wards-fill', type: 'fill', source: 'wards',
       paint: { 'fill-color': ['coalesce', ['feature-state', 'fill'], WARD_NO_DATA], 'fill-opacity': 0.62 },
     },
-    { id: 'wards-line', type: 'line', source: 'wards', paint: { 'line-color': '#7f93c8', 'line-width': 1, 'line-opacity': 0.7 } },
-    { id: 'province-line', type: 'line', source: 'province', paint: { 'line-color': '#b8c7ff', 'line-width': 3 } },
+    { id: 'wards-line', type: 'line', source: 'wards', paint: { 'line-color': '#7f93c8', 'line-width': k(1), 'line-opacity': 0.7 } },
+    { id: 'province-line', type: 'line', source: 'province', paint: { 'line-color': '#b8c7ff', 'line-width': k(3) } },
     {
       id: 'alert-fill', type: 'fill', source: 'alerts',
       filter: ['match', ['geometry-type'], ['Polygon', 'MultiPolygon'], true, false],
@@ -82,50 +86,50 @@ export function addLayers(map) {
     {
       id: 'alert-line', type: 'line', source: 'alerts',
       filter: ['match', ['geometry-type'], ['Polygon', 'MultiPolygon', 'LineString', 'MultiLineString'], true, false],
-      paint: { 'line-color': SEVERITY_COLOR, 'line-width': 3 },
+      paint: { 'line-color': SEVERITY_COLOR, 'line-width': k(3) },
     },
     {
       id: 'traffic-lines', type: 'line', source: 'traffic',
       filter: ['match', ['geometry-type'], ['LineString', 'MultiLineString'], true, false],
       layout: { 'line-cap': 'round', 'line-join': 'round' },
-      paint: { 'line-color': SPEED_COLOR, 'line-width': ['interpolate', ['linear'], ['zoom'], 9, 4, 14, 10] },
+      paint: { 'line-color': SPEED_COLOR, 'line-width': ['interpolate', ['linear'], ['zoom'], 9, k(4), 14, k(10)] },
     },
     {
       id: 'traffic-points', type: 'circle', source: 'traffic',
       filter: ['match', ['geometry-type'], ['Point', 'MultiPoint'], true, false],
-      paint: { 'circle-color': SPEED_COLOR, 'circle-radius': 6, 'circle-stroke-color': '#0b1220', 'circle-stroke-width': 2 },
+      paint: { 'circle-color': SPEED_COLOR, 'circle-radius': k(6), 'circle-stroke-color': '#0b1220', 'circle-stroke-width': k(2) },
     },
     {
       id: 'alert-points', type: 'circle', source: 'alerts',
       filter: ['match', ['geometry-type'], ['Point', 'MultiPoint'], true, false],
-      paint: { 'circle-color': SEVERITY_COLOR, 'circle-opacity': 0.3, 'circle-radius': 16, 'circle-stroke-color': SEVERITY_COLOR, 'circle-stroke-width': 3 },
+      paint: { 'circle-color': SEVERITY_COLOR, 'circle-opacity': 0.3, 'circle-radius': k(16), 'circle-stroke-color': SEVERITY_COLOR, 'circle-stroke-width': k(3) },
     },
     {
       id: 'water-circles', type: 'circle', source: 'water',
       paint: {
         'circle-color': WATER_COLOR,
-        'circle-radius': ['interpolate', ['linear'], ['zoom'], 9, 7, 14, 12],
+        'circle-radius': ['interpolate', ['linear'], ['zoom'], 9, k(7), 14, k(12)],
         'circle-stroke-color': '#ffffff',
-        'circle-stroke-width': ['match', ['get', 'alarm'], 0, 1.5, 3],
+        'circle-stroke-width': ['match', ['get', 'alarm'], 0, k(1.5), k(3)],
       },
     },
     {
       id: 'weather-circles', type: 'circle', source: 'weather',
       paint: {
         'circle-color': ['case', ['get', 'stale'], STALE_COLOR, '#e6f0ff'],
-        'circle-radius': ['interpolate', ['linear'], ['zoom'], 9, 4, 14, 7],
+        'circle-radius': ['interpolate', ['linear'], ['zoom'], 9, k(4), 14, k(7)],
         'circle-stroke-color': '#2b6cb0',
-        'circle-stroke-width': 2,
+        'circle-stroke-width': k(2),
       },
     },
     {
       id: 'air-circles', type: 'circle', source: 'air',
       paint: {
         'circle-color': AIR_COLOR,
-        'circle-radius': ['interpolate', ['linear'], ['zoom'], 9, 8, 14, 14],
+        'circle-radius': ['interpolate', ['linear'], ['zoom'], 9, k(8), 14, k(14)],
         // A stale station is ringed in grey and drawn hollow-ish: never shown as fresh.
         'circle-stroke-color': ['case', ['get', 'stale'], '#c9d3ea', '#0b1220'],
-        'circle-stroke-width': ['case', ['get', 'stale'], 3, 2],
+        'circle-stroke-width': ['case', ['get', 'stale'], k(3), k(2)],
         'circle-opacity': ['case', ['get', 'stale'], 0.45, 1],
       },
     },

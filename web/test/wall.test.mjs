@@ -184,6 +184,8 @@ test('the wall screen shows the live province in Vietnamese, then in English', a
   assert.equal(await page.locator('#conn-text').textContent(), 'Online');
   assert.equal(await page.locator('#legend h2').textContent(), 'Legend');
   assert.equal(await page.locator('#aqi-scale li').nth(2).textContent(), '50–80 Poor');
+  assert.equal(await page.locator('#kpi-air h3').textContent(), 'Air quality', 'tiles in English');
+  assert.equal(await page.locator('#layers button[data-layer=traffic]').textContent(), 'Traffic');
   assert.match(await popup.textContent(), /Observed at/);
   assert.equal(await page.evaluate(() => localStorage.getItem('iochub.lang')), 'en');
   await page.reload();
@@ -376,6 +378,11 @@ test('kiosk mode: no controls, the layers rotate', async (t) => {
     assert.equal(after.entities, mock.world.entities.size, 'every entity once after the resume');
   }
   await page.screenshot({ path: path.join(resultsDir, 'wall-kiosk.png') });
+  // The same wall on a 4K screen: everything scales with the width.
+  await page.setViewportSize({ width: 3840, height: 2160 });
+  await page.waitForFunction(() => parseFloat(getComputedStyle(document.documentElement).fontSize) === 40, undefined, { timeout: 5000 });
+  assert.equal(await page.locator('#kpis').evaluate((el) => el.scrollHeight <= el.clientHeight + 1), true, 'the tiles fit at 4K');
+  await page.screenshot({ path: path.join(resultsDir, 'wall-4k.png') });
   assert.deepEqual(errors.map(String).filter((e) => !/WebSocket connection to .* failed/.test(e)), [], 'page errors');
 });
 
