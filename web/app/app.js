@@ -257,7 +257,7 @@ function flush() {
   shown.weather = by.weather?.length ?? 0;
   shown.alerts = active.length;
   const codes = wardFeatures.map((f) => String(f.properties.code));
-  const watch = unitsToWatch(store, codes, layer, Math.max(MAX_LABELS, MAX_WATCH));
+  const watch = unitsToWatch(store, codes, layer, Math.max(MAX_LABELS, MAX_WATCH), now);
   lastWatch = watch;
 
   if (mapState === 'ready' && map) {
@@ -280,7 +280,7 @@ function flush() {
       setSource(map, 'alerts', feats);
     }
     if (dirty.has('fills') || dirty.has('rollups')) {
-      setWardFills(map, unitColors(store, codes, layer), wardFills);
+      setWardFills(map, unitColors(store, codes, layer, now), wardFills);
       setLabels(watch);
     }
     if (popup) popup.live.innerHTML = detailHTML(popup.kind, popup.key, store, unitName);
@@ -494,7 +494,7 @@ globalThis.iochub = Object.freeze({
   }),
   entity: (/** @type {string} */ id) => (store.entities.has(id) ? structuredClone(store.entities.get(id)) : null),
   entityIds: (/** @type {string} */ l) => [...store.entities.values()].filter((f) => !l || f.properties?.layer === l).map((f) => f.id),
-  rollup: (/** @type {string} */ unit, /** @type {string} */ l) => structuredClone(store.rollup(unit, l, '1h') ?? null),
+  rollup: (/** @type {string} */ unit, /** @type {string} */ l) => structuredClone(store.rollup(unit, l, '1h', Date.now()) ?? null),
   wardFill: (/** @type {string} */ code) => (map && mapState === 'ready' ? map.getFeatureState({ source: 'wards', id: code })?.fill ?? null : null),
   wardCodes: () => wardFeatures.map((f) => String(f.properties.code)),
   screenPoint,
@@ -509,7 +509,7 @@ $('lang').addEventListener('click', () => {
   // Redraw now, not at the next tick: the click should feel instant.
   batcher.flushNow();
 });
-setInterval(() => mark('list', 'reports'), 30000); // expiries, time left, report deadlines
+setInterval(() => mark('list', 'reports', 'fills'), 30000); // expiries, time left, report deadlines, roll-up windows ending
 renderAQILegend();
 apply(document);
 initMap();

@@ -69,19 +69,19 @@ function stationLine(p) {
 function unitRollups(store, code) {
   const L = lang();
   const rows = [];
-  const air = store.rollup(code, 'air', KPI_WINDOW);
+  const air = store.rollup(code, 'air', KPI_WINDOW, Date.now());
   if (air && isNumber(air.aqiMax)) {
     const c = bandColor(air.worstBand);
     rows.push(`<tr><td>${esc(t('rollup.aqiMax'))}</td><td class="v">${c ? `<i class="sw circle" style="background:${esc(c)}"></i> ` : ''}${esc(fmtNumber(air.aqiMax, L, 0))}</td></tr>`);
     if (isNumber(/** @type {any} */ (air).aqiMean)) rows.push(`<tr><td>${esc(t('rollup.aqiMean'))}</td><td class="v">${esc(fmtNumber(/** @type {any} */ (air).aqiMean, L, 0))}</td></tr>`);
     rows.push(`<tr><td>${esc(t('rollup.stations'))}</td><td class="v">${esc(fmtNumber(air.stationsReporting ?? 0, L, 0))}/${esc(fmtNumber(air.stationsKnown ?? 0, L, 0))}</td></tr>`);
   }
-  const tr = store.rollup(code, 'traffic', KPI_WINDOW);
+  const tr = store.rollup(code, 'traffic', KPI_WINDOW, Date.now());
   if (tr && tr.segmentsReporting) {
     if (isNumber(tr.meanSpeed)) rows.push(`<tr><td>${esc(t('rollup.meanSpeed'))}</td><td class="v">${esc(fmtNumber(tr.meanSpeed, L))} km/h</td></tr>`);
     rows.push(`<tr><td>${esc(t('rollup.congested'))}</td><td class="v"><i class="sw circle" style="background:${esc(unitColor('traffic', tr) ?? '#8a94a6')}"></i> ${esc(fmtPercent(tr.congestedSegmentShare ?? 0, L))}</td></tr>`);
   }
-  const w = store.rollup(code, 'water', KPI_WINDOW);
+  const w = store.rollup(code, 'water', KPI_WINDOW, Date.now());
   if (w && w.stationsReporting && isNumber(w.alarmMax)) {
     rows.push(`<tr><td>${esc(t('rollup.alarmMax'))}</td><td class="v">${esc(t(`water.alarm${w.alarmMax}`))}</td></tr>`);
     if (isNumber(w.levelMax)) rows.push(`<tr><td>${esc(t('rollup.levelMax'))}</td><td class="v">${esc(fmtNumber(w.levelMax, L, 2))} m</td></tr>`);

@@ -110,9 +110,9 @@ export function reportOverdue(r, now) {
  * @returns {Kpis}
  */
 export function provinceKpis(store, province, now) {
-  const air = store.rollup(province, 'air', KPI_WINDOW);
-  const traffic = store.rollup(province, 'traffic', KPI_WINDOW);
-  const water = store.rollup(province, 'water', KPI_WINDOW);
+  const air = store.rollup(province, 'air', KPI_WINDOW, now);
+  const traffic = store.rollup(province, 'traffic', KPI_WINDOW, now);
+  const water = store.rollup(province, 'water', KPI_WINDOW, now);
   const by = store.byLayer();
   /** @type {Record<string, number>} */
   const alerts = Object.fromEntries(SEVERITIES.map((s) => [s, 0]));
@@ -128,7 +128,7 @@ export function provinceKpis(store, province, now) {
   }
   let staleSources = 0;
   for (const l of ['air', 'traffic', 'water', 'weather']) {
-    const r = store.rollup(province, l, KPI_WINDOW);
+    const r = store.rollup(province, l, KPI_WINDOW, now);
     if (typeof r?.stale === 'number') staleSources += r.stale;
   }
   let staleEntities = 0;
@@ -165,11 +165,12 @@ export function provinceKpis(store, province, now) {
  * @param {import('./store.js').LiveStore} store
  * @param {Iterable<string>} codes
  * @param {string} layer
+ * @param {number} now ms
  * @returns {Map<string, string | null>}
  */
-export function unitColors(store, codes, layer) {
+export function unitColors(store, codes, layer, now) {
   const out = new Map();
-  for (const c of codes) out.set(c, unitColor(layer, store.rollup(c, layer, KPI_WINDOW)));
+  for (const c of codes) out.set(c, unitColor(layer, store.rollup(c, layer, KPI_WINDOW, now)));
   return out;
 }
 
@@ -198,13 +199,14 @@ export function nextLayer(current) {
  * @param {Iterable<string>} codes
  * @param {string} layer
  * @param {number} limit
+ * @param {number} now ms
  * @returns {Watch[]}
  */
-export function unitsToWatch(store, codes, layer, limit) {
+export function unitsToWatch(store, codes, layer, limit, now) {
   /** @type {Watch[]} */
   const out = [];
   for (const code of codes) {
-    const r = store.rollup(code, layer, KPI_WINDOW);
+    const r = store.rollup(code, layer, KPI_WINDOW, now);
     const color = unitColor(layer, r);
     if (!r || !color) continue;
     let score = 0;

@@ -10,6 +10,7 @@
  * @property {string} layer
  * @property {string} window
  * @property {string} windowStart
+ * @property {string} [windowEnd]
  * @property {number} [observations]
  * @property {number} [stale]
  * @property {number} [aqiMax]
@@ -133,12 +134,17 @@ export class LiveStore {
   }
 
   /**
-   * rollup is the latest roll-up of unit, layer and window, or undefined.
+   * rollup is the latest roll-up of unit, layer and window, or undefined;
+   * with now (ms), only one whose window holds now: the roll-up of a window
+   * that has ended (nothing came since) is not the present and is not shown as such.
    * @param {string} unit @param {string} layer @param {string} window
+   * @param {number} [now]
    * @returns {Rollup | undefined}
    */
-  rollup(unit, layer, window) {
-    return this.rollups.get(rollupKey(unit, layer, window));
+  rollup(unit, layer, window, now) {
+    const r = this.rollups.get(rollupKey(unit, layer, window));
+    if (r && now !== undefined && !(Date.parse(r.windowEnd ?? '') > now)) return undefined;
+    return r;
   }
 
   /**

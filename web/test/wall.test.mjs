@@ -308,7 +308,8 @@ test('the tiles show the province roll-ups and the wards are coloured by the cho
   if (mock) {
     // A roll-up that turns a ward hazardous turns its fill the band's colour, and names it on the map.
     const code = await page.evaluate(() => window.iochub.wardCodes()[41]);
-    const r = { ...mock.templates.air, unit: code, province: '01', window: '1h', windowStart: new Date(Math.floor(Date.now() / 3600e3) * 3600e3).toISOString(), worstBand: 6, aqiMax: 420 };
+    const start = Math.floor(Date.now() / 3600e3) * 3600e3;
+    const r = { ...mock.templates.air, unit: code, province: '01', window: '1h', windowStart: new Date(start).toISOString(), windowEnd: new Date(start + 3600e3).toISOString(), worstBand: 6, aqiMax: 420 };
     const res = await fetch(new URL('mock/rollup', base), { method: 'POST', body: JSON.stringify(r) });
     assert.equal(res.status, 204);
     await waitStats(page, (c) => window.iochub.wardFill(c) === '#7E0023', 'the hazardous colour', 5000, code);

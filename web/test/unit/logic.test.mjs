@@ -163,7 +163,7 @@ test('the store: a snapshot replaces, states update, older states and removes of
   assert.equal(isOlder(feat('x', 'air', 'bad'), feat('x', 'air', '2026-01-01T00:00:00Z')), false);
 });
 
-const roll = (unit, layer, start, extra = {}) => ({ unit, layer, window: '1h', windowStart: start, province: '01', ...extra });
+const roll = (unit, layer, start, extra = {}) => ({ unit, layer, window: '1h', windowStart: start, windowEnd: '2100-01-01T00:00:00Z', province: '01', ...extra });
 
 test('the store keeps the latest window of each roll-up', () => {
   const s = new LiveStore();
@@ -285,4 +285,13 @@ test('history: the query of the last 24 hours and the chart series', async () =>
   ] };
   assert.deepEqual(toSeries(answer, 'pm25', 'mean'), [[1767225600, 1767229200], [40.5, null]]);
   assert.deepEqual(toSeries({}, 'pm25', 'mean'), [[], []]);
+});
+
+test('a roll-up of a window that has ended is not the present', () => {
+  const s = new LiveStore();
+  s.apply({ type: 'rollups', rollups: [roll('01', 'air', '2026-01-01T09:00:00Z', { windowEnd: '2026-01-01T10:00:00Z', worstBand: 6, aqiMax: 400 })] });
+  assert.equal(s.rollup('01', 'air', '1h', Date.parse('2026-01-01T09:59:59Z')).worstBand, 6);
+  assert.equal(s.rollup('01', 'air', '1h', Date.parse('2026-01-01T10:00:00Z')), undefined);
+  assert.equal(provinceKpis(s, '01', Date.parse('2026-01-01T12:00:00Z')).air, null, 'no data, not the 9 o\'clock figures');
+  assert.deepEqual([...unitColors(s, ['01'], 'air', Date.parse('2026-01-01T12:00:00Z'))], [['01', null]]);
 });
