@@ -371,6 +371,9 @@ test('kiosk mode: no controls, the layers rotate', async (t) => {
   assert.equal(await page.locator('#layer-name').isVisible(), true, 'the layer shown is named');
   if (mock) {
     // A gateway restart: the kiosk says so, reconnects by itself and resumes.
+    // The world stands still meanwhile, so the resumed page can be compared with it.
+    mock.pause();
+    t.after(() => mock.resume());
     const before = (await stats(page)).snapshots;
     assert.equal((await fetch(new URL('mock/drop?refuseMs=3000', base), { method: 'POST' })).status, 204);
     await page.locator('#conn-text', { hasText: 'Mất kết nối' }).waitFor({ timeout: 5000 });
