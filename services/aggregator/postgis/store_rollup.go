@@ -157,9 +157,11 @@ type memberKey struct {
 	unit          string
 }
 
-// daySlots is the number of windows of a day in a rollup_member_day row:
-// the day, its 24 hours, 96 quarters and 1,440 minutes (migration 00025).
-const daySlots = 1 + 24 + 96 + 1440
+// rowBytes is the length of a rollup_member_day row's grades: the slots of
+// the day, its 24 hours, 96 quarters and 1,440 minutes (1,561), then
+// padding (0), so that PostgreSQL stores every version compressed (migration
+// 00027: a value is compressed only in a row longer than about 2 kB).
+const rowBytes = 2048
 
 // slotBase is the first slot of each window's length in a day's row.
 var slotBase = map[string]int{"1d": 0, "1h": 1, "15m": 25, "1m": 121}
@@ -589,7 +591,7 @@ func countMembers(ctx context.Context, tx pgx.Tx, out *pgx.Batch, acc map[rollup
 	}
 	if len(nLayers) > 0 {
 		var pb pgx.Batch
-		pb.Queue(sqlInsertMemberDays, nLayers, nEntities, nDays, nUnits, make([]byte, daySlots))
+		pb.Queue(sqlInsertMemberDays, nLayers, nEntities, nDays, nUnits, make([]byte, rowBytes))
 		pb.Queue(sqlLockMemberDays, nLayers, nEntities, nDays, nUnits, nLos, nHis).Query(rows.collect)
 		if err := tx.SendBatch(ctx, &pb).Close(); err != nil {
 			return fmt.Errorf("locking the members of %d entity days: %w", len(nLayers), err)
