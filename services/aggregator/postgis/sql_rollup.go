@@ -2,6 +2,17 @@ package postgis
 
 // Roll-up SQL (store_rollup.go).
 
+// sqlGenericPlans and sqlAutoPlans surround, in a batch's pipeline, the
+// statements of every batch whose plan does not depend on their arrays of
+// units (sqlUnitVersions, sqlRollupContext): with PostgreSQL's default
+// (auto) each is planned again per call, about 0.4 ms of the server's time
+// each (pg_stat_statements, docs/benchmarks.md); the generic plan is made
+// once per connection.
+const (
+	sqlGenericPlans = `SET LOCAL plan_cache_mode = force_generic_plan`
+	sqlAutoPlans    = `SET LOCAL plan_cache_mode = auto`
+)
+
 // sqlUnitVersions returns every version of the units $1 and of all their
 // ancestors (admin_unit.parent_code, in any version), kind 'u', and every
 // membership of those units in custom groups (unit_group_member), kind 'g'

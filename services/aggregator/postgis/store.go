@@ -373,7 +373,9 @@ func apply(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollupOption
 	}
 	if ro.on {
 		if units := rollupUnits(b); len(units) > 0 {
+			pb.Queue(sqlGenericPlans)
 			pb.Queue(sqlUnitVersions, units).Query(collectTree(&in.tree))
+			pb.Queue(sqlAutoPlans)
 		}
 		in.members = queueMemberLock(&pb, b)
 	}

@@ -93,7 +93,7 @@ func maxOf[T int16 | float64](a, b *T) *T {
 }
 
 // add merges o, the figures of later rows, into f.
-func (f *Figures) add(o Figures) {
+func (f *Figures) add(o *Figures) {
 	f.AQIN += o.AQIN
 	f.AQISum += o.AQISum
 	if o.AQIMax != nil && (f.AQIMax == nil || *o.AQIMax > *f.AQIMax) {
@@ -396,6 +396,16 @@ func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollu
 	members := map[memberKey]*dayMembers{}
 	var morder []memberKey
 	paths := map[[2]string][]path{} // by unit and province: the walks met so far
+	// The roll-ups the last contribution added to, per window, and the
+	// member rows of the contribution's entity, per unit.
+	type windowCache struct {
+		units []ancestor
+		layer string
+		start time.Time
+		rs    []*Rollup
+	}
+	wcache := make([]windowCache, len(windows))
+	var dms []*dayMembers
 	emit := func(c contribution) {
 		units := c.units
 		if units == nil {
@@ -414,17 +424,30 @@ func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollu
 			units = p.units
 		}
 		day := dayWindow.start(c.observed)
-		for _, w := range windows {
+		if c.entity != "" {
+			dms = append(dms[:0], make([]*dayMembers, len(units))...)
+		}
+		for wi, w := range windows {
 			start := w.start(c.observed)
 			late := !c.change && c.received.After(start.Add(w.length+ro.lateness))
-			for _, a := range units {
-				k := rollupKey{a.code, c.layer, w.name, start.Unix()}
-				r := acc[k]
-				if r == nil {
-					r = &Rollup{UnitCode: a.code, Layer: c.layer, Window: w.name, WindowStart: start, Province: a.province}
-					acc[k] = r
-					order = append(order, k)
+			// The roll-ups of the window and units, as the previous
+			// contribution's when the same (rows come in runs of a unit and
+			// window): one map look-up per unit and window otherwise.
+			wc := &wcache[wi]
+			if len(units) == 0 || len(wc.rs) != len(units) || &wc.units[0] != &units[0] || wc.layer != c.layer || !wc.start.Equal(start) {
+				wc.units, wc.layer, wc.start, wc.rs = units, c.layer, start, wc.rs[:0]
+				for _, a := range units {
+					k := rollupKey{a.code, c.layer, w.name, start.Unix()}
+					r := acc[k]
+					if r == nil {
+						r = &Rollup{UnitCode: a.code, Layer: c.layer, Window: w.name, WindowStart: start, Province: a.province}
+						acc[k] = r
+						order = append(order, k)
+					}
+					wc.rs = append(wc.rs, r)
 				}
+			}
+			for i, r := range wc.rs {
 				if late {
 					r.Late++
 					continue
@@ -432,14 +455,17 @@ func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollu
 				if !c.change {
 					r.N++
 				}
-				r.add(c.figures)
+				r.add(&c.figures)
 				if c.entity != "" {
-					mk := memberKey{c.layer, c.entity, day.Unix(), a.code}
-					dm := members[mk]
+					dm := dms[i]
 					if dm == nil {
-						dm = &dayMembers{}
-						members[mk] = dm
-						morder = append(morder, mk)
+						mk := memberKey{c.layer, c.entity, day.Unix(), units[i].code}
+						if dm = members[mk]; dm == nil {
+							dm = &dayMembers{}
+							members[mk] = dm
+							morder = append(morder, mk)
+						}
+						dms[i] = dm
 					}
 					dm.add(w.slot(start, day), byte(c.grade+1))
 				}
@@ -819,6 +845,7 @@ type kindKey struct{ unit, kind string }
 // pb is sent.
 func queueRollupContext(pb *pgx.Batch, units []string) map[kindKey]int64 {
 	counts := map[kindKey]int64{}
+	pb.Queue(sqlGenericPlans)
 	pb.Queue(sqlRollupContext, units).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var k kindKey
@@ -833,6 +860,7 @@ func queueRollupContext(pb *pgx.Batch, units []string) map[kindKey]int64 {
 		}
 		return nil
 	})
+	pb.Queue(sqlAutoPlans)
 	return counts
 }
 
