@@ -448,4 +448,9 @@ func TestRollupMembersConcurrent(t *testing.T) {
 	if n := count(t, pool, `SELECT coalesce(sum(upgrades), 0) FROM rollup_member_day WHERE unit_code = 'VN'`); n == 0 {
 		t.Fatal("no member of VN was upgraded; the test lost its upgrades")
 	}
+	// Every row version is stored compressed (migration 00027): its grades
+	// take a few dozen bytes, not 2,048.
+	if n := count(t, pool, `SELECT max(pg_column_size(grades)) FROM rollup_member_day`); n == 0 || n > 256 {
+		t.Errorf("largest stored grades of rollup_member_day = %d bytes; want compressed, 1…256", n)
+	}
 }
