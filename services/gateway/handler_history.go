@@ -2,10 +2,8 @@ package gateway
 
 import (
 	"bytes"
-	"context"
 	"encoding/csv"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"net/http"
@@ -13,8 +11,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/iochub/iochub/services/gateway/pgread"
 )
@@ -291,21 +287,6 @@ func acceptsCSV(r *http.Request) bool {
 		}
 	}
 	return false
-}
-
-// readFailed answers a failed database read: a statement cancelled by the
-// read pool's statement_timeout (or the request's end) is 503 "Query timed
-// out" saying so; anything else is 503 "database unavailable".
-func (g *Gateway) readFailed(w http.ResponseWriter, r *http.Request, err error, msg string, attrs ...any) {
-	var pgErr *pgconn.PgError
-	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &pgErr) && pgErr.Code == "57014") { // query_canceled
-		g.log.Warn("database read cancelled by the statement timeout", append(attrs, "what", msg, "err", err)...)
-		writeProblemType(w, r, http.StatusServiceUnavailable, ProblemQueryTimeout, "Query timed out",
-			"the query ran longer than the read statement timeout (--read-statement-timeout) and was cancelled; ask for a shorter range or fewer points")
-		return
-	}
-	g.log.Error("database read failed", append(attrs, "what", msg, "err", err)...)
-	writeProblem(w, r, http.StatusServiceUnavailable, "the database is unavailable; retry later")
 }
 
 // historyJSON writes the answer by hand: up to 10 000 points of up to 22 figures.

@@ -75,8 +75,7 @@ func (g *Gateway) serveSources(w http.ResponseWriter, r *http.Request) {
 	}
 	rows, err := pgread.New(g.readPool).Sources(r.Context(), prov)
 	if err != nil {
-		g.log.Error("querying sources", "province", prov, "err", err)
-		writeProblem(w, r, http.StatusServiceUnavailable, "the sources database is unavailable; retry later")
+		g.readFailed(w, r, err, "querying sources", "province", prov)
 		return
 	}
 	out := sourcesList{Province: prov, Items: []sourceJSON{}}

@@ -123,8 +123,7 @@ func (g *Gateway) serveUnits(w http.ResponseWriter, r *http.Request) {
 	}
 	e, err := g.units.get(r.Context(), p, scopeUnits(tree, who, p.Province))
 	if err != nil {
-		g.log.Error("querying units", "province", p.Province, "err", err)
-		writeProblem(w, r, http.StatusServiceUnavailable, "the units database is unavailable; retry later")
+		g.readFailed(w, r, err, "querying units", "province", p.Province)
 		return
 	}
 	if !e.found {
@@ -150,8 +149,7 @@ func (g *Gateway) serveUnitsAt(w http.ResponseWriter, r *http.Request, who auth.
 	}
 	succ, err := g.units.store.SuccessorProvinces(r.Context(), p.Province, p.At)
 	if err != nil {
-		g.log.Error("querying units", "province", p.Province, "err", err)
-		writeProblem(w, r, http.StatusServiceUnavailable, "the units database is unavailable; retry later")
+		g.readFailed(w, r, err, "querying units", "province", p.Province)
 		return
 	}
 	allowed := who.AllProvinces() && who.CanRead(p.Province)
@@ -170,8 +168,7 @@ func (g *Gateway) serveUnitsAt(w http.ResponseWriter, r *http.Request, who auth.
 	}
 	e, err := g.units.get(r.Context(), p, nil)
 	if err != nil {
-		g.log.Error("querying units", "province", p.Province, "err", err)
-		writeProblem(w, r, http.StatusServiceUnavailable, "the units database is unavailable; retry later")
+		g.readFailed(w, r, err, "querying units", "province", p.Province)
 		return
 	}
 	if !e.found {
