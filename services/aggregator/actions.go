@@ -217,6 +217,12 @@ func (a *Actions) Apply(ctx context.Context, act *iocv1.Action) ([]*iocv1.Entity
 		}
 		var ref *Refusal
 		switch {
+		case errors.Is(err, errAlreadyDone):
+			// Done by an earlier action (an alert acknowledged twice): the
+			// earlier one's audit row stands for it; the states, if any, are
+			// published again.
+			a.log.Debug("action already done by an earlier one", "action", act.GetId(), "type", act.GetType())
+			return nil
 		case errors.As(err, &ref):
 			states, result, reason = nil, "refused", ref.Reason
 			if err := postgis.RefuseAction(ctx, tx, act.GetId(), reason); err != nil {

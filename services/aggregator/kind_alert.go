@@ -178,24 +178,11 @@ func referencedAlerts(s *Service, res postgis.Result) ([]*nats.Msg, error) {
 // storedAlertMsg builds the STATE message of an alert read back from the
 // store (referenced by an Update or Cancel, or expired).
 func storedAlertMsg(a postgis.AlertState) (*nats.Msg, error) {
-	if len(a.Body) == 0 {
-		return nil, fmt.Errorf("stored alert %s has no body: %w", a.ID, ErrBadResult)
+	st, err := storedAlertState(a)
+	if err != nil {
+		return nil, err
 	}
-	alert := &iocv1.Alert{}
-	if err := proto.Unmarshal(a.Body, alert); err != nil {
-		return nil, fmt.Errorf("unmarshalling stored alert %s: %w", a.ID, err)
-	}
-	st := &iocv1.EntityState{
-		Layer:      subjects.KindAlert,
-		EntityId:   a.ID,
-		Province:   a.Province,
-		Unit:       a.UnitCode,
-		UpdatedAt:  timestamppb.New(a.UpdatedAt),
-		Latest:     &iocv1.EntityState_Alert{Alert: alert},
-		AlertState: a.State,
-		Units:      a.Units,
-		RuleId:     rules.RuleOfAlert(a.ID),
-	}
+	alert := st.GetAlert()
 	body, err := proto.Marshal(st)
 	if err != nil {
 		return nil, fmt.Errorf("marshalling state of alert %s: %w", a.ID, err)

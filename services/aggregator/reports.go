@@ -361,6 +361,7 @@ func (s *Service) initReports(deps Deps) error {
 		return err
 	}
 	acts.RegisterAction(ActionReportStatus, s.applyReportStatus)
+	acts.RegisterAction(ActionAlertAck, applyAlertAck)
 	acts.RegisterAction(ActionSourceRejections, applySourceRejections)
 	acts.applied = func(a *iocv1.Action) {
 		if a.GetTargetKind() == subjects.KindReport {

@@ -83,6 +83,12 @@ type (
 		RuleID     string             `json:"ruleId,omitempty"` // the alert rule that raised it; empty for alerts from sources
 		Units      []string           `json:"units"`
 		Info       []capconv.InfoJSON `json:"info"`
+		// Acked, AckedBy and AckedAt are the operator's acknowledgement
+		// (POST /v1/alerts/{id}/ack); Acked is false and the others absent
+		// while nobody has acknowledged the alert.
+		Acked   bool   `json:"acked"`
+		AckedBy string `json:"ackedBy,omitempty"`
+		AckedAt string `json:"ackedAt,omitempty"`
 	}
 )
 

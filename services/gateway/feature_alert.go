@@ -55,5 +55,8 @@ func alertProps(a *iocv1.Alert, st *iocv1.EntityState) *alertJSON {
 	for _, in := range a.GetInfo() {
 		out.Info = append(out.Info, capconv.InfoSummaryJSON(in))
 	}
+	if ack := st.GetAlertAck(); ack != nil {
+		out.Acked, out.AckedBy, out.AckedAt = true, ack.GetBy(), rfc3339(ack.GetAt())
+	}
 	return out
 }

@@ -65,7 +65,7 @@ func goldenStates(t testing.TB) []*iocv1.EntityState {
 			}},
 		},
 		{Layer: subjects.KindAlert, EntityId: "kttv-2026-0701-01", Province: "01", Unit: "01", UpdatedAt: ts(at), AlertState: "active",
-			Units: []string{"00004", "00070"},
+			Units: []string{"00004", "00070"}, AlertAck: &iocv1.AlertAck{By: "op-hn-01 as Nguyễn Văn A", At: ts(at.Add(2 * time.Minute))},
 			Latest: &iocv1.EntityState_Alert{Alert: &iocv1.Alert{
 				Id: "kttv-2026-0701-01", Identifier: "kttv-2026-0701-01", Sender: "kttv@example.vn", Sent: ts(at), Status: "Actual",
 				MsgType: "Alert", Scope: "Public",

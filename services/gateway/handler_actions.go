@@ -79,6 +79,7 @@ func (g *Gateway) RegisterOperator(mux routes.Mux, cfg OperatorConfig) {
 	o := &operator{g: g, cfg: cfg}
 	mux.HandleFunc("POST /v1/reports/{id}/status", o.serveReportStatus)
 	mux.HandleFunc("GET /v1/reports/{id}", o.serveReport)
+	mux.HandleFunc("POST /v1/alerts/{id}/ack", o.serveAlertAck) // handler_alert_ack.go
 	o.registerRules(mux)       // PUT, DELETE, GET /v1/rules… (handler_rules.go)
 	o.registerIdentities(mux)  // /v1/admin/identities (handler_identities.go)
 	o.registerGroups(mux)      // PUT /v1/units/groups/{code} (handler_groups.go)

@@ -283,7 +283,7 @@ class World {
       observation: { id, time: sent },
       alert: {
         id: alertID(id), identifier: id, sender: 'ioc-hanoi@example.vn', sent, state: 'active', units: codes,
-        info: [info(vi, headlineVI), info(en, headlineEN)],
+        info: [info(vi, headlineVI), info(en, headlineEN)], acked: false, ackedBy: undefined, ackedAt: undefined,
       },
     });
   }

@@ -56,7 +56,9 @@ type EntityState struct {
 	// water_alarm is the alarm level the water level has reached: 0 none, 1..3 báo động I..III.
 	WaterAlarm int32 `protobuf:"varint,23,opt,name=water_alarm,json=waterAlarm,proto3" json:"water_alarm,omitempty"`
 	// rule_id names the alert rule that raised this alert, for alerts raised by rules.
-	RuleId        string `protobuf:"bytes,24,opt,name=rule_id,json=ruleId,proto3" json:"rule_id,omitempty"`
+	RuleId string `protobuf:"bytes,24,opt,name=rule_id,json=ruleId,proto3" json:"rule_id,omitempty"`
+	// alert_ack is the operator's acknowledgement of the alert, when it has one.
+	AlertAck      *AlertAck `protobuf:"bytes,25,opt,name=alert_ack,json=alertAck,proto3" json:"alert_ack,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -231,6 +233,13 @@ func (x *EntityState) GetRuleId() string {
 	return ""
 }
 
+func (x *EntityState) GetAlertAck() *AlertAck {
+	if x != nil {
+		return x.AlertAck
+	}
+	return nil
+}
+
 type isEntityState_Latest interface {
 	isEntityState_Latest()
 }
@@ -279,6 +288,60 @@ func (*EntityState_Report) isEntityState_Latest() {}
 
 func (*EntityState_Observation) isEntityState_Latest() {}
 
+// AlertAck is an operator's acknowledgement of an alert.
+type AlertAck struct {
+	state protoimpl.MessageState `protogen:"open.v1"`
+	// by is the actor, as the audit log records it.
+	By            string                 `protobuf:"bytes,1,opt,name=by,proto3" json:"by,omitempty"`
+	At            *timestamppb.Timestamp `protobuf:"bytes,2,opt,name=at,proto3" json:"at,omitempty"`
+	unknownFields protoimpl.UnknownFields
+	sizeCache     protoimpl.SizeCache
+}
+
+func (x *AlertAck) Reset() {
+	*x = AlertAck{}
+	mi := &file_ioc_v1_state_proto_msgTypes[1]
+	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+	ms.StoreMessageInfo(mi)
+}
+
+func (x *AlertAck) String() string {
+	return protoimpl.X.MessageStringOf(x)
+}
+
+func (*AlertAck) ProtoMessage() {}
+
+func (x *AlertAck) ProtoReflect() protoreflect.Message {
+	mi := &file_ioc_v1_state_proto_msgTypes[1]
+	if x != nil {
+		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
+		if ms.LoadMessageInfo() == nil {
+			ms.StoreMessageInfo(mi)
+		}
+		return ms
+	}
+	return mi.MessageOf(x)
+}
+
+// Deprecated: Use AlertAck.ProtoReflect.Descriptor instead.
+func (*AlertAck) Descriptor() ([]byte, []int) {
+	return file_ioc_v1_state_proto_rawDescGZIP(), []int{1}
+}
+
+func (x *AlertAck) GetBy() string {
+	if x != nil {
+		return x.By
+	}
+	return ""
+}
+
+func (x *AlertAck) GetAt() *timestamppb.Timestamp {
+	if x != nil {
+		return x.At
+	}
+	return nil
+}
+
 // AirQualityIndex is a VN_AQI as computed by the aggregator per station.
 type AirQualityIndex struct {
 	state protoimpl.MessageState `protogen:"open.v1"`
@@ -306,7 +369,7 @@ type AirQualityIndex struct {
 
 func (x *AirQualityIndex) Reset() {
 	*x = AirQualityIndex{}
-	mi := &file_ioc_v1_state_proto_msgTypes[1]
+	mi := &file_ioc_v1_state_proto_msgTypes[2]
 	ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 	ms.StoreMessageInfo(mi)
 }
@@ -318,7 +381,7 @@ func (x *AirQualityIndex) String() string {
 func (*AirQualityIndex) ProtoMessage() {}
 
 func (x *AirQualityIndex) ProtoReflect() protoreflect.Message {
-	mi := &file_ioc_v1_state_proto_msgTypes[1]
+	mi := &file_ioc_v1_state_proto_msgTypes[2]
 	if x != nil {
 		ms := protoimpl.X.MessageStateOf(protoimpl.Pointer(x))
 		if ms.LoadMessageInfo() == nil {
@@ -331,7 +394,7 @@ func (x *AirQualityIndex) ProtoReflect() protoreflect.Message {
 
 // Deprecated: Use AirQualityIndex.ProtoReflect.Descriptor instead.
 func (*AirQualityIndex) Descriptor() ([]byte, []int) {
-	return file_ioc_v1_state_proto_rawDescGZIP(), []int{1}
+	return file_ioc_v1_state_proto_rawDescGZIP(), []int{2}
 }
 
 func (x *AirQualityIndex) GetHourly() int32 {
@@ -408,7 +471,7 @@ var File_ioc_v1_state_proto protoreflect.FileDescriptor
 
 const file_ioc_v1_state_proto_rawDesc = "" +
 	"\n" +
-	"\x12ioc/v1/state.proto\x12\x06ioc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x12ioc/v1/alert.proto\x1a\x19ioc/v1/observations.proto\"\xa4\x05\n" +
+	"\x12ioc/v1/state.proto\x12\x06ioc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x12ioc/v1/alert.proto\x1a\x19ioc/v1/observations.proto\"\xd3\x05\n" +
 	"\vEntityState\x12\x14\n" +
 	"\x05layer\x18\x01 \x01(\tR\x05layer\x12\x1b\n" +
 	"\tentity_id\x18\x02 \x01(\tR\bentityId\x12\x1a\n" +
@@ -430,8 +493,12 @@ const file_ioc_v1_state_proto_rawDesc = "" +
 	"\x03aqi\x18\x16 \x01(\v2\x17.ioc.v1.AirQualityIndexR\x03aqi\x12\x1f\n" +
 	"\vwater_alarm\x18\x17 \x01(\x05R\n" +
 	"waterAlarm\x12\x17\n" +
-	"\arule_id\x18\x18 \x01(\tR\x06ruleIdB\b\n" +
-	"\x06latest\"\xa7\x03\n" +
+	"\arule_id\x18\x18 \x01(\tR\x06ruleId\x12-\n" +
+	"\talert_ack\x18\x19 \x01(\v2\x10.ioc.v1.AlertAckR\balertAckB\b\n" +
+	"\x06latest\"F\n" +
+	"\bAlertAck\x12\x0e\n" +
+	"\x02by\x18\x01 \x01(\tR\x02by\x12*\n" +
+	"\x02at\x18\x02 \x01(\v2\x1a.google.protobuf.TimestampR\x02at\"\xa7\x03\n" +
 	"\x0fAirQualityIndex\x12\x1b\n" +
 	"\x06hourly\x18\x01 \x01(\x05H\x00R\x06hourly\x88\x01\x01\x12\x1a\n" +
 	"\bdominant\x18\x02 \x01(\tR\bdominant\x12\x12\n" +
@@ -463,37 +530,40 @@ func file_ioc_v1_state_proto_rawDescGZIP() []byte {
 	return file_ioc_v1_state_proto_rawDescData
 }
 
-var file_ioc_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 3)
+var file_ioc_v1_state_proto_msgTypes = make([]protoimpl.MessageInfo, 4)
 var file_ioc_v1_state_proto_goTypes = []any{
 	(*EntityState)(nil),           // 0: ioc.v1.EntityState
-	(*AirQualityIndex)(nil),       // 1: ioc.v1.AirQualityIndex
-	nil,                           // 2: ioc.v1.AirQualityIndex.SubIndicesEntry
-	(*timestamppb.Timestamp)(nil), // 3: google.protobuf.Timestamp
-	(*TrafficObserved)(nil),       // 4: ioc.v1.TrafficObserved
-	(*AirQualityObserved)(nil),    // 5: ioc.v1.AirQualityObserved
-	(*Alert)(nil),                 // 6: ioc.v1.Alert
-	(*WaterObserved)(nil),         // 7: ioc.v1.WaterObserved
-	(*WeatherObserved)(nil),       // 8: ioc.v1.WeatherObserved
-	(*Report)(nil),                // 9: ioc.v1.Report
-	(*Observation)(nil),           // 10: ioc.v1.Observation
+	(*AlertAck)(nil),              // 1: ioc.v1.AlertAck
+	(*AirQualityIndex)(nil),       // 2: ioc.v1.AirQualityIndex
+	nil,                           // 3: ioc.v1.AirQualityIndex.SubIndicesEntry
+	(*timestamppb.Timestamp)(nil), // 4: google.protobuf.Timestamp
+	(*TrafficObserved)(nil),       // 5: ioc.v1.TrafficObserved
+	(*AirQualityObserved)(nil),    // 6: ioc.v1.AirQualityObserved
+	(*Alert)(nil),                 // 7: ioc.v1.Alert
+	(*WaterObserved)(nil),         // 8: ioc.v1.WaterObserved
+	(*WeatherObserved)(nil),       // 9: ioc.v1.WeatherObserved
+	(*Report)(nil),                // 10: ioc.v1.Report
+	(*Observation)(nil),           // 11: ioc.v1.Observation
 }
 var file_ioc_v1_state_proto_depIdxs = []int32{
-	3,  // 0: ioc.v1.EntityState.updated_at:type_name -> google.protobuf.Timestamp
-	4,  // 1: ioc.v1.EntityState.traffic:type_name -> ioc.v1.TrafficObserved
-	5,  // 2: ioc.v1.EntityState.air:type_name -> ioc.v1.AirQualityObserved
-	6,  // 3: ioc.v1.EntityState.alert:type_name -> ioc.v1.Alert
-	7,  // 4: ioc.v1.EntityState.water:type_name -> ioc.v1.WaterObserved
-	8,  // 5: ioc.v1.EntityState.weather:type_name -> ioc.v1.WeatherObserved
-	9,  // 6: ioc.v1.EntityState.report:type_name -> ioc.v1.Report
-	10, // 7: ioc.v1.EntityState.observation:type_name -> ioc.v1.Observation
-	1,  // 8: ioc.v1.EntityState.aqi:type_name -> ioc.v1.AirQualityIndex
-	3,  // 9: ioc.v1.AirQualityIndex.hour:type_name -> google.protobuf.Timestamp
-	2,  // 10: ioc.v1.AirQualityIndex.sub_indices:type_name -> ioc.v1.AirQualityIndex.SubIndicesEntry
-	11, // [11:11] is the sub-list for method output_type
-	11, // [11:11] is the sub-list for method input_type
-	11, // [11:11] is the sub-list for extension type_name
-	11, // [11:11] is the sub-list for extension extendee
-	0,  // [0:11] is the sub-list for field type_name
+	4,  // 0: ioc.v1.EntityState.updated_at:type_name -> google.protobuf.Timestamp
+	5,  // 1: ioc.v1.EntityState.traffic:type_name -> ioc.v1.TrafficObserved
+	6,  // 2: ioc.v1.EntityState.air:type_name -> ioc.v1.AirQualityObserved
+	7,  // 3: ioc.v1.EntityState.alert:type_name -> ioc.v1.Alert
+	8,  // 4: ioc.v1.EntityState.water:type_name -> ioc.v1.WaterObserved
+	9,  // 5: ioc.v1.EntityState.weather:type_name -> ioc.v1.WeatherObserved
+	10, // 6: ioc.v1.EntityState.report:type_name -> ioc.v1.Report
+	11, // 7: ioc.v1.EntityState.observation:type_name -> ioc.v1.Observation
+	2,  // 8: ioc.v1.EntityState.aqi:type_name -> ioc.v1.AirQualityIndex
+	1,  // 9: ioc.v1.EntityState.alert_ack:type_name -> ioc.v1.AlertAck
+	4,  // 10: ioc.v1.AlertAck.at:type_name -> google.protobuf.Timestamp
+	4,  // 11: ioc.v1.AirQualityIndex.hour:type_name -> google.protobuf.Timestamp
+	3,  // 12: ioc.v1.AirQualityIndex.sub_indices:type_name -> ioc.v1.AirQualityIndex.SubIndicesEntry
+	13, // [13:13] is the sub-list for method output_type
+	13, // [13:13] is the sub-list for method input_type
+	13, // [13:13] is the sub-list for extension type_name
+	13, // [13:13] is the sub-list for extension extendee
+	0,  // [0:13] is the sub-list for field type_name
 }
 
 func init() { file_ioc_v1_state_proto_init() }
@@ -512,14 +582,14 @@ func file_ioc_v1_state_proto_init() {
 		(*EntityState_Report)(nil),
 		(*EntityState_Observation)(nil),
 	}
-	file_ioc_v1_state_proto_msgTypes[1].OneofWrappers = []any{}
+	file_ioc_v1_state_proto_msgTypes[2].OneofWrappers = []any{}
 	type x struct{}
 	out := protoimpl.TypeBuilder{
 		File: protoimpl.DescBuilder{
 			GoPackagePath: reflect.TypeOf(x{}).PkgPath(),
 			RawDescriptor: unsafe.Slice(unsafe.StringData(file_ioc_v1_state_proto_rawDesc), len(file_ioc_v1_state_proto_rawDesc)),
 			NumEnums:      0,
-			NumMessages:   3,
+			NumMessages:   4,
 			NumExtensions: 0,
 			NumServices:   0,
 		},

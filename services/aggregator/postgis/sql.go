@@ -266,7 +266,7 @@ RETURNING t.id, t.state, t.updated_at, t.province, t.unit_code, t.body,
 // sqlDueAlerts lists the active alerts whose expiry has passed, in a province
 // ($1; empty means all), at most $2 of them.
 const sqlDueAlerts = `SELECT t.id, t.province, t.unit_code, t.body,
-    ARRAY(SELECT u.unit_code FROM alert_unit u WHERE u.alert_id = t.id ORDER BY 1)
+    ARRAY(SELECT u.unit_code FROM alert_unit u WHERE u.alert_id = t.id ORDER BY 1), t.acked_by, t.acked_at
 FROM alert t
 WHERE t.state = 'active' AND t.expires <= now() AND ($1 = '' OR t.province = $1)
 ORDER BY t.expires

@@ -159,6 +159,8 @@ type AlertState struct {
 	UnitCode  string
 	Body      []byte   // the marshalled ioc.v1.Alert
 	Units     []string // codes of the units its area intersects, sorted
+	AckedBy   string   // the operator who acknowledged it; empty when nobody has
+	AckedAt   time.Time
 }
 
 // DefaultStatementTimeout is the StatementTimeout of a zero StoreConfig.
@@ -411,8 +413,13 @@ func (s *Store) DueAlerts(ctx context.Context, province string, limit int) ([]Al
 	var out []AlertState
 	for rows.Next() {
 		a := AlertState{State: "expired", UpdatedAt: now}
-		if err := rows.Scan(&a.ID, &a.Province, &a.UnitCode, &a.Body, &a.Units); err != nil {
+		var by *string
+		var at *time.Time
+		if err := rows.Scan(&a.ID, &a.Province, &a.UnitCode, &a.Body, &a.Units, &by, &at); err != nil {
 			return nil, fmt.Errorf("listing expired alerts: %w", err)
+		}
+		if by != nil && at != nil {
+			a.AckedBy, a.AckedAt = *by, *at
 		}
 		out = append(out, a)
 	}

@@ -126,3 +126,31 @@ func (s *Store) Alerts(ctx context.Context, q AlertsQuery) ([]AlertRow, error) {
 	}
 	return out, nil
 }
+
+// SQLAlertAck is the place of alert $1 and its acknowledgement, if any.
+const SQLAlertAck = `SELECT a.province, a.unit_code,
+    ARRAY(SELECT u.unit_code FROM alert_unit u WHERE u.alert_id = a.id ORDER BY 1),
+    coalesce(a.acked_by, ''), a.acked_at
+FROM alert a
+WHERE a.id = $1`
+
+// AlertAckRow is where an alert is and who acknowledged it when.
+type AlertAckRow struct {
+	Province, Unit string
+	Units          []string
+	AckedBy        string // empty when nobody has
+	AckedAt        *time.Time
+}
+
+// AlertAck returns the place and acknowledgement of alert id; found is
+// false when there is none.
+func (s *Store) AlertAck(ctx context.Context, id string) (a AlertAckRow, found bool, err error) {
+	err = s.pool.QueryRow(ctx, SQLAlertAck, id).Scan(&a.Province, &a.Unit, &a.Units, &a.AckedBy, &a.AckedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return AlertAckRow{}, false, nil
+	}
+	if err != nil {
+		return AlertAckRow{}, false, fmt.Errorf("reading the acknowledgement of alert %s: %w", id, err)
+	}
+	return a, true, nil
+}
