@@ -67,7 +67,8 @@ type operator struct {
 }
 
 // RegisterOperator adds the endpoints that publish actions to mux: report
-// status (POST /v1/reports/{id}/status, GET /v1/reports/{id}), alert rules
+// status (POST /v1/reports/{id}/status, GET /v1/reports/{id}), alert
+// acknowledgement (POST /v1/alerts/{id}/ack, handler_alert_ack.go), alert rules
 // and the identities admin API.
 func (g *Gateway) RegisterOperator(mux routes.Mux, cfg OperatorConfig) {
 	if cfg.PublishTimeout <= 0 {
@@ -79,7 +80,7 @@ func (g *Gateway) RegisterOperator(mux routes.Mux, cfg OperatorConfig) {
 	o := &operator{g: g, cfg: cfg}
 	mux.HandleFunc("POST /v1/reports/{id}/status", o.serveReportStatus)
 	mux.HandleFunc("GET /v1/reports/{id}", o.serveReport)
-	mux.HandleFunc("POST /v1/alerts/{id}/ack", o.serveAlertAck) // handler_alert_ack.go
+	mux.HandleFunc("POST /v1/alerts/{id}/ack", o.serveAlertAck)
 	o.registerRules(mux)       // PUT, DELETE, GET /v1/rules… (handler_rules.go)
 	o.registerIdentities(mux)  // /v1/admin/identities (handler_identities.go)
 	o.registerGroups(mux)      // PUT /v1/units/groups/{code} (handler_groups.go)
