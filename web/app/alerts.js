@@ -110,3 +110,35 @@ export function alertTitle(f, lang, eventName, unitName) {
   const unit = f.properties?.unit ? unitName(f.properties.unit) : '';
   return [ev, unit].filter(Boolean).join(' – ') || String(f.properties?.name ?? a.identifier ?? '');
 }
+
+/**
+ * mayAck says whether a signed-in principal (GET /v1/session) may
+ * acknowledge alerts: an operator or an admin (the gateway checks the
+ * scope). A viewer, or a server without access control, sees the
+ * acknowledgements only.
+ * @param {any} principal
+ */
+export function mayAck(principal) {
+  return principal?.role === 'operator' || principal?.role === 'admin';
+}
+
+/**
+ * ackOf is an alert's acknowledgement, or null while nobody acknowledged it.
+ * @param {any} alert properties.alert of a live Feature
+ * @returns {{by: string, at: string} | null}
+ */
+export function ackOf(alert) {
+  return alert?.acked ? { by: String(alert.ackedBy ?? ''), at: String(alert.ackedAt ?? '') } : null;
+}
+
+/**
+ * ackAlert asks the gateway to acknowledge alert id (properties.alert.id);
+ * the acknowledgement comes back to every screen on the live view. It
+ * resolves with the HTTP status (200 acknowledged already, 202 queued).
+ * @param {string} id
+ */
+export async function ackAlert(id) {
+  const res = await fetch(`/v1/alerts/${encodeURIComponent(id)}/ack`, { method: 'POST', credentials: 'same-origin' });
+  if (!res.ok) throw new Error(`acknowledging alert ${id}: HTTP ${res.status}`);
+  return res.status;
+}

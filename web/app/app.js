@@ -9,7 +9,7 @@ import { $ } from './dom.js';
 import { LiveStore } from './store.js';
 import { LiveConnection } from './connection.js';
 import { FrameBatcher } from './batcher.js';
-import { activeAlerts } from './alerts.js';
+import { ackAlert, activeAlerts, mayAck } from './alerts.js';
 import { fmtNumber, fmtPercent } from './format.js';
 import { nextLayer, provinceKpis, UNIT_LAYERS, unitColors, unitsToWatch } from './kpi.js';
 import { addLayers, CLICK_LAYERS, createMap, liveFeature, setSource, setWardFills } from './layers.js';
@@ -72,6 +72,32 @@ let firstUsefulMs = null;
 const extra = new Set(['status', 'kpis', 'units', 'fills', 'list', 'reports', 'legend']);
 
 const batcher = new FrameBatcher(flush, { minIntervalMs: 250 });
+
+/**
+ * The acknowledge button of the alert list: for operator sessions (not in
+ * kiosk mode, which has no controls). The acknowledgement itself comes back
+ * on the live view, as on every other screen.
+ * @type {import('./panels.js').AckView}
+ */
+const ack = {
+  can: false,
+  pending: new Set(),
+  failed: new Set(),
+  send(f) {
+    const id = f.properties.alert?.id;
+    if (!id || ack.pending.has(id)) return;
+    ack.pending.add(id);
+    ack.failed.delete(id);
+    mark('list');
+    ackAlert(id).catch((err) => {
+      console.warn(err);
+      ack.failed.add(id);
+    }).finally(() => {
+      ack.pending.delete(id);
+      mark('list');
+    });
+  },
+};
 
 /** @param {...string} what */
 function mark(...what) {
@@ -286,7 +312,7 @@ function flush() {
     if (popup) popup.live.innerHTML = detailHTML(popup.kind, popup.key, store, unitName);
   }
   if (dirty.has('alert') || dirty.has('list')) {
-    shown.alertItems = renderAlerts(active, unitName, province, focusEntity);
+    shown.alertItems = renderAlerts(active, unitName, province, focusEntity, ack);
   }
   if (dirty.has('report') || dirty.has('reports')) {
     renderReports(store.entities, mapState === 'ready' ? map : null, focusEntity);
@@ -514,6 +540,6 @@ renderAQILegend();
 apply(document);
 initMap();
 // Units and the live view need a signed-in browser (session.js).
-await signIn();
+ack.can = !kiosk && mayAck(await signIn());
 loadUnits();
 live.start();

@@ -5,7 +5,7 @@ import { t, lang, label } from './i18n.js';
 import { $, esc } from './dom.js';
 import { fmtNumber, fmtTime, fmtTimeLeft } from './format.js';
 import { AQI_BANDS } from './aqi_bands.js';
-import { alertInfo, alertTitle, expiresAt, severityOf, SEVERITIES, SEVERITY_COLORS } from './alerts.js';
+import { ackOf, alertInfo, alertTitle, expiresAt, severityOf, SEVERITIES, SEVERITY_COLORS } from './alerts.js';
 import { CONGESTION_SCALE, WATER_ALARM_COLORS } from './kpi.js';
 
 /** @typedef {import('./store.js').Feature} Feature */
@@ -139,15 +139,24 @@ export function renderKpis(k, worst) {
 }
 
 /**
+ * @typedef {object} AckView
+ * @property {boolean} can the session may acknowledge (an operator)
+ * @property {Set<string>} pending alert ids whose acknowledgement is on its way
+ * @property {Set<string>} failed alert ids whose acknowledgement was refused or lost (the button offers it again)
+ * @property {(f: Feature) => void} send acknowledges f
+ */
+
+/**
  * renderAlerts redraws the alert list: most severe first, then newest; what
  * does not fit is hidden and counted. It returns how many items show.
  * @param {Feature[]} active alerts in force, in order
  * @param {(code: string) => string} unitName
  * @param {string} province
  * @param {(id: string) => void} focus
+ * @param {AckView} [ack] the acknowledge button, for operator sessions
  * @returns {number}
  */
-export function renderAlerts(active, unitName, province, focus) {
+export function renderAlerts(active, unitName, province, focus, ack = { can: false, pending: new Set(), failed: new Set(), send: () => {} }) {
   const L = lang();
   const now = Date.now();
   const list = $('alerts');
@@ -177,6 +186,26 @@ export function renderAlerts(active, unitName, province, focus) {
         ${Number.isNaN(exp) ? '' : `<span class="left">${esc(fmtTimeLeft(exp - now, L))}</span>`}
       </div>
       <div class="units">${esc(t('alerts.units'))}: ${esc(unitText || '—')}</div>`;
+    const acked = ackOf(a);
+    if (acked) {
+      li.classList.add('acked');
+      const div = document.createElement('div');
+      div.className = 'ack-state';
+      div.textContent = `✓ ${t('alerts.acked', { by: acked.by, at: fmtTime(acked.at, L, true) })}`;
+      li.append(div);
+    } else if (ack.can) {
+      const b = document.createElement('button');
+      b.type = 'button';
+      b.className = 'ack';
+      b.textContent = t(ack.pending.has(a.id) ? 'alerts.acking' : 'alerts.ack');
+      b.disabled = ack.pending.has(a.id);
+      if (ack.failed.has(a.id)) b.title = t('alerts.ackFailed');
+      b.addEventListener('click', (ev) => {
+        ev.stopPropagation();
+        ack.send(f);
+      });
+      li.append(b);
+    }
     li.addEventListener('click', () => focus(f.id));
     list.append(li);
   }

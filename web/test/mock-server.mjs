@@ -240,6 +240,9 @@ class World {
       'Ngập úng cục bộ tại phường ' + w0.name, 'Local flooding in ' + w0.name, new Date(Date.now() - 600_000).toISOString()));
     this.entities.set('alert/cap-2', this.alert('cap-2', [w1.code], { type: 'Point', coordinates: w1.c }, 'Moderate',
       'Sự cố giao thông gần ' + w1.name, 'Traffic incident near ' + w1.name, new Date(Date.now() - 300_000).toISOString()));
+    // cap-2 is acknowledged (POST /v1/alerts/{id}/ack), as the gateway sends it.
+    Object.assign(this.entities.get('alert/cap-2').properties.alert,
+      { acked: true, ackedBy: 'op-hn-01 as Nguyễn Văn A', ackedAt: new Date(Date.now() - 120_000).toISOString() });
     this.alertSeq = 3;
   }
 

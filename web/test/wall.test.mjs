@@ -357,6 +357,49 @@ realOnly('a posted alert and a posted congestion show on the wall', async (t) =>
   assert.deepEqual(errors.map(String), [], 'page errors');
 });
 
+realOnly('acknowledging an alert on one wall shows it on another', async (t) => {
+  assert.ok(TOKEN, 'IOCHUB_TOKEN (the dev token) is needed to post');
+  const one = await openWall(t);
+  const two = await openWall(t);
+  for (const { page } of [one, two]) {
+    await waitStats(page, () => window.iochub?.stats().snapshots >= 1 && window.iochub.stats().connection === 'online', 'the first snapshot');
+  }
+  const now = new Date();
+  const marker = `web-test ack ${now.getTime()}: lũ quét`;
+  await post('alert', {
+    id: `web-test-ack-${now.getTime()}`, type: 'Alert', category: 'weather', subCategory: 'flood', severity: 'critical',
+    location: { type: 'Point', coordinates: [105.8522, 21.0288] }, dateIssued: now.toISOString(), validFrom: now.toISOString(),
+    validTo: new Date(now.getTime() + 3600e3).toISOString(), description: marker, alertSource: 'web-test',
+  });
+  const item = (page) => page.locator('#alerts li', { hasText: marker });
+  for (const { page } of [one, two]) await item(page).waitFor({ timeout: LIVE_TIMEOUT });
+  // The dev token is an admin: both walls offer the button, neither shows an acknowledgement yet.
+  assert.equal(await item(two.page).locator('button.ack').textContent(), 'Xác nhận');
+  assert.equal(await item(two.page).locator('.ack-state').count(), 0);
+  const t0 = Date.now();
+  await item(one.page).locator('button.ack').click();
+  await item(two.page).locator('.ack-state').waitFor({ timeout: LIVE_TIMEOUT });
+  const ms = Date.now() - t0;
+  t.diagnostic(`acknowledgement on the second wall after ${ms} ms`);
+  await writeFile(path.join(resultsDir, 'ack-latency.json'), JSON.stringify({ ms }));
+  for (const { page } of [one, two]) {
+    await item(page).locator('.ack-state').waitFor({ timeout: LIVE_TIMEOUT });
+    assert.match(await item(page).locator('.ack-state').textContent(), /^✓ Đã xác nhận: \S.*, .*\d{2}:\d{2}/, 'who and when');
+    assert.equal(await item(page).locator('button.ack').count(), 0, 'no button once acknowledged');
+  }
+  assert.deepEqual([...one.errors, ...two.errors].map(String), [], 'page errors');
+});
+
+mockOnly('a viewer sees acknowledgements but no acknowledge button', async (t) => {
+  const { page, errors } = await openWall(t);
+  await page.locator('#alerts li .ack-state').first().waitFor({ timeout: LIVE_TIMEOUT });
+  assert.match(await page.locator('#alerts li .ack-state').first().textContent(), /^✓ Đã xác nhận: op-hn-01 as Nguyễn Văn A, /);
+  assert.equal(await page.locator('#alerts button.ack').count(), 0, 'the mock session is a viewer');
+  await page.locator('#lang').click();
+  assert.match(await page.locator('#alerts li .ack-state').first().textContent(), /^✓ Acknowledged by op-hn-01 as Nguyễn Văn A, /);
+  assert.deepEqual(errors.map(String), [], 'page errors');
+});
+
 test('kiosk mode: no controls, the layers rotate', async (t) => {
   const { page, errors } = await openWall(t, kioskURL());
   await waitStats(page, () => window.iochub?.stats().connection === 'online' && window.iochub.stats().map === 'ready', 'the kiosk online');
