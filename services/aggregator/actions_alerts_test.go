@@ -23,9 +23,10 @@ func TestApplyAlertAck(t *testing.T) {
 	store := postgis.NewStore(pool)
 	at := time.Date(2025, 7, 1, 8, 0, 0, 0, time.UTC)
 	body, _ := proto.Marshal(&iocv1.Alert{Id: "k1", Identifier: "k1", Sender: "kttv", Sent: timestamppb.New(at)})
-	if _, err := store.WriteBatch(ctx, postgis.Batch{Alerts: []postgis.AlertRow{{SourceID: "s", EventID: "k1", Identifier: "k1",
+	batch := postgis.Batch{Alerts: []postgis.AlertRow{{SourceID: "s", EventID: "k1", Identifier: "k1",
 		Sender: "kttv", Sent: at, Status: "Actual", MsgType: "Alert", Scope: "Public", Info: []byte(`[]`), Province: "01",
-		UnitCode: "00070", ReceivedAt: at, Body: body}}}); err != nil {
+		UnitCode: "00070", ReceivedAt: at, Body: body}}}
+	if _, err := store.WriteBatch(ctx, batch); err != nil {
 		t.Fatal(err)
 	}
 	acts, err := NewActions(ActionsConfig{}, testNATS(t).JS, pool, nil)
@@ -68,6 +69,15 @@ func TestApplyAlertAck(t *testing.T) {
 				t.Errorf("state = %v; want alert s/k1 acknowledged by %s at %s", st, tc.wantBy, at.Add(time.Minute))
 			}
 		})
+	}
+	// The same alert again (a feed polled twice): the row is rewritten and
+	// keeps its acknowledgement, which its published state carries.
+	res, err := store.WriteBatch(ctx, batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ch := res.Alerts.Changed; len(ch) != 1 || ch[0].AckedBy != "op-1 as An" || !ch[0].AckedAt.Equal(at.Add(time.Minute)) {
+		t.Errorf("rewritten alert = %+v; want it acknowledged by op-1 as An at %s", ch, at.Add(time.Minute))
 	}
 	rows, err := pool.Query(ctx, `SELECT detail->>'id' || ' ' || (detail->>'result') FROM audit_log WHERE action = 'alert.ack' ORDER BY id`)
 	if err != nil {

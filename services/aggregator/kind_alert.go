@@ -150,6 +150,9 @@ var alertKind = &kindOps{
 		st.AlertState = c.State
 		st.Units = c.Units
 		st.RuleId = rules.RuleOfAlert(st.EntityId) // the rule that raised it, for alerts of the source "rules"
+		if c.AckedBy != "" {
+			st.AlertAck = &iocv1.AlertAck{By: c.AckedBy, At: timestamppb.New(c.AckedAt)}
+		}
 		ev.ID, ev.Time = r.EventID, r.Sent
 	},
 	more:   referencedAlerts,

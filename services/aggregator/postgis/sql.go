@@ -148,7 +148,8 @@ var alertStagingColumns = []string{
 }
 
 // sqlUpsertAlert returns every alert whose row was written, whether it was new
-// (xmax = 0 on a freshly inserted row) and its lifecycle state. An alert that
+// (xmax = 0 on a freshly inserted row), its lifecycle state and its
+// acknowledgement (migration 00028), which a rewrite keeps. An alert that
 // an Update or Cancel already stored refers to keeps that state, whatever the
 // order they arrived in. A Cancel is itself never in force ('cancelled'), nor
 // an Ack or Error ('closed').
@@ -217,10 +218,10 @@ const sqlUpsertAlert = `WITH latest AS (
         active_units = CASE WHEN excluded.state = 'active' AND a.state <> 'active' THEN NULL ELSE a.active_units END
     WHERE excluded.sent >= a.sent
     RETURNING a.id, a.state, a.updated_at, (a.xmax = 0) AS inserted, a.province, a.active_grade, a.active_from,
-        a.active_until, coalesce(a.active_units, ARRAY[a.unit_code]) AS units
+        a.active_until, coalesce(a.active_units, ARRAY[a.unit_code]) AS units, a.acked_by, a.acked_at
 )
 SELECT cand.seq, up.state, up.updated_at, up.inserted, cand.prev, up.province, up.active_grade,
-    up.active_from, up.active_until, up.units
+    up.active_from, up.active_until, up.units, coalesce(up.acked_by, ''), up.acked_at
 FROM up JOIN cand ON cand.id = up.id`
 
 // sqlActivateAlerts records, after sqlInsertAlertUnits, the units of the

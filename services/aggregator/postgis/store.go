@@ -108,6 +108,10 @@ type Changed struct {
 	State string
 	// Units are the codes of the current units the alert's area intersects, sorted.
 	Units []string
+	// AckedBy and AckedAt are the alert's acknowledgement; AckedBy is empty
+	// while it has none.
+	AckedBy string
+	AckedAt time.Time
 }
 
 // KindResult is what a batch did with the rows of one kind.

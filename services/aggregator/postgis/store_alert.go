@@ -2,6 +2,7 @@ package postgis
 
 import (
 	"slices"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -30,9 +31,13 @@ func queueAlerts(pb *pgx.Batch, b Batch, res *Result, ro rollupOptions) func() {
 			var inserted bool
 			var prev string
 			var ch alertChange
+			var ackedAt *time.Time
 			if err := rows.Scan(&c.Index, &c.State, &c.UpdatedAt, &inserted, &prev, &ch.province, &ch.grade,
-				&ch.from, &ch.until, &ch.units); err != nil {
+				&ch.from, &ch.until, &ch.units, &c.AckedBy, &ackedAt); err != nil {
 				return err
+			}
+			if ackedAt != nil {
+				c.AckedAt = *ackedAt
 			}
 			if inserted {
 				res.Alerts.New++
