@@ -11,6 +11,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
@@ -122,18 +123,35 @@ func (a *Actions) Run(ctx context.Context) error {
 	}
 	a.log.Info("actions consumer running", "stream", subjects.StreamActions, "filter", a.cfg.FilterSubject)
 	for ctx.Err() == nil {
-		msgs, err := collect(cons.Fetch(16, jetstream.FetchMaxWait(time.Second)))
+		// Each action is applied as it arrives, not when the batch is full
+		// or its wait is over: an operator's click shows on every screen
+		// without waiting for the fetch.
+		n, err := a.fetch(ctx, cons)
 		if err != nil && ctx.Err() == nil {
 			a.log.Warn("fetching actions failed", "err", err)
-			if len(msgs) == 0 {
+			if n == 0 {
 				sleep(ctx, a.cfg.RetryDelay)
 			}
 		}
-		for _, m := range msgs {
-			a.handle(ctx, m)
-		}
 	}
 	return nil
+}
+
+// fetch handles the actions of one fetch as they come and returns how many.
+func (a *Actions) fetch(ctx context.Context, cons jetstream.Consumer) (int, error) {
+	b, err := cons.Fetch(16, jetstream.FetchMaxWait(time.Second))
+	if err != nil {
+		return 0, err
+	}
+	n := 0
+	for m := range b.Messages() {
+		n++
+		a.handle(ctx, m)
+	}
+	if err := b.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) {
+		return n, err
+	}
+	return n, nil
 }
 
 // handle applies one action message and acks, terms or naks it.
