@@ -129,7 +129,7 @@ func TestEncodeFeature(t *testing.T) {
 				"alert":{"id":"Y2FwLTE","identifier":"cap-1","sender":"kttv@gov.vn","sent":"2026-11-21T08:00:00Z","status":"Actual","msgType":"Alert",
 				"scope":"Public","state":"active","units":["00004","00070"],"info":[{"language":"vi-VN","category":["Met"],
 				"event":"Mưa lớn","urgency":"Expected","severity":"Severe","certainty":"Likely","headline":"Cảnh báo mưa lớn",
-				"description":"Mưa 100 mm","expires":"2026-11-21T14:00:00Z"}]}}}`,
+				"description":"Mưa 100 mm","expires":"2026-11-21T14:00:00Z"}],"acked":false}}}`,
 		},
 		{
 			name: "alert with a point and a polygon becomes a GeometryCollection",
@@ -141,7 +141,7 @@ func TestEncodeFeature(t *testing.T) {
 				"alert":{"id":"Y2FwLTI","identifier":"cap-2","sender":"kttv@gov.vn","sent":"2026-11-21T08:00:00Z","status":"Actual","msgType":"Alert",
 				"scope":"Public","state":"active","units":["00004","00070"],"info":[{"language":"vi-VN","category":["Met"],
 				"event":"Mưa lớn","urgency":"Expected","severity":"Severe","certainty":"Likely","headline":"Cảnh báo mưa lớn",
-				"description":"Mưa 100 mm","expires":"2026-11-21T14:00:00Z"}]}}}`,
+				"description":"Mưa 100 mm","expires":"2026-11-21T14:00:00Z"}],"acked":false}}}`,
 		},
 		{
 			name: "alert without areas has null geometry",
@@ -152,7 +152,7 @@ func TestEncodeFeature(t *testing.T) {
 				"alert":{"id":"Y2FwLTM","identifier":"cap-3","sender":"kttv@gov.vn","sent":"2026-11-21T08:00:00Z","status":"Actual","msgType":"Alert",
 				"scope":"Public","state":"active","units":["00004","00070"],"info":[{"language":"vi-VN","category":["Met"],
 				"event":"Mưa lớn","urgency":"Expected","severity":"Severe","certainty":"Likely","headline":"Cảnh báo mưa lớn",
-				"description":"Mưa 100 mm","expires":"2026-11-21T14:00:00Z"}]}}}`,
+				"description":"Mưa 100 mm","expires":"2026-11-21T14:00:00Z"}],"acked":false}}}`,
 		},
 	}
 	for _, tt := range tests {
