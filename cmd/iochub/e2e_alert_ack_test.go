@@ -101,4 +101,19 @@ func TestEndToEndAlertAck(t *testing.T) {
 	if err := db.Pool.QueryRow(ctx, `SELECT acked_by FROM alert WHERE id = $1`, entity).Scan(&by); err != nil || by != wantBy {
 		t.Errorf("alert.acked_by = %q (%v); want %q", by, err, wantBy)
 	}
+
+	// The REST reads say so too: the alert and the list of province 01.
+	code, _, body = call(t, cred{name: "viewer01", token: viewer01Tok}, "GET", h.url+"/v1/alerts/"+id, "", nil)
+	var one struct {
+		Acked   bool   `json:"acked"`
+		AckedBy string `json:"ackedBy"`
+	}
+	_ = json.Unmarshal([]byte(body), &one)
+	if code != http.StatusOK || !one.Acked || one.AckedBy != wantBy {
+		t.Errorf("GET alert = %d %s; want acked by %q", code, body, wantBy)
+	}
+	code, _, body = call(t, cred{name: "viewer01", token: viewer01Tok}, "GET", h.url+"/v1/alerts?province=01", "", nil)
+	if code != http.StatusOK || !strings.Contains(body, `"acked":true`) || !strings.Contains(body, `"ackedBy":"`+wantBy+`"`) {
+		t.Errorf("GET alerts = %d %s; want the alert acked by %q", code, body, wantBy)
+	}
 }

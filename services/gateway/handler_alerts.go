@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/iochub/iochub/internal/cap"
 	"github.com/iochub/iochub/internal/capconv"
@@ -62,6 +63,11 @@ type alertDoc struct {
 	UpdatedAt  string          `json:"updatedAt"`
 	Geometry   json.RawMessage `json:"geometry"`
 	Links      []link          `json:"links"`
+	// Acked says whether an operator acknowledged the alert (POST
+	// /v1/alerts/{id}/ack): who and when.
+	Acked   bool   `json:"acked"`
+	AckedBy string `json:"ackedBy,omitempty"`
+	AckedAt string `json:"ackedAt,omitempty"`
 	cap.Alert
 }
 
@@ -135,6 +141,9 @@ func (g *Gateway) serveAlert(w http.ResponseWriter, r *http.Request) {
 		UpdatedAt: row.UpdatedAt.UTC().Format(time.RFC3339Nano), Geometry: geometryOrNull(row.Geometry),
 		Links: []link{{Rel: "alternate", Type: "application/cap+xml", Href: "/v1/alerts/" + id + ".cap"}},
 		Alert: a,
+	}
+	if row.AckedAt != nil {
+		d.Acked, d.AckedBy, d.AckedAt = true, row.AckedBy, row.AckedAt.UTC().Format(time.RFC3339Nano)
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -260,6 +269,9 @@ func (g *Gateway) serveAlerts(w http.ResponseWriter, r *http.Request) {
 			continue
 		}
 		st := &iocv1.EntityState{AlertState: row.State, Units: row.Units}
+		if row.AckedAt != nil {
+			st.AlertAck = &iocv1.AlertAck{By: row.AckedBy, At: timestamppb.New(*row.AckedAt)}
+		}
 		props := propertiesJSON{
 			Layer: subjects.KindAlert, EntityID: row.ID, Province: row.Province, Unit: row.Unit,
 			UpdatedAt:   row.UpdatedAt.UTC().Format(time.RFC3339Nano),

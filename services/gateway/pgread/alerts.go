@@ -17,7 +17,7 @@ import (
 // GeometryCollection that an earlier version stored.
 const alertColumns = `a.id, a.source_id, a.state, a.msg_type, a.province, a.unit_code, a.received_at, a.updated_at, a.body,
        ARRAY(SELECT u.unit_code FROM alert_unit u WHERE u.alert_id = a.id ORDER BY 1),
-       coalesce(iochub_geojson(a.area, 7), ''), a.area IS NOT NULL`
+       coalesce(iochub_geojson(a.area, 7), ''), a.area IS NOT NULL, coalesce(a.acked_by, ''), a.acked_at`
 
 // SQLAlert selects one alert by its id ($1, "<source_id>/<identifier>").
 const SQLAlert = `SELECT ` + alertColumns + `
@@ -59,6 +59,9 @@ type AlertRow struct {
 	// BadGeometry is true when the alert has an area that PostGIS could not
 	// write as GeoJSON: the row is still listed, without geometry.
 	BadGeometry bool
+	// AckedBy is who acknowledged the alert (empty when nobody has), at AckedAt.
+	AckedBy string
+	AckedAt *time.Time
 }
 
 // AlertsQuery filters Alerts.
@@ -80,7 +83,7 @@ func scanAlert(row pgx.Row) (AlertRow, error) {
 	var a AlertRow
 	var g string
 	var hasArea bool
-	if err := row.Scan(&a.ID, &a.SourceID, &a.State, &a.MsgType, &a.Province, &a.Unit, &a.ReceivedAt, &a.UpdatedAt, &a.Body, &a.Units, &g, &hasArea); err != nil {
+	if err := row.Scan(&a.ID, &a.SourceID, &a.State, &a.MsgType, &a.Province, &a.Unit, &a.ReceivedAt, &a.UpdatedAt, &a.Body, &a.Units, &g, &hasArea, &a.AckedBy, &a.AckedAt); err != nil {
 		return AlertRow{}, err
 	}
 	if g != "" {
