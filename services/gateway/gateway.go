@@ -275,6 +275,7 @@ func (g *Gateway) Register(mux routes.Mux) {
 	mux.HandleFunc("GET /v1/units", g.serveUnits)
 	mux.HandleFunc("GET /v1/sources", g.serveSources) // handler_sources.go
 	mux.HandleFunc("GET /v1/history", g.serveHistory) // handler_history.go
+	mux.HandleFunc("GET /v1/replay", g.serveReplay)   // handler_replay.go
 	mux.HandleFunc("GET /api", serveOpenAPI)          // handler_openapi.go
 	g.registerAlerts(mux)
 	g.registerSession(mux)

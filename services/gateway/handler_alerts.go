@@ -263,45 +263,13 @@ func (g *Gateway) serveAlerts(w http.ResponseWriter, r *http.Request) {
 		if !canReadAlert(who, tree, row.Province, row.Unit, row.Units) {
 			continue
 		}
-		m := &iocv1.Alert{}
-		if err := proto.Unmarshal(row.Body, m); err != nil {
-			g.log.Error("decoding stored alert", "alert", row.ID, "err", err)
-			continue
-		}
-		st := &iocv1.EntityState{AlertState: row.State, Units: row.Units}
-		if row.AckedAt != nil {
-			st.AlertAck = &iocv1.AlertAck{By: row.AckedBy, At: timestamppb.New(*row.AckedAt)}
-		}
-		props := propertiesJSON{
-			Layer: subjects.KindAlert, EntityID: row.ID, Province: row.Province, Unit: row.Unit,
-			UpdatedAt:   row.UpdatedAt.UTC().Format(time.RFC3339Nano),
-			Observation: &observationJSON{ID: m.GetId(), Time: rfc3339(m.GetSent())},
-			Alert:       alertProps(m, st),
-		}
-		props.Alert.ID = AlertID(row.ID)
-		for _, in := range m.GetInfo() {
-			if props.Name = firstNonEmpty(in.GetHeadline(), in.GetEvent()); props.Name != "" {
-				break
-			}
-		}
-		if row.BadGeometry {
-			g.log.Warn("alert area cannot be written as GeoJSON", "alert", row.ID)
-		}
 		mark := buf.Len()
 		if n > 0 {
 			buf.WriteByte(',')
 		}
-		// One alert that cannot be written never fails the list: it is listed
-		// without geometry, or else left out, and logged.
-		f := featureJSON{Type: "Feature", ID: AlertID(row.ID), Geometry: geometryOrNull(row.Geometry), Properties: props}
-		if err := enc.Encode(f); err != nil {
-			g.log.Warn("alert cannot be written as JSON; listed without geometry", "alert", row.ID, "err", err)
-			f.Geometry = json.RawMessage("null")
-			if err := enc.Encode(f); err != nil {
-				g.log.Error("alert cannot be written as JSON; left out of the list", "alert", row.ID, "err", err)
-				buf.Truncate(mark)
-				continue
-			}
+		if !g.writeAlertFeature(enc, &buf, row) {
+			buf.Truncate(mark)
+			continue
 		}
 		buf.Truncate(buf.Len() - 1) // Encode's newline
 		n++
@@ -310,6 +278,49 @@ func (g *Gateway) serveAlerts(w http.ResponseWriter, r *http.Request) {
 	w.Header().Set("Content-Type", "application/geo+json")
 	w.Header().Set("Cache-Control", "no-cache")
 	_, _ = w.Write(buf.Bytes())
+}
+
+// writeAlertFeature writes row as a GeoJSON Feature (and a newline) with
+// enc into buf; false, with buf possibly partly written, when the row cannot
+// be decoded or written. One alert that cannot be written never fails a
+// list: it is written without geometry, or else left out, and logged.
+func (g *Gateway) writeAlertFeature(enc *json.Encoder, buf *bytes.Buffer, row pgread.AlertRow) bool {
+	m := &iocv1.Alert{}
+	if err := proto.Unmarshal(row.Body, m); err != nil {
+		g.log.Error("decoding stored alert", "alert", row.ID, "err", err)
+		return false
+	}
+	st := &iocv1.EntityState{AlertState: row.State, Units: row.Units}
+	if row.AckedAt != nil {
+		st.AlertAck = &iocv1.AlertAck{By: row.AckedBy, At: timestamppb.New(*row.AckedAt)}
+	}
+	props := propertiesJSON{
+		Layer: subjects.KindAlert, EntityID: row.ID, Province: row.Province, Unit: row.Unit,
+		UpdatedAt:   row.UpdatedAt.UTC().Format(time.RFC3339Nano),
+		Observation: &observationJSON{ID: m.GetId(), Time: rfc3339(m.GetSent())},
+		Alert:       alertProps(m, st),
+	}
+	props.Alert.ID = AlertID(row.ID)
+	for _, in := range m.GetInfo() {
+		if props.Name = firstNonEmpty(in.GetHeadline(), in.GetEvent()); props.Name != "" {
+			break
+		}
+	}
+	if row.BadGeometry {
+		g.log.Warn("alert area cannot be written as GeoJSON", "alert", row.ID)
+	}
+	mark := buf.Len()
+	f := featureJSON{Type: "Feature", ID: AlertID(row.ID), Geometry: geometryOrNull(row.Geometry), Properties: props}
+	if err := enc.Encode(f); err != nil {
+		g.log.Warn("alert cannot be written as JSON; listed without geometry", "alert", row.ID, "err", err)
+		buf.Truncate(mark)
+		f.Geometry = json.RawMessage("null")
+		if err := enc.Encode(f); err != nil {
+			g.log.Error("alert cannot be written as JSON; left out of the list", "alert", row.ID, "err", err)
+			return false
+		}
+	}
+	return true
 }
 
 // registerAlerts adds the alerts API to mux.
