@@ -10,7 +10,6 @@ import { LiveStore } from './store.js';
 import { LiveConnection } from './connection.js';
 import { FrameBatcher } from './batcher.js';
 import { ackAlert, activeAlerts, mayAck } from './alerts.js';
-import { fmtNumber, fmtPercent } from './format.js';
 import { nextLayer, provinceKpis, UNIT_LAYERS, unitColors, unitsToWatch } from './kpi.js';
 import { addLayers, CLICK_LAYERS, createMap, liveFeature, setSource, setWardFills } from './layers.js';
 import { anchorOf, bboxOf, flatGeometries, labelPoint } from './geo.js';
@@ -19,6 +18,8 @@ import { detailHTML } from './detail.js';
 import { drawHistory } from './history.js';
 import { addReportLayers, renderReports, reportStats } from './reports.js';
 import { signIn, showLogin } from './session.js';
+import { ReplayClock } from './replayclock.js';
+import { fmtNumber, fmtPercent, fmtTime } from './format.js';
 
 /** @typedef {import('./store.js').Feature} Feature */
 
@@ -274,7 +275,8 @@ function flush() {
   const dirty = store.take();
   for (const e of extra) dirty.add(e);
   extra.clear();
-  const now = Date.now();
+  // While replaying, the screen's present is the replayed instant.
+  const now = replayAt ?? Date.now();
   const by = store.byLayer();
   const active = activeAlerts(by.alert ?? [], now);
   shown.stations = by.air?.length ?? 0;
@@ -425,6 +427,12 @@ function liveURL() {
 const live = new LiveConnection({
   url: liveURL(),
   onFrame: (msg) => {
+    // While replaying, live frames are held back: the store shows the past.
+    // Going live re-subscribes, and the fresh snapshot replaces the past.
+    if (clock.active) {
+      heldFrames++;
+      return;
+    }
     if (!store.apply(msg)) return;
     if (msg.type === 'snapshot') live.snapshotTaken();
     batcher.schedule();
@@ -443,6 +451,115 @@ const live = new LiveConnection({
     }
   },
 });
+
+// ---- replay ------------------------------------------------------------------------
+// The replay bar: a slider over the last 24 hours and 1×/4×/8×. While
+// replaying, the store holds /v1/replay answers (fetched at most once a
+// second), never live frames, and the badge says so; "Live" re-subscribes.
+
+const clock = new ReplayClock();
+/** the replayed instant (ms) the store shows, or null when live */
+/** @type {number | null} */
+let replayAt = null;
+let heldFrames = 0;
+let replayFetches = 0;
+let replayFetching = false;
+/** @type {ReturnType<typeof setInterval> | 0} */
+let replayTimer = 0;
+
+/** @param {number} at */
+async function fetchReplay(at) {
+  if (replayFetching) return;
+  replayFetching = true;
+  try {
+    const res = await fetch(`/v1/replay?province=${encodeURIComponent(province)}&at=${encodeURIComponent(new Date(at).toISOString())}`);
+    if (res.status === 401) {
+      await showLogin(t('login.again'));
+      return;
+    }
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    const doc = await res.json();
+    if (!clock.active) return; // back to live meanwhile
+    replayFetches++;
+    store.apply({ type: 'snapshot', entities: doc.entities ?? [] });
+    store.apply({ type: 'rollups', rollups: doc.rollups ?? [] });
+    replayAt = at;
+    mark('list', 'fills', 'reports');
+  } catch (err) {
+    console.warn('replay', err);
+  } finally {
+    replayFetching = false;
+  }
+}
+
+function drawReplay() {
+  const on = clock.active;
+  const at = clock.time(Date.now());
+  $('replay').classList.toggle('replaying', on);
+  $('replay-badge').hidden = !on;
+  $('replay-time').textContent = at === null ? t('replay.now') : fmtTime(at, lang(), true);
+  const slider = /** @type {HTMLInputElement} */ ($('replay-slider'));
+  if (at !== null && document.activeElement !== slider) slider.value = String(Math.round((at - Date.now()) / 60000));
+  if (at === null) slider.value = '0';
+  for (const b of document.querySelectorAll('#replay button[data-speed]')) {
+    b.classList.toggle('on', on && Number(/** @type {HTMLElement} */ (b).dataset.speed) === clock.speed);
+  }
+}
+
+function replayTick() {
+  const { at, ended, fetch } = clock.tick(Date.now());
+  if (ended) {
+    goLive();
+    return;
+  }
+  if (at !== null && fetch) fetchReplay(at);
+  drawReplay();
+}
+
+/** @param {number} at the instant to replay from (ms) */
+function startReplay(at) {
+  clock.start(at, Date.now());
+  if (!replayTimer) replayTimer = setInterval(replayTick, 250);
+  replayTick();
+}
+
+function goLive() {
+  clock.stop();
+  replayAt = null;
+  if (replayTimer) clearInterval(replayTimer);
+  replayTimer = 0;
+  drawReplay();
+  // A fresh subscription: its snapshot replaces the replayed state.
+  live.stop();
+  live.start();
+  mark('list', 'fills', 'reports', 'status');
+}
+
+{
+  const slider = /** @type {HTMLInputElement} */ ($('replay-slider'));
+  slider.addEventListener('change', () => {
+    const minutes = Number(slider.value);
+    if (minutes >= 0) {
+      if (clock.active) goLive();
+      return;
+    }
+    startReplay(Date.now() + minutes * 60000);
+  });
+  for (const b of document.querySelectorAll('#replay button[data-speed]')) {
+    b.addEventListener('click', () => {
+      const speed = Number(/** @type {HTMLElement} */ (b).dataset.speed) || 1;
+      if (!clock.active) {
+        clock.speed = speed;
+        startReplay(Date.now() - 3600 * 1000);
+        return;
+      }
+      clock.setSpeed(speed, Date.now());
+      drawReplay();
+    });
+  }
+  $('replay-live').addEventListener('click', () => { if (clock.active) goLive(); });
+  drawReplay();
+}
 
 // ---- layer choice and kiosk -------------------------------------------------------
 
@@ -509,6 +626,10 @@ globalThis.iochub = Object.freeze({
     redraws: batcher.flushes,
     pending: batcher.pending || store.dirty.size > 0 || extra.size > 0,
     lastUpdate: store.lastUpdate?.toISOString() ?? null,
+    replaying: clock.active,
+    replayAt: replayAt === null ? null : new Date(replayAt).toISOString(),
+    replayFetches,
+    heldFrames,
   }),
   perf: () => ({
     firstUsefulMs,
@@ -532,6 +653,7 @@ $('lang').addEventListener('click', () => {
   setLang(lang() === 'vi' ? 'en' : 'vi');
   if (mapState === 'missing') showFatal(t('fatal.noMap'));
   mark('status', 'list', 'reports', 'legend', 'fills');
+  drawReplay();
   // Redraw now, not at the next tick: the click should feel instant.
   batcher.flushNow();
 });

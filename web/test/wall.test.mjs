@@ -409,6 +409,7 @@ test('kiosk mode: no controls, the layers rotate', async (t) => {
   assert.equal(await page.locator('#lang').isVisible(), false, 'no language button');
   assert.equal(await page.locator('.maplibregl-ctrl-zoom-in').isVisible(), false, 'no zoom buttons');
   assert.equal(await page.locator('#conn').isVisible(), true, 'the connection state stays visible');
+  assert.equal(await page.locator('#replay').isVisible(), false, 'no replay bar');
   const first = s.layer;
   await waitStats(page, (l) => window.iochub.stats().layer !== l, 'the next layer', 10_000, first);
   assert.equal(await page.locator('#layer-name').isVisible(), true, 'the layer shown is named');
@@ -430,6 +431,34 @@ test('kiosk mode: no controls, the layers rotate', async (t) => {
   await page.waitForFunction(() => parseFloat(getComputedStyle(document.documentElement).fontSize) === 40, undefined, { timeout: 5000 });
   assert.equal(await page.locator('#kpis').evaluate((el) => el.scrollHeight <= el.clientHeight + 1), true, 'the tiles fit at 4K');
   await page.screenshot({ path: path.join(resultsDir, 'wall-4k.png') });
+  assert.deepEqual(errors.map(String).filter((e) => !/WebSocket connection to .* failed/.test(e)), [], 'page errors');
+});
+
+realOnly('replay: the slider an hour back shows the past under a badge, Live goes back', async (t) => {
+  const { page, errors } = await openWall(t);
+  await waitStats(page, () => window.iochub?.stats().connection === 'online' && window.iochub.stats().snapshots > 0, 'the live view');
+  assert.equal(await page.locator('#replay-badge').isVisible(), false, 'no badge while live');
+  const chosen = Date.now() - 3600 * 1000;
+  await page.locator('#replay-slider').evaluate((el) => {
+    el.value = '-60';
+    el.dispatchEvent(new Event('change', { bubbles: true }));
+  });
+  await waitStats(page, () => window.iochub.stats().replaying && window.iochub.stats().replayFetches > 0, 'a replayed state');
+  await page.locator('#replay-badge', { hasText: 'ĐANG PHÁT LẠI' }).waitFor({ state: 'visible', timeout: 5000 });
+  const s = await stats(page);
+  assert.ok(Math.abs(Date.parse(s.replayAt) - chosen) < 5 * 60 * 1000, `replayed ${s.replayAt}, an hour back`);
+  // The clock says the replayed time in Vietnam (UTC+7): HH:MM:SS DD/MM/YYYY.
+  const text = await page.locator('#replay-time').textContent();
+  const m = /^(\d\d):(\d\d):(\d\d) (\d\d)\/(\d\d)\/(\d{4})$/.exec(text ?? '');
+  assert.ok(m, `replay clock ${text}`);
+  const shown = Date.UTC(+m[6], +m[5] - 1, +m[4], +m[1] - 7, +m[2], +m[3]);
+  assert.ok(Math.abs(shown - chosen) < 5 * 60 * 1000, `replay clock ${text} shows ${new Date(shown).toISOString()}; chose ${new Date(chosen).toISOString()}`);
+  const before = s.snapshots;
+  await page.click('#replay-live');
+  await page.locator('#replay-badge').waitFor({ state: 'hidden', timeout: 5000 });
+  await waitStats(page, (n) => !window.iochub.stats().replaying && window.iochub.stats().connection === 'online' && window.iochub.stats().snapshots > n,
+    'a fresh live snapshot', LIVE_TIMEOUT, before);
+  assert.equal(await page.locator('#replay-time').textContent(), 'Trực tiếp');
   assert.deepEqual(errors.map(String).filter((e) => !/WebSocket connection to .* failed/.test(e)), [], 'page errors');
 });
 
