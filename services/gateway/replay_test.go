@@ -200,4 +200,3 @@ VALUES ('00070', 'air', '1h', date_bin(interval '1 hour', $1::timestamptz, times
 		t.Errorf("without at = %d %s; want 400", code, b)
 	}
 }
-
