@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/cap"
 	"github.com/iochub/iochub/internal/capconv"
 	"github.com/iochub/iochub/internal/routes"
@@ -256,24 +257,7 @@ func (g *Gateway) serveAlerts(w http.ResponseWriter, r *http.Request) {
 	}
 	var buf bytes.Buffer
 	buf.WriteString(`{"type":"FeatureCollection","features":[`)
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
-	n := 0
-	for _, row := range rows {
-		if !canReadAlert(who, tree, row.Province, row.Unit, row.Units) {
-			continue
-		}
-		mark := buf.Len()
-		if n > 0 {
-			buf.WriteByte(',')
-		}
-		if !g.writeAlertFeature(enc, &buf, row) {
-			buf.Truncate(mark)
-			continue
-		}
-		buf.Truncate(buf.Len() - 1) // Encode's newline
-		n++
-	}
+	g.appendAlertFeatures(&buf, 0, who, tree, rows)
 	buf.WriteString("]}")
 	w.Header().Set("Content-Type", "application/geo+json")
 	w.Header().Set("Cache-Control", "no-cache")
@@ -348,4 +332,29 @@ func truncate(s string, n int) string {
 		return s
 	}
 	return s[:n] + "…"
+}
+
+// appendAlertFeatures appends to buf, after n features already there, the
+// Features of the rows who may read, comma-separated; one that cannot be
+// written is left out (writeAlertFeature logs it). It returns the count of
+// features in buf.
+func (g *Gateway) appendAlertFeatures(buf *bytes.Buffer, n int, who auth.Principal, tree *unitTree, rows []pgread.AlertRow) int {
+	enc := json.NewEncoder(buf)
+	enc.SetEscapeHTML(false)
+	for _, row := range rows {
+		if !canReadAlert(who, tree, row.Province, row.Unit, row.Units) {
+			continue
+		}
+		mark := buf.Len()
+		if n > 0 {
+			buf.WriteByte(',')
+		}
+		if !g.writeAlertFeature(enc, buf, row) {
+			buf.Truncate(mark)
+			continue
+		}
+		buf.Truncate(buf.Len() - 1) // Encode's newline
+		n++
+	}
+	return n
 }

@@ -120,15 +120,12 @@ func (g *Gateway) serveReplay(w http.ResponseWriter, r *http.Request) {
 	}
 	res, err := pgread.New(g.readPool).Replay(r.Context(), q)
 	if err != nil {
-		g.log.Error("querying replay", "province", p.Province, "at", p.At, "err", err)
-		writeProblem(w, r, http.StatusServiceUnavailable, "the history database is unavailable; retry later")
+		g.readFailed(w, r, err, "querying replay", "province", p.Province, "at", p.At)
 		return
 	}
 	var buf bytes.Buffer
 	prov, _ := json.Marshal(p.Province) // a string always marshals
 	fmt.Fprintf(&buf, `{"type":"replay","province":%s,"at":"%s","entities":[`, prov, p.At.UTC().Format(time.RFC3339Nano))
-	enc := json.NewEncoder(&buf)
-	enc.SetEscapeHTML(false)
 	n := 0
 	for _, f := range res.Entities {
 		if n > 0 {
@@ -137,21 +134,7 @@ func (g *Gateway) serveReplay(w http.ResponseWriter, r *http.Request) {
 		buf.Write(f)
 		n++
 	}
-	for _, row := range res.Alerts {
-		if !canReadAlert(who, tree, row.Province, row.Unit, row.Units) {
-			continue
-		}
-		mark := buf.Len()
-		if n > 0 {
-			buf.WriteByte(',')
-		}
-		if !g.writeAlertFeature(enc, &buf, row) {
-			buf.Truncate(mark)
-			continue
-		}
-		buf.Truncate(buf.Len() - 1) // Encode's newline
-		n++
-	}
+	g.appendAlertFeatures(&buf, n, who, tree, res.Alerts)
 	buf.WriteString(`],"rollups":[`)
 	for i, rb := range res.Rollups {
 		if i > 0 {
