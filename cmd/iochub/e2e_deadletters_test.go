@@ -141,13 +141,15 @@ CREATE TRIGGER refuse_blocked BEFORE INSERT OR UPDATE ON sensor FOR EACH ROW EXE
 		l := apiDeadletters(t, h.url)
 		return len(l) == 0, fmt.Sprint(l)
 	})
-	var audit int
-	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM audit_log WHERE action LIKE 'deadletter.%' AND detail->>'result' = 'applied'`).Scan(&audit); err != nil {
-		t.Fatal(err)
-	}
-	if audit != 2 {
-		t.Errorf("audit_log rows of dead-letter actions = %d; want 2", audit)
-	}
+	// The discard leaves the stream inside the action's transaction, before
+	// its audit row commits: wait for the row.
+	testkit.Eventually(t, 30*time.Second, "two audit rows of applied dead-letter actions", func() (bool, string) {
+		var audit int
+		if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM audit_log WHERE action LIKE 'deadletter.%' AND detail->>'result' = 'applied'`).Scan(&audit); err != nil {
+			return false, err.Error()
+		}
+		return audit == 2, fmt.Sprint(audit)
+	})
 	if c := count(blocked); c != 1 {
 		t.Errorf("rows of the redriven item = %d; want 1", c)
 	}

@@ -353,24 +353,36 @@ func TestFailurePostGISRestart(t *testing.T) {
 			t.Fatalf("stopping the cluster: %v", err)
 		}
 	}
+	// The port may be taken for a moment while the server is down (another
+	// test's socket, on a busy machine): start again until it is free.
 	startDB := func() {
-		c, err := pgcluster.Start(ctx, pgcluster.Config{Dir: dir, Port: owner.Port(), Fast: true})
-		if err != nil {
-			t.Fatalf("starting the cluster again: %v", err)
-		}
-		if c.Reused() {
-			t.Fatal("the cluster was still running")
-		}
+		testkit.Eventually(t, 30*time.Second, "the cluster started again on its port", func() (bool, string) {
+			c, err := pgcluster.Start(ctx, pgcluster.Config{Dir: dir, Port: owner.Port(), Fast: true})
+			if err != nil {
+				return false, err.Error()
+			}
+			if c.Reused() {
+				t.Fatal("the cluster was still running")
+			}
+			return true, ""
+		})
 	}
 
 	log := newStreamLog()
 	base := time.Now().Add(-time.Hour).Truncate(time.Second)
 	back := make(chan struct{})
+	var backOnce sync.Once
 	streamed := make(chan struct{})
 	go func() {
 		defer close(streamed)
 		log.stream(t, h.url+"/v1/feeds/air", base, back, false)
 	}()
+	// A test that ends early still ends its stream before it completes (the
+	// stream reports with t.Errorf).
+	t.Cleanup(func() {
+		backOnce.Do(func() { close(back) })
+		<-streamed
+	})
 	// Stop once the aggregator has stored some of the stream.
 	testkit.Eventually(t, 30*time.Second, "the first rows", func() (bool, string) {
 		_, total, err := storedIDs(ctx, db)
@@ -390,7 +402,7 @@ func TestFailurePostGISRestart(t *testing.T) {
 	})
 	startDB()
 	atStart := log.batches.Load()
-	close(back)
+	backOnce.Do(func() { close(back) })
 	<-streamed
 	hubAlive(t, h)
 	t.Logf("database stopped after batch %d with %d rows stored, started after batch %d; %d batches in all",
