@@ -140,24 +140,31 @@ func (c *provinceCache) exists(ctx context.Context, code string) (bool, error) {
 
 // acquireLive counts a live client of principal id; false when it has
 // Config.MaxClientsPerIdentity open already.
-func (g *Gateway) acquireLive(id string) bool {
+func (g *Gateway) acquireLive(id string) bool { return g.acquire(id, g.cfg.MaxClientsPerIdentity) }
+
+func (g *Gateway) releaseLive(id string) { g.release(id) }
+
+// acquire counts one more connection under key (an identity's live views or
+// event streams); false when max are open already.
+func (g *Gateway) acquire(key string, max int) bool {
 	g.perIDMu.Lock()
 	defer g.perIDMu.Unlock()
-	if g.perID[id] >= g.cfg.MaxClientsPerIdentity {
+	if g.perID[key] >= max {
 		return false
 	}
-	g.perID[id]++
+	g.perID[key]++
 	return true
 }
 
-func (g *Gateway) releaseLive(id string) {
+// release counts one connection under key less.
+func (g *Gateway) release(key string) {
 	g.perIDMu.Lock()
 	defer g.perIDMu.Unlock()
-	if g.perID[id] <= 1 {
-		delete(g.perID, id)
+	if g.perID[key] <= 1 {
+		delete(g.perID, key)
 		return
 	}
-	g.perID[id]--
+	g.perID[key]--
 }
 
 // alertsInScope limits an alerts query to p's provinces and units: a

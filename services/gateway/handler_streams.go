@@ -194,17 +194,10 @@ func (g *Gateway) streamScope(w http.ResponseWriter, r *http.Request, who auth.P
 // acquireStream counts an event stream of principal id; false when it has
 // Config.MaxStreamsPerIdentity open already.
 func (g *Gateway) acquireStream(id string) bool {
-	g.perIDMu.Lock()
-	defer g.perIDMu.Unlock()
-	k := "streams\x00" + id
-	if g.perID[k] >= g.cfg.MaxStreamsPerIdentity {
-		return false
-	}
-	g.perID[k]++
-	return true
+	return g.acquire("streams\x00"+id, g.cfg.MaxStreamsPerIdentity)
 }
 
-func (g *Gateway) releaseStream(id string) { g.releaseLive("streams\x00" + id) }
+func (g *Gateway) releaseStream(id string) { g.release("streams\x00" + id) }
 
 // trackWriter counts one more connection Close waits for; false after Close.
 func (g *Gateway) trackWriter() bool {
