@@ -54,13 +54,9 @@ const (
 
 // EnsureImportBuckets creates or updates the buckets of map imports.
 func EnsureImportBuckets(ctx context.Context, js jetstream.JetStream, o StreamOptions) error {
-	if err := o.Validate(); err != nil {
+	o, storage, err := o.prepared()
+	if err != nil {
 		return err
-	}
-	o = o.withDefaults()
-	storage := jetstream.FileStorage
-	if o.Memory {
-		storage = jetstream.MemoryStorage
 	}
 	if _, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
 		Bucket: BucketUnitImportFiles, Description: "Maps uploaded for import (GeoJSON), by import id",

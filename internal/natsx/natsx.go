@@ -152,15 +152,23 @@ func (o *StreamOptions) RegisterFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&o.DeadletterMaxBytes, "deadletter-max-bytes", d.DeadletterMaxBytes, "size bound of stream DEADLETTER; when full, items stay on FEEDS and are retried (IOCHUB_DEADLETTER_MAX_BYTES)")
 }
 
-// EnsureStreams creates or updates FEEDS, STATE, ACTIONS, DEADLETTER and ROLLUPS.
-func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions) error {
+// prepared validates o and returns it with its defaults and the storage it asks for.
+func (o StreamOptions) prepared() (StreamOptions, jetstream.StorageType, error) {
 	if err := o.Validate(); err != nil {
-		return err
+		return o, 0, err
 	}
 	o = o.withDefaults()
-	storage := jetstream.FileStorage
 	if o.Memory {
-		storage = jetstream.MemoryStorage
+		return o, jetstream.MemoryStorage, nil
+	}
+	return o, jetstream.FileStorage, nil
+}
+
+// EnsureStreams creates or updates FEEDS, STATE, ACTIONS, DEADLETTER and ROLLUPS.
+func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions) error {
+	o, storage, err := o.prepared()
+	if err != nil {
+		return err
 	}
 	feeds := jetstream.StreamConfig{
 		Name:        subjects.StreamFeeds,
