@@ -468,6 +468,10 @@ func shellQuote(s string) string {
 	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }
 
+// LogTail returns the end of the server log, for error messages; empty when
+// the log cannot be read.
+func (c *Cluster) LogTail() string { return tail(filepath.Join(c.dir, "postgres.log")) }
+
 // tail returns the end of the server log, for errors.
 func tail(path string) string {
 	f, err := os.Open(path) //nolint:gosec // G304: the server log inside the cluster's own dir

@@ -27,6 +27,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
@@ -321,17 +322,38 @@ func (s *dbServer) createDB(ctx context.Context, name, template string) error {
 	if template != "" {
 		q += " TEMPLATE " + pgx.Identifier{template}.Sanitize()
 	}
-	if _, err := s.admin.Exec(ctx, q); err != nil {
+	if err := s.adminExec(ctx, q); err != nil {
 		return fmt.Errorf("creating database %s: %w", name, err)
 	}
 	return nil
 }
 
 func (s *dbServer) dropDB(ctx context.Context, name string) error {
-	if _, err := s.admin.Exec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
+	if err := s.adminExec(ctx, "DROP DATABASE IF EXISTS "+pgx.Identifier{name}.Sanitize()+" WITH (FORCE)"); err != nil {
 		return fmt.Errorf("dropping database %s: %w", name, err)
 	}
 	return nil
+}
+
+// adminExec runs q on the admin pool, again on a fresh connection when the
+// pooled one turns out closed (the server ended it, or an earlier cancelled
+// statement did); a statement the server refused is not retried. The last
+// error carries the private cluster's log tail, to show why.
+func (s *dbServer) adminExec(ctx context.Context, q string) error {
+	var err error
+	for attempt := 0; attempt < 3; attempt++ {
+		if _, err = s.admin.Exec(ctx, q); err == nil {
+			return nil
+		}
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) || ctx.Err() != nil {
+			break
+		}
+	}
+	if s.cluster != nil {
+		return fmt.Errorf("%w%s", err, s.cluster.LogTail())
+	}
+	return err
 }
 
 func (s *dbServer) dbURL(name string) string {
