@@ -130,8 +130,7 @@ func (o *operator) serveReportStatus(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusNotFound, fmt.Sprintf("report %q does not exist (ids are <source>/<report id>, URL-escaped: dev%%2Fr-1)", id))
 		return
 	case err != nil:
-		o.g.log.Error("looking up report failed", "report", id, "err", err)
-		writeProblem(w, r, http.StatusServiceUnavailable, "reports cannot be looked up right now; retry")
+		o.g.readFailed(w, r, err, "looking up report", "report", id)
 		return
 	case !who.ReadsIn(tree, province):
 		// Out of every scope looks like absent, so ids are not probed; a
@@ -270,8 +269,7 @@ func (o *operator) serveReport(w http.ResponseWriter, r *http.Request) {
 	v, found, err := pgread.New(o.g.readPool).Report(r.Context(), id)
 	switch {
 	case err != nil:
-		o.g.log.Error("reading report failed", "report", id, "err", err)
-		writeProblem(w, r, http.StatusServiceUnavailable, "the report cannot be read right now; retry")
+		o.g.readFailed(w, r, err, "reading report", "report", id)
 		return
 	case !found, !who.CanRead(v.Province) && !who.CanReadUnit(tree, v.Unit):
 		writeProblem(w, r, http.StatusNotFound, fmt.Sprintf("report %q does not exist", id))

@@ -76,10 +76,9 @@ func (o *operator) serveAlertAck(w http.ResponseWriter, r *http.Request) {
 	a, found, err := pgread.New(o.g.readPool).AlertAck(r.Context(), entity)
 	switch {
 	case err != nil:
-		o.g.log.Error("looking up alert failed", "alert", entity, "err", err)
-		writeProblem(w, r, http.StatusServiceUnavailable, "alerts cannot be looked up right now; retry")
+		o.g.readFailed(w, r, err, "looking up alert", "alert", entity)
 		return
-	case !found:
+	case !found, !canReadAlert(who, tree, a.Province, a.Unit, a.Units): // out of scope looks like absent: ids are not probed
 		writeProblem(w, r, http.StatusNotFound, fmt.Sprintf("id: no alert has the id %q (%s)", id, truncate(entity, 128)))
 		return
 	case !canActAlert(who, tree, a.Province, a.Unit, a.Units):

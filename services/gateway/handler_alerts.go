@@ -101,8 +101,7 @@ func (g *Gateway) serveAlert(w http.ResponseWriter, r *http.Request) {
 	}
 	row, found, err := pgread.New(g.readPool).Alert(r.Context(), entity)
 	if err != nil {
-		g.log.Error("querying alert", "alert", entity, "err", err)
-		writeProblem(w, r, http.StatusServiceUnavailable, "the alerts database is unavailable; retry later")
+		g.readFailed(w, r, err, "querying alert", "alert", entity)
 		return
 	}
 	if !found || !canReadAlert(who, tree, row.Province, row.Unit, row.Units) { // out of scope looks like absent: ids are not probed
@@ -251,8 +250,7 @@ func (g *Gateway) serveAlerts(w http.ResponseWriter, r *http.Request) {
 	}
 	rows, err := pgread.New(g.readPool).Alerts(r.Context(), p)
 	if err != nil {
-		g.log.Error("querying alerts", "province", p.Province, "err", err)
-		writeProblem(w, r, http.StatusServiceUnavailable, "the alerts database is unavailable; retry later")
+		g.readFailed(w, r, err, "querying alerts", "province", p.Province)
 		return
 	}
 	var buf bytes.Buffer

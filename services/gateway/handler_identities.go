@@ -216,8 +216,7 @@ func (o *operator) serveIdentities(w http.ResponseWriter, r *http.Request) {
 	}
 	all, err := store.IdentityList(r.Context())
 	if err != nil {
-		o.g.log.Error("listing identities failed", "err", err)
-		writeProblem(w, r, http.StatusServiceUnavailable, "identities cannot be read right now; retry")
+		o.g.readFailed(w, r, err, "listing identities")
 		return
 	}
 	tree, ok := o.g.hierarchy(w, r)
@@ -255,8 +254,7 @@ func (o *operator) serveRevokeIdentity(w http.ResponseWriter, r *http.Request) {
 	v, found, err := store.Identity(r.Context(), id)
 	switch {
 	case err != nil:
-		o.g.log.Error("reading identity failed", "identity", id, "err", err)
-		writeProblem(w, r, http.StatusServiceUnavailable, "identities cannot be read right now; retry")
+		o.g.readFailed(w, r, err, "reading identity", "identity", id)
 		return
 	case !found, !who.Covers(tree, v.Scopes), !who.MayReadAllKinds(v.Kinds):
 		writeProblem(w, r, http.StatusNotFound, fmt.Sprintf("identity %q does not exist", truncate(id, 64)))
