@@ -27,6 +27,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.StreamFetch, "stream-fetch", d.StreamFetch, "messages each event stream's consumer pulls ahead of its client (IOCHUB_STREAM_FETCH)")
 	fs.Float64Var(&c.ReplayRate, "stream-replay-rate", d.ReplayRate, "replayed events per second shared by all event streams; negative means no limit (IOCHUB_STREAM_REPLAY_RATE)")
 	fs.IntVar(&c.MaxStreamsPerIdentity, "max-streams-per-identity", d.MaxStreamsPerIdentity, "event streams one identity may keep open (IOCHUB_MAX_STREAMS_PER_IDENTITY)")
+	fs.IntVar(&c.MaxStreams, "max-streams", d.MaxStreams, "event streams the gateway keeps open at once across identities; more get 503; negative means no cap (IOCHUB_MAX_STREAMS)")
 }
 
 // RegisterFlags registers the operator endpoints' settings on fs.

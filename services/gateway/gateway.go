@@ -86,6 +86,9 @@ type Config struct {
 	// MaxStreamsPerIdentity caps the event streams one identity keeps open at
 	// once; one more is refused with 429. 0 means 20.
 	MaxStreamsPerIdentity int
+	// MaxStreams caps the event streams of the whole gateway; one more is
+	// refused with 503 and Retry-After. 0 means 10000; negative means no cap.
+	MaxStreams int
 }
 
 // withDefaults returns c with zero fields set to their defaults.
@@ -128,6 +131,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.MaxStreamsPerIdentity == 0 {
 		c.MaxStreamsPerIdentity = 20
+	}
+	if c.MaxStreams == 0 {
+		c.MaxStreams = 10000
 	}
 	return c
 }

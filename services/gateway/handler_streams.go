@@ -116,8 +116,13 @@ func (g *Gateway) serveStreams(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
-	if !g.acquireStream(who.ID) {
+	switch g.acquireStream(who.ID) {
+	case streamIdentityFull:
 		writeProblem(w, r, http.StatusTooManyRequests, fmt.Sprintf("identity %s has %d event streams open, the most allowed; close one first", who.ID, g.cfg.MaxStreamsPerIdentity))
+		return
+	case streamGatewayFull:
+		w.Header().Set("Retry-After", "5")
+		writeProblem(w, r, http.StatusServiceUnavailable, fmt.Sprintf("the gateway serves at most %d event streams; retry later or on another instance", g.cfg.MaxStreams))
 		return
 	}
 	started := false
@@ -191,13 +196,40 @@ func (g *Gateway) streamScope(w http.ResponseWriter, r *http.Request, who auth.P
 	return f, true
 }
 
-// acquireStream counts an event stream of principal id; false when it has
-// Config.MaxStreamsPerIdentity open already.
-func (g *Gateway) acquireStream(id string) bool {
-	return g.acquire("streams\x00"+id, g.cfg.MaxStreamsPerIdentity)
+// Outcomes of acquireStream.
+const (
+	streamAcquired = iota
+	streamIdentityFull
+	streamGatewayFull
+)
+
+// streamsTotalKey counts every event stream of the gateway in perID (a NUL
+// cannot start an identity id).
+const streamsTotalKey = "\x00streams"
+
+// acquireStream counts an event stream of principal id: streamIdentityFull
+// when id has Config.MaxStreamsPerIdentity open already, streamGatewayFull
+// when the gateway has Config.MaxStreams (each stream holds a consumer on
+// NATS, so their number is bounded as a whole, not only per identity).
+func (g *Gateway) acquireStream(id string) int {
+	g.perIDMu.Lock()
+	defer g.perIDMu.Unlock()
+	key := "streams\x00" + id
+	switch {
+	case g.perID[key] >= g.cfg.MaxStreamsPerIdentity:
+		return streamIdentityFull
+	case g.cfg.MaxStreams > 0 && g.perID[streamsTotalKey] >= g.cfg.MaxStreams:
+		return streamGatewayFull
+	}
+	g.perID[key]++
+	g.perID[streamsTotalKey]++
+	return streamAcquired
 }
 
-func (g *Gateway) releaseStream(id string) { g.release("streams\x00" + id) }
+func (g *Gateway) releaseStream(id string) {
+	g.release("streams\x00" + id)
+	g.release(streamsTotalKey)
+}
 
 // trackWriter counts one more connection Close waits for; false after Close.
 func (g *Gateway) trackWriter() bool {

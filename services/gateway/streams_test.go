@@ -742,3 +742,34 @@ func TestStreamsReplayPaced(t *testing.T) {
 		t.Errorf("the replay client got %d events in %s; paced at 200/s it can have at most %d", n, el, most)
 	}
 }
+
+// TestStreamsGatewayCap: past Config.MaxStreams streams across identities a
+// new one is refused with 503 and Retry-After (the per-identity cap is
+// higher here, so the gateway's is what refuses), and a closed stream frees
+// its place.
+func TestStreamsGatewayCap(t *testing.T) {
+	e := newStreamEnv(t, Config{MaxStreams: 2, MaxStreamsPerIdentity: 5}, nil, nil)
+	c1 := e.dialStream(t, "subject=ioc.feed.01.>", nil)
+	_ = e.dialStream(t, "subject=ioc.feed.01.>", nil)
+	_, resp, err := websocket.DefaultDialer.Dial(e.wsURL("subject=ioc.feed.01.>"), nil)
+	if err == nil || resp == nil || resp.StatusCode != http.StatusServiceUnavailable || resp.Header.Get("Retry-After") == "" {
+		t.Fatalf("third stream: %v %v; want 503 with Retry-After", err, resp)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if !strings.Contains(string(b), "at most 2 event streams") {
+		t.Errorf("third stream's problem %s; want it to name the cap", b)
+	}
+	c1.Close()
+	testkit.Eventually(t, hangGuard, "a stream's place freed by its close", func() (bool, string) {
+		c, resp, err := websocket.DefaultDialer.Dial(e.wsURL("subject=ioc.feed.01.>"), nil)
+		if err != nil {
+			if resp != nil {
+				return false, resp.Status
+			}
+			return false, err.Error()
+		}
+		c.Close()
+		return true, ""
+	})
+}
