@@ -24,6 +24,7 @@ build: web
 	$(GO) build -o bin/iochub ./cmd/iochub
 	$(GO) build -o bin/iocsim ./cmd/iocsim
 	$(GO) build -o bin/iocctl ./cmd/iocctl
+	$(GO) build -o bin/iocload ./cmd/iocload
 
 ## proto: regenerate proto/ioc/v1/*.pb.go with protoc and the pinned protoc-gen-go tool
 proto:
@@ -70,7 +71,7 @@ bench:
 
 ## bench-smoke: every benchmark once, so a benchmark the code has broken fails make test (no figures)
 bench-smoke:
-	BENCHTIME=1x LATENCY_N=5 scripts/bench.sh
+	BENCHTIME=1x LATENCY_N=5 E2E_DURATION=2s E2E_RATE=2000 scripts/bench.sh
 
 clean:
 	rm -rf bin web/test-results

@@ -1,13 +1,24 @@
 #!/usr/bin/env bash
 # Runs the benchmarks recorded in docs/benchmarks.md; each prints its figure
 # beside a baseline measured in the same run (sub-benchmarks named raw*,
-# baseline* or *Echo*). BENCHTIME sets -benchtime (default 2s).
+# baseline* or *Echo*, or metrics named hub/bare, …/raw). BENCHTIME sets
+# -benchtime (default 2s). BENCH_QUICK=1 shortens every part (300ms
+# benchtime, 100 latency samples, 5 s of end-to-end load) to stay under
+# 3 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+if [ -n "${BENCH_QUICK:-}" ]; then
+  : "${BENCHTIME:=300ms}" "${LATENCY_N:=100}" "${E2E_DURATION:=5s}"
+fi
 benchtime=${BENCHTIME:-2s}
+export E2E_DURATION E2E_RATE
 echo "# $(go version) on $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%Y-%m-%d)"
 go test -run '^$' -bench . -benchtime "$benchtime" -benchmem \
   ./services/ingest/ ./services/aggregator/postgis/ ./services/gateway/ ./services/aggregator/rules/ \
   ./internal/units/ ./internal/aqi/ ./internal/cap/
 # The end-to-end latency runs at a fixed rate (50/s), so it is sized by count.
 go test -run '^$' -bench 'Latency' -benchtime "${LATENCY_N:-300}x" ./cmd/iochub/
+# The end-to-end load (internal/loadgen against the whole hub, beside a bare
+# NATS → COPY → NATS pipeline of the same items): E2E_RATE events/s (20000)
+# for E2E_DURATION (60s), then as fast as each goes; one run each.
+go test -run '^$' -bench 'EndToEndLoad' -benchtime 1x -timeout 30m ./cmd/iochub/
