@@ -41,6 +41,10 @@ var importRules = []importRule{
 		Why: "internal/ holds what services share, so it depends on none of them (the test environment gets migrations from internal/schema)"},
 	{From: "cmd/iocsim", Forbidden: []string{"services"},
 		Why: "the simulator is a client of the hub: it speaks HTTP to the ingest, it does not link it"},
+	{From: "internal/loadgen", Forbidden: []string{"services", "internal/natsx", "internal/units", "internal/kind", "internal/feedcheck", "internal/aqi", "proto"}, Tests: true,
+		Why: "the load generator measures the hub from outside: a bug in the hub's encoders or decoders must not hide in it"},
+	{From: "cmd/iocload", Forbidden: []string{"services", "proto"},
+		Why: "the load generator is a client of the hub, like the simulator"},
 	{From: "proto", Forbidden: []string{"services", "internal", "cmd"},
 		Why: "the event schemas are the leaves of everything"},
 }
