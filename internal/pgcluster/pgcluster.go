@@ -185,14 +185,24 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		}
 	}
 
-	logFile := filepath.Join(dir, "postgres.log")
-	// A picked port may be taken by another process before the server binds
-	// it; pick again then.
+	if err := c.startOnPort(ctx, cfg); err != nil {
+		return nil, err
+	}
+	return c, nil
+}
+
+// startOnPort starts the server in c.dir on cfg.Port, or on a free port
+// (again on another one when the picked port is taken by another process
+// before the server binds it), and starts the watchdog of an ephemeral
+// cluster.
+func (c *Cluster) startOnPort(ctx context.Context, cfg Config) error {
+	logFile := filepath.Join(c.dir, "postgres.log")
+	var err error
 	for attempt := 1; ; attempt++ {
 		c.port = cfg.Port
 		if c.port == 0 {
 			if c.port, err = freePort(); err != nil {
-				return nil, err
+				return err
 			}
 		}
 		err = c.start(ctx, logFile, cfg.Fast)
@@ -202,17 +212,57 @@ func Start(ctx context.Context, cfg Config) (*Cluster, error) {
 		c.logger.Warn("retrying PostgreSQL start on another port", "port", c.port, "err", err)
 	}
 	if err != nil {
-		return nil, err
+		return err
 	}
-	c.logger.Info("started PostgreSQL", "dir", dir, "port", c.port, "fast", cfg.Fast)
+	c.logger.Info("started PostgreSQL", "dir", c.dir, "port", c.port, "fast", cfg.Fast)
 	if cfg.Ephemeral {
 		c.remove = true
 		if err := c.startWatchdog(); err != nil {
 			_ = c.Stop(context.WithoutCancel(ctx))
+			return err
+		}
+	}
+	return nil
+}
+
+// StartReplica makes a streaming replica of c in cfg.Dir, which must be
+// empty or absent: pg_basebackup copies c over a replication connection
+// (WAL streamed alongside, standby.signal and primary_conninfo written by
+// -R), and the copy starts as a hot standby on cfg.Port or a free port. It
+// then follows c through streaming replication and answers reads only.
+// The server's own defaults allow the postgres user's replication
+// connections from 127.0.0.1 (initdb with trust authentication).
+func (c *Cluster) StartReplica(ctx context.Context, cfg Config) (*Cluster, error) {
+	if cfg.Dir == "" {
+		return nil, errors.New("starting a PostgreSQL replica: Config.Dir is required")
+	}
+	dir, err := filepath.Abs(cfg.Dir)
+	if err != nil {
+		return nil, fmt.Errorf("resolving %s: %w", cfg.Dir, err)
+	}
+	if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
+		return nil, fmt.Errorf("starting a PostgreSQL replica: %s is not empty", dir)
+	}
+	r := &Cluster{bins: c.bins, dir: dir, logger: cfg.Logger}
+	if r.logger == nil {
+		r.logger = slog.New(slog.DiscardHandler)
+	}
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating the replica's directory: %w", err)
+	}
+	if os.Geteuid() == 0 {
+		if err := r.dropRoot(); err != nil {
 			return nil, err
 		}
 	}
-	return c, nil
+	if out, err := r.run(ctx, "pg_basebackup", "-h", "127.0.0.1", "-p", strconv.Itoa(c.port), "-U", "postgres",
+		"-D", dir, "-R", "-X", "stream", "-c", "fast", "--no-sync"); err != nil {
+		return nil, fmt.Errorf("copying the primary on port %d: %w\n%s", c.port, err, out)
+	}
+	if err := r.startOnPort(ctx, cfg); err != nil {
+		return nil, err
+	}
+	return r, nil
 }
 
 // start runs pg_ctl start on c.port.

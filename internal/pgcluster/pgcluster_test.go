@@ -288,3 +288,61 @@ func TestMkdirReachable(t *testing.T) {
 		t.Errorf("Start under a private parent: got %v; want ErrNotTraversable naming `chmod o+x %s`", err, base)
 	}
 }
+
+// TestStartReplica makes a streaming replica of a running cluster and checks
+// that it holds what the primary held at the copy, follows later writes,
+// refuses writes of its own, and reports itself in recovery.
+func TestStartReplica(t *testing.T) {
+	requirePostgres(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
+	defer cancel()
+	primary, err := Start(ctx, Config{Dir: clusterDir(t), Fast: true, Ephemeral: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = primary.Stop(context.Background()) })
+	pc, err := pgx.Connect(ctx, primary.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer pc.Close(ctx)
+	if _, err := pc.Exec(ctx, "CREATE TABLE t (n int PRIMARY KEY); INSERT INTO t VALUES (1)"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := primary.StartReplica(ctx, Config{}); err == nil {
+		t.Error("StartReplica without Dir: got nil error")
+	}
+	replica, err := primary.StartReplica(ctx, Config{Dir: clusterDir(t), Fast: true, Ephemeral: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = replica.Stop(context.Background()) })
+	if replica.Port() == primary.Port() || replica.Port() == 0 {
+		t.Fatalf("replica port %d, primary %d", replica.Port(), primary.Port())
+	}
+	rc, err := pgx.Connect(ctx, replica.URL("postgres"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rc.Close(ctx)
+	var inRecovery bool
+	if err := rc.QueryRow(ctx, "SELECT pg_is_in_recovery()").Scan(&inRecovery); err != nil || !inRecovery {
+		t.Fatalf("pg_is_in_recovery() on the replica = %v, %v; want true", inRecovery, err)
+	}
+	if _, err := pc.Exec(ctx, "INSERT INTO t VALUES (2)"); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, time.Minute, "the replica follows the primary's write", func() (bool, string) {
+		var n int
+		if err := rc.QueryRow(ctx, "SELECT count(*) FROM t").Scan(&n); err != nil {
+			return false, err.Error()
+		}
+		return n == 2, fmt.Sprintf("%d rows", n)
+	})
+	if _, err := rc.Exec(ctx, "INSERT INTO t VALUES (3)"); err == nil || !strings.Contains(err.Error(), "read-only") {
+		t.Errorf("a write on the replica: %v; want a read-only transaction error", err)
+	}
+	if _, err := primary.StartReplica(ctx, Config{Dir: replica.Dir()}); err == nil || !strings.Contains(err.Error(), "not empty") {
+		t.Errorf("StartReplica into a used directory: %v; want not empty", err)
+	}
+}
