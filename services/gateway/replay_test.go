@@ -70,6 +70,18 @@ VALUES ('s', 'a1', $1::timestamptz - interval '10 minutes', $1, 'st-a', '01', '0
        ('s', 'h1', $1::timestamptz - interval '5 minutes', $1, 'st-hcm', '79', '79', ST_Point(106.7, 10.8, 4326), 1, 1)`, t1, t2); err != nil {
 		t.Fatal(err)
 	}
+	// The current rows the aggregator keeps beside every observation (the
+	// replay enumerates a province's stations and segments from them).
+	if _, err := db.Pool.Exec(ctx, `
+INSERT INTO sensor (kind, id, province, unit_code, source_id, last_event_id, last_observed_at)
+VALUES ('air', 'st-a', '01', '00070', 's', 'a3', $2), ('air', 'st-b', '01', '00070', 's', 'b1', $1),
+       ('air', 'st-b0', '01', '00070', 's', 'b0', $1), ('air', 'st-hcm', '79', '79', 's', 'h1', $1)`, t1, t2); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO road_segment (id, province, unit_code, source_id, last_event_id, last_observed_at)
+VALUES ('seg-1', '01', '00070', 's', 'g1', $1)`, t2); err != nil {
+		t.Fatal(err)
+	}
 	if _, err := db.Pool.Exec(ctx, `
 INSERT INTO traffic_observation (source_id, event_id, observed_at, received_at, segment_id, province, unit_code, geom, average_vehicle_speed)
 VALUES ('s', 'g1', $1::timestamptz - interval '1 minute', $1, 'seg-1', '01', '00070',

@@ -19,19 +19,29 @@ import (
 // ReplayMaxAge is how old an observation may be at the replayed instant and still be shown.
 const ReplayMaxAge = 2 * time.Hour
 
-const sqlReplayLatest = `(SELECT DISTINCT ON (%[1]s) * FROM %[2]s
-    WHERE province = $1 AND observed_at <= $2::timestamptz AND observed_at > $2::timestamptz - interval '2 hours'
-      AND ($3::text[] IS NULL OR unit_code = ANY($3::text[]))
-    ORDER BY %[1]s, observed_at DESC) o`
+// sqlReplayLatest is, for each entity of the province (%[3]s: the ids from
+// its current row), its latest observation in the window, found through the
+// (id, observed_at) index of %[2]s: the work grows with the entities, not
+// with the observations of the window. The observation's own province and
+// unit decide whether it is shown (where the wall showed it).
+const sqlReplayLatest = `(SELECT o.* FROM (%[3]s) e
+    CROSS JOIN LATERAL (SELECT * FROM %[2]s x
+        WHERE x.%[1]s = e.id AND x.observed_at <= $2::timestamptz AND x.observed_at > $2::timestamptz - interval '2 hours'
+        ORDER BY x.observed_at DESC LIMIT 1) o
+    WHERE o.province = $1 AND ($3::text[] IS NULL OR o.unit_code = ANY($3::text[]))) o`
 
 func replayEntitySQL(layer, idCol, table, geomCol, values, extra string) string {
+	entities := "SELECT id FROM sensor WHERE province = $1 AND kind = '" + layer + "'"
+	if layer == "traffic" {
+		entities = "SELECT id FROM road_segment WHERE province = $1"
+	}
 	return `SELECT json_build_object('type', 'Feature', 'id', '` + layer + `/' || o.` + idCol + `,
     'geometry', iochub_geojson(o.` + geomCol + `, 7)::json,
     'properties', json_strip_nulls(json_build_object('layer', '` + layer + `', 'entityId', o.` + idCol + `,
         'province', o.province, 'unit', o.unit_code, 'updatedAt', o.received_at,
         'observation', json_build_object('id', o.event_id, 'time', o.observed_at,
             'values', json_strip_nulls(json_build_object(` + values + `)))` + extra + `)))::text
-FROM ` + fmt.Sprintf(sqlReplayLatest, idCol, table) + `
+FROM ` + fmt.Sprintf(sqlReplayLatest, idCol, table, entities) + `
 ORDER BY o.` + idCol + `
 LIMIT $4`
 }
