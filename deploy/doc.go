@@ -1,6 +1,11 @@
 // Package deploy holds iochub's deployment files — deploy/Dockerfile, the
-// repository's docker-compose.yml, and the NATS cluster and leaf-node configs
-// in deploy/nats — and, in compose_test.go, the checks that keep them
-// consistent with each other and with the binaries (no Docker engine needed).
-// It has no Go API.
+// repository's docker-compose.yml (one NATS node, the demo),
+// deploy/compose/cluster.yml (a 3-node NATS cluster), the NATS cluster and
+// leaf-node configs in deploy/nats and the Kubernetes manifests in
+// deploy/k8s — and the tests that keep them valid and consistent with each
+// other and with the binaries: compose files loaded by the compose-spec Go
+// loader, manifests decoded strictly into the Kubernetes API types, NATS
+// configs read by nats-server's own parser (no Docker engine or cluster
+// needed). It is a module of its own, so that those libraries stay out of
+// iochub's go.mod; `make deploy-check` runs its tests. It has no Go API.
 package deploy
