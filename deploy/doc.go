@@ -5,7 +5,7 @@
 // deploy/k8s — and the tests that keep them valid and consistent with each
 // other and with the binaries: compose files loaded by the compose-spec Go
 // loader, manifests decoded strictly into the Kubernetes API types, NATS
-// configs read by nats-server's own parser (no Docker engine or cluster
-// needed). It is a module of its own, so that those libraries stay out of
+// configs read by nats-server's own parser, and a 3-node cluster started in
+// process from hub.conf (no Docker engine or Kubernetes cluster needed). It is a module of its own, so that those libraries stay out of
 // iochub's go.mod; `make deploy-check` runs its tests. It has no Go API.
 package deploy
