@@ -240,6 +240,17 @@ func checkCompose(root string, p *types.Project, df dockerfile, dockerfilePath s
 				bad("service %s: iochub needs a command from %v, got %v", name, iochubSubcmds, args[1:])
 				continue
 			}
+			// The roles' variables must be ones serve reads (the one-off
+			// jobs share the roles' environment through the anchor, and
+			// ignore what they do not read).
+			if args[1] == "serve" {
+				for k := range env {
+					flag := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(k, "IOCHUB_"), "_", "-"))
+					if strings.HasPrefix(k, "IOCHUB_") && (!slices.Contains(iochubFlags["serve"], flag) || flag == "check-config") {
+						bad("service %s: sets %s, which iochub serve does not read (no flag --%s)", name, k, flag)
+					}
+				}
+			}
 			switch args[1] {
 			case "serve":
 				target, ok := flagValue(args, "target")
@@ -451,6 +462,7 @@ func TestComposeChecksCatch(t *testing.T) {
 		{"missing-role.bad.yml", false, "--target=aggregator"},
 		{"nats-url-not-a-service.bad.yml", false, `host "hub-4" is not a service`},
 		{"unpinned-image.bad.yml", false, "not pinned"},
+		{"unknown-env.bad.yml", false, "IOCHUB_NATS_REPLICAS, which iochub serve does not read"},
 		{"unknown-key.bad.yml", true, "healthchek"},
 		{"undeclared-volume.bad.yml", true, "undefined volume"},
 		{"bad-condition.bad.yml", true, "condition value must be one of"},
