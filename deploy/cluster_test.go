@@ -141,24 +141,15 @@ func TestHubConfCluster(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 
-	opts := natsx.StreamOptions{Replicas: 3}
-	testkit.Eventually(t, time.Minute, "the streams created with 3 replicas (a JetStream meta leader elected)", func() (bool, string) {
-		// One attempt at a time: a JetStream API request sent before the
-		// meta leader is elected gets no answer and waits for its context.
-		actx, acancel := context.WithTimeout(ctx, 5*time.Second)
-		defer acancel()
-		if err := natsx.EnsureStreams(actx, js, opts); err != nil {
-			return false, err.Error()
-		}
-		if err := natsx.EnsureImportBuckets(actx, js, opts); err != nil {
-			return false, err.Error()
-		}
-		return true, ""
-	})
+	// First as a hub started without IOCHUB_STREAM_REPLICAS (one replica),
+	// then with 3: the roles' restart with the setting moves the streams.
+	for _, replicas := range []int{1, 3} {
+		ensureAll(ctx, t, js, natsx.StreamOptions{Replicas: replicas})
+	}
 	streams := []string{subjects.StreamFeeds, subjects.StreamState, subjects.StreamActions, subjects.StreamDeadletter,
 		subjects.StreamRollups, "KV_" + natsx.BucketUnitImports, "OBJ_" + natsx.BucketUnitImportFiles}
 	for _, name := range streams {
-		testkit.Eventually(t, time.Minute, name+" on three nodes", func() (bool, string) {
+		testkit.Eventually(t, time.Minute, name+" on three current nodes", func() (bool, string) {
 			info, err := streamInfo(ctx, js, name)
 			if err != nil {
 				return false, err.Error()
@@ -169,6 +160,8 @@ func TestHubConfCluster(t *testing.T) {
 				t.Fatalf("%s has %d replicas; want 3", name, info.Config.Replicas)
 			case c == nil || c.Leader == "" || len(c.Replicas) != 2:
 				return false, fmt.Sprintf("cluster %+v", c)
+			case !c.Replicas[0].Current || !c.Replicas[1].Current:
+				return false, fmt.Sprintf("replicas %+v %+v not current yet", *c.Replicas[0], *c.Replicas[1])
 			case c.Name != nodes[0].opts.Cluster.Name:
 				t.Fatalf("%s is in cluster %q; want hub.conf's %q", name, c.Name, nodes[0].opts.Cluster.Name)
 			}
@@ -295,4 +288,24 @@ func streamInfo(ctx context.Context, js jetstream.JetStream, name string) (*jets
 		return nil, errors.New("no cluster info")
 	}
 	return info, nil
+}
+
+// ensureAll creates or updates the hub's streams and buckets with o, retrying
+// until the cluster answers.
+func ensureAll(ctx context.Context, t *testing.T, js jetstream.JetStream, o natsx.StreamOptions) {
+	t.Helper()
+	testkit.Eventually(t, time.Minute, fmt.Sprintf("the streams created with %d replicas", o.Replicas), func() (bool, string) {
+		// One attempt at a time: a JetStream API request sent before the
+		// meta leader is elected gets no answer and waits for its context.
+		actx, acancel := context.WithTimeout(ctx, 5*time.Second)
+		defer acancel()
+		if err := natsx.EnsureStreams(actx, js, o); err != nil {
+			return false, err.Error()
+		}
+		if err := natsx.EnsureImportBuckets(actx, js, o); err != nil {
+			return false, err.Error()
+		}
+		return true, ""
+	})
+
 }
