@@ -3,14 +3,14 @@ GO      ?= go
 PROTOC  ?= protoc
 FUZZTIME ?= 5s
 
-.PHONY: run test deps build web proto proto-check vet lint api-check asyncapi-check test-go test-web bench-smoke fuzz bench clean
+.PHONY: run test deps build web proto proto-check vet lint api-check asyncapi-check test-go deploy-check test-web bench-smoke fuzz bench clean
 
 ## run: install what is missing, build, and start every role with the simulator and the wall screen
 run: deps build
 	bin/iochub dev --data-dir .data
 
 ## test: everything CI checks
-test: deps web proto-check vet lint api-check asyncapi-check test-go bench-smoke fuzz test-web
+test: deps web proto-check vet lint api-check asyncapi-check test-go deploy-check bench-smoke fuzz test-web
 
 ## deps: Debian packages the build, demo and tests need (PostGIS, protoc, Chromium); idempotent
 deps:
@@ -56,6 +56,14 @@ api-check:
 
 test-go:
 	$(GO) test -count=1 -timeout 15m ./...
+
+## deploy-check: the deploy/ module (its own go.mod, so compose-go and the Kubernetes API types stay out of
+## iochub's): compose files through the compose-spec loader, manifests decoded strictly into the Kubernetes types,
+## NATS configs through nats-server's parser. `go test ./...` and `golangci-lint run ./...` at the root do not
+## enter a nested module, so this target does (gofmt is in vet, which lists every tracked .go file)
+deploy-check:
+	cd deploy && $(GO) vet ./... && $(GO) test -count=1 ./...
+	cd deploy && $(GO) tool -modfile=../tools/go.mod golangci-lint run --config ../.golangci.yml ./...
 
 ## fuzz: run every fuzz target briefly (FUZZTIME each); longer by hand: make fuzz FUZZTIME=10m
 fuzz:

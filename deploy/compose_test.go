@@ -1,240 +1,83 @@
 package deploy
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
 	"net/url"
 	"os"
-	"path"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
 	"testing"
 
-	"github.com/nats-io/nats-server/v2/server"
-	"gopkg.in/yaml.v3"
+	"github.com/compose-spec/compose-go/v2/cli"
+	"github.com/compose-spec/compose-go/v2/types"
 )
 
 // repoRoot is where docker-compose.yml lives and builds take their context from.
 const repoRoot = ".."
 
-// --- the compose file, as far as these checks read it ---
-
-type composeFile struct {
-	Services map[string]service `yaml:"services"`
-	Volumes  map[string]any     `yaml:"volumes"`
+// composeFiles are every compose file of the repository, with the directory
+// compose resolves their relative paths from (the file's own, as docker
+// compose -f does) and the variables a user must set for them.
+var composeFiles = []struct {
+	file string
+	env  []string
+}{
+	{file: "../docker-compose.yml"},
+	{file: "compose/cluster.yml", env: []string{"LEAF_PASSWORD_00070=test-leaf-password"}},
 }
 
-type service struct {
-	Image       string       `yaml:"image"`
-	Build       *build       `yaml:"build"`
-	Command     *stringList  `yaml:"command"`
-	Entrypoint  *stringList  `yaml:"entrypoint"`
-	DependsOn   dependsOn    `yaml:"depends_on"`
-	Ports       []string     `yaml:"ports"`
-	Environment envMap       `yaml:"environment"`
-	Profiles    []string     `yaml:"profiles"`
-	Volumes     []string     `yaml:"volumes"`
-	Restart     string       `yaml:"restart"`
-	Healthcheck *healthcheck `yaml:"healthcheck"`
+// loadProject loads file with the compose-spec loader, as docker compose
+// does: schema validation, interpolation of env (and nothing from the test's
+// own environment), YAML merge keys, normalisation, paths resolved against
+// workDir, and the loader's consistency checks (depends_on, volumes,
+// networks). Every profile is enabled, so the demo's services are checked too.
+func loadProject(file, workDir string, env []string) (*types.Project, error) {
+	opts, err := cli.NewProjectOptions([]string{file},
+		cli.WithWorkingDirectory(workDir),
+		cli.WithEnv(env),
+		cli.WithProfiles([]string{"*"}),
+		cli.WithInterpolation(true),
+		cli.WithResolvedPaths(true),
+		cli.WithConsistency(true),
+	)
+	if err != nil {
+		return nil, fmt.Errorf("compose options for %s: %w", file, err)
+	}
+	p, err := opts.LoadProject(context.Background())
+	if err != nil {
+		return nil, fmt.Errorf("loading %s: %w", file, err)
+	}
+	return p, nil
 }
 
-type healthcheck struct {
-	Test stringList `yaml:"test"`
+func mustLoadProject(t *testing.T, file, workDir string, env []string) *types.Project {
+	t.Helper()
+	p, err := loadProject(file, workDir, env)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
-
-type build struct{ Context, Dockerfile string }
-
-func (b *build) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind == yaml.ScalarNode {
-		b.Context = n.Value
-		return nil
-	}
-	var m struct{ Context, Dockerfile string }
-	if err := n.Decode(&m); err != nil {
-		return err
-	}
-	*b = build(m)
-	return nil
-}
-
-// stringList is a command: a YAML list, or a string split on spaces.
-type stringList []string
-
-func (s *stringList) UnmarshalYAML(n *yaml.Node) error {
-	if n.Kind == yaml.ScalarNode {
-		*s = strings.Fields(n.Value)
-		return nil
-	}
-	var l []string
-	if err := n.Decode(&l); err != nil {
-		return err
-	}
-	*s = l
-	return nil
-}
-
-// dependsOn is depends_on: a list of names or a map of name → condition.
-type dependsOn map[string]string
-
-func (d *dependsOn) UnmarshalYAML(n *yaml.Node) error {
-	*d = dependsOn{}
-	if n.Kind == yaml.SequenceNode {
-		var l []string
-		if err := n.Decode(&l); err != nil {
-			return err
-		}
-		for _, name := range l {
-			(*d)[name] = "service_started"
-		}
-		return nil
-	}
-	var m map[string]struct {
-		Condition string `yaml:"condition"`
-	}
-	if err := n.Decode(&m); err != nil {
-		return err
-	}
-	for name, c := range m {
-		cond := c.Condition
-		if cond == "" {
-			cond = "service_started"
-		}
-		(*d)[name] = cond
-	}
-	return nil
-}
-
-// envMap is environment: a map or a list of KEY=VALUE.
-type envMap map[string]string
-
-func (e *envMap) UnmarshalYAML(n *yaml.Node) error {
-	*e = envMap{}
-	if n.Kind == yaml.SequenceNode {
-		var l []string
-		if err := n.Decode(&l); err != nil {
-			return err
-		}
-		for _, kv := range l {
-			k, v, _ := strings.Cut(kv, "=")
-			(*e)[k] = v
-		}
-		return nil
-	}
-	var m map[string]string
-	if err := n.Decode(&m); err != nil {
-		return err
-	}
-	for k, v := range m {
-		(*e)[k] = v
-	}
-	return nil
-}
-
-// --- the Dockerfile ---
-
-type dockerfile struct {
-	stages     []string          // stage names (or "#<n>" when unnamed), in order
-	built      map[string]string // go build output path → package, e.g. /out/iochub → ./cmd/iochub
-	installed  map[string]string // binary path in the final image → the build output it was copied from
-	copied     []string          // sources of COPY without --from (repository paths)
-	entrypoint []string          // final stage's ENTRYPOINT (exec form)
-	cmd        []string          // final stage's CMD (exec form)
-	user       string            // final stage's USER
-}
-
-var goBuildRE = regexp.MustCompile(`go build\b[^&;]*?-o\s+(\S+)\s+(\./cmd/\S+)`)
-
-func parseDockerfile(text string) (dockerfile, error) {
-	df := dockerfile{built: map[string]string{}, installed: map[string]string{}}
-	text = strings.ReplaceAll(text, "\\\n", " ")
-	for i, line := range strings.Split(text, "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		instr, rest, _ := strings.Cut(line, " ")
-		rest = strings.TrimSpace(rest)
-		switch strings.ToUpper(instr) {
-		case "FROM":
-			f := strings.Fields(rest)
-			name := fmt.Sprintf("#%d", len(df.stages))
-			if len(f) >= 3 && strings.EqualFold(f[1], "AS") {
-				name = f[2]
-			}
-			df.stages = append(df.stages, name)
-			// A new stage starts: what the final image holds is what the last stage sets.
-			df.installed = map[string]string{}
-			df.entrypoint, df.cmd, df.user = nil, nil, ""
-		case "RUN":
-			for _, m := range goBuildRE.FindAllStringSubmatch(rest, -1) {
-				df.built[m[1]] = m[2]
-			}
-		case "COPY":
-			f := strings.Fields(rest)
-			from := ""
-			for len(f) > 0 && strings.HasPrefix(f[0], "--") {
-				if v, ok := strings.CutPrefix(f[0], "--from="); ok {
-					from = v
-				}
-				f = f[1:]
-			}
-			if len(f) < 2 {
-				return df, fmt.Errorf("line %d: COPY needs a source and a destination: %q", i+1, line)
-			}
-			srcs, dst := f[:len(f)-1], f[len(f)-1]
-			for _, src := range srcs {
-				if from == "" {
-					df.copied = append(df.copied, src)
-					continue
-				}
-				target := dst
-				if strings.HasSuffix(dst, "/") {
-					target = dst + path.Base(src)
-				}
-				df.installed[target] = src
-			}
-		case "ENTRYPOINT", "CMD":
-			var l []string
-			if err := yaml.Unmarshal([]byte(rest), &l); err != nil || !strings.HasPrefix(rest, "[") {
-				return df, fmt.Errorf("line %d: %s must use the exec form [\"...\"]: %q", i+1, instr, line)
-			}
-			if strings.EqualFold(instr, "ENTRYPOINT") {
-				df.entrypoint = l
-			} else {
-				df.cmd = l
-			}
-		case "USER":
-			df.user = rest
-		}
-	}
-	return df, nil
-}
-
-// --- the checks ---
 
 var (
-	roles         = []string{"ingest", "aggregator", "gateway", "all"}
-	conditions    = []string{"service_started", "service_healthy", "service_completed_successfully"}
+	roleNames     = []string{"ingest", "aggregator", "gateway", "all"}
 	iochubSubcmds = []string{"serve", "migrate", "units", "sources", "dev"}
 )
 
 // argv is what a service built from the Dockerfile runs: compose's
 // entrypoint replaces the image's ENTRYPOINT and drops its CMD.
-func argv(s service, df dockerfile) []string {
+func argv(s types.ServiceConfig, df dockerfile) []string {
 	if s.Entrypoint != nil {
-		out := slices.Clone(*s.Entrypoint)
-		if s.Command != nil {
-			out = append(out, *s.Command...)
-		}
-		return out
+		return append(slices.Clone([]string(s.Entrypoint)), s.Command...)
 	}
 	out := slices.Clone(df.entrypoint)
 	if s.Command != nil {
-		return append(out, *s.Command...)
+		return append(out, s.Command...)
 	}
 	return append(out, df.cmd...)
 }
@@ -254,115 +97,124 @@ func flagValue(args []string, name string) (string, bool) {
 	return "", false
 }
 
-// hostOf returns the host of a URL, after compose's ${VAR:-default} interpolation is set aside.
-func hostOf(raw string) string {
-	u, err := url.Parse(regexp.MustCompile(`\$\{[^}]*\}`).ReplaceAllString(raw, "x"))
-	if err != nil {
-		return ""
+// hostsOf returns the hosts of a URL or of a comma-separated list of URLs
+// (nats.Connect takes one: nats://a:4222,nats://b:4222).
+func hostsOf(raw string) []string {
+	var out []string
+	for _, one := range strings.Split(raw, ",") {
+		u, err := url.Parse(strings.TrimSpace(one))
+		if err != nil || u.Hostname() == "" {
+			out = append(out, "")
+			continue
+		}
+		out = append(out, u.Hostname())
 	}
-	return u.Hostname()
+	return out
+}
+
+// envOf is a service's environment with unset variables as "".
+func envOf(s types.ServiceConfig) map[string]string {
+	out := map[string]string{}
+	for k, v := range s.Environment {
+		if v != nil {
+			out[k] = *v
+		} else {
+			out[k] = ""
+		}
+	}
+	return out
 }
 
 type hostPort struct{ ip, port, proto string }
 
-func parsePort(p string) (hostPort, bool) {
-	proto := "tcp"
-	if a, b, ok := strings.Cut(p, "/"); ok {
-		p, proto = a, b
-	}
-	parts := strings.Split(p, ":")
-	switch len(parts) {
-	case 2:
-		return hostPort{"", parts[0], proto}, true
-	case 3:
-		return hostPort{parts[0], parts[1], proto}, true
-	}
-	return hostPort{}, false // a bare container port publishes on a random host port
-}
-
 func anyIP(ip string) bool { return ip == "" || ip == "0.0.0.0" || ip == "::" }
 
-// checkCompose returns every inconsistency between the compose file, the
-// Dockerfile and the repository found under root.
-func checkCompose(root string, cf composeFile, df dockerfile, dockerfilePath string) []error {
+// dockerfileOf is the Dockerfile a build uses, relative to root.
+func dockerfileOf(root string, b *types.BuildConfig) (string, error) {
+	df := b.Dockerfile
+	if df == "" {
+		df = "Dockerfile"
+	}
+	if !filepath.IsAbs(df) {
+		df = filepath.Join(b.Context, df)
+	}
+	absRoot, err := filepath.Abs(root)
+	if err != nil {
+		return "", err
+	}
+	rel, err := filepath.Rel(absRoot, df)
+	if err != nil {
+		return "", err
+	}
+	return filepath.ToSlash(rel), nil
+}
+
+// checkCompose returns every inconsistency between a loaded compose project,
+// the Dockerfile and the repository found under root: what the compose-spec
+// loader cannot know (iochub's roles and flags, the Dockerfile's binaries,
+// host port clashes, what a depends_on condition needs of its target). The
+// loader has refused unknown keys, undefined services and volumes, bad
+// conditions and depends_on cycles before.
+func checkCompose(root string, p *types.Project, df dockerfile, dockerfilePath string) []error {
 	var errs []error
 	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if len(cf.Services) == 0 {
+	if len(p.Services) == 0 {
 		bad("no services")
 	}
-	names := make([]string, 0, len(cf.Services))
-	for n := range cf.Services {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-
-	exists := func(rel string) bool {
-		_, err := os.Stat(filepath.Join(root, filepath.FromSlash(rel)))
-		return err == nil
-	}
+	names := slices.Sorted(func(yield func(string) bool) {
+		for n := range p.Services {
+			if !yield(n) {
+				return
+			}
+		}
+	})
 	rolesSeen := map[string]string{}
 	published := map[hostPort]string{}
 	for _, name := range names {
-		s := cf.Services[name]
+		s := p.Services[name]
 		// Images and builds.
 		usesDockerfile := false
 		switch {
 		case s.Build != nil:
-			df := s.Build.Dockerfile
-			if df == "" {
-				df = "Dockerfile"
+			rel, err := dockerfileOf(root, s.Build)
+			if err != nil {
+				bad("service %s: %v", name, err)
+				break
 			}
-			p := path.Join(s.Build.Context, df)
-			if !exists(p) {
-				bad("service %s: build dockerfile %s does not exist", name, p)
+			if !fileExists(filepath.Join(root, filepath.FromSlash(rel))) {
+				bad("service %s: build dockerfile %s does not exist", name, rel)
 			}
-			usesDockerfile = path.Clean(p) == dockerfilePath
-		case s.Image == "":
-			bad("service %s: neither image nor build", name)
+			usesDockerfile = rel == dockerfilePath
 		default:
-			if !strings.Contains(path.Base(s.Image), ":") || strings.HasSuffix(s.Image, ":latest") {
+			if !pinned(s.Image) {
 				bad("service %s: image %s is not pinned to a tag", name, s.Image)
 			}
 		}
-		// depends_on.
-		for dep, cond := range s.DependsOn {
-			d, ok := cf.Services[dep]
-			if !ok {
-				bad("service %s: depends_on names %s, which is not a service", name, dep)
-				continue
-			}
-			if !slices.Contains(conditions, cond) {
-				bad("service %s: depends_on %s has condition %q", name, dep, cond)
-			}
-			if cond == "service_healthy" && d.Healthcheck == nil {
+		// depends_on (the loader has checked the names, conditions and cycles).
+		for dep, d := range s.DependsOn {
+			target := p.Services[dep]
+			if d.Condition == "service_healthy" && (target.HealthCheck == nil || target.HealthCheck.Disable || len(target.HealthCheck.Test) == 0) {
 				bad("service %s: waits for %s to be healthy, but %s has no healthcheck", name, dep, dep)
 			}
-			if cond == "service_completed_successfully" && d.Restart != "no" && d.Restart != "" {
-				bad("service %s: waits for %s to complete, but %s restarts (%s)", name, dep, dep, d.Restart)
+			if d.Condition == "service_completed_successfully" && target.Restart != "no" && target.Restart != "" {
+				bad("service %s: waits for %s to complete, but %s restarts (%s)", name, dep, dep, target.Restart)
 			}
 		}
-		// Ports.
-		for _, p := range s.Ports {
-			hp, ok := parsePort(p)
-			if !ok {
-				continue
+		// Host ports.
+		for _, port := range s.Ports {
+			if port.Published == "" {
+				continue // a random host port
+			}
+			hp := hostPort{port.HostIP, port.Published, port.Protocol}
+			if hp.proto == "" {
+				hp.proto = "tcp"
 			}
 			for other, by := range published {
 				if other.port == hp.port && other.proto == hp.proto && (other.ip == hp.ip || anyIP(other.ip) || anyIP(hp.ip)) {
-					bad("service %s: host port %s clashes with service %s", name, p, by)
+					bad("service %s: host port %s:%s clashes with service %s", name, hp.ip, hp.port, by)
 				}
 			}
 			published[hp] = name
-		}
-		// Named volumes.
-		for _, v := range s.Volumes {
-			src, _, ok := strings.Cut(v, ":")
-			if !ok || strings.HasPrefix(src, ".") || strings.HasPrefix(src, "/") || strings.HasPrefix(src, "$") {
-				continue
-			}
-			if _, declared := cf.Volumes[src]; !declared {
-				bad("service %s: volume %s is not declared under volumes", name, src)
-			}
 		}
 		if !usesDockerfile {
 			continue
@@ -381,16 +233,22 @@ func checkCompose(root string, cf composeFile, df dockerfile, dockerfilePath str
 		if _, ok := df.built[from]; !ok {
 			bad("service %s: %s is copied from %s, which no go build in the Dockerfile writes", name, args[0], from)
 		}
-		env := s.Environment
-		switch path.Base(args[0]) {
+		env := envOf(s)
+		switch filepath.Base(args[0]) {
 		case "iochub":
 			if len(args) < 2 || !slices.Contains(iochubSubcmds, args[1]) {
 				bad("service %s: iochub needs a command from %v, got %v", name, iochubSubcmds, args[1:])
 				continue
 			}
-			needDB := func() {
-				if _, ok := flagValue(args, "database-url"); !ok && env["IOCHUB_DATABASE_URL"] == "" {
-					bad("service %s: iochub %s without --database-url or IOCHUB_DATABASE_URL", name, args[1])
+			// The roles' variables must be ones serve reads (the one-off
+			// jobs share the roles' environment through the anchor, and
+			// ignore what they do not read).
+			if args[1] == "serve" {
+				for k := range env {
+					flag := strings.ToLower(strings.ReplaceAll(strings.TrimPrefix(k, "IOCHUB_"), "_", "-"))
+					if strings.HasPrefix(k, "IOCHUB_") && (!slices.Contains(iochubFlags["serve"], flag) || flag == "check-config") {
+						bad("service %s: sets %s, which iochub serve does not read (no flag --%s)", name, k, flag)
+					}
 				}
 			}
 			switch args[1] {
@@ -405,8 +263,8 @@ func checkCompose(root string, cf composeFile, df dockerfile, dockerfilePath str
 				if e := env["IOCHUB_TARGET"]; e != "" && e != target {
 					bad("service %s: --target=%s but IOCHUB_TARGET=%s", name, target, e)
 				}
-				if !slices.Contains(roles, target) {
-					bad("service %s: --target=%s; want one of %v", name, target, roles)
+				if !slices.Contains(roleNames, target) {
+					bad("service %s: --target=%s; want one of %v", name, target, roleNames)
 				}
 				rolesSeen[target] = name
 				for _, k := range []string{"IOCHUB_NATS_URL", "IOCHUB_DATABASE_URL", "IOCHUB_HTTP"} {
@@ -414,18 +272,26 @@ func checkCompose(root string, cf composeFile, df dockerfile, dockerfilePath str
 						bad("service %s: iochub serve without %s", name, k)
 					}
 				}
-				if h := env["IOCHUB_HTTP"]; h != "" {
-					if _, _, err := net.SplitHostPort(h); err != nil {
-						bad("service %s: IOCHUB_HTTP %q is not host:port", name, h)
+				for _, k := range []string{"IOCHUB_HTTP", "IOCHUB_OPS_HTTP"} {
+					if h := env[k]; h != "" {
+						if _, _, err := net.SplitHostPort(h); err != nil {
+							bad("service %s: %s %q is not host:port", name, k, h)
+						}
 					}
 				}
 			case "migrate", "units", "sources":
-				needDB()
+				if _, ok := flagValue(args, "database-url"); !ok && env["IOCHUB_DATABASE_URL"] == "" {
+					bad("service %s: iochub %s without --database-url or IOCHUB_DATABASE_URL", name, args[1])
+				}
 			}
 			for _, k := range []string{"IOCHUB_NATS_URL", "IOCHUB_DATABASE_URL"} {
-				if v := env[k]; v != "" {
-					if _, ok := cf.Services[hostOf(v)]; !ok {
-						bad("service %s: %s host %q is not a service", name, k, hostOf(v))
+				v := env[k]
+				if v == "" {
+					continue
+				}
+				for _, h := range hostsOf(v) {
+					if _, ok := p.Services[h]; !ok {
+						bad("service %s: %s host %q is not a service", name, k, h)
 					}
 				}
 			}
@@ -437,15 +303,16 @@ func checkCompose(root string, cf composeFile, df dockerfile, dockerfilePath str
 			if v, ok := flagValue(args, "url"); ok {
 				u = v
 			}
-			target, ok := cf.Services[hostOf(u)]
+			h := hostsOf(u)[0]
+			target, ok := p.Services[h]
 			if !ok {
 				bad("service %s: simulator URL %q does not name a service", name, u)
 				continue
 			}
 			if t := argv(target, df); len(t) < 2 || t[1] != "serve" {
-				bad("service %s: simulator posts to %s, which does not run iochub serve", name, hostOf(u))
+				bad("service %s: simulator posts to %s, which does not run iochub serve", name, h)
 			} else if tv, _ := flagValue(t, "target"); tv != "ingest" && tv != "all" {
-				bad("service %s: simulator posts to %s, which runs --target=%s, not the ingest", name, hostOf(u), tv)
+				bad("service %s: simulator posts to %s, which runs --target=%s, not the ingest", name, h, tv)
 			}
 		}
 	}
@@ -454,94 +321,17 @@ func checkCompose(root string, cf composeFile, df dockerfile, dockerfilePath str
 			bad("no service runs iochub serve --target=%s (or all)", r)
 		}
 	}
-	// Cycles in depends_on.
-	state := map[string]int{}
-	var visit func(string) bool
-	visit = func(n string) bool {
-		switch state[n] {
-		case 1:
-			return true
-		case 2:
-			return false
-		}
-		state[n] = 1
-		for d := range cf.Services[n].DependsOn {
-			if _, ok := cf.Services[d]; ok && visit(d) {
-				return true
-			}
-		}
-		state[n] = 2
-		return false
-	}
-	for _, n := range names {
-		if visit(n) {
-			bad("depends_on has a cycle through %s", n)
-			break
-		}
-	}
 	return errs
 }
 
-func checkDockerfile(root string, df dockerfile) []error {
-	var errs []error
-	bad := func(format string, args ...any) { errs = append(errs, fmt.Errorf(format, args...)) }
-	if len(df.stages) < 2 {
-		bad("Dockerfile has %d FROM stages; want a multi-stage build (≥ 2)", len(df.stages))
+// pinned reports whether an image names a tag other than latest (or a digest).
+func pinned(image string) bool {
+	if strings.Contains(image, "@sha256:") {
+		return true
 	}
-	if df.user == "" || df.user == "root" || df.user == "0" || strings.HasPrefix(df.user, "root:") || strings.HasPrefix(df.user, "0:") {
-		bad("Dockerfile's final stage runs as %q; want a non-root USER", df.user)
-	}
-	for out, pkg := range df.built {
-		if _, err := os.Stat(filepath.Join(root, filepath.FromSlash(pkg))); err != nil {
-			bad("Dockerfile builds %s from %s, which does not exist", out, pkg)
-		}
-	}
-	for _, want := range []string{"iochub", "iocsim"} {
-		found := false
-		for dst, src := range df.installed {
-			if path.Base(dst) == want && df.built[src] == "./cmd/"+want {
-				found = true
-			}
-		}
-		if !found {
-			bad("Dockerfile's final image lacks %s built from ./cmd/%s", want, want)
-		}
-	}
-	for _, src := range df.copied {
-		if src == "." || strings.HasSuffix(src, "/") && src != "web/" {
-			continue
-		}
-		if _, err := os.Stat(filepath.Join(root, filepath.FromSlash(src))); err != nil {
-			bad("Dockerfile copies %s, which does not exist in the repository", src)
-		}
-	}
-	return errs
-}
-
-func loadCompose(t *testing.T, file string) composeFile {
-	t.Helper()
-	b, err := os.ReadFile(file)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var cf composeFile
-	if err := yaml.Unmarshal(b, &cf); err != nil {
-		t.Fatalf("parsing %s: %v", file, err)
-	}
-	return cf
-}
-
-func loadDockerfile(t *testing.T) dockerfile {
-	t.Helper()
-	b, err := os.ReadFile("Dockerfile")
-	if err != nil {
-		t.Fatal(err)
-	}
-	df, err := parseDockerfile(string(b))
-	if err != nil {
-		t.Fatalf("parsing deploy/Dockerfile: %v", err)
-	}
-	return df
+	last := image[strings.LastIndex(image, "/")+1:]
+	_, tag, ok := strings.Cut(last, ":")
+	return ok && tag != "" && tag != "latest"
 }
 
 func keys[V any](m map[string]V) []string {
@@ -553,135 +343,157 @@ func keys[V any](m map[string]V) []string {
 	return out
 }
 
-func TestDockerfile(t *testing.T) {
+func TestComposeFiles(t *testing.T) {
 	df := loadDockerfile(t)
-	for _, err := range checkDockerfile(repoRoot, df) {
-		t.Error(err)
+	for _, cf := range composeFiles {
+		t.Run(filepath.Base(cf.file), func(t *testing.T) {
+			p := mustLoadProject(t, cf.file, filepath.Dir(cf.file), cf.env)
+			for _, err := range checkCompose(repoRoot, p, df, "deploy/Dockerfile") {
+				t.Error(err)
+			}
+			if len(p.DisabledServices) != 0 {
+				t.Errorf("services %v are disabled with every profile enabled", keys(p.DisabledServices))
+			}
+			pg := p.Services["postgis"]
+			if !strings.HasPrefix(pg.Image, "postgis/postgis:15-3") || pg.HealthCheck == nil ||
+				!strings.Contains(strings.Join(pg.HealthCheck.Test, " "), "pg_isready") || len(pg.Volumes) == 0 {
+				t.Errorf("postgis: image %s, healthcheck %v, volumes %v; want postgis/postgis:15-3.x, pg_isready, a volume", pg.Image, pg.HealthCheck, pg.Volumes)
+			}
+			if cond := p.Services["migrate"].DependsOn["postgis"].Condition; cond != "service_healthy" {
+				t.Errorf("migrate waits for postgis with %q; want service_healthy", cond)
+			}
+		})
 	}
 }
 
-func TestComposeFile(t *testing.T) {
-	cf := loadCompose(t, filepath.Join(repoRoot, "docker-compose.yml"))
-	df := loadDockerfile(t)
-	for _, err := range checkCompose(repoRoot, cf, df, "deploy/Dockerfile") {
-		t.Error(err)
-	}
-	// What the brief asks of the stateful services.
-	nats := cf.Services["nats"]
-	if nats.Command == nil || !slices.Contains(*nats.Command, "-js") || !slices.Contains(*nats.Command, "-sd") {
+// TestComposeSingleNode is what the demo's docker-compose.yml promises: one
+// JetStream node with its store on a volume.
+func TestComposeSingleNode(t *testing.T) {
+	p := mustLoadProject(t, "../docker-compose.yml", repoRoot, nil)
+	nats := p.Services["nats"]
+	if !slices.Contains(nats.Command, "-js") || !slices.Contains(nats.Command, "-sd") {
 		t.Errorf("nats command %v; want -js -sd /data", nats.Command)
 	}
-	if nats.Healthcheck == nil || len(nats.Volumes) == 0 {
+	if nats.HealthCheck == nil || len(nats.Volumes) == 0 {
 		t.Error("nats lacks a healthcheck or a volume")
-	}
-	pg := cf.Services["postgis"]
-	if !strings.HasPrefix(pg.Image, "postgis/postgis:15-3") || pg.Healthcheck == nil ||
-		!strings.Contains(strings.Join(pg.Healthcheck.Test, " "), "pg_isready") || len(pg.Volumes) == 0 {
-		t.Errorf("postgis: image %s, healthcheck %v, volumes %v; want postgis/postgis:15-3.x, pg_isready, a volume", pg.Image, pg.Healthcheck, pg.Volumes)
-	}
-	if cond := cf.Services["migrate"].DependsOn["postgis"]; cond != "service_healthy" {
-		t.Errorf("migrate waits for postgis with %q; want service_healthy", cond)
 	}
 }
 
-// TestComposeChecksCatch feeds the checker broken compose files, so that
-// TestComposeFile passing means something. The fixtures are read as if they
-// were at the repository root (build contexts are relative to it).
+// TestComposeCluster checks deploy/compose/cluster.yml against hub.conf: the
+// three nodes are the routes of the config, each has its name, store and
+// healthcheck, and every role lists the three nodes and asks for R3 streams.
+func TestComposeCluster(t *testing.T) {
+	const file = "compose/cluster.yml"
+	p := mustLoadProject(t, file, "compose", composeFiles[1].env)
+	routes := hubRoutes(t)
+	if len(routes) != 3 {
+		t.Fatalf("hub.conf has routes %v; want 3", routes)
+	}
+	for _, node := range routes {
+		s, ok := p.Services[node]
+		if !ok {
+			t.Errorf("hub.conf routes to %s, which is not a service of %s", node, file)
+			continue
+		}
+		env := envOf(s)
+		if env["NATS_SERVER_NAME"] != node {
+			t.Errorf("%s: NATS_SERVER_NAME %q; want %q (a fixed name keeps its JetStream state)", node, env["NATS_SERVER_NAME"], node)
+		}
+		if s.Image != p.Services[routes[0]].Image {
+			t.Errorf("%s runs %s but %s runs %s", node, s.Image, routes[0], p.Services[routes[0]].Image)
+		}
+		var conf, data bool
+		for _, v := range s.Volumes {
+			conf = conf || v.Type == types.VolumeTypeBind && strings.HasSuffix(v.Source, filepath.FromSlash("deploy/nats/hub.conf")) && v.ReadOnly
+			data = data || v.Type == types.VolumeTypeVolume && v.Target == "/data" && v.Source == node+"-data"
+		}
+		if !conf || !data {
+			t.Errorf("%s: volumes %+v; want hub.conf read-only and its own volume on /data (hub.conf's store_dir)", node, s.Volumes)
+		}
+		if c, _ := flagValue(s.Command, "c"); c != "/etc/nats/hub.conf" {
+			t.Errorf("%s: command %v; want -c /etc/nats/hub.conf", node, s.Command)
+		}
+		if s.HealthCheck == nil || !strings.Contains(strings.Join(s.HealthCheck.Test, " "), "/healthz") {
+			t.Errorf("%s: healthcheck %v; want the monitoring /healthz", node, s.HealthCheck)
+		}
+	}
+	for _, role := range []string{"ingest", "aggregator", "gateway"} {
+		s := p.Services[role]
+		env := envOf(s)
+		if env["IOCHUB_STREAM_REPLICAS"] != "3" {
+			t.Errorf("%s: IOCHUB_STREAM_REPLICAS %q; want 3", role, env["IOCHUB_STREAM_REPLICAS"])
+		}
+		if hosts := hostsOf(env["IOCHUB_NATS_URL"]); !slices.Equal(hosts, routes) {
+			t.Errorf("%s: IOCHUB_NATS_URL names %v; want every node %v", role, hosts, routes)
+		}
+		for _, node := range routes {
+			if s.DependsOn[node].Condition != "service_healthy" {
+				t.Errorf("%s: waits for %s with %q; want service_healthy", role, node, s.DependsOn[node].Condition)
+			}
+		}
+	}
+	// The leaf password has no default: without it compose refuses to start.
+	if _, err := loadProject(file, "compose", nil); err == nil || !strings.Contains(err.Error(), "LEAF_PASSWORD_00070") {
+		t.Errorf("loading without LEAF_PASSWORD_00070: %v; want an error naming it", err)
+	}
+}
+
+// TestComposeChecksCatch feeds the loader and the checks broken compose
+// files, so that TestComposeFiles passing means something. The fixtures are
+// read as if they were at the repository root (build contexts are relative
+// to it). Some mistakes the compose-spec loader refuses itself; the test
+// says which.
 func TestComposeChecksCatch(t *testing.T) {
 	df := loadDockerfile(t)
 	tests := []struct {
 		file string
-		want string
+		// loader is whether the loader refuses the file (else checkCompose).
+		loader bool
+		want   string
 	}{
-		{"testdata/port-clash.bad.yml", "clashes"},
-		{"testdata/unknown-dependency.bad.yml", "not a service"},
-		{"testdata/bad-target.bad.yml", "--target=querier"},
-		{"testdata/missing-dockerfile.bad.yml", "does not exist"},
-		{"testdata/wrong-binary.bad.yml", "does not install"},
-		{"testdata/healthy-without-healthcheck.bad.yml", "no healthcheck"},
-		{"testdata/sim-not-to-ingest.bad.yml", "not the ingest"},
-		{"testdata/cycle.bad.yml", "cycle"},
-		{"testdata/missing-role.bad.yml", "--target=aggregator"},
+		{"port-clash.bad.yml", false, "clashes"},
+		{"unknown-dependency.bad.yml", true, "undefined service"},
+		{"bad-target.bad.yml", false, "--target=querier"},
+		{"missing-dockerfile.bad.yml", false, "does not exist"},
+		{"wrong-binary.bad.yml", false, "does not install"},
+		{"healthy-without-healthcheck.bad.yml", false, "no healthcheck"},
+		{"sim-not-to-ingest.bad.yml", false, "not the ingest"},
+		{"cycle.bad.yml", true, "dependency cycle detected"},
+		{"missing-role.bad.yml", false, "--target=aggregator"},
+		{"nats-url-not-a-service.bad.yml", false, `host "hub-4" is not a service`},
+		{"unpinned-image.bad.yml", false, "not pinned"},
+		{"unknown-env.bad.yml", false, "IOCHUB_NATS_REPLICAS, which iochub serve does not read"},
+		{"unknown-key.bad.yml", true, "healthchek"},
+		{"undeclared-volume.bad.yml", true, "undefined volume"},
+		{"bad-condition.bad.yml", true, "condition value must be one of"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.file, func(t *testing.T) {
-			cf := loadCompose(t, tt.file)
-			errs := checkCompose(repoRoot, cf, df, "deploy/Dockerfile")
+			p, err := loadProject(filepath.Join("testdata/compose", tt.file), repoRoot, nil)
+			if tt.loader {
+				if err == nil || !strings.Contains(err.Error(), tt.want) {
+					t.Errorf("loader: %v; want an error containing %q", err, tt.want)
+				}
+				return
+			}
+			if err != nil {
+				t.Fatalf("the loader refuses a file meant for checkCompose: %v", err)
+			}
+			errs := checkCompose(repoRoot, p, df, "deploy/Dockerfile")
 			if !strings.Contains(errors.Join(errs...).Error()+" ", tt.want) {
 				t.Errorf("errors %v; want one containing %q", errs, tt.want)
 			}
 		})
 	}
 	t.Run("good fixture", func(t *testing.T) {
-		cf := loadCompose(t, "testdata/minimal.good.yml")
-		if errs := checkCompose(repoRoot, cf, df, "deploy/Dockerfile"); len(errs) > 0 {
+		p := mustLoadProject(t, "testdata/compose/minimal.good.yml", repoRoot, nil)
+		if errs := checkCompose(repoRoot, p, df, "deploy/Dockerfile"); len(errs) > 0 {
 			t.Errorf("errors %v; want none", errs)
 		}
 	})
 }
 
-func TestDockerfileChecksCatch(t *testing.T) {
-	tests := []struct {
-		name, text, want string
-	}{
-		{"single stage", "FROM golang:1.26\nRUN go build -o /out/iochub ./cmd/iochub\nUSER nobody\n", "FROM stages"},
-		{"root", "FROM golang:1.26 AS build\nRUN go build -o /out/iochub ./cmd/iochub && go build -o /out/iocsim ./cmd/iocsim\nFROM scratch\nCOPY --from=build /out/iochub /usr/local/bin/iochub\nCOPY --from=build /out/iocsim /usr/local/bin/iocsim\n", "non-root"},
-		{"binary not built", "FROM golang:1.26 AS build\nRUN go build -o /out/iochub ./cmd/iochub\nFROM scratch\nCOPY --from=build /out/iochub /usr/local/bin/iochub\nCOPY --from=build /out/iocsim /usr/local/bin/iocsim\nUSER 65532\n", "lacks iocsim"},
-		{"missing package", "FROM golang:1.26 AS build\nRUN go build -o /out/x ./cmd/nosuch\nFROM scratch\nUSER 65532\n", "does not exist"},
-	}
-	for _, tt := range tests {
-		t.Run(tt.name, func(t *testing.T) {
-			df, err := parseDockerfile(tt.text)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if errs := checkDockerfile(repoRoot, df); !strings.Contains(errors.Join(errs...).Error()+" ", tt.want) {
-				t.Errorf("errors %v; want one containing %q", errs, tt.want)
-			}
-		})
-	}
-}
-
-// TestNATSConfigs loads the cluster and leaf-node sketches with nats-server's
-// own config parser: they are not run anywhere yet, but they must at least be
-// configs NATS accepts, with the shape DESIGN.md describes.
-func TestNATSConfigs(t *testing.T) {
-	t.Setenv("NATS_SERVER_NAME", "hub-1")
-	t.Setenv("LEAF_PASSWORD_00070", "s3cret")
-	for i := 1; i <= 3; i++ {
-		t.Setenv(fmt.Sprintf("LEAF_HUB_URL_%d", i), fmt.Sprintf("nats-leaf://ioc-00070:s3cret@hub-%d:7422", i))
-	}
-	t.Run("hub", func(t *testing.T) {
-		o, err := server.ProcessConfigFile("nats/hub.conf")
-		if err != nil {
-			t.Fatalf("hub.conf: %v", err)
-		}
-		if !o.JetStream || o.JetStreamDomain != "hub" || o.ServerName != "hub-1" {
-			t.Errorf("jetstream %v domain %q server_name %q; want JetStream on, domain hub, name from the env", o.JetStream, o.JetStreamDomain, o.ServerName)
-		}
-		if o.Cluster.Name == "" || len(o.Routes) != 3 {
-			t.Errorf("cluster %q with %d routes; want a named 3-node cluster", o.Cluster.Name, len(o.Routes))
-		}
-		if o.LeafNode.Port == 0 || len(o.LeafNode.Users) == 0 {
-			t.Errorf("leafnodes port %d users %d; want a leaf listener with users", o.LeafNode.Port, len(o.LeafNode.Users))
-		}
-	})
-	t.Run("leaf", func(t *testing.T) {
-		o, err := server.ProcessConfigFile("nats/leaf.conf")
-		if err != nil {
-			t.Fatalf("leaf.conf: %v", err)
-		}
-		if !o.JetStream || o.JetStreamDomain == "" || o.JetStreamDomain == "hub" {
-			t.Errorf("jetstream %v domain %q; want its own domain", o.JetStream, o.JetStreamDomain)
-		}
-		if o.ServerName == "" || strings.Contains(o.ServerName, "$") {
-			t.Errorf("server_name %q; want a fixed name", o.ServerName)
-		}
-		if len(o.LeafNode.Remotes) != 1 || len(o.LeafNode.Remotes[0].URLs) != 3 {
-			t.Fatalf("remotes %v; want one remote with the 3 hub nodes", o.LeafNode.Remotes)
-		}
-		if u := o.LeafNode.Remotes[0].URLs[0]; u.User.Username() != "ioc-00070" {
-			t.Errorf("remote user %q; want ioc-00070, a user of hub.conf", u.User.Username())
-		}
-	})
+func fileExists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
 }
