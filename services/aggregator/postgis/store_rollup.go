@@ -384,10 +384,31 @@ func (p path) holds(at time.Time) bool {
 
 // writeRollups adds the contributions of the rows b inserted (res, by each
 // kind's contribute hook) to rollup and their members to rollup_member_day
-// (countMembers) and records the roll-ups written in res.Rollups. in holds
-// the units of b's rows and their ancestors, and the member rows apply
-// locked.
+// (countMembers) and records the roll-ups written in res.Rollups, in one
+// round trip of its own (queueRollups). in holds the units of b's rows and
+// their ancestors, and the member rows stage locked.
 func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollupOptions, in rollupInput) error {
+	var pb pgx.Batch
+	done, err := queueRollups(ctx, tx, &pb, b, res, ro, in)
+	if err != nil || pb.Len() == 0 {
+		return err
+	}
+	if err := tx.SendBatch(ctx, &pb).Close(); err != nil {
+		return fmt.Errorf("adding roll-ups: %w", err)
+	}
+	done()
+	return nil
+}
+
+// queueRollups queues on pb the statements that add the contributions of
+// the rows of b that res says were inserted (and res's changes) to rollup
+// and rollup_member_day, and read back the roll-ups written into
+// res.Rollups; once pb is sent (and its results read without error), done
+// sets their known, stale and gauge figures. It sends a round trip of its
+// own only to create the member rows that do not exist yet (once per
+// entity, day and unit). pb is left as it was when there is nothing to add.
+func queueRollups(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, b Batch, res *Result, ro rollupOptions, in rollupInput) (done func(), err error) {
+	done = func() {}
 	tree := in.tree
 	acc := map[rollupKey]*Rollup{}
 	var order []rollupKey
@@ -481,11 +502,10 @@ func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollu
 		emit(c)
 	}
 	if len(order) == 0 {
-		return nil
+		return done, nil
 	}
-	var pb pgx.Batch
-	if err := countMembers(ctx, tx, &pb, acc, members, morder, in.members); err != nil {
-		return err
+	if err := countMembers(ctx, tx, pb, acc, members, morder, in.members); err != nil {
+		return done, err
 	}
 	n := len(order)
 	var (
@@ -531,7 +551,6 @@ func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollu
 	// One round trip: the members' rows, the roll-ups, then the known and
 	// stale figures of their units and the gauges of the alert and report
 	// roll-ups.
-	var scanErr error
 	pb.Queue(sqlUpsertRollups, units, layers, wins, starts, provs, ns, lates,
 		aqiNs, aqiSums, aqiMaxs, bandMaxs, doms, speedWs, speedWSums, congNs, congKs, vehicles,
 		levelMaxs, alarmMaxs, alarm1s, alarm2s, alarm3s, tempNs, tempSums, precips, windMaxs,
@@ -550,8 +569,7 @@ func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollu
 				&r.ResolvedN, &r.ResolvedInSLAN, &r.OverdueN, &r.Members, &grades, &r.UpdatedAt,
 				&r.Activated[0], &r.Activated[1], &r.Activated[2], &r.Activated[3], &r.Activated[4],
 				&r.Ended[0], &r.Ended[1], &r.Ended[2], &r.Ended[3], &r.Ended[4], &r.OpenN, &r.ClosedN, &r.RejectedN); err != nil {
-				scanErr = fmt.Errorf("reading roll-ups: %w", err)
-				return scanErr
+				return fmt.Errorf("reading %d roll-ups: %w", n, err)
 			}
 			copy(r.GradeN[:], grades)
 			res.Rollups = append(res.Rollups, r)
@@ -560,18 +578,13 @@ func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollu
 	})
 	ctxUnits := slices.Clone(units) // the queued statement holds units until the batch is sent
 	slices.Sort(ctxUnits)
-	counts := queueRollupContext(&pb, slices.Compact(ctxUnits))
+	counts := queueRollupContext(pb, slices.Compact(ctxUnits))
 	// The gauges last: they read the changes the upsert just wrote.
-	gauges := queueRollupGauges(&pb, order)
-	if err := tx.SendBatch(ctx, &pb).Close(); err != nil {
-		if scanErr != nil {
-			return scanErr
-		}
-		return fmt.Errorf("adding %d roll-ups: %w", n, err)
-	}
-	setRollupContext(res.Rollups, counts)
-	setRollupGauges(res.Rollups, gauges)
-	return nil
+	gauges := queueRollupGauges(pb, order)
+	return func() {
+		setRollupContext(res.Rollups, counts)
+		setRollupGauges(res.Rollups, gauges)
+	}, nil
 }
 
 // countMembers adds the batch's members (by row of rollup_member_day, in
@@ -599,7 +612,7 @@ func countMembers(ctx context.Context, tx pgx.Tx, out *pgx.Batch, acc map[rollup
 	for i, k := range order {
 		days[i] = time.Unix(k.day, 0).UTC()
 	}
-	// apply locked the rows there (by entity and day); the ones not there
+	// stage locked the rows there (by entity and day); the ones not there
 	// yet (an entity's first batch of the day in a unit) are created, then
 	// locked: one more round trip, once per entity, day and unit.
 	var nLayers, nEntities, nUnits []string
@@ -670,8 +683,9 @@ func countMembers(ctx context.Context, tx pgx.Tx, out *pgx.Batch, acc map[rollup
 	return nil
 }
 
-// rollupInput is what the roll-ups read in apply's round trip: the unit
-// tree of the batch's rows and the batch's member rows, locked.
+// rollupInput is what the roll-ups read before the inserts (in stage's
+// round trip): the unit tree of the batch's rows and the batch's member
+// rows, locked.
 type rollupInput struct {
 	tree    unitTree
 	members *memberRows
@@ -746,16 +760,7 @@ func (m *memberRows) collect(rows pgx.Rows) error {
 // The rows are in what it returns once pb is sent; nil when b has no
 // station or segment.
 func queueMemberLock(pb *pgx.Batch, b Batch) *memberRows {
-	var all Result // every row as if inserted
-	for _, k := range kindStores {
-		if k.result != nil && k.contribute != nil {
-			ins := make([]int, k.rows(b))
-			for i := range ins {
-				ins[i] = i
-			}
-			k.result(&all).Inserted = ins
-		}
-	}
+	all := allInserted(b) // every row as if inserted
 	m := &memberRows{grades: map[memberKey]*memberRow{}, ranges: map[entityDay]minuteRange{}}
 	var keys []entityDay
 	for _, k := range kindStores {
