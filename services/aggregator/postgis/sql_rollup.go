@@ -42,11 +42,11 @@ ON CONFLICT DO NOTHING`
 
 // sqlLockMemberDays reads and locks the rows of rollup_member_day $1…$4
 // (layer, entity, day, unit; given in key order, which the nested loop over
-// the primary key keeps, so writers lock in one order): their first 121
-// slots (day, hours, quarters) and their minutes $5…$6 (0…1439). A batch
-// counts its members from them and writes them back (sqlUpdateMemberDays)
-// before its commit.
-const sqlLockMemberDays = `SELECT m.layer, m.entity, m.day, m.unit_code,
+// the primary key keeps, so writers lock in one order): their version,
+// their first 121 slots (day, hours, quarters) and their minutes $5…$6
+// (0…1439). A batch counts its members from them and writes them back
+// (sqlUpdateMemberDays) before its commit.
+const sqlLockMemberDays = `SELECT m.layer, m.entity, m.day, m.unit_code, m.version,
     substring(m.grades FROM 1 FOR 121), substring(m.grades FROM 122 + k.lo FOR k.hi - k.lo + 1)
 FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::integer[], $6::integer[]) AS k (l, e, d, u, lo, hi)
 JOIN LATERAL (SELECT * FROM rollup_member_day m
@@ -55,7 +55,7 @@ JOIN LATERAL (SELECT * FROM rollup_member_day m
 
 // sqlLockEntityDays is sqlLockMemberDays for every unit of the entities $2
 // of layers $1 in the days $3 (in key order), minutes $4…$5.
-const sqlLockEntityDays = `SELECT m.layer, m.entity, m.day, m.unit_code,
+const sqlLockEntityDays = `SELECT m.layer, m.entity, m.day, m.unit_code, m.version,
     substring(m.grades FROM 1 FOR 121), substring(m.grades FROM 122 + k.lo FOR k.hi - k.lo + 1)
 FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::integer[], $5::integer[]) AS k (l, e, d, lo, hi)
 JOIN LATERAL (SELECT * FROM rollup_member_day m
@@ -63,14 +63,36 @@ JOIN LATERAL (SELECT * FROM rollup_member_day m
     ORDER BY m.unit_code
     FOR UPDATE) m ON true`
 
+// sqlReadEntityDays is sqlLockEntityDays without the lock: a batch that
+// writes the rows only at the version it read (sqlUpdateMemberDays) and
+// creates the rows it did not find (sqlCreateMemberDays) needs none.
+const sqlReadEntityDays = `SELECT m.layer, m.entity, m.day, m.unit_code, m.version,
+    substring(m.grades FROM 1 FOR 121), substring(m.grades FROM 122 + k.lo FOR k.hi - k.lo + 1)
+FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::integer[], $5::integer[]) AS k (l, e, d, lo, hi)
+JOIN rollup_member_day m ON m.layer = k.l AND m.entity = k.e AND m.day = k.d`
+
+// sqlCreateMemberDays creates the rows of rollup_member_day $1…$4 (layer,
+// entity, day, unit; in key order) with their grades $5, at version 0, and
+// returns a row per row created: none for a row that exists (another writer
+// created it since the batch found none).
+const sqlCreateMemberDays = `INSERT INTO rollup_member_day (layer, entity, day, unit_code, grades, version)
+SELECT l, e, d, u, g, 0 FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::bytea[]) AS k (l, e, d, u, g)
+ORDER BY l, e, d, u
+ON CONFLICT DO NOTHING
+RETURNING 1`
+
 // sqlUpdateMemberDays writes back the rows of rollup_member_day a batch
-// changed ($1…$4 their keys): the first 121 slots $5, the minutes $7 from
-// minute $6, and adds the members upgraded $8.
+// changed ($1…$4 their keys) where their version is still $9, the one the
+// batch read (00029): the first 121 slots $5, the minutes $7 from minute $6;
+// it adds the members upgraded $8 and 1 to the version, and returns a row
+// per row written.
 const sqlUpdateMemberDays = `UPDATE rollup_member_day m
-SET grades = overlay(overlay(m.grades PLACING k.head FROM 1) PLACING k.mins FROM 122 + k.lo), upgrades = m.upgrades + k.up
-FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::bytea[], $6::integer[], $7::bytea[], $8::integer[])
-    AS k (l, e, d, u, head, lo, mins, up)
-WHERE m.layer = k.l AND m.entity = k.e AND m.day = k.d AND m.unit_code = k.u`
+SET grades = overlay(overlay(m.grades PLACING k.head FROM 1) PLACING k.mins FROM 122 + k.lo), upgrades = m.upgrades + k.up,
+    version = m.version + 1
+FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::bytea[], $6::integer[], $7::bytea[], $8::integer[], $9::bigint[])
+    AS k (l, e, d, u, head, lo, mins, up, v)
+WHERE m.layer = k.l AND m.entity = k.e AND m.day = k.d AND m.unit_code = k.u AND m.version = k.v
+RETURNING 1`
 
 // sqlUpsertRollups adds a batch's contributions, one row per unit, layer,
 // window and start (unnest of the arrays $1…$29), to rollup and returns every

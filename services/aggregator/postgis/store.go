@@ -216,8 +216,12 @@ type Store struct {
 	timeout string
 	rollups rollupOptions
 	// allNew counts the batches writeAllNew wrote; rewritten those it
-	// gave back to the exact way (some row not new).
+	// gave back to the exact way (some row not new, or some member row
+	// changed since the store kept it).
 	allNew, rewritten atomic.Int64
+	// members are the member rows the store's batches read or wrote last
+	// (writeAllNew).
+	members memberCache
 }
 
 // NewStore returns a store with the default StoreConfig writing through pool,
@@ -329,16 +333,12 @@ func (s *Store) WriteBatch(ctx context.Context, b Batch) (Result, error) {
 	}
 	err := s.BeginFunc(ctx, func(tx pgx.Tx) error {
 		var in rollupInput
-		var reads func(*pgx.Batch)
-		if s.rollups.on {
-			reads = func(pb *pgx.Batch) { queueRollupReads(pb, b, &in) }
-		}
-		read, err := stage(ctx, tx, b, reads)
-		if err != nil {
+		if _, err := stage(ctx, tx, b, nil); err != nil {
 			return err
 		}
-		if read {
-			reads = nil // sent with the staging
+		var reads func(*pgx.Batch)
+		if s.rollups.on {
+			reads = func(pb *pgx.Batch) { queueRollupReads(pb, b, &in, nil) }
 		}
 		if err := apply(ctx, tx, b, &res, s.rollups, reads); err != nil {
 			return err
@@ -352,8 +352,14 @@ func (s *Store) WriteBatch(ctx context.Context, b Batch) (Result, error) {
 		}
 		// After the writes: the reports' write says which reports it opened.
 		if s.rollups.on {
+			// The member rows it writes, locked, get new versions: the
+			// store's copies of them are stale from here on.
+			s.members.forget(in.members)
 			if err := writeRollups(ctx, tx, b, &res, s.rollups, in); err != nil {
 				return err
+			}
+			if err := in.members.check(); err != nil {
+				return fmt.Errorf("%w: %w", ErrMemberRow, err) // they were locked
 			}
 		}
 		return nil
@@ -365,7 +371,8 @@ func (s *Store) WriteBatch(ctx context.Context, b Batch) (Result, error) {
 }
 
 // errNotAllNew is writeAllNew's answer when some row of the batch was not
-// inserted: its transaction was rolled back.
+// inserted, or some member row it took from the store's memory had changed
+// (errMemberVersion): its transaction was rolled back.
 var errNotAllNew = errors.New("some row of the batch was stored before")
 
 // observationsOnly reports whether b holds no rows of a kind that writes
@@ -383,16 +390,20 @@ func observationsOnly(b Batch) bool {
 // writeAllNew writes b, observations only, with roll-ups on, assuming that
 // every row of b is new: the contributions of all of them are computed
 // before the inserts and their statements queued in the inserts' round trip,
-// so that the roll-ups cost no round trip of their own. When the inserts
-// did not insert every row (a redelivery, a row stored twice in b), the
-// transaction is rolled back and it returns errNotAllNew: nothing of b is
-// stored then, and WriteBatch writes it the exact way. The rows are locked
-// in the same order as there: the member rows (stage) before the inserts.
+// so that the roll-ups cost no round trip of their own. Its member rows
+// come from the store's memory where it holds them (memberCache), else are
+// read whole, without a lock, in stage's round trip; they are written (or
+// created) only where their version is still the one read. When the inserts
+// did not insert every row (a redelivery, a row stored twice in b), or a
+// member row changed since it was read, or the database found a deadlock,
+// the transaction is rolled back and it returns errNotAllNew: nothing of b
+// is stored then, and WriteBatch writes it the exact way. As there, the
+// member rows are locked (written) after the inserts.
 func (s *Store) writeAllNew(ctx context.Context, b Batch) (Result, error) {
 	var res Result
+	var in rollupInput
 	err := s.BeginFunc(ctx, func(tx pgx.Tx) error {
-		var in rollupInput
-		read, err := stage(ctx, tx, b, func(pb *pgx.Batch) { queueRollupReads(pb, b, &in) })
+		read, err := stage(ctx, tx, b, func(pb *pgx.Batch) { queueRollupReads(pb, b, &in, &s.members) })
 		if err != nil {
 			return err
 		}
@@ -422,12 +433,28 @@ func (s *Store) writeAllNew(ctx context.Context, b Batch) (Result, error) {
 				return errNotAllNew
 			}
 		}
+		if err := in.members.check(); err != nil {
+			return fmt.Errorf("%w: %w", errNotAllNew, err)
+		}
 		done()
 		res.Rollups = all.Rollups
 		return nil
 	})
-	return res, err
+	if err != nil {
+		s.members.forget(in.members)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == sqlstateDeadlock {
+			return Result{}, fmt.Errorf("%w: %w", errNotAllNew, err)
+		}
+		return Result{}, err
+	}
+	s.members.install(in.members)
+	return res, nil
 }
+
+// sqlstateDeadlock is the SQLSTATE of a transaction the server ended to
+// break a deadlock.
+const sqlstateDeadlock = "40P01"
 
 // allInserted is a Result whose kinds with roll-ups say that every row of b
 // was inserted, in b's order.
@@ -482,14 +509,15 @@ func stage(ctx context.Context, tx pgx.Tx, b Batch, reads func(*pgx.Batch)) (rea
 
 // queueRollupReads queues on pb the reads the roll-ups of b need, filled
 // into *in once pb is sent: the units of b's rows and their ancestors, and
-// the member rows of its stations and segments, locked (queueMemberLock).
-func queueRollupReads(pb *pgx.Batch, b Batch, in *rollupInput) {
+// the member rows of its stations and segments, locked (queueMemberLock;
+// those cache holds taken from it, when not nil).
+func queueRollupReads(pb *pgx.Batch, b Batch, in *rollupInput, cache *memberCache) {
 	if units := rollupUnits(b); len(units) > 0 {
 		pb.Queue(sqlGenericPlans)
 		pb.Queue(sqlUnitVersions, units).Query(collectTree(&in.tree))
 		pb.Queue(sqlAutoPlans)
 	}
-	in.members = queueMemberLock(pb, b)
+	in.members = queueMemberLock(pb, b, cache)
 }
 
 // queueApply queues on pb the statements that move the staged rows into

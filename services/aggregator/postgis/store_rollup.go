@@ -3,6 +3,7 @@ package postgis
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -594,7 +595,10 @@ func queueRollups(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, b Batch, res *R
 // to its new one; any other counts nothing. The rows are created (empty)
 // where missing and locked first, so two writers meeting on a member (two
 // province partitions in VN) count it once: the second reads the first's
-// row after its commit. The write of the rows changed is queued on out.
+// row after its commit. Rows from the store's memory (memberCache) are not
+// locked: their write checks that their version is still the one read, and
+// rows.written says how many rows the write must find (rows.updated). The
+// write of the rows changed is queued on out.
 func countMembers(ctx context.Context, tx pgx.Tx, out *pgx.Batch, acc map[rollupKey]*Rollup, members map[memberKey]*dayMembers,
 	order []memberKey, rows *memberRows) error {
 	m := len(order)
@@ -619,7 +623,12 @@ func countMembers(ctx context.Context, tx pgx.Tx, out *pgx.Batch, acc map[rollup
 	var nDays []time.Time
 	var nLos, nHis []int32
 	for i, k := range order {
-		if _, ok := old[k]; !ok {
+		if _, ok := old[k]; !ok && rows.optimistic {
+			// Empty: created with the batch's grades at version 0 by
+			// the write, which fails the batch if another made it first.
+			g := make([]byte, headSlots+minutesPerDay)
+			old[k] = &memberRow{head: g[:headSlots:headSlots], minutes: g[headSlots:], version: -1}
+		} else if !ok {
 			r, ok := rows.ranges[k.entityDay()]
 			if !ok {
 				return fmt.Errorf("member row %s/%s/%s of %v: no minutes read: %w", k.unit, k.layer, k.entity, days[i], ErrMemberRow)
@@ -641,6 +650,11 @@ func countMembers(ctx context.Context, tx pgx.Tx, out *pgx.Batch, acc map[rollup
 		wDays                      []time.Time
 		wHeads, wMinutes           [][]byte
 		wLos, wUpgrades            []int32
+		wVersions                  []int64
+		// The rows created (optimistic): their keys and grades.
+		cLayers, cEntities, cUnits []string
+		cDays                      []time.Time
+		cGrades                    [][]byte
 	)
 	for i, k := range order {
 		g, ok := old[k]
@@ -648,6 +662,7 @@ func countMembers(ctx context.Context, tx pgx.Tx, out *pgx.Batch, acc map[rollup
 			return fmt.Errorf("member row %s/%s/%s of %v: %w", k.unit, k.layer, k.entity, days[i], ErrMemberRow)
 		}
 		changed, upgrades := false, int32(0)
+		lo, hi := int32(minutesPerDay), int32(-1) // the minutes changed
 		day := time.Unix(k.day, 0).UTC()
 		for _, ms := range members[k].slots {
 			s, now := ms.slot, ms.grade
@@ -669,19 +684,41 @@ func countMembers(ctx context.Context, tx pgx.Tx, out *pgx.Batch, acc map[rollup
 			}
 			r.GradeN[now-1]++
 			*b, changed = now, true
+			if m := int32(s - headSlots); m >= 0 {
+				lo, hi = min(lo, m), max(hi, m)
+			}
 		}
-		if changed {
+		if changed && g.version < 0 {
+			g.written = true
+			cLayers, cEntities, cDays, cUnits = append(cLayers, k.layer), append(cEntities, k.entity), append(cDays, day), append(cUnits, k.unit)
+			grades := make([]byte, rowBytes)
+			copy(grades[copy(grades, g.head):], g.minutes)
+			cGrades = append(cGrades, grades)
+		} else if changed {
+			g.written = true
+			mins := g.minutes[:0]
+			if hi >= lo {
+				mins = g.minutes[lo-g.lo : hi-g.lo+1]
+			} else {
+				lo = 0
+			}
 			wLayers, wEntities, wDays, wUnits = append(wLayers, k.layer), append(wEntities, k.entity), append(wDays, day), append(wUnits, k.unit)
-			wHeads, wMinutes = append(wHeads, g.head), append(wMinutes, g.minutes)
-			wLos, wUpgrades = append(wLos, g.lo), append(wUpgrades, upgrades)
+			wHeads, wMinutes = append(wHeads, g.head), append(wMinutes, mins)
+			wLos, wUpgrades, wVersions = append(wLos, lo), append(wUpgrades, upgrades), append(wVersions, g.version)
 		}
 	}
-	if len(wLayers) == 0 {
-		return nil
+	rows.written = len(wLayers) + len(cLayers)
+	if len(wLayers) > 0 {
+		out.Queue(sqlUpdateMemberDays, wLayers, wEntities, wDays, wUnits, wHeads, wLos, wMinutes, wUpgrades, wVersions).Query(countRows(&rows.updated))
 	}
-	out.Queue(sqlUpdateMemberDays, wLayers, wEntities, wDays, wUnits, wHeads, wLos, wMinutes, wUpgrades)
+	if len(cLayers) > 0 {
+		out.Queue(sqlCreateMemberDays, cLayers, cEntities, cDays, cUnits, cGrades).Query(countRows(&rows.updated))
+	}
 	return nil
 }
+
+// minutesPerDay is the number of minute slots of a member row.
+const minutesPerDay = 24 * 60
 
 // rollupInput is what the roll-ups read before the inserts (in stage's
 // round trip): the unit tree of the batch's rows and the batch's member
@@ -708,18 +745,42 @@ func (k memberKey) entityDay() entityDay { return entityDay{k.layer, k.entity, k
 // observations of an entity day in a batch.
 type minuteRange struct{ lo, hi int32 }
 
-// memberRows are the member rows a batch read, locked: the parts read of
-// each row and the minutes read of each entity day.
+// memberRows are the member rows a batch read, locked, or took from the
+// store's memory: the parts read of each row and the minutes read of each
+// entity day.
 type memberRows struct {
 	grades map[memberKey]*memberRow
 	ranges map[entityDay]minuteRange
+	// optimistic says that the rows were not locked (writeAllNew): a row
+	// not read does not exist (or did not when read) and is created by the
+	// write, the rows read are written only at their version.
+	optimistic bool
+	// written is the number of rows the batch writes back; updated, once
+	// the write is sent, the number it found at the version read.
+	written, updated int
+}
+
+// errMemberVersion is the answer of a batch some of whose member rows,
+// taken from the store's memory, changed since (memberCache).
+var errMemberVersion = errors.New("a roll-up member row changed since it was read")
+
+// check reports errMemberVersion when the write of the rows found fewer of
+// them than it wrote.
+func (m *memberRows) check() error {
+	if m != nil && m.updated != m.written {
+		return fmt.Errorf("%d of %d member rows at the version read: %w", m.updated, m.written, errMemberVersion)
+	}
+	return nil
 }
 
 // memberRow is what a batch read of a member row: its first headSlots
-// slots, and its minutes from minute lo.
+// slots, and its minutes from minute lo; and the row's version when read.
 type memberRow struct {
 	head, minutes []byte
 	lo            int32
+	version       int64
+	// written says that the batch writes the row back (at version + 1).
+	written bool
 }
 
 // at returns the byte of slot s, nil when it was not read.
@@ -739,7 +800,8 @@ func (m *memberRows) collect(rows pgx.Rows) error {
 		var k memberKey
 		var day time.Time
 		var head, minutes []byte
-		if err := rows.Scan(&k.layer, &k.entity, &day, &k.unit, &head, &minutes); err != nil {
+		var version int64
+		if err := rows.Scan(&k.layer, &k.entity, &day, &k.unit, &version, &head, &minutes); err != nil {
 			return err
 		}
 		k.day = day.Unix()
@@ -747,7 +809,7 @@ func (m *memberRows) collect(rows pgx.Rows) error {
 		if !ok || len(head) != headSlots || len(minutes) != int(r.hi-r.lo+1) {
 			return fmt.Errorf("member row %s/%s/%s of %v: %w", k.unit, k.layer, k.entity, day, ErrMemberRow)
 		}
-		m.grades[k] = &memberRow{head: head, minutes: minutes, lo: r.lo}
+		m.grades[k] = &memberRow{head: head, minutes: minutes, lo: r.lo, version: version}
 	}
 	return rows.Err()
 }
@@ -759,7 +821,11 @@ func (m *memberRows) collect(rows pgx.Rows) error {
 // and quarter slots and the range of minutes of the batch's observations.
 // The rows are in what it returns once pb is sent; nil when b has no
 // station or segment.
-func queueMemberLock(pb *pgx.Batch, b Batch) *memberRows {
+//
+// With cache (writeAllNew), the rows are read whole and not locked (their
+// write checks their versions instead), and the entity days the cache holds
+// are taken from it, not read.
+func queueMemberLock(pb *pgx.Batch, b Batch, cache *memberCache) *memberRows {
 	all := allInserted(b) // every row as if inserted
 	m := &memberRows{grades: map[memberKey]*memberRow{}, ranges: map[entityDay]minuteRange{}}
 	var keys []entityDay
@@ -785,6 +851,17 @@ func queueMemberLock(pb *pgx.Batch, b Batch) *memberRows {
 	if len(keys) == 0 {
 		return nil
 	}
+	lock := sqlLockEntityDays
+	if cache != nil {
+		m.optimistic, lock = true, sqlReadEntityDays
+		for _, k := range keys {
+			m.ranges[k] = minuteRange{0, minutesPerDay - 1}
+		}
+		keys = cache.take(keys, m.grades)
+		if len(keys) == 0 {
+			return m
+		}
+	}
 	slices.SortFunc(keys, func(a, b entityDay) int {
 		return cmpMemberKey(memberKey{a.layer, a.entity, a.day, ""}, memberKey{b.layer, b.entity, b.day, ""})
 	})
@@ -794,7 +871,7 @@ func queueMemberLock(pb *pgx.Batch, b Batch) *memberRows {
 		r := m.ranges[k]
 		layers[i], entities[i], days[i], los[i], his[i] = k.layer, k.entity, time.Unix(k.day, 0).UTC(), r.lo, r.hi
 	}
-	pb.Queue(sqlLockEntityDays, layers, entities, days, los, his).Query(m.collect)
+	pb.Queue(lock, layers, entities, days, los, his).Query(m.collect)
 	return m
 }
 
