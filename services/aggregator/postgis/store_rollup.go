@@ -552,13 +552,18 @@ func queueRollups(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, b Batch, res *R
 	// One round trip: the members' rows, the roll-ups, then the known and
 	// stale figures of their units and the gauges of the alert and report
 	// roll-ups.
-	pb.Queue(sqlUpsertRollups, units, layers, wins, starts, provs, ns, lates,
-		aqiNs, aqiSums, aqiMaxs, bandMaxs, doms, speedWs, speedWSums, congNs, congKs, vehicles,
-		levelMaxs, alarmMaxs, alarm1s, alarm2s, alarm3s, tempNs, tempSums, precips, windMaxs,
-		resolvedNs, inSLANs, overdueNs, memberNs,
-		gradeNs[0], gradeNs[1], gradeNs[2], gradeNs[3], gradeNs[4], gradeNs[5], gradeNs[6],
-		activated[0], activated[1], activated[2], activated[3], activated[4],
-		ended[0], ended[1], ended[2], ended[3], ended[4], openNs, closedNs, rejectedNs,
+	// A layer fills a few of the figures: the others go as NULL arrays, not
+	// as arrays of zeros to encode, send and decode.
+	pb.Queue(sqlUpsertRollups, units, layers, wins, starts, provs, ns, orNil(lates),
+		orNil(aqiNs), orNil(aqiSums), orNil(aqiMaxs), orNil(bandMaxs), orNil(doms),
+		orNil(speedWs), orNil(speedWSums), orNil(congNs), orNil(congKs), orNil(vehicles),
+		orNil(levelMaxs), orNil(alarmMaxs), orNil(alarm1s), orNil(alarm2s), orNil(alarm3s),
+		orNil(tempNs), orNil(tempSums), orNil(precips), orNil(windMaxs),
+		orNil(resolvedNs), orNil(inSLANs), orNil(overdueNs), orNil(memberNs),
+		orNil(gradeNs[0]), orNil(gradeNs[1]), orNil(gradeNs[2]), orNil(gradeNs[3]), orNil(gradeNs[4]), orNil(gradeNs[5]), orNil(gradeNs[6]),
+		orNil(activated[0]), orNil(activated[1]), orNil(activated[2]), orNil(activated[3]), orNil(activated[4]),
+		orNil(ended[0]), orNil(ended[1]), orNil(ended[2]), orNil(ended[3]), orNil(ended[4]),
+		orNil(openNs), orNil(closedNs), orNil(rejectedNs),
 	).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var r Rollup
@@ -586,6 +591,18 @@ func queueRollups(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, b Batch, res *R
 		setRollupContext(res.Rollups, counts)
 		setRollupGauges(res.Rollups, gauges)
 	}, nil
+}
+
+// orNil returns s, or nil (NULL) when every value of s is the zero value
+// (0 or nil).
+func orNil[T comparable](s []T) []T {
+	var zero T
+	for _, v := range s {
+		if v != zero {
+			return s
+		}
+	}
+	return nil
 }
 
 // countMembers adds the batch's members (by row of rollup_member_day, in
@@ -627,7 +644,7 @@ func countMembers(ctx context.Context, tx pgx.Tx, out *pgx.Batch, acc map[rollup
 			// Empty: created with the batch's grades at version 0 by
 			// the write, which fails the batch if another made it first.
 			g := make([]byte, headSlots+minutesPerDay)
-			old[k] = &memberRow{head: g[:headSlots:headSlots], minutes: g[headSlots:], version: -1}
+			old[k] = &memberRow{head: g[:headSlots:headSlots], minutes: g[headSlots:], version: -1, whole: g}
 		} else if !ok {
 			r, ok := rows.ranges[k.entityDay()]
 			if !ok {
@@ -781,6 +798,9 @@ type memberRow struct {
 	version       int64
 	// written says that the batch writes the row back (at version + 1).
 	written bool
+	// whole, when not nil, holds head and minutes, one after the other (a
+	// row taken from or made for memberCache), which it may keep.
+	whole []byte
 }
 
 // at returns the byte of slot s, nil when it was not read.

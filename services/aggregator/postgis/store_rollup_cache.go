@@ -49,14 +49,15 @@ func (c *memberCache) take(keys []entityDay, out map[memberKey]*memberRow) []ent
 		}
 		for unit, r := range units {
 			g := slices.Clone(r.grades)
-			out[memberKey{ed.layer, ed.entity, ed.day, unit}] = &memberRow{head: g[:headSlots:headSlots], minutes: g[headSlots:], version: r.version}
+			out[memberKey{ed.layer, ed.entity, ed.day, unit}] = &memberRow{head: g[:headSlots:headSlots], minutes: g[headSlots:], version: r.version, whole: g}
 		}
 	}
 	return missed
 }
 
 // install keeps the rows of m that were read whole, as a committed batch
-// left them: a row written at its version + 1.
+// left them: a row written at its version + 1. m's rows must not change
+// after (install may keep their bytes).
 func (c *memberCache) install(m *memberRows) {
 	if m == nil {
 		return
@@ -87,7 +88,11 @@ func (c *memberCache) install(m *memberRows) {
 		} else {
 			c.n++
 		}
-		units[k.unit] = &cachedMember{grades: append(slices.Clip(r.head), r.minutes...), version: v}
+		g := r.whole
+		if g == nil {
+			g = append(slices.Clip(r.head), r.minutes...)
+		}
+		units[k.unit] = &cachedMember{grades: g, version: v}
 		c.newest = max(c.newest, k.day)
 	}
 	if c.n > maxCachedMembers {
