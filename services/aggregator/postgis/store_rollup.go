@@ -842,9 +842,9 @@ func (m *memberRows) collect(rows pgx.Rows) error {
 // The rows are in what it returns once pb is sent; nil when b has no
 // station or segment.
 //
-// With cache (writeAllNew), the rows are read whole and not locked (their
-// write checks their versions instead), and the entity days the cache holds
-// are taken from it, not read.
+// With cache (writeAllNew), the rows are not locked (their write checks
+// their versions instead), the entity days the cache holds are taken from
+// it, not read, and the others read whole while the cache takes more.
 func queueMemberLock(pb *pgx.Batch, b Batch, cache *memberCache) *memberRows {
 	all := allInserted(b) // every row as if inserted
 	m := &memberRows{grades: map[memberKey]*memberRow{}, ranges: map[entityDay]minuteRange{}}
@@ -874,8 +874,10 @@ func queueMemberLock(pb *pgx.Batch, b Batch, cache *memberCache) *memberRows {
 	lock := sqlLockEntityDays
 	if cache != nil {
 		m.optimistic, lock = true, sqlReadEntityDays
-		for _, k := range keys {
-			m.ranges[k] = minuteRange{0, minutesPerDay - 1}
+		if !cache.full() {
+			for _, k := range keys {
+				m.ranges[k] = minuteRange{0, minutesPerDay - 1}
+			}
 		}
 		keys = cache.take(keys, m.grades)
 		if len(keys) == 0 {

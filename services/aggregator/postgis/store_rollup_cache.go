@@ -7,7 +7,10 @@ import (
 
 // maxCachedMembers bounds the member rows a memberCache holds (each about
 // 1.6 kB): 16,384 rows, ~26 MB, the rows of a day of 4,000 stations and
-// segments in a ward, its province, VN and a group.
+// segments in a ward, its province, VN and a group. A full cache keeps the
+// rows it holds (their new versions too) and takes no more until a new day
+// lets it drop the older ones; meanwhile the batches read the rows it lacks
+// in part, as the exact way does, without a lock.
 const maxCachedMembers = 1 << 14
 
 // memberCache keeps in a store's memory the rollup_member_day rows its
@@ -26,6 +29,16 @@ type memberCache struct {
 	n    int
 	// newest is the latest day installed (Unix seconds).
 	newest int64
+	// bound, when not 0, replaces maxCachedMembers (for the tests).
+	bound int
+}
+
+// max is the number of rows the cache may hold.
+func (c *memberCache) max() int {
+	if c.bound > 0 {
+		return c.bound
+	}
+	return maxCachedMembers
 }
 
 // cachedMember is a whole member row (headSlots + minutesPerDay grades) at
@@ -33,6 +46,13 @@ type memberCache struct {
 type cachedMember struct {
 	grades  []byte
 	version int64
+}
+
+// full reports whether the cache takes no more rows.
+func (c *memberCache) full() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n >= c.max()
 }
 
 // take adds to out copies of the rows of the entity days of keys that the
@@ -56,61 +76,79 @@ func (c *memberCache) take(keys []entityDay, out map[memberKey]*memberRow) []ent
 }
 
 // install keeps the rows of m that were read whole, as a committed batch
-// left them: a row written at its version + 1. m's rows must not change
+// left them: a row written at its version + 1. It keeps an entity day's rows
+// all or none (a batch takes the rows of an entity day the cache holds as
+// all its rows), and none of one read in part. m's rows must not change
 // after (install may keep their bytes).
 func (c *memberCache) install(m *memberRows) {
 	if m == nil {
 		return
+	}
+	byDay := map[entityDay][]memberKey{}
+	for k := range m.grades {
+		byDay[k.entityDay()] = append(byDay[k.entityDay()], k)
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.rows == nil {
 		c.rows = map[entityDay]map[string]*cachedMember{}
 	}
-	for k, r := range m.grades {
-		if r.lo != 0 || len(r.head) != headSlots || len(r.minutes) != minutesPerDay {
-			continue // read in part
+	prev := c.newest
+	for ed := range byDay {
+		c.newest = max(c.newest, ed.day)
+	}
+	if c.newest > prev && c.n >= c.max() {
+		c.evict() // a new day: a full cache makes room for it
+	}
+	for ed, keys := range byDay {
+		whole := true
+		for _, k := range keys {
+			r := m.grades[k]
+			whole = whole && r.lo == 0 && len(r.head) == headSlots && len(r.minutes) == minutesPerDay
 		}
-		v := r.version
-		if r.written {
-			v++
+		units, ok := c.rows[ed]
+		if whole && !ok && c.n+len(keys) > c.max() {
+			c.evict() // room for the newest day
 		}
-		ed := k.entityDay()
-		units := c.rows[ed]
-		if units == nil {
+		if !whole || (!ok && c.n+len(keys) > c.max()) {
+			if ok { // a batch read it in part: it holds them no more
+				c.n -= len(units)
+				delete(c.rows, ed)
+			}
+			continue
+		}
+		if !ok {
 			units = map[string]*cachedMember{}
 			c.rows[ed] = units
 		}
-		if old, ok := units[k.unit]; ok {
-			if old.version >= v {
-				continue // a later batch installed it already
+		for _, k := range keys {
+			r := m.grades[k]
+			v := r.version
+			if r.written {
+				v++
 			}
-		} else {
-			c.n++
+			if old, ok := units[k.unit]; ok && old.version >= v {
+				continue // a later batch installed it already
+			} else if !ok {
+				c.n++
+			}
+			g := r.whole
+			if g == nil {
+				g = append(slices.Clip(r.head), r.minutes...)
+			}
+			units[k.unit] = &cachedMember{grades: g, version: v}
 		}
-		g := r.whole
-		if g == nil {
-			g = append(slices.Clip(r.head), r.minutes...)
-		}
-		units[k.unit] = &cachedMember{grades: g, version: v}
-		c.newest = max(c.newest, k.day)
-	}
-	if c.n > maxCachedMembers {
-		c.evict()
 	}
 }
 
-// evict drops the days before the newest, then, if the cache is still over
-// its bound, everything.
+// evict drops the rows of the days before the newest (the day of the
+// latest observation it was given).
 func (c *memberCache) evict() {
 	for ed, units := range c.rows {
 		if ed.day < c.newest {
 			c.n -= len(units)
 			delete(c.rows, ed)
 		}
-	}
-	if c.n > maxCachedMembers {
-		c.rows, c.n = nil, 0
 	}
 }
 

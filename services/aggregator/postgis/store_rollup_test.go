@@ -599,3 +599,51 @@ func TestRollupMembersStaleCopy(t *testing.T) {
 		t.Fatalf("VN's hour counts %d stations at band 6; want 1", n)
 	}
 }
+
+// TestRollupMembersCacheFull: a store whose memory of member rows is full
+// reads the rows it lacks in part, keeps an entity day's rows all or none,
+// and drops the older days for a new one; the batches still take the all-new
+// way and the distinct counts still equal plain SQL.
+func TestRollupMembersCacheFull(t *testing.T) {
+	pool := testenv.PostGIS(t).Pool
+	rollupTree(t, pool)
+	ctx := context.Background()
+	s := postgis.NewStore(pool)
+	s.SetMemberCacheBound(6) // two stations' rows (3 units each), not three
+	day1 := time.Date(2025, 8, 1, 3, 0, 0, 0, time.UTC)
+	i := 0
+	batch := func(at time.Time, stations ...string) postgis.Batch {
+		var b postgis.Batch
+		for _, st := range stations {
+			i++
+			r := airRow(st, at.Add(time.Duration(i)*time.Second), 10)
+			v := int32(40 * (i%6 + 1))
+			r.AQI = postgis.AQI{Value: &v, Band: int16(i%6 + 1)}
+			r.UnitCode, r.Province, r.ReceivedAt = "W1", "01", r.ObservedAt
+			b.Air = append(b.Air, r)
+		}
+		return b
+	}
+	for n, step := range []struct {
+		b    postgis.Batch
+		rows int // kept in memory after
+	}{
+		{batch(day1, "st1", "st2", "st3"), 6},
+		{batch(day1.Add(time.Minute), "st1", "st2", "st3"), 6}, // full: the third station's rows read in part
+		{batch(day1.Add(time.Hour), "st3", "st1"), 6},
+		{batch(day1.Add(24*time.Hour), "st1"), 3}, // a new day: day 1's rows go for its new rows
+		{batch(day1.Add(24*time.Hour+time.Minute), "st2", "st1"), 6},
+		{batch(day1.Add(24*time.Hour+2*time.Minute), "st2", "st1", "st3"), 6},
+	} {
+		if _, err := s.WriteBatch(ctx, step.b); err != nil {
+			t.Fatalf("batch %d: %v", n, err)
+		}
+		if got := s.MemberCacheRows(); got != step.rows {
+			t.Fatalf("batch %d: %d member rows kept; want %d", n, got, step.rows)
+		}
+		if allNew, rewritten := s.WrittenAllNew(); allNew != int64(n+1) || rewritten != 0 {
+			t.Fatalf("batch %d: %d batches written as all new, %d again; want %d and 0", n, allNew, rewritten, n+1)
+		}
+		checkRollupInvariant(t, pool)
+	}
+}
