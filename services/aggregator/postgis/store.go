@@ -306,9 +306,10 @@ func timedOut(ctx context.Context, err error) error {
 // With roll-ups on, a batch of observations only (no alert, no report) is
 // first written as if every row were new (writeAllNew): its roll-ups ride in
 // the round trip of the inserts. When the database says otherwise (a row
-// was stored before, or twice in b), that transaction is rolled back and
-// the batch written again the exact way: the inserts first, then the
-// contributions of the rows they inserted.
+// was stored before, or twice in b, or a member row changed since the store
+// read it), that transaction is rolled back and the batch written again the
+// exact way: the inserts first, then the contributions of the rows they
+// inserted.
 //
 // Each statement is bounded by the store's StatementTimeout; one that runs
 // out of time fails the batch with an error that Is ErrStatementTimeout.
@@ -373,7 +374,7 @@ func (s *Store) WriteBatch(ctx context.Context, b Batch) (Result, error) {
 // errNotAllNew is writeAllNew's answer when some row of the batch was not
 // inserted, or some member row it took from the store's memory had changed
 // (errMemberVersion): its transaction was rolled back.
-var errNotAllNew = errors.New("some row of the batch was stored before")
+var errNotAllNew = errors.New("the batch was not all new, or its member rows changed")
 
 // observationsOnly reports whether b holds no rows of a kind that writes
 // statement by statement after the inserts (alerts, reports), whose roll-up
@@ -474,7 +475,7 @@ func allInserted(b Batch) Result {
 
 // stage creates the staging tables the batch needs and copies the rows in.
 // reads, when not nil, queues statements sent in the round trip of the
-// first table's creation (the roll-ups' reads and locks, before any insert);
+// first table's creation (the roll-ups' reads, before any insert);
 // it reports whether they were sent (not when b has nothing to stage).
 func stage(ctx context.Context, tx pgx.Tx, b Batch, reads func(*pgx.Batch)) (read bool, err error) {
 	for _, k := range kindStores {

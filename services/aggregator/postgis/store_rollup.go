@@ -387,7 +387,7 @@ func (p path) holds(at time.Time) bool {
 // kind's contribute hook) to rollup and their members to rollup_member_day
 // (countMembers) and records the roll-ups written in res.Rollups, in one
 // round trip of its own (queueRollups). in holds the units of b's rows and
-// their ancestors, and the member rows stage locked.
+// their ancestors, and the member rows apply locked.
 func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollupOptions, in rollupInput) error {
 	var pb pgx.Batch
 	done, err := queueRollups(ctx, tx, &pb, b, res, ro, in)
@@ -407,7 +407,8 @@ func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollu
 // res.Rollups; once pb is sent (and its results read without error), done
 // sets their known, stale and gauge figures. It sends a round trip of its
 // own only to create the member rows that do not exist yet (once per
-// entity, day and unit). pb is left as it was when there is nothing to add.
+// entity, day and unit; never when in.members is optimistic). pb is left as
+// it was when there is nothing to add.
 func queueRollups(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, b Batch, res *Result, ro rollupOptions, in rollupInput) (done func(), err error) {
 	done = func() {}
 	tree := in.tree
@@ -633,9 +634,11 @@ func countMembers(ctx context.Context, tx pgx.Tx, out *pgx.Batch, acc map[rollup
 	for i, k := range order {
 		days[i] = time.Unix(k.day, 0).UTC()
 	}
-	// stage locked the rows there (by entity and day); the ones not there
+	// apply locked the rows there (by entity and day); the ones not there
 	// yet (an entity's first batch of the day in a unit) are created, then
-	// locked: one more round trip, once per entity, day and unit.
+	// locked: one more round trip, once per entity, day and unit. Rows not
+	// read by an optimistic batch (writeAllNew) do not exist (or did not):
+	// they are taken as empty, and created by the write.
 	var nLayers, nEntities, nUnits []string
 	var nDays []time.Time
 	var nLos, nHis []int32
@@ -737,9 +740,10 @@ func countMembers(ctx context.Context, tx pgx.Tx, out *pgx.Batch, acc map[rollup
 // minutesPerDay is the number of minute slots of a member row.
 const minutesPerDay = 24 * 60
 
-// rollupInput is what the roll-ups read before the inserts (in stage's
-// round trip): the unit tree of the batch's rows and the batch's member
-// rows, locked.
+// rollupInput is what the roll-ups read in apply's round trip (writeAllNew:
+// before the inserts, in stage's): the unit tree of the batch's rows and the
+// batch's member rows, locked (writeAllNew: taken from the store's memory or
+// read without a lock).
 type rollupInput struct {
 	tree    unitTree
 	members *memberRows
