@@ -42,11 +42,11 @@ ON CONFLICT DO NOTHING`
 
 // sqlLockMemberDays reads and locks the rows of rollup_member_day $1…$4
 // (layer, entity, day, unit; given in key order, which the nested loop over
-// the primary key keeps, so writers lock in one order): their first 121
-// slots (day, hours, quarters) and their minutes $5…$6 (0…1439). A batch
-// counts its members from them and writes them back (sqlUpdateMemberDays)
-// before its commit.
-const sqlLockMemberDays = `SELECT m.layer, m.entity, m.day, m.unit_code,
+// the primary key keeps, so writers lock in one order): their version,
+// their first 121 slots (day, hours, quarters) and their minutes $5…$6
+// (0…1439). A batch counts its members from them and writes them back
+// (sqlUpdateMemberDays) before its commit.
+const sqlLockMemberDays = `SELECT m.layer, m.entity, m.day, m.unit_code, m.version,
     substring(m.grades FROM 1 FOR 121), substring(m.grades FROM 122 + k.lo FOR k.hi - k.lo + 1)
 FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::integer[], $6::integer[]) AS k (l, e, d, u, lo, hi)
 JOIN LATERAL (SELECT * FROM rollup_member_day m
@@ -55,7 +55,7 @@ JOIN LATERAL (SELECT * FROM rollup_member_day m
 
 // sqlLockEntityDays is sqlLockMemberDays for every unit of the entities $2
 // of layers $1 in the days $3 (in key order), minutes $4…$5.
-const sqlLockEntityDays = `SELECT m.layer, m.entity, m.day, m.unit_code,
+const sqlLockEntityDays = `SELECT m.layer, m.entity, m.day, m.unit_code, m.version,
     substring(m.grades FROM 1 FOR 121), substring(m.grades FROM 122 + k.lo FOR k.hi - k.lo + 1)
 FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::integer[], $5::integer[]) AS k (l, e, d, lo, hi)
 JOIN LATERAL (SELECT * FROM rollup_member_day m
@@ -63,17 +63,40 @@ JOIN LATERAL (SELECT * FROM rollup_member_day m
     ORDER BY m.unit_code
     FOR UPDATE) m ON true`
 
+// sqlReadEntityDays is sqlLockEntityDays without the lock: a batch that
+// writes the rows only at the version it read (sqlUpdateMemberDays) and
+// creates the rows it did not find (sqlCreateMemberDays) needs none.
+const sqlReadEntityDays = `SELECT m.layer, m.entity, m.day, m.unit_code, m.version,
+    substring(m.grades FROM 1 FOR 121), substring(m.grades FROM 122 + k.lo FOR k.hi - k.lo + 1)
+FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::integer[], $5::integer[]) AS k (l, e, d, lo, hi)
+JOIN rollup_member_day m ON m.layer = k.l AND m.entity = k.e AND m.day = k.d`
+
+// sqlCreateMemberDays creates the rows of rollup_member_day $1…$4 (layer,
+// entity, day, unit; in key order) with their grades $5, at version 0, and
+// returns a row per row created: none for a row that exists (another writer
+// created it since the batch found none).
+const sqlCreateMemberDays = `INSERT INTO rollup_member_day (layer, entity, day, unit_code, grades, version)
+SELECT l, e, d, u, g, 0 FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::bytea[]) AS k (l, e, d, u, g)
+ORDER BY l, e, d, u
+ON CONFLICT DO NOTHING
+RETURNING 1`
+
 // sqlUpdateMemberDays writes back the rows of rollup_member_day a batch
-// changed ($1…$4 their keys): the first 121 slots $5, the minutes $7 from
-// minute $6, and adds the members upgraded $8.
+// changed ($1…$4 their keys) where their version is still $9, the one the
+// batch read (00029): the first 121 slots $5, the minutes $7 from minute $6;
+// it adds the members upgraded $8 and 1 to the version, and returns a row
+// per row written.
 const sqlUpdateMemberDays = `UPDATE rollup_member_day m
-SET grades = overlay(overlay(m.grades PLACING k.head FROM 1) PLACING k.mins FROM 122 + k.lo), upgrades = m.upgrades + k.up
-FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::bytea[], $6::integer[], $7::bytea[], $8::integer[])
-    AS k (l, e, d, u, head, lo, mins, up)
-WHERE m.layer = k.l AND m.entity = k.e AND m.day = k.d AND m.unit_code = k.u`
+SET grades = overlay(overlay(m.grades PLACING k.head FROM 1) PLACING k.mins FROM 122 + k.lo), upgrades = m.upgrades + k.up,
+    version = m.version + 1
+FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::bytea[], $6::integer[], $7::bytea[], $8::integer[], $9::bigint[])
+    AS k (l, e, d, u, head, lo, mins, up, v)
+WHERE m.layer = k.l AND m.entity = k.e AND m.day = k.d AND m.unit_code = k.u AND m.version = k.v
+RETURNING 1`
 
 // sqlUpsertRollups adds a batch's contributions, one row per unit, layer,
-// window and start (unnest of the arrays $1…$29), to rollup and returns every
+// window and start (unnest of the arrays $1…$29; an array of figures may be
+// NULL, for all zero or all NULL: unnest pads it with NULLs), to rollup and returns every
 // roll-up it wrote as it now is. $30 are the members the batch added to each
 // and $31…$37 the change of the members at grade 0…6 (countMembers); $38…$50
 // the changes of the gauges: activated and ended per grade, open, closed,
@@ -85,12 +108,16 @@ const sqlUpsertRollups = `INSERT INTO rollup AS r (unit_code, layer, win, window
     resolved_n, resolved_in_sla_n, overdue_n, members, grade_n,
     activated0_n, activated1_n, activated2_n, activated3_n, activated4_n,
     ended0_n, ended1_n, ended2_n, ended3_n, ended4_n, open_n, closed_n, rejected_n, updated_at)
-SELECT u.unit_code, u.layer, u.win, u.window_start, u.province, u.n, u.late, u.aqi_n, u.aqi_sum, u.aqi_max, u.band_max, u.dominant,
-    u.speed_w, u.speed_wsum, u.congested_n, u.congested_known, u.vehicles,
-    u.level_max, u.alarm_max, u.alarm1_n, u.alarm2_n, u.alarm3_n, u.temp_n, u.temp_sum, u.precip_sum, u.wind_max,
-    u.resolved_n, u.resolved_in_sla_n, u.overdue_n, u.members, ARRAY[u.g0, u.g1, u.g2, u.g3, u.g4, u.g5, u.g6],
-    u.activated0_n, u.activated1_n, u.activated2_n, u.activated3_n, u.activated4_n,
-    u.ended0_n, u.ended1_n, u.ended2_n, u.ended3_n, u.ended4_n, u.open_n, u.closed_n, u.rejected_n, now()
+SELECT u.unit_code, u.layer, u.win, u.window_start, u.province, coalesce(u.n, 0), coalesce(u.late, 0),
+    coalesce(u.aqi_n, 0), coalesce(u.aqi_sum, 0), u.aqi_max, u.band_max, u.dominant,
+    coalesce(u.speed_w, 0), coalesce(u.speed_wsum, 0), coalesce(u.congested_n, 0), coalesce(u.congested_known, 0), coalesce(u.vehicles, 0),
+    u.level_max, u.alarm_max, coalesce(u.alarm1_n, 0), coalesce(u.alarm2_n, 0), coalesce(u.alarm3_n, 0),
+    coalesce(u.temp_n, 0), coalesce(u.temp_sum, 0), coalesce(u.precip_sum, 0), u.wind_max,
+    coalesce(u.resolved_n, 0), coalesce(u.resolved_in_sla_n, 0), coalesce(u.overdue_n, 0), coalesce(u.members, 0),
+    ARRAY[coalesce(u.g0, 0), coalesce(u.g1, 0), coalesce(u.g2, 0), coalesce(u.g3, 0), coalesce(u.g4, 0), coalesce(u.g5, 0), coalesce(u.g6, 0)],
+    coalesce(u.activated0_n, 0), coalesce(u.activated1_n, 0), coalesce(u.activated2_n, 0), coalesce(u.activated3_n, 0), coalesce(u.activated4_n, 0),
+    coalesce(u.ended0_n, 0), coalesce(u.ended1_n, 0), coalesce(u.ended2_n, 0), coalesce(u.ended3_n, 0), coalesce(u.ended4_n, 0),
+    coalesce(u.open_n, 0), coalesce(u.closed_n, 0), coalesce(u.rejected_n, 0), now()
 FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::text[], $6::bigint[], $7::bigint[],
     $8::bigint[], $9::float8[], $10::integer[], $11::smallint[], $12::text[],
     $13::float8[], $14::float8[], $15::bigint[], $16::bigint[], $17::float8[],

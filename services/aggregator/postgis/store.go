@@ -5,6 +5,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -214,6 +215,13 @@ type Store struct {
 	// timeout is the value of statement_timeout set in each write transaction.
 	timeout string
 	rollups rollupOptions
+	// allNew counts the batches writeAllNew wrote; rewritten those it
+	// gave back to the exact way (some row not new, or some member row
+	// changed since the store kept it).
+	allNew, rewritten atomic.Int64
+	// members are the member rows the store's batches read or wrote last
+	// (writeAllNew).
+	members memberCache
 }
 
 // NewStore returns a store with the default StoreConfig writing through pool,
@@ -293,8 +301,15 @@ func timedOut(ctx context.Context, err error) error {
 // staging tables and one INSERT … ON CONFLICT DO NOTHING per kind, the state
 // of each entity upserted unless the stored state is newer, alerts upserted
 // with the units their areas touch, and (roll-ups on) the contributions of
-// the rows inserted added to rollup in one more statement. Either all of b is
-// stored or none of it.
+// the rows inserted added to rollup. Either all of b is stored or none of it.
+//
+// With roll-ups on, a batch of observations only (no alert, no report) is
+// first written as if every row were new (writeAllNew): its roll-ups ride in
+// the round trip of the inserts. When the database says otherwise (a row
+// was stored before, or twice in b, or a member row changed since the store
+// read it), that transaction is rolled back and the batch written again the
+// exact way: the inserts first, then the contributions of the rows they
+// inserted.
 //
 // Each statement is bounded by the store's StatementTimeout; one that runs
 // out of time fails the batch with an error that Is ErrStatementTimeout.
@@ -306,12 +321,27 @@ func (s *Store) WriteBatch(ctx context.Context, b Batch) (Result, error) {
 	if err := s.ensurePartitions(ctx, b); err != nil {
 		return res, err
 	}
+	if s.rollups.on && observationsOnly(b) {
+		res, err := s.writeAllNew(ctx, b)
+		if !errors.Is(err, errNotAllNew) {
+			if err != nil {
+				return Result{}, fmt.Errorf("writing batch: %w", err)
+			}
+			s.allNew.Add(1)
+			return res, nil
+		}
+		s.rewritten.Add(1)
+	}
 	err := s.BeginFunc(ctx, func(tx pgx.Tx) error {
-		if err := stage(ctx, tx, b); err != nil {
+		var in rollupInput
+		if _, err := stage(ctx, tx, b, nil); err != nil {
 			return err
 		}
-		var in rollupInput
-		if err := apply(ctx, tx, b, &res, s.rollups, &in); err != nil {
+		var reads func(*pgx.Batch)
+		if s.rollups.on {
+			reads = func(pb *pgx.Batch) { queueRollupReads(pb, b, &in, nil) }
+		}
+		if err := apply(ctx, tx, b, &res, s.rollups, reads); err != nil {
 			return err
 		}
 		for _, k := range kindStores {
@@ -323,8 +353,14 @@ func (s *Store) WriteBatch(ctx context.Context, b Batch) (Result, error) {
 		}
 		// After the writes: the reports' write says which reports it opened.
 		if s.rollups.on {
+			// The member rows it writes, locked, get new versions: the
+			// store's copies of them are stale from here on.
+			s.members.forget(in.members)
 			if err := writeRollups(ctx, tx, b, &res, s.rollups, in); err != nil {
 				return err
+			}
+			if err := in.members.check(); err != nil {
+				return fmt.Errorf("%w: %w", ErrMemberRow, err) // they were locked
 			}
 		}
 		return nil
@@ -335,61 +371,186 @@ func (s *Store) WriteBatch(ctx context.Context, b Batch) (Result, error) {
 	return res, nil
 }
 
+// errNotAllNew is writeAllNew's answer when some row of the batch was not
+// inserted, or some member row it took from the store's memory had changed
+// (errMemberVersion): its transaction was rolled back.
+var errNotAllNew = errors.New("the batch was not all new, or its member rows changed")
+
+// observationsOnly reports whether b holds no rows of a kind that writes
+// statement by statement after the inserts (alerts, reports), whose roll-up
+// changes are known only then.
+func observationsOnly(b Batch) bool {
+	for _, k := range kindStores {
+		if k.write != nil && k.rows(b) > 0 {
+			return false
+		}
+	}
+	return true
+}
+
+// writeAllNew writes b, observations only, with roll-ups on, assuming that
+// every row of b is new: the contributions of all of them are computed
+// before the inserts and their statements queued in the inserts' round trip,
+// so that the roll-ups cost no round trip of their own. Its member rows
+// come from the store's memory where it holds them (memberCache), else are
+// read whole, without a lock, in stage's round trip; they are written (or
+// created) only where their version is still the one read. When the inserts
+// did not insert every row (a redelivery, a row stored twice in b), or a
+// member row changed since it was read, or the database found a deadlock,
+// the transaction is rolled back and it returns errNotAllNew: nothing of b
+// is stored then, and WriteBatch writes it the exact way. As there, the
+// member rows are locked (written) after the inserts.
+func (s *Store) writeAllNew(ctx context.Context, b Batch) (Result, error) {
+	var res Result
+	var in rollupInput
+	err := s.BeginFunc(ctx, func(tx pgx.Tx) error {
+		read, err := stage(ctx, tx, b, func(pb *pgx.Batch) { queueRollupReads(pb, b, &in, &s.members) })
+		if err != nil {
+			return err
+		}
+		if !read {
+			return errNotAllNew // nothing staged: nothing to gain
+		}
+		var pb pgx.Batch
+		finish := queueApply(&pb, b, &res, s.rollups)
+		all := allInserted(b)
+		done, err := queueRollups(ctx, tx, &pb, b, &all, s.rollups, in)
+		if err != nil {
+			return err
+		}
+		if err := tx.SendBatch(ctx, &pb).Close(); err != nil {
+			return fmt.Errorf("applying batch of %d rows with its roll-ups: %w", b.Len(), err)
+		}
+		for _, f := range finish {
+			f()
+		}
+		for _, k := range kindStores {
+			if k.result == nil {
+				continue
+			}
+			r := k.result(&res)
+			r.Duplicates = k.rows(b) - r.New
+			if k.contribute != nil && (r.New != k.rows(b) || len(r.Inserted) != r.New) {
+				return errNotAllNew
+			}
+		}
+		if err := in.members.check(); err != nil {
+			return fmt.Errorf("%w: %w", errNotAllNew, err)
+		}
+		done()
+		res.Rollups = all.Rollups
+		return nil
+	})
+	if err != nil {
+		s.members.forget(in.members)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && pgErr.Code == sqlstateDeadlock {
+			return Result{}, fmt.Errorf("%w: %w", errNotAllNew, err)
+		}
+		return Result{}, err
+	}
+	s.members.install(in.members)
+	return res, nil
+}
+
+// sqlstateDeadlock is the SQLSTATE of a transaction the server ended to
+// break a deadlock.
+const sqlstateDeadlock = "40P01"
+
+// allInserted is a Result whose kinds with roll-ups say that every row of b
+// was inserted, in b's order.
+func allInserted(b Batch) Result {
+	var all Result
+	for _, k := range kindStores {
+		if k.result != nil && k.contribute != nil {
+			ins := make([]int, k.rows(b))
+			for i := range ins {
+				ins[i] = i
+			}
+			k.result(&all).Inserted = ins
+		}
+	}
+	return all
+}
+
 // stage creates the staging tables the batch needs and copies the rows in.
-func stage(ctx context.Context, tx pgx.Tx, b Batch) error {
+// reads, when not nil, queues statements sent in the round trip of the
+// first table's creation (the roll-ups' reads, before any insert);
+// it reports whether they were sent (not when b has nothing to stage).
+func stage(ctx context.Context, tx pgx.Tx, b Batch, reads func(*pgx.Batch)) (read bool, err error) {
 	for _, k := range kindStores {
 		n := k.rows(b)
 		if k.staging == nil || n == 0 {
 			continue
 		}
 		st := k.staging
-		if _, err := tx.Exec(ctx, st.create); err != nil {
-			return fmt.Errorf("creating %s: %w", st.table, err)
+		if reads != nil && !read {
+			var pb pgx.Batch
+			pb.Queue(st.create)
+			reads(&pb)
+			if err := tx.SendBatch(ctx, &pb).Close(); err != nil {
+				return read, fmt.Errorf("creating %s and reading the roll-ups' units and members: %w", st.table, err)
+			}
+			read = true
+		} else if _, err := tx.Exec(ctx, st.create); err != nil {
+			return read, fmt.Errorf("creating %s: %w", st.table, err)
 		}
 		copied, err := tx.CopyFrom(ctx, pgx.Identifier{st.table}, st.columns, pgx.CopyFromSlice(n, func(i int) ([]any, error) {
 			return st.values(b, i), nil
 		}))
 		if err != nil {
-			return fmt.Errorf("copying %d rows into %s: %w", n, st.table, err)
+			return read, fmt.Errorf("copying %d rows into %s: %w", n, st.table, err)
 		}
 		if int(copied) != n {
-			return fmt.Errorf("copying into %s: copied %d rows of %d: %w", st.table, copied, n, ErrShortCopy)
+			return read, fmt.Errorf("copying into %s: copied %d rows of %d: %w", st.table, copied, n, ErrShortCopy)
 		}
 	}
-	return nil
+	return read, nil
 }
 
-// apply moves the staged rows into their tables in one round trip.
-// With roll-ups on, the same round trip reads into *in the units of the
-// rows and their ancestors, and locks and reads the member rows of the
-// stations and segments of the rows (queueMemberLock).
-func apply(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollupOptions, in *rollupInput) error {
-	var pb pgx.Batch
+// queueRollupReads queues on pb the reads the roll-ups of b need, filled
+// into *in once pb is sent: the units of b's rows and their ancestors, and
+// the member rows of its stations and segments, locked (queueMemberLock;
+// those cache holds taken from it, when not nil).
+func queueRollupReads(pb *pgx.Batch, b Batch, in *rollupInput, cache *memberCache) {
+	if units := rollupUnits(b); len(units) > 0 {
+		pb.Queue(sqlGenericPlans)
+		pb.Queue(sqlUnitVersions, units).Query(collectTree(&in.tree))
+		pb.Queue(sqlAutoPlans)
+	}
+	in.members = queueMemberLock(pb, b, cache)
+}
+
+// queueApply queues on pb the statements that move the staged rows into
+// their tables, recording in res what they did, and returns the funcs to
+// run once every result was read.
+func queueApply(pb *pgx.Batch, b Batch, res *Result, ro rollupOptions) []func() {
 	var finish []func()
-	rows := 0
 	for _, k := range kindStores {
-		n := k.rows(b)
-		rows += n
-		if k.queue == nil || n == 0 {
+		if k.queue == nil || k.rows(b) == 0 {
 			continue
 		}
-		if f := k.queue(&pb, b, res, ro); f != nil {
+		if f := k.queue(pb, b, res, ro); f != nil {
 			finish = append(finish, f)
 		}
 	}
-	if ro.on {
-		if units := rollupUnits(b); len(units) > 0 {
-			pb.Queue(sqlGenericPlans)
-			pb.Queue(sqlUnitVersions, units).Query(collectTree(&in.tree))
-			pb.Queue(sqlAutoPlans)
-		}
-		in.members = queueMemberLock(&pb, b)
+	return finish
+}
+
+// apply moves the staged rows into their tables in one round trip. reads,
+// when not nil, queues in the same round trip the roll-ups' reads that
+// stage did not send (queueRollupReads).
+func apply(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollupOptions, reads func(*pgx.Batch)) error {
+	var pb pgx.Batch
+	finish := queueApply(&pb, b, res, ro)
+	if reads != nil {
+		reads(&pb)
 	}
 	if pb.Len() == 0 {
 		return nil
 	}
 	if err := tx.SendBatch(ctx, &pb).Close(); err != nil {
-		return fmt.Errorf("applying batch of %d rows: %w", rows, err)
+		return fmt.Errorf("applying batch of %d rows: %w", b.Len(), err)
 	}
 	for _, f := range finish {
 		f()

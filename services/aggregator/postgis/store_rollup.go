@@ -3,6 +3,7 @@ package postgis
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"strings"
@@ -384,10 +385,32 @@ func (p path) holds(at time.Time) bool {
 
 // writeRollups adds the contributions of the rows b inserted (res, by each
 // kind's contribute hook) to rollup and their members to rollup_member_day
-// (countMembers) and records the roll-ups written in res.Rollups. in holds
-// the units of b's rows and their ancestors, and the member rows apply
-// locked.
+// (countMembers) and records the roll-ups written in res.Rollups, in one
+// round trip of its own (queueRollups). in holds the units of b's rows and
+// their ancestors, and the member rows apply locked.
 func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollupOptions, in rollupInput) error {
+	var pb pgx.Batch
+	done, err := queueRollups(ctx, tx, &pb, b, res, ro, in)
+	if err != nil || pb.Len() == 0 {
+		return err
+	}
+	if err := tx.SendBatch(ctx, &pb).Close(); err != nil {
+		return fmt.Errorf("adding roll-ups: %w", err)
+	}
+	done()
+	return nil
+}
+
+// queueRollups queues on pb the statements that add the contributions of
+// the rows of b that res says were inserted (and res's changes) to rollup
+// and rollup_member_day, and read back the roll-ups written into
+// res.Rollups; once pb is sent (and its results read without error), done
+// sets their known, stale and gauge figures. It sends a round trip of its
+// own only to create the member rows that do not exist yet (once per
+// entity, day and unit; never when in.members is optimistic). pb is left as
+// it was when there is nothing to add.
+func queueRollups(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, b Batch, res *Result, ro rollupOptions, in rollupInput) (done func(), err error) {
+	done = func() {}
 	tree := in.tree
 	acc := map[rollupKey]*Rollup{}
 	var order []rollupKey
@@ -481,11 +504,10 @@ func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollu
 		emit(c)
 	}
 	if len(order) == 0 {
-		return nil
+		return done, nil
 	}
-	var pb pgx.Batch
-	if err := countMembers(ctx, tx, &pb, acc, members, morder, in.members); err != nil {
-		return err
+	if err := countMembers(ctx, tx, pb, acc, members, morder, in.members); err != nil {
+		return done, err
 	}
 	n := len(order)
 	var (
@@ -531,14 +553,18 @@ func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollu
 	// One round trip: the members' rows, the roll-ups, then the known and
 	// stale figures of their units and the gauges of the alert and report
 	// roll-ups.
-	var scanErr error
-	pb.Queue(sqlUpsertRollups, units, layers, wins, starts, provs, ns, lates,
-		aqiNs, aqiSums, aqiMaxs, bandMaxs, doms, speedWs, speedWSums, congNs, congKs, vehicles,
-		levelMaxs, alarmMaxs, alarm1s, alarm2s, alarm3s, tempNs, tempSums, precips, windMaxs,
-		resolvedNs, inSLANs, overdueNs, memberNs,
-		gradeNs[0], gradeNs[1], gradeNs[2], gradeNs[3], gradeNs[4], gradeNs[5], gradeNs[6],
-		activated[0], activated[1], activated[2], activated[3], activated[4],
-		ended[0], ended[1], ended[2], ended[3], ended[4], openNs, closedNs, rejectedNs,
+	// A layer fills a few of the figures: the others go as NULL arrays, not
+	// as arrays of zeros to encode, send and decode.
+	pb.Queue(sqlUpsertRollups, units, layers, wins, starts, provs, ns, orNil(lates),
+		orNil(aqiNs), orNil(aqiSums), orNil(aqiMaxs), orNil(bandMaxs), orNil(doms),
+		orNil(speedWs), orNil(speedWSums), orNil(congNs), orNil(congKs), orNil(vehicles),
+		orNil(levelMaxs), orNil(alarmMaxs), orNil(alarm1s), orNil(alarm2s), orNil(alarm3s),
+		orNil(tempNs), orNil(tempSums), orNil(precips), orNil(windMaxs),
+		orNil(resolvedNs), orNil(inSLANs), orNil(overdueNs), orNil(memberNs),
+		orNil(gradeNs[0]), orNil(gradeNs[1]), orNil(gradeNs[2]), orNil(gradeNs[3]), orNil(gradeNs[4]), orNil(gradeNs[5]), orNil(gradeNs[6]),
+		orNil(activated[0]), orNil(activated[1]), orNil(activated[2]), orNil(activated[3]), orNil(activated[4]),
+		orNil(ended[0]), orNil(ended[1]), orNil(ended[2]), orNil(ended[3]), orNil(ended[4]),
+		orNil(openNs), orNil(closedNs), orNil(rejectedNs),
 	).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var r Rollup
@@ -550,8 +576,7 @@ func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollu
 				&r.ResolvedN, &r.ResolvedInSLAN, &r.OverdueN, &r.Members, &grades, &r.UpdatedAt,
 				&r.Activated[0], &r.Activated[1], &r.Activated[2], &r.Activated[3], &r.Activated[4],
 				&r.Ended[0], &r.Ended[1], &r.Ended[2], &r.Ended[3], &r.Ended[4], &r.OpenN, &r.ClosedN, &r.RejectedN); err != nil {
-				scanErr = fmt.Errorf("reading roll-ups: %w", err)
-				return scanErr
+				return fmt.Errorf("reading %d roll-ups: %w", n, err)
 			}
 			copy(r.GradeN[:], grades)
 			res.Rollups = append(res.Rollups, r)
@@ -560,17 +585,24 @@ func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollu
 	})
 	ctxUnits := slices.Clone(units) // the queued statement holds units until the batch is sent
 	slices.Sort(ctxUnits)
-	counts := queueRollupContext(&pb, slices.Compact(ctxUnits))
+	counts := queueRollupContext(pb, slices.Compact(ctxUnits))
 	// The gauges last: they read the changes the upsert just wrote.
-	gauges := queueRollupGauges(&pb, order)
-	if err := tx.SendBatch(ctx, &pb).Close(); err != nil {
-		if scanErr != nil {
-			return scanErr
+	gauges := queueRollupGauges(pb, order)
+	return func() {
+		setRollupContext(res.Rollups, counts)
+		setRollupGauges(res.Rollups, gauges)
+	}, nil
+}
+
+// orNil returns s, or nil (NULL) when every value of s is the zero value
+// (0 or nil).
+func orNil[T comparable](s []T) []T {
+	var zero T
+	for _, v := range s {
+		if v != zero {
+			return s
 		}
-		return fmt.Errorf("adding %d roll-ups: %w", n, err)
 	}
-	setRollupContext(res.Rollups, counts)
-	setRollupGauges(res.Rollups, gauges)
 	return nil
 }
 
@@ -581,7 +613,10 @@ func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollu
 // to its new one; any other counts nothing. The rows are created (empty)
 // where missing and locked first, so two writers meeting on a member (two
 // province partitions in VN) count it once: the second reads the first's
-// row after its commit. The write of the rows changed is queued on out.
+// row after its commit. Rows from the store's memory (memberCache) are not
+// locked: their write checks that their version is still the one read, and
+// rows.written says how many rows the write must find (rows.updated). The
+// write of the rows changed is queued on out.
 func countMembers(ctx context.Context, tx pgx.Tx, out *pgx.Batch, acc map[rollupKey]*Rollup, members map[memberKey]*dayMembers,
 	order []memberKey, rows *memberRows) error {
 	m := len(order)
@@ -601,12 +636,19 @@ func countMembers(ctx context.Context, tx pgx.Tx, out *pgx.Batch, acc map[rollup
 	}
 	// apply locked the rows there (by entity and day); the ones not there
 	// yet (an entity's first batch of the day in a unit) are created, then
-	// locked: one more round trip, once per entity, day and unit.
+	// locked: one more round trip, once per entity, day and unit. Rows not
+	// read by an optimistic batch (writeAllNew) do not exist (or did not):
+	// they are taken as empty, and created by the write.
 	var nLayers, nEntities, nUnits []string
 	var nDays []time.Time
 	var nLos, nHis []int32
 	for i, k := range order {
-		if _, ok := old[k]; !ok {
+		if _, ok := old[k]; !ok && rows.optimistic {
+			// Empty: created with the batch's grades at version 0 by
+			// the write, which fails the batch if another made it first.
+			g := make([]byte, headSlots+minutesPerDay)
+			old[k] = &memberRow{head: g[:headSlots:headSlots], minutes: g[headSlots:], version: -1, whole: g}
+		} else if !ok {
 			r, ok := rows.ranges[k.entityDay()]
 			if !ok {
 				return fmt.Errorf("member row %s/%s/%s of %v: no minutes read: %w", k.unit, k.layer, k.entity, days[i], ErrMemberRow)
@@ -628,6 +670,11 @@ func countMembers(ctx context.Context, tx pgx.Tx, out *pgx.Batch, acc map[rollup
 		wDays                      []time.Time
 		wHeads, wMinutes           [][]byte
 		wLos, wUpgrades            []int32
+		wVersions                  []int64
+		// The rows created (optimistic): their keys and grades.
+		cLayers, cEntities, cUnits []string
+		cDays                      []time.Time
+		cGrades                    [][]byte
 	)
 	for i, k := range order {
 		g, ok := old[k]
@@ -635,6 +682,7 @@ func countMembers(ctx context.Context, tx pgx.Tx, out *pgx.Batch, acc map[rollup
 			return fmt.Errorf("member row %s/%s/%s of %v: %w", k.unit, k.layer, k.entity, days[i], ErrMemberRow)
 		}
 		changed, upgrades := false, int32(0)
+		lo, hi := int32(minutesPerDay), int32(-1) // the minutes changed
 		day := time.Unix(k.day, 0).UTC()
 		for _, ms := range members[k].slots {
 			s, now := ms.slot, ms.grade
@@ -656,22 +704,46 @@ func countMembers(ctx context.Context, tx pgx.Tx, out *pgx.Batch, acc map[rollup
 			}
 			r.GradeN[now-1]++
 			*b, changed = now, true
+			if m := int32(s - headSlots); m >= 0 {
+				lo, hi = min(lo, m), max(hi, m)
+			}
 		}
-		if changed {
+		if changed && g.version < 0 {
+			g.written = true
+			cLayers, cEntities, cDays, cUnits = append(cLayers, k.layer), append(cEntities, k.entity), append(cDays, day), append(cUnits, k.unit)
+			grades := make([]byte, rowBytes)
+			copy(grades[copy(grades, g.head):], g.minutes)
+			cGrades = append(cGrades, grades)
+		} else if changed {
+			g.written = true
+			mins := g.minutes[:0]
+			if hi >= lo {
+				mins = g.minutes[lo-g.lo : hi-g.lo+1]
+			} else {
+				lo = 0
+			}
 			wLayers, wEntities, wDays, wUnits = append(wLayers, k.layer), append(wEntities, k.entity), append(wDays, day), append(wUnits, k.unit)
-			wHeads, wMinutes = append(wHeads, g.head), append(wMinutes, g.minutes)
-			wLos, wUpgrades = append(wLos, g.lo), append(wUpgrades, upgrades)
+			wHeads, wMinutes = append(wHeads, g.head), append(wMinutes, mins)
+			wLos, wUpgrades, wVersions = append(wLos, lo), append(wUpgrades, upgrades), append(wVersions, g.version)
 		}
 	}
-	if len(wLayers) == 0 {
-		return nil
+	rows.written = len(wLayers) + len(cLayers)
+	if len(wLayers) > 0 {
+		out.Queue(sqlUpdateMemberDays, wLayers, wEntities, wDays, wUnits, wHeads, wLos, wMinutes, wUpgrades, wVersions).Query(countRows(&rows.updated))
 	}
-	out.Queue(sqlUpdateMemberDays, wLayers, wEntities, wDays, wUnits, wHeads, wLos, wMinutes, wUpgrades)
+	if len(cLayers) > 0 {
+		out.Queue(sqlCreateMemberDays, cLayers, cEntities, cDays, cUnits, cGrades).Query(countRows(&rows.updated))
+	}
 	return nil
 }
 
-// rollupInput is what the roll-ups read in apply's round trip: the unit
-// tree of the batch's rows and the batch's member rows, locked.
+// minutesPerDay is the number of minute slots of a member row.
+const minutesPerDay = 24 * 60
+
+// rollupInput is what the roll-ups read in apply's round trip (writeAllNew:
+// before the inserts, in stage's): the unit tree of the batch's rows and the
+// batch's member rows, locked (writeAllNew: taken from the store's memory or
+// read without a lock).
 type rollupInput struct {
 	tree    unitTree
 	members *memberRows
@@ -694,18 +766,45 @@ func (k memberKey) entityDay() entityDay { return entityDay{k.layer, k.entity, k
 // observations of an entity day in a batch.
 type minuteRange struct{ lo, hi int32 }
 
-// memberRows are the member rows a batch read, locked: the parts read of
-// each row and the minutes read of each entity day.
+// memberRows are the member rows a batch read, locked, or took from the
+// store's memory: the parts read of each row and the minutes read of each
+// entity day.
 type memberRows struct {
 	grades map[memberKey]*memberRow
 	ranges map[entityDay]minuteRange
+	// optimistic says that the rows were not locked (writeAllNew): a row
+	// not read does not exist (or did not when read) and is created by the
+	// write, the rows read are written only at their version.
+	optimistic bool
+	// written is the number of rows the batch writes back; updated, once
+	// the write is sent, the number it found at the version read.
+	written, updated int
+}
+
+// errMemberVersion is the answer of a batch some of whose member rows,
+// taken from the store's memory, changed since (memberCache).
+var errMemberVersion = errors.New("a roll-up member row changed since it was read")
+
+// check reports errMemberVersion when the write of the rows found fewer of
+// them than it wrote.
+func (m *memberRows) check() error {
+	if m != nil && m.updated != m.written {
+		return fmt.Errorf("%d of %d member rows at the version read: %w", m.updated, m.written, errMemberVersion)
+	}
+	return nil
 }
 
 // memberRow is what a batch read of a member row: its first headSlots
-// slots, and its minutes from minute lo.
+// slots, and its minutes from minute lo; and the row's version when read.
 type memberRow struct {
 	head, minutes []byte
 	lo            int32
+	version       int64
+	// written says that the batch writes the row back (at version + 1).
+	written bool
+	// whole, when not nil, holds head and minutes, one after the other (a
+	// row taken from or made for memberCache), which it may keep.
+	whole []byte
 }
 
 // at returns the byte of slot s, nil when it was not read.
@@ -725,7 +824,8 @@ func (m *memberRows) collect(rows pgx.Rows) error {
 		var k memberKey
 		var day time.Time
 		var head, minutes []byte
-		if err := rows.Scan(&k.layer, &k.entity, &day, &k.unit, &head, &minutes); err != nil {
+		var version int64
+		if err := rows.Scan(&k.layer, &k.entity, &day, &k.unit, &version, &head, &minutes); err != nil {
 			return err
 		}
 		k.day = day.Unix()
@@ -733,7 +833,7 @@ func (m *memberRows) collect(rows pgx.Rows) error {
 		if !ok || len(head) != headSlots || len(minutes) != int(r.hi-r.lo+1) {
 			return fmt.Errorf("member row %s/%s/%s of %v: %w", k.unit, k.layer, k.entity, day, ErrMemberRow)
 		}
-		m.grades[k] = &memberRow{head: head, minutes: minutes, lo: r.lo}
+		m.grades[k] = &memberRow{head: head, minutes: minutes, lo: r.lo, version: version}
 	}
 	return rows.Err()
 }
@@ -745,17 +845,12 @@ func (m *memberRows) collect(rows pgx.Rows) error {
 // and quarter slots and the range of minutes of the batch's observations.
 // The rows are in what it returns once pb is sent; nil when b has no
 // station or segment.
-func queueMemberLock(pb *pgx.Batch, b Batch) *memberRows {
-	var all Result // every row as if inserted
-	for _, k := range kindStores {
-		if k.result != nil && k.contribute != nil {
-			ins := make([]int, k.rows(b))
-			for i := range ins {
-				ins[i] = i
-			}
-			k.result(&all).Inserted = ins
-		}
-	}
+//
+// With cache (writeAllNew), the rows are not locked (their write checks
+// their versions instead), the entity days the cache holds are taken from
+// it, not read, and the others read whole while the cache takes more.
+func queueMemberLock(pb *pgx.Batch, b Batch, cache *memberCache) *memberRows {
+	all := allInserted(b) // every row as if inserted
 	m := &memberRows{grades: map[memberKey]*memberRow{}, ranges: map[entityDay]minuteRange{}}
 	var keys []entityDay
 	for _, k := range kindStores {
@@ -780,6 +875,19 @@ func queueMemberLock(pb *pgx.Batch, b Batch) *memberRows {
 	if len(keys) == 0 {
 		return nil
 	}
+	lock := sqlLockEntityDays
+	if cache != nil {
+		m.optimistic, lock = true, sqlReadEntityDays
+		if !cache.full() {
+			for _, k := range keys {
+				m.ranges[k] = minuteRange{0, minutesPerDay - 1}
+			}
+		}
+		keys = cache.take(keys, m.grades)
+		if len(keys) == 0 {
+			return m
+		}
+	}
 	slices.SortFunc(keys, func(a, b entityDay) int {
 		return cmpMemberKey(memberKey{a.layer, a.entity, a.day, ""}, memberKey{b.layer, b.entity, b.day, ""})
 	})
@@ -789,7 +897,7 @@ func queueMemberLock(pb *pgx.Batch, b Batch) *memberRows {
 		r := m.ranges[k]
 		layers[i], entities[i], days[i], los[i], his[i] = k.layer, k.entity, time.Unix(k.day, 0).UTC(), r.lo, r.hi
 	}
-	pb.Queue(sqlLockEntityDays, layers, entities, days, los, his).Query(m.collect)
+	pb.Queue(lock, layers, entities, days, los, his).Query(m.collect)
 	return m
 }
 

@@ -454,3 +454,196 @@ func TestRollupMembersConcurrent(t *testing.T) {
 		t.Errorf("largest stored grades of rollup_member_day = %d bytes; want compressed, 1…256", n)
 	}
 }
+
+// TestRollupSomeRowsNotNew: a batch of observations only is written with its
+// roll-ups in the round trip of its inserts, as if all its rows were new;
+// when some are not (stored by an earlier batch, or twice in the batch), it
+// is written again the exact way: only the rows new to the database count,
+// and a redelivery counts nothing.
+func TestRollupSomeRowsNotNew(t *testing.T) {
+	pool := testenv.PostGIS(t).Pool
+	rollupTree(t, pool)
+	s := postgis.NewStore(pool)
+	ctx := context.Background()
+	at := time.Date(2025, 8, 1, 3, 0, 0, 0, time.UTC)
+	air := func(from, to int) []postgis.AirRow {
+		var out []postgis.AirRow
+		for i := from; i < to; i++ {
+			r := airRow(fmt.Sprintf("st%d", i%3), at.Add(time.Duration(i)*time.Second), 10)
+			v := int32(10 * i)
+			r.AQI = postgis.AQI{Value: &v, Band: int16(1 + i%6), Dominant: "pm25"}
+			r.UnitCode, r.Province, r.ReceivedAt = "W1", "01", r.ObservedAt
+			out = append(out, r)
+		}
+		return out
+	}
+	traffic := func(from, to int) []postgis.TrafficRow {
+		var out []postgis.TrafficRow
+		for i := from; i < to; i++ {
+			r := trafficRow(fmt.Sprintf("seg%d", i%2), at.Add(time.Duration(i)*time.Second), float64(i))
+			r.Intensity, r.Congested = f64(float64(i)), new(i%2 == 0)
+			r.UnitCode, r.Province, r.ReceivedAt = "W2", "01", r.ObservedAt
+			out = append(out, r)
+		}
+		return out
+	}
+	// sums is what the rollup table holds, summed over every row.
+	sums := func() string {
+		var n, members int64
+		var aqi float64
+		if err := pool.QueryRow(ctx, `SELECT coalesce(sum(n), 0), coalesce(sum(members), 0), coalesce(sum(aqi_sum), 0) FROM rollup`).Scan(&n, &members, &aqi); err != nil {
+			t.Fatal(err)
+		}
+		return fmt.Sprintf("n %d members %d aqi %v", n, members, aqi)
+	}
+	step := func(name string, b postgis.Batch, wantNew, wantAllNew, wantRewritten int) postgis.Result {
+		t.Helper()
+		res, err := s.WriteBatch(ctx, b)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if n, d := res.Air.New+res.Traffic.New, res.Air.Duplicates+res.Traffic.Duplicates; n != wantNew || n+d != b.Len() {
+			t.Fatalf("%s: %d new and %d duplicate rows of %d; want %d new", name, n, d, b.Len(), wantNew)
+		}
+		if len(res.Air.Inserted) != res.Air.New || len(res.Traffic.Inserted) != res.Traffic.New {
+			t.Fatalf("%s: inserted %v and %v for %d and %d new rows", name, res.Air.Inserted, res.Traffic.Inserted, res.Air.New, res.Traffic.New)
+		}
+		if allNew, rewritten := s.WrittenAllNew(); allNew != int64(wantAllNew) || rewritten != int64(wantRewritten) {
+			t.Fatalf("%s: %d batches written as all new, %d again the exact way; want %d and %d", name, allNew, rewritten, wantAllNew, wantRewritten)
+		}
+		// Every roll-up the batch returns is as stored, with its known figure.
+		for _, r := range res.Rollups {
+			var n, members int64
+			if err := pool.QueryRow(ctx, `SELECT n, members FROM rollup WHERE unit_code = $1 AND layer = $2 AND win = $3 AND window_start = $4`,
+				r.UnitCode, r.Layer, r.Window, r.WindowStart).Scan(&n, &members); err != nil {
+				t.Fatalf("%s: roll-up %s: %v", name, r.Key(), err)
+			}
+			if r.N != n || r.Members != members {
+				t.Fatalf("%s: roll-up %s returned n %d members %d; stored %d and %d", name, r.Key(), r.N, r.Members, n, members)
+			}
+			if r.UnitCode == "VN" && r.Known != map[string]int64{"air": 3, "traffic": 2}[r.Layer] {
+				t.Fatalf("%s: roll-up %s knows %d sensors", name, r.Key(), r.Known)
+			}
+		}
+		checkRollupInvariant(t, pool)
+		return res
+	}
+
+	res := step("all new", postgis.Batch{Air: air(0, 10), Traffic: traffic(0, 4)}, 14, 1, 0)
+	if len(res.Rollups) != (3+4)*4 { // air: W1, 01, VN; traffic: W2, 01, VN, G1; 4 windows each
+		t.Fatalf("all new: %d roll-ups; want 28", len(res.Rollups))
+	}
+	half := postgis.Batch{Air: air(5, 15), Traffic: traffic(0, 8)}
+	step("half new", half, 9, 1, 1)
+	before := sums()
+	if res := step("redelivered", half, 0, 1, 2); len(res.Rollups) != 0 {
+		t.Fatalf("redelivered: %d roll-ups changed; want none", len(res.Rollups))
+	}
+	if after := sums(); after != before {
+		t.Fatalf("redelivered: roll-ups %s; were %s", after, before)
+	}
+	twice := postgis.Batch{Air: append(air(15, 20), air(17, 18)...)}
+	step("a row twice in the batch", twice, 5, 1, 3)
+	step("all new again", postgis.Batch{Air: air(20, 30)}, 10, 2, 3)
+	var n int64
+	if err := pool.QueryRow(ctx, `SELECT n FROM rollup WHERE unit_code = 'VN' AND layer = 'air' AND win = '1d'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != 30 {
+		t.Fatalf("VN's air day counts %d observations; want 30", n)
+	}
+}
+
+// TestRollupMembersStaleCopy: a store keeps the member rows its batches
+// wrote and counts the next batch's members from its copies; when another
+// writer changed a row since, the batch's write of it fails its version
+// check, and the batch is written again the exact way: the distinct counts
+// still equal plain SQL over the raw rows.
+func TestRollupMembersStaleCopy(t *testing.T) {
+	pool := testenv.PostGIS(t).Pool
+	rollupTree(t, pool)
+	ctx := context.Background()
+	s1, s2 := postgis.NewStore(pool), postgis.NewStore(pool)
+	at := time.Date(2025, 8, 1, 3, 0, 0, 0, time.UTC)
+	i := 0
+	row := func(station string, band int16) postgis.AirRow {
+		i++
+		r := airRow(station, at.Add(time.Duration(i)*time.Second), 10)
+		v := int32(50 * band)
+		r.AQI = postgis.AQI{Value: &v, Band: band}
+		r.UnitCode, r.Province, r.ReceivedAt = "W1", "01", r.ObservedAt
+		return r
+	}
+	step := func(name string, s *postgis.Store, b postgis.Batch, wantAllNew, wantRewritten int64) {
+		t.Helper()
+		if _, err := s.WriteBatch(ctx, b); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if allNew, rewritten := s.WrittenAllNew(); allNew != wantAllNew || rewritten != wantRewritten {
+			t.Fatalf("%s: %d batches written as all new, %d again the exact way; want %d and %d", name, allNew, rewritten, wantAllNew, wantRewritten)
+		}
+		checkRollupInvariant(t, pool)
+	}
+	step("s1 creates the rows", s1, postgis.Batch{Air: []postgis.AirRow{row("st1", 1), row("st2", 2)}}, 1, 0)
+	step("s2 reads and upgrades them", s2, postgis.Batch{Air: []postgis.AirRow{row("st1", 3)}}, 1, 0)
+	step("s1's copy of st1 is stale", s1, postgis.Batch{Air: []postgis.AirRow{row("st1", 2), row("st2", 3)}}, 1, 1)
+	step("s1 read them again", s1, postgis.Batch{Air: []postgis.AirRow{row("st1", 5), row("st2", 4)}}, 2, 1)
+	step("s2's copy is stale", s2, postgis.Batch{Air: []postgis.AirRow{row("st1", 6)}}, 1, 1)
+	// A stale copy that holds a grade as bad as the batch's writes nothing:
+	// the stored grade can only be worse still.
+	step("s1's stale copy, nothing to write", s1, postgis.Batch{Air: []postgis.AirRow{row("st1", 5), row("st3", 1)}}, 3, 1)
+	if n := count(t, pool, `SELECT members FROM rollup WHERE unit_code = 'VN' AND layer = 'air' AND win = '1h'`); n != 3 {
+		t.Fatalf("VN's hour counts %d stations; want 3", n)
+	}
+	if n := count(t, pool, `SELECT grade_n[7] FROM rollup WHERE unit_code = 'VN' AND layer = 'air' AND win = '1h'`); n != 1 {
+		t.Fatalf("VN's hour counts %d stations at band 6; want 1", n)
+	}
+}
+
+// TestRollupMembersCacheFull: a store whose memory of member rows is full
+// reads the rows it lacks in part, keeps an entity day's rows all or none,
+// and drops the older days for a new one; the batches still take the all-new
+// way and the distinct counts still equal plain SQL.
+func TestRollupMembersCacheFull(t *testing.T) {
+	pool := testenv.PostGIS(t).Pool
+	rollupTree(t, pool)
+	ctx := context.Background()
+	s := postgis.NewStore(pool)
+	s.SetMemberCacheBound(6) // two stations' rows (3 units each), not three
+	day1 := time.Date(2025, 8, 1, 3, 0, 0, 0, time.UTC)
+	i := 0
+	batch := func(at time.Time, stations ...string) postgis.Batch {
+		var b postgis.Batch
+		for _, st := range stations {
+			i++
+			r := airRow(st, at.Add(time.Duration(i)*time.Second), 10)
+			v := int32(40 * (i%6 + 1))
+			r.AQI = postgis.AQI{Value: &v, Band: int16(i%6 + 1)}
+			r.UnitCode, r.Province, r.ReceivedAt = "W1", "01", r.ObservedAt
+			b.Air = append(b.Air, r)
+		}
+		return b
+	}
+	for n, step := range []struct {
+		b    postgis.Batch
+		rows int // kept in memory after
+	}{
+		{batch(day1, "st1", "st2", "st3"), 6},
+		{batch(day1.Add(time.Minute), "st1", "st2", "st3"), 6}, // full: the third station's rows read in part
+		{batch(day1.Add(time.Hour), "st3", "st1"), 6},
+		{batch(day1.Add(24*time.Hour), "st1"), 3}, // a new day: day 1's rows go for its new rows
+		{batch(day1.Add(24*time.Hour+time.Minute), "st2", "st1"), 6},
+		{batch(day1.Add(24*time.Hour+2*time.Minute), "st2", "st1", "st3"), 6},
+	} {
+		if _, err := s.WriteBatch(ctx, step.b); err != nil {
+			t.Fatalf("batch %d: %v", n, err)
+		}
+		if got := s.MemberCacheRows(); got != step.rows {
+			t.Fatalf("batch %d: %d member rows kept; want %d", n, got, step.rows)
+		}
+		if allNew, rewritten := s.WrittenAllNew(); allNew != int64(n+1) || rewritten != 0 {
+			t.Fatalf("batch %d: %d batches written as all new, %d again; want %d and 0", n, allNew, rewritten, n+1)
+		}
+		checkRollupInvariant(t, pool)
+	}
+}

@@ -1,0 +1,169 @@
+package postgis
+
+import (
+	"slices"
+	"sync"
+)
+
+// maxCachedMembers bounds the member rows a memberCache holds (each about
+// 1.6 kB): 16,384 rows, ~26 MB, the rows of a day of 4,000 stations and
+// segments in a ward, its province, VN and a group. A full cache keeps the
+// rows it holds (their new versions too) and takes no more until a new day
+// lets it drop the older ones; meanwhile the batches read the rows it lacks
+// in part, as the exact way does, without a lock.
+const maxCachedMembers = 1 << 14
+
+// memberCache keeps in a store's memory the rollup_member_day rows its
+// batches read whole or wrote, each with its version, so that the next batch
+// of the same entities and day neither reads nor locks them: it counts its
+// members from the copy and writes a row back only where the row's version
+// is still the copy's (sqlUpdateMemberDays), the batch failing otherwise
+// (errMemberVersion) and being written again the exact way. A copy is
+// installed only after its batch committed; any other writer of a row (an
+// exact batch, another aggregator) changes its version. The copies are a
+// speed-up only: a missing or stale copy costs a read, never a count.
+// It is safe for concurrent use.
+type memberCache struct {
+	mu   sync.Mutex
+	rows map[entityDay]map[string]*cachedMember // by entity day and unit
+	n    int
+	// newest is the latest day installed (Unix seconds).
+	newest int64
+	// bound, when not 0, replaces maxCachedMembers (for the tests).
+	bound int
+}
+
+// max is the number of rows the cache may hold.
+func (c *memberCache) max() int {
+	if c.bound > 0 {
+		return c.bound
+	}
+	return maxCachedMembers
+}
+
+// cachedMember is a whole member row (headSlots + minutesPerDay grades) at
+// a version.
+type cachedMember struct {
+	grades  []byte
+	version int64
+}
+
+// full reports whether the cache takes no more rows.
+func (c *memberCache) full() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n >= c.max()
+}
+
+// take adds to out copies of the rows of the entity days of keys that the
+// cache holds, and returns the entity days it does not hold.
+func (c *memberCache) take(keys []entityDay, out map[memberKey]*memberRow) []entityDay {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	var missed []entityDay
+	for _, ed := range keys {
+		units, ok := c.rows[ed]
+		if !ok {
+			missed = append(missed, ed)
+			continue
+		}
+		for unit, r := range units {
+			g := slices.Clone(r.grades)
+			out[memberKey{ed.layer, ed.entity, ed.day, unit}] = &memberRow{head: g[:headSlots:headSlots], minutes: g[headSlots:], version: r.version, whole: g}
+		}
+	}
+	return missed
+}
+
+// install keeps the rows of m that were read whole, as a committed batch
+// left them: a row written at its version + 1. It keeps an entity day's rows
+// all or none (a batch takes the rows of an entity day the cache holds as
+// all its rows), and none of one read in part. m's rows must not change
+// after (install may keep their bytes).
+func (c *memberCache) install(m *memberRows) {
+	if m == nil {
+		return
+	}
+	byDay := map[entityDay][]memberKey{}
+	for k := range m.grades {
+		byDay[k.entityDay()] = append(byDay[k.entityDay()], k)
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.rows == nil {
+		c.rows = map[entityDay]map[string]*cachedMember{}
+	}
+	prev := c.newest
+	for ed := range byDay {
+		c.newest = max(c.newest, ed.day)
+	}
+	if c.newest > prev && c.n >= c.max() {
+		c.evict() // a new day: a full cache makes room for it
+	}
+	for ed, keys := range byDay {
+		whole := true
+		for _, k := range keys {
+			r := m.grades[k]
+			whole = whole && r.lo == 0 && len(r.head) == headSlots && len(r.minutes) == minutesPerDay
+		}
+		units, ok := c.rows[ed]
+		if whole && !ok && c.n+len(keys) > c.max() {
+			c.evict() // room for the newest day
+		}
+		if !whole || (!ok && c.n+len(keys) > c.max()) {
+			if ok { // a batch read it in part: it holds them no more
+				c.n -= len(units)
+				delete(c.rows, ed)
+			}
+			continue
+		}
+		if !ok {
+			units = map[string]*cachedMember{}
+			c.rows[ed] = units
+		}
+		for _, k := range keys {
+			r := m.grades[k]
+			v := r.version
+			if r.written {
+				v++
+			}
+			if old, ok := units[k.unit]; ok && old.version >= v {
+				continue // a later batch installed it already
+			} else if !ok {
+				c.n++
+			}
+			g := r.whole
+			if g == nil {
+				g = append(slices.Clip(r.head), r.minutes...)
+			}
+			units[k.unit] = &cachedMember{grades: g, version: v}
+		}
+	}
+}
+
+// evict drops the rows of the days before the newest (the day of the
+// latest observation it was given).
+func (c *memberCache) evict() {
+	for ed, units := range c.rows {
+		if ed.day < c.newest {
+			c.n -= len(units)
+			delete(c.rows, ed)
+		}
+	}
+}
+
+// forget drops the rows of the entity days of m (written by a batch that
+// did not use the cache, or failed).
+func (c *memberCache) forget(m *memberRows) {
+	if m == nil {
+		return
+	}
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	for ed := range m.ranges {
+		if units, ok := c.rows[ed]; ok {
+			c.n -= len(units)
+			delete(c.rows, ed)
+		}
+	}
+}
