@@ -12,7 +12,7 @@ import { FrameBatcher } from './batcher.js';
 import { ackAlert, activeAlerts, mayAck } from './alerts.js';
 import { nextLayer, provinceKpis, UNIT_LAYERS, unitColors, unitsToWatch } from './kpi.js';
 import { addLayers, CLICK_LAYERS, createMap, liveFeature, resizeSymbols, setSource, setWardFills, symbolScale } from './layers.js';
-import { anchorOf, bboxOf, flatGeometries, labelPoint } from './geo.js';
+import { anchorOf, bboxOf, flatGeometries, labelPoint, needsDetail, UNITS_SIMPLIFY } from './geo.js';
 import { renderAlerts, renderAQILegend, renderKpis, renderStatus, renderUnitLegend } from './panels.js';
 import { detailHTML } from './detail.js';
 import { drawHistory } from './history.js';
@@ -56,6 +56,13 @@ let retryInSeconds = 0;
 let map = null;
 /** @type {'loading' | 'ready' | 'missing' | 'error'} */
 let mapState = 'loading';
+/** the zoom at which the map shows the whole province (fitToUnits) */
+/** @type {number | null} */
+let fitZoom = null;
+/** the ward boundaries held: simplified for the wall's view, or whole once zoomed in */
+/** @type {'simplified' | 'loading' | 'full'} */
+let unitsDetail = 'simplified';
+let unitsRequests = 0;
 /** the scale the map's symbols are drawn at (layers.js sizePaint) */
 let symbols = 1;
 /** @type {{popup: MapLibrePopup, kind: 'ward' | 'entity', key: string, live: HTMLElement} | null} */
@@ -170,6 +177,10 @@ function initMap() {
     }, 300);
   });
   m.on('moveend', () => declutterLabels(lastWatch));
+  // Zoomed in past what the simplified boundaries hold: fetch them whole, once.
+  m.on('zoomend', () => {
+    if (unitsDetail === 'simplified' && needsDetail(m.getZoom(), fitZoom)) loadUnitsDetail();
+  });
 }
 
 /** rootScale is the map symbols' scale for the screen now (layers.js symbolScale). */
@@ -181,6 +192,7 @@ function fitToUnits() {
   if (mapState !== 'ready' || !map || !unitsBBox) return;
   map.resize();
   map.fitBounds([[unitsBBox[0], unitsBBox[1]], [unitsBBox[2], unitsBBox[3]]], { padding: 30, animate: false });
+  fitZoom = map.getZoom();
 }
 
 /** @param {any} e */
@@ -392,7 +404,8 @@ async function loadUnits() {
   let delay = 1000;
   for (;;) {
     try {
-      const res = await fetch(`/v1/units?province=${encodeURIComponent(province)}`, { headers: { Accept: 'application/geo+json, application/json' } });
+      unitsRequests++;
+      const res = await fetch(`/v1/units?province=${encodeURIComponent(province)}&simplify=${UNITS_SIMPLIFY}`, { headers: { Accept: 'application/geo+json, application/json' } });
       if (res.status === 401) {
         await showLogin(t('login.again'));
         continue;
@@ -414,8 +427,30 @@ async function loadUnits() {
   }
 }
 
-/** @param {Feature[]} features */
-function setUnits(features) {
+// loadUnitsDetail replaces the simplified boundaries with the whole ones
+// (the map zoomed in); a failure leaves the simplified ones, tried again at
+// the next zoom.
+async function loadUnitsDetail() {
+  unitsDetail = 'loading';
+  try {
+    unitsRequests++;
+    const res = await fetch(`/v1/units?province=${encodeURIComponent(province)}`, { headers: { Accept: 'application/geo+json, application/json' } });
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    const fc = await res.json();
+    if (!Array.isArray(fc?.features)) throw new Error('not a GeoJSON FeatureCollection');
+    setUnits(fc.features, false);
+    unitsDetail = 'full';
+  } catch (err) {
+    console.warn('loading whole boundaries', err);
+    unitsDetail = 'simplified';
+  }
+}
+
+/**
+ * @param {Feature[]} features
+ * @param {boolean} [refit] show the whole province (not when only the boundaries' detail changes)
+ */
+function setUnits(features, refit = true) {
   units.clear();
   labelPoints.clear();
   wardFeatures = [];
@@ -433,7 +468,7 @@ function setUnits(features) {
   unitsBBox = bboxOf((provinceFeature ? [provinceFeature] : wardFeatures).map((f) => f.geometry))
     ?? bboxOf(wardFeatures.map((f) => f.geometry));
   if (mapState !== 'ready') shown.wards = 0;
-  fitToUnits();
+  if (refit) fitToUnits();
   mark('units', 'fills', 'list', 'status');
 }
 
@@ -754,6 +789,10 @@ globalThis.iochub = Object.freeze({
     redraws: batcher.flushes,
     pending: batcher.pending || store.dirty.size > 0 || extra.size > 0,
     lastUpdate: store.lastUpdate?.toISOString() ?? null,
+    unitsDetail,
+    unitsRequests,
+    zoom: map && mapState === 'ready' ? map.getZoom() : null,
+    fitZoom,
     replaying: clock.active,
     replayPaused: clock.active && clock.paused,
     replayClock: clock.active ? new Date(/** @type {number} */ (clock.time(Date.now()))).toISOString() : null,
@@ -781,7 +820,7 @@ globalThis.iochub = Object.freeze({
     const tr = trends.get(l);
     if (!tr) return null;
     const [xs, ys] = tr.series.data();
-    return { xs, ys, points: tr.series.points(), last: tr.series.last(), draws: tr.chart.draws, state: tr.chart.el.dataset.state ?? null, requests: trendRequests };
+    return { xs, ys, points: tr.series.points(), last: tr.series.last(), draws: tr.chart.draws, liveUpdates: tr.series.liveUpdates, state: tr.chart.el.dataset.state ?? null, requests: trendRequests };
   },
   paint: (/** @type {string} */ id, /** @type {string} */ prop) => (map && mapState === 'ready' && map.getLayer(id) ? structuredClone(map.getPaintProperty(id, prop)) : null),
   symbolScale: () => symbols,

@@ -72,8 +72,10 @@ export class TrendSeries {
     /** the live minutes of the newest buckets: bucket → (minute start → value) */
     /** @type {Map<number, Map<number, number>>} */
     this.minutes = new Map();
-    /** changes since the last take() */
+    /** whether the series changed since it was last drawn */
     this.changed = false;
+    /** live minutes that changed the series (read by tests) */
+    this.liveUpdates = 0;
   }
 
   /**
@@ -122,6 +124,7 @@ export class TrendSeries {
     for (const k of this.minutes.keys()) if (k < b - BUCKET_MS) this.minutes.delete(k);
     this.trim();
     this.changed = true;
+    this.liveUpdates++;
     return true;
   }
 

@@ -20,9 +20,11 @@
 import { createServer } from 'node:http';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { gunzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { AQI_BANDS } from '../app/aqi_bands.js';
+import { UNITS_SIMPLIFY } from '../app/geo.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const appDir = path.resolve(here, '..', 'app');
@@ -390,6 +392,9 @@ function readFrames(buf, onFrame) {
 export async function startMock({ port = 0, host = '127.0.0.1', tickMs = 300, vendor = true, extraStations = 0 } = {}) {
   const units = await loadUnits();
   const unitsBody = JSON.stringify(units);
+  // The gateway's answer at the tolerance the wall asks for (testdata/SOURCES.md).
+  const simplifiedBody = gunzipSync(await readFile(path.join(here, 'testdata', `units-01-simplify-${UNITS_SIMPLIFY}.geojson.gz`)));
+  let unitsRequests = 0;
   const golden = await loadGolden();
   const world = new World(units, golden, extraStations);
   const templates = await loadRollupTemplates();
@@ -412,8 +417,15 @@ export async function startMock({ port = 0, host = '127.0.0.1', tickMs = 300, ve
         res.end(JSON.stringify({ title: 'unknown province', detail: `province ${url.searchParams.get('province')} has no units in the mock` }));
         return;
       }
+      const simplify = url.searchParams.get('simplify');
+      if (simplify !== null && simplify !== String(UNITS_SIMPLIFY)) {
+        res.writeHead(400, { 'Content-Type': 'application/problem+json' });
+        res.end(JSON.stringify({ title: 'bad request', detail: `the mock has the units simplified at ${UNITS_SIMPLIFY} only, not ${simplify}` }));
+        return;
+      }
+      unitsRequests++;
       res.writeHead(200, { 'Content-Type': 'application/geo+json' });
-      res.end(unitsBody);
+      res.end(simplify === null ? unitsBody : simplifiedBody);
       return;
     }
     if (req.method === 'GET' && url.pathname === '/v1/session') {
@@ -564,6 +576,8 @@ export async function startMock({ port = 0, host = '127.0.0.1', tickMs = 300, ve
     world,
     golden,
     templates,
+    /** GET /v1/units answered */
+    unitsRequests: () => unitsRequests,
     // pause stops the ticking stream (bursts still go out), so a test can
     // compare the page with the world.
     pause() { paused = true; },

@@ -396,6 +396,11 @@ test('the tiles chart the last hours of the province from one history request ea
     assert.ok(after.xs.length <= 73);
     assert.equal(await page.locator('#kpis .trend canvas').count(), 3, 'charts moved, not re-created');
   }
+  if (!mock) {
+    // The live view's 1m roll-ups of the province keep the trend current.
+    await waitStats(page, () => window.iochub.trend('traffic').liveUpdates > 0, 'a live 1m roll-up in the traffic trend', 120_000);
+    assert.equal((await page.evaluate(() => window.iochub.trend('traffic'))).requests, 3, 'no new request');
+  }
   await page.locator('#kpi-air').screenshot({ path: path.join(resultsDir, 'wall-trend.png') });
   assert.deepEqual(errors.map(String), [], 'page errors');
 });
@@ -468,6 +473,29 @@ realOnly('acknowledging an alert on one wall shows it on another', async (t) => 
     assert.equal(await item(page).locator('button.ack').count(), 0, 'no button once acknowledged');
   }
   assert.deepEqual([...one.errors, ...two.errors].map(String), [], 'page errors');
+});
+
+mockOnly('the wall loads boundaries simplified for its view, and the whole ones once zoomed in', async (t) => {
+  const { page, errors } = await openWall(t);
+  await waitStats(page, () => window.iochub?.stats().map === 'ready' && window.iochub.stats().wards === 126 && window.iochub.stats().fitZoom !== null, 'the map fitted to the wards');
+  let s = await stats(page);
+  assert.equal(s.unitsDetail, 'simplified');
+  assert.equal(s.unitsRequests, 1, 'one /v1/units request (with simplify) for the wall');
+  await waitWardFills(page, 'air');
+  // Two double-clicks zoom in two levels: past what the simplified boundaries hold.
+  const box = await page.locator('#map').boundingBox();
+  for (let i = 0; i < 2; i++) {
+    await page.mouse.dblclick(box.x + box.width / 2, box.y + box.height / 2);
+    await waitStats(page, (z) => window.iochub.stats().zoom > z + 0.9, 'the zoom in', LIVE_TIMEOUT, s.zoom);
+    s = await stats(page);
+  }
+  await waitStats(page, () => window.iochub.stats().unitsDetail === 'full', 'the whole boundaries');
+  s = await stats(page);
+  assert.equal(s.unitsRequests, 2, 'the whole boundaries fetched once');
+  assert.equal(s.wards, 126);
+  assert.ok(s.zoom > s.fitZoom + 1.5, `zoom ${s.zoom}, fitted at ${s.fitZoom}: not refitted`);
+  await waitWardFills(page, 'air');
+  assert.deepEqual(errors.map(String), [], 'page errors');
 });
 
 mockOnly('a viewer sees acknowledgements but no acknowledge button', async (t) => {

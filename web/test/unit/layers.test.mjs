@@ -61,3 +61,13 @@ test('the layers are made with the sizes of the screen and resized in place', ()
   for (const [id, prop, value] of sizePaint(2)) assert.deepEqual(map.layers.get(id).paint[prop], value, `${id} ${prop} at 4K`);
   assert.equal(map.layers.get('air-circles').paint['circle-radius'][4], 16);
 });
+
+test('the simplified boundaries hold until the map is zoomed in past the province fit', async () => {
+  const { needsDetail, DETAIL_ZOOM, UNITS_SIMPLIFY } = await import('../../app/geo.js');
+  assert.ok(UNITS_SIMPLIFY > 0 && UNITS_SIMPLIFY <= 0.1, 'within the gateway bound (maxSimplify 0.1°)');
+  assert.equal(needsDetail(9.2, 9.2), false, 'at the fit');
+  assert.equal(needsDetail(9.2 + DETAIL_ZOOM, 9.2), false);
+  assert.equal(needsDetail(9.2 + DETAIL_ZOOM + 0.01, 9.2), true);
+  assert.equal(needsDetail(14, null), false, 'not before the map was fitted');
+  assert.equal(needsDetail(NaN, 9), false);
+});
