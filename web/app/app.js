@@ -4,6 +4,7 @@
 // arrive. URL parameters: province (default 01), bbox, layer (air, traffic,
 // water: what colours the wards), kiosk=1 (no controls), rotate=N (seconds
 // between layers; kiosk default 60).
+import { provinceOf, takeEarlyUnits, UNITS_ACCEPT, unitsURL } from './early.js';
 import { t, lang, setLang, apply } from './i18n.js';
 import { $ } from './dom.js';
 import { LiveStore } from './store.js';
@@ -12,7 +13,7 @@ import { FrameBatcher } from './batcher.js';
 import { ackAlert, activeAlerts, mayAck } from './alerts.js';
 import { nextLayer, provinceKpis, UNIT_LAYERS, unitColors, unitsToWatch } from './kpi.js';
 import { addLayers, CLICK_LAYERS, createMap, liveFeature, resizeSymbols, setSource, setWardFills, symbolScale } from './layers.js';
-import { anchorOf, bboxOf, flatGeometries, labelPoint, needsDetail, UNITS_SIMPLIFY } from './geo.js';
+import { anchorOf, bboxOf, flatGeometries, labelPoint, needsDetail } from './geo.js';
 import { renderAlerts, renderAQILegend, renderKpis, renderStatus, renderUnitLegend } from './panels.js';
 import { detailHTML } from './detail.js';
 import { drawHistory } from './history.js';
@@ -24,8 +25,9 @@ import { TREND_WINDOW, TRENDS, TrendChart, TrendSeries, trendQuery, trendRollup 
 
 /** @typedef {import('./store.js').Feature} Feature */
 
+performance.mark('iochub:app-start');
 const params = new URLSearchParams(location.search);
-const province = /^\d{2}$/.test(params.get('province') ?? '') ? /** @type {string} */ (params.get('province')) : '01';
+const province = provinceOf(params);
 const kiosk = params.get('kiosk') === '1';
 const rotateSeconds = Math.max(0, Number(params.get('rotate') ?? (kiosk ? 60 : 0)) || 0);
 /** @type {string} */
@@ -405,7 +407,10 @@ async function loadUnits() {
   for (;;) {
     try {
       unitsRequests++;
-      const res = await fetch(`/v1/units?province=${encodeURIComponent(province)}&simplify=${UNITS_SIMPLIFY}`, { headers: { Accept: 'application/geo+json, application/json' } });
+      // The first try takes the request early.js started while the page
+      // loaded, if it succeeded (a 401 then was before signIn: ask again).
+      let res = await takeEarlyUnits();
+      if (!res?.ok) res = await fetch(unitsURL(province), { headers: UNITS_ACCEPT });
       if (res.status === 401) {
         await showLogin(t('login.again'));
         continue;
@@ -434,7 +439,7 @@ async function loadUnitsDetail() {
   unitsDetail = 'loading';
   try {
     unitsRequests++;
-    const res = await fetch(`/v1/units?province=${encodeURIComponent(province)}`, { headers: { Accept: 'application/geo+json, application/json' } });
+    const res = await fetch(unitsURL(province, true), { headers: UNITS_ACCEPT });
     if (!res.ok) throw new Error(`HTTP ${res.status}`);
     const fc = await res.json();
     if (!Array.isArray(fc?.features)) throw new Error('not a GeoJSON FeatureCollection');
@@ -520,8 +525,9 @@ function attachTrends() {
   for (const [l, { series, chart }] of trends) {
     const slot = document.querySelector(`#kpis .trend-slot[data-trend="${l}"]`);
     if (!slot) continue;
+    // The slot has the chart's width: read it before the swap (no second layout).
+    const width = Math.max(60, Math.round(/** @type {HTMLElement} */ (slot).clientWidth));
     slot.replaceWith(chart.el);
-    const width = Math.max(60, Math.round(chart.el.clientWidth));
     const height = Math.round(rem * 2.2);
     if (series.changed || !chart.plot || chart.plot.width !== width || chart.plot.height !== height) {
       series.changed = false;
@@ -843,6 +849,6 @@ apply(document);
 initMap();
 // Units and the live view need a signed-in browser (session.js).
 ack.can = !kiosk && mayAck(await signIn());
+performance.mark('iochub:signed-in');
 loadUnits();
-loadTrends();
-live.start();
+live.start(); // its first snapshot loads the trends (after what the first frame needs)
