@@ -528,7 +528,7 @@ function attachTrends() {
     // The slot has the chart's width: read it before the swap (no second layout).
     const width = Math.max(60, Math.round(/** @type {HTMLElement} */ (slot).clientWidth));
     slot.replaceWith(chart.el);
-    const height = Math.round(rem * 2.2);
+    const height = Math.round(rem * 1.9);
     if (series.changed || !chart.plot || chart.plot.width !== width || chart.plot.height !== height) {
       series.changed = false;
       chart.draw(width, height);

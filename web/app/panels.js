@@ -104,8 +104,17 @@ const noData = () => `<p class="nodata">${esc(t('kpi.noData'))}</p>`;
 function trendSlot(layer) {
   const c = TRENDS[layer];
   const name = t(`history.${c.value}`);
-  const what = name.includes(c.unit) ? name : `${name} (${c.unit})`;
-  return `<div class="trend-box"><span class="trend-cap">${esc(t('trend.span', { what }))}</span><div class="trend-slot" data-trend="${esc(layer)}"></div></div>`;
+  const title = t('trend.title', { what: name.includes(c.unit) ? name : `${name} (${c.unit})` });
+  return `<div class="trend-box" title="${esc(title)}"><span class="trend-cap">${esc(t('trend.span', { what: c.unit }))}</span><div class="trend-slot" data-trend="${esc(layer)}"></div></div>`;
+}
+
+/**
+ * subRow is a tile's last line: the note on the left, the trend on the right.
+ * @param {string} layer
+ * @param {string} note HTML
+ */
+function subRow(layer, note) {
+  return `<div class="sub-row">${note}${trendSlot(layer)}</div>`;
 }
 
 /**
@@ -121,18 +130,18 @@ export function renderKpis(k, worst) {
     <div class="big"><span class="aqi-badge" style="background:${esc(a.color ?? '#8a94a6')};color:${(a.band ?? 0) >= 4 ? '#fff' : '#000'}">${esc(a.aqiMax === null ? '—' : fmtNumber(a.aqiMax, L, 0))}</span>
       <span class="big-label">${esc(t('kpi.worstAqi'))}<br><b>${esc(a.band ? t(`aqi.band${a.band}`) : t('aqi.none'))}</b></span></div>
     ${bar(a.byBand.slice(1), AQI_BANDS.map((b) => b.color), AQI_BANDS.map((b) => t(`aqi.band${b.level}`)))}
-    <p class="sub">${esc(t('kpi.reporting', { n: fmtNumber(a.reporting, L, 0), m: fmtNumber(a.known, L, 0) }))}</p>` : noData()) + trendSlot('air'), a?.color ?? ''));
+    ${subRow('air', `<p class="sub">${esc(t('kpi.reporting', { n: fmtNumber(a.reporting, L, 0), m: fmtNumber(a.known, L, 0) }))}</p>`)}` : noData() + subRow('air', '')), a?.color ?? ''));
   const tr = k.traffic;
   out.push(tile('traffic', t('kpi.traffic'), (tr ? `
     <div class="pair"><div><b class="num">${esc(fmtNumber(tr.congested, L, 0))}</b><span>${esc(t('kpi.congested'))}</span></div>
       <div><b class="num">${esc(tr.meanSpeed === null ? '—' : fmtNumber(tr.meanSpeed, L, 0))}</b><span>${esc(t('kpi.meanSpeed'))} (km/h)</span></div></div>
-    <p class="sub">${esc(t('kpi.segmentsReporting', { n: fmtNumber(tr.reporting, L, 0), m: fmtNumber(tr.known, L, 0) }))}</p>` : noData()) + trendSlot('traffic'),
+    ${subRow('traffic', `<p class="sub">${esc(t('kpi.segmentsReporting', { n: fmtNumber(tr.reporting, L, 0), m: fmtNumber(tr.known, L, 0) }))}</p>`)}` : noData() + subRow('traffic', '')),
   tr && tr.congested > 0 ? '#ff2d2d' : ''));
   const w = k.water;
   out.push(tile('water', t('kpi.water'), (w ? `
     <p class="lbl">${esc(t('kpi.alarm'))}</p>
     ${bar(w.byAlarm.slice(1), WATER_ALARM_COLORS.slice(1), [1, 2, 3].map((i) => t(`water.alarm${i}`)))}
-    <p class="sub">${esc(t('kpi.reporting', { n: fmtNumber(w.reporting, L, 0), m: fmtNumber(w.known, L, 0) }))}</p>` : noData()) + trendSlot('water'),
+    ${subRow('water', `<p class="sub">${esc(t('kpi.reporting', { n: fmtNumber(w.reporting, L, 0), m: fmtNumber(w.known, L, 0) }))}</p>`)}` : noData() + subRow('water', '')),
   w && w.byAlarm.slice(1).some((n) => n > 0) ? WATER_ALARM_COLORS[w.byAlarm[3] ? 3 : w.byAlarm[2] ? 2 : 1] : ''));
   const sevs = SEVERITIES.filter((s) => s !== 'Unknown' || k.alerts.Unknown > 0);
   out.push(tile('alerts', t('kpi.alerts'), `<ol class="sevs">${sevs.map((s) =>
