@@ -39,6 +39,9 @@ echo "wall screen test against $url"
 if ! IOCHUB_URL="$url" IOCHUB_TOKEN=web-test node --test web/test/wall.test.mjs; then
   echo "--- iochub dev log (tail) ---" >&2; tail -40 "$err" >&2; exit 1
 fi
+# The mock run below writes the same screenshots: keep the real server's
+# 1920×1080 wall (the one docs/wall.png is taken from).
+cp web/test-results/wall.png web/test-results/wall-real.png
 # A gateway restart: a kiosk screen signed in with the dev token must say it
 # lost the link, then resume by itself (same address, same data dir, so its
 # session cookie, signed with the data dir's key, stays valid).

@@ -4,6 +4,7 @@
 // arrive. URL parameters: province (default 01), bbox, layer (air, traffic,
 // water: what colours the wards), kiosk=1 (no controls), rotate=N (seconds
 // between layers; kiosk default 60).
+import { provinceOf, takeEarlyUnits, UNITS_ACCEPT, unitsURL } from './early.js';
 import { t, lang, setLang, apply } from './i18n.js';
 import { $ } from './dom.js';
 import { LiveStore } from './store.js';
@@ -11,8 +12,8 @@ import { LiveConnection } from './connection.js';
 import { FrameBatcher } from './batcher.js';
 import { ackAlert, activeAlerts, mayAck } from './alerts.js';
 import { nextLayer, provinceKpis, UNIT_LAYERS, unitColors, unitsToWatch } from './kpi.js';
-import { addLayers, CLICK_LAYERS, createMap, liveFeature, setSource, setWardFills } from './layers.js';
-import { anchorOf, bboxOf, flatGeometries, labelPoint } from './geo.js';
+import { addLayers, CLICK_LAYERS, createMap, liveFeature, resizeSymbols, setSource, setWardFills, symbolScale } from './layers.js';
+import { anchorOf, bboxOf, flatGeometries, labelPoint, needsDetail } from './geo.js';
 import { renderAlerts, renderAQILegend, renderKpis, renderStatus, renderUnitLegend } from './panels.js';
 import { detailHTML } from './detail.js';
 import { drawHistory } from './history.js';
@@ -20,11 +21,13 @@ import { addReportLayers, renderReports, reportStats } from './reports.js';
 import { signIn, showLogin } from './session.js';
 import { ReplayClock } from './replayclock.js';
 import { fmtNumber, fmtPercent, fmtTime } from './format.js';
+import { TREND_WINDOW, TRENDS, TrendChart, TrendSeries, trendQuery, trendRollup } from './trend.js';
 
 /** @typedef {import('./store.js').Feature} Feature */
 
+performance.mark('iochub:app-start');
 const params = new URLSearchParams(location.search);
-const province = /^\d{2}$/.test(params.get('province') ?? '') ? /** @type {string} */ (params.get('province')) : '01';
+const province = provinceOf(params);
 const kiosk = params.get('kiosk') === '1';
 const rotateSeconds = Math.max(0, Number(params.get('rotate') ?? (kiosk ? 60 : 0)) || 0);
 /** @type {string} */
@@ -55,6 +58,15 @@ let retryInSeconds = 0;
 let map = null;
 /** @type {'loading' | 'ready' | 'missing' | 'error'} */
 let mapState = 'loading';
+/** the zoom at which the map shows the whole province (fitToUnits) */
+/** @type {number | null} */
+let fitZoom = null;
+/** the ward boundaries held: simplified for the wall's view, or whole once zoomed in */
+/** @type {'simplified' | 'loading' | 'full'} */
+let unitsDetail = 'simplified';
+let unitsRequests = 0;
+/** the scale the map's symbols are drawn at (layers.js sizePaint) */
+let symbols = 1;
 /** @type {{popup: MapLibrePopup, kind: 'ward' | 'entity', key: string, live: HTMLElement} | null} */
 let popup = null;
 /** @type {Map<string, string | null>} */
@@ -69,6 +81,8 @@ const shown = { wards: 0, stations: 0, segments: 0, alerts: 0, alertItems: 0, wa
 // Set by the first redraw that shows wards and a snapshot: time to the first useful frame.
 /** @type {number | null} */
 let firstUsefulMs = null;
+/** @type {number | null} the redraw that handed them to the map */
+let firstUsefulFlush = null;
 // Panels to redraw besides the store's dirty layers.
 const extra = new Set(['status', 'kpis', 'units', 'fills', 'list', 'reports', 'legend']);
 
@@ -138,7 +152,9 @@ function initMap() {
   }
   const m = map;
   m.on('load', () => {
-    addLayers(m, parseFloat(getComputedStyle(document.documentElement).fontSize) / 20 || 1);
+    performance.mark('iochub:map-load');
+    symbols = rootScale();
+    addLayers(m, symbols);
     addReportLayers(m);
     mapState = 'ready';
     for (const l of LIVE_LAYERS) store.dirty.add(l);
@@ -147,19 +163,38 @@ function initMap() {
     mark('units', 'fills', 'reports');
   });
   m.on('click', onMapClick);
-  // A screen whose size changes (a window moved to the wall) shows the whole province again.
+  // A screen whose size changes (a window moved to the wall) shows the whole
+  // province again, with stations and segments sized for it, and the trends redrawn.
   let resizeTimer = 0;
   window.addEventListener('resize', () => {
     clearTimeout(resizeTimer);
-    resizeTimer = window.setTimeout(fitToUnits, 300);
+    resizeTimer = window.setTimeout(() => {
+      const s = rootScale();
+      if (mapState === 'ready' && map && s !== symbols) {
+        symbols = s;
+        resizeSymbols(map, s);
+      }
+      fitToUnits();
+      mark('kpis');
+    }, 300);
   });
   m.on('moveend', () => declutterLabels(lastWatch));
+  // Zoomed in past what the simplified boundaries hold: fetch them whole, once.
+  m.on('zoomend', () => {
+    if (unitsDetail === 'simplified' && needsDetail(m.getZoom(), fitZoom)) loadUnitsDetail();
+  });
+}
+
+/** rootScale is the map symbols' scale for the screen now (layers.js symbolScale). */
+function rootScale() {
+  return symbolScale(parseFloat(getComputedStyle(document.documentElement).fontSize));
 }
 
 function fitToUnits() {
   if (mapState !== 'ready' || !map || !unitsBBox) return;
   map.resize();
   map.fitBounds([[unitsBBox[0], unitsBBox[1]], [unitsBBox[2], unitsBBox[3]]], { padding: 30, animate: false });
+  fitZoom = map.getZoom();
 }
 
 /** @param {any} e */
@@ -323,12 +358,20 @@ function flush() {
   renderKpis(provinceKpis(store, province, now), watch.slice(0, MAX_WATCH).map((w) => ({
     code: w.code, name: unitName(w.code), color: w.color, value: watchValue(w),
   })));
+  attachTrends();
   $('n-stations').textContent = fmtNumber(shown.stations, lang(), 0);
   $('n-segments').textContent = fmtNumber(shown.segments, lang(), 0);
   drawStatus();
-  if (firstUsefulMs === null && shown.wards > 0 && store.snapshots > 0 && (shown.stations > 0 || shown.segments > 0)) {
-    // The frame after this one shows it: count until it is painted.
-    requestAnimationFrame(() => { firstUsefulMs = performance.now(); });
+  if (firstUsefulFlush === null && shown.wards > 0 && store.snapshots > 0 && (shown.stations > 0 || shown.segments > 0)) {
+    firstUsefulFlush = performance.now();
+    performance.mark('iochub:first-useful-flush');
+    // The sources are parsed and tiled off the main thread: the frame is
+    // useful once the map has painted them all (idle: nothing left to load or draw).
+    const m = map;
+    m?.once('idle', () => {
+      firstUsefulMs = performance.now();
+      performance.mark('iochub:first-useful-frame');
+    });
   }
 }
 
@@ -363,13 +406,19 @@ async function loadUnits() {
   let delay = 1000;
   for (;;) {
     try {
-      const res = await fetch(`/v1/units?province=${encodeURIComponent(province)}`, { headers: { Accept: 'application/geo+json, application/json' } });
+      unitsRequests++;
+      // The first try takes the request early.js started while the page
+      // loaded, if it succeeded (a 401 then was before signIn: ask again).
+      let res = await takeEarlyUnits();
+      if (!res?.ok) res = await fetch(unitsURL(province), { headers: UNITS_ACCEPT });
       if (res.status === 401) {
         await showLogin(t('login.again'));
         continue;
       }
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      performance.mark('iochub:units-response');
       const fc = await res.json();
+      performance.mark('iochub:units-parsed');
       if (!Array.isArray(fc?.features)) throw new Error('not a GeoJSON FeatureCollection');
       setUnits(fc.features);
       if (mapState !== 'missing' && mapState !== 'error') $('fatal').hidden = true;
@@ -383,8 +432,30 @@ async function loadUnits() {
   }
 }
 
-/** @param {Feature[]} features */
-function setUnits(features) {
+// loadUnitsDetail replaces the simplified boundaries with the whole ones
+// (the map zoomed in); a failure leaves the simplified ones, tried again at
+// the next zoom.
+async function loadUnitsDetail() {
+  unitsDetail = 'loading';
+  try {
+    unitsRequests++;
+    const res = await fetch(unitsURL(province, true), { headers: UNITS_ACCEPT });
+    if (!res.ok) throw new Error(`HTTP ${res.status}`);
+    const fc = await res.json();
+    if (!Array.isArray(fc?.features)) throw new Error('not a GeoJSON FeatureCollection');
+    setUnits(fc.features, false);
+    unitsDetail = 'full';
+  } catch (err) {
+    console.warn('loading whole boundaries', err);
+    unitsDetail = 'simplified';
+  }
+}
+
+/**
+ * @param {Feature[]} features
+ * @param {boolean} [refit] show the whole province (not when only the boundaries' detail changes)
+ */
+function setUnits(features, refit = true) {
   units.clear();
   labelPoints.clear();
   wardFeatures = [];
@@ -402,8 +473,67 @@ function setUnits(features) {
   unitsBBox = bboxOf((provinceFeature ? [provinceFeature] : wardFeatures).map((f) => f.geometry))
     ?? bboxOf(wardFeatures.map((f) => f.geometry));
   if (mapState !== 'ready') shown.wards = 0;
-  fitToUnits();
+  if (refit) fitToUnits();
   mark('units', 'fills', 'list', 'status');
+}
+
+// ---- trends on the tiles -------------------------------------------------------------
+// One GET /v1/history of the province per tile (air, traffic, water) when the
+// screen starts (and again on a fresh snapshot once a minute has passed, so a
+// gap while offline or replaying is filled from the store), then the
+// province's live 1m roll-ups update the newest bucket. The charts are made
+// once and moved into the tiles' HTML after each redraw.
+
+const TREND_COLORS = /** @type {Record<string, string>} */ ({ air: '#ffb020', traffic: '#4fb3ff', water: '#3fd0ff' });
+const trends = new Map(Object.entries(TRENDS).map(([l, c]) => {
+  const series = new TrendSeries(c.combine);
+  return [l, { series, chart: new TrendChart(series, TREND_COLORS[l]) }];
+}));
+let trendsLoadedAt = -Infinity;
+let trendRequests = 0;
+
+async function loadTrends() {
+  trendsLoadedAt = Date.now();
+  await Promise.all([...trends].map(async ([l, { series, chart }]) => {
+    const url = trendQuery(province, l, Date.now());
+    if (!url) return;
+    trendRequests++;
+    try {
+      const res = await fetch(url, { headers: { Accept: 'application/json' } });
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      series.load(await res.json(), TRENDS[l].value, TRENDS[l].stat);
+      chart.el.title = '';
+    } catch (err) {
+      console.warn('trend', l, err);
+      chart.el.dataset.state = 'error';
+      chart.el.title = `${t('trend.failed')}: ${/** @type {Error} */ (err).message}`;
+    }
+  }));
+  mark('kpis');
+}
+
+/** @param {any} r a live roll-up of TREND_WINDOW */
+function feedTrend(r) {
+  const l = trendRollup(r, province);
+  if (l && trends.get(l)?.series.live(Date.parse(r.windowStart), r[TRENDS[l].field])) mark('kpis');
+}
+
+// attachTrends moves each chart into its tile's slot and draws it when its
+// series or its size changed.
+function attachTrends() {
+  const rem = parseFloat(getComputedStyle(document.documentElement).fontSize) || 20;
+  for (const [l, { series, chart }] of trends) {
+    const slot = document.querySelector(`#kpis .trend-slot[data-trend="${l}"]`);
+    if (!slot) continue;
+    // The slot has the chart's width: read it before the swap (no second layout).
+    const width = Math.max(60, Math.round(/** @type {HTMLElement} */ (slot).clientWidth));
+    slot.replaceWith(chart.el);
+    const height = Math.round(rem * 1.9);
+    if (series.changed || !chart.plot || chart.plot.width !== width || chart.plot.height !== height) {
+      series.changed = false;
+      chart.draw(width, height);
+    }
+  }
 }
 
 // ---- data: live ---------------------------------------------------------------
@@ -421,7 +551,7 @@ function liveURL() {
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
   // ?bbox= on the page limits the live view to that box (a wall screen showing part of a province).
   const bbox = params.get('bbox') ? `&bbox=${encodeURIComponent(/** @type {string} */ (params.get('bbox')))}` : '';
-  return `${proto}//${location.host}/v1/live?province=${encodeURIComponent(province)}${bbox}&rollups=1h`;
+  return `${proto}//${location.host}/v1/live?province=${encodeURIComponent(province)}${bbox}&rollups=${TREND_WINDOW},1h`;
 }
 
 const live = new LiveConnection({
@@ -433,8 +563,21 @@ const live = new LiveConnection({
       heldFrames++;
       return;
     }
+    // The 1m roll-ups feed the tiles' trends only; the store keeps the others.
+    if (msg?.type === 'rollup' && msg.rollup?.window === TREND_WINDOW) {
+      feedTrend(msg.rollup);
+      return;
+    }
+    if (msg?.type === 'rollups' && Array.isArray(msg.rollups)) {
+      for (const r of msg.rollups) if (r?.window === TREND_WINDOW) feedTrend(r);
+      msg = { ...msg, rollups: msg.rollups.filter((/** @type {any} */ r) => r?.window !== TREND_WINDOW) };
+    }
     if (!store.apply(msg)) return;
-    if (msg.type === 'snapshot') live.snapshotTaken();
+    if (msg.type === 'snapshot') {
+      if (store.snapshots === 1) performance.mark('iochub:first-snapshot');
+      live.snapshotTaken();
+      if (Date.now() - trendsLoadedAt > 60_000) loadTrends();
+    }
     batcher.schedule();
   },
   onState: (state, retryMs) => {
@@ -501,6 +644,12 @@ function drawReplay() {
   const slider = /** @type {HTMLInputElement} */ ($('replay-slider'));
   if (at !== null && document.activeElement !== slider) slider.value = String(Math.round((at - Date.now()) / 60000));
   if (at === null) slider.value = '0';
+  const pause = $('replay-pause');
+  const paused = on && clock.paused;
+  pause.textContent = paused ? '▶' : '❚❚';
+  pause.title = t(paused ? 'replay.play' : 'replay.pause');
+  pause.setAttribute('aria-pressed', String(paused));
+  pause.classList.toggle('on', paused);
   for (const b of document.querySelectorAll('#replay button[data-speed]')) {
     b.classList.toggle('on', on && Number(/** @type {HTMLElement} */ (b).dataset.speed) === clock.speed);
   }
@@ -543,7 +692,27 @@ function goLive() {
       if (clock.active) goLive();
       return;
     }
-    startReplay(Date.now() + minutes * 60000);
+    const at = Date.now() + minutes * 60000;
+    if (!clock.active) {
+      startReplay(at);
+      return;
+    }
+    // Moved while replaying (paused or not): the replay goes on from there, a pause is kept.
+    clock.seek(at, Date.now());
+    replayTick();
+    slider.blur();
+  });
+  // Pause holds the replayed instant (the slider still moves it); play goes on
+  // at the chosen speed. Pausing the live screen holds the present as a replay.
+  $('replay-pause').addEventListener('click', () => {
+    const now = Date.now();
+    if (!clock.active) {
+      startReplay(now - 1000);
+      clock.pause(now);
+    } else {
+      clock.toggle(now);
+    }
+    replayTick();
   });
   for (const b of document.querySelectorAll('#replay button[data-speed]')) {
     b.addEventListener('click', () => {
@@ -626,13 +795,22 @@ globalThis.iochub = Object.freeze({
     redraws: batcher.flushes,
     pending: batcher.pending || store.dirty.size > 0 || extra.size > 0,
     lastUpdate: store.lastUpdate?.toISOString() ?? null,
+    unitsDetail,
+    unitsRequests,
+    zoom: map && mapState === 'ready' ? map.getZoom() : null,
+    fitZoom,
     replaying: clock.active,
+    replayPaused: clock.active && clock.paused,
+    replayClock: clock.active ? new Date(/** @type {number} */ (clock.time(Date.now()))).toISOString() : null,
     replayAt: replayAt === null ? null : new Date(replayAt).toISOString(),
     replayFetches,
     heldFrames,
   }),
   perf: () => ({
     firstUsefulMs,
+    firstUsefulFlushMs: firstUsefulFlush,
+    // Milestones of the first frame (ms from navigation start).
+    marks: Object.fromEntries(performance.getEntriesByType('mark').filter((e) => e.name.startsWith('iochub:')).map((e) => [e.name.slice(7), Math.round(e.startTime)])),
     flushes: batcher.flushes,
     requests: batcher.totalRequests,
     flushP50: quantile(batcher.durations, 0.5),
@@ -644,6 +822,14 @@ globalThis.iochub = Object.freeze({
   rollup: (/** @type {string} */ unit, /** @type {string} */ l) => structuredClone(store.rollup(unit, l, '1h', Date.now()) ?? null),
   wardFill: (/** @type {string} */ code) => (map && mapState === 'ready' ? map.getFeatureState({ source: 'wards', id: code })?.fill ?? null : null),
   wardCodes: () => wardFeatures.map((f) => String(f.properties.code)),
+  trend: (/** @type {string} */ l) => {
+    const tr = trends.get(l);
+    if (!tr) return null;
+    const [xs, ys] = tr.series.data();
+    return { xs, ys, points: tr.series.points(), last: tr.series.last(), draws: tr.chart.draws, liveUpdates: tr.series.liveUpdates, state: tr.chart.el.dataset.state ?? null, requests: trendRequests };
+  },
+  paint: (/** @type {string} */ id, /** @type {string} */ prop) => (map && mapState === 'ready' && map.getLayer(id) ? structuredClone(map.getPaintProperty(id, prop)) : null),
+  symbolScale: () => symbols,
   screenPoint,
 });
 
@@ -663,5 +849,6 @@ apply(document);
 initMap();
 // Units and the live view need a signed-in browser (session.js).
 ack.can = !kiosk && mayAck(await signIn());
+performance.mark('iochub:signed-in');
 loadUnits();
-live.start();
+live.start(); // its first snapshot loads the trends (after what the first frame needs)

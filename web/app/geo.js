@@ -3,6 +3,26 @@
 /** @typedef {[number, number, number, number]} BBox minLon, minLat, maxLon, maxLat */
 
 /**
+ * UNITS_SIMPLIFY is the tolerance (degrees, ~55 m) the wall asks /v1/units to
+ * simplify boundaries by: under a pixel at the zoom that fits a province on
+ * a 4K wall (Hà Nội: 3 MB of boundaries become 0.2 MB). Zoomed in further
+ * than DETAIL_ZOOM levels past that fit, the screen fetches them whole.
+ */
+export const UNITS_SIMPLIFY = 0.0005;
+/** DETAIL_ZOOM is how far past the fitting zoom the simplified boundaries still hold. */
+export const DETAIL_ZOOM = 1.5;
+
+/**
+ * needsDetail tells whether the map at zoom, fitted at fitZoom, needs the
+ * whole boundaries.
+ * @param {number} zoom
+ * @param {number | null} fitZoom
+ */
+export function needsDetail(zoom, fitZoom) {
+  return fitZoom !== null && Number.isFinite(zoom) && zoom > fitZoom + DETAIL_ZOOM;
+}
+
+/**
  * flatGeometries splits GeometryCollections so every layer sees simple geometries.
  * @param {any} g
  * @param {any[]} [out]

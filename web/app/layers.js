@@ -59,14 +59,51 @@ export function createMap(container, controls) {
 }
 
 /**
- * addLayers adds every source (empty) and layer once, after the map loaded.
- * Sizes (radii, widths) are multiplied by scale: 1 on a 1920-pixel-wide
- * screen, 2 on a 3840 one, as the page's type.
+ * symbolScale is the size of the map's symbols relative to a 1920-pixel-wide
+ * wall: the page's root font size (style.css: 100vw / 96, 14 to 48 px) over
+ * 20 px, so 1 at 1920, 2 at 3840, 0.7 on a small desk monitor.
+ * @param {number} rootFontPx
+ */
+export function symbolScale(rootFontPx) {
+  return Number.isFinite(rootFontPx) && rootFontPx > 0 ? Math.round((rootFontPx / 20) * 100) / 100 : 1;
+}
+
+/**
+ * sizePaint lists the paint properties of the layers that carry a size
+ * (radii, widths), at scale: [layer, property, value]. addLayers draws with
+ * them and resizeSymbols sets them again when the screen's size changes.
+ * @param {number} scale
+ * @returns {[string, string, any][]}
+ */
+export function sizePaint(scale) {
+  const k = (/** @type {number} */ v) => Math.round(v * scale * 10) / 10;
+  const zoomed = (/** @type {number} */ at9, /** @type {number} */ at14) => ['interpolate', ['linear'], ['zoom'], 9, k(at9), 14, k(at14)];
+  return [
+    ['wards-line', 'line-width', k(1)],
+    ['province-line', 'line-width', k(3)],
+    ['alert-line', 'line-width', k(3)],
+    ['traffic-lines', 'line-width', zoomed(4, 10)],
+    ['traffic-points', 'circle-radius', k(6)],
+    ['traffic-points', 'circle-stroke-width', k(2)],
+    ['alert-points', 'circle-radius', k(16)],
+    ['alert-points', 'circle-stroke-width', k(3)],
+    ['water-circles', 'circle-radius', zoomed(7, 12)],
+    ['water-circles', 'circle-stroke-width', ['match', ['get', 'alarm'], 0, k(1.5), k(3)]],
+    ['weather-circles', 'circle-radius', zoomed(4, 7)],
+    ['weather-circles', 'circle-stroke-width', k(2)],
+    ['air-circles', 'circle-radius', zoomed(8, 14)],
+    // A stale station is ringed in grey and drawn hollow-ish: never shown as fresh.
+    ['air-circles', 'circle-stroke-width', ['case', ['get', 'stale'], k(3), k(2)]],
+  ];
+}
+
+/**
+ * addLayers adds every source (empty) and layer once, after the map loaded,
+ * with the sizes of sizePaint(scale).
  * @param {MapLibreMap} map
  * @param {number} [scale]
  */
 export function addLayers(map, scale = 1) {
-  const k = (/** @type {number} */ v) => Math.round(v * scale * 10) / 10;
   for (const id of SOURCES) {
     map.addSource(id, { type: 'geojson', data: EMPTY, ...(id === 'wards' ? { promoteId: 'code' } : {}) });
   }
@@ -76,8 +113,8 @@ export function addLayers(map, scale = 1) {
       id: 'wards-fill', type: 'fill', source: 'wards',
       paint: { 'fill-color': ['coalesce', ['feature-state', 'fill'], WARD_NO_DATA], 'fill-opacity': 0.62 },
     },
-    { id: 'wards-line', type: 'line', source: 'wards', paint: { 'line-color': '#7f93c8', 'line-width': k(1), 'line-opacity': 0.7 } },
-    { id: 'province-line', type: 'line', source: 'province', paint: { 'line-color': '#b8c7ff', 'line-width': k(3) } },
+    { id: 'wards-line', type: 'line', source: 'wards', paint: { 'line-color': '#7f93c8', 'line-opacity': 0.7 } },
+    { id: 'province-line', type: 'line', source: 'province', paint: { 'line-color': '#b8c7ff' } },
     {
       id: 'alert-fill', type: 'fill', source: 'alerts',
       filter: ['match', ['geometry-type'], ['Polygon', 'MultiPolygon'], true, false],
@@ -86,55 +123,51 @@ export function addLayers(map, scale = 1) {
     {
       id: 'alert-line', type: 'line', source: 'alerts',
       filter: ['match', ['geometry-type'], ['Polygon', 'MultiPolygon', 'LineString', 'MultiLineString'], true, false],
-      paint: { 'line-color': SEVERITY_COLOR, 'line-width': k(3) },
+      paint: { 'line-color': SEVERITY_COLOR },
     },
     {
       id: 'traffic-lines', type: 'line', source: 'traffic',
       filter: ['match', ['geometry-type'], ['LineString', 'MultiLineString'], true, false],
       layout: { 'line-cap': 'round', 'line-join': 'round' },
-      paint: { 'line-color': SPEED_COLOR, 'line-width': ['interpolate', ['linear'], ['zoom'], 9, k(4), 14, k(10)] },
+      paint: { 'line-color': SPEED_COLOR },
     },
     {
       id: 'traffic-points', type: 'circle', source: 'traffic',
       filter: ['match', ['geometry-type'], ['Point', 'MultiPoint'], true, false],
-      paint: { 'circle-color': SPEED_COLOR, 'circle-radius': k(6), 'circle-stroke-color': '#0b1220', 'circle-stroke-width': k(2) },
+      paint: { 'circle-color': SPEED_COLOR, 'circle-stroke-color': '#0b1220' },
     },
     {
       id: 'alert-points', type: 'circle', source: 'alerts',
       filter: ['match', ['geometry-type'], ['Point', 'MultiPoint'], true, false],
-      paint: { 'circle-color': SEVERITY_COLOR, 'circle-opacity': 0.3, 'circle-radius': k(16), 'circle-stroke-color': SEVERITY_COLOR, 'circle-stroke-width': k(3) },
+      paint: { 'circle-color': SEVERITY_COLOR, 'circle-opacity': 0.3, 'circle-stroke-color': SEVERITY_COLOR },
     },
-    {
-      id: 'water-circles', type: 'circle', source: 'water',
-      paint: {
-        'circle-color': WATER_COLOR,
-        'circle-radius': ['interpolate', ['linear'], ['zoom'], 9, k(7), 14, k(12)],
-        'circle-stroke-color': '#ffffff',
-        'circle-stroke-width': ['match', ['get', 'alarm'], 0, k(1.5), k(3)],
-      },
-    },
+    { id: 'water-circles', type: 'circle', source: 'water', paint: { 'circle-color': WATER_COLOR, 'circle-stroke-color': '#ffffff' } },
     {
       id: 'weather-circles', type: 'circle', source: 'weather',
-      paint: {
-        'circle-color': ['case', ['get', 'stale'], STALE_COLOR, '#e6f0ff'],
-        'circle-radius': ['interpolate', ['linear'], ['zoom'], 9, k(4), 14, k(7)],
-        'circle-stroke-color': '#2b6cb0',
-        'circle-stroke-width': k(2),
-      },
+      paint: { 'circle-color': ['case', ['get', 'stale'], STALE_COLOR, '#e6f0ff'], 'circle-stroke-color': '#2b6cb0' },
     },
     {
       id: 'air-circles', type: 'circle', source: 'air',
       paint: {
         'circle-color': AIR_COLOR,
-        'circle-radius': ['interpolate', ['linear'], ['zoom'], 9, k(8), 14, k(14)],
-        // A stale station is ringed in grey and drawn hollow-ish: never shown as fresh.
         'circle-stroke-color': ['case', ['get', 'stale'], '#c9d3ea', '#0b1220'],
-        'circle-stroke-width': ['case', ['get', 'stale'], k(3), k(2)],
         'circle-opacity': ['case', ['get', 'stale'], 0.45, 1],
       },
     },
   ];
+  const byId = new Map(layers.map((l) => [l.id, l]));
+  for (const [id, prop, value] of sizePaint(scale)) byId.get(id).paint[prop] = value;
   for (const l of layers) map.addLayer(l);
+}
+
+/**
+ * resizeSymbols sets the sizes of sizePaint(scale) on the map's layers (a
+ * window moved to a wall of another size, or resized).
+ * @param {MapLibreMap} map
+ * @param {number} scale
+ */
+export function resizeSymbols(map, scale) {
+  for (const [id, prop, value] of sizePaint(scale)) if (map.getLayer(id)) map.setPaintProperty(id, prop, value);
 }
 
 /**

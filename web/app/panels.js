@@ -7,6 +7,7 @@ import { fmtNumber, fmtTime, fmtTimeLeft } from './format.js';
 import { AQI_BANDS } from './aqi_bands.js';
 import { ackOf, alertInfo, alertTitle, expiresAt, severityOf, SEVERITIES, SEVERITY_COLORS } from './alerts.js';
 import { CONGESTION_SCALE, WATER_ALARM_COLORS } from './kpi.js';
+import { TRENDS } from './trend.js';
 
 /** @typedef {import('./store.js').Feature} Feature */
 /** @typedef {import('./kpi.js').Kpis} Kpis */
@@ -96,6 +97,27 @@ function bar(counts, colors, names) {
 const noData = () => `<p class="nodata">${esc(t('kpi.noData'))}</p>`;
 
 /**
+ * trendSlot is where the tile's trend chart goes (app.js moves its TrendChart
+ * into it after each redraw; the chart itself is never re-created).
+ * @param {string} layer
+ */
+function trendSlot(layer) {
+  const c = TRENDS[layer];
+  const name = t(`history.${c.value}`);
+  const title = t('trend.title', { what: name.includes(c.unit) ? name : `${name} (${c.unit})` });
+  return `<div class="trend-box" title="${esc(title)}"><span class="trend-cap">${esc(t('trend.span', { what: c.unit }))}</span><div class="trend-slot" data-trend="${esc(layer)}"></div></div>`;
+}
+
+/**
+ * subRow is a tile's last line: the note on the left, the trend on the right.
+ * @param {string} layer
+ * @param {string} note HTML
+ */
+function subRow(layer, note) {
+  return `<div class="sub-row">${note}${trendSlot(layer)}</div>`;
+}
+
+/**
  * renderKpis redraws the tiles.
  * @param {Kpis} k
  * @param {{code: string, name: string, color: string, value: string}[]} worst units to watch for the chosen layer
@@ -104,22 +126,22 @@ export function renderKpis(k, worst) {
   const L = lang();
   const out = [];
   const a = k.air;
-  out.push(tile('air', t('kpi.air'), a ? `
+  out.push(tile('air', t('kpi.air'), (a ? `
     <div class="big"><span class="aqi-badge" style="background:${esc(a.color ?? '#8a94a6')};color:${(a.band ?? 0) >= 4 ? '#fff' : '#000'}">${esc(a.aqiMax === null ? '—' : fmtNumber(a.aqiMax, L, 0))}</span>
       <span class="big-label">${esc(t('kpi.worstAqi'))}<br><b>${esc(a.band ? t(`aqi.band${a.band}`) : t('aqi.none'))}</b></span></div>
     ${bar(a.byBand.slice(1), AQI_BANDS.map((b) => b.color), AQI_BANDS.map((b) => t(`aqi.band${b.level}`)))}
-    <p class="sub">${esc(t('kpi.reporting', { n: fmtNumber(a.reporting, L, 0), m: fmtNumber(a.known, L, 0) }))}</p>` : noData(), a?.color ?? ''));
+    ${subRow('air', `<p class="sub">${esc(t('kpi.reporting', { n: fmtNumber(a.reporting, L, 0), m: fmtNumber(a.known, L, 0) }))}</p>`)}` : noData() + subRow('air', '')), a?.color ?? ''));
   const tr = k.traffic;
-  out.push(tile('traffic', t('kpi.traffic'), tr ? `
+  out.push(tile('traffic', t('kpi.traffic'), (tr ? `
     <div class="pair"><div><b class="num">${esc(fmtNumber(tr.congested, L, 0))}</b><span>${esc(t('kpi.congested'))}</span></div>
       <div><b class="num">${esc(tr.meanSpeed === null ? '—' : fmtNumber(tr.meanSpeed, L, 0))}</b><span>${esc(t('kpi.meanSpeed'))} (km/h)</span></div></div>
-    <p class="sub">${esc(t('kpi.segmentsReporting', { n: fmtNumber(tr.reporting, L, 0), m: fmtNumber(tr.known, L, 0) }))}</p>` : noData(),
+    ${subRow('traffic', `<p class="sub">${esc(t('kpi.segmentsReporting', { n: fmtNumber(tr.reporting, L, 0), m: fmtNumber(tr.known, L, 0) }))}</p>`)}` : noData() + subRow('traffic', '')),
   tr && tr.congested > 0 ? '#ff2d2d' : ''));
   const w = k.water;
-  out.push(tile('water', t('kpi.water'), w ? `
+  out.push(tile('water', t('kpi.water'), (w ? `
     <p class="lbl">${esc(t('kpi.alarm'))}</p>
     ${bar(w.byAlarm.slice(1), WATER_ALARM_COLORS.slice(1), [1, 2, 3].map((i) => t(`water.alarm${i}`)))}
-    <p class="sub">${esc(t('kpi.reporting', { n: fmtNumber(w.reporting, L, 0), m: fmtNumber(w.known, L, 0) }))}</p>` : noData(),
+    ${subRow('water', `<p class="sub">${esc(t('kpi.reporting', { n: fmtNumber(w.reporting, L, 0), m: fmtNumber(w.known, L, 0) }))}</p>`)}` : noData() + subRow('water', '')),
   w && w.byAlarm.slice(1).some((n) => n > 0) ? WATER_ALARM_COLORS[w.byAlarm[3] ? 3 : w.byAlarm[2] ? 2 : 1] : ''));
   const sevs = SEVERITIES.filter((s) => s !== 'Unknown' || k.alerts.Unknown > 0);
   out.push(tile('alerts', t('kpi.alerts'), `<ol class="sevs">${sevs.map((s) =>
@@ -136,6 +158,14 @@ export function renderKpis(k, worst) {
     `<li data-unit="${esc(u.code)}"><i style="background:${esc(u.color)}"></i><span>${esc(u.name)}</span><b>${esc(u.value)}</b></li>`).join('')}</ol>`
     : `<p class="nodata">${esc(t('kpi.none'))}</p>`));
   $('kpis').innerHTML = `<p class="window">${esc(t('kpi.window'))}</p>${out.join('')}`;
+  // The wards to watch take the height left: a row that does not fit is
+  // hidden whole (read every position first, then hide: one layout).
+  const worstTile = document.getElementById('kpi-worst');
+  if (worstTile) {
+    const bottom = worstTile.getBoundingClientRect().bottom - parseFloat(getComputedStyle(worstTile).paddingBottom || '0');
+    const over = [...worstTile.querySelectorAll('li')].filter((li) => li.getBoundingClientRect().bottom > bottom + 1);
+    for (const li of over) /** @type {HTMLElement} */ (li).hidden = true;
+  }
 }
 
 /**

@@ -21,6 +21,9 @@ export class ReplayClock {
     /** wall time of the last fetch (ms), or null */
     /** @type {number | null} */
     this.lastFetch = null;
+    /** the replayed instant last fetched (ms), or null */
+    /** @type {number | null} */
+    this.fetchedAt = null;
   }
 
   /**
@@ -34,6 +37,26 @@ export class ReplayClock {
     this.base = Math.min(now, Math.max(now - REPLAY_SPAN_MS, at));
     this.wall = now;
     this.lastFetch = null;
+    this.fetchedAt = null;
+  }
+
+  /**
+   * seek moves the replayed instant to at (clamped to the last 24 hours),
+   * keeping the speed and a pause: a paused replay stays paused where it
+   * was moved to. The next tick fetches it.
+   * @param {number} at @param {number} now wall time
+   */
+  seek(at, now) {
+    if (!this.active) return;
+    this.base = Math.min(now, Math.max(now - REPLAY_SPAN_MS, at));
+    this.wall = now;
+    this.lastFetch = null;
+  }
+
+  /** toggle pauses a playing replay and resumes a paused one. @param {number} now */
+  toggle(now) {
+    if (this.paused) this.resume(now);
+    else this.pause(now);
   }
 
   /** time is the replayed instant at wall time now, or null when live. @param {number} now */
@@ -72,12 +95,14 @@ export class ReplayClock {
     this.active = false;
     this.paused = false;
     this.lastFetch = null;
+    this.fetchedAt = null;
   }
 
   /**
    * tick is called often; it says the replayed instant, whether the replay
    * has ended (reached the present: the clock is stopped, go live) and
-   * whether to fetch the state now (at most every FETCH_EVERY_MS).
+   * whether to fetch the state now (at most every FETCH_EVERY_MS, and not
+   * again for the instant last fetched: a paused replay fetches once).
    * @param {number} now wall time
    * @returns {{at: number | null, ended: boolean, fetch: boolean}}
    */
@@ -88,8 +113,11 @@ export class ReplayClock {
       this.stop();
       return { at: null, ended: true, fetch: false };
     }
-    const fetch = this.lastFetch === null || now - this.lastFetch >= FETCH_EVERY_MS;
-    if (fetch) this.lastFetch = now;
+    const fetch = at !== this.fetchedAt && (this.lastFetch === null || now - this.lastFetch >= FETCH_EVERY_MS);
+    if (fetch) {
+      this.lastFetch = now;
+      this.fetchedAt = at;
+    }
     return { at, ended: false, fetch };
   }
 }

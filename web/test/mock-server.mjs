@@ -20,9 +20,11 @@
 import { createServer } from 'node:http';
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
+import { gunzipSync } from 'node:zlib';
 import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { AQI_BANDS } from '../app/aqi_bands.js';
+import { UNITS_SIMPLIFY } from '../app/geo.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const appDir = path.resolve(here, '..', 'app');
@@ -390,6 +392,9 @@ function readFrames(buf, onFrame) {
 export async function startMock({ port = 0, host = '127.0.0.1', tickMs = 300, vendor = true, extraStations = 0 } = {}) {
   const units = await loadUnits();
   const unitsBody = JSON.stringify(units);
+  // The gateway's answer at the tolerance the wall asks for (testdata/SOURCES.md).
+  const simplifiedBody = gunzipSync(await readFile(path.join(here, 'testdata', `units-01-simplify-${UNITS_SIMPLIFY}.geojson.gz`)));
+  let unitsRequests = 0;
   const golden = await loadGolden();
   const world = new World(units, golden, extraStations);
   const templates = await loadRollupTemplates();
@@ -412,8 +417,15 @@ export async function startMock({ port = 0, host = '127.0.0.1', tickMs = 300, ve
         res.end(JSON.stringify({ title: 'unknown province', detail: `province ${url.searchParams.get('province')} has no units in the mock` }));
         return;
       }
+      const simplify = url.searchParams.get('simplify');
+      if (simplify !== null && simplify !== String(UNITS_SIMPLIFY)) {
+        res.writeHead(400, { 'Content-Type': 'application/problem+json' });
+        res.end(JSON.stringify({ title: 'bad request', detail: `the mock has the units simplified at ${UNITS_SIMPLIFY} only, not ${simplify}` }));
+        return;
+      }
+      unitsRequests++;
       res.writeHead(200, { 'Content-Type': 'application/geo+json' });
-      res.end(unitsBody);
+      res.end(simplify === null ? unitsBody : simplifiedBody);
       return;
     }
     if (req.method === 'GET' && url.pathname === '/v1/session') {
@@ -423,6 +435,30 @@ export async function startMock({ port = 0, host = '127.0.0.1', tickMs = 300, ve
       return;
     }
     if (req.method === 'GET' && url.pathname === '/v1/history') {
+      if (url.searchParams.has('unit')) {
+        // A unit's history from its roll-ups (the tiles' trends): what roll-ups keep per layer
+        // (air aqi mean/max, traffic speed mean, water level max), in the buckets of from, to and points.
+        const layer = url.searchParams.get('layer');
+        const from = Date.parse(url.searchParams.get('from') ?? '');
+        const to = Date.parse(url.searchParams.get('to') ?? '');
+        const points = Math.min(Number(url.searchParams.get('points') ?? 500), 10000);
+        const figure = { air: ['aqi', { mean: 60, max: 95 }], traffic: ['speed', { mean: 27 }], water: ['level', { max: 3.2 }] }[layer];
+        if (!figure || Number.isNaN(from) || Number.isNaN(to) || !(to > from) || !(points > 0)) {
+          res.writeHead(400, { 'Content-Type': 'application/problem+json' });
+          res.end(JSON.stringify({ title: 'bad request', detail: 'the mock answers unit histories of air, traffic and water with from < to and points' }));
+          return;
+        }
+        const bucket = Math.ceil((to - from) / points / 60e3) * 60e3;
+        const [value, stats] = figure;
+        const items = [];
+        for (let t = from, i = 0; t < Math.min(to, Date.now()); t += bucket, i++) {
+          const k = 0.8 + 0.3 * Math.sin(i / 6);
+          items.push({ t: new Date(t).toISOString(), count: 5, [value]: Object.fromEntries(Object.entries(stats).map(([st, v]) => [st, round7(v * k)])) });
+        }
+        res.writeHead(200, { 'Content-Type': 'application/json' });
+        res.end(JSON.stringify({ layer, unit: url.searchParams.get('unit'), from: new Date(from).toISOString(), to: new Date(to).toISOString(), points, bucketSeconds: bucket / 1000, source: 'rollup:1m', values: { [value]: Object.keys(stats) }, items }));
+        return;
+      }
       // The shape of GET /v1/history (docs/api.md): 24 hourly points around the entity's value now.
       const f = [...world.entities.values()].find((e) => e.properties.entityId === url.searchParams.get('entity'));
       const v = f?.properties.observation.values ?? {};
@@ -540,6 +576,8 @@ export async function startMock({ port = 0, host = '127.0.0.1', tickMs = 300, ve
     world,
     golden,
     templates,
+    /** GET /v1/units answered */
+    unitsRequests: () => unitsRequests,
     // pause stops the ticking stream (bursts still go out), so a test can
     // compare the page with the world.
     pause() { paused = true; },

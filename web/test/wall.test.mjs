@@ -75,9 +75,18 @@ after(async () => {
 
 // openWall opens a fresh page (fresh localStorage) and fails the test on any
 // uncaught page error.
-async function openWall(t, url = base, signedIn = true) {
+// With profile, the page's main thread is sampled (Chromium DevTools
+// protocol's CPU profiler) from before navigation: stop it with stopProfile.
+async function openWall(t, url = base, signedIn = true, { profile = false } = {}) {
   const context = await browser.newContext({ viewport: { width: 1920, height: 1080 }, locale: 'vi-VN', storageState: signedIn ? session : undefined });
   const page = await context.newPage();
+  let cdp = null;
+  if (profile) {
+    cdp = await context.newCDPSession(page);
+    await cdp.send('Profiler.enable');
+    await cdp.send('Profiler.setSamplingInterval', { interval: 500 });
+    await cdp.send('Profiler.start');
+  }
   const errors = [];
   page.on('pageerror', (err) => errors.push(err));
   page.on('console', (msg) => {
@@ -85,7 +94,42 @@ async function openWall(t, url = base, signedIn = true) {
   });
   t.after(() => context.close());
   await page.goto(url);
-  return { page, errors };
+  return { page, errors, cdp };
+}
+
+// profileSummary reads a CPU profile of the page's main thread: milliseconds
+// of samples by where they were spent (the app's modules, MapLibre, the
+// browser's own work), and the heaviest functions.
+function profileSummary(profile) {
+  const byId = new Map(profile.nodes.map((n) => [n.id, n]));
+  const self = new Map();
+  for (let i = 0; i < profile.samples.length; i++) {
+    const dt = (profile.timeDeltas[i + 1] ?? 0) / 1000;
+    self.set(profile.samples[i], (self.get(profile.samples[i]) ?? 0) + dt);
+  }
+  const where = (n) => {
+    const { url, functionName } = n.callFrame;
+    if (!url) return functionName || '(anonymous)';
+    if (url.includes('/vendor/maplibre-gl')) return 'maplibre-gl.js';
+    if (url.includes('/vendor/')) return 'other vendor';
+    if (url.startsWith('blob:')) return 'maplibre worker (blob)';
+    return 'app';
+  };
+  const cat = {};
+  const fn = {};
+  for (const [id, ms] of self) {
+    const n = byId.get(id);
+    const c = where(n);
+    cat[c] = (cat[c] ?? 0) + ms;
+    const f = `${n.callFrame.functionName || '(anonymous)'} ${n.callFrame.url.split('/').pop()}:${n.callFrame.lineNumber + 1}`;
+    fn[f] = (fn[f] ?? 0) + ms;
+  }
+  const round = (o) => Object.fromEntries(Object.entries(o).sort((a, b) => b[1] - a[1]).map(([k, v]) => [k, Math.round(v)]));
+  return {
+    totalMs: Math.round((profile.endTime - profile.startTime) / 1000),
+    byWhere: round(cat),
+    topFunctions: Object.fromEntries(Object.entries(round(fn)).filter(([k]) => !k.startsWith('(idle)')).slice(0, 12)),
+  };
 }
 
 const stats = (page) => page.evaluate(() => window.iochub.stats());
@@ -320,6 +364,47 @@ test('the tiles show the province roll-ups and the wards are coloured by the cho
   assert.deepEqual(errors.map(String), [], 'page errors');
 });
 
+test('the tiles chart the last hours of the province from one history request each, then follow its 1m roll-ups', async (t) => {
+  const { page, errors } = await openWall(t);
+  await waitStats(page, () => window.iochub?.stats().map === 'ready' && window.iochub.stats().rollups > 0, 'the map and the roll-ups');
+  // A fresh iochub dev has stored minutes of history only: the charts fill as its 1m roll-ups arrive.
+  const layers = mock ? ['air', 'traffic', 'water'] : ['traffic'];
+  for (const l of layers) {
+    await waitStats(page, (x) => {
+      const tr = window.iochub.trend(x);
+      return tr.state === 'drawn' && tr.points >= 1 && document.querySelector(`#kpi-${x} .trend canvas`) !== null;
+    }, `the ${l} trend drawn`, mock ? LIVE_TIMEOUT : 120_000, l);
+  }
+  const tr = await page.evaluate(() => window.iochub.trend('traffic'));
+  assert.equal(tr.requests, 3, 'one history request per tile, none per unit');
+  assert.ok(tr.xs.length <= 73, `${tr.xs.length} points; at most 73`);
+  assert.ok((tr.xs.at(-1) - tr.xs[0]) <= 6 * 3600, 'six hours at most');
+  assert.equal(await page.locator('#kpis .trend canvas').count(), 3, 'one chart per trended tile, drawn once');
+  const box = await page.locator('#kpi-traffic .trend').boundingBox();
+  assert.ok(box && box.width > 100 && box.height >= 30, `trend chart box ${JSON.stringify(box)}`);
+  if (mock) {
+    assert.ok((await page.evaluate(() => window.iochub.trend('air'))).points >= 60, 'the mock\'s six hours of 5-minute buckets');
+    // A live 1m roll-up of the province updates the newest bucket of its trend, in place.
+    const minute = Math.floor(Date.now() / 60e3) * 60e3;
+    const before = await page.evaluate(() => window.iochub.trend('air'));
+    const r = { ...mock.templates.air, unit: '01', province: '01', window: '1m', windowStart: new Date(minute).toISOString(), windowEnd: new Date(minute + 60e3).toISOString(), worstBand: 6, aqiMax: 420 };
+    assert.equal((await fetch(new URL('mock/rollup', base), { method: 'POST', body: JSON.stringify(r) })).status, 204);
+    await waitStats(page, (n) => window.iochub.trend('air').last === 420 && window.iochub.trend('air').draws > n, 'the live roll-up drawn in the air trend', 5000, before.draws);
+    const after = await page.evaluate(() => window.iochub.trend('air'));
+    assert.equal(after.requests, before.requests, 'no new request');
+    assert.equal(after.xs.at(-1), Math.floor(minute / 300e3) * 300, 'the bucket of that minute');
+    assert.ok(after.xs.length <= 73);
+    assert.equal(await page.locator('#kpis .trend canvas').count(), 3, 'charts moved, not re-created');
+  }
+  if (!mock) {
+    // The live view's 1m roll-ups of the province keep the trend current.
+    await waitStats(page, () => window.iochub.trend('traffic').liveUpdates > 0, 'a live 1m roll-up in the traffic trend', 120_000);
+    assert.equal((await page.evaluate(() => window.iochub.trend('traffic'))).requests, 3, 'no new request');
+  }
+  await page.locator('#kpis').screenshot({ path: path.join(resultsDir, 'wall-trend.png') }); // the tiles are redrawn in place: #kpis stays
+  assert.deepEqual(errors.map(String), [], 'page errors');
+});
+
 realOnly('a posted alert and a posted congestion show on the wall', async (t) => {
   assert.ok(TOKEN, 'IOCHUB_TOKEN (the dev token) is needed to post');
   const { page, errors } = await openWall(t);
@@ -390,6 +475,29 @@ realOnly('acknowledging an alert on one wall shows it on another', async (t) => 
   assert.deepEqual([...one.errors, ...two.errors].map(String), [], 'page errors');
 });
 
+mockOnly('the wall loads boundaries simplified for its view, and the whole ones once zoomed in', async (t) => {
+  const { page, errors } = await openWall(t);
+  await waitStats(page, () => window.iochub?.stats().map === 'ready' && window.iochub.stats().wards === 126 && window.iochub.stats().fitZoom !== null, 'the map fitted to the wards');
+  let s = await stats(page);
+  assert.equal(s.unitsDetail, 'simplified');
+  assert.equal(s.unitsRequests, 1, 'one /v1/units request (with simplify) for the wall');
+  await waitWardFills(page, 'air');
+  // Two double-clicks zoom in two levels: past what the simplified boundaries hold.
+  const box = await page.locator('#map').boundingBox();
+  for (let i = 0; i < 2; i++) {
+    await page.mouse.dblclick(box.x + box.width / 2, box.y + box.height / 2);
+    await waitStats(page, (z) => window.iochub.stats().zoom > z + 0.9, 'the zoom in', LIVE_TIMEOUT, s.zoom);
+    s = await stats(page);
+  }
+  await waitStats(page, () => window.iochub.stats().unitsDetail === 'full', 'the whole boundaries');
+  s = await stats(page);
+  assert.equal(s.unitsRequests, 2, 'the whole boundaries fetched once');
+  assert.equal(s.wards, 126);
+  assert.ok(s.zoom > s.fitZoom + 1.5, `zoom ${s.zoom}, fitted at ${s.fitZoom}: not refitted`);
+  await waitWardFills(page, 'air');
+  assert.deepEqual(errors.map(String), [], 'page errors');
+});
+
 mockOnly('a viewer sees acknowledgements but no acknowledge button', async (t) => {
   const { page, errors } = await openWall(t);
   await page.locator('#alerts li .ack-state').first().waitFor({ timeout: LIVE_TIMEOUT });
@@ -426,11 +534,20 @@ test('kiosk mode: no controls, the layers rotate', async (t) => {
     assert.equal(after.entities, mock.world.entities.size, 'every entity once after the resume');
   }
   await page.screenshot({ path: path.join(resultsDir, 'wall-kiosk.png') });
-  // The same wall on a 4K screen: everything scales with the width.
+  // Stations sized for the screen: at 1920 a station is 8 px at zoom 9.
+  const radius = () => page.evaluate(() => window.iochub.paint('air-circles', 'circle-radius')?.[4] ?? null);
+  assert.equal(await radius(), 8, 'station radius at 1920×1080');
+  // The same wall on a 4K screen: everything scales with the width, the map's symbols too.
   await page.setViewportSize({ width: 3840, height: 2160 });
-  await page.waitForFunction(() => parseFloat(getComputedStyle(document.documentElement).fontSize) === 40, undefined, { timeout: 5000 });
+  await page.waitForFunction(() => parseFloat(getComputedStyle(document.documentElement).fontSize) === 40, undefined, { timeout: 30_000, polling: 200 });
+  await waitStats(page, () => window.iochub.paint('air-circles', 'circle-radius')?.[4] === 16, 'stations resized for 4K', 30_000);
+  assert.equal(await page.evaluate(() => window.iochub.paint('traffic-lines', 'line-width')?.[4]), 8, 'segments resized for 4K');
   assert.equal(await page.locator('#kpis').evaluate((el) => el.scrollHeight <= el.clientHeight + 1), true, 'the tiles fit at 4K');
   await page.screenshot({ path: path.join(resultsDir, 'wall-4k.png') });
+  // A desk monitor: the type's smallest size, the symbols with it.
+  await page.setViewportSize({ width: 1280, height: 800 });
+  await waitStats(page, () => window.iochub.paint('air-circles', 'circle-radius')?.[4] === 5.6, 'stations resized for a desk', 30_000);
+  assert.equal(await page.evaluate(() => window.iochub.stats().entities > 0), true);
   assert.deepEqual(errors.map(String).filter((e) => !/WebSocket connection to .* failed/.test(e)), [], 'page errors');
 });
 
@@ -453,7 +570,26 @@ realOnly('replay: the slider an hour back shows the past under a badge, Live goe
   assert.ok(m, `replay clock ${text}`);
   const shown = Date.UTC(+m[6], +m[5] - 1, +m[4], +m[1] - 7, +m[2], +m[3]);
   assert.ok(Math.abs(shown - chosen) < 5 * 60 * 1000, `replay clock ${text} shows ${new Date(shown).toISOString()}; chose ${new Date(chosen).toISOString()}`);
-  const before = s.snapshots;
+  // Pause holds the replayed instant; the slider moves it while paused; play goes on from there.
+  await page.click('#replay-pause');
+  await waitStats(page, () => window.iochub.stats().replayPaused, 'the replay paused', 5000);
+  assert.equal(await page.locator('#replay-pause').getAttribute('aria-pressed'), 'true');
+  const held = (await stats(page)).replayClock;
+  await page.waitForTimeout(2500); // wall time passes; a paused clock does not
+  assert.equal((await stats(page)).replayClock, held, 'the paused clock holds');
+  const fetches = (await stats(page)).replayFetches;
+  const moved = Date.now() - 2 * 3600 * 1000;
+  await page.locator('#replay-slider').evaluate((el) => {
+    el.value = '-120';
+    el.dispatchEvent(new Event('change', { bubbles: true }));
+  });
+  await waitStats(page, (n) => window.iochub.stats().replayFetches > n, 'the moved instant fetched', LIVE_TIMEOUT, fetches);
+  const p = await stats(page);
+  assert.equal(p.replayPaused, true, 'still paused after the slider moved');
+  assert.ok(Math.abs(Date.parse(p.replayAt) - moved) < 5 * 60 * 1000, `replayed ${p.replayAt}, two hours back`);
+  await page.click('#replay-pause');
+  await waitStats(page, (h) => !window.iochub.stats().replayPaused && window.iochub.stats().replayClock > h, 'the replay playing again', 10_000, p.replayClock);
+  const before = (await stats(page)).snapshots;
   await page.click('#replay-live');
   await page.locator('#replay-badge').waitFor({ state: 'hidden', timeout: 5000 });
   await waitStats(page, (n) => !window.iochub.stats().replaying && window.iochub.stats().connection === 'online' && window.iochub.stats().snapshots > n,
@@ -473,8 +609,12 @@ function kioskURL() {
 mockOnly('speed: 5 000 live entities, 5 000 changes a second, no update lost', { timeout: 240_000 }, async (t) => {
   const big = await startMock({ tickMs: 3_600_000, extraStations: 5000 });
   t.after(() => big.close());
-  const { page, errors } = await openWall(t, big.url + '/');
+  const { page, errors, cdp } = await openWall(t, big.url + '/', true, { profile: true });
   await waitStats(page, () => window.iochub?.stats().snapshots === 1 && window.iochub.stats().map === 'ready' && window.iochub.perf().firstUsefulMs !== null, 'the first useful frame', 60_000);
+  const { profile } = await cdp.send('Profiler.stop');
+  await writeFile(path.join(resultsDir, 'wall-first-frame.cpuprofile'), JSON.stringify(profile));
+  const firstProfile = profileSummary(profile);
+  t.diagnostic(`first frame profile: ${JSON.stringify(firstProfile)}`);
   const first = await page.evaluate(() => window.iochub.perf());
   const entities = (await stats(page)).entities;
   assert.ok(entities >= 5000, `got ${entities} entities; want at least 5000`);
@@ -511,6 +651,9 @@ mockOnly('speed: 5 000 live entities, 5 000 changes a second, no update lost', {
     framesReceived: after.frames - before.frames,
     redraws: after.redraws - before.redraws,
     firstUsefulMs: Math.round(first.firstUsefulMs),
+    firstUsefulFlushMs: Math.round(first.firstUsefulFlushMs),
+    firstFrameMarks: first.marks,
+    firstFrameProfile: firstProfile,
     frameP50Ms: Math.round(q(0.5) * 10) / 10,
     frameP95Ms: Math.round(q(0.95) * 10) / 10,
     frameMaxMs: Math.round(sorted[sorted.length - 1] * 10) / 10,

@@ -57,3 +57,57 @@ test('a replay that reaches the present ends: back to live', () => {
   assert.equal(c.time(NOW + 11_000), null);
   assert.deepEqual(c.tick(NOW + 12_000), { at: null, ended: false, fetch: false }, 'ends once');
 });
+
+test('a paused replay fetches its instant once, not every second', () => {
+  const c = new ReplayClock();
+  c.start(NOW - H, NOW, 4);
+  assert.equal(c.tick(NOW).fetch, true);
+  c.pause(NOW + 500);
+  const held = c.tick(NOW + 1500);
+  assert.equal(held.at, NOW - H + 2000);
+  assert.equal(held.fetch, true, 'the instant it paused at');
+  for (const dt of [2500, 10_000, 60_000]) {
+    const r = c.tick(NOW + dt);
+    assert.equal(r.at, NOW - H + 2000, 'the clock holds');
+    assert.equal(r.fetch, false, 'nothing new to fetch');
+    assert.equal(r.ended, false, 'a paused replay never reaches the present');
+  }
+});
+
+test('the slider moves a paused replay: it stays paused there and fetches it', () => {
+  const c = new ReplayClock();
+  c.start(NOW - H, NOW, 8);
+  c.tick(NOW);
+  c.pause(NOW + 1000);
+  c.tick(NOW + 1000);
+  c.seek(NOW - 5 * H, NOW + 2000);
+  assert.equal(c.paused, true);
+  assert.equal(c.speed, 8, 'the speed is kept');
+  const r = c.tick(NOW + 2100);
+  assert.deepEqual(r, { at: NOW - 5 * H, ended: false, fetch: true });
+  assert.equal(c.tick(NOW + 30_000).at, NOW - 5 * H);
+  c.seek(NOW - 40 * H, NOW + 30_000);
+  assert.equal(c.time(NOW + 30_000), NOW + 30_000 - REPLAY_SPAN_MS, 'clamped to the last 24 hours');
+  c.seek(NOW + H, NOW + 30_000);
+  assert.equal(c.time(NOW + 30_000), NOW + 30_000, 'never past the present');
+});
+
+test('play resumes a paused replay at its speed from where it was held', () => {
+  const c = new ReplayClock();
+  c.start(NOW - H, NOW, 4);
+  c.toggle(NOW + 1000);
+  assert.equal(c.paused, true);
+  assert.equal(c.time(NOW + 9000), NOW - H + 4000);
+  c.toggle(NOW + 9000);
+  assert.equal(c.paused, false);
+  assert.equal(c.time(NOW + 10_000), NOW - H + 8000);
+  assert.equal(c.tick(NOW + 10_000).fetch, true);
+  assert.equal(c.tick(NOW + 10_500).fetch, false, 'paced again once playing');
+});
+
+test('seek does nothing while live', () => {
+  const c = new ReplayClock();
+  c.seek(NOW - H, NOW);
+  assert.equal(c.active, false);
+  assert.equal(c.time(NOW), null);
+});

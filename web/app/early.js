@@ -1,0 +1,48 @@
+// early.js starts the request the first frame waits on longest, the
+// province's ward boundaries, while the page is still loading MapLibre:
+// index.html loads it as an async module, so it runs as soon as it arrives,
+// not after the document and its scripts. app.js takes the answer
+// (takeEarlyUnits) instead of asking again. Not with a one-time ?code= in
+// the URL: the browser has no session cookie before app.js trades it.
+import { UNITS_SIMPLIFY } from './geo.js';
+
+/**
+ * provinceOf is the page's province: ?province=NN, default 01.
+ * @param {URLSearchParams} params
+ */
+export function provinceOf(params) {
+  const p = params.get('province') ?? '';
+  return /^\d{2}$/.test(p) ? p : '01';
+}
+
+/**
+ * unitsURL is the /v1/units query of province: simplified for the wall's
+ * view, or whole.
+ * @param {string} province
+ * @param {boolean} [whole]
+ */
+export function unitsURL(province, whole = false) {
+  return `/v1/units?province=${encodeURIComponent(province)}${whole ? '' : `&simplify=${UNITS_SIMPLIFY}`}`;
+}
+
+export const UNITS_ACCEPT = { Accept: 'application/geo+json, application/json' };
+
+/** @type {Promise<Response | null> | null} */
+let early = null;
+if (typeof location !== 'undefined') {
+  const params = new URLSearchParams(location.search);
+  if (!params.has('code')) {
+    early = fetch(unitsURL(provinceOf(params)), { headers: UNITS_ACCEPT }).catch(() => null);
+  }
+}
+
+/**
+ * takeEarlyUnits gives the early answer once (null when there is none, or it
+ * failed): a 401 or an error is handled by the caller as for its own request.
+ * @returns {Promise<Response | null>}
+ */
+export async function takeEarlyUnits() {
+  const p = early;
+  early = null;
+  return p ? p : null;
+}

@@ -1,0 +1,73 @@
+// Unit tests of the map's symbol sizes (web/app/layers.js): they follow the
+// screen (1080p wall, 2160p wall, desk monitor) when the layers are made and
+// when the screen's size changes, on a recording fake of the map.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { addLayers, resizeSymbols, sizePaint, symbolScale } from '../../app/layers.js';
+
+test('the symbol scale follows the root font size: 1 at 1920, 2 at 3840, 0.7 on a desk', () => {
+  assert.equal(symbolScale(20), 1);
+  assert.equal(symbolScale(40), 2);
+  assert.equal(symbolScale(14), 0.7);
+  assert.equal(symbolScale(NaN), 1);
+  assert.equal(symbolScale(0), 1);
+});
+
+/** every number inside a paint value (interpolation stops included, zoom levels excluded). */
+function sizes(value) {
+  if (typeof value === 'number') return [value];
+  if (!Array.isArray(value)) return [];
+  if (value[0] === 'interpolate') return value.slice(3).filter((_, i) => i % 2 === 1);
+  return value.flatMap(sizes);
+}
+
+test('every size doubles on a 4K wall and shrinks on a desk', () => {
+  const one = sizePaint(1);
+  const two = sizePaint(2);
+  const desk = sizePaint(0.7);
+  assert.ok(one.length >= 10);
+  for (let i = 0; i < one.length; i++) {
+    const [id, prop] = one[i];
+    const a = sizes(one[i][2]);
+    assert.ok(a.length > 0, `${id} ${prop} has sizes`);
+    assert.deepEqual(sizes(two[i][2]), a.map((v) => Math.round(v * 2 * 10) / 10), `${id} ${prop} at 2×`);
+    assert.deepEqual(sizes(desk[i][2]), a.map((v) => Math.round(v * 0.7 * 10) / 10), `${id} ${prop} at 0.7×`);
+  }
+  const zoom = one.find(([id, p]) => id === 'air-circles' && p === 'circle-radius')[2];
+  assert.deepEqual(zoom.slice(0, 3), ['interpolate', ['linear'], ['zoom']], 'stations grow with the zoom');
+  assert.deepEqual(zoom.slice(3).filter((_, i) => i % 2 === 0), [9, 14], 'zoom levels are not scaled');
+});
+
+function fakeMap() {
+  const layers = new Map();
+  const set = [];
+  return {
+    layers, set,
+    addSource() {},
+    addLayer(l) { layers.set(l.id, structuredClone(l)); },
+    getLayer(id) { return layers.get(id); },
+    setPaintProperty(id, prop, value) { set.push([id, prop, value]); layers.get(id).paint[prop] = value; },
+  };
+}
+
+test('the layers are made with the sizes of the screen and resized in place', () => {
+  const map = fakeMap();
+  addLayers(map, 1);
+  for (const [id, prop, value] of sizePaint(1)) assert.deepEqual(map.layers.get(id).paint[prop], value, `${id} ${prop}`);
+  const count = map.layers.size;
+  resizeSymbols(map, 2);
+  assert.equal(map.layers.size, count, 'no layer re-created');
+  assert.equal(map.set.length, sizePaint(2).length);
+  for (const [id, prop, value] of sizePaint(2)) assert.deepEqual(map.layers.get(id).paint[prop], value, `${id} ${prop} at 4K`);
+  assert.equal(map.layers.get('air-circles').paint['circle-radius'][4], 16);
+});
+
+test('the simplified boundaries hold until the map is zoomed in past the province fit', async () => {
+  const { needsDetail, DETAIL_ZOOM, UNITS_SIMPLIFY } = await import('../../app/geo.js');
+  assert.ok(UNITS_SIMPLIFY > 0 && UNITS_SIMPLIFY <= 0.1, 'within the gateway bound (maxSimplify 0.1°)');
+  assert.equal(needsDetail(9.2, 9.2), false, 'at the fit');
+  assert.equal(needsDetail(9.2 + DETAIL_ZOOM, 9.2), false);
+  assert.equal(needsDetail(9.2 + DETAIL_ZOOM + 0.01, 9.2), true);
+  assert.equal(needsDetail(14, null), false, 'not before the map was fitted');
+  assert.equal(needsDetail(NaN, 9), false);
+});
