@@ -72,10 +72,35 @@ func (e *bodyError) Unwrap() error { return ErrMalformedBody }
 // line. A malformed item of an NDJSON body rejects only that line; any other
 // syntax error makes the whole body malformed (*bodyError, ErrMalformedBody).
 // Read errors of r (such as *http.MaxBytesError) are returned wrapped.
+//
+// A body that is a JSON array of objects is read whole (it is bounded by the
+// caller's reader) and split by the fast path (decode_fast.go); whatever that
+// path does not take is read by the encoding/json path, decodeStream, which
+// sees the same bytes and, after them, the same read error.
 func decodeItems(r io.Reader, format string, maxItems int) ([]rawItem, error) {
 	if format == formatCAP || format == formatXML {
 		return decodeCAP(r, maxItems)
 	}
+	if format == formatNDJSON {
+		return decodeStream(r, format, maxItems)
+	}
+	body, rerr := io.ReadAll(r)
+	if rerr == nil {
+		if items, ok := fastArray(body, maxItems); ok {
+			return items, nil
+		}
+		return decodeStream(bytes.NewReader(body), format, maxItems)
+	}
+	return decodeStream(io.MultiReader(bytes.NewReader(body), errReader{rerr}), format, maxItems)
+}
+
+// errReader replays a read error after the bytes read before it.
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// decodeStream is decodeItems on encoding/json, streaming.
+func decodeStream(r io.Reader, format string, maxItems int) ([]rawItem, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	first, err := firstByte(br)
 	if err != nil {

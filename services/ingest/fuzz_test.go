@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +30,8 @@ func seedBodies(f *testing.F) {
 	}
 	for _, s := range []string{
 		`[]`, `[1, null, "x", {}]`, `{"type":"FeatureCollection","features":[{"type":"Feature","geometry":null,"properties":{"id":"a"}}]}`,
+		`[{"id":"a","pm25":1.5e3,"x":[true,false,null,{"k":"\u00e9\n"}]}, null ,{"id":"b","id":"c"}]`, `[{"a":01}]`, `[{"a":1.}]`,
+		`[{"a":"\x"}]`, `[{"\u0061":1}]`, `[{"a":-0.5E+3}]  `, `[{"a":"`+"\xff"+`"}]`, `[{"a":1},]`, `[{"a":[[[[[[[1]]]]]]]}]`,
 		`{"features": 3}`, "{\"id\":1}\n{bad\n{\"id\":2}", "\xEF\xBB\xBF[{}]", `[{"a":1}] x`, `{"type":"Feature","properties":[]}`,
 	} {
 		f.Add([]byte(s))
@@ -40,6 +44,11 @@ func FuzzDecodeItems(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for _, format := range []string{"", formatJSON, formatNDJSON} {
 			items, err := decodeItems(bytes.NewReader(body), format, 100)
+			// The fast path (decode_fast.go) must answer as encoding/json does.
+			slow, serr := decodeStream(bytes.NewReader(body), format, 100)
+			if fmt.Sprint(err) != fmt.Sprint(serr) || !reflect.DeepEqual(items, slow) {
+				t.Fatalf("format %q: fast path gave %v, %v; encoding/json %v, %v", format, items, err, slow, serr)
+			}
 			if err != nil {
 				if !errors.Is(err, ErrMalformedBody) && !errors.Is(err, ErrNoItems) && !errors.Is(err, ErrTooManyItems) {
 					t.Fatalf("format %q: unexpected error kind %v", format, err)
