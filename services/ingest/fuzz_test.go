@@ -31,7 +31,7 @@ func seedBodies(f *testing.F) {
 	for _, s := range []string{
 		`[]`, `[1, null, "x", {}]`, `{"type":"FeatureCollection","features":[{"type":"Feature","geometry":null,"properties":{"id":"a"}}]}`,
 		`[{"id":"a","pm25":1.5e3,"x":[true,false,null,{"k":"\u00e9\n"}]}, null ,{"id":"b","id":"c"}]`, `[{"a":01}]`, `[{"a":1.}]`,
-		`[{"a":"\x"}]`, `[{"\u0061":1}]`, `[{"a":-0.5E+3}]  `, `[{"a":"`+"\xff"+`"}]`, `[{"a":1},]`, `[{"a":[[[[[[[1]]]]]]]}]`,
+		`[{"a":"\x"}]`, `[{"\u0061":1}]`, `[{"a":-0.5E+3}]  `, `[{"a":"` + "\xff" + `"}]`, `[{"a":1},]`, `[{"a":[[[[[[[1]]]]]]]}]`,
 		`{"features": 3}`, "{\"id\":1}\n{bad\n{\"id\":2}", "\xEF\xBB\xBF[{}]", `[{"a":1}] x`, `{"type":"Feature","properties":[]}`,
 	} {
 		f.Add([]byte(s))
@@ -98,7 +98,25 @@ func FuzzGeometry(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
+	for _, s := range []string{
+		` { "coordinates" : [ 105.85 , 21.02 , 3 ] , "type" : "Point" } `, `{"type":"Point","coordinates":[105.85]}`,
+		`{"type":"Point","coordinates":[105.85,21.02,1,2]}`, `{"type":"Point","coordinates":[-0.0,-1e-7]}`,
+		`{"type":"Point","type":"LineString","coordinates":[1,2]}`, `{"Type":"Point","coordinates":[1,2]}`,
+		`{"type":"LineString","coordinates":[[105.85,21.02]]}`, `{"type":"LineString","coordinates":[[1,2],[3,"4"]]}`,
+		`{"type":"LineString","coordinates":[[1,2],[300,4]]}`, `{"type":"Point","coordinates":[1,2],"bbox":[1,2,1,2]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	allowedSets := [][]string{{"Point", "LineString", "Polygon", "MultiPolygon"}, {"Point"}, {"LineString"}}
 	f.Fuzz(func(t *testing.T, raw []byte) {
+		// The fast path (geometry_fast.go) must answer as encoding/json does.
+		for _, allowed := range allowedSets {
+			fast, ferr := ParseGeometry(raw, "location", allowed...)
+			slow, serr := parseGeometrySlow(raw, "location", allowed...)
+			if fmt.Sprint(ferr) != fmt.Sprint(serr) || !reflect.DeepEqual(fast, slow) {
+				t.Fatalf("allowed %v: fast path gave %v, %v; encoding/json %v, %v", allowed, fast, ferr, slow, serr)
+			}
+		}
 		g, err := ParseGeometry(raw, "location", "Point", "LineString", "Polygon", "MultiPolygon")
 		if err != nil {
 			if !strings.HasPrefix(err.Error(), "location") {

@@ -52,6 +52,18 @@ func (e *geometryError) Error() string {
 // finite, |lon| <= 180, |lat| <= 90, at least 2 points in a LineString, rings
 // of at least 4 points, closed and not self-intersecting.
 func ParseGeometry(raw json.RawMessage, at string, allowed ...string) (Geometry, error) {
+	if out, ok := fastGeometry(raw, at, allowed); ok {
+		if err := out.err; err != nil {
+			return Geometry{}, err
+		}
+		return finishGeometry(out.g, at+".coordinates")
+	}
+	return parseGeometrySlow(raw, at, allowed...)
+}
+
+// parseGeometrySlow is ParseGeometry on encoding/json: it reads every
+// geometry, including those fastGeometry leaves to it.
+func parseGeometrySlow(raw json.RawMessage, at string, allowed ...string) (Geometry, error) {
 	var g geoJSONGeometry
 	if err := json.Unmarshal(raw, &g); err != nil {
 		return Geometry{}, &geometryError{at, "want a GeoJSON geometry object: " + jsonReason(err)}
@@ -132,13 +144,19 @@ func ParseGeometry(raw json.RawMessage, at string, allowed ...string) (Geometry,
 	default:
 		return Geometry{}, &geometryError{at + ".type", fmt.Sprintf("unknown geometry type %q", feedcheck.Clip(g.Type))}
 	}
+	return finishGeometry(out, cp)
+}
+
+// finishGeometry makes the checks of a decoded geometry common to both
+// decoders; cp is the pointer of its coordinates.
+func finishGeometry(out Geometry, cp string) (Geometry, error) {
 	if n := out.numVertices(); n > MaxVertices {
 		return Geometry{}, &geometryError{cp, fmt.Sprintf("the geometry has %d positions; at most %d: simplify it", n, MaxVertices)}
 	}
-	if g.Type == "Polygon" || g.Type == "MultiPolygon" {
+	if out.Type == "Polygon" || out.Type == "MultiPolygon" {
 		for i, p := range out.Polys {
 			pp := cp
-			if g.Type == "MultiPolygon" {
+			if out.Type == "MultiPolygon" {
 				pp += "[" + strconv.Itoa(i) + "]"
 			}
 			if err := geomcheck.Rings(p); err != nil {
