@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/iochub/iochub/internal/feedcheck"
 )
@@ -370,6 +371,11 @@ func featureToItem(m map[string]json.RawMessage) (map[string]json.RawMessage, st
 func unquote(raw json.RawMessage) string {
 	if len(raw) < 2 || raw[0] != '"' {
 		return ""
+	}
+	// raw is a JSON value read by a decoder: a string without escapes that is
+	// valid UTF-8 decodes to its inside.
+	if inner := raw[1 : len(raw)-1]; raw[len(raw)-1] == '"' && bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+		return string(inner)
 	}
 	var s string
 	if json.Unmarshal(raw, &s) != nil {

@@ -69,6 +69,8 @@ func (s *Service) Register(mux routes.Mux) {
 type pending struct {
 	idx int
 	msg *nats.Msg
+	// id is the message id (Nats-Msg-Id) that JetStream deduplicates on.
+	id  string
 	fut jetstream.PubAckFuture
 	// status is StatusAccepted or StatusDuplicate once acked.
 	status string
@@ -162,6 +164,11 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 	env := parseEnv{now: now, maxFuture: s.cfg.MaxFuture, maxAge: s.cfg.MaxAge, seal: s.sealer}
 	results := make([]Result, len(raws))
 	var toSend []*pending
+	// Every pending of the request in one allocation, and every event's
+	// bytes in a few: appended to one buffer, each message a slice of it
+	// (never reused while a publish may still hold it).
+	pends := make([]pending, 0, len(raws))
+	arena := make([]byte, 0, min(64<<10, 256*len(raws)))
 	outside := 0
 	// Items are published as soon as they are valid, so that JetStream stores
 	// the first while the rest are still being checked.
@@ -187,7 +194,7 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 			s.countRejected(cat, p, rejectReason(nil))
 			continue
 		}
-		msg, ierr := s.buildItem(cat, p, sp, raw.fields, env, now, res)
+		msg, id, ierr := s.buildItem(cat, p, sp, raw.fields, env, now, res, &arena)
 		if ierr != nil {
 			// A rejected id may be huge: quote only its start.
 			res.ID = feedcheck.Clip(res.ID)
@@ -198,7 +205,8 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 			}
 			continue
 		}
-		pd := &pending{idx: i, msg: msg}
+		pends = append(pends, pending{idx: i, msg: msg, id: id})
+		pd := &pends[len(pends)-1]
 		pub.send(pd)
 		toSend = append(toSend, pd)
 	}
@@ -287,12 +295,13 @@ func (s *Service) count(kind string, results []Result) {
 	}
 }
 
-// buildItem validates one item and returns the message to publish; res gets
-// the event id, unit and subject.
-func (s *Service) buildItem(cat *catalog, p principal, spec kindSpec, f fields, env parseEnv, now time.Time, res *Result) (*nats.Msg, *itemError) {
+// buildItem validates one item and returns the message to publish and its
+// message id; res gets the event id, unit and subject. The event is encoded
+// at the end of *arena.
+func (s *Service) buildItem(cat *catalog, p principal, spec kindSpec, f fields, env parseEnv, now time.Time, res *Result, arena *[]byte) (*nats.Msg, string, *itemError) {
 	it, ierr := spec.parse(f, env)
 	if ierr != nil {
-		return nil, ierr
+		return nil, "", ierr
 	}
 	res.ID = it.id
 	ix := cat.indexAt(it.time, p.unit)
@@ -304,36 +313,40 @@ func (s *Service) buildItem(cat *catalog, p principal, spec kindSpec, f fields, 
 		unit, province, ierr = resolve(ix, p, it)
 	}
 	if ierr != nil {
-		return nil, ierr
+		return nil, "", ierr
 	}
 	if it.areaScope != nil && p.unit != "" {
 		if ierr := it.areaScope(ix, p.unit, s.cfg.AlertScope); ierr != nil {
-			return nil, ierr
+			return nil, "", ierr
 		}
 	}
 	it.finish(&iocv1.Origin{SourceId: p.sourceID, Province: province, Unit: unit, ReceivedAt: timestamppb.New(now)})
 	if err := storable(it.msg); err != nil {
-		return nil, &itemError{reason: err.Error()}
+		return nil, "", &itemError{reason: err.Error()}
 	}
 	// Headers carry them, and NATS trims a header value: " a" and "a" would be one message id.
 	if err := feedcheck.HeaderValue("event id", it.eventID); err != nil {
-		return nil, &itemError{reason: err.Error()}
+		return nil, "", &itemError{reason: err.Error()}
 	}
 	if err := feedcheck.HeaderValue("entity id", it.entityID); err != nil {
-		return nil, &itemError{reason: err.Error()}
+		return nil, "", &itemError{reason: err.Error()}
 	}
-	if err := feedcheck.HeaderValue("message id", ce.MsgID(p.sourceID, it.eventID)); err != nil {
-		return nil, &itemError{reason: err.Error()}
+	msgID := ce.MsgID(p.sourceID, it.eventID)
+	if err := feedcheck.HeaderValue("message id", msgID); err != nil {
+		return nil, "", &itemError{reason: err.Error()}
 	}
-	body, err := proto.Marshal(it.msg)
+	start := len(*arena)
+	all, err := proto.MarshalOptions{}.MarshalAppend(*arena, it.msg)
 	if err != nil {
-		return nil, &itemError{reason: "encoding the event: " + err.Error()}
+		return nil, "", &itemError{reason: "encoding the event: " + err.Error()}
 	}
+	*arena = all
+	body := all[start:len(all):len(all)]
 	subj := subjects.Feed(province, unit, spec.kind)
 	h := ce.Event{ID: it.eventID, Source: ce.SourceURN(province, unit), Type: spec.ceType, Subject: it.entityID, Time: it.time}.Header()
 	h[ce.HeaderFeedSource] = []string{p.sourceID}
 	res.EventID, res.Unit, res.Subject = it.eventID, unit, subj
-	return &nats.Msg{Subject: subj, Data: body, Header: h}, nil
+	return &nats.Msg{Subject: subj, Data: body, Header: h}, msgID, nil
 }
 
 // publisher sends a request's items asynchronously (the window is bounded
@@ -372,9 +385,8 @@ func (p *publisher) send(pd *pending) {
 		pd.err = errors.New("timed out before sending")
 		return
 	}
-	id := ce.MsgID(pd.msg.Header.Get(ce.HeaderFeedSource), pd.msg.Header.Get(ce.HeaderID))
 	var err error
-	pd.fut, err = p.s.js.PublishMsgAsync(pd.msg, jetstream.WithMsgID(id), jetstream.WithStallWait(wait))
+	pd.fut, err = p.s.js.PublishMsgAsync(pd.msg, jetstream.WithMsgID(pd.id), jetstream.WithStallWait(wait))
 	if err != nil {
 		pd.err = fmt.Errorf("publishing %s: %w", pd.msg.Subject, err)
 	}
