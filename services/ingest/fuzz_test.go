@@ -187,8 +187,13 @@ func FuzzParseItems(f *testing.F) {
 			if it.id == "" || it.eventID == "" || it.entityID == "" || it.time.IsZero() || it.msg == nil {
 				t.Fatalf("%s: accepted item lacks an id, event id, entity or time: %+v", kind, it)
 			}
-			if _, err := proto.Marshal(it.msg); err != nil {
+			b, err := proto.Marshal(it.msg)
+			if err != nil {
 				t.Fatalf("%s: encoding: %v", kind, err)
+			}
+			// The check on the bytes passes exactly what storable passes.
+			if got, want := wireStorable(b, it.msg.ProtoReflect().Descriptor()), storable(it.msg) == nil; got != want {
+				t.Fatalf("%s: wireStorable %v; storable passes: %v", kind, got, want)
 			}
 		}
 	})

@@ -321,8 +321,17 @@ func (s *Service) buildItem(cat *catalog, p principal, spec kindSpec, f fields, 
 		}
 	}
 	it.finish(&iocv1.Origin{SourceId: p.sourceID, Province: province, Unit: unit, ReceivedAt: timestamppb.New(now)})
-	if err := storable(it.msg); err != nil {
-		return nil, "", &itemError{reason: err.Error()}
+	start := len(*arena)
+	all, err := proto.MarshalOptions{}.MarshalAppend(*arena, it.msg)
+	// storable's rules are checked on the encoded bytes (cheap); only when
+	// they fail, or the encoding does, is the event walked to say where.
+	if err != nil || !wireStorable(all[start:], it.msg.ProtoReflect().Descriptor()) {
+		if serr := storable(it.msg); serr != nil {
+			return nil, "", &itemError{reason: serr.Error()}
+		}
+	}
+	if err != nil {
+		return nil, "", &itemError{reason: "encoding the event: " + err.Error()}
 	}
 	// Headers carry them, and NATS trims a header value: " a" and "a" would be one message id.
 	if err := feedcheck.HeaderValue("event id", it.eventID); err != nil {
@@ -335,12 +344,7 @@ func (s *Service) buildItem(cat *catalog, p principal, spec kindSpec, f fields, 
 	if err := feedcheck.HeaderValue("message id", msgID); err != nil {
 		return nil, "", &itemError{reason: err.Error()}
 	}
-	start := len(*arena)
-	all, err := proto.MarshalOptions{}.MarshalAppend(*arena, it.msg)
-	if err != nil {
-		return nil, "", &itemError{reason: "encoding the event: " + err.Error()}
-	}
-	*arena = all
+	*arena = all // kept: a failed item leaves nothing behind
 	body := all[start:len(all):len(all)]
 	subj := subjects.Feed(province, unit, spec.kind)
 	h := ce.Event{ID: it.eventID, Source: ce.SourceURN(province, unit), Type: spec.ceType, Subject: it.entityID, Time: it.time}.Header()
