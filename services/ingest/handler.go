@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -63,18 +61,6 @@ type Response struct {
 // Register adds POST /v1/feeds/{kind} to mux.
 func (s *Service) Register(mux routes.Mux) {
 	mux.HandleFunc("POST /v1/feeds/{kind}", s.handleFeed)
-}
-
-// pending is a valid item waiting for its PubAck.
-type pending struct {
-	idx int
-	msg *nats.Msg
-	// id is the message id (Nats-Msg-Id) that JetStream deduplicates on.
-	id  string
-	fut jetstream.PubAckFuture
-	// status is StatusAccepted or StatusDuplicate once acked.
-	status string
-	err    error
 }
 
 func (s *Service) handleFeed(w http.ResponseWriter, r *http.Request) {
@@ -351,85 +337,6 @@ func (s *Service) buildItem(cat *catalog, p principal, spec kindSpec, f fields, 
 	h[ce.HeaderFeedSource] = []string{p.sourceID}
 	res.EventID, res.Unit, res.Subject = it.eventID, unit, subj
 	return &nats.Msg{Subject: subj, Data: body, Header: h}, msgID, nil
-}
-
-// publisher sends a request's items asynchronously (the window is bounded
-// by Config.MaxPending across the service) and then waits, up to
-// Config.PublishTimeout from the first send, for every ack.
-type publisher struct {
-	s        *Service
-	ctx      context.Context
-	cancel   context.CancelFunc
-	started  bool
-	deadline time.Time
-	// down is the connection status when NATS was found unavailable; nothing is sent then.
-	down string
-}
-
-func (s *Service) newPublisher(ctx context.Context) *publisher {
-	return &publisher{s: s, ctx: ctx, cancel: func() {}}
-}
-
-func (p *publisher) close() { p.cancel() }
-
-func (p *publisher) send(pd *pending) {
-	if !p.started {
-		p.started = true
-		if st := p.s.js.Conn().Status(); st != nats.CONNECTED {
-			p.down = st.String()
-		}
-		p.deadline = time.Now().Add(p.s.cfg.PublishTimeout)
-		p.ctx, p.cancel = context.WithDeadline(p.ctx, p.deadline)
-	}
-	if p.down != "" {
-		return
-	}
-	wait := time.Until(p.deadline)
-	if wait <= 0 {
-		pd.err = errors.New("timed out before sending")
-		return
-	}
-	var err error
-	pd.fut, err = p.s.js.PublishMsgAsync(pd.msg, jetstream.WithMsgID(pd.id), jetstream.WithStallWait(wait))
-	if err != nil {
-		pd.err = fmt.Errorf("publishing %s: %w", pd.msg.Subject, err)
-	}
-}
-
-// wait collects the acks and returns how many arrived; an item without one gets err.
-func (p *publisher) wait(items []*pending) int {
-	acked := 0
-	for _, pd := range items {
-		if pd.fut == nil {
-			continue
-		}
-		select {
-		case ack := <-pd.fut.Ok():
-			acked++
-			p.s.setAck(pd, ack)
-		case err := <-pd.fut.Err():
-			pd.err = fmt.Errorf("publishing %s: %w", pd.msg.Subject, err)
-		case <-p.ctx.Done():
-			// Take what has arrived meanwhile without waiting further.
-			select {
-			case ack := <-pd.fut.Ok():
-				acked++
-				p.s.setAck(pd, ack)
-			case err := <-pd.fut.Err():
-				pd.err = fmt.Errorf("publishing %s: %w", pd.msg.Subject, err)
-			default:
-				pd.err = fmt.Errorf("no JetStream ack within %s", p.s.cfg.PublishTimeout)
-			}
-		}
-	}
-	return acked
-}
-
-func (s *Service) setAck(pd *pending, ack *jetstream.PubAck) {
-	pd.status = StatusAccepted
-	if ack.Duplicate {
-		pd.status = StatusDuplicate
-	}
 }
 
 func bearer(r *http.Request) (string, bool) {
