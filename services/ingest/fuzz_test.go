@@ -140,6 +140,9 @@ func FuzzGeometry(f *testing.F) {
 		if err != nil {
 			t.Fatalf("WKB of an accepted geometry: %v", err)
 		}
+		if viaGeom, err := g.wkbGeom(); err != nil || !bytes.Equal(b, viaGeom) {
+			t.Fatalf("WKB %x; go-geom writes %x (%v)", b, viaGeom, err)
+		}
 		back, err := wkb.Unmarshal(b)
 		if err != nil {
 			t.Fatalf("reading back WKB: %v", err)

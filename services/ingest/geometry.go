@@ -367,7 +367,33 @@ func polygonGeom(rings [][]float64) *geom.Polygon {
 }
 
 // WKB returns the geometry as OGC WKB, little endian, without SRID.
+// Points and lines, the geometry of nearly every item, are written directly
+// (FuzzGeometry checks the bytes against go-geom's).
 func (g Geometry) WKB() ([]byte, error) {
+	switch g.Type {
+	case "Point":
+		return appendWKBCoords(binary.LittleEndian.AppendUint32(make([]byte, 1, 21), 1), g.Polys[0][0][:2]), nil
+	case "LineString":
+		xy := g.Polys[0][0]
+		b := binary.LittleEndian.AppendUint32(make([]byte, 1, 9+8*len(xy)), 2)
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(xy)/2)) //nolint:gosec // at most MaxVertices
+		return appendWKBCoords(b, xy), nil
+	}
+	return g.wkbGeom()
+}
+
+// appendWKBCoords appends xy as little-endian doubles to b, whose first
+// byte becomes the little-endian byte order mark.
+func appendWKBCoords(b []byte, xy []float64) []byte {
+	b[0] = 1 // NDR
+	for _, v := range xy {
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
+	}
+	return b
+}
+
+// wkbGeom is WKB through go-geom.
+func (g Geometry) wkbGeom() ([]byte, error) {
 	t, err := g.Geom()
 	if err != nil {
 		return nil, err
