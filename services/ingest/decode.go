@@ -79,13 +79,19 @@ func (e *bodyError) Unwrap() error { return ErrMalformedBody }
 // path does not take is read by the encoding/json path, decodeStream, which
 // sees the same bytes and, after them, the same read error.
 func decodeItems(r io.Reader, format string, maxItems int) ([]rawItem, error) {
+	return decodeItemsSized(r, format, maxItems, 0)
+}
+
+// decodeItemsSized is decodeItems for a body of about size bytes (its
+// Content-Length; 0 or less when unknown), read into one buffer of that size.
+func decodeItemsSized(r io.Reader, format string, maxItems int, size int64) ([]rawItem, error) {
 	if format == formatCAP || format == formatXML {
 		return decodeCAP(r, maxItems)
 	}
 	if format == formatNDJSON {
 		return decodeStream(r, format, maxItems)
 	}
-	body, rerr := io.ReadAll(r)
+	body, rerr := readAllSized(r, size)
 	if rerr == nil {
 		if items, ok := fastArray(body, maxItems); ok {
 			return items, nil
@@ -93,6 +99,28 @@ func decodeItems(r io.Reader, format string, maxItems int) ([]rawItem, error) {
 		return decodeStream(bytes.NewReader(body), format, maxItems)
 	}
 	return decodeStream(io.MultiReader(bytes.NewReader(body), errReader{rerr}), format, maxItems)
+}
+
+// readAllSized is io.ReadAll into a buffer sized for size bytes (the
+// caller bounds r).
+func readAllSized(r io.Reader, size int64) ([]byte, error) {
+	if size <= 0 || size > 64<<20 {
+		return io.ReadAll(r)
+	}
+	b := make([]byte, 0, size+1) // +1: the read that finds the end needs room
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = nil
+			}
+			return b, err
+		}
+	}
 }
 
 // errReader replays a read error after the bytes read before it.

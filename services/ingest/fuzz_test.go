@@ -49,6 +49,9 @@ func FuzzDecodeItems(f *testing.F) {
 			if fmt.Sprint(err) != fmt.Sprint(serr) || !reflect.DeepEqual(items, slow) {
 				t.Fatalf("format %q: fast path gave %v, %v; encoding/json %v, %v", format, items, err, slow, serr)
 			}
+			if sized, zerr := decodeItemsSized(bytes.NewReader(body), format, 100, int64(len(body))); fmt.Sprint(zerr) != fmt.Sprint(err) || !reflect.DeepEqual(sized, items) {
+				t.Fatalf("format %q: read with its size, the body gave %v, %v; without %v, %v", format, sized, zerr, items, err)
+			}
 			if err != nil {
 				if !errors.Is(err, ErrMalformedBody) && !errors.Is(err, ErrNoItems) && !errors.Is(err, ErrTooManyItems) {
 					t.Fatalf("format %q: unexpected error kind %v", format, err)

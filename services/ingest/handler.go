@@ -123,7 +123,7 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 			fmt.Sprintf("the body is %d bytes; at most %d are taken in one request: split the batch", r.ContentLength, s.cfg.MaxBodyBytes), nil)
 	}
 	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
-	raws, err := decodeItems(body, format, s.cfg.MaxItems)
+	raws, err := decodeItemsSized(body, format, s.cfg.MaxItems, r.ContentLength)
 	if err != nil {
 		if status, ok := s.bodyTimedOut(w, r); ok {
 			return status
@@ -154,7 +154,7 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 	// bytes in a few: appended to one buffer, each message a slice of it
 	// (never reused while a publish may still hold it).
 	pends := make([]pending, 0, len(raws))
-	arena := make([]byte, 0, min(64<<10, 256*len(raws)))
+	arena := make([]byte, 0, min(1<<20, 256*len(raws)))
 	outside := 0
 	// Items are published as soon as they are valid, so that JetStream stores
 	// the first while the rest are still being checked.
@@ -333,7 +333,10 @@ func (s *Service) buildItem(cat *catalog, p principal, spec kindSpec, f fields, 
 	*arena = all // kept: a failed item leaves nothing behind
 	body := all[start:len(all):len(all)]
 	subj := subjects.Feed(province, unit, spec.kind)
-	h := ce.Event{ID: it.eventID, Source: ce.SourceURN(province, unit), Type: spec.ceType, Subject: it.entityID, Time: it.time}.Header()
+	// Room for the CloudEvents attributes, the feed source and the message id
+	// JetStream adds: the map is never grown.
+	h := make(nats.Header, 10)
+	ce.Event{ID: it.eventID, Source: ce.SourceURN(province, unit), Type: spec.ceType, Subject: it.entityID, Time: it.time}.SetOn(h)
 	h[ce.HeaderFeedSource] = []string{p.sourceID}
 	res.EventID, res.Unit, res.Subject = it.eventID, unit, subj
 	return &nats.Msg{Subject: subj, Data: body, Header: h}, msgID, nil

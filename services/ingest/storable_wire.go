@@ -6,7 +6,6 @@ import (
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/reflect/protoreflect"
-	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/iochub/iochub/internal/feedcheck"
 )
@@ -154,8 +153,9 @@ func wireTimestamp(b []byte) bool {
 			nanos = int64(int32(v))
 		}
 	}
-	ts := timestamppb.Timestamp{Seconds: secs, Nanos: int32(nanos)}
-	if ts.CheckValid() != nil {
+	// Within feedcheck's range, which timestamppb's (years 1 to 9999) holds,
+	// with nanos as CheckValid wants them.
+	if nanos < 0 || nanos >= 1e9 || secs < feedcheck.MinTime.Unix() || secs > feedcheck.MaxTime.Unix() {
 		return false
 	}
 	return feedcheck.Time("", time.Unix(secs, nanos).UTC()) == nil
