@@ -84,11 +84,12 @@ func fastGeometry(raw json.RawMessage, at string, allowed []string) (out fastDec
 	cp := at + ".coordinates"
 	switch typ {
 	case "Point":
-		c, ok := fastPosition(coords)
-		if !ok {
+		var buf [3]float64
+		n, ok := fastNumbers(coords, buf[:])
+		if !ok || n < 2 {
 			return out, false
 		}
-		xy, err := position(c, cp)
+		xy, err := position(buf[:n], cp) // position copies what it keeps
 		if err != nil {
 			return fastDecoded{err: err}, true
 		}
