@@ -56,7 +56,7 @@ func ParseGeometry(raw json.RawMessage, at string, allowed ...string) (Geometry,
 		if err := out.err; err != nil {
 			return Geometry{}, err
 		}
-		return finishGeometry(out.g, at+".coordinates")
+		return finishGeometry(out.g, at)
 	}
 	return parseGeometrySlow(raw, at, allowed...)
 }
@@ -144,18 +144,20 @@ func parseGeometrySlow(raw json.RawMessage, at string, allowed ...string) (Geome
 	default:
 		return Geometry{}, &geometryError{at + ".type", fmt.Sprintf("unknown geometry type %q", feedcheck.Clip(g.Type))}
 	}
-	return finishGeometry(out, cp)
+	return finishGeometry(out, at)
 }
 
 // finishGeometry makes the checks of a decoded geometry common to both
-// decoders; cp is the pointer of its coordinates.
-func finishGeometry(out Geometry, cp string) (Geometry, error) {
+// decoders; at is the pointer of the geometry (its coordinates' is spelt only
+// for a fault).
+func finishGeometry(out Geometry, at string) (Geometry, error) {
+	cp := func() string { return at + ".coordinates" }
 	if n := out.numVertices(); n > MaxVertices {
-		return Geometry{}, &geometryError{cp, fmt.Sprintf("the geometry has %d positions; at most %d: simplify it", n, MaxVertices)}
+		return Geometry{}, &geometryError{cp(), fmt.Sprintf("the geometry has %d positions; at most %d: simplify it", n, MaxVertices)}
 	}
 	if out.Type == "Polygon" || out.Type == "MultiPolygon" {
 		for i, p := range out.Polys {
-			pp := cp
+			pp := cp()
 			if out.Type == "MultiPolygon" {
 				pp += "[" + strconv.Itoa(i) + "]"
 			}
@@ -175,7 +177,7 @@ func finishGeometry(out Geometry, cp string) (Geometry, error) {
 		err = geomcheck.Storable(t)
 	}
 	if err != nil {
-		return Geometry{}, &geometryError{cp, err.Error()}
+		return Geometry{}, &geometryError{cp(), err.Error()}
 	}
 	return out, nil
 }

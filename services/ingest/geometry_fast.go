@@ -81,7 +81,6 @@ func fastGeometry(raw json.RawMessage, at string, allowed []string) (out fastDec
 		}
 		break
 	}
-	cp := at + ".coordinates"
 	switch typ {
 	case "Point":
 		var buf [3]float64
@@ -89,11 +88,10 @@ func fastGeometry(raw json.RawMessage, at string, allowed []string) (out fastDec
 		if !ok || n < 2 {
 			return out, false
 		}
-		xy, err := position(buf[:n], cp) // position copies what it keeps
-		if err != nil {
-			return fastDecoded{err: err}, true
+		if why := positionFault(buf[:n]); why != "" { // as position says it
+			return fastDecoded{err: &geometryError{at + ".coordinates", why}}, true
 		}
-		return fastDecoded{g: Geometry{Type: typ, Polys: [][][]float64{{xy}}}}, true
+		return fastDecoded{g: Geometry{Type: "Point", Polys: [][][]float64{{{buf[0], buf[1]}}}}}, true
 	case "LineString":
 		cs, ok := fastPositions(coords)
 		if !ok {
@@ -102,7 +100,7 @@ func fastGeometry(raw json.RawMessage, at string, allowed []string) (out fastDec
 		if len(cs) < 2 {
 			return out, false
 		}
-		xy, err := positions(cs, cp)
+		xy, err := positions(cs, at+".coordinates")
 		if err != nil {
 			return fastDecoded{err: err}, true
 		}
