@@ -330,7 +330,7 @@ func (s *Service) buildItem(cat *catalog, p principal, spec kindSpec, f fields, 
 	if err := feedcheck.HeaderValue("message id", msgID); err != nil {
 		return nil, "", &itemError{reason: err.Error()}
 	}
-	*arena = all // kept: a failed item leaves nothing behind
+	*arena = all // only now: a rejected item leaves nothing in the buffer
 	body := all[start:len(all):len(all)]
 	subj := subjects.Feed(province, unit, spec.kind)
 	// Room for the CloudEvents attributes, the feed source and the message id
