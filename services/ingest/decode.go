@@ -370,7 +370,7 @@ func decodeObject(r io.Reader, maxItems int) ([]rawItem, error) {
 // geometry as location and the feature id as id when the properties lack
 // them); any other object is already an item.
 func featureToItem(m map[string]json.RawMessage) (map[string]json.RawMessage, string) {
-	if unquote(m["type"]) != "Feature" {
+	if !isJSONString(m["type"], "Feature") {
 		return m, ""
 	}
 	props := make(map[string]json.RawMessage)
@@ -393,6 +393,18 @@ func featureToItem(m map[string]json.RawMessage) (map[string]json.RawMessage, st
 		}
 	}
 	return props, ""
+}
+
+// isJSONString reports whether raw is a JSON string whose text is s
+// (unquote(raw) == s), without making a string in the common case.
+func isJSONString(raw json.RawMessage, s string) bool {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return false
+	}
+	if inner := raw[1 : len(raw)-1]; bytes.IndexByte(inner, '\\') < 0 {
+		return string(inner) == s && utf8.ValidString(s)
+	}
+	return unquote(raw) == s
 }
 
 // unquote returns the JSON string in raw, or "" if raw is not a string.

@@ -54,7 +54,15 @@ func fastGeometry(raw json.RawMessage, at string, allowed []string) (out fastDec
 			if plain, ok := s.str(); !ok || !plain {
 				return out, false
 			}
-			typ, haveType = string(raw[v0+1:s.i-1]), true
+			switch t := raw[v0+1 : s.i-1]; string(t) {
+			case "Point":
+				typ = "Point"
+			case "LineString":
+				typ = "LineString"
+			default:
+				return out, false
+			}
+			haveType = true
 		case "coordinates":
 			if coords != nil || !s.value(1) {
 				return out, false
