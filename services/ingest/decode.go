@@ -9,6 +9,7 @@ import (
 	"io"
 	"mime"
 	"strings"
+	"unicode/utf8"
 
 	"github.com/iochub/iochub/internal/feedcheck"
 )
@@ -72,10 +73,63 @@ func (e *bodyError) Unwrap() error { return ErrMalformedBody }
 // line. A malformed item of an NDJSON body rejects only that line; any other
 // syntax error makes the whole body malformed (*bodyError, ErrMalformedBody).
 // Read errors of r (such as *http.MaxBytesError) are returned wrapped.
+//
+// A body that is a JSON array of objects is read whole (it is bounded by the
+// caller's reader) and split by the fast path (decode_fast.go); whatever that
+// path does not take is read by the encoding/json path, decodeStream, which
+// sees the same bytes and, after them, the same read error.
 func decodeItems(r io.Reader, format string, maxItems int) ([]rawItem, error) {
+	return decodeItemsSized(r, format, maxItems, 0)
+}
+
+// decodeItemsSized is decodeItems for a body of about size bytes (its
+// Content-Length; 0 or less when unknown), read into one buffer of that size.
+func decodeItemsSized(r io.Reader, format string, maxItems int, size int64) ([]rawItem, error) {
 	if format == formatCAP || format == formatXML {
 		return decodeCAP(r, maxItems)
 	}
+	if format == formatNDJSON {
+		return decodeStream(r, format, maxItems)
+	}
+	body, rerr := readAllSized(r, size)
+	if rerr == nil {
+		if items, ok := fastArray(body, maxItems); ok {
+			return items, nil
+		}
+		return decodeStream(bytes.NewReader(body), format, maxItems)
+	}
+	return decodeStream(io.MultiReader(bytes.NewReader(body), errReader{rerr}), format, maxItems)
+}
+
+// readAllSized is io.ReadAll into a buffer sized for size bytes (the
+// caller bounds r).
+func readAllSized(r io.Reader, size int64) ([]byte, error) {
+	if size <= 0 || size > 64<<20 {
+		return io.ReadAll(r)
+	}
+	b := make([]byte, 0, size+1) // +1: the read that finds the end needs room
+	for {
+		if len(b) == cap(b) {
+			b = append(b, 0)[:len(b)]
+		}
+		n, err := r.Read(b[len(b):cap(b)])
+		b = b[:len(b)+n]
+		if err != nil {
+			if errors.Is(err, io.EOF) {
+				err = nil
+			}
+			return b, err
+		}
+	}
+}
+
+// errReader replays a read error after the bytes read before it.
+type errReader struct{ err error }
+
+func (e errReader) Read([]byte) (int, error) { return 0, e.err }
+
+// decodeStream is decodeItems on encoding/json, streaming.
+func decodeStream(r io.Reader, format string, maxItems int) ([]rawItem, error) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	first, err := firstByte(br)
 	if err != nil {
@@ -316,7 +370,7 @@ func decodeObject(r io.Reader, maxItems int) ([]rawItem, error) {
 // geometry as location and the feature id as id when the properties lack
 // them); any other object is already an item.
 func featureToItem(m map[string]json.RawMessage) (map[string]json.RawMessage, string) {
-	if unquote(m["type"]) != "Feature" {
+	if !isJSONString(m["type"], "Feature") {
 		return m, ""
 	}
 	props := make(map[string]json.RawMessage)
@@ -341,10 +395,27 @@ func featureToItem(m map[string]json.RawMessage) (map[string]json.RawMessage, st
 	return props, ""
 }
 
+// isJSONString reports whether raw is a JSON string whose text is s
+// (unquote(raw) == s), without making a string in the common case.
+func isJSONString(raw json.RawMessage, s string) bool {
+	if len(raw) < 2 || raw[0] != '"' || raw[len(raw)-1] != '"' {
+		return false
+	}
+	if inner := raw[1 : len(raw)-1]; bytes.IndexByte(inner, '\\') < 0 {
+		return string(inner) == s && utf8.ValidString(s)
+	}
+	return unquote(raw) == s
+}
+
 // unquote returns the JSON string in raw, or "" if raw is not a string.
 func unquote(raw json.RawMessage) string {
 	if len(raw) < 2 || raw[0] != '"' {
 		return ""
+	}
+	// raw is a JSON value read by a decoder: a string without escapes that is
+	// valid UTF-8 decodes to its inside.
+	if inner := raw[1 : len(raw)-1]; raw[len(raw)-1] == '"' && bytes.IndexByte(inner, '\\') < 0 && utf8.Valid(inner) {
+		return string(inner)
 	}
 	var s string
 	if json.Unmarshal(raw, &s) != nil {

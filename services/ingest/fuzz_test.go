@@ -4,9 +4,11 @@ import (
 	"bytes"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -28,6 +30,8 @@ func seedBodies(f *testing.F) {
 	}
 	for _, s := range []string{
 		`[]`, `[1, null, "x", {}]`, `{"type":"FeatureCollection","features":[{"type":"Feature","geometry":null,"properties":{"id":"a"}}]}`,
+		`[{"id":"a","pm25":1.5e3,"x":[true,false,null,{"k":"\u00e9\n"}]}, null ,{"id":"b","id":"c"}]`, `[{"a":01}]`, `[{"a":1.}]`,
+		`[{"a":"\x"}]`, `[{"\u0061":1}]`, `[{"a":-0.5E+3}]  `, `[{"a":"` + "\xff" + `"}]`, `[{"a":1},]`, `[{"a":[[[[[[[1]]]]]]]}]`,
 		`{"features": 3}`, "{\"id\":1}\n{bad\n{\"id\":2}", "\xEF\xBB\xBF[{}]", `[{"a":1}] x`, `{"type":"Feature","properties":[]}`,
 	} {
 		f.Add([]byte(s))
@@ -40,6 +44,14 @@ func FuzzDecodeItems(f *testing.F) {
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for _, format := range []string{"", formatJSON, formatNDJSON} {
 			items, err := decodeItems(bytes.NewReader(body), format, 100)
+			// The fast path (decode_fast.go) must answer as encoding/json does.
+			slow, serr := decodeStream(bytes.NewReader(body), format, 100)
+			if fmt.Sprint(err) != fmt.Sprint(serr) || !reflect.DeepEqual(items, slow) {
+				t.Fatalf("format %q: fast path gave %v, %v; encoding/json %v, %v", format, items, err, slow, serr)
+			}
+			if sized, zerr := decodeItemsSized(bytes.NewReader(body), format, 100, int64(len(body))); fmt.Sprint(zerr) != fmt.Sprint(err) || !reflect.DeepEqual(sized, items) {
+				t.Fatalf("format %q: read with its size, the body gave %v, %v; without %v, %v", format, sized, zerr, items, err)
+			}
 			if err != nil {
 				if !errors.Is(err, ErrMalformedBody) && !errors.Is(err, ErrNoItems) && !errors.Is(err, ErrTooManyItems) {
 					t.Fatalf("format %q: unexpected error kind %v", format, err)
@@ -89,7 +101,25 @@ func FuzzGeometry(f *testing.F) {
 	} {
 		f.Add([]byte(s))
 	}
+	for _, s := range []string{
+		` { "coordinates" : [ 105.85 , 21.02 , 3 ] , "type" : "Point" } `, `{"type":"Point","coordinates":[105.85]}`,
+		`{"type":"Point","coordinates":[105.85,21.02,1,2]}`, `{"type":"Point","coordinates":[-0.0,-1e-7]}`,
+		`{"type":"Point","type":"LineString","coordinates":[1,2]}`, `{"Type":"Point","coordinates":[1,2]}`,
+		`{"type":"LineString","coordinates":[[105.85,21.02]]}`, `{"type":"LineString","coordinates":[[1,2],[3,"4"]]}`,
+		`{"type":"LineString","coordinates":[[1,2],[300,4]]}`, `{"type":"Point","coordinates":[1,2],"bbox":[1,2,1,2]}`,
+	} {
+		f.Add([]byte(s))
+	}
+	allowedSets := [][]string{{"Point", "LineString", "Polygon", "MultiPolygon"}, {"Point"}, {"LineString"}}
 	f.Fuzz(func(t *testing.T, raw []byte) {
+		// The fast path (geometry_fast.go) must answer as encoding/json does.
+		for _, allowed := range allowedSets {
+			fast, ferr := ParseGeometry(raw, "location", allowed...)
+			slow, serr := parseGeometrySlow(raw, "location", allowed...)
+			if fmt.Sprint(ferr) != fmt.Sprint(serr) || !reflect.DeepEqual(fast, slow) {
+				t.Fatalf("allowed %v: fast path gave %v, %v; encoding/json %v, %v", allowed, fast, ferr, slow, serr)
+			}
+		}
 		g, err := ParseGeometry(raw, "location", "Point", "LineString", "Polygon", "MultiPolygon")
 		if err != nil {
 			if !strings.HasPrefix(err.Error(), "location") {
@@ -112,6 +142,9 @@ func FuzzGeometry(f *testing.F) {
 		b, err := g.WKB()
 		if err != nil {
 			t.Fatalf("WKB of an accepted geometry: %v", err)
+		}
+		if viaGeom, err := g.wkbGeom(); err != nil || !bytes.Equal(b, viaGeom) {
+			t.Fatalf("WKB %x; go-geom writes %x (%v)", b, viaGeom, err)
 		}
 		back, err := wkb.Unmarshal(b)
 		if err != nil {
@@ -160,8 +193,13 @@ func FuzzParseItems(f *testing.F) {
 			if it.id == "" || it.eventID == "" || it.entityID == "" || it.time.IsZero() || it.msg == nil {
 				t.Fatalf("%s: accepted item lacks an id, event id, entity or time: %+v", kind, it)
 			}
-			if _, err := proto.Marshal(it.msg); err != nil {
+			b, err := proto.Marshal(it.msg)
+			if err != nil {
 				t.Fatalf("%s: encoding: %v", kind, err)
+			}
+			// The check on the bytes passes exactly what storable passes.
+			if got, want := wireStorable(b, it.msg.ProtoReflect().Descriptor()), storable(it.msg) == nil; got != want {
+				t.Fatalf("%s: wireStorable %v; storable passes: %v", kind, got, want)
 			}
 		}
 	})

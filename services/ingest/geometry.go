@@ -52,6 +52,18 @@ func (e *geometryError) Error() string {
 // finite, |lon| <= 180, |lat| <= 90, at least 2 points in a LineString, rings
 // of at least 4 points, closed and not self-intersecting.
 func ParseGeometry(raw json.RawMessage, at string, allowed ...string) (Geometry, error) {
+	if out, ok := fastGeometry(raw, at, allowed); ok {
+		if err := out.err; err != nil {
+			return Geometry{}, err
+		}
+		return finishGeometry(out.g, at)
+	}
+	return parseGeometrySlow(raw, at, allowed...)
+}
+
+// parseGeometrySlow is ParseGeometry on encoding/json: it reads every
+// geometry, including those fastGeometry leaves to it.
+func parseGeometrySlow(raw json.RawMessage, at string, allowed ...string) (Geometry, error) {
 	var g geoJSONGeometry
 	if err := json.Unmarshal(raw, &g); err != nil {
 		return Geometry{}, &geometryError{at, "want a GeoJSON geometry object: " + jsonReason(err)}
@@ -132,13 +144,21 @@ func ParseGeometry(raw json.RawMessage, at string, allowed ...string) (Geometry,
 	default:
 		return Geometry{}, &geometryError{at + ".type", fmt.Sprintf("unknown geometry type %q", feedcheck.Clip(g.Type))}
 	}
+	return finishGeometry(out, at)
+}
+
+// finishGeometry makes the checks of a decoded geometry common to both
+// decoders; at is the pointer of the geometry (its coordinates' is spelt only
+// for a fault).
+func finishGeometry(out Geometry, at string) (Geometry, error) {
+	cp := func() string { return at + ".coordinates" }
 	if n := out.numVertices(); n > MaxVertices {
-		return Geometry{}, &geometryError{cp, fmt.Sprintf("the geometry has %d positions; at most %d: simplify it", n, MaxVertices)}
+		return Geometry{}, &geometryError{cp(), fmt.Sprintf("the geometry has %d positions; at most %d: simplify it", n, MaxVertices)}
 	}
-	if g.Type == "Polygon" || g.Type == "MultiPolygon" {
+	if out.Type == "Polygon" || out.Type == "MultiPolygon" {
 		for i, p := range out.Polys {
-			pp := cp
-			if g.Type == "MultiPolygon" {
+			pp := cp()
+			if out.Type == "MultiPolygon" {
 				pp += "[" + strconv.Itoa(i) + "]"
 			}
 			if err := geomcheck.Rings(p); err != nil {
@@ -157,7 +177,7 @@ func ParseGeometry(raw json.RawMessage, at string, allowed ...string) (Geometry,
 		err = geomcheck.Storable(t)
 	}
 	if err != nil {
-		return Geometry{}, &geometryError{cp, err.Error()}
+		return Geometry{}, &geometryError{cp(), err.Error()}
 	}
 	return out, nil
 }
@@ -349,7 +369,33 @@ func polygonGeom(rings [][]float64) *geom.Polygon {
 }
 
 // WKB returns the geometry as OGC WKB, little endian, without SRID.
+// Points and lines, the geometry of nearly every item, are written directly
+// (FuzzGeometry checks the bytes against go-geom's).
 func (g Geometry) WKB() ([]byte, error) {
+	switch g.Type {
+	case "Point":
+		return appendWKBCoords(binary.LittleEndian.AppendUint32(make([]byte, 1, 21), 1), g.Polys[0][0][:2]), nil
+	case "LineString":
+		xy := g.Polys[0][0]
+		b := binary.LittleEndian.AppendUint32(make([]byte, 1, 9+8*len(xy)), 2)
+		b = binary.LittleEndian.AppendUint32(b, uint32(len(xy)/2)) //nolint:gosec // at most MaxVertices
+		return appendWKBCoords(b, xy), nil
+	}
+	return g.wkbGeom()
+}
+
+// appendWKBCoords appends xy as little-endian doubles to b, whose first
+// byte becomes the little-endian byte order mark.
+func appendWKBCoords(b []byte, xy []float64) []byte {
+	b[0] = 1 // NDR
+	for _, v := range xy {
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(v))
+	}
+	return b
+}
+
+// wkbGeom is WKB through go-geom.
+func (g Geometry) wkbGeom() ([]byte, error) {
 	t, err := g.Geom()
 	if err != nil {
 		return nil, err

@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -11,7 +10,6 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -63,16 +61,6 @@ type Response struct {
 // Register adds POST /v1/feeds/{kind} to mux.
 func (s *Service) Register(mux routes.Mux) {
 	mux.HandleFunc("POST /v1/feeds/{kind}", s.handleFeed)
-}
-
-// pending is a valid item waiting for its PubAck.
-type pending struct {
-	idx int
-	msg *nats.Msg
-	fut jetstream.PubAckFuture
-	// status is StatusAccepted or StatusDuplicate once acked.
-	status string
-	err    error
 }
 
 func (s *Service) handleFeed(w http.ResponseWriter, r *http.Request) {
@@ -135,7 +123,7 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 			fmt.Sprintf("the body is %d bytes; at most %d are taken in one request: split the batch", r.ContentLength, s.cfg.MaxBodyBytes), nil)
 	}
 	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
-	raws, err := decodeItems(body, format, s.cfg.MaxItems)
+	raws, err := decodeItemsSized(body, format, s.cfg.MaxItems, r.ContentLength)
 	if err != nil {
 		if status, ok := s.bodyTimedOut(w, r); ok {
 			return status
@@ -162,6 +150,11 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 	env := parseEnv{now: now, maxFuture: s.cfg.MaxFuture, maxAge: s.cfg.MaxAge, seal: s.sealer}
 	results := make([]Result, len(raws))
 	var toSend []*pending
+	// Every pending of the request in one allocation, and every event's
+	// bytes in a few: appended to one buffer, each message a slice of it
+	// (never reused while a publish may still hold it).
+	pends := make([]pending, 0, len(raws))
+	arena := make([]byte, 0, min(1<<20, 256*len(raws)))
 	outside := 0
 	// Items are published as soon as they are valid, so that JetStream stores
 	// the first while the rest are still being checked.
@@ -187,7 +180,7 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 			s.countRejected(cat, p, rejectReason(nil))
 			continue
 		}
-		msg, ierr := s.buildItem(cat, p, sp, raw.fields, env, now, res)
+		msg, id, ierr := s.buildItem(cat, p, sp, raw.fields, env, now, res, &arena)
 		if ierr != nil {
 			// A rejected id may be huge: quote only its start.
 			res.ID = feedcheck.Clip(res.ID)
@@ -198,7 +191,8 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 			}
 			continue
 		}
-		pd := &pending{idx: i, msg: msg}
+		pends = append(pends, pending{idx: i, msg: msg, id: id})
+		pd := &pends[len(pends)-1]
 		pub.send(pd)
 		toSend = append(toSend, pd)
 	}
@@ -287,12 +281,13 @@ func (s *Service) count(kind string, results []Result) {
 	}
 }
 
-// buildItem validates one item and returns the message to publish; res gets
-// the event id, unit and subject.
-func (s *Service) buildItem(cat *catalog, p principal, spec kindSpec, f fields, env parseEnv, now time.Time, res *Result) (*nats.Msg, *itemError) {
+// buildItem validates one item and returns the message to publish and its
+// message id; res gets the event id, unit and subject. The event is encoded
+// at the end of *arena.
+func (s *Service) buildItem(cat *catalog, p principal, spec kindSpec, f fields, env parseEnv, now time.Time, res *Result, arena *[]byte) (*nats.Msg, string, *itemError) {
 	it, ierr := spec.parse(f, env)
 	if ierr != nil {
-		return nil, ierr
+		return nil, "", ierr
 	}
 	res.ID = it.id
 	ix := cat.indexAt(it.time, p.unit)
@@ -304,116 +299,47 @@ func (s *Service) buildItem(cat *catalog, p principal, spec kindSpec, f fields, 
 		unit, province, ierr = resolve(ix, p, it)
 	}
 	if ierr != nil {
-		return nil, ierr
+		return nil, "", ierr
 	}
 	if it.areaScope != nil && p.unit != "" {
 		if ierr := it.areaScope(ix, p.unit, s.cfg.AlertScope); ierr != nil {
-			return nil, ierr
+			return nil, "", ierr
 		}
 	}
 	it.finish(&iocv1.Origin{SourceId: p.sourceID, Province: province, Unit: unit, ReceivedAt: timestamppb.New(now)})
-	if err := storable(it.msg); err != nil {
-		return nil, &itemError{reason: err.Error()}
+	start := len(*arena)
+	all, err := proto.MarshalOptions{}.MarshalAppend(*arena, it.msg)
+	// storable's rules are checked on the encoded bytes (cheap); only when
+	// they fail, or the encoding does, is the event walked to say where.
+	if err != nil || !wireStorable(all[start:], it.msg.ProtoReflect().Descriptor()) {
+		if serr := storable(it.msg); serr != nil {
+			return nil, "", &itemError{reason: serr.Error()}
+		}
+	}
+	if err != nil {
+		return nil, "", &itemError{reason: "encoding the event: " + err.Error()}
 	}
 	// Headers carry them, and NATS trims a header value: " a" and "a" would be one message id.
 	if err := feedcheck.HeaderValue("event id", it.eventID); err != nil {
-		return nil, &itemError{reason: err.Error()}
+		return nil, "", &itemError{reason: err.Error()}
 	}
 	if err := feedcheck.HeaderValue("entity id", it.entityID); err != nil {
-		return nil, &itemError{reason: err.Error()}
+		return nil, "", &itemError{reason: err.Error()}
 	}
-	if err := feedcheck.HeaderValue("message id", ce.MsgID(p.sourceID, it.eventID)); err != nil {
-		return nil, &itemError{reason: err.Error()}
+	msgID := ce.MsgID(p.sourceID, it.eventID)
+	if err := feedcheck.HeaderValue("message id", msgID); err != nil {
+		return nil, "", &itemError{reason: err.Error()}
 	}
-	body, err := proto.Marshal(it.msg)
-	if err != nil {
-		return nil, &itemError{reason: "encoding the event: " + err.Error()}
-	}
+	*arena = all // only now: a rejected item leaves nothing in the buffer
+	body := all[start:len(all):len(all)]
 	subj := subjects.Feed(province, unit, spec.kind)
-	h := ce.Event{ID: it.eventID, Source: ce.SourceURN(province, unit), Type: spec.ceType, Subject: it.entityID, Time: it.time}.Header()
+	// Room for the CloudEvents attributes, the feed source and the message id
+	// JetStream adds: the map is never grown.
+	h := make(nats.Header, 10)
+	ce.Event{ID: it.eventID, Source: ce.SourceURN(province, unit), Type: spec.ceType, Subject: it.entityID, Time: it.time}.SetOn(h)
 	h[ce.HeaderFeedSource] = []string{p.sourceID}
 	res.EventID, res.Unit, res.Subject = it.eventID, unit, subj
-	return &nats.Msg{Subject: subj, Data: body, Header: h}, nil
-}
-
-// publisher sends a request's items asynchronously (the window is bounded
-// by Config.MaxPending across the service) and then waits, up to
-// Config.PublishTimeout from the first send, for every ack.
-type publisher struct {
-	s        *Service
-	ctx      context.Context
-	cancel   context.CancelFunc
-	started  bool
-	deadline time.Time
-	// down is the connection status when NATS was found unavailable; nothing is sent then.
-	down string
-}
-
-func (s *Service) newPublisher(ctx context.Context) *publisher {
-	return &publisher{s: s, ctx: ctx, cancel: func() {}}
-}
-
-func (p *publisher) close() { p.cancel() }
-
-func (p *publisher) send(pd *pending) {
-	if !p.started {
-		p.started = true
-		if st := p.s.js.Conn().Status(); st != nats.CONNECTED {
-			p.down = st.String()
-		}
-		p.deadline = time.Now().Add(p.s.cfg.PublishTimeout)
-		p.ctx, p.cancel = context.WithDeadline(p.ctx, p.deadline)
-	}
-	if p.down != "" {
-		return
-	}
-	wait := time.Until(p.deadline)
-	if wait <= 0 {
-		pd.err = errors.New("timed out before sending")
-		return
-	}
-	id := ce.MsgID(pd.msg.Header.Get(ce.HeaderFeedSource), pd.msg.Header.Get(ce.HeaderID))
-	var err error
-	pd.fut, err = p.s.js.PublishMsgAsync(pd.msg, jetstream.WithMsgID(id), jetstream.WithStallWait(wait))
-	if err != nil {
-		pd.err = fmt.Errorf("publishing %s: %w", pd.msg.Subject, err)
-	}
-}
-
-// wait collects the acks and returns how many arrived; an item without one gets err.
-func (p *publisher) wait(items []*pending) int {
-	acked := 0
-	for _, pd := range items {
-		if pd.fut == nil {
-			continue
-		}
-		select {
-		case ack := <-pd.fut.Ok():
-			acked++
-			p.s.setAck(pd, ack)
-		case err := <-pd.fut.Err():
-			pd.err = fmt.Errorf("publishing %s: %w", pd.msg.Subject, err)
-		case <-p.ctx.Done():
-			// Take what has arrived meanwhile without waiting further.
-			select {
-			case ack := <-pd.fut.Ok():
-				acked++
-				p.s.setAck(pd, ack)
-			case err := <-pd.fut.Err():
-				pd.err = fmt.Errorf("publishing %s: %w", pd.msg.Subject, err)
-			default:
-				pd.err = fmt.Errorf("no JetStream ack within %s", p.s.cfg.PublishTimeout)
-			}
-		}
-	}
-	return acked
-}
-
-func (s *Service) setAck(pd *pending, ack *jetstream.PubAck) {
-	pd.status = StatusAccepted
-	if ack.Duplicate {
-		pd.status = StatusDuplicate
-	}
+	return &nats.Msg{Subject: subj, Data: body, Header: h}, msgID, nil
 }
 
 func bearer(r *http.Request) (string, bool) {

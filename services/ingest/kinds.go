@@ -1,6 +1,7 @@
 package ingest
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"slices"
@@ -113,6 +114,13 @@ func itemID(f fields) (string, *itemError) {
 func checkType(f fields, want ...string) *itemError {
 	if len(want) == 0 {
 		return nil
+	}
+	if raw, ok := f.value("type"); ok && bytes.IndexByte(raw, '\\') < 0 {
+		for _, w := range want {
+			if isJSONString(raw, w) {
+				return nil // as below, without making the string
+			}
+		}
 	}
 	t, ok, err := f.str("type")
 	if err != nil || !ok {
@@ -245,24 +253,21 @@ func concentration(name string, v float64) string {
 }
 
 // airMeasures maps FIWARE AirQualityObserved names onto the proto.
-func airMeasures(m *iocv1.AirQualityObserved) map[string]measure {
-	set := func(dst **float64) func(float64) { return func(v float64) { *dst = &v } }
-	return map[string]measure{
-		"pm25":             {dst: set(&m.Pm25), check: concentration},
-		"pm10":             {dst: set(&m.Pm10), check: concentration},
-		"pm1":              {dst: set(&m.Pm1), check: concentration},
-		"no2":              {dst: set(&m.No2), check: concentration},
-		"o3":               {dst: set(&m.O3), check: concentration},
-		"co":               {dst: set(&m.Co), check: concentration},
-		"so2":              {dst: set(&m.So2), check: concentration},
-		"nh3":              {dst: set(&m.Nh3), check: concentration},
-		"no":               {dst: set(&m.No), check: concentration},
-		"nox":              {dst: set(&m.Nox), check: concentration},
-		"temperature":      {dst: set(&m.Temperature)},
-		"relativeHumidity": {dst: set(&m.RelativeHumidity), check: concentration},
-		"windSpeed":        {dst: set(&m.WindSpeed), check: concentration},
-		"windDirection":    {dst: set(&m.WindDirection)},
-	}
+var airMeasures = map[string]measure[*iocv1.AirQualityObserved]{
+	"pm25":             {field: func(m *iocv1.AirQualityObserved) **float64 { return &m.Pm25 }, check: concentration},
+	"pm10":             {field: func(m *iocv1.AirQualityObserved) **float64 { return &m.Pm10 }, check: concentration},
+	"pm1":              {field: func(m *iocv1.AirQualityObserved) **float64 { return &m.Pm1 }, check: concentration},
+	"no2":              {field: func(m *iocv1.AirQualityObserved) **float64 { return &m.No2 }, check: concentration},
+	"o3":               {field: func(m *iocv1.AirQualityObserved) **float64 { return &m.O3 }, check: concentration},
+	"co":               {field: func(m *iocv1.AirQualityObserved) **float64 { return &m.Co }, check: concentration},
+	"so2":              {field: func(m *iocv1.AirQualityObserved) **float64 { return &m.So2 }, check: concentration},
+	"nh3":              {field: func(m *iocv1.AirQualityObserved) **float64 { return &m.Nh3 }, check: concentration},
+	"no":               {field: func(m *iocv1.AirQualityObserved) **float64 { return &m.No }, check: concentration},
+	"nox":              {field: func(m *iocv1.AirQualityObserved) **float64 { return &m.Nox }, check: concentration},
+	"temperature":      {field: func(m *iocv1.AirQualityObserved) **float64 { return &m.Temperature }},
+	"relativeHumidity": {field: func(m *iocv1.AirQualityObserved) **float64 { return &m.RelativeHumidity }, check: concentration},
+	"windSpeed":        {field: func(m *iocv1.AirQualityObserved) **float64 { return &m.WindSpeed }, check: concentration},
+	"windDirection":    {field: func(m *iocv1.AirQualityObserved) **float64 { return &m.WindDirection }},
 }
 
 // parseAir reads a FIWARE AirQualityObserved in keyValues form.
@@ -272,7 +277,7 @@ func parseAir(f fields, env parseEnv) (*parsed, *itemError) {
 		return nil, ierr
 	}
 	m := &iocv1.AirQualityObserved{Id: h.eventID, EntityId: h.entity, ObservedAt: timestamppb.New(h.at), Name: h.name}
-	if m.Other, ierr = readMeasures(f, airMeasures(m), airAliases, nil); ierr != nil {
+	if m.Other, ierr = readMeasures(f, m, airMeasures, airAliases, nil); ierr != nil {
 		return nil, ierr
 	}
 	return h.parsed(shapePoint, m, &m.Location, &m.Origin)

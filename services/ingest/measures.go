@@ -8,10 +8,11 @@ import (
 	"github.com/iochub/iochub/internal/feedcheck"
 )
 
-// measure is one named quantity of a point-station kind (water, weather):
-// where it goes in the event and which values it may take.
-type measure struct {
-	dst func(v float64)
+// measure is one named quantity of a point-station kind (air, water,
+// weather) whose event is an M: where it goes in the event and which values
+// it may take. The tables of them are built once, not per item.
+type measure[M any] struct {
+	field func(m M) **float64
 	// check returns why v cannot be this quantity, or "".
 	check func(name string, v float64) string
 }
@@ -108,8 +109,9 @@ func readStation(f fields, env parseEnv, types ...string) (obsHead, *itemError) 
 // their fields, and every other numeric member into other (nil when none).
 // skip names members that are neither (handled by the caller, or not
 // measurements).
-func readMeasures(f fields, spec map[string]measure, aliases map[string]string, skip map[string]bool) (map[string]float64, *itemError) {
-	keys := make([]string, 0, len(f))
+func readMeasures[M any](f fields, msg M, spec map[string]measure[M], aliases map[string]string, skip map[string]bool) (map[string]float64, *itemError) {
+	var kb [32]string
+	keys := kb[:0]
 	for k := range f {
 		keys = append(keys, k)
 	}
@@ -165,7 +167,7 @@ func readMeasures(f fields, spec map[string]measure, aliases map[string]string, 
 		if why := checkPlausible(k, name, v); why != "" {
 			return nil, &itemError{pointer: k, reason: why}
 		}
-		m.dst(v)
+		*m.field(msg) = &v
 	}
 	return other, nil
 }

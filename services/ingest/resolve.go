@@ -57,17 +57,24 @@ func resolve(ix *units.Index, p principal, it *parsed) (unit, province string, i
 	switch it.shape {
 	case shapePoint, shapeLine:
 		g := it.geoms[0]
-		vs := g.Vertices()
-		mid := len(vs) / 2
-		lon, lat := vs[mid][0], vs[mid][1]
-		ptr := it.geomPointer
-		what := "location " + fmtPos(lon, lat)
-		if it.shape == shapeLine {
-			ptr += "[" + strconv.Itoa(mid) + "]"
-			what = "middle vertex " + fmtPos(lon, lat)
+		var vs [][2]float64
+		var lon, lat float64
+		mid := 0
+		if it.shape == shapePoint && g.Type == "Point" {
+			lon, lat = g.Polys[0][0][0], g.Polys[0][0][1] // no slice of vertices for one point
+		} else {
+			vs = g.Vertices()
+			mid = len(vs) / 2
+			lon, lat = vs[mid][0], vs[mid][1]
 		}
 		code, ok := place(ix, lon, lat, p.unit)
 		if !ok {
+			ptr := it.geomPointer
+			what := "location " + fmtPos(lon, lat)
+			if it.shape == shapeLine {
+				ptr += "[" + strconv.Itoa(mid) + "]"
+				what = "middle vertex " + fmtPos(lon, lat)
+			}
 			switch {
 			case swappedFits(ix, lon, lat, p.unit):
 				return "", "", &itemError{pointer: ptr, reason: what + ": " + swappedHint}

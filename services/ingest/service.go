@@ -179,6 +179,7 @@ func (c *catalog) indexAt(t time.Time, bound string) *units.Index {
 type Service struct {
 	cfg     Config
 	js      jetstream.JetStream
+	acks    *ackRouter
 	pool    *pgxpool.Pool
 	log     *slog.Logger
 	now     func() time.Time
@@ -199,13 +200,16 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if d.JS == nil {
 		return nil, fmt.Errorf("building ingest: Deps.JS is nil: %w", ErrConfig)
 	}
+	acks := newAckRouter()
 	js, err := jetstream.New(d.JS.Conn(),
 		jetstream.WithPublishAsyncMaxPending(cfg.MaxPending),
-		jetstream.WithPublishAsyncTimeout(cfg.PublishTimeout))
+		jetstream.WithPublishAsyncTimeout(cfg.PublishTimeout),
+		jetstream.WithPublishAsyncAckHandler(acks.onAck),
+		jetstream.WithPublishAsyncErrHandler(acks.onErr))
 	if err != nil {
 		return nil, fmt.Errorf("building ingest publisher: %w", err)
 	}
-	s := &Service{cfg: cfg, js: js, pool: d.Pool, log: d.Logger, now: d.Now}
+	s := &Service{cfg: cfg, js: js, acks: acks, pool: d.Pool, log: d.Logger, now: d.Now}
 	if s.log == nil {
 		s.log = slog.Default()
 	}

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"sync"
 
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
@@ -22,10 +23,22 @@ import (
 // It runs on every item, so the path of a field is kept as a stack of parts
 // and spelt out only for an error.
 func storable(m proto.Message) error {
-	var w storer
-	w.path = w.buf[:0]
-	return w.msg(m.ProtoReflect())
+	w, _ := storers.Get().(*storer)
+	if w == nil {
+		w = &storer{}
+		w.path = w.buf[:0]
+		// Bound once per storer, not per message and field.
+		w.fieldFn, w.entryFn = w.field, w.entry
+	}
+	err := w.msg(m.ProtoReflect())
+	clear(w.buf[:]) // no references into the item are kept
+	w.path, w.err, w.mapFD = w.buf[:0], nil, nil
+	storers.Put(w)
+	return err
 }
+
+// storers keeps storer values (and their bound visitors) between items.
+var storers sync.Pool
 
 var timestampName = (&timestamppb.Timestamp{}).ProtoReflect().Descriptor().FullName()
 
@@ -47,6 +60,12 @@ type pathPart struct {
 type storer struct {
 	path []pathPart
 	buf  [8]pathPart
+	// err is the first fault found; it stops the walk.
+	err error
+	// mapFD is the map field whose entries entry visits.
+	mapFD   protoreflect.FieldDescriptor
+	fieldFn func(protoreflect.FieldDescriptor, protoreflect.Value) bool
+	entryFn func(protoreflect.MapKey, protoreflect.Value) bool
 }
 
 // at spells the current path, as in "values[\"pm25\"]" or "area[0].geocode[1].value".
@@ -95,38 +114,47 @@ func (w *storer) msg(m protoreflect.Message) error {
 		}
 		return nil
 	}
-	var err error
-	m.Range(func(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
-		w.push(pathPart{kind: partField, name: fd.Name()})
-		switch {
-		case fd.IsList():
-			l := v.List()
-			for i := 0; i < l.Len() && err == nil; i++ {
-				w.push(pathPart{kind: partIndex, index: i})
-				err = w.value(fd, l.Get(i))
-				w.pop()
-			}
-		case fd.IsMap():
-			v.Map().Range(func(k protoreflect.MapKey, mv protoreflect.Value) bool {
-				if fd.MapKey().Kind() == protoreflect.StringKind {
-					w.push(pathPart{kind: partKeyWord})
-					err = w.text(k.String())
-					w.pop()
-				}
-				if err == nil {
-					w.push(pathPart{kind: partKey, key: k})
-					err = w.value(fd.MapValue(), mv)
-					w.pop()
-				}
-				return err == nil
-			})
-		default:
-			err = w.value(fd, v)
+	m.Range(w.fieldFn)
+	return w.err
+}
+
+// field visits one populated field of a message, recording a fault in w.err.
+func (w *storer) field(fd protoreflect.FieldDescriptor, v protoreflect.Value) bool {
+	w.push(pathPart{kind: partField, name: fd.Name()})
+	switch {
+	case fd.IsList():
+		l := v.List()
+		for i := 0; i < l.Len() && w.err == nil; i++ {
+			w.push(pathPart{kind: partIndex, index: i})
+			w.err = w.value(fd, l.Get(i))
+			w.pop()
 		}
+	case fd.IsMap():
+		outer := w.mapFD
+		w.mapFD = fd
+		v.Map().Range(w.entryFn)
+		w.mapFD = outer
+	default:
+		w.err = w.value(fd, v)
+	}
+	w.pop()
+	return w.err == nil
+}
+
+// entry visits one entry of the map field w.mapFD.
+func (w *storer) entry(k protoreflect.MapKey, mv protoreflect.Value) bool {
+	fd := w.mapFD
+	if fd.MapKey().Kind() == protoreflect.StringKind {
+		w.push(pathPart{kind: partKeyWord})
+		w.err = w.text(k.String())
 		w.pop()
-		return err == nil
-	})
-	return err
+	}
+	if w.err == nil {
+		w.push(pathPart{kind: partKey, key: k})
+		w.err = w.value(fd.MapValue(), mv)
+		w.pop()
+	}
+	return w.err == nil
 }
 
 // maxStorable bounds nothing the parsers have not bounded already; the

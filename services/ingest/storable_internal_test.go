@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/protobuf/encoding/protowire"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
@@ -63,5 +65,41 @@ func TestStorableAllocs(t *testing.T) {
 	const extra = 2 * 49 // string elements in many but not in one
 	if a50-a1 > extra {
 		t.Errorf("storable allocates %.0f times for 2×50 list elements, %.0f for 2×1: more than the one copy per element", a50, a1)
+	}
+}
+
+// TestWireStorable: the check on encoded bytes passes exactly what storable
+// passes, on events that encode, and refuses bad text that only a hand-made
+// encoding can carry (protobuf refuses to encode invalid UTF-8).
+func TestWireStorable(t *testing.T) {
+	at := timestamppb.New(time.Date(2025, 7, 1, 1, 0, 0, 0, time.UTC))
+	for i, m := range []proto.Message{
+		&iocv1.Observation{Id: "a", ObservedAt: at, Name: "Hoàn Kiếm", Values: map[string]float64{"pm25": 1}},
+		&iocv1.Observation{Id: "a", ObservedAt: at, Values: map[string]float64{"p\x00m": 1}},
+		&iocv1.Observation{Id: "a\x00", ObservedAt: at},
+		&iocv1.Alert{Id: "a", Sent: timestamppb.New(time.Date(1990, 1, 1, 0, 0, 0, 0, time.UTC))},
+		&iocv1.Alert{Id: "a", Sent: at, Info: []*iocv1.AlertInfo{{}, {Category: []string{"Met", "x\x00"}}}},
+		&iocv1.Observation{Id: "a", ObservedAt: at, Origin: &iocv1.Origin{ReceivedAt: &timestamppb.Timestamp{Nanos: -1}}},
+		&iocv1.Observation{Id: "a", ObservedAt: &timestamppb.Timestamp{Seconds: 1 << 40}},
+		&iocv1.AirQualityObserved{Id: "a", ObservedAt: at, Other: map[string]float64{"x": 1}, Origin: &iocv1.Origin{SourceId: "s", ReceivedAt: at}},
+	} {
+		b, err := proto.Marshal(m)
+		if err != nil {
+			t.Fatalf("case %d: %v", i, err)
+		}
+		if got, want := wireStorable(b, m.ProtoReflect().Descriptor()), storable(m) == nil; got != want {
+			t.Errorf("case %d: wireStorable %v; storable passes: %v", i, got, want)
+		}
+	}
+	md := (&iocv1.Observation{}).ProtoReflect().Descriptor()
+	name := md.Fields().ByName("name").Number()
+	for _, s := range []string{"\xff", "a\x00b"} {
+		b := protowire.AppendString(protowire.AppendTag(nil, name, protowire.BytesType), s)
+		if wireStorable(b, md) {
+			t.Errorf("wireStorable passed name %q", s)
+		}
+	}
+	if wireStorable([]byte{0xff}, md) {
+		t.Error("wireStorable passed a broken encoding")
 	}
 }

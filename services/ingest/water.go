@@ -14,23 +14,23 @@ var waterAliases = map[string]string{"pH": "ph", "O2": "dissolvedOxygen", "Tur":
 
 // waterMeasures maps FIWARE WaterQualityObserved names, and iochub's flood-watch
 // names (waterLevel, alarmLevel1..3, flow), onto the proto.
-func waterMeasures(m *iocv1.WaterObserved) map[string]measure {
-	set := func(dst **float64) func(float64) { return func(v float64) { *dst = &v } }
-	return map[string]measure{
-		// A water level is measured against the station's datum and may be below it.
-		"waterLevel":  {dst: set(&m.WaterLevel)},
-		"alarmLevel1": {dst: set(&m.AlarmLevel_1)},
-		"alarmLevel2": {dst: set(&m.AlarmLevel_2)},
-		"alarmLevel3": {dst: set(&m.AlarmLevel_3)},
-		// A tidal river can flow backwards: a negative discharge is allowed.
-		"flow":            {dst: set(&m.Flow)},
-		"temperature":     {dst: set(&m.Temperature)},
-		"ph":              {dst: set(&m.Ph), check: between(0, 14)},
-		"conductivity":    {dst: set(&m.Conductivity), check: nonNegative},
-		"turbidity":       {dst: set(&m.Turbidity), check: nonNegative},
-		"dissolvedOxygen": {dst: set(&m.DissolvedOxygen), check: nonNegative},
-	}
+var waterMeasures = map[string]measure[*iocv1.WaterObserved]{
+	// A water level is measured against the station's datum and may be below it.
+	"waterLevel":  {field: func(m *iocv1.WaterObserved) **float64 { return &m.WaterLevel }},
+	"alarmLevel1": {field: func(m *iocv1.WaterObserved) **float64 { return &m.AlarmLevel_1 }},
+	"alarmLevel2": {field: func(m *iocv1.WaterObserved) **float64 { return &m.AlarmLevel_2 }},
+	"alarmLevel3": {field: func(m *iocv1.WaterObserved) **float64 { return &m.AlarmLevel_3 }},
+	// A tidal river can flow backwards: a negative discharge is allowed.
+	"flow":            {field: func(m *iocv1.WaterObserved) **float64 { return &m.Flow }},
+	"temperature":     {field: func(m *iocv1.WaterObserved) **float64 { return &m.Temperature }},
+	"ph":              {field: func(m *iocv1.WaterObserved) **float64 { return &m.Ph }, check: between(0, 14)},
+	"conductivity":    {field: func(m *iocv1.WaterObserved) **float64 { return &m.Conductivity }, check: nonNegative},
+	"turbidity":       {field: func(m *iocv1.WaterObserved) **float64 { return &m.Turbidity }, check: nonNegative},
+	"dissolvedOxygen": {field: func(m *iocv1.WaterObserved) **float64 { return &m.DissolvedOxygen }, check: nonNegative},
 }
+
+// waterSkip are members parseWater reads itself.
+var waterSkip = map[string]bool{"alarmLevels": true}
 
 // parseWater reads a FIWARE WaterQualityObserved in keyValues form, with
 // iochub's flood-watch members: waterLevel (m), alarmLevel1/2/3 (m, the
@@ -41,7 +41,7 @@ func parseWater(f fields, env parseEnv) (*parsed, *itemError) {
 		return nil, ierr
 	}
 	m := &iocv1.WaterObserved{Id: h.eventID, EntityId: h.entity, ObservedAt: timestamppb.New(h.at), Name: h.name}
-	other, ierr := readMeasures(f, waterMeasures(m), waterAliases, map[string]bool{"alarmLevels": true})
+	other, ierr := readMeasures(f, m, waterMeasures, waterAliases, waterSkip)
 	if ierr != nil {
 		return nil, ierr
 	}

@@ -7,16 +7,13 @@ import (
 )
 
 // weatherMeasures maps FIWARE WeatherObserved names onto the proto.
-func weatherMeasures(m *iocv1.WeatherObserved) map[string]measure {
-	set := func(dst **float64) func(float64) { return func(v float64) { *dst = &v } }
-	return map[string]measure{
-		"temperature":         {dst: set(&m.Temperature), check: between(-90, 70)},
-		"relativeHumidity":    {dst: set(&m.RelativeHumidity), check: fraction},
-		"precipitation":       {dst: set(&m.Precipitation), check: nonNegative},
-		"windSpeed":           {dst: set(&m.WindSpeed), check: nonNegative},
-		"windDirection":       {dst: set(&m.WindDirection), check: between(-180, 360)},
-		"atmosphericPressure": {dst: set(&m.AtmosphericPressure), check: nonNegative},
-	}
+var weatherMeasures = map[string]measure[*iocv1.WeatherObserved]{
+	"temperature":         {field: func(m *iocv1.WeatherObserved) **float64 { return &m.Temperature }, check: between(-90, 70)},
+	"relativeHumidity":    {field: func(m *iocv1.WeatherObserved) **float64 { return &m.RelativeHumidity }, check: fraction},
+	"precipitation":       {field: func(m *iocv1.WeatherObserved) **float64 { return &m.Precipitation }, check: nonNegative},
+	"windSpeed":           {field: func(m *iocv1.WeatherObserved) **float64 { return &m.WindSpeed }, check: nonNegative},
+	"windDirection":       {field: func(m *iocv1.WeatherObserved) **float64 { return &m.WindDirection }, check: between(-180, 360)},
+	"atmosphericPressure": {field: func(m *iocv1.WeatherObserved) **float64 { return &m.AtmosphericPressure }, check: nonNegative},
 }
 
 // parseWeather reads a FIWARE WeatherObserved in keyValues form.
@@ -26,7 +23,7 @@ func parseWeather(f fields, env parseEnv) (*parsed, *itemError) {
 		return nil, ierr
 	}
 	m := &iocv1.WeatherObserved{Id: h.eventID, EntityId: h.entity, ObservedAt: timestamppb.New(h.at), Name: h.name}
-	other, ierr := readMeasures(f, weatherMeasures(m), nil, nil)
+	other, ierr := readMeasures(f, m, weatherMeasures, nil, nil)
 	if ierr != nil {
 		return nil, ierr
 	}
