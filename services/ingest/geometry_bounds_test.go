@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/twpayne/go-geom/encoding/geojson"
 
@@ -41,12 +40,8 @@ func TestRealBoundariesPass(t *testing.T) {
 			if n := len(gt.FlatCoords()) / gt.Stride(); n > ingest.MaxVertices {
 				continue
 			}
-			start := time.Now()
 			if _, err := ingest.ParseGeometry(f.Geometry, "area", "Polygon", "MultiPolygon"); err != nil {
 				t.Errorf("unit %s: %v", f.Properties.Code, err)
-			}
-			if d := time.Since(start); d > 500*time.Millisecond {
-				t.Errorf("unit %s: checked in %s", f.Properties.Code, d)
 			}
 			checked++
 		}
@@ -68,12 +63,11 @@ func TestCombIsBounded(t *testing.T) {
 	}
 	shell = append(shell, []float64{-1, n * 1e-4}, []float64{-1, 0}, []float64{0, 0})
 	raw, _ := json.Marshal(map[string]any{"type": "Polygon", "coordinates": [][][]float64{shell}})
-	start := time.Now()
+	// The bound is a count of edge pairs (geomcheck.maxEdgePairs), not a
+	// clock: "too intricate" says the sweep stopped at it rather than
+	// compare the 12.5 M pairs of this comb. No timing is asserted here.
 	_, err := ingest.ParseGeometry(raw, "location", "Polygon")
 	if err == nil || !strings.Contains(err.Error(), "too intricate") {
 		t.Errorf("got %v; want too intricate", err)
-	}
-	if d := time.Since(start); d > 300*time.Millisecond {
-		t.Errorf("took %s; the budget should stop it within tens of milliseconds", d)
 	}
 }
