@@ -111,26 +111,32 @@ func (d *drainBench) events(b *testing.B, u string, n int) []*nats.Msg {
 	return msgs
 }
 
-// publish puts msgs on FEEDS (async, every ack awaited) and returns the
-// stream sequence of the last.
+// publish puts msgs on FEEDS (async, in chunks within the client's bound
+// of outstanding publishes, every ack awaited) and returns the stream
+// sequence of the last.
 func (d *drainBench) publish(b *testing.B, msgs []*nats.Msg) uint64 {
-	var futures []jetstream.PubAckFuture
-	for _, m := range msgs {
-		f, err := d.ne.JS.PublishMsgAsync(m)
-		if err != nil {
-			b.Fatal(err)
-		}
-		futures = append(futures, f)
-	}
+	const chunk = 1000
 	var last uint64
-	for _, f := range futures {
-		select {
-		case a := <-f.Ok():
-			last = max(last, a.Sequence)
-		case err := <-f.Err():
-			b.Fatal(err)
-		case <-time.After(time.Minute):
-			b.Fatal("no publish ack within a minute")
+	for len(msgs) > 0 {
+		n := min(chunk, len(msgs))
+		futures := make([]jetstream.PubAckFuture, 0, n)
+		for _, m := range msgs[:n] {
+			f, err := d.ne.JS.PublishMsgAsync(m)
+			if err != nil {
+				b.Fatal(err)
+			}
+			futures = append(futures, f)
+		}
+		msgs = msgs[n:]
+		for _, f := range futures {
+			select {
+			case a := <-f.Ok():
+				last = max(last, a.Sequence)
+			case err := <-f.Err():
+				b.Fatal(err)
+			case <-time.After(time.Minute):
+				b.Fatal("no publish ack within a minute")
+			}
 		}
 	}
 	return last
