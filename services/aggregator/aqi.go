@@ -31,7 +31,7 @@ const aqiKeep = aqi.StationHours * time.Hour
 var vietnam = time.FixedZone("ICT", 7*3600)
 
 // aqiBook keeps a VN_AQI calculator per air station in memory. It is used by
-// the aggregator's one consuming goroutine only, so it has no lock.
+// the committer goroutine of the feed pipeline only (pipeline.go), so it has no lock.
 //
 // Rows are rated twice: before the write, on a scratch copy of the station
 // (so the AQI goes into the row's columns), and after the commit the rows
