@@ -120,9 +120,13 @@ func (b *aqiBook) load(rows []postgis.AirSample, now time.Time) {
 }
 
 // rate sets the AQI columns of every air row of the batch, from each
-// station's hours and the rows before it in the batch.
+// station's hours and the rows before it in the batch. The AQI of the only
+// row of a station in the batch is kept (decoded.rated): when every row of
+// the batch is stored, it is also the AQI of the station's state after the
+// commit, which commit then need not compute again.
 func (b *aqiBook) rate(p *pending) {
 	scratch := map[string]*aqi.Station{}
+	rows := map[string]int{} // rows per station in the batch
 	items := p.of(subjects.KindAir)
 	for i := range p.batch.Air {
 		r := &p.batch.Air[i]
@@ -134,18 +138,44 @@ func (b *aqiBook) rate(p *pending) {
 			}
 			scratch[r.StationID] = st
 		}
-		idx := rateRow(st, r)
+		rows[r.StationID]++
+		idx, added := rateRow(st, r)
 		r.AQI = rowAQI(idx)
 		items[i].d.row = *r
+		items[i].d.rated = nil
+		if added {
+			items[i].d.rated = idx
+		}
+	}
+	for i := range p.batch.Air {
+		if rows[p.batch.Air[i].StationID] > 1 {
+			items[i].d.rated = nil
+		}
 	}
 }
 
-// rateRow adds r to st and returns the AQI at r's hour.
-func rateRow(st *aqi.Station, r *postgis.AirRow) *iocv1.AirQualityIndex {
+// rateRow adds r to st and returns the AQI at r's hour, and whether r was
+// added (or the AQI says why not).
+func rateRow(st *aqi.Station, r *postgis.AirRow) (*iocv1.AirQualityIndex, bool) {
 	if err := st.Add(r.ObservedAt, values(r.PM25, r.PM10, r.O3, r.CO, r.SO2, r.NO2)); err != nil {
-		return &iocv1.AirQualityIndex{Hour: timestamppb.New(r.ObservedAt.Truncate(time.Hour)), Reason: err.Error()}
+		return &iocv1.AirQualityIndex{Hour: timestamppb.New(r.ObservedAt.Truncate(time.Hour)), Reason: err.Error()}, false
 	}
-	return index(st, r.ObservedAt)
+	return index(st, r.ObservedAt), true
+}
+
+// allInserted reports whether inserted names each of n rows once.
+func allInserted(inserted []int, n int) bool {
+	if len(inserted) != n {
+		return false
+	}
+	seen := make([]bool, n)
+	for _, i := range inserted {
+		if i < 0 || i >= n || seen[i] {
+			return false
+		}
+		seen[i] = true
+	}
+	return true
 }
 
 // commit adds the rows stored for the first time to their stations, and sets
@@ -166,12 +196,19 @@ func (b *aqiBook) commit(p *pending, res postgis.Result, now time.Time) {
 			b.log.Debug("observation not counted in the AQI", "station", r.StationID, "err", err)
 		}
 	}
+	allNew := allInserted(res.Air.Inserted, len(p.batch.Air))
+	items := p.of(subjects.KindAir)
 	for _, c := range res.Air.Changed {
-		items := p.of(subjects.KindAir)
 		if c.Index < 0 || c.Index >= len(items) {
 			continue
 		}
 		d := &items[c.Index].d
+		if allNew && d.rated != nil {
+			// The station's only row, added to the same hours by rate and
+			// above: the same AQI.
+			d.annot = &iocv1.EntityState{Aqi: d.rated}
+			continue
+		}
 		r, _ := d.row.(postgis.AirRow)
 		st := b.stations[r.StationID]
 		if st == nil {
