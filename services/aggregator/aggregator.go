@@ -283,6 +283,7 @@ type pending struct {
 	items map[*kindOps][]decodedMsg
 	msgs  []jetstream.Msg // every message to ack after commit
 	start time.Time       // when it was fetched
+	aqi   aqiAhead        // what the preparer rated ahead (aqi.go)
 }
 
 type decodedMsg struct {

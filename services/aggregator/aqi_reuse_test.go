@@ -1,6 +1,7 @@
 package aggregator
 
 import (
+	"context"
 	"fmt"
 	"testing"
 	"time"
@@ -78,4 +79,84 @@ func commitLatest(b *aqiBook, p *pending, inserted []int, now time.Time) {
 		res.Air.Changed = append(res.Air.Changed, postgis.Changed{Index: i})
 	}
 	b.commit(p, res, now)
+}
+
+// TestAQIRatedAheadAsInOrder: batches rated ahead (the next one while the
+// one before is written) get the AQI, row and state, that rating them one
+// after the other's commit gives: stations the batch before has are left to
+// settle, after its commit; a batch before that was not stored (naked) or
+// the book forgetting stations (a sweep) is taken into account.
+func TestAQIRatedAheadAsInOrder(t *testing.T) {
+	batches := func() []*pending {
+		return []*pending{
+			airPending(aqiRow("a", hourAt(30), 40), aqiRow("b", hourAt(30), 90)),
+			airPending(aqiRow("b", hourAt(31), 10), aqiRow("c", hourAt(31), 70)),
+			airPending(aqiRow("a", hourAt(31), 300), aqiRow("c", hourAt(31).Add(time.Minute), 5), aqiRow("d", hourAt(31), 15)),
+		}
+	}
+	history := func() *aqiBook {
+		b := newAQIBook(quietLog())
+		var rows []postgis.AirRow
+		for i, s := range []string{"a", "b", "c"} {
+			rows = append(rows, hours(s, 0, 30, float64(20+9*i))...)
+		}
+		storeAll(b, airPending(rows...), nil, hourAt(30))
+		b.warm = true
+		return b
+	}
+	for _, tc := range []struct {
+		name  string
+		fails int // the batch the store refuses (naked), -1 none
+		sweep bool
+	}{{"all stored", -1, false}, {"second naked", 1, false}, {"first naked", 0, false}, {"sweep between", -1, true}} {
+		t.Run(tc.name, func(t *testing.T) {
+			inOrder, ahead := history(), history()
+			want, got := batches(), batches()
+			now := hourAt(32)
+			for i, p := range want { // one after the other
+				inOrder.rate(p)
+				if i != tc.fails {
+					commitLatest(inOrder, p, nil, now)
+				}
+				if tc.sweep && i == 0 {
+					forget(inOrder, "c", now)
+				}
+			}
+			// All three rated ahead before the first is committed.
+			for _, p := range got {
+				ahead.rateAhead(p)
+			}
+			for i, p := range got {
+				ahead.settle(context.Background(), nil, p, now)
+				if i != tc.fails {
+					commitLatest(ahead, p, nil, now)
+				}
+				ahead.done(p)
+				if tc.sweep && i == 0 {
+					forget(ahead, "c", now)
+				}
+			}
+			for i := range want {
+				for j := range want[i].batch.Air {
+					w, g := want[i].batch.Air[j].AQI, got[i].batch.Air[j].AQI
+					if string(w.JSON) != string(g.JSON) {
+						t.Errorf("batch %d row %d: got row AQI %s; want %s", i, j, g.JSON, w.JSON)
+					}
+					if ws, gs := want[i].items[airKind][j].d.annot.GetAqi(), got[i].items[airKind][j].d.annot.GetAqi(); !proto.Equal(ws, gs) {
+						t.Errorf("batch %d row %d: got state AQI %v; want %v", i, j, gs, ws)
+					}
+				}
+			}
+			if len(ahead.busy) != 0 {
+				t.Errorf("stations still busy after every batch: %v", ahead.busy)
+			}
+		})
+	}
+}
+
+// forget makes the book forget station id as a sweep does.
+func forget(b *aqiBook, id string, now time.Time) {
+	b.stations[id].seen = now.Add(-2 * aqiKeep)
+	b.lastSweep = time.Time{}
+	b.sweep(now)
 }

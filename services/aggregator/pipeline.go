@@ -16,7 +16,10 @@ import (
 // is fetched and decoded and the last one's states are published:
 //
 //	reader:    fetch, decode (dead-letter what does not), build the rows
-//	committer: prepare (VN_AQI, alarm levels), WriteBatch, commit hooks, expiry ticks
+//	preparer:  the kinds' prepare (alarm levels; VN_AQI of the stations no
+//	           batch in flight has), while the batch before is written
+//	committer: the kinds' settle (the rest of the VN_AQI), WriteBatch,
+//	           commit hooks, expiry ticks
 //	publisher: source activity, STATE and ROLLUPS published without waiting
 //	acker:     wait for those publish acks, then ack the batch on FEEDS
 //
@@ -33,16 +36,18 @@ import (
 
 // Sizes of the pipeline, in batches. Every batch in it is unacked on FEEDS,
 // so the consumer's MaxAckPending allows them all (maxAckBatches): one being
-// decoded, one queued to commit, one committing, one queued to publish, one
-// publishing, publishWindow-1 queued to the acker and one it waits for.
+// decoded, one queued to prepare, one being prepared, one queued to commit,
+// one committing, one queued to publish, one publishing, publishWindow-1
+// queued to the acker and one it waits for.
 const (
-	// decodedAhead is how many decoded batches wait for the committer.
+	// decodedAhead is how many batches wait between the reader and the
+	// preparer, and between the preparer and the committer.
 	decodedAhead = 1
 	// publishWindow bounds the batches whose STATE and ROLLUPS publishes are
 	// outstanding (sent, not acked) at once, the acker's included.
 	publishWindow = 2
 	// maxAckBatches × BatchSize is the consumer's MaxAckPending.
-	maxAckBatches = 8
+	maxAckBatches = 10
 )
 
 // committedBatch is a batch the database committed, on its way to STATE and
@@ -60,10 +65,12 @@ type committedBatch struct {
 // goroutine is the committer.
 func (s *Service) pipeline(ctx context.Context, cons jetstream.Consumer) {
 	decoded := make(chan *pending, decodedAhead)
+	prepared := make(chan *pending, decodedAhead)
 	committed := make(chan *committedBatch, 1)
 	published := make(chan *committedBatch, publishWindow-1)
 	var wg sync.WaitGroup
 	wg.Go(func() { s.reader(ctx, cons, decoded) })
+	wg.Go(func() { s.preparer(ctx, decoded, prepared) })
 	wg.Go(func() { s.publisher(ctx, committed, published) })
 	wg.Go(func() { s.acker(ctx, published) })
 
@@ -77,24 +84,26 @@ func (s *Service) pipeline(ctx context.Context, cons jetstream.Consumer) {
 loop:
 	for {
 		select {
-		case p, ok := <-decoded:
+		case p, ok := <-prepared:
 			if !ok {
 				break loop
 			}
 			for _, k := range kinds {
-				if k.prepare != nil && len(p.items[k]) > 0 {
-					k.prepare(ctx, s, p, p.start)
+				if k.settle != nil && len(p.items[k]) > 0 {
+					k.settle(ctx, s, p, p.start)
 				}
 			}
 			s.commit(ctx, p, true, committed)
+			s.release(p)
 		case <-tick:
 			s.tick(ctx)
 		case <-ctx.Done():
 			break loop
 		}
 	}
-	for p := range decoded { // the reader closes it once ctx is done
-		s.release(p.msgs)
+	for p := range prepared { // the preparer closes it once ctx is done
+		s.nak(p.msgs)
+		s.release(p)
 	}
 	close(committed)
 	wg.Wait()
@@ -131,7 +140,7 @@ func (s *Service) reader(ctx context.Context, cons jetstream.Consumer, out chan<
 			continue
 		}
 		if ctx.Err() != nil {
-			s.release(msgs)
+			s.nak(msgs)
 			return
 		}
 		p := s.decodeBatch(ctx, msgs)
@@ -141,8 +150,40 @@ func (s *Service) reader(ctx context.Context, cons jetstream.Consumer, out chan<
 		select {
 		case out <- p:
 		case <-ctx.Done():
-			s.release(p.msgs)
+			s.nak(p.msgs)
 			return
+		}
+	}
+}
+
+// preparer runs the kinds' prepare on each batch of in, in order, and hands
+// it to out until in is closed, then closes out.
+func (s *Service) preparer(ctx context.Context, in <-chan *pending, out chan<- *pending) {
+	defer close(out)
+	for p := range in {
+		if ctx.Err() != nil {
+			s.nak(p.msgs)
+			continue
+		}
+		for _, k := range kinds {
+			if k.prepare != nil && len(p.items[k]) > 0 {
+				k.prepare(ctx, s, p, p.start)
+			}
+		}
+		select {
+		case out <- p:
+		case <-ctx.Done():
+			s.nak(p.msgs)
+			s.release(p)
+		}
+	}
+}
+
+// release runs the kinds' release hooks of p.
+func (s *Service) release(p *pending) {
+	for _, k := range kinds {
+		if k.release != nil && len(p.items[k]) > 0 {
+			k.release(s, p)
 		}
 	}
 }
@@ -164,8 +205,8 @@ func (s *Service) decodeBatch(ctx context.Context, msgs []jetstream.Msg) *pendin
 	return p
 }
 
-// release naks msgs, fetched but not committed, for a prompt redelivery.
-func (s *Service) release(msgs []jetstream.Msg) {
+// nak naks msgs, fetched but not committed, for a prompt redelivery.
+func (s *Service) nak(msgs []jetstream.Msg) {
 	for _, m := range msgs {
 		if err := m.Nak(); err != nil {
 			s.log.Warn("naking feed message failed", "subject", m.Subject(), "err", err)
