@@ -11,7 +11,7 @@ import (
 	"github.com/iochub/iochub/services/aggregator/postgis"
 )
 
-// The feed consumer is a pipeline of four goroutines joined by bounded
+// The feed consumer is a pipeline of five goroutines joined by bounded
 // channels, so that the database is kept busy with one batch while the next
 // is fetched and decoded and the last one's states are published:
 //
