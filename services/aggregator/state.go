@@ -43,6 +43,13 @@ func stateMsg(dm decodedMsg, c postgis.Changed) (*nats.Msg, error) {
 	}, nil
 }
 
+// noRetry keeps nats.go from publishing a state again by itself when
+// JetStream had no responder (STATE unavailable): its retry, 250 ms later,
+// could land after the newer state a later batch published meanwhile. The
+// batch is naked instead, and its redelivery publishes only what is still
+// the newest stored state.
+var noRetry = jetstream.WithRetryAttempts(0)
+
 // publishStates publishes the state of every changed entity and every
 // roll-up the batch changed asynchronously; it returns the futures of their
 // acks (see waitAcks).
@@ -59,7 +66,7 @@ func (s *Service) publishStates(p *pending, res postgis.Result) ([]jetstream.Pub
 				if err != nil {
 					return nil, err
 				}
-				if err := publishAsync(s.js, &futures, msg); err != nil {
+				if err := publishAsync(s.js, &futures, msg, noRetry); err != nil {
 					return nil, err
 				}
 			}
@@ -72,7 +79,7 @@ func (s *Service) publishStates(p *pending, res postgis.Result) ([]jetstream.Pub
 			return nil, err
 		}
 		for _, msg := range msgs {
-			if err := publishAsync(s.js, &futures, msg); err != nil {
+			if err := publishAsync(s.js, &futures, msg, noRetry); err != nil {
 				return nil, err
 			}
 		}
@@ -82,7 +89,7 @@ func (s *Service) publishStates(p *pending, res postgis.Result) ([]jetstream.Pub
 		if err != nil {
 			return nil, err
 		}
-		if err := publishAsync(s.js, &futures, msg); err != nil {
+		if err := publishAsync(s.js, &futures, msg, noRetry); err != nil {
 			return nil, err
 		}
 	}
@@ -91,8 +98,8 @@ func (s *Service) publishStates(p *pending, res postgis.Result) ([]jetstream.Pub
 
 // publishAsync publishes msg without waiting for its ack and appends the
 // ack's future to futures.
-func publishAsync(js jetstream.JetStream, futures *[]jetstream.PubAckFuture, msg *nats.Msg) error {
-	f, err := js.PublishMsgAsync(msg)
+func publishAsync(js jetstream.JetStream, futures *[]jetstream.PubAckFuture, msg *nats.Msg, opts ...jetstream.PublishOpt) error {
+	f, err := js.PublishMsgAsync(msg, opts...)
 	if err != nil {
 		return fmt.Errorf("publishing %s: %w", msg.Subject, err)
 	}
