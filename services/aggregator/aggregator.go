@@ -3,6 +3,9 @@
 // the latest state of every entity the batch changed to the STATE stream, and
 // only then acknowledges the batch. A redelivery is harmless: the store drops
 // events it already has and writes the state again, which republishes it.
+// The stages run as a pipeline (pipeline.go): the next batch is fetched and
+// decoded while one commits, and the last one's states are published and
+// acked meanwhile.
 package aggregator
 
 import (
@@ -197,9 +200,10 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	return s, nil
 }
 
-// Run consumes until ctx is done, then returns nil. A batch in flight when
-// ctx ends is neither acked nor naked: JetStream redelivers it after AckWait,
-// and the store's idempotency makes that harmless.
+// Run consumes until ctx is done, then returns nil. A batch committed and
+// not yet acked when ctx ends is neither acked nor naked: JetStream
+// redelivers it after AckWait, and the store's idempotency makes that
+// harmless; batches fetched and not yet written are naked.
 func (s *Service) Run(ctx context.Context) error {
 	maxDeliver := -1 // unbounded; see Config.MaxDeliver
 	if s.cfg.MaxDeliver > 0 {
@@ -211,7 +215,7 @@ func (s *Service) Run(ctx context.Context) error {
 		FilterSubject: s.cfg.FilterSubject,
 		AckPolicy:     jetstream.AckExplicitPolicy,
 		AckWait:       s.cfg.AckWait,
-		MaxAckPending: 4 * s.cfg.BatchSize,
+		MaxAckPending: maxAckBatches * s.cfg.BatchSize,
 		MaxDeliver:    maxDeliver,
 		DeliverPolicy: jetstream.DeliverAllPolicy,
 	})
@@ -234,33 +238,7 @@ func (s *Service) Run(ctx context.Context) error {
 			s.log.Error("warming a kind failed", "kind", k.name, "err", err)
 		}
 	}
-	var lastTick time.Time
-	for ctx.Err() == nil {
-		if s.cfg.ExpiryInterval > 0 && time.Since(lastTick) >= s.cfg.ExpiryInterval {
-			lastTick = time.Now()
-			for _, k := range kinds {
-				if k.tick == nil {
-					continue
-				}
-				if err := k.tick(ctx, s); err != nil && ctx.Err() == nil {
-					s.m.errors.WithLabelValues("expire").Inc()
-					s.log.Error("a kind's periodic work failed", "kind", k.name, "err", err)
-				}
-			}
-		}
-		msgs, err := s.fetch(cons)
-		if err != nil {
-			s.m.errors.WithLabelValues("fetch").Inc()
-			s.log.Warn("fetching feed messages failed", "err", err, "messages", len(msgs))
-			if len(msgs) == 0 {
-				sleep(ctx, s.cfg.RetryDelay)
-				continue
-			}
-		}
-		if len(msgs) > 0 {
-			s.process(ctx, msgs)
-		}
-	}
+	s.pipeline(ctx, cons)
 	s.log.Info("aggregator stopped")
 	return nil
 }
@@ -304,105 +282,13 @@ type pending struct {
 	// rows in batch.
 	items map[*kindOps][]decodedMsg
 	msgs  []jetstream.Msg // every message to ack after commit
+	start time.Time       // when it was fetched
+	aqi   aqiAhead        // what the preparer rated ahead (aqi.go)
 }
 
 type decodedMsg struct {
 	d   decoded
 	msg jetstream.Msg
-}
-
-// process stores one fetched batch, publishes the changed states and acks.
-func (s *Service) process(ctx context.Context, msgs []jetstream.Msg) {
-	start := time.Now()
-	var p pending
-	for _, m := range msgs {
-		d, err := decode(m.Subject(), m.Headers(), m.Data(), start)
-		if err != nil {
-			s.m.errors.WithLabelValues("decode").Inc()
-			s.deadLetter(ctx, m, deadletter.StageDecode, err)
-			continue
-		}
-		p.add(d, m)
-	}
-	if len(p.msgs) == 0 {
-		return
-	}
-	for _, k := range kinds {
-		if k.prepare != nil && len(p.items[k]) > 0 {
-			k.prepare(ctx, s, &p, start)
-		}
-	}
-	s.store(ctx, &p, start, true)
-}
-
-// store writes one pending batch, publishes the changed states and acks. A
-// batch the database rejects (not a connection or transient failure) or
-// cancels at its statement_timeout is written again message by message when
-// split is set, so that one poisonous message is dead-lettered instead of
-// blocking the stream; a message the database rejects on its own is
-// dead-lettered at once, one that times out on its own at its second
-// delivery. Any other failure naks the batch to be retried after RetryDelay.
-func (s *Service) store(ctx context.Context, p *pending, start time.Time, split bool) {
-	res, err := s.db.WriteBatch(ctx, p.batch)
-	if err != nil {
-		if ctx.Err() != nil {
-			return // shutting down: redelivered after AckWait
-		}
-		s.m.errors.WithLabelValues("write").Inc()
-		if rejected(err) || timedOut(err) {
-			if split && len(p.msgs) > 1 {
-				s.log.Warn("database rejected a batch; storing its messages one by one", "messages", len(p.msgs), "err", err)
-				for _, dm := range p.all() {
-					var one pending
-					one.add(dm.d, dm.msg)
-					s.store(ctx, &one, time.Now(), false)
-				}
-				return
-			}
-			if len(p.msgs) == 1 && (rejected(err) || s.timedOutTwice(p.msgs[0])) {
-				s.deadLetter(ctx, p.msgs[0], deadletter.StageStore, err)
-				return
-			}
-		}
-		s.log.Error("storing batch failed; retrying", "messages", len(p.msgs), "err", err)
-		s.retryAll(ctx, p.msgs, err)
-		sleep(ctx, s.cfg.RetryDelay)
-		return
-	}
-	committed := time.Now()
-	for _, k := range kinds {
-		if k.committed != nil && len(p.items[k]) > 0 {
-			k.committed(s, p, res, committed)
-		}
-	}
-	s.recordActivity(ctx, p, res)
-	if s.cfg.afterCommit != nil {
-		s.cfg.afterCommit()
-	}
-	if ctx.Err() != nil {
-		return // committed but not acked: the redelivery republishes the state
-	}
-	published, err := s.publishStates(ctx, p, res)
-	if err != nil {
-		if ctx.Err() != nil {
-			return
-		}
-		s.m.errors.WithLabelValues("publish").Inc()
-		s.log.Error("publishing state failed; retrying the batch", "messages", len(p.msgs), "err", err)
-		s.retryAll(ctx, p.msgs, err)
-		sleep(ctx, s.cfg.RetryDelay)
-		return
-	}
-	for _, m := range p.msgs {
-		if err := m.Ack(); err != nil {
-			// Lost acks mean a redelivery, which the store absorbs.
-			s.m.errors.WithLabelValues("ack").Inc()
-			s.log.Warn("acking feed message failed", "subject", m.Subject(), "err", err)
-		}
-	}
-	s.m.observe(res, published, time.Since(start))
-	s.log.Debug("batch stored", "messages", len(p.msgs), "air", res.Air.New, "traffic", res.Traffic.New,
-		"alerts", res.Alerts.New, "states", published)
 }
 
 // rejected reports whether the database refused the batch's data, as opposed

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"log/slog"
 	"math"
+	"sync"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -30,15 +31,26 @@ const aqiKeep = aqi.StationHours * time.Hour
 // vietnam is the time zone of the daily AQI's day (UTC+7, no daylight saving).
 var vietnam = time.FixedZone("ICT", 7*3600)
 
-// aqiBook keeps a VN_AQI calculator per air station in memory. It is used by
-// the aggregator's one consuming goroutine only, so it has no lock.
+// aqiBook keeps a VN_AQI calculator per air station in memory. The committer
+// goroutine of the feed pipeline (pipeline.go) changes it; the preparer reads
+// it to rate a batch ahead, while earlier batches are written (rateAhead).
 //
 // Rows are rated twice: before the write, on a scratch copy of the station
 // (so the AQI goes into the row's columns), and after the commit the rows
 // stored for the first time are added to the station itself, so that a
 // redelivered observation is never counted twice.
 type aqiBook struct {
+	// mu guards stations (the map and each station), busy and epoch between
+	// the preparer, which reads them, and the committer, which changes them.
+	mu       sync.Mutex
 	stations map[string]*aqiStation
+	// busy counts, per station, the batches rated ahead that have rows of
+	// it and are not done (committed or given up) yet: until then its
+	// calculator may still change, so a later batch leaves it to settle.
+	busy map[string]int
+	// epoch changes when sweep forgets stations: a batch rated ahead in an
+	// older epoch is rated again by settle.
+	epoch uint64
 	// warm is set once every station's history was loaded at start; until
 	// then, stations first seen in a batch are loaded in one query per batch.
 	warm      bool
@@ -52,7 +64,7 @@ type aqiStation struct {
 }
 
 func newAQIBook(log *slog.Logger) *aqiBook {
-	return &aqiBook{stations: map[string]*aqiStation{}, log: log}
+	return &aqiBook{stations: map[string]*aqiStation{}, busy: map[string]int{}, log: log}
 }
 
 // warmAll loads the last aqiKeep of every station's observations in one query.
@@ -119,38 +131,172 @@ func (b *aqiBook) load(rows []postgis.AirSample, now time.Time) {
 	}
 }
 
+// aqiAhead is what rateAhead did to a batch, for settle and done.
+type aqiAhead struct {
+	on       bool
+	epoch    uint64
+	stations []string        // every station of the batch, each counted busy once
+	deferred map[string]bool // those left to settle
+}
+
+// rateAhead rates, in the preparer while earlier batches are written, the
+// rows of the stations that no batch in flight has: their calculators are
+// as the batches before will leave them. The others are left to settle,
+// which rates them after those batches. Exact either way: a station's AQI
+// depends on its own calculator and rows only. Nothing is done before the
+// book is warm (settle then does it all, as before).
+func (b *aqiBook) rateAhead(p *pending) {
+	p.aqi = aqiAhead{}
+	if !b.warm || len(p.batch.Air) == 0 {
+		return
+	}
+	scratch := map[string]*aqi.Station{}
+	deferred := map[string]bool{}
+	b.mu.Lock()
+	p.aqi = aqiAhead{on: true, epoch: b.epoch, deferred: deferred}
+	for i := range p.batch.Air {
+		id := p.batch.Air[i].StationID
+		if _, ok := scratch[id]; ok || deferred[id] {
+			continue
+		}
+		p.aqi.stations = append(p.aqi.stations, id)
+		if b.busy[id] > 0 {
+			deferred[id] = true
+		} else {
+			st := new(aqi.Station)
+			if known := b.stations[id]; known != nil {
+				*st = known.calc
+			}
+			scratch[id] = st
+		}
+		b.busy[id]++
+	}
+	b.mu.Unlock()
+	b.rateWith(p, scratch, deferred)
+}
+
+// settle completes the rating in the committer, right before the write:
+// the rows rateAhead left, or every row when it did nothing or the book
+// forgot stations since (as rate, loading unknown stations first when the
+// book is not warm).
+func (b *aqiBook) settle(ctx context.Context, store any, p *pending, start time.Time) {
+	b.mu.Lock()
+	stale := p.aqi.on && p.aqi.epoch != b.epoch
+	b.mu.Unlock()
+	if !p.aqi.on || stale {
+		b.warmNew(ctx, store, p.batch.Air, start)
+		b.rate(p)
+		return
+	}
+	if len(p.aqi.deferred) == 0 {
+		return
+	}
+	// The committer alone changes the book, so it reads it without the lock.
+	scratch := map[string]*aqi.Station{}
+	for id := range p.aqi.deferred {
+		st := new(aqi.Station)
+		if known := b.stations[id]; known != nil {
+			*st = known.calc
+		}
+		scratch[id] = st
+	}
+	b.rateWith(p, scratch, nil)
+}
+
+// done ends what rateAhead counted busy for p, once p was committed or
+// given up.
+func (b *aqiBook) done(p *pending) {
+	if !p.aqi.on {
+		return
+	}
+	b.mu.Lock()
+	for _, id := range p.aqi.stations {
+		if b.busy[id]--; b.busy[id] <= 0 {
+			delete(b.busy, id)
+		}
+	}
+	b.mu.Unlock()
+	p.aqi = aqiAhead{}
+}
+
 // rate sets the AQI columns of every air row of the batch, from each
-// station's hours and the rows before it in the batch.
+// station's hours and the rows before it in the batch. The AQI of the only
+// row of a station in the batch is kept (decoded.rated): when every row of
+// the batch is stored, it is also the AQI of the station's state after the
+// commit, which commit then need not compute again.
 func (b *aqiBook) rate(p *pending) {
 	scratch := map[string]*aqi.Station{}
+	for i := range p.batch.Air {
+		id := p.batch.Air[i].StationID
+		if _, ok := scratch[id]; ok {
+			continue
+		}
+		st := new(aqi.Station)
+		if known := b.stations[id]; known != nil {
+			*st = known.calc
+		}
+		scratch[id] = st
+	}
+	b.rateWith(p, scratch, nil)
+}
+
+// rateWith rates the rows of the stations in scratch, each station's
+// calculator there holding its hours before the batch; rows of the
+// stations in skip are left as they are.
+func (b *aqiBook) rateWith(p *pending, scratch map[string]*aqi.Station, skip map[string]bool) {
+	rows := map[string]int{} // rows per station in the batch
 	items := p.of(subjects.KindAir)
 	for i := range p.batch.Air {
 		r := &p.batch.Air[i]
+		rows[r.StationID]++
 		st := scratch[r.StationID]
-		if st == nil {
-			st = new(aqi.Station)
-			if known := b.stations[r.StationID]; known != nil {
-				*st = known.calc
-			}
-			scratch[r.StationID] = st
+		if skip[r.StationID] || st == nil {
+			continue
 		}
-		idx := rateRow(st, r)
+		idx, added := rateRow(st, r)
 		r.AQI = rowAQI(idx)
 		items[i].d.row = *r
+		items[i].d.rated = nil
+		if added {
+			items[i].d.rated = idx
+		}
+	}
+	for i := range p.batch.Air {
+		if id := p.batch.Air[i].StationID; rows[id] > 1 && scratch[id] != nil && !skip[id] {
+			items[i].d.rated = nil
+		}
 	}
 }
 
-// rateRow adds r to st and returns the AQI at r's hour.
-func rateRow(st *aqi.Station, r *postgis.AirRow) *iocv1.AirQualityIndex {
+// rateRow adds r to st and returns the AQI at r's hour, and whether r was
+// added (or the AQI says why not).
+func rateRow(st *aqi.Station, r *postgis.AirRow) (*iocv1.AirQualityIndex, bool) {
 	if err := st.Add(r.ObservedAt, values(r.PM25, r.PM10, r.O3, r.CO, r.SO2, r.NO2)); err != nil {
-		return &iocv1.AirQualityIndex{Hour: timestamppb.New(r.ObservedAt.Truncate(time.Hour)), Reason: err.Error()}
+		return &iocv1.AirQualityIndex{Hour: timestamppb.New(r.ObservedAt.Truncate(time.Hour)), Reason: err.Error()}, false
 	}
-	return index(st, r.ObservedAt)
+	return index(st, r.ObservedAt), true
+}
+
+// allInserted reports whether inserted names each of n rows once.
+func allInserted(inserted []int, n int) bool {
+	if len(inserted) != n {
+		return false
+	}
+	seen := make([]bool, n)
+	for _, i := range inserted {
+		if i < 0 || i >= n || seen[i] {
+			return false
+		}
+		seen[i] = true
+	}
+	return true
 }
 
 // commit adds the rows stored for the first time to their stations, and sets
 // the AQI of the state of every changed station.
 func (b *aqiBook) commit(p *pending, res postgis.Result, now time.Time) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
 	for _, i := range res.Air.Inserted {
 		if i < 0 || i >= len(p.batch.Air) {
 			continue
@@ -166,12 +312,19 @@ func (b *aqiBook) commit(p *pending, res postgis.Result, now time.Time) {
 			b.log.Debug("observation not counted in the AQI", "station", r.StationID, "err", err)
 		}
 	}
+	allNew := allInserted(res.Air.Inserted, len(p.batch.Air))
+	items := p.of(subjects.KindAir)
 	for _, c := range res.Air.Changed {
-		items := p.of(subjects.KindAir)
 		if c.Index < 0 || c.Index >= len(items) {
 			continue
 		}
 		d := &items[c.Index].d
+		if allNew && d.rated != nil {
+			// The station's only row, added to the same hours by rate and
+			// above: the same AQI.
+			d.annot = &iocv1.EntityState{Aqi: d.rated}
+			continue
+		}
 		r, _ := d.row.(postgis.AirRow)
 		st := b.stations[r.StationID]
 		if st == nil {
@@ -188,21 +341,26 @@ func (b *aqiBook) commit(p *pending, res postgis.Result, now time.Time) {
 
 // sweep forgets the stations unseen for aqiKeep, at most once an hour.
 func (b *aqiBook) sweep(now time.Time) {
-	sweepUnseen(b.stations, func(st *aqiStation) time.Time { return st.seen }, &b.lastSweep, now, aqiKeep)
+	if sweepUnseen(b.stations, func(st *aqiStation) time.Time { return st.seen }, &b.lastSweep, now, aqiKeep) {
+		b.epoch++
+	}
 }
 
 // sweepUnseen deletes the stations last seen keep or more before now, at most
-// once an hour (*last is when it last did).
-func sweepUnseen[S any](stations map[string]S, seen func(S) time.Time, last *time.Time, now time.Time, keep time.Duration) {
+// once an hour (*last is when it last did), and reports whether it deleted any.
+func sweepUnseen[S any](stations map[string]S, seen func(S) time.Time, last *time.Time, now time.Time, keep time.Duration) bool {
 	if now.Sub(*last) < time.Hour {
-		return
+		return false
 	}
 	*last = now
+	deleted := false
 	for id, st := range stations {
 		if now.Sub(seen(st)) >= keep {
 			delete(stations, id)
+			deleted = true
 		}
 	}
+	return deleted
 }
 
 func values(pm25, pm10, o3, co, so2, no2 *float64) aqi.Values {

@@ -37,6 +37,9 @@ type decoded struct {
 	// annot holds the fields of the entity's state that the kind's hooks
 	// computed (the VN_AQI of an air station after the commit); nil when none.
 	annot *iocv1.EntityState
+	// rated is the VN_AQI rate gave an air row that is its station's only
+	// row in the batch and was added to its hours; nil otherwise.
+	rated *iocv1.AirQualityIndex
 }
 
 // decode turns a feed message into a row. Every failure wraps ErrBadMessage

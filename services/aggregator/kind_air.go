@@ -57,13 +57,14 @@ func (d *decoded) decodeAir(data []byte, source string, now time.Time) error {
 // airKind is the aggregator's side of air quality: rows of air_observation
 // and sensor, with the station's VN_AQI (aqi.go).
 var airKind = &kindOps{
-	name:   subjects.KindAir,
-	decode: (*decoded).decodeAir,
-	add:    func(b *postgis.Batch, row any) { b.Air = append(b.Air, row.(postgis.AirRow)) },
-	prepare: func(ctx context.Context, s *Service, p *pending, start time.Time) {
-		s.aqi.warmNew(ctx, s.db, p.batch.Air, start)
-		s.aqi.rate(p)
+	name:    subjects.KindAir,
+	decode:  (*decoded).decodeAir,
+	add:     func(b *postgis.Batch, row any) { b.Air = append(b.Air, row.(postgis.AirRow)) },
+	prepare: func(_ context.Context, s *Service, p *pending, _ time.Time) { s.aqi.rateAhead(p) },
+	settle: func(ctx context.Context, s *Service, p *pending, start time.Time) {
+		s.aqi.settle(ctx, s.db, p, start)
 	},
+	release:   func(s *Service, p *pending) { s.aqi.done(p) },
 	committed: func(s *Service, p *pending, res postgis.Result, now time.Time) { s.aqi.commit(p, res, now) },
 	warm:      func(ctx context.Context, s *Service, now time.Time) error { return s.aqi.warmAll(ctx, s.db, now) },
 	changed:   func(res postgis.Result) []postgis.Changed { return res.Air.Changed },

@@ -27,8 +27,16 @@ type kindOps struct {
 	add func(b *postgis.Batch, row any)
 	// prepare, optional, completes the kind's rows of p before the write
 	// (the VN_AQI of air rows, the alarm level of water rows); it keeps the
-	// rows of p.batch and p.items in step.
+	// rows of p.batch and p.items in step. It runs in the preparer goroutine,
+	// batch after batch in order, while earlier batches are still being
+	// written (pipeline.go): what depends on their commit is left to settle.
 	prepare func(ctx context.Context, s *Service, p *pending, start time.Time)
+	// settle, optional, finishes prepare's work in the committer right
+	// before the write, after every earlier batch was committed or given up.
+	settle func(ctx context.Context, s *Service, p *pending, start time.Time)
+	// release, optional, runs in the committer once the batch was committed
+	// or given up (failed, naked, dead-lettered), whatever prepare held for it.
+	release func(s *Service, p *pending)
 	// committed, optional, runs once the batch is committed, before its
 	// states are built (the AQI of the changed air stations).
 	committed func(s *Service, p *pending, res postgis.Result, now time.Time)

@@ -43,24 +43,31 @@ func stateMsg(dm decodedMsg, c postgis.Changed) (*nats.Msg, error) {
 	}, nil
 }
 
+// noRetry keeps nats.go from publishing a state again by itself when
+// JetStream had no responder (STATE unavailable): its retry, 250 ms later,
+// could land after the newer state a later batch published meanwhile. The
+// batch is naked instead, and its redelivery publishes only what is still
+// the newest stored state.
+var noRetry = jetstream.WithRetryAttempts(0)
+
 // publishStates publishes the state of every changed entity and every
-// roll-up the batch changed asynchronously and waits for every ack; it
-// returns how many were published.
-func (s *Service) publishStates(ctx context.Context, p *pending, res postgis.Result) (int, error) {
+// roll-up the batch changed asynchronously; it returns the futures of their
+// acks (see waitAcks).
+func (s *Service) publishStates(p *pending, res postgis.Result) ([]jetstream.PubAckFuture, error) {
 	var futures []jetstream.PubAckFuture
 	for _, k := range kinds {
 		items := p.items[k]
 		if k.changed != nil {
 			for _, c := range k.changed(res) {
 				if c.Index < 0 || c.Index >= len(items) {
-					return 0, fmt.Errorf("store reported changed %s row %d of %d: %w", k.name, c.Index, len(items), ErrBadResult)
+					return nil, fmt.Errorf("store reported changed %s row %d of %d: %w", k.name, c.Index, len(items), ErrBadResult)
 				}
 				msg, err := stateMsg(items[c.Index], c)
 				if err != nil {
-					return 0, err
+					return nil, err
 				}
-				if err := publishAsync(s.js, &futures, msg); err != nil {
-					return 0, err
+				if err := publishAsync(s.js, &futures, msg, noRetry); err != nil {
+					return nil, err
 				}
 			}
 		}
@@ -69,30 +76,30 @@ func (s *Service) publishStates(ctx context.Context, p *pending, res postgis.Res
 		}
 		msgs, err := k.more(s, res)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
 		for _, msg := range msgs {
-			if err := publishAsync(s.js, &futures, msg); err != nil {
-				return 0, err
+			if err := publishAsync(s.js, &futures, msg, noRetry); err != nil {
+				return nil, err
 			}
 		}
 	}
 	for _, r := range res.Rollups {
 		msg, err := rollupMsg(r)
 		if err != nil {
-			return 0, err
+			return nil, err
 		}
-		if err := publishAsync(s.js, &futures, msg); err != nil {
-			return 0, err
+		if err := publishAsync(s.js, &futures, msg, noRetry); err != nil {
+			return nil, err
 		}
 	}
-	return s.waitAcks(ctx, futures)
+	return futures, nil
 }
 
 // publishAsync publishes msg without waiting for its ack and appends the
 // ack's future to futures.
-func publishAsync(js jetstream.JetStream, futures *[]jetstream.PubAckFuture, msg *nats.Msg) error {
-	f, err := js.PublishMsgAsync(msg)
+func publishAsync(js jetstream.JetStream, futures *[]jetstream.PubAckFuture, msg *nats.Msg, opts ...jetstream.PublishOpt) error {
+	f, err := js.PublishMsgAsync(msg, opts...)
 	if err != nil {
 		return fmt.Errorf("publishing %s: %w", msg.Subject, err)
 	}

@@ -19,8 +19,8 @@ const waterForget = 30 * 24 * time.Hour
 
 // waterBook remembers the alarm levels (báo động I, II, III) each water
 // station last sent, so that an observation with only its water level is
-// still rated against its station's levels. Used by the consuming goroutine
-// only.
+// still rated against its station's levels. Used by the preparer goroutine
+// of the feed pipeline only (pipeline.go), batch after batch in fetch order.
 type waterBook struct {
 	stations  map[string]*waterStation
 	lastSweep time.Time
