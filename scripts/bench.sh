@@ -8,14 +8,17 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -n "${BENCH_QUICK:-}" ]; then
-  : "${BENCHTIME:=300ms}" "${LATENCY_N:=100}" "${E2E_DURATION:=5s}"
+  : "${BENCHTIME:=300ms}" "${LATENCY_N:=100}" "${E2E_DURATION:=5s}" "${DRAIN_EVENTS:=5000}"
 fi
 benchtime=${BENCHTIME:-2s}
-export E2E_DURATION E2E_RATE
+export E2E_DURATION E2E_RATE DRAIN_EVENTS
 echo "# $(go version) on $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%Y-%m-%d)"
 go test -run '^$' -bench . -benchtime "$benchtime" -benchmem \
   ./services/ingest/ ./services/aggregator/postgis/ ./services/gateway/ ./services/aggregator/rules/ \
   ./internal/units/ ./internal/aqi/ ./internal/cap/
+# The aggregator service draining FEEDS, roll-ups on/off, beside a raw
+# consumer + COPY (DRAIN_EVENTS per phase, 20000).
+go test -run '^$' -bench 'AggregatorDrain' -benchtime 1x ./services/aggregator/
 # The end-to-end latency runs at a fixed rate (50/s), so it is sized by count.
 go test -run '^$' -bench 'Latency' -benchtime "${LATENCY_N:-300}x" ./cmd/iochub/
 # The end-to-end load (internal/loadgen against the whole hub, beside a bare

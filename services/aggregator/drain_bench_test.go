@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"os"
 	"runtime"
+	"strconv"
 	"syscall"
 	"testing"
 	"time"
@@ -25,11 +26,18 @@ import (
 // Sizes of BenchmarkAggregatorDrain: events per phase, the stations they
 // come from (as the load generator of issue 12), and the raw consumer's batch
 // (the aggregator's default).
+// DRAIN_EVENTS overrides drainEvents (make bench-smoke runs a small one).
 const (
-	drainEvents   = 20000
 	drainStations = 2000
 	drainBatch    = 500
 )
+
+var drainEvents = func() int {
+	if n, err := strconv.Atoi(os.Getenv("DRAIN_EVENTS")); err == nil && n > 0 {
+		return n
+	}
+	return 20000
+}()
 
 // drainBench is the shared set-up of BenchmarkAggregatorDrain.
 type drainBench struct {
