@@ -32,7 +32,12 @@ import (
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+func TestMain(m *testing.M) {
+	if spec := os.Getenv(loadClientsEnv); spec != "" {
+		os.Exit(runLoadClients(spec)) // the clients of BenchmarkFanoutLoad
+	}
+	testenv.Main(m)
+}
 
 // hangGuard bounds every wait in these tests so a bug fails the test instead
 // of hanging it; it is never what a test asserts.
