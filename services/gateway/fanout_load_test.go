@@ -422,7 +422,7 @@ func runLoadClients(spec string) int {
 	total := int64(cfg.Rate * cfg.Seconds)
 
 	conns := make([]*websocket.Conn, cfg.Clients)
-	dialer := &websocket.Dialer{HandshakeTimeout: time.Minute, ReadBufferSize: 4096}
+	dialer := &websocket.Dialer{HandshakeTimeout: time.Minute, ReadBufferSize: 16 << 10}
 	var dial sync.WaitGroup
 	sem := make(chan struct{}, 32)
 	var dialErr atomic.Value
