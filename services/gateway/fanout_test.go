@@ -5,6 +5,8 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+
+	"github.com/iochub/iochub/internal/testkit"
 )
 
 // tickFrames ends h's tick and returns, split into frames, what c's writer
@@ -124,4 +126,36 @@ func TestGroupSinceShares(t *testing.T) {
 	if &a.buf[0] != &b.buf[0] {
 		t.Error("the same merge was built twice in one tick")
 	}
+}
+
+// TestLiveIdleClientHoldsNoWriter: once a client has what there is, its
+// writer goroutine ends; a change starts one again.
+func TestLiveIdleClientHoldsNoWriter(t *testing.T) {
+	e := newLiveEnv(t, Config{})
+	c := e.dial(t, "province=01")
+	if f := readFrame(t, c); f.Type != "snapshot" {
+		t.Fatalf("first frame %s; want snapshot", f.Type)
+	}
+	writers := func() (bool, string) {
+		e.g.mu.Lock()
+		h := e.g.hubs["01"]
+		e.g.mu.Unlock()
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		running := 0
+		for cl := range h.clients {
+			cl.mu.Lock()
+			if cl.running {
+				running++
+			}
+			cl.mu.Unlock()
+		}
+		return len(h.clients) == 1 && running == 0, fmt.Sprintf("%d clients, %d writers running", len(h.clients), running)
+	}
+	testkit.Eventually(t, hangGuard, "the idle client's writer to end", writers)
+	publish(t, e.nats.JS, airState(t, "w", 0, 1))
+	if f := readFrame(t, c); f.Type != "state" || idOf(f.Entity) != "air/w" {
+		t.Fatalf("got %s %s; want the state of air/w", f.Type, idOf(f.Entity))
+	}
+	testkit.Eventually(t, hangGuard, "the writer to end again", writers)
 }
