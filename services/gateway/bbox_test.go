@@ -114,9 +114,12 @@ func TestHubFiltersWithSharedBytes(t *testing.T) {
 		"all":    newClient(g, h, nil, nil, liveParams{Province: "01"}),
 		"water":  newClient(g, h, nil, nil, liveParams{Province: "01", Layers: []string{"water"}, BBox: boxOf("105,20,107,22")}),
 	}
+	h.mu.Lock()
 	for _, c := range clients {
-		h.clients[c] = struct{}{}
+		c.finished = true // no writer: the test takes what each would write
+		h.joinLocked(c)
 	}
+	h.mu.Unlock()
 	publish := func(st *iocv1.EntityState) {
 		f, err := encodeFeature(st, "")
 		if err != nil {
@@ -124,14 +127,17 @@ func TestHubFiltersWithSharedBytes(t *testing.T) {
 		}
 		h.publish(f)
 	}
-	// queued pops what each client has waiting and checks that equal frames share one array.
+	// queued ends the tick, takes what each client has waiting and checks that equal frames share one array.
 	queued := func() map[string]string {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.flushLocked()
 		got := map[string]string{}
 		first := map[string][]byte{} // by content
 		for name, c := range clients {
-			frames := c.q.pop(nil, 10)
-			if len(frames) > 1 {
-				t.Fatalf("%s has %d frames waiting; want at most 1", name, len(frames))
+			frames, n, _ := h.takeLocked(c, nil)
+			if len(frames) > 1 || n > 1 {
+				t.Fatalf("%s has %d frames waiting; want at most 1", name, n)
 			}
 			if len(frames) == 1 {
 				fr := frames[0]

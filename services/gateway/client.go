@@ -19,14 +19,17 @@ const readLimit = 4096
 // connection and lose the close frame in flight).
 const closeGrace = time.Second
 
-// writeBatch is how many frames the writer takes from the queue per lock.
+// writeBatch is how many events an event stream's writer takes from its queue
+// per lock (handler_streams.go).
 const writeBatch = 64
 
 // codeConnLost marks a connection that broke under us: no close frame is sent.
 const codeConnLost = -1
 
 // client is one live WebSocket. Its reader goroutine only reads (control frames,
-// discarded data); its writer goroutine is the only one that writes.
+// discarded data). Its writer goroutine is the only one that writes; it runs
+// only while there is something to write (a tick, a ping, a pong, the close),
+// so an idle client holds no writer, no stack and no buffer beyond its reader's.
 type client struct {
 	g      *Gateway
 	h      *hub
@@ -34,12 +37,21 @@ type client struct {
 	wc     *wsConn // conn's transport: the writer sends data frames through it
 	params liveParams
 
-	wake     chan struct{} // capacity 1: "look at the queue"
 	readDone chan struct{}
 
+	// Guarded by the hub's mutex: the client's group, the hub's tick it has
+	// taken (written or being written), and the frames it gets first (the
+	// snapshot and the roll-ups).
+	grp   *group
+	seq   uint64
+	first [][]byte
+
 	mu        sync.Mutex
-	q         *sendQueue[[]byte] // complete WebSocket frames, shared with other clients: never modified
-	closeCode int                // non-zero: the writer sends this close and stops
+	running   bool // a writer goroutine runs
+	finished  bool // the writer has closed the connection: none runs again
+	dirty     bool // woken since the writer last looked
+	pingDue   bool // the writer is to ping (and check the identity)
+	closeCode int  // non-zero: the writer sends this close and stops
 	closeText string
 	pong      *string // payload of a ping to answer
 }
@@ -51,38 +63,32 @@ func newClient(g *Gateway, h *hub, conn *websocket.Conn, wc *wsConn, p liveParam
 		conn:     conn,
 		wc:       wc,
 		params:   p,
-		wake:     make(chan struct{}, 1),
 		readDone: make(chan struct{}),
-		q:        newSendQueue[[]byte](g.cfg.SendQueue),
 	}
 }
 
-func (c *client) signal() {
-	select {
-	case c.wake <- struct{}{}:
-	default:
-	}
-}
-
-// push queues a frame for key without ever blocking on the network. It reports
-// false when the client is closing, including when this push overflowed its queue.
-func (c *client) push(key string, frame []byte) bool {
+// wake tells the writer to look at the hub, starting one if none runs.
+func (c *client) wake() {
 	c.mu.Lock()
-	if c.closeCode != 0 {
-		c.mu.Unlock()
-		return false
-	}
-	switch c.q.push(key, frame) {
-	case pushConflated:
-		c.g.m.framesConflate.Inc()
-	case pushOverflow:
-		c.closeCode, c.closeText = CloseTooSlow, "too slow: send queue overflow"
-		c.q.reset()
-	}
-	ok := c.closeCode == 0
+	c.dirty = true
+	c.startLocked()
 	c.mu.Unlock()
-	c.signal()
-	return ok
+}
+
+// ping asks the writer for a ping.
+func (c *client) ping() {
+	c.mu.Lock()
+	c.pingDue = true
+	c.startLocked()
+	c.mu.Unlock()
+}
+
+func (c *client) startLocked() {
+	if c.running || c.finished {
+		return
+	}
+	c.running = true
+	go c.writeLoop()
 }
 
 // closeWith asks the writer to close with code; the first request wins.
@@ -90,10 +96,9 @@ func (c *client) closeWith(code int, text string) {
 	c.mu.Lock()
 	if c.closeCode == 0 {
 		c.closeCode, c.closeText = code, text
-		c.q.reset()
 	}
+	c.startLocked()
 	c.mu.Unlock()
-	c.signal()
 }
 
 // readLoop handles pongs, pings and close frames, and discards anything else.
@@ -110,8 +115,8 @@ func (c *client) readLoop() {
 	c.conn.SetPingHandler(func(data string) error {
 		c.mu.Lock()
 		c.pong = &data
+		c.startLocked()
 		c.mu.Unlock()
-		c.signal()
 		return c.conn.SetReadDeadline(time.Now().Add(wait))
 	})
 	c.conn.SetCloseHandler(func(int, string) error {
@@ -141,63 +146,75 @@ func classifyReadError(err error) (int, string) {
 	return codeConnLost, ""
 }
 
-// writeLoop is the only goroutine that writes to the connection: queued
-// frames in order, pings, pongs and the final close frame.
+// writeLoop is the only goroutine that writes to the connection: what the hub
+// has for it, pings, pongs and the final close frame. It returns when there is
+// nothing left to write, and is started again by the next wake, ping, pong or close.
 func (c *client) writeLoop() {
-	reason := "write_error"
-	defer func() {
-		c.h.remove(c)
-		_ = c.conn.Close()
-		c.g.active.Add(-1)
-		c.g.releaseLive(c.params.Principal.ID)
-		c.g.m.clients.Dec()
-		c.g.m.dropped.WithLabelValues(reason).Inc()
-		c.g.writers.Done()
-	}()
+	var bufs [][]byte
 	wt := c.g.cfg.WriteTimeout
-	ping := time.NewTicker(c.g.cfg.PingInterval)
-	defer ping.Stop()
-	batch := make([][]byte, 0, writeBatch)
 	for {
-		select {
-		case <-c.wake:
-		case <-ping.C:
+		c.mu.Lock()
+		c.dirty = false
+		code, text, pong, ping := c.closeCode, c.closeText, c.pong, c.pingDue
+		c.pong, c.pingDue = nil, false
+		c.mu.Unlock()
+		if code != 0 {
+			c.finish(c.sendClose(code, text))
+			return
+		}
+		if pong != nil {
+			if err := c.conn.WriteControl(websocket.PongMessage, []byte(*pong), time.Now().Add(wt)); err != nil {
+				c.finish("write_error")
+				return
+			}
+		}
+		if ping {
 			if !c.g.deps.Auth.Live(c.params.Principal) {
-				reason = c.sendClose(CloseRevoked, "identity revoked; sign in again")
+				c.finish(c.sendClose(CloseRevoked, "identity revoked; sign in again"))
 				return
 			}
 			if err := c.conn.WriteControl(websocket.PingMessage, nil, time.Now().Add(wt)); err != nil {
+				c.finish("write_error")
 				return
 			}
-			continue
 		}
-		for {
-			c.mu.Lock()
-			code, text, pong := c.closeCode, c.closeText, c.pong
-			c.pong = nil
-			batch = c.q.pop(batch[:0], writeBatch)
+		c.h.mu.Lock()
+		bufs, frames, conflated := c.h.takeLocked(c, bufs[:0])
+		c.h.mu.Unlock()
+		if conflated > 0 {
+			c.g.m.framesConflate.Add(float64(conflated))
+		}
+		if len(bufs) > 0 {
+			// One deadline and one write for everything the hub has for us.
+			if err := c.wc.writeFrames(bufs, time.Now().Add(wt)); err != nil {
+				c.finish("write_error")
+				return
+			}
+			c.g.m.framesSent.Add(float64(frames))
+			clear(bufs)
+		}
+		c.mu.Lock()
+		if !c.dirty && c.closeCode == 0 && c.pong == nil && !c.pingDue {
+			c.running = false
 			c.mu.Unlock()
-			if pong != nil && code == 0 {
-				if err := c.conn.WriteControl(websocket.PongMessage, []byte(*pong), time.Now().Add(wt)); err != nil {
-					return
-				}
-			}
-			if code != 0 {
-				reason = c.sendClose(code, text)
-				return
-			}
-			if len(batch) == 0 {
-				break
-			}
-			// One deadline and one writev(2) per batch.
-			n := len(batch)
-			if err := c.wc.writeFrames(batch, time.Now().Add(wt)); err != nil {
-				return
-			}
-			c.g.m.framesSent.Add(float64(n))
-			clear(batch)
+			return
 		}
+		c.mu.Unlock()
 	}
+}
+
+// finish ends the client after its writer's last write.
+func (c *client) finish(reason string) {
+	c.mu.Lock()
+	c.finished = true
+	c.mu.Unlock()
+	c.h.remove(c)
+	_ = c.conn.Close()
+	c.g.active.Add(-1)
+	c.g.releaseLive(c.params.Principal.ID)
+	c.g.m.clients.Dec()
+	c.g.m.dropped.WithLabelValues(reason).Inc()
+	c.g.writers.Done()
 }
 
 // sendClose writes the close frame and waits briefly for the client's reply.

@@ -11,9 +11,10 @@ import (
 )
 
 // wsConn is the transport under a client's gorilla Conn. The client's writer
-// sends its queued data frames through writeFrames: frames built once per
-// state (RFC 6455 §5.2 server frames: unmasked, one fragment) and shared by
-// every client, written in one writev(2) per batch. Everything gorilla writes
+// sends its data frames through writeFrames: frames built once per state
+// (RFC 6455 §5.2 server frames: unmasked, one fragment), concatenated once
+// per tick and group and shared by every client of the group, written in
+// one write(2) (writev(2) with the first frames). Everything gorilla writes
 // itself (the handshake, pings, pongs, close frames, its protocol-error
 // closes) goes through Write. The mutex keeps every frame whole and in order.
 type wsConn struct {
@@ -34,6 +35,12 @@ func (c *wsConn) writeFrames(frames [][]byte, deadline time.Time) error {
 	defer c.mu.Unlock()
 	if err := c.SetWriteDeadline(deadline); err != nil {
 		return fmt.Errorf("setting write deadline: %w", err)
+	}
+	if len(frames) == 1 { // the usual case: what one tick has for the client
+		if _, err := c.Conn.Write(frames[0]); err != nil {
+			return fmt.Errorf("writing frames: %w", err)
+		}
+		return nil
 	}
 	bufs := net.Buffers(frames)
 	if _, err := bufs.WriteTo(c.Conn); err != nil {

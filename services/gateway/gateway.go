@@ -32,11 +32,16 @@ import (
 // Config tunes the gateway. The zero value of each field means its default.
 type Config struct {
 	// SendQueue is the most distinct entities that may wait to be written to one
-	// client; one more and the client is closed with CloseTooSlow (4001). 0 means 4096.
+	// client whose last write has not finished within a tick; one more and the
+	// client is closed with CloseTooSlow (4001). 0 means 4096.
 	SendQueue int
-	// WriteTimeout bounds the writes to a client of one batch of up to 64 queued
-	// frames (or a ping, or the close); a client that does not take them in this
-	// time is dropped. 0 means 10s.
+	// LiveTick is how often a live hub sends its clients the changes since the
+	// last tick: the newest state of each entity, in one write per client. It
+	// bounds the delay it adds to a change. 0 means 50ms.
+	LiveTick time.Duration
+	// WriteTimeout bounds one write to a client (what a tick has for it, a
+	// ping, or the close); a client that does not take it in this time is
+	// dropped. 0 means 10s.
 	WriteTimeout time.Duration
 	// PingInterval is how often the gateway pings each client. 0 means 20s.
 	PingInterval time.Duration
@@ -99,6 +104,9 @@ func (c Config) withDefaults() Config {
 	if c.WriteTimeout == 0 {
 		c.WriteTimeout = 10 * time.Second
 	}
+	if c.LiveTick == 0 {
+		c.LiveTick = 50 * time.Millisecond
+	}
 	if c.PingInterval == 0 {
 		c.PingInterval = 20 * time.Second
 	}
@@ -144,7 +152,7 @@ func (c Config) Validate() error {
 	switch {
 	case c.SendQueue < 1:
 		return fmt.Errorf("SendQueue %d: must be at least 1: %w", c.SendQueue, ErrBadConfig)
-	case c.WriteTimeout < 0, c.PingInterval < 0, c.PongWait < 0, c.SnapshotWait < 0, c.UnitsTTL < 0, c.FeaturesTimeout < 0:
+	case c.WriteTimeout < 0, c.LiveTick < 0, c.PingInterval < 0, c.PongWait < 0, c.SnapshotWait < 0, c.UnitsTTL < 0, c.FeaturesTimeout < 0:
 		return fmt.Errorf("durations must not be negative: %w", ErrBadConfig)
 	case c.PongWait <= c.PingInterval:
 		return fmt.Errorf("PongWait %s must exceed PingInterval %s: %w", c.PongWait, c.PingInterval, ErrBadConfig)
@@ -516,5 +524,5 @@ func (g *Gateway) serveLive(w http.ResponseWriter, r *http.Request) {
 	}
 	g.m.clients.Inc()
 	go c.readLoop()
-	go c.writeLoop()
+	c.wake() // the snapshot
 }

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"slices"
 	"sync"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
@@ -17,9 +18,10 @@ import (
 
 // hub is one province's live state: an ordered consumer on STATE that delivers
 // the last message of every subject of the province, then each new one. It
-// keeps every entity's Feature bytes (the snapshot) and fans each change out
-// to its clients' queues. It never waits on a client: pushing to a client is
-// a map write under the client's own short lock.
+// keeps every entity's Feature bytes (the snapshot) and, every LiveTick, fans
+// the changes out to its clients by group (fanout.go). It never waits on a
+// client: the consumers only stage changes, and a tick only logs frames and
+// wakes writers.
 type hub struct {
 	g        *Gateway
 	province string
@@ -39,10 +41,18 @@ type hub struct {
 	rollupsOnce  sync.Once
 
 	mu       sync.Mutex
-	entities map[string]entity // by "<layer>/<entityId>"
+	entities map[string]entity // by "<layer>/<entityId>", as last sent (flushed)
 	clients  map[*client]struct{}
-	snaps    map[string][]byte      // snapshot frames by layer filter, valid until the next change
-	rollups  map[string]rollupEntry // by "rollup:<unit>/<layer>/<window>"
+	groups   map[string]*group      // by groupKey
+	snaps    map[string][]byte      // snapshot frames by layer filter, valid until the next tick
+	rollups  map[string]rollupEntry // by "rollup:<unit>/<layer>/<window>", as last sent
+	// seq counts the ticks that sent something. staged and stagedRollups are
+	// the changes since the last one, newest per key, in arrival order.
+	seq                uint64
+	staged             map[string]entity
+	stagedOrder        []string
+	stagedRollups      map[string]rollupEntry
+	stagedRollupsOrder []string
 	// staleAlerts are the active stale-source alerts (by entity key) and
 	// the "<source>/<unit>" each is about; staleCount counts them per pair (stale.go).
 	staleAlerts map[string]string
@@ -64,6 +74,8 @@ type entity struct {
 	// stale (stale.go).
 	pair string
 	base []byte
+	// frame is json as a state frame, built at the tick that sends it.
+	frame []byte
 }
 
 func newHub(g *Gateway, province string) *hub {
@@ -77,8 +89,12 @@ func newHub(g *Gateway, province string) *hub {
 		done:     make(chan struct{}),
 		entities: make(map[string]entity),
 		clients:  make(map[*client]struct{}),
+		groups:   make(map[string]*group),
 		snaps:    make(map[string][]byte),
 		rollups:  make(map[string]rollupEntry),
+
+		staged:        make(map[string]entity),
+		stagedRollups: make(map[string]rollupEntry),
 
 		staleAlerts:  make(map[string]string),
 		staleCount:   make(map[string]int),
@@ -86,14 +102,21 @@ func newHub(g *Gateway, province string) *hub {
 	}
 }
 
-// run consumes STATE, and ROLLUPS beside it (runRollups), until ctx ends
-// (nil) or a consumer fails (the error).
+// run consumes STATE, and ROLLUPS beside it (runRollups), and sends the
+// changes every tick (tick), until ctx ends (nil) or a consumer fails (the error).
 func (h *hub) run(ctx context.Context) error {
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	ticking := make(chan struct{})
+	go func() {
+		defer close(ticking)
+		h.tick(ctx)
+	}()
+	defer func() { <-ticking }()
 	if h.rollupsOnly {
 		h.markReady() // no states
 		return h.runRollups(ctx)
 	}
-	ctx, cancel := context.WithCancel(ctx)
 	rollupsErr := make(chan error, 1)
 	go func() {
 		err := h.runRollups(ctx)
@@ -108,6 +131,31 @@ func (h *hub) run(ctx context.Context) error {
 		err = rerr
 	}
 	return err
+}
+
+// tick sends the staged changes every LiveTick and pings every client every
+// PingInterval, until ctx ends.
+func (h *hub) tick(ctx context.Context) {
+	t := time.NewTicker(h.g.cfg.LiveTick)
+	defer t.Stop()
+	ping := time.NewTicker(h.g.cfg.PingInterval)
+	defer ping.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			h.mu.Lock()
+			h.flushLocked()
+			h.mu.Unlock()
+		case <-ping.C:
+			h.mu.Lock()
+			for c := range h.clients {
+				c.ping()
+			}
+			h.mu.Unlock()
+		}
+	}
 }
 
 // runState consumes STATE until ctx ends (nil) or the consumer fails (the error).
@@ -145,9 +193,21 @@ func (h *hub) runState(ctx context.Context) error {
 	}
 }
 
-func (h *hub) markReady() { h.readyOnce.Do(func() { close(h.ready) }) }
+// markReady sends what is staged, so that the first snapshot holds it, and
+// lets the clients waiting for the snapshot in.
+func (h *hub) markReady() {
+	select {
+	case <-h.ready:
+		return
+	default:
+	}
+	h.mu.Lock()
+	h.flushLocked()
+	h.mu.Unlock()
+	h.readyOnce.Do(func() { close(h.ready) })
+}
 
-// handle encodes one STATE message once and hands the same frame to every client that wants its layer.
+// handle decodes and encodes one STATE message once and stages its Feature.
 func (h *hub) handle(msg jetstream.Msg) {
 	h.messages.Inc()
 	if meta, err := msg.Metadata(); err == nil && meta.NumPending == 0 {
@@ -178,11 +238,9 @@ func (h *hub) handleState(st *iocv1.EntityState, subject string) {
 	h.publish(f)
 }
 
-// publish stores f and fans its state frame, built once, out to the clients
-// that see it. A client that saw the entity's previous state but not this one
-// (it moved out of the client's bbox, or lost its geometry) gets a remove
-// frame instead, also built once. What a client holds is thus always what it
-// sees of the stored states, so no per-client set of entities is needed.
+// publish stages f, to be sent at the next tick (flushLocked), with the
+// stale mark its pair calls for; when f turns a pair stale or fresh, it
+// stages that pair's entities again, marked or not.
 func (h *hub) publish(f feature) {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -211,58 +269,114 @@ func (h *hub) publish(f feature) {
 	if e.pair != "" && h.isStaleLocked(e.pair) {
 		e.json = markStale(e.base)
 	}
-	h.fanoutLocked(f.key, e)
+	h.stageLocked(f.key, e)
 	if turned == "" {
 		return
 	}
 	// Send the entities of the pair again, marked or not.
 	stale := h.isStaleLocked(turned)
-	for key, e := range h.entities {
+	restage := func(key string, e entity) {
 		if e.pair != turned {
-			continue
+			return
 		}
 		e.json = e.base
 		if stale {
 			e.json = markStale(e.base)
 		}
-		h.fanoutLocked(key, e)
+		h.stageLocked(key, e)
+	}
+	for key, e := range h.entities {
+		if _, ok := h.staged[key]; !ok {
+			restage(key, e)
+		}
+	}
+	for key, e := range h.staged {
+		restage(key, e)
 	}
 }
 
 // isStaleLocked reports whether pair has an active stale-source alert.
 func (h *hub) isStaleLocked(pair string) bool { return h.staleCount[pair] > 0 }
 
-// fanoutLocked stores e under key and queues its state frame, built once, to
-// the clients that see it (a remove to those that saw it and no longer do).
-func (h *hub) fanoutLocked(key string, e entity) {
-	frame := textFrame(stateFrame(e.json))
-	var remove []byte
-	old, had := h.entities[key]
-	h.entities[key] = e
-	clear(h.snaps)
-	for c := range h.clients {
-		var out []byte
-		switch {
-		case c.params.sees(e):
-			out = frame
-		case had && c.params.sees(old):
-			if remove == nil {
-				remove = textFrame(removeFrame(key))
+// stageLocked makes e the state of key to send at the next tick; it replaces
+// a state of key staged since the last one (conflated: never sent).
+func (h *hub) stageLocked(key string, e entity) {
+	if _, ok := h.staged[key]; ok {
+		h.g.m.framesConflate.Inc()
+	} else {
+		h.stagedOrder = append(h.stagedOrder, key)
+	}
+	h.staged[key] = e
+}
+
+// flushLocked sends what was staged since the last tick: it stores each
+// entity's new state, builds its state frame once and logs it for every
+// group that sees it. A group that saw the entity's previous state but not
+// this one (it moved out of the group's bbox, or lost its geometry) gets a
+// remove frame instead, also built once. What a client holds is thus always
+// what it sees of the stored states, so no per-client set of entities is
+// needed. Then it wakes the clients of the groups that got something, and
+// closes with CloseTooSlow a client whose writer has not taken the previous
+// tick while more than SendQueue entities wait for it.
+func (h *hub) flushLocked() {
+	if h.stopped || len(h.stagedOrder)+len(h.stagedRollupsOrder) == 0 {
+		return
+	}
+	h.seq++
+	seq := h.seq
+	for _, key := range h.stagedOrder {
+		e := h.staged[key]
+		e.frame = textFrame(stateFrame(e.json))
+		old, had := h.entities[key]
+		h.entities[key] = e
+		var remove []byte
+		for _, g := range h.groups {
+			switch {
+			case g.params.sees(e):
+				g.add(seq, key, e.frame)
+			case had && g.params.sees(old):
+				if remove == nil {
+					remove = textFrame(removeFrame(key))
+				}
+				g.add(seq, key, remove)
 			}
-			out = remove
-		default:
+		}
+	}
+	for _, key := range h.stagedRollupsOrder {
+		e := h.stagedRollups[key]
+		h.rollups[key] = e
+		for _, g := range h.groups {
+			if g.params.wantsRollup(e) {
+				g.add(seq, key, e.frame)
+			}
+		}
+	}
+	clear(h.staged)
+	clear(h.stagedOrder)
+	h.stagedOrder = h.stagedOrder[:0]
+	clear(h.stagedRollups)
+	clear(h.stagedRollupsOrder)
+	h.stagedRollupsOrder = h.stagedRollupsOrder[:0]
+	clear(h.snaps)
+	for _, g := range h.groups {
+		if g.top != seq {
 			continue
 		}
-		// Same key as the state frames: a remove replaces an unsent state and
-		// a later state replaces an unsent remove, so the last word wins.
-		if !c.push(key, out) {
-			delete(h.clients, c)
+		g.compact()
+		for c := range g.clients {
+			if c.seq < g.prev && g.since(c.seq, seq).frames > h.g.cfg.SendQueue {
+				c.closeWith(CloseTooSlow, "too slow: send queue overflow")
+				h.removeLocked(c)
+				continue
+			}
+			c.wake()
 		}
 	}
 }
 
-// add registers c and queues its snapshot first, under the same lock as
-// publish, so no state can slip between the snapshot and the deltas.
+// add registers c with the snapshot (and roll-ups) as its first frames, under
+// the same lock as a tick, so no state can slip between the snapshot and the
+// deltas; the caller wakes c.
 func (h *hub) add(c *client) error {
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -273,16 +387,46 @@ func (h *hub) add(c *client) error {
 		return fmt.Errorf("joining province %s: %w", h.province, ErrClosed)
 	}
 	if !h.rollupsOnly {
-		c.push(snapshotKey, h.snapshotLocked(c.params))
+		c.first = append(c.first, h.snapshotLocked(c.params))
 	}
 	h.pushRollupsLocked(c)
-	h.clients[c] = struct{}{}
+	h.joinLocked(c)
 	h.g.writers.Add(1)
 	return nil
 }
 
-// snapshotKey is the queue key of the snapshot frame; no entity key is empty.
-const snapshotKey = ""
+// joinLocked puts c in the group of its params, as of the last tick.
+func (h *hub) joinLocked(c *client) {
+	key := groupKey(c.params)
+	g, ok := h.groups[key]
+	if !ok {
+		g = newGroup(key, c.params)
+		h.groups[key] = g
+	}
+	g.clients[c] = struct{}{}
+	c.grp, c.seq = g, h.seq
+	h.clients[c] = struct{}{}
+}
+
+// takeLocked appends to dst what c's writer is to write now: its first
+// frames, then the newest frame of every entity its group logged since c
+// last took; it returns the frames counted in it.
+func (h *hub) takeLocked(c *client, dst [][]byte) (out [][]byte, frames, conflated int) {
+	dst = append(dst, c.first...)
+	frames = len(c.first)
+	clear(c.first)
+	c.first = c.first[:0]
+	if g := c.grp; g != nil && c.seq < g.top {
+		cu := g.since(c.seq, h.seq)
+		if cu.frames > 0 {
+			dst = append(dst, cu.buf)
+		}
+		frames += cu.frames
+		conflated = cu.conflated
+	}
+	c.seq = h.seq
+	return dst, frames, conflated
+}
 
 // snapshotLocked is the snapshot frame for p's layers and bbox, built from the
 // stored Feature bytes and cached per filter until the next change.
@@ -309,8 +453,20 @@ func (h *hub) snapshotLocked(p liveParams) []byte {
 
 func (h *hub) remove(c *client) {
 	h.mu.Lock()
-	delete(h.clients, c)
+	h.removeLocked(c)
 	h.mu.Unlock()
+}
+
+// removeLocked forgets c, and its group when it was the last one in it.
+func (h *hub) removeLocked(c *client) {
+	delete(h.clients, c)
+	if g := c.grp; g != nil {
+		delete(g.clients, c)
+		if len(g.clients) == 0 && h.groups[g.key] == g {
+			delete(h.groups, g.key)
+		}
+		c.grp = nil
+	}
 }
 
 // stop ends the hub: clients get CloseStreamFailure when err is set, else CloseGoingAway.
@@ -327,8 +483,10 @@ func (h *hub) stop(err error) {
 	}
 	for c := range h.clients {
 		c.closeWith(code, text)
+		c.grp = nil
 	}
 	clear(h.clients)
+	clear(h.groups)
 	h.mu.Unlock()
 	close(h.done)
 }

@@ -67,18 +67,30 @@ func (h *hub) runRollups(ctx context.Context) error {
 			}
 			return fmt.Errorf("consuming ROLLUPS for province %s: %w", h.province, err)
 		}
+		h.handleRollup(msg.Subject(), msg.Data())
 		if meta, err := msg.Metadata(); err == nil && meta.NumPending == 0 {
 			h.markRollupsReady()
 		}
-		h.handleRollup(msg.Subject(), msg.Data())
 	}
 }
 
-func (h *hub) markRollupsReady() { h.rollupsOnce.Do(func() { close(h.rollupsReady) }) }
+// markRollupsReady sends what is staged, so that the first roll-ups frame
+// holds it, and lets the clients waiting for the roll-ups in.
+func (h *hub) markRollupsReady() {
+	select {
+	case <-h.rollupsReady:
+		return
+	default:
+	}
+	h.mu.Lock()
+	h.flushLocked()
+	h.mu.Unlock()
+	h.rollupsOnce.Do(func() { close(h.rollupsReady) })
+}
 
-// handleRollup keeps the roll-up of subject and sends it to the clients that
-// asked for it. A roll-up of an earlier window than the one kept (a late
-// correction) replaces nothing.
+// handleRollup stages the roll-up of subject, to be kept and sent to the
+// clients that asked for it at the next tick. A roll-up of an earlier window
+// than the one kept or staged (a late correction) replaces nothing.
 func (h *hub) handleRollup(subject string, data []byte) {
 	h.messages.Inc()
 	_, unit, layer, window, err := subjects.ParseRollup(subject)
@@ -104,18 +116,22 @@ func (h *hub) handleRollup(subject string, data []byte) {
 	if h.stopped {
 		return
 	}
-	if old, ok := h.rollups[key]; ok && e.start.Before(old.start) {
+	old, ok := h.stagedRollups[key]
+	if !ok {
+		old, ok = h.rollups[key]
+	}
+	if ok && e.start.Before(old.start) {
 		return
 	}
-	h.rollups[key] = e
-	for c := range h.clients {
-		if c.params.wantsRollup(e) && !c.push(key, e.frame) {
-			delete(h.clients, c)
-		}
+	if _, ok := h.stagedRollups[key]; ok {
+		h.g.m.framesConflate.Inc()
+	} else {
+		h.stagedRollupsOrder = append(h.stagedRollupsOrder, key)
 	}
+	h.stagedRollups[key] = e
 }
 
-// pushRollupsLocked queues, for a client that asked for roll-ups, the frame
+// pushRollupsLocked adds to the first frames of a client that asked for roll-ups, the frame
 // {"type":"rollups","province":P,"rollups":[R,...]} of the roll-ups it sees,
 // sorted by unit, layer and window ({"type":"rollups","unit":U,...} in a
 // view by unit).
@@ -143,8 +159,5 @@ func (h *hub) pushRollupsLocked(c *client) {
 		b = append(b, h.rollups[k].json...)
 	}
 	b = append(b, "]}"...)
-	c.push(rollupsSnapshotKey, textFrame(b))
+	c.first = append(c.first, textFrame(b))
 }
-
-// rollupsSnapshotKey is the queue key of the roll-ups snapshot frame.
-const rollupsSnapshotKey = "rollups:"

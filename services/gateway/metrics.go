@@ -32,7 +32,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		framesConflate: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "iochub", Subsystem: "gateway", Name: "frames_conflated_total",
-			Help: "State frames replaced in a client's queue by a newer state of the same entity before being sent.",
+			Help: "States replaced by a newer state of the same entity before being sent: in the hub within a tick, or for a client that lagged over several ticks.",
 		}),
 		dropped: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Namespace: "iochub", Subsystem: "gateway", Name: "clients_dropped_total",

@@ -98,7 +98,10 @@ func TestHubRemovesWhatLeavesTheUnits(t *testing.T) {
 	g := &Gateway{cfg: Config{}.withDefaults(), log: slog.New(slog.DiscardHandler), m: m}
 	h := newHub(g, "01")
 	c := newClient(g, h, nil, nil, liveParams{Province: "01", Units: testTree().closure([]string{"00070"})})
-	h.clients[c] = struct{}{}
+	c.finished = true // no writer: the test takes what it would write
+	h.mu.Lock()
+	h.joinLocked(c)
+	h.mu.Unlock()
 	in := airState(t, "st-1", 0, 10)
 	in.Unit = "00070"
 	out := airState(t, "st-2", 0, 10)
@@ -113,7 +116,7 @@ func TestHubRemovesWhatLeavesTheUnits(t *testing.T) {
 	}
 	h.publish(fin)
 	h.publish(fout)
-	got := c.q.pop(nil, 10)
+	got := tickFrames(t, h, c)
 	if len(got) != 1 || !containsText(got[0], `"type":"state"`) || !containsText(got[0], "st-1") {
 		t.Fatalf("frames after publishing both wards' stations: %q; want the state of st-1 only", got)
 	}
@@ -124,7 +127,7 @@ func TestHubRemovesWhatLeavesTheUnits(t *testing.T) {
 		t.Fatal(err)
 	}
 	h.publish(fm)
-	got = c.q.pop(nil, 10)
+	got = tickFrames(t, h, c)
 	if len(got) != 1 || !containsText(got[0], `"type":"remove"`) || !containsText(got[0], "st-1") {
 		t.Fatalf("frames after st-1 left the ward: %q; want its remove", got)
 	}

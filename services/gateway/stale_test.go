@@ -47,6 +47,7 @@ func TestLiveStaleMark(t *testing.T) {
 	frameOf := func(key string) []byte {
 		h.mu.Lock()
 		defer h.mu.Unlock()
+		h.flushLocked() // what the next tick sends
 		return stateFrame(h.entities[key].json)
 	}
 	freshGolden, err := os.ReadFile(filepath.Join("testdata", "live", "state_traffic.golden.json"))

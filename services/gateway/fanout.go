@@ -1,0 +1,143 @@
+package gateway
+
+import (
+	"sort"
+	"strings"
+)
+
+// Live fan-out by tick. The hub drains its consumers without touching a
+// client: a state is decoded, encoded once and staged (a newer state of a
+// staged entity replaces it: conflation before fan-out). Every LiveTick the
+// hub flushes what was staged: each entity's state frame is built once, and
+// each group of clients that see the same entities (group) gets, in its log,
+// that frame or a remove frame. The clients of a group are then woken, and
+// each client's writer takes, in one write, the newest frame of every entity
+// its group logged since it last took: after one tick that is the tick's
+// frames, concatenated once per group and shared by all its clients; after
+// more (a client that lags) it is the same merge over more ticks, built once
+// per starting point and also shared. So a lagging client gets the newest
+// state of every entity it missed, never an old queue, and the work per tick
+// is one buffer per group and one write per client.
+
+// group is the clients of one hub that see exactly the same frames: the same
+// layers, bbox, unit scope and roll-up windows (groupKey).
+type group struct {
+	key     string
+	params  liveParams // of the first client; every client of the group sees the same
+	clients map[*client]struct{}
+
+	// log holds, in tick order, the frames the group's clients get: the
+	// newest of each key is kept, older ones are dropped by compact.
+	log    []logEntry
+	latest map[string]uint64 // key → tick of its newest entry in log
+	// top and prev are the last two ticks that logged something for the group.
+	top, prev uint64
+	// cache holds the merges already built for this tick (cacheSeq), by the
+	// tick the clients asking for them have.
+	cache    map[uint64]catchUp
+	cacheSeq uint64
+}
+
+// logEntry is a frame (a complete WebSocket frame, shared, never modified) of
+// key logged at tick seq.
+type logEntry struct {
+	seq   uint64
+	key   string
+	frame []byte
+}
+
+// catchUp is what a client that has tick s needs to hold the group's newest
+// frames: buf is the frames concatenated, written in one write.
+type catchUp struct {
+	buf       []byte
+	frames    int
+	conflated int // older frames of the same keys, skipped
+}
+
+// groupKey is the identity of the frames a client with p gets.
+func groupKey(p liveParams) string {
+	var b strings.Builder
+	if p.Layers != nil {
+		b.WriteString("layers:")
+		b.WriteString(strings.Join(p.Layers, ","))
+	}
+	b.WriteString("|rollups:")
+	b.WriteString(strings.Join(p.Rollups, ","))
+	b.WriteString("|")
+	b.WriteString(p.filterKey())
+	return b.String()
+}
+
+func newGroup(key string, p liveParams) *group {
+	return &group{
+		key:     key,
+		params:  p,
+		clients: make(map[*client]struct{}),
+		latest:  make(map[string]uint64),
+		cache:   make(map[uint64]catchUp),
+	}
+}
+
+// add logs frame as the newest of key at tick seq (seq never decreases).
+func (g *group) add(seq uint64, key string, frame []byte) {
+	g.log = append(g.log, logEntry{seq: seq, key: key, frame: frame})
+	g.latest[key] = seq
+	if g.top != seq {
+		g.prev, g.top = g.top, seq
+	}
+}
+
+// since is the newest logged frame of every key logged after tick s, in the
+// order they were logged, as of tick now; it is built once per s and tick.
+func (g *group) since(s, now uint64) catchUp {
+	if g.cacheSeq != now {
+		clear(g.cache)
+		g.cacheSeq = now
+	}
+	if cu, ok := g.cache[s]; ok {
+		return cu
+	}
+	i := sort.Search(len(g.log), func(i int) bool { return g.log[i].seq > s })
+	var cu catchUp
+	size := 0
+	var one []byte
+	for _, e := range g.log[i:] {
+		if g.latest[e.key] != e.seq {
+			cu.conflated++
+			continue
+		}
+		cu.frames++
+		size += len(e.frame)
+		one = e.frame
+	}
+	switch {
+	case cu.frames == 1:
+		cu.buf = one // shared as is
+	case cu.frames > 1:
+		cu.buf = make([]byte, 0, size)
+		for _, e := range g.log[i:] {
+			if g.latest[e.key] == e.seq {
+				cu.buf = append(cu.buf, e.frame...)
+			}
+		}
+	}
+	g.cache[s] = cu
+	return cu
+}
+
+// compact drops the entries a newer one of the same key replaced, once they
+// outnumber the others: the log stays within about twice the keys the
+// group has seen, and since's answers do not change.
+func (g *group) compact() {
+	if len(g.log) < 2*len(g.latest)+256 {
+		return
+	}
+	keep := g.log[:0]
+	for _, e := range g.log {
+		if g.latest[e.key] == e.seq {
+			keep = append(keep, e)
+		}
+	}
+	clear(g.log[len(keep):])
+	g.log = keep
+}

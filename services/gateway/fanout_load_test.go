@@ -1,0 +1,573 @@
+package gateway
+
+import (
+	"bufio"
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"math"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/exec"
+	"runtime"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/gorilla/websocket"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
+	"google.golang.org/protobuf/proto"
+
+	"github.com/iochub/iochub/internal/testenv"
+	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
+)
+
+// BenchmarkFanoutLoad is the live fan-out load test of issue 12, in one run
+// for two servers on loopback:
+//
+//   - hub: the gateway's /v1/live, fed through JetStream (STATE → ordered
+//     consumer → decode, encode → tick → clients);
+//   - gorilla: the baseline, a bare gorilla/websocket broadcast server shaped
+//     like gorilla's chat example (a reader and a writer goroutine and a
+//     channel of 256 frames per connection, 1 KiB buffers), fed the same
+//     frame bytes in process; like the chat example, it drops a client whose
+//     channel is full (counted in client_errors).
+//
+// The clients run in a child process (this test binary again, see
+// TestMain): FANOUT_LOAD_CLIENTS (default 1000) sockets of one province
+// read every frame. The publisher sends FANOUT_LOAD_RATE (200) updates/s of
+// about 1 KiB over FANOUT_LOAD_ENTITIES (2000) entities for
+// FANOUT_LOAD_SECONDS (10; 5 with BENCH_QUICK) on a fixed schedule: update k
+// of entity k mod E is due at T0 + k/rate. Each client keeps, per entity, the
+// newest update it got; a frame of update k satisfies every update of that
+// entity since the previous one the client had, each with latency (arrival −
+// due time): the age of the newest state the client shows. Reported, per
+// server: delivered state frames/s during the publishing, newest-state
+// latency p50/p99 over every (client, update) pair (an update never
+// satisfied within 3 s after the end counts as infinite), the share of pairs
+// satisfied, the server process's CPU (cores used from T0 to the end of the
+// drain: server, NATS and publisher, not the clients) and its idle bytes per
+// connection (live heap and stacks after GC, before and after the clients
+// connected).
+//
+// One run per invocation: b.N is not used (run with -benchtime 1x).
+func BenchmarkFanoutLoad(b *testing.B) {
+	cfg := loadConfig{
+		Clients:  envInt("FANOUT_LOAD_CLIENTS", 1000),
+		Rate:     envInt("FANOUT_LOAD_RATE", 200),
+		Entities: envInt("FANOUT_LOAD_ENTITIES", 2000),
+		Seconds:  envInt("FANOUT_LOAD_SECONDS", 10),
+		Drain:    3,
+	}
+	if os.Getenv("BENCH_QUICK") != "" && os.Getenv("FANOUT_LOAD_SECONDS") == "" {
+		cfg.Seconds = 5
+	}
+	raiseFileLimit(b)
+	for _, s := range []struct {
+		name  string
+		start func(b *testing.B, cfg loadConfig) loadServer
+	}{
+		{"hub", startHubServer},
+		{"gorilla", startGorillaServer},
+	} {
+		b.Run(fmt.Sprintf("%s/clients=%d", s.name, cfg.Clients), func(b *testing.B) {
+			srv := s.start(b, cfg)
+			runLoad(b, cfg, srv)
+		})
+	}
+}
+
+// loadConfig is what the parent and the child process agree on.
+type loadConfig struct {
+	URL      string `json:"url"`
+	Clients  int    `json:"clients"`
+	Rate     int    `json:"rate"`
+	Entities int    `json:"entities"`
+	Seconds  int    `json:"seconds"`
+	Drain    int    `json:"drain"`
+}
+
+// loadResult is the child's answer.
+type loadResult struct {
+	Frames    int64   `json:"frames"`    // state frames received while publishing
+	Pairs     int64   `json:"pairs"`     // (client, update) pairs published
+	Satisfied int64   `json:"satisfied"` // pairs satisfied by the end
+	P50ms     float64 `json:"p50_ms"`    // -1: infinite (not satisfied by the end)
+	P99ms     float64 `json:"p99_ms"`
+	Errors    int64   `json:"errors"` // clients whose socket failed
+}
+
+// loadServer is one server under test.
+type loadServer struct {
+	url string
+	// connected reports how many clients the server holds, all idle.
+	connected func() int
+	// publish sends update k (its payload built by loadState).
+	publish func(k int)
+}
+
+const loadClientsEnv = "IOCHUB_FANOUT_LOAD_CLIENTS"
+
+// loadName is the padded name of update k: "k" and 10 digits, then filler,
+// so that its Feature is about 1 KiB.
+func loadName(k int) string { return fmt.Sprintf("k%010d ", k) + strings.Repeat("x", 700) }
+
+func startHubServer(b *testing.B, cfg loadConfig) loadServer {
+	env := testenv.NATS(b)
+	g, err := New(Config{MaxClientsPerIdentity: cfg.Clients + 1}, Deps{JS: env.JS, Metrics: prometheus.NewRegistry(), Auth: testAuth(b, nil)})
+	if err != nil {
+		b.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	g.Register(mux)
+	srv := httptest.NewServer(withTestToken(mux))
+	b.Cleanup(func() {
+		g.Close()
+		srv.Close()
+	})
+	states := loadStates(b, cfg)
+	return loadServer{
+		url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/v1/live?province=01",
+		connected: func() int {
+			g.mu.Lock()
+			h := g.hubs["01"]
+			g.mu.Unlock()
+			if h == nil {
+				return 0
+			}
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			n := 0
+			for c := range h.clients {
+				c.mu.Lock()
+				if !c.running {
+					n++
+				}
+				c.mu.Unlock()
+			}
+			return n
+		},
+		publish: func(k int) {
+			if _, err := env.JS.PublishMsgAsync(states[k%len(states)](k)); err != nil {
+				b.Errorf("publishing update %d: %v", k, err)
+			}
+		},
+	}
+}
+
+// loadStates returns, per entity, a builder of the STATE message of update k.
+func loadStates(b *testing.B, cfg loadConfig) []func(k int) *nats.Msg {
+	fs := make([]func(int) *nats.Msg, cfg.Entities)
+	for e := range fs {
+		id := fmt.Sprintf("load-%05d", e)
+		fs[e] = func(k int) *nats.Msg {
+			st := airState(b, id, k/cfg.Entities, float64(k%500))
+			st.GetAir().Name = loadName(k)
+			return stateMsg(b, st)
+		}
+	}
+	return fs
+}
+
+func startGorillaServer(b *testing.B, cfg loadConfig) loadServer {
+	type conn struct {
+		ws   *websocket.Conn
+		send chan []byte
+	}
+	var mu sync.Mutex
+	conns := map[*conn]struct{}{}
+	up := websocket.Upgrader{ReadBufferSize: 1024, WriteBufferSize: 1024}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ws, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		c := &conn{ws: ws, send: make(chan []byte, 256)}
+		mu.Lock()
+		conns[c] = struct{}{}
+		mu.Unlock()
+		go func() { // the writer
+			defer ws.Close()
+			ping := time.NewTicker(20 * time.Second)
+			defer ping.Stop()
+			for {
+				select {
+				case m, ok := <-c.send:
+					if !ok {
+						_ = ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, ""))
+						return
+					}
+					_ = ws.SetWriteDeadline(time.Now().Add(10 * time.Second))
+					if err := ws.WriteMessage(websocket.TextMessage, m); err != nil {
+						return
+					}
+				case <-ping.C:
+					if err := ws.WriteControl(websocket.PingMessage, nil, time.Now().Add(10*time.Second)); err != nil {
+						return
+					}
+				}
+			}
+		}()
+		go func() { // the reader
+			ws.SetReadLimit(4096)
+			for {
+				if _, _, err := ws.NextReader(); err != nil {
+					return
+				}
+			}
+		}()
+		// The same first frame as the hub's: an (empty) snapshot.
+		c.send <- []byte(`{"type":"snapshot","province":"01","entities":[]}`)
+	}))
+	b.Cleanup(func() {
+		mu.Lock()
+		for c := range conns {
+			close(c.send)
+		}
+		clear(conns)
+		mu.Unlock()
+		srv.Close()
+	})
+	states := loadStates(b, cfg)
+	return loadServer{
+		url: "ws" + strings.TrimPrefix(srv.URL, "http"),
+		connected: func() int {
+			mu.Lock()
+			defer mu.Unlock()
+			return len(conns)
+		},
+		publish: func(k int) {
+			// The same bytes the hub sends: decode and encode once, then broadcast.
+			m := states[k%len(states)](k)
+			var st iocv1.EntityState
+			if err := proto.Unmarshal(m.Data, &st); err != nil {
+				b.Errorf("decoding update %d: %v", k, err)
+				return
+			}
+			f, err := encodeFeature(&st, m.Subject)
+			if err != nil {
+				b.Errorf("encoding update %d: %v", k, err)
+				return
+			}
+			frame := stateFrame(f.json)
+			mu.Lock()
+			defer mu.Unlock()
+			for c := range conns {
+				select {
+				case c.send <- frame:
+				default: // too slow: dropped
+					close(c.send)
+					delete(conns, c)
+				}
+			}
+		},
+	}
+}
+
+func runLoad(b *testing.B, cfg loadConfig, srv loadServer) {
+	cfg.URL = srv.url
+	spec, err := json.Marshal(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	runtime.GC()
+	runtime.GC()
+	before := liveBytes()
+
+	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.Seconds+cfg.Drain)*time.Second+5*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, os.Args[0], "-test.run=^$")
+	cmd.Env = append(os.Environ(), loadClientsEnv+"="+string(spec))
+	stdin, err := cmd.StdinPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		b.Fatal(err)
+	}
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	if err := cmd.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer func() { _ = cmd.Wait() }()
+	out := bufio.NewScanner(stdout)
+	out.Buffer(nil, 1<<20)
+	line := func(what string) string {
+		if !out.Scan() {
+			cancel()
+			_ = cmd.Wait()
+			b.Fatalf("load clients ended before %s: %v\n%s", what, out.Err(), stderr.String())
+		}
+		return out.Text()
+	}
+	if l := line("connecting"); l != "ready" {
+		b.Fatalf("load clients: %q; want ready", l)
+	}
+	// Every client has its first frame; wait until the server holds them all idle.
+	deadline := time.Now().Add(time.Minute)
+	for srv.connected() < cfg.Clients {
+		if time.Now().After(deadline) {
+			b.Fatalf("server holds %d idle clients of %d", srv.connected(), cfg.Clients)
+		}
+		runtime.Gosched()
+		time.Sleep(10 * time.Millisecond)
+	}
+	runtime.GC()
+	runtime.GC()
+	idle := float64(liveBytes()-before) / float64(cfg.Clients)
+
+	t0 := time.Now().Add(200 * time.Millisecond)
+	if _, err := fmt.Fprintf(stdin, "%d\n", t0.UnixNano()); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	cpu0 := cpuTime()
+	total := cfg.Rate * cfg.Seconds
+	for k := 0; k < total; k++ {
+		time.Sleep(time.Until(t0.Add(time.Duration(k) * time.Second / time.Duration(cfg.Rate))))
+		srv.publish(k)
+	}
+	var res loadResult
+	if l := line("the result"); json.Unmarshal([]byte(l), &res) != nil {
+		b.Fatalf("load clients answered %q\n%s", l, stderr.String())
+	}
+	b.StopTimer()
+	cpu := cpuTime() - cpu0
+	b.ReportMetric(float64(res.Frames)/float64(cfg.Seconds), "updates/s")
+	b.ReportMetric(cpu.Seconds()/float64(cfg.Seconds+cfg.Drain), "server_cores")
+	inf := func(ms float64) float64 {
+		if ms < 0 {
+			return math.Inf(1)
+		}
+		return ms
+	}
+	b.ReportMetric(inf(res.P50ms), "p50_ms")
+	b.ReportMetric(inf(res.P99ms), "p99_ms")
+	b.ReportMetric(100*float64(res.Satisfied)/float64(max(res.Pairs, 1)), "seen_%")
+	b.ReportMetric(idle, "idle_B/conn")
+	b.ReportMetric(float64(res.Errors), "client_errors")
+	if res.Errors > 0 {
+		_ = cmd.Wait()
+		b.Logf("load clients: %s", stderr.String())
+	}
+}
+
+// cpuTime is the CPU time of this process (the server, its NATS and the
+// publisher; not the clients).
+func cpuTime() time.Duration {
+	var u syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &u); err != nil {
+		return 0
+	}
+	return time.Duration(u.Utime.Nano() + u.Stime.Nano())
+}
+
+// liveBytes is the live heap and the goroutine stacks.
+func liveBytes() int64 {
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return int64(m.HeapAlloc + m.StackInuse)
+}
+
+func envInt(name string, def int) int {
+	if v, err := strconv.Atoi(os.Getenv(name)); err == nil && v > 0 {
+		return v
+	}
+	return def
+}
+
+// raiseFileLimit lifts this process's open-file limit to its hard limit
+// (every socket is a file).
+func raiseFileLimit(tb testing.TB) {
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		tb.Fatal(err)
+	}
+	l.Cur = l.Max
+	if err := syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l); err != nil {
+		tb.Fatal(err)
+	}
+}
+
+// runLoadClients is the child process of BenchmarkFanoutLoad: it opens the
+// clients, says "ready" once each has its first frame, reads T0 from stdin,
+// reads frames until the publishing and the drain are over and prints its
+// loadResult as JSON.
+func runLoadClients(spec string) int {
+	var cfg loadConfig
+	if err := json.Unmarshal([]byte(spec), &cfg); err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 2
+	}
+	var l syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &l); err == nil {
+		l.Cur = l.Max
+		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
+	}
+	lat := newHistogram()
+	var frames, satisfied, errs atomic.Int64
+	var start, stop atomic.Int64 // unix nanos: T0 and the end of publishing
+	stop.Store(math.MaxInt64)
+	period := int64(time.Second) / int64(cfg.Rate)
+	total := int64(cfg.Rate * cfg.Seconds)
+
+	conns := make([]*websocket.Conn, cfg.Clients)
+	dialer := &websocket.Dialer{HandshakeTimeout: time.Minute, ReadBufferSize: 16 << 10}
+	var dial sync.WaitGroup
+	sem := make(chan struct{}, 32)
+	var dialErr atomic.Value
+	for i := range conns {
+		dial.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer dial.Done()
+			defer func() { <-sem }()
+			c, _, err := dialer.Dial(cfg.URL, nil)
+			if err == nil {
+				_, _, err = c.ReadMessage() // the snapshot
+			}
+			if err != nil {
+				dialErr.Store(err)
+				return
+			}
+			conns[i] = c
+		}()
+	}
+	dial.Wait()
+	if err, ok := dialErr.Load().(error); ok {
+		fmt.Fprintln(os.Stderr, "dialing:", err)
+		return 1
+	}
+	fmt.Println("ready")
+	var t0 int64
+	if _, err := fmt.Fscan(os.Stdin, &t0); err != nil {
+		fmt.Fprintln(os.Stderr, "reading T0:", err)
+		return 1
+	}
+	start.Store(t0)
+	end := t0 + int64(cfg.Seconds)*int64(time.Second)
+	stop.Store(end)
+	drainEnd := time.Unix(0, end+int64(cfg.Drain)*int64(time.Second))
+
+	marker := []byte(`"name":"k`)
+	var readers sync.WaitGroup
+	for _, c := range conns {
+		readers.Add(1)
+		go func() {
+			defer readers.Done()
+			last := make([]int32, cfg.Entities) // newest update per entity, -1 none
+			for i := range last {
+				last[i] = -1
+			}
+			_ = c.SetReadDeadline(drainEnd)
+			var buf []byte
+			for {
+				_, r, err := c.NextReader()
+				if err == nil {
+					buf, err = readInto(r, buf[:0])
+				}
+				if err != nil {
+					// The read deadline (the end of the drain) is no error.
+					if ne, ok := err.(interface{ Timeout() bool }); !ok || !ne.Timeout() {
+						if errs.Add(1) == 1 {
+							fmt.Fprintln(os.Stderr, "first client error:", err)
+						}
+					}
+					return
+				}
+				now := time.Now().UnixNano()
+				i := bytes.Index(buf, marker)
+				if i < 0 || !bytes.HasPrefix(buf, []byte(`{"type":"state"`)) {
+					continue
+				}
+				k, err := strconv.Atoi(string(buf[i+len(marker) : i+len(marker)+10]))
+				if err != nil {
+					fmt.Fprintln(os.Stderr, "update number:", err)
+					errs.Add(1)
+					return
+				}
+				if now <= stop.Load() {
+					frames.Add(1)
+				}
+				e := k % cfg.Entities
+				from := int(last[e]) + cfg.Entities
+				if last[e] < 0 {
+					from = e
+				}
+				for u := from; u <= k; u += cfg.Entities {
+					lat.add(now - (start.Load() + int64(u)*period))
+					satisfied.Add(1)
+				}
+				if int32(k) > last[e] {
+					last[e] = int32(k)
+				}
+			}
+		}()
+	}
+	readers.Wait()
+	for _, c := range conns {
+		_ = c.Close()
+	}
+	pairs := total * int64(cfg.Clients)
+	res := loadResult{
+		Frames: frames.Load(), Pairs: pairs, Satisfied: satisfied.Load(), Errors: errs.Load(),
+		P50ms: lat.quantile(pairs, 0.50), P99ms: lat.quantile(pairs, 0.99),
+	}
+	out, err := json.Marshal(res)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		return 1
+	}
+	fmt.Println(string(out))
+	return 0
+}
+
+func readInto(r io.Reader, buf []byte) ([]byte, error) {
+	for {
+		if len(buf) == cap(buf) {
+			buf = append(buf, 0)[:len(buf)]
+		}
+		n, err := r.Read(buf[len(buf):cap(buf)])
+		buf = buf[:len(buf)+n]
+		if err == io.EOF {
+			return buf, nil
+		}
+		if err != nil {
+			return buf, err
+		}
+	}
+}
+
+// histogram counts latencies in 1 ms buckets up to 10 minutes.
+type histogram struct{ b []atomic.Int64 }
+
+func newHistogram() *histogram { return &histogram{b: make([]atomic.Int64, 600_000)} }
+
+func (h *histogram) add(ns int64) {
+	i := max(ns/int64(time.Millisecond), 0)
+	h.b[min(i, int64(len(h.b)-1))].Add(1)
+}
+
+// quantile is the q-quantile in ms over total samples, those never added
+// counting as infinite (-1).
+func (h *histogram) quantile(total int64, q float64) float64 {
+	want := int64(math.Ceil(q * float64(total)))
+	var n int64
+	for i := range h.b {
+		n += h.b[i].Load()
+		if n >= want {
+			return float64(i + 1)
+		}
+	}
+	return -1
+}
