@@ -57,7 +57,11 @@ type hub struct {
 	// the "<source>/<unit>" each is about; staleCount counts them per pair (stale.go).
 	staleAlerts map[string]string
 	staleCount  map[string]int
-	stopped     bool
+	// lastFlush is when flushLocked last sent something; flushDue says a
+	// flush is scheduled (nudgeLocked).
+	lastFlush time.Time
+	flushDue  bool
+	stopped   bool
 	err         error // why the hub stopped; nil after Close
 }
 
@@ -270,6 +274,7 @@ func (h *hub) publish(f feature) {
 		e.json = markStale(e.base)
 	}
 	h.stageLocked(f.key, e)
+	defer h.nudgeLocked()
 	if turned == "" {
 		return
 	}
@@ -309,6 +314,36 @@ func (h *hub) stageLocked(key string, e entity) {
 	h.staged[key] = e
 }
 
+// flushGapPerClient is how much the shortest time between two sends of a
+// hub grows with each client: a send costs a write per client, so a hub of
+// many clients sends less often (more changes per write), up to LiveTick,
+// while a wall or two get each change at once.
+const flushGapPerClient = 20 * time.Microsecond
+
+// nudgeLocked sends the staged changes now when the last send is at least
+// the hub's gap ago (LiveTick at most, flushGapPerClient a client), and
+// otherwise makes sure a send is due when the gap is over: a quiet
+// province's change leaves at once, a busy one's leave together. The tick
+// sends whatever is left, as before.
+func (h *hub) nudgeLocked() {
+	gap := min(h.g.cfg.LiveTick, time.Duration(len(h.clients))*flushGapPerClient)
+	since := time.Since(h.lastFlush)
+	if since >= gap {
+		h.flushLocked()
+		return
+	}
+	if h.flushDue {
+		return
+	}
+	h.flushDue = true
+	time.AfterFunc(gap-since, func() {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		h.flushDue = false
+		h.flushLocked()
+	})
+}
+
 // flushLocked sends what was staged since the last tick: it stores each
 // entity's new state, builds its state frame once and logs it for every
 // group that sees it. A group that saw the entity's previous state but not
@@ -324,6 +359,7 @@ func (h *hub) flushLocked() {
 	}
 	h.seq++
 	seq := h.seq
+	h.lastFlush = time.Now()
 	for _, key := range h.stagedOrder {
 		e := h.staged[key]
 		e.frame = textFrame(stateFrame(e.json))

@@ -129,6 +129,7 @@ func (h *hub) handleRollup(subject string, data []byte) {
 		h.stagedRollupsOrder = append(h.stagedRollupsOrder, key)
 	}
 	h.stagedRollups[key] = e
+	h.nudgeLocked()
 }
 
 // pushRollupsLocked adds to the first frames of a client that asked for roll-ups, the frame
