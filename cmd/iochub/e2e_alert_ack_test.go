@@ -61,6 +61,7 @@ func TestEndToEndAlertAck(t *testing.T) {
 		}
 	}
 
+	ackAt := time.Now()
 	code, _, body := call(t, cred{name: "op01", token: op01Tok}, "POST", ackURL, "", actor)
 	if code != http.StatusAccepted || !strings.Contains(body, `"type":"alert.ack"`) {
 		t.Fatalf("POST ack = %d %s; want 202 with the alert.ack action", code, body)
@@ -71,6 +72,7 @@ func TestEndToEndAlertAck(t *testing.T) {
 		a, _ := props(f)["alert"].(map[string]any)
 		return props(f)["layer"] == "alert" && a["acked"] == true
 	})
+	t.Logf("the acknowledgement reached the live view %s after its POST", time.Since(ackAt).Round(time.Millisecond))
 	var f map[string]any
 	_ = json.Unmarshal(fj, &f)
 	a, _ := props(f)["alert"].(map[string]any)
