@@ -375,6 +375,24 @@ function flush() {
   }
 }
 
+// drawAlertsSoon redraws the alert list within a few milliseconds of an
+// alert's change (a new alert, an acknowledgement from another wall), not at
+// the batched redraw, which waits longer while painting the map is slow; the
+// map's alert areas follow at the batched redraw. A burst of changes is
+// drawn once.
+let alertsDue = false;
+function drawAlertsSoon() {
+  if (alertsDue) return;
+  alertsDue = true;
+  setTimeout(() => {
+    alertsDue = false;
+    if (clock.active) return;
+    const active = activeAlerts(store.byLayer().alert ?? [], Date.now());
+    shown.alerts = active.length;
+    shown.alertItems = renderAlerts(active, unitName, province, focusEntity, ack);
+  }, 0);
+}
+
 // drawStatus redraws the status bar; the connection state is drawn at once
 // when it changes, never waiting for a batched redraw.
 function drawStatus() {
@@ -573,6 +591,7 @@ const live = new LiveConnection({
       msg = { ...msg, rollups: msg.rollups.filter((/** @type {any} */ r) => r?.window !== TREND_WINDOW) };
     }
     if (!store.apply(msg)) return;
+    if (msg.type === 'state' && msg.entity?.properties?.layer === 'alert') drawAlertsSoon();
     if (msg.type === 'snapshot') {
       if (store.snapshots === 1) performance.mark('iochub:first-snapshot');
       live.snapshotTaken();
