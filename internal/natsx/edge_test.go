@@ -1,0 +1,232 @@
+package natsx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/iochub/iochub/internal/subjects"
+	"github.com/iochub/iochub/internal/testkit"
+)
+
+// pair is a hub with its streams and an edge leaf node with its FEEDS, both in process.
+type pair struct {
+	hub, edge     *server.Server
+	hubJS, edgeJS jetstream.JetStream
+	edgeNC        *nats.Conn
+	domain        string
+}
+
+func startPair(t *testing.T, hubPassword string) *pair {
+	t.Helper()
+	ctx := context.Background()
+	hub, err := StartEmbedded(EmbeddedConfig{StoreDir: t.TempDir(), Port: -1, LeafPort: -1, HubPassword: hubPassword})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(hub.Shutdown)
+	var hubOpts []nats.Option
+	if hubPassword != "" {
+		hubOpts = append(hubOpts, nats.UserInfo(HubUser, hubPassword))
+	}
+	hnc, err := Connect(hub.ClientURL(), "hub", hubOpts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(hnc.Close)
+	p := &pair{hub: hub}
+	if p.hubJS, err = jetstream.New(hnc); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureStreams(ctx, p.hubJS, StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if p.domain, err = EdgeDomain("00070"); err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := url.Parse(LeafURL(hub))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hubPassword != "" {
+		leaf.User = url.UserPassword(HubUser, hubPassword)
+	}
+	p.edge, err = StartEmbedded(EmbeddedConfig{StoreDir: t.TempDir(), Port: -1, ServerName: EdgeServerName("00070"),
+		Domain: p.domain, LeafRemotes: []*url.URL{leaf}, LeafDeny: EdgeLeafDeny, LeafReconnect: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.edge.Shutdown)
+	if p.edgeNC, err = Connect(p.edge.ClientURL(), "edge"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.edgeNC.Close)
+	if p.edgeJS, err = jetstream.New(p.edgeNC); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureEdgeStream(ctx, p.edgeJS, EdgeStreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 10*time.Second, "the edge's leaf connection", testkit.Holds(func() bool { return p.edge.NumLeafNodes() == 1 }))
+	return p
+}
+
+func streamMsgs(t *testing.T, js jetstream.JetStream) uint64 {
+	t.Helper()
+	st, err := js.Stream(context.Background(), subjects.StreamFeeds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+// TestEdgeSourcing: what the edge stores reaches the hub's FEEDS only by
+// sourcing (a publish on ioc.feed.> at the edge does not cross the leaf
+// connection), once per message id, and the hub's restart (EnsureStreams)
+// keeps the source.
+func TestEdgeSourcing(t *testing.T) {
+	for _, pw := range []string{"", "hub-secret"} {
+		t.Run(fmt.Sprintf("password=%t", pw != ""), func(t *testing.T) {
+			p := startPair(t, pw)
+			ctx := context.Background()
+			const n = 50
+			subj := subjects.Feed("01", "00070", subjects.KindAir)
+			for i := range n {
+				ack, err := p.edgeJS.Publish(ctx, subj, []byte(fmt.Sprint(i)), jetstream.WithMsgID(fmt.Sprint("id-", i)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ack.Domain != p.domain {
+					t.Fatalf("ack from domain %q; want %q (the edge's own stream)", ack.Domain, p.domain)
+				}
+			}
+			// Not yet a source: the leaf connection must not carry the items.
+			if got := streamMsgs(t, p.hubJS); got != 0 {
+				t.Fatalf("hub FEEDS holds %d items before sourcing; want 0 (ioc.feed.> is denied on the leaf)", got)
+			}
+			if err := AddEdgeSource(ctx, p.hubJS, p.domain); err != nil {
+				t.Fatal(err)
+			}
+			if err := AddEdgeSource(ctx, p.hubJS, p.domain); err != nil { // idempotent
+				t.Fatal(err)
+			}
+			testkit.Eventually(t, 20*time.Second, "the hub sourcing the edge", func() (bool, string) {
+				got := streamMsgs(t, p.hubJS)
+				return got == n, fmt.Sprintf("hub FEEDS holds %d of %d", got, n)
+			})
+			// The hub restarts its streams: the edge stays a source.
+			if err := EnsureStreams(ctx, p.hubJS, StreamOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			srcs, err := EdgeSources(ctx, p.hubJS)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(srcs) != 1 || srcs[0].Domain != p.domain {
+				t.Fatalf("edge sources after EnsureStreams = %+v; want %s", srcs, p.domain)
+			}
+			// A repeated id at the edge within its window is stored once there and at the hub.
+			if _, err := p.edgeJS.Publish(ctx, subj, []byte("again"), jetstream.WithMsgID("id-0")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.edgeJS.Publish(ctx, subj, []byte("last"), jetstream.WithMsgID("id-last")); err != nil {
+				t.Fatal(err)
+			}
+			testkit.Eventually(t, 20*time.Second, "the last item sourced", func() (bool, string) {
+				got := streamMsgs(t, p.hubJS)
+				return got == n+1, fmt.Sprintf("hub FEEDS holds %d of %d", got, n+1)
+			})
+			// In the edge's order.
+			cons, err := p.hubJS.OrderedConsumer(ctx, subjects.StreamFeeds, jetstream.OrderedConsumerConfig{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			batch, err := cons.FetchNoWait(n + 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			i := 0
+			for m := range batch.Messages() {
+				want := fmt.Sprint("id-", i)
+				if i == n {
+					want = "id-last"
+				}
+				if got := m.Headers().Get(jetstream.MsgIDHeader); got != want {
+					t.Fatalf("hub FEEDS item %d has id %q; want %q", i, got, want)
+				}
+				i++
+			}
+			if i != n+1 {
+				t.Fatalf("read %d items from the hub; want %d", i, n+1)
+			}
+			if err := RemoveEdgeSource(ctx, p.hubJS, p.domain); err != nil {
+				t.Fatal(err)
+			}
+			if srcs, err := EdgeSources(ctx, p.hubJS); err != nil || len(srcs) != 0 {
+				t.Fatalf("edge sources after removal = %+v, %v; want none", srcs, err)
+			}
+		})
+	}
+}
+
+func TestAddEdgeSourceRefusesShortWindow(t *testing.T) {
+	s, err := StartEmbedded(EmbeddedConfig{StoreDir: t.TempDir(), Port: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown()
+	nc, err := Connect(s.ClientURL(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := EnsureStreams(ctx, js, StreamOptions{DuplicateWindow: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	if err := AddEdgeSource(ctx, js, "edge-01"); !errors.Is(err, ErrHubWindow) {
+		t.Fatalf("AddEdgeSource with a 1m window: %v; want ErrHubWindow", err)
+	}
+}
+
+func TestEdgeDomain(t *testing.T) {
+	for _, tc := range []struct {
+		unit, want string
+		ok         bool
+	}{
+		{"00070", "edge-00070", true},
+		{"01", "edge-01", true},
+		{"ha_noi-1", "edge-ha_noi-1", true},
+		{"", "", false},
+		{"01.02", "", false},
+		{"01 02", "", false},
+		{"*", "", false},
+		{">", "", false},
+	} {
+		got, err := EdgeDomain(tc.unit)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("EdgeDomain(%q) = %q, %v; want %q, ok %t", tc.unit, got, err, tc.want, tc.ok)
+		}
+		if err != nil && !errors.Is(err, ErrEdgeUnit) {
+			t.Errorf("EdgeDomain(%q) error %v is not ErrEdgeUnit", tc.unit, err)
+		}
+	}
+	if d, ok := edgeDomainOf(EdgeAPIPrefix("edge-01")); !ok || d != "edge-01" {
+		t.Fatalf("edgeDomainOf(EdgeAPIPrefix) = %q, %t", d, ok)
+	}
+}
