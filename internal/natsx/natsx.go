@@ -88,6 +88,9 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 	opts.JetStreamDomain = cfg.Domain
 	if cfg.LeafPort != 0 {
 		opts.LeafNode.Host, opts.LeafNode.Port = opts.Host, cfg.LeafPort
+		// Edges dial the URL they are given (a proxy, a load balancer): do not
+		// tell them this listener's own address to try behind its back.
+		opts.LeafNode.NoAdvertise = true
 	}
 	if len(cfg.LeafRemotes) > 0 {
 		opts.LeafNode.ReconnectInterval = cfg.LeafReconnect
