@@ -212,13 +212,13 @@ func ReadCatalog(r io.Reader) (Catalog, error) {
 		if lr.N <= 0 {
 			return Catalog{}, fmt.Errorf("catalogue is larger than %d bytes: %w", MaxCatalogBytes, ErrCatalog)
 		}
-		return Catalog{}, fmt.Errorf("decoding the catalogue: %v: %w", err, ErrCatalog)
+		return Catalog{}, fmt.Errorf("decoding the catalogue: %w: %w", err, ErrCatalog)
 	}
 	if f.Format != CatalogFormat {
 		return Catalog{}, fmt.Errorf("catalogue format %q; want %q (export it again with iochub edge-export): %w", f.Format, CatalogFormat, ErrCatalog)
 	}
 	if _, err := natsx.EdgeDomain(f.Unit); err != nil {
-		return Catalog{}, fmt.Errorf("catalogue unit: %v: %w", err, ErrCatalog)
+		return Catalog{}, fmt.Errorf("catalogue unit: %w: %w", err, ErrCatalog)
 	}
 	c := Catalog{Unit: f.Unit, ExportedAt: f.ExportedAt}
 	for i, wu := range f.Units {
@@ -235,7 +235,7 @@ func ReadCatalog(r io.Reader) (Catalog, error) {
 		if wu.Boundary != nil {
 			mp, err := boundary(wu.Boundary)
 			if err != nil {
-				return Catalog{}, fmt.Errorf("units[%d] (%s) boundary: %v: %w", i, wu.Code, err, ErrCatalog)
+				return Catalog{}, fmt.Errorf("units[%d] (%s) boundary: %w: %w", i, wu.Code, err, ErrCatalog)
 			}
 			u.Boundary = mp
 		}
