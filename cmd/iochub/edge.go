@@ -45,6 +45,10 @@ type edgeConfig struct {
 	// for local tools; -1 picks a free port.
 	NATSHost string
 	NATSPort int
+	// NATSPassword is the password of user hub on the edge's NATS server
+	// (local tools); empty means a random one per run (only the edge's own
+	// ingest publishes then).
+	NATSPassword string
 	// Stream sizes the edge's own FEEDS; Stream.Retain is the link-loss budget.
 	Stream natsx.EdgeStreamOptions
 	// LeafReconnect is the wait between attempts to reach the hub.
@@ -85,6 +89,7 @@ func (c *edgeConfig) registerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.OpsHTTP, "ops-http", c.OpsHTTP, "listen address of /healthz, /readyz and /metrics (IOCHUB_OPS_HTTP)")
 	fs.StringVar(&c.NATSHost, "nats-host", c.NATSHost, "host of the edge NATS server's client listener (IOCHUB_NATS_HOST)")
 	fs.IntVar(&c.NATSPort, "nats-port", c.NATSPort, "port of the edge NATS server's client listener; -1 picks a free one (IOCHUB_NATS_PORT)")
+	fs.StringVar(&c.NATSPassword, "nats-password", c.NATSPassword, "password of user hub on the edge's NATS server, for local tools; empty means a random one per run (IOCHUB_NATS_PASSWORD)")
 	fs.DurationVar(&c.Stream.Retain, "retain", 7*24*time.Hour, "link-loss budget: how long the edge keeps an accepted item for the hub to copy (IOCHUB_RETAIN)")
 	fs.Int64Var(&c.Stream.MaxBytes, "max-bytes", 8<<30, "disk bound of the edge's FEEDS; when full the edge refuses new items instead of dropping accepted ones (IOCHUB_MAX_BYTES)")
 	fs.DurationVar(&c.Stream.DuplicateWindow, "duplicate-window", time.Hour, "how long the edge recognises a repeated message id (IOCHUB_DUPLICATE_WINDOW)")
@@ -175,6 +180,9 @@ func (c edgeConfig) redacted() edgeConfig {
 		}
 	}
 	c.Hub = strings.Join(hubs, ",")
+	if c.NATSPassword != "" {
+		c.NATSPassword = "(set)"
+	}
 	return c
 }
 
@@ -243,7 +251,7 @@ func serveEdge(ctx context.Context, d edgeDeps) error {
 		return err
 	}
 	node, err := edge.StartNode(ctx, edge.NodeConfig{Unit: cfg.Unit, Hub: hubs, StoreDir: filepath.Join(cfg.DataDir, "nats"),
-		Host: cfg.NATSHost, Port: cfg.NATSPort, Stream: cfg.Stream, LeafReconnect: cfg.LeafReconnect})
+		Host: cfg.NATSHost, Port: cfg.NATSPort, Password: cfg.NATSPassword, Stream: cfg.Stream, LeafReconnect: cfg.LeafReconnect})
 	if err != nil {
 		return err
 	}

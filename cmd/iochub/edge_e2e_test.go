@@ -398,6 +398,12 @@ func TestEdgeLinkCutReconciles(t *testing.T) {
 		t.Fatalf("a Hoàn Kiếm source placing an item in Ba Đình: HTTP %d, %v; want 403 (outside its unit)", code, err)
 	}
 
+	// Nothing but the edge's ingest publishes into what the hub sources: its NATS wants a password.
+	if nc, err := nats.Connect(eh.node.Server.ClientURL(), nats.NoReconnect()); err == nil {
+		nc.Close()
+		t.Fatal("the edge's NATS server took a connection without a password")
+	}
+
 	posters := []*poster{
 		{name: "hk-a", token: tokHK, station: "hk-st-a", lon: hkLon, lat: hkLat},
 		{name: "hk-b", token: tokHK, station: "hk-st-b", lon: hkLon, lat: hkLat},
@@ -430,8 +436,8 @@ func TestEdgeLinkCutReconciles(t *testing.T) {
 		}
 	}
 	const phase = 600 // items accepted per phase at least: link up, link cut, link back
-	// cutFor is how long the hub at least hears nothing from the edge (the
-	// link-loss the test covers; docs/edge.md has the budget of a real edge).
+	// cutFor is how long the link stays cut at least (the link loss the test
+	// covers, in seconds; docs/edge.md has the budget of a real edge).
 	const cutFor = 3 * time.Second
 	start := time.Now()
 	testkit.Eventually(t, time.Minute, "items accepted with the link up", accepted(phase))

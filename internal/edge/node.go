@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"crypto/rand"
 	"errors"
 	"fmt"
 	"net/url"
@@ -34,6 +35,11 @@ type NodeConfig struct {
 	Stream natsx.EdgeStreamOptions
 	// LeafReconnect is the wait between attempts to reach the hub; 0 means 1s.
 	LeafReconnect time.Duration
+	// Password of natsx.HubUser on the edge's server; empty means a random
+	// one for this run. The server always requires it: whatever enters the
+	// edge's FEEDS reaches the hub, so only the edge's ingest (and a local
+	// tool given the password) may publish there.
+	Password string
 }
 
 // Node is an edge's running NATS server with its FEEDS, and a connection to it.
@@ -55,8 +61,12 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	if cfg.StoreDir == "" {
 		return nil, errors.New("starting the edge node: StoreDir is required")
 	}
+	pw := cfg.Password
+	if pw == "" {
+		pw = rand.Text()
+	}
 	s, err := natsx.StartEmbedded(natsx.EmbeddedConfig{
-		StoreDir: cfg.StoreDir, Host: cfg.Host, Port: cfg.Port,
+		StoreDir: cfg.StoreDir, Host: cfg.Host, Port: cfg.Port, HubPassword: pw,
 		ServerName: natsx.EdgeServerName(cfg.Unit), Domain: domain,
 		LeafRemotes: cfg.Hub, LeafDeny: natsx.EdgeLeafDeny, LeafReconnect: cfg.LeafReconnect,
 	})
@@ -64,7 +74,7 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 		return nil, fmt.Errorf("starting the edge node of %s: %w", cfg.Unit, err)
 	}
 	n := &Node{Server: s, Domain: domain}
-	if n.Conn, err = natsx.Connect(s.ClientURL(), "iochub-edge-"+cfg.Unit, nats.InProcessServer(s)); err != nil {
+	if n.Conn, err = natsx.Connect(s.ClientURL(), "iochub-edge-"+cfg.Unit, nats.InProcessServer(s), nats.UserInfo(natsx.HubUser, pw)); err != nil {
 		n.Close()
 		return nil, err
 	}

@@ -230,3 +230,46 @@ func TestEdgeDomain(t *testing.T) {
 		t.Fatalf("edgeDomainOf(EdgeAPIPrefix) = %q, %t", d, ok)
 	}
 }
+
+// TestEdgeStreamFullRefusesNew: a full edge FEEDS refuses the next item and
+// keeps the first one (an accepted item is never dropped to make room).
+func TestEdgeStreamFullRefusesNew(t *testing.T) {
+	s, err := StartEmbedded(EmbeddedConfig{StoreDir: t.TempDir(), Port: -1, Domain: "edge-01"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown()
+	nc, err := Connect(s.ClientURL(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := EnsureEdgeStream(ctx, js, EdgeStreamOptions{MaxBytes: 8 << 10, Memory: true}); err != nil {
+		t.Fatal(err)
+	}
+	subj := subjects.Feed("01", "00070", subjects.KindAir)
+	body := make([]byte, 1000)
+	var refused error
+	for i := 0; i < 100 && refused == nil; i++ {
+		_, refused = js.Publish(ctx, subj, body, jetstream.WithMsgID(fmt.Sprint("id-", i)))
+	}
+	if refused == nil {
+		t.Fatal("100 KB into an 8 KiB stream: nothing refused")
+	}
+	m, err := js.Stream(ctx, subjects.StreamFeeds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := m.GetMsg(ctx, 1)
+	if err != nil {
+		t.Fatalf("the first item after the stream filled: %v; want it kept", err)
+	}
+	if got := first.Header.Get(jetstream.MsgIDHeader); got != "id-0" {
+		t.Fatalf("sequence 1 is %q; want id-0", got)
+	}
+}
