@@ -22,6 +22,8 @@ type pair struct {
 	hubJS, edgeJS jetstream.JetStream
 	edgeNC        *nats.Conn
 	domain        string
+	leaf          *url.URL
+	edgeDir       string
 }
 
 func startPair(t *testing.T, hubPassword string) *pair {
@@ -58,8 +60,17 @@ func startPair(t *testing.T, hubPassword string) *pair {
 	if hubPassword != "" {
 		leaf.User = url.UserPassword(HubUser, hubPassword)
 	}
-	p.edge, err = StartEmbedded(EmbeddedConfig{StoreDir: t.TempDir(), Port: -1, ServerName: EdgeServerName("00070"),
-		Domain: p.domain, LeafRemotes: []*url.URL{leaf}, LeafDeny: EdgeLeafDeny, LeafReconnect: 50 * time.Millisecond})
+	p.leaf, p.edgeDir = leaf, t.TempDir()
+	p.startEdge(t)
+	return p
+}
+
+// startEdge starts (or restarts) the edge on its store directory.
+func (p *pair) startEdge(t *testing.T) {
+	t.Helper()
+	var err error
+	p.edge, err = StartEmbedded(EmbeddedConfig{StoreDir: p.edgeDir, Port: -1, ServerName: EdgeServerName("00070"),
+		Domain: p.domain, LeafRemotes: []*url.URL{p.leaf}, LeafDeny: EdgeLeafDeny, LeafReconnect: 50 * time.Millisecond})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -71,11 +82,17 @@ func startPair(t *testing.T, hubPassword string) *pair {
 	if p.edgeJS, err = jetstream.New(p.edgeNC); err != nil {
 		t.Fatal(err)
 	}
-	if err := EnsureEdgeStream(ctx, p.edgeJS, EdgeStreamOptions{}); err != nil {
+	if err := EnsureEdgeStream(context.Background(), p.edgeJS, EdgeStreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	testkit.Eventually(t, 10*time.Second, "the edge's leaf connection", testkit.Holds(func() bool { return p.edge.NumLeafNodes() == 1 }))
-	return p
+}
+
+// stopEdge shuts the edge down, as a power cut at the lower IOC would.
+func (p *pair) stopEdge() {
+	p.edgeNC.Close()
+	p.edge.Shutdown()
+	p.edge.WaitForShutdown()
 }
 
 func streamMsgs(t *testing.T, js jetstream.JetStream) uint64 {
@@ -271,5 +288,59 @@ func TestEdgeStreamFullRefusesNew(t *testing.T) {
 	}
 	if got := first.Header.Get(jetstream.MsgIDHeader); got != "id-0" {
 		t.Fatalf("sequence 1 is %q; want id-0", got)
+	}
+}
+
+// TestEdgeRestartKeepsItems: an edge restarted on its store directory (same
+// server name and domain) still holds what it accepted before, and the hub
+// sources all of it once, in order, with what came after.
+func TestEdgeRestartKeepsItems(t *testing.T) {
+	p := startPair(t, "")
+	ctx := context.Background()
+	subj := subjects.Feed("01", "00070", subjects.KindAir)
+	publish := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			if _, err := p.edgeJS.Publish(ctx, subj, []byte(fmt.Sprint(i)), jetstream.WithMsgID(fmt.Sprint("id-", i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	publish(0, 20)
+	if err := AddEdgeSource(ctx, p.hubJS, p.domain); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 30*time.Second, "the first items sourced", func() (bool, string) {
+		got := streamMsgs(t, p.hubJS)
+		return got == 20, fmt.Sprintf("hub FEEDS holds %d of 20", got)
+	})
+	p.stopEdge()
+	p.startEdge(t)
+	if got := streamMsgs(t, p.edgeJS); got != 20 {
+		t.Fatalf("the restarted edge holds %d items; want the 20 it accepted", got)
+	}
+	publish(20, 40)
+	publish(0, 5) // repeats within the edge's window: dropped there
+	testkit.Eventually(t, 60*time.Second, "every item sourced after the restart", func() (bool, string) {
+		got := streamMsgs(t, p.hubJS)
+		return got == 40, fmt.Sprintf("hub FEEDS holds %d of 40", got)
+	})
+	c, err := p.hubJS.OrderedConsumer(ctx, subjects.StreamFeeds, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.FetchNoWait(40)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := 0
+	for m := range b.Messages() {
+		if got, want := m.Headers().Get(jetstream.MsgIDHeader), fmt.Sprint("id-", i); got != want {
+			t.Fatalf("hub FEEDS item %d is %q; want %q", i, got, want)
+		}
+		i++
+	}
+	if i != 40 {
+		t.Fatalf("read %d items from the hub; want 40", i)
 	}
 }
