@@ -193,10 +193,20 @@ func startEdgeHub(t *testing.T, unit string, db *testenv.DBEnv) *edgeHub {
 		t.Fatal("edge did not start in 30 s")
 	}
 	testkit.Eventually(t, 20*time.Second, "the edge's leaf link to the hub", testkit.Holds(eh.node.LinkUp))
-	// What iochub edge-add does.
+	// What iochub edge-add does, with the edge up (as docs/edge.md advises).
 	if err := natsx.AddEdgeSource(ctx, js, domain); err != nil {
 		t.Fatal(err)
 	}
+	// The hub has reached the edge once (its source heard from it), so the
+	// cut below is that of an edge in service; a source never reached is
+	// retried with nats-server's backoff (up to 2 min; BenchmarkEdgeCatchUp/never_sourced).
+	testkit.Eventually(t, 3*time.Minute, "the hub reaching the edge's FEEDS", func() (bool, string) {
+		srcs, err := natsx.EdgeSources(ctx, js)
+		if err != nil || len(srcs) != 1 {
+			t.Fatalf("edge sources %+v, %v; want one", srcs, err)
+		}
+		return srcs[0].Active >= 0, fmt.Sprintf("%+v", srcs[0])
+	})
 	return eh
 }
 
