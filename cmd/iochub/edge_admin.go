@@ -7,6 +7,8 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -135,4 +137,42 @@ func printEdges(ctx context.Context, js jetstream.JetStream, stdout io.Writer) e
 		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", s.Domain, s.Seq, s.Lag, active, s.Error)
 	}
 	return tw.Flush()
+}
+
+// runEdgeNATSUser is "iochub edge-nats-user": the entry of the hub's
+// nats-server users for the leaf connection of one edge (natsx.EdgeLeafUser),
+// its password named as a variable of nats-server's environment.
+func runEdgeNATSUser(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("iochub edge-nats-user", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	unit := fs.String("unit", "", "code of the edge's unit (required)")
+	pwVar := fs.String("password-var", "", "environment variable of nats-server holding the edge's password; empty means NATS_EDGE_<UNIT>_PASSWORD")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "usage: iochub edge-nats-user --unit CODE [--password-var NAME]\n\n"+
+			"Prints the user of the edge of unit CODE for the users list of the hub's nats-server authorization block\n"+
+			"(beside those of iochub nats-config): it may connect only as a leaf node, and only the hub's sourcing of\n"+
+			"the edge's FEEDS crosses its connection. The edge then runs with\n"+
+			"--hub nats-leaf://edge-CODE:PASSWORD@HOST:7422 (docs/edge.md).\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *unit == "" || fs.NArg() != 0 {
+		fs.Usage()
+		return errUsage
+	}
+	name := *pwVar
+	if name == "" {
+		name = "NATS_EDGE_" + strings.ToUpper(strings.ReplaceAll(*unit, "-", "_")) + "_PASSWORD"
+	}
+	if !regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`).MatchString(name) {
+		return fmt.Errorf("--password-var %q: want a variable name", name)
+	}
+	entry, err := natsx.EdgeUserConfig(*unit, "$"+name)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprint(stdout, entry)
+	return err
 }

@@ -54,6 +54,10 @@ func TestCLIEdge(t *testing.T) {
 		}
 	}
 
+	out, errOut, err = runCLI(t, "edge-nats-user", "--unit", wardIn)
+	if err != nil || !strings.Contains(out, `"edge-`+wardIn+`"`) || !strings.Contains(out, "$NATS_EDGE_"+wardIn+"_PASSWORD") {
+		t.Fatalf("edge-nats-user: %v\n%s%s", err, out, errOut)
+	}
 	if _, errOut, err := runCLI(t, "edge-add", "--nats-url", n.URL, "--unit", wardIn); err != nil {
 		t.Fatalf("edge-add: %v\n%s", err, errOut)
 	}

@@ -18,6 +18,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -129,12 +130,21 @@ type edgeHub struct {
 	domain string
 }
 
-const edgeHubPassword = "edge-e2e-hub-password"
+const (
+	edgeHubPassword  = "edge-e2e-hub-password"
+	edgeUserPassword = "edge-e2e-edge-password"
+)
 
 func startEdgeHub(t *testing.T, unit string, db *testenv.DBEnv) *edgeHub {
 	t.Helper()
 	ctx := context.Background()
-	hs, err := natsx.StartEmbedded(natsx.EmbeddedConfig{StoreDir: t.TempDir(), Port: -1, LeafPort: -1, HubPassword: edgeHubPassword})
+	domain, err := natsx.EdgeDomain(unit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The edge logs in as its own user (iochub edge-nats-user), which may carry only the hub's sourcing.
+	hs, err := natsx.StartEmbedded(natsx.EmbeddedConfig{StoreDir: t.TempDir(), Port: -1, LeafPort: -1, HubPassword: edgeHubPassword,
+		LeafUsers: []*server.User{natsx.EdgeLeafUser(domain, edgeUserPassword)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -150,10 +160,6 @@ func startEdgeHub(t *testing.T, unit string, db *testenv.DBEnv) *edgeHub {
 	}
 	// The aggregator of the hub, through the wiring of iochub serve (which creates the streams).
 	startHubTB(t, "aggregator", &testenv.NATSEnv{URL: hs.ClientURL(), Server: hs, Conn: nc, JS: js}, db)
-	domain, err := natsx.EdgeDomain(unit)
-	if err != nil {
-		t.Fatal(err)
-	}
 	leaf, err := url.Parse(natsx.LeafURL(hs))
 	if err != nil {
 		t.Fatal(err)
@@ -175,7 +181,7 @@ func startEdgeHub(t *testing.T, unit string, db *testenv.DBEnv) *edgeHub {
 
 	cfg := edgeDefaults()
 	cfg.Unit, cfg.DataDir = unit, t.TempDir()
-	cfg.Hub = "nats-leaf://" + natsx.HubUser + ":" + edgeHubPassword + "@" + proxy.Addr()
+	cfg.Hub = "nats-leaf://" + natsx.EdgeUser(unit) + ":" + edgeUserPassword + "@" + proxy.Addr()
 	cfg.HTTP, cfg.OpsHTTP, cfg.NATSPort = "127.0.0.1:0", "127.0.0.1:0", -1
 	cfg.LeafReconnect = 50 * time.Millisecond
 	cfg.LogLevel = "warn"

@@ -65,6 +65,7 @@ commands:
   edge-export --unit CODE  write the catalogue of units and sources an edge node needs
   edge-add|edge-remove --unit CODE   make the hub's FEEDS source an edge, or stop it
   edge-list              list the edges the hub sources, with their lag
+  edge-nats-user --unit CODE   print the hub's nats-server user for an edge's leaf connection
 
 Run 'iochub <command> -h' for the flags of a command.
 `
@@ -113,6 +114,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runEdgeExport(ctx, args[1:], stdout, stderr)
 	case "edge-add", "edge-remove", "edge-list":
 		return runEdgeAdmin(ctx, args[0], args[1:], stdout, stderr)
+	case "edge-nats-user":
+		return runEdgeNATSUser(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

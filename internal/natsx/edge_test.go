@@ -5,6 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -29,7 +32,11 @@ type pair struct {
 func startPair(t *testing.T, hubPassword string) *pair {
 	t.Helper()
 	ctx := context.Background()
-	hub, err := StartEmbedded(EmbeddedConfig{StoreDir: t.TempDir(), Port: -1, LeafPort: -1, HubPassword: hubPassword})
+	hc := EmbeddedConfig{StoreDir: t.TempDir(), Port: -1, LeafPort: -1, HubPassword: hubPassword}
+	if hubPassword != "" {
+		hc.LeafUsers = []*server.User{EdgeLeafUser("edge-00070", "edge-secret")}
+	}
+	hub, err := StartEmbedded(hc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -58,7 +65,7 @@ func startPair(t *testing.T, hubPassword string) *pair {
 		t.Fatal(err)
 	}
 	if hubPassword != "" {
-		leaf.User = url.UserPassword(HubUser, hubPassword)
+		leaf.User = url.UserPassword(EdgeUser("00070"), "edge-secret")
 	}
 	p.leaf, p.edgeDir = leaf, t.TempDir()
 	p.startEdge(t)
@@ -342,5 +349,133 @@ func TestEdgeRestartKeepsItems(t *testing.T) {
 	}
 	if i != 40 {
 		t.Fatalf("read %d items from the hub; want 40", i)
+	}
+}
+
+// leafSubs are the subscriptions a server holds on its leaf connection.
+func leafSubs(t *testing.T, s *server.Server) []string {
+	t.Helper()
+	lz, err := s.Leafz(&server.LeafzOptions{Subscriptions: true})
+	if err != nil || len(lz.Leafs) != 1 {
+		t.Fatalf("leafz: %+v, %v; want one leaf connection", lz, err)
+	}
+	return lz.Leafs[0].Subs
+}
+
+// TestEdgeLeafUserScope: across the leaf connection of an edge logged in as
+// EdgeLeafUser, interest in other subjects crosses in neither direction (so
+// no message on them can), while the hub's JetStream API requests for the
+// edge's domain do; logged in as the hub's user, it does cross (the control).
+func TestEdgeLeafUserScope(t *testing.T) {
+	for _, restricted := range []bool{true, false} {
+		t.Run(fmt.Sprintf("edge_user=%t", restricted), func(t *testing.T) {
+			ctx := context.Background()
+			hc := EmbeddedConfig{StoreDir: t.TempDir(), Port: -1, LeafPort: -1, HubPassword: "hub-secret",
+				LeafUsers: []*server.User{EdgeLeafUser("edge-00070", "edge-secret")}}
+			hub, err := StartEmbedded(hc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(hub.Shutdown)
+			leaf, err := url.Parse(LeafURL(hub))
+			if err != nil {
+				t.Fatal(err)
+			}
+			leaf.User = url.UserPassword(HubUser, "hub-secret")
+			if restricted {
+				leaf.User = url.UserPassword(EdgeUser("00070"), "edge-secret")
+			}
+			edge, err := StartEmbedded(EmbeddedConfig{StoreDir: t.TempDir(), Port: -1, ServerName: EdgeServerName("00070"),
+				Domain: "edge-00070", LeafRemotes: []*url.URL{leaf}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(edge.Shutdown)
+			testkit.Eventually(t, 10*time.Second, "the leaf connection", testkit.Holds(func() bool { return edge.NumLeafNodes() == 1 }))
+			hnc, err := Connect(hub.ClientURL(), "hub", nats.UserInfo(HubUser, "hub-secret"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(hnc.Close)
+			enc, err := Connect(edge.ClientURL(), "edge")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(enc.Close)
+			for _, c := range []*nats.Conn{hnc, enc} {
+				if _, err := c.SubscribeSync("secret.>"); err != nil {
+					t.Fatal(err)
+				}
+				if err := c.Flush(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// The hub sources one item from the edge: both ends have processed
+			// the subscriptions above once it has arrived.
+			hjs, err := jetstream.New(hnc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ejs, err := jetstream.New(enc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := EnsureStreams(ctx, hjs, StreamOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if err := EnsureEdgeStream(ctx, ejs, EdgeStreamOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if err := AddEdgeSource(ctx, hjs, "edge-00070"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ejs.Publish(ctx, subjects.Feed("01", "00070", subjects.KindAir), []byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			testkit.Eventually(t, time.Minute, "the hub sourcing the edge's item", func() (bool, string) {
+				got := streamMsgs(t, hjs)
+				return got == 1, fmt.Sprintf("hub FEEDS holds %d", got)
+			})
+			has := func(s *server.Server) bool { return slices.Contains(leafSubs(t, s), "secret.>") }
+			if restricted {
+				if has(hub) || has(edge) {
+					t.Fatalf("interest in secret.> crossed the edge user's leaf connection: hub side %v, edge side %v", leafSubs(t, hub), leafSubs(t, edge))
+				}
+				return
+			}
+			testkit.Eventually(t, 10*time.Second, "interest in secret.> on both sides (control)", testkit.Holds(func() bool { return has(hub) && has(edge) }))
+		})
+	}
+}
+
+// TestEdgeUserConfig loads the generated user entry with nats-server's own
+// configuration loader: it must give the edge exactly EdgeLeafUser.
+func TestEdgeUserConfig(t *testing.T) {
+	t.Setenv("T_EDGE_PW", "edge-pw")
+	entry, err := EdgeUserConfig("00070", "$T_EDGE_PW")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(t.TempDir(), "auth.conf")
+	if err := os.WriteFile(conf, []byte("authorization {\n  users: [\n"+entry+"  ]\n}\nleafnodes { port: -1, no_advertise: true }\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := server.ProcessConfigFile(conf)
+	if err != nil {
+		t.Fatalf("nats-server refuses the generated entry: %v\n%s", err, entry)
+	}
+	want := EdgeLeafUser("edge-00070", "edge-pw")
+	if len(opts.Users) != 1 {
+		t.Fatalf("users %+v; want the edge's", opts.Users)
+	}
+	u := opts.Users[0]
+	_, leafOnly := u.AllowedConnectionTypes["LEAFNODE"]
+	if u.Username != want.Username || u.Password != "edge-pw" || !leafOnly || len(u.AllowedConnectionTypes) != 1 || u.Permissions == nil ||
+		!slices.Equal(u.Permissions.Publish.Allow, want.Permissions.Publish.Allow) ||
+		!slices.Equal(u.Permissions.Subscribe.Allow, want.Permissions.Subscribe.Allow) {
+		t.Fatalf("edge user %+v (permissions %+v); want EdgeLeafUser", u, u.Permissions)
+	}
+	if _, err := EdgeUserConfig("0.1", "$X"); !errors.Is(err, ErrEdgeUnit) {
+		t.Fatalf("EdgeUserConfig of unit 0.1: %v; want ErrEdgeUnit", err)
 	}
 }

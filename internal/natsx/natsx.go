@@ -55,6 +55,9 @@ type EmbeddedConfig struct {
 	// LeafReconnect is how long a leaf node waits before redialling the
 	// hub; 0 means 1s.
 	LeafReconnect time.Duration
+	// LeafUsers are users of edges (EdgeLeafUser), added to HubUser (and
+	// ReaderUser); they need HubPassword.
+	LeafUsers []*server.User
 }
 
 // StartEmbedded starts a NATS server in this process and waits until it accepts connections.
@@ -75,9 +78,9 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 		opts.ServerName = "iochub"
 	}
 	if cfg.HubPassword != "" {
-		opts.Users = users(cfg.HubPassword, cfg.ReaderPassword)
-	} else if cfg.ReaderPassword != "" {
-		return nil, errors.New("starting embedded NATS: a reader password needs a hub password (a server without authentication has no read-only user)")
+		opts.Users = append(users(cfg.HubPassword, cfg.ReaderPassword), cfg.LeafUsers...)
+	} else if cfg.ReaderPassword != "" || len(cfg.LeafUsers) > 0 {
+		return nil, errors.New("starting embedded NATS: a reader password or edge users need a hub password (a server without authentication has no users)")
 	}
 	if opts.Host == "" {
 		opts.Host = "127.0.0.1"
