@@ -142,11 +142,17 @@ func EnsureEdgeStream(ctx context.Context, js jetstream.JetStream, o EdgeStreamO
 	return nil
 }
 
+// EdgeDeliverPrefix is the prefix of the subjects on which the edge of
+// domain delivers its items to the hub's sourcing consumer: one per edge, so
+// that an edge's user may publish on its own deliveries only (EdgeLeafUser),
+// never on another edge's.
+func EdgeDeliverPrefix(domain string) string { return "iochub.edge." + domain + ".deliver" }
+
 // edgeSource is the source of the hub's FEEDS that copies the FEEDS of domain.
 func edgeSource(domain string) *jetstream.StreamSource {
 	return &jetstream.StreamSource{
 		Name:     subjects.StreamFeeds,
-		External: &jetstream.ExternalStream{APIPrefix: EdgeAPIPrefix(domain)},
+		External: &jetstream.ExternalStream{APIPrefix: EdgeAPIPrefix(domain), DeliverPrefix: EdgeDeliverPrefix(domain)},
 	}
 }
 
@@ -268,7 +274,7 @@ func EdgeUser(unit string) string { return "edge-" + unit }
 // traffic of the hub sourcing the edge's FEEDS crosses the connection. For
 // a leaf connection, what the user may publish is what the edge may send to
 // the hub: the replies to the hub's JetStream API requests ($JSC.R.>) and
-// the deliveries and heartbeats of the sourcing consumer ($JS.S.>); what it
+// the deliveries and heartbeats of its sourcing consumer (EdgeDeliverPrefix); what it
 // may subscribe to is what the hub may send to the edge: JetStream API
 // requests of the edge's domain and flow-control replies ($JS.FC.>). So a
 // compromised edge can neither publish on the hub's subjects nor reach the
@@ -278,7 +284,7 @@ func EdgeLeafUser(domain, password string) *server.User {
 		Username: "edge-" + strings.TrimPrefix(domain, "edge-"),
 		Password: password,
 		Permissions: &server.Permissions{
-			Publish:   &server.SubjectPermission{Allow: []string{"$JSC.R.>", "$JS.S.>"}},
+			Publish:   &server.SubjectPermission{Allow: []string{"$JSC.R.>", EdgeDeliverPrefix(domain) + ".>"}},
 			Subscribe: &server.SubjectPermission{Allow: []string{EdgeAPIPrefix(domain) + ".>", "$JS.FC.>"}},
 		},
 		AllowedConnectionTypes: map[string]struct{}{"LEAFNODE": {}}, // jwt.ConnectionTypeLeafnode

@@ -410,6 +410,11 @@ func TestEdgeLeafUserScope(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
+			// Another edge's deliveries: this edge may not publish there.
+			other := EdgeDeliverPrefix("edge-00004") + ".>"
+			if _, err := hnc.SubscribeSync(other); err != nil {
+				t.Fatal(err)
+			}
 			// The hub sources one item from the edge: both ends have processed
 			// the subscriptions above once it has arrived.
 			hjs, err := jetstream.New(hnc)
@@ -436,14 +441,16 @@ func TestEdgeLeafUserScope(t *testing.T) {
 				got := streamMsgs(t, hjs)
 				return got == 1, fmt.Sprintf("hub FEEDS holds %d", got)
 			})
-			has := func(s *server.Server) bool { return slices.Contains(leafSubs(t, s), "secret.>") }
+			has := func(s *server.Server, subj string) bool { return slices.Contains(leafSubs(t, s), subj) }
 			if restricted {
-				if has(hub) || has(edge) {
-					t.Fatalf("interest in secret.> crossed the edge user's leaf connection: hub side %v, edge side %v", leafSubs(t, hub), leafSubs(t, edge))
+				if has(hub, "secret.>") || has(edge, "secret.>") || has(edge, other) {
+					t.Fatalf("interest crossed the edge user's leaf connection: hub side %v, edge side %v", leafSubs(t, hub), leafSubs(t, edge))
 				}
 				return
 			}
-			testkit.Eventually(t, 10*time.Second, "interest in secret.> on both sides (control)", testkit.Holds(func() bool { return has(hub) && has(edge) }))
+			testkit.Eventually(t, 10*time.Second, "interest in secret.> on both sides and in another edge's deliveries (control)", testkit.Holds(func() bool {
+				return has(hub, "secret.>") && has(edge, "secret.>") && has(edge, other)
+			}))
 		})
 	}
 }
