@@ -30,39 +30,52 @@ import (
 	"github.com/iochub/iochub/services/aggregator/postgis"
 )
 
-// linkProxy forwards TCP connections to target until Cut, which closes its
-// listener and every forwarded connection (the edge's dials are refused)
-// until Restore listens again on the same address: the leaf link between an
-// edge and the hub, broken and mended on demand.
+// linkProxy forwards TCP connections to target until Cut, which closes every
+// forwarded connection and, until Restore, closes each new one at once (the
+// edge's dials fail before any handshake): the leaf link between an edge and
+// the hub, broken and mended on demand. It keeps its listener through a cut,
+// so no other process can take its port meanwhile.
 type linkProxy struct {
-	addr, target string
-	mu           sync.Mutex
-	ln           net.Listener // nil while cut
-	conns        map[net.Conn]bool
-	wg           sync.WaitGroup
+	ln     net.Listener
+	target string
+	mu     sync.Mutex
+	cut    bool
+	conns  map[net.Conn]bool
+	wg     sync.WaitGroup
 }
 
 func newLinkProxy(t testing.TB, target string) *linkProxy {
 	t.Helper()
-	p := &linkProxy{addr: "127.0.0.1:0", target: target, conns: map[net.Conn]bool{}}
-	if err := p.Restore(); err != nil {
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
 		t.Fatal(err)
 	}
+	p := &linkProxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
+	p.wg.Add(1)
+	go p.accept()
 	t.Cleanup(func() {
+		_ = ln.Close()
 		p.Cut()
 		p.wg.Wait()
 	})
 	return p
 }
 
-func (p *linkProxy) Addr() string { return p.addr }
+func (p *linkProxy) Addr() string { return p.ln.Addr().String() }
 
-func (p *linkProxy) accept(ln net.Listener) {
+func (p *linkProxy) accept() {
 	defer p.wg.Done()
 	for {
-		c, err := ln.Accept()
+		c, err := p.ln.Accept()
 		if err != nil {
 			return
+		}
+		p.mu.Lock()
+		cut := p.cut
+		p.mu.Unlock()
+		if cut {
+			_ = c.Close()
+			continue
 		}
 		up, err := net.Dial("tcp", p.target)
 		if err != nil {
@@ -70,7 +83,7 @@ func (p *linkProxy) accept(ln net.Listener) {
 			continue
 		}
 		p.mu.Lock()
-		if p.ln != ln { // cut meanwhile
+		if p.cut { // cut meanwhile
 			p.mu.Unlock()
 			_ = c.Close()
 			_ = up.Close()
@@ -90,31 +103,22 @@ func (p *linkProxy) accept(ln net.Listener) {
 	}
 }
 
-// Cut closes the listener and every forwarded connection.
+// Cut closes every forwarded connection and refuses new ones.
 func (p *linkProxy) Cut() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.ln != nil {
-		_ = p.ln.Close()
-		p.ln = nil
-	}
+	p.cut = true
 	for c := range p.conns {
 		_ = c.Close()
 		delete(p.conns, c)
 	}
 }
 
-// Restore listens again on the proxy's address.
+// Restore forwards new connections again.
 func (p *linkProxy) Restore() error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	ln, err := net.Listen("tcp", p.addr)
-	if err != nil {
-		return fmt.Errorf("proxy listening on %s: %w", p.addr, err)
-	}
-	p.ln, p.addr = ln, ln.Addr().String()
-	p.wg.Add(1)
-	go p.accept(ln)
+	p.cut = false
 	return nil
 }
 
