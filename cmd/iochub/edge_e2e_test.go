@@ -189,6 +189,8 @@ func startEdgeHub(t *testing.T, unit string, db *testenv.DBEnv) *edgeHub {
 	cfg.HTTP, cfg.OpsHTTP, cfg.NATSPort = "127.0.0.1:0", "127.0.0.1:0", -1
 	cfg.LeafReconnect = 50 * time.Millisecond
 	cfg.LogLevel = "warn"
+	// The senders post as fast as the edge answers: no per-source rate limit in the way (429 is not the subject here).
+	cfg.Ingest.Limits.SourceRate, cfg.Ingest.Limits.SourceConcurrency = -1, -1
 	ready := make(chan edgeReady, 1)
 	run := testkit.Start(t, "edge "+unit, func(ctx context.Context) error {
 		return serveEdge(ctx, edgeDeps{cfg: cfg, cat: cat, log: cfg.logger(io.Discard), ready: ready})
@@ -580,6 +582,11 @@ func TestEdgeLinkCutReconciles(t *testing.T) {
 		}
 		if !slices.Equal(seen, p.accepted) {
 			t.Fatalf("poster %s: the hub holds %d of its items, out of the order sent (%d accepted)", p.name, len(seen), len(p.accepted))
+		}
+	}
+	if st, err := eh.node.JS.Stream(ctx, subjects.StreamFeeds); err == nil {
+		if info, err := st.Info(ctx); err == nil && info.State.Msgs > 0 {
+			t.Logf("the edge's FEEDS: %d items, %d bytes (%d a stored item)", info.State.Msgs, info.State.Bytes, info.State.Bytes/info.State.Msgs)
 		}
 	}
 	srcs, err := natsx.EdgeSources(ctx, eh.hubJS)
