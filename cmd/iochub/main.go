@@ -10,6 +10,7 @@
 //	iochub sources add              register a feed source bound to a unit and print its token
 //	iochub identities create        create a viewer, operator or admin scoped to provinces and print its token
 //	iochub deadletters list|show|redrive|discard   the feed items accepted but not stored
+//	iochub edge --unit CODE         a lower-level IOC's edge node (docs/edge.md); edge-export, edge-add, edge-remove, edge-list on the hub
 //
 // Flags take precedence over IOCHUB_* environment variables, which take precedence over defaults.
 package main
@@ -60,6 +61,11 @@ commands:
   identities revoke      revoke an identity's token and sessions
   deadletters CMD        list, show, redrive or discard the feed items accepted but not stored
   nats-config            print the nats-server users of a hub: hub, and a read-only reader
+  edge --unit CODE       run a lower-level IOC's edge node: the ingest on its own NATS leaf node
+  edge-export --unit CODE  write the catalogue of units and sources an edge node needs
+  edge-add|edge-remove --unit CODE   make the hub's FEEDS source an edge, or stop it
+  edge-list              list the edges the hub sources, with their lag
+  edge-nats-user --unit CODE   print the hub's nats-server user for an edge's leaf connection
 
 Run 'iochub <command> -h' for the flags of a command.
 `
@@ -102,6 +108,14 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runNATSConfig(args[1:], stdout, stderr)
 	case "deadletters":
 		return runDeadletters(ctx, args[1:], stdout, stderr)
+	case "edge":
+		return runEdge(ctx, args[1:], stdout, stderr)
+	case "edge-export":
+		return runEdgeExport(ctx, args[1:], stdout, stderr)
+	case "edge-add", "edge-remove", "edge-list":
+		return runEdgeAdmin(ctx, args[0], args[1:], stdout, stderr)
+	case "edge-nats-user":
+		return runEdgeNATSUser(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil

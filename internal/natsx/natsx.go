@@ -7,6 +7,7 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"net/url"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -37,6 +38,26 @@ type EmbeddedConfig struct {
 	// ReaderPassword, with HubPassword, adds the read-only user ReaderUser
 	// (ReaderPermissions) with this password.
 	ReaderPassword string
+	// Domain is the server's JetStream domain; empty means none (a hub).
+	// An edge node has its own (EdgeDomain), so that its JetStream API stays
+	// its own across the leaf connection.
+	Domain string
+	// LeafPort, when not 0, makes the server accept leaf nodes (edges) on
+	// Host at this port (-1: a random free port); with HubPassword they log
+	// in as HubUser.
+	LeafPort int
+	// LeafRemotes are the hub URLs (nats-leaf://user:password@host:7422)
+	// this server connects to as a leaf node; empty means none.
+	LeafRemotes []*url.URL
+	// LeafDeny are subjects the leaf connection to LeafRemotes neither
+	// exports nor imports (EdgeLeafDeny).
+	LeafDeny []string
+	// LeafReconnect is how long a leaf node waits before redialling the
+	// hub; 0 means 1s.
+	LeafReconnect time.Duration
+	// LeafUsers are users of edges (EdgeLeafUser), added to HubUser (and
+	// ReaderUser); they need HubPassword.
+	LeafUsers []*server.User
 }
 
 // StartEmbedded starts a NATS server in this process and waits until it accepts connections.
@@ -57,15 +78,29 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 		opts.ServerName = "iochub"
 	}
 	if cfg.HubPassword != "" {
-		opts.Users = users(cfg.HubPassword, cfg.ReaderPassword)
-	} else if cfg.ReaderPassword != "" {
-		return nil, errors.New("starting embedded NATS: a reader password needs a hub password (a server without authentication has no read-only user)")
+		opts.Users = append(users(cfg.HubPassword, cfg.ReaderPassword), cfg.LeafUsers...)
+	} else if cfg.ReaderPassword != "" || len(cfg.LeafUsers) > 0 {
+		return nil, errors.New("starting embedded NATS: a reader password or edge users need a hub password (a server without authentication has no users)")
 	}
 	if opts.Host == "" {
 		opts.Host = "127.0.0.1"
 	}
 	if opts.Port == 0 {
 		opts.Port = 4222
+	}
+	opts.JetStreamDomain = cfg.Domain
+	if cfg.LeafPort != 0 {
+		opts.LeafNode.Host, opts.LeafNode.Port = opts.Host, cfg.LeafPort
+		// Edges dial the URL they are given (a proxy, a load balancer): do not
+		// tell them this listener's own address to try behind its back.
+		opts.LeafNode.NoAdvertise = true
+	}
+	if len(cfg.LeafRemotes) > 0 {
+		opts.LeafNode.ReconnectInterval = cfg.LeafReconnect
+		if opts.LeafNode.ReconnectInterval == 0 {
+			opts.LeafNode.ReconnectInterval = time.Second
+		}
+		opts.LeafNode.Remotes = []*server.RemoteLeafOpts{{URLs: cfg.LeafRemotes, DenyImports: cfg.LeafDeny, DenyExports: cfg.LeafDeny}}
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {
@@ -220,6 +255,13 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 		Replicas:          o.Replicas,
 		MaxMsgsPerSubject: 1,
 		Discard:           jetstream.DiscardOld,
+	}
+	// The sources of FEEDS are the edge nodes an admin added (AddEdgeSource):
+	// keep them, so that a restarted hub goes on sourcing its edges.
+	if st, err := js.Stream(ctx, feeds.Name); err == nil {
+		feeds.Sources = st.CachedInfo().Config.Sources
+	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return fmt.Errorf("reading stream %s: %w", feeds.Name, err)
 	}
 	for _, cfg := range []jetstream.StreamConfig{feeds, state, actions, deadletter, rollups} {
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {

@@ -1,0 +1,178 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"regexp"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/iochub/iochub/internal/edge"
+	"github.com/iochub/iochub/internal/natsx"
+	"github.com/iochub/iochub/internal/schema"
+)
+
+// runEdgeExport is "iochub edge-export": the catalogue of units and sources
+// an edge node of a unit needs (its unit and below, the ancestors for the
+// province; sources by token hash only), from the hub's PostGIS.
+func runEdgeExport(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg := defaults()
+	fs := flag.NewFlagSet("iochub edge-export", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg.registerDatabaseURL(fs, "PostGIS database URL of the hub")
+	unit := fs.String("unit", "", "code of the edge's unit (required)")
+	out := fs.String("out", "", "file to write; empty means standard output")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := applyEnv(fs); err != nil {
+		return err
+	}
+	if *unit == "" || fs.NArg() != 0 {
+		fmt.Fprint(stderr, "usage: iochub edge-export --unit CODE [--out FILE] [--database-url URL]\n")
+		return errUsage
+	}
+	if cfg.DatabaseURL == "" {
+		return errors.New("--database-url (or IOCHUB_DATABASE_URL) is required")
+	}
+	pool, err := schema.Open(ctx, cfg.DatabaseURL)
+	if err != nil {
+		return err
+	}
+	defer pool.Close()
+	cat, err := edge.Export(ctx, pool, *unit, time.Now())
+	if err != nil {
+		return err
+	}
+	w := stdout
+	if *out != "" {
+		f, err := os.OpenFile(*out, os.O_CREATE|os.O_TRUNC|os.O_WRONLY, 0o600)
+		if err != nil {
+			return fmt.Errorf("creating %s: %w", *out, err)
+		}
+		defer f.Close()
+		w = f
+	}
+	if err := cat.Write(w); err != nil {
+		return err
+	}
+	if *out != "" {
+		fmt.Fprintf(stderr, "catalogue of unit %s: %d unit versions, %d sources, written to %s\n", *unit, len(cat.Units), len(cat.Sources), *out)
+	}
+	return nil
+}
+
+// runEdgeAdmin is "iochub edge-add|edge-remove|edge-list": which edges the
+// hub's FEEDS sources (natsx.AddEdgeSource).
+func runEdgeAdmin(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer) error {
+	cfg := defaults()
+	cfg.NATSURL = nats.DefaultURL
+	fs := flag.NewFlagSet("iochub "+cmd, flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	cfg.registerNATSURL(fs)
+	unit := fs.String("unit", "", "code of the edge's unit")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := applyEnv(fs); err != nil {
+		return err
+	}
+	if (cmd != "edge-list" && *unit == "") || fs.NArg() != 0 {
+		fmt.Fprintf(stderr, "usage: iochub %s --unit CODE [--nats-url URL]\n", cmd)
+		return errUsage
+	}
+	nc, err := nats.Connect(cfg.NATSURL, nats.Name("iochub-"+cmd))
+	if err != nil {
+		return fmt.Errorf("connecting to NATS at %s: %w", redactURL(cfg.NATSURL), err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		return fmt.Errorf("opening JetStream: %w", err)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	if cmd == "edge-list" {
+		return printEdges(ctx, js, stdout)
+	}
+	domain, err := natsx.EdgeDomain(*unit)
+	if err != nil {
+		return err
+	}
+	switch cmd {
+	case "edge-add":
+		if err := natsx.AddEdgeSource(ctx, js, domain); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "the hub's FEEDS sources edge %s (domain %s)\n", *unit, domain)
+	case "edge-remove":
+		if err := natsx.RemoveEdgeSource(ctx, js, domain); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "the hub's FEEDS no longer sources edge %s; what it copied stays\n", *unit)
+	}
+	return nil
+}
+
+func printEdges(ctx context.Context, js jetstream.JetStream, stdout io.Writer) error {
+	srcs, err := natsx.EdgeSources(ctx, js)
+	if err != nil {
+		return err
+	}
+	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
+	fmt.Fprintln(tw, "DOMAIN\tCOPIED SEQ\tLAG\tLAST ACTIVE\tERROR")
+	for _, s := range srcs {
+		active := "never"
+		if s.Active >= 0 {
+			active = s.Active.Round(time.Millisecond).String() + " ago"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", s.Domain, s.Seq, s.Lag, active, s.Error)
+	}
+	return tw.Flush()
+}
+
+// runEdgeNATSUser is "iochub edge-nats-user": the entry of the hub's
+// nats-server users for the leaf connection of one edge (natsx.EdgeLeafUser),
+// its password named as a variable of nats-server's environment.
+func runEdgeNATSUser(args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("iochub edge-nats-user", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	unit := fs.String("unit", "", "code of the edge's unit (required)")
+	pwVar := fs.String("password-var", "", "environment variable of nats-server holding the edge's password; empty means NATS_EDGE_<UNIT>_PASSWORD")
+	fs.Usage = func() {
+		fmt.Fprint(stderr, "usage: iochub edge-nats-user --unit CODE [--password-var NAME]\n\n"+
+			"Prints the user of the edge of unit CODE for the users list of the hub's nats-server authorization block\n"+
+			"(beside those of iochub nats-config): it may connect only as a leaf node, and only the hub's sourcing of\n"+
+			"the edge's FEEDS crosses its connection. The edge then runs with\n"+
+			"--hub nats-leaf://edge-CODE:PASSWORD@HOST:7422 (docs/edge.md).\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *unit == "" || fs.NArg() != 0 {
+		fs.Usage()
+		return errUsage
+	}
+	name := *pwVar
+	if name == "" {
+		name = "NATS_EDGE_" + strings.ToUpper(strings.ReplaceAll(*unit, "-", "_")) + "_PASSWORD"
+	}
+	if !regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`).MatchString(name) {
+		return fmt.Errorf("--password-var %q: want a variable name", name)
+	}
+	entry, err := natsx.EdgeUserConfig(*unit, "$"+name)
+	if err != nil {
+		return err
+	}
+	_, err = fmt.Fprint(stdout, entry)
+	return err
+}

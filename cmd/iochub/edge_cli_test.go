@@ -1,0 +1,81 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/iochub/iochub/internal/edge"
+	"github.com/iochub/iochub/internal/testenv"
+	"github.com/iochub/iochub/services/aggregator/postgis"
+)
+
+// TestCLIEdge runs the edge commands as an admin would: edge-export writes
+// the catalogue of a ward, edge --check-config takes it, and edge-add,
+// edge-list and edge-remove change the hub's FEEDS sources.
+func TestCLIEdge(t *testing.T) {
+	db := testenv.PostGISWithUnits(t)
+	n := testenv.NATS(t)
+	ctx := context.Background()
+	if _, err := postgis.AddSource(ctx, db.Pool, postgis.Source{ID: "hk", UnitCode: wardIn}); err != nil {
+		t.Fatal(err)
+	}
+	file := filepath.Join(t.TempDir(), "edge.json")
+	if _, errOut, err := runCLI(t, "edge-export", "--database-url", db.URL, "--unit", wardIn, "--out", file); err != nil {
+		t.Fatalf("edge-export: %v\n%s", err, errOut)
+	}
+	f, err := os.Open(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cat, err := edge.ReadCatalog(f)
+	f.Close()
+	if err != nil || cat.Unit != wardIn || len(cat.Sources) != 1 {
+		t.Fatalf("the exported catalogue: unit %s, %d sources, %v; want %s, 1", cat.Unit, len(cat.Sources), err, wardIn)
+	}
+	out, errOut, err := runCLI(t, "edge", "--unit", wardIn, "--catalog", file, "--hub", "nats-leaf://hub:secret@hub.example:7422", "--check-config")
+	if err != nil {
+		t.Fatalf("edge --check-config: %v\n%s", err, errOut)
+	}
+	if strings.Contains(out, "secret") {
+		t.Fatalf("--check-config printed the hub password: %s", out)
+	}
+	for _, bad := range [][]string{
+		{"edge", "--unit", "0.1", "--catalog", file},
+		{"edge", "--unit", wardIn},
+		{"edge", "--unit", wardIn, "--catalog", file, "--hub", "http://hub:7422"},
+		{"edge", "--unit", wardIn, "--catalog", file, "--retain", "0s"},
+	} {
+		if _, _, err := runCLI(t, bad...); err == nil {
+			t.Errorf("%v: no error", bad)
+		}
+	}
+
+	out, errOut, err = runCLI(t, "edge-nats-user", "--unit", wardIn)
+	if err != nil || !strings.Contains(out, `"edge-`+wardIn+`"`) || !strings.Contains(out, "$NATS_EDGE_"+wardIn+"_PASSWORD") {
+		t.Fatalf("edge-nats-user: %v\n%s%s", err, out, errOut)
+	}
+	if _, errOut, err := runCLI(t, "edge-add", "--nats-url", n.URL, "--unit", wardIn); err != nil {
+		t.Fatalf("edge-add: %v\n%s", err, errOut)
+	}
+	out, _, err = runCLI(t, "edge-list", "--nats-url", n.URL)
+	if err != nil || !strings.Contains(out, "edge-"+wardIn) {
+		t.Fatalf("edge-list: %v\n%s", err, out)
+	}
+	if _, errOut, err := runCLI(t, "edge-remove", "--nats-url", n.URL, "--unit", wardIn); err != nil {
+		t.Fatalf("edge-remove: %v\n%s", err, errOut)
+	}
+	st, err := n.JS.Stream(ctx, "FEEDS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srcs := st.CachedInfo().Config.Sources; len(srcs) != 0 {
+		t.Fatalf("FEEDS sources after edge-remove: %+v", srcs)
+	}
+	if _, _, err := runCLI(t, "edge-add", "--nats-url", n.URL); !errors.Is(err, errUsage) {
+		t.Fatalf("edge-add without --unit: %v; want usage", err)
+	}
+}

@@ -1,0 +1,488 @@
+package natsx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/iochub/iochub/internal/subjects"
+	"github.com/iochub/iochub/internal/testkit"
+)
+
+// pair is a hub with its streams and an edge leaf node with its FEEDS, both in process.
+type pair struct {
+	hub, edge     *server.Server
+	hubJS, edgeJS jetstream.JetStream
+	edgeNC        *nats.Conn
+	domain        string
+	leaf          *url.URL
+	edgeDir       string
+}
+
+func startPair(t *testing.T, hubPassword string) *pair {
+	t.Helper()
+	ctx := context.Background()
+	hc := EmbeddedConfig{StoreDir: t.TempDir(), Port: -1, LeafPort: -1, HubPassword: hubPassword}
+	if hubPassword != "" {
+		hc.LeafUsers = []*server.User{EdgeLeafUser("edge-00070", "edge-secret")}
+	}
+	hub, err := StartEmbedded(hc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(hub.Shutdown)
+	var hubOpts []nats.Option
+	if hubPassword != "" {
+		hubOpts = append(hubOpts, nats.UserInfo(HubUser, hubPassword))
+	}
+	hnc, err := Connect(hub.ClientURL(), "hub", hubOpts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(hnc.Close)
+	p := &pair{hub: hub}
+	if p.hubJS, err = jetstream.New(hnc); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureStreams(ctx, p.hubJS, StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if p.domain, err = EdgeDomain("00070"); err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := url.Parse(LeafURL(hub))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if hubPassword != "" {
+		leaf.User = url.UserPassword(EdgeUser("00070"), "edge-secret")
+	}
+	p.leaf, p.edgeDir = leaf, t.TempDir()
+	p.startEdge(t)
+	return p
+}
+
+// startEdge starts (or restarts) the edge on its store directory.
+func (p *pair) startEdge(t *testing.T) {
+	t.Helper()
+	var err error
+	p.edge, err = StartEmbedded(EmbeddedConfig{StoreDir: p.edgeDir, Port: -1, ServerName: EdgeServerName("00070"),
+		Domain: p.domain, LeafRemotes: []*url.URL{p.leaf}, LeafDeny: EdgeLeafDeny, LeafReconnect: 50 * time.Millisecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.edge.Shutdown)
+	if p.edgeNC, err = Connect(p.edge.ClientURL(), "edge"); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.edgeNC.Close)
+	if p.edgeJS, err = jetstream.New(p.edgeNC); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureEdgeStream(context.Background(), p.edgeJS, EdgeStreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 10*time.Second, "the edge's leaf connection", testkit.Holds(func() bool { return p.edge.NumLeafNodes() == 1 }))
+}
+
+// stopEdge shuts the edge down, as a power cut at the lower IOC would.
+func (p *pair) stopEdge() {
+	p.edgeNC.Close()
+	p.edge.Shutdown()
+	p.edge.WaitForShutdown()
+}
+
+func streamMsgs(t *testing.T, js jetstream.JetStream) uint64 {
+	t.Helper()
+	st, err := js.Stream(context.Background(), subjects.StreamFeeds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, err := st.Info(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	return info.State.Msgs
+}
+
+// TestEdgeSourcing: what the edge stores reaches the hub's FEEDS only by
+// sourcing (a publish on ioc.feed.> at the edge does not cross the leaf
+// connection), once per message id, and the hub's restart (EnsureStreams)
+// keeps the source.
+func TestEdgeSourcing(t *testing.T) {
+	for _, pw := range []string{"", "hub-secret"} {
+		t.Run(fmt.Sprintf("password=%t", pw != ""), func(t *testing.T) {
+			p := startPair(t, pw)
+			ctx := context.Background()
+			const n = 50
+			subj := subjects.Feed("01", "00070", subjects.KindAir)
+			for i := range n {
+				ack, err := p.edgeJS.Publish(ctx, subj, []byte(fmt.Sprint(i)), jetstream.WithMsgID(fmt.Sprint("id-", i)))
+				if err != nil {
+					t.Fatal(err)
+				}
+				if ack.Domain != p.domain {
+					t.Fatalf("ack from domain %q; want %q (the edge's own stream)", ack.Domain, p.domain)
+				}
+			}
+			// Not yet a source: the leaf connection must not carry the items.
+			if got := streamMsgs(t, p.hubJS); got != 0 {
+				t.Fatalf("hub FEEDS holds %d items before sourcing; want 0 (ioc.feed.> is denied on the leaf)", got)
+			}
+			if err := AddEdgeSource(ctx, p.hubJS, p.domain); err != nil {
+				t.Fatal(err)
+			}
+			if err := AddEdgeSource(ctx, p.hubJS, p.domain); err != nil { // idempotent
+				t.Fatal(err)
+			}
+			testkit.Eventually(t, 20*time.Second, "the hub sourcing the edge", func() (bool, string) {
+				got := streamMsgs(t, p.hubJS)
+				return got == n, fmt.Sprintf("hub FEEDS holds %d of %d", got, n)
+			})
+			// The hub restarts its streams: the edge stays a source.
+			if err := EnsureStreams(ctx, p.hubJS, StreamOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			srcs, err := EdgeSources(ctx, p.hubJS)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(srcs) != 1 || srcs[0].Domain != p.domain {
+				t.Fatalf("edge sources after EnsureStreams = %+v; want %s", srcs, p.domain)
+			}
+			// A repeated id at the edge within its window is stored once there and at the hub.
+			if _, err := p.edgeJS.Publish(ctx, subj, []byte("again"), jetstream.WithMsgID("id-0")); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := p.edgeJS.Publish(ctx, subj, []byte("last"), jetstream.WithMsgID("id-last")); err != nil {
+				t.Fatal(err)
+			}
+			testkit.Eventually(t, 20*time.Second, "the last item sourced", func() (bool, string) {
+				got := streamMsgs(t, p.hubJS)
+				return got == n+1, fmt.Sprintf("hub FEEDS holds %d of %d", got, n+1)
+			})
+			// In the edge's order.
+			cons, err := p.hubJS.OrderedConsumer(ctx, subjects.StreamFeeds, jetstream.OrderedConsumerConfig{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			batch, err := cons.FetchNoWait(n + 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			i := 0
+			for m := range batch.Messages() {
+				want := fmt.Sprint("id-", i)
+				if i == n {
+					want = "id-last"
+				}
+				if got := m.Headers().Get(jetstream.MsgIDHeader); got != want {
+					t.Fatalf("hub FEEDS item %d has id %q; want %q", i, got, want)
+				}
+				i++
+			}
+			if i != n+1 {
+				t.Fatalf("read %d items from the hub; want %d", i, n+1)
+			}
+			if err := RemoveEdgeSource(ctx, p.hubJS, p.domain); err != nil {
+				t.Fatal(err)
+			}
+			if srcs, err := EdgeSources(ctx, p.hubJS); err != nil || len(srcs) != 0 {
+				t.Fatalf("edge sources after removal = %+v, %v; want none", srcs, err)
+			}
+		})
+	}
+}
+
+func TestAddEdgeSourceRefusesShortWindow(t *testing.T) {
+	s, err := StartEmbedded(EmbeddedConfig{StoreDir: t.TempDir(), Port: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown()
+	nc, err := Connect(s.ClientURL(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := EnsureStreams(ctx, js, StreamOptions{DuplicateWindow: time.Minute}); err != nil {
+		t.Fatal(err)
+	}
+	if err := AddEdgeSource(ctx, js, "edge-01"); !errors.Is(err, ErrHubWindow) {
+		t.Fatalf("AddEdgeSource with a 1m window: %v; want ErrHubWindow", err)
+	}
+}
+
+func TestEdgeDomain(t *testing.T) {
+	for _, tc := range []struct {
+		unit, want string
+		ok         bool
+	}{
+		{"00070", "edge-00070", true},
+		{"01", "edge-01", true},
+		{"ha_noi-1", "edge-ha_noi-1", true},
+		{"", "", false},
+		{"01.02", "", false},
+		{"01 02", "", false},
+		{"*", "", false},
+		{">", "", false},
+	} {
+		got, err := EdgeDomain(tc.unit)
+		if (err == nil) != tc.ok || got != tc.want {
+			t.Errorf("EdgeDomain(%q) = %q, %v; want %q, ok %t", tc.unit, got, err, tc.want, tc.ok)
+		}
+		if err != nil && !errors.Is(err, ErrEdgeUnit) {
+			t.Errorf("EdgeDomain(%q) error %v is not ErrEdgeUnit", tc.unit, err)
+		}
+	}
+	if d, ok := edgeDomainOf(EdgeAPIPrefix("edge-01")); !ok || d != "edge-01" {
+		t.Fatalf("edgeDomainOf(EdgeAPIPrefix) = %q, %t", d, ok)
+	}
+}
+
+// TestEdgeStreamFullRefusesNew: a full edge FEEDS refuses the next item and
+// keeps the first one (an accepted item is never dropped to make room).
+func TestEdgeStreamFullRefusesNew(t *testing.T) {
+	s, err := StartEmbedded(EmbeddedConfig{StoreDir: t.TempDir(), Port: -1, Domain: "edge-01"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown()
+	nc, err := Connect(s.ClientURL(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := EnsureEdgeStream(ctx, js, EdgeStreamOptions{MaxBytes: 8 << 10, Memory: true}); err != nil {
+		t.Fatal(err)
+	}
+	subj := subjects.Feed("01", "00070", subjects.KindAir)
+	body := make([]byte, 1000)
+	var refused error
+	for i := 0; i < 100 && refused == nil; i++ {
+		_, refused = js.Publish(ctx, subj, body, jetstream.WithMsgID(fmt.Sprint("id-", i)))
+	}
+	if refused == nil {
+		t.Fatal("100 KB into an 8 KiB stream: nothing refused")
+	}
+	m, err := js.Stream(ctx, subjects.StreamFeeds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	first, err := m.GetMsg(ctx, 1)
+	if err != nil {
+		t.Fatalf("the first item after the stream filled: %v; want it kept", err)
+	}
+	if got := first.Header.Get(jetstream.MsgIDHeader); got != "id-0" {
+		t.Fatalf("sequence 1 is %q; want id-0", got)
+	}
+}
+
+// TestEdgeRestartKeepsItems: an edge restarted on its store directory (same
+// server name and domain) still holds what it accepted before, and the hub
+// sources all of it once, in order, with what came after.
+func TestEdgeRestartKeepsItems(t *testing.T) {
+	p := startPair(t, "")
+	ctx := context.Background()
+	subj := subjects.Feed("01", "00070", subjects.KindAir)
+	publish := func(from, to int) {
+		t.Helper()
+		for i := from; i < to; i++ {
+			if _, err := p.edgeJS.Publish(ctx, subj, []byte(fmt.Sprint(i)), jetstream.WithMsgID(fmt.Sprint("id-", i))); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	publish(0, 20)
+	if err := AddEdgeSource(ctx, p.hubJS, p.domain); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 30*time.Second, "the first items sourced", func() (bool, string) {
+		got := streamMsgs(t, p.hubJS)
+		return got == 20, fmt.Sprintf("hub FEEDS holds %d of 20", got)
+	})
+	p.stopEdge()
+	p.startEdge(t)
+	if got := streamMsgs(t, p.edgeJS); got != 20 {
+		t.Fatalf("the restarted edge holds %d items; want the 20 it accepted", got)
+	}
+	publish(20, 40)
+	publish(0, 5) // repeats within the edge's window: dropped there
+	testkit.Eventually(t, 60*time.Second, "every item sourced after the restart", func() (bool, string) {
+		got := streamMsgs(t, p.hubJS)
+		return got == 40, fmt.Sprintf("hub FEEDS holds %d of 40", got)
+	})
+	c, err := p.hubJS.OrderedConsumer(ctx, subjects.StreamFeeds, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.FetchNoWait(40)
+	if err != nil {
+		t.Fatal(err)
+	}
+	i := 0
+	for m := range b.Messages() {
+		if got, want := m.Headers().Get(jetstream.MsgIDHeader), fmt.Sprint("id-", i); got != want {
+			t.Fatalf("hub FEEDS item %d is %q; want %q", i, got, want)
+		}
+		i++
+	}
+	if i != 40 {
+		t.Fatalf("read %d items from the hub; want 40", i)
+	}
+}
+
+// leafSubs are the subscriptions a server holds on its leaf connection.
+func leafSubs(t *testing.T, s *server.Server) []string {
+	t.Helper()
+	lz, err := s.Leafz(&server.LeafzOptions{Subscriptions: true})
+	if err != nil || len(lz.Leafs) != 1 {
+		t.Fatalf("leafz: %+v, %v; want one leaf connection", lz, err)
+	}
+	return lz.Leafs[0].Subs
+}
+
+// TestEdgeLeafUserScope: across the leaf connection of an edge logged in as
+// EdgeLeafUser, interest in other subjects crosses in neither direction (so
+// no message on them can), while the hub's JetStream API requests for the
+// edge's domain do; logged in as the hub's user, it does cross (the control).
+func TestEdgeLeafUserScope(t *testing.T) {
+	for _, restricted := range []bool{true, false} {
+		t.Run(fmt.Sprintf("edge_user=%t", restricted), func(t *testing.T) {
+			ctx := context.Background()
+			hc := EmbeddedConfig{StoreDir: t.TempDir(), Port: -1, LeafPort: -1, HubPassword: "hub-secret",
+				LeafUsers: []*server.User{EdgeLeafUser("edge-00070", "edge-secret")}}
+			hub, err := StartEmbedded(hc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(hub.Shutdown)
+			leaf, err := url.Parse(LeafURL(hub))
+			if err != nil {
+				t.Fatal(err)
+			}
+			leaf.User = url.UserPassword(HubUser, "hub-secret")
+			if restricted {
+				leaf.User = url.UserPassword(EdgeUser("00070"), "edge-secret")
+			}
+			edge, err := StartEmbedded(EmbeddedConfig{StoreDir: t.TempDir(), Port: -1, ServerName: EdgeServerName("00070"),
+				Domain: "edge-00070", LeafRemotes: []*url.URL{leaf}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(edge.Shutdown)
+			testkit.Eventually(t, 10*time.Second, "the leaf connection", testkit.Holds(func() bool { return edge.NumLeafNodes() == 1 }))
+			hnc, err := Connect(hub.ClientURL(), "hub", nats.UserInfo(HubUser, "hub-secret"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(hnc.Close)
+			enc, err := Connect(edge.ClientURL(), "edge")
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(enc.Close)
+			for _, c := range []*nats.Conn{hnc, enc} {
+				if _, err := c.SubscribeSync("secret.>"); err != nil {
+					t.Fatal(err)
+				}
+				if err := c.Flush(); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// Another edge's deliveries: this edge may not publish there.
+			other := EdgeDeliverPrefix("edge-00004") + ".>"
+			if _, err := hnc.SubscribeSync(other); err != nil {
+				t.Fatal(err)
+			}
+			// The hub sources one item from the edge: both ends have processed
+			// the subscriptions above once it has arrived.
+			hjs, err := jetstream.New(hnc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ejs, err := jetstream.New(enc)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := EnsureStreams(ctx, hjs, StreamOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if err := EnsureEdgeStream(ctx, ejs, EdgeStreamOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			if err := AddEdgeSource(ctx, hjs, "edge-00070"); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := ejs.Publish(ctx, subjects.Feed("01", "00070", subjects.KindAir), []byte("x")); err != nil {
+				t.Fatal(err)
+			}
+			testkit.Eventually(t, time.Minute, "the hub sourcing the edge's item", func() (bool, string) {
+				got := streamMsgs(t, hjs)
+				return got == 1, fmt.Sprintf("hub FEEDS holds %d", got)
+			})
+			has := func(s *server.Server, subj string) bool { return slices.Contains(leafSubs(t, s), subj) }
+			if restricted {
+				if has(hub, "secret.>") || has(edge, "secret.>") || has(edge, other) {
+					t.Fatalf("interest crossed the edge user's leaf connection: hub side %v, edge side %v", leafSubs(t, hub), leafSubs(t, edge))
+				}
+				return
+			}
+			testkit.Eventually(t, 10*time.Second, "interest in secret.> on both sides and in another edge's deliveries (control)", testkit.Holds(func() bool {
+				return has(hub, "secret.>") && has(edge, "secret.>") && has(edge, other)
+			}))
+		})
+	}
+}
+
+// TestEdgeUserConfig loads the generated user entry with nats-server's own
+// configuration loader: it must give the edge exactly EdgeLeafUser.
+func TestEdgeUserConfig(t *testing.T) {
+	t.Setenv("T_EDGE_PW", "edge-pw")
+	entry, err := EdgeUserConfig("00070", "$T_EDGE_PW")
+	if err != nil {
+		t.Fatal(err)
+	}
+	conf := filepath.Join(t.TempDir(), "auth.conf")
+	if err := os.WriteFile(conf, []byte("authorization {\n  users: [\n"+entry+"  ]\n}\nleafnodes { port: -1, no_advertise: true }\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	opts, err := server.ProcessConfigFile(conf)
+	if err != nil {
+		t.Fatalf("nats-server refuses the generated entry: %v\n%s", err, entry)
+	}
+	want := EdgeLeafUser("edge-00070", "edge-pw")
+	if len(opts.Users) != 1 {
+		t.Fatalf("users %+v; want the edge's", opts.Users)
+	}
+	u := opts.Users[0]
+	_, leafOnly := u.AllowedConnectionTypes["LEAFNODE"]
+	if u.Username != want.Username || u.Password != "edge-pw" || !leafOnly || len(u.AllowedConnectionTypes) != 1 || u.Permissions == nil ||
+		!slices.Equal(u.Permissions.Publish.Allow, want.Permissions.Publish.Allow) ||
+		!slices.Equal(u.Permissions.Subscribe.Allow, want.Permissions.Subscribe.Allow) {
+		t.Fatalf("edge user %+v (permissions %+v); want EdgeLeafUser", u, u.Permissions)
+	}
+	if _, err := EdgeUserConfig("0.1", "$X"); !errors.Is(err, ErrEdgeUnit) {
+		t.Fatalf("EdgeUserConfig of unit 0.1: %v; want ErrEdgeUnit", err)
+	}
+}
