@@ -62,7 +62,7 @@ type hub struct {
 	lastFlush time.Time
 	flushDue  bool
 	stopped   bool
-	err         error // why the hub stopped; nil after Close
+	err       error // why the hub stopped; nil after Close
 }
 
 // entity is the stored Feature of one entity, with the bounding box of its
