@@ -74,6 +74,11 @@ type Config struct {
 	// are marked stale (raising an alert) and the alerts of those that sent
 	// again cancelled; 0 means 15s, negative never.
 	StaleSweepInterval time.Duration
+	// ObservationRetention is how long raw observations are kept: every
+	// hour, the monthly partitions whose month ended longer ago are dropped
+	// (roll-ups, current states, alerts and reports are kept). 0 keeps them
+	// forever; otherwise at least MinObservationRetention.
+	ObservationRetention time.Duration
 
 	// afterCommit, when set (tests), runs right after a batch is committed and
 	// before its state is published and it is acked.
@@ -118,7 +123,42 @@ func (c Config) Validate() error {
 	if c.BatchSize < 0 || c.MaxWait < 0 || c.AckWait < 0 || c.RetryDelay < 0 || c.MaxDeliver < 0 {
 		return fmt.Errorf("%w: BatchSize, MaxWait, AckWait, RetryDelay and MaxDeliver must not be negative", ErrConfig)
 	}
+	if c.ObservationRetention != 0 && c.ObservationRetention < MinObservationRetention {
+		return fmt.Errorf("%w: ObservationRetention %s: 0 (forever) or at least %s (history, replay and the roll-ups' late corrections read the recent observations)",
+			ErrConfig, c.ObservationRetention, MinObservationRetention)
+	}
 	return nil
+}
+
+// MinObservationRetention is the shortest ObservationRetention.
+const MinObservationRetention = 7 * 24 * time.Hour
+
+// RetentionStore drops raw observations older than a cutoff
+// (postgis.Store.DropObservationsBefore).
+type RetentionStore interface {
+	DropObservationsBefore(ctx context.Context, cutoff time.Time) ([]string, error)
+}
+
+// sweepRetention drops the observations past ObservationRetention at start
+// and every hour until ctx ends.
+func (s *Service) sweepRetention(ctx context.Context, db RetentionStore) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		dropped, err := db.DropObservationsBefore(ctx, s.now().Add(-s.cfg.ObservationRetention))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.m.errors.WithLabelValues("retention").Inc()
+			s.log.Error("dropping old observations failed", "err", err)
+		case len(dropped) > 0:
+			s.log.Info("dropped observations past the retention", "partitions", dropped, "retention", s.cfg.ObservationRetention)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // RegisterFlags registers the feed consumer's settings on fs, named
@@ -133,6 +173,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.MaxDeliver, "aggregator-max-deliver", c.MaxDeliver, "deliveries of a feed item that keeps failing before it is dead-lettered; 0 retries until the cause is fixed (IOCHUB_AGGREGATOR_MAX_DELIVER)")
 	fs.DurationVar(&c.ExpiryInterval, "alert-expiry-interval", d.ExpiryInterval, "how often alerts past their expiry are published as expired; negative never (IOCHUB_ALERT_EXPIRY_INTERVAL)")
 	fs.DurationVar(&c.ReportSweepInterval, "report-sweep", d.ReportSweepInterval, "how often reports past their SLA are marked overdue; negative never (IOCHUB_REPORT_SWEEP)")
+	fs.DurationVar(&c.ObservationRetention, "observation-retention", 0, "how long raw observations are kept (monthly partitions dropped once their month is older); 0 forever, else at least 168h (IOCHUB_OBSERVATION_RETENTION)")
 	fs.DurationVar(&c.StaleSweepInterval, "stale-sweep", d.StaleSweepInterval, "how often sources silent for 3× their interval are marked stale (raising an alert); negative never (IOCHUB_STALE_SWEEP)")
 }
 

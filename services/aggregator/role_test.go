@@ -13,10 +13,12 @@ func TestRoleConfigRegisterFlags(t *testing.T) {
 	fs := flag.NewFlagSet("t", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	c.RegisterFlags(fs)
-	if err := fs.Parse([]string{"--aggregator-batch-size", "50", "--aggregator-max-deliver", "9", "--statement-timeout", "2s", "--rules-poll-interval", "1s"}); err != nil {
+	if err := fs.Parse([]string{"--aggregator-batch-size", "50", "--aggregator-max-deliver", "9", "--statement-timeout", "2s", "--rules-poll-interval", "1s",
+		"--observation-retention", "8760h"}); err != nil {
 		t.Fatal(err)
 	}
-	if c.Aggregator.BatchSize != 50 || c.Aggregator.MaxDeliver != 9 || c.Store.StatementTimeout != 2*time.Second || c.Rules.PollInterval != time.Second {
+	if c.Aggregator.BatchSize != 50 || c.Aggregator.MaxDeliver != 9 || c.Store.StatementTimeout != 2*time.Second || c.Rules.PollInterval != time.Second ||
+		c.Aggregator.ObservationRetention != 8760*time.Hour {
 		t.Errorf("flags not taken: %+v", c)
 	}
 	if c.Aggregator.AckWait != (Config{}).withDefaults().AckWait {
@@ -28,6 +30,7 @@ func TestRoleConfigRegisterFlags(t *testing.T) {
 	for _, bad := range []RoleConfig{
 		{Aggregator: Config{MaxDeliver: -1}},
 		{Store: c.Store, Rules: c.Rules, Aggregator: Config{BatchSize: -5}},
+		{Store: c.Store, Rules: c.Rules, Aggregator: Config{ObservationRetention: time.Hour}},
 	} {
 		if err := bad.Validate(); !errors.Is(err, ErrConfig) {
 			t.Errorf("%+v validates (%v); want ErrConfig", bad, err)

@@ -3,7 +3,9 @@ package postgis
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 
@@ -98,4 +100,84 @@ func (s *Store) ensurePartitions(ctx context.Context, b Batch) error {
 	}
 	s.parts.remember(specs)
 	return nil
+}
+
+// sqlObservationPartitions lists the partitions of the partitioned
+// observation tables named in $1, with their parent.
+const sqlObservationPartitions = `SELECT c.relname, p.relname
+FROM pg_inherits i JOIN pg_class c ON c.oid = i.inhrelid JOIN pg_class p ON p.oid = i.inhparent
+WHERE p.relname = ANY($1::text[])
+ORDER BY c.relname`
+
+// DropObservationsBefore drops the monthly partitions of the observation
+// tables whose whole month ends at or before cutoff (a partition named
+// otherwise, such as a default one, is left alone), under the lock that
+// serialises partition creation, and returns their names. Roll-ups, current
+// states, alerts and reports are not touched: only raw observations age out.
+// A late observation of a dropped month makes its partition again, as any
+// new month does.
+func (s *Store) DropObservationsBefore(ctx context.Context, cutoff time.Time) ([]string, error) {
+	var parents []string
+	for _, k := range kindStores {
+		if k.partitioned != "" && !slices.Contains(parents, k.partitioned) {
+			parents = append(parents, k.partitioned)
+		}
+	}
+	var dropped []string
+	err := s.BeginFunc(ctx, func(tx pgx.Tx) error {
+		dropped = dropped[:0]
+		if _, err := tx.Exec(ctx, sqlLockPartitions); err != nil {
+			return fmt.Errorf("locking partitions: %w", err)
+		}
+		rows, err := tx.Query(ctx, sqlObservationPartitions, parents)
+		if err != nil {
+			return fmt.Errorf("listing observation partitions: %w", err)
+		}
+		names, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) ([2]string, error) {
+			var v [2]string
+			err := r.Scan(&v[0], &v[1])
+			return v, err
+		})
+		if err != nil {
+			return fmt.Errorf("listing observation partitions: %w", err)
+		}
+		for _, n := range names {
+			from, ok := partitionMonth(n[1], n[0])
+			if !ok || from.AddDate(0, 1, 0).After(cutoff) {
+				continue
+			}
+			if _, err := tx.Exec(ctx, "DROP TABLE "+pgx.Identifier{n[0]}.Sanitize()); err != nil {
+				return fmt.Errorf("dropping partition %s: %w", n[0], err)
+			}
+			dropped = append(dropped, n[0])
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	s.parts.forget(dropped)
+	return dropped, nil
+}
+
+// partitionMonth reads the month of partition name of parent
+// (parent_pYYYYMM, as monthPartition names it).
+func partitionMonth(parent, name string) (time.Time, bool) {
+	rest, ok := strings.CutPrefix(name, parent+"_p")
+	if !ok || len(rest) != 6 {
+		return time.Time{}, false
+	}
+	t, err := time.Parse("200601", rest)
+	if err != nil {
+		return time.Time{}, false
+	}
+	return t.UTC(), monthPartition(parent, t).name == name
+}
+
+func (p *partitions) forget(names []string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, n := range names {
+		delete(p.known, n)
+	}
 }
