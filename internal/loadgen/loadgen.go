@@ -55,6 +55,9 @@ type Config struct {
 	// RunID makes item and station ids unique per run; empty means the
 	// start time.
 	RunID string
+	// KeepAccepted lists the ids of the accepted items in Result.AcceptedIDs
+	// (a test that checks each was stored).
+	KeepAccepted bool
 }
 
 func (c Config) withDefaults() Config {
@@ -100,6 +103,8 @@ type Result struct {
 	P50, P99, Max time.Duration
 	// FirstError is the first rejection reason or POST failure, if any.
 	FirstError string
+	// AcceptedIDs are the accepted items' ids when Config.KeepAccepted.
+	AcceptedIDs []string
 }
 
 // OfferedRate and StoredRate are events per second over the send phase and
@@ -226,6 +231,9 @@ func Run(ctx context.Context, cfg Config) (Result, error) {
 	res.Total = time.Since(start)
 	res.Behind = tr.Behind()
 	res.Seen, res.P50, res.P99, res.Max = tr.Latencies()
+	if cfg.KeepAccepted {
+		res.AcceptedIDs = tr.AcceptedIDs()
+	}
 	if err := live.Err(); err != nil && res.Behind > 0 {
 		return res, fmt.Errorf("the live view failed: %w", err)
 	}
@@ -378,6 +386,11 @@ func (g *Generator) Append(b []byte, s int) ([]byte, Ref) {
 	return b, Ref{s, k}
 }
 
+// ItemID is the id of observation r's item.
+func (g *Generator) ItemID(r Ref) string {
+	return "lg-" + g.run + "-s" + strconv.Itoa(r.Station) + "-" + strconv.Itoa(r.Seq)
+}
+
 // ParseID reads the Ref out of an observation id of this generator's run:
 // the item's id, or the hub's "<item id>@<time>".
 func (g *Generator) ParseID(id string) (Ref, bool) {
@@ -407,6 +420,19 @@ type Tracker struct {
 	seen   []int     // per station: newest seq a frame showed
 	lat    []time.Duration
 	change chan struct{}
+	// accepted are every accepted observation, for AcceptedIDs.
+	accepted []Ref
+}
+
+// AcceptedIDs are the item ids of every accepted observation.
+func (t *Tracker) AcceptedIDs() []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	out := make([]string, len(t.accepted))
+	for i, r := range t.accepted {
+		out[i] = t.g.ItemID(r)
+	}
+	return out
 }
 
 // NewTracker tracks g's observations.
@@ -435,6 +461,7 @@ func (t *Tracker) Sent(refs []Ref, at time.Time) {
 func (t *Tracker) Accepted(refs []Ref) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
+	t.accepted = append(t.accepted, refs...)
 	for _, r := range refs {
 		if r.Seq > t.acc[r.Station] {
 			t.acc[r.Station] = r.Seq

@@ -43,6 +43,9 @@ func TestGeneratorItems(t *testing.T) {
 			t.Errorf("item %d: %+v", i, it)
 		}
 		seen[it.ID] = true
+		if g.ItemID(refs[i]) != it.ID {
+			t.Errorf("item %d: ItemID %q; want %q", i, g.ItemID(refs[i]), it.ID)
+		}
 		at, err := time.Parse(time.RFC3339Nano, it.DateObserved)
 		if err != nil || at.After(time.Now()) {
 			t.Errorf("item %d: dateObserved %q (%v): want a past RFC 3339 time", i, it.DateObserved, err)
