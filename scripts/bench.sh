@@ -25,3 +25,7 @@ go test -run '^$' -bench 'Latency' -benchtime "${LATENCY_N:-300}x" ./cmd/iochub/
 # NATS → COPY → NATS pipeline of the same items): E2E_RATE events/s (20000)
 # for E2E_DURATION (60s), then as fast as each goes; one run each.
 go test -run '^$' -bench 'EndToEndLoad' -benchtime 1x -timeout 30m ./cmd/iochub/
+# The hub on 1 NATS server vs a 3-node cluster with R3 streams (5000 events/s
+# unless E2E_RATE is set), each beside raw async publishes of the same
+# replication.
+go test -run '^$' -bench 'ClusterNodes' -benchtime 1x -timeout 30m ./cmd/iochub/

@@ -22,7 +22,7 @@ import (
 // natsCluster starts n clustered nats-servers with JetStream in this process
 // (loopback, a store directory each) and returns them once JetStream has a
 // meta leader; they are shut down at the end of the test.
-func natsCluster(t *testing.T, n int) []*server.Server {
+func natsCluster(t testing.TB, n int) []*server.Server {
 	t.Helper()
 	var ports []int
 	var lns []net.Listener
