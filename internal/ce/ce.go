@@ -77,19 +77,27 @@ func (e Event) Header() nats.Header {
 	return h
 }
 
-// SetOn writes the attributes into h.
+// SetOn writes the attributes into h. The values share one backing array
+// (one allocation instead of one per header, on the ingest's path for every
+// item); each is sliced with a capacity of 1, so an Add to one header
+// reallocates it instead of overwriting the next.
 func (e Event) SetOn(h nats.Header) {
-	h[HeaderSpecVersion] = []string{SpecVersion}
-	h[HeaderID] = []string{e.ID}
-	h[HeaderSource] = []string{e.Source}
-	h[HeaderType] = []string{e.Type}
+	v := make([]string, 0, 7)
+	set := func(k, val string) {
+		v = append(v, val)
+		h[k] = v[len(v)-1 : len(v) : len(v)]
+	}
+	set(HeaderSpecVersion, SpecVersion)
+	set(HeaderID, e.ID)
+	set(HeaderSource, e.Source)
+	set(HeaderType, e.Type)
 	if e.Subject != "" {
-		h[HeaderSubject] = []string{e.Subject}
+		set(HeaderSubject, e.Subject)
 	}
 	if !e.Time.IsZero() {
-		h[HeaderTime] = []string{e.Time.UTC().Format(time.RFC3339Nano)}
+		set(HeaderTime, e.Time.UTC().Format(time.RFC3339Nano))
 	}
-	h[HeaderContentType] = []string{ContentTypeProtobuf}
+	set(HeaderContentType, ContentTypeProtobuf)
 }
 
 // FromHeader reads the attributes back; id, source and type are required.

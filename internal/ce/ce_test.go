@@ -3,6 +3,8 @@ package ce
 import (
 	"testing"
 	"time"
+
+	"github.com/nats-io/nats.go"
 )
 
 func TestHeaderRoundTrip(t *testing.T) {
@@ -21,5 +23,22 @@ func TestHeaderRoundTrip(t *testing.T) {
 	delete(h, HeaderSource)
 	if _, err := FromHeader(h); err == nil {
 		t.Fatal("missing ce-source was accepted")
+	}
+}
+
+// TestSetOnValuesIndependent: the header values share a backing array, so
+// adding to one header must not change another.
+func TestSetOnValuesIndependent(t *testing.T) {
+	h := nats.Header{}
+	Event{ID: "i", Source: "s", Type: "t", Subject: "sub", Time: time.Unix(0, 0)}.SetOn(h)
+	h.Add(HeaderID, "second")
+	if got := h.Values(HeaderSource); len(got) != 1 || got[0] != "s" {
+		t.Errorf("source after an Add to id: %v; want [s]", got)
+	}
+	if got := h.Values(HeaderID); len(got) != 2 || got[0] != "i" || got[1] != "second" {
+		t.Errorf("id after Add: %v", got)
+	}
+	if n := testing.AllocsPerRun(100, func() { Event{ID: "i", Source: "s", Type: "t", Subject: "sub"}.SetOn(nats.Header{}) }); n > 4 {
+		t.Errorf("SetOn allocates %v times; want the values in one array", n)
 	}
 }
