@@ -44,6 +44,26 @@ func (s *fastScan) ws() {
 	}
 }
 
+// next reads what follows a member or element: a comma (more: true, and the
+// whitespace after it skipped) or closer (more: false, ok: true); anything
+// else is a syntax error (more and ok false).
+func (s *fastScan) next(closer byte) (more, ok bool) {
+	s.ws()
+	if s.i >= len(s.b) {
+		return false, false
+	}
+	switch s.b[s.i] {
+	case ',':
+		s.i++
+		s.ws()
+		return true, true
+	case closer:
+		s.i++
+		return false, true
+	}
+	return false, false
+}
+
 // value skips one JSON value starting at s.i (no leading whitespace).
 func (s *fastScan) value(depth int) bool {
 	if s.i >= len(s.b) {
@@ -79,19 +99,8 @@ func (s *fastScan) value(depth int) bool {
 			if !s.value(depth + 1) {
 				return false
 			}
-			s.ws()
-			if s.i >= len(s.b) {
-				return false
-			}
-			switch s.b[s.i] {
-			case ',':
-				s.i++
-				s.ws()
-			case '}':
-				s.i++
-				return true
-			default:
-				return false
+			if more, ok := s.next('}'); !more {
+				return ok
 			}
 		}
 	case '[':
@@ -108,19 +117,8 @@ func (s *fastScan) value(depth int) bool {
 			if !s.value(depth + 1) {
 				return false
 			}
-			s.ws()
-			if s.i >= len(s.b) {
-				return false
-			}
-			switch s.b[s.i] {
-			case ',':
-				s.i++
-				s.ws()
-			case ']':
-				s.i++
-				return true
-			default:
-				return false
+			if more, ok := s.next(']'); !more {
+				return ok
 			}
 		}
 	case 't':
@@ -264,18 +262,9 @@ func (s *fastScan) object() (map[string]json.RawMessage, bool) {
 			return nil, false
 		}
 		s.members = append(s.members, member{key: key, raw: json.RawMessage(s.b[v0:s.i:s.i])})
-		s.ws()
-		if s.i >= len(s.b) {
-			return nil, false
-		}
-		switch s.b[s.i] {
-		case ',':
-			s.i++
-			s.ws()
+		if more, ok := s.next('}'); more {
 			continue
-		case '}':
-			s.i++
-		default:
+		} else if !ok {
 			return nil, false
 		}
 		m := make(map[string]json.RawMessage, len(s.members))
@@ -352,23 +341,15 @@ func fastArray(body []byte, maxItems int) (items []rawItem, ok bool) {
 		default:
 			return nil, false
 		}
-		s.ws()
-		if s.i >= len(body) {
+		if more, ok := s.next(']'); more {
+			continue
+		} else if !ok {
 			return nil, false
 		}
-		switch body[s.i] {
-		case ',':
-			s.i++
-			s.ws()
-			continue
-		case ']':
-			s.i++
-			s.ws()
-			if s.i != len(body) {
-				return nil, false
-			}
-			return items, true
+		s.ws()
+		if s.i != len(body) {
+			return nil, false
 		}
-		return nil, false
+		return items, true
 	}
 }

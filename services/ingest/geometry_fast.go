@@ -148,19 +148,11 @@ func fastNumbers(b []byte, dst []float64) (int, bool) {
 		}
 		dst[n] = v
 		n++
-		s.ws()
-		if s.i >= len(b) {
+		if more, ok := s.next(']'); !ok {
 			return 0, false
-		}
-		switch b[s.i] {
-		case ',':
-			s.i++
-		case ']':
-			s.i++
+		} else if !more {
 			s.ws()
 			return n, s.i == len(b)
-		default:
-			return 0, false
 		}
 	}
 }
@@ -185,18 +177,10 @@ func fastPositions(b []byte) ([][]float64, bool) {
 			return nil, false
 		}
 		out = append(out, c)
-		s.ws()
-		if s.i >= len(b) {
+		if more, ok := s.next(']'); !ok {
 			return nil, false
-		}
-		switch b[s.i] {
-		case ',':
-			s.i++
-		case ']':
-			s.i++
+		} else if !more {
 			return out, true
-		default:
-			return nil, false
 		}
 	}
 }
