@@ -316,24 +316,7 @@ func serveEdge(ctx context.Context, d edgeDeps) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return in.Run(gctx) })
 	g.Go(func() error { watchLink(gctx, node, d.log); return nil })
-	for i, srv := range servers {
-		g.Go(func() error {
-			if err := srv.Serve(listeners[i]); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("serving HTTP on %s: %w", listeners[i].Addr(), err)
-			}
-			return nil
-		})
-	}
-	g.Go(func() error {
-		<-gctx.Done()
-		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-		defer cancel()
-		var errs []error
-		for _, srv := range servers {
-			errs = append(errs, srv.Shutdown(sctx))
-		}
-		return errors.Join(errs...)
-	})
+	serveHTTP(g, gctx, servers, listeners, nil)
 	if d.ready != nil {
 		d.ready <- edgeReady{URL: baseURL, Node: node}
 	}

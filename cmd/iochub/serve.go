@@ -312,28 +312,12 @@ func serveRoles(ctx context.Context, d roleDeps) error {
 	for _, r := range d.extra {
 		g.Go(func() error { return r(gctx, baseURL) })
 	}
-	for i, srv := range servers {
-		g.Go(func() error {
-			if err := srv.Serve(listeners[i]); err != nil && !errors.Is(err, http.ErrServerClosed) {
-				return fmt.Errorf("serving HTTP on %s: %w", listeners[i].Addr(), err)
-			}
-			return nil
-		})
-	}
-	g.Go(func() error {
-		<-gctx.Done()
+	serveHTTP(g, gctx, servers, listeners, func() {
 		for _, r := range built {
 			if r.Close != nil {
 				r.Close()
 			}
 		}
-		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
-		defer cancel()
-		var errs []error
-		for _, srv := range servers {
-			errs = append(errs, srv.Shutdown(sctx))
-		}
-		return errors.Join(errs...)
 	})
 	if d.opsReady != nil && opsURL != "" {
 		d.opsReady <- opsURL
@@ -395,5 +379,33 @@ func bodyDeadline(h http.Handler, d time.Duration) http.Handler {
 			_ = http.NewResponseController(w).SetReadDeadline(time.Now().Add(d))
 		}
 		h.ServeHTTP(w, r)
+	})
+}
+
+// serveHTTP serves each server on its listener in g and, once gctx ends,
+// runs beforeShutdown (nil: nothing) and shuts the servers down within
+// shutdownTimeout. A server that stops for any reason other than its
+// shutdown fails g.
+func serveHTTP(g *errgroup.Group, gctx context.Context, servers []*http.Server, listeners []net.Listener, beforeShutdown func()) {
+	for i, srv := range servers {
+		g.Go(func() error {
+			if err := srv.Serve(listeners[i]); err != nil && !errors.Is(err, http.ErrServerClosed) {
+				return fmt.Errorf("serving HTTP on %s: %w", listeners[i].Addr(), err)
+			}
+			return nil
+		})
+	}
+	g.Go(func() error {
+		<-gctx.Done()
+		if beforeShutdown != nil {
+			beforeShutdown()
+		}
+		sctx, cancel := context.WithTimeout(context.Background(), shutdownTimeout)
+		defer cancel()
+		var errs []error
+		for _, srv := range servers {
+			errs = append(errs, srv.Shutdown(sctx))
+		}
+		return errors.Join(errs...)
 	})
 }
