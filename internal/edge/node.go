@@ -69,6 +69,9 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 		StoreDir: cfg.StoreDir, Host: cfg.Host, Port: cfg.Port, HubPassword: pw,
 		ServerName: natsx.EdgeServerName(cfg.Unit), Domain: domain,
 		LeafRemotes: cfg.Hub, LeafDeny: natsx.EdgeLeafDeny, LeafReconnect: cfg.LeafReconnect,
+		// The edge answers an item accepted once its one node stored it, with
+		// no replica and the hub perhaps out of reach: it must be on disk.
+		SyncAlways: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("starting the edge node of %s: %w", cfg.Unit, err)

@@ -281,7 +281,7 @@ func EdgeUser(unit string) string { return "edge-" + unit }
 // hub's JetStream API.
 func EdgeLeafUser(domain, password string) *server.User {
 	return &server.User{
-		Username: "edge-" + strings.TrimPrefix(domain, "edge-"),
+		Username: domain, // EdgeUser of the edge's unit: the domain is "edge-<unit>"
 		Password: password,
 		Permissions: &server.Permissions{
 			Publish:   &server.SubjectPermission{Allow: []string{"$JSC.R.>", EdgeDeliverPrefix(domain) + ".>"}},

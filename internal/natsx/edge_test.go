@@ -95,7 +95,8 @@ func (p *pair) startEdge(t *testing.T) {
 	testkit.Eventually(t, 10*time.Second, "the edge's leaf connection", testkit.Holds(func() bool { return p.edge.NumLeafNodes() == 1 }))
 }
 
-// stopEdge shuts the edge down, as a power cut at the lower IOC would.
+// stopEdge shuts the edge down (a clean shutdown: JetStream flushes; a power
+// cut relies on the edge syncing every write, EmbeddedConfig.SyncAlways).
 func (p *pair) stopEdge() {
 	p.edgeNC.Close()
 	p.edge.Shutdown()

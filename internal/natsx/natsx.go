@@ -58,6 +58,11 @@ type EmbeddedConfig struct {
 	// LeafUsers are users of edges (EdgeLeafUser), added to HubUser (and
 	// ReaderUser); they need HubPassword.
 	LeafUsers []*server.User
+	// SyncAlways makes JetStream fsync every write before it acknowledges
+	// it. Without it the server syncs every 2 minutes, so a power cut loses
+	// what it acknowledged since: a single node whose acknowledgement is
+	// answered "accepted" (an edge) needs it.
+	SyncAlways bool
 }
 
 // StartEmbedded starts a NATS server in this process and waits until it accepts connections.
@@ -73,6 +78,7 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 		StoreDir:   cfg.StoreDir,
 		NoSigs:     true,
 		MaxPayload: 8 << 20,
+		SyncAlways: cfg.SyncAlways,
 	}
 	if opts.ServerName == "" {
 		opts.ServerName = "iochub"
