@@ -223,6 +223,7 @@ type Gateway struct {
 	closed bool
 
 	active  atomic.Int64   // clients past the MaxClients check
+	streams atomic.Int64   // event streams past the MaxStreams check
 	writers sync.WaitGroup // one per client writer goroutine
 	hubsWG  sync.WaitGroup
 }

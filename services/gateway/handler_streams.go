@@ -203,32 +203,25 @@ const (
 	streamGatewayFull
 )
 
-// streamsTotalKey counts every event stream of the gateway in perID (a NUL
-// cannot start an identity id).
-const streamsTotalKey = "\x00streams"
-
 // acquireStream counts an event stream of principal id: streamIdentityFull
 // when id has Config.MaxStreamsPerIdentity open already, streamGatewayFull
 // when the gateway has Config.MaxStreams (each stream holds a consumer on
 // NATS, so their number is bounded as a whole, not only per identity).
 func (g *Gateway) acquireStream(id string) int {
-	g.perIDMu.Lock()
-	defer g.perIDMu.Unlock()
-	key := "streams\x00" + id
-	switch {
-	case g.perID[key] >= g.cfg.MaxStreamsPerIdentity:
-		return streamIdentityFull
-	case g.cfg.MaxStreams > 0 && g.perID[streamsTotalKey] >= g.cfg.MaxStreams:
+	if n := g.streams.Add(1); g.cfg.MaxStreams > 0 && n > int64(g.cfg.MaxStreams) {
+		g.streams.Add(-1)
 		return streamGatewayFull
 	}
-	g.perID[key]++
-	g.perID[streamsTotalKey]++
+	if !g.acquire("streams\x00"+id, g.cfg.MaxStreamsPerIdentity) {
+		g.streams.Add(-1)
+		return streamIdentityFull
+	}
 	return streamAcquired
 }
 
 func (g *Gateway) releaseStream(id string) {
 	g.release("streams\x00" + id)
-	g.release(streamsTotalKey)
+	g.streams.Add(-1)
 }
 
 // trackWriter counts one more connection Close waits for; false after Close.

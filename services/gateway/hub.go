@@ -78,8 +78,6 @@ type entity struct {
 	// stale (stale.go).
 	pair string
 	base []byte
-	// frame is json as a state frame, built at the tick that sends it.
-	frame []byte
 }
 
 func newHub(g *Gateway, province string) *hub {
@@ -326,6 +324,9 @@ const flushGapPerClient = 20 * time.Microsecond
 // province's change leaves at once, a busy one's leave together. The tick
 // sends whatever is left, as before.
 func (h *hub) nudgeLocked() {
+	if len(h.clients) == 0 {
+		return // nothing to send to: the tick (or markReady before clients join) stores the changes
+	}
 	gap := min(h.g.cfg.LiveTick, time.Duration(len(h.clients))*flushGapPerClient)
 	since := time.Since(h.lastFlush)
 	if since >= gap {
@@ -362,14 +363,16 @@ func (h *hub) flushLocked() {
 	h.lastFlush = time.Now()
 	for _, key := range h.stagedOrder {
 		e := h.staged[key]
-		e.frame = textFrame(stateFrame(e.json))
 		old, had := h.entities[key]
 		h.entities[key] = e
-		var remove []byte
+		var frame, remove []byte // built once, when a group first needs them
 		for _, g := range h.groups {
 			switch {
 			case g.params.sees(e):
-				g.add(seq, key, e.frame)
+				if frame == nil {
+					frame = textFrame(stateFrame(e.json))
+				}
+				g.add(seq, key, frame)
 			case had && g.params.sees(old):
 				if remove == nil {
 					remove = textFrame(removeFrame(key))

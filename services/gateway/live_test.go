@@ -659,3 +659,28 @@ func TestLiveLimits(t *testing.T) {
 		}
 	})
 }
+
+// TestLiveSendsWithoutTick: with a tick too long to matter, a change still
+// reaches a live view at once (nudgeLocked sends when the last send is older
+// than the hub's gap), and changes that follow within the gap arrive too,
+// sent by the send it schedules for the gap's end.
+func TestLiveSendsWithoutTick(t *testing.T) {
+	e := newLiveEnv(t, Config{LiveTick: time.Hour})
+	c := e.dial(t, "province=01")
+	if f := readFrame(t, c); f.Type != "snapshot" {
+		t.Fatalf("first frame %q; want snapshot", f.Type)
+	}
+	publish(t, e.nats.JS, airState(t, "st-1", 0, 1))
+	if f := readFrame(t, c); f.Type != "state" || obsOf(f.Entity) != obsID("st-1", 0) {
+		t.Fatalf("got %s frame at %s; want the state of st-1 without waiting for the tick", f.Type, obsOf(f.Entity))
+	}
+	publish(t, e.nats.JS, airState(t, "st-2", 0, 1), airState(t, "st-3", 0, 1), airState(t, "st-2", 1, 2))
+	got := map[string]string{}
+	for len(got) < 2 || got["air/st-2"] != obsID("st-2", 1) {
+		f := readFrame(t, c)
+		got[idOf(f.Entity)] = obsOf(f.Entity)
+	}
+	if got["air/st-3"] != obsID("st-3", 0) {
+		t.Errorf("frames %v; want st-3 too", got)
+	}
+}

@@ -26,7 +26,7 @@ const ReplayMaxAge = 2 * time.Hour
 // unit decide whether it is shown (where the wall showed it).
 const sqlReplayLatest = `(SELECT o.* FROM (%[3]s) e
     CROSS JOIN LATERAL (SELECT * FROM %[2]s x
-        WHERE x.%[1]s = e.id AND x.observed_at <= $2::timestamptz AND x.observed_at > $2::timestamptz - interval '2 hours'
+        WHERE x.%[1]s = e.id AND x.observed_at <= $2::timestamptz AND x.observed_at > $2::timestamptz - interval '%[4]d seconds'
         ORDER BY x.observed_at DESC LIMIT 1) o
     WHERE o.province = $1 AND ($3::text[] IS NULL OR o.unit_code = ANY($3::text[]))) o`
 
@@ -41,7 +41,7 @@ func replayEntitySQL(layer, idCol, table, geomCol, values, extra string) string 
         'province', o.province, 'unit', o.unit_code, 'updatedAt', o.received_at,
         'observation', json_build_object('id', o.event_id, 'time', o.observed_at,
             'values', json_strip_nulls(json_build_object(` + values + `)))` + extra + `)))::text
-FROM ` + fmt.Sprintf(sqlReplayLatest, idCol, table, entities) + `
+FROM ` + fmt.Sprintf(sqlReplayLatest, idCol, table, entities, int(ReplayMaxAge/time.Second)) + `
 ORDER BY o.` + idCol + `
 LIMIT $4`
 }
