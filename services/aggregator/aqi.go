@@ -163,11 +163,7 @@ func (b *aqiBook) rateAhead(p *pending) {
 		if b.busy[id] > 0 {
 			deferred[id] = true
 		} else {
-			st := new(aqi.Station)
-			if known := b.stations[id]; known != nil {
-				*st = known.calc
-			}
-			scratch[id] = st
+			scratch[id] = b.scratch(id)
 		}
 		b.busy[id]++
 	}
@@ -194,11 +190,7 @@ func (b *aqiBook) settle(ctx context.Context, store any, p *pending, start time.
 	// The committer alone changes the book, so it reads it without the lock.
 	scratch := map[string]*aqi.Station{}
 	for id := range p.aqi.deferred {
-		st := new(aqi.Station)
-		if known := b.stations[id]; known != nil {
-			*st = known.calc
-		}
-		scratch[id] = st
+		scratch[id] = b.scratch(id)
 	}
 	b.rateWith(p, scratch, nil)
 }
@@ -231,11 +223,7 @@ func (b *aqiBook) rate(p *pending) {
 		if _, ok := scratch[id]; ok {
 			continue
 		}
-		st := new(aqi.Station)
-		if known := b.stations[id]; known != nil {
-			*st = known.calc
-		}
-		scratch[id] = st
+		scratch[id] = b.scratch(id)
 	}
 	b.rateWith(p, scratch, nil)
 }
@@ -415,4 +403,15 @@ func minTime(a, b time.Time) time.Time {
 		return b
 	}
 	return a
+}
+
+// scratch is a copy of station id's calculator as the book holds it (a new
+// one for a station it does not know), for a batch to rate on without
+// changing the book.
+func (b *aqiBook) scratch(id string) *aqi.Station {
+	st := new(aqi.Station)
+	if known := b.stations[id]; known != nil {
+		*st = known.calc
+	}
+	return st
 }

@@ -34,8 +34,9 @@ type kindOps struct {
 	// settle, optional, finishes prepare's work in the committer right
 	// before the write, after every earlier batch was committed or given up.
 	settle func(ctx context.Context, s *Service, p *pending, start time.Time)
-	// release, optional, runs in the committer once the batch was committed
-	// or given up (failed, naked, dead-lettered), whatever prepare held for it.
+	// release, optional, runs once the batch was committed or given up (failed,
+	// naked, dead-lettered; in the committer, or in the preparer for a batch it
+	// gives up at shutdown), whatever prepare held for it; it takes its own lock.
 	release func(s *Service, p *pending)
 	// committed, optional, runs once the batch is committed, before its
 	// states are built (the AQI of the changed air stations).

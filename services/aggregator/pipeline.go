@@ -225,7 +225,8 @@ func (s *Service) commit(ctx context.Context, p *pending, split bool, out chan<-
 	res, err := s.db.WriteBatch(ctx, p.batch)
 	if err != nil {
 		if ctx.Err() != nil {
-			return // shutting down: redelivered after AckWait
+			s.nak(p.msgs) // shutting down: redelivered at once (and deduplicated if it did commit)
+			return
 		}
 		s.m.errors.WithLabelValues("write").Inc()
 		if rejected(err) || timedOut(err) {
