@@ -171,7 +171,7 @@ func runBareLoad(b *testing.B, r float64, dur time.Duration) loadgen.Result {
 					buf, ref = g.Append(buf[:0], s)
 					refs = append(refs, ref)
 					m := &nats.Msg{Subject: "bare.feed.01." + strconv.Itoa(s), Data: append([]byte(nil), buf...), Header: nats.Header{}}
-					m.Header.Set(jetstream.MsgIDHeader, g.Station(s)+"-"+strconv.Itoa(ref.Seq))
+					m.Header.Set(jetstream.MsgIDHeader, g.ItemID(ref))
 					f, err := n.JS.PublishMsgAsync(m)
 					if err != nil {
 						b.Error(err)

@@ -100,15 +100,11 @@ func runDeadletters(ctx context.Context, args []string, stdout, stderr io.Writer
 	if cmd == "list" && (q.Limit < 1 || q.Limit > 10000) {
 		return fmt.Errorf("--limit %d: want 1 to 10000", q.Limit)
 	}
-	nc, err := nats.Connect(cfg.NATSURL, nats.Name("iochub-deadletters"), nats.Timeout(cliTimeout))
+	nc, js, err := cliJetStream(cfg.NATSURL, "iochub-deadletters")
 	if err != nil {
-		return fmt.Errorf("connecting to NATS at %s: %w", cfg.NATSURL, err)
+		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("opening JetStream: %w", err)
-	}
 	ctx, cancel := context.WithTimeout(ctx, cliTimeout)
 	defer cancel()
 	switch cmd {
@@ -221,4 +217,19 @@ func queueDeadletterAction(ctx context.Context, js jetstream.JetStream, cmd stri
 	}
 	fmt.Fprintf(stdout, "%s of dead letter %d queued as action %s; the aggregator applies it and records it in audit_log\n", typ, seq, id)
 	return nil
+}
+
+// cliJetStream connects a command to NATS at url as name (within
+// cliTimeout) and opens JetStream; the caller closes the connection.
+func cliJetStream(url, name string) (*nats.Conn, jetstream.JetStream, error) {
+	nc, err := nats.Connect(url, nats.Name(name), nats.Timeout(cliTimeout))
+	if err != nil {
+		return nil, nil, fmt.Errorf("connecting to NATS at %s: %w", redactURL(url), err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		nc.Close()
+		return nil, nil, fmt.Errorf("opening JetStream: %w", err)
+	}
+	return nc, js, nil
 }

@@ -71,7 +71,7 @@ func TestGatewayReplicasResume(t *testing.T) {
 		if want := uint64(i + 1); e.Seq != want {
 			t.Errorf("event %d: iocseq %d; want %d (no gap, no repeat across gateways)", i, e.Seq, want)
 		}
-		if id, _ := e.Data["id"].(string); !strings.HasPrefix(id, fmt.Sprintf("rep-%d", i)) {
+		if id, _ := e.Data["id"].(string); !strings.HasPrefix(id, fmt.Sprintf("rep-%d@", i)) {
 			t.Errorf("event %d: data id %v; want rep-%d", i, e.Data["id"], i)
 		}
 	}

@@ -89,16 +89,12 @@ func runEdgeAdmin(ctx context.Context, cmd string, args []string, stdout, stderr
 		fmt.Fprintf(stderr, "usage: iochub %s --unit CODE [--nats-url URL]\n", cmd)
 		return errUsage
 	}
-	nc, err := nats.Connect(cfg.NATSURL, nats.Name("iochub-"+cmd))
+	nc, js, err := cliJetStream(cfg.NATSURL, "iochub-"+cmd)
 	if err != nil {
-		return fmt.Errorf("connecting to NATS at %s: %w", redactURL(cfg.NATSURL), err)
+		return err
 	}
 	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		return fmt.Errorf("opening JetStream: %w", err)
-	}
-	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	ctx, cancel := context.WithTimeout(ctx, cliTimeout)
 	defer cancel()
 	if cmd == "edge-list" {
 		return printEdges(ctx, js, stdout)

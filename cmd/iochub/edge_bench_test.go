@@ -113,7 +113,7 @@ func benchEdgeCatchUp(b *testing.B, sourced bool) {
 			if code, res, err := edgePost(er.URL, token, []map[string]any{item}); err != nil || code != http.StatusAccepted || res.Accepted != 1 {
 				b.Fatalf("POST of the first item: HTTP %d, %v", code, err)
 			}
-			testkit.Eventually(b, 5*time.Minute, "the hub sourcing the edge", testkit.Holds(func() bool { return benchCount(b, hubJS, subjects.StreamFeeds) == 1 }))
+			testkit.Eventually(b, 5*time.Minute, "the hub sourcing the edge", testkit.Holds(func() bool { return streamCount(b, hubJS, subjects.StreamFeeds) == 1 }))
 			warm = 1
 		}
 		proxy.Cut()
@@ -155,7 +155,7 @@ func benchEdgeCatchUp(b *testing.B, sourced bool) {
 		for err := range errs {
 			b.Fatal(err)
 		}
-		if got := benchCount(b, hubJS, subjects.StreamFeeds); got != uint64(warm) {
+		if got := streamCount(b, hubJS, subjects.StreamFeeds); got != uint64(warm) {
 			b.Fatalf("the hub holds %d items while the link is cut", got)
 		}
 
@@ -182,7 +182,7 @@ func benchEdgeCatchUp(b *testing.B, sourced bool) {
 		}
 		var first time.Time
 		for {
-			got := benchCount(b, hubJS, subjects.StreamFeeds)
+			got := streamCount(b, hubJS, subjects.StreamFeeds)
 			if got > uint64(warm) && first.IsZero() {
 				first = time.Now()
 			}
@@ -253,7 +253,7 @@ func rawSourcing(b *testing.B, ctx context.Context, hubJS, edgeJS jetstream.JetS
 		Sources: []*jetstream.StreamSource{{Name: "RAWSRC"}}}); err != nil {
 		b.Fatal(err)
 	}
-	for benchCount(b, hubJS, "RAWDST") < uint64(n) {
+	for streamCount(b, hubJS, "RAWDST") < uint64(n) {
 		if time.Since(t0) > 5*time.Minute {
 			b.Fatal("raw sourcing did not finish in 5 minutes")
 		}
@@ -262,17 +262,4 @@ func rawSourcing(b *testing.B, ctx context.Context, hubJS, edgeJS jetstream.JetS
 	d := time.Since(t0)
 	b.StopTimer()
 	return float64(n) / d.Seconds()
-}
-
-func benchCount(b *testing.B, js jetstream.JetStream, stream string) uint64 {
-	b.Helper()
-	st, err := js.Stream(context.Background(), stream)
-	if err != nil {
-		b.Fatal(err)
-	}
-	info, err := st.Info(context.Background())
-	if err != nil {
-		b.Fatal(err)
-	}
-	return info.State.Msgs
 }

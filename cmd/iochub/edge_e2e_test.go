@@ -369,15 +369,15 @@ func edgeConsumers(t *testing.T, js jetstream.JetStream) int {
 	return info.State.Consumers
 }
 
-func streamCount(t *testing.T, js jetstream.JetStream) uint64 {
-	t.Helper()
-	st, err := js.Stream(context.Background(), subjects.StreamFeeds)
+func streamCount(tb testing.TB, js jetstream.JetStream, stream string) uint64 {
+	tb.Helper()
+	st, err := js.Stream(context.Background(), stream)
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	info, err := st.Info(context.Background())
 	if err != nil {
-		t.Fatal(err)
+		tb.Fatal(err)
 	}
 	return info.State.Msgs
 }
@@ -529,7 +529,7 @@ func TestEdgeLinkCutReconciles(t *testing.T) {
 	loadDone := time.Now()
 	testkit.Eventually(t, 2*time.Minute, "every accepted item stored at the hub", func() (bool, string) {
 		rows, _ := count()
-		return rows >= len(want), fmt.Sprintf("%d of %d rows; hub FEEDS holds %d", rows, len(want), streamCount(t, eh.hubJS))
+		return rows >= len(want), fmt.Sprintf("%d of %d rows; hub FEEDS holds %d", rows, len(want), streamCount(t, eh.hubJS, subjects.StreamFeeds))
 	})
 	t.Logf("load %s, then stored at the hub in %s", loadDone.Sub(start).Round(time.Millisecond), time.Since(loadDone).Round(time.Millisecond))
 	if rows, distinct := count(); rows != len(want) || distinct != len(want) {
