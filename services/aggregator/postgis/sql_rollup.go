@@ -40,24 +40,26 @@ SELECT l, e, d, u, $5 FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4:
 ORDER BY l, e, d, u
 ON CONFLICT DO NOTHING`
 
+// sqlSelectMemberDays is what the reads of rollup_member_day return: a row's
+// key, its version, its first 121 slots and its minutes k.lo…k.hi.
+const sqlSelectMemberDays = `SELECT m.layer, m.entity, m.day, m.unit_code, m.version,
+    substring(m.grades FROM 1 FOR 121), substring(m.grades FROM 122 + k.lo FOR k.hi - k.lo + 1)
+`
+
 // sqlLockMemberDays reads and locks the rows of rollup_member_day $1…$4
 // (layer, entity, day, unit; given in key order, which the nested loop over
 // the primary key keeps, so writers lock in one order): their version,
 // their first 121 slots (day, hours, quarters) and their minutes $5…$6
 // (0…1439). A batch counts its members from them and writes them back
 // (sqlUpdateMemberDays) before its commit.
-const sqlLockMemberDays = `SELECT m.layer, m.entity, m.day, m.unit_code, m.version,
-    substring(m.grades FROM 1 FOR 121), substring(m.grades FROM 122 + k.lo FOR k.hi - k.lo + 1)
-FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::integer[], $6::integer[]) AS k (l, e, d, u, lo, hi)
+const sqlLockMemberDays = sqlSelectMemberDays + `FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::integer[], $6::integer[]) AS k (l, e, d, u, lo, hi)
 JOIN LATERAL (SELECT * FROM rollup_member_day m
     WHERE m.layer = k.l AND m.entity = k.e AND m.day = k.d AND m.unit_code = k.u
     FOR UPDATE) m ON true`
 
 // sqlLockEntityDays is sqlLockMemberDays for every unit of the entities $2
 // of layers $1 in the days $3 (in key order), minutes $4…$5.
-const sqlLockEntityDays = `SELECT m.layer, m.entity, m.day, m.unit_code, m.version,
-    substring(m.grades FROM 1 FOR 121), substring(m.grades FROM 122 + k.lo FOR k.hi - k.lo + 1)
-FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::integer[], $5::integer[]) AS k (l, e, d, lo, hi)
+const sqlLockEntityDays = sqlSelectMemberDays + `FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::integer[], $5::integer[]) AS k (l, e, d, lo, hi)
 JOIN LATERAL (SELECT * FROM rollup_member_day m
     WHERE m.layer = k.l AND m.entity = k.e AND m.day = k.d
     ORDER BY m.unit_code
@@ -66,9 +68,7 @@ JOIN LATERAL (SELECT * FROM rollup_member_day m
 // sqlReadEntityDays is sqlLockEntityDays without the lock: a batch that
 // writes the rows only at the version it read (sqlUpdateMemberDays) and
 // creates the rows it did not find (sqlCreateMemberDays) needs none.
-const sqlReadEntityDays = `SELECT m.layer, m.entity, m.day, m.unit_code, m.version,
-    substring(m.grades FROM 1 FOR 121), substring(m.grades FROM 122 + k.lo FOR k.hi - k.lo + 1)
-FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::integer[], $5::integer[]) AS k (l, e, d, lo, hi)
+const sqlReadEntityDays = sqlSelectMemberDays + `FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::integer[], $5::integer[]) AS k (l, e, d, lo, hi)
 JOIN rollup_member_day m ON m.layer = k.l AND m.entity = k.e AND m.day = k.d`
 
 // sqlCreateMemberDays creates the rows of rollup_member_day $1…$4 (layer,
