@@ -101,30 +101,16 @@ func fastGeometry(raw json.RawMessage, at string, allowed []string) (out fastDec
 		}
 		return fastDecoded{g: Geometry{Type: "Point", Polys: [][][]float64{{{buf[0], buf[1]}}}}}, true
 	case "LineString":
-		cs, ok := fastPositions(coords)
+		xy, ok, err := fastLine(coords, at+".coordinates")
 		if !ok {
 			return out, false
 		}
-		if len(cs) < 2 {
-			return out, false
-		}
-		xy, err := positions(cs, at+".coordinates")
 		if err != nil {
 			return fastDecoded{err: err}, true
 		}
 		return fastDecoded{g: Geometry{Type: typ, Polys: [][][]float64{{xy}}}}, true
 	}
 	return out, false
-}
-
-// fastPosition reads [n, n] or [n, n, n] (b is valid JSON already).
-func fastPosition(b []byte) ([]float64, bool) {
-	var c [3]float64
-	n, ok := fastNumbers(b, c[:])
-	if !ok || n < 2 {
-		return nil, false
-	}
-	return slices.Clone(c[:n]), true
 }
 
 // fastNumbers reads an array of up to len(dst) numbers into dst.
@@ -157,30 +143,45 @@ func fastNumbers(b []byte, dst []float64) (int, bool) {
 	}
 }
 
-// fastPositions reads [[n, n], ...] of at most MaxVertices positions.
-func fastPositions(b []byte) ([][]float64, bool) {
+// fastLine reads the positions [[n, n], ...] of a LineString (at least 2,
+// at most MaxVertices) into one flat xy, checking each as positions does
+// (the first fault, named as positions names it, is the error); ok is false
+// where the slow path must read it.
+func fastLine(b []byte, at string) (xy []float64, ok bool, err error) {
 	s := fastScan{b: b}
 	s.ws()
 	if s.i >= len(b) || b[s.i] != '[' {
-		return nil, false
+		return nil, false, nil
 	}
 	s.i++
-	var out [][]float64
+	n := 0
 	for {
 		s.ws()
 		v0 := s.i
-		if len(out) >= MaxVertices || !s.value(1) {
-			return nil, false
+		if n >= MaxVertices || !s.value(1) {
+			return nil, false, nil
 		}
-		c, ok := fastPosition(b[v0:s.i])
-		if !ok {
-			return nil, false
+		var c [3]float64
+		k, ok := fastNumbers(b[v0:s.i], c[:])
+		if !ok || k < 2 {
+			return nil, false, nil
 		}
-		out = append(out, c)
+		if why := positionFault(c[:k]); why != "" && err == nil {
+			err = &geometryError{at + "[" + strconv.Itoa(n) + "]", why}
+		}
+		xy = append(xy, c[0], c[1])
+		n++
 		if more, ok := s.next(']'); !ok {
-			return nil, false
+			return nil, false, nil
 		} else if !more {
-			return out, true
+			break
 		}
 	}
+	if n < 2 {
+		return nil, false, nil
+	}
+	if err != nil {
+		return nil, true, err
+	}
+	return xy, true, nil
 }
