@@ -262,14 +262,16 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 		MaxMsgsPerSubject: 1,
 		Discard:           jetstream.DiscardOld,
 	}
-	// The sources of FEEDS are the edge nodes an admin added (AddEdgeSource):
-	// keep them, so that a restarted hub goes on sourcing its edges.
-	if st, err := js.Stream(ctx, feeds.Name); err == nil {
-		feeds.Sources = st.CachedInfo().Config.Sources
-	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
-		return fmt.Errorf("reading stream %s: %w", feeds.Name, err)
-	}
 	for _, cfg := range []jetstream.StreamConfig{feeds, state, actions, deadletter, rollups} {
+		// The sources are what an admin added: the edge nodes of FEEDS
+		// (AddEdgeSource), the province hubs of a national hub's ROLLUPS and
+		// STATE (AddProvinceSources). Keep them, so that a restarted hub goes
+		// on sourcing.
+		if st, err := js.Stream(ctx, cfg.Name); err == nil {
+			cfg.Sources = st.CachedInfo().Config.Sources
+		} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+			return fmt.Errorf("reading stream %s: %w", cfg.Name, err)
+		}
 		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
 			return fmt.Errorf("creating stream %s: %w", cfg.Name, err)
 		}

@@ -25,6 +25,8 @@ var constructors = map[string]func(a []string) string{
 	"StateProvince":    func(a []string) string { return StateProvince(a[0]) },
 	"Rollup":           func(a []string) string { return Rollup(a[0], a[1], a[2], a[3]) },
 	"RollupProvince":   func(a []string) string { return RollupProvince(a[0]) },
+	"RollupUnitAll":    func(a []string) string { return RollupUnitAll(a[0], a[1]) },
+	"StateLayerAll":    func(a []string) string { return StateLayerAll(a[0], a[1]) },
 	"Action":           func(a []string) string { return Action(a[0], a[1], a[2]) },
 	"Deadletter":       func(a []string) string { return Deadletter(a[0], a[1]) },
 	"DeadletterFilter": func(a []string) string { return DeadletterFilter(a[0], a[1]) },

@@ -115,6 +115,12 @@ func StateProvince(province string) string {
 	return "ioc.state." + Token(province) + ".>"
 }
 
+// StateLayerAll is the wildcard of every state of one layer of a province:
+// ioc.state.<province>.<layer>.>.
+func StateLayerAll(province, layer string) string {
+	return "ioc.state." + Token(province) + "." + layer + ".>"
+}
+
 // ParseState splits a state subject into its parts.
 func ParseState(subject string) (province, layer, entity string, err error) {
 	p := strings.SplitN(subject, ".", 5)
@@ -133,6 +139,22 @@ func Rollup(province, unit, layer, window string) string {
 // RollupProvince is the wildcard of every roll-up of a province: ioc.rollup.<province>.>.
 func RollupProvince(province string) string {
 	return "ioc.rollup." + Token(province) + ".>"
+}
+
+// RollupUnitAll is the wildcard of every roll-up of one unit filed under
+// province: ioc.rollup.<province>.<unit>.> (a province's own roll-ups are
+// RollupUnitAll(p, p)).
+func RollupUnitAll(province, unit string) string {
+	return "ioc.rollup." + Token(province) + "." + Token(unit) + ".>"
+}
+
+// ParseRollupUnitAll is the province and unit of a RollupUnitAll wildcard.
+func ParseRollupUnitAll(filter string) (province, unit string, err error) {
+	p := strings.Split(filter, ".")
+	if len(p) != 5 || p[0] != "ioc" || p[1] != "rollup" || p[4] != ">" {
+		return "", "", fmt.Errorf("parsing roll-up filter %q: %w", filter, ErrBadSubject)
+	}
+	return Untoken(p[2]), Untoken(p[3]), nil
 }
 
 // ParseRollup splits a roll-up subject into its parts.
