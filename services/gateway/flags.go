@@ -27,6 +27,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.StreamFetch, "stream-fetch", d.StreamFetch, "messages each event stream's consumer pulls ahead of its client (IOCHUB_STREAM_FETCH)")
 	fs.Float64Var(&c.ReplayRate, "stream-replay-rate", d.ReplayRate, "replayed events per second shared by all event streams; negative means no limit (IOCHUB_STREAM_REPLAY_RATE)")
 	fs.IntVar(&c.MaxStreamsPerIdentity, "max-streams-per-identity", d.MaxStreamsPerIdentity, "event streams one identity may keep open (IOCHUB_MAX_STREAMS_PER_IDENTITY)")
+	fs.StringVar(&c.Level, "level", d.Level, "the hub's level: province, or national (its streams source province hubs' roll-ups and alerts; docs/edge.md) (IOCHUB_LEVEL)")
+	fs.DurationVar(&c.ProvinceStaleAfter, "province-stale-after", d.ProvinceStaleAfter, "at the national level, how old a province's newest roll-up may be before the province is shown stale (IOCHUB_PROVINCE_STALE_AFTER)")
 	fs.IntVar(&c.MaxStreams, "max-streams", d.MaxStreams, "event streams the gateway keeps open at once across identities; more get 503; negative means no cap (IOCHUB_MAX_STREAMS)")
 }
 

@@ -94,7 +94,23 @@ type Config struct {
 	// MaxStreams caps the event streams of the whole gateway; one more is
 	// refused with 503 and Retry-After. 0 means 10000; negative means no cap.
 	MaxStreams int
+	// Level is the hub's level: LevelProvince ("" means it) or
+	// LevelNational, a hub whose ROLLUPS and STATE source the roll-ups and
+	// alerts of province hubs (natsx.AddProvinceSources). At the national
+	// level the view of VN (/v1/live?unit=VN) carries every province's own
+	// roll-ups beside VN's, each marked "hubStale" while its province's
+	// newest roll-up is older than ProvinceStaleAfter (national.go).
+	Level string
+	// ProvinceStaleAfter is how old a province's newest roll-up may be at
+	// the national level before the province is shown stale. 0 means 2 minutes.
+	ProvinceStaleAfter time.Duration
 }
+
+// The levels of a hub (Config.Level).
+const (
+	LevelProvince = "province"
+	LevelNational = "national"
+)
 
 // withDefaults returns c with zero fields set to their defaults.
 func (c Config) withDefaults() Config {
@@ -143,6 +159,12 @@ func (c Config) withDefaults() Config {
 	if c.MaxStreams == 0 {
 		c.MaxStreams = 10000
 	}
+	if c.Level == "" {
+		c.Level = LevelProvince
+	}
+	if c.ProvinceStaleAfter == 0 {
+		c.ProvinceStaleAfter = 2 * time.Minute
+	}
 	return c
 }
 
@@ -166,6 +188,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("StreamStall %s: must not be negative: %w", c.StreamStall, ErrBadConfig)
 	case c.ResetAttempts < 0:
 		return fmt.Errorf("ResetAttempts %d: must not be negative: %w", c.ResetAttempts, ErrBadConfig)
+	case c.Level != LevelProvince && c.Level != LevelNational:
+		return fmt.Errorf("level %q: want %s or %s: %w", c.Level, LevelProvince, LevelNational, ErrBadConfig)
+	case c.ProvinceStaleAfter < 0:
+		return fmt.Errorf("ProvinceStaleAfter %s: must not be negative: %w", c.ProvinceStaleAfter, ErrBadConfig)
 	}
 	for _, p := range c.Provinces {
 		if _, err := parseProvince(map[string][]string{"province": {p}}); err != nil {
@@ -365,6 +391,7 @@ func (g *Gateway) startHub(province string, rollupsOnly bool) (*hub, error) {
 	}
 	h := newHub(g, province)
 	h.rollupsOnly = rollupsOnly
+	h.national = rollupsOnly && province == nationalCode && g.cfg.Level == LevelNational
 	g.hubs[key] = h
 	g.m.hubs.Inc()
 	g.hubsWG.Add(1)

@@ -29,9 +29,12 @@ type hub struct {
 	// (/v1/live?unit=): its province is the unit's code, the token of its
 	// roll-ups' subjects; it consumes ROLLUPS only.
 	rollupsOnly bool
-	log         *slog.Logger
-	messages    prometheus.Counter
-	bad         prometheus.Counter
+	// national marks the view of VN at a national hub (national.go): it
+	// carries every province's own roll-ups and their staleness.
+	national bool
+	log      *slog.Logger
+	messages prometheus.Counter
+	bad      prometheus.Counter
 
 	ready     chan struct{} // closed once the snapshot is complete
 	readyOnce sync.Once
@@ -57,6 +60,9 @@ type hub struct {
 	// the "<source>/<unit>" each is about; staleCount counts them per pair (stale.go).
 	staleAlerts map[string]string
 	staleCount  map[string]int
+	// provinces are the province hubs whose roll-ups a national view
+	// received, by code (national.go).
+	provinces map[string]*provinceLink
 	// lastFlush is when flushLocked last sent something; flushDue says a
 	// flush is scheduled (nudgeLocked).
 	lastFlush time.Time
@@ -100,6 +106,7 @@ func newHub(g *Gateway, province string) *hub {
 
 		staleAlerts:  make(map[string]string),
 		staleCount:   make(map[string]int),
+		provinces:    make(map[string]*provinceLink),
 		rollupsReady: make(chan struct{}),
 	}
 }
@@ -142,10 +149,20 @@ func (h *hub) tick(ctx context.Context) {
 	defer t.Stop()
 	ping := time.NewTicker(h.g.cfg.PingInterval)
 	defer ping.Stop()
+	var links <-chan time.Time // national.go
+	if h.national {
+		lt := time.NewTicker(linkCheckInterval(h.g.cfg.ProvinceStaleAfter))
+		defer lt.Stop()
+		links = lt.C
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
+		case <-links:
+			h.mu.Lock()
+			h.checkProvincesLocked(time.Now())
+			h.mu.Unlock()
 		case <-t.C:
 			h.mu.Lock()
 			h.flushLocked()
@@ -523,6 +540,11 @@ func (h *hub) stop(err error) {
 	for c := range h.clients {
 		c.closeWith(code, text)
 		c.grp = nil
+	}
+	for _, l := range h.provinces {
+		if l.stale {
+			h.g.m.provincesStale.Dec()
+		}
 	}
 	clear(h.clients)
 	clear(h.groups)

@@ -24,6 +24,11 @@ type rollupEntry struct {
 	start               time.Time
 	frame               []byte // {"type":"rollup","rollup":R}
 	json                []byte // R
+	// province is the province hub the roll-up comes from, at the national
+	// level (its own roll-ups); base is R as received, which json is with
+	// "hubStale": true while that province is stale (national.go).
+	province string
+	base     []byte
 }
 
 // wantsRollup reports whether a client with these params receives the
@@ -40,8 +45,12 @@ func (p liveParams) wantsRollup(e rollupEntry) bool {
 // consumer fails (the error): the last roll-up of every subject, then each
 // new one.
 func (h *hub) runRollups(ctx context.Context) error {
+	filter := subjects.RollupProvince(h.province)
+	if h.national {
+		filter = subjects.RollupsAll // VN's and the provinces' own: all a national hub sources (national.go)
+	}
 	cons, err := h.g.deps.JS.OrderedConsumer(ctx, subjects.StreamRollups, jetstream.OrderedConsumerConfig{
-		FilterSubjects:   []string{subjects.RollupProvince(h.province)},
+		FilterSubjects:   []string{filter},
 		DeliverPolicy:    jetstream.DeliverLastPerSubjectPolicy,
 		MaxResetAttempts: h.g.cfg.ResetAttempts,
 	})
@@ -93,9 +102,16 @@ func (h *hub) markRollupsReady() {
 // than the one kept or staged (a late correction) replaces nothing.
 func (h *hub) handleRollup(subject string, data []byte) {
 	h.messages.Inc()
-	_, unit, layer, window, err := subjects.ParseRollup(subject)
+	province, unit, layer, window, err := subjects.ParseRollup(subject)
+	from := ""
+	if err == nil && h.national {
+		if from = nationalRollupProvince(province, unit); from == "" && province != h.province {
+			return // a finer unit's: not in the national view
+		}
+	}
 	var head struct {
 		WindowStart time.Time `json:"windowStart"`
+		UpdatedAt   time.Time `json:"updatedAt"`
 	}
 	if err == nil && len(data) > maxRollupBytes {
 		err = fmt.Errorf("roll-up of %d bytes; at most %d kept", len(data), maxRollupBytes)
@@ -108,14 +124,17 @@ func (h *hub) handleRollup(subject string, data []byte) {
 		h.log.Warn("skipping roll-up", "subject", subject, "err", err)
 		return
 	}
-	e := rollupEntry{unit: unit, layer: layer, window: window, start: head.WindowStart, json: data}
-	e.frame = textFrame(append(append([]byte(`{"type":"rollup","rollup":`), data...), '}'))
+	e := rollupEntry{unit: unit, layer: layer, window: window, start: head.WindowStart, province: from, base: data}
 	key := "rollup:" + unit + "/" + layer + "/" + window
 	h.mu.Lock()
 	defer h.mu.Unlock()
 	if h.stopped {
 		return
 	}
+	if from != "" {
+		h.seenProvinceLocked(from, head.UpdatedAt)
+	}
+	e = h.markedRollup(e)
 	old, ok := h.stagedRollups[key]
 	if !ok {
 		old, ok = h.rollups[key]
@@ -123,12 +142,7 @@ func (h *hub) handleRollup(subject string, data []byte) {
 	if ok && e.start.Before(old.start) {
 		return
 	}
-	if _, ok := h.stagedRollups[key]; ok {
-		h.g.m.framesConflate.Inc()
-	} else {
-		h.stagedRollupsOrder = append(h.stagedRollupsOrder, key)
-	}
-	h.stagedRollups[key] = e
+	h.stageRollupLocked(key, e)
 	h.nudgeLocked()
 }
 

@@ -15,6 +15,7 @@ type metrics struct {
 	hubMessages    *prometheus.CounterVec
 	hubBadMessages *prometheus.CounterVec
 	hubs           prometheus.Gauge
+	provincesStale prometheus.Gauge
 	streamClients  prometheus.Gauge
 	streamEvents   prometheus.Counter
 	streamClosed   *prometheus.CounterVec
@@ -50,6 +51,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "iochub", Subsystem: "gateway", Name: "hubs",
 			Help: "Province hubs running.",
 		}),
+		provincesStale: prometheus.NewGauge(prometheus.GaugeOpts{
+			Namespace: "iochub", Subsystem: "gateway", Name: "provinces_stale",
+			Help: "Province hubs the national view shows stale: their newest roll-up is older than --province-stale-after.",
+		}),
 		streamClients: prometheus.NewGauge(prometheus.GaugeOpts{
 			Namespace: "iochub", Subsystem: "gateway", Name: "stream_clients",
 			Help: "Event stream clients (/v1/streams, WebSocket and SSE) connected.",
@@ -66,7 +71,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.clients, m.framesSent, m.framesConflate, m.dropped, m.hubMessages, m.hubBadMessages, m.hubs, m.streamClients, m.streamEvents, m.streamClosed} {
+	for _, c := range []prometheus.Collector{m.clients, m.framesSent, m.framesConflate, m.dropped, m.hubMessages, m.hubBadMessages, m.hubs, m.provincesStale, m.streamClients, m.streamEvents, m.streamClosed} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering gateway metrics: %w", err)
 		}
