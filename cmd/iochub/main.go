@@ -11,6 +11,7 @@
 //	iochub identities create        create a viewer, operator or admin scoped to provinces and print its token
 //	iochub deadletters list|show|redrive|discard   the feed items accepted but not stored
 //	iochub edge --unit CODE         a lower-level IOC's edge node (docs/edge.md); edge-export, edge-add, edge-remove, edge-list on the hub
+//	iochub national-add --province CODE   at a national hub (serve --level national), source a province hub's roll-ups and alerts
 //
 // Flags take precedence over IOCHUB_* environment variables, which take precedence over defaults.
 package main
@@ -66,6 +67,9 @@ commands:
   edge-add|edge-remove --unit CODE   make the hub's FEEDS source an edge, or stop it
   edge-list              list the edges the hub sources, with their lag
   edge-nats-user --unit CODE   print the hub's nats-server user for an edge's leaf connection
+  national-add|national-remove --province CODE   at a national hub, source a province hub's roll-ups and alerts, or stop
+  national-list          list the province hubs the national hub sources, with their lag
+  national-nats-user --province CODE   print the national hub's nats-server user for a province hub's leaf connection
 
 Run 'iochub <command> -h' for the flags of a command.
 `
@@ -116,6 +120,10 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 		return runEdgeAdmin(ctx, args[0], args[1:], stdout, stderr)
 	case "edge-nats-user":
 		return runEdgeNATSUser(args[1:], stdout, stderr)
+	case "national-add", "national-remove", "national-list":
+		return runNationalAdmin(ctx, args[0], args[1:], stdout, stderr)
+	case "national-nats-user":
+		return runNationalNATSUser(args[1:], stdout, stderr)
 	case "-h", "--help", "help":
 		fmt.Fprint(stdout, usage)
 		return nil
