@@ -184,6 +184,10 @@ type unitsParams struct {
 func parseUnitsQuery(q url.Values) (unitsParams, error) {
 	var p unitsParams
 	prov, err := parseProvince(q)
+	if vs := q["province"]; len(vs) == 1 && vs[0] == nationalCode {
+		// The national unit and its provinces: the map of a national wall.
+		prov, err = nationalCode, nil
+	}
 	if err != nil {
 		return p, err
 	}
@@ -207,6 +211,9 @@ func parseUnitsQuery(q url.Values) (unitsParams, error) {
 			return p, fmt.Errorf("parameter at: %w: %w", err, ErrBadParam)
 		}
 		p.At = t
+	}
+	if p.Province == nationalCode && !p.At.IsZero() {
+		return p, fmt.Errorf("parameter at: the national map is today's only (province=VN without at): %w", ErrBadParam)
 	}
 	return p, nil
 }

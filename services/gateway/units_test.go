@@ -12,6 +12,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/iochub/iochub/internal/schema"
 	"github.com/iochub/iochub/internal/testenv"
 )
 
@@ -136,11 +137,36 @@ func TestUnits(t *testing.T) {
 		}
 	})
 
+	t.Run("VN and its provinces, the national wall's map", func(t *testing.T) {
+		if err := schema.EnsureNational(context.Background(), db.Pool); err != nil { // what iochub dev and units import do
+			t.Fatal(err)
+		}
+		resp, body := getUnits(t, srv.URL, "province=VN&simplify=0.01")
+		var vn unitsFC
+		if err := json.Unmarshal(body, &vn); err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("status %d %s, %v", resp.StatusCode, body, err)
+		}
+		var want int
+		if err := db.Pool.QueryRow(context.Background(), `SELECT count(*) FROM admin_unit WHERE level = 'province' AND valid_to IS NULL`).Scan(&want); err != nil {
+			t.Fatal(err)
+		}
+		if len(vn.Features) != want+1 || vn.Features[0].ID != "VN" || want < 34 {
+			t.Fatalf("got %d features, first %s; want VN then its %d provinces (34)", len(vn.Features), vn.Features[0].ID, want)
+		}
+		for _, f := range vn.Features[1:] {
+			if f.Properties.Level != "province" || f.Properties.ParentCode == nil || *f.Properties.ParentCode != "VN" || f.Geometry.Type != "MultiPolygon" {
+				t.Fatalf("%s: %+v; want a province of VN with its boundary", f.ID, f.Properties)
+			}
+		}
+	})
+
 	for _, tt := range []struct {
 		query  string
 		status int
 	}{
 		{"province=99", http.StatusNotFound},
+		{"province=VN&province=VN", http.StatusBadRequest},
+		{"province=VN&at=2025-06-01", http.StatusBadRequest},
 		{"province=1", http.StatusBadRequest},
 		{"province=01&simplify=5", http.StatusBadRequest},
 		{"", http.StatusBadRequest},
