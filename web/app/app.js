@@ -1,10 +1,10 @@
 // app.js puts the wall screen together: the live connection feeds the store,
 // the store marks what changed, and the batcher redraws the map and panels at
 // most once per animation frame (and ~4 times a second), however many frames
-// arrive. URL parameters: province (default 01), bbox, layer (air, traffic,
+// arrive. URL parameters: province (default 01; VN: the national wall), bbox, layer (air, traffic,
 // water: what colours the wards), kiosk=1 (no controls), rotate=N (seconds
 // between layers; kiosk default 60).
-import { provinceOf, takeEarlyUnits, UNITS_ACCEPT, unitsURL } from './early.js';
+import { liveQuery, NATIONAL, provinceOf, takeEarlyUnits, UNITS_ACCEPT, unitsURL } from './early.js';
 import { t, lang, setLang, apply } from './i18n.js';
 import { $ } from './dom.js';
 import { LiveStore } from './store.js';
@@ -28,6 +28,8 @@ import { TREND_WINDOW, TRENDS, TrendChart, TrendSeries, trendQuery, trendRollup 
 performance.mark('iochub:app-start');
 const params = new URLSearchParams(location.search);
 const province = provinceOf(params);
+/** the national wall (?province=VN): the provinces coloured by their own roll-ups, no live entities */
+const national = province === NATIONAL;
 const kiosk = params.get('kiosk') === '1';
 const rotateSeconds = Math.max(0, Number(params.get('rotate') ?? (kiosk ? 60 : 0)) || 0);
 /** @type {string} */
@@ -181,7 +183,8 @@ function initMap() {
   m.on('moveend', () => declutterLabels(lastWatch));
   // Zoomed in past what the simplified boundaries hold: fetch them whole, once.
   m.on('zoomend', () => {
-    if (unitsDetail === 'simplified' && needsDetail(m.getZoom(), fitZoom)) loadUnitsDetail();
+    // The national wall keeps its simplified provinces: a country's whole boundaries are too heavy for a screen.
+    if (unitsDetail === 'simplified' && national === false && needsDetail(m.getZoom(), fitZoom)) loadUnitsDetail();
   });
 }
 
@@ -354,7 +357,7 @@ function flush() {
   if (dirty.has('report') || dirty.has('reports')) {
     renderReports(store.entities, mapState === 'ready' ? map : null, focusEntity);
   }
-  if (dirty.has('legend')) renderUnitLegend(layer);
+  if (dirty.has('legend')) renderUnitLegend(layer, national);
   renderKpis(provinceKpis(store, province, now), watch.slice(0, MAX_WATCH).map((w) => ({
     code: w.code, name: unitName(w.code), color: w.color, value: watchValue(w),
   })));
@@ -482,7 +485,8 @@ function setUnits(features, refit = true) {
     const p = f.properties ?? {};
     const code = p.code ?? f.id;
     units.set(code, p);
-    if (p.level === 'province' || code === province) provinceFeature = f;
+    // On the national wall the provinces are the units coloured; VN has the outline (if any).
+    if (code === province || (p.level === 'province' && !national)) provinceFeature = f;
     else if (f.geometry) {
       wardFeatures.push(f);
       labelPoints.set(code, labelPoint(f.geometry));
@@ -568,8 +572,7 @@ async function signedOut() {
 function liveURL() {
   const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
   // ?bbox= on the page limits the live view to that box (a wall screen showing part of a province).
-  const bbox = params.get('bbox') ? `&bbox=${encodeURIComponent(/** @type {string} */ (params.get('bbox')))}` : '';
-  return `${proto}//${location.host}/v1/live?province=${encodeURIComponent(province)}${bbox}&rollups=${TREND_WINDOW},1h`;
+  return `${proto}//${location.host}/v1/live?${liveQuery(province, params.get('bbox'), `${TREND_WINDOW},1h`)}`;
 }
 
 const live = new LiveConnection({
@@ -759,6 +762,8 @@ function setLayer(l) {
 }
 
 if (kiosk) document.body.classList.add('kiosk');
+// The national wall has no replay: /v1/replay is a province's (its past states).
+if (national) $('replay').style.display = 'none';
 for (const b of document.querySelectorAll('#layers button')) {
   b.addEventListener('click', () => {
     setLayer(/** @type {HTMLElement} */ (b).dataset.layer ?? 'air');
@@ -793,6 +798,7 @@ globalThis.iochub = Object.freeze({
     map: mapState,
     lang: lang(),
     province,
+    national,
     kiosk,
     layer,
     wards: shown.wards,

@@ -6,13 +6,20 @@
 // the URL: the browser has no session cookie before app.js trades it.
 import { UNITS_SIMPLIFY } from './geo.js';
 
+/** NATIONAL is the national unit: ?province=VN is the national wall, its provinces coloured by their own roll-ups. */
+export const NATIONAL = 'VN';
+
+/** NATIONAL_SIMPLIFY is the boundaries' simplification of the national wall, in degrees (~500 m: a country on one screen). */
+export const NATIONAL_SIMPLIFY = 0.005;
+
 /**
- * provinceOf is the page's province: ?province=NN, default 01.
+ * provinceOf is the page's province: ?province=NN, or VN for the national
+ * wall; default 01.
  * @param {URLSearchParams} params
  */
 export function provinceOf(params) {
   const p = params.get('province') ?? '';
-  return /^\d{2}$/.test(p) ? p : '01';
+  return /^\d{2}$/.test(p) || p === NATIONAL ? p : '01';
 }
 
 /**
@@ -22,7 +29,22 @@ export function provinceOf(params) {
  * @param {boolean} [whole]
  */
 export function unitsURL(province, whole = false) {
-  return `/v1/units?province=${encodeURIComponent(province)}${whole ? '' : `&simplify=${UNITS_SIMPLIFY}`}`;
+  const simplify = province === NATIONAL ? NATIONAL_SIMPLIFY : UNITS_SIMPLIFY;
+  return `/v1/units?province=${encodeURIComponent(province)}${whole ? '' : `&simplify=${simplify}`}`;
+}
+
+/**
+ * liveQuery is the query of the wall's /v1/live: its province's view
+ * (with bbox, when given), or for the national wall the view of VN, which
+ * at a national hub carries every province's own roll-ups (docs/api.md).
+ * @param {string} province
+ * @param {string | null} bbox
+ * @param {string} rollups comma-separated windows
+ */
+export function liveQuery(province, bbox, rollups) {
+  if (province === NATIONAL) return `unit=${NATIONAL}&rollups=${rollups}`;
+  const box = bbox ? `&bbox=${encodeURIComponent(bbox)}` : '';
+  return `province=${encodeURIComponent(province)}${box}&rollups=${rollups}`;
 }
 
 export const UNITS_ACCEPT = { Accept: 'application/geo+json, application/json' };

@@ -51,6 +51,8 @@ export function congestionColor(share) {
  */
 export function unitColor(layer, r) {
   if (!r) return null;
+  // At a national hub, the roll-up of a province whose hub is down or cut off (docs/api.md).
+  if (r.hubStale) return HUB_STALE_COLOR;
   switch (layer) {
     case 'air':
       return bandColor(r.worstBand);
@@ -64,6 +66,9 @@ export function unitColor(layer, r) {
       return null;
   }
 }
+
+/** HUB_STALE_COLOR fills a province whose hub is stale on the national wall: grey, never a band's colour. */
+export const HUB_STALE_COLOR = '#5a5f6b';
 
 /**
  * counts reads a roll-up's {"0": n, …} map as an array of length n.

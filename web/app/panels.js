@@ -6,7 +6,7 @@ import { $, esc } from './dom.js';
 import { fmtNumber, fmtTime, fmtTimeLeft } from './format.js';
 import { AQI_BANDS } from './aqi_bands.js';
 import { ackOf, alertInfo, alertTitle, expiresAt, severityOf, SEVERITIES, SEVERITY_COLORS } from './alerts.js';
-import { CONGESTION_SCALE, WATER_ALARM_COLORS } from './kpi.js';
+import { CONGESTION_SCALE, HUB_STALE_COLOR, WATER_ALARM_COLORS } from './kpi.js';
 import { TRENDS } from './trend.js';
 
 /** @typedef {import('./store.js').Feature} Feature */
@@ -32,17 +32,21 @@ export function renderAQILegend() {
 }
 
 /**
- * renderUnitLegend says what the ward colours mean for layer.
+ * renderUnitLegend says what the ward colours mean for layer (the
+ * provinces' on the national wall, where a stale province hub has its own).
  * @param {string} layer
+ * @param {boolean} [national]
  */
-export function renderUnitLegend(layer) {
+export function renderUnitLegend(layer, national = false) {
   /** @type {[string, string][]} */
   let rows = [];
   if (layer === 'air') rows = AQI_BANDS.map((b) => [b.color, t(`aqi.band${b.level}`)]);
   else if (layer === 'traffic') rows = CONGESTION_SCALE.map((s, i) => [s.color, t(`congestion.${i}`)]);
   else if (layer === 'water') rows = WATER_ALARM_COLORS.map((c, i) => [c, t(`water.alarm${i}`)]);
+  if (national) rows.push([HUB_STALE_COLOR, t('unitLegend.hubStale')]);
   rows.push(['#1c2a4a', t('unitLegend.none')]);
-  $('unit-legend').innerHTML = `<h3>${esc(t(`unitLegend.${layer}`))}</h3><ul>${rows.map(([c, n]) =>
+  const title = national ? t(`unitLegend.national.${layer}`) : t(`unitLegend.${layer}`);
+  $('unit-legend').innerHTML = `<h3>${esc(title)}</h3><ul>${rows.map(([c, n]) =>
     `<li><i class="sw area" style="background:${esc(c)}"></i>${esc(n)}</li>`).join('')}</ul>`;
   for (const b of document.querySelectorAll('#layers button')) {
     const el = /** @type {HTMLElement} */ (b);

@@ -28,6 +28,7 @@
  * @property {number} [levelMax]
  * @property {number} [opened]
  * @property {number} [overdue]
+ * @property {boolean} [hubStale] at a national hub: the province's hub sent nothing for too long
  */
 
 /**

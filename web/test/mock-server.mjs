@@ -25,6 +25,7 @@ import { fileURLToPath } from 'node:url';
 import path from 'node:path';
 import { AQI_BANDS } from '../app/aqi_bands.js';
 import { UNITS_SIMPLIFY } from '../app/geo.js';
+import { NATIONAL_SIMPLIFY } from '../app/early.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const appDir = path.resolve(here, '..', 'app');
@@ -184,6 +185,34 @@ function centroid(geometry) {
     n++;
   }
   return [round7(sx / n), round7(sy / n)];
+}
+
+// loadNationalUnits is /v1/units?province=VN: the national unit (no
+// boundary) and the 34 provinces of the seed.
+async function loadNationalUnits() {
+  const provinces = JSON.parse(await readFile(path.join(seedDir, 'vn_provinces_2025_34.geojson'), 'utf8'));
+  return {
+    type: 'FeatureCollection',
+    features: [
+      { type: 'Feature', id: 'VN', geometry: null, properties: { code: 'VN', level: 'national', parentCode: null, name: 'Việt Nam', nameEn: 'Viet Nam' } },
+      ...provinces.features.map((f) => ({
+        type: 'Feature', id: f.properties.code, geometry: f.geometry,
+        properties: { code: f.properties.code, level: 'province', parentCode: 'VN', name: f.properties.name, nameEn: f.properties.nameEn },
+      })),
+    ],
+  };
+}
+
+// nationalRollups are the provinces' own air roll-ups of the hour, as a
+// national hub's view of VN carries them: bands 1..6 in turn, and 79's hub
+// stale (docs/api.md).
+export function nationalRollups(templates, codes) {
+  const start = Math.floor(Date.now() / 3600e3) * 3600e3;
+  return codes.map((code, i) => ({
+    ...structuredClone(templates.air), unit: code, province: code, window: '1h',
+    windowStart: new Date(start).toISOString(), windowEnd: new Date(start + 3600e3).toISOString(),
+    worstBand: 1 + (i % 6), aqiMax: 40 + 50 * (i % 6), ...(code === '79' ? { hubStale: true } : {}),
+  }));
 }
 
 async function loadUnits() {
@@ -393,6 +422,9 @@ export async function startMock({ port = 0, host = '127.0.0.1', tickMs = 300, ve
   const units = await loadUnits();
   const unitsBody = JSON.stringify(units);
   // The gateway's answer at the tolerance the wall asks for (testdata/SOURCES.md).
+  const nationalBody = JSON.stringify(await loadNationalUnits());
+  /** @type {Set<import('node:net').Socket>} the views of VN */
+  const nationalSockets = new Set();
   const simplifiedBody = gunzipSync(await readFile(path.join(here, 'testdata', `units-01-simplify-${UNITS_SIMPLIFY}.geojson.gz`)));
   let unitsRequests = 0;
   const golden = await loadGolden();
@@ -411,6 +443,18 @@ export async function startMock({ port = 0, host = '127.0.0.1', tickMs = 300, ve
 
   const server = createServer(async (req, res) => {
     const url = new URL(req.url, 'http://mock');
+    if (req.method === 'GET' && url.pathname === '/v1/units' && url.searchParams.get('province') === 'VN') {
+      const simplify = url.searchParams.get('simplify');
+      if (simplify !== String(NATIONAL_SIMPLIFY)) {
+        res.writeHead(400, { 'Content-Type': 'application/problem+json' });
+        res.end(JSON.stringify({ title: 'bad request', detail: `the mock has the national units at simplify=${NATIONAL_SIMPLIFY} only, not ${simplify}` }));
+        return;
+      }
+      unitsRequests++;
+      res.writeHead(200, { 'Content-Type': 'application/geo+json' });
+      res.end(nationalBody);
+      return;
+    }
     if (req.method === 'GET' && url.pathname === '/v1/units') {
       if (url.searchParams.get('province') !== '01') {
         res.writeHead(404, { 'Content-Type': 'application/problem+json' });
@@ -552,6 +596,15 @@ export async function startMock({ port = 0, host = '127.0.0.1', tickMs = 300, ve
     });
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => sockets.delete(socket));
+    if (url.searchParams.get('unit') === 'VN') {
+      // The view of VN at a national hub: no snapshot, no states; the provinces' roll-ups.
+      nationalSockets.add(socket);
+      sockets.delete(socket);
+      socket.on('close', () => nationalSockets.delete(socket));
+      const codes = JSON.parse(nationalBody).features.filter((f) => f.properties.level === 'province').map((f) => f.properties.code);
+      socket.write(textFrame(JSON.stringify({ type: 'rollups', unit: 'VN', rollups: nationalRollups(templates, codes) })));
+      return;
+    }
     socket.write(textFrame(JSON.stringify(snapshotFrame(golden, '01', [...world.entities.values()]))));
     if (url.searchParams.has('rollups')) {
       // As the gateway: the roll-ups it holds, in one frame after the snapshot.
@@ -585,6 +638,7 @@ export async function startMock({ port = 0, host = '127.0.0.1', tickMs = 300, ve
     async close() {
       clearInterval(timer);
       for (const s of sockets) s.destroy();
+      for (const s of nationalSockets) s.destroy();
       await new Promise((resolve) => server.close(resolve));
     },
   };

@@ -261,6 +261,24 @@ mockOnly('the wall screen reconnects and takes the new snapshot', async (t) => {
   assert.deepEqual(ours, [], 'page errors');
 });
 
+mockOnly('the national wall colours the 34 provinces by their own roll-ups, a stale province hub in grey', async (t) => {
+  const { page, errors } = await openWall(t, new URL('?province=VN', base).href);
+  await waitStats(page, () => window.iochub?.stats().map === 'ready' && window.iochub.stats().wards === 34 && window.iochub.stats().rollups === 34,
+    'the 34 provinces and their roll-ups');
+  const s = await stats(page);
+  assert.equal(s.national, true);
+  assert.equal(s.snapshots, 0, 'a view by unit has no snapshot');
+  assert.equal(s.entities, 0, 'no live entity at the national level');
+  const codes = await page.evaluate(() => window.iochub.wardCodes());
+  assert.ok(codes.includes('01') && codes.includes('79') && !codes.includes('VN'), 'provinces, not VN itself, are the coloured units');
+  // 01 is the first province of the mock: band 1; 79 is stale: grey, whatever its band.
+  await waitStats(page, () => window.iochub.wardFill('01') === '#00E400' && window.iochub.wardFill('79') === '#5a5f6b', 'the provinces coloured');
+  assert.equal(await page.locator('#unit-legend h3').textContent(), 'Tỉnh/thành: mức VN_AQI cao nhất trong giờ');
+  assert.match(await page.locator('#unit-legend').textContent() ?? '', /Mất kết nối trung tâm tỉnh/);
+  assert.equal(await page.locator('#replay').isVisible(), false, 'no replay at the national level');
+  assert.deepEqual(errors.map(String), [], 'page errors');
+});
+
 mockOnly('a burst of frames is drawn in a few redraws and nothing is lost', async (t) => {
   const { page, errors } = await openWall(t);
   await waitStats(page, () => window.iochub?.stats().snapshots === 1 && window.iochub.stats().map === 'ready', 'the first snapshot and the map');

@@ -2,7 +2,7 @@
 // query the wall starts while the page loads.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { provinceOf, takeEarlyUnits, unitsURL } from '../../app/early.js';
+import { liveQuery, NATIONAL, NATIONAL_SIMPLIFY, provinceOf, takeEarlyUnits, unitsURL } from '../../app/early.js';
 
 test('the province of the page: two digits, else 01', () => {
   assert.equal(provinceOf(new URLSearchParams('province=79')), '79');
@@ -18,4 +18,13 @@ test('the wall asks for simplified boundaries, whole ones only when told', () =>
 
 test('without a page there is no early request', async () => {
   assert.equal(await takeEarlyUnits(), null);
+});
+
+test('the national wall: province=VN, its provinces simplified more, the live view of VN', () => {
+  assert.equal(provinceOf(new URLSearchParams('province=VN')), 'VN');
+  assert.equal(provinceOf(new URLSearchParams('province=vn')), '01');
+  assert.equal(unitsURL(NATIONAL), `/v1/units?province=VN&simplify=${NATIONAL_SIMPLIFY}`);
+  assert.equal(liveQuery('VN', '1,2,3,4', '1m,1h'), 'unit=VN&rollups=1m,1h', 'no bbox in a view by unit');
+  assert.equal(liveQuery('01', null, '1m,1h'), 'province=01&rollups=1m,1h');
+  assert.equal(liveQuery('01', '105,20,106,21', '1h'), 'province=01&bbox=105%2C20%2C106%2C21&rollups=1h');
 });

@@ -9,7 +9,7 @@ import { LiveConnection } from '../../app/connection.js';
 import { FrameBatcher } from '../../app/batcher.js';
 import { LiveStore, isOlder } from '../../app/store.js';
 import { activeAlerts, alertInfo, severityOf } from '../../app/alerts.js';
-import { bandColor, congestionColor, nextLayer, provinceKpis, unitColor, unitColors } from '../../app/kpi.js';
+import { bandColor, congestionColor, HUB_STALE_COLOR, nextLayer, provinceKpis, unitColor, unitColors } from '../../app/kpi.js';
 
 test('numbers in Vietnamese and English format', () => {
   assert.equal(fmtNumber(1234.56, 'vi'), '1.234,6');
@@ -212,6 +212,15 @@ test('unit colours follow the roll-up of the chosen layer', () => {
   s.apply({ type: 'rollups', rollups: [roll('00070', 'air', 'x', { worstBand: 1 })] });
   assert.deepEqual([...unitColors(s, ['00070', '00073'], 'air')], [['00070', '#00E400'], ['00073', null]]);
   assert.deepEqual(['air', 'traffic', 'water'].map(nextLayer), ['traffic', 'water', 'air']);
+});
+
+test('on the national wall a province whose hub is stale is grey whatever its figures', () => {
+  assert.equal(unitColor('air', roll('01', 'air', 'x', { worstBand: 5, hubStale: true })), HUB_STALE_COLOR);
+  assert.equal(unitColor('traffic', roll('01', 'traffic', 'x', { segmentsReporting: 0, hubStale: true })), HUB_STALE_COLOR);
+  assert.equal(unitColor('air', roll('01', 'air', 'x', { worstBand: 5 })), '#8F3F97', 'the mark cleared: its colour again');
+  const s = new LiveStore();
+  s.apply({ type: 'rollups', unit: 'VN', rollups: [roll('01', 'air', 'x', { worstBand: 2 }), roll('79', 'air', 'x', { worstBand: 2, hubStale: true })] });
+  assert.deepEqual([...unitColors(s, ['01', '79'], 'air')], [['01', '#FFFF00'], ['79', HUB_STALE_COLOR]]);
 });
 
 test('the tiles of a province from its roll-ups and live entities', () => {
