@@ -31,12 +31,17 @@ type provinceLink struct {
 
 // nationalRollupProvince is the province hub a roll-up filed under province
 // for unit comes from at the national level: the province itself for its
-// own roll-ups; "" for any other (VN's, a group's, a finer unit's).
+// own roll-ups (a province code files them under itself); "" for any other
+// (VN's, a custom group's, which are filed under their own code too, a
+// finer unit's).
 func nationalRollupProvince(province, unit string) string {
-	if province == unit && province != nationalCode {
-		return province
+	if province != unit {
+		return ""
 	}
-	return ""
+	if _, err := parseProvince(map[string][]string{"province": {province}}); err != nil {
+		return ""
+	}
+	return province
 }
 
 // linkCheckInterval is how often a national view looks for provinces

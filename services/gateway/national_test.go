@@ -53,7 +53,9 @@ func TestNationalView(t *testing.T) {
 	publishRollupAt(t, e, "VN", "VN", "air", "1h", 30, now)
 	publishRollupAt(t, e, "01", "01", "air", "1h", 10, now)
 	publishRollupAt(t, e, "79", "79", "air", "1h", 20, now)
-	publishRollupAt(t, e, "01", "00070", "air", "1h", 3, now) // a ward's: a province hub does not send it, nor shows the view
+	publishRollupAt(t, e, "01", "00070", "air", "1h", 3, now)          // a ward's: a province hub does not send it, nor shows the view
+	publishRollupAt(t, e, "metro", "metro", "air", "1h", 4, now)       // a custom group's: not a province
+	publishRollupAt(t, e, "VN", "VN", "traffic", "1h", 5, time.Time{}) // VN's own: never marked
 
 	c := e.dial(t, "unit=VN&rollups=1h")
 	f := readRollupFrame(t, c)
@@ -61,8 +63,8 @@ func TestNationalView(t *testing.T) {
 	for _, r := range f.Rollups {
 		got[r["unit"].(string)] = r
 	}
-	if f.Type != "rollups" || len(got) != 3 || got["VN"] == nil || got["01"] == nil || got["79"] == nil {
-		t.Fatalf("first frame %+v; want the roll-ups of VN, 01 and 79", f)
+	if f.Type != "rollups" || len(f.Rollups) != 4 || got["VN"] == nil || got["01"] == nil || got["79"] == nil {
+		t.Fatalf("first frame %+v; want the roll-ups of VN (air, traffic), 01 and 79", f)
 	}
 	for u, r := range got {
 		if r["hubStale"] != nil {
