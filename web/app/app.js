@@ -375,9 +375,27 @@ function flush() {
     m?.once('idle', () => {
       firstUsefulMs = performance.now();
       performance.mark('iochub:first-useful-frame');
+      runAfterFirstFrame();
     });
   }
 }
+
+// Work the first useful frame need not wait for (the trends' history
+// requests, their JSON and charts) waits for it, or at most 10 s (no map, no
+// wards, a slow first frame).
+/** @type {(() => void)[] | null} */
+let afterFirstFrame = [];
+/** @param {() => void} fn */
+function whenFirstFrame(fn) {
+  if (afterFirstFrame === null) fn();
+  else afterFirstFrame.push(fn);
+}
+function runAfterFirstFrame() {
+  const fns = afterFirstFrame ?? [];
+  afterFirstFrame = null;
+  for (const fn of fns) fn();
+}
+setTimeout(runAfterFirstFrame, 10_000);
 
 // drawAlertsSoon redraws the alert list within a few milliseconds of an
 // alert's change (a new alert, an acknowledgement from another wall), not at
@@ -602,7 +620,10 @@ const live = new LiveConnection({
     if (msg.type === 'snapshot') {
       if (store.snapshots === 1) performance.mark('iochub:first-snapshot');
       live.snapshotTaken();
-      if (Date.now() - trendsLoadedAt > 60_000) loadTrends();
+      if (Date.now() - trendsLoadedAt > 60_000) {
+        trendsLoadedAt = Date.now();
+        whenFirstFrame(loadTrends);
+      }
     }
     batcher.schedule();
   },
@@ -880,7 +901,7 @@ initMap();
 // a wall's kiosk, a reload) opens the live view at once, beside the sign-in
 // round trip; a socket or a units request refused for want of a session
 // waits for the sign-in (the login form) and tries again. The live view's
-// first snapshot loads the trends (after what the first frame needs).
+// first snapshot loads the trends, once the first useful frame is painted.
 if (early) {
   loadUnits();
   live.start();
