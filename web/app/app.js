@@ -27,6 +27,10 @@ import { TREND_WINDOW, TRENDS, TrendChart, TrendSeries, trendQuery, trendRollup 
 
 performance.mark('iochub:app-start');
 const params = new URLSearchParams(location.search);
+// Without a one-time code the browser holds its session cookie already, or
+// has none: the live view and the units need not wait for the sign-in.
+const early = !params.has('code');
+const signedIn = signIn();
 const province = provinceOf(params);
 /** the national wall (?province=VN): the provinces coloured by their own roll-ups, no live entities */
 const national = province === NATIONAL;
@@ -374,9 +378,27 @@ function flush() {
     m?.once('idle', () => {
       firstUsefulMs = performance.now();
       performance.mark('iochub:first-useful-frame');
+      runAfterFirstFrame();
     });
   }
 }
+
+// Work the first useful frame need not wait for (the trends' history
+// requests, their JSON and charts) waits for it, or at most 10 s (no map, no
+// wards, a slow first frame).
+/** @type {(() => void)[] | null} */
+let afterFirstFrame = [];
+/** @param {() => void} fn */
+function whenFirstFrame(fn) {
+  if (afterFirstFrame === null) fn();
+  else afterFirstFrame.push(fn);
+}
+function runAfterFirstFrame() {
+  const fns = afterFirstFrame ?? [];
+  afterFirstFrame = null;
+  for (const fn of fns) fn();
+}
+setTimeout(runAfterFirstFrame, 10_000);
 
 // drawAlertsSoon redraws the alert list within a few milliseconds of an
 // alert's change (a new alert, an acknowledgement from another wall), not at
@@ -431,7 +453,10 @@ async function loadUnits() {
       // The first try takes the request early.js started while the page
       // loaded, if it succeeded (a 401 then was before signIn: ask again).
       let res = await takeEarlyUnits();
-      if (!res?.ok) res = await fetch(unitsURL(province), { headers: UNITS_ACCEPT });
+      if (!res?.ok) {
+        await signedIn;
+        res = await fetch(unitsURL(province), { headers: UNITS_ACCEPT });
+      }
       if (res.status === 401) {
         await showLogin(t('login.again'));
         continue;
@@ -598,7 +623,10 @@ const live = new LiveConnection({
     if (msg.type === 'snapshot') {
       if (store.snapshots === 1) performance.mark('iochub:first-snapshot');
       live.snapshotTaken();
-      if (Date.now() - trendsLoadedAt > 60_000) loadTrends();
+      if (Date.now() - trendsLoadedAt > 60_000) {
+        trendsLoadedAt = Date.now();
+        whenFirstFrame(loadTrends);
+      }
     }
     batcher.schedule();
   },
@@ -608,6 +636,8 @@ const live = new LiveConnection({
     drawStatus();
   },
   beforeRetry: async (code, wasOnline) => {
+    // A socket opened before the sign-in was done (an early start) waits for it.
+    await signedIn;
     // 4003: the identity was revoked. A refused upgrade (401) only shows as
     // 1006 here, so after a failed open ask the gateway who is signed in.
     if (code === 4003 || (!wasOnline && code === 1006 && await signedOut())) {
@@ -872,8 +902,20 @@ setInterval(() => mark('list', 'reports', 'fills'), 30000); // expiries, time le
 renderAQILegend();
 apply(document);
 initMap();
-// Units and the live view need a signed-in browser (session.js).
-ack.can = !kiosk && mayAck(await signIn());
+// Units and the live view need a signed-in browser (session.js). A browser
+// that comes back with its session cookie (no one-time ?code= to trade first:
+// a wall's kiosk, a reload) opens the live view at once, beside the sign-in
+// round trip; a socket or a units request refused for want of a session
+// waits for the sign-in (the login form) and tries again. The live view's
+// first snapshot loads the trends, once the first useful frame is painted.
+if (early) {
+  loadUnits();
+  live.start();
+}
+ack.can = !kiosk && mayAck(await signedIn);
 performance.mark('iochub:signed-in');
-loadUnits();
-live.start(); // its first snapshot loads the trends (after what the first frame needs)
+mark('list'); // the acknowledge buttons, if the list was drawn before
+if (!early) {
+  loadUnits();
+  live.start();
+}

@@ -26,6 +26,15 @@ const SEVERITY_COLOR = ['match', ['get', 'sev'], ...Object.entries(SEVERITY_COLO
 /** The sources the app fills, in drawing order of their layers. */
 export const SOURCES = ['wards', 'province', 'alerts', 'traffic', 'water', 'weather', 'air'];
 
+/**
+ * Sources of points drawn as circles only. A circle is drawn by the tile its
+ * point falls in, whole, across the tile's edges (MapLibre's circle bucket
+ * skips the points of a tile's buffer), so these sources are tiled without a
+ * buffer: the worker clips and lays out each point once, not in its
+ * neighbours too (the default buffer is a quarter of a tile on each side).
+ */
+export const POINT_SOURCES = ['water', 'weather', 'air'];
+
 /** Layers a click looks at, first wins. */
 export const CLICK_LAYERS = ['air-circles', 'water-circles', 'weather-circles', 'traffic-points', 'traffic-lines', 'alert-points', 'alert-fill', 'wards-fill'];
 
@@ -40,7 +49,10 @@ const EMPTY = /** @type {any} */ ({ type: 'FeatureCollection', features: [] });
 export function createMap(container, controls) {
   const map = new maplibregl.Map({
     container,
-    style: { version: 8, sources: {}, layers: [{ id: 'background', type: 'background', paint: { 'background-color': '#0b1220' } }] },
+    // No background layer: the canvas is transparent over #map's own background
+    // (style.css, the same colour), which spares the CPU-drawn WebGL a
+    // full-screen pass per frame.
+    style: { version: 8, sources: {}, layers: [] },
     center: [105.85, 21.03],
     zoom: 9,
     attributionControl: false,
@@ -99,26 +111,34 @@ export function sizePaint(scale) {
 
 /**
  * addLayers adds every source (empty) and layer once, after the map loaded,
- * with the sizes of sizePaint(scale).
+ * with the sizes of sizePaint(scale). The layers start hidden: a hidden
+ * layer's source loads no tiles, so the map paints nothing until setSource
+ * gives a source its first features (no frames of an empty map while the
+ * page waits for the boundaries and the snapshot).
  * @param {MapLibreMap} map
  * @param {number} [scale]
  */
 export function addLayers(map, scale = 1) {
   for (const id of SOURCES) {
-    map.addSource(id, { type: 'geojson', data: EMPTY, ...(id === 'wards' ? { promoteId: 'code' } : {}) });
+    map.addSource(id, {
+      type: 'geojson', data: EMPTY,
+      ...(id === 'wards' ? { promoteId: 'code' } : {}),
+      ...(POINT_SOURCES.includes(id) ? { buffer: 0 } : {}),
+    });
   }
   /** @type {any[]} */
   const layers = [
     {
       id: 'wards-fill', type: 'fill', source: 'wards',
-      paint: { 'fill-color': ['coalesce', ['feature-state', 'fill'], WARD_NO_DATA], 'fill-opacity': 0.62 },
+      // No fill-antialias outline: wards-line draws the borders.
+      paint: { 'fill-color': ['coalesce', ['feature-state', 'fill'], WARD_NO_DATA], 'fill-opacity': 0.62, 'fill-antialias': false },
     },
     { id: 'wards-line', type: 'line', source: 'wards', paint: { 'line-color': '#7f93c8', 'line-opacity': 0.7 } },
     { id: 'province-line', type: 'line', source: 'province', paint: { 'line-color': '#b8c7ff' } },
     {
       id: 'alert-fill', type: 'fill', source: 'alerts',
       filter: ['match', ['geometry-type'], ['Polygon', 'MultiPolygon'], true, false],
-      paint: { 'fill-color': SEVERITY_COLOR, 'fill-opacity': 0.3 },
+      paint: { 'fill-color': SEVERITY_COLOR, 'fill-opacity': 0.3, 'fill-antialias': false }, // alert-line draws the outline
     },
     {
       id: 'alert-line', type: 'line', source: 'alerts',
@@ -157,7 +177,7 @@ export function addLayers(map, scale = 1) {
   ];
   const byId = new Map(layers.map((l) => [l.id, l]));
   for (const [id, prop, value] of sizePaint(scale)) byId.get(id).paint[prop] = value;
-  for (const l of layers) map.addLayer(l);
+  for (const l of layers) map.addLayer({ ...l, layout: { ...l.layout, visibility: 'none' } });
 }
 
 /**
@@ -170,14 +190,34 @@ export function resizeSymbols(map, scale) {
   for (const [id, prop, value] of sizePaint(scale)) if (map.getLayer(id)) map.setPaintProperty(id, prop, value);
 }
 
+/** How many features each source of a map holds (setSource). */
+/** @type {WeakMap<object, Map<string, number>>} */
+const held = new WeakMap();
+
 /**
- * setSource replaces the features of a source in place.
+ * setSource replaces the features of a source in place. An empty source
+ * given nothing again is left alone (no reload, no repaint), and the layers
+ * of a source are shown only while it holds features (addLayers, the
+ * reports' layer), so that an empty source loads no tiles.
  * @param {MapLibreMap} map
  * @param {string} id
  * @param {any[]} features
  */
 export function setSource(map, id, features) {
-  /** @type {GeoJSONSource | undefined} */ (map.getSource(id))?.setData({ type: 'FeatureCollection', features });
+  const src = /** @type {GeoJSONSource | undefined} */ (map.getSource(id));
+  if (!src) return;
+  let counts = held.get(map);
+  if (!counts) held.set(map, (counts = new Map()));
+  const before = counts.get(id) ?? 0;
+  if (before === 0 && features.length === 0) return;
+  src.setData({ type: 'FeatureCollection', features });
+  counts.set(id, features.length);
+  if ((before > 0) !== (features.length > 0)) {
+    const visibility = features.length > 0 ? 'visible' : 'none';
+    for (const l of map.getLayersOrder()) {
+      if (map.getLayer(l)?.source === id) map.setLayoutProperty(l, 'visibility', visibility);
+    }
+  }
 }
 
 /**

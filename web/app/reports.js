@@ -5,6 +5,7 @@
 import { strings, t, lang } from './i18n.js';
 import { $, esc } from './dom.js';
 import { fmtTime as formatTime } from './format.js';
+import { setSource } from './layers.js';
 
 Object.assign(strings.vi, {
   'reports.title': 'Phản ánh hiện trường',
@@ -100,9 +101,11 @@ function safeURL(u) {
 // addReportLayers adds the report source and layers once the map has loaded.
 /** @param {MapLibreMap} map */
 export function addReportLayers(map) {
-  map.addSource('reports', { type: 'geojson', data: { type: 'FeatureCollection', features: [] } });
+  // Circles only: no tile buffer (layers.js POINT_SOURCES).
+  map.addSource('reports', { type: 'geojson', data: { type: 'FeatureCollection', features: [] }, buffer: 0 });
   map.addLayer({
     id: 'report-points', type: 'circle', source: 'reports',
+    layout: { visibility: 'none' }, // shown by setSource once there are reports
     paint: {
       'circle-color': /** @type {any} */ (['match', ['get', 'status'], ...Object.entries(STATUS_COLORS).flat(), '#ffffff']),
       'circle-radius': ['interpolate', ['linear'], ['zoom'], 9, 5, 14, 9],
@@ -163,13 +166,10 @@ export function renderReports(entities, map, focus) {
   const all = [];
   for (const f of entities.values()) if (f?.properties?.layer === 'report') all.push(f);
   if (map) {
-    /** @type {import('maplibre-gl').GeoJSONSource | undefined} */ (map.getSource('reports'))?.setData({
-      type: 'FeatureCollection',
-      features: all.filter((f) => f.geometry).map((f) => ({
-        type: 'Feature', geometry: f.geometry,
-        properties: { fid: f.id, status: f.properties.report?.status ?? '', overdue: isOverdue(f.properties.report, now) },
-      })),
-    });
+    setSource(map, 'reports', all.filter((f) => f.geometry).map((f) => ({
+      type: 'Feature', geometry: f.geometry,
+      properties: { fid: f.id, status: f.properties.report?.status ?? '', overdue: isOverdue(f.properties.report, now) },
+    })));
     refresh(map, entities);
   }
   const open = all.filter((f) => OPEN.has(f.properties.report?.status)).sort((a, b) => {

@@ -28,3 +28,23 @@ test('the national wall: province=VN, its provinces simplified more, the live vi
   assert.equal(liveQuery('01', null, '1m,1h'), 'province=01&rollups=1m,1h');
   assert.equal(liveQuery('01', '105,20,106,21', '1h'), 'province=01&bbox=105%2C20%2C106%2C21&rollups=1h');
 });
+
+test('index.html preloads the whole module graph of app.js', async () => {
+  const { readFile } = await import('node:fs/promises');
+  const app = new URL('../../app/', import.meta.url);
+  const html = await readFile(new URL('index.html', app), 'utf8');
+  const preloaded = new Set([...html.matchAll(/<link rel="modulepreload" href="([^"]+)">/g)].map((m) => m[1]));
+  // early.js has a script tag of its own (async, first in <head>).
+  assert.match(html, /<script type="module" async src="early\.js"><\/script>/);
+  const graph = new Set();
+  const walk = async (name) => {
+    if (graph.has(name)) return;
+    graph.add(name);
+    const src = await readFile(new URL(name, app), 'utf8');
+    for (const m of src.matchAll(/^import [^;]*? from '\.\/([\w.]+)';$/gms)) await walk(m[1]);
+  };
+  await walk('app.js');
+  graph.delete('early.js');
+  assert.ok(graph.size > 10, `found ${graph.size} modules`);
+  assert.deepEqual([...preloaded].sort(), [...graph].sort());
+});

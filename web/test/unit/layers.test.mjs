@@ -71,3 +71,28 @@ test('the simplified boundaries hold until the map is zoomed in past the provinc
   assert.equal(needsDetail(14, null), false, 'not before the map was fitted');
   assert.equal(needsDetail(NaN, 9), false);
 });
+
+test('a source is loaded only when it has or had features, and its layers are shown only while it has some', async () => {
+  const { setSource } = await import('../../app/layers.js');
+  const map = fakeMap();
+  const loads = [];
+  map.getSource = (id) => ({ setData: (d) => loads.push([id, d.features.length]) });
+  map.getLayersOrder = () => [...map.layers.keys()];
+  map.setLayoutProperty = (id, prop, value) => { map.layers.get(id).layout = { ...map.layers.get(id).layout, [prop]: value }; };
+  addLayers(map, 1);
+  const visible = (id) => map.layers.get(id).layout?.visibility !== 'none';
+  assert.equal([...map.layers.keys()].filter(visible).length, 0, 'every layer starts hidden');
+  setSource(map, 'air', []);
+  assert.deepEqual(loads, [], 'an empty source given nothing is not loaded again');
+  setSource(map, 'air', [{ type: 'Feature' }, { type: 'Feature' }]);
+  assert.deepEqual(loads, [['air', 2]]);
+  assert.ok(visible('air-circles'), 'shown with its features');
+  assert.ok(!visible('water-circles'), 'another source\'s layer stays hidden');
+  setSource(map, 'traffic', [{ type: 'Feature' }]);
+  assert.ok(visible('traffic-lines') && visible('traffic-points'), 'every layer of the source');
+  setSource(map, 'air', []);
+  assert.deepEqual(loads.at(-1), ['air', 0], 'emptied: loaded empty');
+  assert.ok(!visible('air-circles'), 'hidden again');
+  setSource(map, 'air', []);
+  assert.equal(loads.length, 3, 'not loaded again while empty');
+});
