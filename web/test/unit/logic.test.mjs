@@ -93,7 +93,22 @@ test('the connection reconnects with backoff and resets it at a snapshot', async
   conn.snapshotTaken();
   await sockets[3].drop();
   assert.deepEqual(timers.map((t) => t.ms), [1000], 'a snapshot resets the backoff');
-  assert.deepEqual(states.slice(0, 3), [['connecting', 0], ['online', 0], ['offline', 1000]]);
+  assert.deepEqual(states.slice(0, 4), [['connecting', 0], ['online', 0], ['offline', 0], ['offline', 1000]]);
+});
+
+test('a closed socket shows offline while beforeRetry is still waiting', async () => {
+  let release = () => {};
+  const pending = new Promise((resolve) => { release = resolve; });
+  const { conn, sockets, timers, states } = fakeConnection({ beforeRetry: () => pending });
+  conn.start();
+  sockets[0].open();
+  const closed = sockets[0].drop(1012);
+  assert.deepEqual(states.at(-1), ['offline', 0], 'offline before beforeRetry is done');
+  assert.equal(timers.length, 0, 'no retry scheduled yet');
+  release();
+  await closed;
+  assert.deepEqual(timers.map((t) => t.ms), [1000]);
+  assert.deepEqual(states.at(-1), ['offline', 1000]);
 });
 
 test('frames of a socket given up are dropped, so nothing arrives twice', async () => {
