@@ -321,8 +321,12 @@ func (s *Store) WriteBatch(ctx context.Context, b Batch) (Result, error) {
 	if err := s.ensurePartitions(ctx, b); err != nil {
 		return res, err
 	}
-	if s.rollups.on && observationsOnly(b) {
-		res, err := s.writeAllNew(ctx, b)
+	if directOnly(b) || (s.rollups.on && observationsOnly(b)) {
+		write := s.writeAllNew
+		if directOnly(b) {
+			write = s.writeDirect
+		}
+		res, err := write(ctx, b)
 		if !errors.Is(err, errNotAllNew) {
 			if err != nil {
 				return Result{}, fmt.Errorf("writing batch: %w", err)
