@@ -68,21 +68,31 @@ func (s *Store) writeDirect(ctx context.Context, b Batch) (Result, error) {
 			queueRollupReads(pb, b, &in, &s.members)
 		}
 	}, func(tx pgx.Tx) error {
-		for _, k := range kindStores {
-			n := k.rows(b)
-			if n == 0 {
-				continue
-			}
-			d := k.direct
-			copied, err := tx.CopyFrom(ctx, pgx.Identifier{d.table}, d.columns, pgx.CopyFromSlice(n, func(i int) ([]any, error) {
-				return d.values(b, i), nil
-			}))
-			if err != nil {
-				return fmt.Errorf("copying %d rows into %s: %w", n, d.table, err)
-			}
-			if int(copied) != n {
-				return fmt.Errorf("copying into %s: copied %d rows of %d: %w", d.table, copied, n, ErrShortCopy)
-			}
+		// Every row is stored if the transaction commits: the COPY stores
+		// each or fails.
+		all := allInserted(b)
+		// The roll-ups are computed while the rows are copied: they need
+		// only the tree and the member rows read, which are optimistic
+		// (never locked nor created in a round trip of their own, so
+		// queueRollups does not use tx).
+		var rb pgx.Batch
+		rolled := make(chan error, 1)
+		done := func() {}
+		switch {
+		case !on:
+			rolled <- nil
+		case in.members != nil && !in.members.optimistic:
+			return fmt.Errorf("member rows read under lock in a direct batch: %w", ErrMemberRow)
+		default:
+			go func() {
+				var err error
+				done, err = queueRollups(ctx, nil, &rb, b, &all, s.rollups, in)
+				rolled <- err
+			}()
+		}
+		copyErr := s.copyDirect(ctx, tx, b)
+		if err := <-rolled; copyErr != nil || err != nil {
+			return errors.Join(copyErr, err)
 		}
 		var pb pgx.Batch
 		var finish []func()
@@ -98,8 +108,6 @@ func (s *Store) writeDirect(ctx context.Context, b Batch) (Result, error) {
 				finish = append(finish, f)
 			}
 		}
-		// Every row is stored: the COPY stored each or none.
-		all := allInserted(b)
 		for _, k := range kindStores {
 			if k.result != nil && k.rows(b) > 0 {
 				r := k.result(&res)
@@ -107,13 +115,7 @@ func (s *Store) writeDirect(ctx context.Context, b Batch) (Result, error) {
 				r.Inserted = k.result(&all).Inserted
 			}
 		}
-		done := func() {}
-		if on {
-			var err error
-			if done, err = queueRollups(ctx, tx, &pb, b, &all, s.rollups, in); err != nil {
-				return err
-			}
-		}
+		pb.QueuedQueries = append(pb.QueuedQueries, rb.QueuedQueries...)
 		if pb.Len() > 0 {
 			if err := tx.SendBatch(ctx, &pb).Close(); err != nil {
 				return fmt.Errorf("applying batch of %d rows: %w", b.Len(), err)
@@ -139,6 +141,27 @@ func (s *Store) writeDirect(ctx context.Context, b Batch) (Result, error) {
 	}
 	s.members.install(in.members)
 	return res, nil
+}
+
+// copyDirect copies the rows of every kind of b straight into its table.
+func (s *Store) copyDirect(ctx context.Context, tx pgx.Tx, b Batch) error {
+	for _, k := range kindStores {
+		n := k.rows(b)
+		if n == 0 {
+			continue
+		}
+		d := k.direct
+		copied, err := tx.CopyFrom(ctx, pgx.Identifier{d.table}, d.columns, pgx.CopyFromSlice(n, func(i int) ([]any, error) {
+			return d.values(b, i), nil
+		}))
+		if err != nil {
+			return fmt.Errorf("copying %d rows into %s: %w", n, d.table, err)
+		}
+		if int(copied) != n {
+			return fmt.Errorf("copying into %s: copied %d rows of %d: %w", d.table, copied, n, ErrShortCopy)
+		}
+	}
+	return nil
 }
 
 // directTx is BeginFunc with the statements reads queues sent in the round
