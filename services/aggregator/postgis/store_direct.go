@@ -67,46 +67,45 @@ func (s *Store) writeDirect(ctx context.Context, b Batch) (Result, error) {
 		if on {
 			queueRollupReads(pb, b, &in, &s.members)
 		}
-	}, func(tx pgx.Tx) error {
+	}, func(tx *pgx.Conn) error {
 		// Every row is stored if the transaction commits: the COPY stores
 		// each or fails.
 		all := allInserted(b)
-		// The roll-ups are computed while the rows are copied: they need
-		// only the tree and the member rows read, which are optimistic
-		// (never locked nor created in a round trip of their own, so
-		// queueRollups does not use tx).
-		var rb pgx.Batch
-		rolled := make(chan error, 1)
-		done := func() {}
-		switch {
-		case !on:
-			rolled <- nil
-		case in.members != nil && !in.members.optimistic:
+		// The states' statements and the roll-ups are made while the rows
+		// are copied: they need only b and (roll-ups) the tree and the
+		// member rows read before, which are optimistic (never locked nor
+		// created in a round trip of their own, so queueRollups does not
+		// use tx).
+		if on && in.members != nil && !in.members.optimistic {
 			return fmt.Errorf("member rows read under lock in a direct batch: %w", ErrMemberRow)
-		default:
-			go func() {
-				var err error
-				done, err = queueRollups(ctx, nil, &rb, b, &all, s.rollups, in)
-				rolled <- err
-			}()
 		}
-		copyErr := s.copyDirect(ctx, tx, b)
-		if err := <-rolled; copyErr != nil || err != nil {
-			return errors.Join(copyErr, err)
-		}
-		var pb pgx.Batch
+		var pb, rb pgx.Batch
 		var finish []func()
-		for _, k := range kindStores {
-			if k.rows(b) == 0 {
-				continue
+		done := func() {}
+		queued := make(chan error, 1)
+		go func() {
+			for _, k := range kindStores {
+				if k.rows(b) == 0 {
+					continue
+				}
+				f, err := k.direct.queue(&pb, b, &res)
+				if err != nil {
+					queued <- err
+					return
+				}
+				if f != nil {
+					finish = append(finish, f)
+				}
 			}
-			f, err := k.direct.queue(&pb, b, &res)
-			if err != nil {
-				return err
+			var err error
+			if on {
+				done, err = queueRollups(ctx, nil, &rb, b, &all, s.rollups, in)
 			}
-			if f != nil {
-				finish = append(finish, f)
-			}
+			queued <- err
+		}()
+		copyErr := s.copyDirect(ctx, tx, b)
+		if err := <-queued; copyErr != nil || err != nil {
+			return errors.Join(copyErr, err)
 		}
 		for _, k := range kindStores {
 			if k.result != nil && k.rows(b) > 0 {
@@ -144,7 +143,7 @@ func (s *Store) writeDirect(ctx context.Context, b Batch) (Result, error) {
 }
 
 // copyDirect copies the rows of every kind of b straight into its table.
-func (s *Store) copyDirect(ctx context.Context, tx pgx.Tx, b Batch) error {
+func (s *Store) copyDirect(ctx context.Context, tx *pgx.Conn, b Batch) error {
 	for _, k := range kindStores {
 		n := k.rows(b)
 		if n == 0 {
@@ -164,25 +163,39 @@ func (s *Store) copyDirect(ctx context.Context, tx pgx.Tx, b Batch) error {
 	return nil
 }
 
-// directTx is BeginFunc with the statements reads queues sent in the round
-// trip that sets the statement timeout.
-func (s *Store) directTx(ctx context.Context, reads func(*pgx.Batch), fn func(pgx.Tx) error) error {
-	tx, err := s.pool.Begin(ctx)
+// directTx runs fn in a write transaction on a connection of the pool,
+// as BeginFunc does, but in one round trip less: BEGIN, the statement
+// timeout and the statements reads queues (the roll-ups' reads) go in one
+// pipeline. It commits when fn returns nil and rolls back otherwise; a
+// connection left in a transaction (a failed rollback) is closed by the
+// pool on release.
+func (s *Store) directTx(ctx context.Context, reads func(*pgx.Batch), fn func(*pgx.Conn) error) error {
+	c, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return timedOut(ctx, fmt.Errorf("beginning transaction: %w", err))
 	}
-	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+	defer c.Release()
+	conn := c.Conn()
+	rollback := func() { _, _ = conn.Exec(ctx, "ROLLBACK") }
 	var pb pgx.Batch
+	pb.Queue("BEGIN")
 	pb.Queue(sqlSetStatementTimeout, s.timeout)
 	reads(&pb)
-	if err := tx.SendBatch(ctx, &pb).Close(); err != nil {
-		return timedOut(ctx, fmt.Errorf("setting the statement timeout and reading the roll-ups' units and members: %w", err))
+	if err := conn.SendBatch(ctx, &pb).Close(); err != nil {
+		rollback()
+		return timedOut(ctx, fmt.Errorf("beginning transaction, reading the roll-ups' units and members: %w", err))
 	}
-	if err := fn(tx); err != nil {
+	if err := fn(conn); err != nil {
+		rollback()
 		return timedOut(ctx, err)
 	}
-	if err := tx.Commit(ctx); err != nil {
+	tag, err := conn.Exec(ctx, "COMMIT")
+	if err != nil {
+		rollback()
 		return timedOut(ctx, fmt.Errorf("committing transaction: %w", err))
+	}
+	if tag.String() != "COMMIT" { // the server rolled back a failed transaction
+		return fmt.Errorf("committing transaction: %w", pgx.ErrTxCommitRollback)
 	}
 	return nil
 }

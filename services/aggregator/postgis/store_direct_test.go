@@ -2,11 +2,13 @@ package postgis_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twpayne/go-geom"
 
@@ -200,5 +202,62 @@ func TestWriteBatchDirectNotNew(t *testing.T) {
 	}
 	if n := count(t, pool, `SELECT count(DISTINCT (source_id, event_id, observed_at)) FROM air_observation`); n != 15 {
 		t.Fatalf("%d distinct rows stored; want 15", n)
+	}
+}
+
+// TestWriteBatchDirectStatementTimeout: a batch written straight is bounded
+// by the store's statement timeout as the exact way is (BEGIN and the
+// timeout go in one pipeline there): a COPY blocked on a lock ends with
+// ErrStatementTimeout (SQLSTATE 57014), nothing of it is stored, the timeout
+// does not outlive its transaction on the pooled connections, and the
+// store writes again once the lock is gone.
+func TestWriteBatchDirectStatementTimeout(t *testing.T) {
+	pool := testenv.PostGIS(t).Pool
+	ctx := context.Background()
+	for _, noRollups := range []bool{false, true} {
+		s, err := postgis.NewStoreWith(pool, postgis.StoreConfig{StatementTimeout: 2 * time.Second, NoRollups: noRollups})
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := t0.Add(time.Duration(len(fmt.Sprint(noRollups))) * time.Hour)
+		locked := fmt.Sprintf("locked-%v", noRollups)
+		if _, err := s.WriteBatch(ctx, postgis.Batch{Air: []postgis.AirRow{airRow("lock0", at, 1)}}); err != nil {
+			t.Fatal(err) // the month's partition exists from here on
+		}
+		lock, err := pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer lock.Rollback(ctx) //nolint:errcheck // a no-op after the rollback below
+		if _, err := lock.Exec(ctx, `LOCK TABLE air_observation IN ACCESS EXCLUSIVE MODE`); err != nil {
+			t.Fatal(err)
+		}
+		// Bounded, so that a batch without the timeout fails the test
+		// instead of waiting for the lock forever.
+		bounded, cancel := context.WithTimeout(ctx, 20*time.Second)
+		_, err = s.WriteBatch(bounded, postgis.Batch{Air: []postgis.AirRow{airRow(locked, at.Add(time.Second), 1)}})
+		cancel()
+		var pgErr *pgconn.PgError
+		if !errors.Is(err, postgis.ErrStatementTimeout) || !errors.As(err, &pgErr) || pgErr.Code != "57014" {
+			t.Fatalf("no_rollups=%v: WriteBatch blocked on a lock: got %v; want ErrStatementTimeout with SQLSTATE 57014", noRollups, err)
+		}
+		if err := lock.Rollback(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for range pool.Stat().TotalConns() + 1 {
+			var v string
+			if err := pool.QueryRow(ctx, `SHOW statement_timeout`).Scan(&v); err != nil {
+				t.Fatal(err)
+			}
+			if v != "0" {
+				t.Errorf("statement_timeout on a pooled connection after the batch = %q; want 0", v)
+			}
+		}
+		if n := count(t, pool, `SELECT count(*) FROM air_observation WHERE station_id = $1`, locked); n != 0 {
+			t.Errorf("no_rollups=%v: %d rows of the timed-out batch stored; want 0", noRollups, n)
+		}
+		if _, err := s.WriteBatch(ctx, postgis.Batch{Air: []postgis.AirRow{airRow(locked, at.Add(time.Second), 1)}}); err != nil {
+			t.Errorf("no_rollups=%v: WriteBatch once the lock is gone: %v", noRollups, err)
+		}
 	}
 }
