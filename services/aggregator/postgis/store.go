@@ -311,6 +311,11 @@ func timedOut(ctx context.Context, err error) error {
 // exact way: the inserts first, then the contributions of the rows they
 // inserted.
 //
+// A batch of kinds that all have a direct way (air), roll-ups on or off, is
+// written straight into its tables (writeDirect): a COPY that assumes
+// every row new, the primary key refusing any that is not; then too the
+// batch is written again the exact way.
+//
 // Each statement is bounded by the store's StatementTimeout; one that runs
 // out of time fails the batch with an error that Is ErrStatementTimeout.
 func (s *Store) WriteBatch(ctx context.Context, b Batch) (Result, error) {
@@ -321,8 +326,12 @@ func (s *Store) WriteBatch(ctx context.Context, b Batch) (Result, error) {
 	if err := s.ensurePartitions(ctx, b); err != nil {
 		return res, err
 	}
-	if s.rollups.on && observationsOnly(b) {
-		res, err := s.writeAllNew(ctx, b)
+	if directOnly(b) || (s.rollups.on && observationsOnly(b)) {
+		write := s.writeAllNew
+		if directOnly(b) {
+			write = s.writeDirect
+		}
+		res, err := write(ctx, b)
 		if !errors.Is(err, errNotAllNew) {
 			if err != nil {
 				return Result{}, fmt.Errorf("writing batch: %w", err)

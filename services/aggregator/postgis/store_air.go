@@ -15,6 +15,7 @@ var airStore = kindStore{
 	observedAt:  func(b Batch, i int) time.Time { return b.Air[i].ObservedAt },
 	staging: &staging{"air_staging", sqlCreateAirStaging, airStagingColumns,
 		func(b Batch, i int) []any { return airValues(i, &b.Air[i]) }},
+	direct: airDirect,
 	queue: func(pb *pgx.Batch, b Batch, res *Result, _ rollupOptions) func() {
 		pb.Queue(sqlInsertAir).Query(collectInserted(&res.Air.New, &res.Air.Inserted, airKeys(b.Air)))
 		pb.Queue(sqlUpsertSensorAir).Query(collectChanged(&res.Air.Changed))

@@ -19,6 +19,10 @@ type kindStore struct {
 	observedAt  func(b Batch, i int) time.Time
 	// staging, optional, is the temporary table the rows are copied into.
 	staging *staging
+	// direct, optional, writes the rows straight into their table when
+	// they are all new (writeDirect); a batch takes that way only when
+	// every kind with rows in it has one.
+	direct *direct
 	// queue, optional, queues the statements that move the staged rows into
 	// their tables, recording in res what they did; the statements of every
 	// kind run in one round trip. The func it returns, if any, runs once

@@ -1,0 +1,294 @@
+package postgis
+
+import (
+	"context"
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/twpayne/go-geom"
+	"github.com/twpayne/go-geom/encoding/ewkb"
+)
+
+// direct is how a kind's rows are written straight into their table, by a
+// COPY that assumes every row is new (writeDirect): no staging table, no
+// INSERT … ON CONFLICT. The table's primary key refuses a row stored before
+// or twice in the batch (unique_violation), which rolls the whole
+// transaction back; the batch is then written again the exact way.
+type direct struct {
+	table   string
+	columns []string
+	// values are the column values of row i of the kind in b.
+	values func(b Batch, i int) []any
+	// queue queues the statements that follow the COPY (the entities'
+	// states), recording in res what they did, and returns a func to run
+	// once every result was read, or an error when a value cannot be sent.
+	queue func(pb *pgx.Batch, b Batch, res *Result) (finish func(), err error)
+}
+
+// directOnly reports whether every kind with rows in b can be written
+// straight (writeDirect).
+func directOnly(b Batch) bool {
+	some := false
+	for _, k := range kindStores {
+		if k.rows(b) == 0 {
+			continue
+		}
+		if k.direct == nil {
+			return false
+		}
+		some = true
+	}
+	return some
+}
+
+// sqlstateUniqueViolation is the SQLSTATE of a row refused by a unique index.
+const sqlstateUniqueViolation = "23505"
+
+// writeDirect writes b, whose kinds all have a direct way, as if every row
+// were new: in one transaction, the roll-ups' reads (roll-ups on) in the
+// round trip that sets the statement timeout, a COPY per kind straight into
+// its partitioned table, then one round trip for the states and (roll-ups
+// on) the roll-ups of every row, as writeAllNew queues them. A row stored
+// before or twice in b makes the COPY fail (unique_violation); a member row
+// changed since it was read fails its version check; the server may break a
+// deadlock: in each case the transaction is rolled back, nothing of b is
+// stored, and it returns errNotAllNew for WriteBatch to write b the exact
+// way. With roll-ups off it is the same without the roll-ups.
+func (s *Store) writeDirect(ctx context.Context, b Batch) (Result, error) {
+	var res Result
+	var in rollupInput
+	on := s.rollups.on
+	err := s.directTx(ctx, func(pb *pgx.Batch) {
+		if on {
+			queueRollupReads(pb, b, &in, &s.members)
+		}
+	}, func(tx *pgx.Conn) error {
+		// Every row is stored if the transaction commits: the COPY stores
+		// each or fails.
+		all := allInserted(b)
+		// The states' statements and the roll-ups are made while the rows
+		// are copied: they need only b and (roll-ups) the tree and the
+		// member rows read before, which are optimistic (never locked nor
+		// created in a round trip of their own, so queueRollups does not
+		// use tx).
+		if on && in.members != nil && !in.members.optimistic {
+			return fmt.Errorf("member rows read under lock in a direct batch: %w", ErrMemberRow)
+		}
+		var pb, rb pgx.Batch
+		var finish []func()
+		done := func() {}
+		queued := make(chan error, 1)
+		go func() {
+			for _, k := range kindStores {
+				if k.rows(b) == 0 {
+					continue
+				}
+				f, err := k.direct.queue(&pb, b, &res)
+				if err != nil {
+					queued <- err
+					return
+				}
+				if f != nil {
+					finish = append(finish, f)
+				}
+			}
+			var err error
+			if on {
+				done, err = queueRollups(ctx, nil, &rb, b, &all, s.rollups, in)
+			}
+			queued <- err
+		}()
+		copyErr := s.copyDirect(ctx, tx, b)
+		if err := <-queued; copyErr != nil || err != nil {
+			return errors.Join(copyErr, err)
+		}
+		for _, k := range kindStores {
+			if k.result != nil && k.rows(b) > 0 {
+				r := k.result(&res)
+				r.New = k.rows(b)
+				r.Inserted = k.result(&all).Inserted
+			}
+		}
+		pb.QueuedQueries = append(pb.QueuedQueries, rb.QueuedQueries...)
+		if pb.Len() > 0 {
+			if err := tx.SendBatch(ctx, &pb).Close(); err != nil {
+				return fmt.Errorf("applying batch of %d rows: %w", b.Len(), err)
+			}
+		}
+		for _, f := range finish {
+			f()
+		}
+		if err := in.members.check(); err != nil {
+			return fmt.Errorf("%w: %w", errNotAllNew, err)
+		}
+		done()
+		res.Rollups = all.Rollups
+		return nil
+	})
+	if err != nil {
+		s.members.forget(in.members)
+		var pgErr *pgconn.PgError
+		if errors.As(err, &pgErr) && (pgErr.Code == sqlstateUniqueViolation || pgErr.Code == sqlstateDeadlock) {
+			return Result{}, fmt.Errorf("%w: %w", errNotAllNew, err)
+		}
+		return Result{}, err
+	}
+	s.members.install(in.members)
+	return res, nil
+}
+
+// copyDirect copies the rows of every kind of b straight into its table.
+func (s *Store) copyDirect(ctx context.Context, tx *pgx.Conn, b Batch) error {
+	for _, k := range kindStores {
+		n := k.rows(b)
+		if n == 0 {
+			continue
+		}
+		d := k.direct
+		copied, err := tx.CopyFrom(ctx, pgx.Identifier{d.table}, d.columns, pgx.CopyFromSlice(n, func(i int) ([]any, error) {
+			return d.values(b, i), nil
+		}))
+		if err != nil {
+			return fmt.Errorf("copying %d rows into %s: %w", n, d.table, err)
+		}
+		if int(copied) != n {
+			return fmt.Errorf("copying into %s: copied %d rows of %d: %w", d.table, copied, n, ErrShortCopy)
+		}
+	}
+	return nil
+}
+
+// directTx runs fn in a write transaction on a connection of the pool,
+// as BeginFunc does, but in one round trip less: BEGIN, the statement
+// timeout and the statements reads queues (the roll-ups' reads) go in one
+// pipeline. It commits when fn returns nil and rolls back otherwise; a
+// connection left in a transaction (a failed rollback) is closed by the
+// pool on release.
+func (s *Store) directTx(ctx context.Context, reads func(*pgx.Batch), fn func(*pgx.Conn) error) error {
+	c, err := s.pool.Acquire(ctx)
+	if err != nil {
+		return timedOut(ctx, fmt.Errorf("beginning transaction: %w", err))
+	}
+	defer c.Release()
+	conn := c.Conn()
+	rollback := func() { _, _ = conn.Exec(ctx, "ROLLBACK") }
+	var pb pgx.Batch
+	pb.Queue("BEGIN")
+	pb.Queue(sqlSetStatementTimeout, s.timeout)
+	reads(&pb)
+	if err := conn.SendBatch(ctx, &pb).Close(); err != nil {
+		rollback()
+		return timedOut(ctx, fmt.Errorf("beginning transaction, reading the roll-ups' units and members: %w", err))
+	}
+	if err := fn(conn); err != nil {
+		rollback()
+		return timedOut(ctx, err)
+	}
+	tag, err := conn.Exec(ctx, "COMMIT")
+	if err != nil {
+		rollback()
+		return timedOut(ctx, fmt.Errorf("committing transaction: %w", err))
+	}
+	if tag.String() != "COMMIT" { // the server rolled back a failed transaction
+		return fmt.Errorf("committing transaction: %w", pgx.ErrTxCommitRollback)
+	}
+	return nil
+}
+
+// airColumns are the columns of air_observation a batch writes.
+var airColumns = []string{
+	"source_id", "event_id", "observed_at", "received_at", "station_id", "province", "unit_code",
+	"location", "pm25", "pm10", "no2", "o3", "co", "so2", "extra", "aqi", "aqi_band", "aqi_dominant",
+}
+
+// airDirect writes air rows straight into air_observation, then the state of
+// each station from the batch's newest row of it (sqlUpsertSensorAirRows).
+var airDirect = &direct{
+	table:   "air_observation",
+	columns: airColumns,
+	values: func(b Batch, i int) []any {
+		r := &b.Air[i]
+		return []any{
+			r.SourceID, r.EventID, r.ObservedAt, r.ReceivedAt, r.StationID, r.Province, r.UnitCode,
+			geomValue(r.Location), r.PM25, r.PM10, r.NO2, r.O3, r.CO, r.SO2, extraValue(r.Extra),
+			r.AQI.Value, aqiBand(r.AQI.Band), nullText(r.AQI.Dominant),
+		}
+	},
+	queue: queueAirStates,
+}
+
+// latestRows returns, per entity, the index of its row of the batch that
+// becomes its state: the latest observed, of two at the same instant the
+// later in the batch (as DISTINCT ON … ORDER BY observed_at DESC, seq DESC
+// chooses from a staging table), in the order the entities first appear.
+func latestRows(n int, entity func(i int) string, observed func(i int) time.Time) []int {
+	at := make(map[string]int, n)
+	var out []int
+	for i := range n {
+		e := entity(i)
+		j, ok := at[e]
+		if !ok {
+			at[e] = len(out)
+			out = append(out, i)
+			continue
+		}
+		if !observed(i).Before(observed(out[j])) { // i is later in the batch
+			out[j] = i
+		}
+	}
+	return out
+}
+
+// queueAirStates queues the upsert of the state of each station of b.Air
+// from its newest row, recording the stations whose state it wrote in
+// res.Air.Changed.
+func queueAirStates(pb *pgx.Batch, b Batch, res *Result) (func(), error) {
+	idx := latestRows(len(b.Air), func(i int) string { return b.Air[i].StationID },
+		func(i int) time.Time { return b.Air[i].ObservedAt })
+	m := len(idx)
+	var (
+		seqs                                               = make([]int32, m)
+		stations, names, provinces, units, sources, events = make([]string, m), make([]string, m), make([]string, m), make([]string, m), make([]string, m), make([]string, m)
+		locations                                          = make([][]byte, m)
+		observed                                           = make([]time.Time, m)
+		pm25, pm10, no2, o3, co, so2                       = make([]*float64, m), make([]*float64, m), make([]*float64, m), make([]*float64, m), make([]*float64, m), make([]*float64, m)
+		extras, aqis                                       = make([]*string, m), make([]*string, m)
+	)
+	for j, i := range idx {
+		r := &b.Air[i]
+		seqs[j], stations[j], names[j], provinces[j], units[j], sources[j], events[j] =
+			int32(i), r.StationID, r.Name, r.Province, r.UnitCode, r.SourceID, r.EventID //nolint:gosec // a batch's index fits
+		observed[j] = r.ObservedAt
+		pm25[j], pm10[j], no2[j], o3[j], co[j], so2[j] = r.PM25, r.PM10, r.NO2, r.O3, r.CO, r.SO2
+		var err error
+		if locations[j], err = ewkbValue(r.Location); err != nil {
+			return nil, fmt.Errorf("encoding the location of station %s: %w", r.StationID, err)
+		}
+		if len(r.Extra) > 0 {
+			x, err := json.Marshal(r.Extra)
+			if err != nil {
+				return nil, fmt.Errorf("encoding the values of station %s: %w", r.StationID, err)
+			}
+			extras[j] = new(string(x))
+		}
+		if len(r.AQI.JSON) > 0 {
+			aqis[j] = new(string(r.AQI.JSON))
+		}
+	}
+	pb.Queue(sqlUpsertSensorAirRows, seqs, stations, names, provinces, units, sources, locations, events, observed,
+		pm25, pm10, no2, o3, co, so2, extras, aqis).Query(collectChanged(&res.Air.Changed))
+	return nil, nil
+}
+
+// ewkbValue is p as EWKB with SRID 4326, nil (NULL) when p is nil.
+func ewkbValue(p *geom.Point) ([]byte, error) {
+	if p == nil {
+		return nil, nil
+	}
+	return ewkb.Marshal(setSRID(p), binary.LittleEndian)
+}

@@ -1,0 +1,263 @@
+package postgis_test
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/twpayne/go-geom"
+
+	"github.com/iochub/iochub/internal/testenv"
+	"github.com/iochub/iochub/services/aggregator/postgis"
+)
+
+// directRows are air rows meant to exercise the state a batch written
+// straight (a COPY into air_observation, states from arrays) leaves: several
+// rows per station, two at the same instant (the later in the batch wins),
+// an older row after a newer one, a row without name, location, values or
+// AQI, one located elsewhere, AQI JSON, extras of several types.
+func directRows(base time.Time) []postgis.AirRow {
+	var rows []postgis.AirRow
+	for i := range 12 {
+		st := fmt.Sprintf("d%d", i%4)
+		at := base.Add(time.Duration(i/4) * time.Minute)
+		r := airRow(st, at, float64(i)+0.1)
+		r.EventID = fmt.Sprintf("%s#%d", r.EventID, i)
+		switch i % 5 {
+		case 1:
+			r.Name, r.Location, r.PM25, r.NO2, r.Extra = "", nil, nil, nil, nil
+		case 2:
+			v := int32(120 + i)
+			r.AQI = postgis.AQI{Value: &v, Band: 3, Dominant: "pm25", JSON: []byte(`{"hourly":123,"band":3,"dominant":"pm25"}`)}
+			r.Extra = map[string]any{"note": "x\"y", "n": 1e-7, "list": []any{1, "a", nil}}
+		case 3:
+			r.Location = geom.NewPointFlat(geom.XY, []float64{105.9, 21.1}).SetSRID(postgis.SRID)
+		}
+		rows = append(rows, r)
+	}
+	// Two rows of d1 at the same instant: the later in the batch is the state.
+	tie := airRow("d1", base.Add(2*time.Minute), 99)
+	tie.EventID += "#tie"
+	rows = append(rows, tie)
+	// An older row of d2 after its newer ones: not the state.
+	old := airRow("d2", base.Add(-time.Hour), 7)
+	rows = append(rows, old)
+	return rows
+}
+
+// sensorState is what sensor holds of the air stations, one line each.
+func sensorState(t *testing.T, pool *pgxpool.Pool) []string {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), `SELECT id, name, province, unit_code, source_id,
+		coalesce(ST_AsEWKT(location), ''), last_event_id, last_observed_at, last_values::text
+		FROM sensor WHERE kind = 'air' ORDER BY id`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var id, name, prov, unit, src, loc, ev, vals string
+		var at time.Time
+		if err := rows.Scan(&id, &name, &prov, &unit, &src, &loc, &ev, &at, &vals); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, fmt.Sprintf("%s|%s|%s|%s|%s|%s|%s|%s|%s", id, name, prov, unit, src, loc, ev, at.UTC().Format(time.RFC3339Nano), vals))
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// airObservations is what air_observation holds, one line a row.
+func airObservations(t *testing.T, pool *pgxpool.Pool) []string {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), `SELECT concat_ws('|', source_id, event_id, observed_at, received_at,
+		station_id, province, unit_code, ST_AsEWKT(location), pm25, pm10, no2, o3, co, so2, extra::text, aqi, aqi_band, aqi_dominant)
+		FROM air_observation ORDER BY source_id, event_id, observed_at`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rows.Close()
+	var out []string
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+// TestWriteBatchDirectAsExact: a batch of air rows written straight
+// (writeDirect: every row new) stores the same raw rows and leaves the same
+// station states, and reports the same changed rows, as the exact way
+// (INSERT … ON CONFLICT from a staging table), which a batch with a traffic
+// row takes; with roll-ups on and off (the roll-ups of both ways are
+// compared with plain SQL by TestRollup*). Then a batch older than the stored
+// states changes no state in either.
+func TestWriteBatchDirectAsExact(t *testing.T) {
+	for _, noRollups := range []bool{false, true} {
+		t.Run(fmt.Sprintf("no_rollups=%v", noRollups), func(t *testing.T) {
+			ctx := context.Background()
+			direct, exact := testenv.PostGIS(t).Pool, testenv.PostGIS(t).Pool
+			sd, err := postgis.NewStoreWith(direct, postgis.StoreConfig{NoRollups: noRollups})
+			if err != nil {
+				t.Fatal(err)
+			}
+			se, err := postgis.NewStoreWith(exact, postgis.StoreConfig{NoRollups: noRollups})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// A traffic row sends the other store's batch through a staging
+			// table and INSERT … ON CONFLICT (the exact way; roll-ups on, the
+			// staged all-new way) and adds nothing to the air rows' states.
+			for step, rows := range [][]postgis.AirRow{directRows(t0), directRows(t0.Add(-24 * time.Hour))} {
+				rd, err := sd.WriteBatch(ctx, postgis.Batch{Air: rows})
+				if err != nil {
+					t.Fatalf("step %d, direct: %v", step, err)
+				}
+				seg := []postgis.TrafficRow{trafficRow(fmt.Sprintf("seg%d", step), t0, 30)}
+				re, err := se.WriteBatch(ctx, postgis.Batch{Air: rows, Traffic: seg})
+				if err != nil {
+					t.Fatalf("step %d, exact: %v", step, err)
+				}
+				if allNew, rewritten := sd.WrittenAllNew(); allNew != int64(step+1) || rewritten != 0 {
+					t.Fatalf("step %d: direct store wrote %d batches as all new, %d again; want %d and 0", step, allNew, rewritten, step+1)
+				}
+				if rd.Air.New != len(rows) || rd.Air.Duplicates != 0 || re.Air.New != len(rows) {
+					t.Fatalf("step %d: new %d (direct), %d (exact) of %d rows", step, rd.Air.New, re.Air.New, len(rows))
+				}
+				di, ei := slices.Sorted(slices.Values(rd.Air.Inserted)), slices.Sorted(slices.Values(re.Air.Inserted))
+				if !slices.Equal(di, ei) {
+					t.Fatalf("step %d: inserted %v (direct); exact %v", step, di, ei)
+				}
+				if d, e := changedIndexes(rd.Air.Changed), changedIndexes(re.Air.Changed); !slices.Equal(d, e) {
+					t.Fatalf("step %d: changed %v (direct); exact %v", step, d, e)
+				}
+				if step == 1 && len(rd.Air.Changed) != 0 {
+					t.Fatalf("older batch changed %v; want no state", changedIndexes(rd.Air.Changed))
+				}
+				if d, e := sensorState(t, direct), sensorState(t, exact); !slices.Equal(d, e) {
+					t.Fatalf("step %d: states (direct):\n%v\nexact:\n%v", step, d, e)
+				}
+				if d, e := airObservations(t, direct), airObservations(t, exact); !slices.Equal(d, e) {
+					t.Fatalf("step %d: rows (direct):\n%v\nexact:\n%v", step, d, e)
+				}
+			}
+		})
+	}
+}
+
+// TestWriteBatchDirectNotNew: with roll-ups off too, a batch written
+// straight that holds a row stored before (a redelivery, part of a batch)
+// or a row twice is rolled back whole by the primary key and written again
+// the exact way: each row is stored once, the counts say which rows were
+// new, and nothing of the failed attempt remains.
+func TestWriteBatchDirectNotNew(t *testing.T) {
+	pool := testenv.PostGIS(t).Pool
+	ctx := context.Background()
+	s, err := postgis.NewStoreWith(pool, postgis.StoreConfig{NoRollups: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rows := func(from, to int) []postgis.AirRow {
+		var out []postgis.AirRow
+		for i := from; i < to; i++ {
+			out = append(out, airRow(fmt.Sprintf("n%d", i%3), t0.Add(time.Duration(i)*time.Second), float64(i)))
+		}
+		return out
+	}
+	step := func(name string, b []postgis.AirRow, wantNew int, wantAllNew, wantRewritten int64) {
+		t.Helper()
+		res, err := s.WriteBatch(ctx, postgis.Batch{Air: b})
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if res.Air.New != wantNew || res.Air.Duplicates != len(b)-wantNew || len(res.Air.Inserted) != wantNew {
+			t.Fatalf("%s: %d new, %d duplicates, inserted %v; want %d new of %d", name, res.Air.New, res.Air.Duplicates,
+				res.Air.Inserted, wantNew, len(b))
+		}
+		if allNew, rewritten := s.WrittenAllNew(); allNew != wantAllNew || rewritten != wantRewritten {
+			t.Fatalf("%s: %d batches written as all new, %d again the exact way; want %d and %d", name, allNew, rewritten, wantAllNew, wantRewritten)
+		}
+	}
+	step("all new", rows(0, 6), 6, 1, 0)
+	step("redelivered", rows(0, 6), 0, 1, 1)
+	step("half new", rows(3, 9), 3, 1, 2)
+	step("a row twice", append(rows(9, 12), rows(10, 11)...), 3, 1, 3)
+	step("all new again", rows(12, 15), 3, 2, 3)
+	if n := count(t, pool, `SELECT count(*) FROM air_observation`); n != 15 {
+		t.Fatalf("%d rows stored; want 15", n)
+	}
+	if n := count(t, pool, `SELECT count(DISTINCT (source_id, event_id, observed_at)) FROM air_observation`); n != 15 {
+		t.Fatalf("%d distinct rows stored; want 15", n)
+	}
+}
+
+// TestWriteBatchDirectStatementTimeout: a batch written straight is bounded
+// by the store's statement timeout as the exact way is (BEGIN and the
+// timeout go in one pipeline there): a COPY blocked on a lock ends with
+// ErrStatementTimeout (SQLSTATE 57014), nothing of it is stored, the timeout
+// does not outlive its transaction on the pooled connections, and the
+// store writes again once the lock is gone.
+func TestWriteBatchDirectStatementTimeout(t *testing.T) {
+	pool := testenv.PostGIS(t).Pool
+	ctx := context.Background()
+	for _, noRollups := range []bool{false, true} {
+		s, err := postgis.NewStoreWith(pool, postgis.StoreConfig{StatementTimeout: 2 * time.Second, NoRollups: noRollups})
+		if err != nil {
+			t.Fatal(err)
+		}
+		at := t0.Add(time.Duration(len(fmt.Sprint(noRollups))) * time.Hour)
+		locked := fmt.Sprintf("locked-%v", noRollups)
+		if _, err := s.WriteBatch(ctx, postgis.Batch{Air: []postgis.AirRow{airRow("lock0", at, 1)}}); err != nil {
+			t.Fatal(err) // the month's partition exists from here on
+		}
+		lock, err := pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer lock.Rollback(ctx) //nolint:errcheck // a no-op after the rollback below
+		if _, err := lock.Exec(ctx, `LOCK TABLE air_observation IN ACCESS EXCLUSIVE MODE`); err != nil {
+			t.Fatal(err)
+		}
+		// Bounded, so that a batch without the timeout fails the test
+		// instead of waiting for the lock forever.
+		bounded, cancel := context.WithTimeout(ctx, 20*time.Second)
+		_, err = s.WriteBatch(bounded, postgis.Batch{Air: []postgis.AirRow{airRow(locked, at.Add(time.Second), 1)}})
+		cancel()
+		var pgErr *pgconn.PgError
+		if !errors.Is(err, postgis.ErrStatementTimeout) || !errors.As(err, &pgErr) || pgErr.Code != "57014" {
+			t.Fatalf("no_rollups=%v: WriteBatch blocked on a lock: got %v; want ErrStatementTimeout with SQLSTATE 57014", noRollups, err)
+		}
+		if err := lock.Rollback(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for range pool.Stat().TotalConns() + 1 {
+			var v string
+			if err := pool.QueryRow(ctx, `SHOW statement_timeout`).Scan(&v); err != nil {
+				t.Fatal(err)
+			}
+			if v != "0" {
+				t.Errorf("statement_timeout on a pooled connection after the batch = %q; want 0", v)
+			}
+		}
+		if n := count(t, pool, `SELECT count(*) FROM air_observation WHERE station_id = $1`, locked); n != 0 {
+			t.Errorf("no_rollups=%v: %d rows of the timed-out batch stored; want 0", noRollups, n)
+		}
+		if _, err := s.WriteBatch(ctx, postgis.Batch{Air: []postgis.AirRow{airRow(locked, at.Add(time.Second), 1)}}); err != nil {
+			t.Errorf("no_rollups=%v: WriteBatch once the lock is gone: %v", noRollups, err)
+		}
+	}
+}
