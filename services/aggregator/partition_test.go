@@ -55,10 +55,11 @@ func insertProvinces(t testing.TB, pool *pgxpool.Pool, provinces []string) {
 	}
 }
 
-// partitionedEnv is a NATS server and a database with partitionProvinces.
+// partitionedEnv is a NATS server and a database with provinces.
 type partitionedEnv struct {
-	ne *testenv.NATSEnv
-	db *testenv.DBEnv
+	ne        *testenv.NATSEnv
+	db        *testenv.DBEnv
+	provinces []string
 	// running counts, by province, the instances whose work of that
 	// partition runs; overlap records a start while another ran it.
 	mu      sync.Mutex
@@ -66,9 +67,9 @@ type partitionedEnv struct {
 	overlap []string
 }
 
-func newPartitionedEnv(t *testing.T) *partitionedEnv {
-	e := &partitionedEnv{ne: testNATS(t), db: testenv.PostGIS(t), running: map[string]int{}}
-	insertProvinces(t, e.db.Pool, partitionProvinces)
+func newPartitionedEnv(t testing.TB, provinces []string) *partitionedEnv {
+	e := &partitionedEnv{ne: testenv.NATS(t), db: testenv.PostGIS(t), provinces: provinces, running: map[string]int{}}
+	insertProvinces(t, e.db.Pool, provinces)
 	return e
 }
 
@@ -83,7 +84,7 @@ type instance struct {
 }
 
 // start starts a partitioned aggregator named name.
-func (e *partitionedEnv) start(t *testing.T, name string) *instance {
+func (e *partitionedEnv) start(t testing.TB, name string) *instance {
 	t.Helper()
 	nc, err := natsx.Connect(e.ne.URL, "aggregator "+name)
 	if err != nil {
@@ -144,7 +145,7 @@ func (in *instance) held() int {
 }
 
 // holders reads the lease bucket: the holder of each partition leased.
-func (e *partitionedEnv) holders(t *testing.T) map[string]string {
+func (e *partitionedEnv) holders(t testing.TB) map[string]string {
 	t.Helper()
 	ctx := context.Background()
 	kv, err := e.ne.JS.KeyValue(ctx, DefaultLeaseBucket)
@@ -171,7 +172,7 @@ func (e *partitionedEnv) holders(t *testing.T) map[string]string {
 
 // waitShares waits until every partition is leased and each instance of ins
 // holds between lo and hi of them (by its gauge), the leases agreeing.
-func (e *partitionedEnv) waitShares(t *testing.T, ins []*instance, lo, hi int) map[string]string {
+func (e *partitionedEnv) waitShares(t testing.TB, ins []*instance, lo, hi int) map[string]string {
 	t.Helper()
 	var h map[string]string
 	testkit.Eventually(t, time.Minute, fmt.Sprintf("each of %d instances holding %d to %d partitions", len(ins), lo, hi), func() (bool, string) {
@@ -180,7 +181,7 @@ func (e *partitionedEnv) waitShares(t *testing.T, ins []*instance, lo, hi int) m
 		for _, who := range h {
 			by[who]++
 		}
-		ok := len(h) == len(partitionProvinces)
+		ok := len(h) == len(e.provinces)
 		state := fmt.Sprintf("leases %v;", h)
 		for _, in := range ins {
 			n := by[in.name]
@@ -218,7 +219,7 @@ func singletons(ins ...*instance) int {
 // back at once, and the others take them; no partition's work ever runs on
 // two at a time.
 func TestPartitionsShared(t *testing.T) {
-	e := newPartitionedEnv(t)
+	e := newPartitionedEnv(t, partitionProvinces)
 	a, b, c := e.start(t, "a"), e.start(t, "b"), e.start(t, "c")
 	e.waitShares(t, []*instance{a, b, c}, 2, 2)
 	testkit.Eventually(t, time.Minute, "one singleton", func() (bool, string) {
@@ -314,7 +315,7 @@ func (l *loader) halt() {
 // without releasing anything; once its leases expire the two others take its
 // partitions, and every accepted item is stored exactly once.
 func TestPartitionsMoveOnKill(t *testing.T) {
-	e := newPartitionedEnv(t)
+	e := newPartitionedEnv(t, partitionProvinces)
 	a, b, c := e.start(t, "a"), e.start(t, "b"), e.start(t, "c")
 	e.waitShares(t, []*instance{a, b, c}, 2, 2)
 	l := startLoader(t, e.ne.JS)
