@@ -160,6 +160,7 @@ type partitioner struct {
 	partsAt time.Time
 	held    map[string]*lease // by key; only the Run goroutine touches it
 	stopped chan *lease       // a lease's work returned
+	quit    chan struct{}     // closed when Run returns
 	members atomic.Int64
 	// cooldown: no partition is taken before it (this instance gave one
 	// back to a member below its floor).
@@ -263,6 +264,8 @@ func (p *partitioner) Ready(context.Context) error {
 func (p *partitioner) Run(ctx context.Context) error {
 	p.held = map[string]*lease{}
 	p.stopped = make(chan *lease, 16)
+	p.quit = make(chan struct{})
+	defer close(p.quit) // a work that returns after Run gave up waiting for it does not block
 	p.log.Info("partitioned aggregator starting", "instance", p.cfg.Instance, "lease_ttl", p.cfg.LeaseTTL, "bucket", p.cfg.Bucket)
 	runCtx, cancelAll := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelAll()
@@ -460,7 +463,10 @@ func (p *partitioner) take(ctx, runCtx context.Context, part string) bool {
 		if err != nil && wctx.Err() == nil {
 			p.log.Error("the work of a lease failed; giving the lease back", "key", key, "err", err)
 		}
-		p.stopped <- l
+		select {
+		case p.stopped <- l:
+		case <-p.quit:
+		}
 	}()
 	p.gauges()
 	return true

@@ -56,8 +56,8 @@ func BenchmarkAggregatorScaling(b *testing.B) {
 }
 
 type scaleBench struct {
-	e     *partitionedEnv
-	next  int // numbers the events: each phase's are new
+	e      *partitionedEnv
+	next   int // numbers the events: each phase's are new
 	phases int
 }
 

@@ -3,7 +3,9 @@ package aggregator
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"strings"
@@ -236,6 +238,10 @@ func TestPartitionsShared(t *testing.T) {
 		t.Fatal(err)
 	}
 	e.waitShares(t, []*instance{a, b, c}, 2, 2)
+	testkit.Eventually(t, time.Minute, "one singleton after the stop", func() (bool, string) {
+		n := singletons(a, b, c)
+		return n == 1, fmt.Sprintf("%d instances run the global work", n)
+	})
 	var released float64
 	for _, in := range []*instance{d} {
 		released += testutil.ToFloat64(in.role.part.m.changes.WithLabelValues("released"))
@@ -448,5 +454,32 @@ func TestStaleHolderFenced(t *testing.T) {
 	}
 	if err := newRun.Stop(); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestPartitionConfig: the flags set the partitioning, and a lease shorter
+// than MinLeaseTTL or an instance name that is no KV key token is refused.
+func TestPartitionConfig(t *testing.T) {
+	var c RoleConfig
+	fs := flag.NewFlagSet("t", flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	c.RegisterFlags(fs)
+	if err := fs.Parse([]string{"--partitioned", "--partition-instance", "agg-1", "--partition-lease-ttl", "5s"}); err != nil {
+		t.Fatal(err)
+	}
+	if !c.Partition.Enabled || c.Partition.Instance != "agg-1" || c.Partition.LeaseTTL != 5*time.Second {
+		t.Errorf("flags not taken: %+v", c.Partition)
+	}
+	if err := c.Validate(); err != nil {
+		t.Errorf("valid flags do not validate: %v", err)
+	}
+	for _, bad := range []PartitionConfig{{LeaseTTL: time.Second}, {Instance: "agg 1"}, {Instance: "agg.1"}, {Refresh: -time.Second}} {
+		if err := bad.Validate(); !errors.Is(err, ErrConfig) {
+			t.Errorf("%+v validates (%v); want ErrConfig", bad, err)
+		}
+	}
+	if got := (PartitionConfig{}).withDefaults(); got.Instance == "" || (PartitionConfig{}).withDefaults().Instance == got.Instance ||
+		got.Validate() != nil {
+		t.Errorf("default instance names %q: want a valid name of its own per instance", got.Instance)
 	}
 }
