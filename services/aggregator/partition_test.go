@@ -62,6 +62,7 @@ type partitionedEnv struct {
 	ne        *testenv.NATSEnv
 	db        *testenv.DBEnv
 	provinces []string
+	leaseTTL  time.Duration // of the instances started
 	// running counts, by province, the instances whose work of that
 	// partition runs; overlap records a start while another ran it.
 	mu      sync.Mutex
@@ -70,7 +71,7 @@ type partitionedEnv struct {
 }
 
 func newPartitionedEnv(t testing.TB, provinces []string) *partitionedEnv {
-	e := &partitionedEnv{ne: testenv.NATS(t), db: testenv.PostGIS(t), provinces: provinces, running: map[string]int{}}
+	e := &partitionedEnv{ne: testenv.NATS(t), db: testenv.PostGIS(t), provinces: provinces, leaseTTL: testLeaseTTL, running: map[string]int{}}
 	insertProvinces(t, e.db.Pool, provinces)
 	return e
 }
@@ -106,7 +107,7 @@ func (e *partitionedEnv) start(t testing.TB, name string) *instance {
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn})).With("instance", name)
 	cfg := RoleConfig{
 		Aggregator: Config{AckWait: 2 * time.Second, RetryDelay: 100 * time.Millisecond, ExpiryInterval: -1},
-		Partition:  PartitionConfig{Enabled: true, Instance: name, LeaseTTL: testLeaseTTL},
+		Partition:  PartitionConfig{Enabled: true, Instance: name, LeaseTTL: e.leaseTTL},
 	}
 	r, err := NewRole(cfg, RoleDeps{JS: js, Pool: pool, Logger: log, Metrics: reg})
 	if err != nil {

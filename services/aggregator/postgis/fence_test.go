@@ -128,3 +128,44 @@ func TestCurrentProvinces(t *testing.T) {
 		t.Errorf("CurrentProvinces = %v; want [01 79]", got)
 	}
 }
+
+// BenchmarkWriteBatchFenced measures what the fence costs a batch: 500 air
+// rows (roll-ups on) written under a partition's fence and without one,
+// batch for batch in one loop so that the load of the machine weighs on both
+// alike; fenced/plain is the ratio of their rates.
+func BenchmarkWriteBatchFenced(b *testing.B) {
+	const n = 500
+	pool := testenv.PostGIS(b).Pool
+	ctx := context.Background()
+	for _, q := range []string{
+		`INSERT INTO admin_unit (code, level, name_vi, boundary, valid_from) VALUES ('VN', 'national', 'VN', ST_Multi(ST_MakeEnvelope(105, 20, 106, 21, 4326)), '2020-01-01')`,
+		`INSERT INTO admin_unit (code, level, parent_code, name_vi, boundary, valid_from) VALUES ('01', 'province', 'VN', '01', ST_Multi(ST_MakeEnvelope(105, 20, 106, 21, 4326)), '2020-01-01')`,
+		`INSERT INTO admin_unit (code, level, parent_code, name_vi, boundary, valid_from) VALUES ('00070', 'commune', '01', '00070', ST_Multi(ST_MakeEnvelope(105, 20, 106, 21, 4326)), '2020-01-01')`,
+	} {
+		if _, err := pool.Exec(ctx, q); err != nil {
+			b.Fatal(err)
+		}
+	}
+	s := postgis.NewStore(pool)
+	epoch, err := s.AcquirePartition(ctx, "01", "bench", time.Second)
+	if err != nil {
+		b.Fatal(err)
+	}
+	fctx := postgis.WithFence(ctx, postgis.Fence{Partition: "01", Epoch: epoch})
+	fBase, pBase := benchBase(), benchBase()
+	var fenced, plain time.Duration
+	for i := 0; b.Loop(); i++ {
+		start := time.Now()
+		if _, err := s.WriteBatch(fctx, postgis.Batch{Air: benchRows(fBase+i, n)}); err != nil {
+			b.Fatal(err)
+		}
+		mid := time.Now()
+		if _, err := s.WriteBatch(ctx, postgis.Batch{Air: benchRows(pBase+i, n)}); err != nil {
+			b.Fatal(err)
+		}
+		fenced, plain = fenced+mid.Sub(start), plain+time.Since(mid)
+	}
+	b.ReportMetric(float64(b.N*n)/fenced.Seconds(), "fenced_rows/s")
+	b.ReportMetric(float64(b.N*n)/plain.Seconds(), "plain_rows/s")
+	b.ReportMetric(plain.Seconds()/fenced.Seconds(), "fenced/plain")
+}
