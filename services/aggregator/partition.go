@@ -177,8 +177,9 @@ type lease struct {
 	renewed   time.Time // when the write of rev was sent
 	epoch     int64
 	cancel    context.CancelFunc
-	releasing bool // its work was told to stop; delete the key once it did
-	lost      bool // the key is no longer ours
+	watchdog  *time.Timer // cancels the work when the lease was not renewed in time
+	releasing bool        // its work was told to stop; delete the key once it did
+	lost      bool        // the key is no longer ours
 }
 
 type partitionMetrics struct {
@@ -300,8 +301,8 @@ func (p *partitioner) round(ctx, runCtx context.Context) {
 }
 
 // renew renews every lease held. A lease whose key changed is lost at once;
-// one that could not be renewed for long enough that it may expire before
-// the next try is let go: its work stops before another may take it.
+// one that is not renewed for TTL − TTL/3 has its work stopped by its
+// watchdog (take), before another may take it.
 func (p *partitioner) renew(ctx context.Context) {
 	for _, l := range p.sortedLeases() {
 		if l.lost {
@@ -312,17 +313,16 @@ func (p *partitioner) renew(ctx context.Context) {
 		switch {
 		case err == nil:
 			l.rev, l.renewed = rev, sent
+			if l.watchdog.Stop() { // else it fired: the work is stopping
+				l.watchdog.Reset(p.cfg.LeaseTTL - p.tick() - time.Since(sent))
+			}
 		case ctx.Err() != nil:
 			return
 		case errors.Is(err, jetstream.ErrKeyExists) || errors.Is(err, jetstream.ErrKeyNotFound):
 			p.log.Warn("lease lost: another aggregator holds it", "key", l.key)
 			p.m.changes.WithLabelValues("lost").Inc()
 			p.stop(l, true)
-		case time.Since(l.renewed) > p.cfg.LeaseTTL-p.tick():
-			p.log.Error("lease not renewed in time; stopping its work before it expires", "key", l.key, "err", err)
-			p.m.changes.WithLabelValues("expired").Inc()
-			p.stop(l, true)
-		default:
+		default: // the watchdog stops the work if this lasts
 			p.log.Warn("renewing a lease failed; retrying", "key", l.key, "err", err)
 		}
 	}
@@ -450,6 +450,13 @@ func (p *partitioner) take(ctx, runCtx context.Context, part string) bool {
 	}
 	wctx, cancel := context.WithCancel(runCtx)
 	l.cancel = cancel
+	// Stops the work when the lease was not renewed for TTL − TTL/3, even
+	// if this goroutine is stuck in a slow call: before the lease can expire.
+	l.watchdog = time.AfterFunc(p.cfg.LeaseTTL-p.tick()-time.Since(sent), func() {
+		p.log.Error("lease not renewed in time; its work stops before it expires", "key", key)
+		p.m.changes.WithLabelValues("expired").Inc()
+		cancel()
+	})
 	p.held[key] = l
 	p.m.changes.WithLabelValues("acquired").Inc()
 	p.log.Info("lease taken", "key", key, "epoch", l.epoch)
@@ -483,6 +490,7 @@ func (p *partitioner) stop(l *lease, lost bool) {
 
 // ended deletes the key of l, whose work returned, unless it was lost.
 func (p *partitioner) ended(ctx context.Context, l *lease) {
+	l.watchdog.Stop()
 	delete(p.held, l.key)
 	if !l.lost {
 		if err := p.kv.Delete(ctx, l.key, jetstream.LastRevision(l.rev)); err != nil && ctx.Err() == nil {

@@ -484,3 +484,22 @@ func TestPartitionConfig(t *testing.T) {
 		t.Errorf("default instance names %q: want a valid name of its own per instance", got.Instance)
 	}
 }
+
+// TestCutOffHolderStops: an instance cut off from NATS (alive, but unable to
+// renew) stops consuming its partitions before another can take them: the
+// instance that takes them never runs one while the first still does.
+func TestCutOffHolderStops(t *testing.T) {
+	e := newPartitionedEnv(t, partitionProvinces)
+	a := e.start(t, "a")
+	e.waitShares(t, []*instance{a}, len(partitionProvinces), len(partitionProvinces))
+	a.nc.Close() // its Run goes on
+	b := e.start(t, "b")
+	e.waitShares(t, []*instance{b}, len(partitionProvinces), len(partitionProvinces))
+	e.checkNoOverlap(t)
+	if n := testutil.ToFloat64(a.role.part.m.changes.WithLabelValues("expired")); n != float64(len(partitionProvinces)+1) {
+		t.Errorf("leases a let go for want of renewal = %v; want %d (the partitions and the singleton)", n, len(partitionProvinces)+1)
+	}
+	if err := a.run.Stop(); err != nil {
+		t.Error(err)
+	}
+}
