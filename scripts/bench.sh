@@ -19,6 +19,10 @@ go test -run '^$' -bench . -benchtime "$benchtime" -benchmem \
 # The aggregator service draining FEEDS, roll-ups on/off, beside a raw
 # consumer + COPY (DRAIN_EVENTS per phase, 20000).
 go test -run '^$' -bench 'AggregatorDrain' -benchtime 1x ./services/aggregator/
+# Partitioned aggregators (--partitioned): 1, 2, then 4 instances sharing 8
+# provinces, beside one bare consumer + COPY of every province (DRAIN_EVENTS
+# per phase).
+go test -run '^$' -bench 'AggregatorScaling' -benchtime 1x ./services/aggregator/
 # The end-to-end latency runs at a fixed rate (50/s), so it is sized by count.
 go test -run '^$' -bench 'Latency' -benchtime "${LATENCY_N:-300}x" ./cmd/iochub/
 # The end-to-end load (internal/loadgen against the whole hub, beside a bare

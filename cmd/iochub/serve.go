@@ -126,6 +126,8 @@ type wiring struct {
 type role struct {
 	Run   func(ctx context.Context) error
 	Close func()
+	// Ready, if set, is a check of /readyz named after the role.
+	Ready func(ctx context.Context) error
 }
 
 // roles is every role serve can run, in the order --target=all builds them.
@@ -188,7 +190,7 @@ func buildAggregator(_ context.Context, w wiring) (role, error) {
 	if err != nil {
 		return role{}, err
 	}
-	return role{Run: r.Run}, nil
+	return role{Run: r.Run, Ready: r.Ready}, nil
 }
 
 // buildGateway builds the gateway with its operator endpoints.
@@ -274,6 +276,9 @@ func serveRoles(ctx context.Context, d roleDeps) error {
 			return fmt.Errorf("building the %s: %w", r.name, err)
 		}
 		built = append(built, b)
+		if b.Ready != nil {
+			o.AddCheck(r.name, b.Ready)
+		}
 	}
 
 	if d.routes != nil {

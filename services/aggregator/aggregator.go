@@ -206,10 +206,17 @@ type Service struct {
 	sweepNow chan struct{}
 	aqi      *aqiBook
 	water    *waterBook
+	// fenced, when set (a province partition), is called when a write was
+	// refused because another aggregator took the partition.
+	fenced func()
 }
 
 // New checks cfg and deps, fills the defaults and registers the metrics.
-func New(cfg Config, deps Deps) (*Service, error) {
+func New(cfg Config, deps Deps) (*Service, error) { return newService(cfg, deps, nil) }
+
+// newService is New with the metrics m already registered (a partition
+// taken again, partition_role.go); nil registers them.
+func newService(cfg Config, deps Deps, m *metrics) (*Service, error) {
 	if deps.JS == nil {
 		return nil, fmt.Errorf("%w: Deps.JS is nil", ErrConfig)
 	}
@@ -224,9 +231,11 @@ func New(cfg Config, deps Deps) (*Service, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	m, err := newMetrics(deps.Metrics, cfg.Durable)
-	if err != nil {
-		return nil, err
+	if m == nil {
+		var err error
+		if m, err = newMetrics(deps.Metrics, cfg.Durable); err != nil {
+			return nil, err
+		}
 	}
 	log = log.With("durable", cfg.Durable)
 	s := &Service{cfg: cfg, js: deps.JS, db: deps.Store, log: log, m: m, aqi: newAQIBook(log), water: newWaterBook()}

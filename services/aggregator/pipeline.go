@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"context"
+	"errors"
 	"sync"
 	"time"
 
@@ -226,6 +227,16 @@ func (s *Service) commit(ctx context.Context, p *pending, split bool, out chan<-
 	if err != nil {
 		if ctx.Err() != nil {
 			s.nak(p.msgs) // shutting down: redelivered at once (and deduplicated if it did commit)
+			return
+		}
+		if errors.Is(err, postgis.ErrFenced) {
+			// Another aggregator took the partition: the batch is its own now.
+			s.m.errors.WithLabelValues("fenced").Inc()
+			s.log.Warn("partition taken by another aggregator; batch left to it", "messages", len(p.msgs), "err", err)
+			s.nak(p.msgs)
+			if s.fenced != nil {
+				s.fenced()
+			}
 			return
 		}
 		s.m.errors.WithLabelValues("write").Inc()

@@ -22,6 +22,9 @@ type RoleConfig struct {
 	Aggregator Config
 	Store      postgis.StoreConfig
 	Rules      rules.Config
+	// Partition shares the provinces with other instances (partition.go);
+	// the zero value consumes every province here.
+	Partition PartitionConfig
 }
 
 // RegisterFlags registers the settings of every part of the role on fs.
@@ -29,11 +32,12 @@ func (c *RoleConfig) RegisterFlags(fs *flag.FlagSet) {
 	c.Aggregator.RegisterFlags(fs)
 	c.Store.RegisterFlags(fs)
 	c.Rules.RegisterFlags(fs)
+	c.Partition.RegisterFlags(fs)
 }
 
 // Validate reports a configuration of any part that cannot work.
 func (c RoleConfig) Validate() error {
-	return errors.Join(c.Aggregator.Validate(), c.Store.Validate(), c.Rules.Validate())
+	return errors.Join(c.Aggregator.Validate(), c.Store.Validate(), c.Rules.Validate(), c.Partition.Validate())
 }
 
 // RoleDeps are the role's connections.
@@ -52,8 +56,10 @@ type RoleDeps struct {
 // identities, dead letters), and the rules engine that reads STATE and
 // raises alerts on FEEDS.
 type Role struct {
-	svc *Service
-	eng *rules.Engine
+	svc       *Service
+	eng       *rules.Engine
+	log       *slog.Logger
+	roleState // partition_role.go
 }
 
 // NewRole builds the role and registers its action handlers.
@@ -91,15 +97,31 @@ func NewRole(cfg RoleConfig, d RoleDeps) (*Role, error) {
 	); err != nil {
 		return nil, err
 	}
-	return &Role{svc: svc, eng: eng}, nil
+	r := &Role{svc: svc, eng: eng, log: log, roleState: roleState{cfg: cfg, deps: d, store: store}}
+	if cfg.Partition.Enabled {
+		if err := r.partitioned(cfg, d); err != nil {
+			return nil, err
+		}
+	}
+	return r, nil
 }
 
 // Service is the feed consumer of the role.
 func (r *Role) Service() *Service { return r.svc }
 
 // Run runs the feed consumer and the rules engine until ctx ends or one
-// fails.
+// fails. Partitioned, it runs this instance's share of the province
+// partitions, and the rules engine and the other global work only while it
+// holds the singleton lease (partition.go).
 func (r *Role) Run(ctx context.Context) error {
+	if r.part != nil {
+		kv, err := openLeaseBucket(ctx, r.deps.JS, r.part.cfg)
+		if err != nil {
+			return err
+		}
+		r.part.kv = kv
+		return r.part.Run(ctx)
+	}
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return r.svc.Run(gctx) })
 	g.Go(func() error { return r.eng.Run(gctx) })

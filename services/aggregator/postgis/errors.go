@@ -23,3 +23,9 @@ var ErrConfig = errors.New("invalid PostGIS store configuration")
 // ErrMemberRow is returned when a batch's row of rollup_member_day was
 // neither found nor created (it cannot happen in one transaction).
 var ErrMemberRow = errors.New("roll-up member row missing after locking it")
+
+// ErrFenced is returned when a write transaction runs under a partition's
+// fence (WithFence) and another aggregator has taken the partition since:
+// nothing of the transaction was stored, and the caller no longer holds the
+// partition.
+var ErrFenced = errors.New("the aggregator no longer holds the partition")

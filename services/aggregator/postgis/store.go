@@ -257,9 +257,10 @@ func (s *Store) begin(ctx context.Context) (pgx.Tx, error) {
 	if err != nil {
 		return nil, err
 	}
-	if _, err := tx.Exec(ctx, sqlSetStatementTimeout, s.timeout); err != nil {
+	q, args := s.beginStatement(ctx) // fence.go
+	if _, err := tx.Exec(ctx, q, args...); err != nil {
 		_ = tx.Rollback(ctx)
-		return nil, fmt.Errorf("setting the statement timeout: %w", err)
+		return nil, fenced(fmt.Errorf("setting the statement timeout: %w", err))
 	}
 	return tx, nil
 }

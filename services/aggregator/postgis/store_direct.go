@@ -179,11 +179,12 @@ func (s *Store) directTx(ctx context.Context, reads func(*pgx.Batch), fn func(*p
 	rollback := func() { _, _ = conn.Exec(ctx, "ROLLBACK") }
 	var pb pgx.Batch
 	pb.Queue("BEGIN")
-	pb.Queue(sqlSetStatementTimeout, s.timeout)
+	q, args := s.beginStatement(ctx) // the statement timeout, and the partition's fence (fence.go)
+	pb.Queue(q, args...)
 	reads(&pb)
 	if err := conn.SendBatch(ctx, &pb).Close(); err != nil {
 		rollback()
-		return timedOut(ctx, fmt.Errorf("beginning transaction, reading the roll-ups' units and members: %w", err))
+		return fenced(timedOut(ctx, fmt.Errorf("beginning transaction, reading the roll-ups' units and members: %w", err)))
 	}
 	if err := fn(conn); err != nil {
 		rollback()

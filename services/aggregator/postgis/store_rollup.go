@@ -304,6 +304,10 @@ type rollupKey struct {
 	start               int64
 }
 
+func cmpRollupKey(a, b rollupKey) int {
+	return cmp.Or(strings.Compare(a.unit, b.unit), strings.Compare(a.layer, b.layer), strings.Compare(a.window, b.window), cmp.Compare(a.start, b.start))
+}
+
 // ancestor is a unit on the path from an event's unit up, with the
 // province token of its roll-ups.
 type ancestor struct{ code, province string }
@@ -509,6 +513,9 @@ func queueRollups(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, b Batch, res *R
 	if err := countMembers(ctx, tx, pb, acc, members, morder, in.members); err != nil {
 		return done, err
 	}
+	// One lock order for every writer, as the member rows: concurrent
+	// batches (the province partitions) share their ancestors' roll-ups.
+	slices.SortFunc(order, cmpRollupKey)
 	n := len(order)
 	var (
 		units, layers, wins, provs, doms  = make([]string, n), make([]string, n), make([]string, n), make([]string, n), make([]*string, n)
