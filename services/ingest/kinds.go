@@ -270,6 +270,9 @@ var airMeasures = map[string]measure[*iocv1.AirQualityObserved]{
 	"windDirection":    {field: func(m *iocv1.AirQualityObserved) **float64 { return &m.WindDirection }},
 }
 
+// airTable indexes airMeasures by member name.
+var airTable = newMeasureTable(airMeasures, airAliases, nil)
+
 // parseAir reads a FIWARE AirQualityObserved in keyValues form.
 func parseAir(f fields, env parseEnv) (*parsed, *itemError) {
 	h, ierr := readStation(f, env, "AirQualityObserved")
@@ -277,7 +280,7 @@ func parseAir(f fields, env parseEnv) (*parsed, *itemError) {
 		return nil, ierr
 	}
 	m := &iocv1.AirQualityObserved{Id: h.eventID, EntityId: h.entity, ObservedAt: timestamppb.New(h.at), Name: h.name}
-	if m.Other, ierr = readMeasures(f, m, airMeasures, airAliases, nil); ierr != nil {
+	if m.Other, ierr = readMeasures(f, m, &airTable); ierr != nil {
 		return nil, ierr
 	}
 	return h.parsed(shapePoint, m, &m.Location, &m.Origin)
