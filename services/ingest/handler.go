@@ -147,6 +147,7 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 	}
 
 	now := s.now()
+	recv := timestamppb.New(now) // every event's origin.received_at: shared, read only
 	env := parseEnv{now: now, maxFuture: s.cfg.MaxFuture, maxAge: s.cfg.MaxAge, seal: s.sealer}
 	results := make([]Result, len(raws))
 	var toSend []*pending
@@ -163,13 +164,6 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 	for i, raw := range raws {
 		res := &results[i]
 		res.Index, res.Line = i, raw.line
-		if raw.fields != nil {
-			res.ID = unquote(raw.fields["id"])
-			if res.ID == "" {
-				res.ID = unquote(raw.fields["identifier"])
-			}
-			res.ID = clipID(res.ID) // a huge rejected id is not echoed whole
-		}
 		sp := spec
 		if raw.cap != nil {
 			res.ID, res.Path = raw.cap.id, raw.cap.path
@@ -180,8 +174,12 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 			s.countRejected(cat, p, rejectReason(nil))
 			continue
 		}
-		msg, id, ierr := s.buildItem(cat, p, sp, raw.fields, env, now, res, &arena)
+		msg, id, ierr := s.buildItem(cat, p, sp, raw.fields, env, recv, res, &arena)
 		if ierr != nil {
+			if res.ID == "" && raw.fields != nil {
+				// Rejected before its id was read: echo the id as sent (buildItem sets it otherwise).
+				res.ID = itemIDAsSent(raw.fields)
+			}
 			// A rejected id may be huge: quote only its start.
 			res.ID = feedcheck.Clip(res.ID)
 			res.Status, res.Reason, res.Pointer = StatusRejected, ierr.Error(), jsonPointer(i, ierr.pointer)
@@ -281,10 +279,21 @@ func (s *Service) count(kind string, results []Result) {
 	}
 }
 
+// itemIDAsSent is the id (or CAP identifier) of an item as sent, clipped:
+// a huge rejected id is not echoed whole.
+func itemIDAsSent(f fields) string {
+	id := unquote(f["id"])
+	if id == "" {
+		id = unquote(f["identifier"])
+	}
+	return clipID(id)
+}
+
 // buildItem validates one item and returns the message to publish and its
-// message id; res gets the event id, unit and subject. The event is encoded
-// at the end of *arena.
-func (s *Service) buildItem(cat *catalog, p principal, spec kindSpec, f fields, env parseEnv, now time.Time, res *Result, arena *[]byte) (*nats.Msg, string, *itemError) {
+// message id; res gets the id, event id, unit and subject. The event is
+// encoded at the end of *arena; received is its origin's received_at, shared
+// by every event of the request (never written).
+func (s *Service) buildItem(cat *catalog, p principal, spec kindSpec, f fields, env parseEnv, received *timestamppb.Timestamp, res *Result, arena *[]byte) (*nats.Msg, string, *itemError) {
 	it, ierr := spec.parse(f, env)
 	if ierr != nil {
 		return nil, "", ierr
@@ -306,7 +315,7 @@ func (s *Service) buildItem(cat *catalog, p principal, spec kindSpec, f fields, 
 			return nil, "", ierr
 		}
 	}
-	it.finish(&iocv1.Origin{SourceId: p.sourceID, Province: province, Unit: unit, ReceivedAt: timestamppb.New(now)})
+	it.finish(&iocv1.Origin{SourceId: p.sourceID, Province: province, Unit: unit, ReceivedAt: received})
 	start := len(*arena)
 	all, err := proto.MarshalOptions{}.MarshalAppend(*arena, it.msg)
 	// storable's rules are checked on the encoded bytes (cheap); only when
