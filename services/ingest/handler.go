@@ -147,7 +147,6 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 	}
 
 	now := s.now()
-	recv := timestamppb.New(now) // every event's origin.received_at: shared, read only
 	env := parseEnv{now: now, maxFuture: s.cfg.MaxFuture, maxAge: s.cfg.MaxAge, seal: s.sealer}
 	results := make([]Result, len(raws))
 	var toSend []*pending
@@ -155,7 +154,7 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 	// bytes in a few: appended to one buffer, each message a slice of it
 	// (never reused while a publish may still hold it).
 	pends := make([]pending, 0, len(raws))
-	arena := make([]byte, 0, min(1<<20, 256*len(raws)))
+	scratch := newBatchScratch(now, len(raws), p.sourceID)
 	outside := 0
 	// Items are published as soon as they are valid, so that JetStream stores
 	// the first while the rest are still being checked.
@@ -174,7 +173,7 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 			s.countRejected(cat, p, rejectReason(nil))
 			continue
 		}
-		msg, id, ierr := s.buildItem(cat, p, sp, raw.fields, env, recv, res, &arena)
+		msg, id, ierr := s.buildItem(cat, p, sp, raw.fields, env, res, scratch)
 		if ierr != nil {
 			if res.ID == "" && raw.fields != nil {
 				// Rejected before its id was read: echo the id as sent (buildItem sets it otherwise).
@@ -289,11 +288,69 @@ func itemIDAsSent(f fields) string {
 	return clipID(id)
 }
 
+// batchScratch is what the items of one request share or take their
+// memory from, so that each item allocates less; it lives as long as the
+// request. Nothing in it is written once an event holds it.
+type batchScratch struct {
+	// arena holds every event's bytes: each message a slice of it, appended
+	// to and never reused while a publish may still hold it.
+	arena []byte
+	// received is every event's origin.received_at (read only).
+	received *timestamppb.Timestamp
+	// origins are the events' Origin messages, taken one per item.
+	origins []iocv1.Origin
+	// feedSource is the value of every event's feed source header (read only).
+	feedSource []string
+	// places remembers the subject and ce-source of the last few units.
+	places []feedPlace
+}
+
+// feedPlace is the subject and ce-source of the events of one unit and kind.
+type feedPlace struct {
+	province, unit, kind string
+	subject, source      string
+}
+
+func newBatchScratch(now time.Time, items int, sourceID string) *batchScratch {
+	return &batchScratch{
+		arena:      make([]byte, 0, min(1<<20, 256*items)),
+		received:   timestamppb.New(now),
+		origins:    make([]iocv1.Origin, 0, min(items, 1024)),
+		feedSource: []string{sourceID},
+	}
+}
+
+// origin returns a new Origin of the request's memory.
+func (b *batchScratch) origin() *iocv1.Origin {
+	if len(b.origins) == cap(b.origins) {
+		b.origins = make([]iocv1.Origin, 0, cap(b.origins)) // a new block; the old stays with its events
+	}
+	b.origins = b.origins[:len(b.origins)+1]
+	return &b.origins[len(b.origins)-1]
+}
+
+// maxPlaces bounds the places a request remembers.
+const maxPlaces = 8
+
+// place returns the feed subject and ce-source of an event of kind in unit.
+func (b *batchScratch) place(province, unit, kind string) (subject, source string) {
+	for i := range b.places {
+		if pl := &b.places[i]; pl.unit == unit && pl.province == province && pl.kind == kind {
+			return pl.subject, pl.source
+		}
+	}
+	subject, source = subjects.Feed(province, unit, kind), ce.SourceURN(province, unit)
+	if len(b.places) == maxPlaces {
+		b.places = b.places[:0]
+	}
+	b.places = append(b.places, feedPlace{province: province, unit: unit, kind: kind, subject: subject, source: source})
+	return subject, source
+}
+
 // buildItem validates one item and returns the message to publish and its
 // message id; res gets the id, event id, unit and subject. The event is
-// encoded at the end of *arena; received is its origin's received_at, shared
-// by every event of the request (never written).
-func (s *Service) buildItem(cat *catalog, p principal, spec kindSpec, f fields, env parseEnv, received *timestamppb.Timestamp, res *Result, arena *[]byte) (*nats.Msg, string, *itemError) {
+// encoded at the end of b.arena.
+func (s *Service) buildItem(cat *catalog, p principal, spec kindSpec, f fields, env parseEnv, res *Result, b *batchScratch) (*nats.Msg, string, *itemError) {
 	it, ierr := spec.parse(f, env)
 	if ierr != nil {
 		return nil, "", ierr
@@ -315,9 +372,11 @@ func (s *Service) buildItem(cat *catalog, p principal, spec kindSpec, f fields, 
 			return nil, "", ierr
 		}
 	}
-	it.finish(&iocv1.Origin{SourceId: p.sourceID, Province: province, Unit: unit, ReceivedAt: received})
-	start := len(*arena)
-	all, err := proto.MarshalOptions{}.MarshalAppend(*arena, it.msg)
+	o := b.origin()
+	o.SourceId, o.Province, o.Unit, o.ReceivedAt = p.sourceID, province, unit, b.received
+	it.finish(o)
+	start := len(b.arena)
+	all, err := proto.MarshalOptions{}.MarshalAppend(b.arena, it.msg)
 	// storable's rules are checked on the encoded bytes (cheap); only when
 	// they fail, or the encoding does, is the event walked to say where.
 	if err != nil || !wireStorable(all[start:], it.msg.ProtoReflect().Descriptor()) {
@@ -339,14 +398,14 @@ func (s *Service) buildItem(cat *catalog, p principal, spec kindSpec, f fields, 
 	if err := feedcheck.HeaderValue("message id", msgID); err != nil {
 		return nil, "", &itemError{reason: err.Error()}
 	}
-	*arena = all // only now: a rejected item leaves nothing in the buffer
+	b.arena = all // only now: a rejected item leaves nothing in the buffer
 	body := all[start:len(all):len(all)]
-	subj := subjects.Feed(province, unit, spec.kind)
+	subj, source := b.place(province, unit, spec.kind)
 	// Room for the CloudEvents attributes, the feed source and the message id
 	// JetStream adds: the map is never grown.
 	h := make(nats.Header, 10)
-	ce.Event{ID: it.eventID, Source: ce.SourceURN(province, unit), Type: spec.ceType, Subject: it.entityID, Time: it.time}.SetOn(h)
-	h[ce.HeaderFeedSource] = []string{p.sourceID}
+	ce.Event{ID: it.eventID, Source: source, Type: spec.ceType, Subject: it.entityID, Time: it.time}.SetOn(h)
+	h[ce.HeaderFeedSource] = b.feedSource
 	res.EventID, res.Unit, res.Subject = it.eventID, unit, subj
 	return &nats.Msg{Subject: subj, Data: body, Header: h}, msgID, nil
 }
