@@ -123,7 +123,7 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 			fmt.Sprintf("the body is %d bytes; at most %d are taken in one request: split the batch", r.ContentLength, s.cfg.MaxBodyBytes), nil)
 	}
 	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
-	raws, err := decodeItemsSized(body, format, s.cfg.MaxItems, r.ContentLength)
+	raws, err := decodeItemsLazy(body, format, s.cfg.MaxItems, r.ContentLength)
 	if err != nil {
 		if status, ok := s.bodyTimedOut(w, r); ok {
 			return status
@@ -160,7 +160,18 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 	// the first while the rest are still being checked.
 	pub := s.newPublisher(r.Context())
 	defer pub.close()
+	// One map for the members of every item that came as members (most):
+	// filled for each in turn; nothing keeps it past its item.
+	var shared fields
 	for i, raw := range raws {
+		f := fields(raw.fields)
+		if raw.members != nil {
+			if shared == nil {
+				shared = make(fields, len(raw.members))
+			}
+			fillFields(shared, raw.members)
+			f = shared
+		}
 		res := &results[i]
 		res.Index, res.Line = i, raw.line
 		sp := spec
@@ -173,11 +184,11 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 			s.countRejected(cat, p, rejectReason(nil))
 			continue
 		}
-		msg, id, ierr := s.buildItem(cat, p, sp, raw.fields, env, res, scratch)
+		msg, id, ierr := s.buildItem(cat, p, sp, f, env, res, scratch)
 		if ierr != nil {
-			if res.ID == "" && raw.fields != nil {
+			if res.ID == "" && f != nil {
 				// Rejected before its id was read: echo the id as sent (buildItem sets it otherwise).
-				res.ID = itemIDAsSent(raw.fields)
+				res.ID = itemIDAsSent(f)
 			}
 			// A rejected id may be huge: quote only its start.
 			res.ID = feedcheck.Clip(res.ID)
