@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -354,6 +355,16 @@ func parseTraffic(f fields, env parseEnv) (*parsed, *itemError) {
 }
 
 func (g Geometry) wkbInto(dst **iocv1.Geometry) error {
+	if g.Type == "Point" {
+		// The message and its 21 bytes (as WKB writes them) in one allocation.
+		pt := new(struct {
+			m   iocv1.Geometry
+			wkb [21]byte
+		})
+		pt.m.Wkb = appendWKBCoords(binary.LittleEndian.AppendUint32(pt.wkb[:1], 1), g.Polys[0][0][:2])
+		*dst = &pt.m
+		return nil
+	}
 	b, err := g.WKB()
 	if err != nil {
 		return err
