@@ -243,12 +243,19 @@ func (s *fastScan) object() (map[string]json.RawMessage, []member, bool) {
 		return m, nil, ok
 	}
 	if s.lazy && !isFeature(s.members) {
+		if len(s.members) > cap(s.kept)-len(s.kept) {
+			// A new block (the items before keep theirs): never grown by copying.
+			s.kept = make([]member, 0, max(keptBlock, len(s.members)))
+		}
 		start := len(s.kept)
 		s.kept = append(s.kept, s.members...)
 		return nil, s.kept[start:len(s.kept):len(s.kept)], true
 	}
 	return membersMap(s.members), nil, true
 }
+
+// keptBlock is how many members a block of kept members holds.
+const keptBlock = 512
 
 // isFeature reports whether members (in order; the last of repeated keys
 // wins) make a GeoJSON Feature, as featureToItem sees it.

@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"fmt"
 	"reflect"
+	"strconv"
 	"testing"
+	"time"
 )
 
 // FuzzDecodeLazy checks that the handler's decoder (decodeItemsLazy, whose
@@ -36,4 +38,54 @@ func FuzzDecodeLazy(f *testing.F) {
 			}
 		}
 	})
+}
+
+// BenchmarkReadBatchLazy compares, in one process, the handler's way of
+// reading BenchmarkReadBatch's batch (decodeItemsLazy, one map filled per
+// item) with a new map per item (decodeItemsSized), in alternating rounds so
+// that other load on the machine weighs on both alike.
+func BenchmarkReadBatchLazy(b *testing.B) {
+	var body bytes.Buffer
+	body.WriteByte('[')
+	for i := range 500 {
+		if i > 0 {
+			body.WriteByte(',')
+		}
+		body.WriteString(`{"id":"bench-1-` + strconv.Itoa(i) + `","type":"AirQualityObserved","dateObserved":"2025-07-01T08:00:00+07:00",` +
+			`"location":{"type":"Point","coordinates":[105.8522,21.0287]},"pm25":35.5,"pm10":50,"no2":20.5,` +
+			`"temperature":31,"refDevice":"station-bench-1-` + strconv.Itoa(i) + `"}`)
+	}
+	body.WriteByte(']')
+	env := parseEnv{now: time.Date(2025, 7, 1, 2, 0, 0, 0, time.UTC), maxFuture: 10 * time.Minute}
+	for round := range 4 {
+		b.Run("map"+strconv.Itoa(round), func(b *testing.B) {
+			for b.Loop() {
+				items, _ := decodeItemsSized(bytes.NewReader(body.Bytes()), formatJSON, 10000, int64(body.Len()))
+				for _, it := range items {
+					if _, ierr := parseAir(it.fields, env); ierr != nil {
+						b.Fatal(ierr)
+					}
+				}
+			}
+		})
+		b.Run("lazy"+strconv.Itoa(round), func(b *testing.B) {
+			for b.Loop() {
+				items, _ := decodeItemsLazy(bytes.NewReader(body.Bytes()), formatJSON, 10000, int64(body.Len()))
+				var shared fields
+				for _, it := range items {
+					f := fields(it.fields)
+					if it.members != nil {
+						if shared == nil {
+							shared = make(fields, len(it.members))
+						}
+						fillFields(shared, it.members)
+						f = shared
+					}
+					if _, ierr := parseAir(f, env); ierr != nil {
+						b.Fatal(ierr)
+					}
+				}
+			}
+		})
+	}
 }
