@@ -16,8 +16,13 @@ import (
 
 // rawItem is one item as read from the body, before validation.
 type rawItem struct {
-	// fields are the item's top-level members; nil when err is set.
+	// fields are the item's top-level members; nil when err is set, or
+	// when members holds them.
 	fields map[string]json.RawMessage
+	// members, only from decodeItemsLazy, are the item's top-level members in
+	// order (a slice of the body's), for the caller to read into a map it
+	// reuses (fillFields); fields is nil then.
+	members []member
 	// line is the 1-based NDJSON line of the item, 0 for other formats.
 	line int
 	// err says why the item could not be read; the other items are still used.
@@ -85,6 +90,17 @@ func decodeItems(r io.Reader, format string, maxItems int) ([]rawItem, error) {
 // decodeItemsSized is decodeItems for a body of about size bytes (its
 // Content-Length; 0 or less when unknown), read into one buffer of that size.
 func decodeItemsSized(r io.Reader, format string, maxItems int, size int64) ([]rawItem, error) {
+	return decodeItemsOf(r, format, maxItems, size, false)
+}
+
+// decodeItemsLazy is decodeItemsSized, except that an item of a JSON array
+// read by the fast path may come as its members rather than its map (see
+// rawItem.members): the caller then needs one map for all items, not one each.
+func decodeItemsLazy(r io.Reader, format string, maxItems int, size int64) ([]rawItem, error) {
+	return decodeItemsOf(r, format, maxItems, size, true)
+}
+
+func decodeItemsOf(r io.Reader, format string, maxItems int, size int64, lazy bool) ([]rawItem, error) {
 	if format == formatCAP || format == formatXML {
 		return decodeCAP(r, maxItems)
 	}
@@ -93,7 +109,7 @@ func decodeItemsSized(r io.Reader, format string, maxItems int, size int64) ([]r
 	}
 	body, rerr := readAllSized(r, size)
 	if rerr == nil {
-		if items, ok := fastArray(body, maxItems); ok {
+		if items, ok := fastArrayOf(body, maxItems, lazy); ok {
 			return items, nil
 		}
 		return decodeStream(bytes.NewReader(body), format, maxItems)

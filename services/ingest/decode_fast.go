@@ -26,6 +26,9 @@ type fastScan struct {
 	i int
 	// members is scratch for the members of the item being read.
 	members []member
+	// lazy keeps each item's members (in kept) instead of making its map.
+	lazy bool
+	kept []member
 }
 
 type member struct {
@@ -232,8 +235,60 @@ func (s *fastScan) number() bool {
 
 // object reads the object at s.i (an item) into a map of its members, as
 // encoding/json would (the last of repeated keys wins); ok is false for
-// anything the fast path does not take.
-func (s *fastScan) object() (map[string]json.RawMessage, bool) {
+// anything the fast path does not take. When s.lazy, an item with members
+// that is not a GeoJSON Feature is returned as its members instead (map nil).
+func (s *fastScan) object() (map[string]json.RawMessage, []member, bool) {
+	m, ok := s.objectMembers()
+	if !ok || m != nil {
+		return m, nil, ok
+	}
+	if s.lazy && !isFeature(s.members) {
+		if len(s.members) > cap(s.kept)-len(s.kept) {
+			// A new block (the items before keep theirs): never grown by copying.
+			s.kept = make([]member, 0, max(keptBlock, len(s.members)))
+		}
+		start := len(s.kept)
+		s.kept = append(s.kept, s.members...)
+		return nil, s.kept[start:len(s.kept):len(s.kept)], true
+	}
+	return membersMap(s.members), nil, true
+}
+
+// keptBlock is how many members a block of kept members holds.
+const keptBlock = 512
+
+// isFeature reports whether members (in order; the last of repeated keys
+// wins) make a GeoJSON Feature, as featureToItem sees it.
+func isFeature(members []member) bool {
+	for i := len(members) - 1; i >= 0; i-- {
+		if members[i].key == "type" {
+			return isJSONString(members[i].raw, "Feature")
+		}
+	}
+	return false
+}
+
+// membersMap is the map of an item's members (the last of repeated keys wins).
+func membersMap(members []member) map[string]json.RawMessage {
+	m := make(map[string]json.RawMessage, len(members))
+	for _, mb := range members {
+		m[mb.key] = mb.raw
+	}
+	return m
+}
+
+// fillFields clears f and puts members in it (the last of repeated keys
+// wins): the same fields as membersMap, in a map reused from item to item.
+func fillFields(f fields, members []member) {
+	clear(f)
+	for _, mb := range members {
+		f[mb.key] = mb.raw
+	}
+}
+
+// objectMembers reads the object at s.i into s.members; m is an empty map
+// for {} and nil otherwise.
+func (s *fastScan) objectMembers() (map[string]json.RawMessage, bool) {
 	s.i++ // '{'
 	s.members = s.members[:0]
 	s.ws()
@@ -267,11 +322,7 @@ func (s *fastScan) object() (map[string]json.RawMessage, bool) {
 		} else if !ok {
 			return nil, false
 		}
-		m := make(map[string]json.RawMessage, len(s.members))
-		for _, mb := range s.members {
-			m[mb.key] = mb.raw
-		}
-		return m, true
+		return nil, true
 	}
 }
 
@@ -303,11 +354,13 @@ func keyString(b []byte) string {
 	return string(b)
 }
 
-// fastArray reads a body that is a JSON array of objects (or nulls), with at
+// fastArrayOf reads a body that is a JSON array of objects (or nulls), with at
 // most maxItems items; ok is false when the body is anything else, and the
 // encoding/json path must read it.
-func fastArray(body []byte, maxItems int) (items []rawItem, ok bool) {
-	s := fastScan{b: body}
+// When lazy, an item that is not a Feature and has members comes with its
+// members instead of its map (see rawItem.members).
+func fastArrayOf(body []byte, maxItems int, lazy bool) (items []rawItem, ok bool) {
+	s := fastScan{b: body, lazy: lazy}
 	if len(body) >= 3 && body[0] == 0xEF && body[1] == 0xBB && body[2] == 0xBF {
 		s.i = 3
 	}
@@ -327,9 +380,13 @@ func fastArray(body []byte, maxItems int) (items []rawItem, ok bool) {
 		}
 		switch body[s.i] {
 		case '{':
-			m, ok := s.object()
+			m, members, ok := s.object()
 			if !ok {
 				return nil, false
+			}
+			if members != nil {
+				items = append(items, rawItem{members: members})
+				break
 			}
 			f, reason := featureToItem(m)
 			items = append(items, rawItem{fields: f, err: reason})

@@ -39,8 +39,12 @@ func missing(name string) *itemError { return &itemError{pointer: name, reason: 
 // {"type":"Property","value":v}, {"type":"Relationship","object":o} and
 // {"@type":"DateTime","@value":v} so that those payloads read like keyValues.
 func (f fields) value(name string) (json.RawMessage, bool) {
-	raw, ok := f[name]
-	if !ok || len(raw) == 0 || string(raw) == "null" {
+	return f.unwrap(f[name])
+}
+
+// unwrap is value for a member's raw JSON already looked up (nil when absent).
+func (f fields) unwrap(raw json.RawMessage) (json.RawMessage, bool) {
+	if len(raw) == 0 || string(raw) == "null" {
 		return nil, false
 	}
 	raw = bytes.TrimSpace(raw)
@@ -196,6 +200,11 @@ func (f fields) ref(name string) (string, *itemError) {
 // num reads a number member.
 func (f fields) num(name string) (float64, bool, *itemError) {
 	raw, ok := f.value(name)
+	return numOf(name, raw, ok)
+}
+
+// numOf is num for the member's value (as value returns it) already read.
+func numOf(name string, raw json.RawMessage, ok bool) (float64, bool, *itemError) {
 	if !ok {
 		return 0, false, nil
 	}

@@ -99,7 +99,16 @@ func fastGeometry(raw json.RawMessage, at string, allowed []string) (out fastDec
 		if why := positionFault(buf[:n]); why != "" { // as position says it
 			return fastDecoded{err: &geometryError{at + ".coordinates", why}}, true
 		}
-		return fastDecoded{g: Geometry{Type: "Point", Polys: [][][]float64{{{buf[0], buf[1]}}}}}, true
+		// The three levels of Polys in one allocation.
+		pt := new(struct {
+			polys [1][][]float64
+			ring  [1][]float64
+			xy    [2]float64
+		})
+		pt.xy = [2]float64{buf[0], buf[1]}
+		pt.ring[0] = pt.xy[:]
+		pt.polys[0] = pt.ring[:]
+		return fastDecoded{g: Geometry{Type: "Point", Polys: pt.polys[:]}}, true
 	case "LineString":
 		xy, ok, err := fastLine(coords, at+".coordinates")
 		if !ok {

@@ -123,7 +123,7 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 			fmt.Sprintf("the body is %d bytes; at most %d are taken in one request: split the batch", r.ContentLength, s.cfg.MaxBodyBytes), nil)
 	}
 	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
-	raws, err := decodeItemsSized(body, format, s.cfg.MaxItems, r.ContentLength)
+	raws, err := decodeItemsLazy(body, format, s.cfg.MaxItems, r.ContentLength)
 	if err != nil {
 		if status, ok := s.bodyTimedOut(w, r); ok {
 			return status
@@ -154,22 +154,26 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 	// bytes in a few: appended to one buffer, each message a slice of it
 	// (never reused while a publish may still hold it).
 	pends := make([]pending, 0, len(raws))
-	arena := make([]byte, 0, min(1<<20, 256*len(raws)))
+	scratch := newBatchScratch(now, len(raws), p.sourceID)
 	outside := 0
 	// Items are published as soon as they are valid, so that JetStream stores
 	// the first while the rest are still being checked.
 	pub := s.newPublisher(r.Context())
 	defer pub.close()
+	// One map for the members of every item that came as members (most):
+	// filled for each in turn; nothing keeps it past its item.
+	var shared fields
 	for i, raw := range raws {
+		f := fields(raw.fields)
+		if raw.members != nil {
+			if shared == nil {
+				shared = make(fields, len(raw.members))
+			}
+			fillFields(shared, raw.members)
+			f = shared
+		}
 		res := &results[i]
 		res.Index, res.Line = i, raw.line
-		if raw.fields != nil {
-			res.ID = unquote(raw.fields["id"])
-			if res.ID == "" {
-				res.ID = unquote(raw.fields["identifier"])
-			}
-			res.ID = clipID(res.ID) // a huge rejected id is not echoed whole
-		}
 		sp := spec
 		if raw.cap != nil {
 			res.ID, res.Path = raw.cap.id, raw.cap.path
@@ -180,8 +184,12 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 			s.countRejected(cat, p, rejectReason(nil))
 			continue
 		}
-		msg, id, ierr := s.buildItem(cat, p, sp, raw.fields, env, now, res, &arena)
+		msg, id, ierr := s.buildItem(cat, p, sp, f, env, res, scratch)
 		if ierr != nil {
+			if res.ID == "" && f != nil {
+				// Rejected before its id was read: echo the id as sent (buildItem sets it otherwise).
+				res.ID = itemIDAsSent(f)
+			}
 			// A rejected id may be huge: quote only its start.
 			res.ID = feedcheck.Clip(res.ID)
 			res.Status, res.Reason, res.Pointer = StatusRejected, ierr.Error(), jsonPointer(i, ierr.pointer)
@@ -281,10 +289,79 @@ func (s *Service) count(kind string, results []Result) {
 	}
 }
 
+// itemIDAsSent is the id (or CAP identifier) of an item as sent, clipped:
+// a huge rejected id is not echoed whole.
+func itemIDAsSent(f fields) string {
+	id := unquote(f["id"])
+	if id == "" {
+		id = unquote(f["identifier"])
+	}
+	return clipID(id)
+}
+
+// batchScratch is what the items of one request share or take their
+// memory from, so that each item allocates less; it lives as long as the
+// request. Nothing in it is written once an event holds it.
+type batchScratch struct {
+	// arena holds every event's bytes: each message a slice of it, appended
+	// to and never reused while a publish may still hold it.
+	arena []byte
+	// received is every event's origin.received_at (read only).
+	received *timestamppb.Timestamp
+	// origins are the events' Origin messages, taken one per item.
+	origins []iocv1.Origin
+	// feedSource is the value of every event's feed source header (read only).
+	feedSource []string
+	// places remembers the subject and ce-source of the last few units.
+	places []feedPlace
+}
+
+// feedPlace is the subject and ce-source of the events of one unit and kind.
+type feedPlace struct {
+	province, unit, kind string
+	subject, source      string
+}
+
+func newBatchScratch(now time.Time, items int, sourceID string) *batchScratch {
+	return &batchScratch{
+		arena:      make([]byte, 0, min(1<<20, 256*items)),
+		received:   timestamppb.New(now),
+		origins:    make([]iocv1.Origin, 0, min(items, 1024)),
+		feedSource: []string{sourceID},
+	}
+}
+
+// origin returns a new Origin of the request's memory.
+func (b *batchScratch) origin() *iocv1.Origin {
+	if len(b.origins) == cap(b.origins) {
+		b.origins = make([]iocv1.Origin, 0, cap(b.origins)) // a new block; the old stays with its events
+	}
+	b.origins = b.origins[:len(b.origins)+1]
+	return &b.origins[len(b.origins)-1]
+}
+
+// maxPlaces bounds the places a request remembers.
+const maxPlaces = 8
+
+// place returns the feed subject and ce-source of an event of kind in unit.
+func (b *batchScratch) place(province, unit, kind string) (subject, source string) {
+	for i := range b.places {
+		if pl := &b.places[i]; pl.unit == unit && pl.province == province && pl.kind == kind {
+			return pl.subject, pl.source
+		}
+	}
+	subject, source = subjects.Feed(province, unit, kind), ce.SourceURN(province, unit)
+	if len(b.places) == maxPlaces {
+		b.places = b.places[:0]
+	}
+	b.places = append(b.places, feedPlace{province: province, unit: unit, kind: kind, subject: subject, source: source})
+	return subject, source
+}
+
 // buildItem validates one item and returns the message to publish and its
-// message id; res gets the event id, unit and subject. The event is encoded
-// at the end of *arena.
-func (s *Service) buildItem(cat *catalog, p principal, spec kindSpec, f fields, env parseEnv, now time.Time, res *Result, arena *[]byte) (*nats.Msg, string, *itemError) {
+// message id; res gets the id, event id, unit and subject. The event is
+// encoded at the end of b.arena.
+func (s *Service) buildItem(cat *catalog, p principal, spec kindSpec, f fields, env parseEnv, res *Result, b *batchScratch) (*nats.Msg, string, *itemError) {
 	it, ierr := spec.parse(f, env)
 	if ierr != nil {
 		return nil, "", ierr
@@ -306,9 +383,11 @@ func (s *Service) buildItem(cat *catalog, p principal, spec kindSpec, f fields, 
 			return nil, "", ierr
 		}
 	}
-	it.finish(&iocv1.Origin{SourceId: p.sourceID, Province: province, Unit: unit, ReceivedAt: timestamppb.New(now)})
-	start := len(*arena)
-	all, err := proto.MarshalOptions{}.MarshalAppend(*arena, it.msg)
+	o := b.origin()
+	o.SourceId, o.Province, o.Unit, o.ReceivedAt = p.sourceID, province, unit, b.received
+	it.finish(o)
+	start := len(b.arena)
+	all, err := proto.MarshalOptions{}.MarshalAppend(b.arena, it.msg)
 	// storable's rules are checked on the encoded bytes (cheap); only when
 	// they fail, or the encoding does, is the event walked to say where.
 	if err != nil || !wireStorable(all[start:], it.msg.ProtoReflect().Descriptor()) {
@@ -330,14 +409,14 @@ func (s *Service) buildItem(cat *catalog, p principal, spec kindSpec, f fields, 
 	if err := feedcheck.HeaderValue("message id", msgID); err != nil {
 		return nil, "", &itemError{reason: err.Error()}
 	}
-	*arena = all // only now: a rejected item leaves nothing in the buffer
+	b.arena = all // only now: a rejected item leaves nothing in the buffer
 	body := all[start:len(all):len(all)]
-	subj := subjects.Feed(province, unit, spec.kind)
+	subj, source := b.place(province, unit, spec.kind)
 	// Room for the CloudEvents attributes, the feed source and the message id
 	// JetStream adds: the map is never grown.
 	h := make(nats.Header, 10)
-	ce.Event{ID: it.eventID, Source: ce.SourceURN(province, unit), Type: spec.ceType, Subject: it.entityID, Time: it.time}.SetOn(h)
-	h[ce.HeaderFeedSource] = []string{p.sourceID}
+	ce.Event{ID: it.eventID, Source: source, Type: spec.ceType, Subject: it.entityID, Time: it.time}.SetOn(h)
+	h[ce.HeaderFeedSource] = b.feedSource
 	res.EventID, res.Unit, res.Subject = it.eventID, unit, subj
 	return &nats.Msg{Subject: subj, Data: body, Header: h}, msgID, nil
 }

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -40,6 +41,8 @@ type parsed struct {
 	time     time.Time
 	shape    shapeRule
 	geoms    []Geometry
+	// geom1 backs geoms when there is one geometry.
+	geom1 [1]Geometry
 	// geomPointer is where the geometry is in the item, for messages.
 	geomPointer string
 	msg         proto.Message
@@ -211,14 +214,19 @@ func (h obsHead) parsed(shape shapeRule, m proto.Message, loc **iocv1.Geometry, 
 	if err := h.geom.wkbInto(loc); err != nil {
 		return nil, &itemError{pointer: "location", reason: err.Error()}
 	}
-	return &parsed{id: h.id, eventID: h.eventID, entityID: h.entity, time: h.at, shape: shape,
-		geoms: []Geometry{h.geom}, geomPointer: "location.coordinates", msg: m,
-		finish: func(o *iocv1.Origin) { *origin = o }}, nil
+	p := &parsed{id: h.id, eventID: h.eventID, entityID: h.entity, time: h.at, shape: shape,
+		geomPointer: "location.coordinates", msg: m,
+		finish: func(o *iocv1.Origin) { *origin = o }}
+	p.geom1[0] = h.geom
+	p.geoms = p.geom1[:] // in the same allocation
+	return p, nil
 }
 
 // observationEventID is the event id of an observation: <item id>@<observedAt UTC RFC 3339>.
 func observationEventID(id string, at time.Time) string {
-	return id + "@" + at.UTC().Format(time.RFC3339)
+	var buf [128]byte
+	b := append(append(buf[:0], id...), '@')
+	return string(at.UTC().AppendFormat(b, time.RFC3339)) // one allocation, not two
 }
 
 func location(f fields, allowed ...string) (Geometry, *itemError) {
@@ -270,14 +278,24 @@ var airMeasures = map[string]measure[*iocv1.AirQualityObserved]{
 	"windDirection":    {field: func(m *iocv1.AirQualityObserved) **float64 { return &m.WindDirection }},
 }
 
+// airTable indexes airMeasures by member name.
+var airTable = newMeasureTable(airMeasures, airAliases, nil)
+
 // parseAir reads a FIWARE AirQualityObserved in keyValues form.
 func parseAir(f fields, env parseEnv) (*parsed, *itemError) {
 	h, ierr := readStation(f, env, "AirQualityObserved")
 	if ierr != nil {
 		return nil, ierr
 	}
-	m := &iocv1.AirQualityObserved{Id: h.eventID, EntityId: h.entity, ObservedAt: timestamppb.New(h.at), Name: h.name}
-	if m.Other, ierr = readMeasures(f, m, airMeasures, airAliases, nil); ierr != nil {
+	// The event and its time in one allocation (the time as timestamppb.New makes it).
+	a := new(struct {
+		m  iocv1.AirQualityObserved
+		at timestamppb.Timestamp
+	})
+	a.at.Seconds, a.at.Nanos = h.at.Unix(), int32(h.at.Nanosecond())
+	m := &a.m
+	m.Id, m.EntityId, m.ObservedAt, m.Name = h.eventID, h.entity, &a.at, h.name
+	if m.Other, ierr = readMeasures(f, m, &airTable); ierr != nil {
 		return nil, ierr
 	}
 	return h.parsed(shapePoint, m, &m.Location, &m.Origin)
@@ -337,6 +355,16 @@ func parseTraffic(f fields, env parseEnv) (*parsed, *itemError) {
 }
 
 func (g Geometry) wkbInto(dst **iocv1.Geometry) error {
+	if g.Type == "Point" {
+		// The message and its 21 bytes (as WKB writes them) in one allocation.
+		pt := new(struct {
+			m   iocv1.Geometry
+			wkb [21]byte
+		})
+		pt.m.Wkb = appendWKBCoords(binary.LittleEndian.AppendUint32(pt.wkb[:1], 1), g.Polys[0][0][:2])
+		*dst = &pt.m
+		return nil
+	}
 	b, err := g.WKB()
 	if err != nil {
 		return err

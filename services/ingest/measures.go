@@ -1,9 +1,11 @@
 package ingest
 
 import (
+	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 
 	"github.com/iochub/iochub/internal/feedcheck"
 )
@@ -105,33 +107,86 @@ func readStation(f fields, env parseEnv, types ...string) (obsHead, *itemError) 
 	return readObservation(f, env, "Point", []string{"refDevice", "refPointOfInterest"}, types...)
 }
 
-// readMeasures reads the named quantities of spec (and their aliases) into
-// their fields, and every other numeric member into other (nil when none).
-// skip names members that are neither (handled by the caller, or not
-// measurements).
-func readMeasures[M any](f fields, msg M, spec map[string]measure[M], aliases map[string]string, skip map[string]bool) (map[string]float64, *itemError) {
-	var kb [32]string
-	keys := kb[:0]
-	for k := range f {
-		keys = append(keys, k)
+// measureTable is a kind's measures indexed by every member name that
+// names one (canonical or alias), with what readMeasures checks, so that
+// reading a member costs one lookup; built once per kind.
+type measureTable[M any] struct {
+	byMember map[string]measureEntry[M]
+	// skip names members that are neither (handled by the caller, or not
+	// measurements).
+	skip map[string]bool
+}
+
+type measureEntry[M any] struct {
+	name string // canonical
+	m    measure[M]
+	// b is plausible[name], if hasBound.
+	b        bound
+	hasBound bool
+}
+
+// newMeasureTable indexes spec under its names and their aliases.
+func newMeasureTable[M any](spec map[string]measure[M], aliases map[string]string, skip map[string]bool) measureTable[M] {
+	t := measureTable[M]{byMember: make(map[string]measureEntry[M], len(spec)+len(aliases)), skip: skip}
+	add := func(member, name string) {
+		m, ok := spec[name]
+		if !ok || skip[member] || notMeasurements[member] {
+			return
+		}
+		b, hasBound := plausible[name]
+		t.byMember[member] = measureEntry[M]{name: name, m: m, b: b, hasBound: hasBound}
 	}
-	slices.Sort(keys)
+	for name := range spec {
+		if _, aliased := aliases[name]; !aliased {
+			add(name, name)
+		}
+	}
+	for member, name := range aliases {
+		add(member, name)
+	}
+	return t
+}
+
+// checkBound is checkPlausible with the bound already looked up.
+func (e *measureEntry[M]) checkBound(member string, v float64) string {
+	if !e.hasBound {
+		return checkPlausible(member, e.name, v)
+	}
+	if v < e.b.lo || v > e.b.hi {
+		return fmt.Sprintf("%s %v is outside the plausible range [%v, %v]; check the sensor and the unit", member, v, e.b.lo, e.b.hi)
+	}
+	return ""
+}
+
+// readMeasures reads the named quantities of the table (and their aliases)
+// into their fields, and every other numeric member into other (nil when
+// none). The members are read in the order of their names.
+func readMeasures[M any](f fields, msg M, t *measureTable[M]) (map[string]float64, *itemError) {
+	type kv struct {
+		k   string
+		raw json.RawMessage
+	}
+	var kb [32]kv
+	members := kb[:0]
+	for k, raw := range f {
+		members = append(members, kv{k, raw})
+	}
+	slices.SortFunc(members, func(a, b kv) int { return strings.Compare(a.k, b.k) })
+	// The values of the quantities, in one allocation (a field holds a pointer).
+	var vals []float64
 	var other map[string]float64
-	for _, k := range keys {
-		if skip[k] || notMeasurements[k] {
-			continue
-		}
-		name := k
-		if a, ok := aliases[k]; ok {
-			name = a
-		}
-		m, known := spec[name]
+	for i := range members {
+		k := members[i].k
+		e, known := t.byMember[k]
 		if !known {
-			raw, ok := f.value(k)
+			if t.skip[k] || notMeasurements[k] {
+				continue
+			}
+			raw, ok := f.unwrap(members[i].raw)
 			if !ok || jsonKind(raw) != "number" {
 				continue
 			}
-			v, _, ierr := f.num(k)
+			v, _, ierr := numOf(k, raw, ok)
 			if ierr != nil {
 				return nil, ierr
 			}
@@ -152,22 +207,27 @@ func readMeasures[M any](f fields, msg M, spec map[string]measure[M], aliases ma
 			other[k] = v
 			continue
 		}
-		v, ok, ierr := f.num(k)
+		raw, ok := f.unwrap(members[i].raw)
+		v, ok, ierr := numOf(k, raw, ok)
 		if ierr != nil {
 			return nil, ierr
 		}
 		if !ok {
 			continue
 		}
-		if m.check != nil {
-			if why := m.check(k, v); why != "" {
+		if e.m.check != nil {
+			if why := e.m.check(k, v); why != "" {
 				return nil, &itemError{pointer: k, reason: why}
 			}
 		}
-		if why := checkPlausible(k, name, v); why != "" {
+		if why := e.checkBound(k, v); why != "" {
 			return nil, &itemError{pointer: k, reason: why}
 		}
-		*m.field(msg) = &v
+		if vals == nil {
+			vals = make([]float64, 0, len(members)) // never grown: at most one value per member
+		}
+		vals = append(vals, v)
+		*e.m.field(msg) = &vals[len(vals)-1]
 	}
 	return other, nil
 }

@@ -29,6 +29,9 @@ var waterMeasures = map[string]measure[*iocv1.WaterObserved]{
 	"dissolvedOxygen": {field: func(m *iocv1.WaterObserved) **float64 { return &m.DissolvedOxygen }, check: nonNegative},
 }
 
+// waterTable indexes waterMeasures by member name.
+var waterTable = newMeasureTable(waterMeasures, waterAliases, waterSkip)
+
 // waterSkip are members parseWater reads itself.
 var waterSkip = map[string]bool{"alarmLevels": true}
 
@@ -41,7 +44,7 @@ func parseWater(f fields, env parseEnv) (*parsed, *itemError) {
 		return nil, ierr
 	}
 	m := &iocv1.WaterObserved{Id: h.eventID, EntityId: h.entity, ObservedAt: timestamppb.New(h.at), Name: h.name}
-	other, ierr := readMeasures(f, m, waterMeasures, waterAliases, waterSkip)
+	other, ierr := readMeasures(f, m, &waterTable)
 	if ierr != nil {
 		return nil, ierr
 	}

@@ -16,6 +16,9 @@ var weatherMeasures = map[string]measure[*iocv1.WeatherObserved]{
 	"atmosphericPressure": {field: func(m *iocv1.WeatherObserved) **float64 { return &m.AtmosphericPressure }, check: nonNegative},
 }
 
+// weatherTable indexes weatherMeasures by member name.
+var weatherTable = newMeasureTable(weatherMeasures, nil, nil)
+
 // parseWeather reads a FIWARE WeatherObserved in keyValues form.
 func parseWeather(f fields, env parseEnv) (*parsed, *itemError) {
 	h, ierr := readStation(f, env, "WeatherObserved")
@@ -23,7 +26,7 @@ func parseWeather(f fields, env parseEnv) (*parsed, *itemError) {
 		return nil, ierr
 	}
 	m := &iocv1.WeatherObserved{Id: h.eventID, EntityId: h.entity, ObservedAt: timestamppb.New(h.at), Name: h.name}
-	other, ierr := readMeasures(f, m, weatherMeasures, nil, nil)
+	other, ierr := readMeasures(f, m, &weatherTable)
 	if ierr != nil {
 		return nil, ierr
 	}

@@ -1,0 +1,91 @@
+package ingest
+
+import (
+	"bytes"
+	"fmt"
+	"reflect"
+	"strconv"
+	"testing"
+	"time"
+)
+
+// FuzzDecodeLazy checks that the handler's decoder (decodeItemsLazy, whose
+// items may come as members read into one reused map) gives the items
+// decodeItems gives, field for field, on every body.
+func FuzzDecodeLazy(f *testing.F) {
+	seedBodies(f)
+	f.Add([]byte(`[{"a":1,"z":2},{"b":2}]`))
+	f.Add([]byte(`[{"id":"a","id":"b","type":"X"},{},{"type":"Feature","properties":{"id":"c"}},{"type":"Feature","type":"Y","x":1}]`))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		for _, format := range []string{"", formatJSON, formatNDJSON} {
+			want, werr := decodeItems(bytes.NewReader(body), format, 100)
+			got, gerr := decodeItemsLazy(bytes.NewReader(body), format, 100, int64(len(body)))
+			if fmt.Sprint(gerr) != fmt.Sprint(werr) || len(got) != len(want) {
+				t.Fatalf("format %q: lazy gave %d items, %v; decodeItems %d, %v", format, len(got), gerr, len(want), werr)
+			}
+			shared := make(fields)
+			for i, it := range got {
+				if it.members != nil {
+					if it.fields != nil || it.err != "" || it.cap != nil {
+						t.Fatalf("format %q item %d: members with fields %v, err %q", format, i, it.fields, it.err)
+					}
+					fillFields(shared, it.members)
+					it.fields, it.members = shared, nil
+				}
+				if !reflect.DeepEqual(it, want[i]) {
+					t.Fatalf("format %q item %d: lazy gave %+v; decodeItems %+v", format, i, it, want[i])
+				}
+			}
+		}
+	})
+}
+
+// BenchmarkReadBatchLazy compares, in one process, the handler's way of
+// reading BenchmarkReadBatch's batch (decodeItemsLazy, one map filled per
+// item) with a new map per item (decodeItemsSized), in alternating rounds so
+// that other load on the machine weighs on both alike.
+func BenchmarkReadBatchLazy(b *testing.B) {
+	var body bytes.Buffer
+	body.WriteByte('[')
+	for i := range 500 {
+		if i > 0 {
+			body.WriteByte(',')
+		}
+		body.WriteString(`{"id":"bench-1-` + strconv.Itoa(i) + `","type":"AirQualityObserved","dateObserved":"2025-07-01T08:00:00+07:00",` +
+			`"location":{"type":"Point","coordinates":[105.8522,21.0287]},"pm25":35.5,"pm10":50,"no2":20.5,` +
+			`"temperature":31,"refDevice":"station-bench-1-` + strconv.Itoa(i) + `"}`)
+	}
+	body.WriteByte(']')
+	env := parseEnv{now: time.Date(2025, 7, 1, 2, 0, 0, 0, time.UTC), maxFuture: 10 * time.Minute}
+	for round := range 4 {
+		b.Run("map"+strconv.Itoa(round), func(b *testing.B) {
+			for b.Loop() {
+				items, _ := decodeItemsSized(bytes.NewReader(body.Bytes()), formatJSON, 10000, int64(body.Len()))
+				for _, it := range items {
+					if _, ierr := parseAir(it.fields, env); ierr != nil {
+						b.Fatal(ierr)
+					}
+				}
+			}
+		})
+		b.Run("lazy"+strconv.Itoa(round), func(b *testing.B) {
+			for b.Loop() {
+				items, _ := decodeItemsLazy(bytes.NewReader(body.Bytes()), formatJSON, 10000, int64(body.Len()))
+				var shared fields
+				for _, it := range items {
+					f := fields(it.fields)
+					if it.members != nil {
+						if shared == nil {
+							shared = make(fields, len(it.members))
+						}
+						fillFields(shared, it.members)
+						f = shared
+					}
+					if _, ierr := parseAir(f, env); ierr != nil {
+						b.Fatal(ierr)
+					}
+				}
+			}
+		})
+	}
+}
