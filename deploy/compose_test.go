@@ -97,6 +97,31 @@ func flagValue(args []string, name string) (string, bool) {
 	return "", false
 }
 
+// replicasOfService is how many containers compose starts for s (scale, or
+// deploy.replicas; 1 when neither is set).
+func replicasOfService(s types.ServiceConfig) int {
+	if s.Scale != nil {
+		return *s.Scale
+	}
+	if s.Deploy != nil && s.Deploy.Replicas != nil {
+		return *s.Deploy.Replicas
+	}
+	return 1
+}
+
+// boolFlag reports whether args set the boolean flag name (-name, --name,
+// or with =true).
+func boolFlag(args []string, name string) bool {
+	for _, a := range args {
+		for _, p := range []string{"--" + name, "-" + name} {
+			if a == p || a == p+"=true" {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // hostsOf returns the hosts of a URL or of a comma-separated list of URLs
 // (nats.Connect takes one: nats://a:4222,nats://b:4222).
 func hostsOf(raw string) []string {
@@ -267,6 +292,11 @@ func checkCompose(root string, p *types.Project, df dockerfile, dockerfilePath s
 					bad("service %s: --target=%s; want one of %v", name, target, roleNames)
 				}
 				rolesSeen[target] = name
+				// More than one aggregator (or all) writes the same provinces unless they share them under leases.
+				if (target == "aggregator" || target == "all") && replicasOfService(s) > 1 &&
+					!boolFlag(args, "partitioned") && env["IOCHUB_PARTITIONED"] != "true" {
+					bad("service %s: %d replicas of --target=%s, not --partitioned: two aggregators would write the same provinces", name, replicasOfService(s), target)
+				}
 				for _, k := range []string{"IOCHUB_NATS_URL", "IOCHUB_DATABASE_URL", "IOCHUB_HTTP"} {
 					if env[k] == "" {
 						bad("service %s: iochub serve without %s", name, k)
@@ -460,6 +490,7 @@ func TestComposeChecksCatch(t *testing.T) {
 		{"sim-not-to-ingest.bad.yml", false, "not the ingest"},
 		{"cycle.bad.yml", true, "dependency cycle detected"},
 		{"missing-role.bad.yml", false, "--target=aggregator"},
+		{"two-aggregators.bad.yml", false, "two aggregators would write the same provinces"},
 		{"nats-url-not-a-service.bad.yml", false, `host "hub-4" is not a service`},
 		{"unpinned-image.bad.yml", false, "not pinned"},
 		{"unknown-env.bad.yml", false, "IOCHUB_NATS_REPLICAS, which iochub serve does not read"},

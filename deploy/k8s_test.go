@@ -519,6 +519,18 @@ func checkK8s(ms []manifest, composeNATSImage string) []error {
 		}
 	}
 	errs = append(errs, checkNATSStatefulSet(o)...)
+	for _, d := range o.deployments {
+		if t, _ := flagValue(d.Spec.Template.Spec.Containers[0].Args, "target"); t != "aggregator" {
+			continue
+		}
+		// Never two writers of one province: either the aggregators share the
+		// provinces under leases (--partitioned), or one replica replaced with Recreate.
+		partitioned := boolFlag(d.Spec.Template.Spec.Containers[0].Args, "partitioned")
+		single := d.Spec.Strategy.Type == appsv1.RecreateDeploymentStrategyType && d.Spec.Replicas != nil && *d.Spec.Replicas == 1
+		if !partitioned && !single {
+			bad("Deployment %s: strategy %s, replicas %v, not --partitioned: two aggregators would write the same provinces; want --partitioned, or one replica replaced with Recreate", d.Name, d.Spec.Strategy.Type, *d.Spec.Replicas)
+		}
+	}
 	return errs
 }
 
@@ -841,11 +853,6 @@ func TestK8sManifests(t *testing.T) {
 			t.Errorf("%d Deployments run --target=%s; want 1", n, r)
 		}
 	}
-	for _, d := range o.deployments {
-		if d.Name == "iochub-aggregator" && (d.Spec.Strategy.Type != appsv1.RecreateDeploymentStrategyType || d.Spec.Replicas == nil || *d.Spec.Replicas != 1) {
-			t.Errorf("the aggregator: strategy %s, replicas %v; want one replica replaced with Recreate (never two writers)", d.Spec.Strategy.Type, d.Spec.Replicas)
-		}
-	}
 }
 
 // TestK8sChecksCatch breaks the real manifests one way at a time, so that
@@ -913,6 +920,11 @@ func TestK8sChecksCatch(t *testing.T) {
 			}
 			return ms
 		}, "want one per pod"},
+		{"two aggregators, not partitioned", func(ms []manifest) []manifest {
+			c := &deployment(ms, "iochub-aggregator").Spec.Template.Spec.Containers[0]
+			c.Args = slices.DeleteFunc(c.Args, func(a string) bool { return a == "--partitioned" })
+			return ms
+		}, "two aggregators would write the same provinces"},
 		{"no memory limit", func(ms []manifest) []manifest {
 			delete(deployment(ms, "iochub-gateway").Spec.Template.Spec.Containers[0].Resources.Limits, corev1.ResourceMemory)
 			return ms

@@ -62,9 +62,12 @@ type PartitionConfig struct {
 	// least 3s.
 	LeaseTTL time.Duration
 	// Bucket is the NATS KV bucket of the leases; empty means
-	// "aggregator-leases". Created (with one replica) when missing; create
-	// it beforehand with more replicas on a cluster.
+	// "aggregator-leases". Created with Replicas replicas when missing.
 	Bucket string
+	// Replicas is the replication of the lease bucket when an instance
+	// creates it: 3 on a 3-node NATS cluster, so the leases survive a node;
+	// 0 means 1. A bucket that exists is used as it is.
+	Replicas int
 	// Refresh is how often the list of partitions is read again (the
 	// provinces valid now in admin_unit, and those with items on FEEDS);
 	// 0 means 1m.
@@ -101,6 +104,9 @@ func (c PartitionConfig) Validate() error {
 	if c.Refresh < 0 {
 		return fmt.Errorf("%w: partition refresh %s is negative", ErrConfig, c.Refresh)
 	}
+	if c.Replicas < 0 || c.Replicas > 5 {
+		return fmt.Errorf("%w: lease bucket replicas %d: want 1 to 5 (NATS's bound)", ErrConfig, c.Replicas)
+	}
 	if c.Instance != "" && strings.Trim(c.Instance, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_") != "" {
 		return fmt.Errorf("%w: instance name %q: only letters, digits, - and _", ErrConfig, c.Instance)
 	}
@@ -112,6 +118,7 @@ func (c *PartitionConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Enabled, "partitioned", false, "share the provinces with the other aggregators started with it: each province a durable consumer under a lease in NATS KV (IOCHUB_PARTITIONED)")
 	fs.StringVar(&c.Instance, "partition-instance", "", "name of this aggregator among the partitioned ones; empty: host name and a random suffix (IOCHUB_PARTITION_INSTANCE)")
 	fs.DurationVar(&c.LeaseTTL, "partition-lease-ttl", 15*time.Second, "how long a partition's lease outlives its holder: the pause before a dead aggregator's provinces move (IOCHUB_PARTITION_LEASE_TTL)")
+	fs.IntVar(&c.Replicas, "partition-lease-replicas", 1, "replicas of the lease bucket when this aggregator creates it: 3 on a 3-node NATS cluster (IOCHUB_PARTITION_LEASE_REPLICAS)")
 }
 
 // defaultInstance is the host name (cleaned for a KV key) and a random suffix.
@@ -232,7 +239,7 @@ func openLeaseBucket(ctx context.Context, js jetstream.JetStream, cfg PartitionC
 	}
 	kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket: cfg.Bucket, Description: "iochub aggregators: membership and the leases of the province partitions",
-		TTL: cfg.LeaseTTL, History: 1, Storage: jetstream.FileStorage,
+		TTL: cfg.LeaseTTL, History: 1, Storage: jetstream.FileStorage, Replicas: max(cfg.Replicas, 1),
 	})
 	if errors.Is(err, jetstream.ErrBucketExists) { // another instance created it meanwhile
 		return openLeaseBucket(ctx, js, cfg)

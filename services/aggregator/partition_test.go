@@ -465,16 +465,16 @@ func TestPartitionConfig(t *testing.T) {
 	fs := flag.NewFlagSet("t", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
 	c.RegisterFlags(fs)
-	if err := fs.Parse([]string{"--partitioned", "--partition-instance", "agg-1", "--partition-lease-ttl", "5s"}); err != nil {
+	if err := fs.Parse([]string{"--partitioned", "--partition-instance", "agg-1", "--partition-lease-ttl", "5s", "--partition-lease-replicas", "3"}); err != nil {
 		t.Fatal(err)
 	}
-	if !c.Partition.Enabled || c.Partition.Instance != "agg-1" || c.Partition.LeaseTTL != 5*time.Second {
+	if !c.Partition.Enabled || c.Partition.Instance != "agg-1" || c.Partition.LeaseTTL != 5*time.Second || c.Partition.Replicas != 3 {
 		t.Errorf("flags not taken: %+v", c.Partition)
 	}
 	if err := c.Validate(); err != nil {
 		t.Errorf("valid flags do not validate: %v", err)
 	}
-	for _, bad := range []PartitionConfig{{LeaseTTL: time.Second}, {Instance: "agg 1"}, {Instance: "agg.1"}, {Refresh: -time.Second}} {
+	for _, bad := range []PartitionConfig{{LeaseTTL: time.Second}, {Instance: "agg 1"}, {Instance: "agg.1"}, {Refresh: -time.Second}, {Replicas: -1}, {Replicas: 6}} {
 		if err := bad.Validate(); !errors.Is(err, ErrConfig) {
 			t.Errorf("%+v validates (%v); want ErrConfig", bad, err)
 		}
