@@ -35,6 +35,8 @@ import (
 //
 //   - hub: the gateway's /v1/live, fed through JetStream (STATE → ordered
 //     consumer → decode, encode → tick → clients);
+//   - hub_batch: the same with batch=1: each send's updates reach a client
+//     as one batch frame;
 //   - gorilla: the baseline, a bare gorilla/websocket broadcast server shaped
 //     like gorilla's chat example (a reader and a writer goroutine and a
 //     channel of 256 frames per connection, 1 KiB buffers), fed the same
@@ -43,14 +45,15 @@ import (
 //
 // The clients run in a child process (this test binary again, see
 // TestMain): FANOUT_LOAD_CLIENTS (default 1000) sockets of one province
-// read every frame. The publisher sends FANOUT_LOAD_RATE (200) updates/s of
+// read every frame (every update of a batch frame). The publisher sends FANOUT_LOAD_RATE (200) updates/s of
 // about 1 KiB over FANOUT_LOAD_ENTITIES (2000) entities for
 // FANOUT_LOAD_SECONDS (10; 5 with BENCH_QUICK) on a fixed schedule: update k
 // of entity k mod E is due at T0 + k/rate. Each client keeps, per entity, the
 // newest update it got; a frame of update k satisfies every update of that
 // entity since the previous one the client had, each with latency (arrival −
 // due time): the age of the newest state the client shows. Reported, per
-// server: delivered state frames/s during the publishing, newest-state
+// server: delivered updates/s during the publishing (and the WebSocket
+// messages/s that carried them), newest-state
 // latency p50/p99 over every (client, update) pair (an update never
 // satisfied within 3 s after the end counts as infinite), the share of pairs
 // satisfied, the server process's CPU (cores used from T0 to the end of the
@@ -76,6 +79,7 @@ func BenchmarkFanoutLoad(b *testing.B) {
 		start func(b *testing.B, cfg loadConfig) loadServer
 	}{
 		{"hub", startHubServer},
+		{"hub_batch", startHubBatchServer},
 		{"gorilla", startGorillaServer},
 	} {
 		b.Run(fmt.Sprintf("%s/clients=%d", s.name, cfg.Clients), func(b *testing.B) {
@@ -97,7 +101,8 @@ type loadConfig struct {
 
 // loadResult is the child's answer.
 type loadResult struct {
-	Frames    int64   `json:"frames"`    // state frames received while publishing
+	Frames    int64   `json:"frames"`    // updates received while publishing
+	Messages  int64   `json:"messages"`  // WebSocket messages received while publishing
 	Pairs     int64   `json:"pairs"`     // (client, update) pairs published
 	Satisfied int64   `json:"satisfied"` // pairs satisfied by the end
 	P50ms     float64 `json:"p50_ms"`    // -1: infinite (not satisfied by the end)
@@ -120,7 +125,14 @@ const loadClientsEnv = "IOCHUB_FANOUT_LOAD_CLIENTS"
 // so that its Feature is about 1 KiB.
 func loadName(k int) string { return fmt.Sprintf("k%010d ", k) + strings.Repeat("x", 700) }
 
-func startHubServer(b *testing.B, cfg loadConfig) loadServer {
+func startHubServer(b *testing.B, cfg loadConfig) loadServer { return startHub(b, cfg, "") }
+
+func startHubBatchServer(b *testing.B, cfg loadConfig) loadServer {
+	return startHub(b, cfg, "&batch=1")
+}
+
+// startHub starts the gateway; its clients add query to the live URL.
+func startHub(b *testing.B, cfg loadConfig, query string) loadServer {
 	env := testenv.NATS(b)
 	g, err := New(Config{MaxClientsPerIdentity: cfg.Clients + 1}, Deps{JS: env.JS, Metrics: prometheus.NewRegistry(), Auth: testAuth(b, nil)})
 	if err != nil {
@@ -135,7 +147,7 @@ func startHubServer(b *testing.B, cfg loadConfig) loadServer {
 	})
 	states := loadStates(b, cfg)
 	return loadServer{
-		url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/v1/live?province=01",
+		url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/v1/live?province=01" + query,
 		connected: func() int {
 			g.mu.Lock()
 			h := g.hubs["01"]
@@ -344,6 +356,7 @@ func runLoad(b *testing.B, cfg loadConfig, srv loadServer) {
 	b.StopTimer()
 	cpu := cpuTime() - cpu0
 	b.ReportMetric(float64(res.Frames)/float64(cfg.Seconds), "updates/s")
+	b.ReportMetric(float64(res.Messages)/float64(cfg.Seconds), "messages/s")
 	b.ReportMetric(cpu.Seconds()/float64(cfg.Seconds+cfg.Drain), "server_cores")
 	inf := func(ms float64) float64 {
 		if ms < 0 {
@@ -415,7 +428,7 @@ func runLoadClients(spec string) int {
 		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
 	}
 	lat := newHistogram()
-	var frames, satisfied, errs atomic.Int64
+	var frames, messages, satisfied, errs atomic.Int64
 	var start, stop atomic.Int64 // unix nanos: T0 and the end of publishing
 	stop.Store(math.MaxInt64)
 	period := int64(time.Second) / int64(cfg.Rate)
@@ -460,6 +473,7 @@ func runLoadClients(spec string) int {
 	drainEnd := time.Unix(0, end+int64(cfg.Drain)*int64(time.Second))
 
 	marker := []byte(`"name":"k`)
+	statePrefix := []byte(`{"type":"state"`)
 	var readers sync.WaitGroup
 	for _, c := range conns {
 		readers.Add(1)
@@ -486,30 +500,40 @@ func runLoadClients(spec string) int {
 					return
 				}
 				now := time.Now().UnixNano()
-				i := bytes.Index(buf, marker)
-				if i < 0 || !bytes.HasPrefix(buf, []byte(`{"type":"state"`)) {
+				if !bytes.HasPrefix(buf, statePrefix) && !bytes.HasPrefix(buf, batchPrefix) {
 					continue
 				}
-				k, err := strconv.Atoi(string(buf[i+len(marker) : i+len(marker)+10]))
-				if err != nil {
-					fmt.Fprintln(os.Stderr, "update number:", err)
-					errs.Add(1)
-					return
-				}
 				if now <= stop.Load() {
-					frames.Add(1)
+					messages.Add(1)
 				}
-				e := k % cfg.Entities
-				from := int(last[e]) + cfg.Entities
-				if last[e] < 0 {
-					from = e
-				}
-				for u := from; u <= k; u += cfg.Entities {
-					lat.add(now - (start.Load() + int64(u)*period))
-					satisfied.Add(1)
-				}
-				if int32(k) > last[e] {
-					last[e] = int32(k)
+				// Each state (alone, or in a batch) holds its update's name once.
+				for rest := buf; ; {
+					i := bytes.Index(rest, marker)
+					if i < 0 {
+						break
+					}
+					rest = rest[i+len(marker):]
+					k, err := strconv.Atoi(string(rest[:min(10, len(rest))]))
+					if err != nil {
+						fmt.Fprintln(os.Stderr, "update number:", err)
+						errs.Add(1)
+						return
+					}
+					if now <= stop.Load() {
+						frames.Add(1)
+					}
+					e := k % cfg.Entities
+					from := int(last[e]) + cfg.Entities
+					if last[e] < 0 {
+						from = e
+					}
+					for u := from; u <= k; u += cfg.Entities {
+						lat.add(now - (start.Load() + int64(u)*period))
+						satisfied.Add(1)
+					}
+					if int32(k) > last[e] {
+						last[e] = int32(k)
+					}
 				}
 			}
 		}()
@@ -520,7 +544,7 @@ func runLoadClients(spec string) int {
 	}
 	pairs := total * int64(cfg.Clients)
 	res := loadResult{
-		Frames: frames.Load(), Pairs: pairs, Satisfied: satisfied.Load(), Errors: errs.Load(),
+		Frames: frames.Load(), Messages: messages.Load(), Pairs: pairs, Satisfied: satisfied.Load(), Errors: errs.Load(),
 		P50ms: lat.quantile(pairs, 0.50), P99ms: lat.quantile(pairs, 0.99),
 	}
 	out, err := json.Marshal(res)
