@@ -4,9 +4,12 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
+	"testing/iotest"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -370,5 +373,25 @@ func TestLiveBatchSlowClient(t *testing.T) {
 	t.Logf("idle batch client: final state of all entities, %d updates in %d frames", updates, frames)
 	if updates >= len(sts) {
 		t.Errorf("idle batch client got %d updates for %d states; want conflation", updates, len(sts))
+	}
+}
+
+// TestScanUpdates: the load clients find every update of a message however
+// the reads and their chunk cut it.
+func TestScanUpdates(t *testing.T) {
+	marker := []byte(`"name":"k`)
+	msg := []byte(`{"type":"batch","frames":[{"type":"state","entity":{"name":"k0000000012 xx"}},` +
+		`{"type":"state","entity":{"name":"k0000000345 x"}},{"type":"state","entity":{"name":"k0000006789 "}}]}`)
+	for size := len(marker) + 10; size < len(msg)+2; size++ {
+		for _, one := range []bool{false, true} {
+			var r io.Reader = bytes.NewReader(msg)
+			if one {
+				r = iotest.OneByteReader(r)
+			}
+			ks, err := scanUpdates(r, make([]byte, size), marker, nil)
+			if err != nil || !slices.Equal(ks, []int{12, 345, 6789}) {
+				t.Fatalf("chunk %d, one byte a read %v: %v (%v)", size, one, ks, err)
+			}
+		}
 	}
 }

@@ -473,7 +473,6 @@ func runLoadClients(spec string) int {
 	drainEnd := time.Unix(0, end+int64(cfg.Drain)*int64(time.Second))
 
 	marker := []byte(`"name":"k`)
-	statePrefix := []byte(`{"type":"state"`)
 	var readers sync.WaitGroup
 	for _, c := range conns {
 		readers.Add(1)
@@ -484,11 +483,12 @@ func runLoadClients(spec string) int {
 				last[i] = -1
 			}
 			_ = c.SetReadDeadline(drainEnd)
-			var buf []byte
+			chunk := make([]byte, 16<<10)
+			var ks []int
 			for {
 				_, r, err := c.NextReader()
 				if err == nil {
-					buf, err = readInto(r, buf[:0])
+					ks, err = scanUpdates(r, chunk, marker, ks[:0])
 				}
 				if err != nil {
 					// The read deadline (the end of the drain) is no error.
@@ -499,29 +499,16 @@ func runLoadClients(spec string) int {
 					}
 					return
 				}
-				now := time.Now().UnixNano()
-				if !bytes.HasPrefix(buf, statePrefix) && !bytes.HasPrefix(buf, batchPrefix) {
+				if len(ks) == 0 {
 					continue
 				}
+				// Every update of a message arrives with its last byte.
+				now := time.Now().UnixNano()
 				if now <= stop.Load() {
 					messages.Add(1)
+					frames.Add(int64(len(ks)))
 				}
-				// Each state (alone, or in a batch) holds its update's name once.
-				for rest := buf; ; {
-					i := bytes.Index(rest, marker)
-					if i < 0 {
-						break
-					}
-					rest = rest[i+len(marker):]
-					k, err := strconv.Atoi(string(rest[:min(10, len(rest))]))
-					if err != nil {
-						fmt.Fprintln(os.Stderr, "update number:", err)
-						errs.Add(1)
-						return
-					}
-					if now <= stop.Load() {
-						frames.Add(1)
-					}
+				for _, k := range ks {
 					e := k % cfg.Entities
 					from := int(last[e]) + cfg.Entities
 					if last[e] < 0 {
@@ -556,19 +543,41 @@ func runLoadClients(spec string) int {
 	return 0
 }
 
-func readInto(r io.Reader, buf []byte) ([]byte, error) {
+// scanUpdates reads one message from r through chunk (so that a client
+// holds no more than chunk, however long a batch is) and appends to ks the
+// number of every update in it: the 10 digits after each marker.
+func scanUpdates(r io.Reader, chunk, marker []byte, ks []int) ([]int, error) {
+	keep := len(marker) + 10 - 1 // a marker and its digits cut by the chunk's end
+	carry := 0
 	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
+		n, err := r.Read(chunk[carry:])
+		data := chunk[:carry+n]
+		next := 0 // where the next marker may start
+		for {
+			i := bytes.Index(data[next:], marker)
+			if i < 0 {
+				break
+			}
+			i += next + len(marker)
+			if len(data)-i < 10 {
+				next = i - len(marker)
+				break
+			}
+			k, perr := strconv.Atoi(string(data[i : i+10]))
+			if perr != nil {
+				return ks, fmt.Errorf("update number: %w", perr)
+			}
+			ks = append(ks, k)
+			next = i + 10
 		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
 		if err == io.EOF {
-			return buf, nil
+			return ks, nil
 		}
 		if err != nil {
-			return buf, err
+			return ks, err
 		}
+		from := max(next, len(data)-keep)
+		carry = copy(chunk, data[from:])
 	}
 }
 
