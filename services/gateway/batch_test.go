@@ -395,3 +395,24 @@ func TestScanUpdates(t *testing.T) {
 		}
 	}
 }
+
+// TestGroupPendingBuildsNothing: the backlog check of a tick counts without
+// building a frame; the frame, built when a writer asks, is then shared.
+func TestGroupPendingBuildsNothing(t *testing.T) {
+	for _, batch := range []bool{false, true} {
+		g := newGroup("", liveParams{Batch: batch})
+		g.add(1, "a", textFrame([]byte(`{"a":1}`)))
+		g.add(2, "b", textFrame([]byte(`{"b":2}`)))
+		g.add(2, "a", textFrame([]byte(`{"a":2}`)))
+		if cu := g.pending(0, 2); cu.built || cu.buf != nil || cu.frames != 2 || cu.conflated != 1 {
+			t.Fatalf("batch %v: pending %+v; want 2 frames, 1 conflated, nothing built", batch, cu)
+		}
+		cu := g.since(0, 2)
+		if !cu.built || cu.frames != 2 {
+			t.Fatalf("batch %v: since %+v; want 2 frames built", batch, cu)
+		}
+		if again := g.pending(0, 2); &again.buf[0] != &cu.buf[0] {
+			t.Errorf("batch %v: the built frames are not what pending gives next", batch)
+		}
+	}
+}

@@ -60,6 +60,11 @@ type catchUp struct {
 	buf       []byte
 	frames    int // the updates in buf
 	conflated int // older frames of the same keys, skipped
+	// built says buf is set (pending counts without building it); size is
+	// the frames' bytes, one the last of them.
+	built bool
+	size  int
+	one   []byte
 }
 
 // batchPrefix and batchSuffix wrap the updates of a batch frame.
@@ -108,6 +113,35 @@ func (g *group) add(seq uint64, key string, frame []byte) {
 // order they were logged, as of tick now; it is built once per s and tick.
 // In a batch group it is one batch frame holding their payloads.
 func (g *group) since(s, now uint64) catchUp {
+	cu := g.pending(s, now)
+	if cu.built {
+		return cu
+	}
+	entries := g.after(s)
+	switch {
+	case cu.frames == 0:
+	case g.params.Batch:
+		cu.buf = g.batch(entries)
+	case cu.frames == 1:
+		cu.buf = cu.one // shared as is
+	default:
+		cu.buf = make([]byte, 0, cu.size)
+		for _, e := range entries {
+			if g.latest[e.key] == e.seq {
+				cu.buf = append(cu.buf, e.frame...)
+			}
+		}
+	}
+	cu.built = true
+	g.cache[s] = cu
+	return cu
+}
+
+// pending is since without its buffer (unless already built): the frames
+// and the conflated ones, counted once per s and tick. A tick checks every
+// lagging client's backlog with it, and builds nothing for a client whose
+// writer is still busy with an older write.
+func (g *group) pending(s, now uint64) catchUp {
 	if g.cacheSeq != now {
 		clear(g.cache)
 		g.cacheSeq = now
@@ -115,36 +149,23 @@ func (g *group) since(s, now uint64) catchUp {
 	if cu, ok := g.cache[s]; ok {
 		return cu
 	}
-	i := sort.Search(len(g.log), func(i int) bool { return g.log[i].seq > s })
-	entries := g.log[i:]
 	var cu catchUp
-	size := 0
-	var one []byte
-	for _, e := range entries {
+	for _, e := range g.after(s) {
 		if g.latest[e.key] != e.seq {
 			cu.conflated++
 			continue
 		}
 		cu.frames++
-		size += len(e.frame)
-		one = e.frame
-	}
-	switch {
-	case cu.frames == 0:
-	case g.params.Batch:
-		cu.buf = g.batch(entries)
-	case cu.frames == 1:
-		cu.buf = one // shared as is
-	default:
-		cu.buf = make([]byte, 0, size)
-		for _, e := range entries {
-			if g.latest[e.key] == e.seq {
-				cu.buf = append(cu.buf, e.frame...)
-			}
-		}
+		cu.size += len(e.frame)
+		cu.one = e.frame
 	}
 	g.cache[s] = cu
 	return cu
+}
+
+// after is the log's entries after tick s.
+func (g *group) after(s uint64) []logEntry {
+	return g.log[sort.Search(len(g.log), func(i int) bool { return g.log[i].seq > s }):]
 }
 
 // batch is one text frame {"type":"batch","frames":[F,...]} of the payloads
