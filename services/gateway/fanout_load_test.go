@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -59,7 +60,7 @@ import (
 // satisfied, the server process's CPU (cores used from T0 to the end of the
 // drain: server, NATS and publisher, not the clients) and its idle bytes per
 // connection (live heap and stacks after GC, before and after the clients
-// connected).
+// connected), and the clients' process's CPU over the same time.
 //
 // One run per invocation: b.N is not used (run with -benchtime 1x).
 func BenchmarkFanoutLoad(b *testing.B) {
@@ -108,6 +109,7 @@ type loadResult struct {
 	P50ms     float64 `json:"p50_ms"`    // -1: infinite (not satisfied by the end)
 	P99ms     float64 `json:"p99_ms"`
 	Errors    int64   `json:"errors"` // clients whose socket failed
+	CPUms     float64 `json:"cpu_ms"` // the clients' process's CPU from T0 to the end of the drain
 }
 
 // loadServer is one server under test.
@@ -121,9 +123,11 @@ type loadServer struct {
 
 const loadClientsEnv = "IOCHUB_FANOUT_LOAD_CLIENTS"
 
-// loadName is the padded name of update k: "k" and 10 digits, then filler,
-// so that its Feature is about 1 KiB.
-func loadName(k int) string { return fmt.Sprintf("k%010d ", k) + strings.Repeat("x", 700) }
+// loadName is the padded name of update k: "~k" and 10 digits, then filler,
+// so that its Feature is about 1 KiB. The clients find it by its "~", a byte
+// found nowhere else in a state, so scanning a batch for every update costs
+// no more than finding the one update of a single frame.
+func loadName(k int) string { return fmt.Sprintf("~k%010d ", k) + strings.Repeat("x", 700) }
 
 func startHubServer(b *testing.B, cfg loadConfig) loadServer { return startHub(b, cfg, "") }
 
@@ -358,6 +362,7 @@ func runLoad(b *testing.B, cfg loadConfig, srv loadServer) {
 	b.ReportMetric(float64(res.Frames)/float64(cfg.Seconds), "updates/s")
 	b.ReportMetric(float64(res.Messages)/float64(cfg.Seconds), "messages/s")
 	b.ReportMetric(cpu.Seconds()/float64(cfg.Seconds+cfg.Drain), "server_cores")
+	b.ReportMetric(res.CPUms/1000/float64(cfg.Seconds+cfg.Drain), "client_cores")
 	inf := func(ms float64) float64 {
 		if ms < 0 {
 			return math.Inf(1)
@@ -468,11 +473,17 @@ func runLoadClients(spec string) int {
 		return 1
 	}
 	start.Store(t0)
+	if path := os.Getenv("FANOUT_LOAD_CLIENT_PROFILE"); path != "" { // the clients' CPU profile
+		if f, err := os.Create(path); err == nil && pprof.StartCPUProfile(f) == nil {
+			defer pprof.StopCPUProfile()
+		}
+	}
+	cpu0 := cpuTime()
 	end := t0 + int64(cfg.Seconds)*int64(time.Second)
 	stop.Store(end)
 	drainEnd := time.Unix(0, end+int64(cfg.Drain)*int64(time.Second))
 
-	marker := []byte(`"name":"k`)
+	marker := []byte(`~k`)
 	var readers sync.WaitGroup
 	for _, c := range conns {
 		readers.Add(1)
@@ -533,6 +544,7 @@ func runLoadClients(spec string) int {
 	res := loadResult{
 		Frames: frames.Load(), Messages: messages.Load(), Pairs: pairs, Satisfied: satisfied.Load(), Errors: errs.Load(),
 		P50ms: lat.quantile(pairs, 0.50), P99ms: lat.quantile(pairs, 0.99),
+		CPUms: float64((cpuTime() - cpu0).Milliseconds()),
 	}
 	out, err := json.Marshal(res)
 	if err != nil {
