@@ -70,21 +70,42 @@ func (w *hijackWriter) Hijack() (net.Conn, *bufio.ReadWriter, error) {
 
 // textFrame returns payload as one complete, unmasked server text frame.
 func textFrame(payload []byte) []byte {
-	n := len(payload)
-	var b []byte
+	b := appendTextHeader(make([]byte, 0, textHeaderLen(len(payload))+len(payload)), len(payload))
+	return append(b, payload...)
+}
+
+// textHeaderLen is the length of the header of a server frame of n payload bytes.
+func textHeaderLen(n int) int {
 	switch {
 	case n < 126:
-		b = make([]byte, 2, 2+n)
-		b[1] = byte(n)
+		return 2
 	case n <= 0xFFFF:
-		b = make([]byte, 4, 4+n)
-		b[1] = 126
-		binary.BigEndian.PutUint16(b[2:], uint16(n))
-	default:
-		b = make([]byte, 10, 10+n)
-		b[1] = 127
-		binary.BigEndian.PutUint64(b[2:], uint64(n))
+		return 4
 	}
-	b[0] = 0x80 | 0x1 // FIN, text
-	return append(b, payload...)
+	return 10
+}
+
+// appendTextHeader appends to b the header of an unmasked, final server
+// text frame of n payload bytes.
+func appendTextHeader(b []byte, n int) []byte {
+	const finText = 0x80 | 0x1 // FIN, text
+	switch {
+	case n < 126:
+		return append(b, finText, byte(n))
+	case n <= 0xFFFF:
+		return binary.BigEndian.AppendUint16(append(b, finText, 126), uint16(n))
+	default:
+		return binary.BigEndian.AppendUint64(append(b, finText, 127), uint64(n))
+	}
+}
+
+// framePayload is the payload of f, one complete frame built by textFrame.
+func framePayload(f []byte) []byte {
+	switch f[1] & 0x7F {
+	case 126:
+		return f[4:]
+	case 127:
+		return f[10:]
+	}
+	return f[2:]
 }

@@ -18,6 +18,13 @@ import (
 // per starting point and also shared. So a lagging client gets the newest
 // state of every entity it missed, never an old queue, and the work per tick
 // is one buffer per group and one write per client.
+//
+// A client that asked for batch=1 is in a group of its own kind (groupKey):
+// there the same merge is one frame, {"type":"batch","frames":[F,...]}, whose
+// elements are the payloads of the logged frames (the objects an unbatched
+// client gets as frames of their own), sliced out of them, never re-encoded.
+// It is built once per group, tick and starting point like the other, so a
+// client parses one frame per send however many updates it holds.
 
 // group is the clients of one hub that see exactly the same frames: the same
 // layers, bbox, unit scope and roll-up windows (groupKey).
@@ -38,8 +45,8 @@ type group struct {
 	cacheSeq uint64
 }
 
-// logEntry is a frame (a complete WebSocket frame, shared, never modified) of
-// key logged at tick seq.
+// logEntry is a frame (a complete WebSocket frame built by textFrame, shared,
+// never modified; framePayload slices its JSON out) of key logged at tick seq.
 type logEntry struct {
 	seq   uint64
 	key   string
@@ -47,12 +54,24 @@ type logEntry struct {
 }
 
 // catchUp is what a client that has tick s needs to hold the group's newest
-// frames: buf is the frames concatenated, written in one write.
+// frames: buf is the frames concatenated (or, in a batch group, one batch
+// frame holding them), written in one write.
 type catchUp struct {
 	buf       []byte
-	frames    int
+	frames    int // the updates in buf
 	conflated int // older frames of the same keys, skipped
+	// built says buf is set (pending counts without building it); size is
+	// the frames' bytes, one the last of them.
+	built bool
+	size  int
+	one   []byte
 }
+
+// batchPrefix and batchSuffix wrap the updates of a batch frame.
+var (
+	batchPrefix = []byte(`{"type":"batch","frames":[`)
+	batchSuffix = []byte(`]}`)
+)
 
 // groupKey is the identity of the frames a client with p gets.
 func groupKey(p liveParams) string {
@@ -65,6 +84,9 @@ func groupKey(p liveParams) string {
 	b.WriteString(strings.Join(p.Rollups, ","))
 	b.WriteString("|")
 	b.WriteString(p.filterKey())
+	if p.Batch {
+		b.WriteString("|batch")
+	}
 	return b.String()
 }
 
@@ -89,7 +111,37 @@ func (g *group) add(seq uint64, key string, frame []byte) {
 
 // since is the newest logged frame of every key logged after tick s, in the
 // order they were logged, as of tick now; it is built once per s and tick.
+// In a batch group it is one batch frame holding their payloads.
 func (g *group) since(s, now uint64) catchUp {
+	cu := g.pending(s, now)
+	if cu.built {
+		return cu
+	}
+	entries := g.after(s)
+	switch {
+	case cu.frames == 0:
+	case g.params.Batch:
+		cu.buf = g.batch(entries)
+	case cu.frames == 1:
+		cu.buf = cu.one // shared as is
+	default:
+		cu.buf = make([]byte, 0, cu.size)
+		for _, e := range entries {
+			if g.latest[e.key] == e.seq {
+				cu.buf = append(cu.buf, e.frame...)
+			}
+		}
+	}
+	cu.built = true
+	g.cache[s] = cu
+	return cu
+}
+
+// pending is since without its buffer (unless already built): the frames
+// and the conflated ones, counted once per s and tick. A tick checks every
+// lagging client's backlog with it, and builds nothing for a client whose
+// writer is still busy with an older write.
+func (g *group) pending(s, now uint64) catchUp {
 	if g.cacheSeq != now {
 		clear(g.cache)
 		g.cacheSeq = now
@@ -97,32 +149,49 @@ func (g *group) since(s, now uint64) catchUp {
 	if cu, ok := g.cache[s]; ok {
 		return cu
 	}
-	i := sort.Search(len(g.log), func(i int) bool { return g.log[i].seq > s })
 	var cu catchUp
-	size := 0
-	var one []byte
-	for _, e := range g.log[i:] {
+	for _, e := range g.after(s) {
 		if g.latest[e.key] != e.seq {
 			cu.conflated++
 			continue
 		}
 		cu.frames++
-		size += len(e.frame)
-		one = e.frame
-	}
-	switch {
-	case cu.frames == 1:
-		cu.buf = one // shared as is
-	case cu.frames > 1:
-		cu.buf = make([]byte, 0, size)
-		for _, e := range g.log[i:] {
-			if g.latest[e.key] == e.seq {
-				cu.buf = append(cu.buf, e.frame...)
-			}
-		}
+		cu.size += len(e.frame)
+		cu.one = e.frame
 	}
 	g.cache[s] = cu
 	return cu
+}
+
+// after is the log's entries after tick s.
+func (g *group) after(s uint64) []logEntry {
+	return g.log[sort.Search(len(g.log), func(i int) bool { return g.log[i].seq > s }):]
+}
+
+// batch is one text frame {"type":"batch","frames":[F,...]} of the payloads
+// of the newest entries of their keys among entries, in log order.
+func (g *group) batch(entries []logEntry) []byte {
+	n, count := len(batchPrefix)+len(batchSuffix), 0
+	for _, e := range entries {
+		if g.latest[e.key] == e.seq {
+			n += len(framePayload(e.frame))
+			count++
+		}
+	}
+	n += count - 1 // the commas
+	b := appendTextHeader(make([]byte, 0, textHeaderLen(n)+n), n)
+	b = append(b, batchPrefix...)
+	first := true
+	for _, e := range entries {
+		if g.latest[e.key] == e.seq {
+			if !first {
+				b = append(b, ',')
+			}
+			first = false
+			b = append(b, framePayload(e.frame)...)
+		}
+	}
+	return append(b, batchSuffix...)
 }
 
 // compact drops the entries a newer one of the same key replaced, once they

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/pprof"
 	"strconv"
 	"strings"
 	"sync"
@@ -35,6 +36,8 @@ import (
 //
 //   - hub: the gateway's /v1/live, fed through JetStream (STATE → ordered
 //     consumer → decode, encode → tick → clients);
+//   - hub_batch: the same with batch=1: each send's updates reach a client
+//     as one batch frame;
 //   - gorilla: the baseline, a bare gorilla/websocket broadcast server shaped
 //     like gorilla's chat example (a reader and a writer goroutine and a
 //     channel of 256 frames per connection, 1 KiB buffers), fed the same
@@ -43,20 +46,21 @@ import (
 //
 // The clients run in a child process (this test binary again, see
 // TestMain): FANOUT_LOAD_CLIENTS (default 1000) sockets of one province
-// read every frame. The publisher sends FANOUT_LOAD_RATE (200) updates/s of
+// read every frame (every update of a batch frame). The publisher sends FANOUT_LOAD_RATE (200) updates/s of
 // about 1 KiB over FANOUT_LOAD_ENTITIES (2000) entities for
 // FANOUT_LOAD_SECONDS (10; 5 with BENCH_QUICK) on a fixed schedule: update k
 // of entity k mod E is due at T0 + k/rate. Each client keeps, per entity, the
 // newest update it got; a frame of update k satisfies every update of that
 // entity since the previous one the client had, each with latency (arrival −
 // due time): the age of the newest state the client shows. Reported, per
-// server: delivered state frames/s during the publishing, newest-state
+// server: delivered updates/s during the publishing (and the WebSocket
+// messages/s that carried them), newest-state
 // latency p50/p99 over every (client, update) pair (an update never
 // satisfied within 3 s after the end counts as infinite), the share of pairs
 // satisfied, the server process's CPU (cores used from T0 to the end of the
 // drain: server, NATS and publisher, not the clients) and its idle bytes per
 // connection (live heap and stacks after GC, before and after the clients
-// connected).
+// connected), and the clients' process's CPU over the same time.
 //
 // One run per invocation: b.N is not used (run with -benchtime 1x).
 func BenchmarkFanoutLoad(b *testing.B) {
@@ -76,6 +80,7 @@ func BenchmarkFanoutLoad(b *testing.B) {
 		start func(b *testing.B, cfg loadConfig) loadServer
 	}{
 		{"hub", startHubServer},
+		{"hub_batch", startHubBatchServer},
 		{"gorilla", startGorillaServer},
 	} {
 		b.Run(fmt.Sprintf("%s/clients=%d", s.name, cfg.Clients), func(b *testing.B) {
@@ -97,12 +102,14 @@ type loadConfig struct {
 
 // loadResult is the child's answer.
 type loadResult struct {
-	Frames    int64   `json:"frames"`    // state frames received while publishing
+	Frames    int64   `json:"frames"`    // updates received while publishing
+	Messages  int64   `json:"messages"`  // WebSocket messages received while publishing
 	Pairs     int64   `json:"pairs"`     // (client, update) pairs published
 	Satisfied int64   `json:"satisfied"` // pairs satisfied by the end
 	P50ms     float64 `json:"p50_ms"`    // -1: infinite (not satisfied by the end)
 	P99ms     float64 `json:"p99_ms"`
 	Errors    int64   `json:"errors"` // clients whose socket failed
+	CPUms     float64 `json:"cpu_ms"` // the clients' process's CPU from T0 to the end of the drain
 }
 
 // loadServer is one server under test.
@@ -116,11 +123,20 @@ type loadServer struct {
 
 const loadClientsEnv = "IOCHUB_FANOUT_LOAD_CLIENTS"
 
-// loadName is the padded name of update k: "k" and 10 digits, then filler,
-// so that its Feature is about 1 KiB.
-func loadName(k int) string { return fmt.Sprintf("k%010d ", k) + strings.Repeat("x", 700) }
+// loadName is the padded name of update k: "~k" and 10 digits, then filler,
+// so that its Feature is about 1 KiB. The clients find it by its "~", a byte
+// found nowhere else in a state, so scanning a batch for every update costs
+// no more than finding the one update of a single frame.
+func loadName(k int) string { return fmt.Sprintf("~k%010d ", k) + strings.Repeat("x", 700) }
 
-func startHubServer(b *testing.B, cfg loadConfig) loadServer {
+func startHubServer(b *testing.B, cfg loadConfig) loadServer { return startHub(b, cfg, "") }
+
+func startHubBatchServer(b *testing.B, cfg loadConfig) loadServer {
+	return startHub(b, cfg, "&batch=1")
+}
+
+// startHub starts the gateway; its clients add query to the live URL.
+func startHub(b *testing.B, cfg loadConfig, query string) loadServer {
 	env := testenv.NATS(b)
 	g, err := New(Config{MaxClientsPerIdentity: cfg.Clients + 1}, Deps{JS: env.JS, Metrics: prometheus.NewRegistry(), Auth: testAuth(b, nil)})
 	if err != nil {
@@ -135,7 +151,7 @@ func startHubServer(b *testing.B, cfg loadConfig) loadServer {
 	})
 	states := loadStates(b, cfg)
 	return loadServer{
-		url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/v1/live?province=01",
+		url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/v1/live?province=01" + query,
 		connected: func() int {
 			g.mu.Lock()
 			h := g.hubs["01"]
@@ -344,7 +360,9 @@ func runLoad(b *testing.B, cfg loadConfig, srv loadServer) {
 	b.StopTimer()
 	cpu := cpuTime() - cpu0
 	b.ReportMetric(float64(res.Frames)/float64(cfg.Seconds), "updates/s")
+	b.ReportMetric(float64(res.Messages)/float64(cfg.Seconds), "messages/s")
 	b.ReportMetric(cpu.Seconds()/float64(cfg.Seconds+cfg.Drain), "server_cores")
+	b.ReportMetric(res.CPUms/1000/float64(cfg.Seconds+cfg.Drain), "client_cores")
 	inf := func(ms float64) float64 {
 		if ms < 0 {
 			return math.Inf(1)
@@ -415,7 +433,7 @@ func runLoadClients(spec string) int {
 		_ = syscall.Setrlimit(syscall.RLIMIT_NOFILE, &l)
 	}
 	lat := newHistogram()
-	var frames, satisfied, errs atomic.Int64
+	var frames, messages, satisfied, errs atomic.Int64
 	var start, stop atomic.Int64 // unix nanos: T0 and the end of publishing
 	stop.Store(math.MaxInt64)
 	period := int64(time.Second) / int64(cfg.Rate)
@@ -455,11 +473,17 @@ func runLoadClients(spec string) int {
 		return 1
 	}
 	start.Store(t0)
+	if path := os.Getenv("FANOUT_LOAD_CLIENT_PROFILE"); path != "" { // the clients' CPU profile
+		if f, err := os.Create(path); err == nil && pprof.StartCPUProfile(f) == nil {
+			defer pprof.StopCPUProfile()
+		}
+	}
+	cpu0 := cpuTime()
 	end := t0 + int64(cfg.Seconds)*int64(time.Second)
 	stop.Store(end)
 	drainEnd := time.Unix(0, end+int64(cfg.Drain)*int64(time.Second))
 
-	marker := []byte(`"name":"k`)
+	marker := []byte(`~k`)
 	var readers sync.WaitGroup
 	for _, c := range conns {
 		readers.Add(1)
@@ -470,11 +494,12 @@ func runLoadClients(spec string) int {
 				last[i] = -1
 			}
 			_ = c.SetReadDeadline(drainEnd)
-			var buf []byte
+			chunk := make([]byte, 16<<10)
+			var ks []int
 			for {
 				_, r, err := c.NextReader()
 				if err == nil {
-					buf, err = readInto(r, buf[:0])
+					ks, err = scanUpdates(r, chunk, marker, ks[:0])
 				}
 				if err != nil {
 					// The read deadline (the end of the drain) is no error.
@@ -485,31 +510,28 @@ func runLoadClients(spec string) int {
 					}
 					return
 				}
-				now := time.Now().UnixNano()
-				i := bytes.Index(buf, marker)
-				if i < 0 || !bytes.HasPrefix(buf, []byte(`{"type":"state"`)) {
+				if len(ks) == 0 {
 					continue
 				}
-				k, err := strconv.Atoi(string(buf[i+len(marker) : i+len(marker)+10]))
-				if err != nil {
-					fmt.Fprintln(os.Stderr, "update number:", err)
-					errs.Add(1)
-					return
-				}
+				// Every update of a message arrives with its last byte.
+				now := time.Now().UnixNano()
 				if now <= stop.Load() {
-					frames.Add(1)
+					messages.Add(1)
+					frames.Add(int64(len(ks)))
 				}
-				e := k % cfg.Entities
-				from := int(last[e]) + cfg.Entities
-				if last[e] < 0 {
-					from = e
-				}
-				for u := from; u <= k; u += cfg.Entities {
-					lat.add(now - (start.Load() + int64(u)*period))
-					satisfied.Add(1)
-				}
-				if int32(k) > last[e] {
-					last[e] = int32(k)
+				for _, k := range ks {
+					e := k % cfg.Entities
+					from := int(last[e]) + cfg.Entities
+					if last[e] < 0 {
+						from = e
+					}
+					for u := from; u <= k; u += cfg.Entities {
+						lat.add(now - (start.Load() + int64(u)*period))
+						satisfied.Add(1)
+					}
+					if int32(k) > last[e] {
+						last[e] = int32(k)
+					}
 				}
 			}
 		}()
@@ -520,8 +542,9 @@ func runLoadClients(spec string) int {
 	}
 	pairs := total * int64(cfg.Clients)
 	res := loadResult{
-		Frames: frames.Load(), Pairs: pairs, Satisfied: satisfied.Load(), Errors: errs.Load(),
+		Frames: frames.Load(), Messages: messages.Load(), Pairs: pairs, Satisfied: satisfied.Load(), Errors: errs.Load(),
 		P50ms: lat.quantile(pairs, 0.50), P99ms: lat.quantile(pairs, 0.99),
+		CPUms: float64((cpuTime() - cpu0).Milliseconds()),
 	}
 	out, err := json.Marshal(res)
 	if err != nil {
@@ -532,19 +555,41 @@ func runLoadClients(spec string) int {
 	return 0
 }
 
-func readInto(r io.Reader, buf []byte) ([]byte, error) {
+// scanUpdates reads one message from r through chunk (so that a client
+// holds no more than chunk, however long a batch is) and appends to ks the
+// number of every update in it: the 10 digits after each marker.
+func scanUpdates(r io.Reader, chunk, marker []byte, ks []int) ([]int, error) {
+	keep := len(marker) + 10 - 1 // a marker and its digits cut by the chunk's end
+	carry := 0
 	for {
-		if len(buf) == cap(buf) {
-			buf = append(buf, 0)[:len(buf)]
+		n, err := r.Read(chunk[carry:])
+		data := chunk[:carry+n]
+		next := 0 // where the next marker may start
+		for {
+			i := bytes.Index(data[next:], marker)
+			if i < 0 {
+				break
+			}
+			i += next + len(marker)
+			if len(data)-i < 10 {
+				next = i - len(marker)
+				break
+			}
+			k, perr := strconv.Atoi(string(data[i : i+10]))
+			if perr != nil {
+				return ks, fmt.Errorf("update number: %w", perr)
+			}
+			ks = append(ks, k)
+			next = i + 10
 		}
-		n, err := r.Read(buf[len(buf):cap(buf)])
-		buf = buf[:len(buf)+n]
 		if err == io.EOF {
-			return buf, nil
+			return ks, nil
 		}
 		if err != nil {
-			return buf, err
+			return ks, err
 		}
+		from := max(next, len(data)-keep)
+		carry = copy(chunk, data[from:])
 	}
 }
 

@@ -29,7 +29,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		framesSent: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "iochub", Subsystem: "gateway", Name: "frames_sent_total",
-			Help: "Frames (snapshots and states) written to live clients.",
+			Help: "Frames (snapshots and updates) written to live clients; each update of a batch frame counts as one.",
 		}),
 		framesConflate: prometheus.NewCounter(prometheus.CounterOpts{
 			Namespace: "iochub", Subsystem: "gateway", Name: "frames_conflated_total",

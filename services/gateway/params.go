@@ -32,6 +32,10 @@ type liveParams struct {
 	// Rollups are the windows (1m, 15m, 1h, 1d) whose roll-ups the client
 	// wants, of its layers; nil means none.
 	Rollups []string
+	// Batch (batch=1) asks for each send's updates (state, remove and
+	// rollup frames) in one frame {"type":"batch","frames":[...]} instead of
+	// one frame each (fanout.go); the snapshot and rollups frames are unchanged.
+	Batch bool
 	// Principal is who opened the view (not a parameter: set after authentication).
 	Principal auth.Principal
 }
@@ -69,7 +73,7 @@ func (p liveParams) filterKey() string {
 // maxParamLen bounds any single parameter value we look at.
 const maxParamLen = 256
 
-// parseLiveQuery validates ?province=NN[&layers=a,b][&bbox=minLon,minLat,maxLon,maxLat][&rollups=1m,1h].
+// parseLiveQuery validates ?province=NN[&layers=a,b][&bbox=minLon,minLat,maxLon,maxLat][&rollups=1m,1h][&batch=1].
 // Unknown parameters are ignored so later ones (resume) do not break older gateways.
 func parseLiveQuery(q url.Values) (liveParams, error) {
 	var p liveParams
@@ -146,6 +150,12 @@ func parseLiveQuery(q url.Values) (liveParams, error) {
 			return p, err
 		}
 		p.BBox = &b
+	}
+	if vs, ok := q["batch"]; ok {
+		if len(vs) != 1 || (vs[0] != "0" && vs[0] != "1") {
+			return p, fmt.Errorf("parameter batch: give it once, 1 (updates in one batch frame per send) or 0: %w", ErrBadParam)
+		}
+		p.Batch = vs[0] == "1"
 	}
 	return p, nil
 }

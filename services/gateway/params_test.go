@@ -15,6 +15,7 @@ func TestParseLiveQuery(t *testing.T) {
 	tests := []struct {
 		query      string
 		wantLayers []string
+		wantBatch  bool
 		wantErr    string // substring; "" means success
 	}{
 		{query: "province=01"},
@@ -32,6 +33,11 @@ func TestParseLiveQuery(t *testing.T) {
 		{query: "province=01&layers=air,", wantErr: `parameter layers: unknown layer ""`},
 		{query: "province=01&layers=air&layers=traffic", wantErr: "parameter layers: given 2 times"},
 		{query: "province=01&layers=" + strings.Repeat("air,", 100), wantErr: "parameter layers: longer than"},
+		{query: "province=01&batch=1", wantBatch: true},
+		{query: "province=01&batch=0"},
+		{query: "province=01&batch=", wantErr: "parameter batch: give it once"},
+		{query: "province=01&batch=true", wantErr: "parameter batch: give it once"},
+		{query: "province=01&batch=1&batch=1", wantErr: "parameter batch: give it once"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.query, func(t *testing.T) {
@@ -51,6 +57,9 @@ func TestParseLiveQuery(t *testing.T) {
 			}
 			if !slices.Equal(p.Layers, tt.wantLayers) {
 				t.Errorf("got layers %v; want %v", p.Layers, tt.wantLayers)
+			}
+			if p.Batch != tt.wantBatch {
+				t.Errorf("got batch %v; want %v", p.Batch, tt.wantBatch)
 			}
 		})
 	}
@@ -160,7 +169,7 @@ func TestParseUnitsQuery(t *testing.T) {
 func FuzzParseQuery(f *testing.F) {
 	for _, s := range []string{"province=01", "province=01&layers=air,traffic", "province=1", "layers=%ff", "province=01&simplify=0.01", "province=01&layers=,,",
 		"province=01&bbox=105.75,20.95,105.9,21.1", "province=01&bbox=20.95,105.75,21.1,105.9", "province=01&bbox=179,0,-179,1",
-		"province=01&bbox=NaN,0,1,1", "province=01&bbox=1,2,3", "province=01&bbox=0x1p-2,-90,180,90e0", "province=01&bbox=1,2,3,4&bbox=1,2,3,4"} {
+		"province=01&bbox=NaN,0,1,1", "province=01&bbox=1,2,3", "province=01&bbox=0x1p-2,-90,180,90e0", "province=01&bbox=1,2,3,4&bbox=1,2,3,4", "province=01&batch=1"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
@@ -179,6 +188,9 @@ func FuzzParseQuery(f *testing.F) {
 				if !subjects.ValidKind(l) {
 					t.Fatalf("accepted layer %q", l)
 				}
+			}
+			if p.Batch && q.Get("batch") != "1" {
+				t.Fatalf("batch on for %q", q["batch"])
 			}
 			if _, given := q["bbox"]; given != (p.BBox != nil) {
 				t.Fatalf("bbox given %v but parsed %v", given, p.BBox)

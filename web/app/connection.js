@@ -2,7 +2,9 @@
 // (/v1/live) open: it reconnects with backoff after any loss, and drops the
 // frames of a socket it has already given up, so that a resumed view never
 // mixes two streams. Every reconnection starts with a fresh snapshot, which
-// the store takes in place of what it held: nothing is duplicated.
+// the store takes in place of what it held: nothing is duplicated. A batch
+// frame ({"type":"batch","frames":[...]}, asked with batch=1) is unpacked
+// into its frames, in order, as if each had come alone.
 import { Backoff } from './backoff.js';
 
 /** @typedef {'connecting' | 'online' | 'offline'} ConnState */
@@ -11,6 +13,7 @@ import { Backoff } from './backoff.js';
  * @typedef {object} LiveOptions
  * @property {string} url the ws:// or wss:// URL of /v1/live with its query
  * @property {(msg: any) => void} onFrame called with each parsed frame of the current socket
+ *   (each frame of a batch frame in turn)
  * @property {(state: ConnState, retryMs: number) => void} onState called when the state changes
  * @property {(code: number, wasOnline: boolean) => Promise<void> | void} [beforeRetry]
  *   awaited after a close, before the delay (e.g. to sign in again)
@@ -100,6 +103,14 @@ export class LiveConnection {
         msg = JSON.parse(ev.data);
       } catch (err) {
         console.warn('live frame is not JSON', err);
+        return;
+      }
+      if (msg?.type === 'batch' && Array.isArray(msg.frames)) {
+        for (const f of msg.frames) {
+          // onFrame may give the socket up: the rest of its batch goes with it.
+          if (gen !== this.generation) return;
+          this.onFrame(f);
+        }
         return;
       }
       this.onFrame(msg);

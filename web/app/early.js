@@ -37,14 +37,16 @@ export function unitsURL(province, whole = false) {
  * liveQuery is the query of the wall's /v1/live: its province's view
  * (with bbox, when given), or for the national wall the view of VN, which
  * at a national hub carries every province's own roll-ups (docs/api.md).
+ * It asks batch=1: each send's updates in one frame, which LiveConnection
+ * unpacks (a gateway that ignores it sends them one by one, also fine).
  * @param {string} province
  * @param {string | null} bbox
  * @param {string} rollups comma-separated windows
  */
 export function liveQuery(province, bbox, rollups) {
-  if (province === NATIONAL) return `unit=${NATIONAL}&rollups=${rollups}`;
+  if (province === NATIONAL) return `unit=${NATIONAL}&rollups=${rollups}&batch=1`;
   const box = bbox ? `&bbox=${encodeURIComponent(bbox)}` : '';
-  return `province=${encodeURIComponent(province)}${box}&rollups=${rollups}`;
+  return `province=${encodeURIComponent(province)}${box}&rollups=${rollups}&batch=1`;
 }
 
 export const UNITS_ACCEPT = { Accept: 'application/geo+json, application/json' };

@@ -24,9 +24,9 @@ test('the national wall: province=VN, its provinces simplified more, the live vi
   assert.equal(provinceOf(new URLSearchParams('province=VN')), 'VN');
   assert.equal(provinceOf(new URLSearchParams('province=vn')), '01');
   assert.equal(unitsURL(NATIONAL), `/v1/units?province=VN&simplify=${NATIONAL_SIMPLIFY}`);
-  assert.equal(liveQuery('VN', '1,2,3,4', '1m,1h'), 'unit=VN&rollups=1m,1h', 'no bbox in a view by unit');
-  assert.equal(liveQuery('01', null, '1m,1h'), 'province=01&rollups=1m,1h');
-  assert.equal(liveQuery('01', '105,20,106,21', '1h'), 'province=01&bbox=105%2C20%2C106%2C21&rollups=1h');
+  assert.equal(liveQuery('VN', '1,2,3,4', '1m,1h'), 'unit=VN&rollups=1m,1h&batch=1', 'no bbox in a view by unit');
+  assert.equal(liveQuery('01', null, '1m,1h'), 'province=01&rollups=1m,1h&batch=1');
+  assert.equal(liveQuery('01', '105,20,106,21', '1h'), 'province=01&bbox=105%2C20%2C106%2C21&rollups=1h&batch=1');
 });
 
 test('index.html preloads the whole module graph of app.js', async () => {

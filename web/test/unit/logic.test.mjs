@@ -127,6 +127,36 @@ test('frames of a socket given up are dropped, so nothing arrives twice', async 
   assert.equal(timers.length, 0);
 });
 
+test('a batch frame is unpacked into its frames, in order; single frames still arrive alone', async () => {
+  const { conn, sockets, timers, frames } = fakeConnection();
+  conn.start();
+  sockets[0].open();
+  sockets[0].send({ type: 'snapshot', entities: [] });
+  sockets[0].send({
+    type: 'batch',
+    frames: [
+      { type: 'state', entity: { id: 'air/a' } },
+      { type: 'remove', id: 'air/b' },
+      { type: 'rollup', rollup: { unit: '00070' } },
+    ],
+  });
+  sockets[0].send({ type: 'state', entity: { id: 'air/c' } }); // a gateway (or the mock) that does not batch
+  sockets[0].send({ type: 'batch', frames: [] });
+  assert.deepEqual(frames.map((f) => f.type), ['snapshot', 'state', 'remove', 'rollup', 'state']);
+  assert.deepEqual(frames[1], { type: 'state', entity: { id: 'air/a' } });
+  assert.equal(frames[4].entity.id, 'air/c');
+  assert.equal(conn.frames, 4, 'frames counts what the socket delivered');
+
+  // A frame whose onFrame gives the socket up drops the rest of its batch.
+  const { conn: c2, sockets: s2, frames: f2 } = fakeConnection();
+  c2.onFrame = (m) => { f2.push(m); if (m.id === 'air/x') c2.stop(); };
+  c2.start();
+  s2[0].open();
+  s2[0].send({ type: 'batch', frames: [{ type: 'remove', id: 'air/x' }, { type: 'remove', id: 'air/y' }] });
+  assert.deepEqual(f2.map((f) => f.id), ['air/x']);
+  assert.equal(timers.length, 0);
+});
+
 test('close code 1008 waits the longest; beforeRetry runs first', async () => {
   const seen = [];
   const { conn, sockets, timers } = fakeConnection({ beforeRetry: (code, wasOnline) => { seen.push([code, wasOnline]); } });
