@@ -121,9 +121,11 @@ export class LiveConnection {
       console.info('live socket closed', ev.code, ev.reason);
       // Whatever that socket still delivers is of a stream given up.
       this.generation++;
-      // The screen says so at once, not after beforeRetry (which may wait
-      // for the sign-in or ask the gateway who is signed in).
-      this.setState('offline');
+      // A live view lost: the screen says so at once, not after beforeRetry
+      // (which may wait for the sign-in or ask the gateway who is signed
+      // in). A socket that never opened leaves the state 'connecting'
+      // (a page waiting for its sign-in is not offline).
+      if (wasOnline) this.setState('offline');
       await this.beforeRetry(ev.code, wasOnline);
       // 1008: the gateway refused what we asked; retrying at once will not
       // help, but a wall screen keeps trying, slowly (a deploy may fix it).

@@ -395,6 +395,9 @@ test('the tiles chart the last hours of the province from one history request ea
       return tr.state === 'drawn' && tr.points >= 1 && document.querySelector(`#kpi-${x} .trend canvas`) !== null;
     }, `the ${l} trend drawn`, mock ? LIVE_TIMEOUT : 120_000, l);
   }
+  // A trend may be drawn from the live 1m roll-ups before its history
+  // request (the requests wait for the first useful frame): wait for them.
+  await waitStats(page, () => window.iochub.trend('traffic').requests >= 3, 'the trends\' history requests', mock ? LIVE_TIMEOUT : 30_000);
   const tr = await page.evaluate(() => window.iochub.trend('traffic'));
   assert.equal(tr.requests, 3, 'one history request per tile, none per unit');
   assert.ok(tr.xs.length <= 73, `${tr.xs.length} points; at most 73`);

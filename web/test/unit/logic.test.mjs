@@ -111,6 +111,19 @@ test('a closed socket shows offline while beforeRetry is still waiting', async (
   assert.deepEqual(states.at(-1), ['offline', 1000]);
 });
 
+test('a socket refused before it opened stays connecting while beforeRetry waits (a page waiting for its sign-in)', async () => {
+  let release = () => {};
+  const pending = new Promise((resolve) => { release = resolve; });
+  const { conn, sockets, timers, states } = fakeConnection({ beforeRetry: () => pending });
+  conn.start();
+  const closed = sockets[0].drop(1006);
+  assert.deepEqual(states, [['connecting', 0]], 'not offline while waiting');
+  release();
+  await closed;
+  assert.deepEqual(timers.map((t) => t.ms), [1000]);
+  assert.deepEqual(states.at(-1), ['offline', 1000]);
+});
+
 test('frames of a socket given up are dropped, so nothing arrives twice', async () => {
   const { conn, sockets, timers, frames } = fakeConnection();
   conn.start();
