@@ -7,12 +7,9 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"regexp"
-	"strings"
 	"text/tabwriter"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/iochub/iochub/internal/edge"
@@ -73,23 +70,11 @@ func runEdgeExport(ctx context.Context, args []string, stdout, stderr io.Writer)
 // runEdgeAdmin is "iochub edge-add|edge-remove|edge-list": which edges the
 // hub's FEEDS sources (natsx.AddEdgeSource).
 func runEdgeAdmin(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer) error {
-	cfg := defaults()
-	cfg.NATSURL = nats.DefaultURL
-	fs := flag.NewFlagSet("iochub "+cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfg.registerNATSURL(fs)
-	unit := fs.String("unit", "", "code of the edge's unit")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := applyEnv(fs); err != nil {
-		return err
-	}
-	if (cmd != "edge-list" && *unit == "") || fs.NArg() != 0 {
-		fmt.Fprintf(stderr, "usage: iochub %s --unit CODE [--nats-url URL]\n", cmd)
-		return errUsage
-	}
-	nc, js, err := cliJetStream(cfg.NATSURL, "iochub-"+cmd)
+	var unit *string
+	nc, js, err := sourcingAdmin(cmd, "edge-list", args, stderr, func(fs *flag.FlagSet) *string {
+		unit = fs.String("unit", "", "code of the edge's unit")
+		return unit
+	}, "--unit CODE [--nats-url URL]")
 	if err != nil {
 		return err
 	}
@@ -126,11 +111,7 @@ func printEdges(ctx context.Context, js jetstream.JetStream, stdout io.Writer) e
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "DOMAIN\tCOPIED SEQ\tLAG\tLAST ACTIVE\tERROR")
 	for _, s := range srcs {
-		active := "never"
-		if s.Active >= 0 {
-			active = s.Active.Round(time.Millisecond).String() + " ago"
-		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", s.Domain, s.Seq, s.Lag, active, s.Error)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", s.Domain, s.Seq, s.Lag, sinceActive(s.Active), s.Error)
 	}
 	return tw.Flush()
 }
@@ -158,12 +139,9 @@ func runEdgeNATSUser(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
-	name := *pwVar
-	if name == "" {
-		name = "NATS_EDGE_" + strings.ToUpper(strings.ReplaceAll(*unit, "-", "_")) + "_PASSWORD"
-	}
-	if !regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`).MatchString(name) {
-		return fmt.Errorf("--password-var %q: want a variable name", name)
+	name, err := leafPasswordVar(*pwVar, "EDGE", *unit)
+	if err != nil {
+		return err
 	}
 	entry, err := natsx.EdgeUserConfig(*unit, "$"+name)
 	if err != nil {

@@ -5,12 +5,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"regexp"
-	"strings"
 	"text/tabwriter"
-	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/iochub/iochub/internal/natsx"
@@ -20,24 +16,12 @@ import (
 // which province hubs the national hub's ROLLUPS and STATE source
 // (natsx.AddProvinceSources; docs/edge.md).
 func runNationalAdmin(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer) error {
-	cfg := defaults()
-	cfg.NATSURL = nats.DefaultURL
-	fs := flag.NewFlagSet("iochub "+cmd, flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	cfg.registerNATSURL(fs)
-	province := fs.String("province", "", "code of the province (its hub's own roll-ups are ioc.rollup.CODE.CODE.>)")
-	domain := fs.String("domain", "", "JetStream domain of the province hub's NATS server; empty means province-CODE")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if err := applyEnv(fs); err != nil {
-		return err
-	}
-	if (cmd != "national-list" && *province == "") || fs.NArg() != 0 {
-		fmt.Fprintf(stderr, "usage: iochub %s --province CODE [--domain DOMAIN] [--nats-url URL]\n", cmd)
-		return errUsage
-	}
-	nc, js, err := cliJetStream(cfg.NATSURL, "iochub-"+cmd)
+	var province, domain *string
+	nc, js, err := sourcingAdmin(cmd, "national-list", args, stderr, func(fs *flag.FlagSet) *string {
+		province = fs.String("province", "", "code of the province (its hub's own roll-ups are ioc.rollup.CODE.CODE.>)")
+		domain = fs.String("domain", "", "JetStream domain of the province hub's NATS server; empty means province-CODE")
+		return province
+	}, "--province CODE [--domain DOMAIN] [--nats-url URL]")
 	if err != nil {
 		return err
 	}
@@ -75,11 +59,7 @@ func printProvinces(ctx context.Context, js jetstream.JetStream, stdout io.Write
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "PROVINCE\tDOMAIN\tSTREAM\tCOPIED SEQ\tLAG\tLAST ACTIVE\tERROR")
 	for _, s := range srcs {
-		active := "never"
-		if s.Active >= 0 {
-			active = s.Active.Round(time.Millisecond).String() + " ago"
-		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", s.Province, s.Domain, s.Stream, s.Seq, s.Lag, active, s.Error)
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%d\t%d\t%s\t%s\n", s.Province, s.Domain, s.Stream, s.Seq, s.Lag, sinceActive(s.Active), s.Error)
 	}
 	return tw.Flush()
 }
@@ -114,12 +94,9 @@ func runNationalNATSUser(args []string, stdout, stderr io.Writer) error {
 			return err
 		}
 	}
-	name := *pwVar
-	if name == "" {
-		name = "NATS_PROVINCE_" + strings.ToUpper(strings.ReplaceAll(*province, "-", "_")) + "_PASSWORD"
-	}
-	if !regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`).MatchString(name) {
-		return fmt.Errorf("--password-var %q: want a variable name", name)
+	name, err := leafPasswordVar(*pwVar, "PROVINCE", *province)
+	if err != nil {
+		return err
 	}
 	entry, err := natsx.ProvinceUserConfig(*province, d, "$"+name)
 	if err != nil {
