@@ -327,9 +327,9 @@ func (s *Store) WriteBatch(ctx context.Context, b Batch) (Result, error) {
 	if err := s.ensurePartitions(ctx, b); err != nil {
 		return res, err
 	}
-	if directOnly(b) || (s.rollups.on && observationsOnly(b)) {
+	if direct := directOnly(b); direct || (s.rollups.on && observationsOnly(b)) {
 		write := s.writeAllNew
-		if directOnly(b) {
+		if direct {
 			write = s.writeDirect
 		}
 		res, err := write(ctx, b)
@@ -451,21 +451,34 @@ func (s *Store) writeAllNew(ctx context.Context, b Batch) (Result, error) {
 		res.Rollups = all.Rollups
 		return nil
 	})
-	if err != nil {
-		s.members.forget(in.members)
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && pgErr.Code == sqlstateDeadlock {
-			return Result{}, fmt.Errorf("%w: %w", errNotAllNew, err)
-		}
+	if err := s.settleOptimistic(in, err); err != nil {
 		return Result{}, err
 	}
-	s.members.install(in.members)
 	return res, nil
 }
 
 // sqlstateDeadlock is the SQLSTATE of a transaction the server ended to
 // break a deadlock.
 const sqlstateDeadlock = "40P01"
+
+// settleOptimistic ends a batch written as if all new (writeAllNew,
+// writeDirect) whose transaction ended with err: the member rows it read
+// are kept when it committed and forgotten otherwise; a row stored before
+// (unique_violation, only the direct way's COPY meets it) or a deadlock the
+// server broke make it errNotAllNew, for WriteBatch to write the batch
+// again the exact way.
+func (s *Store) settleOptimistic(in rollupInput, err error) error {
+	if err == nil {
+		s.members.install(in.members)
+		return nil
+	}
+	s.members.forget(in.members)
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && (pgErr.Code == sqlstateUniqueViolation || pgErr.Code == sqlstateDeadlock) {
+		return fmt.Errorf("%w: %w", errNotAllNew, err)
+	}
+	return err
+}
 
 // allInserted is a Result whose kinds with roll-ups say that every row of b
 // was inserted, in b's order.

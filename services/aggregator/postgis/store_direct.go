@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/twpayne/go-geom"
 	"github.com/twpayne/go-geom/encoding/ewkb"
 )
@@ -25,9 +24,9 @@ type direct struct {
 	// values are the column values of row i of the kind in b.
 	values func(b Batch, i int) []any
 	// queue queues the statements that follow the COPY (the entities'
-	// states), recording in res what they did, and returns a func to run
-	// once every result was read, or an error when a value cannot be sent.
-	queue func(pb *pgx.Batch, b Batch, res *Result) (finish func(), err error)
+	// states), recording in res what they did when their results are read;
+	// an error when a value cannot be sent.
+	queue func(pb *pgx.Batch, b Batch, res *Result) error
 }
 
 // directOnly reports whether every kind with rows in b can be written
@@ -80,7 +79,6 @@ func (s *Store) writeDirect(ctx context.Context, b Batch) (Result, error) {
 			return fmt.Errorf("member rows read under lock in a direct batch: %w", ErrMemberRow)
 		}
 		var pb, rb pgx.Batch
-		var finish []func()
 		done := func() {}
 		queued := make(chan error, 1)
 		go func() {
@@ -88,13 +86,9 @@ func (s *Store) writeDirect(ctx context.Context, b Batch) (Result, error) {
 				if k.rows(b) == 0 {
 					continue
 				}
-				f, err := k.direct.queue(&pb, b, &res)
-				if err != nil {
+				if err := k.direct.queue(&pb, b, &res); err != nil {
 					queued <- err
 					return
-				}
-				if f != nil {
-					finish = append(finish, f)
 				}
 			}
 			var err error
@@ -120,9 +114,6 @@ func (s *Store) writeDirect(ctx context.Context, b Batch) (Result, error) {
 				return fmt.Errorf("applying batch of %d rows: %w", b.Len(), err)
 			}
 		}
-		for _, f := range finish {
-			f()
-		}
 		if err := in.members.check(); err != nil {
 			return fmt.Errorf("%w: %w", errNotAllNew, err)
 		}
@@ -130,15 +121,9 @@ func (s *Store) writeDirect(ctx context.Context, b Batch) (Result, error) {
 		res.Rollups = all.Rollups
 		return nil
 	})
-	if err != nil {
-		s.members.forget(in.members)
-		var pgErr *pgconn.PgError
-		if errors.As(err, &pgErr) && (pgErr.Code == sqlstateUniqueViolation || pgErr.Code == sqlstateDeadlock) {
-			return Result{}, fmt.Errorf("%w: %w", errNotAllNew, err)
-		}
+	if err := s.settleOptimistic(in, err); err != nil {
 		return Result{}, err
 	}
-	s.members.install(in.members)
 	return res, nil
 }
 
@@ -248,7 +233,7 @@ func latestRows(n int, entity func(i int) string, observed func(i int) time.Time
 // queueAirStates queues the upsert of the state of each station of b.Air
 // from its newest row, recording the stations whose state it wrote in
 // res.Air.Changed.
-func queueAirStates(pb *pgx.Batch, b Batch, res *Result) (func(), error) {
+func queueAirStates(pb *pgx.Batch, b Batch, res *Result) error {
 	idx := latestRows(len(b.Air), func(i int) string { return b.Air[i].StationID },
 		func(i int) time.Time { return b.Air[i].ObservedAt })
 	m := len(idx)
@@ -268,12 +253,12 @@ func queueAirStates(pb *pgx.Batch, b Batch, res *Result) (func(), error) {
 		pm25[j], pm10[j], no2[j], o3[j], co[j], so2[j] = r.PM25, r.PM10, r.NO2, r.O3, r.CO, r.SO2
 		var err error
 		if locations[j], err = ewkbValue(r.Location); err != nil {
-			return nil, fmt.Errorf("encoding the location of station %s: %w", r.StationID, err)
+			return fmt.Errorf("encoding the location of station %s: %w", r.StationID, err)
 		}
 		if len(r.Extra) > 0 {
 			x, err := json.Marshal(r.Extra)
 			if err != nil {
-				return nil, fmt.Errorf("encoding the values of station %s: %w", r.StationID, err)
+				return fmt.Errorf("encoding the values of station %s: %w", r.StationID, err)
 			}
 			extras[j] = new(string(x))
 		}
@@ -283,7 +268,7 @@ func queueAirStates(pb *pgx.Batch, b Batch, res *Result) (func(), error) {
 	}
 	pb.Queue(sqlUpsertSensorAirRows, seqs, stations, names, provinces, units, sources, locations, events, observed,
 		pm25, pm10, no2, o3, co, so2, extras, aqis).Query(collectChanged(&res.Air.Changed))
-	return nil, nil
+	return nil
 }
 
 // ewkbValue is p as EWKB with SRID 4326, nil (NULL) when p is nil.
