@@ -108,8 +108,9 @@ func TestHubBatchFrames(t *testing.T) {
 	}
 	plain, batched := join(false), join(true)
 	lagPlain, lagBatched, lagBatched2 := join(false), join(true), join(true)
-	if plain.grp == batched.grp || batched.grp != lagBatched.grp || plain.grp != lagPlain.grp {
-		t.Fatal("batch and unbatched clients share a group, or clients of the same params do not")
+	// Batching is a form of the merge, not a filter: one group, one log.
+	if plain.grp != batched.grp || batched.grp != lagBatched.grp || plain.grp != lagPlain.grp {
+		t.Fatal("clients of the same view, batched or not, are in different groups")
 	}
 	holdFlushes(t, h)
 	state := func(st *iocv1.EntityState) {
@@ -176,7 +177,7 @@ func TestHubBatchFrames(t *testing.T) {
 	a, _, _ := h.takeLocked(lagBatched2, nil)
 	h.mu.Unlock()
 	h.mu.Lock()
-	b := batched.grp.since(0, h.seq)
+	b := batched.grp.since(0, h.seq, true)
 	h.mu.Unlock()
 	if len(a) != 1 || &a[0][0] != &b.buf[0] {
 		t.Error("the lagging batch clients' frame was built twice in one tick")
@@ -400,19 +401,22 @@ func TestScanUpdates(t *testing.T) {
 // building a frame; the frame, built when a writer asks, is then shared.
 func TestGroupPendingBuildsNothing(t *testing.T) {
 	for _, batch := range []bool{false, true} {
-		g := newGroup("", liveParams{Batch: batch})
+		g := newGroup("", liveParams{})
 		g.add(1, "a", textFrame([]byte(`{"a":1}`)))
 		g.add(2, "b", textFrame([]byte(`{"b":2}`)))
 		g.add(2, "a", textFrame([]byte(`{"a":2}`)))
-		if cu := g.pending(0, 2); cu.built || cu.buf != nil || cu.frames != 2 || cu.conflated != 1 {
-			t.Fatalf("batch %v: pending %+v; want 2 frames, 1 conflated, nothing built", batch, cu)
+		if m := g.pending(0, 2); m.plain != nil || m.batch != nil || m.frames != 2 || m.conflated != 1 {
+			t.Fatalf("batch %v: pending %+v; want 2 frames, 1 conflated, nothing built", batch, m)
 		}
-		cu := g.since(0, 2)
-		if !cu.built || cu.frames != 2 {
+		cu := g.since(0, 2, batch)
+		if cu.buf == nil || cu.frames != 2 {
 			t.Fatalf("batch %v: since %+v; want 2 frames built", batch, cu)
 		}
-		if again := g.pending(0, 2); &again.buf[0] != &cu.buf[0] {
-			t.Errorf("batch %v: the built frames are not what pending gives next", batch)
+		if again := g.since(0, 2, batch); &again.buf[0] != &cu.buf[0] {
+			t.Errorf("batch %v: the built frames are not what the next ask gets", batch)
+		}
+		if m := g.pending(0, 2); (m.plain != nil) == batch || (m.batch != nil) != batch {
+			t.Errorf("batch %v: built %+v; want only the form asked for", batch, m)
 		}
 	}
 }

@@ -19,11 +19,13 @@ import (
 // state of every entity it missed, never an old queue, and the work per tick
 // is one buffer per group and one write per client.
 //
-// A client that asked for batch=1 is in a group of its own kind (groupKey):
-// there the same merge is one frame, {"type":"batch","frames":[F,...]}, whose
-// elements are the payloads of the logged frames (the objects an unbatched
-// client gets as frames of their own), sliced out of them, never re-encoded.
-// It is built once per group, tick and starting point like the other, so a
+// A client that asked for batch=1 takes the same merge as one frame,
+// {"type":"batch","frames":[F,...]}, whose elements are the payloads of the
+// logged frames (the objects an unbatched client gets as frames of their
+// own), sliced out of them, never re-encoded. Batching is a form of the
+// merge, not a filter: batched and unbatched clients of the same view share
+// a group, its log and its tick's work; each form of a merge is built once
+// per group, tick and starting point, when a writer first asks for it, so a
 // client parses one frame per send however many updates it holds.
 
 // group is the clients of one hub that see exactly the same frames: the same
@@ -39,9 +41,9 @@ type group struct {
 	latest map[string]uint64 // key → tick of its newest entry in log
 	// top and prev are the last two ticks that logged something for the group.
 	top, prev uint64
-	// cache holds the merges already built for this tick (cacheSeq), by the
-	// tick the clients asking for them have.
-	cache    map[uint64]catchUp
+	// cache holds the merges counted or built for this tick (cacheSeq), by
+	// the tick the clients asking for them have.
+	cache    map[uint64]*merge
 	cacheSeq uint64
 }
 
@@ -54,17 +56,20 @@ type logEntry struct {
 }
 
 // catchUp is what a client that has tick s needs to hold the group's newest
-// frames: buf is the frames concatenated (or, in a batch group, one batch
-// frame holding them), written in one write.
+// frames: buf is the frames concatenated (or one batch frame holding them),
+// written in one write.
 type catchUp struct {
 	buf       []byte
 	frames    int // the updates in buf
 	conflated int // older frames of the same keys, skipped
-	// built says buf is set (pending counts without building it); size is
-	// the frames' bytes, one the last of them.
-	built bool
-	size  int
-	one   []byte
+}
+
+// merge is the group's newest frames after one starting tick, as of the
+// cache's tick: counted when first asked (pending), each form built when a
+// writer first asks for it (since).
+type merge struct {
+	frames, conflated int
+	plain, batch      []byte // the frames concatenated; one batch frame
 }
 
 // batchPrefix and batchSuffix wrap the updates of a batch frame.
@@ -84,9 +89,6 @@ func groupKey(p liveParams) string {
 	b.WriteString(strings.Join(p.Rollups, ","))
 	b.WriteString("|")
 	b.WriteString(p.filterKey())
-	if p.Batch {
-		b.WriteString("|batch")
-	}
 	return b.String()
 }
 
@@ -96,7 +98,7 @@ func newGroup(key string, p liveParams) *group {
 		params:  p,
 		clients: make(map[*client]struct{}),
 		latest:  make(map[string]uint64),
-		cache:   make(map[uint64]catchUp),
+		cache:   make(map[uint64]*merge),
 	}
 }
 
@@ -110,57 +112,49 @@ func (g *group) add(seq uint64, key string, frame []byte) {
 }
 
 // since is the newest logged frame of every key logged after tick s, in the
-// order they were logged, as of tick now; it is built once per s and tick.
-// In a batch group it is one batch frame holding their payloads.
-func (g *group) since(s, now uint64) catchUp {
-	cu := g.pending(s, now)
-	if cu.built {
+// order they were logged, as of tick now, concatenated or (batch) as one
+// batch frame; each form is built once per s and tick.
+func (g *group) since(s, now uint64, batch bool) catchUp {
+	m := g.pending(s, now)
+	cu := catchUp{frames: m.frames, conflated: m.conflated}
+	if m.frames == 0 {
 		return cu
 	}
-	entries := g.after(s)
 	switch {
-	case cu.frames == 0:
-	case g.params.Batch:
-		cu.buf = g.batch(entries)
-	case cu.frames == 1:
-		cu.buf = cu.one // shared as is
-	default:
-		cu.buf = make([]byte, 0, cu.size)
-		for _, e := range entries {
-			if g.latest[e.key] == e.seq {
-				cu.buf = append(cu.buf, e.frame...)
-			}
-		}
+	case batch && m.batch == nil:
+		m.batch = g.batchFrame(g.after(s), m.frames)
+	case !batch && m.plain == nil:
+		m.plain = g.plainFrames(g.after(s), m.frames)
 	}
-	cu.built = true
-	g.cache[s] = cu
+	cu.buf = m.plain
+	if batch {
+		cu.buf = m.batch
+	}
 	return cu
 }
 
-// pending is since without its buffer (unless already built): the frames
-// and the conflated ones, counted once per s and tick. A tick checks every
-// lagging client's backlog with it, and builds nothing for a client whose
-// writer is still busy with an older write.
-func (g *group) pending(s, now uint64) catchUp {
+// pending is the merge after tick s as of tick now, counted (frames and
+// conflated ones) once per s and tick and built by nobody yet: a tick checks
+// every lagging client's backlog with it, and builds nothing for a client
+// whose writer is still busy with an older write.
+func (g *group) pending(s, now uint64) *merge {
 	if g.cacheSeq != now {
 		clear(g.cache)
 		g.cacheSeq = now
 	}
-	if cu, ok := g.cache[s]; ok {
-		return cu
+	if m, ok := g.cache[s]; ok {
+		return m
 	}
-	var cu catchUp
+	m := &merge{}
 	for _, e := range g.after(s) {
 		if g.latest[e.key] != e.seq {
-			cu.conflated++
+			m.conflated++
 			continue
 		}
-		cu.frames++
-		cu.size += len(e.frame)
-		cu.one = e.frame
+		m.frames++
 	}
-	g.cache[s] = cu
-	return cu
+	g.cache[s] = m
+	return m
 }
 
 // after is the log's entries after tick s.
@@ -168,17 +162,39 @@ func (g *group) after(s uint64) []logEntry {
 	return g.log[sort.Search(len(g.log), func(i int) bool { return g.log[i].seq > s }):]
 }
 
-// batch is one text frame {"type":"batch","frames":[F,...]} of the payloads
-// of the newest entries of their keys among entries, in log order.
-func (g *group) batch(entries []logEntry) []byte {
-	n, count := len(batchPrefix)+len(batchSuffix), 0
+// plainFrames is the newest frames of their keys among entries (count of
+// them), concatenated in log order; a single one is shared as it is.
+func (g *group) plainFrames(entries []logEntry, count int) []byte {
+	size := 0
+	var one []byte
+	for _, e := range entries {
+		if g.latest[e.key] == e.seq {
+			size += len(e.frame)
+			one = e.frame
+		}
+	}
+	if count == 1 {
+		return one
+	}
+	b := make([]byte, 0, size)
+	for _, e := range entries {
+		if g.latest[e.key] == e.seq {
+			b = append(b, e.frame...)
+		}
+	}
+	return b
+}
+
+// batchFrame is one text frame {"type":"batch","frames":[F,...]} of the
+// payloads of the newest entries of their keys among entries (count of
+// them), in log order.
+func (g *group) batchFrame(entries []logEntry, count int) []byte {
+	n := len(batchPrefix) + len(batchSuffix) + count - 1 // the commas
 	for _, e := range entries {
 		if g.latest[e.key] == e.seq {
 			n += len(framePayload(e.frame))
-			count++
 		}
 	}
-	n += count - 1 // the commas
 	b := appendTextHeader(make([]byte, 0, textHeaderLen(n)+n), n)
 	b = append(b, batchPrefix...)
 	first := true

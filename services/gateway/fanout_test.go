@@ -78,7 +78,7 @@ func TestGroupSince(t *testing.T) {
 		{4, nil, 0},
 	} {
 		check := func(when string) {
-			cu := g.since(tc.since, 4)
+			cu := g.since(tc.since, 4, false)
 			frames, err := splitFrames(cu.buf)
 			if err != nil {
 				t.Fatal(err)
@@ -107,7 +107,7 @@ func TestGroupSince(t *testing.T) {
 		t.Errorf("compacted log holds %d entries; want 3 (a, b and c)", len(g.log))
 	}
 	g.cacheSeq = 0
-	if cu := g.since(2, 304); cu.frames != 3 {
+	if cu := g.since(2, 304, false); cu.frames != 3 {
 		t.Errorf("after compaction, since 2: %d frames; want 3", cu.frames)
 	}
 }
@@ -118,11 +118,11 @@ func TestGroupSinceShares(t *testing.T) {
 	g := newGroup("", liveParams{})
 	one := textFrame([]byte("x"))
 	g.add(1, "x", one)
-	if cu := g.since(0, 1); &cu.buf[0] != &one[0] {
+	if cu := g.since(0, 1, false); &cu.buf[0] != &one[0] {
 		t.Error("a single frame was copied; want the logged bytes")
 	}
 	g.add(2, "y", textFrame([]byte("y")))
-	a, b := g.since(0, 2), g.since(0, 2)
+	a, b := g.since(0, 2, false), g.since(0, 2, false)
 	if &a.buf[0] != &b.buf[0] {
 		t.Error("the same merge was built twice in one tick")
 	}

@@ -473,7 +473,7 @@ func (h *hub) takeLocked(c *client, dst [][]byte) (out [][]byte, frames, conflat
 	clear(c.first)
 	c.first = c.first[:0]
 	if g := c.grp; g != nil && c.seq < g.top {
-		cu := g.since(c.seq, h.seq)
+		cu := g.since(c.seq, h.seq, c.params.Batch)
 		if cu.frames > 0 {
 			dst = append(dst, cu.buf)
 		}

@@ -124,7 +124,9 @@ func (h *hub) handleRollup(subject string, data []byte) {
 		h.log.Warn("skipping roll-up", "subject", subject, "err", err)
 		return
 	}
-	e := rollupEntry{unit: unit, layer: layer, window: window, start: head.WindowStart, province: from, base: data}
+	// The frame is built outside the lock; only a national view's roll-up
+	// of a stale province hub is built again, marked, under it.
+	e := rollupEntry{unit: unit, layer: layer, window: window, start: head.WindowStart, province: from, base: data}.framed(false)
 	key := "rollup:" + unit + "/" + layer + "/" + window
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -134,13 +136,15 @@ func (h *hub) handleRollup(subject string, data []byte) {
 	if from != "" {
 		h.seenProvinceLocked(from, head.UpdatedAt)
 	}
-	e = h.markedRollup(e)
 	old, ok := h.stagedRollups[key]
 	if !ok {
 		old, ok = h.rollups[key]
 	}
 	if ok && e.start.Before(old.start) {
 		return
+	}
+	if h.provinceStaleLocked(from) {
+		e = e.framed(true)
 	}
 	h.stageRollupLocked(key, e)
 	h.nudgeLocked()

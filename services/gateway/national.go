@@ -38,7 +38,7 @@ func nationalRollupProvince(province, unit string) string {
 	if province != unit {
 		return ""
 	}
-	if _, err := parseProvince(map[string][]string{"province": {province}}); err != nil {
+	if !isProvinceCode(province) {
 		return ""
 	}
 	return province
@@ -50,14 +50,26 @@ func linkCheckInterval(staleAfter time.Duration) time.Duration {
 	return max(min(staleAfter/4, time.Second), 10*time.Millisecond)
 }
 
-// markedRollup is e with its json and frame, marked when its province is stale.
-func (h *hub) markedRollup(e rollupEntry) rollupEntry {
+// framed is e with its json (its base, marked hubStale when stale) and its frame.
+func (e rollupEntry) framed(stale bool) rollupEntry {
 	e.json = e.base
-	if l := h.provinces[e.province]; e.province != "" && l != nil && l.stale && bytes.HasSuffix(e.base, []byte("}")) {
+	if stale && bytes.HasSuffix(e.base, []byte("}")) {
 		e.json = append(append(make([]byte, 0, len(e.base)+len(hubStaleMark)), e.base[:len(e.base)-1]...), hubStaleMark...)
 	}
 	e.frame = textFrame(append(append([]byte(`{"type":"rollup","rollup":`), e.json...), '}'))
 	return e
+}
+
+// provinceStaleLocked reports whether the province hub of a roll-up
+// (rollupEntry.province; "" for none) is stale.
+func (h *hub) provinceStaleLocked(province string) bool {
+	l := h.provinces[province]
+	return province != "" && l != nil && l.stale
+}
+
+// markedRollup is e with its json and frame, marked when its province is stale.
+func (h *hub) markedRollup(e rollupEntry) rollupEntry {
+	return e.framed(h.provinceStaleLocked(e.province))
 }
 
 // seenProvinceLocked records a roll-up of province updated at, and turns
@@ -97,7 +109,11 @@ func (h *hub) setProvinceStaleLocked(province string, l *provinceLink, stale boo
 	} else {
 		h.log.Info("province hub fresh again", "from", province, "newest", l.newest)
 	}
-	h.g.m.provincesStale.Add(map[bool]float64{true: 1, false: -1}[stale])
+	if stale {
+		h.g.m.provincesStale.Inc()
+	} else {
+		h.g.m.provincesStale.Dec()
+	}
 	for key, e := range h.rollups {
 		if _, ok := h.stagedRollups[key]; !ok && e.province == province {
 			h.stageRollupLocked(key, h.markedRollup(e))

@@ -170,13 +170,18 @@ func parseProvince(q url.Values) (string, error) {
 		return "", fmt.Errorf("parameter province: given %d times; give it once: %w", len(vs), ErrBadParam)
 	}
 	v := vs[0]
-	if len(v) != 2 || v[0] < '0' || v[0] > '9' || v[1] < '0' || v[1] > '9' {
+	if !isProvinceCode(v) {
 		if len(v) > 16 {
 			v = v[:16] + "…"
 		}
 		return "", fmt.Errorf("parameter province: %q is not a two-digit province code such as 01: %w", v, ErrBadParam)
 	}
 	return v, nil
+}
+
+// isProvinceCode reports whether v is a two-digit province code such as 01.
+func isProvinceCode(v string) bool {
+	return len(v) == 2 && v[0] >= '0' && v[0] <= '9' && v[1] >= '0' && v[1] <= '9'
 }
 
 // maxSimplify is the largest simplification tolerance /v1/units accepts, in degrees (~11 km).
