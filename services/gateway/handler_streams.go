@@ -208,13 +208,15 @@ const (
 // when the gateway has Config.MaxStreams (each stream holds a consumer on
 // NATS, so their number is bounded as a whole, not only per identity).
 func (g *Gateway) acquireStream(id string) int {
+	// The identity's bound first: its refused attempts never touch the
+	// gateway's count, which other identities read.
+	if !g.acquire("streams\x00"+id, g.cfg.MaxStreamsPerIdentity) {
+		return streamIdentityFull
+	}
 	if n := g.streams.Add(1); g.cfg.MaxStreams > 0 && n > int64(g.cfg.MaxStreams) {
 		g.streams.Add(-1)
+		g.release("streams\x00" + id)
 		return streamGatewayFull
-	}
-	if !g.acquire("streams\x00"+id, g.cfg.MaxStreamsPerIdentity) {
-		g.streams.Add(-1)
-		return streamIdentityFull
 	}
 	return streamAcquired
 }
