@@ -539,8 +539,9 @@ const trends = new Map(Object.entries(TRENDS).map(([l, c]) => {
 let trendsLoadedAt = -Infinity;
 let trendRequests = 0;
 
+// loadTrends fetches every trend's history; the caller sets trendsLoadedAt
+// when it asks (the call may wait for the first useful frame).
 async function loadTrends() {
-  trendsLoadedAt = Date.now();
   await Promise.all([...trends].map(async ([l, { series, chart }]) => {
     const url = trendQuery(province, l, Date.now());
     if (!url) return;
@@ -908,14 +909,12 @@ initMap();
 // round trip; a socket or a units request refused for want of a session
 // waits for the sign-in (the login form) and tries again. The live view's
 // first snapshot loads the trends, once the first useful frame is painted.
-if (early) {
+const startViews = () => {
   loadUnits();
   live.start();
-}
+};
+if (early) startViews();
 ack.can = !kiosk && mayAck(await signedIn);
 performance.mark('iochub:signed-in');
 mark('list'); // the acknowledge buttons, if the list was drawn before
-if (!early) {
-  loadUnits();
-  live.start();
-}
+if (!early) startViews();
