@@ -279,6 +279,20 @@ func membersMap(members []member) map[string]json.RawMessage {
 
 // fillFields clears f and puts members in it (the last of repeated keys
 // wins): the same fields as membersMap, in a map reused from item to item.
+// fieldsIn is r's fields: its own map, or, for an item that came as its
+// members, *shared (made on first use) filled with them; nothing may keep
+// *shared past the item, the next one refills it.
+func (r rawItem) fieldsIn(shared *fields) fields {
+	if r.members == nil {
+		return fields(r.fields)
+	}
+	if *shared == nil {
+		*shared = make(fields, len(r.members))
+	}
+	fillFields(*shared, r.members)
+	return *shared
+}
+
 func fillFields(f fields, members []member) {
 	clear(f)
 	for _, mb := range members {

@@ -73,14 +73,7 @@ func BenchmarkReadBatchLazy(b *testing.B) {
 				items, _ := decodeItemsLazy(bytes.NewReader(body.Bytes()), formatJSON, 10000, int64(body.Len()))
 				var shared fields
 				for _, it := range items {
-					f := fields(it.fields)
-					if it.members != nil {
-						if shared == nil {
-							shared = make(fields, len(it.members))
-						}
-						fillFields(shared, it.members)
-						f = shared
-					}
+					f := it.fieldsIn(&shared)
 					if _, ierr := parseAir(f, env); ierr != nil {
 						b.Fatal(ierr)
 					}

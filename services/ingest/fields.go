@@ -39,11 +39,11 @@ func missing(name string) *itemError { return &itemError{pointer: name, reason: 
 // {"type":"Property","value":v}, {"type":"Relationship","object":o} and
 // {"@type":"DateTime","@value":v} so that those payloads read like keyValues.
 func (f fields) value(name string) (json.RawMessage, bool) {
-	return f.unwrap(f[name])
+	return unwrap(f[name])
 }
 
 // unwrap is value for a member's raw JSON already looked up (nil when absent).
-func (f fields) unwrap(raw json.RawMessage) (json.RawMessage, bool) {
+func unwrap(raw json.RawMessage) (json.RawMessage, bool) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, false
 	}
@@ -62,21 +62,16 @@ func (f fields) unwrap(raw json.RawMessage) (json.RawMessage, bool) {
 	}
 	switch {
 	case (w.Type == "Property" || w.Type == "GeoProperty") && len(w.Value) > 0:
-		return f.unwrapAgain(w.Value), true
+		if v, ok := unwrap(w.Value); ok { // a value itself in normalized form
+			return v, true
+		}
+		return w.Value, true
 	case w.Type == "Relationship" && len(w.Object) > 0:
 		return w.Object, true
 	case len(w.AtV) > 0:
 		return w.AtV, true
 	}
 	return raw, true
-}
-
-func (f fields) unwrapAgain(raw json.RawMessage) json.RawMessage {
-	v, ok := fields{"v": raw}.value("v")
-	if !ok {
-		return raw
-	}
-	return v
 }
 
 // jsonKind names the JSON type of raw for messages.

@@ -164,14 +164,7 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 	// filled for each in turn; nothing keeps it past its item.
 	var shared fields
 	for i, raw := range raws {
-		f := fields(raw.fields)
-		if raw.members != nil {
-			if shared == nil {
-				shared = make(fields, len(raw.members))
-			}
-			fillFields(shared, raw.members)
-			f = shared
-		}
+		f := raw.fieldsIn(&shared)
 		res := &results[i]
 		res.Index, res.Line = i, raw.line
 		sp := spec

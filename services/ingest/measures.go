@@ -182,7 +182,7 @@ func readMeasures[M any](f fields, msg M, t *measureTable[M]) (map[string]float6
 			if t.skip[k] || notMeasurements[k] {
 				continue
 			}
-			raw, ok := f.unwrap(members[i].raw)
+			raw, ok := unwrap(members[i].raw)
 			if !ok || jsonKind(raw) != "number" {
 				continue
 			}
@@ -207,7 +207,7 @@ func readMeasures[M any](f fields, msg M, t *measureTable[M]) (map[string]float6
 			other[k] = v
 			continue
 		}
-		raw, ok := f.unwrap(members[i].raw)
+		raw, ok := unwrap(members[i].raw)
 		v, ok, ierr := numOf(k, raw, ok)
 		if ierr != nil {
 			return nil, ierr
