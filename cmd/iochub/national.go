@@ -32,11 +32,9 @@ func runNationalAdmin(ctx context.Context, cmd string, args []string, stdout, st
 	case "national-list":
 		return printProvinces(ctx, js, stdout)
 	case "national-add":
-		d := *domain
-		if d == "" {
-			if d, err = natsx.ProvinceDomain(*province); err != nil {
-				return err
-			}
+		d, err := provinceDomain(*domain, *province)
+		if err != nil {
+			return err
 		}
 		if err := natsx.AddProvinceSources(ctx, js, *province, d); err != nil {
 			return err
@@ -87,12 +85,9 @@ func runNationalNATSUser(args []string, stdout, stderr io.Writer) error {
 		fs.Usage()
 		return errUsage
 	}
-	d := *domain
-	if d == "" {
-		var err error
-		if d, err = natsx.ProvinceDomain(*province); err != nil {
-			return err
-		}
+	d, err := provinceDomain(*domain, *province)
+	if err != nil {
+		return err
 	}
 	name, err := leafPasswordVar(*pwVar, "PROVINCE", *province)
 	if err != nil {
@@ -104,4 +99,13 @@ func runNationalNATSUser(args []string, stdout, stderr io.Writer) error {
 	}
 	_, err = fmt.Fprint(stdout, entry)
 	return err
+}
+
+// provinceDomain is the JetStream domain of the hub of province: given, or
+// its default (natsx.ProvinceDomain).
+func provinceDomain(given, province string) (string, error) {
+	if given != "" {
+		return given, nil
+	}
+	return natsx.ProvinceDomain(province)
 }

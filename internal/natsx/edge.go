@@ -165,42 +165,73 @@ func isEdgeSource(s *jetstream.StreamSource, domain string) bool {
 // of domain; adding one already there changes nothing. It refuses with
 // ErrHubWindow when the hub's duplicate window is below MinHubDuplicateWindow.
 func AddEdgeSource(ctx context.Context, js jetstream.JetStream, domain string) error {
-	st, err := js.Stream(ctx, subjects.StreamFeeds)
-	if err != nil {
-		return fmt.Errorf("reading the hub's stream %s: %w", subjects.StreamFeeds, err)
-	}
-	cfg := st.CachedInfo().Config
-	if cfg.Duplicates < MinHubDuplicateWindow {
-		return fmt.Errorf("%s duplicate window %s < %s (raise --duplicate-window of iochub serve): %w",
-			subjects.StreamFeeds, cfg.Duplicates, MinHubDuplicateWindow, ErrHubWindow)
-	}
-	if slices.ContainsFunc(cfg.Sources, func(s *jetstream.StreamSource) bool { return isEdgeSource(s, domain) }) {
-		return nil
-	}
-	cfg.Sources = append(cfg.Sources, edgeSource(domain))
-	if _, err := js.UpdateStream(ctx, cfg); err != nil {
-		return fmt.Errorf("adding edge %s to the sources of %s: %w", domain, subjects.StreamFeeds, err)
-	}
-	return nil
+	return changeSources(ctx, js, subjects.StreamFeeds, "adding edge "+domain+" to", func(cfg *jetstream.StreamConfig) (bool, error) {
+		if cfg.Duplicates < MinHubDuplicateWindow {
+			return false, fmt.Errorf("%s duplicate window %s < %s (raise --duplicate-window of iochub serve): %w",
+				subjects.StreamFeeds, cfg.Duplicates, MinHubDuplicateWindow, ErrHubWindow)
+		}
+		if slices.ContainsFunc(cfg.Sources, func(s *jetstream.StreamSource) bool { return isEdgeSource(s, domain) }) {
+			return false, nil
+		}
+		cfg.Sources = append(cfg.Sources, edgeSource(domain))
+		return true, nil
+	})
 }
 
 // RemoveEdgeSource stops the hub's FEEDS sourcing the edge of domain; what
 // was sourced stays. Removing one not there changes nothing.
 func RemoveEdgeSource(ctx context.Context, js jetstream.JetStream, domain string) error {
-	st, err := js.Stream(ctx, subjects.StreamFeeds)
+	return changeSources(ctx, js, subjects.StreamFeeds, "removing edge "+domain+" from", deleteSources(func(s *jetstream.StreamSource) bool {
+		return isEdgeSource(s, domain)
+	}))
+}
+
+// changeSources reads the config of stream, lets change edit it (false:
+// nothing to change) and updates the stream when it did; what names the
+// change in an error ("adding edge X to").
+func changeSources(ctx context.Context, js jetstream.JetStream, stream, what string, change func(*jetstream.StreamConfig) (bool, error)) error {
+	st, err := js.Stream(ctx, stream)
 	if err != nil {
-		return fmt.Errorf("reading the hub's stream %s: %w", subjects.StreamFeeds, err)
+		return fmt.Errorf("reading stream %s: %w", stream, err)
 	}
 	cfg := st.CachedInfo().Config
-	n := len(cfg.Sources)
-	cfg.Sources = slices.DeleteFunc(cfg.Sources, func(s *jetstream.StreamSource) bool { return isEdgeSource(s, domain) })
-	if len(cfg.Sources) == n {
-		return nil
+	changed, err := change(&cfg)
+	if err != nil || !changed {
+		return err
 	}
 	if _, err := js.UpdateStream(ctx, cfg); err != nil {
-		return fmt.Errorf("removing edge %s from the sources of %s: %w", domain, subjects.StreamFeeds, err)
+		return fmt.Errorf("%s the sources of %s: %w", what, stream, err)
 	}
 	return nil
+}
+
+// deleteSources is a change of changeSources that deletes the sources
+// match selects.
+func deleteSources(match func(*jetstream.StreamSource) bool) func(*jetstream.StreamConfig) (bool, error) {
+	return func(cfg *jetstream.StreamConfig) (bool, error) {
+		n := len(cfg.Sources)
+		cfg.Sources = slices.DeleteFunc(cfg.Sources, match)
+		return len(cfg.Sources) != n, nil
+	}
+}
+
+// sourceInfos are the sources of stream with their state, as the stream's
+// info (one request) gives them.
+func sourceInfos(ctx context.Context, js jetstream.JetStream, stream string) ([]*jetstream.StreamSourceInfo, error) {
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		return nil, fmt.Errorf("reading stream %s: %w", stream, err)
+	}
+	return st.CachedInfo().Sources, nil
+}
+
+// sourceState is the state of one source of a stream sourced from domain.
+func sourceState(domain string, s *jetstream.StreamSourceInfo) EdgeSourceState {
+	e := EdgeSourceState{Domain: domain, Lag: s.Lag, Active: s.Active, Seq: s.Seq}
+	if s.Error != nil {
+		e.Error = s.Error.Error()
+	}
+	return e
 }
 
 // EdgeSourceState is what the hub knows of one edge it sources.
@@ -220,28 +251,18 @@ type EdgeSourceState struct {
 
 // EdgeSources lists the edges the hub's FEEDS sources, with their state.
 func EdgeSources(ctx context.Context, js jetstream.JetStream) ([]EdgeSourceState, error) {
-	st, err := js.Stream(ctx, subjects.StreamFeeds)
+	infos, err := sourceInfos(ctx, js, subjects.StreamFeeds)
 	if err != nil {
-		return nil, fmt.Errorf("reading the hub's stream %s: %w", subjects.StreamFeeds, err)
-	}
-	info, err := st.Info(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("reading the hub's stream %s: %w", subjects.StreamFeeds, err)
+		return nil, err
 	}
 	var out []EdgeSourceState
-	for _, s := range info.Sources {
-		if s == nil || s.External == nil {
+	for _, s := range infos {
+		if s == nil || s.External == nil || s.Name != subjects.StreamFeeds {
 			continue
 		}
-		dom, ok := edgeDomainOf(s.External.APIPrefix)
-		if !ok || s.Name != subjects.StreamFeeds {
-			continue
+		if dom, ok := edgeDomainOf(s.External.APIPrefix); ok {
+			out = append(out, sourceState(dom, s))
 		}
-		e := EdgeSourceState{Domain: dom, Lag: s.Lag, Active: s.Active, Seq: s.Seq}
-		if s.Error != nil {
-			e.Error = s.Error.Error()
-		}
-		out = append(out, e)
 	}
 	return out, nil
 }

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"slices"
 	"strings"
-	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go/jetstream"
@@ -81,9 +80,18 @@ func provinceSources(province, domain string) map[string]*jetstream.StreamSource
 		return &jetstream.ExternalStream{APIPrefix: EdgeAPIPrefix(domain), DeliverPrefix: NationalDeliverPrefix(domain)}
 	}
 	return map[string]*jetstream.StreamSource{
-		subjects.StreamRollups: {Name: subjects.StreamRollups, FilterSubject: subjects.RollupUnitAll(province, province), External: ext()},
-		subjects.StreamState:   {Name: subjects.StreamState, FilterSubject: subjects.StateLayerAll(province, subjects.KindAlert), External: ext()},
+		subjects.StreamRollups: {Name: subjects.StreamRollups, FilterSubject: provinceFilter(subjects.StreamRollups, province), External: ext()},
+		subjects.StreamState:   {Name: subjects.StreamState, FilterSubject: provinceFilter(subjects.StreamState, province), External: ext()},
 	}
+}
+
+// provinceFilter is the filter of the national source of province on
+// stream: its own roll-ups on ROLLUPS, its alerts on STATE.
+func provinceFilter(stream, province string) string {
+	if stream == subjects.StreamRollups {
+		return subjects.RollupUnitAll(province, province)
+	}
+	return subjects.StateLayerAll(province, subjects.KindAlert)
 }
 
 // nationalStreams are the national hub's streams that source province hubs, in order.
@@ -94,7 +102,7 @@ func isProvinceSource(s *jetstream.StreamSource, stream, province string) bool {
 	if s == nil || s.External == nil || !strings.HasPrefix(s.External.DeliverPrefix, nationalDeliverHead) || s.Name != stream {
 		return false
 	}
-	return s.FilterSubject == provinceSources(province, "x")[stream].FilterSubject
+	return s.FilterSubject == provinceFilter(stream, province)
 }
 
 // AddProvinceSources makes the national hub's ROLLUPS and STATE (on js)
@@ -107,21 +115,19 @@ func AddProvinceSources(ctx context.Context, js jetstream.JetStream, province, d
 	}
 	want := provinceSources(province, domain)
 	for _, name := range nationalStreams {
-		st, err := js.Stream(ctx, name)
-		if err != nil {
-			return fmt.Errorf("reading the national hub's stream %s: %w", name, err)
-		}
-		cfg := st.CachedInfo().Config
-		i := slices.IndexFunc(cfg.Sources, func(s *jetstream.StreamSource) bool { return isProvinceSource(s, name, province) })
-		if i >= 0 {
-			if cfg.Sources[i].External.APIPrefix != want[name].External.APIPrefix {
-				return fmt.Errorf("%s sources province %s through %s: %w", name, province, cfg.Sources[i].External.APIPrefix, ErrProvinceSource)
+		err := changeSources(ctx, js, name, "adding province "+province+" to", func(cfg *jetstream.StreamConfig) (bool, error) {
+			i := slices.IndexFunc(cfg.Sources, func(s *jetstream.StreamSource) bool { return isProvinceSource(s, name, province) })
+			if i < 0 {
+				cfg.Sources = append(cfg.Sources, want[name])
+				return true, nil
 			}
-			continue
-		}
-		cfg.Sources = append(cfg.Sources, want[name])
-		if _, err := js.UpdateStream(ctx, cfg); err != nil {
-			return fmt.Errorf("adding province %s to the sources of %s: %w", province, name, err)
+			if cfg.Sources[i].External.APIPrefix != want[name].External.APIPrefix {
+				return false, fmt.Errorf("%s sources province %s through %s: %w", name, province, cfg.Sources[i].External.APIPrefix, ErrProvinceSource)
+			}
+			return false, nil
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return nil
@@ -131,38 +137,23 @@ func AddProvinceSources(ctx context.Context, js jetstream.JetStream, province, d
 // sourced stays. Removing one not there changes nothing.
 func RemoveProvinceSources(ctx context.Context, js jetstream.JetStream, province string) error {
 	for _, name := range nationalStreams {
-		st, err := js.Stream(ctx, name)
+		err := changeSources(ctx, js, name, "removing province "+province+" from", deleteSources(func(s *jetstream.StreamSource) bool {
+			return isProvinceSource(s, name, province)
+		}))
 		if err != nil {
-			return fmt.Errorf("reading the national hub's stream %s: %w", name, err)
-		}
-		cfg := st.CachedInfo().Config
-		n := len(cfg.Sources)
-		cfg.Sources = slices.DeleteFunc(cfg.Sources, func(s *jetstream.StreamSource) bool { return isProvinceSource(s, name, province) })
-		if len(cfg.Sources) == n {
-			continue
-		}
-		if _, err := js.UpdateStream(ctx, cfg); err != nil {
-			return fmt.Errorf("removing province %s from the sources of %s: %w", province, name, err)
+			return err
 		}
 	}
 	return nil
 }
 
 // ProvinceSourceState is what the national hub knows of one stream it
-// sources from a province hub.
+// sources from a province hub: the state of the source (its Domain, lag,
+// activity, last sequence, error), the province and the national stream
+// that sources (ROLLUPS or STATE).
 type ProvinceSourceState struct {
-	Province, Domain string
-	// Stream is the national stream that sources (ROLLUPS or STATE).
-	Stream string
-	// Lag is how many messages of the province's stream the national hub
-	// has yet to copy, as last reported; Active how long ago it last heard
-	// from the province (-1: never since the national stream started).
-	Lag    uint64
-	Active time.Duration
-	// Seq is the last sequence of the province's stream copied.
-	Seq uint64
-	// Error is the last sourcing error, if any.
-	Error string
+	Province, Stream string
+	EdgeSourceState
 }
 
 // ProvinceSources lists the province hubs the national hub sources, per
@@ -170,15 +161,11 @@ type ProvinceSourceState struct {
 func ProvinceSources(ctx context.Context, js jetstream.JetStream) ([]ProvinceSourceState, error) {
 	var out []ProvinceSourceState
 	for _, name := range nationalStreams {
-		st, err := js.Stream(ctx, name)
+		infos, err := sourceInfos(ctx, js, name)
 		if err != nil {
-			return nil, fmt.Errorf("reading the national hub's stream %s: %w", name, err)
+			return nil, err
 		}
-		info, err := st.Info(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("reading the national hub's stream %s: %w", name, err)
-		}
-		for _, s := range info.Sources {
+		for _, s := range infos {
 			if s == nil || s.External == nil {
 				continue
 			}
@@ -190,11 +177,7 @@ func ProvinceSources(ctx context.Context, js jetstream.JetStream) ([]ProvinceSou
 			if err != nil {
 				continue // an edge's, or not iochub's
 			}
-			e := ProvinceSourceState{Province: province, Domain: domain, Stream: name, Lag: s.Lag, Active: s.Active, Seq: s.Seq}
-			if s.Error != nil {
-				e.Error = s.Error.Error()
-			}
-			out = append(out, e)
+			out = append(out, ProvinceSourceState{Province: province, Stream: name, EdgeSourceState: sourceState(domain, s)})
 		}
 	}
 	slices.SortStableFunc(out, func(a, b ProvinceSourceState) int { return strings.Compare(a.Province, b.Province) })
@@ -212,7 +195,7 @@ func provinceOfFilter(stream, filter string) (string, error) {
 		return p, nil
 	case subjects.StreamState:
 		if parts := strings.Split(filter, "."); len(parts) > 2 {
-			if p := subjects.Untoken(parts[2]); subjects.StateLayerAll(p, subjects.KindAlert) == filter {
+			if p := subjects.Untoken(parts[2]); provinceFilter(stream, p) == filter {
 				return p, nil
 			}
 		}
