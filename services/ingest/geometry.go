@@ -374,7 +374,7 @@ func polygonGeom(rings [][]float64) *geom.Polygon {
 func (g Geometry) WKB() ([]byte, error) {
 	switch g.Type {
 	case "Point":
-		return appendWKBCoords(binary.LittleEndian.AppendUint32(make([]byte, 1, 21), 1), g.Polys[0][0][:2]), nil
+		return appendPointWKB(make([]byte, 0, 21), g.Polys[0][0]), nil
 	case "LineString":
 		xy := g.Polys[0][0]
 		b := binary.LittleEndian.AppendUint32(make([]byte, 1, 9+8*len(xy)), 2)
@@ -382,6 +382,13 @@ func (g Geometry) WKB() ([]byte, error) {
 		return appendWKBCoords(b, xy), nil
 	}
 	return g.wkbGeom()
+}
+
+// appendPointWKB appends the 21 bytes of the WKB Point at xy[:2] to b.
+func appendPointWKB(b []byte, xy []float64) []byte {
+	b = binary.LittleEndian.AppendUint32(append(b, 1), 1) // NDR, type Point
+	b = binary.LittleEndian.AppendUint64(b, math.Float64bits(xy[0]))
+	return binary.LittleEndian.AppendUint64(b, math.Float64bits(xy[1]))
 }
 
 // appendWKBCoords appends xy as little-endian doubles to b, whose first

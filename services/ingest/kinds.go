@@ -2,7 +2,6 @@ package ingest
 
 import (
 	"bytes"
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"slices"
@@ -361,7 +360,7 @@ func (g Geometry) wkbInto(dst **iocv1.Geometry) error {
 			m   iocv1.Geometry
 			wkb [21]byte
 		})
-		pt.m.Wkb = appendWKBCoords(binary.LittleEndian.AppendUint32(pt.wkb[:1], 1), g.Polys[0][0][:2])
+		pt.m.Wkb = appendPointWKB(pt.wkb[:0], g.Polys[0][0])
 		*dst = &pt.m
 		return nil
 	}
