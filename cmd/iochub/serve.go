@@ -190,7 +190,11 @@ func buildAggregator(_ context.Context, w wiring) (role, error) {
 	if err != nil {
 		return role{}, err
 	}
-	return role{Run: r.Run, Ready: r.Ready}, nil
+	ro := role{Run: r.Run}
+	if w.cfg.Aggregator.Partition.Enabled { // only a partitioned aggregator has something to check
+		ro.Ready = r.Ready
+	}
+	return ro, nil
 }
 
 // buildGateway builds the gateway with its operator endpoints.

@@ -179,7 +179,8 @@ type partitioner struct {
 // lease is a key this instance holds and the work it runs under it.
 type lease struct {
 	key       string
-	partition string // empty for the singleton
+	partition string // the province ("" is a province token too: "_")
+	singleton bool   // the lease of the global work, not of a partition
 	rev       uint64
 	renewed   time.Time // when the write of rev was sent
 	epoch     int64
@@ -364,7 +365,7 @@ func (p *partitioner) balance(ctx, runCtx context.Context) {
 
 	var mine []*lease
 	for _, l := range p.sortedLeases() {
-		if l.partition == "" || l.releasing {
+		if l.singleton || l.releasing {
 			continue
 		}
 		if !slices.Contains(p.parts, l.partition) {
@@ -400,7 +401,7 @@ func (p *partitioner) balance(ctx, runCtx context.Context) {
 				if slices.Contains(taken, subjects.Token(part)) || p.held[partitionPrefix+subjects.Token(part)] != nil {
 					continue
 				}
-				if p.take(ctx, runCtx, part) {
+				if p.take(ctx, runCtx, part, false) {
 					n--
 				}
 				p.renewDue(ctx)
@@ -408,7 +409,7 @@ func (p *partitioner) balance(ctx, runCtx context.Context) {
 		}
 	}
 	if p.held[singletonKey] == nil && ctx.Err() == nil {
-		p.take(ctx, runCtx, "")
+		p.take(ctx, runCtx, "", true)
 	}
 	p.gauges()
 }
@@ -424,11 +425,11 @@ func (p *partitioner) renewDue(ctx context.Context) {
 	}
 }
 
-// take tries to take the lease of partition part (the singleton for "") and
-// starts its work.
-func (p *partitioner) take(ctx, runCtx context.Context, part string) bool {
+// take tries to take the lease of partition part (or, singleton, of the
+// global work) and starts its work.
+func (p *partitioner) take(ctx, runCtx context.Context, part string, singleton bool) bool {
 	key := singletonKey
-	if part != "" {
+	if !singleton {
 		key = partitionPrefix + subjects.Token(part)
 	}
 	sent := time.Now()
@@ -439,8 +440,8 @@ func (p *partitioner) take(ctx, runCtx context.Context, part string) bool {
 		}
 		return false
 	}
-	l := &lease{key: key, partition: part, rev: rev, renewed: sent}
-	if part != "" {
+	l := &lease{key: key, partition: part, singleton: singleton, rev: rev, renewed: sent}
+	if !singleton {
 		// Bounded below the lease's life: the previous holder's last
 		// transactions end first; an old holder stuck in one keeps the
 		// partition from moving until the next round.
@@ -469,7 +470,7 @@ func (p *partitioner) take(ctx, runCtx context.Context, part string) bool {
 	p.log.Info("lease taken", "key", key, "epoch", l.epoch)
 	go func() {
 		var err error
-		if part == "" {
+		if singleton {
 			err = p.global(wctx)
 		} else {
 			err = p.run(wctx, part, l.epoch)
@@ -606,7 +607,7 @@ func (p *partitioner) sortedLeases() []*lease {
 func (p *partitioner) heldPartitions() []string {
 	var out []string
 	for _, l := range p.sortedLeases() {
-		if l.partition != "" && !l.releasing {
+		if !l.singleton && !l.releasing {
 			out = append(out, l.partition)
 		}
 	}
