@@ -492,6 +492,11 @@ func TestCutOffHolderStops(t *testing.T) {
 	e := newPartitionedEnv(t, partitionProvinces)
 	a := e.start(t, "a")
 	e.waitShares(t, []*instance{a}, len(partitionProvinces), len(partitionProvinces))
+	// a holds the singleton too before the cut (taken after the partitions).
+	testkit.Eventually(t, time.Minute, "a running the global work", func() (bool, string) {
+		n := singletons(a)
+		return n == 1, fmt.Sprintf("%d instances run the global work", n)
+	})
 	a.nc.Close() // its Run goes on
 	b := e.start(t, "b")
 	e.waitShares(t, []*instance{b}, len(partitionProvinces), len(partitionProvinces))
