@@ -295,15 +295,7 @@ func TestLiveBatchSlowClient(t *testing.T) {
 	}
 	defer idle.Close()
 
-	want := map[string]string{}
-	var sts []*iocv1.EntityState
-	for v := 0; v < versions; v++ {
-		for i := 0; i < entities; i++ {
-			id := fmt.Sprintf("st-%03d", i)
-			sts = append(sts, airState(t, id, v, float64(v)))
-			want["air/"+id] = obsID(id, v)
-		}
-	}
+	sts, want := versionedStates(t, entities, versions)
 	// follow reads c until it holds want; it returns the updates and frames
 	// it read, failing on a batch that holds an entity twice.
 	follow := func(name string, c *websocket.Conn, batch bool) (updates, frames int, tooSlow bool) {

@@ -349,15 +349,7 @@ func TestLiveSlowClientDoesNotSlowOthers(t *testing.T) {
 	}
 	defer idle.Close()
 
-	want := map[string]string{}
-	var sts []*iocv1.EntityState
-	for v := 0; v < versions; v++ {
-		for i := 0; i < entities; i++ {
-			id := fmt.Sprintf("st-%03d", i)
-			sts = append(sts, airState(t, id, v, float64(v)))
-			want["air/"+id] = obsID(id, v)
-		}
-	}
+	sts, want := versionedStates(t, entities, versions)
 
 	tr := &tracker{latest: map[string]string{}}
 	done := make(chan error, 1)
@@ -683,4 +675,20 @@ func TestLiveSendsWithoutTick(t *testing.T) {
 	if got["air/st-3"] != obsID("st-3", 0) {
 		t.Errorf("frames %v; want st-3 too", got)
 	}
+}
+
+// versionedStates are versions states of each of entities air stations,
+// version after version, and the observation id of each one's newest.
+func versionedStates(t *testing.T, entities, versions int) ([]*iocv1.EntityState, map[string]string) {
+	t.Helper()
+	want := map[string]string{}
+	var sts []*iocv1.EntityState
+	for v := 0; v < versions; v++ {
+		for i := 0; i < entities; i++ {
+			id := fmt.Sprintf("st-%03d", i)
+			sts = append(sts, airState(t, id, v, float64(v)))
+			want["air/"+id] = obsID(id, v)
+		}
+	}
+	return sts, want
 }
