@@ -57,10 +57,19 @@ func migrate(ctx context.Context, db *sql.DB) error {
 // Open returns a pool whose every connection has the PostGIS geometry codec
 // registered, so go-geom values go in and out directly. The database must have
 // been migrated (the codec needs the postgis extension to exist).
+//
+// Its connections run without JIT compilation (jit=off) unless url sets jit:
+// the writers' statements are short and run once per batch, and a statement
+// whose estimated cost passes jit_above_cost (100,000 by default; arrays of a
+// batch and the unit tree's walks do) spent ~100 ms compiling before it ran,
+// many times its own execution.
 func Open(ctx context.Context, url string) (*pgxpool.Pool, error) {
 	cfg, err := pgxpool.ParseConfig(url)
 	if err != nil {
 		return nil, fmt.Errorf("parsing database URL: %w", err)
+	}
+	if _, set := cfg.ConnConfig.RuntimeParams["jit"]; !set {
+		cfg.ConnConfig.RuntimeParams["jit"] = "off"
 	}
 	return open(ctx, cfg, "database")
 }
