@@ -29,3 +29,8 @@ var ErrMemberRow = errors.New("roll-up member row missing after locking it")
 // nothing of the transaction was stored, and the caller no longer holds the
 // partition.
 var ErrFenced = errors.New("the aggregator no longer holds the partition")
+
+// ErrInvalidJSON is returned when a row carries JSON (a station's VN_AQI)
+// that does not parse: the batch is not written, as the server refused it
+// when it parsed the JSON itself.
+var ErrInvalidJSON = errors.New("invalid JSON in a row")

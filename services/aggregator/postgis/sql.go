@@ -63,22 +63,18 @@ const sqlUpsertSensorAir = `WITH latest AS (
 
 // sqlUpsertSensorAirRows is sqlUpsertSensorAir for a batch written straight
 // into air_observation (writeDirect): the newest row of each station comes
-// as arrays ($1 its index in the batch, $7 its location as EWKB, $16 its
-// extra values and $17 its VN_AQI as JSON text), its state built as there.
+// as arrays ($1 its index in the batch, $7 its location as EWKB, $10 its
+// state's values as JSON text, built as sqlUpsertSensorAir builds them:
+// appendAirValues).
 const sqlUpsertSensorAirRows = `WITH latest AS (
     SELECT * FROM unnest($1::integer[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[],
-        $8::text[], $9::timestamptz[], $10::float8[], $11::float8[], $12::float8[], $13::float8[], $14::float8[],
-        $15::float8[], $16::text[], $17::text[])
-        AS l (seq, station_id, name, province, unit_code, source_id, location, event_id, observed_at,
-            pm25, pm10, no2, o3, co, so2, extra, aqi_json)
+        $8::text[], $9::timestamptz[], $10::text[])
+        AS l (seq, station_id, name, province, unit_code, source_id, location, event_id, observed_at, last_values)
 ), up AS (
     INSERT INTO sensor AS s (kind, id, name, province, unit_code, source_id, location,
         last_event_id, last_observed_at, last_values, updated_at)
     SELECT 'air', station_id, name, province, unit_code, source_id, ST_GeomFromEWKB(location), event_id, observed_at,
-        jsonb_strip_nulls(jsonb_build_object('pm25', pm25, 'pm10', pm10, 'no2', no2, 'o3', o3, 'co', co, 'so2', so2))
-            || coalesce(extra::jsonb, '{}'::jsonb)
-            || CASE WHEN aqi_json IS NULL THEN '{}'::jsonb ELSE jsonb_build_object('aqi', aqi_json::jsonb) END,
-        now()
+        last_values::jsonb, now()
     FROM latest
     ORDER BY station_id
 ` + sqlSensorUpsertTail

@@ -6,6 +6,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
+	"strconv"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -232,7 +234,9 @@ func latestRows(n int, entity func(i int) string, observed func(i int) time.Time
 
 // queueAirStates queues the upsert of the state of each station of b.Air
 // from its newest row, recording the stations whose state it wrote in
-// res.Air.Changed.
+// res.Air.Changed. The state's values are written here as the JSON text
+// sqlUpsertSensorAir builds on the server (appendAirValues), all of them in
+// one string.
 func queueAirStates(pb *pgx.Batch, b Batch, res *Result) error {
 	idx := latestRows(len(b.Air), func(i int) string { return b.Air[i].StationID },
 		func(i int) time.Time { return b.Air[i].ObservedAt })
@@ -242,33 +246,96 @@ func queueAirStates(pb *pgx.Batch, b Batch, res *Result) error {
 		stations, names, provinces, units, sources, events = make([]string, m), make([]string, m), make([]string, m), make([]string, m), make([]string, m), make([]string, m)
 		locations                                          = make([][]byte, m)
 		observed                                           = make([]time.Time, m)
-		pm25, pm10, no2, o3, co, so2                       = make([]*float64, m), make([]*float64, m), make([]*float64, m), make([]*float64, m), make([]*float64, m), make([]*float64, m)
-		extras, aqis                                       = make([]*string, m), make([]*string, m)
+		values                                             = make([]string, m)
+		ends                                               = make([]int, m)
+		buf                                                []byte
 	)
 	for j, i := range idx {
 		r := &b.Air[i]
 		seqs[j], stations[j], names[j], provinces[j], units[j], sources[j], events[j] =
 			int32(i), r.StationID, r.Name, r.Province, r.UnitCode, r.SourceID, r.EventID //nolint:gosec // a batch's index fits
 		observed[j] = r.ObservedAt
-		pm25[j], pm10[j], no2[j], o3[j], co[j], so2[j] = r.PM25, r.PM10, r.NO2, r.O3, r.CO, r.SO2
 		var err error
 		if locations[j], err = ewkbValue(r.Location); err != nil {
 			return fmt.Errorf("encoding the location of station %s: %w", r.StationID, err)
 		}
-		if len(r.Extra) > 0 {
-			x, err := json.Marshal(r.Extra)
-			if err != nil {
-				return fmt.Errorf("encoding the values of station %s: %w", r.StationID, err)
-			}
-			extras[j] = new(string(x))
+		if buf, err = appendAirValues(buf, r); err != nil {
+			return fmt.Errorf("encoding the values of station %s: %w", r.StationID, err)
 		}
-		if len(r.AQI.JSON) > 0 {
-			aqis[j] = new(string(r.AQI.JSON))
-		}
+		ends[j] = len(buf)
+	}
+	all, start := string(buf), 0
+	for j, end := range ends {
+		values[j], start = all[start:end], end
 	}
 	pb.Queue(sqlUpsertSensorAirRows, seqs, stations, names, provinces, units, sources, locations, events, observed,
-		pm25, pm10, no2, o3, co, so2, extras, aqis).Query(collectChanged(&res.Air.Changed))
+		values).Query(collectChanged(&res.Air.Changed))
 	return nil
+}
+
+// appendAirValues appends to buf the values of r's state as a JSON object,
+// the text of the jsonb sqlUpsertSensorAir builds from the same row: the
+// pollutants present, then the extra values, then the AQI under "aqi". Of
+// two members with one name the later is kept by jsonb, as by the server's
+// concatenation (an extra value named like a pollutant, or "aqi", replaces
+// it). A pollutant is written as the server writes a float8 into jsonb: a
+// number, the same number as its shortest decimal text, or the string
+// "NaN", "Infinity" or "-Infinity".
+func appendAirValues(buf []byte, r *AirRow) ([]byte, error) {
+	buf = append(buf, '{')
+	first := true
+	member := func(name string) {
+		if !first {
+			buf = append(buf, ',')
+		}
+		first = false
+		buf = append(buf, '"')
+		buf = append(buf, name...)
+		buf = append(buf, '"', ':')
+	}
+	for _, p := range [...]struct {
+		name string
+		v    *float64
+	}{{"pm25", r.PM25}, {"pm10", r.PM10}, {"no2", r.NO2}, {"o3", r.O3}, {"co", r.CO}, {"so2", r.SO2}} {
+		if p.v == nil {
+			continue
+		}
+		member(p.name)
+		switch v := *p.v; {
+		case math.IsNaN(v):
+			buf = append(buf, `"NaN"`...)
+		case math.IsInf(v, 1):
+			buf = append(buf, `"Infinity"`...)
+		case math.IsInf(v, -1):
+			buf = append(buf, `"-Infinity"`...)
+		default:
+			buf = strconv.AppendFloat(buf, v, 'g', -1, 64)
+		}
+	}
+	if len(r.Extra) > 0 {
+		x, err := json.Marshal(r.Extra)
+		if err != nil {
+			return nil, err
+		}
+		// The members of the object json.Marshal wrote, between its braces.
+		if inner := x[1 : len(x)-1]; len(inner) > 0 {
+			if !first {
+				buf = append(buf, ',')
+			}
+			first = false
+			buf = append(buf, inner...)
+		}
+	}
+	if len(r.AQI.JSON) > 0 {
+		// Checked, since it is spliced in: the server refused invalid JSON
+		// when it parsed it alone.
+		if !json.Valid(r.AQI.JSON) {
+			return nil, fmt.Errorf("the VN_AQI is not JSON: %w", ErrInvalidJSON)
+		}
+		member("aqi")
+		buf = append(buf, r.AQI.JSON...)
+	}
+	return append(buf, '}'), nil
 }
 
 // ewkbValue is p as EWKB with SRID 4326, nil (NULL) when p is nil.
