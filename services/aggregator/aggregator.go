@@ -344,7 +344,12 @@ type decodedMsg struct {
 // rejected reports whether the database refused the batch's data, as opposed
 // to failing for a reason a retry can cure (connection, deadlock,
 // serialisation, lack of resources, shutdown) or timing out (see timedOut).
+// JSON the store checks itself before sending it (postgis.ErrInvalidJSON)
+// counts as refused, as the server refused it when it parsed it.
 func rejected(err error) bool {
+	if errors.Is(err, postgis.ErrInvalidJSON) {
+		return true
+	}
 	var pg *pgconn.PgError
 	if !errors.As(err, &pg) || len(pg.Code) < 2 {
 		return false

@@ -44,6 +44,7 @@ func TestClassifyStoreErrors(t *testing.T) {
 		{"connection failure", pg("08006"), false, false},
 		{"too many connections", pg("53300"), false, false},
 		{"not a database error", errors.New("dial tcp: refused"), false, false},
+		{"invalid JSON checked by the store", fmt.Errorf("writing batch: %w", postgis.ErrInvalidJSON), true, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

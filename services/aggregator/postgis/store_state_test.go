@@ -131,3 +131,45 @@ func TestAirStateInvalidAQI(t *testing.T) {
 		t.Fatalf("states %v; want none", got)
 	}
 }
+
+// TestTrafficStateUpdatesAreHOT: the next batch of the same road segments
+// updates their states in place (HOT), as TestAirStateUpdatesAreHOT for
+// stations; it needs room on road_segment's pages (its fillfactor). The
+// store writes on connections of its own, so the counts are read from the
+// server's statistics once they show every update.
+func TestTrafficStateUpdatesAreHOT(t *testing.T) {
+	const segments = 200
+	ctx := context.Background()
+	pool := testenv.PostGIS(t).Pool
+	s, err := postgis.NewStoreWith(pool, postgis.StoreConfig{NoRollups: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for step := range 2 {
+		rows := make([]postgis.TrafficRow, segments)
+		for i := range rows {
+			rows[i] = trafficRow(fmt.Sprintf("hot%03d", i), t0.Add(time.Duration(step)*time.Minute), float64(20+step))
+		}
+		res, err := s.WriteBatch(ctx, postgis.Batch{Traffic: rows})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(res.Traffic.Changed) != segments {
+			t.Fatalf("step %d: %d states written; want %d", step, len(res.Traffic.Changed), segments)
+		}
+	}
+	var updated, hot int64
+	for deadline := time.Now().Add(time.Minute); ; {
+		if err := pool.QueryRow(ctx, `SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables
+			WHERE relname = 'road_segment'`).Scan(&updated, &hot); err != nil {
+			t.Fatal(err)
+		}
+		if updated >= segments || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(100 * time.Millisecond) // the writers' backends flush their counts when idle
+	}
+	if updated != segments || hot != updated {
+		t.Fatalf("road_segment: %d updated of which %d HOT; want %d, all HOT", updated, hot, segments)
+	}
+}
