@@ -406,7 +406,8 @@ let wardsAlone = national;
 function showWardsAlone() {
   if (wardsAlone) return;
   wardsAlone = true;
-  mark('units');
+  // Handed over already (with the snapshot): giving them again would tile them again.
+  if (shown.wards === 0) mark('units');
 }
 /** wardsWait reports whether the wards are held back for the first snapshot. */
 function wardsWait() {
