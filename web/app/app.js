@@ -341,9 +341,7 @@ function flush() {
   lastWatch = watch;
 
   if (mapState === 'ready' && map) {
-    if (dirty.has('units') && wardsWait()) {
-      extra.add('units'); // for the redraw of the snapshot, or of wardsAlone
-    } else if (dirty.has('units')) {
+    if (dirty.has('units')) {
       setSource(map, 'wards', wardFeatures.map((f) => ({ type: 'Feature', geometry: f.geometry, properties: { code: f.properties.code } })));
       setSource(map, 'province', provinceFeature ? [provinceFeature] : []);
       shown.wards = wardFeatures.length;
@@ -361,7 +359,7 @@ function flush() {
       }
       setSource(map, 'alerts', feats);
     }
-    if (shown.wards > 0 && (dirty.has('fills') || dirty.has('rollups'))) {
+    if (dirty.has('fills') || dirty.has('rollups')) {
       setWardFills(map, unitColors(store, codes, layer, now), wardFills);
       setLabels(watch);
     }
@@ -393,25 +391,6 @@ function flush() {
       runAfterFirstFrame();
     });
   }
-}
-
-// The wards wait for the first snapshot to go to the map with it, in one
-// redraw: painted alone they cost several frames (each drawn and read back
-// by the CPU without a GPU), and the snapshot, read in slices on the main
-// thread, arrives that much later. Not longer than WARDS_ALONE_AFTER_MS
-// after the units, nor once the live view is lost: a wall without its live
-// view still shows its wards. The national wall's view has no snapshot.
-const WARDS_ALONE_AFTER_MS = 4000;
-let wardsAlone = national;
-function showWardsAlone() {
-  if (wardsAlone) return;
-  wardsAlone = true;
-  // Handed over already (with the snapshot): giving them again would tile them again.
-  if (shown.wards === 0) mark('units');
-}
-/** wardsWait reports whether the wards are held back for the first snapshot. */
-function wardsWait() {
-  return !wardsAlone && store.snapshots === 0 && shown.wards === 0;
 }
 
 // Work the first useful frame need not wait for (the trends' history
@@ -553,7 +532,6 @@ function setUnits(features, refit = true) {
   if (mapState !== 'ready') shown.wards = 0;
   if (refit) fitToUnits();
   mark('units', 'fills', 'list', 'status');
-  setTimeout(showWardsAlone, WARDS_ALONE_AFTER_MS);
 }
 
 // ---- trends on the tiles -------------------------------------------------------------
@@ -662,7 +640,6 @@ const live = new LiveConnection({
   },
   onState: (state, retryMs) => {
     connection = state;
-    if (state === 'offline') showWardsAlone();
     retryInSeconds = Math.ceil(retryMs / 1000);
     drawStatus();
   },
