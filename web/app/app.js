@@ -4,7 +4,7 @@
 // arrive. URL parameters: province (default 01; VN: the national wall), bbox, layer (air, traffic,
 // water: what colours the wards), kiosk=1 (no controls), rotate=N (seconds
 // between layers; kiosk default 60).
-import { liveQuery, NATIONAL, provinceOf, takeEarlyUnits, UNITS_ACCEPT, unitsURL } from './early.js';
+import { liveURL, NATIONAL, provinceOf, takeEarlySocket, takeEarlyUnits, UNITS_ACCEPT, unitsURL } from './early.js';
 import { t, lang, setLang, apply } from './i18n.js';
 import { $ } from './dom.js';
 import { LiveStore } from './store.js';
@@ -123,7 +123,17 @@ const ack = {
 /** @param {...string} what */
 function mark(...what) {
   for (const w of what) extra.add(w);
-  batcher.schedule();
+  redraw();
+}
+
+/**
+ * redraw asks the batcher for a redraw: at the next animation frame when it
+ * would be the first useful one (map ready, wards and a snapshot in), not
+ * after an interval grown by the slow redraws of the empty map and wards.
+ */
+function redraw() {
+  if (firstUsefulFlush === null && mapState === 'ready' && wardFeatures.length > 0 && store.snapshots > 0) batcher.soon();
+  else batcher.schedule();
 }
 
 /** @param {string} code */
@@ -595,14 +605,11 @@ async function signedOut() {
   }
 }
 
-function liveURL() {
-  const proto = location.protocol === 'https:' ? 'wss:' : 'ws:';
-  // ?bbox= on the page limits the live view to that box (a wall screen showing part of a province).
-  return `${proto}//${location.host}/v1/live?${liveQuery(province, params.get('bbox'), `${TREND_WINDOW},1h`)}`;
-}
-
 const live = new LiveConnection({
-  url: liveURL(),
+  url: liveURL(location),
+  // The first socket is the one early.js opened while the page loaded (its
+  // snapshot may be in already); later ones are opened here.
+  open: (url) => /** @type {WebSocket} */ (/** @type {unknown} */ (takeEarlySocket(url))) ?? new WebSocket(url),
   onFrame: (msg) => {
     // While replaying, live frames are held back: the store shows the past.
     // Going live re-subscribes, and the fresh snapshot replaces the past.
@@ -629,7 +636,7 @@ const live = new LiveConnection({
         whenFirstFrame(loadTrends);
       }
     }
-    batcher.schedule();
+    redraw();
   },
   onState: (state, retryMs) => {
     connection = state;

@@ -23,6 +23,10 @@ export class FrameBatcher {
     this.setTimer = opts.setTimer ?? ((fn, ms) => setTimeout(fn, ms));
     this.now = opts.now ?? (() => performance.now());
     this.pending = false;
+    /** a flush asked by soon() is pending (no interval to wait out) */
+    this.urgent = false;
+    /** bumped by each flush: a timer or frame asked before it is stale */
+    this.generation = 0;
     this.last = -Infinity;
     /** the longest a flush may wait: the interval grows up to it under load */
     this.maxIntervalMs = opts.maxIntervalMs ?? 2000;
@@ -46,8 +50,25 @@ export class FrameBatcher {
     this.totalRequests++;
     if (this.pending) return;
     this.pending = true;
+    const gen = this.generation;
     const wait = Math.max(0, this.intervalMs - (this.now() - this.last));
-    this.setTimer(() => this.raf(() => this.run()), wait);
+    this.setTimer(() => this.raf(() => { if (gen === this.generation) this.run(); }), wait);
+  }
+
+  /**
+   * soon asks for a flush at the next animation frame, without waiting out
+   * the interval (the first data worth showing: the interval, grown by the
+   * slow first redraws, would hold it back up to maxIntervalMs); a flush
+   * already pending is brought forward and still made once.
+   */
+  soon() {
+    this.requests++;
+    this.totalRequests++;
+    if (this.urgent) return;
+    this.pending = true;
+    this.urgent = true;
+    const gen = this.generation;
+    this.raf(() => { if (gen === this.generation) this.run(); });
   }
 
   /** now flushes at once (e.g. after a click), whether or not one is pending. */
@@ -57,6 +78,8 @@ export class FrameBatcher {
 
   run() {
     this.pending = false;
+    this.urgent = false;
+    this.generation++;
     this.requests = 0;
     const t0 = this.now();
     this.last = t0;

@@ -1,10 +1,12 @@
-// early.js starts the request the first frame waits on longest, the
-// province's ward boundaries, while the page is still loading MapLibre:
-// index.html loads it as an async module, so it runs as soon as it arrives,
-// not after the document and its scripts. app.js takes the answer
-// (takeEarlyUnits) instead of asking again. Not with a one-time ?code= in
-// the URL: the browser has no session cookie before app.js trades it.
+// early.js starts what the first frame waits on, the province's ward
+// boundaries and the live view's snapshot, while the page is still loading
+// MapLibre: index.html loads it as an async module, so it runs as soon as it
+// arrives, not after the document and its scripts. app.js takes the answer
+// (takeEarlyUnits) and the socket (takeEarlySocket) instead of asking again.
+// Not with a one-time ?code= in the URL: the browser has no session cookie
+// before app.js trades it.
 import { UNITS_SIMPLIFY } from './geo.js';
+import { TREND_WINDOW } from './trend.js';
 
 /** NATIONAL is the national unit: ?province=VN is the national wall, its provinces coloured by their own roll-ups. */
 export const NATIONAL = 'VN';
@@ -49,15 +51,107 @@ export function liveQuery(province, bbox, rollups) {
   return `province=${encodeURIComponent(province)}${box}&rollups=${rollups}&batch=1`;
 }
 
+/**
+ * liveURL is the wall's /v1/live address on the page's host: the province's
+ * view (?bbox= on the page limits it to that box) with the province's 1m
+ * roll-ups for the tiles' trends and the 1h ones for the ward fills.
+ * @param {Location | URL} loc
+ */
+export function liveURL(loc) {
+  const params = new URLSearchParams(loc.search);
+  const proto = loc.protocol === 'https:' ? 'wss:' : 'ws:';
+  return `${proto}//${loc.host}/v1/live?${liveQuery(provinceOf(params), params.get('bbox'), `${TREND_WINDOW},1h`)}`;
+}
+
 export const UNITS_ACCEPT = { Accept: 'application/geo+json, application/json' };
+
+/**
+ * HeldSocket is a WebSocket opened before anyone listens to it: it keeps
+ * its events (open, the snapshot's frames, a close) until taken, then hands
+ * them, in order, to the on* handlers set by the taker, and later ones as
+ * they come. LiveConnection uses it as it would a WebSocket.
+ */
+export class HeldSocket {
+  /** @param {WebSocket} ws */
+  constructor(ws) {
+    this.ws = ws;
+    /** @type {[string, Event][] | null} the events kept until taken; null once taken */
+    this.held = [];
+    /** @type {((ev: any) => void) | null} */
+    this.onopen = null;
+    /** @type {((ev: any) => void) | null} */
+    this.onmessage = null;
+    /** @type {((ev: any) => void) | null} */
+    this.onclose = null;
+    /** @type {((ev: any) => void) | null} */
+    this.onerror = null;
+    for (const kind of ['open', 'message', 'close', 'error']) {
+      ws.addEventListener(kind, (ev) => {
+        if (this.held) this.held.push([kind, ev]);
+        else this.deliver(kind, ev);
+      });
+    }
+  }
+
+  /** @param {string} kind @param {Event} ev */
+  deliver(kind, ev) {
+    const h = /** @type {any} */ (this)[`on${kind}`];
+    if (typeof h === 'function') h(ev);
+  }
+
+  /**
+   * take hands the kept events over in a microtask: after the taker's
+   * synchronous set-up of the handlers, before any later event (events come
+   * in tasks).
+   */
+  take() {
+    queueMicrotask(() => {
+      const held = this.held ?? /** @type {[string, Event][]} */ ([]);
+      this.held = null;
+      for (const [kind, ev] of held) this.deliver(kind, ev);
+    });
+    return this;
+  }
+
+  /** @param {number} [code] @param {string} [reason] */
+  close(code, reason) {
+    this.ws.close(code, reason);
+  }
+}
 
 /** @type {Promise<Response | null> | null} */
 let early = null;
+/** @type {{url: string, socket: HeldSocket} | null} */
+let earlySocket = null;
 if (typeof location !== 'undefined') {
   const params = new URLSearchParams(location.search);
   if (!params.has('code')) {
     early = fetch(unitsURL(provinceOf(params)), { headers: UNITS_ACCEPT }).catch(() => null);
+    const url = liveURL(location);
+    try {
+      earlySocket = { url, socket: new HeldSocket(new WebSocket(url)) };
+    } catch (err) {
+      console.warn('opening live socket early', err);
+    }
   }
+}
+
+/**
+ * takeEarlySocket gives the live socket early.js opened, once, if it is of
+ * url (else it is closed and null given): its events so far are handed to
+ * the taker's handlers (HeldSocket.take).
+ * @param {string} url
+ * @returns {HeldSocket | null}
+ */
+export function takeEarlySocket(url) {
+  const e = earlySocket;
+  earlySocket = null;
+  if (!e) return null;
+  if (e.url !== url) {
+    e.socket.close(1000);
+    return null;
+  }
+  return e.socket.take();
 }
 
 /**

@@ -2,7 +2,7 @@
 // query the wall starts while the page loads.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { liveQuery, NATIONAL, NATIONAL_SIMPLIFY, provinceOf, takeEarlyUnits, unitsURL } from '../../app/early.js';
+import { HeldSocket, liveQuery, liveURL, NATIONAL, NATIONAL_SIMPLIFY, provinceOf, takeEarlySocket, takeEarlyUnits, unitsURL } from '../../app/early.js';
 
 test('the province of the page: two digits, else 01', () => {
   assert.equal(provinceOf(new URLSearchParams('province=79')), '79');
@@ -47,4 +47,33 @@ test('index.html preloads the whole module graph of app.js', async () => {
   graph.delete('early.js');
   assert.ok(graph.size > 10, `found ${graph.size} modules`);
   assert.deepEqual([...preloaded].sort(), [...graph].sort());
+});
+
+test('the live view\'s address: the page\'s province and bbox, ws or wss as the page', () => {
+  assert.equal(liveURL(new URL('http://wall:8080/?province=79&bbox=1,2,3,4')),
+    'ws://wall:8080/v1/live?province=79&bbox=1%2C2%2C3%2C4&rollups=1m,1h&batch=1');
+  assert.equal(liveURL(new URL('https://wall/')), 'wss://wall/v1/live?province=01&rollups=1m,1h&batch=1');
+  assert.equal(takeEarlySocket('ws://wall/v1/live'), null, 'without a page there is no early socket');
+});
+
+test('a held socket keeps its events until taken, then hands them over in order, later ones as they come', async () => {
+  const ws = new EventTarget();
+  let closed = null;
+  ws.close = (code) => { closed = code; };
+  const held = new HeldSocket(/** @type {any} */ (ws));
+  ws.dispatchEvent(new Event('open'));
+  ws.dispatchEvent(Object.assign(new Event('message'), { data: 'snapshot' }));
+  const got = [];
+  const taken = held.take();
+  taken.onopen = () => got.push('open');
+  taken.onmessage = (ev) => got.push(ev.data);
+  taken.onclose = () => got.push('close');
+  assert.deepEqual(got, [], 'nothing before the taker has set its handlers');
+  await Promise.resolve();
+  assert.deepEqual(got, ['open', 'snapshot']);
+  ws.dispatchEvent(Object.assign(new Event('message'), { data: 'state' }));
+  ws.dispatchEvent(new Event('close'));
+  assert.deepEqual(got, ['open', 'snapshot', 'state', 'close']);
+  taken.close(1000);
+  assert.equal(closed, 1000);
 });

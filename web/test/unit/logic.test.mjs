@@ -202,6 +202,33 @@ test('a burst of requests makes one flush (conflation)', () => {
   assert.equal(b.totalRequests, 1002);
 });
 
+test('soon: the first useful redraw does not wait out a grown interval, and is made once', () => {
+  const timers = [];
+  const rafs = [];
+  let now = 0;
+  let flushed = 0;
+  const b = new FrameBatcher(() => { flushed++; }, {
+    minIntervalMs: 250, maxIntervalMs: 2000, now: () => now, setTimer: (fn, ms) => timers.push({ fn, ms }), raf: (fn) => rafs.push(fn),
+  });
+  b.adapt(1000); // slow redraws of the empty map: the interval is 2 s
+  b.last = 0;
+  now = 10;
+  b.schedule();
+  assert.equal(timers[0].ms, 1990, 'a plain request waits out the interval');
+  b.soon();
+  assert.equal(rafs.length, 1, 'soon asks for the next frame');
+  rafs.shift()(0);
+  assert.equal(flushed, 1);
+  // The timer of the request it brought forward makes no second flush.
+  timers.shift().fn();
+  rafs.splice(0).forEach((fn) => fn(0));
+  assert.equal(flushed, 1, 'one flush for both requests');
+  b.soon();
+  b.soon();
+  rafs.splice(0).forEach((fn) => fn(0));
+  assert.equal(flushed, 2, 'two soon calls before a frame: one flush');
+});
+
 const feat = (id, layer, updatedAt, extra = {}) => ({ id: `${layer}/${id}`, geometry: null, properties: { layer, entityId: id, updatedAt, ...extra } });
 
 test('the store: a snapshot replaces, states update, older states and removes of unknown ids change nothing', () => {
