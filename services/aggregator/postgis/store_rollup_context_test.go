@@ -124,10 +124,24 @@ func TestRollupContextCache(t *testing.T) {
 	write("source stale", base, map[string]string{"W2": "known 1 stale 1", "01": "known 4 stale 1", "G1": "known 1 stale 1"})
 	exec(`UPDATE source_stats SET stale_since = NULL WHERE source_id = 'x'`)
 	write("source fresh", base, map[string]string{"W2": "known 1 stale 0", "01": "known 4 stale 0"})
-	exec(`UPDATE source_stats SET stale_since = $1, unit_code = 'W1' WHERE source_id = 'x'`, at)
-	write("source stale elsewhere", base, map[string]string{"W1": "known 3 stale 1", "W2": "known 1 stale 0", "G1": "known 1 stale 0"})
+	exec(`UPDATE source_stats SET stale_since = $1 WHERE source_id = 'x'`, at)
+	write("source stale again", base, map[string]string{"W2": "known 1 stale 1", "01": "known 4 stale 1"})
+	exec(`UPDATE source_stats SET unit_code = 'W1' WHERE source_id = 'x'`)
+	write("stale source moved", base, map[string]string{"W1": "known 3 stale 1", "W2": "known 1 stale 0", "G1": "known 1 stale 0"})
 	exec(`TRUNCATE source_stats`)
 	write("sources truncated", base, map[string]string{"W1": "known 3 stale 0", "01": "known 4 stale 0"})
+
+	// A unit added under W1 where a station was already, moved, removed.
+	exec(`INSERT INTO sensor (kind, id, province, unit_code, source_id, last_event_id, last_observed_at)
+		VALUES ('air', 'st6', '01', 'W3', 'other', 'e', $1)`, at)
+	write("station in no unit", base, map[string]string{"W1": "known 3 stale 0", "01": "known 4 stale 0"})
+	exec(`INSERT INTO admin_unit (code, level, parent_code, name_vi, boundary, valid_from)
+		VALUES ('W3', 'commune', 'W1', 'W3', ST_Multi(ST_MakeEnvelope(105, 20, 106, 21, 4326)), '2025-07-01')`)
+	write("unit added", base, map[string]string{"W1": "known 4 stale 0", "01": "known 5 stale 0"})
+	exec(`UPDATE admin_unit SET parent_code = 'W2' WHERE code = 'W3'`)
+	write("unit moved", base, map[string]string{"W1": "known 3 stale 0", "W2": "known 2 stale 0", "01": "known 5 stale 0"})
+	exec(`DELETE FROM admin_unit WHERE code = 'W3'`)
+	write("unit removed", base, map[string]string{"W2": "known 1 stale 0", "01": "known 4 stale 0"})
 
 	// A member added to a custom group.
 	exec(`INSERT INTO unit_group_member (group_code, member_code, valid_from) VALUES ('G1', 'W1', '2025-07-01')`)
