@@ -218,6 +218,7 @@ WHERE st.stale_since IS NOT NULL GROUP BY sub.root`
 const sqlRollupContextCached = `WITH RECURSIVE ver AS (
     SELECT c.version, coalesce(current_setting('iochub.rollup_context_changed', true) = 'on', false) AS changed
     FROM rollup_context c
+    LIMIT 1 -- its one row: else estimated at ~1,800, and the plan's cost at JIT's threshold
 ), hit AS (
     SELECT v.version = $3 AND NOT v.changed
         AND ($4::timestamptz IS NULL OR $4::timestamptz <= now()) AND ($5::timestamptz IS NULL OR now() < $5::timestamptz) AS hit
