@@ -2,6 +2,7 @@ package postgis
 
 import (
 	"context"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -40,4 +41,33 @@ func WriteAirStates(ctx context.Context, tx pgx.Tx, b Batch) ([]Changed, error) 
 		return nil, err
 	}
 	return res.Air.Changed, nil
+}
+
+// ContextReads returns how many of s's batches read known sensors and stale
+// sources (the counts of some unit its memory did not hold).
+func (s *Store) ContextReads() int64 {
+	return s.rollups.known.reads.Load()
+}
+
+// RollupContextCachedIn sets the Known and Stale figures of rs in tx as a
+// batch of s writing them would: through the counts s keeps in memory.
+func (s *Store) RollupContextCachedIn(ctx context.Context, tx pgx.Tx, rs []Rollup) error {
+	units := make([]string, 0, len(rs))
+	for _, r := range rs {
+		units = append(units, r.UnitCode)
+	}
+	slices.Sort(units)
+	var pb pgx.Batch
+	counts := queueRollupContextCached(&pb, slices.Compact(units), s.rollups.known)
+	if err := tx.SendBatch(ctx, &pb).Close(); err != nil {
+		return err
+	}
+	setRollupContext(rs, counts)
+	return nil
+}
+
+// RollupContextIn sets the Known and Stale figures and the gauges of rs in
+// tx, read afresh (sqlRollupContext).
+func RollupContextIn(ctx context.Context, tx pgx.Tx, rs []Rollup) error {
+	return rollupContext(ctx, tx, rs)
 }

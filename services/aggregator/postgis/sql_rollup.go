@@ -202,3 +202,51 @@ SELECT sub.root, 'traffic', count(*) FROM sub JOIN road_segment g ON g.unit_code
 UNION ALL
 SELECT sub.root, '', count(*) FROM sub JOIN source_stats st ON st.unit_code = sub.code
 WHERE st.stale_since IS NOT NULL GROUP BY sub.root`
+
+// sqlRollupContextCached is sqlRollupContext for a store that keeps the
+// counts it read (contextCache): when the version of the roll-up context
+// (rollup_context, migration 00032) is still $3, the transaction changed
+// nothing of it (iochub.rollup_context_changed) and now() is within
+// [$4, $5) (NULL: open), the copies of the counts of units $1 hold, and it
+// reads those of $2 only (the units of $1 the store holds none of); else
+// those of $1. Its first row says which: root NULL, kind 'hit', 'read' or
+// 'changed' (read, the transaction having changed the context), n the
+// version; when not a hit, from and until are the boundaries (valid_from
+// and valid_to of any unit or membership) around now(), between which the
+// current tree is the same (NULL: none). Its other rows are those of
+// sqlRollupContext, from and until NULL.
+const sqlRollupContextCached = `WITH RECURSIVE ver AS (
+    SELECT c.version, coalesce(current_setting('iochub.rollup_context_changed', true) = 'on', false) AS changed
+    FROM rollup_context c
+    LIMIT 1 -- its one row: else estimated at ~1,800, and the plan's cost at JIT's threshold
+), hit AS (
+    SELECT v.version = $3 AND NOT v.changed
+        AND ($4::timestamptz IS NULL OR $4::timestamptz <= now()) AND ($5::timestamptz IS NULL OR now() < $5::timestamptz) AS hit
+    FROM ver v
+), edge (parent, child) AS (
+    SELECT parent_code, code FROM admin_unit
+    WHERE parent_code IS NOT NULL AND valid_from <= now() AND (valid_to IS NULL OR valid_to > now())
+    UNION ALL
+    SELECT group_code, member_code FROM unit_group_member
+    WHERE valid_from <= now() AND (valid_to IS NULL OR valid_to > now())
+), sub (root, code) AS (
+    SELECT u, u FROM unnest(CASE WHEN (SELECT hit FROM hit) THEN $2::text[] ELSE $1::text[] END) u
+    UNION
+    SELECT sub.root, edge.child FROM sub JOIN edge ON edge.parent = sub.code
+)
+SELECT NULL::text, CASE WHEN h.hit THEN 'hit' WHEN v.changed THEN 'changed' ELSE 'read' END, v.version, b.lo, b.hi
+FROM ver v CROSS JOIN hit h
+LEFT JOIN LATERAL (
+    SELECT max(t) FILTER (WHERE t <= now()) AS lo, min(t) FILTER (WHERE t > now()) AS hi FROM (
+        SELECT valid_from FROM admin_unit UNION ALL SELECT valid_to FROM admin_unit
+        UNION ALL SELECT valid_from FROM unit_group_member UNION ALL SELECT valid_to FROM unit_group_member
+    ) AS b (t)
+    WHERE NOT h.hit
+) b ON true
+UNION ALL
+SELECT sub.root, s.kind, count(*), NULL, NULL FROM sub JOIN sensor s ON s.unit_code = sub.code GROUP BY sub.root, s.kind
+UNION ALL
+SELECT sub.root, 'traffic', count(*), NULL, NULL FROM sub JOIN road_segment g ON g.unit_code = sub.code GROUP BY sub.root
+UNION ALL
+SELECT sub.root, '', count(*), NULL, NULL FROM sub JOIN source_stats st ON st.unit_code = sub.code
+WHERE st.stale_since IS NOT NULL GROUP BY sub.root`

@@ -246,7 +246,7 @@ func NewStoreWith(pool *pgxpool.Pool, cfg StoreConfig) (*Store, error) {
 	if late == 0 {
 		late = DefaultLateness
 	}
-	ro := rollupOptions{on: !cfg.NoRollups, lateness: late}
+	ro := rollupOptions{on: !cfg.NoRollups, lateness: late, known: newContextCache()}
 	return &Store{pool: pool, parts: partitions{known: map[string]bool{}}, timeout: fmt.Sprintf("%dms", ms), rollups: ro}, nil
 }
 

@@ -215,6 +215,9 @@ type rollupOptions struct {
 	// on says whether the kinds add roll-up contributions.
 	on       bool
 	lateness time.Duration
+	// known, when not nil, keeps the known sensors and stale sources of
+	// the units read last (contextCache).
+	known *contextCache
 }
 
 // window is a roll-up window: its name and the start of the window holding t.
@@ -592,7 +595,12 @@ func queueRollups(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, b Batch, res *R
 	})
 	ctxUnits := slices.Clone(units) // the queued statement holds units until the batch is sent
 	slices.Sort(ctxUnits)
-	counts := queueRollupContext(pb, slices.Compact(ctxUnits))
+	var counts map[kindKey]int64
+	if ro.known != nil {
+		counts = queueRollupContextCached(pb, slices.Compact(ctxUnits), ro.known)
+	} else {
+		counts = queueRollupContext(pb, slices.Compact(ctxUnits))
+	}
 	// The gauges last: they read the changes the upsert just wrote.
 	gauges := queueRollupGauges(pb, order)
 	return func() {
