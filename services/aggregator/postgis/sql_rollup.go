@@ -180,18 +180,22 @@ RETURNING unit_code, layer, win, window_start, province, n, late, aqi_n, aqi_sum
     activated0_n, activated1_n, activated2_n, activated3_n, activated4_n,
     ended0_n, ended1_n, ended2_n, ended3_n, ended4_n, open_n, closed_n, rejected_n`
 
-// sqlRollupContext returns, for each unit of $1 (units and custom groups),
-// the sensors known in the unit and its descendants in the current tree
-// (admin_unit and unit_group_member valid now): stations of each kind in
-// sensor, road segments as kind 'traffic'; and the stale source and unit
-// pairs there (source_stats.stale_since set), with an empty kind.
-const sqlRollupContext = `WITH RECURSIVE edge (parent, child) AS (
+// sqlCurrentEdges is the CTE edge (parent, child) of the current tree: the
+// units' parents and the custom groups' members valid now.
+const sqlCurrentEdges = `edge (parent, child) AS (
     SELECT parent_code, code FROM admin_unit
     WHERE parent_code IS NOT NULL AND valid_from <= now() AND (valid_to IS NULL OR valid_to > now())
     UNION ALL
     SELECT group_code, member_code FROM unit_group_member
     WHERE valid_from <= now() AND (valid_to IS NULL OR valid_to > now())
-), sub (root, code) AS (
+)`
+
+// sqlRollupContext returns, for each unit of $1 (units and custom groups),
+// the sensors known in the unit and its descendants in the current tree
+// (admin_unit and unit_group_member valid now): stations of each kind in
+// sensor, road segments as kind 'traffic'; and the stale source and unit
+// pairs there (source_stats.stale_since set), with an empty kind.
+const sqlRollupContext = `WITH RECURSIVE ` + sqlCurrentEdges + `, sub (root, code) AS (
     SELECT u, u FROM unnest($1::text[]) u
     UNION
     SELECT sub.root, edge.child FROM sub JOIN edge ON edge.parent = sub.code
@@ -223,13 +227,7 @@ const sqlRollupContextCached = `WITH RECURSIVE ver AS (
     SELECT v.version = $3 AND NOT v.changed
         AND ($4::timestamptz IS NULL OR $4::timestamptz <= now()) AND ($5::timestamptz IS NULL OR now() < $5::timestamptz) AS hit
     FROM ver v
-), edge (parent, child) AS (
-    SELECT parent_code, code FROM admin_unit
-    WHERE parent_code IS NOT NULL AND valid_from <= now() AND (valid_to IS NULL OR valid_to > now())
-    UNION ALL
-    SELECT group_code, member_code FROM unit_group_member
-    WHERE valid_from <= now() AND (valid_to IS NULL OR valid_to > now())
-), sub (root, code) AS (
+), ` + sqlCurrentEdges + `, sub (root, code) AS (
     SELECT u, u FROM unnest(CASE WHEN (SELECT hit FROM hit) THEN $2::text[] ELSE $1::text[] END) u
     UNION
     SELECT sub.root, edge.child FROM sub JOIN edge ON edge.parent = sub.code
