@@ -51,7 +51,8 @@ type drainBench struct {
 
 // BenchmarkAggregatorDrain measures the aggregator service draining FEEDS:
 // drainEvents real-shaped air observations (the protobuf and headers ingest
-// publishes, 2,000 stations of one ward under a province under VN) are
+// publishes, 2,000 stations of one ward under a province under VN, in a
+// tree of national size) are
 // published first, then the service runs until the consumer's ack floor
 // passes the last of them (every one stored and acked), once with roll-ups
 // on and once with --no-rollups, alternately in each iteration so that the
@@ -76,6 +77,20 @@ func BenchmarkAggregatorDrain(b *testing.B) {
 			VALUES ($1, $2, NULLIF($3, ''), $1, $4, '2020-01-01')`, u[0], level, u[1], mp); err != nil {
 			b.Fatal(err)
 		}
+	}
+	// The rest of a national tree: 33 more provinces of 100 communes each
+	// (the 2025 map has 34 provinces and 3,321 communes), so that what a
+	// batch does per unit under VN (the known and stale figures of VN's
+	// roll-ups) meets a real tree's size. Their boundaries do not matter:
+	// the events name their unit.
+	ring := []float64{109, 10, 109, 11, 110, 11, 110, 10, 109, 10}
+	far := geom.NewMultiPolygonFlat(geom.XY, ring, [][]int{{len(ring)}}).SetSRID(postgis.SRID)
+	if _, err := d.pool.Exec(ctx, `INSERT INTO admin_unit (code, level, parent_code, name_vi, boundary, valid_from)
+		SELECT 'b' || p, 'province', 'VN', 'b' || p, $1::geometry, timestamptz '2020-01-01' FROM generate_series(1, 33) p
+		UNION ALL
+		SELECT 'b' || p || '-' || c, 'commune', 'b' || p, 'b' || p || '-' || c, $1::geometry, timestamptz '2020-01-01'
+		FROM generate_series(1, 33) p, generate_series(1, 100) c`, far); err != nil {
+		b.Fatal(err)
 	}
 	on := postgis.NewStore(d.pool)
 	off, err := postgis.NewStoreWith(d.pool, postgis.StoreConfig{NoRollups: true})
