@@ -49,6 +49,18 @@ func (s *Store) ContextReads() int64 {
 	return s.rollups.known.reads.Load()
 }
 
+// LimitContextCache bounds the units whose counts s keeps in memory to n
+// (maxCachedUnits otherwise), and returns how many it holds now.
+func (s *Store) LimitContextCache(n int) int {
+	c := s.rollups.known
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if n > 0 {
+		c.limit = n
+	}
+	return len(c.units)
+}
+
 // RollupContextCachedIn sets the Known and Stale figures of rs in tx as a
 // batch of s writing them would: through the counts s keeps in memory.
 func (s *Store) RollupContextCachedIn(ctx context.Context, tx pgx.Tx, rs []Rollup) error {

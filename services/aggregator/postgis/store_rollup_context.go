@@ -34,13 +34,15 @@ type contextCache struct {
 	from, until *time.Time
 	// units holds the counts of each unit read, by kind ("" for stale).
 	units map[string]map[string]int64
+	// limit bounds len(units) (maxCachedUnits).
+	limit int
 	// reads counts the statements that read counts (not a whole hit).
 	reads atomic.Int64
 }
 
 // newContextCache returns an empty contextCache.
 func newContextCache() *contextCache {
-	return &contextCache{version: -1}
+	return &contextCache{version: -1, limit: maxCachedUnits}
 }
 
 // contextState is what a cached read of the context holds until its
@@ -84,7 +86,7 @@ func (c *contextCache) install(version int64, from, until *time.Time, units []st
 		c.version, c.from, c.until, c.units = version, from, until, map[string]map[string]int64{}
 	}
 	for _, u := range units {
-		if _, ok := c.units[u]; !ok && len(c.units) >= maxCachedUnits {
+		if _, ok := c.units[u]; !ok && len(c.units) >= c.limit {
 			continue
 		}
 		c.units[u] = map[string]int64{}

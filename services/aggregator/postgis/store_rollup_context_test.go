@@ -271,3 +271,59 @@ func TestRollupContextCacheTimes(t *testing.T) {
 		t.Errorf("own change rolled back: W1 %s; want known 1 stale 0", got["W1"])
 	}
 }
+
+// TestRollupContextCacheFull: a store whose memory holds fewer units than its
+// batches write roll-ups of keeps no more than its limit, reads the counts
+// of the others in every batch, and its figures still equal a fresh read,
+// before and after a change of what they count.
+func TestRollupContextCacheFull(t *testing.T) {
+	const limit = 2
+	pool := testenv.PostGIS(t).Pool
+	rollupTree(t, pool)
+	ctx := context.Background()
+	s := postgis.NewStore(pool)
+	s.LimitContextCache(limit)
+	at := time.Date(2025, 8, 1, 3, 0, 0, 0, time.UTC)
+	write := func(step string, minute int) {
+		t.Helper()
+		var rows []postgis.AirRow
+		for st, unit := range map[string]string{"st1": "W1", "st2": "W2"} {
+			r := airRow(st, at.Add(time.Duration(minute)*time.Minute), 10)
+			r.UnitCode = unit
+			rows = append(rows, r)
+		}
+		res, err := s.WriteBatch(ctx, postgis.Batch{Air: rows})
+		if err != nil {
+			t.Fatalf("%s: %v", step, err)
+		}
+		fresh := freshContext(t, s, res.Rollups)
+		for i, r := range res.Rollups {
+			if r.Known != fresh[i].Known || r.Stale != fresh[i].Stale {
+				t.Errorf("%s: %s known %d stale %d; a fresh read gives known %d stale %d",
+					step, r.Key(), r.Known, r.Stale, fresh[i].Known, fresh[i].Stale)
+			}
+		}
+		if contextFigures(res.Rollups)["VN"] == "" {
+			t.Errorf("%s: no hourly roll-up of VN", step)
+		}
+	}
+	write("first batch", 1) // adds its stations: keeps nothing
+	write("second batch", 2)
+	reads := s.ContextReads()
+	for i := range 3 {
+		write(fmt.Sprintf("batch %d with a full cache", i), 3+i)
+	}
+	// W1, W2, 01, VN and G1 are five units: three are never held.
+	if n := s.ContextReads() - reads; n != 3 {
+		t.Errorf("3 batches with a full cache read the context %d times; want 3", n)
+	}
+	if held := s.LimitContextCache(0); held != limit {
+		t.Errorf("the cache holds %d units; want its limit, %d", held, limit)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO sensor (kind, id, province, unit_code, source_id, last_event_id, last_observed_at)
+		VALUES ('air', 'st9', '01', 'W1', 'other', 'e', $1)`, at); err != nil {
+		t.Fatal(err)
+	}
+	write("new station elsewhere", 10)
+	write("after the new station", 11)
+}
