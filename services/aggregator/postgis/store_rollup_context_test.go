@@ -146,6 +146,13 @@ func TestRollupContextCache(t *testing.T) {
 	// A member added to a custom group.
 	exec(`INSERT INTO unit_group_member (group_code, member_code, valid_from) VALUES ('G1', 'W1', '2025-07-01')`)
 	write("group member added", base, map[string]string{"G1": "known 4 stale 0"})
+	// Its membership ended, open again, then deleted.
+	exec(`UPDATE unit_group_member SET valid_to = '2025-07-02' WHERE group_code = 'G1' AND member_code = 'W1'`)
+	write("group membership ended", base, map[string]string{"G1": "known 1 stale 0"})
+	exec(`UPDATE unit_group_member SET valid_to = NULL WHERE group_code = 'G1' AND member_code = 'W1'`)
+	write("group membership open again", base, map[string]string{"G1": "known 4 stale 0"})
+	exec(`DELETE FROM unit_group_member WHERE group_code = 'G1' AND member_code = 'W1'`)
+	write("group member deleted", base, map[string]string{"G1": "known 1 stale 0"})
 
 	reads = s.ContextReads()
 	write("steady again", base, nil)
