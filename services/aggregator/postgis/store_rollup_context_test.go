@@ -3,6 +3,7 @@ package postgis_test
 import (
 	"context"
 	"fmt"
+	"maps"
 	"slices"
 	"testing"
 	"time"
@@ -39,6 +40,34 @@ func freshContext(t *testing.T, s *postgis.Store, rs []postgis.Rollup) []postgis
 	return fresh
 }
 
+// twoStations are the stations (and their units) of most batches below.
+var twoStations = map[string]string{"st1": "W1", "st2": "W2"}
+
+// stationRows returns a row at at of each station of stations (by id, its
+// unit), in the order of their ids.
+func stationRows(stations map[string]string, at time.Time) []postgis.AirRow {
+	var rows []postgis.AirRow
+	for _, st := range slices.Sorted(maps.Keys(stations)) {
+		r := airRow(st, at, 10)
+		r.UnitCode = stations[st]
+		rows = append(rows, r)
+	}
+	return rows
+}
+
+// checkFresh fails t where a roll-up of rs has other Known or Stale figures
+// than a fresh read gives.
+func checkFresh(t *testing.T, s *postgis.Store, step string, rs []postgis.Rollup) {
+	t.Helper()
+	fresh := freshContext(t, s, rs)
+	for i, r := range rs {
+		if r.Known != fresh[i].Known || r.Stale != fresh[i].Stale {
+			t.Errorf("%s: %s known %d stale %d; a fresh read gives known %d stale %d",
+				step, r.Key(), r.Known, r.Stale, fresh[i].Known, fresh[i].Stale)
+		}
+	}
+}
+
 // TestRollupContextCache: the Known and Stale figures of the roll-ups a
 // store writes, from the counts it keeps in memory (contextCache), equal a
 // fresh read after each change of what they count, whoever makes it; the
@@ -62,29 +91,11 @@ func TestRollupContextCache(t *testing.T) {
 	write := func(step string, stations map[string]string, want map[string]string) {
 		t.Helper()
 		minute++
-		var rows []postgis.AirRow
-		for _, st := range slices.Sorted(func(yield func(string) bool) {
-			for st := range stations {
-				if !yield(st) {
-					return
-				}
-			}
-		}) {
-			r := airRow(st, at.Add(time.Duration(minute)*time.Minute), 10)
-			r.UnitCode = stations[st]
-			rows = append(rows, r)
-		}
-		res, err := s.WriteBatch(ctx, postgis.Batch{Air: rows})
+		res, err := s.WriteBatch(ctx, postgis.Batch{Air: stationRows(stations, at.Add(time.Duration(minute)*time.Minute))})
 		if err != nil {
 			t.Fatalf("%s: %v", step, err)
 		}
-		fresh := freshContext(t, s, res.Rollups)
-		for i, r := range res.Rollups {
-			if r.Known != fresh[i].Known || r.Stale != fresh[i].Stale {
-				t.Errorf("%s: %s known %d stale %d; a fresh read gives known %d stale %d",
-					step, r.Key(), r.Known, r.Stale, fresh[i].Known, fresh[i].Stale)
-			}
-		}
+		checkFresh(t, s, step, res.Rollups)
 		got := contextFigures(res.Rollups)
 		for u, w := range want {
 			if got[u] != w {
@@ -92,7 +103,7 @@ func TestRollupContextCache(t *testing.T) {
 			}
 		}
 	}
-	base := map[string]string{"st1": "W1", "st2": "W2"}
+	base := twoStations
 	write("first batch", base, map[string]string{
 		"W1": "known 1 stale 0", "W2": "known 1 stale 0", "01": "known 2 stale 0", "VN": "known 2 stale 0", "G1": "known 1 stale 0",
 	})
@@ -175,13 +186,7 @@ func TestRollupContextCacheTimes(t *testing.T) {
 	write := func(step string) map[string]string {
 		t.Helper()
 		minute++
-		var rows []postgis.AirRow
-		for st, unit := range map[string]string{"st1": "W1", "st2": "W2"} {
-			r := airRow(st, at.Add(time.Duration(minute)*time.Minute), 10)
-			r.UnitCode = unit
-			rows = append(rows, r)
-		}
-		res, err := s.WriteBatch(ctx, postgis.Batch{Air: rows})
+		res, err := s.WriteBatch(ctx, postgis.Batch{Air: stationRows(twoStations, at.Add(time.Duration(minute)*time.Minute))})
 		if err != nil {
 			t.Fatalf("%s: %v", step, err)
 		}
@@ -293,23 +298,11 @@ func TestRollupContextCacheFull(t *testing.T) {
 	at := time.Date(2025, 8, 1, 3, 0, 0, 0, time.UTC)
 	write := func(step string, minute int) {
 		t.Helper()
-		var rows []postgis.AirRow
-		for st, unit := range map[string]string{"st1": "W1", "st2": "W2"} {
-			r := airRow(st, at.Add(time.Duration(minute)*time.Minute), 10)
-			r.UnitCode = unit
-			rows = append(rows, r)
-		}
-		res, err := s.WriteBatch(ctx, postgis.Batch{Air: rows})
+		res, err := s.WriteBatch(ctx, postgis.Batch{Air: stationRows(twoStations, at.Add(time.Duration(minute)*time.Minute))})
 		if err != nil {
 			t.Fatalf("%s: %v", step, err)
 		}
-		fresh := freshContext(t, s, res.Rollups)
-		for i, r := range res.Rollups {
-			if r.Known != fresh[i].Known || r.Stale != fresh[i].Stale {
-				t.Errorf("%s: %s known %d stale %d; a fresh read gives known %d stale %d",
-					step, r.Key(), r.Known, r.Stale, fresh[i].Known, fresh[i].Stale)
-			}
-		}
+		checkFresh(t, s, step, res.Rollups)
 		if contextFigures(res.Rollups)["VN"] == "" {
 			t.Errorf("%s: no hourly roll-up of VN", step)
 		}
