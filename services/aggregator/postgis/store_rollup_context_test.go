@@ -197,8 +197,8 @@ func TestRollupContextCacheTimes(t *testing.T) {
 		}
 		return got
 	}
-	// inTx returns the hourly figures of the units of rs read in tx
-	// through s's copies, and afresh.
+	// inTx compares the hourly figures of units read in tx through s's
+	// copies with those read afresh.
 	inTx := func(step string, tx pgx.Tx, units ...string) {
 		t.Helper()
 		var rs []postgis.Rollup
@@ -216,19 +216,26 @@ func TestRollupContextCacheTimes(t *testing.T) {
 			t.Errorf("%s: hourly figures %v; a fresh read in the transaction gives %v", step, got, want)
 		}
 	}
+	// olderTx begins a transaction whose now() is fixed from here on (its
+	// first statement), rolled back at the end of the test at the latest.
+	olderTx := func() pgx.Tx {
+		t.Helper()
+		tx, err := pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = tx.Rollback(ctx) }) // a no-op after the rollback
+		if _, err := tx.Exec(ctx, `SELECT now()`); err != nil {
+			t.Fatal(err)
+		}
+		return tx
+	}
 	unitRing := `ST_Multi(ST_MakeEnvelope(105, 20, 106, 21, 4326))`
 	write("first batch")
 
 	// A unit that begins between an older transaction's now() and a batch's:
 	// the batch's copies (from its start on) do not hold for the older one.
-	old, err := pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer old.Rollback(ctx) //nolint:errcheck // a no-op after the rollback
-	if _, err := old.Exec(ctx, `SELECT now()`); err != nil {
-		t.Fatal(err)
-	}
+	old := olderTx()
 	if _, err := pool.Exec(ctx, `INSERT INTO admin_unit (code, level, parent_code, name_vi, boundary, valid_from)
 		VALUES ('W5', 'commune', '01', 'W5', `+unitRing+`, clock_timestamp());
 		INSERT INTO sensor (kind, id, province, unit_code, source_id, last_event_id, last_observed_at)
@@ -245,14 +252,7 @@ func TestRollupContextCacheTimes(t *testing.T) {
 
 	// A unit that ends between an older transaction's now() and a batch's:
 	// the older one's copies do not hold for the batch.
-	old, err = pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer old.Rollback(ctx) //nolint:errcheck // a no-op after the rollback
-	if _, err := old.Exec(ctx, `SELECT now()`); err != nil {
-		t.Fatal(err)
-	}
+	old = olderTx()
 	if _, err := pool.Exec(ctx, `UPDATE admin_unit SET valid_to = clock_timestamp() WHERE code = 'W5'`); err != nil {
 		t.Fatal(err)
 	}
