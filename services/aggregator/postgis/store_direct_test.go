@@ -51,6 +51,17 @@ func directRows(base time.Time) []postgis.AirRow {
 }
 
 // sensorState is what sensor holds of the air stations, one line each.
+// storeOn returns a new database of t and a store of cfg on it.
+func storeOn(t *testing.T, cfg postgis.StoreConfig) (*pgxpool.Pool, *postgis.Store) {
+	t.Helper()
+	pool := testenv.PostGIS(t).Pool
+	s, err := postgis.NewStoreWith(pool, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return pool, s
+}
+
 func sensorState(t *testing.T, pool *pgxpool.Pool) []string {
 	t.Helper()
 	rows, err := pool.Query(context.Background(), `SELECT id, name, province, unit_code, source_id,
@@ -110,15 +121,8 @@ func TestWriteBatchDirectAsExact(t *testing.T) {
 	for _, noRollups := range []bool{false, true} {
 		t.Run(fmt.Sprintf("no_rollups=%v", noRollups), func(t *testing.T) {
 			ctx := context.Background()
-			direct, exact := testenv.PostGIS(t).Pool, testenv.PostGIS(t).Pool
-			sd, err := postgis.NewStoreWith(direct, postgis.StoreConfig{NoRollups: noRollups})
-			if err != nil {
-				t.Fatal(err)
-			}
-			se, err := postgis.NewStoreWith(exact, postgis.StoreConfig{NoRollups: noRollups})
-			if err != nil {
-				t.Fatal(err)
-			}
+			direct, sd := storeOn(t, postgis.StoreConfig{NoRollups: noRollups})
+			exact, se := storeOn(t, postgis.StoreConfig{NoRollups: noRollups})
 			// A traffic row sends the other store's batch through a staging
 			// table and INSERT … ON CONFLICT (the exact way; roll-ups on, the
 			// staged all-new way) and adds nothing to the air rows' states.

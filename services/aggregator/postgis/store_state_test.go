@@ -61,15 +61,8 @@ func TestAirStateUpdatesAreHOT(t *testing.T) {
 // later wins), nulls inside extra values and an AQI that is not an object.
 func TestAirStateValuesAsServer(t *testing.T) {
 	ctx := context.Background()
-	direct, exact := testenv.PostGIS(t).Pool, testenv.PostGIS(t).Pool
-	sd, err := postgis.NewStoreWith(direct, postgis.StoreConfig{NoRollups: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	se, err := postgis.NewStoreWith(exact, postgis.StoreConfig{NoRollups: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	direct, sd := storeOn(t, postgis.StoreConfig{NoRollups: true})
+	exact, se := storeOn(t, postgis.StoreConfig{NoRollups: true})
 	values := []float64{math.NaN(), math.Inf(1), math.Inf(-1), math.Copysign(0, -1), 1e21, 1.5e-7, 5e-324,
 		math.MaxFloat64, 1e6, 123.456, -0.1, 1 << 53}
 	var rows []postgis.AirRow
@@ -117,11 +110,7 @@ func TestAirStateValuesAsServer(t *testing.T) {
 // text).
 func TestAirStateInvalidAQI(t *testing.T) {
 	ctx := context.Background()
-	pool := testenv.PostGIS(t).Pool
-	s, err := postgis.NewStoreWith(pool, postgis.StoreConfig{NoRollups: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pool, s := storeOn(t, postgis.StoreConfig{NoRollups: true})
 	r := airRow("bad", t0, 1)
 	r.AQI = postgis.AQI{JSON: []byte(`{"hourly":1},"pm25":999`)}
 	if _, err := s.WriteBatch(ctx, postgis.Batch{Air: []postgis.AirRow{r}}); !errors.Is(err, postgis.ErrInvalidJSON) {
@@ -140,11 +129,7 @@ func TestAirStateInvalidAQI(t *testing.T) {
 func TestTrafficStateUpdatesAreHOT(t *testing.T) {
 	const segments = 200
 	ctx := context.Background()
-	pool := testenv.PostGIS(t).Pool
-	s, err := postgis.NewStoreWith(pool, postgis.StoreConfig{NoRollups: true})
-	if err != nil {
-		t.Fatal(err)
-	}
+	pool, s := storeOn(t, postgis.StoreConfig{NoRollups: true})
 	for step := range 2 {
 		rows := make([]postgis.TrafficRow, segments)
 		for i := range rows {
