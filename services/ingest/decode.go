@@ -21,7 +21,7 @@ type rawItem struct {
 	fields map[string]json.RawMessage
 	// members, only from decodeItemsLazy, are the item's top-level members in
 	// order (a slice of the body's), for the caller to read into a map it
-	// reuses (fillFields); fields is nil then.
+	// reuses (fieldsIn); fields is nil then.
 	members []member
 	// line is the 1-based NDJSON line of the item, 0 for other formats.
 	line int

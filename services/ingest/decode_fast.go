@@ -277,8 +277,6 @@ func membersMap(members []member) map[string]json.RawMessage {
 	return m
 }
 
-// fillFields clears f and puts members in it (the last of repeated keys
-// wins): the same fields as membersMap, in a map reused from item to item.
 // fieldsIn is r's fields: its own map, or, for an item that came as its
 // members, *shared (made on first use) filled with them; nothing may keep
 // *shared past the item, the next one refills it.
@@ -293,6 +291,8 @@ func (r rawItem) fieldsIn(shared *fields) fields {
 	return *shared
 }
 
+// fillFields clears f and puts members in it (the last of repeated keys
+// wins): the same fields as membersMap, in a map reused from item to item.
 func fillFields(f fields, members []member) {
 	clear(f)
 	for _, mb := range members {

@@ -44,6 +44,14 @@ func (f fields) value(name string) (json.RawMessage, bool) {
 
 // unwrap is value for a member's raw JSON already looked up (nil when absent).
 func unwrap(raw json.RawMessage) (json.RawMessage, bool) {
+	return unwrapForm(raw, true)
+}
+
+// unwrapForm is unwrap; outer says raw is a member itself, whose Property's
+// value may be in normalized form once more (a DateTime): a member is
+// unwrapped at most twice, so a value nested deeper costs two parses, not
+// one per level (and is then read as the object it is).
+func unwrapForm(raw json.RawMessage, outer bool) (json.RawMessage, bool) {
 	if len(raw) == 0 || string(raw) == "null" {
 		return nil, false
 	}
@@ -62,7 +70,10 @@ func unwrap(raw json.RawMessage) (json.RawMessage, bool) {
 	}
 	switch {
 	case (w.Type == "Property" || w.Type == "GeoProperty") && len(w.Value) > 0:
-		if v, ok := unwrap(w.Value); ok { // a value itself in normalized form
+		if !outer {
+			return w.Value, true
+		}
+		if v, ok := unwrapForm(w.Value, false); ok { // a value itself in normalized form
 			return v, true
 		}
 		return w.Value, true
