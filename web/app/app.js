@@ -89,6 +89,8 @@ const shown = { wards: 0, stations: 0, segments: 0, alerts: 0, alertItems: 0, wa
 let firstUsefulMs = null;
 /** @type {number | null} the redraw that handed them to the map */
 let firstUsefulFlush = null;
+/** whether redraw has asked the batcher for the first useful redraw at the next frame */
+let soonAsked = false;
 // Panels to redraw besides the store's dirty layers.
 const extra = new Set(['status', 'kpis', 'units', 'fills', 'list', 'reports', 'legend']);
 
@@ -132,8 +134,12 @@ function mark(...what) {
  * after an interval grown by the slow redraws of the empty map and wards.
  */
 function redraw() {
-  if (firstUsefulFlush === null && mapState === 'ready' && wardFeatures.length > 0 && store.snapshots > 0) batcher.soon();
-  else batcher.schedule();
+  if (!soonAsked && mapState === 'ready' && wardFeatures.length > 0 && store.snapshots > 0) {
+    // Once: a view with no station or segment never has its first useful
+    // frame, and a redraw at every animation frame would follow.
+    soonAsked = true;
+    batcher.soon();
+  } else batcher.schedule();
 }
 
 /** @param {string} code */

@@ -6,7 +6,13 @@
 // Not with a one-time ?code= in the URL: the browser has no session cookie
 // before app.js trades it.
 import { UNITS_SIMPLIFY } from './geo.js';
-import { TREND_WINDOW } from './trend.js';
+
+/**
+ * The live roll-up window the tiles' trends follow (trend.js; the history's
+ * source over 5-minute buckets is rollup:1m too). Here, not in trend.js, so
+ * that this module, which starts the first requests, waits for no other.
+ */
+export const TREND_WINDOW = '1m';
 
 /** NATIONAL is the national unit: ?province=VN is the national wall, its provinces coloured by their own roll-ups. */
 export const NATIONAL = 'VN';

@@ -5,13 +5,14 @@
 // bucket by bucket, with a bounded number of points. The series logic is
 // pure (tested in test/unit); TrendChart draws one with uPlot.
 import { TZ } from './format.js';
+import { TREND_WINDOW } from './early.js';
+
+export { TREND_WINDOW };
 
 /** How far back the tiles' trends go. */
 export const TREND_HOURS = 6;
 /** The most points a trend holds (5-minute buckets over 6 hours). */
 export const TREND_POINTS = 72;
-/** The live roll-up window the trends follow (the history's source over 5-minute buckets is rollup:1m too). */
-export const TREND_WINDOW = '1m';
 
 /**
  * What each tile's trend charts: the history value and statistic of a unit
