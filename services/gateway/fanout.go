@@ -69,7 +69,11 @@ type catchUp struct {
 // writer first asks for it (since).
 type merge struct {
 	frames, conflated int
-	plain, batch      []byte // the frames concatenated; one batch frame
+	// size and payload are the bytes of the frames and of their payloads;
+	// last is the last of them (the whole merge when frames is 1).
+	size, payload int
+	last          []byte
+	plain, batch  []byte // the frames concatenated; one batch frame
 }
 
 // batchPrefix and batchSuffix wrap the updates of a batch frame.
@@ -122,9 +126,9 @@ func (g *group) since(s, now uint64, batch bool) catchUp {
 	}
 	switch {
 	case batch && m.batch == nil:
-		m.batch = g.batchFrame(g.after(s), m.frames)
+		m.batch = g.batchFrame(g.after(s), m)
 	case !batch && m.plain == nil:
-		m.plain = g.plainFrames(g.after(s), m.frames)
+		m.plain = g.plainFrames(g.after(s), m)
 	}
 	cu.buf = m.plain
 	if batch {
@@ -133,8 +137,8 @@ func (g *group) since(s, now uint64, batch bool) catchUp {
 	return cu
 }
 
-// pending is the merge after tick s as of tick now, counted (frames and
-// conflated ones) once per s and tick and built by nobody yet: a tick checks
+// pending is the merge after tick s as of tick now, counted (frames,
+// conflated ones, their bytes) once per s and tick and built by nobody yet: a tick checks
 // every lagging client's backlog with it, and builds nothing for a client
 // whose writer is still busy with an older write.
 func (g *group) pending(s, now uint64) *merge {
@@ -152,6 +156,9 @@ func (g *group) pending(s, now uint64) *merge {
 			continue
 		}
 		m.frames++
+		m.size += len(e.frame)
+		m.payload += len(framePayload(e.frame))
+		m.last = e.frame
 	}
 	g.cache[s] = m
 	return m
@@ -162,21 +169,13 @@ func (g *group) after(s uint64) []logEntry {
 	return g.log[sort.Search(len(g.log), func(i int) bool { return g.log[i].seq > s }):]
 }
 
-// plainFrames is the newest frames of their keys among entries (count of
-// them), concatenated in log order; a single one is shared as it is.
-func (g *group) plainFrames(entries []logEntry, count int) []byte {
-	size := 0
-	var one []byte
-	for _, e := range entries {
-		if g.latest[e.key] == e.seq {
-			size += len(e.frame)
-			one = e.frame
-		}
+// plainFrames is the newest frames of their keys among entries (counted in
+// m), concatenated in log order; a single one is shared as it is.
+func (g *group) plainFrames(entries []logEntry, m *merge) []byte {
+	if m.frames == 1 {
+		return m.last
 	}
-	if count == 1 {
-		return one
-	}
-	b := make([]byte, 0, size)
+	b := make([]byte, 0, m.size)
 	for _, e := range entries {
 		if g.latest[e.key] == e.seq {
 			b = append(b, e.frame...)
@@ -186,15 +185,10 @@ func (g *group) plainFrames(entries []logEntry, count int) []byte {
 }
 
 // batchFrame is one text frame {"type":"batch","frames":[F,...]} of the
-// payloads of the newest entries of their keys among entries (count of
-// them), in log order.
-func (g *group) batchFrame(entries []logEntry, count int) []byte {
-	n := len(batchPrefix) + len(batchSuffix) + count - 1 // the commas
-	for _, e := range entries {
-		if g.latest[e.key] == e.seq {
-			n += len(framePayload(e.frame))
-		}
-	}
+// payloads of the newest entries of their keys among entries (counted in
+// m), in log order.
+func (g *group) batchFrame(entries []logEntry, m *merge) []byte {
+	n := len(batchPrefix) + len(batchSuffix) + m.frames - 1 + m.payload // the commas, the payloads
 	b := appendTextHeader(make([]byte, 0, textHeaderLen(n)+n), n)
 	b = append(b, batchPrefix...)
 	first := true
