@@ -108,12 +108,26 @@ func isProvinceSource(s *jetstream.StreamSource, stream, province string) bool {
 // AddProvinceSources makes the national hub's ROLLUPS and STATE (on js)
 // source the roll-ups and alerts of the hub of province at domain; adding
 // one already there changes nothing, and one there with another domain
-// fails with ErrProvinceSource (remove it first).
+// fails with ErrProvinceSource (remove it first) before either stream is
+// changed.
 func AddProvinceSources(ctx context.Context, js jetstream.JetStream, province, domain string) error {
 	if !ValidDomain(domain) || !edgeUnitRE.MatchString(province) {
 		return fmt.Errorf("province %q, domain %q: %w", province, domain, ErrEdgeUnit)
 	}
 	want := provinceSources(province, domain)
+	// Both streams are checked first, so that a refusal leaves neither
+	// half-sourced (ROLLUPS from one domain, STATE from another).
+	for _, name := range nationalStreams {
+		st, err := js.Stream(ctx, name)
+		if err != nil {
+			return fmt.Errorf("reading stream %s: %w", name, err)
+		}
+		for _, s := range st.CachedInfo().Config.Sources {
+			if isProvinceSource(s, name, province) && s.External.APIPrefix != want[name].External.APIPrefix {
+				return fmt.Errorf("%s sources province %s through %s: %w", name, province, s.External.APIPrefix, ErrProvinceSource)
+			}
+		}
+	}
 	for _, name := range nationalStreams {
 		err := changeSources(ctx, js, name, "adding province "+province+" to", func(cfg *jetstream.StreamConfig) (bool, error) {
 			i := slices.IndexFunc(cfg.Sources, func(s *jetstream.StreamSource) bool { return isProvinceSource(s, name, province) })

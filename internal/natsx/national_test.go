@@ -157,3 +157,51 @@ func TestProvinceUserConfig(t *testing.T) {
 		t.Errorf("a domain with a dot: %v; want ErrEdgeUnit", err)
 	}
 }
+
+// TestAddProvinceSourcesAllOrNothing: a province that one of the national
+// streams already sources under another domain is refused before either
+// stream changes (before, ROLLUPS took the new domain's source and STATE
+// refused it: the province half-sourced from two hubs).
+func TestAddProvinceSourcesAllOrNothing(t *testing.T) {
+	ctx := context.Background()
+	national, err := StartEmbedded(EmbeddedConfig{StoreDir: t.TempDir(), Port: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(national.Shutdown)
+	nc, err := Connect(national.ClientURL(), "national")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureStreams(ctx, js, StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// STATE alone sources province 02 from province-02a (as a half-done
+	// change by hand would leave it).
+	old := provinceSources("02", "province-02a")[subjects.StreamState]
+	if err := changeSources(ctx, js, subjects.StreamState, "adding", func(cfg *jetstream.StreamConfig) (bool, error) {
+		cfg.Sources = append(cfg.Sources, old)
+		return true, nil
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := AddProvinceSources(ctx, js, "02", "province-02b"); !errors.Is(err, ErrProvinceSource) {
+		t.Fatalf("adding province 02 under another domain: %v; want ErrProvinceSource", err)
+	}
+	for _, stream := range nationalStreams {
+		st, err := js.Stream(ctx, stream)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, s := range st.CachedInfo().Config.Sources {
+			if s.External != nil && strings.Contains(s.External.APIPrefix, "province-02b") {
+				t.Errorf("%s sources %s through %s after the refusal", stream, s.FilterSubject, s.External.APIPrefix)
+			}
+		}
+	}
+}
