@@ -17,8 +17,9 @@ go test -run '^$' -bench . -benchtime "$benchtime" -benchmem \
   ./services/ingest/ ./services/aggregator/postgis/ ./services/gateway/ ./services/aggregator/rules/ \
   ./internal/units/ ./internal/aqi/ ./internal/cap/
 # The aggregator service draining FEEDS, roll-ups on/off, beside a raw
-# consumer + COPY (DRAIN_EVENTS per phase, 20000).
-go test -run '^$' -bench 'AggregatorDrain' -benchtime 1x ./services/aggregator/
+# consumer + COPY (DRAIN_EVENTS per phase, 20000); two iterations, so that
+# on and off each go first once (DRAIN_ITERATIONS).
+go test -run '^$' -bench 'AggregatorDrain' -benchtime "${DRAIN_ITERATIONS:-2}x" ./services/aggregator/
 # Partitioned aggregators (--partitioned): 1, 2, then 4 instances sharing 8
 # provinces, beside one bare consumer + COPY of every province (DRAIN_EVENTS
 # per phase).

@@ -1,12 +1,14 @@
 package aggregator
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"os"
 	"runtime"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -55,8 +57,8 @@ type drainBench struct {
 // tree of national size) are
 // published first, then the service runs until the consumer's ack floor
 // passes the last of them (every one stored and acked), once with roll-ups
-// on and once with --no-rollups, alternately in each iteration so that the
-// load of the machine weighs on both alike. The baseline in the same
+// on and once with --no-rollups, in each iteration so that the load of the
+// machine weighs on both alike, taking turns at going first. The baseline in the same
 // iteration drains the same number of the same messages (on another ward's
 // subject) with a bare durable JetStream consumer that fetches 500 at a time
 // (FetchNoWait, as the aggregator), COPYs the same rows (decoded before the
@@ -64,7 +66,9 @@ type drainBench struct {
 // transaction per batch and acks them. All report events/s; on/off and
 // hub/raw (roll-ups on, the service's configuration) are the ratios;
 // heap-MB is the live heap after a GC at the end (NATS server included:
-// it runs in this process, as in `iochub dev`).
+// it runs in this process, as in `iochub dev`). The CPU per event of this
+// process and of PostgreSQL's, and the ratios of their sums (cpu_on/off,
+// cpu_hub/raw), move far less with other load than the rates.
 func BenchmarkAggregatorDrain(b *testing.B) {
 	d := &drainBench{ne: testenv.NATS(b), pool: testenv.PostGIS(b).Pool,
 		log: slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))}
@@ -102,15 +106,27 @@ func BenchmarkAggregatorDrain(b *testing.B) {
 	d.hub(b, on, drainStations)
 	d.raw(b, drainStations)
 
-	var onT, offT, rawT, onCPU, rawCPU time.Duration
+	server := d.serverCPU(b)
+	var onT, offT, rawT, onCPU, offCPU, rawCPU, onSrv, offSrv, rawSrv time.Duration
+	// hub runs one phase and adds its time and CPU.
+	hub := func(store Store, t, cpu, srv *time.Duration) {
+		c0, s0 := cpuTime(b), server()
+		*t += d.hub(b, store, drainEvents)
+		*cpu, *srv = *cpu+cpuTime(b)-c0, *srv+server()-s0
+	}
 	for i := 0; i < b.N; i++ {
-		c0 := cpuTime(b)
-		onT += d.hub(b, on, drainEvents)
-		c1 := cpuTime(b)
-		offT += d.hub(b, off, drainEvents)
-		c2 := cpuTime(b)
+		// On and off take turns at going first (what a phase leaves, the
+		// next pays: the server's purges, the GC, autovacuum).
+		if i%2 == 0 {
+			hub(on, &onT, &onCPU, &onSrv)
+			hub(off, &offT, &offCPU, &offSrv)
+		} else {
+			hub(off, &offT, &offCPU, &offSrv)
+			hub(on, &onT, &onCPU, &onSrv)
+		}
+		c0, s0 := cpuTime(b), server()
 		rawT += d.raw(b, drainEvents)
-		onCPU, rawCPU = onCPU+c1-c0, rawCPU+cpuTime(b)-c2
+		rawCPU, rawSrv = rawCPU+cpuTime(b)-c0, rawSrv+server()-s0
 	}
 	n := float64(b.N * drainEvents)
 	b.ReportMetric(n/onT.Seconds(), "on_events/s")
@@ -121,7 +137,19 @@ func BenchmarkAggregatorDrain(b *testing.B) {
 	// CPU of this process (aggregator, NATS server, the poll of the ack
 	// floor; not PostgreSQL) per event, less bent by other load than rates.
 	b.ReportMetric(float64(onCPU.Microseconds())/n, "on_cpu-µs/event")
+	b.ReportMetric(float64(offCPU.Microseconds())/n, "off_cpu-µs/event")
 	b.ReportMetric(float64(rawCPU.Microseconds())/n, "raw_cpu-µs/event")
+	// The same with PostgreSQL's CPU (its processes, read from /proc):
+	// what roll-ups cost in CPU, the currency of a 2-core machine, whatever
+	// else runs beside. cpu_on/off is off's CPU per event over on's (the
+	// goal's direction: 1 when roll-ups cost nothing).
+	if onSrv+offSrv > 0 {
+		b.ReportMetric(float64(onSrv.Microseconds())/n, "on_pg-cpu-µs/event")
+		b.ReportMetric(float64(offSrv.Microseconds())/n, "off_pg-cpu-µs/event")
+		b.ReportMetric(float64(rawSrv.Microseconds())/n, "raw_pg-cpu-µs/event")
+		b.ReportMetric(float64(offCPU+offSrv)/float64(onCPU+onSrv), "cpu_on/off")
+		b.ReportMetric(float64(rawCPU+rawSrv)/float64(onCPU+onSrv), "cpu_hub/raw")
+	}
 	b.ReportMetric(heapMB(), "heap-MB")
 	// The in-process server remembers every Nats-Msg-Id of FEEDS for its
 	// duplicate window (1 h by default): let it forget them and measure again.
@@ -153,6 +181,66 @@ func cpuTime(b *testing.B) time.Duration {
 		b.Fatal(err)
 	}
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// serverCPU returns a func giving the CPU time used so far by the
+// processes of the PostgreSQL server the pool is connected to (its
+// postmaster's children: the backends, the WAL writer, the checkpointer;
+// not the backends that have exited), read from /proc; 0 where /proc or the
+// server's processes cannot be read (another machine, a remote server).
+func (d *drainBench) serverCPU(b *testing.B) func() time.Duration {
+	var backend int
+	if err := d.pool.QueryRow(context.Background(), `SELECT pg_backend_pid()`).Scan(&backend); err != nil {
+		b.Fatal(err)
+	}
+	postmaster, _, ok := procStat(backend)
+	if !ok {
+		return func() time.Duration { return 0 }
+	}
+	return func() time.Duration {
+		dirs, err := os.ReadDir("/proc")
+		if err != nil {
+			return 0
+		}
+		var sum time.Duration
+		for _, e := range dirs {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			if ppid, cpu, ok := procStat(pid); ok && (ppid == postmaster || pid == postmaster) {
+				sum += cpu
+			}
+		}
+		return sum
+	}
+}
+
+// procStat reads the parent and the CPU time (user + system) of process pid
+// from /proc/<pid>/stat.
+func procStat(pid int) (ppid int, cpu time.Duration, ok bool) {
+	raw, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0, 0, false
+	}
+	// The command (field 2) is in parentheses and may hold spaces: the
+	// fields after its closing one are state, ppid, … utime (14), stime (15).
+	i := bytes.LastIndexByte(raw, ')')
+	if i < 0 {
+		return 0, 0, false
+	}
+	f := strings.Fields(string(raw[i+1:]))
+	if len(f) < 13 {
+		return 0, 0, false
+	}
+	ppid, err1 := strconv.Atoi(f[1])
+	utime, err2 := strconv.ParseInt(f[11], 10, 64)
+	stime, err3 := strconv.ParseInt(f[12], 10, 64)
+	if err1 != nil || err2 != nil || err3 != nil {
+		return 0, 0, false
+	}
+	const ticks = 100 // USER_HZ, 100 on Linux
+	return ppid, time.Duration(utime+stime) * time.Second / ticks, true
 }
 
 // events builds n observations for the feed subject of ward u: the

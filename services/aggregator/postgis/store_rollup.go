@@ -709,6 +709,10 @@ func countMembers(ctx context.Context, tx pgx.Tx, out *pgx.Batch, acc map[rollup
 			if now <= was {
 				continue
 			}
+			if g.shared { // the cache's bytes: the batch changes its own copy
+				g.own()
+				b = g.at(s)
+			}
 			name, start := slotWindow(s, day)
 			r := acc[rollupKey{k.unit, k.layer, name, start.Unix()}]
 			if was == 0 {
@@ -820,6 +824,15 @@ type memberRow struct {
 	// whole, when not nil, holds head and minutes, one after the other (a
 	// row taken from or made for memberCache), which it may keep.
 	whole []byte
+	// shared says that the bytes are memberCache's, never to be changed:
+	// own makes them the row's first.
+	shared bool
+}
+
+// own gives a row that shares memberCache's bytes a copy of its own.
+func (r *memberRow) own() {
+	g := slices.Clone(r.whole)
+	r.head, r.minutes, r.whole, r.shared = g[:headSlots:headSlots], g[headSlots:len(g):len(g)], g, false
 }
 
 // at returns the byte of slot s, nil when it was not read.

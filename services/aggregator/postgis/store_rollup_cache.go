@@ -55,8 +55,10 @@ func (c *memberCache) full() bool {
 	return c.n >= c.max()
 }
 
-// take adds to out copies of the rows of the entity days of keys that the
-// cache holds, and returns the entity days it does not hold.
+// take adds to out the rows of the entity days of keys that the cache
+// holds, and returns the entity days it does not hold. The rows share the
+// cache's bytes (shared): a batch that changes one changes its own copy
+// (memberRow.own), so a batch that fails leaves the cache as it was.
 func (c *memberCache) take(keys []entityDay, out map[memberKey]*memberRow) []entityDay {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -68,8 +70,9 @@ func (c *memberCache) take(keys []entityDay, out map[memberKey]*memberRow) []ent
 			continue
 		}
 		for unit, r := range units {
-			g := slices.Clone(r.grades)
-			out[memberKey{ed.layer, ed.entity, ed.day, unit}] = &memberRow{head: g[:headSlots:headSlots], minutes: g[headSlots:], version: r.version, whole: g}
+			g := r.grades
+			out[memberKey{ed.layer, ed.entity, ed.day, unit}] = &memberRow{head: g[:headSlots:headSlots], minutes: g[headSlots:len(g):len(g)],
+				version: r.version, whole: g, shared: true}
 		}
 	}
 	return missed
