@@ -206,20 +206,7 @@ func TestEdgeSourcing(t *testing.T) {
 }
 
 func TestAddEdgeSourceRefusesShortWindow(t *testing.T) {
-	s, err := StartEmbedded(EmbeddedConfig{StoreDir: t.TempDir(), Port: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Shutdown()
-	nc, err := Connect(s.ClientURL(), "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer nc.Close()
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := embeddedJS(t)
 	ctx := context.Background()
 	if err := EnsureStreams(ctx, js, StreamOptions{DuplicateWindow: time.Minute}); err != nil {
 		t.Fatal(err)

@@ -164,20 +164,7 @@ func TestProvinceUserConfig(t *testing.T) {
 // refused it: the province half-sourced from two hubs).
 func TestAddProvinceSourcesAllOrNothing(t *testing.T) {
 	ctx := context.Background()
-	national, err := StartEmbedded(EmbeddedConfig{StoreDir: t.TempDir(), Port: -1})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(national.Shutdown)
-	nc, err := Connect(national.ClientURL(), "national")
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	js := embeddedJS(t)
 	if err := EnsureStreams(ctx, js, StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}

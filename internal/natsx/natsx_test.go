@@ -10,21 +10,29 @@ import (
 	"github.com/iochub/iochub/internal/subjects"
 )
 
-func TestEmbeddedAndStreams(t *testing.T) {
+// embeddedJS starts an embedded server for t (no leaf nodes, no users) and
+// returns JetStream on a connection to it; both end with the test.
+func embeddedJS(t *testing.T) jetstream.JetStream {
+	t.Helper()
 	s, err := StartEmbedded(EmbeddedConfig{StoreDir: t.TempDir(), Port: -1})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer s.Shutdown()
+	t.Cleanup(s.Shutdown)
 	nc, err := Connect(s.ClientURL(), "test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer nc.Close()
+	t.Cleanup(nc.Close)
 	js, err := jetstream.New(nc)
 	if err != nil {
 		t.Fatal(err)
 	}
+	return js
+}
+
+func TestEmbeddedAndStreams(t *testing.T) {
+	js := embeddedJS(t)
 	ctx := context.Background()
 	for i := 0; i < 2; i++ { // idempotent
 		if err := EnsureStreams(ctx, js, StreamOptions{}); err != nil {
