@@ -108,18 +108,19 @@ func readStation(f fields, env parseEnv, types ...string) (obsHead, *itemError) 
 }
 
 // measureTable is a kind's measures indexed by every member name that
-// names one (canonical or alias), with what readMeasures checks, so that
+// names one (canonical or alias), with what readMeasures checks, and the
+// members it skips (handled by the caller, or not measurements), so that
 // reading a member costs one lookup; built once per kind.
 type measureTable[M any] struct {
 	byMember map[string]measureEntry[M]
-	// skip names members that are neither (handled by the caller, or not
-	// measurements).
-	skip map[string]bool
 }
 
 type measureEntry[M any] struct {
-	name string // canonical
-	m    measure[M]
+	// skipped marks a member newMeasureTable was told to skip, or one of
+	// notMeasurements.
+	skipped bool
+	name    string // canonical
+	m       measure[M]
 	// b is plausible[name], if hasBound.
 	b        bound
 	hasBound bool
@@ -127,7 +128,7 @@ type measureEntry[M any] struct {
 
 // newMeasureTable indexes spec under its names and their aliases.
 func newMeasureTable[M any](spec map[string]measure[M], aliases map[string]string, skip map[string]bool) measureTable[M] {
-	t := measureTable[M]{byMember: make(map[string]measureEntry[M], len(spec)+len(aliases)), skip: skip}
+	t := measureTable[M]{byMember: make(map[string]measureEntry[M], len(spec)+len(aliases)+len(skip)+len(notMeasurements))}
 	add := func(member, name string) {
 		m, ok := spec[name]
 		if !ok || skip[member] || notMeasurements[member] {
@@ -143,6 +144,13 @@ func newMeasureTable[M any](spec map[string]measure[M], aliases map[string]strin
 	}
 	for member, name := range aliases {
 		add(member, name)
+	}
+	for _, names := range []map[string]bool{skip, notMeasurements} {
+		for member, is := range names {
+			if _, ok := t.byMember[member]; !ok && is {
+				t.byMember[member] = measureEntry[M]{skipped: true}
+			}
+		}
 	}
 	return t
 }
@@ -195,10 +203,10 @@ func readMeasuresIn[M any](members []measureMember, msg M, t *measureTable[M], o
 	for i := range members {
 		k := members[i].k
 		e, known := t.byMember[k]
+		if e.skipped {
+			continue
+		}
 		if !known {
-			if t.skip[k] || notMeasurements[k] {
-				continue
-			}
 			raw, ok := unwrap(members[i].raw)
 			if !ok || jsonKind(raw) != "number" {
 				continue
