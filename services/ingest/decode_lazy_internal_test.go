@@ -33,18 +33,18 @@ func FuzzDecodeLazy(f *testing.F) {
 					}
 					// What the parsers read, as a list or a map, holds the members decodeItems gives.
 					f := it.fieldsIn(&big)
-					got := map[string]json.RawMessage{}
+					read := map[string]json.RawMessage{}
 					for k, raw := range f.all() {
-						if _, twice := got[k]; twice {
+						if _, twice := read[k]; twice {
 							t.Fatalf("format %q item %d: member %q yielded twice", format, i, k)
 						}
-						got[k] = raw
+						read[k] = raw
 						if r, _ := f.raw(k); !bytes.Equal(r, raw) {
 							t.Fatalf("format %q item %d: member %q is %s; all gave %s", format, i, k, r, raw)
 						}
 					}
-					if !reflect.DeepEqual(got, want[i].fields) {
-						t.Fatalf("format %q item %d: fields %v; decodeItems %v", format, i, got, want[i].fields)
+					if !reflect.DeepEqual(read, want[i].fields) {
+						t.Fatalf("format %q item %d: fields %v; decodeItems %v", format, i, read, want[i].fields)
 					}
 					fillFields(shared, it.members)
 					it.fields, it.members = shared, nil
