@@ -149,20 +149,17 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 	now := s.now()
 	env := parseEnv{now: now, maxFuture: s.cfg.MaxFuture, maxAge: s.cfg.MaxAge, seal: s.sealer}
 	results := make([]Result, len(raws))
-	toSend := make([]*pending, 0, len(raws))
+	var toSend []*pending
 	// Every pending of the request in one allocation, and every event's
 	// bytes in a few: appended to one buffer, each message a slice of it
 	// (never reused while a publish may still hold it).
 	pends := make([]pending, 0, len(raws))
 	scratch := newBatchScratch(now, len(raws), p.sourceID)
 	outside := 0
-	// Items are published as soon as they are valid, by a goroutine of the
-	// request in chunks, so that JetStream stores the first and nats.go sends
-	// the next while the rest are still being checked.
+	// Items are published as soon as they are valid, so that JetStream stores
+	// the first while the rest are still being checked.
 	pub := s.newPublisher(r.Context())
 	defer pub.close()
-	sd := pub.startSender(len(raws))
-	given := 0
 	// One map for the members of every large item that came as members:
 	// filled for each in turn; nothing keeps it past its item.
 	var shared map[string]json.RawMessage
@@ -196,15 +193,10 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 			continue
 		}
 		pends = append(pends, pending{idx: i, msg: msg, id: id})
-		toSend = append(toSend, &pends[len(pends)-1])
-		if len(toSend)-given >= sendChunk || given == 0 {
-			// The first at once (JetStream starts on it), then by chunks.
-			sd.give(toSend[given:])
-			given = len(toSend)
-		}
+		pd := &pends[len(pends)-1]
+		pub.send(pd)
+		toSend = append(toSend, pd)
 	}
-	sd.give(toSend[given:])
-	sd.finish()
 	if len(toSend) == 0 && outside == len(raws) {
 		return writeProblem(w, r, http.StatusForbidden, "outside-source-unit", "Items outside the source's unit",
 			fmt.Sprintf("source %s may publish only in unit %s, and every item lies elsewhere", p.sourceID, p.unit), problemErrors(results))

@@ -14,8 +14,9 @@ import (
 )
 
 // TestBatchPublishedInOrder checks that a request's items reach the stream
-// in the order of the body, rejected items left out, however they are handed
-// to the goroutine that publishes them (one at first, then in chunks).
+// in the order of the body, rejected items left out: a guard for any change
+// to how the handler hands items to nats.go (the publishing goroutine tried
+// on branch ingestpass failed it when made to send a chunk backwards).
 func TestBatchPublishedInOrder(t *testing.T) {
 	e := newEnv(t, ingest.Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)

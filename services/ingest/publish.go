@@ -149,48 +149,6 @@ func (p *publisher) send(pd *pending) {
 	}
 }
 
-// sendChunk is how many items a request hands its sending goroutine at once:
-// a hand-over wakes the goroutine, which costs more than one publish.
-const sendChunk = 16
-
-// sender publishes a request's items from a goroutine of its own, in the
-// order they are handed to it (one goroutine: the order of the body), so that
-// the next items are checked while nats.go sends the last ones.
-type sender struct {
-	ch   chan []*pending
-	done chan struct{}
-}
-
-// startSender starts the sending goroutine of a request of up to n items;
-// the caller hands it items with give and then waits for it with finish.
-func (p *publisher) startSender(n int) *sender {
-	sd := &sender{ch: make(chan []*pending, n/sendChunk+2), done: make(chan struct{})}
-	go func() {
-		defer close(sd.done)
-		for chunk := range sd.ch {
-			for _, pd := range chunk {
-				p.send(pd)
-			}
-		}
-	}()
-	return sd
-}
-
-// give hands items to the goroutine. It never blocks: the channel has room
-// for every chunk of a request of n items (the first item alone, then chunks
-// of sendChunk, then the rest: at most n/sendChunk+2).
-func (sd *sender) give(items []*pending) {
-	if len(items) > 0 {
-		sd.ch <- items
-	}
-}
-
-// finish returns once every item given has been sent (or given up on).
-func (sd *sender) finish() {
-	close(sd.ch)
-	<-sd.done
-}
-
 // wait collects the answers and returns how many acks arrived; an item
 // without an answer by the deadline gets err.
 func (p *publisher) wait(items []*pending) int {
