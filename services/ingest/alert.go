@@ -61,7 +61,7 @@ var alertGeometryTypes = []string{"Point", "Polygon", "MultiPolygon"}
 // scope to Public, urgency, severity and certainty to Unknown. The event id is
 // the identifier.
 func parseAlert(f fields, env parseEnv) (*parsed, *itemError) {
-	if _, ok := f["identifier"]; ok {
+	if _, ok := f.raw("identifier"); ok {
 		return parseCAPJSON(f, env)
 	}
 	return parseFIWAREAlert(f, env)
@@ -290,7 +290,7 @@ func parseCAPJSON(f fields, env parseEnv) (*parsed, *itemError) {
 	if ierr := validUTF8(f); ierr != nil {
 		return nil, ierr
 	}
-	b, err := json.Marshal(map[string]json.RawMessage(f))
+	b, err := json.Marshal(f.asMap())
 	if err != nil {
 		return nil, &itemError{reason: "re-reading alert: " + err.Error()}
 	}
@@ -501,14 +501,16 @@ func parseCAPJSON(f fields, env parseEnv) (*parsed, *itemError) {
 }
 
 // validUTF8 refuses an item with a member that is not valid UTF-8
-// (encoding/json would silently turn the bad bytes into U+FFFD).
+// (encoding/json would silently turn the bad bytes into U+FFFD); of several,
+// it names the first in name order, however the members came.
 func validUTF8(f fields) *itemError {
-	for name, raw := range f {
-		if !utf8.Valid(raw) {
-			return &itemError{pointer: name, reason: "the value is not valid UTF-8"}
+	var bad *itemError
+	for name, raw := range f.all() {
+		if !utf8.Valid(raw) && (bad == nil || name < bad.pointer) {
+			bad = &itemError{pointer: name, reason: "the value is not valid UTF-8"}
 		}
 	}
-	return nil
+	return bad
 }
 
 // capText checks a free-text member of an alert: at most cap.MaxTextBytes,

@@ -43,11 +43,11 @@ func TestCAPJSONOffsets(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			var f fields
-			if err := json.Unmarshal(raw, &f); err != nil {
+			var fm map[string]json.RawMessage
+			if err := json.Unmarshal(raw, &fm); err != nil {
 				t.Fatal(err)
 			}
-			p, ierr := parseAlert(f, parseEnv{now: time.Date(2025, 7, 1, 12, 0, 0, 0, time.UTC)})
+			p, ierr := parseAlert(fieldsOf(fm), parseEnv{now: time.Date(2025, 7, 1, 12, 0, 0, 0, time.UTC)})
 			if ierr != nil {
 				t.Fatalf("parseAlert: %s: %s", ierr.pointer, ierr.reason)
 			}

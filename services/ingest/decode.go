@@ -20,8 +20,9 @@ type rawItem struct {
 	// when members holds them.
 	fields map[string]json.RawMessage
 	// members, only from decodeItemsLazy, are the item's top-level members in
-	// order (a slice of the body's), for the caller to read into a map it
-	// reuses (fieldsIn); fields is nil then.
+	// order (a slice of the body's), for the parsers to read where they lie,
+	// or, past maxListMembers, from a map the caller reuses (fieldsIn); fields
+	// is nil then.
 	members []member
 	// line is the 1-based NDJSON line of the item, 0 for other formats.
 	line int
@@ -95,7 +96,8 @@ func decodeItemsSized(r io.Reader, format string, maxItems int, size int64) ([]r
 
 // decodeItemsLazy is decodeItemsSized, except that an item of a JSON array
 // read by the fast path may come as its members rather than its map (see
-// rawItem.members): the caller then needs one map for all items, not one each.
+// rawItem.members): the caller then needs no map for most items, and one
+// for all the others.
 func decodeItemsLazy(r io.Reader, format string, maxItems int, size int64) ([]rawItem, error) {
 	return decodeItemsOf(r, format, maxItems, size, true)
 }

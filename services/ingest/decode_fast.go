@@ -277,23 +277,27 @@ func membersMap(members []member) map[string]json.RawMessage {
 	return m
 }
 
-// fieldsIn is r's fields: its own map, or, for an item that came as its
-// members, *shared (made on first use) filled with them; nothing may keep
-// *shared past the item, the next one refills it.
-func (r rawItem) fieldsIn(shared *fields) fields {
+// fieldsIn is r's fields: its own map; its members, read where they lie; or,
+// for an item of more than maxListMembers members, *shared (made on first
+// use) filled with them. Nothing may keep *shared past the item, the next
+// one refills it.
+func (r rawItem) fieldsIn(shared *map[string]json.RawMessage) fields {
 	if r.members == nil {
-		return fields(r.fields)
+		return fieldsOf(r.fields)
+	}
+	if len(r.members) <= maxListMembers {
+		return fields{list: r.members}
 	}
 	if *shared == nil {
-		*shared = make(fields, len(r.members))
+		*shared = make(map[string]json.RawMessage, len(r.members))
 	}
 	fillFields(*shared, r.members)
-	return *shared
+	return fieldsOf(*shared)
 }
 
 // fillFields clears f and puts members in it (the last of repeated keys
 // wins): the same fields as membersMap, in a map reused from item to item.
-func fillFields(f fields, members []member) {
+func fillFields(f map[string]json.RawMessage, members []member) {
 	clear(f)
 	for _, mb := range members {
 		f[mb.key] = mb.raw

@@ -2,6 +2,7 @@ package ingest
 
 import (
 	"bytes"
+	"encoding/json"
 	"fmt"
 	"reflect"
 	"strconv"
@@ -23,11 +24,27 @@ func FuzzDecodeLazy(f *testing.F) {
 			if fmt.Sprint(gerr) != fmt.Sprint(werr) || len(got) != len(want) {
 				t.Fatalf("format %q: lazy gave %d items, %v; decodeItems %d, %v", format, len(got), gerr, len(want), werr)
 			}
-			shared := make(fields)
+			shared := make(map[string]json.RawMessage)
+			var big map[string]json.RawMessage
 			for i, it := range got {
 				if it.members != nil {
 					if it.fields != nil || it.err != "" || it.cap != nil {
 						t.Fatalf("format %q item %d: members with fields %v, err %q", format, i, it.fields, it.err)
+					}
+					// What the parsers read, as a list or a map, holds the members decodeItems gives.
+					f := it.fieldsIn(&big)
+					read := map[string]json.RawMessage{}
+					for k, raw := range f.all() {
+						if _, twice := read[k]; twice {
+							t.Fatalf("format %q item %d: member %q yielded twice", format, i, k)
+						}
+						read[k] = raw
+						if r, _ := f.raw(k); !bytes.Equal(r, raw) {
+							t.Fatalf("format %q item %d: member %q is %s; all gave %s", format, i, k, r, raw)
+						}
+					}
+					if !reflect.DeepEqual(read, want[i].fields) {
+						t.Fatalf("format %q item %d: fields %v; decodeItems %v", format, i, read, want[i].fields)
 					}
 					fillFields(shared, it.members)
 					it.fields, it.members = shared, nil
@@ -62,7 +79,7 @@ func BenchmarkReadBatchLazy(b *testing.B) {
 			for b.Loop() {
 				items, _ := decodeItemsSized(bytes.NewReader(body.Bytes()), formatJSON, 10000, int64(body.Len()))
 				for _, it := range items {
-					if _, ierr := parseAir(it.fields, env); ierr != nil {
+					if _, ierr := parseAir(fieldsOf(it.fields), env); ierr != nil {
 						b.Fatal(ierr)
 					}
 				}
@@ -71,7 +88,7 @@ func BenchmarkReadBatchLazy(b *testing.B) {
 		b.Run("lazy"+strconv.Itoa(round), func(b *testing.B) {
 			for b.Loop() {
 				items, _ := decodeItemsLazy(bytes.NewReader(body.Bytes()), formatJSON, 10000, int64(body.Len()))
-				var shared fields
+				var shared map[string]json.RawMessage
 				for _, it := range items {
 					f := it.fieldsIn(&shared)
 					if _, ierr := parseAir(f, env); ierr != nil {

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"math"
 	"strconv"
 	"strings"
@@ -14,8 +15,73 @@ import (
 	"github.com/iochub/iochub/internal/feedcheck"
 )
 
-// fields are an item's top-level members as sent.
-type fields map[string]json.RawMessage
+// fields are an item's top-level members as sent, for every kind's parser
+// to read. An item of a JSON array that the fast path split (nearly all)
+// comes as its members in the body's order, each value a slice of the body,
+// read where they lie: no map is filled for it. Any other item (a Feature's
+// properties, what encoding/json read, an item of more than maxListMembers
+// members) comes as a map. Either way the last of repeated keys wins, as
+// encoding/json has it.
+type fields struct {
+	// list holds the members in order; nil when m holds them.
+	list []member
+	m    map[string]json.RawMessage
+}
+
+// maxListMembers bounds the members read from a list: a lookup scans it
+// from the end, and all's scan for repeated keys is quadratic, so a larger
+// item is read into a map instead.
+const maxListMembers = 32
+
+// fieldsOf is the fields of an item read as a map.
+func fieldsOf(m map[string]json.RawMessage) fields { return fields{m: m} }
+
+// raw returns the member's JSON as sent (the last of repeated keys).
+func (f fields) raw(name string) (json.RawMessage, bool) {
+	if f.list == nil {
+		raw, ok := f.m[name]
+		return raw, ok
+	}
+	for i := len(f.list) - 1; i >= 0; i-- {
+		if f.list[i].key == name {
+			return f.list[i].raw, true
+		}
+	}
+	return nil, false
+}
+
+// asMap is the members as a map (f's own, or a new one).
+func (f fields) asMap() map[string]json.RawMessage {
+	if f.list == nil {
+		return f.m
+	}
+	return membersMap(f.list)
+}
+
+// all yields every member once (the last of repeated keys), in no set order.
+func (f fields) all() iter.Seq2[string, json.RawMessage] {
+	return func(yield func(string, json.RawMessage) bool) {
+		if f.list == nil {
+			for k, raw := range f.m {
+				if !yield(k, raw) {
+					return
+				}
+			}
+			return
+		}
+	members:
+		for i, mb := range f.list {
+			for _, later := range f.list[i+1:] {
+				if later.key == mb.key {
+					continue members
+				}
+			}
+			if !yield(mb.key, mb.raw) {
+				return
+			}
+		}
+	}
+}
 
 // itemError is the rejection of one item: the JSON pointer of the field at
 // fault (without the item's index) and a reason a person can act on.
@@ -39,7 +105,8 @@ func missing(name string) *itemError { return &itemError{pointer: name, reason: 
 // {"type":"Property","value":v}, {"type":"Relationship","object":o} and
 // {"@type":"DateTime","@value":v} so that those payloads read like keyValues.
 func (f fields) value(name string) (json.RawMessage, bool) {
-	return unwrap(f[name])
+	raw, _ := f.raw(name)
+	return unwrap(raw)
 }
 
 // unwrap is value for a member's raw JSON already looked up (nil when absent).
@@ -193,7 +260,7 @@ func (f fields) ref(name string) (string, *itemError) {
 			}
 		}
 		// Read the first as str does, refusing what decoding would alter.
-		s, _, ierr := fields{name: rs[0]}.str(name)
+		s, _, ierr := fields{list: []member{{key: name, raw: rs[0]}}}.str(name)
 		if ierr != nil {
 			ierr.pointer = name + "[0]"
 		}

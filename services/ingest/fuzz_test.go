@@ -183,7 +183,7 @@ func FuzzParseItems(f *testing.F) {
 			return
 		}
 		for kind, spec := range kindSpecs {
-			it, ierr := spec.parse(fields(m), env)
+			it, ierr := sameParse(t, kind, spec.parse, m, raw, env)
 			if ierr != nil {
 				if ierr.reason == "" {
 					t.Fatalf("%s: rejection without a reason", kind)

@@ -160,9 +160,9 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 	// the first while the rest are still being checked.
 	pub := s.newPublisher(r.Context())
 	defer pub.close()
-	// One map for the members of every item that came as members (most):
+	// One map for the members of every large item that came as members:
 	// filled for each in turn; nothing keeps it past its item.
-	var shared fields
+	var shared map[string]json.RawMessage
 	for i, raw := range raws {
 		f := raw.fieldsIn(&shared)
 		res := &results[i]
@@ -179,7 +179,7 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 		}
 		msg, id, ierr := s.buildItem(cat, p, sp, f, env, res, scratch)
 		if ierr != nil {
-			if res.ID == "" && f != nil {
+			if res.ID == "" && (f.list != nil || f.m != nil) {
 				// Rejected before its id was read: echo the id as sent (buildItem sets it otherwise).
 				res.ID = itemIDAsSent(f)
 			}
@@ -285,9 +285,11 @@ func (s *Service) count(kind string, results []Result) {
 // itemIDAsSent is the id (or CAP identifier) of an item as sent, clipped:
 // a huge rejected id is not echoed whole.
 func itemIDAsSent(f fields) string {
-	id := unquote(f["id"])
+	raw, _ := f.raw("id")
+	id := unquote(raw)
 	if id == "" {
-		id = unquote(f["identifier"])
+		raw, _ = f.raw("identifier")
+		id = unquote(raw)
 	}
 	return clipID(id)
 }

@@ -108,18 +108,19 @@ func readStation(f fields, env parseEnv, types ...string) (obsHead, *itemError) 
 }
 
 // measureTable is a kind's measures indexed by every member name that
-// names one (canonical or alias), with what readMeasures checks, so that
+// names one (canonical or alias), with what readMeasures checks, and the
+// members it skips (handled by the caller, or not measurements), so that
 // reading a member costs one lookup; built once per kind.
 type measureTable[M any] struct {
 	byMember map[string]measureEntry[M]
-	// skip names members that are neither (handled by the caller, or not
-	// measurements).
-	skip map[string]bool
 }
 
 type measureEntry[M any] struct {
-	name string // canonical
-	m    measure[M]
+	// skipped marks a member newMeasureTable was told to skip, or one of
+	// notMeasurements.
+	skipped bool
+	name    string // canonical
+	m       measure[M]
 	// b is plausible[name], if hasBound.
 	b        bound
 	hasBound bool
@@ -127,7 +128,7 @@ type measureEntry[M any] struct {
 
 // newMeasureTable indexes spec under its names and their aliases.
 func newMeasureTable[M any](spec map[string]measure[M], aliases map[string]string, skip map[string]bool) measureTable[M] {
-	t := measureTable[M]{byMember: make(map[string]measureEntry[M], len(spec)+len(aliases)), skip: skip}
+	t := measureTable[M]{byMember: make(map[string]measureEntry[M], len(spec)+len(aliases)+len(skip)+len(notMeasurements))}
 	add := func(member, name string) {
 		m, ok := spec[name]
 		if !ok || skip[member] || notMeasurements[member] {
@@ -143,6 +144,13 @@ func newMeasureTable[M any](spec map[string]measure[M], aliases map[string]strin
 	}
 	for member, name := range aliases {
 		add(member, name)
+	}
+	for _, names := range []map[string]bool{skip, notMeasurements} {
+		for member, is := range names {
+			if _, ok := t.byMember[member]; !ok && is {
+				t.byMember[member] = measureEntry[M]{skipped: true}
+			}
+		}
 	}
 	return t
 }
@@ -160,46 +168,63 @@ func (e *measureEntry[M]) checkBound(member string, v float64) string {
 
 // readMeasures reads the named quantities of the table (and their aliases)
 // into their fields, and every other numeric member into other (nil when
-// none). The members are read in the order of their names.
+// none). The result is that of reading the members in the order of their
+// names: the member a rejection names is the first at fault in that order,
+// and of two members naming one quantity (pm25 and PM2.5) the later one
+// wins. Members that came as a list are read in the body's order first,
+// which gives the same result unless one is at fault or two name one
+// quantity; only then are they sorted and read again.
 func readMeasures[M any](f fields, msg M, t *measureTable[M]) (map[string]float64, *itemError) {
-	type kv struct {
-		k   string
-		raw json.RawMessage
-	}
-	var kb [32]kv
+	var kb [32]measureMember
 	members := kb[:0]
-	for k, raw := range f {
-		members = append(members, kv{k, raw})
+	for k, raw := range f.all() {
+		members = append(members, measureMember{k, raw})
 	}
-	slices.SortFunc(members, func(a, b kv) int { return strings.Compare(a.k, b.k) })
+	if f.list != nil {
+		if other, ierr, clash := readMeasuresIn(members, msg, t, true); ierr == nil && !clash {
+			return other, nil
+		}
+	}
+	slices.SortFunc(members, func(a, b measureMember) int { return strings.Compare(a.k, b.k) })
+	other, ierr, _ := readMeasuresIn(members, msg, t, false)
+	return other, ierr
+}
+
+type measureMember struct {
+	k   string
+	raw json.RawMessage
+}
+
+// readMeasuresIn is readMeasures over members in their order; with once, it
+// stops (clash) at a quantity that an earlier member already set.
+func readMeasuresIn[M any](members []measureMember, msg M, t *measureTable[M], once bool) (other map[string]float64, ierr *itemError, clash bool) {
 	// The values of the quantities, in one allocation (a field holds a pointer).
 	var vals []float64
-	var other map[string]float64
 	for i := range members {
 		k := members[i].k
 		e, known := t.byMember[k]
+		if e.skipped {
+			continue
+		}
 		if !known {
-			if t.skip[k] || notMeasurements[k] {
-				continue
-			}
 			raw, ok := unwrap(members[i].raw)
 			if !ok || jsonKind(raw) != "number" {
 				continue
 			}
 			v, _, ierr := numOf(k, raw, ok)
 			if ierr != nil {
-				return nil, ierr
+				return nil, ierr, false
 			}
 			// The name becomes a key of the extra jsonb column and of the live values.
 			if err := feedcheck.ID("member name", k); err != nil {
 				// The pointer names the member unless it has no name (a JSON pointer cannot show it then).
-				return nil, &itemError{pointer: feedcheck.Clip(k), reason: fmt.Sprintf("%v (%q)", err, feedcheck.Clip(k))}
+				return nil, &itemError{pointer: feedcheck.Clip(k), reason: fmt.Sprintf("%v (%q)", err, feedcheck.Clip(k))}, false
 			}
 			if why := checkPlausible(k, k, v); why != "" {
-				return nil, &itemError{pointer: k, reason: why}
+				return nil, &itemError{pointer: k, reason: why}, false
 			}
 			if len(other) >= MaxOther {
-				return nil, &itemError{pointer: k, reason: fmt.Sprintf("more than %d numeric members that are not quantities of this kind; send at most %d", MaxOther, MaxOther)}
+				return nil, &itemError{pointer: k, reason: fmt.Sprintf("more than %d numeric members that are not quantities of this kind; send at most %d", MaxOther, MaxOther)}, false
 			}
 			if other == nil {
 				other = make(map[string]float64)
@@ -210,24 +235,28 @@ func readMeasures[M any](f fields, msg M, t *measureTable[M]) (map[string]float6
 		raw, ok := unwrap(members[i].raw)
 		v, ok, ierr := numOf(k, raw, ok)
 		if ierr != nil {
-			return nil, ierr
+			return nil, ierr, false
 		}
 		if !ok {
 			continue
 		}
 		if e.m.check != nil {
 			if why := e.m.check(k, v); why != "" {
-				return nil, &itemError{pointer: k, reason: why}
+				return nil, &itemError{pointer: k, reason: why}, false
 			}
 		}
 		if why := e.checkBound(k, v); why != "" {
-			return nil, &itemError{pointer: k, reason: why}
+			return nil, &itemError{pointer: k, reason: why}, false
+		}
+		dst := e.m.field(msg)
+		if once && *dst != nil {
+			return nil, nil, true
 		}
 		if vals == nil {
 			vals = make([]float64, 0, len(members)) // never grown: at most one value per member
 		}
 		vals = append(vals, v)
-		*e.m.field(msg) = &vals[len(vals)-1]
+		*dst = &vals[len(vals)-1]
 	}
-	return other, nil
+	return other, nil, false
 }

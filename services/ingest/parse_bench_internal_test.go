@@ -31,7 +31,7 @@ func BenchmarkReadBatch(b *testing.B) {
 				b.Fatalf("got %d items, %v", len(items), err)
 			}
 			for _, it := range items {
-				if _, ierr := parseAir(it.fields, env); ierr != nil {
+				if _, ierr := parseAir(fieldsOf(it.fields), env); ierr != nil {
 					b.Fatal(ierr)
 				}
 			}

@@ -177,12 +177,13 @@ func reportContact(f fields) (*ReportContact, *itemError) {
 	if jsonKind(raw) != "object" {
 		return nil, &itemError{pointer: "contact", reason: "want an object with name, phone and email, got a JSON " + jsonKind(raw)}
 	}
-	var cf fields
-	if err := json.Unmarshal(raw, &cf); err != nil {
+	var cm map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &cm); err != nil {
 		return nil, &itemError{pointer: "contact", reason: "want an object with name, phone and email: " + err.Error()}
 	}
+	cf := fieldsOf(cm)
 	var c ReportContact
-	for k := range cf {
+	for k := range cm {
 		if k != "name" && k != "phone" && k != "email" {
 			return nil, &itemError{pointer: "contact/" + k, reason: "unknown member; a contact has name, phone and email"}
 		}

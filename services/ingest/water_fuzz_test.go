@@ -36,8 +36,8 @@ func FuzzParseStations(f *testing.F) {
 			return
 		}
 		noise := func(f fields, env parseEnv) (*parsed, *itemError) { return parseRegistered(fuzzNoise, f, env) }
-		for _, parse := range []func(fields, parseEnv) (*parsed, *itemError){parseWater, parseWeather, noise} {
-			it, ierr := parse(fields(m), env)
+		for i, parse := range []func(fields, parseEnv) (*parsed, *itemError){parseWater, parseWeather, noise} {
+			it, ierr := sameParse(t, []string{"water", "weather", "noise"}[i], parse, m, raw, env)
 			if ierr != nil {
 				// A member without a name is the one rejection without a pointer.
 				if ierr.reason == "" || ierr.pointer == "" && !strings.HasPrefix(ierr.reason, "member name is empty") {
