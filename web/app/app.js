@@ -77,6 +77,9 @@ let symbols = 1;
 let popup = null;
 /** @type {Map<string, string | null>} */
 const wardFills = new Map(); // what the map holds
+/** the active alerts whose areas the map holds (the store's objects: a changed alert is a new one) */
+/** @type {Feature[]} */
+let alertAreas = [];
 /** @type {Map<string, import('maplibre-gl').Marker>} */
 const labels = new Map();
 /** @type {import('./kpi.js').Watch[]} */
@@ -181,6 +184,7 @@ function initMap() {
     mapState = 'ready';
     for (const l of LIVE_LAYERS) store.dirty.add(l);
     wardFills.clear();
+    alertAreas = [];
     fitToUnits();
     mark('units', 'fills', 'reports');
   });
@@ -357,7 +361,11 @@ function flush() {
     for (const l of ['air', 'traffic', 'water', 'weather']) {
       if (dirty.has(l)) setSource(map, l, (by[l] ?? []).filter((f) => f.geometry).map(liveFeature));
     }
-    if (dirty.has('alert') || dirty.has('list')) {
+    // 'list' is marked for the list's own changes too (acknowledge buttons,
+    // time left, the sign-in): the areas are handed over again only when the
+    // active alerts did change, not reloaded and repainted for nothing.
+    if ((dirty.has('alert') || dirty.has('list')) && !sameItems(active, alertAreas)) {
+      alertAreas = active;
       const feats = [];
       for (const f of active) {
         const sev = severityOfFeature(f);
@@ -441,6 +449,15 @@ function drawStatus() {
     connection, retryInSeconds, lastUpdate: store.lastUpdate, layer,
     provinceName: units.has(province) ? unitName(province) : t('province', { code: province }),
   });
+}
+
+/**
+ * sameItems reports whether a and b hold the same objects in the same order.
+ * @param {unknown[]} a
+ * @param {unknown[]} b
+ */
+function sameItems(a, b) {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 /** @param {Feature} f */

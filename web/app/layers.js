@@ -193,12 +193,21 @@ export function resizeSymbols(map, scale) {
 /** How many features each source of a map holds (setSource). */
 /** @type {WeakMap<object, Map<string, number>>} */
 const held = new WeakMap();
+/** The sources of a map whose layers wait for their data to be in the worker (setSource). */
+/** @type {WeakMap<object, Set<string>>} */
+const showing = new WeakMap();
 
 /**
  * setSource replaces the features of a source in place. An empty source
  * given nothing again is left alone (no reload, no repaint), and the layers
  * of a source are shown only while it holds features (addLayers, the
  * reports' layer), so that an empty source loads no tiles.
+ *
+ * A source given its first features shows its layers only once MapLibre's
+ * worker holds them (the source's "content" event): a layer shown at once
+ * would have its tiles requested, and parsed, from the data the worker is
+ * still loading, then parsed again when that load ends (MapLibre reloads
+ * every tile still loading when the content changes).
  * @param {MapLibreMap} map
  * @param {string} id
  * @param {any[]} features
@@ -212,11 +221,43 @@ export function setSource(map, id, features) {
   if (before === 0 && features.length === 0) return;
   src.setData({ type: 'FeatureCollection', features });
   counts.set(id, features.length);
-  if ((before > 0) !== (features.length > 0)) {
-    const visibility = features.length > 0 ? 'visible' : 'none';
-    for (const l of map.getLayersOrder()) {
-      if (map.getLayer(l)?.source === id) map.setLayoutProperty(l, 'visibility', visibility);
-    }
+  if (features.length === 0) setVisibility(map, id, 'none');
+  else if (before === 0) showWhenLoaded(map, id, src);
+}
+
+/**
+ * showWhenLoaded shows the layers of source id once the worker holds its
+ * latest data, if it still has features then.
+ * @param {MapLibreMap} map
+ * @param {string} id
+ * @param {GeoJSONSource} src
+ */
+function showWhenLoaded(map, id, src) {
+  let waiting = showing.get(map);
+  if (!waiting) showing.set(map, (waiting = new Set()));
+  if (waiting.has(id)) return;
+  waiting.add(id);
+  /** @param {any} e */
+  const onData = (e) => {
+    // A content event of an earlier load, with a later one queued behind it: wait for that one.
+    if (e.sourceId !== id || e.sourceDataType !== 'content' || !src.loaded()) return;
+    map.off('sourcedata', onData);
+    waiting.delete(id);
+    if ((held.get(map)?.get(id) ?? 0) > 0) setVisibility(map, id, 'visible');
+  };
+  map.on('sourcedata', onData);
+}
+
+/**
+ * setVisibility shows or hides every layer of source id.
+ * @param {MapLibreMap} map
+ * @param {string} id
+ * @param {'visible' | 'none'} visibility
+ */
+function setVisibility(map, id, visibility) {
+  for (const l of map.getLayersOrder()) {
+    const layer = map.getLayer(l);
+    if (layer?.source === id && map.getLayoutProperty(l, 'visibility') !== visibility) map.setLayoutProperty(l, 'visibility', visibility);
   }
 }
 

@@ -72,13 +72,36 @@ test('the simplified boundaries hold until the map is zoomed in past the provinc
   assert.equal(needsDetail(NaN, 9), false);
 });
 
-test('a source is loaded only when it has or had features, and its layers are shown only while it has some', async () => {
-  const { setSource } = await import('../../app/layers.js');
+/**
+ * sourceMap is a fake map for setSource: its sources record setData, and
+ * loadEnds(id) plays MapLibre's worker finishing the source's pending load
+ * (the map's "sourcedata" event of type "content").
+ */
+function sourceMap() {
   const map = fakeMap();
   const loads = [];
-  map.getSource = (id) => ({ setData: (d) => loads.push([id, d.features.length]) });
+  const pending = new Map();
+  const listeners = new Set();
+  map.getSource = (id) => ({
+    setData: (d) => { loads.push([id, d.features.length]); pending.set(id, (pending.get(id) ?? 0) + 1); },
+    loaded: () => !pending.get(id),
+  });
   map.getLayersOrder = () => [...map.layers.keys()];
+  map.getLayoutProperty = (id, prop) => map.layers.get(id).layout?.[prop];
   map.setLayoutProperty = (id, prop, value) => { map.layers.get(id).layout = { ...map.layers.get(id).layout, [prop]: value }; };
+  map.on = (type, fn) => { if (type === 'sourcedata') listeners.add(fn); };
+  map.off = (type, fn) => { if (type === 'sourcedata') listeners.delete(fn); };
+  map.loadEnds = (id) => {
+    pending.set(id, Math.max(0, (pending.get(id) ?? 0) - 1));
+    for (const fn of [...listeners]) fn({ sourceId: id, sourceDataType: 'content' });
+  };
+  map.listeners = listeners;
+  return { map, loads };
+}
+
+test('a source is loaded only when it has or had features, and its layers are shown only while it has some', async () => {
+  const { setSource } = await import('../../app/layers.js');
+  const { map, loads } = sourceMap();
   addLayers(map, 1);
   const visible = (id) => map.layers.get(id).layout?.visibility !== 'none';
   assert.equal([...map.layers.keys()].filter(visible).length, 0, 'every layer starts hidden');
@@ -86,13 +109,42 @@ test('a source is loaded only when it has or had features, and its layers are sh
   assert.deepEqual(loads, [], 'an empty source given nothing is not loaded again');
   setSource(map, 'air', [{ type: 'Feature' }, { type: 'Feature' }]);
   assert.deepEqual(loads, [['air', 2]]);
+  map.loadEnds('air');
   assert.ok(visible('air-circles'), 'shown with its features');
   assert.ok(!visible('water-circles'), 'another source\'s layer stays hidden');
   setSource(map, 'traffic', [{ type: 'Feature' }]);
+  map.loadEnds('traffic');
   assert.ok(visible('traffic-lines') && visible('traffic-points'), 'every layer of the source');
   setSource(map, 'air', []);
   assert.deepEqual(loads.at(-1), ['air', 0], 'emptied: loaded empty');
   assert.ok(!visible('air-circles'), 'hidden again');
   setSource(map, 'air', []);
   assert.equal(loads.length, 3, 'not loaded again while empty');
+  assert.equal(map.listeners.size, 0, 'no listener left behind');
+});
+
+test('a source given its first features shows its layers once the worker holds them, not before', async () => {
+  // Shown before, MapLibre would ask its tiles from the load still under way,
+  // then parse each of them a second time when that load ends.
+  const { setSource } = await import('../../app/layers.js');
+  const { map } = sourceMap();
+  addLayers(map, 1);
+  const visible = (id) => map.layers.get(id).layout?.visibility !== 'none';
+  setSource(map, 'air', [{ type: 'Feature' }]);
+  assert.ok(!visible('air-circles'), 'hidden while the worker loads the data');
+  map.loadEnds('water');
+  assert.ok(!visible('air-circles'), 'another source\'s load does not show it');
+  setSource(map, 'air', [{ type: 'Feature' }, { type: 'Feature' }]);
+  map.loadEnds('air');
+  assert.ok(!visible('air-circles'), 'a later load still queued: still hidden');
+  map.loadEnds('air');
+  assert.ok(visible('air-circles'), 'shown once the latest data is in');
+  assert.equal(map.listeners.size, 0, 'one listener, removed');
+  // Emptied while its first load is under way: it stays hidden.
+  setSource(map, 'water', [{ type: 'Feature' }]);
+  setSource(map, 'water', []);
+  map.loadEnds('water');
+  map.loadEnds('water');
+  assert.ok(!visible('water-circles'), 'emptied before its load ended');
+  assert.equal(map.listeners.size, 0);
 });
