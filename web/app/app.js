@@ -12,12 +12,12 @@ import { LiveConnection } from './connection.js';
 import { FrameBatcher } from './batcher.js';
 import { ackAlert, activeAlerts, mayAck } from './alerts.js';
 import { nextLayer, provinceKpis, UNIT_LAYERS, unitColors, unitsToWatch } from './kpi.js';
-import { addLayers, CLICK_LAYERS, createMap, liveFeature, resizeSymbols, setSource, setWardFills, symbolScale } from './layers.js';
+import { CLICK_LAYERS, createMap, liveFeature, mapStyle, resizeSymbols, setSource, setWardFills, symbolScale } from './layers.js';
 import { anchorOf, bboxOf, flatGeometries, labelPoint, needsDetail } from './geo.js';
 import { renderAlerts, renderAQILegend, renderKpis, renderStatus, renderUnitLegend } from './panels.js';
 import { detailHTML } from './detail.js';
 import { drawHistory } from './history.js';
-import { addReportLayers, renderReports, reportStats } from './reports.js';
+import { renderReports, reportStats, reportStyle, watchReports } from './reports.js';
 import { signIn, showLogin } from './session.js';
 import { ReplayClock } from './replayclock.js';
 import { fmtNumber, fmtPercent, fmtTime } from './format.js';
@@ -168,7 +168,8 @@ function initMap() {
     return;
   }
   try {
-    map = createMap('map', !kiosk);
+    symbols = rootScale();
+    map = createMap('map', !kiosk, mapStyle(symbols, reportStyle()));
   } catch (err) {
     mapState = 'error';
     map = null;
@@ -178,16 +179,20 @@ function initMap() {
   const m = map;
   m.on('load', () => {
     performance.mark('iochub:map-load');
-    symbols = rootScale();
-    addLayers(m, symbols);
-    addReportLayers(m);
     mapState = 'ready';
+    // The screen may have changed size since the style was made.
+    const s = rootScale();
+    if (s !== symbols) {
+      symbols = s;
+      resizeSymbols(m, s);
+    }
     for (const l of LIVE_LAYERS) store.dirty.add(l);
     wardFills.clear();
     alertAreas = [];
     fitToUnits();
     mark('units', 'fills', 'reports');
   });
+  watchReports(m);
   m.on('click', onMapClick);
   // A screen whose size changes (a window moved to the wall) shows the whole
   // province again, with stations and segments sized for it, and the trends redrawn.

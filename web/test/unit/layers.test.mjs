@@ -3,7 +3,9 @@
 // when the screen's size changes, on a recording fake of the map.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { addLayers, resizeSymbols, sizePaint, symbolScale } from '../../app/layers.js';
+import { validateStyleMin } from '@maplibre/maplibre-gl-style-spec';
+import { mapStyle, resizeSymbols, sizePaint, symbolScale } from '../../app/layers.js';
+import { reportStyle } from '../../app/reports.js';
 
 test('the symbol scale follows the root font size: 1 at 1920, 2 at 3840, 0.7 on a desk', () => {
   assert.equal(symbolScale(20), 1);
@@ -38,28 +40,42 @@ test('every size doubles on a 4K wall and shrinks on a desk', () => {
   assert.deepEqual(zoom.slice(3).filter((_, i) => i % 2 === 0), [9, 14], 'zoom levels are not scaled');
 });
 
-function fakeMap() {
-  const layers = new Map();
+// fakeMap holds the layers of style (default mapStyle(1)) as MapLibre would after loading it.
+function fakeMap(style = mapStyle(1)) {
+  const layers = new Map(style.layers.map((l) => [l.id, structuredClone(l)]));
   const set = [];
   return {
     layers, set,
-    addSource() {},
-    addLayer(l) { layers.set(l.id, structuredClone(l)); },
     getLayer(id) { return layers.get(id); },
     setPaintProperty(id, prop, value) { set.push([id, prop, value]); layers.get(id).paint[prop] = value; },
   };
 }
 
 test('the layers are made with the sizes of the screen and resized in place', () => {
-  const map = fakeMap();
-  addLayers(map, 1);
-  for (const [id, prop, value] of sizePaint(1)) assert.deepEqual(map.layers.get(id).paint[prop], value, `${id} ${prop}`);
+  const style = mapStyle(1);
+  for (const [id, prop, value] of sizePaint(1)) assert.deepEqual(style.layers.find((l) => l.id === id).paint[prop], value, `${id} ${prop}`);
+  const map = fakeMap(style);
   const count = map.layers.size;
   resizeSymbols(map, 2);
   assert.equal(map.layers.size, count, 'no layer re-created');
   assert.equal(map.set.length, sizePaint(2).length);
   for (const [id, prop, value] of sizePaint(2)) assert.deepEqual(map.layers.get(id).paint[prop], value, `${id} ${prop} at 4K`);
   assert.equal(map.layers.get('air-circles').paint['circle-radius'][4], 16);
+  assert.deepEqual(mapStyle(2).layers.find((l) => l.id === 'air-circles').paint['circle-radius'][4], 16, 'made at 4K');
+});
+
+test('the map\'s style is valid by the MapLibre style specification, at every scale, with the reports', () => {
+  // The page does not validate it (createMap: validateStyle false), so this does.
+  for (const scale of [0.7, 1, 2]) {
+    const style = mapStyle(scale, reportStyle());
+    assert.deepEqual(validateStyleMin(style).map((e) => e.message), [], `scale ${scale}`);
+    assert.deepEqual(style.transition, { duration: 0, delay: 0 }, 'no paint transitions');
+    assert.ok(style.layers.every((l) => l.layout?.visibility === 'none'), 'every layer starts hidden');
+    assert.ok(style.layers.some((l) => l.id === 'report-points') && style.sources.reports, 'the reports on top');
+  }
+  const bad = mapStyle(1);
+  bad.layers[0].paint['fill-opacity'] = 'opaque';
+  assert.notDeepEqual(validateStyleMin(bad), [], 'the validator does see a wrong value');
 });
 
 test('the simplified boundaries hold until the map is zoomed in past the province fit', async () => {
@@ -102,7 +118,6 @@ function sourceMap() {
 test('a source is loaded only when it has or had features, and its layers are shown only while it has some', async () => {
   const { setSource } = await import('../../app/layers.js');
   const { map, loads } = sourceMap();
-  addLayers(map, 1);
   const visible = (id) => map.layers.get(id).layout?.visibility !== 'none';
   assert.equal([...map.layers.keys()].filter(visible).length, 0, 'every layer starts hidden');
   setSource(map, 'air', []);
@@ -128,7 +143,6 @@ test('a source given its first features shows its layers once the worker holds t
   // then parse each of them a second time when that load ends.
   const { setSource } = await import('../../app/layers.js');
   const { map } = sourceMap();
-  addLayers(map, 1);
   const visible = (id) => map.layers.get(id).layout?.visibility !== 'none';
   setSource(map, 'air', [{ type: 'Feature' }]);
   assert.ok(!visible('air-circles'), 'hidden while the worker loads the data');
