@@ -177,7 +177,11 @@ function initMap() {
     return;
   }
   const m = map;
-  m.on('load', () => {
+  // Ready once its style is (sources and layers made), not at 'load', which
+  // also waits for the worker to have loaded every source empty: the wards
+  // and the snapshot may be handed over meanwhile (the worker takes them
+  // after those loads, in order).
+  m.once('style.load', () => {
     performance.mark('iochub:map-load');
     mapState = 'ready';
     // The screen may have changed size since the style was made.
