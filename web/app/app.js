@@ -12,12 +12,12 @@ import { LiveConnection } from './connection.js';
 import { FrameBatcher } from './batcher.js';
 import { ackAlert, activeAlerts, mayAck } from './alerts.js';
 import { nextLayer, provinceKpis, UNIT_LAYERS, unitColors, unitsToWatch } from './kpi.js';
-import { addLayers, CLICK_LAYERS, createMap, liveFeature, resizeSymbols, setSource, setWardFills, symbolScale } from './layers.js';
+import { CLICK_LAYERS, createMap, liveFeature, mapStyle, resizeSymbols, setSource, setWardFills, symbolScale } from './layers.js';
 import { anchorOf, bboxOf, flatGeometries, labelPoint, needsDetail } from './geo.js';
 import { renderAlerts, renderAQILegend, renderKpis, renderStatus, renderUnitLegend } from './panels.js';
 import { detailHTML } from './detail.js';
 import { drawHistory } from './history.js';
-import { addReportLayers, renderReports, reportStats } from './reports.js';
+import { renderReports, reportStats, reportStyle, watchReports } from './reports.js';
 import { signIn, showLogin } from './session.js';
 import { ReplayClock } from './replayclock.js';
 import { fmtNumber, fmtPercent, fmtTime } from './format.js';
@@ -77,6 +77,9 @@ let symbols = 1;
 let popup = null;
 /** @type {Map<string, string | null>} */
 const wardFills = new Map(); // what the map holds
+/** the active alerts whose areas the map holds (the store's objects: a changed alert is a new one) */
+/** @type {Feature[]} */
+let alertAreas = [];
 /** @type {Map<string, import('maplibre-gl').Marker>} */
 const labels = new Map();
 /** @type {import('./kpi.js').Watch[]} */
@@ -165,7 +168,8 @@ function initMap() {
     return;
   }
   try {
-    map = createMap('map', !kiosk);
+    symbols = rootScale();
+    map = createMap('map', !kiosk, mapStyle(symbols, reportStyle()));
   } catch (err) {
     mapState = 'error';
     map = null;
@@ -173,17 +177,26 @@ function initMap() {
     return;
   }
   const m = map;
-  m.on('load', () => {
+  // Ready once its style is (sources and layers made), not at 'load', which
+  // also waits for the worker to have loaded every source empty: the wards
+  // and the snapshot may be handed over meanwhile (the worker takes them
+  // after those loads, in order).
+  m.once('style.load', () => {
     performance.mark('iochub:map-load');
-    symbols = rootScale();
-    addLayers(m, symbols);
-    addReportLayers(m);
     mapState = 'ready';
+    // The screen may have changed size since the style was made.
+    const s = rootScale();
+    if (s !== symbols) {
+      symbols = s;
+      resizeSymbols(m, s);
+    }
     for (const l of LIVE_LAYERS) store.dirty.add(l);
     wardFills.clear();
+    alertAreas = [];
     fitToUnits();
     mark('units', 'fills', 'reports');
   });
+  watchReports(m);
   m.on('click', onMapClick);
   // A screen whose size changes (a window moved to the wall) shows the whole
   // province again, with stations and segments sized for it, and the trends redrawn.
@@ -357,7 +370,11 @@ function flush() {
     for (const l of ['air', 'traffic', 'water', 'weather']) {
       if (dirty.has(l)) setSource(map, l, (by[l] ?? []).filter((f) => f.geometry).map(liveFeature));
     }
-    if (dirty.has('alert') || dirty.has('list')) {
+    // 'list' is marked for the list's own changes too (acknowledge buttons,
+    // time left, the sign-in): the areas are handed over again only when the
+    // active alerts did change, not reloaded and repainted for nothing.
+    if ((dirty.has('alert') || dirty.has('list')) && !sameItems(active, alertAreas)) {
+      alertAreas = active;
       const feats = [];
       for (const f of active) {
         const sev = severityOfFeature(f);
@@ -441,6 +458,15 @@ function drawStatus() {
     connection, retryInSeconds, lastUpdate: store.lastUpdate, layer,
     provinceName: units.has(province) ? unitName(province) : t('province', { code: province }),
   });
+}
+
+/**
+ * sameItems reports whether a and b hold the same objects in the same order.
+ * @param {unknown[]} a
+ * @param {unknown[]} b
+ */
+function sameItems(a, b) {
+  return a.length === b.length && a.every((x, i) => x === b[i]);
 }
 
 /** @param {Feature} f */

@@ -41,18 +41,22 @@ export const CLICK_LAYERS = ['air-circles', 'water-circles', 'weather-circles', 
 const EMPTY = /** @type {any} */ ({ type: 'FeatureCollection', features: [] });
 
 /**
- * createMap makes the map in container, or throws (no WebGL).
+ * createMap makes the map in container with style (mapStyle), or throws (no
+ * WebGL). The style comes whole with the map, not added source by source
+ * and layer by layer at load, and is not validated in the page: each
+ * addSource and addLayer was a style update and a validation against the
+ * style specification on the main thread while the first frame waits (the
+ * unit tests validate mapStyle instead).
  * @param {string} container
  * @param {boolean} controls whether to show the zoom buttons (not in kiosk mode)
+ * @param {any} style
  * @returns {MapLibreMap}
  */
-export function createMap(container, controls) {
+export function createMap(container, controls, style) {
   const map = new maplibregl.Map({
     container,
-    // No background layer: the canvas is transparent over #map's own background
-    // (style.css, the same colour), which spares the CPU-drawn WebGL a
-    // full-screen pass per frame.
-    style: { version: 8, sources: {}, layers: [] },
+    style,
+    validateStyle: false,
     center: [105.85, 21.03],
     zoom: 9,
     attributionControl: false,
@@ -82,7 +86,7 @@ export function symbolScale(rootFontPx) {
 
 /**
  * sizePaint lists the paint properties of the layers that carry a size
- * (radii, widths), at scale: [layer, property, value]. addLayers draws with
+ * (radii, widths), at scale: [layer, property, value]. mapStyle draws with
  * them and resizeSymbols sets them again when the screen's size changes.
  * @param {number} scale
  * @returns {[string, string, any][]}
@@ -110,21 +114,29 @@ export function sizePaint(scale) {
 }
 
 /**
- * addLayers adds every source (empty) and layer once, after the map loaded,
- * with the sizes of sizePaint(scale). The layers start hidden: a hidden
- * layer's source loads no tiles, so the map paints nothing until setSource
- * gives a source its first features (no frames of an empty map while the
- * page waits for the boundaries and the snapshot).
- * @param {MapLibreMap} map
+ * mapStyle is the map's whole style: every source (empty) and layer, with
+ * the sizes of sizePaint(scale), and extra's sources and layers (the
+ * reports') on top. No background layer: the canvas is transparent over
+ * #map's own background (style.css, the same colour), which spares the
+ * CPU-drawn WebGL a full-screen pass per frame. No paint transitions: a
+ * wall's colours snap to the data, and MapLibre would otherwise repaint for
+ * 300 ms after every change of the style (a layer shown), each frame drawn
+ * on the CPU here. The layers start hidden: a hidden layer's source loads
+ * no tiles, so the map paints nothing until setSource gives a source its
+ * first features (no frames of an empty map while the page waits for the
+ * boundaries and the snapshot).
  * @param {number} [scale]
+ * @param {{sources: Record<string, any>, layers: any[]}} [extra]
  */
-export function addLayers(map, scale = 1) {
+export function mapStyle(scale = 1, extra = { sources: {}, layers: [] }) {
+  /** @type {Record<string, any>} */
+  const sources = {};
   for (const id of SOURCES) {
-    map.addSource(id, {
+    sources[id] = {
       type: 'geojson', data: EMPTY,
       ...(id === 'wards' ? { promoteId: 'code' } : {}),
       ...(POINT_SOURCES.includes(id) ? { buffer: 0 } : {}),
-    });
+    };
   }
   /** @type {any[]} */
   const layers = [
@@ -177,7 +189,12 @@ export function addLayers(map, scale = 1) {
   ];
   const byId = new Map(layers.map((l) => [l.id, l]));
   for (const [id, prop, value] of sizePaint(scale)) byId.get(id).paint[prop] = value;
-  for (const l of layers) map.addLayer({ ...l, layout: { ...l.layout, visibility: 'none' } });
+  return {
+    version: 8,
+    transition: { duration: 0, delay: 0 },
+    sources: { ...sources, ...extra.sources },
+    layers: [...layers.map((l) => ({ ...l, layout: { ...l.layout, visibility: 'none' } })), ...extra.layers],
+  };
 }
 
 /**
@@ -193,12 +210,21 @@ export function resizeSymbols(map, scale) {
 /** How many features each source of a map holds (setSource). */
 /** @type {WeakMap<object, Map<string, number>>} */
 const held = new WeakMap();
+/** The sources of a map whose layers wait for their data to be in the worker (setSource). */
+/** @type {WeakMap<object, Set<string>>} */
+const showing = new WeakMap();
 
 /**
  * setSource replaces the features of a source in place. An empty source
  * given nothing again is left alone (no reload, no repaint), and the layers
- * of a source are shown only while it holds features (addLayers, the
+ * of a source are shown only while it holds features (mapStyle, the
  * reports' layer), so that an empty source loads no tiles.
+ *
+ * A source given its first features shows its layers only once MapLibre's
+ * worker holds them (the source's "content" event): a layer shown at once
+ * would have its tiles requested, and parsed, from the data the worker is
+ * still loading, then parsed again when that load ends (MapLibre reloads
+ * every tile still loading when the content changes).
  * @param {MapLibreMap} map
  * @param {string} id
  * @param {any[]} features
@@ -212,11 +238,43 @@ export function setSource(map, id, features) {
   if (before === 0 && features.length === 0) return;
   src.setData({ type: 'FeatureCollection', features });
   counts.set(id, features.length);
-  if ((before > 0) !== (features.length > 0)) {
-    const visibility = features.length > 0 ? 'visible' : 'none';
-    for (const l of map.getLayersOrder()) {
-      if (map.getLayer(l)?.source === id) map.setLayoutProperty(l, 'visibility', visibility);
-    }
+  if (features.length === 0) setVisibility(map, id, 'none');
+  else if (before === 0) showWhenLoaded(map, id, src);
+}
+
+/**
+ * showWhenLoaded shows the layers of source id once the worker holds its
+ * latest data, if it still has features then.
+ * @param {MapLibreMap} map
+ * @param {string} id
+ * @param {GeoJSONSource} src
+ */
+function showWhenLoaded(map, id, src) {
+  let waiting = showing.get(map);
+  if (!waiting) showing.set(map, (waiting = new Set()));
+  if (waiting.has(id)) return;
+  waiting.add(id);
+  /** @param {any} e */
+  const onData = (e) => {
+    // A content event of an earlier load, with a later one queued behind it: wait for that one.
+    if (e.sourceId !== id || e.sourceDataType !== 'content' || !src.loaded()) return;
+    map.off('sourcedata', onData);
+    waiting.delete(id);
+    if ((held.get(map)?.get(id) ?? 0) > 0) setVisibility(map, id, 'visible');
+  };
+  map.on('sourcedata', onData);
+}
+
+/**
+ * setVisibility shows or hides every layer of source id.
+ * @param {MapLibreMap} map
+ * @param {string} id
+ * @param {'visible' | 'none'} visibility
+ */
+function setVisibility(map, id, visibility) {
+  for (const l of map.getLayersOrder()) {
+    const layer = map.getLayer(l);
+    if (layer?.source === id && map.getLayoutProperty(l, 'visibility') !== visibility) map.setLayoutProperty(l, 'visibility', visibility);
   }
 }
 

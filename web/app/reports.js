@@ -98,21 +98,29 @@ function safeURL(u) {
   }
 }
 
-// addReportLayers adds the report source and layers once the map has loaded.
+/**
+ * reportStyle is the report source and layer, for layers.js mapStyle.
+ * Circles only: no tile buffer (layers.js POINT_SOURCES).
+ */
+export function reportStyle() {
+  return {
+    sources: { reports: { type: 'geojson', data: { type: 'FeatureCollection', features: [] }, buffer: 0 } },
+    layers: [{
+      id: 'report-points', type: 'circle', source: 'reports',
+      layout: { visibility: 'none' }, // shown by setSource once there are reports
+      paint: {
+        'circle-color': /** @type {any} */ (['match', ['get', 'status'], ...Object.entries(STATUS_COLORS).flat(), '#ffffff']),
+        'circle-radius': ['interpolate', ['linear'], ['zoom'], 9, 5, 14, 9],
+        'circle-stroke-color': ['case', ['get', 'overdue'], '#ff3b3b', '#0b1220'],
+        'circle-stroke-width': ['case', ['get', 'overdue'], 4, 2],
+      },
+    }],
+  };
+}
+
+// watchReports opens a report's popup on a click (the map made with reportStyle).
 /** @param {MapLibreMap} map */
-export function addReportLayers(map) {
-  // Circles only: no tile buffer (layers.js POINT_SOURCES).
-  map.addSource('reports', { type: 'geojson', data: { type: 'FeatureCollection', features: [] }, buffer: 0 });
-  map.addLayer({
-    id: 'report-points', type: 'circle', source: 'reports',
-    layout: { visibility: 'none' }, // shown by setSource once there are reports
-    paint: {
-      'circle-color': /** @type {any} */ (['match', ['get', 'status'], ...Object.entries(STATUS_COLORS).flat(), '#ffffff']),
-      'circle-radius': ['interpolate', ['linear'], ['zoom'], 9, 5, 14, 9],
-      'circle-stroke-color': ['case', ['get', 'overdue'], '#ff3b3b', '#0b1220'],
-      'circle-stroke-width': ['case', ['get', 'overdue'], 4, 2],
-    },
-  });
+export function watchReports(map) {
   map.on('mouseenter', 'report-points', () => { map.getCanvas().style.cursor = 'pointer'; });
   map.on('mouseleave', 'report-points', () => { map.getCanvas().style.cursor = ''; });
   map.on('click', 'report-points', (/** @type {any} */ e) => {

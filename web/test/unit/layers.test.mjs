@@ -3,7 +3,9 @@
 // when the screen's size changes, on a recording fake of the map.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { addLayers, resizeSymbols, sizePaint, symbolScale } from '../../app/layers.js';
+import { validateStyleMin } from '@maplibre/maplibre-gl-style-spec';
+import { mapStyle, resizeSymbols, sizePaint, symbolScale } from '../../app/layers.js';
+import { reportStyle } from '../../app/reports.js';
 
 test('the symbol scale follows the root font size: 1 at 1920, 2 at 3840, 0.7 on a desk', () => {
   assert.equal(symbolScale(20), 1);
@@ -38,28 +40,42 @@ test('every size doubles on a 4K wall and shrinks on a desk', () => {
   assert.deepEqual(zoom.slice(3).filter((_, i) => i % 2 === 0), [9, 14], 'zoom levels are not scaled');
 });
 
-function fakeMap() {
-  const layers = new Map();
+// fakeMap holds the layers of style (default mapStyle(1)) as MapLibre would after loading it.
+function fakeMap(style = mapStyle(1)) {
+  const layers = new Map(style.layers.map((l) => [l.id, structuredClone(l)]));
   const set = [];
   return {
     layers, set,
-    addSource() {},
-    addLayer(l) { layers.set(l.id, structuredClone(l)); },
     getLayer(id) { return layers.get(id); },
     setPaintProperty(id, prop, value) { set.push([id, prop, value]); layers.get(id).paint[prop] = value; },
   };
 }
 
 test('the layers are made with the sizes of the screen and resized in place', () => {
-  const map = fakeMap();
-  addLayers(map, 1);
-  for (const [id, prop, value] of sizePaint(1)) assert.deepEqual(map.layers.get(id).paint[prop], value, `${id} ${prop}`);
+  const style = mapStyle(1);
+  for (const [id, prop, value] of sizePaint(1)) assert.deepEqual(style.layers.find((l) => l.id === id).paint[prop], value, `${id} ${prop}`);
+  const map = fakeMap(style);
   const count = map.layers.size;
   resizeSymbols(map, 2);
   assert.equal(map.layers.size, count, 'no layer re-created');
   assert.equal(map.set.length, sizePaint(2).length);
   for (const [id, prop, value] of sizePaint(2)) assert.deepEqual(map.layers.get(id).paint[prop], value, `${id} ${prop} at 4K`);
   assert.equal(map.layers.get('air-circles').paint['circle-radius'][4], 16);
+  assert.deepEqual(mapStyle(2).layers.find((l) => l.id === 'air-circles').paint['circle-radius'][4], 16, 'made at 4K');
+});
+
+test('the map\'s style is valid by the MapLibre style specification, at every scale, with the reports', () => {
+  // The page does not validate it (createMap: validateStyle false), so this does.
+  for (const scale of [0.7, 1, 2]) {
+    const style = mapStyle(scale, reportStyle());
+    assert.deepEqual(validateStyleMin(style).map((e) => e.message), [], `scale ${scale}`);
+    assert.deepEqual(style.transition, { duration: 0, delay: 0 }, 'no paint transitions');
+    assert.ok(style.layers.every((l) => l.layout?.visibility === 'none'), 'every layer starts hidden');
+    assert.ok(style.layers.some((l) => l.id === 'report-points') && style.sources.reports, 'the reports on top');
+  }
+  const bad = mapStyle(1);
+  bad.layers[0].paint['fill-opacity'] = 'opaque';
+  assert.notDeepEqual(validateStyleMin(bad), [], 'the validator does see a wrong value');
 });
 
 test('the simplified boundaries hold until the map is zoomed in past the province fit', async () => {
@@ -72,27 +88,77 @@ test('the simplified boundaries hold until the map is zoomed in past the provinc
   assert.equal(needsDetail(NaN, 9), false);
 });
 
-test('a source is loaded only when it has or had features, and its layers are shown only while it has some', async () => {
-  const { setSource } = await import('../../app/layers.js');
+/**
+ * sourceMap is a fake map for setSource: its sources record setData, and
+ * loadEnds(id) plays MapLibre's worker finishing the source's pending load
+ * (the map's "sourcedata" event of type "content").
+ */
+function sourceMap() {
   const map = fakeMap();
   const loads = [];
-  map.getSource = (id) => ({ setData: (d) => loads.push([id, d.features.length]) });
+  const pending = new Map();
+  const listeners = new Set();
+  map.getSource = (id) => ({
+    setData: (d) => { loads.push([id, d.features.length]); pending.set(id, (pending.get(id) ?? 0) + 1); },
+    loaded: () => !pending.get(id),
+  });
   map.getLayersOrder = () => [...map.layers.keys()];
+  map.getLayoutProperty = (id, prop) => map.layers.get(id).layout?.[prop];
   map.setLayoutProperty = (id, prop, value) => { map.layers.get(id).layout = { ...map.layers.get(id).layout, [prop]: value }; };
-  addLayers(map, 1);
+  map.on = (type, fn) => { if (type === 'sourcedata') listeners.add(fn); };
+  map.off = (type, fn) => { if (type === 'sourcedata') listeners.delete(fn); };
+  map.loadEnds = (id) => {
+    pending.set(id, Math.max(0, (pending.get(id) ?? 0) - 1));
+    for (const fn of [...listeners]) fn({ sourceId: id, sourceDataType: 'content' });
+  };
+  map.listeners = listeners;
+  return { map, loads };
+}
+
+test('a source is loaded only when it has or had features, and its layers are shown only while it has some', async () => {
+  const { setSource } = await import('../../app/layers.js');
+  const { map, loads } = sourceMap();
   const visible = (id) => map.layers.get(id).layout?.visibility !== 'none';
   assert.equal([...map.layers.keys()].filter(visible).length, 0, 'every layer starts hidden');
   setSource(map, 'air', []);
   assert.deepEqual(loads, [], 'an empty source given nothing is not loaded again');
   setSource(map, 'air', [{ type: 'Feature' }, { type: 'Feature' }]);
   assert.deepEqual(loads, [['air', 2]]);
+  map.loadEnds('air');
   assert.ok(visible('air-circles'), 'shown with its features');
   assert.ok(!visible('water-circles'), 'another source\'s layer stays hidden');
   setSource(map, 'traffic', [{ type: 'Feature' }]);
+  map.loadEnds('traffic');
   assert.ok(visible('traffic-lines') && visible('traffic-points'), 'every layer of the source');
   setSource(map, 'air', []);
   assert.deepEqual(loads.at(-1), ['air', 0], 'emptied: loaded empty');
   assert.ok(!visible('air-circles'), 'hidden again');
   setSource(map, 'air', []);
   assert.equal(loads.length, 3, 'not loaded again while empty');
+  assert.equal(map.listeners.size, 0, 'no listener left behind');
+});
+
+test('a source given its first features shows its layers once the worker holds them, not before', async () => {
+  // Shown before, MapLibre would ask its tiles from the load still under way,
+  // then parse each of them a second time when that load ends.
+  const { setSource } = await import('../../app/layers.js');
+  const { map } = sourceMap();
+  const visible = (id) => map.layers.get(id).layout?.visibility !== 'none';
+  setSource(map, 'air', [{ type: 'Feature' }]);
+  assert.ok(!visible('air-circles'), 'hidden while the worker loads the data');
+  map.loadEnds('water');
+  assert.ok(!visible('air-circles'), 'another source\'s load does not show it');
+  setSource(map, 'air', [{ type: 'Feature' }, { type: 'Feature' }]);
+  map.loadEnds('air');
+  assert.ok(!visible('air-circles'), 'a later load still queued: still hidden');
+  map.loadEnds('air');
+  assert.ok(visible('air-circles'), 'shown once the latest data is in');
+  assert.equal(map.listeners.size, 0, 'one listener, removed');
+  // Emptied while its first load is under way: it stays hidden.
+  setSource(map, 'water', [{ type: 'Feature' }]);
+  setSource(map, 'water', []);
+  map.loadEnds('water');
+  map.loadEnds('water');
+  assert.ok(!visible('water-circles'), 'emptied before its load ended');
+  assert.equal(map.listeners.size, 0);
 });
