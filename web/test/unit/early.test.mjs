@@ -56,6 +56,37 @@ test('the live view\'s address: the page\'s province and bbox, ws or wss as the 
   assert.equal(takeEarlySocket('ws://wall/v1/live'), null, 'without a page there is no early socket');
 });
 
+test('on a page, the early socket is the live view\'s: given once to a taker of its address, closed for another', async () => {
+  const page = 'http://wall:8080/?province=79';
+  /** @type {any[]} */
+  const opened = [];
+  class FakeSocket extends EventTarget {
+    /** @param {string} url */
+    constructor(url) { super(); this.url = url; this.closed = null; opened.push(this); }
+    /** @param {number} code */
+    close(code) { this.closed = code; }
+  }
+  const saved = { location: globalThis.location, WebSocket: globalThis.WebSocket, fetch: globalThis.fetch };
+  Object.assign(globalThis, { location: new URL(page), WebSocket: FakeSocket, fetch: async () => new Response('{}') });
+  try {
+    // Each import with its own query is a fresh module: early.js runs again on this page.
+    const a = await import('../../app/early.js?page=a');
+    assert.equal(opened.length, 1);
+    assert.equal(opened[0].url, liveURL(new URL(page)));
+    const taken = a.takeEarlySocket(liveURL(new URL(page)));
+    assert.ok(taken instanceof a.HeldSocket, 'the taker of its address gets the socket');
+    assert.equal(opened[0].closed, null);
+    assert.equal(a.takeEarlySocket(liveURL(new URL(page))), null, 'given once');
+    const b = await import('../../app/early.js?page=b');
+    assert.equal(opened.length, 2);
+    assert.equal(b.takeEarlySocket('ws://wall:8080/v1/live?province=01'), null, 'another address gets none');
+    assert.equal(opened[1].closed, 1000, 'and the early socket is closed');
+    assert.notEqual(await b.takeEarlyUnits(), null, 'the early units request was made');
+  } finally {
+    Object.assign(globalThis, saved);
+  }
+});
+
 test('a held socket keeps its events until taken, then hands them over in order, later ones as they come', async () => {
   const ws = new EventTarget();
   let closed = null;
