@@ -58,15 +58,22 @@ func EnsureImportBuckets(ctx context.Context, js jetstream.JetStream, o StreamOp
 	if err != nil {
 		return err
 	}
-	if _, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
-		Bucket: BucketUnitImportFiles, Description: "Maps uploaded for import (GeoJSON), by import id",
-		TTL: unitImportsTTL, MaxBytes: unitImportFilesMaxBytes, Storage: storage, Replicas: o.Replicas,
+	// A JetStream not ready yet is waited for, as by EnsureStreams.
+	if err := untilReady(ctx, func() error {
+		_, err := js.CreateOrUpdateObjectStore(ctx, jetstream.ObjectStoreConfig{
+			Bucket: BucketUnitImportFiles, Description: "Maps uploaded for import (GeoJSON), by import id",
+			TTL: unitImportsTTL, MaxBytes: unitImportFilesMaxBytes, Storage: storage, Replicas: o.Replicas,
+		})
+		return err
 	}); err != nil {
 		return fmt.Errorf("creating object store %s: %w", BucketUnitImportFiles, err)
 	}
-	if _, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket: BucketUnitImports, Description: "Progress of map imports, by import id",
-		TTL: unitImportsTTL, Storage: storage, Replicas: o.Replicas,
+	if err := untilReady(ctx, func() error {
+		_, err := js.CreateOrUpdateKeyValue(ctx, jetstream.KeyValueConfig{
+			Bucket: BucketUnitImports, Description: "Progress of map imports, by import id",
+			TTL: unitImportsTTL, Storage: storage, Replicas: o.Replicas,
+		})
+		return err
 	}); err != nil {
 		return fmt.Errorf("creating key-value bucket %s: %w", BucketUnitImports, err)
 	}

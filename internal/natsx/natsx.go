@@ -205,7 +205,8 @@ func (o StreamOptions) prepared() (StreamOptions, jetstream.StorageType, error) 
 	return o, jetstream.FileStorage, nil
 }
 
-// EnsureStreams creates or updates FEEDS, STATE, ACTIONS, DEADLETTER and ROLLUPS.
+// EnsureStreams creates or updates FEEDS, STATE, ACTIONS, DEADLETTER and
+// ROLLUPS, waiting (untilReady) for a JetStream that is not ready yet.
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions) error {
 	o, storage, err := o.prepared()
 	if err != nil {
@@ -267,14 +268,62 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 		// (AddEdgeSource), the province hubs of a national hub's ROLLUPS and
 		// STATE (AddProvinceSources). Keep them, so that a restarted hub goes
 		// on sourcing.
-		if st, err := js.Stream(ctx, cfg.Name); err == nil {
-			cfg.Sources = st.CachedInfo().Config.Sources
-		} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
-			return fmt.Errorf("reading stream %s: %w", cfg.Name, err)
-		}
-		if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
-			return fmt.Errorf("creating stream %s: %w", cfg.Name, err)
+		err := untilReady(ctx, func() error {
+			if st, err := js.Stream(ctx, cfg.Name); err == nil {
+				cfg.Sources = st.CachedInfo().Config.Sources
+			} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
+				return fmt.Errorf("reading stream %s: %w", cfg.Name, err)
+			}
+			if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
+				return fmt.Errorf("creating stream %s: %w", cfg.Name, err)
+			}
+			return nil
+		})
+		if err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+// readyWait bounds how long untilReady tries again: a cluster electing its
+// leaders on a loaded machine answers within seconds, a misconfigured one
+// never.
+const readyWait = 2 * time.Minute
+
+// untilReady runs f, and again, after a growing pause, while it fails
+// because JetStream is not ready yet (transient), for up to readyWait or
+// until ctx ends; it returns f's last error.
+func untilReady(ctx context.Context, f func() error) error {
+	deadline := time.Now().Add(readyWait)
+	pause := 100 * time.Millisecond
+	for {
+		err := f()
+		if err == nil || !transient(ctx, err) || time.Now().Add(pause).After(deadline) {
+			return err
+		}
+		t := time.NewTimer(pause)
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return err
+		case <-t.C:
+		}
+		pause = min(2*pause, 2*time.Second)
+	}
+}
+
+// transient reports whether err, from a JetStream API request made with
+// ctx, says that JetStream is not ready yet rather than that the request is
+// wrong: the request timed out (ctx itself not done), nothing answered, or
+// the server answered 503 (JetStream starting, a cluster without a meta
+// leader); not when JetStream is off for the account.
+func transient(ctx context.Context, err error) bool {
+	if ctx.Err() != nil || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
+		return false
+	}
+	var api *jetstream.APIError
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) ||
+		(errors.As(err, &api) && api.Code == 503)
 }

@@ -5,6 +5,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/iochub/iochub/internal/subjects"
@@ -61,5 +63,77 @@ func TestEmbeddedAndStreams(t *testing.T) {
 	if c.Discard != jetstream.DiscardNew || c.MaxAge != 30*24*time.Hour || c.MaxBytes != 1<<30 || c.Storage != jetstream.FileStorage {
 		t.Fatalf("DEADLETTER discard %v, max age %s, max bytes %d, storage %v; want new, 720h, 1 GiB, file",
 			c.Discard, c.MaxAge, c.MaxBytes, c.Storage)
+	}
+}
+
+// TestEnsureStreamsWaitsForJetStream: streams asked of a server whose
+// JetStream is not ready yet (here: not enabled; in a cluster: no meta
+// leader yet, or a loaded machine answering late) are created once it is,
+// not refused (a hub started beside its NATS cluster failed with "creating
+// stream FEEDS: context deadline exceeded"); an error that no wait mends is
+// returned at once.
+func TestEnsureStreamsWaitsForJetStream(t *testing.T) {
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(15 * time.Second) {
+		t.Fatal("server not ready")
+	}
+	t.Cleanup(s.Shutdown)
+	nc, err := Connect(s.ClientURL(), "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	// What the hub asks of JetStream, seen here: something listens on the
+	// API (as a server still starting it), answering nothing, so each
+	// request waits for its timeout.
+	asked := make(chan struct{}, 64)
+	sub, err := nc.Subscribe("$JS.API.>", func(*nats.Msg) { asked <- struct{}{} })
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(nc, jetstream.WithDefaultTimeout(200*time.Millisecond))
+	if err != nil {
+		t.Fatal(err)
+	}
+	// No deadline on ctx: each request then waits the JetStream context's
+	// own timeout (a deadline on ctx would be every request's).
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	bound := time.After(time.Minute)
+	done := make(chan error, 1)
+	go func() { done <- EnsureStreams(ctx, js, StreamOptions{}) }()
+	for range 2 { // a request, and one more after its timeout
+		select {
+		case <-asked:
+		case err := <-done:
+			t.Fatalf("EnsureStreams returned before JetStream was ready: %v", err)
+		case <-bound:
+			t.Fatal("no request to JetStream's API")
+		}
+	}
+	if err := sub.Unsubscribe(); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.EnableJetStream(&server.JetStreamConfig{StoreDir: t.TempDir()}); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("EnsureStreams once JetStream is ready: %v", err)
+		}
+	case <-bound:
+		t.Fatal("EnsureStreams did not return once JetStream was ready")
+	}
+	if _, err := js.Stream(ctx, subjects.StreamFeeds); err != nil {
+		t.Fatalf("FEEDS: %v", err)
+	}
+	// A wrong request is not waited on: refused at once.
+	if err := EnsureStreams(ctx, js, StreamOptions{Replicas: 3}); err == nil || transient(ctx, err) {
+		t.Fatalf("3 replicas on one server: %v; want a refusal that is not transient", err)
 	}
 }
