@@ -2,13 +2,13 @@
 # Runs the benchmarks recorded in docs/benchmarks.md; each prints its figure
 # beside a baseline measured in the same run (sub-benchmarks named raw*,
 # baseline* or *Echo*, or metrics named hub/bare, …/raw). BENCHTIME sets
-# -benchtime (default 2s). BENCH_QUICK=1 shortens every part (300ms
+# -benchtime (default 2s). BENCH_QUICK=1 shortens every part (200ms
 # benchtime, 100 latency samples, 5 s of end-to-end load) to stay under
 # 3 minutes.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -n "${BENCH_QUICK:-}" ]; then
-  : "${BENCHTIME:=300ms}" "${LATENCY_N:=100}" "${E2E_DURATION:=5s}" "${DRAIN_EVENTS:=5000}"
+  : "${BENCHTIME:=200ms}" "${LATENCY_N:=100}" "${E2E_DURATION:=5s}" "${DRAIN_EVENTS:=3000}"
 fi
 benchtime=${BENCHTIME:-2s}
 export E2E_DURATION E2E_RATE DRAIN_EVENTS

@@ -48,7 +48,7 @@ import (
 // TestMain): FANOUT_LOAD_CLIENTS (default 1000) sockets of one province
 // read every frame (every update of a batch frame). The publisher sends FANOUT_LOAD_RATE (200) updates/s of
 // about 1 KiB over FANOUT_LOAD_ENTITIES (2000) entities for
-// FANOUT_LOAD_SECONDS (10; 5 with BENCH_QUICK) on a fixed schedule: update k
+// FANOUT_LOAD_SECONDS (10; 3 with BENCH_QUICK) on a fixed schedule: update k
 // of entity k mod E is due at T0 + k/rate. Each client keeps, per entity, the
 // newest update it got; a frame of update k satisfies every update of that
 // entity since the previous one the client had, each with latency (arrival −
@@ -72,7 +72,7 @@ func BenchmarkFanoutLoad(b *testing.B) {
 		Drain:    3,
 	}
 	if os.Getenv("BENCH_QUICK") != "" && os.Getenv("FANOUT_LOAD_SECONDS") == "" {
-		cfg.Seconds = 5
+		cfg.Seconds = 3
 	}
 	raiseFileLimit(b)
 	for _, s := range []struct {
