@@ -322,8 +322,7 @@ func transient(ctx context.Context, err error) bool {
 	if ctx.Err() != nil || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
 		return false
 	}
-	var api *jetstream.APIError
+	var api *jetstream.APIError // ErrJetStreamNotEnabled among them
 	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
-		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled) ||
-		(errors.As(err, &api) && api.Code == 503)
+		errors.Is(err, nats.ErrNoResponders) || (errors.As(err, &api) && api.Code == 503)
 }

@@ -215,8 +215,8 @@ type rollupOptions struct {
 	// on says whether the kinds add roll-up contributions.
 	on       bool
 	lateness time.Duration
-	// known, when not nil, keeps the known sensors and stale sources of
-	// the units read last (contextCache).
+	// known keeps the known sensors and stale sources of the units read
+	// last (contextCache); every store has one (NewStoreWith).
 	known *contextCache
 }
 
@@ -595,12 +595,7 @@ func queueRollups(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, b Batch, res *R
 	})
 	ctxUnits := slices.Clone(units) // the queued statement holds units until the batch is sent
 	slices.Sort(ctxUnits)
-	var counts map[kindKey]int64
-	if ro.known != nil {
-		counts = queueRollupContextCached(pb, slices.Compact(ctxUnits), ro.known)
-	} else {
-		counts = queueRollupContext(pb, slices.Compact(ctxUnits))
-	}
+	counts := queueRollupContextCached(pb, slices.Compact(ctxUnits), ro.known)
 	// The gauges last: they read the changes the upsert just wrote.
 	gauges := queueRollupGauges(pb, order)
 	return func() {
