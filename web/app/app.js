@@ -4,7 +4,7 @@
 // arrive. URL parameters: province (default 01; VN: the national wall), bbox, layer (air, traffic,
 // water: what colours the wards), kiosk=1 (no controls), rotate=N (seconds
 // between layers; kiosk default 60).
-import { liveURL, NATIONAL, provinceOf, takeEarlySocket, takeEarlyUnits, UNITS_ACCEPT, unitsURL } from './early.js';
+import { liveURL, NATIONAL, provinceOf, takeEarlySocket, takeEarlyUnits, TREND_WINDOW, UNITS_ACCEPT, unitsURL } from './early.js';
 import { t, lang, setLang, apply } from './i18n.js';
 import { $ } from './dom.js';
 import { LiveStore } from './store.js';
@@ -21,7 +21,7 @@ import { renderReports, reportStats, reportStyle, watchReports } from './reports
 import { signIn, showLogin } from './session.js';
 import { ReplayClock } from './replayclock.js';
 import { fmtNumber, fmtPercent, fmtTime } from './format.js';
-import { TREND_WINDOW, TRENDS, TrendChart, TrendSeries, trendQuery, trendRollup } from './trend.js';
+import { TRENDS, TrendChart, TrendSeries, trendQuery, trendRollup } from './trend.js';
 
 /** @typedef {import('./store.js').Feature} Feature */
 
@@ -73,6 +73,15 @@ let unitsDetail = 'simplified';
 let unitsRequests = 0;
 /** the scale the map's symbols are drawn at (layers.js sizePaint) */
 let symbols = 1;
+
+/** applyScale draws the map's symbols at the screen's scale, if it changed and the map is ready. */
+function applyScale() {
+  const s = rootScale();
+  if (mapState === 'ready' && map && s !== symbols) {
+    symbols = s;
+    resizeSymbols(map, s);
+  }
+}
 /** @type {{popup: MapLibrePopup, kind: 'ward' | 'entity', key: string, live: HTMLElement} | null} */
 let popup = null;
 /** @type {Map<string, string | null>} */
@@ -185,11 +194,7 @@ function initMap() {
     performance.mark('iochub:map-load');
     mapState = 'ready';
     // The screen may have changed size since the style was made.
-    const s = rootScale();
-    if (s !== symbols) {
-      symbols = s;
-      resizeSymbols(m, s);
-    }
+    applyScale();
     for (const l of LIVE_LAYERS) store.dirty.add(l);
     wardFills.clear();
     alertAreas = [];
@@ -204,11 +209,7 @@ function initMap() {
   window.addEventListener('resize', () => {
     clearTimeout(resizeTimer);
     resizeTimer = window.setTimeout(() => {
-      const s = rootScale();
-      if (mapState === 'ready' && map && s !== symbols) {
-        symbols = s;
-        resizeSymbols(map, s);
-      }
+      applyScale();
       fitToUnits();
       mark('kpis');
     }, 300);

@@ -7,8 +7,6 @@
 import { TZ } from './format.js';
 import { TREND_WINDOW } from './early.js';
 
-export { TREND_WINDOW };
-
 /** How far back the tiles' trends go. */
 export const TREND_HOURS = 6;
 /** The most points a trend holds (5-minute buckets over 6 hours). */
