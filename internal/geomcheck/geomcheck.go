@@ -152,16 +152,13 @@ func Storable(t geom.T) error {
 	if t.Layout() != geom.XY {
 		return fmt.Errorf("geometry has layout %v; want 2D (XY)", t.Layout())
 	}
-	flat := t.FlatCoords()
-	for i := 0; i+1 < len(flat); i += 2 {
-		if err := Coord(flat[i], flat[i+1]); err != nil {
-			return fmt.Errorf("coordinate (%v, %v) is not a longitude, latitude pair: %w", flat[i], flat[i+1], err)
-		}
+	if err := coords(t.FlatCoords()); err != nil {
+		return err
 	}
 	switch g := t.(type) {
 	case *geom.Point:
 		if g.Empty() {
-			return errors.New("point is empty")
+			return errPointEmpty
 		}
 	case *geom.Polygon:
 		return PolygonRings(g)
@@ -171,6 +168,32 @@ func Storable(t geom.T) error {
 				return fmt.Errorf("polygon %d: %w", i, err)
 			}
 		}
+	}
+	return nil
+}
+
+// errPointEmpty is Storable's answer to a point without coordinates.
+var errPointEmpty = errors.New("point is empty")
+
+// coords checks every lon, lat pair of flat XY coordinates with Coord.
+func coords(flat []float64) error {
+	for i := 0; i+1 < len(flat); i += 2 {
+		if err := Coord(flat[i], flat[i+1]); err != nil {
+			return fmt.Errorf("coordinate (%v, %v) is not a longitude, latitude pair: %w", flat[i], flat[i+1], err)
+		}
+	}
+	return nil
+}
+
+// StorableFlat is Storable of the 2D Point (point) or LineString whose flat
+// XY coordinates are flat, without building it: the same rules, the same
+// answers.
+func StorableFlat(point bool, flat []float64) error {
+	if err := coords(flat); err != nil {
+		return err
+	}
+	if point && len(flat) == 0 {
+		return errPointEmpty
 	}
 	return nil
 }

@@ -56,12 +56,8 @@ func ParseGeometry(raw json.RawMessage, at string, allowed ...string) (Geometry,
 		if err := out.err; err != nil {
 			return Geometry{}, err
 		}
-		// fastGeometry takes only a Point or a LineString of at most
-		// MaxVertices positions, each checked by positionFault (geomcheck.Coord),
-		// which is all finishGeometry's geomcheck.Storable would check of
-		// them: no go-geom object is built to check it again. FuzzGeometry
-		// holds this answer to parseGeometrySlow's, which does.
-		return out.g, nil
+		// FuzzGeometry holds this answer to parseGeometrySlow's.
+		return finishGeometry(out.g, at)
 	}
 	return parseGeometrySlow(raw, at, allowed...)
 }
@@ -176,10 +172,18 @@ func finishGeometry(out Geometry, at string) (Geometry, error) {
 		}
 	}
 	// The aggregator stores what passes geomcheck.Storable: so must every
-	// geometry the ingest accepts (the rules above include its rules).
-	t, err := out.Geom()
-	if err == nil {
-		err = geomcheck.Storable(t)
+	// geometry the ingest accepts (the rules above include its rules). A
+	// Point or a LineString is checked on its coordinates, with no go-geom
+	// object built (geomcheck.StorableFlat, Storable's rules).
+	var err error
+	switch out.Type {
+	case "Point", "LineString":
+		err = geomcheck.StorableFlat(out.Type == "Point", out.Polys[0][0])
+	default:
+		var t geom.T
+		if t, err = out.Geom(); err == nil {
+			err = geomcheck.Storable(t)
+		}
 	}
 	if err != nil {
 		return Geometry{}, &geometryError{cp(), err.Error()}
