@@ -60,14 +60,22 @@ func parseAnswer(p *parsed, ierr *itemError) string {
 
 // TestFieldsListAsMap holds the members read as a list to the answer of the
 // same members read as a map, where order could tell them apart: repeated
-// keys, two names of one quantity, several members at fault, an item too
-// large for a list.
+// keys, two names of one quantity, several members at fault, an item of as
+// many members as a list holds; and one larger comes as a map.
 func TestFieldsListAsMap(t *testing.T) {
 	const head = `"id":"a","type":"AirQualityObserved","dateObserved":"2025-07-01T08:00:00Z","location":{"type":"Point","coordinates":[105.85,21.02]}`
 	env := parseEnv{now: time.Date(2025, 7, 1, 12, 0, 0, 0, time.UTC), maxFuture: 10 * time.Minute}
-	many := make([]string, 0, 40)
-	for i := range 40 {
-		many = append(many, `"x`+strconv.Itoa(i)+`":`+strconv.Itoa(i))
+	xs := func(n int) string {
+		ms := make([]string, 0, n)
+		for i := range n {
+			ms = append(ms, `"x`+strconv.Itoa(i)+`":`+strconv.Itoa(i))
+		}
+		return strings.Join(ms, ",")
+	}
+	// The head's 4 members, 26 more and pm25 twice: a list at its bound.
+	full := `{` + head + `,` + xs(maxListMembers-6) + `,"pm25":3,"pm25":4}`
+	if f, ok := listFields([]byte(full)); !ok || len(f.list) != maxListMembers {
+		t.Fatalf("an item of %d members did not come as a list", maxListMembers)
 	}
 	for _, tt := range []struct{ name, item, want string }{
 		{"repeated id", `{"id":"first",` + head + `}`, `id "a"`},
@@ -76,7 +84,7 @@ func TestFieldsListAsMap(t *testing.T) {
 		{"alias before name", `{` + head + `,"PM2.5":2,"pm25":1}`, "pm25:1"},
 		{"two at fault", `{` + head + `,"pm25":-1,"no2":-1}`, `"no2: no2 -1 is negative`},
 		{"fault and unknown", `{` + head + `,"zz":1e300,"pm10":5000}`, `"pm10: pm10 5000 is outside`},
-		{"many members", `{` + head + `,` + strings.Join(many, ",") + `,"pm25":3}`, "pm25:3"},
+		{"members up to the bound", full, "pm25:4"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
 			var m map[string]json.RawMessage
@@ -95,9 +103,9 @@ func TestFieldsListAsMap(t *testing.T) {
 	}
 	// The large item is read as a map, not scanned as a list.
 	var shared map[string]json.RawMessage
-	items, ok := fastArrayOf([]byte(`[{`+head+`,`+strings.Join(many, ",")+`}]`), 1, true)
+	items, ok := fastArrayOf([]byte(`[{`+head+`,`+xs(maxListMembers)+`}]`), 1, true)
 	if !ok || items[0].fieldsIn(&shared).list != nil || shared == nil {
-		t.Fatalf("an item of %d members came as a list", 44)
+		t.Fatalf("an item of %d members came as a list", maxListMembers+4)
 	}
 }
 

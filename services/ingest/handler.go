@@ -179,7 +179,7 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 		}
 		msg, id, ierr := s.buildItem(cat, p, sp, f, env, res, scratch)
 		if ierr != nil {
-			if res.ID == "" && (f.list != nil || f.m != nil) {
+			if res.ID == "" {
 				// Rejected before its id was read: echo the id as sent (buildItem sets it otherwise).
 				res.ID = itemIDAsSent(f)
 			}

@@ -1,7 +1,6 @@
 package ingest
 
 import (
-	"encoding/json"
 	"fmt"
 	"math"
 	"slices"
@@ -147,7 +146,7 @@ func newMeasureTable[M any](spec map[string]measure[M], aliases map[string]strin
 	}
 	for _, names := range []map[string]bool{skip, notMeasurements} {
 		for member, is := range names {
-			if _, ok := t.byMember[member]; !ok && is {
+			if is { // add refused it: no entry yet
 				t.byMember[member] = measureEntry[M]{skipped: true}
 			}
 		}
@@ -173,35 +172,32 @@ func (e *measureEntry[M]) checkBound(member string, v float64) string {
 // and of two members naming one quantity (pm25 and PM2.5) the later one
 // wins. Members that came as a list are read in the body's order first,
 // which gives the same result unless one is at fault or two name one
-// quantity; only then are they sorted and read again.
+// quantity; only then are they sorted and read again. msg must come with
+// none of its quantities set (the body-order pass takes a quantity already
+// set for a clash).
 func readMeasures[M any](f fields, msg M, t *measureTable[M]) (map[string]float64, *itemError) {
-	var kb [32]measureMember
+	var kb [maxListMembers]member
 	members := kb[:0]
 	for k, raw := range f.all() {
-		members = append(members, measureMember{k, raw})
+		members = append(members, member{k, raw})
 	}
 	if f.list != nil {
 		if other, ierr, clash := readMeasuresIn(members, msg, t, true); ierr == nil && !clash {
 			return other, nil
 		}
 	}
-	slices.SortFunc(members, func(a, b measureMember) int { return strings.Compare(a.k, b.k) })
+	slices.SortFunc(members, func(a, b member) int { return strings.Compare(a.key, b.key) })
 	other, ierr, _ := readMeasuresIn(members, msg, t, false)
 	return other, ierr
 }
 
-type measureMember struct {
-	k   string
-	raw json.RawMessage
-}
-
 // readMeasuresIn is readMeasures over members in their order; with once, it
 // stops (clash) at a quantity that an earlier member already set.
-func readMeasuresIn[M any](members []measureMember, msg M, t *measureTable[M], once bool) (other map[string]float64, ierr *itemError, clash bool) {
+func readMeasuresIn[M any](members []member, msg M, t *measureTable[M], once bool) (other map[string]float64, ierr *itemError, clash bool) {
 	// The values of the quantities, in one allocation (a field holds a pointer).
 	var vals []float64
 	for i := range members {
-		k := members[i].k
+		k := members[i].key
 		e, known := t.byMember[k]
 		if e.skipped {
 			continue
