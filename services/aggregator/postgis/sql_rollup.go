@@ -36,32 +36,36 @@ FROM anc CROSS JOIN LATERAL (SELECT * FROM unit_group_member m WHERE m.member_co
 
 // sqlInsertMemberDays creates, empty, the rows of rollup_member_day
 // ($1…$4: layer, entity, day, unit; in key order) that do not exist yet, $5
-// being the empty grades. A row another transaction is inserting is waited
-// for and left to it.
-const sqlInsertMemberDays = `INSERT INTO rollup_member_day (layer, entity, day, unit_code, grades)
-SELECT l, e, d, u, $5 FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[]) AS k (l, e, d, u)
-ORDER BY l, e, d, u
+// being the empty grades; a shared row (unit '') gets the units $6 whose row
+// number (1-based) in $7 is its own (none: retired, '{}'). A row another
+// transaction is inserting is waited for and left to it.
+const sqlInsertMemberDays = `INSERT INTO rollup_member_day (layer, entity, day, unit_code, grades, units)
+SELECT k.l, k.e, k.d, k.u, $5, CASE WHEN k.u = '' THEN coalesce(s.units, '{}') END
+FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[]) WITH ORDINALITY AS k (l, e, d, u, i)
+LEFT JOIN (` + sqlRowUnits + `) s ON s.i = k.i
+ORDER BY k.l, k.e, k.d, k.u
 ON CONFLICT DO NOTHING`
 
+// sqlRowUnits groups the units $6 of the shared rows of a statement by their
+// row number $7 (1-based), in order: unnest cannot take an array of arrays
+// of different lengths.
+const sqlRowUnits = `SELECT f.i, array_agg(f.u ORDER BY f.o) AS units
+    FROM unnest($6::text[], $7::bigint[]) WITH ORDINALITY AS f (u, i, o) GROUP BY f.i`
+
 // sqlSelectMemberDays is what the reads of rollup_member_day return: a row's
-// key, its version, its first 121 slots and its minutes k.lo…k.hi.
-const sqlSelectMemberDays = `SELECT m.layer, m.entity, m.day, m.unit_code, m.version,
+// key, its units (a shared row's; NULL for a unit's own row), its version,
+// its first 121 slots and its minutes k.lo…k.hi.
+const sqlSelectMemberDays = `SELECT m.layer, m.entity, m.day, m.unit_code, m.units, m.version,
     substring(m.grades FROM 1 FOR 121), substring(m.grades FROM 122 + k.lo FOR k.hi - k.lo + 1)
 `
 
-// sqlLockMemberDays reads and locks the rows of rollup_member_day $1…$4
-// (layer, entity, day, unit; given in key order, which the nested loop over
-// the primary key keeps, so writers lock in one order): their version,
-// their first 121 slots (day, hours, quarters) and their minutes $5…$6
-// (0…1439). A batch counts its members from them and writes them back
-// (sqlUpdateMemberDays) before its commit.
-const sqlLockMemberDays = sqlSelectMemberDays + `FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::integer[], $6::integer[]) AS k (l, e, d, u, lo, hi)
-JOIN LATERAL (SELECT * FROM rollup_member_day m
-    WHERE m.layer = k.l AND m.entity = k.e AND m.day = k.d AND m.unit_code = k.u
-    FOR UPDATE) m ON true`
-
-// sqlLockEntityDays is sqlLockMemberDays for every unit of the entities $2
-// of layers $1 in the days $3 (in key order), minutes $4…$5.
+// sqlLockEntityDays reads and locks the rows of rollup_member_day of the
+// entities $2 of layers $1 in the days $3 (given in key order, which the
+// nested loop over the primary key keeps, so writers lock in one order),
+// every unit's and the shared one: their version, their first 121 slots
+// (day, hours, quarters) and their minutes $4…$5 (0…1439). A batch counts
+// its members from them and writes them back (sqlUpdateMemberDays) before
+// its commit.
 const sqlLockEntityDays = sqlSelectMemberDays + `FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::integer[], $5::integer[]) AS k (l, e, d, lo, hi)
 JOIN LATERAL (SELECT * FROM rollup_member_day m
     WHERE m.layer = k.l AND m.entity = k.e AND m.day = k.d
@@ -75,13 +79,34 @@ const sqlReadEntityDays = sqlSelectMemberDays + `FROM unnest($1::text[], $2::tex
 JOIN rollup_member_day m ON m.layer = k.l AND m.entity = k.e AND m.day = k.d`
 
 // sqlCreateMemberDays creates the rows of rollup_member_day $1…$4 (layer,
-// entity, day, unit; in key order) with their grades $5, at version 0, and
+// entity, day, unit; in key order) with their grades $5, at version 0, a
+// shared row (unit '') with its units from $6 and $7 (sqlRowUnits), and
 // returns a row per row created: none for a row that exists (another writer
 // created it since the batch found none).
-const sqlCreateMemberDays = `INSERT INTO rollup_member_day (layer, entity, day, unit_code, grades, version)
-SELECT l, e, d, u, g, 0 FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::bytea[]) AS k (l, e, d, u, g)
-ORDER BY l, e, d, u
+const sqlCreateMemberDays = `INSERT INTO rollup_member_day (layer, entity, day, unit_code, grades, version, units)
+SELECT k.l, k.e, k.d, k.u, k.g, 0, CASE WHEN k.u = '' THEN coalesce(s.units, '{}') END
+FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::text[], $5::bytea[]) WITH ORDINALITY AS k (l, e, d, u, g, i)
+LEFT JOIN (` + sqlRowUnits + `) s ON s.i = k.i
+ORDER BY k.l, k.e, k.d, k.u
 ON CONFLICT DO NOTHING
+RETURNING 1`
+
+// sqlSplitMemberDays retires the shared rows of rollup_member_day of the
+// entity days $1…$3 where their version is still $4 (units '{}', version
+// + 1) and copies their grades into a row of each unit $8 of entity day
+// $5…$7 (its units when read), at version 0; it returns a row per row
+// created. A shared row changed since it was read creates none.
+const sqlSplitMemberDays = `WITH r AS (
+    UPDATE rollup_member_day m SET units = '{}', version = m.version + 1
+    FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bigint[]) AS k (l, e, d, v)
+    WHERE m.layer = k.l AND m.entity = k.e AND m.day = k.d AND m.unit_code = '' AND m.version = k.v
+    RETURNING m.layer, m.entity, m.day, m.grades
+)
+INSERT INTO rollup_member_day (layer, entity, day, unit_code, grades, version)
+SELECT r.layer, r.entity, r.day, u.u, r.grades, 0
+FROM unnest($5::text[], $6::text[], $7::timestamptz[], $8::text[]) AS u (l, e, d, u)
+JOIN r ON r.layer = u.l AND r.entity = u.e AND r.day = u.d
+ORDER BY u.l, u.e, u.d, u.u
 RETURNING 1`
 
 // sqlUpdateMemberDays writes back the rows of rollup_member_day a batch

@@ -413,8 +413,8 @@ func writeRollups(ctx context.Context, tx pgx.Tx, b Batch, res *Result, ro rollu
 // and rollup_member_day, and read back the roll-ups written into
 // res.Rollups; once pb is sent (and its results read without error), done
 // sets their known, stale and gauge figures. It sends a round trip of its
-// own only to create the member rows that do not exist yet (once per
-// entity, day and unit; never when in.members is optimistic). pb is left as
+// own only to create the member rows that do not exist yet (about once per
+// entity and day; never when in.members is optimistic). pb is left as
 // it was when there is nothing to add.
 func queueRollups(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, b Batch, res *Result, ro rollupOptions, in rollupInput) (done func(), err error) {
 	done = func() {}
@@ -616,139 +616,337 @@ func orNil[T comparable](s []T) []T {
 	return nil
 }
 
-// countMembers adds the batch's members (by row of rollup_member_day, in
-// order) to rollup_member_day and counts them into the Members and GradeN
-// of their roll-ups in acc: a member new in its window counts once there and
-// in its grade; one already counted at a better grade moves from that grade
-// to its new one; any other counts nothing. The rows are created (empty)
-// where missing and locked first, so two writers meeting on a member (two
-// province partitions in VN) count it once: the second reads the first's
-// row after its commit. Rows from the store's memory (memberCache) are not
-// locked: their write checks that their version is still the one read, and
-// rows.written says how many rows the write must find (rows.updated). The
-// write of the rows changed is queued on out.
+// countMembers adds the batch's members (by unit, entity and day:
+// members, keys in order) to rollup_member_day and counts them into the
+// Members and GradeN of their roll-ups in acc: a member new in its window
+// counts once there and in its grade; one already counted at a better grade
+// moves from that grade to its new one; any other counts nothing.
+//
+// An entity day's members are kept in one shared row (unit '') for all the
+// units of its path as long as every batch adds the same members to each of
+// them (the entity walked one path that day), else in a row per unit
+// (docs/rollups.md, "Distinct counts"); a batch that meets a shared row that
+// does not fit splits it into rows per unit (sqlSplitMemberDays) and counts
+// unit by unit from then on.
+//
+// Locked rows (rows.optimistic false): the rows missing are created empty
+// (ON CONFLICT DO NOTHING) and locked first, in round trips of their own, so
+// that two writers meeting on an entity day (two province partitions) count
+// a member once: the second reads the first's rows after its commit. Rows
+// from the store's memory (memberCache) or read without a lock are not
+// locked: their write checks that their version is still the one read, a
+// row not found is created by the write, and rows.written says how many rows
+// the write must find (rows.updated). The writes are queued on out.
 func countMembers(ctx context.Context, tx pgx.Tx, out *pgx.Batch, acc map[rollupKey]*Rollup, members map[memberKey]*dayMembers,
 	order []memberKey, rows *memberRows) error {
-	m := len(order)
-	if m == 0 {
+	if len(order) == 0 {
 		return nil
 	}
 	if rows == nil {
-		return fmt.Errorf("%d member rows not read: %w", m, ErrMemberRow)
+		return fmt.Errorf("%d member rows not read: %w", len(order), ErrMemberRow)
 	}
-	old := rows.grades
-	slices.SortFunc(order, func(a, b memberKey) int { // one lock order for every writer
-		return cmpMemberKey(a, b)
-	})
-	days := make([]time.Time, m)
-	for i, k := range order {
-		days[i] = time.Unix(k.day, 0).UTC()
+	slices.SortFunc(order, cmpMemberKey) // one lock order for every writer
+	var groups [][]memberKey             // order by entity day
+	for i := 0; i < len(order); {
+		j := i + 1
+		for j < len(order) && order[j].entityDay() == order[i].entityDay() {
+			j++
+		}
+		groups = append(groups, order[i:j])
+		i = j
 	}
-	// apply locked the rows there (by entity and day); the ones not there
-	// yet (an entity's first batch of the day in a unit) are created, then
-	// locked: one more round trip, once per entity, day and unit. Rows not
-	// read by an optimistic batch (writeAllNew) do not exist (or did not):
-	// they are taken as empty, and created by the write.
-	var nLayers, nEntities, nUnits []string
-	var nDays []time.Time
-	var nLos, nHis []int32
-	for i, k := range order {
-		if _, ok := old[k]; !ok && rows.optimistic {
-			// Empty: created with the batch's grades at version 0 by
-			// the write, which fails the batch if another made it first.
-			g := make([]byte, headSlots+minutesPerDay)
-			old[k] = &memberRow{head: g[:headSlots:headSlots], minutes: g[headSlots:], version: -1, whole: g}
-		} else if !ok {
-			r, ok := rows.ranges[k.entityDay()]
-			if !ok {
-				return fmt.Errorf("member row %s/%s/%s of %v: no minutes read: %w", k.unit, k.layer, k.entity, days[i], ErrMemberRow)
-			}
-			nLayers, nEntities, nDays, nUnits = append(nLayers, k.layer), append(nEntities, k.entity), append(nDays, days[i]), append(nUnits, k.unit)
-			nLos, nHis = append(nLos, r.lo), append(nHis, r.hi)
+	if !rows.optimistic {
+		if err := createMemberRows(ctx, tx, groups, members, rows); err != nil {
+			return err
 		}
 	}
-	if len(nLayers) > 0 {
+	split := rows.splitDays()
+	var w memberWrites
+	for _, g := range groups {
+		ed := g[0].entityDay()
+		sk := memberKey{ed.layer, ed.entity, ed.day, ""}
+		shared := rows.grades[sk]
+		// The rows of units that are missing are created by the write
+		// (not locked: as taken empty), or, locked, when the batch splits
+		// the shared row: it holds that row, and no unit has a row of its
+		// own while it is not retired.
+		create := rows.optimistic
+		switch {
+		case split[ed] && shared != nil && len(shared.units) > 0:
+			return fmt.Errorf("member rows of %s/%s of %v: shared and per unit: %w", ed.layer, ed.entity, time.Unix(ed.day, 0).UTC(), ErrMemberRow)
+		case split[ed]:
+		case shared != nil && fits(g, members, shared.units):
+			if err := w.count(acc, sk, shared, members[g[0]], shared.units); err != nil {
+				return err
+			}
+			continue
+		case shared != nil: // another path that day: a row per unit from now on
+			w.split(ed, shared, rows.grades)
+			create = true
+		case !rows.optimistic:
+			return fmt.Errorf("member rows of %s/%s of %v: not created: %w", ed.layer, ed.entity, time.Unix(ed.day, 0).UTC(), ErrMemberRow)
+		case fits(g, members, nil): // the entity day's first members: one shared row
+			r := emptyMemberRow()
+			r.units = make([]string, len(g))
+			for i, k := range g {
+				r.units[i] = k.unit
+			}
+			rows.grades[sk] = r
+			if err := w.count(acc, sk, r, members[g[0]], r.units); err != nil {
+				return err
+			}
+			continue
+		default: // different members in different units already: a retired shared row, a row per unit
+			r := emptyMemberRow()
+			r.units = []string{}
+			rows.grades[sk] = r
+			w.create(sk, r)
+		}
+		for _, k := range g {
+			r := rows.grades[k]
+			if r == nil && !create {
+				return fmt.Errorf("member row %s/%s/%s of %v: %w", k.unit, k.layer, k.entity, time.Unix(k.day, 0).UTC(), ErrMemberRow)
+			} else if r == nil {
+				r = emptyMemberRow() // created with the batch's grades by the write
+				rows.grades[k] = r
+			}
+			if err := w.count(acc, k, r, members[k], []string{k.unit}); err != nil {
+				return err
+			}
+		}
+	}
+	rows.written = w.queue(out, &rows.updated)
+	return nil
+}
+
+// emptyMemberRow is a member row not stored yet (version -1), created by the
+// batch's write.
+func emptyMemberRow() *memberRow {
+	g := make([]byte, headSlots+minutesPerDay)
+	return &memberRow{head: g[:headSlots:headSlots], minutes: g[headSlots:], version: -1, whole: g}
+}
+
+// fits reports whether the members of keys g (one entity day, by unit) are
+// the same in every unit, and those units are units (when not nil): then
+// one shared row holds them.
+func fits(g []memberKey, members map[memberKey]*dayMembers, units []string) bool {
+	if units != nil && len(units) != len(g) {
+		return false
+	}
+	first := members[g[0]].slots
+	for i, k := range g {
+		if (units != nil && units[i] != k.unit) || !slices.Equal(members[k].slots, first) {
+			return false
+		}
+	}
+	return true
+}
+
+// splitDays are the entity days of m counted unit by unit: those with a
+// row of a unit, or a retired shared row.
+func (m *memberRows) splitDays() map[entityDay]bool {
+	var out map[entityDay]bool
+	for k, r := range m.grades {
+		if k.unit != "" || len(r.units) == 0 {
+			if out == nil {
+				out = map[entityDay]bool{}
+			}
+			out[k.entityDay()] = true
+		}
+	}
+	return out
+}
+
+// createMemberRows creates, empty, and locks the member rows that the
+// groups of keys (by entity day) need and rows (locked) lacks: a shared row
+// for an entity day without rows whose members are the same in every unit,
+// else a retired shared row and a row per unit; a row per unit missing from
+// a split entity day. Another writer may create rows of the same entity days
+// meanwhile (waited for, then read): it tries again with what it read, up to
+// three times.
+func createMemberRows(ctx context.Context, tx pgx.Tx, groups [][]memberKey, members map[memberKey]*dayMembers, rows *memberRows) error {
+	for range 3 {
+		split := rows.splitDays()
+		var (
+			layers, entities, units, shared []string
+			days                            []time.Time
+			rowOf                           []int64
+			lockLayers, lockEntities        []string
+			lockDays                        []time.Time
+			los, his                        []int32
+		)
+		add := func(k memberKey) {
+			layers, entities, days, units = append(layers, k.layer), append(entities, k.entity), append(days, time.Unix(k.day, 0).UTC()), append(units, k.unit)
+		}
+		for _, g := range groups {
+			ed := g[0].entityDay()
+			sk := memberKey{ed.layer, ed.entity, ed.day, ""}
+			n := len(layers)
+			switch {
+			case split[ed]:
+				for _, k := range g {
+					if rows.grades[k] == nil {
+						add(k)
+					}
+				}
+			case rows.grades[sk] != nil: // a shared row: split, if need be, under its lock
+			case fits(g, members, nil):
+				add(sk)
+				for _, k := range g {
+					shared, rowOf = append(shared, k.unit), append(rowOf, int64(len(layers)))
+				}
+			default:
+				add(sk)
+				for _, k := range g {
+					add(k)
+				}
+			}
+			if len(layers) > n {
+				r, ok := rows.ranges[ed]
+				if !ok {
+					return fmt.Errorf("member rows of %s/%s of %v: no minutes read: %w", ed.layer, ed.entity, time.Unix(ed.day, 0).UTC(), ErrMemberRow)
+				}
+				lockLayers, lockEntities, lockDays = append(lockLayers, ed.layer), append(lockEntities, ed.entity), append(lockDays, time.Unix(ed.day, 0).UTC())
+				los, his = append(los, r.lo), append(his, r.hi)
+			}
+		}
+		if len(layers) == 0 {
+			return nil
+		}
 		var pb pgx.Batch
-		pb.Queue(sqlInsertMemberDays, nLayers, nEntities, nDays, nUnits, make([]byte, rowBytes))
-		pb.Queue(sqlLockMemberDays, nLayers, nEntities, nDays, nUnits, nLos, nHis).Query(rows.collect)
+		pb.Queue(sqlInsertMemberDays, layers, entities, days, units, make([]byte, rowBytes), shared, rowOf)
+		pb.Queue(sqlLockEntityDays, lockLayers, lockEntities, lockDays, los, his).Query(rows.collect)
 		if err := tx.SendBatch(ctx, &pb).Close(); err != nil {
-			return fmt.Errorf("locking the members of %d entity days: %w", len(nLayers), err)
+			return fmt.Errorf("locking the members of %d entity days: %w", len(lockLayers), err)
 		}
 	}
-	var (
-		wLayers, wEntities, wUnits []string
-		wDays                      []time.Time
-		wHeads, wMinutes           [][]byte
-		wLos, wUpgrades            []int32
-		wVersions                  []int64
-		// The rows created (optimistic): their keys and grades.
-		cLayers, cEntities, cUnits []string
-		cDays                      []time.Time
-		cGrades                    [][]byte
-	)
-	for i, k := range order {
-		g, ok := old[k]
-		if !ok {
-			return fmt.Errorf("member row %s/%s/%s of %v: %w", k.unit, k.layer, k.entity, days[i], ErrMemberRow)
+	return fmt.Errorf("member rows still missing after three tries: %w", ErrMemberRow)
+}
+
+// memberWrites are the writes of member rows a batch queues: rows updated
+// at the version read, rows created, shared rows split.
+type memberWrites struct {
+	// Updated: keys, the head, the minutes changed from lo, members upgraded,
+	// the version read.
+	uLayers, uEntities, uUnits []string
+	uDays                      []time.Time
+	uHeads, uMinutes           [][]byte
+	uLos, uUpgrades            []int32
+	uVersions                  []int64
+	// Created: keys, grades, and the units of the shared ones (by row
+	// number, 1-based).
+	cLayers, cEntities, cUnits []string
+	cDays                      []time.Time
+	cGrades                    [][]byte
+	cShared                    []string
+	cRowOf                     []int64
+	// Split: the shared rows' entity days and versions, and the rows per
+	// unit made of them.
+	sLayers, sEntities            []string
+	sDays                         []time.Time
+	sVersions                     []int64
+	pLayers, pEntities, pUnits    []string
+	pDays                         []time.Time
+}
+
+// count counts the members d into the roll-ups of units in acc from row r
+// (key k), changing r's grades, and queues r's write when it changed.
+func (w *memberWrites) count(acc map[rollupKey]*Rollup, k memberKey, r *memberRow, d *dayMembers, units []string) error {
+	day := time.Unix(k.day, 0).UTC()
+	changed, upgrades := false, int32(0)
+	lo, hi := int32(minutesPerDay), int32(-1) // the minutes changed
+	for _, ms := range d.slots {
+		s, now := ms.slot, ms.grade
+		b := r.at(s)
+		if b == nil {
+			return fmt.Errorf("member row %s/%s/%s of %v: slot %d not read: %w", k.unit, k.layer, k.entity, day, s, ErrMemberRow)
 		}
-		changed, upgrades := false, int32(0)
-		lo, hi := int32(minutesPerDay), int32(-1) // the minutes changed
-		day := time.Unix(k.day, 0).UTC()
-		for _, ms := range members[k].slots {
-			s, now := ms.slot, ms.grade
-			b := g.at(s)
-			if b == nil {
-				return fmt.Errorf("member row %s/%s/%s of %v: slot %d not read: %w", k.unit, k.layer, k.entity, days[i], s, ErrMemberRow)
+		was := *b
+		if now <= was {
+			continue
+		}
+		if r.borrowed { // the cache's bytes: the batch changes its own copy
+			r.own()
+			b = r.at(s)
+		}
+		name, start := slotWindow(s, day)
+		for _, u := range units {
+			ru := acc[rollupKey{u, k.layer, name, start.Unix()}]
+			if ru == nil {
+				return fmt.Errorf("member row %s/%s/%s of %v: no roll-up of %s in slot %d: %w", k.unit, k.layer, k.entity, day, u, s, ErrMemberRow)
 			}
-			was := *b
-			if now <= was {
-				continue
-			}
-			if g.shared { // the cache's bytes: the batch changes its own copy
-				g.own()
-				b = g.at(s)
-			}
-			name, start := slotWindow(s, day)
-			r := acc[rollupKey{k.unit, k.layer, name, start.Unix()}]
 			if was == 0 {
-				r.Members++
+				ru.Members++
 			} else {
-				r.GradeN[was-1]--
-				upgrades++
+				ru.GradeN[was-1]--
 			}
-			r.GradeN[now-1]++
-			*b, changed = now, true
-			if m := int32(s - headSlots); m >= 0 {
-				lo, hi = min(lo, m), max(hi, m)
-			}
+			ru.GradeN[now-1]++
 		}
-		if changed && g.version < 0 {
-			g.written = true
-			cLayers, cEntities, cDays, cUnits = append(cLayers, k.layer), append(cEntities, k.entity), append(cDays, day), append(cUnits, k.unit)
-			grades := make([]byte, rowBytes)
-			copy(grades[copy(grades, g.head):], g.minutes)
-			cGrades = append(cGrades, grades)
-		} else if changed {
-			g.written = true
-			mins := g.minutes[:0]
-			if hi >= lo {
-				mins = g.minutes[lo-g.lo : hi-g.lo+1]
-			} else {
-				lo = 0
-			}
-			wLayers, wEntities, wDays, wUnits = append(wLayers, k.layer), append(wEntities, k.entity), append(wDays, day), append(wUnits, k.unit)
-			wHeads, wMinutes = append(wHeads, g.head), append(wMinutes, mins)
-			wLos, wUpgrades, wVersions = append(wLos, lo), append(wUpgrades, upgrades), append(wVersions, g.version)
+		if was != 0 {
+			upgrades++
+		}
+		*b, changed = now, true
+		if m := int32(s - headSlots); m >= 0 {
+			lo, hi = min(lo, m), max(hi, m)
 		}
 	}
-	rows.written = len(wLayers) + len(cLayers)
-	if len(wLayers) > 0 {
-		out.Queue(sqlUpdateMemberDays, wLayers, wEntities, wDays, wUnits, wHeads, wLos, wMinutes, wUpgrades, wVersions).Query(countRows(&rows.updated))
-	}
-	if len(cLayers) > 0 {
-		out.Queue(sqlCreateMemberDays, cLayers, cEntities, cDays, cUnits, cGrades).Query(countRows(&rows.updated))
+	switch {
+	case changed && r.version < 0:
+		w.create(k, r)
+	case changed:
+		r.written = true
+		mins := r.minutes[:0]
+		if hi >= lo {
+			mins = r.minutes[lo-r.lo : hi-r.lo+1]
+		} else {
+			lo = 0
+		}
+		w.uLayers, w.uEntities, w.uDays, w.uUnits = append(w.uLayers, k.layer), append(w.uEntities, k.entity), append(w.uDays, day), append(w.uUnits, k.unit)
+		w.uHeads, w.uMinutes = append(w.uHeads, r.head), append(w.uMinutes, mins)
+		w.uLos, w.uUpgrades, w.uVersions = append(w.uLos, lo), append(w.uUpgrades, upgrades), append(w.uVersions, r.version)
 	}
 	return nil
+}
+
+// create queues the creation of row r (key k, not stored yet) with its
+// grades, at version 0.
+func (w *memberWrites) create(k memberKey, r *memberRow) {
+	r.written = true
+	w.cLayers, w.cEntities, w.cDays, w.cUnits = append(w.cLayers, k.layer), append(w.cEntities, k.entity), append(w.cDays, time.Unix(k.day, 0).UTC()), append(w.cUnits, k.unit)
+	grades := make([]byte, rowBytes)
+	copy(grades[copy(grades, r.head):], r.minutes)
+	w.cGrades = append(w.cGrades, grades)
+	for _, u := range r.units {
+		w.cShared, w.cRowOf = append(w.cShared, u), append(w.cRowOf, int64(len(w.cLayers)))
+	}
+}
+
+// split queues the split of the shared row r of entity day ed into a row
+// per unit, at version 0 with r's grades, which it adds to grades (sharing
+// r's bytes until one changes); r is retired (no units, version + 1).
+func (w *memberWrites) split(ed entityDay, r *memberRow, grades map[memberKey]*memberRow) {
+	day := time.Unix(ed.day, 0).UTC()
+	w.sLayers, w.sEntities, w.sDays, w.sVersions = append(w.sLayers, ed.layer), append(w.sEntities, ed.entity), append(w.sDays, day), append(w.sVersions, r.version)
+	for _, u := range r.units {
+		w.pLayers, w.pEntities, w.pDays, w.pUnits = append(w.pLayers, ed.layer), append(w.pEntities, ed.entity), append(w.pDays, day), append(w.pUnits, u)
+		grades[memberKey{ed.layer, ed.entity, ed.day, u}] = &memberRow{head: r.head, minutes: r.minutes, lo: r.lo, whole: r.whole, borrowed: true}
+	}
+	r.units, r.written = []string{}, true
+}
+
+// queue queues the writes on out (the splits first: the rows they create
+// are updated after) and returns the number of rows they must find.
+func (w *memberWrites) queue(out *pgx.Batch, found *int) int {
+	if len(w.sLayers) > 0 {
+		out.Queue(sqlSplitMemberDays, w.sLayers, w.sEntities, w.sDays, w.sVersions, w.pLayers, w.pEntities, w.pDays, w.pUnits).Query(countRows(found))
+	}
+	if len(w.uLayers) > 0 {
+		out.Queue(sqlUpdateMemberDays, w.uLayers, w.uEntities, w.uDays, w.uUnits, w.uHeads, w.uLos, w.uMinutes, w.uUpgrades, w.uVersions).Query(countRows(found))
+	}
+	if len(w.cLayers) > 0 {
+		out.Queue(sqlCreateMemberDays, w.cLayers, w.cEntities, w.cDays, w.cUnits, w.cGrades, w.cShared, w.cRowOf).Query(countRows(found))
+	}
+	return len(w.pLayers) + len(w.uLayers) + len(w.cLayers)
 }
 
 // minutesPerDay is the number of minute slots of a member row.
@@ -819,15 +1017,22 @@ type memberRow struct {
 	// whole, when not nil, holds head and minutes, one after the other (a
 	// row taken from or made for memberCache), which it may keep.
 	whole []byte
-	// shared says that the bytes are memberCache's, never to be changed:
-	// own makes them the row's first.
-	shared bool
+	// borrowed says that the bytes are another row's (memberCache's, or
+	// the shared row a split copied), never to be changed: own makes them
+	// the row's first.
+	borrowed bool
+	// units are a shared row's (unit '') units; none when it is retired.
+	units []string
 }
 
-// own gives a row that shares memberCache's bytes a copy of its own.
+// own gives a row that borrows its bytes a copy of its own.
 func (r *memberRow) own() {
+	if r.whole == nil { // read in part
+		r.head, r.minutes, r.borrowed = slices.Clone(r.head), slices.Clone(r.minutes), false
+		return
+	}
 	g := slices.Clone(r.whole)
-	r.head, r.minutes, r.whole, r.shared = g[:headSlots:headSlots], g[headSlots:len(g):len(g)], g, false
+	r.head, r.minutes, r.whole, r.borrowed = g[:headSlots:headSlots], g[headSlots:len(g):len(g)], g, false
 }
 
 // at returns the byte of slot s, nil when it was not read.
@@ -841,14 +1046,15 @@ func (r *memberRow) at(s int) *byte {
 	return nil
 }
 
-// collect reads rows of sqlLockEntityDays or sqlLockMemberDays into m.
+// collect reads rows of sqlLockEntityDays or sqlReadEntityDays into m.
 func (m *memberRows) collect(rows pgx.Rows) error {
 	for rows.Next() {
 		var k memberKey
 		var day time.Time
 		var head, minutes []byte
+		var units []string
 		var version int64
-		if err := rows.Scan(&k.layer, &k.entity, &day, &k.unit, &version, &head, &minutes); err != nil {
+		if err := rows.Scan(&k.layer, &k.entity, &day, &k.unit, &units, &version, &head, &minutes); err != nil {
 			return err
 		}
 		k.day = day.Unix()
@@ -856,15 +1062,15 @@ func (m *memberRows) collect(rows pgx.Rows) error {
 		if !ok || len(head) != headSlots || len(minutes) != int(r.hi-r.lo+1) {
 			return fmt.Errorf("member row %s/%s/%s of %v: %w", k.unit, k.layer, k.entity, day, ErrMemberRow)
 		}
-		m.grades[k] = &memberRow{head: head, minutes: minutes, lo: r.lo, version: version}
+		m.grades[k] = &memberRow{head: head, minutes: minutes, lo: r.lo, version: version, units: units}
 	}
 	return rows.Err()
 }
 
 // queueMemberLock queues on pb the lock and read of the rows of
 // rollup_member_day of every station and segment of b's rows in the days of
-// their observation times, in every unit (the units are not known yet; a
-// superset of the rows the batch will touch), in key order: their day, hour
+// their observation times, the shared row and every unit's (the units are
+// not known yet; a superset of the rows the batch will touch), in key order: their day, hour
 // and quarter slots and the range of minutes of the batch's observations.
 // The rows are in what it returns once pb is sent; nil when b has no
 // station or segment.

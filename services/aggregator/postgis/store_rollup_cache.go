@@ -46,6 +46,7 @@ func (c *memberCache) max() int {
 type cachedMember struct {
 	grades  []byte
 	version int64
+	units   []string // a shared row's (memberRow.units)
 }
 
 // full reports whether the cache takes no more rows.
@@ -72,7 +73,7 @@ func (c *memberCache) take(keys []entityDay, out map[memberKey]*memberRow) []ent
 		for unit, r := range units {
 			g := r.grades
 			out[memberKey{ed.layer, ed.entity, ed.day, unit}] = &memberRow{head: g[:headSlots:headSlots], minutes: g[headSlots:len(g):len(g)],
-				version: r.version, whole: g, shared: true}
+				version: r.version, whole: g, borrowed: true, units: r.units}
 		}
 	}
 	return missed
@@ -139,7 +140,7 @@ func (c *memberCache) install(m *memberRows) {
 			if g == nil {
 				g = append(slices.Clip(r.head), r.minutes...)
 			}
-			units[k.unit] = &cachedMember{grades: g, version: v}
+			units[k.unit] = &cachedMember{grades: g, version: v, units: r.units}
 		}
 	}
 }

@@ -56,8 +56,8 @@ func TestMemberCacheSharedRowsUnchanged(t *testing.T) {
 	if r := m2.grades[k]; nonZero(r.whole) != 0 || nonZero(r.head) != 0 || nonZero(r.minutes) != 0 {
 		t.Fatal("a second batch's row changed with the first's")
 	}
-	if r := m1.grades[k]; nonZero(r.whole) != 4 || r.shared {
-		t.Fatalf("the batch's own row has %d grades set (shared %v); want 4", nonZero(r.whole), r.shared)
+	if r := m1.grades[k]; nonZero(r.whole) != 4 || r.borrowed {
+		t.Fatalf("the batch's own row has %d grades set (borrowed %v); want 4", nonZero(r.whole), r.borrowed)
 	}
 	m1.updated = m1.written
 	c.install(m1)

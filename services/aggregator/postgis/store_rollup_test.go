@@ -445,7 +445,7 @@ func TestRollupMembersConcurrent(t *testing.T) {
 	}
 	wg.Wait()
 	checkRollupInvariant(t, pool)
-	if n := count(t, pool, `SELECT coalesce(sum(upgrades), 0) FROM rollup_member_day WHERE unit_code = 'VN'`); n == 0 {
+	if n := count(t, pool, `SELECT coalesce(sum(upgrades), 0) FROM rollup_member_day WHERE unit_code = 'VN' OR 'VN' = ANY(units)`); n == 0 {
 		t.Fatal("no member of VN was upgraded; the test lost its upgrades")
 	}
 	// Every row version is stored compressed (migration 00027): its grades
@@ -609,7 +609,7 @@ func TestRollupMembersCacheFull(t *testing.T) {
 	rollupTree(t, pool)
 	ctx := context.Background()
 	s := postgis.NewStore(pool)
-	s.SetMemberCacheBound(6) // two stations' rows (3 units each), not three
+	s.SetMemberCacheBound(2) // two stations' rows (one each, shared by W1, 01 and VN), not three
 	day1 := time.Date(2025, 8, 1, 3, 0, 0, 0, time.UTC)
 	i := 0
 	batch := func(at time.Time, stations ...string) postgis.Batch {
@@ -628,12 +628,12 @@ func TestRollupMembersCacheFull(t *testing.T) {
 		b    postgis.Batch
 		rows int // kept in memory after
 	}{
-		{batch(day1, "st1", "st2", "st3"), 6},
-		{batch(day1.Add(time.Minute), "st1", "st2", "st3"), 6}, // full: the third station's rows read in part
-		{batch(day1.Add(time.Hour), "st3", "st1"), 6},
-		{batch(day1.Add(24*time.Hour), "st1"), 3}, // a new day: day 1's rows go for its new rows
-		{batch(day1.Add(24*time.Hour+time.Minute), "st2", "st1"), 6},
-		{batch(day1.Add(24*time.Hour+2*time.Minute), "st2", "st1", "st3"), 6},
+		{batch(day1, "st1", "st2", "st3"), 2},
+		{batch(day1.Add(time.Minute), "st1", "st2", "st3"), 2}, // full: the third station's rows read in part
+		{batch(day1.Add(time.Hour), "st3", "st1"), 2},
+		{batch(day1.Add(24*time.Hour), "st1"), 1}, // a new day: day 1's rows go for its new rows
+		{batch(day1.Add(24*time.Hour+time.Minute), "st2", "st1"), 2},
+		{batch(day1.Add(24*time.Hour+2*time.Minute), "st2", "st1", "st3"), 2},
 	} {
 		if _, err := s.WriteBatch(ctx, step.b); err != nil {
 			t.Fatalf("batch %d: %v", n, err)
@@ -645,5 +645,100 @@ func TestRollupMembersCacheFull(t *testing.T) {
 			t.Fatalf("batch %d: %d batches written as all new, %d again; want %d and 0", n, allNew, rewritten, n+1)
 		}
 		checkRollupInvariant(t, pool)
+	}
+}
+
+// TestRollupMembersShared: an entity day's members are kept in one row for
+// all the units of its path (unit_code '', its units listed) while every
+// batch walks that path; the first batch that walks another (the station
+// reported from W2 after W1 the same day) splits it into a row per unit,
+// which count alone from then on; an entity day whose first batch walks two
+// paths starts split. Written all new and the exact way (each batch then
+// holds a row stored before), the distinct counts equal plain SQL after
+// every batch.
+func TestRollupMembersShared(t *testing.T) {
+	for _, exact := range []bool{false, true} {
+		t.Run(map[bool]string{false: "all new", true: "exact"}[exact], func(t *testing.T) {
+			pool := testenv.PostGIS(t).Pool
+			rollupTree(t, pool)
+			ctx := context.Background()
+			s := postgis.NewStore(pool)
+			at := time.Date(2025, 8, 1, 3, 0, 0, 0, time.UTC)
+			i := 0
+			row := func(station, unit string, band int16) postgis.AirRow {
+				i++
+				r := airRow(station, at.Add(time.Duration(i)*time.Minute), 10)
+				v := int32(40 * band)
+				r.AQI = postgis.AQI{Value: &v, Band: band}
+				r.UnitCode, r.Province, r.ReceivedAt = unit, "01", r.ObservedAt
+				return r
+			}
+			seed := row("st9", "W1", 1)
+			if _, err := s.WriteBatch(ctx, postgis.Batch{Air: []postgis.AirRow{seed}}); err != nil {
+				t.Fatal(err)
+			}
+			// layout is the member rows of a station: unit (- for the
+			// shared row) and the units a shared row stands for.
+			layout := func(station string) string {
+				rows, err := pool.Query(ctx, `SELECT CASE WHEN unit_code = '' THEN '-' ELSE unit_code END, units
+					FROM rollup_member_day WHERE entity = $1 ORDER BY unit_code`, station)
+				if err != nil {
+					t.Fatal(err)
+				}
+				defer rows.Close()
+				var out []string
+				for rows.Next() {
+					var unit string
+					var units []string
+					if err := rows.Scan(&unit, &units); err != nil {
+						t.Fatal(err)
+					}
+					if units != nil {
+						unit += "[" + strings.Join(units, " ") + "]"
+					}
+					out = append(out, unit)
+				}
+				if err := rows.Err(); err != nil {
+					t.Fatal(err)
+				}
+				return strings.Join(out, " ")
+			}
+			for n, step := range []struct {
+				name    string
+				rows    []postgis.AirRow
+				station string
+				want    string
+			}{
+				{"first report", []postgis.AirRow{row("st1", "W1", 2)}, "st1", "-[01 VN W1]"},
+				{"worse band, same path", []postgis.AirRow{row("st1", "W1", 4), row("st1", "W1", 3)}, "st1", "-[01 VN W1]"},
+				{"another ward", []postgis.AirRow{row("st1", "W2", 1)}, "st1", "-[] 01 G1 VN W1 W2"},
+				{"back in W1", []postgis.AirRow{row("st1", "W1", 6), row("st1", "W2", 5)}, "st1", "-[] 01 G1 VN W1 W2"},
+				{"two wards in its first batch", []postgis.AirRow{row("st2", "W1", 3), row("st2", "W2", 2)}, "st2", "-[] 01 G1 VN W1 W2"},
+				{"a third station", []postgis.AirRow{row("st3", "W2", 3), row("st3", "W2", 5)}, "st3", "-[01 G1 VN W2]"},
+			} {
+				b := postgis.Batch{Air: step.rows}
+				if exact {
+					b.Air = append(b.Air, seed) // stored before: the batch is written again the exact way
+				}
+				if _, err := s.WriteBatch(ctx, b); err != nil {
+					t.Fatalf("%s: %v", step.name, err)
+				}
+				if got := layout(step.station); got != step.want {
+					t.Fatalf("%s: member rows of %s: %s; want %s", step.name, step.station, got, step.want)
+				}
+				if _, rewritten := s.WrittenAllNew(); rewritten != map[bool]int64{false: 0, true: int64(n + 1)}[exact] {
+					t.Fatalf("%s: %d batches written again the exact way", step.name, rewritten)
+				}
+				checkRollupInvariant(t, pool)
+			}
+			// st1 counts once in 01's and VN's day, whatever its wards.
+			var members int64
+			if err := pool.QueryRow(ctx, `SELECT members FROM rollup WHERE unit_code = 'VN' AND layer = 'air' AND win = '1d'`).Scan(&members); err != nil {
+				t.Fatal(err)
+			}
+			if members != 4 {
+				t.Fatalf("VN's air day has %d stations; want 4 (st9, st1, st2, st3)", members)
+			}
+		})
 	}
 }
