@@ -36,7 +36,7 @@ FROM anc CROSS JOIN LATERAL (SELECT * FROM unit_group_member m WHERE m.member_co
 
 // sqlInsertMemberDays creates, empty, the rows of rollup_member_day
 // ($1…$4: layer, entity, day, unit; in key order) that do not exist yet, $5
-// being the empty grades; a shared row (unit '') gets the units $6 whose row
+// being the empty grades; a shared row (unit ”) gets the units $6 whose row
 // number (1-based) in $7 is its own (none: retired, '{}'). A row another
 // transaction is inserting is waited for and left to it.
 const sqlInsertMemberDays = `INSERT INTO rollup_member_day (layer, entity, day, unit_code, grades, units)
@@ -80,7 +80,7 @@ JOIN rollup_member_day m ON m.layer = k.l AND m.entity = k.e AND m.day = k.d`
 
 // sqlCreateMemberDays creates the rows of rollup_member_day $1…$4 (layer,
 // entity, day, unit; in key order) with their grades $5, at version 0, a
-// shared row (unit '') with its units from $6 and $7 (sqlRowUnits), and
+// shared row (unit ”) with its units from $6 and $7 (sqlRowUnits), and
 // returns a row per row created: none for a row that exists (another writer
 // created it since the batch found none).
 const sqlCreateMemberDays = `INSERT INTO rollup_member_day (layer, entity, day, unit_code, grades, version, units)

@@ -622,7 +622,7 @@ func orNil[T comparable](s []T) []T {
 // counts once there and in its grade; one already counted at a better grade
 // moves from that grade to its new one; any other counts nothing.
 //
-// An entity day's members are kept in one shared row (unit '') for all the
+// An entity day's members are kept in one shared row (unit ”) for all the
 // units of its path as long as every batch adds the same members to each of
 // them (the entity walked one path that day), else in a row per unit
 // (docs/rollups.md, "Distinct counts"); a batch that meets a shared row that
@@ -842,11 +842,11 @@ type memberWrites struct {
 	cRowOf                     []int64
 	// Split: the shared rows' entity days and versions, and the rows per
 	// unit made of them.
-	sLayers, sEntities            []string
-	sDays                         []time.Time
-	sVersions                     []int64
-	pLayers, pEntities, pUnits    []string
-	pDays                         []time.Time
+	sLayers, sEntities         []string
+	sDays                      []time.Time
+	sVersions                  []int64
+	pLayers, pEntities, pUnits []string
+	pDays                      []time.Time
 }
 
 // count counts the members d into the roll-ups of units in acc from row r

@@ -649,7 +649,7 @@ func TestRollupMembersCacheFull(t *testing.T) {
 }
 
 // TestRollupMembersShared: an entity day's members are kept in one row for
-// all the units of its path (unit_code '', its units listed) while every
+// all the units of its path (unit_code ”, its units listed) while every
 // batch walks that path; the first batch that walks another (the station
 // reported from W2 after W1 the same day) splits it into a row per unit,
 // which count alone from then on; an entity day whose first batch walks two
