@@ -129,3 +129,51 @@ func TestMigrateRollupMemberDay(t *testing.T) {
 		t.Errorf("%d members differ after 00025 down", diff)
 	}
 }
+
+// TestMigrateRollupMemberDayShared: going down from 00035 gives each unit of
+// a shared member row a row of its own with the shared grades, drops the
+// shared rows (the retired ones too) and keeps the units' rows.
+func TestMigrateRollupMemberDayShared(t *testing.T) {
+	db := testenv.PostGIS(t)
+	ctx := context.Background()
+	sqlDB := stdlib.OpenDBFromPool(db.Pool)
+	defer sqlDB.Close()
+	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, schema.Migrations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// st1: shared by W1, 01 and VN; st2: split (a retired shared row, then
+	// rows of W1 and VN with their own grades).
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO rollup_member_day (layer, entity, day, unit_code, grades, upgrades, version, units)
+		SELECT 'air', e, '2025-07-31 17:00+00', u, overlay(decode(repeat('00', 2048), 'hex') PLACING decode(g, 'hex') FROM 1), up, 5, us
+		FROM (VALUES ('st1', '', '0302', 1, '{W1,01,VN}'::text[]), ('st2', '', '01', 0, '{}'),
+			('st2', 'W1', '0401', 2, NULL), ('st2', 'VN', '0501', 3, NULL)) v (e, u, g, up, us)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.DownTo(ctx, 34); err != nil {
+		t.Fatalf("migrating down to 34: %v", err)
+	}
+	var got []string
+	rows, err := db.Pool.Query(ctx, `SELECT entity || '/' || unit_code || ' ' || encode(substring(grades FROM 1 FOR 2), 'hex') || ' up=' || upgrades
+		FROM rollup_member_day ORDER BY entity, unit_code`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, s)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"st1/01 0302 up=1", "st1/VN 0302 up=1", "st1/W1 0302 up=1", "st2/VN 0501 up=3", "st2/W1 0401 up=2"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("rollup_member_day after 00035 down:\n%v\nwant\n%v", got, want)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatalf("migrating up again: %v", err)
+	}
+}
