@@ -20,6 +20,9 @@ go test -run '^$' -bench . -benchtime "$benchtime" -benchmem \
 # consumer + COPY (DRAIN_EVENTS per phase, 20000); two iterations, so that
 # on and off each go first once (DRAIN_ITERATIONS).
 go test -run '^$' -bench 'AggregatorDrain' -benchtime "${DRAIN_ITERATIONS:-2}x" ./services/aggregator/
+# Roll-up latency, one observation at a time: publish on FEEDS → its 1m
+# roll-up on ROLLUPS, and commit → ROLLUPS, beside a bare NATS round trip.
+go test -run '^$' -bench 'RollupLatency' -benchtime "${LATENCY_N:-300}x" ./services/aggregator/
 # Partitioned aggregators (--partitioned): 1, 2, then 4 instances sharing 8
 # provinces, beside one bare consumer + COPY of every province (DRAIN_EVENTS
 # per phase).
