@@ -6,8 +6,9 @@ import (
 )
 
 // maxCachedMembers bounds the member rows a memberCache holds (each about
-// 1.6 kB): 16,384 rows, ~26 MB, the rows of a day of 4,000 stations and
-// segments in a ward, its province, VN and a group. A full cache keeps the
+// 1.6 kB): 16,384 rows, ~26 MB, a day of 16,000 stations and segments (one
+// shared row each for the units of its path), or of 4,000 counted unit by
+// unit in a ward, its province, VN and a group. A full cache keeps the
 // rows it holds (their new versions too) and takes no more until a new day
 // lets it drop the older ones; meanwhile the batches read the rows it lacks
 // in part, as the exact way does, without a lock.
