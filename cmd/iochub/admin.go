@@ -18,7 +18,24 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs := flag.NewFlagSet("iochub migrate", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	cfg.registerDatabaseURL(fs, "PostGIS database URL")
-	if err := parseAndMigrate(ctx, fs, &cfg, args); err != nil {
+	downTo := fs.Int64("down-to", -1, "instead, undo every migration newer than this version, newest first: before rolling back to a release that knows only the migrations up to it (docs/operations.md, Upgrades)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if err := applyEnv(fs); err != nil {
+		return err
+	}
+	if cfg.DatabaseURL == "" {
+		return errors.New("--database-url (or IOCHUB_DATABASE_URL) is required")
+	}
+	if *downTo >= 0 {
+		if err := schema.MigrateDownTo(ctx, cfg.DatabaseURL, *downTo); err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "migrated down to %d\n", *downTo)
+		return nil
+	}
+	if err := schema.Migrate(ctx, cfg.DatabaseURL); err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, "migrations applied")

@@ -260,3 +260,46 @@ func TestConfigReadPool(t *testing.T) {
 		}
 	}
 }
+
+// TestCLIMigrateDownTo: `iochub migrate --down-to N` undoes the migrations
+// after N (the shared roll-up member rows of 00035 become rows per unit),
+// and `iochub migrate` applies them again.
+func TestCLIMigrateDownTo(t *testing.T) {
+	db := testenv.PostGIS(t)
+	ctx := context.Background()
+	version := func() int64 {
+		var v int64
+		if err := db.Pool.QueryRow(ctx, `SELECT max(version_id) FROM goose_db_version WHERE is_applied`).Scan(&v); err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	newest := version()
+	if newest < 35 {
+		t.Fatalf("newest migration %d; want 35 or later", newest)
+	}
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO rollup_member_day (layer, entity, day, unit_code, grades, units)
+		VALUES ('air', 'st1', '2025-07-31 17:00+00', '', decode(repeat('01', 2048), 'hex'), '{01,VN}')`); err != nil {
+		t.Fatal(err)
+	}
+	out, _, err := runCLI(t, "migrate", "--database-url", db.URL, "--down-to", "34")
+	if err != nil || !strings.Contains(out, "migrated down to 34") {
+		t.Fatalf("migrate --down-to 34: %q %v", out, err)
+	}
+	if v := version(); v != 34 {
+		t.Fatalf("after --down-to 34 the database is at %d", v)
+	}
+	var units string
+	if err := db.Pool.QueryRow(ctx, `SELECT string_agg(unit_code, ',' ORDER BY unit_code) FROM rollup_member_day WHERE entity = 'st1'`).Scan(&units); err != nil {
+		t.Fatal(err)
+	}
+	if units != "01,VN" {
+		t.Fatalf("member rows of st1 after --down-to 34: %q; want 01,VN", units)
+	}
+	if out, _, err := runCLI(t, "migrate", "--database-url", db.URL); err != nil || !strings.Contains(out, "migrations applied") {
+		t.Fatalf("migrate: %q %v", out, err)
+	}
+	if v := version(); v != newest {
+		t.Fatalf("after migrate the database is at %d; want %d", v, newest)
+	}
+}

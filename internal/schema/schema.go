@@ -41,6 +41,27 @@ func Migrate(ctx context.Context, url string) error {
 	return migrate(ctx, db)
 }
 
+// MigrateDownTo takes the database at url down to migration version
+// (running each newer migration's Down, newest first), for rolling a
+// release back to one that knows only migrations up to version (see
+// docs/operations.md, "Upgrades").
+func MigrateDownTo(ctx context.Context, url string, version int64) error {
+	cfg, err := pgx.ParseConfig(url)
+	if err != nil {
+		return fmt.Errorf("parsing database URL: %w", err)
+	}
+	db := stdlib.OpenDB(*cfg)
+	defer db.Close()
+	p, err := goose.NewProvider(goose.DialectPostgres, db, Migrations)
+	if err != nil {
+		return fmt.Errorf("loading migrations: %w", err)
+	}
+	if _, err := p.DownTo(ctx, version); err != nil {
+		return fmt.Errorf("migrating down to %d: %w", version, err)
+	}
+	return nil
+}
+
 func migrate(ctx context.Context, db *sql.DB) error {
 	// Out of order: a database migrated by a build that lacked a lower-numbered
 	// migration (developed in parallel) still takes it later.

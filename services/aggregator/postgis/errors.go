@@ -20,9 +20,13 @@ var ErrStatementTimeout = errors.New("statement ran longer than the store's stat
 // ErrConfig is returned by NewStoreWith for an invalid StoreConfig.
 var ErrConfig = errors.New("invalid PostGIS store configuration")
 
-// ErrMemberRow is returned when a batch's row of rollup_member_day was
-// neither found nor created (it cannot happen in one transaction).
-var ErrMemberRow = errors.New("roll-up member row missing after locking it")
+// ErrMemberRow is returned when the rows of rollup_member_day a batch read
+// or locked are not what its count needs: a row neither found nor created,
+// a slot not read, a shared row beside rows of its units (a writer that does
+// not know shared rows, such as a release before migration 00035, wrote
+// them), or a member in a unit the batch has no roll-up of. The batch is
+// retried; nothing of it is stored.
+var ErrMemberRow = errors.New("roll-up member rows not as counted")
 
 // ErrFenced is returned when a write transaction runs under a partition's
 // fence (WithFence) and another aggregator has taken the partition since:

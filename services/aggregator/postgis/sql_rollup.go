@@ -36,7 +36,7 @@ FROM anc CROSS JOIN LATERAL (SELECT * FROM unit_group_member m WHERE m.member_co
 
 // sqlInsertMemberDays creates, empty, the rows of rollup_member_day
 // ($1…$4: layer, entity, day, unit; in key order) that do not exist yet, $5
-// being the empty grades; a shared row (unit ”) gets the units $6 whose row
+// being the empty grades; a shared row (unit_code empty) gets the units $6 whose row
 // number (1-based) in $7 is its own (none: retired, '{}'). A row another
 // transaction is inserting is waited for and left to it.
 const sqlInsertMemberDays = `INSERT INTO rollup_member_day (layer, entity, day, unit_code, grades, units)
@@ -80,7 +80,7 @@ JOIN rollup_member_day m ON m.layer = k.l AND m.entity = k.e AND m.day = k.d`
 
 // sqlCreateMemberDays creates the rows of rollup_member_day $1…$4 (layer,
 // entity, day, unit; in key order) with their grades $5, at version 0, a
-// shared row (unit ”) with its units from $6 and $7 (sqlRowUnits), and
+// shared row (unit_code empty) with its units from $6 and $7 (sqlRowUnits), and
 // returns a row per row created: none for a row that exists (another writer
 // created it since the batch found none).
 const sqlCreateMemberDays = `INSERT INTO rollup_member_day (layer, entity, day, unit_code, grades, version, units)
@@ -95,7 +95,10 @@ RETURNING 1`
 // entity days $1…$3 where their version is still $4 (units '{}', version
 // + 1) and copies their grades into a row of each unit $8 of entity day
 // $5…$7 (its units when read), at version 0; it returns a row per row
-// created. A shared row changed since it was read creates none.
+// created. A shared row changed since it was read creates none; nor does a
+// unit that has a row already (which only a writer that does not know
+// shared rows makes): the batch then finds fewer rows than it wrote and is
+// retried.
 const sqlSplitMemberDays = `WITH r AS (
     UPDATE rollup_member_day m SET units = '{}', version = m.version + 1
     FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::bigint[]) AS k (l, e, d, v)
@@ -107,6 +110,7 @@ SELECT r.layer, r.entity, r.day, u.u, r.grades, 0
 FROM unnest($5::text[], $6::text[], $7::timestamptz[], $8::text[]) AS u (l, e, d, u)
 JOIN r ON r.layer = u.l AND r.entity = u.e AND r.day = u.d
 ORDER BY u.l, u.e, u.d, u.u
+ON CONFLICT DO NOTHING
 RETURNING 1`
 
 // sqlUpdateMemberDays writes back the rows of rollup_member_day a batch

@@ -622,7 +622,7 @@ func orNil[T comparable](s []T) []T {
 // counts once there and in its grade; one already counted at a better grade
 // moves from that grade to its new one; any other counts nothing.
 //
-// An entity day's members are kept in one shared row (unit ”) for all the
+// An entity day's members are kept in one shared row (unit_code empty) for all the
 // units of its path as long as every batch adds the same members to each of
 // them (the entity walked one path that day), else in a row per unit
 // (docs/rollups.md, "Distinct counts"); a batch that meets a shared row that
@@ -759,13 +759,14 @@ func (m *memberRows) splitDays() map[entityDay]bool {
 
 // createMemberRows creates, empty, and locks the member rows that the
 // groups of keys (by entity day) need and rows (locked) lacks: a shared row
-// for an entity day without rows whose members are the same in every unit,
-// else a retired shared row and a row per unit; a row per unit missing from
-// a split entity day. Another writer may create rows of the same entity days
-// meanwhile (waited for, then read): it tries again with what it read, up to
-// three times.
+// for an entity day without rows (retired when its members differ between
+// units: its rows per unit come in the next pass, once the batch holds that
+// shared row, not one another writer made meanwhile), a row per unit
+// missing from a split entity day. Another writer may create rows of the
+// same entity days meanwhile (waited for, then read): each pass decides on
+// what the last one read, up to four passes.
 func createMemberRows(ctx context.Context, tx pgx.Tx, groups [][]memberKey, members map[memberKey]*dayMembers, rows *memberRows) error {
-	for range 3 {
+	for pass := 0; ; pass++ {
 		split := rows.splitDays()
 		var (
 			layers, entities, units, shared []string
@@ -796,10 +797,7 @@ func createMemberRows(ctx context.Context, tx pgx.Tx, groups [][]memberKey, memb
 					shared, rowOf = append(shared, k.unit), append(rowOf, int64(len(layers)))
 				}
 			default:
-				add(sk)
-				for _, k := range g {
-					add(k)
-				}
+				add(sk) // retired
 			}
 			if len(layers) > n {
 				r, ok := rows.ranges[ed]
@@ -813,6 +811,9 @@ func createMemberRows(ctx context.Context, tx pgx.Tx, groups [][]memberKey, memb
 		if len(layers) == 0 {
 			return nil
 		}
+		if pass == 3 {
+			return fmt.Errorf("member rows of %d entity days still missing after %d passes: %w", len(lockLayers), pass, ErrMemberRow)
+		}
 		var pb pgx.Batch
 		pb.Queue(sqlInsertMemberDays, layers, entities, days, units, make([]byte, rowBytes), shared, rowOf)
 		pb.Queue(sqlLockEntityDays, lockLayers, lockEntities, lockDays, los, his).Query(rows.collect)
@@ -820,7 +821,6 @@ func createMemberRows(ctx context.Context, tx pgx.Tx, groups [][]memberKey, memb
 			return fmt.Errorf("locking the members of %d entity days: %w", len(lockLayers), err)
 		}
 	}
-	return fmt.Errorf("member rows still missing after three tries: %w", ErrMemberRow)
 }
 
 // memberWrites are the writes of member rows a batch queues: rows updated

@@ -59,7 +59,7 @@ func (c *memberCache) full() bool {
 
 // take adds to out the rows of the entity days of keys that the cache
 // holds, and returns the entity days it does not hold. The rows share the
-// cache's bytes (shared): a batch that changes one changes its own copy
+// cache's bytes (borrowed): a batch that changes one changes its own copy
 // (memberRow.own), so a batch that fails leaves the cache as it was.
 func (c *memberCache) take(keys []entityDay, out map[memberKey]*memberRow) []entityDay {
 	c.mu.Lock()

@@ -649,7 +649,7 @@ func TestRollupMembersCacheFull(t *testing.T) {
 }
 
 // TestRollupMembersShared: an entity day's members are kept in one row for
-// all the units of its path (unit_code ”, its units listed) while every
+// all the units of its path (unit_code empty, its units listed) while every
 // batch walks that path; the first batch that walks another (the station
 // reported from W2 after W1 the same day) splits it into a row per unit,
 // which count alone from then on; an entity day whose first batch walks two
@@ -740,5 +740,64 @@ func TestRollupMembersShared(t *testing.T) {
 				t.Fatalf("VN's air day has %d stations; want 4 (st9, st1, st2, st3)", members)
 			}
 		})
+	}
+}
+
+// TestRollupMembersSharedRace: an exact batch whose fresh entity day walks
+// two paths (W1 and W2) waits on another writer creating the entity day's
+// shared row for W1's path; once that commits, the batch splits that row
+// (it must not also have made rows of its own units beside it) and is
+// written at its first try.
+func TestRollupMembersSharedRace(t *testing.T) {
+	pool := testenv.PostGIS(t).Pool
+	rollupTree(t, pool)
+	ctx := context.Background()
+	s := postgis.NewStore(pool)
+	at := time.Date(2025, 8, 1, 3, 0, 0, 0, time.UTC)
+	row := func(station, unit string, minute int, band int16) postgis.AirRow {
+		r := airRow(station, at.Add(time.Duration(minute)*time.Minute), 10)
+		v := int32(40 * band)
+		r.AQI = postgis.AQI{Value: &v, Band: band}
+		r.UnitCode, r.Province, r.ReceivedAt = unit, "01", r.ObservedAt
+		return r
+	}
+	seed := row("st9", "W1", 0, 1)
+	if _, err := s.WriteBatch(ctx, postgis.Batch{Air: []postgis.AirRow{seed}}); err != nil {
+		t.Fatal(err)
+	}
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { _ = tx.Rollback(ctx) }()
+	if _, err := tx.Exec(ctx, `INSERT INTO rollup_member_day (layer, entity, day, unit_code, grades, units)
+		VALUES ('air', 'st2', '2025-07-31 17:00+00', '', decode(repeat('00', 2048), 'hex'), '{01,VN,W1}')`); err != nil {
+		t.Fatal(err)
+	}
+	// seed, stored before, sends the batch the exact way.
+	b := postgis.Batch{Air: []postgis.AirRow{row("st2", "W1", 1, 3), row("st2", "W2", 2, 2), seed}}
+	done := make(chan error, 1)
+	go func() { _, err := s.WriteBatch(ctx, b); done <- err }()
+	// The batch's insert of the shared row waits for the transaction above.
+	deadline := time.Now().Add(time.Minute)
+	for count(t, pool, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE 'INSERT INTO rollup_member_day%'`) == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("the batch never waited on the other writer's shared row")
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the batch ended before the other writer committed: %v", err)
+		case <-time.After(10 * time.Millisecond):
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the batch: %v; want it written at its first try", err)
+	}
+	checkRollupInvariant(t, pool)
+	if n := count(t, pool, `SELECT count(*) FROM rollup_member_day WHERE entity = 'st2' AND unit_code = '' AND units = '{}'`); n != 1 {
+		t.Fatalf("%d retired shared rows of st2; want 1", n)
 	}
 }
