@@ -404,29 +404,44 @@ func TestRollupKnownAndStale(t *testing.T) {
 	}
 }
 
-// TestRollupMembersConcurrent: two writers (as two province partitions
-// meeting in VN) add the same stations in random bands to the same windows
-// at once; the distinct counts still equal plain SQL over the raw rows.
+// TestRollupMembersConcurrent: four writers (as province partitions
+// meeting in VN, or an aggregator and its successor) add the same stations
+// in random bands and random wards (W1 or W2: shared member rows split under
+// them) to the same windows of two days at once, two of them with a memory
+// of member rows too small for a day (rows read in part), a third of the
+// batches the exact way (each holding a row stored before); the distinct
+// counts still equal plain SQL over the raw rows, and no batch fails but
+// for a deadlock the server broke (which the aggregator retries too).
 func TestRollupMembersConcurrent(t *testing.T) {
 	pool := testenv.PostGIS(t).Pool
 	rollupTree(t, pool)
 	at := time.Date(2025, 8, 1, 3, 0, 0, 0, time.UTC)
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
 	var wg sync.WaitGroup
-	for w := range 2 {
+	for w := range 4 {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
 			s := postgis.NewStore(pool)
-			rng := rand.New(rand.NewPCG(uint64(w), 22))
-			for i := range 30 {
+			if w%2 == 1 {
+				s.SetMemberCacheBound(3)
+			}
+			rng := rand.New(rand.NewPCG(uint64(w), seed))
+			var stored postgis.AirRow
+			for i := range 40 {
 				var b postgis.Batch
-				for j := range 4 {
-					r := airRow(fmt.Sprintf("st%d", rng.IntN(4)), at.Add(time.Duration(rng.IntN(120))*time.Second), 10)
+				for j := range 1 + rng.IntN(4) {
+					day := time.Duration(rng.IntN(2)) * 24 * time.Hour
+					r := airRow(fmt.Sprintf("st%d", rng.IntN(4)), at.Add(day+time.Duration(rng.IntN(7200))*time.Second), 10)
 					v := int32(rng.IntN(300))
 					r.AQI = postgis.AQI{Value: &v, Band: int16(1 + rng.IntN(6))}
 					r.EventID = fmt.Sprintf("c%d-%d-%d", w, i, j)
-					r.UnitCode, r.Province, r.ReceivedAt = []string{"W1", "W2"}[w], "01", r.ObservedAt
+					r.UnitCode, r.Province, r.ReceivedAt = []string{"W1", "W2"}[rng.IntN(2)], "01", r.ObservedAt
 					b.Air = append(b.Air, r)
+				}
+				if i > 0 && rng.IntN(3) == 0 {
+					b.Air = append(b.Air, stored) // stored before: the exact way
 				}
 				for try := 0; ; try++ {
 					_, err := s.WriteBatch(context.Background(), b)
@@ -440,6 +455,7 @@ func TestRollupMembersConcurrent(t *testing.T) {
 					}
 					break
 				}
+				stored = b.Air[0]
 			}
 		}()
 	}
