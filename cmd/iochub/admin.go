@@ -19,14 +19,8 @@ func runMigrate(ctx context.Context, args []string, stdout, stderr io.Writer) er
 	fs.SetOutput(stderr)
 	cfg.registerDatabaseURL(fs, "PostGIS database URL")
 	downTo := fs.Int64("down-to", -1, "instead, undo every migration newer than this version, newest first: before rolling back to a release that knows only the migrations up to it (docs/operations.md, Upgrades)")
-	if err := fs.Parse(args); err != nil {
+	if err := parseWithDatabase(fs, &cfg, args); err != nil {
 		return err
-	}
-	if err := applyEnv(fs); err != nil {
-		return err
-	}
-	if cfg.DatabaseURL == "" {
-		return errors.New("--database-url (or IOCHUB_DATABASE_URL) is required")
 	}
 	if *downTo >= 0 {
 		if err := schema.MigrateDownTo(ctx, cfg.DatabaseURL, *downTo); err != nil {

@@ -25,6 +25,15 @@ func openUnitsDB(ctx context.Context, fs *flag.FlagSet, cfg *config, args []stri
 // parseAndMigrate parses args and the environment into cfg, requires the
 // database URL and applies the migrations.
 func parseAndMigrate(ctx context.Context, fs *flag.FlagSet, cfg *config, args []string) error {
+	if err := parseWithDatabase(fs, cfg, args); err != nil {
+		return err
+	}
+	return schema.Migrate(ctx, cfg.DatabaseURL)
+}
+
+// parseWithDatabase parses args and the environment into cfg and requires
+// the database URL.
+func parseWithDatabase(fs *flag.FlagSet, cfg *config, args []string) error {
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -34,7 +43,7 @@ func parseAndMigrate(ctx context.Context, fs *flag.FlagSet, cfg *config, args []
 	if cfg.DatabaseURL == "" {
 		return errors.New("--database-url (or IOCHUB_DATABASE_URL) is required")
 	}
-	return schema.Migrate(ctx, cfg.DatabaseURL)
+	return nil
 }
 
 // runUnitsGroup defines or changes a custom group of units.

@@ -5,6 +5,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 
@@ -91,24 +92,10 @@ func TestMigrateRollupMemberDay(t *testing.T) {
 	if _, err := p.Up(ctx); err != nil {
 		t.Fatalf("migrating up: %v", err)
 	}
-	var got []string
-	rows, err := db.Pool.Query(ctx, `SELECT d.unit_code || '/' || d.layer || '/' || d.entity || '/' || to_char(d.day AT TIME ZONE 'UTC', 'MM-DD HH24')
+	got := queryStrings(t, db, `SELECT d.unit_code || '/' || d.layer || '/' || d.entity || '/' || to_char(d.day AT TIME ZONE 'UTC', 'MM-DD HH24')
 			|| ' up=' || d.upgrades || ' ' || string_agg(s || ':' || get_byte(d.grades, s), ',' ORDER BY s)
 		FROM rollup_member_day d, generate_series(0, 1560) s
 		WHERE get_byte(d.grades, s) > 0 GROUP BY d.unit_code, d.layer, d.entity, d.day, d.upgrades ORDER BY 1`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, s)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
 	want := []string{"01/water/w/08-01 17 up=0 2:4", "VN/air/st1/07-31 17 up=1 0:5,11:5,66:3,738:1,1560:7"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("rollup_member_day after 00025:\n%v\nwant\n%v", got, want)
@@ -153,22 +140,8 @@ func TestMigrateRollupMemberDayShared(t *testing.T) {
 	if _, err := p.DownTo(ctx, 34); err != nil {
 		t.Fatalf("migrating down to 34: %v", err)
 	}
-	var got []string
-	rows, err := db.Pool.Query(ctx, `SELECT entity || '/' || unit_code || ' ' || encode(substring(grades FROM 1 FOR 2), 'hex') || ' up=' || upgrades
+	got := queryStrings(t, db, `SELECT entity || '/' || unit_code || ' ' || encode(substring(grades FROM 1 FOR 2), 'hex') || ' up=' || upgrades
 		FROM rollup_member_day ORDER BY entity, unit_code`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		got = append(got, s)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
 	want := []string{"st1/01 0302 up=1", "st1/VN 0302 up=1", "st1/W1 0302 up=1", "st2/VN 0501 up=3", "st2/W1 0401 up=2"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
 		t.Errorf("rollup_member_day after 00035 down:\n%v\nwant\n%v", got, want)
@@ -176,4 +149,18 @@ func TestMigrateRollupMemberDayShared(t *testing.T) {
 	if _, err := p.Up(ctx); err != nil {
 		t.Fatalf("migrating up again: %v", err)
 	}
+}
+
+// queryStrings returns the rows of q, a query of one text column.
+func queryStrings(t *testing.T, db *testenv.DBEnv, q string) []string {
+	t.Helper()
+	rows, err := db.Pool.Query(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }

@@ -683,11 +683,7 @@ func TestRollupMembersShared(t *testing.T) {
 			i := 0
 			row := func(station, unit string, band int16) postgis.AirRow {
 				i++
-				r := airRow(station, at.Add(time.Duration(i)*time.Minute), 10)
-				v := int32(40 * band)
-				r.AQI = postgis.AQI{Value: &v, Band: band}
-				r.UnitCode, r.Province, r.ReceivedAt = unit, "01", r.ObservedAt
-				return r
+				return bandRow(station, unit, at.Add(time.Duration(i)*time.Minute), band)
 			}
 			seed := row("st9", "W1", 1)
 			if _, err := s.WriteBatch(ctx, postgis.Batch{Air: []postgis.AirRow{seed}}); err != nil {
@@ -748,11 +744,7 @@ func TestRollupMembersShared(t *testing.T) {
 				checkRollupInvariant(t, pool)
 			}
 			// st1 counts once in 01's and VN's day, whatever its wards.
-			var members int64
-			if err := pool.QueryRow(ctx, `SELECT members FROM rollup WHERE unit_code = 'VN' AND layer = 'air' AND win = '1d'`).Scan(&members); err != nil {
-				t.Fatal(err)
-			}
-			if members != 4 {
+			if members := count(t, pool, `SELECT members FROM rollup WHERE unit_code = 'VN' AND layer = 'air' AND win = '1d'`); members != 4 {
 				t.Fatalf("VN's air day has %d stations; want 4 (st9, st1, st2, st3)", members)
 			}
 		})
@@ -771,11 +763,7 @@ func TestRollupMembersSharedRace(t *testing.T) {
 	s := postgis.NewStore(pool)
 	at := time.Date(2025, 8, 1, 3, 0, 0, 0, time.UTC)
 	row := func(station, unit string, minute int, band int16) postgis.AirRow {
-		r := airRow(station, at.Add(time.Duration(minute)*time.Minute), 10)
-		v := int32(40 * band)
-		r.AQI = postgis.AQI{Value: &v, Band: band}
-		r.UnitCode, r.Province, r.ReceivedAt = unit, "01", r.ObservedAt
-		return r
+		return bandRow(station, unit, at.Add(time.Duration(minute)*time.Minute), band)
 	}
 	seed := row("st9", "W1", 0, 1)
 	if _, err := s.WriteBatch(ctx, postgis.Batch{Air: []postgis.AirRow{seed}}); err != nil {
@@ -816,4 +804,14 @@ func TestRollupMembersSharedRace(t *testing.T) {
 	if n := count(t, pool, `SELECT count(*) FROM rollup_member_day WHERE entity = 'st2' AND unit_code = '' AND units = '{}'`); n != 1 {
 		t.Fatalf("%d retired shared rows of st2; want 1", n)
 	}
+}
+
+// bandRow is an air row of station in unit (province 01) observed and
+// received at at, in VN_AQI band band.
+func bandRow(station, unit string, at time.Time, band int16) postgis.AirRow {
+	r := airRow(station, at, 10)
+	v := int32(40 * band)
+	r.AQI = postgis.AQI{Value: &v, Band: band}
+	r.UnitCode, r.Province, r.ReceivedAt = unit, "01", at
+	return r
 }
