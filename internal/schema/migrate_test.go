@@ -20,12 +20,7 @@ import (
 func TestMigrateAlertAreaForm(t *testing.T) {
 	db := testenv.PostGIS(t)
 	ctx := context.Background()
-	sqlDB := stdlib.OpenDBFromPool(db.Pool)
-	defer sqlDB.Close()
-	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, schema.Migrations)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := provider(t, db)
 	if _, err := p.DownTo(ctx, 7); err != nil {
 		t.Fatalf("migrating down to 7: %v", err)
 	}
@@ -59,7 +54,7 @@ func TestMigrateAlertAreaForm(t *testing.T) {
 			t.Errorf("%s: area %s after the migration; want %s", id, got, r.want)
 		}
 	}
-	_, err = db.Pool.Exec(ctx, `INSERT INTO alert (id, source_id, event_id, identifier, sender, sent, status, msg_type,
+	_, err := db.Pool.Exec(ctx, `INSERT INTO alert (id, source_id, event_id, identifier, sender, sent, status, msg_type,
 		area, state, province, unit_code, received_at)
 		VALUES ('x', 'src', 'x', 'x', 'kttv', now(), 'Actual', 'Alert', ST_GeomFromText('GEOMETRYCOLLECTION(GEOMETRYCOLLECTION(POINT(1 1)))', 4326), 'active', '01', '01', now())`)
 	if err == nil {
@@ -74,12 +69,7 @@ func TestMigrateAlertAreaForm(t *testing.T) {
 func TestMigrateRollupMemberDay(t *testing.T) {
 	db := testenv.PostGIS(t)
 	ctx := context.Background()
-	sqlDB := stdlib.OpenDBFromPool(db.Pool)
-	defer sqlDB.Close()
-	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, schema.Migrations)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := provider(t, db)
 	if _, err := p.DownTo(ctx, 24); err != nil {
 		t.Fatalf("migrating down to 24: %v", err)
 	}
@@ -123,12 +113,7 @@ func TestMigrateRollupMemberDay(t *testing.T) {
 func TestMigrateRollupMemberDayShared(t *testing.T) {
 	db := testenv.PostGIS(t)
 	ctx := context.Background()
-	sqlDB := stdlib.OpenDBFromPool(db.Pool)
-	defer sqlDB.Close()
-	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, schema.Migrations)
-	if err != nil {
-		t.Fatal(err)
-	}
+	p := provider(t, db)
 	// st1: shared by W1, 01 and VN; st2: split (a retired shared row, then
 	// rows of W1 and VN with their own grades).
 	if _, err := db.Pool.Exec(ctx, `INSERT INTO rollup_member_day (layer, entity, day, unit_code, grades, upgrades, version, units)
@@ -163,4 +148,16 @@ func queryStrings(t *testing.T, db *testenv.DBEnv, q string) []string {
 		t.Fatal(err)
 	}
 	return out
+}
+
+// provider is a goose provider of the embedded migrations on db.
+func provider(t *testing.T, db *testenv.DBEnv) *goose.Provider {
+	t.Helper()
+	sqlDB := stdlib.OpenDBFromPool(db.Pool)
+	t.Cleanup(func() { _ = sqlDB.Close() })
+	p, err := goose.NewProvider(goose.DialectPostgres, sqlDB, schema.Migrations)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
