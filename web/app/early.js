@@ -46,7 +46,10 @@ export function unitsURL(province, whole = false) {
  * (with bbox, when given), or for the national wall the view of VN, which
  * at a national hub carries every province's own roll-ups (docs/api.md).
  * It asks batch=1: each send's updates in one frame, which LiveConnection
- * unpacks (a gateway that ignores it sends them one by one, also fine).
+ * unpacks (a gateway that ignores it sends them one by one, also fine), and
+ * snapshot=compact: the first frame with each member name once per shape
+ * (a third of the bytes for thousands of stations), which the store
+ * unpacks (snapshotFeatures; an older gateway's Features also do).
  * @param {string} province
  * @param {string | null} bbox
  * @param {string} rollups comma-separated windows
@@ -54,7 +57,7 @@ export function unitsURL(province, whole = false) {
 export function liveQuery(province, bbox, rollups) {
   if (province === NATIONAL) return `unit=${NATIONAL}&rollups=${rollups}&batch=1`;
   const box = bbox ? `&bbox=${encodeURIComponent(bbox)}` : '';
-  return `province=${encodeURIComponent(province)}${box}&rollups=${rollups}&batch=1`;
+  return `province=${encodeURIComponent(province)}${box}&rollups=${rollups}&batch=1&snapshot=compact`;
 }
 
 /**
