@@ -495,10 +495,13 @@ async function loadUnits() {
       unitsRequests++;
       // The first try takes the request early.js started while the page
       // loaded, if it succeeded (a 401 then was before signIn: ask again).
-      let res = await takeEarlyUnits();
+      const early = await takeEarlyUnits();
+      let res = early?.res;
+      let fc = early?.body;
       if (!res?.ok) {
         await signedIn;
         res = await fetch(unitsURL(province), { headers: UNITS_ACCEPT });
+        fc = undefined;
       }
       if (res.status === 401) {
         await showLogin(t('login.again'));
@@ -506,7 +509,7 @@ async function loadUnits() {
       }
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       performance.mark('iochub:units-response');
-      const fc = await res.json();
+      if (fc === undefined) fc = await res.json();
       performance.mark('iochub:units-parsed');
       if (!Array.isArray(fc?.features)) throw new Error('not a GeoJSON FeatureCollection');
       setUnits(fc.features);

@@ -128,14 +128,24 @@ export class HeldSocket {
   }
 }
 
-/** @type {Promise<Response | null> | null} */
+/**
+ * @typedef {object} EarlyUnits the early /v1/units answer
+ * @property {Response} res
+ * @property {any} body its JSON, read and parsed as soon as it came (undefined when not ok)
+ */
+
+/** @type {Promise<EarlyUnits | null> | null} */
 let early = null;
 /** @type {{url: string, socket: HeldSocket} | null} */
 let earlySocket = null;
 if (typeof location !== 'undefined') {
   const params = new URLSearchParams(location.search);
   if (!params.has('code')) {
-    early = fetch(unitsURL(provinceOf(params)), { headers: UNITS_ACCEPT }).catch(() => null);
+    // The body is read and parsed here, as soon as it comes: while the page
+    // still waits for MapLibre, not after app.js has started.
+    early = fetch(unitsURL(provinceOf(params)), { headers: UNITS_ACCEPT })
+      .then(async (res) => ({ res, body: res.ok ? await res.json() : undefined }))
+      .catch(() => null);
     const url = liveURL(location);
     try {
       earlySocket = { url, socket: new HeldSocket(new WebSocket(url)) };
@@ -164,9 +174,10 @@ export function takeEarlySocket(url) {
 }
 
 /**
- * takeEarlyUnits gives the early answer once (null when there is none, or it
- * failed): a 401 or an error is handled by the caller as for its own request.
- * @returns {Promise<Response | null>}
+ * takeEarlyUnits gives the early answer once, its body parsed when it is ok
+ * (null when there is none, or it or its body failed): a 401 or an error is
+ * handled by the caller as for its own request.
+ * @returns {Promise<EarlyUnits | null>}
  */
 export async function takeEarlyUnits() {
   const p = early;

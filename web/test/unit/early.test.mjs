@@ -67,7 +67,7 @@ test('on a page, the early socket is the live view\'s: given once to a taker of 
     close(code) { this.closed = code; }
   }
   const saved = { location: globalThis.location, WebSocket: globalThis.WebSocket, fetch: globalThis.fetch };
-  Object.assign(globalThis, { location: new URL(page), WebSocket: FakeSocket, fetch: async () => new Response('{}') });
+  Object.assign(globalThis, { location: new URL(page), WebSocket: FakeSocket, fetch: async () => new Response('{"type":"FeatureCollection","features":[]}') });
   try {
     // Each import with its own query is a fresh module: early.js runs again on this page.
     const a = await import('../../app/early.js?page=a');
@@ -81,7 +81,10 @@ test('on a page, the early socket is the live view\'s: given once to a taker of 
     assert.equal(opened.length, 2);
     assert.equal(b.takeEarlySocket('ws://wall:8080/v1/live?province=01'), null, 'another address gets none');
     assert.equal(opened[1].closed, 1000, 'and the early socket is closed');
-    assert.notEqual(await b.takeEarlyUnits(), null, 'the early units request was made');
+    const units = await b.takeEarlyUnits();
+    assert.equal(units?.res.status, 200, 'the early units request was made');
+    assert.deepEqual(units?.body, { type: 'FeatureCollection', features: [] }, 'and its body parsed as it came');
+    assert.equal(await b.takeEarlyUnits(), null, 'given once');
   } finally {
     Object.assign(globalThis, saved);
   }
