@@ -12,7 +12,7 @@ import { LiveConnection } from './connection.js';
 import { FrameBatcher } from './batcher.js';
 import { ackAlert, activeAlerts, mayAck } from './alerts.js';
 import { nextLayer, provinceKpis, UNIT_LAYERS, unitColors, unitsToWatch } from './kpi.js';
-import { CLICK_LAYERS, createMap, liveFeature, mapStyle, resizeSymbols, setSource, setWardFills, symbolScale } from './layers.js';
+import { CLICK_LAYERS, createMap, liveFeature, mapStyle, resizeSymbols, revealWhenShown, setSource, setWardFills, symbolScale } from './layers.js';
 import { anchorOf, bboxOf, flatGeometries, labelPoint, needsDetail } from './geo.js';
 import { renderAlerts, renderAQILegend, renderKpis, renderStatus, renderUnitLegend } from './panels.js';
 import { detailHTML } from './detail.js';
@@ -201,6 +201,7 @@ function initMap() {
     fitToUnits();
     mark('units', 'fills', 'reports');
   });
+  revealWhenShown(m, $('map'));
   watchReports(m);
   m.on('click', onMapClick);
   // A screen whose size changes (a window moved to the wall) shows the whole
