@@ -542,10 +542,11 @@ func (h *hub) compactSnapshotLocked(keys []string) []byte {
 		return s
 	}
 	fs := make([]*flatFeature, len(keys))
+	var cut flattener
 	for i, key := range keys {
 		e := h.entities[key]
 		if !e.flat.of(e.json) {
-			ff, err := flattenFeature(e.json, intern)
+			ff, err := cut.flatten(e.json, intern)
 			if err != nil {
 				h.log.Warn("compact snapshot: sending Features", "entity", key, "err", err)
 				return nil

@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"errors"
+	"slices"
 	"strconv"
 )
 
@@ -45,7 +46,14 @@ var errFlatten = errors.New("feature is not a JSON object")
 // flattenFeature cuts the Feature b into paths and values; intern returns
 // the string to keep for a shape (so that equal shapes share one string).
 func flattenFeature(b []byte, intern func([]byte) string) (flatFeature, error) {
-	f := flattener{b: b}
+	var f flattener
+	return f.flatten(b, intern)
+}
+
+// flatten is flattenFeature with f's buffers, reused from one Feature to the
+// next (the flat form keeps only its interned shape and its own spans).
+func (f *flattener) flatten(b []byte, intern func([]byte) string) (flatFeature, error) {
+	f.b, f.path, f.shape, f.spans = b, f.path[:0], f.shape[:0], f.spans[:0]
 	i := skipWS(b, 0)
 	if i >= len(b) || b[i] != '{' || isEmptyObject(b, i) || len(b) > 1<<31 {
 		return flatFeature{}, errFlatten
@@ -57,7 +65,7 @@ func flattenFeature(b []byte, intern func([]byte) string) (flatFeature, error) {
 	if skipWS(b, i) != len(b) {
 		return flatFeature{}, errFlatten
 	}
-	return flatFeature{src: b, shape: intern(f.shape), spans: f.spans}, nil
+	return flatFeature{src: b, shape: intern(f.shape), spans: slices.Clone(f.spans)}, nil
 }
 
 type flattener struct {

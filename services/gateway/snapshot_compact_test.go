@@ -96,11 +96,22 @@ func byID(fs []map[string]any) map[string]map[string]any {
 
 func internAll(b []byte) string { return string(b) }
 
+// flatAll cuts each of raw, with one flattener as the hub does, its shapes
+// interned in a map as the hub's.
 func flatAll(t testing.TB, raw [][]byte) []*flatFeature {
 	t.Helper()
+	shapes := map[string]string{}
+	intern := func(b []byte) string {
+		if s, ok := shapes[string(b)]; ok {
+			return s
+		}
+		shapes[string(b)] = string(b)
+		return string(b)
+	}
 	var out []*flatFeature
+	var f flattener
 	for _, b := range raw {
-		ff, err := flattenFeature(b, internAll)
+		ff, err := f.flatten(b, intern)
 		if err != nil {
 			t.Fatalf("flattening %s: %v", b, err)
 		}
