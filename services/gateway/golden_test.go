@@ -90,7 +90,7 @@ func goldenStates(t testing.TB) []*iocv1.EntityState {
 }
 
 // TestLiveGolden pins the live view's wire format: the snapshot frame with
-// one Feature per layer, the state frame of each, and the remove frame. The
+// one Feature per layer (and its compact form, snapshot=compact), the state frame of each, and the remove frame. The
 // files hold the frames indented; the wire carries them compact, with the
 // same members in the same order. go test -run TestLiveGolden -update
 // rewrites them after a deliberate change of the contract (docs/api.md and
@@ -109,6 +109,7 @@ func TestLiveGolden(t *testing.T) {
 		checkGolden(t, "state_"+st.GetLayer(), stateFrame(f.json))
 	}
 	checkGolden(t, "snapshot", snapshotFrame("01", fs))
+	checkGolden(t, "snapshot_compact", compactSnapshotFrame("01", flatAll(t, fs)))
 	checkGolden(t, "remove", removeFrame("air/hn-air-01"))
 }
 

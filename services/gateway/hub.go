@@ -48,6 +48,7 @@ type hub struct {
 	clients  map[*client]struct{}
 	groups   map[string]*group      // by groupKey
 	snaps    map[string][]byte      // snapshot frames by layer filter, valid until the next tick
+	shapes   map[string]string      // the compact snapshot's shapes, interned (snapshotLocked)
 	rollups  map[string]rollupEntry // by "rollup:<unit>/<layer>/<window>", as last sent
 	// seq counts the ticks that sent something. staged and stagedRollups are
 	// the changes since the last one, newest per key, in arrival order.
@@ -84,6 +85,9 @@ type entity struct {
 	// stale (stale.go).
 	pair string
 	base []byte
+	// flat is json cut for the compact snapshot (snapshot_compact.go), made
+	// when a compact snapshot first needs it; stale once json is other bytes.
+	flat *flatFeature
 }
 
 func newHub(g *Gateway, province string) *hub {
@@ -99,6 +103,7 @@ func newHub(g *Gateway, province string) *hub {
 		clients:  make(map[*client]struct{}),
 		groups:   make(map[string]*group),
 		snaps:    make(map[string][]byte),
+		shapes:   make(map[string]string),
 		rollups:  make(map[string]rollupEntry),
 
 		staged:        make(map[string]entity),
@@ -485,9 +490,12 @@ func (h *hub) takeLocked(c *client, dst [][]byte) (out [][]byte, frames, conflat
 }
 
 // snapshotLocked is the snapshot frame for p's layers and bbox, built from the
-// stored Feature bytes and cached per filter until the next change.
+// stored Feature bytes and cached per filter (and form) until the next change.
 func (h *hub) snapshotLocked(p liveParams) []byte {
 	k := p.filterKey()
+	if p.Compact {
+		k += "|compact"
+	}
 	if frame, ok := h.snaps[k]; ok {
 		return frame
 	}
@@ -498,13 +506,57 @@ func (h *hub) snapshotLocked(p liveParams) []byte {
 		}
 	}
 	slices.Sort(keys)
-	fs := make([][]byte, len(keys))
-	for i, key := range keys {
-		fs[i] = h.entities[key].json
+	var frame []byte
+	if p.Compact {
+		frame = h.compactSnapshotLocked(keys)
 	}
-	frame := textFrame(snapshotFrame(h.province, fs))
+	if frame == nil {
+		fs := make([][]byte, len(keys))
+		for i, key := range keys {
+			fs[i] = h.entities[key].json
+		}
+		frame = textFrame(snapshotFrame(h.province, fs))
+	}
 	h.snaps[k] = frame
 	return frame
+}
+
+// maxShapes bounds the interned shapes of a hub; past it they are forgotten
+// (a Feature's flat form keeps its own).
+const maxShapes = 4096
+
+// compactSnapshotLocked is the compact snapshot frame of the entities of
+// keys, each cut once (entity.flat) and kept until it changes; nil if one
+// cannot be cut (never for the gateway's own encoding: the caller then sends
+// the Features).
+func (h *hub) compactSnapshotLocked(keys []string) []byte {
+	intern := func(shape []byte) string {
+		if s, ok := h.shapes[string(shape)]; ok {
+			return s
+		}
+		if len(h.shapes) >= maxShapes {
+			clear(h.shapes)
+		}
+		s := string(shape)
+		h.shapes[s] = s
+		return s
+	}
+	fs := make([]*flatFeature, len(keys))
+	var cut flattener
+	for i, key := range keys {
+		e := h.entities[key]
+		if !e.flat.of(e.json) {
+			ff, err := cut.flatten(e.json, intern)
+			if err != nil {
+				h.log.Warn("compact snapshot: sending Features", "entity", key, "err", err)
+				return nil
+			}
+			e.flat = &ff
+			h.entities[key] = e
+		}
+		fs[i] = e.flat
+	}
+	return textFrame(compactSnapshotFrame(h.province, fs))
 }
 
 func (h *hub) remove(c *client) {

@@ -266,7 +266,7 @@ func TestLiveLayersFilter(t *testing.T) {
 
 func TestLiveBadParams(t *testing.T) {
 	e := newLiveEnv(t, Config{})
-	for _, q := range []string{"", "province=1", "province=01&layers=fire", "province=01&layers=", "province=0x"} {
+	for _, q := range []string{"", "province=1", "province=01&layers=fire", "province=01&layers=", "province=0x", "province=01&snapshot=columns", "province=01&snapshot=compact&snapshot=compact"} {
 		t.Run(q, func(t *testing.T) {
 			// Plain GET and a real WebSocket handshake must both be refused before any upgrade.
 			resp, err := http.Get(e.srv.URL + "/v1/live?" + q)

@@ -36,6 +36,10 @@ type liveParams struct {
 	// rollup frames) in one frame {"type":"batch","frames":[...]} instead of
 	// one frame each (fanout.go); the snapshot and rollups frames are unchanged.
 	Batch bool
+	// Compact (snapshot=compact) asks for the snapshot frame in its compact
+	// form (snapshot_compact.go): the same Features, each member name once
+	// per shape. The other frames are unchanged.
+	Compact bool
 	// Principal is who opened the view (not a parameter: set after authentication).
 	Principal auth.Principal
 }
@@ -73,7 +77,7 @@ func (p liveParams) filterKey() string {
 // maxParamLen bounds any single parameter value we look at.
 const maxParamLen = 256
 
-// parseLiveQuery validates ?province=NN[&layers=a,b][&bbox=minLon,minLat,maxLon,maxLat][&rollups=1m,1h][&batch=1].
+// parseLiveQuery validates ?province=NN[&layers=a,b][&bbox=minLon,minLat,maxLon,maxLat][&rollups=1m,1h][&batch=1][&snapshot=compact].
 // Unknown parameters are ignored so later ones (resume) do not break older gateways.
 func parseLiveQuery(q url.Values) (liveParams, error) {
 	var p liveParams
@@ -156,6 +160,12 @@ func parseLiveQuery(q url.Values) (liveParams, error) {
 			return p, fmt.Errorf("parameter batch: give it once, 1 (updates in one batch frame per send) or 0: %w", ErrBadParam)
 		}
 		p.Batch = vs[0] == "1"
+	}
+	if vs, ok := q["snapshot"]; ok {
+		if len(vs) != 1 || (vs[0] != "compact" && vs[0] != "features") {
+			return p, fmt.Errorf("parameter snapshot: give it once, compact (member names once per shape) or features: %w", ErrBadParam)
+		}
+		p.Compact = vs[0] == "compact"
 	}
 	return p, nil
 }

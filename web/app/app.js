@@ -12,7 +12,7 @@ import { LiveConnection } from './connection.js';
 import { FrameBatcher } from './batcher.js';
 import { ackAlert, activeAlerts, mayAck } from './alerts.js';
 import { nextLayer, provinceKpis, UNIT_LAYERS, unitColors, unitsToWatch } from './kpi.js';
-import { CLICK_LAYERS, createMap, liveFeature, mapStyle, resizeSymbols, setSource, setWardFills, symbolScale } from './layers.js';
+import { CLICK_LAYERS, createMap, liveFeature, mapStyle, resizeSymbols, revealWhenShown, setSource, setWardFills, symbolScale } from './layers.js';
 import { anchorOf, bboxOf, flatGeometries, labelPoint, needsDetail } from './geo.js';
 import { renderAlerts, renderAQILegend, renderKpis, renderStatus, renderUnitLegend } from './panels.js';
 import { detailHTML } from './detail.js';
@@ -201,6 +201,7 @@ function initMap() {
     fitToUnits();
     mark('units', 'fills', 'reports');
   });
+  revealWhenShown(m, $('map'));
   watchReports(m);
   m.on('click', onMapClick);
   // A screen whose size changes (a window moved to the wall) shows the whole
@@ -495,10 +496,13 @@ async function loadUnits() {
       unitsRequests++;
       // The first try takes the request early.js started while the page
       // loaded, if it succeeded (a 401 then was before signIn: ask again).
-      let res = await takeEarlyUnits();
+      const early = await takeEarlyUnits();
+      let res = early?.res;
+      let fc = early?.body;
       if (!res?.ok) {
         await signedIn;
         res = await fetch(unitsURL(province), { headers: UNITS_ACCEPT });
+        fc = undefined;
       }
       if (res.status === 401) {
         await showLogin(t('login.again'));
@@ -506,7 +510,7 @@ async function loadUnits() {
       }
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       performance.mark('iochub:units-response');
-      const fc = await res.json();
+      if (fc === undefined) fc = await res.json();
       performance.mark('iochub:units-parsed');
       if (!Array.isArray(fc?.features)) throw new Error('not a GeoJSON FeatureCollection');
       setUnits(fc.features);

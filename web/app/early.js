@@ -46,7 +46,10 @@ export function unitsURL(province, whole = false) {
  * (with bbox, when given), or for the national wall the view of VN, which
  * at a national hub carries every province's own roll-ups (docs/api.md).
  * It asks batch=1: each send's updates in one frame, which LiveConnection
- * unpacks (a gateway that ignores it sends them one by one, also fine).
+ * unpacks (a gateway that ignores it sends them one by one, also fine), and
+ * snapshot=compact: the first frame with each member name once per shape
+ * (a third of the bytes for thousands of stations), which the store
+ * unpacks (snapshotFeatures; an older gateway's Features also do).
  * @param {string} province
  * @param {string | null} bbox
  * @param {string} rollups comma-separated windows
@@ -54,7 +57,7 @@ export function unitsURL(province, whole = false) {
 export function liveQuery(province, bbox, rollups) {
   if (province === NATIONAL) return `unit=${NATIONAL}&rollups=${rollups}&batch=1`;
   const box = bbox ? `&bbox=${encodeURIComponent(bbox)}` : '';
-  return `province=${encodeURIComponent(province)}${box}&rollups=${rollups}&batch=1`;
+  return `province=${encodeURIComponent(province)}${box}&rollups=${rollups}&batch=1&snapshot=compact`;
 }
 
 /**
@@ -125,14 +128,24 @@ export class HeldSocket {
   }
 }
 
-/** @type {Promise<Response | null> | null} */
+/**
+ * @typedef {object} EarlyUnits the early /v1/units answer
+ * @property {Response} res
+ * @property {any} body its JSON, read and parsed as soon as it came (undefined when not ok)
+ */
+
+/** @type {Promise<EarlyUnits | null> | null} */
 let early = null;
 /** @type {{url: string, socket: HeldSocket} | null} */
 let earlySocket = null;
 if (typeof location !== 'undefined') {
   const params = new URLSearchParams(location.search);
   if (!params.has('code')) {
-    early = fetch(unitsURL(provinceOf(params)), { headers: UNITS_ACCEPT }).catch(() => null);
+    // The body is read and parsed here, as soon as it comes: while the page
+    // still waits for MapLibre, not after app.js has started.
+    early = fetch(unitsURL(provinceOf(params)), { headers: UNITS_ACCEPT })
+      .then(async (res) => ({ res, body: res.ok ? await res.json() : undefined }))
+      .catch(() => null);
     const url = liveURL(location);
     try {
       earlySocket = { url, socket: new HeldSocket(new WebSocket(url)) };
@@ -161,9 +174,10 @@ export function takeEarlySocket(url) {
 }
 
 /**
- * takeEarlyUnits gives the early answer once (null when there is none, or it
- * failed): a 401 or an error is handled by the caller as for its own request.
- * @returns {Promise<Response | null>}
+ * takeEarlyUnits gives the early answer once, its body parsed when it is ok
+ * (null when there is none, or it or its body failed): a 401 or an error is
+ * handled by the caller as for its own request.
+ * @returns {Promise<EarlyUnits | null>}
  */
 export async function takeEarlyUnits() {
   const p = early;

@@ -279,6 +279,33 @@ function setVisibility(map, id, visibility) {
 }
 
 /**
+ * revealWhenShown keeps the map's container el marked map-empty, which hides
+ * its canvas (style.css), until one of the map's layers is shown (a source
+ * given its first features, setSource). Until then every frame the map draws
+ * is of an empty map (the style's load, the fit to the province, a resize),
+ * and each one composited is read back from the CPU-drawn WebGL while the
+ * page's main thread waits, holding back the boundaries, the snapshot and
+ * the start of MapLibre's worker. The frame that draws the first layer shown
+ * is composited: the check runs on the style's update within it.
+ * @param {MapLibreMap} map
+ * @param {{classList: DOMTokenList}} el
+ */
+export function revealWhenShown(map, el) {
+  const check = () => {
+    let order;
+    try {
+      order = map.getLayersOrder();
+    } catch {
+      return; // the style is not in yet
+    }
+    if (!order.some((l) => map.getLayoutProperty(l, 'visibility') !== 'none')) return;
+    el.classList.remove('map-empty');
+    map.off('styledata', check);
+  };
+  map.on('styledata', check);
+}
+
+/**
  * setWardFills colours each ward by feature-state (null: no data); only
  * changed colours are set.
  * @param {MapLibreMap} map

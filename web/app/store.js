@@ -38,6 +38,56 @@
  * @property {Record<string, any>} properties
  */
 
+/**
+ * snapshotFeatures is the Features of a snapshot frame: its entities, or,
+ * in the compact form the wall asks for (snapshot=compact, docs/api.md),
+ * each row of each shape rebuilt from the shape's member paths, its values
+ * shared by every row ("same", by path index) and the row's own, in path
+ * order. A shared value that is an object or array is copied per Feature,
+ * so that no two Features share one.
+ * @param {any} msg
+ * @returns {any[]}
+ */
+export function snapshotFeatures(msg) {
+  if (Array.isArray(msg?.entities)) return msg.entities;
+  /** @type {any[]} */
+  const out = [];
+  for (const s of Array.isArray(msg?.shapes) ? msg.shapes : []) {
+    const paths = Array.isArray(s?.paths) ? s.paths : [];
+    const same = s?.same ?? {};
+    // Where each path's value is: -1 in same, else its index in a row.
+    const at = [];
+    let k = 0;
+    for (let i = 0; i < paths.length; i++) at.push(Object.hasOwn(same, i) ? -1 : k++);
+    for (const row of Array.isArray(s?.rows) ? s.rows : []) {
+      /** @type {Record<string, any>} */
+      const f = {};
+      for (let i = 0; i < paths.length; i++) {
+        const p = paths[i];
+        let o = f;
+        for (let j = 0; j < p.length - 1; j++) {
+          if (!Object.hasOwn(o, p[j])) put(o, p[j], {});
+          o = o[p[j]];
+        }
+        const v = at[i] < 0 ? same[i] : row[at[i]];
+        put(o, p[p.length - 1], at[i] < 0 && v !== null && typeof v === 'object' ? structuredClone(v) : v);
+      }
+      out.push(f);
+    }
+  }
+  return out;
+}
+
+/**
+ * put sets o's own member k, as JSON.parse would (a member named __proto__
+ * is a member, not the prototype).
+ * @param {Record<string, any>} o @param {string} k @param {any} v
+ */
+function put(o, k, v) {
+  if (k === '__proto__') Object.defineProperty(o, k, { value: v, enumerable: true, writable: true, configurable: true });
+  else o[k] = v;
+}
+
 /** rollupKey is the store's key of a roll-up: unit/layer/window. */
 export function rollupKey(/** @type {string} */ unit, /** @type {string} */ layer, /** @type {string} */ window) {
   return `${unit}/${layer}/${window}`;
@@ -71,7 +121,7 @@ export class LiveStore {
         // vanish, and one we held is not kept twice.
         for (const f of this.entities.values()) this.dirty.add(f.properties?.layer);
         this.entities.clear();
-        for (const f of Array.isArray(msg.entities) ? msg.entities : []) {
+        for (const f of snapshotFeatures(msg)) {
           if (f?.id) {
             this.entities.set(f.id, f);
             this.dirty.add(f.properties?.layer);

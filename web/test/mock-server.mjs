@@ -26,6 +26,7 @@ import path from 'node:path';
 import { AQI_BANDS } from '../app/aqi_bands.js';
 import { UNITS_SIMPLIFY } from '../app/geo.js';
 import { NATIONAL_SIMPLIFY } from '../app/early.js';
+import { snapshotFeatures } from '../app/store.js';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 const appDir = path.resolve(here, '..', 'app');
@@ -107,6 +108,46 @@ export function rollupsOf(templates, entities, province = '01') {
 // Frame builders: a golden frame with its payload replaced.
 function snapshotFrame(golden, province, entities) {
   return { ...structuredClone(golden.snapshot), province, entities };
+}
+
+// compactSnapshotFrame is the snapshot frame in the compact form the
+// gateway sends for snapshot=compact (services/gateway/snapshot_compact.go):
+// the Features grouped by shape (their member paths, in order; a path ends at
+// a value that is not an object, or at an empty object), the values every
+// row of a shape of two or more rows shares in "same" by path index, the
+// others in rows.
+export function compactSnapshotFrame(province, entities) {
+  const shapes = new Map();
+  for (const f of entities) {
+    const paths = [];
+    const values = [];
+    const walk = (o, at) => {
+      for (const [k, v] of Object.entries(o)) {
+        const p = [...at, k];
+        if (v !== null && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length > 0) walk(v, p);
+        else {
+          paths.push(p);
+          values.push(v);
+        }
+      }
+    };
+    walk(f, []);
+    const key = JSON.stringify(paths);
+    if (!shapes.has(key)) shapes.set(key, { paths, rows: [] });
+    shapes.get(key).rows.push(values);
+  }
+  return {
+    type: 'snapshot', province, shapes: [...shapes.values()].map(({ paths, rows }) => {
+      const same = {};
+      if (rows.length > 1) {
+        paths.forEach((_, i) => {
+          const v = JSON.stringify(rows[0][i]);
+          if (rows.every((r) => JSON.stringify(r[i]) === v)) same[i] = rows[0][i];
+        });
+      }
+      return { paths, same, rows: rows.map((r) => r.filter((_, i) => !(i in same))) };
+    }),
+  };
 }
 
 function stateFrame(golden, entity) {
@@ -605,7 +646,9 @@ export async function startMock({ port = 0, host = '127.0.0.1', tickMs = 300, ve
       socket.write(textFrame(JSON.stringify({ type: 'rollups', unit: 'VN', rollups: nationalRollups(templates, codes) })));
       return;
     }
-    socket.write(textFrame(JSON.stringify(snapshotFrame(golden, '01', [...world.entities.values()]))));
+    const entities = [...world.entities.values()];
+    socket.write(textFrame(JSON.stringify(url.searchParams.get('snapshot') === 'compact'
+      ? compactSnapshotFrame('01', entities) : snapshotFrame(golden, '01', entities))));
     if (url.searchParams.has('rollups')) {
       // As the gateway: the roll-ups it holds, in one frame after the snapshot.
       rollupSockets.add(socket);
@@ -707,6 +750,15 @@ async function selfTest() {
       assert.ok(rs.some((r) => r.unit === '01' && r.layer === 'air' && r.worstBand >= 1), 'a province air roll-up');
       assert.equal(frames[1].type, 'state');
       assert.match(frames[1].entity.id, /^(air|traffic|alert)\//);
+      // The compact form: the gateway's for its golden Features, and the same Features unpacked.
+      const compactGolden = JSON.parse(await readFile(path.join(goldenDir, 'snapshot_compact.golden.json'), 'utf8'));
+      assert.deepEqual(compactSnapshotFrame('01', g.snapshot.entities), compactGolden, 'compact snapshot of the golden Features');
+      assert.deepEqual(snapshotFeatures(compactGolden), g.snapshot.entities, 'golden compact snapshot unpacked');
+      const mine = [...m.world.entities.values()];
+      const byId = (fs) => Object.fromEntries(fs.map((f) => [f.id, f]));
+      const unpacked = snapshotFeatures(JSON.parse(JSON.stringify(compactSnapshotFrame('01', mine))));
+      assert.equal(unpacked.length, mine.length);
+      assert.deepEqual(byId(unpacked), byId(JSON.parse(JSON.stringify(mine))), 'the mock\'s compact snapshot unpacked');
     } finally {
       await m.close();
     }

@@ -25,8 +25,8 @@ test('the national wall: province=VN, its provinces simplified more, the live vi
   assert.equal(provinceOf(new URLSearchParams('province=vn')), '01');
   assert.equal(unitsURL(NATIONAL), `/v1/units?province=VN&simplify=${NATIONAL_SIMPLIFY}`);
   assert.equal(liveQuery('VN', '1,2,3,4', '1m,1h'), 'unit=VN&rollups=1m,1h&batch=1', 'no bbox in a view by unit');
-  assert.equal(liveQuery('01', null, '1m,1h'), 'province=01&rollups=1m,1h&batch=1');
-  assert.equal(liveQuery('01', '105,20,106,21', '1h'), 'province=01&bbox=105%2C20%2C106%2C21&rollups=1h&batch=1');
+  assert.equal(liveQuery('01', null, '1m,1h'), 'province=01&rollups=1m,1h&batch=1&snapshot=compact');
+  assert.equal(liveQuery('01', '105,20,106,21', '1h'), 'province=01&bbox=105%2C20%2C106%2C21&rollups=1h&batch=1&snapshot=compact');
 });
 
 test('index.html preloads the whole module graph of app.js', async () => {
@@ -51,8 +51,8 @@ test('index.html preloads the whole module graph of app.js', async () => {
 
 test('the live view\'s address: the page\'s province and bbox, ws or wss as the page', () => {
   assert.equal(liveURL(new URL('http://wall:8080/?province=79&bbox=1,2,3,4')),
-    'ws://wall:8080/v1/live?province=79&bbox=1%2C2%2C3%2C4&rollups=1m,1h&batch=1');
-  assert.equal(liveURL(new URL('https://wall/')), 'wss://wall/v1/live?province=01&rollups=1m,1h&batch=1');
+    'ws://wall:8080/v1/live?province=79&bbox=1%2C2%2C3%2C4&rollups=1m,1h&batch=1&snapshot=compact');
+  assert.equal(liveURL(new URL('https://wall/')), 'wss://wall/v1/live?province=01&rollups=1m,1h&batch=1&snapshot=compact');
   assert.equal(takeEarlySocket('ws://wall/v1/live'), null, 'without a page there is no early socket');
 });
 
@@ -67,7 +67,7 @@ test('on a page, the early socket is the live view\'s: given once to a taker of 
     close(code) { this.closed = code; }
   }
   const saved = { location: globalThis.location, WebSocket: globalThis.WebSocket, fetch: globalThis.fetch };
-  Object.assign(globalThis, { location: new URL(page), WebSocket: FakeSocket, fetch: async () => new Response('{}') });
+  Object.assign(globalThis, { location: new URL(page), WebSocket: FakeSocket, fetch: async () => new Response('{"type":"FeatureCollection","features":[]}') });
   try {
     // Each import with its own query is a fresh module: early.js runs again on this page.
     const a = await import('../../app/early.js?page=a');
@@ -81,7 +81,10 @@ test('on a page, the early socket is the live view\'s: given once to a taker of 
     assert.equal(opened.length, 2);
     assert.equal(b.takeEarlySocket('ws://wall:8080/v1/live?province=01'), null, 'another address gets none');
     assert.equal(opened[1].closed, 1000, 'and the early socket is closed');
-    assert.notEqual(await b.takeEarlyUnits(), null, 'the early units request was made');
+    const units = await b.takeEarlyUnits();
+    assert.equal(units?.res.status, 200, 'the early units request was made');
+    assert.deepEqual(units?.body, { type: 'FeatureCollection', features: [] }, 'and its body parsed as it came');
+    assert.equal(await b.takeEarlyUnits(), null, 'given once');
   } finally {
     Object.assign(globalThis, saved);
   }

@@ -162,3 +162,31 @@ test('a source given its first features shows its layers once the worker holds t
   assert.ok(!visible('water-circles'), 'emptied before its load ended');
   assert.equal(map.listeners.size, 0);
 });
+
+test('the map\'s canvas is hidden until a layer is shown, then shown for good', async () => {
+  const { setSource, revealWhenShown } = await import('../../app/layers.js');
+  const { map } = sourceMap();
+  const styleListeners = new Set();
+  const on = map.on;
+  const off = map.off;
+  map.on = (type, fn) => { if (type === 'styledata') styleListeners.add(fn); else on(type, fn); };
+  map.off = (type, fn) => { if (type === 'styledata') styleListeners.delete(fn); else off(type, fn); };
+  const styleUpdate = () => { for (const fn of [...styleListeners]) fn({ dataType: 'style' }); };
+  const classes = new Set(['map-empty']);
+  const el = { classList: /** @type {any} */ ({ remove: (c) => classes.delete(c) }) };
+  revealWhenShown(map, el);
+  styleUpdate();
+  assert.ok(classes.has('map-empty'), 'hidden while every layer is');
+  setSource(map, 'wards', [{ type: 'Feature' }]);
+  styleUpdate();
+  assert.ok(classes.has('map-empty'), 'hidden while the worker loads the first features');
+  map.loadEnds('wards');
+  styleUpdate();
+  assert.ok(!classes.has('map-empty'), 'shown with the first layer shown');
+  assert.equal(styleListeners.size, 0, 'and no longer watched');
+  const early = { ...map, getLayersOrder: () => { throw new Error('style not loaded'); } };
+  const c2 = new Set(['map-empty']);
+  revealWhenShown(/** @type {any} */ (early), { classList: /** @type {any} */ ({ remove: (c) => c2.delete(c) }) });
+  for (const fn of [...styleListeners]) fn({ dataType: 'style' });
+  assert.ok(c2.has('map-empty'), 'a style not loaded yet shows nothing');
+});

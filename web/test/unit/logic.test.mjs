@@ -7,7 +7,7 @@ import { fmtNumber, fmtPercent, fmtTime, fmtTimeLeft } from '../../app/format.js
 import { Backoff } from '../../app/backoff.js';
 import { LiveConnection } from '../../app/connection.js';
 import { FrameBatcher } from '../../app/batcher.js';
-import { LiveStore, isOlder } from '../../app/store.js';
+import { LiveStore, isOlder, snapshotFeatures } from '../../app/store.js';
 import { activeAlerts, alertInfo, severityOf } from '../../app/alerts.js';
 import { bandColor, congestionColor, HUB_STALE_COLOR, nextLayer, provinceKpis, unitColor, unitColors } from '../../app/kpi.js';
 
@@ -388,4 +388,36 @@ test('a roll-up of a window that has ended is not the present', () => {
   assert.equal(s.rollup('01', 'air', '1h', Date.parse('2026-01-01T10:00:00Z')), undefined);
   assert.equal(provinceKpis(s, '01', Date.parse('2026-01-01T12:00:00Z')).air, null, 'no data, not the 9 o\'clock figures');
   assert.deepEqual([...unitColors(s, ['01'], 'air', Date.parse('2026-01-01T12:00:00Z'))], [['01', null]]);
+});
+
+test('a compact snapshot unpacks into its Features, shared values copied per Feature', () => {
+  const a = { type: 'Feature', id: 'air/a', geometry: { type: 'Point', coordinates: [105.1, 21] }, properties: { layer: 'air', empty: {}, units: ['00004'], observation: { values: { pm25: 12.5 } } } };
+  const b = { type: 'Feature', id: 'air/b', geometry: { type: 'Point', coordinates: [105.2, 21] }, properties: { layer: 'air', empty: {}, units: ['00004'], observation: { values: { pm25: 80 } } } };
+  const w = { type: 'Feature', id: 'water/w', geometry: null, properties: { layer: 'water', __proto__x: 1 } };
+  const frame = {
+    type: 'snapshot', province: '01', shapes: [
+      {
+        paths: [['type'], ['id'], ['geometry', 'type'], ['geometry', 'coordinates'], ['properties', 'layer'], ['properties', 'empty'], ['properties', 'units'], ['properties', 'observation', 'values', 'pm25']],
+        same: { 0: 'Feature', 2: 'Point', 4: 'air', 5: {}, 6: ['00004'] },
+        rows: [['air/a', [105.1, 21], 12.5], ['air/b', [105.2, 21], 80]],
+      },
+      { paths: [['type'], ['id'], ['geometry'], ['properties', 'layer'], ['properties', '__proto__x']], same: {}, rows: [['Feature', 'water/w', null, 'water', 1]] },
+    ],
+  };
+  const fs = snapshotFeatures(JSON.parse(JSON.stringify(frame)));
+  assert.deepEqual(fs, [a, b, w]);
+  assert.notEqual(fs[0].properties.units, fs[1].properties.units, 'a shared array is copied per Feature');
+  // A member named __proto__ is a member, as JSON.parse makes it.
+  const p = snapshotFeatures(JSON.parse('{"type":"snapshot","shapes":[{"paths":[["id"],["properties","__proto__","x"]],"same":{},"rows":[["air/p",1]]}]}'));
+  assert.deepEqual(Object.keys(p[0].properties), ['__proto__']);
+  assert.equal(p[0].properties.__proto__.x, 1);
+  assert.equal(/** @type {any} */ ({}).x, undefined, 'no prototype touched');
+  // A snapshot of Features passes as it is; the store takes either form alike.
+  assert.equal(snapshotFeatures({ type: 'snapshot', entities: fs }), fs);
+  const s1 = new LiveStore();
+  const s2 = new LiveStore();
+  s1.apply(JSON.parse(JSON.stringify(frame)));
+  s2.apply({ type: 'snapshot', province: '01', entities: [a, b, w] });
+  assert.deepEqual([...s1.entities.entries()], [...s2.entities.entries()]);
+  assert.deepEqual([...s1.dirty].sort(), ['air', 'water']);
 });
