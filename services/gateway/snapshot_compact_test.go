@@ -281,3 +281,74 @@ func BenchmarkCompactSnapshot(b *testing.B) {
 		}
 	})
 }
+
+// FuzzCompactSnapshot: whatever the bytes, cutting them neither panics nor
+// reads past them; a JSON object without repeated member names (as the
+// gateway encodes its Features) that is cut comes back from the compact
+// frame of two copies of it (a shape with shared values) as the same value
+// twice, and the frame is JSON.
+func FuzzCompactSnapshot(f *testing.F) {
+	for _, s := range []string{
+		`{"type":"Feature","id":"air/a","geometry":{"type":"Point","coordinates":[105.8,21.03]},"properties":{"aqi":{"hourly":42,"band":1},"extra":{}}}`,
+		`{"a":"\"}{[","b":[1,{"c":[]}],"d":{"e":{"f":null}},"g":true,"h":-1.5e3}`,
+		`{"a":1,"a":{"b":2}}`, `{"a":{}}`, `{"":""}`, ` { "a" : 1 } `, `{"a":1`, `[]`,
+	} {
+		f.Add([]byte(s))
+	}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ff, err := flattenFeature(b, internAll)
+		if err != nil || !json.Valid(b) || repeatsNames(b) {
+			return
+		}
+		frame := compactSnapshotFrame("01", []*flatFeature{&ff, &ff})
+		if !json.Valid(frame) {
+			t.Fatalf("compact frame of %q is not JSON: %s", b, frame)
+		}
+		_, got := expandCompact(t, frame)
+		want := decodeAll(t, [][]byte{b})[0]
+		if len(got) != 2 || !reflect.DeepEqual(got[0], want) || !reflect.DeepEqual(got[1], want) {
+			t.Fatalf("compact frame of %q gives back %v; want it twice", b, got)
+		}
+	})
+}
+
+// repeatsNames reports whether an object of the JSON text b names a member
+// twice (decoders keep the last; the compact form merges them).
+func repeatsNames(b []byte) bool {
+	dec := json.NewDecoder(bytes.NewReader(b))
+	type level struct {
+		names  map[string]bool
+		object bool
+		key    bool // the next token of an object is a member's name
+	}
+	var stack []level
+	for {
+		tok, err := dec.Token()
+		if err != nil {
+			return false
+		}
+		if n := len(stack); n > 0 && stack[n-1].object {
+			top := &stack[n-1]
+			if top.key {
+				if name, ok := tok.(string); ok {
+					if top.names[name] {
+						return true
+					}
+					top.names[name] = true
+					top.key = false
+					continue
+				}
+			} else {
+				top.key = true // this token begins the member's value
+			}
+		}
+		switch tok {
+		case json.Delim('{'):
+			stack = append(stack, level{names: map[string]bool{}, object: true, key: true})
+		case json.Delim('['):
+			stack = append(stack, level{})
+		case json.Delim('}'), json.Delim(']'):
+			stack = stack[:len(stack)-1]
+		}
+	}
+}
