@@ -89,14 +89,18 @@ func (c *memberCache) install(m *memberRows) {
 	if m == nil {
 		return
 	}
-	byDay := map[entityDay][]memberKey{}
-	for k := range m.grades {
-		byDay[k.entityDay()] = append(byDay[k.entityDay()], k)
-	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.rows == nil {
 		c.rows = map[entityDay]map[string]*cachedMember{}
+	}
+	byDay := map[entityDay][]memberKey{}
+	for k, r := range m.grades {
+		ed := k.entityDay()
+		if held, ok := c.rows[ed][k.unit]; ok && !r.written && held.version >= r.version {
+			continue // unchanged, and held already (most rows of most batches)
+		}
+		byDay[ed] = append(byDay[ed], k)
 	}
 	prev := c.newest
 	for ed := range byDay {
