@@ -17,6 +17,7 @@ import (
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 
 	"github.com/iochub/iochub/internal/wkbx"
+	"github.com/iochub/iochub/services/aggregator/postgis"
 )
 
 // HeaderSource is the NATS header naming the feed source that sent an item.
@@ -230,7 +231,7 @@ func decodeWKB(b []byte) (geom.T, error) {
 	if err := geomcheck.Storable(t); err != nil {
 		return nil, err
 	}
-	return t, nil
+	return postgis.WithSRID(t), nil
 }
 
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }

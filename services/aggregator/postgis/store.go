@@ -688,35 +688,40 @@ func geomValue[G geom.T](g G) any {
 		if v == nil {
 			return nil
 		}
-		return setSRID(v)
+		return WithSRID(v)
 	case *geom.LineString:
 		if v == nil {
 			return nil
 		}
-		return setSRID(v)
+		return WithSRID(v)
 	}
-	return setSRID(t)
+	return WithSRID(t)
 }
 
-func setSRID(g geom.T) geom.T {
+// WithSRID is g with SRID 4326: g itself when it has it, else a copy that
+// has it. It never changes g, which a batch's rows share between the
+// goroutines that encode them (writeDirect's COPY and its states); a
+// decoder that gives its geometries the SRID (the aggregator's) makes it
+// free here.
+func WithSRID(g geom.T) geom.T {
 	if g.SRID() == SRID {
 		return g
 	}
 	switch v := g.(type) {
 	case *geom.Point:
-		return v.SetSRID(SRID)
+		return v.Clone().SetSRID(SRID)
 	case *geom.LineString:
-		return v.SetSRID(SRID)
+		return v.Clone().SetSRID(SRID)
 	case *geom.Polygon:
-		return v.SetSRID(SRID)
+		return v.Clone().SetSRID(SRID)
 	case *geom.MultiPoint:
-		return v.SetSRID(SRID)
+		return v.Clone().SetSRID(SRID)
 	case *geom.MultiLineString:
-		return v.SetSRID(SRID)
+		return v.Clone().SetSRID(SRID)
 	case *geom.MultiPolygon:
-		return v.SetSRID(SRID)
+		return v.Clone().SetSRID(SRID)
 	case *geom.GeometryCollection:
-		return v.SetSRID(SRID)
+		return geom.NewGeometryCollection().MustPush(v.Geoms()...).SetSRID(SRID)
 	}
 	return g
 }

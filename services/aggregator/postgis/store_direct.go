@@ -29,9 +29,6 @@ type direct struct {
 	// states), recording in res what they did when their results are read;
 	// an error when a value cannot be sent.
 	queue func(pb *pgx.Batch, b Batch, res *Result) error
-	// prepare, when not nil, changes what values and queue would both
-	// change in b's rows (the geometries' SRID), before they run at once.
-	prepare func(b Batch)
 }
 
 // directOnly reports whether every kind with rows in b can be written
@@ -85,11 +82,6 @@ func (s *Store) writeDirect(ctx context.Context, b Batch) (Result, error) {
 		}
 		var pb, rb pgx.Batch
 		done := func() {}
-		for _, k := range kindStores {
-			if k.rows(b) > 0 && k.direct.prepare != nil {
-				k.direct.prepare(b)
-			}
-		}
 		queued := make(chan error, 1)
 		go func() {
 			for _, k := range kindStores {
@@ -216,13 +208,6 @@ var airDirect = &direct{
 		}
 	},
 	queue: queueAirStates,
-	prepare: func(b Batch) {
-		for i := range b.Air {
-			if l := b.Air[i].Location; l != nil {
-				setSRID(l) // once, not by the COPY and the states at once
-			}
-		}
-	},
 }
 
 // latestRows returns, per entity, the index of its row of the batch that
@@ -358,5 +343,5 @@ func ewkbValue(p *geom.Point) ([]byte, error) {
 	if p == nil {
 		return nil, nil
 	}
-	return ewkb.Marshal(setSRID(p), binary.LittleEndian)
+	return ewkb.Marshal(WithSRID(p), binary.LittleEndian)
 }
