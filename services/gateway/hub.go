@@ -48,7 +48,6 @@ type hub struct {
 	clients  map[*client]struct{}
 	groups   map[string]*group      // by groupKey
 	snaps    map[string][]byte      // snapshot frames by layer filter, valid until the next tick
-	shapes   map[string]string      // the compact snapshot's shapes, interned (snapshotLocked)
 	rollups  map[string]rollupEntry // by "rollup:<unit>/<layer>/<window>", as last sent
 	// seq counts the ticks that sent something. staged and stagedRollups are
 	// the changes since the last one, newest per key, in arrival order.
@@ -103,7 +102,6 @@ func newHub(g *Gateway, province string) *hub {
 		clients:  make(map[*client]struct{}),
 		groups:   make(map[string]*group),
 		snaps:    make(map[string][]byte),
-		shapes:   make(map[string]string),
 		rollups:  make(map[string]rollupEntry),
 
 		staged:        make(map[string]entity),
@@ -304,7 +302,7 @@ func (h *hub) publish(f feature) {
 		if e.pair != turned {
 			return
 		}
-		e.json = e.base
+		e.json, e.flat = e.base, nil // the cut was of the other bytes
 		if stale {
 			e.json = markStale(e.base)
 		}
@@ -521,32 +519,17 @@ func (h *hub) snapshotLocked(p liveParams) []byte {
 	return frame
 }
 
-// maxShapes bounds the interned shapes of a hub; past it they are forgotten
-// (a Feature's flat form keeps its own).
-const maxShapes = 4096
-
 // compactSnapshotLocked is the compact snapshot frame of the entities of
 // keys, each cut once (entity.flat) and kept until it changes; nil if one
 // cannot be cut (never for the gateway's own encoding: the caller then sends
 // the Features).
 func (h *hub) compactSnapshotLocked(keys []string) []byte {
-	intern := func(shape []byte) string {
-		if s, ok := h.shapes[string(shape)]; ok {
-			return s
-		}
-		if len(h.shapes) >= maxShapes {
-			clear(h.shapes)
-		}
-		s := string(shape)
-		h.shapes[s] = s
-		return s
-	}
 	fs := make([]*flatFeature, len(keys))
 	var cut flattener
 	for i, key := range keys {
 		e := h.entities[key]
 		if !e.flat.of(e.json) {
-			ff, err := cut.flatten(e.json, intern)
+			ff, err := cut.flatten(e.json)
 			if err != nil {
 				h.log.Warn("compact snapshot: sending Features", "entity", key, "err", err)
 				return nil

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strconv"
+	"unique"
 )
 
 // The compact snapshot (snapshot=compact on /v1/live, docs/api.md) carries the
@@ -29,8 +30,8 @@ type flatFeature struct {
 	src []byte // the Feature it was made of (entity.json); valid while the entity holds the same bytes
 	// shape is the member paths, each the inside of a JSON array of the
 	// members' names (as written in src), each ended by '\n' (which a JSON
-	// string cannot hold).
-	shape string
+	// string cannot hold); equal shapes share one handle.
+	shape unique.Handle[string]
 	// spans are the start and end offsets in src of each path's value.
 	spans []uint32
 }
@@ -43,29 +44,27 @@ func (ff *flatFeature) of(b []byte) bool {
 
 var errFlatten = errors.New("feature is not a JSON object")
 
-// flattenFeature cuts the Feature b into paths and values; intern returns
-// the string to keep for a shape (so that equal shapes share one string).
-func flattenFeature(b []byte, intern func([]byte) string) (flatFeature, error) {
-	var f flattener
-	return f.flatten(b, intern)
-}
+// maxFlattenDepth bounds the nesting of the objects flatten cuts (the
+// gateway's Features nest four deep; the ingest bounds a feed's own).
+const maxFlattenDepth = 64
 
-// flatten is flattenFeature with f's buffers, reused from one Feature to the
-// next (the flat form keeps only its interned shape and its own spans).
-func (f *flattener) flatten(b []byte, intern func([]byte) string) (flatFeature, error) {
+// flatten cuts the Feature b into paths and values, with f's buffers,
+// reused from one Feature to the next (the flat form keeps only its shape's
+// handle and its own spans).
+func (f *flattener) flatten(b []byte) (flatFeature, error) {
 	f.b, f.path, f.shape, f.spans = b, f.path[:0], f.shape[:0], f.spans[:0]
 	i := skipWS(b, 0)
 	if i >= len(b) || b[i] != '{' || isEmptyObject(b, i) || len(b) > 1<<31 {
 		return flatFeature{}, errFlatten
 	}
-	i, err := f.object(i)
+	i, err := f.object(i, 1)
 	if err != nil {
 		return flatFeature{}, err
 	}
 	if skipWS(b, i) != len(b) {
 		return flatFeature{}, errFlatten
 	}
-	return flatFeature{src: b, shape: intern(f.shape), spans: slices.Clone(f.spans)}, nil
+	return flatFeature{src: b, shape: unique.Make(string(f.shape)), spans: slices.Clone(f.spans)}, nil
 }
 
 type flattener struct {
@@ -75,9 +74,12 @@ type flattener struct {
 	spans []uint32
 }
 
-// object reads the members of the object at b[i] (a '{'), and returns the
-// offset after it.
-func (f *flattener) object(i int) (int, error) {
+// object reads the members of the object at b[i] (a '{', depth objects
+// deep), and returns the offset after it.
+func (f *flattener) object(i, depth int) (int, error) {
+	if depth > maxFlattenDepth {
+		return 0, errFlatten
+	}
 	b := f.b
 	i++
 	for {
@@ -103,7 +105,7 @@ func (f *flattener) object(i int) (int, error) {
 		f.path = append(f.path, name...)
 		var err error
 		if i < len(b) && b[i] == '{' && !isEmptyObject(b, i) {
-			i, err = f.object(i)
+			i, err = f.object(i, depth+1)
 		} else {
 			j := skipValue(b, i)
 			if j < 0 {
@@ -208,15 +210,15 @@ func compactSnapshotFrame(province string, fs []*flatFeature) []byte {
 		rows  []*flatFeature
 	}
 	var groups []*group
-	byShape := make(map[string]*group)
+	byShape := make(map[unique.Handle[string]]*group)
 	n := 64
 	for _, ff := range fs {
 		g := byShape[ff.shape]
 		if g == nil {
-			g = &group{shape: ff.shape}
+			g = &group{shape: ff.shape.Value()}
 			byShape[ff.shape] = g
 			groups = append(groups, g)
-			n += len(ff.shape) + 64
+			n += len(g.shape) + 64
 		}
 		g.rows = append(g.rows, ff)
 		n += len(ff.src)/2 + 4

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"reflect"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -94,24 +95,13 @@ func byID(fs []map[string]any) map[string]map[string]any {
 	return m
 }
 
-func internAll(b []byte) string { return string(b) }
-
-// flatAll cuts each of raw, with one flattener as the hub does, its shapes
-// interned in a map as the hub's.
+// flatAll cuts each of raw with one flattener, as the hub does.
 func flatAll(t testing.TB, raw [][]byte) []*flatFeature {
 	t.Helper()
-	shapes := map[string]string{}
-	intern := func(b []byte) string {
-		if s, ok := shapes[string(b)]; ok {
-			return s
-		}
-		shapes[string(b)] = string(b)
-		return string(b)
-	}
 	var out []*flatFeature
 	var f flattener
 	for _, b := range raw {
-		ff, err := f.flatten(b, intern)
+		ff, err := f.flatten(b)
 		if err != nil {
 			t.Fatalf("flattening %s: %v", b, err)
 		}
@@ -194,10 +184,15 @@ func TestCompactSnapshotSameFeatures(t *testing.T) {
 }
 
 func TestFlattenFeatureRefusesNonObjects(t *testing.T) {
-	for _, b := range []string{``, `[]`, `{}`, `"x"`, `{"a":1`, `{"a":1}x`, `{"a" 1}`, `{"a":}`, `{"a":"x}`} {
-		if _, err := flattenFeature([]byte(b), internAll); err == nil {
-			t.Errorf("flattenFeature(%q): no error", b)
+	deep := strings.Repeat(`{"a":`, maxFlattenDepth+1) + `1` + strings.Repeat(`}`, maxFlattenDepth+1)
+	for _, b := range []string{``, `[]`, `{}`, `"x"`, `{"a":1`, `{"a":1}x`, `{"a" 1}`, `{"a":}`, `{"a":"x}`, deep} {
+		if _, err := new(flattener).flatten([]byte(b)); err == nil {
+			t.Errorf("flatten(%.40q): no error", b)
 		}
+	}
+	ok := strings.Repeat(`{"a":`, maxFlattenDepth) + `1` + strings.Repeat(`}`, maxFlattenDepth)
+	if _, err := new(flattener).flatten([]byte(ok)); err != nil {
+		t.Errorf("flatten of objects %d deep: %v", maxFlattenDepth, err)
 	}
 }
 
@@ -285,8 +280,8 @@ func BenchmarkCompactSnapshot(b *testing.B) {
 // FuzzCompactSnapshot: whatever the bytes, cutting them neither panics nor
 // reads past them; a JSON object without repeated member names (as the
 // gateway encodes its Features) that is cut comes back from the compact
-// frame of two copies of it (a shape with shared values) as the same value
-// twice, and the frame is JSON.
+// frame of one copy of it (its values in the row) and of two (its values
+// shared), and the frames are JSON.
 func FuzzCompactSnapshot(f *testing.F) {
 	for _, s := range []string{
 		`{"type":"Feature","id":"air/a","geometry":{"type":"Point","coordinates":[105.8,21.03]},"properties":{"aqi":{"hourly":42,"band":1},"extra":{}}}`,
@@ -296,18 +291,26 @@ func FuzzCompactSnapshot(f *testing.F) {
 		f.Add([]byte(s))
 	}
 	f.Fuzz(func(t *testing.T, b []byte) {
-		ff, err := flattenFeature(b, internAll)
+		ff, err := new(flattener).flatten(b)
 		if err != nil || !json.Valid(b) || repeatsNames(b) {
 			return
 		}
-		frame := compactSnapshotFrame("01", []*flatFeature{&ff, &ff})
-		if !json.Valid(frame) {
-			t.Fatalf("compact frame of %q is not JSON: %s", b, frame)
-		}
-		_, got := expandCompact(t, frame)
 		want := decodeAll(t, [][]byte{b})[0]
-		if len(got) != 2 || !reflect.DeepEqual(got[0], want) || !reflect.DeepEqual(got[1], want) {
-			t.Fatalf("compact frame of %q gives back %v; want it twice", b, got)
+		// One copy: every value in its row; two: every value in "same".
+		for _, fs := range [][]*flatFeature{{&ff}, {&ff, &ff}} {
+			frame := compactSnapshotFrame("01", fs)
+			if !json.Valid(frame) {
+				t.Fatalf("compact frame of %q is not JSON: %s", b, frame)
+			}
+			_, got := expandCompact(t, frame)
+			if len(got) != len(fs) {
+				t.Fatalf("compact frame of %d × %q gives back %d Features", len(fs), b, len(got))
+			}
+			for _, g := range got {
+				if !reflect.DeepEqual(g, want) {
+					t.Fatalf("compact frame of %d × %q gives back %v; want %v", len(fs), b, g, want)
+				}
+			}
 		}
 	})
 }
