@@ -152,14 +152,16 @@ func Storable(t geom.T) error {
 	if t.Layout() != geom.XY {
 		return fmt.Errorf("geometry has layout %v; want 2D (XY)", t.Layout())
 	}
+	switch g := t.(type) {
+	case *geom.Point:
+		return StorableFlat(true, g.FlatCoords())
+	case *geom.LineString:
+		return StorableFlat(false, g.FlatCoords())
+	}
 	if err := coords(t.FlatCoords()); err != nil {
 		return err
 	}
 	switch g := t.(type) {
-	case *geom.Point:
-		if g.Empty() {
-			return errPointEmpty
-		}
 	case *geom.Polygon:
 		return PolygonRings(g)
 	case *geom.MultiPolygon:
@@ -186,8 +188,8 @@ func coords(flat []float64) error {
 }
 
 // StorableFlat is Storable of the 2D Point (point) or LineString whose flat
-// XY coordinates are flat, without building it: the same rules, the same
-// answers.
+// XY coordinates are flat, without building it (Storable checks those two
+// with it: one set of rules).
 func StorableFlat(point bool, flat []float64) error {
 	if err := coords(flat); err != nil {
 		return err
