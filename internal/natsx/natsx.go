@@ -299,8 +299,11 @@ func untilReady(ctx context.Context, f func() error) error {
 	pause := 100 * time.Millisecond
 	for {
 		err := f()
-		if err == nil || !transient(ctx, err) || time.Now().Add(pause).After(deadline) {
+		if err == nil || !transient(ctx, err) {
 			return err
+		}
+		if time.Now().Add(pause).After(deadline) {
+			return fmt.Errorf("JetStream not ready after %s: %w", readyWait, err)
 		}
 		t := time.NewTimer(pause)
 		select {
