@@ -66,7 +66,8 @@ export function snapshotFeatures(msg) {
         const p = paths[i];
         let o = f;
         for (let j = 0; j < p.length - 1; j++) {
-          if (!Object.hasOwn(o, p[j])) put(o, p[j], {});
+          // (a member that is not an object here was named twice: the later wins, as in JSON.parse)
+          if (!Object.hasOwn(o, p[j]) || o[p[j]] === null || typeof o[p[j]] !== 'object') put(o, p[j], {});
           o = o[p[j]];
         }
         const v = at[i] < 0 ? same[i] : row[at[i]];

@@ -412,6 +412,9 @@ test('a compact snapshot unpacks into its Features, shared values copied per Fea
   assert.deepEqual(Object.keys(p[0].properties), ['__proto__']);
   assert.equal(p[0].properties.__proto__.x, 1);
   assert.equal(/** @type {any} */ ({}).x, undefined, 'no prototype touched');
+  // A member named twice, first not an object ({"a":1,"a":{"b":2}}): the later wins, as JSON.parse has it.
+  const twice = snapshotFeatures({ type: 'snapshot', shapes: [{ paths: [['id'], ['a'], ['a', 'b']], same: {}, rows: [['air/t', 1, 2]] }] });
+  assert.deepEqual(twice, [JSON.parse('{"id":"air/t","a":1,"a":{"b":2}}')]);
   // A snapshot of Features passes as it is; the store takes either form alike.
   assert.equal(snapshotFeatures({ type: 'snapshot', entities: fs }), fs);
   const s1 = new LiveStore();
