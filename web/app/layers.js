@@ -244,7 +244,9 @@ export function setSource(map, id, features) {
 
 /**
  * showWhenLoaded shows the layers of source id once the worker holds its
- * latest data, if it still has features then.
+ * latest data, if it still has features then; or once a load of it failed
+ * (no content event comes then, and a source that keeps features is not
+ * waited for again: its layers show what the map holds).
  * @param {MapLibreMap} map
  * @param {string} id
  * @param {GeoJSONSource} src
@@ -254,15 +256,23 @@ function showWhenLoaded(map, id, src) {
   if (!waiting) showing.set(map, (waiting = new Set()));
   if (waiting.has(id)) return;
   waiting.add(id);
-  /** @param {any} e */
-  const onData = (e) => {
-    // A content event of an earlier load, with a later one queued behind it: wait for that one.
-    if (e.sourceId !== id || e.sourceDataType !== 'content' || !src.loaded()) return;
+  const done = () => {
     map.off('sourcedata', onData);
+    map.off('error', onError);
     waiting.delete(id);
     if ((held.get(map)?.get(id) ?? 0) > 0) setVisibility(map, id, 'visible');
   };
+  /** @param {any} e */
+  const onData = (e) => {
+    // A content event of an earlier load, with a later one queued behind it: wait for that one.
+    if (e.sourceId === id && e.sourceDataType === 'content' && src.loaded()) done();
+  };
+  /** @param {any} e */
+  const onError = (e) => {
+    if (e.sourceId === id) done();
+  };
   map.on('sourcedata', onData);
+  map.on('error', onError);
 }
 
 /**

@@ -105,12 +105,19 @@ function sourceMap() {
   map.getLayersOrder = () => [...map.layers.keys()];
   map.getLayoutProperty = (id, prop) => map.layers.get(id).layout?.[prop];
   map.setLayoutProperty = (id, prop, value) => { map.layers.get(id).layout = { ...map.layers.get(id).layout, [prop]: value }; };
-  map.on = (type, fn) => { if (type === 'sourcedata') listeners.add(fn); };
-  map.off = (type, fn) => { if (type === 'sourcedata') listeners.delete(fn); };
+  const errors = new Set();
+  map.on = (type, fn) => { if (type === 'sourcedata') listeners.add(fn); else if (type === 'error') errors.add(fn); };
+  map.off = (type, fn) => { listeners.delete(fn); errors.delete(fn); };
   map.loadEnds = (id) => {
     pending.set(id, Math.max(0, (pending.get(id) ?? 0) - 1));
     for (const fn of [...listeners]) fn({ sourceId: id, sourceDataType: 'content' });
   };
+  // loadFails plays a load of the worker that failed: an error event, no content event.
+  map.loadFails = (id) => {
+    pending.set(id, Math.max(0, (pending.get(id) ?? 0) - 1));
+    for (const fn of [...errors]) fn({ sourceId: id, error: new Error('worker') });
+  };
+  map.errors = errors;
   map.listeners = listeners;
   return { map, loads };
 }
@@ -136,6 +143,16 @@ test('a source is loaded only when it has or had features, and its layers are sh
   setSource(map, 'air', []);
   assert.equal(loads.length, 3, 'not loaded again while empty');
   assert.equal(map.listeners.size, 0, 'no listener left behind');
+  assert.equal(map.errors.size, 0, 'no error listener left behind');
+});
+
+test('a source whose load failed still shows its layers', async () => {
+  const { setSource } = await import('../../app/layers.js');
+  const { map } = sourceMap();
+  setSource(map, 'water', [{ type: 'Feature' }]);
+  map.loadFails('water');
+  assert.notEqual(map.layers.get('water-circles').layout?.visibility, 'none', 'shown after the failed load');
+  assert.equal(map.listeners.size + map.errors.size, 0, 'no listener left behind');
 });
 
 test('a source given its first features shows its layers once the worker holds them, not before', async () => {
