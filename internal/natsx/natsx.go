@@ -8,6 +8,7 @@ import (
 	"flag"
 	"fmt"
 	"net/url"
+	"strings"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -318,14 +319,22 @@ func untilReady(ctx context.Context, f func() error) error {
 
 // transient reports whether err, from a JetStream API request made with
 // ctx, says that JetStream is not ready yet rather than that the request is
-// wrong: the request timed out (ctx itself not done), nothing answered, or
-// the server answered 503 (JetStream starting, a cluster without a meta
-// leader); not when JetStream is off for the account.
+// wrong: the request timed out (ctx itself not done), nothing answered, the
+// server answered 503 (JetStream starting, a cluster without a meta leader),
+// or a cluster found no peers for the replicas because one it knows is
+// offline (a cluster still forming: code 400, err_code 10005, "peer
+// offline"); not when JetStream is off for the account.
 func transient(ctx context.Context, err error) bool {
 	if ctx.Err() != nil || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
 		return false
 	}
 	var api *jetstream.APIError // ErrJetStreamNotEnabled among them
-	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
-		errors.Is(err, nats.ErrNoResponders) || (errors.As(err, &api) && api.Code == 503)
+	if errors.As(err, &api) {
+		return api.Code == 503 || (api.ErrorCode == errCodeClusterNoPeers && strings.Contains(api.Description, "peer offline"))
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders)
 }
+
+// errCodeClusterNoPeers is JetStream's err_code for "no suitable peers for
+// placement" (nats-server's JSClusterNoPeersErrF).
+const errCodeClusterNoPeers jetstream.ErrorCode = 10005

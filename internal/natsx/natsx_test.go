@@ -2,6 +2,7 @@ package natsx
 
 import (
 	"context"
+	"fmt"
 	"testing"
 	"time"
 
@@ -135,5 +136,26 @@ func TestEnsureStreamsWaitsForJetStream(t *testing.T) {
 	// A wrong request is not waited on: refused at once.
 	if err := EnsureStreams(ctx, js, StreamOptions{Replicas: 3}); err == nil || transient(ctx, err) {
 		t.Fatalf("3 replicas on one server: %v; want a refusal that is not transient", err)
+	}
+}
+
+// TestTransientAnswers: which JetStream answers mean "not ready yet" (tried
+// again) and which a wrong request (refused at once).
+func TestTransientAnswers(t *testing.T) {
+	ctx := context.Background()
+	for _, c := range []struct {
+		err  error
+		want bool
+	}{
+		{&jetstream.APIError{Code: 503, ErrorCode: 10008, Description: "JetStream system temporarily unavailable"}, true},
+		{fmt.Errorf("creating stream: %w", &jetstream.APIError{Code: 400, ErrorCode: 10005, Description: "no suitable peers for placement, peer offline"}), true},
+		{&jetstream.APIError{Code: 400, ErrorCode: 10005, Description: "no suitable peers for placement, insufficient storage"}, false},
+		{&jetstream.APIError{Code: 400, ErrorCode: 10003, Description: "bad request"}, false},
+		{nats.ErrNoResponders, true},
+		{jetstream.ErrJetStreamNotEnabledForAccount, false},
+	} {
+		if got := transient(ctx, c.err); got != c.want {
+			t.Errorf("transient(%v) = %v; want %v", c.err, got, c.want)
+		}
 	}
 }
