@@ -23,6 +23,17 @@ type Station struct {
 	slots  [StationHours]slot
 	latest int64 // hourIndex of the newest hour added
 	any    bool  // something was added
+	// daily is the last answer of DailyAQI, kept until an Add changes an
+	// hour of its day (or the window drops one: checked when read).
+	daily dailyMemo
+}
+
+// dailyMemo is a daily AQI computed by DailyAQI: that of the day whose
+// first hour is hour, aqi when ok.
+type dailyMemo struct {
+	hour    int64
+	aqi     int
+	ok, set bool
 }
 
 // slot accumulates the observations of one hour.
@@ -50,6 +61,9 @@ func (s *Station) Add(t time.Time, v Values) error {
 	}
 	if !s.any || h > s.latest {
 		s.latest, s.any = h, true
+	}
+	if s.daily.set && h >= s.daily.hour && h < s.daily.hour+24 {
+		s.daily.set = false // an hour of the day kept changes
 	}
 	sl := &s.slots[slotOf(h)]
 	if sl.hour != h {
@@ -100,4 +114,20 @@ func (s *Station) Daily(day time.Time) Result {
 		}
 	}
 	return dailyResult(&w)
+}
+
+// DailyAQI returns Daily(day).AQI and whether Daily(day).Err is nil, without
+// the reasons: the answer is kept until an Add changes an hour of that day
+// or the window moves past its first hour, so that asking for the day
+// before of every new observation of today computes it once. It is for
+// callers that need the index only (the aggregator rates each observation
+// with yesterday's daily AQI).
+func (s *Station) DailyAQI(day time.Time) (int, bool) {
+	h := hourIndex(dayStart(day))
+	if m := s.daily; m.set && m.hour == h && s.latest-StationHours < h {
+		return m.aqi, m.ok
+	}
+	r := s.Daily(day)
+	s.daily = dailyMemo{hour: h, aqi: r.AQI, ok: r.Err == nil, set: true}
+	return r.AQI, r.Err == nil
 }

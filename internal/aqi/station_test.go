@@ -4,6 +4,7 @@ import (
 	"encoding/csv"
 	"errors"
 	"math"
+	"math/rand/v2"
 	"os"
 	"strconv"
 	"testing"
@@ -333,5 +334,132 @@ func BenchmarkStation(b *testing.B) {
 		}
 		t = t.Add(20 * time.Minute)
 		i++
+	}
+}
+
+// TestStationDailyAQIKept checks DailyAQI, which keeps its answer, against
+// Daily over random observations: out of order, in the day asked and
+// around it, too old, moving the window past the day; each answer must be
+// Daily's at that moment.
+func TestStationDailyAQIKept(t *testing.T) {
+	rng := rand.New(rand.NewPCG(1, 2))
+	start := time.Date(2025, 7, 1, 0, 0, 0, 0, ict)
+	computed := 0 // answers with a daily AQI
+	for run := range 200 {
+		var s Station
+		for step := range 400 {
+			// Observations moving forward over five days, a few hours out
+			// of order; one in five anywhere in the five days (some far
+			// behind the newest: rejected as too old).
+			at := start.Add(time.Duration(step)*5*24*time.Hour/400 + time.Duration(rng.Int64N(int64(4*time.Hour))) - 3*time.Hour)
+			if rng.IntN(5) == 0 {
+				at = start.Add(time.Duration(rng.Int64N(int64(5 * 24 * time.Hour))))
+			}
+			var v Values
+			for p := range NumPollutants {
+				if rng.IntN(3) > 0 {
+					v[p] = Measured(rng.Float64() * 300)
+				}
+			}
+			_ = s.Add(at, v)
+			if rng.IntN(4) == 0 {
+				day := start.AddDate(0, 0, rng.IntN(5))
+				if rng.IntN(2) == 0 { // the day before the observation, as the aggregator asks
+					day = at.AddDate(0, 0, -1)
+				}
+				got, ok := s.DailyAQI(day)
+				want := s.Daily(day)
+				if ok != (want.Err == nil) || (ok && got != want.AQI) {
+					t.Fatalf("run %d step %d: DailyAQI(%v) = %d, %v; Daily: %d, %v", run, step, day, got, ok, want.AQI, want.Err)
+				}
+				if ok {
+					computed++
+				}
+			}
+		}
+	}
+	if computed < 1000 {
+		t.Fatalf("only %d answers had a daily AQI: the test does not exercise the kept answer", computed)
+	}
+}
+
+// TestStationDailyAQIWindowMoves: the kept daily AQI of a day is dropped
+// when the window moves past the day's first hours, although no
+// observation of that day came.
+func TestStationDailyAQIWindowMoves(t *testing.T) {
+	var s Station
+	day := time.Date(2025, 7, 1, 0, 0, 0, 0, ict)
+	for h := range 24 {
+		// 200 µg/m³ in the first two hours, 20 in the others: the mean
+		// falls when the window drops those two.
+		c := 20.0
+		if h < 2 {
+			c = 200
+		}
+		if err := s.Add(day.Add(time.Duration(h)*time.Hour), pm25(c)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	before, ok := s.DailyAQI(day)
+	if want := s.Daily(day); !ok || before != want.AQI {
+		t.Fatalf("DailyAQI = %d, %v; Daily: %d, %v", before, ok, want.AQI, want.Err)
+	}
+	// 49 hours after the day's start: its hours 0 and 1 leave the window.
+	if err := s.Add(day.Add(49*time.Hour+time.Minute), pm25(10)); err != nil {
+		t.Fatal(err)
+	}
+	after, ok := s.DailyAQI(day)
+	want := s.Daily(day)
+	if !ok || after != want.AQI {
+		t.Fatalf("after the window moved: DailyAQI = %d, %v; Daily: %d, %v", after, ok, want.AQI, want.Err)
+	}
+	if after == before {
+		t.Fatalf("the daily AQI did not change (%d): the test shows nothing", after)
+	}
+}
+
+// BenchmarkStationRate rates an observation as the aggregator does: add it,
+// then the hourly AQI of its hour and the daily AQI of the day before (a
+// full day), asked each time with Daily (the baseline) or DailyAQI.
+func BenchmarkStationRate(b *testing.B) {
+	for _, kept := range []bool{false, true} {
+		name := "Daily"
+		if kept {
+			name = "DailyAQI"
+		}
+		b.Run(name, func(b *testing.B) {
+			var s Station
+			t := time.Date(2025, 7, 1, 0, 0, 0, 0, ict)
+			var v Values
+			add := func(i int) {
+				c := 20 + float64(i%17)
+				v[PM25], v[PM10], v[NO2] = Measured(c), Measured(2*c), Measured(5*c)
+				if err := s.Add(t, v); err != nil {
+					b.Fatal(err)
+				}
+			}
+			for i := range 24 * 3 { // yesterday whole, every 20 minutes
+				add(i)
+				t = t.Add(20 * time.Minute)
+			}
+			b.ReportAllocs()
+			i := 0
+			for b.Loop() {
+				add(i)
+				if r := s.Hourly(t); r.Err != nil {
+					b.Fatal(r.Err)
+				}
+				day := t.AddDate(0, 0, -1)
+				if kept {
+					if _, ok := s.DailyAQI(day); !ok {
+						b.Fatal("no daily AQI")
+					}
+				} else if r := s.Daily(day); r.Err != nil {
+					b.Fatal(r.Err)
+				}
+				t = t.Add(time.Second) // within the day: yesterday stays
+				i++
+			}
+		})
 	}
 }

@@ -303,6 +303,10 @@ func (b *aqiBook) commit(p *pending, res postgis.Result, now time.Time) {
 		if err := st.calc.Add(r.ObservedAt, values(r.PM25, r.PM10, r.O3, r.CO, r.SO2, r.NO2)); err != nil {
 			b.log.Debug("observation not counted in the AQI", "station", r.StationID, "err", err)
 		}
+		// Kept in the book, the day before's daily AQI is copied into the
+		// batches' scratch calculators: computed once a station and day,
+		// not once a row (an Add of today leaves it).
+		st.calc.DailyAQI(yesterday(r.ObservedAt))
 	}
 	allNew := allInserted(res.Air.Inserted, len(p.batch.Air))
 	items := p.of(subjects.KindAir)
@@ -385,12 +389,15 @@ func index(st *aqi.Station, at time.Time) *iocv1.AirQualityIndex {
 			}
 		}
 	}
-	if d := st.Daily(at.In(vietnam).AddDate(0, 0, -1)); d.Err == nil {
-		v := int32(min(d.AQI, math.MaxInt32))
+	if d, ok := st.DailyAQI(yesterday(at)); ok {
+		v := int32(min(d, math.MaxInt32))
 		x.Daily = &v
 	}
 	return x
 }
+
+// yesterday is a time in the day before at's, in Vietnam.
+func yesterday(at time.Time) time.Time { return at.In(vietnam).AddDate(0, 0, -1) }
 
 // rowAQI turns an AQI into the row's columns and its last_values JSON.
 func rowAQI(x *iocv1.AirQualityIndex) postgis.AQI {
