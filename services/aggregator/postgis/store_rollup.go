@@ -1080,7 +1080,7 @@ func (m *memberRows) collect(rows pgx.Rows) error {
 // it, not read, and the others read whole while the cache takes more.
 func queueMemberLock(pb *pgx.Batch, b Batch, cache *memberCache) *memberRows {
 	all := allInserted(b) // every row as if inserted
-	m := &memberRows{grades: map[memberKey]*memberRow{}, ranges: map[entityDay]minuteRange{}}
+	m := &memberRows{ranges: make(map[entityDay]minuteRange, b.Len())}
 	var keys []entityDay
 	for _, k := range kindStores {
 		if k.result == nil || k.contribute == nil || k.rows(b) == 0 {
@@ -1104,6 +1104,8 @@ func queueMemberLock(pb *pgx.Batch, b Batch, cache *memberCache) *memberRows {
 	if len(keys) == 0 {
 		return nil
 	}
+	// A row per entity day most often (shared by the units of its path).
+	m.grades = make(map[memberKey]*memberRow, len(keys))
 	lock := sqlLockEntityDays
 	if cache != nil {
 		m.optimistic, lock = true, sqlReadEntityDays

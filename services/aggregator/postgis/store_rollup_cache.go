@@ -65,6 +65,9 @@ func (c *memberCache) take(keys []entityDay, out map[memberKey]*memberRow) []ent
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	var missed []entityDay
+	// One allocation for the rows of a batch (an entity day has one shared
+	// row, or a row per unit of its path).
+	slab := make([]memberRow, 0, len(keys))
 	for _, ed := range keys {
 		units, ok := c.rows[ed]
 		if !ok {
@@ -73,8 +76,12 @@ func (c *memberCache) take(keys []entityDay, out map[memberKey]*memberRow) []ent
 		}
 		for unit, r := range units {
 			g := r.grades
-			out[memberKey{ed.layer, ed.entity, ed.day, unit}] = &memberRow{head: g[:headSlots:headSlots], minutes: g[headSlots:len(g):len(g)],
-				version: r.version, whole: g, borrowed: true, units: r.units}
+			if len(slab) == cap(slab) {
+				slab = make([]memberRow, 0, len(keys))
+			}
+			slab = append(slab, memberRow{head: g[:headSlots:headSlots], minutes: g[headSlots:len(g):len(g)],
+				version: r.version, whole: g, borrowed: true, units: r.units})
+			out[memberKey{ed.layer, ed.entity, ed.day, unit}] = &slab[len(slab)-1]
 		}
 	}
 	return missed
@@ -94,32 +101,63 @@ func (c *memberCache) install(m *memberRows) {
 	if c.rows == nil {
 		c.rows = map[entityDay]map[string]*cachedMember{}
 	}
-	byDay := map[entityDay][]memberKey{}
+	// The rows to install, linked by entity day (most entity days have one
+	// row, their shared one): no slice nor second look-up per row.
+	type entry struct {
+		k    memberKey
+		r    *memberRow
+		next int // the next row of the entity day, -1 after the last
+	}
+	type day struct {
+		first int
+		n     int
+		units map[string]*cachedMember // held, as found before any eviction
+	}
+	entries := make([]entry, 0, len(m.grades))
+	days := make(map[entityDay]day, len(m.grades))
 	for k, r := range m.grades {
 		ed := k.entityDay()
-		if held, ok := c.rows[ed][k.unit]; ok && !r.written && held.version >= r.version {
+		d, seen := days[ed]
+		if !seen {
+			d = day{first: -1, units: c.rows[ed]}
+		}
+		if held, ok := d.units[k.unit]; ok && !r.written && held.version >= r.version {
 			continue // unchanged, and held already (most rows of most batches)
 		}
-		byDay[ed] = append(byDay[ed], k)
+		entries = append(entries, entry{k: k, r: r, next: d.first})
+		d.first, d.n = len(entries)-1, d.n+1
+		days[ed] = d
 	}
 	prev := c.newest
-	for ed := range byDay {
-		c.newest = max(c.newest, ed.day)
+	for ed, d := range days {
+		if d.n > 0 {
+			c.newest = max(c.newest, ed.day)
+		}
 	}
+	evicted := false
 	if c.newest > prev && c.n >= c.max() {
 		c.evict() // a new day: a full cache makes room for it
+		evicted = true
 	}
-	for ed, keys := range byDay {
+	for ed, d := range days {
+		if d.n == 0 {
+			continue
+		}
 		whole := true
-		for _, k := range keys {
-			r := m.grades[k]
+		for i := d.first; i >= 0; i = entries[i].next {
+			r := entries[i].r
 			whole = whole && r.lo == 0 && len(r.head) == headSlots && len(r.minutes) == minutesPerDay
 		}
-		units, ok := c.rows[ed]
-		if whole && !ok && c.n+len(keys) > c.max() {
-			c.evict() // room for the newest day
+		units := d.units
+		if evicted {
+			units = c.rows[ed]
 		}
-		if !whole || (!ok && c.n+len(keys) > c.max()) {
+		ok := units != nil
+		if whole && !ok && c.n+d.n > c.max() {
+			c.evict() // room for the newest day
+			evicted = true
+		}
+		if !whole || (!ok && c.n+d.n > c.max()) {
 			if ok { // a batch read it in part: it holds them no more
 				c.n -= len(units)
 				delete(c.rows, ed)
@@ -130,21 +168,27 @@ func (c *memberCache) install(m *memberRows) {
 			units = map[string]*cachedMember{}
 			c.rows[ed] = units
 		}
-		for _, k := range keys {
-			r := m.grades[k]
+		for i := d.first; i >= 0; i = entries[i].next {
+			k, r := entries[i].k, entries[i].r
 			v := r.version
 			if r.written {
 				v++
 			}
-			if old, ok := units[k.unit]; ok && old.version >= v {
+			old, ok := units[k.unit]
+			if ok && old.version >= v {
 				continue // a later batch installed it already
-			} else if !ok {
-				c.n++
 			}
 			g := r.whole
 			if g == nil {
 				g = append(slices.Clip(r.head), r.minutes...)
 			}
+			if ok {
+				// Batches that took the row hold its fields' values, not
+				// the struct: it is changed in place.
+				old.grades, old.version, old.units = g, v, r.units
+				continue
+			}
+			c.n++
 			units[k.unit] = &cachedMember{grades: g, version: v, units: r.units}
 		}
 	}

@@ -2,6 +2,8 @@ package postgis
 
 import (
 	"context"
+	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -74,4 +76,70 @@ func nonZero(b []byte) int {
 		}
 	}
 	return n
+}
+
+// BenchmarkMemberCache takes the rows of a batch's 500 entity days from a
+// cache holding 2,000 (shared rows, as the drain's stations), then installs
+// them as written, as a direct batch does on each side of its transaction.
+// The baseline is a plain map look-up of the same keys.
+func BenchmarkMemberCache(b *testing.B) {
+	day := time.Date(2025, 8, 1, 17, 0, 0, 0, time.UTC).Unix()
+	var c memberCache
+	all := make([]entityDay, 2000)
+	seed := &memberRows{grades: map[memberKey]*memberRow{}}
+	for i := range all {
+		all[i] = entityDay{"air", fmt.Sprintf("station-%04d", i), day}
+		whole := make([]byte, headSlots+minutesPerDay)
+		seed.grades[memberKey{"air", all[i].entity, day, ""}] = &memberRow{head: whole[:headSlots], minutes: whole[headSlots:],
+			whole: whole, units: []string{"W1", "P1", "VN"}}
+	}
+	c.install(seed)
+	batch := func(i int) *memberRows {
+		keys := slices.Clone(all[(i%4)*500 : (i%4+1)*500])
+		m := &memberRows{grades: make(map[memberKey]*memberRow, len(keys)), ranges: map[entityDay]minuteRange{}, optimistic: true}
+		if missed := c.take(keys, m.grades); len(missed) != 0 {
+			b.Fatalf("%d missed", len(missed))
+		}
+		return m
+	}
+	b.Run("take", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			batch(i)
+			i++
+		}
+	})
+	b.Run("install", func(b *testing.B) {
+		b.ReportAllocs()
+		i := 0
+		for b.Loop() {
+			b.StopTimer()
+			m := batch(i)
+			i++
+			for _, r := range m.grades {
+				r.written = true // a new member in every row, as when each station opens a minute
+			}
+			m.written = len(m.grades)
+			m.updated = m.written
+			b.StartTimer()
+			c.install(m)
+		}
+	})
+	b.Run("map_baseline", func(b *testing.B) {
+		b.ReportAllocs()
+		plain := map[entityDay]*cachedMember{}
+		for _, ed := range all {
+			plain[ed] = &cachedMember{}
+		}
+		i := 0
+		for b.Loop() {
+			keys := all[(i%4)*500 : (i%4+1)*500]
+			i++
+			out := map[entityDay]*cachedMember{}
+			for _, ed := range keys {
+				out[ed] = plain[ed]
+			}
+		}
+	})
 }
