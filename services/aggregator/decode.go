@@ -231,7 +231,10 @@ func decodeWKB(b []byte) (geom.T, error) {
 	if err := geomcheck.Storable(t); err != nil {
 		return nil, err
 	}
-	return postgis.WithSRID(t), nil
+	// The geometry is this decoder's own: its SRID is set in place (the
+	// store's WithSRID then has nothing to copy, and the goroutines that
+	// encode a batch's rows share it unchanged).
+	return geom.SetSRID(t, postgis.SRID)
 }
 
 func finite(f float64) bool { return !math.IsNaN(f) && !math.IsInf(f, 0) }

@@ -1,6 +1,7 @@
 package aggregator
 
 import (
+	"encoding/binary"
 	"errors"
 	"math"
 	"strings"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/twpayne/go-geom"
+	"github.com/twpayne/go-geom/encoding/wkb"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -235,4 +237,26 @@ func FuzzDecode(f *testing.F) {
 			}
 		}
 	})
+}
+
+// TestDecodeWKBSetsSRID: a decoded geometry has the store's SRID (the
+// store's WithSRID then uses it as it is: the goroutines that encode a
+// batch's rows share it unchanged).
+func TestDecodeWKBSetsSRID(t *testing.T) {
+	for _, g := range []geom.T{
+		geom.NewPointFlat(geom.XY, []float64{105.85, 21.03}),
+		geom.NewLineStringFlat(geom.XY, []float64{105.85, 21.03, 105.9, 21.1}),
+	} {
+		b, err := wkb.Marshal(g, binary.LittleEndian)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := decodeWKB(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got.SRID() != postgis.SRID {
+			t.Errorf("decoded %T has SRID %d; want %d", got, got.SRID(), postgis.SRID)
+		}
+	}
 }
