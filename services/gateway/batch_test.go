@@ -193,11 +193,7 @@ type batchFrame struct {
 // readUpdates reads one frame of c: a batch's updates, or the frame itself.
 func readUpdates(t testing.TB, c *websocket.Conn) (string, []frame, []byte) {
 	t.Helper()
-	_ = c.SetReadDeadline(time.Now().Add(hangGuard))
-	_, b, err := c.ReadMessage()
-	if err != nil {
-		t.Fatalf("reading frame: %v", err)
-	}
+	b := readMessage(t, c)
 	var f batchFrame
 	if err := json.Unmarshal(b, &f); err != nil {
 		t.Fatalf("decoding frame %s: %v", b, err)

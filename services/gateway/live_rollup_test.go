@@ -34,10 +34,7 @@ type rollupFrame struct {
 
 func readRollupFrame(t *testing.T, c *websocket.Conn) rollupFrame {
 	t.Helper()
-	_, b, err := c.ReadMessage()
-	if err != nil {
-		t.Fatalf("reading frame: %v", err)
-	}
+	b := readMessage(t, c)
 	var f rollupFrame
 	if err := json.Unmarshal(b, &f); err != nil {
 		t.Fatalf("decoding %s: %v", b, err)

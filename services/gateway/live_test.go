@@ -140,6 +140,17 @@ func readFrame(t testing.TB, c *websocket.Conn) frame {
 	return f
 }
 
+// readMessage reads c's next message, failing t after hangGuard.
+func readMessage(t testing.TB, c *websocket.Conn) []byte {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(hangGuard))
+	_, b, err := c.ReadMessage()
+	if err != nil {
+		t.Fatalf("reading frame: %v", err)
+	}
+	return b
+}
+
 func tryReadFrame(c *websocket.Conn) (frame, error) {
 	_ = c.SetReadDeadline(time.Now().Add(hangGuard))
 	typ, b, err := c.ReadMessage()

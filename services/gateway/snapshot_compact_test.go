@@ -8,7 +8,6 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/iochub/iochub/internal/subjects"
 )
@@ -208,11 +207,7 @@ func TestLiveCompactSnapshot(t *testing.T) {
 	plain := e.dial(t, "province=01")
 	snap := readFrame(t, plain)
 	compact := e.dial(t, "province=01&snapshot=compact")
-	_ = compact.SetReadDeadline(time.Now().Add(hangGuard))
-	_, b, err := compact.ReadMessage()
-	if err != nil {
-		t.Fatal(err)
-	}
+	b := readMessage(t, compact)
 	_, got := expandCompact(t, b)
 	var raw [][]byte
 	for _, f := range snap.Entities {
@@ -235,12 +230,7 @@ func TestLiveCompactSnapshot(t *testing.T) {
 		t.Fatalf("got %s frame of %s at %s; want the state of air/st-007 at 1", f.Type, idOf(f.Entity), obsOf(f.Entity))
 	}
 	again := e.dial(t, "province=01&snapshot=compact")
-	_ = again.SetReadDeadline(time.Now().Add(hangGuard))
-	_, b2, err := again.ReadMessage()
-	if err != nil {
-		t.Fatal(err)
-	}
-	_, got2 := expandCompact(t, b2)
+	_, got2 := expandCompact(t, readMessage(t, again))
 	if obs := obsOf(byID(got2)["air/st-007"]); obs != obsID("st-007", 1) {
 		t.Errorf("a later compact snapshot has st-007 at %q; want %q", obs, obsID("st-007", 1))
 	}
