@@ -195,7 +195,26 @@ func waitRows(t *testing.T, pool *pgxpool.Pool, table string, want int) {
 // waitIdle waits until the durable has every message delivered and acked (or terminated).
 func waitIdle(t *testing.T, js jetstream.JetStream, durable string) {
 	t.Helper()
-	testkit.Eventually(t, time.Minute, "consumer "+durable+" idle", func() (bool, string) {
+	waitConsumer(t, js, durable, "idle", func(info *jetstream.ConsumerInfo) (bool, string) {
+		return info.NumPending == 0 && info.NumAckPending == 0,
+			fmt.Sprintf("pending %d, ack pending %d", info.NumPending, info.NumAckPending)
+	})
+}
+
+// waitFetching waits until the FEEDS consumer durable exists and a pull
+// request of its reader waits on it: the aggregator's work is past its
+// start and in its fetch loop.
+func waitFetching(t *testing.T, js jetstream.JetStream, durable string) {
+	t.Helper()
+	waitConsumer(t, js, durable, "fetching", func(info *jetstream.ConsumerInfo) (bool, string) {
+		return info.NumWaiting > 0, fmt.Sprintf("%d pull requests waiting", info.NumWaiting)
+	})
+}
+
+// waitConsumer waits until the info of the FEEDS consumer durable is ok.
+func waitConsumer(t *testing.T, js jetstream.JetStream, durable, what string, ok func(*jetstream.ConsumerInfo) (bool, string)) {
+	t.Helper()
+	testkit.Eventually(t, time.Minute, "consumer "+durable+" "+what, func() (bool, string) {
 		c, err := js.Consumer(context.Background(), subjects.StreamFeeds, durable)
 		if err != nil {
 			return false, err.Error()
@@ -204,8 +223,7 @@ func waitIdle(t *testing.T, js jetstream.JetStream, durable string) {
 		if err != nil {
 			return false, err.Error()
 		}
-		return info.NumPending == 0 && info.NumAckPending == 0,
-			fmt.Sprintf("pending %d, ack pending %d", info.NumPending, info.NumAckPending)
+		return ok(info)
 	})
 }
 

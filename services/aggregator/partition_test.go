@@ -497,6 +497,12 @@ func TestCutOffHolderStops(t *testing.T) {
 		n := singletons(a)
 		return n == 1, fmt.Sprintf("%d instances run the global work", n)
 	})
+	// Every partition's work of a is in its fetch loop: a work cut off while
+	// it still creates its consumer fails and gives its lease back
+	// (released), which is not what this test is about.
+	for _, p := range partitionProvinces {
+		waitFetching(t, e.ne.JS, partitionDurable(p))
+	}
 	a.nc.Close() // its Run goes on
 	b := e.start(t, "b")
 	e.waitShares(t, []*instance{b}, len(partitionProvinces), len(partitionProvinces))
