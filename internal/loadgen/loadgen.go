@@ -494,11 +494,11 @@ func (t *Tracker) Answered(refs []Ref, ans feedAnswer) (acc, rej, dup int, reaso
 }
 
 // liveFrame is a frame of /v1/live as far as it is read here: one entity
-// ("state" frames) or several ("entities", if the gateway coalesces).
+// ("state" frames) or several ("entities", if the gateway coalesces),
+// decoded in one pass (every other member is skipped).
 type liveFrame struct {
-	Type     string            `json:"type"`
-	Entity   json.RawMessage   `json:"entity"`
-	Entities []json.RawMessage `json:"entities"`
+	Entity   *liveEntity  `json:"entity"`
+	Entities []liveEntity `json:"entities"`
 }
 
 type liveEntity struct {
@@ -516,14 +516,12 @@ func (t *Tracker) Frame(msg []byte, at time.Time) {
 		return
 	}
 	if f.Entity != nil {
-		f.Entities = append(f.Entities, f.Entity)
+		f.Entities = append(f.Entities, *f.Entity)
 	}
-	for _, raw := range f.Entities {
-		var e liveEntity
-		if json.Unmarshal(raw, &e) != nil || e.Properties.Observation == nil {
-			continue
+	for _, e := range f.Entities {
+		if e.Properties.Observation != nil {
+			t.Seen(e.Properties.Observation.ID, at)
 		}
-		t.Seen(e.Properties.Observation.ID, at)
 	}
 }
 
