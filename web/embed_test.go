@@ -26,7 +26,7 @@ func TestIndexLoadsTheModules(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	for _, want := range []string{`src="vendor/maplibre-gl.js"`, `type="module" src="app.js"`, "<title>iochub — Trung tâm giám sát, điều hành thông minh</title>"} {
+	for _, want := range []string{`src="vendor/maplibre-gl-csp.js"`, `src="maplibre-start.js"`, `type="module" src="app.js"`, "<title>iochub — Trung tâm giám sát, điều hành thông minh</title>"} {
 		if !strings.Contains(string(b), want) {
 			t.Errorf("index.html does not contain %q", want)
 		}
@@ -56,5 +56,44 @@ func TestModulesResolve(t *testing.T) {
 	}
 	if imports < 20 {
 		t.Errorf("found %d imports; the pattern no longer reads the modules", imports)
+	}
+}
+
+// TestIndexPolicy: index.html states its Content-Security-Policy before
+// anything it loads, the policy lets no inline script, eval or blob: worker
+// run, and the page itself has no inline script the policy would refuse.
+func TestIndexPolicy(t *testing.T) {
+	b, err := fs.ReadFile(FS(), "index.html")
+	if err != nil {
+		t.Fatal(err)
+	}
+	page := string(b)
+	meta := regexp.MustCompile(`<meta http-equiv="Content-Security-Policy" content="([^"]+)">`).FindStringSubmatchIndex(page)
+	if meta == nil {
+		t.Fatal("index.html has no Content-Security-Policy meta element")
+	}
+	if first := regexp.MustCompile(`<(script|link|style)\b`).FindStringIndex(page); first == nil || first[0] < meta[0] {
+		t.Errorf("the policy comes after the first script, link or style at %v; want it before all of them", first)
+	}
+	directives := map[string]string{}
+	for _, d := range strings.Split(page[meta[2]:meta[3]], ";") {
+		name, value, _ := strings.Cut(strings.TrimSpace(d), " ")
+		directives[name] = value
+	}
+	for name, want := range map[string]string{
+		"default-src": "'self'", "script-src": "'self'", "worker-src": "'self'", "connect-src": "'self'",
+		"object-src": "'none'", "base-uri": "'none'",
+	} {
+		if got := directives[name]; got != want {
+			t.Errorf("%s %q; want %q", name, got, want)
+		}
+	}
+	for _, tag := range regexp.MustCompile(`<script\b[^>]*>`).FindAllString(page, -1) {
+		if !strings.Contains(tag, ` src="`) {
+			t.Errorf("%s: an inline script, which the policy refuses; put it in a file", tag)
+		}
+	}
+	if regexp.MustCompile(`\son[a-z]+=`).MatchString(page) {
+		t.Error("index.html has an inline event handler attribute, which the policy refuses")
 	}
 }

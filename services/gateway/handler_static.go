@@ -18,9 +18,16 @@ var contentTypes = map[string]string{
 	".ttf":         "font/ttf",
 }
 
+// framePolicy is the part of the wall's Content-Security-Policy that its
+// HTML cannot carry in a meta element (index.html has the rest): no page of
+// another site may frame the wall, so none can overlay it and trick an
+// operator into an action (acknowledging an alert).
+const framePolicy = "frame-ancestors 'none'"
+
 // staticHandler serves the wall-screen app: HTML revalidated on every load
-// (so a deploy shows at once), other files cached for an hour. Directories
-// without index.html are not listed.
+// (so a deploy shows at once) and never framed, other files cached for an
+// hour; no file is sniffed as another type than the one it is served as.
+// Directories without index.html are not listed.
 func staticHandler(fsys fs.FS) http.Handler {
 	files := http.FileServerFS(fsys)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -41,8 +48,10 @@ func staticHandler(fsys fs.FS) http.Handler {
 			name = path.Join(name, "index.html")
 		}
 		ext := path.Ext(name)
+		w.Header().Set("X-Content-Type-Options", "nosniff")
 		if ext == ".html" {
 			w.Header().Set("Cache-Control", "no-cache")
+			w.Header().Set("Content-Security-Policy", framePolicy)
 		} else {
 			w.Header().Set("Cache-Control", "public, max-age=3600")
 		}

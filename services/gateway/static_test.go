@@ -51,6 +51,18 @@ func TestStatic(t *testing.T) {
 			if got := resp.Header.Get("Cache-Control"); got != tt.cache {
 				t.Errorf("cache control %q; want %q", got, tt.cache)
 			}
+			if tt.status == "200" {
+				if got := resp.Header.Get("X-Content-Type-Options"); got != "nosniff" {
+					t.Errorf("X-Content-Type-Options %q; want nosniff", got)
+				}
+				csp := ""
+				if strings.HasPrefix(tt.ctype, "text/html") {
+					csp = "frame-ancestors 'none'"
+				}
+				if got := resp.Header.Get("Content-Security-Policy"); got != csp {
+					t.Errorf("Content-Security-Policy %q; want %q", got, csp)
+				}
+			}
 			if !strings.Contains(string(b), tt.body) {
 				t.Errorf("body %q; want it to contain %q", b, tt.body)
 			}

@@ -31,9 +31,13 @@ copy() {
 		echo "vendor.sh: copied $2" >&2
 	fi
 }
-for f in maplibre-gl.js maplibre-gl.css LICENSE.txt; do
+# MapLibre's CSP build: its worker is a file of its own, not a blob: URL, so the page's
+# Content-Security-Policy needs no blob: worker (app/maplibre-start.js names the file).
+for f in maplibre-gl-csp.js maplibre-gl-csp-worker.js maplibre-gl.css LICENSE.txt; do
 	copy "node_modules/maplibre-gl/dist/$f" "app/vendor/$f"
 done
+# The standard build, which earlier versions of this script copied, is not loaded.
+rm -f app/vendor/maplibre-gl.js
 # uPlot (history charts in the detail panel).
 copy node_modules/uplot/dist/uPlot.iife.min.js app/vendor/uPlot.iife.min.js
 copy node_modules/uplot/dist/uPlot.min.css app/vendor/uPlot.min.css

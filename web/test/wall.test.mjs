@@ -92,6 +92,10 @@ async function openWall(t, url = base, signedIn = true, { profile = false } = {}
   page.on('console', (msg) => {
     if (msg.type() === 'error') errors.push(new Error(`console: ${msg.text()}`));
   });
+  // Whatever the page's Content-Security-Policy refuses is a page error too.
+  await page.exposeFunction('reportPolicyViolation', (v) => errors.push(new Error(`Content-Security-Policy refused ${v}`)));
+  await page.addInitScript(() => document.addEventListener('securitypolicyviolation',
+    (e) => window.reportPolicyViolation(`${e.effectiveDirective}: ${e.blockedURI || 'inline'} (${e.sourceFile}:${e.lineNumber})`)));
   t.after(() => context.close());
   await page.goto(url);
   return { page, errors, cdp };
@@ -112,7 +116,6 @@ function profileSummary(profile) {
     if (!url) return functionName || '(anonymous)';
     if (url.includes('/vendor/maplibre-gl')) return 'maplibre-gl.js';
     if (url.includes('/vendor/')) return 'other vendor';
-    if (url.startsWith('blob:')) return 'maplibre worker (blob)';
     return 'app';
   };
   const cat = {};
@@ -245,6 +248,31 @@ test('the wall screen shows the live province in Vietnamese, then in English', a
   assert.deepEqual(errors.map(String), [], 'page errors');
 });
 
+test('the page runs under its Content-Security-Policy: text injected as a script does not run', async (t) => {
+  const { page, errors } = await openWall(t);
+  await waitStats(page, () => window.iochub?.stats().connection === 'online' && window.iochub.stats().map === 'ready', 'the live connection and the map');
+  // What a feed's text would be if some panel ever put it into the page as
+  // markup: an inline script and an inline handler. Neither may run.
+  const ran = await page.evaluate(async () => {
+    window.injected = [];
+    const s = document.createElement('script');
+    s.textContent = 'window.injected.push("script")';
+    document.body.append(s);
+    const box = document.createElement('div');
+    box.innerHTML = '<img src="data:," onload="window.injected.push(\'handler\')">';
+    document.body.append(box);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    return window.injected;
+  });
+  assert.deepEqual(ran, [], 'injected code ran');
+  const refused = errors.map(String).filter((e) => /Content-Security-Policy refused script-src/.test(e));
+  assert.ok(refused.length >= 1, `the browser reported no refused inline script; errors: ${errors.map(String)}`);
+  // Nothing of the wall's own was refused: its scripts, worker, styles, socket and requests.
+  const others = errors.map(String).filter((e) => !/script-src|Refused to execute inline/.test(e));
+  assert.deepEqual(others, [], 'page errors');
+  assert.ok((await stats(page)).wards > 0, 'the map drew the wards under the policy');
+});
+
 mockOnly('the wall screen reconnects and takes the new snapshot', async (t) => {
   const { page, errors } = await openWall(t);
   // The map painted first: on a CPU without a GPU its first frames keep the
@@ -316,7 +344,7 @@ mockOnly('without the vendored map library the page says what is missing', async
   const { page } = await openWall(t, mockNoVendor.url + '/');
   const fatal = page.locator('#fatal');
   await fatal.waitFor({ state: 'visible', timeout: 10_000 });
-  assert.match(await fatal.textContent(), /vendor\/maplibre-gl\.js/);
+  assert.match(await fatal.textContent(), /vendor\/maplibre-gl-csp\.js/);
   assert.equal((await stats(page)).map, 'missing');
   // The live figures still arrive.
   await waitStats(page, () => window.iochub.stats().connection === 'online' && window.iochub.stats().stations > 0, 'live data without the map');
