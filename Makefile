@@ -3,22 +3,28 @@ GO      ?= go
 PROTOC  ?= protoc
 FUZZTIME ?= 5s
 
-.PHONY: run test deps build web proto proto-check vet lint api-check asyncapi-check test-go deploy-check test-web bench-smoke fuzz bench clean
+.PHONY: run test deps build web vendor-check proto proto-check vet lint api-check asyncapi-check test-go deploy-check test-web bench-smoke fuzz bench clean
 
 ## run: install what is missing, build, and start every role with the simulator and the wall screen
 run: deps build
 	bin/iochub dev --data-dir .data
 
 ## test: everything CI checks
-test: deps web proto-check vet lint api-check asyncapi-check test-go deploy-check bench-smoke fuzz test-web
+test: deps web vendor-check proto-check vet lint api-check asyncapi-check test-go deploy-check bench-smoke fuzz test-web
 
 ## deps: Debian packages the build, demo and tests need (PostGIS, protoc, Chromium); idempotent
 deps:
 	scripts/install-deps.sh --browser
 
-## web: fetch the wall screen's npm packages (MapLibre) into web/app/vendor
+## web: copy the wall screen's npm packages (MapLibre, uPlot), as package-lock.json pins them, into web/app/vendor
 web:
 	web/scripts/vendor.sh
+
+## vendor-check: fail when the committed web/app/vendor (what `go build` embeds for the wall screen) differs from
+## the npm packages package-lock.json pins, which `make web` copies there
+vendor-check: web
+	@git diff --exit-code --stat -- web/app/vendor || { echo "web/app/vendor: differs from the pinned npm packages; run make web and commit" >&2; exit 1; }
+	@test -z "$$(git ls-files --others --exclude-standard -- web/app/vendor)" || { echo "web/app/vendor: untracked files; run make web and commit" >&2; exit 1; }
 
 build: web
 	$(GO) build -o bin/iochub ./cmd/iochub

@@ -1,7 +1,9 @@
 // Package web owns the wall-screen app: the static files under app/ (our own
-// HTML, CSS and ES modules, plus MapLibre GL JS copied into app/vendor/ by
-// scripts/vendor.sh before the build), embedded so the gateway serves them
-// from the binary with no internet and no build step for the browser code.
+// HTML, CSS and ES modules, plus MapLibre GL JS and uPlot in app/vendor/,
+// committed as scripts/vendor.sh copies them from the npm packages that
+// package-lock.json pins), embedded so the gateway serves them from the
+// binary: `go build ./cmd/iochub` alone gives the whole wall, with no
+// internet and no build step for the browser code.
 package web
 
 import (

@@ -8,7 +8,9 @@ import (
 )
 
 func TestFSHoldsTheApp(t *testing.T) {
-	for _, name := range []string{"index.html", "app.js", "style.css", "i18n.js"} {
+	for _, name := range []string{"index.html", "app.js", "style.css", "i18n.js", "maplibre-start.js",
+		"vendor/maplibre-gl-csp.js", "vendor/maplibre-gl-csp-worker.js", "vendor/maplibre-gl.css", "vendor/LICENSE.txt",
+		"vendor/uPlot.iife.min.js", "vendor/uPlot.min.css", "vendor/uPlot.LICENSE"} {
 		t.Run(name, func(t *testing.T) {
 			b, err := fs.ReadFile(FS(), name)
 			if err != nil {
