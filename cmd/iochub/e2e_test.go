@@ -23,7 +23,13 @@ import (
 	"github.com/iochub/iochub/services/aggregator/postgis"
 )
 
-func TestMain(m *testing.M) { testenv.Main(m) }
+// TestMain runs the package's tests and benchmarks with the collector a
+// hub process runs with (tuneMemory), so that the end-to-end load measures
+// what ships; both its hub and its bare pipeline run in this process.
+func TestMain(m *testing.M) {
+	tuneMemory(slog.New(slog.DiscardHandler))
+	testenv.Main(m)
+}
 
 // hub is a running set of roles on a real NATS server and a real PostGIS.
 type hub struct {

@@ -222,7 +222,9 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	if err != nil {
 		return fmt.Errorf("reading %s: %w", cfg.Catalog, err)
 	}
-	return serveEdge(ctx, edgeDeps{cfg: cfg, cat: cat, log: cfg.logger(stderr)})
+	log := cfg.logger(stderr)
+	tuneMemory(log)
+	return serveEdge(ctx, edgeDeps{cfg: cfg, cat: cat, log: log})
 }
 
 // edgeDeps is what serveEdge runs on.

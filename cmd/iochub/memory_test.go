@@ -1,0 +1,53 @@
+package main
+
+import (
+	"log/slog"
+	"math"
+	"os"
+	"runtime/debug"
+	"testing"
+
+	"github.com/pbnjay/memory"
+)
+
+// restoreGC puts the collector's settings back as they were when the test ends.
+func restoreGC(t *testing.T) {
+	pct, limit := debug.SetGCPercent(-1), debug.SetMemoryLimit(-1)
+	debug.SetGCPercent(pct)
+	t.Cleanup(func() { debug.SetGCPercent(pct); debug.SetMemoryLimit(limit) })
+}
+
+func TestTuneMemoryDefaults(t *testing.T) {
+	restoreGC(t)
+	for _, v := range []string{"GOGC", "GOMEMLIMIT", "AUTOMEMLIMIT"} {
+		t.Setenv(v, "") // restored when the test ends
+		_ = os.Unsetenv(v)
+	}
+	debug.SetGCPercent(100)
+	debug.SetMemoryLimit(math.MaxInt64)
+	tuneMemory(slog.New(slog.DiscardHandler))
+	if got := debug.SetGCPercent(100); got != hubGCPercent {
+		t.Errorf("GC percent %d; want %d", got, hubGCPercent)
+	}
+	// Half of the cgroup's limit or, without one, of the machine's memory.
+	limit, total := debug.SetMemoryLimit(-1), memory.TotalMemory()
+	if limit <= 0 || limit == math.MaxInt64 || uint64(limit) > total/2 {
+		t.Errorf("GOMEMLIMIT %d; want at most half of the machine's %d bytes", limit, total)
+	}
+}
+
+func TestTuneMemoryEnvironmentFirst(t *testing.T) {
+	restoreGC(t)
+	t.Setenv("GOGC", "150")
+	t.Setenv("GOMEMLIMIT", "1GiB")
+	// The runtime read both when the process started.
+	debug.SetGCPercent(150)
+	debug.SetMemoryLimit(1 << 30)
+	tuneMemory(slog.New(slog.DiscardHandler))
+	if got := debug.SetGCPercent(-1); got != 150 {
+		t.Errorf("GC percent %d; want GOGC's 150", got)
+	}
+	if got := debug.SetMemoryLimit(-1); got != 1<<30 {
+		t.Errorf("GOMEMLIMIT %d; want the environment's %d", got, 1<<30)
+	}
+}
