@@ -55,7 +55,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 		return nil
 	}
 	log := cfg.logger(stderr)
-	tuneMemory(log)
+	tuneMemory(log, true)
 	if cfg.DevToken == "" {
 		cfg.DevToken = randomToken()
 	}

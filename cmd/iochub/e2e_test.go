@@ -24,10 +24,11 @@ import (
 )
 
 // TestMain runs the package's tests and benchmarks with the collector a
-// hub process runs with (tuneMemory), so that the end-to-end load measures
-// what ships; both its hub and its bare pipeline run in this process.
+// hub process of every role runs with (tuneMemory), so that the end-to-end
+// load measures what ships; both its hub and its bare pipeline run in this
+// process.
 func TestMain(m *testing.M) {
-	tuneMemory(slog.New(slog.DiscardHandler))
+	tuneMemory(slog.New(slog.DiscardHandler), true)
 	testenv.Main(m)
 }
 

@@ -223,7 +223,7 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 		return fmt.Errorf("reading %s: %w", cfg.Catalog, err)
 	}
 	log := cfg.logger(stderr)
-	tuneMemory(log)
+	tuneMemory(log, false)
 	return serveEdge(ctx, edgeDeps{cfg: cfg, cat: cat, log: log})
 }
 

@@ -9,16 +9,17 @@ import (
 	"github.com/KimMachineGun/automemlimit/memlimit"
 )
 
-// hubGCPercent is the garbage collector's target (GOGC) of a long-running
-// hub process when GOGC is not set: between collections the heap may grow
-// to 4× what is live, not 2× (Go's default, 100). A hub allocates per event
-// (decoded items, states, frames) far more than it keeps, so it collected
-// often: in the aggregator's drain the collector took 13 % of the process's
-// CPU. With 300 the drain used 13–30 % less CPU per event and moved 7–10 %
-// more events/s, the end-to-end load 2–8 % more (docs/benchmarks.md), for a
-// larger heap between collections (about 4× the live heap instead of 2×;
-// the drain's live heap is ~120 MB). GOGC in the environment takes precedence.
-const hubGCPercent = 300
+// aggregatorGCPercent is the garbage collector's target (GOGC) of a process
+// that runs the aggregator, when GOGC is not set: between collections the
+// heap may grow to 4× what is live, not 2× (Go's default, 100). The
+// aggregator allocates per event (decoded items, AQI, rows, states) far more
+// than it keeps, and its live heap (~120 MB in the drain) is past any cache:
+// with 300 its drain used 13–30 % less CPU per event and moved 6–11 % more
+// events/s (docs/benchmarks.md, "The collector at GOGC=300"), for a peak RSS
+// of 836 MB instead of 494. The ingest alone went the other way (its HTTP
+// batches 7 % slower at 300: a small live heap that fits the caches at 100),
+// so a process without the aggregator keeps Go's default.
+const aggregatorGCPercent = 300
 
 // memLimitRatio is the share of the memory the process may use (its cgroup's
 // limit, or else the machine's) set as GOMEMLIMIT: a soft limit near which
@@ -30,13 +31,18 @@ const hubGCPercent = 300
 const memLimitRatio = 0.5
 
 // tuneMemory sets the collector of a long-running command (serve, dev,
-// edge) as hubGCPercent and memLimitRatio say, unless the environment
-// does, and logs what it set.
-func tuneMemory(log *slog.Logger) {
+// edge): GOGC at aggregatorGCPercent when the process runs the aggregator
+// and the environment does not set GOGC, and GOMEMLIMIT as memLimitRatio
+// says unless the environment sets it; it logs what it set.
+func tuneMemory(log *slog.Logger, withAggregator bool) {
 	gogc := os.Getenv("GOGC")
-	if gogc == "" {
-		debug.SetGCPercent(hubGCPercent)
-		gogc = strconv.Itoa(hubGCPercent) + " (iochub's default)"
+	switch {
+	case gogc != "":
+	case withAggregator:
+		debug.SetGCPercent(aggregatorGCPercent)
+		gogc = strconv.Itoa(aggregatorGCPercent) + " (iochub's default with the aggregator)"
+	default:
+		gogc = "100 (Go's default)"
 	}
 	limit, err := memlimit.Set(memlimit.WithRatio(memLimitRatio),
 		memlimit.WithProvider(memlimit.ApplyFallback(memlimit.FromCgroup, memlimit.FromSystem)))

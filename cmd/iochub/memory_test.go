@@ -23,11 +23,15 @@ func TestTuneMemoryDefaults(t *testing.T) {
 		t.Setenv(v, "") // restored when the test ends
 		_ = os.Unsetenv(v)
 	}
-	debug.SetGCPercent(100)
 	debug.SetMemoryLimit(math.MaxInt64)
-	tuneMemory(slog.New(slog.DiscardHandler))
-	if got := debug.SetGCPercent(100); got != hubGCPercent {
-		t.Errorf("GC percent %d; want %d", got, hubGCPercent)
+	debug.SetGCPercent(100)
+	tuneMemory(slog.New(slog.DiscardHandler), false)
+	if got := debug.SetGCPercent(100); got != 100 {
+		t.Errorf("GC percent without the aggregator %d; want Go's 100", got)
+	}
+	tuneMemory(slog.New(slog.DiscardHandler), true)
+	if got := debug.SetGCPercent(100); got != aggregatorGCPercent {
+		t.Errorf("GC percent with the aggregator %d; want %d", got, aggregatorGCPercent)
 	}
 	// Half of the cgroup's limit or, without one, of the machine's memory.
 	limit, total := debug.SetMemoryLimit(-1), memory.TotalMemory()
@@ -43,7 +47,7 @@ func TestTuneMemoryEnvironmentFirst(t *testing.T) {
 	// The runtime read both when the process started.
 	debug.SetGCPercent(150)
 	debug.SetMemoryLimit(1 << 30)
-	tuneMemory(slog.New(slog.DiscardHandler))
+	tuneMemory(slog.New(slog.DiscardHandler), true)
 	if got := debug.SetGCPercent(-1); got != 150 {
 		t.Errorf("GC percent %d; want GOGC's 150", got)
 	}

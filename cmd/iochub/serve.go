@@ -58,7 +58,7 @@ func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 		return nil
 	}
 	log := cfg.logger(stderr)
-	tuneMemory(log)
+	tuneMemory(log, cfg.Target == "aggregator" || cfg.Target == "all")
 	nc, err := natsx.Connect(cfg.NATSURL, "iochub-"+cfg.Target)
 	if err != nil {
 		return err
