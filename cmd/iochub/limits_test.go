@@ -33,6 +33,23 @@ func serveTest(t *testing.T, h http.Handler, cfg config) string {
 	return ln.Addr().String()
 }
 
+// TestServerNoSniff: every answer of the hub's HTTP servers, an API's
+// JSON as well as the app's files, says X-Content-Type-Options: nosniff.
+func TestServerNoSniff(t *testing.T) {
+	addr := serveTest(t, http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = io.WriteString(w, `{"text":"<script>alert(1)</script>"}`)
+	}), defaults())
+	resp, err := http.Get("http://" + addr + "/v1/reports")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_ = resp.Body.Close()
+	if got := resp.Header.Get("X-Content-Type-Options"); got != "nosniff" {
+		t.Errorf("X-Content-Type-Options %q; want nosniff", got)
+	}
+}
+
 // trickle writes head, then one byte every second until the server closes
 // the connection, and returns how long after the start the server did.
 func trickle(t *testing.T, addr, head string) time.Duration {

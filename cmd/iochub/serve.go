@@ -368,11 +368,21 @@ func waitBounded(ctx context.Context, g *errgroup.Group, d time.Duration) error 
 // their own ping/pong deadlines).
 func newHTTPServer(h http.Handler, c config) *http.Server {
 	return &http.Server{
-		Handler:           bodyDeadline(h, c.BodyTimeout),
+		Handler:           noSniff(bodyDeadline(h, c.BodyTimeout)),
 		ReadHeaderTimeout: c.HeaderTimeout,
 		IdleTimeout:       c.IdleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,
 	}
+}
+
+// noSniff tells browsers to take every answer as the type it says it is: a
+// JSON answer that carries a feed's or a report's text is never sniffed and
+// rendered as a page.
+func noSniff(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("X-Content-Type-Options", "nosniff")
+		h.ServeHTTP(w, r)
+	})
 }
 
 // bodyDeadline gives every request that has a body d to send it; a slower
