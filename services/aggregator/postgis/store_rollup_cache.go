@@ -102,60 +102,44 @@ func (c *memberCache) install(m *memberRows) {
 		c.rows = map[entityDay]map[string]*cachedMember{}
 	}
 	// The rows to install, linked by entity day (most entity days have one
-	// row, their shared one): no slice nor second look-up per row.
+	// row, their shared one): no slice per entity day.
 	type entry struct {
 		k    memberKey
 		r    *memberRow
 		next int // the next row of the entity day, -1 after the last
 	}
-	type day struct {
-		first int
-		n     int
-		units map[string]*cachedMember // held, as found before any eviction
-	}
+	type day struct{ first, n int } // a day holds a row at least
 	entries := make([]entry, 0, len(m.grades))
 	days := make(map[entityDay]day, len(m.grades))
 	for k, r := range m.grades {
 		ed := k.entityDay()
+		if held, ok := c.rows[ed][k.unit]; ok && !r.written && held.version >= r.version {
+			continue // unchanged, and held already (most rows of most batches)
+		}
 		d, seen := days[ed]
 		if !seen {
-			d = day{first: -1, units: c.rows[ed]}
-		}
-		if held, ok := d.units[k.unit]; ok && !r.written && held.version >= r.version {
-			continue // unchanged, and held already (most rows of most batches)
+			d.first = -1
 		}
 		entries = append(entries, entry{k: k, r: r, next: d.first})
 		d.first, d.n = len(entries)-1, d.n+1
 		days[ed] = d
 	}
 	prev := c.newest
-	for ed, d := range days {
-		if d.n > 0 {
-			c.newest = max(c.newest, ed.day)
-		}
+	for ed := range days {
+		c.newest = max(c.newest, ed.day)
 	}
-	evicted := false
 	if c.newest > prev && c.n >= c.max() {
 		c.evict() // a new day: a full cache makes room for it
-		evicted = true
 	}
 	for ed, d := range days {
-		if d.n == 0 {
-			continue
-		}
 		whole := true
 		for i := d.first; i >= 0; i = entries[i].next {
 			r := entries[i].r
 			whole = whole && r.lo == 0 && len(r.head) == headSlots && len(r.minutes) == minutesPerDay
 		}
-		units := d.units
-		if evicted {
-			units = c.rows[ed]
-		}
-		ok := units != nil
+		units, ok := c.rows[ed]
 		if whole && !ok && c.n+d.n > c.max() {
 			c.evict() // room for the newest day
-			evicted = true
 		}
 		if !whole || (!ok && c.n+d.n > c.max()) {
 			if ok { // a batch read it in part: it holds them no more
