@@ -26,8 +26,8 @@ const framePolicy = "frame-ancestors 'none'"
 
 // staticHandler serves the wall-screen app: HTML revalidated on every load
 // (so a deploy shows at once) and never framed, other files cached for an
-// hour; no file is sniffed as another type than the one it is served as.
-// Directories without index.html are not listed.
+// hour. Directories without index.html are not listed. (X-Content-Type-Options
+// is the hub's HTTP servers', set on every answer: cmd/iochub's noSniff.)
 func staticHandler(fsys fs.FS) http.Handler {
 	files := http.FileServerFS(fsys)
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -48,7 +48,6 @@ func staticHandler(fsys fs.FS) http.Handler {
 			name = path.Join(name, "index.html")
 		}
 		ext := path.Ext(name)
-		w.Header().Set("X-Content-Type-Options", "nosniff")
 		if ext == ".html" {
 			w.Header().Set("Cache-Control", "no-cache")
 			w.Header().Set("Content-Security-Policy", framePolicy)

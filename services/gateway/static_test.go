@@ -52,9 +52,6 @@ func TestStatic(t *testing.T) {
 				t.Errorf("cache control %q; want %q", got, tt.cache)
 			}
 			if tt.status == "200" {
-				if got := resp.Header.Get("X-Content-Type-Options"); got != "nosniff" {
-					t.Errorf("X-Content-Type-Options %q; want nosniff", got)
-				}
 				csp := ""
 				if strings.HasPrefix(tt.ctype, "text/html") {
 					csp = "frame-ancestors 'none'"
