@@ -10,10 +10,17 @@ import (
 	"github.com/pbnjay/memory"
 )
 
+// gcPercent is the collector's GOGC now (SetGCPercent has no read-only
+// form; a negative value would turn the collector off).
+func gcPercent() int {
+	pct := debug.SetGCPercent(100)
+	debug.SetGCPercent(pct)
+	return pct
+}
+
 // restoreGC puts the collector's settings back as they were when the test ends.
 func restoreGC(t *testing.T) {
-	pct, limit := debug.SetGCPercent(-1), debug.SetMemoryLimit(-1)
-	debug.SetGCPercent(pct)
+	pct, limit := gcPercent(), debug.SetMemoryLimit(-1) // a negative limit only reads it
 	t.Cleanup(func() { debug.SetGCPercent(pct); debug.SetMemoryLimit(limit) })
 }
 
@@ -26,11 +33,11 @@ func TestTuneMemoryDefaults(t *testing.T) {
 	debug.SetMemoryLimit(math.MaxInt64)
 	debug.SetGCPercent(100)
 	tuneMemory(slog.New(slog.DiscardHandler), false)
-	if got := debug.SetGCPercent(100); got != 100 {
+	if got := gcPercent(); got != 100 {
 		t.Errorf("GC percent without the aggregator %d; want Go's 100", got)
 	}
 	tuneMemory(slog.New(slog.DiscardHandler), true)
-	if got := debug.SetGCPercent(100); got != aggregatorGCPercent {
+	if got := gcPercent(); got != aggregatorGCPercent {
 		t.Errorf("GC percent with the aggregator %d; want %d", got, aggregatorGCPercent)
 	}
 	// Half of the cgroup's limit or, without one, of the machine's memory.
@@ -48,7 +55,7 @@ func TestTuneMemoryEnvironmentFirst(t *testing.T) {
 	debug.SetGCPercent(150)
 	debug.SetMemoryLimit(1 << 30)
 	tuneMemory(slog.New(slog.DiscardHandler), true)
-	if got := debug.SetGCPercent(-1); got != 150 {
+	if got := gcPercent(); got != 150 {
 		t.Errorf("GC percent %d; want GOGC's 150", got)
 	}
 	if got := debug.SetMemoryLimit(-1); got != 1<<30 {
