@@ -164,23 +164,20 @@ type memberKey struct {
 // 00027: a value is compressed only in a row longer than about 2 kB).
 const rowBytes = 2048
 
-// slotBase is the first slot of each window's length in a day's row.
-var slotBase = map[string]int{"1d": 0, "1h": 1, "15m": 25, "1m": 121}
-
 // dayWindow is the 1d window, whose start is a member row's day.
-var dayWindow = window{"1d", 24 * time.Hour}
+var dayWindow = windows[len(windows)-1]
 
 // slot is the slot of w's window starting at start in the row of day.
 func (w window) slot(start, day time.Time) int {
-	return slotBase[w.name] + int(start.Sub(day)/w.length)
+	return w.base + int(start.Sub(day)/w.length)
 }
 
 // slotWindow is the window of slot s of the row of day: its length's name
 // and its start.
 func slotWindow(s int, day time.Time) (string, time.Time) {
 	for _, w := range windows { // the shortest first: the highest base
-		if b := slotBase[w.name]; s >= b {
-			return w.name, day.Add(time.Duration(s-b) * w.length)
+		if s >= w.base {
+			return w.name, day.Add(time.Duration(s-w.base) * w.length)
 		}
 	}
 	return "", time.Time{}
@@ -191,6 +188,24 @@ func slotWindow(s int, day time.Time) (string, time.Time) {
 // day, an hour or two, a quarter or two, the minutes of the batch).
 type dayMembers struct {
 	slots []memberSlot
+	// first holds slots until it is full (next): a batch with one
+	// observation of the entity that day touches a slot of each window.
+	first [len(windows)]memberSlot
+}
+
+// dayMembersChunk hands out the dayMembers of a batch, allocated a chunk at
+// a time rather than one by one.
+type dayMembersChunk []dayMembers
+
+// next returns an empty dayMembers whose slots are its first.
+func (c *dayMembersChunk) next() *dayMembers {
+	if len(*c) == cap(*c) {
+		*c = make([]dayMembers, 0, 64) // never grown: the pointers handed out stay valid
+	}
+	*c = (*c)[:len(*c)+1]
+	d := &(*c)[len(*c)-1]
+	d.slots = d.first[:0]
+	return d
 }
 
 // memberSlot is a window slot of a member row and a grade + 1 in it.
@@ -220,16 +235,20 @@ type rollupOptions struct {
 	known *contextCache
 }
 
-// window is a roll-up window: its name and the start of the window holding t.
+// window is a roll-up window: its name, its length, and its first slot in a
+// day's member row (rollup_member_day: the day 0, its hours 1…24, quarters
+// 25…120, minutes 121…1560).
 type window struct {
 	name   string
 	length time.Duration
+	base   int
 }
 
-// windows are the roll-up windows. 1m, 15m and 1h are aligned on UTC (as on
-// Vietnam's time, UTC+7); 1d is the day in Asia/Ho_Chi_Minh, which has been
-// UTC+7 without daylight saving since 1975, so a day is 24 h from 17:00 UTC.
-var windows = []window{{"1m", time.Minute}, {"15m", 15 * time.Minute}, {"1h", time.Hour}, {"1d", 24 * time.Hour}}
+// windows are the roll-up windows, the shortest first. 1m, 15m and 1h are
+// aligned on UTC (as on Vietnam's time, UTC+7); 1d is the day in
+// Asia/Ho_Chi_Minh, which has been UTC+7 without daylight saving since
+// 1975, so a day is 24 h from 17:00 UTC.
+var windows = [...]window{{"1m", time.Minute, 121}, {"15m", 15 * time.Minute, 25}, {"1h", time.Hour, 1}, {"1d", 24 * time.Hour, 0}}
 
 // vnOffset is Asia/Ho_Chi_Minh's offset from UTC.
 const vnOffset = 7 * time.Hour
@@ -423,8 +442,10 @@ func queueRollups(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, b Batch, res *R
 	var order []rollupKey
 	// The members of the batch by day row, each once per window with its
 	// worst grade.
-	members := map[memberKey]*dayMembers{}
-	var morder []memberKey
+	// Sized for rows in a ward under a province under VN, the common case.
+	members := make(map[memberKey]*dayMembers, 3*b.Len())
+	morder := make([]memberKey, 0, 3*b.Len())
+	var chunk dayMembersChunk
 	paths := map[[2]string][]path{} // by unit and province: the walks met so far
 	// The roll-ups the last contribution added to, per window, and the
 	// member rows of the contribution's entity, per unit.
@@ -491,7 +512,7 @@ func queueRollups(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, b Batch, res *R
 					if dm == nil {
 						mk := memberKey{c.layer, c.entity, day.Unix(), units[i].code}
 						if dm = members[mk]; dm == nil {
-							dm = &dayMembers{}
+							dm = chunk.next()
 							members[mk] = dm
 							morder = append(morder, mk)
 						}
@@ -847,6 +868,8 @@ type memberWrites struct {
 	sVersions                  []int64
 	pLayers, pEntities, pUnits []string
 	pDays                      []time.Time
+	// memo are the roll-ups of the slots counted last (rollupsOf).
+	memo []slotRollups
 }
 
 // count counts the members d into the roll-ups of units in acc from row r
@@ -869,12 +892,11 @@ func (w *memberWrites) count(acc map[rollupKey]*Rollup, k memberKey, r *memberRo
 			r.own()
 			b = r.at(s)
 		}
-		name, start := slotWindow(s, day)
-		for _, u := range units {
-			ru := acc[rollupKey{u, k.layer, name, start.Unix()}]
-			if ru == nil {
-				return fmt.Errorf("member row %s/%s/%s of %v: no roll-up of %s in slot %d: %w", k.unit, k.layer, k.entity, day, u, s, ErrMemberRow)
-			}
+		rs, err := w.rollupsOf(acc, k, s, day, units)
+		if err != nil {
+			return err
+		}
+		for _, ru := range rs {
 			if was == 0 {
 				ru.Members++
 			} else {
@@ -906,6 +928,38 @@ func (w *memberWrites) count(acc map[rollupKey]*Rollup, k memberKey, r *memberRo
 		w.uLos, w.uUpgrades, w.uVersions = append(w.uLos, lo), append(w.uUpgrades, upgrades), append(w.uVersions, r.version)
 	}
 	return nil
+}
+
+// rollupsOf returns the roll-ups in acc of slot s of the row of day, key
+// k, in units. The rows of a batch's entities share their slots and units:
+// the last few answers are kept (memo) rather than looked up per row again.
+func (w *memberWrites) rollupsOf(acc map[rollupKey]*Rollup, k memberKey, s int, day time.Time, units []string) ([]*Rollup, error) {
+	for i := range w.memo {
+		if m := &w.memo[i]; m.slot == s && m.day == k.day && m.layer == k.layer && slices.Equal(m.units, units) {
+			return m.rollups, nil
+		}
+	}
+	name, start := slotWindow(s, day)
+	rs := make([]*Rollup, len(units))
+	for i, u := range units {
+		if rs[i] = acc[rollupKey{u, k.layer, name, start.Unix()}]; rs[i] == nil {
+			return nil, fmt.Errorf("member row %s/%s/%s of %v: no roll-up of %s in slot %d: %w", k.unit, k.layer, k.entity, day, u, s, ErrMemberRow)
+		}
+	}
+	if len(w.memo) == cap(w.memo) {
+		w.memo = make([]slotRollups, 0, 2*len(windows)) // the batch's latest slots only
+	}
+	w.memo = append(w.memo, slotRollups{s, k.day, k.layer, slices.Clone(units), rs})
+	return rs, nil
+}
+
+// slotRollups are the roll-ups of a slot of a day's member row in units.
+type slotRollups struct {
+	slot    int
+	day     int64
+	layer   string
+	units   []string
+	rollups []*Rollup
 }
 
 // create queues the creation of row r (key k, not stored yet) with its
