@@ -7,7 +7,9 @@ package postgis
 // units (sqlUnitVersions, sqlRollupContext): with PostgreSQL's default
 // (auto) each is planned again per call, about 0.4 ms of the server's time
 // each (pg_stat_statements, docs/benchmarks.md); the generic plan is made
-// once per connection.
+// once per connection. They surround the reads and writes of member rows
+// by key too, which a plan for the arrays given made hash the whole table
+// (memberWrites.queue).
 const (
 	sqlGenericPlans = `SET LOCAL plan_cache_mode = force_generic_plan`
 	sqlAutoPlans    = `SET LOCAL plan_cache_mode = auto`

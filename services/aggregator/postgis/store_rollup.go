@@ -990,12 +990,28 @@ func (w *memberWrites) split(ed entityDay, r *memberRow, grades map[memberKey]*m
 
 // queue queues the writes on out (the splits first: the rows they create
 // are updated after) and returns the number of rows they must find.
+//
+// memberPlans: the reads and writes of member rows by arrays of keys are
+// planned generic (sqlGenericPlans), where unnest is estimated at a few
+// rows and each row is a look-up of the primary key. Planned for the
+// arrays given (a batch's 500 keys), the writes hashed the whole table
+// instead: one row per entity and day, never deleted, so from about 20,000
+// rows (ten days of 2,000 stations) the update of a batch's 500 rows took
+// 24–45 ms against 6–9 ms by the key (EXPLAIN ANALYZE, docs/benchmarks.md),
+// and grew with the days kept.
 func (w *memberWrites) queue(out *pgx.Batch, found *int) int {
+	byKey := len(w.sLayers)+len(w.uLayers) > 0
+	if byKey {
+		out.Queue(sqlGenericPlans)
+	}
 	if len(w.sLayers) > 0 {
 		out.Queue(sqlSplitMemberDays, w.sLayers, w.sEntities, w.sDays, w.sVersions, w.pLayers, w.pEntities, w.pDays, w.pUnits).Query(countRows(found))
 	}
 	if len(w.uLayers) > 0 {
 		out.Queue(sqlUpdateMemberDays, w.uLayers, w.uEntities, w.uDays, w.uUnits, w.uHeads, w.uLos, w.uMinutes, w.uUpgrades, w.uVersions).Query(countRows(found))
+	}
+	if byKey {
+		out.Queue(sqlAutoPlans)
 	}
 	if len(w.cLayers) > 0 {
 		out.Queue(sqlCreateMemberDays, w.cLayers, w.cEntities, w.cDays, w.cUnits, w.cGrades, w.cShared, w.cRowOf).Query(countRows(found))
@@ -1182,7 +1198,11 @@ func queueMemberLock(pb *pgx.Batch, b Batch, cache *memberCache) *memberRows {
 		r := m.ranges[k]
 		layers[i], entities[i], days[i], los[i], his[i] = k.layer, k.entity, time.Unix(k.day, 0).UTC(), r.lo, r.hi
 	}
+	// A generic plan (sqlGenericPlans): a look-up of the primary key per
+	// entity day, however many rows the table has (memberPlans).
+	pb.Queue(sqlGenericPlans)
 	pb.Queue(lock, layers, entities, days, los, his).Query(m.collect)
+	pb.Queue(sqlAutoPlans)
 	return m
 }
 
