@@ -260,3 +260,27 @@ func TestDecodeWKBSetsSRID(t *testing.T) {
 		}
 	}
 }
+
+// TestDecodeNamesFirstBadValue: of several values that are not finite, the
+// error names the first in the message's order, the same every time (the
+// values were checked in a map's order, which Go varies from run to run).
+func TestDecodeNamesFirstBadValue(t *testing.T) {
+	now := time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)
+	a := airEvent(t, 1, t0, 12)
+	a.Pm25, a.Pm10, a.O3 = proto.Float64(math.NaN()), proto.Float64(math.Inf(1)), proto.Float64(math.Inf(-1))
+	tr := trafficEvent(t, 1, t0, 30)
+	tr.Intensity, tr.Occupancy, tr.AverageVehicleSpeed = proto.Float64(math.NaN()), proto.Float64(math.Inf(1)), proto.Float64(math.NaN())
+	for _, c := range []struct {
+		kind string
+		msg  proto.Message
+		want string
+	}{{subjects.KindAir, a, "pm25 is NaN"}, {subjects.KindTraffic, tr, "intensity is NaN"}} {
+		m := feedMsg(t, c.kind, c.msg, "id-1")
+		for range 50 {
+			_, err := decode(m.Subject, m.Header, m.Data, now)
+			if err == nil || !errors.Is(err, ErrBadMessage) || !strings.Contains(err.Error(), c.want) {
+				t.Fatalf("%s: error %v; want ErrBadMessage naming %q", c.kind, err, c.want)
+			}
+		}
+	}
+}

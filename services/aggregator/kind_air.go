@@ -18,13 +18,14 @@ func (d *decoded) decodeAir(data []byte, source string, now time.Time) error {
 	if err != nil {
 		return err
 	}
+	named := [...]namedValue{
+		{"pm1", m.Pm1}, {"nh3", m.Nh3}, {"no", m.No}, {"nox", m.Nox}, {"temperature", m.Temperature},
+		{"relativeHumidity", m.RelativeHumidity}, {"windSpeed", m.WindSpeed}, {"windDirection", m.WindDirection},
+	}
 	extra := map[string]any{}
-	for name, v := range map[string]*float64{
-		"pm1": m.Pm1, "nh3": m.Nh3, "no": m.No, "nox": m.Nox, "temperature": m.Temperature,
-		"relativeHumidity": m.RelativeHumidity, "windSpeed": m.WindSpeed, "windDirection": m.WindDirection,
-	} {
-		if v != nil {
-			extra[name] = *v
+	for _, f := range named {
+		if f.v != nil {
+			extra[f.name] = *f.v
 		}
 	}
 	for name, v := range m.GetOther() {
@@ -40,10 +41,8 @@ func (d *decoded) decodeAir(data []byte, source string, now time.Time) error {
 			return fmt.Errorf("%s is %v; want a finite number", name, f)
 		}
 	}
-	for name, v := range map[string]*float64{"pm25": m.Pm25, "pm10": m.Pm10, "no2": m.No2, "o3": m.O3, "co": m.Co, "so2": m.So2} {
-		if v != nil && !finite(*v) {
-			return fmt.Errorf("%s is %v; want a finite number", name, *v)
-		}
+	if err := checkFinite([]namedValue{{"pm25", m.Pm25}, {"pm10", m.Pm10}, {"no2", m.No2}, {"o3", m.O3}, {"co", m.Co}, {"so2", m.So2}}); err != nil {
+		return err
 	}
 	d.msg = m
 	d.row = postgis.AirRow{

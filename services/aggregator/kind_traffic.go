@@ -29,15 +29,13 @@ func (d *decoded) decodeTraffic(data []byte, source string, now time.Time) error
 		}
 		line = ls
 	}
-	extra := map[string]any{}
-	for name, v := range map[string]*float64{
-		"intensity": m.Intensity, "occupancy": m.Occupancy, "averageVehicleSpeed": m.AverageVehicleSpeed,
-		"averageVehicleLength": m.AverageVehicleLength, "averageHeadwayTime": m.AverageHeadwayTime,
-	} {
-		if v != nil && !finite(*v) {
-			return fmt.Errorf("%s is %v; want a finite number", name, *v)
-		}
+	if err := checkFinite([]namedValue{
+		{"intensity", m.Intensity}, {"occupancy", m.Occupancy}, {"averageVehicleSpeed", m.AverageVehicleSpeed},
+		{"averageVehicleLength", m.AverageVehicleLength}, {"averageHeadwayTime", m.AverageHeadwayTime},
+	}); err != nil {
+		return err
 	}
+	extra := map[string]any{}
 	if m.AverageVehicleLength != nil {
 		extra["averageVehicleLength"] = *m.AverageVehicleLength
 	}

@@ -16,10 +16,10 @@ func (d *decoded) decodeWater(data []byte, source string, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	extra, err := checkValues(map[string]*float64{
-		"waterLevel": m.WaterLevel, "alarmLevel1": m.AlarmLevel_1, "alarmLevel2": m.AlarmLevel_2, "alarmLevel3": m.AlarmLevel_3,
-		"flow": m.Flow, "temperature": m.Temperature, "pH": m.Ph, "conductivity": m.Conductivity,
-		"turbidity": m.Turbidity, "O2": m.DissolvedOxygen,
+	extra, err := checkValues([]namedValue{
+		{"waterLevel", m.WaterLevel}, {"alarmLevel1", m.AlarmLevel_1}, {"alarmLevel2", m.AlarmLevel_2}, {"alarmLevel3", m.AlarmLevel_3},
+		{"flow", m.Flow}, {"temperature", m.Temperature}, {"pH", m.Ph}, {"conductivity", m.Conductivity},
+		{"turbidity", m.Turbidity}, {"O2", m.DissolvedOxygen},
 	}, m.GetOther())
 	if err != nil {
 		return err

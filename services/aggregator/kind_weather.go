@@ -15,9 +15,9 @@ func (d *decoded) decodeWeather(data []byte, source string, now time.Time) error
 	if err != nil {
 		return err
 	}
-	extra, err := checkValues(map[string]*float64{
-		"temperature": m.Temperature, "relativeHumidity": m.RelativeHumidity, "precipitation": m.Precipitation,
-		"windSpeed": m.WindSpeed, "windDirection": m.WindDirection, "atmosphericPressure": m.AtmosphericPressure,
+	extra, err := checkValues([]namedValue{
+		{"temperature", m.Temperature}, {"relativeHumidity", m.RelativeHumidity}, {"precipitation", m.Precipitation},
+		{"windSpeed", m.WindSpeed}, {"windDirection", m.WindDirection}, {"atmosphericPressure", m.AtmosphericPressure},
 	}, m.GetOther())
 	if err != nil {
 		return err

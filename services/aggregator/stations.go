@@ -2,16 +2,33 @@ package aggregator
 
 import (
 	"fmt"
+	"slices"
 	"strings"
 )
 
-// checkValues rejects values that are not finite numbers and names in other
-// that cannot be stored; it returns other as a map for the extra column.
-func checkValues(named map[string]*float64, other map[string]float64) (map[string]any, error) {
-	for name, v := range named {
-		if v != nil && !finite(*v) {
-			return nil, fmt.Errorf("%s is %v; want a finite number", name, *v)
+// namedValue is a value of a message (nil: absent) by its FIWARE name.
+type namedValue struct {
+	name string
+	v    *float64
+}
+
+// checkFinite rejects the first value of vs, in their order, that is not a
+// finite number.
+func checkFinite(vs []namedValue) error {
+	for _, f := range vs {
+		if f.v != nil && !finite(*f.v) {
+			return fmt.Errorf("%s is %v; want a finite number", f.name, *f.v)
 		}
+	}
+	return nil
+}
+
+// checkValues rejects values that are not finite numbers and names in other
+// that cannot be stored; it returns other, but for the names of named, as a
+// map for the extra column.
+func checkValues(named []namedValue, other map[string]float64) (map[string]any, error) {
+	if err := checkFinite(named); err != nil {
+		return nil, err
 	}
 	extra := map[string]any{}
 	for name, v := range other {
@@ -21,7 +38,7 @@ func checkValues(named map[string]*float64, other map[string]float64) (map[strin
 		if !finite(v) {
 			return nil, fmt.Errorf("%s is %v; want a finite number", name, v)
 		}
-		if _, taken := named[name]; !taken {
+		if !slices.ContainsFunc(named, func(f namedValue) bool { return f.name == name }) {
 			extra[name] = v
 		}
 	}
