@@ -109,9 +109,9 @@ func FromHeader(h nats.Header) (Event, error) {
 		return ""
 	}
 	e := Event{ID: get(HeaderID), Source: get(HeaderSource), Type: get(HeaderType), Subject: get(HeaderSubject)}
-	for k, v := range map[string]string{HeaderID: e.ID, HeaderSource: e.Source, HeaderType: e.Type} {
-		if v == "" {
-			return e, fmt.Errorf("reading %s: %w", k, ErrMissingAttribute)
+	for _, a := range [...][2]string{{HeaderID, e.ID}, {HeaderSource, e.Source}, {HeaderType, e.Type}} { // the first missing, always
+		if a[1] == "" {
+			return e, fmt.Errorf("reading %s: %w", a[0], ErrMissingAttribute)
 		}
 	}
 	if t := get(HeaderTime); t != "" {

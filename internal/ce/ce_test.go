@@ -1,6 +1,8 @@
 package ce
 
 import (
+	"errors"
+	"strings"
 	"testing"
 	"time"
 
@@ -40,5 +42,16 @@ func TestSetOnValuesIndependent(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { Event{ID: "i", Source: "s", Type: "t", Subject: "sub"}.SetOn(nats.Header{}) }); n > 4 {
 		t.Errorf("SetOn allocates %v times; want the values in one array", n)
+	}
+}
+
+// TestFromHeaderNamesFirstMissing: with several required attributes
+// missing, the error names the first of id, source, type, on every call.
+func TestFromHeaderNamesFirstMissing(t *testing.T) {
+	for range 50 {
+		_, err := FromHeader(map[string][]string{HeaderSource: {"src"}})
+		if !errors.Is(err, ErrMissingAttribute) || !strings.Contains(err.Error(), HeaderID) {
+			t.Fatalf("error %v; want ErrMissingAttribute naming %s", err, HeaderID)
+		}
 	}
 }

@@ -261,7 +261,8 @@ func TestDecodeWKBSetsSRID(t *testing.T) {
 	}
 }
 
-// TestDecodeNamesFirstBadValue: of several values that are not finite, the
+// TestDecodeNamesFirstBadValue: of several values that are not finite (an
+// alert: times out of range), the
 // error names the first in the message's order, the same every time (the
 // values were checked in a map's order, which Go varies from run to run).
 func TestDecodeNamesFirstBadValue(t *testing.T) {
@@ -270,11 +271,14 @@ func TestDecodeNamesFirstBadValue(t *testing.T) {
 	a.Pm25, a.Pm10, a.O3 = proto.Float64(math.NaN()), proto.Float64(math.Inf(1)), proto.Float64(math.Inf(-1))
 	tr := trafficEvent(t, 1, t0, 30)
 	tr.Intensity, tr.Occupancy, tr.AverageVehicleSpeed = proto.Float64(math.NaN()), proto.Float64(math.Inf(1)), proto.Float64(math.NaN())
+	al := &iocv1.Alert{Id: "a1", Identifier: "a1", Sender: "s", Sent: timestamppb.New(t0), Status: "Actual", MsgType: "Alert",
+		Info: []*iocv1.AlertInfo{{Effective: &timestamppb.Timestamp{}, Onset: &timestamppb.Timestamp{}, Expires: &timestamppb.Timestamp{},
+			Area: []*iocv1.AlertArea{{Geometry: mustWKB(t, square(105, 21, 0.1))}}}}}
 	for _, c := range []struct {
 		kind string
 		msg  proto.Message
 		want string
-	}{{subjects.KindAir, a, "pm25 is NaN"}, {subjects.KindTraffic, tr, "intensity is NaN"}} {
+	}{{subjects.KindAir, a, "pm25 is NaN"}, {subjects.KindTraffic, tr, "intensity is NaN"}, {subjects.KindAlert, al, "info[0].effective"}} {
 		m := feedMsg(t, c.kind, c.msg, "id-1")
 		for range 50 {
 			_, err := decode(m.Subject, m.Header, m.Data, now)

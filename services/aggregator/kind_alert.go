@@ -57,7 +57,11 @@ func (d *decoded) decodeAlert(data []byte, source string, now time.Time) error {
 			Severity: in.GetSeverity(), Certainty: in.GetCertainty(), Headline: in.GetHeadline(),
 			Description: in.GetDescription(), Instruction: in.GetInstruction(), SenderName: in.GetSenderName(),
 		}
-		for name, ts := range map[string]*timestamppb.Timestamp{"effective": in.GetEffective(), "onset": in.GetOnset(), "expires": in.GetExpires()} {
+		for _, f := range [...]struct {
+			name string
+			ts   *timestamppb.Timestamp
+		}{{"effective", in.GetEffective()}, {"onset", in.GetOnset()}, {"expires", in.GetExpires()}} { // in CAP's order
+			name, ts := f.name, f.ts
 			if ts == nil {
 				continue
 			}
