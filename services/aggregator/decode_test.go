@@ -262,9 +262,9 @@ func TestDecodeWKBSetsSRID(t *testing.T) {
 }
 
 // TestDecodeNamesFirstBadValue: of several values that are not finite (an
-// alert: times out of range), the
-// error names the first in the message's order, the same every time (the
-// values were checked in a map's order, which Go varies from run to run).
+// alert's: times out of range), the error names the first in the message's
+// order, the same every time (they were checked in a map's order, which Go
+// varies from run to run).
 func TestDecodeNamesFirstBadValue(t *testing.T) {
 	now := time.Date(2026, 11, 21, 9, 0, 0, 0, time.UTC)
 	a := airEvent(t, 1, t0, 12)
