@@ -8,6 +8,13 @@ import (
 // NowCastHours is the number of hourly values the NowCast weighs.
 const NowCastHours = 12
 
+// The errors of a NowCast without enough hours, made once: every observation
+// of a station in its first hours (a hub just started) meets one of them.
+var (
+	errNoNowCastData = fmt.Errorf("%w in the latest %d hours", ErrNoData, NowCastHours)
+	errTooFewRecent  = [2]error{fmt.Errorf("%w (have 0)", ErrTooFewRecentHours), fmt.Errorf("%w (have 1)", ErrTooFewRecentHours)}
+)
+
 // Sample is one hourly mean concentration in µg/m³. The zero Sample is a missing hour.
 type Sample struct {
 	Conc  float64
@@ -48,10 +55,10 @@ func NowCast(hourly []Sample) (float64, error) {
 		cmin, cmax = min(cmin, s.Conc), max(cmax, s.Conc)
 	}
 	if n == 0 {
-		return 0, fmt.Errorf("%w in the latest %d hours", ErrNoData, NowCastHours)
+		return 0, errNoNowCastData
 	}
 	if recent < 2 {
-		return 0, fmt.Errorf("%w (have %d)", ErrTooFewRecentHours, recent)
+		return 0, errTooFewRecent[recent]
 	}
 	if cmax == 0 {
 		return 0, nil

@@ -4,7 +4,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
-	"strings"
+	"sync"
 	"time"
 )
 
@@ -138,7 +138,7 @@ func hourlyResult(w *window) Result {
 		}
 		r.rate(p, mean, c, err)
 	}
-	r.finish("in the latest 12 hours")
+	r.finish(periodHourly)
 	return r
 }
 
@@ -178,7 +178,7 @@ func dailyResult(w *window) Result {
 			r.rate(p, Mean1h, maxValid(s), nil)
 		}
 	}
-	r.finish("in the day")
+	r.finish(periodDaily)
 	return r
 }
 
@@ -227,21 +227,68 @@ func (r *Result) rate(p Pollutant, mean Averaging, c float64, err error) {
 	r.Pollutants[p] = PollutantIndex{OK: true, Index: idx, Conc: c, Mean: mean}
 }
 
+// The periods of finish, and the errors for a pollutant without data in
+// them, made once.
+const (
+	periodHourly = "in the latest 12 hours"
+	periodDaily  = "in the day"
+)
+
+var (
+	errNoDataHourly = fmt.Errorf("%w %s", ErrNoData, periodHourly)
+	errNoDataDaily  = fmt.Errorf("%w %s", ErrNoData, periodDaily)
+)
+
+// sharedErr reports whether err is one of the errors made once (the same
+// value for every station), of which notComputed keeps the combinations.
+func sharedErr(err error) bool {
+	//nolint:errorlint // identity, not errors.Is: these very values, not errors wrapping them, are the same for every station
+	return err == errNoDataHourly || err == errNoDataDaily || err == errNoNowCastData ||
+		err == errTooFewRecent[0] || err == errTooFewRecent[1]
+}
+
+// notComputedKey is a combination of the reasons for PM2.5 and PM10 in a
+// period, all errors made once.
+type notComputedKey struct {
+	period     string
+	pm25, pm10 error
+}
+
+// notComputed keeps the ErrNotComputed answer of each notComputedKey met (a
+// few dozen at most): a station in its first hours has the same reasons as
+// every other, so its answer is not formatted again per observation.
+var notComputed sync.Map
+
 // finish takes the AQI as the largest sub-index, or says why there is none.
 func (r *Result) finish(period string) {
 	if !r.Pollutants[PM25].OK && !r.Pollutants[PM10].OK {
-		var b strings.Builder
-		for _, p := range [...]Pollutant{PM25, PM10} {
+		var why [2]error
+		for j, p := range [...]Pollutant{PM25, PM10} {
 			i := slices.IndexFunc(r.Missing, func(m Reason) bool { return m.Pollutant == p })
 			if i < 0 {
-				r.Missing = append(r.Missing, Reason{Pollutant: p, Err: fmt.Errorf("%w %s", ErrNoData, period)})
+				err := errNoDataDaily
+				if period == periodHourly {
+					err = errNoDataHourly
+				}
+				r.Missing = append(r.Missing, Reason{Pollutant: p, Err: err})
 				i = len(r.Missing) - 1
 			}
-			b.WriteString("; ")
-			b.WriteString(r.Missing[i].String())
+			why[j] = r.Missing[i].Err
 		}
 		slices.SortStableFunc(r.Missing, func(a, b Reason) int { return int(a.Pollutant) - int(b.Pollutant) })
-		r.Err = fmt.Errorf("%w: needs a PM2.5 or PM10 sub-index%s", ErrNotComputed, b.String())
+		k := notComputedKey{period, why[0], why[1]}
+		memo := sharedErr(why[0]) && sharedErr(why[1])
+		if memo {
+			if err, ok := notComputed.Load(k); ok {
+				r.Err = err.(error)
+				return
+			}
+		}
+		r.Err = fmt.Errorf("%w: needs a PM2.5 or PM10 sub-index; %s; %s", ErrNotComputed,
+			Reason{PM25, why[0]}, Reason{PM10, why[1]})
+		if memo {
+			notComputed.Store(k, r.Err)
+		}
 		return
 	}
 	best := math.Inf(-1)

@@ -463,3 +463,23 @@ func BenchmarkStationRate(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkStationFirstHours measures a new station's hourly VN_AQI in its
+// first hour, when the NowCast of PM2.5 and PM10 has too few hours and the
+// result says why (the case of every station of a hub that has just
+// started, or of a drain of new stations).
+func BenchmarkStationFirstHours(b *testing.B) {
+	t := time.Date(2025, 7, 1, 8, 0, 0, 0, ict)
+	var v Values
+	v[PM25], v[PM10], v[NO2] = Measured(30), Measured(60), Measured(100)
+	b.ReportAllocs()
+	for b.Loop() {
+		var s Station
+		if err := s.Add(t, v); err != nil {
+			b.Fatal(err)
+		}
+		if r := s.Hourly(t); !errors.Is(r.Err, ErrNotComputed) {
+			b.Fatalf("hourly AQI of a first hour: %v; want ErrNotComputed", r.Err)
+		}
+	}
+}
