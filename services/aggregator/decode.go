@@ -127,7 +127,7 @@ type station interface {
 // checkStation checks the text fields of a station's observation: id and
 // entity_id are required; name and more must hold no NUL byte.
 func checkStation(m station, more ...string) error {
-	return checkText(map[string]string{"id": m.GetId(), "entity_id": m.GetEntityId()}, append([]string{m.GetName()}, more...)...)
+	return checkText([][2]string{{"id", m.GetId()}, {"entity_id", m.GetEntityId()}}, append([]string{m.GetName()}, more...)...)
 }
 
 // decodeStation is decodeObservation for the observation of a station (air,
@@ -202,8 +202,9 @@ func required(field string, ts *timestamppb.Timestamp) (time.Time, error) {
 // stored would fail its whole batch). An id too long to index is left to the
 // store, whose refusal terminates the message alone; the ingest bounds ids
 // far below that (feedcheck.MaxIDBytes).
-func checkText(requiredFields map[string]string, optional ...string) error {
-	for name, v := range requiredFields {
+func checkText(requiredFields [][2]string, optional ...string) error {
+	for _, f := range requiredFields { // in order: the error names the first
+		name, v := f[0], f[1]
 		if v == "" {
 			return fmt.Errorf("%s is empty", name)
 		}

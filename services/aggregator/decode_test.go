@@ -274,12 +274,26 @@ func TestDecodeNamesFirstBadValue(t *testing.T) {
 	al := &iocv1.Alert{Id: "a1", Identifier: "a1", Sender: "s", Sent: timestamppb.New(t0), Status: "Actual", MsgType: "Alert",
 		Info: []*iocv1.AlertInfo{{Effective: &timestamppb.Timestamp{}, Onset: &timestamppb.Timestamp{}, Expires: &timestamppb.Timestamp{},
 			Area: []*iocv1.AlertArea{{Geometry: mustWKB(t, square(105, 21, 0.1))}}}}}
+	// The named values before the others; the others by name; the id first.
+	a2 := airEvent(t, 1, t0, 12)
+	a2.Temperature, a2.WindSpeed, a2.Other = proto.Float64(math.NaN()), proto.Float64(math.Inf(1)), map[string]float64{"benzene": math.NaN()}
+	a3 := airEvent(t, 1, t0, 12)
+	a3.Other = map[string]float64{"xylene": math.Inf(1), "toluene": math.NaN(), "benzene": math.NaN()}
+	w := waterEvent(t, "w1", t0, 2)
+	w.Other = map[string]float64{"nitrate": math.NaN(), "ch4": math.Inf(1), "zinc": math.NaN()}
+	a4 := airEvent(t, 1, t0, 12)
+	a4.Id, a4.EntityId = "", ""
 	for _, c := range []struct {
 		kind string
 		msg  proto.Message
 		want string
-	}{{subjects.KindAir, a, "pm25 is NaN"}, {subjects.KindTraffic, tr, "intensity is NaN"}, {subjects.KindAlert, al, "info[0].effective"}} {
+	}{
+		{subjects.KindAir, a, "pm25 is NaN"}, {subjects.KindTraffic, tr, "intensity is NaN"}, {subjects.KindAlert, al, "info[0].effective"},
+		{subjects.KindAir, a2, "temperature is NaN"}, {subjects.KindAir, a3, "benzene is NaN"}, {subjects.KindWater, w, "ch4 is +Inf"},
+		{subjects.KindAir, a4, "id is empty"},
+	} {
 		m := feedMsg(t, c.kind, c.msg, "id-1")
+		m.Header[ce.HeaderID] = []string{"event-1"} // feedMsg takes it from the message's id, empty or unknown here
 		for range 50 {
 			_, err := decode(m.Subject, m.Header, m.Data, now)
 			if err == nil || !errors.Is(err, ErrBadMessage) || !strings.Contains(err.Error(), c.want) {

@@ -3,6 +3,8 @@ package aggregator
 import (
 	"context"
 	"fmt"
+	"maps"
+	"slices"
 	"strings"
 	"time"
 
@@ -22,27 +24,32 @@ func (d *decoded) decodeAir(data []byte, source string, now time.Time) error {
 		{"pm1", m.Pm1}, {"nh3", m.Nh3}, {"no", m.No}, {"nox", m.Nox}, {"temperature", m.Temperature},
 		{"relativeHumidity", m.RelativeHumidity}, {"windSpeed", m.WindSpeed}, {"windDirection", m.WindDirection},
 	}
+	// In a fixed order (the pollutants, the named values, the others by
+	// name), so that of several bad values the error names the same one.
+	if err := checkFinite([]namedValue{{"pm25", m.Pm25}, {"pm10", m.Pm10}, {"no2", m.No2}, {"o3", m.O3}, {"co", m.Co}, {"so2", m.So2}}); err != nil {
+		return err
+	}
+	if err := checkFinite(named[:]); err != nil {
+		return err
+	}
 	extra := map[string]any{}
 	for _, f := range named {
 		if f.v != nil {
 			extra[f.name] = *f.v
 		}
 	}
-	for name, v := range m.GetOther() {
+	other := m.GetOther()
+	for _, name := range slices.Sorted(maps.Keys(other)) {
+		v := other[name]
 		if name == "" || strings.ContainsRune(name, 0) {
 			return fmt.Errorf("other has an empty name or one with a NUL byte")
+		}
+		if !finite(v) {
+			return fmt.Errorf("%s is %v; want a finite number", name, v)
 		}
 		if _, taken := extra[name]; !taken {
 			extra[name] = v
 		}
-	}
-	for name, v := range extra {
-		if f, ok := v.(float64); ok && !finite(f) {
-			return fmt.Errorf("%s is %v; want a finite number", name, f)
-		}
-	}
-	if err := checkFinite([]namedValue{{"pm25", m.Pm25}, {"pm10", m.Pm10}, {"no2", m.No2}, {"o3", m.O3}, {"co", m.Co}, {"so2", m.So2}}); err != nil {
-		return err
 	}
 	d.msg = m
 	d.row = postgis.AirRow{

@@ -40,7 +40,7 @@ func (d *decoded) decodeAlert(data []byte, source string, now time.Time) error {
 	}
 	texts := []string{m.GetSender(), m.GetStatus(), m.GetMsgType(), m.GetScope()}
 	texts = append(texts, m.GetReferences()...)
-	if err := checkText(map[string]string{"identifier": m.GetIdentifier()}, texts...); err != nil {
+	if err := checkText([][2]string{{"identifier", m.GetIdentifier()}}, texts...); err != nil {
 		return err
 	}
 	if err := storableText("id", eventID); err != nil {

@@ -84,7 +84,7 @@ func checkTransition(from, to, assignee string) error {
 func (d *decoded) decodeReport(data []byte, source string, now time.Time) error {
 	m := &iocv1.Report{}
 	c, err := decodeObservation(data, m, source, now, func() error {
-		return checkText(map[string]string{"id": m.GetId(), "category": m.GetCategory()}, append([]string{m.GetText()}, m.GetMedia()...)...)
+		return checkText([][2]string{{"id", m.GetId()}, {"category", m.GetCategory()}}, append([]string{m.GetText()}, m.GetMedia()...)...)
 	})
 	if err != nil {
 		return err

@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 )
@@ -31,7 +32,8 @@ func checkValues(named []namedValue, other map[string]float64) (map[string]any, 
 		return nil, err
 	}
 	extra := map[string]any{}
-	for name, v := range other {
+	for _, name := range slices.Sorted(maps.Keys(other)) { // the same name in the error every time
+		v := other[name]
 		if name == "" || strings.ContainsRune(name, 0) {
 			return nil, fmt.Errorf("other has an empty name or one with a NUL byte")
 		}

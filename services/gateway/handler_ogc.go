@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"maps"
 	"math"
 	"net/http"
 	"net/url"
@@ -104,7 +105,7 @@ func (g *Gateway) ogcStart(w http.ResponseWriter, r *http.Request, allowed []str
 		return who, false
 	}
 	if allowed != nil {
-		for name := range q {
+		for _, name := range slices.Sorted(maps.Keys(q)) { // the same parameter named every time
 			if name != "f" && !slices.Contains(allowed, name) {
 				writeProblem(w, r, http.StatusBadRequest, fmt.Sprintf("parameter %s: unknown here; this resource takes %s", truncate(name, 64), strings.Join(append([]string{"f"}, allowed...), ", ")))
 				return who, false
@@ -357,7 +358,7 @@ func parseItemsQuery(c *pgread.Collection, q url.Values) (pgread.FeatureQuery, e
 		}
 		return vs[0], true, nil
 	}
-	for name := range q {
+	for _, name := range slices.Sorted(maps.Keys(q)) { // the same parameter named every time
 		if name == "f" || slices.Contains(itemsParams, name) || (c.TimeMode == pgread.TimeWindow && name == "window") {
 			continue
 		}

@@ -406,6 +406,21 @@ func TestOGCItemsBadParams(t *testing.T) {
 	if code, _, body := s.get(t, "/ogc/collections/units/items?datetime=2024-01-01/2025-01-01", ""); code != 400 {
 		t.Errorf("units with an interval = %d %s; want 400", code, body)
 	}
+	// Of several bad parameters, the answer names the same one every time
+	// (the first by name), not whichever a map gave first.
+	for _, tc := range []struct{ path, first string }{
+		{"/ogc/collections/stations/items?zeta=1&colour=red&aqi=high", "parameter aqi:"},
+		{"/ogc/collections?zeta=1&beta=2&gamma=3", "parameter beta:"},
+	} {
+		for range 20 {
+			code, _, body := s.get(t, tc.path, "")
+			var p struct{ Detail string }
+			_ = json.Unmarshal(body, &p)
+			if code != 400 || !strings.HasPrefix(p.Detail, tc.first) {
+				t.Fatalf("%s = %d %q; want 400 beginning %q", tc.path, code, p.Detail, tc.first)
+			}
+		}
+	}
 }
 
 // TestOGCScope: a viewer of province 01 sees 01's items only, and a viewer

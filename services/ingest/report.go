@@ -3,6 +3,7 @@ package ingest
 import (
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/mail"
 	"net/url"
 	"slices"
@@ -183,7 +184,7 @@ func reportContact(f fields) (*ReportContact, *itemError) {
 	}
 	cf := fieldsOf(cm)
 	var c ReportContact
-	for k := range cm {
+	for _, k := range slices.Sorted(maps.Keys(cm)) { // the same member named every time
 		if k != "name" && k != "phone" && k != "email" {
 			return nil, &itemError{pointer: "contact/" + k, reason: "unknown member; a contact has name, phone and email"}
 		}

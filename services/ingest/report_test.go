@@ -142,6 +142,7 @@ func TestParseReportRejects(t *testing.T) {
 		{"media long", with("media", []string{"https://x.vn/" + strings.Repeat("a", MaxMediaURL)}), "media/0", "at most 2048"},
 		{"contact string", with("contact", "0912345678"), "contact", "want an object with name, phone and email, got a JSON string"},
 		{"contact unknown", with("contact", map[string]any{"address": "12 Huế"}), "contact/address", "unknown member"},
+		{"contact unknowns", with("contact", map[string]any{"zalo": "0912", "address": "12 Huế", "fax": "024"}), "contact/address", "unknown member"},
 		{"contact phone letters", with("contact", map[string]any{"phone": "call me"}), "contact/phone", "want a phone number"},
 		{"contact phone number", with("contact", map[string]any{"phone": 912345678}), "contact/phone", "want a string, got a JSON number"},
 		{"contact email", with("contact", map[string]any{"email": "A <a@x.vn>"}), "contact/email", "want a plain e-mail address"},
@@ -153,12 +154,14 @@ func TestParseReportRejects(t *testing.T) {
 			if tc.name == "contact without key" {
 				env.seal = nil
 			}
-			_, ierr := parseReport(reportFields(t, tc.doc), env)
-			if ierr == nil {
-				t.Fatal("accepted; want a rejection")
-			}
-			if ierr.pointer != tc.pointer || !strings.Contains(ierr.reason, tc.reason) {
-				t.Errorf("got %s: %s; want %s: …%s…", ierr.pointer, ierr.reason, tc.pointer, tc.reason)
+			for range 20 { // the same place named every time
+				_, ierr := parseReport(reportFields(t, tc.doc), env)
+				if ierr == nil {
+					t.Fatal("accepted; want a rejection")
+				}
+				if ierr.pointer != tc.pointer || !strings.Contains(ierr.reason, tc.reason) {
+					t.Fatalf("got %s: %s; want %s: …%s…", ierr.pointer, ierr.reason, tc.pointer, tc.reason)
+				}
 			}
 		})
 	}
