@@ -134,7 +134,8 @@ func (c *edgeConfig) validate() error {
 	if c.DataDir == "" {
 		errs = append(errs, errors.New("--data-dir is required"))
 	}
-	for name, addr := range map[string]string{"--http": c.HTTP, "--ops-http": c.OpsHTTP} {
+	for _, f := range [...][2]string{{"--http", c.HTTP}, {"--ops-http", c.OpsHTTP}} { // in the flags' order
+		name, addr := f[0], f[1]
 		if _, _, err := net.SplitHostPort(addr); err != nil {
 			errs = append(errs, fmt.Errorf("%s %q: want host:port: %w", name, addr, err))
 		}

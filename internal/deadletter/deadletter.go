@@ -13,6 +13,8 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -123,7 +125,8 @@ func Build(h nats.Header, data []byte, info Info) *nats.Msg {
 		out[HeaderMsgID] = []string{v}
 		size += len(HeaderMsgID) + len(v) + 4
 	}
-	for k, vs := range h {
+	for _, k := range slices.Sorted(maps.Keys(h)) { // by name: the same headers kept every time
+		vs := h[k]
 		if strings.HasPrefix(k, "Nats-") || strings.HasPrefix(k, "Iochub-Dl-") {
 			continue // JetStream's own (ids, expectations) and stale dead-letter headers
 		}
