@@ -65,6 +65,9 @@ func TestDecode(t *testing.T) {
 			air(func(a *iocv1.AirQualityObserved) { a.Origin.SourceId = "" })(m)
 		}, "no source", ErrBadMessage},
 		{"source from origin", func(m *nats.Msg) { delete(m.Header, HeaderSource) }, "", nil},
+		{"other named as a value", air(func(a *iocv1.AirQualityObserved) { // left out for the named value, not checked
+			a.Pm1, a.Other = proto.Float64(3), map[string]float64{"pm1": math.NaN()}
+		}), "", nil},
 		{"no id", air(func(a *iocv1.AirQualityObserved) { a.Id = "" }), "id is empty", ErrBadMessage},
 		{"no entity", air(func(a *iocv1.AirQualityObserved) { a.EntityId = "" }), "entity_id is empty", ErrBadMessage},
 		{"NUL in entity", air(func(a *iocv1.AirQualityObserved) { a.EntityId = "a\x00b" }), "NUL", ErrBadMessage},
@@ -290,7 +293,7 @@ func TestDecodeNamesFirstBadValue(t *testing.T) {
 	}{
 		{subjects.KindAir, a, "pm25 is NaN"}, {subjects.KindTraffic, tr, "intensity is NaN"}, {subjects.KindAlert, al, "info[0].effective"},
 		{subjects.KindAir, a2, "temperature is NaN"}, {subjects.KindAir, a3, "benzene is NaN"}, {subjects.KindWater, w, "ch4 is +Inf"},
-		{subjects.KindAir, a4, "id is empty"},
+		{subjects.KindAir, a4, ": id is empty"},
 	} {
 		m := feedMsg(t, c.kind, c.msg, "id-1")
 		m.Header[ce.HeaderID] = []string{"event-1"} // feedMsg takes it from the message's id, empty or unknown here

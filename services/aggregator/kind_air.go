@@ -44,12 +44,13 @@ func (d *decoded) decodeAir(data []byte, source string, now time.Time) error {
 		if name == "" || strings.ContainsRune(name, 0) {
 			return fmt.Errorf("other has an empty name or one with a NUL byte")
 		}
+		if _, taken := extra[name]; taken {
+			continue // a named value's: left out, unchecked, as before
+		}
 		if !finite(v) {
 			return fmt.Errorf("%s is %v; want a finite number", name, v)
 		}
-		if _, taken := extra[name]; !taken {
-			extra[name] = v
-		}
+		extra[name] = v
 	}
 	d.msg = m
 	d.row = postgis.AirRow{

@@ -868,8 +868,11 @@ type memberWrites struct {
 	sVersions                  []int64
 	pLayers, pEntities, pUnits []string
 	pDays                      []time.Time
-	// memo are the roll-ups of the slots counted last (rollupsOf).
-	memo []slotRollups
+	// memo are the roll-ups of the slots counted last (rollupsOf), their
+	// roll-ups and units kept in memoRollups and memoUnits.
+	memo        []slotRollups
+	memoRollups []*Rollup
+	memoUnits   []string
 }
 
 // count counts the members d into the roll-ups of units in acc from row r
@@ -939,19 +942,27 @@ func (w *memberWrites) rollupsOf(acc map[rollupKey]*Rollup, k memberKey, s int, 
 			return m.rollups, nil
 		}
 	}
+	if len(w.memo) == memoSlots { // the batch's latest slots only: their memory is reused
+		w.memo, w.memoRollups, w.memoUnits = w.memo[:0], w.memoRollups[:0], w.memoUnits[:0]
+	}
 	name, start := slotWindow(s, day)
-	rs := make([]*Rollup, len(units))
-	for i, u := range units {
-		if rs[i] = acc[rollupKey{u, k.layer, name, start.Unix()}]; rs[i] == nil {
+	i := len(w.memoRollups)
+	for _, u := range units {
+		ru := acc[rollupKey{u, k.layer, name, start.Unix()}]
+		if ru == nil {
 			return nil, fmt.Errorf("member row %s/%s/%s of %v: no roll-up of %s in slot %d: %w", k.unit, k.layer, k.entity, day, u, s, ErrMemberRow)
 		}
+		w.memoRollups = append(w.memoRollups, ru)
 	}
-	if len(w.memo) == cap(w.memo) {
-		w.memo = make([]slotRollups, 0, 2*len(windows)) // the batch's latest slots only
-	}
-	w.memo = append(w.memo, slotRollups{s, k.day, k.layer, slices.Clone(units), rs})
+	j := len(w.memoUnits)
+	w.memoUnits = append(w.memoUnits, units...)
+	rs := w.memoRollups[i:len(w.memoRollups):len(w.memoRollups)]
+	w.memo = append(w.memo, slotRollups{s, k.day, k.layer, w.memoUnits[j:len(w.memoUnits):len(w.memoUnits)], rs})
 	return rs, nil
 }
+
+// memoSlots bounds memberWrites.memo.
+const memoSlots = 4 * len(windows)
 
 // slotRollups are the roll-ups of a slot of a day's member row in units.
 type slotRollups struct {

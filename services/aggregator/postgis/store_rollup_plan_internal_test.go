@@ -31,11 +31,25 @@ func TestMemberWritesPlannedGeneric(t *testing.T) {
 		t.Errorf("queued %v; want generic plans, split, update, auto plans", names(got))
 	}
 
+	// Rows to create only: no plan to set.
+	var c memberWrites
+	c.create(memberKey{"air", "st3", day.Unix(), ""}, emptyMemberRow())
 	pb = pgx.Batch{}
+	c.queue(&pb, &found)
+	if got := queuedSQL(&pb); !equalSQL(got, []string{sqlCreateMemberDays}) {
+		t.Errorf("queued %v; want the create alone", names(got))
+	}
+
 	b := Batch{Air: []AirRow{{StationID: "st1", ObservedAt: day.Add(time.Hour), ReceivedAt: day.Add(time.Hour), UnitCode: "W1"}}}
-	queueMemberLock(&pb, b, &memberCache{bound: 10})
-	if got := queuedSQL(&pb); !equalSQL(got, []string{sqlGenericPlans, sqlReadEntityDays, sqlAutoPlans}) {
-		t.Errorf("queued %v; want generic plans, read, auto plans", names(got))
+	for _, tc := range []struct {
+		cache *memberCache
+		read  string
+	}{{&memberCache{bound: 10}, sqlReadEntityDays}, {nil, sqlLockEntityDays}} {
+		pb = pgx.Batch{}
+		queueMemberLock(&pb, b, tc.cache)
+		if got := queuedSQL(&pb); !equalSQL(got, []string{sqlGenericPlans, tc.read, sqlAutoPlans}) {
+			t.Errorf("queued %v; want generic plans, %s, auto plans", names(got), names([]string{tc.read}))
+		}
 	}
 }
 
