@@ -2,10 +2,6 @@ package aggregator
 
 import (
 	"context"
-	"fmt"
-	"maps"
-	"slices"
-	"strings"
 	"time"
 
 	"github.com/iochub/iochub/internal/ce"
@@ -38,19 +34,9 @@ func (d *decoded) decodeAir(data []byte, source string, now time.Time) error {
 			extra[f.name] = *f.v
 		}
 	}
-	other := m.GetOther()
-	for _, name := range slices.Sorted(maps.Keys(other)) {
-		v := other[name]
-		if name == "" || strings.ContainsRune(name, 0) {
-			return fmt.Errorf("other has an empty name or one with a NUL byte")
-		}
-		if _, taken := extra[name]; taken {
-			continue // a named value's: left out, unchecked, as before
-		}
-		if !finite(v) {
-			return fmt.Errorf("%s is %v; want a finite number", name, v)
-		}
-		extra[name] = v
+	// An other value under a present named value's name is left out, unchecked.
+	if err := addOthers(extra, m.GetOther(), func(name string) bool { _, taken := extra[name]; return !taken }, false); err != nil {
+		return err
 	}
 	d.msg = m
 	d.row = postgis.AirRow{

@@ -1,8 +1,8 @@
 package aggregator
 
 import (
+	"errors"
 	"fmt"
-	"maps"
 	"slices"
 	"strings"
 )
@@ -32,19 +32,40 @@ func checkValues(named []namedValue, other map[string]float64) (map[string]any, 
 		return nil, err
 	}
 	extra := map[string]any{}
-	for _, name := range slices.Sorted(maps.Keys(other)) { // the same name in the error every time
-		v := other[name]
-		if name == "" || strings.ContainsRune(name, 0) {
-			return nil, fmt.Errorf("other has an empty name or one with a NUL byte")
+	notNamed := func(name string) bool {
+		return !slices.ContainsFunc(named, func(f namedValue) bool { return f.name == name })
+	}
+	if err := addOthers(extra, other, notNamed, true); err != nil {
+		return nil, err
+	}
+	return extra, nil
+}
+
+// addOthers adds to extra the values of other, a message's values by name,
+// whose name keep accepts. It rejects a name that cannot be stored and a
+// value that is not a finite number (of every entry when checkAll, else of
+// those kept). Of several bad entries the error names the least by name,
+// the same on every run whatever the map's order, with no sort on the way
+// of a good message.
+func addOthers(extra map[string]any, other map[string]float64, keep func(string) bool, checkAll bool) error {
+	var badName string
+	var bad error
+	reject := func(name string, err error) {
+		if bad == nil || name < badName {
+			badName, bad = name, err
 		}
-		if !finite(v) {
-			return nil, fmt.Errorf("%s is %v; want a finite number", name, v)
-		}
-		if !slices.ContainsFunc(named, func(f namedValue) bool { return f.name == name }) {
+	}
+	for name, v := range other {
+		switch kept := keep(name); {
+		case name == "" || strings.ContainsRune(name, 0):
+			reject(name, errors.New("other has an empty name or one with a NUL byte"))
+		case (kept || checkAll) && !finite(v):
+			reject(name, fmt.Errorf("%s is %v; want a finite number", name, v))
+		case kept:
 			extra[name] = v
 		}
 	}
-	return extra, nil
+	return bad
 }
 
 // WaterAlarm is the highest alarm level (báo động I, II, III) that level has
