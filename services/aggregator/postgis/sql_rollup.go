@@ -2,6 +2,8 @@ package postgis
 
 // Roll-up SQL (store_rollup.go).
 
+import "github.com/jackc/pgx/v5"
+
 // sqlGenericPlans and sqlAutoPlans surround, in a batch's pipeline, the
 // statements of every batch whose plan does not depend on their arrays of
 // units (sqlUnitVersions, sqlRollupContext): with PostgreSQL's default
@@ -14,6 +16,14 @@ const (
 	sqlGenericPlans = `SET LOCAL plan_cache_mode = force_generic_plan`
 	sqlAutoPlans    = `SET LOCAL plan_cache_mode = auto`
 )
+
+// queueGeneric queues on pb what queue queues between sqlGenericPlans and
+// sqlAutoPlans: planned generic, whatever their arrays hold.
+func queueGeneric(pb *pgx.Batch, queue func()) {
+	pb.Queue(sqlGenericPlans)
+	queue()
+	pb.Queue(sqlAutoPlans)
+}
 
 // sqlUnitVersions returns every version of the units $1 and of all their
 // ancestors (admin_unit.parent_code, in any version), kind 'u', and every

@@ -537,9 +537,7 @@ func stage(ctx context.Context, tx pgx.Tx, b Batch, reads func(*pgx.Batch)) (rea
 // those cache holds taken from it, when not nil).
 func queueRollupReads(pb *pgx.Batch, b Batch, in *rollupInput, cache *memberCache) {
 	if units := rollupUnits(b); len(units) > 0 {
-		pb.Queue(sqlGenericPlans)
-		pb.Queue(sqlUnitVersions, units).Query(collectTree(&in.tree))
-		pb.Queue(sqlAutoPlans)
+		queueGeneric(pb, func() { pb.Queue(sqlUnitVersions, units).Query(collectTree(&in.tree)) })
 	}
 	in.members = queueMemberLock(pb, b, cache)
 }

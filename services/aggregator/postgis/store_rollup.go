@@ -1011,18 +1011,15 @@ func (w *memberWrites) split(ed entityDay, r *memberRow, grades map[memberKey]*m
 // 24–45 ms against 6–9 ms by the key (EXPLAIN ANALYZE, docs/benchmarks.md),
 // and grew with the days kept.
 func (w *memberWrites) queue(out *pgx.Batch, found *int) int {
-	byKey := len(w.sLayers)+len(w.uLayers) > 0
-	if byKey {
-		out.Queue(sqlGenericPlans)
-	}
-	if len(w.sLayers) > 0 {
-		out.Queue(sqlSplitMemberDays, w.sLayers, w.sEntities, w.sDays, w.sVersions, w.pLayers, w.pEntities, w.pDays, w.pUnits).Query(countRows(found))
-	}
-	if len(w.uLayers) > 0 {
-		out.Queue(sqlUpdateMemberDays, w.uLayers, w.uEntities, w.uDays, w.uUnits, w.uHeads, w.uLos, w.uMinutes, w.uUpgrades, w.uVersions).Query(countRows(found))
-	}
-	if byKey {
-		out.Queue(sqlAutoPlans)
+	if len(w.sLayers)+len(w.uLayers) > 0 {
+		queueGeneric(out, func() {
+			if len(w.sLayers) > 0 {
+				out.Queue(sqlSplitMemberDays, w.sLayers, w.sEntities, w.sDays, w.sVersions, w.pLayers, w.pEntities, w.pDays, w.pUnits).Query(countRows(found))
+			}
+			if len(w.uLayers) > 0 {
+				out.Queue(sqlUpdateMemberDays, w.uLayers, w.uEntities, w.uDays, w.uUnits, w.uHeads, w.uLos, w.uMinutes, w.uUpgrades, w.uVersions).Query(countRows(found))
+			}
+		})
 	}
 	if len(w.cLayers) > 0 {
 		out.Queue(sqlCreateMemberDays, w.cLayers, w.cEntities, w.cDays, w.cUnits, w.cGrades, w.cShared, w.cRowOf).Query(countRows(found))
@@ -1211,9 +1208,7 @@ func queueMemberLock(pb *pgx.Batch, b Batch, cache *memberCache) *memberRows {
 	}
 	// A generic plan (sqlGenericPlans): a look-up of the primary key per
 	// entity day, however many rows the table has (memberPlans).
-	pb.Queue(sqlGenericPlans)
-	pb.Queue(lock, layers, entities, days, los, his).Query(m.collect)
-	pb.Queue(sqlAutoPlans)
+	queueGeneric(pb, func() { pb.Queue(lock, layers, entities, days, los, his).Query(m.collect) })
 	return m
 }
 
@@ -1269,8 +1264,7 @@ type kindKey struct{ unit, kind string }
 // pb is sent.
 func queueRollupContext(pb *pgx.Batch, units []string) map[kindKey]int64 {
 	counts := map[kindKey]int64{}
-	pb.Queue(sqlGenericPlans)
-	pb.Queue(sqlRollupContext, units).Query(func(rows pgx.Rows) error {
+	collect := func(rows pgx.Rows) error {
 		for rows.Next() {
 			var k kindKey
 			var n int64
@@ -1283,8 +1277,8 @@ func queueRollupContext(pb *pgx.Batch, units []string) map[kindKey]int64 {
 			return fmt.Errorf("reading sensors and stale sources of %d units: %w", len(units), err)
 		}
 		return nil
-	})
-	pb.Queue(sqlAutoPlans)
+	}
+	queueGeneric(pb, func() { pb.Queue(sqlRollupContext, units).Query(collect) })
 	return counts
 }
 

@@ -114,8 +114,7 @@ func sameTime(a, b *time.Time) bool {
 func queueRollupContextCached(pb *pgx.Batch, units []string, cache *contextCache) map[kindKey]int64 {
 	missing, st := cache.take(units)
 	counts := map[kindKey]int64{}
-	pb.Queue(sqlGenericPlans)
-	pb.Queue(sqlRollupContextCached, units, missing, st.version, st.from, st.until).Query(func(rows pgx.Rows) error {
+	collect := func(rows pgx.Rows) error {
 		var (
 			state       string
 			version     int64
@@ -157,7 +156,7 @@ func queueRollupContextCached(pb *pgx.Batch, units []string, cache *contextCache
 		}
 		maps.Copy(counts, read)
 		return nil
-	})
-	pb.Queue(sqlAutoPlans)
+	}
+	queueGeneric(pb, func() { pb.Queue(sqlRollupContextCached, units, missing, st.version, st.from, st.until).Query(collect) })
 	return counts
 }
