@@ -188,22 +188,14 @@ func slotWindow(s int, day time.Time) (string, time.Time) {
 // day, an hour or two, a quarter or two, the minutes of the batch).
 type dayMembers struct {
 	slots []memberSlot
-	// first holds slots until it is full (next): a batch with one
-	// observation of the entity that day touches a slot of each window.
+	// first holds slots until it is full: a batch with one observation of
+	// the entity that day touches a slot of each window.
 	first [len(windows)]memberSlot
 }
 
-// dayMembersChunk hands out the dayMembers of a batch, allocated a chunk at
-// a time rather than one by one.
-type dayMembersChunk []dayMembers
-
-// next returns an empty dayMembers whose slots are its first.
-func (c *dayMembersChunk) next() *dayMembers {
-	if len(*c) == cap(*c) {
-		*c = make([]dayMembers, 0, 64) // never grown: the pointers handed out stay valid
-	}
-	*c = (*c)[:len(*c)+1]
-	d := &(*c)[len(*c)-1]
+// newDayMembers returns an empty dayMembers whose slots are its first.
+func newDayMembers() *dayMembers {
+	d := &dayMembers{}
 	d.slots = d.first[:0]
 	return d
 }
@@ -445,7 +437,6 @@ func queueRollups(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, b Batch, res *R
 	// Sized for rows in a ward under a province under VN, the common case.
 	members := make(map[memberKey]*dayMembers, 3*b.Len())
 	morder := make([]memberKey, 0, 3*b.Len())
-	var chunk dayMembersChunk
 	paths := map[[2]string][]path{} // by unit and province: the walks met so far
 	// The roll-ups the last contribution added to, per window, and the
 	// member rows of the contribution's entity, per unit.
@@ -512,7 +503,7 @@ func queueRollups(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, b Batch, res *R
 					if dm == nil {
 						mk := memberKey{c.layer, c.entity, day.Unix(), units[i].code}
 						if dm = members[mk]; dm == nil {
-							dm = chunk.next()
+							dm = newDayMembers()
 							members[mk] = dm
 							morder = append(morder, mk)
 						}
@@ -868,11 +859,6 @@ type memberWrites struct {
 	sVersions                  []int64
 	pLayers, pEntities, pUnits []string
 	pDays                      []time.Time
-	// memo are the roll-ups of the slots counted last (rollupsOf), their
-	// roll-ups and units kept in memoRollups and memoUnits.
-	memo        []slotRollups
-	memoRollups []*Rollup
-	memoUnits   []string
 }
 
 // count counts the members d into the roll-ups of units in acc from row r
@@ -895,11 +881,12 @@ func (w *memberWrites) count(acc map[rollupKey]*Rollup, k memberKey, r *memberRo
 			r.own()
 			b = r.at(s)
 		}
-		rs, err := w.rollupsOf(acc, k, s, day, units)
-		if err != nil {
-			return err
-		}
-		for _, ru := range rs {
+		name, start := slotWindow(s, day)
+		for _, u := range units {
+			ru := acc[rollupKey{u, k.layer, name, start.Unix()}]
+			if ru == nil {
+				return fmt.Errorf("member row %s/%s/%s of %v: no roll-up of %s in slot %d: %w", k.unit, k.layer, k.entity, day, u, s, ErrMemberRow)
+			}
 			if was == 0 {
 				ru.Members++
 			} else {
@@ -931,46 +918,6 @@ func (w *memberWrites) count(acc map[rollupKey]*Rollup, k memberKey, r *memberRo
 		w.uLos, w.uUpgrades, w.uVersions = append(w.uLos, lo), append(w.uUpgrades, upgrades), append(w.uVersions, r.version)
 	}
 	return nil
-}
-
-// rollupsOf returns the roll-ups in acc of slot s of the row of day, key
-// k, in units. The rows of a batch's entities share their slots and units:
-// the last few answers are kept (memo) rather than looked up per row again.
-func (w *memberWrites) rollupsOf(acc map[rollupKey]*Rollup, k memberKey, s int, day time.Time, units []string) ([]*Rollup, error) {
-	for i := range w.memo {
-		if m := &w.memo[i]; m.slot == s && m.day == k.day && m.layer == k.layer && slices.Equal(m.units, units) {
-			return m.rollups, nil
-		}
-	}
-	if len(w.memo) == memoSlots { // the batch's latest slots only: their memory is reused
-		w.memo, w.memoRollups, w.memoUnits = w.memo[:0], w.memoRollups[:0], w.memoUnits[:0]
-	}
-	name, start := slotWindow(s, day)
-	i := len(w.memoRollups)
-	for _, u := range units {
-		ru := acc[rollupKey{u, k.layer, name, start.Unix()}]
-		if ru == nil {
-			return nil, fmt.Errorf("member row %s/%s/%s of %v: no roll-up of %s in slot %d: %w", k.unit, k.layer, k.entity, day, u, s, ErrMemberRow)
-		}
-		w.memoRollups = append(w.memoRollups, ru)
-	}
-	j := len(w.memoUnits)
-	w.memoUnits = append(w.memoUnits, units...)
-	rs := w.memoRollups[i:len(w.memoRollups):len(w.memoRollups)]
-	w.memo = append(w.memo, slotRollups{s, k.day, k.layer, w.memoUnits[j:len(w.memoUnits):len(w.memoUnits)], rs})
-	return rs, nil
-}
-
-// memoSlots bounds memberWrites.memo.
-const memoSlots = 4 * len(windows)
-
-// slotRollups are the roll-ups of a slot of a day's member row in units.
-type slotRollups struct {
-	slot    int
-	day     int64
-	layer   string
-	units   []string
-	rollups []*Rollup
 }
 
 // create queues the creation of row r (key k, not stored yet) with its
