@@ -11,8 +11,8 @@ const NowCastHours = 12
 // The errors of a NowCast without enough hours, made once: every observation
 // of a station in its first hours (a hub just started) meets one of them.
 var (
-	errNoNowCastData = fmt.Errorf("%w in the latest %d hours", ErrNoData, NowCastHours)
-	errTooFewRecent  = [2]error{fmt.Errorf("%w (have 0)", ErrTooFewRecentHours), fmt.Errorf("%w (have 1)", ErrTooFewRecentHours)}
+	errNoNowCastData = fixed("%w in the latest %d hours", ErrNoData, NowCastHours)
+	errTooFewRecent  = [2]error{fixed("%w (have 0)", ErrTooFewRecentHours), fixed("%w (have 1)", ErrTooFewRecentHours)}
 )
 
 // Sample is one hourly mean concentration in µg/m³. The zero Sample is a missing hour.

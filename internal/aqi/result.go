@@ -138,7 +138,7 @@ func hourlyResult(w *window) Result {
 		}
 		r.rate(p, mean, c, err)
 	}
-	r.finish(periodHourly)
+	r.finish(hourlyPeriod)
 	return r
 }
 
@@ -178,7 +178,7 @@ func dailyResult(w *window) Result {
 			r.rate(p, Mean1h, maxValid(s), nil)
 		}
 	}
-	r.finish(periodDaily)
+	r.finish(dailyPeriod)
 	return r
 }
 
@@ -227,28 +227,36 @@ func (r *Result) rate(p Pollutant, mean Averaging, c float64, err error) {
 	r.Pollutants[p] = PollutantIndex{OK: true, Index: idx, Conc: c, Mean: mean}
 }
 
-// The periods of finish, and the errors for a pollutant without data in
-// them, made once.
-const (
-	periodHourly = "in the latest 12 hours"
-	periodDaily  = "in the day"
-)
+// fixedError is a reason made once, at start (fixed): the same value for
+// every station, so that notComputed can keep the answers made of it.
+type fixedError struct{ error }
 
-var (
-	errNoDataHourly = fmt.Errorf("%w %s", ErrNoData, periodHourly)
-	errNoDataDaily  = fmt.Errorf("%w %s", ErrNoData, periodDaily)
-)
+func (e *fixedError) Unwrap() error { return e.error }
 
-// sharedErr reports whether err is one of the errors made once (the same
-// value for every station), of which notComputed keeps the combinations.
-func sharedErr(err error) bool {
-	//nolint:errorlint // identity, not errors.Is: these very values, not errors wrapping them, are the same for every station
-	return err == errNoDataHourly || err == errNoDataDaily || err == errNoNowCastData ||
-		err == errTooFewRecent[0] || err == errTooFewRecent[1]
+// fixed makes a fixedError of fmt.Errorf(format, a...).
+func fixed(format string, a ...any) error { return &fixedError{fmt.Errorf(format, a...)} }
+
+// isFixed reports whether err itself (not an error wrapping it) was made by
+// fixed: only those key notComputed, whose keys are then bounded.
+func isFixed(err error) bool {
+	_, ok := err.(*fixedError) //nolint:errorlint // this very value, not one wrapping it
+	return ok
 }
 
+// period is the span a result is for, and the reason of a pollutant with no
+// value in it.
+type period struct {
+	name   string
+	noData error
+}
+
+var (
+	hourlyPeriod = period{"in the latest 12 hours", fixed("%w in the latest 12 hours", ErrNoData)}
+	dailyPeriod  = period{"in the day", fixed("%w in the day", ErrNoData)}
+)
+
 // notComputedKey is a combination of the reasons for PM2.5 and PM10 in a
-// period, all errors made once.
+// period, all of them fixed.
 type notComputedKey struct {
 	period     string
 	pm25, pm10 error
@@ -260,24 +268,20 @@ type notComputedKey struct {
 var notComputed sync.Map
 
 // finish takes the AQI as the largest sub-index, or says why there is none.
-func (r *Result) finish(period string) {
+func (r *Result) finish(in period) {
 	if !r.Pollutants[PM25].OK && !r.Pollutants[PM10].OK {
 		var why [2]error
 		for j, p := range [...]Pollutant{PM25, PM10} {
 			i := slices.IndexFunc(r.Missing, func(m Reason) bool { return m.Pollutant == p })
 			if i < 0 {
-				err := errNoDataDaily
-				if period == periodHourly {
-					err = errNoDataHourly
-				}
-				r.Missing = append(r.Missing, Reason{Pollutant: p, Err: err})
+				r.Missing = append(r.Missing, Reason{Pollutant: p, Err: in.noData})
 				i = len(r.Missing) - 1
 			}
 			why[j] = r.Missing[i].Err
 		}
 		slices.SortStableFunc(r.Missing, func(a, b Reason) int { return int(a.Pollutant) - int(b.Pollutant) })
-		k := notComputedKey{period, why[0], why[1]}
-		memo := sharedErr(why[0]) && sharedErr(why[1])
+		k := notComputedKey{in.name, why[0], why[1]}
+		memo := isFixed(why[0]) && isFixed(why[1])
 		if memo {
 			if err, ok := notComputed.Load(k); ok {
 				r.Err = err.(error)
