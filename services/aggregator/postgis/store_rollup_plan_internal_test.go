@@ -2,6 +2,7 @@ package postgis
 
 import (
 	"context"
+	"slices"
 	"fmt"
 	"strings"
 	"testing"
@@ -27,7 +28,7 @@ func TestMemberWritesPlannedGeneric(t *testing.T) {
 	var found int
 	w.queue(&pb, &found)
 	want := []string{sqlGenericPlans, sqlSplitMemberDays, sqlUpdateMemberDays, sqlAutoPlans}
-	if got := queuedSQL(&pb); !equalSQL(got, want) {
+	if got := queuedSQL(&pb); !slices.Equal(got, want) {
 		t.Errorf("queued %v; want generic plans, split, update, auto plans", names(got))
 	}
 
@@ -36,7 +37,7 @@ func TestMemberWritesPlannedGeneric(t *testing.T) {
 	c.create(memberKey{"air", "st3", day.Unix(), ""}, emptyMemberRow())
 	pb = pgx.Batch{}
 	c.queue(&pb, &found)
-	if got := queuedSQL(&pb); !equalSQL(got, []string{sqlCreateMemberDays}) {
+	if got := queuedSQL(&pb); !slices.Equal(got, []string{sqlCreateMemberDays}) {
 		t.Errorf("queued %v; want the create alone", names(got))
 	}
 
@@ -47,7 +48,7 @@ func TestMemberWritesPlannedGeneric(t *testing.T) {
 	}{{&memberCache{bound: 10}, sqlReadEntityDays}, {nil, sqlLockEntityDays}} {
 		pb = pgx.Batch{}
 		queueMemberLock(&pb, b, tc.cache)
-		if got := queuedSQL(&pb); !equalSQL(got, []string{sqlGenericPlans, tc.read, sqlAutoPlans}) {
+		if got := queuedSQL(&pb); !slices.Equal(got, []string{sqlGenericPlans, tc.read, sqlAutoPlans}) {
 			t.Errorf("queued %v; want generic plans, %s, auto plans", names(got), names([]string{tc.read}))
 		}
 	}
@@ -128,10 +129,6 @@ func queuedSQL(pb *pgx.Batch) []string {
 		out = append(out, q.SQL)
 	}
 	return out
-}
-
-func equalSQL(a, b []string) bool {
-	return strings.Join(a, "\x00") == strings.Join(b, "\x00")
 }
 
 // names shortens statements for a message: their first words.
