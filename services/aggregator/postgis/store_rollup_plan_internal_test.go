@@ -2,8 +2,8 @@ package postgis
 
 import (
 	"context"
-	"slices"
 	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
