@@ -660,12 +660,19 @@ function kioskURL() {
 mockOnly('speed: 5 000 live entities, 5 000 changes a second, no update lost', { timeout: 240_000 }, async (t) => {
   const big = await startMock({ tickMs: 3_600_000, extraStations: 5000 });
   t.after(() => big.close());
-  const { page, errors, cdp } = await openWall(t, big.url + '/', true, { profile: true });
+  // The first frame is timed without a profiler: V8's sampling at 0.5 ms
+  // makes it about 0.3 s later on two cores. WALL_PROFILE=1 takes the
+  // profile of the first frame instead (test-results/wall-first-frame.cpuprofile).
+  const profiling = process.env.WALL_PROFILE === '1';
+  const { page, errors, cdp } = await openWall(t, big.url + '/', true, { profile: profiling });
   await waitStats(page, () => window.iochub?.stats().snapshots === 1 && window.iochub.stats().map === 'ready' && window.iochub.perf().firstUsefulMs !== null, 'the first useful frame', 60_000);
-  const { profile } = await cdp.send('Profiler.stop');
-  await writeFile(path.join(resultsDir, 'wall-first-frame.cpuprofile'), JSON.stringify(profile));
-  const firstProfile = profileSummary(profile);
-  t.diagnostic(`first frame profile: ${JSON.stringify(firstProfile)}`);
+  let firstProfile = null;
+  if (cdp) {
+    const { profile } = await cdp.send('Profiler.stop');
+    await writeFile(path.join(resultsDir, 'wall-first-frame.cpuprofile'), JSON.stringify(profile));
+    firstProfile = profileSummary(profile);
+    t.diagnostic(`first frame profile: ${JSON.stringify(firstProfile)}`);
+  }
   const first = await page.evaluate(() => window.iochub.perf());
   const entities = (await stats(page)).entities;
   assert.ok(entities >= 5000, `got ${entities} entities; want at least 5000`);
@@ -704,6 +711,7 @@ mockOnly('speed: 5 000 live entities, 5 000 changes a second, no update lost', {
     firstUsefulMs: Math.round(first.firstUsefulMs),
     firstUsefulFlushMs: Math.round(first.firstUsefulFlushMs),
     firstFrameMarks: first.marks,
+    firstFrameProfiled: profiling,
     firstFrameProfile: firstProfile,
     frameP50Ms: Math.round(q(0.5) * 10) / 10,
     frameP95Ms: Math.round(q(0.95) * 10) / 10,
