@@ -8,6 +8,7 @@ import (
 
 	"github.com/iochub/iochub/internal/testenv"
 	"github.com/iochub/iochub/internal/testkit"
+	"github.com/iochub/iochub/services/aggregator"
 )
 
 // TestObservationRetention: a hub started with --observation-retention drops
@@ -42,5 +43,38 @@ func TestObservationRetention(t *testing.T) {
 			return false, err.Error()
 		}
 		return oldLeft == 0 && newRows == 1, fmt.Sprintf("old partition present: %d, today's rows: %d", oldLeft, newRows)
+	})
+}
+
+// TestMemberRetention: a hub started with --aggregator-member-retention at
+// its default closes the roll-ups' member days that ended
+// longer ago: their rows are deleted and the horizon moved, while today's
+// observation adds its member row.
+func TestMemberRetention(t *testing.T) {
+	n := testenv.NATS(t)
+	db := testenv.PostGISWithUnits(t)
+	ctx := context.Background()
+	old := time.Now().UTC().Add(-aggregator.DefaultMemberRetention - 72*time.Hour)
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO rollup_member_day (layer, entity, day, unit_code, grades, units)
+		VALUES ('air', 'st-old', $1, '', decode(repeat('01', 2048), 'hex'), '{00070,01,VN}')`, old.Truncate(24*time.Hour).Add(-7*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	h := startHubTB(t, "all", n, db, func(c *config) { c.Aggregator.Aggregator.MemberRetention = aggregator.DefaultMemberRetention })
+	now := time.Now().UTC().Add(-time.Minute)
+	if code, res, raw := post(t, h.url+"/v1/feeds/air", devToken, []any{airItem(t, "mret-now", "st-now", 105.8342, 21.0278, now)}); code != 202 || res.Accepted != 1 {
+		t.Fatalf("POST = %d %s", code, raw)
+	}
+	testkit.Eventually(t, 30*time.Second, "the old member row deleted, today's written, the horizon moved", func() (bool, string) {
+		var oldLeft, newRows int
+		var horizon *time.Time
+		if err := db.Pool.QueryRow(ctx, `SELECT count(*) FILTER (WHERE entity = 'st-old'), count(*) FILTER (WHERE entity = 'st-now')
+			FROM rollup_member_day`).Scan(&oldLeft, &newRows); err != nil {
+			return false, err.Error()
+		}
+		if err := db.Pool.QueryRow(ctx, `SELECT day FROM rollup_member_horizon`).Scan(&horizon); err != nil {
+			return false, err.Error()
+		}
+		ok := oldLeft == 0 && newRows > 0 && horizon != nil && horizon.After(old) && horizon.Before(now.Add(-aggregator.DefaultMemberRetention))
+		return ok, fmt.Sprintf("old rows: %d, today's rows: %d, horizon: %v", oldLeft, newRows, horizon)
 	})
 }

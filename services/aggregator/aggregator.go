@@ -79,6 +79,13 @@ type Config struct {
 	// (roll-ups, current states, alerts and reports are kept). 0 keeps them
 	// forever; otherwise at least MinObservationRetention.
 	ObservationRetention time.Duration
+	// MemberRetention is how long the roll-ups' distinct members (the
+	// stations and segments counted once per window, rollup_member_day) are
+	// kept: every hour, the days that ended longer ago are closed
+	// (postgis.Store.CloseMemberDays) and an observation of a closed day
+	// counts as late in its windows. 0 keeps them forever; otherwise at
+	// least MinMemberRetention.
+	MemberRetention time.Duration
 
 	// afterCommit, when set (tests), runs right after a batch is committed and
 	// before its state is published and it is acked.
@@ -127,11 +134,52 @@ func (c Config) Validate() error {
 		return fmt.Errorf("%w: ObservationRetention %s: 0 (forever) or at least %s (history, replay and the roll-ups' late corrections read the recent observations)",
 			ErrConfig, c.ObservationRetention, MinObservationRetention)
 	}
+	if c.MemberRetention != 0 && c.MemberRetention < MinMemberRetention {
+		return fmt.Errorf("%w: MemberRetention %s: 0 (forever) or at least %s (an observation of a closed day counts as late)",
+			ErrConfig, c.MemberRetention, MinMemberRetention)
+	}
 	return nil
 }
 
 // MinObservationRetention is the shortest ObservationRetention.
 const MinObservationRetention = 7 * 24 * time.Hour
+
+// MinMemberRetention is the shortest MemberRetention: a day is closed a day
+// after it ended at the soonest, well past the roll-ups' lateness (2 h by
+// default), so that only observations held back that long (a feed's backlog,
+// a dead letter driven again) meet a closed day.
+const MinMemberRetention = 2 * 24 * time.Hour
+
+// DefaultMemberRetention is the aggregator-member-retention flag's default.
+const DefaultMemberRetention = 14 * 24 * time.Hour
+
+// MemberStore closes the roll-ups' member days before a time
+// (postgis.Store.CloseMemberDays).
+type MemberStore interface {
+	CloseMemberDays(ctx context.Context, before time.Time) (time.Time, int64, error)
+}
+
+// sweepMemberDays closes the member days past MemberRetention at start and
+// every hour until ctx ends.
+func (s *Service) sweepMemberDays(ctx context.Context, db MemberStore) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		day, deleted, err := db.CloseMemberDays(ctx, s.now().Add(-s.cfg.MemberRetention))
+		switch {
+		case err != nil && ctx.Err() == nil:
+			s.m.errors.WithLabelValues("retention").Inc()
+			s.log.Error("closing the roll-ups' member days failed", "err", err)
+		case deleted > 0:
+			s.log.Info("closed the roll-ups' member days", "before", day.Format(time.DateOnly), "rows", deleted, "retention", s.cfg.MemberRetention)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
 
 // RetentionStore drops raw observations older than a cutoff
 // (postgis.Store.DropObservationsBefore).
@@ -174,6 +222,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.ExpiryInterval, "alert-expiry-interval", d.ExpiryInterval, "how often alerts past their expiry are published as expired; negative never (IOCHUB_ALERT_EXPIRY_INTERVAL)")
 	fs.DurationVar(&c.ReportSweepInterval, "report-sweep", d.ReportSweepInterval, "how often reports past their SLA are marked overdue; negative never (IOCHUB_REPORT_SWEEP)")
 	fs.DurationVar(&c.ObservationRetention, "observation-retention", 0, "how long raw observations are kept (monthly partitions dropped once their month is older); 0 forever, else at least 168h (IOCHUB_OBSERVATION_RETENTION)")
+	fs.DurationVar(&c.MemberRetention, "aggregator-member-retention", DefaultMemberRetention, "how long the roll-ups' distinct members are kept (days that ended longer ago are closed: an observation of a closed day counts as late); 0 forever, else at least 48h (IOCHUB_AGGREGATOR_MEMBER_RETENTION)")
 	fs.DurationVar(&c.StaleSweepInterval, "stale-sweep", d.StaleSweepInterval, "how often sources silent for 3× their interval are marked stale (raising an alert); negative never (IOCHUB_STALE_SWEEP)")
 }
 

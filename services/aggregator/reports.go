@@ -425,6 +425,9 @@ func (s *Service) startReports(ctx context.Context) (wait func()) {
 	if db, ok := s.db.(RetentionStore); ok && s.cfg.ObservationRetention > 0 {
 		wg.Go(func() { s.sweepRetention(ctx, db) })
 	}
+	if db, ok := s.db.(MemberStore); ok && s.cfg.MemberRetention > 0 {
+		wg.Go(func() { s.sweepMemberDays(ctx, db) })
+	}
 	if db, ok := s.db.(FreshnessStore); ok && s.cfg.StaleSweepInterval > 0 {
 		wg.Go(func() {
 			t := time.NewTicker(s.cfg.StaleSweepInterval)

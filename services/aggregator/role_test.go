@@ -14,11 +14,11 @@ func TestRoleConfigRegisterFlags(t *testing.T) {
 	fs.SetOutput(io.Discard)
 	c.RegisterFlags(fs)
 	if err := fs.Parse([]string{"--aggregator-batch-size", "50", "--aggregator-max-deliver", "9", "--statement-timeout", "2s", "--rules-poll-interval", "1s",
-		"--observation-retention", "8760h"}); err != nil {
+		"--observation-retention", "8760h", "--aggregator-member-retention", "720h"}); err != nil {
 		t.Fatal(err)
 	}
 	if c.Aggregator.BatchSize != 50 || c.Aggregator.MaxDeliver != 9 || c.Store.StatementTimeout != 2*time.Second || c.Rules.PollInterval != time.Second ||
-		c.Aggregator.ObservationRetention != 8760*time.Hour {
+		c.Aggregator.ObservationRetention != 8760*time.Hour || c.Aggregator.MemberRetention != 720*time.Hour {
 		t.Errorf("flags not taken: %+v", c)
 	}
 	if c.Aggregator.AckWait != (Config{}).withDefaults().AckWait {
@@ -31,6 +31,7 @@ func TestRoleConfigRegisterFlags(t *testing.T) {
 		{Aggregator: Config{MaxDeliver: -1}},
 		{Store: c.Store, Rules: c.Rules, Aggregator: Config{BatchSize: -5}},
 		{Store: c.Store, Rules: c.Rules, Aggregator: Config{ObservationRetention: time.Hour}},
+		{Store: c.Store, Rules: c.Rules, Aggregator: Config{MemberRetention: 47 * time.Hour}},
 	} {
 		if err := bad.Validate(); !errors.Is(err, ErrConfig) {
 			t.Errorf("%+v validates (%v); want ErrConfig", bad, err)

@@ -299,3 +299,24 @@ GROUP BY sub.root
 UNION ALL
 SELECT sub.root, '', count(*), NULL, NULL FROM sub JOIN source_stats st ON st.unit_code = sub.code
 WHERE st.stale_since IS NOT NULL AND EXISTS (SELECT FROM sub) GROUP BY sub.root`
+
+// sqlShareMemberDays is taken by every batch that writes roll-ups, before
+// it reads the member rows and the horizon (sqlMemberHorizon), until it
+// ends; CloseMemberDays takes it exclusive to move the horizon, so that no
+// batch that read the old horizon is still running when the rows before the
+// new one are deleted. A statement of its own: the reads after it take their
+// snapshots once it is granted.
+const sqlShareMemberDays = `SELECT pg_advisory_xact_lock_shared(hashtext('iochub.rollup_member_day'))`
+
+// sqlLockMemberDays is CloseMemberDays' exclusive side of sqlShareMemberDays.
+const sqlLockMemberDays = `SELECT pg_advisory_xact_lock(hashtext('iochub.rollup_member_day'))`
+
+// sqlMemberHorizon is the first day whose member rows are kept (NULL: all).
+const sqlMemberHorizon = `SELECT day FROM rollup_member_horizon`
+
+// sqlCloseMemberDays moves the horizon forward to $1; no row when it was
+// there or later.
+const sqlCloseMemberDays = `UPDATE rollup_member_horizon SET day = $1 WHERE day IS NULL OR day < $1 RETURNING day`
+
+// sqlDeleteMemberDays deletes the member rows of the days before $1.
+const sqlDeleteMemberDays = `DELETE FROM rollup_member_day WHERE day < $1`

@@ -532,14 +532,27 @@ func stage(ctx context.Context, tx pgx.Tx, b Batch, reads func(*pgx.Batch)) (rea
 }
 
 // queueRollupReads queues on pb the reads the roll-ups of b need, filled
-// into *in once pb is sent: the units of b's rows and their ancestors, and
-// the member rows of its stations and segments, locked (queueMemberLock;
-// those cache holds taken from it, when not nil).
+// into *in once pb is sent: the units of b's rows and their ancestors, the
+// member rows of its stations and segments, locked (queueMemberLock; those
+// cache holds taken from it, when not nil), and the member horizon, after
+// the shared lock that keeps the horizon and the rows before it as read
+// until the transaction ends (sqlShareMemberDays).
 func queueRollupReads(pb *pgx.Batch, b Batch, in *rollupInput, cache *memberCache) {
+	pb.Queue(sqlShareMemberDays)
 	if units := rollupUnits(b); len(units) > 0 {
 		queueGeneric(pb, func() { pb.Queue(sqlUnitVersions, units).Query(collectTree(&in.tree)) })
 	}
 	in.members = queueMemberLock(pb, b, cache)
+	pb.Queue(sqlMemberHorizon).QueryRow(func(row pgx.Row) error {
+		var day *time.Time
+		if err := row.Scan(&day); err != nil {
+			return fmt.Errorf("reading the roll-ups' member horizon: %w", err)
+		}
+		if day != nil {
+			in.horizon = *day
+		}
+		return nil
+	})
 }
 
 // queueApply queues on pb the statements that move the staged rows into

@@ -471,7 +471,7 @@ func queueRollups(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, b Batch, res *R
 		}
 		for wi, w := range windows {
 			start := w.start(c.observed)
-			late := !c.change && c.received.After(start.Add(w.length+ro.lateness))
+			late := !c.change && (c.received.After(start.Add(w.length+ro.lateness)) || day.Before(in.horizon))
 			// The roll-ups of the window and units, as the previous
 			// contribution's when the same (rows come in runs of a unit and
 			// window): one map look-up per unit and window otherwise.
@@ -953,10 +953,11 @@ func (w *memberWrites) split(ed entityDay, r *memberRow, grades map[memberKey]*m
 // planned generic (sqlGenericPlans), where unnest is estimated at a few
 // rows and each row is a look-up of the primary key. Planned for the
 // arrays given (a batch's 500 keys), the writes hashed the whole table
-// instead: one row per entity and day, never deleted, so from about 20,000
-// rows (ten days of 2,000 stations) the update of a batch's 500 rows took
-// 24–45 ms against 6–9 ms by the key (EXPLAIN ANALYZE, docs/benchmarks.md),
-// and grew with the days kept.
+// instead: one row per entity and day, kept for the member retention (14
+// days by default, or forever), so from about 20,000 rows (ten days of 2,000
+// stations) the update of a batch's 500 rows took 24–45 ms against 6–9 ms
+// by the key (EXPLAIN ANALYZE, docs/benchmarks.md), and grew with the days
+// kept.
 func (w *memberWrites) queue(out *pgx.Batch, found *int) int {
 	if len(w.sLayers)+len(w.uLayers) > 0 {
 		queueGeneric(out, func() {
@@ -984,6 +985,9 @@ const minutesPerDay = 24 * 60
 type rollupInput struct {
 	tree    unitTree
 	members *memberRows
+	// horizon is the first day whose windows are open (rollup_member_horizon;
+	// zero: all): an observation of an earlier day counts as late.
+	horizon time.Time
 }
 
 // headSlots are the slots of a member row read and written whole: the day,

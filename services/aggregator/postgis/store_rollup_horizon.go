@@ -1,0 +1,48 @@
+package postgis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// CloseMemberDays closes the roll-ups' days before the day (Asia/Ho_Chi_Minh)
+// holding before, if they are not closed yet (migration 00036): it moves the
+// member horizon there under the lock every roll-up batch holds shared, so
+// that the batches still running finish first and every later one counts an
+// observation of a closed day as late; then it deletes the member rows of
+// the closed days, which no batch writes any more. It returns the day it
+// closed the days before and the rows deleted; none when the horizon was
+// already there or later (rows a crash left between the two steps go with
+// the next day's close).
+func (s *Store) CloseMemberDays(ctx context.Context, before time.Time) (time.Time, int64, error) {
+	day := dayWindow.start(before)
+	moved := false
+	err := s.BeginFunc(ctx, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, sqlLockMemberDays); err != nil {
+			return fmt.Errorf("locking the member rows' days: %w", err)
+		}
+		var to time.Time
+		switch err := tx.QueryRow(ctx, sqlCloseMemberDays, day).Scan(&to); {
+		case errors.Is(err, pgx.ErrNoRows):
+			return nil
+		case err != nil:
+			return fmt.Errorf("moving the member horizon to %s: %w", day.Format(time.DateOnly), err)
+		}
+		moved = true
+		return nil
+	})
+	if err != nil || !moved {
+		return day, 0, err
+	}
+	// Outside the write transactions' statement timeout: the first close of
+	// a table that was never pruned deletes many days at once.
+	tag, err := s.pool.Exec(ctx, sqlDeleteMemberDays, day)
+	if err != nil {
+		return day, 0, fmt.Errorf("deleting the member rows before %s: %w", day.Format(time.DateOnly), err)
+	}
+	return day, tag.RowsAffected(), nil
+}
