@@ -58,6 +58,10 @@ type Config struct {
 	// KeepAccepted lists the ids of the accepted items in Result.AcceptedIDs
 	// (a test that checks each was stored).
 	KeepAccepted bool
+	// LiveFrameLimit is the largest live frame read, in bytes; a larger one
+	// ends the live view (websocket.ErrReadLimit). 0 means 64 MiB (a
+	// snapshot of ~50,000 entities).
+	LiveFrameLimit int64
 }
 
 func (c Config) withDefaults() Config {
@@ -72,6 +76,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.Workers <= 0 {
 		c.Workers = 4
+	}
+	if c.LiveFrameLimit <= 0 {
+		c.LiveFrameLimit = 64 << 20
 	}
 	if c.BBox == [4]float64{} {
 		c.BBox = [4]float64{105.80, 21.00, 105.86, 21.05}
@@ -295,6 +302,7 @@ func dialLive(ctx context.Context, cfg Config, tr *Tracker) (*liveConn, error) {
 	if resp != nil {
 		_ = resp.Body.Close()
 	}
+	c.SetReadLimit(cfg.LiveFrameLimit)
 	l := &liveConn{c: c, done: make(chan struct{})}
 	go func() {
 		defer close(l.done)

@@ -1,8 +1,10 @@
 package loadgen
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -156,5 +158,37 @@ func TestRunAgainstFakeHub(t *testing.T) {
 	}
 	if !strings.HasPrefix(res.FirstError, "rejected: no") {
 		t.Errorf("FirstError %q; want the rejection", res.FirstError)
+	}
+}
+
+// TestRunLiveFrameLimit: a live frame larger than LiveFrameLimit ends the
+// live view with websocket.ErrReadLimit, which Run reports, instead of being
+// read whole into memory.
+func TestRunLiveFrameLimit(t *testing.T) {
+	up := websocket.Upgrader{}
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/live", func(w http.ResponseWriter, r *http.Request) {
+		c, err := up.Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		_ = c.WriteMessage(websocket.TextMessage, bytes.Repeat([]byte("x"), 4097))
+	})
+	mux.HandleFunc("POST /v1/feeds/air", func(w http.ResponseWriter, r *http.Request) {
+		var items []json.RawMessage
+		b, _ := io.ReadAll(r.Body)
+		if err := json.Unmarshal(b, &items); err != nil {
+			http.Error(w, err.Error(), 400)
+			return
+		}
+		w.WriteHeader(http.StatusAccepted)
+		fmt.Fprintf(w, `{"results":[%s]}`, strings.TrimSuffix(strings.Repeat(`{"status":"accepted"},`, len(items)), ","))
+	})
+	srv := httptest.NewServer(mux)
+	defer srv.Close()
+	_, err := Run(context.Background(), Config{URL: srv.URL, Token: "tok", Province: "01", Stations: 4, Batch: 2,
+		Rate: 100, Duration: 100 * time.Millisecond, Workers: 1, Drain: 5 * time.Second, LiveFrameLimit: 4096})
+	if !errors.Is(err, websocket.ErrReadLimit) {
+		t.Fatalf("Run = %v; want the live view ended by websocket.ErrReadLimit", err)
 	}
 }
