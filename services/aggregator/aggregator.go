@@ -144,10 +144,10 @@ func (c Config) Validate() error {
 // MinObservationRetention is the shortest ObservationRetention.
 const MinObservationRetention = 7 * 24 * time.Hour
 
-// MinMemberRetention is the shortest MemberRetention: a day is closed a day
-// after it ended at the soonest, well past the roll-ups' lateness (2 h by
-// default), so that only observations held back that long (a feed's backlog,
-// a dead letter driven again) meet a closed day.
+// MinMemberRetention is the shortest MemberRetention: a day is closed
+// MemberRetention after it ended, so at least two days after, well past the
+// roll-ups' lateness (2 h by default): only observations held back that long
+// (a feed's backlog, a dead letter driven again) meet a closed day.
 const MinMemberRetention = 2 * 24 * time.Hour
 
 // DefaultMemberRetention is the aggregator-member-retention flag's default.

@@ -53,7 +53,7 @@ func (r *Role) runPartition(ctx context.Context, part string, epoch int64) error
 	cfg.Durable = partitionDurable(part)
 	cfg.FilterSubject = subjects.FeedProvince(part)
 	cfg.Province = part
-	cfg.ReportSweepInterval, cfg.StaleSweepInterval, cfg.ObservationRetention = -1, -1, 0
+	cfg.ReportSweepInterval, cfg.StaleSweepInterval, cfg.ObservationRetention, cfg.MemberRetention = -1, -1, 0, 0
 	m, err := r.metricsOf(cfg.Durable)
 	if err != nil {
 		return err

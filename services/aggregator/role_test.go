@@ -21,6 +21,12 @@ func TestRoleConfigRegisterFlags(t *testing.T) {
 		c.Aggregator.ObservationRetention != 8760*time.Hour || c.Aggregator.MemberRetention != 720*time.Hour {
 		t.Errorf("flags not taken: %+v", c)
 	}
+	var d RoleConfig
+	fd := flag.NewFlagSet("t", flag.ContinueOnError)
+	d.RegisterFlags(fd)
+	if err := fd.Parse(nil); err != nil || d.Aggregator.MemberRetention != DefaultMemberRetention {
+		t.Errorf("MemberRetention default = %s (%v); want %s", d.Aggregator.MemberRetention, err, DefaultMemberRetention)
+	}
 	if c.Aggregator.AckWait != (Config{}).withDefaults().AckWait {
 		t.Errorf("AckWait default = %s; want the aggregator's", c.Aggregator.AckWait)
 	}

@@ -82,13 +82,21 @@ const sqlLockEntityDays = sqlSelectMemberDays + `FROM unnest($1::text[], $2::tex
 JOIN LATERAL (SELECT * FROM rollup_member_day m
     WHERE m.layer = k.l AND m.entity = k.e AND m.day = k.d
     ORDER BY m.unit_code
-    FOR UPDATE) m ON true`
+    FOR UPDATE) m ON true
+WHERE k.d >= ` + sqlHorizonDay
 
 // sqlReadEntityDays is sqlLockEntityDays without the lock: a batch that
 // writes the rows only at the version it read (sqlUpdateMemberDays) and
 // creates the rows it did not find (sqlCreateMemberDays) needs none.
 const sqlReadEntityDays = sqlSelectMemberDays + `FROM unnest($1::text[], $2::text[], $3::timestamptz[], $4::integer[], $5::integer[]) AS k (l, e, d, lo, hi)
-JOIN rollup_member_day m ON m.layer = k.l AND m.entity = k.e AND m.day = k.d`
+JOIN rollup_member_day m ON m.layer = k.l AND m.entity = k.e AND m.day = k.d
+WHERE k.d >= ` + sqlHorizonDay
+
+// sqlHorizonDay is the member horizon (rollup_member_horizon), -infinity
+// when no day is closed: the rows of closed days are neither read nor
+// locked (a batch counts their observations as late, and a close may be
+// deleting them).
+const sqlHorizonDay = `(SELECT coalesce(day, '-infinity') FROM rollup_member_horizon)`
 
 // sqlCreateMemberDays creates the rows of rollup_member_day $1…$4 (layer,
 // entity, day, unit; in key order) with their grades $5, at version 0, a
@@ -310,6 +318,9 @@ const sqlShareMemberDays = `SELECT pg_advisory_xact_lock_shared(hashtext('iochub
 
 // sqlLockMemberDays is CloseMemberDays' exclusive side of sqlShareMemberDays.
 const sqlLockMemberDays = `SELECT pg_advisory_xact_lock(hashtext('iochub.rollup_member_day'))`
+
+// sqlCloseLockTimeout bounds CloseMemberDays' wait for sqlLockMemberDays.
+const sqlCloseLockTimeout = `SELECT set_config('lock_timeout', '5s', true)`
 
 // sqlMemberHorizon is the first day whose member rows are kept (NULL: all).
 const sqlMemberHorizon = `SELECT day FROM rollup_member_horizon`

@@ -20,8 +20,24 @@ import (
 // the next day's close).
 func (s *Store) CloseMemberDays(ctx context.Context, before time.Time) (time.Time, int64, error) {
 	day := dayWindow.start(before)
+	// Read first without the lock: most sweeps (every hour, by every
+	// aggregator that runs them) find the day closed, and the lock waits for
+	// every batch in flight and holds back the batches after it.
+	var horizon *time.Time
+	if err := s.pool.QueryRow(ctx, sqlMemberHorizon).Scan(&horizon); err != nil {
+		return day, 0, fmt.Errorf("reading the member horizon: %w", err)
+	}
+	if horizon != nil && !horizon.Before(day) {
+		return day, 0, nil
+	}
 	moved := false
 	err := s.BeginFunc(ctx, func(tx pgx.Tx) error {
+		// A batch holds the lock for its transaction (tens of milliseconds):
+		// a wait much longer than that means something else holds it; try
+		// again at the next sweep rather than hold the batches back.
+		if _, err := tx.Exec(ctx, sqlCloseLockTimeout); err != nil {
+			return fmt.Errorf("setting the lock timeout: %w", err)
+		}
 		if _, err := tx.Exec(ctx, sqlLockMemberDays); err != nil {
 			return fmt.Errorf("locking the member rows' days: %w", err)
 		}

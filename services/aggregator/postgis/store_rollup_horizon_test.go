@@ -2,9 +2,11 @@ package postgis_test
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/iochub/iochub/internal/testenv"
@@ -30,14 +32,20 @@ func TestCloseMemberDays(t *testing.T) {
 			t.Fatalf("%s: %v", name, err)
 		}
 	}
-	hour := func(at time.Time) (n, late, members int) {
+	layerHour := func(layer string, at time.Time) (n, late, members int) {
 		t.Helper()
 		err := pool.QueryRow(ctx, `SELECT n, late, members FROM rollup
-			WHERE unit_code = 'W1' AND layer = 'air' AND win = '1h' AND window_start = $1`, at.Truncate(time.Hour)).Scan(&n, &late, &members)
+			WHERE unit_code = 'W1' AND layer = $1 AND win = '1h' AND window_start = $2`, layer, at.Truncate(time.Hour)).Scan(&n, &late, &members)
 		if err != nil {
-			t.Fatalf("W1's hour at %s: %v", at, err)
+			t.Fatalf("W1's %s hour at %s: %v", layer, at, err)
 		}
 		return n, late, members
+	}
+	hour := func(at time.Time) (n, late, members int) { t.Helper(); return layerHour("air", at) }
+	segment := func(id string, at time.Time) postgis.TrafficRow {
+		r := trafficRow(id, at, 30)
+		r.UnitCode = "W1"
+		return r
 	}
 	horizon := func() *time.Time {
 		t.Helper()
@@ -52,6 +60,11 @@ func TestCloseMemberDays(t *testing.T) {
 	}
 
 	write("two days", bandRow("st1", "W1", d1, 1), bandRow("st2", "W1", d2, 1))
+	// Traffic has no straight way: its batches of new rows go the all-new
+	// way, from the store's copies of their member rows.
+	if _, err := s.WriteBatch(ctx, postgis.Batch{Traffic: []postgis.TrafficRow{segment("seg1", d1)}}); err != nil {
+		t.Fatal(err)
+	}
 	checkRollupInvariant(t, pool)
 	firstDay := time.Date(2025, 7, 31, 17, 0, 0, 0, time.UTC) // 1 August in Vietnam
 	secondDay := firstDay.Add(24 * time.Hour)
@@ -94,6 +107,20 @@ func TestCloseMemberDays(t *testing.T) {
 	if n, late, members := hour(d1); n != 1 || late != 2 || members != 1 {
 		t.Fatalf("closed day's hour after the exact batch: n %d, late %d, members %d; want 1, 2, 1", n, late, members)
 	}
+	// The all-new way, its member row of the closed day in the store's copies.
+	allNew, _ := s.WrittenAllNew()
+	if _, err := s.WriteBatch(ctx, postgis.Batch{Traffic: []postgis.TrafficRow{segment("seg1", d1.Add(3*time.Minute)), segment("seg2", d2)}}); err != nil {
+		t.Fatal(err)
+	}
+	if n, _ := s.WrittenAllNew(); n != allNew+1 {
+		t.Fatalf("the traffic batch was not written the all-new way (%d such batches, %d before)", n, allNew)
+	}
+	if n, late, members := layerHour("traffic", d1); n != 1 || late != 1 || members != 1 {
+		t.Fatalf("closed day's traffic hour: n %d, late %d, members %d; want 1, 1, 1", n, late, members)
+	}
+	if n, late, members := layerHour("traffic", d2); n != 1 || late != 0 || members != 1 {
+		t.Fatalf("open day's traffic hour: n %d, late %d, members %d; want 1, 0, 1", n, late, members)
+	}
 	if n := count(t, pool, `SELECT count(*) FROM rollup_member_day WHERE day < $1`, secondDay); n != 0 {
 		t.Fatalf("%d member rows of the closed day written after the close", n)
 	}
@@ -134,7 +161,8 @@ func TestCloseMemberDays(t *testing.T) {
 		t.Fatalf("%d member rows left after closing the second day", n)
 	}
 
-	// A close in flight (holding the lock) holds the batches back.
+	// A close in flight (holding the lock) holds the batches back, and they
+	// read the horizon it moved: the batch of a day it closed counts late.
 	tx, err = pool.Begin(ctx)
 	if err != nil {
 		t.Fatal(err)
@@ -143,8 +171,12 @@ func TestCloseMemberDays(t *testing.T) {
 	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('iochub.rollup_member_day'))`); err != nil {
 		t.Fatal(err)
 	}
+	if _, err := tx.Exec(ctx, `UPDATE rollup_member_horizon SET day = $1`, secondDay.Add(72*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	d4 := d2.Add(48 * time.Hour)
 	go func() {
-		_, err := s.WriteBatch(ctx, postgis.Batch{Air: []postgis.AirRow{bandRow("st6", "W1", d2.Add(48*time.Hour), 1)}})
+		_, err := s.WriteBatch(ctx, postgis.Batch{Air: []postgis.AirRow{bandRow("st6", "W1", d4, 1)}})
 		done <- err
 	}()
 	waitLockWaiter(t, pool, "the batch")
@@ -159,13 +191,38 @@ func TestCloseMemberDays(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatal(err)
 	}
+	if n, late, members := hour(d4); n != 0 || late != 1 || members != 0 {
+		t.Fatalf("the held-back batch's hour: n %d, late %d, members %d; want 0, 1, 0 (its day closed while it waited)", n, late, members)
+	}
+
+	// A lock held far longer than a batch: the close gives up (lock_timeout)
+	// and leaves the horizon for the next sweep.
+	tx, err = pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
+	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared(hashtext('iochub.rollup_member_day'))`); err != nil {
+		t.Fatal(err)
+	}
+	var pgErr *pgconn.PgError
+	if _, _, err := s.CloseMemberDays(ctx, d4.Add(72*time.Hour)); !errors.As(err, &pgErr) || pgErr.Code != "55P03" {
+		t.Fatalf("closing while a batch holds the lock for long: %v; want lock_not_available (55P03)", err)
+	}
+	if h := horizon(); !h.Equal(secondDay.Add(72 * time.Hour)) {
+		t.Fatalf("member horizon %s after a close that gave up; want %s", h, secondDay.Add(72*time.Hour))
+	}
 }
 
-// waitLockWaiter waits until a session waits for an advisory lock.
+// waitLockWaiter waits until a session of pool's database waits for the
+// member days' advisory lock (its key's low 32 bits in objid).
 func waitLockWaiter(t *testing.T, pool *pgxpool.Pool, who string) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
-	for count(t, pool, `SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' AND NOT granted`) == 0 {
+	for count(t, pool, `SELECT count(*) FROM pg_locks
+		WHERE locktype = 'advisory' AND NOT granted AND objsubid = 1
+			AND database = (SELECT oid FROM pg_database WHERE datname = current_database())
+			AND objid::bigint = hashtext('iochub.rollup_member_day')::bigint & 4294967295`) == 0 {
 		if time.Now().After(deadline) {
 			t.Fatalf("%s never waited for the member days' lock", who)
 		}
