@@ -40,24 +40,28 @@ func monthPartition(parent string, t time.Time) partitionSpec {
 
 // missing lists the partitions the batch needs that are not known to exist.
 func (p *partitions) missing(b Batch) []partitionSpec {
-	need := map[string]partitionSpec{}
-	add := func(parent string, t time.Time) {
-		ps := monthPartition(parent, t)
-		need[ps.name] = ps
+	// By month first, a time of each: the partitions' names are made once
+	// per month of the batch, not once per row.
+	type month struct {
+		parent string
+		year   int
+		month  time.Month
 	}
+	need := map[month]time.Time{}
 	for _, k := range kindStores {
 		if k.partitioned == "" {
 			continue
 		}
 		for i := range k.rows(b) {
-			add(k.partitioned, k.observedAt(b, i))
+			t := k.observedAt(b, i).UTC()
+			need[month{k.partitioned, t.Year(), t.Month()}] = t
 		}
 	}
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	var out []partitionSpec
-	for name, ps := range need {
-		if !p.known[name] {
+	for m, t := range need {
+		if ps := monthPartition(m.parent, t); !p.known[ps.name] {
 			out = append(out, ps)
 		}
 	}

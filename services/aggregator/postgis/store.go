@@ -737,6 +737,8 @@ func WithSRID(g geom.T) geom.T {
 	return g
 }
 
+// extraValue is the jsonb value of a row's extra values: NULL when there
+// are none, else their JSON (appendExtraJSON), which pgx sends as it is.
 func extraValue(m map[string]any) any {
 	if len(m) == 0 {
 		return nil
