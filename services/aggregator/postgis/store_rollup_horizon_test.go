@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 
@@ -126,14 +127,7 @@ func TestCloseMemberDays(t *testing.T) {
 	}
 
 	// A batch in flight (holding the lock shared) holds the next close back.
-	tx, err := pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared(hashtext('iochub.rollup_member_day'))`); err != nil {
-		t.Fatal(err)
-	}
+	tx := lockMemberDays(t, pool, true)
 	done := make(chan error, 1)
 	go func() {
 		_, _, err := s.CloseMemberDays(ctx, d2.Add(24*time.Hour))
@@ -163,14 +157,7 @@ func TestCloseMemberDays(t *testing.T) {
 
 	// A close in flight (holding the lock) holds the batches back, and they
 	// read the horizon it moved: the batch of a day it closed counts late.
-	tx, err = pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock(hashtext('iochub.rollup_member_day'))`); err != nil {
-		t.Fatal(err)
-	}
+	tx = lockMemberDays(t, pool, false)
 	if _, err := tx.Exec(ctx, `UPDATE rollup_member_horizon SET day = $1`, secondDay.Add(72*time.Hour)); err != nil {
 		t.Fatal(err)
 	}
@@ -197,14 +184,7 @@ func TestCloseMemberDays(t *testing.T) {
 
 	// A lock held far longer than a batch: the close gives up (lock_timeout)
 	// and leaves the horizon for the next sweep.
-	tx, err = pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer tx.Rollback(ctx) //nolint:errcheck // a no-op after Commit
-	if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock_shared(hashtext('iochub.rollup_member_day'))`); err != nil {
-		t.Fatal(err)
-	}
+	tx = lockMemberDays(t, pool, true)
 	var pgErr *pgconn.PgError
 	if _, _, err := s.CloseMemberDays(ctx, d4.Add(72*time.Hour)); !errors.As(err, &pgErr) || pgErr.Code != "55P03" {
 		t.Fatalf("closing while a batch holds the lock for long: %v; want lock_not_available (55P03)", err)
@@ -228,4 +208,25 @@ func waitLockWaiter(t *testing.T, pool *pgxpool.Pool, who string) {
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// lockMemberDays begins a transaction on pool that holds the member days'
+// lock, shared (as a batch) or exclusive (as a close), until it ends (at
+// the test's end at the latest).
+func lockMemberDays(t *testing.T, pool *pgxpool.Pool, shared bool) pgx.Tx {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(ctx) }) // a no-op after Commit
+	lock := `SELECT pg_advisory_xact_lock(hashtext('iochub.rollup_member_day'))`
+	if shared {
+		lock = `SELECT pg_advisory_xact_lock_shared(hashtext('iochub.rollup_member_day'))`
+	}
+	if _, err := tx.Exec(ctx, lock); err != nil {
+		t.Fatal(err)
+	}
+	return tx
 }
