@@ -184,7 +184,7 @@ func TestCloseMemberDays(t *testing.T) {
 
 	// A lock held far longer than a batch: the close gives up (lock_timeout)
 	// and leaves the horizon for the next sweep.
-	tx = lockMemberDays(t, pool, true)
+	lockMemberDays(t, pool, true) // held until the test ends
 	var pgErr *pgconn.PgError
 	if _, _, err := s.CloseMemberDays(ctx, d4.Add(72*time.Hour)); !errors.As(err, &pgErr) || pgErr.Code != "55P03" {
 		t.Fatalf("closing while a batch holds the lock for long: %v; want lock_not_available (55P03)", err)
