@@ -159,26 +159,13 @@ type MemberStore interface {
 	CloseMemberDays(ctx context.Context, before time.Time) (time.Time, int64, error)
 }
 
-// sweepMemberDays closes the member days past MemberRetention at start and
-// every hour until ctx ends.
-func (s *Service) sweepMemberDays(ctx context.Context, db MemberStore) {
-	t := time.NewTicker(time.Hour)
-	defer t.Stop()
-	for {
-		day, deleted, err := db.CloseMemberDays(ctx, s.now().Add(-s.cfg.MemberRetention))
-		switch {
-		case err != nil && ctx.Err() == nil:
-			s.m.errors.WithLabelValues("retention").Inc()
-			s.log.Error("closing the roll-ups' member days failed", "err", err)
-		case deleted > 0:
-			s.log.Info("closed the roll-ups' member days", "before", day.Format(time.DateOnly), "rows", deleted, "retention", s.cfg.MemberRetention)
-		}
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+// closeMemberDays closes the member days past MemberRetention.
+func (s *Service) closeMemberDays(ctx context.Context, db MemberStore) error {
+	day, deleted, err := db.CloseMemberDays(ctx, s.now().Add(-s.cfg.MemberRetention))
+	if err == nil && deleted > 0 {
+		s.log.Info("closed the roll-ups' member days", "before", day.Format(time.DateOnly), "rows", deleted, "retention", s.cfg.MemberRetention)
 	}
+	return err
 }
 
 // RetentionStore drops raw observations older than a cutoff
@@ -187,19 +174,24 @@ type RetentionStore interface {
 	DropObservationsBefore(ctx context.Context, cutoff time.Time) ([]string, error)
 }
 
-// sweepRetention drops the observations past ObservationRetention at start
-// and every hour until ctx ends.
-func (s *Service) sweepRetention(ctx context.Context, db RetentionStore) {
+// dropObservations drops the observations past ObservationRetention.
+func (s *Service) dropObservations(ctx context.Context, db RetentionStore) error {
+	dropped, err := db.DropObservationsBefore(ctx, s.now().Add(-s.cfg.ObservationRetention))
+	if err == nil && len(dropped) > 0 {
+		s.log.Info("dropped observations past the retention", "partitions", dropped, "retention", s.cfg.ObservationRetention)
+	}
+	return err
+}
+
+// hourly runs sweep at start and every hour until ctx ends; a failure
+// counts in the errors of stage and is logged with what the sweep does.
+func (s *Service) hourly(ctx context.Context, stage, what string, sweep func(context.Context) error) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
-		dropped, err := db.DropObservationsBefore(ctx, s.now().Add(-s.cfg.ObservationRetention))
-		switch {
-		case err != nil && ctx.Err() == nil:
-			s.m.errors.WithLabelValues("retention").Inc()
-			s.log.Error("dropping old observations failed", "err", err)
-		case len(dropped) > 0:
-			s.log.Info("dropped observations past the retention", "partitions", dropped, "retention", s.cfg.ObservationRetention)
+		if err := sweep(ctx); err != nil && ctx.Err() == nil {
+			s.m.errors.WithLabelValues(stage).Inc()
+			s.log.Error("hourly sweep failed", "sweep", what, "err", err)
 		}
 		select {
 		case <-ctx.Done():

@@ -423,10 +423,14 @@ func (s *Service) startReports(ctx context.Context) (wait func()) {
 		})
 	}
 	if db, ok := s.db.(RetentionStore); ok && s.cfg.ObservationRetention > 0 {
-		wg.Go(func() { s.sweepRetention(ctx, db) })
+		wg.Go(func() {
+			s.hourly(ctx, "retention", "dropping old observations", func(ctx context.Context) error { return s.dropObservations(ctx, db) })
+		})
 	}
 	if db, ok := s.db.(MemberStore); ok && s.cfg.MemberRetention > 0 {
-		wg.Go(func() { s.sweepMemberDays(ctx, db) })
+		wg.Go(func() {
+			s.hourly(ctx, "retention", "closing the roll-ups' member days", func(ctx context.Context) error { return s.closeMemberDays(ctx, db) })
+		})
 	}
 	if db, ok := s.db.(FreshnessStore); ok && s.cfg.StaleSweepInterval > 0 {
 		wg.Go(func() {
