@@ -325,9 +325,9 @@ const sqlCloseLockTimeout = `SELECT set_config('lock_timeout', '5s', true)`
 // sqlMemberHorizon is the first day whose member rows are kept (NULL: all).
 const sqlMemberHorizon = `SELECT day FROM rollup_member_horizon`
 
-// sqlCloseMemberDays moves the horizon forward to $1; no row when it was
-// there or later.
-const sqlCloseMemberDays = `UPDATE rollup_member_horizon SET day = $1 WHERE day IS NULL OR day < $1 RETURNING day`
+// sqlCloseMemberDays moves the horizon forward to $1; it updates no row when
+// the horizon was there or later.
+const sqlCloseMemberDays = `UPDATE rollup_member_horizon SET day = $1 WHERE day IS NULL OR day < $1`
 
 // sqlDeleteMemberDays deletes the member rows of the days before $1.
 const sqlDeleteMemberDays = `DELETE FROM rollup_member_day WHERE day < $1`

@@ -2,7 +2,6 @@ package postgis
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"time"
 
@@ -41,14 +40,11 @@ func (s *Store) CloseMemberDays(ctx context.Context, before time.Time) (time.Tim
 		if _, err := tx.Exec(ctx, sqlLockMemberDays); err != nil {
 			return fmt.Errorf("locking the member rows' days: %w", err)
 		}
-		var to time.Time
-		switch err := tx.QueryRow(ctx, sqlCloseMemberDays, day).Scan(&to); {
-		case errors.Is(err, pgx.ErrNoRows):
-			return nil
-		case err != nil:
+		tag, err := tx.Exec(ctx, sqlCloseMemberDays, day)
+		if err != nil {
 			return fmt.Errorf("moving the member horizon to %s: %w", day.Format(time.DateOnly), err)
 		}
-		moved = true
+		moved = tag.RowsAffected() > 0 // none: another close got there first
 		return nil
 	})
 	if err != nil || !moved {
