@@ -133,12 +133,7 @@ func TestCloseMemberDays(t *testing.T) {
 		_, _, err := s.CloseMemberDays(ctx, d2.Add(24*time.Hour))
 		done <- err
 	}()
-	waitLockWaiter(t, pool, "the close")
-	select {
-	case err := <-done:
-		t.Fatalf("the close ended (%v) while a batch held the lock", err)
-	default:
-	}
+	waitHeldBack(t, pool, "the close", done)
 	if h := horizon(); !h.Equal(secondDay) {
 		t.Fatalf("the horizon moved to %s while a batch held the lock", h)
 	}
@@ -166,12 +161,7 @@ func TestCloseMemberDays(t *testing.T) {
 		_, err := s.WriteBatch(ctx, postgis.Batch{Air: []postgis.AirRow{bandRow("st6", "W1", d4, 1)}})
 		done <- err
 	}()
-	waitLockWaiter(t, pool, "the batch")
-	select {
-	case err := <-done:
-		t.Fatalf("the batch ended (%v) while a close held the lock", err)
-	default:
-	}
+	waitHeldBack(t, pool, "the batch", done)
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -194,9 +184,10 @@ func TestCloseMemberDays(t *testing.T) {
 	}
 }
 
-// waitLockWaiter waits until a session of pool's database waits for the
-// member days' advisory lock (its key's low 32 bits in objid).
-func waitLockWaiter(t *testing.T, pool *pgxpool.Pool, who string) {
+// waitHeldBack waits until a session of pool's database waits for the
+// member days' advisory lock (its key's low 32 bits in objid), and fails t
+// if who, whose end done reports, has ended meanwhile.
+func waitHeldBack(t *testing.T, pool *pgxpool.Pool, who string, done <-chan error) {
 	t.Helper()
 	deadline := time.Now().Add(30 * time.Second)
 	for count(t, pool, `SELECT count(*) FROM pg_locks
@@ -207,6 +198,11 @@ func waitLockWaiter(t *testing.T, pool *pgxpool.Pool, who string) {
 			t.Fatalf("%s never waited for the member days' lock", who)
 		}
 		time.Sleep(5 * time.Millisecond)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("%s ended (%v) while the lock was held against it", who, err)
+	default:
 	}
 }
 
