@@ -44,12 +44,7 @@ func TestMemberCacheSharedRowsUnchanged(t *testing.T) {
 	if err := countMembers(context.Background(), nil, &pb, acc, members, []memberKey{k}, m1); err != nil {
 		t.Fatal(err)
 	}
-	var queued []string
-	for _, q := range pb.QueuedQueries {
-		if q.SQL != sqlGenericPlans && q.SQL != sqlAutoPlans {
-			queued = append(queued, q.SQL)
-		}
-	}
+	queued := slices.DeleteFunc(queuedSQL(&pb), func(q string) bool { return q == sqlGenericPlans || q == sqlAutoPlans })
 	if len(queued) != 1 || queued[0] != sqlUpdateMemberDays || m1.written != 1 {
 		t.Fatalf("%d statements queued, %d rows written; want the row's update", len(queued), m1.written)
 	}
