@@ -136,6 +136,52 @@ func TestMigrateRollupMemberDayShared(t *testing.T) {
 	}
 }
 
+// TestMigrateRollupGaugeTotal: migration 00037 sums, per unit and layer,
+// the changes of the alert and report 1d roll-ups into
+// rollup_gauge_total (the other windows and layers count nothing), and
+// going down drops it.
+func TestMigrateRollupGaugeTotal(t *testing.T) {
+	db := testenv.PostGIS(t)
+	ctx := context.Background()
+	p := provider(t, db)
+	if _, err := p.DownTo(ctx, 36); err != nil {
+		t.Fatalf("migrating down to 36: %v", err)
+	}
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO rollup (unit_code, layer, win, window_start, province,
+		activated0_n, activated3_n, ended3_n, activated4_n, open_n, closed_n)
+		VALUES ('01', 'alert', '1d', '2025-07-30 17:00+00', '01', 1, 2, 0, 1, 0, 0),
+			('01', 'alert', '1d', '2025-07-31 17:00+00', '01', 0, 1, 2, 0, 0, 0),
+			('01', 'alert', '1h', '2025-07-31 18:00+00', '01', 0, 1, 2, 0, 0, 0),
+			('01', 'report', '1d', '2025-07-31 17:00+00', '01', 0, 0, 0, 0, 5, 2),
+			('01', 'report', '15m', '2025-07-31 17:15+00', '01', 0, 0, 0, 0, 5, 2),
+			('VN', 'report', '1d', '2025-07-30 17:00+00', 'VN', 0, 0, 0, 0, 1, 1),
+			('01', 'air', '1d', '2025-07-31 17:00+00', '01', 0, 0, 0, 0, 0, 0)`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatalf("migrating up: %v", err)
+	}
+	got := queryStrings(t, db, `SELECT unit_code || '/' || layer || ' ' || concat_ws(',', active0_n, active1_n, active2_n, active3_n, active4_n, open_n)
+		FROM rollup_gauge_total ORDER BY 1`)
+	want := []string{"01/alert 1,0,0,1,1,0", "01/report 0,0,0,0,0,3", "VN/report 0,0,0,0,0,0"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("rollup_gauge_total after 00037:\n%v\nwant\n%v", got, want)
+	}
+	if _, err := p.DownTo(ctx, 36); err != nil {
+		t.Fatalf("migrating down to 36 again: %v", err)
+	}
+	var exists bool
+	if err := db.Pool.QueryRow(ctx, `SELECT to_regclass('rollup_gauge_total') IS NOT NULL`).Scan(&exists); err != nil {
+		t.Fatal(err)
+	}
+	if exists {
+		t.Error("rollup_gauge_total is still there after 00037 down")
+	}
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatalf("migrating up again: %v", err)
+	}
+}
+
 // queryStrings returns the rows of q, a query of one text column.
 func queryStrings(t *testing.T, db *testenv.DBEnv, q string) []string {
 	t.Helper()

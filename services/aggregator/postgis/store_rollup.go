@@ -608,7 +608,9 @@ func queueRollups(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, b Batch, res *R
 	ctxUnits := slices.Clone(units) // the queued statement holds units until the batch is sent
 	slices.Sort(ctxUnits)
 	counts := queueRollupContextCached(pb, slices.Compact(ctxUnits), ro.known)
-	// The gauges last: they read the changes the upsert just wrote.
+	// The gauges last: they read the changes the upsert and the totals'
+	// addition just wrote.
+	queueGaugeTotals(pb, order, acc)
 	gauges := queueRollupGauges(pb, order)
 	return func() {
 		setRollupContext(res.Rollups, counts)

@@ -218,14 +218,16 @@ type gauges struct {
 }
 
 // queueRollupGauges queues on pb the read of the gauges of the alert and
-// report roll-ups of keys as at the end of their windows, from the changes
-// stored in rollup (queued after the upsert, the statement sees the changes
-// the batch wrote), filled into the map it returns when pb is sent: alerts
-// active per grade, Σ (activated − ended), and reports open, Σ (open −
-// closed), over the roll-ups of the same unit, layer and window length up to
-// the roll-up's own, taken as whole days (1d rows, whose start is dayWindow's)
-// before the roll-up's day and rows of its length within it. Nothing is
-// queued when keys have no such roll-up.
+// report roll-ups of keys as at the end of their windows, filled into the map
+// it returns when pb is sent: alerts active per grade, Σ (activated −
+// ended), and reports open, Σ (open − closed), over every change of the unit
+// and layer up to the end of the window. They are read as the totals of the
+// changes (rollup_gauge_total) less the changes after the window: the 1d
+// roll-ups of later days and the roll-ups of the window's length later in
+// its day. A batch queues it after the upsert and the totals' addition, so
+// that it sees the changes the batch wrote; it reads what came after the
+// window, not the history before it. Nothing is queued when keys have no
+// such roll-up.
 func queueRollupGauges(pb *pgx.Batch, keys []rollupKey) map[rollupKey]gauges {
 	out := map[rollupKey]gauges{}
 	var ks []rollupKey
@@ -258,6 +260,54 @@ func queueRollupGauges(pb *pgx.Batch, keys []rollupKey) map[rollupKey]gauges {
 		return nil
 	})
 	return out
+}
+
+// queueGaugeTotals queues on pb the addition of the changes in acc to the
+// gauges' totals (rollup_gauge_total), per unit and layer: those of the 1d
+// roll-ups, where every change counts once (keys in order: one lock order
+// for every writer). Units whose changes sum to zero are left out (a unit
+// without totals has none).
+func queueGaugeTotals(pb *pgx.Batch, order []rollupKey, acc map[rollupKey]*Rollup) {
+	var units, layers []string
+	var active [Grades][]int64
+	var open []int64
+	for _, k := range order {
+		if k.window != dayWindow.name || (k.layer != alertLayer && k.layer != reportLayer) {
+			continue
+		}
+		r := acc[k]
+		if n := len(units); n == 0 || units[n-1] != k.unit || layers[n-1] != k.layer {
+			units, layers, open = append(units, k.unit), append(layers, k.layer), append(open, 0)
+			for g := range active {
+				active[g] = append(active[g], 0)
+			}
+		}
+		n := len(units) - 1
+		for g := range active {
+			active[g][n] += r.Activated[g] - r.Ended[g]
+		}
+		open[n] += r.OpenN - r.ClosedN
+	}
+	kept := 0
+	for i := range units {
+		zero := open[i] == 0
+		for g := range active {
+			zero = zero && active[g][i] == 0
+		}
+		if zero {
+			continue
+		}
+		units[kept], layers[kept], open[kept] = units[i], layers[i], open[i]
+		for g := range active {
+			active[g][kept] = active[g][i]
+		}
+		kept++
+	}
+	if kept == 0 {
+		return
+	}
+	pb.Queue(sqlAddGaugeTotals, units[:kept], layers[:kept], active[0][:kept], active[1][:kept], active[2][:kept],
+		active[3][:kept], active[4][:kept], open[:kept])
 }
 
 // setRollupGauges sets the gauges of the alert and report roll-ups of rs

@@ -1,0 +1,99 @@
+package postgis
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/iochub/iochub/internal/testenv"
+)
+
+// TestRollupGaugesReadAfterWindow: a gauge is the unit's total of changes
+// less the changes after its window, read from the rows after the window
+// only: with 400 days of history before it, the read of a current window's
+// gauge scans the one row after it (EXPLAIN ANALYZE), not the days before.
+// The gauges of the current and earlier windows, of every length, are the
+// prefix sums of the changes.
+func TestRollupGaugesReadAfterWindow(t *testing.T) {
+	db := testenv.PostGIS(t)
+	ctx := context.Background()
+	const days = 400
+	last := time.Date(2026, 11, 30, 17, 0, 0, 0, time.UTC) // a day in Asia/Ho_Chi_Minh
+	// A report opened every day before the last; on the last, one opened
+	// 10 h 10 min into the day and one closed at 10 h 20 min (their 1m, 1h
+	// and 1d rows).
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO rollup (unit_code, layer, win, window_start, province, open_n, closed_n)
+		SELECT 'G1', 'report', '1d', $1::timestamptz - d * interval '24 hours', '01', 1, 0 FROM generate_series(1, $2::int) d
+		UNION ALL VALUES ('G1', 'report', '1d', $1::timestamptz, '01', 1, 1),
+			('G1', 'report', '1m', $1::timestamptz + interval '10 hours 10 minutes', '01', 1, 0),
+			('G1', 'report', '1m', $1::timestamptz + interval '10 hours 20 minutes', '01', 0, 1),
+			('G1', 'report', '1h', $1::timestamptz + interval '10 hours', '01', 1, 1)`, last, days); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO rollup_gauge_total (unit_code, layer, active0_n, active1_n, active2_n, active3_n, active4_n, open_n)
+		VALUES ('G1', 'report', 0, 0, 0, 0, 0, $1)`, days); err != nil {
+		t.Fatal(err)
+	}
+	key := func(win string, start time.Time) rollupKey { return rollupKey{"G1", reportLayer, win, start.Unix()} }
+	keys := []rollupKey{
+		key("1m", last.Add(10*time.Hour+10*time.Minute)), // the open counted, the close not yet
+		key("1m", last.Add(10*time.Hour+20*time.Minute)), // both
+		key("1m", last.Add(9*time.Hour)),                 // neither: a window without changes
+		key("1h", last.Add(10*time.Hour)),
+		key("1d", last),
+		key("1d", last.Add(-100*24*time.Hour)), // 300 days before it
+	}
+	want := []int64{days + 1, days, days, days, days, days - 99}
+	var pb pgx.Batch
+	got := queueRollupGauges(&pb, keys)
+	if err := db.Pool.SendBatch(ctx, &pb).Close(); err != nil {
+		t.Fatal(err)
+	}
+	for i, k := range keys {
+		if g := got[k]; g.open != want[i] {
+			t.Errorf("reports open at the end of %s %v: %d; want %d", k.window, time.Unix(k.start, 0).UTC(), g.open, want[i])
+		}
+	}
+
+	// The read of the first window's gauge alone, as a batch of current
+	// events has it.
+	start := time.Unix(keys[0].start, 0).UTC()
+	var plan []struct {
+		Plan planNode `json:"Plan"`
+	}
+	var raw []byte
+	if err := db.Pool.QueryRow(ctx, "EXPLAIN (ANALYZE, FORMAT JSON) "+sqlRollupGauges,
+		[]string{"G1"}, []string{reportLayer}, []string{"1m"}, []time.Time{start}, []time.Time{last}).Scan(&raw); err != nil {
+		t.Fatal(err)
+	}
+	if err := json.Unmarshal(raw, &plan); err != nil || len(plan) != 1 {
+		t.Fatalf("reading the plan: %v (%d plans)", err, len(plan))
+	}
+	if n := plan[0].Plan.rowsOf("rollup"); n != 1 {
+		t.Errorf("the gauge's read took %v rows of rollup; want 1 (the window after it in its day), not its history:\n%s", n, raw)
+	}
+}
+
+// planNode is a node of EXPLAIN (ANALYZE, FORMAT JSON).
+type planNode struct {
+	Relation string     `json:"Relation Name"`
+	Rows     float64    `json:"Actual Rows"`
+	Loops    float64    `json:"Actual Loops"`
+	Plans    []planNode `json:"Plans"`
+}
+
+// rowsOf is the number of rows the scans of relation returned in the plan
+// under n.
+func (n planNode) rowsOf(relation string) float64 {
+	var sum float64
+	if n.Relation == relation {
+		sum += n.Rows * n.Loops
+	}
+	for _, c := range n.Plans {
+		sum += c.rowsOf(relation)
+	}
+	return sum
+}
