@@ -138,8 +138,9 @@ func TestMigrateRollupMemberDayShared(t *testing.T) {
 
 // TestMigrateRollupGaugeTotal: migration 00037 sums, per unit and layer,
 // the changes of the alert and report 1d roll-ups into
-// rollup_gauge_total (the other windows and layers count nothing), and
-// going down drops it.
+// rollup_gauge_total (the other windows and layers count nothing); going
+// down drops it and its trigger, and going up again counts what was written
+// meanwhile.
 func TestMigrateRollupGaugeTotal(t *testing.T) {
 	db := testenv.PostGIS(t)
 	ctx := context.Background()
@@ -170,15 +171,24 @@ func TestMigrateRollupGaugeTotal(t *testing.T) {
 	if _, err := p.DownTo(ctx, 36); err != nil {
 		t.Fatalf("migrating down to 36 again: %v", err)
 	}
-	var exists bool
-	if err := db.Pool.QueryRow(ctx, `SELECT to_regclass('rollup_gauge_total') IS NOT NULL`).Scan(&exists); err != nil {
+	var table, function bool
+	if err := db.Pool.QueryRow(ctx, `SELECT to_regclass('rollup_gauge_total') IS NOT NULL, to_regproc('iochub_rollup_gauge_total') IS NOT NULL`).Scan(&table, &function); err != nil {
 		t.Fatal(err)
 	}
-	if exists {
-		t.Error("rollup_gauge_total is still there after 00037 down")
+	if table || function {
+		t.Errorf("after 00037 down: table rollup_gauge_total there %v, its trigger's function there %v; want neither", table, function)
+	}
+	// The release before 00037 writes 1d alert roll-ups without the totals.
+	if _, err := db.Pool.Exec(ctx, `UPDATE rollup SET activated4_n = activated4_n + 1 WHERE unit_code = '01' AND layer = 'alert' AND win = '1d'
+		AND window_start = '2025-07-31 17:00+00'`); err != nil {
+		t.Fatalf("writing roll-ups at 36: %v", err)
 	}
 	if _, err := p.Up(ctx); err != nil {
 		t.Fatalf("migrating up again: %v", err)
+	}
+	if got := queryStrings(t, db, `SELECT concat_ws(',', active0_n, active1_n, active2_n, active3_n, active4_n, open_n)
+		FROM rollup_gauge_total WHERE unit_code = '01' AND layer = 'alert'`); strings.Join(got, "|") != "1,0,0,1,2,0" {
+		t.Errorf("01/alert's totals after 00037 again: %v; want 1,0,0,1,2,0", got)
 	}
 }
 

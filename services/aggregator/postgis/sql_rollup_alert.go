@@ -32,6 +32,10 @@ CROSS JOIN LATERAL (
     ) r
 ) l`
 
+// sqlGaugeTotalsByBatch tells the totals' trigger (migration 00037) that
+// the transaction adds its changes to the totals itself (sqlAddGaugeTotals).
+const sqlGaugeTotalsByBatch = `SELECT set_config('iochub.gauge_totals', 'batch', true)`
+
 // sqlAddGaugeTotals adds a batch's changes to the gauges' totals, per unit
 // and layer ($1, $2; in key order, the lock order): alerts activated less
 // ended per grade ($3…$7) and reports opened less closed ($8).

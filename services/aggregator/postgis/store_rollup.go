@@ -575,6 +575,8 @@ func queueRollups(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, b Batch, res *R
 	// One round trip: the members' rows, the roll-ups, then the known and
 	// stale figures of their units and the gauges of the alert and report
 	// roll-ups.
+	totals := gaugeTotalsOf(order, acc)
+	totals.queueByBatch(pb)
 	// A layer fills a few of the figures: the others go as NULL arrays, not
 	// as arrays of zeros to encode, send and decode.
 	pb.Queue(sqlUpsertRollups, units, layers, wins, starts, provs, ns, orNil(lates),
@@ -610,7 +612,7 @@ func queueRollups(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, b Batch, res *R
 	counts := queueRollupContextCached(pb, slices.Compact(ctxUnits), ro.known)
 	// The gauges last: they read the changes the upsert and the totals'
 	// addition just wrote.
-	queueGaugeTotals(pb, order, acc)
+	totals.queue(pb)
 	gauges := queueRollupGauges(pb, order)
 	return func() {
 		setRollupContext(res.Rollups, counts)

@@ -262,52 +262,76 @@ func queueRollupGauges(pb *pgx.Batch, keys []rollupKey) map[rollupKey]gauges {
 	return out
 }
 
-// queueGaugeTotals queues on pb the addition of the changes in acc to the
-// gauges' totals (rollup_gauge_total), per unit and layer: those of the 1d
-// roll-ups, where every change counts once (keys in order: one lock order
-// for every writer). Units whose changes sum to zero are left out (a unit
-// without totals has none).
-func queueGaugeTotals(pb *pgx.Batch, order []rollupKey, acc map[rollupKey]*Rollup) {
-	var units, layers []string
-	var active [Grades][]int64
-	var open []int64
+// gaugeTotals are the changes a batch adds to the gauges' totals
+// (rollup_gauge_total), per unit and layer, in key order: those of its 1d
+// roll-ups, where every change counts once.
+type gaugeTotals struct {
+	// some says that the batch writes 1d roll-ups of alerts or reports,
+	// whose changes it adds itself (queue): the totals' trigger (migration
+	// 00037) must leave them out.
+	some          bool
+	units, layers []string
+	active        [Grades][]int64
+	open          []int64
+}
+
+// gaugeTotalsOf sums the changes of the 1d alert and report roll-ups of acc
+// (keys in order: one lock order for every writer) per unit and layer,
+// leaving out units whose changes sum to zero.
+func gaugeTotalsOf(order []rollupKey, acc map[rollupKey]*Rollup) gaugeTotals {
+	var t gaugeTotals
+	var d [Grades + 1]int64 // the unit's: active per grade, then open
+	flush := func() {
+		if d != [Grades + 1]int64{} {
+			for g := range t.active {
+				t.active[g] = append(t.active[g], d[g])
+			}
+			t.open = append(t.open, d[Grades])
+		} else if n := len(t.units); n > 0 {
+			t.units, t.layers = t.units[:n-1], t.layers[:n-1]
+		}
+		d = [Grades + 1]int64{}
+	}
 	for _, k := range order {
 		if k.window != dayWindow.name || (k.layer != alertLayer && k.layer != reportLayer) {
 			continue
 		}
-		r := acc[k]
-		if n := len(units); n == 0 || units[n-1] != k.unit || layers[n-1] != k.layer {
-			units, layers, open = append(units, k.unit), append(layers, k.layer), append(open, 0)
-			for g := range active {
-				active[g] = append(active[g], 0)
+		if n := len(t.units); n == 0 || t.units[n-1] != k.unit || t.layers[n-1] != k.layer {
+			if n > 0 {
+				flush()
 			}
+			t.units, t.layers = append(t.units, k.unit), append(t.layers, k.layer)
 		}
-		n := len(units) - 1
-		for g := range active {
-			active[g][n] += r.Activated[g] - r.Ended[g]
+		t.some = true
+		r := acc[k]
+		for g := range Grades {
+			d[g] += r.Activated[g] - r.Ended[g]
 		}
-		open[n] += r.OpenN - r.ClosedN
+		d[Grades] += r.OpenN - r.ClosedN
 	}
-	kept := 0
-	for i := range units {
-		zero := open[i] == 0
-		for g := range active {
-			zero = zero && active[g][i] == 0
-		}
-		if zero {
-			continue
-		}
-		units[kept], layers[kept], open[kept] = units[i], layers[i], open[i]
-		for g := range active {
-			active[g][kept] = active[g][i]
-		}
-		kept++
+	if len(t.units) > 0 {
+		flush()
 	}
-	if kept == 0 {
+	return t
+}
+
+// queueByBatch queues, when the batch writes 1d alert or report roll-ups,
+// the setting that tells the totals' trigger that the batch adds their
+// changes itself: before the roll-ups' upsert.
+func (t *gaugeTotals) queueByBatch(pb *pgx.Batch) {
+	if t.some {
+		pb.Queue(sqlGaugeTotalsByBatch)
+	}
+}
+
+// queue queues the addition of the changes to the totals: after the
+// roll-ups' upsert (the last lock of the batch's transaction) and before the
+// gauges' read.
+func (t *gaugeTotals) queue(pb *pgx.Batch) {
+	if len(t.units) == 0 {
 		return
 	}
-	pb.Queue(sqlAddGaugeTotals, units[:kept], layers[:kept], active[0][:kept], active[1][:kept], active[2][:kept],
-		active[3][:kept], active[4][:kept], open[:kept])
+	pb.Queue(sqlAddGaugeTotals, t.units, t.layers, t.active[0], t.active[1], t.active[2], t.active[3], t.active[4], t.open)
 }
 
 // setRollupGauges sets the gauges of the alert and report roll-ups of rs

@@ -16,7 +16,8 @@ import (
 // only: with 400 days of history before it, the read of a current window's
 // gauge scans the one row after it (EXPLAIN ANALYZE), not the days before.
 // The gauges of the current and earlier windows, of every length, are the
-// prefix sums of the changes.
+// prefix sums of the changes. The totals' trigger adds the changes of a
+// writer that does not add them itself, and only those.
 func TestRollupGaugesReadAfterWindow(t *testing.T) {
 	db := testenv.PostGIS(t)
 	ctx := context.Background()
@@ -33,9 +34,48 @@ func TestRollupGaugesReadAfterWindow(t *testing.T) {
 			('G1', 'report', '1h', $1::timestamptz + interval '10 hours', '01', 1, 1)`, last, days); err != nil {
 		t.Fatal(err)
 	}
-	if _, err := db.Pool.Exec(ctx, `INSERT INTO rollup_gauge_total (unit_code, layer, active0_n, active1_n, active2_n, active3_n, active4_n, open_n)
-		VALUES ('G1', 'report', 0, 0, 0, 0, 0, $1)`, days); err != nil {
+	// Written as a writer that does not add its changes to the totals
+	// itself (an aggregator of the release before 00037): the trigger adds
+	// them, the 1d rows' only.
+	total := func() int64 {
+		t.Helper()
+		var open int64
+		if err := db.Pool.QueryRow(ctx, `SELECT coalesce(sum(open_n), 0) FROM rollup_gauge_total WHERE unit_code = 'G1' AND layer = 'report'`).Scan(&open); err != nil {
+			t.Fatal(err)
+		}
+		return open
+	}
+	if got := total(); got != days {
+		t.Fatalf("reports open in G1's totals after the rows written: %d; want %d", got, days)
+	}
+	if _, err := db.Pool.Exec(ctx, `UPDATE rollup SET open_n = open_n + 2 WHERE unit_code = 'G1' AND win = '1d' AND window_start = $1`, last); err != nil {
 		t.Fatal(err)
+	}
+	if got := total(); got != days+2 {
+		t.Fatalf("reports open in G1's totals after a row's update: %d; want %d", got, days+2)
+	}
+	if _, err := db.Pool.Exec(ctx, `UPDATE rollup SET open_n = open_n - 2 WHERE unit_code = 'G1' AND win = '1d' AND window_start = $1`, last); err != nil {
+		t.Fatal(err)
+	}
+	// A writer that adds its changes itself (queueGaugeTotals) says so for
+	// its transaction: the trigger leaves them out.
+	err := pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
+		if _, err := tx.Exec(ctx, sqlGaugeTotalsByBatch); err != nil {
+			return err
+		}
+		_, err := tx.Exec(ctx, `INSERT INTO rollup (unit_code, layer, win, window_start, province, open_n)
+			VALUES ('G2', 'report', '1d', $1, '01', 5)`, last)
+		return err
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var g2 int
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM rollup_gauge_total WHERE unit_code = 'G2'`).Scan(&g2); err != nil {
+		t.Fatal(err)
+	}
+	if got := total(); got != days || g2 != 0 {
+		t.Fatalf("totals after a batch that adds its own: G1 %d, %d rows of G2; want %d and none", got, g2, days)
 	}
 	key := func(win string, start time.Time) rollupKey { return rollupKey{"G1", reportLayer, win, start.Unix()} }
 	keys := []rollupKey{
