@@ -279,38 +279,34 @@ type gaugeTotals struct {
 // (keys in order: one lock order for every writer) per unit and layer,
 // leaving out units whose changes sum to zero.
 func gaugeTotalsOf(order []rollupKey, acc map[rollupKey]*Rollup) gaugeTotals {
-	var t gaugeTotals
-	var d [Grades + 1]int64 // the unit's: active per grade, then open
-	flush := func() {
-		if d != [Grades + 1]int64{} {
-			for g := range t.active {
-				t.active[g] = append(t.active[g], d[g])
-			}
-			t.open = append(t.open, d[Grades])
-		} else if n := len(t.units); n > 0 {
-			t.units, t.layers = t.units[:n-1], t.layers[:n-1]
-		}
-		d = [Grades + 1]int64{}
+	type unitTotal struct {
+		unit, layer string
+		d           [Grades + 1]int64 // active per grade, then open
 	}
+	var us []unitTotal
+	var t gaugeTotals
 	for _, k := range order {
 		if k.window != dayWindow.name || (k.layer != alertLayer && k.layer != reportLayer) {
 			continue
 		}
-		if n := len(t.units); n == 0 || t.units[n-1] != k.unit || t.layers[n-1] != k.layer {
-			if n > 0 {
-				flush()
-			}
-			t.units, t.layers = append(t.units, k.unit), append(t.layers, k.layer)
-		}
 		t.some = true
-		r := acc[k]
-		for g := range Grades {
-			d[g] += r.Activated[g] - r.Ended[g]
+		if n := len(us); n == 0 || us[n-1].unit != k.unit || us[n-1].layer != k.layer {
+			us = append(us, unitTotal{unit: k.unit, layer: k.layer})
 		}
-		d[Grades] += r.OpenN - r.ClosedN
+		u, r := &us[len(us)-1], acc[k]
+		for g := range Grades {
+			u.d[g] += r.Activated[g] - r.Ended[g]
+		}
+		u.d[Grades] += r.OpenN - r.ClosedN
 	}
-	if len(t.units) > 0 {
-		flush()
+	for _, u := range us {
+		if u.d == [Grades + 1]int64{} {
+			continue
+		}
+		t.units, t.layers, t.open = append(t.units, u.unit), append(t.layers, u.layer), append(t.open, u.d[Grades])
+		for g := range t.active {
+			t.active[g] = append(t.active[g], u.d[g])
+		}
 	}
 	return t
 }
