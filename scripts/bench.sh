@@ -13,7 +13,9 @@ fi
 benchtime=${BENCHTIME:-2s}
 export E2E_DURATION E2E_RATE DRAIN_EVENTS
 echo "# $(go version) on $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%Y-%m-%d)"
-go test -run '^$' -bench . -benchtime "$benchtime" -benchmem \
+# -p 1: one package's benchmarks at a time (go test runs packages' binaries
+# side by side otherwise, on the same two cores).
+go test -p 1 -run '^$' -bench . -benchtime "$benchtime" -benchmem \
   ./services/ingest/ ./services/aggregator/postgis/ ./services/gateway/ ./services/aggregator/rules/ \
   ./internal/units/ ./internal/aqi/ ./internal/cap/
 # The aggregator service draining FEEDS, roll-ups on/off, beside a raw

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"maps"
+	"os"
 	"testing"
 	"time"
 
@@ -41,6 +42,8 @@ GROUP BY i.ord`
 // (sqlGaugesFromHistory); both must give the same gauges.
 //
 //	go test -run '^$' -bench RollupGauges -benchtime 200x ./services/aggregator/postgis/
+//
+// With BENCH_QUICK (scripts/bench.sh), a year of history only.
 func BenchmarkRollupGauges(b *testing.B) {
 	db := testenv.PostGIS(b)
 	ctx := context.Background()
@@ -81,7 +84,11 @@ func BenchmarkRollupGauges(b *testing.B) {
 		}
 		return out
 	}
-	for _, days := range []int{30, 365, 1095} {
+	histories := []int{30, 365, 1095}
+	if os.Getenv("BENCH_QUICK") != "" { // scripts/bench.sh: a year only
+		histories = []int{365}
+	}
+	for _, days := range histories {
 		if _, err := db.Pool.Exec(ctx, `TRUNCATE rollup, rollup_gauge_total`); err != nil {
 			b.Fatal(err)
 		}
