@@ -10,7 +10,7 @@
 -- length later in its day, which a batch of current events does not have.
 --
 -- The aggregator adds a batch's changes to the totals itself, after its
--- roll-ups' upsert, in one lock order (queueGaugeTotals), and says so for
+-- roll-ups' upsert, in one lock order (gaugeTotals), and says so for
 -- its transaction (iochub.gauge_totals = 'batch'). Any other writer of
 -- rollup's 1d alert and report rows, such as an aggregator of the release
 -- before this one still running while the roles roll (docs/operations.md,

@@ -57,7 +57,7 @@ func TestRollupGaugesReadAfterWindow(t *testing.T) {
 	if _, err := db.Pool.Exec(ctx, `UPDATE rollup SET open_n = open_n - 2 WHERE unit_code = 'G1' AND win = '1d' AND window_start = $1`, last); err != nil {
 		t.Fatal(err)
 	}
-	// A writer that adds its changes itself (queueGaugeTotals) says so for
+	// A writer that adds its changes itself (gaugeTotals) says so for
 	// its transaction: the trigger leaves them out.
 	err := pgx.BeginFunc(ctx, db.Pool, func(tx pgx.Tx) error {
 		if _, err := tx.Exec(ctx, sqlGaugeTotalsByBatch); err != nil {
