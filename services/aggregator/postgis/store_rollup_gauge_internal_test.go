@@ -3,6 +3,7 @@ package postgis
 import (
 	"context"
 	"encoding/json"
+	"slices"
 	"testing"
 	"time"
 
@@ -136,4 +137,42 @@ func (n planNode) rowsOf(relation string) float64 {
 		sum += c.rowsOf(relation)
 	}
 	return sum
+}
+
+// TestGaugeTotalsOf: a batch's changes to the totals are its 1d alert and
+// report roll-ups' (not the other windows' nor layers'), summed per unit
+// and layer over their days, in key order; a unit whose changes sum to
+// zero is left out, and still tells the trigger that the batch adds its
+// own.
+func TestGaugeTotalsOf(t *testing.T) {
+	d1, d2 := time.Date(2026, 11, 29, 17, 0, 0, 0, time.UTC), time.Date(2026, 11, 30, 17, 0, 0, 0, time.UTC)
+	acc := map[rollupKey]*Rollup{}
+	var order []rollupKey
+	add := func(unit, layer, win string, start time.Time, r Rollup) {
+		k := rollupKey{unit, layer, win, start.Unix()}
+		acc[k] = &r
+		order = append(order, k)
+	}
+	add("01", alertLayer, "1d", d1, Rollup{Figures: Figures{Activated: [Grades]int64{0, 0, 0, 2, 0}}})
+	add("01", alertLayer, "1d", d2, Rollup{Figures: Figures{Activated: [Grades]int64{1}, Ended: [Grades]int64{0, 0, 0, 1, 0}}})
+	add("01", alertLayer, "1h", d2, Rollup{Figures: Figures{Activated: [Grades]int64{7}}}) // counted in its 1d row already
+	add("01", "air", "1d", d2, Rollup{N: 5})
+	add("01", reportLayer, "1d", d1, Rollup{Figures: Figures{OpenN: 1}})
+	add("01", reportLayer, "1d", d2, Rollup{Figures: Figures{ClosedN: 1}}) // opened one day, closed the next: zero
+	add("VN", reportLayer, "1d", d2, Rollup{Figures: Figures{OpenN: 3, ClosedN: 1}})
+	slices.SortFunc(order, cmpRollupKey)
+	got := gaugeTotalsOf(order, acc)
+	if !got.some || !slices.Equal(got.units, []string{"01", "VN"}) || !slices.Equal(got.layers, []string{alertLayer, reportLayer}) ||
+		!slices.Equal(got.active[0], []int64{1, 0}) || !slices.Equal(got.active[3], []int64{1, 0}) || !slices.Equal(got.open, []int64{0, 2}) {
+		t.Errorf("totals %+v; want 01/alert (grade 0 +1, grade 3 +1) and VN/report (open +2)", got)
+	}
+
+	zero := map[rollupKey]*Rollup{{"01", reportLayer, "1d", d2.Unix()}: {Figures: Figures{OpenN: 1, ClosedN: 1}}}
+	if got := gaugeTotalsOf([]rollupKey{{"01", reportLayer, "1d", d2.Unix()}}, zero); !got.some || len(got.units) != 0 {
+		t.Errorf("a batch whose changes sum to zero: %+v; want no totals, and some", got)
+	}
+	air := map[rollupKey]*Rollup{{"01", "air", "1d", d2.Unix()}: {N: 1}}
+	if got := gaugeTotalsOf([]rollupKey{{"01", "air", "1d", d2.Unix()}}, air); got.some || len(got.units) != 0 {
+		t.Errorf("a batch of air only: %+v; want nothing", got)
+	}
 }
