@@ -39,6 +39,23 @@ func TestAppendExtraJSON(t *testing.T) {
 	}
 }
 
+// TestExtraValue: a row's extra values go to pgx as appendExtraJSON's bytes
+// (sent as they are), NULL when there are none, and as the map when
+// json.Marshal refuses it, for pgx to report.
+func TestExtraValue(t *testing.T) {
+	m := map[string]any{"temperature": 28.5, "windDirection": "N"}
+	if got, ok := extraValue(m).(json.RawMessage); !ok || string(got) != `{"temperature":28.5,"windDirection":"N"}` {
+		t.Errorf("extraValue(%v) = %#v; want its JSON as a json.RawMessage", m, extraValue(m))
+	}
+	if got := extraValue(nil); got != nil {
+		t.Errorf("extraValue(nil) = %#v; want nil", got)
+	}
+	bad := map[string]any{"nan": math.NaN()}
+	if got, ok := extraValue(bad).(map[string]any); !ok || len(got) != 1 {
+		t.Errorf("extraValue(%v) = %#v; want the map", bad, extraValue(bad))
+	}
+}
+
 // FuzzAppendExtraJSON: for any names, numbers and strings, the bytes of
 // json.Marshal.
 func FuzzAppendExtraJSON(f *testing.F) {

@@ -2,6 +2,7 @@ package postgis
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -738,10 +739,14 @@ func WithSRID(g geom.T) geom.T {
 }
 
 // extraValue is the jsonb value of a row's extra values: NULL when there
-// are none, else their JSON (appendExtraJSON), which pgx sends as it is.
+// are none, else their JSON (appendExtraJSON), which pgx sends as it is; m
+// itself when json.Marshal refuses it (a NaN), for pgx to report.
 func extraValue(m map[string]any) any {
 	if len(m) == 0 {
 		return nil
+	}
+	if b, err := appendExtraJSON(nil, m); err == nil {
+		return json.RawMessage(b)
 	}
 	return m
 }

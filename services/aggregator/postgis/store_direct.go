@@ -313,17 +313,20 @@ func appendAirValues(buf []byte, r *AirRow) ([]byte, error) {
 		}
 	}
 	if len(r.Extra) > 0 {
-		x, err := json.Marshal(r.Extra)
+		// The object's members after buf's: its '{' becomes the comma
+		// between them (or goes, when buf has none) and its '}' goes.
+		at := len(buf)
+		x, err := appendExtraJSON(buf, r.Extra)
 		if err != nil {
 			return nil, err
 		}
-		// The members of the object json.Marshal wrote, between its braces.
-		if inner := x[1 : len(x)-1]; len(inner) > 0 {
-			if !first {
-				buf = append(buf, ',')
-			}
+		switch {
+		case first:
+			buf = x[:at+copy(x[at:], x[at+1:len(x)-1])]
 			first = false
-			buf = append(buf, inner...)
+		default:
+			x[at] = ','
+			buf = x[:len(x)-1]
 		}
 	}
 	if len(r.AQI.JSON) > 0 {

@@ -58,7 +58,8 @@ func TestAirStateUpdatesAreHOT(t *testing.T) {
 // server from the same row, for the numbers a float8 becomes in jsonb
 // (NaN and infinities as strings, -0, the extremes, exponents), absent
 // pollutants, extra values that share a pollutant's name or "aqi" (the
-// later wins), nulls inside extra values and an AQI that is not an object.
+// later wins), nulls inside extra values, extra values alone and an AQI that
+// is not an object.
 func TestAirStateValuesAsServer(t *testing.T) {
 	ctx := context.Background()
 	direct, sd := storeOn(t, postgis.StoreConfig{NoRollups: true})
@@ -70,7 +71,7 @@ func TestAirStateValuesAsServer(t *testing.T) {
 		r := airRow(fmt.Sprintf("v%02d", i), t0, v)
 		r.PM10, r.O3, r.CO, r.SO2 = f64(v), f64(-v), nil, f64(float64(i))
 		r.NO2 = nil
-		switch i % 4 {
+		switch i % 5 {
 		case 0:
 			r.Extra = map[string]any{"pm25": "replaced", "aqi": 1, "deep": map[string]any{"n": nil, "l": []any{nil, 2.5}}}
 		case 1:
@@ -81,6 +82,9 @@ func TestAirStateValuesAsServer(t *testing.T) {
 			r.AQI = postgis.AQI{JSON: []byte(`{"hourly":7,"band":1,"dominant":"pm10"}`)}
 		case 3:
 			r.PM25, r.PM10, r.O3, r.SO2, r.Extra = nil, nil, nil, nil, nil // an empty state
+		case 4: // extra values alone, written by hand (appendExtraJSON)
+			r.PM25, r.PM10, r.O3, r.SO2 = nil, nil, nil, nil
+			r.Extra = map[string]any{"temperature": 28.5, "windDirection": "N", "relativeHumidity": 0.8}
 		}
 		rows = append(rows, r)
 	}
