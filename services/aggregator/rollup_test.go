@@ -114,6 +114,49 @@ func TestRollupsExactlyOnceAcrossKill(t *testing.T) {
 	}
 }
 
+// TestRollupStreamKeepsLatestWindow: after an observation of an earlier
+// window than the unit's latest (a correction, published again), the last
+// roll-up of each window length on ROLLUPS, whose subject has no window
+// start, is still the latest window's, with its stored figures.
+func TestRollupStreamKeepsLatestWindow(t *testing.T) {
+	ne, pool := testNATS(t), testDB(t)
+	start(t, ne, pool, Config{Durable: "agg-latest"})
+	latest, earlier := t0.Add(40*time.Minute), t0.Add(-20*time.Minute) // another minute, quarter and hour, the same day
+	publish(t, ne.JS, feedMsg(t, subjects.KindAir, airEvent(t, 0, latest, 30), ""))
+	waitRows(t, pool, "air_observation", 1)
+	waitIdle(t, ne.JS, "agg-latest")
+	publish(t, ne.JS, feedMsg(t, subjects.KindAir, airEvent(t, 1, earlier, 20), ""))
+	waitRows(t, pool, "air_observation", 2)
+	waitIdle(t, ne.JS, "agg-latest")
+
+	st, err := ne.JS.Stream(context.Background(), subjects.StreamRollups)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []struct {
+		name  string
+		start time.Time
+	}{{"1m", latest.Truncate(time.Minute)}, {"15m", latest.Truncate(15 * time.Minute)}, {"1h", latest.Truncate(time.Hour)}} {
+		raw, err := st.GetLastMsgForSubject(context.Background(), subjects.Rollup(province, unit, subjects.KindAir, w.name))
+		if err != nil {
+			t.Fatalf("last %s air roll-up of %s: %v", w.name, unit, err)
+		}
+		var got rollupJSON
+		if err := json.Unmarshal(raw.Data, &got); err != nil {
+			t.Fatalf("decoding %s: %v", raw.Data, err)
+		}
+		var n, late int64
+		if err := pool.QueryRow(context.Background(), `SELECT n, late FROM rollup WHERE unit_code = $1 AND layer = 'air' AND win = $2 AND window_start = $3`,
+			unit, w.name, w.start).Scan(&n, &late); err != nil {
+			t.Fatal(err)
+		}
+		if !got.WindowStart.Equal(w.start) || got.Observations != n || got.Late != late || n+late != 1 {
+			t.Errorf("last %s roll-up of %s on ROLLUPS: window %v, %d observations, %d late; want the latest window %v as stored: %d, %d",
+				w.name, unit, got.WindowStart, got.Observations, got.Late, w.start, n, late)
+		}
+	}
+}
+
 // TestRollupFigures: the published figures are the stored sums divided, and
 // absent without data.
 func TestRollupFigures(t *testing.T) {

@@ -225,12 +225,33 @@ ON CONFLICT (unit_code, layer, win, window_start) DO UPDATE SET
     members = r.members + excluded.members,
     grade_n = ARRAY(SELECT a + b FROM unnest(r.grade_n, excluded.grade_n) WITH ORDINALITY AS t (a, b, i) ORDER BY i),
     updated_at = excluded.updated_at
-RETURNING unit_code, layer, win, window_start, province, n, late, aqi_n, aqi_sum, aqi_max, band_max, dominant,
+RETURNING ` + rollupColumns
+
+// rollupColumns are the columns of a rollup row as scanRollup reads them.
+const rollupColumns = `unit_code, layer, win, window_start, province, n, late, aqi_n, aqi_sum, aqi_max, band_max, dominant,
     speed_w, speed_wsum, congested_n, congested_known, vehicles,
     level_max, alarm_max, alarm1_n, alarm2_n, alarm3_n, temp_n, temp_sum, precip_sum, wind_max,
     resolved_n, resolved_in_sla_n, overdue_n, members, grade_n, updated_at,
     activated0_n, activated1_n, activated2_n, activated3_n, activated4_n,
     ended0_n, ended1_n, ended2_n, ended3_n, ended4_n, open_n, closed_n, rejected_n`
+
+// sqlLatestRollups returns, for each unit, layer, window length and start
+// of $1…$4 (a batch's latest window of each unit, layer and length), the
+// stored roll-up of the latest later window of the same unit, layer and
+// length, if any, with its unit and layer's gauge totals
+// (rollup_gauge_total; zero when none): the latest window has no change
+// after it, so its gauges are the totals (docs/rollups.md, "Gauges"). Each
+// is one backward range read of the primary key.
+const sqlLatestRollups = `SELECT l.*,
+    coalesce(t.active0_n, 0), coalesce(t.active1_n, 0), coalesce(t.active2_n, 0), coalesce(t.active3_n, 0),
+    coalesce(t.active4_n, 0), coalesce(t.open_n, 0)
+FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) AS i (unit_code, layer, win, start)
+CROSS JOIN LATERAL (
+    SELECT ` + rollupColumns + ` FROM rollup r
+    WHERE r.unit_code = i.unit_code AND r.layer = i.layer AND r.win = i.win AND r.window_start > i.start
+    ORDER BY r.window_start DESC LIMIT 1
+) l
+LEFT JOIN rollup_gauge_total t ON t.unit_code = l.unit_code AND t.layer = l.layer`
 
 // sqlCurrentEdges is the CTE edge (parent, child) of the current tree: the
 // units' parents and the custom groups' members valid now.

@@ -146,7 +146,9 @@ type Result struct {
 	// the batch refers to it.
 	Referenced []AlertState
 	// Rollups are the roll-ups the batch changed (roll-ups on only), in no
-	// particular order, each as the batch left it.
+	// particular order, each as the batch left it; then, to be published
+	// after them, the latest windows of the units, layers and lengths of
+	// which the batch changed an earlier window (queueLatestRollups).
 	Rollups []Rollup
 	// changes are contributions of entity changes (reports resolved or gone
 	// overdue) that writeRollups adds after the kinds' (store_rollup_report.go).

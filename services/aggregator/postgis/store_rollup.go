@@ -592,17 +592,9 @@ func queueRollups(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, b Batch, res *R
 	).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var r Rollup
-			var grades []int64
-			if err := rows.Scan(&r.UnitCode, &r.Layer, &r.Window, &r.WindowStart, &r.Province, &r.N, &r.Late,
-				&r.AQIN, &r.AQISum, &r.AQIMax, &r.BandMax, &r.Dominant,
-				&r.SpeedW, &r.SpeedWSum, &r.CongestedN, &r.CongestedKnown, &r.Vehicles,
-				&r.LevelMax, &r.AlarmMax, &r.AlarmN[0], &r.AlarmN[1], &r.AlarmN[2], &r.TempN, &r.TempSum, &r.PrecipSum, &r.WindMax,
-				&r.ResolvedN, &r.ResolvedInSLAN, &r.OverdueN, &r.Members, &grades, &r.UpdatedAt,
-				&r.Activated[0], &r.Activated[1], &r.Activated[2], &r.Activated[3], &r.Activated[4],
-				&r.Ended[0], &r.Ended[1], &r.Ended[2], &r.Ended[3], &r.Ended[4], &r.OpenN, &r.ClosedN, &r.RejectedN); err != nil {
+			if err := scanRollup(rows, &r); err != nil {
 				return fmt.Errorf("reading %d roll-ups: %w", n, err)
 			}
-			copy(r.GradeN[:], grades)
 			res.Rollups = append(res.Rollups, r)
 		}
 		return rows.Err()
@@ -614,10 +606,78 @@ func queueRollups(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, b Batch, res *R
 	// addition just wrote.
 	totals.queue(pb)
 	gauges := queueRollupGauges(pb, order)
+	queueLatestRollups(pb, order, time.Now(), res)
 	return func() {
 		setRollupContext(res.Rollups, counts)
 		setRollupGauges(res.Rollups, gauges)
 	}, nil
+}
+
+// scanRollup reads into r a row of rollupColumns, then into more the row's
+// columns after them.
+func scanRollup(rows pgx.Rows, r *Rollup, more ...any) error {
+	var grades []int64
+	dst := append([]any{&r.UnitCode, &r.Layer, &r.Window, &r.WindowStart, &r.Province, &r.N, &r.Late,
+		&r.AQIN, &r.AQISum, &r.AQIMax, &r.BandMax, &r.Dominant,
+		&r.SpeedW, &r.SpeedWSum, &r.CongestedN, &r.CongestedKnown, &r.Vehicles,
+		&r.LevelMax, &r.AlarmMax, &r.AlarmN[0], &r.AlarmN[1], &r.AlarmN[2], &r.TempN, &r.TempSum, &r.PrecipSum, &r.WindMax,
+		&r.ResolvedN, &r.ResolvedInSLAN, &r.OverdueN, &r.Members, &grades, &r.UpdatedAt,
+		&r.Activated[0], &r.Activated[1], &r.Activated[2], &r.Activated[3], &r.Activated[4],
+		&r.Ended[0], &r.Ended[1], &r.Ended[2], &r.Ended[3], &r.Ended[4], &r.OpenN, &r.ClosedN, &r.RejectedN}, more...)
+	if err := rows.Scan(dst...); err != nil {
+		return err
+	}
+	copy(r.GradeN[:], grades)
+	return nil
+}
+
+// queueLatestRollups queues on pb, after a batch's roll-up upsert and its
+// gauge totals' addition, the read of the roll-ups that the batch's
+// changes to earlier windows left behind on the stream: for each unit,
+// layer and window length of keys (sorted by cmpRollupKey), when the
+// batch's latest window of them ended by now, the stored roll-up of a later
+// window, if any. Published after the batch's own (res.Rollups, to which
+// they are appended when pb is sent), they keep the latest window the last
+// value of its subject on ROLLUPS, which has no window start (docs/rollups.md,
+// "Stream and live view"), and carry its gauges as the batch changed them (an
+// alert sent an hour ago is active in the current window too). A batch of
+// current events queues nothing: its latest windows have not ended.
+func queueLatestRollups(pb *pgx.Batch, keys []rollupKey, now time.Time, res *Result) {
+	var units, layers, wins []string
+	var starts []time.Time
+	for i, k := range keys {
+		if i+1 < len(keys) && keys[i+1].unit == k.unit && keys[i+1].layer == k.layer && keys[i+1].window == k.window {
+			continue // not the batch's latest window of its unit, layer and length
+		}
+		start := time.Unix(k.start, 0).UTC()
+		if i := slices.IndexFunc(windows[:], func(w window) bool { return w.name == k.window }); i < 0 || start.Add(windows[i].length).After(now) {
+			continue // unknown, or not ended: the latest there is
+		}
+		units, layers, wins, starts = append(units, k.unit), append(layers, k.layer), append(wins, k.window), append(starts, start)
+	}
+	if len(units) == 0 {
+		return
+	}
+	pb.Queue(sqlLatestRollups, units, layers, wins, starts).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var r Rollup
+			var g gauges
+			if err := scanRollup(rows, &r, &g.active[0], &g.active[1], &g.active[2], &g.active[3], &g.active[4], &g.open); err != nil {
+				return fmt.Errorf("reading the latest windows of %d roll-ups: %w", len(units), err)
+			}
+			switch r.Layer {
+			case alertLayer:
+				r.AlertsActive = g.active
+			case reportLayer:
+				r.ReportsOpen = g.open
+			}
+			res.Rollups = append(res.Rollups, r)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("reading the latest windows of %d roll-ups: %w", len(units), err)
+		}
+		return nil
+	})
 }
 
 // orNil returns s, or nil (NULL) when every value of s is the zero value
