@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/binary"
 	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -398,6 +399,15 @@ func TestCrashBetweenCommitAndAck(t *testing.T) {
 			t.Fatalf("state of %s published before the crash: err = %v; want ErrMsgNotFound", e, err)
 		}
 	}
+	rollups, err := ne.JS.Stream(context.Background(), subjects.StreamRollups)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, w := range []string{"1m", "1h", "1d"} {
+		if _, err := rollups.GetLastMsgForSubject(context.Background(), subjects.Rollup(province, unit, subjects.KindAir, w)); !errors.Is(err, jetstream.ErrMsgNotFound) {
+			t.Fatalf("%s roll-up published before the crash: err = %v; want ErrMsgNotFound", w, err)
+		}
+	}
 	c, err := ne.JS.Consumer(context.Background(), subjects.StreamFeeds, "agg-crash")
 	if err != nil {
 		t.Fatal(err)
@@ -419,6 +429,31 @@ func TestCrashBetweenCommitAndAck(t *testing.T) {
 	}
 	if got := rows(t, pool, "air_observation"); got != n {
 		t.Errorf("rows after redelivery = %d; want %d", got, n)
+	}
+	// The roll-ups of the committed batch, published again by its
+	// redelivery (which inserts nothing of it): each subject's last is its
+	// latest window, as stored.
+	for _, w := range []struct {
+		name  string
+		start time.Time
+	}{{"1m", t0.Add((n - 1) * time.Minute)}, {"1h", t0}, {"1d", t0.Add(7 * time.Hour).Truncate(24 * time.Hour).Add(-7 * time.Hour)}} {
+		raw, err := rollups.GetLastMsgForSubject(context.Background(), subjects.Rollup(province, unit, subjects.KindAir, w.name))
+		if err != nil {
+			t.Fatalf("%s roll-up after the redelivery: %v", w.name, err)
+		}
+		var got rollupJSON
+		if err := json.Unmarshal(raw.Data, &got); err != nil {
+			t.Fatalf("decoding %s: %v", raw.Data, err)
+		}
+		var stored int64
+		if err := pool.QueryRow(context.Background(), `SELECT n + late FROM rollup WHERE unit_code = $1 AND layer = 'air' AND win = $2 AND window_start = $3`,
+			unit, w.name, w.start).Scan(&stored); err != nil {
+			t.Fatalf("stored %s roll-up at %v: %v", w.name, w.start, err)
+		}
+		if !got.WindowStart.Equal(w.start) || got.Observations+got.Late != stored {
+			t.Errorf("last %s roll-up on ROLLUPS: window %v, %d observations and %d late; want the latest window %v as stored (%d)",
+				w.name, got.WindowStart, got.Observations, got.Late, w.start, stored)
+		}
 	}
 }
 

@@ -235,6 +235,15 @@ const rollupColumns = `unit_code, layer, win, window_start, province, n, late, a
     activated0_n, activated1_n, activated2_n, activated3_n, activated4_n,
     ended0_n, ended1_n, ended2_n, ended3_n, ended4_n, open_n, closed_n, rejected_n`
 
+// sqlReadRollups returns the stored roll-ups of the units, layers, window
+// lengths and starts $1…$4, in their order.
+const sqlReadRollups = `SELECT r.* FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[]) WITH ORDINALITY AS i (unit_code, layer, win, start, ord)
+CROSS JOIN LATERAL (
+    SELECT ` + rollupColumns + ` FROM rollup
+    WHERE unit_code = i.unit_code AND layer = i.layer AND win = i.win AND window_start = i.start
+) r
+ORDER BY i.ord`
+
 // sqlLatestRollups returns, for each unit, layer, window length and start
 // of $1…$4 (a batch's latest window of each unit, layer and length), the
 // stored roll-up of the latest later window of the same unit, layer and

@@ -145,10 +145,12 @@ type Result struct {
 	// the batch itself appears here, not in Alerts.Changed, when another of
 	// the batch refers to it.
 	Referenced []AlertState
-	// Rollups are the roll-ups the batch changed (roll-ups on only), in no
-	// particular order, each as the batch left it; then, to be published
-	// after them, the latest windows of the units, layers and lengths of
-	// which the batch changed an earlier window (queueLatestRollups).
+	// Rollups are the roll-ups the batch changed (roll-ups on only), each as
+	// the batch left it, with those to publish again: the windows of its
+	// rows stored before (a redelivery) and the latest windows of the units,
+	// layers and lengths of which it changed an earlier window
+	// (queueLatestRollups); by unit, layer, window length and start
+	// (sortForPublish), the order to publish them in.
 	Rollups []Rollup
 	// changes are contributions of entity changes (reports resolved or gone
 	// overdue) that writeRollups adds after the kinds' (store_rollup_report.go).

@@ -141,6 +141,7 @@ var reportStore = kindStore{
 		}
 		return out
 	},
+	inserted: func(res *Result) *[]int { return &res.Reports.Inserted },
 	contribute: func(b Batch, res *Result, emit func(contribution)) {
 		for _, i := range res.Reports.Inserted {
 			r := &b.Reports[i]

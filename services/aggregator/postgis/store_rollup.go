@@ -448,23 +448,21 @@ func queueRollups(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, b Batch, res *R
 	}
 	wcache := make([]windowCache, len(windows))
 	var dms []*dayMembers
-	emit := func(c contribution) {
-		units := c.units
-		if units == nil {
-			pk := [2]string{c.unit, c.province}
-			var p *path
-			for i := range paths[pk] {
-				if paths[pk][i].holds(c.observed) {
-					p = &paths[pk][i]
-					break
-				}
-			}
-			if p == nil {
-				paths[pk] = append(paths[pk], tree.walk(c.unit, c.province, c.observed))
-				p = &paths[pk][len(paths[pk])-1]
-			}
-			units = p.units
+	unitsOf := func(c contribution) []ancestor {
+		if c.units != nil {
+			return c.units
 		}
+		pk := [2]string{c.unit, c.province}
+		for i := range paths[pk] {
+			if paths[pk][i].holds(c.observed) {
+				return paths[pk][i].units
+			}
+		}
+		paths[pk] = append(paths[pk], tree.walk(c.unit, c.province, c.observed))
+		return paths[pk][len(paths[pk])-1].units
+	}
+	emit := func(c contribution) {
+		units := unitsOf(c)
 		day := dayWindow.start(c.observed)
 		if c.entity != "" {
 			dms = append(dms[:0], make([]*dayMembers, len(units))...)
@@ -522,8 +520,21 @@ func queueRollups(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, b Batch, res *R
 	for _, c := range res.changes {
 		emit(c)
 	}
+	// The windows of the rows stored before (a redelivery of a batch that
+	// committed and was not published), not changed by the batch: read
+	// back and published again.
+	var again []rollupKey
+	for k := range duplicateKeys(b, res, unitsOf) {
+		if acc[k] == nil {
+			again = append(again, k)
+		}
+	}
+	slices.SortFunc(again, cmpRollupKey)
 	if len(order) == 0 {
-		return done, nil
+		if len(again) == 0 {
+			return done, nil
+		}
+		return queueRollupsAgain(pb, again, res, ro), nil
 	}
 	if err := countMembers(ctx, tx, pb, acc, members, morder, in.members); err != nil {
 		return done, err
@@ -599,18 +610,124 @@ func queueRollups(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, b Batch, res *R
 		}
 		return rows.Err()
 	})
+	queueReadRollups(pb, again, res)
 	ctxUnits := slices.Clone(units) // the queued statement holds units until the batch is sent
+	for _, k := range again {
+		ctxUnits = append(ctxUnits, k.unit)
+	}
 	slices.Sort(ctxUnits)
 	counts := queueRollupContextCached(pb, slices.Compact(ctxUnits), ro.known)
 	// The gauges last: they read the changes the upsert and the totals'
 	// addition just wrote.
 	totals.queue(pb)
-	gauges := queueRollupGauges(pb, order)
-	queueLatestRollups(pb, order, time.Now(), res)
+	all := order
+	if len(again) > 0 {
+		all = slices.SortedFunc(slices.Values(append(slices.Clone(order), again...)), cmpRollupKey)
+	}
+	gauges := queueRollupGauges(pb, all)
+	queueLatestRollups(pb, all, time.Now(), res)
 	return func() {
 		setRollupContext(res.Rollups, counts)
 		setRollupGauges(res.Rollups, gauges)
+		sortForPublish(res.Rollups)
 	}, nil
+}
+
+// sortForPublish orders rs by unit, layer, window length and start, so that
+// published in that order each subject of ROLLUPS (which has no window
+// start) gets its windows in time order and keeps the latest.
+func sortForPublish(rs []Rollup) {
+	slices.SortFunc(rs, func(a, b Rollup) int {
+		return cmpRollupKey(rollupKey{a.UnitCode, a.Layer, a.Window, a.WindowStart.Unix()}, rollupKey{b.UnitCode, b.Layer, b.Window, b.WindowStart.Unix()})
+	})
+}
+
+// queueRollupsAgain queues on pb, for a batch that changed no roll-up, the
+// read of the stored roll-ups of keys (sorted by cmpRollupKey), with their
+// known, stale and gauge figures, and the latest windows after them, into
+// res.Rollups; done sets their figures once pb is sent.
+func queueRollupsAgain(pb *pgx.Batch, keys []rollupKey, res *Result, ro rollupOptions) (done func()) {
+	queueReadRollups(pb, keys, res)
+	units := make([]string, 0, len(keys))
+	for _, k := range keys {
+		units = append(units, k.unit)
+	}
+	slices.Sort(units)
+	counts := queueRollupContextCached(pb, slices.Compact(units), ro.known)
+	gauges := queueRollupGauges(pb, keys)
+	queueLatestRollups(pb, keys, time.Now(), res)
+	return func() {
+		setRollupContext(res.Rollups, counts)
+		setRollupGauges(res.Rollups, gauges)
+		sortForPublish(res.Rollups)
+	}
+}
+
+// duplicateKeys returns the roll-up keys of the rows of b with roll-ups
+// that res says were not inserted (stored before), their units found by
+// unitsOf.
+func duplicateKeys(b Batch, res *Result, unitsOf func(contribution) []ancestor) map[rollupKey]bool {
+	var dup Result
+	some := false
+	for _, k := range kindStores {
+		ins := k.insertedOf(res)
+		if ins == nil || len(*ins) == k.rows(b) {
+			continue
+		}
+		inserted := make([]bool, k.rows(b))
+		for _, i := range *ins {
+			inserted[i] = true
+		}
+		var not []int
+		for i, in := range inserted {
+			if !in {
+				not = append(not, i)
+			}
+		}
+		*k.insertedOf(&dup), some = not, true
+	}
+	if !some {
+		return nil
+	}
+	keys := map[rollupKey]bool{}
+	for _, k := range kindStores {
+		if ins := k.insertedOf(&dup); ins == nil || len(*ins) == 0 {
+			continue
+		}
+		k.contribute(b, &dup, func(c contribution) {
+			for _, a := range unitsOf(c) {
+				for _, w := range windows {
+					keys[rollupKey{a.code, c.layer, w.name, w.start(c.observed).Unix()}] = true
+				}
+			}
+		})
+	}
+	return keys
+}
+
+// queueReadRollups queues on pb the read of the stored roll-ups of keys
+// into res.Rollups (a key with no row is left out).
+func queueReadRollups(pb *pgx.Batch, keys []rollupKey, res *Result) {
+	if len(keys) == 0 {
+		return
+	}
+	units, layers, wins, starts := make([]string, len(keys)), make([]string, len(keys)), make([]string, len(keys)), make([]time.Time, len(keys))
+	for i, k := range keys {
+		units[i], layers[i], wins[i], starts[i] = k.unit, k.layer, k.window, time.Unix(k.start, 0).UTC()
+	}
+	pb.Queue(sqlReadRollups, units, layers, wins, starts).Query(func(rows pgx.Rows) error {
+		for rows.Next() {
+			var r Rollup
+			if err := scanRollup(rows, &r); err != nil {
+				return fmt.Errorf("reading %d roll-ups: %w", len(keys), err)
+			}
+			res.Rollups = append(res.Rollups, r)
+		}
+		if err := rows.Err(); err != nil {
+			return fmt.Errorf("reading %d roll-ups: %w", len(keys), err)
+		}
+		return nil
+	})
 }
 
 // scanRollup reads into r a row of rollupColumns, then into more the row's
@@ -636,12 +753,13 @@ func scanRollup(rows pgx.Rows, r *Rollup, more ...any) error {
 // changes to earlier windows left behind on the stream: for each unit,
 // layer and window length of keys (sorted by cmpRollupKey), when the
 // batch's latest window of them ended by now, the stored roll-up of a later
-// window, if any. Published after the batch's own (res.Rollups, to which
-// they are appended when pb is sent), they keep the latest window the last
-// value of its subject on ROLLUPS, which has no window start (docs/rollups.md,
-// "Stream and live view"), and carry its gauges as the batch changed them (an
-// alert sent an hour ago is active in the current window too). A batch of
-// current events queues nothing: its latest windows have not ended.
+// window, if any, appended to res.Rollups when pb is sent. Published after
+// the batch's own of the same subject (sortForPublish), they keep the latest
+// window the last value of its subject on ROLLUPS, which has no window start
+// (docs/rollups.md, "Stream and live view"), and carry its gauges as the
+// batch changed them (an alert sent an hour ago is active in the current
+// window too). A batch of current events queues nothing: its latest windows
+// have not ended.
 func queueLatestRollups(pb *pgx.Batch, keys []rollupKey, now time.Time, res *Result) {
 	var units, layers, wins []string
 	var starts []time.Time

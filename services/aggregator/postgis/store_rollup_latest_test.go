@@ -3,6 +3,7 @@ package postgis_test
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -10,26 +11,27 @@ import (
 	"github.com/iochub/iochub/services/aggregator/postgis"
 )
 
-// republished splits a batch's roll-ups where the latest windows it
-// republishes begin: those whose window is not one the batch changed
-// (changed holds the keys of the windows the batch's rows fall in). It fails
-// t when a changed roll-up follows a republished one.
-func republished(t *testing.T, rs []postgis.Rollup, changed map[string]bool) (own, latest []postgis.Rollup) {
+// republished splits a batch's roll-ups into those of the windows it
+// changed (changed holds their keys) and the others it returns to publish
+// again, each in the batch's order. It fails t unless the roll-ups of each
+// subject of ROLLUPS (unit, layer, window length) come in time order, each
+// window once, so that the last published is the latest.
+func republished(t *testing.T, rs []postgis.Rollup, changed map[string]bool) (own, again []postgis.Rollup) {
 	t.Helper()
-	for i, r := range rs {
-		if !changed[r.Key()] {
-			latest = rs[i:]
-			own = rs[:i]
-			break
+	last := map[string]time.Time{}
+	for _, r := range rs {
+		subject := r.UnitCode + "|" + r.Layer + "|" + r.Window
+		if prev, ok := last[subject]; ok && !r.WindowStart.After(prev) {
+			t.Fatalf("roll-up %s comes after the window of %v of its subject", r.Key(), prev)
 		}
-		own = rs[:i+1]
-	}
-	for _, r := range latest {
+		last[subject] = r.WindowStart
 		if changed[r.Key()] {
-			t.Fatalf("roll-up %s the batch changed comes after a republished one", r.Key())
+			own = append(own, r)
+		} else {
+			again = append(again, r)
 		}
 	}
-	return own, latest
+	return own, again
 }
 
 // windowKeys are the keys of the roll-ups of units of layer holding at in
@@ -173,4 +175,80 @@ func TestRollupLatestRepublishedGauges(t *testing.T) {
 		}
 	}
 	checkGauges(t, pool, s, "alert", 0)
+}
+
+// TestRollupRedeliveryRepublished: a batch redelivered after its first
+// delivery committed (and, say, crashed before publishing) changes no
+// roll-up and returns the roll-ups of its windows as stored, with their
+// known figures and gauges, so that the stream catches up; a report stored
+// before counts in the gauge reports open once.
+func TestRollupRedeliveryRepublished(t *testing.T) {
+	pool := testenv.PostGIS(t).Pool
+	rollupTree(t, pool)
+	s := postgis.NewStore(pool)
+	ctx := context.Background()
+	at := time.Date(2025, 8, 1, 3, 0, 0, 0, time.UTC)
+	rep := postgis.ReportRow{SourceID: "rep", EventID: "r1", Province: "01", UnitCode: "W2", Category: "flooding",
+		Lon: 105.5, Lat: 20.5, ReportedAt: at, ReceivedAt: at.Add(time.Second)}
+	air := airRow("st1", at, 10)
+	air.UnitCode = "W2"
+	b := postgis.Batch{Air: []postgis.AirRow{air}, Reports: []postgis.ReportRow{rep}}
+	byKey := func(rs []postgis.Rollup) map[string]string {
+		out := map[string]string{}
+		for _, r := range rs {
+			out[r.Key()] = fmt.Sprintf("n %d late %d known %d open %d", r.N, r.Late, r.Known, r.ReportsOpen)
+		}
+		return out
+	}
+	first, err := s.WriteBatch(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	again, err := s.WriteBatch(ctx, b)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.Air.New != 0 || again.Reports.New != 0 {
+		t.Fatalf("redelivery stored %d air rows and %d reports; want none", again.Air.New, again.Reports.New)
+	}
+	want := byKey(first.Rollups)
+	if len(want) != 32 { // W2, 01, VN, G1; air and report; 4 windows
+		t.Fatalf("first delivery: %d roll-ups; want 32", len(want))
+	}
+	if got := byKey(again.Rollups); len(again.Rollups) != len(want) || fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("redelivery returned %v; want the first delivery's %v", got, want)
+	}
+	for _, r := range again.Rollups {
+		if r.Layer == "report" && r.ReportsOpen != 1 {
+			t.Errorf("redelivery: %s has %d reports open; want 1", r.Key(), r.ReportsOpen)
+		}
+	}
+
+	// The same rows with a new one an hour later: the new row's windows
+	// changed, then the others of the rows stored before as stored.
+	later := airRow("st2", at.Add(time.Hour), 20)
+	later.UnitCode = "W2"
+	mixed, err := s.WriteBatch(ctx, postgis.Batch{Air: []postgis.AirRow{air, later}, Reports: []postgis.ReportRow{rep}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	changed := windowKeys("air", later.ObservedAt, "W2", "01", "VN", "G1")
+	own, rest := republished(t, mixed.Rollups, changed)
+	if len(own) != 16 || len(rest) != 12+16 {
+		t.Fatalf("a new row beside the redelivered ones: %d roll-ups changed and %d again; want 16 and 28", len(own), len(rest))
+	}
+	for _, r := range rest {
+		if want[r.Key()] == "" || changed[r.Key()] {
+			t.Errorf("a new row beside the redelivered ones: %s returned again; want the redelivered rows' other windows", r.Key())
+		}
+		stored := want[r.Key()]
+		if r.Layer == "air" {
+			stored = strings.Replace(stored, "known 1", "known 2", 1) // st2 is known now
+		}
+		if got := byKey([]postgis.Rollup{r})[r.Key()]; got != stored {
+			t.Errorf("%s returned again as %s; want %s", r.Key(), got, stored)
+		}
+	}
+	checkRollupInvariant(t, pool)
+	checkGauges(t, pool, s, "report", 0)
 }

@@ -42,6 +42,21 @@ type kindStore struct {
 	// result, optional, is the kind's KindResult in res, whose Duplicates
 	// apply sets from its New.
 	result func(res *Result) *KindResult
+	// inserted, for a kind with contribute and no result (the reports), is
+	// where res holds the positions of its rows inserted.
+	inserted func(res *Result) *[]int
+}
+
+// insertedOf returns where res holds the positions of k's rows inserted;
+// nil for a kind without roll-ups.
+func (k kindStore) insertedOf(res *Result) *[]int {
+	switch {
+	case k.inserted != nil:
+		return k.inserted(res)
+	case k.result != nil && k.contribute != nil:
+		return &k.result(res).Inserted
+	}
+	return nil
 }
 
 // staging is a temporary table that a kind's rows are copied into.
