@@ -411,9 +411,14 @@ func (p *pending) all() []decodedMsg {
 	return out
 }
 
-// add appends d, decoded from m, to the batch.
+// add appends d, decoded from m, to the batch, which is redelivered when
+// one of its messages was delivered before (postgis.Batch.Redelivered).
 func (p *pending) add(d decoded, m jetstream.Msg) {
 	p.msgs = append(p.msgs, m)
+	if !p.batch.Redelivered {
+		md, err := m.Metadata()
+		p.batch.Redelivered = err == nil && md.NumDelivered > 1
+	}
 	if p.items == nil {
 		p.items = map[*kindOps][]decodedMsg{}
 	}

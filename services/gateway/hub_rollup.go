@@ -22,8 +22,11 @@ const maxRollupBytes = 4096
 type rollupEntry struct {
 	unit, layer, window string
 	start               time.Time
-	frame               []byte // {"type":"rollup","rollup":R}
-	json                []byte // R
+	// updated is the roll-up's updatedAt: of two copies of one window, the
+	// earlier was read before the later was written.
+	updated time.Time
+	frame   []byte // {"type":"rollup","rollup":R}
+	json    []byte // R
 	// province is the province hub the roll-up comes from, at the national
 	// level (its own roll-ups); base is R as received, which json is with
 	// "hubStale": true while that province is stale (national.go).
@@ -99,7 +102,9 @@ func (h *hub) markRollupsReady() {
 
 // handleRollup stages the roll-up of subject, to be kept and sent to the
 // clients that asked for it at the next tick. A roll-up of an earlier window
-// than the one kept or staged (a late correction) replaces nothing.
+// than the one kept or staged (a late correction), or of the same window
+// updated earlier (a copy another aggregator read before a newer write and
+// published after it), replaces nothing.
 func (h *hub) handleRollup(subject string, data []byte) {
 	h.messages.Inc()
 	province, unit, layer, window, err := subjects.ParseRollup(subject)
@@ -126,7 +131,7 @@ func (h *hub) handleRollup(subject string, data []byte) {
 	}
 	// The frame is built outside the lock; only a national view's roll-up
 	// of a stale province hub is built again, marked, under it.
-	e := rollupEntry{unit: unit, layer: layer, window: window, start: head.WindowStart, province: from, base: data}.framed(false)
+	e := rollupEntry{unit: unit, layer: layer, window: window, start: head.WindowStart, updated: head.UpdatedAt, province: from, base: data}.framed(false)
 	key := "rollup:" + unit + "/" + layer + "/" + window
 	h.mu.Lock()
 	defer h.mu.Unlock()
@@ -140,7 +145,7 @@ func (h *hub) handleRollup(subject string, data []byte) {
 	if !ok {
 		old, ok = h.rollups[key]
 	}
-	if ok && e.start.Before(old.start) {
+	if ok && (e.start.Before(old.start) || e.start.Equal(old.start) && e.updated.Before(old.updated)) {
 		return
 	}
 	if h.provinceStaleLocked(from) {

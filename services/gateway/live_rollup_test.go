@@ -77,6 +77,39 @@ func TestLiveRollups(t *testing.T) {
 	}
 }
 
+// TestHubRollupCopies: of two copies of one window, the hub keeps the one
+// updated later, whichever comes last (another aggregator may publish a copy
+// it read before a newer write after that write); an equal time replaces (a
+// window published again with new gauges keeps its time).
+func TestHubRollupCopies(t *testing.T) {
+	e := newLiveEnv(t, Config{})
+	h := newHub(e.g, "01")
+	subject := subjects.Rollup("01", "00070", "air", "1h")
+	body := func(n int, updated string) []byte {
+		return fmt.Appendf(nil, `{"unit":"00070","province":"01","layer":"air","window":"1h","windowStart":"2026-11-21T06:00:00Z","updatedAt":%q,"observations":%d}`, updated, n)
+	}
+	kept := func() string {
+		h.mu.Lock()
+		defer h.mu.Unlock()
+		return string(h.stagedRollups["rollup:00070/air/1h"].base)
+	}
+	for _, c := range []struct {
+		n       int
+		updated string
+		want    int
+	}{
+		{5, "2026-11-21T06:10:00Z", 5},
+		{4, "2026-11-21T06:09:00Z", 5}, // an older copy, published after
+		{6, "2026-11-21T06:10:00Z", 6}, // the same time: published again
+		{7, "2026-11-21T06:11:00Z", 7},
+	} {
+		h.handleRollup(subject, body(c.n, c.updated))
+		if got := kept(); got != string(body(c.want, map[int]string{5: "2026-11-21T06:10:00Z", 6: "2026-11-21T06:10:00Z", 7: "2026-11-21T06:11:00Z"}[c.want])) {
+			t.Fatalf("after the copy of %d updated at %s the hub keeps %s; want the copy of %d", c.n, c.updated, got, c.want)
+		}
+	}
+}
+
 func TestLiveRollupsBadParam(t *testing.T) {
 	for _, q := range []string{"province=01&rollups=", "province=01&rollups=2h", "province=01&rollups=1h&rollups=1m"} {
 		if _, err := parseLiveQueryString(q); err == nil {

@@ -113,8 +113,10 @@ func TestNationalView(t *testing.T) {
 	close(stop)
 	<-done
 
-	// An old roll-up of 79 (a late correction) is marked; a fresh one clears the mark.
-	publishRollupAt(t, e, "79", "79", "air", "1h", 21, time.Now().Add(-time.Hour))
+	// An old roll-up of 79 (a window published again, updated when the
+	// kept one was; an older copy would replace nothing) is marked; a fresh
+	// one clears the mark.
+	publishRollupAt(t, e, "79", "79", "air", "1h", 21, now)
 	waitRollup(t, c, "79", func(r map[string]any) bool {
 		if r["observations"] == 21.0 && r["hubStale"] != true {
 			t.Fatalf("an old roll-up cleared the mark: %v", r)

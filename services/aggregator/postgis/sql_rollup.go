@@ -224,7 +224,7 @@ ON CONFLICT (unit_code, layer, win, window_start) DO UPDATE SET
     rejected_n = r.rejected_n + excluded.rejected_n,
     members = r.members + excluded.members,
     grade_n = ARRAY(SELECT a + b FROM unnest(r.grade_n, excluded.grade_n) WITH ORDINALITY AS t (a, b, i) ORDER BY i),
-    updated_at = excluded.updated_at
+    updated_at = greatest(r.updated_at, excluded.updated_at) -- never back: readers order copies of a window by it
 RETURNING ` + rollupColumns
 
 // rollupColumns are the columns of a rollup row as scanRollup reads them.

@@ -91,6 +91,12 @@ type Batch struct {
 	Reports []ReportRow
 	// Generic are the observations of the kinds registered with internal/kind.
 	Generic []GenericRow
+	// Redelivered says that some of the batch's messages were delivered
+	// before: an earlier delivery may have committed and not published, so
+	// the roll-ups of its rows stored before are read back to publish again
+	// (Result.Rollups). A resend under a new message id is not redelivered:
+	// its roll-ups were published when it was first stored.
+	Redelivered bool
 }
 
 // Len is the number of rows of every kind.
@@ -149,7 +155,7 @@ type Result struct {
 	// the batch left it, with those to publish again: the windows of its
 	// rows stored before (a redelivery) and the latest windows of the units,
 	// layers and lengths of which it changed an earlier window
-	// (queueLatestRollups); by unit, layer, window length and start
+	// (queueLatestRollups); by unit, layer, window and start
 	// (sortForPublish), the order to publish them in.
 	Rollups []Rollup
 	// changes are contributions of entity changes (reports resolved or gone

@@ -520,9 +520,9 @@ func queueRollups(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, b Batch, res *R
 	for _, c := range res.changes {
 		emit(c)
 	}
-	// The windows of the rows stored before (a redelivery of a batch that
-	// committed and was not published), not changed by the batch: read
-	// back and published again.
+	// The windows of the rows stored before, in a redelivery (of a batch
+	// that may have committed and not published), not changed by the
+	// batch: read back and published again.
 	var again []rollupKey
 	for k := range duplicateKeys(b, res, unitsOf) {
 		if acc[k] == nil {
@@ -633,7 +633,7 @@ func queueRollups(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, b Batch, res *R
 	}, nil
 }
 
-// sortForPublish orders rs by unit, layer, window length and start, so that
+// sortForPublish orders rs by unit, layer, window and start, so that
 // published in that order each subject of ROLLUPS (which has no window
 // start) gets its windows in time order and keeps the latest.
 func sortForPublish(rs []Rollup) {
@@ -663,10 +663,13 @@ func queueRollupsAgain(pb *pgx.Batch, keys []rollupKey, res *Result, ro rollupOp
 	}
 }
 
-// duplicateKeys returns the roll-up keys of the rows of b with roll-ups
-// that res says were not inserted (stored before), their units found by
-// unitsOf.
+// duplicateKeys returns, for a redelivered batch, the roll-up keys of the
+// rows of b with roll-ups that res says were not inserted (stored before),
+// their units found by unitsOf.
 func duplicateKeys(b Batch, res *Result, unitsOf func(contribution) []ancestor) map[rollupKey]bool {
+	if !b.Redelivered {
+		return nil
+	}
 	var dup Result
 	some := false
 	for _, k := range kindStores {

@@ -213,7 +213,9 @@ func TestRollupReportChanges(t *testing.T) {
 		case len(written) > 0 && op == 2: // a redelivery: nothing new
 			const digest = `SELECT coalesce(sum(hashtext(r::text)::bigint), 0) FROM rollup r`
 			before := count(t, pool, digest)
-			res, err := s.WriteBatch(ctx, written[rng.IntN(len(written))])
+			b := written[rng.IntN(len(written))]
+			b.Redelivered = true
+			res, err := s.WriteBatch(ctx, b)
 			if err != nil {
 				t.Fatalf("step %d: WriteBatch again: %v", step, err)
 			}

@@ -552,18 +552,23 @@ func TestRollupSomeRowsNotNew(t *testing.T) {
 	half := postgis.Batch{Air: air(5, 15), Traffic: traffic(0, 8)}
 	step("half new", half, 9, 1, 1)
 	before := sums()
-	// A redelivery changes nothing and returns its windows' roll-ups as
-	// stored (step checks them), to publish again: the first delivery may
-	// have committed without publishing.
-	if res := step("redelivered", half, 0, 1, 2); len(res.Rollups) != (3+4)*4 {
+	// A resend changes nothing and returns nothing; a redelivery changes
+	// nothing and returns its windows' roll-ups as stored (step checks
+	// them), to publish again: the first delivery may have committed
+	// without publishing.
+	if res := step("resent", half, 0, 1, 2); len(res.Rollups) != 0 {
+		t.Fatalf("resent: %d roll-ups returned; want none (published when first stored)", len(res.Rollups))
+	}
+	half.Redelivered = true
+	if res := step("redelivered", half, 0, 1, 3); len(res.Rollups) != (3+4)*4 {
 		t.Fatalf("redelivered: %d roll-ups returned; want its 28 windows as stored", len(res.Rollups))
 	}
 	if after := sums(); after != before {
 		t.Fatalf("redelivered: roll-ups %s; were %s", after, before)
 	}
 	twice := postgis.Batch{Air: append(air(15, 20), air(17, 18)...)}
-	step("a row twice in the batch", twice, 5, 1, 3)
-	step("all new again", postgis.Batch{Air: air(20, 30)}, 10, 2, 3)
+	step("a row twice in the batch", twice, 5, 1, 4)
+	step("all new again", postgis.Batch{Air: air(20, 30)}, 10, 2, 4)
 	var n int64
 	if err := pool.QueryRow(ctx, `SELECT n FROM rollup WHERE unit_code = 'VN' AND layer = 'air' AND win = '1d'`).Scan(&n); err != nil {
 		t.Fatal(err)
