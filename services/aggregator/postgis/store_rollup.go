@@ -534,7 +534,8 @@ func queueRollups(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, b Batch, res *R
 		if len(again) == 0 {
 			return done, nil
 		}
-		return queueRollupsAgain(pb, again, res, ro), nil
+		queueReadRollups(pb, again, res)
+		return queueReturned(pb, again, res, ro, nil), nil
 	}
 	if err := countMembers(ctx, tx, pb, acc, members, morder, in.members); err != nil {
 		return done, err
@@ -611,26 +612,40 @@ func queueRollups(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, b Batch, res *R
 		return rows.Err()
 	})
 	queueReadRollups(pb, again, res)
-	ctxUnits := slices.Clone(units) // the queued statement holds units until the batch is sent
-	for _, k := range again {
-		ctxUnits = append(ctxUnits, k.unit)
-	}
-	slices.Sort(ctxUnits)
-	counts := queueRollupContextCached(pb, slices.Compact(ctxUnits), ro.known)
-	// The gauges last: they read the changes the upsert and the totals'
-	// addition just wrote.
-	totals.queue(pb)
 	all := order
 	if len(again) > 0 {
 		all = slices.SortedFunc(slices.Values(append(slices.Clone(order), again...)), cmpRollupKey)
 	}
-	gauges := queueRollupGauges(pb, all)
-	queueLatestRollups(pb, all, time.Now(), res)
+	return queueReturned(pb, all, res, ro, &totals), nil
+}
+
+// queueReturned queues on pb, after a batch's writes and its reads of
+// roll-ups stored before (queueReadRollups), what completes the roll-ups it
+// returns in res.Rollups, whose keys are keys (sorted by cmpRollupKey): the
+// known and stale figures of their units, the totals' addition (totals,
+// when the batch changed roll-ups), their gauges and the latest windows after
+// them (queueLatestRollups). Once pb is sent, done sets the figures and puts
+// the roll-ups in the order to publish them.
+func queueReturned(pb *pgx.Batch, keys []rollupKey, res *Result, ro rollupOptions, totals *gaugeTotals) (done func()) {
+	units := make([]string, 0, len(keys)) // held by the queued statement until pb is sent
+	for i, k := range keys {
+		if i == 0 || k.unit != keys[i-1].unit { // sorted by unit first
+			units = append(units, k.unit)
+		}
+	}
+	counts := queueRollupContextCached(pb, units, ro.known)
+	// The gauges last: they read the changes the upsert and the totals'
+	// addition just wrote.
+	if totals != nil {
+		totals.queue(pb)
+	}
+	gauges := queueRollupGauges(pb, keys)
+	queueLatestRollups(pb, keys, time.Now(), res)
 	return func() {
 		setRollupContext(res.Rollups, counts)
 		setRollupGauges(res.Rollups, gauges)
 		sortForPublish(res.Rollups)
-	}, nil
+	}
 }
 
 // sortForPublish orders rs by unit, layer, window and start, so that
@@ -640,27 +655,6 @@ func sortForPublish(rs []Rollup) {
 	slices.SortFunc(rs, func(a, b Rollup) int {
 		return cmpRollupKey(rollupKey{a.UnitCode, a.Layer, a.Window, a.WindowStart.Unix()}, rollupKey{b.UnitCode, b.Layer, b.Window, b.WindowStart.Unix()})
 	})
-}
-
-// queueRollupsAgain queues on pb, for a batch that changed no roll-up, the
-// read of the stored roll-ups of keys (sorted by cmpRollupKey), with their
-// known, stale and gauge figures, and the latest windows after them, into
-// res.Rollups; done sets their figures once pb is sent.
-func queueRollupsAgain(pb *pgx.Batch, keys []rollupKey, res *Result, ro rollupOptions) (done func()) {
-	queueReadRollups(pb, keys, res)
-	units := make([]string, 0, len(keys))
-	for _, k := range keys {
-		units = append(units, k.unit)
-	}
-	slices.Sort(units)
-	counts := queueRollupContextCached(pb, slices.Compact(units), ro.known)
-	gauges := queueRollupGauges(pb, keys)
-	queueLatestRollups(pb, keys, time.Now(), res)
-	return func() {
-		setRollupContext(res.Rollups, counts)
-		setRollupGauges(res.Rollups, gauges)
-		sortForPublish(res.Rollups)
-	}
 }
 
 // duplicateKeys returns, for a redelivered batch, the roll-up keys of the
