@@ -282,6 +282,20 @@ RETURNING t.id, t.state, t.updated_at, t.province, t.unit_code, t.body,
     old.state = 'active' AND t.active_from IS NOT NULL, t.active_grade, t.active_from, t.active_until,
     coalesce(t.active_units, ARRAY[t.unit_code])`
 
+// sqlAlertPeriods returns the active periods of the alerts $1 and of those
+// their Updates and Cancels refer to, as stored (a period whose alert is
+// still active has no end): the changes a redelivered batch of them counted
+// when first stored, for its roll-ups to be published again.
+const sqlAlertPeriods = `WITH ids AS (
+    SELECT unnest($1::text[]) AS id
+    UNION
+    SELECT t.id FROM alert a CROSS JOIN LATERAL unnest(a.refs) r
+    JOIN alert t ON t.source_id = a.source_id AND t.sender = split_part(r, ',', 1) AND t.identifier = split_part(r, ',', 2)
+    WHERE a.id = ANY($1)
+)
+SELECT province, active_grade, active_from, active_until, coalesce(active_units, ARRAY[unit_code])
+FROM alert WHERE id IN (SELECT id FROM ids) AND active_from IS NOT NULL AND active_grade IS NOT NULL`
+
 // sqlDueAlerts lists the active alerts whose expiry has passed, in a province
 // ($1; empty means all), at most $2 of them.
 const sqlDueAlerts = `SELECT t.id, t.province, t.unit_code, t.body,

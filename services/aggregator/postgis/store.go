@@ -164,6 +164,11 @@ type Result struct {
 	// alertChanges are the alerts the batch activated or ended, recorded
 	// with roll-ups on (store_rollup_alert.go).
 	alertChanges []alertChange
+	// alertPeriods are the stored active periods of a redelivered batch's
+	// alerts (roll-ups on), and again the contributions of their changes,
+	// whose roll-ups are read back to publish again, not added.
+	alertPeriods []alertChange
+	again        []contribution
 }
 
 // AlertState is the state of a stored alert, for republishing it.

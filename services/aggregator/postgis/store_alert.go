@@ -9,6 +9,9 @@ import (
 
 // alertStore upserts CAP alerts with the units their areas touch, and
 // resolves the alerts their Updates and Cancels refer to (Result.Referenced).
+// In a redelivered batch (roll-ups on) it also reads the active periods of
+// its alerts and of those they refer to, whose roll-ups are published again
+// (Result.alertPeriods).
 var alertStore = kindStore{
 	rows: func(b Batch) int { return len(b.Alerts) },
 	staging: &staging{"alert_staging", sqlCreateAlertStaging, alertStagingColumns,
@@ -82,6 +85,22 @@ func queueAlerts(pb *pgx.Batch, b Batch, res *Result, ro rollupOptions) func() {
 		}
 		return rows.Err()
 	})
+	if ro.on && b.Redelivered {
+		ids := make([]string, len(b.Alerts))
+		for i := range b.Alerts {
+			ids[i] = b.Alerts[i].ID()
+		}
+		pb.Queue(sqlAlertPeriods, ids).Query(func(rows pgx.Rows) error {
+			for rows.Next() {
+				var ch alertChange
+				if err := rows.Scan(&ch.province, &ch.grade, &ch.from, &ch.until, &ch.units); err != nil {
+					return err
+				}
+				res.alertPeriods = append(res.alertPeriods, ch)
+			}
+			return rows.Err()
+		})
+	}
 	pb.Queue(sqlResolveReferences).Query(func(rows pgx.Rows) error {
 		for rows.Next() {
 			var a AlertState

@@ -524,7 +524,7 @@ func queueRollups(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, b Batch, res *R
 	// that may have committed and not published), not changed by the
 	// batch: read back and published again.
 	var again []rollupKey
-	for k := range duplicateKeys(b, res, unitsOf) {
+	for k := range againKeys(b, res, unitsOf) {
 		if acc[k] == nil {
 			again = append(again, k)
 		}
@@ -657,15 +657,26 @@ func sortForPublish(rs []Rollup) {
 	})
 }
 
-// duplicateKeys returns, for a redelivered batch, the roll-up keys of the
-// rows of b with roll-ups that res says were not inserted (stored before),
-// their units found by unitsOf.
-func duplicateKeys(b Batch, res *Result, unitsOf func(contribution) []ancestor) map[rollupKey]bool {
+// againKeys returns, for a redelivered batch, the roll-up keys of the rows
+// of b with roll-ups that res says were not inserted (stored before) and of
+// the changes of its alerts as stored (res.again), their units found by
+// unitsOf.
+func againKeys(b Batch, res *Result, unitsOf func(contribution) []ancestor) map[rollupKey]bool {
 	if !b.Redelivered {
 		return nil
 	}
+	keys := map[rollupKey]bool{}
+	add := func(c contribution) {
+		for _, a := range unitsOf(c) {
+			for _, w := range windows {
+				keys[rollupKey{a.code, c.layer, w.name, w.start(c.observed).Unix()}] = true
+			}
+		}
+	}
+	for _, c := range res.again {
+		add(c)
+	}
 	var dup Result
-	some := false
 	for _, k := range kindStores {
 		ins := k.insertedOf(res)
 		if ins == nil || len(*ins) == k.rows(b) {
@@ -675,29 +686,13 @@ func duplicateKeys(b Batch, res *Result, unitsOf func(contribution) []ancestor) 
 		for _, i := range *ins {
 			inserted[i] = true
 		}
-		var not []int
+		not := k.insertedOf(&dup)
 		for i, in := range inserted {
 			if !in {
-				not = append(not, i)
+				*not = append(*not, i)
 			}
 		}
-		*k.insertedOf(&dup), some = not, true
-	}
-	if !some {
-		return nil
-	}
-	keys := map[rollupKey]bool{}
-	for _, k := range kindStores {
-		if ins := k.insertedOf(&dup); ins == nil || len(*ins) == 0 {
-			continue
-		}
-		k.contribute(b, &dup, func(c contribution) {
-			for _, a := range unitsOf(c) {
-				for _, w := range windows {
-					keys[rollupKey{a.code, c.layer, w.name, w.start(c.observed).Unix()}] = true
-				}
-			}
-		})
+		k.contribute(b, &dup, add)
 	}
 	return keys
 }

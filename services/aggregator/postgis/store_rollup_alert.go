@@ -148,16 +148,28 @@ func alertContributions(ctx context.Context, tx pgx.Tx, changes []alertChange) (
 
 // writeAlertChanges is the alert store's write hook: it turns the alerts the
 // batch activated or ended (res.alertChanges, recorded with roll-ups on) into
-// changes that writeRollups adds with the rest of the batch.
+// changes that writeRollups adds with the rest of the batch, and the stored
+// periods of a redelivered batch's alerts (res.alertPeriods: an activation,
+// and an end when the period ended) into the contributions whose roll-ups
+// are published again (res.again), on one read of the tree.
 func writeAlertChanges(ctx context.Context, tx pgx.Tx, _ Batch, res *Result) error {
-	if len(res.alertChanges) == 0 {
+	if len(res.alertChanges)+len(res.alertPeriods) == 0 {
 		return nil
 	}
-	cs, err := alertContributions(ctx, tx, res.alertChanges)
-	if err != nil {
-		return fmt.Errorf("rolling up %d alert changes: %w", len(res.alertChanges), err)
+	all := slices.Clone(res.alertChanges)
+	for _, p := range res.alertPeriods {
+		all = append(all, alertChange{province: p.province, grade: p.grade, from: p.from, units: p.units})
+		if p.ended() {
+			all = append(all, p)
+		}
 	}
-	res.changes = append(res.changes, cs...)
+	cs, err := alertContributions(ctx, tx, all)
+	if err != nil {
+		return fmt.Errorf("rolling up %d alert changes: %w", len(all), err)
+	}
+	n := len(res.alertChanges)
+	res.changes = append(res.changes, cs[:n]...)
+	res.again = append(res.again, cs[n:]...)
 	return nil
 }
 

@@ -261,3 +261,75 @@ func TestRollupRedeliveryRepublished(t *testing.T) {
 	checkRollupInvariant(t, pool)
 	checkGauges(t, pool, s, "report", 0)
 }
+
+// TestRollupRedeliveryRepublishedAlerts: a redelivered Cancel changes
+// nothing and returns the roll-ups of the windows of its alert's activation
+// and end (the alert it refers to, as stored), then the latest windows after
+// them (another alert's), with their gauges; resent without being
+// redelivered, it returns none.
+func TestRollupRedeliveryRepublishedAlerts(t *testing.T) {
+	pool := testenv.PostGIS(t).Pool
+	alertRollupTree(t, pool)
+	s := postgis.NewStore(pool)
+	ctx := context.Background()
+	sent := time.Date(2025, 8, 1, 3, 0, 0, 0, time.UTC)
+	a := postgis.AlertRow{SourceID: "src", EventID: "a", Identifier: "a", Sender: "kttv", Sent: sent, Status: "Actual",
+		MsgType: "Alert", Scope: "Public", Info: []byte(`[{"severity":"Severe"}]`), Area: alertAreas[3],
+		Province: "01", UnitCode: "01", ReceivedAt: sent}
+	c := postgis.AlertRow{SourceID: "src", EventID: "a-c", Identifier: "a-c", Sender: "kttv", Sent: sent.Add(90 * time.Minute),
+		Status: "Actual", MsgType: "Cancel", Scope: "Public", Refs: []string{"kttv,a," + sent.Format(time.RFC3339)},
+		Province: "01", UnitCode: "01", ReceivedAt: sent}
+	later := a // another alert, 3 h after: the latest windows are its
+	later.EventID, later.Identifier, later.Sent = "b", "b", sent.Add(3*time.Hour)
+	units := []string{"W1", "W2", "01", "VN", "G1"}
+	for _, b := range []postgis.Batch{{Alerts: []postgis.AlertRow{a}}, {Alerts: []postgis.AlertRow{c}}, {Alerts: []postgis.AlertRow{later}}} {
+		if _, err := s.WriteBatch(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cancel := postgis.Batch{Alerts: []postgis.AlertRow{c}}
+	res, err := s.WriteBatch(ctx, cancel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(res.Rollups) != 0 {
+		t.Fatalf("the Cancel resent returned %d roll-ups; want none", len(res.Rollups))
+	}
+	cancel.Redelivered = true
+	res, err = s.WriteBatch(ctx, cancel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := windowKeys("alert", sent, units...)
+	for _, at := range []time.Time{c.Sent, later.Sent} { // the end, then the latest windows after
+		for k := range windowKeys("alert", at, units...) {
+			want[k] = true
+		}
+	}
+	_, again := republished(t, res.Rollups, nil)
+	fresh := make([]postgis.Rollup, len(again))
+	got := map[string]bool{}
+	for i, r := range again {
+		got[r.Key()] = true
+		fresh[i] = postgis.Rollup{UnitCode: r.UnitCode, Layer: r.Layer, Window: r.Window, WindowStart: r.WindowStart}
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("the Cancel redelivered returned %v; want the windows of the alert's activation and end %v", got, want)
+	}
+	if err := s.RollupContext(ctx, fresh); err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range again {
+		var act, end int64
+		if err := pool.QueryRow(ctx, `SELECT activated3_n, ended3_n FROM rollup WHERE unit_code = $1 AND layer = 'alert' AND win = $2 AND window_start = $3`,
+			r.UnitCode, r.Window, r.WindowStart).Scan(&act, &end); err != nil {
+			t.Fatal(err)
+		}
+		if r.Activated[3] != act || r.Ended[3] != end || r.AlertsActive != fresh[i].AlertsActive {
+			t.Errorf("returned %s: activated %d ended %d active %v; stored %d, %d, active %v",
+				r.Key(), r.Activated[3], r.Ended[3], r.AlertsActive, act, end, fresh[i].AlertsActive)
+		}
+	}
+	checkDiff(t, pool, "alert roll-up", 0, sqlAlertRollupDiff)
+	checkGauges(t, pool, s, "alert", 0)
+}
