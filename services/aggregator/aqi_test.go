@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/iochub/iochub/internal/subjects"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 	"github.com/iochub/iochub/services/aggregator/postgis"
@@ -28,10 +30,18 @@ func aqiRow(station string, at time.Time, pm25 float64) postgis.AirRow {
 		ObservedAt: at, PM25: &pm25}
 }
 
+// firstDelivery stands for the message of a row a test adds to a pending
+// batch: delivered once. Its other methods are not called.
+type firstDelivery struct{ jetstream.Msg }
+
+func (firstDelivery) Metadata() (*jetstream.MsgMetadata, error) {
+	return &jetstream.MsgMetadata{NumDelivered: 1}, nil
+}
+
 func airPending(rows ...postgis.AirRow) *pending {
 	p := &pending{}
 	for _, r := range rows {
-		p.add(decoded{kind: subjects.KindAir, ops: airKind, row: r}, nil)
+		p.add(decoded{kind: subjects.KindAir, ops: airKind, row: r}, firstDelivery{})
 	}
 	return p
 }
@@ -310,7 +320,7 @@ func waterPending(rows ...postgis.WaterRow) *pending {
 	p := &pending{}
 	for _, r := range rows {
 		m := &iocv1.WaterObserved{WaterLevel: r.WaterLevel, AlarmLevel_1: r.AlarmLevel1, AlarmLevel_2: r.AlarmLevel2, AlarmLevel_3: r.AlarmLevel3}
-		p.add(decoded{kind: subjects.KindWater, ops: waterKind, msg: m, row: r}, nil)
+		p.add(decoded{kind: subjects.KindWater, ops: waterKind, msg: m, row: r}, firstDelivery{})
 	}
 	return p
 }
