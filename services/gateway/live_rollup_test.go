@@ -93,19 +93,21 @@ func TestHubRollupCopies(t *testing.T) {
 		defer h.mu.Unlock()
 		return string(h.stagedRollups["rollup:00070/air/1h"].base)
 	}
-	for _, c := range []struct {
+	copies := []struct {
 		n       int
 		updated string
-		want    int
+		kept    int // the copy kept after this one: its index
 	}{
-		{5, "2026-11-21T06:10:00Z", 5},
-		{4, "2026-11-21T06:09:00Z", 5}, // an older copy, published after
-		{6, "2026-11-21T06:10:00Z", 6}, // the same time: published again
-		{7, "2026-11-21T06:11:00Z", 7},
-	} {
+		{5, "2026-11-21T06:10:00Z", 0},
+		{4, "2026-11-21T06:09:00Z", 0}, // an older copy, published after
+		{6, "2026-11-21T06:10:00Z", 2}, // the same time: published again
+		{7, "2026-11-21T06:11:00Z", 3},
+	}
+	for _, c := range copies {
 		h.handleRollup(subject, body(c.n, c.updated))
-		if got := kept(); got != string(body(c.want, map[int]string{5: "2026-11-21T06:10:00Z", 6: "2026-11-21T06:10:00Z", 7: "2026-11-21T06:11:00Z"}[c.want])) {
-			t.Fatalf("after the copy of %d updated at %s the hub keeps %s; want the copy of %d", c.n, c.updated, got, c.want)
+		k := copies[c.kept]
+		if got := kept(); got != string(body(k.n, k.updated)) {
+			t.Fatalf("after the copy of %d updated at %s the hub keeps %s; want the copy of %d", c.n, c.updated, got, k.n)
 		}
 	}
 }

@@ -134,13 +134,8 @@ func TestRollupLatestRepublishedGauges(t *testing.T) {
 	s := postgis.NewStore(pool)
 	ctx := context.Background()
 	now := time.Date(2025, 8, 1, 3, 0, 0, 0, time.UTC)
-	alert := func(id string, sent time.Time) postgis.AlertRow {
-		return postgis.AlertRow{SourceID: "src", EventID: id, Identifier: id, Sender: "kttv", Sent: sent, Status: "Actual",
-			MsgType: "Alert", Scope: "Public", Info: []byte(`[{"severity":"Severe"}]`), Area: alertAreas[3],
-			Province: "01", UnitCode: "01", ReceivedAt: now}
-	}
 	units := []string{"W1", "W2", "01", "VN", "G1"}
-	for _, a := range []postgis.AlertRow{alert("now", now), alert("past", now.Add(-2*time.Hour))} {
+	for _, a := range []postgis.AlertRow{severeAlert("now", now), severeAlert("past", now.Add(-2*time.Hour))} {
 		res, err := s.WriteBatch(ctx, postgis.Batch{Alerts: []postgis.AlertRow{a}})
 		if err != nil {
 			t.Fatal(err)
@@ -175,6 +170,15 @@ func TestRollupLatestRepublishedGauges(t *testing.T) {
 		}
 	}
 	checkGauges(t, pool, s, "alert", 0)
+}
+
+// severeAlert is an Alert (capAlert) of severity Severe over the area of
+// alertRollupTree's wards W1 and W2, without an expiry: active until
+// cancelled, whatever the hub's clock.
+func severeAlert(id string, sent time.Time) postgis.AlertRow {
+	a := capAlert(id, "Alert", sent)
+	a.Info, a.Area, a.Expires = []byte(`[{"severity":"Severe"}]`), alertAreas[3], nil
+	return a
 }
 
 // TestRollupRedeliveryRepublished: a batch redelivered after its first
@@ -273,14 +277,10 @@ func TestRollupRedeliveryRepublishedAlerts(t *testing.T) {
 	s := postgis.NewStore(pool)
 	ctx := context.Background()
 	sent := time.Date(2025, 8, 1, 3, 0, 0, 0, time.UTC)
-	a := postgis.AlertRow{SourceID: "src", EventID: "a", Identifier: "a", Sender: "kttv", Sent: sent, Status: "Actual",
-		MsgType: "Alert", Scope: "Public", Info: []byte(`[{"severity":"Severe"}]`), Area: alertAreas[3],
-		Province: "01", UnitCode: "01", ReceivedAt: sent}
-	c := postgis.AlertRow{SourceID: "src", EventID: "a-c", Identifier: "a-c", Sender: "kttv", Sent: sent.Add(90 * time.Minute),
-		Status: "Actual", MsgType: "Cancel", Scope: "Public", Refs: []string{"kttv,a," + sent.Format(time.RFC3339)},
-		Province: "01", UnitCode: "01", ReceivedAt: sent}
-	later := a // another alert, 3 h after: the latest windows are its
-	later.EventID, later.Identifier, later.Sent = "b", "b", sent.Add(3*time.Hour)
+	a := severeAlert("a", sent)
+	c := capAlert("a-c", "Cancel", sent.Add(90*time.Minute), "kttv,a,"+sent.Format(time.RFC3339))
+	c.Expires = nil
+	later := severeAlert("b", sent.Add(3*time.Hour)) // the latest windows are its
 	units := []string{"W1", "W2", "01", "VN", "G1"}
 	for _, b := range []postgis.Batch{{Alerts: []postgis.AlertRow{a}}, {Alerts: []postgis.AlertRow{c}}, {Alerts: []postgis.AlertRow{later}}} {
 		if _, err := s.WriteBatch(ctx, b); err != nil {
