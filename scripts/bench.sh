@@ -3,8 +3,9 @@
 # beside a baseline measured in the same run (sub-benchmarks named raw*,
 # baseline* or *Echo*, or metrics named hub/bare, …/raw). BENCHTIME sets
 # -benchtime (default 2s). BENCH_QUICK=1 shortens every part (200ms
-# benchtime, 100 latency samples, 5 s of end-to-end load) to stay under
-# 3 minutes.
+# benchtime, 100 latency samples, 5 s of end-to-end load, 3 s of fan-out
+# load, the partitions' leases at their shortest) to stay under 3 minutes;
+# each step prints its time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 if [ -n "${BENCH_QUICK:-}" ]; then
@@ -13,29 +14,36 @@ fi
 benchtime=${BENCHTIME:-2s}
 export E2E_DURATION E2E_RATE DRAIN_EVENTS
 echo "# $(go version) on $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%Y-%m-%d)"
+# step runs a command and prints how long it took (BENCH_QUICK's budget).
+step() {
+  local t0=$SECONDS
+  "$@"
+  echo "# step took $((SECONDS - t0)) s: ${*:1:6}"
+}
 # -p 1: one package's benchmarks at a time (go test runs packages' binaries
 # side by side otherwise, on the same two cores).
-go test -p 1 -run '^$' -bench . -benchtime "$benchtime" -benchmem \
+step go test -p 1 -run '^$' -bench . -benchtime "$benchtime" -benchmem \
   ./services/ingest/ ./services/aggregator/postgis/ ./services/gateway/ ./services/aggregator/rules/ \
   ./internal/units/ ./internal/aqi/ ./internal/cap/
 # The aggregator service draining FEEDS, roll-ups on/off, beside a raw
 # consumer + COPY (DRAIN_EVENTS per phase, 20000); two iterations, so that
 # on and off each go first once (DRAIN_ITERATIONS).
-go test -run '^$' -bench 'AggregatorDrain' -benchtime "${DRAIN_ITERATIONS:-2}x" ./services/aggregator/
+step go test -run '^$' -bench 'AggregatorDrain' -benchtime "${DRAIN_ITERATIONS:-2}x" ./services/aggregator/
 # Roll-up latency, one observation at a time: publish on FEEDS → its 1m
 # roll-up on ROLLUPS, and commit → ROLLUPS, beside a bare NATS round trip.
-go test -run '^$' -bench 'RollupLatency' -benchtime "${LATENCY_N:-300}x" ./services/aggregator/
+step go test -run '^$' -bench 'RollupLatency' -benchtime "${LATENCY_N:-300}x" ./services/aggregator/
 # Partitioned aggregators (--partitioned): 1, 2, then 4 instances sharing 8
 # provinces, beside one bare consumer + COPY of every province (DRAIN_EVENTS
 # per phase).
-go test -run '^$' -bench 'AggregatorScaling' -benchtime 1x ./services/aggregator/
+step go test -run '^$' -bench 'AggregatorScaling' -benchtime 1x ./services/aggregator/
 # The end-to-end latency runs at a fixed rate (50/s), so it is sized by count.
-go test -run '^$' -bench 'Latency' -benchtime "${LATENCY_N:-300}x" ./cmd/iochub/
+step go test -run '^$' -bench 'Latency' -benchtime "${LATENCY_N:-300}x" ./cmd/iochub/
 # The end-to-end load (internal/loadgen against the whole hub, beside a bare
 # NATS → COPY → NATS pipeline of the same items): E2E_RATE events/s (20000)
 # for E2E_DURATION (60s), then as fast as each goes; one run each.
-go test -run '^$' -bench 'EndToEndLoad' -benchtime 1x -timeout 30m ./cmd/iochub/
+step go test -run '^$' -bench 'EndToEndLoad' -benchtime 1x -timeout 30m ./cmd/iochub/
 # The hub on 1 NATS server vs a 3-node cluster with R3 streams (5000 events/s
 # unless E2E_RATE is set), each beside raw async publishes of the same
 # replication.
-go test -run '^$' -bench 'ClusterNodes' -benchtime 1x -timeout 30m ./cmd/iochub/
+step go test -run '^$' -bench 'ClusterNodes' -benchtime 1x -timeout 30m ./cmd/iochub/
+echo "# make bench took $SECONDS s"
