@@ -331,13 +331,47 @@ type ancestor struct{ code, province string }
 type path struct {
 	from, to time.Time // to zero: open
 	units    []ancestor
+	// at is the instant the tree was walked at: the observation time, or
+	// the reference time of a unit with no version then (walk).
+	at time.Time
 }
 
-// walk returns the units from code up at time t, the event's province
+// walk returns the units from code up at time at, the event's province
 // standing for every unit below the national one, and the times the same
 // walk holds for.
+//
+// A unit with no version valid at at (the ingest places a ward source's
+// backlog from before its ward existed on the current map) is walked, with
+// its ancestors and groups, as at the start of its first version after at,
+// else at the last instant of its last version before: the event counts up
+// to VN, as the ingest attributed it, and the same walk holds for the whole
+// gap between those versions.
 func (t unitTree) walk(code, province string, at time.Time) path {
-	var p path
+	if _, known := t.at(code, at); known || len(t.versions[code]) == 0 {
+		return t.walkAt(code, province, at)
+	}
+	var gap path
+	for _, v := range t.versions[code] {
+		if v.from.After(at) && (gap.to.IsZero() || v.from.Before(gap.to)) {
+			gap.to = v.from
+		}
+		if v.to != nil && !v.to.After(at) && v.to.After(gap.from) {
+			gap.from = *v.to
+		}
+	}
+	ref := gap.to
+	if ref.IsZero() {
+		ref = gap.from.Add(-time.Microsecond) // PostgreSQL's precision: no version starts in between
+	}
+	p := t.walkAt(code, province, ref)
+	p.from, p.to = gap.from, gap.to
+	return p
+}
+
+// walkAt is walk at the instant at, stopping at a unit with no version
+// valid then.
+func (t unitTree) walkAt(code, province string, at time.Time) path {
+	p := path{at: at}
 	for depth := 0; code != "" && depth < maxDepth; depth++ {
 		v, known := t.at(code, at)
 		prov := province

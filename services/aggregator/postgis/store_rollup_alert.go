@@ -90,14 +90,14 @@ func (t unitTree) walkUnits(touched []string, province string, at time.Time) []a
 		p := t.walk(u, province, at)
 		prov := province
 		for _, a := range p.units {
-			if v, ok := t.at(a.code, at); ok && v.level == "province" {
+			if v, ok := t.at(a.code, p.at); ok && v.level == "province" {
 				prov = a.code
 				break
 			}
 		}
 		for _, a := range p.units {
 			if a.province != a.code { // neither national nor a group
-				if v, ok := t.at(a.code, at); ok && v.level == "custom" {
+				if v, ok := t.at(a.code, p.at); ok && v.level == "custom" {
 					a.province = a.code
 				} else {
 					a.province = prov
