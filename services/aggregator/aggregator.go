@@ -375,6 +375,8 @@ type pending struct {
 	msgs  []jetstream.Msg // every message to ack after commit
 	start time.Time       // when it was fetched
 	aqi   aqiAhead        // what the preparer rated ahead (aqi.go)
+	// pairs are the feed source and unit pairs in batch.Sources.
+	pairs map[pairKey]bool
 }
 
 type decodedMsg struct {
@@ -424,6 +426,13 @@ func (p *pending) add(d decoded, m jetstream.Msg) {
 	}
 	d.ops.add(&p.batch, d.row)
 	p.items[d.ops] = append(p.items[d.ops], decodedMsg{d: d, msg: m})
+	if k := (pairKey{d.source, d.unit}); feedSource(d.source) && !p.pairs[k] {
+		if p.pairs == nil {
+			p.pairs = map[pairKey]bool{}
+		}
+		p.pairs[k] = true
+		p.batch.Sources = append(p.batch.Sources, postgis.SourceUnit{SourceID: d.source, UnitCode: d.unit})
+	}
 }
 
 // timedOutTwice reports whether m, which timed out on its own, has had its

@@ -43,6 +43,12 @@ var _ FreshnessStore = (*postgis.Store)(nil)
 
 type pairKey struct{ source, unit string }
 
+// feedSource reports whether source is a feed source, not "" nor the hub's
+// own alerts (overdue reports, stale sources, rules).
+func feedSource(source string) bool {
+	return source != "" && source != HubSource && source != alertrule.SourceID
+}
+
 // sourceActivity sums what batch p brought per source and unit. The
 // duplicates of a kind are attributed to the pair when the kind's rows of the
 // batch all come from one pair, or when all or none of them were duplicates;
@@ -64,8 +70,8 @@ func sourceActivity(p *pending, res postgis.Result) []postgis.SourceActivity {
 		pairs := map[pairKey]int{}
 		for _, dm := range items {
 			d := dm.d
-			if d.source == "" || d.source == HubSource || d.source == alertrule.SourceID {
-				continue // the hub's own alerts (overdue reports, stale sources, rules) are no feed source
+			if !feedSource(d.source) {
+				continue
 			}
 			key := pairKey{d.source, d.unit}
 			a, ok := acts[key]

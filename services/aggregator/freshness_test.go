@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"log/slog"
 	"os"
@@ -137,6 +138,28 @@ func TestStaleSourceRaisedAndCleared(t *testing.T) {
 	clock.set(t0.Add(5 * time.Minute))
 	publish(t, n.JS, feedMsg(t, subjects.KindAir, airEvent(t, 1, t0.Add(5*time.Minute), 21), ""))
 	waitSourceStats(t, pool, "data returned", func(r sourceStatsRow) bool { return r.events == 3 && r.staleSince == nil && r.clearPending })
+	// The batch that brought it counts the pair fresh in its own roll-ups.
+	rst, err := n.JS.Stream(ctx, subjects.StreamRollups)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, time.Minute, "the returning batch's 1m roll-up", func() (bool, string) {
+		raw, err := rst.GetLastMsgForSubject(ctx, subjects.Rollup(province, unit, subjects.KindAir, "1m"))
+		if err != nil {
+			return false, err.Error()
+		}
+		var got rollupJSON
+		if err := json.Unmarshal(raw.Data, &got); err != nil {
+			t.Fatal(err)
+		}
+		if !got.WindowStart.Equal(t0.Add(5 * time.Minute)) {
+			return false, "window " + got.WindowStart.String()
+		}
+		if got.Stale != 0 {
+			t.Fatalf("the returning batch's roll-up counts %d stale pairs; want 0", got.Stale)
+		}
+		return true, ""
+	})
 	sweep()
 	sweep()
 	got := staleAlerts()

@@ -97,7 +97,16 @@ type Batch struct {
 	// (Result.Rollups). A resend under a new message id is not redelivered:
 	// its roll-ups were published when it was first stored.
 	Redelivered bool
+	// Sources are the feed sources and units of the batch's rows (not the
+	// hub's own), each once: with roll-ups on, those stale are fresh again
+	// in the batch's transaction (sqlFreshSources), so that its roll-ups do
+	// not count them stale; the source's activity, recorded after the
+	// commit (RecordSourceActivity), then cancels their stale alerts.
+	Sources []SourceUnit
 }
+
+// SourceUnit is a feed source and a unit its rows are in.
+type SourceUnit struct{ SourceID, UnitCode string }
 
 // Len is the number of rows of every kind.
 func (b Batch) Len() int {
@@ -552,8 +561,17 @@ func stage(ctx context.Context, tx pgx.Tx, b Batch, reads func(*pgx.Batch)) (rea
 // member rows of its stations and segments, locked (queueMemberLock; those
 // cache holds taken from it, when not nil), and the member horizon, after
 // the shared lock that keeps the horizon and the rows before it as read
-// until the transaction ends (sqlShareMemberDays).
+// until the transaction ends (sqlShareMemberDays). First, the batch's stale
+// sources are fresh again (sqlFreshSources), before the roll-ups read the
+// stale figures.
 func queueRollupReads(pb *pgx.Batch, b Batch, in *rollupInput, cache *memberCache) {
+	if len(b.Sources) > 0 {
+		srcs, units := make([]string, len(b.Sources)), make([]string, len(b.Sources))
+		for i, su := range b.Sources {
+			srcs[i], units[i] = su.SourceID, su.UnitCode
+		}
+		pb.Queue(sqlFreshSources, srcs, units)
+	}
 	pb.Queue(sqlShareMemberDays)
 	if units := rollupUnits(b); len(units) > 0 {
 		queueGeneric(pb, func() { pb.Queue(sqlUnitVersions, units).Query(collectTree(&in.tree)) })

@@ -73,6 +73,20 @@ ON CONFLICT (source_id, unit_code) DO UPDATE SET
     clear_pending = s.clear_pending OR s.stale_since IS NOT NULL,
     stale_since = NULL`
 
+// sqlFreshSources makes the stale source and unit pairs of a batch ($1, $2)
+// fresh in the batch's transaction, as RecordSourceActivity will after the
+// commit: their alerts are to be cancelled, and their deadline moves past now
+// (when the interval is known) so that the stale sweep does not find them
+// due again before that. The rows are locked in the order of
+// RecordSourceActivity (byte order of source and unit). A batch of sources
+// none stale changes nothing and bumps no roll-up context version.
+const sqlFreshSources = `UPDATE source_stats s SET stale_since = NULL, clear_pending = true,
+    stale_at = CASE WHEN s.interval_s > 0 THEN greatest(s.stale_at, now() + make_interval(secs => 3 * s.interval_s)) ELSE s.stale_at END
+FROM (SELECT source_id, unit_code FROM source_stats
+      WHERE (source_id, unit_code) IN (SELECT * FROM unnest($1::text[], $2::text[])) AND stale_since IS NOT NULL
+      ORDER BY source_id COLLATE "C", unit_code COLLATE "C" FOR UPDATE) k
+WHERE s.source_id = k.source_id AND s.unit_code = k.unit_code`
+
 // RecordSourceActivity adds the activity of one batch, seen at now (the
 // hub's clock): counts, last times, the gap since the last arrival (the last
 // MaxGaps learn the interval when the source has none configured) and the

@@ -423,6 +423,67 @@ func TestRollupKnownAndStale(t *testing.T) {
 	}
 }
 
+// TestRollupStaleSourceReturns: a batch from a stale source counts it fresh
+// in its own roll-ups (its transaction makes the pair fresh, its alert to be
+// cancelled, its deadline past now); another stale pair of the unit stays
+// counted, a pair not in the batch is not touched; the direct and the exact
+// way alike (the second batch holds a row stored before).
+func TestRollupStaleSourceReturns(t *testing.T) {
+	pool := testenv.PostGIS(t).Pool
+	rollupTree(t, pool)
+	s := postgis.NewStore(pool)
+	at := time.Date(2025, 8, 1, 3, 0, 0, 0, time.UTC)
+	row := func(source, station string, at time.Time) postgis.AirRow {
+		r := airRow(station, at, 10)
+		r.SourceID, r.EventID, r.UnitCode, r.Province, r.ReceivedAt = source, station+at.Format(time.RFC3339), "W2", "01", at
+		return r
+	}
+	ctx := context.Background()
+	if _, err := pool.Exec(ctx, `INSERT INTO source_stats (source_id, unit_code, province, last_event_at, last_seen_at, first_seen_at, stale_since, interval_s, stale_at)
+		VALUES ('x', 'W2', '01', $1, $1, $1, $1, 60, $1), ('y', 'W2', '01', $1, $1, $1, $1, 60, $1), ('z', 'W2', '01', $1, $1, $1, $1, NULL, NULL)`, at); err != nil {
+		t.Fatal(err)
+	}
+	stale := func(res postgis.Result) string {
+		got := map[string]int64{}
+		for _, r := range res.Rollups {
+			if r.Window == "1h" {
+				got[r.UnitCode] = r.Stale
+			}
+		}
+		return fmt.Sprint(got)
+	}
+	// x returns: y and z stay stale.
+	res, err := s.WriteBatch(ctx, postgis.Batch{Air: []postgis.AirRow{row("x", "st1", at.Add(time.Minute))},
+		Sources: []postgis.SourceUnit{{SourceID: "x", UnitCode: "W2"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := stale(res), "map[01:2 G1:2 VN:2 W2:2]"; got != want {
+		t.Fatalf("stale figures %s; want %s", got, want)
+	}
+	var pending bool
+	var staleAt time.Time
+	if err := pool.QueryRow(ctx, `SELECT clear_pending, stale_at FROM source_stats WHERE source_id = 'x' AND stale_since IS NULL`).Scan(&pending, &staleAt); err != nil {
+		t.Fatalf("x not fresh: %v", err)
+	}
+	if !pending || !staleAt.After(time.Now()) {
+		t.Fatalf("x: clear_pending %v, stale_at %v; want its alert to cancel and a deadline after now", pending, staleAt)
+	}
+	// z returns beside x's row stored before (the exact way): only y is left.
+	res, err = s.WriteBatch(ctx, postgis.Batch{Air: []postgis.AirRow{row("x", "st1", at.Add(time.Minute)), row("z", "st2", at.Add(2*time.Minute))},
+		Sources: []postgis.SourceUnit{{SourceID: "x", UnitCode: "W2"}, {SourceID: "z", UnitCode: "W2"}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := stale(res), "map[01:1 G1:1 VN:1 W2:1]"; got != want {
+		t.Fatalf("stale figures %s; want %s", got, want)
+	}
+	if n := count(t, pool, `SELECT count(*) FROM source_stats WHERE stale_since IS NOT NULL`); n != 1 {
+		t.Fatalf("%d stale pairs; want y alone", n)
+	}
+	checkRollupInvariant(t, pool)
+}
+
 // TestRollupMembersConcurrent: four writers (as province partitions
 // meeting in VN, or an aggregator and its successor) add the same stations
 // in random bands and random wards (W1 or W2: shared member rows split under
