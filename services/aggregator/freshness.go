@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"strconv"
 	"time"
 	"unicode/utf8"
@@ -37,6 +38,7 @@ type FreshnessStore interface {
 	MarkSourcesStale(ctx context.Context, pairs []postgis.SourceStale, now, sent time.Time) error
 	ReturnedSources(ctx context.Context, province string, limit int) ([]postgis.SourceStale, error)
 	MarkSourcesCleared(ctx context.Context, pairs []postgis.SourceStale) error
+	LatestRollupsOf(ctx context.Context, units []string) ([]postgis.Rollup, error)
 }
 
 var _ FreshnessStore = (*postgis.Store)(nil)
@@ -225,6 +227,42 @@ func (s *Service) sweepStale(ctx context.Context, db FreshnessStore) error {
 			return err
 		}
 		s.log.Info("stale source alerts cancelled", "count", len(back))
+	}
+	return s.republishStale(ctx, db, append(due, back...))
+}
+
+// republishStale publishes again on ROLLUPS the latest roll-ups of the units
+// of pairs and of the units above them, with their stale figures as they
+// now are: a unit whose only source went silent has no batch to publish
+// that, and a source's return changes the figure of the unit's other
+// layers too. A failure is returned to be logged and counted: the pairs
+// are marked already, so their figures reach ROLLUPS with the units' next
+// batches instead.
+func (s *Service) republishStale(ctx context.Context, db FreshnessStore, pairs []postgis.SourceStale) error {
+	if len(pairs) == 0 {
+		return nil
+	}
+	units := make([]string, 0, len(pairs))
+	for _, x := range pairs {
+		units = append(units, x.UnitCode)
+	}
+	slices.Sort(units)
+	rs, err := db.LatestRollupsOf(ctx, slices.Compact(units))
+	if err != nil {
+		return err
+	}
+	var futures []jetstream.PubAckFuture
+	for _, r := range rs {
+		msg, err := rollupMsg(r)
+		if err != nil {
+			return err
+		}
+		if err := publishAsync(s.js, &futures, msg, noRetry); err != nil {
+			return err
+		}
+	}
+	if _, err := s.waitAcks(ctx, futures); err != nil {
+		return err
 	}
 	return nil
 }

@@ -121,6 +121,28 @@ func TestStaleSourceRaisedAndCleared(t *testing.T) {
 	if r, _ := readSourceStats(t, pool, sourceID, unit); r.staleSince == nil {
 		t.Fatalf("stats = %+v; want stale", r)
 	}
+	// No batch comes from the silent unit: the sweep publishes its latest
+	// roll-ups again, counting the pair stale.
+	lastAir1m := func() rollupJSON {
+		t.Helper()
+		rst, err := n.JS.Stream(ctx, subjects.StreamRollups)
+		if err != nil {
+			t.Fatal(err)
+		}
+		raw, err := rst.GetLastMsgForSubject(ctx, subjects.Rollup(province, unit, subjects.KindAir, "1m"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var got rollupJSON
+		if err := json.Unmarshal(raw.Data, &got); err != nil {
+			t.Fatal(err)
+		}
+		return got
+	}
+	if got := lastAir1m(); !got.WindowStart.Equal(t0) || got.Stale != 1 || got.Observations != 1 {
+		t.Fatalf("last 1m air roll-up after the sweep: window %v, stale %d, %d observations; want %v, 1 stale, 1",
+			got.WindowStart, got.Stale, got.Observations, t0)
+	}
 	// The aggregator stores the hub's alert like any other.
 	testkit.Eventually(t, time.Minute, "stale alert stored active", func() (bool, string) {
 		var state string
@@ -139,19 +161,8 @@ func TestStaleSourceRaisedAndCleared(t *testing.T) {
 	publish(t, n.JS, feedMsg(t, subjects.KindAir, airEvent(t, 1, t0.Add(5*time.Minute), 21), ""))
 	waitSourceStats(t, pool, "data returned", func(r sourceStatsRow) bool { return r.events == 3 && r.staleSince == nil && r.clearPending })
 	// The batch that brought it counts the pair fresh in its own roll-ups.
-	rst, err := n.JS.Stream(ctx, subjects.StreamRollups)
-	if err != nil {
-		t.Fatal(err)
-	}
 	testkit.Eventually(t, time.Minute, "the returning batch's 1m roll-up", func() (bool, string) {
-		raw, err := rst.GetLastMsgForSubject(ctx, subjects.Rollup(province, unit, subjects.KindAir, "1m"))
-		if err != nil {
-			return false, err.Error()
-		}
-		var got rollupJSON
-		if err := json.Unmarshal(raw.Data, &got); err != nil {
-			t.Fatal(err)
-		}
+		got := lastAir1m()
 		if !got.WindowStart.Equal(t0.Add(5 * time.Minute)) {
 			return false, "window " + got.WindowStart.String()
 		}

@@ -239,3 +239,62 @@ ON CONFLICT (source_id, reason) DO UPDATE SET count = r.count + EXCLUDED.count, 
 	}
 	return nil
 }
+
+// sqlLatestRollupsOf returns the latest stored roll-up of each layer and
+// window length of the units $1 and of their ancestors and custom groups in
+// the current tree (sqlCurrentEdges): the roll-ups whose stale figure counts
+// the pairs of those units. The layers of a unit are found by a skip scan
+// of rollup's primary key, the latest window by a backward read of it.
+const sqlLatestRollupsOf = `WITH RECURSIVE ` + sqlCurrentEdges + `, up (code) AS (
+    SELECT unnest($1::text[])
+    UNION
+    SELECT e.parent FROM up JOIN edge e ON e.child = up.code
+), lay (code, layer) AS (
+    SELECT up.code, (SELECT min(r.layer) FROM rollup r WHERE r.unit_code = up.code) FROM up
+    UNION ALL
+    SELECT lay.code, (SELECT min(r.layer) FROM rollup r WHERE r.unit_code = lay.code AND r.layer > lay.layer)
+    FROM lay WHERE lay.layer IS NOT NULL
+)
+SELECT l.* FROM lay CROSS JOIN (VALUES ('1m'), ('15m'), ('1h'), ('1d')) AS w (win)
+CROSS JOIN LATERAL (
+    SELECT ` + rollupColumns + ` FROM rollup r
+    WHERE r.unit_code = lay.code AND r.layer = lay.layer AND r.win = w.win
+    ORDER BY r.window_start DESC LIMIT 1
+) l
+WHERE lay.layer IS NOT NULL
+ORDER BY l.unit_code, l.layer, l.win`
+
+// LatestRollupsOf returns, with their figures as a batch writing them would
+// publish them (RollupContext), the latest roll-up of each layer and window
+// length of units and of their ancestors and groups in the current tree: what
+// to publish again when the stale figure of those units changed without a
+// batch (a source turned stale, or its alert cancelled). None with roll-ups
+// off.
+func (s *Store) LatestRollupsOf(ctx context.Context, units []string) ([]Rollup, error) {
+	if !s.rollups.on || len(units) == 0 {
+		return nil, nil
+	}
+	var rs []Rollup
+	err := s.BeginFunc(ctx, func(tx pgx.Tx) error {
+		rows, err := tx.Query(ctx, sqlLatestRollupsOf, units)
+		if err != nil {
+			return err
+		}
+		for rows.Next() {
+			var r Rollup
+			if err := scanRollup(rows, &r); err != nil {
+				rows.Close()
+				return err
+			}
+			rs = append(rs, r)
+		}
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		return rollupContext(ctx, tx, rs)
+	})
+	if err != nil {
+		return nil, fmt.Errorf("reading the latest roll-ups of %d units: %w", len(units), err)
+	}
+	return rs, nil
+}

@@ -484,6 +484,65 @@ func TestRollupStaleSourceReturns(t *testing.T) {
 	checkRollupInvariant(t, pool)
 }
 
+// TestLatestRollupsOf: the latest roll-up of each layer and window length of
+// a unit and of the units above it now (its province, VN, the group holding
+// it), as plain SQL finds them, with the stale figure of their subtrees.
+func TestLatestRollupsOf(t *testing.T) {
+	pool := testenv.PostGIS(t).Pool
+	rollupTree(t, pool)
+	s := postgis.NewStore(pool)
+	ctx := context.Background()
+	at := time.Now().UTC().Add(-3 * time.Hour).Truncate(time.Hour)
+	w1, w2 := airRow("st1", at, 10), airRow("st2", at.Add(70*time.Minute), 10)
+	w1.UnitCode, w2.UnitCode = "W1", "W2"
+	tr := trafficRow("seg1", at.Add(20*time.Minute), 30)
+	tr.UnitCode = "W1"
+	if _, err := s.WriteBatch(ctx, postgis.Batch{Air: []postgis.AirRow{w1, w2}, Traffic: []postgis.TrafficRow{tr}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO source_stats (source_id, unit_code, province, last_event_at, last_seen_at, first_seen_at, stale_since)
+		VALUES ('x', 'W2', '01', $1, $1, $1, $1)`, at); err != nil {
+		t.Fatal(err)
+	}
+	rs, err := s.LatestRollupsOf(ctx, []string{"W2"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range rs {
+		got = append(got, fmt.Sprintf("%s/%s/%s@%s stale %d", r.UnitCode, r.Layer, r.Window, r.WindowStart.UTC().Format("15:04"), r.Stale))
+	}
+	var want []string
+	rows, err := pool.Query(ctx, `SELECT unit_code || '/' || layer || '/' || win || '@' || to_char(max(window_start) AT TIME ZONE 'UTC', 'HH24:MI') || ' stale 1'
+		FROM rollup WHERE unit_code IN ('W2', '01', 'VN', 'G1') GROUP BY unit_code, layer, win ORDER BY unit_code, layer, win`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var x string
+		if err := rows.Scan(&x); err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, x)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	if len(want) != 24 { // air in 4 units, traffic in 01 and VN (W1's), 4 windows each
+		t.Fatalf("plain SQL found %d latest roll-ups: %v", len(want), want)
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("latest roll-ups\n%v\nwant\n%v", got, want)
+	}
+	off, err := postgis.NewStoreWith(pool, postgis.StoreConfig{NoRollups: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs, err := off.LatestRollupsOf(ctx, []string{"W2"}); err != nil || rs != nil {
+		t.Fatalf("roll-ups off: %v, %v; want none", rs, err)
+	}
+}
+
 // TestRollupMembersConcurrent: four writers (as province partitions
 // meeting in VN, or an aggregator and its successor) add the same stations
 // in random bands and random wards (W1 or W2: shared member rows split under
