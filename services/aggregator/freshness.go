@@ -52,9 +52,11 @@ func feedSource(source string) bool {
 }
 
 // sourceActivity sums what batch p brought per source and unit. The
-// duplicates of a kind are attributed to the pair when the kind's rows of the
-// batch all come from one pair, or when all or none of them were duplicates;
-// otherwise which of them were duplicates is unknown, and none is counted.
+// duplicates of a kind are attributed to their pairs by the rows the store
+// says it inserted (KindResult.Inserted, when it lists every new row), else
+// when the kind's rows of the batch all come from one pair, or when all or
+// none of them were duplicates; otherwise which of them were duplicates is
+// unknown, and none is counted.
 func sourceActivity(p *pending, res postgis.Result) []postgis.SourceActivity {
 	acts := map[pairKey]*postgis.SourceActivity{}
 	var order []pairKey
@@ -64,8 +66,13 @@ func sourceActivity(p *pending, res postgis.Result) []postgis.SourceActivity {
 			continue
 		}
 		dups := -1
+		var inserted []int // the positions of the new rows, when all are listed
 		if k.result != nil {
-			dups = k.result(res).Duplicates
+			r := k.result(res)
+			dups = r.Duplicates
+			if len(r.Inserted) == r.New && r.New+dups == len(items) {
+				inserted = r.Inserted
+			}
 		} else if k == reportKind {
 			dups = res.Reports.Duplicates
 		}
@@ -90,6 +97,18 @@ func sourceActivity(p *pending, res postgis.Result) []postgis.SourceActivity {
 		}
 		switch {
 		case dups <= 0:
+		case inserted != nil:
+			isNew := make([]bool, len(items))
+			for _, i := range inserted {
+				if i >= 0 && i < len(items) {
+					isNew[i] = true
+				}
+			}
+			for i, dm := range items {
+				if !isNew[i] && feedSource(dm.d.source) {
+					acts[pairKey{dm.d.source, dm.d.unit}].Duplicates++
+				}
+			}
 		case len(pairs) == 1:
 			for key := range pairs {
 				acts[key].Duplicates += dups

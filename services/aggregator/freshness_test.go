@@ -314,4 +314,10 @@ func TestSourceActivity(t *testing.T) {
 	if len(got) != 2 || got[0].Duplicates != 1 || got[1].Duplicates != 1 {
 		t.Errorf("all-duplicate batch: %+v", got)
 	}
+	// The rows inserted listed: each duplicate is its own pair's.
+	got = sourceActivity(&pending{items: map[*kindOps][]decodedMsg{airKind: {dm("a", unit, t0), dm("b", unit, t0), dm("b", unit, t0), dm(HubSource, unit, t0)}}},
+		postgis.Result{Air: postgis.KindResult{New: 1, Duplicates: 3, Inserted: []int{0}}})
+	if len(got) != 2 || got[0].Duplicates != 0 || got[1].Duplicates != 2 {
+		t.Errorf("mixed batch with its rows inserted: %+v; want b's 2 duplicates", got)
+	}
 }

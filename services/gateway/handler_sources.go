@@ -40,7 +40,8 @@ type sourceJSON struct {
 	EventsPerMinute float64 `json:"eventsPerMinute"`
 	Duplicates      int64   `json:"duplicates"`
 	// Rejected counts the source's items the ingest rejected (all its
-	// units); RejectedShare is rejected / (rejected + events).
+	// units); RejectedShare is rejected / (rejected + the source's events
+	// in all its units).
 	Rejected      int64                `json:"rejected"`
 	RejectedShare float64              `json:"rejectedShare"`
 	TopReasons    []pgread.ReasonCount `json:"topReasons"`
@@ -105,7 +106,7 @@ func sourceItem(x pgread.SourceRow) sourceJSON {
 	}
 	minutes := max(x.LastSeen.Sub(x.FirstSeen).Minutes(), 1)
 	it.EventsPerMinute = float64(x.Events) / minutes
-	if total := x.Rejected + x.Events; total > 0 {
+	if total := x.Rejected + x.SourceEvents; total > 0 {
 		it.RejectedShare = float64(x.Rejected) / float64(total)
 	}
 	if x.StaleSince != nil {

@@ -35,7 +35,8 @@ func TestSources(t *testing.T) {
 		`INSERT INTO source_stats (source_id, unit_code, province, last_event_at, last_seen_at, first_seen_at, events, duplicates, interval_s, stale_at, stale_since)
 		 VALUES ('hk', '00070', '01', $1, $1, $1::timestamptz - interval '10 minutes', 100, 3, 60, $1::timestamptz + interval '3 minutes', $1::timestamptz + interval '3 minutes'),
 		        ('cg', '00166', '01', $1, $1, $1::timestamptz - interval '30 seconds', 10, 0, 30, $1::timestamptz + interval '90 seconds', NULL),
-		        ('hcm', '79', '79', $1, $1, $1, 5, 0, NULL, NULL, NULL)`,
+		        ('hcm', '79', '79', $1, $1, $1, 5, 0, NULL, NULL, NULL),
+		        ('hk', '00166', '01', $1, $1, $1, 50, 0, NULL, NULL, NULL)`,
 		`INSERT INTO source_rejection (source_id, reason, count, last_at) VALUES
 		 ('hk', 'invalid:pm25', 20, $1), ('hk', 'outside-unit', 50, $1), ('hk', 'unreadable', 1, $1), ('hk', 'invalid:no2', 7, $1),
 		 ('hk', 'invalid:o3', 6, $1), ('hk', 'too-large', 2, $1), ('hcm', 'unreadable', 4, $1)`,
@@ -88,15 +89,17 @@ func TestSources(t *testing.T) {
 	}
 
 	code, l, body := get(srcOperator01, "?province=01")
-	if code != http.StatusOK || len(l.Items) != 2 {
-		t.Fatalf("operator of 01: %d %s; want 200 with 2 rows", code, body)
+	if code != http.StatusOK || len(l.Items) != 3 {
+		t.Fatalf("operator of 01: %d %s; want 200 with 3 rows", code, body)
 	}
 	cg, hk := l.Items[0], l.Items[1]
 	if hk.Source != "hk" || hk.Unit != "00070" || !hk.Stale || hk.StaleSince == nil || hk.Events != 100 || hk.Duplicates != 3 ||
 		hk.IntervalSeconds == nil || *hk.IntervalSeconds != 60 || !hk.IntervalConfigured || hk.EventsPerMinute != 10 || hk.Rejected != 86 {
 		t.Errorf("hk = %+v", hk)
 	}
-	if want := float64(86) / 186; hk.RejectedShare != want {
+	// The source's rejections (all its units) over them and its events in all
+	// its units (100 in 00070, 50 in 00166).
+	if want := float64(86) / 236; hk.RejectedShare != want || l.Items[2].RejectedShare != want {
 		t.Errorf("hk rejected share = %v; want %v", hk.RejectedShare, want)
 	}
 	wantTop := []string{"outside-unit 50", "invalid:pm25 20", "invalid:no2 7", "invalid:o3 6", "too-large 2"}
