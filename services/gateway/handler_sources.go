@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/iochub/iochub/internal/auth"
+	"github.com/iochub/iochub/internal/schema"
 	"github.com/iochub/iochub/services/gateway/pgread"
 )
 
@@ -35,10 +36,12 @@ type sourceJSON struct {
 	IntervalSeconds    *float64 `json:"intervalSeconds"`
 	IntervalConfigured bool     `json:"intervalConfigured"`
 	Events             int64    `json:"events"`
-	// EventsPerMinute is events over the time from the first to the last
-	// arrival (at least a minute).
-	EventsPerMinute float64 `json:"eventsPerMinute"`
-	Duplicates      int64   `json:"duplicates"`
+	// EventsPerMinute is the events of the last 15 minutes per minute
+	// (schema.SourceRate); EventsPerMinuteOverall is events over the time
+	// from the first to the last arrival (at least a minute).
+	EventsPerMinute        float64 `json:"eventsPerMinute"`
+	EventsPerMinuteOverall float64 `json:"eventsPerMinuteOverall"`
+	Duplicates             int64   `json:"duplicates"`
 	// Rejected counts the source's items the ingest rejected (all its
 	// units); RejectedShare is rejected / (rejected + the source's events
 	// in all its units).
@@ -74,6 +77,7 @@ func (g *Gateway) serveSources(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusServiceUnavailable, "this gateway has no database; sources are not available here")
 		return
 	}
+	now := time.Now()
 	rows, err := pgread.New(g.readPool).Sources(r.Context(), prov)
 	if err != nil {
 		g.readFailed(w, r, err, "querying sources", "province", prov)
@@ -84,14 +88,14 @@ func (g *Gateway) serveSources(w http.ResponseWriter, r *http.Request) {
 		if !who.CanReadUnit(tree, x.Unit) {
 			continue
 		}
-		out.Items = append(out.Items, sourceItem(x))
+		out.Items = append(out.Items, sourceItem(x, now))
 	}
 	w.Header().Set("Content-Type", "application/json")
 	w.Header().Set("Cache-Control", "no-store")
 	_ = json.NewEncoder(w).Encode(out)
 }
 
-func sourceItem(x pgread.SourceRow) sourceJSON {
+func sourceItem(x pgread.SourceRow, now time.Time) sourceJSON {
 	ts := func(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
 	it := sourceJSON{Source: x.SourceID, Unit: x.Unit, Province: x.Province,
 		LastEventAt: ts(x.LastEvent), LastSeenAt: ts(x.LastSeen), FirstSeenAt: ts(x.FirstSeen),
@@ -105,7 +109,8 @@ func sourceItem(x pgread.SourceRow) sourceJSON {
 		it.IntervalSeconds = &iv
 	}
 	minutes := max(x.LastSeen.Sub(x.FirstSeen).Minutes(), 1)
-	it.EventsPerMinute = float64(x.Events) / minutes
+	it.EventsPerMinuteOverall = float64(x.Events) / minutes
+	it.EventsPerMinute = schema.SourceRate(x.RateStart, x.RateCur, x.RatePrev, now)
 	if total := x.Rejected + x.SourceEvents; total > 0 {
 		it.RejectedShare = float64(x.Rejected) / float64(total)
 	}

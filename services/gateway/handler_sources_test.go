@@ -37,6 +37,10 @@ func TestSources(t *testing.T) {
 		        ('cg', '00166', '01', $1, $1, $1::timestamptz - interval '30 seconds', 10, 0, 30, $1::timestamptz + interval '90 seconds', NULL),
 		        ('hcm', '79', '79', $1, $1, $1, 5, 0, NULL, NULL, NULL),
 		        ('hk', '00166', '01', $1, $1, $1, 50, 0, NULL, NULL, NULL)`,
+		// hk's recent counts: 30 events in this window of 15 minutes, none
+		// before; cg's two windows ago (nothing recent).
+		`UPDATE source_stats SET rate_start = date_bin(interval '15 minutes', now(), timestamptz 'epoch') - CASE source_id WHEN 'cg' THEN interval '30 minutes' ELSE interval '0' END,
+		 rate_cur = 30 WHERE source_id IN ('hk', 'cg') AND unit_code IN ('00070', '00166') AND $1::timestamptz IS NOT NULL`,
 		`INSERT INTO source_rejection (source_id, reason, count, last_at) VALUES
 		 ('hk', 'invalid:pm25', 20, $1), ('hk', 'outside-unit', 50, $1), ('hk', 'unreadable', 1, $1), ('hk', 'invalid:no2', 7, $1),
 		 ('hk', 'invalid:o3', 6, $1), ('hk', 'too-large', 2, $1), ('hcm', 'unreadable', 4, $1)`,
@@ -94,13 +98,18 @@ func TestSources(t *testing.T) {
 	}
 	cg, hk := l.Items[0], l.Items[1]
 	if hk.Source != "hk" || hk.Unit != "00070" || !hk.Stale || hk.StaleSince == nil || hk.Events != 100 || hk.Duplicates != 3 ||
-		hk.IntervalSeconds == nil || *hk.IntervalSeconds != 60 || !hk.IntervalConfigured || hk.EventsPerMinute != 10 || hk.Rejected != 86 {
+		hk.IntervalSeconds == nil || *hk.IntervalSeconds != 60 || !hk.IntervalConfigured || hk.EventsPerMinuteOverall != 10 || hk.Rejected != 86 {
 		t.Errorf("hk = %+v", hk)
 	}
 	// The source's rejections (all its units) over them and its events in all
 	// its units (100 in 00070, 50 in 00166).
 	if want := float64(86) / 236; hk.RejectedShare != want || l.Items[2].RejectedShare != want {
 		t.Errorf("hk rejected share = %v; want %v", hk.RejectedShare, want)
+	}
+	// 30 events in the current window and none before: 2 a minute (a little
+	// less when the window turned between the update and the read).
+	if hk.EventsPerMinute < 1.99 || hk.EventsPerMinute > 2 {
+		t.Errorf("hk events per minute = %v; want 2", hk.EventsPerMinute)
 	}
 	wantTop := []string{"outside-unit 50", "invalid:pm25 20", "invalid:no2 7", "invalid:o3 6", "too-large 2"}
 	if len(hk.TopReasons) != len(wantTop) {
@@ -112,7 +121,7 @@ func TestSources(t *testing.T) {
 		}
 	}
 	if cg.Source != "cg" || cg.Stale || cg.IntervalConfigured || cg.IntervalSeconds == nil || *cg.IntervalSeconds != 30 ||
-		cg.EventsPerMinute != 10 || cg.Rejected != 0 || cg.RejectedShare != 0 || len(cg.TopReasons) != 0 || cg.StaleAt == nil {
+		cg.EventsPerMinuteOverall != 10 || cg.EventsPerMinute != 0 || cg.Rejected != 0 || cg.RejectedShare != 0 || len(cg.TopReasons) != 0 || cg.StaleAt == nil {
 		t.Errorf("cg = %+v", cg)
 	}
 

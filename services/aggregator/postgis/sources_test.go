@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/iochub/iochub/internal/schema"
 	"github.com/iochub/iochub/internal/testenv"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 )
@@ -169,5 +170,48 @@ func TestDisableSource(t *testing.T) {
 	got := auditRows(t, db)
 	if len(got) != 2 || got[1] != (auditRow{"cli", "source.disable", "s1", "{}"}) {
 		t.Errorf("got audit %+v; want source.add then one source.disable of s1", got)
+	}
+}
+
+// TestSourceRecentRate: a pair's events are counted per window of
+// schema.SourceRateWindow on the hub's clock: the current window's and the
+// one before, shifted as the clock enters the next window, dropped after a
+// silent one, and not moved back by a clock behind.
+func TestSourceRecentRate(t *testing.T) {
+	pool := testenv.PostGIS(t).Pool
+	s := postgis.NewStore(pool)
+	ctx := context.Background()
+	w := schema.SourceRateWindow
+	start := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	record := func(events int, at time.Time) {
+		t.Helper()
+		if err := s.RecordSourceActivity(ctx, []postgis.SourceActivity{{SourceID: "r", UnitCode: "00070", Province: "01",
+			LastEvent: at, Events: events}}, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	check := func(step string, wantStart time.Time, wantCur, wantPrev int64) {
+		t.Helper()
+		var got time.Time
+		var cur, prev int64
+		if err := pool.QueryRow(ctx, `SELECT rate_start, rate_cur, rate_prev FROM source_stats WHERE source_id = 'r'`).Scan(&got, &cur, &prev); err != nil {
+			t.Fatal(err)
+		}
+		if !got.Equal(wantStart) || cur != wantCur || prev != wantPrev {
+			t.Fatalf("%s: window %v, %d events, %d before; want %v, %d, %d", step, got, cur, prev, wantStart, wantCur, wantPrev)
+		}
+	}
+	record(5, start.Add(time.Minute))
+	check("first", start, 5, 0)
+	record(7, start.Add(w-time.Second))
+	check("same window", start, 12, 0)
+	record(3, start.Add(w))
+	check("next window", start.Add(w), 3, 12)
+	record(1, start.Add(w-time.Minute)) // another aggregator's clock, behind
+	check("a clock behind", start.Add(w), 4, 12)
+	record(2, start.Add(3*w+time.Minute))
+	check("after a silent window", start.Add(3*w), 2, 0)
+	if got := schema.SourceRate(&[]time.Time{start.Add(3 * w)}[0], 2, 0, start.Add(3*w+time.Minute)); got != float64(2)/15 {
+		t.Fatalf("rate %v; want 2 events in 15 minutes", got)
 	}
 }

@@ -9,6 +9,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/iochub/iochub/internal/schema"
 )
 
 // SourceActivity is what one stored batch brought of one source and unit.
@@ -57,11 +59,23 @@ SELECT (SELECT interval_s FROM source WHERE id = $1),
        (SELECT last_seen_at FROM source_stats WHERE source_id = $1 AND unit_code = $2 FOR UPDATE),
        (SELECT gaps FROM source_stats WHERE source_id = $1 AND unit_code = $2)`
 
+// sqlSourceStatsUpsert adds a batch's activity ($6 events, $7 duplicates at
+// $5, the hub's clock) to a pair; rate_start, rate_cur and rate_prev are the
+// current window of schema.SourceRateWindow ($10 seconds) and the events of it and of the
+// one before (00038).
 const sqlSourceStatsUpsert = `
-INSERT INTO source_stats AS s (source_id, unit_code, province, last_event_at, last_seen_at, first_seen_at, events, duplicates, gaps, interval_s, stale_at)
+INSERT INTO source_stats AS s (source_id, unit_code, province, last_event_at, last_seen_at, first_seen_at, events, duplicates, gaps, interval_s, stale_at,
+    rate_start, rate_cur)
 VALUES ($1, $2, $3, $4, $5::timestamptz, $5::timestamptz, $6, $7, $8, $9::double precision,
-        CASE WHEN $9::double precision > 0 THEN $5::timestamptz + make_interval(secs => 3 * $9::double precision) END)
+        CASE WHEN $9::double precision > 0 THEN $5::timestamptz + make_interval(secs => 3 * $9::double precision) END,
+        date_bin(make_interval(secs => $10), $5::timestamptz, timestamptz 'epoch'), $6)
 ON CONFLICT (source_id, unit_code) DO UPDATE SET
+    rate_prev = CASE
+        WHEN EXCLUDED.rate_start <= s.rate_start THEN s.rate_prev -- this window (or, a clock behind, an earlier one)
+        WHEN EXCLUDED.rate_start - make_interval(secs => $10) = s.rate_start THEN s.rate_cur
+        ELSE 0 END,
+    rate_cur = CASE WHEN EXCLUDED.rate_start <= s.rate_start THEN s.rate_cur + EXCLUDED.rate_cur ELSE EXCLUDED.rate_cur END,
+    rate_start = greatest(s.rate_start, EXCLUDED.rate_start),
     province = EXCLUDED.province,
     last_event_at = greatest(s.last_event_at, EXCLUDED.last_event_at),
     last_seen_at = greatest(s.last_seen_at, EXCLUDED.last_seen_at),
@@ -130,7 +144,7 @@ func (s *Store) RecordSourceActivity(ctx context.Context, acts []SourceActivity,
 				ivArg = &iv
 			}
 			if _, err := tx.Exec(ctx, sqlSourceStatsUpsert, a.SourceID, a.UnitCode, a.Province, a.LastEvent.UTC(), now.UTC(),
-				a.Events, a.Duplicates, gaps, ivArg); err != nil {
+				a.Events, a.Duplicates, gaps, ivArg, schema.SourceRateWindow.Seconds()); err != nil {
 				return fmt.Errorf("writing stats of %s/%s: %w", a.SourceID, a.UnitCode, err)
 			}
 		}

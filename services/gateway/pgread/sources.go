@@ -32,7 +32,11 @@ type SourceRow struct {
 	// every unit (the share rejected is of all its items).
 	Rejected     int64
 	SourceEvents int64
-	Reasons      []ReasonCount
+	// RateStart, RateCur and RatePrev are the pair's recent counts
+	// (schema.SourceRate).
+	RateStart         *time.Time
+	RateCur, RatePrev int64
+	Reasons           []ReasonCount
 }
 
 // ReasonCount is a rejection reason and how many items it refused.
@@ -43,7 +47,7 @@ type ReasonCount struct {
 
 const sqlSources = `
 SELECT st.source_id, st.unit_code, st.province, st.first_seen_at, st.last_seen_at, st.last_event_at,
-       st.events, st.duplicates, coalesce(st.interval_s, 0), src.interval_s IS NOT NULL, st.stale_at, st.stale_since,
+       st.events, st.duplicates, st.rate_start, st.rate_cur, st.rate_prev, coalesce(st.interval_s, 0), src.interval_s IS NOT NULL, st.stale_at, st.stale_since,
        coalesce((SELECT sum(count) FROM source_rejection r WHERE r.source_id = st.source_id), 0)::bigint,
        (SELECT sum(s2.events) FROM source_stats s2 WHERE s2.source_id = st.source_id)::bigint,
        coalesce((SELECT json_agg(json_build_object('reason', reason, 'count', count))
@@ -65,7 +69,7 @@ func (s *Store) Sources(ctx context.Context, province string) ([]SourceRow, erro
 	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (SourceRow, error) {
 		var x SourceRow
 		err := r.Scan(&x.SourceID, &x.Unit, &x.Province, &x.FirstSeen, &x.LastSeen, &x.LastEvent, &x.Events, &x.Duplicates,
-			&x.Interval, &x.Configured, &x.StaleAt, &x.StaleSince, &x.Rejected, &x.SourceEvents, &x.Reasons)
+			&x.RateStart, &x.RateCur, &x.RatePrev, &x.Interval, &x.Configured, &x.StaleAt, &x.StaleSince, &x.Rejected, &x.SourceEvents, &x.Reasons)
 		return x, err
 	})
 	if err != nil {
