@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -11,26 +12,39 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/twpayne/go-geom"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/iochub/iochub/internal/ce"
 	"github.com/iochub/iochub/internal/subjects"
 	"github.com/iochub/iochub/internal/testkit"
+	"github.com/iochub/iochub/internal/testkit/rollupcheck"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 )
 
-// TestRollupsExactlyOnceAcrossKill feeds air and traffic observations, each
-// also redelivered under another Nats-Msg-Id, kills the aggregator mid-stream
-// and restarts it; every stored roll-up of the unit then counts each raw row
-// exactly once, and ROLLUPS holds the last roll-up of each window with the
-// stored figures.
+// TestRollupsExactlyOnceAcrossKill feeds air and traffic observations of a
+// ward under its province under VN, in a random order, some received late,
+// some also resent under another Nats-Msg-Id, stops the aggregator
+// mid-stream (the batches it had not committed are redelivered) and restarts
+// it; every stored roll-up, of the ward and of the units above it, then
+// equals plain SQL over the raw rows (rollupcheck), counting each row once,
+// and ROLLUPS holds the last roll-up of each window with the stored figures.
 func TestRollupsExactlyOnceAcrossKill(t *testing.T) {
 	ne, pool := testNATS(t), testDB(t)
+	insertUnit(t, pool, "VN", "national", "", 102, 8)
+	insertUnit(t, pool, province, "province", "VN", 105, 20)
+	insertUnit(t, pool, unit, "commune", province, 105, 20)
 	const stations, steps = 10, 30
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 0))
 	var msgs []*nats.Msg
 	for k := range steps {
 		at := t0.Add(time.Duration(k) * 3 * time.Minute)
 		for s := range stations {
 			a := airEvent(t, s, at, float64(10+k))
+			if rng.IntN(8) == 0 { // late for every window but its day's
+				a.Origin.ReceivedAt = timestamppb.New(at.Add(3 * time.Hour))
+			}
 			tr := trafficEvent(t, s, at, float64(5+k))
 			msgs = append(msgs, feedMsg(t, subjects.KindAir, a, ""), feedMsg(t, subjects.KindTraffic, tr, ""))
 			if s%3 == 0 { // a resend JetStream does not deduplicate
@@ -38,6 +52,7 @@ func TestRollupsExactlyOnceAcrossKill(t *testing.T) {
 			}
 		}
 	}
+	rng.Shuffle(len(msgs), func(i, j int) { msgs[i], msgs[j] = msgs[j], msgs[i] })
 	published := make(chan struct{})
 	go func() {
 		defer close(published)
@@ -82,6 +97,10 @@ func TestRollupsExactlyOnceAcrossKill(t *testing.T) {
 		if total != stations*steps {
 			t.Errorf("%s hourly roll-ups count %d rows; want %d", q.layer, total, stations*steps)
 		}
+	}
+	rollupcheck.Check(t, pool)
+	if n := rows(t, pool, "rollup WHERE unit_code = 'VN'"); n == 0 {
+		t.Fatal("no roll-up of VN: the tree was not walked")
 	}
 
 	// ROLLUPS ends with the stored figures of each hourly window of the unit.

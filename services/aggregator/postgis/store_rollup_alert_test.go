@@ -12,6 +12,7 @@ import (
 	"github.com/twpayne/go-geom"
 
 	"github.com/iochub/iochub/internal/testenv"
+	"github.com/iochub/iochub/internal/testkit/rollupcheck"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 )
 
@@ -82,9 +83,9 @@ const sqlAlertEvents = `SELECT a.id, u AS unit_code, a.province, a.active_from A
 const sqlAlertRollupDiff = `WITH up AS (
     SELECT DISTINCT r.id, r.at, r.grade, r.activated, r.ended, x.code
     FROM (` + sqlAlertEvents + `) r
-` + sqlRollupUnitsOf + `
+` + rollupcheck.UnitsOf + `
 ), w AS (
-    SELECT up.*, v.win, v.start FROM (SELECT up.*, up.at AS observed_at FROM up) up ` + sqlRollupWindowsOf + `
+    SELECT up.*, v.win, v.start FROM (SELECT up.*, up.at AS observed_at FROM up) up ` + rollupcheck.WindowsOf + `
 ), expected AS (
     SELECT code AS unit_code, 'alert' AS layer, win, start AS window_start, 0::bigint AS n, 0::bigint AS late,
         count(*) FILTER (WHERE activated = 1 AND grade = 0) AS a0, count(*) FILTER (WHERE activated = 1 AND grade = 1) AS a1,
@@ -125,7 +126,7 @@ const sqlWindowEnd = `k.window_start + CASE k.win WHEN '1m' THEN interval '1 min
 const sqlAlertGauges = `WITH p AS (
     SELECT DISTINCT r.id, r.observed_at AS active_from, a.active_until, r.grade, x.code
     FROM (` + sqlAlertEvents + `) r JOIN alert a ON a.id = r.id
-` + sqlRollupUnitsOf + `
+` + rollupcheck.UnitsOf + `
     WHERE r.activated = 1
 )
 SELECT k.unit_code, k.win, k.window_start,
@@ -146,7 +147,7 @@ const sqlReportGauges = `WITH p AS (
         (SELECT min(e.at) FROM report_event e WHERE e.report_id = report.id AND e.kind = 'status'
             AND e.to_status IN ('resolved', 'rejected')) AS closed_at
         FROM report) r
-` + sqlRollupUnitsOf + `
+` + rollupcheck.UnitsOf + `
 )
 SELECT k.unit_code, k.win, k.window_start, count(p.id)
 FROM rollup k LEFT JOIN p ON p.code = k.unit_code AND p.observed_at < ` + sqlWindowEnd + `

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/iochub/iochub/internal/testenv"
+	"github.com/iochub/iochub/internal/testkit/rollupcheck"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 )
 
@@ -66,7 +67,7 @@ func TestCloseMemberDays(t *testing.T) {
 	if _, err := s.WriteBatch(ctx, postgis.Batch{Traffic: []postgis.TrafficRow{segment("seg1", d1)}}); err != nil {
 		t.Fatal(err)
 	}
-	checkRollupInvariant(t, pool)
+	rollupcheck.Check(t, pool)
 	firstDay := time.Date(2025, 7, 31, 17, 0, 0, 0, time.UTC) // 1 August in Vietnam
 	secondDay := firstDay.Add(24 * time.Hour)
 	before := count(t, pool, `SELECT count(*) FROM rollup_member_day WHERE day = $1`, firstDay)

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/iochub/iochub/internal/testenv"
+	"github.com/iochub/iochub/internal/testkit/rollupcheck"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 )
 
@@ -84,10 +85,10 @@ const sqlReportRollupDiff = `WITH ev AS (
     SELECT unit_code, province, sla_deadline, sla_deadline, sla_deadline, 0, 0, 0, 1, 0, 0 FROM report WHERE overdue
 ), up AS (
     SELECT r.at, r.received_at, r.opened, r.resolved, r.in_sla, r.overdue, r.rejected, r.closed, x.code, x.prov FROM ev r
-` + sqlRollupUnitsOf + `
+` + rollupcheck.UnitsOf + `
 ), w AS (
     SELECT up.*, v.win, v.start, up.opened = 1 AND up.received_at > v.start + v.len + interval '2 hours' AS late
-    FROM (SELECT up.*, up.at AS observed_at FROM up) up ` + sqlRollupWindowsOf + `
+    FROM (SELECT up.*, up.at AS observed_at FROM up) up ` + rollupcheck.WindowsOf + `
 ), expected AS (
     SELECT code AS unit_code, 'report' AS layer, win, start AS window_start, max(prov) AS province,
         coalesce(sum(opened) FILTER (WHERE NOT late), 0) AS n, count(*) FILTER (WHERE late) AS late,

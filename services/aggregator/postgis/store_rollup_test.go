@@ -15,6 +15,7 @@ import (
 	"github.com/twpayne/go-geom"
 
 	"github.com/iochub/iochub/internal/testenv"
+	"github.com/iochub/iochub/internal/testkit/rollupcheck"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 )
 
@@ -49,153 +50,6 @@ func rollupTree(t *testing.T, pool *pgxpool.Pool) {
 		VALUES ('G1', 'OLD', '2020-01-01', '2025-07-01'), ('G1', 'W2', '2025-07-01', NULL)`)
 	if err != nil {
 		t.Fatalf("inserting group members: %v", err)
-	}
-}
-
-// sqlRollupUnitsOf joins each row r (unit_code, province, observed_at) to
-// the units it rolls up to at observed_at, as x (code, prov): its own, its
-// ancestors up to two levels by joins, and its custom groups by unit_groups.
-// A unit with no version valid at observed_at is taken, with its ancestors
-// and groups, at the start of its first version after, else at the last
-// microsecond of its last version before (rr.at).
-const sqlRollupUnitsOf = `CROSS JOIN LATERAL (
-        SELECT coalesce(
-            (SELECT r.observed_at FROM admin_unit u WHERE u.code = r.unit_code
-                AND u.valid_from <= r.observed_at AND (u.valid_to IS NULL OR u.valid_to > r.observed_at) LIMIT 1),
-            (SELECT min(u.valid_from) FROM admin_unit u WHERE u.code = r.unit_code AND u.valid_from > r.observed_at),
-            (SELECT max(u.valid_to) - interval '1 microsecond' FROM admin_unit u WHERE u.code = r.unit_code AND u.valid_to <= r.observed_at),
-            r.observed_at) AS at
-    ) rr
-    CROSS JOIN LATERAL (
-        SELECT r.unit_code AS code, r.province AS prov
-        UNION
-        SELECT u.parent_code, CASE WHEN p.level = 'national' THEN p.code ELSE r.province END
-        FROM admin_unit u JOIN admin_unit p ON p.code = u.parent_code
-            AND p.valid_from <= rr.at AND (p.valid_to IS NULL OR p.valid_to > rr.at)
-        WHERE u.code = r.unit_code AND u.valid_from <= rr.at AND (u.valid_to IS NULL OR u.valid_to > rr.at)
-        UNION
-        SELECT p.parent_code, CASE WHEN g.level = 'national' THEN g.code ELSE r.province END
-        FROM admin_unit u
-        JOIN admin_unit p ON p.code = u.parent_code AND p.valid_from <= rr.at AND (p.valid_to IS NULL OR p.valid_to > rr.at)
-        JOIN admin_unit g ON g.code = p.parent_code AND g.valid_from <= rr.at AND (g.valid_to IS NULL OR g.valid_to > rr.at)
-        WHERE u.code = r.unit_code AND u.valid_from <= rr.at AND (u.valid_to IS NULL OR u.valid_to > rr.at)
-        UNION
-        SELECT g.group_code, g.group_code FROM unit_groups(r.unit_code, rr.at) g
-    ) x`
-
-// sqlRollupWindowsOf joins each row (observed_at) to the windows it falls in,
-// as v (win, start, len).
-const sqlRollupWindowsOf = `CROSS JOIN LATERAL (VALUES
-        ('1m', date_trunc('minute', observed_at), interval '1 minute'),
-        ('15m', date_trunc('hour', observed_at) + floor(extract(minute FROM observed_at) / 15) * interval '15 minutes', interval '15 minutes'),
-        ('1h', date_trunc('hour', observed_at), interval '1 hour'),
-        ('1d', (date_trunc('day', observed_at AT TIME ZONE 'Asia/Ho_Chi_Minh')) AT TIME ZONE 'Asia/Ho_Chi_Minh', interval '1 day')
-    ) v (win, start, len)`
-
-// sqlRollupDiff is the invariant: the roll-ups stored against what plain SQL
-// over the raw rows gives (ancestors by joins up to two levels, custom groups
-// by the schema's unit_groups, windows by
-// date_trunc, late by received_at after the window's end plus 2 hours). It
-// returns the rows of either side missing from the other.
-const sqlRollupDiff = `WITH valid AS (
-    SELECT * FROM admin_unit
-), raw AS (
-    SELECT 'air' AS layer, unit_code, province, observed_at, received_at, aqi, aqi_band,
-        NULL::double precision AS intensity, NULL::double precision AS speed, NULL::boolean AS congested,
-        NULL::double precision AS level, NULL::smallint AS alarm,
-        NULL::double precision AS temp, NULL::double precision AS precip, NULL::double precision AS wind,
-        station_id AS entity, coalesce(aqi_band, 0)::smallint AS grade
-    FROM air_observation
-    UNION ALL
-    SELECT 'traffic', unit_code, province, observed_at, received_at, NULL, NULL, intensity, average_vehicle_speed, congested,
-        NULL, NULL, NULL, NULL, NULL, segment_id, CASE WHEN congested THEN 1 ELSE 0 END
-    FROM traffic_observation
-    UNION ALL
-    SELECT 'water', unit_code, province, observed_at, received_at, NULL, NULL, NULL, NULL, NULL,
-        water_level, water_alarm, NULL, NULL, NULL, station_id, water_alarm
-    FROM water_observation
-    UNION ALL
-    SELECT 'weather', unit_code, province, observed_at, received_at, NULL, NULL, NULL, NULL, NULL,
-        NULL, NULL, temperature, precipitation, wind_speed, NULL, NULL
-    FROM weather_observation
-    UNION ALL
-    SELECT 'report', unit_code, province, reported_at, received_at, NULL, NULL, NULL, NULL, NULL,
-        NULL, NULL, NULL, NULL, NULL, NULL, NULL
-    FROM report
-), up AS (
-    SELECT r.*, x.code, x.prov FROM raw r
-` + sqlRollupUnitsOf + `
-), w AS (
-    SELECT up.*, v.win, v.start, up.received_at > v.start + v.len + interval '2 hours' AS late
-    FROM up ` + sqlRollupWindowsOf + `
-), expected0 AS (
-    SELECT code AS unit_code, layer, win, start AS window_start, max(prov) AS province,
-        count(*) FILTER (WHERE NOT late) AS n, count(*) FILTER (WHERE late) AS late,
-        count(aqi) FILTER (WHERE NOT late) AS aqi_n, round(coalesce(sum(aqi) FILTER (WHERE NOT late), 0)::numeric, 6) AS aqi_sum,
-        max(aqi) FILTER (WHERE NOT late) AS aqi_max, max(aqi_band) FILTER (WHERE NOT late) AS band_max,
-        round(coalesce(sum(intensity) FILTER (WHERE NOT late AND speed IS NOT NULL), 0)::numeric, 6) AS speed_w,
-        round(coalesce(sum(intensity * speed) FILTER (WHERE NOT late), 0)::numeric, 6) AS speed_wsum,
-        count(*) FILTER (WHERE NOT late AND congested) AS congested_n,
-        count(congested) FILTER (WHERE NOT late) AS congested_known,
-        round(coalesce(sum(intensity) FILTER (WHERE NOT late), 0)::numeric, 6) AS vehicles,
-        max(level) FILTER (WHERE NOT late) AS level_max, max(alarm) FILTER (WHERE NOT late) AS alarm_max,
-        count(*) FILTER (WHERE NOT late AND alarm = 1) AS alarm1_n, count(*) FILTER (WHERE NOT late AND alarm = 2) AS alarm2_n,
-        count(*) FILTER (WHERE NOT late AND alarm = 3) AS alarm3_n,
-        count(temp) FILTER (WHERE NOT late) AS temp_n, round(coalesce(sum(temp) FILTER (WHERE NOT late), 0)::numeric, 6) AS temp_sum,
-        round(coalesce(sum(precip) FILTER (WHERE NOT late), 0)::numeric, 6) AS precip_sum, max(wind) FILTER (WHERE NOT late) AS wind_max
-    FROM w
-    GROUP BY code, layer, win, start
-), worst AS (
-    -- each station or segment once per window, with the worst grade it reached
-    SELECT code, layer, win, start, entity, max(grade) AS grade
-    FROM w WHERE NOT late AND entity IS NOT NULL
-    GROUP BY code, layer, win, start, entity
-), members AS (
-    SELECT code, layer, win, start, count(*) AS members,
-        ARRAY[count(*) FILTER (WHERE grade = 0), count(*) FILTER (WHERE grade = 1), count(*) FILTER (WHERE grade = 2),
-            count(*) FILTER (WHERE grade = 3), count(*) FILTER (WHERE grade = 4), count(*) FILTER (WHERE grade = 5),
-            count(*) FILTER (WHERE grade = 6)] AS grade_n
-    FROM worst GROUP BY code, layer, win, start
-), expected AS (
-    SELECT e.*, coalesce(m.members, 0) AS members, coalesce(m.grade_n, '{0,0,0,0,0,0,0}') AS grade_n
-    FROM expected0 e LEFT JOIN members m
-        ON m.code = e.unit_code AND m.layer = e.layer AND m.win = e.win AND m.start = e.window_start
-), stored AS (
-    SELECT unit_code, layer, win, window_start, province, n, late, aqi_n, round(aqi_sum::numeric, 6), aqi_max, band_max,
-        round(speed_w::numeric, 6), round(speed_wsum::numeric, 6), congested_n, congested_known, round(vehicles::numeric, 6),
-        level_max, alarm_max, alarm1_n, alarm2_n, alarm3_n, temp_n, round(temp_sum::numeric, 6), round(precip_sum::numeric, 6), wind_max,
-        members, grade_n
-    FROM rollup
-)
-(SELECT 'stored' AS side, * FROM (SELECT * FROM stored EXCEPT SELECT * FROM expected) s)
-UNION ALL
-(SELECT 'expected', * FROM (SELECT * FROM expected EXCEPT SELECT * FROM stored) e)
-ORDER BY 2, 3, 4, 5, 1`
-
-// checkRollupInvariant fails t when a stored roll-up differs from plain SQL.
-func checkRollupInvariant(t *testing.T, pool *pgxpool.Pool) {
-	t.Helper()
-	rows, err := pool.Query(context.Background(), sqlRollupDiff)
-	if err != nil {
-		t.Fatalf("comparing roll-ups: %v", err)
-	}
-	defer rows.Close()
-	n := 0
-	for rows.Next() {
-		v, err := rows.Values()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n < 20 {
-			t.Errorf("roll-up differs from plain SQL: %v", v)
-		}
-		n++
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	if n > 0 {
-		t.Fatalf("%d roll-up rows differ from plain SQL", n)
 	}
 }
 
@@ -316,7 +170,7 @@ func TestRollupInvariant(t *testing.T) {
 			t.Fatalf("step %d: %d new rows changed no roll-up", step, n)
 		}
 		written = append(written, b)
-		checkRollupInvariant(t, pool)
+		rollupcheck.Check(t, pool)
 	}
 	if n := count(t, pool, `SELECT count(*) FROM rollup WHERE late > 0`); n == 0 {
 		t.Fatal("no roll-up counted a late row; the test lost its late rows")
@@ -361,7 +215,7 @@ func TestRollupAttribution(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("hourly roll-ups %v; want %v", got, want)
 	}
-	checkRollupInvariant(t, pool)
+	rollupcheck.Check(t, pool)
 }
 
 // TestRollupsOff: with NoRollups the batches write no roll-up.
@@ -481,7 +335,7 @@ func TestRollupStaleSourceReturns(t *testing.T) {
 	if n := count(t, pool, `SELECT count(*) FROM source_stats WHERE stale_since IS NOT NULL`); n != 1 {
 		t.Fatalf("%d stale pairs; want y alone", n)
 	}
-	checkRollupInvariant(t, pool)
+	rollupcheck.Check(t, pool)
 }
 
 // TestLatestRollupsOf: the latest roll-up of each layer and window length of
@@ -599,7 +453,7 @@ func TestRollupMembersConcurrent(t *testing.T) {
 		}()
 	}
 	wg.Wait()
-	checkRollupInvariant(t, pool)
+	rollupcheck.Check(t, pool)
 	if n := count(t, pool, `SELECT coalesce(sum(upgrades), 0) FROM rollup_member_day WHERE unit_code = 'VN' OR 'VN' = ANY(units)`); n == 0 {
 		t.Fatal("no member of VN was upgraded; the test lost its upgrades")
 	}
@@ -680,7 +534,7 @@ func TestRollupSomeRowsNotNew(t *testing.T) {
 				t.Fatalf("%s: roll-up %s knows %d sensors", name, r.Key(), r.Known)
 			}
 		}
-		checkRollupInvariant(t, pool)
+		rollupcheck.Check(t, pool)
 		return res
 	}
 
@@ -745,7 +599,7 @@ func TestRollupMembersStaleCopy(t *testing.T) {
 		if allNew, rewritten := s.WrittenAllNew(); allNew != wantAllNew || rewritten != wantRewritten {
 			t.Fatalf("%s: %d batches written as all new, %d again the exact way; want %d and %d", name, allNew, rewritten, wantAllNew, wantRewritten)
 		}
-		checkRollupInvariant(t, pool)
+		rollupcheck.Check(t, pool)
 	}
 	step("s1 creates the rows", s1, postgis.Batch{Air: []postgis.AirRow{row("st1", 1), row("st2", 2)}}, 1, 0)
 	step("s2 reads and upgrades them", s2, postgis.Batch{Air: []postgis.AirRow{row("st1", 3)}}, 1, 0)
@@ -807,7 +661,7 @@ func TestRollupMembersCacheFull(t *testing.T) {
 		if allNew, rewritten := s.WrittenAllNew(); allNew != int64(n+1) || rewritten != 0 {
 			t.Fatalf("batch %d: %d batches written as all new, %d again; want %d and 0", n, allNew, rewritten, n+1)
 		}
-		checkRollupInvariant(t, pool)
+		rollupcheck.Check(t, pool)
 	}
 }
 
@@ -888,7 +742,7 @@ func TestRollupMembersShared(t *testing.T) {
 				if _, rewritten := s.WrittenAllNew(); rewritten != map[bool]int64{false: 0, true: int64(n + 1)}[exact] {
 					t.Fatalf("%s: %d batches written again the exact way", step.name, rewritten)
 				}
-				checkRollupInvariant(t, pool)
+				rollupcheck.Check(t, pool)
 			}
 			// st1 counts once in 01's and VN's day, whatever its wards.
 			if members := count(t, pool, `SELECT members FROM rollup WHERE unit_code = 'VN' AND layer = 'air' AND win = '1d'`); members != 4 {
@@ -947,7 +801,7 @@ func TestRollupMembersSharedRace(t *testing.T) {
 	if err := <-done; err != nil {
 		t.Fatalf("the batch: %v; want it written at its first try", err)
 	}
-	checkRollupInvariant(t, pool)
+	rollupcheck.Check(t, pool)
 	if n := count(t, pool, `SELECT count(*) FROM rollup_member_day WHERE entity = 'st2' AND unit_code = '' AND units = '{}'`); n != 1 {
 		t.Fatalf("%d retired shared rows of st2; want 1", n)
 	}
