@@ -20,6 +20,18 @@ step() {
   "$@"
   echo "# step took $((SECONDS - t0)) s: ${*:1:6}"
 }
+# run builds a package's test binary once (the steps below run three of
+# them more than once: one link, not one per step) and runs it in the
+# package's folder with the given flags.
+bin=$(mktemp -d)
+trap 'rm -rf "$bin"' EXIT
+run() {
+  local pkg=$1
+  shift
+  local exe="$bin/${pkg//\//_}.test"
+  [ -x "$exe" ] || go test -c -o "$exe" "./$pkg/"
+  (cd "$pkg" && "$exe" -test.run '^$' -test.timeout 30m "$@")
+}
 # -p 1: one package's benchmarks at a time (go test runs packages' binaries
 # side by side otherwise, on the same two cores).
 step go test -p 1 -run '^$' -bench . -benchtime "$benchtime" -benchmem \
@@ -28,22 +40,22 @@ step go test -p 1 -run '^$' -bench . -benchtime "$benchtime" -benchmem \
 # The aggregator service draining FEEDS, roll-ups on/off, beside a raw
 # consumer + COPY (DRAIN_EVENTS per phase, 20000); two iterations, so that
 # on and off each go first once (DRAIN_ITERATIONS).
-step go test -run '^$' -bench 'AggregatorDrain' -benchtime "${DRAIN_ITERATIONS:-2}x" ./services/aggregator/
+step run services/aggregator -test.bench 'AggregatorDrain' -test.benchtime "${DRAIN_ITERATIONS:-2}x"
 # Roll-up latency, one observation at a time: publish on FEEDS → its 1m
 # roll-up on ROLLUPS, and commit → ROLLUPS, beside a bare NATS round trip.
-step go test -run '^$' -bench 'RollupLatency' -benchtime "${LATENCY_N:-300}x" ./services/aggregator/
+step run services/aggregator -test.bench 'RollupLatency' -test.benchtime "${LATENCY_N:-300}x"
 # Partitioned aggregators (--partitioned): 1, 2, then 4 instances sharing 8
 # provinces, beside one bare consumer + COPY of every province (DRAIN_EVENTS
 # per phase).
-step go test -run '^$' -bench 'AggregatorScaling' -benchtime 1x ./services/aggregator/
+step run services/aggregator -test.bench 'AggregatorScaling' -test.benchtime 1x
 # The end-to-end latency runs at a fixed rate (50/s), so it is sized by count.
-step go test -run '^$' -bench 'Latency' -benchtime "${LATENCY_N:-300}x" ./cmd/iochub/
+step run cmd/iochub -test.bench 'Latency' -test.benchtime "${LATENCY_N:-300}x"
 # The end-to-end load (internal/loadgen against the whole hub, beside a bare
 # NATS → COPY → NATS pipeline of the same items): E2E_RATE events/s (20000)
 # for E2E_DURATION (60s), then as fast as each goes; one run each.
-step go test -run '^$' -bench 'EndToEndLoad' -benchtime 1x -timeout 30m ./cmd/iochub/
+step run cmd/iochub -test.bench 'EndToEndLoad' -test.benchtime 1x
 # The hub on 1 NATS server vs a 3-node cluster with R3 streams (5000 events/s
 # unless E2E_RATE is set), each beside raw async publishes of the same
 # replication.
-step go test -run '^$' -bench 'ClusterNodes' -benchtime 1x -timeout 30m ./cmd/iochub/
+step run cmd/iochub -test.bench 'ClusterNodes' -test.benchtime 1x
 echo "# make bench took $SECONDS s"
