@@ -44,7 +44,9 @@ func BenchmarkAggregatorScaling(b *testing.B) {
 	if os.Getenv("BENCH_QUICK") != "" {
 		// scripts/bench.sh's quick run: its phases last a second, and the
 		// shares settle in ticks of a third of the TTL (most of the run's
-		// time at 10 s: 7 ticks for 4 instances).
+		// time at 10 s: 7 ticks for 4 instances). On a loaded machine a
+		// lease may then lapse mid-phase: a quick figure may include a
+		// partition's move (the phase still waits for every ack).
 		e.leaseTTL = MinLeaseTTL
 	}
 	s := &scaleBench{e: e}

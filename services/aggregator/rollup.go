@@ -3,6 +3,7 @@ package aggregator
 import (
 	"encoding/json"
 	"fmt"
+	"hash/fnv"
 	"strconv"
 	"time"
 
@@ -170,14 +171,19 @@ func figures(r postgis.Rollup) rollupJSON {
 	return j
 }
 
-// rollupMsg builds the ROLLUPS message of r.
+// rollupMsg builds the ROLLUPS message of r. Its CloudEvents id is the
+// roll-up's key and update time and a hash of its body: a copy published
+// again with the same figures (a redelivery) has the same id, one whose
+// figures read since changed (gauges, the stale figure) another.
 func rollupMsg(r postgis.Rollup) (*nats.Msg, error) {
 	body, err := json.Marshal(figures(r))
 	if err != nil {
 		return nil, fmt.Errorf("marshalling roll-up %s: %w", r.Key(), err)
 	}
+	sum := fnv.New64a()
+	_, _ = sum.Write(body)
 	ev := ce.Event{
-		ID:      r.Key() + "@" + r.UpdatedAt.UTC().Format(time.RFC3339Nano),
+		ID:      r.Key() + "@" + r.UpdatedAt.UTC().Format(time.RFC3339Nano) + "#" + strconv.FormatUint(sum.Sum64(), 36),
 		Source:  ce.SourceURN(r.Province, r.UnitCode),
 		Type:    ce.RollupType(r.Layer),
 		Subject: r.UnitCode,

@@ -348,3 +348,23 @@ func TestRollupsGolden(t *testing.T) {
 	}
 	testkit.Golden(t, filepath.Join("testdata", "rollups.golden.json"), append(got, '\n'), *update)
 }
+
+// TestRollupMsgID: a roll-up published again with the same figures has the
+// same CloudEvents id; with another figure (a stale source since), another.
+func TestRollupMsgID(t *testing.T) {
+	r := postgis.Rollup{UnitCode: unit, Province: province, Layer: "air", Window: "1h", WindowStart: t0, N: 3, UpdatedAt: t0.Add(time.Minute)}
+	id := func(r postgis.Rollup) string {
+		t.Helper()
+		m, err := rollupMsg(r)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m.Header.Get(ce.HeaderID)
+	}
+	a, b := id(r), id(r)
+	r.Stale = 1
+	c := id(r)
+	if a != b || a == c || !strings.HasPrefix(a, r.Key()+"@") {
+		t.Fatalf("ids %q, %q, then with a stale source %q; want the first two equal, the third another, each after %s@", a, b, c, r.Key())
+	}
+}
