@@ -12,12 +12,14 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 )
 
-// UnitsOf joins each row r (unit_code, province, observed_at) to
-// the units it rolls up to at observed_at, as x (code, prov): its own, its
-// ancestors up to two levels by joins, and its custom groups by unit_groups.
-// A unit with no version valid at observed_at is taken, with its ancestors
-// and groups, at the start of its first version after, else at the last
-// microsecond of its last version before (rr.at).
+// UnitsOf joins each row r (unit_code, province, observed_at) to the units
+// it rolls up to at observed_at, as x (code, prov): its own, its ancestors by
+// parent_code (each version valid then; an ancestor with none counts and ends
+// the walk; 16 units at most), and its custom groups by unit_groups. A unit
+// with no version valid at observed_at is taken, with its ancestors and
+// groups, at the start of its first version after, else at the last
+// microsecond of its last version before (rr.at). The province token is the
+// row's, the national unit's and a group's own code.
 const UnitsOf = `CROSS JOIN LATERAL (
         SELECT coalesce(
             (SELECT r.observed_at FROM admin_unit u WHERE u.code = r.unit_code
@@ -27,18 +29,17 @@ const UnitsOf = `CROSS JOIN LATERAL (
             r.observed_at) AS at
     ) rr
     CROSS JOIN LATERAL (
-        SELECT r.unit_code AS code, r.province AS prov
-        UNION
-        SELECT u.parent_code, CASE WHEN p.level = 'national' THEN p.code ELSE r.province END
-        FROM admin_unit u JOIN admin_unit p ON p.code = u.parent_code
-            AND p.valid_from <= rr.at AND (p.valid_to IS NULL OR p.valid_to > rr.at)
-        WHERE u.code = r.unit_code AND u.valid_from <= rr.at AND (u.valid_to IS NULL OR u.valid_to > rr.at)
-        UNION
-        SELECT p.parent_code, CASE WHEN g.level = 'national' THEN g.code ELSE r.province END
-        FROM admin_unit u
-        JOIN admin_unit p ON p.code = u.parent_code AND p.valid_from <= rr.at AND (p.valid_to IS NULL OR p.valid_to > rr.at)
-        JOIN admin_unit g ON g.code = p.parent_code AND g.valid_from <= rr.at AND (g.valid_to IS NULL OR g.valid_to > rr.at)
-        WHERE u.code = r.unit_code AND u.valid_from <= rr.at AND (u.valid_to IS NULL OR u.valid_to > rr.at)
+        WITH RECURSIVE anc (code, depth) AS (
+            SELECT r.unit_code, 0
+            UNION ALL
+            SELECT u.parent_code, anc.depth + 1
+            FROM anc JOIN admin_unit u ON u.code = anc.code
+                AND u.valid_from <= rr.at AND (u.valid_to IS NULL OR u.valid_to > rr.at)
+            WHERE u.parent_code IS NOT NULL AND anc.depth < 15
+        )
+        SELECT anc.code, CASE WHEN EXISTS (SELECT FROM admin_unit n WHERE n.code = anc.code AND n.level = 'national'
+                AND n.valid_from <= rr.at AND (n.valid_to IS NULL OR n.valid_to > rr.at)) THEN anc.code ELSE r.province END AS prov
+        FROM anc
         UNION
         SELECT g.group_code, g.group_code FROM unit_groups(r.unit_code, rr.at) g
     ) x`
@@ -53,7 +54,7 @@ const WindowsOf = `CROSS JOIN LATERAL (VALUES
     ) v (win, start, len)`
 
 // Diff is the invariant: the roll-ups stored against what plain SQL
-// over the raw rows gives (ancestors by joins up to two levels, custom groups
+// over the raw rows gives (ancestors by a recursive walk, custom groups
 // by the schema's unit_groups, windows by
 // date_trunc, late by received_at after the window's end plus 2 hours). It
 // returns the rows of either side missing from the other.

@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"strings"
 	"sync"
+	"slices"
 	"testing"
 	"time"
 
@@ -212,6 +213,50 @@ func TestRollupAttribution(t *testing.T) {
 	}
 	want := map[string]int64{"W1@06-01/OLD": 1, "OLD@06-01/OLD": 1, "VN@06-01/VN": 2, "G1@06-01/G1": 2, "W1@08-01/01": 1, "01@08-01/01": 1, "VN@08-01/VN": 2,
 		"W2@06-01/01": 1, "01@06-01/01": 1, "OLD@08-01/OLD": 1, "G1@08-01/G1": 1}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Fatalf("hourly roll-ups %v; want %v", got, want)
+	}
+	rollupcheck.Check(t, pool)
+}
+
+// TestRollupDeepTree: before 1 July 2025 a commune sat under a district
+// under its province; an observation then counts in all four levels up to
+// VN, one after the reform (the commune under the province directly) in
+// three, as plain SQL over the same tree gives.
+func TestRollupDeepTree(t *testing.T) {
+	pool := testenv.PostGIS(t).Pool
+	ring := []float64{105, 20, 105, 21, 106, 21, 106, 20, 105, 20}
+	mp := geom.NewMultiPolygonFlat(geom.XY, ring, [][]int{{len(ring)}}).SetSRID(postgis.SRID)
+	for _, u := range []struct {
+		code, level, parent, from string
+		to                        any
+	}{
+		{"VN", "national", "", "2020-01-01", nil},
+		{"P1", "province", "VN", "2020-01-01", nil},
+		{"D1", "district", "P1", "2020-01-01", "2025-07-01"},
+		{"C1", "commune", "D1", "2020-01-01", "2025-07-01"},
+		{"C1", "commune", "P1", "2025-07-01", nil},
+	} {
+		if _, err := pool.Exec(context.Background(), `INSERT INTO admin_unit (code, level, parent_code, name_vi, boundary, valid_from, valid_to)
+			VALUES ($1, $2, NULLIF($3, ''), $1, $4, $5, $6)`, u.code, u.level, u.parent, mp, u.from, u.to); err != nil {
+			t.Fatalf("inserting unit %s: %v", u.code, err)
+		}
+	}
+	june, aug := time.Date(2025, 6, 1, 3, 0, 0, 0, time.UTC), time.Date(2025, 8, 1, 3, 0, 0, 0, time.UTC)
+	a1, a2 := airRow("st1", june, 10), airRow("st1", aug, 10)
+	a1.UnitCode, a1.Province, a2.UnitCode, a2.Province = "C1", "P1", "C1", "P1"
+	res, err := postgis.NewStore(pool).WriteBatch(context.Background(), postgis.Batch{Air: []postgis.AirRow{a1, a2}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, r := range res.Rollups {
+		if r.Window == "1h" {
+			got = append(got, r.UnitCode+"@"+r.WindowStart.UTC().Format("01-02")+"/"+r.Province)
+		}
+	}
+	slices.Sort(got)
+	want := []string{"C1@06-01/P1", "C1@08-01/P1", "D1@06-01/P1", "P1@06-01/P1", "P1@08-01/P1", "VN@06-01/VN", "VN@08-01/VN"}
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Fatalf("hourly roll-ups %v; want %v", got, want)
 	}
