@@ -250,6 +250,10 @@ type Service struct {
 	// fenced, when set (a province partition), is called when a write was
 	// refused because another aggregator took the partition.
 	fenced func()
+	// staleUnits are the units whose stale figure the stale sweep changed
+	// and whose latest roll-ups it has not published again yet (one sweep
+	// at a time: no lock).
+	staleUnits []string
 }
 
 // New checks cfg and deps, fills the defaults and registers the metrics.

@@ -228,10 +228,15 @@ func (s *Service) sweepStale(ctx context.Context, db FreshnessStore) error {
 		}
 	}
 	if len(futures) == 0 {
-		return nil
+		return s.republishStale(ctx, db)
 	}
 	if _, err := s.waitAcks(ctx, futures); err != nil {
 		return err
+	}
+	// Before the marks: a sweep failing after one publishes their roll-ups
+	// at the next.
+	for _, x := range append(due, back...) {
+		s.staleUnits = append(s.staleUnits, x.UnitCode)
 	}
 	for _, x := range due {
 		if err := db.MarkSourcesStale(ctx, []postgis.SourceStale{x}, now, staleSent(x)); err != nil {
@@ -247,26 +252,22 @@ func (s *Service) sweepStale(ctx context.Context, db FreshnessStore) error {
 		}
 		s.log.Info("stale source alerts cancelled", "count", len(back))
 	}
-	return s.republishStale(ctx, db, append(due, back...))
+	return s.republishStale(ctx, db)
 }
 
 // republishStale publishes again on ROLLUPS the latest roll-ups of the units
-// of pairs and of the units above them, with their stale figures as they
-// now are: a unit whose only source went silent has no batch to publish
-// that, and a source's return changes the figure of the unit's other
-// layers too. A failure is returned to be logged and counted: the pairs
-// are marked already, so their figures reach ROLLUPS with the units' next
-// batches instead.
-func (s *Service) republishStale(ctx context.Context, db FreshnessStore, pairs []postgis.SourceStale) error {
-	if len(pairs) == 0 {
+// of s.staleUnits and of the units above them, with their stale figures as
+// they now are: a unit whose only source went silent has no batch to
+// publish that, and a source's return changes the figure of the unit's
+// other layers too. The units are forgotten once published; after a failure
+// the next sweep tries again.
+func (s *Service) republishStale(ctx context.Context, db FreshnessStore) error {
+	if len(s.staleUnits) == 0 {
 		return nil
 	}
-	units := make([]string, 0, len(pairs))
-	for _, x := range pairs {
-		units = append(units, x.UnitCode)
-	}
-	slices.Sort(units)
-	rs, err := db.LatestRollupsOf(ctx, slices.Compact(units))
+	slices.Sort(s.staleUnits)
+	s.staleUnits = slices.Compact(s.staleUnits)
+	rs, err := db.LatestRollupsOf(ctx, s.staleUnits)
 	if err != nil {
 		return err
 	}
@@ -283,6 +284,7 @@ func (s *Service) republishStale(ctx context.Context, db FreshnessStore, pairs [
 	if _, err := s.waitAcks(ctx, futures); err != nil {
 		return err
 	}
+	s.staleUnits = nil
 	return nil
 }
 

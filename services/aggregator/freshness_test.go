@@ -3,6 +3,7 @@ package aggregator
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -112,6 +113,11 @@ func TestStaleSourceRaisedAndCleared(t *testing.T) {
 		t.Fatalf("alerts before 3× the interval: %v", got)
 	}
 	clock.set(t0.Add(3 * time.Minute))
+	// The first sweep that marks the pair cannot read the roll-ups to
+	// publish again: the next does.
+	if err := svc.sweepStale(ctx, &failingLatest{Store: store}); err == nil {
+		t.Fatal("a sweep whose read of the latest roll-ups failed reported no error")
+	}
 	sweep()
 	sweep() // nothing new
 	ident := "source-stale:" + sourceID + "/" + unit + ":" + strconv.FormatInt(t0.Add(3*time.Minute).Unix(), 10)
@@ -320,4 +326,11 @@ func TestSourceActivity(t *testing.T) {
 	if len(got) != 2 || got[0].Duplicates != 0 || got[1].Duplicates != 2 {
 		t.Errorf("mixed batch with its rows inserted: %+v; want b's 2 duplicates", got)
 	}
+}
+
+// failingLatest is a store whose read of the latest roll-ups fails.
+type failingLatest struct{ *postgis.Store }
+
+func (failingLatest) LatestRollupsOf(context.Context, []string) ([]postgis.Rollup, error) {
+	return nil, errors.New("the database is down")
 }
