@@ -235,8 +235,10 @@ func (s *Service) sweepStale(ctx context.Context, db FreshnessStore) error {
 	}
 	// Before the marks: a sweep failing after one publishes their roll-ups
 	// at the next.
-	for _, x := range append(due, back...) {
-		s.staleUnits = append(s.staleUnits, x.UnitCode)
+	for _, xs := range [][]postgis.SourceStale{due, back} {
+		for _, x := range xs {
+			s.staleUnits = append(s.staleUnits, x.UnitCode)
+		}
 	}
 	for _, x := range due {
 		if err := db.MarkSourcesStale(ctx, []postgis.SourceStale{x}, now, staleSent(x)); err != nil {

@@ -351,14 +351,7 @@ func (t unitTree) walk(code, province string, at time.Time) path {
 		return t.walkAt(code, province, at)
 	}
 	var gap path
-	for _, v := range t.versions[code] {
-		if v.from.After(at) && (gap.to.IsZero() || v.from.Before(gap.to)) {
-			gap.to = v.from
-		}
-		if v.to != nil && !v.to.After(at) && v.to.After(gap.from) {
-			gap.from = *v.to
-		}
-	}
+	t.narrowToGap(code, at, &gap)
 	ref := gap.to
 	if ref.IsZero() {
 		ref = gap.from.Add(-time.Microsecond) // PostgreSQL's precision: no version starts in between
@@ -366,6 +359,20 @@ func (t unitTree) walk(code, province string, at time.Time) path {
 	p := t.walkAt(code, province, ref)
 	p.from, p.to = gap.from, gap.to
 	return p
+}
+
+// narrowToGap narrows p's times to the gap around at in which code has no
+// version: from the end of its last version before at to the start of its
+// first version after.
+func (t unitTree) narrowToGap(code string, at time.Time, p *path) {
+	for _, o := range t.versions[code] {
+		if o.from.After(at) && (p.to.IsZero() || o.from.Before(p.to)) {
+			p.to = o.from
+		}
+		if o.to != nil && !o.to.After(at) && o.to.After(p.from) {
+			p.from = *o.to
+		}
+	}
 }
 
 // walkAt is walk at the instant at, stopping at a unit with no version
@@ -380,15 +387,7 @@ func (t unitTree) walkAt(code, province string, at time.Time) path {
 		}
 		p.units = append(p.units, ancestor{code, prov})
 		if !known {
-			// Unknown until the next version of code begins, if one does after t.
-			for _, o := range t.versions[code] {
-				if o.from.After(at) && (p.to.IsZero() || o.from.Before(p.to)) {
-					p.to = o.from
-				}
-				if o.to != nil && !o.to.After(at) && o.to.After(p.from) {
-					p.from = *o.to
-				}
-			}
+			t.narrowToGap(code, at, &p)
 			break
 		}
 		if v.from.After(p.from) {
