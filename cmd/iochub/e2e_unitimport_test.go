@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"net/http"
@@ -14,6 +15,8 @@ import (
 	"github.com/iochub/iochub/internal/natsx"
 	"github.com/iochub/iochub/internal/testenv"
 	"github.com/iochub/iochub/internal/testkit"
+	"github.com/iochub/iochub/internal/testkit/rollupcheck"
+	"github.com/iochub/iochub/services/aggregator/postgis"
 )
 
 // square is a GeoJSON Feature of a commune: a small square around (lon, lat).
@@ -49,7 +52,10 @@ func TestUnitsImportThroughHub(t *testing.T) {
 	n := testenv.NATS(t)
 	db := testenv.PostGISWithUnits(t)
 	_, admin01Tok := mustIdentity(t, db, "admin of Hà Nội", auth.RoleAdmin, "01")
-	h := startHubTB(t, "all", n, db, func(c *config) { c.Gateway.UnitsTTL = 200 * time.Millisecond })
+	h := startHubTB(t, "all", n, db, func(c *config) {
+		c.Gateway.UnitsTTL = 200 * time.Millisecond
+		c.Ingest.RefreshEvery = 200 * time.Millisecond
+	})
 	dev := cred{name: "dev", token: devToken}
 	lon, lat := pointIn(t, db, wardIn)
 	body := `{"type":"FeatureCollection","features":[` + squareFeature("99901", "Phường Thử Một", lon, lat, 0.0005) + "," +
@@ -75,6 +81,8 @@ func TestUnitsImportThroughHub(t *testing.T) {
 		return code == http.StatusOK && strings.Contains(units, "Phường Thử Một") && strings.Contains(units, "Phường Thử Hai"),
 			fmt.Sprintf("%d, %d bytes", code, len(units))
 	})
+	observeInImported(t, db, h, lon, lat)
+
 	// A retry with the same key answers the same import and imports nothing again.
 	code, head2, raw := call(t, dev, "POST", h.url+"/v1/admin/units/imports", body, hdr)
 	if code != http.StatusAccepted || head2.Get("Location") != head.Get("Location") {
@@ -114,5 +122,64 @@ func TestUnitsImportThroughHub(t *testing.T) {
 	}
 	if code, _, raw := call(t, cred{name: "admin 01", token: admin01Tok}, "GET", h.url+head.Get("Location"), "", nil); code != http.StatusForbidden {
 		t.Errorf("GET progress as an admin of 01 = %d %s; want 403", code, raw)
+	}
+}
+
+// observeInImported: an observation at (lon, lat), inside commune 99901 just
+// imported inside ward 00070 (which keeps its map), is placed by the running
+// hub's ingest in 99901, the smaller of the two, and rolled up by its
+// aggregator into 99901 and its province, as plain SQL over the raw rows
+// gives (rollupcheck).
+func observeInImported(t *testing.T, db *testenv.DBEnv, h *hub, lon, lat float64) {
+	t.Helper()
+	ctx := context.Background()
+	token, err := postgis.AddSource(ctx, db.Pool, postgis.Source{ID: "hn-import", Name: "Hà Nội IOC", UnitCode: "01"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var parent string
+	if err := db.Pool.QueryRow(ctx, `SELECT parent_code FROM admin_unit WHERE code = '99901' AND valid_to IS NULL`).Scan(&parent); err != nil {
+		t.Fatal(err)
+	}
+	if parent != "01" {
+		t.Fatalf("imported commune 99901 has parent %q; want 01 (the province containing it)", parent)
+	}
+	at := time.Now().Add(-time.Minute).Truncate(time.Second)
+	// The ingest re-reads its units and sources every 200 ms here: until it
+	// has, the source is unknown, then the point is placed in the ward the
+	// commune was cut from (and stored there).
+	try, stored := 0, 0
+	testkit.Eventually(t, 15*time.Second, "the ingest places the point in the imported commune", func() (bool, string) {
+		try++
+		item := airItem(t, fmt.Sprintf("urn:ngsi-ld:AirQualityObserved:IMPORT-%d", try), "IMPORT-ST-1", lon, lat, at)
+		code, res, raw := post(t, h.url+"/v1/feeds/air", token, []any{item})
+		if code == http.StatusUnauthorized { // the source is not read yet either
+			return false, raw
+		}
+		if code != http.StatusAccepted || res.Accepted != 1 || len(res.Results) != 1 {
+			t.Fatalf("POST = %d %s; want 1 accepted", code, raw)
+		}
+		stored++
+		return res.Results[0].Unit == "99901", raw
+	})
+	waitRows(t, db, `SELECT count(*) FROM air_observation WHERE unit_code = '99901'`, 1)
+	waitRows(t, db, `SELECT coalesce(sum(n), 0)::int FROM rollup WHERE layer = 'air' AND win = '1h' AND unit_code = '99901'`, 1)
+	// Every roll-up, 99901's province included, equals plain SQL over
+	// the raw rows once the aggregator has stored all the POSTs.
+	testkit.Eventually(t, 15*time.Second, "the roll-ups equal plain SQL", func() (bool, string) {
+		diff, err := rollupcheck.Differences(ctx, db.Pool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return len(diff) == 0, strings.Join(diff, "\n")
+	})
+	// The province counts every POST, wherever the ingest placed it. (This
+	// database's map has no national unit: its provinces are the roots.)
+	var n int
+	if err := db.Pool.QueryRow(ctx, `SELECT coalesce(sum(n), 0)::int FROM rollup WHERE layer = 'air' AND win = '1h' AND unit_code = '01'`).Scan(&n); err != nil {
+		t.Fatal(err)
+	}
+	if n != stored {
+		t.Errorf("air 1h roll-ups of 01 count %d observations; want the %d accepted", n, stored)
 	}
 }

@@ -146,6 +146,17 @@ func (r *ring) contains(x, y float64) bool {
 	return in
 }
 
+// signedArea is the ring's area by the shoelace formula, in square degrees,
+// positive when counter-clockwise.
+func (r *ring) signedArea() float64 {
+	var a float64
+	n := len(r.xy) / 2
+	for i, j := 0, n-1; i < n; j, i = i, i+1 {
+		a += r.xy[2*j]*r.xy[2*i+1] - r.xy[2*i]*r.xy[2*j+1]
+	}
+	return a / 2
+}
+
 // polygon is an outer ring followed by its holes.
 type polygon struct {
 	box   bbox
@@ -155,6 +166,7 @@ type polygon struct {
 type entry struct {
 	unit  Unit
 	rank  int
+	area  float64 // of the boundary in square degrees (outer rings less holes), for ordering only
 	box   bbox
 	polys []polygon
 }
@@ -162,7 +174,7 @@ type entry struct {
 // Index answers point and area queries over a fixed set of units. It is
 // immutable after NewIndex and safe for concurrent use.
 type Index struct {
-	entries []entry // ordered smallest level first
+	entries []entry // ordered smallest level first, then smallest area
 	byCode  map[string]int
 	grid    map[[2]int32][]int32 // cell -> entries whose bbox meets the cell, in entries order
 }
@@ -216,6 +228,9 @@ func NewIndex(us []Unit) *Index {
 					r.index()
 					if j == 0 {
 						pg.box = r.box
+						e.area += math.Abs(r.signedArea())
+					} else {
+						e.area -= math.Abs(r.signedArea())
 					}
 					pg.rings = append(pg.rings, r)
 				}
@@ -228,8 +243,15 @@ func NewIndex(us []Unit) *Index {
 		}
 		ix.entries = append(ix.entries, e)
 	}
+	// Within a level the smaller unit first: where two units of a level
+	// overlap (a commune imported inside a ward that was not redrawn, or two
+	// maps generalised differently along a border), a point goes to the more
+	// specific one, whatever their codes.
 	slices.SortStableFunc(ix.entries, func(a, b entry) int {
 		if c := cmp.Compare(a.rank, b.rank); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(a.area, b.area); c != 0 {
 			return c
 		}
 		return cmp.Compare(a.unit.Code, b.unit.Code)
@@ -257,8 +279,8 @@ func NewIndex(us []Unit) *Index {
 // Len is the number of units in the index.
 func (ix *Index) Len() int { return len(ix.entries) }
 
-// Locate returns the smallest unit (commune before district before province)
-// whose boundary contains the point.
+// Locate returns the smallest unit (commune before district before province,
+// then the smaller area within a level) whose boundary contains the point.
 func (ix *Index) Locate(lon, lat float64) (Unit, bool) {
 	if ix == nil || math.IsNaN(lon) || math.IsNaN(lat) {
 		return Unit{}, false
@@ -521,5 +543,6 @@ func (ix *Index) Codes(level string) []string {
 			out = append(out, e.unit.Code)
 		}
 	}
+	slices.Sort(out)
 	return out
 }

@@ -70,6 +70,42 @@ func TestLocate(t *testing.T) {
 	}
 }
 
+// TestLocateOverlapSmallerFirst: where communes overlap (one imported inside a
+// ward that was not redrawn), a point goes to the smallest of them, whatever
+// the order of their codes; outside the small one, to the ward as before.
+func TestLocateOverlapSmallerFirst(t *testing.T) {
+	provinces, err := units.FromGeoJSON(bytes.NewReader(seed.Provinces2025()), units.LevelProvince, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	wards, err := units.FromGeoJSON(bytes.NewReader(seed.HanoiWards2025()), units.LevelCommune, "01")
+	if err != nil {
+		t.Fatal(err)
+	}
+	const lon, lat = 105.8524, 21.0287 // Hoàn Kiếm lake, in ward 00070
+	commune := func(code string, d float64) units.Unit {
+		return units.Unit{Code: code, Level: units.LevelCommune, ParentCode: "01", Boundary: square(lon-d, lat-d, lon+d, lat+d)}
+	}
+	ix := units.NewIndex(append(append(provinces, wards...), commune("99901", 0.0005), commune("00001", 0.2)))
+	for _, tt := range []struct {
+		lon, lat float64
+		want     string
+	}{
+		{lon, lat, "99901"},         // in the small square, the ward and the large square
+		{lon + 0.001, lat, "00070"}, // in the ward and the large square, not in the small one
+	} {
+		if u, ok := ix.Locate(tt.lon, tt.lat); !ok || u.Code != tt.want {
+			t.Errorf("Locate(%v, %v) = %q, %v; want %q", tt.lon, tt.lat, u.Code, ok, tt.want)
+		}
+		if u, ok := ix.LocateWithin(tt.lon, tt.lat, "01"); !ok || u.Code != tt.want {
+			t.Errorf("LocateWithin(%v, %v, 01) = %q, %v; want %q", tt.lon, tt.lat, u.Code, ok, tt.want)
+		}
+	}
+	if got := ix.Codes(units.LevelCommune); len(got) != 128 || got[0] != "00001" || got[len(got)-1] != "99901" {
+		t.Errorf("Codes(commune) = %d codes from %q to %q; want 128 from 00001 to 99901, in code order", len(got), got[0], got[len(got)-1])
+	}
+}
+
 func TestGetAndWithin(t *testing.T) {
 	ix := hanoiIndex(t)
 	u, ok := ix.Get("00070")

@@ -6,6 +6,8 @@ import (
 	"io"
 	"testing"
 	"time"
+
+	"github.com/iochub/iochub/services/aggregator/postgis"
 )
 
 func TestRoleConfigRegisterFlags(t *testing.T) {
@@ -26,6 +28,22 @@ func TestRoleConfigRegisterFlags(t *testing.T) {
 	d.RegisterFlags(fd)
 	if err := fd.Parse(nil); err != nil || d.Aggregator.MemberRetention != DefaultMemberRetention {
 		t.Errorf("MemberRetention default = %s (%v); want %s", d.Aggregator.MemberRetention, err, DefaultMemberRetention)
+	}
+	if d.Store.Lateness != postgis.DefaultLateness {
+		t.Errorf("rollup-lateness default = %s; want %s", d.Store.Lateness, postgis.DefaultLateness)
+	}
+	// --rollup-lateness takes a duration above 0; 0 is refused, not read as the default 2 h.
+	if err := fd.Parse([]string{"--rollup-lateness", "30m"}); err != nil || d.Store.Lateness != 30*time.Minute {
+		t.Errorf("--rollup-lateness 30m = %s (%v); want 30m", d.Store.Lateness, err)
+	}
+	for _, bad := range []string{"0", "0s", "-1m", "soon"} {
+		fb := flag.NewFlagSet("t", flag.ContinueOnError)
+		fb.SetOutput(io.Discard)
+		var b RoleConfig
+		b.RegisterFlags(fb)
+		if err := fb.Parse([]string{"--rollup-lateness", bad}); err == nil {
+			t.Errorf("--rollup-lateness %s parses (lateness %s); want an error", bad, b.Store.Lateness)
+		}
 	}
 	if c.Aggregator.AckWait != (Config{}).withDefaults().AckWait {
 		t.Errorf("AckWait default = %s; want the aggregator's", c.Aggregator.AckWait)

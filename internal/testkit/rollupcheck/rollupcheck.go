@@ -7,6 +7,7 @@ package rollupcheck
 
 import (
 	"context"
+	"fmt"
 	"testing"
 
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -53,7 +54,7 @@ const WindowsOf = `CROSS JOIN LATERAL (VALUES
         ('1d', (date_trunc('day', observed_at AT TIME ZONE 'Asia/Ho_Chi_Minh')) AT TIME ZONE 'Asia/Ho_Chi_Minh', interval '1 day')
     ) v (win, start, len)`
 
-// Diff is the invariant: the roll-ups stored against what plain SQL
+// Diff is the invariant (all but the dominant pollutant, which Dominant checks): the roll-ups stored against what plain SQL
 // over the raw rows gives (ancestors by a recursive walk, custom groups
 // by the schema's unit_groups, windows by
 // date_trunc, late by received_at after the window's end plus 2 hours). It
@@ -133,29 +134,72 @@ UNION ALL
 (SELECT 'expected', * FROM (SELECT * FROM expected EXCEPT SELECT * FROM stored) e)
 ORDER BY 2, 3, 4, 5, 1`
 
-// Check fails t when a stored roll-up differs from plain SQL (Diff).
+// Dominant checks what Diff cannot compare with EXCEPT: the dominant
+// pollutant of every stored air roll-up is the dominant of one of the
+// observations (counted, not late) of the window's maximum AQI, or NULL when
+// none has an AQI. Observations tied at the maximum may name different
+// pollutants; which of them the roll-up keeps depends on their order. It
+// returns the roll-ups that break it, with the pollutants allowed.
+const Dominant = `WITH raw AS (
+    SELECT unit_code, province, observed_at, received_at, aqi, aqi_dominant FROM air_observation
+), up AS (
+    SELECT r.*, x.code FROM raw r
+` + UnitsOf + `
+), w AS (
+    SELECT up.*, v.win, v.start FROM up ` + WindowsOf + `
+    WHERE NOT up.received_at > v.start + v.len + interval '2 hours'
+), top AS (
+    SELECT code, win, start, max(aqi) AS m FROM w GROUP BY code, win, start
+), allowed AS (
+    SELECT w.code, w.win, w.start, array_agg(DISTINCT coalesce(w.aqi_dominant, '')) AS doms
+    FROM w JOIN top ON top.code = w.code AND top.win = w.win AND top.start = w.start AND w.aqi = top.m
+    GROUP BY w.code, w.win, w.start
+)
+SELECT r.unit_code, r.win, r.window_start, r.aqi_max, r.dominant, a.doms
+FROM rollup r LEFT JOIN allowed a ON a.code = r.unit_code AND a.win = r.win AND a.start = r.window_start
+WHERE r.layer = 'air' AND CASE WHEN a.doms IS NULL THEN r.dominant IS NOT NULL
+    ELSE NOT coalesce(r.dominant, '') = ANY (a.doms) END
+ORDER BY 1, 2, 3`
+
+// Differences runs Diff and Dominant and returns a line per roll-up that
+// breaks the invariant; none when it holds.
+func Differences(ctx context.Context, pool *pgxpool.Pool) ([]string, error) {
+	var out []string
+	for _, q := range []string{Diff, Dominant} {
+		rows, err := pool.Query(ctx, q)
+		if err != nil {
+			return nil, fmt.Errorf("comparing roll-ups: %w", err)
+		}
+		for rows.Next() {
+			v, err := rows.Values()
+			if err != nil {
+				rows.Close()
+				return nil, err
+			}
+			out = append(out, fmt.Sprint(v))
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, fmt.Errorf("comparing roll-ups: %w", err)
+		}
+	}
+	return out, nil
+}
+
+// Check fails t when a stored roll-up differs from plain SQL (Differences).
 func Check(t testing.TB, pool *pgxpool.Pool) {
 	t.Helper()
-	rows, err := pool.Query(context.Background(), Diff)
+	diff, err := Differences(context.Background(), pool)
 	if err != nil {
-		t.Fatalf("comparing roll-ups: %v", err)
-	}
-	defer rows.Close()
-	n := 0
-	for rows.Next() {
-		v, err := rows.Values()
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n < 20 {
-			t.Errorf("roll-up differs from plain SQL: %v", v)
-		}
-		n++
-	}
-	if err := rows.Err(); err != nil {
 		t.Fatal(err)
 	}
-	if n > 0 {
-		t.Fatalf("%d roll-up rows differ from plain SQL", n)
+	for i, d := range diff {
+		if i == 20 {
+			break
+		}
+		t.Errorf("roll-up differs from plain SQL: %s", d)
+	}
+	if len(diff) > 0 {
+		t.Fatalf("%d roll-up rows differ from plain SQL", len(diff))
 	}
 }

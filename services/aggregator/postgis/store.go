@@ -230,7 +230,28 @@ func (c StoreConfig) Validate() error {
 func (c *StoreConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.DurationVar(&c.StatementTimeout, "statement-timeout", DefaultStatementTimeout, "bound of every statement the aggregator writes with; a slower one fails and its item is retried or dead-lettered (IOCHUB_STATEMENT_TIMEOUT)")
 	fs.BoolVar(&c.NoRollups, "no-rollups", false, "store no roll-ups (IOCHUB_NO_ROLLUPS)")
-	fs.DurationVar(&c.Lateness, "rollup-lateness", DefaultLateness, "how long after a window's end an observation still counts in its roll-up; a later one counts as late (IOCHUB_ROLLUP_LATENESS)")
+	c.Lateness = DefaultLateness
+	fs.Var((*latenessFlag)(&c.Lateness), "rollup-lateness", "how long after a window's end an observation still counts in its roll-up, a `duration` above 0; a later one counts as late (IOCHUB_ROLLUP_LATENESS)")
+}
+
+// latenessFlag is --rollup-lateness: a duration above 0. Zero is refused
+// rather than read as StoreConfig's "zero means the default", which would
+// give 2 h to an operator who asked for none (1s is as good as none: the
+// hub's clock and the sources' are never closer).
+type latenessFlag time.Duration
+
+func (f *latenessFlag) String() string { return time.Duration(*f).String() }
+
+func (f *latenessFlag) Set(s string) error {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	if d <= 0 {
+		return fmt.Errorf("%v: the roll-up lateness must be above 0 (1s counts nearly every observation received after its window's end as late)", d)
+	}
+	*f = latenessFlag(d)
+	return nil
 }
 
 // Store writes the aggregator's batches. It is safe for concurrent use.
