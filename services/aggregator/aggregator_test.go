@@ -430,6 +430,17 @@ func TestCrashBetweenCommitAndAck(t *testing.T) {
 	if got := rows(t, pool, "air_observation"); got != n {
 		t.Errorf("rows after redelivery = %d; want %d", got, n)
 	}
+	// The source sent n events and no duplicate: the redelivery of the
+	// committed batch (counted before the crash) counts neither again.
+	testkit.Eventually(t, 10*time.Second, "the source's figures", func() (bool, string) {
+		var events, dups int64
+		err := pool.QueryRow(context.Background(), `SELECT coalesce(sum(events), 0), coalesce(sum(duplicates), 0) FROM source_stats WHERE source_id = $1`,
+			sourceID).Scan(&events, &dups)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return events == n && dups == 0, fmt.Sprintf("%d events, %d duplicates; want %d and 0", events, dups, n)
+	})
 	// The roll-ups of the committed batch, published again by its
 	// redelivery (which inserts nothing of it): each subject's last is its
 	// latest window, as stored.

@@ -57,6 +57,16 @@ func feedSource(source string) bool {
 // when the kind's rows of the batch all come from one pair, or when all or
 // none of them were duplicates; otherwise which of them were duplicates is
 // unknown, and none is counted.
+//
+// A message delivered before (the hub's own redelivery: its batch committed
+// but its ack was lost or late, or the aggregator stopped before acking)
+// whose row the store found already there is not the source's doing: it
+// counts neither as an event nor as a duplicate, since the batch that stored
+// it counted it. (A source's own duplicate redelivered after its first
+// batch rolled back goes uncounted too: rare, and an undercount.) A pair
+// whose every item was such a redelivery records no activity, so that a
+// redelivery neither refreshes its last arrival nor adds a gap to its learnt
+// interval.
 func sourceActivity(p *pending, res postgis.Result) []postgis.SourceActivity {
 	acts := map[pairKey]*postgis.SourceActivity{}
 	var order []pairKey
@@ -76,10 +86,30 @@ func sourceActivity(p *pending, res postgis.Result) []postgis.SourceActivity {
 		} else if k == reportKind {
 			dups = res.Reports.Duplicates
 		}
+		// isNew says, when known, which items the store inserted.
+		var isNew []bool
+		switch {
+		case inserted != nil:
+			isNew = make([]bool, len(items))
+			for _, i := range inserted {
+				if i >= 0 && i < len(items) {
+					isNew[i] = true
+				}
+			}
+		case dups == 0 || dups == len(items):
+			isNew = make([]bool, len(items))
+			for i := range isNew {
+				isNew[i] = dups == 0
+			}
+		}
 		pairs := map[pairKey]int{}
-		for _, dm := range items {
+		for i, dm := range items {
 			d := dm.d
 			if !feedSource(d.source) {
+				continue
+			}
+			dup := isNew != nil && !isNew[i]
+			if dup && redelivered(dm.msg) {
 				continue
 			}
 			key := pairKey{d.source, d.unit}
@@ -94,28 +124,13 @@ func sourceActivity(p *pending, res postgis.Result) []postgis.SourceActivity {
 			if t := d.event.Time; t.After(a.LastEvent) {
 				a.LastEvent = t
 			}
+			if dup {
+				a.Duplicates++
+			}
 		}
-		switch {
-		case dups <= 0:
-		case inserted != nil:
-			isNew := make([]bool, len(items))
-			for _, i := range inserted {
-				if i >= 0 && i < len(items) {
-					isNew[i] = true
-				}
-			}
-			for i, dm := range items {
-				if !isNew[i] && feedSource(dm.d.source) {
-					acts[pairKey{dm.d.source, dm.d.unit}].Duplicates++
-				}
-			}
-		case len(pairs) == 1:
+		if isNew == nil && dups > 0 && len(pairs) == 1 {
 			for key := range pairs {
 				acts[key].Duplicates += dups
-			}
-		case dups == len(items):
-			for key, n := range pairs {
-				acts[key].Duplicates += n
 			}
 		}
 	}
@@ -128,6 +143,16 @@ func sourceActivity(p *pending, res postgis.Result) []postgis.SourceActivity {
 		out = append(out, *a)
 	}
 	return out
+}
+
+// redelivered reports whether m was delivered before (a message without
+// metadata, as in tests, was not).
+func redelivered(m jetstream.Msg) bool {
+	if m == nil {
+		return false
+	}
+	md, err := m.Metadata()
+	return err == nil && md.NumDelivered > 1
 }
 
 // recordActivity stores the freshness figures of a committed batch. It is

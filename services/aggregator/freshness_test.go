@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
@@ -326,6 +327,36 @@ func TestSourceActivity(t *testing.T) {
 	if len(got) != 2 || got[0].Duplicates != 0 || got[1].Duplicates != 2 {
 		t.Errorf("mixed batch with its rows inserted: %+v; want b's 2 duplicates", got)
 	}
+
+	// The hub's own redelivery of a committed batch (its ack lost) finds its
+	// rows there: they were counted by the batch that stored them, and are
+	// neither events nor duplicates again. A redelivered row stored now (its
+	// first batch rolled back) is an event; a first delivery found there is
+	// the source's duplicate. c's only item is a redelivery: no activity.
+	again := func(m decodedMsg) decodedMsg { m.msg = secondDelivery{}; return m }
+	got = sourceActivity(&pending{items: map[*kindOps][]decodedMsg{airKind: {
+		again(dm("a", unit, t0)), again(dm("a", unit, t0.Add(time.Minute))), dm("a", unit, t0), again(dm("c", unit, t0)), dm("b", unit, t0)}}},
+		postgis.Result{Air: postgis.KindResult{New: 2, Duplicates: 3, Inserted: []int{1, 4}}})
+	want = []postgis.SourceActivity{
+		{SourceID: "a", UnitCode: unit, Province: province, LastEvent: t0.Add(time.Minute), Events: 2, Duplicates: 1},
+		{SourceID: "b", UnitCode: unit, Province: province, LastEvent: t0, Events: 1},
+	}
+	if fmt.Sprint(got) != fmt.Sprint(want) {
+		t.Errorf("redelivered batch: activity = %+v\nwant %+v", got, want)
+	}
+	// A whole batch redelivered after its commit, all found there: nothing.
+	got = sourceActivity(&pending{items: map[*kindOps][]decodedMsg{airKind: {again(dm("a", unit, t0)), again(dm("b", unit, t0))}}},
+		postgis.Result{Air: postgis.KindResult{Duplicates: 2}})
+	if len(got) != 0 {
+		t.Errorf("a committed batch redelivered records %+v; want nothing", got)
+	}
+}
+
+// secondDelivery is a message JetStream delivered before.
+type secondDelivery struct{ jetstream.Msg }
+
+func (secondDelivery) Metadata() (*jetstream.MsgMetadata, error) {
+	return &jetstream.MsgMetadata{NumDelivered: 2}, nil
 }
 
 // failingLatest is a store whose read of the latest roll-ups fails.
