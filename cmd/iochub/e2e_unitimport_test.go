@@ -162,24 +162,14 @@ func observeInImported(t *testing.T, db *testenv.DBEnv, h *hub, lon, lat float64
 		stored++
 		return res.Results[0].Unit == "99901", raw
 	})
+	// Every POST accepted is stored (in the order they were sent), 99901's
+	// once; then every roll-up, 99901's province included, equals plain SQL
+	// over the raw rows, and the province counts every POST, wherever the
+	// ingest placed it. (This database's map has no national unit: its
+	// provinces are the roots.)
+	waitRows(t, db, `SELECT count(*) FROM air_observation WHERE station_id = 'IMPORT-ST-1'`, stored)
 	waitRows(t, db, `SELECT count(*) FROM air_observation WHERE unit_code = '99901'`, 1)
 	waitRows(t, db, `SELECT coalesce(sum(n), 0)::int FROM rollup WHERE layer = 'air' AND win = '1h' AND unit_code = '99901'`, 1)
-	// Every roll-up, 99901's province included, equals plain SQL over
-	// the raw rows once the aggregator has stored all the POSTs.
-	testkit.Eventually(t, 15*time.Second, "the roll-ups equal plain SQL", func() (bool, string) {
-		diff, err := rollupcheck.Differences(ctx, db.Pool)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return len(diff) == 0, strings.Join(diff, "\n")
-	})
-	// The province counts every POST, wherever the ingest placed it. (This
-	// database's map has no national unit: its provinces are the roots.)
-	var n int
-	if err := db.Pool.QueryRow(ctx, `SELECT coalesce(sum(n), 0)::int FROM rollup WHERE layer = 'air' AND win = '1h' AND unit_code = '01'`).Scan(&n); err != nil {
-		t.Fatal(err)
-	}
-	if n != stored {
-		t.Errorf("air 1h roll-ups of 01 count %d observations; want the %d accepted", n, stored)
-	}
+	waitRows(t, db, `SELECT coalesce(sum(n), 0)::int FROM rollup WHERE layer = 'air' AND win = '1h' AND unit_code = '01'`, stored)
+	rollupcheck.Check(t, db.Pool)
 }

@@ -20,9 +20,10 @@ import (
 	"github.com/iochub/iochub/services/aggregator/postgis"
 )
 
-// Source freshness: after each committed batch the aggregator records, per
-// source and unit, the events, duplicates, last event time and the gap since
-// the last arrival (on the hub's clock, Deps.Now); a periodic sweep raises a
+// Source freshness: each batch records, in its own transaction, per source
+// and unit, the events, duplicates, last event time and the gap since the
+// last arrival (on the hub's clock, Deps.Now; Batch.Activity, from
+// sourceActivity); a periodic sweep raises a
 // CAP alert (sender iochub) for each pair silent for 3× its interval and
 // cancels it once data returns. The sweep reads only due rows through the
 // partial index source_stats_due: no full scan per tick.
@@ -33,7 +34,6 @@ const StaleFactor = 3
 // FreshnessStore is what the freshness bookkeeping needs of the database;
 // *postgis.Store is one.
 type FreshnessStore interface {
-	RecordSourceActivity(ctx context.Context, acts []postgis.SourceActivity, now time.Time) error
 	DueStaleSources(ctx context.Context, province string, now time.Time, limit int) ([]postgis.SourceStale, error)
 	MarkSourcesStale(ctx context.Context, pairs []postgis.SourceStale, now, sent time.Time) error
 	ReturnedSources(ctx context.Context, province string, limit int) ([]postgis.SourceStale, error)
@@ -62,7 +62,7 @@ func feedSource(source string) bool {
 // but its ack was lost or late, or the aggregator stopped before acking)
 // whose row the store found already there is not the source's doing: it
 // counts neither as an event nor as a duplicate, since the batch that stored
-// it counted it. (A source's own duplicate redelivered after its first
+// it counted it in the same transaction. (A source's own duplicate redelivered after its first
 // batch rolled back goes uncounted too: rare, and an undercount.) A pair
 // whose every item was such a redelivery records no activity, so that a
 // redelivery neither refreshes its last arrival nor adds a gap to its learnt
@@ -84,7 +84,11 @@ func sourceActivity(p *pending, res postgis.Result) []postgis.SourceActivity {
 				inserted = r.Inserted
 			}
 		} else if k == reportKind {
-			dups = res.Reports.Duplicates
+			r := res.Reports
+			dups = r.Duplicates
+			if len(r.Inserted) == r.New && r.New+dups == len(items) {
+				inserted = r.Inserted
+			}
 		}
 		// isNew says, when known, which items the store inserted.
 		var isNew []bool
@@ -153,23 +157,6 @@ func redelivered(m jetstream.Msg) bool {
 	}
 	md, err := m.Metadata()
 	return err == nil && md.NumDelivered > 1
-}
-
-// recordActivity stores the freshness figures of a committed batch. It is
-// bookkeeping: a failure is logged and counted, the batch is acked anyway.
-func (s *Service) recordActivity(ctx context.Context, p *pending, res postgis.Result) {
-	db, ok := s.db.(FreshnessStore)
-	if !ok {
-		return
-	}
-	acts := sourceActivity(p, res)
-	if len(acts) == 0 {
-		return
-	}
-	if err := db.RecordSourceActivity(ctx, acts, s.now()); err != nil && ctx.Err() == nil {
-		s.m.errors.WithLabelValues("freshness").Inc()
-		s.log.Error("recording source activity failed", "pairs", len(acts), "err", err)
-	}
 }
 
 // staleAlertIdentifier is the CAP identifier of the stale alert of a pair

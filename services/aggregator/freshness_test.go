@@ -344,6 +344,12 @@ func TestSourceActivity(t *testing.T) {
 	if fmt.Sprint(got) != fmt.Sprint(want) {
 		t.Errorf("redelivered batch: activity = %+v\nwant %+v", got, want)
 	}
+	// Reports list the ones they inserted too.
+	got = sourceActivity(&pending{items: map[*kindOps][]decodedMsg{reportKind: {again(dm("a", unit, t0)), dm("a", unit, t0), dm("a", unit, t0)}}},
+		postgis.Result{Reports: postgis.ReportResult{New: 1, Duplicates: 2, Inserted: []int{1}}})
+	if len(got) != 1 || got[0].Events != 2 || got[0].Duplicates != 1 {
+		t.Errorf("reports with one redelivered, one new, one resent: %+v; want 2 events, 1 duplicate", got)
+	}
 	// A whole batch redelivered after its commit, all found there: nothing.
 	got = sourceActivity(&pending{items: map[*kindOps][]decodedMsg{airKind: {again(dm("a", unit, t0)), again(dm("b", unit, t0))}}},
 		postgis.Result{Air: postgis.KindResult{Duplicates: 2}})

@@ -21,7 +21,7 @@ import (
 //	           batch in flight has), while the batch before is written
 //	committer: the kinds' settle (the rest of the VN_AQI), WriteBatch,
 //	           commit hooks, expiry ticks
-//	publisher: source activity, STATE and ROLLUPS published without waiting
+//	publisher: STATE and ROLLUPS published without waiting
 //	acker:     wait for those publish acks, then ack the batch on FEEDS
 //
 // Batches go through every stage one at a time and in order: the database
@@ -223,6 +223,10 @@ func (s *Service) nak(msgs []jetstream.Msg) {
 // once, one that times out on its own at its second delivery. Any other
 // failure naks the batch to be retried after RetryDelay.
 func (s *Service) commit(ctx context.Context, p *pending, split bool, out chan<- *committedBatch) {
+	// The sources' activity is recorded in the batch's transaction, from
+	// what it stored (freshness.go).
+	p.batch.Activity = func(res postgis.Result) []postgis.SourceActivity { return sourceActivity(p, res) }
+	p.batch.ActivityAt = s.now()
 	res, err := s.db.WriteBatch(ctx, p.batch)
 	if err != nil {
 		if ctx.Err() != nil {
@@ -272,8 +276,8 @@ func (s *Service) commit(ctx context.Context, p *pending, split bool, out chan<-
 	}
 }
 
-// publisher records the sources' activity of each committed batch and
-// publishes its states and roll-ups without waiting for their acks, which
+// publisher publishes the states and roll-ups of each committed batch
+// without waiting for their acks, which
 // it hands to the acker through out (bounded: publishWindow). It closes out
 // when in is closed.
 func (s *Service) publisher(ctx context.Context, in <-chan *committedBatch, out chan<- *committedBatch) {
@@ -282,7 +286,6 @@ func (s *Service) publisher(ctx context.Context, in <-chan *committedBatch, out 
 		if ctx.Err() != nil {
 			continue // committed but not acked: the redelivery republishes the state
 		}
-		s.recordActivity(ctx, cb.p, cb.res)
 		if s.cfg.afterCommit != nil {
 			s.cfg.afterCommit()
 		}

@@ -100,9 +100,17 @@ type Batch struct {
 	// Sources are the feed sources and units of the batch's rows (not the
 	// hub's own), each once: with roll-ups on, those stale are fresh again
 	// in the batch's transaction (sqlFreshSources), so that its roll-ups do
-	// not count them stale; the source's activity, recorded after the
-	// commit (RecordSourceActivity), then cancels their stale alerts.
+	// not count them stale; the source's activity (Activity) then cancels
+	// their stale alerts.
 	Sources []SourceUnit
+	// Activity, when set, says what the batch brings each source and unit
+	// given what its statements stored (the Result WriteBatch will return):
+	// it is recorded in the batch's transaction (sqlRecordActivity), seen at
+	// ActivityAt (the hub's clock), so that a source's figures count a
+	// batch's events exactly when its rows are stored, whatever happens
+	// after the commit.
+	Activity   func(Result) []SourceActivity
+	ActivityAt time.Time
 }
 
 // SourceUnit is a feed source and a unit its rows are in.
@@ -419,6 +427,12 @@ func (s *Store) WriteBatch(ctx context.Context, b Batch) (Result, error) {
 				return fmt.Errorf("%w: %w", ErrMemberRow, err) // they were locked
 			}
 		}
+		var pb pgx.Batch
+		if queueBatchActivity(&pb, b, res); pb.Len() > 0 {
+			if err := tx.SendBatch(ctx, &pb).Close(); err != nil {
+				return fmt.Errorf("recording the sources' activity: %w", err)
+			}
+		}
 		return nil
 	})
 	if err != nil {
@@ -474,6 +488,8 @@ func (s *Store) writeAllNew(ctx context.Context, b Batch) (Result, error) {
 		if err != nil {
 			return err
 		}
+		// As if every row is new, which the transaction checks below.
+		queueBatchActivity(&pb, b, allStored(b))
 		if err := tx.SendBatch(ctx, &pb).Close(); err != nil {
 			return fmt.Errorf("applying batch of %d rows with its roll-ups: %w", b.Len(), err)
 		}
@@ -524,6 +540,23 @@ func (s *Store) settleOptimistic(in rollupInput, err error) error {
 		return fmt.Errorf("%w: %w", errNotAllNew, err)
 	}
 	return err
+}
+
+// allStored is the Result of b when every row of it is new: each kind's
+// rows all inserted, in b's order.
+func allStored(b Batch) Result {
+	var all Result
+	for _, k := range kindStores {
+		if k.result != nil && k.rows(b) > 0 {
+			r := k.result(&all)
+			r.New = k.rows(b)
+			r.Inserted = make([]int, r.New)
+			for i := range r.Inserted {
+				r.Inserted[i] = i
+			}
+		}
+	}
+	return all
 }
 
 // allInserted is a Result whose kinds with roll-ups say that every row of b

@@ -111,6 +111,7 @@ func (s *Store) writeDirect(ctx context.Context, b Batch) (Result, error) {
 			}
 		}
 		pb.QueuedQueries = append(pb.QueuedQueries, rb.QueuedQueries...)
+		queueBatchActivity(&pb, b, res) // last: it locks the sources' rows until the commit
 		if pb.Len() > 0 {
 			if err := tx.SendBatch(ctx, &pb).Close(); err != nil {
 				return fmt.Errorf("applying batch of %d rows: %w", b.Len(), err)

@@ -265,3 +265,52 @@ func TestWriteBatchDirectStatementTimeout(t *testing.T) {
 		}
 	}
 }
+
+// TestWriteBatchRecordsActivity: a batch's Activity is recorded in its own
+// transaction from what it stored, whichever way it is written (straight,
+// all new with roll-ups, or again the exact way when some row was stored
+// before): a batch that falls back to the exact way records it once, from
+// the exact way's result, and a redelivered batch adds its duplicates only.
+func TestWriteBatchRecordsActivity(t *testing.T) {
+	for _, noRollups := range []bool{true, false} {
+		pool, s := storeOn(t, postgis.StoreConfig{NoRollups: noRollups})
+		ctx := context.Background()
+		rows := func(from, to int) []postgis.AirRow {
+			var out []postgis.AirRow
+			for i := from; i < to; i++ {
+				out = append(out, airRow(fmt.Sprintf("a%d", i%3), t0.Add(time.Duration(i)*time.Second), float64(i)))
+			}
+			return out
+		}
+		var wantEvents, wantDups int
+		step := func(name string, b []postgis.AirRow, wantNew int) {
+			t.Helper()
+			batch := postgis.Batch{Air: b, ActivityAt: t0.Add(time.Hour), Activity: func(r postgis.Result) []postgis.SourceActivity {
+				return []postgis.SourceActivity{{SourceID: "src", UnitCode: "00070", Province: "01", LastEvent: b[len(b)-1].ObservedAt,
+					Events: r.Air.New + r.Air.Duplicates, Duplicates: r.Air.Duplicates}}
+			}}
+			res, err := s.WriteBatch(ctx, batch)
+			if err != nil {
+				t.Fatalf("no_rollups=%v, %s: %v", noRollups, name, err)
+			}
+			if res.Air.New != wantNew {
+				t.Fatalf("no_rollups=%v, %s: %d new; want %d", noRollups, name, res.Air.New, wantNew)
+			}
+			wantEvents, wantDups = wantEvents+len(b), wantDups+len(b)-wantNew
+			var events, dups int
+			if err := pool.QueryRow(ctx, `SELECT events, duplicates FROM source_stats WHERE source_id = 'src'`).Scan(&events, &dups); err != nil {
+				t.Fatal(err)
+			}
+			if events != wantEvents || dups != wantDups {
+				t.Fatalf("no_rollups=%v, %s: source_stats %d events, %d duplicates; want %d and %d", noRollups, name, events, dups, wantEvents, wantDups)
+			}
+		}
+		step("all new", rows(0, 6), 6)
+		step("redelivered", rows(0, 6), 0)
+		step("half new", rows(3, 9), 3)
+		step("all new again", rows(9, 12), 3)
+		if allNew, rewritten := s.WrittenAllNew(); allNew != 2 || rewritten != 2 {
+			t.Fatalf("no_rollups=%v: %d batches written as all new, %d again the exact way; want 2 and 2 (each way taken)", noRollups, allNew, rewritten)
+		}
+	}
+}

@@ -54,25 +54,50 @@ func LearnInterval(gaps []float64) float64 {
 	return (g[n/2-1] + g[n/2]) / 2
 }
 
-const sqlSourceStatsLock = `
-SELECT (SELECT interval_s FROM source WHERE id = $1),
-       (SELECT last_seen_at FROM source_stats WHERE source_id = $1 AND unit_code = $2 FOR UPDATE),
-       (SELECT gaps FROM source_stats WHERE source_id = $1 AND unit_code = $2)`
-
-// sqlSourceStatsUpsert adds a batch's activity ($6 events, $7 duplicates at
-// $5, the hub's clock) to a pair; rate_start, rate_cur and rate_prev are the
-// current window of schema.SourceRateWindow ($10 seconds) and the events of it and of the
-// one before (00038).
-const sqlSourceStatsUpsert = `
+// sqlRecordActivity adds the activity of one batch to each of its source
+// and unit pairs ($1…$6: source, unit, province, newest event time, events,
+// duplicates; each pair once), seen at $7 (the hub's clock): the counts, the
+// last times, the gap since the pair's last arrival (the last $9 gaps learn
+// its interval, their median, when the source has none configured), the
+// deadline after which it is stale (3 × the interval), and the events of the
+// current window of schema.SourceRateWindow ($8 seconds) and of the one
+// before (rate_start, rate_cur, rate_prev; 00038). A stale pair that sends
+// again is marked to have its alert cancelled. Its existing rows are locked
+// first, in byte order of source and unit (as sqlFreshSources locks them),
+// so that the gaps are computed from the row the statement updates.
+const sqlRecordActivity = `WITH a AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::timestamptz[], $5::bigint[], $6::bigint[])
+        AS a (source_id, unit_code, province, last_event, events, dups)
+), old AS MATERIALIZED (
+    SELECT s.source_id, s.unit_code, s.last_seen_at, s.gaps FROM source_stats s
+    WHERE (s.source_id, s.unit_code) IN (SELECT source_id, unit_code FROM a)
+    ORDER BY s.source_id COLLATE "C", s.unit_code COLLATE "C"
+    FOR UPDATE
+), g AS (
+    SELECT a.*, (SELECT interval_s FROM source WHERE id = a.source_id) AS cfg,
+        CASE WHEN o.last_seen_at IS NOT NULL AND $7::timestamptz > o.last_seen_at
+            THEN o.gaps || extract(epoch FROM $7::timestamptz - o.last_seen_at)::double precision
+            ELSE coalesce(o.gaps, '{}') END AS gaps
+    FROM a LEFT JOIN old o ON o.source_id = a.source_id AND o.unit_code = a.unit_code
+), k AS (
+    SELECT g.*, g.gaps[greatest(1, cardinality(g.gaps) - $9::integer + 1):] AS kept FROM g
+), v AS (
+    SELECT k.*, coalesce(k.cfg::double precision,
+        (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x) FROM unnest(k.kept) AS x WHERE x > 0)) AS iv
+    FROM k
+)
 INSERT INTO source_stats AS s (source_id, unit_code, province, last_event_at, last_seen_at, first_seen_at, events, duplicates, gaps, interval_s, stale_at,
     rate_start, rate_cur)
-VALUES ($1, $2, $3, $4, $5::timestamptz, $5::timestamptz, $6, $7, $8, $9::double precision,
-        CASE WHEN $9::double precision > 0 THEN $5::timestamptz + make_interval(secs => 3 * $9::double precision) END,
-        date_bin(make_interval(secs => $10), $5::timestamptz, timestamptz 'epoch'), $6)
+SELECT v.source_id, v.unit_code, v.province, v.last_event, $7::timestamptz, $7::timestamptz, v.events, v.dups, v.kept,
+    CASE WHEN v.iv > 0 THEN v.iv END,
+    CASE WHEN v.iv > 0 THEN $7::timestamptz + make_interval(secs => 3 * v.iv) END,
+    date_bin(make_interval(secs => $8), $7::timestamptz, timestamptz 'epoch'), v.events
+FROM v
+ORDER BY v.source_id COLLATE "C", v.unit_code COLLATE "C"
 ON CONFLICT (source_id, unit_code) DO UPDATE SET
     rate_prev = CASE
         WHEN EXCLUDED.rate_start <= s.rate_start THEN s.rate_prev -- this window (or, a clock behind, an earlier one)
-        WHEN EXCLUDED.rate_start - make_interval(secs => $10) = s.rate_start THEN s.rate_cur
+        WHEN EXCLUDED.rate_start - make_interval(secs => $8) = s.rate_start THEN s.rate_cur
         ELSE 0 END,
     rate_cur = CASE WHEN EXCLUDED.rate_start <= s.rate_start THEN s.rate_cur + EXCLUDED.rate_cur ELSE EXCLUDED.rate_cur END,
     rate_start = greatest(s.rate_start, EXCLUDED.rate_start),
@@ -87,13 +112,39 @@ ON CONFLICT (source_id, unit_code) DO UPDATE SET
     clear_pending = s.clear_pending OR s.stale_since IS NOT NULL,
     stale_since = NULL`
 
+// queueActivity queues on pb the recording of acts (sqlRecordActivity) seen
+// at now; nothing when acts is empty.
+func queueActivity(pb *pgx.Batch, acts []SourceActivity, now time.Time) {
+	if len(acts) == 0 {
+		return
+	}
+	n := len(acts)
+	srcs, units, provs := make([]string, n), make([]string, n), make([]string, n)
+	last, events, dups := make([]time.Time, n), make([]int64, n), make([]int64, n)
+	for i, a := range acts {
+		srcs[i], units[i], provs[i] = a.SourceID, a.UnitCode, a.Province
+		last[i], events[i], dups[i] = a.LastEvent.UTC(), int64(a.Events), int64(a.Duplicates)
+	}
+	pb.Queue(sqlRecordActivity, srcs, units, provs, last, events, dups, now.UTC(), schema.SourceRateWindow.Seconds(), MaxGaps)
+}
+
+// queueBatchActivity queues the activity of b (Batch.Activity, given res:
+// what b's statements stored) in b's transaction.
+func queueBatchActivity(pb *pgx.Batch, b Batch, res Result) {
+	if b.Activity != nil {
+		queueActivity(pb, b.Activity(res), b.ActivityAt)
+	}
+}
+
 // sqlFreshSources makes the stale source and unit pairs of a batch ($1, $2)
-// fresh in the batch's transaction, as RecordSourceActivity will after the
-// commit: their alerts are to be cancelled, and their deadline moves past now
-// (when the interval is known) so that the stale sweep does not find them
-// due again before that. The rows are locked in the order of
-// RecordSourceActivity (byte order of source and unit). A batch of sources
-// none stale changes nothing and bumps no roll-up context version.
+// fresh at the start of the batch's transaction, before its roll-ups read
+// the stale figure (the batch's activity, sqlRecordActivity, comes last in
+// the transaction and would be too late for them): their alerts are to be
+// cancelled, and their deadline moves past now (when the interval is known)
+// so that the stale sweep does not find them due again before that. The
+// rows are locked in the order of sqlRecordActivity (byte order of source
+// and unit). A batch of sources none stale changes nothing and bumps no
+// roll-up context version.
 const sqlFreshSources = `UPDATE source_stats s SET stale_since = NULL, clear_pending = true,
     stale_at = CASE WHEN s.interval_s > 0 THEN greatest(s.stale_at, now() + make_interval(secs => 3 * s.interval_s)) ELSE s.stale_at END
 FROM (SELECT source_id, unit_code FROM source_stats
@@ -102,53 +153,18 @@ FROM (SELECT source_id, unit_code FROM source_stats
 WHERE s.source_id = k.source_id AND s.unit_code = k.unit_code`
 
 // RecordSourceActivity adds the activity of one batch, seen at now (the
-// hub's clock): counts, last times, the gap since the last arrival (the last
-// MaxGaps learn the interval when the source has none configured) and the
-// deadline after which the pair is stale (3 × the interval). A stale pair
-// that sends again is marked to have its alert cancelled. Its statements
-// are bounded by the store's StatementTimeout, as WriteBatch's.
+// hub's clock), in a transaction of its own (sqlRecordActivity). The
+// aggregator records a batch's activity in the batch's own transaction
+// instead (Batch.Activity). Its statement is bounded by the store's
+// StatementTimeout, as WriteBatch's.
 func (s *Store) RecordSourceActivity(ctx context.Context, acts []SourceActivity, now time.Time) error {
 	if len(acts) == 0 {
 		return nil
 	}
-	acts = slices.Clone(acts)
-	slices.SortFunc(acts, func(a, b SourceActivity) int { // one lock order
-		if a.SourceID != b.SourceID {
-			return strings.Compare(a.SourceID, b.SourceID)
-		}
-		return strings.Compare(a.UnitCode, b.UnitCode)
-	})
 	err := s.BeginFunc(ctx, func(tx pgx.Tx) error {
-		for _, a := range acts {
-			var last *time.Time
-			var gaps []float64
-			var cfg *int32
-			if err := tx.QueryRow(ctx, sqlSourceStatsLock, a.SourceID, a.UnitCode).Scan(&cfg, &last, &gaps); err != nil {
-				return fmt.Errorf("reading stats of %s/%s: %w", a.SourceID, a.UnitCode, err)
-			}
-			if last != nil && now.After(*last) {
-				gaps = append(gaps, now.Sub(*last).Seconds())
-			}
-			if len(gaps) > MaxGaps {
-				gaps = gaps[len(gaps)-MaxGaps:]
-			}
-			if gaps == nil {
-				gaps = []float64{}
-			}
-			iv := LearnInterval(gaps)
-			if cfg != nil {
-				iv = float64(*cfg)
-			}
-			var ivArg *float64
-			if iv > 0 {
-				ivArg = &iv
-			}
-			if _, err := tx.Exec(ctx, sqlSourceStatsUpsert, a.SourceID, a.UnitCode, a.Province, a.LastEvent.UTC(), now.UTC(),
-				a.Events, a.Duplicates, gaps, ivArg, schema.SourceRateWindow.Seconds()); err != nil {
-				return fmt.Errorf("writing stats of %s/%s: %w", a.SourceID, a.UnitCode, err)
-			}
-		}
-		return nil
+		var pb pgx.Batch
+		queueActivity(&pb, acts, now)
+		return tx.SendBatch(ctx, &pb).Close()
 	})
 	if err != nil {
 		return fmt.Errorf("recording source activity: %w", err)
