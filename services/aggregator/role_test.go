@@ -36,13 +36,19 @@ func TestRoleConfigRegisterFlags(t *testing.T) {
 	if err := fd.Parse([]string{"--rollup-lateness", "30m"}); err != nil || d.Store.Lateness != 30*time.Minute {
 		t.Errorf("--rollup-lateness 30m = %s (%v); want 30m", d.Store.Lateness, err)
 	}
-	for _, bad := range []string{"0", "0s", "-1m", "soon"} {
-		fb := flag.NewFlagSet("t", flag.ContinueOnError)
-		fb.SetOutput(io.Discard)
-		var b RoleConfig
-		b.RegisterFlags(fb)
-		if err := fb.Parse([]string{"--rollup-lateness", bad}); err == nil {
-			t.Errorf("--rollup-lateness %s parses (lateness %s); want an error", bad, b.Store.Lateness)
+	// So does --statement-timeout: 0 would otherwise mean the default, not PostgreSQL's "no bound".
+	if d.Store.StatementTimeout != postgis.DefaultStatementTimeout {
+		t.Errorf("statement-timeout default = %s; want %s", d.Store.StatementTimeout, postgis.DefaultStatementTimeout)
+	}
+	for _, name := range []string{"--rollup-lateness", "--statement-timeout"} {
+		for _, bad := range []string{"0", "0s", "-1m", "soon"} {
+			fb := flag.NewFlagSet("t", flag.ContinueOnError)
+			fb.SetOutput(io.Discard)
+			var b RoleConfig
+			b.RegisterFlags(fb)
+			if err := fb.Parse([]string{name, bad}); err == nil {
+				t.Errorf("%s %s parses (%+v); want an error", name, bad, b.Store)
+			}
 		}
 	}
 	if c.Aggregator.AckWait != (Config{}).withDefaults().AckWait {

@@ -236,29 +236,40 @@ func (c StoreConfig) Validate() error {
 
 // RegisterFlags registers the store's settings on fs.
 func (c *StoreConfig) RegisterFlags(fs *flag.FlagSet) {
-	fs.DurationVar(&c.StatementTimeout, "statement-timeout", DefaultStatementTimeout, "bound of every statement the aggregator writes with; a slower one fails and its item is retried or dead-lettered (IOCHUB_STATEMENT_TIMEOUT)")
+	c.StatementTimeout = DefaultStatementTimeout
+	fs.Var(&positiveDuration{&c.StatementTimeout, "statement timeout", "the aggregator's writes are always bounded"}, "statement-timeout",
+		"bound of every statement the aggregator writes with, a `duration` above 0; a slower one fails and its item is retried or dead-lettered (IOCHUB_STATEMENT_TIMEOUT)")
 	fs.BoolVar(&c.NoRollups, "no-rollups", false, "store no roll-ups (IOCHUB_NO_ROLLUPS)")
 	c.Lateness = DefaultLateness
-	fs.Var((*latenessFlag)(&c.Lateness), "rollup-lateness", "how long after a window's end an observation still counts in its roll-up, a `duration` above 0; a later one counts as late (IOCHUB_ROLLUP_LATENESS)")
+	fs.Var(&positiveDuration{&c.Lateness, "roll-up lateness", "1s counts nearly every observation received after its window's end as late"}, "rollup-lateness",
+		"how long after a window's end an observation still counts in its roll-up, a `duration` above 0; a later one counts as late (IOCHUB_ROLLUP_LATENESS)")
 }
 
-// latenessFlag is --rollup-lateness: a duration above 0. Zero is refused
-// rather than read as StoreConfig's "zero means the default", which would
-// give 2 h to an operator who asked for none (1s is as good as none: the
-// hub's clock and the sources' are never closer).
-type latenessFlag time.Duration
+// positiveDuration is a duration flag above 0. Zero is refused rather than
+// read as StoreConfig's "zero means the default", which would silently give
+// the default to an operator who asked for none (PostgreSQL's
+// statement_timeout 0, for one, means no bound).
+type positiveDuration struct {
+	p          *time.Duration
+	what, hint string
+}
 
-func (f *latenessFlag) String() string { return time.Duration(*f).String() }
+func (f *positiveDuration) String() string {
+	if f.p == nil {
+		return "0s"
+	}
+	return f.p.String()
+}
 
-func (f *latenessFlag) Set(s string) error {
+func (f *positiveDuration) Set(s string) error {
 	d, err := time.ParseDuration(s)
 	if err != nil {
 		return err
 	}
 	if d <= 0 {
-		return fmt.Errorf("%v: the roll-up lateness must be above 0 (1s counts nearly every observation received after its window's end as late)", d)
+		return fmt.Errorf("%v: the %s must be above 0 (%s)", d, f.what, f.hint)
 	}
-	*f = latenessFlag(d)
+	*f.p = d
 	return nil
 }
 
