@@ -215,3 +215,48 @@ func TestSourceRecentRate(t *testing.T) {
 		t.Fatalf("rate %v; want 2 events in 15 minutes", got)
 	}
 }
+
+// TestRecordSourceActivityMergesPairs: a pair given twice in one call is
+// recorded once, its counts summed and its newest event kept (one upsert
+// cannot change a row twice); the gaps between arrivals keep the last
+// MaxGaps and learn their median as the interval.
+func TestRecordSourceActivityMergesPairs(t *testing.T) {
+	pool := testenv.PostGIS(t).Pool
+	s := postgis.NewStore(pool)
+	ctx := context.Background()
+	at := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	if err := s.RecordSourceActivity(ctx, []postgis.SourceActivity{
+		{SourceID: "m", UnitCode: "00070", Province: "01", LastEvent: at.Add(-time.Minute), Events: 3},
+		{SourceID: "m", UnitCode: "00004", Province: "01", LastEvent: at, Events: 1},
+		{SourceID: "m", UnitCode: "00070", Province: "01", LastEvent: at.Add(-2 * time.Minute), Events: 4, Duplicates: 1},
+	}, at); err != nil {
+		t.Fatal(err)
+	}
+	var events, dups int
+	var last time.Time
+	if err := pool.QueryRow(ctx, `SELECT events, duplicates, last_event_at FROM source_stats WHERE source_id = 'm' AND unit_code = '00070'`).Scan(&events, &dups, &last); err != nil {
+		t.Fatal(err)
+	}
+	if events != 7 || dups != 1 || !last.Equal(at.Add(-time.Minute)) {
+		t.Fatalf("merged pair: %d events, %d duplicates, last %v; want 7, 1, %v", events, dups, last, at.Add(-time.Minute))
+	}
+	// 20 more arrivals, the gaps 10 s, 20 s, 10 s, …, 20 s: the last 15
+	// kept (8 of 20 s, 7 of 10 s), their median 20 s the interval.
+	for i := range 20 {
+		at = at.Add(time.Duration(10+10*(i%2)) * time.Second)
+		if err := s.RecordSourceActivity(ctx, []postgis.SourceActivity{{SourceID: "m", UnitCode: "00070", Province: "01", LastEvent: at, Events: 1}}, at); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var gaps []float64
+	var iv float64
+	var staleAt time.Time
+	if err := pool.QueryRow(ctx, `SELECT gaps, interval_s, stale_at FROM source_stats WHERE source_id = 'm' AND unit_code = '00070'`).Scan(&gaps, &iv, &staleAt); err != nil {
+		t.Fatal(err)
+	}
+	if len(gaps) != postgis.MaxGaps || gaps[0] != 20 || gaps[len(gaps)-1] != 20 || iv != postgis.LearnInterval(gaps) || iv != 20 ||
+		!staleAt.Equal(at.Add(time.Minute)) {
+		t.Fatalf("after 20 arrivals: %d gaps %v, interval %v, stale at %v; want the last %d, interval 20 (their median), stale at %v",
+			len(gaps), gaps, iv, staleAt, postgis.MaxGaps, at.Add(time.Minute))
+	}
+}

@@ -513,7 +513,9 @@ func (s *Store) writeAllNew(ctx context.Context, b Batch) (Result, error) {
 			}
 			r := k.result(&res)
 			r.Duplicates = k.rows(b) - r.New
-			if k.contribute != nil && (r.New != k.rows(b) || len(r.Inserted) != r.New) {
+			// A kind with roll-ups needs every row new; so does any kind
+			// when the batch recorded its activity as if all were.
+			if (k.contribute != nil || b.Activity != nil) && (r.New != k.rows(b) || len(r.Inserted) != r.New) {
 				return errNotAllNew
 			}
 		}

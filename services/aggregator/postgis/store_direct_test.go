@@ -312,5 +312,44 @@ func TestWriteBatchRecordsActivity(t *testing.T) {
 		if allNew, rewritten := s.WrittenAllNew(); allNew != 2 || rewritten != 2 {
 			t.Fatalf("no_rollups=%v: %d batches written as all new, %d again the exact way; want 2 and 2 (each way taken)", noRollups, allNew, rewritten)
 		}
+
+		// A registered kind's rows, which have no roll-ups: written as all
+		// new (roll-ups on) or the exact way, a redelivery is counted from
+		// what was stored, not as if all were new.
+		generic := func(from, to int) []postgis.GenericRow {
+			var out []postgis.GenericRow
+			for i := from; i < to; i++ {
+				at := t0.Add(time.Duration(i) * time.Second)
+				out = append(out, postgis.GenericRow{Kind: "noise", SourceID: "src", EventID: fmt.Sprintf("g%d", i), EntityID: fmt.Sprintf("g%d", i%2),
+					Province: "01", UnitCode: "00070", ObservedAt: at, ReceivedAt: at, Values: map[string]float64{"db": float64(i)}})
+			}
+			return out
+		}
+		var gEvents, gDups int
+		gstep := func(name string, rows []postgis.GenericRow, wantNew int) {
+			t.Helper()
+			batch := postgis.Batch{Generic: rows, ActivityAt: t0.Add(time.Hour), Activity: func(r postgis.Result) []postgis.SourceActivity {
+				return []postgis.SourceActivity{{SourceID: "gsrc", UnitCode: "00070", Province: "01", LastEvent: rows[len(rows)-1].ObservedAt,
+					Events: r.Generic.New + r.Generic.Duplicates, Duplicates: r.Generic.Duplicates}}
+			}}
+			res, err := s.WriteBatch(ctx, batch)
+			if err != nil {
+				t.Fatalf("no_rollups=%v, generic %s: %v", noRollups, name, err)
+			}
+			if res.Generic.New != wantNew {
+				t.Fatalf("no_rollups=%v, generic %s: %d new; want %d", noRollups, name, res.Generic.New, wantNew)
+			}
+			gEvents, gDups = gEvents+len(rows), gDups+len(rows)-wantNew
+			var events, dups int
+			if err := pool.QueryRow(ctx, `SELECT events, duplicates FROM source_stats WHERE source_id = 'gsrc'`).Scan(&events, &dups); err != nil {
+				t.Fatal(err)
+			}
+			if events != gEvents || dups != gDups {
+				t.Fatalf("no_rollups=%v, generic %s: source_stats %d events, %d duplicates; want %d and %d", noRollups, name, events, dups, gEvents, gDups)
+			}
+		}
+		gstep("all new", generic(0, 4), 4)
+		gstep("redelivered", generic(0, 4), 0)
+		gstep("half new", generic(2, 6), 2)
 	}
 }

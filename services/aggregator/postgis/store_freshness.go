@@ -80,7 +80,7 @@ const sqlRecordActivity = `WITH a AS (
             ELSE coalesce(o.gaps, '{}') END AS gaps
     FROM a LEFT JOIN old o ON o.source_id = a.source_id AND o.unit_code = a.unit_code
 ), k AS (
-    SELECT g.*, g.gaps[greatest(1, cardinality(g.gaps) - $9::integer + 1):] AS kept FROM g
+    SELECT g.*, coalesce(g.gaps[greatest(array_lower(g.gaps, 1), array_upper(g.gaps, 1) - $9::integer + 1):], '{}') AS kept FROM g
 ), v AS (
     SELECT k.*, coalesce(k.cfg::double precision,
         (SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY x) FROM unnest(k.kept) AS x WHERE x > 0)) AS iv
@@ -113,11 +113,12 @@ ON CONFLICT (source_id, unit_code) DO UPDATE SET
     stale_since = NULL`
 
 // queueActivity queues on pb the recording of acts (sqlRecordActivity) seen
-// at now; nothing when acts is empty.
+// at now, a pair given more than once summed; nothing when acts is empty.
 func queueActivity(pb *pgx.Batch, acts []SourceActivity, now time.Time) {
 	if len(acts) == 0 {
 		return
 	}
+	acts = mergeActivity(acts)
 	n := len(acts)
 	srcs, units, provs := make([]string, n), make([]string, n), make([]string, n)
 	last, events, dups := make([]time.Time, n), make([]int64, n), make([]int64, n)
@@ -126,6 +127,33 @@ func queueActivity(pb *pgx.Batch, acts []SourceActivity, now time.Time) {
 		last[i], events[i], dups[i] = a.LastEvent.UTC(), int64(a.Events), int64(a.Duplicates)
 	}
 	pb.Queue(sqlRecordActivity, srcs, units, provs, last, events, dups, now.UTC(), schema.SourceRateWindow.Seconds(), MaxGaps)
+}
+
+// mergeActivity returns acts with each source and unit pair once: the
+// events and duplicates of a pair given more than once summed, its newest
+// event time and its last province kept (an upsert cannot change a row
+// twice).
+func mergeActivity(acts []SourceActivity) []SourceActivity {
+	type pair struct{ source, unit string }
+	at := make(map[pair]int, len(acts))
+	out := make([]SourceActivity, 0, len(acts))
+	for _, a := range acts {
+		k := pair{a.SourceID, a.UnitCode}
+		i, ok := at[k]
+		if !ok {
+			at[k] = len(out)
+			out = append(out, a)
+			continue
+		}
+		m := &out[i]
+		m.Events += a.Events
+		m.Duplicates += a.Duplicates
+		m.Province = a.Province
+		if a.LastEvent.After(m.LastEvent) {
+			m.LastEvent = a.LastEvent
+		}
+	}
+	return out
 }
 
 // queueBatchActivity queues the activity of b (Batch.Activity, given res:
@@ -141,16 +169,18 @@ func queueBatchActivity(pb *pgx.Batch, b Batch, res Result) {
 // the stale figure (the batch's activity, sqlRecordActivity, comes last in
 // the transaction and would be too late for them): their alerts are to be
 // cancelled, and their deadline moves past now (when the interval is known)
-// so that the stale sweep does not find them due again before that. The
-// rows are locked in the order of sqlRecordActivity (byte order of source
-// and unit). A batch of sources none stale changes nothing and bumps no
-// roll-up context version.
+// so that the stale sweep does not find them due again before that. Every
+// existing row of the batch's pairs, stale or not, is locked here, in the
+// order of sqlRecordActivity (byte order of source and unit), so that the
+// transaction takes them all at once in one order, not the stale ones now
+// and the others at its end. A batch of sources none stale changes nothing
+// and bumps no roll-up context version.
 const sqlFreshSources = `UPDATE source_stats s SET stale_since = NULL, clear_pending = true,
     stale_at = CASE WHEN s.interval_s > 0 THEN greatest(s.stale_at, now() + make_interval(secs => 3 * s.interval_s)) ELSE s.stale_at END
-FROM (SELECT source_id, unit_code FROM source_stats
-      WHERE (source_id, unit_code) IN (SELECT * FROM unnest($1::text[], $2::text[])) AND stale_since IS NOT NULL
+FROM (SELECT source_id, unit_code, stale_since FROM source_stats
+      WHERE (source_id, unit_code) IN (SELECT * FROM unnest($1::text[], $2::text[]))
       ORDER BY source_id COLLATE "C", unit_code COLLATE "C" FOR UPDATE) k
-WHERE s.source_id = k.source_id AND s.unit_code = k.unit_code`
+WHERE s.source_id = k.source_id AND s.unit_code = k.unit_code AND k.stale_since IS NOT NULL`
 
 // RecordSourceActivity adds the activity of one batch, seen at now (the
 // hub's clock), in a transaction of its own (sqlRecordActivity). The
