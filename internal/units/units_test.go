@@ -15,6 +15,12 @@ import (
 // hanoiIndex is the 34 provinces and Hà Nội's wards, as the ingest sees them.
 func hanoiIndex(t testing.TB) *units.Index {
 	t.Helper()
+	return units.NewIndex(hanoiUnits(t))
+}
+
+// hanoiUnits are the units of hanoiIndex.
+func hanoiUnits(t testing.TB) []units.Unit {
+	t.Helper()
 	provinces, err := units.FromGeoJSON(bytes.NewReader(seed.Provinces2025()), units.LevelProvince, "")
 	if err != nil {
 		t.Fatal(err)
@@ -26,7 +32,7 @@ func hanoiIndex(t testing.TB) *units.Index {
 	if len(provinces) != 34 || len(wards) != 126 {
 		t.Fatalf("got %d provinces and %d wards; want 34 and 126", len(provinces), len(wards))
 	}
-	return units.NewIndex(append(provinces, wards...))
+	return append(provinces, wards...)
 }
 
 func TestLocate(t *testing.T) {
@@ -74,19 +80,11 @@ func TestLocate(t *testing.T) {
 // ward that was not redrawn), a point goes to the smallest of them, whatever
 // the order of their codes; outside the small one, to the ward as before.
 func TestLocateOverlapSmallerFirst(t *testing.T) {
-	provinces, err := units.FromGeoJSON(bytes.NewReader(seed.Provinces2025()), units.LevelProvince, "")
-	if err != nil {
-		t.Fatal(err)
-	}
-	wards, err := units.FromGeoJSON(bytes.NewReader(seed.HanoiWards2025()), units.LevelCommune, "01")
-	if err != nil {
-		t.Fatal(err)
-	}
 	const lon, lat = 105.8524, 21.0287 // Hoàn Kiếm lake, in ward 00070
 	commune := func(code string, d float64) units.Unit {
 		return units.Unit{Code: code, Level: units.LevelCommune, ParentCode: "01", Boundary: square(lon-d, lat-d, lon+d, lat+d)}
 	}
-	ix := units.NewIndex(append(append(provinces, wards...), commune("99901", 0.0005), commune("00001", 0.2)))
+	ix := units.NewIndex(append(hanoiUnits(t), commune("99901", 0.0005), commune("00001", 0.2)))
 	for _, tt := range []struct {
 		lon, lat float64
 		want     string

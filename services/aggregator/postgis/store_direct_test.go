@@ -282,6 +282,17 @@ func TestWriteBatchRecordsActivity(t *testing.T) {
 			}
 			return out
 		}
+		// stats checks what source_stats holds of source.
+		stats := func(step, source string, wantEvents, wantDups int) {
+			t.Helper()
+			var events, dups int
+			if err := pool.QueryRow(ctx, `SELECT events, duplicates FROM source_stats WHERE source_id = $1`, source).Scan(&events, &dups); err != nil {
+				t.Fatal(err)
+			}
+			if events != wantEvents || dups != wantDups {
+				t.Fatalf("no_rollups=%v, %s: source_stats of %s %d events, %d duplicates; want %d and %d", noRollups, step, source, events, dups, wantEvents, wantDups)
+			}
+		}
 		var wantEvents, wantDups int
 		step := func(name string, b []postgis.AirRow, wantNew int) {
 			t.Helper()
@@ -297,13 +308,7 @@ func TestWriteBatchRecordsActivity(t *testing.T) {
 				t.Fatalf("no_rollups=%v, %s: %d new; want %d", noRollups, name, res.Air.New, wantNew)
 			}
 			wantEvents, wantDups = wantEvents+len(b), wantDups+len(b)-wantNew
-			var events, dups int
-			if err := pool.QueryRow(ctx, `SELECT events, duplicates FROM source_stats WHERE source_id = 'src'`).Scan(&events, &dups); err != nil {
-				t.Fatal(err)
-			}
-			if events != wantEvents || dups != wantDups {
-				t.Fatalf("no_rollups=%v, %s: source_stats %d events, %d duplicates; want %d and %d", noRollups, name, events, dups, wantEvents, wantDups)
-			}
+			stats(name, "src", wantEvents, wantDups)
 		}
 		step("all new", rows(0, 6), 6)
 		step("redelivered", rows(0, 6), 0)
@@ -340,13 +345,7 @@ func TestWriteBatchRecordsActivity(t *testing.T) {
 				t.Fatalf("no_rollups=%v, generic %s: %d new; want %d", noRollups, name, res.Generic.New, wantNew)
 			}
 			gEvents, gDups = gEvents+len(rows), gDups+len(rows)-wantNew
-			var events, dups int
-			if err := pool.QueryRow(ctx, `SELECT events, duplicates FROM source_stats WHERE source_id = 'gsrc'`).Scan(&events, &dups); err != nil {
-				t.Fatal(err)
-			}
-			if events != gEvents || dups != gDups {
-				t.Fatalf("no_rollups=%v, generic %s: source_stats %d events, %d duplicates; want %d and %d", noRollups, name, events, dups, gEvents, gDups)
-			}
+			stats("generic "+name, "gsrc", gEvents, gDups)
 		}
 		gstep("all new", generic(0, 4), 4)
 		gstep("redelivered", generic(0, 4), 0)
