@@ -27,7 +27,7 @@ const sqlInsertGeneric = `INSERT INTO observation_generic (kind, source_id, even
 SELECT kind, source_id, event_id, observed_at, received_at, entity_id, province, unit_code, location, properties
 FROM generic_staging
 ON CONFLICT DO NOTHING
-RETURNING source_id, event_id`
+RETURNING kind, source_id, event_id, observed_at`
 
 // sqlUpsertSensorGeneric keeps the latest observation of each entity of a
 // registered kind in sensor, with the conflict clause of the built-in

@@ -148,7 +148,7 @@ type KindResult struct {
 	// Changed lists the entities whose state was written, in no particular order.
 	Changed []Changed
 	// Inserted are the positions in the batch of the rows stored for the
-	// first time, in no particular order (filled for air, traffic, water and weather).
+	// first time, in no particular order (filled for every kind).
 	Inserted []int
 }
 

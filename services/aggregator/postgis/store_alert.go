@@ -44,6 +44,7 @@ func queueAlerts(pb *pgx.Batch, b Batch, res *Result, ro rollupOptions) func() {
 			}
 			if inserted {
 				res.Alerts.New++
+				res.Alerts.Inserted = append(res.Alerts.Inserted, c.Index)
 			}
 			res.Alerts.Changed = append(res.Alerts.Changed, c)
 			// Rewritten out of the active state (its activations come from

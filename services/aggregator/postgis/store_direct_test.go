@@ -341,14 +341,26 @@ func TestWriteBatchRecordsActivity(t *testing.T) {
 			if err != nil {
 				t.Fatalf("no_rollups=%v, generic %s: %v", noRollups, name, err)
 			}
-			if res.Generic.New != wantNew {
-				t.Fatalf("no_rollups=%v, generic %s: %d new; want %d", noRollups, name, res.Generic.New, wantNew)
+			if res.Generic.New != wantNew || len(res.Generic.Inserted) != wantNew {
+				t.Fatalf("no_rollups=%v, generic %s: %d new, inserted %v; want %d", noRollups, name, res.Generic.New, res.Generic.Inserted, wantNew)
+			}
+			for _, i := range res.Generic.Inserted {
+				var n int
+				if err := pool.QueryRow(ctx, `SELECT count(*) FROM observation_generic WHERE event_id = $1`, rows[i].EventID).Scan(&n); err != nil || n != 1 {
+					t.Fatalf("no_rollups=%v, generic %s: inserted row %d (%s) stored %d times (%v)", noRollups, name, i, rows[i].EventID, n, err)
+				}
 			}
 			gEvents, gDups = gEvents+len(rows), gDups+len(rows)-wantNew
 			stats("generic "+name, "gsrc", gEvents, gDups)
 		}
+		allNew0, rewritten0 := s.WrittenAllNew()
 		gstep("all new", generic(0, 4), 4)
 		gstep("redelivered", generic(0, 4), 0)
 		gstep("half new", generic(2, 6), 2)
+		// With roll-ups on, a registered kind's batch all new is written the
+		// all-new way; the two with rows stored before, again the exact way.
+		if allNew, rewritten := s.WrittenAllNew(); !noRollups && (allNew-allNew0 != 1 || rewritten-rewritten0 != 2) {
+			t.Fatalf("registered kind: %d batches written as all new, %d again the exact way; want 1 and 2", allNew-allNew0, rewritten-rewritten0)
+		}
 	}
 }

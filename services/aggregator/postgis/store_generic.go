@@ -42,10 +42,40 @@ var genericStore = kindStore{
 	observedAt:  func(b Batch, i int) time.Time { return b.Generic[i].ObservedAt },
 	staging: &staging{"generic_staging", sqlCreateGenericStaging, genericStagingColumns,
 		func(b Batch, i int) []any { return genericValues(i, &b.Generic[i]) }},
-	queue: func(pb *pgx.Batch, _ Batch, res *Result, _ rollupOptions) func() {
-		pb.Queue(sqlInsertGeneric).Query(countRows(&res.Generic.New))
+	queue: func(pb *pgx.Batch, b Batch, res *Result, _ rollupOptions) func() {
+		pb.Queue(sqlInsertGeneric).Query(collectGenericInserted(&res.Generic.New, &res.Generic.Inserted, b.Generic))
 		pb.Queue(sqlUpsertSensorGeneric).Query(collectChanged(&res.Generic.Changed))
 		return nil
 	},
 	result: func(res *Result) *KindResult { return &res.Generic },
+}
+
+// collectGenericInserted is collectInserted for the rows of registered
+// kinds, whose idempotency key has the kind too (sqlInsertGeneric's
+// RETURNING kind, source_id, event_id, observed_at).
+func collectGenericInserted(n *int, idx *[]int, rows []GenericRow) func(pgx.Rows) error {
+	type key struct {
+		kind string
+		insertedKey
+	}
+	keys := make(map[key]int, len(rows))
+	for i := len(rows) - 1; i >= 0; i-- { // of two rows with one key, the first is the one stored
+		r := &rows[i]
+		keys[key{r.Kind, insertedKey{r.SourceID, r.EventID, r.ObservedAt.UnixMicro()}}] = i
+	}
+	return func(rs pgx.Rows) error {
+		for rs.Next() {
+			var k key
+			var at time.Time
+			if err := rs.Scan(&k.kind, &k.source, &k.event, &at); err != nil {
+				return err
+			}
+			*n++
+			k.observed = at.UnixMicro()
+			if i, ok := keys[k]; ok {
+				*idx = append(*idx, i)
+			}
+		}
+		return rs.Err()
+	}
 }

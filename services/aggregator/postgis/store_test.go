@@ -273,8 +273,8 @@ func TestWriteBatchAlerts(t *testing.T) {
 	if err != nil {
 		t.Fatalf("WriteBatch: %v", err)
 	}
-	if res.Alerts.New != 3 || res.Alerts.Duplicates != 0 {
-		t.Errorf("new, duplicates = %d, %d; want 3, 0", res.Alerts.New, res.Alerts.Duplicates)
+	if res.Alerts.New != 3 || res.Alerts.Duplicates != 0 || !slices.Equal(slices.Sorted(slices.Values(res.Alerts.Inserted)), []int{0, 1, 2}) {
+		t.Errorf("new, duplicates, inserted = %d, %d, %v; want 3, 0, [0 1 2]", res.Alerts.New, res.Alerts.Duplicates, res.Alerts.Inserted)
 	}
 	type got struct {
 		state string
@@ -314,8 +314,8 @@ func TestWriteBatchAlerts(t *testing.T) {
 	if err != nil {
 		t.Fatalf("WriteBatch again: %v", err)
 	}
-	if res.Alerts.New != 0 || res.Alerts.Duplicates != 3 {
-		t.Errorf("again: new, duplicates = %d, %d; want 0, 3", res.Alerts.New, res.Alerts.Duplicates)
+	if res.Alerts.New != 0 || res.Alerts.Duplicates != 3 || len(res.Alerts.Inserted) != 0 {
+		t.Errorf("again: new, duplicates, inserted = %d, %d, %v; want 0, 3, none", res.Alerts.New, res.Alerts.Duplicates, res.Alerts.Inserted)
 	}
 	check("again", res.Alerts.Changed)
 	if n := count(t, pool, "SELECT count(*) FROM alert_unit"); n != 3 {
