@@ -500,7 +500,7 @@ func (s *Store) writeAllNew(ctx context.Context, b Batch) (Result, error) {
 			return err
 		}
 		// As if every row is new, which the transaction checks below.
-		queueBatchActivity(&pb, b, allStored(b))
+		queueBatchActivity(&pb, b, all)
 		if err := tx.SendBatch(ctx, &pb).Close(); err != nil {
 			return fmt.Errorf("applying batch of %d rows with its roll-ups: %w", b.Len(), err)
 		}
@@ -555,34 +555,19 @@ func (s *Store) settleOptimistic(in rollupInput, err error) error {
 	return err
 }
 
-// allStored is the Result of b when every row of it is new: each kind's
-// rows all inserted, in b's order.
-func allStored(b Batch) Result {
+// allInserted is the Result of b as if every row of it were new: each
+// kind's rows all inserted, in b's order (the roll-ups' contributions of a
+// batch written as all new, and its sources' activity).
+func allInserted(b Batch) Result {
 	var all Result
 	for _, k := range kindStores {
-		if k.result != nil && k.rows(b) > 0 {
+		if k.result != nil {
 			r := k.result(&all)
 			r.New = k.rows(b)
 			r.Inserted = make([]int, r.New)
 			for i := range r.Inserted {
 				r.Inserted[i] = i
 			}
-		}
-	}
-	return all
-}
-
-// allInserted is a Result whose kinds with roll-ups say that every row of b
-// was inserted, in b's order.
-func allInserted(b Batch) Result {
-	var all Result
-	for _, k := range kindStores {
-		if k.result != nil && k.contribute != nil {
-			ins := make([]int, k.rows(b))
-			for i := range ins {
-				ins[i] = i
-			}
-			k.result(&all).Inserted = ins
 		}
 	}
 	return all
