@@ -275,45 +275,49 @@ func TestWriteBatchRecordsActivity(t *testing.T) {
 	for _, noRollups := range []bool{true, false} {
 		pool, s := storeOn(t, postgis.StoreConfig{NoRollups: noRollups})
 		ctx := context.Background()
-		rows := func(from, to int) []postgis.AirRow {
-			var out []postgis.AirRow
-			for i := from; i < to; i++ {
-				out = append(out, airRow(fmt.Sprintf("a%d", i%3), t0.Add(time.Duration(i)*time.Second), float64(i)))
-			}
-			return out
-		}
-		// stats checks what source_stats holds of source.
-		stats := func(step, source string, wantEvents, wantDups int) {
+		// What each source sent so far: events and duplicates.
+		sent := map[string][2]int{}
+		// step writes b, whose activity is what kind says it stored, as
+		// source's, and checks which rows it inserted and what source_stats
+		// holds of source then.
+		step := func(name, source string, b postgis.Batch, n int, kind func(postgis.Result) postgis.KindResult, wantInserted []int) {
 			t.Helper()
-			var events, dups int
-			if err := pool.QueryRow(ctx, `SELECT events, duplicates FROM source_stats WHERE source_id = $1`, source).Scan(&events, &dups); err != nil {
-				t.Fatal(err)
+			b.ActivityAt = t0.Add(time.Hour)
+			b.Activity = func(r postgis.Result) []postgis.SourceActivity {
+				k := kind(r)
+				return []postgis.SourceActivity{{SourceID: source, UnitCode: "00070", Province: "01", LastEvent: t0,
+					Events: k.New + k.Duplicates, Duplicates: k.Duplicates}}
 			}
-			if events != wantEvents || dups != wantDups {
-				t.Fatalf("no_rollups=%v, %s: source_stats of %s %d events, %d duplicates; want %d and %d", noRollups, step, source, events, dups, wantEvents, wantDups)
-			}
-		}
-		var wantEvents, wantDups int
-		step := func(name string, b []postgis.AirRow, wantNew int) {
-			t.Helper()
-			batch := postgis.Batch{Air: b, ActivityAt: t0.Add(time.Hour), Activity: func(r postgis.Result) []postgis.SourceActivity {
-				return []postgis.SourceActivity{{SourceID: "src", UnitCode: "00070", Province: "01", LastEvent: b[len(b)-1].ObservedAt,
-					Events: r.Air.New + r.Air.Duplicates, Duplicates: r.Air.Duplicates}}
-			}}
-			res, err := s.WriteBatch(ctx, batch)
+			res, err := s.WriteBatch(ctx, b)
 			if err != nil {
 				t.Fatalf("no_rollups=%v, %s: %v", noRollups, name, err)
 			}
-			if res.Air.New != wantNew {
-				t.Fatalf("no_rollups=%v, %s: %d new; want %d", noRollups, name, res.Air.New, wantNew)
+			if k := kind(res); k.New != len(wantInserted) || fmt.Sprint(slices.Sorted(slices.Values(k.Inserted))) != fmt.Sprint(wantInserted) {
+				t.Fatalf("no_rollups=%v, %s: %d new, inserted %v; want %v", noRollups, name, k.New, k.Inserted, wantInserted)
 			}
-			wantEvents, wantDups = wantEvents+len(b), wantDups+len(b)-wantNew
-			stats(name, "src", wantEvents, wantDups)
+			was := sent[source]
+			want := [2]int{was[0] + n, was[1] + n - len(wantInserted)}
+			sent[source] = want
+			var got [2]int
+			if err := pool.QueryRow(ctx, `SELECT events, duplicates FROM source_stats WHERE source_id = $1`, source).Scan(&got[0], &got[1]); err != nil {
+				t.Fatal(err)
+			}
+			if got != want {
+				t.Fatalf("no_rollups=%v, %s: source_stats of %s %d events, %d duplicates; want %d and %d", noRollups, name, source, got[0], got[1], want[0], want[1])
+			}
 		}
-		step("all new", rows(0, 6), 6)
-		step("redelivered", rows(0, 6), 0)
-		step("half new", rows(3, 9), 3)
-		step("all new again", rows(9, 12), 3)
+		air := func(from, to int) postgis.Batch {
+			var b postgis.Batch
+			for i := from; i < to; i++ {
+				b.Air = append(b.Air, airRow(fmt.Sprintf("a%d", i%3), t0.Add(time.Duration(i)*time.Second), float64(i)))
+			}
+			return b
+		}
+		airOf := func(r postgis.Result) postgis.KindResult { return r.Air }
+		step("all new", "src", air(0, 6), 6, airOf, []int{0, 1, 2, 3, 4, 5})
+		step("redelivered", "src", air(0, 6), 6, airOf, []int{})
+		step("half new", "src", air(3, 9), 6, airOf, []int{3, 4, 5})
+		step("all new again", "src", air(9, 12), 3, airOf, []int{0, 1, 2})
 		if allNew, rewritten := s.WrittenAllNew(); allNew != 2 || rewritten != 2 {
 			t.Fatalf("no_rollups=%v: %d batches written as all new, %d again the exact way; want 2 and 2 (each way taken)", noRollups, allNew, rewritten)
 		}
@@ -321,42 +325,20 @@ func TestWriteBatchRecordsActivity(t *testing.T) {
 		// A registered kind's rows, which have no roll-ups: written as all
 		// new (roll-ups on) or the exact way, a redelivery is counted from
 		// what was stored, not as if all were new.
-		generic := func(from, to int) []postgis.GenericRow {
-			var out []postgis.GenericRow
+		generic := func(from, to int) postgis.Batch {
+			var b postgis.Batch
 			for i := from; i < to; i++ {
 				at := t0.Add(time.Duration(i) * time.Second)
-				out = append(out, postgis.GenericRow{Kind: "noise", SourceID: "src", EventID: fmt.Sprintf("g%d", i), EntityID: fmt.Sprintf("g%d", i%2),
+				b.Generic = append(b.Generic, postgis.GenericRow{Kind: "noise", SourceID: "src", EventID: fmt.Sprintf("g%d", i), EntityID: fmt.Sprintf("g%d", i%2),
 					Province: "01", UnitCode: "00070", ObservedAt: at, ReceivedAt: at, Values: map[string]float64{"db": float64(i)}})
 			}
-			return out
+			return b
 		}
-		var gEvents, gDups int
-		gstep := func(name string, rows []postgis.GenericRow, wantNew int) {
-			t.Helper()
-			batch := postgis.Batch{Generic: rows, ActivityAt: t0.Add(time.Hour), Activity: func(r postgis.Result) []postgis.SourceActivity {
-				return []postgis.SourceActivity{{SourceID: "gsrc", UnitCode: "00070", Province: "01", LastEvent: rows[len(rows)-1].ObservedAt,
-					Events: r.Generic.New + r.Generic.Duplicates, Duplicates: r.Generic.Duplicates}}
-			}}
-			res, err := s.WriteBatch(ctx, batch)
-			if err != nil {
-				t.Fatalf("no_rollups=%v, generic %s: %v", noRollups, name, err)
-			}
-			if res.Generic.New != wantNew || len(res.Generic.Inserted) != wantNew {
-				t.Fatalf("no_rollups=%v, generic %s: %d new, inserted %v; want %d", noRollups, name, res.Generic.New, res.Generic.Inserted, wantNew)
-			}
-			for _, i := range res.Generic.Inserted {
-				var n int
-				if err := pool.QueryRow(ctx, `SELECT count(*) FROM observation_generic WHERE event_id = $1`, rows[i].EventID).Scan(&n); err != nil || n != 1 {
-					t.Fatalf("no_rollups=%v, generic %s: inserted row %d (%s) stored %d times (%v)", noRollups, name, i, rows[i].EventID, n, err)
-				}
-			}
-			gEvents, gDups = gEvents+len(rows), gDups+len(rows)-wantNew
-			stats("generic "+name, "gsrc", gEvents, gDups)
-		}
+		genericOf := func(r postgis.Result) postgis.KindResult { return r.Generic }
 		allNew0, rewritten0 := s.WrittenAllNew()
-		gstep("all new", generic(0, 4), 4)
-		gstep("redelivered", generic(0, 4), 0)
-		gstep("half new", generic(2, 6), 2)
+		step("generic all new", "gsrc", generic(0, 4), 4, genericOf, []int{0, 1, 2, 3})
+		step("generic redelivered", "gsrc", generic(0, 4), 4, genericOf, []int{})
+		step("generic half new", "gsrc", generic(2, 6), 4, genericOf, []int{2, 3})
 		// With roll-ups on, a registered kind's batch all new is written the
 		// all-new way; the two with rows stored before, again the exact way.
 		if allNew, rewritten := s.WrittenAllNew(); !noRollups && (allNew-allNew0 != 1 || rewritten-rewritten0 != 2) {

@@ -26,12 +26,7 @@ import (
 // custom group G1 holds OLD, then W2.
 func rollupTree(t *testing.T, pool *pgxpool.Pool) {
 	t.Helper()
-	ring := []float64{105, 20, 105, 21, 106, 21, 106, 20, 105, 20}
-	mp := geom.NewMultiPolygonFlat(geom.XY, ring, [][]int{{len(ring)}}).SetSRID(postgis.SRID)
-	for _, u := range []struct {
-		code, level, parent, from string
-		to                        any
-	}{
+	insertUnits(t, pool, []treeUnit{
 		{"VN", "national", "", "2020-01-01", nil},
 		{"OLD", "province", "VN", "2020-01-01", "2025-07-01"},
 		{"01", "province", "VN", "2025-07-01", nil},
@@ -39,18 +34,33 @@ func rollupTree(t *testing.T, pool *pgxpool.Pool) {
 		{"W1", "commune", "01", "2025-07-01", nil},
 		{"W2", "commune", "01", "2025-07-01", nil},
 		{"G1", "custom", "VN", "2020-01-01", nil},
-	} {
-		_, err := pool.Exec(context.Background(), `INSERT INTO admin_unit (code, level, parent_code, name_vi, boundary, valid_from, valid_to)
-			VALUES ($1, $2, NULLIF($3, ''), $1, $4, $5, $6)`, u.code, u.level, u.parent, mp, u.from, u.to)
-		if err != nil {
-			t.Fatalf("inserting unit %s: %v", u.code, err)
-		}
-	}
+	})
 	// The custom group G1 holds the old province until 2025-07-01, then W2.
 	_, err := pool.Exec(context.Background(), `INSERT INTO unit_group_member (group_code, member_code, valid_from, valid_to)
 		VALUES ('G1', 'OLD', '2020-01-01', '2025-07-01'), ('G1', 'W2', '2025-07-01', NULL)`)
 	if err != nil {
 		t.Fatalf("inserting group members: %v", err)
+	}
+}
+
+// treeUnit is a version of a unit of a test's tree: valid from from until
+// to (nil: still valid), under parent ("" for none).
+type treeUnit struct {
+	code, level, parent, from string
+	to                        any
+}
+
+// insertUnits stores the versions us in admin_unit, each with the same
+// square boundary.
+func insertUnits(t *testing.T, pool *pgxpool.Pool, us []treeUnit) {
+	t.Helper()
+	ring := []float64{105, 20, 105, 21, 106, 21, 106, 20, 105, 20}
+	mp := geom.NewMultiPolygonFlat(geom.XY, ring, [][]int{{len(ring)}}).SetSRID(postgis.SRID)
+	for _, u := range us {
+		if _, err := pool.Exec(context.Background(), `INSERT INTO admin_unit (code, level, parent_code, name_vi, boundary, valid_from, valid_to)
+			VALUES ($1, $2, NULLIF($3, ''), $1, $4, $5, $6)`, u.code, u.level, u.parent, mp, u.from, u.to); err != nil {
+			t.Fatalf("inserting unit %s: %v", u.code, err)
+		}
 	}
 }
 
@@ -225,23 +235,13 @@ func TestRollupAttribution(t *testing.T) {
 // three, as plain SQL over the same tree gives.
 func TestRollupDeepTree(t *testing.T) {
 	pool := testenv.PostGIS(t).Pool
-	ring := []float64{105, 20, 105, 21, 106, 21, 106, 20, 105, 20}
-	mp := geom.NewMultiPolygonFlat(geom.XY, ring, [][]int{{len(ring)}}).SetSRID(postgis.SRID)
-	for _, u := range []struct {
-		code, level, parent, from string
-		to                        any
-	}{
+	insertUnits(t, pool, []treeUnit{
 		{"VN", "national", "", "2020-01-01", nil},
 		{"P1", "province", "VN", "2020-01-01", nil},
 		{"D1", "district", "P1", "2020-01-01", "2025-07-01"},
 		{"C1", "commune", "D1", "2020-01-01", "2025-07-01"},
 		{"C1", "commune", "P1", "2025-07-01", nil},
-	} {
-		if _, err := pool.Exec(context.Background(), `INSERT INTO admin_unit (code, level, parent_code, name_vi, boundary, valid_from, valid_to)
-			VALUES ($1, $2, NULLIF($3, ''), $1, $4, $5, $6)`, u.code, u.level, u.parent, mp, u.from, u.to); err != nil {
-			t.Fatalf("inserting unit %s: %v", u.code, err)
-		}
-	}
+	})
 	june, aug := time.Date(2025, 6, 1, 3, 0, 0, 0, time.UTC), time.Date(2025, 8, 1, 3, 0, 0, 0, time.UTC)
 	a1, a2 := airRow("st1", june, 10), airRow("st1", aug, 10)
 	a1.UnitCode, a1.Province, a2.UnitCode, a2.Province = "C1", "P1", "C1", "P1"
