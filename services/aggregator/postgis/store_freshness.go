@@ -340,15 +340,8 @@ func (s *Store) LatestRollupsOf(ctx context.Context, units []string) ([]Rollup, 
 		if err != nil {
 			return err
 		}
-		for rows.Next() {
-			var r Rollup
-			if err := scanRollup(rows, &r); err != nil {
-				rows.Close()
-				return err
-			}
-			rs = append(rs, r)
-		}
-		if err := rows.Err(); err != nil {
+		defer rows.Close()
+		if err := collectRollups(&rs)(rows); err != nil {
 			return err
 		}
 		return rollupContext(ctx, tx, rs)

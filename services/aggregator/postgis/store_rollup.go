@@ -634,16 +634,7 @@ func queueRollups(ctx context.Context, tx pgx.Tx, pb *pgx.Batch, b Batch, res *R
 		orNil(activated[0]), orNil(activated[1]), orNil(activated[2]), orNil(activated[3]), orNil(activated[4]),
 		orNil(ended[0]), orNil(ended[1]), orNil(ended[2]), orNil(ended[3]), orNil(ended[4]),
 		orNil(openNs), orNil(closedNs), orNil(rejectedNs),
-	).Query(func(rows pgx.Rows) error {
-		for rows.Next() {
-			var r Rollup
-			if err := scanRollup(rows, &r); err != nil {
-				return fmt.Errorf("reading %d roll-ups: %w", n, err)
-			}
-			res.Rollups = append(res.Rollups, r)
-		}
-		return rows.Err()
-	})
+	).Query(collectRollups(&res.Rollups))
 	queueReadRollups(pb, again, res)
 	all := order
 	if len(again) > 0 {
@@ -740,19 +731,24 @@ func queueReadRollups(pb *pgx.Batch, keys []rollupKey, res *Result) {
 	for i, k := range keys {
 		units[i], layers[i], wins[i], starts[i] = k.unit, k.layer, k.window, time.Unix(k.start, 0).UTC()
 	}
-	pb.Queue(sqlReadRollups, units, layers, wins, starts).Query(func(rows pgx.Rows) error {
+	pb.Queue(sqlReadRollups, units, layers, wins, starts).Query(collectRollups(&res.Rollups))
+}
+
+// collectRollups appends to out the roll-ups of rows (rollupColumns).
+func collectRollups(out *[]Rollup) func(pgx.Rows) error {
+	return func(rows pgx.Rows) error {
 		for rows.Next() {
 			var r Rollup
 			if err := scanRollup(rows, &r); err != nil {
-				return fmt.Errorf("reading %d roll-ups: %w", len(keys), err)
+				return fmt.Errorf("reading roll-ups: %w", err)
 			}
-			res.Rollups = append(res.Rollups, r)
+			*out = append(*out, r)
 		}
 		if err := rows.Err(); err != nil {
-			return fmt.Errorf("reading %d roll-ups: %w", len(keys), err)
+			return fmt.Errorf("reading roll-ups: %w", err)
 		}
 		return nil
-	})
+	}
 }
 
 // scanRollup reads into r a row of rollupColumns, then into more the row's
