@@ -29,10 +29,9 @@ import (
 	"github.com/iochub/iochub/internal/sim"
 )
 
-func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg := defaults()
+// devFlags returns the flags of "iochub dev", bound to cfg's fields.
+func devFlags(cfg *config) *flag.FlagSet {
 	fs := flag.NewFlagSet("iochub dev", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	fs.IntVar(&cfg.NATSPort, "nats-port", cfg.NATSPort, "port of the embedded NATS server; 0 picks a free one (IOCHUB_NATS_PORT)")
 	cfg.registerDatabaseURL(fs, "PostGIS database URL; empty starts a private PostgreSQL cluster under --data-dir")
 	fs.StringVar(&cfg.DataDir, "data-dir", cfg.DataDir, "directory for the embedded NATS store and the private PostgreSQL cluster (IOCHUB_DATA_DIR)")
@@ -41,6 +40,13 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	fs.DurationVar(&cfg.SimInterval, "sim-interval", cfg.SimInterval, "time between simulator rounds (IOCHUB_SIM_INTERVAL)")
 	cfg.registerReadPool(fs)
 	cfg.registerHub(fs)
+	return fs
+}
+
+func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg := defaults()
+	fs := devFlags(&cfg)
+	fs.SetOutput(stderr)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

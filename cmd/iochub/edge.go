@@ -140,8 +140,8 @@ func (c *edgeConfig) validate() error {
 			errs = append(errs, fmt.Errorf("%s %q: want host:port: %w", name, addr, err))
 		}
 	}
-	if c.NATSPort < -1 || c.NATSPort > 65535 {
-		errs = append(errs, fmt.Errorf("--nats-port %d: out of range", c.NATSPort))
+	if c.NATSPort == 0 || c.NATSPort < -1 || c.NATSPort > 65535 {
+		errs = append(errs, fmt.Errorf("--nats-port %d: want a port (1–65535), or -1 for a free one", c.NATSPort))
 	}
 	if _, err := c.hubURLs(); err != nil {
 		errs = append(errs, err)

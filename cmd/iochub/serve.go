@@ -29,18 +29,24 @@ import (
 	"github.com/iochub/iochub/web"
 )
 
-func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
-	cfg := defaults()
-	cfg.HTTP = ":8080"
-	cfg.NATSURL = nats.DefaultURL
+// serveFlags returns the flags of "iochub serve", bound to cfg's fields.
+func serveFlags(cfg *config) *flag.FlagSet {
 	fs := flag.NewFlagSet("iochub serve", flag.ContinueOnError)
-	fs.SetOutput(stderr)
 	fs.StringVar(&cfg.Target, "target", cfg.Target, "role to run: "+strings.Join(roleNames(), ", ")+" or all (IOCHUB_TARGET)")
 	cfg.registerNATSURL(fs)
 	cfg.registerDatabaseURL(fs, "PostGIS database URL: the aggregator writes it and runs its migrations; "+
 		"the ingest reads the registered units and sources from it; the gateway reads units, identities, alerts and reports from it")
 	cfg.registerReadPool(fs)
 	cfg.registerHub(fs)
+	return fs
+}
+
+func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	cfg := defaults()
+	cfg.HTTP = ":8080"
+	cfg.NATSURL = nats.DefaultURL
+	fs := serveFlags(&cfg)
+	fs.SetOutput(stderr)
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

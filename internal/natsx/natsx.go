@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/iochub/iochub/internal/flagx"
 	"github.com/iochub/iochub/internal/subjects"
 )
 
@@ -187,11 +188,11 @@ func (o StreamOptions) Validate() error {
 // RegisterFlags registers the stream sizes on fs (Memory stays for tests).
 func (o *StreamOptions) RegisterFlags(fs *flag.FlagSet) {
 	d := StreamOptions{}.withDefaults()
-	fs.IntVar(&o.Replicas, "stream-replicas", d.Replicas, "replicas of each JetStream stream (IOCHUB_STREAM_REPLICAS)")
-	fs.DurationVar(&o.FeedsMaxAge, "feeds-max-age", d.FeedsMaxAge, "how long stream FEEDS keeps accepted items for replay (IOCHUB_FEEDS_MAX_AGE)")
-	fs.DurationVar(&o.DuplicateWindow, "duplicate-window", d.DuplicateWindow, "how long a repeated message id is recognised and stored once (IOCHUB_DUPLICATE_WINDOW)")
-	fs.DurationVar(&o.DeadletterMaxAge, "deadletter-max-age", d.DeadletterMaxAge, "how long a dead letter nobody redrove or discarded is kept (IOCHUB_DEADLETTER_MAX_AGE)")
-	fs.Int64Var(&o.DeadletterMaxBytes, "deadletter-max-bytes", d.DeadletterMaxBytes, "size bound of stream DEADLETTER; when full, items stay on FEEDS and are retried (IOCHUB_DEADLETTER_MAX_BYTES)")
+	flagx.Positive(fs, &o.Replicas, "stream-replicas", d.Replicas, "replicas of each JetStream stream (IOCHUB_STREAM_REPLICAS)")
+	flagx.Positive(fs, &o.FeedsMaxAge, "feeds-max-age", d.FeedsMaxAge, "how long stream FEEDS keeps accepted items for replay (IOCHUB_FEEDS_MAX_AGE)")
+	flagx.Positive(fs, &o.DuplicateWindow, "duplicate-window", d.DuplicateWindow, "how long a repeated message id is recognised and stored once (IOCHUB_DUPLICATE_WINDOW)")
+	flagx.Positive(fs, &o.DeadletterMaxAge, "deadletter-max-age", d.DeadletterMaxAge, "how long a dead letter nobody redrove or discarded is kept (IOCHUB_DEADLETTER_MAX_AGE)")
+	flagx.Positive(fs, &o.DeadletterMaxBytes, "deadletter-max-bytes", d.DeadletterMaxBytes, "size bound of stream DEADLETTER; when full, items stay on FEEDS and are retried (IOCHUB_DEADLETTER_MAX_BYTES)")
 }
 
 // prepared validates o and returns it with its defaults and the storage it asks for.

@@ -23,6 +23,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/iochub/iochub/internal/deadletter"
+	"github.com/iochub/iochub/internal/flagx"
 	"github.com/iochub/iochub/internal/subjects"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 )
@@ -206,16 +207,16 @@ func (s *Service) hourly(ctx context.Context, stage, what string, sweep func(con
 // partitions the aggregator by province).
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	d := Config{}.withDefaults()
-	fs.IntVar(&c.BatchSize, "aggregator-batch-size", d.BatchSize, "most feed items written in one transaction (IOCHUB_AGGREGATOR_BATCH_SIZE)")
-	fs.DurationVar(&c.MaxWait, "aggregator-max-wait", d.MaxWait, "how long a fetch waits to fill a batch (IOCHUB_AGGREGATOR_MAX_WAIT)")
-	fs.DurationVar(&c.AckWait, "aggregator-ack-wait", d.AckWait, "how long JetStream waits for the aggregator's ack before redelivering (IOCHUB_AGGREGATOR_ACK_WAIT)")
-	fs.DurationVar(&c.RetryDelay, "aggregator-retry-delay", d.RetryDelay, "wait before a batch that failed to store is redelivered (IOCHUB_AGGREGATOR_RETRY_DELAY)")
+	flagx.Positive(fs, &c.BatchSize, "aggregator-batch-size", d.BatchSize, "most feed items written in one transaction (IOCHUB_AGGREGATOR_BATCH_SIZE)")
+	flagx.Positive(fs, &c.MaxWait, "aggregator-max-wait", d.MaxWait, "how long a fetch waits to fill a batch (IOCHUB_AGGREGATOR_MAX_WAIT)")
+	flagx.Positive(fs, &c.AckWait, "aggregator-ack-wait", d.AckWait, "how long JetStream waits for the aggregator's ack before redelivering (IOCHUB_AGGREGATOR_ACK_WAIT)")
+	flagx.Positive(fs, &c.RetryDelay, "aggregator-retry-delay", d.RetryDelay, "wait before a batch that failed to store is redelivered (IOCHUB_AGGREGATOR_RETRY_DELAY)")
 	fs.IntVar(&c.MaxDeliver, "aggregator-max-deliver", c.MaxDeliver, "deliveries of a feed item that keeps failing before it is dead-lettered; 0 retries until the cause is fixed (IOCHUB_AGGREGATOR_MAX_DELIVER)")
-	fs.DurationVar(&c.ExpiryInterval, "alert-expiry-interval", d.ExpiryInterval, "how often alerts past their expiry are published as expired; negative never (IOCHUB_ALERT_EXPIRY_INTERVAL)")
-	fs.DurationVar(&c.ReportSweepInterval, "report-sweep", d.ReportSweepInterval, "how often reports past their SLA are marked overdue; negative never (IOCHUB_REPORT_SWEEP)")
+	flagx.NonZero(fs, &c.ExpiryInterval, "alert-expiry-interval", d.ExpiryInterval, "never", "how often alerts past their expiry are published as expired; negative never (IOCHUB_ALERT_EXPIRY_INTERVAL)")
+	flagx.NonZero(fs, &c.ReportSweepInterval, "report-sweep", d.ReportSweepInterval, "never", "how often reports past their SLA are marked overdue; negative never (IOCHUB_REPORT_SWEEP)")
 	fs.DurationVar(&c.ObservationRetention, "observation-retention", 0, "how long raw observations are kept (monthly partitions dropped once their month is older); 0 forever, else at least 168h (IOCHUB_OBSERVATION_RETENTION)")
 	fs.DurationVar(&c.MemberRetention, "aggregator-member-retention", DefaultMemberRetention, "how long the roll-ups' distinct members are kept (days that ended longer ago are closed: an observation of a closed day counts as late); 0 forever, else at least 48h (IOCHUB_AGGREGATOR_MEMBER_RETENTION)")
-	fs.DurationVar(&c.StaleSweepInterval, "stale-sweep", d.StaleSweepInterval, "how often sources silent for 3× their interval are marked stale (raising an alert); negative never (IOCHUB_STALE_SWEEP)")
+	flagx.NonZero(fs, &c.StaleSweepInterval, "stale-sweep", d.StaleSweepInterval, "never", "how often sources silent for 3× their interval are marked stale (raising an alert); negative never (IOCHUB_STALE_SWEEP)")
 }
 
 // Deps are the aggregator's connections.

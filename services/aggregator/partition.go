@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/iochub/iochub/internal/flagx"
 	"github.com/iochub/iochub/internal/subjects"
 )
 
@@ -117,8 +118,8 @@ func (c PartitionConfig) Validate() error {
 func (c *PartitionConfig) RegisterFlags(fs *flag.FlagSet) {
 	fs.BoolVar(&c.Enabled, "partitioned", false, "share the provinces with the other aggregators started with it: each province a durable consumer under a lease in NATS KV (IOCHUB_PARTITIONED)")
 	fs.StringVar(&c.Instance, "partition-instance", "", "name of this aggregator among the partitioned ones; empty: host name and a random suffix (IOCHUB_PARTITION_INSTANCE)")
-	fs.DurationVar(&c.LeaseTTL, "partition-lease-ttl", 15*time.Second, "how long a partition's lease outlives its holder: the pause before a dead aggregator's provinces move (IOCHUB_PARTITION_LEASE_TTL)")
-	fs.IntVar(&c.Replicas, "partition-lease-replicas", 1, "replicas of the lease bucket when this aggregator creates it: 3 on a 3-node NATS cluster (IOCHUB_PARTITION_LEASE_REPLICAS)")
+	flagx.Positive(fs, &c.LeaseTTL, "partition-lease-ttl", 15*time.Second, "how long a partition's lease outlives its holder: the pause before a dead aggregator's provinces move (IOCHUB_PARTITION_LEASE_TTL)")
+	flagx.Positive(fs, &c.Replicas, "partition-lease-replicas", 1, "replicas of the lease bucket when this aggregator creates it: 3 on a 3-node NATS cluster (IOCHUB_PARTITION_LEASE_REPLICAS)")
 }
 
 // defaultInstance is the host name (cleaned for a KV key) and a random suffix.

@@ -47,8 +47,12 @@ func TestConfigRegisterFlags(t *testing.T) {
 	if err := c.Validate(); err != nil {
 		t.Errorf("valid flags do not validate: %v", err)
 	}
-	c, _, _ = parse("--live-send-queue", "-1")
-	if err := c.Validate(); err == nil {
-		t.Error("--live-send-queue -1 validates")
+	for _, v := range []string{"-1", "0"} {
+		if _, _, err := parse("--live-send-queue", v); err == nil {
+			t.Errorf("--live-send-queue %s is taken", v)
+		}
+	}
+	if err := (Config{SendQueue: -1}).Validate(); err == nil {
+		t.Error("SendQueue -1 validates")
 	}
 }

@@ -6,6 +6,8 @@ import (
 	"math"
 	"strconv"
 	"time"
+
+	"github.com/iochub/iochub/internal/flagx"
 )
 
 // RegisterFlags registers the ingest's settings on fs (each also read from
@@ -13,13 +15,13 @@ import (
 // flag defaults so that --help shows the values in force.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	d := Config{}.withDefaults()
-	fs.Int64Var(&c.MaxBodyBytes, "max-body-bytes", d.MaxBodyBytes, "largest ingest request body in bytes (IOCHUB_MAX_BODY_BYTES)")
-	fs.IntVar(&c.MaxItems, "max-items", d.MaxItems, "most items in one ingest request (IOCHUB_MAX_ITEMS)")
-	fs.DurationVar(&c.PublishTimeout, "publish-timeout", d.PublishTimeout, "longest wait for JetStream to store one request's items (IOCHUB_PUBLISH_TIMEOUT)")
-	fs.DurationVar(&c.MaxFuture, "max-future", d.MaxFuture, "how far ahead of the hub's clock an observation may be dated; negative turns the check off (IOCHUB_MAX_FUTURE)")
+	flagx.Positive(fs, &c.MaxBodyBytes, "max-body-bytes", d.MaxBodyBytes, "largest ingest request body in bytes (IOCHUB_MAX_BODY_BYTES)")
+	flagx.Positive(fs, &c.MaxItems, "max-items", d.MaxItems, "most items in one ingest request (IOCHUB_MAX_ITEMS)")
+	flagx.Positive(fs, &c.PublishTimeout, "publish-timeout", d.PublishTimeout, "longest wait for JetStream to store one request's items (IOCHUB_PUBLISH_TIMEOUT)")
+	flagx.NonZero(fs, &c.MaxFuture, "max-future", d.MaxFuture, "no check", "how far ahead of the hub's clock an observation may be dated; negative turns the check off (IOCHUB_MAX_FUTURE)")
 	fs.DurationVar(&c.MaxAge, "max-age", c.MaxAge, "how far behind the hub's clock an observation may be dated; 0 means no limit but 2000-01-01 (IOCHUB_MAX_AGE)")
-	fs.DurationVar(&c.RefreshEvery, "catalog-refresh", d.RefreshEvery, "how often the ingest re-reads units and sources from PostGIS (IOCHUB_CATALOG_REFRESH)")
-	fs.IntVar(&c.MaxPending, "max-pending", d.MaxPending, "most JetStream publishes in flight for the whole ingest (IOCHUB_MAX_PENDING)")
+	flagx.Positive(fs, &c.RefreshEvery, "catalog-refresh", d.RefreshEvery, "how often the ingest re-reads units and sources from PostGIS (IOCHUB_CATALOG_REFRESH)")
+	flagx.Positive(fs, &c.MaxPending, "max-pending", d.MaxPending, "most JetStream publishes in flight for the whole ingest (IOCHUB_MAX_PENDING)")
 	if c.AlertScope == "" {
 		c.AlertScope = AlertScopeProvince
 	}
@@ -37,7 +39,7 @@ func (l *Limits) RegisterFlags(fs *flag.FlagSet) {
 	l.SourceBurst = d.SourceBurst
 	fs.Var(offInt{&l.SourceConcurrency, "source-concurrency"}, "source-concurrency", "most ingest requests of one source in flight; 0 means no limit (IOCHUB_SOURCE_CONCURRENCY)")
 	fs.Var(offFloat{&l.SourceRate, "source-rate"}, "source-rate", "ingest requests per second one source may sustain; 0 means no limit (IOCHUB_SOURCE_RATE)")
-	fs.IntVar(&l.SourceBurst, "source-burst", l.SourceBurst, "requests one source may send at once above --source-rate (IOCHUB_SOURCE_BURST)")
+	flagx.Positive(fs, &l.SourceBurst, "source-burst", l.SourceBurst, "requests one source may send at once above --source-rate, at least 1 (IOCHUB_SOURCE_BURST)")
 	fs.Var(offInt{&l.MaxConcurrent, "max-concurrent"}, "max-concurrent", "most ingest requests in flight in all; 0 means no limit (IOCHUB_MAX_CONCURRENT)")
 }
 

@@ -13,6 +13,8 @@ import (
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twpayne/go-geom"
+
+	"github.com/iochub/iochub/internal/flagx"
 )
 
 // SRID is the spatial reference of every geometry iochub stores: WGS 84.
@@ -236,41 +238,11 @@ func (c StoreConfig) Validate() error {
 
 // RegisterFlags registers the store's settings on fs.
 func (c *StoreConfig) RegisterFlags(fs *flag.FlagSet) {
-	c.StatementTimeout = DefaultStatementTimeout
-	fs.Var(&positiveDuration{&c.StatementTimeout, "statement timeout", "the aggregator's writes are always bounded"}, "statement-timeout",
-		"bound of every statement the aggregator writes with, a `duration` above 0; a slower one fails and its item is retried or dead-lettered (IOCHUB_STATEMENT_TIMEOUT)")
+	flagx.Positive(fs, &c.StatementTimeout, "statement-timeout", DefaultStatementTimeout,
+		"bound of every statement the aggregator writes with, a `duration` above 0 (the writes are always bounded); a slower one fails and its item is retried or dead-lettered (IOCHUB_STATEMENT_TIMEOUT)")
 	fs.BoolVar(&c.NoRollups, "no-rollups", false, "store no roll-ups (IOCHUB_NO_ROLLUPS)")
-	c.Lateness = DefaultLateness
-	fs.Var(&positiveDuration{&c.Lateness, "roll-up lateness", "1s counts nearly every observation received after its window's end as late"}, "rollup-lateness",
-		"how long after a window's end an observation still counts in its roll-up, a `duration` above 0; a later one counts as late (IOCHUB_ROLLUP_LATENESS)")
-}
-
-// positiveDuration is a duration flag above 0. Zero is refused rather than
-// read as StoreConfig's "zero means the default", which would silently give
-// the default to an operator who asked for none (PostgreSQL's
-// statement_timeout 0, for one, means no bound).
-type positiveDuration struct {
-	p          *time.Duration
-	what, hint string
-}
-
-func (f *positiveDuration) String() string {
-	if f.p == nil {
-		return "0s"
-	}
-	return f.p.String()
-}
-
-func (f *positiveDuration) Set(s string) error {
-	d, err := time.ParseDuration(s)
-	if err != nil {
-		return err
-	}
-	if d <= 0 {
-		return fmt.Errorf("%v: the %s must be above 0 (%s)", d, f.what, f.hint)
-	}
-	*f.p = d
-	return nil
+	flagx.Positive(fs, &c.Lateness, "rollup-lateness", DefaultLateness,
+		"how long after a window's end an observation still counts in its roll-up, a `duration` above 0 (1s counts nearly every observation received after its window's end as late); a later one counts as late (IOCHUB_ROLLUP_LATENESS)")
 }
 
 // Store writes the aggregator's batches. It is safe for concurrent use.

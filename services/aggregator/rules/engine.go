@@ -16,6 +16,7 @@ import (
 
 	"github.com/iochub/iochub/internal/alertrule"
 	"github.com/iochub/iochub/internal/ce"
+	"github.com/iochub/iochub/internal/flagx"
 	"github.com/iochub/iochub/internal/subjects"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
@@ -79,9 +80,9 @@ func (c Config) Validate() error {
 // RegisterFlags registers the engine's settings on fs, named rules-*.
 func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	d := Config{}.withDefaults()
-	fs.DurationVar(&c.PollInterval, "rules-poll-interval", d.PollInterval, "how often the rules engine checks whether the alert rules changed (IOCHUB_RULES_POLL_INTERVAL)")
-	fs.DurationVar(&c.RetryDelay, "rules-retry-delay", d.RetryDelay, "wait of the rules engine before it retries a failed consumer or publication (IOCHUB_RULES_RETRY_DELAY)")
-	fs.DurationVar(&c.AckWait, "rules-ack-wait", d.AckWait, "longest wait for JetStream to store an alert the rules raise (IOCHUB_RULES_ACK_WAIT)")
+	flagx.Positive(fs, &c.PollInterval, "rules-poll-interval", d.PollInterval, "how often the rules engine checks whether the alert rules changed (IOCHUB_RULES_POLL_INTERVAL)")
+	flagx.Positive(fs, &c.RetryDelay, "rules-retry-delay", d.RetryDelay, "wait of the rules engine before it retries a failed consumer or publication (IOCHUB_RULES_RETRY_DELAY)")
+	flagx.Positive(fs, &c.AckWait, "rules-ack-wait", d.AckWait, "longest wait for JetStream to store an alert the rules raise (IOCHUB_RULES_ACK_WAIT)")
 }
 
 // Deps are the engine's connections.
