@@ -230,6 +230,9 @@ func TestRollupReportChanges(t *testing.T) {
 					fresh = append(fresh, postgis.Rollup{UnitCode: r.UnitCode, Layer: r.Layer, Window: r.Window, WindowStart: r.WindowStart})
 				}
 			}
+			if len(b.Reports) > 0 && len(fresh) == 0 {
+				t.Fatalf("step %d: a redelivered batch of %d reports returned no window to publish again", step, len(b.Reports))
+			}
 			if err := s.RollupContext(ctx, fresh); err != nil {
 				t.Fatal(err)
 			}
