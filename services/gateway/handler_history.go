@@ -235,6 +235,9 @@ func (g *Gateway) serveHistory(w http.ResponseWriter, r *http.Request) {
 			writeProblem(w, r, http.StatusNotFound, fmt.Sprintf("parameter entity: no %s %s has the id %q", p.Layer.Name, entityNoun(p.Layer.Name), truncate(p.Entity, 128)))
 			return
 		}
+		// Of the entity's rows, those in who's scope: the id may have rows
+		// elsewhere (a station moved; another source sent the same id).
+		q.Scope = readScope(who, tree)
 	} else {
 		if !tree.exists(p.Unit) {
 			writeProblem(w, r, http.StatusNotFound, fmt.Sprintf("parameter unit: no current unit has the code %q", truncate(p.Unit, 64)))

@@ -300,8 +300,19 @@ func ogcScope(w http.ResponseWriter, r *http.Request, who auth.Principal, tree *
 		forbid(w, r, who, "read the OGC API")
 		return pgread.Scope{}, false
 	}
+	sc := readScope(who, tree)
+	if c.ID == "units" && !sc.All {
+		sc.Units = tree.closure(who.Scopes).codes()
+	}
+	return sc, true
+}
+
+// readScope is what who may read of rows that name their province and unit,
+// as SQL limits: every province of its province scopes and every unit within
+// its unit scopes.
+func readScope(who auth.Principal, tree *unitTree) pgread.Scope {
 	if who.AllProvinces() {
-		return pgread.Scope{All: true}, true
+		return pgread.Scope{All: true}
 	}
 	sc := pgread.Scope{Provinces: []string{}, Units: []string{}}
 	var unitRoots []string
@@ -312,12 +323,10 @@ func ogcScope(w http.ResponseWriter, r *http.Request, who auth.Principal, tree *
 			unitRoots = append(unitRoots, s)
 		}
 	}
-	if c.ID == "units" {
-		sc.Units = tree.closure(who.Scopes).codes()
-	} else if len(unitRoots) > 0 {
+	if len(unitRoots) > 0 {
 		sc.Units = tree.closure(unitRoots).codes()
 	}
-	return sc, true
+	return sc
 }
 
 // itemsParams are the parameters every items request takes (besides the

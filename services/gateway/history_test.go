@@ -346,6 +346,46 @@ func TestHistory(t *testing.T) {
 		}
 	})
 
+	// A station id with rows in two provinces (it moved, or another
+	// province's source sent the same id): a reader gets the rows of its
+	// scope only, however the station's current row places it.
+	t.Run("entity rows of other places", func(t *testing.T) {
+		from, to := e.t1.Add(time.Hour), e.t1.Add(2*time.Hour) // after every other subtest's range
+		if _, err := e.db.Pool.Exec(context.Background(), `
+INSERT INTO sensor (kind, id, province, unit_code, source_id, last_event_id, last_observed_at)
+VALUES ('air', 'st-moved', '79', '79', 'hcm', 'x', now())`); err != nil {
+			t.Fatal(err)
+		}
+		if _, err := e.db.Pool.Exec(context.Background(), `
+INSERT INTO air_observation (source_id, event_id, observed_at, received_at, station_id, province, unit_code, pm25)
+SELECT 'hcm', 'moved-79-' || i, $1::timestamptz + i * interval '1 minute', now(), 'st-moved', '79', '79', 10 FROM generate_series(1, 5) i
+UNION ALL
+SELECT 'hk', 'moved-01-' || i, $1::timestamptz + i * interval '1 minute', now(), 'st-moved', '01', '00070', 900 FROM generate_series(1, 3) i`, from); err != nil {
+			t.Fatal(err)
+		}
+		q := fmt.Sprintf("entity=st-moved&layer=air&from=%s&to=%s&points=1", rfc(from), rfc(to))
+		for _, c := range []struct {
+			token string
+			want  int
+		}{{histViewer79, 5}, {"", 8}} {
+			code, _, b := e.get(t, c.token, "", q)
+			if code != http.StatusOK {
+				t.Fatalf("as %q: %d %s", c.token, code, b)
+			}
+			var h historyAnswer
+			if err := json.Unmarshal(b, &h); err != nil {
+				t.Fatal(err)
+			}
+			n := 0
+			for _, it := range h.Items {
+				n += int(it["count"].(float64))
+			}
+			if n != c.want {
+				t.Errorf("as %q: %d observations of st-moved; want %d (%s)", c.token, n, c.want, b)
+			}
+		}
+	})
+
 	t.Run("bad parameters", func(t *testing.T) {
 		day := fmt.Sprintf("&from=%s&to=%s", rfc(e.t0), rfc(e.t0.Add(24*time.Hour)))
 		for _, c := range []struct {

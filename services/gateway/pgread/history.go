@@ -74,6 +74,11 @@ const (
        max(average_vehicle_speed),
        min(intensity), avg(intensity), max(intensity), sum(intensity)`
 
+	// sqlHistEntityScope keeps an entity's rows to the reader's scope ($5
+	// every province; else the provinces $6 and the units $7): a station id
+	// is the sources' and may have rows in places the reader may not see
+	// (another province's source sent the same id, the station moved).
+	sqlHistEntityScope = ` AND ($5::bool OR province = ANY($6::text[]) OR unit_code = ANY($7::text[]))`
 	sqlHistBucket = `
 SELECT date_bin(make_interval(secs => $2::float8), observed_at, $3::timestamptz) AS t, count(*),`
 	sqlHistRange = ` AND observed_at >= $3::timestamptz AND observed_at < $4::timestamptz
@@ -82,13 +87,13 @@ GROUP BY 1 ORDER BY 1`
 
 // The raw statements, per layer and filter.
 const (
-	SQLHistoryAirEntity     = sqlHistBucket + sqlHistAirRawCols + "\nFROM air_observation WHERE station_id = $1" + sqlHistRange
+	SQLHistoryAirEntity     = sqlHistBucket + sqlHistAirRawCols + "\nFROM air_observation WHERE station_id = $1" + sqlHistEntityScope + sqlHistRange
 	SQLHistoryAirUnits      = sqlHistBucket + sqlHistAirRawCols + "\nFROM air_observation WHERE unit_code = ANY($1::text[])" + sqlHistRange
-	SQLHistoryWaterEntity   = sqlHistBucket + sqlHistWaterRawCols + "\nFROM water_observation WHERE station_id = $1" + sqlHistRange
+	SQLHistoryWaterEntity   = sqlHistBucket + sqlHistWaterRawCols + "\nFROM water_observation WHERE station_id = $1" + sqlHistEntityScope + sqlHistRange
 	SQLHistoryWaterUnits    = sqlHistBucket + sqlHistWaterRawCols + "\nFROM water_observation WHERE unit_code = ANY($1::text[])" + sqlHistRange
-	SQLHistoryWeatherEntity = sqlHistBucket + sqlHistWeatherRawCols + "\nFROM weather_observation WHERE station_id = $1" + sqlHistRange
+	SQLHistoryWeatherEntity = sqlHistBucket + sqlHistWeatherRawCols + "\nFROM weather_observation WHERE station_id = $1" + sqlHistEntityScope + sqlHistRange
 	SQLHistoryWeatherUnits  = sqlHistBucket + sqlHistWeatherRawCols + "\nFROM weather_observation WHERE unit_code = ANY($1::text[])" + sqlHistRange
-	SQLHistoryTrafficEntity = sqlHistBucket + sqlHistTrafficRawCols + "\nFROM traffic_observation WHERE segment_id = $1" + sqlHistRange
+	SQLHistoryTrafficEntity = sqlHistBucket + sqlHistTrafficRawCols + "\nFROM traffic_observation WHERE segment_id = $1" + sqlHistEntityScope + sqlHistRange
 	SQLHistoryTrafficUnits  = sqlHistBucket + sqlHistTrafficRawCols + "\nFROM traffic_observation WHERE unit_code = ANY($1::text[])" + sqlHistRange
 )
 
@@ -159,9 +164,11 @@ type HistoryPoint struct {
 // HistoryQuery selects one history.
 type HistoryQuery struct {
 	Layer HistoryLayer
-	// Entity is a station or segment id (raw rows); else Units (raw rows of
-	// those units) or, with Window set, Unit's roll-ups of that window.
+	// Entity is a station or segment id (raw rows, those in Scope); else
+	// Units (raw rows of those units) or, with Window set, Unit's roll-ups of
+	// that window.
 	Entity string
+	Scope  Scope
 	Units  []string
 	Unit   string
 	Window string
@@ -186,7 +193,8 @@ func (s *Store) History(ctx context.Context, q HistoryQuery) ([]HistoryPoint, []
 		rows, err = s.pool.Query(ctx, q.Layer.SQLRollup, q.Unit, secs, q.From, q.To, q.Window, q.Layer.Name)
 	case q.Entity != "":
 		values = q.Layer.Raw
-		rows, err = s.pool.Query(ctx, q.Layer.SQLRawEntity, q.Entity, secs, q.From, q.To)
+		rows, err = s.pool.Query(ctx, q.Layer.SQLRawEntity, q.Entity, secs, q.From, q.To,
+			q.Scope.All, nonNil(q.Scope.Provinces), nonNil(q.Scope.Units))
 	default:
 		values = q.Layer.Raw
 		rows, err = s.pool.Query(ctx, q.Layer.SQLRawUnits, q.Units, secs, q.From, q.To)
@@ -237,4 +245,13 @@ func (s *Store) HistoryEntity(ctx context.Context, layer, id string) (province, 
 		return "", "", false, fmt.Errorf("looking up %s entity %s: %w", layer, id, err)
 	}
 	return province, unit, true, nil
+}
+
+// nonNil is s, or an empty list for nil (a NULL array matches nothing in
+// ANY, but says less plainly that nothing is meant).
+func nonNil(s []string) []string {
+	if s == nil {
+		return []string{}
+	}
+	return s
 }
