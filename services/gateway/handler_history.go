@@ -210,6 +210,9 @@ func (g *Gateway) serveHistory(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	p.CSV = acceptsCSV(r)
+	if !readsKind(w, r, who, p.Layer.Name) {
+		return
+	}
 	if g.readPool == nil {
 		writeProblem(w, r, http.StatusServiceUnavailable, "this gateway has no database; history is not available here")
 		return

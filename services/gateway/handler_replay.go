@@ -115,6 +115,9 @@ func (g *Gateway) serveReplay(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	q := pgread.ReplayQuery{Province: p.Province, At: p.At, Layers: p.Layers, Limit: MaxReplayRows}
+	if len(who.Kinds) > 0 {
+		q.RollupLayers = who.Kinds // the roll-ups of its kinds only
+	}
 	if units := scopeUnits(tree, who, p.Province); units != nil {
 		q.Units = units.codes()
 	}

@@ -29,6 +29,7 @@ import (
 const (
 	histViewer79   = "iocid_hist-viewer-79"
 	histViewerWard = "iocid_hist-viewer-00070"
+	histWaterApp   = "iocid_hist-water-01" // a key of the kind water only
 )
 
 // historyAnswer is the JSON of GET /v1/history, decoded generically.
@@ -108,6 +109,7 @@ SELECT 'G-HK', layer, win, window_start, 'G-HK', n, aqi_n, aqi_sum, aqi_max FROM
 	a := testAuth(t, &fakeLoader{list: []auth.Identity{
 		{ID: "id_00000000000000f1", Name: "viewer of 79", Role: auth.RoleViewer, Scopes: []string{"79"}, TokenSHA256: auth.HashToken(histViewer79)},
 		{ID: "id_00000000000000f2", Name: "viewer of Hoàn Kiếm", Role: auth.RoleViewer, Scopes: []string{"00070"}, TokenSHA256: auth.HashToken(histViewerWard)},
+		{ID: "id_00000000000000f3", Name: "water app", Role: auth.RoleViewer, Scopes: []string{"01"}, Kinds: []string{"water"}, TokenSHA256: auth.HashToken(histWaterApp)},
 	}})
 	if err := a.Refresh(ctx); err != nil {
 		t.Fatal(err)
@@ -333,6 +335,8 @@ func TestHistory(t *testing.T) {
 			{histViewerWard, "unit=00070", http.StatusOK},
 			{histViewerWard, "entity=st-hk", http.StatusOK},
 			{histViewerWard, "entity=st-hcm", http.StatusNotFound},
+			{histWaterApp, "unit=00070", http.StatusForbidden}, // air, not its kind
+			{histWaterApp, "entity=st-hk", http.StatusForbidden},
 			{"", "unit=01", http.StatusOK}, // the tests' admin of *
 		} {
 			if code, _, b := e.get(t, c.token, "", c.query+rng); code != c.want {

@@ -20,7 +20,10 @@ import (
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
 
-const replayViewer79 = "iocid_replay-viewer-79"
+const (
+	replayViewer79      = "iocid_replay-viewer-79"
+	replayTrafficViewer = "iocid_replay-traffic-01" // a key of the kind traffic only
+)
 
 type replayDoc struct {
 	Type     string `json:"type"`
@@ -108,6 +111,7 @@ VALUES ('00070', 'air', '1h', date_bin(interval '1 hour', $1::timestamptz, times
 	}
 	a := testAuth(t, &fakeLoader{list: []auth.Identity{
 		{ID: "id_00000000000000e1", Name: "viewer of 79", Role: auth.RoleViewer, Scopes: []string{"79"}, TokenSHA256: auth.HashToken(replayViewer79)},
+		{ID: "id_00000000000000e2", Name: "traffic app", Role: auth.RoleViewer, Scopes: []string{"01"}, Kinds: []string{"traffic"}, TokenSHA256: auth.HashToken(replayTrafficViewer)},
 	}})
 	if err := a.Refresh(ctx); err != nil {
 		t.Fatal(err)
@@ -195,6 +199,12 @@ VALUES ('00070', 'air', '1h', date_bin(interval '1 hour', $1::timestamptz, times
 	code, b := get("", "province=01&at="+url.QueryEscape(t2.Format(time.RFC3339))+"&layers=traffic")
 	if code != http.StatusOK || json.Unmarshal(b, &d) != nil || len(d.Entities) != 1 {
 		t.Errorf("layers=traffic = %d %s; want seg-1 only", code, b)
+	}
+	// A key of the kind traffic gets traffic's entities and no air roll-up.
+	code, b = get(replayTrafficViewer, "province=01&at="+url.QueryEscape(t2.Format(time.RFC3339)))
+	d = replayDoc{}
+	if code != http.StatusOK || json.Unmarshal(b, &d) != nil || len(d.Entities) != 1 || len(d.Rollups) != 0 {
+		t.Errorf("traffic key = %d %s; want seg-1 and no roll-up of air", code, b)
 	}
 	if code, b := get(replayViewer79, "province=01&at="+url.QueryEscape(t2.Format(time.RFC3339))); code != http.StatusForbidden {
 		t.Errorf("viewer of 79 replaying 01 = %d %s; want 403", code, b)

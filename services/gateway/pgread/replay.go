@@ -89,6 +89,7 @@ FROM rollup r
 WHERE r.province = $1 AND r.win = '1h'
   AND r.window_start = date_bin(interval '1 hour', $2::timestamptz, timestamptz '2000-01-01 00:00:00+00')
   AND ($3::text[] IS NULL OR r.unit_code = ANY($3::text[]))
+  AND ($5::text[] IS NULL OR r.layer = ANY($5::text[]))
 ORDER BY r.unit_code, r.layer
 LIMIT $4`
 
@@ -100,8 +101,10 @@ type ReplayQuery struct {
 	Province string
 	At       time.Time
 	// Layers are the entity layers (air, traffic, water, weather) and
-	// "alert"; the roll-ups of every layer are read whatever they are.
-	Layers []string
+	// "alert"; the roll-ups of every layer are read whatever they are,
+	// unless RollupLayers (not nil) lists the layers to read.
+	Layers       []string
+	RollupLayers []string
 	// Units, when not nil, limits to these unit codes.
 	Units []string
 	// Limit is the most rows of each statement.
@@ -118,8 +121,8 @@ type ReplayResult struct {
 // Replay reads the province as it was at q.At.
 func (s *Store) Replay(ctx context.Context, q ReplayQuery) (ReplayResult, error) {
 	var out ReplayResult
-	texts := func(sql, what string) ([][]byte, error) {
-		rows, err := s.pool.Query(ctx, sql, q.Province, q.At, q.Units, q.Limit)
+	texts := func(sql, what string, more ...any) ([][]byte, error) {
+		rows, err := s.pool.Query(ctx, sql, append([]any{q.Province, q.At, q.Units, q.Limit}, more...)...)
 		if err != nil {
 			return nil, fmt.Errorf("replaying %s of province %s: %w", what, q.Province, err)
 		}
@@ -168,6 +171,6 @@ func (s *Store) Replay(ctx context.Context, q ReplayQuery) (ReplayResult, error)
 		out.Entities = append(out.Entities, bs...)
 	}
 	var err error
-	out.Rollups, err = texts(SQLReplayRollups, "roll-ups")
+	out.Rollups, err = texts(SQLReplayRollups, "roll-ups", q.RollupLayers)
 	return out, err
 }
