@@ -75,8 +75,15 @@ func deadletterQuery(r *http.Request) (deadletter.Query, string) {
 
 // canActOn reports whether p may see and act on dead letter l: operator of
 // its province ("" when the letter's subject named none), or of the unit its
-// original feed subject names.
+// original feed subject names; and, for a key of some kinds, l's kind is one
+// of them (a letter holds the whole item).
 func canActOn(p auth.Principal, tree *unitTree, l deadletter.Letter) bool {
+	if len(p.Kinds) > 0 {
+		_, _, kind, err := subjects.ParseFeed(l.Subject)
+		if err != nil || !p.MayReadKind(kind) {
+			return false
+		}
+	}
 	if l.Province == "" {
 		return p.AllProvinces() && (p.Role == auth.RoleOperator || p.IsAdmin())
 	}

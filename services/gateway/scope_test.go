@@ -142,6 +142,7 @@ func TestUnitScopedChecks(t *testing.T) {
 	tr := testTree()
 	ward := auth.Principal{ID: "w", Role: auth.RoleOperator, Scopes: []string{"00070"}}
 	prov := auth.Principal{ID: "p", Role: auth.RoleOperator, Scopes: []string{"01"}}
+	waterOp := auth.Principal{ID: "o", Role: auth.RoleOperator, Scopes: []string{"01"}, Kinds: []string{"water"}}
 	// Alerts: placed in the ward, or touching it.
 	for _, tc := range []struct {
 		p              auth.Principal
@@ -171,6 +172,9 @@ func TestUnitScopedChecks(t *testing.T) {
 		{ward, subjects.Feed("01", "01", "air"), false},
 		{ward, "not a feed subject", false},
 		{prov, subjects.Feed("01", "00004", "air"), true},
+		{waterOp, subjects.Feed("01", "00004", "water"), true},
+		{waterOp, subjects.Feed("01", "00004", "air"), false}, // not its kind
+		{waterOp, "not a feed subject", false},
 	} {
 		prov, _, _, _ := subjects.ParseFeed(tc.subject)
 		if prov == "" {
