@@ -8,6 +8,7 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/routes"
 	"github.com/iochub/iochub/internal/schema"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
@@ -75,6 +76,29 @@ func (o *operator) servePutGroup(w http.ResponseWriter, r *http.Request) {
 	if len(unknown) > 0 {
 		writeProblem(w, r, http.StatusBadRequest, fmt.Sprintf("members: %s: no current unit within a province", strings.Join(unknown, ", ")))
 		return
+	}
+	// The group it replaces is the provinces' of its members too: an admin
+	// of each (of every province, *, when none of them is a current unit of
+	// a province, or the group has no current member).
+	current, err := o.g.tree.store.GroupMembers(r.Context(), code)
+	if err != nil {
+		o.g.log.Error("reading group members", "group", code, "err", err)
+		writeProblem(w, r, http.StatusServiceUnavailable, "the units database is unavailable; retry later")
+		return
+	}
+	if n, exists := tree.nodes[code]; exists && n.Level == "custom" && len(current) == 0 && !who.CanAdmin(auth.AllScopes) {
+		forbid(w, r, who, "redefine group "+code+", which has no current member (an admin of every province, *, is needed)")
+		return
+	}
+	for _, m := range current {
+		prov, ok := tree.province(m)
+		if !ok {
+			prov = auth.AllScopes
+		}
+		if !who.CanAdmin(prov) {
+			forbid(w, r, who, fmt.Sprintf("redefine group %s, whose member %s is of province %s", code, m, prov))
+			return
+		}
 	}
 	actionID, actor, ok := actionHead(w, r, who)
 	if !ok {

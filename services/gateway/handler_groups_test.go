@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/schema"
 	"github.com/iochub/iochub/internal/subjects"
 	"github.com/iochub/iochub/internal/testenv"
@@ -53,5 +54,34 @@ func TestGroupsAPI(t *testing.T) {
 	var doc schema.GroupDocument
 	if err := json.Unmarshal(a.GetPayload(), &doc); err != nil || doc.Name != "Nội đô" || len(doc.Members) != 2 {
 		t.Errorf("payload %s (%v)", a.GetPayload(), err)
+	}
+}
+
+// TestGroupsAPIScope: redefining a group takes an admin of every province of
+// its current members too, not only of the new ones (an admin of 01 could
+// take 79's group and leave 79's identities out of its live view).
+func TestGroupsAPIScope(t *testing.T) {
+	const admin01 = "iocid_groups-admin-01"
+	db := testenv.PostGISWithUnits(t)
+	srv, _, _ := operatorServerOf(t, db, []auth.Identity{
+		{ID: "id_00000000000000c1", Name: "admin of 01", Role: auth.RoleAdmin, Scopes: []string{"01"}, TokenSHA256: auth.HashToken(admin01)},
+	})
+	if _, err := db.Pool.Exec(context.Background(), `INSERT INTO unit_group_member (group_code, member_code, valid_from)
+		VALUES ('south', '79', now() - interval '1 day')`); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		token, group string
+		want         int
+	}{
+		{admin01, "south", http.StatusForbidden}, // 79's group
+		{admin01, "north", http.StatusAccepted},  // a new one, of 01's units
+		{testToken, "south", http.StatusAccepted},
+	} {
+		code, _, body := do(t, "PUT", srv.URL+"/v1/units/groups/"+c.group, c.token, "application/json",
+			`{"name":"taken","members":["00070"]}`, nil)
+		if code != c.want {
+			t.Errorf("PUT %s as %s = %d %s; want %d", c.group, c.token, code, body, c.want)
+		}
 	}
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/subjects"
 	"github.com/iochub/iochub/internal/testenv"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
@@ -30,8 +31,22 @@ func rulesServer(t *testing.T) (*httptest.Server, *testenv.NATSEnv, *testenv.DBE
 // with the clock at 2026-11-21 09:00 UTC.
 func operatorServer(t *testing.T, db *testenv.DBEnv) (*httptest.Server, *testenv.NATSEnv, *testenv.DBEnv) {
 	t.Helper()
+	return operatorServerOf(t, db, nil)
+}
+
+// operatorServerOf is operatorServer with the identities of ids besides the
+// tests' admin of every province.
+func operatorServerOf(t *testing.T, db *testenv.DBEnv, ids []auth.Identity) (*httptest.Server, *testenv.NATSEnv, *testenv.DBEnv) {
+	t.Helper()
 	n := testenv.NATS(t)
-	g, err := New(Config{}, Deps{JS: n.JS, Pool: db.Pool, Metrics: prometheus.NewRegistry(), Auth: testAuth(t, nil)})
+	a := testAuth(t, nil)
+	if ids != nil {
+		a = testAuth(t, &fakeLoader{list: ids})
+		if err := a.Refresh(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+	g, err := New(Config{}, Deps{JS: n.JS, Pool: db.Pool, Metrics: prometheus.NewRegistry(), Auth: a})
 	if err != nil {
 		t.Fatal(err)
 	}
