@@ -79,7 +79,7 @@ const (
 	// is the sources' and may have rows in places the reader may not see
 	// (another province's source sent the same id, the station moved).
 	sqlHistEntityScope = ` AND ($5::bool OR province = ANY($6::text[]) OR unit_code = ANY($7::text[]))`
-	sqlHistBucket = `
+	sqlHistBucket      = `
 SELECT date_bin(make_interval(secs => $2::float8), observed_at, $3::timestamptz) AS t, count(*),`
 	sqlHistRange = ` AND observed_at >= $3::timestamptz AND observed_at < $4::timestamptz
 GROUP BY 1 ORDER BY 1`
