@@ -32,11 +32,16 @@ func aqiRow(station string, at time.Time, pm25 float64) postgis.AirRow {
 
 // firstDelivery stands for the message of a row a test adds to a pending
 // batch: delivered once. Its other methods are not called.
-type firstDelivery struct{ jetstream.Msg }
+type firstDelivery struct {
+	jetstream.Msg
+	data []byte // the message's bytes (Data), when the test needs them
+}
 
 func (firstDelivery) Metadata() (*jetstream.MsgMetadata, error) {
 	return &jetstream.MsgMetadata{NumDelivered: 1}, nil
 }
+
+func (f firstDelivery) Data() []byte { return f.data }
 
 func airPending(rows ...postgis.AirRow) *pending {
 	p := &pending{}

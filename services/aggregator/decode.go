@@ -34,6 +34,9 @@ type decoded struct {
 	event    ce.Event
 
 	msg proto.Message // the event as it came, e.g. *iocv1.AirQualityObserved
+	// edited says a hook changed msg after it was decoded (the water
+	// stations' alarm levels it left out): the feed's bytes no longer say it.
+	edited bool
 	row any           // the row the kind's store takes, e.g. postgis.AirRow
 	// annot holds the fields of the entity's state that the kind's hooks
 	// computed (the VN_AQI of an air station after the commit); nil when none.

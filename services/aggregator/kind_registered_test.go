@@ -47,7 +47,7 @@ func TestDecodeRegistered(t *testing.T) {
 		t.Fatalf("decoded row = %+v (ops %v); want a noise GenericRow of dev-1 with LAeq 60.5 at a Point", d.row, d.ops == registeredKind)
 	}
 	var p pending
-	p.add(d, firstDelivery{})
+	p.add(d, firstDelivery{data: m.Data})
 	if len(p.batch.Generic) != 1 || len(p.all()) != 1 {
 		t.Fatalf("pending holds %d generic rows, %d messages; want 1, 1", len(p.batch.Generic), len(p.all()))
 	}

@@ -34,7 +34,7 @@ func stateMsg(dm decodedMsg, c postgis.Changed) (*nats.Msg, error) {
 	d.ops.state(&d, c, st, &ev)
 	ev.Subject = st.EntityId
 	var raw []byte
-	if dm.msg != nil {
+	if dm.msg != nil && !d.edited {
 		raw = dm.msg.Data()
 	}
 	body, err := marshalState(st, d.msg, raw)
@@ -52,10 +52,11 @@ func stateMsg(dm decodedMsg, c postgis.Changed) (*nats.Msg, error) {
 var latestOneof = (&iocv1.EntityState{}).ProtoReflect().Descriptor().Oneofs().ByName("latest")
 
 // marshalState encodes st. When st's latest event is decoded, the message
-// the kind decoded from the feed message's bytes raw and left as it came
-// (every kind but reports, whose state is the stored report), raw is
-// written as that field instead of encoding decoded again: encoded once by
-// the ingest, its bytes are shared. Protobuf reads a message's fields in
+// the kind decoded from the feed message's bytes raw, raw is written as that
+// field instead of encoding decoded again: encoded once by the ingest, its
+// bytes are shared. The caller passes raw only when decoded is as it came
+// (decoded.edited: not a water observation given its station's alarm
+// levels; reports' states are the stored report, never decoded). Protobuf reads a message's fields in
 // any order and keeps unknown fields either way, so a reader gets what
 // proto.Marshal(st) would give (TestMarshalStateSharesFeedBytes); the
 // encoding of an air observation again was ~6 µs of each event's CPU in

@@ -75,6 +75,7 @@ func (b *waterBook) fill(p *pending, now time.Time) {
 			case st.levels[k] != nil:
 				v := *st.levels[k]
 				*rowLevels[k], *msgLevels[k] = &v, &v
+				items[i].d.edited = true
 			}
 		}
 		r.WaterAlarm = WaterAlarm(r.WaterLevel, r.AlarmLevel1, r.AlarmLevel2, r.AlarmLevel3)
