@@ -135,6 +135,7 @@ const sqlUpsertRoadSegment = `WITH latest AS (
         last_values      = excluded.last_values,
         updated_at       = excluded.updated_at
     WHERE excluded.last_observed_at >= r.last_observed_at
+      AND (excluded.source_id = r.source_id OR excluded.province = r.province)
     RETURNING r.id, r.updated_at
 )
 SELECT latest.seq, up.updated_at FROM up JOIN latest ON latest.segment_id = up.id`
@@ -356,7 +357,12 @@ const sqlCreatePartition = `CREATE TABLE IF NOT EXISTS %s PARTITION OF %s FOR VA
 
 // sqlSensorOnConflict is the conflict clause of every upsert of a sensor's
 // current state, whatever its kind: only a newer (or equally new: a
-// redelivery) observation replaces it.
+// redelivery) observation replaces it, and only one of the source that sent
+// the state or of the state's province. An entity id is the sources' own
+// (refDevice, refRoadSegment…): the same id from a source of another province
+// is another station, or a source taking over one it does not own; its
+// observation is stored (with its own province and unit), the state is not
+// moved (sqlUpsertRoadSegment does the same for segments).
 const sqlSensorOnConflict = `
     ON CONFLICT (kind, id) DO UPDATE SET
         name             = CASE WHEN excluded.name <> '' THEN excluded.name ELSE s.name END,
@@ -368,7 +374,8 @@ const sqlSensorOnConflict = `
         last_observed_at = excluded.last_observed_at,
         last_values      = excluded.last_values,
         updated_at       = excluded.updated_at
-    WHERE excluded.last_observed_at >= s.last_observed_at`
+    WHERE excluded.last_observed_at >= s.last_observed_at
+      AND (excluded.source_id = s.source_id OR excluded.province = s.province)`
 
 // sqlSensorUpsertTail ends the upsert of a built-in station's current state:
 // the stations whose state changed come back with their staging row.

@@ -590,3 +590,67 @@ func TestDueAlerts(t *testing.T) {
 		t.Errorf("state of src/e1 = %q, %v; want expired", st, err)
 	}
 }
+
+// TestEntityNotTakenAcrossProvinces: a station's or segment's state moves
+// only with an observation of its own source or of its province. The same
+// id from a source of another province is stored as an observation of that
+// province, and leaves the state where it is (an audit moved 01's station
+// into 79, and so its history into 79's scope, with one item).
+func TestEntityNotTakenAcrossProvinces(t *testing.T) {
+	pool := testenv.PostGIS(t).Pool
+	s := postgis.NewStore(pool)
+	ctx := context.Background()
+	from := func(r postgis.AirRow, source, province, unit string) postgis.AirRow {
+		r.SourceID, r.Province, r.UnitCode = source, province, unit
+		r.EventID = source + "/" + r.EventID
+		return r
+	}
+	state := func() (source, province string) {
+		t.Helper()
+		if err := pool.QueryRow(ctx, `SELECT source_id, province FROM sensor WHERE kind = 'air' AND id = 'st-x'`).Scan(&source, &province); err != nil {
+			t.Fatal(err)
+		}
+		return source, province
+	}
+	for i, step := range []struct {
+		row                      postgis.AirRow
+		changed                  bool
+		wantSource, wantProvince string
+	}{
+		{airRow("st-x", t0, 10), true, "src-a", "01"},
+		{from(airRow("st-x", t0.Add(time.Hour), 99), "src-b", "79", "79"), false, "src-a", "01"},     // another province's source
+		{from(airRow("st-x", t0.Add(2*time.Hour), 20), "src-c", "01", "00070"), true, "src-c", "01"}, // the province's
+		{airRow("st-x", t0.Add(3*time.Hour), 30), true, "src-a", "01"},
+	} {
+		res, err := s.WriteBatch(ctx, postgis.Batch{Air: []postgis.AirRow{step.row}})
+		if err != nil {
+			t.Fatalf("step %d: %v", i, err)
+		}
+		if res.Air.New != 1 || (len(res.Air.Changed) == 1) != step.changed {
+			t.Errorf("step %d: new %d, changed %v; want 1 new, changed %v", i, res.Air.New, res.Air.Changed, step.changed)
+		}
+		if src, prov := state(); src != step.wantSource || prov != step.wantProvince {
+			t.Errorf("step %d: state of st-x from %s in %s; want %s in %s", i, src, prov, step.wantSource, step.wantProvince)
+		}
+	}
+	if n := count(t, pool, "SELECT count(*) FROM air_observation WHERE station_id = 'st-x' AND province = '79'"); n != 1 {
+		t.Errorf("the other province's observation: %d rows; want it stored", n)
+	}
+
+	seg := trafficRow("seg-x", t0, 40)
+	if _, err := s.WriteBatch(ctx, postgis.Batch{Traffic: []postgis.TrafficRow{seg}}); err != nil {
+		t.Fatal(err)
+	}
+	other := trafficRow("seg-x", t0.Add(time.Hour), 5)
+	other.SourceID, other.Province, other.UnitCode, other.EventID = "src-u", "79", "79", "src-u/"+other.EventID
+	res, err := s.WriteBatch(ctx, postgis.Batch{Traffic: []postgis.TrafficRow{other}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Traffic.New != 1 || len(res.Traffic.Changed) != 0 {
+		t.Errorf("segment from another province: new %d, changed %v; want stored, state kept", res.Traffic.New, res.Traffic.Changed)
+	}
+	if n := count(t, pool, "SELECT count(*) FROM road_segment WHERE id = 'seg-x' AND province = '01' AND source_id = 'src-t'"); n != 1 {
+		t.Error("the segment's state moved to another province's source")
+	}
+}
