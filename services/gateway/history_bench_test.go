@@ -77,7 +77,7 @@ FROM generate_series(0, $2 - 1) AS i`, t0, rows); err != nil {
 	b.Run("raw-pgx", func(b *testing.B) {
 		p := planHistory(historyParams{Entity: "st-bench", From: t0, To: t1, Points: points})
 		for b.Loop() {
-			r, err := db.Pool.Query(ctx, pgread.SQLHistoryAirEntity, "st-bench", p.Bucket.Seconds(), p.Origin, t1)
+			r, err := db.Pool.Query(ctx, pgread.SQLHistoryAirEntity, "st-bench", p.Bucket.Seconds(), p.Origin, t1, true, []string{}, []string{})
 			if err != nil {
 				b.Fatal(err)
 			}

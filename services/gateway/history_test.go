@@ -493,7 +493,7 @@ CREATE TABLE traffic_observation_t PARTITION OF traffic_observation DEFAULT`); e
 	store := pgread.New(db.Pool)
 	for name, l := range pgread.HistoryLayers {
 		for i, q := range []pgread.HistoryQuery{
-			{Layer: l, Entity: "e1"},
+			{Layer: l, Entity: "e1", Scope: pgread.Scope{All: true}},
 			{Layer: l, Units: []string{"00070"}},
 			{Layer: l, Unit: "00070", Window: "1h"},
 		} {
