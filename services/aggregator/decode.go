@@ -37,7 +37,7 @@ type decoded struct {
 	// edited says a hook changed msg after it was decoded (the water
 	// stations' alarm levels it left out): the feed's bytes no longer say it.
 	edited bool
-	row any           // the row the kind's store takes, e.g. postgis.AirRow
+	row    any // the row the kind's store takes, e.g. postgis.AirRow
 	// annot holds the fields of the entity's state that the kind's hooks
 	// computed (the VN_AQI of an air station after the commit); nil when none.
 	annot *iocv1.EntityState
