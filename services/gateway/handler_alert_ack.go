@@ -34,13 +34,15 @@ type alertAckAccepted struct {
 
 // canActAlert says whether p may act on an alert placed in province and
 // unit whose area touches units: an operator of the province, of its unit
-// or of one of the units.
+// or of one of the units within the province. Operators of another province
+// its area reaches read it, and do not acknowledge it for its own province
+// (the first acknowledgement stays).
 func canActAlert(p auth.Principal, tree *unitTree, province, unit string, units []string) bool {
 	if p.CanAct(province) || p.CanActUnit(tree, unit) {
 		return true
 	}
 	for _, u := range units {
-		if p.CanActUnit(tree, u) {
+		if up, ok := tree.province(u); ok && up == province && p.CanActUnit(tree, u) {
 			return true
 		}
 	}

@@ -143,6 +143,7 @@ func TestUnitScopedChecks(t *testing.T) {
 	ward := auth.Principal{ID: "w", Role: auth.RoleOperator, Scopes: []string{"00070"}}
 	prov := auth.Principal{ID: "p", Role: auth.RoleOperator, Scopes: []string{"01"}}
 	waterOp := auth.Principal{ID: "o", Role: auth.RoleOperator, Scopes: []string{"01"}, Kinds: []string{"water"}}
+	viewerOf01 := auth.Principal{ID: "v", Role: auth.RoleViewer, Scopes: []string{"01"}}
 	// Alerts: placed in the ward, or touching it.
 	for _, tc := range []struct {
 		p              auth.Principal
@@ -159,6 +160,25 @@ func TestUnitScopedChecks(t *testing.T) {
 	} {
 		if got := canReadAlert(tc.p, tr, tc.province, tc.unit, tc.units); got != tc.want {
 			t.Errorf("%v reads an alert of %s/%s touching %v = %v; want %v", tc.p.Scopes, tc.province, tc.unit, tc.units, got, tc.want)
+		}
+	}
+	// Acknowledging an alert: an operator of its province, its unit, or a
+	// unit it touches within its province; not of another province it reaches.
+	op79 := auth.Principal{ID: "o79", Role: auth.RoleOperator, Scopes: []string{"79"}}
+	wardOp79 := auth.Principal{ID: "w79", Role: auth.RoleOperator, Scopes: []string{"26734"}}
+	for _, tc := range []struct {
+		p     auth.Principal
+		units []string
+		want  bool
+	}{
+		{ward, []string{"01", "00070"}, true},
+		{prov, []string{"01"}, true},
+		{op79, []string{"01", "00070", "79"}, false},
+		{wardOp79, []string{"01", "00070", "79", "26734"}, false},
+		{viewerOf01, []string{"01", "00070"}, false},
+	} {
+		if got := canActAlert(tc.p, tr, "01", "00070", tc.units); got != tc.want {
+			t.Errorf("%v (%s) acknowledges an alert of 01/00070 touching %v = %v; want %v", tc.p.Scopes, tc.p.Role, tc.units, got, tc.want)
 		}
 	}
 	// Dead letters: by the unit of the original feed subject.
