@@ -45,6 +45,16 @@ func RuleActions(changed func()) (put, del ActionHandler) {
 		if a.GetProvince() != "" && a.GetProvince() != r.Province {
 			return nil, Refuse(fmt.Sprintf("the rule is of province %s but the action was sent for province %s", r.Province, a.GetProvince()))
 		}
+		// The actor's right was checked in the rule's province and in the
+		// stored rule's as the gateway read it (from_province): a rule that
+		// is of a third province by now is not taken over.
+		stored, err := postgis.RuleForUpdate(ctx, tx, r.ID)
+		if err != nil {
+			return nil, err
+		}
+		if stored != nil && stored.Province != r.Province && stored.Province != a.GetFromProvince() {
+			return nil, Refuse(fmt.Sprintf("rule %s is of province %s now; the change was checked for province %s only: send it again", r.ID, stored.Province, r.Province))
+		}
 		before, after, err := postgis.PutRule(ctx, tx, r, a.GetActor())
 		if err != nil {
 			return nil, err

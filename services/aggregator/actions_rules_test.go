@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
@@ -111,5 +112,30 @@ func TestRuleActions(t *testing.T) {
 	}
 	if got[2].ActionID != "b4" || got[2].After != nil || got[2].Before["version"] != 2.0 {
 		t.Errorf("deletion: %+v", got[2])
+	}
+
+	// A put that moves a rule to another province is taken when the gateway
+	// checked the actor's right in the stored rule's province (from_province),
+	// refused when it checked none or another (a rule created or moved
+	// meanwhile, or read from a lagging replica).
+	of79 := strings.ReplaceAll(rule, `"province":"01"`, `"province":"79"`)
+	if err := apply(put, act("c1", ActionRulePut, "01", "rule", "r2", rule)); err != nil {
+		t.Fatal(err)
+	}
+	for _, from := range []string{"", "79", "02"} {
+		a := act("c2-"+from, ActionRulePut, "79", "rule", "r2", of79)
+		a.FromProvince = from
+		if err := apply(put, a); !errors.Is(err, ErrActionRefused) || !strings.Contains(err.Error(), "rule r2 is of province 01 now") {
+			t.Errorf("a move to 79 checked in %q: %v; want refused", from, err)
+		}
+	}
+	a := act("c3", ActionRulePut, "79", "rule", "r2", of79)
+	a.FromProvince = "01"
+	if err := apply(put, a); err != nil {
+		t.Errorf("a move to 79 checked in 01: %v", err)
+	}
+	var prov string
+	if err := pool.QueryRow(ctx, `SELECT province FROM alert_rule WHERE id = 'r2'`).Scan(&prov); err != nil || prov != "79" {
+		t.Errorf("r2 is of %q (%v); want 79", prov, err)
 	}
 }

@@ -103,13 +103,18 @@ func (o *operator) servePutRule(w http.ResponseWriter, r *http.Request) {
 		forbid(w, r, who, "change alert rules of province "+rule.Province)
 		return
 	}
-	// A rule moved between provinces needs the right in both.
+	// A rule moved between provinces needs the right in both. The province
+	// checked goes with the action: the aggregator refuses the put if the
+	// stored rule is of another one by then.
+	var from string
 	if store, ok := o.rulesStore(w, r); !ok {
 		return
 	} else if old, err := store.Rule(r.Context(), id); err == nil && !who.CanAdmin(old.Province) {
 		forbid(w, r, who, "change alert rule "+id+" of province "+old.Province)
 		return
-	} else if err != nil && !errors.Is(err, pgread.ErrRuleNotFound) {
+	} else if err == nil {
+		from = old.Province
+	} else if !errors.Is(err, pgread.ErrRuleNotFound) {
 		o.ruleReadFailed(w, r, id, err)
 		return
 	}
@@ -124,7 +129,7 @@ func (o *operator) servePutRule(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	o.act(w, r, &iocv1.Action{Id: actionID, Type: actionTypeRulePut, Actor: actor, Province: rule.Province,
-		TargetKind: targetKindRule, Target: id, At: timestamppb.New(o.cfg.Now()), Payload: payload})
+		TargetKind: targetKindRule, Target: id, At: timestamppb.New(o.cfg.Now()), Payload: payload, FromProvince: from})
 }
 
 func (o *operator) serveDeleteRule(w http.ResponseWriter, r *http.Request) {

@@ -42,7 +42,13 @@ type Action struct {
 	// payload is the JSON document of the action, specific to its type.
 	Payload []byte `protobuf:"bytes,8,opt,name=payload,proto3" json:"payload,omitempty"`
 	// note is the operator's free-text note.
-	Note          string `protobuf:"bytes,9,opt,name=note,proto3" json:"note,omitempty"`
+	Note string `protobuf:"bytes,9,opt,name=note,proto3" json:"note,omitempty"`
+	// from_province is, for rule.put, the province of the rule's stored
+	// version in which the gateway checked the actor's right ("" when it found
+	// none): the aggregator refuses the put when the version it finds is of
+	// another province than the rule's and this one (a rule created or moved
+	// meanwhile, or read from a lagging replica).
+	FromProvince  string `protobuf:"bytes,10,opt,name=from_province,json=fromProvince,proto3" json:"from_province,omitempty"`
 	unknownFields protoimpl.UnknownFields
 	sizeCache     protoimpl.SizeCache
 }
@@ -140,11 +146,18 @@ func (x *Action) GetNote() string {
 	return ""
 }
 
+func (x *Action) GetFromProvince() string {
+	if x != nil {
+		return x.FromProvince
+	}
+	return ""
+}
+
 var File_ioc_v1_action_proto protoreflect.FileDescriptor
 
 const file_ioc_v1_action_proto_rawDesc = "" +
 	"\n" +
-	"\x13ioc/v1/action.proto\x12\x06ioc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xf1\x01\n" +
+	"\x13ioc/v1/action.proto\x12\x06ioc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x96\x02\n" +
 	"\x06Action\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x14\n" +
@@ -155,7 +168,9 @@ const file_ioc_v1_action_proto_rawDesc = "" +
 	"\x06target\x18\x06 \x01(\tR\x06target\x12*\n" +
 	"\x02at\x18\a \x01(\v2\x1a.google.protobuf.TimestampR\x02at\x12\x18\n" +
 	"\apayload\x18\b \x01(\fR\apayload\x12\x12\n" +
-	"\x04note\x18\t \x01(\tR\x04noteB-Z+github.com/iochub/iochub/proto/ioc/v1;iocv1b\x06proto3"
+	"\x04note\x18\t \x01(\tR\x04note\x12#\n" +
+	"\rfrom_province\x18\n" +
+	" \x01(\tR\ffromProvinceB-Z+github.com/iochub/iochub/proto/ioc/v1;iocv1b\x06proto3"
 
 var (
 	file_ioc_v1_action_proto_rawDescOnce sync.Once
