@@ -78,7 +78,12 @@ func (g *Gateway) serveSources(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := time.Now()
-	rows, err := pgread.New(g.readPool).Sources(r.Context(), prov)
+	// A caller of some units gets its units' rows, the page cut after.
+	var units []string
+	if set := scopeUnits(tree, who, prov); set != nil {
+		units = set.codes()
+	}
+	rows, err := pgread.New(g.readPool).Sources(r.Context(), prov, units)
 	if err != nil {
 		g.readFailed(w, r, err, "querying sources", "province", prov)
 		return

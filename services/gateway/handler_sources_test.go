@@ -13,6 +13,7 @@ import (
 
 	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/testenv"
+	"github.com/iochub/iochub/services/gateway/pgread"
 )
 
 // Keys of the sources tests' identities.
@@ -127,6 +128,18 @@ func TestSources(t *testing.T) {
 
 	if code, l, body := get(srcOperatorWard, "?province=01"); code != http.StatusOK || len(l.Items) != 1 || l.Items[0].Source != "hk" {
 		t.Errorf("operator of 00070: %d %s; want only hk", code, body)
+	}
+	// A page of the province is cut after the caller's units are chosen: a
+	// full page of other units' rows sorted first does not hide the ward's.
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO source_stats (source_id, unit_code, province, last_event_at, last_seen_at, first_seen_at, events)
+		SELECT 'a' || lpad(i::text, 5, '0'), '00166', '01', $1, $1, $1, 1 FROM generate_series(1, $2::int) i`, t0, pgread.MaxSources); err != nil {
+		t.Fatal(err)
+	}
+	if code, l, body := get(srcOperatorWard, "?province=01"); code != http.StatusOK || len(l.Items) != 1 || l.Items[0].Source != "hk" {
+		t.Errorf("operator of 00070 behind a full page of 00166: %d %.300s; want hk", code, body)
+	}
+	if code, l, _ := get(srcOperator01, "?province=01"); code != http.StatusOK || len(l.Items) != pgread.MaxSources {
+		t.Errorf("operator of 01: %d, %d rows; want a full page of %d", code, len(l.Items), pgread.MaxSources)
 	}
 	if code, l, body := get(srcOperator79, "?province=79"); code != http.StatusOK || len(l.Items) != 1 || l.Items[0].Source != "hcm" ||
 		l.Items[0].IntervalSeconds != nil || l.Items[0].Rejected != 4 {

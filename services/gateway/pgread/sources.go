@@ -45,7 +45,8 @@ type ReasonCount struct {
 	Count  int64  `json:"count"`
 }
 
-// sqlSources reads a page of province $1's pairs ($2 rows), then each of
+// sqlSources reads a page of province $1's pairs ($2 rows; of the units $4
+// only, when not NULL: the caller's, before the page is cut), then each of
 // their sources once: its rejections, its events in every unit and its $3
 // most frequent reasons (per source, not per row: a source with a pair in
 // every unit of the page would otherwise be summed once for each of them:
@@ -54,7 +55,8 @@ type ReasonCount struct {
 // once per row again.
 const sqlSources = `
 WITH page AS (
-    SELECT * FROM source_stats WHERE province = $1 ORDER BY source_id, unit_code LIMIT $2
+    SELECT * FROM source_stats WHERE province = $1 AND ($4::text[] IS NULL OR unit_code = ANY($4::text[]))
+    ORDER BY source_id, unit_code LIMIT $2
 ), per_source AS MATERIALIZED (
     SELECT s.source_id,
         coalesce((SELECT sum(count) FROM source_rejection r WHERE r.source_id = s.source_id), 0)::bigint AS rejected,
@@ -73,9 +75,9 @@ LEFT JOIN source src ON src.id = st.source_id
 ORDER BY st.source_id, st.unit_code`
 
 // Sources lists the freshness of every source seen in province, by source
-// and unit, at most MaxSources rows.
-func (s *Store) Sources(ctx context.Context, province string) ([]SourceRow, error) {
-	rows, err := s.pool.Query(ctx, sqlSources, province, MaxSources, TopReasons)
+// and unit, at most MaxSources rows; of units only, when not nil.
+func (s *Store) Sources(ctx context.Context, province string, units []string) ([]SourceRow, error) {
+	rows, err := s.pool.Query(ctx, sqlSources, province, MaxSources, TopReasons, units)
 	if err != nil {
 		return nil, fmt.Errorf("querying sources of %s: %w", province, err)
 	}
