@@ -247,13 +247,12 @@ func serveRoles(ctx context.Context, d roleDeps) error {
 	mux := routes.NewRecorder()
 	opsMux := routes.NewRecorder()
 	o.Register(opsMux)
+	// The public listener's probes say which check fails, not why (the ops
+	// listener's /readyz does).
+	o.RegisterProbes(mux, false)
 	if d.cfg.OpsHTTP == "" {
 		// Metrics on the public listener answer admins only (RequireAdmin below); --ops-http serves them apart.
-		o.Register(mux)
-	} else {
-		// Probes may still reach the public listener; /metrics is served only on the ops one.
-		mux.Handle("GET /healthz", opsMux)
-		mux.Handle("GET /readyz", opsMux)
+		o.RegisterMetrics(mux)
 	}
 	// Access control (auth.go): identities loaded before the first request, reloaded by a runner.
 	authn := d.authn

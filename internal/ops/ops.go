@@ -42,17 +42,30 @@ func (o *Ops) AddCheck(name string, c Check) {
 	o.checks[name] = c
 }
 
-// Register adds /healthz, /readyz and /metrics to mux.
+// Register adds /healthz, /readyz and /metrics to mux, for the ops
+// listener: /readyz says why a check fails (the error's text).
 func (o *Ops) Register(mux routes.Mux) {
+	o.RegisterProbes(mux, true)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{Registry: o.Registry}))
+}
+
+// RegisterProbes adds /healthz and /readyz to mux. On a public listener
+// (detail false) /readyz names a failing check without its error, whose
+// text may hold the database's host and user: the ops listener's says it.
+func (o *Ops) RegisterProbes(mux routes.Mux, detail bool) {
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = w.Write([]byte("ok\n"))
 	})
-	mux.HandleFunc("GET /readyz", o.ready)
+	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) { o.ready(w, r, detail) })
+}
+
+// RegisterMetrics adds /metrics to mux.
+func (o *Ops) RegisterMetrics(mux routes.Mux) {
 	mux.Handle("GET /metrics", promhttp.HandlerFor(o.Registry, promhttp.HandlerOpts{Registry: o.Registry}))
 }
 
-func (o *Ops) ready(w http.ResponseWriter, r *http.Request) {
+func (o *Ops) ready(w http.ResponseWriter, r *http.Request, detail bool) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
 	defer cancel()
 	o.mu.RLock()
@@ -69,7 +82,10 @@ func (o *Ops) ready(w http.ResponseWriter, r *http.Request) {
 		c := o.checks[n]
 		o.mu.RUnlock()
 		if err := c(ctx); err != nil {
-			status[n] = err.Error()
+			status[n] = "failing"
+			if detail {
+				status[n] = err.Error()
+			}
 			ok = false
 			continue
 		}

@@ -39,6 +39,21 @@ func TestEndpoints(t *testing.T) {
 	if code, body := get("/metrics"); code != 200 || !strings.Contains(body, "go_goroutines") {
 		t.Fatalf("/metrics = %d", code)
 	}
+
+	// A public listener's probes name the failing check, not its error.
+	public := http.NewServeMux()
+	o.RegisterProbes(public, false)
+	fail = errors.New("failed to connect to `user=iochub database=iochub`: dial tcp 10.1.2.3:5432")
+	rec := httptest.NewRecorder()
+	public.ServeHTTP(rec, httptest.NewRequest("GET", "/readyz", nil))
+	if body := rec.Body.String(); rec.Code != 503 || !strings.Contains(body, `"nats":"failing"`) || strings.Contains(body, "10.1.2.3") || strings.Contains(body, "user=") {
+		t.Fatalf("public /readyz when failing = %d %s; want 503 naming the check only", rec.Code, body)
+	}
+	rec = httptest.NewRecorder()
+	public.ServeHTTP(rec, httptest.NewRequest("GET", "/metrics", nil))
+	if rec.Code != http.StatusNotFound {
+		t.Errorf("public probes serve /metrics: %d", rec.Code)
+	}
 }
 
 func TestEvery(t *testing.T) {
