@@ -43,11 +43,11 @@ type aqiBook struct {
 	// mu guards stations (the map and each station), busy and epoch between
 	// the preparer, which reads them, and the committer, which changes them.
 	mu       sync.Mutex
-	stations map[string]*aqiStation
+	stations map[stationKey]*aqiStation
 	// busy counts, per station, the batches rated ahead that have rows of
 	// it and are not done (committed or given up) yet: until then its
 	// calculator may still change, so a later batch leaves it to settle.
-	busy map[string]int
+	busy map[stationKey]int
 	// epoch changes when sweep forgets stations: a batch rated ahead in an
 	// older epoch is rated again by settle.
 	epoch uint64
@@ -64,8 +64,16 @@ type aqiStation struct {
 }
 
 func newAQIBook(log *slog.Logger) *aqiBook {
-	return &aqiBook{stations: map[string]*aqiStation{}, busy: map[string]int{}, log: log}
+	return &aqiBook{stations: map[stationKey]*aqiStation{}, busy: map[stationKey]int{}, log: log}
 }
+
+// stationKey is a station of a province. A station id is the sources' own:
+// the same id from another province is another station (or a source taking
+// over one it does not own, whose readings must not enter its AQI), as for
+// the stations' states (postgis's sqlSensorOnConflict).
+type stationKey struct{ province, id string }
+
+func keyOf(r *postgis.AirRow) stationKey { return stationKey{r.Province, r.StationID} }
 
 // warmAll loads the last aqiKeep of every station's observations in one query.
 func (b *aqiBook) warmAll(ctx context.Context, store any, now time.Time) error {
@@ -92,15 +100,17 @@ func (b *aqiBook) warmNew(ctx context.Context, store any, rows []postgis.AirRow,
 		return
 	}
 	var unknown []string
-	seen := map[string]bool{}
+	var keys []stationKey
+	seen := map[stationKey]bool{}
 	oldest := now
 	for i := range rows {
-		id := rows[i].StationID
-		if _, known := b.stations[id]; known || seen[id] {
+		k := keyOf(&rows[i])
+		if _, known := b.stations[k]; known || seen[k] {
 			continue
 		}
-		seen[id] = true
-		unknown = append(unknown, id)
+		seen[k] = true
+		keys = append(keys, k)
+		unknown = append(unknown, k.id)
 		oldest = minTime(oldest, rows[i].ObservedAt)
 	}
 	if len(unknown) == 0 {
@@ -112,18 +122,19 @@ func (b *aqiBook) warmNew(ctx context.Context, store any, rows []postgis.AirRow,
 		b.log.Warn("loading the air history of new stations failed", "stations", len(unknown), "err", err)
 		return
 	}
-	for _, id := range unknown {
-		b.stations[id] = &aqiStation{seen: now}
+	for _, k := range keys {
+		b.stations[k] = &aqiStation{seen: now}
 	}
 	b.load(hist, now)
 }
 
 func (b *aqiBook) load(rows []postgis.AirSample, now time.Time) {
 	for _, r := range rows {
-		st := b.stations[r.StationID]
+		k := stationKey{r.Province, r.StationID}
+		st := b.stations[k]
 		if st == nil {
 			st = &aqiStation{seen: now}
-			b.stations[r.StationID] = st
+			b.stations[k] = st
 		}
 		// Too old or not a concentration: the row was stored before the
 		// station's newer hours or by hand; it does not count.
@@ -135,8 +146,8 @@ func (b *aqiBook) load(rows []postgis.AirSample, now time.Time) {
 type aqiAhead struct {
 	on       bool
 	epoch    uint64
-	stations []string        // every station of the batch, each counted busy once
-	deferred map[string]bool // those left to settle
+	stations []stationKey        // every station of the batch, each counted busy once
+	deferred map[stationKey]bool // those left to settle
 }
 
 // rateAhead rates, in the preparer while earlier batches are written, the
@@ -150,12 +161,12 @@ func (b *aqiBook) rateAhead(p *pending) {
 	if !b.warm || len(p.batch.Air) == 0 {
 		return
 	}
-	scratch := map[string]*aqi.Station{}
-	deferred := map[string]bool{}
+	scratch := map[stationKey]*aqi.Station{}
+	deferred := map[stationKey]bool{}
 	b.mu.Lock()
 	p.aqi = aqiAhead{on: true, epoch: b.epoch, deferred: deferred}
 	for i := range p.batch.Air {
-		id := p.batch.Air[i].StationID
+		id := keyOf(&p.batch.Air[i])
 		if _, ok := scratch[id]; ok || deferred[id] {
 			continue
 		}
@@ -188,7 +199,7 @@ func (b *aqiBook) settle(ctx context.Context, store any, p *pending, start time.
 		return
 	}
 	// The committer alone changes the book, so it reads it without the lock.
-	scratch := map[string]*aqi.Station{}
+	scratch := map[stationKey]*aqi.Station{}
 	for id := range p.aqi.deferred {
 		scratch[id] = b.scratch(id)
 	}
@@ -217,9 +228,9 @@ func (b *aqiBook) done(p *pending) {
 // the batch is stored, it is also the AQI of the station's state after the
 // commit, which commit then need not compute again.
 func (b *aqiBook) rate(p *pending) {
-	scratch := map[string]*aqi.Station{}
+	scratch := map[stationKey]*aqi.Station{}
 	for i := range p.batch.Air {
-		id := p.batch.Air[i].StationID
+		id := keyOf(&p.batch.Air[i])
 		if _, ok := scratch[id]; ok {
 			continue
 		}
@@ -232,14 +243,15 @@ func (b *aqiBook) rate(p *pending) {
 // calculator there holding its hours before the batch; rows of the
 // stations in skip are left as they are. It gives scratch's calculators
 // back to scratchStations: the caller must not use them after.
-func (b *aqiBook) rateWith(p *pending, scratch map[string]*aqi.Station, skip map[string]bool) {
-	rows := map[string]int{} // rows per station in the batch
+func (b *aqiBook) rateWith(p *pending, scratch map[stationKey]*aqi.Station, skip map[stationKey]bool) {
+	rows := map[stationKey]int{} // rows per station in the batch
 	items := p.of(subjects.KindAir)
 	for i := range p.batch.Air {
 		r := &p.batch.Air[i]
-		rows[r.StationID]++
-		st := scratch[r.StationID]
-		if skip[r.StationID] || st == nil {
+		k := keyOf(r)
+		rows[k]++
+		st := scratch[k]
+		if skip[k] || st == nil {
 			continue
 		}
 		idx, added := rateRow(st, r)
@@ -251,7 +263,7 @@ func (b *aqiBook) rateWith(p *pending, scratch map[string]*aqi.Station, skip map
 		}
 	}
 	for i := range p.batch.Air {
-		if id := p.batch.Air[i].StationID; rows[id] > 1 && scratch[id] != nil && !skip[id] {
+		if id := keyOf(&p.batch.Air[i]); rows[id] > 1 && scratch[id] != nil && !skip[id] {
 			items[i].d.rated = nil
 		}
 	}
@@ -294,10 +306,11 @@ func (b *aqiBook) commit(p *pending, res postgis.Result, now time.Time) {
 			continue
 		}
 		r := &p.batch.Air[i]
-		st := b.stations[r.StationID]
+		k := keyOf(r)
+		st := b.stations[k]
 		if st == nil {
 			st = &aqiStation{}
-			b.stations[r.StationID] = st
+			b.stations[k] = st
 		}
 		st.seen = now
 		if err := st.calc.Add(r.ObservedAt, values(r.PM25, r.PM10, r.O3, r.CO, r.SO2, r.NO2)); err != nil {
@@ -322,12 +335,13 @@ func (b *aqiBook) commit(p *pending, res postgis.Result, now time.Time) {
 			continue
 		}
 		r, _ := d.row.(postgis.AirRow)
-		st := b.stations[r.StationID]
+		k := keyOf(&r)
+		st := b.stations[k]
 		if st == nil {
 			// A redelivery of rows the book never saw (warming failed): rate what there is.
 			st = &aqiStation{seen: now}
 			_ = st.calc.Add(r.ObservedAt, values(r.PM25, r.PM10, r.O3, r.CO, r.SO2, r.NO2))
-			b.stations[r.StationID] = st
+			b.stations[k] = st
 		}
 		st.seen = now
 		d.annot = &iocv1.EntityState{Aqi: index(&st.calc, r.ObservedAt)}
@@ -344,7 +358,7 @@ func (b *aqiBook) sweep(now time.Time) {
 
 // sweepUnseen deletes the stations last seen keep or more before now, at most
 // once an hour (*last is when it last did), and reports whether it deleted any.
-func sweepUnseen[S any](stations map[string]S, seen func(S) time.Time, last *time.Time, now time.Time, keep time.Duration) bool {
+func sweepUnseen[K comparable, S any](stations map[K]S, seen func(S) time.Time, last *time.Time, now time.Time, keep time.Duration) bool {
 	if now.Sub(*last) < time.Hour {
 		return false
 	}
@@ -419,7 +433,7 @@ func minTime(a, b time.Time) time.Time {
 // scratch is a copy of station id's calculator as the book holds it (a new
 // one for a station it does not know), for a batch to rate on without
 // changing the book.
-func (b *aqiBook) scratch(id string) *aqi.Station {
+func (b *aqiBook) scratch(id stationKey) *aqi.Station {
 	st := scratchStations.Get().(*aqi.Station)
 	if known := b.stations[id]; known != nil {
 		*st = known.calc

@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"math"
 	"slices"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -280,17 +281,17 @@ func TestAQIEvictsUnseenStations(t *testing.T) {
 	storeAll(b, airPending(aqiRow("old", hourAt(0), 30)), nil, t1)
 	storeAll(b, airPending(aqiRow("recent", hourAt(40), 30)), nil, t1.Add(40*time.Hour))
 	storeAll(b, airPending(aqiRow("now", hourAt(49), 30)), nil, t1.Add(49*time.Hour))
-	_, old := b.stations["old"]
-	_, recent := b.stations["recent"]
+	_, old := b.stations[stationKey{id: "old"}]
+	_, recent := b.stations[stationKey{id: "recent"}]
 	if old || !recent || len(b.stations) != 2 {
 		t.Errorf("got stations %v; want old forgotten after 48 h unseen, recent and now kept", keys(b.stations))
 	}
 }
 
-func keys[V any](m map[string]V) []string {
+func keys[V any](m map[stationKey]V) []string {
 	var out []string
 	for k := range m {
-		out = append(out, k)
+		out = append(out, k.province+"/"+k.id)
 	}
 	slices.Sort(out)
 	return out
@@ -332,10 +333,10 @@ func waterPending(rows ...postgis.WaterRow) *pending {
 
 type fakeLevels struct {
 	Store
-	levels map[string][3]*float64
+	levels map[postgis.StationRef][3]*float64
 }
 
-func (f fakeLevels) WaterAlarmLevels(context.Context) (map[string][3]*float64, error) {
+func (f fakeLevels) WaterAlarmLevels(context.Context) (map[postgis.StationRef][3]*float64, error) {
 	return f.levels, nil
 }
 
@@ -345,7 +346,7 @@ func TestWaterBookRemembersAlarmLevels(t *testing.T) {
 	f := func(v float64) *float64 { return &v }
 	now := time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)
 	b := newWaterBook()
-	if err := b.warm(context.Background(), fakeLevels{levels: map[string][3]*float64{"stored": {f(3), f(4), f(5)}}}, now); err != nil {
+	if err := b.warm(context.Background(), fakeLevels{levels: map[postgis.StationRef][3]*float64{{ID: "stored"}: {f(3), f(4), f(5)}, {Province: "79", ID: "a"}: {f(1), f(2), f(3)}}}, now); err != nil {
 		t.Fatal(err)
 	}
 	p := waterPending(
@@ -371,4 +372,57 @@ func TestWaterBookRemembersAlarmLevels(t *testing.T) {
 	if len(b.stations) != 0 {
 		t.Errorf("after 31 days unseen: got stations %v; want none", keys(b.stations))
 	}
+}
+
+// TestStationBooksKeepProvincesApart: the same station id from a source of
+// another province (another station, or one taking over this one) never
+// enters this province's station: its AQI hours, in the batch and after, and
+// its water alarm levels (the states keep them apart too: postgis's
+// TestEntityNotTakenAcrossProvinces).
+func TestStationBooksKeepProvincesApart(t *testing.T) {
+	in := func(r postgis.AirRow, province string) postgis.AirRow {
+		r.Province, r.EventID = province, province+"/"+r.EventID
+		return r
+	}
+	t1 := time.Date(2026, 11, 21, 0, 0, 0, 0, time.UTC)
+	mixed, alone := newAQIBook(quietLog()), newAQIBook(quietLog())
+	var pMixed, pAlone *pending
+	for h := range 12 {
+		own := in(aqiRow("st-x", hourAt(h), 30+float64(h)), "01")
+		pAlone = airPending(own)
+		storeAll(alone, pAlone, nil, t1)
+		// In one batch with the owner's row, and before it: the shared
+		// scratch of a batch's rows of one station must not mix them.
+		pMixed = airPending(in(aqiRow("st-x", hourAt(h).Add(-time.Minute), 900), "79"), own)
+		storeAll(mixed, pMixed, nil, t1)
+	}
+	if got, want := pMixed.batch.Air[1].AQI.Value, pAlone.batch.Air[0].AQI.Value; got == nil || want == nil || *got != *want {
+		t.Errorf("01's st-x rated %s in a batch with 79's st-x; want %s as alone", fmtAQI(got), fmtAQI(want))
+	}
+	own, other := mixed.stations[stationKey{"01", "st-x"}], mixed.stations[stationKey{"79", "st-x"}]
+	if own == nil || other == nil || len(mixed.stations) != 2 {
+		t.Fatalf("stations %v; want 01/st-x and 79/st-x apart", keys(mixed.stations))
+	}
+	at := hourAt(5)
+	if got, want := index(&own.calc, at).GetHourly(), index(&alone.stations[stationKey{"01", "st-x"}].calc, at).GetHourly(); got != want {
+		t.Errorf("01's st-x hourly AQI %d with 79's readings beside it; want %d as alone", got, want)
+	}
+
+	f := func(v float64) *float64 { return &v }
+	w := newWaterBook()
+	p := waterPending(
+		postgis.WaterRow{StationID: "h", Province: "79", WaterLevel: f(1), AlarmLevel1: f(0.5), AlarmLevel2: f(0.6), AlarmLevel3: f(0.7)},
+		postgis.WaterRow{StationID: "h", Province: "01", WaterLevel: f(5)},
+	)
+	w.fill(p, t1)
+	if got := p.batch.Water[1].WaterAlarm; got != 0 || p.batch.Water[1].AlarmLevel3 != nil {
+		t.Errorf("01's h rated against 79's alarm levels: alarm %d, level III %v; want none", got, p.batch.Water[1].AlarmLevel3)
+	}
+}
+
+func fmtAQI(v *int32) string {
+	if v == nil {
+		return "no AQI"
+	}
+	return strconv.Itoa(int(*v))
 }

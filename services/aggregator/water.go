@@ -6,12 +6,13 @@ import (
 
 	"github.com/iochub/iochub/internal/subjects"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
+	"github.com/iochub/iochub/services/aggregator/postgis"
 )
 
 // WaterAlarmLevels is what warming the water stations' alarm levels needs of
 // the store; *postgis.Store has it.
 type WaterAlarmLevels interface {
-	WaterAlarmLevels(ctx context.Context) (map[string][3]*float64, error)
+	WaterAlarmLevels(ctx context.Context) (map[postgis.StationRef][3]*float64, error)
 }
 
 // waterForget is how long a water station's alarm levels are kept unseen.
@@ -22,7 +23,7 @@ const waterForget = 30 * 24 * time.Hour
 // still rated against its station's levels. Used by the preparer goroutine
 // of the feed pipeline only (pipeline.go), batch after batch in fetch order.
 type waterBook struct {
-	stations  map[string]*waterStation
+	stations  map[stationKey]*waterStation // a station of a province, as the AQI's
 	lastSweep time.Time
 }
 
@@ -31,7 +32,7 @@ type waterStation struct {
 	seen   time.Time
 }
 
-func newWaterBook() *waterBook { return &waterBook{stations: map[string]*waterStation{}} }
+func newWaterBook() *waterBook { return &waterBook{stations: map[stationKey]*waterStation{}} }
 
 // warm loads every station's last stored alarm levels in one query.
 func (b *waterBook) warm(ctx context.Context, store any, now time.Time) error {
@@ -43,8 +44,8 @@ func (b *waterBook) warm(ctx context.Context, store any, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	for id, l := range levels {
-		b.stations[id] = &waterStation{levels: l, seen: now}
+	for ref, l := range levels {
+		b.stations[stationKey{ref.Province, ref.ID}] = &waterStation{levels: l, seen: now}
 	}
 	return nil
 }
@@ -59,10 +60,11 @@ func (b *waterBook) fill(p *pending, now time.Time) {
 		if m == nil {
 			m = &iocv1.WaterObserved{}
 		}
-		st := b.stations[r.StationID]
+		k := stationKey{r.Province, r.StationID}
+		st := b.stations[k]
 		if st == nil {
 			st = &waterStation{}
-			b.stations[r.StationID] = st
+			b.stations[k] = st
 		}
 		st.seen = now
 		rowLevels := [3]**float64{&r.AlarmLevel1, &r.AlarmLevel2, &r.AlarmLevel3}

@@ -118,14 +118,14 @@ const sqlUpsertSensorWeather = `WITH latest AS (
 // sqlAirHistory reads the pollutants VN_AQI rates of the air observations
 // since $1, of the stations $2 (NULL means every station), oldest first: one
 // query warms every station's calculator.
-const sqlAirHistory = `SELECT station_id, observed_at, pm25, pm10, o3, co, so2, no2
+const sqlAirHistory = `SELECT station_id, province, observed_at, pm25, pm10, o3, co, so2, no2
 FROM air_observation
 WHERE observed_at >= $1 AND ($2::text[] IS NULL OR station_id = ANY($2))
   AND (pm25 IS NOT NULL OR pm10 IS NOT NULL OR o3 IS NOT NULL OR co IS NOT NULL OR so2 IS NOT NULL OR no2 IS NOT NULL)
 ORDER BY observed_at`
 
 // sqlWaterAlarmLevels reads the alarm levels kept in each water station's last values.
-const sqlWaterAlarmLevels = `SELECT id, (last_values->>'alarmLevel1')::double precision,
+const sqlWaterAlarmLevels = `SELECT id, province, (last_values->>'alarmLevel1')::double precision,
     (last_values->>'alarmLevel2')::double precision, (last_values->>'alarmLevel3')::double precision
 FROM sensor
 WHERE kind = 'water' AND last_values ?| array['alarmLevel1', 'alarmLevel2', 'alarmLevel3']`

@@ -217,6 +217,7 @@ func trafficKeys(rows []TrafficRow) map[insertedKey]int {
 // aggregator's AQI calculators.
 type AirSample struct {
 	StationID  string
+	Province   string // of the row: a station id is its province's (sqlSensorOnConflict)
 	ObservedAt time.Time
 	PM25       *float64
 	PM10       *float64
@@ -237,7 +238,7 @@ func (s *Store) AirHistory(ctx context.Context, since time.Time, stations []stri
 	var out []AirSample
 	for rows.Next() {
 		var a AirSample
-		if err := rows.Scan(&a.StationID, &a.ObservedAt, &a.PM25, &a.PM10, &a.O3, &a.CO, &a.SO2, &a.NO2); err != nil {
+		if err := rows.Scan(&a.StationID, &a.Province, &a.ObservedAt, &a.PM25, &a.PM10, &a.O3, &a.CO, &a.SO2, &a.NO2); err != nil {
 			return nil, fmt.Errorf("reading air history: %w", err)
 		}
 		out = append(out, a)
@@ -272,20 +273,24 @@ func jsonValue(b []byte) any {
 
 // WaterAlarmLevels returns the alarm levels (báo động I, II, III, m; nil where
 // unknown) last stored for each water station, in one query.
-func (s *Store) WaterAlarmLevels(ctx context.Context) (map[string][3]*float64, error) {
+// StationRef is a station of a province: the same id from another province
+// is another station (sqlSensorOnConflict).
+type StationRef struct{ Province, ID string }
+
+func (s *Store) WaterAlarmLevels(ctx context.Context) (map[StationRef][3]*float64, error) {
 	rows, err := s.pool.Query(ctx, sqlWaterAlarmLevels)
 	if err != nil {
 		return nil, fmt.Errorf("reading water alarm levels: %w", err)
 	}
 	defer rows.Close()
-	out := map[string][3]*float64{}
+	out := map[StationRef][3]*float64{}
 	for rows.Next() {
-		var id string
+		var ref StationRef
 		var l [3]*float64
-		if err := rows.Scan(&id, &l[0], &l[1], &l[2]); err != nil {
+		if err := rows.Scan(&ref.ID, &ref.Province, &l[0], &l[1], &l[2]); err != nil {
 			return nil, fmt.Errorf("reading water alarm levels: %w", err)
 		}
-		out[id] = l
+		out[ref] = l
 	}
 	if err := rows.Err(); err != nil {
 		return nil, fmt.Errorf("reading water alarm levels: %w", err)

@@ -116,7 +116,7 @@ func TestWriteBatchStations(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if l := levels["hydro-1"]; len(levels) != 2 || l[0] == nil || *l[0] != 9.5 || *l[2] != 11.5 {
+	if l := levels[postgis.StationRef{Province: "01", ID: "hydro-1"}]; len(levels) != 2 || l[0] == nil || *l[0] != 9.5 || *l[2] != 11.5 {
 		t.Errorf("got alarm levels %v; want hydro-1 and hydro-2 at 9.5 / 10.5 / 11.5", levels)
 	}
 
