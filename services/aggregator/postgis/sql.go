@@ -47,9 +47,10 @@ ON CONFLICT DO NOTHING
 RETURNING source_id, event_id, observed_at`
 
 const sqlUpsertSensorAir = `WITH latest AS (
-    SELECT DISTINCT ON (station_id) *
-    FROM air_staging
-    ORDER BY station_id, observed_at DESC, seq DESC
+    SELECT DISTINCT ON (st.station_id) st.*
+    FROM air_staging st LEFT JOIN sensor s ON s.kind = 'air' AND s.id = st.station_id
+    WHERE ` + sqlOwnsState + `
+    ORDER BY st.station_id, st.observed_at DESC, st.seq DESC
 ), up AS (
     INSERT INTO sensor AS s (kind, id, name, province, unit_code, source_id, location,
         last_event_id, last_observed_at, last_values, updated_at)
@@ -62,14 +63,19 @@ const sqlUpsertSensorAir = `WITH latest AS (
 ` + sqlSensorUpsertTail
 
 // sqlUpsertSensorAirRows is sqlUpsertSensorAir for a batch written straight
-// into air_observation (writeDirect): the newest row of each station comes
-// as arrays ($1 its index in the batch, $7 its location as EWKB, $10 its
+// into air_observation (writeDirect): the newest row of each station and
+// province (latestRows; the newest that may move the state is chosen here)
+// comes as arrays ($1 its index in the batch, $7 its location as EWKB, $10 its
 // state's values as JSON text, built as sqlUpsertSensorAir builds them:
 // appendAirValues).
 const sqlUpsertSensorAirRows = `WITH latest AS (
-    SELECT * FROM unnest($1::integer[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[],
+    SELECT DISTINCT ON (st.station_id) st.*
+    FROM unnest($1::integer[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[],
         $8::text[], $9::timestamptz[], $10::text[])
-        AS l (seq, station_id, name, province, unit_code, source_id, location, event_id, observed_at, last_values)
+        AS st (seq, station_id, name, province, unit_code, source_id, location, event_id, observed_at, last_values)
+    LEFT JOIN sensor s ON s.kind = 'air' AND s.id = st.station_id
+    WHERE ` + sqlOwnsState + `
+    ORDER BY st.station_id, st.observed_at DESC, st.seq DESC
 ), up AS (
     INSERT INTO sensor AS s (kind, id, name, province, unit_code, source_id, location,
         last_event_id, last_observed_at, last_values, updated_at)
@@ -112,9 +118,10 @@ ON CONFLICT DO NOTHING
 RETURNING source_id, event_id, observed_at`
 
 const sqlUpsertRoadSegment = `WITH latest AS (
-    SELECT DISTINCT ON (segment_id) *
-    FROM traffic_staging
-    ORDER BY segment_id, observed_at DESC, seq DESC
+    SELECT DISTINCT ON (st.segment_id) st.*
+    FROM traffic_staging st LEFT JOIN road_segment s ON s.id = st.segment_id
+    WHERE ` + sqlOwnsState + `
+    ORDER BY st.segment_id, st.observed_at DESC, st.seq DESC
 ), up AS (
     INSERT INTO road_segment AS r (id, name, province, unit_code, source_id, geom,
         last_event_id, last_observed_at, last_values, updated_at)
@@ -354,6 +361,12 @@ const sqlLockPartitions = `SELECT pg_advisory_xact_lock(hashtext('iochub.observa
 // sqlCreatePartition is completed with the partition's name, its parent and
 // its bounds (UTC timestamps); DDL takes no parameters.
 const sqlCreatePartition = `CREATE TABLE IF NOT EXISTS %s PARTITION OF %s FOR VALUES FROM ('%s') TO ('%s')`
+
+// sqlOwnsState chooses, of a batch's rows st of an entity, those that may
+// move its state s (a LEFT JOIN: none yet): of the state's source or of its
+// province, as sqlSensorOnConflict says, before the newest is chosen, so
+// that a newer row of another province does not hide the owner's.
+const sqlOwnsState = `(s.id IS NULL OR st.source_id = s.source_id OR st.province = s.province)`
 
 // sqlSensorOnConflict is the conflict clause of every upsert of a sensor's
 // current state, whatever its kind: only a newer (or equally new: a

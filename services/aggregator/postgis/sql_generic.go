@@ -33,9 +33,10 @@ RETURNING kind, source_id, event_id, observed_at`
 // registered kind in sensor, with the conflict clause of the built-in
 // stations (sqlSensorOnConflict), keyed by kind too.
 const sqlUpsertSensorGeneric = `WITH latest AS (
-    SELECT DISTINCT ON (kind, entity_id) *
-    FROM generic_staging
-    ORDER BY kind, entity_id, observed_at DESC, seq DESC
+    SELECT DISTINCT ON (st.kind, st.entity_id) st.*
+    FROM generic_staging st LEFT JOIN sensor s ON s.kind = st.kind AND s.id = st.entity_id
+    WHERE ` + sqlOwnsState + `
+    ORDER BY st.kind, st.entity_id, st.observed_at DESC, st.seq DESC
 ), up AS (
     INSERT INTO sensor AS s (kind, id, name, province, unit_code, source_id, location,
         last_event_id, last_observed_at, last_values, updated_at)

@@ -47,9 +47,10 @@ RETURNING source_id, event_id, observed_at`
 // sqlUpsertSensorWater keeps the latest observation of each water station,
 // its values by FIWARE name (and iochub's flood-watch names) in last_values.
 const sqlUpsertSensorWater = `WITH latest AS (
-    SELECT DISTINCT ON (station_id) *
-    FROM water_staging
-    ORDER BY station_id, observed_at DESC, seq DESC
+    SELECT DISTINCT ON (st.station_id) st.*
+    FROM water_staging st LEFT JOIN sensor s ON s.kind = 'water' AND s.id = st.station_id
+    WHERE ` + sqlOwnsState + `
+    ORDER BY st.station_id, st.observed_at DESC, st.seq DESC
 ), up AS (
     INSERT INTO sensor AS s (kind, id, name, province, unit_code, source_id, location,
         last_event_id, last_observed_at, last_values, updated_at)
@@ -100,9 +101,10 @@ ON CONFLICT DO NOTHING
 RETURNING source_id, event_id, observed_at`
 
 const sqlUpsertSensorWeather = `WITH latest AS (
-    SELECT DISTINCT ON (station_id) *
-    FROM weather_staging
-    ORDER BY station_id, observed_at DESC, seq DESC
+    SELECT DISTINCT ON (st.station_id) st.*
+    FROM weather_staging st LEFT JOIN sensor s ON s.kind = 'weather' AND s.id = st.station_id
+    WHERE ` + sqlOwnsState + `
+    ORDER BY st.station_id, st.observed_at DESC, st.seq DESC
 ), up AS (
     INSERT INTO sensor AS s (kind, id, name, province, unit_code, source_id, location,
         last_event_id, last_observed_at, last_values, updated_at)

@@ -212,11 +212,11 @@ var airDirect = &direct{
 }
 
 // latestRows returns, per entity, the index of its row of the batch that
-// becomes its state: the latest observed, of two at the same instant the
+// may become its state: the latest observed, of two at the same instant the
 // later in the batch (as DISTINCT ON … ORDER BY observed_at DESC, seq DESC
 // chooses from a staging table), in the order the entities first appear.
-func latestRows(n int, entity func(i int) string, observed func(i int) time.Time) []int {
-	at := make(map[string]int, n)
+func latestRows[K comparable](n int, entity func(i int) K, observed func(i int) time.Time) []int {
+	at := make(map[K]int, n)
 	var out []int
 	for i := range n {
 		e := entity(i)
@@ -239,7 +239,9 @@ func latestRows(n int, entity func(i int) string, observed func(i int) time.Time
 // sqlUpsertSensorAir builds on the server (appendAirValues), all of them in
 // one string.
 func queueAirStates(pb *pgx.Batch, b Batch, res *Result) error {
-	idx := latestRows(len(b.Air), func(i int) string { return b.Air[i].StationID },
+	// Per station and province: the statement keeps, of a station's rows,
+	// those that may move its state (sqlOwnsState) before the newest.
+	idx := latestRows(len(b.Air), func(i int) StationRef { return StationRef{b.Air[i].Province, b.Air[i].StationID} },
 		func(i int) time.Time { return b.Air[i].ObservedAt })
 	m := len(idx)
 	var (

@@ -636,6 +636,30 @@ func TestEntityNotTakenAcrossProvinces(t *testing.T) {
 	if n := count(t, pool, "SELECT count(*) FROM air_observation WHERE station_id = 'st-x' AND province = '79'"); n != 1 {
 		t.Errorf("the other province's observation: %d rows; want it stored", n)
 	}
+	// A newer row of another province in the owner's batch does not hide
+	// the owner's: written straight (air alone) and through the staging
+	// tables (with an alert).
+	for i, withAlert := range []bool{false, true} {
+		at := t0.Add(time.Duration(4+2*i) * time.Hour)
+		b := postgis.Batch{Air: []postgis.AirRow{
+			from(airRow("st-x", at, 40), "src-a", "01", "00070"),
+			from(airRow("st-x", at.Add(time.Hour), 99), "src-b", "79", "79"),
+		}}
+		if withAlert {
+			b.Alerts = []postgis.AlertRow{capAlert(fmt.Sprintf("al-%d", i), "Alert", time.Now().UTC())}
+		}
+		res, err := s.WriteBatch(ctx, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := changedIndexes(res.Air.Changed); !slices.Equal(got, []int{0}) {
+			t.Errorf("alert %v: changed %v; want the owner's row 0", withAlert, got)
+		}
+		var observed time.Time
+		if err := pool.QueryRow(ctx, `SELECT last_observed_at FROM sensor WHERE kind = 'air' AND id = 'st-x'`).Scan(&observed); err != nil || !observed.Equal(at) {
+			t.Errorf("alert %v: st-x's state observed at %v (%v); want the owner's %v", withAlert, observed, err, at)
+		}
+	}
 
 	seg := trafficRow("seg-x", t0, 40)
 	if _, err := s.WriteBatch(ctx, postgis.Batch{Traffic: []postgis.TrafficRow{seg}}); err != nil {
