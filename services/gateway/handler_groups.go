@@ -78,16 +78,13 @@ func (o *operator) servePutGroup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	// The group it replaces is the provinces' of its members too: an admin
-	// of each (of every province, *, when none of them is a current unit of
-	// a province, or the group has no current member).
-	current, err := o.g.tree.store.GroupMembers(r.Context(), code)
+	// of each, in every version that has not ended (the current one and one
+	// that starts later, which the redefinition closes); of every province,
+	// *, for a member that is no current unit of a province.
+	current, err := o.g.tree.store.GroupMembersOpen(r.Context(), code)
 	if err != nil {
 		o.g.log.Error("reading group members", "group", code, "err", err)
 		writeProblem(w, r, http.StatusServiceUnavailable, "the units database is unavailable; retry later")
-		return
-	}
-	if n, exists := tree.nodes[code]; exists && n.Level == "custom" && len(current) == 0 && !who.CanAdmin(auth.AllScopes) {
-		forbid(w, r, who, "redefine group "+code+", which has no current member (an admin of every province, *, is needed)")
 		return
 	}
 	for _, m := range current {

@@ -66,8 +66,10 @@ func TestGroupsAPIScope(t *testing.T) {
 	srv, _, _ := operatorServerOf(t, db, []auth.Identity{
 		{ID: "id_00000000000000c1", Name: "admin of 01", Role: auth.RoleAdmin, Scopes: []string{"01"}, TokenSHA256: auth.HashToken(admin01)},
 	})
+	// south: 79's now; later: 79's from tomorrow; mine: 01's from tomorrow.
 	if _, err := db.Pool.Exec(context.Background(), `INSERT INTO unit_group_member (group_code, member_code, valid_from)
-		VALUES ('south', '79', now() - interval '1 day')`); err != nil {
+		VALUES ('south', '79', now() - interval '1 day'), ('later', '79', now() + interval '1 day'),
+		       ('mine', '00070', now() + interval '1 day')`); err != nil {
 		t.Fatal(err)
 	}
 	for _, c := range []struct {
@@ -75,6 +77,8 @@ func TestGroupsAPIScope(t *testing.T) {
 		want         int
 	}{
 		{admin01, "south", http.StatusForbidden}, // 79's group
+		{admin01, "later", http.StatusForbidden}, // 79's from tomorrow, which the redefinition would close
+		{admin01, "mine", http.StatusAccepted},   // 01's own, from tomorrow
 		{admin01, "north", http.StatusAccepted},  // a new one, of 01's units
 		{testToken, "south", http.StatusAccepted},
 	} {

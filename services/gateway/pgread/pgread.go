@@ -201,6 +201,27 @@ const SQLGroupMembers = `SELECT member_code FROM unit_group_member
 WHERE group_code = $1 AND valid_from <= now() AND (valid_to IS NULL OR valid_to > now())
 ORDER BY member_code`
 
+// SQLGroupMembersOpen are the members of every version of a group that has
+// not ended: the current one and any that starts later (the one a
+// redefinition closes).
+const SQLGroupMembersOpen = `SELECT DISTINCT member_code FROM unit_group_member
+WHERE group_code = $1 AND (valid_to IS NULL OR valid_to > now())
+ORDER BY member_code`
+
+// GroupMembersOpen returns the members of the versions of custom group code
+// that have not ended (SQLGroupMembersOpen).
+func (s *Store) GroupMembersOpen(ctx context.Context, code string) ([]string, error) {
+	rows, err := s.pool.Query(ctx, SQLGroupMembersOpen, code)
+	if err != nil {
+		return nil, fmt.Errorf("querying the members of group %s: %w", code, err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("reading the members of group %s: %w", code, err)
+	}
+	return out, nil
+}
+
 // GroupMembers returns the current members of custom group code, none
 // for a code that is not a group.
 func (s *Store) GroupMembers(ctx context.Context, code string) ([]string, error) {
