@@ -9,7 +9,7 @@ import (
 )
 
 // zeroSaid matches a usage that says what 0 means for its flag.
-var zeroSaid = regexp.MustCompile(`\b0s? (means|for|forever|picks|retries|until|follows|turns)\b|\b0 \(`)
+var zeroSaid = regexp.MustCompile(`\b0s? (means|for|forever|picks|retries|until|follows|turns)\b`)
 
 // numeric reports whether f takes a number or a duration.
 func numeric(f *flag.Flag) bool {

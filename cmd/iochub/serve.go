@@ -235,6 +235,7 @@ func serveRoles(ctx context.Context, d roleDeps) error {
 		return err
 	}
 	o := ops.New()
+	o.Log = d.log
 	o.AddCheck("nats", func(context.Context) error {
 		if s := d.nc.Status(); s != nats.CONNECTED {
 			return fmt.Errorf("NATS connection is %s", s)

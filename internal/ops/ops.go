@@ -6,6 +6,7 @@ package ops
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/http"
 	"sort"
 	"sync"
@@ -23,6 +24,9 @@ type Check func(ctx context.Context) error
 // Ops holds the readiness checks and the metrics registry of one process.
 type Ops struct {
 	Registry *prometheus.Registry
+	// Log, when set, records why a check fails when a public /readyz
+	// (RegisterProbes without detail) says only that it does.
+	Log *slog.Logger
 
 	mu     sync.RWMutex
 	checks map[string]Check
@@ -85,6 +89,8 @@ func (o *Ops) ready(w http.ResponseWriter, r *http.Request, detail bool) {
 			status[n] = "failing"
 			if detail {
 				status[n] = err.Error()
+			} else if o.Log != nil {
+				o.Log.Warn("readiness check failing", "check", n, "err", err)
 			}
 			ok = false
 			continue

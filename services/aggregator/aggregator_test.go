@@ -151,10 +151,10 @@ func start(t *testing.T, ne *testenv.NATSEnv, pool *pgxpool.Pool, cfg Config) *r
 // it: the aggregator is stopped with a batch in the middle of its write and
 // the rest of the stream not stored, whatever the machine's speed.
 type heldStore struct {
-	Store
-	pass int
-	held chan struct{}
-	once sync.Once
+	*postgis.Store // with its optional interfaces (AQI history, sweeps…)
+	pass           int
+	held           chan struct{}
+	once           sync.Once
 }
 
 func holdAfter(pool *pgxpool.Pool, batches int) *heldStore {
