@@ -211,21 +211,18 @@ ORDER BY member_code`
 // GroupMembersOpen returns the members of the versions of custom group code
 // that have not ended (SQLGroupMembersOpen).
 func (s *Store) GroupMembersOpen(ctx context.Context, code string) ([]string, error) {
-	rows, err := s.pool.Query(ctx, SQLGroupMembersOpen, code)
-	if err != nil {
-		return nil, fmt.Errorf("querying the members of group %s: %w", code, err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		return nil, fmt.Errorf("reading the members of group %s: %w", code, err)
-	}
-	return out, nil
+	return s.groupMembers(ctx, SQLGroupMembersOpen, code)
 }
 
 // GroupMembers returns the current members of custom group code, none
 // for a code that is not a group.
 func (s *Store) GroupMembers(ctx context.Context, code string) ([]string, error) {
-	rows, err := s.pool.Query(ctx, SQLGroupMembers, code)
+	return s.groupMembers(ctx, SQLGroupMembers, code)
+}
+
+// groupMembers runs query (of group code's members) and returns its codes.
+func (s *Store) groupMembers(ctx context.Context, query, code string) ([]string, error) {
+	rows, err := s.pool.Query(ctx, query, code)
 	if err != nil {
 		return nil, fmt.Errorf("querying the members of group %s: %w", code, err)
 	}
