@@ -27,6 +27,28 @@ WHERE NOT EXISTS (SELECT FROM admin_unit a WHERE a.code = c AND a.level <> 'cust
 // sqlGroupCurrent reads the current version of a code: its level and start.
 const sqlGroupCurrent = `SELECT level, valid_from FROM admin_unit WHERE code = $1 AND valid_to IS NULL`
 
+// sqlGroupOpenMembers locks and reads the members of a group's versions not
+// ended (the current one and any starting later).
+const sqlGroupOpenMembers = `SELECT member_code FROM unit_group_member
+WHERE group_code = $1 AND (valid_to IS NULL OR valid_to > now())
+ORDER BY member_code
+FOR UPDATE`
+
+// OpenGroupMembersTx returns, sorted and once each, the members of the
+// versions of group code that have not ended, locking their rows until tx
+// ends (none for a code that is no group).
+func OpenGroupMembersTx(ctx context.Context, tx pgx.Tx, code string) ([]string, error) {
+	rows, err := tx.Query(ctx, sqlGroupOpenMembers, code)
+	if err != nil {
+		return nil, fmt.Errorf("reading the members of group %s: %w", code, err)
+	}
+	members, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		return nil, fmt.Errorf("reading the members of group %s: %w", code, err)
+	}
+	return slices.Compact(members), nil
+}
+
 // sqlGroupClose closes the current version of a group and its members.
 const sqlGroupClose = `
 WITH u AS (UPDATE admin_unit SET valid_to = $2 WHERE code = $1 AND valid_to IS NULL)

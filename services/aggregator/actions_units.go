@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"slices"
 
 	"github.com/jackc/pgx/v5"
 
@@ -31,6 +32,18 @@ func UnitGroupAction() ActionHandler {
 			return nil, Refuse(fmt.Sprintf("payload is not a group document: %v", err))
 		}
 		g := doc.Group(a.GetTarget())
+		// The gateway checked the actor's right for the members of the
+		// versions it replaces as it read them: others by now (a group
+		// defined meanwhile, a lagging replica) are not taken over.
+		open, err := schema.OpenGroupMembersTx(ctx, tx, g.Code)
+		if err != nil {
+			return nil, err
+		}
+		checked := slices.Compact(slices.Sorted(slices.Values(a.GetCheckedMembers())))
+		if !slices.Equal(open, checked) {
+			return nil, Refuse(fmt.Sprintf("group %s has the members %v now; the change was checked for %v: send it again",
+				g.Code, open, checked))
+		}
 		if g.ValidFrom.IsZero() && a.GetAt() != nil {
 			g.ValidFrom = a.GetAt().AsTime()
 		}

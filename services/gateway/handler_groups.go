@@ -107,5 +107,5 @@ func (o *operator) servePutGroup(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	o.act(w, r, &iocv1.Action{Id: actionID, Type: actionTypeUnitGroupPut, Actor: actor, Province: nationalCode,
-		TargetKind: targetKindUnit, Target: code, At: timestamppb.New(o.cfg.Now()), Payload: payload})
+		TargetKind: targetKindUnit, Target: code, At: timestamppb.New(o.cfg.Now()), Payload: payload, CheckedMembers: current})
 }

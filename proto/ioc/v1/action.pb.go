@@ -48,9 +48,15 @@ type Action struct {
 	// none): the aggregator refuses the put when the version it finds is of
 	// another province than the rule's and this one (a rule created or moved
 	// meanwhile, or read from a lagging replica).
-	FromProvince  string `protobuf:"bytes,10,opt,name=from_province,json=fromProvince,proto3" json:"from_province,omitempty"`
-	unknownFields protoimpl.UnknownFields
-	sizeCache     protoimpl.SizeCache
+	FromProvince string `protobuf:"bytes,10,opt,name=from_province,json=fromProvince,proto3" json:"from_province,omitempty"`
+	// checked_members are, for unit.group.put, the members of the group's
+	// versions not ended (sorted, once each) in whose provinces the gateway
+	// checked the actor's right: the aggregator refuses the put when the
+	// versions it finds have others (a group defined meanwhile, or read from a
+	// lagging replica).
+	CheckedMembers []string `protobuf:"bytes,11,rep,name=checked_members,json=checkedMembers,proto3" json:"checked_members,omitempty"`
+	unknownFields  protoimpl.UnknownFields
+	sizeCache      protoimpl.SizeCache
 }
 
 func (x *Action) Reset() {
@@ -153,11 +159,18 @@ func (x *Action) GetFromProvince() string {
 	return ""
 }
 
+func (x *Action) GetCheckedMembers() []string {
+	if x != nil {
+		return x.CheckedMembers
+	}
+	return nil
+}
+
 var File_ioc_v1_action_proto protoreflect.FileDescriptor
 
 const file_ioc_v1_action_proto_rawDesc = "" +
 	"\n" +
-	"\x13ioc/v1/action.proto\x12\x06ioc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\x96\x02\n" +
+	"\x13ioc/v1/action.proto\x12\x06ioc.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xbf\x02\n" +
 	"\x06Action\x12\x0e\n" +
 	"\x02id\x18\x01 \x01(\tR\x02id\x12\x12\n" +
 	"\x04type\x18\x02 \x01(\tR\x04type\x12\x14\n" +
@@ -170,7 +183,8 @@ const file_ioc_v1_action_proto_rawDesc = "" +
 	"\apayload\x18\b \x01(\fR\apayload\x12\x12\n" +
 	"\x04note\x18\t \x01(\tR\x04note\x12#\n" +
 	"\rfrom_province\x18\n" +
-	" \x01(\tR\ffromProvinceB-Z+github.com/iochub/iochub/proto/ioc/v1;iocv1b\x06proto3"
+	" \x01(\tR\ffromProvince\x12'\n" +
+	"\x0fchecked_members\x18\v \x03(\tR\x0echeckedMembersB-Z+github.com/iochub/iochub/proto/ioc/v1;iocv1b\x06proto3"
 
 var (
 	file_ioc_v1_action_proto_rawDescOnce sync.Once
