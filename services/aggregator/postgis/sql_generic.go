@@ -34,7 +34,7 @@ RETURNING kind, source_id, event_id, observed_at`
 // stations (sqlSensorOnConflict), keyed by kind too.
 const sqlUpsertSensorGeneric = `WITH latest AS (
     SELECT DISTINCT ON (st.kind, st.entity_id) st.*
-    FROM generic_staging st LEFT JOIN sensor s ON s.kind = st.kind AND s.id = st.entity_id
+    FROM generic_staging st LEFT JOIN LATERAL (SELECT x.id, x.source_id, x.province FROM sensor x WHERE x.kind = st.kind AND x.id = st.entity_id LIMIT 1) s ON true
     WHERE ` + sqlOwnsState + `
     ORDER BY st.kind, st.entity_id, st.observed_at DESC, st.seq DESC
 ), up AS (

@@ -48,7 +48,7 @@ RETURNING source_id, event_id, observed_at`
 // its values by FIWARE name (and iochub's flood-watch names) in last_values.
 const sqlUpsertSensorWater = `WITH latest AS (
     SELECT DISTINCT ON (st.station_id) st.*
-    FROM water_staging st LEFT JOIN sensor s ON s.kind = 'water' AND s.id = st.station_id
+    FROM water_staging st LEFT JOIN LATERAL (SELECT x.id, x.source_id, x.province FROM sensor x WHERE x.kind = 'water' AND x.id = st.station_id LIMIT 1) s ON true
     WHERE ` + sqlOwnsState + `
     ORDER BY st.station_id, st.observed_at DESC, st.seq DESC
 ), up AS (
@@ -102,7 +102,7 @@ RETURNING source_id, event_id, observed_at`
 
 const sqlUpsertSensorWeather = `WITH latest AS (
     SELECT DISTINCT ON (st.station_id) st.*
-    FROM weather_staging st LEFT JOIN sensor s ON s.kind = 'weather' AND s.id = st.station_id
+    FROM weather_staging st LEFT JOIN LATERAL (SELECT x.id, x.source_id, x.province FROM sensor x WHERE x.kind = 'weather' AND x.id = st.station_id LIMIT 1) s ON true
     WHERE ` + sqlOwnsState + `
     ORDER BY st.station_id, st.observed_at DESC, st.seq DESC
 ), up AS (

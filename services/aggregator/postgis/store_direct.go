@@ -271,7 +271,20 @@ func queueAirStates(pb *pgx.Batch, b Batch, res *Result) error {
 	for j, end := range ends {
 		values[j], start = all[start:end], end
 	}
-	pb.Queue(sqlUpsertSensorAirRows, seqs, stations, names, provinces, units, sources, locations, events, observed,
+	// A station with rows of two provinces in the batch needs its state's
+	// owner looked up before the newest row is chosen; others do not.
+	sql := sqlUpsertSensorAirRowsOne
+	if len(idx) > 1 {
+		seen := make(map[string]bool, len(idx))
+		for _, id := range stations {
+			if seen[id] {
+				sql = sqlUpsertSensorAirRows
+				break
+			}
+			seen[id] = true
+		}
+	}
+	pb.Queue(sql, seqs, stations, names, provinces, units, sources, locations, events, observed,
 		values).Query(collectChanged(&res.Air.Changed))
 	return nil
 }
