@@ -43,11 +43,11 @@ type aqiBook struct {
 	// mu guards stations (the map and each station), busy and epoch between
 	// the preparer, which reads them, and the committer, which changes them.
 	mu       sync.Mutex
-	stations map[stationKey]*aqiStation
+	stations map[postgis.StationRef]*aqiStation
 	// busy counts, per station, the batches rated ahead that have rows of
 	// it and are not done (committed or given up) yet: until then its
 	// calculator may still change, so a later batch leaves it to settle.
-	busy map[stationKey]int
+	busy map[postgis.StationRef]int
 	// epoch changes when sweep forgets stations: a batch rated ahead in an
 	// older epoch is rated again by settle.
 	epoch uint64
@@ -64,16 +64,16 @@ type aqiStation struct {
 }
 
 func newAQIBook(log *slog.Logger) *aqiBook {
-	return &aqiBook{stations: map[stationKey]*aqiStation{}, busy: map[stationKey]int{}, log: log}
+	return &aqiBook{stations: map[postgis.StationRef]*aqiStation{}, busy: map[postgis.StationRef]int{}, log: log}
 }
 
-// stationKey is a station of a province. A station id is the sources' own:
-// the same id from another province is another station (or a source taking
-// over one it does not own, whose readings must not enter its AQI), as for
-// the stations' states (postgis's sqlSensorOnConflict).
-type stationKey struct{ province, id string }
-
-func keyOf(r *postgis.AirRow) stationKey { return stationKey{r.Province, r.StationID} }
+// keyOf is the station of r: its id in its province. A station id is the
+// sources' own: the same id from another province is another station (or a
+// source taking over one it does not own, whose readings must not enter its
+// AQI), as for the stations' states (postgis.StationRef).
+func keyOf(r *postgis.AirRow) postgis.StationRef {
+	return postgis.StationRef{Province: r.Province, ID: r.StationID}
+}
 
 // warmAll loads the last aqiKeep of every station's observations in one query.
 func (b *aqiBook) warmAll(ctx context.Context, store any, now time.Time) error {
@@ -100,8 +100,8 @@ func (b *aqiBook) warmNew(ctx context.Context, store any, rows []postgis.AirRow,
 		return
 	}
 	var unknown []string
-	var keys []stationKey
-	seen := map[stationKey]bool{}
+	var keys []postgis.StationRef
+	seen := map[postgis.StationRef]bool{}
 	oldest := now
 	for i := range rows {
 		k := keyOf(&rows[i])
@@ -110,7 +110,7 @@ func (b *aqiBook) warmNew(ctx context.Context, store any, rows []postgis.AirRow,
 		}
 		seen[k] = true
 		keys = append(keys, k)
-		unknown = append(unknown, k.id)
+		unknown = append(unknown, k.ID)
 		oldest = minTime(oldest, rows[i].ObservedAt)
 	}
 	if len(unknown) == 0 {
@@ -130,7 +130,7 @@ func (b *aqiBook) warmNew(ctx context.Context, store any, rows []postgis.AirRow,
 
 func (b *aqiBook) load(rows []postgis.AirSample, now time.Time) {
 	for _, r := range rows {
-		k := stationKey{r.Province, r.StationID}
+		k := postgis.StationRef{Province: r.Province, ID: r.StationID}
 		st := b.stations[k]
 		if st == nil {
 			st = &aqiStation{seen: now}
@@ -146,8 +146,8 @@ func (b *aqiBook) load(rows []postgis.AirSample, now time.Time) {
 type aqiAhead struct {
 	on       bool
 	epoch    uint64
-	stations []stationKey        // every station of the batch, each counted busy once
-	deferred map[stationKey]bool // those left to settle
+	stations []postgis.StationRef        // every station of the batch, each counted busy once
+	deferred map[postgis.StationRef]bool // those left to settle
 }
 
 // rateAhead rates, in the preparer while earlier batches are written, the
@@ -161,8 +161,8 @@ func (b *aqiBook) rateAhead(p *pending) {
 	if !b.warm || len(p.batch.Air) == 0 {
 		return
 	}
-	scratch := map[stationKey]*aqi.Station{}
-	deferred := map[stationKey]bool{}
+	scratch := map[postgis.StationRef]*aqi.Station{}
+	deferred := map[postgis.StationRef]bool{}
 	b.mu.Lock()
 	p.aqi = aqiAhead{on: true, epoch: b.epoch, deferred: deferred}
 	for i := range p.batch.Air {
@@ -199,7 +199,7 @@ func (b *aqiBook) settle(ctx context.Context, store any, p *pending, start time.
 		return
 	}
 	// The committer alone changes the book, so it reads it without the lock.
-	scratch := map[stationKey]*aqi.Station{}
+	scratch := map[postgis.StationRef]*aqi.Station{}
 	for id := range p.aqi.deferred {
 		scratch[id] = b.scratch(id)
 	}
@@ -228,7 +228,7 @@ func (b *aqiBook) done(p *pending) {
 // the batch is stored, it is also the AQI of the station's state after the
 // commit, which commit then need not compute again.
 func (b *aqiBook) rate(p *pending) {
-	scratch := map[stationKey]*aqi.Station{}
+	scratch := map[postgis.StationRef]*aqi.Station{}
 	for i := range p.batch.Air {
 		id := keyOf(&p.batch.Air[i])
 		if _, ok := scratch[id]; ok {
@@ -243,8 +243,8 @@ func (b *aqiBook) rate(p *pending) {
 // calculator there holding its hours before the batch; rows of the
 // stations in skip are left as they are. It gives scratch's calculators
 // back to scratchStations: the caller must not use them after.
-func (b *aqiBook) rateWith(p *pending, scratch map[stationKey]*aqi.Station, skip map[stationKey]bool) {
-	rows := map[stationKey]int{} // rows per station in the batch
+func (b *aqiBook) rateWith(p *pending, scratch map[postgis.StationRef]*aqi.Station, skip map[postgis.StationRef]bool) {
+	rows := map[postgis.StationRef]int{} // rows per station in the batch
 	items := p.of(subjects.KindAir)
 	for i := range p.batch.Air {
 		r := &p.batch.Air[i]
@@ -433,7 +433,7 @@ func minTime(a, b time.Time) time.Time {
 // scratch is a copy of station id's calculator as the book holds it (a new
 // one for a station it does not know), for a batch to rate on without
 // changing the book.
-func (b *aqiBook) scratch(id stationKey) *aqi.Station {
+func (b *aqiBook) scratch(id postgis.StationRef) *aqi.Station {
 	st := scratchStations.Get().(*aqi.Station)
 	if known := b.stations[id]; known != nil {
 		*st = known.calc

@@ -156,7 +156,7 @@ func TestAQIRatedAheadAsInOrder(t *testing.T) {
 
 // forget makes the book forget station id as a sweep does.
 func forget(b *aqiBook, id string, now time.Time) {
-	b.stations[stationKey{id: id}].seen = now.Add(-2 * aqiKeep)
+	b.stations[postgis.StationRef{ID: id}].seen = now.Add(-2 * aqiKeep)
 	b.lastSweep = time.Time{}
 	b.sweep(now)
 }

@@ -281,17 +281,17 @@ func TestAQIEvictsUnseenStations(t *testing.T) {
 	storeAll(b, airPending(aqiRow("old", hourAt(0), 30)), nil, t1)
 	storeAll(b, airPending(aqiRow("recent", hourAt(40), 30)), nil, t1.Add(40*time.Hour))
 	storeAll(b, airPending(aqiRow("now", hourAt(49), 30)), nil, t1.Add(49*time.Hour))
-	_, old := b.stations[stationKey{id: "old"}]
-	_, recent := b.stations[stationKey{id: "recent"}]
+	_, old := b.stations[postgis.StationRef{ID: "old"}]
+	_, recent := b.stations[postgis.StationRef{ID: "recent"}]
 	if old || !recent || len(b.stations) != 2 {
 		t.Errorf("got stations %v; want old forgotten after 48 h unseen, recent and now kept", keys(b.stations))
 	}
 }
 
-func keys[V any](m map[stationKey]V) []string {
+func keys[V any](m map[postgis.StationRef]V) []string {
 	var out []string
 	for k := range m {
-		out = append(out, k.province+"/"+k.id)
+		out = append(out, k.Province+"/"+k.ID)
 	}
 	slices.Sort(out)
 	return out
@@ -399,12 +399,12 @@ func TestStationBooksKeepProvincesApart(t *testing.T) {
 	if got, want := pMixed.batch.Air[1].AQI.Value, pAlone.batch.Air[0].AQI.Value; got == nil || want == nil || *got != *want {
 		t.Errorf("01's st-x rated %s in a batch with 79's st-x; want %s as alone", fmtAQI(got), fmtAQI(want))
 	}
-	own, other := mixed.stations[stationKey{"01", "st-x"}], mixed.stations[stationKey{"79", "st-x"}]
+	own, other := mixed.stations[postgis.StationRef{Province: "01", ID: "st-x"}], mixed.stations[postgis.StationRef{Province: "79", ID: "st-x"}]
 	if own == nil || other == nil || len(mixed.stations) != 2 {
 		t.Fatalf("stations %v; want 01/st-x and 79/st-x apart", keys(mixed.stations))
 	}
 	at := hourAt(5)
-	if got, want := index(&own.calc, at).GetHourly(), index(&alone.stations[stationKey{"01", "st-x"}].calc, at).GetHourly(); got != want {
+	if got, want := index(&own.calc, at).GetHourly(), index(&alone.stations[postgis.StationRef{Province: "01", ID: "st-x"}].calc, at).GetHourly(); got != want {
 		t.Errorf("01's st-x hourly AQI %d with 79's readings beside it; want %d as alone", got, want)
 	}
 

@@ -23,7 +23,7 @@ const waterForget = 30 * 24 * time.Hour
 // still rated against its station's levels. Used by the preparer goroutine
 // of the feed pipeline only (pipeline.go), batch after batch in fetch order.
 type waterBook struct {
-	stations  map[stationKey]*waterStation // a station of a province, as the AQI's
+	stations  map[postgis.StationRef]*waterStation // a station of a province, as the AQI's
 	lastSweep time.Time
 }
 
@@ -32,7 +32,7 @@ type waterStation struct {
 	seen   time.Time
 }
 
-func newWaterBook() *waterBook { return &waterBook{stations: map[stationKey]*waterStation{}} }
+func newWaterBook() *waterBook { return &waterBook{stations: map[postgis.StationRef]*waterStation{}} }
 
 // warm loads every station's last stored alarm levels in one query.
 func (b *waterBook) warm(ctx context.Context, store any, now time.Time) error {
@@ -45,7 +45,7 @@ func (b *waterBook) warm(ctx context.Context, store any, now time.Time) error {
 		return err
 	}
 	for ref, l := range levels {
-		b.stations[stationKey{ref.Province, ref.ID}] = &waterStation{levels: l, seen: now}
+		b.stations[ref] = &waterStation{levels: l, seen: now}
 	}
 	return nil
 }
@@ -60,7 +60,7 @@ func (b *waterBook) fill(p *pending, now time.Time) {
 		if m == nil {
 			m = &iocv1.WaterObserved{}
 		}
-		k := stationKey{r.Province, r.StationID}
+		k := postgis.StationRef{Province: r.Province, ID: r.StationID}
 		st := b.stations[k]
 		if st == nil {
 			st = &waterStation{}
