@@ -53,7 +53,11 @@ func RuleActions(changed func()) (put, del ActionHandler) {
 			return nil, err
 		}
 		if stored != nil && stored.Province != r.Province && stored.Province != a.GetFromProvince() {
-			return nil, Refuse(fmt.Sprintf("rule %s is of province %s now; the change was checked for province %s only: send it again", r.ID, stored.Province, r.Province))
+			checked := r.Province
+			if f := a.GetFromProvince(); f != "" && f != r.Province {
+				checked += " and " + f
+			}
+			return nil, Refuse(fmt.Sprintf("rule %s is of province %s now; the change was checked for province %s only: send it again", r.ID, stored.Province, checked))
 		}
 		before, after, err := postgis.PutRule(ctx, tx, r, a.GetActor())
 		if err != nil {

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"strconv"
 	"time"
 
@@ -272,9 +273,11 @@ func queueAirStates(pb *pgx.Batch, b Batch, res *Result) error {
 		values[j], start = all[start:end], end
 	}
 	// A station with rows of two provinces in the batch needs its state's
-	// owner looked up before the newest row is chosen; others do not.
+	// owner looked up before the newest row is chosen; others do not. Only a
+	// batch of several provinces can hold one: the common batch of one
+	// province is told apart without a map.
 	sql := sqlUpsertSensorAirRowsOne
-	if len(idx) > 1 {
+	if slices.ContainsFunc(provinces, func(p string) bool { return p != provinces[0] }) {
 		seen := make(map[string]bool, len(idx))
 		for _, id := range stations {
 			if seen[id] {
