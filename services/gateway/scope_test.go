@@ -196,11 +196,11 @@ func TestUnitScopedChecks(t *testing.T) {
 		{waterOp, subjects.Feed("01", "00004", "air"), false}, // not its kind
 		{waterOp, "not a feed subject", false},
 	} {
-		prov, _, _, _ := subjects.ParseFeed(tc.subject)
+		prov, _, kind, _ := subjects.ParseFeed(tc.subject)
 		if prov == "" {
 			prov = "01"
 		}
-		l := deadletter.Letter{Province: prov, Subject: tc.subject}
+		l := deadletter.Letter{Province: prov, Kind: kind, Subject: tc.subject} // as the DEADLETTER subject gives them
 		if got := canActOn(tc.p, tr, l); got != tc.want {
 			t.Errorf("%v acts on the dead letter of %s = %v; want %v", tc.p.Scopes, tc.subject, got, tc.want)
 		}
