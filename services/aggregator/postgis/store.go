@@ -110,7 +110,8 @@ type Batch struct {
 	// it is recorded in the batch's transaction (sqlRecordActivity), seen at
 	// ActivityAt (the hub's clock), so that a source's figures count a
 	// batch's events exactly when its rows are stored, whatever happens
-	// after the commit.
+	// after the commit. It gives each source and unit pair once (an upsert
+	// cannot change a row twice; the aggregator's sourceActivity does).
 	Activity   func(Result) []SourceActivity
 	ActivityAt time.Time
 }

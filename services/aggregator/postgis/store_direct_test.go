@@ -270,7 +270,9 @@ func TestWriteBatchDirectStatementTimeout(t *testing.T) {
 // transaction from what it stored, whichever way it is written (straight,
 // all new with roll-ups, or again the exact way when some row was stored
 // before): a batch that falls back to the exact way records it once, from
-// the exact way's result, and a redelivered batch adds its duplicates only.
+// the exact way's result, and a redelivered batch adds what its Activity
+// says of its result (here its rows as events, and those not inserted as
+// duplicates; the aggregator's sourceActivity skips its own redeliveries).
 func TestWriteBatchRecordsActivity(t *testing.T) {
 	for _, noRollups := range []bool{true, false} {
 		pool, s := storeOn(t, postgis.StoreConfig{NoRollups: noRollups})

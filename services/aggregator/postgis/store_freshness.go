@@ -118,7 +118,6 @@ func queueActivity(pb *pgx.Batch, acts []SourceActivity, now time.Time) {
 	if len(acts) == 0 {
 		return
 	}
-	acts = mergeActivity(acts)
 	n := len(acts)
 	srcs, units, provs := make([]string, n), make([]string, n), make([]string, n)
 	last, events, dups := make([]time.Time, n), make([]int64, n), make([]int64, n)
@@ -183,7 +182,8 @@ FROM (SELECT source_id, unit_code, stale_since FROM source_stats
 WHERE s.source_id = k.source_id AND s.unit_code = k.unit_code AND k.stale_since IS NOT NULL`
 
 // RecordSourceActivity adds the activity of one batch, seen at now (the
-// hub's clock), in a transaction of its own (sqlRecordActivity). The
+// hub's clock), in a transaction of its own (sqlRecordActivity); a pair
+// given more than once is summed (mergeActivity). The
 // aggregator records a batch's activity in the batch's own transaction
 // instead (Batch.Activity). Its statement is bounded by the store's
 // StatementTimeout, as WriteBatch's.
@@ -193,7 +193,7 @@ func (s *Store) RecordSourceActivity(ctx context.Context, acts []SourceActivity,
 	}
 	err := s.BeginFunc(ctx, func(tx pgx.Tx) error {
 		var pb pgx.Batch
-		queueActivity(&pb, acts, now)
+		queueActivity(&pb, mergeActivity(acts), now)
 		return tx.SendBatch(ctx, &pb).Close()
 	})
 	if err != nil {
