@@ -53,10 +53,10 @@ func feedSource(source string) bool {
 
 // sourceActivity sums what batch p brought per source and unit. The
 // duplicates of a kind are attributed to their pairs by the rows the store
-// says it inserted (KindResult.Inserted, when it lists every new row), else
-// when the kind's rows of the batch all come from one pair, or when all or
-// none of them were duplicates; otherwise which of them were duplicates is
-// unknown, and none is counted.
+// says it inserted (KindResult.Inserted, which lists every new row); a
+// result that does not add up to the kind's items (New + Duplicates, and
+// one position per new row) leaves which were duplicates unknown, and none
+// is counted.
 //
 // A message delivered before (the hub's own redelivery: its batch committed
 // but its ack was lost or late, or the aggregator stopped before acking)
@@ -75,38 +75,16 @@ func sourceActivity(p *pending, res postgis.Result) []postgis.SourceActivity {
 		if len(items) == 0 {
 			continue
 		}
-		dups := -1
-		var inserted []int // the positions of the new rows, when all are listed
-		if k.result != nil {
-			r := k.result(res)
-			dups = r.Duplicates
-			if len(r.Inserted) == r.New && r.New+dups == len(items) {
-				inserted = r.Inserted
-			}
-		} else if k == reportKind {
-			r := res.Reports
-			dups = r.Duplicates
-			if len(r.Inserted) == r.New && r.New+dups == len(items) {
-				inserted = r.Inserted
-			}
-		}
 		// isNew says, when known, which items the store inserted.
 		var isNew []bool
-		switch {
-		case inserted != nil:
+		if r := k.result(res); len(r.Inserted) == r.New && r.New+r.Duplicates == len(items) {
 			isNew = make([]bool, len(items))
-			for _, i := range inserted {
+			for _, i := range r.Inserted {
 				if i >= 0 && i < len(items) {
 					isNew[i] = true
 				}
 			}
-		case dups == 0 || dups == len(items):
-			isNew = make([]bool, len(items))
-			for i := range isNew {
-				isNew[i] = dups == 0
-			}
 		}
-		pairs := map[pairKey]int{}
 		for i, dm := range items {
 			d := dm.d
 			if !feedSource(d.source) {
@@ -124,17 +102,11 @@ func sourceActivity(p *pending, res postgis.Result) []postgis.SourceActivity {
 				order = append(order, key)
 			}
 			a.Events++
-			pairs[key]++
 			if t := d.event.Time; t.After(a.LastEvent) {
 				a.LastEvent = t
 			}
 			if dup {
 				a.Duplicates++
-			}
-		}
-		if isNew == nil && dups > 0 && len(pairs) == 1 {
-			for key := range pairs {
-				acts[key].Duplicates += dups
 			}
 		}
 	}

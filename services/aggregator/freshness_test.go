@@ -236,17 +236,6 @@ func TestLearnedInterval(t *testing.T) {
 	}
 }
 
-func TestLearnInterval(t *testing.T) {
-	for _, c := range []struct {
-		gaps []float64
-		want float64
-	}{{nil, 0}, {[]float64{0, -1}, 0}, {[]float64{5}, 5}, {[]float64{5, 7}, 6}, {[]float64{60, 1, 60, 3600, 61}, 60}} {
-		if got := postgis.LearnInterval(c.gaps); got != c.want {
-			t.Errorf("LearnInterval(%v) = %v; want %v", c.gaps, got, c.want)
-		}
-	}
-}
-
 // A rejection summary of the ingest adds to source_rejection once, however
 // often it is delivered; a malformed one is refused.
 func TestSourceRejectionsAction(t *testing.T) {
@@ -294,8 +283,9 @@ func TestSourceRejectionsAction(t *testing.T) {
 	}
 }
 
-// A batch's events are counted per source and unit; its duplicates where
-// they are known per pair; the hub's own alerts are no source.
+// A batch's events are counted per source and unit; its duplicates by the
+// rows the store says it inserted, none when its result does not add up;
+// the hub's own alerts are no source.
 func TestSourceActivity(t *testing.T) {
 	dm := func(src, u string, at time.Time) decodedMsg {
 		return decodedMsg{d: decoded{source: src, unit: u, province: province, event: ce.Event{Time: at}}}
@@ -306,8 +296,8 @@ func TestSourceActivity(t *testing.T) {
 		alertKind:   {dm(HubSource, unit, t0), dm(alertrule.SourceID, unit, t0)},
 	}}
 	got := sourceActivity(p, postgis.Result{
-		Air:     postgis.KindResult{New: 2, Duplicates: 1}, // which pair's row was the duplicate is unknown: none counted
-		Traffic: postgis.KindResult{New: 1, Duplicates: 1}, // one pair: its duplicate
+		Air:     postgis.KindResult{New: 2, Duplicates: 1},                     // which row was the duplicate is unknown: none counted
+		Traffic: postgis.KindResult{New: 1, Duplicates: 1, Inserted: []int{1}}, // the first was the duplicate
 	})
 	want := []postgis.SourceActivity{
 		{SourceID: "a", UnitCode: unit, Province: province, LastEvent: t0.Add(time.Minute), Events: 4, Duplicates: 1},
@@ -317,7 +307,7 @@ func TestSourceActivity(t *testing.T) {
 		t.Errorf("activity = %+v\nwant %+v", got, want)
 	}
 	got = sourceActivity(&pending{items: map[*kindOps][]decodedMsg{airKind: {dm("a", unit, t0), dm("b", unit, t0)}}},
-		postgis.Result{Air: postgis.KindResult{Duplicates: 2}}) // all duplicates: each pair's
+		postgis.Result{Air: postgis.KindResult{Duplicates: 2}}) // all duplicates (none inserted): each pair's
 	if len(got) != 2 || got[0].Duplicates != 1 || got[1].Duplicates != 1 {
 		t.Errorf("all-duplicate batch: %+v", got)
 	}

@@ -14,6 +14,11 @@ var reportKind = &kindOps{
 	name:   subjects.KindReport,
 	decode: (*decoded).decodeReport,
 	add:    func(b *postgis.Batch, row any) { b.Reports = append(b.Reports, row.(postgis.ReportRow)) },
+	// The report store's states are the reports as stored (more), not
+	// indexed by row: its result has no Changed.
+	result: func(res postgis.Result) postgis.KindResult {
+		return postgis.KindResult{New: res.Reports.New, Duplicates: res.Reports.Duplicates, Inserted: res.Reports.Inserted}
+	},
 	more: func(_ *Service, res postgis.Result) ([]*nats.Msg, error) {
 		out := make([]*nats.Msg, 0, len(res.Reports.States))
 		for _, r := range res.Reports.States {

@@ -60,7 +60,8 @@ type kindOps struct {
 	// tick, optional, runs between batches every Config.ExpiryInterval (the
 	// expiry of alerts).
 	tick func(ctx context.Context, s *Service) error
-	// result, optional, is what the batch stored of the kind, for the metrics.
+	// result is what the batch stored of the kind: its rows new and
+	// duplicate, for the metrics and the sources' activity.
 	result func(res postgis.Result) postgis.KindResult
 }
 

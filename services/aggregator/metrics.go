@@ -45,10 +45,8 @@ func newMetrics(reg prometheus.Registerer, durable string) (*metrics, error) {
 		}),
 	}
 	for _, k := range kinds {
-		if k.result != nil {
-			m.rows.WithLabelValues(k.name)
-			m.duplicates.WithLabelValues(k.name)
-		}
+		m.rows.WithLabelValues(k.name)
+		m.duplicates.WithLabelValues(k.name)
 	}
 	for _, st := range []string{"fetch", "decode", "write", "publish", "ack", "expire", "warm", "deadletter", "fenced"} {
 		m.errors.WithLabelValues(st)
@@ -76,9 +74,6 @@ func newMetrics(reg prometheus.Registerer, durable string) (*metrics, error) {
 func (m *metrics) observe(res postgis.Result, published int, took time.Duration) {
 	m.batches.Inc()
 	for _, k := range kinds {
-		if k.result == nil {
-			continue
-		}
 		r := k.result(res)
 		m.rows.WithLabelValues(k.name).Add(float64(r.New))
 		m.duplicates.WithLabelValues(k.name).Add(float64(r.Duplicates))

@@ -7,6 +7,7 @@ import (
 	"encoding/base64"
 	"encoding/hex"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -254,9 +255,46 @@ func TestRecordSourceActivityMergesPairs(t *testing.T) {
 	if err := pool.QueryRow(ctx, `SELECT gaps, interval_s, stale_at FROM source_stats WHERE source_id = 'm' AND unit_code = '00070'`).Scan(&gaps, &iv, &staleAt); err != nil {
 		t.Fatal(err)
 	}
-	if len(gaps) != postgis.MaxGaps || gaps[0] != 20 || gaps[len(gaps)-1] != 20 || iv != postgis.LearnInterval(gaps) || iv != 20 ||
+	if len(gaps) != postgis.MaxGaps || gaps[0] != 20 || gaps[len(gaps)-1] != 20 || iv != 20 ||
 		!staleAt.Equal(at.Add(time.Minute)) {
 		t.Fatalf("after 20 arrivals: %d gaps %v, interval %v, stale at %v; want the last %d, interval 20 (their median), stale at %v",
 			len(gaps), gaps, iv, staleAt, postgis.MaxGaps, at.Add(time.Minute))
+	}
+}
+
+// A pair's interval is the median of its positive gaps between arrivals
+// (the mean of the middle two of an even count), none before a second
+// arrival; an arrival at the same instant adds no gap.
+func TestRecordSourceActivityLearnsMedian(t *testing.T) {
+	pool := testenv.PostGIS(t).Pool
+	s := postgis.NewStore(pool)
+	ctx := context.Background()
+	start := time.Date(2026, 12, 6, 10, 0, 0, 0, time.UTC)
+	for i, c := range []struct {
+		gaps []float64 // seconds between arrivals
+		want float64   // 0: none learnt
+	}{{nil, 0}, {[]float64{0}, 0}, {[]float64{5}, 5}, {[]float64{5, 7}, 6}, {[]float64{60, 1, 0, 60, 3600, 61}, 60}} {
+		src := fmt.Sprintf("median-%d", i)
+		at := start
+		for j := -1; j < len(c.gaps); j++ {
+			if j >= 0 {
+				at = at.Add(time.Duration(c.gaps[j] * float64(time.Second)))
+			}
+			if err := s.RecordSourceActivity(ctx, []postgis.SourceActivity{{SourceID: src, UnitCode: "00070", Province: "01", LastEvent: at, Events: 1}}, at); err != nil {
+				t.Fatal(err)
+			}
+		}
+		var iv *float64
+		if err := pool.QueryRow(ctx, `SELECT interval_s FROM source_stats WHERE source_id = $1`, src).Scan(&iv); err != nil {
+			t.Fatal(err)
+		}
+		if got := func() float64 {
+			if iv == nil {
+				return 0
+			}
+			return *iv
+		}(); got != c.want {
+			t.Errorf("gaps %v: interval %v; want %v", c.gaps, got, c.want)
+		}
 	}
 }

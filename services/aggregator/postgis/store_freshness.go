@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -34,25 +33,6 @@ type SourceStale struct {
 
 // MaxGaps is how many recent gaps between arrivals learn a pair's interval.
 const MaxGaps = 15
-
-// LearnInterval is the median of the positive gaps (seconds), or 0 when none.
-func LearnInterval(gaps []float64) float64 {
-	var g []float64
-	for _, x := range gaps {
-		if x > 0 {
-			g = append(g, x)
-		}
-	}
-	if len(g) == 0 {
-		return 0
-	}
-	sort.Float64s(g)
-	n := len(g)
-	if n%2 == 1 {
-		return g[n/2]
-	}
-	return (g[n/2-1] + g[n/2]) / 2
-}
 
 // sqlRecordActivity adds the activity of one batch to each of its source
 // and unit pairs ($1…$6: source, unit, province, newest event time, events,
