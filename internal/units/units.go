@@ -432,7 +432,7 @@ func (ix *Index) IntersectsArea(code string, area [][][]float64) bool {
 				continue
 			}
 			for _, r := range p.rings {
-				if r.box.meets(ab) && ringsCross(r.xy, outer, ab) {
+				if r.box.meets(ab) && r.crosses(outer) {
 					return true
 				}
 			}
@@ -515,17 +515,41 @@ func inRing(xy []float64, x, y float64) bool {
 	return in
 }
 
-// ringsCross reports whether an edge of a crosses an edge of b; only edges of a
-// within bb (b's bbox) are tried.
-func ringsCross(a, b []float64, bb bbox) bool {
-	for i := 0; i+3 < len(a); i += 2 {
-		ax1, ay1, ax2, ay2 := a[i], a[i+1], a[i+2], a[i+3]
-		if math.Max(ax1, ax2) < bb[0] || math.Min(ax1, ax2) > bb[2] || math.Max(ay1, ay2) < bb[1] || math.Min(ay1, ay2) > bb[3] {
+// crosses reports whether an edge of r crosses an edge of the ring b (flat
+// lon,lat pairs). An edge of b outside r's box is skipped; one inside is
+// tried against the edges of r in the strips its latitudes span (every edge
+// of a ring too small to be indexed), each after a test of their boxes. The
+// work is linear in b's edges times the edges of a strip (stripEdges on
+// average), not b's edges times r's: an area of thousands of vertices
+// placed against a province of thousands is not a quadratic cost.
+func (r *ring) crosses(b []float64) bool {
+	n := len(r.xy) / 2
+	cross := func(i, j int, x1, y1, x2, y2 float64, eb bbox) bool {
+		ix, iy, jx, jy := r.xy[2*i], r.xy[2*i+1], r.xy[2*j], r.xy[2*j+1]
+		if math.Max(ix, jx) < eb[0] || math.Min(ix, jx) > eb[2] || math.Max(iy, jy) < eb[1] || math.Min(iy, jy) > eb[3] {
+			return false
+		}
+		return geomcheck.SegmentsIntersect(ix, iy, jx, jy, x1, y1, x2, y2)
+	}
+	for k := 0; k+3 < len(b); k += 2 {
+		x1, y1, x2, y2 := b[k], b[k+1], b[k+2], b[k+3]
+		eb := bbox{math.Min(x1, x2), math.Min(y1, y2), math.Max(x1, x2), math.Max(y1, y2)}
+		if !eb.meets(r.box) {
 			continue
 		}
-		for j := 0; j+3 < len(b); j += 2 {
-			if geomcheck.SegmentsIntersect(ax1, ay1, ax2, ay2, b[j], b[j+1], b[j+2], b[j+3]) {
-				return true
+		if r.strips == nil {
+			for i := 0; i+1 < n; i++ {
+				if cross(i, i+1, x1, y1, x2, y2, eb) {
+					return true
+				}
+			}
+			continue
+		}
+		for s := r.strip(eb[1]); s <= r.strip(eb[3]); s++ {
+			for _, i := range r.strips[s] {
+				if cross(int(i), (int(i)+1)%n, x1, y1, x2, y2, eb) {
+					return true
+				}
 			}
 		}
 	}

@@ -3,6 +3,7 @@ package units_test
 import (
 	"bytes"
 	"errors"
+	"math"
 	"strings"
 	"testing"
 
@@ -198,4 +199,36 @@ func BenchmarkLocate(b *testing.B) {
 		ix.Locate(p[0], p[1])
 		i++
 	}
+}
+
+// BenchmarkCoversAreaHoled places an area a hostile source could send: a
+// ring of 9,000 vertices around Hà Nội with Hà Nội in its hole, so that no
+// vertex is in a unit and every unit's edges are tried against the ring's
+// (6.8 s an item when that was every pair of edges). Its baseline is the
+// linear floor: locating each of the ring's vertices.
+func BenchmarkCoversAreaHoled(b *testing.B) {
+	ix := hanoiIndex(b)
+	const n = 9000
+	outer := make([]float64, 0, 2*n+2)
+	for i := range n {
+		a := 2 * math.Pi * float64(i) / n
+		outer = append(outer, 105.65+1.6*math.Cos(a), 20.97+1.6*math.Sin(a))
+	}
+	outer = append(outer, outer[0], outer[1])
+	hole := []float64{105.2, 20.5, 106.1, 20.5, 106.1, 21.45, 105.2, 21.45, 105.2, 20.5}
+	area := [][][]float64{{outer, hole}}
+	b.Run("covers", func(b *testing.B) {
+		for b.Loop() {
+			if ix.CoversArea("01", area) {
+				b.Fatal("the ring around Hà Nội covers it")
+			}
+		}
+	})
+	b.Run("locate_vertices", func(b *testing.B) {
+		for b.Loop() {
+			for i := 0; i+1 < len(outer); i += 2 {
+				ix.Locate(outer[i], outer[i+1])
+			}
+		}
+	})
 }
