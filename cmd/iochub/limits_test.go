@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -55,6 +56,43 @@ func TestServerNoSniff(t *testing.T) {
 		if got := resp.Header.Get("X-Content-Type-Options"); got != "nosniff" {
 			t.Errorf("%s: X-Content-Type-Options %q; want nosniff", path, got)
 		}
+	}
+}
+
+// TestServerRefusesNonText: every server of the hub answers 400 to a path
+// or a query parameter that is not UTF-8 or holds a NUL, naming it, before
+// any handler runs (a handler would hand it to the database, whose refusal
+// read as the database failing: 503, retry).
+func TestServerRefusesNonText(t *testing.T) {
+	var reached atomic.Int32
+	mux := http.NewServeMux()
+	mux.HandleFunc("GET /v1/history", func(http.ResponseWriter, *http.Request) { reached.Add(1) })
+	mux.HandleFunc("GET /v1/alerts/{id}", func(http.ResponseWriter, *http.Request) { reached.Add(1) })
+	addr := serveTest(t, mux, defaults())
+	for _, tc := range []struct {
+		path string
+		want int
+		says string
+	}{
+		{"/v1/history?entity=%00&layer=air", 400, "query parameter entity holds a NUL byte (byte 0)"},
+		{"/v1/history?entity=a%FFb", 400, "query parameter entity is not UTF-8 (byte 1)"},
+		{"/v1/history?%FF=1", 400, "a query parameter's name is not UTF-8"},
+		{"/v1/alerts/%C3%28", 400, "the path is not UTF-8"},
+		{"/v1/history?entity=tr%E1%BA%A1m-1", 200, ""}, // trạm-1: UTF-8 goes through
+		{"/v1/alerts/a1", 200, ""},
+	} {
+		resp, err := http.Get("http://" + addr + tc.path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		_ = resp.Body.Close()
+		if resp.StatusCode != tc.want || !strings.Contains(string(b), tc.says) {
+			t.Errorf("%s = %d %s; want %d saying %q", tc.path, resp.StatusCode, b, tc.want, tc.says)
+		}
+	}
+	if n := reached.Load(); n != 2 {
+		t.Errorf("handlers reached %d times; want 2 (the text requests)", n)
 	}
 }
 

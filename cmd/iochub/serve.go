@@ -369,12 +369,13 @@ func waitBounded(ctx context.Context, g *errgroup.Group, d time.Duration) error 
 }
 
 // newHTTPServer is every HTTP server of the binary: bounded headers, a bounded
-// wait for the next request, and a per-request deadline on the body (not the
+// wait for the next request, a per-request deadline on the body (not the
 // server's ReadTimeout, which would also cut hijacked WebSockets; those keep
-// their own ping/pong deadlines).
+// their own ping/pong deadlines), and a 400 for a path or query that is not
+// text (gateway.ValidURL).
 func newHTTPServer(h http.Handler, c config) *http.Server {
 	return &http.Server{
-		Handler:           noSniff(bodyDeadline(h, c.BodyTimeout)),
+		Handler:           noSniff(gateway.ValidURL(bodyDeadline(h, c.BodyTimeout))),
 		ReadHeaderTimeout: c.HeaderTimeout,
 		IdleTimeout:       c.IdleTimeout,
 		MaxHeaderBytes:    maxHeaderBytes,

@@ -719,6 +719,10 @@ func (g *Gateway) ogcQueryFailed(w http.ResponseWriter, r *http.Request, c *pgre
 	if r.Context().Err() != nil {
 		return
 	}
+	if refusedValue(w, r, err) {
+		g.log.Warn("the database refused a value of an OGC query", "collection", c.ID, "err", err)
+		return
+	}
 	g.log.Error("querying OGC items", "collection", c.ID, "err", err)
 	if isQueryCanceled(err) {
 		writeProblem(w, r, http.StatusServiceUnavailable, fmt.Sprintf("the query on %s ran past its %s limit; narrow it (bbox, datetime, filter) or lower limit", c.ID, g.cfg.FeaturesTimeout))
@@ -783,7 +787,7 @@ func (g *Gateway) serveOGCItem(w http.ResponseWriter, r *http.Request) {
 	one := &oneFeature{}
 	if _, err := pgread.New(g.readPool).Features(r.Context(), fq, g.cfg.FeaturesTimeout, one); err != nil {
 		// Nothing is written before the whole feature is read: always a problem document.
-		if r.Context().Err() == nil {
+		if r.Context().Err() == nil && !refusedValue(w, r, err) {
 			g.log.Error("querying an OGC item", "collection", c.ID, "err", err)
 			writeProblem(w, r, http.StatusServiceUnavailable, "the database is unavailable; retry later")
 		}

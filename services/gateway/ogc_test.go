@@ -102,7 +102,7 @@ func newOGCServer(t testing.TB, db *testenv.DBEnv) ogcServer {
 	}
 	mux := http.NewServeMux()
 	g.Register(mux)
-	srv := httptest.NewServer(withTestToken(mux))
+	srv := httptest.NewServer(ValidURL(withTestToken(mux))) // as the hub's server wraps it
 	t.Cleanup(func() { g.Close(); srv.Close() })
 	return ogcServer{URL: srv.URL, prov01: tok01, ward2673: tokW}
 }
@@ -405,6 +405,24 @@ func TestOGCItemsBadParams(t *testing.T) {
 	}
 	if code, _, body := s.get(t, "/ogc/collections/units/items?datetime=2024-01-01/2025-01-01", ""); code != 400 {
 		t.Errorf("units with an interval = %d %s; want 400", code, body)
+	}
+	// Text the database would refuse is a 400 naming it, never a 503 that
+	// tells the client to retry: in the URL (refused before any handler),
+	// or decoded from an id or a cursor (refused by the database).
+	for _, tc := range []struct{ path, names string }{
+		{"/ogc/collections/stations/items?name=%00", "parameter name holds a NUL"},
+		{"/ogc/collections/stations/items?name=%FF", "parameter name is not UTF-8"},
+		{"/ogc/collections/stations/items?filter=" + url.QueryEscape("name = '\x00'"), "parameter filter holds a NUL"},
+		{"/ogc/collections/units/items/%FF", "path is not UTF-8"},
+		{"/ogc/collections/alerts/items/AA", "a value of the request was refused"}, // base64 of a NUL
+		{"/ogc/collections/rollups/items?cursor=" + encodeCursor("a", []string{"not-a-time", "01", "air"}), "a value of the request was refused"},
+	} {
+		code, _, body := s.get(t, tc.path, "")
+		var p struct{ Detail string }
+		_ = json.Unmarshal(body, &p)
+		if code != 400 || !strings.Contains(p.Detail, tc.names) {
+			t.Errorf("%s = %d %s; want 400 saying %q", tc.path, code, body, tc.names)
+		}
 	}
 	// Of several bad parameters, the answer names the same one every time
 	// (the first by name), not whichever a map gave first.

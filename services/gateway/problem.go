@@ -4,7 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
+	"net/url"
+	"strings"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5/pgconn"
 )
@@ -45,8 +49,14 @@ func writeProblemType(w http.ResponseWriter, r *http.Request, status int, typ, t
 
 // readFailed answers a failed database read: a statement cancelled by the
 // read pool's statement_timeout (or the request's end) is 503 "Query timed
-// out" saying so; anything else is 503 "database unavailable".
+// out" saying so; a value of the request the database refused (a data
+// exception) is 400 naming it, never worth a retry; anything else is 503
+// "database unavailable".
 func (g *Gateway) readFailed(w http.ResponseWriter, r *http.Request, err error, msg string, attrs ...any) {
+	if refusedValue(w, r, err) {
+		g.log.Warn("database refused a value of the request", append(attrs, "what", msg, "err", err)...)
+		return
+	}
 	var pgErr *pgconn.PgError
 	if errors.Is(err, context.DeadlineExceeded) || (errors.As(err, &pgErr) && pgErr.Code == "57014") { // query_canceled
 		g.log.Warn("database read cancelled by the statement timeout", append(attrs, "what", msg, "err", err)...)
@@ -56,4 +66,66 @@ func (g *Gateway) readFailed(w http.ResponseWriter, r *http.Request, err error, 
 	}
 	g.log.Error("database read failed", append(attrs, "what", msg, "err", err)...)
 	writeProblem(w, r, http.StatusServiceUnavailable, "the database is unavailable; retry later")
+}
+
+// refusedValue answers 400 when err is the database refusing a value of
+// the request (SQLSTATE class 22, data exception: text not valid in the
+// database's encoding, a time it cannot read, a number out of range),
+// naming what it refused, and reports whether it did. The values reach the
+// database from parameters the handlers decode (a cursor, an id in
+// base64) after ValidURL saw them.
+func refusedValue(w http.ResponseWriter, r *http.Request, err error) bool {
+	var pgErr *pgconn.PgError
+	if !errors.As(err, &pgErr) || !strings.HasPrefix(pgErr.Code, "22") {
+		return false
+	}
+	writeProblem(w, r, http.StatusBadRequest, fmt.Sprintf("a value of the request was refused: %s (SQLSTATE %s); check the parameters, ids and cursor", pgErr.Message, pgErr.Code))
+	return true
+}
+
+// ValidURL answers 400 to a request whose path or query holds text no
+// endpoint takes: bytes that are not UTF-8, or a NUL (which PostgreSQL's
+// text refuses), naming the parameter; other requests go to h. It spares
+// every handler the check and the database the refusal (which would
+// otherwise read as the database failing).
+func ValidURL(h http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if bad := badText(r.URL.Path); bad != "" {
+			writeProblem(w, r, http.StatusBadRequest, "the path "+bad)
+			return
+		}
+		if r.URL.RawQuery != "" {
+			q, _ := url.ParseQuery(r.URL.RawQuery) // a malformed escape is the handler's to name
+			for k, vs := range q {
+				if bad := badText(k); bad != "" {
+					writeProblem(w, r, http.StatusBadRequest, fmt.Sprintf("a query parameter's name %s", bad))
+					return
+				}
+				for _, v := range vs {
+					if bad := badText(v); bad != "" {
+						writeProblem(w, r, http.StatusBadRequest, fmt.Sprintf("query parameter %s %s", k, bad))
+						return
+					}
+				}
+			}
+		}
+		h.ServeHTTP(w, r)
+	})
+}
+
+// badText says what is wrong with s as text of a request: "" when nothing.
+func badText(s string) string {
+	if !utf8.ValidString(s) {
+		for i, c := range s {
+			if c == utf8.RuneError {
+				if _, n := utf8.DecodeRuneInString(s[i:]); n == 1 {
+					return fmt.Sprintf("is not UTF-8 (byte %d)", i)
+				}
+			}
+		}
+	}
+	if i := strings.IndexByte(s, 0); i >= 0 {
+		return fmt.Sprintf("holds a NUL byte (byte %d)", i)
+	}
+	return ""
 }

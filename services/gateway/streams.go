@@ -168,6 +168,9 @@ func parseStreamSubject(p *streamParams, subj string) error {
 	if len(subj) > maxSubjectLen {
 		return bad(fmt.Sprintf("is longer than %d bytes", maxSubjectLen))
 	}
+	if why := badText(subj); why != "" {
+		return bad(why)
+	}
 	toks := strings.Split(subj, ".")
 	for i, t := range toks {
 		switch {
@@ -208,7 +211,7 @@ func parseStreamSubject(p *streamParams, subj string) error {
 // the Last-Event-ID header (a stream sequence), which wins.
 func parseSince(p *streamParams, q url.Values, lastEventID string) error {
 	if lastEventID != "" {
-		n, err := strconv.ParseUint(strings.TrimSpace(lastEventID), 10, 64)
+		n, err := strconv.ParseUint(strings.TrimSpace(lastEventID), 10, 63)
 		if err != nil {
 			return fmt.Errorf("header Last-Event-ID: %q is not a stream sequence (the id: of an event this API sent): %w", truncate(lastEventID, 32), ErrBadParam)
 		}
@@ -223,7 +226,7 @@ func parseSince(p *streamParams, q url.Values, lastEventID string) error {
 	case !ok || v == "new":
 		p.Since = sinceNew
 	case strings.HasPrefix(v, "seq:"):
-		n, err := strconv.ParseUint(v[len("seq:"):], 10, 64)
+		n, err := strconv.ParseUint(v[len("seq:"):], 10, 63) // delivery starts at n+1: within uint64, and past any stream's sequence
 		if err != nil {
 			return fmt.Errorf("parameter since: %q: seq: takes the last stream sequence you have, e.g. since=seq:12345 (seq:0 for the start): %w", v, ErrBadParam)
 		}

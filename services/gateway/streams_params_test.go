@@ -48,6 +48,11 @@ func TestParseStreamQuery(t *testing.T) {
 		{query: "subject=ioc.feed.01.>&subject=ioc.feed.79.>", err: "subject"},
 		{query: "subject=ioc.feed.01.>&since=seq:", err: "since"},
 		{query: "subject=ioc.feed.01.>&since=seq:-1", err: "since"},
+		{query: "subject=ioc.feed.01.>&since=seq:18446744073709551615", err: "since"}, // delivery would start at 0
+		{query: "subject=ioc.feed.01.>&since=seq:9223372036854775808", err: "since"},
+		{query: "subject=ioc.feed.01.>", lastID: "18446744073709551615", err: "Last-Event-ID"},
+		{query: "subject=ioc.feed.%FF.>", err: "subject"},
+		{query: "subject=ioc.feed.%00.>", err: "subject"},
 		{query: "subject=ioc.feed.01.>&since=today", err: "since"},
 		{query: "subject=ioc.feed.01.>", lastID: "abc", err: "Last-Event-ID"},
 		{query: "subject=ioc.feed.01.>&kind=air,ufo", err: "kind"},
@@ -143,6 +148,34 @@ func FuzzStreamEvent(f *testing.F) {
 		e := &cachedEvent{ev: ev}
 		if b := e.frame(transportSSE, slog.New(slog.DiscardHandler)); !json.Valid(e.json) || len(b) == 0 {
 			t.Fatalf("encoded %q: not JSON", e.json)
+		}
+	})
+}
+
+// FuzzParseStreamQuery reads arbitrary queries: no panic; a refusal is
+// ErrBadParam (a 400); an accepted query has a subject of text, a stream,
+// and, from a sequence, a start that does not wrap.
+func FuzzParseStreamQuery(f *testing.F) {
+	f.Add("subject=ioc.feed.01.>&since=seq:42&kind=air", "")
+	f.Add("subject=ioc.state.01.alert.*&bbox=105,20,106,21&severity=Severe", "7")
+	f.Add("subject=ioc.rollup.01.*.air.1h&since=2026-11-21T08:00:00%2B07:00", "")
+	f.Fuzz(func(t *testing.T, query, lastID string) {
+		q, err := url.ParseQuery(query)
+		if err != nil {
+			return
+		}
+		p, err := parseStreamQuery(q, lastID)
+		if err != nil {
+			if !errors.Is(err, ErrBadParam) {
+				t.Fatalf("refusal %v is not ErrBadParam", err)
+			}
+			return
+		}
+		if badText(p.Subject) != "" || p.Shape.stream == "" {
+			t.Fatalf("accepted subject %q (stream %q)", p.Subject, p.Shape.stream)
+		}
+		if p.Since == sinceSeq && p.AfterSeq+1 == 0 {
+			t.Fatalf("since sequence %d wraps", p.AfterSeq)
 		}
 	})
 }
