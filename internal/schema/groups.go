@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
@@ -111,17 +112,33 @@ func CheckGroup(g Group) error {
 	if g.Code == "" || len(g.Code) > 64 || strings.ContainsAny(g.Code, ". *>\t\n/") {
 		return fmt.Errorf("defining group %q: the code must be 1 to 64 characters without spaces, dots, slashes, * or >: %w", g.Code, ErrGroup)
 	}
+	for _, t := range [...]struct{ name, v string }{{"code", g.Code}, {"name", g.NameVI}, {"name_en", g.NameEN}} {
+		switch {
+		case !utf8.ValidString(t.v) || strings.IndexByte(t.v, 0) >= 0:
+			return fmt.Errorf("defining group %.64q: the %s must be UTF-8 text without NUL characters: %w", g.Code, t.name, ErrGroup)
+		case len(t.v) > maxGroupName:
+			return fmt.Errorf("defining group %.64q: the %s is %d bytes; at most %d: %w", g.Code, t.name, len(t.v), maxGroupName, ErrGroup)
+		}
+	}
 	if len(g.Members) == 0 {
 		return fmt.Errorf("defining group %s: no members: %w", g.Code, ErrGroup)
 	}
 	if len(g.Members) > MaxGroupMembers {
 		return fmt.Errorf("defining group %s: %d members; at most %d: %w", g.Code, len(g.Members), MaxGroupMembers, ErrGroup)
 	}
+	for i, m := range g.Members {
+		if m == "" || len(m) > 64 || !utf8.ValidString(m) || strings.IndexByte(m, 0) >= 0 {
+			return fmt.Errorf("defining group %s: member %d (%.64q) is not a unit code (1 to 64 bytes of text): %w", g.Code, i, m, ErrGroup)
+		}
+	}
 	if slices.Contains(g.Members, g.Code) {
 		return fmt.Errorf("defining group %s: a group cannot hold itself: %w", g.Code, ErrGroup)
 	}
 	return nil
 }
+
+// maxGroupName bounds a group's names, as the units import bounds a unit's.
+const maxGroupName = 512
 
 // MaxGroupMembers bounds the members of a custom group.
 const MaxGroupMembers = 5000

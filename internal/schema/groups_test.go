@@ -70,6 +70,10 @@ func TestDefineGroup(t *testing.T) {
 		{"no members", schema.Group{Code: "x"}, schema.ErrGroup},
 		{"a province's code", schema.Group{Code: "01", Members: []string{"00070"}}, schema.ErrGroup},
 		{"a bad code", schema.Group{Code: "a.b", Members: []string{"00070"}}, schema.ErrGroup},
+		{"a NUL in the name", schema.Group{Code: "z", NameVI: "nội\x00thành", Members: []string{"00070"}}, schema.ErrGroup},
+		{"a name not UTF-8", schema.Group{Code: "z", NameEN: "\xff", Members: []string{"00070"}}, schema.ErrGroup},
+		{"a NUL in the code", schema.Group{Code: "z\x00", Members: []string{"00070"}}, schema.ErrGroup},
+		{"a NUL in a member", schema.Group{Code: "z", Members: []string{"00070", "0\x00"}}, schema.ErrGroup},
 		{"not later", schema.Group{Code: "inner-city", Members: []string{"00070"}, ValidFrom: t2}, schema.ErrUnitVersion},
 		{"a member before it existed", schema.Group{Code: "y", Members: []string{"00070"}, ValidFrom: t1.AddDate(-1, 0, 0)}, schema.ErrGroup},
 	} {

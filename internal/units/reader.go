@@ -194,6 +194,9 @@ func (u *Reader) finish() error {
 	return nil
 }
 
+// maxNameBytes bounds a unit's code and each of its names.
+const maxNameBytes = 512
+
 // record checks one feature.
 func (u *Reader) record(i int, f *unitFeature) (Record, error) {
 	bad := func(code, format string, args ...any) error {
@@ -260,6 +263,14 @@ func (u *Reader) record(i int, f *unitFeature) (Record, error) {
 		return Record{}, bad(code, "%v", err)
 	}
 	p := f.Properties
+	for _, t := range [...]struct{ name, v string }{{"code", code}, {"name", p.Name}, {"nameEn", p.NameEn}, {"fullName", p.FullName}, {"fullNameEn", p.FullNameEn}} {
+		switch {
+		case strings.IndexByte(t.v, 0) >= 0:
+			return Record{}, bad(code, "properties.%s holds a NUL character", t.name)
+		case len(t.v) > maxNameBytes:
+			return Record{}, bad(code, "properties.%s is %d bytes; at most %d", t.name, len(t.v), maxNameBytes)
+		}
+	}
 	return Record{
 		Index: i, Code: code, Level: level, Parent: u.opts.Parent,
 		Name: p.Name, NameEn: p.NameEn, FullName: p.FullName, FullNameEn: p.FullNameEn,

@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -231,7 +233,7 @@ func (a *Actions) Apply(ctx context.Context, act *iocv1.Action) ([]*iocv1.Entity
 		if !ok {
 			err = Refuse(fmt.Sprintf("action type %q is not known", act.GetType()))
 		} else {
-			states, err = h(hctx, tx, act)
+			states, err = applyIn(hctx, tx, h, act)
 		}
 		var ref *Refusal
 		switch {
@@ -279,6 +281,54 @@ func (a *Actions) Apply(ctx context.Context, act *iocv1.Action) ([]*iocv1.Entity
 }
 
 type afterCommitKey struct{}
+
+// applyIn runs h in a savepoint of tx. A value of the action the database
+// refuses (refusedValue: the same at every delivery) rolls back what h
+// wrote and forgets its AfterCommit hooks, and is the action's refusal,
+// recorded in tx; without the savepoint the error would abort tx, and the
+// action would be retried forever. A handler's refusal, or an action done
+// before, keeps what h wrote, as before the savepoint.
+func applyIn(ctx context.Context, tx pgx.Tx, h ActionHandler, act *iocv1.Action) ([]*iocv1.EntityState, error) {
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("savepoint: %w", err)
+	}
+	hooks := 0
+	after, _ := ctx.Value(afterCommitKey{}).(*[]func())
+	if after != nil {
+		hooks = len(*after)
+	}
+	states, err := h(ctx, sp, act)
+	var ref *Refusal
+	if err == nil || errors.Is(err, errAlreadyDone) || errors.As(err, &ref) {
+		if cerr := sp.Commit(ctx); cerr != nil {
+			return nil, fmt.Errorf("releasing savepoint: %w", cerr)
+		}
+		return states, err
+	}
+	if rerr := sp.Rollback(ctx); rerr != nil {
+		return nil, errors.Join(err, fmt.Errorf("rolling back to savepoint: %w", rerr))
+	}
+	if why, ok := refusedValue(err); ok {
+		if after != nil {
+			*after = (*after)[:hooks]
+		}
+		return nil, Refuse(why)
+	}
+	return nil, err
+}
+
+// refusedValue reports whether err is the database refusing a value it was
+// given (SQLSTATE class 22, data exception: text with a NUL, a time out of
+// range; 23502 not-null and 23514 check violations), which no retry
+// changes, and says what it refused.
+func refusedValue(err error) (string, bool) {
+	var pg *pgconn.PgError
+	if !errors.As(err, &pg) || !(strings.HasPrefix(pg.Code, "22") || pg.Code == "23502" || pg.Code == "23514") {
+		return "", false
+	}
+	return fmt.Sprintf("the database refused a value of the action: %s (SQLSTATE %s)", pg.Message, pg.Code), true
+}
 
 // AfterCommit makes f run once the transaction of the action whose handler
 // got ctx is committed (not when it is rolled back), e.g. to report an

@@ -121,6 +121,9 @@ func UnitImportAction(js jetstream.JetStream, log *slog.Logger) ActionHandler {
 			if errors.Is(err, units.ErrInvalidUnits) || errors.Is(err, schema.ErrUnitVersion) {
 				return nil, fail(err.Error())
 			}
+			if why, ok := refusedValue(err); ok {
+				return nil, fail(why)
+			}
 			return nil, err
 		}
 		if err := sp.Commit(ctx); err != nil {

@@ -67,6 +67,17 @@ func TestApplyActions(t *testing.T) {
 		calls++
 		return nil, errors.New("database on fire")
 	})
+	// A value the database refuses, after a write and a hook: the write is
+	// rolled back, the hook never runs, and the action is refused for good.
+	hooked := false
+	acts.RegisterAction("test.nul", func(ctx context.Context, tx pgx.Tx, a *iocv1.Action) ([]*iocv1.EntityState, error) {
+		if _, err := tx.Exec(ctx, `INSERT INTO audit_log (actor, action, target, detail) VALUES ('t', 'written before', 'x', '{}')`); err != nil {
+			return nil, err
+		}
+		AfterCommit(ctx, func() { hooked = true })
+		_, err := tx.Exec(ctx, `SELECT $1::text`, "a\x00b")
+		return nil, err
+	})
 	action := func(id, typ, status, assignee string) *iocv1.Action {
 		p, _ := json.Marshal(ReportStatusPayload{Status: status, Assignee: assignee})
 		return &iocv1.Action{Id: id, Type: typ, Actor: "op", Province: "01", TargetKind: "report", Target: "s/r1",
@@ -89,6 +100,7 @@ func TestApplyActions(t *testing.T) {
 			return a
 		}(), false, "", false},
 		{"handler fails", action("a5", "test.fail", "", ""), false, "", true},
+		{"a value the database refuses", action("a7", "test.nul", "", ""), false, "", false},
 		{"start", action("a6", ActionReportStatus, "in_progress", ""), true, "in_progress", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -119,6 +131,12 @@ func TestApplyActions(t *testing.T) {
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM action_done WHERE id = 'a5'`).Scan(&n); err != nil || n != 0 {
 		t.Errorf("failed action recorded %d times (%v); want 0", n, err)
 	}
+	if hooked {
+		t.Error("the refused action's AfterCommit hook ran")
+	}
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM audit_log WHERE action = 'written before'`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("the refused action's write was kept %d times (%v); want 0", n, err)
+	}
 	rows, err := pool.Query(ctx, `SELECT detail->>'id', detail->>'result', coalesce(detail->>'reason', '') FROM audit_log ORDER BY id`)
 	if err != nil {
 		t.Fatal(err)
@@ -136,6 +154,7 @@ func TestApplyActions(t *testing.T) {
 		"a2 refused a report cannot go from assigned to resolved; from assigned it may go to assigned or in_progress",
 		`a3 refused action type "report.teleport" is not known`,
 		"a4 refused report s/none does not exist",
+		`a7 refused the database refused a value of the action: invalid byte sequence for encoding "UTF8": 0x00 (SQLSTATE 22021)`,
 		"a6 applied ",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
