@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"math"
 	"strings"
@@ -81,6 +82,8 @@ func TestDecode(t *testing.T) {
 		}), "out of range", ErrBadMessage},
 		{"invalid UTF-8 name", air(func(a *iocv1.AirQualityObserved) { a.Name = "a\xff" }), "UTF-8", ErrBadMessage},
 		{"NUL in alert id", alert(func(a *iocv1.Alert) { a.Id = "a\x00" }), "NUL", ErrBadMessage},
+		{"NUL in alert headline", alert(func(a *iocv1.Alert) { a.Info[0].Headline = "a\x00" }), "NUL", ErrBadMessage},
+		{"alert headline with the text \\u0000", alert(func(a *iocv1.Alert) { a.Info[0].Headline = `C:\u0000 x \\u0000` }), "", nil},
 		{"NaN value", air(func(a *iocv1.AirQualityObserved) { a.Pm25 = proto.Float64(math.NaN()) }), "pm25 is NaN", ErrBadMessage},
 		{"Inf extra", air(func(a *iocv1.AirQualityObserved) { a.Temperature = proto.Float64(math.Inf(1)) }), "temperature", ErrBadMessage},
 		{"line for a station", air(func(a *iocv1.AirQualityObserved) {
@@ -304,4 +307,22 @@ func TestDecodeNamesFirstBadValue(t *testing.T) {
 			}
 		}
 	}
+}
+
+// FuzzJSONHasNUL: of any text json.Marshal writes, jsonHasNUL finds a NUL
+// exactly when the text holds one (a backslash and u0000 written as text
+// are not one).
+func FuzzJSONHasNUL(f *testing.F) {
+	for _, s := range []string{"", "a\x00", `\u0000`, `\\u0000`, "\\\x00", `C:\u0000 x`, "\xff\x00"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		b, err := json.Marshal([]string{s, s + `\`})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got, want := jsonHasNUL(b), strings.Contains(s, "\x00"); got != want {
+			t.Fatalf("jsonHasNUL(%s) = %v; the text %q holds a NUL: %v", b, got, s, want)
+		}
+	})
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"strings"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -109,7 +108,7 @@ func (d *decoded) decodeAlert(data []byte, source string, now time.Time) error {
 	if err != nil {
 		return fmt.Errorf("encoding info: %w", err)
 	}
-	if strings.Contains(string(info), `\u0000`) {
+	if jsonHasNUL(info) {
 		return fmt.Errorf("info has a NUL character")
 	}
 	if infos == nil {
@@ -242,4 +241,21 @@ func (s *Service) expireAlerts(ctx context.Context) error {
 	s.log.Info("alerts expired", "count", len(ids))
 	s.publishRollups(ctx, rs)
 	return nil
+}
+
+// jsonHasNUL reports whether the JSON text b (as json.Marshal writes it)
+// holds a NUL character, which jsonb refuses: an escape \u0000. The six
+// characters \u0000 of a text (a backslash written \\ then u0000) are not
+// one: escapes are read from the left, each whole.
+func jsonHasNUL(b []byte) bool {
+	for i := 0; i < len(b); i++ {
+		if b[i] != '\\' || i+1 >= len(b) {
+			continue
+		}
+		if b[i+1] == 'u' && i+6 <= len(b) && string(b[i+2:i+6]) == "0000" {
+			return true
+		}
+		i++ // the escaped character
+	}
+	return false
 }
