@@ -3,6 +3,7 @@
 package natsx
 
 import (
+	"cmp"
 	"context"
 	"errors"
 	"flag"
@@ -65,6 +66,9 @@ type EmbeddedConfig struct {
 	// what it acknowledged since: a single node whose acknowledgement is
 	// answered "accepted" (an edge) needs it.
 	SyncAlways bool
+	// MaxPayload is the largest message the server takes, headers
+	// included; 0 means 8 MiB.
+	MaxPayload int32
 }
 
 // StartEmbedded starts a NATS server in this process and waits until it accepts connections.
@@ -79,7 +83,7 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 		JetStream:  true,
 		StoreDir:   cfg.StoreDir,
 		NoSigs:     true,
-		MaxPayload: 8 << 20,
+		MaxPayload: cmp.Or(cfg.MaxPayload, 8<<20),
 		SyncAlways: cfg.SyncAlways,
 	}
 	if opts.ServerName == "" {

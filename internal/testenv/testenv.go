@@ -61,9 +61,16 @@ type NATSEnv struct {
 // everything is closed at the end of the test.
 func NATS(t testing.TB) *NATSEnv {
 	t.Helper()
+	return NATSMaxPayload(t, 0)
+}
+
+// NATSMaxPayload is NATS with a server whose max payload is maxPayload
+// bytes (0: the hub's 8 MiB).
+func NATSMaxPayload(t testing.TB, maxPayload int32) *NATSEnv {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
 	defer cancel()
-	s, err := natsx.StartEmbedded(natsx.EmbeddedConfig{StoreDir: t.TempDir(), Port: -1})
+	s, err := natsx.StartEmbedded(natsx.EmbeddedConfig{StoreDir: t.TempDir(), Port: -1, MaxPayload: maxPayload})
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}

@@ -35,7 +35,7 @@ func newMetrics(reg prometheus.Registerer, durable string) (*metrics, error) {
 			"Feed items already stored (redeliveries, resent events), by kind."), []string{"kind"}),
 		states: prometheus.NewCounter(counter("states_published_total", "Entity states published to STATE.")),
 		errors: prometheus.NewCounterVec(counter("errors_total",
-			"Errors by stage: fetch, decode (message dead-lettered), write, publish, ack, expire, deadletter (publishing a dead letter failed; the item is retried), fenced (a write refused because another aggregator took the partition; the batch is naked)."), []string{"stage"}),
+			"Errors by stage: fetch, decode (message dead-lettered), write, publish, ack, expire, deadletter (publishing a dead letter failed; the item is retried), fenced (a write refused because another aggregator took the partition; the batch is naked), state-too-large (a stored event's state over the server's max payload, not published)."), []string{"stage"}),
 		deadletters: prometheus.NewCounterVec(counter("deadletters_total",
 			"Feed items moved to the DEADLETTER stream, by kind (other: not a known kind) and stage (decode, store)."), []string{"kind", "stage"}),
 		latency: prometheus.NewHistogram(prometheus.HistogramOpts{
@@ -48,7 +48,7 @@ func newMetrics(reg prometheus.Registerer, durable string) (*metrics, error) {
 		m.rows.WithLabelValues(k.name)
 		m.duplicates.WithLabelValues(k.name)
 	}
-	for _, st := range []string{"fetch", "decode", "write", "publish", "ack", "expire", "warm", "deadletter", "fenced"} {
+	for _, st := range []string{"fetch", "decode", "write", "publish", "ack", "expire", "warm", "deadletter", "fenced", "state-too-large"} {
 		m.errors.WithLabelValues(st)
 	}
 	for _, k := range subjects.Kinds {

@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -89,6 +90,21 @@ var noRetry = jetstream.WithRetryAttempts(0)
 // acks (see waitAcks).
 func (s *Service) publishStates(p *pending, res postgis.Result) ([]jetstream.PubAckFuture, error) {
 	var futures []jetstream.PubAckFuture
+	publish := func(msg *nats.Msg) error {
+		err := publishAsync(s.js, &futures, msg, noRetry)
+		if errors.Is(err, nats.ErrMaxPayload) {
+			// No retry publishes it, and its event is stored: the batch
+			// goes on without it rather than being retried forever with
+			// its batch-mates. (The ingest keeps room for what a state
+			// adds to its event: only a server whose max payload shrank
+			// since gets here.)
+			s.m.errors.WithLabelValues("state-too-large").Inc()
+			s.log.Error("a state is larger than the server's max payload; not published", "subject", msg.Subject,
+				"bytes", len(msg.Data), "err", err)
+			return nil
+		}
+		return err
+	}
 	for _, k := range kinds {
 		items := p.items[k]
 		if k.changed != nil {
@@ -100,7 +116,7 @@ func (s *Service) publishStates(p *pending, res postgis.Result) ([]jetstream.Pub
 				if err != nil {
 					return nil, err
 				}
-				if err := publishAsync(s.js, &futures, msg, noRetry); err != nil {
+				if err := publish(msg); err != nil {
 					return nil, err
 				}
 			}
@@ -113,7 +129,7 @@ func (s *Service) publishStates(p *pending, res postgis.Result) ([]jetstream.Pub
 			return nil, err
 		}
 		for _, msg := range msgs {
-			if err := publishAsync(s.js, &futures, msg, noRetry); err != nil {
+			if err := publish(msg); err != nil {
 				return nil, err
 			}
 		}

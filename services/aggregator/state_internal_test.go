@@ -3,13 +3,18 @@ package aggregator
 import (
 	"bytes"
 	"fmt"
+	"strings"
 	"testing"
+
+	"github.com/nats-io/nats.go"
 
 	"google.golang.org/protobuf/encoding/protowire"
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/iochub/iochub/internal/subjects"
+	"github.com/iochub/iochub/internal/testenv"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
 
@@ -192,4 +197,48 @@ func BenchmarkMarshalState(b *testing.B) {
 			}
 		}
 	})
+}
+
+// A stored event whose state is larger than the server's max payload (its
+// event came within a few bytes of the limit, past the ingest's headroom)
+// is stored and its state left out, counted; its batch-mates' states are
+// published and the whole batch acked, not retried forever together.
+func TestStateTooLargeDoesNotHoldItsBatch(t *testing.T) {
+	const maxPayload = 256 << 10
+	ne, pool := testenv.NATSMaxPayload(t, maxPayload), testDB(t)
+	insertUnit(t, pool, province, "province", "", 105, 20)
+	big := capEvent(t, "big", "Alert", t0)
+	msg := feedMsg(t, subjects.KindAlert, big, "")
+	size := func(m *nats.Msg) int {
+		n := len(m.Data) + len("NATS/1.0\r\n\r\n")
+		for k, vs := range m.Header {
+			for _, v := range vs {
+				n += len(k) + len(v) + 4
+			}
+		}
+		return n
+	}
+	big.Info[0].Description = strings.Repeat("m", maxPayload-size(msg)-6)
+	msg = feedMsg(t, subjects.KindAlert, big, "")
+	if n := size(msg); n > maxPayload || n < maxPayload-8 {
+		t.Fatalf("the big alert's message is %d bytes; want just under %d", n, maxPayload)
+	}
+	msgs := []*nats.Msg{msg}
+	for i := range 3 {
+		msgs = append(msgs, feedMsg(t, subjects.KindAlert, capEvent(t, fmt.Sprintf("small-%d", i), "Alert", t0), ""))
+	}
+	publish(t, ne.JS, msgs...)
+	r := start(t, ne, pool, Config{Durable: "agg-big"})
+	waitIdle(t, ne.JS, "agg-big")
+	if n := rows(t, pool, "alert"); n != 4 {
+		t.Errorf("%d alerts stored; want 4", n)
+	}
+	if n := counterValue(t, r.svc.m.errors.WithLabelValues("state-too-large")); n != 1 {
+		t.Errorf("errors_total{stage=state-too-large} = %v; want 1", n)
+	}
+	for i := range 3 {
+		if _, _, err := lastState(t, ne.JS, subjects.KindAlert, fmt.Sprintf("%s/small-%d", sourceID, i)); err != nil {
+			t.Errorf("small-%d: %v", i, err)
+		}
+	}
 }

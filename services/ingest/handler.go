@@ -160,6 +160,7 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 	// the first while the rest are still being checked.
 	pub := s.newPublisher(r.Context())
 	defer pub.close()
+	room := itemRoom(s.js.Conn().MaxPayload())
 	// One map for the members of every large item that came as members:
 	// filled for each in turn; nothing keeps it past its item.
 	var shared map[string]json.RawMessage
@@ -190,6 +191,14 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 			if ierr.outside {
 				outside++
 			}
+			continue
+		}
+		if n := msgSize(msg, room/2); n > room {
+			res.Status, res.Subject = StatusRejected, ""
+			res.Reason = fmt.Sprintf("the item makes an event of %d bytes; the hub takes at most %d (the event backbone's max payload less %d kept for its state and dead letter): shorten its fields",
+				n, room, payloadHeadroom)
+			res.Pointer = jsonPointer(i, "")
+			s.countRejected(cat, p, "too-large")
 			continue
 		}
 		pends = append(pends, pending{idx: i, msg: msg, id: id})
@@ -248,6 +257,39 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 	w.WriteHeader(http.StatusAccepted)
 	_ = json.NewEncoder(w).Encode(resp)
 	return http.StatusAccepted
+}
+
+// payloadHeadroom is the part of the server's max payload an item's event
+// may not take: what the hub adds to it later must fit too, its state on
+// STATE (the entity id; the codes of every current unit an alert's area
+// touches, ~30 KB for all 3,400) and its dead letter's headers (subject,
+// reason), so that an item answered accepted can always be stored,
+// published and dead-lettered whole, and re-driven from its letter.
+const payloadHeadroom = 128 << 10
+
+// itemRoom is the largest event an item may make on a server whose max
+// payload is maxPayload: less payloadHeadroom, and never less than half of
+// it (a server configured below 256 KiB).
+func itemRoom(maxPayload int64) int {
+	return int(max(maxPayload-payloadHeadroom, maxPayload/2))
+}
+
+// msgSize is what NATS counts of m against its max payload (the payload
+// and the encoded headers), when its payload alone is over from; less, it
+// returns the payload's length (the headers, at most a few KB, are not
+// counted then: the event is far from the limit).
+func msgSize(m *nats.Msg, from int) int {
+	n := len(m.Data)
+	if n <= from {
+		return n
+	}
+	n += len("NATS/1.0\r\n\r\n")
+	for k, vs := range m.Header {
+		for _, v := range vs {
+			n += len(k) + len(v) + 4
+		}
+	}
+	return n
 }
 
 // permanentPublishError reports whether publishing failed because of the
