@@ -32,8 +32,12 @@ const (
 var MinTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // MaxTime is the latest instant any time field may carry (an alert's expiry
-// included); PostgreSQL and protobuf timestamps both hold it.
-var MaxTime = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+// included); PostgreSQL and protobuf timestamps both hold it, and so does
+// the end of every roll-up window of an event at that time (a day in
+// Asia/Ho_Chi_Minh ends at 17:00 UTC: an event of 9999-12-31 after 17:00
+// UTC would fall in a day ending in year 10000, which JSON's times cannot
+// write).
+var MaxTime = time.Date(9999, 12, 30, 23, 59, 59, 0, time.UTC)
 
 // Time checks that t lies within [MinTime, MaxTime]; field names it in the
 // error and may be empty.

@@ -15,6 +15,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/iochub/iochub/internal/ce"
+	"github.com/iochub/iochub/internal/feedcheck"
 	"github.com/iochub/iochub/internal/subjects"
 	"github.com/iochub/iochub/internal/testkit"
 	"github.com/iochub/iochub/internal/testkit/rollupcheck"
@@ -362,5 +363,22 @@ func TestRollupMsgID(t *testing.T) {
 	c := id(r)
 	if a != b || a == c || !strings.HasPrefix(a, r.Key()+"@") {
 		t.Fatalf("ids %q, %q, then with a stale source %q; want the first two equal, the third another, each after %s@", a, b, c, r.Key())
+	}
+}
+
+// The roll-ups of an event at the latest time the hub takes
+// (feedcheck.MaxTime) can be published: every window holding it, the day
+// in Asia/Ho_Chi_Minh included, ends within what JSON's times can write
+// (a day ending in year 10000 failed, and its batch was retried forever).
+func TestRollupOfTheLatestTime(t *testing.T) {
+	at := feedcheck.MaxTime
+	for w, length := range windowLength {
+		start := at.Truncate(length)
+		if w == "1d" {
+			start = at.Add(7 * time.Hour).Truncate(length).Add(-7 * time.Hour)
+		}
+		if _, err := rollupMsg(postgis.Rollup{UnitCode: unit, Province: province, Layer: "air", Window: w, WindowStart: start, UpdatedAt: at}); err != nil {
+			t.Errorf("window %s of %v: %v", w, at, err)
+		}
 	}
 }
