@@ -96,24 +96,32 @@ func Export(ctx context.Context, q schema.Querier, unit string, now time.Time) (
 	return c, nil
 }
 
-// subtree is the set of unit and the codes below it, in any version.
+// subtree is the set of unit and the codes below it, in any version: one
+// pass to index the children, one walk down from unit (linear in all, in
+// whatever order the units come).
 func subtree(all []units.Unit, unit string) map[string]bool {
 	in := map[string]bool{}
+	children := map[string][]string{}
 	for _, u := range all {
 		if u.Code == unit {
 			in[unit] = true
+		}
+		if u.ParentCode != "" {
+			children[u.ParentCode] = append(children[u.ParentCode], u.Code)
 		}
 	}
 	if !in[unit] {
 		return in
 	}
-	for grew := true; grew; {
-		grew = false
-		for _, u := range all {
-			if !in[u.Code] && u.ParentCode != "" && in[u.ParentCode] {
-				in[u.Code], grew = true, true
-			}
+	todo := slices.Clone(children[unit])
+	for len(todo) > 0 {
+		c := todo[len(todo)-1]
+		todo = todo[:len(todo)-1]
+		if in[c] {
+			continue
 		}
+		in[c] = true
+		todo = append(todo, children[c]...)
 	}
 	return in
 }
