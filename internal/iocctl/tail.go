@@ -397,6 +397,11 @@ func tailSSE(ctx context.Context, o tailOpts, env Env, p *printer) error {
 	})
 }
 
+// maxEventBytes bounds one event read from the hub, SSE's data lines or a
+// WebSocket message: far above the hub's own (an event is a NATS message,
+// 8 MiB at most), low enough that a peer cannot fill the memory.
+const maxEventBytes = 16 << 20
+
 // readSSE prints the events of an SSE body and returns the last sequence
 // printed and why the body ended.
 func readSSE(body io.Reader, last uint64, p *printer) (uint64, error) {
@@ -405,6 +410,7 @@ func readSSE(body io.Reader, last uint64, p *printer) (uint64, error) {
 	var (
 		id, event string
 		data      []string
+		size      int // of data
 	)
 	for sc.Scan() {
 		line := sc.Text()
@@ -417,10 +423,14 @@ func readSSE(body io.Reader, last uint64, p *printer) (uint64, error) {
 			case "event":
 				event = value
 			case "data":
+				if size += len(value) + 1; size > maxEventBytes {
+					return last, fmt.Errorf("an event of the stream is over %d bytes without its end (a blank line): not an event of the hub", maxEventBytes)
+				}
 				data = append(data, value)
 			}
 			continue
 		}
+		size = 0
 		// A blank line dispatches the event.
 		ev, seqText, body := event, id, strings.Join(data, "\n")
 		id, event, data = "", "", nil
@@ -471,6 +481,7 @@ func tailWS(ctx context.Context, o tailOpts, env Env, p *printer) error {
 			return after, err
 		}
 		defer func() { _ = ws.Close() }()
+		ws.SetReadLimit(maxEventBytes)
 		stop := context.AfterFunc(ctx, func() { _ = ws.Close() })
 		defer stop()
 		last := after
