@@ -121,15 +121,33 @@ func Rings(rings [][]float64) error {
 		}
 		return &RingError{b, fmt.Sprintf("hole %d crosses hole %d", b, a)}
 	}
-	// No ring crosses another: one vertex off the shell tells inside from outside.
+	// No ring crosses another: one vertex off the shell tells inside from
+	// outside. Vertices of one ring lying on another (rings that share
+	// their edges) each cost a pass over the other: the passes count
+	// against maxEdgePairs as the sweeps' pairs do.
+	budget := maxEdgePairs
 	for i := 1; i < len(rings); i++ {
-		if !boxWithin(boxes[i], boxes[0]) || sideOf(rings[i], rings[0]) < 0 {
+		if !boxWithin(boxes[i], boxes[0]) {
+			return &RingError{i, fmt.Sprintf("hole %d lies outside the outer ring; a hole must be inside it", i)}
+		}
+		side, ok := sideOf(rings[i], rings[0], &budget)
+		if !ok {
+			return ErrTooComplex
+		}
+		if side < 0 {
 			return &RingError{i, fmt.Sprintf("hole %d lies outside the outer ring; a hole must be inside it", i)}
 		}
 	}
 	for i := 1; i < len(rings); i++ {
 		for j := 1; j < len(rings); j++ {
-			if i != j && boxWithin(boxes[j], boxes[i]) && sideOf(rings[j], rings[i]) > 0 {
+			if i == j || !boxWithin(boxes[j], boxes[i]) {
+				continue
+			}
+			side, ok := sideOf(rings[j], rings[i], &budget)
+			if !ok {
+				return ErrTooComplex
+			}
+			if side > 0 {
 				return &RingError{j, fmt.Sprintf("hole %d lies inside hole %d; holes must not nest", j, i)}
 			}
 		}
@@ -338,19 +356,23 @@ func boxWithin(in, out [4]float64) bool {
 
 // sideOf tells where ring a lies relative to ring b when the two do not
 // cross: 1 inside, -1 outside, 0 undecided (every vertex of a on b). The
-// first vertex of a not on b decides.
-func sideOf(a, b []float64) int {
+// first vertex of a not on b decides. Each vertex tried takes a pass over
+// b's edges from *budget; ok is false once it runs out.
+func sideOf(a, b []float64, budget *int) (side int, ok bool) {
 	for k := 0; k+1 < len(a); k += 2 {
+		if *budget -= len(b) / 2; *budget < 0 {
+			return 0, false
+		}
 		x, y := a[k], a[k+1]
 		if onRing(b, x, y) {
 			continue
 		}
 		if inRing(b, x, y) {
-			return 1
+			return 1, true
 		}
-		return -1
+		return -1, true
 	}
-	return 0
+	return 0, true
 }
 
 func onRing(xy []float64, x, y float64) bool {

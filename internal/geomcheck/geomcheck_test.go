@@ -3,6 +3,7 @@ package geomcheck
 import (
 	"errors"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 
@@ -73,6 +74,26 @@ func TestRingTooComplex(t *testing.T) {
 	xy = append(xy, -1, 3, xy[0], xy[1])
 	if err := Ring(xy); !errors.Is(err, ErrTooComplex) {
 		t.Errorf("Ring(comb) = %v; want ErrTooComplex", err)
+	}
+}
+
+// Two holes of 4,990 vertices that coincide: every vertex of one lies on
+// the other, and telling their sides apart took a pass over one per vertex
+// of the other (8× the time of one hole). The passes count against the
+// bound: ErrTooComplex, not a quadratic cost.
+func TestRingsTooComplex(t *testing.T) {
+	var hole []float64
+	const n = 4990
+	for i := range n {
+		a := 2 * math.Pi * float64(i) / n
+		hole = append(hole, 5+3*math.Cos(a), 5+3*math.Sin(a))
+	}
+	hole = append(hole, hole[0], hole[1])
+	if err := Rings([][]float64{square(0, 0, 10), hole, slices.Clone(hole)}); !errors.Is(err, ErrTooComplex) {
+		t.Errorf("Rings(two coinciding holes) = %v; want ErrTooComplex", err)
+	}
+	if err := Rings([][]float64{square(0, 0, 10), hole}); err != nil {
+		t.Errorf("Rings(one hole) = %v; want nil", err)
 	}
 }
 
