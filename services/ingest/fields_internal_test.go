@@ -120,3 +120,27 @@ func TestListFieldsTaken(t *testing.T) {
 		t.Fatalf("got id %s, members %v", raw, f.asMap())
 	}
 }
+
+// TestJSONPointer: an item's paths become RFC 6901 pointers from the list
+// of items, whichever of '.', '/' or "[n]" parts them; a member's own name
+// with a dot or a slash stays one segment, its '~' and '/' escaped.
+func TestJSONPointer(t *testing.T) {
+	for _, tc := range []struct {
+		path string
+		want string
+	}{
+		{"", "/3"},
+		{"location", "/3/location"},
+		{"location.coordinates[1]", "/3/location/coordinates/1"},
+		{"info[0].area[2].geometry", "/3/info/0/area/2/geometry"},
+		{"media/0", "/3/media/0"},
+		{"contact/phone", "/3/contact/phone"},
+		{pathSegment("PM2.5"), "/3/PM2.5"},
+		{pathSegment("a/b~c"), "/3/a~1b~0c"},
+		{"contact/" + pathSegment(`x.y[1]\z`), `/3/contact/x.y[1]\z`},
+	} {
+		if got := jsonPointer(3, tc.path); got != tc.want {
+			t.Errorf("jsonPointer(3, %q) = %q; want %q", tc.path, got, tc.want)
+		}
+	}
+}

@@ -186,7 +186,11 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 			}
 			// A rejected id may be huge: quote only its start.
 			res.ID = feedcheck.Clip(res.ID)
-			res.Status, res.Reason, res.Pointer = StatusRejected, ierr.Error(), jsonPointer(i, ierr.pointer)
+			ptr := ierr.pointer
+			if _, member := f.raw(ptr); member {
+				ptr = pathSegment(ptr) // a member's own name, dots and slashes included
+			}
+			res.Status, res.Reason, res.Pointer = StatusRejected, ierr.Error(), jsonPointer(i, ptr)
 			s.countRejected(cat, p, rejectReason(ierr))
 			if ierr.outside {
 				outside++
@@ -468,7 +472,11 @@ func bearer(r *http.Request) (string, bool) {
 	return t, t != ""
 }
 
-// jsonPointer turns "location.coordinates[3]" into "/<index>/location/coordinates/3".
+// jsonPointer turns an item's path into an RFC 6901 pointer from the list
+// of items: "location.coordinates[3]" (or "location/coordinates/3") into
+// "/<index>/location/coordinates/3". In a path, '.', '/' and "[n]" part
+// the segments, and '\\' takes the next character as it is (pathSegment);
+// a segment's '~' and '/' are escaped as the RFC says.
 func jsonPointer(index int, path string) string {
 	var b strings.Builder
 	b.WriteString("/")
@@ -477,11 +485,27 @@ func jsonPointer(index int, path string) string {
 		return b.String()
 	}
 	b.WriteByte('/')
+	literal, empty := false, true // empty: nothing written of the current segment
 	for _, c := range path {
+		if literal {
+			literal = false
+		} else {
+			switch c {
+			case '\\':
+				literal = true
+				continue
+			case '.', '[', '/':
+				if !empty {
+					b.WriteByte('/')
+					empty = true
+				}
+				continue
+			case ']':
+				continue
+			}
+		}
+		empty = false
 		switch c {
-		case '.', '[':
-			b.WriteByte('/')
-		case ']':
 		case '~':
 			b.WriteString("~0")
 		case '/':
@@ -490,5 +514,21 @@ func jsonPointer(index int, path string) string {
 			b.WriteRune(c)
 		}
 	}
-	return strings.ReplaceAll(b.String(), "//", "/")
+	return b.String()
+}
+
+// pathSegment is name as one segment of an item's path (jsonPointer): its
+// '.', '/', '[', ']' and '\\' taken as they are.
+func pathSegment(name string) string {
+	if !strings.ContainsAny(name, `./[]\`) {
+		return name
+	}
+	var b strings.Builder
+	for _, c := range name {
+		if strings.ContainsRune(`./[]\`, c) {
+			b.WriteByte('\\')
+		}
+		b.WriteRune(c)
+	}
+	return b.String()
 }

@@ -111,6 +111,12 @@ func TestRejections(t *testing.T) {
 		{"alert bad severity", "alert", tokWard, "", arr(t, with(moveTo(fixture(t, "Alert.example.json"), hoanKiem), "severity", "apocalyptic")), 202, "rejected", `severity: "apocalyptic" is not one of informational`},
 		{"CAP alert bad msgType", "alert", tokWard, "", arr(t, with(capAlert("c1", hoanKiem), "msgType", "Shout")), 202, "rejected", `msgType: "Shout" is not one of Alert, Update`},
 		{"CAP alert missing sent", "alert", tokWard, "", arr(t, with(capAlert("c1", hoanKiem), "sent", nil)), 202, "rejected", "sent: missing field"},
+		{"member named with a dot", "air", tokWard, "", arr(t, with(air("a1", hoanKiem), "PM2.5", "high")), 202, "rejected", "PM2.5: want a number"},
+	}
+	pointers := map[string]string{ // the pointer of the result, where a case pins it
+		"longitude out of range":      "/0/location/coordinates",
+		"segment leaves the province": "/0/location/coordinates/2",
+		"member named with a dot":     "/0/PM2.5",
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -128,6 +134,9 @@ func TestRejections(t *testing.T) {
 				}
 				if got.Pointer == "" || got.Index != 0 {
 					t.Errorf("got pointer %q index %d; want a pointer to item 0", got.Pointer, got.Index)
+				}
+				if want, ok := pointers[tt.name]; ok && got.Pointer != want {
+					t.Errorf("got pointer %q; want %q", got.Pointer, want)
 				}
 				return
 			}

@@ -214,7 +214,7 @@ func readMeasuresIn[M any](members []member, msg M, t *measureTable[M], once boo
 			// The name becomes a key of the extra jsonb column and of the live values.
 			if err := feedcheck.ID("member name", k); err != nil {
 				// The pointer names the member unless it has no name (a JSON pointer cannot show it then).
-				return nil, &itemError{pointer: feedcheck.Clip(k), reason: fmt.Sprintf("%v (%q)", err, feedcheck.Clip(k))}, false
+				return nil, &itemError{pointer: pathSegment(feedcheck.Clip(k)), reason: fmt.Sprintf("%v (%q)", err, feedcheck.Clip(k))}, false
 			}
 			if why := checkPlausible(k, k, v); why != "" {
 				return nil, &itemError{pointer: k, reason: why}, false

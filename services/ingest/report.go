@@ -186,7 +186,7 @@ func reportContact(f fields) (*ReportContact, *itemError) {
 	var c ReportContact
 	for _, k := range slices.Sorted(maps.Keys(cm)) { // the same member named every time
 		if k != "name" && k != "phone" && k != "email" {
-			return nil, &itemError{pointer: "contact/" + k, reason: "unknown member; a contact has name, phone and email"}
+			return nil, &itemError{pointer: "contact/" + pathSegment(k), reason: "unknown member; a contact has name, phone and email"}
 		}
 	}
 	for _, m := range []struct {
