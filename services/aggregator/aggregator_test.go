@@ -923,3 +923,58 @@ func TestAlertLifecycle(t *testing.T) {
 		return st == "expired", st
 	})
 }
+
+// An alert under the identifier another sender's alert of the same source
+// was stored with (CAP identifiers are unique per sender only) is not
+// stored over it, nor dropped as its duplicate: it is dead-lettered with
+// the reason, and its batch-mates are stored. So is the second sender's
+// alert of a batch that holds both.
+func TestAlertOfAnotherSenderIsDeadLettered(t *testing.T) {
+	ne, pool := testNATS(t), testDB(t)
+	insertUnit(t, pool, province, "province", "", 105, 20)
+	first := capEvent(t, "X-1", "Alert", t0)
+	other := capEvent(t, "X-1", "Alert", t0.Add(time.Hour)) // later: it would have replaced the first
+	other.Sender = "police@example.vn"
+	both := capEvent(t, "Y-1", "Alert", t0)
+	bothOther := capEvent(t, "Y-1", "Alert", t0.Add(time.Minute))
+	bothOther.Sender = "police@example.vn"
+	r := start(t, ne, pool, Config{Durable: "agg-senders"})
+	publish(t, ne.JS, feedMsg(t, subjects.KindAlert, first, ""))
+	waitIdle(t, ne.JS, "agg-senders")
+	publish(t, ne.JS,
+		feedMsg(t, subjects.KindAlert, capEvent(t, "ok-1", "Alert", t0), ""),
+		feedMsg(t, subjects.KindAlert, other, "other-X-1"),
+		feedMsg(t, subjects.KindAlert, both, ""),
+		feedMsg(t, subjects.KindAlert, bothOther, "other-Y-1"),
+		feedMsg(t, subjects.KindAlert, capEvent(t, "ok-2", "Alert", t0), ""))
+	letters := waitDeadletters(t, ne.JS, 2)
+	waitIdle(t, ne.JS, "agg-senders")
+	for _, l := range letters {
+		if l.Stage != deadletter.StageStore || !strings.Contains(l.Reason, "from two senders") {
+			t.Errorf("dead letter %s: stage %s, reason %q; want the store's, naming the two senders", l.EventID, l.Stage, l.Reason)
+		}
+	}
+	var senders []string
+	rows, err := pool.Query(context.Background(), `SELECT identifier || ' ' || sender FROM alert ORDER BY 1`)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for rows.Next() {
+		var s string
+		if err := rows.Scan(&s); err != nil {
+			t.Fatal(err)
+		}
+		senders = append(senders, s)
+	}
+	if err := rows.Err(); err != nil {
+		t.Fatal(err)
+	}
+	// Of Y-1's two senders, the one written first stays; the other is the letter.
+	if len(senders) != 4 || senders[0] != "X-1 kttv@example.vn" || !strings.HasPrefix(senders[1], "Y-1 ") ||
+		senders[2] != "ok-1 kttv@example.vn" || senders[3] != "ok-2 kttv@example.vn" {
+		t.Errorf("stored alerts %v; want X-1 of kttv, one Y-1, ok-1 and ok-2", senders)
+	}
+	if got := counterValue(t, r.svc.m.deadletters.WithLabelValues(subjects.KindAlert, deadletter.StageStore)); got != 2 {
+		t.Errorf("deadletters_total{kind=alert,stage=store} = %v; want 2", got)
+	}
+}

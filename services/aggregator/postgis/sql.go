@@ -206,13 +206,18 @@ var alertStagingColumns = []string{
 // old) comes back with each row, so that only a change counts. It is read
 // through cand, the rows the insert consumes, so each row's old state is read
 // before the row is written (a scan of old after the insert would not see it:
-// FOR UPDATE skips a row the same statement changed).
+// FOR UPDATE skips a row the same statement changed). An alert of another
+// sender than the one stored under its id, or than another of the batch
+// under it, fails the statement (iochub_alert_one_sender, 00039): the
+// aggregator dead-letters it alone.
 const sqlUpsertAlert = `WITH latest AS (
     SELECT DISTINCT ON (id) *
     FROM alert_staging
     ORDER BY id, sent DESC, seq DESC
+), senders AS MATERIALIZED (
+    SELECT id, min(sender) AS s1, max(sender) AS s2 FROM alert_staging GROUP BY id HAVING min(sender) <> max(sender)
 ), old AS MATERIALIZED (
-    SELECT a.id, a.state FROM alert a WHERE a.id IN (SELECT id FROM latest) FOR UPDATE
+    SELECT a.id, a.state, a.sender FROM alert a WHERE a.id IN (SELECT id FROM latest) FOR UPDATE
 ), cand AS MATERIALIZED (
     SELECT l.*, coalesce(o.state, '') AS prev,
         CASE WHEN l.msg_type = 'Cancel' THEN 'cancelled' WHEN l.msg_type IN ('Ack', 'Error') THEN 'closed' ELSE
@@ -223,7 +228,9 @@ const sqlUpsertAlert = `WITH latest AS (
               AND split_part(r, ',', 1) = l.sender AND split_part(r, ',', 2) = l.identifier
             HAVING count(*) > 0
         ), CASE WHEN l.expires IS NOT NULL AND l.expires <= now() THEN 'expired' ELSE 'active' END) END AS state
-    FROM latest l LEFT JOIN old o ON o.id = l.id
+    FROM latest l LEFT JOIN old o ON o.id = l.id LEFT JOIN senders m ON m.id = l.id
+    WHERE iochub_alert_one_sender(l.id, coalesce(o.sender, l.sender), l.sender)
+      AND iochub_alert_one_sender(l.id, coalesce(m.s1, l.sender), coalesce(m.s2, l.sender))
 ), up AS (
     INSERT INTO alert AS a (id, source_id, event_id, identifier, sender, sent, status, msg_type, scope, refs,
         info, area, expires, state, province, unit_code, received_at, updated_at, body, active_grade, active_from)
