@@ -74,3 +74,35 @@ func TestMessage(t *testing.T) {
 		}
 	}
 }
+
+// FuzzFromMsg renders arbitrary bodies and time headers on a subject of
+// each stream: no panic; a rendered event has JSON data and a time in UTC.
+func FuzzFromMsg(f *testing.F) {
+	body, _ := proto.Marshal(&iocv1.EntityState{EntityId: "st-1"})
+	f.Add(body, "2026-11-21T08:00:00+07:00", false)
+	f.Add([]byte(`{"n":3}`), "", true)
+	f.Add([]byte{0xff, 0xff}, "9999-12-31T23:59:59Z", false)
+	subs := []string{subjects.State("01", "air", "st-1"), subjects.Feed("01", "00070", "alert"), subjects.Rollup("01", "001", "air", "1h"),
+		subjects.Feed("01", "00070", "report")}
+	f.Fuzz(func(t *testing.T, data []byte, at string, asJSON bool) {
+		h := nats.Header{ce.HeaderTime: {at}}
+		if asJSON {
+			h[ce.HeaderContentType] = []string{ce.ContentTypeJSON}
+		}
+		for _, s := range subs {
+			ev, err := FromMsg(s, h, data, 1)
+			if err != nil {
+				continue
+			}
+			if !json.Valid(ev.Data) {
+				t.Fatalf("%s: data %q is not JSON", s, ev.Data)
+			}
+			if ev.Time != nil && ev.Time.Location() != time.UTC {
+				t.Fatalf("%s: time %v not in UTC", s, ev.Time)
+			}
+			if _, err := json.Marshal(ev); err != nil {
+				t.Fatalf("%s: the event does not marshal: %v", s, err)
+			}
+		}
+	})
+}

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/iochub/iochub/internal/subjects"
+	"github.com/iochub/iochub/services/gateway/pgread"
 )
 
 func TestParseLiveQuery(t *testing.T) {
@@ -213,6 +214,45 @@ func FuzzParseQuery(f *testing.F) {
 		}
 		if p, err := parseUnitsQuery(q); err == nil && (p.Simplify < 0 || p.Simplify > maxSimplify) {
 			t.Fatalf("accepted simplify %v", p.Simplify)
+		}
+	})
+}
+
+// FuzzParseItemsQuery throws raw queries at the OGC items parser of every
+// collection and at the alerts parser: no panic; a refusal is ErrBadParam
+// (a 400); what passes has a limit within its bounds.
+func FuzzParseItemsQuery(f *testing.F) {
+	for _, s := range []string{"limit=10", "bbox=105,20,106,21&datetime=2025-07-01T00:00:00Z/..", "filter=" + url.QueryEscape("unit = '00070' AND aqi > 50"),
+		"cursor=" + encodeCursor("a", []string{"2026-01-01T00:00:00Z", "01", "air"}), "cursor=%FF", "f=json&zoom=3", "province=01&active=true&limit=5",
+		"filter-lang=cql2-text&filter=" + url.QueryEscape("S_INTERSECTS(geometry, POLYGON((105 20, 106 20, 106 21, 105 20)))")} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, raw string) {
+		q, err := url.ParseQuery(raw)
+		if err != nil {
+			return
+		}
+		for _, c := range pgread.Collections {
+			fq, err := parseItemsQuery(c, q)
+			if err != nil {
+				if !errors.Is(err, ErrBadParam) {
+					t.Fatalf("%s: refusal %v is not ErrBadParam", c.ID, err)
+				}
+				continue
+			}
+			if fq.Limit < 1 || fq.Limit > ogcMaxLimit {
+				t.Fatalf("%s: accepted limit %d", c.ID, fq.Limit)
+			}
+		}
+		p, err := parseAlertsQuery(q)
+		if err != nil {
+			if !errors.Is(err, ErrBadParam) {
+				t.Fatalf("alerts: refusal %v is not ErrBadParam", err)
+			}
+			return
+		}
+		if p.Limit < 1 || p.Limit > alertsMaxLimit {
+			t.Fatalf("alerts: accepted limit %d", p.Limit)
 		}
 	})
 }
