@@ -295,7 +295,9 @@ func RedriveMsgID(orig string, seq uint64) string {
 // original FEEDS subject, waits for FEEDS' ack, then deletes the dead
 // letter. A retry after a failure in between publishes nothing twice within
 // FEEDS' duplicate window (same Nats-Msg-Id), and the aggregator's store is
-// idempotent on (source, event id) beyond it. It returns the redriven letter.
+// idempotent on (source, event id) beyond it. A letter cut to fit the max
+// payload (its payload dropped or its headers truncated) sends again the
+// original as FEEDS still holds it. It returns the redriven letter.
 func Redrive(ctx context.Context, js jetstream.JetStream, seq uint64) (Letter, error) {
 	l, err := Get(ctx, js, seq)
 	if err != nil {
@@ -304,11 +306,19 @@ func Redrive(ctx context.Context, js jetstream.JetStream, seq uint64) (Letter, e
 	if _, _, _, err := subjects.ParseFeed(l.Subject); err != nil {
 		return l, fmt.Errorf("dead letter %d has subject %q: %w", seq, l.Subject, ErrNotRedrivable)
 	}
-	if n := l.Header.Get(HeaderPayloadDropped); n != "" {
-		return l, fmt.Errorf("dead letter %d lost its payload of %s bytes (too large to keep): %w", seq, n, ErrNotRedrivable)
+	hdr, data := l.Header, l.Data
+	if l.Header.Get(HeaderPayloadDropped) != "" || l.Header.Get(HeaderTruncated) != "" {
+		// The letter was cut to fit the max payload: the message is sent
+		// again as FEEDS still holds it, whole.
+		m, err := feedsOriginal(ctx, js, l)
+		if err != nil {
+			return l, fmt.Errorf("dead letter %d was cut to fit (payload dropped %q, headers truncated %q): %w", seq,
+				l.Header.Get(HeaderPayloadDropped), l.Header.Get(HeaderTruncated), err)
+		}
+		hdr, data = m.Header, m.Data
 	}
 	h := nats.Header{}
-	for k, vs := range l.Header {
+	for k, vs := range hdr {
 		if strings.HasPrefix(k, "Nats-") || strings.HasPrefix(k, "Iochub-Dl-") {
 			continue
 		}
@@ -319,13 +329,32 @@ func Redrive(ctx context.Context, js jetstream.JetStream, seq uint64) (Letter, e
 		orig = MsgID(l.FeedsSeq)
 	}
 	h[jetstream.MsgIDHeader] = []string{RedriveMsgID(orig, seq)}
-	if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: l.Subject, Header: h, Data: l.Data}); err != nil {
+	if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: l.Subject, Header: h, Data: data}); err != nil {
 		return l, fmt.Errorf("redriving dead letter %d to %s: %w", seq, l.Subject, err)
 	}
 	if err := Discard(ctx, js, seq); err != nil && !errors.Is(err, ErrNotFound) {
 		return l, fmt.Errorf("redriven, but %w", err)
 	}
 	return l, nil
+}
+
+// feedsOriginal is the FEEDS message l was made of, while FEEDS holds it
+// (its max age); ErrNotRedrivable once it does not.
+func feedsOriginal(ctx context.Context, js jetstream.JetStream, l Letter) (*jetstream.RawStreamMsg, error) {
+	st, err := js.Stream(ctx, subjects.StreamFeeds)
+	if err != nil {
+		return nil, fmt.Errorf("opening stream %s: %w", subjects.StreamFeeds, err)
+	}
+	m, err := st.GetMsg(ctx, l.FeedsSeq)
+	switch {
+	case errors.Is(err, jetstream.ErrMsgNotFound):
+		return nil, fmt.Errorf("FEEDS no longer holds its message %d (FEEDS keeps messages for its max age): %w", l.FeedsSeq, ErrNotRedrivable)
+	case err != nil:
+		return nil, fmt.Errorf("reading FEEDS message %d: %w", l.FeedsSeq, err)
+	case m.Subject != l.Subject:
+		return nil, fmt.Errorf("FEEDS message %d is on %s, not %s: %w", l.FeedsSeq, m.Subject, l.Subject, ErrNotRedrivable)
+	}
+	return m, nil
 }
 
 // Discard deletes dead letter seq.

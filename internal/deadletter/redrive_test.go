@@ -1,0 +1,97 @@
+package deadletter_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/iochub/iochub/internal/ce"
+	"github.com/iochub/iochub/internal/deadletter"
+	"github.com/iochub/iochub/internal/subjects"
+	"github.com/iochub/iochub/internal/testenv"
+)
+
+// TestRedriveACutLetter: a letter cut to fit the max payload (its payload
+// dropped, or its CloudEvents headers left out) is re-driven as FEEDS still
+// holds the original, whole: its payload and every header. Once FEEDS no
+// longer holds it, the re-drive is refused as not re-drivable and the
+// letter stays.
+func TestRedriveACutLetter(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ne := testenv.NATS(t)
+	subject := subjects.Feed("01", "00070", "air")
+	h := ce.Event{ID: "ev-1", Source: ce.SourceURN("01", "00070"), Type: ce.ObservedType("air"), Subject: "st-1", Time: time.Now()}.Header()
+	h[nats.MsgIdHdr] = []string{"src/ev-1"}
+	data := []byte("the original event")
+	ack, err := ne.JS.PublishMsg(ctx, &nats.Msg{Subject: subject, Header: h, Data: data})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info := deadletter.Info{Subject: subject, FeedsSeq: ack.Sequence, Stage: deadletter.StageStore, Reason: "refused", Time: time.Now(), Delivered: 1}
+	whole := deadletter.Build(h, data, info) // unbounded: its size, less a byte, cuts its headers only
+	size := int64(len("NATS/1.0\r\n\r\n") + len(whole.Data))
+	for k, vs := range whole.Header {
+		for _, v := range vs {
+			size += int64(len(k) + len(v) + 4)
+		}
+	}
+	for _, tc := range []struct {
+		name    string
+		maxLoad int64 // the letter's bound, to cut it
+	}{{"payload dropped", 400}, {"headers truncated", size - 1}} {
+		t.Run(tc.name, func(t *testing.T) {
+			in := info
+			in.MaxPayload = tc.maxLoad
+			letter := deadletter.Build(h, data, in)
+			if letter.Header.Get(deadletter.HeaderPayloadDropped) == "" && letter.Header.Get(deadletter.HeaderTruncated) == "" {
+				t.Fatalf("the letter was not cut: %v", letter.Header)
+			}
+			letter.Header.Del(nats.MsgIdHdr) // one letter per case
+			dl, err := ne.JS.PublishMsg(ctx, letter)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := deadletter.Redrive(ctx, ne.JS, dl.Sequence); err != nil {
+				t.Fatal(err)
+			}
+			st, err := ne.JS.Stream(ctx, subjects.StreamFeeds)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := st.GetLastMsgForSubject(ctx, subject)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if m.Sequence == ack.Sequence || !slices.Equal(m.Data, data) || m.Header.Get(ce.HeaderType) != ce.ObservedType("air") ||
+				m.Header.Get(ce.HeaderSubject) != "st-1" {
+				t.Errorf("re-driven message %d: %q, headers %v; want the original's payload and headers", m.Sequence, m.Data, m.Header)
+			}
+		})
+	}
+	// FEEDS no longer holds it: refused, the letter kept.
+	letter := deadletter.Build(h, data, deadletter.Info{Subject: subject, FeedsSeq: ack.Sequence, Stage: deadletter.StageStore,
+		Reason: "refused", Time: time.Now(), Delivered: 1, MaxPayload: 400})
+	letter.Header.Del(nats.MsgIdHdr)
+	dl, err := ne.JS.PublishMsg(ctx, letter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := ne.JS.Stream(ctx, subjects.StreamFeeds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DeleteMsg(ctx, ack.Sequence); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := deadletter.Redrive(ctx, ne.JS, dl.Sequence); !errors.Is(err, deadletter.ErrNotRedrivable) {
+		t.Fatalf("re-drive with FEEDS' message gone: %v; want ErrNotRedrivable", err)
+	}
+	if _, err := deadletter.Get(ctx, ne.JS, dl.Sequence); err != nil {
+		t.Errorf("the letter is gone after a refused re-drive: %v", err)
+	}
+}
