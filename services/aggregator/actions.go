@@ -324,7 +324,10 @@ func applyIn(ctx context.Context, tx pgx.Tx, h ActionHandler, act *iocv1.Action)
 // changes, and says what it refused.
 func refusedValue(err error) (string, bool) {
 	var pg *pgconn.PgError
-	if !errors.As(err, &pg) || !(strings.HasPrefix(pg.Code, "22") || pg.Code == "23502" || pg.Code == "23514") {
+	if !errors.As(err, &pg) {
+		return "", false
+	}
+	if !strings.HasPrefix(pg.Code, "22") && pg.Code != "23502" && pg.Code != "23514" {
 		return "", false
 	}
 	return fmt.Sprintf("the database refused a value of the action: %s (SQLSTATE %s)", pg.Message, pg.Code), true
