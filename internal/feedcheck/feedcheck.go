@@ -32,12 +32,28 @@ const (
 var MinTime = time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC)
 
 // MaxTime is the latest instant any time field may carry (an alert's expiry
-// included); PostgreSQL and protobuf timestamps both hold it, and so does
-// the end of every roll-up window of an event at that time (a day in
-// Asia/Ho_Chi_Minh ends at 17:00 UTC: an event of 9999-12-31 after 17:00
-// UTC would fall in a day ending in year 10000, which JSON's times cannot
-// write).
-var MaxTime = time.Date(9999, 12, 30, 23, 59, 59, 0, time.UTC)
+// included); PostgreSQL and protobuf timestamps both hold it.
+var MaxTime = time.Date(9999, 12, 31, 23, 59, 59, 0, time.UTC)
+
+// MaxEventTime is the latest instant an event may be dated (observed,
+// reported, sent): the end of every roll-up window holding it must be
+// written too, and a day in Asia/Ho_Chi_Minh ends at 17:00 UTC, so an event
+// of 9999-12-31 after 17:00 UTC would fall in a day ending in year 10000,
+// which JSON's times cannot write.
+var MaxEventTime = time.Date(9999, 12, 30, 23, 59, 59, 0, time.UTC)
+
+// EventTime checks an event's time against MaxEventTime (Time checks the
+// rest); field names it in the error and may be empty.
+func EventTime(field string, t time.Time) error {
+	if t.After(MaxEventTime) {
+		if field != "" {
+			field += " "
+		}
+		return fmt.Errorf("%s%s is out of range; an event may be dated up to %s", field, t.UTC().Format(time.RFC3339),
+			MaxEventTime.Format(time.RFC3339))
+	}
+	return nil
+}
 
 // Time checks that t lies within [MinTime, MaxTime]; field names it in the
 // error and may be empty.

@@ -106,7 +106,7 @@ func decodeObservation(data []byte, m observation, source string, now time.Time,
 	if c.source, c.received, err = origin(m.GetOrigin(), source, now); err != nil {
 		return c, err
 	}
-	if c.observed, err = required("observed_at", m.GetObservedAt()); err != nil {
+	if c.observed, err = requiredEvent("observed_at", m.GetObservedAt()); err != nil {
 		return c, err
 	}
 	if err := checkTexts(); err != nil {
@@ -182,6 +182,16 @@ func origin(o *iocv1.Origin, header string, now time.Time) (string, time.Time, e
 		received = t
 	}
 	return src, received, nil
+}
+
+// requiredEvent is required for an event's own time (observed, sent),
+// which the roll-ups' windows bound further (feedcheck.EventTime).
+func requiredEvent(field string, ts *timestamppb.Timestamp) (time.Time, error) {
+	t, err := required(field, ts)
+	if err == nil {
+		err = feedcheck.EventTime(field, t)
+	}
+	return t, err
 }
 
 // required reads a timestamp that must be present and valid.

@@ -80,6 +80,12 @@ func TestDecode(t *testing.T) {
 		{"1999 time", air(func(a *iocv1.AirQualityObserved) {
 			a.ObservedAt = timestamppb.New(time.Date(1999, 12, 31, 23, 0, 0, 0, time.UTC))
 		}), "out of range", ErrBadMessage},
+		{"an event past the last day of roll-ups", air(func(a *iocv1.AirQualityObserved) {
+			a.ObservedAt = timestamppb.New(time.Date(9999, 12, 31, 18, 0, 0, 0, time.UTC))
+		}), "an event may be dated up to 9999-12-30T23:59:59Z", ErrBadMessage},
+		{"an alert that never expires", alert(func(a *iocv1.Alert) {
+			a.Info[0].Expires = timestamppb.New(time.Date(9999, 12, 31, 23, 0, 0, 0, time.UTC))
+		}), "", nil},
 		{"invalid UTF-8 name", air(func(a *iocv1.AirQualityObserved) { a.Name = "a\xff" }), "UTF-8", ErrBadMessage},
 		{"NUL in alert id", alert(func(a *iocv1.Alert) { a.Id = "a\x00" }), "NUL", ErrBadMessage},
 		{"NUL in alert headline", alert(func(a *iocv1.Alert) { a.Info[0].Headline = "a\x00" }), "NUL", ErrBadMessage},

@@ -29,7 +29,7 @@ func (d *decoded) decodeAlert(data []byte, source string, now time.Time) error {
 	if err != nil {
 		return err
 	}
-	sent, err := required("sent", m.GetSent())
+	sent, err := requiredEvent("sent", m.GetSent())
 	if err != nil {
 		return err
 	}

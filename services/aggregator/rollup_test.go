@@ -367,11 +367,11 @@ func TestRollupMsgID(t *testing.T) {
 }
 
 // The roll-ups of an event at the latest time the hub takes
-// (feedcheck.MaxTime) can be published: every window holding it, the day
+// (feedcheck.MaxEventTime) can be published: every window holding it, the day
 // in Asia/Ho_Chi_Minh included, ends within what JSON's times can write
 // (a day ending in year 10000 failed, and its batch was retried forever).
 func TestRollupOfTheLatestTime(t *testing.T) {
-	at := feedcheck.MaxTime
+	at := feedcheck.MaxEventTime
 	for w, length := range windowLength {
 		start := at.Truncate(length)
 		if w == "1d" {

@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/iochub/iochub/internal/cap"
+	"github.com/iochub/iochub/internal/feedcheck"
 
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
@@ -198,6 +199,9 @@ func alertFinish(m *iocv1.Alert) func(o *iocv1.Origin) {
 }
 
 func notTooFarAhead(ptr string, t time.Time, env parseEnv) *itemError {
+	if err := feedcheck.EventTime("", t); err != nil { // the bound of every event, with --max-future off too
+		return &itemError{pointer: ptr, reason: err.Error()}
+	}
 	if env.maxFuture > 0 && t.After(env.now.Add(env.maxFuture)) {
 		return &itemError{pointer: ptr, reason: fmt.Sprintf("%s is %s in the future (more than %s ahead of the hub's clock)",
 			t.Format(time.RFC3339), t.Sub(env.now).Round(time.Second), env.maxFuture)}

@@ -396,6 +396,9 @@ func (f fields) observedPeriod(now time.Time, maxFuture, maxAge time.Duration) (
 		return at, from, &itemError{pointer: ptr, reason: fmt.Sprintf("%s is %s old; this hub takes observations up to %s old",
 			at.Format(time.RFC3339), now.Sub(at).Round(time.Second), maxAge)}
 	}
+	if err := feedcheck.EventTime("", at); err != nil { // the bound of every event, with --max-future off too
+		return at, from, &itemError{pointer: ptr, reason: err.Error()}
+	}
 	if maxFuture > 0 && at.After(now.Add(maxFuture)) {
 		return at, from, &itemError{pointer: ptr, reason: fmt.Sprintf("%s is %s in the future (more than %s ahead of the hub's clock; check the source's clock and time zone)",
 			at.Format(time.RFC3339), at.Sub(now).Round(time.Second), maxFuture)}

@@ -111,6 +111,7 @@ func TestRejections(t *testing.T) {
 		{"alert bad severity", "alert", tokWard, "", arr(t, with(moveTo(fixture(t, "Alert.example.json"), hoanKiem), "severity", "apocalyptic")), 202, "rejected", `severity: "apocalyptic" is not one of informational`},
 		{"CAP alert bad msgType", "alert", tokWard, "", arr(t, with(capAlert("c1", hoanKiem), "msgType", "Shout")), 202, "rejected", `msgType: "Shout" is not one of Alert, Update`},
 		{"CAP alert missing sent", "alert", tokWard, "", arr(t, with(capAlert("c1", hoanKiem), "sent", nil)), 202, "rejected", "sent: missing field"},
+		{"an observation past the last event day", "air", tokWard, "", arr(t, with(air("a1", hoanKiem), "dateObserved", "9999-12-31T20:00:00Z")), 202, "rejected", "an event may be dated up to 9999-12-30T23:59:59Z"},
 		{"member named with a dot", "air", tokWard, "", arr(t, with(air("a1", hoanKiem), "PM2.5", "high")), 202, "rejected", "PM2.5: want a number"},
 	}
 	pointers := map[string]string{ // the pointer of the result, where a case pins it
