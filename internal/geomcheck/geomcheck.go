@@ -356,15 +356,17 @@ func boxWithin(in, out [4]float64) bool {
 
 // sideOf tells where ring a lies relative to ring b when the two do not
 // cross: 1 inside, -1 outside, 0 undecided (every vertex of a on b). The
-// first vertex of a not on b decides. Each vertex tried takes a pass over
-// b's edges from *budget; ok is false once it runs out.
+// first vertex of a not on b decides. Each vertex found on b (one more
+// pass over b's edges before a vertex decides) takes the pass from
+// *budget; ok is false once it runs out. A vertex that decides costs
+// nothing from it: every ring tried pays that pass once, linear in b.
 func sideOf(a, b []float64, budget *int) (side int, ok bool) {
 	for k := 0; k+1 < len(a); k += 2 {
-		if *budget -= len(b) / 2; *budget < 0 {
-			return 0, false
-		}
 		x, y := a[k], a[k+1]
 		if onRing(b, x, y) {
+			if *budget -= len(b) / 2; *budget < 0 {
+				return 0, false
+			}
 			continue
 		}
 		if inRing(b, x, y) {

@@ -95,6 +95,21 @@ func TestRingsTooComplex(t *testing.T) {
 	if err := Rings([][]float64{square(0, 0, 10), hole}); err != nil {
 		t.Errorf("Rings(one hole) = %v; want nil", err)
 	}
+	// A shell of 10,000 vertices with 250 holes apart: each hole's first
+	// vertex decides; nothing of the bound is spent.
+	var shell []float64
+	for i := range 10000 {
+		a := 2 * math.Pi * float64(i) / 10000
+		shell = append(shell, 50+50*math.Cos(a), 50+50*math.Sin(a))
+	}
+	shell = append(shell, shell[0], shell[1])
+	rings := [][]float64{shell}
+	for i := range 250 {
+		rings = append(rings, square(30+float64(i%16)*2.5, 30+float64(i/16)*2.5, 1))
+	}
+	if err := Rings(rings); err != nil {
+		t.Errorf("Rings(a shell of 10,000 vertices, 250 holes) = %v; want nil", err)
+	}
 }
 
 func TestRings(t *testing.T) {
