@@ -9,6 +9,7 @@ import (
 	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -159,10 +160,12 @@ func (a *Actions) fetch(ctx context.Context, cons jetstream.Consumer) (int, erro
 // handle applies one action message and acks, terms or naks it.
 func (a *Actions) handle(ctx context.Context, m jetstream.Msg) {
 	act := &iocv1.Action{}
-	if err := proto.Unmarshal(m.Data(), act); err != nil || act.GetId() == "" || act.GetType() == "" {
+	if err := proto.Unmarshal(m.Data(), act); err != nil || act.GetId() == "" || act.GetType() == "" || unstorableHead(act) != "" {
 		reason := "action has no id or type"
 		if err != nil {
 			reason = "unmarshalling Action: " + err.Error()
+		} else if why := unstorableHead(act); why != "" {
+			reason = why
 		}
 		a.log.Error("terminating undecodable action", "subject", m.Subject(), "reason", reason)
 		if err := m.TermWithReason(reason); err != nil {
@@ -257,11 +260,19 @@ func (a *Actions) Apply(ctx context.Context, act *iocv1.Action) ([]*iocv1.Entity
 		if reason != "" {
 			detail["reason"] = reason
 		}
-		if act.GetNote() != "" {
-			detail["note"] = act.GetNote()
+		// The audit row keeps what jsonb can hold: a note or payload with
+		// a NUL or bytes not UTF-8 (which the handler then refused, or did
+		// without) is named as left out, so that the row, and with it the
+		// action's outcome, is stored.
+		if n := act.GetNote(); n != "" && storableText("note", n) == nil {
+			detail["note"] = n
+		} else if n != "" {
+			detail["note_left_out"] = "holds a NUL or bytes not UTF-8"
 		}
-		if p := act.GetPayload(); len(p) > 0 && json.Valid(p) {
+		if p := act.GetPayload(); len(p) > 0 && json.Valid(p) && utf8.Valid(p) && !jsonHasNUL(p) {
 			detail["payload"] = json.RawMessage(p)
+		} else if len(p) > 0 {
+			detail["payload_left_out"] = "not JSON jsonb can hold (a NUL, or bytes not UTF-8)"
 		}
 		if err := postgis.Audit(ctx, tx, act.GetActor(), act.GetType(), act.GetTargetKind()+":"+act.GetTarget(), detail); err != nil {
 			return err
@@ -281,6 +292,19 @@ func (a *Actions) Apply(ctx context.Context, act *iocv1.Action) ([]*iocv1.Entity
 }
 
 type afterCommitKey struct{}
+
+// unstorableHead says what of an action's identifying fields (id, type,
+// actor, province, target) PostgreSQL's text cannot hold, "" when all can:
+// such an action cannot even be recorded as handled, and is terminated.
+func unstorableHead(a *iocv1.Action) string {
+	for _, f := range [...]struct{ name, v string }{{"id", a.GetId()}, {"type", a.GetType()}, {"actor", a.GetActor()},
+		{"province", a.GetProvince()}, {"target_kind", a.GetTargetKind()}, {"target", a.GetTarget()}} {
+		if err := storableText("action "+f.name, f.v); err != nil {
+			return err.Error()
+		}
+	}
+	return ""
+}
 
 // applyIn runs h in a savepoint of tx. A value of the action the database
 // refuses (refusedValue: the same at every delivery) rolls back what h

@@ -101,6 +101,12 @@ func TestApplyActions(t *testing.T) {
 		}(), false, "", false},
 		{"handler fails", action("a5", "test.fail", "", ""), false, "", true},
 		{"a value the database refuses", action("a7", "test.nul", "", ""), false, "", false},
+		{"a NUL in the assignee", action("a8", ActionReportStatus, "assigned", "a\x00b"), false, "", false},
+		{"a NUL in the note", func() *iocv1.Action {
+			a := action("a9", "report.teleport", "", "")
+			a.Note = "x\x00"
+			return a
+		}(), false, "", false},
 		{"start", action("a6", ActionReportStatus, "in_progress", ""), true, "in_progress", false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -134,6 +140,12 @@ func TestApplyActions(t *testing.T) {
 	if hooked {
 		t.Error("the refused action's AfterCommit hook ran")
 	}
+	var leftOut string
+	if err := pool.QueryRow(ctx, `SELECT string_agg(detail->>'id' || ' ' || coalesce(detail->>'payload_left_out', '') || coalesce(detail->>'note_left_out', ''), '; ' ORDER BY id)
+		FROM audit_log WHERE detail ? 'payload_left_out' OR detail ? 'note_left_out'`).Scan(&leftOut); err != nil ||
+		leftOut != "a8 not JSON jsonb can hold (a NUL, or bytes not UTF-8); a9 holds a NUL or bytes not UTF-8" {
+		t.Errorf("audit rows with a part left out: %q (%v); want a8's payload and a9's note", leftOut, err)
+	}
 	if err := pool.QueryRow(ctx, `SELECT count(*) FROM audit_log WHERE action = 'written before'`).Scan(&n); err != nil || n != 0 {
 		t.Errorf("the refused action's write was kept %d times (%v); want 0", n, err)
 	}
@@ -155,6 +167,8 @@ func TestApplyActions(t *testing.T) {
 		`a3 refused action type "report.teleport" is not known`,
 		"a4 refused report s/none does not exist",
 		`a7 refused the database refused a value of the action: invalid byte sequence for encoding "UTF8": 0x00 (SQLSTATE 22021)`,
+		`a8 refused the database refused a value of the action: invalid byte sequence for encoding "UTF8": 0x00 (SQLSTATE 22021)`,
+		`a9 refused action type "report.teleport" is not known`,
 		"a6 applied ",
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {

@@ -179,6 +179,10 @@ func readReportStatus(w http.ResponseWriter, r *http.Request) (reportStatusReque
 		return req, fmt.Sprintf("assignee: longer than %d characters", maxAssignee)
 	case utf8.RuneCountInString(req.Note) > maxNote:
 		return req, fmt.Sprintf("note: longer than %d characters", maxNote)
+	case badText(req.Assignee) != "":
+		return req, "assignee: " + badText(req.Assignee)
+	case badText(req.Note) != "":
+		return req, "note: " + badText(req.Note)
 	case req.Status == "assigned" && strings.TrimSpace(req.Assignee) == "":
 		return req, "assignee: missing; assigning a report needs an assignee"
 	}

@@ -75,6 +75,8 @@ func TestReportStatusRequest(t *testing.T) {
 		{"bad status", "application/json", `{"status":"closed"}`, `status: "closed" is not one of`},
 		{"no assignee", "application/json", `{"status":"assigned","assignee":"  "}`, "assignee: missing"},
 		{"long note", "application/json", `{"status":"resolved","note":"` + strings.Repeat("x", maxNote+1) + `"}`, "note: longer than 2000"},
+		{"NUL in the note", "application/json", `{"status":"resolved","note":"x\u0000"}`, "note: holds a NUL byte (byte 1)"},
+		{"NUL in the assignee", "application/json", `{"status":"assigned","assignee":"a\u0000b"}`, "assignee: holds a NUL byte (byte 1)"},
 		{"too big", "application/json", `{"status":"resolved","note":"` + strings.Repeat("x", maxActionBody) + `"}`, "request body too large"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {

@@ -72,6 +72,9 @@ func actorOf(p auth.Principal, r *http.Request) (string, string) {
 	if utf8.RuneCountInString(name) > maxAssignee {
 		return "", fmt.Sprintf("header %s is longer than %d characters", HeaderActor, maxAssignee)
 	}
+	if bad := badText(name); bad != "" {
+		return "", fmt.Sprintf("header %s %s", HeaderActor, bad)
+	}
 	return p.ID + " as " + name, ""
 }
 

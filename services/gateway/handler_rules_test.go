@@ -123,6 +123,8 @@ func TestRulesAPIRejections(t *testing.T) {
 			map[string]string{HeaderIdempotencyKey: "a b"}, 400, "header Idempotency-Key: want visible ASCII characters only"},
 		{"long actor", "PUT", "/v1/rules/r1", rulesToken, "application/json", valid,
 			map[string]string{HeaderActor: strings.Repeat("x", maxAssignee+1)}, 400, "header Iochub-Actor is longer than 200 characters"},
+		{"actor not UTF-8", "PUT", "/v1/rules/r1", rulesToken, "application/json", valid,
+			map[string]string{HeaderActor: "ca tr\xe1c"}, 400, "header Iochub-Actor is not UTF-8 (byte 5)"},
 		{"delete bad id", "DELETE", "/v1/rules/a,b", rulesToken, "", "", nil, 400, `id: \"a,b\" has characters other`},
 		{"delete missing", "DELETE", "/v1/rules/nope", rulesToken, "", "", nil, 404, `alert rule \"nope\" does not exist`},
 		{"get missing", "GET", "/v1/rules/nope", rulesToken, "", "", nil, 404, `alert rule \"nope\" does not exist`},
