@@ -45,6 +45,9 @@ type client struct {
 	grp   *group
 	seq   uint64
 	first [][]byte
+	// building: its snapshot is being built outside the hub's lock (hub.add);
+	// its writer takes nothing until it is first in first.
+	building bool
 
 	mu        sync.Mutex
 	running   bool // a writer goroutine runs

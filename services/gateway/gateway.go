@@ -492,9 +492,11 @@ func (g *Gateway) serveLive(w http.ResponseWriter, r *http.Request) {
 			g.releaseLive(who.ID)
 		}
 	}()
-	h, err := g.hub(p.Province)
+	var h *hub
 	if p.Unit != "" {
-		h, err = g.unitHub(p.Unit)
+		h, err = g.unitHub(p.Unit) // a view of a unit has no province's hub
+	} else {
+		h, err = g.hub(p.Province)
 	}
 	if err != nil {
 		writeProblem(w, r, http.StatusServiceUnavailable, "the gateway is shutting down; retry on another instance")

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -46,9 +47,12 @@ type hub struct {
 	mu       sync.Mutex
 	entities map[string]entity // by "<layer>/<entityId>", as last sent (flushed)
 	clients  map[*client]struct{}
-	groups   map[string]*group      // by groupKey
-	snaps    map[string][]byte      // snapshot frames by layer filter, valid until the next tick
-	rollups  map[string]rollupEntry // by "rollup:<unit>/<layer>/<window>", as last sent
+	groups   map[string]*group // by groupKey
+	snaps    map[string][]byte // snapshot frames by layer filter, valid until the next tick
+	// beforeBuild, set by tests, runs in add while a snapshot is built
+	// outside the lock.
+	beforeBuild func()
+	rollups     map[string]rollupEntry // by "rollup:<unit>/<layer>/<window>", as last sent
 	// seq counts the ticks that sent something. staged and stagedRollups are
 	// the changes since the last one, newest per key, in arrival order.
 	seq                uint64
@@ -433,24 +437,48 @@ func (h *hub) flushLocked() {
 	}
 }
 
-// add registers c with the snapshot (and roll-ups) as its first frames, under
-// the same lock as a tick, so no state can slip between the snapshot and the
-// deltas; the caller wakes c.
+// add registers c with the snapshot (and roll-ups) as its first frames. The
+// entities the snapshot shows are taken under the same lock as a tick, and
+// c joins its group in it, so no state can slip between the snapshot and
+// the deltas; a snapshot not cached for c's filter is then built outside
+// the lock (sorting and copying a province's Features takes tens of ms,
+// which every other client, the STATE consumer and the ticks would wait
+// for), c's writer taking nothing until it is in place. The caller wakes c.
 func (h *hub) add(c *client) error {
 	h.mu.Lock()
-	defer h.mu.Unlock()
 	if h.stopped {
+		h.mu.Unlock()
 		if h.err != nil {
 			return fmt.Errorf("joining province %s: %w", h.province, ErrHubFailed)
 		}
 		return fmt.Errorf("joining province %s: %w", h.province, ErrClosed)
 	}
+	var es []snapEntity
 	if !h.rollupsOnly {
-		c.first = append(c.first, h.snapshotLocked(c.params))
+		var frame []byte
+		if frame, es = h.snapshotStartLocked(c.params); es == nil {
+			c.first = append(c.first, frame)
+		} else {
+			c.building = true
+		}
 	}
 	h.pushRollupsLocked(c)
 	h.joinLocked(c)
 	h.g.writers.Add(1)
+	seq := h.seq
+	h.mu.Unlock()
+	if es == nil {
+		return nil
+	}
+	if h.beforeBuild != nil {
+		h.beforeBuild()
+	}
+	frame, cut := h.buildSnapshot(c.params, es)
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	c.first = slices.Insert(c.first, 0, frame)
+	c.building = false
+	h.snapshotDoneLocked(c.params, frame, seq, cut)
 	return nil
 }
 
@@ -471,6 +499,9 @@ func (h *hub) joinLocked(c *client) {
 // frames, then the newest frame of every entity its group logged since c
 // last took; it returns the frames counted in it.
 func (h *hub) takeLocked(c *client, dst [][]byte) (out [][]byte, frames, conflated int) {
+	if c.building { // its snapshot first: the deltas wait in the group's log
+		return dst, 0, 0
+	}
 	dst = append(dst, c.first...)
 	frames = len(c.first)
 	clear(c.first)
@@ -487,59 +518,108 @@ func (h *hub) takeLocked(c *client, dst [][]byte) (out [][]byte, frames, conflat
 	return dst, frames, conflated
 }
 
-// snapshotLocked is the snapshot frame for p's layers and bbox, built from the
-// stored Feature bytes and cached per filter (and form) until the next change.
-func (h *hub) snapshotLocked(p liveParams) []byte {
-	k := p.filterKey()
-	if p.Compact {
-		k += "|compact"
+// snapEntity is what a snapshot needs of an entity, taken under the hub's
+// lock: the bytes are never changed in place (an update stores new ones).
+type snapEntity struct {
+	key  string
+	json []byte
+	flat *flatFeature
+}
+
+// snapshotStartLocked returns the snapshot frame for p's layers and bbox when
+// it is cached (until the next change), else the entities p sees, to build it
+// from (buildSnapshot) outside the lock.
+func (h *hub) snapshotStartLocked(p liveParams) ([]byte, []snapEntity) {
+	if frame, ok := h.snaps[snapKey(p)]; ok {
+		return frame, nil
 	}
-	if frame, ok := h.snaps[k]; ok {
-		return frame
-	}
-	keys := make([]string, 0, len(h.entities))
+	es := make([]snapEntity, 0, len(h.entities))
 	for key, e := range h.entities {
 		if p.sees(e) {
-			keys = append(keys, key)
+			es = append(es, snapEntity{key, e.json, e.flat})
 		}
 	}
-	slices.Sort(keys)
-	var frame []byte
+	return nil, es
+}
+
+// snapKey is the cache key of p's snapshot frame: its filter and form.
+func snapKey(p liveParams) string {
 	if p.Compact {
-		frame = h.compactSnapshotLocked(keys)
+		return p.filterKey() + "|compact"
+	}
+	return p.filterKey()
+}
+
+// buildSnapshot makes the snapshot frame of es (in key order), without the
+// hub's lock: from the stored Feature bytes or, compact, from each entity's
+// cut, made here for those without one (returned in cut, to be kept).
+func (h *hub) buildSnapshot(p liveParams, es []snapEntity) (frame []byte, cut map[string]*flatFeature) {
+	slices.SortFunc(es, func(a, b snapEntity) int { return strings.Compare(a.key, b.key) })
+	if p.Compact {
+		frame, cut = h.compactSnapshot(es)
 	}
 	if frame == nil {
-		fs := make([][]byte, len(keys))
-		for i, key := range keys {
-			fs[i] = h.entities[key].json
+		fs := make([][]byte, len(es))
+		for i, e := range es {
+			fs[i] = e.json
 		}
 		frame = textFrame(snapshotFrame(h.province, fs))
 	}
-	h.snaps[k] = frame
+	return frame, cut
+}
+
+// snapshotDoneLocked keeps frame, built from the entities taken at seq,
+// for the next client of p's filter when no tick came since; and keeps the
+// compact cuts made for it on the entities still holding the bytes cut.
+func (h *hub) snapshotDoneLocked(p liveParams, frame []byte, seq uint64, cut map[string]*flatFeature) {
+	if h.seq == seq {
+		h.snaps[snapKey(p)] = frame
+	}
+	for key, ff := range cut {
+		if e, ok := h.entities[key]; ok && ff.of(e.json) {
+			e.flat = ff
+			h.entities[key] = e
+		}
+	}
+}
+
+// snapshotLocked is the snapshot frame for p, built under the lock (tests).
+func (h *hub) snapshotLocked(p liveParams) []byte {
+	frame, es := h.snapshotStartLocked(p)
+	if es == nil {
+		return frame
+	}
+	frame, cut := h.buildSnapshot(p, es)
+	h.snapshotDoneLocked(p, frame, h.seq, cut)
 	return frame
 }
 
-// compactSnapshotLocked is the compact snapshot frame of the entities of
-// keys, each cut once (entity.flat) and kept until it changes; nil if one
-// cannot be cut (never for the gateway's own encoding: the caller then sends
-// the Features).
-func (h *hub) compactSnapshotLocked(keys []string) []byte {
-	fs := make([]*flatFeature, len(keys))
+// compactSnapshot is the compact snapshot frame of es, each entity cut once
+// (entity.flat) and kept until it changes: the cuts made here are returned
+// for snapshotDoneLocked to keep. The frame is nil if one cannot be cut
+// (never for the gateway's own encoding: the caller then sends the
+// Features).
+func (h *hub) compactSnapshot(es []snapEntity) ([]byte, map[string]*flatFeature) {
+	fs := make([]*flatFeature, len(es))
 	var cut flattener
-	for i, key := range keys {
-		e := h.entities[key]
+	var made map[string]*flatFeature
+	for i, e := range es {
 		if !e.flat.of(e.json) {
 			ff, err := cut.flatten(e.json)
 			if err != nil {
-				h.log.Warn("compact snapshot: sending Features", "entity", key, "err", err)
-				return nil
+				h.log.Warn("compact snapshot: sending Features", "entity", e.key, "err", err)
+				return nil, made
 			}
-			e.flat = &ff
-			h.entities[key] = e
+			if made == nil {
+				made = make(map[string]*flatFeature)
+			}
+			made[e.key] = &ff
+			fs[i] = &ff
+			continue
 		}
 		fs[i] = e.flat
 	}
-	return textFrame(compactSnapshotFrame(h.province, fs))
+	return textFrame(compactSnapshotFrame(h.province, fs)), made
 }
 
 func (h *hub) remove(c *client) {

@@ -101,6 +101,12 @@ func TestLiveUnitRollups(t *testing.T) {
 	if f = readRollupFrame(t, g); f.Type != "rollups" || len(f.Rollups) != 1 || f.Rollups[0]["unit"] != "inner-city" || f.Rollups[0]["observations"] != 8.0 {
 		t.Fatalf("group's first frame %+v; want inner-city's 1h", f)
 	}
+	gw.mu.Lock()
+	_, stray := gw.hubs[""]
+	gw.mu.Unlock()
+	if stray {
+		t.Error("a view of a unit started a hub of province \"\"")
+	}
 	var raw map[string]any
 	_ = g.SetReadDeadline(time.Now().Add(hangGuard))
 	publishRollup(t, e, "inner-city", "inner-city", "air", "1d", "2026-11-20T17:00:00Z", 80)

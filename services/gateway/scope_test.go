@@ -225,3 +225,51 @@ func TestUnitScopedChecks(t *testing.T) {
 		t.Errorf("the province of an identity action of ward 00070 = %q; want 01", got)
 	}
 }
+
+// TestSnapshotBuiltOutsideTheLock: a snapshot not cached is built without
+// the hub's lock (a change and a tick go through meanwhile: a client
+// opening views with ever new filters no longer stalls the province), and
+// the client still gets the snapshot first, as of its join, then the change.
+func TestSnapshotBuiltOutsideTheLock(t *testing.T) {
+	m, err := newMetrics(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &Gateway{cfg: Config{}.withDefaults(), log: slog.New(slog.DiscardHandler), m: m}
+	h := newHub(g, "01")
+	feature := func(pm25 float64, version int) feature {
+		f, err := encodeFeature(airState(t, "st-1", version, pm25), subjects.State("01", "air", "st-1"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	h.publish(feature(11, 0))
+	h.mu.Lock()
+	h.flushLocked()
+	h.mu.Unlock()
+	c := newClient(g, h, nil, nil, liveParams{Province: "01"})
+	c.finished = true // no writer: the test takes what it would write
+	ticked := false
+	h.beforeBuild = func() {
+		h.publish(feature(22, 1))
+		if !h.mu.TryLock() {
+			t.Error("the hub is locked while the snapshot is built")
+			return
+		}
+		defer h.mu.Unlock()
+		h.flushLocked()
+		if bufs, n, _ := h.takeLocked(c, nil); n != 0 || len(bufs) != 0 {
+			t.Errorf("the client took %d frames before its snapshot was built", n)
+		}
+		ticked = true
+	}
+	if err := h.add(c); err != nil {
+		t.Fatal(err)
+	}
+	got := tickFrames(t, h, c)
+	if !ticked || len(got) != 2 || !containsText(got[0], `"type":"snapshot"`) || !containsText(got[0], `"pm25":11`) ||
+		!containsText(got[1], `"type":"state"`) || !containsText(got[1], `"pm25":22`) {
+		t.Fatalf("frames %q (ticked %v); want the snapshot of pm25 11, then the state of pm25 22", got, ticked)
+	}
+}
