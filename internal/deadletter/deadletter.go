@@ -341,6 +341,9 @@ func Redrive(ctx context.Context, js jetstream.JetStream, seq uint64) (Letter, e
 // feedsOriginal is the FEEDS message l was made of, while FEEDS holds it
 // (its max age); ErrNotRedrivable once it does not.
 func feedsOriginal(ctx context.Context, js jetstream.JetStream, l Letter) (*jetstream.RawStreamMsg, error) {
+	if l.FeedsSeq == 0 {
+		return nil, fmt.Errorf("it names no FEEDS message: %w", ErrNotRedrivable)
+	}
 	st, err := js.Stream(ctx, subjects.StreamFeeds)
 	if err != nil {
 		return nil, fmt.Errorf("opening stream %s: %w", subjects.StreamFeeds, err)

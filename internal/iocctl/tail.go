@@ -423,7 +423,7 @@ func readSSE(body io.Reader, last uint64, p *printer) (uint64, error) {
 			case "event":
 				event = value
 			case "data":
-				if size += len(value) + 1; size > maxEventBytes {
+				if size += len(value) + 24; size > maxEventBytes { // the line and its string's header in data
 					return last, fmt.Errorf("an event of the stream is over %d bytes without its end (a blank line): not an event of the hub", maxEventBytes)
 				}
 				data = append(data, value)

@@ -68,15 +68,22 @@ func (g *Gateway) readFailed(w http.ResponseWriter, r *http.Request, err error, 
 	writeProblem(w, r, http.StatusServiceUnavailable, "the database is unavailable; retry later")
 }
 
+// requestValueCodes are the data exceptions (SQLSTATE class 22) a value a
+// request gave can raise: text not valid in the database's encoding, a
+// text that is no number or time, a time or number out of range, a text
+// too long. Others of the class (a division by zero) are the hub's own
+// fault: 503, logged as errors.
+var requestValueCodes = map[string]bool{"22021": true, "22P05": true, "22P02": true, "22007": true, "22008": true,
+	"22003": true, "22001": true}
+
 // refusedValue answers 400 when err is the database refusing a value of
-// the request (SQLSTATE class 22, data exception: text not valid in the
-// database's encoding, a time it cannot read, a number out of range),
+// the request (requestValueCodes),
 // naming what it refused, and reports whether it did. The values reach the
 // database from parameters the handlers decode (a cursor, an id in
 // base64) after ValidURL saw them.
 func refusedValue(w http.ResponseWriter, r *http.Request, err error) bool {
 	var pgErr *pgconn.PgError
-	if !errors.As(err, &pgErr) || !strings.HasPrefix(pgErr.Code, "22") {
+	if !errors.As(err, &pgErr) || !requestValueCodes[pgErr.Code] {
 		return false
 	}
 	writeProblem(w, r, http.StatusBadRequest, fmt.Sprintf("a value of the request was refused: %s (SQLSTATE %s); check the parameters, ids and cursor", pgErr.Message, pgErr.Code))

@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"net/http"
 	"strconv"
 	"strings"
@@ -275,6 +276,9 @@ const payloadHeadroom = 128 << 10
 // payload is maxPayload: less payloadHeadroom, and never less than half of
 // it (a server configured below 256 KiB).
 func itemRoom(maxPayload int64) int {
+	if maxPayload <= 0 { // not known (no connection yet): the server's own check stands
+		return math.MaxInt
+	}
 	return int(max(maxPayload-payloadHeadroom, maxPayload/2))
 }
 
