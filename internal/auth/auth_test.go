@@ -330,10 +330,25 @@ func TestSessions(t *testing.T) {
 	if a.Live(p) || !a.Live(Principal{ID: "dev"}) {
 		t.Error("Live does not follow the cache")
 	}
-	// And when it expires.
+	// And when it expires: a principal of a session (a live view opened
+	// with it) is live until the cookie's end, and while its identity is.
+	ps, err := a.Authenticate(request("", a.SessionValue("dev", now.Add(time.Hour))))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !a.Live(ps) || !ps.Expires.Equal(now.Add(time.Hour).Truncate(time.Second)) {
+		t.Errorf("session principal expires %v, live %v; want live until the cookie's end", ps.Expires, a.Live(ps))
+	}
 	now = now.Add(13 * time.Hour)
+	if a.Live(ps) {
+		t.Error("a session's principal is live past its cookie's end")
+	}
 	if _, err := a.Authenticate(request("", a.SessionValue("dev", now.Add(-time.Minute)))); !errors.Is(err, ErrInvalidCredentials) {
 		t.Errorf("expired session: %v", err)
+	}
+	// An OIDC subject (no identity of the hub) is live until its token's end.
+	if !a.Live(Principal{ID: OIDCPrefix + "u-1", Expires: now.Add(time.Minute)}) || a.Live(Principal{ID: OIDCPrefix + "u-1", Expires: now}) {
+		t.Error("an OIDC principal's liveness is not its token's expiry")
 	}
 }
 

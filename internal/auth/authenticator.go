@@ -260,11 +260,15 @@ func (a *Authenticator) principalByID(id string) (Principal, bool) {
 	return p, ok
 }
 
-// Live reports whether p still authenticates: false once its identity is
-// revoked and the cache reloaded, or once its credential expired (OIDC).
+// Live reports whether p still authenticates: false once its credential
+// expired (an OIDC token, a session cookie), or once its identity is revoked
+// and the cache reloaded (an identity of the hub: a key, or a session's).
 func (a *Authenticator) Live(p Principal) bool {
-	if !p.Expires.IsZero() {
-		return a.cfg.Now().Before(p.Expires)
+	if !p.Expires.IsZero() && !a.cfg.Now().Before(p.Expires) {
+		return false
+	}
+	if strings.HasPrefix(p.ID, OIDCPrefix) {
+		return true // an OIDC subject is no identity of the hub: its token's expiry is all
 	}
 	_, ok := a.principalByID(p.ID)
 	return ok
@@ -308,6 +312,10 @@ func (a *Authenticator) session(v string) (Principal, error) {
 	p, ok := a.principalByID(parts[1])
 	if !ok {
 		return Principal{}, fmt.Errorf("the session's identity is revoked or unknown: %w", ErrInvalidCredentials)
+	}
+	// A live view or stream opened with the cookie ends with it (Live).
+	if at := time.Unix(exp, 0); p.Expires.IsZero() || at.Before(p.Expires) {
+		p.Expires = at
 	}
 	return p, nil
 }
