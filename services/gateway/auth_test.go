@@ -1,10 +1,12 @@
 package gateway
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"net/url"
 	"slices"
 	"strings"
 	"sync"
@@ -149,5 +151,88 @@ func TestLiveClosesRevokedIdentity(t *testing.T) {
 	_, resp, err := websocket.DefaultDialer.Dial(u, hdr)
 	if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("upgrade after revocation: %v %v; want 401", err, resp)
+	}
+}
+
+// TestStreamsCloseRevokedIdentity: an open event stream of an identity that
+// is revoked ends at the next keepalive after the reload: a WebSocket with
+// close 4003, Server-Sent Events with an event "revoked".
+func TestStreamsCloseRevokedIdentity(t *testing.T) {
+	n := testenv.NATS(t)
+	tok, sum := auth.NewToken()
+	l := &fakeLoader{list: []auth.Identity{{ID: "id_00000000000000a2", Name: "dev", Role: auth.RoleViewer, Scopes: []string{"01"}, TokenSHA256: sum}}}
+	a := testAuth(t, l)
+	if err := a.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	g, err := New(Config{PingInterval: 50 * time.Millisecond}, Deps{JS: n.JS, Auth: a})
+	if err != nil {
+		t.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	g.Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(func() {
+		g.Close()
+		srv.Close()
+	})
+	q := "/v1/streams?subject=" + url.QueryEscape("ioc.feed.01.>")
+	hdr := http.Header{"Authorization": {"Bearer " + tok}}
+	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+q, hdr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ws.Close()
+	req, err := http.NewRequest(http.MethodGet, srv.URL+q, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Accept", "text/event-stream")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		t.Fatalf("SSE stream: %s", resp.Status)
+	}
+
+	l.mu.Lock()
+	l.list[0].Revoked = true
+	l.mu.Unlock()
+	if err := a.Refresh(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, _, err := ws.ReadMessage()
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != CloseRevoked {
+			t.Fatalf("WebSocket stream ended with %v; want close %d", err, CloseRevoked)
+		}
+		break
+	}
+	done := make(chan string, 1)
+	go func() {
+		sc := bufio.NewScanner(resp.Body)
+		for sc.Scan() {
+			if sc.Text() == "event: revoked" {
+				done <- sc.Text()
+				return
+			}
+		}
+		done <- "the stream ended without a revoked event"
+	}()
+	select {
+	case got := <-done:
+		if got != "event: revoked" {
+			t.Fatal(got)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatal("no revoked event on the SSE stream within 5 s")
 	}
 }
