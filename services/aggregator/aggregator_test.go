@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -954,19 +955,12 @@ func TestAlertOfAnotherSenderIsDeadLettered(t *testing.T) {
 			t.Errorf("dead letter %s: stage %s, reason %q; want the store's, naming the two senders", l.EventID, l.Stage, l.Reason)
 		}
 	}
-	var senders []string
 	rows, err := pool.Query(context.Background(), `SELECT identifier || ' ' || sender FROM alert ORDER BY 1`)
 	if err != nil {
 		t.Fatal(err)
 	}
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		senders = append(senders, s)
-	}
-	if err := rows.Err(); err != nil {
+	senders, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
 		t.Fatal(err)
 	}
 	// Of Y-1's two senders, the one written first stays; the other is the letter.

@@ -99,10 +99,11 @@ func (f *fakeLoader) Identities(context.Context) ([]auth.Identity, error) {
 	return slices.Clone(f.list), nil
 }
 
-// TestLiveClosesRevokedIdentity checks that an open live view of an identity
-// that is revoked is closed with 4003 at the next ping after the reload, and
-// that a new upgrade is refused with 401.
-func TestLiveClosesRevokedIdentity(t *testing.T) {
+// revocable is a gateway over httptest that pings every 50 ms, with one
+// viewer of 01 whose token it returns, and revoke, which revokes it and
+// reloads the identities.
+func revocable(t *testing.T) (srv *httptest.Server, token string, revoke func()) {
+	t.Helper()
 	n := testenv.NATS(t)
 	tok, sum := auth.NewToken()
 	l := &fakeLoader{list: []auth.Identity{{ID: "id_00000000000000a1", Name: "wall", Role: auth.RoleViewer, Scopes: []string{"01"}, TokenSHA256: sum}}}
@@ -116,11 +117,26 @@ func TestLiveClosesRevokedIdentity(t *testing.T) {
 	}
 	mux := http.NewServeMux()
 	g.Register(mux)
-	srv := httptest.NewServer(mux)
+	srv = httptest.NewServer(mux)
 	t.Cleanup(func() {
 		g.Close()
 		srv.Close()
 	})
+	return srv, tok, func() {
+		l.mu.Lock()
+		l.list[0].Revoked = true
+		l.mu.Unlock()
+		if err := a.Refresh(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestLiveClosesRevokedIdentity checks that an open live view of an identity
+// that is revoked is closed with 4003 at the next ping after the reload, and
+// that a new upgrade is refused with 401.
+func TestLiveClosesRevokedIdentity(t *testing.T) {
+	srv, tok, revoke := revocable(t)
 	u := "ws" + strings.TrimPrefix(srv.URL, "http") + "/v1/live?province=01"
 	hdr := http.Header{"Authorization": {"Bearer " + tok}}
 	c, _, err := websocket.DefaultDialer.Dial(u, hdr)
@@ -130,12 +146,7 @@ func TestLiveClosesRevokedIdentity(t *testing.T) {
 	defer c.Close()
 	readFrame(t, c) // the snapshot
 
-	l.mu.Lock()
-	l.list[0].Revoked = true
-	l.mu.Unlock()
-	if err := a.Refresh(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	revoke()
 	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
 	for {
 		_, _, err := c.ReadMessage()
@@ -158,24 +169,7 @@ func TestLiveClosesRevokedIdentity(t *testing.T) {
 // is revoked ends at the next keepalive after the reload: a WebSocket with
 // close 4003, Server-Sent Events with an event "revoked".
 func TestStreamsCloseRevokedIdentity(t *testing.T) {
-	n := testenv.NATS(t)
-	tok, sum := auth.NewToken()
-	l := &fakeLoader{list: []auth.Identity{{ID: "id_00000000000000a2", Name: "dev", Role: auth.RoleViewer, Scopes: []string{"01"}, TokenSHA256: sum}}}
-	a := testAuth(t, l)
-	if err := a.Refresh(context.Background()); err != nil {
-		t.Fatal(err)
-	}
-	g, err := New(Config{PingInterval: 50 * time.Millisecond}, Deps{JS: n.JS, Auth: a})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	g.Register(mux)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		g.Close()
-		srv.Close()
-	})
+	srv, tok, revoke := revocable(t)
 	q := "/v1/streams?subject=" + url.QueryEscape("ioc.feed.01.>")
 	hdr := http.Header{"Authorization": {"Bearer " + tok}}
 	ws, _, err := websocket.DefaultDialer.Dial("ws"+strings.TrimPrefix(srv.URL, "http")+q, hdr)
@@ -198,12 +192,7 @@ func TestStreamsCloseRevokedIdentity(t *testing.T) {
 		t.Fatalf("SSE stream: %s", resp.Status)
 	}
 
-	l.mu.Lock()
-	l.list[0].Revoked = true
-	l.mu.Unlock()
-	if err := a.Refresh(context.Background()); err != nil {
-		t.Fatal(err)
-	}
+	revoke()
 	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
 	for {
 		_, _, err := ws.ReadMessage()

@@ -85,12 +85,7 @@ func holdFlushes(t testing.TB, h *hub) {
 // a batch client that lags gets, in one frame built once and shared, the
 // newest of every entity, as an unbatched client that lags does.
 func TestHubBatchFrames(t *testing.T) {
-	m, err := newMetrics(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := &Gateway{cfg: Config{}.withDefaults(), log: slog.New(slog.DiscardHandler), m: m}
-	h := newHub(g, "01")
+	g, h := bareHub(t)
 	box, err := parseBBox(inBox)
 	if err != nil {
 		t.Fatal(err)
@@ -407,4 +402,16 @@ func TestGroupPendingBuildsNothing(t *testing.T) {
 			t.Errorf("batch %v: built %+v; want only the form asked for", batch, m)
 		}
 	}
+}
+
+// bareHub is a hub of province 01 of a gateway of defaults, neither running
+// nor fed: tests publish to it and tick it themselves.
+func bareHub(t *testing.T) (*Gateway, *hub) {
+	t.Helper()
+	m, err := newMetrics(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := &Gateway{cfg: Config{}.withDefaults(), log: slog.New(slog.DiscardHandler), m: m}
+	return g, newHub(g, "01")
 }

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"log/slog"
 	"slices"
 	"strings"
 	"testing"
@@ -91,12 +90,7 @@ func TestScopeUnitsAndLiveFilter(t *testing.T) {
 // unit-scoped client's units gets a remove frame; one that never was in them
 // sends it nothing.
 func TestHubRemovesWhatLeavesTheUnits(t *testing.T) {
-	m, err := newMetrics(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := &Gateway{cfg: Config{}.withDefaults(), log: slog.New(slog.DiscardHandler), m: m}
-	h := newHub(g, "01")
+	g, h := bareHub(t)
 	c := newClient(g, h, nil, nil, liveParams{Province: "01", Units: testTree().closure([]string{"00070"})})
 	c.finished = true // no writer: the test takes what it would write
 	h.mu.Lock()
@@ -231,12 +225,7 @@ func TestUnitScopedChecks(t *testing.T) {
 // opening views with ever new filters no longer stalls the province), and
 // the client still gets the snapshot first, as of its join, then the change.
 func TestSnapshotBuiltOutsideTheLock(t *testing.T) {
-	m, err := newMetrics(nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	g := &Gateway{cfg: Config{}.withDefaults(), log: slog.New(slog.DiscardHandler), m: m}
-	h := newHub(g, "01")
+	g, h := bareHub(t)
 	feature := func(pm25 float64, version int) feature {
 		f, err := encodeFeature(airState(t, "st-1", version, pm25), subjects.State("01", "air", "st-1"))
 		if err != nil {

@@ -79,7 +79,12 @@ type env struct {
 // wards and the test sources) on a real NATS server, behind httptest.
 func newEnv(t testing.TB, cfg ingest.Config) *env {
 	t.Helper()
-	ne := startNATS(t)
+	return newEnvOn(t, startNATS(t), cfg)
+}
+
+// newEnvOn is newEnv on the NATS server of ne.
+func newEnvOn(t testing.TB, ne *natsEnv, cfg ingest.Config) *env {
+	t.Helper()
 	if cfg.DevToken == "" {
 		cfg.DevToken = tokDev
 	}

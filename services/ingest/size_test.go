@@ -2,8 +2,6 @@ package ingest_test
 
 import (
 	"fmt"
-	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -35,14 +33,7 @@ func bigCAP(id string, infos, n int) []byte {
 // accepted. The server here takes 256 KiB: items up to 128 KiB.
 func TestItemRoomForStateAndLetter(t *testing.T) {
 	ne := testenv.NATSMaxPayload(t, 256<<10)
-	svc, err := ingest.New(ingest.Config{DevToken: tokDev}, ingest.Deps{JS: ne.JS, Units: testUnits(t), Sources: testSources()})
-	if err != nil {
-		t.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	svc.Register(mux)
-	hs := httptest.NewServer(mux)
-	t.Cleanup(hs.Close)
+	e := newEnvOn(t, &natsEnv{srv: ne.Server, nc: ne.Conn, js: ne.JS}, ingest.Config{})
 	for _, tc := range []struct {
 		name   string
 		doc    []byte
@@ -54,7 +45,7 @@ func TestItemRoomForStateAndLetter(t *testing.T) {
 			"; the hub takes at most 131072 (the event backbone's max payload less 131072 kept for its state and dead letter): shorten its fields"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := postTo(t, hs.URL, "alert", tokProvince, "application/cap+xml", tc.doc)
+			r := e.post(t, "alert", tokProvince, "application/cap+xml", tc.doc)
 			if len(r.resp.Results) != 1 {
 				t.Fatalf("%d %s; want one result", r.code, r.raw)
 			}
