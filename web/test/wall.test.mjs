@@ -534,10 +534,20 @@ mockOnly('the wall loads boundaries simplified for its view, and the whole ones 
   assert.equal(s.unitsRequests, 1, 'one /v1/units request (with simplify) for the wall');
   await waitWardFills(page, 'air');
   // Two double-clicks zoom in two levels: past what the simplified boundaries hold.
+  // A double-click the browser took as two clicks (its two presses too far
+  // apart on a loaded machine: a CI run lost one so) is given again, twice at
+  // most; what is checked of the zoom is unchanged.
   const box = await page.locator('#map').boundingBox();
   for (let i = 0; i < 2; i++) {
-    await page.mouse.dblclick(box.x + box.width / 2, box.y + box.height / 2);
-    await waitStats(page, (z) => window.iochub.stats().zoom > z + 0.9, 'the zoom in', LIVE_TIMEOUT, s.zoom);
+    for (let attempt = 1; ; attempt++) {
+      await page.mouse.dblclick(box.x + box.width / 2, box.y + box.height / 2);
+      try {
+        await waitStats(page, (z) => window.iochub.stats().zoom > z + 0.9, 'the zoom in', LIVE_TIMEOUT / 3, s.zoom);
+        break;
+      } catch (err) {
+        if (attempt === 3 || (await stats(page)).zoom !== s.zoom) throw err;
+      }
+    }
     s = await stats(page);
   }
   await waitStats(page, () => window.iochub.stats().unitsDetail === 'full', 'the whole boundaries');
