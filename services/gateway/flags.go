@@ -1,11 +1,18 @@
 package gateway
 
 import (
+	"cmp"
 	"flag"
 	"strings"
 
 	"github.com/iochub/iochub/internal/flagx"
 )
+
+// DefaultMaxLive is the binary's cap on live views across provinces
+// (--max-live): twice the 10,000 walls of issue 12's goal, ~300 MB of
+// connections idle. Without it, identities of an OIDC provider (each
+// subject its own, 20 views each) have no bound together.
+const DefaultMaxLive = 20000
 
 // RegisterFlags registers the gateway's settings on fs, with the defaults of
 // withDefaults as flag defaults. Browsers may use the gateway from its own
@@ -14,7 +21,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	d := Config{}.withDefaults()
 	fs.Var(listFlag{&c.AllowedOrigins}, "allowed-origins", "comma-separated browser origins allowed to use the gateway; empty means the same origin only, * any (IOCHUB_ALLOWED_ORIGINS)")
 	flagx.Positive(fs, &c.MaxClientsPerIdentity, "max-live-per-identity", d.MaxClientsPerIdentity, "live views one identity may keep open (IOCHUB_MAX_LIVE_PER_IDENTITY)")
-	fs.IntVar(&c.MaxClients, "max-live", c.MaxClients, "live views open at once across provinces; more get 503; 0 means no cap (IOCHUB_MAX_LIVE)")
+	fs.IntVar(&c.MaxClients, "max-live", cmp.Or(c.MaxClients, DefaultMaxLive), "live views open at once across provinces; more get 503; 0 means no cap (IOCHUB_MAX_LIVE)")
 	flagx.Positive(fs, &c.SendQueue, "live-send-queue", d.SendQueue, "entities that may wait to be written to one live view before it is closed as too slow (IOCHUB_LIVE_SEND_QUEUE)")
 	flagx.Positive(fs, &c.WriteTimeout, "live-write-timeout", d.WriteTimeout, "longest write of one batch of frames to a live view before it is dropped (IOCHUB_LIVE_WRITE_TIMEOUT)")
 	flagx.Positive(fs, &c.PingInterval, "live-ping-interval", d.PingInterval, "how often the gateway pings each live view (IOCHUB_LIVE_PING_INTERVAL)")

@@ -30,6 +30,12 @@ func TestConfigRegisterFlags(t *testing.T) {
 	if d := (Config{}).withDefaults(); c.SendQueue != d.SendQueue || c.MaxClientsPerIdentity != d.MaxClientsPerIdentity || c.WriteTimeout != d.WriteTimeout {
 		t.Errorf("flag defaults %+v; want the gateway's defaults %+v", c, d)
 	}
+	if c.MaxClients != DefaultMaxLive {
+		t.Errorf("default --max-live = %d; want %d (a cap, not none)", c.MaxClients, DefaultMaxLive)
+	}
+	if c, _, err := parse("--max-live", "0"); err != nil || c.MaxClients != 0 {
+		t.Errorf("--max-live 0 = %d, %v; want 0 (no cap)", c.MaxClients, err)
+	}
 	if o.PublishTimeout != defaultActionPublishTimeout {
 		t.Errorf("operator publish timeout default = %s; want %s", o.PublishTimeout, defaultActionPublishTimeout)
 	}
