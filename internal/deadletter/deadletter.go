@@ -24,6 +24,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/iochub/iochub/internal/ce"
+	"github.com/iochub/iochub/internal/natsx"
 	"github.com/iochub/iochub/internal/subjects"
 )
 
@@ -120,7 +121,7 @@ func Build(h nats.Header, data []byte, info Info) *nats.Msg {
 		HeaderDelivered:       {strconv.FormatUint(info.Delivered, 10)},
 		jetstream.MsgIDHeader: {MsgID(info.FeedsSeq)},
 	}
-	size := headerSize(out)
+	size := natsx.HeaderBytes(out)
 	if v := h.Get(jetstream.MsgIDHeader); v != "" {
 		out[HeaderMsgID] = []string{v}
 		size += len(HeaderMsgID) + len(v) + 4
@@ -141,7 +142,7 @@ func Build(h nats.Header, data []byte, info Info) *nats.Msg {
 		size += n
 		out[k] = append([]string(nil), vs...)
 	}
-	if info.MaxPayload > 0 && wireSize(out, data) > info.MaxPayload {
+	if info.MaxPayload > 0 && int64(natsx.WireSize(out, data)) > info.MaxPayload {
 		for k := range out {
 			if k != ce.HeaderID && k != ce.HeaderSource && k != ce.HeaderFeedSource &&
 				!strings.HasPrefix(k, "Iochub-Dl-") && k != jetstream.MsgIDHeader {
@@ -149,28 +150,12 @@ func Build(h nats.Header, data []byte, info Info) *nats.Msg {
 				out[HeaderTruncated] = []string{"true"}
 			}
 		}
-		if wireSize(out, data) > info.MaxPayload {
+		if int64(natsx.WireSize(out, data)) > info.MaxPayload {
 			out[HeaderPayloadDropped] = []string{strconv.Itoa(len(data))}
 			data = nil
 		}
 	}
 	return &nats.Msg{Subject: subjects.Deadletter(province, kind), Header: out, Data: data}
-}
-
-// wireSize is what NATS counts against its max payload: the encoded headers
-// ("NATS/1.0\r\n", "Key: value\r\n" each, "\r\n") plus the payload.
-func wireSize(h nats.Header, data []byte) int64 {
-	return int64(len("NATS/1.0\r\n\r\n") + headerSize(h) + len(data))
-}
-
-func headerSize(h nats.Header) int {
-	n := 0
-	for k, vs := range h {
-		for _, v := range vs {
-			n += len(k) + len(v) + 4
-		}
-	}
-	return n
 }
 
 // clean makes s a safe header value of at most max bytes: control

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/iochub/iochub/internal/natsx"
 	"github.com/iochub/iochub/internal/subjects"
 )
 
@@ -47,7 +48,7 @@ func TestBuild(t *testing.T) {
 	if len(r) > MaxReason || !utf8.ValidString(r) || strings.ContainsAny(r, "\r\n") || !strings.HasPrefix(r, "line one  line two") {
 		t.Errorf("reason of %d bytes %.40q…; want at most %d bytes of valid UTF-8 without line breaks", len(r), r, MaxReason)
 	}
-	if n := headerSize(got); n > MaxHeaderBytes {
+	if n := natsx.HeaderBytes(got); n > MaxHeaderBytes {
 		t.Errorf("headers of %d bytes; want at most %d", n, MaxHeaderBytes)
 	}
 	// Of the two large headers only one fits: the first by name, every time.
@@ -87,7 +88,7 @@ func TestBuildBoundedByMaxPayload(t *testing.T) {
 	// Fits once X-Extra is left out: the payload is kept whole.
 	data := make([]byte, max-1500)
 	m := Build(h, data, info)
-	if n := wireSize(m.Header, m.Data); n > max {
+	if n := int64(natsx.WireSize(m.Header, m.Data)); n > max {
 		t.Fatalf("letter of %d bytes; want at most %d", n, max)
 	}
 	if len(m.Data) != len(data) || m.Header.Get(HeaderPayloadDropped) != "" {
@@ -103,7 +104,7 @@ func TestBuildBoundedByMaxPayload(t *testing.T) {
 	// Does not fit even so: the payload goes, its size recorded.
 	data = make([]byte, max-20)
 	m = Build(h, data, info)
-	if n := wireSize(m.Header, m.Data); n > max {
+	if n := int64(natsx.WireSize(m.Header, m.Data)); n > max {
 		t.Fatalf("letter of %d bytes; want at most %d", n, max)
 	}
 	if len(m.Data) != 0 || m.Header.Get(HeaderPayloadDropped) != strconv.Itoa(len(data)) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/iochub/iochub/internal/ce"
 	"github.com/iochub/iochub/internal/deadletter"
+	"github.com/iochub/iochub/internal/natsx"
 	"github.com/iochub/iochub/internal/subjects"
 	"github.com/iochub/iochub/internal/testenv"
 )
@@ -34,12 +35,7 @@ func TestRedriveACutLetter(t *testing.T) {
 	}
 	info := deadletter.Info{Subject: subject, FeedsSeq: ack.Sequence, Stage: deadletter.StageStore, Reason: "refused", Time: time.Now(), Delivered: 1}
 	whole := deadletter.Build(h, data, info) // unbounded: its size, less a byte, cuts its headers only
-	size := int64(len("NATS/1.0\r\n\r\n") + len(whole.Data))
-	for k, vs := range whole.Header {
-		for _, v := range vs {
-			size += int64(len(k) + len(v) + 4)
-		}
-	}
+	size := int64(natsx.WireSize(whole.Header, whole.Data))
 	for _, tc := range []struct {
 		name    string
 		maxLoad int64 // the letter's bound, to cut it

@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/reflect/protoreflect"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/iochub/iochub/internal/natsx"
 	"github.com/iochub/iochub/internal/subjects"
 	"github.com/iochub/iochub/internal/testenv"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
@@ -209,15 +210,7 @@ func TestStateTooLargeDoesNotHoldItsBatch(t *testing.T) {
 	insertUnit(t, pool, province, "province", "", 105, 20)
 	big := capEvent(t, "big", "Alert", t0)
 	msg := feedMsg(t, subjects.KindAlert, big, "")
-	size := func(m *nats.Msg) int {
-		n := len(m.Data) + len("NATS/1.0\r\n\r\n")
-		for k, vs := range m.Header {
-			for _, v := range vs {
-				n += len(k) + len(v) + 4
-			}
-		}
-		return n
-	}
+	size := func(m *nats.Msg) int { return natsx.WireSize(m.Header, m.Data) }
 	big.Info[0].Description = strings.Repeat("m", maxPayload-size(msg)-6)
 	msg = feedMsg(t, subjects.KindAlert, big, "")
 	if n := size(msg); n > maxPayload || n < maxPayload-8 {

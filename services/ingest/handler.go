@@ -17,6 +17,7 @@ import (
 	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/ce"
 	"github.com/iochub/iochub/internal/feedcheck"
+	"github.com/iochub/iochub/internal/natsx"
 	"github.com/iochub/iochub/internal/routes"
 	"github.com/iochub/iochub/internal/subjects"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
@@ -287,17 +288,10 @@ func itemRoom(maxPayload int64) int {
 // returns the payload's length (the headers, at most a few KB, are not
 // counted then: the event is far from the limit).
 func msgSize(m *nats.Msg, from int) int {
-	n := len(m.Data)
-	if n <= from {
-		return n
+	if len(m.Data) <= from {
+		return len(m.Data)
 	}
-	n += len("NATS/1.0\r\n\r\n")
-	for k, vs := range m.Header {
-		for _, v := range vs {
-			n += len(k) + len(v) + 4
-		}
-	}
-	return n
+	return natsx.WireSize(m.Header, m.Data)
 }
 
 // permanentPublishError reports whether publishing failed because of the
