@@ -7,11 +7,11 @@ import (
 	"slices"
 	"strings"
 	"time"
-	"unicode/utf8"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/iochub/iochub/internal/feedcheck"
 	"github.com/iochub/iochub/internal/units"
 )
 
@@ -113,11 +113,8 @@ func CheckGroup(g Group) error {
 		return fmt.Errorf("defining group %q: the code must be 1 to 64 characters without spaces, dots, slashes, * or >: %w", g.Code, ErrGroup)
 	}
 	for _, t := range [...]struct{ name, v string }{{"code", g.Code}, {"name", g.NameVI}, {"name_en", g.NameEN}} {
-		switch {
-		case !utf8.ValidString(t.v) || strings.IndexByte(t.v, 0) >= 0:
-			return fmt.Errorf("defining group %.64q: the %s must be UTF-8 text without NUL characters: %w", g.Code, t.name, ErrGroup)
-		case len(t.v) > maxGroupName:
-			return fmt.Errorf("defining group %.64q: the %s is %d bytes; at most %d: %w", g.Code, t.name, len(t.v), maxGroupName, ErrGroup)
+		if err := feedcheck.Text(t.name, t.v, maxGroupName); err != nil {
+			return fmt.Errorf("defining group %.64q: %w: %w", g.Code, err, ErrGroup)
 		}
 	}
 	if len(g.Members) == 0 {
@@ -127,7 +124,7 @@ func CheckGroup(g Group) error {
 		return fmt.Errorf("defining group %s: %d members; at most %d: %w", g.Code, len(g.Members), MaxGroupMembers, ErrGroup)
 	}
 	for i, m := range g.Members {
-		if m == "" || len(m) > 64 || !utf8.ValidString(m) || strings.IndexByte(m, 0) >= 0 {
+		if err := feedcheck.Text(fmt.Sprintf("member %d", i), m, 64); m == "" || err != nil {
 			return fmt.Errorf("defining group %s: member %d (%.64q) is not a unit code (1 to 64 bytes of text): %w", g.Code, i, m, ErrGroup)
 		}
 	}

@@ -10,6 +10,7 @@ import (
 	"github.com/twpayne/go-geom"
 	"github.com/twpayne/go-geom/encoding/geojson"
 
+	"github.com/iochub/iochub/internal/feedcheck"
 	"github.com/iochub/iochub/internal/geomcheck"
 )
 
@@ -264,11 +265,8 @@ func (u *Reader) record(i int, f *unitFeature) (Record, error) {
 	}
 	p := f.Properties
 	for _, t := range [...]struct{ name, v string }{{"code", code}, {"name", p.Name}, {"nameEn", p.NameEn}, {"fullName", p.FullName}, {"fullNameEn", p.FullNameEn}} {
-		switch {
-		case strings.IndexByte(t.v, 0) >= 0:
-			return Record{}, bad(code, "properties.%s holds a NUL character", t.name)
-		case len(t.v) > maxNameBytes:
-			return Record{}, bad(code, "properties.%s is %d bytes; at most %d", t.name, len(t.v), maxNameBytes)
+		if err := feedcheck.Text("properties."+t.name, t.v, maxNameBytes); err != nil {
+			return Record{}, bad(code, "%v", err)
 		}
 	}
 	return Record{

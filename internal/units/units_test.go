@@ -178,8 +178,8 @@ func TestFromGeoJSONErrors(t *testing.T) {
 		{"not a collection", `{"type":"Feature"}`, `type is "Feature"; want FeatureCollection`},
 		{"no code", `{"type":"FeatureCollection","features":[{"type":"Feature","properties":{},"geometry":{"type":"Point","coordinates":[1,2]}}]}`, "features[0]: properties.code is missing"},
 		{"point boundary", `{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"code":"X"},"geometry":{"type":"Point","coordinates":[1,2]}}]}`, "features[0] (code X): the geometry is a Point; want Polygon or MultiPolygon"},
-		{"NUL in a name", `{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"code":"X","name":"Hà\u0000Nội"},"geometry":{"type":"Polygon","coordinates":[[[1,2],[2,2],[2,3],[1,2]]]}}]}`, "features[0] (code X): properties.name holds a NUL character"},
-		{"long name", `{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"code":"X","fullNameEn":"` + strings.Repeat("a", 513) + `"},"geometry":{"type":"Polygon","coordinates":[[[1,2],[2,2],[2,3],[1,2]]]}}]}`, "features[0] (code X): properties.fullNameEn is 513 bytes; at most 512"},
+		{"NUL in a name", `{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"code":"X","name":"Hà\u0000Nội"},"geometry":{"type":"Polygon","coordinates":[[[1,2],[2,2],[2,3],[1,2]]]}}]}`, "features[0] (code X): properties.name has a NUL character at byte 3"},
+		{"long name", `{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"code":"X","fullNameEn":"` + strings.Repeat("a", 513) + `"},"geometry":{"type":"Polygon","coordinates":[[[1,2],[2,2],[2,3],[1,2]]]}}]}`, "features[0] (code X): properties.fullNameEn is 513 bytes long; at most 512"},
 		{"open ring", `{"type":"FeatureCollection","features":[{"type":"Feature","properties":{"code":"X"},"geometry":{"type":"Polygon","coordinates":[[[1,2],[2,2],[2,3],[1,3]]]}}]}`, "features[0] (code X): polygon 0 ring 0: ring is not closed"},
 	} {
 		t.Run(tt.name, func(t *testing.T) {
