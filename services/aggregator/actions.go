@@ -160,13 +160,16 @@ func (a *Actions) fetch(ctx context.Context, cons jetstream.Consumer) (int, erro
 // handle applies one action message and acks, terms or naks it.
 func (a *Actions) handle(ctx context.Context, m jetstream.Msg) {
 	act := &iocv1.Action{}
-	if err := proto.Unmarshal(m.Data(), act); err != nil || act.GetId() == "" || act.GetType() == "" || unstorableHead(act) != "" {
-		reason := "action has no id or type"
-		if err != nil {
-			reason = "unmarshalling Action: " + err.Error()
-		} else if why := unstorableHead(act); why != "" {
-			reason = why
-		}
+	var reason string
+	switch err := proto.Unmarshal(m.Data(), act); {
+	case err != nil:
+		reason = "unmarshalling Action: " + err.Error()
+	case act.GetId() == "" || act.GetType() == "":
+		reason = "action has no id or type"
+	default:
+		reason = unstorableHead(act)
+	}
+	if reason != "" {
 		a.log.Error("terminating undecodable action", "subject", m.Subject(), "reason", reason)
 		if err := m.TermWithReason(reason); err != nil {
 			a.log.Warn("terminating action failed", "subject", m.Subject(), "err", err)

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
@@ -173,5 +174,29 @@ func TestApplyActions(t *testing.T) {
 	}
 	if strings.Join(got, "\n") != strings.Join(want, "\n") {
 		t.Errorf("audit rows:\n%s\nwant:\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// An action whose id, actor or target PostgreSQL's text cannot hold is one
+// the aggregator cannot even record as handled: handle terminates it,
+// naming the field.
+func TestUnstorableHead(t *testing.T) {
+	ok := &iocv1.Action{Id: "a1", Type: ActionReportStatus, Actor: "op as Nguyễn Văn A", Province: "01", TargetKind: "report", Target: "s/r1"}
+	if why := unstorableHead(ok); why != "" {
+		t.Errorf("a storable action: %q", why)
+	}
+	for _, tc := range []struct {
+		edit func(a *iocv1.Action)
+		want string
+	}{
+		{func(a *iocv1.Action) { a.Actor = "op\x00" }, "action actor has a NUL character at byte 2"},
+		{func(a *iocv1.Action) { a.Target = "s/\xff" }, "action target is not valid UTF-8"},
+		{func(a *iocv1.Action) { a.Id = "\x00" }, "action id has a NUL character at byte 0"},
+	} {
+		a := proto.Clone(ok).(*iocv1.Action)
+		tc.edit(a)
+		if why := unstorableHead(a); why != tc.want {
+			t.Errorf("unstorableHead = %q; want %q", why, tc.want)
+		}
 	}
 }
