@@ -271,13 +271,13 @@ func jsonValue(b []byte) any {
 	return string(b)
 }
 
-// WaterAlarmLevels returns the alarm levels (báo động I, II, III, m; nil where
-// unknown) last stored for each water station, in one query.
 // StationRef is a station of a province: the same id from another province
 // is another station (sqlSensorOnConflict); the aggregator's AQI and water
 // books key their stations by it too.
 type StationRef struct{ Province, ID string }
 
+// WaterAlarmLevels returns the alarm levels (báo động I, II, III, m; nil where
+// unknown) last stored for each water station, in one query.
 func (s *Store) WaterAlarmLevels(ctx context.Context) (map[StationRef][3]*float64, error) {
 	rows, err := s.pool.Query(ctx, sqlWaterAlarmLevels)
 	if err != nil {
