@@ -583,17 +583,6 @@ func (h *hub) snapshotDoneLocked(p liveParams, frame []byte, seq uint64, cut map
 	}
 }
 
-// snapshotLocked is the snapshot frame for p, built under the lock (tests).
-func (h *hub) snapshotLocked(p liveParams) []byte {
-	frame, es := h.snapshotStartLocked(p)
-	if es == nil {
-		return frame
-	}
-	frame, cut := h.buildSnapshot(p, es)
-	h.snapshotDoneLocked(p, frame, h.seq, cut)
-	return frame
-}
-
 // compactSnapshot is the compact snapshot frame of es, each entity cut once
 // (entity.flat) and kept until it changes: the cuts made here are returned
 // for snapshotDoneLocked to keep. The frame is nil if one cannot be cut

@@ -262,3 +262,15 @@ func TestSnapshotBuiltOutsideTheLock(t *testing.T) {
 		t.Fatalf("frames %q (ticked %v); want the snapshot of pm25 11, then the state of pm25 22", got, ticked)
 	}
 }
+
+// snapshotLocked is the snapshot frame for p, built under the lock, as add
+// builds it in two steps.
+func (h *hub) snapshotLocked(p liveParams) []byte {
+	frame, es := h.snapshotStartLocked(p)
+	if es == nil {
+		return frame
+	}
+	frame, cut := h.buildSnapshot(p, es)
+	h.snapshotDoneLocked(p, frame, h.seq, cut)
+	return frame
+}
