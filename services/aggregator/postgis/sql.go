@@ -48,8 +48,7 @@ RETURNING source_id, event_id, observed_at`
 
 const sqlUpsertSensorAir = `WITH latest AS (
     SELECT DISTINCT ON (st.station_id) st.*
-    FROM air_staging st LEFT JOIN LATERAL (SELECT x.id, x.source_id, x.province FROM sensor x WHERE x.kind = 'air' AND x.id = st.station_id LIMIT 1) s ON true
-    WHERE ` + sqlOwnsState + `
+    FROM air_staging st ` + sqlOwnerOf + `sensor x WHERE x.kind = 'air' AND x.id = st.station_id` + sqlOwnerEnd + `
     ORDER BY st.station_id, st.observed_at DESC, st.seq DESC
 ), up AS (
     INSERT INTO sensor AS s (kind, id, name, province, unit_code, source_id, location,
@@ -71,8 +70,7 @@ const sqlUpsertSensorAir = `WITH latest AS (
 const sqlUpsertSensorAirRows = `WITH latest AS (
     SELECT DISTINCT ON (st.station_id) st.*
     FROM ` + sqlAirRowsArrays + `
-    LEFT JOIN LATERAL (SELECT x.id, x.source_id, x.province FROM sensor x WHERE x.kind = 'air' AND x.id = st.station_id LIMIT 1) s ON true
-    WHERE ` + sqlOwnsState + `
+    ` + sqlOwnerOf + `sensor x WHERE x.kind = 'air' AND x.id = st.station_id` + sqlOwnerEnd + `
     ORDER BY st.station_id, st.observed_at DESC, st.seq DESC
 ), up AS (` + sqlAirRowsInsert
 
@@ -135,8 +133,7 @@ RETURNING source_id, event_id, observed_at`
 
 const sqlUpsertRoadSegment = `WITH latest AS (
     SELECT DISTINCT ON (st.segment_id) st.*
-    FROM traffic_staging st LEFT JOIN LATERAL (SELECT x.id, x.source_id, x.province FROM road_segment x WHERE x.id = st.segment_id LIMIT 1) s ON true
-    WHERE ` + sqlOwnsState + `
+    FROM traffic_staging st ` + sqlOwnerOf + `road_segment x WHERE x.id = st.segment_id` + sqlOwnerEnd + `
     ORDER BY st.segment_id, st.observed_at DESC, st.seq DESC
 ), up AS (
     INSERT INTO road_segment AS r (id, name, province, unit_code, source_id, geom,
@@ -393,6 +390,16 @@ const sqlCreatePartition = `CREATE TABLE IF NOT EXISTS %s PARTITION OF %s FOR VA
 // look-up per row: as a plain join it read the whole state table (a hash
 // join), and the drain's PostgreSQL CPU per event went from ~32 to ~86 µs.
 const sqlOwnsState = `(s.id IS NULL OR st.source_id = s.source_id OR st.province = s.province)`
+
+// sqlOwnerOf and sqlOwnerEnd read the state s of each staged row st (the
+// state table and the match go between them) and keep the rows that may
+// move it (sqlOwnsState): the one place of the LATERAL … LIMIT 1 the plan
+// needs.
+const (
+	sqlOwnerOf  = `LEFT JOIN LATERAL (SELECT x.id, x.source_id, x.province FROM `
+	sqlOwnerEnd = ` LIMIT 1) s ON true
+    WHERE ` + sqlOwnsState
+)
 
 // sqlSensorOnConflict is the conflict clause of every upsert of a sensor's
 // current state, whatever its kind: only a newer (or equally new: a

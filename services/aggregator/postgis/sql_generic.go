@@ -34,8 +34,7 @@ RETURNING kind, source_id, event_id, observed_at`
 // stations (sqlSensorOnConflict), keyed by kind too.
 const sqlUpsertSensorGeneric = `WITH latest AS (
     SELECT DISTINCT ON (st.kind, st.entity_id) st.*
-    FROM generic_staging st LEFT JOIN LATERAL (SELECT x.id, x.source_id, x.province FROM sensor x WHERE x.kind = st.kind AND x.id = st.entity_id LIMIT 1) s ON true
-    WHERE ` + sqlOwnsState + `
+    FROM generic_staging st ` + sqlOwnerOf + `sensor x WHERE x.kind = st.kind AND x.id = st.entity_id` + sqlOwnerEnd + `
     ORDER BY st.kind, st.entity_id, st.observed_at DESC, st.seq DESC
 ), up AS (
     INSERT INTO sensor AS s (kind, id, name, province, unit_code, source_id, location,

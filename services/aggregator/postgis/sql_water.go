@@ -48,8 +48,7 @@ RETURNING source_id, event_id, observed_at`
 // its values by FIWARE name (and iochub's flood-watch names) in last_values.
 const sqlUpsertSensorWater = `WITH latest AS (
     SELECT DISTINCT ON (st.station_id) st.*
-    FROM water_staging st LEFT JOIN LATERAL (SELECT x.id, x.source_id, x.province FROM sensor x WHERE x.kind = 'water' AND x.id = st.station_id LIMIT 1) s ON true
-    WHERE ` + sqlOwnsState + `
+    FROM water_staging st ` + sqlOwnerOf + `sensor x WHERE x.kind = 'water' AND x.id = st.station_id` + sqlOwnerEnd + `
     ORDER BY st.station_id, st.observed_at DESC, st.seq DESC
 ), up AS (
     INSERT INTO sensor AS s (kind, id, name, province, unit_code, source_id, location,
@@ -102,8 +101,7 @@ RETURNING source_id, event_id, observed_at`
 
 const sqlUpsertSensorWeather = `WITH latest AS (
     SELECT DISTINCT ON (st.station_id) st.*
-    FROM weather_staging st LEFT JOIN LATERAL (SELECT x.id, x.source_id, x.province FROM sensor x WHERE x.kind = 'weather' AND x.id = st.station_id LIMIT 1) s ON true
-    WHERE ` + sqlOwnsState + `
+    FROM weather_staging st ` + sqlOwnerOf + `sensor x WHERE x.kind = 'weather' AND x.id = st.station_id` + sqlOwnerEnd + `
     ORDER BY st.station_id, st.observed_at DESC, st.seq DESC
 ), up AS (
     INSERT INTO sensor AS s (kind, id, name, province, unit_code, source_id, location,
