@@ -47,8 +47,9 @@ type hub struct {
 	mu       sync.Mutex
 	entities map[string]entity // by "<layer>/<entityId>", as last sent (flushed)
 	clients  map[*client]struct{}
-	groups   map[string]*group // by groupKey
-	snaps    map[string][]byte // snapshot frames by layer filter, valid until the next tick
+	groups   map[string]*group     // by groupKey
+	snaps    map[string][]byte     // snapshot frames by layer filter, valid until the next tick
+	builds   map[string]*snapBuild // snapshot frames being built outside the lock, by layer filter
 	// beforeBuild, set by tests, runs in add while a snapshot is built
 	// outside the lock.
 	beforeBuild func()
@@ -106,6 +107,7 @@ func newHub(g *Gateway, province string) *hub {
 		clients:  make(map[*client]struct{}),
 		groups:   make(map[string]*group),
 		snaps:    make(map[string][]byte),
+		builds:   make(map[string]*snapBuild),
 		rollups:  make(map[string]rollupEntry),
 
 		staged:        make(map[string]entity),
@@ -443,7 +445,9 @@ func (h *hub) flushLocked() {
 // the deltas; a snapshot not cached for c's filter is then built outside
 // the lock (sorting and copying a province's Features takes tens of ms,
 // which every other client, the STATE consumer and the ticks would wait
-// for), c's writer taking nothing until it is in place. The caller wakes c.
+// for), once for the clients of one filter joining meanwhile (a wall
+// reconnecting en masse), c's writer taking nothing until it is in place.
+// The caller wakes c.
 func (h *hub) add(c *client) error {
 	h.mu.Lock()
 	if h.stopped {
@@ -453,10 +457,13 @@ func (h *hub) add(c *client) error {
 		}
 		return fmt.Errorf("joining province %s: %w", h.province, ErrClosed)
 	}
-	var es []snapEntity
+	var (
+		b  *snapBuild
+		es []snapEntity
+	)
 	if !h.rollupsOnly {
 		var frame []byte
-		if frame, es = h.snapshotStartLocked(c.params); es == nil {
+		if frame, b, es = h.snapshotStartLocked(c.params); b == nil {
 			c.first = append(c.first, frame)
 		} else {
 			c.building = true
@@ -465,20 +472,27 @@ func (h *hub) add(c *client) error {
 	h.pushRollupsLocked(c)
 	h.joinLocked(c)
 	h.g.writers.Add(1)
-	seq := h.seq
 	h.mu.Unlock()
-	if es == nil {
+	if b == nil {
 		return nil
 	}
-	if h.beforeBuild != nil {
-		h.beforeBuild()
+	if es != nil { // c's to build, for every client of its filter joining meanwhile
+		if h.beforeBuild != nil {
+			h.beforeBuild()
+		}
+		frame, cut := h.buildSnapshot(c.params, es)
+		b.frame = frame
+		h.mu.Lock()
+		h.snapshotDoneLocked(c.params, b, cut)
+		h.mu.Unlock()
+		close(b.done)
+	} else {
+		<-b.done // another client's build, of the same entities
 	}
-	frame, cut := h.buildSnapshot(c.params, es)
 	h.mu.Lock()
 	defer h.mu.Unlock()
-	c.first = slices.Insert(c.first, 0, frame)
+	c.first = slices.Insert(c.first, 0, b.frame)
 	c.building = false
-	h.snapshotDoneLocked(c.params, frame, seq, cut)
 	return nil
 }
 
@@ -526,12 +540,25 @@ type snapEntity struct {
 	flat *flatFeature
 }
 
+// snapBuild is a snapshot frame being built outside the hub's lock from the
+// entities as of tick seq; done is closed once frame is set.
+type snapBuild struct {
+	seq   uint64
+	done  chan struct{}
+	frame []byte
+}
+
 // snapshotStartLocked returns the snapshot frame for p's layers and bbox when
-// it is cached (until the next change), else the entities p sees, to build it
-// from (buildSnapshot) outside the lock.
-func (h *hub) snapshotStartLocked(p liveParams) ([]byte, []snapEntity) {
-	if frame, ok := h.snaps[snapKey(p)]; ok {
-		return frame, nil
+// it is cached (until the next change); else the build of it under way for
+// another client since the last tick; else a new build, with the entities p
+// sees to build it from (buildSnapshot) outside the lock.
+func (h *hub) snapshotStartLocked(p liveParams) ([]byte, *snapBuild, []snapEntity) {
+	k := snapKey(p)
+	if frame, ok := h.snaps[k]; ok {
+		return frame, nil, nil
+	}
+	if b, ok := h.builds[k]; ok && b.seq == h.seq {
+		return nil, b, nil
 	}
 	es := make([]snapEntity, 0, len(h.entities))
 	for key, e := range h.entities {
@@ -539,7 +566,9 @@ func (h *hub) snapshotStartLocked(p liveParams) ([]byte, []snapEntity) {
 			es = append(es, snapEntity{key, e.json, e.flat})
 		}
 	}
-	return nil, es
+	b := &snapBuild{seq: h.seq, done: make(chan struct{})}
+	h.builds[k] = b
+	return nil, b, es
 }
 
 // snapKey is the cache key of p's snapshot frame: its filter and form.
@@ -568,12 +597,16 @@ func (h *hub) buildSnapshot(p liveParams, es []snapEntity) (frame []byte, cut ma
 	return frame, cut
 }
 
-// snapshotDoneLocked keeps frame, built from the entities taken at seq,
-// for the next client of p's filter when no tick came since; and keeps the
-// compact cuts made for it on the entities still holding the bytes cut.
-func (h *hub) snapshotDoneLocked(p liveParams, frame []byte, seq uint64, cut map[string]*flatFeature) {
-	if h.seq == seq {
-		h.snaps[snapKey(p)] = frame
+// snapshotDoneLocked ends build b of p's snapshot: it keeps its frame for
+// the next client of p's filter when no tick came since, and the compact
+// cuts made for it on the entities still holding the bytes cut.
+func (h *hub) snapshotDoneLocked(p liveParams, b *snapBuild, cut map[string]*flatFeature) {
+	k := snapKey(p)
+	if h.builds[k] == b {
+		delete(h.builds, k)
+	}
+	if h.seq == b.seq {
+		h.snaps[k] = b.frame
 	}
 	for key, ff := range cut {
 		if e, ok := h.entities[key]; ok && ff.of(e.json) {

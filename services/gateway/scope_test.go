@@ -4,10 +4,12 @@ import (
 	"slices"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/deadletter"
 	"github.com/iochub/iochub/internal/subjects"
+	"github.com/iochub/iochub/internal/testkit"
 	"github.com/iochub/iochub/services/gateway/pgread"
 )
 
@@ -263,14 +265,61 @@ func TestSnapshotBuiltOutsideTheLock(t *testing.T) {
 	}
 }
 
+// TestSnapshotBuiltOnceForClientsJoiningMeanwhile: clients of one filter
+// that join while its snapshot is built (a wall reconnecting en masse) wait
+// for that build and share its frame; none builds its own.
+func TestSnapshotBuiltOnceForClientsJoiningMeanwhile(t *testing.T) {
+	g, h := bareHub(t)
+	f, err := encodeFeature(airState(t, "st-1", 0, 11), subjects.State("01", "air", "st-1"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.publish(f)
+	h.mu.Lock()
+	h.flushLocked()
+	h.mu.Unlock()
+	newC := func() *client {
+		c := newClient(g, h, nil, nil, liveParams{Province: "01"})
+		c.finished = true // no writer: the test takes what it would write
+		return c
+	}
+	first, second := newC(), newC()
+	builds := 0
+	added := make(chan error, 1)
+	h.beforeBuild = func() {
+		if builds++; builds > 1 {
+			return
+		}
+		go func() { added <- h.add(second) }()
+		testkit.Eventually(t, 10*time.Second, "the second client joined", func() (bool, string) {
+			h.mu.Lock()
+			defer h.mu.Unlock()
+			_, in := h.clients[second]
+			return in, ""
+		})
+	}
+	if err := h.add(first); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-added; err != nil {
+		t.Fatal(err)
+	}
+	a, b := tickFrames(t, h, first), tickFrames(t, h, second)
+	if builds != 1 || len(a) != 1 || len(b) != 1 || !containsText(a[0], "st-1") || &a[0][0] != &b[0][0] {
+		t.Fatalf("%d builds; frames %q and %q: want one build whose snapshot both clients share", builds, a, b)
+	}
+}
+
 // snapshotLocked is the snapshot frame for p, built under the lock, as add
 // builds it in two steps.
 func (h *hub) snapshotLocked(p liveParams) []byte {
-	frame, es := h.snapshotStartLocked(p)
-	if es == nil {
+	frame, b, es := h.snapshotStartLocked(p)
+	if b == nil {
 		return frame
 	}
 	frame, cut := h.buildSnapshot(p, es)
-	h.snapshotDoneLocked(p, frame, h.seq, cut)
-	return frame
+	b.frame = frame
+	h.snapshotDoneLocked(p, b, cut)
+	close(b.done)
+	return b.frame
 }
