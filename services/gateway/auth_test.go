@@ -147,18 +147,7 @@ func TestLiveClosesRevokedIdentity(t *testing.T) {
 	readFrame(t, c) // the snapshot
 
 	revoke()
-	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for {
-		_, _, err := c.ReadMessage()
-		if err == nil {
-			continue
-		}
-		var ce *websocket.CloseError
-		if !errors.As(err, &ce) || ce.Code != CloseRevoked {
-			t.Fatalf("read ended with %v; want close %d", err, CloseRevoked)
-		}
-		break
-	}
+	readUntilClose(t, c, CloseRevoked)
 	_, resp, err := websocket.DefaultDialer.Dial(u, hdr)
 	if err == nil || resp == nil || resp.StatusCode != http.StatusUnauthorized {
 		t.Fatalf("upgrade after revocation: %v %v; want 401", err, resp)
@@ -193,18 +182,7 @@ func TestStreamsCloseRevokedIdentity(t *testing.T) {
 	}
 
 	revoke()
-	_ = ws.SetReadDeadline(time.Now().Add(5 * time.Second))
-	for {
-		_, _, err := ws.ReadMessage()
-		if err == nil {
-			continue
-		}
-		var ce *websocket.CloseError
-		if !errors.As(err, &ce) || ce.Code != CloseRevoked {
-			t.Fatalf("WebSocket stream ended with %v; want close %d", err, CloseRevoked)
-		}
-		break
-	}
+	readUntilClose(t, ws, CloseRevoked)
 	done := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(resp.Body)
@@ -223,5 +201,23 @@ func TestStreamsCloseRevokedIdentity(t *testing.T) {
 		}
 	case <-time.After(5 * time.Second):
 		t.Fatal("no revoked event on the SSE stream within 5 s")
+	}
+}
+
+// readUntilClose reads c's frames until it is closed, within 5 s, and fails
+// unless the close has code.
+func readUntilClose(t *testing.T, c *websocket.Conn, code int) {
+	t.Helper()
+	_ = c.SetReadDeadline(time.Now().Add(5 * time.Second))
+	for {
+		_, _, err := c.ReadMessage()
+		if err == nil {
+			continue
+		}
+		var ce *websocket.CloseError
+		if !errors.As(err, &ce) || ce.Code != code {
+			t.Fatalf("the connection ended with %v; want close %d", err, code)
+		}
+		return
 	}
 }
