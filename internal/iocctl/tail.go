@@ -326,6 +326,31 @@ type errFatal struct{ err error }
 func (e errFatal) Error() string { return e.err.Error() }
 func (e errFatal) Unwrap() error { return e.err }
 
+// errRetry is a refusal to retry later: 429 (the identity opens streams too
+// fast, or holds too many) or a 5xx; wait is the answer's Retry-After.
+type errRetry struct {
+	err  error
+	wait time.Duration
+}
+
+func (e errRetry) Error() string { return e.err.Error() }
+func (e errRetry) Unwrap() error { return e.err }
+
+// refused is the error of a hub's answer other than the stream: to retry
+// (429, 5xx: errRetry, after its Retry-After if it says one) or not (any
+// other 4xx: errFatal).
+func refused(resp *http.Response) error {
+	err := readProblem(resp)
+	if resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode < 500 {
+		return errFatal{err}
+	}
+	var wait time.Duration
+	if secs, perr := strconv.Atoi(resp.Header.Get("Retry-After")); perr == nil && secs > 0 {
+		wait = time.Duration(min(secs, 3600)) * time.Second
+	}
+	return errRetry{err, wait}
+}
+
 // follow runs one connection after another (conn returns the last sequence
 // it printed and why it ended) until the limit, ctx's end or a fatal error.
 func follow(ctx context.Context, env Env, conn func(after uint64, resumed bool) (uint64, error)) error {
@@ -354,11 +379,15 @@ func follow(ctx context.Context, env Env, conn func(after uint64, resumed bool) 
 		if failures >= maxFailures {
 			return fmt.Errorf("the stream ended %d times in a row without an event: %w", failures, err)
 		}
-		fmt.Fprintf(env.Stderr, "iocctl: stream interrupted (%v); resuming after sequence %d\n", err, last)
+		wait := reconnectWait
+		if r := (errRetry{}); errors.As(err, &r) && r.wait > wait {
+			wait = r.wait
+		}
+		fmt.Fprintf(env.Stderr, "iocctl: stream interrupted (%v); resuming after sequence %d in %s\n", err, last, wait)
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-time.After(reconnectWait):
+		case <-time.After(wait):
 		}
 	}
 }
@@ -387,11 +416,7 @@ func tailSSE(ctx context.Context, o tailOpts, env Env, p *printer) error {
 		}
 		defer resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			err := readProblem(resp)
-			if resp.StatusCode >= 500 {
-				return after, err
-			}
-			return after, errFatal{err}
+			return after, refused(resp)
 		}
 		return readSSE(resp.Body, after, p)
 	})
@@ -472,11 +497,7 @@ func tailWS(ctx context.Context, o tailOpts, env Env, p *printer) error {
 		if err != nil {
 			if resp != nil {
 				defer resp.Body.Close()
-				perr := readProblem(resp)
-				if resp.StatusCode >= 400 && resp.StatusCode < 500 {
-					return after, errFatal{perr}
-				}
-				return after, perr
+				return after, refused(resp)
 			}
 			return after, err
 		}

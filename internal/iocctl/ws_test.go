@@ -87,3 +87,79 @@ func TestTailWSResumes(t *testing.T) {
 		t.Errorf("refused: %v", err)
 	}
 }
+
+// TestTailWaitsOutTooManyRequests: a 429 (the identity opens streams too
+// fast) is retried after its Retry-After, over SSE and WebSocket, not taken
+// as a refusal that ends the tail; a 403 still ends it at once.
+func TestTailWaitsOutTooManyRequests(t *testing.T) {
+	reconnectWait = 10 * time.Millisecond
+	var (
+		mu    sync.Mutex
+		calls int
+		at    []time.Time
+	)
+	up := websocket.Upgrader{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		calls++
+		n := calls
+		at = append(at, time.Now())
+		mu.Unlock()
+		if r.URL.Query().Get("subject") == "ioc.feed.79.>" {
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusForbidden)
+			_, _ = w.Write([]byte(`{"detail":"province 79 is not yours"}`))
+			return
+		}
+		if n%2 == 1 { // every first attempt of a tail
+			w.Header().Set("Retry-After", "1")
+			w.Header().Set("Content-Type", "application/problem+json")
+			w.WriteHeader(http.StatusTooManyRequests)
+			_, _ = w.Write([]byte(`{"detail":"identity k opens live views and event streams faster than 2 per second"}`))
+			return
+		}
+		ev := func(seq int) string {
+			return fmt.Sprintf(`{"specversion":"1.0","id":"e%d","source":"s","type":"t","iocseq":%d,"iocsubject":"ioc.feed.01.u.air","data":{}}`, seq, seq)
+		}
+		if websocket.IsWebSocketUpgrade(r) {
+			ws, err := up.Upgrade(w, r, nil)
+			if err != nil {
+				return
+			}
+			defer ws.Close()
+			for seq := 1; seq <= 2; seq++ {
+				_ = ws.WriteMessage(websocket.TextMessage, []byte(ev(seq)))
+			}
+			_, _, _ = ws.ReadMessage()
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		for seq := 1; seq <= 2; seq++ {
+			fmt.Fprintf(w, "id: %d\ndata: %s\n\n", seq, ev(seq))
+		}
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+	}))
+	defer srv.Close()
+	for _, transport := range []string{"sse", "ws"} {
+		out, errOut, err := run(t, Env{}, "tail", "ioc.feed.01.>", "--transport", transport, "--url", srv.URL, "--key", "iocid_k", "--limit", "2")
+		if err != nil {
+			t.Fatalf("%s tail after a 429: %v\n%s", transport, err, errOut)
+		}
+		if got := strings.Count(out, `"iocseq":`); got != 2 {
+			t.Errorf("%s tail printed %d events; want 2:\n%s", transport, got, out)
+		}
+		if !strings.Contains(errOut, "faster than 2 per second") || !strings.Contains(errOut, "in 1s") {
+			t.Errorf("%s tail's stderr %q; want the 429 told and its Retry-After waited", transport, errOut)
+		}
+		mu.Lock()
+		waited := at[len(at)-1].Sub(at[len(at)-2])
+		mu.Unlock()
+		if waited < time.Second {
+			t.Errorf("%s tail came back %s after the 429; want at least its Retry-After, 1s", transport, waited)
+		}
+	}
+	if _, _, err := run(t, Env{}, "tail", "ioc.feed.79.>", "--url", srv.URL, "--key", "iocid_k"); err == nil || !strings.Contains(err.Error(), "403") {
+		t.Errorf("tail refused with 403: %v; want it ended with the refusal", err)
+	}
+}

@@ -82,7 +82,7 @@ func benchStates(b *testing.B) []*iocv1.EntityState {
 func benchGateway(b *testing.B, n int, viaNATS bool) {
 	env := testenv.NATS(b)
 	// Every client signs in as the same test identity: lift its limit of live views.
-	g, err := New(Config{SendQueue: 1 << 22, WriteTimeout: time.Minute, MaxClientsPerIdentity: n + 1}, Deps{JS: env.JS, Auth: testAuth(b, nil)})
+	g, err := New(Config{SendQueue: 1 << 22, WriteTimeout: time.Minute, MaxClientsPerIdentity: n + 1, OpenRate: -1}, Deps{JS: env.JS, Auth: testAuth(b, nil)})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -143,7 +143,7 @@ func startHubBatchServer(b *testing.B, cfg loadConfig) loadServer {
 // startHub starts the gateway; its clients add query to the live URL.
 func startHub(b *testing.B, cfg loadConfig, query string) loadServer {
 	env := testenv.NATS(b)
-	g, err := New(Config{MaxClientsPerIdentity: cfg.Clients + 1}, Deps{JS: env.JS, Metrics: prometheus.NewRegistry(), Auth: testAuth(b, nil)})
+	g, err := New(Config{MaxClientsPerIdentity: cfg.Clients + 1, OpenRate: -1}, Deps{JS: env.JS, Metrics: prometheus.NewRegistry(), Auth: testAuth(b, nil)})
 	if err != nil {
 		b.Fatal(err)
 	}

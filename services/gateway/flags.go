@@ -38,6 +38,8 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	flagx.Positive(fs, &c.MaxStreamsPerIdentity, "max-streams-per-identity", d.MaxStreamsPerIdentity, "event streams one identity may keep open (IOCHUB_MAX_STREAMS_PER_IDENTITY)")
 	fs.StringVar(&c.Level, "level", d.Level, "the hub's level: province, or national (its streams source province hubs' roll-ups and alerts; docs/edge.md) (IOCHUB_LEVEL)")
 	flagx.Positive(fs, &c.ProvinceStaleAfter, "province-stale-after", d.ProvinceStaleAfter, "at the national level, how old a province's newest roll-up may be before the province is shown stale (IOCHUB_PROVINCE_STALE_AFTER)")
+	flagx.NonZero(fs, &c.OpenRate, "open-rate-per-identity", d.OpenRate, "no limit", "live views and event streams one identity may open per second, after a burst of --open-burst-per-identity; more get 429; negative means no limit (IOCHUB_OPEN_RATE_PER_IDENTITY)")
+	fs.IntVar(&c.OpenBurst, "open-burst-per-identity", c.OpenBurst, "live views and event streams one identity may open at once before --open-rate-per-identity applies; 0 means --max-live-per-identity + --max-streams-per-identity (IOCHUB_OPEN_BURST_PER_IDENTITY)")
 	flagx.NonZero(fs, &c.MaxStreams, "max-streams", d.MaxStreams, "no cap", "event streams the gateway keeps open at once across identities; more get 503; negative means no cap (IOCHUB_MAX_STREAMS)")
 }
 

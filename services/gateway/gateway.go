@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"math"
 	"net/http"
 	"slices"
 	"strings"
@@ -94,6 +95,15 @@ type Config struct {
 	// MaxStreams caps the event streams of the whole gateway; one more is
 	// refused with 503 and Retry-After. 0 means 10000; negative means no cap.
 	MaxStreams int
+	// OpenRate is how many live views and event streams, together, one
+	// identity may open per second, sustained (a token bucket of OpenBurst);
+	// one more is refused with 429 and Retry-After. 0 means 2; negative
+	// means no limit.
+	OpenRate float64
+	// OpenBurst is how many an identity may open at once before OpenRate
+	// applies. 0 means MaxClientsPerIdentity + MaxStreamsPerIdentity: all
+	// it may hold, e.g. a wall screen's views after a restart.
+	OpenBurst int
 	// Level is the hub's level: LevelProvince ("" means it) or
 	// LevelNational, a hub whose ROLLUPS and STATE source the roll-ups and
 	// alerts of province hubs (natsx.AddProvinceSources). At the national
@@ -159,6 +169,12 @@ func (c Config) withDefaults() Config {
 	if c.MaxStreams == 0 {
 		c.MaxStreams = 10000
 	}
+	if c.OpenRate == 0 {
+		c.OpenRate = 2
+	}
+	if c.OpenBurst == 0 {
+		c.OpenBurst = c.MaxClientsPerIdentity + c.MaxStreamsPerIdentity
+	}
 	if c.Level == "" {
 		c.Level = LevelProvince
 	}
@@ -192,6 +208,10 @@ func (c Config) Validate() error {
 		return fmt.Errorf("level %q: want %s or %s: %w", c.Level, LevelProvince, LevelNational, ErrBadConfig)
 	case c.ProvinceStaleAfter < 0:
 		return fmt.Errorf("ProvinceStaleAfter %s: must not be negative: %w", c.ProvinceStaleAfter, ErrBadConfig)
+	case math.IsNaN(c.OpenRate) || math.IsInf(c.OpenRate, 0):
+		return fmt.Errorf("OpenRate %v is not a number of openings per second: %w", c.OpenRate, ErrBadConfig)
+	case c.OpenBurst < 1:
+		return fmt.Errorf("OpenBurst %d: must be at least 1: %w", c.OpenBurst, ErrBadConfig)
 	}
 	for _, p := range c.Provinces {
 		if _, err := parseProvince(map[string][]string{"province": {p}}); err != nil {
@@ -239,6 +259,7 @@ type Gateway struct {
 	perID   map[string]int // live clients per principal id (and event streams, keyed "streams\x00"+id)
 
 	replay *rate.Limiter // replayed events of every event stream; nil: no limit
+	opens  *openLimiter  // live views and event streams opened per identity; nil: no limit
 	events *eventCache   // recent stream positions, decoded and encoded once for every client
 
 	ctx    context.Context // lives until Close; hubs run under it
@@ -291,6 +312,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		g.provs = &provinceCache{store: pgread.New(g.readPool), ttl: cfg.UnitsTTL, known: map[string]provinceEntry{}}
 		g.tree = &treeCache{store: pgread.New(g.readPool), ttl: cfg.UnitsTTL}
 	}
+	g.opens = newOpenLimiter(cfg)
 	if cfg.ReplayRate > 0 {
 		g.replay = rate.NewLimiter(rate.Limit(cfg.ReplayRate), max(64, int(cfg.ReplayRate/10)))
 	}
@@ -472,6 +494,9 @@ func (g *Gateway) serveLive(w http.ResponseWriter, r *http.Request) {
 			writeProblem(w, r, http.StatusNotFound, "no current province has the code "+p.Province)
 			return
 		}
+	}
+	if !g.allowOpen(w, r, who, "live") {
+		return
 	}
 	if !g.acquireLive(who.ID) {
 		writeProblem(w, r, http.StatusTooManyRequests, fmt.Sprintf("identity %s has %d live views open, the most allowed; close one first", who.ID, g.cfg.MaxClientsPerIdentity))

@@ -116,6 +116,9 @@ func (g *Gateway) serveStreams(w http.ResponseWriter, r *http.Request) {
 	if !ok {
 		return
 	}
+	if !g.allowOpen(w, r, who, "streams") {
+		return
+	}
 	switch g.acquireStream(who.ID) {
 	case streamIdentityFull:
 		writeProblem(w, r, http.StatusTooManyRequests, fmt.Sprintf("identity %s has %d event streams open, the most allowed; close one first", who.ID, g.cfg.MaxStreamsPerIdentity))

@@ -19,6 +19,7 @@ type metrics struct {
 	streamClients  prometheus.Gauge
 	streamEvents   prometheus.Counter
 	streamClosed   *prometheus.CounterVec
+	opensLimited   *prometheus.CounterVec
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -67,11 +68,15 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Namespace: "iochub", Subsystem: "gateway", Name: "stream_clients_closed_total",
 			Help: "Event stream clients ended, by reason (client_closed, shutdown, stream_too_slow, stream_failure, revoked, write_error).",
 		}, []string{"reason"}),
+		opensLimited: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Namespace: "iochub", Subsystem: "gateway", Name: "opens_limited_total",
+			Help: "Live views and event streams refused with 429 because their identity opened them faster than --open-rate-per-identity, by endpoint (live, streams).",
+		}, []string{"endpoint"}),
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.clients, m.framesSent, m.framesConflate, m.dropped, m.hubMessages, m.hubBadMessages, m.hubs, m.provincesStale, m.streamClients, m.streamEvents, m.streamClosed} {
+	for _, c := range []prometheus.Collector{m.clients, m.framesSent, m.framesConflate, m.dropped, m.hubMessages, m.hubBadMessages, m.hubs, m.provincesStale, m.streamClients, m.streamEvents, m.streamClosed, m.opensLimited} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("registering gateway metrics: %w", err)
 		}

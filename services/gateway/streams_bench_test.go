@@ -121,7 +121,7 @@ func readAll(readers []benchReader, want int) error {
 }
 
 func benchStreamsLive(b *testing.B, n int, gateway bool) {
-	e := newStreamEnv(b, Config{MaxStreamsPerIdentity: n + 1}, nil, nil)
+	e := newStreamEnv(b, Config{MaxStreamsPerIdentity: n + 1, OpenRate: -1}, nil, nil)
 	readers := make([]benchReader, n)
 	for i := range readers {
 		if gateway {
