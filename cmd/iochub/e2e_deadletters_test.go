@@ -154,3 +154,63 @@ CREATE TRIGGER refuse_blocked BEFORE INSERT OR UPDATE ON sensor FOR EACH ROW EXE
 		t.Errorf("rows of the redriven item = %d; want 1", c)
 	}
 }
+
+// TestEndToEndSecondSenderDeadLettered: a source that sends one CAP
+// identifier from two senders has the first alert stored; the second is
+// accepted (it is another message: CAP makes an identifier unique per sender
+// only), not answered "duplicate" as if stored, and the aggregator
+// dead-letters it with the reason, visible to operators, the first alert
+// untouched.
+func TestEndToEndSecondSenderDeadLettered(t *testing.T) {
+	n := testenv.NATS(t)
+	db := testenv.PostGISWithUnits(t)
+	ctx := context.Background()
+	token, err := postgis.AddSource(ctx, db.Pool, postgis.Source{ID: "hn-hoankiem", Name: "Hoàn Kiếm IOC", UnitCode: "00070"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h := startHub(t, "all", n, db)
+	sent := time.Now().Add(-time.Minute).UTC().Truncate(time.Second)
+	alert := func(sender string) []byte {
+		b, err := json.Marshal(map[string]any{
+			"identifier": "HK-2026-SENDERS", "sender": sender, "sent": sent.Format(time.RFC3339),
+			"status": "Actual", "msgType": "Alert", "scope": "Public",
+			"info": []any{map[string]any{"language": "vi-VN", "category": []string{"Met"}, "event": "Ngập lụt",
+				"urgency": "Immediate", "severity": "Severe", "certainty": "Observed", "headline": "Ngập sâu phố Hàng Bài",
+				"expires": sent.Add(2 * time.Hour).Format(time.RFC3339)}},
+			"area": []any{map[string]any{"areaDesc": "Phố Hàng Bài", "geometry": map[string]any{"type": "Polygon",
+				"coordinates": [][][2]float64{{{105.850, 21.027}, {105.854, 21.027}, {105.854, 21.030}, {105.850, 21.030}, {105.850, 21.027}}}}}},
+		})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return b
+	}
+	senderOf := func() (string, error) {
+		var s string
+		err := db.Pool.QueryRow(ctx, `SELECT sender FROM alert WHERE source_id = 'hn-hoankiem' AND identifier = 'HK-2026-SENDERS'`).Scan(&s)
+		return s, err
+	}
+	if code, res, raw := postBody(t, h.url+"/v1/feeds/alert", token, "application/json", alert("ioc@hoankiem.hanoi.gov.vn")); code != http.StatusAccepted || res.Accepted != 1 {
+		t.Fatalf("first sender's POST = %d %s; want 202 with 1 accepted", code, raw)
+	}
+	testkit.Eventually(t, time.Minute, "the first sender's alert stored", func() (bool, string) {
+		s, err := senderOf()
+		return err == nil, fmt.Sprint(s, err)
+	})
+	if code, res, raw := postBody(t, h.url+"/v1/feeds/alert", token, "application/json", alert("warning@nchmf.gov.vn")); code != http.StatusAccepted || res.Accepted != 1 {
+		t.Fatalf("second sender's POST = %d %s; want 202 with 1 accepted (another message, not a duplicate)", code, raw)
+	}
+	var letters []deadletter.Letter
+	testkit.Eventually(t, time.Minute, "the second sender's alert dead-lettered", func() (bool, string) {
+		letters = apiDeadletters(t, h.url)
+		return len(letters) == 1, fmt.Sprint(letters)
+	})
+	if l := letters[0]; l.Stage != deadletter.StageStore || l.EventID != "HK-2026-SENDERS" ||
+		!strings.Contains(l.Reason, "warning@nchmf.gov.vn") || l.Source != "hn-hoankiem" {
+		t.Errorf("dead letter = %+v; want the store's, naming the second sender", l)
+	}
+	if s, err := senderOf(); err != nil || s != "ioc@hoankiem.hanoi.gov.vn" {
+		t.Errorf("stored alert's sender = %q (%v); want the first sender's", s, err)
+	}
+}

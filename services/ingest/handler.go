@@ -445,6 +445,15 @@ func (s *Service) buildItem(cat *catalog, p principal, spec kindSpec, f fields, 
 		return nil, "", &itemError{reason: err.Error()}
 	}
 	msgID := ce.MsgID(p.sourceID, it.eventID)
+	if it.sender != "" && it.sender != p.sourceID {
+		// Another sender's alert under this identifier is another message,
+		// not a duplicate to answer as stored: the aggregator dead-letters
+		// it (one sender per alert id, docs/feeds.md). Neither holds a comma
+		// (capID), so the id names the pair without ambiguity. An alert
+		// without a sender is the source's own (alertFinish), as one that
+		// names the source.
+		msgID += "," + it.sender
+	}
 	if err := feedcheck.HeaderValue("message id", msgID); err != nil {
 		return nil, "", &itemError{reason: err.Error()}
 	}

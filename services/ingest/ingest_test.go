@@ -288,6 +288,12 @@ func TestEndToEnd(t *testing.T) {
 				}
 			}},
 	}
+	// An alert's message id names its sender too (CAP: an identifier is
+	// unique per sender only).
+	senders := map[string]string{
+		"FIWARE Alert, dev token": ",https://account.lab.fiware.org/users/8",
+		"CAP JSON alert":          ",ioc@hoankiem.hanoi.gov.vn",
+	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			r := e.post(t, tt.kind, tt.token, tt.ctype, tt.body)
@@ -317,7 +323,7 @@ func TestEndToEnd(t *testing.T) {
 			for k, want := range map[string]string{
 				ce.HeaderID: tt.wantEvent, ce.HeaderSource: ce.SourceURN(prov, res.Unit), ce.HeaderType: tt.wantType,
 				ce.HeaderSubject: tt.wantEntity, ce.HeaderContentType: ce.ContentTypeProtobuf, ce.HeaderSpecVersion: "1.0",
-				"Nats-Msg-Id": src + "/" + tt.wantEvent, ce.HeaderFeedSource: src,
+				"Nats-Msg-Id": src + "/" + tt.wantEvent + senders[tt.name], ce.HeaderFeedSource: src,
 			} {
 				if got := h.Get(k); got != want {
 					t.Errorf("header %s: got %q; want %q", k, got, want)
@@ -450,3 +456,37 @@ func TestNewRejectsBadConfig(t *testing.T) {
 }
 
 var _ = json.Valid
+
+// TestAlertOfAnotherSenderIsNotADuplicate: CAP makes an identifier unique
+// per sender only, so a second sender's alert under a stored identifier is
+// another message: accepted (the aggregator dead-letters it with its
+// reason: one sender per alert id), not answered "duplicate" as if it were
+// stored. The same sender's alert again is a duplicate, and an alert without
+// a sender is the source's own (it is stored with the source as sender).
+func TestAlertOfAnotherSenderIsNotADuplicate(t *testing.T) {
+	e := newEnv(t, ingest.Config{})
+	alert := func(id, sender string) []byte {
+		a := capAlert(id, hoanKiem)
+		if sender == "" {
+			delete(a, "sender")
+		} else {
+			a["sender"] = sender
+		}
+		return mustJSON(t, a)
+	}
+	for i, c := range []struct {
+		id, sender, want string
+	}{
+		{"HK-2025-0777", "ioc@hoankiem.hanoi.gov.vn", "accepted"},
+		{"HK-2025-0777", "warning@nchmf.gov.vn", "accepted"},
+		{"HK-2025-0777", "warning@nchmf.gov.vn", "duplicate"},
+		{"HK-2025-0777", "ioc@hoankiem.hanoi.gov.vn", "duplicate"},
+		{"HK-2025-0778", "", "accepted"},
+		{"HK-2025-0778", "hk", "duplicate"}, // the source's id: the sender an alert without one gets
+	} {
+		r := e.post(t, "alert", tokWard, "application/json", alert(c.id, c.sender))
+		if r.code != 202 || len(r.resp.Results) != 1 || r.resp.Results[0].Status != c.want {
+			t.Errorf("POST %d (%s from %q): HTTP %d %s; want 202 %s", i+1, c.id, c.sender, r.code, r.raw, c.want)
+		}
+	}
+}
