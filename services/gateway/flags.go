@@ -35,6 +35,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	flagx.Positive(fs, &c.StreamStall, "stream-stall", d.StreamStall, "how long an event stream's queue may stay full before the client is cut as too slow (4004) (IOCHUB_STREAM_STALL)")
 	flagx.Positive(fs, &c.StreamFetch, "stream-fetch", d.StreamFetch, "messages each event stream's consumer pulls ahead of its client (IOCHUB_STREAM_FETCH)")
 	flagx.NonZero(fs, &c.ReplayRate, "stream-replay-rate", d.ReplayRate, "no limit", "replayed events per second shared by all event streams; negative means no limit (IOCHUB_STREAM_REPLAY_RATE)")
+	fs.Float64Var(&c.ReplayRatePerIdentity, "stream-replay-rate-per-identity", c.ReplayRatePerIdentity, "replayed events per second one identity's event streams share, within --stream-replay-rate; 0 means a quarter of it, negative no share of its own (IOCHUB_STREAM_REPLAY_RATE_PER_IDENTITY)")
 	flagx.Positive(fs, &c.MaxStreamsPerIdentity, "max-streams-per-identity", d.MaxStreamsPerIdentity, "event streams one identity may keep open (IOCHUB_MAX_STREAMS_PER_IDENTITY)")
 	fs.StringVar(&c.Level, "level", d.Level, "the hub's level: province, or national (its streams source province hubs' roll-ups and alerts; docs/edge.md) (IOCHUB_LEVEL)")
 	flagx.Positive(fs, &c.ProvinceStaleAfter, "province-stale-after", d.ProvinceStaleAfter, "at the national level, how old a province's newest roll-up may be before the province is shown stale (IOCHUB_PROVINCE_STALE_AFTER)")

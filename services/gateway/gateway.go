@@ -89,6 +89,11 @@ type Config struct {
 	// gateway share; live events never wait for it. 0 means 50000; negative
 	// means no limit.
 	ReplayRate float64
+	// ReplayRatePerIdentity is how many of those one identity's streams
+	// share, so that one identity replaying on its twenty streams does not
+	// take the budget of everyone else's. 0 means a quarter of ReplayRate;
+	// negative means no share of its own (only ReplayRate).
+	ReplayRatePerIdentity float64
 	// MaxStreamsPerIdentity caps the event streams one identity keeps open at
 	// once; one more is refused with 429. 0 means 20.
 	MaxStreamsPerIdentity int
@@ -163,6 +168,12 @@ func (c Config) withDefaults() Config {
 	if c.ReplayRate == 0 {
 		c.ReplayRate = 50000
 	}
+	if c.ReplayRatePerIdentity == 0 {
+		c.ReplayRatePerIdentity = c.ReplayRate / 4
+		if c.ReplayRate < 0 {
+			c.ReplayRatePerIdentity = -1
+		}
+	}
 	if c.MaxStreamsPerIdentity == 0 {
 		c.MaxStreamsPerIdentity = 20
 	}
@@ -208,6 +219,8 @@ func (c Config) Validate() error {
 		return fmt.Errorf("level %q: want %s or %s: %w", c.Level, LevelProvince, LevelNational, ErrBadConfig)
 	case c.ProvinceStaleAfter < 0:
 		return fmt.Errorf("ProvinceStaleAfter %s: must not be negative: %w", c.ProvinceStaleAfter, ErrBadConfig)
+	case math.IsNaN(c.ReplayRate) || math.IsInf(c.ReplayRate, 0) || math.IsNaN(c.ReplayRatePerIdentity) || math.IsInf(c.ReplayRatePerIdentity, 0):
+		return fmt.Errorf("ReplayRate %v and ReplayRatePerIdentity %v must be numbers of events per second: %w", c.ReplayRate, c.ReplayRatePerIdentity, ErrBadConfig)
 	case math.IsNaN(c.OpenRate) || math.IsInf(c.OpenRate, 0):
 		return fmt.Errorf("OpenRate %v is not a number of openings per second: %w", c.OpenRate, ErrBadConfig)
 	case c.OpenBurst < 1:
@@ -256,7 +269,8 @@ type Gateway struct {
 	readPool *pgxpool.Pool  // Deps.ReadPool, else Deps.Pool; nil without a database
 
 	perIDMu sync.Mutex
-	perID   map[string]int // live clients per principal id (and event streams, keyed "streams\x00"+id)
+	perID   map[string]int          // live clients per principal id (and event streams, keyed "streams\x00"+id)
+	replays map[string]*replayShare // the replay budget of each identity with a replaying stream
 
 	replay *rate.Limiter // replayed events of every event stream; nil: no limit
 	opens  *openLimiter  // live views and event streams opened per identity; nil: no limit
@@ -295,13 +309,14 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 		return nil, err
 	}
 	g := &Gateway{
-		cfg:    cfg,
-		deps:   deps,
-		log:    deps.Logger,
-		m:      m,
-		hubs:   make(map[string]*hub),
-		perID:  make(map[string]int),
-		events: newEventCache(),
+		cfg:     cfg,
+		deps:    deps,
+		log:     deps.Logger,
+		m:       m,
+		hubs:    make(map[string]*hub),
+		perID:   make(map[string]int),
+		replays: make(map[string]*replayShare),
+		events:  newEventCache(),
 	}
 	g.readPool = deps.ReadPool
 	if g.readPool == nil {
@@ -314,7 +329,7 @@ func New(cfg Config, deps Deps) (*Gateway, error) {
 	}
 	g.opens = newOpenLimiter(cfg)
 	if cfg.ReplayRate > 0 {
-		g.replay = rate.NewLimiter(rate.Limit(cfg.ReplayRate), max(64, int(cfg.ReplayRate/10)))
+		g.replay = rate.NewLimiter(rate.Limit(cfg.ReplayRate), replayBurst(cfg.ReplayRate))
 	}
 	g.ctx, g.cancel = context.WithCancel(context.Background())
 	g.upgrader = websocket.Upgrader{

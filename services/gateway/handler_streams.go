@@ -14,6 +14,7 @@ import (
 
 	"github.com/gorilla/websocket"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/time/rate"
 
 	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/routes"
@@ -263,6 +264,9 @@ type streamClient struct {
 	it     jetstream.MessagesContext
 	start  uint64 // the sequence the client has before the first event
 	replay uint64 // events up to this sequence are a replay, paced by Config.ReplayRate
+	// share is the replay budget of who's streams (Config.ReplayRatePerIdentity);
+	// nil when not replaying or without one.
+	share *rate.Limiter
 
 	q        chan streamOut
 	pumpDone chan struct{}
@@ -311,8 +315,50 @@ func (g *Gateway) newStreamClient(ctx context.Context, who auth.Principal, p str
 	c.cons, c.it = cons, it
 	c.q = make(chan streamOut, g.cfg.StreamQueue)
 	c.pumpDone = make(chan struct{})
+	if c.replay > c.start {
+		c.share = g.acquireReplay(who.ID) // given back by stop
+	}
 	return c, nil
 }
+
+// replayShare is an identity's replay budget, shared by its replaying streams.
+type replayShare struct {
+	lim     *rate.Limiter
+	streams int
+}
+
+// acquireReplay returns the replay budget of identity id for one more of its
+// streams (Config.ReplayRatePerIdentity), nil without one; releaseReplay
+// gives it back. It lives while the identity has a replaying stream.
+func (g *Gateway) acquireReplay(id string) *rate.Limiter {
+	r := g.cfg.ReplayRatePerIdentity
+	if r < 0 {
+		return nil
+	}
+	g.perIDMu.Lock()
+	defer g.perIDMu.Unlock()
+	s := g.replays[id]
+	if s == nil {
+		s = &replayShare{lim: rate.NewLimiter(rate.Limit(r), replayBurst(r))}
+		g.replays[id] = s
+	}
+	s.streams++
+	return s.lim
+}
+
+func (g *Gateway) releaseReplay(id string) {
+	g.perIDMu.Lock()
+	defer g.perIDMu.Unlock()
+	if s := g.replays[id]; s != nil {
+		if s.streams--; s.streams <= 0 {
+			delete(g.replays, id)
+		}
+	}
+}
+
+// replayBurst is the bucket of a replay budget of r events a second: a tenth
+// of a second, and at least the slices of 32 the pump takes.
+func replayBurst(r float64) int { return max(64, int(r/10)) }
 
 // stop ends the consumer's iterator and deletes the consumer (the library
 // leaves a stopped ordered consumer to its inactivity threshold); safe to
@@ -320,6 +366,9 @@ func (g *Gateway) newStreamClient(ctx context.Context, who auth.Principal, p str
 func (c *streamClient) stop() {
 	c.stopOnce.Do(func() {
 		c.it.Stop()
+		if c.share != nil {
+			c.g.releaseReplay(c.who.ID)
+		}
 		info := c.cons.CachedInfo()
 		if info == nil {
 			return
@@ -357,13 +406,23 @@ func (c *streamClient) pump(ctx context.Context, t transport) {
 			return
 		}
 		seq := meta.Sequence.Stream
-		if seq <= c.replay && c.g.replay != nil {
-			// Replays share one budget per gateway, taken in slices of 32
-			// so the limiter is not asked per event; live events never wait.
+		if seq <= c.replay && (c.g.replay != nil || c.share != nil) {
+			// Replays share one budget per gateway, and one per identity
+			// within it (its own first: an identity over its share holds
+			// no place in the gateway's), taken in slices of 32 so the
+			// limiters are not asked per event; live events never wait.
 			if paced == 0 {
-				if err := c.g.replay.WaitN(ctx, 32); err != nil {
-					c.pumpErr = errStreamGone
-					return
+				if c.share != nil {
+					if err := c.share.WaitN(ctx, 32); err != nil {
+						c.pumpErr = errStreamGone
+						return
+					}
+				}
+				if c.g.replay != nil {
+					if err := c.g.replay.WaitN(ctx, 32); err != nil {
+						c.pumpErr = errStreamGone
+						return
+					}
 				}
 				paced = 32
 			}

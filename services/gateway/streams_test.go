@@ -743,6 +743,58 @@ func TestStreamsReplayPaced(t *testing.T) {
 	}
 }
 
+// TestStreamsReplayShareOfAnIdentity: one identity replaying on three
+// streams takes no more than its own share of the replay budget
+// (ReplayRatePerIdentity 200/s within ReplayRate 2000/s), all three
+// together, while another identity's replay goes on beside it. Its three
+// clients read all the time; together they can never have more than the
+// share's burst + 200 × elapsed events, where the gateway's budget alone
+// would give them three quarters of 2000/s.
+func TestStreamsReplayShareOfAnIdentity(t *testing.T) {
+	tok, sum := auth.NewToken()
+	l := &fakeLoader{list: []auth.Identity{{ID: "id_00000000000000b1", Name: "app", Role: auth.RoleViewer, Scopes: []string{"01"}, TokenSHA256: sum}}}
+	e := newStreamEnv(t, Config{ReplayRate: 2000, ReplayRatePerIdentity: 200}, nil, l)
+	publishMsgs(t, e.js, airFeeds(t, 0, 10000)...)
+	count := func(c *websocket.Conn, n *atomic.Int64) {
+		go func() {
+			for {
+				if _, _, err := c.ReadMessage(); err != nil {
+					return
+				}
+				n.Add(1)
+			}
+		}()
+	}
+	const query = "subject=ioc.feed.01.>&since=seq:0"
+	start := time.Now()
+	var (
+		many, other atomic.Int64
+		conns       []*websocket.Conn
+	)
+	for range 3 {
+		conns = append(conns, e.dialStream(t, query, http.Header{"Authorization": {"Bearer " + testToken}}))
+		count(conns[len(conns)-1], &many)
+	}
+	conns = append(conns, e.dialStream(t, query, http.Header{"Authorization": {"Bearer " + tok}}))
+	count(conns[len(conns)-1], &other)
+	testkit.Eventually(t, hangGuard, "the other identity's replay past 300 events", func() (bool, string) {
+		return other.Load() >= 300, fmt.Sprintf("%d events", other.Load())
+	})
+	n, el := many.Load(), time.Since(start)
+	if most := int64(float64(replayBurst(200)) + 200*el.Seconds() + 1); n > most {
+		t.Errorf("one identity's three replays got %d events in %s; within its share of 200/s they can have at most %d", n, el, most)
+	}
+	// An identity's share lives while it has a replaying stream.
+	for _, c := range conns {
+		c.Close()
+	}
+	testkit.Eventually(t, hangGuard, "the identities' shares forgotten with their streams", func() (bool, string) {
+		e.g.perIDMu.Lock()
+		defer e.g.perIDMu.Unlock()
+		return len(e.g.replays) == 0, fmt.Sprint(len(e.g.replays), " shares")
+	})
+}
+
 // TestStreamsGatewayCap: past Config.MaxStreams streams across identities a
 // new one is refused with 503 and Retry-After (the per-identity cap is
 // higher here, so the gateway's is what refuses), and a closed stream frees
