@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -189,12 +190,11 @@ func readReportStatus(w http.ResponseWriter, r *http.Request) (reportStatusReque
 	return req, ""
 }
 
-// actionIDFrom is the Idempotency-Key, or a fresh random id without one.
 // actionHead reads what every operator action carries besides its body: its
-// id (the Idempotency-Key, or a new one) and the actor (who, with the name
-// the client gives); a malformed one is answered 400 and ok is false.
+// id (from the Idempotency-Key, or a new one) and the actor (who, with the
+// name the client gives); a malformed one is answered 400 and ok is false.
 func actionHead(w http.ResponseWriter, r *http.Request, who auth.Principal) (actionID, actor string, ok bool) {
-	actionID, msg := actionIDFrom(r.Header.Get(HeaderIdempotencyKey))
+	actionID, msg := actionIDFrom(who.ID+"\x00"+r.Method+" "+r.URL.EscapedPath(), r.Header.Get(HeaderIdempotencyKey))
 	if msg == "" {
 		actor, msg = actorOf(who, r)
 	}
@@ -205,7 +205,14 @@ func actionHead(w http.ResponseWriter, r *http.Request, who auth.Principal) (act
 	return actionID, actor, true
 }
 
-func actionIDFrom(key string) (string, string) {
+// actionIDFrom is the action id of a request with Idempotency-Key key (a
+// fresh random id without one) or the message saying what is wrong with
+// the key. The id of a key is its hash with scope, the identity and the
+// request's method and path: a retry of the request is the same action
+// (JetStream's duplicate window, then the aggregator's action_done), while
+// the same key from another identity, or for another target or kind of
+// action, is another action, never taken for a retry and dropped.
+func actionIDFrom(scope, key string) (string, string) {
 	key = strings.TrimSpace(key)
 	if key == "" {
 		b := make([]byte, 16)
@@ -220,7 +227,8 @@ func actionIDFrom(key string) (string, string) {
 			return "", fmt.Sprintf("header %s: want visible ASCII characters only", HeaderIdempotencyKey)
 		}
 	}
-	return key, ""
+	sum := sha256.Sum256([]byte(scope + "\x00" + key))
+	return hex.EncodeToString(sum[:16]), ""
 }
 
 var errNoPool = errors.New("no database pool")

@@ -92,22 +92,51 @@ func TestReportStatusRequest(t *testing.T) {
 	}
 }
 
+// keyID is the action id the gateway gives a request of identity id with
+// Idempotency-Key key (TestActionID checks what it must be).
+func keyID(t *testing.T, id, method, path, key string) string {
+	t.Helper()
+	got, msg := actionIDFrom(id+"\x00"+method+" "+path, key)
+	if msg != "" {
+		t.Fatal(msg)
+	}
+	return got
+}
+
 func TestActionID(t *testing.T) {
-	id1, msg1 := actionIDFrom("")
-	id2, _ := actionIDFrom("")
+	id1, msg1 := actionIDFrom("a\x00POST /v1/x", "")
+	id2, _ := actionIDFrom("a\x00POST /v1/x", "")
 	if msg1 != "" || len(id1) != 32 || id1 == id2 {
 		t.Errorf("fresh ids %q %q (%s); want two different 32-hex ids", id1, id2, msg1)
 	}
-	for _, tc := range []struct{ key, want, msg string }{
-		{"retry-42", "retry-42", ""},
-		{" k ", "k", ""},
-		{strings.Repeat("k", maxIdempotency+1), "", "longer than 128"},
-		{"a b", "", "visible ASCII"},
-		{"ý", "", "visible ASCII"},
+	// A key is one action per identity, method and path: a retry is the
+	// same action; the same key elsewhere is another, never dropped as a
+	// duplicate of it.
+	const scope = "op-hanoi\x00POST /v1/reports/s%2Fr1/status"
+	k, _ := actionIDFrom(scope, "1")
+	for _, tc := range []struct {
+		scope, key string
+		same       bool
+	}{
+		{scope, "1", true},
+		{scope, " 1 ", true},
+		{"op-hcmc\x00POST /v1/reports/s%2Fr1/status", "1", false},
+		{"op-hanoi\x00POST /v1/reports/s%2Fr2/status", "1", false},
+		{"op-hanoi\x00DELETE /v1/reports/s%2Fr1/status", "1", false},
+		{scope, "2", false},
 	} {
-		got, msg := actionIDFrom(tc.key)
-		if got != tc.want || !strings.Contains(msg, tc.msg) || (tc.msg == "") != (msg == "") {
-			t.Errorf("actionIDFrom(%q) = %q, %q; want %q, %q", tc.key, got, msg, tc.want, tc.msg)
+		got, msg := actionIDFrom(tc.scope, tc.key)
+		if msg != "" || len(got) != 32 || (got == k) != tc.same {
+			t.Errorf("actionIDFrom(%q, %q) = %q (%s); same as the first: %v, want %v", tc.scope, tc.key, got, msg, got == k, tc.same)
+		}
+	}
+	for _, tc := range []struct{ key, msg string }{
+		{strings.Repeat("k", maxIdempotency+1), "longer than 128"},
+		{"a b", "visible ASCII"},
+		{"ý", "visible ASCII"},
+	} {
+		if got, msg := actionIDFrom(scope, tc.key); got != "" || !strings.Contains(msg, tc.msg) {
+			t.Errorf("actionIDFrom(%q) = %q, %q; want the message %q", tc.key, got, msg, tc.msg)
 		}
 	}
 }

@@ -143,7 +143,7 @@ func TestDeadlettersAPI(t *testing.T) {
 	s0 := strconv.FormatUint(seqs[0], 10)
 	code, _, body = do(t, "POST", srv.URL+"/v1/deadletters/"+s0+"/redrive", rulesToken, "", "",
 		map[string]string{HeaderIdempotencyKey: "rd-1", HeaderActor: "Trần Thị B"})
-	if code != http.StatusAccepted || body != `{"actionId":"rd-1","type":"deadletter.redrive","target":"`+s0+`"}`+"\n" {
+	if code != http.StatusAccepted || body != `{"actionId":"`+keyID(t, "test-admin", "POST", "/v1/deadletters/"+s0+"/redrive", "rd-1")+`","type":"deadletter.redrive","target":"`+s0+`"}`+"\n" {
 		t.Fatalf("redrive = %d %s", code, body)
 	}
 	a, m := nextAction(t, it)

@@ -149,7 +149,7 @@ func (o *operator) serveCreateIdentity(w http.ResponseWriter, r *http.Request) {
 	token, sum := auth.NewToken()
 	id := auth.NewID()
 	payload, _ := json.Marshal(map[string]any{"name": in.Name, "role": role, "scopes": scopes, "kinds": kinds, "tokenSha256": hex.EncodeToString(sum)})
-	actionID, _ := actionIDFrom("")
+	actionID, _ := actionIDFrom("", "")
 	act := &iocv1.Action{Id: actionID, Type: actionTypeIdentityCreate, Actor: actor, Province: actionProvince(tree, scopes),
 		TargetKind: targetKindIdentity, Target: id, At: timestamppb.New(o.cfg.Now()), Payload: payload}
 	if err := o.publish(r.Context(), act); err != nil {
@@ -268,7 +268,7 @@ func (o *operator) serveRevokeIdentity(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusBadRequest, msg)
 		return
 	}
-	actionID, _ := actionIDFrom("")
+	actionID, _ := actionIDFrom("", "")
 	act := &iocv1.Action{Id: actionID, Type: actionTypeIdentityRevoke, Actor: actor, Province: actionProvince(tree, v.Scopes),
 		TargetKind: targetKindIdentity, Target: id, At: timestamppb.New(o.cfg.Now())}
 	if err := o.publish(r.Context(), act); err != nil {

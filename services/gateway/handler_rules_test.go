@@ -161,11 +161,12 @@ func TestRulesAPI(t *testing.T) {
 	code, _, body := do(t, "PUT", srv.URL+"/v1/rules/hk-jam", rulesToken, "application/json",
 		`{"province":"01","kind":"congestion","params":{"segments":["s1"],"maxSpeed":15},"for":"90s","severity":"Severe"}`,
 		map[string]string{HeaderIdempotencyKey: "put-1", HeaderActor: "Nguyễn Văn A"})
-	if code != http.StatusAccepted || body != `{"actionId":"put-1","type":"rule.put","target":"hk-jam"}`+"\n" {
+	putID := keyID(t, "test-admin", "PUT", "/v1/rules/hk-jam", "put-1")
+	if code != http.StatusAccepted || body != `{"actionId":"`+putID+`","type":"rule.put","target":"hk-jam"}`+"\n" {
 		t.Fatalf("PUT = %d %s", code, body)
 	}
 	a, m := nextAction(t, it)
-	if m.Subject() != "ioc.action.01.rule.hk-jam" || m.Headers().Get("Nats-Msg-Id") != "put-1" || a.GetType() != "rule.put" ||
+	if m.Subject() != "ioc.action.01.rule.hk-jam" || m.Headers().Get("Nats-Msg-Id") != putID || a.GetType() != "rule.put" ||
 		a.GetActor() != "test-admin as Nguyễn Văn A" || a.GetProvince() != "01" || a.GetTargetKind() != "rule" || a.GetTarget() != "hk-jam" {
 		t.Errorf("action %v on %s", a, m.Subject())
 	}
