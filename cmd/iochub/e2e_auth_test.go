@@ -108,6 +108,10 @@ func TestAccessControlMatrix(t *testing.T) {
 	admin01, admin01Tok := mustIdentity(t, db, "admin of Hà Nội", auth.RoleAdmin, "01")
 	viewer79, _ := mustIdentity(t, db, "viewer of TP.HCM", auth.RoleViewer, "79")
 	_, adminAllTok := mustIdentity(t, db, "admin of every province", auth.RoleAdmin, auth.AllScopes)
+	_, waterOperatorTok, err := postgis.CreateIdentityCLI(ctx, db.Pool, "operator of Hà Nội for water", auth.RoleOperator, []string{"01"}, []string{"water"})
+	if err != nil {
+		t.Fatal(err)
+	}
 	revoked, revokedTok := mustIdentity(t, db, "revoked viewer", auth.RoleViewer, "01")
 	if err := postgis.RevokeIdentityCLI(ctx, db.Pool, revoked.ID); err != nil {
 		t.Fatal(err)
@@ -204,6 +208,8 @@ func TestAccessControlMatrix(t *testing.T) {
 	add(viewer, "POST", "/v1/reports/"+url.PathEscape("src01/r1")+"/status", `{"status":"in_progress"}`, 403)
 	add(operator, "POST", "/v1/reports/"+url.PathEscape("src01/r1")+"/status", `{"status":"in_progress"}`, 202)
 	add(admin, "POST", "/v1/reports/"+url.PathEscape("src01/r1")+"/status", `{"status":"resolved"}`, 202)
+	// A key of other kinds than reports acts on none, as it reads none.
+	add(cred{name: "water operator01", token: waterOperatorTok}, "POST", "/v1/reports/"+url.PathEscape("src01/r1")+"/status", `{"status":"in_progress"}`, 403)
 	// Rules: only an admin writes, in its provinces.
 	rule := func(p string) string {
 		return fmt.Sprintf(`{"province":%q,"kind":"congestion","params":{"maxSpeed":10},"for":"5m","severity":"Minor"}`, p)
@@ -212,7 +218,7 @@ func TestAccessControlMatrix(t *testing.T) {
 	add(operator, "PUT", "/v1/rules/n01", rule("01"), 403)
 	add(admin, "PUT", "/v1/rules/n01", rule("01"), 202)
 	add(admin, "PUT", "/v1/rules/n79", rule("79"), 403)
-	add(admin, "PUT", "/v1/rules/r79", rule("01"), 403) // moving 79's rule into 01
+	add(admin, "PUT", "/v1/rules/r79", rule("01"), 409) // 79's id: taken, by a province not named
 	add(operator, "DELETE", "/v1/rules/r01", "", 403)
 	add(admin, "DELETE", "/v1/rules/r79", "", 404)
 	// Identities: an admin of 01 manages identities within 01 only.

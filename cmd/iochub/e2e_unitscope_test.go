@@ -222,7 +222,7 @@ func TestAccessControlMatrixUnitScopes(t *testing.T) {
 	cells = append(cells,
 		cell{viewer, "POST", rIn + "/status", `{"status":"in_progress"}`, 403},
 		cell{operator, "POST", rIn + "/status", `{"status":"in_progress"}`, 202},
-		cell{operator, "POST", rOut + "/status", `{"status":"in_progress"}`, 403}, // another ward of its province
+		cell{operator, "POST", rOut + "/status", `{"status":"in_progress"}`, 404}, // another ward of its province: not its to read
 		cell{wardAdmin, "DELETE", "/v1/rules/r01", "", 403},                       // changing a rule needs admin of the province
 		cell{operator, "GET", "/v1/deadletters", "", 200},
 		cell{operator, "GET", "/v1/deadletters?province=79", "", 403},

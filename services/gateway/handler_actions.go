@@ -105,7 +105,7 @@ type actionAccepted struct {
 
 func (o *operator) serveReportStatus(w http.ResponseWriter, r *http.Request) {
 	who, ok := o.g.authenticate(w, r)
-	if !ok {
+	if !ok || !readsKind(w, r, who, subjects.KindReport) {
 		return
 	}
 	id := r.PathValue("id")
@@ -133,10 +133,9 @@ func (o *operator) serveReportStatus(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		o.g.readFailed(w, r, err, "looking up report", "report", id)
 		return
-	case !who.ReadsIn(tree, province):
-		// Out of every scope looks like absent, so ids are not probed; a
-		// report in another unit of a province the principal reads part of
-		// is 403 below.
+	case !who.CanRead(province) && !who.CanReadUnit(tree, unit):
+		// A report the principal cannot read looks absent, so ids are not
+		// probed, nor its place learnt (as GET /v1/reports/{id}).
 		writeProblem(w, r, http.StatusNotFound, fmt.Sprintf("report %q does not exist (ids are <source>/<report id>, URL-escaped: dev%%2Fr-1)", id))
 		return
 	case !who.CanAct(province) && !who.CanActUnit(tree, unit):
