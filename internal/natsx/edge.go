@@ -148,11 +148,16 @@ func EnsureEdgeStream(ctx context.Context, js jetstream.JetStream, o EdgeStreamO
 // never on another edge's.
 func EdgeDeliverPrefix(domain string) string { return "iochub.edge." + domain + ".deliver" }
 
-// edgeSource is the source of the hub's FEEDS that copies the FEEDS of domain.
+// edgeSource is the source of the hub's FEEDS that copies the FEEDS of
+// domain, from the edge's first item: without a start, nats-server starts a
+// new source of a stream whose first sequence is past 1 (every hub FEEDS
+// once its max age removed an item) at the time of the stream's last
+// message, and every item the edge stored before it was skipped.
 func edgeSource(domain string) *jetstream.StreamSource {
 	return &jetstream.StreamSource{
-		Name:     subjects.StreamFeeds,
-		External: &jetstream.ExternalStream{APIPrefix: EdgeAPIPrefix(domain), DeliverPrefix: EdgeDeliverPrefix(domain)},
+		Name:        subjects.StreamFeeds,
+		OptStartSeq: 1,
+		External:    &jetstream.ExternalStream{APIPrefix: EdgeAPIPrefix(domain), DeliverPrefix: EdgeDeliverPrefix(domain)},
 	}
 }
 

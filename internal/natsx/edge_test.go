@@ -205,6 +205,47 @@ func TestEdgeSourcing(t *testing.T) {
 	}
 }
 
+// TestEdgeSourcingFromTheEdgesFirstItem: a hub FEEDS that lost its first
+// item (max age, on every hub after a week) sources an edge added later from
+// the edge's first item, not from the time of the hub's last message: what
+// the edge accepted before the hub's newest item arrives too.
+func TestEdgeSourcingFromTheEdgesFirstItem(t *testing.T) {
+	p := startPair(t, "")
+	ctx := context.Background()
+	hubSubj := subjects.Feed("01", "00166", subjects.KindAir)
+	for i := range 2 {
+		if _, err := p.hubJS.Publish(ctx, hubSubj, []byte("hub"), jetstream.WithMsgID(fmt.Sprint("hub-", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	st, err := p.hubJS.Stream(ctx, subjects.StreamFeeds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := st.DeleteMsg(ctx, 1); err != nil { // as max age would
+		t.Fatal(err)
+	}
+	subj := subjects.Feed("01", "00070", subjects.KindAir)
+	for i := range 5 {
+		if _, err := p.edgeJS.Publish(ctx, subj, []byte(fmt.Sprint(i)), jetstream.WithMsgID(fmt.Sprint("edge-", i))); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := p.hubJS.Publish(ctx, hubSubj, []byte("hub"), jetstream.WithMsgID("hub-2")); err != nil {
+		t.Fatal(err)
+	}
+	if err := AddEdgeSource(ctx, p.hubJS, p.domain); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.edgeJS.Publish(ctx, subj, []byte("5"), jetstream.WithMsgID("edge-5")); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 20*time.Second, "the edge's 6 items at the hub beside its own 2", func() (bool, string) {
+		got := streamMsgs(t, p.hubJS)
+		return got == 8, fmt.Sprintf("hub FEEDS holds %d of 8", got)
+	})
+}
+
 func TestAddEdgeSourceRefusesShortWindow(t *testing.T) {
 	js := embeddedJS(t)
 	ctx := context.Background()

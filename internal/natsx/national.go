@@ -74,14 +74,17 @@ func ProvinceUserConfig(province, domain, passwordVar string) (string, error) {
 }
 
 // provinceSources are the sources the national hub adds for province at
-// domain: on ROLLUPS the province's own roll-ups, on STATE its alerts.
+// domain: on ROLLUPS the province's own roll-ups, on STATE its alerts, each
+// from the province's first message (see edgeSource: the national STATE and
+// ROLLUPS keep one message a subject, so their first sequence is past 1 at
+// once, and a source without a start would skip what the province holds).
 func provinceSources(province, domain string) map[string]*jetstream.StreamSource {
 	ext := func() *jetstream.ExternalStream {
 		return &jetstream.ExternalStream{APIPrefix: EdgeAPIPrefix(domain), DeliverPrefix: NationalDeliverPrefix(domain)}
 	}
 	return map[string]*jetstream.StreamSource{
-		subjects.StreamRollups: {Name: subjects.StreamRollups, FilterSubject: provinceFilter(subjects.StreamRollups, province), External: ext()},
-		subjects.StreamState:   {Name: subjects.StreamState, FilterSubject: provinceFilter(subjects.StreamState, province), External: ext()},
+		subjects.StreamRollups: {Name: subjects.StreamRollups, OptStartSeq: 1, FilterSubject: provinceFilter(subjects.StreamRollups, province), External: ext()},
+		subjects.StreamState:   {Name: subjects.StreamState, OptStartSeq: 1, FilterSubject: provinceFilter(subjects.StreamState, province), External: ext()},
 	}
 }
 
