@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"strings"
@@ -32,6 +33,11 @@ func (o *operator) registerGroups(mux routes.Mux) {
 // definition: an admin of every province its members lie in, members that
 // are current units. The aggregator applies it (and refuses, with the
 // reason, what changed meanwhile).
+// maxGroupBody bounds a group document: room for schema.MaxGroupMembers
+// members of the longest code (64 bytes, quoted, a comma each) beside the
+// names, far below a NATS message (the action carries the document).
+const maxGroupBody = schema.MaxGroupMembers*(64+3) + 16<<10
+
 func (o *operator) servePutGroup(w http.ResponseWriter, r *http.Request) {
 	who, ok := o.g.authenticate(w, r)
 	if !ok {
@@ -49,11 +55,15 @@ func (o *operator) servePutGroup(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type %q: send application/json", ct))
 		return
 	}
-	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxActionBody))
+	dec := json.NewDecoder(http.MaxBytesReader(w, r.Body, maxGroupBody))
 	dec.DisallowUnknownFields()
 	var doc schema.GroupDocument
 	if err := dec.Decode(&doc); err != nil {
-		writeProblem(w, r, http.StatusBadRequest, fmt.Sprintf("body: not a group document {name, nameEn, members, validFrom} of at most %d bytes: %v", maxActionBody, err))
+		if tooBig := (*http.MaxBytesError)(nil); errors.As(err, &tooBig) {
+			writeProblem(w, r, http.StatusRequestEntityTooLarge, fmt.Sprintf("body: larger than %d bytes; a group has at most %d members", maxGroupBody, schema.MaxGroupMembers))
+			return
+		}
+		writeProblem(w, r, http.StatusBadRequest, fmt.Sprintf("body: not a group document {name, nameEn, members, validFrom}: %v", err))
 		return
 	}
 	code := r.PathValue("code")
