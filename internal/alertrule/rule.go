@@ -51,6 +51,10 @@ const (
 	MaxSpeed = 300
 	// MaxIDLength is the longest rule id.
 	MaxIDLength = 64
+	// MaxPerProvince is the most rules a province may have: every state of
+	// the province is checked against each rule of its kind, in the one
+	// engine of the hub, so their number bounds its work per event.
+	MaxPerProvince = 200
 	// DefaultStale is how long an entity may send no new state before the
 	// alerts rules raised on it are cancelled, when a rule does not say.
 	DefaultStale = 2 * time.Hour

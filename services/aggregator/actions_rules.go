@@ -59,6 +59,17 @@ func RuleActions(changed func()) (put, del ActionHandler) {
 			}
 			return nil, Refuse(fmt.Sprintf("rule %s is of province %s now; the change was checked for province %s only: send it again", r.ID, stored.Province, checked))
 		}
+		if stored == nil || stored.Province != r.Province {
+			// A rule new to its province: the actions are applied one at a
+			// time, so the count cannot move before the insert.
+			n, err := postgis.RulesInProvince(ctx, tx, r.Province)
+			if err != nil {
+				return nil, err
+			}
+			if n >= alertrule.MaxPerProvince {
+				return nil, Refuse(fmt.Sprintf("province %s has %d alert rules, the most it may have; delete one first", r.Province, n))
+			}
+		}
 		before, after, err := postgis.PutRule(ctx, tx, r, a.GetActor())
 		if err != nil {
 			return nil, err

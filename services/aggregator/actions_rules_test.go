@@ -4,11 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/iochub/iochub/internal/alertrule"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
 
@@ -137,5 +139,41 @@ func TestRuleActions(t *testing.T) {
 	var prov string
 	if err := pool.QueryRow(ctx, `SELECT province FROM alert_rule WHERE id = 'r2'`).Scan(&prov); err != nil || prov != "79" {
 		t.Errorf("r2 is of %q (%v); want 79", prov, err)
+	}
+}
+
+// TestRulePutCapPerProvince: a province holds at most
+// alertrule.MaxPerProvince rules; one more new to it is refused with the
+// reason, while its rules still change and another province still adds.
+func TestRulePutCapPerProvince(t *testing.T) {
+	pool := testDB(t)
+	ctx := context.Background()
+	put, _ := RuleActions(nil)
+	apply := func(a *iocv1.Action) error {
+		return pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+			_, err := put(ctx, tx, a)
+			return err
+		})
+	}
+	rule := func(p string, speed int) string {
+		return fmt.Sprintf(`{"province":%q,"kind":"congestion","params":{"maxSpeed":%d},"for":"10m","severity":"Severe"}`, p, speed)
+	}
+	act := func(id, province, target, payload string) *iocv1.Action {
+		return &iocv1.Action{Id: id, Type: ActionRulePut, Actor: "admin-1", Province: province, TargetKind: "rule", Target: target, Payload: []byte(payload)}
+	}
+	for i := range alertrule.MaxPerProvince {
+		if err := apply(act(fmt.Sprint("a", i), "01", fmt.Sprint("r", i), rule("01", 15))); err != nil {
+			t.Fatalf("rule %d of 01: %v", i, err)
+		}
+	}
+	err := apply(act("over", "01", "one-more", rule("01", 15)))
+	if !errors.Is(err, ErrActionRefused) || !strings.Contains(err.Error(), fmt.Sprintf("province 01 has %d alert rules, the most it may have", alertrule.MaxPerProvince)) {
+		t.Errorf("a rule past the cap: %v; want refused naming the cap", err)
+	}
+	if err := apply(act("change", "01", "r0", rule("01", 20))); err != nil {
+		t.Errorf("changing a rule of a full province: %v", err)
+	}
+	if err := apply(act("other", "79", "hcm-1", rule("79", 15))); err != nil {
+		t.Errorf("a rule of another province: %v", err)
 	}
 }

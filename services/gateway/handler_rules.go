@@ -127,6 +127,19 @@ func (o *operator) servePutRule(w http.ResponseWriter, r *http.Request) {
 		o.ruleReadFailed(w, r, id, err)
 		return
 	}
+	if from != rule.Province {
+		// A rule new to its province: refused at once when the province
+		// has its most already (the aggregator checks it again, applying).
+		if store, ok := o.rulesStore(w, r); !ok {
+			return
+		} else if rules, err := store.Rules(r.Context(), rule.Province); err != nil {
+			o.ruleReadFailed(w, r, id, err)
+			return
+		} else if len(rules) >= alertrule.MaxPerProvince {
+			writeProblem(w, r, http.StatusConflict, fmt.Sprintf("province %s has %d alert rules, the most it may have (%d); delete one first", rule.Province, len(rules), alertrule.MaxPerProvince))
+			return
+		}
+	}
 	actionID, actor, ok := actionHead(w, r, who)
 	if !ok {
 		return

@@ -3,6 +3,7 @@ package gateway
 import (
 	"context"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"net/http/httptest"
@@ -14,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/iochub/iochub/internal/alertrule"
 	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/subjects"
 	"github.com/iochub/iochub/internal/testenv"
@@ -233,4 +235,31 @@ type rulesListJSON struct {
 		ID      string `json:"id"`
 		Enabled bool   `json:"enabled"`
 	} `json:"rules"`
+}
+
+// TestRulesAPICapPerProvince: a rule new to a province that has
+// alertrule.MaxPerProvince already is 409 naming the cap; a change of one of
+// its rules, and a rule of another province, are queued.
+func TestRulesAPICapPerProvince(t *testing.T) {
+	srv, _, db := rulesServer(t)
+	if _, err := db.Pool.Exec(context.Background(), `INSERT INTO alert_rule (id, province, kind, params, severity)
+		SELECT 'r' || i, '01', 'congestion', '{"maxSpeed":15}', 'Minor' FROM generate_series(1, $1) i`, alertrule.MaxPerProvince); err != nil {
+		t.Fatal(err)
+	}
+	rule := func(p string) string {
+		return fmt.Sprintf(`{"province":%q,"kind":"congestion","params":{"maxSpeed":10},"for":"5m","severity":"Minor"}`, p)
+	}
+	for _, c := range []struct {
+		id, province string
+		want         int
+	}{
+		{"one-more", "01", http.StatusConflict},
+		{"r1", "01", http.StatusAccepted},
+		{"hcm-1", "79", http.StatusAccepted},
+	} {
+		code, _, body := do(t, "PUT", srv.URL+"/v1/rules/"+c.id, rulesToken, "application/json", rule(c.province), nil)
+		if code != c.want || (c.want == http.StatusConflict && !strings.Contains(body, fmt.Sprintf("province 01 has %d alert rules, the most it may have", alertrule.MaxPerProvince))) {
+			t.Errorf("PUT %s of %s: %d %s; want %d", c.id, c.province, code, body, c.want)
+		}
+	}
 }

@@ -148,3 +148,12 @@ func ruleForUpdate(ctx context.Context, q querier, id string) (*alertrule.Rule, 
 	}
 	return &r, nil
 }
+
+// RulesInProvince counts the rules of province.
+func RulesInProvince(ctx context.Context, tx pgx.Tx, province string) (int, error) {
+	var n int
+	if err := tx.QueryRow(ctx, `SELECT count(*) FROM alert_rule WHERE province = $1`, province).Scan(&n); err != nil {
+		return 0, fmt.Errorf("counting the rules of province %s: %w", province, err)
+	}
+	return n, nil
+}

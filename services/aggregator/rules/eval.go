@@ -301,6 +301,7 @@ func (e *Evaluator) SetRules(rules []alertrule.Rule, now time.Time) []Transition
 			changed = append(changed, r)
 		}
 	}
+	prev := e.rules
 	e.rules = next
 	e.scoped = map[string][]*alertrule.Rule{}
 	for _, id := range e.sortedRuleIDs() {
@@ -317,9 +318,21 @@ func (e *Evaluator) SetRules(rules []alertrule.Rule, now time.Time) []Transition
 	}
 	sort.Strings(keys)
 	for _, r := range changed {
-		// Holdings of entities the changed rule no longer watches.
+		// Holdings of entities the changed rule no longer watches: all of
+		// them when it watches another kind or province now (its entities'
+		// states are not of its kind: they would never be looked at again).
+		old := prev[r.ID]
+		moved := old != nil && (old.Kind != r.Kind || old.Province != r.Province)
 		for _, k := range e.sortedKeys() {
 			if k.rule != r.ID {
+				continue
+			}
+			if moved {
+				h := e.held[k]
+				delete(e.held, k)
+				if h.raised {
+					out = append(out, cancel(*old, k.entity, h, now, nil))
+				}
 				continue
 			}
 			// Without a state yet (after a restart), the first one decides.

@@ -457,3 +457,37 @@ func TestAlertOfSilence(t *testing.T) {
 		t.Errorf("vi headline %q", vi.GetHeadline())
 	}
 }
+
+// TestEvaluatorRuleChangesKind: a rule that watches another kind (or
+// province) after a change cancels the alerts it raised on the old one at
+// once, with the old rule's description, instead of leaving them active
+// until their entities go stale.
+func TestEvaluatorRuleChangesKind(t *testing.T) {
+	ev := NewEvaluator(fixed(at(100)))
+	r := alertrule.Rule{ID: "k1", Province: "01", Kind: alertrule.KindAQIBand, Params: alertrule.Params{MinBand: 4},
+		Severity: "Moderate", Enabled: true, Version: 1}
+	ev.SetRules([]alertrule.Rule{r}, at(0))
+	if got := describe(obs(ev, air("a1", 1, 5))); got != "raise k1 a1 since+1 at+1" {
+		t.Fatalf("got %q", got)
+	}
+	wl := r
+	wl.Kind, wl.Params, wl.Version = alertrule.KindWaterLevel, alertrule.Params{MinAlarm: 2}, 2
+	ts := ev.SetRules([]alertrule.Rule{wl}, at(50))
+	if got := describe(ts); got != "cancel k1 a1 since+1 at+50" {
+		t.Fatalf("after the change of kind: got %q; want the air alert cancelled at once", got)
+	}
+	if ts[0].Rule.Kind != alertrule.KindAQIBand {
+		t.Errorf("the cancel describes a %s rule; want the rule that raised it (aqi_band)", ts[0].Rule.Kind)
+	}
+	if len(ev.Raised()) != 0 {
+		t.Errorf("raised after the change: %v; want none", ev.Raised())
+	}
+	moved := wl
+	moved.Province, moved.Version = "79", 3
+	if got := describe(obs(ev, water("w1", 60, 3))); got != "raise k1 w1 since+60 at+60" {
+		t.Fatalf("water rule: got %q", got)
+	}
+	if got := describe(ev.SetRules([]alertrule.Rule{moved}, at(70))); got != "cancel k1 w1 since+60 at+70" {
+		t.Errorf("after the move to 79: got %q; want the 01 alert cancelled at once", got)
+	}
+}
