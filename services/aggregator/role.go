@@ -83,6 +83,9 @@ func NewRole(cfg RoleConfig, d RoleDeps) (*Role, error) {
 		return nil, err
 	}
 	// Rule changes arrive as actions, which nudge the engine to reload.
+	if cfg.Rules.FeedsDurable == "" {
+		cfg.Rules.FeedsDurable = cfg.Aggregator.Durable
+	}
 	eng, err := rules.New(cfg.Rules, rules.Deps{JS: d.JS, Store: store, Logger: log.With("role", "rules"), Metrics: d.Metrics})
 	if err != nil {
 		return nil, err

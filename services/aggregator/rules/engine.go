@@ -6,6 +6,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"strings"
 	"sync"
 	"time"
 
@@ -50,6 +51,13 @@ type Config struct {
 	RetryDelay time.Duration
 	// AckWait bounds the wait for JetStream to store the alerts published; 0 means 10s.
 	AckWait time.Duration
+	// CatchUpWait bounds the wait at start for the aggregator's FEEDS
+	// consumers to take every item FEEDS held then (awaitFeeds); 0 means 2
+	// minutes, negative means no wait.
+	CatchUpWait time.Duration
+	// FeedsDurable is the durable name of the aggregator's FEEDS consumer
+	// (its partitions' are "aggregator-<partition>"); "" means "aggregator".
+	FeedsDurable string
 }
 
 // withDefaults returns c with zero fields set to their defaults.
@@ -62,6 +70,12 @@ func (c Config) withDefaults() Config {
 	}
 	if c.AckWait == 0 {
 		c.AckWait = 10 * time.Second
+	}
+	if c.CatchUpWait == 0 {
+		c.CatchUpWait = 2 * time.Minute
+	}
+	if c.FeedsDurable == "" {
+		c.FeedsDurable = "aggregator"
 	}
 	return c
 }
@@ -185,6 +199,7 @@ func (e *Engine) Notify() {
 // state of STATE (the last of each entity first, then the new ones) until ctx
 // ends; it returns nil then. Losing the consumer is retried, never fatal.
 func (e *Engine) Run(ctx context.Context) error {
+	e.awaitFeeds(ctx)
 	for {
 		err := e.start(ctx)
 		if err == nil || ctx.Err() != nil {
@@ -207,6 +222,77 @@ func (e *Engine) Run(ctx context.Context) error {
 	}
 	e.log.Info("rules engine stopped")
 	return nil
+}
+
+// awaitFeeds waits, at most Config.CatchUpWait, until the aggregator's FEEDS
+// consumers have taken every item FEEDS held when it was called. The alerts
+// the engine raised just before a restart may still be there, not yet
+// stored: start reads the raised alerts from the table, and one it does not
+// find would be raised again under another identifier once its entity's
+// last state came back, the first left active for ever. Past the wait (an
+// aggregator that cannot store) it goes on, counted and logged.
+func (e *Engine) awaitFeeds(ctx context.Context) {
+	if e.cfg.CatchUpWait < 0 {
+		return
+	}
+	deadline := time.Now().Add(e.cfg.CatchUpWait)
+	var (
+		last   uint64
+		behind string
+		err    error
+	)
+	for ctx.Err() == nil {
+		if last == 0 {
+			last, err = e.feedsLast(ctx)
+		}
+		if err == nil {
+			if behind, err = e.feedsBehind(ctx, last); err == nil && behind == "" {
+				return
+			}
+		}
+		if time.Now().After(deadline) {
+			e.errs.WithLabelValues("catch-up").Inc()
+			e.log.Warn("the aggregator has not taken what FEEDS held at the engine's start; starting anyway: an alert raised just before may be raised again",
+				"behind", behind, "err", err, "waited", e.cfg.CatchUpWait)
+			return
+		}
+		sleep(ctx, 100*time.Millisecond)
+	}
+}
+
+// feedsLast is the last sequence of FEEDS; 1 for an empty stream (nothing
+// to wait for: every consumer has "taken" it).
+func (e *Engine) feedsLast(ctx context.Context) (uint64, error) {
+	st, err := e.js.Stream(ctx, subjects.StreamFeeds)
+	if err != nil {
+		return 0, fmt.Errorf("looking up FEEDS: %w", err)
+	}
+	return max(1, st.CachedInfo().State.LastSeq), nil
+}
+
+// feedsBehind names an aggregator consumer of FEEDS that has not taken
+// every item up to last (its ack floor below it, with items still pending
+// or unacked); "" when none has.
+func (e *Engine) feedsBehind(ctx context.Context, last uint64) (string, error) {
+	st, err := e.js.Stream(ctx, subjects.StreamFeeds)
+	if err != nil {
+		return "", fmt.Errorf("looking up FEEDS: %w", err)
+	}
+	infos := st.ListConsumers(ctx)
+	behind := ""
+	for info := range infos.Info() {
+		name := info.Config.Durable
+		if name != e.cfg.FeedsDurable && !strings.HasPrefix(name, e.cfg.FeedsDurable+"-") && !strings.HasPrefix(name, "aggregator-") {
+			continue
+		}
+		if behind == "" && info.AckFloor.Stream < last && (info.NumPending > 0 || info.NumAckPending > 0) {
+			behind = fmt.Sprintf("%s (acked up to %d of %d)", name, info.AckFloor.Stream, last)
+		}
+	}
+	if err := infos.Err(); err != nil {
+		return "", fmt.Errorf("listing the consumers of FEEDS: %w", err)
+	}
+	return behind, nil
 }
 
 // start loads the rules and the raised alerts into a fresh evaluator.

@@ -349,3 +349,73 @@ func TestEngineSilentEntity(t *testing.T) {
 		t.Fatalf("got %s %s; want flood's new alert since the new state", a.GetMsgType(), a.GetIdentifier())
 	}
 }
+
+// TestEngineWaitsForFeedsBeforeRestoring: an alert the engine raised just
+// before a restart is on FEEDS, not yet stored. The engine waits for the
+// aggregator's consumer to take it before it reads the raised alerts, so it
+// finds it and does not raise the condition again under another identifier
+// when the entity's states come back.
+func TestEngineWaitsForFeedsBeforeRestoring(t *testing.T) {
+	n := testenv.NATS(t)
+	db := testenv.PostGIS(t)
+	ctx := context.Background()
+	putRule(t, db, "jam", `{"province":"01","kind":"congestion","params":{"maxSpeed":15},"for":"10m","severity":"Moderate"}`)
+	feeds, err := n.JS.Stream(ctx, subjects.StreamFeeds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	agg, err := feeds.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "aggregator", AckPolicy: jetstream.AckExplicitPolicy})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The raise of before the restart: on FEEDS, the aggregator behind it.
+	raised := rules.Identifier("jam", "s1", at(0))
+	body, err := proto.Marshal(&iocv1.Alert{Id: raised, Identifier: raised, Sender: "rules", Status: "Actual", MsgType: "Alert"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := n.JS.Publish(ctx, subjects.Feed("01", "00070", "alert"), body); err != nil {
+		t.Fatal(err)
+	}
+	publishState(t, n.JS, trafficState("s1", 12, 5)) // the condition still holds
+	watch := watchAlerts(t, n.JS)
+	if a, _ := watch.next(); a.GetIdentifier() != raised {
+		t.Fatalf("first alert on FEEDS %s; want the raise of before the restart", a.GetIdentifier())
+	}
+	eng, err := rules.New(rules.Config{Province: "01", PollInterval: 100 * time.Millisecond, CatchUpWait: time.Minute},
+		rules.Deps{JS: n.JS, Store: postgis.NewStore(db.Pool)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- eng.Run(runCtx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	select {
+	case <-eng.Ready():
+		t.Fatal("the engine started before the aggregator took what FEEDS held")
+	case <-time.After(300 * time.Millisecond):
+	}
+	// The aggregator stores the alert, then acks it.
+	if _, err := postgis.NewStore(db.Pool).WriteBatch(ctx, postgis.Batch{Alerts: []postgis.AlertRow{{
+		SourceID: "rules", EventID: raised, Identifier: raised, Sender: "rules", Sent: at(10), Status: "Actual",
+		MsgType: "Alert", Scope: "Public", Province: "01", UnitCode: "00070", ReceivedAt: at(10)}}}); err != nil {
+		t.Fatal(err)
+	}
+	msgs, err := agg.Fetch(10, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for m := range msgs.Messages() {
+		if err := m.Ack(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	select {
+	case <-eng.Ready():
+	case <-time.After(30 * time.Second):
+		t.Fatal("engine not ready 30 s after the aggregator caught up")
+	}
+	publishState(t, n.JS, trafficState("s1", 23, 5))
+	watch.none(500 * time.Millisecond)
+}
