@@ -19,6 +19,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/iochub/iochub/internal/edge"
+	"github.com/iochub/iochub/internal/flagx"
 	"github.com/iochub/iochub/internal/natsx"
 	"github.com/iochub/iochub/internal/ops"
 	"github.com/iochub/iochub/internal/routes"
@@ -58,7 +59,9 @@ type edgeConfig struct {
 	// HeaderTimeout and IdleTimeout are the HTTP server's (not flags).
 	HeaderTimeout, IdleTimeout time.Duration
 	LogLevel, LogFormat        string
-	CheckConfig                bool
+	// MaxPayload is the edge's max payload (edge.NodeConfig.MaxPayload).
+	MaxPayload  int64
+	CheckConfig bool
 	// Ingest is the ingest's configuration; the edge forces no dev token and
 	// no rejection summaries (there is no aggregator at the edge to read them).
 	Ingest ingest.Config
@@ -94,6 +97,7 @@ func (c *edgeConfig) registerFlags(fs *flag.FlagSet) {
 	fs.Int64Var(&c.Stream.MaxBytes, "max-bytes", 8<<30, "disk bound of the edge's FEEDS; when full the edge refuses new items instead of dropping accepted ones (IOCHUB_MAX_BYTES)")
 	fs.DurationVar(&c.Stream.DuplicateWindow, "duplicate-window", time.Hour, "how long the edge recognises a repeated message id (IOCHUB_DUPLICATE_WINDOW)")
 	fs.DurationVar(&c.LeafReconnect, "leaf-reconnect", c.LeafReconnect, "wait between attempts to reach the hub (IOCHUB_LEAF_RECONNECT)")
+	flagx.Positive(fs, &c.MaxPayload, "max-payload", int64(edge.DefaultMaxPayload), "largest message of the edge's NATS server, in bytes; at most the hub's (iochub edge-add prints it): a larger item would hold the link (IOCHUB_MAX_PAYLOAD)")
 	fs.DurationVar(&c.BodyTimeout, "body-timeout", c.BodyTimeout, "longest time to receive a request body; 0 means no bound (IOCHUB_BODY_TIMEOUT)")
 	fs.StringVar(&c.LogLevel, "log-level", c.LogLevel, "debug, info, warn or error (IOCHUB_LOG_LEVEL)")
 	fs.StringVar(&c.LogFormat, "log-format", c.LogFormat, "json or text (IOCHUB_LOG_FORMAT)")
@@ -148,6 +152,9 @@ func (c *edgeConfig) validate() error {
 	}
 	if c.Stream.Retain <= 0 || c.Stream.MaxBytes <= 0 || c.Stream.DuplicateWindow <= 0 {
 		errs = append(errs, errors.New("--retain, --max-bytes and --duplicate-window must be positive"))
+	}
+	if c.MaxPayload > 64<<20 {
+		errs = append(errs, fmt.Errorf("--max-payload %d: at most %d (NATS's own limit)", c.MaxPayload, 64<<20))
 	}
 	if c.LeafReconnect <= 0 {
 		errs = append(errs, fmt.Errorf("--leaf-reconnect %s: must be positive", c.LeafReconnect))
@@ -254,7 +261,8 @@ func serveEdge(ctx context.Context, d edgeDeps) error {
 		return err
 	}
 	node, err := edge.StartNode(ctx, edge.NodeConfig{Unit: cfg.Unit, Hub: hubs, StoreDir: filepath.Join(cfg.DataDir, "nats"),
-		Host: cfg.NATSHost, Port: cfg.NATSPort, Password: cfg.NATSPassword, Stream: cfg.Stream, LeafReconnect: cfg.LeafReconnect})
+		Host: cfg.NATSHost, Port: cfg.NATSPort, Password: cfg.NATSPassword, Stream: cfg.Stream, LeafReconnect: cfg.LeafReconnect,
+		MaxPayload: int32(cfg.MaxPayload)}) //nolint:gosec // validate bounds it at 64 MiB
 	if err != nil {
 		return err
 	}

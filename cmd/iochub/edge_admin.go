@@ -94,6 +94,7 @@ func runEdgeAdmin(ctx context.Context, cmd string, args []string, stdout, stderr
 			return err
 		}
 		fmt.Fprintf(stdout, "the hub's FEEDS sources edge %s (domain %s)\n", *unit, domain)
+		fmt.Fprintf(stdout, "the hub takes messages of up to %d bytes: start the edge with --max-payload %d or less\n", nc.MaxPayload(), nc.MaxPayload())
 	case "edge-remove":
 		if err := natsx.RemoveEdgeSource(ctx, js, domain); err != nil {
 			return err

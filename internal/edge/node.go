@@ -1,6 +1,7 @@
 package edge
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"errors"
@@ -35,12 +36,22 @@ type NodeConfig struct {
 	Stream natsx.EdgeStreamOptions
 	// LeafReconnect is the wait between attempts to reach the hub; 0 means 1s.
 	LeafReconnect time.Duration
+	// MaxPayload is the largest message the edge's server takes, headers
+	// included (its ingest refuses an item that would not fit); 0 means
+	// DefaultMaxPayload. It must not exceed the hub's: the hub closes a
+	// leaf connection that sends it more, and the item, stored at the edge,
+	// would hold every item behind it until --retain drops them.
+	MaxPayload int32
 	// Password of natsx.HubUser on the edge's server; empty means a random
 	// one for this run. The server always requires it: whatever enters the
 	// edge's FEEDS reaches the hub, so only the edge's ingest (and a local
 	// tool given the password) may publish there.
 	Password string
 }
+
+// DefaultMaxPayload is the edge's max payload when NodeConfig says none:
+// nats-server's own default, which a hub run from deploy/nats/hub.conf has.
+const DefaultMaxPayload = 1 << 20
 
 // Node is an edge's running NATS server with its FEEDS, and a connection to it.
 type Node struct {
@@ -69,6 +80,7 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 		StoreDir: cfg.StoreDir, Host: cfg.Host, Port: cfg.Port, HubPassword: pw,
 		ServerName: natsx.EdgeServerName(cfg.Unit), Domain: domain,
 		LeafRemotes: cfg.Hub, LeafDeny: natsx.EdgeLeafDeny, LeafReconnect: cfg.LeafReconnect,
+		MaxPayload: cmp.Or(cfg.MaxPayload, DefaultMaxPayload),
 		// The edge answers an item accepted once its one node stored it, with
 		// no replica and the hub perhaps out of reach: it must be on disk.
 		SyncAlways: true,
