@@ -162,14 +162,8 @@ CREATE TRIGGER refuse_blocked BEFORE INSERT OR UPDATE ON sensor FOR EACH ROW EXE
 // dead-letters it with the reason, visible to operators, the first alert
 // untouched.
 func TestEndToEndSecondSenderDeadLettered(t *testing.T) {
-	n := testenv.NATS(t)
-	db := testenv.PostGISWithUnits(t)
+	db, token, h := hoanKiemHub(t)
 	ctx := context.Background()
-	token, err := postgis.AddSource(ctx, db.Pool, postgis.Source{ID: "hn-hoankiem", Name: "Hoàn Kiếm IOC", UnitCode: "00070"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := startHub(t, "all", n, db)
 	sent := time.Now().Add(-time.Minute).UTC().Truncate(time.Second)
 	alert := func(sender string) []byte {
 		b, err := json.Marshal(map[string]any{

@@ -204,14 +204,8 @@ func send(t *testing.T, live *liveLog, base, token, kind, entity string, item ma
 // live view (with its rule id) and back to cancelled, on real NATS and
 // PostGIS, with the rules managed through the gateway's operator API.
 func TestEndToEndRules(t *testing.T) {
-	n := testenv.NATS(t)
-	db := testenv.PostGISWithUnits(t)
+	db, token, h := hoanKiemHub(t)
 	ctx := context.Background()
-	token, err := postgis.AddSource(ctx, db.Pool, postgis.Source{ID: "hn-hoankiem", Name: "Hoàn Kiếm IOC", UnitCode: "00070"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := startHub(t, "all", n, db)
 	live := watchLive(t, dialLive(t, h.url, "01"))
 	// Observation times an hour and more in the past: rules measure durations on them.
 	base := time.Now().Add(-6 * time.Hour).Truncate(time.Hour)

@@ -45,6 +45,20 @@ type hub struct {
 const devToken = "e2e-dev-token"
 
 // startHub runs the roles of target through the same wiring as `iochub serve`.
+// hoanKiemHub is a whole hub ("all") on fresh NATS and PostGIS with the
+// seed units, with source hn-hoankiem bound to ward 00070 Hoàn Kiếm, whose
+// token it returns.
+func hoanKiemHub(t *testing.T) (*testenv.DBEnv, string, *hub) {
+	t.Helper()
+	n := testenv.NATS(t)
+	db := testenv.PostGISWithUnits(t)
+	token, err := postgis.AddSource(context.Background(), db.Pool, postgis.Source{ID: "hn-hoankiem", Name: "Hoàn Kiếm IOC", UnitCode: "00070"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, token, startHub(t, "all", n, db)
+}
+
 func startHub(t *testing.T, target string, n *testenv.NATSEnv, db *testenv.DBEnv) *hub {
 	return startHubTB(t, target, n, db)
 }
@@ -240,14 +254,8 @@ func waitEntity(t *testing.T, ws *websocket.Conn, entityID string, timeout time.
 }
 
 func TestEndToEndAirObservation(t *testing.T) {
-	n := testenv.NATS(t)
-	db := testenv.PostGISWithUnits(t)
+	db, token, h := hoanKiemHub(t)
 	ctx := context.Background()
-	token, err := postgis.AddSource(ctx, db.Pool, postgis.Source{ID: "hn-hoankiem", Name: "Hoàn Kiếm IOC", UnitCode: "00070"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h := startHub(t, "all", n, db)
 	ws := dialLive(t, h.url, "01")
 
 	// A point by Hoàn Kiếm lake, inside ward 00070.
@@ -276,7 +284,7 @@ func TestEndToEndAirObservation(t *testing.T) {
 
 	var rows int
 	var x, y float64
-	err = db.Pool.QueryRow(ctx, `SELECT count(*), min(ST_X(location)), min(ST_Y(location)) FROM air_observation WHERE station_id = $1`, station).Scan(&rows, &x, &y)
+	err := db.Pool.QueryRow(ctx, `SELECT count(*), min(ST_X(location)), min(ST_Y(location)) FROM air_observation WHERE station_id = $1`, station).Scan(&rows, &x, &y)
 	if err != nil {
 		t.Fatal(err)
 	}
