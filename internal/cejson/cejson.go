@@ -103,7 +103,10 @@ var marshal = protojson.MarshalOptions{UseProtoNames: false, EmitUnpopulated: fa
 func FromMsg(subject string, h nats.Header, data []byte, seq uint64) (Event, error) {
 	e := Event{SpecVersion: ce.SpecVersion, ID: h.Get(ce.HeaderID), Source: h.Get(ce.HeaderSource), Type: h.Get(ce.HeaderType),
 		Subject: h.Get(ce.HeaderSubject), DataContentType: "application/json", IocSeq: seq, IocSubject: subject}
-	if t, err := time.Parse(time.RFC3339Nano, h.Get(ce.HeaderTime)); err == nil {
+	// A time RFC 3339 cannot write in UTC (a year before 0 or after 9999
+	// once its offset is taken off: "0000-01-01T00:00:00+01:00") is left
+	// out, as one that does not parse: the event would not encode.
+	if t, err := time.Parse(time.RFC3339Nano, h.Get(ce.HeaderTime)); err == nil && t.UTC().Year() >= 0 && t.UTC().Year() <= 9999 {
 		t = t.UTC()
 		e.Time = &t
 	}
