@@ -184,7 +184,7 @@ func parseFIWAREAlert(f fields, env parseEnv) (*parsed, *itemError) {
 	if ierr := vertexLimits("location", g); ierr != nil {
 		return nil, ierr
 	}
-	return &parsed{id: id, eventID: id, entityID: id, sender: sender, time: sent, shape: shapeAreas, geoms: []Geometry{g},
+	return &parsed{id: id, eventID: id, entityID: id, time: sent, shape: shapeAreas, geoms: []Geometry{g},
 		geomPointer: "location.coordinates", msg: m, finish: alertFinish(m),
 		areaScope: areaScope([]scopeArea{{pointer: "location", shape: &g}})}, nil
 }
@@ -500,7 +500,7 @@ func parseCAPJSON(f fields, env parseEnv) (*parsed, *itemError) {
 		}
 		m.Info = append(m.Info, info)
 	}
-	return &parsed{id: a.Identifier, eventID: a.Identifier, entityID: a.Identifier, sender: a.Sender, time: sent, shape: shapeAreas,
+	return &parsed{id: a.Identifier, eventID: a.Identifier, entityID: a.Identifier, time: sent, shape: shapeAreas,
 		geoms: geoms, geomPointer: "area", msg: m, finish: alertFinish(m), areaScope: areaScope(scope)}, nil
 }
 

@@ -134,8 +134,9 @@ func TestCAPExamplesPublished(t *testing.T) {
 			if got := m.Header.Get(ce.HeaderID); got != want[0].Identifier {
 				t.Errorf("ce-id %q; want %q", got, want[0].Identifier)
 			}
-			if got := m.Header.Get("Nats-Msg-Id"); got != "wmo/"+want[0].Identifier {
-				t.Errorf("Nats-Msg-Id %q; want %q", got, "wmo/"+want[0].Identifier)
+			// The sender too: CAP makes an identifier unique per sender only.
+			if got, id := m.Header.Get("Nats-Msg-Id"), "wmo/"+want[0].Identifier+","+want[0].Sender; got != id {
+				t.Errorf("Nats-Msg-Id %q; want %q", got, id)
 			}
 			if got := m.Header.Get(ce.HeaderType); got != ce.AlertType {
 				t.Errorf("ce-type %q; want %q", got, ce.AlertType)

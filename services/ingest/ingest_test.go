@@ -474,19 +474,34 @@ func TestAlertOfAnotherSenderIsNotADuplicate(t *testing.T) {
 		}
 		return mustJSON(t, a)
 	}
+	xml := func(id, sender string) []byte {
+		return fmt.Appendf(nil, `<alert xmlns="urn:oasis:names:tc:emergency:cap:1.2"><identifier>%s</identifier><sender>%s</sender>
+<sent>2025-07-01T08:00:00+07:00</sent><status>Actual</status><msgType>Alert</msgType><scope>Public</scope>
+<info><category>Met</category><event>Ngập</event><urgency>Immediate</urgency><severity>Severe</severity><certainty>Observed</certainty>
+<area><areaDesc>Hồ Gươm</areaDesc><circle>%v,%v 0.2</circle></area></info></alert>`, id, sender, hoanKiem[1], hoanKiem[0])
+	}
 	for i, c := range []struct {
 		id, sender, want string
+		asXML            bool
 	}{
-		{"HK-2025-0777", "ioc@hoankiem.hanoi.gov.vn", "accepted"},
-		{"HK-2025-0777", "warning@nchmf.gov.vn", "accepted"},
-		{"HK-2025-0777", "warning@nchmf.gov.vn", "duplicate"},
-		{"HK-2025-0777", "ioc@hoankiem.hanoi.gov.vn", "duplicate"},
-		{"HK-2025-0778", "", "accepted"},
-		{"HK-2025-0778", "hk", "duplicate"}, // the source's id: the sender an alert without one gets
+		{"HK-2025-0777", "ioc@hoankiem.hanoi.gov.vn", "accepted", false},
+		{"HK-2025-0777", "warning@nchmf.gov.vn", "accepted", false},
+		{"HK-2025-0777", "warning@nchmf.gov.vn", "duplicate", false},
+		{"HK-2025-0777", "ioc@hoankiem.hanoi.gov.vn", "duplicate", false},
+		{"HK-2025-0778", "", "accepted", false},
+		{"HK-2025-0778", "hk", "duplicate", false}, // the source's id: the sender an alert without one gets
+		// CAP XML alike, and one alert is one message in either format.
+		{"HK-2025-0779", "ioc@hoankiem.hanoi.gov.vn", "accepted", true},
+		{"HK-2025-0779", "warning@nchmf.gov.vn", "accepted", true},
+		{"HK-2025-0779", "warning@nchmf.gov.vn", "duplicate", false},
 	} {
-		r := e.post(t, "alert", tokWard, "application/json", alert(c.id, c.sender))
+		body, ctype := alert(c.id, c.sender), "application/json"
+		if c.asXML {
+			body, ctype = xml(c.id, c.sender), "application/cap+xml"
+		}
+		r := e.post(t, "alert", tokWard, ctype, body)
 		if r.code != 202 || len(r.resp.Results) != 1 || r.resp.Results[0].Status != c.want {
-			t.Errorf("POST %d (%s from %q): HTTP %d %s; want 202 %s", i+1, c.id, c.sender, r.code, r.raw, c.want)
+			t.Errorf("POST %d (%s from %q, XML %t): HTTP %d %s; want 202 %s", i+1, c.id, c.sender, c.asXML, r.code, r.raw, c.want)
 		}
 	}
 }

@@ -37,12 +37,9 @@ type parsed struct {
 	id       string // the item's own id
 	eventID  string // ce-id and the proto's id
 	entityID string // ce-subject: station, segment or alert identifier
-	// sender, for alerts, is the CAP sender: an identifier is unique per
-	// sender only, so it is part of the message id (buildItem).
-	sender string
-	time   time.Time
-	shape  shapeRule
-	geoms  []Geometry
+	time     time.Time
+	shape    shapeRule
+	geoms    []Geometry
 	// geom1 backs geoms when there is one geometry.
 	geom1 [1]Geometry
 	// geomPointer is where the geometry is in the item, for messages.
