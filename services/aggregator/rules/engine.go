@@ -55,9 +55,11 @@ type Config struct {
 	// consumers to take every item FEEDS held then (awaitFeeds); 0 means 2
 	// minutes, negative means no wait.
 	CatchUpWait time.Duration
-	// FeedsDurable is the durable name of the aggregator's FEEDS consumer
-	// (its partitions' are "aggregator-<partition>"); "" means "aggregator".
-	FeedsDurable string
+	// FeedsDurable is the durable name of the aggregator's FEEDS consumer;
+	// "" means "aggregator". FeedsPartitioned says the aggregator runs
+	// partitioned: its consumers are then "aggregator-<partition>" instead.
+	FeedsDurable     string
+	FeedsPartitioned bool
 }
 
 // withDefaults returns c with zero fields set to their defaults.
@@ -97,6 +99,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	flagx.Positive(fs, &c.PollInterval, "rules-poll-interval", d.PollInterval, "how often the rules engine checks whether the alert rules changed (IOCHUB_RULES_POLL_INTERVAL)")
 	flagx.Positive(fs, &c.RetryDelay, "rules-retry-delay", d.RetryDelay, "wait of the rules engine before it retries a failed consumer or publication (IOCHUB_RULES_RETRY_DELAY)")
 	flagx.Positive(fs, &c.AckWait, "rules-ack-wait", d.AckWait, "longest wait for JetStream to store an alert the rules raise (IOCHUB_RULES_ACK_WAIT)")
+	flagx.NonZero(fs, &c.CatchUpWait, "rules-catch-up-wait", d.CatchUpWait, "no wait", "longest wait of the rules engine, at start, for the aggregator to take what FEEDS holds (the alerts it raised just before a restart); negative means no wait (IOCHUB_RULES_CATCH_UP_WAIT)")
 }
 
 // Deps are the engine's connections.
@@ -256,9 +259,15 @@ func (e *Engine) awaitFeeds(ctx context.Context) {
 				"behind", behind, "err", err, "waited", e.cfg.CatchUpWait)
 			return
 		}
-		sleep(ctx, 100*time.Millisecond)
+		sleep(ctx, 500*time.Millisecond)
 	}
 }
+
+// abandonedAfter is how long a FEEDS consumer of the aggregator's names may
+// go without a delivery and without a pull waiting before awaitFeeds takes
+// it for one nobody runs (an "aggregator" left behind by a switch to
+// partitions, or the reverse): its backlog is nobody's to wait for.
+const abandonedAfter = 10 * time.Minute
 
 // feedsLast is the last sequence of FEEDS; 1 for an empty stream (nothing
 // to wait for: every consumer has "taken" it).
@@ -270,29 +279,48 @@ func (e *Engine) feedsLast(ctx context.Context) (uint64, error) {
 	return max(1, st.CachedInfo().State.LastSeq), nil
 }
 
-// feedsBehind names an aggregator consumer of FEEDS that has not taken
+// feedsBehind names a FEEDS consumer of the aggregator that has not taken
 // every item up to last (its ack floor below it, with items still pending
-// or unacked); "" when none has.
+// or unacked); "" when none has. Its consumer is Config.FeedsDurable, or,
+// partitioned, every "aggregator-<partition>" (other instances run some);
+// one nobody runs (abandonedAfter) is not waited for.
 func (e *Engine) feedsBehind(ctx context.Context, last uint64) (string, error) {
 	st, err := e.js.Stream(ctx, subjects.StreamFeeds)
 	if err != nil {
 		return "", fmt.Errorf("looking up FEEDS: %w", err)
 	}
-	infos := st.ListConsumers(ctx)
-	behind := ""
-	for info := range infos.Info() {
-		name := info.Config.Durable
-		if name != e.cfg.FeedsDurable && !strings.HasPrefix(name, e.cfg.FeedsDurable+"-") && !strings.HasPrefix(name, "aggregator-") {
+	var infos []*jetstream.ConsumerInfo
+	if e.cfg.FeedsPartitioned {
+		list := st.ListConsumers(ctx)
+		for info := range list.Info() {
+			if strings.HasPrefix(info.Config.Durable, "aggregator-") {
+				infos = append(infos, info)
+			}
+		}
+		if err := list.Err(); err != nil {
+			return "", fmt.Errorf("listing the consumers of FEEDS: %w", err)
+		}
+	} else {
+		c, err := st.Consumer(ctx, e.cfg.FeedsDurable)
+		switch {
+		case errors.Is(err, jetstream.ErrConsumerNotFound):
+			return "", nil // not created yet: a new hub
+		case err != nil:
+			return "", fmt.Errorf("looking up FEEDS consumer %s: %w", e.cfg.FeedsDurable, err)
+		}
+		infos = append(infos, c.CachedInfo())
+	}
+	now := time.Now() // NATS's clock, not the engine's (Deps.Now)
+	for _, info := range infos {
+		if info.AckFloor.Stream >= last || (info.NumPending == 0 && info.NumAckPending == 0) {
 			continue
 		}
-		if behind == "" && info.AckFloor.Stream < last && (info.NumPending > 0 || info.NumAckPending > 0) {
-			behind = fmt.Sprintf("%s (acked up to %d of %d)", name, info.AckFloor.Stream, last)
+		if info.NumWaiting == 0 && (info.Delivered.Last == nil || now.Sub(*info.Delivered.Last) > abandonedAfter) {
+			continue
 		}
+		return fmt.Sprintf("%s (acked up to %d of %d)", info.Name, info.AckFloor.Stream, last), nil
 	}
-	if err := infos.Err(); err != nil {
-		return "", fmt.Errorf("listing the consumers of FEEDS: %w", err)
-	}
-	return behind, nil
+	return "", nil
 }
 
 // start loads the rules and the raised alerts into a fresh evaluator.

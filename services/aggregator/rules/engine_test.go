@@ -382,6 +382,18 @@ func TestEngineWaitsForFeedsBeforeRestoring(t *testing.T) {
 	if a, _ := watch.next(); a.GetIdentifier() != raised {
 		t.Fatalf("first alert on FEEDS %s; want the raise of before the restart", a.GetIdentifier())
 	}
+	// The aggregator had taken it and stopped before its batch committed.
+	msgs, err := agg.Fetch(10, jetstream.FetchMaxWait(5*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var taken []jetstream.Msg
+	for m := range msgs.Messages() {
+		taken = append(taken, m)
+	}
+	if len(taken) != 1 {
+		t.Fatalf("the aggregator's consumer took %d messages; want the raise", len(taken))
+	}
 	eng, err := rules.New(rules.Config{Province: "01", PollInterval: 100 * time.Millisecond, CatchUpWait: time.Minute},
 		rules.Deps{JS: n.JS, Store: postgis.NewStore(db.Pool)})
 	if err != nil {
@@ -402,12 +414,8 @@ func TestEngineWaitsForFeedsBeforeRestoring(t *testing.T) {
 		MsgType: "Alert", Scope: "Public", Province: "01", UnitCode: "00070", ReceivedAt: at(10)}}}); err != nil {
 		t.Fatal(err)
 	}
-	msgs, err := agg.Fetch(10, jetstream.FetchMaxWait(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	for m := range msgs.Messages() {
-		if err := m.Ack(); err != nil {
+	for _, m := range taken {
+		if err := m.DoubleAck(ctx); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -418,4 +426,40 @@ func TestEngineWaitsForFeedsBeforeRestoring(t *testing.T) {
 	}
 	publishState(t, n.JS, trafficState("s1", 23, 5))
 	watch.none(500 * time.Millisecond)
+}
+
+// TestEngineDoesNotWaitForAbandonedConsumers: FEEDS consumers that no
+// aggregator of this configuration runs (an "aggregator" nobody ever pulled
+// from, an "aggregator-01" left by partitions) hold no alert the engine
+// must find first: it starts without waiting out its CatchUpWait.
+func TestEngineDoesNotWaitForAbandonedConsumers(t *testing.T) {
+	n := testenv.NATS(t)
+	db := testenv.PostGIS(t)
+	ctx := context.Background()
+	feeds, err := n.JS.Stream(ctx, subjects.StreamFeeds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, name := range []string{"aggregator", "aggregator-01"} {
+		if _, err := feeds.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: name, AckPolicy: jetstream.AckExplicitPolicy}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := n.JS.Publish(ctx, subjects.Feed("01", "00070", "air"), []byte("x")); err != nil {
+		t.Fatal(err)
+	}
+	eng, err := rules.New(rules.Config{Province: "01", PollInterval: 100 * time.Millisecond, CatchUpWait: 10 * time.Minute},
+		rules.Deps{JS: n.JS, Store: postgis.NewStore(db.Pool)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	runCtx, cancel := context.WithCancel(ctx)
+	done := make(chan error, 1)
+	go func() { done <- eng.Run(runCtx) }()
+	t.Cleanup(func() { cancel(); <-done })
+	select {
+	case <-eng.Ready():
+	case <-time.After(time.Minute):
+		t.Fatal("the engine waited for consumers nobody runs")
+	}
 }
