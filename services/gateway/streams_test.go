@@ -718,7 +718,7 @@ func TestStreamsSlowSSE(t *testing.T) {
 // can never have more than burst + slice + rate × elapsed events, where an
 // unpaced replay would have thousands.
 func TestStreamsReplayPaced(t *testing.T) {
-	e := newStreamEnv(t, Config{ReplayRate: 200}, nil, nil)
+	e := newStreamEnv(t, Config{ReplayRate: 200, ReplayRatePerIdentity: -1}, nil, nil) // the gateway's budget alone (TestStreamsReplayShareOfAnIdentity: one identity's share)
 	publishMsgs(t, e.js, airFeeds(t, 0, 10000)...)
 	start := time.Now()
 	replay := e.dialStream(t, "subject=ioc.feed.01.>&since=seq:0", nil)
