@@ -113,7 +113,11 @@ func (o *operator) servePutRule(w http.ResponseWriter, r *http.Request) {
 	if store, ok := o.rulesStore(w, r); !ok {
 		return
 	} else if old, err := store.Rule(r.Context(), id); err == nil && !who.CanAdmin(old.Province) {
-		if !who.ReadsIn(nil, old.Province) {
+		tree, ok := o.g.hierarchy(w, r)
+		if !ok {
+			return
+		}
+		if !who.ReadsIn(tree, old.Province) {
 			// Rule ids are global: the id is taken, and which province
 			// took it is not the principal's to learn.
 			writeProblem(w, r, http.StatusConflict, "alert rule id "+id+" is taken by a rule of a province this identity does not read; choose another id")
