@@ -23,7 +23,10 @@ import (
 // reach the national hub; its feeds, its wards' roll-ups and its other
 // states do not; the sources survive EnsureStreams (a restarted national
 // hub) and are listed; a second domain for the province is refused.
-func TestProvinceSourcing(t *testing.T) {
+// startProvincePair starts a national hub and the hub of province 01 as its
+// leaf node, both with iochub's streams, and waits for their link.
+func startProvincePair(t *testing.T) (njs, pjs jetstream.JetStream, domain string) {
+	t.Helper()
 	ctx := context.Background()
 	const pw, provincePW = "national-secret", "province-secret"
 	domain, err := ProvinceDomain("01")
@@ -41,7 +44,7 @@ func TestProvinceSourcing(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(nnc.Close)
-	njs, err := jetstream.New(nnc)
+	njs, err = jetstream.New(nnc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -64,7 +67,7 @@ func TestProvinceSourcing(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(pnc.Close)
-	pjs, err := jetstream.New(pnc)
+	pjs, err = jetstream.New(pnc)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -72,7 +75,12 @@ func TestProvinceSourcing(t *testing.T) {
 		t.Fatal(err)
 	}
 	testkit.Eventually(t, 20*time.Second, "the province's leaf link", testkit.Holds(func() bool { return province.NumLeafNodes() == 1 }))
+	return njs, pjs, domain
+}
 
+func TestProvinceSourcing(t *testing.T) {
+	ctx := context.Background()
+	njs, pjs, domain := startProvincePair(t)
 	if err := AddProvinceSources(ctx, njs, "01", domain); err != nil {
 		t.Fatal(err)
 	}
@@ -141,6 +149,40 @@ func TestProvinceSourcing(t *testing.T) {
 	if srcs, err := ProvinceSources(ctx, njs); err != nil || len(srcs) != 0 {
 		t.Fatalf("after removing: %+v, %v; want none", srcs, err)
 	}
+}
+
+// TestProvinceSourcingFromTheProvincesFirstMessage: the national STATE
+// keeps one message a subject, so its first sequence is past 1 at once; a
+// province added then is sourced from its first message, not from the time
+// of the national hub's last one: the province's alert stored before
+// arrives.
+func TestProvinceSourcingFromTheProvincesFirstMessage(t *testing.T) {
+	ctx := context.Background()
+	njs, pjs, domain := startProvincePair(t)
+	other := subjects.State("02", subjects.KindAlert, "src/a")
+	for range 2 { // the second replaces the first: the national STATE starts at 2
+		if _, err := njs.Publish(ctx, other, []byte(`{}`)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	alert := subjects.State("01", subjects.KindAlert, "src/alert-1")
+	if _, err := pjs.Publish(ctx, alert, []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := njs.Publish(ctx, subjects.State("02", subjects.KindAlert, "src/b"), []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if err := AddProvinceSources(ctx, njs, "01", domain); err != nil {
+		t.Fatal(err)
+	}
+	st, err := njs.Stream(ctx, subjects.StreamState)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 3*time.Minute, "the province's alert of before at the national hub", func() (bool, string) {
+		_, err := st.GetLastMsgForSubject(ctx, alert)
+		return err == nil, fmt.Sprint(err)
+	})
 }
 
 func TestProvinceUserConfig(t *testing.T) {
