@@ -14,6 +14,7 @@ import (
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/iochub/iochub/internal/cap"
+	"github.com/iochub/iochub/internal/ce"
 	"github.com/iochub/iochub/internal/feedcheck"
 
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
@@ -187,6 +188,22 @@ func parseFIWAREAlert(f fields, env parseEnv) (*parsed, *itemError) {
 	return &parsed{id: id, eventID: id, entityID: id, time: sent, shape: shapeAreas, geoms: []Geometry{g},
 		geomPointer: "location.coordinates", msg: m, finish: alertFinish(m),
 		areaScope: areaScope([]scopeArea{{pointer: "location", shape: &g}})}, nil
+}
+
+// alertMsgID is an alert's message id: its source and identifier, and its
+// sender when that is not the source. CAP makes an identifier unique per
+// sender only, so another sender's alert under a stored identifier is
+// another message (the aggregator dead-letters it: one sender per alert
+// id, docs/alerts.md), not a duplicate to answer as stored. An alert
+// without a sender is the source's own (alertFinish filled it in), as one
+// that names the source. Read from the message, for every alert format
+// (CAP XML, CAP JSON, FIWARE).
+func alertMsgID(source string, it *parsed) string {
+	id := ce.MsgID(source, it.eventID)
+	if a, ok := it.msg.(*iocv1.Alert); ok && a.GetSender() != source {
+		id += "," + a.GetSender()
+	}
+	return id
 }
 
 func alertFinish(m *iocv1.Alert) func(o *iocv1.Origin) {

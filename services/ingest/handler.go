@@ -445,14 +445,8 @@ func (s *Service) buildItem(cat *catalog, p principal, spec kindSpec, f fields, 
 		return nil, "", &itemError{reason: err.Error()}
 	}
 	msgID := ce.MsgID(p.sourceID, it.eventID)
-	if a, ok := it.msg.(*iocv1.Alert); ok && a.GetSender() != p.sourceID {
-		// Another sender's alert under this identifier is another message,
-		// not a duplicate to answer as stored: the aggregator dead-letters
-		// it (one sender per alert id, docs/alerts.md). An alert without a
-		// sender is the source's own (alertFinish filled it in), as one
-		// that names the source. Read from the message, so every alert
-		// format (CAP XML, CAP JSON, FIWARE) has it.
-		msgID += "," + a.GetSender()
+	if spec.msgID != nil {
+		msgID = spec.msgID(p.sourceID, it)
 	}
 	if err := feedcheck.HeaderValue("message id", msgID); err != nil {
 		return nil, "", &itemError{reason: err.Error()}

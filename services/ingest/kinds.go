@@ -73,12 +73,16 @@ type kindSpec struct {
 	parse func(f fields, env parseEnv) (*parsed, *itemError)
 	// capXML says the kind takes CAP XML bodies too (alerts).
 	capXML bool
+	// msgID is the message id (Nats-Msg-Id) FEEDS deduplicates an item of
+	// the kind on, once parsed and finished; nil means its source and event
+	// id (ce.MsgID).
+	msgID func(source string, it *parsed) string
 }
 
 var kindSpecs = map[string]kindSpec{
 	subjects.KindAir:     {kind: subjects.KindAir, ceType: ce.ObservedType(subjects.KindAir), parse: parseAir},
 	subjects.KindTraffic: {kind: subjects.KindTraffic, ceType: ce.ObservedType(subjects.KindTraffic), parse: parseTraffic},
-	subjects.KindAlert:   {kind: subjects.KindAlert, ceType: ce.AlertType, parse: parseAlert, capXML: true},
+	subjects.KindAlert:   {kind: subjects.KindAlert, ceType: ce.AlertType, parse: parseAlert, capXML: true, msgID: alertMsgID},
 	subjects.KindReport:  {kind: subjects.KindReport, ceType: ce.ObservedType(subjects.KindReport), parse: parseReport},
 	subjects.KindWater:   {kind: subjects.KindWater, ceType: ce.ObservedType(subjects.KindWater), parse: parseWater},
 	subjects.KindWeather: {kind: subjects.KindWeather, ceType: ce.ObservedType(subjects.KindWeather), parse: parseWeather},
