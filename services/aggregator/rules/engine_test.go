@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -162,31 +163,46 @@ func (e *engine) evaluated() float64 {
 	return 0
 }
 
-// runEngine runs an engine whose wall clock is now. Silence is measured on it
-// against the times states reached STATE (the real clock).
-func runEngine(t *testing.T, n *testenv.NATSEnv, db *testenv.DBEnv, now func() time.Time) (*engine, context.CancelFunc) {
+// startEngine runs an engine of province 01, polling its rules every 100
+// ms, with cfg's CatchUpWait, whose wall clock is now, until stop or the
+// test's end; it does not wait for it to be ready. done gets what Run
+// returned.
+func startEngine(t *testing.T, n *testenv.NATSEnv, db *testenv.DBEnv, cfg rules.Config, now func() time.Time) (
+	eng *rules.Engine, reg *prometheus.Registry, done <-chan error, stop context.CancelFunc) {
 	t.Helper()
-	reg := prometheus.NewRegistry()
-	eng, err := rules.New(rules.Config{Province: "01", PollInterval: 100 * time.Millisecond},
-		rules.Deps{JS: n.JS, Store: postgis.NewStore(db.Pool), Now: now, Metrics: reg})
+	reg = prometheus.NewRegistry()
+	cfg.Province, cfg.PollInterval = "01", 100*time.Millisecond
+	eng, err := rules.New(cfg, rules.Deps{JS: n.JS, Store: postgis.NewStore(db.Pool), Now: now, Metrics: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	done := make(chan error, 1)
-	go func() { done <- eng.Run(ctx) }()
-	stop := func() {
-		cancel()
-		select {
-		case err := <-done:
-			if err != nil {
-				t.Errorf("engine: %v", err)
+	ran := make(chan error, 1)
+	go func() { ran <- eng.Run(ctx) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			select {
+			case err := <-ran:
+				if err != nil {
+					t.Errorf("engine: %v", err)
+				}
+			case <-time.After(10 * time.Second):
+				t.Error("engine did not stop in 10 s")
 			}
-		case <-time.After(10 * time.Second):
-			t.Error("engine did not stop in 10 s")
-		}
+		})
 	}
 	t.Cleanup(stop)
+	return eng, reg, ran, stop
+}
+
+// runEngine runs an engine whose wall clock is now, and waits until it is
+// ready. Silence is measured on it against the times states reached STATE
+// (the real clock).
+func runEngine(t *testing.T, n *testenv.NATSEnv, db *testenv.DBEnv, now func() time.Time) (*engine, context.CancelFunc) {
+	t.Helper()
+	eng, reg, done, stop := startEngine(t, n, db, rules.Config{}, now)
 	// Publishing before the engine's consumer exists would let STATE (one message
 	// per subject) replace a state the test means the engine to see.
 	select {
@@ -394,15 +410,7 @@ func TestEngineWaitsForFeedsBeforeRestoring(t *testing.T) {
 	if len(taken) != 1 {
 		t.Fatalf("the aggregator's consumer took %d messages; want the raise", len(taken))
 	}
-	eng, err := rules.New(rules.Config{Province: "01", PollInterval: 100 * time.Millisecond, CatchUpWait: time.Minute},
-		rules.Deps{JS: n.JS, Store: postgis.NewStore(db.Pool)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- eng.Run(runCtx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	eng, _, _, _ := startEngine(t, n, db, rules.Config{CatchUpWait: time.Minute}, time.Now)
 	select {
 	case <-eng.Ready():
 		t.Fatal("the engine started before the aggregator took what FEEDS held")
@@ -448,15 +456,7 @@ func TestEngineDoesNotWaitForAbandonedConsumers(t *testing.T) {
 	if _, err := n.JS.Publish(ctx, subjects.Feed("01", "00070", "air"), []byte("x")); err != nil {
 		t.Fatal(err)
 	}
-	eng, err := rules.New(rules.Config{Province: "01", PollInterval: 100 * time.Millisecond, CatchUpWait: 10 * time.Minute},
-		rules.Deps{JS: n.JS, Store: postgis.NewStore(db.Pool)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	runCtx, cancel := context.WithCancel(ctx)
-	done := make(chan error, 1)
-	go func() { done <- eng.Run(runCtx) }()
-	t.Cleanup(func() { cancel(); <-done })
+	eng, _, _, _ := startEngine(t, n, db, rules.Config{CatchUpWait: 10 * time.Minute}, time.Now)
 	select {
 	case <-eng.Ready():
 	case <-time.After(time.Minute):
