@@ -2,6 +2,7 @@ package gateway
 
 import (
 	"net/http"
+	"net/http/httptest"
 	"testing"
 
 	"github.com/iochub/iochub/internal/auth"
@@ -35,4 +36,23 @@ func withTestToken(h http.Handler) http.Handler {
 		}
 		h.ServeHTTP(w, r)
 	})
+}
+
+// serveGateway serves g's routes over httptest until the test ends, then
+// closes both; each wrap (withTestToken, ValidURL…) wraps the routes in
+// turn, the first innermost.
+func serveGateway(tb testing.TB, g *Gateway, wrap ...func(http.Handler) http.Handler) *httptest.Server {
+	tb.Helper()
+	mux := http.NewServeMux()
+	g.Register(mux)
+	var h http.Handler = mux
+	for _, w := range wrap {
+		h = w(h)
+	}
+	srv := httptest.NewServer(h)
+	tb.Cleanup(func() {
+		g.Close()
+		srv.Close()
+	})
+	return srv
 }

@@ -115,13 +115,7 @@ func revocable(t *testing.T) (srv *httptest.Server, token string, revoke func())
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	g.Register(mux)
-	srv = httptest.NewServer(mux)
-	t.Cleanup(func() {
-		g.Close()
-		srv.Close()
-	})
+	srv = serveGateway(t, g)
 	return srv, tok, func() {
 		l.mu.Lock()
 		l.list[0].Revoked = true

@@ -147,13 +147,7 @@ func startHub(b *testing.B, cfg loadConfig, query string) loadServer {
 	if err != nil {
 		b.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	g.Register(mux)
-	srv := httptest.NewServer(withTestToken(mux))
-	b.Cleanup(func() {
-		g.Close()
-		srv.Close()
-	})
+	srv := serveGateway(b, g, withTestToken)
 	states := loadStates(b, cfg)
 	return loadServer{
 		url: "ws" + strings.TrimPrefix(srv.URL, "http") + "/v1/live?province=01" + query,

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -51,10 +50,7 @@ func TestAlertsOneBadArea(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	g.Register(mux)
-	srv := httptest.NewServer(withTestToken(mux))
-	t.Cleanup(func() { g.Close(); srv.Close() })
+	srv := serveGateway(t, g, withTestToken)
 
 	get := func(path string) (int, []byte) {
 		t.Helper()

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"testing"
 	"time"
 
@@ -67,10 +66,7 @@ func TestSources(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	g.Register(mux)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(func() { g.Close(); srv.Close() })
+	srv := serveGateway(t, g)
 
 	get := func(token, query string) (int, sourcesList, string) {
 		t.Helper()

@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"strconv"
 	"testing"
@@ -54,10 +53,7 @@ FROM generate_series(0, $2 - 1) AS i`, t0, rows); err != nil {
 	if err != nil {
 		b.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	g.Register(mux)
-	srv := httptest.NewServer(withTestToken(mux))
-	b.Cleanup(func() { g.Close(); srv.Close() })
+	srv := serveGateway(b, g, withTestToken)
 	const points = 1000
 	url := srv.URL + "/v1/history?entity=st-bench&layer=air&points=1000&from=" + rfc(t0) + "&to=" + rfc(t1)
 

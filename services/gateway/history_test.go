@@ -124,10 +124,7 @@ SELECT 'G-HK', layer, win, window_start, 'G-HK', n, aqi_n, aqi_sum, aqi_max FROM
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	g.Register(mux)
-	e.srv = httptest.NewServer(withTestToken(mux))
-	t.Cleanup(func() { g.Close(); e.srv.Close() })
+	e.srv = serveGateway(t, g, withTestToken)
 	return e
 }
 

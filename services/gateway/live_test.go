@@ -56,13 +56,7 @@ func newLiveEnv(t *testing.T, cfg Config) *liveEnv {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	g.Register(mux)
-	srv := httptest.NewServer(withTestToken(mux))
-	t.Cleanup(func() {
-		g.Close()
-		srv.Close()
-	})
+	srv := serveGateway(t, g, withTestToken)
 	return &liveEnv{nats: n, g: g, srv: srv}
 }
 

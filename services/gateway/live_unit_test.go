@@ -4,7 +4,6 @@ import (
 	"context"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -50,13 +49,7 @@ func TestLiveUnitRollups(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	gw.Register(mux)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		gw.Close()
-		srv.Close()
-	})
+	srv := serveGateway(t, gw)
 	e := &liveEnv{nats: n, g: gw, srv: srv}
 	dial := func(query, token string) (*websocket.Conn, int, string) {
 		t.Helper()

@@ -6,7 +6,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"runtime"
 	"slices"
@@ -67,10 +66,7 @@ func BenchmarkOGCItems(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	g.Register(mux)
-	srv := httptest.NewServer(mux)
-	b.Cleanup(func() { g.Close(); srv.Close() })
+	srv := serveGateway(b, g)
 	client := &http.Client{Transport: &http.Transport{MaxIdleConnsPerHost: ogcBenchClients}}
 	c := pgread.CollectionByID("stations")
 

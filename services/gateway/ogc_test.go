@@ -6,7 +6,6 @@ import (
 	"errors"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"slices"
 	"strings"
@@ -100,10 +99,7 @@ func newOGCServer(t testing.TB, db *testenv.DBEnv) ogcServer {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	g.Register(mux)
-	srv := httptest.NewServer(ValidURL(withTestToken(mux))) // as the hub's server wraps it
-	t.Cleanup(func() { g.Close(); srv.Close() })
+	srv := serveGateway(t, g, withTestToken, ValidURL) // as the hub's server wraps it
 	return ogcServer{URL: srv.URL, prov01: tok01, ward2673: tokW}
 }
 

@@ -4,7 +4,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"strconv"
 	"strings"
 	"testing"
@@ -102,13 +101,7 @@ func TestOpenRatePerIdentity(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	g.Register(mux)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(func() {
-		g.Close()
-		srv.Close()
-	})
+	srv := serveGateway(t, g)
 	ws := "ws" + strings.TrimPrefix(srv.URL, "http")
 	live, stream := ws+"/v1/live?province=01", ws+"/v1/streams?subject=ioc.feed.01.>"
 	bearer := func(tok string) http.Header { return http.Header{"Authorization": {"Bearer " + tok}} }

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -125,10 +124,7 @@ VALUES ('00070', 'air', '1h', date_bin(interval '1 hour', $1::timestamptz, times
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	g.Register(mux)
-	srv := httptest.NewServer(withTestToken(mux))
-	t.Cleanup(func() { g.Close(); srv.Close() })
+	srv := serveGateway(t, g, withTestToken)
 
 	get := func(token, query string) (int, []byte) {
 		t.Helper()

@@ -63,17 +63,11 @@ func newStreamEnv(t testing.TB, cfg Config, db *testenv.DBEnv, loader auth.Loade
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	g.Register(mux)
-	var h http.Handler = mux
+	var wrap []func(http.Handler) http.Handler
 	if loader == nil {
-		h = withTestToken(mux)
+		wrap = append(wrap, withTestToken)
 	}
-	srv := httptest.NewServer(h)
-	t.Cleanup(func() {
-		g.Close()
-		srv.Close()
-	})
+	srv := serveGateway(t, g, wrap...)
 	return &streamEnv{url: n.URL, js: n.JS, g: g, srv: srv}
 }
 

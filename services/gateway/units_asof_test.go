@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"net/http"
-	"net/http/httptest"
 	"net/url"
 	"strings"
 	"testing"
@@ -41,10 +40,7 @@ func TestUnitsAsOf(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mux := http.NewServeMux()
-	g.Register(mux)
-	srv := httptest.NewServer(mux)
-	t.Cleanup(func() { g.Close(); srv.Close() })
+	srv := serveGateway(t, g)
 	get := func(token, query string) (int, string) {
 		t.Helper()
 		code, _, body := do(t, "GET", srv.URL+"/v1/units?"+query, token, "", "", nil)

@@ -58,10 +58,7 @@ func TestUnits(t *testing.T) {
 	}
 	now := time.Now()
 	g.units.now = func() time.Time { return now } // the test moves the cache's clock
-	mux := http.NewServeMux()
-	g.Register(mux)
-	srv := httptest.NewServer(withTestToken(mux))
-	t.Cleanup(func() { g.Close(); srv.Close() })
+	srv := serveGateway(t, g, withTestToken)
 
 	resp, body := getUnits(t, srv.URL, "province=01")
 	if resp.StatusCode != http.StatusOK {
