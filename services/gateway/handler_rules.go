@@ -109,10 +109,17 @@ func (o *operator) servePutRule(w http.ResponseWriter, r *http.Request) {
 	// A rule moved between provinces needs the right in both. The province
 	// checked goes with the action: the aggregator refuses the put if the
 	// stored rule is of another one by then.
-	var from string
-	if store, ok := o.rulesStore(w, r); !ok {
+	store, ok := o.rulesStore(w, r)
+	if !ok {
 		return
-	} else if old, err := store.Rule(r.Context(), id); err == nil && !who.CanAdmin(old.Province) {
+	}
+	var from string
+	switch old, err := store.Rule(r.Context(), id); {
+	case errors.Is(err, pgread.ErrRuleNotFound):
+	case err != nil:
+		o.ruleReadFailed(w, r, id, err)
+		return
+	case !who.CanAdmin(old.Province):
 		tree, ok := o.g.hierarchy(w, r)
 		if !ok {
 			return
@@ -125,21 +132,18 @@ func (o *operator) servePutRule(w http.ResponseWriter, r *http.Request) {
 		}
 		forbid(w, r, who, "change alert rule "+id+" of province "+old.Province)
 		return
-	} else if err == nil {
+	default:
 		from = old.Province
-	} else if !errors.Is(err, pgread.ErrRuleNotFound) {
-		o.ruleReadFailed(w, r, id, err)
-		return
 	}
 	if from != rule.Province {
 		// A rule new to its province: refused at once when the province
 		// has its most already (the aggregator checks it again, applying).
-		if store, ok := o.rulesStore(w, r); !ok {
-			return
-		} else if rules, err := store.Rules(r.Context(), rule.Province); err != nil {
+		rules, err := store.Rules(r.Context(), rule.Province)
+		if err != nil {
 			o.ruleReadFailed(w, r, id, err)
 			return
-		} else if len(rules) >= alertrule.MaxPerProvince {
+		}
+		if len(rules) >= alertrule.MaxPerProvince {
 			writeProblem(w, r, http.StatusConflict, fmt.Sprintf("province %s has %d alert rules, the most it may have (%d); delete one first", rule.Province, len(rules), alertrule.MaxPerProvince))
 			return
 		}
