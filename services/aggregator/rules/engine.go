@@ -245,13 +245,18 @@ func (e *Engine) awaitFeeds(ctx context.Context) {
 		err    error
 	)
 	for ctx.Err() == nil {
-		if last == 0 {
-			last, err = e.feedsLast(ctx)
-		}
-		if err == nil {
-			if behind, err = e.feedsBehind(ctx, last); err == nil && behind == "" {
+		var st jetstream.Stream
+		if st, err = e.js.Stream(ctx, subjects.StreamFeeds); err == nil {
+			if last == 0 {
+				// What FEEDS held at the first look; 1 for an empty
+				// stream, which every consumer has taken.
+				last = max(1, st.CachedInfo().State.LastSeq)
+			}
+			if behind, err = e.feedsBehind(ctx, st, last); err == nil && behind == "" {
 				return
 			}
+		} else {
+			err = fmt.Errorf("looking up FEEDS: %w", err)
 		}
 		if time.Now().After(deadline) {
 			e.errs.WithLabelValues("catch-up").Inc()
@@ -269,26 +274,12 @@ func (e *Engine) awaitFeeds(ctx context.Context) {
 // partitions, or the reverse): its backlog is nobody's to wait for.
 const abandonedAfter = 10 * time.Minute
 
-// feedsLast is the last sequence of FEEDS; 1 for an empty stream (nothing
-// to wait for: every consumer has "taken" it).
-func (e *Engine) feedsLast(ctx context.Context) (uint64, error) {
-	st, err := e.js.Stream(ctx, subjects.StreamFeeds)
-	if err != nil {
-		return 0, fmt.Errorf("looking up FEEDS: %w", err)
-	}
-	return max(1, st.CachedInfo().State.LastSeq), nil
-}
-
 // feedsBehind names a FEEDS consumer of the aggregator that has not taken
 // every item up to last (its ack floor below it, with items still pending
 // or unacked); "" when none has. Its consumer is Config.FeedsDurable, or,
 // partitioned, every "aggregator-<partition>" (other instances run some);
 // one nobody runs (abandonedAfter) is not waited for.
-func (e *Engine) feedsBehind(ctx context.Context, last uint64) (string, error) {
-	st, err := e.js.Stream(ctx, subjects.StreamFeeds)
-	if err != nil {
-		return "", fmt.Errorf("looking up FEEDS: %w", err)
-	}
+func (e *Engine) feedsBehind(ctx context.Context, st jetstream.Stream, last uint64) (string, error) {
 	var infos []*jetstream.ConsumerInfo
 	if e.cfg.FeedsPartitioned {
 		list := st.ListConsumers(ctx)
