@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -68,13 +69,16 @@ func runEdgeExport(ctx context.Context, args []string, stdout, stderr io.Writer)
 }
 
 // runEdgeAdmin is "iochub edge-add|edge-remove|edge-list": which edges the
-// hub's FEEDS sources (natsx.AddEdgeSource).
+// hub's FEEDS sources (natsx.AddEdgeSource), each through the subject
+// filters of its units (edge.SubjectFilters), which edge-add reads from the
+// hub's PostGIS.
 func runEdgeAdmin(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer) error {
-	var unit *string
+	var unit, dbURL *string
 	nc, js, err := sourcingAdmin(cmd, "edge-list", args, stderr, func(fs *flag.FlagSet) *string {
 		unit = fs.String("unit", "", "code of the edge's unit")
+		dbURL = fs.String("database-url", "", "PostGIS database URL of the hub, where edge-add reads the edge's units (IOCHUB_DATABASE_URL)")
 		return unit
-	}, "--unit CODE [--nats-url URL]")
+	}, "--unit CODE [--nats-url URL] [--database-url URL (edge-add)]")
 	if err != nil {
 		return err
 	}
@@ -90,10 +94,23 @@ func runEdgeAdmin(ctx context.Context, cmd string, args []string, stdout, stderr
 	}
 	switch cmd {
 	case "edge-add":
-		if err := natsx.AddEdgeSource(ctx, js, domain); err != nil {
+		filters, err := edgeFilters(ctx, *dbURL, *unit)
+		if err != nil {
 			return err
 		}
-		fmt.Fprintf(stdout, "the hub's FEEDS sources edge %s (domain %s)\n", *unit, domain)
+		added, err := natsx.AddEdgeSource(ctx, js, domain, filters)
+		if err != nil {
+			return err
+		}
+		switch added {
+		case natsx.EdgeNew:
+			fmt.Fprintf(stdout, "the hub's FEEDS sources edge %s (domain %s) from its first item\n", *unit, domain)
+		case natsx.EdgeRefiltered:
+			fmt.Fprintf(stdout, "the hub's FEEDS sources edge %s (domain %s) through new filters, from the item after the last one it copied\n", *unit, domain)
+		default:
+			fmt.Fprintf(stdout, "the hub's FEEDS sources edge %s (domain %s) already, through these filters\n", *unit, domain)
+		}
+		fmt.Fprintf(stdout, "items of its units only: %s\n", strings.Join(filters, " "))
 		fmt.Fprintf(stdout, "the hub takes messages of up to %d bytes: start the edge with --max-payload %d or less\n", nc.MaxPayload(), nc.MaxPayload())
 	case "edge-remove":
 		if err := natsx.RemoveEdgeSource(ctx, js, domain); err != nil {
@@ -104,15 +121,38 @@ func runEdgeAdmin(ctx context.Context, cmd string, args []string, stdout, stderr
 	return nil
 }
 
+// edgeFilters are the subject filters of the edge of unit: those of its
+// catalogue (edge.SubjectFilters), exported from the hub's PostGIS at dbURL
+// (IOCHUB_DATABASE_URL when empty).
+func edgeFilters(ctx context.Context, dbURL, unit string) ([]string, error) {
+	if dbURL == "" {
+		return nil, errors.New("--database-url (or IOCHUB_DATABASE_URL) is required: edge-add reads the edge's units there")
+	}
+	pool, err := schema.Open(ctx, dbURL)
+	if err != nil {
+		return nil, err
+	}
+	defer pool.Close()
+	cat, err := edge.Export(ctx, pool, unit, time.Now())
+	if err != nil {
+		return nil, err
+	}
+	return edge.SubjectFilters(cat), nil
+}
+
 func printEdges(ctx context.Context, js jetstream.JetStream, stdout io.Writer) error {
 	srcs, err := natsx.EdgeSources(ctx, js)
 	if err != nil {
 		return err
 	}
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "DOMAIN\tCOPIED SEQ\tLAG\tLAST ACTIVE\tERROR")
+	fmt.Fprintln(tw, "DOMAIN\tCOPIED SEQ\tLAG\tLAST ACTIVE\tFILTERS\tERROR")
 	for _, s := range srcs {
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\n", s.Domain, s.Seq, s.Lag, sinceActive(s.Active), s.Error)
+		filters := strings.Join(s.Filters, " ")
+		if filters == "" {
+			filters = "none (run edge-add again)"
+		}
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\n", s.Domain, s.Seq, s.Lag, sinceActive(s.Active), filters, s.Error)
 	}
 	return tw.Flush()
 }

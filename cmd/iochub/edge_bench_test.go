@@ -100,7 +100,7 @@ func benchEdgeCatchUp(b *testing.B, sourced bool) {
 			b.Fatalf("edge exited at start: %v", err)
 		}
 		testkit.Eventually(b, 30*time.Second, "the leaf link", testkit.Holds(er.Node.LinkUp))
-		if err := natsx.AddEdgeSource(ctx, hubJS, er.Node.Domain); err != nil {
+		if _, err := natsx.AddEdgeSource(ctx, hubJS, er.Node.Domain, edge.SubjectFilters(benchCatalog(""))); err != nil {
 			b.Fatal(err)
 		}
 		// The hub is sourcing the edge (one item through) before the cut, as in service.

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/iochub/iochub/internal/edge"
+	"github.com/iochub/iochub/internal/subjects"
 	"github.com/iochub/iochub/internal/testenv"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 )
@@ -58,18 +59,32 @@ func TestCLIEdge(t *testing.T) {
 	if err != nil || !strings.Contains(out, `"edge-`+wardIn+`"`) || !strings.Contains(out, "$NATS_EDGE_"+wardIn+"_PASSWORD") {
 		t.Fatalf("edge-nats-user: %v\n%s%s", err, out, errOut)
 	}
-	if _, errOut, err := runCLI(t, "edge-add", "--nats-url", n.URL, "--unit", wardIn); err != nil {
-		t.Fatalf("edge-add: %v\n%s", err, errOut)
+	if _, _, err := runCLI(t, "edge-add", "--nats-url", n.URL, "--unit", wardIn); err == nil || !strings.Contains(err.Error(), "--database-url") {
+		t.Fatalf("edge-add without a database: %v; want it asked for", err)
+	}
+	if _, _, err := runCLI(t, "edge-add", "--nats-url", n.URL, "--database-url", db.URL, "--unit", "99999"); !errors.Is(err, edge.ErrUnknownUnit) {
+		t.Fatalf("edge-add of a unit the hub does not know: %v; want ErrUnknownUnit", err)
+	}
+	filter := subjects.FeedUnit("01", wardIn)
+	out, errOut, err = runCLI(t, "edge-add", "--nats-url", n.URL, "--database-url", db.URL, "--unit", wardIn)
+	if err != nil || !strings.Contains(out, filter) {
+		t.Fatalf("edge-add: %v; want the filter %s in\n%s%s", err, filter, out, errOut)
+	}
+	st, err := n.JS.Stream(ctx, "FEEDS")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if srcs := st.CachedInfo().Config.Sources; len(srcs) != 1 || srcs[0].FilterSubject != filter {
+		t.Fatalf("FEEDS sources after edge-add: %+v; want one through %s", srcs, filter)
 	}
 	out, _, err = runCLI(t, "edge-list", "--nats-url", n.URL)
-	if err != nil || !strings.Contains(out, "edge-"+wardIn) {
+	if err != nil || !strings.Contains(out, "edge-"+wardIn) || !strings.Contains(out, filter) {
 		t.Fatalf("edge-list: %v\n%s", err, out)
 	}
 	if _, errOut, err := runCLI(t, "edge-remove", "--nats-url", n.URL, "--unit", wardIn); err != nil {
 		t.Fatalf("edge-remove: %v\n%s", err, errOut)
 	}
-	st, err := n.JS.Stream(ctx, "FEEDS")
-	if err != nil {
+	if st, err = n.JS.Stream(ctx, "FEEDS"); err != nil {
 		t.Fatal(err)
 	}
 	if srcs := st.CachedInfo().Config.Sources; len(srcs) != 0 {

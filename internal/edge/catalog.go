@@ -21,6 +21,7 @@ import (
 	"github.com/iochub/iochub/internal/geomcheck"
 	"github.com/iochub/iochub/internal/natsx"
 	"github.com/iochub/iochub/internal/schema"
+	"github.com/iochub/iochub/internal/subjects"
 	"github.com/iochub/iochub/internal/units"
 )
 
@@ -127,13 +128,21 @@ func subtree(all []units.Unit, unit string) map[string]bool {
 }
 
 // ancestors is the set of codes above unit, in any version.
-func ancestors(all []units.Unit, unit string) map[string]bool {
+func ancestors(all []units.Unit, unit string) map[string]bool { return above(parentsOf(all), unit) }
+
+// parentsOf indexes the parents of every code of all, in any version.
+func parentsOf(all []units.Unit) map[string][]string {
 	parents := map[string][]string{}
 	for _, u := range all {
 		if u.ParentCode != "" {
 			parents[u.Code] = append(parents[u.Code], u.ParentCode)
 		}
 	}
+	return parents
+}
+
+// above is the set of codes above unit in parents (parentsOf).
+func above(parents map[string][]string, unit string) map[string]bool {
 	out := map[string]bool{}
 	todo := slices.Clone(parents[unit])
 	for len(todo) > 0 {
@@ -145,6 +154,36 @@ func ancestors(all []units.Unit, unit string) map[string]bool {
 		out[c] = true
 		todo = append(todo, parents[c]...)
 	}
+	return out
+}
+
+// SubjectFilters are the only feed subjects an item of the edge of c can
+// have, and so the subject filters through which the hub's FEEDS sources the
+// edge (natsx.AddEdgeSource): an edge cannot write items of units not its
+// own. An edge of a province has one, the province's; any other edge one per
+// unit at or below its own and per province that a version of the catalogue
+// puts that unit in. They come sorted.
+func SubjectFilters(c Catalog) []string {
+	levels := map[string]map[string]bool{}
+	for _, u := range c.Units {
+		if levels[u.Code] == nil {
+			levels[u.Code] = map[string]bool{}
+		}
+		levels[u.Code][u.Level] = true
+	}
+	if levels[c.Unit][units.LevelProvince] {
+		return []string{subjects.FeedProvince(c.Unit)}
+	}
+	parents := parentsOf(c.Units)
+	var out []string
+	for code := range subtree(c.Units, c.Unit) {
+		for p := range above(parents, code) {
+			if levels[p][units.LevelProvince] {
+				out = append(out, subjects.FeedUnit(p, code))
+			}
+		}
+	}
+	slices.Sort(out)
 	return out
 }
 

@@ -2,6 +2,7 @@ package edge
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 
 	"github.com/iochub/iochub/internal/units"
@@ -47,5 +48,31 @@ func BenchmarkSubtreeReverseChain(b *testing.B) {
 		if len(subtree(all, "u0")) != 16000 {
 			b.Fatal("wrong subtree")
 		}
+	}
+}
+
+// TestSubjectFilters: an edge of a province sources through the province's
+// filter; an edge of a district through one filter per unit at or below it
+// and per province of one of its versions (commune c2 moved from province
+// p0 to p1); no filter names a unit outside the edge's subtree.
+func TestSubjectFilters(t *testing.T) {
+	all := []units.Unit{
+		{Code: "p0", Level: units.LevelProvince},
+		{Code: "p1", Level: units.LevelProvince},
+		{Code: "d1", Level: units.LevelDistrict, ParentCode: "p1"},
+		{Code: "c1", Level: units.LevelCommune, ParentCode: "d1"},
+		{Code: "c2", Level: units.LevelCommune, ParentCode: "p0"},
+		{Code: "c2", Level: units.LevelCommune, ParentCode: "d1"},
+		{Code: "c3", Level: units.LevelCommune, ParentCode: "p1"},
+	}
+	if got := SubjectFilters(Catalog{Unit: "p1", Units: all}); !slices.Equal(got, []string{"ioc.feed.p1.>"}) {
+		t.Errorf("filters of the edge of a province: %v", got)
+	}
+	want := []string{"ioc.feed.p0.c2.>", "ioc.feed.p1.c1.>", "ioc.feed.p1.c2.>", "ioc.feed.p1.d1.>"}
+	if got := SubjectFilters(Catalog{Unit: "d1", Units: all}); !slices.Equal(got, want) {
+		t.Errorf("filters of the edge of d1: %v; want %v", got, want)
+	}
+	if got := SubjectFilters(Catalog{Unit: "c3", Units: all}); !slices.Equal(got, []string{"ioc.feed.p1.c3.>"}) {
+		t.Errorf("filters of the edge of commune c3: %v", got)
 	}
 }

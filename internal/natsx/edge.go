@@ -148,17 +148,44 @@ func EnsureEdgeStream(ctx context.Context, js jetstream.JetStream, o EdgeStreamO
 // never on another edge's.
 func EdgeDeliverPrefix(domain string) string { return "iochub.edge." + domain + ".deliver" }
 
-// edgeSource is the source of the hub's FEEDS that copies the FEEDS of
-// domain, from the edge's first item: without a start, nats-server starts a
-// new source of a stream whose first sequence is past 1 (every hub FEEDS
-// once its max age removed an item) at the time of the stream's last
-// message, and every item the edge stored before it was skipped.
-func edgeSource(domain string) *jetstream.StreamSource {
-	return &jetstream.StreamSource{
+// ErrEdgeFilters is returned for an edge source without subject filters, or
+// with one that is not a feed filter of a province or unit.
+var ErrEdgeFilters = errors.New("an edge is sourced through the feed filters of its province or units only")
+
+// edgeSource is the source of the hub's FEEDS that copies the items of
+// domain's FEEDS on filters (edge.SubjectFilters), from sequence start: 1
+// for a new edge, since without a start nats-server starts a new source of a
+// stream whose first sequence is past 1 (every hub FEEDS once its max age
+// removed an item) at the time of the stream's last message, and every item
+// the edge stored before it was skipped.
+func edgeSource(domain string, filters []string, start uint64) *jetstream.StreamSource {
+	s := &jetstream.StreamSource{
 		Name:        subjects.StreamFeeds,
-		OptStartSeq: 1,
+		OptStartSeq: start,
 		External:    &jetstream.ExternalStream{APIPrefix: EdgeAPIPrefix(domain), DeliverPrefix: EdgeDeliverPrefix(domain)},
 	}
+	if len(filters) == 1 {
+		s.FilterSubject = filters[0]
+		return s
+	}
+	for _, f := range filters {
+		s.SubjectTransforms = append(s.SubjectTransforms, jetstream.SubjectTransformConfig{Source: f})
+	}
+	return s
+}
+
+// sourceFilters are the subject filters of s, sorted; none for a source of
+// the whole stream.
+func sourceFilters(filter string, transforms []jetstream.SubjectTransformConfig) []string {
+	var out []string
+	if filter != "" {
+		out = append(out, filter)
+	}
+	for _, t := range transforms {
+		out = append(out, t.Source)
+	}
+	slices.Sort(out)
+	return out
 }
 
 // isEdgeSource reports whether s is the source of domain's FEEDS.
@@ -166,21 +193,71 @@ func isEdgeSource(s *jetstream.StreamSource, domain string) bool {
 	return s != nil && s.Name == subjects.StreamFeeds && s.External != nil && s.External.APIPrefix == EdgeAPIPrefix(domain)
 }
 
+// EdgeAdded says what AddEdgeSource changed.
+type EdgeAdded int
+
+const (
+	// EdgeUnchanged: the edge was sourced already, through the same filters.
+	EdgeUnchanged EdgeAdded = iota
+	// EdgeNew: the hub's FEEDS sources the edge from its first item.
+	EdgeNew
+	// EdgeRefiltered: the edge was sourced through other filters (or none,
+	// before filters were set); it now is through the new ones, from the
+	// item after the last one copied.
+	EdgeRefiltered
+)
+
 // AddEdgeSource makes the hub's FEEDS (on js) source the FEEDS of the edge
-// of domain; adding one already there changes nothing. It refuses with
-// ErrHubWindow when the hub's duplicate window is below MinHubDuplicateWindow.
-func AddEdgeSource(ctx context.Context, js jetstream.JetStream, domain string) error {
-	return changeSources(ctx, js, subjects.StreamFeeds, "adding edge "+domain+" to", func(cfg *jetstream.StreamConfig) (bool, error) {
+// of domain through filters (edge.SubjectFilters: the feed filters of the
+// edge's province or units, never the whole stream). An edge sourced
+// already through the same filters is left as it is; one sourced through
+// others is sourced through the new ones from the item after the last one
+// the hub copied (StreamSourceInfo.Seq): a source with new filters is a new
+// source to nats-server, which would otherwise start it from the edge's
+// first item. It refuses with ErrHubWindow when the hub's duplicate window
+// is below MinHubDuplicateWindow, and with ErrEdgeFilters for no filter or
+// one not of a province or unit.
+func AddEdgeSource(ctx context.Context, js jetstream.JetStream, domain string, filters []string) (EdgeAdded, error) {
+	if len(filters) == 0 {
+		return EdgeUnchanged, fmt.Errorf("edge %s: no subject filter: %w", domain, ErrEdgeFilters)
+	}
+	for _, f := range filters {
+		if _, _, ok := subjects.ParseFeedFilter(f); !ok {
+			return EdgeUnchanged, fmt.Errorf("edge %s: filter %q: %w", domain, f, ErrEdgeFilters)
+		}
+	}
+	filters = slices.Sorted(slices.Values(filters))
+	filters = slices.Compact(filters)
+	added := EdgeUnchanged
+	err := changeSources(ctx, js, subjects.StreamFeeds, "adding edge "+domain+" to", func(st jetstream.Stream, cfg *jetstream.StreamConfig) (bool, error) {
 		if cfg.Duplicates < MinHubDuplicateWindow {
 			return false, fmt.Errorf("%s duplicate window %s < %s (raise --duplicate-window of iochub serve): %w",
 				subjects.StreamFeeds, cfg.Duplicates, MinHubDuplicateWindow, ErrHubWindow)
 		}
-		if slices.ContainsFunc(cfg.Sources, func(s *jetstream.StreamSource) bool { return isEdgeSource(s, domain) }) {
+		i := slices.IndexFunc(cfg.Sources, func(s *jetstream.StreamSource) bool { return isEdgeSource(s, domain) })
+		if i < 0 {
+			cfg.Sources = append(cfg.Sources, edgeSource(domain, filters, 1))
+			added = EdgeNew
+			return true, nil
+		}
+		old := cfg.Sources[i]
+		if slices.Equal(sourceFilters(old.FilterSubject, old.SubjectTransforms), filters) {
 			return false, nil
 		}
-		cfg.Sources = append(cfg.Sources, edgeSource(domain))
+		start := old.OptStartSeq
+		for _, si := range st.CachedInfo().Sources {
+			if si != nil && si.External != nil && si.External.APIPrefix == EdgeAPIPrefix(domain) && si.Seq > 0 {
+				start = si.Seq + 1
+			}
+		}
+		cfg.Sources[i] = edgeSource(domain, filters, max(start, 1))
+		added = EdgeRefiltered
 		return true, nil
 	})
+	if err != nil {
+		return EdgeUnchanged, err
+	}
+	return added, nil
 }
 
 // RemoveEdgeSource stops the hub's FEEDS sourcing the edge of domain; what
@@ -194,13 +271,13 @@ func RemoveEdgeSource(ctx context.Context, js jetstream.JetStream, domain string
 // changeSources reads the config of stream, lets change edit it (false:
 // nothing to change) and updates the stream when it did; what names the
 // change in an error ("adding edge X to").
-func changeSources(ctx context.Context, js jetstream.JetStream, stream, what string, change func(*jetstream.StreamConfig) (bool, error)) error {
+func changeSources(ctx context.Context, js jetstream.JetStream, stream, what string, change func(jetstream.Stream, *jetstream.StreamConfig) (bool, error)) error {
 	st, err := js.Stream(ctx, stream)
 	if err != nil {
 		return fmt.Errorf("reading stream %s: %w", stream, err)
 	}
 	cfg := st.CachedInfo().Config
-	changed, err := change(&cfg)
+	changed, err := change(st, &cfg)
 	if err != nil || !changed {
 		return err
 	}
@@ -212,8 +289,8 @@ func changeSources(ctx context.Context, js jetstream.JetStream, stream, what str
 
 // deleteSources is a change of changeSources that deletes the sources
 // match selects.
-func deleteSources(match func(*jetstream.StreamSource) bool) func(*jetstream.StreamConfig) (bool, error) {
-	return func(cfg *jetstream.StreamConfig) (bool, error) {
+func deleteSources(match func(*jetstream.StreamSource) bool) func(jetstream.Stream, *jetstream.StreamConfig) (bool, error) {
+	return func(_ jetstream.Stream, cfg *jetstream.StreamConfig) (bool, error) {
 		n := len(cfg.Sources)
 		cfg.Sources = slices.DeleteFunc(cfg.Sources, match)
 		return len(cfg.Sources) != n, nil
@@ -232,7 +309,7 @@ func sourceInfos(ctx context.Context, js jetstream.JetStream, stream string) ([]
 
 // sourceState is the state of one source of a stream sourced from domain.
 func sourceState(domain string, s *jetstream.StreamSourceInfo) EdgeSourceState {
-	e := EdgeSourceState{Domain: domain, Lag: s.Lag, Active: s.Active, Seq: s.Seq}
+	e := EdgeSourceState{Domain: domain, Lag: s.Lag, Active: s.Active, Seq: s.Seq, Filters: sourceFilters(s.FilterSubject, s.SubjectTransforms)}
 	if s.Error != nil {
 		e.Error = s.Error.Error()
 	}
@@ -252,6 +329,9 @@ type EdgeSourceState struct {
 	Seq uint64
 	// Error is the last sourcing error, if any.
 	Error string
+	// Filters are the subject filters the hub sources the edge through;
+	// none for an edge added before filters were (the whole of its FEEDS).
+	Filters []string
 }
 
 // EdgeSources lists the edges the hub's FEEDS sources, with their state.

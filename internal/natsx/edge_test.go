@@ -116,6 +116,9 @@ func streamMsgs(t *testing.T, js jetstream.JetStream) uint64 {
 	return info.State.Msgs
 }
 
+// hoanKiem is the filter of the edge of ward 00070 (Hoàn Kiếm, Hà Nội).
+var hoanKiem = []string{subjects.FeedUnit("01", "00070")}
+
 // TestEdgeSourcing: what the edge stores reaches the hub's FEEDS only by
 // sourcing (a publish on ioc.feed.> at the edge does not cross the leaf
 // connection), once per message id, and the hub's restart (EnsureStreams)
@@ -140,11 +143,11 @@ func TestEdgeSourcing(t *testing.T) {
 			if got := streamMsgs(t, p.hubJS); got != 0 {
 				t.Fatalf("hub FEEDS holds %d items before sourcing; want 0 (ioc.feed.> is denied on the leaf)", got)
 			}
-			if err := AddEdgeSource(ctx, p.hubJS, p.domain); err != nil {
-				t.Fatal(err)
+			if added, err := AddEdgeSource(ctx, p.hubJS, p.domain, hoanKiem); err != nil || added != EdgeNew {
+				t.Fatalf("AddEdgeSource = %v, %v; want EdgeNew", added, err)
 			}
-			if err := AddEdgeSource(ctx, p.hubJS, p.domain); err != nil { // idempotent
-				t.Fatal(err)
+			if added, err := AddEdgeSource(ctx, p.hubJS, p.domain, hoanKiem); err != nil || added != EdgeUnchanged { // idempotent
+				t.Fatalf("AddEdgeSource again = %v, %v; want EdgeUnchanged", added, err)
 			}
 			testkit.Eventually(t, 20*time.Second, "the hub sourcing the edge", func() (bool, string) {
 				got := streamMsgs(t, p.hubJS)
@@ -234,7 +237,7 @@ func TestEdgeSourcingFromTheEdgesFirstItem(t *testing.T) {
 	if _, err := p.hubJS.Publish(ctx, hubSubj, []byte("hub"), jetstream.WithMsgID("hub-2")); err != nil {
 		t.Fatal(err)
 	}
-	if err := AddEdgeSource(ctx, p.hubJS, p.domain); err != nil {
+	if _, err := AddEdgeSource(ctx, p.hubJS, p.domain, hoanKiem); err != nil {
 		t.Fatal(err)
 	}
 	if _, err := p.edgeJS.Publish(ctx, subj, []byte("5"), jetstream.WithMsgID("edge-5")); err != nil {
@@ -246,13 +249,78 @@ func TestEdgeSourcingFromTheEdgesFirstItem(t *testing.T) {
 	})
 }
 
+// TestEdgeSourcingThroughItsFilters: the hub copies an edge's items of its
+// own units only, whatever else the edge's FEEDS holds (a compromised edge
+// writing items of another ward or province); an edge given other filters
+// (its units changed) is sourced through them from the item after the last
+// one copied: nothing copied twice, the items the old filters left out
+// stay out, and the new ones come.
+func TestEdgeSourcingThroughItsFilters(t *testing.T) {
+	p := startPair(t, "")
+	ctx := context.Background()
+	own, ward, province := subjects.Feed("01", "00070", subjects.KindAir), subjects.Feed("01", "00004", subjects.KindAir), subjects.Feed("79", "26734", subjects.KindAir)
+	publish := func(subj, id string) {
+		t.Helper()
+		if _, err := p.edgeJS.Publish(ctx, subj, []byte(id), jetstream.WithMsgID(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish(own, "own-1")
+	publish(ward, "ward-1")
+	publish(province, "province-1")
+	publish(own, "own-2")
+	if _, err := AddEdgeSource(ctx, p.hubJS, p.domain, hoanKiem); err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, 20*time.Second, "the edge's own items at the hub", func() (bool, string) {
+		got := streamMsgs(t, p.hubJS)
+		return got == 2, fmt.Sprintf("hub FEEDS holds %d of 2", got)
+	})
+	both := []string{subjects.FeedUnit("01", "00004"), hoanKiem[0]}
+	added, err := AddEdgeSource(ctx, p.hubJS, p.domain, both)
+	if err != nil || added != EdgeRefiltered {
+		t.Fatalf("AddEdgeSource with other filters = %v, %v; want EdgeRefiltered", added, err)
+	}
+	publish(ward, "ward-2")
+	publish(own, "own-3")
+	publish(province, "province-2")
+	testkit.Eventually(t, 20*time.Second, "the items after the new filters at the hub", func() (bool, string) {
+		got := streamMsgs(t, p.hubJS)
+		return got == 4, fmt.Sprintf("hub FEEDS holds %d of 4", got)
+	})
+	cons, err := p.hubJS.OrderedConsumer(ctx, subjects.StreamFeeds, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.FetchNoWait(10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for m := range batch.Messages() {
+		ids = append(ids, m.Headers().Get(jetstream.MsgIDHeader))
+	}
+	if want := []string{"own-1", "own-2", "ward-2", "own-3"}; !slices.Equal(ids, want) {
+		t.Fatalf("hub FEEDS holds %v; want %v (no other unit's item, none twice)", ids, want)
+	}
+	srcs, err := EdgeSources(ctx, p.hubJS)
+	if err != nil || len(srcs) != 1 || !slices.Equal(srcs[0].Filters, both) {
+		t.Fatalf("EdgeSources = %+v, %v; want the edge with filters %v", srcs, err, both)
+	}
+	for _, bad := range [][]string{nil, {"ioc.feed.>"}, {">"}, {subjects.Feed("01", "00070", subjects.KindAir)}} {
+		if _, err := AddEdgeSource(ctx, p.hubJS, p.domain, bad); !errors.Is(err, ErrEdgeFilters) {
+			t.Errorf("AddEdgeSource with filters %q: %v; want ErrEdgeFilters", bad, err)
+		}
+	}
+}
+
 func TestAddEdgeSourceRefusesShortWindow(t *testing.T) {
 	js := embeddedJS(t)
 	ctx := context.Background()
 	if err := EnsureStreams(ctx, js, StreamOptions{DuplicateWindow: time.Minute}); err != nil {
 		t.Fatal(err)
 	}
-	if err := AddEdgeSource(ctx, js, "edge-01"); !errors.Is(err, ErrHubWindow) {
+	if _, err := AddEdgeSource(ctx, js, "edge-01", []string{subjects.FeedProvince("01")}); !errors.Is(err, ErrHubWindow) {
 		t.Fatalf("AddEdgeSource with a 1m window: %v; want ErrHubWindow", err)
 	}
 }
@@ -343,7 +411,7 @@ func TestEdgeRestartKeepsItems(t *testing.T) {
 		}
 	}
 	publish(0, 20)
-	if err := AddEdgeSource(ctx, p.hubJS, p.domain); err != nil {
+	if _, err := AddEdgeSource(ctx, p.hubJS, p.domain, hoanKiem); err != nil {
 		t.Fatal(err)
 	}
 	testkit.Eventually(t, 30*time.Second, "the first items sourced", func() (bool, string) {
@@ -460,7 +528,7 @@ func TestEdgeLeafUserScope(t *testing.T) {
 			if err := EnsureEdgeStream(ctx, ejs, EdgeStreamOptions{}); err != nil {
 				t.Fatal(err)
 			}
-			if err := AddEdgeSource(ctx, hjs, "edge-00070"); err != nil {
+			if _, err := AddEdgeSource(ctx, hjs, "edge-00070", hoanKiem); err != nil {
 				t.Fatal(err)
 			}
 			if _, err := ejs.Publish(ctx, subjects.Feed("01", "00070", subjects.KindAir), []byte("x")); err != nil {

@@ -132,7 +132,7 @@ func AddProvinceSources(ctx context.Context, js jetstream.JetStream, province, d
 		}
 	}
 	for _, name := range nationalStreams {
-		err := changeSources(ctx, js, name, "adding province "+province+" to", func(cfg *jetstream.StreamConfig) (bool, error) {
+		err := changeSources(ctx, js, name, "adding province "+province+" to", func(_ jetstream.Stream, cfg *jetstream.StreamConfig) (bool, error) {
 			i := slices.IndexFunc(cfg.Sources, func(s *jetstream.StreamSource) bool { return isProvinceSource(s, name, province) })
 			if i < 0 {
 				cfg.Sources = append(cfg.Sources, want[name])

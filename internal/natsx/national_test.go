@@ -213,7 +213,7 @@ func TestAddProvinceSourcesAllOrNothing(t *testing.T) {
 	// STATE alone sources province 02 from province-02a (as a half-done
 	// change by hand would leave it).
 	old := provinceSources("02", "province-02a")[subjects.StreamState]
-	if err := changeSources(ctx, js, subjects.StreamState, "adding", func(cfg *jetstream.StreamConfig) (bool, error) {
+	if err := changeSources(ctx, js, subjects.StreamState, "adding", func(_ jetstream.Stream, cfg *jetstream.StreamConfig) (bool, error) {
 		cfg.Sources = append(cfg.Sources, old)
 		return true, nil
 	}); err != nil {

@@ -21,6 +21,7 @@ import (
 var constructors = map[string]func(a []string) string{
 	"Feed":             func(a []string) string { return Feed(a[0], a[1], a[2]) },
 	"FeedProvince":     func(a []string) string { return FeedProvince(a[0]) },
+	"FeedUnit":         func(a []string) string { return FeedUnit(a[0], a[1]) },
 	"State":            func(a []string) string { return State(a[0], a[1], a[2]) },
 	"StateProvince":    func(a []string) string { return StateProvince(a[0]) },
 	"Rollup":           func(a []string) string { return Rollup(a[0], a[1], a[2], a[3]) },

@@ -96,6 +96,28 @@ func FeedProvince(province string) string {
 	return "ioc.feed." + Token(province) + ".>"
 }
 
+// FeedUnit is the wildcard of every feed item of one unit: ioc.feed.<province>.<unit>.>.
+func FeedUnit(province, unit string) string {
+	return "ioc.feed." + Token(province) + "." + Token(unit) + ".>"
+}
+
+// ParseFeedFilter reads a filter FeedProvince or FeedUnit made: the
+// province, and the unit ("" for a whole province); ok is false for any
+// other filter.
+func ParseFeedFilter(filter string) (province, unit string, ok bool) {
+	p := strings.Split(filter, ".")
+	switch {
+	case len(p) == 4 && p[0] == "ioc" && p[1] == "feed" && p[3] == ">" && wildFree(p[2]):
+		return Untoken(p[2]), "", true
+	case len(p) == 5 && p[0] == "ioc" && p[1] == "feed" && p[4] == ">" && wildFree(p[2]) && wildFree(p[3]):
+		return Untoken(p[2]), Untoken(p[3]), true
+	}
+	return "", "", false
+}
+
+// wildFree reports whether t is a token and no wildcard.
+func wildFree(t string) bool { return t != "" && t != "*" && t != ">" }
+
 // ParseFeed splits a feed subject into its parts.
 func ParseFeed(subject string) (province, unit, kind string, err error) {
 	p := strings.Split(subject, ".")

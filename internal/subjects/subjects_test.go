@@ -45,6 +45,32 @@ func TestFeedAndState(t *testing.T) {
 	}
 }
 
+func TestFeedFilter(t *testing.T) {
+	for _, c := range []struct {
+		filter         string
+		province, unit string
+		ok             bool
+	}{
+		{FeedProvince("01"), "01", "", true},
+		{FeedUnit("01", "00070"), "01", "00070", true},
+		{FeedUnit("01", "W.1"), "01", "W.1", true},
+		{"ioc.feed.>", "", "", false},
+		{">", "", "", false},
+		{"ioc.feed.*.>", "", "", false},
+		{"ioc.feed.01.*.>", "", "", false},
+		{"ioc.feed.01.00070.air", "", "", false},
+		{"ioc.state.01.>", "", "", false},
+	} {
+		p, u, ok := ParseFeedFilter(c.filter)
+		if p != c.province || u != c.unit || ok != c.ok {
+			t.Errorf("ParseFeedFilter(%q) = %q %q %v; want %q %q %v", c.filter, p, u, ok, c.province, c.unit, c.ok)
+		}
+	}
+	if f := FeedUnit("01", "W.1"); f != "ioc.feed.01.W%2E1.>" {
+		t.Errorf("FeedUnit = %q", f)
+	}
+}
+
 func TestRollup(t *testing.T) {
 	s := Rollup("01", "W.1", KindAir, "15m")
 	if s != "ioc.rollup.01.W%2E1.air.15m" {
