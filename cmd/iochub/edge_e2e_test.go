@@ -23,6 +23,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/iochub/iochub/internal/ce"
+	"github.com/iochub/iochub/internal/deadletter"
 	"github.com/iochub/iochub/internal/edge"
 	"github.com/iochub/iochub/internal/natsx"
 	"github.com/iochub/iochub/internal/subjects"
@@ -207,7 +209,11 @@ func startEdgeHub(t *testing.T, unit string, db *testenv.DBEnv) *edgeHub {
 	}
 	testkit.Eventually(t, 20*time.Second, "the edge's leaf link to the hub", testkit.Holds(eh.node.LinkUp))
 	// What iochub edge-add does, with the edge up (as docs/edge.md advises).
-	if err := natsx.AddEdgeSource(ctx, js, domain); err != nil {
+	filters, err := edgeFilters(ctx, db.URL, unit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := natsx.AddEdgeSource(ctx, js, domain, filters); err != nil {
 		t.Fatal(err)
 	}
 	// The hub has reached the edge once (its source heard from it), so the
@@ -603,5 +609,114 @@ func TestEdgeLinkCutReconciles(t *testing.T) {
 	}
 	if len(srcs) != 1 || srcs[0].Domain != eh.domain || srcs[0].Lag != 0 || srcs[0].Error != "" {
 		t.Fatalf("edge sources %+v; want %s with no lag and no error", srcs, eh.domain)
+	}
+}
+
+// TestEdgeItemsBeyondItsBindings: an edge whose machine is not to be trusted
+// writes items into its own FEEDS past its ingest. The hub copies none of
+// another ward's (the edge is sourced through its units' filters), and the
+// aggregator dead-letters, with the reason, those of a source the hub never
+// registered, those naming the province's source (not one of the edge's
+// units), and those naming no source; the edge's own item is stored.
+func TestEdgeItemsBeyondItsBindings(t *testing.T) {
+	db := testenv.PostGISWithUnits(t)
+	ctx := context.Background()
+	tokHK, err := postgis.AddSource(ctx, db.Pool, postgis.Source{ID: "edge-hk", UnitCode: wardIn})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := postgis.AddSource(ctx, db.Pool, postgis.Source{ID: "hanoi", UnitCode: "01"}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := postgis.AddSource(ctx, db.Pool, postgis.Source{ID: "edge-bd", UnitCode: wardOut}); err != nil {
+		t.Fatal(err)
+	}
+	eh := startEdgeHub(t, wardIn, db)
+	lon, lat := pointIn(t, db, wardIn)
+	if code, res, err := edgePost(eh.url, tokHK, []map[string]any{airItemTB(t, "own-1", "hk-st", lon, lat, time.Now().Add(-time.Minute))}); err != nil ||
+		code != http.StatusAccepted || res.Accepted != 1 {
+		t.Fatalf("the edge's own item: HTTP %d, %+v, %v; want accepted", code, res, err)
+	}
+	// What the edge's ingest stored, copied with other headers and subjects, as a hand on the edge's machine would.
+	edgeFeeds, err := eh.node.JS.Stream(ctx, subjects.StreamFeeds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	own, err := edgeFeeds.GetMsg(ctx, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forge := func(subject, source, id string) {
+		t.Helper()
+		h := nats.Header{}
+		for k, v := range own.Header {
+			h[k] = slices.Clone(v)
+		}
+		delete(h, jetstream.MsgIDHeader)
+		if source == "" {
+			delete(h, ce.HeaderFeedSource)
+		} else {
+			h.Set(ce.HeaderFeedSource, source)
+		}
+		if _, err := eh.node.JS.PublishMsg(ctx, &nats.Msg{Subject: subject, Header: h, Data: own.Data}, jetstream.WithMsgID(id)); err != nil {
+			t.Fatal(err)
+		}
+	}
+	ownSubj := own.Subject
+	forge(ownSubj, "ghost", "ghost/1")
+	forge(ownSubj, "hanoi", "hanoi/1")
+	forge(ownSubj, "", "nameless/1")
+	forge(subjects.Feed("01", wardOut, subjects.KindAir), "edge-bd", "edge-bd/1")
+	forge(subjects.Feed("79", wardIn, subjects.KindAir), "edge-hk", "edge-hk/79")
+
+	reasons := func() map[string]string {
+		out := map[string]string{}
+		st, err := eh.hubJS.Stream(ctx, subjects.StreamDeadletter)
+		if err != nil {
+			return out
+		}
+		info, err := st.Info(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for seq := info.State.FirstSeq; seq > 0 && seq <= info.State.LastSeq; seq++ {
+			m, err := st.GetMsg(ctx, seq)
+			if err != nil {
+				continue
+			}
+			out[m.Header.Get(deadletter.HeaderMsgID)] = m.Header.Get(deadletter.HeaderReason)
+		}
+		return out
+	}
+	testkit.Eventually(t, time.Minute, "the forged items dead-lettered", func() (bool, string) {
+		got := reasons()
+		return len(got) >= 3, fmt.Sprintf("dead letters %v", got)
+	})
+	got := reasons()
+	for id, want := range map[string]string{
+		"ghost/1":    `source "ghost" is not registered`,
+		"hanoi/1":    `source "hanoi" is bound to unit 01, which is not among the edge's units (` + wardIn + `)`,
+		"nameless/1": "names no source",
+	} {
+		if !strings.Contains(got[id], want) {
+			t.Errorf("dead letter %s: reason %q; want it to say %q", id, got[id], want)
+		}
+	}
+	if len(got) != 3 {
+		t.Errorf("dead letters %v; want the 3 forged items of the edge's ward (another ward's or province's never reach the hub)", got)
+	}
+	if n := streamCount(t, eh.hubJS, subjects.StreamFeeds); n != 4 {
+		t.Errorf("the hub's FEEDS holds %d items; want 4: the edge's own and the 3 of its ward, none of ward %s or province 79", n, wardOut)
+	}
+	var rows int
+	var sources []string
+	testkit.Eventually(t, 30*time.Second, "the edge's own item stored", func() (bool, string) {
+		if err := db.Pool.QueryRow(ctx, `SELECT count(*), array_agg(DISTINCT source_id) FROM air_observation`).Scan(&rows, &sources); err != nil {
+			t.Fatal(err)
+		}
+		return rows >= 1, fmt.Sprintf("%d rows of %v", rows, sources)
+	})
+	if rows != 1 || !slices.Equal(sources, []string{"edge-hk"}) {
+		t.Fatalf("PostGIS holds %d air rows of %v; want the edge's own item alone", rows, sources)
 	}
 }

@@ -34,6 +34,9 @@ type Store interface {
 	DueAlerts(ctx context.Context, province string, limit int) ([]postgis.AlertState, error)
 	// MarkExpired returns the roll-ups the alerts it expired changed.
 	MarkExpired(ctx context.Context, ids []string, at time.Time) ([]postgis.Rollup, error)
+	// LoadBindings reads the sources and unit tree the items of edges are
+	// checked against (edgecheck.go).
+	LoadBindings(ctx context.Context) (postgis.Bindings, error)
 }
 
 var _ Store = (*postgis.Store)(nil)
@@ -248,6 +251,8 @@ type Service struct {
 	sweepNow chan struct{}
 	aqi      *aqiBook
 	water    *waterBook
+	// edges caches what the items of edges are checked against (edgecheck.go).
+	edges edgeBindings
 	// fenced, when set (a province partition), is called when a write was
 	// refused because another aggregator took the partition.
 	fenced func()

@@ -48,7 +48,7 @@ func newMetrics(reg prometheus.Registerer, durable string) (*metrics, error) {
 		m.rows.WithLabelValues(k.name)
 		m.duplicates.WithLabelValues(k.name)
 	}
-	for _, st := range []string{"fetch", "decode", "write", "publish", "ack", "expire", "warm", "deadletter", "fenced", "state-too-large"} {
+	for _, st := range []string{"fetch", "decode", "write", "publish", "ack", "expire", "warm", "deadletter", "fenced", "state-too-large", "edge"} {
 		m.errors.WithLabelValues(st)
 	}
 	for _, k := range subjects.Kinds {

@@ -201,6 +201,18 @@ func (s *Service) decodeBatch(ctx context.Context, msgs []jetstream.Msg) *pendin
 			s.deadLetter(ctx, m, deadletter.StageDecode, err)
 			continue
 		}
+		if v := m.Headers()[headerStreamSource]; len(v) > 0 {
+			if err := s.checkEdgeItem(ctx, &d, v[0]); errors.Is(err, errEdgeItem) {
+				s.m.errors.WithLabelValues("edge").Inc()
+				s.deadLetter(ctx, m, deadletter.StageDecode, err)
+				continue
+			} else if err != nil {
+				s.m.errors.WithLabelValues("edge").Inc()
+				s.log.Warn("checking an edge's item failed; retrying", "subject", m.Subject(), "err", err)
+				s.retryAll(ctx, []jetstream.Msg{m}, err)
+				continue
+			}
+		}
 		p.add(d, m)
 	}
 	return p
