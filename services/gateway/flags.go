@@ -30,6 +30,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	fs.IntVar(&c.ResetAttempts, "live-reset-attempts", c.ResetAttempts, "recreations in a row of a province's STATE consumer before its live views fail; 0 means no limit (IOCHUB_LIVE_RESET_ATTEMPTS)")
 	fs.Var(listFlag{&c.Provinces}, "live-provinces", "comma-separated province codes whose live state is loaded at start (IOCHUB_LIVE_PROVINCES)")
 	flagx.Positive(fs, &c.FeaturesTimeout, "features-statement-timeout", d.FeaturesTimeout, "statement_timeout of each OGC API – Features query (IOCHUB_FEATURES_STATEMENT_TIMEOUT)")
+	flagx.Positive(fs, &c.FeaturesWriteTimeout, "features-write-timeout", d.FeaturesWriteTimeout, "longest writing of one OGC API – Features page, which holds a database connection meanwhile; a slower client gets the page cut (IOCHUB_FEATURES_WRITE_TIMEOUT)")
 	flagx.Positive(fs, &c.UnitsTTL, "units-ttl", d.UnitsTTL, "how long /v1/units answers are cached per province (IOCHUB_UNITS_TTL)")
 	flagx.Positive(fs, &c.StreamQueue, "stream-queue", d.StreamQueue, "events that may wait to be written to one event stream (/v1/streams) (IOCHUB_STREAM_QUEUE)")
 	flagx.Positive(fs, &c.StreamStall, "stream-stall", d.StreamStall, "how long an event stream's queue may stay full before the client is cut as too slow (4004) (IOCHUB_STREAM_STALL)")

@@ -75,6 +75,13 @@ type Config struct {
 	// FeaturesTimeout is the statement_timeout of each OGC API – Features
 	// query (set in its read-only transaction). 0 means 5s.
 	FeaturesTimeout time.Duration
+	// FeaturesWriteTimeout bounds the writing of one OGC API – Features page,
+	// which is streamed as the database reads it and so holds a connection of
+	// the read pool until it is written: a client that reads slowly, or not
+	// at all, would otherwise hold it for as long as it likes, and a few
+	// such clients every read of the gateway. Past it the page is cut. 0
+	// means 30s.
+	FeaturesWriteTimeout time.Duration
 	// StreamQueue is how many encoded events may wait to be written to one
 	// event stream (/v1/streams). 0 means 256.
 	StreamQueue int
@@ -156,6 +163,9 @@ func (c Config) withDefaults() Config {
 	if c.FeaturesTimeout == 0 {
 		c.FeaturesTimeout = 5 * time.Second
 	}
+	if c.FeaturesWriteTimeout == 0 {
+		c.FeaturesWriteTimeout = 30 * time.Second
+	}
 	if c.StreamQueue == 0 {
 		c.StreamQueue = 256
 	}
@@ -201,7 +211,7 @@ func (c Config) Validate() error {
 	switch {
 	case c.SendQueue < 1:
 		return fmt.Errorf("SendQueue %d: must be at least 1: %w", c.SendQueue, ErrBadConfig)
-	case c.WriteTimeout < 0, c.LiveTick < 0, c.PingInterval < 0, c.PongWait < 0, c.SnapshotWait < 0, c.UnitsTTL < 0, c.FeaturesTimeout < 0:
+	case c.WriteTimeout < 0, c.LiveTick < 0, c.PingInterval < 0, c.PongWait < 0, c.SnapshotWait < 0, c.UnitsTTL < 0, c.FeaturesTimeout < 0, c.FeaturesWriteTimeout < 0:
 		return fmt.Errorf("durations must not be negative: %w", ErrBadConfig)
 	case c.PongWait <= c.PingInterval:
 		return fmt.Errorf("PongWait %s must exceed PingInterval %s: %w", c.PongWait, c.PingInterval, ErrBadConfig)

@@ -675,6 +675,12 @@ func (g *Gateway) serveOGCItems(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Query().Get("f") == "json" {
 		sink.ct = "application/json"
 	}
+	// The page is written as it is read: the write deadline frees the read
+	// pool's connection from a client that does not read (FeaturesWriteTimeout).
+	rc := http.NewResponseController(w)
+	if err := rc.SetWriteDeadline(time.Now().Add(g.cfg.FeaturesWriteTimeout)); err == nil {
+		defer func() { _ = rc.SetWriteDeadline(time.Time{}) }()
+	}
 	page, err := pgread.New(g.readPool).Features(r.Context(), fq, g.cfg.FeaturesTimeout, sink)
 	if err != nil {
 		g.ogcQueryFailed(w, r, c, err)
