@@ -64,7 +64,7 @@ commands:
   nats-config            print the nats-server users of a hub: hub, and a read-only reader
   edge --unit CODE       run a lower-level IOC's edge node: the ingest on its own NATS leaf node
   edge-export --unit CODE  write the catalogue of units and sources an edge node needs
-  edge-add|edge-remove --unit CODE   make the hub's FEEDS source an edge, or stop it
+  edge-add|edge-remove --unit CODE   make the hub's FEEDS source an edge (through its units' filters, read from --database-url), or stop it
   edge-list              list the edges the hub sources, with their lag
   edge-nats-user --unit CODE   print the hub's nats-server user for an edge's leaf connection
   national-add|national-remove --province CODE   at a national hub, source a province hub's roll-ups and alerts, or stop
