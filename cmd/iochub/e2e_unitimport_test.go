@@ -117,6 +117,25 @@ func TestUnitsImportThroughHub(t *testing.T) {
 		t.Errorf("bad import ended %+v; want failed naming features[1]", rec)
 	}
 	waitRows(t, db, `SELECT count(*) FROM admin_unit WHERE code = '99903'`, 0)
+	// A retired code imported again from its very start: refused at once
+	// (the unique key of its past version once made the action retry for ever).
+	if _, err := db.Pool.Exec(context.Background(), `UPDATE admin_unit SET valid_to = '2026-02-01' WHERE code = '99902'`); err != nil {
+		t.Fatal(err)
+	}
+	again := `{"type":"FeatureCollection","features":[` + squareFeature("99902", "Phường Thử Hai", lon+0.002, lat, 0.0005) + `]}`
+	code, head3, raw := call(t, dev, "POST", h.url+"/v1/admin/units/imports?valid_from=2026-01-01T00:00:00+07:00", again,
+		map[string]string{"Idempotency-Key": "map-retired"})
+	if code != http.StatusAccepted {
+		t.Fatalf("POST import of a retired code = %d %s", code, raw)
+	}
+	if rec := waitImport(t, dev, h.url, head3.Get("Location")); rec.State != natsx.ImportFailed || !strings.Contains(rec.Error, "a past version is valid from") {
+		t.Errorf("import of a retired code from its start ended %+v; want failed naming its past version", rec)
+	}
+	// A map that takes effect tomorrow is imported tomorrow.
+	tomorrow := time.Now().Add(24 * time.Hour).UTC().Format(time.RFC3339)
+	if code, _, raw := call(t, dev, "POST", h.url+"/v1/admin/units/imports?valid_from="+tomorrow, body, nil); code != http.StatusBadRequest || !strings.Contains(raw, "future") {
+		t.Errorf("POST import from tomorrow = %d %s; want 400 (in the future)", code, raw)
+	}
 	if code, _, raw := call(t, dev, "GET", h.url+"/v1/admin/units/imports/nope", "", nil); code != http.StatusNotFound {
 		t.Errorf("GET unknown import = %d %s; want 404", code, raw)
 	}

@@ -43,21 +43,25 @@ WHERE boundary IS NULL OR ST_IsEmpty(boundary) OR NOT ST_IsValid(boundary)
 ORDER BY idx LIMIT 1`
 
 // sqlUnitStageSetParents finds the parent of communes without one: the
-// current province whose boundary contains a point on the commune's surface.
+// current province, valid at the import's valid_from ($1), whose boundary
+// contains a point on the commune's surface.
 const sqlUnitStageSetParents = `
 UPDATE unit_stage s
 SET parent_code = p.code
 FROM admin_unit p
 WHERE s.level = 'commune' AND s.parent_code IS NULL
-  AND p.level = 'province' AND p.valid_to IS NULL
+  AND p.level = 'province' AND p.valid_to IS NULL AND p.valid_from <= $1
   AND ST_Contains(p.boundary, ST_PointOnSurface(s.boundary))`
 
 // sqlUnitStageUnknownParent finds a staged unit whose given parent is not a
-// current unit.
+// current unit, or has no version valid at the import's valid_from ($1):
+// the unit's ancestors would end at it from then until the parent's start.
 const sqlUnitStageUnknownParent = `
 SELECT s.idx, s.code, s.parent_code FROM unit_stage s
 WHERE s.parent_code IS NOT NULL
-  AND NOT EXISTS (SELECT FROM admin_unit a WHERE a.code = s.parent_code AND a.valid_to IS NULL)
+  AND (NOT EXISTS (SELECT FROM admin_unit a WHERE a.code = s.parent_code AND a.valid_to IS NULL)
+       OR NOT EXISTS (SELECT FROM admin_unit a WHERE a.code = s.parent_code
+                      AND a.valid_from <= $1 AND (a.valid_to IS NULL OR $1 < a.valid_to)))
 ORDER BY s.idx LIMIT 1`
 
 // sqlUnitStageOrphan finds a commune left without a parent.
@@ -70,14 +74,17 @@ ORDER BY idx LIMIT 1`
 // commune ($2 = false), then, once provinces are current and communes have
 // their parents, for the communes ($2 = true). $1 is the import's valid_from.
 
-// sqlUnitTooOld finds a staged unit whose current version starts at or after
-// the import's valid_from, which the import cannot close.
+// sqlUnitTooOld finds a staged unit with a version the import cannot
+// follow: a current one starting at or after the import's valid_from, or a
+// closed one ending after it (a retired code imported again from a time it
+// was still valid), either of which the new version would overlap.
 const sqlUnitTooOld = `
-SELECT s.idx, s.code, a.valid_from
+SELECT s.idx, s.code, a.valid_from, a.valid_to
 FROM unit_stage s
-JOIN admin_unit a ON a.code = s.code AND a.valid_to IS NULL
-WHERE (s.level = 'commune') = $2 AND NOT s.unchanged AND a.valid_from >= $1
-ORDER BY s.idx LIMIT 1`
+JOIN admin_unit a ON a.code = s.code
+  AND (a.valid_to IS NULL AND a.valid_from >= $1 OR a.valid_to > $1)
+WHERE (s.level = 'commune') = $2 AND NOT s.unchanged
+ORDER BY s.idx, a.valid_from LIMIT 1`
 
 // sqlUnitMarkUnchanged marks staged units identical to their current version.
 // ST_OrderingEquals is the cheap exact test; ST_Equals the topological one

@@ -34,6 +34,14 @@ type ImportOptions struct {
 	Progress func(done, total int)
 }
 
+// MaxUnitsValidFromAhead is how far ahead of the clock an import may start
+// its versions (clocks apart). The current units are those whose version has
+// no end (valid_to IS NULL), everywhere from the ingest's map to the scopes
+// of identities: a version starting later would be current at once, and the
+// units it changes would vanish before their time. A map that takes effect
+// on a known day is imported on that day.
+const MaxUnitsValidFromAhead = 5 * time.Minute
+
 // ImportResult counts what ImportUnits did.
 type ImportResult struct {
 	// Read is the number of features in the file.
@@ -92,6 +100,10 @@ func ImportUnitsTx(ctx context.Context, tx pgx.Tx, r io.Reader, opts ImportOptio
 	if opts.ValidFrom.IsZero() {
 		opts.ValidFrom = DefaultUnitsValidFrom
 	}
+	if late := time.Until(opts.ValidFrom); late > MaxUnitsValidFromAhead {
+		return res, fmt.Errorf("importing units: valid_from %s is in the future: import the map on the day it takes effect: %w",
+			opts.ValidFrom.Format(time.RFC3339), ErrUnitVersion)
+	}
 	if _, err := tx.Exec(ctx, sqlUnitStageCreate); err != nil {
 		return res, fmt.Errorf("importing units: creating staging table: %w", err)
 	}
@@ -123,14 +135,14 @@ func ImportUnitsTx(ctx context.Context, tx pgx.Tx, r io.Reader, opts ImportOptio
 	}
 	var idx int
 	var code, parent string
-	switch err := tx.QueryRow(ctx, sqlUnitStageUnknownParent).Scan(&idx, &code, &parent); {
+	switch err := tx.QueryRow(ctx, sqlUnitStageUnknownParent, opts.ValidFrom).Scan(&idx, &code, &parent); {
 	case err == nil:
-		return res, fmt.Errorf("importing units: features[%d] (code %s): parent %s is not a current unit: %w",
-			idx, code, parent, units.ErrInvalidUnits)
+		return res, fmt.Errorf("importing units: features[%d] (code %s): parent %s is not a current unit or has no version valid from %s: %w",
+			idx, code, parent, opts.ValidFrom.Format(time.RFC3339), units.ErrInvalidUnits)
 	case !errors.Is(err, pgx.ErrNoRows):
 		return res, fmt.Errorf("importing units: checking parents: %w", err)
 	}
-	if _, err := tx.Exec(ctx, sqlUnitStageSetParents); err != nil {
+	if _, err := tx.Exec(ctx, sqlUnitStageSetParents, opts.ValidFrom); err != nil {
 		return res, fmt.Errorf("importing units: finding parents of communes: %w", err)
 	}
 	switch err := tx.QueryRow(ctx, sqlUnitStageOrphan).Scan(&idx, &code); {
@@ -190,11 +202,15 @@ func unitVersion(ctx context.Context, tx pgx.Tx, validFrom time.Time, communes b
 	}
 	var idx int
 	var code string
-	var current time.Time
-	switch err := tx.QueryRow(ctx, sqlUnitTooOld, validFrom, communes).Scan(&idx, &code, &current); {
-	case err == nil:
+	var from time.Time
+	var to *time.Time
+	switch err := tx.QueryRow(ctx, sqlUnitTooOld, validFrom, communes).Scan(&idx, &code, &from, &to); {
+	case err == nil && to == nil:
 		return fmt.Errorf("features[%d] (code %s): the current version is valid from %s; a change must start later than that, not at %s: %w",
-			idx, code, current.Format(time.RFC3339), validFrom.Format(time.RFC3339), ErrUnitVersion)
+			idx, code, from.Format(time.RFC3339), validFrom.Format(time.RFC3339), ErrUnitVersion)
+	case err == nil:
+		return fmt.Errorf("features[%d] (code %s): a past version is valid from %s to %s; a new version must start at its end or later, not at %s: %w",
+			idx, code, from.Format(time.RFC3339), to.Format(time.RFC3339), validFrom.Format(time.RFC3339), ErrUnitVersion)
 	case !errors.Is(err, pgx.ErrNoRows):
 		return fmt.Errorf("checking versions: %w", err)
 	}

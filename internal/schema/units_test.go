@@ -286,3 +286,62 @@ func TestUnknownUnits(t *testing.T) {
 		t.Errorf("got %q; want %q", got, want)
 	}
 }
+
+// TestImportUnitsVersionsStayApart: an import never opens a version that
+// overlaps another of its code (a retired code imported again from a time
+// it was still valid, or from its very start, which used to fail on the
+// unique key and be retried for ever by the import action), never gives a
+// unit a parent without a version valid at the unit's start, and never
+// starts in the future; a retired code imported again from its end on is a
+// new version.
+func TestImportUnitsVersionsStayApart(t *testing.T) {
+	db := testenv.PostGIS(t)
+	ctx := context.Background()
+	start := time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC)
+	retired := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	p90 := collection(feature("90", "Tỉnh 90", polygon(square(105.0, 21.0, 0.1))))
+	if _, err := importString(t, db.Pool, p90, schema.ImportOptions{ValidFrom: start}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Pool.Exec(ctx, `UPDATE admin_unit SET valid_to = $1 WHERE code = '90'`, retired); err != nil {
+		t.Fatal(err)
+	}
+	for _, from := range []time.Time{start, start.AddDate(0, 2, 0)} {
+		_, err := importString(t, db.Pool, p90, schema.ImportOptions{ValidFrom: from})
+		if !errors.Is(err, schema.ErrUnitVersion) || !strings.Contains(err.Error(), "features[0] (code 90): a past version is valid from") {
+			t.Errorf("code 90 again from %s, inside its retired version: %v; want ErrUnitVersion naming the past version", from, err)
+		}
+	}
+	if got := scalar[int](t, db.Pool, `SELECT count(*) FROM admin_unit WHERE code = '90'`); got != 1 {
+		t.Fatalf("%d versions of 90 after the refused imports; want 1", got)
+	}
+	if _, err := importString(t, db.Pool, p90, schema.ImportOptions{ValidFrom: retired}); err != nil {
+		t.Fatalf("code 90 again from its end: %v", err)
+	}
+
+	// A parent that starts after its child.
+	p94 := collection(feature("94", "Tỉnh 94", polygon(square(107.0, 21.0, 0.1))))
+	if _, err := importString(t, db.Pool, p94, schema.ImportOptions{ValidFrom: retired}); err != nil {
+		t.Fatal(err)
+	}
+	c94 := collection(feature("94001", "Xã 94001", polygon(square(107.0, 21.0, 0.01))))
+	for _, opts := range []schema.ImportOptions{{ValidFrom: start, Parent: "94"}, {ValidFrom: start}} {
+		_, err := importString(t, db.Pool, c94, opts)
+		if !errors.Is(err, units.ErrInvalidUnits) {
+			t.Errorf("commune 94001 from %s (parent %q) in province 94, which starts on %s: %v; want ErrInvalidUnits", start, opts.Parent, retired, err)
+		}
+	}
+	if _, err := importString(t, db.Pool, c94, schema.ImportOptions{ValidFrom: retired}); err != nil {
+		t.Fatalf("commune 94001 from its province's start: %v", err)
+	}
+
+	// Not in the future.
+	_, err := importString(t, db.Pool, p94, schema.ImportOptions{ValidFrom: time.Now().Add(24 * time.Hour)})
+	if !errors.Is(err, schema.ErrUnitVersion) || !strings.Contains(err.Error(), "in the future") {
+		t.Errorf("an import starting tomorrow: %v; want ErrUnitVersion (in the future)", err)
+	}
+	if got := scalar[int](t, db.Pool, `SELECT count(*) FROM admin_unit a JOIN admin_unit b ON a.code = b.code AND a.id < b.id
+		AND tstzrange(a.valid_from, a.valid_to) && tstzrange(b.valid_from, b.valid_to)`); got != 0 {
+		t.Errorf("%d pairs of overlapping versions; want none", got)
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/iochub/iochub/internal/natsx"
@@ -124,6 +125,9 @@ func UnitImportAction(js jetstream.JetStream, log *slog.Logger) ActionHandler {
 			if why, ok := refusedValue(err); ok {
 				return nil, fail(why)
 			}
+			if why, ok := refusedVersion(err); ok {
+				return nil, fail(why)
+			}
 			return nil, err
 		}
 		if err := sp.Commit(ctx); err != nil {
@@ -135,4 +139,18 @@ func UnitImportAction(js jetstream.JetStream, log *slog.Logger) ActionHandler {
 		log.Info("map imported", "import", a.GetTarget(), "read", res.Read, "written", res.Inserted, "closed", res.Closed)
 		return nil, nil
 	}
+}
+
+// refusedVersion reports whether err is admin_unit refusing a version of
+// the file (a unique key or an exclusion constraint): the import's checks
+// (schema.ErrUnitVersion) should have found it first, and if one is missed
+// the file is refused with the database's word rather than retried for
+// ever, since the actions are applied one at a time and no retry changes
+// what the file and the table hold.
+func refusedVersion(err error) (string, bool) {
+	var pg *pgconn.PgError
+	if !errors.As(err, &pg) || pg.Code != "23505" && pg.Code != "23P01" {
+		return "", false
+	}
+	return fmt.Sprintf("the database refused a version of the file: %s (SQLSTATE %s)", pg.Message, pg.Code), true
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/natsx"
 	"github.com/iochub/iochub/internal/routes"
+	"github.com/iochub/iochub/internal/schema"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
 
@@ -70,6 +71,11 @@ func (o *operator) servePostImport(w http.ResponseWriter, r *http.Request) {
 		t, err := parseQueryTime(s)
 		if err != nil {
 			writeProblem(w, r, http.StatusBadRequest, "valid_from: "+err.Error())
+			return
+		}
+		if time.Until(t) > schema.MaxUnitsValidFromAhead {
+			writeProblem(w, r, http.StatusBadRequest, "valid_from: "+t.UTC().Format(time.RFC3339)+
+				" is in the future; import the map on the day it takes effect (the current units are those with no end)")
 			return
 		}
 		validFrom = t
