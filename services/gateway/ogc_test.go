@@ -437,6 +437,38 @@ func TestOGCItemsBadParams(t *testing.T) {
 	}
 }
 
+// TestOGCLikeEscape: a LIKE pattern ending in the escape character, which
+// PostgreSQL refuses (SQLSTATE 22025), is the client's 400, never a 503
+// telling it to retry: a literal pattern is refused by the CQL2 parser,
+// naming where it is; a pattern taken from a property is refused by the
+// database, and named so.
+func TestOGCLikeEscape(t *testing.T) {
+	db := testenv.PostGIS(t)
+	ctx := context.Background()
+	seedOGC(t, ctx, db)
+	if _, err := db.Pool.Exec(ctx, `UPDATE sensor SET name = '%\' WHERE kind = 'air' AND id = 'hn-1'`); err != nil {
+		t.Fatal(err)
+	}
+	s := newOGCServer(t, db)
+	for _, tc := range []struct{ filter, says string }{
+		{`name LIKE '%\'`, `parameter filter: LIKE pattern '%\' at 10 ends in the escape character`},
+		{`name NOT LIKE 'a\\\'`, `parameter filter: LIKE pattern 'a\\\' at 14 ends in the escape character`},
+		{`'x' LIKE name`, "a value of the request was refused: LIKE pattern must not end with escape character (SQLSTATE 22025)"},
+	} {
+		code, _, body := s.get(t, "/ogc/collections/stations/items?filter="+url.QueryEscape(tc.filter), "")
+		var p struct{ Detail string }
+		_ = json.Unmarshal(body, &p)
+		if code != http.StatusBadRequest || !strings.Contains(p.Detail, tc.says) {
+			t.Errorf("filter=%s = %d %q; want 400 saying %q", tc.filter, code, p.Detail, tc.says)
+		}
+	}
+	// An escaped backslash is a pattern like any other.
+	fc := s.items(t, "/ogc/collections/stations/items?filter="+url.QueryEscape(`name LIKE '%\\'`), "")
+	if !slices.Equal(fc.ids(), []string{"air:hn-1"}) {
+		t.Errorf(`name LIKE '%%\\': %v; want air:hn-1`, fc.ids())
+	}
+}
+
 // TestOGCScope: a viewer of province 01 sees 01's items only, and a viewer
 // of ward 26734 (in 79) the ward's only; items of others are 404 by id.
 func TestOGCScope(t *testing.T) {

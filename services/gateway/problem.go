@@ -71,10 +71,12 @@ func (g *Gateway) readFailed(w http.ResponseWriter, r *http.Request, err error, 
 // requestValueCodes are the data exceptions (SQLSTATE class 22) a value a
 // request gave can raise: text not valid in the database's encoding, a
 // text that is no number or time, a time or number out of range, a text
-// too long. Others of the class (a division by zero) are the hub's own
-// fault: 503, logged as errors.
+// too long, a LIKE pattern ending in its escape character (22025: the cql2
+// parser refuses such a literal, but a filter may take its pattern from a
+// property, `'x' LIKE name`). Others of the class (a division by zero) are
+// the hub's own fault: 503, logged as errors.
 var requestValueCodes = map[string]bool{"22021": true, "22P05": true, "22P02": true, "22007": true, "22008": true,
-	"22003": true, "22001": true}
+	"22003": true, "22001": true, "22025": true}
 
 // refusedValue answers 400 when err is the database refusing a value of
 // the request (requestValueCodes),

@@ -5,7 +5,8 @@
 // parameter, never text in the statement. The parser is bounded (length,
 // nesting, nodes, coordinates) because the filter comes from anyone.
 //
-// Supported: comparison (=, <>, <, <=, >, >=), LIKE, IN, BETWEEN, IS [NOT]
+// Supported: comparison (=, <>, <, <=, >, >=), LIKE (% and _, \ escaping;
+// a literal pattern may not end in an unpaired \), IN, BETWEEN, IS [NOT]
 // NULL, AND, OR, NOT, parentheses; S_INTERSECTS, S_DISJOINT, S_WITHIN,
 // S_CONTAINS with POINT, LINESTRING, POLYGON, MULTIPOINT, MULTILINESTRING,
 // MULTIPOLYGON or BBOX literals (CRS84); T_INTERSECTS, T_BEFORE, T_AFTER
@@ -437,9 +438,13 @@ func (p *parser) predicate() (*node, error) {
 		return p.newNode(&node{kind: kCmp, op: op, kids: []*node{left, right}})
 	case p.keyword("LIKE"):
 		p.next()
+		pat := p.peek()
 		right, err := p.scalar()
 		if err != nil {
 			return nil, err
+		}
+		if right.kind == kStr && endsInEscape(right.str) {
+			return nil, p.errf("LIKE pattern %s ends in the escape character \\; escape it (\\\\) to match a backslash", pat)
 		}
 		return p.newNode(&node{kind: kLike, neg: neg, kids: []*node{left, right}})
 	case p.keyword("BETWEEN"):
@@ -492,6 +497,15 @@ func (p *parser) predicate() (*node, error) {
 		return p.newNode(&node{kind: kIsNull, neg: neg, kids: []*node{left}})
 	}
 	return nil, p.errf("want a comparison, LIKE, IN, BETWEEN or IS NULL, got %s", p.peek())
+}
+
+// endsInEscape reports whether a LIKE pattern ends in an unpaired escape
+// character (\, as in CQL2 and PostgreSQL's default): "%\\" does not (an
+// escaped backslash), "%\" and "%\\\" do. PostgreSQL refuses such a pattern
+// (SQLSTATE 22025) only when it runs the query; the parser names it first.
+func endsInEscape(pattern string) bool {
+	n := len(pattern) - len(strings.TrimRight(pattern, `\`))
+	return n%2 == 1
 }
 
 // function parses S_xxx(a, b) and T_xxx(a, b).

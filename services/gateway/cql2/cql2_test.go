@@ -47,6 +47,8 @@ func TestSQL(t *testing.T) {
 		{"T_INTERSECTS(observedAt, INTERVAL('2026-01-01T00:00:00Z', '..'))", "(($1::timestamptz) <= s.observed_at)", 1},
 		{"T_INTERSECTS(observedAt, INTERVAL('2026-01-01', '2026-02-01'))", "(s.observed_at <= ($2::timestamptz) AND ($1::timestamptz) <= s.observed_at)", 2},
 		{"T_BEFORE(observedAt, DATE('2026-01-01'))", "(s.observed_at < ($1::timestamptz))", 1},
+		{`unit LIKE '%\\'`, "(s.unit_code LIKE ($1::text))", 1},    // an escaped backslash
+		{`unit LIKE '\%\_x%'`, "(s.unit_code LIKE ($1::text))", 1}, // escaped wildcards
 	}
 	for _, tt := range tests {
 		t.Run(tt.in, func(t *testing.T) {
@@ -101,6 +103,8 @@ func TestErrors(t *testing.T) {
 		{"unit = 1", ErrType},
 		{"congested > TRUE", ErrType},
 		{"aqi LIKE 'x'", ErrType},
+		{`unit LIKE '%\'`, ErrSyntax},
+		{`unit NOT LIKE '\\\'`, ErrSyntax},
 		{"S_INTERSECTS(geometry, unit)", ErrType},
 		{"T_INTERSECTS(unit, DATE('2026-01-01'))", ErrType},
 		{strings.Repeat("(", MaxDepth+1) + "unit = 'a'" + strings.Repeat(")", MaxDepth+1), ErrTooLarge},
@@ -118,6 +122,16 @@ func TestErrors(t *testing.T) {
 				t.Errorf("got %v; want %v", err, tt.want)
 			}
 		})
+	}
+}
+
+// TestLikeTrailingEscape: a LIKE pattern ending in an unpaired escape
+// character, which PostgreSQL refuses at run time (SQLSTATE 22025), is a
+// syntax error naming the pattern and where it starts.
+func TestLikeTrailingEscape(t *testing.T) {
+	_, err := Parse(`unit = 'a' AND unit LIKE '%\'`)
+	if !errors.Is(err, ErrSyntax) || !strings.Contains(err.Error(), `'%\' at 25`) {
+		t.Errorf("got %v; want a CQL2 syntax error naming '%%\\' at 25", err)
 	}
 }
 
