@@ -76,19 +76,22 @@ func seedOGC(t testing.TB, ctx context.Context, db *testenv.DBEnv) {
 	}
 }
 
-// ogcServer is a gateway over httptest with the test admin token and two
-// viewer identities: one of province 01, one of ward 26734 (in 79).
+// ogcServer is a gateway over httptest with the test admin token and three
+// viewer identities: one of province 01, one of province 79, one of ward
+// 26734 (in 79).
 type ogcServer struct {
-	URL              string
-	prov01, ward2673 string
+	URL                      string
+	prov01, prov79, ward2673 string
 }
 
 func newOGCServer(t testing.TB, db *testenv.DBEnv) ogcServer {
 	t.Helper()
 	tok01, sum01 := auth.NewToken()
+	tok79, sum79 := auth.NewToken()
 	tokW, sumW := auth.NewToken()
 	l := &fakeLoader{list: []auth.Identity{
 		{ID: "id_00000000000000b1", Name: "hn", Role: auth.RoleViewer, Scopes: []string{"01"}, TokenSHA256: sum01},
+		{ID: "id_00000000000000b3", Name: "hcm", Role: auth.RoleViewer, Scopes: []string{"79"}, TokenSHA256: sum79},
 		{ID: "id_00000000000000b2", Name: "ward", Role: auth.RoleViewer, Scopes: []string{"26734"}, TokenSHA256: sumW},
 	}}
 	a := testAuth(t, l)
@@ -100,7 +103,7 @@ func newOGCServer(t testing.TB, db *testenv.DBEnv) ogcServer {
 		t.Fatal(err)
 	}
 	srv := serveGateway(t, g, withTestToken, ValidURL) // as the hub's server wraps it
-	return ogcServer{URL: srv.URL, prov01: tok01, ward2673: tokW}
+	return ogcServer{URL: srv.URL, prov01: tok01, prov79: tok79, ward2673: tokW}
 }
 
 // get fetches path (or an absolute URL) as token ("" for the test admin).
@@ -513,6 +516,35 @@ func TestOGCScope(t *testing.T) {
 	}
 	if code, _, _ := s.get(t, "/ogc/collections/stations/items/air:hn-1", s.prov01); code != 200 {
 		t.Errorf("a viewer of 01 GET its own station = %d; want 200", code)
+	}
+}
+
+// TestOGCAlertsReachingProvince: an alert placed in province 01 whose area
+// reaches 79 (alert_unit holds 79) is seen by a viewer of 79, in the
+// collection and by its item URL, as on /v1/alerts; an alert reaching
+// neither 79 nor its units is not.
+func TestOGCAlertsReachingProvince(t *testing.T) {
+	db := testenv.PostGIS(t)
+	ctx := context.Background()
+	seedOGC(t, ctx, db)
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO alert_unit (alert_id, unit_code) VALUES
+		('kttv/hn-1', '01'), ('kttv/hn-1', '79'), ('kttv/hn-2', '01'), ('kttv/hcm-1', '79')`); err != nil {
+		t.Fatal(err)
+	}
+	s := newOGCServer(t, db)
+	fc := s.items(t, "/ogc/collections/alerts/items?limit=100", s.prov79)
+	want := []string{AlertID("kttv/hcm-1"), AlertID("kttv/hn-1")}
+	got := fc.ids()
+	slices.Sort(want)
+	slices.Sort(got)
+	if !slices.Equal(got, want) {
+		t.Errorf("alerts a viewer of 79 sees: %v; want %v (hcm-1, and hn-1 which reaches 79)", got, want)
+	}
+	if code, _, body := s.get(t, "/ogc/collections/alerts/items/"+AlertID("kttv/hn-1"), s.prov79); code != http.StatusOK {
+		t.Errorf("a viewer of 79 GET the alert of 01 reaching 79 = %d %s; want 200", code, body)
+	}
+	if code, _, _ := s.get(t, "/ogc/collections/alerts/items/"+AlertID("kttv/hn-2"), s.prov79); code != http.StatusNotFound {
+		t.Errorf("a viewer of 79 GET an alert of 01 only = %d; want 404", code)
 	}
 }
 

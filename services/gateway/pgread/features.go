@@ -122,7 +122,12 @@ const (
 	sqlSegmentsScope = `(r.province = ANY(%[1]s::text[]) OR r.unit_code = ANY(%[2]s::text[]))`
 )
 
-// Alerts: every stored alert, active and past (state), with its first info block's main fields.
+// Alerts: every stored alert, active and past (state), with its first info
+// block's main fields. An alert is in a principal's scope when it is placed
+// in one of its provinces or units, or when its area reaches one of them
+// (alert_unit holds every current unit the area touches, provinces too), as
+// /v1/alerts (SQLAlerts) reads it: an alert placed in 01 whose area reaches
+// 79 is seen by a viewer of 79.
 const (
 	sqlAlertsFrom       = `alert a`
 	sqlAlertsProperties = `json_build_object('entityId', a.id, 'sourceId', a.source_id, 'identifier', a.identifier,
@@ -132,7 +137,7 @@ const (
     'event', a.info->0->>'event', 'headline', a.info->0->>'headline', 'severity', a.info->0->>'severity',
     'urgency', a.info->0->>'urgency', 'certainty', a.info->0->>'certainty', 'info', a.info)`
 	sqlAlertsScope = `(a.province = ANY(%[1]s::text[]) OR a.unit_code = ANY(%[2]s::text[])
-    OR EXISTS (SELECT 1 FROM alert_unit au WHERE au.alert_id = a.id AND au.unit_code = ANY(%[2]s::text[])))`
+    OR EXISTS (SELECT 1 FROM alert_unit au WHERE au.alert_id = a.id AND au.unit_code = ANY(%[1]s::text[] || %[2]s::text[])))`
 )
 
 // Reports: citizen reports, public fields only. report.contact_enc (the
