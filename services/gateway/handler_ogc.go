@@ -573,10 +573,7 @@ func parseDatetime(v string, fq *pgread.FeatureQuery) error {
 	if a != nil && b != nil && b.Before(*a) {
 		return fmt.Errorf("parameter datetime: %q ends before it starts: %w", v, ErrBadParam)
 	}
-	fq.From, fq.To = a, b
-	if a == nil && b == nil {
-		return nil // "../..": any time
-	}
+	fq.From, fq.To, fq.Interval = a, b, true // both nil: "../..", any time
 	return nil
 }
 

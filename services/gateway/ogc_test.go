@@ -548,6 +548,21 @@ func TestOGCAlertsReachingProvince(t *testing.T) {
 	}
 }
 
+// TestOGCRollupsOpenInterval: datetime= an interval open at both ends
+// selects the roll-ups of every window, not the window holding now (which no
+// datetime= selects).
+func TestOGCRollupsOpenInterval(t *testing.T) {
+	db := testenv.PostGIS(t)
+	seedOGC(t, context.Background(), db)
+	s := newOGCServer(t, db)
+	for _, dt := range []string{"../..", "/", "../", "/.."} {
+		fc := s.items(t, "/ogc/collections/rollups/items?limit=100&datetime="+url.QueryEscape(dt), "")
+		if len(fc.Features) != 4 || fc.NumberMatched == nil || *fc.NumberMatched != 4 {
+			t.Errorf("datetime=%s: %v; want the 4 roll-ups of 1h in every window", dt, fc.ids())
+		}
+	}
+}
+
 // TestOGCReportsNeverShowContact: the reporter's contact never leaves the
 // database: no answer holds it, and no SQL of the collection names its column.
 func TestOGCReportsNeverShowContact(t *testing.T) {

@@ -318,8 +318,12 @@ type FeatureQuery struct {
 	Scope Scope
 	// BBox is minLon, minLat, maxLon, maxLat (CRS84); nil means anywhere.
 	BBox *[4]float64
-	// At is an instant; From and To an interval's ends (nil: open). All nil: no datetime=.
+	// At is an instant; From and To an interval's ends (nil: open).
 	At, From, To *time.Time
+	// Interval says datetime= was an interval, even one open at both ends
+	// ("../..": any time, From and To nil), which roll-ups must tell from no
+	// datetime= at all (the window holding now).
+	Interval bool
 	// Window is the roll-up window (rollups only).
 	Window string
 	// Equals are simple property filters: queryable name → value of its type.
@@ -374,7 +378,7 @@ func (fq FeatureQuery) Build() (page, count string, vals []any, countArgs int, e
 		case fq.At != nil:
 			t := a.Bind(*fq.At)
 			conds = append(conds, fmt.Sprintf("u.valid_from <= %[1]s::timestamptz AND (u.valid_to IS NULL OR %[1]s::timestamptz < u.valid_to)", t))
-		case fq.From != nil || fq.To != nil:
+		case fq.Interval || fq.From != nil || fq.To != nil:
 			return "", "", nil, 0, errors.New("units take an instant in datetime, not an interval")
 		default:
 			conds = append(conds, "u.valid_to IS NULL")
@@ -382,8 +386,8 @@ func (fq FeatureQuery) Build() (page, count string, vals []any, countArgs int, e
 	case TimeWindow:
 		conds = append(conds, "r.win = "+a.Bind(fq.Window)+"::text")
 		if fq.IDKeys == nil {
-			if fq.At == nil && fq.From == nil && fq.To == nil {
-				now := time.Now().UTC()
+			if fq.At == nil && !fq.Interval && fq.From == nil && fq.To == nil {
+				now := time.Now().UTC() // no datetime=: the window holding now
 				fq.At = &now
 			}
 			if fq.At != nil {
