@@ -667,6 +667,7 @@ func (g *Gateway) serveOGCItems(w http.ResponseWriter, r *http.Request) {
 	if !g.ogcScoped(w, r, who, c, &fq) {
 		return
 	}
+	paging := pinNow(r.URL, &fq)
 	// GeoJSON is JSON: f=json asks for the same body as application/json.
 	sink := &itemsSink{w: w, ct: "application/geo+json"}
 	if r.URL.Query().Get("f") == "json" {
@@ -698,10 +699,10 @@ func (g *Gateway) serveOGCItems(w http.ResponseWriter, r *http.Request) {
 	hasNext := page.More && fq.Before == nil || fq.Before != nil && page.Returned > 0
 	hasPrev := fq.Before != nil && page.More || fq.After != nil && page.Returned > 0
 	if hasNext && page.Last != nil {
-		links = append(links, ogcLink{Rel: "next", Type: "application/geo+json", Title: "next page", Href: withParam(r.URL, root, "cursor", encodeCursor("a", page.Last))})
+		links = append(links, ogcLink{Rel: "next", Type: "application/geo+json", Title: "next page", Href: withParam(paging, root, "cursor", encodeCursor("a", page.Last))})
 	}
 	if hasPrev && page.First != nil {
-		links = append(links, ogcLink{Rel: "prev", Type: "application/geo+json", Title: "previous page", Href: withParam(r.URL, root, "cursor", encodeCursor("b", page.First))})
+		links = append(links, ogcLink{Rel: "prev", Type: "application/geo+json", Title: "previous page", Href: withParam(paging, root, "cursor", encodeCursor("b", page.First))})
 	}
 	lb, _ := json.Marshal(links)
 	_, _ = bw.Write(lb)
@@ -709,6 +710,26 @@ func (g *Gateway) serveOGCItems(w http.ResponseWriter, r *http.Request) {
 	if err := bw.Flush(); err != nil {
 		g.log.Debug("writing OGC items", "collection", c.ID, "err", err)
 	}
+}
+
+// pinNow resolves "now" for a roll-up request without datetime= (the
+// window holding now) and returns the URL its next and prev links are made
+// from, carrying that instant as datetime=: "now" moves between pages, and
+// a window boundary passing mid-paging would switch the later pages to the
+// next window. Other requests page from u itself.
+func pinNow(u *url.URL, fq *pgread.FeatureQuery) *url.URL {
+	if fq.C.TimeMode != pgread.TimeWindow || fq.At != nil || fq.Interval {
+		return u
+	}
+	// Whole seconds for a short link: windows start on whole minutes, so the
+	// window holding the instant is the same.
+	now := time.Now().UTC().Truncate(time.Second)
+	fq.At = &now
+	pinned := *u
+	q := u.Query()
+	q.Set("datetime", now.Format(time.RFC3339))
+	pinned.RawQuery = q.Encode()
+	return &pinned
 }
 
 // ogcQueryFailed answers a failed query: 503 (or 400 for a query the

@@ -563,6 +563,60 @@ func TestOGCRollupsOpenInterval(t *testing.T) {
 	}
 }
 
+// TestOGCRollupsPagingPinsNow: without datetime=, roll-ups are those of the
+// window holding now, and the next and prev links carry that instant as
+// datetime=, so that later pages read the same window though now has moved
+// on. A datetime= the client gave is kept as it is.
+func TestOGCRollupsPagingPinsNow(t *testing.T) {
+	db := testenv.PostGIS(t)
+	ctx := context.Background()
+	seedOGC(t, ctx, db)
+	// Three roll-ups in this hour's window and three in the next, so that
+	// whichever holds now when the request comes has three.
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO rollup (unit_code, layer, win, window_start, province, n)
+		SELECT u, 'air', '1h', date_trunc('hour', now()) + h * interval '1 hour', p, 1
+		FROM (VALUES ('01', '01'), ('00070', '01'), ('26734', '79')) units(u, p), generate_series(0, 1) h`); err != nil {
+		t.Fatal(err)
+	}
+	s := newOGCServer(t, db)
+	before := time.Now().UTC().Truncate(time.Second)
+	first := s.items(t, "/ogc/collections/rollups/items?limit=1", "")
+	after := time.Now().UTC()
+	if len(first.Features) != 1 || first.NumberMatched == nil || *first.NumberMatched != 3 {
+		t.Fatalf("first page: %v; want 1 of the 3 roll-ups of the window holding now, numberMatched 3", first.ids())
+	}
+	datetime := func(href string) string {
+		t.Helper()
+		u, err := url.Parse(href)
+		if err != nil {
+			t.Fatalf("link %q: %v", href, err)
+		}
+		return u.Query().Get("datetime")
+	}
+	if dt := datetime(first.link("self")); dt != "" {
+		t.Errorf("self link %q carries datetime %q; want the request as it came", first.link("self"), dt)
+	}
+	pinned := datetime(first.link("next"))
+	at, err := time.Parse(time.RFC3339, pinned)
+	if err != nil || at.Before(before) || at.After(after) {
+		t.Fatalf("next link %q: datetime %q; want the instant the first page was read (%s to %s)", first.link("next"), pinned, before, after)
+	}
+	second := s.items(t, first.link("next"), "")
+	if len(second.Features) != 1 || second.ids()[0] == first.ids()[0] ||
+		second.Features[0].Properties["windowStart"] != first.Features[0].Properties["windowStart"] {
+		t.Errorf("second page: %v %v; want another roll-up of the window of %v", second.ids(), second.Features[0].Properties["windowStart"], first.Features[0].Properties["windowStart"])
+	}
+	for _, rel := range []string{"next", "prev"} {
+		if dt := datetime(second.link(rel)); dt != pinned {
+			t.Errorf("second page's %s link %q: datetime %q; want %q", rel, second.link(rel), dt, pinned)
+		}
+	}
+	given := s.items(t, "/ogc/collections/rollups/items?limit=1&datetime=2026-12-01T00:30:00Z", "")
+	if dt := datetime(given.link("next")); dt != "2026-12-01T00:30:00Z" {
+		t.Errorf("next link of a request with datetime: datetime %q; want the client's 2026-12-01T00:30:00Z", dt)
+	}
+}
+
 // TestOGCReportsNeverShowContact: the reporter's contact never leaves the
 // database: no answer holds it, and no SQL of the collection names its column.
 func TestOGCReportsNeverShowContact(t *testing.T) {
