@@ -73,6 +73,35 @@ LIMIT 1`
 const sqlUnitVersions = `SELECT code, level, COALESCE(parent_code, ''), name_vi, name_en, boundary, valid_from, valid_to
 FROM admin_unit ORDER BY code, valid_from`
 
+// UnitsSignature changes whenever admin_unit does: a version added (count,
+// highest id) or closed (versions with an end, and their ends). Imports
+// only add and close versions; nothing rewrites one in place.
+type UnitsSignature struct {
+	Versions, MaxID, Closed int64
+	Ends                    float64
+}
+
+// sqlUnitsSignature reads UnitsSignature without touching a boundary.
+const sqlUnitsSignature = `SELECT count(*), coalesce(max(id), 0), count(valid_to),
+    coalesce(sum(extract(epoch FROM valid_to)), 0)::float8 FROM admin_unit`
+
+// UnitVersionsSignature reads the signature of admin_unit: equal signatures
+// mean LoadUnitVersions would read the same versions.
+func UnitVersionsSignature(ctx context.Context, q Querier) (UnitsSignature, error) {
+	var s UnitsSignature
+	rows, err := q.Query(ctx, sqlUnitsSignature)
+	if err == nil {
+		s, err = pgx.CollectExactlyOneRow(rows, func(r pgx.CollectableRow) (UnitsSignature, error) {
+			var s UnitsSignature
+			return s, r.Scan(&s.Versions, &s.MaxID, &s.Closed, &s.Ends)
+		})
+	}
+	if err != nil {
+		return s, fmt.Errorf("reading the signature of the units: %w", err)
+	}
+	return s, nil
+}
+
 // sqlUnitAncestors calls the function of migration 00015.
 const sqlUnitAncestors = `SELECT code FROM unit_ancestors($1, $2)`
 

@@ -33,6 +33,10 @@ func NewTimeline(us []Unit) *Timeline {
 	slices.SortFunc(cuts, func(a, b time.Time) int { return a.Compare(b) })
 	cuts = slices.CompactFunc(cuts, func(a, b time.Time) bool { return a.Equal(b) })
 	tl := &Timeline{starts: cuts, periods: make([]*Index, len(cuts)+1)}
+	// Each version is prepared once and its rings shared by the periods it is
+	// valid in: a period per group edit or map change must not copy every
+	// boundary again (200 periods of 160 units took 1.4 GB when it did).
+	built := make([]*entry, len(us))
 	for p := range tl.periods {
 		// A representative instant of period p: its start, or just before the
 		// first cut for period 0.
@@ -44,23 +48,27 @@ func NewTimeline(us []Unit) *Timeline {
 		} else {
 			at = cuts[p-1]
 		}
-		var in []Unit
-		for _, u := range us {
+		var in []entry
+		for i, u := range us {
 			if validAt(u, at, p == 0 && len(cuts) > 0) {
-				in = append(in, u)
+				if built[i] == nil {
+					e := newEntry(u)
+					built[i] = &e
+				}
+				in = append(in, *built[i])
 			}
 		}
 		// Within a period a code has one version; keep the latest if the data overlaps.
-		slices.SortStableFunc(in, func(a, b Unit) int { return b.ValidFrom.Compare(a.ValidFrom) })
+		slices.SortStableFunc(in, func(a, b entry) int { return b.unit.ValidFrom.Compare(a.unit.ValidFrom) })
 		seen := map[string]bool{}
-		in = slices.DeleteFunc(in, func(u Unit) bool {
-			if seen[u.Code] {
+		in = slices.DeleteFunc(in, func(e entry) bool {
+			if seen[e.unit.Code] {
 				return true
 			}
-			seen[u.Code] = true
+			seen[e.unit.Code] = true
 			return false
 		})
-		tl.periods[p] = NewIndex(in)
+		tl.periods[p] = indexOf(in)
 	}
 	return tl
 }

@@ -206,43 +206,57 @@ func rank(level string) int {
 // NewIndex prepares units for queries. Units without a boundary are kept for
 // Get and Province but never located.
 func NewIndex(us []Unit) *Index {
-	ix := &Index{byCode: make(map[string]int, len(us)), grid: make(map[[2]int32][]int32)}
-	for _, u := range us {
-		e := entry{unit: u, rank: rank(u.Level), box: emptyBBox()}
-		if u.Boundary != nil {
-			stride := u.Boundary.Stride()
-			for i := 0; i < u.Boundary.NumPolygons(); i++ {
-				p := u.Boundary.Polygon(i)
-				pg := polygon{box: emptyBBox()}
-				for j := 0; j < p.NumLinearRings(); j++ {
-					r := ring{box: emptyBBox()}
-					fc := p.LinearRing(j).FlatCoords()
-					r.xy = make([]float64, 0, len(fc)/stride*2)
-					for k := 0; k+1 < len(fc); k += stride {
-						r.xy = append(r.xy, fc[k], fc[k+1])
-						r.box.extend(fc[k], fc[k+1])
-					}
-					if len(r.xy) < 6 {
-						continue
-					}
-					r.index()
-					if j == 0 {
-						pg.box = r.box
-						e.area += math.Abs(r.signedArea())
-					} else {
-						e.area -= math.Abs(r.signedArea())
-					}
-					pg.rings = append(pg.rings, r)
-				}
-				if len(pg.rings) > 0 {
-					e.polys = append(e.polys, pg)
-					e.box.extend(pg.box[0], pg.box[1])
-					e.box.extend(pg.box[2], pg.box[3])
-				}
-			}
-		}
-		ix.entries = append(ix.entries, e)
+	es := make([]entry, len(us))
+	for i, u := range us {
+		es[i] = newEntry(u)
 	}
+	return indexOf(es)
+}
+
+// newEntry prepares one unit: its rings copied flat and indexed. An entry's
+// rings are never written after, so indexes may share them (NewTimeline
+// builds each version's once for every period it is valid in).
+func newEntry(u Unit) entry {
+	e := entry{unit: u, rank: rank(u.Level), box: emptyBBox()}
+	if u.Boundary == nil {
+		return e
+	}
+	stride := u.Boundary.Stride()
+	for i := 0; i < u.Boundary.NumPolygons(); i++ {
+		p := u.Boundary.Polygon(i)
+		pg := polygon{box: emptyBBox()}
+		for j := 0; j < p.NumLinearRings(); j++ {
+			r := ring{box: emptyBBox()}
+			fc := p.LinearRing(j).FlatCoords()
+			r.xy = make([]float64, 0, len(fc)/stride*2)
+			for k := 0; k+1 < len(fc); k += stride {
+				r.xy = append(r.xy, fc[k], fc[k+1])
+				r.box.extend(fc[k], fc[k+1])
+			}
+			if len(r.xy) < 6 {
+				continue
+			}
+			r.index()
+			if j == 0 {
+				pg.box = r.box
+				e.area += math.Abs(r.signedArea())
+			} else {
+				e.area -= math.Abs(r.signedArea())
+			}
+			pg.rings = append(pg.rings, r)
+		}
+		if len(pg.rings) > 0 {
+			e.polys = append(e.polys, pg)
+			e.box.extend(pg.box[0], pg.box[1])
+			e.box.extend(pg.box[2], pg.box[3])
+		}
+	}
+	return e
+}
+
+// indexOf orders the prepared entries es (which it keeps) and grids them.
+func indexOf(es []entry) *Index {
+	ix := &Index{entries: es, byCode: make(map[string]int, len(es)), grid: make(map[[2]int32][]int32)}
 	// Within a level the smaller unit first: where two units of a level
 	// overlap (a commune imported inside a ward that was not redrawn, or two
 	// maps generalised differently along a border), a point goes to the more

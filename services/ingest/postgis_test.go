@@ -86,4 +86,62 @@ func TestPostGISCatalog(t *testing.T) {
 	if r := postTo(t, hs.URL, "air", "tok-disabled", "", arr(t, air("p3", hoanKiem))); r.code != 401 {
 		t.Errorf("disabled source: got HTTP %d; want 401", r.code)
 	}
+
+	// A source added while the units stay as they were (the refresh keeps
+	// its map and reads the sources), then a new commune inside Hoàn Kiếm
+	// (the refresh sees admin_unit changed and reads the map again).
+	h := sha256.Sum256([]byte("tok-new"))
+	if _, err := pool.Exec(ctx, `INSERT INTO source (id, unit_code, token_sha256) VALUES ('new', '01', $1)`, h[:]); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := postTo(t, hs.URL, "air", "tok-new", "", arr(t, air("p4", hoanKiem))); r.code != 202 || r.resp.Results[0].Unit != "00070" {
+		t.Fatalf("a source added since: got HTTP %d %s; want p4 accepted in 00070", r.code, r.raw)
+	}
+	if _, err := pool.Exec(ctx, `INSERT INTO admin_unit (code, level, parent_code, name_vi, boundary, valid_from)
+		VALUES ('T1', 'commune', '01', 'Thử', ST_Multi(ST_Buffer(ST_SetSRID(ST_MakePoint($1, $2), 4326), 0.001)), '2025-07-01')`,
+		hoanKiem[0], hoanKiem[1]); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.Refresh(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if r := postTo(t, hs.URL, "air", "tok-new", "", arr(t, air("p5", hoanKiem))); r.code != 202 || r.resp.Results[0].Unit != "T1" {
+		t.Fatalf("a commune imported since: got HTTP %d %s; want p5 accepted in T1", r.code, r.raw)
+	}
+}
+
+// TestUnitVersionsSignature: the signature of admin_unit stays while
+// nothing changes and changes when a version is added or closed.
+func TestUnitVersionsSignature(t *testing.T) {
+	db := testenv.PostGISWithUnits(t)
+	ctx := context.Background()
+	sig := func() schema.UnitsSignature {
+		t.Helper()
+		s, err := schema.UnitVersionsSignature(ctx, db.Pool)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return s
+	}
+	first := sig()
+	if again := sig(); again != first || first.Versions == 0 {
+		t.Fatalf("signature %+v then %+v; want equal, of the seeded units", first, again)
+	}
+	if _, err := db.Pool.Exec(ctx, `UPDATE admin_unit SET valid_to = '2026-01-01' WHERE code = '00070' AND valid_to IS NULL`); err != nil {
+		t.Fatal(err)
+	}
+	closed := sig()
+	if closed == first {
+		t.Fatal("closing a version left the signature as it was")
+	}
+	if _, err := db.Pool.Exec(ctx, `INSERT INTO admin_unit (code, level, parent_code, name_vi, boundary, valid_from)
+		SELECT code, level, parent_code, name_vi, boundary, '2026-01-01' FROM admin_unit WHERE code = '00070'`); err != nil {
+		t.Fatal(err)
+	}
+	if added := sig(); added == closed {
+		t.Fatal("adding a version left the signature as it was")
+	}
 }

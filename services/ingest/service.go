@@ -154,6 +154,9 @@ type catalog struct {
 	tl      *units.Timeline // every version, for the map valid at an item's time
 	mapped  map[*units.Index]bool
 	sources map[[32]byte]Source
+	// unitsSig is the signature of admin_unit the timeline was built from
+	// (schema.UnitVersionsSignature); zero when built from Deps.Units.
+	unitsSig schema.UnitsSignature
 }
 
 // indexAt is the index an item of time t is resolved on: the units valid at
@@ -238,11 +241,23 @@ func New(cfg Config, d Deps) (*Service, error) {
 }
 
 func (s *Service) setCatalog(us []units.Unit, srcs []Source) {
+	s.storeCatalog(newUnitsCatalog(us, schema.UnitsSignature{}), srcs)
+}
+
+// newUnitsCatalog is a catalogue of the unit versions us (signature sig),
+// without sources.
+func newUnitsCatalog(us []units.Unit, sig schema.UnitsSignature) *catalog {
 	tl := units.NewTimeline(us)
-	c := &catalog{ix: tl.Current(), tl: tl, mapped: map[*units.Index]bool{}, sources: make(map[[32]byte]Source, len(srcs))}
+	c := &catalog{ix: tl.Current(), tl: tl, mapped: map[*units.Index]bool{}, unitsSig: sig}
 	for _, ix := range tl.Periods() {
 		c.mapped[ix] = len(ix.Codes(units.LevelProvince)) > 0
 	}
+	return c
+}
+
+// storeCatalog makes the units of u, with the sources srcs, the catalogue.
+func (s *Service) storeCatalog(u *catalog, srcs []Source) {
+	c := &catalog{ix: u.ix, tl: u.tl, mapped: u.mapped, unitsSig: u.unitsSig, sources: make(map[[32]byte]Source, len(srcs))}
 	for _, src := range srcs {
 		c.sources[src.TokenSHA256] = src
 	}
@@ -254,9 +269,21 @@ func (s *Service) Refresh(ctx context.Context) error {
 	if s.pool == nil {
 		return nil
 	}
-	us, err := schema.LoadUnitVersions(ctx, s.pool)
+	// The units are read and indexed again only when admin_unit changed:
+	// every version's boundary, every RefreshEvery, is megabytes to read and
+	// index for a map that changes a few times a year.
+	sig, err := schema.UnitVersionsSignature(ctx, s.pool)
 	if err != nil {
 		return fmt.Errorf("refreshing units: %w", err)
+	}
+	u := s.cat.Load()
+	if u == nil || u.unitsSig != sig {
+		us, err := schema.LoadUnitVersions(ctx, s.pool)
+		if err != nil {
+			return fmt.Errorf("refreshing units: %w", err)
+		}
+		u = newUnitsCatalog(us, sig)
+		s.log.Debug("units read again", "versions", len(us))
 	}
 	rows, err := schema.LoadSources(ctx, s.pool)
 	if err != nil {
@@ -272,8 +299,8 @@ func (s *Service) Refresh(ctx context.Context) error {
 		copy(src.TokenSHA256[:], r.TokenSHA256)
 		srcs = append(srcs, src)
 	}
-	s.setCatalog(us, srcs)
-	s.log.Debug("catalog refreshed", "units", len(us), "sources", len(srcs))
+	s.storeCatalog(u, srcs)
+	s.log.Debug("catalog refreshed", "sources", len(srcs))
 	return nil
 }
 
