@@ -46,6 +46,7 @@ func runUnitsImport(ctx context.Context, args []string, stdout, stderr io.Writer
 	validFrom := fs.String("valid-from", "", "date the boundaries take effect (RFC 3339 or YYYY-MM-DD); empty means 2025-07-01")
 	viaHub := fs.String("via-hub", "", "URL of a running hub: upload the files to its POST /v1/admin/units/imports and follow the progress instead of writing the database")
 	token := fs.String("token", "", "with --via-hub, the key of an admin of every province")
+	replace := fs.Bool("replace", false, "the FILE (one only) is the whole administrative map from --valid-from on: retire the current provinces, districts and communes it does not hold (a merger, a reform)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "usage: iochub units import [flags] FILE...\n\nImports GeoJSON FeatureCollections whose features carry properties code, name, nameEn.\n\n")
 		fs.PrintDefaults()
@@ -60,6 +61,9 @@ func runUnitsImport(ctx context.Context, args []string, stdout, stderr io.Writer
 		fs.Usage()
 		return errUsage
 	}
+	if *replace && fs.NArg() != 1 {
+		return errors.New("--replace takes one FILE, the whole map: each file would retire the units of the others")
+	}
 	if *viaHub != "" {
 		if *level != "" || *parent != "" {
 			return errors.New("--level and --parent are not available with --via-hub; the hub derives both")
@@ -69,12 +73,12 @@ func runUnitsImport(ctx context.Context, args []string, stdout, stderr io.Writer
 				return fmt.Errorf("--valid-from: %w", err)
 			}
 		}
-		return importViaHub(ctx, *viaHub, *token, *validFrom, fs.Args(), stdout, stderr)
+		return importViaHub(ctx, *viaHub, *token, *validFrom, *replace, fs.Args(), stdout, stderr)
 	}
 	if cfg.DatabaseURL == "" {
 		return errors.New("--database-url (or IOCHUB_DATABASE_URL) is required")
 	}
-	opts := schema.ImportOptions{Level: *level, Parent: *parent}
+	opts := schema.ImportOptions{Level: *level, Parent: *parent, Replace: *replace}
 	if *validFrom != "" {
 		t, err := parseDate(*validFrom)
 		if err != nil {
@@ -102,7 +106,7 @@ func runUnitsImport(ctx context.Context, args []string, stdout, stderr io.Writer
 			return fmt.Errorf("importing %s: %w", name, err)
 		}
 		fmt.Fprintf(stderr, "\n")
-		fmt.Fprintf(stdout, "%s: %d read, %d new, %d unchanged, %d closed\n", name, res.Read, res.Inserted, res.Unchanged, res.Closed)
+		fmt.Fprintf(stdout, "%s: %d read, %d new, %d unchanged, %d closed, %d retired\n", name, res.Read, res.Inserted, res.Unchanged, res.Closed, res.Retired)
 		for _, r := range res.Repaired {
 			fmt.Fprintf(stdout, "  repaired invalid geometry of %s\n", r)
 		}

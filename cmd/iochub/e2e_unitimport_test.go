@@ -101,6 +101,9 @@ func TestUnitsImportThroughHub(t *testing.T) {
 		t.Fatalf("units import --via-hub: %v\n%s\n%s", err, out, errOut)
 	}
 	waitRows(t, db, `SELECT count(*) FROM admin_unit WHERE code = '99904' AND valid_to IS NULL`, 1)
+	if _, _, err := runCLI(t, "units", "import", "--via-hub", h.url, "--token", devToken, "--replace", file, file); err == nil || !strings.Contains(err.Error(), "one FILE") {
+		t.Errorf("units import --replace of two files: %v; want refused (each would retire the other's units)", err)
+	}
 	if _, _, err := runCLI(t, "units", "import", "--via-hub", h.url, "--token", admin01Tok, file); err == nil || !strings.Contains(err.Error(), "403") {
 		t.Errorf("units import --via-hub as an admin of 01: %v; want 403", err)
 	}

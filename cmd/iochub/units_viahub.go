@@ -19,7 +19,7 @@ const viaHubPoll = 500 * time.Millisecond
 
 // importViaHub uploads each file to a running hub's
 // POST /v1/admin/units/imports and follows its progress until it ends.
-func importViaHub(ctx context.Context, hub, token, validFrom string, files []string, stdout, stderr io.Writer) error {
+func importViaHub(ctx context.Context, hub, token, validFrom string, replace bool, files []string, stdout, stderr io.Writer) error {
 	base, err := url.Parse(strings.TrimRight(hub, "/"))
 	if err != nil || (base.Scheme != "http" && base.Scheme != "https") || base.Host == "" {
 		return fmt.Errorf("--via-hub %q: want the hub's http(s):// URL", hub)
@@ -28,23 +28,28 @@ func importViaHub(ctx context.Context, hub, token, validFrom string, files []str
 		return fmt.Errorf("--token (or IOCHUB_TOKEN) is required with --via-hub: the key of an admin of every province")
 	}
 	for _, name := range files {
-		if err := importFileViaHub(ctx, base, token, validFrom, name, stdout, stderr); err != nil {
+		if err := importFileViaHub(ctx, base, token, validFrom, replace, name, stdout, stderr); err != nil {
 			return fmt.Errorf("importing %s through %s: %w", name, base.Redacted(), err)
 		}
 	}
 	return nil
 }
 
-func importFileViaHub(ctx context.Context, base *url.URL, token, validFrom, name string, stdout, stderr io.Writer) error {
+func importFileViaHub(ctx context.Context, base *url.URL, token, validFrom string, replace bool, name string, stdout, stderr io.Writer) error {
 	f, err := os.Open(name) //nolint:gosec // G304: uploading the file the operator names is the command's purpose
 	if err != nil {
 		return err
 	}
 	defer func() { _ = f.Close() }() // only read
 	u := base.JoinPath("/v1/admin/units/imports")
+	q := url.Values{}
 	if validFrom != "" {
-		u.RawQuery = url.Values{"valid_from": {validFrom}}.Encode()
+		q.Set("valid_from", validFrom)
 	}
+	if replace {
+		q.Set("replace", "true")
+	}
+	u.RawQuery = q.Encode()
 	req, err := http.NewRequestWithContext(ctx, http.MethodPost, u.String(), f)
 	if err != nil {
 		return err
@@ -73,7 +78,7 @@ func importFileViaHub(ctx context.Context, base *url.URL, token, validFrom, name
 		switch rec.State {
 		case natsx.ImportDone:
 			fmt.Fprintf(stderr, "\n")
-			fmt.Fprintf(stdout, "%s: %d read, %d new, %d unchanged, %d closed (import %s)\n", name, rec.Read, rec.Written, rec.Unchanged, rec.Closed, rec.ID)
+			fmt.Fprintf(stdout, "%s: %d read, %d new, %d unchanged, %d closed, %d retired (import %s)\n", name, rec.Read, rec.Written, rec.Unchanged, rec.Closed, rec.Retired, rec.ID)
 			return nil
 		case natsx.ImportFailed:
 			fmt.Fprintf(stderr, "\n")

@@ -35,10 +35,14 @@ type UnitImport struct {
 	Bytes int64 `json:"bytes"`
 	// Read is the number of features read so far; Written the number of
 	// new versions stored (new or changed units), Unchanged those left alone.
-	Read      int       `json:"read"`
-	Written   int       `json:"written"`
-	Unchanged int       `json:"unchanged"`
-	Closed    int       `json:"closed"`
+	Read      int `json:"read"`
+	Written   int `json:"written"`
+	Unchanged int `json:"unchanged"`
+	Closed    int `json:"closed"`
+	// Replace says the file is the whole map (schema.ImportOptions.Replace);
+	// Retired counts the current units it retired for not holding them.
+	Replace   bool      `json:"replace,omitempty"`
+	Retired   int       `json:"retired"`
 	Error     string    `json:"error,omitempty"`
 	Actor     string    `json:"actor,omitempty"`
 	UpdatedAt time.Time `json:"updatedAt"`

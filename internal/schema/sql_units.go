@@ -118,6 +118,33 @@ FROM unit_stage s
 WHERE (s.level = 'commune') = $2 AND NOT s.unchanged
 ORDER BY idx`
 
+// retirable are the levels a Replace import retires: the administrative
+// map's. The national unit and custom groups are not the map's to retire.
+const retirable = `('province', 'district', 'commune')`
+
+// sqlUnitRetireTooOld finds a current unit a Replace import would retire
+// whose version starts at or after the import's valid_from ($1); $2 is the
+// phase, as in the versioning statements.
+const sqlUnitRetireTooOld = `
+SELECT a.code, a.valid_from FROM admin_unit a
+WHERE a.valid_to IS NULL AND a.level IN ` + retirable + ` AND (a.level = 'commune') = $2 AND a.valid_from >= $1
+  AND NOT EXISTS (SELECT FROM unit_stage s WHERE s.code = a.code)
+ORDER BY a.code LIMIT 1`
+
+// sqlUnitRetire closes, at $1, the current administrative units of the
+// phase $2 not in the file.
+const sqlUnitRetire = `
+UPDATE admin_unit a SET valid_to = $1
+WHERE a.valid_to IS NULL AND a.level IN ` + retirable + ` AND (a.level = 'commune') = $2
+  AND NOT EXISTS (SELECT FROM unit_stage s WHERE s.code = a.code)`
+
+// sqlUnitOrphan finds a current unit whose parent has no current version.
+const sqlUnitOrphan = `
+SELECT a.code, a.level, a.parent_code FROM admin_unit a
+WHERE a.valid_to IS NULL AND a.parent_code IS NOT NULL
+  AND NOT EXISTS (SELECT FROM admin_unit p WHERE p.code = a.parent_code AND p.valid_to IS NULL)
+ORDER BY a.code LIMIT 1`
+
 // sqlUnitCountUnchanged counts staged units identical to their current version.
 const sqlUnitCountUnchanged = `SELECT count(*) FROM unit_stage WHERE unchanged`
 

@@ -32,6 +32,12 @@ type ImportOptions struct {
 	// Progress, if set, is called as features are read with the number read
 	// so far and total -1, then once more with done = total when all are read.
 	Progress func(done, total int)
+	// Replace says the file is the whole administrative map from ValidFrom
+	// on: the current provinces, districts and communes it does not hold
+	// are retired (closed at ValidFrom), as a merger or a reform retires the
+	// units it merges away. The import is refused when a unit left current
+	// (a custom group, a unit of the file) would have a retired parent.
+	Replace bool
 }
 
 // MaxUnitsValidFromAhead is how far ahead of the clock an import may start
@@ -52,6 +58,9 @@ type ImportResult struct {
 	Unchanged int
 	// Closed is the number of current versions closed by a change.
 	Closed int
+	// Retired is the number of current units closed because a Replace
+	// file does not hold them.
+	Retired int
 	// Repaired lists the codes whose invalid boundary ST_MakeValid repaired.
 	Repaired []string
 }
@@ -129,9 +138,16 @@ func ImportUnitsTx(ctx context.Context, tx pgx.Tx, r io.Reader, opts ImportOptio
 	if _, err := tx.Exec(ctx, sqlUnitStageProvinceParent); err != nil {
 		return res, fmt.Errorf("importing units: linking provinces to the national unit: %w", err)
 	}
-	// Units above communes first, so communes find their current province.
+	// Units above communes first, so communes find their current province;
+	// a Replace file retires the provinces and districts it does not hold
+	// before, so that they are not found.
 	if err := unitVersion(ctx, tx, opts.ValidFrom, false, &res); err != nil {
 		return res, fmt.Errorf("importing units: %w", err)
+	}
+	if opts.Replace {
+		if err := unitRetire(ctx, tx, opts.ValidFrom, false, &res); err != nil {
+			return res, fmt.Errorf("importing units: %w", err)
+		}
 	}
 	var idx int
 	var code, parent string
@@ -154,6 +170,14 @@ func ImportUnitsTx(ctx context.Context, tx pgx.Tx, r io.Reader, opts ImportOptio
 	}
 	if err := unitVersion(ctx, tx, opts.ValidFrom, true, &res); err != nil {
 		return res, fmt.Errorf("importing units: %w", err)
+	}
+	if opts.Replace {
+		if err := unitRetire(ctx, tx, opts.ValidFrom, true, &res); err != nil {
+			return res, fmt.Errorf("importing units: %w", err)
+		}
+		if err := unitOrphans(ctx, tx); err != nil {
+			return res, fmt.Errorf("importing units: %w", err)
+		}
 	}
 	if err := tx.QueryRow(ctx, sqlUnitCountUnchanged).Scan(&res.Unchanged); err != nil {
 		return res, fmt.Errorf("importing units: counting unchanged units: %w", err)
@@ -224,6 +248,40 @@ func unitVersion(ctx context.Context, tx pgx.Tx, validFrom time.Time, communes b
 		return fmt.Errorf("inserting units: %w", err)
 	}
 	res.Inserted += int(tag.RowsAffected())
+	return nil
+}
+
+// unitRetire retires the current administrative units of a Replace file's
+// phase (communes, or the levels above) that the file does not hold.
+func unitRetire(ctx context.Context, tx pgx.Tx, validFrom time.Time, communes bool, res *ImportResult) error {
+	var code string
+	var from time.Time
+	switch err := tx.QueryRow(ctx, sqlUnitRetireTooOld, validFrom, communes).Scan(&code, &from); {
+	case err == nil:
+		return fmt.Errorf("unit %s, not in the file, would be retired at %s, but its current version is valid from %s: %w",
+			code, validFrom.Format(time.RFC3339), from.Format(time.RFC3339), ErrUnitVersion)
+	case !errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("checking the units to retire: %w", err)
+	}
+	tag, err := tx.Exec(ctx, sqlUnitRetire, validFrom, communes)
+	if err != nil {
+		return fmt.Errorf("retiring the units not in the file: %w", err)
+	}
+	res.Retired += int(tag.RowsAffected())
+	return nil
+}
+
+// unitOrphans refuses a Replace import that leaves a current unit (a custom
+// group, or one of the file whose parent was given) under a retired parent.
+func unitOrphans(ctx context.Context, tx pgx.Tx) error {
+	var code, level, parent string
+	switch err := tx.QueryRow(ctx, sqlUnitOrphan).Scan(&code, &level, &parent); {
+	case err == nil:
+		return fmt.Errorf("the %s %s stays current, but its parent %s is not in the file and would be retired; put %s in the file (or change its parent first): %w",
+			level, code, parent, parent, units.ErrInvalidUnits)
+	case !errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("checking parents after retiring: %w", err)
+	}
 	return nil
 }
 

@@ -345,3 +345,57 @@ func TestImportUnitsVersionsStayApart(t *testing.T) {
 		t.Errorf("%d pairs of overlapping versions; want none", got)
 	}
 }
+
+// TestImportUnitsReplaceRetires: provinces 90 and 91 merge into 92 from
+// 2026-01-01; the whole map of that day, imported with Replace, retires 90
+// and 91 and their commune 91002 that merged away, and moves 90001 and
+// 91001 to 92 (found by their boundaries among the current provinces, of
+// which 90 and 91 no longer are). A file that would leave a unit under a
+// retired parent is refused whole; without Replace nothing is retired.
+func TestImportUnitsReplaceRetires(t *testing.T) {
+	db := testenv.PostGIS(t)
+	start := time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC)
+	merged := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	before := collection(
+		feature("90", "Tỉnh 90", polygon(square(105.0, 21.0, 0.1))),
+		feature("91", "Tỉnh 91", polygon(square(105.2, 21.0, 0.1))),
+		feature("90001", "Xã 90001", polygon(square(105.0, 21.0, 0.01))),
+		feature("91001", "Xã 91001", polygon(square(105.2, 21.0, 0.01))),
+		feature("91002", "Xã 91002", polygon(square(105.25, 21.05, 0.01))))
+	if _, err := importString(t, db.Pool, before, schema.ImportOptions{ValidFrom: start}); err != nil {
+		t.Fatal(err)
+	}
+	after := collection(
+		feature("92", "Tỉnh 92", polygon(`[[[104.85,20.85],[105.35,20.85],[105.35,21.15],[104.85,21.15],[104.85,20.85]]]`)),
+		feature("90001", "Xã 90001", polygon(square(105.0, 21.0, 0.01))),
+		feature("91001", "Xã 91001", polygon(square(105.2, 21.0, 0.01))))
+	current := func() string {
+		return scalar[string](t, db.Pool, `SELECT string_agg(code || ':' || coalesce(parent_code, ''), ',' ORDER BY code) FROM admin_unit WHERE valid_to IS NULL`)
+	}
+	// Without Replace the merged-away units stay.
+	if _, err := importString(t, db.Pool, collection(feature("93", "Tỉnh 93", polygon(square(107.0, 21.0, 0.1)))), schema.ImportOptions{ValidFrom: start}); err != nil {
+		t.Fatal(err)
+	}
+	// A whole map that leaves province 93's commune (given its parent) under a retired 93: refused, nothing changed.
+	orphan := strings.TrimSuffix(after, "]}") + "," + feature("93001", "Xã 93001", polygon(square(107.0, 21.0, 0.01))) + "]}"
+	_, err := importString(t, db.Pool, orphan, schema.ImportOptions{ValidFrom: merged, Replace: true, Parent: ""})
+	if err == nil {
+		t.Fatal("a whole map retiring 93 while its commune 93001 stays: no error")
+	}
+	if got, want := current(), "90:,90001:90,91:,91001:91,91002:91,93:"; got != want {
+		t.Fatalf("current units after a refused replace: %s; want %s", got, want)
+	}
+	res, err := importString(t, db.Pool, after, schema.ImportOptions{ValidFrom: merged, Replace: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Retired != 4 {
+		t.Errorf("retired %d units; want 4 (90, 91, 93, 91002)", res.Retired)
+	}
+	if got, want := current(), "90001:92,91001:92,92:"; got != want {
+		t.Errorf("current units after the merger: %s; want %s", got, want)
+	}
+	if got := scalar[string](t, db.Pool, `SELECT string_agg(code, ',' ORDER BY code) FROM admin_unit WHERE valid_to = $1`, merged); got != "90,90001,91,91001,91002,93" {
+		t.Errorf("versions closed at the merger: %s", got)
+	}
+}

@@ -33,6 +33,8 @@ type UnitImportPayload struct {
 	Object string `json:"object"`
 	// ValidFrom starts the imported versions; zero means schema.DefaultUnitsValidFrom.
 	ValidFrom time.Time `json:"validFrom"`
+	// Replace: the file is the whole map (schema.ImportOptions.Replace).
+	Replace bool `json:"replace,omitempty"`
 }
 
 // importProgressEvery bounds how often the progress record is rewritten
@@ -56,7 +58,7 @@ func UnitImportAction(js jetstream.JetStream, log *slog.Logger) ActionHandler {
 		if err != nil {
 			return nil, fmt.Errorf("opening bucket %s: %w", natsx.BucketUnitImports, err)
 		}
-		rec := natsx.UnitImport{ID: a.GetTarget(), State: natsx.ImportRunning, ValidFrom: p.ValidFrom, Actor: a.GetActor()}
+		rec := natsx.UnitImport{ID: a.GetTarget(), State: natsx.ImportRunning, ValidFrom: p.ValidFrom, Replace: p.Replace, Actor: a.GetActor()}
 		if e, err := kv.Get(ctx, a.GetTarget()); err == nil {
 			_ = json.Unmarshal(e.Value(), &rec)
 			rec.State, rec.Error = natsx.ImportRunning, ""
@@ -103,7 +105,7 @@ func UnitImportAction(js jetstream.JetStream, log *slog.Logger) ActionHandler {
 		defer func() { _ = obj.Close() }()
 		put(rec)
 		last := time.Now()
-		opts := schema.ImportOptions{ValidFrom: p.ValidFrom, Progress: func(done, _ int) {
+		opts := schema.ImportOptions{ValidFrom: p.ValidFrom, Replace: p.Replace, Progress: func(done, _ int) {
 			rec.Read = done
 			if time.Since(last) >= importProgressEvery {
 				last = time.Now()
@@ -133,10 +135,10 @@ func UnitImportAction(js jetstream.JetStream, log *slog.Logger) ActionHandler {
 		if err := sp.Commit(ctx); err != nil {
 			return nil, fmt.Errorf("importing map %s: releasing savepoint: %w", a.GetTarget(), err)
 		}
-		rec.State, rec.Read, rec.Written, rec.Unchanged, rec.Closed = natsx.ImportDone, res.Read, res.Inserted, res.Unchanged, res.Closed
+		rec.State, rec.Read, rec.Written, rec.Unchanged, rec.Closed, rec.Retired = natsx.ImportDone, res.Read, res.Inserted, res.Unchanged, res.Closed, res.Retired
 		done := rec
 		AfterCommit(ctx, func() { put(done); drop() })
-		log.Info("map imported", "import", a.GetTarget(), "read", res.Read, "written", res.Inserted, "closed", res.Closed)
+		log.Info("map imported", "import", a.GetTarget(), "read", res.Read, "written", res.Inserted, "closed", res.Closed, "retired", res.Retired)
 		return nil, nil
 	}
 }

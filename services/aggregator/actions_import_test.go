@@ -103,4 +103,31 @@ func TestUnitImportAction(t *testing.T) {
 	if r := record("imp-bad"); !strings.Contains(r.Error, "features[0]") {
 		t.Errorf("reason %q does not name features[0]", r.Error)
 	}
+
+	// The whole map again without ward 00004 (merged away), as a replace: 00004 is retired, the rest stays.
+	var whole string
+	if err := db.Pool.QueryRow(ctx, `SELECT json_build_object('type', 'FeatureCollection', 'features', json_agg(json_build_object(
+			'type', 'Feature', 'properties', json_build_object('code', code, 'name', name_vi, 'nameEn', name_en),
+			'geometry', ST_AsGeoJSON(boundary)::json) ORDER BY code))::text
+		FROM admin_unit WHERE valid_to IS NULL AND level IN ('province', 'commune') AND code <> '00004'`).Scan(&whole); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := obs.PutString(ctx, "imp-whole", whole); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := json.Marshal(UnitImportPayload{Object: "imp-whole", ValidFrom: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC), Replace: true})
+	replace := &iocv1.Action{Id: "act-imp-whole", Type: ActionUnitImport, Actor: "admin", Province: "VN", TargetKind: "unit",
+		Target: "imp-whole", At: timestamppb.Now(), Payload: p}
+	if _, applied, err := acts.Apply(ctx, replace); err != nil || !applied {
+		t.Fatalf("replace: applied %v, %v", applied, err)
+	}
+	if r := record("imp-whole"); r.State != natsx.ImportDone || r.Retired != 1 || !r.Replace {
+		t.Errorf("replace record %+v; want done, replace, 1 retired", r)
+	}
+	if c := count(`SELECT count(*) FROM admin_unit WHERE code = '00004' AND valid_to IS NULL`); c != 0 {
+		t.Error("ward 00004, not in the whole map, is still current")
+	}
+	if c := count(`SELECT count(*) FROM admin_unit WHERE code IN ('00070', '01', '99901') AND valid_to IS NULL`); c != 3 {
+		t.Errorf("%d of 00070, 01, 99901 current after the replace; want 3", c)
+	}
 }

@@ -56,7 +56,7 @@ func (o *operator) importAdmin(w http.ResponseWriter, r *http.Request) (auth.Pri
 	return who, true
 }
 
-// servePostImport is POST /v1/admin/units/imports[?valid_from=DATE]: the body,
+// servePostImport is POST /v1/admin/units/imports[?valid_from=DATE][&replace=true]: the body,
 // a GeoJSON FeatureCollection of at most 256 MiB, is streamed to the object
 // store, and the import is queued; the answer is 202 with the import id and
 // Location /v1/admin/units/imports/{id}. A retry with the same
@@ -79,6 +79,15 @@ func (o *operator) servePostImport(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		validFrom = t
+	}
+	var replace bool
+	switch v := r.URL.Query().Get("replace"); v {
+	case "", "false":
+	case "true":
+		replace = true // the file is the whole map: the units it does not hold are retired
+	default:
+		writeProblem(w, r, http.StatusBadRequest, fmt.Sprintf("replace: %q; want true or false", truncate(v, 16)))
+		return
 	}
 	if ct := r.Header.Get("Content-Type"); ct != "" && !strings.HasPrefix(ct, "application/geo+json") && !strings.HasPrefix(ct, "application/json") {
 		writeProblem(w, r, http.StatusUnsupportedMediaType, fmt.Sprintf("Content-Type %q: send application/geo+json", ct))
@@ -128,14 +137,14 @@ func (o *operator) servePostImport(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := o.cfg.Now()
-	rec, _ := json.Marshal(natsx.UnitImport{ID: id, State: natsx.ImportQueued, ValidFrom: validFrom, Bytes: int64(info.Size),
+	rec, _ := json.Marshal(natsx.UnitImport{ID: id, State: natsx.ImportQueued, ValidFrom: validFrom, Replace: replace, Bytes: int64(info.Size),
 		Actor: actor, UpdatedAt: now.UTC()})
 	if _, err := kv.Put(ctx, id, rec); err != nil {
 		o.g.log.Error("writing import progress failed", "import", id, "err", err)
 		writeProblem(w, r, http.StatusServiceUnavailable, "the import could not be queued; retry with the same Idempotency-Key")
 		return
 	}
-	payload, _ := json.Marshal(map[string]any{"object": id, "validFrom": validFrom})
+	payload, _ := json.Marshal(map[string]any{"object": id, "validFrom": validFrom, "replace": replace})
 	act := &iocv1.Action{Id: actionID, Type: actionTypeUnitImport, Actor: actor, Province: nationalCode,
 		TargetKind: targetKindUnit, Target: id, At: timestamppb.New(now), Payload: payload}
 	if err := o.publish(ctx, act); err != nil {
