@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/iochub/iochub/internal/natsx"
@@ -56,8 +57,7 @@ type nodePorts struct{ client, cluster, leaf int }
 // names and route count are hub.conf's own.
 func hubNodeOptions(t *testing.T, name, storeDir string, own nodePorts, clusterPorts []int) *server.Options {
 	t.Helper()
-	t.Setenv("NATS_SERVER_NAME", name)
-	t.Setenv("LEAF_PASSWORD_00070", "s3cret")
+	setHubEnv(t, name)
 	o, err := server.ProcessConfigFile("nats/hub.conf")
 	if err != nil {
 		t.Fatalf("hub.conf: %v", err)
@@ -129,7 +129,7 @@ func TestHubConfCluster(t *testing.T) {
 	for _, n := range nodes {
 		urls = append(urls, n.srv.ClientURL())
 	}
-	nc, err := natsx.Connect(strings.Join(urls, ","), "deploy-test")
+	nc, err := natsx.Connect(strings.Join(urls, ","), "deploy-test", nats.UserInfo(natsx.HubUser, testHubPassword))
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -28,7 +28,8 @@ var composeFiles = []struct {
 	env  []string
 }{
 	{file: "../docker-compose.yml"},
-	{file: "compose/cluster.yml", env: []string{"LEAF_PASSWORD_00070=test-leaf-password"}},
+	{file: "compose/cluster.yml", env: []string{"NATS_HUB_PASSWORD=" + testHubPassword, "NATS_READER_PASSWORD=" + testReaderPassword,
+		"NATS_EDGE_00070_PASSWORD=" + testEdgePassword}},
 }
 
 // loadProject loads file with the compose-spec loader, as docker compose
@@ -456,15 +457,22 @@ func TestComposeCluster(t *testing.T) {
 		if hosts := hostsOf(env["IOCHUB_NATS_URL"]); !slices.Equal(hosts, routes) {
 			t.Errorf("%s: IOCHUB_NATS_URL names %v; want every node %v", role, hosts, routes)
 		}
+		for u := range strings.SplitSeq(env["IOCHUB_NATS_URL"], ",") {
+			if pu, err := url.Parse(u); err != nil || pu.User.Username() != "hub" {
+				t.Errorf("%s: IOCHUB_NATS_URL %q logs in as %v; want hub.conf's user hub", role, u, pu.User)
+			} else if pw, _ := pu.User.Password(); pw != testHubPassword {
+				t.Errorf("%s: IOCHUB_NATS_URL %q: the password is not NATS_HUB_PASSWORD", role, u)
+			}
+		}
 		for _, node := range routes {
 			if s.DependsOn[node].Condition != "service_healthy" {
 				t.Errorf("%s: waits for %s with %q; want service_healthy", role, node, s.DependsOn[node].Condition)
 			}
 		}
 	}
-	// The leaf password has no default: without it compose refuses to start.
-	if _, err := loadProject(file, "compose", nil); err == nil || !strings.Contains(err.Error(), "LEAF_PASSWORD_00070") {
-		t.Errorf("loading without LEAF_PASSWORD_00070: %v; want an error naming it", err)
+	// The NATS passwords have no default: without them compose refuses to start.
+	if _, err := loadProject(file, "compose", nil); err == nil || !strings.Contains(err.Error(), "NATS_") {
+		t.Errorf("loading without the NATS passwords: %v; want an error naming one", err)
 	}
 }
 

@@ -1,63 +1,85 @@
 package deploy
 
 import (
-	"fmt"
-	"strings"
+	"reflect"
+	"slices"
 	"testing"
 
 	"github.com/nats-io/nats-server/v2/server"
+
+	"github.com/iochub/iochub/internal/natsx"
 )
 
-// TestNATSConfigs loads the cluster and leaf-node sketches with nats-server's
-// own config parser: they are not run anywhere yet, but they must at least be
-// configs NATS accepts, with the shape DESIGN.md describes.
+// Passwords of hub.conf's users in the tests (NATS_*_PASSWORD).
+const (
+	testHubPassword    = "test-hub-password"
+	testReaderPassword = "test-reader-password"
+	testEdgePassword   = "test-edge-password"
+)
+
+// setHubEnv sets the environment hub.conf reads, as node name would have it.
+func setHubEnv(t *testing.T, name string) {
+	t.Helper()
+	t.Setenv("NATS_SERVER_NAME", name)
+	t.Setenv("NATS_HUB_PASSWORD", testHubPassword)
+	t.Setenv("NATS_READER_PASSWORD", testReaderPassword)
+	t.Setenv("NATS_EDGE_00070_PASSWORD", testEdgePassword)
+}
+
+// TestNATSConfigs loads hub.conf with nats-server's own config parser: the
+// shape DESIGN.md describes (JetStream domain hub, a named 3-node cluster),
+// and its users are iochub's: hub with every right, reader with
+// natsx.ReaderPermissions, and the edge of 00070 as natsx.EdgeLeafUser
+// makes it (leaf connections only, the hub's sourcing only). Leaf nodes log
+// in as those users (no leafnodes authorization block of its own, which
+// would replace them) and the hub's inner addresses are not advertised.
 func TestNATSConfigs(t *testing.T) {
-	t.Setenv("NATS_SERVER_NAME", "hub-1")
-	t.Setenv("LEAF_PASSWORD_00070", "s3cret")
-	for i := 1; i <= 3; i++ {
-		t.Setenv(fmt.Sprintf("LEAF_HUB_URL_%d", i), fmt.Sprintf("nats-leaf://ioc-00070:s3cret@hub-%d:7422", i))
+	setHubEnv(t, "hub-1")
+	o, err := server.ProcessConfigFile("nats/hub.conf")
+	if err != nil {
+		t.Fatalf("hub.conf: %v", err)
 	}
-	t.Run("hub", func(t *testing.T) {
-		o, err := server.ProcessConfigFile("nats/hub.conf")
-		if err != nil {
-			t.Fatalf("hub.conf: %v", err)
-		}
-		if !o.JetStream || o.JetStreamDomain != "hub" || o.ServerName != "hub-1" {
-			t.Errorf("jetstream %v domain %q server_name %q; want JetStream on, domain hub, name from the env", o.JetStream, o.JetStreamDomain, o.ServerName)
-		}
-		if o.Cluster.Name == "" || len(o.Routes) != 3 {
-			t.Errorf("cluster %q with %d routes; want a named 3-node cluster", o.Cluster.Name, len(o.Routes))
-		}
-		if o.LeafNode.Port == 0 || len(o.LeafNode.Users) == 0 {
-			t.Errorf("leafnodes port %d users %d; want a leaf listener with users", o.LeafNode.Port, len(o.LeafNode.Users))
-		}
-	})
-	t.Run("leaf", func(t *testing.T) {
-		o, err := server.ProcessConfigFile("nats/leaf.conf")
-		if err != nil {
-			t.Fatalf("leaf.conf: %v", err)
-		}
-		if !o.JetStream || o.JetStreamDomain == "" || o.JetStreamDomain == "hub" {
-			t.Errorf("jetstream %v domain %q; want its own domain", o.JetStream, o.JetStreamDomain)
-		}
-		if o.ServerName == "" || strings.Contains(o.ServerName, "$") {
-			t.Errorf("server_name %q; want a fixed name", o.ServerName)
-		}
-		if len(o.LeafNode.Remotes) != 1 || len(o.LeafNode.Remotes[0].URLs) != 3 {
-			t.Fatalf("remotes %v; want one remote with the 3 hub nodes", o.LeafNode.Remotes)
-		}
-		if u := o.LeafNode.Remotes[0].URLs[0]; u.User.Username() != "ioc-00070" {
-			t.Errorf("remote user %q; want ioc-00070, a user of hub.conf", u.User.Username())
-		}
-	})
+	if !o.JetStream || o.JetStreamDomain != "hub" || o.ServerName != "hub-1" {
+		t.Errorf("jetstream %v domain %q server_name %q; want JetStream on, domain hub, name from the env", o.JetStream, o.JetStreamDomain, o.ServerName)
+	}
+	if o.Cluster.Name == "" || len(o.Routes) != 3 {
+		t.Errorf("cluster %q with %d routes; want a named 3-node cluster", o.Cluster.Name, len(o.Routes))
+	}
+	if o.LeafNode.Port == 0 || len(o.LeafNode.Users) != 0 || o.LeafNode.Username != "" || !o.LeafNode.NoAdvertise {
+		t.Errorf("leafnodes port %d, %d users of its own, no_advertise %v; want a listener, the server's users, no_advertise",
+			o.LeafNode.Port, len(o.LeafNode.Users), o.LeafNode.NoAdvertise)
+	}
+	users := map[string]*server.User{}
+	for _, u := range o.Users {
+		users[u.Username] = u
+	}
+	if len(users) != 3 {
+		t.Errorf("users %v; want hub, reader and edge-00070", slices.Collect(func(yield func(string) bool) {
+			for n := range users {
+				if !yield(n) {
+					return
+				}
+			}
+		}))
+	}
+	if u := users[natsx.HubUser]; u == nil || u.Password != testHubPassword || u.Permissions != nil {
+		t.Errorf("user hub %+v; want every right, its password from NATS_HUB_PASSWORD", u)
+	}
+	if u := users[natsx.ReaderUser]; u == nil || u.Password != testReaderPassword || !reflect.DeepEqual(u.Permissions, natsx.ReaderPermissions()) {
+		t.Errorf("user reader %+v; want natsx.ReaderPermissions, its password from NATS_READER_PASSWORD", u)
+	}
+	want := natsx.EdgeLeafUser("edge-00070", testEdgePassword)
+	if u := users[natsx.EdgeUser("00070")]; u == nil || u.Password != testEdgePassword ||
+		!reflect.DeepEqual(u.Permissions, want.Permissions) || !reflect.DeepEqual(u.AllowedConnectionTypes, want.AllowedConnectionTypes) {
+		t.Errorf("user edge-00070 %+v; want natsx.EdgeLeafUser's (leaf connections only, the hub's sourcing only)", u)
+	}
 }
 
 // hubRoutes returns the hosts of hub.conf's cluster routes, in order, as
 // nats-server reads them.
 func hubRoutes(t *testing.T) []string {
 	t.Helper()
-	t.Setenv("NATS_SERVER_NAME", "hub-1")
-	t.Setenv("LEAF_PASSWORD_00070", "s3cret")
+	setHubEnv(t, "hub-1")
 	o, err := server.ProcessConfigFile("nats/hub.conf")
 	if err != nil {
 		t.Fatalf("hub.conf: %v", err)
