@@ -138,10 +138,13 @@ func New(cfg Config, loader Loader, log *slog.Logger) (*Authenticator, error) {
 		a.loaded = true
 	}
 	if cfg.OIDC.Issuer != "" {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		// Discovery is bounded as a whole, besides each request's
+		// OIDCConfig.Timeout: a gateway whose provider does not answer fails
+		// to start, saying so, rather than hanging. The key set drops this
+		// context's deadline (go-oidc keeps only its values), so it lives on.
+		ctx, cancel := context.WithTimeout(context.Background(), discoveryTimeout)
 		defer cancel()
-		// The key set fetches under the context given here: it must outlive New.
-		v, err := newOIDC(oidcContext(ctx), cfg.OIDC, cfg.Now)
+		v, err := newOIDC(ctx, cfg.OIDC, cfg.Now)
 		if err != nil {
 			return nil, fmt.Errorf("configuring authentication: %w", err)
 		}
@@ -150,11 +153,8 @@ func New(cfg Config, loader Loader, log *slog.Logger) (*Authenticator, error) {
 	return a, nil
 }
 
-// oidcContext is a context for go-oidc: discovery is bounded by ctx, while the
-// key set, which keeps the context it is made with, gets one that never ends.
-func oidcContext(ctx context.Context) context.Context {
-	return context.WithoutCancel(ctx)
-}
+// discoveryTimeout bounds New's discovery of an OIDC provider.
+const discoveryTimeout = 30 * time.Second
 
 // DeriveSessionKey derives the session-signing key from the hub's seal key,
 // so one configured secret serves both without one revealing the other.

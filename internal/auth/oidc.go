@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net/http"
 	"strings"
 	"time"
 
@@ -31,7 +32,18 @@ type OIDCConfig struct {
 	// Algorithms are the accepted signing algorithms; empty means RS256 (or,
 	// with discovery, what the provider announces).
 	Algorithms []string
+	// Timeout bounds each request to the provider (discovery, the key set):
+	// a provider that stops answering delays a sign-in by at most this, not
+	// forever. 0 means 10s.
+	Timeout time.Duration
 }
+
+// defaultOIDCTimeout is OIDCConfig.Timeout's default.
+const defaultOIDCTimeout = 10 * time.Second
+
+// maxProviderBody bounds a discovery document or key set read from the
+// provider: go-oidc reads a whole body into memory.
+const maxProviderBody = 1 << 20
 
 // OIDCPrefix starts the principal id of an OIDC subject: "oidc:<sub>".
 const OIDCPrefix = "oidc:"
@@ -54,7 +66,12 @@ func newOIDC(ctx context.Context, cfg OIDCConfig, now func() time.Time) (*oidcVe
 	if cfg.ScopesClaim == "" {
 		cfg.ScopesClaim = "iochub_provinces"
 	}
+	if cfg.Timeout == 0 {
+		cfg.Timeout = defaultOIDCTimeout
+	}
 	oc := &oidc.Config{ClientID: cfg.Audience, SupportedSigningAlgs: cfg.Algorithms, Now: now}
+	// Without a client of its own, go-oidc uses http.DefaultClient, which never times out.
+	ctx = oidc.ClientContext(ctx, providerClient(cfg.Timeout))
 	var v *oidc.IDTokenVerifier
 	if cfg.JWKSURL != "" {
 		v = oidc.NewVerifier(cfg.Issuer, oidc.NewRemoteKeySet(ctx, cfg.JWKSURL), oc)
@@ -66,6 +83,29 @@ func newOIDC(ctx context.Context, cfg OIDCConfig, now func() time.Time) (*oidcVe
 		v = p.Verifier(oc)
 	}
 	return &oidcVerifier{cfg: cfg, verifier: v}, nil
+}
+
+// providerClient is the HTTP client for the identity provider: each request
+// bounded by timeout, each body by maxProviderBody.
+func providerClient(timeout time.Duration) *http.Client {
+	return &http.Client{Timeout: timeout, Transport: capBodies{base: http.DefaultTransport, limit: maxProviderBody}}
+}
+
+// capBodies is a transport whose response bodies fail to read past limit
+// bytes, so a provider (or whatever answers at its URL) cannot make the
+// gateway buffer an endless body.
+type capBodies struct {
+	base  http.RoundTripper
+	limit int64
+}
+
+func (c capBodies) RoundTrip(r *http.Request) (*http.Response, error) {
+	resp, err := c.base.RoundTrip(r)
+	if err != nil {
+		return nil, err
+	}
+	resp.Body = http.MaxBytesReader(nil, resp.Body, c.limit)
+	return resp, nil
 }
 
 // looksLikeJWT reports whether token has the shape of a compact JWS.

@@ -144,3 +144,84 @@ func tamper(raw string) string {
 func b64(s string) string { return base64.RawURLEncoding.EncodeToString([]byte(s)) }
 
 func b64dec(s string) ([]byte, error) { return base64.RawURLEncoding.DecodeString(s) }
+
+// hangingServer answers no request until the test ends.
+func hangingServer(t *testing.T) *httptest.Server {
+	t.Helper()
+	release := make(chan struct{})
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		select {
+		case <-r.Context().Done():
+		case <-release:
+		}
+	}))
+	t.Cleanup(srv.Close)
+	t.Cleanup(func() { close(release) }) // runs first: srv.Close waits for the handlers
+	return srv
+}
+
+// returnsWithin fails the test when f has not returned within limit, and returns its error.
+func returnsWithin(t *testing.T, limit time.Duration, what string, f func() error) error {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- f() }()
+	select {
+	case err := <-done:
+		return err
+	case <-time.After(limit):
+		t.Fatalf("%s still waits after %v", what, limit)
+		return nil
+	}
+}
+
+// TestOIDCProviderThatHangs: a provider that never answers makes New fail
+// (discovery) and a token be refused (the key set) within
+// OIDCConfig.Timeout, not hang the gateway's start or its requests.
+func TestOIDCProviderThatHangs(t *testing.T) {
+	hang := hangingServer(t)
+	cfg := OIDCConfig{Issuer: hang.URL, Audience: "iochub", Timeout: 200 * time.Millisecond}
+	err := returnsWithin(t, 5*time.Second, "New discovering a silent issuer", func() error {
+		_, err := New(Config{OIDC: cfg}, nil, nil)
+		return err
+	})
+	if err == nil || !strings.Contains(err.Error(), "discovering OIDC issuer") {
+		t.Errorf("New with a silent issuer: %v; want a discovery error", err)
+	}
+
+	p := newIDP(t)
+	cfg.JWKSURL = hang.URL + "/jwks"
+	a, err := New(Config{OIDC: cfg}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := p.sign(t, p.key, map[string]any{"iss": hang.URL, "aud": "iochub", "sub": "u-1", "exp": time.Now().Add(time.Hour).Unix()})
+	err = returnsWithin(t, 5*time.Second, "verifying against a silent JWKS", func() error {
+		_, err := a.Token(context.Background(), raw)
+		return err
+	})
+	if !errors.Is(err, ErrInvalidCredentials) {
+		t.Errorf("a token against a silent JWKS: %v; want ErrInvalidCredentials", err)
+	}
+}
+
+// TestOIDCKeySetTooLarge: a key set larger than maxProviderBody is not read,
+// even when it holds the right key.
+func TestOIDCKeySetTooLarge(t *testing.T) {
+	p := newIDP(t)
+	big := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		b, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &p.key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
+		_, _ = w.Write(b)
+		_, _ = w.Write([]byte(strings.Repeat(" ", maxProviderBody))) // still valid JSON
+	}))
+	t.Cleanup(big.Close)
+	issuer := "https://sso.hanoi.gov.vn/realms/ioc"
+	a, err := New(Config{OIDC: OIDCConfig{Issuer: issuer, Audience: "iochub", JWKSURL: big.URL}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := p.sign(t, p.key, map[string]any{"iss": issuer, "aud": "iochub", "sub": "u-1", "exp": time.Now().Add(time.Hour).Unix(),
+		"iochub_role": "viewer", "iochub_provinces": []string{"01"}})
+	if _, err := a.Token(context.Background(), raw); !errors.Is(err, ErrInvalidCredentials) {
+		t.Errorf("a token verified against a key set of %d bytes: %v; want ErrInvalidCredentials", maxProviderBody+400, err)
+	}
+}
