@@ -140,11 +140,10 @@ func New(cfg Config, loader Loader, log *slog.Logger) (*Authenticator, error) {
 	if cfg.OIDC.Issuer != "" {
 		// Discovery is bounded as a whole, besides each request's
 		// OIDCConfig.Timeout: a gateway whose provider does not answer fails
-		// to start, saying so, rather than hanging. The key set drops this
-		// context's deadline (go-oidc keeps only its values), so it lives on.
+		// to start, saying so, rather than hanging.
 		ctx, cancel := context.WithTimeout(context.Background(), discoveryTimeout)
 		defer cancel()
-		v, err := newOIDC(ctx, cfg.OIDC, cfg.Now)
+		v, err := newOIDC(ctx, cfg.OIDC, cfg.Now, log)
 		if err != nil {
 			return nil, fmt.Errorf("configuring authentication: %w", err)
 		}

@@ -5,11 +5,14 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
+	"slices"
 	"strings"
 	"time"
 
 	"github.com/coreos/go-oidc/v3/oidc"
+	"github.com/go-jose/go-jose/v4"
 )
 
 // OIDCConfig lets the gateway accept ID tokens (JWTs) of a province's
@@ -56,7 +59,9 @@ type oidcVerifier struct {
 	verifier *oidc.IDTokenVerifier
 }
 
-func newOIDC(ctx context.Context, cfg OIDCConfig, now func() time.Time) (*oidcVerifier, error) {
+// newOIDC makes the verifier of cfg's tokens; ctx bounds discovery, when
+// cfg.JWKSURL is empty. Keys are fetched as keySet says.
+func newOIDC(ctx context.Context, cfg OIDCConfig, now func() time.Time, log *slog.Logger) (*oidcVerifier, error) {
 	if cfg.Audience == "" {
 		return nil, fmt.Errorf("OIDC issuer %s: an audience (client id) is required: %w", cfg.Issuer, ErrBadIdentity)
 	}
@@ -70,19 +75,45 @@ func newOIDC(ctx context.Context, cfg OIDCConfig, now func() time.Time) (*oidcVe
 		cfg.Timeout = defaultOIDCTimeout
 	}
 	oc := &oidc.Config{ClientID: cfg.Audience, SupportedSigningAlgs: cfg.Algorithms, Now: now}
-	// Without a client of its own, go-oidc uses http.DefaultClient, which never times out.
-	ctx = oidc.ClientContext(ctx, providerClient(cfg.Timeout))
-	var v *oidc.IDTokenVerifier
-	if cfg.JWKSURL != "" {
-		v = oidc.NewVerifier(cfg.Issuer, oidc.NewRemoteKeySet(ctx, cfg.JWKSURL), oc)
-	} else {
-		p, err := oidc.NewProvider(ctx, cfg.Issuer)
-		if err != nil {
-			return nil, fmt.Errorf("discovering OIDC issuer %s: %w", cfg.Issuer, err)
+	client := providerClient(cfg.Timeout)
+	jwksURL := cfg.JWKSURL
+	if jwksURL == "" {
+		var err error
+		if jwksURL, err = discover(ctx, client, oc, cfg.Issuer); err != nil {
+			return nil, err
 		}
-		v = p.Verifier(oc)
 	}
-	return &oidcVerifier{cfg: cfg, verifier: v}, nil
+	keys := newKeySet(jwksURL, client, now, log)
+	return &oidcVerifier{cfg: cfg, verifier: oidc.NewVerifier(cfg.Issuer, keys, oc)}, nil
+}
+
+// discover fetches issuer's discovery document and returns its JWKS URL;
+// when oc names no algorithms, it takes those the provider announces (as
+// go-oidc's Provider.Verifier does).
+func discover(ctx context.Context, client *http.Client, oc *oidc.Config, issuer string) (string, error) {
+	// Without a client of its own, go-oidc uses http.DefaultClient, which never times out.
+	p, err := oidc.NewProvider(oidc.ClientContext(ctx, client), issuer)
+	if err != nil {
+		return "", fmt.Errorf("discovering OIDC issuer %s: %w", issuer, err)
+	}
+	var doc struct {
+		JWKSURL    string   `json:"jwks_uri"`
+		Algorithms []string `json:"id_token_signing_alg_values_supported"`
+	}
+	if err := p.Claims(&doc); err != nil {
+		return "", fmt.Errorf("discovering OIDC issuer %s: %w", issuer, err)
+	}
+	if doc.JWKSURL == "" {
+		return "", fmt.Errorf("discovering OIDC issuer %s: the document has no jwks_uri; set the JWKS URL: %w", issuer, ErrBadIdentity)
+	}
+	if len(oc.SupportedSigningAlgs) == 0 {
+		for _, a := range doc.Algorithms {
+			if slices.Contains(signingAlgs, jose.SignatureAlgorithm(a)) {
+				oc.SupportedSigningAlgs = append(oc.SupportedSigningAlgs, a)
+			}
+		}
+	}
+	return doc.JWKSURL, nil
 }
 
 // providerClient is the HTTP client for the identity provider: each request

@@ -7,44 +7,74 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"slices"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/go-jose/go-jose/v4"
 )
 
-// idp is an identity provider in a test: a JWKS endpoint and a signer.
+// idp is an identity provider in a test: a JWKS endpoint serving key as
+// "k1" until serve changes it, counting its fetches, and a signer.
 type idp struct {
-	srv *httptest.Server
-	key *rsa.PrivateKey
+	srv     *httptest.Server
+	key     *rsa.PrivateKey
+	fetches atomic.Int64
+	set     atomic.Pointer[jose.JSONWebKeySet]
 }
 
 func newIDP(t *testing.T) *idp {
 	t.Helper()
-	key, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &idp{key: key}
+	p := &idp{key: newKey(t)}
+	p.serve(publicKey(p.key, "k1"))
 	p.srv = httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/jwks" {
+		switch r.URL.Path {
+		case "/.well-known/openid-configuration":
+			_ = json.NewEncoder(w).Encode(map[string]any{"issuer": p.srv.URL, "jwks_uri": p.srv.URL + "/jwks",
+				"id_token_signing_alg_values_supported": []string{"RS256", "HS256"}})
+		case "/jwks":
+			p.fetches.Add(1)
+			_ = json.NewEncoder(w).Encode(p.set.Load())
+		default:
 			http.NotFound(w, r)
-			return
 		}
-		set := jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}}}
-		_ = json.NewEncoder(w).Encode(set)
 	}))
 	t.Cleanup(p.srv.Close)
 	return p
 }
 
+func newKey(t *testing.T) *rsa.PrivateKey {
+	t.Helper()
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return key
+}
+
+func publicKey(key *rsa.PrivateKey, kid string) jose.JSONWebKey {
+	return jose.JSONWebKey{Key: &key.PublicKey, KeyID: kid, Algorithm: "RS256", Use: "sig"}
+}
+
+// serve makes the JWKS endpoint answer keys from now on.
+func (p *idp) serve(keys ...jose.JSONWebKey) {
+	p.set.Store(&jose.JSONWebKeySet{Keys: keys})
+}
+
+// sign is a JWT of claims signed by key, naming the key id k1.
 func (p *idp) sign(t *testing.T, key *rsa.PrivateKey, claims map[string]any) string {
 	t.Helper()
-	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: key, KeyID: "k1"}}, (&jose.SignerOptions{}).WithType("JWT"))
+	return p.signKID(t, key, "k1", claims)
+}
+
+func (p *idp) signKID(t *testing.T, key *rsa.PrivateKey, kid string, claims map[string]any) string {
+	t.Helper()
+	s, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: key, KeyID: kid}}, (&jose.SignerOptions{}).WithType("JWT"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -89,10 +119,7 @@ func TestOIDCTokens(t *testing.T) {
 	if p3, err := a.Token(context.Background(), p.sign(t, p.key, claims(func(c map[string]any) { c["iochub_provinces"] = "79, 01" }))); err != nil || !slices.Equal(p3.Scopes, []string{"01", "79"}) {
 		t.Errorf("provinces as a string = %v, %v; want 01,79", p3.Scopes, err)
 	}
-	other, err := rsa.GenerateKey(rand.Reader, 2048)
-	if err != nil {
-		t.Fatal(err)
-	}
+	other := newKey(t)
 	for name, raw := range map[string]string{
 		"expired":        p.sign(t, p.key, claims(func(c map[string]any) { c["exp"] = now.Add(-time.Minute).Unix() })),
 		"other audience": p.sign(t, p.key, claims(func(c map[string]any) { c["aud"] = "grafana" })),
@@ -121,6 +148,34 @@ func TestOIDCTokens(t *testing.T) {
 	}
 	if _, err := New(Config{OIDC: OIDCConfig{Issuer: issuer, JWKSURL: p.srv.URL + "/jwks"}}, nil, nil); err == nil {
 		t.Error("OIDC without an audience was accepted")
+	}
+}
+
+// TestOIDCDiscovery: without a JWKS URL, the key set and the algorithms are
+// those of the issuer's discovery document (only the asymmetric ones).
+func TestOIDCDiscovery(t *testing.T) {
+	p := newIDP(t)
+	a, err := New(Config{OIDC: OIDCConfig{Issuer: p.srv.URL, Audience: "iochub"}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims := map[string]any{"iss": p.srv.URL, "aud": "iochub", "sub": "u-1", "exp": time.Now().Add(time.Hour).Unix(),
+		"iochub_role": "viewer", "iochub_provinces": []string{"01"}}
+	if _, err := a.Token(context.Background(), p.sign(t, p.key, claims)); err != nil {
+		t.Errorf("a token of the discovered key set: %v", err)
+	}
+	hs, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.HS256, Key: []byte(strings.Repeat("k", 32))}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(claims)
+	jws, _ := hs.Sign(b)
+	raw, _ := jws.CompactSerialize()
+	if _, err := a.Token(context.Background(), raw); !errors.Is(err, ErrInvalidCredentials) {
+		t.Errorf("an HS256 token the provider announces: %v; want ErrInvalidCredentials", err)
+	}
+	if _, err := New(Config{OIDC: OIDCConfig{Issuer: p.srv.URL + "/other", Audience: "iochub"}}, nil, nil); err == nil {
+		t.Error("an issuer without a discovery document was accepted")
 	}
 }
 
@@ -209,7 +264,7 @@ func TestOIDCProviderThatHangs(t *testing.T) {
 func TestOIDCKeySetTooLarge(t *testing.T) {
 	p := newIDP(t)
 	big := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		b, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &p.key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
+		b, _ := json.Marshal(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{publicKey(p.key, "k1")}})
 		_, _ = w.Write(b)
 		_, _ = w.Write([]byte(strings.Repeat(" ", maxProviderBody))) // still valid JSON
 	}))
@@ -223,5 +278,86 @@ func TestOIDCKeySetTooLarge(t *testing.T) {
 		"iochub_role": "viewer", "iochub_provinces": []string{"01"}})
 	if _, err := a.Token(context.Background(), raw); !errors.Is(err, ErrInvalidCredentials) {
 		t.Errorf("a token verified against a key set of %d bytes: %v; want ErrInvalidCredentials", maxProviderBody+400, err)
+	}
+}
+
+// TestOIDCKeyFetches: forged tokens, whatever key id they name, make the
+// gateway fetch the key set at most once per keysMinRefresh; a key the
+// provider adds verifies once that has passed, and a key it removes stops
+// verifying once the keys are keysMaxAge old.
+func TestOIDCKeyFetches(t *testing.T) {
+	p := newIDP(t)
+	issuer := "https://sso.hanoi.gov.vn/realms/ioc"
+	now := time.Now()
+	clock := now
+	a, err := New(Config{Now: func() time.Time { return clock }, OIDC: OIDCConfig{Issuer: issuer, Audience: "iochub", JWKSURL: p.srv.URL + "/jwks"}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims := map[string]any{"iss": issuer, "aud": "iochub", "sub": "u-42", "exp": now.Add(time.Hour).Unix(),
+		"iochub_role": "viewer", "iochub_provinces": []string{"01"}}
+	ctx := context.Background()
+	accepts := func(what, raw string, want bool, fetches int64) {
+		t.Helper()
+		_, err := a.Token(ctx, raw)
+		if (err == nil) != want {
+			t.Errorf("%s: %v; want accepted %v", what, err, want)
+		}
+		if n := p.fetches.Load(); n != fetches {
+			t.Errorf("after %s: %d fetches of the key set; want %d", what, n, fetches)
+		}
+	}
+	k1 := p.sign(t, p.key, claims)
+	accepts("the first token", k1, true, 1)
+
+	forger := newKey(t)
+	for i := range 50 {
+		accepts("a forged token naming k1", p.sign(t, forger, claims), false, 1)
+		accepts("a forged token naming an unknown key", p.signKID(t, forger, fmt.Sprintf("forged-%d", i), claims), false, 1)
+		accepts("a forged token naming no key", p.signKID(t, forger, "", claims), false, 1)
+	}
+
+	rotated := newKey(t)
+	p.serve(publicKey(p.key, "k1"), publicKey(rotated, "k2"))
+	k2 := p.signKID(t, rotated, "k2", claims)
+	clock = now.Add(keysMinRefresh / 2)
+	accepts("a token of a new key within keysMinRefresh of the last fetch", k2, false, 1)
+	clock = now.Add(keysMinRefresh)
+	accepts("a token of a new key keysMinRefresh after the last fetch", k2, true, 2)
+	for i := range 50 {
+		accepts("a forged token after the new key", p.signKID(t, forger, fmt.Sprintf("forged-%d", i), claims), false, 2)
+	}
+
+	p.serve(publicKey(rotated, "k2"))
+	accepts("a token of a removed key, the keys not keysMaxAge old", k1, true, 2)
+	clock = now.Add(keysMinRefresh + keysMaxAge)
+	accepts("a token of a removed key, the keys keysMaxAge old", k1, false, 3)
+	accepts("a token of the key kept", k2, true, 3)
+}
+
+// TestOIDCKeyFetchShared: tokens verified at once by a gateway that has no
+// keys yet wait for one fetch, all of them.
+func TestOIDCKeyFetchShared(t *testing.T) {
+	p := newIDP(t)
+	a, err := New(Config{OIDC: OIDCConfig{Issuer: p.srv.URL, Audience: "iochub", JWKSURL: p.srv.URL + "/jwks"}}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	raw := p.sign(t, p.key, map[string]any{"iss": p.srv.URL, "aud": "iochub", "sub": "u-1", "exp": time.Now().Add(time.Hour).Unix(),
+		"iochub_role": "viewer", "iochub_provinces": []string{"01"}})
+	errs := make(chan error, 20)
+	for range cap(errs) {
+		go func() {
+			_, err := a.Token(context.Background(), raw)
+			errs <- err
+		}()
+	}
+	for range cap(errs) {
+		if err := <-errs; err != nil {
+			t.Errorf("a token verified at the same time as others: %v", err)
+		}
+	}
+	if n := p.fetches.Load(); n != 1 {
+		t.Errorf("%d fetches of the key set; want 1", n)
 	}
 }
