@@ -409,3 +409,54 @@ func TestNewRejectsBadConfig(t *testing.T) {
 		}
 	}
 }
+
+// TestSessionBoundToStaticToken: a session of a static principal (the dev
+// token, --operator-token) ends when its token changes, though its id does
+// not; sessions of stored identities outlive the change.
+func TestSessionBoundToStaticToken(t *testing.T) {
+	now := time.Date(2026, 12, 4, 9, 0, 0, 0, time.UTC)
+	tok, sum := NewToken()
+	l := &fakeLoader{list: []Identity{{ID: "id_0000000000000001", Name: "v", Role: RoleViewer, Scopes: []string{"01"}, TokenSHA256: sum}}}
+	withToken := func(static string) *Authenticator {
+		a, err := New(Config{
+			Static:     []StaticToken{{Token: static, Principal: Principal{ID: "dev", Role: RoleAdmin, Scopes: []string{"*"}}}},
+			SessionKey: []byte(strings.Repeat("k", 32)),
+			Now:        func() time.Time { return now },
+		}, l, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := a.Refresh(context.Background()); err != nil {
+			t.Fatal(err)
+		}
+		return a
+	}
+	a, sameToken, newToken := withToken("token-a"), withToken("token-a"), withToken("token-b")
+	signIn := func(token string) string {
+		t.Helper()
+		p, err := a.Token(context.Background(), token)
+		if err != nil {
+			t.Fatal(err)
+		}
+		w := httptest.NewRecorder()
+		a.StartSession(w, httptest.NewRequest("POST", "/v1/session", nil), p)
+		return w.Result().Cookies()[0].Value
+	}
+	dev, identity := signIn("token-a"), signIn(tok)
+	for _, tc := range []struct {
+		name   string
+		a      *Authenticator
+		cookie string
+		want   string
+	}{
+		{"the dev session, same token", sameToken, dev, "dev"},
+		{"the dev session, a new token", newToken, dev, ""},
+		{"an identity's session, same dev token", sameToken, identity, "id_0000000000000001"},
+		{"an identity's session, a new dev token", newToken, identity, "id_0000000000000001"},
+	} {
+		p, err := tc.a.Authenticate(request("", tc.cookie))
+		if p.ID != tc.want || (tc.want == "") != errors.Is(err, ErrInvalidCredentials) {
+			t.Errorf("%s: %q, %v; want %q", tc.name, p.ID, err, tc.want)
+		}
+	}
+}

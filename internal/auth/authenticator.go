@@ -86,6 +86,7 @@ type Authenticator struct {
 	oidc   *oidcVerifier // nil: no OIDC
 	static map[[32]byte]Principal
 	byID   map[string]Principal // static principals by id, for sessions
+	sums   map[string][32]byte  // static principals' token hashes by id: their sessions are bound to them
 
 	mu     sync.RWMutex
 	loaded bool
@@ -119,7 +120,7 @@ func New(cfg Config, loader Loader, log *slog.Logger) (*Authenticator, error) {
 		log = slog.New(slog.DiscardHandler)
 	}
 	a := &Authenticator{cfg: cfg, loader: loader, log: log, static: map[[32]byte]Principal{}, byID: map[string]Principal{},
-		tokens: map[[32]byte]Principal{}, ids: map[string]Principal{}, codes: map[string]oneTimeCode{}}
+		sums: map[string][32]byte{}, tokens: map[[32]byte]Principal{}, ids: map[string]Principal{}, codes: map[string]oneTimeCode{}}
 	for _, s := range cfg.Static {
 		if s.Token == "" {
 			continue
@@ -131,8 +132,9 @@ func New(cfg Config, loader Loader, log *slog.Logger) (*Authenticator, error) {
 		if strings.HasPrefix(p.ID, idPrefix) {
 			return nil, fmt.Errorf("configuring authentication: static principal %q: ids starting %s are stored identities': %w", p.ID, idPrefix, ErrBadIdentity)
 		}
-		a.static[sha256.Sum256([]byte(s.Token))] = p
-		a.byID[p.ID] = p
+		sum := sha256.Sum256([]byte(s.Token))
+		a.static[sum] = p
+		a.byID[p.ID], a.sums[p.ID] = p, sum
 	}
 	if loader == nil {
 		a.loaded = true
@@ -273,17 +275,24 @@ func (a *Authenticator) Live(p Principal) bool {
 	return ok
 }
 
-// sessionMAC signs "v1.<id>.<expires unix>".
-func (a *Authenticator) sessionMAC(payload string) string {
+// sessionMAC signs "v1.<id>.<expires unix>", payload of a session of
+// principal id. A static principal keeps its id ("dev") whatever its token,
+// so its sessions are signed over its token's hash too (not in the cookie):
+// a new --dev-token or --operator-token ends the sessions opened with the old one.
+func (a *Authenticator) sessionMAC(payload, id string) string {
 	m := hmac.New(sha256.New, a.cfg.SessionKey)
 	m.Write([]byte(payload))
+	if sum, ok := a.sums[id]; ok {
+		m.Write([]byte{0}) // a payload ends in digits: no NUL of its own
+		m.Write(sum[:])
+	}
 	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
 }
 
 // SessionValue is the signed cookie value naming principal id until expires.
 func (a *Authenticator) SessionValue(id string, expires time.Time) string {
 	payload := "v1." + id + "." + strconv.FormatInt(expires.Unix(), 10)
-	return payload + "." + a.sessionMAC(payload)
+	return payload + "." + a.sessionMAC(payload, id)
 }
 
 // session checks a cookie value and returns the principal it names, if that
@@ -297,12 +306,14 @@ func (a *Authenticator) session(v string) (Principal, error) {
 		return Principal{}, fmt.Errorf("session cookie malformed: %w", ErrInvalidCredentials)
 	}
 	payload, mac := v[:i], v[i+1:]
-	if !hmac.Equal([]byte(mac), []byte(a.sessionMAC(payload))) {
-		return Principal{}, fmt.Errorf("session cookie signature: %w", ErrInvalidCredentials)
-	}
+	// The id is read before the signature is checked (what was signed
+	// depends on it) and trusted only after.
 	parts := strings.Split(payload, ".")
 	if len(parts) != 3 || parts[0] != "v1" {
 		return Principal{}, fmt.Errorf("session cookie malformed: %w", ErrInvalidCredentials)
+	}
+	if !hmac.Equal([]byte(mac), []byte(a.sessionMAC(payload, parts[1]))) {
+		return Principal{}, fmt.Errorf("session cookie signature: %w", ErrInvalidCredentials)
 	}
 	exp, err := strconv.ParseInt(parts[2], 10, 64)
 	if err != nil || !a.cfg.Now().Before(time.Unix(exp, 0)) {
