@@ -302,7 +302,7 @@ func serveRoles(ctx context.Context, d roleDeps) error {
 	}
 	public := http.Handler(mux)
 	if d.cfg.OpsHTTP == "" {
-		public = gateway.RequireAdmin(authn, "/metrics", mux) // /metrics is served here: admins only
+		public = gateway.RequireAdmin(authn, d.log, "/metrics", mux) // /metrics is served here: admins only
 	}
 	servers := []*http.Server{newHTTPServer(public, d.cfg)}
 	listeners := []net.Listener{ln}

@@ -43,6 +43,7 @@ type keySet struct {
 	keys     []jose.JSONWebKey
 	fetched  time.Time     // when the last fetch started, whether it succeeded or not
 	current  time.Time     // when the fetch that gave keys started
+	failed   error         // why the last fetch failed; nil when it did not
 	inflight chan struct{} // closed when the fetch under way ends; nil when none is
 }
 
@@ -91,7 +92,7 @@ func (k *keySet) VerifySignature(ctx context.Context, jwt string) ([]byte, error
 // is empty); known reports whether a key of that id is cached.
 func (k *keySet) verify(jws *jose.JSONWebSignature, kid string) (payload []byte, known bool, err error) {
 	k.mu.Lock()
-	keys := k.keys // replaced, never changed in place
+	keys, failed := k.keys, k.failed // keys are replaced, never changed in place
 	k.mu.Unlock()
 	for i := range keys {
 		if kid != "" && keys[i].KeyID != kid {
@@ -104,6 +105,9 @@ func (k *keySet) verify(jws *jose.JSONWebSignature, kid string) (payload []byte,
 	}
 	if known {
 		return nil, true, fmt.Errorf("the signature does not verify with the provider's key %q", kid)
+	}
+	if failed != nil {
+		return nil, false, fmt.Errorf("no key of the provider verifies the signature (key id %q); the last fetch of its keys failed: %w", kid, failed)
 	}
 	return nil, false, fmt.Errorf("no key of the provider verifies the signature (key id %q)", kid)
 }
@@ -140,6 +144,7 @@ func (k *keySet) refresh(ctx context.Context, unknownKey bool) {
 func (k *keySet) fetch(done chan struct{}, started time.Time) {
 	keys, err := k.get()
 	k.mu.Lock()
+	k.failed = err
 	if err != nil {
 		k.log.Warn("fetching the OIDC key set failed; keeping the keys fetched before", "err", err, "keys", len(k.keys))
 	} else {

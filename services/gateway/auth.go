@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"net/url"
 	"strings"
@@ -36,8 +37,7 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request) (auth.Pri
 		writeProblem(w, r, http.StatusUnauthorized, "sign in: send Authorization: Bearer <token> (an identity's key) or a session cookie from POST /v1/session")
 		return p, false
 	case err != nil:
-		w.Header().Set("WWW-Authenticate", `Bearer realm="iochub", error="invalid_token"`)
-		writeProblem(w, r, http.StatusUnauthorized, "the token or session is not valid (unknown, revoked or expired): "+err.Error())
+		g.credentialsRefused(w, r, "the token or session is not valid (unknown, revoked or expired)", err)
 		return p, false
 	}
 	if r.Method != http.MethodGet && r.Method != http.MethodHead && !g.originAllowed(r) {
@@ -45,6 +45,16 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request) (auth.Pri
 		return p, false
 	}
 	return p, true
+}
+
+// credentialsRefused answers 401 with detail and logs err. The detail is
+// fixed: err may hold what the identity provider answered, its hosts, or the
+// issuer and audience a token must have, none of which an unauthenticated
+// client should learn.
+func (g *Gateway) credentialsRefused(w http.ResponseWriter, r *http.Request, detail string, err error) {
+	g.log.Info("credentials refused", "path", r.URL.Path, "remote", r.RemoteAddr, "err", err)
+	w.Header().Set("WWW-Authenticate", `Bearer realm="iochub", error="invalid_token"`)
+	writeProblem(w, r, http.StatusUnauthorized, detail)
 }
 
 // forbid answers 403 saying what p lacks.
@@ -85,9 +95,12 @@ func (g *Gateway) originAllowed(r *http.Request) bool {
 
 // RequireAdmin wraps h so that path answers only an admin of every province
 // (scope *): for /metrics on the public listener, whose figures are the whole
-// hub's, not one province's.
-func RequireAdmin(a *auth.Authenticator, path string, h http.Handler) http.Handler {
-	g := &Gateway{deps: Deps{Auth: a}}
+// hub's, not one province's. Refused credentials are logged to log (nil: not logged).
+func RequireAdmin(a *auth.Authenticator, log *slog.Logger, path string, h http.Handler) http.Handler {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	g := &Gateway{deps: Deps{Auth: a}, log: log}
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.URL.Path == path {
 			p, ok := g.authenticate(w, r)

@@ -3,7 +3,11 @@ package gateway
 import (
 	"bufio"
 	"context"
+	"crypto/rand"
+	"crypto/rsa"
+	"encoding/json"
 	"errors"
+	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -13,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/go-jose/go-jose/v4"
 	"github.com/gorilla/websocket"
 
 	"github.com/iochub/iochub/internal/auth"
@@ -55,7 +60,7 @@ func TestOriginAllowed(t *testing.T) {
 }
 
 func TestAuthenticateAnswers(t *testing.T) {
-	g := &Gateway{deps: Deps{Auth: testAuth(t, nil)}}
+	g := &Gateway{deps: Deps{Auth: testAuth(t, nil)}, log: slog.New(slog.DiscardHandler)}
 	for _, tc := range []struct {
 		name, authz, method, origin string
 		want                        int
@@ -84,6 +89,73 @@ func TestAuthenticateAnswers(t *testing.T) {
 				t.Error("401 without WWW-Authenticate")
 			}
 		})
+	}
+}
+
+// TestRefusedTokenDetail: a 401 says the token is not valid and no more; why
+// (the identity provider's answer, its address, the issuer and audience a
+// token must have) goes to the log, not to an unauthenticated client.
+func TestRefusedTokenDetail(t *testing.T) {
+	key, err := rsa.GenerateKey(rand.Reader, 2048)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const secretBody, issuer, audience = "SECRET-BODY of sso-internal.tinh.local", "https://sso-internal.tinh.local/realms/ioc", "iochub-client-7f3a"
+	idp := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/broken" {
+			http.Error(w, secretBody, http.StatusInternalServerError)
+			return
+		}
+		_ = json.NewEncoder(w).Encode(jose.JSONWebKeySet{Keys: []jose.JSONWebKey{{Key: &key.PublicKey, KeyID: "k1", Algorithm: "RS256", Use: "sig"}}})
+	}))
+	t.Cleanup(idp.Close)
+	signer, err := jose.NewSigner(jose.SigningKey{Algorithm: jose.RS256, Key: jose.JSONWebKey{Key: key, KeyID: "k1"}}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	claims, _ := json.Marshal(map[string]any{"iss": issuer, "aud": "grafana", "sub": "u-1", "exp": time.Now().Add(time.Hour).Unix()})
+	jws, err := signer.Sign(claims)
+	if err != nil {
+		t.Fatal(err)
+	}
+	token, err := jws.CompactSerialize()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, path := range []string{"/broken", "/jwks"} { // the key set fails to load; the token has another audience
+		var logs strings.Builder
+		a, err := auth.New(auth.Config{OIDC: auth.OIDCConfig{Issuer: issuer, Audience: audience, JWKSURL: idp.URL + path}}, nil, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		g := &Gateway{deps: Deps{Auth: a}, log: slog.New(slog.NewTextHandler(&logs, nil))}
+		bearer := httptest.NewRequest("GET", "/v1/units", nil)
+		bearer.Header.Set("Authorization", "Bearer "+token)
+		signIn := httptest.NewRequest("POST", "/v1/session", strings.NewReader(url.Values{"token": {token}}.Encode()))
+		signIn.Header.Set("Content-Type", "application/x-www-form-urlencoded")
+		for _, tc := range []struct {
+			name  string
+			r     *http.Request
+			serve func(http.ResponseWriter, *http.Request)
+		}{
+			{"bearer", bearer, func(w http.ResponseWriter, r *http.Request) { g.authenticate(w, r) }},
+			{"sign-in", signIn, g.serveSessionPost},
+		} {
+			w := httptest.NewRecorder()
+			tc.serve(w, tc.r)
+			body := w.Body.String()
+			if w.Code != http.StatusUnauthorized || !strings.Contains(body, "not valid") {
+				t.Errorf("%s with key set %s: %d %s; want 401 saying the token is not valid", tc.name, path, w.Code, body)
+			}
+			for _, secret := range []string{secretBody, idp.URL, strings.TrimPrefix(idp.URL, "http://"), issuer, audience, "oidc"} {
+				if strings.Contains(body, secret) {
+					t.Errorf("%s with key set %s: the 401 tells %q: %s", tc.name, path, secret, body)
+				}
+			}
+		}
+		if want := map[string]string{"/broken": idp.URL + "/broken", "/jwks": audience}[path]; !strings.Contains(logs.String(), want) {
+			t.Errorf("with key set %s the log does not say why (%s): %s", path, want, logs.String())
+		}
 	}
 }
 

@@ -111,8 +111,11 @@ func (g *Gateway) signInFailed(w http.ResponseWriter, r *http.Request, err error
 		writeProblem(w, r, http.StatusServiceUnavailable, "identities are still loading; retry in a second")
 		return
 	}
-	w.Header().Set("WWW-Authenticate", `Bearer realm="iochub", error="invalid_token"`)
-	writeProblem(w, r, http.StatusUnauthorized, "sign-in refused: "+err.Error())
+	if errors.Is(err, auth.ErrBadCode) {
+		g.credentialsRefused(w, r, "sign-in refused: "+auth.ErrBadCode.Error(), err)
+		return
+	}
+	g.credentialsRefused(w, r, "sign-in refused: the token is not valid (unknown, revoked or expired)", err)
 }
 
 func (g *Gateway) signedIn(w http.ResponseWriter, r *http.Request, p auth.Principal) {
