@@ -261,6 +261,24 @@ func TestConfigReadPool(t *testing.T) {
 	}
 }
 
+// TestCheckConfigRedactsNATS: --check-config prints each NATS URL without
+// its password or token, as it does the database URLs.
+func TestCheckConfigRedactsNATS(t *testing.T) {
+	out, _, err := runCLI(t, "serve", "--target", "gateway", "--check-config",
+		"--nats-url", "nats://hub:hunter2@n1:4222,nats://s3cr3t-token@n2:4222")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, secret := range []string{"hunter2", "s3cr3t-token"} {
+		if strings.Contains(out, secret) {
+			t.Errorf("--check-config prints %s: %q", secret, out)
+		}
+	}
+	if want := "NATSURL:nats://hub:xxxxx@n1:4222,nats://xxxxx@n2:4222"; !strings.Contains(out, want) {
+		t.Errorf("--check-config = %q; want %s", out, want)
+	}
+}
+
 // TestCLIMigrateDownTo: `iochub migrate --down-to N` undoes the migrations
 // after N (the shared roll-up member rows of 00035 become rows per unit),
 // and `iochub migrate` applies them again.

@@ -281,6 +281,7 @@ func (c config) redacted() config {
 	if c.Auth.SessionKey != "" {
 		c.Auth.SessionKey = "(set)"
 	}
+	c.NATSURL = natsx.RedactURLs(c.NATSURL)
 	if c.DatabaseURL != "" {
 		c.DatabaseURL = redactURL(c.DatabaseURL)
 	}

@@ -23,6 +23,7 @@ import (
 
 	"github.com/iochub/iochub/internal/ce"
 	"github.com/iochub/iochub/internal/deadletter"
+	"github.com/iochub/iochub/internal/natsx"
 	"github.com/iochub/iochub/internal/subjects"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
@@ -224,7 +225,7 @@ func queueDeadletterAction(ctx context.Context, js jetstream.JetStream, cmd stri
 func cliJetStream(url, name string) (*nats.Conn, jetstream.JetStream, error) {
 	nc, err := nats.Connect(url, nats.Name(name), nats.Timeout(cliTimeout))
 	if err != nil {
-		return nil, nil, fmt.Errorf("connecting to NATS at %s: %w", redactURL(url), err)
+		return nil, nil, fmt.Errorf("connecting to NATS at %s: %w", natsx.RedactURLs(url), natsx.RedactError(err))
 	}
 	js, err := jetstream.New(nc)
 	if err != nil {

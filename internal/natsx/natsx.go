@@ -126,19 +126,60 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 	return s, nil
 }
 
-// Connect dials url with reconnects that never give up, named for the role;
-// opts add to them (nats.UserInfo for a server requiring authentication).
-func Connect(url, name string, opts ...nats.Option) (*nats.Conn, error) {
-	nc, err := nats.Connect(url, append([]nats.Option{
+// Connect dials urls (one URL or several, comma-separated) with reconnects
+// that never give up, named for the role; opts add to them (nats.UserInfo for
+// a server requiring authentication). Its error names the URLs without their
+// credentials (RedactURLs).
+func Connect(urls, name string, opts ...nats.Option) (*nats.Conn, error) {
+	nc, err := nats.Connect(urls, append([]nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.RetryOnFailedConnect(true),
 	}, opts...)...)
 	if err != nil {
-		return nil, fmt.Errorf("connecting to NATS at %s: %w", url, err)
+		return nil, fmt.Errorf("connecting to NATS at %s: %w", RedactURLs(urls), RedactError(err))
 	}
 	return nc, nil
+}
+
+// RedactError redacts the URL of a *url.Error in err's chain (RedactURLs) and
+// returns err: nats.Connect answers a URL that does not parse with one,
+// password and all.
+func RedactError(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		ue.URL = RedactURLs(ue.URL)
+	}
+	return err
+}
+
+// RedactURLs is urls, a comma-separated list as Connect takes, with each
+// URL's credentials replaced by xxxxx, for logs, errors and --check-config:
+// a password, or a user given alone, which NATS takes as a token.
+func RedactURLs(urls string) string {
+	list := strings.Split(urls, ",")
+	for i, u := range list {
+		list[i] = redactURL(u)
+	}
+	return strings.Join(list, ",")
+}
+
+// redactURL redacts one URL of RedactURLs. It does not parse u: a URL that
+// does not parse (and so ends up in an error) is redacted too.
+func redactURL(u string) string {
+	start := 0 // NATS takes host:port without a scheme
+	if i := strings.Index(u, "://"); i >= 0 {
+		start = i + len("://")
+	}
+	at := strings.LastIndex(u, "@")
+	if at < start {
+		return u
+	}
+	if user, _, ok := strings.Cut(u[start:at], ":"); ok {
+		return u[:start] + user + ":xxxxx" + u[at:]
+	}
+	return u[:start] + "xxxxx" + u[at:]
 }
 
 // StreamOptions sizes the streams; zero values take the defaults given per field.

@@ -3,6 +3,7 @@ package natsx
 import (
 	"context"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -157,5 +158,38 @@ func TestTransientAnswers(t *testing.T) {
 		if got := transient(ctx, c.err); got != c.want {
 			t.Errorf("transient(%v) = %v; want %v", c.err, got, c.want)
 		}
+	}
+}
+
+func TestRedactURLs(t *testing.T) {
+	for _, tc := range []struct{ in, want string }{
+		{"nats://hub:hunter2@n1:4222", "nats://hub:xxxxx@n1:4222"},
+		{"nats://hub:hunter2@n1:4222,nats://hub:hunter2@n2:4222", "nats://hub:xxxxx@n1:4222,nats://hub:xxxxx@n2:4222"},
+		{"nats://n1:4222, tls://s3cr3t-token@n2:4222", "nats://n1:4222, tls://xxxxx@n2:4222"},
+		{"hub:p@ss@n1:4222", "hub:xxxxx@n1:4222"},
+		{"nats://127.0.0.1:4222", "nats://127.0.0.1:4222"},
+		{"", ""},
+	} {
+		if got := RedactURLs(tc.in); got != tc.want {
+			t.Errorf("RedactURLs(%q) = %q; want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+// TestConnectErrorRedacted: Connect's error names the URLs it was given
+// without their passwords or tokens, also when nats.go quotes a URL that
+// does not parse.
+func TestConnectErrorRedacted(t *testing.T) {
+	_, err := Connect("nats://hub:hunter2@127.0.0.1:4222,nats://s3cr3t-token@host:bad", "test")
+	if err == nil {
+		t.Fatal("a URL with a bad port was accepted")
+	}
+	for _, secret := range []string{"hunter2", "s3cr3t-token"} {
+		if strings.Contains(err.Error(), secret) {
+			t.Errorf("the error tells %s: %v", secret, err)
+		}
+	}
+	if !strings.Contains(err.Error(), "nats://hub:xxxxx@127.0.0.1:4222") {
+		t.Errorf("the error does not name the URL: %v", err)
 	}
 }
