@@ -106,6 +106,10 @@ func (o *operator) servePutRule(w http.ResponseWriter, r *http.Request) {
 		forbid(w, r, who, "change alert rules of province "+rule.Province)
 		return
 	}
+	if layer := alertrule.Layer(rule.Kind); !who.MayReadKind(layer) {
+		forbid(w, r, who, "change alert rules of kind "+rule.Kind+" (they watch "+layer+", a kind this key does not read)")
+		return
+	}
 	// A rule moved between provinces needs the right in both. The province
 	// checked goes with the action: the aggregator refuses the put if the
 	// stored rule is of another one by then.
@@ -119,12 +123,12 @@ func (o *operator) servePutRule(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		o.ruleReadFailed(w, r, id, err)
 		return
-	case !who.CanAdmin(old.Province):
+	case !who.CanAdmin(old.Province) || !who.MayReadKind(alertrule.Layer(old.Kind)):
 		tree, ok := o.g.hierarchy(w, r)
 		if !ok {
 			return
 		}
-		if !who.ReadsIn(tree, old.Province) {
+		if !readsRule(who, tree, old) {
 			// Rule ids are global: the id is taken, and which province
 			// took it is not the principal's to learn.
 			writeProblem(w, r, http.StatusConflict, "alert rule id "+id+" is taken by a rule of a province this identity does not read; choose another id")
@@ -193,7 +197,7 @@ func (o *operator) serveDeleteRule(w http.ResponseWriter, r *http.Request) {
 		o.ruleReadFailed(w, r, id, err)
 		return
 	}
-	if !who.ReadsIn(tree, rule.Province) {
+	if !readsRule(who, tree, rule) {
 		o.ruleReadFailed(w, r, id, pgread.ErrRuleNotFound)
 		return
 	}
@@ -269,8 +273,8 @@ func (o *operator) serveRules(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	list := []alertrule.Rule{}
-	for _, rule := range all { // without province=: the rules of the principal's provinces
-		if who.ReadsIn(tree, rule.Province) {
+	for _, rule := range all { // without province=: the rules of the principal's provinces (and kinds)
+		if readsRule(who, tree, rule) {
 			list = append(list, rule)
 		}
 	}
@@ -292,7 +296,7 @@ func (o *operator) serveRule(w http.ResponseWriter, r *http.Request) {
 	}
 	id := r.PathValue("id")
 	rule, err := store.Rule(r.Context(), id)
-	if err == nil && !who.ReadsIn(tree, rule.Province) {
+	if err == nil && !readsRule(who, tree, rule) {
 		err = pgread.ErrRuleNotFound
 	}
 	if err != nil {
@@ -327,8 +331,10 @@ func (o *operator) serveRuleHistory(w http.ResponseWriter, r *http.Request) {
 		o.ruleReadFailed(w, r, id, err)
 		return
 	}
-	if !who.AllProvinces() && !historyInScope(func(p string) bool { return who.ReadsIn(tree, p) }, versions) {
-		versions = nil // a principal sees the history of rules of its provinces only
+	if (!who.AllProvinces() || len(who.Kinds) > 0) && !historyInScope(func(p, kind string) bool {
+		return who.ReadsIn(tree, p) && who.MayReadKind(alertrule.Layer(kind))
+	}, versions) {
+		versions = nil // a principal sees the history of rules of its provinces and kinds only
 	}
 	if len(versions) == 0 {
 		writeProblem(w, r, http.StatusNotFound, fmt.Sprintf("alert rule %q has no history: it never existed", id))
@@ -337,18 +343,26 @@ func (o *operator) serveRuleHistory(w http.ResponseWriter, r *http.Request) {
 	writeRuleJSON(w, ruleHistory{ID: id, Versions: versions})
 }
 
+// readsRule reports whether who may read rule: its province, and the kind
+// of data it watches (a key of some kinds, auth.Principal.Kinds, neither
+// sees nor changes the rules of others).
+func readsRule(who auth.Principal, tree auth.Hierarchy, rule alertrule.Rule) bool {
+	return who.ReadsIn(tree, rule.Province) && who.MayReadKind(alertrule.Layer(rule.Kind))
+}
+
 // historyInScope reports whether every version of a rule's history (before
-// and after) is of a province reads accepts.
-func historyInScope(reads func(province string) bool, versions []pgread.RuleVersion) bool {
+// and after) is of a province and kind reads accepts.
+func historyInScope(reads func(province, kind string) bool, versions []pgread.RuleVersion) bool {
 	for _, v := range versions {
 		for _, doc := range []json.RawMessage{v.Before, v.After} {
 			var d struct {
 				Province string `json:"province"`
+				Kind     string `json:"kind"`
 			}
 			if len(doc) == 0 || string(doc) == "null" {
 				continue
 			}
-			if json.Unmarshal(doc, &d) != nil || !reads(d.Province) {
+			if json.Unmarshal(doc, &d) != nil || !reads(d.Province, d.Kind) {
 				return false
 			}
 		}

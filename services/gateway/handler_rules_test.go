@@ -263,3 +263,47 @@ func TestRulesAPICapPerProvince(t *testing.T) {
 		}
 	}
 }
+
+// TestRulesAPIKindsOfAKey: an admin key of some kinds (auth.Principal.Kinds,
+// here air) neither sees nor changes the rules of others: a congestion rule
+// (traffic) is left out of its list, 404 by id and by history, a PUT over it
+// is 409 as for an id it does not read, a new one is 403, and a DELETE 404;
+// its own kind's rules it reads and changes.
+func TestRulesAPIKindsOfAKey(t *testing.T) {
+	airTok, airSum := auth.NewToken()
+	srv, _, db := operatorServerOf(t, testenv.PostGIS(t), []auth.Identity{
+		{ID: "id_00000000000000a7", Name: "air admin", Role: auth.RoleAdmin, Scopes: []string{"01"}, Kinds: []string{"air"}, TokenSHA256: airSum},
+	})
+	if _, err := db.Pool.Exec(context.Background(), `INSERT INTO alert_rule (id, province, kind, params, for_duration, severity, enabled, version, updated_by)
+VALUES ('hk-jam', '01', 'congestion', '{"maxSpeed": 15}', '90 seconds', 'Severe', true, 1, 'op'),
+       ('hn-air', '01', 'aqi_band', '{"minBand": 4}', '0', 'Moderate', true, 1, 'op')`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := db.Pool.Exec(context.Background(), `INSERT INTO audit_log (actor, action, target, detail) VALUES
+('op', 'rule.version', 'rule:hk-jam', '{"actionId":"a1","version":1,"before":null,"after":{"id":"hk-jam","province":"01","kind":"congestion"}}')`); err != nil {
+		t.Fatal(err)
+	}
+	code, _, body := do(t, "GET", srv.URL+"/v1/rules?province=01", airTok, "", "", nil)
+	if code != http.StatusOK || strings.Contains(body, "hk-jam") || !strings.Contains(body, "hn-air") {
+		t.Errorf("GET /v1/rules?province=01 as an air key = %d %s; want hn-air alone", code, body)
+	}
+	for _, path := range []string{"/v1/rules/hk-jam", "/v1/rules/hk-jam/history"} {
+		if code, _, body := do(t, "GET", srv.URL+path, airTok, "", "", nil); code != http.StatusNotFound {
+			t.Errorf("GET %s as an air key = %d %s; want 404", path, code, body)
+		}
+	}
+	jam := `{"province":"01","kind":"congestion","params":{"maxSpeed":10},"for":"0s","severity":"Severe"}`
+	if code, _, body := do(t, "PUT", srv.URL+"/v1/rules/hk-jam", airTok, "application/json", jam, nil); code != http.StatusForbidden {
+		t.Errorf("PUT of a congestion rule as an air key = %d %s; want 403", code, body)
+	}
+	air := `{"province":"01","kind":"aqi_band","params":{"minBand":5},"for":"0s","severity":"Severe"}`
+	if code, _, body := do(t, "PUT", srv.URL+"/v1/rules/hk-jam", airTok, "application/json", air, nil); code != http.StatusConflict || strings.Contains(body, "congestion") {
+		t.Errorf("PUT of an air rule over the congestion rule's id as an air key = %d %s; want 409 naming nothing of it", code, body)
+	}
+	if code, _, body := do(t, "DELETE", srv.URL+"/v1/rules/hk-jam", airTok, "", "", nil); code != http.StatusNotFound {
+		t.Errorf("DELETE of the congestion rule as an air key = %d %s; want 404", code, body)
+	}
+	if code, _, body := do(t, "PUT", srv.URL+"/v1/rules/hn-air", airTok, "application/json", air, nil); code != http.StatusAccepted {
+		t.Errorf("PUT of its own kind's rule as an air key = %d %s; want 202", code, body)
+	}
+}
