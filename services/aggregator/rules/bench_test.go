@@ -14,7 +14,9 @@ import (
 // BenchmarkObserve measures what the engine does per STATE message: decode
 // it (the baseline: every consumer of STATE pays it) and evaluate it against
 // 50 congestion rules of its province, over 1000 segments whose speeds cross
-// the thresholds.
+// the thresholds; listed: against the most rules a province may have
+// (alertrule.MaxPerProvince), each listing the most segments a rule may
+// (alertrule.MaxSegments), which segment a state is of looked up in each.
 func BenchmarkObserve(b *testing.B) {
 	const segments = 1000
 	msgs := make([][]byte, 0, 4*segments)
@@ -30,6 +32,16 @@ func BenchmarkObserve(b *testing.B) {
 	for i := 0; i < 50; i++ {
 		rules = append(rules, congestion(fmt.Sprintf("r%02d", i), float64(10+i%20), i%3))
 	}
+	listed := make([]alertrule.Rule, 0, alertrule.MaxPerProvince)
+	ids := make([]string, 0, alertrule.MaxSegments)
+	for i := range alertrule.MaxSegments {
+		ids = append(ids, fmt.Sprintf("seg-%d", (i*7919)%segments))
+	}
+	for i := range alertrule.MaxPerProvince {
+		r := congestion(fmt.Sprintf("l%03d", i), float64(10+i%20), i%3)
+		r.Params.Segments = ids
+		listed = append(listed, r)
+	}
 	b.Run("unmarshal", func(b *testing.B) {
 		for i := 0; b.Loop(); i++ {
 			var st iocv1.EntityState
@@ -38,18 +50,26 @@ func BenchmarkObserve(b *testing.B) {
 			}
 		}
 	})
-	b.Run("unmarshal+observe", func(b *testing.B) {
-		ev := NewEvaluator(func() time.Time { return t0 })
-		ev.SetRules(rules, time.Time{})
-		for i := 0; b.Loop(); i++ {
-			var st iocv1.EntityState
-			if err := proto.Unmarshal(msgs[i%len(msgs)], &st); err != nil {
-				b.Fatal(err)
-			}
-			// Later rounds move the clock on, so holdings raise and clear.
-			ts := st.GetTraffic().GetObservedAt()
-			ts.Seconds += int64(i/len(msgs)) * 240
-			ev.Observe(&st, ObservedAt(&st))
+	for _, c := range []struct {
+		name  string
+		rules []alertrule.Rule
+	}{{"unmarshal+observe", rules}, {"unmarshal+observe-listed", listed}} {
+		b.Run(c.name, func(b *testing.B) { observeAll(b, msgs, c.rules) })
+	}
+}
+
+// observeAll decodes msgs in turn and observes each against rules.
+func observeAll(b *testing.B, msgs [][]byte, rules []alertrule.Rule) {
+	ev := NewEvaluator(func() time.Time { return t0 })
+	ev.SetRules(rules, time.Time{})
+	for i := 0; b.Loop(); i++ {
+		var st iocv1.EntityState
+		if err := proto.Unmarshal(msgs[i%len(msgs)], &st); err != nil {
+			b.Fatal(err)
 		}
-	})
+		// Later rounds move the clock on, so holdings raise and clear.
+		ts := st.GetTraffic().GetObservedAt()
+		ts.Seconds += int64(i/len(msgs)) * 240
+		ev.Observe(&st, ObservedAt(&st))
+	}
 }

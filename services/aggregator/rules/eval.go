@@ -33,7 +33,12 @@ const (
 )
 
 // Check evaluates r against one entity state. It is pure.
-func Check(r *alertrule.Rule, st *iocv1.EntityState) Verdict {
+func Check(r *alertrule.Rule, st *iocv1.EntityState) Verdict { return check(r, nil, st) }
+
+// check is Check with segs, the set of the segments r lists (nil: they are
+// looked up in the list): a congestion rule may list 1,000 segments, and a
+// province 200 rules, each looked at for every state of a segment.
+func check(r *alertrule.Rule, segs map[string]struct{}, st *iocv1.EntityState) Verdict {
 	if !r.Enabled || st.GetProvince() != r.Province || st.GetLayer() != alertrule.Layer(r.Kind) {
 		return NotApplicable
 	}
@@ -52,7 +57,7 @@ func Check(r *alertrule.Rule, st *iocv1.EntityState) Verdict {
 		if t == nil {
 			return NotApplicable
 		}
-		if len(r.Params.Segments) > 0 && !slices.Contains(r.Params.Segments, st.GetEntityId()) {
+		if len(r.Params.Segments) > 0 && !watches(r, segs, st.GetEntityId()) {
 			return NotApplicable
 		}
 		if t.AverageVehicleSpeed == nil {
@@ -67,6 +72,16 @@ func Check(r *alertrule.Rule, st *iocv1.EntityState) Verdict {
 		return verdict(int(st.GetWaterAlarm()) >= r.Params.MinAlarm)
 	}
 	return NotApplicable
+}
+
+// watches reports whether r, a congestion rule listing segments, watches
+// segment id: in segs when given, else in its list.
+func watches(r *alertrule.Rule, segs map[string]struct{}, id string) bool {
+	if segs != nil {
+		_, ok := segs[id]
+		return ok
+	}
+	return slices.Contains(r.Params.Segments, id)
 }
 
 func verdict(holds bool) Verdict {
@@ -215,7 +230,9 @@ type Evaluator struct {
 	rules map[string]*alertrule.Rule
 	// scoped are the rules in force by province/layer, sorted by id.
 	scoped map[string][]*alertrule.Rule
-	held   map[heldKey]*holding
+	// segments are the sets of the segments of the rules listing some, by rule id.
+	segments map[string]map[string]struct{}
+	held     map[heldKey]*holding
 	// last is the latest state of each watched entity, by layer/entity, to
 	// evaluate a changed rule at once.
 	last map[string]lastState
@@ -304,8 +321,16 @@ func (e *Evaluator) SetRules(rules []alertrule.Rule, now time.Time) []Transition
 	prev := e.rules
 	e.rules = next
 	e.scoped = map[string][]*alertrule.Rule{}
+	e.segments = map[string]map[string]struct{}{}
 	for _, id := range e.sortedRuleIDs() {
 		r := e.rules[id]
+		if len(r.Params.Segments) > 0 {
+			set := make(map[string]struct{}, len(r.Params.Segments))
+			for _, s := range r.Params.Segments {
+				set[s] = struct{}{}
+			}
+			e.segments[id] = set
+		}
 		if r.Enabled {
 			scope := r.Province + "/" + alertrule.Layer(r.Kind)
 			e.scoped[scope] = append(e.scoped[scope], r)
@@ -337,7 +362,7 @@ func (e *Evaluator) SetRules(rules []alertrule.Rule, now time.Time) []Transition
 			}
 			// Without a state yet (after a restart), the first one decides.
 			st := e.last[alertrule.Layer(r.Kind)+"/"+k.entity].st
-			if st != nil && Check(r, st) == NotApplicable {
+			if st != nil && check(r, e.segments[r.ID], st) == NotApplicable {
 				h := e.held[k]
 				delete(e.held, k)
 				if h.raised {
@@ -389,7 +414,7 @@ func (e *Evaluator) evaluate(r *alertrule.Rule, ls lastState) []Transition {
 	if h != nil && t.Before(h.last) {
 		return nil
 	}
-	switch Check(r, st) {
+	switch check(r, e.segments[r.ID], st) {
 	case Unknown:
 		return nil
 	case Holds:
