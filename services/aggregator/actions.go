@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -53,6 +54,13 @@ type ActionsConfig struct {
 	AckWait time.Duration
 	// RetryDelay is how long a failed action waits before it is redelivered; 0 means 1s.
 	RetryDelay time.Duration
+	// StatementTimeout bounds each statement of an action (a group's union
+	// of 5,000 boundaries, say): actions are applied one at a time, and one
+	// that ran unbounded would hold every other. An action past it is
+	// refused, saying so. 0 means 1 minute; ImportTimeout (0: 30 minutes)
+	// bounds those of a map import (unit.import), a whole country's
+	// boundaries.
+	StatementTimeout, ImportTimeout time.Duration
 }
 
 // Actions consumes operator actions from the ACTIONS stream and applies each
@@ -85,6 +93,12 @@ func NewActions(cfg ActionsConfig, js jetstream.JetStream, pool *pgxpool.Pool, l
 	}
 	if cfg.RetryDelay == 0 {
 		cfg.RetryDelay = time.Second
+	}
+	if cfg.StatementTimeout == 0 {
+		cfg.StatementTimeout = time.Minute
+	}
+	if cfg.ImportTimeout == 0 {
+		cfg.ImportTimeout = 30 * time.Minute
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -235,11 +249,18 @@ func (a *Actions) Apply(ctx context.Context, act *iocv1.Action) ([]*iocv1.Entity
 			return nil
 		}
 		result, reason := "applied", ""
+		limit := a.cfg.StatementTimeout
+		if act.GetType() == ActionUnitImport {
+			limit = a.cfg.ImportTimeout
+		}
+		if _, err := tx.Exec(ctx, sqlSetStatementTimeout, strconv.FormatInt(max(1, limit.Milliseconds()), 10)); err != nil {
+			return fmt.Errorf("setting the statement timeout: %w", err)
+		}
 		h, ok := a.handler(act.GetType())
 		if !ok {
 			err = Refuse(fmt.Sprintf("action type %q is not known", act.GetType()))
 		} else {
-			states, err = applyIn(hctx, tx, h, act)
+			states, err = applyIn(hctx, tx, h, act, limit)
 		}
 		var ref *Refusal
 		switch {
@@ -315,7 +336,7 @@ func unstorableHead(a *iocv1.Action) string {
 // recorded in tx; without the savepoint the error would abort tx, and the
 // action would be retried forever. A handler's refusal, or an action done
 // before, keeps what h wrote, as before the savepoint.
-func applyIn(ctx context.Context, tx pgx.Tx, h ActionHandler, act *iocv1.Action) ([]*iocv1.EntityState, error) {
+func applyIn(ctx context.Context, tx pgx.Tx, h ActionHandler, act *iocv1.Action, limit time.Duration) ([]*iocv1.EntityState, error) {
 	sp, err := tx.Begin(ctx)
 	if err != nil {
 		return nil, fmt.Errorf("savepoint: %w", err)
@@ -336,7 +357,11 @@ func applyIn(ctx context.Context, tx pgx.Tx, h ActionHandler, act *iocv1.Action)
 	if rerr := sp.Rollback(ctx); rerr != nil {
 		return nil, errors.Join(err, fmt.Errorf("rolling back to savepoint: %w", rerr))
 	}
-	if why, ok := refusedValue(err); ok {
+	why, ok := refusedValue(err)
+	if !ok && ctx.Err() == nil && timedOut(err) {
+		why, ok = fmt.Sprintf("the action's work ran past its %s limit (a statement was cancelled); ask for less at once", limit), true
+	}
+	if ok {
 		if after != nil {
 			*after = (*after)[:hooks]
 		}
@@ -344,6 +369,10 @@ func applyIn(ctx context.Context, tx pgx.Tx, h ActionHandler, act *iocv1.Action)
 	}
 	return nil, err
 }
+
+// sqlSetStatementTimeout bounds the statements of an action's transaction
+// ($1 in milliseconds; set_config's true: for this transaction only).
+const sqlSetStatementTimeout = `SELECT set_config('statement_timeout', $1, true)`
 
 // refusedValue reports whether err is the database refusing a value it was
 // given (SQLSTATE class 22, data exception: text with a NUL, a time out of

@@ -200,3 +200,38 @@ func TestUnstorableHead(t *testing.T) {
 		}
 	}
 }
+
+// TestActionStatementTimeout: an action whose work runs past the actions'
+// statement timeout is refused, saying so, instead of holding the consumer
+// (which applies one action at a time) for as long as it runs; the next
+// action is applied.
+func TestActionStatementTimeout(t *testing.T) {
+	ctx := context.Background()
+	pool := testDB(t)
+	acts, err := NewActions(ActionsConfig{StatementTimeout: 100 * time.Millisecond}, testNATS(t).JS, pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acts.RegisterAction("test.slow", func(ctx context.Context, tx pgx.Tx, a *iocv1.Action) ([]*iocv1.EntityState, error) {
+		_, err := tx.Exec(ctx, `SELECT pg_sleep(30)`)
+		return nil, err
+	})
+	acts.RegisterAction("test.quick", func(ctx context.Context, tx pgx.Tx, a *iocv1.Action) ([]*iocv1.EntityState, error) {
+		_, err := tx.Exec(ctx, `SELECT 1`)
+		return nil, err
+	})
+	act := func(id, typ string) *iocv1.Action {
+		return &iocv1.Action{Id: id, Type: typ, Actor: "op", Province: "01", TargetKind: "x", Target: id, At: timestamppb.Now()}
+	}
+	if _, applied, err := acts.Apply(ctx, act("slow-1", "test.slow")); err != nil || applied {
+		t.Fatalf("the slow action: applied %v, %v; want refused", applied, err)
+	}
+	var reason string
+	if err := pool.QueryRow(ctx, `SELECT detail->>'reason' FROM audit_log WHERE detail->>'id' = 'slow-1' AND detail->>'result' = 'refused'`).Scan(&reason); err != nil ||
+		!strings.Contains(reason, "ran past its 100ms limit") {
+		t.Errorf("the slow action's audit: %q, %v; want refused, naming the 100ms limit", reason, err)
+	}
+	if _, applied, err := acts.Apply(ctx, act("quick-1", "test.quick")); err != nil || !applied {
+		t.Errorf("the next action: applied %v, %v; want applied", applied, err)
+	}
+}
