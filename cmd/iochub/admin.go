@@ -46,7 +46,7 @@ func runUnitsImport(ctx context.Context, args []string, stdout, stderr io.Writer
 	validFrom := fs.String("valid-from", "", "date the boundaries take effect (RFC 3339 or YYYY-MM-DD); empty means 2025-07-01")
 	viaHub := fs.String("via-hub", "", "URL of a running hub: upload the files to its POST /v1/admin/units/imports and follow the progress instead of writing the database")
 	token := fs.String("token", "", "with --via-hub, the key of an admin of every province")
-	replace := fs.Bool("replace", false, "the FILE (one only) is the whole administrative map from --valid-from on: retire the current provinces, districts and communes it does not hold (a merger, a reform)")
+	replace := fs.Bool("replace", false, "the FILE (one only) is the whole administrative map from --valid-from on: retire the current provinces, districts and communes of the levels it holds that it does not hold (a merger, a reform)")
 	fs.Usage = func() {
 		fmt.Fprint(stderr, "usage: iochub units import [flags] FILE...\n\nImports GeoJSON FeatureCollections whose features carry properties code, name, nameEn.\n\n")
 		fs.PrintDefaults()

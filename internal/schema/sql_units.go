@@ -122,21 +122,21 @@ ORDER BY idx`
 // map's. The national unit and custom groups are not the map's to retire.
 const retirable = `('province', 'district', 'commune')`
 
-// sqlUnitRetireTooOld finds a current unit a Replace import would retire
-// whose version starts at or after the import's valid_from ($1); $2 is the
-// phase, as in the versioning statements.
+// retired selects the current units a Replace import retires in phase $2
+// (as in the versioning statements): of a level the file holds (a file of
+// provinces alone leaves the communes be), administrative, and not in it.
+const retired = `a.valid_to IS NULL AND a.level IN ` + retirable + ` AND (a.level = 'commune') = $2
+  AND EXISTS (SELECT FROM unit_stage l WHERE l.level = a.level)
+  AND NOT EXISTS (SELECT FROM unit_stage s WHERE s.code = a.code)`
+
+// sqlUnitRetireTooOld finds a unit a Replace import would retire whose
+// version starts at or after the import's valid_from ($1).
 const sqlUnitRetireTooOld = `
-SELECT a.code, a.valid_from FROM admin_unit a
-WHERE a.valid_to IS NULL AND a.level IN ` + retirable + ` AND (a.level = 'commune') = $2 AND a.valid_from >= $1
-  AND NOT EXISTS (SELECT FROM unit_stage s WHERE s.code = a.code)
+SELECT a.code, a.valid_from FROM admin_unit a WHERE ` + retired + ` AND a.valid_from >= $1
 ORDER BY a.code LIMIT 1`
 
-// sqlUnitRetire closes, at $1, the current administrative units of the
-// phase $2 not in the file.
-const sqlUnitRetire = `
-UPDATE admin_unit a SET valid_to = $1
-WHERE a.valid_to IS NULL AND a.level IN ` + retirable + ` AND (a.level = 'commune') = $2
-  AND NOT EXISTS (SELECT FROM unit_stage s WHERE s.code = a.code)`
+// sqlUnitRetire closes, at $1, the units a Replace import retires.
+const sqlUnitRetire = `UPDATE admin_unit a SET valid_to = $1 WHERE ` + retired
 
 // sqlUnitOrphan finds a current unit whose parent has no current version.
 const sqlUnitOrphan = `

@@ -33,10 +33,13 @@ type ImportOptions struct {
 	// so far and total -1, then once more with done = total when all are read.
 	Progress func(done, total int)
 	// Replace says the file is the whole administrative map from ValidFrom
-	// on: the current provinces, districts and communes it does not hold
-	// are retired (closed at ValidFrom), as a merger or a reform retires the
-	// units it merges away. The import is refused when a unit left current
-	// (a custom group, a unit of the file) would have a retired parent.
+	// on, for each level it holds: the current provinces, districts and
+	// communes of those levels it does not hold are retired (closed at
+	// ValidFrom), as a merger or a reform retires the units it merges away.
+	// A level the file holds none of is left as it is (a file of provinces
+	// does not retire every commune). The import is refused when a unit left
+	// current (a commune of a retired province, a custom group) would have a
+	// retired parent.
 	Replace bool
 }
 

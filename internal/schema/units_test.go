@@ -398,4 +398,19 @@ func TestImportUnitsReplaceRetires(t *testing.T) {
 	if got := scalar[string](t, db.Pool, `SELECT string_agg(code, ',' ORDER BY code) FROM admin_unit WHERE valid_to = $1`, merged); got != "90,90001,91,91001,91002,93" {
 		t.Errorf("versions closed at the merger: %s", got)
 	}
+	// A file of provinces alone retires provinces only: its communes stay, under a province of the file.
+	later := merged.AddDate(0, 1, 0)
+	provinces := collection(feature("92", "Tỉnh 92 mới", polygon(`[[[104.85,20.85],[105.35,20.85],[105.35,21.15],[104.85,21.15],[104.85,20.85]]]`)))
+	if res, err := importString(t, db.Pool, provinces, schema.ImportOptions{ValidFrom: later, Replace: true}); err != nil || res.Retired != 0 {
+		t.Fatalf("a whole map of provinces: %+v, %v; want nothing retired", res, err)
+	}
+	if got, want := current(), "90001:92,91001:92,92:"; got != want {
+		t.Errorf("current units after a map of provinces alone: %s; want %s (the communes kept)", got, want)
+	}
+	// One that would retire 92, the province of current communes, is refused.
+	other := collection(feature("95", "Tỉnh 95", polygon(square(108.0, 21.0, 0.1))))
+	if _, err := importString(t, db.Pool, other, schema.ImportOptions{ValidFrom: later.AddDate(0, 1, 0), Replace: true}); !errors.Is(err, units.ErrInvalidUnits) ||
+		!strings.Contains(err.Error(), "its parent 92") {
+		t.Errorf("a whole map of provinces without 92, the parent of current communes: %v; want refused naming 92", err)
+	}
 }
