@@ -107,6 +107,7 @@ func runEdgeAdmin(ctx context.Context, cmd string, args []string, stdout, stderr
 			fmt.Fprintf(stdout, "the hub's FEEDS sources edge %s (domain %s) from its first item\n", *unit, domain)
 		case natsx.EdgeRefiltered:
 			fmt.Fprintf(stdout, "the hub's FEEDS sources edge %s (domain %s) through new filters, from the item after the last one it copied\n", *unit, domain)
+			fmt.Fprintf(stdout, "give the edge its new catalogue (edge-export) only now: an item of a new unit it stored before was left out by the old filters\n")
 		default:
 			fmt.Fprintf(stdout, "the hub's FEEDS sources edge %s (domain %s) already, through these filters\n", *unit, domain)
 		}
@@ -121,9 +122,8 @@ func runEdgeAdmin(ctx context.Context, cmd string, args []string, stdout, stderr
 	return nil
 }
 
-// edgeFilters are the subject filters of the edge of unit: those of its
-// catalogue (edge.SubjectFilters), exported from the hub's PostGIS at dbURL
-// (IOCHUB_DATABASE_URL when empty).
+// edgeFilters are the subject filters of the edge of unit (edge.Filters),
+// read from the hub's PostGIS at dbURL.
 func edgeFilters(ctx context.Context, dbURL, unit string) ([]string, error) {
 	if dbURL == "" {
 		return nil, errors.New("--database-url (or IOCHUB_DATABASE_URL) is required: edge-add reads the edge's units there")
@@ -133,11 +133,7 @@ func edgeFilters(ctx context.Context, dbURL, unit string) ([]string, error) {
 		return nil, err
 	}
 	defer pool.Close()
-	cat, err := edge.Export(ctx, pool, unit, time.Now())
-	if err != nil {
-		return nil, err
-	}
-	return edge.SubjectFilters(cat), nil
+	return edge.Filters(ctx, pool, unit)
 }
 
 func printEdges(ctx context.Context, js jetstream.JetStream, stdout io.Writer) error {

@@ -15,6 +15,7 @@ import (
 	"slices"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/twpayne/go-geom"
 	"github.com/twpayne/go-geom/encoding/geojson"
 
@@ -185,6 +186,31 @@ func SubjectFilters(c Catalog) []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// sqlUnitTree is every version's code, level and parent, without a boundary.
+const sqlUnitTree = `SELECT DISTINCT code, level, coalesce(parent_code, '') FROM admin_unit`
+
+// Filters are the SubjectFilters of the edge of unit, from the hub's PostGIS:
+// the unit tree of every version, without a boundary (a country's would take
+// long to read). It fails with ErrUnknownUnit for a unit the hub does not know.
+func Filters(ctx context.Context, q schema.Querier, unit string) ([]string, error) {
+	rows, err := q.Query(ctx, sqlUnitTree)
+	if err != nil {
+		return nil, fmt.Errorf("reading the unit tree: %w", err)
+	}
+	var all []units.Unit
+	var u units.Unit
+	if _, err := pgx.ForEachRow(rows, []any{&u.Code, &u.Level, &u.ParentCode}, func() error {
+		all = append(all, u)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("reading the unit tree: %w", err)
+	}
+	if !slices.ContainsFunc(all, func(v units.Unit) bool { return v.Code == unit }) {
+		return nil, fmt.Errorf("the filters of the edge of unit %s: %w", unit, ErrUnknownUnit)
+	}
+	return SubjectFilters(Catalog{Unit: unit, Units: all}), nil
 }
 
 // Below reports whether code is c.Unit or below it in some version of the catalogue.

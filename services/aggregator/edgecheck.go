@@ -17,9 +17,8 @@ import (
 // the catalogue of its units and sources; the hub does not take that on
 // trust. Whoever holds an edge's machine could write anything into its
 // FEEDS: an item of a source the hub never registered, or one naming a
-// source of another unit (and, through the hub's duplicate window,
-// pre-empting that source's message ids). The filters keep out the items
-// of other units; the aggregator checks the rest here, for every item that
+// source of another unit. The filters keep out the items of other units;
+// the aggregator checks the rest here, for every item that
 // came through sourcing (it alone has the Nats-Stream-Source header, which
 // nats-server writes at the hub and refuses on any publish):
 //
@@ -33,7 +32,10 @@ import (
 //
 // An item that fails is dead-lettered with the reason: permanent, visible to
 // operators, re-drivable (a redriven item is published by the hub and
-// carries no Nats-Stream-Source header).
+// carries no Nats-Stream-Source header). What this cannot stop: the hub's
+// FEEDS drops a repeated Nats-Msg-Id as it stores a sourced item, before
+// the aggregator sees it, so a forgery under another source's message id
+// still has the real item answered duplicate (docs/edge.md).
 
 // headerStreamSource is the header nats-server adds to a sourced message:
 // "<stream>[:<hash>] <seq> <filters> <destinations> <subject> …", the filters
