@@ -74,15 +74,16 @@ const sqlUnitVersions = `SELECT code, level, COALESCE(parent_code, ''), name_vi,
 FROM admin_unit ORDER BY code, valid_from`
 
 // UnitsSignature changes whenever admin_unit does: a version added (count,
-// highest id) or closed (versions with an end, and their ends). Imports
-// only add and close versions; nothing rewrites one in place.
+// highest id) or closed (versions with an end, and their ends), or given a
+// parent (EnsureNational links provinces to VN in place, after inserting
+// it). Imports only add and close versions.
 type UnitsSignature struct {
-	Versions, MaxID, Closed int64
-	Ends                    float64
+	Versions, MaxID, Closed, WithParent int64
+	Ends                                float64
 }
 
 // sqlUnitsSignature reads UnitsSignature without touching a boundary.
-const sqlUnitsSignature = `SELECT count(*), coalesce(max(id), 0), count(valid_to),
+const sqlUnitsSignature = `SELECT count(*), coalesce(max(id), 0), count(valid_to), count(parent_code),
     coalesce(sum(extract(epoch FROM valid_to)), 0)::float8 FROM admin_unit`
 
 // UnitVersionsSignature reads the signature of admin_unit: equal signatures
@@ -93,7 +94,7 @@ func UnitVersionsSignature(ctx context.Context, q Querier) (UnitsSignature, erro
 	if err == nil {
 		s, err = pgx.CollectExactlyOneRow(rows, func(r pgx.CollectableRow) (UnitsSignature, error) {
 			var s UnitsSignature
-			return s, r.Scan(&s.Versions, &s.MaxID, &s.Closed, &s.Ends)
+			return s, r.Scan(&s.Versions, &s.MaxID, &s.Closed, &s.WithParent, &s.Ends)
 		})
 	}
 	if err != nil {

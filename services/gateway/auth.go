@@ -50,9 +50,10 @@ func (g *Gateway) authenticate(w http.ResponseWriter, r *http.Request) (auth.Pri
 // credentialsRefused answers 401 with detail and logs err. The detail is
 // fixed: err may hold what the identity provider answered, its hosts, or the
 // issuer and audience a token must have, none of which an unauthenticated
-// client should learn.
+// client should learn. The log is at Debug: anyone may send a bad token, as
+// often as it likes (a failing key-set fetch is logged by the key set).
 func (g *Gateway) credentialsRefused(w http.ResponseWriter, r *http.Request, detail string, err error) {
-	g.log.Info("credentials refused", "path", r.URL.Path, "remote", r.RemoteAddr, "err", err)
+	g.log.Debug("credentials refused", "path", r.URL.Path, "remote", r.RemoteAddr, "err", err)
 	w.Header().Set("WWW-Authenticate", `Bearer realm="iochub", error="invalid_token"`)
 	writeProblem(w, r, http.StatusUnauthorized, detail)
 }

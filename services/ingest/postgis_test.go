@@ -141,7 +141,14 @@ func TestUnitVersionsSignature(t *testing.T) {
 		SELECT code, level, parent_code, name_vi, boundary, '2026-01-01' FROM admin_unit WHERE code = '00070'`); err != nil {
 		t.Fatal(err)
 	}
-	if added := sig(); added == closed {
+	added := sig()
+	if added == closed {
 		t.Fatal("adding a version left the signature as it was")
+	}
+	if _, err := db.Pool.Exec(ctx, `UPDATE admin_unit SET parent_code = CASE WHEN parent_code IS NULL THEN 'VN' END WHERE code = '01'`); err != nil {
+		t.Fatal(err)
+	}
+	if sig() == added {
+		t.Fatal("a parent changed in place left the signature as it was")
 	}
 }
