@@ -803,7 +803,10 @@ func (g *Gateway) serveOGCItem(w http.ResponseWriter, r *http.Request) {
 		fq.Window = window
 	}
 	if c.TimeMode == pgread.TimeValidity {
-		fq.At = nil // the current version
+		fq.At, fq.Window = nil, "" // the current version, or the past one the id names
+		if at := pgread.UnitVersionAt(window); !at.IsZero() {
+			fq.At = &at
+		}
 	}
 	if !g.ogcScoped(w, r, who, c, &fq) {
 		return

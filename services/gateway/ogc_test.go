@@ -740,3 +740,30 @@ func TestOGCStatementTimeout(t *testing.T) {
 		t.Errorf("a write in the items transaction: %v; want 25006 read_only_sql_transaction", err)
 	}
 }
+
+// TestOGCUnitPastVersionByID: a past version a datetime= listing gives has
+// an id of its own ("<code>@<start>"), by which its item URL answers that
+// version; the code alone answers the current one (OGC API – Features, Part
+// 1: every feature listed can be fetched at /items/{featureId}).
+func TestOGCUnitPastVersionByID(t *testing.T) {
+	db := testenv.PostGIS(t)
+	seedOGC(t, context.Background(), db)
+	s := newOGCServer(t, db)
+	fc := s.items(t, "/ogc/collections/units/items?datetime=2024-01-01T00:00:00Z&code=00070", "")
+	if len(fc.Features) != 1 || fc.Features[0].ID != "00070@2020-01-01T00:00:00Z" {
+		t.Fatalf("the 2024 map's 00070: ids %v; want 00070@2020-01-01T00:00:00Z", fc.ids())
+	}
+	code, _, body := s.get(t, "/ogc/collections/units/items/"+fc.Features[0].ID, "")
+	if code != http.StatusOK || !strings.Contains(string(body), "Hoàn Kiếm cũ") || !strings.Contains(string(body), `"id":"00070@2020-01-01T00:00:00Z"`) {
+		t.Errorf("GET the past version by its id = %d %s; want Hoàn Kiếm cũ", code, body)
+	}
+	code, _, body = s.get(t, "/ogc/collections/units/items/00070", "")
+	if code != http.StatusOK || strings.Contains(string(body), "cũ") || !strings.Contains(string(body), `"id":"00070"`) {
+		t.Errorf("GET 00070 = %d %s; want the current Hoàn Kiếm", code, body)
+	}
+	for _, bad := range []string{"00070@", "00070@2020-01-01", "00070@1999-01-01T00:00:00Z"} {
+		if code, _, body := s.get(t, "/ogc/collections/units/items/"+bad, ""); code != http.StatusNotFound {
+			t.Errorf("GET units/items/%s = %d %s; want 404", bad, code, body)
+		}
+	}
+}

@@ -92,6 +92,36 @@ func b64ID(id string) ([]string, string, bool) {
 
 func plainID(id string) ([]string, string, bool) { return []string{id}, "", id != "" }
 
+// sqlUnitID is a unit version's feature id: its code for the current
+// version, "<code>@<valid_from>" (RFC 3339, UTC) for a past one, so that every
+// feature a datetime= listing gives can be fetched by its id (OGC API –
+// Features, Part 1: /items/{featureId}), whatever the current map says.
+const sqlUnitID = `CASE WHEN u.valid_to IS NULL THEN u.code
+    ELSE u.code || '@' || to_char(u.valid_from AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"') END`
+
+// unitID reads sqlUnitID: the code, and the start of a past version as the
+// "window" (ParseID's second value), which the item route takes as the
+// instant of the version (UnitVersionAt).
+func unitID(id string) ([]string, string, bool) {
+	code, from, past := strings.Cut(id, "@")
+	if code == "" || past && from == "" {
+		return nil, "", false
+	}
+	if past {
+		if _, err := time.Parse(time.RFC3339, from); err != nil {
+			return nil, "", false
+		}
+	}
+	return []string{code}, from, true
+}
+
+// UnitVersionAt is the instant a unit feature id's second part (unitID)
+// names, zero for the current version.
+func UnitVersionAt(from string) time.Time {
+	t, _ := time.Parse(time.RFC3339, from)
+	return t
+}
+
 // Units: admin_unit, the map valid at datetime= (the current one without).
 const (
 	sqlUnitsFrom       = `admin_unit u`
@@ -204,7 +234,7 @@ var Collections = []*Collection{
 	{
 		ID: "units", Title: "Administrative units",
 		Description:  "Provinces, districts, communes and custom units with their boundaries; datetime= selects the map valid at an instant (the current map without it).",
-		GeometryType: "MultiPolygon", From: sqlUnitsFrom, FeatureID: "u.code", ParseID: plainID,
+		GeometryType: "MultiPolygon", From: sqlUnitsFrom, FeatureID: sqlUnitID, ParseID: unitID,
 		Keys: []Key{{"u.code", "text"}}, Geometry: "u.boundary", Time: "", TimeMode: TimeValidity,
 		Properties: sqlUnitsProperties, Scope: sqlUnitsScope,
 		Queryables: map[string]cql2.Property{
