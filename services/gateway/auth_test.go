@@ -128,7 +128,7 @@ func TestRefusedTokenDetail(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		g := &Gateway{deps: Deps{Auth: a}, log: slog.New(slog.NewTextHandler(&logs, nil))}
+		g := &Gateway{deps: Deps{Auth: a}, log: slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))}
 		bearer := httptest.NewRequest("GET", "/v1/units", nil)
 		bearer.Header.Set("Authorization", "Bearer "+token)
 		signIn := httptest.NewRequest("POST", "/v1/session", strings.NewReader(url.Values{"token": {token}}.Encode()))
