@@ -28,6 +28,11 @@ WHERE NOT EXISTS (SELECT FROM admin_unit a WHERE a.code = c AND a.level <> 'cust
 // sqlGroupCurrent reads the current version of a code: its level and start.
 const sqlGroupCurrent = `SELECT level, valid_from FROM admin_unit WHERE code = $1 AND valid_to IS NULL`
 
+// sqlGroupPastUnit finds a version of code $1 that was no group (a unit
+// retired since): its level and end.
+const sqlGroupPastUnit = `SELECT level, valid_to FROM admin_unit WHERE code = $1 AND level <> 'custom' AND valid_to IS NOT NULL
+ORDER BY valid_to DESC LIMIT 1`
+
 // sqlGroupOpenMembers locks and reads the members of a group's versions not
 // ended (the current one and any starting later).
 const sqlGroupOpenMembers = `SELECT member_code FROM unit_group_member
@@ -166,6 +171,14 @@ func DefineGroupTx(ctx context.Context, tx pgx.Tx, g Group) error {
 	}
 	var level string
 	var from time.Time
+	// A past unit's code is not a group's: the roll-ups and maps "as of" a
+	// time would take the one for the other.
+	switch err := tx.QueryRow(ctx, sqlGroupPastUnit, g.Code).Scan(&level, &from); {
+	case err == nil:
+		return fmt.Errorf("defining group %s: the code was a unit of level %s until %s: %w", g.Code, level, from.Format(time.RFC3339), ErrGroup)
+	case !errors.Is(err, pgx.ErrNoRows):
+		return fmt.Errorf("defining group %s: reading its past versions: %w", g.Code, err)
+	}
 	switch err := tx.QueryRow(ctx, sqlGroupCurrent, g.Code).Scan(&level, &from); {
 	case errors.Is(err, pgx.ErrNoRows):
 	case err != nil:

@@ -4,12 +4,14 @@ import (
 	"context"
 	"errors"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/iochub/iochub/internal/schema"
 	"github.com/iochub/iochub/internal/seed"
 	"github.com/iochub/iochub/internal/testenv"
+	"github.com/iochub/iochub/internal/units"
 )
 
 // TestDefineGroup: a custom group of wards counts its members and their
@@ -80,5 +82,37 @@ func TestDefineGroup(t *testing.T) {
 		if err := schema.DefineGroup(ctx, db.Pool, c.g); !errors.Is(err, c.want) {
 			t.Errorf("%s: %v; want %v", c.name, err, c.want)
 		}
+	}
+}
+
+// TestGroupAndUnitNeverShareACode: an import whose feature has a current
+// group's code is refused (it would close the group and leave its members
+// rolling up into a unit), and a group is not given the code of a unit
+// retired since.
+func TestGroupAndUnitNeverShareACode(t *testing.T) {
+	db := testenv.PostGIS(t)
+	ctx := context.Background()
+	if err := schema.EnsureNational(ctx, db.Pool); err != nil {
+		t.Fatal(err)
+	}
+	mustImport(t, db.Pool, seed.Provinces2025(), schema.ImportOptions{})
+	mustImport(t, db.Pool, seed.HanoiWards2025(), schema.ImportOptions{})
+	t1 := time.Date(2025, 9, 1, 0, 0, 0, 0, time.UTC)
+	if err := schema.DefineGroup(ctx, db.Pool, schema.Group{Code: "77", NameVI: "Nhóm", Members: []string{"00070"}, ValidFrom: t1}); err != nil {
+		t.Fatal(err)
+	}
+	_, err := importString(t, db.Pool, collection(feature("77", "Tỉnh 77", polygon(square(107.0, 21.0, 0.1)))), schema.ImportOptions{ValidFrom: t1.AddDate(0, 1, 0)})
+	if !errors.Is(err, units.ErrInvalidUnits) || !strings.Contains(err.Error(), "features[0] (code 77)") {
+		t.Errorf("importing a province with group 77's code: %v; want refused naming features[0]", err)
+	}
+	if got := scalar[string](t, db.Pool, `SELECT level FROM admin_unit WHERE code = '77' AND valid_to IS NULL`); got != units.LevelCustom {
+		t.Errorf("code 77 is now of level %s; want the group kept", got)
+	}
+	if _, err := db.Pool.Exec(ctx, `UPDATE admin_unit SET valid_to = '2026-01-01' WHERE code = '00004' AND valid_to IS NULL`); err != nil {
+		t.Fatal(err)
+	}
+	err = schema.DefineGroup(ctx, db.Pool, schema.Group{Code: "00004", NameVI: "Nhóm", Members: []string{"00070"}, ValidFrom: time.Date(2026, 2, 1, 0, 0, 0, 0, time.UTC)})
+	if !errors.Is(err, schema.ErrGroup) || !strings.Contains(err.Error(), "was a unit of level commune") {
+		t.Errorf("a group with the code of ward 00004, retired: %v; want ErrGroup", err)
 	}
 }

@@ -64,6 +64,15 @@ WHERE s.parent_code IS NOT NULL
                       AND a.valid_from <= $1 AND (a.valid_to IS NULL OR $1 < a.valid_to)))
 ORDER BY s.idx LIMIT 1`
 
+// sqlUnitStageGroup finds a staged unit whose code is that of a custom
+// group while it is none, or the other way round: an import would close
+// the group's version and leave its members to roll up into a unit.
+const sqlUnitStageGroup = `
+SELECT s.idx, s.code, a.level FROM unit_stage s
+JOIN admin_unit a ON a.code = s.code AND a.valid_to IS NULL
+WHERE (a.level = 'custom') <> (s.level = 'custom')
+ORDER BY s.idx LIMIT 1`
+
 // sqlUnitStageOrphan finds a commune left without a parent.
 const sqlUnitStageOrphan = `
 SELECT idx, code FROM unit_stage

@@ -135,6 +135,15 @@ func ImportUnitsTx(ctx context.Context, tx pgx.Tx, r io.Reader, opts ImportOptio
 		opts.Progress(res.Read, res.Read)
 	}
 
+	var gidx int
+	var gcode, glevel string
+	switch err := tx.QueryRow(ctx, sqlUnitStageGroup).Scan(&gidx, &gcode, &glevel); {
+	case err == nil:
+		return res, fmt.Errorf("importing units: features[%d] (code %s): the code is that of a current unit of level %s; a custom group and a unit never share a code (groups are changed with units group): %w",
+			gidx, gcode, glevel, units.ErrInvalidUnits)
+	case !errors.Is(err, pgx.ErrNoRows):
+		return res, fmt.Errorf("importing units: checking groups: %w", err)
+	}
 	if err := unitPrepare(ctx, tx, &res); err != nil {
 		return res, fmt.Errorf("importing units: %w", err)
 	}
