@@ -699,10 +699,10 @@ func (g *Gateway) serveOGCItems(w http.ResponseWriter, r *http.Request) {
 	hasNext := page.More && fq.Before == nil || fq.Before != nil && page.Returned > 0
 	hasPrev := fq.Before != nil && page.More || fq.After != nil && page.Returned > 0
 	if hasNext && page.Last != nil {
-		links = append(links, ogcLink{Rel: "next", Type: "application/geo+json", Title: "next page", Href: withParam(paging, root, "cursor", encodeCursor("a", page.Last))})
+		links = append(links, ogcLink{Rel: "next", Type: sink.ct, Title: "next page", Href: withParam(paging, root, "cursor", encodeCursor("a", page.Last))})
 	}
 	if hasPrev && page.First != nil {
-		links = append(links, ogcLink{Rel: "prev", Type: "application/geo+json", Title: "previous page", Href: withParam(paging, root, "cursor", encodeCursor("b", page.First))})
+		links = append(links, ogcLink{Rel: "prev", Type: sink.ct, Title: "previous page", Href: withParam(paging, root, "cursor", encodeCursor("b", page.First))})
 	}
 	lb, _ := json.Marshal(links)
 	_, _ = bw.Write(lb)

@@ -767,3 +767,27 @@ func TestOGCUnitPastVersionByID(t *testing.T) {
 		}
 	}
 }
+
+// TestOGCPagingLinkTypes: the next link of an f=json page is of the type
+// it answers (application/json), that of a GeoJSON page GeoJSON.
+func TestOGCPagingLinkTypes(t *testing.T) {
+	db := testenv.PostGIS(t)
+	seedOGC(t, context.Background(), db)
+	s := newOGCServer(t, db)
+	for f, want := range map[string]string{"": "application/geo+json", "&f=json": "application/json"} {
+		code, _, body := s.get(t, "/ogc/collections/units/items?limit=1"+f, "")
+		var fc ogcFC
+		if code != http.StatusOK || json.Unmarshal(body, &fc) != nil {
+			t.Fatalf("GET units?limit=1%s = %d %s", f, code, body)
+		}
+		got := ""
+		for _, l := range fc.Links {
+			if l.Rel == "next" {
+				got = l.Type
+			}
+		}
+		if got != want {
+			t.Errorf("units?limit=1%s: next link of type %q; want %q", f, got, want)
+		}
+	}
+}
