@@ -278,12 +278,28 @@ func RedriveMsgID(orig string, seq uint64) string {
 
 // Redrive publishes dead letter seq's original payload and headers to its
 // original FEEDS subject, waits for FEEDS' ack, then deletes the dead
-// letter. A retry after a failure in between publishes nothing twice within
-// FEEDS' duplicate window (same Nats-Msg-Id), and the aggregator's store is
-// idempotent on (source, event id) beyond it. A letter cut to fit the max
-// payload (its payload dropped or its headers truncated) sends again the
-// original as FEEDS still holds it. It returns the redriven letter.
+// letter (Republish, then Discard). A retry after a failure in between
+// publishes nothing twice within FEEDS' duplicate window (same
+// Nats-Msg-Id), and the aggregator's store is idempotent on (source, event
+// id) beyond it. It returns the redriven letter.
 func Redrive(ctx context.Context, js jetstream.JetStream, seq uint64) (Letter, error) {
+	l, err := Republish(ctx, js, seq)
+	if err != nil {
+		return l, err
+	}
+	if err := Discard(ctx, js, seq); err != nil && !errors.Is(err, ErrNotFound) {
+		return l, fmt.Errorf("redriven, but %w", err)
+	}
+	return l, nil
+}
+
+// Republish is Redrive without the deletion of the dead letter, which the
+// caller does once it has recorded the redrive (the aggregator's action,
+// after its transaction commits: a redrive whose record is rolled back is
+// then done again, not found gone and refused). A letter cut to fit the max
+// payload (its payload dropped or its headers truncated) sends again the
+// original as FEEDS still holds it.
+func Republish(ctx context.Context, js jetstream.JetStream, seq uint64) (Letter, error) {
 	l, err := Get(ctx, js, seq)
 	if err != nil {
 		return l, err
@@ -316,9 +332,6 @@ func Redrive(ctx context.Context, js jetstream.JetStream, seq uint64) (Letter, e
 	h[jetstream.MsgIDHeader] = []string{RedriveMsgID(orig, seq)}
 	if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: l.Subject, Header: h, Data: data}); err != nil {
 		return l, fmt.Errorf("redriving dead letter %d to %s: %w", seq, l.Subject, err)
-	}
-	if err := Discard(ctx, js, seq); err != nil && !errors.Is(err, ErrNotFound) {
-		return l, fmt.Errorf("redriven, but %w", err)
 	}
 	return l, nil
 }

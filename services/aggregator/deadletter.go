@@ -147,17 +147,33 @@ func DeadletterActions(js jetstream.JetStream, log *slog.Logger) (redrive, disca
 		}
 		return l, err
 	}
+	// The dead letter is deleted once the action's transaction has
+	// committed (AfterCommit): deleted before, a transaction rolled back
+	// after (the commit failing) left the action to be applied again, which
+	// found the letter gone and recorded the redrive as refused. Published
+	// again instead, the item is one on FEEDS (its message id) and in the
+	// store ((source, event id)).
+	drop := func(ctx context.Context, l deadletter.Letter, what string) {
+		AfterCommit(ctx, func() {
+			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+			defer cancel()
+			if err := deadletter.Discard(dctx, js, l.Sequence); err != nil && !errors.Is(err, deadletter.ErrNotFound) {
+				log.Warn("deleting a dead letter "+what+" failed; it stays listed", "seq", l.Sequence, "err", err)
+			}
+		})
+	}
 	redrive = func(ctx context.Context, _ pgx.Tx, a *iocv1.Action) ([]*iocv1.EntityState, error) {
 		l, err := target(ctx, a)
 		if err != nil {
 			return nil, err
 		}
-		if _, err := deadletter.Redrive(ctx, js, l.Sequence); err != nil {
+		if _, err := deadletter.Republish(ctx, js, l.Sequence); err != nil {
 			if errors.Is(err, deadletter.ErrNotRedrivable) || errors.Is(err, deadletter.ErrNotFound) {
 				return nil, Refuse(err.Error())
 			}
 			return nil, err
 		}
+		drop(ctx, l, "redriven")
 		log.Info("dead letter redriven", "seq", l.Sequence, "subject", l.Subject, "event", l.EventID, "actor", a.GetActor())
 		return nil, nil
 	}
@@ -166,12 +182,7 @@ func DeadletterActions(js jetstream.JetStream, log *slog.Logger) (redrive, disca
 		if err != nil {
 			return nil, err
 		}
-		if err := deadletter.Discard(ctx, js, l.Sequence); err != nil {
-			if errors.Is(err, deadletter.ErrNotFound) {
-				return nil, Refuse(err.Error())
-			}
-			return nil, err
-		}
+		drop(ctx, l, "discarded")
 		log.Info("dead letter discarded", "seq", l.Sequence, "subject", l.Subject, "event", l.EventID,
 			"reason", l.Reason, "actor", a.GetActor())
 		return nil, nil

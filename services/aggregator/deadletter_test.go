@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -191,6 +192,21 @@ func TestDeadletterActions(t *testing.T) {
 		if err != nil || applied != wantApplied {
 			t.Fatalf("Apply(%s %s): applied %v, err %v; want applied %v", a.GetType(), a.GetTarget(), applied, err, wantApplied)
 		}
+	}
+	// A redrive whose transaction is rolled back after it published (as a
+	// failed commit would) leaves the letter to redrive again; it used to
+	// be deleted, and the retry recorded as refused ("does not exist").
+	acts.RegisterAction("test.redrive-then-fail", func(ctx context.Context, tx pgx.Tx, a *iocv1.Action) ([]*iocv1.EntityState, error) {
+		if _, err := redrive(ctx, tx, a); err != nil {
+			return nil, err
+		}
+		return nil, errors.New("the commit fails")
+	})
+	if _, applied, err := acts.Apply(ctx, action("a0", "test.redrive-then-fail", province, toRedrive)); err == nil || applied {
+		t.Fatalf("a redrive rolled back: applied %v, %v; want an error", applied, err)
+	}
+	if _, err := deadletter.Get(ctx, ne.JS, toRedrive); err != nil {
+		t.Fatalf("the dead letter of a redrive rolled back: %v; want it still there", err)
 	}
 	apply(action("a1", deadletter.ActionRedrive, "99", toRedrive), false) // another province's
 	apply(action("a2", deadletter.ActionRedrive, province, toRedrive), true)
