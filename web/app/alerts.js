@@ -95,18 +95,24 @@ export function isCode(text) {
  * alertTitle is what the wall shows as an alert's headline in lang: the CAP
  * headline of the info block in lang; when that is a code (a FIWARE Alert's
  * subCategory such as trafficJam becomes headline and event), the code's
- * translation and the unit's name. Never a raw code.
+ * translation, or for a code it has none of the translation of the alert's
+ * first CAP category, and the unit's name. Never a raw code.
  * @param {import('./store.js').Feature} f
  * @param {string} lang
  * @param {(code: string) => string} eventName translation of an event code (the code itself when unknown)
  * @param {(unit: string) => string} unitName
+ * @param {(category: string) => string} [categoryName] translation of a CAP category
  */
-export function alertTitle(f, lang, eventName, unitName) {
+export function alertTitle(f, lang, eventName, unitName, categoryName) {
   const a = f.properties?.alert ?? {};
   const info = alertInfo(a, lang);
   const h = info.headline || info.event || '';
   if (h && !isCode(h)) return h;
-  const ev = h ? eventName(h) : '';
+  let ev = h ? eventName(h) : '';
+  if (ev === h) {
+    const cat = Array.isArray(info.category) ? info.category[0] : '';
+    ev = cat && categoryName ? categoryName(cat) : '';
+  }
   const unit = f.properties?.unit ? unitName(f.properties.unit) : '';
   return [ev, unit].filter(Boolean).join(' – ') || String(f.properties?.name ?? a.identifier ?? '');
 }

@@ -111,7 +111,7 @@ export function detailHTML(kind, key, store, unitName) {
     const info = alertInfo(a, L);
     const sev = severityOf(a);
     const exp = expiresAt(a);
-    return `<div class="popup"><h4>${esc(alertTitle(f, L, (c) => label('event', c), unitName))}</h4>
+    return `<div class="popup"><h4>${esc(alertTitle(f, L, (c) => label('event', c), unitName, (c) => label('capCat', c)))}</h4>
       <div class="kind">${esc(t('popup.alert'))} · ${esc(t(`severity.${sev}`))}</div>
       ${info.description ? `<div>${esc(info.description)}</div>` : ''}
       <div class="time">${esc(t('alerts.sent'))}: ${esc(fmtTime(a.sent, L, true))}${Number.isNaN(exp) ? '' : ` · ${esc(t('alerts.expires'))}: ${esc(fmtTime(exp, L, true))} (${esc(fmtTimeLeft(exp - Date.now(), L))})`}</div></div>`;

@@ -208,7 +208,7 @@ export function renderAlerts(active, unitName, province, focus, ack = { can: fal
     const unitText = codes.map((/** @type {string} */ c) => unitName(c)).join(', ');
     const cats = (Array.isArray(info.category) ? info.category : []).map((/** @type {string} */ c) => label('capCat', c)).join(', ');
     const exp = expiresAt(a);
-    const title = alertTitle(f, L, (c) => label('event', c), unitName);
+    const title = alertTitle(f, L, (c) => label('event', c), unitName, (c) => label('capCat', c));
     const desc = info.description && info.description !== title ? info.description : '';
     li.innerHTML = `
       <div class="headline">${esc(title)}</div>
@@ -247,7 +247,8 @@ export function renderAlerts(active, unitName, province, focus, ack = { can: fal
   // the next would lay the list out again for each item).
   const bottom = list.getBoundingClientRect().bottom;
   const items = [.../** @type {HTMLCollectionOf<HTMLElement>} */ (list.children)];
-  const over = items.filter((li) => li.getBoundingClientRect().bottom > bottom + 1);
+  // The first (the most severe) always shows, however tall (its headline is clamped too).
+  const over = items.filter((li, i) => i > 0 && li.getBoundingClientRect().bottom > bottom + 1);
   for (const li of over) li.hidden = true;
   const hiddenCount = Math.max(0, active.length - MAX_ALERT_ITEMS) + over.length;
   $('alerts-empty').hidden = active.length > 0;

@@ -8,7 +8,7 @@ import { Backoff } from '../../app/backoff.js';
 import { LiveConnection } from '../../app/connection.js';
 import { FrameBatcher } from '../../app/batcher.js';
 import { LiveStore, isOlder, snapshotFeatures } from '../../app/store.js';
-import { activeAlerts, alertInfo, severityOf } from '../../app/alerts.js';
+import { activeAlerts, alertInfo, alertTitle, severityOf } from '../../app/alerts.js';
 import { bandColor, congestionColor, HUB_STALE_COLOR, nextLayer, provinceKpis, unitColor, unitColors } from '../../app/kpi.js';
 
 test('numbers in Vietnamese and English format', () => {
@@ -423,4 +423,15 @@ test('a compact snapshot unpacks into its Features, shared values copied per Fea
   s2.apply({ type: 'snapshot', province: '01', entities: [a, b, w] });
   assert.deepEqual([...s1.entities.entries()], [...s2.entities.entries()]);
   assert.deepEqual([...s1.dirty].sort(), ['air', 'water']);
+});
+
+test('an alert titled by a code shows its translation, or its category\'s, never the code', () => {
+  const names = { carAccident: 'Tai nạn giao thông' };
+  const ev = (/** @type {string} */ c) => names[c] ?? c;
+  const cat = (/** @type {string} */ c) => ({ Transport: 'Giao thông' })[c] ?? c;
+  const unit = () => 'Phường Ba Đình';
+  const alert = (/** @type {string} */ headline) => ({ properties: { unit: '00004', alert: { info: [{ language: 'vi-VN', headline, category: ['Transport'] }] } } });
+  assert.equal(alertTitle(alert('carAccident'), 'vi', ev, unit, cat), 'Tai nạn giao thông – Phường Ba Đình');
+  assert.equal(alertTitle(alert('someNewCode'), 'vi', ev, unit, cat), 'Giao thông – Phường Ba Đình');
+  assert.equal(alertTitle(alert('Ngập sâu trên phố Huế'), 'vi', ev, unit, cat), 'Ngập sâu trên phố Huế');
 });
