@@ -477,6 +477,19 @@ realOnly('a posted alert and a posted congestion show on the wall', async (t) =>
   assert.doesNotMatch(await page.locator('#alerts').textContent(), /heavyRain|trafficJam|airPollution/, 'no raw codes');
   assert.equal(await item.locator('.sev').textContent(), 'Cực kỳ nghiêm trọng');
 
+  // A source's very long headline is clamped and does not empty the panel (it hid every alert).
+  const long = `web-test-long-${now.getTime()}`;
+  await post('alert', {
+    id: long, type: 'Alert', category: 'weather', subCategory: `${long} ${'Lũ rất lớn '.repeat(300)}`, severity: 'critical',
+    location: { type: 'Point', coordinates: [105.8522, 21.0288] }, dateIssued: new Date().toISOString(), validFrom: new Date().toISOString(),
+    validTo: new Date(Date.now() + 3600e3).toISOString(), description: 'web-test long headline', alertSource: 'web-test',
+  });
+  const longItem = page.locator('#alerts li', { hasText: long });
+  await longItem.waitFor({ timeout: LIVE_TIMEOUT });
+  assert.ok(await page.locator('#alerts li:not([hidden])').count() >= 1, 'alerts shown beside a long headline');
+  const box = await longItem.locator('.headline').boundingBox();
+  assert.ok(box && box.height < 80, `the long headline is ${box?.height} px high; want three lines at most`);
+
   // A congested segment: its ward's traffic roll-up, and so its colour, follows.
   await page.locator('#layers button[data-layer=traffic]').click();
   const seg = `web-test-seg-${now.getTime()}`;
