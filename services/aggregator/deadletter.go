@@ -158,7 +158,7 @@ func DeadletterActions(js jetstream.JetStream, log *slog.Logger) (redrive, disca
 			dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 			defer cancel()
 			if err := deadletter.Discard(dctx, js, l.Sequence); err != nil && !errors.Is(err, deadletter.ErrNotFound) {
-				log.Warn("deleting a dead letter "+what+" failed; it stays listed", "seq", l.Sequence, "err", err)
+				log.Warn("deleting a dead letter failed; it stays listed", "after", what, "seq", l.Sequence, "err", err)
 			}
 		})
 	}
