@@ -246,13 +246,39 @@ func waitRows(t *testing.T, pool *pgxpool.Pool, table string, want int) {
 	})
 }
 
-// waitIdle waits until the durable has every message delivered and acked (or terminated).
+// waitIdle waits until the durable has every message delivered and acked (or
+// terminated): none pending, none awaiting its ack, and its ack floor at the
+// last message of FEEDS it takes. Pending counts alone were once seen at 0
+// for a consumer just created, before it had delivered anything (a run of
+// make test under -race).
 func waitIdle(t *testing.T, js jetstream.JetStream, durable string) {
 	t.Helper()
 	waitConsumer(t, js, durable, "idle", func(info *jetstream.ConsumerInfo) (bool, string) {
-		return info.NumPending == 0 && info.NumAckPending == 0,
-			fmt.Sprintf("pending %d, ack pending %d", info.NumPending, info.NumAckPending)
+		last := lastFeedsSeq(t, js, info.Config.FilterSubject)
+		return info.NumPending == 0 && info.NumAckPending == 0 && info.AckFloor.Stream >= last,
+			fmt.Sprintf("pending %d, ack pending %d, ack floor %d of %d", info.NumPending, info.NumAckPending, info.AckFloor.Stream, last)
 	})
+}
+
+// lastFeedsSeq is the sequence of the last message of FEEDS on filter
+// (every subject when empty); 0 when there is none.
+func lastFeedsSeq(t *testing.T, js jetstream.JetStream, filter string) uint64 {
+	t.Helper()
+	st, err := js.Stream(context.Background(), subjects.StreamFeeds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if filter == "" {
+		filter = subjects.FeedsAll
+	}
+	m, err := st.GetLastMsgForSubject(context.Background(), filter)
+	if errors.Is(err, jetstream.ErrMsgNotFound) {
+		return 0
+	}
+	if err != nil {
+		t.Fatalf("the last message of FEEDS on %s: %v", filter, err)
+	}
+	return m.Sequence
 }
 
 // waitFetching waits until the FEEDS consumer durable exists and a pull
