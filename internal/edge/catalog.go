@@ -15,7 +15,6 @@ import (
 	"slices"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/twpayne/go-geom"
 	"github.com/twpayne/go-geom/encoding/geojson"
 
@@ -77,7 +76,7 @@ func Export(ctx context.Context, q schema.Querier, unit string, now time.Time) (
 	if !below[unit] {
 		return Catalog{}, fmt.Errorf("exporting the catalogue of unit %s: %w", unit, ErrUnknownUnit)
 	}
-	keep := ancestors(all, unit)
+	keep := units.ParentsOf(all).Up(unit) // unit and its ancestors, in any version
 	for c := range below {
 		keep[c] = true
 	}
@@ -128,36 +127,6 @@ func subtree(all []units.Unit, unit string) map[string]bool {
 	return in
 }
 
-// ancestors is the set of codes above unit, in any version.
-func ancestors(all []units.Unit, unit string) map[string]bool { return above(parentsOf(all), unit) }
-
-// parentsOf indexes the parents of every code of all, in any version.
-func parentsOf(all []units.Unit) map[string][]string {
-	parents := map[string][]string{}
-	for _, u := range all {
-		if u.ParentCode != "" {
-			parents[u.Code] = append(parents[u.Code], u.ParentCode)
-		}
-	}
-	return parents
-}
-
-// above is the set of codes above unit in parents (parentsOf).
-func above(parents map[string][]string, unit string) map[string]bool {
-	out := map[string]bool{}
-	todo := slices.Clone(parents[unit])
-	for len(todo) > 0 {
-		c := todo[len(todo)-1]
-		todo = todo[:len(todo)-1]
-		if out[c] || c == unit {
-			continue
-		}
-		out[c] = true
-		todo = append(todo, parents[c]...)
-	}
-	return out
-}
-
 // SubjectFilters are the only feed subjects an item of the edge of c can
 // have, and so the subject filters through which the hub's FEEDS sources the
 // edge (natsx.AddEdgeSource): an edge cannot write items of units not its
@@ -175,10 +144,10 @@ func SubjectFilters(c Catalog) []string {
 	if levels[c.Unit][units.LevelProvince] {
 		return []string{subjects.FeedProvince(c.Unit)}
 	}
-	parents := parentsOf(c.Units)
+	parents := units.ParentsOf(c.Units)
 	var out []string
 	for code := range subtree(c.Units, c.Unit) {
-		for p := range above(parents, code) {
+		for p := range parents.Up(code) {
 			if levels[p][units.LevelProvince] {
 				out = append(out, subjects.FeedUnit(p, code))
 			}
@@ -188,24 +157,13 @@ func SubjectFilters(c Catalog) []string {
 	return out
 }
 
-// sqlUnitTree is every version's code, level and parent, without a boundary.
-const sqlUnitTree = `SELECT DISTINCT code, level, coalesce(parent_code, '') FROM admin_unit`
-
-// Filters are the SubjectFilters of the edge of unit, from the hub's PostGIS:
-// the unit tree of every version, without a boundary (a country's would take
-// long to read). It fails with ErrUnknownUnit for a unit the hub does not know.
+// Filters are the SubjectFilters of the edge of unit, from the hub's PostGIS
+// (schema.LoadUnitTree: no boundary). It fails with ErrUnknownUnit for a
+// unit the hub does not know.
 func Filters(ctx context.Context, q schema.Querier, unit string) ([]string, error) {
-	rows, err := q.Query(ctx, sqlUnitTree)
+	all, err := schema.LoadUnitTree(ctx, q)
 	if err != nil {
-		return nil, fmt.Errorf("reading the unit tree: %w", err)
-	}
-	var all []units.Unit
-	var u units.Unit
-	if _, err := pgx.ForEachRow(rows, []any{&u.Code, &u.Level, &u.ParentCode}, func() error {
-		all = append(all, u)
-		return nil
-	}); err != nil {
-		return nil, fmt.Errorf("reading the unit tree: %w", err)
+		return nil, err
 	}
 	if !slices.ContainsFunc(all, func(v units.Unit) bool { return v.Code == unit }) {
 		return nil, fmt.Errorf("the filters of the edge of unit %s: %w", unit, ErrUnknownUnit)

@@ -103,6 +103,28 @@ func UnitVersionsSignature(ctx context.Context, q Querier) (UnitsSignature, erro
 	return s, nil
 }
 
+// sqlUnitTree is every version's code, level and parent, without a boundary.
+const sqlUnitTree = `SELECT DISTINCT code, level, coalesce(parent_code, '') FROM admin_unit`
+
+// LoadUnitTree reads the unit tree of every version (code, level and
+// parent of each distinct version, no boundary: a country's boundaries take
+// long to read, and these questions need none).
+func LoadUnitTree(ctx context.Context, q Querier) ([]units.Unit, error) {
+	rows, err := q.Query(ctx, sqlUnitTree)
+	if err != nil {
+		return nil, fmt.Errorf("reading the unit tree: %w", err)
+	}
+	var out []units.Unit
+	var u units.Unit
+	if _, err := pgx.ForEachRow(rows, []any{&u.Code, &u.Level, &u.ParentCode}, func() error {
+		out = append(out, u)
+		return nil
+	}); err != nil {
+		return nil, fmt.Errorf("reading the unit tree: %w", err)
+	}
+	return out, nil
+}
+
 // sqlUnitAncestors calls the function of migration 00015.
 const sqlUnitAncestors = `SELECT code FROM unit_ancestors($1, $2)`
 

@@ -54,11 +54,21 @@ const (
 )
 
 // edgeBindings caches the hub's sources and unit tree for the checks of the
-// reader goroutine (one per Service: no lock).
+// reader goroutine (one per Service: no lock), and the verdict of each
+// source, place and edge it checked, so that an edge's items of one source
+// and unit (most of them) cost a map look-up each.
 type edgeBindings struct {
-	b      postgis.Bindings
-	loaded time.Time
+	b        postgis.Bindings
+	loaded   time.Time
+	verdicts map[edgeKey]string // "" passes; else why not
 }
+
+// edgeKey is what an edge item's verdict depends on; filters is the
+// filters field of its Nats-Stream-Source value.
+type edgeKey struct{ source, province, unit, filters string }
+
+// maxVerdicts bounds edgeBindings.verdicts (forgotten all at once past it).
+const maxVerdicts = 4096
 
 // checkEdgeItem checks the decoded item d, which came through sourcing
 // with the Nats-Stream-Source value hdr: nil when it passes; an error
@@ -68,19 +78,19 @@ func (s *Service) checkEdgeItem(ctx context.Context, d *decoded, hdr string) err
 	if d.source == "" {
 		return fmt.Errorf("%w: it names no source in the %s header", errEdgeItem, HeaderSource)
 	}
-	roots := edgeRoots(hdr)
+	k := edgeKey{d.source, d.province, d.unit, headerFilters(hdr)}
 	now := time.Now()
 	if s.edges.loaded.IsZero() || now.Sub(s.edges.loaded) > bindingsMaxAge {
 		if err := s.loadBindings(ctx, now); err != nil {
 			return err
 		}
 	}
-	why := edgeItemFault(s.edges.b, d.source, d.province, d.unit, roots)
+	why := s.edges.verdict(k)
 	if why != "" && now.Sub(s.edges.loaded) > bindingsRetryAfter {
 		if err := s.loadBindings(ctx, now); err != nil {
 			return err
 		}
-		why = edgeItemFault(s.edges.b, d.source, d.province, d.unit, roots)
+		why = s.edges.verdict(k)
 	}
 	if why != "" {
 		return fmt.Errorf("%w: %s", errEdgeItem, why)
@@ -88,12 +98,25 @@ func (s *Service) checkEdgeItem(ctx context.Context, d *decoded, hdr string) err
 	return nil
 }
 
+// verdict is edgeItemFault of k, remembered.
+func (e *edgeBindings) verdict(k edgeKey) string {
+	if why, ok := e.verdicts[k]; ok {
+		return why
+	}
+	if len(e.verdicts) >= maxVerdicts {
+		clear(e.verdicts)
+	}
+	why := edgeItemFault(e.b, k.source, k.province, k.unit, edgeRoots(k.filters))
+	e.verdicts[k] = why
+	return why
+}
+
 func (s *Service) loadBindings(ctx context.Context, now time.Time) error {
 	b, err := s.db.LoadBindings(ctx)
 	if err != nil {
 		return fmt.Errorf("reading the sources and units to check an edge's item: %w", err)
 	}
-	s.edges = edgeBindings{b: b, loaded: now}
+	s.edges = edgeBindings{b: b, loaded: now, verdicts: map[edgeKey]string{}}
 	return nil
 }
 
@@ -105,7 +128,7 @@ func edgeItemFault(b postgis.Bindings, source, province, unit string, roots []st
 	if !ok {
 		return fmt.Sprintf("source %q is not registered at the hub", source)
 	}
-	up := b.Up(unit)
+	up := b.Parents.Up(unit)
 	if !up[province] {
 		return fmt.Sprintf("unit %s is not in province %s", unit, province)
 	}
@@ -115,7 +138,7 @@ func edgeItemFault(b postgis.Bindings, source, province, unit string, roots []st
 	if len(roots) == 0 {
 		return ""
 	}
-	sourceUp := b.Up(bound)
+	sourceUp := b.Parents.Up(bound)
 	for _, r := range roots {
 		if sourceUp[r] {
 			return ""
@@ -124,16 +147,34 @@ func edgeItemFault(b postgis.Bindings, source, province, unit string, roots []st
 	return fmt.Sprintf("source %q is bound to unit %s, which is not among the edge's units (%s)", source, bound, strings.Join(roots, ", "))
 }
 
-// edgeRoots are the units (or provinces) of the subject filters hdr, a
-// Nats-Stream-Source value, names; none when the source has no filter or
-// one that is not of a province or unit (an edge added before filters were).
-func edgeRoots(hdr string) []string {
-	f := strings.Split(hdr, " ")
-	if len(f) < 4 {
+// headerFilters is the filters field of a Nats-Stream-Source value hdr
+// (the third of "<stream> <seq> <filters> <destinations> …"); "" when hdr
+// has no such field.
+func headerFilters(hdr string) string {
+	_, rest, ok := strings.Cut(hdr, " ")
+	if !ok {
+		return ""
+	}
+	if _, rest, ok = strings.Cut(rest, " "); !ok {
+		return ""
+	}
+	filters, _, ok := strings.Cut(rest, " ")
+	if !ok {
+		return ""
+	}
+	return filters
+}
+
+// edgeRoots are the units (or provinces) the subject filters of a
+// Nats-Stream-Source filters field (headerFilters, joined by form feeds)
+// name; none when the source has no filter or one that is not of a province
+// or unit (an edge added before filters were).
+func edgeRoots(filters string) []string {
+	if filters == "" {
 		return nil
 	}
 	var roots []string
-	for filter := range strings.SplitSeq(f[2], "\f") {
+	for filter := range strings.SplitSeq(filters, "\f") {
 		province, unit, ok := subjects.ParseFeedFilter(filter)
 		if !ok {
 			return nil

@@ -24,8 +24,8 @@ func TestEdgeRoots(t *testing.T) {
 		{"FEEDS 17", nil},
 		{"", nil},
 	} {
-		if got := edgeRoots(c.hdr); !slices.Equal(got, c.want) {
-			t.Errorf("edgeRoots(%q) = %q; want %q", c.hdr, got, c.want)
+		if got := edgeRoots(headerFilters(c.hdr)); !slices.Equal(got, c.want) {
+			t.Errorf("edgeRoots(headerFilters(%q)) = %q; want %q", c.hdr, got, c.want)
 		}
 	}
 }
