@@ -283,23 +283,10 @@ func (c config) redacted() config {
 	}
 	c.NATSURL = natsx.RedactURLs(c.NATSURL)
 	if c.DatabaseURL != "" {
-		c.DatabaseURL = redactURL(c.DatabaseURL)
+		c.DatabaseURL = natsx.RedactURLs(c.DatabaseURL)
 	}
 	if c.DatabaseReadURL != "" {
-		c.DatabaseReadURL = redactURL(c.DatabaseReadURL)
+		c.DatabaseReadURL = natsx.RedactURLs(c.DatabaseReadURL)
 	}
 	return c
-}
-
-func redactURL(u string) string {
-	at := strings.LastIndex(u, "@")
-	scheme := strings.Index(u, "://")
-	if at < 0 || scheme < 0 || at < scheme {
-		return u
-	}
-	cred := u[scheme+3 : at]
-	if i := strings.Index(cred, ":"); i >= 0 {
-		return u[:scheme+3] + cred[:i] + ":xxxxx" + u[at:]
-	}
-	return u
 }

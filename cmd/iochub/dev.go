@@ -143,7 +143,7 @@ func runDev(ctx context.Context, args []string, stdout, stderr io.Writer) error 
 	if err != nil {
 		return fmt.Errorf("opening JetStream: %w", err)
 	}
-	if _, err := checkHubID(ctx, js, pool, hubCheck{natsDir: filepath.Join(dataDir, "nats"), db: redactURL(dbURL), pgDir: pgDir,
+	if _, err := checkHubID(ctx, js, pool, hubCheck{natsDir: filepath.Join(dataDir, "nats"), db: natsx.RedactURLs(dbURL), pgDir: pgDir,
 		legacyPG: legacyPGDir(dataDir), reset: cfg.ResetHubID}, log); err != nil {
 		return err
 	}
@@ -199,7 +199,7 @@ iochub dev is running.
   (the wall screen's code signs one browser in, once, within 10 minutes; after that sign in with the dev token)
 Press Ctrl-C to stop.
 `, base, cfg.Province, signIn, base, cfg.DevToken, ws, cfg.Province, cfg.DevToken, ops, ops, ops, natsUserURL(ns.ClientURL(), natsx.HubUser, hubPW), natsx.HubUser,
-				natsUserURL(ns.ClientURL(), natsx.ReaderUser, readerPW), redactURL(dbURL), cfg.DevToken, onOff(!cfg.NoSim))
+				natsUserURL(ns.ClientURL(), natsx.ReaderUser, readerPW), natsx.RedactURLs(dbURL), cfg.DevToken, onOff(!cfg.NoSim))
 		case <-ctx.Done():
 		}
 	}()

@@ -115,12 +115,12 @@ func (c *edgeConfig) hubURLs() ([]*url.URL, error) {
 		}
 		u, err := url.Parse(s)
 		if err != nil || u.Host == "" {
-			return nil, fmt.Errorf("--hub %q: want nats-leaf://[user:password@]host:port", redactURL(s))
+			return nil, fmt.Errorf("--hub %q: want nats-leaf://[user:password@]host:port", natsx.RedactURLs(s))
 		}
 		switch u.Scheme {
 		case "nats-leaf", "nats", "tls":
 		default:
-			return nil, fmt.Errorf("--hub %q: scheme %q; want nats-leaf, nats or tls", redactURL(s), u.Scheme)
+			return nil, fmt.Errorf("--hub %q: scheme %q; want nats-leaf, nats or tls", natsx.RedactURLs(s), u.Scheme)
 		}
 		out = append(out, u)
 	}
@@ -184,7 +184,7 @@ func (c edgeConfig) redacted() edgeConfig {
 	var hubs []string
 	for _, s := range strings.Split(c.Hub, ",") {
 		if s = strings.TrimSpace(s); s != "" {
-			hubs = append(hubs, redactURL(s))
+			hubs = append(hubs, natsx.RedactURLs(s))
 		}
 	}
 	c.Hub = strings.Join(hubs, ",")

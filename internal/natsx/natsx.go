@@ -156,7 +156,9 @@ func RedactError(err error) error {
 
 // RedactURLs is urls, a comma-separated list as Connect takes, with each
 // URL's credentials replaced by xxxxx, for logs, errors and --check-config:
-// a password, or a user given alone, which NATS takes as a token.
+// a password, or a user given alone, which NATS takes as a token. The
+// iochub command redacts its PostgreSQL URLs with it too (a user alone is
+// no secret there, and is hidden all the same).
 func RedactURLs(urls string) string {
 	list := strings.Split(urls, ",")
 	for i, u := range list {
