@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"strconv"
 	"strings"
 	"sync"
 	"time"
@@ -253,8 +252,8 @@ func (a *Actions) Apply(ctx context.Context, act *iocv1.Action) ([]*iocv1.Entity
 		if act.GetType() == ActionUnitImport {
 			limit = a.cfg.ImportTimeout
 		}
-		if _, err := tx.Exec(ctx, sqlSetStatementTimeout, strconv.FormatInt(max(1, limit.Milliseconds()), 10)); err != nil {
-			return fmt.Errorf("setting the statement timeout: %w", err)
+		if err := postgis.SetStatementTimeout(ctx, tx, limit); err != nil {
+			return err
 		}
 		h, ok := a.handler(act.GetType())
 		if !ok {
@@ -369,10 +368,6 @@ func applyIn(ctx context.Context, tx pgx.Tx, h ActionHandler, act *iocv1.Action,
 	}
 	return nil, err
 }
-
-// sqlSetStatementTimeout bounds the statements of an action's transaction
-// ($1 in milliseconds; set_config's true: for this transaction only).
-const sqlSetStatementTimeout = `SELECT set_config('statement_timeout', $1, true)`
 
 // refusedValue reports whether err is the database refusing a value it was
 // given (SQLSTATE class 22, data exception: text with a NUL, a time out of

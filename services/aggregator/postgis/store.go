@@ -303,6 +303,16 @@ func (s *Store) begin(ctx context.Context) (pgx.Tx, error) {
 	return tx, nil
 }
 
+// SetStatementTimeout bounds each statement of tx to d (at least 1 ms: 0
+// would mean none), until tx ends: what a write transaction of the store
+// sets itself, for the transactions others begin (the operator actions').
+func SetStatementTimeout(ctx context.Context, tx pgx.Tx, d time.Duration) error {
+	if _, err := tx.Exec(ctx, sqlSetStatementTimeout, fmt.Sprintf("%dms", max(1, d.Milliseconds()))); err != nil {
+		return fmt.Errorf("setting the statement timeout: %w", err)
+	}
+	return nil
+}
+
 // BeginFunc runs fn in a write transaction bounded by the store's statement
 // timeout, committing when fn returns nil and rolling back otherwise. A
 // statement that ran out of time gives an error that Is ErrStatementTimeout.
