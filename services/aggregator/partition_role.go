@@ -72,7 +72,11 @@ func (r *Role) runPartition(ctx context.Context, part string, epoch int64) error
 }
 
 // partitionDurable is the name of the durable consumer of province part.
-func partitionDurable(part string) string { return "aggregator-" + subjects.Token(part) }
+func partitionDurable(part string) string { return partitionDurablePrefix + subjects.Token(part) }
+
+// partitionDurablePrefix starts the name of every partition's FEEDS consumer
+// (the rules engine waits for them at its start: rules.Config.FeedsPartitionPrefix).
+const partitionDurablePrefix = "aggregator-"
 
 // metricsOf returns the metrics of durable, registered the first time.
 func (r *Role) metricsOf(durable string) (*metrics, error) {

@@ -86,7 +86,9 @@ func NewRole(cfg RoleConfig, d RoleDeps) (*Role, error) {
 	if cfg.Rules.FeedsDurable == "" {
 		cfg.Rules.FeedsDurable = cfg.Aggregator.Durable
 	}
-	cfg.Rules.FeedsPartitioned = cfg.Partition.Enabled
+	if cfg.Partition.Enabled {
+		cfg.Rules.FeedsPartitionPrefix = partitionDurablePrefix
+	}
 	eng, err := rules.New(cfg.Rules, rules.Deps{JS: d.JS, Store: store, Logger: log.With("role", "rules"), Metrics: d.Metrics})
 	if err != nil {
 		return nil, err

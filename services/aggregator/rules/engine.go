@@ -56,10 +56,11 @@ type Config struct {
 	// minutes, negative means no wait.
 	CatchUpWait time.Duration
 	// FeedsDurable is the durable name of the aggregator's FEEDS consumer;
-	// "" means "aggregator". FeedsPartitioned says the aggregator runs
-	// partitioned: its consumers are then "aggregator-<partition>" instead.
-	FeedsDurable     string
-	FeedsPartitioned bool
+	// "" means "aggregator". FeedsPartitionPrefix, when the aggregator runs
+	// partitioned, starts the names of its consumers instead, one a
+	// partition (the aggregator's partitionDurable).
+	FeedsDurable         string
+	FeedsPartitionPrefix string
 }
 
 // withDefaults returns c with zero fields set to their defaults.
@@ -277,14 +278,14 @@ const abandonedAfter = 10 * time.Minute
 // feedsBehind names a FEEDS consumer of the aggregator that has not taken
 // every item up to last (its ack floor below it, with items still pending
 // or unacked); "" when none has. Its consumer is Config.FeedsDurable, or,
-// partitioned, every "aggregator-<partition>" (other instances run some);
-// one nobody runs (abandonedAfter) is not waited for.
+// partitioned, every one named with Config.FeedsPartitionPrefix (other
+// instances run some); one nobody runs (abandonedAfter) is not waited for.
 func (e *Engine) feedsBehind(ctx context.Context, st jetstream.Stream, last uint64) (string, error) {
 	var infos []*jetstream.ConsumerInfo
-	if e.cfg.FeedsPartitioned {
+	if e.cfg.FeedsPartitionPrefix != "" {
 		list := st.ListConsumers(ctx)
 		for info := range list.Info() {
-			if strings.HasPrefix(info.Config.Durable, "aggregator-") {
+			if strings.HasPrefix(info.Config.Durable, e.cfg.FeedsPartitionPrefix) {
 				infos = append(infos, info)
 			}
 		}

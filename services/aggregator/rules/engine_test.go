@@ -371,7 +371,22 @@ func TestEngineSilentEntity(t *testing.T) {
 // aggregator's consumer to take it before it reads the raised alerts, so it
 // finds it and does not raise the condition again under another identifier
 // when the entity's states come back.
+// The same with the aggregator partitioned: its consumer of province 01.
 func TestEngineWaitsForFeedsBeforeRestoring(t *testing.T) {
+	for _, c := range []struct {
+		name     string
+		consumer jetstream.ConsumerConfig
+		cfg      rules.Config
+	}{
+		{"one aggregator", jetstream.ConsumerConfig{Durable: "aggregator", AckPolicy: jetstream.AckExplicitPolicy}, rules.Config{CatchUpWait: time.Minute}},
+		{"partitioned", jetstream.ConsumerConfig{Durable: "aggregator-01", FilterSubject: subjects.FeedProvince("01"), AckPolicy: jetstream.AckExplicitPolicy},
+			rules.Config{CatchUpWait: time.Minute, FeedsPartitionPrefix: "aggregator-"}},
+	} {
+		t.Run(c.name, func(t *testing.T) { engineWaitsForFeeds(t, c.consumer, c.cfg) })
+	}
+}
+
+func engineWaitsForFeeds(t *testing.T, consumer jetstream.ConsumerConfig, cfg rules.Config) {
 	n := testenv.NATS(t)
 	db := testenv.PostGIS(t)
 	ctx := context.Background()
@@ -380,7 +395,7 @@ func TestEngineWaitsForFeedsBeforeRestoring(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	agg, err := feeds.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "aggregator", AckPolicy: jetstream.AckExplicitPolicy})
+	agg, err := feeds.CreateOrUpdateConsumer(ctx, consumer)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -410,7 +425,7 @@ func TestEngineWaitsForFeedsBeforeRestoring(t *testing.T) {
 	if len(taken) != 1 {
 		t.Fatalf("the aggregator's consumer took %d messages; want the raise", len(taken))
 	}
-	eng, _, _, _ := startEngine(t, n, db, rules.Config{CatchUpWait: time.Minute}, time.Now)
+	eng, _, _, _ := startEngine(t, n, db, cfg, time.Now)
 	select {
 	case <-eng.Ready():
 		t.Fatal("the engine started before the aggregator took what FEEDS held")
