@@ -29,15 +29,15 @@ func (o *operator) registerGroups(mux routes.Mux) {
 	mux.HandleFunc("PUT /v1/units/groups/{code}", o.servePutGroup)
 }
 
-// servePutGroup checks a group (schema.GroupDocument) and queues its
-// definition: an admin of every province its members lie in, members that
-// are current units. The aggregator applies it (and refuses, with the
-// reason, what changed meanwhile).
 // maxGroupBody bounds a group document: room for schema.MaxGroupMembers
 // members of the longest code (64 bytes, quoted, a comma each) beside the
 // names, far below a NATS message (the action carries the document).
 const maxGroupBody = schema.MaxGroupMembers*(64+3) + 16<<10
 
+// servePutGroup checks a group (schema.GroupDocument) and queues its
+// definition: an admin of every province its members lie in, members that
+// are current units. The aggregator applies it (and refuses, with the
+// reason, what changed meanwhile).
 func (o *operator) servePutGroup(w http.ResponseWriter, r *http.Request) {
 	who, ok := o.g.authenticate(w, r)
 	if !ok {
