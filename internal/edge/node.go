@@ -51,7 +51,7 @@ type NodeConfig struct {
 
 // DefaultMaxPayload is the edge's max payload when NodeConfig says none:
 // nats-server's own default, which a hub run from deploy/nats/hub.conf has.
-const DefaultMaxPayload = 1 << 20
+const DefaultMaxPayload = server.MAX_PAYLOAD_SIZE
 
 // Node is an edge's running NATS server with its FEEDS, and a connection to it.
 type Node struct {

@@ -4,7 +4,10 @@ import (
 	"context"
 	"testing"
 
+	"github.com/nats-io/nats-server/v2/server"
+
 	"github.com/iochub/iochub/internal/edge"
+	"github.com/iochub/iochub/internal/natsx"
 )
 
 // TestNodeSyncsEveryWrite: the edge answers an item accepted once its single
@@ -39,7 +42,18 @@ func TestNodeMaxPayload(t *testing.T) {
 		}
 		n.Close()
 	}
-	if edge.DefaultMaxPayload != 1<<20 {
-		t.Errorf("DefaultMaxPayload %d; want nats-server's default, 1 MiB", edge.DefaultMaxPayload)
+	// No more than a hub of default options takes: iochub serve's embedded
+	// server, and nats-server from deploy/nats/hub.conf (its own default).
+	hub, err := natsx.StartEmbedded(natsx.EmbeddedConfig{StoreDir: t.TempDir(), Port: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func() { hub.Shutdown(); hub.WaitForShutdown() }()
+	v, err := hub.Varz(nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if most := min(int64(v.MaxPayload), server.MAX_PAYLOAD_SIZE); int64(edge.DefaultMaxPayload) > most {
+		t.Errorf("DefaultMaxPayload %d; want at most %d, what every hub of default options takes", edge.DefaultMaxPayload, most)
 	}
 }
