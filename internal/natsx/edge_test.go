@@ -176,27 +176,18 @@ func TestEdgeSourcing(t *testing.T) {
 				return got == n+1, fmt.Sprintf("hub FEEDS holds %d of %d", got, n+1)
 			})
 			// In the edge's order.
-			cons, err := p.hubJS.OrderedConsumer(ctx, subjects.StreamFeeds, jetstream.OrderedConsumerConfig{})
-			if err != nil {
-				t.Fatal(err)
-			}
-			batch, err := cons.FetchNoWait(n + 1)
-			if err != nil {
-				t.Fatal(err)
-			}
-			i := 0
-			for m := range batch.Messages() {
+			ids := hubMsgIDs(t, p.hubJS, n+1)
+			for i, got := range ids {
 				want := fmt.Sprint("id-", i)
 				if i == n {
 					want = "id-last"
 				}
-				if got := m.Headers().Get(jetstream.MsgIDHeader); got != want {
+				if got != want {
 					t.Fatalf("hub FEEDS item %d has id %q; want %q", i, got, want)
 				}
-				i++
 			}
-			if i != n+1 {
-				t.Fatalf("read %d items from the hub; want %d", i, n+1)
+			if len(ids) != n+1 {
+				t.Fatalf("read %d items from the hub; want %d", len(ids), n+1)
 			}
 			if err := RemoveEdgeSource(ctx, p.hubJS, p.domain); err != nil {
 				t.Fatal(err)
@@ -288,18 +279,7 @@ func TestEdgeSourcingThroughItsFilters(t *testing.T) {
 		got := streamMsgs(t, p.hubJS)
 		return got == 4, fmt.Sprintf("hub FEEDS holds %d of 4", got)
 	})
-	cons, err := p.hubJS.OrderedConsumer(ctx, subjects.StreamFeeds, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	batch, err := cons.FetchNoWait(10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	var ids []string
-	for m := range batch.Messages() {
-		ids = append(ids, m.Headers().Get(jetstream.MsgIDHeader))
-	}
+	ids := hubMsgIDs(t, p.hubJS, 10)
 	if want := []string{"own-1", "own-2", "ward-2", "own-3"}; !slices.Equal(ids, want) {
 		t.Fatalf("hub FEEDS holds %v; want %v (no other unit's item, none twice)", ids, want)
 	}
@@ -429,24 +409,34 @@ func TestEdgeRestartKeepsItems(t *testing.T) {
 		got := streamMsgs(t, p.hubJS)
 		return got == 40, fmt.Sprintf("hub FEEDS holds %d of 40", got)
 	})
-	c, err := p.hubJS.OrderedConsumer(ctx, subjects.StreamFeeds, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := c.FetchNoWait(40)
-	if err != nil {
-		t.Fatal(err)
-	}
-	i := 0
-	for m := range b.Messages() {
-		if got, want := m.Headers().Get(jetstream.MsgIDHeader), fmt.Sprint("id-", i); got != want {
+	ids := hubMsgIDs(t, p.hubJS, 40)
+	for i, got := range ids {
+		if want := fmt.Sprint("id-", i); got != want {
 			t.Fatalf("hub FEEDS item %d is %q; want %q", i, got, want)
 		}
-		i++
 	}
-	if i != 40 {
-		t.Fatalf("read %d items from the hub; want 40", i)
+	if len(ids) != 40 {
+		t.Fatalf("read %d items from the hub; want 40", len(ids))
 	}
+}
+
+// hubMsgIDs are the message ids of the first items (at most most) of the
+// FEEDS of js, in its order.
+func hubMsgIDs(t *testing.T, js jetstream.JetStream, most int) []string {
+	t.Helper()
+	c, err := js.OrderedConsumer(context.Background(), subjects.StreamFeeds, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := c.FetchNoWait(most)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for m := range b.Messages() {
+		ids = append(ids, m.Headers().Get(jetstream.MsgIDHeader))
+	}
+	return ids
 }
 
 // leafSubs are the subscriptions a server holds on its leaf connection.

@@ -14,16 +14,24 @@ import (
 	"github.com/iochub/iochub/internal/units"
 )
 
-// TestDefineGroup: a custom group of wards counts its members and their
-// descendants at the group's times; changing it closes the old version.
-func TestDefineGroup(t *testing.T) {
+// groupsDB is a database with the national unit, the 34 provinces and Hà
+// Nội's wards, the provinces under VN.
+func groupsDB(t *testing.T) *testenv.DBEnv {
+	t.Helper()
 	db := testenv.PostGIS(t)
-	ctx := context.Background()
-	if err := schema.EnsureNational(ctx, db.Pool); err != nil {
+	if err := schema.EnsureNational(context.Background(), db.Pool); err != nil {
 		t.Fatal(err)
 	}
 	mustImport(t, db.Pool, seed.Provinces2025(), schema.ImportOptions{})
 	mustImport(t, db.Pool, seed.HanoiWards2025(), schema.ImportOptions{})
+	return db
+}
+
+// TestDefineGroup: a custom group of wards counts its members and their
+// descendants at the group's times; changing it closes the old version.
+func TestDefineGroup(t *testing.T) {
+	db := groupsDB(t)
+	ctx := context.Background()
 	t1 := time.Date(2025, 9, 1, 0, 0, 0, 0, time.UTC)
 	t2 := time.Date(2025, 10, 1, 0, 0, 0, 0, time.UTC)
 	if err := schema.DefineGroup(ctx, db.Pool, schema.Group{Code: "inner-city", NameVI: "Nội đô", Members: []string{"00070", "00166", "00070"}, ValidFrom: t1}); err != nil {
@@ -90,13 +98,8 @@ func TestDefineGroup(t *testing.T) {
 // rolling up into a unit), and a group is not given the code of a unit
 // retired since.
 func TestGroupAndUnitNeverShareACode(t *testing.T) {
-	db := testenv.PostGIS(t)
+	db := groupsDB(t)
 	ctx := context.Background()
-	if err := schema.EnsureNational(ctx, db.Pool); err != nil {
-		t.Fatal(err)
-	}
-	mustImport(t, db.Pool, seed.Provinces2025(), schema.ImportOptions{})
-	mustImport(t, db.Pool, seed.HanoiWards2025(), schema.ImportOptions{})
 	t1 := time.Date(2025, 9, 1, 0, 0, 0, 0, time.UTC)
 	if err := schema.DefineGroup(ctx, db.Pool, schema.Group{Code: "77", NameVI: "Nhóm", Members: []string{"00070"}, ValidFrom: t1}); err != nil {
 		t.Fatal(err)

@@ -13,17 +13,24 @@ import (
 	"github.com/iochub/iochub/internal/seed"
 )
 
+// seedUnits are Hà Nội's 126 wards and the 34 provinces of the 2025 map.
+func seedUnits(tb testing.TB) (wards, provinces []Unit) {
+	tb.Helper()
+	wards, err := FromGeoJSON(bytes.NewReader(seed.HanoiWards2025()), LevelCommune, "01")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	provinces, err = FromGeoJSON(bytes.NewReader(seed.Provinces2025()), LevelProvince, "")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return wards, provinces
+}
+
 // TestStripIndexAgrees checks the latitude-strip index of big rings against
 // the plain crossing-number test on random points in and around Hà Nội.
 func TestStripIndexAgrees(t *testing.T) {
-	ws, err := FromGeoJSON(bytes.NewReader(seed.HanoiWards2025()), LevelCommune, "01")
-	if err != nil {
-		t.Fatal(err)
-	}
-	ps, err := FromGeoJSON(bytes.NewReader(seed.Provinces2025()), LevelProvince, "")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ws, ps := seedUnits(t)
 	ix := NewIndex(append(ws, ps...))
 	rng := rand.New(rand.NewPCG(1, 2))
 	indexed, checked := 0, 0
@@ -55,10 +62,7 @@ func TestStripIndexAgrees(t *testing.T) {
 // every pair of edges, on random rings over the boxes of Hà Nội's units:
 // short edges (a few strips) and long ones (many).
 func TestCrossesAgrees(t *testing.T) {
-	ws, err := FromGeoJSON(bytes.NewReader(seed.HanoiWards2025()), LevelCommune, "01")
-	if err != nil {
-		t.Fatal(err)
-	}
+	ws, _ := seedUnits(t)
 	ix := NewIndex(ws)
 	rng := rand.New(rand.NewPCG(3, 4))
 	both, indexed := [2]int{}, 0
@@ -156,14 +160,7 @@ func TestTimelineSharesRings(t *testing.T) {
 // baseline, one index of the same units (one period). B/op is the memory a
 // refresh of the ingest's map takes.
 func BenchmarkTimelineGroupEdits(b *testing.B) {
-	ws, err := FromGeoJSON(bytes.NewReader(seed.HanoiWards2025()), LevelCommune, "01")
-	if err != nil {
-		b.Fatal(err)
-	}
-	ps, err := FromGeoJSON(bytes.NewReader(seed.Provinces2025()), LevelProvince, "")
-	if err != nil {
-		b.Fatal(err)
-	}
+	ws, ps := seedUnits(b)
 	base := append(ps, ws...)
 	us := slices.Clone(base)
 	start := time.Date(2025, 7, 1, 0, 0, 0, 0, time.UTC)
