@@ -3,6 +3,7 @@ package gateway
 import (
 	"encoding/json"
 	"net/http"
+	"strings"
 	"time"
 
 	"github.com/iochub/iochub/internal/auth"
@@ -14,7 +15,10 @@ import (
 // province, per source and unit: last event, expected interval, events per
 // minute, duplicates, rejections with their top reasons and whether the
 // source is stale. It needs the operator role in the province (an operator
-// scoped to units sees the rows of those units only).
+// scoped to units sees the rows of those units only) and every kind: a
+// source's figures are not kept per kind (one source may send several, and
+// its rejections' reasons name their fields), so a key of some kinds only
+// may not read them.
 
 // sourcesList is the answer of GET /v1/sources.
 type sourcesList struct {
@@ -62,6 +66,10 @@ func (g *Gateway) serveSources(w http.ResponseWriter, r *http.Request) {
 	}
 	if who.Role != auth.RoleOperator && !who.IsAdmin() {
 		forbid(w, r, who, "read the sources' freshness (operator role needed)")
+		return
+	}
+	if len(who.Kinds) > 0 {
+		forbid(w, r, who, "read the sources' freshness, which spans every kind (this key reads the kinds "+strings.Join(who.Kinds, ",")+")")
 		return
 	}
 	prov, err := parseProvince(r.URL.Query())

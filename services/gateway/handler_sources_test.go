@@ -21,6 +21,7 @@ const (
 	srcViewer01     = "iocid_src-viewer-01"
 	srcOperator79   = "iocid_src-operator-79"
 	srcOperatorWard = "iocid_src-operator-00070"
+	srcOperatorAir  = "iocid_src-operator-01-air"
 )
 
 // GET /v1/sources lists per source and unit the counts, the interval, the
@@ -58,6 +59,7 @@ func TestSources(t *testing.T) {
 		{ID: "id_00000000000000e2", Name: "viewer of 01", Role: auth.RoleViewer, Scopes: []string{"01"}, TokenSHA256: auth.HashToken(srcViewer01)},
 		{ID: "id_00000000000000e3", Name: "operator of 79", Role: auth.RoleOperator, Scopes: []string{"79"}, TokenSHA256: auth.HashToken(srcOperator79)},
 		{ID: "id_00000000000000e4", Name: "operator of Hoàn Kiếm", Role: auth.RoleOperator, Scopes: []string{"00070"}, TokenSHA256: auth.HashToken(srcOperatorWard)},
+		{ID: "id_00000000000000e5", Name: "air operator of 01", Role: auth.RoleOperator, Scopes: []string{"01"}, Kinds: []string{"air"}, TokenSHA256: auth.HashToken(srcOperatorAir)},
 	}})
 	if err := a.Refresh(ctx); err != nil {
 		t.Fatal(err)
@@ -148,6 +150,9 @@ func TestSources(t *testing.T) {
 		{srcOperator79, "?province=01", http.StatusForbidden},
 		{srcOperator01, "?province=79", http.StatusForbidden},
 		{srcViewer01, "?province=01", http.StatusForbidden},
+		// A source's figures span every kind it sends (its rejections'
+		// reasons name other kinds' fields): not for a key of some kinds.
+		{srcOperatorAir, "?province=01", http.StatusForbidden},
 		{"", "?province=01", http.StatusUnauthorized},
 		{srcOperator01, "", http.StatusBadRequest},
 		{srcOperator01, "?province=1", http.StatusBadRequest},
