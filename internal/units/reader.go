@@ -66,6 +66,7 @@ type ReadOptions struct {
 // FromGeoJSON read units files with it.
 type Reader struct {
 	dec   *json.Decoder
+	in    *budgetReader
 	opts  ReadOptions
 	seen  map[string]int
 	state int // 0 before the features array, 1 inside it, 2 after it
@@ -73,14 +74,71 @@ type Reader struct {
 	err   error
 }
 
+// Bounds of a units file, beyond its size (the gateway takes maps of at
+// most natsx.UnitImportMaxBytes). A value is decoded whole, so one feature
+// (or any other member of the FeatureCollection) is bounded in bytes before
+// it is decoded: the memory of a read is a few times MaxFeatureBytes, not
+// the file's size. The real maps hold 34–126 features of at most 11,680
+// vertices (../shared/data/boundaries); a commune map of the whole country
+// before 2025 held some 10,600.
+const (
+	// MaxFeatureBytes bounds the JSON text of one feature.
+	MaxFeatureBytes = 32 << 20
+	// MaxFeatureVertices bounds the positions of one unit's boundary.
+	MaxFeatureVertices = 1_000_000
+	// MaxFeatures bounds the features of one file.
+	MaxFeatures = 100_000
+)
+
 // NewReader reads units from r.
 func NewReader(r io.Reader, opts ReadOptions) *Reader {
-	return &Reader{dec: json.NewDecoder(r), opts: opts, seen: map[string]int{}}
+	in := &budgetReader{r: r, limit: MaxFeatureBytes}
+	return &Reader{dec: json.NewDecoder(in), in: in, opts: opts, seen: map[string]int{}}
 }
 
-// Next returns the next feature, io.EOF after the last one, or an error
-// wrapping ErrInvalidUnits that names the feature. After an error it returns
-// the same error again.
+// errValueTooLarge is what budgetReader returns past its limit.
+var errValueTooLarge = errors.New("too large")
+
+// budgetReader reads from r until limit bytes were read in all, then fails
+// with errValueTooLarge.
+type budgetReader struct {
+	r           io.Reader
+	read, limit int64
+}
+
+func (b *budgetReader) Read(p []byte) (int, error) {
+	if b.read >= b.limit {
+		return 0, errValueTooLarge
+	}
+	p = p[:min(int64(len(p)), b.limit-b.read)]
+	n, err := b.r.Read(p)
+	b.read += int64(n)
+	return n, err
+}
+
+// arm lets the decoder read MaxFeatureBytes beyond where it stands (it may
+// hold some of them already): the next token or value may be that long.
+func (u *Reader) arm() { u.in.limit = u.dec.InputOffset() + MaxFeatureBytes }
+
+// decode decodes the next value into v; what names it in errors.
+func (u *Reader) decode(v any, what string) error {
+	u.arm()
+	if err := u.dec.Decode(v); err != nil {
+		return u.jsonErr(what, err)
+	}
+	return nil
+}
+
+// token reads the next token; what names it in errors.
+func (u *Reader) token(what string) (json.Token, error) {
+	u.arm()
+	tok, err := u.dec.Token()
+	if err != nil {
+		return nil, u.jsonErr(what, err)
+	}
+	return tok, nil
+}
+
 func (u *Reader) Next() (Record, error) {
 	if u.err != nil {
 		return Record{}, u.err
@@ -105,8 +163,8 @@ func (u *Reader) next() (Record, error) {
 		return Record{}, io.EOF
 	}
 	if !u.dec.More() {
-		if _, err := u.dec.Token(); err != nil { // the closing ]
-			return Record{}, jsonErr(u.dec, "reading the end of features", err)
+		if _, err := u.token("reading the end of features"); err != nil { // the closing ]
+			return Record{}, err
 		}
 		u.state = 2
 		if err := u.finish(); err != nil {
@@ -117,9 +175,12 @@ func (u *Reader) next() (Record, error) {
 		}
 		return Record{}, io.EOF
 	}
+	if u.read == MaxFeatures {
+		return Record{}, fmt.Errorf("features: more than %d: %w", MaxFeatures, ErrInvalidUnits)
+	}
 	var f unitFeature
-	if err := u.dec.Decode(&f); err != nil {
-		return Record{}, jsonErr(u.dec, fmt.Sprintf("features[%d]", u.read), err)
+	if err := u.decode(&f, fmt.Sprintf("features[%d]", u.read)); err != nil {
+		return Record{}, err
 	}
 	rec, err := u.record(u.read, &f)
 	if err != nil {
@@ -131,32 +192,32 @@ func (u *Reader) next() (Record, error) {
 
 // openFeatures reads the top-level object up to the opening [ of "features".
 func (u *Reader) openFeatures() error {
-	tok, err := u.dec.Token()
+	tok, err := u.token("reading the FeatureCollection")
 	if err != nil {
-		return jsonErr(u.dec, "reading the FeatureCollection", err)
+		return err
 	}
 	if d, ok := tok.(json.Delim); !ok || d != '{' {
 		return fmt.Errorf("want a GeoJSON FeatureCollection object, got %v: %w", tok, ErrInvalidUnits)
 	}
 	for u.dec.More() {
-		tok, err := u.dec.Token()
+		tok, err := u.token("reading the FeatureCollection")
 		if err != nil {
-			return jsonErr(u.dec, "reading the FeatureCollection", err)
+			return err
 		}
 		key, _ := tok.(string)
 		switch key {
 		case "type":
 			var typ string
-			if err := u.dec.Decode(&typ); err != nil {
-				return jsonErr(u.dec, "reading type", err)
+			if err := u.decode(&typ, "reading type"); err != nil {
+				return err
 			}
 			if typ != "FeatureCollection" {
 				return fmt.Errorf("type is %q; want FeatureCollection: %w", typ, ErrInvalidUnits)
 			}
 		case "features":
-			tok, err := u.dec.Token()
+			tok, err := u.token("reading features")
 			if err != nil {
-				return jsonErr(u.dec, "reading features", err)
+				return err
 			}
 			if d, ok := tok.(json.Delim); !ok || d != '[' {
 				return fmt.Errorf("features is not an array: %w", ErrInvalidUnits)
@@ -165,8 +226,8 @@ func (u *Reader) openFeatures() error {
 			return nil
 		default:
 			var skip json.RawMessage
-			if err := u.dec.Decode(&skip); err != nil {
-				return jsonErr(u.dec, "reading "+key, err)
+			if err := u.decode(&skip, "reading "+key); err != nil {
+				return err
 			}
 		}
 	}
@@ -176,21 +237,21 @@ func (u *Reader) openFeatures() error {
 // finish reads what follows the features array, checking the object is well formed.
 func (u *Reader) finish() error {
 	for u.dec.More() {
-		tok, err := u.dec.Token()
+		tok, err := u.token("reading the FeatureCollection")
 		if err != nil {
-			return jsonErr(u.dec, "reading the FeatureCollection", err)
+			return err
 		}
 		key, _ := tok.(string)
 		var v json.RawMessage
-		if err := u.dec.Decode(&v); err != nil {
-			return jsonErr(u.dec, "reading "+key, err)
+		if err := u.decode(&v, "reading "+key); err != nil {
+			return err
 		}
 		if key == "type" && string(v) != `"FeatureCollection"` {
 			return fmt.Errorf("type is %s; want FeatureCollection: %w", v, ErrInvalidUnits)
 		}
 	}
-	if _, err := u.dec.Token(); err != nil { // the closing }
-		return jsonErr(u.dec, "reading the end of the FeatureCollection", err)
+	if _, err := u.token("reading the end of the FeatureCollection"); err != nil { // the closing }
+		return err
 	}
 	return nil
 }
@@ -257,6 +318,9 @@ func (u *Reader) record(i int, f *unitFeature) (Record, error) {
 	if mp.Empty() {
 		return Record{}, bad(code, "the geometry is empty")
 	}
+	if n := len(mp.FlatCoords()) / mp.Stride(); n > MaxFeatureVertices {
+		return Record{}, bad(code, "the boundary has %d positions; at most %d", n, MaxFeatureVertices)
+	}
 	if err := checkRings(mp); err != nil {
 		return Record{}, bad(code, "%v", err)
 	}
@@ -306,7 +370,11 @@ func checkLonLat(g *geom.MultiPolygon) error {
 }
 
 // jsonErr says what was being read and where the JSON went wrong.
-func jsonErr(dec *json.Decoder, what string, err error) error {
+func (u *Reader) jsonErr(what string, err error) error {
+	dec := u.dec
+	if errors.Is(err, errValueTooLarge) {
+		return fmt.Errorf("%s: a value longer than %d bytes (near byte %d): %w", what, MaxFeatureBytes, dec.InputOffset(), ErrInvalidUnits)
+	}
 	if errors.Is(err, io.EOF) || errors.Is(err, io.ErrUnexpectedEOF) {
 		return fmt.Errorf("%s: the file ends early: %w", what, ErrInvalidUnits)
 	}
