@@ -171,6 +171,11 @@ func parseStreamSubject(p *streamParams, subj string) error {
 	if why := badText(subj); why != "" {
 		return bad(why)
 	}
+	// NATS refuses a filter holding white space (form feed included) when
+	// the consumer is created: refused there, it would be a 503 to retry.
+	if i := strings.IndexFunc(subj, func(r rune) bool { return r <= ' ' || r == 0x7f }); i >= 0 {
+		return bad(fmt.Sprintf("has white space or a control character (byte %d)", i))
+	}
 	toks := strings.Split(subj, ".")
 	for i, t := range toks {
 		switch {
@@ -178,8 +183,8 @@ func parseStreamSubject(p *streamParams, subj string) error {
 			return bad("has an empty token")
 		case t == ">" && i != len(toks)-1:
 			return bad("has > before its last token")
-		case t != "*" && t != ">" && strings.ContainsAny(t, "*> \t\r\n"):
-			return bad("has a wildcard inside a token or white space")
+		case t != "*" && t != ">" && strings.ContainsAny(t, "*>"):
+			return bad("has a wildcard inside a token")
 		}
 	}
 	if len(toks) < 2 || toks[0] != "ioc" {

@@ -53,6 +53,10 @@ func TestParseStreamQuery(t *testing.T) {
 		{query: "subject=ioc.feed.01.>", lastID: "18446744073709551615", err: "Last-Event-ID"},
 		{query: "subject=ioc.feed.%FF.>", err: "subject"},
 		{query: "subject=ioc.feed.%00.>", err: "subject"},
+		{query: "subject=ioc.feed.01.%0C.air", err: "subject"},   // NATS refuses a form feed: a 400, not a 503
+		{query: "subject=ioc.feed.01.a%0Cb.air", err: "subject"}, // inside a token too
+		{query: "subject=ioc.feed.01.a%0Bb.air", err: "subject"},
+		{query: "subject=ioc.feed.01.a%20b.air", err: "subject"},
 		{query: "subject=ioc.feed.01.>&since=today", err: "since"},
 		{query: "subject=ioc.feed.01.>", lastID: "abc", err: "Last-Event-ID"},
 		{query: "subject=ioc.feed.01.>&kind=air,ufo", err: "kind"},
@@ -171,7 +175,9 @@ func FuzzParseStreamQuery(f *testing.F) {
 			}
 			return
 		}
-		if badText(p.Subject) != "" || p.Shape.stream == "" {
+		// NATS refuses these in a filter (server.IsValidSubject): accepted here, the
+		// consumer could not be created and the client would be told to retry.
+		if badText(p.Subject) != "" || strings.ContainsAny(p.Subject, " \t\n\f\r") || p.Shape.stream == "" {
 			t.Fatalf("accepted subject %q (stream %q)", p.Subject, p.Shape.stream)
 		}
 		if p.Since == sinceSeq && p.AfterSeq+1 == 0 {

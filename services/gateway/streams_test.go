@@ -466,6 +466,7 @@ func TestStreamsAccess(t *testing.T) {
 		{"spans streams", "GET", "subject=ioc.>", bearer(tokP), 400, "several streams"},
 		{"other stream", "GET", "subject=ioc.action.01.>", bearer(tokP), 400, "parameter subject"},
 		{"too many tokens", "GET", "subject=ioc.feed.01.a.b.c", bearer(tokP), 400, "parameter subject"},
+		{"form feed", "GET", "subject=ioc.feed.01.%0C.air", bearer(tokP), 400, "parameter subject"}, // NATS refuses it: not a 503 to retry
 		{"bad since", "GET", "subject=ioc.feed.01.>&since=yesterday", bearer(tokP), 400, "parameter since"},
 		{"bad kind", "GET", "subject=ioc.feed.01.>&kind=ufo", bearer(tokP), 400, "parameter kind"},
 		{"bad severity", "GET", "subject=ioc.feed.01.>&severity=awful", bearer(tokP), 400, "parameter severity"},
