@@ -27,8 +27,8 @@ const tailSynopsis = `tail SUBJECT [--since new|seq:N|TIME|DURATION] [--unit COD
 
 Prints the events of SUBJECT (ioc.feed.01.>, ioc.state.79.air.>, ioc.rollup.01.>…), one CloudEvents JSON
 object a line (ndjson) or a table. Through the gateway (--url, --key) it follows /v1/streams and, when the
-connection drops or the hub ends it (a slow client, a restart), resumes after the last event it printed:
-no gap, no duplicate. On NATS (--nats-url or --context) it reads the stream with an ordered consumer;
+connection drops or the hub ends it (a slow client, a restart), resumes after the last event it printed
+(before the first, where the hub said the stream stood when it ended it): no gap, no duplicate. On NATS (--nats-url or --context) it reads the stream with an ordered consumer;
 --bbox and --severity are then refused (the gateway applies them) and --unit matches the subject's unit token only.`
 
 // tailOpts are the flags of tail.
@@ -351,16 +351,18 @@ func refused(resp *http.Response) error {
 	return errRetry{err, wait}
 }
 
-// follow runs one connection after another (conn returns the last sequence
-// it printed and why it ended) until the limit, ctx's end or a fatal error.
-func follow(ctx context.Context, env Env, conn func(after uint64, resumed bool) (uint64, error)) error {
+// follow runs one connection after another until the limit, ctx's end or
+// a fatal error. conn returns the sequence to resume after, whether it knows
+// one (it printed an event, the hub said where the stream stood when it
+// ended it, or it was resuming already), and why it ended.
+func follow(ctx context.Context, env Env, conn func(after uint64, resumed bool) (uint64, bool, error)) error {
 	var (
 		last     uint64
 		resumed  bool
 		failures int
 	)
 	for {
-		got, err := conn(last, resumed)
+		got, known, err := conn(last, resumed)
 		if errors.Is(err, errLimit) || ctx.Err() != nil {
 			return nil
 		}
@@ -368,13 +370,16 @@ func follow(ctx context.Context, env Env, conn func(after uint64, resumed bool) 
 		if errors.As(err, &fatal) {
 			return fatal.err
 		}
-		if got > last || (!resumed && got > 0) {
+		if got > last || (!resumed && known) {
 			failures = 0
 		} else {
 			failures++
 		}
-		if got > 0 {
-			last, resumed = got, true
+		if known {
+			// Even before its first event (--since new, a quiet subject) a
+			// stream the hub ended resumes where it stood, not from what is
+			// new by the time tail reconnects.
+			last, resumed = max(last, got), true
 		}
 		if failures >= maxFailures {
 			return fmt.Errorf("the stream ended %d times in a row without an event: %w", failures, err)
@@ -394,14 +399,14 @@ func follow(ctx context.Context, env Env, conn func(after uint64, resumed bool) 
 
 func tailSSE(ctx context.Context, o tailOpts, env Env, p *printer) error {
 	p.limit = o.limit
-	return follow(ctx, env, func(after uint64, resumed bool) (uint64, error) {
+	return follow(ctx, env, func(after uint64, resumed bool) (uint64, bool, error) {
 		q, err := streamsQuery(o, after, false)
 		if err != nil {
-			return after, errFatal{err}
+			return after, resumed, errFatal{err}
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodGet, o.hub.endpoint("/v1/streams")+"?"+q.Encode(), nil)
 		if err != nil {
-			return after, errFatal{err}
+			return after, resumed, errFatal{err}
 		}
 		req.Header.Set("Accept", "text/event-stream")
 		if o.hub.key != "" {
@@ -412,13 +417,13 @@ func tailSSE(ctx context.Context, o tailOpts, env Env, p *printer) error {
 		}
 		resp, err := env.HTTP.Do(req)
 		if err != nil {
-			return after, err
+			return after, resumed, err
 		}
 		defer resp.Body.Close()
 		if resp.StatusCode != http.StatusOK {
-			return after, refused(resp)
+			return after, resumed, refused(resp)
 		}
-		return readSSE(resp.Body, after, p)
+		return readSSE(resp.Body, after, resumed, p)
 	})
 }
 
@@ -427,9 +432,11 @@ func tailSSE(ctx context.Context, o tailOpts, env Env, p *printer) error {
 // 8 MiB at most), low enough that a peer cannot fill the memory.
 const maxEventBytes = 16 << 20
 
-// readSSE prints the events of an SSE body and returns the last sequence
-// printed and why the body ended.
-func readSSE(body io.Reader, last uint64, p *printer) (uint64, error) {
+// readSSE prints the events of an SSE body and returns the sequence to
+// resume after (the last printed, or where the hub's final event says the
+// stream stood), whether it knows one (known is its value on entry, true
+// once an event is printed or a final event says), and why the body ended.
+func readSSE(body io.Reader, last uint64, known bool, p *printer) (uint64, bool, error) {
 	sc := bufio.NewScanner(body)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	var (
@@ -449,7 +456,7 @@ func readSSE(body io.Reader, last uint64, p *printer) (uint64, error) {
 				event = value
 			case "data":
 				if size += len(value) + 24; size > maxEventBytes { // the line and its string's header in data
-					return last, fmt.Errorf("an event of the stream is over %d bytes without its end (a blank line): not an event of the hub", maxEventBytes)
+					return last, known, fmt.Errorf("an event of the stream is over %d bytes without its end (a blank line): not an event of the hub", maxEventBytes)
 				}
 				data = append(data, value)
 			}
@@ -464,29 +471,47 @@ func readSSE(body io.Reader, last uint64, p *printer) (uint64, error) {
 			continue
 		case ev == "" || ev == "message":
 			if err := p.print([]byte(body)); err != nil {
-				return last, err
+				return last, known, err
 			}
-			if n, err := strconv.ParseUint(seqText, 10, 64); err == nil && n > last {
-				last = n
+			if n, err := strconv.ParseUint(seqText, 10, 64); err == nil {
+				last, known = max(last, n), true
 			}
 		case ev == "revoked":
-			return last, errFatal{fmt.Errorf("the hub ended the stream: the key was revoked: %s", body)}
+			return last, known, errFatal{fmt.Errorf("the hub ended the stream: the key was revoked: %s", body)}
 		default:
-			return last, fmt.Errorf("the hub ended the stream (%s): %s", ev, body)
+			// overflow, shutdown, error: {"lastSequence":N,...}, where to resume.
+			var end struct {
+				LastSequence *uint64 `json:"lastSequence"`
+			}
+			if json.Unmarshal([]byte(body), &end) == nil && end.LastSequence != nil {
+				last, known = max(last, *end.LastSequence), true
+			}
+			return last, known, fmt.Errorf("the hub ended the stream (%s): %s", ev, body)
 		}
 	}
 	if err := sc.Err(); err != nil {
-		return last, err
+		return last, known, err
 	}
-	return last, io.ErrUnexpectedEOF
+	return last, known, io.ErrUnexpectedEOF
+}
+
+// resumeSeq reads the sequence a close reason of the hub names
+// ("…; resume with since=seq:N"), false when it names none.
+func resumeSeq(reason string) (uint64, bool) {
+	i := strings.LastIndex(reason, "since=seq:")
+	if i < 0 {
+		return 0, false
+	}
+	n, err := strconv.ParseUint(reason[i+len("since=seq:"):], 10, 64)
+	return n, err == nil
 }
 
 func tailWS(ctx context.Context, o tailOpts, env Env, p *printer) error {
 	p.limit = o.limit
-	return follow(ctx, env, func(after uint64, resumed bool) (uint64, error) {
+	return follow(ctx, env, func(after uint64, resumed bool) (uint64, bool, error) {
 		q, err := streamsQuery(o, after, resumed)
 		if err != nil {
-			return after, errFatal{err}
+			return after, resumed, errFatal{err}
 		}
 		u := "ws" + strings.TrimPrefix(o.hub.endpoint("/v1/streams"), "http") + "?" + q.Encode()
 		h := http.Header{}
@@ -497,33 +522,38 @@ func tailWS(ctx context.Context, o tailOpts, env Env, p *printer) error {
 		if err != nil {
 			if resp != nil {
 				defer resp.Body.Close()
-				return after, refused(resp)
+				return after, resumed, refused(resp)
 			}
-			return after, err
+			return after, resumed, err
 		}
 		defer func() { _ = ws.Close() }()
 		ws.SetReadLimit(maxEventBytes)
 		stop := context.AfterFunc(ctx, func() { _ = ws.Close() })
 		defer stop()
-		last := after
+		last, known := after, resumed
 		for {
 			_, msg, err := ws.ReadMessage()
 			if err != nil {
 				var ce *websocket.CloseError
-				if errors.As(err, &ce) && ce.Code == closeRevoked {
-					return last, errFatal{fmt.Errorf("the hub ended the stream: the key was revoked: %s", ce.Text)}
+				if errors.As(err, &ce) {
+					if ce.Code == closeRevoked {
+						return last, known, errFatal{fmt.Errorf("the hub ended the stream: the key was revoked: %s", ce.Text)}
+					}
+					if n, ok := resumeSeq(ce.Text); ok { // 4004, 1001, 4000: where the stream stood
+						last, known = max(last, n), true
+					}
 				}
-				return last, err
+				return last, known, err
 			}
 			var r struct {
 				IocSeq uint64 `json:"iocseq"`
 			}
 			_ = json.Unmarshal(msg, &r)
 			if err := p.print(msg); err != nil {
-				return last, err
+				return last, known, err
 			}
 			if r.IocSeq > 0 {
-				last = r.IocSeq
+				last, known = r.IocSeq, true
 			}
 		}
 	})

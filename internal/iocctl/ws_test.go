@@ -163,3 +163,85 @@ func TestTailWaitsOutTooManyRequests(t *testing.T) {
 		t.Errorf("tail refused with 403: %v; want it ended with the refusal", err)
 	}
 }
+
+// TestTailResumesWhereTheHubEndedIt: a tail from now (--since new) whose
+// stream the hub ends before its first event (a restart: SSE event
+// shutdown, WebSocket close 1001, each saying where the stream stood)
+// resumes from there, not from what is new when it reconnects: an event
+// published in between is not lost. The stream stood at 0 (empty) on
+// WebSocket, at 7 on SSE.
+func TestTailResumesWhereTheHubEndedIt(t *testing.T) {
+	reconnectWait = 10 * time.Millisecond
+	event := func(seq int) string {
+		return fmt.Sprintf(`{"specversion":"1.0","id":"e%d","source":"s","type":"t","iocseq":%d,"iocsubject":"ioc.feed.01.u.air","data":{}}`, seq, seq)
+	}
+	var (
+		mu    sync.Mutex
+		asked []string // since= (WebSocket) or Last-Event-ID (SSE) per connection
+	)
+	record := func(v string) int {
+		mu.Lock()
+		defer mu.Unlock()
+		asked = append(asked, v)
+		return len(asked)
+	}
+	up := websocket.Upgrader{}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if websocket.IsWebSocketUpgrade(r) {
+			conn := record("since=" + r.URL.Query().Get("since"))
+			ws, err := up.Upgrade(w, r, nil)
+			if err != nil {
+				return
+			}
+			defer ws.Close()
+			if conn == 1 {
+				_ = ws.WriteMessage(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseGoingAway, "gateway shutting down; resume with since=seq:0"))
+				return
+			}
+			if r.URL.Query().Get("since") == "seq:0" { // the event published while tail reconnected
+				_ = ws.WriteMessage(websocket.TextMessage, []byte(event(1)))
+			}
+			_ = ws.WriteMessage(websocket.TextMessage, []byte(event(2)))
+			return
+		}
+		conn := record("Last-Event-ID=" + r.Header.Get("Last-Event-ID"))
+		w.Header().Set("Content-Type", "text/event-stream")
+		if conn == 1 {
+			fmt.Fprint(w, ": iochub event stream\n\nevent: shutdown\ndata: {\"code\":1001,\"reason\":\"gateway shutting down; resume with since=seq:7\",\"lastSequence\":7,\"resume\":\"since=seq:7\"}\n\n")
+			return
+		}
+		if r.Header.Get("Last-Event-ID") == "7" {
+			fmt.Fprintf(w, "id: 8\ndata: %s\n\n", event(8))
+		}
+		fmt.Fprintf(w, "id: 9\ndata: %s\n\n", event(9))
+	}))
+	defer srv.Close()
+
+	for _, tc := range []struct {
+		transport string
+		want      []string
+		first     int
+	}{
+		{"ws", []string{"since=new", "since=seq:0"}, 1},
+		{"sse", []string{"Last-Event-ID=", "Last-Event-ID=7"}, 8},
+	} {
+		t.Run(tc.transport, func(t *testing.T) {
+			mu.Lock()
+			asked = nil
+			mu.Unlock()
+			out, errOut, err := run(t, Env{}, "tail", "ioc.feed.01.>", "--url", srv.URL, "--key", "iocid_k", "--transport", tc.transport, "--limit", "2")
+			if err != nil {
+				t.Fatalf("tail: %v\n%s", err, errOut)
+			}
+			mu.Lock()
+			got := append([]string(nil), asked...)
+			mu.Unlock()
+			if len(got) != 2 || got[0] != tc.want[0] || got[1] != tc.want[1] {
+				t.Errorf("connections asked %q; want %q", got, tc.want)
+			}
+			if !strings.Contains(out, fmt.Sprintf(`"iocseq":%d,`, tc.first)) {
+				t.Errorf("printed %s; want the event %d published while tail reconnected", out, tc.first)
+			}
+		})
+	}
+}
