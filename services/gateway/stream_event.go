@@ -268,6 +268,11 @@ func (c *cachedEvent) frame(t transport, log *slog.Logger) []byte {
 			log.Warn("event not rendered as JSON; sent as data_base64", "stream", c.ev.msg.Stream, "seq", c.ev.msg.Seq, "err", err)
 			raw := c.ev
 			raw.msgPB, raw.json = nil, nil
+			if c.ev.msgPB != nil {
+				// The payload as decoded (a report's sealed contact cleared),
+				// not as stored; none if even that cannot be marshalled.
+				raw.msg.Data, _ = proto.Marshal(c.ev.msgPB)
+			}
 			b, _ = raw.encode() // only strings and bytes: cannot fail
 		}
 		c.json = b

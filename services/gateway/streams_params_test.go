@@ -1,6 +1,7 @@
 package gateway
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"log/slog"
@@ -10,7 +11,9 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"google.golang.org/protobuf/encoding/prototext"
 	"google.golang.org/protobuf/proto"
+	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/iochub/iochub/internal/ce"
 	"github.com/iochub/iochub/internal/subjects"
@@ -131,6 +134,51 @@ func TestStreamEventEncoding(t *testing.T) {
 	var raw map[string]any
 	if err := json.Unmarshal(b, &raw); err != nil || raw["data_base64"] != "//8=" || raw["datacontenttype"] != ce.ContentTypeProtobuf || raw["id"] != "FEEDS:5" {
 		t.Errorf("undecodable event %s; want data_base64 //8=, application/protobuf and id FEEDS:5", b)
+	}
+}
+
+// TestStreamEventFallbackKeepsContactSealed: an event decoded but not
+// rendered as JSON (here a time protojson refuses, before year 1) is sent
+// as data_base64 of the payload as decoded, so a report's sealed contact
+// stays out as it does from the JSON, on FEEDS and on STATE.
+func TestStreamEventFallbackKeepsContactSealed(t *testing.T) {
+	report := &iocv1.Report{Id: "r1", EntityId: "r1", Text: "Ngập", ContactSealed: []byte("SECRET-SEALED"),
+		ObservedAt: &timestamppb.Timestamp{Seconds: -62162035200}} // 0000-06-01: protojson's range starts at 0001
+	state := &iocv1.EntityState{Layer: subjects.KindReport, EntityId: "r1", Province: "01", Unit: "00004",
+		Latest: &iocv1.EntityState_Report{Report: proto.Clone(report).(*iocv1.Report)}}
+	for _, tc := range []struct {
+		sh      streamShape
+		subject string
+		msg     proto.Message
+	}{
+		{streamShapes[0], subjects.Feed("01", "00004", "report"), report},
+		{streamShapes[1], subjects.State("01", "report", "r1"), state},
+	} {
+		t.Run(tc.sh.stream, func(t *testing.T) {
+			body, err := proto.Marshal(tc.msg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev := decodeStreamMsg(tc.sh, streamMsg{Subject: tc.subject, Header: nats.Header{}, Data: body, Stream: tc.sh.stream, Seq: 3})
+			if _, err := ev.encode(); err == nil {
+				t.Fatal("the event rendered as JSON; the test needs one that does not")
+			}
+			e := &cachedEvent{ev: ev}
+			e.frame(transportWS, slog.New(slog.DiscardHandler))
+			var got struct {
+				DataBase64 []byte `json:"data_base64"`
+			}
+			if err := json.Unmarshal(e.json, &got); err != nil || len(got.DataBase64) == 0 {
+				t.Fatalf("fallback event %s: %v; want data_base64", e.json, err)
+			}
+			if bytes.Contains(got.DataBase64, []byte("SECRET-SEALED")) {
+				t.Fatalf("fallback event %s carries the sealed contact", e.json)
+			}
+			back := tc.msg.ProtoReflect().New().Interface()
+			if err := proto.Unmarshal(got.DataBase64, back); err != nil || !strings.Contains(prototext.Format(back), "Ngập") {
+				t.Errorf("data_base64 is %v (%v); want the report without its contact", back, err)
+			}
+		})
 	}
 }
 
