@@ -234,8 +234,18 @@ func (ev *streamEvent) encode() ([]byte, error) {
 }
 
 // eventCacheSize is how many recent stream positions the gateway keeps
-// decoded and encoded, shared by every client reading them.
-const eventCacheSize = 4096
+// decoded and encoded, shared by every client reading them, and
+// eventCacheBytes the most they may weigh (eventCost): a feed item may be
+// megabytes (a CAP alert of many areas), and 4096 such would hold gigabytes.
+const (
+	eventCacheSize  = 4096
+	eventCacheBytes = 64 << 20
+)
+
+// eventCost is what a position of payload data bytes weighs in the cache:
+// the message it keeps, its JSON (base64 or protojson) and a frame per
+// transport, each about the data's size or more.
+func eventCost(data int) int { return 4*data + 512 }
 
 // transport indexes the frames of a cached event.
 type transport int
@@ -250,7 +260,8 @@ const (
 // to each transport's frame) at most once, however many clients read it.
 // Clients only read ev; the frames are immutable once built.
 type cachedEvent struct {
-	ev streamEvent
+	ev   streamEvent
+	cost int // its weight in the eventCache (eventCost)
 
 	jsonOnce sync.Once
 	json     []byte
@@ -293,15 +304,20 @@ type eventKey struct {
 	seq    uint64
 }
 
-// eventCache holds the last eventCacheSize positions the clients read, of
-// every stream; a position is decoded by the first client that reaches it.
-// The message of a position never changes while the stream lives; an entry
-// whose stored time differs is of a stream since deleted and recreated.
+// eventCache holds the last positions the clients read, of every stream,
+// at most eventCacheSize of them weighing at most eventCacheBytes; a
+// position is decoded by the first client that reaches it. The oldest
+// positions go first. A position heavier than eventCacheBytes/16 is not kept:
+// each client reading it decodes it. The message of a position never changes
+// while the stream lives; an entry whose stored time differs is of a stream
+// since deleted and recreated.
 type eventCache struct {
-	mu   sync.Mutex
-	m    map[eventKey]*cachedEvent
-	ring [eventCacheSize]eventKey
-	next int
+	mu sync.Mutex
+	m  map[eventKey]*cachedEvent
+	// ring holds the keys of m, oldest at head; n of them; bytes their cost.
+	ring    [eventCacheSize]eventKey
+	head, n int
+	bytes   int
 }
 
 func newEventCache() *eventCache {
@@ -317,21 +333,32 @@ func (c *eventCache) get(sh streamShape, m streamMsg) *cachedEvent {
 		return e
 	}
 	c.mu.Unlock()
-	e := &cachedEvent{ev: decodeStreamMsg(sh, m)} // outside the lock; a racing client may decode it too
+	cost := eventCost(len(m.Data))
+	e := &cachedEvent{ev: decodeStreamMsg(sh, m), cost: cost} // outside the lock; a racing client may decode it too
+	if cost > eventCacheBytes/16 {
+		return e
+	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if old, ok := c.m[k]; ok {
 		if old.ev.msg.Stamp.Equal(m.Stamp) {
 			return old
 		}
+		c.bytes += cost - old.cost
 		c.m[k] = e // the stream was recreated: its sequences start again
 		return e
 	}
-	if evict := c.ring[c.next]; evict.stream != "" {
+	for c.n == eventCacheSize || (c.n > 0 && c.bytes+cost > eventCacheBytes) {
+		evict := c.ring[c.head]
+		c.bytes -= c.m[evict].cost
 		delete(c.m, evict)
+		c.ring[c.head] = eventKey{}
+		c.head = (c.head + 1) % eventCacheSize
+		c.n--
 	}
-	c.ring[c.next] = k
-	c.next = (c.next + 1) % eventCacheSize
+	c.ring[(c.head+c.n)%eventCacheSize] = k
+	c.n++
+	c.bytes += cost
 	c.m[k] = e
 	return e
 }
