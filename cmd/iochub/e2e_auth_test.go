@@ -450,7 +450,19 @@ func TestAccessControlMatrix(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		resp, err := http.Get(h.url + "/v1/session?code=" + url.QueryEscape(code))
+		// Followed from a link on another site (login CSRF): refused, and the
+		// code is not spent.
+		req, _ := http.NewRequest("GET", h.url+"/v1/session?code="+url.QueryEscape(code), nil)
+		req.Header.Set("Sec-Fetch-Site", "cross-site")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != 403 || len(resp.Cookies()) != 0 {
+			t.Fatalf("use from another site = %d with cookies %v; want 403 and none", resp.StatusCode, resp.Cookies())
+		}
+		resp, err = http.Get(h.url + "/v1/session?code=" + url.QueryEscape(code))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -474,7 +486,7 @@ func TestAccessControlMatrix(t *testing.T) {
 			t.Errorf("second use = %d with cookies %v; want 401 and none", resp.StatusCode, resp.Cookies())
 		}
 		// Signing out clears the cookie.
-		req, _ := http.NewRequest("DELETE", h.url+"/v1/session", nil)
+		req, _ = http.NewRequest("DELETE", h.url+"/v1/session", nil)
 		resp, err = http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)

@@ -80,6 +80,14 @@ func (g *Gateway) serveSessionPost(w http.ResponseWriter, r *http.Request) {
 
 func (g *Gateway) serveSessionGet(w http.ResponseWriter, r *http.Request) {
 	if code := r.URL.Query().Get("code"); code != "" {
+		// A link on another site would sign the browser in as the code's
+		// identity (login CSRF): a code's URL is opened directly (typed,
+		// pasted, from the terminal: Sec-Fetch-Site none) or from the hub.
+		// The code is not spent.
+		if r.Header.Get("Sec-Fetch-Site") == "cross-site" {
+			writeProblem(w, r, http.StatusForbidden, "a sign-in code's link was followed from another site: open it directly")
+			return
+		}
 		g.redeem(w, r, code)
 		return
 	}
