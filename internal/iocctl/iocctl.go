@@ -137,8 +137,36 @@ func (h *hubFlags) register(fs *flag.FlagSet, env Env, keyHelp string) {
 	}
 	fs.StringVar(&h.url, "url", def, "base URL of the hub's gateway (IOCCTL_URL)")
 	if keyHelp != "" {
-		fs.StringVar(&h.key, "key", env.Getenv("IOCCTL_KEY"), keyHelp+" (IOCCTL_KEY)")
+		secretVar(fs, &h.key, "key", env.Getenv("IOCCTL_KEY"), nil, keyHelp+" (IOCCTL_KEY)")
 	}
+}
+
+// secretValue is a string flag that may hold a secret (a token, a key, a
+// URL with a password): the usage prints every flag's default, and a
+// default taken from the environment would put the secret in a terminal's
+// scrollback or a CI log. Its String is show(value), "" without show.
+type secretValue struct {
+	p    *string
+	show func(string) string
+}
+
+func (v secretValue) String() string {
+	if v.p == nil || v.show == nil { // the flag package calls String on a zero secretValue too
+		return ""
+	}
+	return v.show(*v.p)
+}
+
+func (v secretValue) Set(s string) error {
+	*v.p = s
+	return nil
+}
+
+// secretVar defines a string flag of a secret, whose default def (from the
+// environment) the usage shows only as show makes it (not at all when nil).
+func secretVar(fs *flag.FlagSet, p *string, name, def string, show func(string) string, usage string) {
+	*p = def
+	fs.Var(secretValue{p: p, show: show}, name, usage)
 }
 
 // endpoint is the hub's URL of path.

@@ -21,7 +21,7 @@ type natsFlags struct {
 }
 
 func (n *natsFlags) register(fs *flag.FlagSet, env Env) {
-	fs.StringVar(&n.url, "nats-url", env.Getenv("NATS_URL"), "NATS server URL, e.g. nats://reader:PASSWORD@127.0.0.1:4222 as printed by iochub dev (NATS_URL); overrides the context's")
+	secretVar(fs, &n.url, "nats-url", env.Getenv("NATS_URL"), redactNATS, "NATS server `URL`, e.g. nats://reader:PASSWORD@127.0.0.1:4222 as printed by iochub dev (NATS_URL); overrides the context's")
 	fs.StringVar(&n.context, "context", env.Getenv("NATS_CONTEXT"), `NATS context (of the nats CLI, ~/.config/nats/context/NAME.json) for the URL and credentials; "." is the selected one (NATS_CONTEXT)`)
 	fs.StringVar(&n.creds, "creds", "", "NATS credentials file (.creds); overrides the context's")
 }

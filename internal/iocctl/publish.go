@@ -66,7 +66,7 @@ func runPublish(ctx context.Context, args []string, env Env) error {
 	var o publishOpts
 	fs := newFlags(env, "publish", publishSynopsis)
 	o.hub.register(fs, env, "")
-	fs.StringVar(&o.hub.key, "token", env.Getenv("IOCCTL_TOKEN"), "the source's bearer token (IOCCTL_TOKEN)")
+	secretVar(fs, &o.hub.key, "token", env.Getenv("IOCCTL_TOKEN"), nil, "the source's bearer `token` (IOCCTL_TOKEN)")
 	fs.IntVar(&o.chunk, "chunk", 500, "most items per request")
 	fs.IntVar(&o.chunkBytes, "chunk-bytes", 4<<20, "most bytes per request (the ingest takes 8 MiB by default)")
 	fs.StringVar(&o.format, "format", "auto", "auto (by extension, then content), json, ndjson, geojson or cap")
