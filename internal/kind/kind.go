@@ -32,7 +32,10 @@ import (
 	"math"
 	"regexp"
 	"slices"
+	"strings"
 	"sync"
+	"unicode"
+	"unicode/utf8"
 
 	"github.com/iochub/iochub/internal/subjects"
 )
@@ -44,6 +47,14 @@ var ErrInvalid = errors.New("invalid kind")
 // MaxValues bounds the values a kind declares, and so the values of one event.
 const MaxValues = 64
 
+// MaxTypes and MaxTypeBytes bound a kind's types: the ingest names every one
+// of them in the rejection of each item of another type, so that a long list
+// would make the answer to a small request of many items huge.
+const (
+	MaxTypes     = 16
+	MaxTypeBytes = 128
+)
+
 // Kind is one registered observation kind.
 type Kind struct {
 	// Name is the kind's name: the {kind} of POST /v1/feeds/{kind}, the
@@ -52,7 +63,9 @@ type Kind struct {
 	// case ASCII letters and digits, starting with a letter, at most 32.
 	Name string
 	// Types are the values an item's "type" member may have (e.g. its FIWARE
-	// type); an item without "type" is taken. Empty takes any type.
+	// type); an item without "type" is taken. Empty takes any type. At most
+	// MaxTypes, each of 1 to MaxTypeBytes bytes without spaces or control
+	// characters.
 	Types []string
 	// Values are the numeric values an item may carry, by their names.
 	// Other members of an item are ignored.
@@ -107,6 +120,19 @@ func (k Kind) validate() error {
 	}
 	if subjects.ValidKind(k.Name) {
 		return fmt.Errorf("%w: %q is a built-in kind", ErrInvalid, k.Name)
+	}
+	if len(k.Types) > MaxTypes {
+		return fmt.Errorf("%w: %s has %d types; want at most %d", ErrInvalid, k.Name, len(k.Types), MaxTypes)
+	}
+	for i, t := range k.Types {
+		switch {
+		case t == "" || len(t) > MaxTypeBytes:
+			return fmt.Errorf("%w: %s: type %d has %d bytes; want 1 to %d", ErrInvalid, k.Name, i, len(t), MaxTypeBytes)
+		case !utf8.ValidString(t) || strings.IndexFunc(t, func(r rune) bool { return unicode.IsSpace(r) || unicode.IsControl(r) }) >= 0:
+			return fmt.Errorf("%w: %s: type %q is not UTF-8 text without spaces or control characters", ErrInvalid, k.Name, t)
+		case slices.Contains(k.Types[:i], t):
+			return fmt.Errorf("%w: %s: type %q twice", ErrInvalid, k.Name, t)
+		}
 	}
 	if len(k.Values) == 0 || len(k.Values) > MaxValues {
 		return fmt.Errorf("%w: %s has %d values; want 1 to %d", ErrInvalid, k.Name, len(k.Values), MaxValues)

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -53,5 +54,44 @@ func TestValueCheck(t *testing.T) {
 	}
 	if (Value{Name: "x"}).Check(-1e300) != "" || (Value{Name: "x"}).Check(math.NaN()) == "" {
 		t.Error("an unbounded value takes any finite number and no NaN")
+	}
+}
+
+// TestRegisterBoundsTypes checks that a kind's types are bounded: each one
+// is quoted in the rejection of every item of another type, so a long list
+// would make the answer to a small request huge.
+func TestRegisterBoundsTypes(t *testing.T) {
+	values := []Value{{Name: "LAeq"}}
+	many := make([]string, MaxTypes+1)
+	for i := range many {
+		many[i] = "Type" + strings.Repeat("x", i)
+	}
+	long := strings.Repeat("T", MaxTypeBytes)
+	var r Registry
+	un, err := r.Register(Kind{Name: "noise", Types: append(many[:MaxTypes:MaxTypes], long), Values: values})
+	if err == nil {
+		un()
+		t.Errorf("%d types registered; want at most %d", MaxTypes+1, MaxTypes)
+	}
+	un, err = r.Register(Kind{Name: "noise", Types: append(many[:MaxTypes-1:MaxTypes-1], long), Values: values})
+	if err != nil {
+		t.Fatalf("%d types, one of %d bytes: %v; want them taken", MaxTypes, MaxTypeBytes, err)
+	}
+	un()
+	for name, types := range map[string][]string{
+		"too many":      many,
+		"too long":      {long + "x"},
+		"empty":         {""},
+		"twice":         {"NoiseLevelObserved", "NoiseLevelObserved"},
+		"control":       {"Noise\x00Level"},
+		"space":         {"Noise Level"},
+		"invalid UTF-8": {"Noise\xffLevel"},
+	} {
+		if un, err := r.Register(Kind{Name: "noise", Types: types, Values: values}); !errors.Is(err, ErrInvalid) {
+			if un != nil {
+				un()
+			}
+			t.Errorf("%s: err = %v; want ErrInvalid", name, err)
+		}
 	}
 }
