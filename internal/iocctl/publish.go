@@ -114,7 +114,7 @@ func runPublish(ctx context.Context, args []string, env Env) error {
 		progressbar.OptionOnCompletion(func() { fmt.Fprintln(env.Stderr) }),
 	)
 	var sum feedAnswer
-	var notSent int
+	var notSent int // answered rejected with retryable: counted in sum.Rejected too
 	var lines []string
 	for _, c := range chunks {
 		ans, err := postChunk(ctx, env, o.hub, kind, c)
@@ -141,13 +141,13 @@ func runPublish(ctx context.Context, args []string, env Env) error {
 	for _, l := range lines {
 		fmt.Fprintln(env.Stdout, l)
 	}
-	fmt.Fprintf(env.Stdout, "%d items: %d accepted, %d duplicate, %d rejected", total, sum.Accepted, sum.Duplicates, sum.Rejected)
+	fmt.Fprintf(env.Stdout, "%d items: %d accepted, %d duplicate, %d rejected", total, sum.Accepted, sum.Duplicates, sum.Rejected-notSent)
 	if notSent > 0 {
 		fmt.Fprintf(env.Stdout, ", %d not published (retryable: send them again)", notSent)
 	}
 	fmt.Fprintln(env.Stdout)
 	if sum.Rejected > 0 || notSent > 0 {
-		return fmt.Errorf("%d rejected, %d not published", sum.Rejected, notSent)
+		return fmt.Errorf("%d rejected, %d not published", sum.Rejected-notSent, notSent)
 	}
 	return nil
 }
