@@ -113,16 +113,37 @@ func runPublish(ctx context.Context, args []string, env Env) error {
 		progressbar.OptionThrottle(100*time.Millisecond),
 		progressbar.OptionOnCompletion(func() { fmt.Fprintln(env.Stderr) }),
 	)
-	var sum feedAnswer
-	var notSent int // answered rejected with retryable: counted in sum.Rejected too
-	var lines []string
+	var (
+		sum     feedAnswer
+		notSent int // answered rejected with retryable: counted in sum.Rejected too
+		sent    int // items of the chunks the ingest answered
+		lines   []string
+	)
+	// report prints what the ingest answered of the chunks sent so far, and
+	// the totals: after a chunk the hub refused too, so that what the chunks
+	// before it said is not lost.
+	report := func() {
+		for _, l := range lines {
+			fmt.Fprintln(env.Stdout, l)
+		}
+		fmt.Fprintf(env.Stdout, "%d items: %d accepted, %d duplicate, %d rejected", total, sum.Accepted, sum.Duplicates, sum.Rejected-notSent)
+		if notSent > 0 {
+			fmt.Fprintf(env.Stdout, ", %d not published (retryable: send them again)", notSent)
+		}
+		if sent < total {
+			fmt.Fprintf(env.Stdout, ", %d not sent", total-sent)
+		}
+		fmt.Fprintln(env.Stdout)
+	}
 	for _, c := range chunks {
 		ans, err := postChunk(ctx, env, o.hub, kind, c)
 		if err != nil {
 			_ = bar.Exit()
 			fmt.Fprintln(env.Stderr)
+			report()
 			return fmt.Errorf("items %d to %d: %w", c.first, c.first+c.n-1, err)
 		}
+		sent += c.n
 		sum.Accepted += ans.Accepted
 		sum.Duplicates += ans.Duplicates
 		sum.Rejected += ans.Rejected
@@ -138,14 +159,7 @@ func runPublish(ctx context.Context, args []string, env Env) error {
 		_ = bar.Add(c.n)
 	}
 	_ = bar.Finish()
-	for _, l := range lines {
-		fmt.Fprintln(env.Stdout, l)
-	}
-	fmt.Fprintf(env.Stdout, "%d items: %d accepted, %d duplicate, %d rejected", total, sum.Accepted, sum.Duplicates, sum.Rejected-notSent)
-	if notSent > 0 {
-		fmt.Fprintf(env.Stdout, ", %d not published (retryable: send them again)", notSent)
-	}
-	fmt.Fprintln(env.Stdout)
+	report()
 	if sum.Rejected > 0 || notSent > 0 {
 		return fmt.Errorf("%d rejected, %d not published", sum.Rejected-notSent, notSent)
 	}
