@@ -588,8 +588,8 @@ func TestEdgeLinkCutReconciles(t *testing.T) {
 		var seen []string
 		for _, ids := range hubIDs {
 			for _, id := range ids {
-				// The message id is ce.MsgID(source, event).
-				if _, ev, ok := strings.Cut(id, "/"); ok && strings.HasPrefix(ev, p.name+"-") {
+				// The message id is ce.FeedMsgID(source, kind, event).
+				if _, ev, ok := strings.Cut(id, "/"+subjects.KindAir+"/"); ok && strings.HasPrefix(ev, p.name+"-") {
 					seen = append(seen, ev)
 				}
 			}

@@ -29,10 +29,21 @@ const (
 // through this constant.
 const HeaderFeedSource = "Iochub-Source"
 
-// MsgID is the Nats-Msg-Id of an event on FEEDS, "<source id>/<event id>":
-// JetStream drops a second message with the same id within the FEEDS
-// duplicate window, and the store keys events by the same pair.
+// MsgID is the Nats-Msg-Id of an event the hub publishes on FEEDS as a
+// source of its own (the rules engine, the report sweep), each of one kind,
+// "<source id>/<event id>": JetStream drops a second message with the same
+// id within the FEEDS duplicate window.
 func MsgID(sourceID, eventID string) string { return sourceID + "/" + eventID }
+
+// FeedMsgID is the Nats-Msg-Id of an item the ingest publishes on FEEDS,
+// "<source id>/<kind>/<event id>". The store keys an event by its kind (each
+// kind has its table) and its source and event id, so the message id has
+// all three: one station's air and weather observations under one id and
+// time are two events, neither a duplicate of the other. Neither a source
+// id nor a kind holds a '/', so two different triples never make one id.
+func FeedMsgID(sourceID, kind, eventID string) string {
+	return sourceID + "/" + kind + "/" + eventID
+}
 
 // SpecVersion is the CloudEvents version iochub speaks.
 const SpecVersion = "1.0"

@@ -16,6 +16,7 @@ import (
 	"github.com/iochub/iochub/internal/cap"
 	"github.com/iochub/iochub/internal/ce"
 	"github.com/iochub/iochub/internal/feedcheck"
+	"github.com/iochub/iochub/internal/subjects"
 
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
@@ -190,7 +191,7 @@ func parseFIWAREAlert(f fields, env parseEnv) (*parsed, *itemError) {
 		areaScope: areaScope([]scopeArea{{pointer: "location", shape: &g}})}, nil
 }
 
-// alertMsgID is an alert's message id: its source and identifier, and its
+// alertMsgID is an alert's message id: its source, kind and identifier, and its
 // sender when that is not the source. CAP makes an identifier unique per
 // sender only, so another sender's alert under a stored identifier is
 // another message (the aggregator dead-letters it: one sender per alert
@@ -199,7 +200,7 @@ func parseFIWAREAlert(f fields, env parseEnv) (*parsed, *itemError) {
 // that names the source. Read from the message, for every alert format
 // (CAP XML, CAP JSON, FIWARE).
 func alertMsgID(source string, it *parsed) string {
-	id := ce.MsgID(source, it.eventID)
+	id := ce.FeedMsgID(source, subjects.KindAlert, it.eventID)
 	if a, ok := it.msg.(*iocv1.Alert); ok && a.GetSender() != source {
 		id += "," + a.GetSender()
 	}

@@ -444,7 +444,7 @@ func (s *Service) buildItem(cat *catalog, p principal, spec kindSpec, f fields, 
 	if err := feedcheck.HeaderValue("entity id", it.entityID); err != nil {
 		return nil, "", &itemError{reason: err.Error()}
 	}
-	msgID := ce.MsgID(p.sourceID, it.eventID)
+	msgID := ce.FeedMsgID(p.sourceID, spec.kind, it.eventID)
 	if spec.msgID != nil {
 		msgID = spec.msgID(p.sourceID, it)
 	}

@@ -323,7 +323,7 @@ func TestEndToEnd(t *testing.T) {
 			for k, want := range map[string]string{
 				ce.HeaderID: tt.wantEvent, ce.HeaderSource: ce.SourceURN(prov, res.Unit), ce.HeaderType: tt.wantType,
 				ce.HeaderSubject: tt.wantEntity, ce.HeaderContentType: ce.ContentTypeProtobuf, ce.HeaderSpecVersion: "1.0",
-				"Nats-Msg-Id": src + "/" + tt.wantEvent + senders[tt.name], ce.HeaderFeedSource: src,
+				"Nats-Msg-Id": src + "/" + tt.kind + "/" + tt.wantEvent + senders[tt.name], ce.HeaderFeedSource: src,
 			} {
 				if got := h.Get(k); got != want {
 					t.Errorf("header %s: got %q; want %q", k, got, want)

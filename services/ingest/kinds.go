@@ -74,8 +74,8 @@ type kindSpec struct {
 	// capXML says the kind takes CAP XML bodies too (alerts).
 	capXML bool
 	// msgID is the message id (Nats-Msg-Id) FEEDS deduplicates an item of
-	// the kind on, once parsed and finished; nil means its source and event
-	// id (ce.MsgID).
+	// the kind on, once parsed and finished; nil means its source, kind and
+	// event id (ce.FeedMsgID).
 	msgID func(source string, it *parsed) string
 }
 
