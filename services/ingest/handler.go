@@ -100,11 +100,6 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 		return writeProblem(w, r, http.StatusUnauthorized, "unauthorized", "Unknown bearer token",
 			"the token is not that of an enabled source; check it, or ask the hub's operators to register the source", nil)
 	}
-	release, status := s.admit(w, r, p.sourceID)
-	if release == nil {
-		return status
-	}
-	defer release()
 	spec, ok := lookupSpec(kind)
 	if !ok {
 		return writeProblem(w, r, http.StatusNotFound, "unknown-kind", "Unknown feed kind",
@@ -124,6 +119,15 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 		return writeProblem(w, r, http.StatusRequestEntityTooLarge, "body-too-large", "Body too large",
 			fmt.Sprintf("the body is %d bytes; at most %d are taken in one request: split the batch", r.ContentLength, s.cfg.MaxBodyBytes), nil)
 	}
+	// Admitted only now: what can never succeed (an unknown kind, a media
+	// type or a declared size the ingest does not take) is answered with
+	// its 4xx whatever the source's rate, never a 429 or 503 that says to
+	// send it again; the body deadline starts here, before the body is read.
+	release, status := s.admit(w, r, p.sourceID)
+	if release == nil {
+		return status
+	}
+	defer release()
 	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
 	raws, err := decodeItemsLazy(body, format, s.cfg.MaxItems, r.ContentLength)
 	if err != nil {
