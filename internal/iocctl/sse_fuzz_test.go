@@ -1,6 +1,7 @@
 package iocctl
 
 import (
+	"errors"
 	"io"
 	"strings"
 	"testing"
@@ -53,5 +54,21 @@ func TestReadSSEBoundsAnEvent(t *testing.T) {
 	_, _, err := readSSE(&endless{left: 4 * maxEventBytes}, 0, false, newPrinter(io.Discard, "ndjson"))
 	if err == nil || !strings.Contains(err.Error(), "without its end") {
 		t.Fatalf("got %v; want the event's bound named", err)
+	}
+}
+
+// TestReadSSEOpeningPosition: the hub's opening block (a comment and an id,
+// no data) gives the position the stream starts after, so that tail resumes
+// from it when the stream ends before its first event; no event is printed.
+func TestReadSSEOpeningPosition(t *testing.T) {
+	var out strings.Builder
+	last, known, err := readSSE(strings.NewReader(": iochub event stream ioc.feed.01.>\nid: 41\n\n"), 0, false, newPrinter(&out, "ndjson"))
+	if last != 41 || !known || !errors.Is(err, io.ErrUnexpectedEOF) || out.Len() != 0 {
+		t.Fatalf("got %d, %v, %v, printed %q; want 41, known, the body's end and nothing printed", last, known, err, out.String())
+	}
+	// A named event without data sets nothing.
+	last, known, _ = readSSE(strings.NewReader("event: x\nid: 9\n\n"), 0, false, newPrinter(&out, "ndjson"))
+	if last != 0 || known {
+		t.Fatalf("a named block without data gave %d, %v; want nothing known", last, known)
 	}
 }

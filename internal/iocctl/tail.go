@@ -468,6 +468,10 @@ func readSSE(body io.Reader, last uint64, known bool, p *printer) (uint64, bool,
 		id, event, data = "", "", nil
 		switch {
 		case body == "":
+			// The hub's opening block: the position the stream starts after.
+			if n, err := strconv.ParseUint(seqText, 10, 64); err == nil && ev == "" {
+				last, known = max(last, n), true
+			}
 			continue
 		case ev == "" || ev == "message":
 			if err := p.print([]byte(body)); err != nil {

@@ -647,7 +647,8 @@ func (s *wsStreamSink) end(code int, text string, _ uint64) {
 	}
 }
 
-// serveStreamSSE runs the stream as Server-Sent Events: each event
+// serveStreamSSE runs the stream as Server-Sent Events: an opening block
+// "id: <the sequence it starts after>" without data, then each event
 // "id: <seq>" and "data: <CloudEvent JSON>"; the end of a stream the client
 // should resume is an event overflow, shutdown or error saying where.
 func (g *Gateway) serveStreamSSE(w http.ResponseWriter, r *http.Request, c *streamClient) {
@@ -658,7 +659,11 @@ func (g *Gateway) serveStreamSSE(w http.ResponseWriter, r *http.Request, c *stre
 	h.Set("X-Accel-Buffering", "no")
 	w.WriteHeader(http.StatusOK)
 	s := &sseSink{g: g, w: w, rc: rc}
-	if err := s.write([][]byte{[]byte(": iochub event stream " + c.p.Subject + "\n\n")}); err != nil {
+	// The opening block is a comment and the position the stream starts
+	// after, with no data: an EventSource takes the id as its lastEventId
+	// without firing an event, so that it resumes from there (Last-Event-ID)
+	// even if the stream ends before its first event.
+	if err := s.write([][]byte{[]byte(": iochub event stream " + c.p.Subject + "\nid: " + strconv.FormatUint(c.start, 10) + "\n\n")}); err != nil {
 		c.stop()
 		close(c.pumpDone)
 		g.releaseStream(c.who.ID)

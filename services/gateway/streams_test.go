@@ -12,6 +12,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
+	"slices"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -202,10 +203,12 @@ func readWS(t testing.TB, c *websocket.Conn, n int) []gotEvent {
 	return out
 }
 
-// sseStream is an open SSE response.
+// sseStream is an open SSE response. lastID is the id of the last block
+// read, as an EventSource keeps it (a block without data sets it too).
 type sseStream struct {
-	resp *http.Response
-	rd   *bufio.Reader
+	resp   *http.Response
+	rd     *bufio.Reader
+	lastID string
 }
 
 // sseEvent is one SSE event as read.
@@ -236,7 +239,8 @@ func (e *streamEnv) openSSE(t testing.TB, query string, hdr http.Header) *sseStr
 	return &sseStream{resp: resp, rd: bufio.NewReader(resp.Body)}
 }
 
-// next reads the next event (comments skipped).
+// next reads the next event (comments skipped; a block with an id and no
+// data, as an EventSource does, only sets lastID).
 func (s *sseStream) next() (sseEvent, error) {
 	var ev sseEvent
 	seen := false
@@ -248,6 +252,13 @@ func (s *sseStream) next() (sseEvent, error) {
 		line = bytes.TrimRight(line, "\n")
 		switch {
 		case len(line) == 0:
+			if ev.id != "" {
+				s.lastID = ev.id
+			}
+			if seen && len(ev.data) == 0 && ev.event == "" {
+				ev, seen = sseEvent{}, false
+				continue
+			}
 			if seen {
 				return ev, nil
 			}
@@ -335,6 +346,41 @@ func TestStreamsResumeSSE(t *testing.T) {
 	s2 := e.openSSE(t, "subject=ioc.feed.01.*.air&since=seq:0", http.Header{"Last-Event-Id": {strconv.FormatUint(first[len(first)-1].Seq, 10)}})
 	rest := readSSE(t, s2, 7000)
 	checkContiguous(t, append(first, rest...), 1)
+}
+
+// TestStreamsSSEOpensWithItsPosition: an SSE stream opens with the position
+// it starts after (an id without data), so that an EventSource whose stream
+// ends before its first event resumes from there, not from what is new by
+// the time it reconnects: the events published in between are not lost.
+func TestStreamsSSEOpensWithItsPosition(t *testing.T) {
+	e := newStreamEnv(t, Config{}, nil, nil)
+	publishMsgs(t, e.js, airFeeds(t, 0, 5)...)
+	var err error
+	s := e.openSSE(t, "subject=ioc.feed.01.*.air", nil) // since=new
+	publishMsgs(t, e.js, airFeeds(t, 5, 1)...)
+	first := readSSE(t, s, 1)
+	if first[0].Seq != 6 {
+		t.Fatalf("first event %d; want 6", first[0].Seq)
+	}
+	// A stream that ends before its first event: the browser reconnects
+	// with Last-Event-ID = the opening id, and gets what came meanwhile.
+	s2 := e.openSSE(t, "subject=ioc.feed.01.*.air", nil)
+	opening := make([]string, 3)
+	for i := range opening {
+		if opening[i], err = s2.rd.ReadString('\n'); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if want := []string{": iochub event stream ioc.feed.01.*.air\n", "id: 6\n", "\n"}; !slices.Equal(opening, want) {
+		t.Fatalf("opening block %q; want %q (the stream's last message when it opened, no data)", opening, want)
+	}
+	s2.resp.Body.Close()
+	publishMsgs(t, e.js, airFeeds(t, 6, 3)...)
+	s3 := e.openSSE(t, "subject=ioc.feed.01.*.air", http.Header{"Last-Event-Id": {"6"}})
+	checkContiguous(t, readSSE(t, s3, 3), 7)
+	if s3.lastID != "9" {
+		t.Errorf("lastID after the events %q; want 9", s3.lastID)
+	}
 }
 
 // TestStreamsSSEAndWebSocketAgree: both transports deliver the same events, byte for byte.
