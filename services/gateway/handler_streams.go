@@ -136,6 +136,11 @@ func (g *Gateway) serveStreams(w http.ResponseWriter, r *http.Request) {
 		}
 	}()
 	c, err := g.newStreamClient(r.Context(), who, p, f)
+	var past *errPastEnd
+	if errors.As(err, &past) {
+		writeProblem(w, r, http.StatusConflict, past.Error())
+		return
+	}
 	if err != nil {
 		g.log.Error("opening event stream", "subject", p.Subject, "err", err)
 		w.Header().Set("Retry-After", "1")
@@ -274,6 +279,20 @@ type streamClient struct {
 	stopOnce sync.Once
 }
 
+// errPastEnd refuses a resume position beyond the stream's last message: no
+// position of this stream (one recreated since, its sequences begun again,
+// or another hub's). Resumed there, the client would get events numbered
+// below its position and miss the new stream's first ones.
+type errPastEnd struct {
+	stream    string
+	pos, last uint64
+}
+
+func (e *errPastEnd) Error() string {
+	return fmt.Sprintf("since=seq:%d (or Last-Event-ID) is past the last message of %s, %d: not a position of this stream (recreated since?); start again with since=seq:0, a time or new",
+		e.pos, e.stream, e.last)
+}
+
 // newStreamClient creates the ordered consumer and its message iterator.
 func (g *Gateway) newStreamClient(ctx context.Context, who auth.Principal, p streamParams, f streamFilter) (*streamClient, error) {
 	st, err := g.deps.JS.Stream(ctx, p.Shape.stream)
@@ -292,6 +311,9 @@ func (g *Gateway) newStreamClient(ctx context.Context, who auth.Principal, p str
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, last+1
 		c.start = last
 	case sinceSeq:
+		if p.AfterSeq > last {
+			return nil, &errPastEnd{p.Shape.stream, p.AfterSeq, last}
+		}
 		cfg.DeliverPolicy, cfg.OptStartSeq = jetstream.DeliverByStartSequencePolicy, p.AfterSeq+1
 		c.start, c.replay = p.AfterSeq, last
 	case sinceTime:

@@ -439,6 +439,33 @@ func TestStreamsSince(t *testing.T) {
 	if sc.start != 25 || sc.replay != 30 {
 		t.Errorf("since %s: start %d, replay up to %d; want 25 and 30", mid.Format(time.RFC3339Nano), sc.start, sc.replay)
 	}
+
+	// A position past the stream's last message (30) is no position of it
+	// (a stream recreated since): 409 saying so, over WebSocket and SSE.
+	// The last message itself is a position: what follows it.
+	for _, hdr := range []http.Header{nil, {"Accept": {"text/event-stream"}, "Last-Event-Id": {"31"}}} {
+		query := "subject=ioc.feed.01.>&since=seq:31"
+		if hdr != nil {
+			query = "subject=ioc.feed.01.>"
+		}
+		req, _ := http.NewRequest("GET", e.srv.URL+"/v1/streams?"+query, nil)
+		req.Header = hdr
+		if hdr == nil {
+			req.Header = http.Header{"Connection": {"Upgrade"}, "Upgrade": {"websocket"}, "Sec-Websocket-Version": {"13"}, "Sec-Websocket-Key": {"dGhlIHNhbXBsZSBub25jZQ=="}}
+		}
+		resp, err := (&http.Client{Timeout: 10 * time.Second}).Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body) // a stream that opened ends at the client's timeout
+		resp.Body.Close()
+		if resp.StatusCode != http.StatusConflict || !strings.Contains(string(b), "past the last message of FEEDS, 30") {
+			t.Errorf("resuming at 31 of 30 (%v) = %d %s; want 409 naming the stream's last message", hdr, resp.StatusCode, b)
+		}
+	}
+	c30 := e.dialStream(t, "subject=ioc.feed.01.>&since=seq:30", nil)
+	publishMsgs(t, e.js, airFeeds(t, 30, 1)...)
+	checkContiguous(t, readWS(t, c30, 1), 31)
 }
 
 // scopedIdentities serves identities: a viewer of province 01, a viewer of ward
