@@ -18,7 +18,7 @@ import (
 	"github.com/schollz/progressbar/v3"
 )
 
-const publishSynopsis = `publish KIND FILE [--url URL] [--token TOKEN] [--chunk N] [--chunk-bytes N] [--format auto|json|ndjson|geojson|cap] [--all]
+const publishSynopsis = `publish KIND FILE [--url URL] [--token TOKEN] [--chunk N] [--chunk-bytes N] [--format auto|json|ndjson|geojson|cap] [--all] [--timeout 1m]
 
 Sends FILE to POST /v1/feeds/KIND of the hub's ingest, in chunks of at most --chunk items and --chunk-bytes
 bytes, with a progress bar on stderr, then prints one line per item that was not accepted (--all: every
@@ -33,6 +33,7 @@ type publishOpts struct {
 	chunkBytes int
 	format     string
 	all        bool
+	timeout    time.Duration
 }
 
 // chunk is one request's body and the items it holds.
@@ -71,6 +72,7 @@ func runPublish(ctx context.Context, args []string, env Env) error {
 	fs.IntVar(&o.chunkBytes, "chunk-bytes", 4<<20, "most bytes per request (the ingest takes 8 MiB by default)")
 	fs.StringVar(&o.format, "format", "auto", "auto (by extension, then content), json, ndjson, geojson or cap")
 	fs.BoolVar(&o.all, "all", false, "print every item's result, accepted ones too")
+	fs.DurationVar(&o.timeout, "timeout", time.Minute, "longest wait for the hub's answer to one request")
 	rest, err := parse(fs, args)
 	if err != nil {
 		return err
@@ -82,6 +84,9 @@ func runPublish(ctx context.Context, args []string, env Env) error {
 	kind, file := rest[0], rest[1]
 	if o.chunk < 1 || o.chunkBytes < 1024 {
 		return errors.New("--chunk must be at least 1 and --chunk-bytes at least 1024")
+	}
+	if o.timeout <= 0 {
+		return errors.New("--timeout must be positive")
 	}
 	var data []byte
 	if file == "-" {
@@ -136,7 +141,7 @@ func runPublish(ctx context.Context, args []string, env Env) error {
 		fmt.Fprintln(env.Stdout)
 	}
 	for _, c := range chunks {
-		ans, err := postChunk(ctx, env, o.hub, kind, c)
+		ans, err := postChunk(ctx, env, o.hub, kind, c, o.timeout)
 		if err != nil {
 			_ = bar.Exit()
 			fmt.Fprintln(env.Stderr)
@@ -303,37 +308,19 @@ func pack(items [][]byte, maxItems, maxBytes int, contentType string, join func(
 // maxAttempts bounds the tries of one chunk refused for load (429, 503).
 const maxAttempts = 5
 
-// postChunk sends one chunk, retrying while the hub asks to wait.
-func postChunk(ctx context.Context, env Env, hub hubFlags, kind string, c chunk) (feedAnswer, error) {
+// postChunk sends one chunk, retrying while the hub asks to wait; each try
+// waits at most timeout for the whole answer.
+func postChunk(ctx context.Context, env Env, hub hubFlags, kind string, c chunk, timeout time.Duration) (feedAnswer, error) {
 	for attempt := 1; ; attempt++ {
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, hub.endpoint("/v1/feeds/"+kind), bytes.NewReader(c.body))
-		if err != nil {
-			return feedAnswer{}, err
+		ans, ref, err := postOnce(ctx, env, hub, kind, c, timeout)
+		if err != nil || ref == nil {
+			return ans, err
 		}
-		req.Header.Set("Content-Type", c.contentType)
-		if hub.key != "" {
-			req.Header.Set("Authorization", "Bearer "+hub.key)
-		}
-		resp, err := env.HTTP.Do(req)
-		if err != nil {
-			return feedAnswer{}, err
-		}
-		if resp.StatusCode == http.StatusAccepted || resp.StatusCode == http.StatusOK {
-			var ans feedAnswer
-			err := json.NewDecoder(resp.Body).Decode(&ans)
-			_ = resp.Body.Close()
-			if err != nil {
-				return feedAnswer{}, fmt.Errorf("reading the ingest's answer: %w", err)
-			}
-			return ans, nil
-		}
-		perr := readProblem(resp)
-		_ = resp.Body.Close()
-		if (resp.StatusCode != http.StatusTooManyRequests && resp.StatusCode != http.StatusServiceUnavailable) || attempt >= maxAttempts {
-			return feedAnswer{}, perr
+		if (ref.status != http.StatusTooManyRequests && ref.status != http.StatusServiceUnavailable) || attempt >= maxAttempts {
+			return feedAnswer{}, ref.problem
 		}
 		wait := time.Duration(attempt) * time.Second
-		if s, err := strconv.Atoi(resp.Header.Get("Retry-After")); err == nil && s > 0 && s < 60 {
+		if s, err := strconv.Atoi(ref.retryAfter); err == nil && s > 0 && s < 60 {
 			wait = time.Duration(s) * time.Second
 		}
 		select {
@@ -342,4 +329,46 @@ func postChunk(ctx context.Context, env Env, hub hubFlags, kind string, c chunk)
 		case <-time.After(wait):
 		}
 	}
+}
+
+// refusal is the hub's refusal of a request: its status, Retry-After and
+// the problem it read.
+type refusal struct {
+	status     int
+	retryAfter string
+	problem    error
+}
+
+// postOnce makes one try of postChunk: the hub's answer, or its refusal, or
+// an error.
+func postOnce(ctx context.Context, env Env, hub hubFlags, kind string, c chunk, timeout time.Duration) (feedAnswer, *refusal, error) {
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, hub.endpoint("/v1/feeds/"+kind), bytes.NewReader(c.body))
+	if err != nil {
+		return feedAnswer{}, nil, err
+	}
+	req.Header.Set("Content-Type", c.contentType)
+	if hub.key != "" {
+		req.Header.Set("Authorization", "Bearer "+hub.key)
+	}
+	late := func(err error) error {
+		if ctx.Err() == context.DeadlineExceeded {
+			return fmt.Errorf("no answer from the hub within --timeout %s: the chunk's items may be stored or not; publish them again (a stored item is answered duplicate): %w", timeout, err)
+		}
+		return err
+	}
+	resp, err := env.HTTP.Do(req)
+	if err != nil {
+		return feedAnswer{}, nil, late(err)
+	}
+	defer func() { _ = resp.Body.Close() }()
+	if resp.StatusCode == http.StatusAccepted || resp.StatusCode == http.StatusOK {
+		var ans feedAnswer
+		if err := json.NewDecoder(resp.Body).Decode(&ans); err != nil {
+			return feedAnswer{}, nil, late(fmt.Errorf("reading the ingest's answer: %w", err))
+		}
+		return ans, nil, nil
+	}
+	return feedAnswer{}, &refusal{resp.StatusCode, resp.Header.Get("Retry-After"), readProblem(resp)}, nil
 }
