@@ -139,6 +139,9 @@ func (u *Reader) token(what string) (json.Token, error) {
 	return tok, nil
 }
 
+// Next returns the next feature, io.EOF after the last one, or an error
+// wrapping ErrInvalidUnits that names the feature. After an error it returns
+// the same error again.
 func (u *Reader) Next() (Record, error) {
 	if u.err != nil {
 		return Record{}, u.err
