@@ -18,6 +18,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
+	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/subjects"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 	"github.com/iochub/iochub/services/aggregator/postgis"
@@ -256,9 +257,15 @@ func (a *Actions) Apply(ctx context.Context, act *iocv1.Action) ([]*iocv1.Entity
 			return err
 		}
 		h, ok := a.handler(act.GetType())
-		if !ok {
+		why, err := actorRefusal(ctx, tx, act.GetActor())
+		switch {
+		case err != nil:
+			return err
+		case why != "":
+			err = Refuse(why)
+		case !ok:
 			err = Refuse(fmt.Sprintf("action type %q is not known", act.GetType()))
-		} else {
+		default:
 			states, err = applyIn(hctx, tx, h, act, limit)
 		}
 		var ref *Refusal
@@ -315,6 +322,29 @@ func (a *Actions) Apply(ctx context.Context, act *iocv1.Action) ([]*iocv1.Entity
 }
 
 type afterCommitKey struct{}
+
+// actorRefusal says why the actor of an action may not act any more, ""
+// when it may. The gateway checked the identity when it queued the action;
+// one revoked since (or never stored) acts no more once the action is
+// applied, as it would be refused at the gateway by then. Actors that are
+// no stored identity (the dev token, OIDC subjects, the hub's own: "ingest",
+// "cli") are not looked up: nothing here can revoke them.
+func actorRefusal(ctx context.Context, tx pgx.Tx, actor string) (string, error) {
+	id, _, _ := strings.Cut(actor, " as ")
+	if auth.CheckID(id) != nil {
+		return "", nil
+	}
+	_, revoked, err := postgis.IdentityScopes(ctx, tx, id)
+	switch {
+	case errors.Is(err, postgis.ErrIdentityNotFound):
+		return fmt.Sprintf("the actor %s is no stored identity", id), nil
+	case err != nil:
+		return "", err
+	case revoked:
+		return fmt.Sprintf("the actor %s was revoked before the action was applied", id), nil
+	}
+	return "", nil
+}
 
 // unstorableHead says what of an action's identifying fields (id, type,
 // actor, province, target) PostgreSQL's text cannot hold, "" when all can:

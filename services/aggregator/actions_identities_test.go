@@ -92,3 +92,59 @@ func TestIdentityActions(t *testing.T) {
 		t.Errorf("revoked_by = %q, %v; want the actor", revokedBy, err)
 	}
 }
+
+// TestActionOfRevokedActor: the gateway checks an identity when it queues
+// its action; one revoked before the aggregator applies the action (or
+// never stored) is refused there, the reason recorded, nothing changed.
+func TestActionOfRevokedActor(t *testing.T) {
+	ctx := context.Background()
+	pool := testDB(t)
+	acts, err := NewActions(ActionsConfig{}, testNATS(t).JS, pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	create, revoke := IdentityActions()
+	acts.RegisterAction(ActionIdentityCreate, create)
+	acts.RegisterAction(ActionIdentityRevoke, revoke)
+	acts.RegisterAction("test.write", func(ctx context.Context, tx pgx.Tx, a *iocv1.Action) ([]*iocv1.EntityState, error) {
+		_, err := tx.Exec(ctx, `INSERT INTO audit_log (actor, action, target, detail) VALUES ($1, 'test.written', $2, '{}')`, a.GetActor(), a.GetId())
+		return nil, err
+	})
+	_, sum := auth.NewToken()
+	p, _ := json.Marshal(IdentityPayload{Name: "Ca đêm", Role: "operator", Scopes: []string{"01"}, TokenSHA256: hex.EncodeToString(sum)})
+	op := auth.NewID()
+	if _, applied, err := acts.Apply(ctx, &iocv1.Action{Id: "mk", Type: ActionIdentityCreate, Actor: "dev", TargetKind: "identity", Target: op, Payload: p}); err != nil || !applied {
+		t.Fatalf("creating the operator: applied %v, %v", applied, err)
+	}
+	write := func(id, actor string) *iocv1.Action {
+		return &iocv1.Action{Id: id, Type: "test.write", Actor: actor, Province: "01", TargetKind: "x", Target: id}
+	}
+	for _, tc := range []struct {
+		name, actor string
+		want        bool
+	}{
+		{"live", op + " as Lan", true},
+		{"static", "dev", true},
+		{"never stored", auth.NewID(), false},
+	} {
+		if _, applied, err := acts.Apply(ctx, write("w-"+tc.name, tc.actor)); err != nil || applied != tc.want {
+			t.Errorf("%s actor: applied %v, %v; want %v", tc.name, applied, err, tc.want)
+		}
+	}
+	// Queued while live, applied after the revocation.
+	if _, applied, err := acts.Apply(ctx, &iocv1.Action{Id: "rv", Type: ActionIdentityRevoke, Actor: "dev", TargetKind: "identity", Target: op}); err != nil || !applied {
+		t.Fatalf("revoking the operator: applied %v, %v", applied, err)
+	}
+	if _, applied, err := acts.Apply(ctx, write("w-revoked", op+" as Lan")); err != nil || applied {
+		t.Fatalf("an action of the revoked operator: applied %v, %v; want refused", applied, err)
+	}
+	var n int
+	if err := pool.QueryRow(ctx, `SELECT count(*) FROM audit_log WHERE action = 'test.written' AND target = 'w-revoked'`).Scan(&n); err != nil || n != 0 {
+		t.Errorf("the revoked operator's action wrote %d rows (%v); want none", n, err)
+	}
+	var result, reason string
+	if err := pool.QueryRow(ctx, `SELECT result, reason FROM action_done WHERE id = 'w-revoked'`).Scan(&result, &reason); err != nil ||
+		result != "refused" || !strings.Contains(reason, op+" was revoked") {
+		t.Errorf("the revoked operator's action: %s %q (%v); want refused, naming the revocation", result, reason, err)
+	}
+}
