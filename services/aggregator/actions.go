@@ -61,6 +61,13 @@ type ActionsConfig struct {
 	// bounds those of a map import (unit.import), a whole country's
 	// boundaries.
 	StatementTimeout, ImportTimeout time.Duration
+	// MaxAttempts is how many deliveries an action that fails (an error,
+	// not a refusal) gets: at the last, its failure is recorded as its
+	// refusal, with the error, rather than retried for ever (a poison
+	// action that fails the same way each time). A failure the refusal
+	// cannot be recorded in either (the database down) is still retried.
+	// 0 means 20.
+	MaxAttempts int
 }
 
 // Actions consumes operator actions from the ACTIONS stream and applies each
@@ -99,6 +106,9 @@ func NewActions(cfg ActionsConfig, js jetstream.JetStream, pool *pgxpool.Pool, l
 	}
 	if cfg.ImportTimeout == 0 {
 		cfg.ImportTimeout = 30 * time.Minute
+	}
+	if cfg.MaxAttempts <= 0 {
+		cfg.MaxAttempts = 20
 	}
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
@@ -194,6 +204,16 @@ func (a *Actions) handle(ctx context.Context, m jetstream.Msg) {
 	if err != nil {
 		if ctx.Err() != nil {
 			return
+		}
+		if md, merr := m.Metadata(); merr == nil && md.NumDelivered >= uint64(a.cfg.MaxAttempts) {
+			rerr := a.refuseFailed(ctx, act, int(md.NumDelivered), err)
+			if rerr == nil {
+				if err := m.Ack(); err != nil {
+					a.log.Warn("acking action failed", "action", act.GetId(), "err", err)
+				}
+				return
+			}
+			err = errors.Join(err, rerr)
 		}
 		a.log.Error("applying action failed; retrying", "action", act.GetId(), "type", act.GetType(), "err", err)
 		if err := m.NakWithDelay(a.cfg.RetryDelay); err != nil {
@@ -319,6 +339,54 @@ func (a *Actions) Apply(ctx context.Context, act *iocv1.Action) ([]*iocv1.Entity
 		f()
 	}
 	return states, applied, nil
+}
+
+// refuseFailed records act as refused after attempts failed deliveries, the
+// last failing with cause, in a transaction of its own with its audit row:
+// an action that fails the same way at every delivery is not retried for
+// ever. An action handled meanwhile (its record committed by an earlier
+// delivery) is left as it is.
+func (a *Actions) refuseFailed(ctx context.Context, act *iocv1.Action, attempts int, cause error) error {
+	reason := fmt.Sprintf("not applied after %d attempts; the last failed: %s", attempts, cleanReason(cause.Error()))
+	rec := postgis.ActionRecord{ID: act.GetId(), Type: act.GetType(), Actor: act.GetActor(), Province: act.GetProvince(),
+		TargetKind: act.GetTargetKind(), Target: act.GetTarget()}
+	if act.GetAt() != nil {
+		rec.At = act.GetAt().AsTime()
+	}
+	err := pgx.BeginFunc(ctx, a.pool, func(tx pgx.Tx) error {
+		fresh, err := postgis.ClaimAction(ctx, tx, rec)
+		if err != nil || !fresh {
+			return err
+		}
+		if err := postgis.RefuseAction(ctx, tx, act.GetId(), reason); err != nil {
+			return err
+		}
+		detail := map[string]any{"id": act.GetId(), "province": act.GetProvince(), "result": "refused", "reason": reason}
+		return postgis.Audit(ctx, tx, act.GetActor(), act.GetType(), act.GetTargetKind()+":"+act.GetTarget(), detail)
+	})
+	if err != nil {
+		return fmt.Errorf("recording the refusal of action %s: %w", act.GetId(), err)
+	}
+	a.log.Error("action refused after failing at every attempt", "action", act.GetId(), "type", act.GetType(),
+		"attempts", attempts, "err", cause)
+	return nil
+}
+
+// maxFailureReason bounds the error kept as the reason of a failed action.
+const maxFailureReason = 1024
+
+// cleanReason is s as text PostgreSQL holds (no NUL, valid UTF-8), cut to
+// maxFailureReason bytes without splitting a character.
+func cleanReason(s string) string {
+	s = strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", " ")
+	if len(s) <= maxFailureReason {
+		return s
+	}
+	cut := maxFailureReason
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }
 
 type afterCommitKey struct{}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +14,8 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/iochub/iochub/internal/subjects"
+	"github.com/iochub/iochub/internal/testkit"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 )
@@ -233,5 +237,74 @@ func TestActionStatementTimeout(t *testing.T) {
 	}
 	if _, applied, err := acts.Apply(ctx, act("quick-1", "test.quick")); err != nil || !applied {
 		t.Errorf("the next action: applied %v, %v; want applied", applied, err)
+	}
+}
+
+// TestPoisonActionRefusedAfterAttempts: an action whose handler fails the
+// same way at every delivery (an error, not a refusal) is recorded as
+// refused with its last error at its last attempt, and acked, instead of
+// being redelivered for ever; the action behind it is applied.
+func TestPoisonActionRefusedAfterAttempts(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ne, pool := testNATS(t), testDB(t)
+	acts, err := NewActions(ActionsConfig{Durable: "poison", AckWait: 5 * time.Second, RetryDelay: 20 * time.Millisecond, MaxAttempts: 3}, ne.JS, pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	calls := 0
+	acts.RegisterAction("test.fail", func(ctx context.Context, tx pgx.Tx, a *iocv1.Action) ([]*iocv1.EntityState, error) {
+		calls++
+		return nil, errors.New("FEEDS refused it\x00 again")
+	})
+	acts.RegisterAction("test.ok", func(ctx context.Context, tx pgx.Tx, a *iocv1.Action) ([]*iocv1.EntityState, error) {
+		return nil, nil
+	})
+	for _, a := range []*iocv1.Action{
+		{Id: "p1", Type: "test.fail", Actor: "op", Province: "01", TargetKind: "x", Target: "p1", At: timestamppb.Now()},
+		{Id: "ok1", Type: "test.ok", Actor: "op", Province: "01", TargetKind: "x", Target: "ok1", At: timestamppb.Now()},
+	} {
+		body, _ := proto.Marshal(a)
+		if _, err := ne.JS.Publish(ctx, subjects.Action(a.Province, a.TargetKind, a.Target), body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- acts.Run(ctx) }()
+	stop := sync.OnceFunc(func() { cancel(); <-done })
+	t.Cleanup(stop)
+	result := func(id string) (string, string) {
+		var result, reason string
+		_ = pool.QueryRow(ctx, `SELECT result, coalesce(reason, '') FROM action_done WHERE id = $1`, id).Scan(&result, &reason)
+		return result, reason
+	}
+	testkit.Eventually(t, 30*time.Second, "the poison action recorded as refused", func() (bool, string) {
+		res, reason := result("p1")
+		return res == "refused", res + " " + reason
+	})
+	if res, reason := result("p1"); reason != "not applied after 3 attempts; the last failed: applying action p1 (test.fail): FEEDS refused it  again" {
+		t.Errorf("p1: %s %q; want its last error as the reason", res, reason)
+	}
+	testkit.Eventually(t, 30*time.Second, "the action behind it applied", func() (bool, string) {
+		res, _ := result("ok1")
+		return res == "applied", res
+	})
+	testkit.Eventually(t, 30*time.Second, "the poison action acked", func() (bool, string) {
+		c, err := ne.JS.Consumer(ctx, subjects.StreamActions, "poison")
+		if err != nil {
+			return false, err.Error()
+		}
+		info, err := c.Info(ctx)
+		if err != nil {
+			return false, err.Error()
+		}
+		return info.NumAckPending == 0 && info.NumPending == 0, fmt.Sprintf("%d ack pending, %d pending", info.NumAckPending, info.NumPending)
+	})
+	stop() // calls is read once Run has returned
+	if calls != 3 {
+		t.Errorf("the failing handler ran %d times; want 3 (MaxAttempts)", calls)
+	}
+	var n int
+	if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM audit_log WHERE detail->>'id' = 'p1' AND detail->>'result' = 'refused'`).Scan(&n); err != nil || n != 1 {
+		t.Errorf("p1's audit rows: %d (%v); want 1", n, err)
 	}
 }
