@@ -371,6 +371,32 @@ func TestAccessControlMatrix(t *testing.T) {
 		}
 	})
 
+	t.Run("a create retried with its Idempotency-Key makes one identity", func(t *testing.T) {
+		key := map[string]string{"Idempotency-Key": "create-viewer-7f3a"}
+		code, _, body := call(t, admin, "POST", h.url+"/v1/admin/identities", ident("viewer", "01"), key)
+		var created struct {
+			ID    string `json:"id"`
+			Token string `json:"token"`
+		}
+		if err := json.Unmarshal([]byte(body), &created); err != nil || code != 201 {
+			t.Fatalf("create = %d %s; want 201", code, body)
+		}
+		// The retry: 409 naming the identity, no token (the first one's is the only one).
+		code, _, body = call(t, admin, "POST", h.url+"/v1/admin/identities", ident("viewer", "01"), key)
+		if code != 409 || !strings.Contains(body, created.ID) || strings.Contains(body, auth.TokenPrefix) {
+			t.Fatalf("retry = %d %s; want 409 naming %s without a token", code, body, created.ID)
+		}
+		if code, _, body := call(t, cred{name: "created", token: created.Token}, "GET", h.url+"/v1/units?province=01", "", nil); code != 200 {
+			t.Fatalf("the first answer's token reads 01: %d %s", code, body)
+		}
+		waitRows(t, db, fmt.Sprintf(`SELECT count(*) FROM audit_log WHERE action = 'identity.create' AND actor = '%s' AND target = 'identity:%s'`, admin01.ID, created.ID), 1)
+		// Another key is another identity; so is a request without a key.
+		code, _, body = call(t, admin, "POST", h.url+"/v1/admin/identities", ident("viewer", "01"), map[string]string{"Idempotency-Key": "create-viewer-8b1c"})
+		if code != 201 || strings.Contains(body, created.ID) {
+			t.Fatalf("create with another key = %d %s; want 201, another identity", code, body)
+		}
+	})
+
 	t.Run("a created identity works at once and a revoked one stops", func(t *testing.T) {
 		code, _, body := call(t, admin, "POST", h.url+"/v1/admin/identities", ident("viewer", "01"), nil)
 		var created struct {

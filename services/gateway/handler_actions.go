@@ -247,9 +247,16 @@ func (o *operator) reportPlace(ctx context.Context, id string) (province, unit s
 // publish sends the action on ACTIONS and waits for its ack. Nats-Msg-Id is
 // the action id, so a retried request within the duplicate window is stored once.
 func (o *operator) publish(ctx context.Context, act *iocv1.Action) error {
+	_, err := o.publishAck(ctx, act)
+	return err
+}
+
+// publishAck publishes act as publish does and returns the stream's ack
+// (Duplicate: an action of that id was published within ACTIONS' window).
+func (o *operator) publishAck(ctx context.Context, act *iocv1.Action) (*jetstream.PubAck, error) {
 	body, err := proto.Marshal(act)
 	if err != nil {
-		return fmt.Errorf("marshalling action %s: %w", act.Id, err)
+		return nil, fmt.Errorf("marshalling action %s: %w", act.Id, err)
 	}
 	subj := subjects.Action(act.Province, act.TargetKind, act.Target)
 	h := ce.Event{ID: act.Id, Source: "urn:ioc:" + act.Province + ":operator", Type: "vn.ioc.action." + act.Type + ".v1",
@@ -257,10 +264,11 @@ func (o *operator) publish(ctx context.Context, act *iocv1.Action) error {
 	h[jetstream.MsgIDHeader] = []string{act.Id}
 	ctx, cancel := context.WithTimeout(ctx, o.cfg.PublishTimeout)
 	defer cancel()
-	if _, err := o.g.deps.JS.PublishMsg(ctx, &nats.Msg{Subject: subj, Header: h, Data: body}); err != nil {
-		return fmt.Errorf("publishing %s: %w", subj, err)
+	ack, err := o.g.deps.JS.PublishMsg(ctx, &nats.Msg{Subject: subj, Header: h, Data: body})
+	if err != nil {
+		return nil, fmt.Errorf("publishing %s: %w", subj, err)
 	}
-	return nil
+	return ack, nil
 }
 
 func (o *operator) serveReport(w http.ResponseWriter, r *http.Request) {

@@ -146,15 +146,39 @@ func (o *operator) serveCreateIdentity(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusBadRequest, msg)
 		return
 	}
-	token, sum := auth.NewToken()
+	// With an Idempotency-Key the action and the identity are named by it:
+	// a retry is the same action, and the identity it would create exists
+	// already (or is being created). Its token was in the first answer
+	// only (the hub keeps its hash), so a retry is refused, not answered
+	// with a token that would not work.
+	actionID, msg := actionIDFrom(who.ID+"\x00"+r.Method+" "+r.URL.EscapedPath(), r.Header.Get(HeaderIdempotencyKey))
+	if msg != "" {
+		writeProblem(w, r, http.StatusBadRequest, msg)
+		return
+	}
 	id := auth.NewID()
+	if r.Header.Get(HeaderIdempotencyKey) != "" {
+		id = "id_" + actionID[:16]
+		if _, found, err := store.Identity(r.Context(), id); err != nil {
+			o.g.readFailed(w, r, err, "looking up identity", "id", id)
+			return
+		} else if found {
+			o.createdAlready(w, r, id)
+			return
+		}
+	}
+	token, sum := auth.NewToken()
 	payload, _ := json.Marshal(map[string]any{"name": in.Name, "role": role, "scopes": scopes, "kinds": kinds, "tokenSha256": hex.EncodeToString(sum)})
-	actionID, _ := actionIDFrom("", "")
 	act := &iocv1.Action{Id: actionID, Type: actionTypeIdentityCreate, Actor: actor, Province: actionProvince(tree, scopes),
 		TargetKind: targetKindIdentity, Target: id, At: timestamppb.New(o.cfg.Now()), Payload: payload}
-	if err := o.publish(r.Context(), act); err != nil {
+	ack, err := o.publishAck(r.Context(), act)
+	if err != nil {
 		o.g.log.Error("publishing identity action failed", "action", actionID, "err", err)
 		writeProblem(w, r, http.StatusServiceUnavailable, "the identity could not be created; retry")
+		return
+	}
+	if ack.Duplicate { // the first request's action is on its way: its token is the one
+		o.createdAlready(w, r, id)
 		return
 	}
 	active := o.waitIdentity(r.Context(), store, id, func(v pgread.IdentityView) bool { return true })
@@ -163,6 +187,14 @@ func (o *operator) serveCreateIdentity(w http.ResponseWriter, r *http.Request) {
 		status = http.StatusAccepted
 	}
 	writeJSON(w, status, identityCreated{ID: id, Name: in.Name, Role: string(role), Scopes: scopes, Kinds: nonNilKinds(kinds), Token: token, Active: active, ActionID: actionID})
+}
+
+// createdAlready answers a create retried with the Idempotency-Key of an
+// identity created (or being created) already: 409, since its token was
+// given in the first answer only.
+func (o *operator) createdAlready(w http.ResponseWriter, r *http.Request, id string) {
+	writeProblem(w, r, http.StatusConflict, fmt.Sprintf("identity %s was created already by a request with this %s; its token was in that request's answer only (the hub keeps its hash): if it was lost, revoke %s and create another",
+		id, HeaderIdempotencyKey, id))
 }
 
 // actionProvince is the province of an identity action's subject: the
