@@ -233,8 +233,10 @@ type Evaluator struct {
 	// segments are the sets of the segments of the rules listing some, by rule id.
 	segments map[string]map[string]struct{}
 	held     map[heldKey]*holding
-	// last is the latest state of each watched entity, by layer/entity, to
-	// evaluate a changed rule at once.
+	// last is the latest state of each watched entity, by
+	// province/layer/entity (lastKey), to evaluate a changed rule at once.
+	// The province is part of the key: an entity id is the source's, and a
+	// source of another province may send the same one.
 	last map[string]lastState
 	now  func() time.Time
 }
@@ -361,7 +363,7 @@ func (e *Evaluator) SetRules(rules []alertrule.Rule, now time.Time) []Transition
 				continue
 			}
 			// Without a state yet (after a restart), the first one decides.
-			st := e.last[alertrule.Layer(r.Kind)+"/"+k.entity].st
+			st := e.last[lastKey(r.Province, alertrule.Layer(r.Kind), k.entity)].st
 			if st != nil && check(r, e.segments[r.ID], st) == NotApplicable {
 				h := e.held[k]
 				delete(e.held, k)
@@ -389,7 +391,7 @@ func (e *Evaluator) Observe(st *iocv1.EntityState, received time.Time) []Transit
 	if ObservedAt(st).IsZero() || st.GetEntityId() == "" {
 		return nil
 	}
-	key := st.GetLayer() + "/" + st.GetEntityId()
+	key := lastKey(st.GetProvince(), st.GetLayer(), st.GetEntityId())
 	if prev := e.last[key].st; prev != nil && ObservedAt(st).Before(ObservedAt(prev)) {
 		return nil // an older state delivered late
 	}
@@ -402,10 +404,15 @@ func (e *Evaluator) Observe(st *iocv1.EntityState, received time.Time) []Transit
 	return out
 }
 
+// lastKey is the key of an entity's latest state in Evaluator.last.
+func lastKey(province, layer, entity string) string { return province + "/" + layer + "/" + entity }
+
 // evaluate applies one rule to one state.
 func (e *Evaluator) evaluate(r *alertrule.Rule, ls lastState) []Transition {
 	st := ls.st
-	if st == nil || st.GetLayer() != alertrule.Layer(r.Kind) {
+	// Another province's entity is not r's, whatever its id: it must not
+	// clear r's holding of an entity of r's province with the same id.
+	if st == nil || st.GetLayer() != alertrule.Layer(r.Kind) || st.GetProvince() != r.Province {
 		return nil
 	}
 	k := heldKey{r.ID, st.GetEntityId()}
@@ -490,7 +497,7 @@ func (e *Evaluator) Sweep() []Transition {
 		if at.Before(h.sent) {
 			at = h.sent
 		}
-		c := cancel(*r, k.entity, h, at, e.last[alertrule.Layer(r.Kind)+"/"+k.entity].st)
+		c := cancel(*r, k.entity, h, at, e.last[lastKey(r.Province, alertrule.Layer(r.Kind), k.entity)].st)
 		c.NoDataSince, c.LastReceived = h.last, h.seen
 		out = append(out, c)
 	}

@@ -491,3 +491,36 @@ func TestEvaluatorRuleChangesKind(t *testing.T) {
 		t.Errorf("after the move to 79: got %q; want the 01 alert cancelled at once", got)
 	}
 }
+
+// TestEvaluatorOtherProvinceSameEntity: a source of another province may send
+// states under the id of a station of this one (entity ids are the
+// sources'); they must neither hide this province's states from its rules
+// nor cancel its alerts.
+func TestEvaluatorOtherProvinceSameEntity(t *testing.T) {
+	wl := alertrule.Rule{ID: "wl", Province: "01", Kind: alertrule.KindWaterLevel, Params: alertrule.Params{MinAlarm: 2},
+		Severity: "Severe", Enabled: true, Version: 1}
+	foreign := func(min int, alarm int32) *iocv1.EntityState {
+		st := water("w1", min, alarm)
+		st.Province, st.Unit = "79", "26734"
+		return st
+	}
+	ev := NewEvaluator(fixed(at(100)))
+	ev.SetRules([]alertrule.Rule{wl}, at(0))
+	if got := describe(obs(ev, water("w1", 1, 3))); got != "raise wl w1 since+1 at+1" {
+		t.Fatalf("raise: got %q", got)
+	}
+	// Province 79's w1, observed later, with no alarm.
+	if got := obs(ev, foreign(50, 0)); len(got) != 0 {
+		t.Errorf("a state of province 79: got %q; want nothing", describe(got))
+	}
+	// A change of the rule is judged on province 01's w1, whose alarm holds.
+	wl2 := wl
+	wl2.Severity, wl2.Version = "Extreme", 2
+	if got := ev.SetRules([]alertrule.Rule{wl2}, at(60)); len(got) != 0 {
+		t.Errorf("rule changed: got %q; want nothing (w1 of 01 still at alarm 3)", describe(got))
+	}
+	// Province 01's w1 recovers at 10, before 79's state at 50: not a late state of its own.
+	if got := describe(obs(ev, water("w1", 10, 0))); got != "cancel wl w1 since+1 at+10" {
+		t.Errorf("recovery in 01: got %q; want the alert cancelled", got)
+	}
+}
