@@ -215,10 +215,13 @@ type holding struct {
 	since, last time.Time
 	seen        time.Time
 	raised      bool
-	identifier  string
-	sent        time.Time
-	province    string
-	unit        string
+	// unsure: the raise was published without JetStream's ack (Unraise):
+	// it may be stored, so the condition clearing still cancels it.
+	unsure     bool
+	identifier string
+	sent       time.Time
+	province   string
+	unit       string
 }
 
 // Evaluator keeps, for each rule and entity, since when the rule's condition
@@ -305,7 +308,7 @@ func (e *Evaluator) SetRules(rules []alertrule.Rule, now time.Time) []Transition
 			continue
 		}
 		delete(e.held, k)
-		if h.raised {
+		if h.announced() {
 			old := e.rules[k.rule]
 			if old == nil {
 				old = &alertrule.Rule{ID: k.rule}
@@ -357,7 +360,7 @@ func (e *Evaluator) SetRules(rules []alertrule.Rule, now time.Time) []Transition
 			if moved {
 				h := e.held[k]
 				delete(e.held, k)
-				if h.raised {
+				if h.announced() {
 					out = append(out, cancel(*old, k.entity, h, now, nil))
 				}
 				continue
@@ -367,7 +370,7 @@ func (e *Evaluator) SetRules(rules []alertrule.Rule, now time.Time) []Transition
 			if st != nil && check(r, e.segments[r.ID], st) == NotApplicable {
 				h := e.held[k]
 				delete(e.held, k)
-				if h.raised {
+				if h.announced() {
 					out = append(out, cancel(*r, k.entity, h, now, nil))
 				}
 			}
@@ -442,7 +445,7 @@ func (e *Evaluator) evaluate(r *alertrule.Rule, ls lastState) []Transition {
 		if h.raised || !fresh || t.Sub(h.since) < r.For {
 			return nil
 		}
-		h.raised, h.identifier, h.sent = true, Identifier(r.ID, k.entity, h.since), t
+		h.raised, h.unsure, h.identifier, h.sent = true, false, Identifier(r.ID, k.entity, h.since), t
 		return []Transition{{Action: Raise, Rule: *r, Entity: k.entity, Since: h.since, At: t,
 			Identifier: h.identifier, RaisedAt: t, Province: h.province, Unit: h.unit, State: st}}
 	default: // Clear, NotApplicable
@@ -450,7 +453,7 @@ func (e *Evaluator) evaluate(r *alertrule.Rule, ls lastState) []Transition {
 			return nil
 		}
 		delete(e.held, k)
-		if !h.raised {
+		if !h.announced() {
 			return nil
 		}
 		if t.Before(h.sent) {
@@ -489,7 +492,7 @@ func (e *Evaluator) Sweep() []Transition {
 	for _, k := range stale {
 		h := e.held[k]
 		delete(e.held, k)
-		if !h.raised {
+		if !h.announced() {
 			continue
 		}
 		r := e.rules[k.rule]
@@ -504,13 +507,20 @@ func (e *Evaluator) Sweep() []Transition {
 	return out
 }
 
-// Unraise forgets that t raised its alert, after it could not be published:
-// the next state that holds raises it again.
+// Unraise forgets that t raised its alert, after JetStream did not
+// acknowledge it: the next state that holds raises it again (the same
+// identifier). The alert may have been stored all the same (an ack lost or
+// late), so until then the condition clearing (or the entity going silent,
+// or the rule going) still cancels it: a Cancel of an alert never stored is
+// harmless, an alert never cancelled stays active.
 func (e *Evaluator) Unraise(t Transition) {
 	if h := e.held[heldKey{t.Rule.ID, t.Entity}]; h != nil && h.identifier == t.Identifier {
-		h.raised, h.identifier, h.sent = false, "", time.Time{}
+		h.raised, h.unsure = false, true
 	}
 }
+
+// announced reports whether h's alert was raised, or may have been.
+func (h *holding) announced() bool { return h.raised || h.unsure }
 
 // Raised returns the alerts raised and not cancelled, sorted by identifier.
 func (e *Evaluator) Raised() []Raised {

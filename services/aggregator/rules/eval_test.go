@@ -524,3 +524,28 @@ func TestEvaluatorOtherProvinceSameEntity(t *testing.T) {
 		t.Errorf("recovery in 01: got %q; want the alert cancelled", got)
 	}
 }
+
+// TestUnraiseThenClear: a raise JetStream did not acknowledge may be stored
+// all the same (the ack lost or late); when the condition clears, or the
+// entity goes silent, before another state raises it again, it is cancelled
+// rather than left active.
+func TestUnraiseThenClear(t *testing.T) {
+	now := at(0)
+	ev := NewEvaluator(func() time.Time { return now })
+	ev.SetRules([]alertrule.Rule{congestion("r1", 15, 0)}, at(0))
+	first := obs(ev, traffic("s1", 1, speed(10)))
+	ev.Unraise(first[0])
+	got := obs(ev, traffic("s1", 2, speed(50)))
+	if describe(got) != "cancel r1 s1 since+1 at+2" || got[0].Identifier != first[0].Identifier {
+		t.Errorf("cleared: got %q; want the alert whose raise had no ack cancelled", describe(got))
+	}
+
+	now = at(10)
+	first = obs(ev, traffic("s2", 10, speed(10)))
+	ev.Unraise(first[0])
+	now = at(10 + 120)
+	got = ev.Sweep()
+	if describe(got) != "cancel r1 s2 since+10 at+130" || got[0].Identifier != first[0].Identifier {
+		t.Errorf("silent: got %q; want the alert whose raise had no ack cancelled", describe(got))
+	}
+}
