@@ -330,11 +330,24 @@ func (e *Engine) start(ctx context.Context) error {
 		return err
 	}
 	e.ev = NewEvaluator(e.now)
-	if skipped := e.ev.Restore(raised); len(skipped) > 0 {
+	dups, skipped := e.ev.Restore(raised)
+	if len(skipped) > 0 {
 		e.log.Warn("alerts of the rules source with foreign identifiers left alone", "identifiers", skipped)
 	}
+	if len(dups) > 0 {
+		byID := make(map[string]alertrule.Rule, len(rules))
+		for _, r := range rules {
+			byID[r.ID] = r
+		}
+		for i := range dups {
+			if r, ok := byID[dups[i].Rule.ID]; ok {
+				dups[i].Rule = r
+			}
+		}
+		e.log.Warn("cancelling alerts raised twice for one rule and entity", "count", len(dups))
+	}
 	e.version = version
-	e.publish(ctx, e.ev.SetRules(rules, e.now()))
+	e.publish(ctx, append(dups, e.ev.SetRules(rules, e.now())...))
 	e.inForce.Set(float64(inForce(rules)))
 	e.log.Info("rules engine started", "rules", len(rules), "raised", len(raised), "province", e.cfg.Province)
 	return nil

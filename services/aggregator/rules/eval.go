@@ -262,7 +262,15 @@ func NewEvaluator(now func() time.Time) *Evaluator {
 // Restore records alerts raised before a restart, so that they are not raised
 // again and are cancelled when their condition stops holding. Identifiers not
 // made by Identifier are skipped and returned.
-func (e *Evaluator) Restore(raised []Raised) (skipped []string) {
+//
+// One rule and entity has one alert in force; when the table holds several
+// (one raised again after a restart whose wait for FEEDS timed out, say),
+// the one held since the latest is kept and the others are returned as
+// Cancels, sent at the wall clock, with only their rule's id set: nothing
+// else would ever cancel them.
+func (e *Evaluator) Restore(raised []Raised) (cancels []Transition, skipped []string) {
+	var extra []*holding
+	var extraKeys []heldKey
 	for _, r := range raised {
 		rule, entity, since, err := ParseIdentifier(r.Identifier)
 		if err != nil {
@@ -270,13 +278,30 @@ func (e *Evaluator) Restore(raised []Raised) (skipped []string) {
 			continue
 		}
 		k := heldKey{rule, entity}
-		if h := e.held[k]; h != nil && h.raised && !h.since.Before(since) {
-			continue
-		}
-		e.held[k] = &holding{since: since, last: r.Sent, raised: true, identifier: r.Identifier, sent: r.Sent,
+		h := &holding{since: since, last: r.Sent, raised: true, identifier: r.Identifier, sent: r.Sent,
 			province: r.Province, unit: r.Unit}
+		if old := e.held[k]; old != nil && old.raised {
+			if old.identifier == h.identifier {
+				continue
+			}
+			if !old.since.Before(since) {
+				extra, extraKeys = append(extra, h), append(extraKeys, k)
+				continue
+			}
+			extra, extraKeys = append(extra, old), append(extraKeys, k)
+		}
+		e.held[k] = h
 	}
-	return skipped
+	now := e.now()
+	for i, h := range extra {
+		at := now
+		if at.Before(h.sent) {
+			at = h.sent
+		}
+		cancels = append(cancels, cancel(alertrule.Rule{ID: extraKeys[i].rule}, extraKeys[i].entity, h, at, nil))
+	}
+	sort.Slice(cancels, func(i, j int) bool { return cancels[i].Identifier < cancels[j].Identifier })
+	return cancels, skipped
 }
 
 // Rules returns the rules in force, sorted by id.

@@ -208,7 +208,7 @@ func TestEvaluatorRestore(t *testing.T) {
 	ev := NewEvaluator(fixed(at(100)))
 	id := Identifier("r1", "s1", at(0))
 	gone := Identifier("old", "s1", at(0))
-	skipped := ev.Restore([]Raised{
+	_, skipped := ev.Restore([]Raised{
 		{Identifier: id, Sent: at(10), Province: "01", Unit: "00070"},
 		{Identifier: gone, Sent: at(10), Province: "01", Unit: "00070"},
 		{Identifier: "foreign", Sent: at(10), Province: "01", Unit: "00070"},
@@ -392,7 +392,9 @@ func TestEvaluatorStale(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			now := t0
 			ev := NewEvaluator(func() time.Time { return now })
-			ev.Restore(tt.restore)
+			if dups, _ := ev.Restore(tt.restore); len(dups) != 0 {
+				t.Fatalf("restore: got %q; want no Cancel", describe(dups))
+			}
 			ev.SetRules(tt.rules, t0)
 			for i, s := range tt.steps {
 				now = at(s.now)
@@ -547,5 +549,34 @@ func TestUnraiseThenClear(t *testing.T) {
 	got = ev.Sweep()
 	if describe(got) != "cancel r1 s2 since+10 at+130" || got[0].Identifier != first[0].Identifier {
 		t.Errorf("silent: got %q; want the alert whose raise had no ack cancelled", describe(got))
+	}
+}
+
+// TestEvaluatorRestoreTwice: when the alert table holds two active alerts of
+// one rule and entity (raised again after a restart that did not find the
+// first), the newer is kept and the older cancelled at once, not left active
+// for ever.
+func TestEvaluatorRestoreTwice(t *testing.T) {
+	ev := NewEvaluator(fixed(at(100)))
+	older, newer := Identifier("r1", "s1", at(0)), Identifier("r1", "s1", at(30))
+	for _, order := range [][]string{{older, newer}, {newer, older}} {
+		ev := NewEvaluator(fixed(at(100)))
+		var raised []Raised
+		for _, id := range order {
+			_, _, since, _ := ParseIdentifier(id)
+			raised = append(raised, Raised{Identifier: id, Sent: since, Province: "01", Unit: "00070"})
+		}
+		cancels, _ := ev.Restore(raised)
+		if describe(cancels) != "cancel r1 s1 since+0 at+100" || cancels[0].Identifier != older {
+			t.Errorf("restore %v: got %q; want the older alert cancelled", order, describe(cancels))
+		}
+		if got := ev.Raised(); len(got) != 1 || got[0].Identifier != newer {
+			t.Errorf("restore %v: raised %v; want the newer only", order, got)
+		}
+	}
+	// The same alert listed twice is one alert.
+	if cancels, _ := ev.Restore([]Raised{{Identifier: newer, Sent: at(30), Province: "01", Unit: "00070"},
+		{Identifier: newer, Sent: at(30), Province: "01", Unit: "00070"}}); len(cancels) != 0 {
+		t.Errorf("one alert twice: got %q; want nothing", describe(cancels))
 	}
 }
