@@ -100,7 +100,10 @@ func AddSource(ctx context.Context, pool *pgxpool.Pool, s Source) (string, error
 }
 
 // DisableSource stops source id from being accepted, recording it in
-// audit_log (action "source.disable"). Disabling a disabled source does nothing.
+// audit_log (action "source.disable"). Its pairs are not watched for
+// staleness any more, and the stale alerts raised on them are cancelled at
+// the next stale sweep (sqlSourceStatsDisabled). Disabling a disabled source
+// does nothing.
 func DisableSource(ctx context.Context, pool *pgxpool.Pool, id string) error {
 	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
 		var got string
@@ -116,6 +119,9 @@ func DisableSource(ctx context.Context, pool *pgxpool.Pool, id string) error {
 			return nil // disabled already
 		case err != nil:
 			return fmt.Errorf("updating: %w", err)
+		}
+		if _, err := tx.Exec(ctx, sqlSourceStatsDisabled, id); err != nil {
+			return fmt.Errorf("ending its freshness: %w", err)
 		}
 		if _, err := tx.Exec(ctx, sqlAuditInsert, auditActorCLI, "source.disable", id, map[string]string{}); err != nil {
 			return fmt.Errorf("writing the audit log: %w", err)

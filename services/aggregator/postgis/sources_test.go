@@ -298,3 +298,49 @@ func TestRecordSourceActivityLearnsMedian(t *testing.T) {
 		}
 	}
 }
+
+// TestDisableSourceEndsStaleness: a disabled source sends nothing more, so
+// its pairs must not turn stale (an alert no data would ever cancel), and a
+// pair stale already has its alert cancelled by the next sweep.
+func TestDisableSourceEndsStaleness(t *testing.T) {
+	db := testenv.PostGISWithUnits(t)
+	ctx := context.Background()
+	if _, err := postgis.AddSource(ctx, db.Pool, postgis.Source{ID: "s1", UnitCode: "01"}); err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	old := now.Add(-time.Hour)
+	// u1 is stale with its alert raised; u2 is due; u3 of a source still enabled is due.
+	if _, err := db.Pool.Exec(ctx, `
+INSERT INTO source_stats (source_id, unit_code, province, last_event_at, last_seen_at, first_seen_at, interval_s, stale_at, stale_since, alert_sent)
+VALUES ('s1', 'u1', '01', $1, $1, $1, 60, $2, $2, $2), ('s1', 'u2', '01', $1, $1, $1, 60, $2, NULL, NULL),
+       ('s2', 'u3', '01', $1, $1, $1, 60, $2, NULL, NULL)`, old, old.Add(3*time.Minute)); err != nil {
+		t.Fatal(err)
+	}
+	if err := postgis.DisableSource(ctx, db.Pool, "s1"); err != nil {
+		t.Fatal(err)
+	}
+	store := postgis.NewStore(db.Pool)
+	due, err := store.DueStaleSources(ctx, "", now, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(due) != 1 || due[0].SourceID != "s2" {
+		t.Errorf("due after disabling s1: %+v; want s2/u3 only", due)
+	}
+	back, err := store.ReturnedSources(ctx, "", 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(back) != 1 || back[0].UnitCode != "u1" || !back[0].AlertSent.Equal(old.Add(3*time.Minute)) {
+		t.Errorf("to cancel after disabling s1: %+v; want s1/u1 with the sent time of its alert", back)
+	}
+	// Items of s1 stored after it was disabled (they were on FEEDS) do not make it due again.
+	if err := store.RecordSourceActivity(ctx, []postgis.SourceActivity{{SourceID: "s1", UnitCode: "u2", Province: "01",
+		LastEvent: old, Events: 1}}, old); err != nil {
+		t.Fatal(err)
+	}
+	if due, err := store.DueStaleSources(ctx, "", now, 100); err != nil || len(due) != 1 {
+		t.Errorf("due after a late item of s1: %+v, %v; want s2/u3 only", due, err)
+	}
+}

@@ -14,6 +14,14 @@ INSERT INTO source (id, name, unit_code, token_sha256, interval_s) VALUES ($1, $
 const sqlSourceDisable = `
 UPDATE source SET disabled_at = now() WHERE id = $1 AND disabled_at IS NULL RETURNING id`
 
+// sqlSourceStatsDisabled is run with sqlSourceDisable: a disabled source
+// sends nothing more, so its pairs are never stale from now on (stale_at
+// NULL), and those stale already have their alert cancelled at the next
+// stale sweep (clear_pending) rather than left active for ever.
+const sqlSourceStatsDisabled = `
+UPDATE source_stats SET stale_at = NULL, clear_pending = clear_pending OR stale_since IS NOT NULL, stale_since = NULL
+WHERE source_id = $1`
+
 // sqlSourceExists tells whether a source id is registered.
 const sqlSourceExists = `SELECT EXISTS (SELECT FROM source WHERE id = $1)`
 

@@ -184,11 +184,13 @@ func (s *Store) RecordSourceActivity(ctx context.Context, acts []SourceActivity,
 
 // DueStaleSources are the fresh pairs of province ("" for all) whose stale
 // deadline is at or before now, oldest first, at most limit (a range scan of
-// the partial index source_stats_due).
+// the partial index source_stats_due). A disabled source's pairs are never
+// due (items it sent before it was disabled may still be stored after).
 func (s *Store) DueStaleSources(ctx context.Context, province string, now time.Time, limit int) ([]SourceStale, error) {
 	rows, err := s.pool.Query(ctx, `
 SELECT source_id, unit_code, province, last_seen_at, interval_s FROM source_stats
 WHERE stale_since IS NULL AND stale_at IS NOT NULL AND stale_at <= $1 AND NOT clear_pending AND ($2 = '' OR province = $2)
+    AND NOT EXISTS (SELECT FROM source d WHERE d.id = source_stats.source_id AND d.disabled_at IS NOT NULL)
 ORDER BY stale_at LIMIT $3`, now.UTC(), province, limit)
 	if err != nil {
 		return nil, fmt.Errorf("reading stale sources: %w", err)
