@@ -130,6 +130,12 @@ type Engine struct {
 	// ready is closed once the first consumer has delivered the last state of every entity.
 	ready     chan struct{}
 	readyOnce sync.Once
+	// caughtUp is, for the current run (start), whether the consumer has
+	// delivered the last state of every entity: the silence sweep waits for
+	// it. Unlike ready it starts false again when Run runs again (the
+	// singleton lease of a partitioned aggregator taken back), since start
+	// restores the alerts into a fresh evaluator.
+	caughtUp bool
 
 	alerts  *prometheus.CounterVec
 	states  prometheus.Counter
@@ -188,7 +194,10 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 // last state of every entity STATE held when it started.
 func (e *Engine) Ready() <-chan struct{} { return e.ready }
 
-func (e *Engine) markReady() { e.readyOnce.Do(func() { close(e.ready) }) }
+func (e *Engine) markReady() {
+	e.caughtUp = true
+	e.readyOnce.Do(func() { close(e.ready) })
+}
 
 // Notify asks the engine to reload the rules now rather than at its next
 // poll. It never blocks.
@@ -330,6 +339,7 @@ func (e *Engine) start(ctx context.Context) error {
 		return err
 	}
 	e.ev = NewEvaluator(e.now)
+	e.caughtUp = false
 	dups, skipped := e.ev.Restore(raised)
 	if len(skipped) > 0 {
 		e.log.Warn("alerts of the rules source with foreign identifiers left alone", "identifiers", skipped)
@@ -527,10 +537,8 @@ func (e *Engine) reload(ctx context.Context, force bool) bool {
 // sweep cancels the alerts of silent entities, once the last state of every
 // entity has been evaluated (before, a restored alert looks silent).
 func (e *Engine) sweep(ctx context.Context) {
-	select {
-	case <-e.ready:
+	if e.caughtUp {
 		e.publish(ctx, e.ev.Sweep())
-	default:
 	}
 }
 
