@@ -82,6 +82,7 @@ func (g *Gateway) RegisterOperator(mux routes.Mux, cfg OperatorConfig) {
 	mux.HandleFunc("POST /v1/reports/{id}/status", o.serveReportStatus)
 	mux.HandleFunc("GET /v1/reports/{id}", o.serveReport)
 	mux.HandleFunc("POST /v1/alerts/{id}/ack", o.serveAlertAck)
+	mux.HandleFunc("GET /v1/actions/{id}", o.serveAction)
 	o.registerRules(mux)       // PUT, DELETE, GET /v1/rules… (handler_rules.go)
 	o.registerIdentities(mux)  // /v1/admin/identities (handler_identities.go)
 	o.registerGroups(mux)      // PUT /v1/units/groups/{code} (handler_groups.go)
@@ -269,6 +270,54 @@ func (o *operator) publishAck(ctx context.Context, act *iocv1.Action) (*jetstrea
 		return nil, fmt.Errorf("publishing %s: %w", subj, err)
 	}
 	return ack, nil
+}
+
+// maxActionID bounds the id GET /v1/actions/{id} looks up (action ids are
+// 32 hex digits; an id the database could not hold is no action's).
+const maxActionID = 128
+
+// serveAction answers GET /v1/actions/{id}: how an action ended (applied,
+// or refused with the reason), for its actor (the identity that queued it,
+// whatever name it gave in Iochub-Actor) and for the admins of its
+// province (of every province for one of none). 404 for an action not yet
+// applied or refused, and for one the caller may not see (ids are not
+// probed).
+func (o *operator) serveAction(w http.ResponseWriter, r *http.Request) {
+	who, ok := o.g.authenticate(w, r)
+	if !ok {
+		return
+	}
+	if o.g.readPool == nil {
+		writeProblem(w, r, http.StatusServiceUnavailable, "actions cannot be looked up: the gateway has no database")
+		return
+	}
+	id := r.PathValue("id")
+	notFound := func() {
+		writeProblem(w, r, http.StatusNotFound, fmt.Sprintf("no action %q of yours has been applied or refused (one just queued is within seconds)", truncate(id, 64)))
+	}
+	if len(id) > maxActionID || !utf8.ValidString(id) || strings.ContainsRune(id, 0) {
+		notFound()
+		return
+	}
+	v, found, err := pgread.New(o.g.readPool).Action(r.Context(), id)
+	if err != nil {
+		o.g.readFailed(w, r, err, "reading action", "action", id)
+		return
+	}
+	actor, _, _ := strings.Cut(v.Actor, " as ")
+	province := v.Province
+	if province == "_" {
+		province = ""
+	}
+	mine := actor == who.ID
+	admin := who.Role == auth.RoleAdmin && (who.AllProvinces() || (province != "" && who.CanAdmin(province)))
+	if !found || (!mine && !admin) {
+		notFound()
+		return
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	_ = json.NewEncoder(w).Encode(v)
 }
 
 func (o *operator) serveReport(w http.ResponseWriter, r *http.Request) {
