@@ -331,6 +331,11 @@ func Republish(ctx context.Context, js jetstream.JetStream, seq uint64) (Letter,
 	}
 	h[jetstream.MsgIDHeader] = []string{RedriveMsgID(orig, seq)}
 	if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: l.Subject, Header: h, Data: data}); err != nil {
+		if errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, jetstream.ErrStreamMessageExceedsMaximum) {
+			// Its redrive id made it longer than the server or FEEDS takes:
+			// no retry will send it.
+			return l, fmt.Errorf("redriving dead letter %d to %s: %w: %w", seq, l.Subject, err, ErrNotRedrivable)
+		}
 		return l, fmt.Errorf("redriving dead letter %d to %s: %w", seq, l.Subject, err)
 	}
 	return l, nil

@@ -91,3 +91,37 @@ func TestRedriveACutLetter(t *testing.T) {
 		t.Errorf("the letter is gone after a refused re-drive: %v", err)
 	}
 }
+
+// TestRedriveTooLarge: a letter FEEDS will not take back (over its largest
+// message: the redrive's message id makes it longer than the original, or
+// the stream's bound was lowered since) is refused as not re-drivable, not
+// failed as if a retry could send it; the letter stays.
+func TestRedriveTooLarge(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ne := testenv.NATS(t)
+	subject := subjects.Feed("01", "00070", "air")
+	h := ce.Event{ID: "ev-big", Source: ce.SourceURN("01", "00070"), Type: ce.ObservedType("air"), Subject: "st-1", Time: time.Now()}.Header()
+	h[nats.MsgIdHdr] = []string{"src/air/ev-big"}
+	data := make([]byte, 4000)
+	letter := deadletter.Build(h, data, deadletter.Info{Subject: subject, FeedsSeq: 1, Stage: deadletter.StageStore, Reason: "refused", Time: time.Now(), Delivered: 1})
+	dl, err := ne.JS.PublishMsg(ctx, letter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := ne.JS.Stream(ctx, subjects.StreamFeeds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	cfg.MaxMsgSize = 2000
+	if _, err := ne.JS.UpdateStream(ctx, cfg); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := deadletter.Redrive(ctx, ne.JS, dl.Sequence); !errors.Is(err, deadletter.ErrNotRedrivable) {
+		t.Fatalf("re-drive of a letter larger than FEEDS takes: %v; want ErrNotRedrivable", err)
+	}
+	if _, err := deadletter.Get(ctx, ne.JS, dl.Sequence); err != nil {
+		t.Errorf("the letter is gone after a refused re-drive: %v", err)
+	}
+}
