@@ -217,3 +217,42 @@ func provider(t *testing.T, db *testenv.DBEnv) *goose.Provider {
 	}
 	return p
 }
+
+// TestMigrateDisabledSourceFreshness: migration 00040 ends the staleness of
+// the sources disabled before it (their deadline taken off, the stale alert
+// of a pair stale already marked for its Cancel), as disabling does since;
+// the pairs of enabled sources stay as they were.
+func TestMigrateDisabledSourceFreshness(t *testing.T) {
+	db := testenv.PostGISWithUnits(t)
+	ctx := context.Background()
+	p := provider(t, db)
+	if _, err := p.DownTo(ctx, 39); err != nil {
+		t.Fatalf("migrating down to 39: %v", err)
+	}
+	for _, q := range []string{
+		`INSERT INTO source (id, unit_code, token_sha256, disabled_at) VALUES ('off', '00070', '\x01', now()), ('on', '00070', '\x02', NULL)`,
+		`INSERT INTO source_stats (source_id, unit_code, province, last_event_at, last_seen_at, first_seen_at, events, stale_at, stale_since)
+		 VALUES ('off', '00070', '01', now(), now(), now(), 1, now() - interval '1 hour', now() - interval '1 hour'),
+		        ('off', '00166', '01', now(), now(), now(), 1, now() + interval '1 hour', NULL),
+		        ('on', '00070', '01', now(), now(), now(), 1, now() - interval '1 hour', now() - interval '1 hour')`,
+	} {
+		if _, err := db.Pool.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatalf("migrating up: %v", err)
+	}
+	got := queryStrings(t, db, `SELECT source_id || '/' || unit_code || ' ' || concat_ws(',', stale_at IS NULL, stale_since IS NULL, clear_pending)
+		FROM source_stats ORDER BY 1`)
+	want := []string{"off/00070 t,t,t", "off/00166 t,t,f", "on/00070 f,f,f"}
+	if strings.Join(got, "|") != strings.Join(want, "|") {
+		t.Errorf("source_stats after 00040:\n%v\nwant\n%v", got, want)
+	}
+	if _, err := p.DownTo(ctx, 39); err != nil {
+		t.Fatalf("migrating down to 39 again: %v", err)
+	}
+	if _, err := p.Up(ctx); err != nil {
+		t.Fatalf("migrating up again: %v", err)
+	}
+}
