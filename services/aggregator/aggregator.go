@@ -395,10 +395,15 @@ type decodedMsg struct {
 }
 
 // rejected reports whether the database refused the batch's data, as opposed
-// to failing for a reason a retry can cure (connection, deadlock,
-// serialisation, lack of resources, shutdown) or timing out (see timedOut).
-// JSON the store checks itself before sending it (postgis.ErrInvalidJSON)
-// counts as refused, as the server refused it when it parsed it.
+// to failing for a reason a retry can cure (connection, the transaction's
+// state, deadlock, serialisation, lack of resources, shutdown, an old
+// snapshot) or timing out (see timedOut). The transaction's state (class 25)
+// is the server's, never the data's: a primary demoted to a standby, or put
+// in read-only mode while its disk is full, refuses every write with 25006
+// until it is writable again, and a session ended by
+// idle_in_transaction_session_timeout reports 25P03. JSON the store checks
+// itself before sending it (postgis.ErrInvalidJSON) counts as refused, as
+// the server refused it when it parsed it.
 func rejected(err error) bool {
 	if errors.Is(err, postgis.ErrInvalidJSON) {
 		return true
@@ -408,7 +413,7 @@ func rejected(err error) bool {
 		return false
 	}
 	switch pg.Code[:2] {
-	case "08", "40", "53", "55", "57", "58":
+	case "08", "25", "40", "53", "55", "57", "58", "72":
 		return false
 	}
 	return true

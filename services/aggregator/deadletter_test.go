@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 
 	"github.com/iochub/iochub/internal/deadletter"
 	"github.com/iochub/iochub/internal/natsx"
+	"github.com/iochub/iochub/internal/schema"
 	"github.com/iochub/iochub/internal/subjects"
 	"github.com/iochub/iochub/internal/testenv"
 	"github.com/iochub/iochub/internal/testkit"
@@ -44,6 +46,9 @@ func TestClassifyStoreErrors(t *testing.T) {
 		{"serialisation failure", pg("40001"), false, false},
 		{"connection failure", pg("08006"), false, false},
 		{"too many connections", pg("53300"), false, false},
+		{"read-only transaction (a standby, a full disk)", pg("25006"), false, false},
+		{"idle in transaction session timeout", pg("25P03"), false, false},
+		{"snapshot too old", pg("72000"), false, false},
 		{"not a database error", errors.New("dial tcp: refused"), false, false},
 		{"invalid JSON checked by the store", fmt.Errorf("writing batch: %w", postgis.ErrInvalidJSON), true, false},
 	}
@@ -368,5 +373,76 @@ func TestRedriveRefusesDroppedPayload(t *testing.T) {
 	}
 	if _, err := deadletter.Get(context.Background(), ne.JS, ack.Sequence); err != nil {
 		t.Errorf("the refused letter is gone: %v", err)
+	}
+}
+
+// readOnlyStore writes through ro, a store whose database refuses every
+// write as read-only (a primary demoted to a standby, or put in read-only
+// mode), counting its failures, until writable is set; then through Store.
+type readOnlyStore struct {
+	*postgis.Store
+	ro       *postgis.Store
+	writable atomic.Bool
+	failures atomic.Int64
+}
+
+func (s *readOnlyStore) WriteBatch(ctx context.Context, b postgis.Batch) (postgis.Result, error) {
+	if s.writable.Load() {
+		return s.Store.WriteBatch(ctx, b)
+	}
+	res, err := s.ro.WriteBatch(ctx, b)
+	if err != nil {
+		s.failures.Add(1)
+	}
+	return res, err
+}
+
+// A database that is read-only for a while (SQLSTATE 25006) refuses the
+// write of every item, not of one: it used to count as the data refused,
+// so the batch was split and each of its items dead-lettered. It is
+// retried instead, and stored once the database takes writes again.
+func TestReadOnlyDatabaseIsRetried(t *testing.T) {
+	ne, db := testNATS(t), testenv.PostGIS(t)
+	sep := "?"
+	if strings.Contains(db.URL, "?") {
+		sep = "&"
+	}
+	roPool, err := schema.Open(context.Background(), db.URL+sep+"default_transaction_read_only=on")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(roPool.Close)
+	store := &readOnlyStore{Store: postgis.NewStore(db.Pool), ro: postgis.NewStore(roPool)}
+	var msgs []*nats.Msg
+	for i := range 3 {
+		msgs = append(msgs, feedMsg(t, subjects.KindAir, airEvent(t, i, t0, float64(i)), ""))
+	}
+	publish(t, ne.JS, msgs...)
+	svc := startWith(t, ne, store, Config{Durable: "agg-readonly"})
+	// A batch and its three items written alone make four failures: past
+	// six, the batch was retried whole.
+	testkit.Eventually(t, time.Minute, "the batch retried while the database is read-only", func() (bool, string) {
+		n := store.failures.Load()
+		letters, _, err := deadletter.List(context.Background(), ne.JS, deadletter.Query{})
+		if err != nil {
+			return false, err.Error()
+		}
+		return n >= 6 || len(letters) > 0, fmt.Sprintf("%d failed writes, %d dead letters", n, len(letters))
+	})
+	if letters, _, err := deadletter.List(context.Background(), ne.JS, deadletter.Query{}); err != nil || len(letters) != 0 {
+		t.Fatalf("dead letters while the database is read-only = %d (%v); want none: it is not the items' fault", len(letters), err)
+	}
+	var pg *pgconn.PgError
+	if _, err := store.ro.WriteBatch(context.Background(), postgis.Batch{Air: []postgis.AirRow{{}}}); !errors.As(err, &pg) || pg.Code != "25006" {
+		t.Fatalf("the read-only store's error = %v; want SQLSTATE 25006", err)
+	}
+	store.writable.Store(true)
+	waitRows(t, db.Pool, "air_observation", 3)
+	waitIdle(t, ne.JS, "agg-readonly")
+	if letters, _, err := deadletter.List(context.Background(), ne.JS, deadletter.Query{}); err != nil || len(letters) != 0 {
+		t.Errorf("dead letters = %d (%v); want none: a read-only database is not the items' fault", len(letters), err)
+	}
+	if got := counterValue(t, svc.m.deadletters.WithLabelValues(subjects.KindAir, deadletter.StageStore)); got != 0 {
+		t.Errorf("deadletters_total{kind=air,stage=store} = %v; want 0", got)
 	}
 }
