@@ -2,6 +2,7 @@ package postgis
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"slices"
 	"sort"
@@ -10,6 +11,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // partitions remembers the monthly partitions known to exist, so that only a
@@ -40,6 +42,20 @@ func monthPartition(parent string, t time.Time) partitionSpec {
 
 // missing lists the partitions the batch needs that are not known to exist.
 func (p *partitions) missing(b Batch) []partitionSpec {
+	need := needed(b)
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	var out []partitionSpec
+	for _, ps := range need {
+		if !p.known[ps.name] {
+			out = append(out, ps)
+		}
+	}
+	return out
+}
+
+// needed lists the partitions the batch's rows go to, by name.
+func needed(b Batch) []partitionSpec {
 	// By month first, a time of each: the partitions' names are made once
 	// per month of the batch, not once per row.
 	type month struct {
@@ -57,17 +73,34 @@ func (p *partitions) missing(b Batch) []partitionSpec {
 			need[month{k.partitioned, t.Year(), t.Month()}] = t
 		}
 	}
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	var out []partitionSpec
+	out := make([]partitionSpec, 0, len(need))
 	for m, t := range need {
-		if ps := monthPartition(m.parent, t); !p.known[ps.name] {
-			out = append(out, ps)
-		}
+		out = append(out, monthPartition(m.parent, t))
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].name < out[j].name })
 	return out
 }
+
+// noPartition reports whether err is the server's refusal of a row whose
+// partition does not exist ("no partition of relation … found for row": a
+// check_violation that names the partitioned table and no constraint): a
+// partition this store knew was dropped since, by the retention of another
+// store (another aggregator) or between its own check and write.
+func noPartition(err error) bool {
+	var pg *pgconn.PgError
+	if !errors.As(err, &pg) || pg.Code != sqlstateCheckViolation || pg.ConstraintName != "" {
+		return false
+	}
+	for _, k := range kindStores {
+		if k.partitioned != "" && k.partitioned == pg.TableName {
+			return true
+		}
+	}
+	return false
+}
+
+// sqlstateCheckViolation is the SQLSTATE of check_violation.
+const sqlstateCheckViolation = "23514"
 
 func (p *partitions) remember(specs []partitionSpec) {
 	p.mu.Lock()
@@ -176,6 +209,16 @@ func partitionMonth(parent, name string) (time.Time, bool) {
 		return time.Time{}, false
 	}
 	return t.UTC(), monthPartition(parent, t).name == name
+}
+
+// forgetBatch forgets the partitions of b's rows: ensurePartitions makes
+// them again (CREATE TABLE IF NOT EXISTS) before b is written.
+func (p *partitions) forgetBatch(b Batch) {
+	var names []string
+	for _, ps := range needed(b) {
+		names = append(names, ps.name)
+	}
+	p.forget(names)
 }
 
 func (p *partitions) forget(names []string) {

@@ -60,3 +60,47 @@ func TestDropObservationsBefore(t *testing.T) {
 		t.Errorf("the dropped month's partition holds %d rows after a late observation; want 1", n)
 	}
 }
+
+// TestLateObservationAfterAnotherStoreDropped: the partitions a store knows
+// are its own memory, and another aggregator (the one holding the
+// singleton lease, partitioned) drops the old months. An observation of a
+// dropped month that this store had seen used to fail with "no partition
+// of relation found for row" (SQLSTATE 23514), which the aggregator counts
+// as the data refused: it was dead-lettered, and so was its redrive, until
+// a restart. The store makes the partition again and writes the batch.
+func TestLateObservationAfterAnotherStoreDropped(t *testing.T) {
+	pool := testenv.PostGIS(t).Pool
+	ctx := context.Background()
+	writer, sweeper := postgis.NewStore(pool), postgis.NewStore(pool)
+	aug := time.Date(2026, 8, 15, 0, 0, 0, 0, time.UTC)
+	for _, b := range []postgis.Batch{
+		{Air: []postgis.AirRow{airRow("drop-a", aug, 10)}},
+		{Traffic: []postgis.TrafficRow{trafficRow("drop-s", aug, 30)}},
+	} {
+		if _, err := writer.WriteBatch(ctx, b); err != nil {
+			t.Fatal(err)
+		}
+	}
+	dropped, err := sweeper.DropObservationsBefore(ctx, time.Date(2026, 10, 1, 0, 0, 0, 0, time.UTC))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if want := []string{"air_observation_p202608", "traffic_observation_p202608"}; !slices.Equal(dropped, want) {
+		t.Fatalf("dropped %v; want %v", dropped, want)
+	}
+	late := aug.Add(time.Hour)
+	for _, b := range []postgis.Batch{
+		{Air: []postgis.AirRow{airRow("drop-b", late, 11)}},                                                                // the direct way
+		{Air: []postgis.AirRow{airRow("drop-c", late, 12)}, Traffic: []postgis.TrafficRow{trafficRow("drop-t", late, 31)}}, // the exact way
+	} {
+		if _, err := writer.WriteBatch(ctx, b); err != nil {
+			t.Fatalf("a late observation of a month another store dropped: %v", err)
+		}
+	}
+	if n := count(t, pool, `SELECT count(*) FROM air_observation_p202608`); n != 2 {
+		t.Errorf("the dropped month's air partition holds %d rows; want 2", n)
+	}
+	if n := count(t, pool, `SELECT count(*) FROM traffic_observation_p202608`); n != 1 {
+		t.Errorf("the dropped month's traffic partition holds %d rows; want 1", n)
+	}
+}

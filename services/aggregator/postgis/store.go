@@ -367,7 +367,21 @@ func timedOut(ctx context.Context, err error) error {
 //
 // Each statement is bounded by the store's StatementTimeout; one that runs
 // out of time fails the batch with an error that Is ErrStatementTimeout.
+//
+// The monthly partitions the store knows exist are its memory: when the
+// server finds one missing (another store's retention dropped it), the
+// store forgets the batch's, makes them again and writes the batch once more.
 func (s *Store) WriteBatch(ctx context.Context, b Batch) (Result, error) {
+	res, err := s.writeBatch(ctx, b)
+	if err != nil && noPartition(err) && ctx.Err() == nil {
+		s.parts.forgetBatch(b)
+		res, err = s.writeBatch(ctx, b)
+	}
+	return res, err
+}
+
+// writeBatch is WriteBatch's one attempt.
+func (s *Store) writeBatch(ctx context.Context, b Batch) (Result, error) {
 	var res Result
 	if b.Len() == 0 {
 		return res, nil
