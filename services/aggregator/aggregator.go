@@ -412,12 +412,22 @@ func rejected(err error) bool {
 	if !errors.As(err, &pg) || len(pg.Code) < 2 {
 		return false
 	}
+	if pg.Code == sqlstateInFailedTransaction {
+		// A statement after one that failed: the first one's error, had it
+		// surfaced, would tell; the transaction's state is not the cause.
+		return true
+	}
 	switch pg.Code[:2] {
 	case "08", "25", "40", "53", "55", "57", "58", "72":
 		return false
 	}
 	return true
 }
+
+// sqlstateInFailedTransaction is in_failed_sql_transaction ("current
+// transaction is aborted"), the one state of class 25 a batch's own data
+// can cause.
+const sqlstateInFailedTransaction = "25P02"
 
 // all lists the decoded messages of every kind.
 func (p *pending) all() []decodedMsg {

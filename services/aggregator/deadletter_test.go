@@ -48,6 +48,7 @@ func TestClassifyStoreErrors(t *testing.T) {
 		{"too many connections", pg("53300"), false, false},
 		{"read-only transaction (a standby, a full disk)", pg("25006"), false, false},
 		{"idle in transaction session timeout", pg("25P03"), false, false},
+		{"a statement after a failed one (the failure is the data's)", pg("25P02"), true, false},
 		{"snapshot too old", pg("72000"), false, false},
 		{"not a database error", errors.New("dial tcp: refused"), false, false},
 		{"invalid JSON checked by the store", fmt.Errorf("writing batch: %w", postgis.ErrInvalidJSON), true, false},
