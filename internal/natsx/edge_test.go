@@ -573,3 +573,74 @@ func TestEdgeUserConfig(t *testing.T) {
 		t.Fatalf("EdgeUserConfig of unit 0.1: %v; want ErrEdgeUnit", err)
 	}
 }
+
+// racingJS is a JetStream whose first read of FEEDS lets add run first (on
+// the real JetStream) and then answers with what it read before: a
+// deterministic interleaving of an `iochub serve` start (EnsureStreams) with
+// an admin's edge-add.
+type racingJS struct {
+	jetstream.JetStream
+	add    func()
+	writes []string // the streams written
+}
+
+func (r *racingJS) CreateOrUpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	r.writes = append(r.writes, cfg.Name)
+	return r.JetStream.CreateOrUpdateStream(ctx, cfg)
+}
+
+func (r *racingJS) Stream(ctx context.Context, name string) (jetstream.Stream, error) {
+	st, err := r.JetStream.Stream(ctx, name)
+	if name == subjects.StreamFeeds && r.add != nil {
+		add := r.add
+		r.add = nil
+		add()
+	}
+	return st, err
+}
+
+// TestEnsureStreamsKeepsAnEdgeAddedMeanwhile: every `iochub serve` start
+// runs EnsureStreams, which reads each stream's sources and writes them back
+// with the stream's config. An edge-add landing between the read and the
+// write was wiped by the write: the hub stopped sourcing the edge, silently
+// (edge-add had answered that it sources it). A stream whose config is
+// already what EnsureStreams wants is not written at all.
+func TestEnsureStreamsKeepsAnEdgeAddedMeanwhile(t *testing.T) {
+	js := embeddedJS(t)
+	ctx := context.Background()
+	if err := EnsureStreams(ctx, js, StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	r := &racingJS{JetStream: js, add: func() {
+		if _, err := AddEdgeSource(ctx, js, "edge-00070", hoanKiem); err != nil {
+			t.Fatal(err)
+		}
+	}}
+	if err := EnsureStreams(ctx, r, StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if r.add != nil {
+		t.Fatal("the edge-add did not run")
+	}
+	if len(r.writes) != 0 {
+		t.Errorf("EnsureStreams wrote %v, configured already; want no write", r.writes)
+	}
+	srcs, err := EdgeSources(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(srcs) != 1 || srcs[0].Domain != "edge-00070" {
+		t.Fatalf("the hub's FEEDS sources %+v after a restart that raced an edge-add; want edge-00070", srcs)
+	}
+	// A change of config is still written (and keeps the sources).
+	if err := EnsureStreams(ctx, js, StreamOptions{FeedsMaxAge: 48 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	st, err := js.Stream(ctx, subjects.StreamFeeds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if cfg := st.CachedInfo().Config; cfg.MaxAge != 48*time.Hour || len(cfg.Sources) != 1 {
+		t.Fatalf("FEEDS max age %s, %d sources after a new --feeds-max-age; want 48h and the edge kept", cfg.MaxAge, len(cfg.Sources))
+	}
+}

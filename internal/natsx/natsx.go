@@ -9,6 +9,7 @@ import (
 	"flag"
 	"fmt"
 	"net/url"
+	"slices"
 	"strings"
 	"time"
 
@@ -316,10 +317,18 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 		// The sources are what an admin added: the edge nodes of FEEDS
 		// (AddEdgeSource), the province hubs of a national hub's ROLLUPS and
 		// STATE (AddProvinceSources). Keep them, so that a restarted hub goes
-		// on sourcing.
+		// on sourcing. A stream already configured so is not written: every
+		// role's start runs this, and a write puts back the sources read a
+		// moment before, wiping an edge-add or national-add made in between
+		// (nats-server has no conditional update). Only a real change of
+		// configuration (an upgrade, a new flag) keeps that window open.
 		err := untilReady(ctx, func() error {
 			if st, err := js.Stream(ctx, cfg.Name); err == nil {
-				cfg.Sources = st.CachedInfo().Config.Sources
+				have := st.CachedInfo().Config
+				if configured(cfg, have) {
+					return nil
+				}
+				cfg.Sources = have.Sources
 			} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
 				return fmt.Errorf("reading stream %s: %w", cfg.Name, err)
 			}
@@ -333,6 +342,25 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 		}
 	}
 	return nil
+}
+
+// configured reports whether have, a stream's configuration as the server
+// reports it, already has every setting EnsureStreams gives in want (with
+// nats-server's defaults for those want leaves zero: one replica, no
+// limit, its own duplicate window); settings want does not name are not
+// compared.
+func configured(want, have jetstream.StreamConfig) bool {
+	unlimited := func(n int64) int64 {
+		if n == 0 {
+			return -1
+		}
+		return n
+	}
+	return want.Name == have.Name && want.Description == have.Description &&
+		slices.Equal(want.Subjects, have.Subjects) && want.Storage == have.Storage &&
+		max(want.Replicas, 1) == have.Replicas && want.MaxAge == have.MaxAge &&
+		unlimited(want.MaxBytes) == have.MaxBytes && unlimited(want.MaxMsgsPerSubject) == have.MaxMsgsPerSubject &&
+		(want.Duplicates == 0 || want.Duplicates == have.Duplicates) && want.Discard == have.Discard
 }
 
 // readyWait bounds how long untilReady tries again: a cluster electing its
