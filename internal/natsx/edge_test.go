@@ -7,6 +7,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"reflect"
 	"slices"
 	"testing"
 	"time"
@@ -643,4 +644,67 @@ func TestEnsureStreamsKeepsAnEdgeAddedMeanwhile(t *testing.T) {
 	if cfg := st.CachedInfo().Config; cfg.MaxAge != 48*time.Hour || len(cfg.Sources) != 1 {
 		t.Fatalf("FEEDS max age %s, %d sources after a new --feeds-max-age; want 48h and the edge kept", cfg.MaxAge, len(cfg.Sources))
 	}
+}
+
+// TestConfiguredComparesWhatEnsureStreamsSets: a stream is left unwritten
+// when configured finds it as EnsureStreams wants, so a setting
+// EnsureStreams gives that configured does not compare would never reach a
+// stream created before (an upgrade that sets a new field). Every field
+// EnsureStreams sets in any of its streams, changed, must make configured
+// false.
+func TestConfiguredComparesWhatEnsureStreamsSets(t *testing.T) {
+	js := embeddedJS(t)
+	r := &capturingJS{JetStream: js}
+	if err := EnsureStreams(context.Background(), r, StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if len(r.created) != 5 {
+		t.Fatalf("EnsureStreams wrote %d streams on a new server; want 5", len(r.created))
+	}
+	for _, want := range r.created {
+		st, err := js.Stream(context.Background(), want.Name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		stored := st.CachedInfo().Config // as the server reports it, its defaults filled in
+		if !configured(want, stored) {
+			t.Errorf("%s: configured(want, the stream just written) is false", want.Name)
+		}
+		v := reflect.ValueOf(want)
+		for i := range v.NumField() {
+			f := v.Type().Field(i)
+			if !f.IsExported() || v.Field(i).IsZero() {
+				continue
+			}
+			have := stored
+			hv := reflect.ValueOf(&have).Elem().Field(i)
+			switch hv.Kind() {
+			case reflect.Slice:
+				hv.Set(reflect.Append(hv, reflect.Zero(hv.Type().Elem())))
+			case reflect.String:
+				hv.SetString(hv.String() + "x")
+			case reflect.Int, reflect.Int64:
+				hv.SetInt(hv.Int() + 1)
+			case reflect.Bool:
+				hv.SetBool(!hv.Bool())
+			default:
+				t.Errorf("%s: field %s (%s) is set, and this test does not know how to change it", want.Name, f.Name, hv.Kind())
+				continue
+			}
+			if configured(want, have) {
+				t.Errorf("%s: configured ignores %s, which EnsureStreams sets: a stream created before would never get its new value", want.Name, f.Name)
+			}
+		}
+	}
+}
+
+// capturingJS records the configs of the streams written through it.
+type capturingJS struct {
+	jetstream.JetStream
+	created []jetstream.StreamConfig
+}
+
+func (c *capturingJS) CreateOrUpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	c.created = append(c.created, cfg)
+	return c.JetStream.CreateOrUpdateStream(ctx, cfg)
 }
