@@ -495,6 +495,13 @@ func rejected(err error) bool {
 		// surfaced, would tell; the transaction's state is not the cause.
 		return true
 	}
+	switch pg.Code {
+	case "42501", "42P01", "42703", "42883":
+		// The deployment's, not the data's: a privilege revoked, or a
+		// table, column or function a migration not applied yet would
+		// make. Every item would be dead-lettered; they wait instead.
+		return false
+	}
 	switch pg.Code[:2] {
 	case "08", "25", "40", "53", "55", "57", "58", "72":
 		return false

@@ -50,6 +50,11 @@ func TestClassifyStoreErrors(t *testing.T) {
 		{"idle in transaction session timeout", pg("25P03"), false, false},
 		{"a statement after a failed one (the failure is the data's)", pg("25P02"), true, false},
 		{"snapshot too old", pg("72000"), false, false},
+		{"privilege revoked", pg("42501"), false, false},
+		{"a table a migration not applied yet makes", pg("42P01"), false, false},
+		{"a column a migration not applied yet makes", pg("42703"), false, false},
+		{"a function a migration not applied yet makes", pg("42883"), false, false},
+		{"another error of class 42 (refused, as before)", pg("42804"), true, false},
 		{"not a database error", errors.New("dial tcp: refused"), false, false},
 		{"invalid JSON checked by the store", fmt.Errorf("writing batch: %w", postgis.ErrInvalidJSON), true, false},
 	}
