@@ -16,6 +16,14 @@ import (
 	"github.com/iochub/iochub/internal/testenv"
 )
 
+// airHeader is the header the ingest gives air item id of source src in
+// ward 00070 (its CloudEvents attributes and message id).
+func airHeader(id string) nats.Header {
+	h := ce.Event{ID: id, Source: ce.SourceURN("01", "00070"), Type: ce.ObservedType("air"), Subject: "st-1", Time: time.Now()}.Header()
+	h[nats.MsgIdHdr] = []string{ce.FeedMsgID("src", "air", id)}
+	return h
+}
+
 // TestRedriveACutLetter: a letter cut to fit the max payload (its payload
 // dropped, or its CloudEvents headers left out) is re-driven as FEEDS still
 // holds the original, whole: its payload and every header. Once FEEDS no
@@ -26,8 +34,7 @@ func TestRedriveACutLetter(t *testing.T) {
 	defer cancel()
 	ne := testenv.NATS(t)
 	subject := subjects.Feed("01", "00070", "air")
-	h := ce.Event{ID: "ev-1", Source: ce.SourceURN("01", "00070"), Type: ce.ObservedType("air"), Subject: "st-1", Time: time.Now()}.Header()
-	h[nats.MsgIdHdr] = []string{"src/ev-1"}
+	h := airHeader("ev-1")
 	data := []byte("the original event")
 	ack, err := ne.JS.PublishMsg(ctx, &nats.Msg{Subject: subject, Header: h, Data: data})
 	if err != nil {
@@ -101,8 +108,7 @@ func TestRedriveTooLarge(t *testing.T) {
 	defer cancel()
 	ne := testenv.NATS(t)
 	subject := subjects.Feed("01", "00070", "air")
-	h := ce.Event{ID: "ev-big", Source: ce.SourceURN("01", "00070"), Type: ce.ObservedType("air"), Subject: "st-1", Time: time.Now()}.Header()
-	h[nats.MsgIdHdr] = []string{"src/air/ev-big"}
+	h := airHeader("ev-big")
 	data := make([]byte, 4000)
 	letter := deadletter.Build(h, data, deadletter.Info{Subject: subject, FeedsSeq: 1, Stage: deadletter.StageStore, Reason: "refused", Time: time.Now(), Delivered: 1})
 	dl, err := ne.JS.PublishMsg(ctx, letter)
