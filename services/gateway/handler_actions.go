@@ -310,7 +310,7 @@ func (o *operator) serveAction(w http.ResponseWriter, r *http.Request) {
 		province = ""
 	}
 	mine := actor == who.ID
-	admin := who.Role == auth.RoleAdmin && (who.AllProvinces() || (province != "" && who.CanAdmin(province)))
+	admin := who.CanAdmin(province) || (province == "" && who.IsAdmin() && who.AllProvinces())
 	if !found || (!mine && !admin) {
 		notFound()
 		return
