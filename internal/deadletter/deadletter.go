@@ -113,10 +113,10 @@ func Build(h nats.Header, data []byte, info Info) *nats.Msg {
 		province, kind = p, k
 	}
 	out := nats.Header{
-		HeaderSubject:         {clean(info.Subject, 1024)},
+		HeaderSubject:         {CleanText(info.Subject, 1024)},
 		HeaderFeedsSeq:        {strconv.FormatUint(info.FeedsSeq, 10)},
 		HeaderStage:           {info.Stage},
-		HeaderReason:          {clean(info.Reason, MaxReason)},
+		HeaderReason:          {CleanText(info.Reason, MaxReason)},
 		HeaderTime:            {info.Time.UTC().Format(time.RFC3339Nano)},
 		HeaderDelivered:       {strconv.FormatUint(info.Delivered, 10)},
 		jetstream.MsgIDHeader: {MsgID(info.FeedsSeq)},
@@ -158,9 +158,10 @@ func Build(h nats.Header, data []byte, info Info) *nats.Msg {
 	return &nats.Msg{Subject: subjects.Deadletter(province, kind), Header: out, Data: data}
 }
 
-// clean makes s a safe header value of at most max bytes: control
-// characters become spaces and a cut never splits a character.
-func clean(s string, max int) string {
+// CleanText makes s a safe header value, and text PostgreSQL holds, of at
+// most max bytes: control characters (NUL too) become spaces, invalid UTF-8
+// U+FFFD, and a cut never splits a character.
+func CleanText(s string, max int) string {
 	s = strings.Map(func(r rune) rune {
 		if r < 0x20 || r == 0x7f {
 			return ' '

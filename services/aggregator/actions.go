@@ -19,6 +19,7 @@ import (
 	"google.golang.org/protobuf/proto"
 
 	"github.com/iochub/iochub/internal/auth"
+	"github.com/iochub/iochub/internal/deadletter"
 	"github.com/iochub/iochub/internal/subjects"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 	"github.com/iochub/iochub/services/aggregator/postgis"
@@ -347,7 +348,7 @@ func (a *Actions) Apply(ctx context.Context, act *iocv1.Action) ([]*iocv1.Entity
 // ever. An action handled meanwhile (its record committed by an earlier
 // delivery) is left as it is.
 func (a *Actions) refuseFailed(ctx context.Context, act *iocv1.Action, attempts int, cause error) error {
-	reason := fmt.Sprintf("not applied after %d attempts; the last failed: %s", attempts, cleanReason(cause.Error()))
+	reason := fmt.Sprintf("not applied after %d attempts; the last failed: %s", attempts, deadletter.CleanText(cause.Error(), maxFailureReason))
 	rec := postgis.ActionRecord{ID: act.GetId(), Type: act.GetType(), Actor: act.GetActor(), Province: act.GetProvince(),
 		TargetKind: act.GetTargetKind(), Target: act.GetTarget()}
 	if act.GetAt() != nil {
@@ -374,20 +375,6 @@ func (a *Actions) refuseFailed(ctx context.Context, act *iocv1.Action, attempts 
 
 // maxFailureReason bounds the error kept as the reason of a failed action.
 const maxFailureReason = 1024
-
-// cleanReason is s as text PostgreSQL holds (no NUL, valid UTF-8), cut to
-// maxFailureReason bytes without splitting a character.
-func cleanReason(s string) string {
-	s = strings.ReplaceAll(strings.ToValidUTF8(s, "\uFFFD"), "\x00", " ")
-	if len(s) <= maxFailureReason {
-		return s
-	}
-	cut := maxFailureReason
-	for cut > 0 && !utf8.RuneStart(s[cut]) {
-		cut--
-	}
-	return s[:cut] + "…"
-}
 
 type afterCommitKey struct{}
 
