@@ -127,9 +127,8 @@ func (s *Service) tick(ctx context.Context) {
 // closes out. A message that does not decode is dead-lettered here.
 func (s *Service) reader(ctx context.Context, cons jetstream.Consumer, out chan<- *pending) {
 	defer close(out)
-	f := &fetcher{s: s, waiting: -1}
 	for ctx.Err() == nil {
-		msgs, err := f.fetch(cons)
+		msgs, err := s.fetch(cons)
 		if err != nil {
 			s.m.errors.WithLabelValues("fetch").Inc()
 			s.log.Warn("fetching feed messages failed", "err", err, "messages", len(msgs))
