@@ -26,6 +26,7 @@ import (
 	"golang.org/x/time/rate"
 
 	"github.com/iochub/iochub/internal/auth"
+	"github.com/iochub/iochub/internal/keyrate"
 	"github.com/iochub/iochub/internal/routes"
 	"github.com/iochub/iochub/services/gateway/pgread"
 )
@@ -282,9 +283,9 @@ type Gateway struct {
 	perID   map[string]int          // live clients per principal id (and event streams, keyed "streams\x00"+id)
 	replays map[string]*replayShare // the replay budget of each identity with a replaying stream
 
-	replay *rate.Limiter // replayed events of every event stream; nil: no limit
-	opens  *openLimiter  // live views and event streams opened per identity; nil: no limit
-	events *eventCache   // recent stream positions, decoded and encoded once for every client
+	replay *rate.Limiter    // replayed events of every event stream; nil: no limit
+	opens  *keyrate.Limiter // live views and event streams opened per identity; nil: no limit
+	events *eventCache      // recent stream positions, decoded and encoded once for every client
 
 	ctx    context.Context // lives until Close; hubs run under it
 	cancel context.CancelFunc

@@ -1,7 +1,6 @@
 package gateway
 
 import (
-	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -12,73 +11,23 @@ import (
 	"github.com/gorilla/websocket"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
-	"golang.org/x/time/rate"
 
 	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/testenv"
 )
 
-func TestOpenLimiterBuckets(t *testing.T) {
-	l := newOpenLimiter(Config{OpenRate: 1, OpenBurst: 2})
-	t0 := time.Date(2026, 12, 6, 0, 0, 0, 0, time.UTC)
-	for i := range 2 {
-		if ok, _ := l.allow("a", t0); !ok {
-			t.Fatalf("opening %d of a burst of 2 refused", i+1)
-		}
-	}
-	ok, d := l.allow("a", t0)
-	if ok || d <= 0 || d > time.Second {
-		t.Fatalf("third opening at once: ok %v, retry %s; want refused, retry within 1s", ok, d)
-	}
-	if ok, _ := l.allow("b", t0); !ok {
-		t.Fatal("another identity's first opening refused: the buckets are not per identity")
-	}
-	if ok, _ := l.allow("a", t0.Add(time.Second)); !ok {
-		t.Fatal("an opening a second later refused at 1 per second")
-	}
-	if ok, _ := l.allow("a", t0.Add(time.Second)); ok {
-		t.Fatal("a second opening in that second allowed")
-	}
-
-	// A full map forgets the buckets a new one would equal (full) first,
-	// then the least recently used: never an identity's empty bucket while
-	// a full one can go.
-	l = newOpenLimiter(Config{OpenRate: 1, OpenBurst: 2})
-	l.max = 3
-	l.allow("idle", t0.Add(-10*time.Second)) // full again at t0
-	l.allow("idle-too", t0.Add(-9*time.Second))
-	l.allow("drained", t0)
-	l.allow("drained", t0)
-	if ok, _ := l.allow("new", t0); !ok {
-		t.Fatal("a new identity refused")
-	}
-	if _, ok := l.buckets["idle"]; ok || len(l.buckets) != 2 {
-		t.Errorf("buckets %v; want every full one forgotten when the map was full (drained and new kept)", l.buckets)
-	}
-	l.max = 2
-	if _, ok := l.buckets["drained"]; !ok {
-		t.Fatal("the drained bucket was forgotten while a full one could go")
-	}
-	if ok, _ := l.allow("drained", t0); ok {
-		t.Error("a drained bucket allowed an opening: it was forgotten (and so refilled)")
-	}
-	// Past the bound with no full bucket, the least recently used goes.
-	t1 := t0.Add(time.Millisecond)
-	l.allow("new", t1)
-	l.allow("new", t1)
-	if ok, _ := l.allow("third", t1); !ok {
-		t.Fatal("a third identity refused")
-	}
-	if _, ok := l.buckets["drained"]; ok || len(l.buckets) > 2 {
-		t.Errorf("buckets %v; want the least recently used (drained) forgotten, at most 2 kept", l.buckets)
-	}
-
+// TestOpenLimiterOff: a negative OpenRate means no limit (the buckets
+// themselves are tested in internal/keyrate).
+func TestOpenLimiterOff(t *testing.T) {
 	if newOpenLimiter(Config{OpenRate: -1, OpenBurst: 1}) != nil {
 		t.Error("a negative rate has a limiter")
 	}
-	var none *openLimiter
-	if ok, _ := none.allow("a", t0); !ok {
-		t.Error("no limiter refused")
+	l := newOpenLimiter(Config{OpenRate: 0.001, OpenBurst: 1})
+	if ok, _ := l.Allow("a", time.Now()); !ok {
+		t.Fatal("the first opening of a burst of 1 refused")
+	}
+	if ok, _ := l.Allow("a", time.Now()); ok {
+		t.Error("an opening past a burst of 1 allowed")
 	}
 }
 
@@ -139,30 +88,4 @@ func TestOpenRatePerIdentity(t *testing.T) {
 			t.Fatalf("identity b refused after a was limited (%s): %v %v", url, err, resp)
 		}
 	}
-}
-
-// BenchmarkOpenLimiterAllow: what an opening pays for the per-identity
-// bucket (a map look-up under a mutex and a reservation), beside its
-// baseline, one bare rate.Limiter reservation; 1,000 identities.
-func BenchmarkOpenLimiterAllow(b *testing.B) {
-	ids := make([]string, 1000)
-	for i := range ids {
-		ids[i] = fmt.Sprintf("id_%016x", i)
-	}
-	now := time.Now()
-	b.Run("per-identity", func(b *testing.B) {
-		l := newOpenLimiter(Config{OpenRate: 1e9, OpenBurst: 1 << 30})
-		i := 0
-		for b.Loop() {
-			l.allow(ids[i%len(ids)], now)
-			i++
-		}
-	})
-	b.Run("bare-limiter", func(b *testing.B) {
-		l := rate.NewLimiter(1e9, 1<<30)
-		for b.Loop() {
-			r := l.ReserveN(now, 1)
-			_ = r.DelayFrom(now)
-		}
-	})
 }
