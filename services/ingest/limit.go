@@ -13,6 +13,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/time/rate"
+
+	"github.com/iochub/iochub/internal/keyrate"
 )
 
 // Limits bound what one source, and all sources together, may ask of the
@@ -30,9 +32,9 @@ type Limits struct {
 	// MaxConcurrent is the most ingest requests in flight for the whole
 	// service; 0 means 64, a negative value turns the cap off.
 	MaxConcurrent int
-	// MaxSources bounds the per-source state kept in memory; a source with no
-	// request in flight and a full bucket is forgotten first. 0 means 10000
-	// or twice MaxConcurrent, whichever is more.
+	// MaxSources bounds the sources whose token bucket is kept in memory; a
+	// source with a request in flight is never forgotten, one with a full
+	// bucket first. 0 means 10000 or twice MaxConcurrent, whichever is more.
 	MaxSources int
 	// BodyTimeout bounds the time to receive a request's body, from the moment
 	// the request is admitted; a slower body gets 408. 0 means 30s, a negative
@@ -80,23 +82,22 @@ func (l Limits) Validate() error {
 	return nil
 }
 
-// limiter admits requests under Limits. A source's state is a count of its
-// requests in flight and its token bucket.
+// limiter admits requests under Limits: a semaphore for all sources, and
+// for each a count of its requests in flight and a token bucket (keyrate).
 type limiter struct {
 	cfg    Limits
 	global chan struct{} // a semaphore; nil without a global cap
 	now    func() time.Time
 	// refused counts requests refused, by reason.
 	refused *prometheus.CounterVec
+	rates   *keyrate.Limiter // nil without a rate limit
 
 	mu      sync.Mutex
-	sources map[string]*sourceState
+	sources map[string]*sourceState // the sources with requests in flight, no others
 }
 
 type sourceState struct {
 	inflight int
-	bucket   *rate.Limiter // nil without a rate limit
-	last     time.Time
 }
 
 func newLimiter(cfg Limits, now func() time.Time, reg prometheus.Registerer) (*limiter, error) {
@@ -106,6 +107,13 @@ func newLimiter(cfg Limits, now func() time.Time, reg prometheus.Registerer) (*l
 			Name: "iochub_ingest_limited_total",
 			Help: "Ingest requests refused by a limit: source_concurrency, source_rate (429) or global_concurrency (503).",
 		}, []string{"reason"})}
+	if cfg.SourceRate > 0 {
+		// A source in flight keeps its bucket: forgotten, it would come back
+		// full. Busy runs inside rates.Allow, which acquire calls with mu
+		// held, so it may read sources.
+		l.rates = keyrate.New(keyrate.Config{Rate: rate.Limit(cfg.SourceRate), Burst: cfg.SourceBurst, MaxKeys: cfg.MaxSources,
+			Busy: func(source string) bool { return l.sources[source] != nil }})
+	}
 	if cfg.MaxConcurrent > 0 {
 		l.global = make(chan struct{}, cfg.MaxConcurrent)
 	}
@@ -149,76 +157,39 @@ func (l *limiter) acquire(source string) (release func(), ref *refusal) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	st := l.sources[source]
-	if st == nil {
-		if len(l.sources) >= l.cfg.MaxSources {
-			l.forget(now)
-		}
-		st = &sourceState{}
-		if l.cfg.SourceRate > 0 {
-			st.bucket = rate.NewLimiter(rate.Limit(l.cfg.SourceRate), l.cfg.SourceBurst)
-		}
-		l.sources[source] = st
-	}
-	st.last = now
-	if l.cfg.SourceConcurrency > 0 && st.inflight >= l.cfg.SourceConcurrency {
+	if l.cfg.SourceConcurrency > 0 && st != nil && st.inflight >= l.cfg.SourceConcurrency {
 		releaseGlobal()
 		return nil, &refusal{status: http.StatusTooManyRequests, slug: "too-many-requests", title: "Too many requests in flight",
 			detail: fmt.Sprintf("source %s has %d requests in flight; at most %d are taken at once: wait for an answer before sending more",
 				source, st.inflight, l.cfg.SourceConcurrency),
 			retryAfter: time.Second, reason: "source_concurrency"}
 	}
-	if st.bucket != nil {
-		r := st.bucket.ReserveN(now, 1)
-		if d := r.DelayFrom(now); !r.OK() || d > 0 {
-			r.CancelAt(now)
-			releaseGlobal()
-			return nil, &refusal{status: http.StatusTooManyRequests, slug: "too-many-requests", title: "Request rate too high",
-				detail: fmt.Sprintf("source %s sends more than %g requests per second (bursts of %d); slow down, or send more items per request",
-					source, l.cfg.SourceRate, l.cfg.SourceBurst),
-				retryAfter: d, reason: "source_rate"}
-		}
+	if ok, wait := l.rates.Allow(source, now); !ok {
+		releaseGlobal()
+		return nil, &refusal{status: http.StatusTooManyRequests, slug: "too-many-requests", title: "Request rate too high",
+			detail: fmt.Sprintf("source %s sends more than %g requests per second (bursts of %d); slow down, or send more items per request",
+				source, l.cfg.SourceRate, l.cfg.SourceBurst),
+			retryAfter: wait, reason: "source_rate"}
+	}
+	if st == nil {
+		st = &sourceState{}
+		l.sources[source] = st
 	}
 	st.inflight++
 	var once sync.Once
 	return func() {
 		once.Do(func() {
 			l.mu.Lock()
-			st.inflight--
-			st.last = l.now()
+			if st.inflight--; st.inflight == 0 {
+				delete(l.sources, source)
+			}
+			// The bucket's key was seen until now: the least recently seen
+			// is forgotten first.
+			l.rates.Touch(source, l.now())
 			l.mu.Unlock()
 			releaseGlobal()
 		})
 	}, nil
-}
-
-// forget drops the sources whose state a fresh one would equal (nothing in
-// flight, a full bucket); if none is, the least recently seen source with
-// nothing in flight. Called with mu held when the map is full.
-func (l *limiter) forget(now time.Time) {
-	var oldest string
-	var oldestAt time.Time
-	for id, st := range l.sources {
-		if st.inflight > 0 {
-			continue
-		}
-		if st.bucket == nil || st.bucket.TokensAt(now) >= float64(l.cfg.SourceBurst) {
-			delete(l.sources, id)
-			continue
-		}
-		if oldest == "" || st.last.Before(oldestAt) {
-			oldest, oldestAt = id, st.last
-		}
-	}
-	if len(l.sources) >= l.cfg.MaxSources && oldest != "" {
-		delete(l.sources, oldest)
-	}
-}
-
-// size is the number of sources with state (tests).
-func (l *limiter) size() int {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return len(l.sources)
 }
 
 // admit applies the limits to a request of source: it either answers the

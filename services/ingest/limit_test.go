@@ -238,14 +238,19 @@ func TestLimitBodyTimeout(t *testing.T) {
 	}
 }
 
-func TestLimitForgetsIdleSources(t *testing.T) {
+// TestLimitKeepsSourcesInFlight: the sources' buckets are bounded by
+// MaxSources, but a source with a request in flight keeps its bucket however
+// many sources come and go (forgotten, it would come back full); its count in
+// flight is dropped with its last request. How the buckets are forgotten is
+// tested in internal/keyrate.
+func TestLimitKeepsSourcesInFlight(t *testing.T) {
 	t0 := time.Date(2026, 12, 4, 8, 0, 0, 0, time.UTC)
 	now := t0
 	l, err := newLimiter(Limits{MaxSources: 3, MaxConcurrent: 2, SourceRate: 1, SourceBurst: 2}, func() time.Time { return now }, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
-	relA, ref := l.acquire("a") // kept in flight: never forgotten
+	relA, ref := l.acquire("a") // one token of a's two
 	if ref != nil {
 		t.Fatal(ref.detail)
 	}
@@ -256,30 +261,30 @@ func TestLimitForgetsIdleSources(t *testing.T) {
 			t.Fatalf("source s%d: %s", i, ref.detail)
 		}
 		rel()
-		if n := l.size(); n > 3 {
-			t.Fatalf("after s%d: %d sources kept; want at most 3", i, n)
+		if n := l.rates.Len(); n > 3 {
+			t.Fatalf("after s%d: %d buckets kept; want at most 3", i, n)
 		}
 	}
 	if l.inflight("a") != 1 {
-		t.Error("the source in flight was forgotten")
+		t.Error("the count in flight of a was lost")
 	}
-	relA()
-	// A forgotten source comes back with a full bucket only once its bucket
-	// had refilled, so forgetting does not lift its limit: s49 spent one of its
-	// two tokens, and is still known.
-	if _, ok := l.sources["s49"]; !ok {
-		t.Error("the most recent source was forgotten before older ones")
-	}
-	// Once the buckets have refilled, a newcomer makes room by dropping every
-	// idle source at once.
-	now = now.Add(10 * time.Second)
-	rel, ref := l.acquire("late")
+	// 50 ms on, a's bucket holds 1.05 tokens: one more request, not two.
+	rel, ref := l.acquire("a")
 	if ref != nil {
-		t.Fatal(ref.detail)
+		t.Fatalf("a's second token: %s", ref.detail)
 	}
 	rel()
-	if n := l.size(); n != 1 {
-		t.Errorf("after the buckets refilled: %d sources kept; want 1 (the newcomer)", n)
+	if rel, ref := l.acquire("a"); ref == nil {
+		rel()
+		t.Error("a's third request within 50 ms admitted: its bucket was forgotten while it had a request in flight")
+	} else if ref.reason != "source_rate" {
+		t.Errorf("a's third request within 50 ms refused for %s; want source_rate", ref.reason)
+	}
+	relA()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if len(l.sources) != 0 {
+		t.Errorf("counts in flight kept for %d sources after every request ended; want 0", len(l.sources))
 	}
 }
 
