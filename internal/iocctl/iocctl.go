@@ -68,7 +68,8 @@ commands:
   publish KIND FILE send a JSON, NDJSON, GeoJSON or CAP XML file to POST /v1/feeds/KIND, in chunks
   keys              create, list or revoke API keys (identities) through the admin API
 
-Run "iocctl COMMAND --help" for the flags of a command.
+Run "iocctl COMMAND --help" for the flags of a command. Flags and arguments go in any order;
+"--" ends the flags (iocctl publish air -- -readings.json).
 Environment: IOCCTL_URL (--url), IOCCTL_KEY (--key), IOCCTL_TOKEN (--token), NATS_URL (--nats-url),
 NATS_CONTEXT (--context).
 `
@@ -110,18 +111,54 @@ func newFlags(env Env, name, synopsis string) *flag.FlagSet {
 
 // parse parses args (flags and arguments in any order, as people type
 // them) and returns the arguments. --help prints the usage and returns flag.ErrHelp.
+// A "--" ends the flags: what follows is arguments even if it starts with "-"
+// (a file named -x.json, a key id -k). Only the part before it is parsed
+// again after each argument, since fs.Parse alone would drop the "--" and the
+// next round would read what follows as flags.
 func parse(fs *flag.FlagSet, args []string) ([]string, error) {
+	var after []string
+	if i := endOfFlags(fs, args); i >= 0 {
+		args, after = args[:i], args[i+1:]
+	}
 	var rest []string
 	for {
 		if err := fs.Parse(args); err != nil {
 			return nil, err
 		}
 		if fs.NArg() == 0 {
-			return rest, nil
+			return append(rest, after...), nil
 		}
 		rest = append(rest, fs.Arg(0))
 		args = fs.Args()[1:]
 	}
+}
+
+// endOfFlags returns the index in args of the "--" ending the flags, or -1.
+// It reads args as fs.Parse does, so that a "--" given as a flag's value
+// (--key --) stays that value.
+func endOfFlags(fs *flag.FlagSet, args []string) int {
+	for i := 0; i < len(args); i++ {
+		s := args[i]
+		if s == "--" {
+			return i
+		}
+		if len(s) < 2 || s[0] != '-' {
+			continue // an argument
+		}
+		name := strings.TrimPrefix(s[1:], "-")
+		if strings.Contains(name, "=") {
+			continue // the value is in the same word
+		}
+		f := fs.Lookup(name)
+		if f == nil {
+			continue // fs.Parse reports it
+		}
+		if b, ok := f.Value.(interface{ IsBoolFlag() bool }); ok && b.IsBoolFlag() {
+			continue
+		}
+		i++ // the next word is the flag's value
+	}
+	return -1
 }
 
 // hubFlags are the flags of the commands speaking to the hub's HTTP API.
