@@ -90,6 +90,11 @@ type itemError struct {
 	reason  string
 	// outside marks a rejection for lying outside the source's unit (403 when every item has it).
 	outside bool
+	// member marks a pointer that is one member's name as it is, not a path
+	// (a registered kind's value "noise.LAeq" is the member of that name).
+	// Without it the handler tells a member by finding it in the item, which
+	// a missing member is not.
+	member bool
 }
 
 func (e *itemError) Error() string {

@@ -193,7 +193,7 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 			// A rejected id may be huge: quote only its start.
 			res.ID = feedcheck.Clip(res.ID)
 			ptr := ierr.pointer
-			if _, member := f.raw(ptr); member {
+			if _, member := f.raw(ptr); member || ierr.member {
 				ptr = pathSegment(ptr) // a member's own name, dots and slashes included
 			}
 			res.Status, res.Reason, res.Pointer = StatusRejected, ierr.Error(), jsonPointer(i, ptr)
