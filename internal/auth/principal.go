@@ -19,6 +19,8 @@ import (
 	"strings"
 	"time"
 	"unicode/utf8"
+
+	"github.com/iochub/iochub/internal/subjects"
 )
 
 // Role is what an identity may do; each role includes those below it.
@@ -167,6 +169,43 @@ func (p Principal) CanActUnit(h Hierarchy, code string) bool {
 	return p.Role.rank() >= RoleOperator.rank() && p.inUnitScope(h, code)
 }
 
+// CanReadAlert reports whether p may read an alert placed in province and
+// unit that touches units: p reads the whole province, or the alert's unit
+// or one it touches lies in p's scope.
+func (p Principal) CanReadAlert(h Hierarchy, province, unit string, units []string) bool {
+	if p.CanRead(province) || p.CanReadUnit(h, unit) {
+		return true
+	}
+	for _, u := range units {
+		if p.CanReadUnit(h, u) {
+			return true
+		}
+	}
+	return false
+}
+
+// CanActAlert reports whether p may act on (acknowledge) an alert placed in
+// province and unit whose area touches units: an operator who reads alerts
+// (kind alert), of the province, of its unit or of one of the units within
+// the province. Operators of another province its area reaches read it, and
+// do not acknowledge it for its own province (the first acknowledgement
+// stays). The gateway asks it when it queues the action, the aggregator
+// again when it applies it: p's scope may have narrowed meanwhile.
+func (p Principal) CanActAlert(h Hierarchy, province, unit string, units []string) bool {
+	if !p.MayReadKind(subjects.KindAlert) {
+		return false
+	}
+	if p.CanAct(province) || p.CanActUnit(h, unit) {
+		return true
+	}
+	for _, u := range units {
+		if within(h, u, province) && p.CanActUnit(h, u) {
+			return true
+		}
+	}
+	return false
+}
+
 // UnitsIn returns p's scopes that lie inside province, or nil when p's scope
 // covers the whole province (or has nothing there): the units a unit-scoped
 // principal is limited to in province.
@@ -202,6 +241,28 @@ func (p Principal) Covers(h Hierarchy, scopes []string) bool {
 		}
 	}
 	return len(scopes) > 0
+}
+
+// GrantRefusal says what p may not do in creating an identity of scopes and
+// kinds (to follow "may not"), "" when it may: p is an admin and grants only
+// what it holds itself, every scope within its own (Covers) and only kinds
+// it reads (MayReadAllKinds). The gateway asks it when it queues
+// identity.create, the aggregator again when it applies it: p's scope may
+// have narrowed meanwhile.
+func (p Principal) GrantRefusal(h Hierarchy, scopes, kinds []string) string {
+	switch {
+	case !p.IsAdmin():
+		return "manage identities (admin role needed)"
+	case !p.MayReadAllKinds(kinds):
+		what := "every kind"
+		if len(kinds) > 0 {
+			what = "kinds " + strings.Join(kinds, ",")
+		}
+		return "grant " + what + " (an admin grants only kinds it reads itself)"
+	case !p.Covers(h, scopes):
+		return "grant scopes " + strings.Join(scopes, ",") + " (an admin grants only within its own provinces or units)"
+	}
+	return ""
 }
 
 // Bounds of an identity.

@@ -228,18 +228,3 @@ func onlyProvince(tree *unitTree, p auth.Principal) (string, bool) {
 	}
 	return prov, prov != ""
 }
-
-// canReadAlert reports whether p may read an alert placed in province and
-// unit that touches units: p reads the whole province, or the alert's unit
-// or one it touches lies in p's scope.
-func canReadAlert(p auth.Principal, tree *unitTree, province, unit string, units []string) bool {
-	if p.CanRead(province) || p.CanReadUnit(tree, unit) {
-		return true
-	}
-	for _, u := range units {
-		if p.CanReadUnit(tree, u) {
-			return true
-		}
-	}
-	return false
-}

@@ -8,7 +8,6 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/subjects"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 	"github.com/iochub/iochub/services/gateway/pgread"
@@ -30,23 +29,6 @@ type alertAcked struct {
 type alertAckAccepted struct {
 	actionAccepted
 	AlertID string `json:"alertId"`
-}
-
-// canActAlert says whether p may act on an alert placed in province and
-// unit whose area touches units: an operator of the province, of its unit
-// or of one of the units within the province. Operators of another province
-// its area reaches read it, and do not acknowledge it for its own province
-// (the first acknowledgement stays).
-func canActAlert(p auth.Principal, tree *unitTree, province, unit string, units []string) bool {
-	if p.CanAct(province) || p.CanActUnit(tree, unit) {
-		return true
-	}
-	for _, u := range units {
-		if up, ok := tree.province(u); ok && up == province && p.CanActUnit(tree, u) {
-			return true
-		}
-	}
-	return false
 }
 
 // serveAlertAck is POST /v1/alerts/{id}/ack: it publishes an alert.ack
@@ -80,10 +62,10 @@ func (o *operator) serveAlertAck(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		o.g.readFailed(w, r, err, "looking up alert", "alert", entity)
 		return
-	case !found, !canReadAlert(who, tree, a.Province, a.Unit, a.Units): // out of scope looks like absent: ids are not probed
+	case !found, !who.CanReadAlert(tree, a.Province, a.Unit, a.Units): // out of scope looks like absent: ids are not probed
 		writeProblem(w, r, http.StatusNotFound, fmt.Sprintf("id: no alert has the id %q (%s)", id, truncate(entity, 128)))
 		return
-	case !canActAlert(who, tree, a.Province, a.Unit, a.Units):
+	case !who.CanActAlert(tree, a.Province, a.Unit, a.Units):
 		forbid(w, r, who, "acknowledge alerts of province "+a.Province+" unit "+a.Unit+" (operator role in it needed)")
 		return
 	}

@@ -104,7 +104,7 @@ func (g *Gateway) serveAlert(w http.ResponseWriter, r *http.Request) {
 		g.readFailed(w, r, err, "querying alert", "alert", entity)
 		return
 	}
-	if !found || !canReadAlert(who, tree, row.Province, row.Unit, row.Units) { // out of scope looks like absent: ids are not probed
+	if !found || !who.CanReadAlert(tree, row.Province, row.Unit, row.Units) { // out of scope looks like absent: ids are not probed
 		writeProblem(w, r, http.StatusNotFound, fmt.Sprintf("no alert has the id %q (%s)", id, truncate(entity, 128)))
 		return
 	}
@@ -340,7 +340,7 @@ func (g *Gateway) appendAlertFeatures(buf *bytes.Buffer, n int, who auth.Princip
 	enc := json.NewEncoder(buf)
 	enc.SetEscapeHTML(false)
 	for _, row := range rows {
-		if !canReadAlert(who, tree, row.Province, row.Unit, row.Units) {
+		if !who.CanReadAlert(tree, row.Province, row.Unit, row.Units) {
 			continue
 		}
 		mark := buf.Len()

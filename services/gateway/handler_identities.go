@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"net/http"
-	"strings"
 	"time"
 
 	"google.golang.org/protobuf/types/known/timestamppb"
@@ -123,10 +122,6 @@ func (o *operator) serveCreateIdentity(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if !who.MayReadAllKinds(kinds) {
-		forbid(w, r, who, "grant kinds "+strings.Join(kinds, ",")+" (an admin grants only kinds it reads itself)")
-		return
-	}
 	tree, ok := o.g.hierarchy(w, r)
 	if !ok {
 		return
@@ -137,8 +132,10 @@ func (o *operator) serveCreateIdentity(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	if !who.Covers(tree, scopes) {
-		forbid(w, r, who, "grant scopes "+strings.Join(scopes, ",")+" (an admin grants only within its own provinces or units)")
+	// The aggregator asks the same when it applies the action, of the
+	// actor's scope then.
+	if why := who.GrantRefusal(tree, scopes, kinds); why != "" {
+		forbid(w, r, who, why)
 		return
 	}
 	actor, msg := actorOf(who, r)

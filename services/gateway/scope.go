@@ -19,59 +19,32 @@ import (
 // how units nest from the current admin_unit rows (unitTree, cached for
 // Config.UnitsTTL) and checks each target's unit against it.
 
-// maxTreeDepth bounds a walk up the tree: deeper than any real hierarchy; it
-// stops a cycle in bad data.
-const maxTreeDepth = 16
-
-// unitTree is how the current units nest: each code's parent and level.
-// It implements auth.Hierarchy. The zero value knows no unit.
+// unitTree is how the current units nest: each code's parent and level
+// (auth.Tree, the aggregator's too, so both agree on what lies where). It
+// implements auth.Hierarchy. The zero value and nil know no unit.
 type unitTree struct {
-	nodes map[string]pgread.TreeNode
+	nodes auth.Tree
 }
 
 // Within reports whether unit code is ancestor itself or lies inside it.
 func (t *unitTree) Within(code, ancestor string) bool {
-	for range maxTreeDepth {
-		if code == ancestor {
-			return true
-		}
-		if t == nil {
-			return false
-		}
-		n, ok := t.nodes[code]
-		if !ok || n.Parent == "" {
-			return false
-		}
-		code = n.Parent
+	if t == nil {
+		return code == ancestor
 	}
-	return false
+	return t.nodes.Within(code, ancestor)
 }
 
 // province is the province unit code lies in (itself for a province).
 func (t *unitTree) province(code string) (string, bool) {
-	for range maxTreeDepth {
-		if t == nil {
-			return "", false
-		}
-		n, ok := t.nodes[code]
-		if !ok {
-			return "", false
-		}
-		if n.Level == "province" {
-			return code, true
-		}
-		code = n.Parent
+	if t == nil {
+		return "", false
 	}
-	return "", false
+	return t.nodes.Province(code)
 }
 
 // exists reports whether code is a current unit.
 func (t *unitTree) exists(code string) bool {
-	if t == nil {
-		return false
-	}
-	_, ok := t.nodes[code]
-	return ok
+	return t != nil && t.nodes.Exists(code)
 }
 
 // unitSet is a set of unit codes: every unit within some scope units.

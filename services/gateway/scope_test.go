@@ -10,12 +10,11 @@ import (
 	"github.com/iochub/iochub/internal/deadletter"
 	"github.com/iochub/iochub/internal/subjects"
 	"github.com/iochub/iochub/internal/testkit"
-	"github.com/iochub/iochub/services/gateway/pgread"
 )
 
 // testTree is Hà Nội (01) with wards 00070 and 00004, and TP.HCM (79) with ward 26734.
 func testTree() *unitTree {
-	return &unitTree{nodes: map[string]pgread.TreeNode{
+	return &unitTree{nodes: auth.Tree{
 		"01": {Level: "province"}, "79": {Level: "province"},
 		"00070": {Parent: "01", Level: "commune"}, "00004": {Parent: "01", Level: "commune"},
 		"26734": {Parent: "79", Level: "commune"},
@@ -44,7 +43,7 @@ func TestUnitTree(t *testing.T) {
 	if got := tr.closure([]string{"01"}).codes(); !slices.Equal(got, []string{"00004", "00070", "01"}) {
 		t.Errorf("closure(01) = %v; want 01 and its wards", got)
 	}
-	cyclic := &unitTree{nodes: map[string]pgread.TreeNode{"a": {Parent: "b"}, "b": {Parent: "a"}}}
+	cyclic := &unitTree{nodes: auth.Tree{"a": {Parent: "b"}, "b": {Parent: "a"}}}
 	if cyclic.Within("a", "c") {
 		t.Error("a cycle in the tree reached an outside unit")
 	}
@@ -154,7 +153,7 @@ func TestUnitScopedChecks(t *testing.T) {
 		{prov, "79", "79", []string{"79", "01"}, true}, // placed in 79, touching 01
 		{prov, "79", "79", []string{"79"}, false},
 	} {
-		if got := canReadAlert(tc.p, tr, tc.province, tc.unit, tc.units); got != tc.want {
+		if got := tc.p.CanReadAlert(tr, tc.province, tc.unit, tc.units); got != tc.want {
 			t.Errorf("%v reads an alert of %s/%s touching %v = %v; want %v", tc.p.Scopes, tc.province, tc.unit, tc.units, got, tc.want)
 		}
 	}
@@ -172,8 +171,9 @@ func TestUnitScopedChecks(t *testing.T) {
 		{op79, []string{"01", "00070", "79"}, false},
 		{wardOp79, []string{"01", "00070", "79", "26734"}, false},
 		{viewerOf01, []string{"01", "00070"}, false},
+		{waterOp, []string{"01", "00070"}, false}, // reads no alerts
 	} {
-		if got := canActAlert(tc.p, tr, "01", "00070", tc.units); got != tc.want {
+		if got := tc.p.CanActAlert(tr, "01", "00070", tc.units); got != tc.want {
 			t.Errorf("%v (%s) acknowledges an alert of 01/00070 touching %v = %v; want %v", tc.p.Scopes, tc.p.Role, tc.units, got, tc.want)
 		}
 	}

@@ -12,6 +12,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/iochub/iochub/internal/auth"
 )
 
 // SQLUnitsOfProvince selects the current province $1 and its current child
@@ -166,24 +168,18 @@ func (s *Store) ProvinceExists(ctx context.Context, code string) (bool, error) {
 // SQLUnitTree lists every current unit's code, parent code ("" for none) and level.
 const SQLUnitTree = `SELECT code, coalesce(parent_code, ''), level FROM admin_unit WHERE valid_to IS NULL`
 
-// TreeNode is where one unit sits in the tree of current units.
-type TreeNode struct {
-	Parent string // "" for a unit without a parent
-	Level  string // province, commune, ...
-}
-
 // UnitTree returns every current unit's parent and level, by code: how
 // units nest, for unit scopes.
-func (s *Store) UnitTree(ctx context.Context) (map[string]TreeNode, error) {
+func (s *Store) UnitTree(ctx context.Context) (auth.Tree, error) {
 	rows, err := s.pool.Query(ctx, SQLUnitTree)
 	if err != nil {
 		return nil, fmt.Errorf("querying the unit tree: %w", err)
 	}
 	defer rows.Close()
-	out := make(map[string]TreeNode)
+	out := make(auth.Tree)
 	for rows.Next() {
 		var code string
-		var n TreeNode
+		var n auth.UnitNode
 		if err := rows.Scan(&code, &n.Parent, &n.Level); err != nil {
 			return nil, fmt.Errorf("reading the unit tree: %w", err)
 		}
