@@ -278,7 +278,7 @@ func (a *Actions) Apply(ctx context.Context, act *iocv1.Action) ([]*iocv1.Entity
 			return err
 		}
 		h, ok := a.handler(act.GetType())
-		why, err := actorRefusal(ctx, tx, act.GetActor())
+		who, stored, why, err := actorNow(ctx, tx, act.GetActor())
 		switch {
 		case err != nil:
 			return err
@@ -287,7 +287,11 @@ func (a *Actions) Apply(ctx context.Context, act *iocv1.Action) ([]*iocv1.Entity
 		case !ok:
 			err = Refuse(fmt.Sprintf("action type %q is not known", act.GetType()))
 		default:
-			states, err = applyIn(hctx, tx, h, act, limit)
+			actx := hctx
+			if stored {
+				actx = context.WithValue(hctx, actorKey{}, who)
+			}
+			states, err = applyIn(actx, tx, h, act, limit)
 		}
 		var ref *Refusal
 		switch {
@@ -378,27 +382,49 @@ const maxFailureReason = 1024
 
 type afterCommitKey struct{}
 
-// actorRefusal says why the actor of an action may not act any more, ""
-// when it may. The gateway checked the identity when it queued the action;
-// one revoked since (or never stored) acts no more once the action is
-// applied, as it would be refused at the gateway by then. Actors that are
-// no stored identity (the dev token, OIDC subjects, the hub's own: "ingest",
-// "cli") are not looked up: nothing here can revoke them.
-func actorRefusal(ctx context.Context, tx pgx.Tx, actor string) (string, error) {
+type actorKey struct{}
+
+// actorNow looks up the actor of an action as it is when the action is
+// applied. An actor that is a stored identity (stored true) is returned as
+// the principal it now is, which handlers check their targets against
+// (actingAs): the gateway checked the identity's scope when it queued the
+// action, and it may have narrowed since (the gateway caches identities for
+// seconds) or the action may not come from the gateway at all. why says why
+// the actor may not act any more, "" when it may: one revoked since (or
+// never stored) acts no more once the action is applied, as it would be
+// refused at the gateway by then. Actors that are no stored identity (the
+// dev token, OIDC subjects, the hub's own: "ingest", "cli") are not looked
+// up: nothing here can revoke or narrow them.
+func actorNow(ctx context.Context, tx pgx.Tx, actor string) (who auth.Principal, stored bool, why string, err error) {
 	id, _, _ := strings.Cut(actor, " as ")
 	if auth.CheckID(id) != nil {
-		return "", nil
+		return auth.Principal{}, false, "", nil
 	}
-	_, revoked, err := postgis.IdentityScopes(ctx, tx, id)
+	ident, err := postgis.IdentityByID(ctx, tx, id)
 	switch {
 	case errors.Is(err, postgis.ErrIdentityNotFound):
-		return fmt.Sprintf("the actor %s is no stored identity", id), nil
+		return auth.Principal{}, false, fmt.Sprintf("the actor %s is no stored identity", id), nil
 	case err != nil:
-		return "", err
-	case revoked:
-		return fmt.Sprintf("the actor %s was revoked before the action was applied", id), nil
+		return auth.Principal{}, false, "", err
+	case ident.Revoked:
+		return auth.Principal{}, false, fmt.Sprintf("the actor %s was revoked before the action was applied", id), nil
 	}
-	return "", nil
+	return ident.Principal(), true, "", nil
+}
+
+// actingAs returns the stored identity that acts in a handler's ctx, as it
+// is when the action is applied; false for an actor that is no stored
+// identity (or a handler run outside Apply): nothing narrows it.
+func actingAs(ctx context.Context) (auth.Principal, bool) {
+	p, ok := ctx.Value(actorKey{}).(auth.Principal)
+	return p, ok
+}
+
+// actorMayNot is the refusal of an action whose actor, as it is now, may
+// not do what (as auth words it, to follow "may not").
+func actorMayNot(who auth.Principal, what string) error {
+	return Refuse(fmt.Sprintf("the actor %s (%s of %s when the action was applied) may not %s",
+		who.ID, who.Role, strings.Join(who.Scopes, ","), what))
 }
 
 // unstorableHead says what of an action's identifying fields (id, type,

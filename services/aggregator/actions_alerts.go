@@ -37,6 +37,9 @@ func applyAlertAck(ctx context.Context, tx pgx.Tx, a *iocv1.Action) ([]*iocv1.En
 	if a.GetAt() == nil {
 		return nil, Refuse("the action has no time")
 	}
+	if err := ackable(ctx, tx, a.GetTarget()); err != nil {
+		return nil, err
+	}
 	st, set, err := postgis.AckAlert(ctx, tx, a.GetTarget(), a.GetActor(), at)
 	if errors.Is(err, postgis.ErrNotFound) {
 		return nil, Refuse(fmt.Sprintf("alert %s does not exist", a.GetTarget()))
@@ -52,6 +55,31 @@ func applyAlertAck(ctx context.Context, tx pgx.Tx, a *iocv1.Action) ([]*iocv1.En
 		return []*iocv1.EntityState{es}, errAlreadyDone
 	}
 	return []*iocv1.EntityState{es}, nil
+}
+
+// ackable refuses the acknowledgement of alert id by an acting stored
+// identity that may not act on it as it is now (auth.Principal.CanActAlert,
+// the gateway's rule at queue time), before anything is written.
+func ackable(ctx context.Context, tx pgx.Tx, id string) error {
+	who, ok := actingAs(ctx)
+	if !ok {
+		return nil
+	}
+	place, err := postgis.AlertPlaceOf(ctx, tx, id)
+	if errors.Is(err, postgis.ErrNotFound) {
+		return Refuse(fmt.Sprintf("alert %s does not exist", id))
+	}
+	if err != nil {
+		return err
+	}
+	tree, err := postgis.UnitTreeOf(ctx, tx, append([]string{place.Province, place.Unit}, place.Units...))
+	if err != nil {
+		return err
+	}
+	if !who.CanActAlert(tree, place.Province, place.Unit, place.Units) {
+		return actorMayNot(who, fmt.Sprintf("acknowledge alert %s of province %s unit %s (operator role in it, reading alerts, needed)", id, place.Province, place.Unit))
+	}
+	return nil
 }
 
 // storedAlertState is the STATE entity of an alert read back from the store.

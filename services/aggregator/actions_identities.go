@@ -38,8 +38,9 @@ type IdentityPayload struct {
 
 // IdentityActions returns the handlers of identity.create and identity.revoke.
 // The gateway has checked that the actor may grant the scopes; the
-// aggregator checks the identity itself and records the change (the Apply
-// audit row names the actor).
+// aggregator checks it again, of the actor as it is now, checks the
+// identity itself and records the change (the Apply audit row names the
+// actor).
 func IdentityActions() (create, revoke ActionHandler) {
 	create = func(ctx context.Context, tx pgx.Tx, a *iocv1.Action) ([]*iocv1.EntityState, error) {
 		if a.GetTargetKind() != targetKindIdentity {
@@ -65,6 +66,9 @@ func IdentityActions() (create, revoke ActionHandler) {
 		if err := id.Check(); err != nil {
 			return nil, Refuse(err.Error())
 		}
+		if err := grantable(ctx, tx, scopes, kinds); err != nil {
+			return nil, err
+		}
 		if err := postgis.InsertIdentity(ctx, tx, id, a.GetActor()); err != nil {
 			if errors.Is(err, postgis.ErrIdentityExists) {
 				return nil, Refuse(err.Error())
@@ -86,4 +90,22 @@ func IdentityActions() (create, revoke ActionHandler) {
 		return nil, nil
 	}
 	return create, revoke
+}
+
+// grantable refuses an identity of scopes and kinds that the acting stored
+// identity may not grant as it is now (auth.Principal.GrantRefusal, the
+// gateway's rule at queue time), the scopes placed in the current units.
+func grantable(ctx context.Context, tx pgx.Tx, scopes, kinds []string) error {
+	who, ok := actingAs(ctx)
+	if !ok {
+		return nil
+	}
+	tree, err := postgis.UnitTreeOf(ctx, tx, scopes)
+	if err != nil {
+		return err
+	}
+	if why := who.GrantRefusal(tree, scopes, kinds); why != "" {
+		return actorMayNot(who, why)
+	}
+	return nil
 }

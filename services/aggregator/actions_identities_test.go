@@ -9,9 +9,12 @@ import (
 	"testing"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/iochub/iochub/internal/auth"
+	"github.com/iochub/iochub/internal/testenv"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
+	"github.com/iochub/iochub/services/aggregator/postgis"
 )
 
 func TestIdentityActions(t *testing.T) {
@@ -146,5 +149,104 @@ func TestActionOfRevokedActor(t *testing.T) {
 	if err := pool.QueryRow(ctx, `SELECT result, reason FROM action_done WHERE id = 'w-revoked'`).Scan(&result, &reason); err != nil ||
 		result != "refused" || !strings.Contains(reason, op+" was revoked") {
 		t.Errorf("the revoked operator's action: %s %q (%v); want refused, naming the revocation", result, reason, err)
+	}
+}
+
+// storeIdentity stores an identity of role, scopes and kinds as the iochub
+// command does and returns its id.
+func storeIdentity(t *testing.T, pool *pgxpool.Pool, role auth.Role, scopes []string, kinds ...string) string {
+	t.Helper()
+	id, _, err := postgis.CreateIdentityCLI(context.Background(), pool, "Ca "+string(role), role, scopes, kinds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return id.ID
+}
+
+// narrowIdentity gives identity id the scopes, as if narrowed after it
+// queued an action and before the action is applied.
+func narrowIdentity(t *testing.T, pool *pgxpool.Pool, id string, scopes ...string) {
+	t.Helper()
+	if _, err := pool.Exec(context.Background(), `UPDATE identity SET scopes = $2 WHERE id = $1`, id, scopes); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// actionOutcome is the result and reason recorded for action id, as
+// GET /v1/actions/{id} shows them.
+func actionOutcome(t *testing.T, pool *pgxpool.Pool, id string) (result, reason string) {
+	t.Helper()
+	if err := pool.QueryRow(context.Background(), `SELECT result, reason FROM action_done WHERE id = $1`, id).Scan(&result, &reason); err != nil {
+		t.Fatalf("the outcome of action %s: %v", id, err)
+	}
+	return result, reason
+}
+
+// TestIdentityCreateWithinActorScope: an identity.create is applied only
+// when its actor, as it is when the action is applied, may grant what it
+// grants (the gateway's rule at queue time): an admin whose scope narrowed
+// since, or an action queued by something other than the gateway, grants
+// nothing beyond the actor's scopes, kinds and role. The refusal is
+// recorded with its reason and no identity is stored.
+func TestIdentityCreateWithinActorScope(t *testing.T) {
+	ctx := context.Background()
+	pool := testenv.PostGISWithUnits(t).Pool
+	acts, err := NewActions(ActionsConfig{}, testNATS(t).JS, pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	create, _ := IdentityActions()
+	acts.RegisterAction(ActionIdentityCreate, create)
+	admin01 := storeIdentity(t, pool, auth.RoleAdmin, []string{"01"})
+	adminWard := storeIdentity(t, pool, auth.RoleAdmin, []string{"00070"}) // a ward of Hà Nội (01)
+	adminAir := storeIdentity(t, pool, auth.RoleAdmin, []string{"01"}, "air")
+	operator01 := storeIdentity(t, pool, auth.RoleOperator, []string{"01"})
+	narrowed := storeIdentity(t, pool, auth.RoleAdmin, []string{"01"})
+	narrowIdentity(t, pool, narrowed, "00070")
+
+	grant := func(actionID, actor, role string, scopes []string, kinds ...string) *iocv1.Action {
+		_, sum := auth.NewToken()
+		p, _ := json.Marshal(IdentityPayload{Name: "Ca đêm", Role: role, Scopes: scopes, Kinds: kinds, TokenSHA256: hex.EncodeToString(sum)})
+		return &iocv1.Action{Id: actionID, Type: ActionIdentityCreate, Actor: actor, Province: "01", TargetKind: "identity",
+			Target: auth.NewID(), Payload: p}
+	}
+	for _, tc := range []struct {
+		name string
+		a    *iocv1.Action
+		want string // in the refusal's reason; "" = applied
+	}{
+		{"a ward of its province", grant("g-ward", admin01+" as Lan", "viewer", []string{"00070"}), ""},
+		{"its province, as admin", grant("g-prov", admin01, "admin", []string{"01"}), ""},
+		{"within its ward", grant("g-in-ward", adminWard, "operator", []string{"00070"}), ""},
+		{"its kind", grant("g-air", adminAir, "viewer", []string{"01"}, "air"), ""},
+		{"another province", grant("g-79", admin01, "viewer", []string{"79"}), "grant scopes 79"},
+		{"every province", grant("g-all", admin01, "viewer", []string{"*"}), "grant scopes *"},
+		{"its ward's province", grant("g-up", adminWard, "viewer", []string{"01"}), "grant scopes 01"},
+		{"a ward beside its ward", grant("g-beside", adminWard, "viewer", []string{"00004"}), "grant scopes 00004"},
+		{"a kind it does not read", grant("g-water", adminAir, "viewer", []string{"01"}, "water"), "grant kinds water"},
+		{"every kind, reading one", grant("g-kinds", adminAir, "viewer", []string{"01"}), "grant every kind"},
+		{"not an admin", grant("g-op", operator01, "viewer", []string{"01"}), "admin role needed"},
+		{"narrowed since it was queued", grant("g-narrowed", narrowed+" as Lan", "viewer", []string{"00004"}), "grant scopes 00004"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, applied, err := acts.Apply(ctx, tc.a)
+			if err != nil || applied != (tc.want == "") {
+				t.Fatalf("applied %v, %v; want applied %v", applied, err, tc.want == "")
+			}
+			result, reason := actionOutcome(t, pool, tc.a.GetId())
+			var n int
+			if err := pool.QueryRow(ctx, `SELECT count(*) FROM identity WHERE id = $1`, tc.a.GetTarget()).Scan(&n); err != nil {
+				t.Fatal(err)
+			}
+			if tc.want == "" {
+				if result != "applied" || n != 1 {
+					t.Errorf("recorded %s %q, %d identities stored; want applied, 1", result, reason, n)
+				}
+				return
+			}
+			if result != "refused" || !strings.Contains(reason, tc.want) || !strings.Contains(reason, "may not") || n != 0 {
+				t.Errorf("recorded %s %q, %d identities stored; want refused naming %q, none stored", result, reason, n, tc.want)
+			}
+		})
 	}
 }

@@ -24,6 +24,34 @@ SELECT a.id, a.state, coalesce(upd.updated_at, a.updated_at), a.province, a.unit
     coalesce(upd.acked_by, a.acked_by), coalesce(upd.acked_at, a.acked_at), upd.id IS NOT NULL
 FROM alert a JOIN cur ON cur.id = a.id LEFT JOIN upd ON upd.id = a.id`
 
+// sqlAlertPlace is where alert $1 lies: its province, its unit and the
+// units its area touches. The row is locked, so the place checked is the
+// place of the alert acknowledged.
+const sqlAlertPlace = `SELECT a.province, a.unit_code,
+    ARRAY(SELECT u.unit_code FROM alert_unit u WHERE u.alert_id = a.id ORDER BY 1)
+FROM alert a WHERE a.id = $1 FOR UPDATE OF a`
+
+// AlertPlace is where an alert lies, to check an actor's scope against.
+type AlertPlace struct {
+	Province, Unit string
+	// Units are the units its area touches.
+	Units []string
+}
+
+// AlertPlaceOf returns where alert id lies, read in tx and locked until tx
+// ends. ErrNotFound when there is no such alert.
+func AlertPlaceOf(ctx context.Context, tx pgx.Tx, id string) (AlertPlace, error) {
+	var p AlertPlace
+	err := tx.QueryRow(ctx, sqlAlertPlace, id).Scan(&p.Province, &p.Unit, &p.Units)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return p, fmt.Errorf("alert %s: %w", id, ErrNotFound)
+	}
+	if err != nil {
+		return p, fmt.Errorf("reading where alert %s lies: %w", id, err)
+	}
+	return p, nil
+}
+
 // AckAlert records in tx that actor acknowledged alert id at at, once: an
 // alert acknowledged already keeps its first acknowledgement and set is
 // false. ErrNotFound when there is no such alert.

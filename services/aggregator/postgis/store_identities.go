@@ -26,7 +26,7 @@ VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT DO NOTHING`
 	// sqlIdentityRevoke revokes a live identity and returns it; no row when it is revoked already or absent.
 	sqlIdentityRevoke = `UPDATE identity SET revoked_at = now(), revoked_by = $2
 WHERE id = $1 AND revoked_at IS NULL RETURNING name, role, scopes`
-	sqlIdentityScopes = `SELECT scopes, revoked_at IS NOT NULL FROM identity WHERE id = $1`
+	sqlIdentityByID = `SELECT name, role, scopes, kinds, revoked_at IS NOT NULL FROM identity WHERE id = $1`
 )
 
 // InsertIdentity stores id in tx, created by actor. The caller checks id
@@ -42,21 +42,24 @@ func InsertIdentity(ctx context.Context, tx pgx.Tx, id auth.Identity, actor stri
 	return nil
 }
 
-// IdentityScopes returns the scopes of identity id and whether it is revoked;
-// ErrIdentityNotFound when there is none.
-func IdentityScopes(ctx context.Context, tx pgx.Tx, id string) ([]string, bool, error) {
-	var (
-		scopes  []string
-		revoked bool
-	)
-	err := tx.QueryRow(ctx, sqlIdentityScopes, id).Scan(&scopes, &revoked)
+// IdentityByID returns identity id as it is now in tx (its role, scopes and
+// kinds, and whether it is revoked; not its token hash): what an actor may
+// do when its action is applied. ErrIdentityNotFound when there is none.
+func IdentityByID(ctx context.Context, tx pgx.Tx, id string) (auth.Identity, error) {
+	out := auth.Identity{ID: id}
+	var role string
+	err := tx.QueryRow(ctx, sqlIdentityByID, id).Scan(&out.Name, &role, &out.Scopes, &out.Kinds, &out.Revoked)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return nil, false, fmt.Errorf("identity %s: %w", id, ErrIdentityNotFound)
+		return auth.Identity{}, fmt.Errorf("identity %s: %w", id, ErrIdentityNotFound)
 	}
 	if err != nil {
-		return nil, false, fmt.Errorf("looking up identity %s: %w", id, err)
+		return auth.Identity{}, fmt.Errorf("looking up identity %s: %w", id, err)
 	}
-	return scopes, revoked, nil
+	out.Role = auth.Role(role)
+	if len(out.Kinds) == 0 {
+		out.Kinds = nil // every kind
+	}
+	return out, nil
 }
 
 // RevokeIdentity revokes identity id in tx; revoked reports whether it was
@@ -68,7 +71,7 @@ func RevokeIdentity(ctx context.Context, tx pgx.Tx, id, actor string) (revoked b
 	)
 	err = tx.QueryRow(ctx, sqlIdentityRevoke, id, actor).Scan(&name, &role, &scopes)
 	if errors.Is(err, pgx.ErrNoRows) {
-		if _, _, err := IdentityScopes(ctx, tx, id); err != nil {
+		if _, err := IdentityByID(ctx, tx, id); err != nil {
 			return false, err
 		}
 		return false, nil
