@@ -229,7 +229,7 @@ func AddEdgeSource(ctx context.Context, js jetstream.JetStream, domain string, f
 	filters = slices.Sorted(slices.Values(filters))
 	filters = slices.Compact(filters)
 	added := EdgeUnchanged
-	err := changeSources(ctx, js, subjects.StreamFeeds, "adding edge "+domain+" to", func(st jetstream.Stream, cfg *jetstream.StreamConfig) (bool, error) {
+	err := changeSourcesLocked(ctx, js, subjects.StreamFeeds, "adding edge "+domain+" to", func(st jetstream.Stream, cfg *jetstream.StreamConfig) (bool, error) {
 		if cfg.Duplicates < MinHubDuplicateWindow {
 			return false, fmt.Errorf("%s duplicate window %s < %s (raise --duplicate-window of iochub serve): %w",
 				subjects.StreamFeeds, cfg.Duplicates, MinHubDuplicateWindow, ErrHubWindow)
@@ -263,33 +263,63 @@ func AddEdgeSource(ctx context.Context, js jetstream.JetStream, domain string, f
 // RemoveEdgeSource stops the hub's FEEDS sourcing the edge of domain; what
 // was sourced stays. Removing one not there changes nothing.
 func RemoveEdgeSource(ctx context.Context, js jetstream.JetStream, domain string) error {
-	return changeSources(ctx, js, subjects.StreamFeeds, "removing edge "+domain+" from", deleteSources(func(s *jetstream.StreamSource) bool {
+	return changeSourcesLocked(ctx, js, subjects.StreamFeeds, "removing edge "+domain+" from", deleteSources(func(s *jetstream.StreamSource) bool {
 		return isEdgeSource(s, domain)
 	}))
 }
 
-// changeSources reads the config of stream, lets change edit it (false:
-// nothing to change) and updates the stream when it did; what names the
-// change in an error ("adding edge X to").
-func changeSources(ctx context.Context, js jetstream.JetStream, stream, what string, change func(jetstream.Stream, *jetstream.StreamConfig) (bool, error)) error {
-	st, err := js.Stream(ctx, stream)
-	if err != nil {
-		return fmt.Errorf("reading stream %s: %w", stream, err)
+// sourceChange edits the config of a stream, read from the server with the
+// stream (st), and reports whether it changed anything (false: the change
+// is in place already). It must be idempotent: changeSources runs it again
+// on the config read back after its write, to check the write kept.
+type sourceChange func(st jetstream.Stream, cfg *jetstream.StreamConfig) (bool, error)
+
+// changeSourcesLocked is changeSources under the lock of the sources
+// (withSourcesLock), for a caller that changes one stream.
+func changeSourcesLocked(ctx context.Context, js jetstream.JetStream, stream, what string, change sourceChange) error {
+	return withSourcesLock(ctx, js, stream, what+" "+stream, func(l *sourcesLease) error {
+		return changeSources(ctx, js, l, stream, what, change)
+	})
+}
+
+// sourceWrites bounds how many times changeSources writes a stream whose
+// change does not keep.
+const sourceWrites = 3
+
+// changeSources reads the config of stream, lets change edit it and, when
+// it did, renews the lock l and updates the stream; what names the change
+// in an error ("adding edge X to"). The caller holds l, so no other admin
+// command writes the stream between the read and the write; the config is
+// then read back and change run on it again, and written again while it
+// still changes something: a writer that takes no lock (an older iochub,
+// EnsureStreams with a new configuration) may have written the old sources
+// back meanwhile.
+func changeSources(ctx context.Context, js jetstream.JetStream, l *sourcesLease, stream, what string, change sourceChange) error {
+	for writes := 0; ; writes++ {
+		st, err := js.Stream(ctx, stream)
+		if err != nil {
+			return fmt.Errorf("reading stream %s: %w", stream, err)
+		}
+		cfg := st.CachedInfo().Config
+		changed, err := change(st, &cfg)
+		if err != nil || !changed {
+			return err
+		}
+		if writes == sourceWrites {
+			return fmt.Errorf("%s the sources of %s: another writer wrote them back each of %d times", what, stream, writes)
+		}
+		if err := l.renew(ctx); err != nil {
+			return fmt.Errorf("%s the sources of %s: %w", what, stream, err)
+		}
+		if _, err := js.UpdateStream(ctx, cfg); err != nil {
+			return fmt.Errorf("%s the sources of %s: %w", what, stream, err)
+		}
 	}
-	cfg := st.CachedInfo().Config
-	changed, err := change(st, &cfg)
-	if err != nil || !changed {
-		return err
-	}
-	if _, err := js.UpdateStream(ctx, cfg); err != nil {
-		return fmt.Errorf("%s the sources of %s: %w", what, stream, err)
-	}
-	return nil
 }
 
 // deleteSources is a change of changeSources that deletes the sources
 // match selects.
-func deleteSources(match func(*jetstream.StreamSource) bool) func(jetstream.Stream, *jetstream.StreamConfig) (bool, error) {
+func deleteSources(match func(*jetstream.StreamSource) bool) sourceChange {
 	return func(_ jetstream.Stream, cfg *jetstream.StreamConfig) (bool, error) {
 		n := len(cfg.Sources)
 		cfg.Sources = slices.DeleteFunc(cfg.Sources, match)

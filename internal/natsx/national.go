@@ -112,56 +112,64 @@ func isProvinceSource(s *jetstream.StreamSource, stream, province string) bool {
 // source the roll-ups and alerts of the hub of province at domain; adding
 // one already there changes nothing, and one there with another domain
 // fails with ErrProvinceSource (remove it first) before either stream is
-// changed.
+// changed. Both streams are checked and changed under one lock of the
+// sources (withSourcesLock), so two national-adds at once neither undo
+// each other nor source a province half from one domain, half from another.
 func AddProvinceSources(ctx context.Context, js jetstream.JetStream, province, domain string) error {
 	if !ValidDomain(domain) || !edgeUnitRE.MatchString(province) {
 		return fmt.Errorf("province %q, domain %q: %w", province, domain, ErrEdgeUnit)
 	}
 	want := provinceSources(province, domain)
-	// Both streams are checked first, so that a refusal leaves neither
-	// half-sourced (ROLLUPS from one domain, STATE from another).
-	for _, name := range nationalStreams {
-		st, err := js.Stream(ctx, name)
-		if err != nil {
-			return fmt.Errorf("reading stream %s: %w", name, err)
-		}
-		for _, s := range st.CachedInfo().Config.Sources {
-			if isProvinceSource(s, name, province) && s.External.APIPrefix != want[name].External.APIPrefix {
-				return fmt.Errorf("%s sources province %s through %s: %w", name, province, s.External.APIPrefix, ErrProvinceSource)
+	what := "adding province " + province + " to"
+	return withSourcesLock(ctx, js, nationalStreams[0], what+" "+strings.Join(nationalStreams, " and "), func(l *sourcesLease) error {
+		// Both streams are checked first, so that a refusal leaves neither
+		// half-sourced (ROLLUPS from one domain, STATE from another).
+		for _, name := range nationalStreams {
+			st, err := js.Stream(ctx, name)
+			if err != nil {
+				return fmt.Errorf("reading stream %s: %w", name, err)
+			}
+			for _, s := range st.CachedInfo().Config.Sources {
+				if isProvinceSource(s, name, province) && s.External.APIPrefix != want[name].External.APIPrefix {
+					return fmt.Errorf("%s sources province %s through %s: %w", name, province, s.External.APIPrefix, ErrProvinceSource)
+				}
 			}
 		}
-	}
-	for _, name := range nationalStreams {
-		err := changeSources(ctx, js, name, "adding province "+province+" to", func(_ jetstream.Stream, cfg *jetstream.StreamConfig) (bool, error) {
-			i := slices.IndexFunc(cfg.Sources, func(s *jetstream.StreamSource) bool { return isProvinceSource(s, name, province) })
-			if i < 0 {
-				cfg.Sources = append(cfg.Sources, want[name])
-				return true, nil
+		for _, name := range nationalStreams {
+			err := changeSources(ctx, js, l, name, what, func(_ jetstream.Stream, cfg *jetstream.StreamConfig) (bool, error) {
+				i := slices.IndexFunc(cfg.Sources, func(s *jetstream.StreamSource) bool { return isProvinceSource(s, name, province) })
+				if i < 0 {
+					cfg.Sources = append(cfg.Sources, want[name])
+					return true, nil
+				}
+				if cfg.Sources[i].External.APIPrefix != want[name].External.APIPrefix {
+					return false, fmt.Errorf("%s sources province %s through %s: %w", name, province, cfg.Sources[i].External.APIPrefix, ErrProvinceSource)
+				}
+				return false, nil
+			})
+			if err != nil {
+				return err
 			}
-			if cfg.Sources[i].External.APIPrefix != want[name].External.APIPrefix {
-				return false, fmt.Errorf("%s sources province %s through %s: %w", name, province, cfg.Sources[i].External.APIPrefix, ErrProvinceSource)
-			}
-			return false, nil
-		})
-		if err != nil {
-			return err
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // RemoveProvinceSources stops the national hub sourcing province; what was
 // sourced stays. Removing one not there changes nothing.
 func RemoveProvinceSources(ctx context.Context, js jetstream.JetStream, province string) error {
-	for _, name := range nationalStreams {
-		err := changeSources(ctx, js, name, "removing province "+province+" from", deleteSources(func(s *jetstream.StreamSource) bool {
-			return isProvinceSource(s, name, province)
-		}))
-		if err != nil {
-			return err
+	what := "removing province " + province + " from"
+	return withSourcesLock(ctx, js, nationalStreams[0], what+" "+strings.Join(nationalStreams, " and "), func(l *sourcesLease) error {
+		for _, name := range nationalStreams {
+			err := changeSources(ctx, js, l, name, what, deleteSources(func(s *jetstream.StreamSource) bool {
+				return isProvinceSource(s, name, province)
+			}))
+			if err != nil {
+				return err
+			}
 		}
-	}
-	return nil
+		return nil
+	})
 }
 
 // ProvinceSourceState is what the national hub knows of one stream it

@@ -213,10 +213,13 @@ func TestAddProvinceSourcesAllOrNothing(t *testing.T) {
 	// STATE alone sources province 02 from province-02a (as a half-done
 	// change by hand would leave it).
 	old := provinceSources("02", "province-02a")[subjects.StreamState]
-	if err := changeSources(ctx, js, subjects.StreamState, "adding", func(_ jetstream.Stream, cfg *jetstream.StreamConfig) (bool, error) {
-		cfg.Sources = append(cfg.Sources, old)
-		return true, nil
-	}); err != nil {
+	st, err := js.Stream(ctx, subjects.StreamState)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	cfg.Sources = append(cfg.Sources, old)
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
 		t.Fatal(err)
 	}
 	if err := AddProvinceSources(ctx, js, "02", "province-02b"); !errors.Is(err, ErrProvinceSource) {

@@ -1,0 +1,164 @@
+package natsx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math/rand/v2"
+	"os"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+)
+
+// A change of a stream's sources (AddEdgeSource, AddProvinceSources and the
+// removals) reads the stream's configuration, edits its sources and writes
+// it back whole, and nats-server has no conditional stream update: of two
+// admin commands that read the same configuration, the second would write
+// the first's source away, and both would answer that it is there. So each
+// takes a lock first, the key sourcesLockKey of the key-value bucket
+// BucketLocks on the same server, and re-reads the configuration under it.
+//
+// The lock is nats-server's own compare-and-set: kv.Create publishes
+// expecting no live message on the key, which the stream's leader checks
+// and stores atomically, so of two commands one gets the key and the other
+// waits. The bucket's TTL (its MaxAge) removes the key of a command that
+// died holding it; a holder renews its key (kv.Update at its revision, which
+// also proves the key is still its own) just before it writes the stream,
+// and deletes it, at that revision, when done. A TTL per key (nats-server
+// 2.11's Nats-TTL, kv.Create with jetstream.KeyTTL) would not do: kv.Update
+// carries none, so a renewed key would outlive a holder that died.
+
+// BucketLocks is the key-value bucket of the locks of admin commands.
+const BucketLocks = "admin_locks"
+
+// SourcesLockTTL is how long the lock of the sources outlives the command
+// holding it: a command killed while holding it blocks the others for up to
+// this long. A holder needs it for one stream update after its renewal.
+const SourcesLockTTL = 20 * time.Second
+
+// sourcesLockKey is the key of the lock in BucketLocks: one for every stream
+// of the server, so a national-add changes ROLLUPS and STATE under one lock.
+const sourcesLockKey = "sources"
+
+// ErrSourcesLocked is returned when another command held the lock of the
+// sources for as long as the caller could wait, or took it over from a
+// holder that kept it past SourcesLockTTL.
+var ErrSourcesLocked = errors.New("another command is changing the sources of the streams")
+
+// sourcesLease is the lock of the sources, held at revision rev.
+type sourcesLease struct {
+	kv    jetstream.KeyValue
+	value []byte
+	rev   uint64
+}
+
+// lockSources takes the lock of the sources of the streams of js, waiting
+// while another command holds it, until ctx ends. holder says what the
+// caller does ("adding edge X to FEEDS"), for the error of those waiting.
+// stream is the (first) stream the caller changes: the bucket, when it has
+// to be created, gets its replicas.
+func lockSources(ctx context.Context, js jetstream.JetStream, stream, holder string) (*sourcesLease, error) {
+	kv, err := locksBucket(ctx, js, stream)
+	if err != nil {
+		return nil, err
+	}
+	host, _ := os.Hostname()
+	l := &sourcesLease{kv: kv, value: fmt.Appendf(nil, "%s (pid %d on %s, at %s)", holder, os.Getpid(), host, time.Now().UTC().Format(time.RFC3339))}
+	pause := 10 * time.Millisecond
+	for {
+		l.rev, err = kv.Create(ctx, sourcesLockKey, l.value)
+		if err == nil {
+			return l, nil
+		}
+		if !errors.Is(err, jetstream.ErrKeyExists) {
+			return nil, fmt.Errorf("taking the lock %s/%s: %w", BucketLocks, sourcesLockKey, err)
+		}
+		// Jitter, so that many waiting commands do not all try at once.
+		t := time.NewTimer(pause/2 + rand.N(pause)) //nolint:gosec // G404: a pause, not a secret
+		select {
+		case <-ctx.Done():
+			t.Stop()
+			return nil, heldError(kv)
+		case <-t.C:
+		}
+		pause = min(2*pause, 500*time.Millisecond)
+	}
+}
+
+// heldError says who holds the lock, for a command that waited for it in vain.
+func heldError(kv jetstream.KeyValue) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	holder := "a command"
+	if e, err := kv.Get(ctx, sourcesLockKey); err == nil {
+		holder = string(e.Value())
+	}
+	return fmt.Errorf("%s holds the lock %s/%s (a command that died holding it loses it %s after it last wrote it); try again: %w",
+		holder, BucketLocks, sourcesLockKey, SourcesLockTTL, ErrSourcesLocked)
+}
+
+// locksBucket is BucketLocks on js, created (with the replicas of stream)
+// when missing. It is not created with the hub's streams, so that an admin
+// command works against a hub started by an iochub that had no locks.
+func locksBucket(ctx context.Context, js jetstream.JetStream, stream string) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, BucketLocks)
+	if !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return kv, wrapBucketErr(err)
+	}
+	st, err := js.Stream(ctx, stream)
+	if err != nil {
+		return nil, fmt.Errorf("reading stream %s: %w", stream, err)
+	}
+	kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+		Bucket:      BucketLocks,
+		Description: "Locks of iochub's admin commands: key sources while one changes the sources of a stream",
+		TTL:         SourcesLockTTL,
+		Replicas:    st.CachedInfo().Config.Replicas,
+	})
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		kv, err = js.KeyValue(ctx, BucketLocks) // created meanwhile, by another command
+	}
+	return kv, wrapBucketErr(err)
+}
+
+func wrapBucketErr(err error) error {
+	if err != nil {
+		return fmt.Errorf("opening key-value bucket %s: %w", BucketLocks, err)
+	}
+	return nil
+}
+
+// renew writes the lock again at its revision, so that it lasts
+// SourcesLockTTL from now; it fails with ErrSourcesLocked when the lock
+// expired meanwhile (and another command may have taken it).
+func (l *sourcesLease) renew(ctx context.Context) error {
+	rev, err := l.kv.Update(ctx, sourcesLockKey, l.value, l.rev)
+	if errors.Is(err, jetstream.ErrKeyRevisionMismatch) {
+		return fmt.Errorf("held the lock %s/%s past its %s and lost it; try again: %w", BucketLocks, sourcesLockKey, SourcesLockTTL, ErrSourcesLocked)
+	}
+	if err != nil {
+		return fmt.Errorf("renewing the lock %s/%s: %w", BucketLocks, sourcesLockKey, err)
+	}
+	l.rev = rev
+	return nil
+}
+
+// release deletes the lock if it is still this lease's, even when ctx has
+// ended. A lock it fails to delete expires after SourcesLockTTL, so the
+// failure is not the caller's.
+func (l *sourcesLease) release(ctx context.Context) {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = l.kv.Delete(ctx, sourcesLockKey, jetstream.LastRevision(l.rev))
+}
+
+// withSourcesLock runs f holding the lock of the sources (lockSources).
+func withSourcesLock(ctx context.Context, js jetstream.JetStream, stream, holder string, f func(*sourcesLease) error) error {
+	l, err := lockSources(ctx, js, stream, holder)
+	if err != nil {
+		return err
+	}
+	defer l.release(ctx)
+	return f(l)
+}

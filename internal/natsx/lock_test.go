@@ -1,0 +1,206 @@
+package natsx
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/iochub/iochub/internal/subjects"
+)
+
+// TestConcurrentEdgeAddsKeepEverySource: edge-add reads FEEDS's config,
+// appends a source and writes the config back, and nats-server has no
+// conditional update, so of two edge-adds that read the same config the
+// second wrote the first's source away, and both answered that the hub
+// sources their edge. Many edge-adds at once, each of another edge, on
+// their own connections as separate commands would be, must leave every
+// edge sourced.
+func TestConcurrentEdgeAddsKeepEverySource(t *testing.T) {
+	js := embeddedJS(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := EnsureStreams(ctx, js, StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	const edges = 24
+	var (
+		start = make(chan struct{})
+		wg    sync.WaitGroup
+		errs  = make([]error, edges)
+	)
+	for i := range edges {
+		wg.Go(func() {
+			unit := fmt.Sprintf("%05d", 100+i)
+			<-start
+			_, errs[i] = AddEdgeSource(ctx, js, "edge-"+unit, []string{subjects.FeedUnit("01", unit)})
+		})
+	}
+	close(start)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	srcs, err := EdgeSources(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, s := range srcs {
+		have[s.Domain] = true
+	}
+	var lost []string
+	for i := range edges {
+		if d := fmt.Sprintf("edge-%05d", 100+i); !have[d] {
+			lost = append(lost, d)
+		}
+	}
+	if len(lost) > 0 {
+		t.Fatalf("after %d concurrent edge-adds FEEDS sources %d edges; lost %s", edges, len(srcs), strings.Join(lost, " "))
+	}
+	// Removals at once, of every other edge, take the same lock: the
+	// others stay.
+	for i := 0; i < edges; i += 2 {
+		wg.Go(func() {
+			errs[i] = RemoveEdgeSource(ctx, js, fmt.Sprintf("edge-%05d", 100+i))
+		})
+	}
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	if srcs, err = EdgeSources(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, s := range srcs {
+		got = append(got, s.Domain)
+	}
+	if len(got) != edges/2 {
+		t.Fatalf("after removing %d of %d edges at once FEEDS sources %q; want the other %d", edges/2, edges, got, edges/2)
+	}
+	for _, d := range got {
+		var n int
+		if _, err := fmt.Sscanf(d, "edge-%05d", &n); err != nil || n%2 == 0 {
+			t.Fatalf("after removing the even edges FEEDS sources %q", got)
+		}
+	}
+}
+
+// TestSourcesLockHeld: a change of sources waits for the lock another
+// command holds and, when its time is up, says who holds it, leaving the
+// stream as it was.
+func TestSourcesLockHeld(t *testing.T) {
+	js := embeddedJS(t)
+	ctx := context.Background()
+	if err := EnsureStreams(ctx, js, StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	l, err := lockSources(ctx, js, subjects.StreamFeeds, "a test holding the lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	short, cancel := context.WithTimeout(ctx, 500*time.Millisecond)
+	defer cancel()
+	_, err = AddEdgeSource(short, js, "edge-00070", hoanKiem)
+	if !errors.Is(err, ErrSourcesLocked) || !strings.Contains(err.Error(), "a test holding the lock") {
+		t.Fatalf("AddEdgeSource while the lock is held: %v; want ErrSourcesLocked naming the holder", err)
+	}
+	if srcs, err := EdgeSources(ctx, js); err != nil || len(srcs) != 0 {
+		t.Fatalf("FEEDS sources %+v (%v) after a refused edge-add; want none", srcs, err)
+	}
+	// Released, the lock is free at once.
+	l.release(ctx)
+	if _, err := AddEdgeSource(ctx, js, "edge-00070", hoanKiem); err != nil {
+		t.Fatalf("AddEdgeSource after the lock was released: %v", err)
+	}
+	// AddEdgeSource released it too, rather than leave it to expire.
+	kv, err := js.KeyValue(ctx, BucketLocks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Get(ctx, sourcesLockKey); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Fatalf("the lock after AddEdgeSource: %v; want it released", err)
+	}
+}
+
+// TestSourcesLockOfADeadHolderExpires: a command that died holding the lock
+// (killed between taking and releasing it) does not block the others for
+// ever: the lock bucket's TTL removes its key. The bucket is created here
+// with a TTL of one second instead of SourcesLockTTL.
+func TestSourcesLockOfADeadHolderExpires(t *testing.T) {
+	js := embeddedJS(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := EnsureStreams(ctx, js, StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: BucketLocks, TTL: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	taken := time.Now()
+	if _, err := kv.Create(ctx, sourcesLockKey, []byte("a command that died")); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := AddEdgeSource(ctx, js, "edge-00070", hoanKiem); err != nil {
+		t.Fatalf("AddEdgeSource after the holder of the lock died: %v; want the lock to expire", err)
+	}
+	// It waited for the lock to expire rather than ignore it.
+	if waited := time.Since(taken); waited < 900*time.Millisecond {
+		t.Fatalf("AddEdgeSource returned %s after the dead holder took the lock; want it to wait for the 1s TTL", waited)
+	}
+	if srcs, err := EdgeSources(ctx, js); err != nil || len(srcs) != 1 {
+		t.Fatalf("FEEDS sources %+v (%v); want edge-00070", srcs, err)
+	}
+}
+
+// TestConcurrentNationalAddsKeepEverySource: national-adds of several
+// provinces at once each change ROLLUPS and STATE; every province must be
+// sourced on both at the end.
+func TestConcurrentNationalAddsKeepEverySource(t *testing.T) {
+	js := embeddedJS(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := EnsureStreams(ctx, js, StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	const provinces = 12
+	var (
+		start = make(chan struct{})
+		wg    sync.WaitGroup
+		errs  = make([]error, provinces)
+	)
+	for i := range provinces {
+		wg.Go(func() {
+			p := fmt.Sprintf("%02d", 10+i)
+			<-start
+			errs[i] = AddProvinceSources(ctx, js, p, "province-"+p)
+		})
+	}
+	close(start)
+	wg.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Fatal(err)
+	}
+	srcs, err := ProvinceSources(ctx, js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	have := map[string]bool{}
+	for _, s := range srcs {
+		have[s.Province+" "+s.Stream] = true
+	}
+	for i := range provinces {
+		for _, stream := range nationalStreams {
+			if k := fmt.Sprintf("%02d %s", 10+i, stream); !have[k] {
+				t.Errorf("after %d concurrent national-adds %s does not source province %02d", provinces, stream, 10+i)
+			}
+		}
+	}
+}
