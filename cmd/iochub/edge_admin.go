@@ -83,7 +83,9 @@ func runEdgeAdmin(ctx context.Context, cmd string, args []string, stdout, stderr
 		return err
 	}
 	defer nc.Close()
-	ctx, cancel := context.WithTimeout(ctx, cliTimeout)
+	// Long enough to wait out the lock of the sources left by a command
+	// that died holding it (natsx.SourcesLockTTL).
+	ctx, cancel := context.WithTimeout(ctx, cliTimeout+natsx.SourcesLockTTL)
 	defer cancel()
 	if cmd == "edge-list" {
 		return printEdges(ctx, js, stdout)

@@ -26,7 +26,9 @@ func runNationalAdmin(ctx context.Context, cmd string, args []string, stdout, st
 		return err
 	}
 	defer nc.Close()
-	ctx, cancel := context.WithTimeout(ctx, cliTimeout)
+	// Long enough to wait out the lock of the sources left by a command
+	// that died holding it (natsx.SourcesLockTTL).
+	ctx, cancel := context.WithTimeout(ctx, cliTimeout+natsx.SourcesLockTTL)
 	defer cancel()
 	switch cmd {
 	case "national-list":
