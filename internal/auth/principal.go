@@ -206,6 +206,91 @@ func (p Principal) CanActAlert(h Hierarchy, province, unit string, units []strin
 	return false
 }
 
+// CanActReport reports whether p may change the status of a field report
+// placed in province and unit: an operator who reads reports, of the
+// province or of a unit the report lies in. The gateway asks it when it
+// queues report.status, the aggregator again when it applies it.
+func (p Principal) CanActReport(h Hierarchy, province, unit string) bool {
+	return p.MayReadKind(subjects.KindReport) && (p.CanAct(province) || p.CanActUnit(h, unit))
+}
+
+// CanActDeadLetter reports whether p may see and act on (redrive, discard)
+// a dead letter of province and kind whose original feed subject is
+// subject: an operator of its province ("" when the subject named none:
+// only an operator of every province), or of the unit the subject names;
+// and, for a principal of some kinds, of the letter's kind (a letter holds
+// the whole item). The gateway asks it when it lists the letters and
+// queues an action, the aggregator again when it applies it.
+func (p Principal) CanActDeadLetter(h Hierarchy, province, kind, subject string) bool {
+	if len(p.Kinds) > 0 && (kind == "" || !p.MayReadKind(kind)) {
+		return false
+	}
+	if p.Role.rank() < RoleOperator.rank() {
+		return false
+	}
+	if province == "" {
+		return p.AllProvinces()
+	}
+	if p.CanAct(province) {
+		return true
+	}
+	prov, unit, _, err := subjects.ParseFeed(subject)
+	return err == nil && prov == province && p.CanActUnit(h, unit)
+}
+
+// RuleRefusal says what p may not do in changing or deleting an alert rule
+// of province and kind, which watches layer (to follow "may not"), "" when
+// it may: p is an admin of the province that reads the layer. A rule moved
+// between provinces is asked of both. The gateway asks it when it queues
+// rule.put or rule.delete, the aggregator again when it applies it.
+func (p Principal) RuleRefusal(province, kind, layer string) string {
+	switch {
+	case !p.IsAdmin():
+		return "change alert rules (admin role needed)"
+	case !p.CanAdmin(province):
+		return "change alert rules of province " + province
+	case !p.MayReadKind(layer):
+		return "change alert rules of kind " + kind + " (they watch " + layer + ", a kind this key does not read)"
+	}
+	return ""
+}
+
+// GroupRefusal says what p may not do in defining custom group code with
+// members, replacing the versions whose members are current (to follow
+// "may not"), "" when it may: p is an admin of the province of every member
+// and of every current member (of every province, *, for a current member
+// that lies in no province of t). A new member in no province of t is not
+// this rule's to judge: the caller refuses it as no unit. The gateway asks
+// it when it queues unit.group.put, the aggregator again when it applies it.
+func (p Principal) GroupRefusal(t Tree, code string, members, current []string) string {
+	if !p.IsAdmin() {
+		return "define unit groups (admin role needed)"
+	}
+	for _, m := range members {
+		if prov, ok := t.Province(m); ok && !p.CanAdmin(prov) {
+			return fmt.Sprintf("group unit %s of province %s", m, prov)
+		}
+	}
+	for _, m := range current {
+		prov, ok := t.Province(m)
+		if !ok {
+			prov = AllScopes
+		}
+		if !p.CanAdmin(prov) {
+			return fmt.Sprintf("redefine group %s, whose member %s is of province %s", code, m, prov)
+		}
+	}
+	return ""
+}
+
+// CanImportMaps reports whether p may import a map: an admin of every
+// province, since a map changes the units of the whole country. The
+// gateway asks it when it queues unit.import, the aggregator again when it
+// applies it.
+func (p Principal) CanImportMaps() bool {
+	return p.IsAdmin() && p.AllProvinces()
+}
+
 // UnitsIn returns p's scopes that lie inside province, or nil when p's scope
 // covers the whole province (or has nothing there): the units a unit-scoped
 // principal is limited to in province.
@@ -241,6 +326,15 @@ func (p Principal) Covers(h Hierarchy, scopes []string) bool {
 		}
 	}
 	return len(scopes) > 0
+}
+
+// ManagesIdentity reports whether p may see and revoke an identity of
+// scopes and kinds: p is an admin whose scopes cover all of them (Covers)
+// and who reads every kind it reads (MayReadAllKinds). The gateway asks it
+// when it lists identities and queues identity.revoke, the aggregator again
+// when it applies the revocation: p's scope may have narrowed meanwhile.
+func (p Principal) ManagesIdentity(h Hierarchy, scopes, kinds []string) bool {
+	return p.IsAdmin() && p.Covers(h, scopes) && p.MayReadAllKinds(kinds)
 }
 
 // GrantRefusal says what p may not do in creating an identity of scopes and

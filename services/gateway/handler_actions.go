@@ -139,7 +139,7 @@ func (o *operator) serveReportStatus(w http.ResponseWriter, r *http.Request) {
 		// probed, nor its place learnt (as GET /v1/reports/{id}).
 		writeProblem(w, r, http.StatusNotFound, fmt.Sprintf("report %q does not exist (ids are <source>/<report id>, URL-escaped: dev%%2Fr-1)", id))
 		return
-	case !who.CanAct(province) && !who.CanActUnit(tree, unit):
+	case !who.CanActReport(tree, province, unit): // the aggregator asks it again, of the actor then
 		forbid(w, r, who, "change reports of province "+province+" unit "+unit+" (operator role in it needed)")
 		return
 	}

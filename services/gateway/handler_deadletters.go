@@ -13,7 +13,6 @@ import (
 	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/deadletter"
 	"github.com/iochub/iochub/internal/routes"
-	"github.com/iochub/iochub/internal/subjects"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
 
@@ -73,22 +72,11 @@ func deadletterQuery(r *http.Request) (deadletter.Query, string) {
 	return q, ""
 }
 
-// canActOn reports whether p may see and act on dead letter l: operator of
-// its province ("" when the letter's subject named none), or of the unit its
-// original feed subject names; and, for a key of some kinds, l's kind is one
-// of them (a letter holds the whole item).
+// canActOn reports whether p may see and act on dead letter l
+// (auth.Principal.CanActDeadLetter, which the aggregator asks again when it
+// applies an action on l).
 func canActOn(p auth.Principal, tree *unitTree, l deadletter.Letter) bool {
-	if len(p.Kinds) > 0 && (l.Kind == "" || !p.MayReadKind(l.Kind)) {
-		return false
-	}
-	if l.Province == "" {
-		return p.AllProvinces() && (p.Role == auth.RoleOperator || p.IsAdmin())
-	}
-	if p.CanAct(l.Province) {
-		return true
-	}
-	prov, unit, _, err := subjects.ParseFeed(l.Subject)
-	return err == nil && prov == l.Province && p.CanActUnit(tree, unit)
+	return p.CanActDeadLetter(tree, l.Province, l.Kind, l.Subject)
 }
 
 // deadletterOperator authenticates an operator; it answers itself when not.

@@ -9,7 +9,6 @@ import (
 
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/routes"
 	"github.com/iochub/iochub/internal/schema"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
@@ -71,16 +70,14 @@ func (o *operator) servePutGroup(w http.ResponseWriter, r *http.Request) {
 		writeProblem(w, r, http.StatusBadRequest, err.Error())
 		return
 	}
+	if why := who.GroupRefusal(tree.nodes, code, doc.Members, nil); why != "" {
+		forbid(w, r, who, why)
+		return
+	}
 	var unknown []string
 	for _, m := range doc.Members {
-		prov, ok := tree.province(m)
-		if !ok {
+		if _, ok := tree.province(m); !ok {
 			unknown = append(unknown, m)
-			continue
-		}
-		if !who.CanAdmin(prov) {
-			forbid(w, r, who, fmt.Sprintf("group unit %s of province %s", m, prov))
-			return
 		}
 	}
 	if len(unknown) > 0 {
@@ -89,23 +86,17 @@ func (o *operator) servePutGroup(w http.ResponseWriter, r *http.Request) {
 	}
 	// The group it replaces is the provinces' of its members too: an admin
 	// of each, in every version that has not ended (the current one and one
-	// that starts later, which the redefinition closes); of every province,
-	// *, for a member that is no current unit of a province.
+	// that starts later, which the redefinition closes). The aggregator asks
+	// GroupRefusal again, of the actor then.
 	current, err := o.g.tree.store.GroupMembersOpen(r.Context(), code)
 	if err != nil {
 		o.g.log.Error("reading group members", "group", code, "err", err)
 		writeProblem(w, r, http.StatusServiceUnavailable, "the units database is unavailable; retry later")
 		return
 	}
-	for _, m := range current {
-		prov, ok := tree.province(m)
-		if !ok {
-			prov = auth.AllScopes
-		}
-		if !who.CanAdmin(prov) {
-			forbid(w, r, who, fmt.Sprintf("redefine group %s, whose member %s is of province %s", code, m, prov))
-			return
-		}
+	if why := who.GroupRefusal(tree.nodes, code, nil, current); why != "" {
+		forbid(w, r, who, why)
+		return
 	}
 	actionID, actor, ok := actionHead(w, r, who)
 	if !ok {

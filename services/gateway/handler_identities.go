@@ -254,7 +254,7 @@ func (o *operator) serveIdentities(w http.ResponseWriter, r *http.Request) {
 	}
 	out := identityList{Identities: []pgread.IdentityView{}}
 	for _, v := range all {
-		if who.Covers(tree, v.Scopes) && who.MayReadAllKinds(v.Kinds) {
+		if who.ManagesIdentity(tree, v.Scopes, v.Kinds) {
 			out.Identities = append(out.Identities, v)
 		}
 	}
@@ -285,7 +285,7 @@ func (o *operator) serveRevokeIdentity(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		o.g.readFailed(w, r, err, "reading identity", "identity", id)
 		return
-	case !found, !who.Covers(tree, v.Scopes), !who.MayReadAllKinds(v.Kinds):
+	case !found, !who.ManagesIdentity(tree, v.Scopes, v.Kinds): // the aggregator asks it again, of the actor then
 		writeProblem(w, r, http.StatusNotFound, fmt.Sprintf("identity %q does not exist", truncate(id, 64)))
 		return
 	case v.RevokedAt != nil:

@@ -102,17 +102,14 @@ func (o *operator) servePutRule(w http.ResponseWriter, r *http.Request) {
 		writeRuleProblem(w, r, err)
 		return
 	}
-	if !who.CanAdmin(rule.Province) {
-		forbid(w, r, who, "change alert rules of province "+rule.Province)
-		return
-	}
-	if layer := alertrule.Layer(rule.Kind); !who.MayReadKind(layer) {
-		forbid(w, r, who, "change alert rules of kind "+rule.Kind+" (they watch "+layer+", a kind this key does not read)")
+	if why := who.RuleRefusal(rule.Province, rule.Kind, alertrule.Layer(rule.Kind)); why != "" {
+		forbid(w, r, who, why)
 		return
 	}
 	// A rule moved between provinces needs the right in both. The province
 	// checked goes with the action: the aggregator refuses the put if the
-	// stored rule is of another one by then.
+	// stored rule is of another one by then, and asks RuleRefusal again of
+	// both, of the actor then.
 	store, ok := o.rulesStore(w, r)
 	if !ok {
 		return
@@ -123,7 +120,7 @@ func (o *operator) servePutRule(w http.ResponseWriter, r *http.Request) {
 	case err != nil:
 		o.ruleReadFailed(w, r, id, err)
 		return
-	case !who.CanAdmin(old.Province) || !who.MayReadKind(alertrule.Layer(old.Kind)):
+	case who.RuleRefusal(old.Province, old.Kind, alertrule.Layer(old.Kind)) != "":
 		tree, ok := o.g.hierarchy(w, r)
 		if !ok {
 			return
@@ -201,8 +198,8 @@ func (o *operator) serveDeleteRule(w http.ResponseWriter, r *http.Request) {
 		o.ruleReadFailed(w, r, id, pgread.ErrRuleNotFound)
 		return
 	}
-	if !who.CanAdmin(rule.Province) {
-		forbid(w, r, who, "delete alert rules of province "+rule.Province)
+	if why := who.RuleRefusal(rule.Province, rule.Kind, alertrule.Layer(rule.Kind)); why != "" { // asked again by the aggregator
+		forbid(w, r, who, why)
 		return
 	}
 	o.act(w, r, &iocv1.Action{Id: actionID, Type: actionTypeRuleDelete, Actor: actor, Province: rule.Province,
