@@ -423,8 +423,14 @@ func actingAs(ctx context.Context) (auth.Principal, bool) {
 // actorMayNot is the refusal of an action whose actor, as it is now, may
 // not do what (as auth words it, to follow "may not").
 func actorMayNot(who auth.Principal, what string) error {
-	return Refuse(fmt.Sprintf("the actor %s (%s of %s when the action was applied) may not %s",
-		who.ID, who.Role, strings.Join(who.Scopes, ","), what))
+	return Refuse(mayNot(who, what))
+}
+
+// mayNot is the reason of actorMayNot, for a handler that records it
+// elsewhere too (an import's progress record).
+func mayNot(who auth.Principal, what string) string {
+	return fmt.Sprintf("the actor %s (%s of %s when the action was applied) may not %s",
+		who.ID, who.Role, strings.Join(who.Scopes, ","), what)
 }
 
 // unstorableHead says what of an action's identifying fields (id, type,

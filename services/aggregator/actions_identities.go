@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 
 	"github.com/jackc/pgx/v5"
 
@@ -37,10 +38,10 @@ type IdentityPayload struct {
 }
 
 // IdentityActions returns the handlers of identity.create and identity.revoke.
-// The gateway has checked that the actor may grant the scopes; the
-// aggregator checks it again, of the actor as it is now, checks the
-// identity itself and records the change (the Apply audit row names the
-// actor).
+// The gateway has checked that the actor may grant the scopes, or manages
+// the identity it revokes; the aggregator checks it again, of the actor as
+// it is now, checks the identity itself and records the change (the Apply
+// audit row names the actor).
 func IdentityActions() (create, revoke ActionHandler) {
 	create = func(ctx context.Context, tx pgx.Tx, a *iocv1.Action) ([]*iocv1.EntityState, error) {
 		if a.GetTargetKind() != targetKindIdentity {
@@ -81,6 +82,9 @@ func IdentityActions() (create, revoke ActionHandler) {
 		if a.GetTargetKind() != targetKindIdentity {
 			return nil, Refuse(fmt.Sprintf("target kind is %q; want identity", a.GetTargetKind()))
 		}
+		if err := revocable(ctx, tx, a.GetTarget()); err != nil {
+			return nil, err
+		}
 		if _, err := postgis.RevokeIdentity(ctx, tx, a.GetTarget(), a.GetActor()); err != nil {
 			if errors.Is(err, postgis.ErrIdentityNotFound) {
 				return nil, Refuse(err.Error())
@@ -106,6 +110,38 @@ func grantable(ctx context.Context, tx pgx.Tx, scopes, kinds []string) error {
 	}
 	if why := who.GrantRefusal(tree, scopes, kinds); why != "" {
 		return actorMayNot(who, why)
+	}
+	return nil
+}
+
+// revocable refuses the revocation of identity id by an acting stored
+// identity that does not manage it as it is now
+// (auth.Principal.ManagesIdentity, the gateway's rule at queue time: an
+// admin covering every scope and kind of the identity), its scopes placed
+// in the current units.
+func revocable(ctx context.Context, tx pgx.Tx, id string) error {
+	who, ok := actingAs(ctx)
+	if !ok {
+		return nil
+	}
+	target, err := postgis.IdentityByID(ctx, tx, id)
+	if errors.Is(err, postgis.ErrIdentityNotFound) {
+		return Refuse(err.Error())
+	}
+	if err != nil {
+		return err
+	}
+	tree, err := postgis.UnitTreeOf(ctx, tx, target.Scopes)
+	if err != nil {
+		return err
+	}
+	if !who.ManagesIdentity(tree, target.Scopes, target.Kinds) {
+		kinds := "every kind"
+		if len(target.Kinds) > 0 {
+			kinds = "kinds " + strings.Join(target.Kinds, ",")
+		}
+		return actorMayNot(who, fmt.Sprintf("revoke identity %s of scopes %s and %s (an admin revokes only identities within its own provinces or units and kinds)",
+			id, strings.Join(target.Scopes, ","), kinds))
 	}
 	return nil
 }

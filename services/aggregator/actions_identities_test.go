@@ -250,3 +250,71 @@ func TestIdentityCreateWithinActorScope(t *testing.T) {
 		})
 	}
 }
+
+// TestIdentityRevokeWithinActorScope: an identity.revoke is applied only
+// when its actor, as it is when the action is applied, manages the identity
+// it revokes (the gateway's rule at queue time: an admin covering every
+// scope and kind of it). An admin whose scope narrowed since, or an action
+// queued by something other than the gateway, revokes nothing beyond it:
+// the refusal is recorded with its reason and the identity stays live.
+func TestIdentityRevokeWithinActorScope(t *testing.T) {
+	ctx := context.Background()
+	pool := testenv.PostGISWithUnits(t).Pool
+	acts, err := NewActions(ActionsConfig{}, testNATS(t).JS, pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, revoke := IdentityActions()
+	acts.RegisterAction(ActionIdentityRevoke, revoke)
+	admin01 := storeIdentity(t, pool, auth.RoleAdmin, []string{"01"})
+	adminWard := storeIdentity(t, pool, auth.RoleAdmin, []string{"00070"}) // a ward of Hà Nội (01)
+	adminAir := storeIdentity(t, pool, auth.RoleAdmin, []string{"01"}, "air")
+	operator01 := storeIdentity(t, pool, auth.RoleOperator, []string{"01"})
+	narrowed := storeIdentity(t, pool, auth.RoleAdmin, []string{"01"})
+	narrowIdentity(t, pool, narrowed, "00070")
+	viewer := func(scopes []string, kinds ...string) string {
+		return storeIdentity(t, pool, auth.RoleViewer, scopes, kinds...)
+	}
+	ward, ward2, beside, prov, prov79 := viewer([]string{"00070"}), viewer([]string{"00070"}), viewer([]string{"00004"}), viewer([]string{"01"}), viewer([]string{"79"})
+	air := viewer([]string{"01"}, "air")
+
+	revokeOf := func(actionID, actor, target string) *iocv1.Action {
+		return &iocv1.Action{Id: actionID, Type: ActionIdentityRevoke, Actor: actor, Province: "01", TargetKind: "identity", Target: target}
+	}
+	for _, tc := range []struct {
+		name string
+		a    *iocv1.Action
+		want string // in the refusal's reason; "" = applied
+	}{
+		{"another province", revokeOf("r-79", admin01, prov79), "revoke identity " + prov79 + " of scopes 79"},
+		{"its ward's province", revokeOf("r-up", adminWard, prov), "revoke identity " + prov + " of scopes 01"},
+		{"a ward beside its ward", revokeOf("r-beside", adminWard, beside), "of scopes 00004"},
+		{"every kind, reading one", revokeOf("r-kinds", adminAir, prov), "of scopes 01 and every kind"},
+		{"not an admin", revokeOf("r-op", operator01, ward), "revoke identity " + ward},
+		{"narrowed since it was queued", revokeOf("r-narrowed", narrowed+" as Lan", beside), "of scopes 00004"},
+		{"a ward of its province", revokeOf("r-ward", admin01+" as Lan", ward), ""},
+		{"its kind", revokeOf("r-air", adminAir, air), ""},
+		{"within its narrowed scope", revokeOf("r-narrowed-in", narrowed, ward2), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, applied, err := acts.Apply(ctx, tc.a)
+			if err != nil || applied != (tc.want == "") {
+				t.Fatalf("applied %v, %v; want applied %v", applied, err, tc.want == "")
+			}
+			result, reason := actionOutcome(t, pool, tc.a.GetId())
+			var revoked bool
+			if err := pool.QueryRow(ctx, `SELECT revoked_at IS NOT NULL FROM identity WHERE id = $1`, tc.a.GetTarget()).Scan(&revoked); err != nil {
+				t.Fatal(err)
+			}
+			if tc.want == "" {
+				if result != "applied" || !revoked {
+					t.Errorf("recorded %s %q, revoked %v; want applied, revoked", result, reason, revoked)
+				}
+				return
+			}
+			if result != "refused" || !strings.Contains(reason, tc.want) || !strings.Contains(reason, "may not") || revoked {
+				t.Errorf("recorded %s %q, revoked %v; want refused naming %q, still live", result, reason, revoked, tc.want)
+			}
+		})
+	}
+}

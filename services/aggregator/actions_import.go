@@ -95,6 +95,11 @@ func UnitImportAction(js jetstream.JetStream, log *slog.Logger) ActionHandler {
 		if err != nil {
 			return nil, fmt.Errorf("opening object store %s: %w", natsx.BucketUnitImportFiles, err)
 		}
+		// The gateway's rule at queue time (auth.Principal.CanImportMaps),
+		// of the actor as it is now: the import ends failed with the reason.
+		if who, ok := actingAs(ctx); ok && !who.CanImportMaps() {
+			return nil, fail(mayNot(who, "import maps (admin of every province, scope *, needed)"))
+		}
 		obj, err := obs.Get(ctx, p.Object)
 		switch {
 		case errors.Is(err, jetstream.ErrObjectNotFound):

@@ -10,6 +10,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/natsx"
 	"github.com/iochub/iochub/internal/testenv"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
@@ -129,5 +130,74 @@ func TestUnitImportAction(t *testing.T) {
 	}
 	if c := count(`SELECT count(*) FROM admin_unit WHERE code IN ('00070', '01', '99901') AND valid_to IS NULL`); c != 3 {
 		t.Errorf("%d of 00070, 01, 99901 current after the replace; want 3", c)
+	}
+}
+
+// TestUnitImportWithinActorScope: a unit.import is applied only when its
+// actor, as it is when the action is applied, may import maps (the
+// gateway's rule at queue time: an admin of every province). Refused, it
+// imports nothing and its import ends failed with the reason.
+func TestUnitImportWithinActorScope(t *testing.T) {
+	db := testenv.PostGISWithUnits(t)
+	n := testenv.NATS(t)
+	ctx := context.Background()
+	acts, err := NewActions(ActionsConfig{}, n.JS, db.Pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acts.RegisterAction(ActionUnitImport, UnitImportAction(n.JS, nil))
+	obs, err := n.JS.ObjectStore(ctx, natsx.BucketUnitImportFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := n.JS.KeyValue(ctx, natsx.BucketUnitImports)
+	if err != nil {
+		t.Fatal(err)
+	}
+	adminAll := storeIdentity(t, db.Pool, auth.RoleAdmin, []string{"*"})
+	admin01 := storeIdentity(t, db.Pool, auth.RoleAdmin, []string{"01"})
+	operatorAll := storeIdentity(t, db.Pool, auth.RoleOperator, []string{"*"})
+	narrowed := storeIdentity(t, db.Pool, auth.RoleAdmin, []string{"*"})
+	narrowIdentity(t, db.Pool, narrowed, "01")
+
+	for _, tc := range []struct {
+		name, id, actor string
+		refuse          bool
+	}{
+		{"an admin of one province", "imp-01", admin01, true},
+		{"an operator", "imp-op", operatorAll, true},
+		{"narrowed since it was queued", "imp-narrowed", narrowed + " as Lan", true},
+		{"an admin of every province", "imp-all", adminAll + " as An", false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			if _, err := obs.PutString(ctx, tc.id, twoCommunes); err != nil {
+				t.Fatal(err)
+			}
+			p, _ := json.Marshal(UnitImportPayload{Object: tc.id, ValidFrom: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)})
+			a := &iocv1.Action{Id: "act-" + tc.id, Type: ActionUnitImport, Actor: tc.actor, Province: "VN", TargetKind: "unit",
+				Target: tc.id, At: timestamppb.Now(), Payload: p}
+			_, applied, err := acts.Apply(ctx, a)
+			if err != nil || applied == tc.refuse {
+				t.Fatalf("applied %v, %v; want applied %v", applied, err, !tc.refuse)
+			}
+			result, reason := actionOutcome(t, db.Pool, a.GetId())
+			var rec natsx.UnitImport
+			if e, err := kv.Get(ctx, tc.id); err != nil || json.Unmarshal(e.Value(), &rec) != nil {
+				t.Fatalf("progress of %s: %v", tc.id, err)
+			}
+			var communes int
+			if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM admin_unit WHERE code IN ('99901','99902')`).Scan(&communes); err != nil {
+				t.Fatal(err)
+			}
+			if tc.refuse {
+				if result != "refused" || !strings.Contains(reason, "may not import maps") || rec.State != natsx.ImportFailed || rec.Error != reason || communes != 0 {
+					t.Errorf("recorded %s %q, import %s %q, %d communes; want refused, failed with the reason, none imported", result, reason, rec.State, rec.Error, communes)
+				}
+				return
+			}
+			if result != "applied" || rec.State != natsx.ImportDone || communes != 2 {
+				t.Errorf("recorded %s %q, import %s, %d communes; want applied, done, 2", result, reason, rec.State, communes)
+			}
+		})
 	}
 }

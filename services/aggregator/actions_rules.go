@@ -59,6 +59,14 @@ func RuleActions(changed func()) (put, del ActionHandler) {
 			}
 			return nil, Refuse(fmt.Sprintf("rule %s is of province %s now; the change was checked for province %s only: send it again", r.ID, stored.Province, checked))
 		}
+		if err := ruleChangeable(ctx, r); err != nil {
+			return nil, err
+		}
+		if stored != nil {
+			if err := ruleChangeable(ctx, *stored); err != nil {
+				return nil, err
+			}
+		}
 		if stored == nil || stored.Province != r.Province {
 			// A rule new to its province: the actions are applied one at a
 			// time, so the count cannot move before the insert.
@@ -97,6 +105,9 @@ func RuleActions(changed func()) (put, del ActionHandler) {
 		if a.GetProvince() != "" && a.GetProvince() != before.Province {
 			return nil, Refuse(fmt.Sprintf("rule %s is of province %s, not %s", before.ID, before.Province, a.GetProvince()))
 		}
+		if err := ruleChangeable(ctx, *before); err != nil {
+			return nil, err
+		}
 		if _, err := postgis.DeleteRule(ctx, tx, a.GetTarget()); err != nil {
 			return nil, err
 		}
@@ -107,6 +118,21 @@ func RuleActions(changed func()) (put, del ActionHandler) {
 		return nil, nil
 	}
 	return put, del
+}
+
+// ruleChangeable refuses a change of rule r (the rule put, or the stored
+// one it replaces or deletes) by an acting stored identity that may not
+// change it as it is now (auth.Principal.RuleRefusal, the gateway's rule at
+// queue time: an admin of its province reading the layer it watches).
+func ruleChangeable(ctx context.Context, r alertrule.Rule) error {
+	who, ok := actingAs(ctx)
+	if !ok {
+		return nil
+	}
+	if why := who.RuleRefusal(r.Province, r.Kind, alertrule.Layer(r.Kind)); why != "" {
+		return actorMayNot(who, why+" (rule "+r.ID+")")
+	}
+	return nil
 }
 
 // auditRule writes the rule.version row: the whole rule before and after (null when absent).

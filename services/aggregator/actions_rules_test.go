@@ -11,6 +11,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/iochub/iochub/internal/alertrule"
+	"github.com/iochub/iochub/internal/auth"
+	"github.com/iochub/iochub/internal/testenv"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
 
@@ -175,5 +177,77 @@ func TestRulePutCapPerProvince(t *testing.T) {
 	}
 	if err := apply(act("other", "79", "hcm-1", rule("79", 15))); err != nil {
 		t.Errorf("a rule of another province: %v", err)
+	}
+}
+
+// TestRuleActionWithinActorScope: a rule.put or rule.delete is applied only
+// when its actor, as it is when the action is applied, may change the rule
+// (the gateway's rule at queue time: an admin of the rule's province reading
+// the layer it watches, and of the stored rule's for a rule moved between
+// provinces). Out of scope it is refused with its reason and the rules are
+// left as they were (no rule.version row).
+func TestRuleActionWithinActorScope(t *testing.T) {
+	ctx := context.Background()
+	pool := testenv.PostGISWithUnits(t).Pool
+	acts, err := NewActions(ActionsConfig{}, testNATS(t).JS, pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	put, del := RuleActions(nil)
+	acts.RegisterAction(ActionRulePut, put)
+	acts.RegisterAction(ActionRuleDelete, del)
+	admin01 := storeIdentity(t, pool, auth.RoleAdmin, []string{"01"})
+	admin79 := storeIdentity(t, pool, auth.RoleAdmin, []string{"79"})
+	adminAir := storeIdentity(t, pool, auth.RoleAdmin, []string{"01"}, "air")
+	adminTraffic := storeIdentity(t, pool, auth.RoleAdmin, []string{"01"}, "traffic")
+	operator01 := storeIdentity(t, pool, auth.RoleOperator, []string{"01"})
+	narrowed := storeIdentity(t, pool, auth.RoleAdmin, []string{"01", "79"})
+	narrowIdentity(t, pool, narrowed, "79")
+
+	rule := func(province string) []byte {
+		return []byte(`{"province":"` + province + `","kind":"congestion","params":{"maxSpeed":15},"for":"10m","severity":"Severe"}`)
+	}
+	putOf := func(id, actor, target, province, from string) *iocv1.Action {
+		return &iocv1.Action{Id: id, Type: ActionRulePut, Actor: actor, Province: province, TargetKind: "rule", Target: target,
+			Payload: rule(province), FromProvince: from}
+	}
+	delOf := func(id, actor, target string) *iocv1.Action {
+		return &iocv1.Action{Id: id, Type: ActionRuleDelete, Actor: actor, Province: "01", TargetKind: "rule", Target: target}
+	}
+	for _, tc := range []struct {
+		name string
+		a    *iocv1.Action
+		want string // in the refusal's reason; "" = applied
+	}{
+		{"its province", putOf("p-01", admin01, "r1", "01", ""), ""},
+		{"another province", putOf("p-79", admin79, "r2", "01", ""), "change alert rules of province 01 (rule r2)"},
+		{"a layer it does not read", putOf("p-air", adminAir, "r2", "01", ""), "change alert rules of kind congestion (they watch traffic"},
+		{"not an admin", putOf("p-op", operator01, "r2", "01", ""), "admin role needed"},
+		{"taking a rule of another province", putOf("p-move", admin79, "r1", "79", "01"), "change alert rules of province 01 (rule r1)"},
+		{"a delete, narrowed since it was queued", delOf("d-narrowed", narrowed+" as Lan", "r1"), "change alert rules of province 01 (rule r1)"},
+		{"its layer", putOf("p-traffic", adminTraffic, "r1", "01", ""), ""},
+		{"a delete in its province", delOf("d-01", admin01+" as Lan", "r1"), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, applied, err := acts.Apply(ctx, tc.a)
+			if err != nil || applied != (tc.want == "") {
+				t.Fatalf("applied %v, %v; want applied %v", applied, err, tc.want == "")
+			}
+			result, reason := actionOutcome(t, pool, tc.a.GetId())
+			var versions int
+			if err := pool.QueryRow(ctx, `SELECT count(*) FROM audit_log WHERE action = $1 AND detail->>'actionId' = $2`,
+				AuditRuleVersion, tc.a.GetId()).Scan(&versions); err != nil {
+				t.Fatal(err)
+			}
+			if tc.want == "" {
+				if result != "applied" || versions != 1 {
+					t.Errorf("recorded %s %q, %d rule versions; want applied, 1", result, reason, versions)
+				}
+				return
+			}
+			if result != "refused" || !strings.Contains(reason, tc.want) || !strings.Contains(reason, "may not") || versions != 0 {
+				t.Errorf("recorded %s %q, %d rule versions; want refused naming %q, none", result, reason, versions, tc.want)
+			}
+		})
 	}
 }

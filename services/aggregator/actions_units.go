@@ -11,6 +11,7 @@ import (
 
 	"github.com/iochub/iochub/internal/schema"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
+	"github.com/iochub/iochub/services/aggregator/postgis"
 )
 
 // ActionUnitGroupPut defines or changes a custom group of units (target kind
@@ -44,6 +45,9 @@ func UnitGroupAction() ActionHandler {
 			return nil, Refuse(fmt.Sprintf("group %s has the members %v now; the change was checked for %v: send it again",
 				g.Code, open, checked))
 		}
+		if err := groupDefinable(ctx, tx, g.Code, g.Members, open); err != nil {
+			return nil, err
+		}
 		if g.ValidFrom.IsZero() && a.GetAt() != nil {
 			g.ValidFrom = a.GetAt().AsTime()
 		}
@@ -55,4 +59,24 @@ func UnitGroupAction() ActionHandler {
 		}
 		return nil, nil
 	}
+}
+
+// groupDefinable refuses the definition of group code with members, over
+// the versions whose members are open, by an acting stored identity that
+// may not define it as it is now (auth.Principal.GroupRefusal, the
+// gateway's rule at queue time: an admin of the province of every member,
+// old and new), the members placed in the current units.
+func groupDefinable(ctx context.Context, tx pgx.Tx, code string, members, open []string) error {
+	who, ok := actingAs(ctx)
+	if !ok {
+		return nil
+	}
+	tree, err := postgis.UnitTreeOf(ctx, tx, slices.Concat(members, open))
+	if err != nil {
+		return err
+	}
+	if why := who.GroupRefusal(tree, code, members, open); why != "" {
+		return actorMayNot(who, why)
+	}
+	return nil
 }

@@ -10,6 +10,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/schema"
 	"github.com/iochub/iochub/internal/testenv"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
@@ -60,5 +61,73 @@ func TestUnitGroupAction(t *testing.T) {
 	}
 	if err := apply("unit", "inner-city", `{"members":["00070"],"validFrom":"2025-10-01T00:00:00Z"}`, "00070", "00166", "00070"); err != nil {
 		t.Errorf("checked for the group's members: %v", err)
+	}
+}
+
+// TestUnitGroupWithinActorScope: a unit.group.put is applied only when its
+// actor, as it is when the action is applied, may define the group (the
+// gateway's rule at queue time: an admin of the province of every member
+// and of every member of the versions it replaces). Out of scope it is
+// refused with its reason and no group version is stored.
+func TestUnitGroupWithinActorScope(t *testing.T) {
+	ctx := context.Background()
+	pool := testenv.PostGISWithUnits(t).Pool
+	acts, err := NewActions(ActionsConfig{}, testNATS(t).JS, pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acts.RegisterAction(ActionUnitGroupPut, UnitGroupAction())
+	adminBoth := storeIdentity(t, pool, auth.RoleAdmin, []string{"01", "79"})
+	admin01 := storeIdentity(t, pool, auth.RoleAdmin, []string{"01"})
+	operator01 := storeIdentity(t, pool, auth.RoleOperator, []string{"01"})
+	narrowed := storeIdentity(t, pool, auth.RoleAdmin, []string{"01", "79"})
+	narrowIdentity(t, pool, narrowed, "01")
+	at := time.Date(2025, 9, 1, 0, 0, 0, 0, time.UTC)
+
+	group := func(id, actor, code, body string, checked ...string) *iocv1.Action {
+		return &iocv1.Action{Id: id, Type: ActionUnitGroupPut, Actor: actor, Province: "VN", TargetKind: "unit", Target: code,
+			At: timestamppb.New(at), Payload: []byte(body), CheckedMembers: checked}
+	}
+	const span = `{"name":"Hà Nội và TP.HCM","members":["00070","79"]}` // a ward of Hà Nội (01) and TP.HCM (79)
+	for _, tc := range []struct {
+		name string
+		a    *iocv1.Action
+		want string // in the refusal's reason; "" = applied
+	}{
+		{"every province of its members", group("g-span", adminBoth, "span", span), ""},
+		{"a member of another province", group("g-other", admin01, "other", span), "group unit 79 of province 79"},
+		{"narrowed since it was queued", group("g-narrowed", narrowed+" as Lan", "narrowed", span), "group unit 79 of province 79"},
+		{"replacing members of another province", group("g-replace", admin01, "span",
+			`{"name":"Nội đô","members":["00070"],"validFrom":"2025-10-01T00:00:00Z"}`, "00070", "79"),
+			"redefine group span, whose member 79 is of province 79"},
+		{"not an admin", group("g-op", operator01, "op", `{"name":"Nội đô","members":["00070"]}`), "admin role needed"},
+		{"within its province", group("g-01", admin01+" as Lan", "inner", `{"name":"Nội đô","members":["00070","00004"]}`), ""},
+		{"within its narrowed scope", group("g-narrowed-in", narrowed, "inner2", `{"name":"Nội đô","members":["00004"]}`), ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var before int
+			count := `SELECT count(*) FROM admin_unit WHERE code = $1`
+			if err := pool.QueryRow(ctx, count, tc.a.GetTarget()).Scan(&before); err != nil {
+				t.Fatal(err)
+			}
+			_, applied, err := acts.Apply(ctx, tc.a)
+			if err != nil || applied != (tc.want == "") {
+				t.Fatalf("applied %v, %v; want applied %v", applied, err, tc.want == "")
+			}
+			result, reason := actionOutcome(t, pool, tc.a.GetId())
+			var after int
+			if err := pool.QueryRow(ctx, count, tc.a.GetTarget()).Scan(&after); err != nil {
+				t.Fatal(err)
+			}
+			if tc.want == "" {
+				if result != "applied" || after != before+1 {
+					t.Errorf("recorded %s %q, %d versions of the group (%d before); want applied, one more", result, reason, after, before)
+				}
+				return
+			}
+			if result != "refused" || !strings.Contains(reason, tc.want) || !strings.Contains(reason, "may not") || after != before {
+				t.Errorf("recorded %s %q, %d versions of the group (%d before); want refused naming %q, none more", result, reason, after, before, tc.want)
+			}
+		})
 	}
 }

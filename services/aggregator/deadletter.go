@@ -16,6 +16,7 @@ import (
 	"github.com/iochub/iochub/internal/kind"
 	"github.com/iochub/iochub/internal/subjects"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
+	"github.com/iochub/iochub/services/aggregator/postgis"
 )
 
 // Dead letters: an accepted feed item the aggregator cannot store (it does
@@ -130,7 +131,7 @@ func DeadletterActions(js jetstream.JetStream, log *slog.Logger) (redrive, disca
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	target := func(ctx context.Context, a *iocv1.Action) (deadletter.Letter, error) {
+	target := func(ctx context.Context, tx pgx.Tx, a *iocv1.Action) (deadletter.Letter, error) {
 		if a.GetTargetKind() != deadletter.TargetKind {
 			return deadletter.Letter{}, Refuse(fmt.Sprintf("target kind is %q; want %s", a.GetTargetKind(), deadletter.TargetKind))
 		}
@@ -144,6 +145,9 @@ func DeadletterActions(js jetstream.JetStream, log *slog.Logger) (redrive, disca
 		}
 		if err == nil && l.Province != a.GetProvince() {
 			return l, Refuse(fmt.Sprintf("dead letter %d is of province %q, the action of %q", seq, l.Province, a.GetProvince()))
+		}
+		if err == nil {
+			err = letterActable(ctx, tx, a.GetType(), l)
 		}
 		return l, err
 	}
@@ -162,8 +166,8 @@ func DeadletterActions(js jetstream.JetStream, log *slog.Logger) (redrive, disca
 			}
 		})
 	}
-	redrive = func(ctx context.Context, _ pgx.Tx, a *iocv1.Action) ([]*iocv1.EntityState, error) {
-		l, err := target(ctx, a)
+	redrive = func(ctx context.Context, tx pgx.Tx, a *iocv1.Action) ([]*iocv1.EntityState, error) {
+		l, err := target(ctx, tx, a)
 		if err != nil {
 			return nil, err
 		}
@@ -177,8 +181,8 @@ func DeadletterActions(js jetstream.JetStream, log *slog.Logger) (redrive, disca
 		log.Info("dead letter redriven", "seq", l.Sequence, "subject", l.Subject, "event", l.EventID, "actor", a.GetActor())
 		return nil, nil
 	}
-	discard = func(ctx context.Context, _ pgx.Tx, a *iocv1.Action) ([]*iocv1.EntityState, error) {
-		l, err := target(ctx, a)
+	discard = func(ctx context.Context, tx pgx.Tx, a *iocv1.Action) ([]*iocv1.EntityState, error) {
+		l, err := target(ctx, tx, a)
 		if err != nil {
 			return nil, err
 		}
@@ -188,4 +192,32 @@ func DeadletterActions(js jetstream.JetStream, log *slog.Logger) (redrive, disca
 		return nil, nil
 	}
 	return redrive, discard
+}
+
+// letterActable refuses an action of type typ on dead letter l by an
+// acting stored identity that may not act on it as it is now
+// (auth.Principal.CanActDeadLetter, the gateway's rule at queue time), the
+// unit its original subject names placed in the current units.
+func letterActable(ctx context.Context, tx pgx.Tx, typ string, l deadletter.Letter) error {
+	who, ok := actingAs(ctx)
+	if !ok {
+		return nil
+	}
+	codes := []string{l.Province}
+	if _, unit, _, err := subjects.ParseFeed(l.Subject); err == nil {
+		codes = append(codes, unit)
+	}
+	tree, err := postgis.UnitTreeOf(ctx, tx, codes)
+	if err != nil {
+		return err
+	}
+	if !who.CanActDeadLetter(tree, l.Province, l.Kind, l.Subject) {
+		what := "redrive"
+		if typ == deadletter.ActionDiscard {
+			what = "discard"
+		}
+		return actorMayNot(who, fmt.Sprintf("%s dead letter %d of province %q, subject %s (operator role in its province or unit, reading kind %q, needed)",
+			what, l.Sequence, l.Province, l.Subject, l.Kind))
+	}
+	return nil
 }

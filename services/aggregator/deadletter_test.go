@@ -19,6 +19,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/deadletter"
 	"github.com/iochub/iochub/internal/natsx"
 	"github.com/iochub/iochub/internal/schema"
@@ -265,6 +266,73 @@ func TestDeadletterActions(t *testing.T) {
 	}
 	if strings.Join(audit, "\n") != strings.Join(want, "\n") {
 		t.Errorf("audit_log:\n%s\nwant:\n%s", strings.Join(audit, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// TestDeadletterActionWithinActorScope: a dead-letter redrive or discard is
+// applied only when its actor, as it is when the action is applied, may act
+// on the letter (the gateway's rule at queue time: an operator of the
+// letter's province, or of the unit its original subject names, reading its
+// kind). Out of scope it is refused with its reason and the letter stays.
+func TestDeadletterActionWithinActorScope(t *testing.T) {
+	ne, pool := testNATS(t), testenv.PostGISWithUnits(t).Pool
+	ctx := context.Background()
+	acts, err := NewActions(ActionsConfig{}, ne.JS, pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	redrive, discard := DeadletterActions(ne.JS, nil)
+	acts.RegisterAction(deadletter.ActionRedrive, redrive)
+	acts.RegisterAction(deadletter.ActionDiscard, discard)
+	letter := func(unit string, feedsSeq uint64) uint64 {
+		m := feedMsg(t, subjects.KindAir, airEvent(t, int(feedsSeq), t0, 3), "")
+		m.Subject = subjects.Feed(province, unit, subjects.KindAir)
+		return forgeDeadletter(t, ne.JS, m, feedsSeq)
+	}
+	ward, beside, ward2 := letter("00070", 200), letter("00004", 201), letter("00070", 202) // wards of Hà Nội (01)
+	opWard := storeIdentity(t, pool, auth.RoleOperator, []string{"00070"})
+	op79 := storeIdentity(t, pool, auth.RoleOperator, []string{"79"})
+	opWater := storeIdentity(t, pool, auth.RoleOperator, []string{"01"}, "water")
+	viewer01 := storeIdentity(t, pool, auth.RoleViewer, []string{"01"})
+	narrowed := storeIdentity(t, pool, auth.RoleOperator, []string{"01"})
+	narrowIdentity(t, pool, narrowed, "00004")
+
+	action := func(id, typ, actor string, seq uint64) *iocv1.Action {
+		return &iocv1.Action{Id: id, Type: typ, Actor: actor, Province: province,
+			TargetKind: deadletter.TargetKind, Target: strconv.FormatUint(seq, 10), At: timestamppb.New(t0)}
+	}
+	for _, tc := range []struct {
+		name   string
+		a      *iocv1.Action
+		refuse bool
+	}{
+		{"a ward beside the letter's", action("d-beside", deadletter.ActionRedrive, opWard, beside), true},
+		{"another province", action("d-79", deadletter.ActionDiscard, op79, ward), true},
+		{"an operator reading another kind", action("d-water", deadletter.ActionDiscard, opWater, ward), true},
+		{"a viewer", action("d-viewer", deadletter.ActionDiscard, viewer01, ward), true},
+		{"narrowed since it was queued", action("d-narrowed", deadletter.ActionRedrive, narrowed+" as Lan", ward), true},
+		{"the letter's ward", action("d-ward", deadletter.ActionDiscard, opWard+" as An", ward), false},
+		{"the narrowed scope", action("d-narrowed-b", deadletter.ActionDiscard, narrowed, beside), false},
+		{"a redrive in its ward", action("d-redrive", deadletter.ActionRedrive, opWard, ward2), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			_, applied, err := acts.Apply(ctx, tc.a)
+			if err != nil || applied == tc.refuse {
+				t.Fatalf("applied %v, %v; want applied %v", applied, err, !tc.refuse)
+			}
+			result, reason := actionOutcome(t, pool, tc.a.GetId())
+			seq, _ := strconv.ParseUint(tc.a.GetTarget(), 10, 64)
+			_, err = deadletter.Get(ctx, ne.JS, seq)
+			if tc.refuse {
+				if result != "refused" || !strings.Contains(reason, "dead letter "+tc.a.GetTarget()+" of province") || !strings.Contains(reason, "may not") || err != nil {
+					t.Errorf("recorded %s %q, letter %v; want refused naming the letter, the letter kept", result, reason, err)
+				}
+				return
+			}
+			if result != "applied" || !errors.Is(err, deadletter.ErrNotFound) {
+				t.Errorf("recorded %s %q, letter %v; want applied, the letter gone", result, reason, err)
+			}
+		})
 	}
 }
 

@@ -173,6 +173,9 @@ func (s *Service) applyReportStatus(ctx context.Context, tx pgx.Tx, a *iocv1.Act
 	if err != nil {
 		return nil, err
 	}
+	if err := reportActable(ctx, tx, r); err != nil {
+		return nil, err
+	}
 	ev := postgis.ReportEvent{ReportID: r.ID, FromStatus: r.Status, ToStatus: p.Status, Assignee: p.Assignee,
 		Actor: a.GetActor(), ActionID: a.GetId(), Note: a.GetNote()}
 	if err := checkTransition(r.Status, p.Status, p.Assignee); err != nil {
@@ -204,6 +207,25 @@ func (s *Service) applyReportStatus(ctx context.Context, tx pgx.Tx, a *iocv1.Act
 		}
 	}
 	return []*iocv1.EntityState{reportState(st)}, nil
+}
+
+// reportActable refuses a status change of report r (read and locked in
+// tx) by an acting stored identity that may not change it as it is now
+// (auth.Principal.CanActReport, the gateway's rule at queue time), before
+// anything is written: the report's history is of the actions in scope.
+func reportActable(ctx context.Context, tx pgx.Tx, r postgis.ReportState) error {
+	who, ok := actingAs(ctx)
+	if !ok {
+		return nil
+	}
+	tree, err := postgis.UnitTreeOf(ctx, tx, []string{r.Province, r.UnitCode})
+	if err != nil {
+		return err
+	}
+	if !who.CanActReport(tree, r.Province, r.UnitCode) {
+		return actorMayNot(who, fmt.Sprintf("change report %s of province %s unit %s (operator role in it, reading reports, needed)", r.ID, r.Province, r.UnitCode))
+	}
+	return nil
 }
 
 // overdueAlertIdentifier is the CAP identifier of the alert raised for an overdue report.

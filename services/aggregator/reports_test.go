@@ -13,6 +13,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/ce"
 	"github.com/iochub/iochub/internal/subjects"
 	"github.com/iochub/iochub/internal/testenv"
@@ -242,4 +243,81 @@ func stateOf(t *testing.T, js jetstream.JetStream, subject string) *iocv1.Entity
 		t.Fatal(err)
 	}
 	return st
+}
+
+// TestReportStatusWithinActorScope: a report.status is applied only when
+// its actor, as it is when the action is applied, may change the report
+// (the gateway's rule at queue time: an operator reading reports, of the
+// report's province or a unit it lies in). Out of scope it is refused with
+// its reason, before anything is written: the report keeps its status and
+// its history has no event of the action.
+func TestReportStatusWithinActorScope(t *testing.T) {
+	ctx := context.Background()
+	pool := testenv.PostGISWithUnits(t).Pool
+	at := time.Date(2025, 7, 1, 8, 0, 0, 0, time.UTC)
+	var batch postgis.Batch
+	for _, r := range []struct{ id, unit string }{{"a", "00070"}, {"b", "00004"}} { // wards of Hà Nội (01)
+		batch.Reports = append(batch.Reports, postgis.ReportRow{SourceID: "s", EventID: r.id, Province: "01", UnitCode: r.unit,
+			Category: "flooding", Lon: 105.85, Lat: 21.02, Text: "ngập", ContactEnc: []byte{1}, ReportedAt: at, ReceivedAt: at})
+	}
+	if _, err := postgis.NewStore(pool).WriteBatch(ctx, batch); err != nil {
+		t.Fatal(err)
+	}
+	acts, err := NewActions(ActionsConfig{}, testNATS(t).JS, pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acts.RegisterAction(ActionReportStatus, (&Service{}).applyReportStatus)
+	opWard := storeIdentity(t, pool, auth.RoleOperator, []string{"00070"})
+	op79 := storeIdentity(t, pool, auth.RoleOperator, []string{"79"})
+	opAir := storeIdentity(t, pool, auth.RoleOperator, []string{"01"}, "air")
+	viewer01 := storeIdentity(t, pool, auth.RoleViewer, []string{"01"})
+	narrowed := storeIdentity(t, pool, auth.RoleOperator, []string{"01"})
+	narrowIdentity(t, pool, narrowed, "00004")
+
+	assign := func(id, actor, report string) *iocv1.Action {
+		p, _ := json.Marshal(ReportStatusPayload{Status: "assigned", Assignee: "đội 1"})
+		return &iocv1.Action{Id: id, Type: ActionReportStatus, Actor: actor, Province: "01", TargetKind: "report", Target: "s/" + report,
+			At: timestamppb.New(at), Payload: p}
+	}
+	for _, tc := range []struct {
+		name   string
+		a      *iocv1.Action
+		refuse bool
+	}{
+		{"a ward beside the report's", assign("s-beside", opWard, "b"), true},
+		{"another province", assign("s-79", op79, "a"), true},
+		{"an operator reading no reports", assign("s-air", opAir, "a"), true},
+		{"a viewer", assign("s-viewer", viewer01, "a"), true},
+		{"narrowed since it was queued", assign("s-narrowed", narrowed+" as Lan", "a"), true},
+		{"the report's ward", assign("s-ward", opWard+" as An", "a"), false},
+		{"the narrowed scope", assign("s-narrowed-b", narrowed, "b"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var before string
+			if err := pool.QueryRow(ctx, `SELECT status FROM report WHERE id = $1`, tc.a.GetTarget()).Scan(&before); err != nil {
+				t.Fatal(err)
+			}
+			_, applied, err := acts.Apply(ctx, tc.a)
+			if err != nil || applied == tc.refuse {
+				t.Fatalf("applied %v, %v; want applied %v", applied, err, !tc.refuse)
+			}
+			result, reason := actionOutcome(t, pool, tc.a.GetId())
+			var status string
+			var events int
+			if err := pool.QueryRow(ctx, `SELECT r.status, (SELECT count(*) FROM report_event e WHERE e.action_id = $2)
+				FROM report r WHERE r.id = $1`, tc.a.GetTarget(), tc.a.GetId()).Scan(&status, &events); err != nil {
+				t.Fatal(err)
+			}
+			if tc.refuse {
+				if result != "refused" || !strings.Contains(reason, "may not change report "+tc.a.GetTarget()) || status != before || events != 0 {
+					t.Errorf("recorded %s %q, status %s, %d events; want refused naming the report, status %s, no event", result, reason, status, events, before)
+				}
+				return
+			}
+			if result != "applied" || status != "assigned" || events != 1 {
+				t.Errorf("recorded %s %q, status %s, %d events; want applied, assigned, 1 event", result, reason, status, events)
+			}
+		})
+	}
 }
