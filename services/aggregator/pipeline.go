@@ -108,6 +108,14 @@ loop:
 	}
 	close(committed)
 	wg.Wait()
+	// The naks above are sent without waiting for the server: make sure it
+	// has them before Run returns (a lost server is not waited for long;
+	// the messages then come again after AckWait).
+	if nc := s.js.Conn(); nc != nil {
+		if err := nc.FlushTimeout(2 * time.Second); err != nil {
+			s.log.Warn("flushing the naks of the batches not written failed", "err", err)
+		}
+	}
 }
 
 // tick runs the kinds' periodic work (the expiry of alerts).
@@ -127,8 +135,9 @@ func (s *Service) tick(ctx context.Context) {
 // closes out. A message that does not decode is dead-lettered here.
 func (s *Service) reader(ctx context.Context, cons jetstream.Consumer, out chan<- *pending) {
 	defer close(out)
+	f := &fetcher{s: s, waiting: -1}
 	for ctx.Err() == nil {
-		msgs, err := s.fetch(cons)
+		msgs, err := f.fetch(cons)
 		if err != nil {
 			s.m.errors.WithLabelValues("fetch").Inc()
 			s.log.Warn("fetching feed messages failed", "err", err, "messages", len(msgs))
