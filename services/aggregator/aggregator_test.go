@@ -530,7 +530,7 @@ func TestCrashBetweenCommitAndAck(t *testing.T) {
 		// committed and been naked too.
 		return info.NumAckPending >= committed && committed+len(naked) >= info.NumAckPending,
 			fmt.Sprintf("%d ack pending, %d committed and %d naked; want each committed or naked",
-			info.NumAckPending, committed, len(naked))
+				info.NumAckPending, committed, len(naked))
 	})
 
 	start(t, ne, pool, Config{Durable: "agg-crash", BatchSize: n})
