@@ -291,9 +291,8 @@ const sourceWrites = 3
 // in an error ("adding edge X to"). The caller holds l, so no other admin
 // command writes the stream between the read and the write; the config is
 // then read back and change run on it again, and written again while it
-// still changes something: a writer that takes no lock (an older iochub,
-// EnsureStreams with a new configuration) may have written the old sources
-// back meanwhile.
+// still changes something: a writer that takes no lock (an older iochub's
+// admin command or start) may have written the old sources back meanwhile.
 func changeSources(ctx context.Context, js jetstream.JetStream, l *sourcesLease, stream, what string, change sourceChange) error {
 	for writes := 0; ; writes++ {
 		st, err := js.Stream(ctx, stream)

@@ -590,6 +590,16 @@ func (r *racingJS) CreateOrUpdateStream(ctx context.Context, cfg jetstream.Strea
 	return r.JetStream.CreateOrUpdateStream(ctx, cfg)
 }
 
+func (r *racingJS) CreateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	r.writes = append(r.writes, cfg.Name)
+	return r.JetStream.CreateStream(ctx, cfg)
+}
+
+func (r *racingJS) UpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	r.writes = append(r.writes, cfg.Name)
+	return r.JetStream.UpdateStream(ctx, cfg)
+}
+
 func (r *racingJS) Stream(ctx context.Context, name string) (jetstream.Stream, error) {
 	st, err := r.JetStream.Stream(ctx, name)
 	if name == subjects.StreamFeeds && r.add != nil {
@@ -643,6 +653,50 @@ func TestEnsureStreamsKeepsAnEdgeAddedMeanwhile(t *testing.T) {
 	}
 	if cfg := st.CachedInfo().Config; cfg.MaxAge != 48*time.Hour || len(cfg.Sources) != 1 {
 		t.Fatalf("FEEDS max age %s, %d sources after a new --feeds-max-age; want 48h and the edge kept", cfg.MaxAge, len(cfg.Sources))
+	}
+}
+
+// TestEnsureStreamsUpdateKeepsAnEdgeAddedMeanwhile: a start that changes
+// FEEDS's configuration (a new --feeds-max-age) writes it, and an edge-add
+// landing between its first read and its write must stay: the write is
+// made under the lock of the sources, with the sources read again under it.
+func TestEnsureStreamsUpdateKeepsAnEdgeAddedMeanwhile(t *testing.T) {
+	js := embeddedJS(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := EnsureStreams(ctx, js, StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := AddEdgeSource(ctx, js, "edge-00070", hoanKiem); err != nil {
+		t.Fatal(err)
+	}
+	r := &racingJS{JetStream: js, add: func() {
+		if _, err := AddEdgeSource(ctx, js, "edge-00071", []string{subjects.FeedUnit("01", "00071")}); err != nil {
+			t.Error(err)
+		}
+	}}
+	if err := EnsureStreams(ctx, r, StreamOptions{FeedsMaxAge: 48 * time.Hour}); err != nil {
+		t.Fatal(err)
+	}
+	if r.add != nil {
+		t.Fatal("the edge-add did not run")
+	}
+	// ACTIONS keeps its actions for --feeds-max-age too.
+	if want := []string{subjects.StreamFeeds, subjects.StreamActions}; !slices.Equal(r.writes, want) {
+		t.Errorf("EnsureStreams wrote %v; want %v", r.writes, want)
+	}
+	st, err := js.Stream(ctx, subjects.StreamFeeds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg := st.CachedInfo().Config
+	var got []string
+	for _, s := range cfg.Sources {
+		got = append(got, s.External.APIPrefix)
+	}
+	want := []string{EdgeAPIPrefix("edge-00070"), EdgeAPIPrefix("edge-00071")}
+	if cfg.MaxAge != 48*time.Hour || !slices.Equal(got, want) {
+		t.Fatalf("FEEDS max age %s, sources %q after a new --feeds-max-age raced by an edge-add; want 48h and %q", cfg.MaxAge, got, want)
 	}
 }
 
@@ -707,4 +761,14 @@ type capturingJS struct {
 func (c *capturingJS) CreateOrUpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
 	c.created = append(c.created, cfg)
 	return c.JetStream.CreateOrUpdateStream(ctx, cfg)
+}
+
+func (c *capturingJS) CreateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	c.created = append(c.created, cfg)
+	return c.JetStream.CreateStream(ctx, cfg)
+}
+
+func (c *capturingJS) UpdateStream(ctx context.Context, cfg jetstream.StreamConfig) (jetstream.Stream, error) {
+	c.created = append(c.created, cfg)
+	return c.JetStream.UpdateStream(ctx, cfg)
 }

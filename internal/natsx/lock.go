@@ -18,6 +18,8 @@ import (
 // the first's source away, and both would answer that it is there. So each
 // takes a lock first, the key sourcesLockKey of the key-value bucket
 // BucketLocks on the same server, and re-reads the configuration under it.
+// EnsureStreams, which writes a stream's whole configuration too when it
+// changed, takes the same lock for that (updateStreams).
 //
 // The lock is nats-server's own compare-and-set: kv.Create publishes
 // expecting no live message on the key, which the stream's leader checks
@@ -63,12 +65,19 @@ func lockSources(ctx context.Context, js jetstream.JetStream, stream, holder str
 	if err != nil {
 		return nil, err
 	}
+	return takeSourcesLock(ctx, kv, holder)
+}
+
+// takeSourcesLock takes the lock of the sources in kv, BucketLocks, waiting
+// while another command holds it, until ctx ends (lockSources).
+func takeSourcesLock(ctx context.Context, kv jetstream.KeyValue, holder string) (*sourcesLease, error) {
 	host, _ := os.Hostname()
 	l := &sourcesLease{kv: kv, value: fmt.Appendf(nil, "%s (pid %d on %s, at %s)", holder, os.Getpid(), host, time.Now().UTC().Format(time.RFC3339))}
 	pause := 10 * time.Millisecond
 	for {
-		l.rev, err = kv.Create(ctx, sourcesLockKey, l.value)
+		rev, err := kv.Create(ctx, sourcesLockKey, l.value)
 		if err == nil {
+			l.rev = rev
 			return l, nil
 		}
 		if !errors.Is(err, jetstream.ErrKeyExists) {
@@ -110,11 +119,21 @@ func locksBucket(ctx context.Context, js jetstream.JetStream, stream string) (je
 	if err != nil {
 		return nil, fmt.Errorf("reading stream %s: %w", stream, err)
 	}
+	return openLocksBucket(ctx, js, st.CachedInfo().Config.Replicas)
+}
+
+// openLocksBucket is BucketLocks on js, created with replicas when missing;
+// one that exists keeps its own.
+func openLocksBucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, BucketLocks)
+	if !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return kv, wrapBucketErr(err)
+	}
 	kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      BucketLocks,
 		Description: "Locks of iochub's admin commands: key sources while one changes the sources of a stream",
 		TTL:         SourcesLockTTL,
-		Replicas:    st.CachedInfo().Config.Replicas,
+		Replicas:    replicas,
 	})
 	if errors.Is(err, jetstream.ErrBucketExists) {
 		kv, err = js.KeyValue(ctx, BucketLocks) // created meanwhile, by another command

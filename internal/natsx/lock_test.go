@@ -204,3 +204,181 @@ func TestConcurrentNationalAddsKeepEverySource(t *testing.T) {
 		}
 	}
 }
+
+// TestEnsureStreamsKeepsConcurrentEdgeAdds: a hub starting with a changed
+// configuration (here FEEDS's max age, as after an upgrade or a new
+// --feeds-max-age) writes FEEDS's whole configuration with the sources it
+// read; an edge-add between its read and its write was written away, the
+// edge-add having answered that the hub sources the edge. Hub starts, each
+// changing FEEDS, run one after the other while many edge-adds run at
+// once: every edge must stay sourced.
+func TestEnsureStreamsKeepsConcurrentEdgeAdds(t *testing.T) {
+	js := embeddedJS(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	defer cancel()
+	if err := EnsureStreams(ctx, js, StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	const edges = 64
+	ages := []time.Duration{6 * 24 * time.Hour, 5 * 24 * time.Hour}
+	var (
+		start     = make(chan struct{})
+		added     = make(chan struct{})
+		starts    int
+		startErrs []error
+		hub, adds sync.WaitGroup
+		errs      = make([]error, edges)
+	)
+	hub.Go(func() {
+		<-start
+		for {
+			select {
+			case <-added:
+				return
+			default:
+			}
+			if err := EnsureStreams(ctx, js, StreamOptions{FeedsMaxAge: ages[starts%2]}); err != nil {
+				startErrs = append(startErrs, err)
+				continue
+			}
+			starts++
+		}
+	})
+	for i := range edges {
+		adds.Go(func() {
+			unit := fmt.Sprintf("%05d", 100+i)
+			<-start
+			_, errs[i] = AddEdgeSource(ctx, js, "edge-"+unit, []string{subjects.FeedUnit("01", unit)})
+		})
+	}
+	close(start)
+	adds.Wait()
+	close(added)
+	hub.Wait()
+	if err := errors.Join(errs...); err != nil {
+		t.Error(err)
+	}
+	st, err := js.Stream(ctx, subjects.StreamFeeds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(startErrs) > 0 {
+		// nats.go fails an update whose answer has other sources than it
+		// sent: another write came between.
+		t.Errorf("%d of %d hub starts failed, the first: %v", len(startErrs), starts+len(startErrs), startErrs[0])
+	} else if got, want := st.CachedInfo().Config.MaxAge, ages[(starts+1)%2]; starts == 0 || got != want {
+		t.Errorf("after %d hub starts FEEDS max age is %s; want %s, the last start's", starts, got, want)
+	}
+	have := map[string]bool{}
+	for _, s := range st.CachedInfo().Config.Sources {
+		if d, ok := edgeDomainOf(s.External.APIPrefix); ok {
+			have[d] = true
+		}
+	}
+	var lost []string
+	for i := range edges {
+		if d := fmt.Sprintf("edge-%05d", 100+i); !have[d] {
+			lost = append(lost, d)
+		}
+	}
+	if len(lost) > 0 {
+		t.Fatalf("after %d edge-adds during %d hub starts changing FEEDS, it sources %d edges; lost %s", edges, starts, len(have), strings.Join(lost, " "))
+	}
+}
+
+// TestEnsureStreamsLockHeld: a hub start whose streams are configured
+// already takes no lock (nor creates the lock bucket), so it does not wait
+// for an admin command; one that changes a stream waits for the lock and,
+// when startLockWait is up, fails naming the holder, the stream unchanged.
+func TestEnsureStreamsLockHeld(t *testing.T) {
+	js := embeddedJS(t)
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	if err := EnsureStreams(ctx, js, StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := js.KeyValue(ctx, BucketLocks); !errors.Is(err, jetstream.ErrBucketNotFound) {
+		t.Fatalf("bucket %s after creating the streams: %v; want none", BucketLocks, err)
+	}
+	if _, err := AddEdgeSource(ctx, js, "edge-00070", hoanKiem); err != nil {
+		t.Fatal(err)
+	}
+	l, err := lockSources(ctx, js, subjects.StreamFeeds, "a test holding the lock")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// With startLockWait as it is, a start that took the lock would fail
+	// after half a minute.
+	if err := EnsureStreams(ctx, js, StreamOptions{}); err != nil {
+		t.Fatalf("EnsureStreams of configured streams while the lock is held: %v", err)
+	}
+	defer func(w time.Duration) { startLockWait = w }(startLockWait)
+	startLockWait = 500 * time.Millisecond
+	day := StreamOptions{FeedsMaxAge: 24 * time.Hour}
+	err = EnsureStreams(ctx, js, day)
+	if !errors.Is(err, ErrSourcesLocked) || !strings.Contains(err.Error(), "a test holding the lock") {
+		t.Fatalf("EnsureStreams with a new max age while the lock is held: %v; want ErrSourcesLocked naming the holder", err)
+	}
+	feedsMaxAge := func() time.Duration {
+		t.Helper()
+		st, err := js.Stream(ctx, subjects.StreamFeeds)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return st.CachedInfo().Config.MaxAge
+	}
+	if got := feedsMaxAge(); got != 7*24*time.Hour {
+		t.Fatalf("FEEDS max age %s after a start refused the lock; want 168h, unchanged", got)
+	}
+	l.release(ctx)
+	if err := EnsureStreams(ctx, js, day); err != nil {
+		t.Fatalf("EnsureStreams with a new max age after the lock was released: %v", err)
+	}
+	if got := feedsMaxAge(); got != 24*time.Hour {
+		t.Fatalf("FEEDS max age %s; want 24h", got)
+	}
+	if srcs, err := EdgeSources(ctx, js); err != nil || len(srcs) != 1 || srcs[0].Domain != "edge-00070" {
+		t.Fatalf("FEEDS sources %+v (%v) after its update; want edge-00070 kept", srcs, err)
+	}
+	kv, err := js.KeyValue(ctx, BucketLocks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Get(ctx, sourcesLockKey); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Fatalf("the lock after EnsureStreams: %v; want it released", err)
+	}
+}
+
+// TestEnsureStreamsWaitsOutADeadHolder: a hub started after an admin
+// command died holding the lock updates its streams once the lock expired
+// (the bucket's TTL, one second here instead of SourcesLockTTL), neither
+// failing nor ignoring the lock.
+func TestEnsureStreamsWaitsOutADeadHolder(t *testing.T) {
+	js := embeddedJS(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := EnsureStreams(ctx, js, StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: BucketLocks, TTL: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	taken := time.Now()
+	if _, err := kv.Create(ctx, sourcesLockKey, []byte("a command that died")); err != nil {
+		t.Fatal(err)
+	}
+	if err := EnsureStreams(ctx, js, StreamOptions{FeedsMaxAge: 24 * time.Hour}); err != nil {
+		t.Fatalf("EnsureStreams after the holder of the lock died: %v; want the lock to expire", err)
+	}
+	if waited := time.Since(taken); waited < 900*time.Millisecond {
+		t.Fatalf("EnsureStreams returned %s after the dead holder took the lock; want it to wait for the 1s TTL", waited)
+	}
+	st, err := js.Stream(ctx, subjects.StreamFeeds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := st.CachedInfo().Config.MaxAge; got != 24*time.Hour {
+		t.Fatalf("FEEDS max age %s; want 24h", got)
+	}
+}

@@ -256,7 +256,9 @@ func (o StreamOptions) prepared() (StreamOptions, jetstream.StorageType, error) 
 }
 
 // EnsureStreams creates or updates FEEDS, STATE, ACTIONS, DEADLETTER and
-// ROLLUPS, waiting (untilReady) for a JetStream that is not ready yet.
+// ROLLUPS, waiting (untilReady) for a JetStream that is not ready yet. It
+// keeps the sources of a stream it updates, and updates under the lock of
+// the sources, waiting for it up to startLockWait (updateStreams).
 func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions) error {
 	o, storage, err := o.prepared()
 	if err != nil {
@@ -313,33 +315,126 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 		MaxMsgsPerSubject: 1,
 		Discard:           jetstream.DiscardOld,
 	}
+	// A stream already configured so is not written, and takes no lock:
+	// every role's start runs this, and that start stays a read per stream.
+	// A missing stream is created; one whose configuration changed (an
+	// upgrade, a new flag) is updated under the lock of the sources
+	// (updateStreams).
+	var stale []jetstream.StreamConfig
 	for _, cfg := range []jetstream.StreamConfig{feeds, state, actions, deadletter, rollups} {
-		// The sources are what an admin added: the edge nodes of FEEDS
-		// (AddEdgeSource), the province hubs of a national hub's ROLLUPS and
-		// STATE (AddProvinceSources). Keep them, so that a restarted hub goes
-		// on sourcing. A stream already configured so is not written: every
-		// role's start runs this, and a write puts back the sources read a
-		// moment before, wiping an edge-add or national-add made in between
-		// (nats-server has no conditional update). Only a real change of
-		// configuration (an upgrade, a new flag) keeps that window open.
-		err := untilReady(ctx, func() error {
-			if st, err := js.Stream(ctx, cfg.Name); err == nil {
-				have := st.CachedInfo().Config
-				if configured(cfg, have) {
-					return nil
-				}
-				cfg.Sources = have.Sources
-			} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
-				return fmt.Errorf("reading stream %s: %w", cfg.Name, err)
-			}
-			if _, err := js.CreateOrUpdateStream(ctx, cfg); err != nil {
-				return fmt.Errorf("creating stream %s: %w", cfg.Name, err)
-			}
-			return nil
+		var ok bool
+		err := untilReady(ctx, func() (err error) {
+			ok, err = createStream(ctx, js, cfg)
+			return err
 		})
 		if err != nil {
 			return err
 		}
+		if !ok {
+			stale = append(stale, cfg)
+		}
+	}
+	if len(stale) == 0 {
+		return nil
+	}
+	return updateStreams(ctx, js, o.Replicas, stale)
+}
+
+// createStream creates the stream of cfg when it is missing, and reports
+// whether the stream is as cfg wants (configured); false: it has to be
+// updated. A new stream has no sources yet, so it needs no lock; one
+// created meanwhile (by another hub starting) is left to updateStreams,
+// which reads it again under the lock.
+func createStream(ctx context.Context, js jetstream.JetStream, cfg jetstream.StreamConfig) (bool, error) {
+	st, err := js.Stream(ctx, cfg.Name)
+	if err == nil {
+		return configured(cfg, st.CachedInfo().Config), nil
+	}
+	if !errors.Is(err, jetstream.ErrStreamNotFound) {
+		return false, fmt.Errorf("reading stream %s: %w", cfg.Name, err)
+	}
+	// CreateStream, not CreateOrUpdateStream: a stream created since the
+	// read above is never written here without its sources.
+	_, err = js.CreateStream(ctx, cfg)
+	if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("creating stream %s: %w", cfg.Name, err)
+	}
+	return true, nil
+}
+
+// startLockWait bounds how long EnsureStreams waits for the lock of the
+// sources before it updates a stream whose configuration changed. An admin
+// command holds the lock for a second or so; one that died holding it
+// blocks it until the bucket's TTL removes the key, SourcesLockTTL after
+// the key was last written. So the wait is SourcesLockTTL and a margin for
+// the server's expiry: the start of a hub after an edge-add was killed
+// mid-way goes through, at most this much later. A lock still held after
+// that is held by a live command renewing it, or the bucket's TTL is not
+// SourcesLockTTL (set by hand): the start then fails, naming the holder,
+// for the operator or the supervisor's restart to try again. It does not
+// go on without the lock: that is the lost edge-add the lock exists to
+// prevent, and it would be silent, while a failed start is loud and a
+// retry cheap. A start that finds its streams configured takes no lock.
+var startLockWait = SourcesLockTTL + 10*time.Second
+
+// updateStreams updates the streams of stale, whose configuration
+// EnsureStreams changes, under the lock of the sources: each is read again
+// under it and keeps the sources it has then (those an admin added: the
+// edges of FEEDS (AddEdgeSource), the province hubs of a national hub's
+// ROLLUPS and STATE (AddProvinceSources), or an operator's own), so that
+// a restarted hub goes on sourcing and an edge-add made while the hub
+// starts is not written away (nats-server has no conditional update). The
+// lock bucket, when missing, is created with the streams' replicas.
+func updateStreams(ctx context.Context, js jetstream.JetStream, replicas int, stale []jetstream.StreamConfig) error {
+	var names []string
+	for _, cfg := range stale {
+		names = append(names, cfg.Name)
+	}
+	what := strings.Join(names, ", ")
+	lctx, cancel := context.WithTimeout(ctx, startLockWait)
+	defer cancel()
+	var l *sourcesLease
+	err := untilReady(lctx, func() error {
+		kv, err := openLocksBucket(lctx, js, replicas)
+		if err != nil {
+			return err
+		}
+		l, err = takeSourcesLock(lctx, kv, "iochub updating the configuration of "+what)
+		return err
+	})
+	if err != nil {
+		return fmt.Errorf("updating the configuration of %s: %w", what, err)
+	}
+	defer l.release(ctx)
+	for _, cfg := range stale {
+		if err := untilReady(ctx, func() error { return updateStream(ctx, js, l, cfg) }); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// updateStream reads the stream of cfg and, unless it is configured as cfg
+// wants (by another hub's start meanwhile), renews the lock l and writes
+// cfg with the sources the stream has.
+func updateStream(ctx context.Context, js jetstream.JetStream, l *sourcesLease, cfg jetstream.StreamConfig) error {
+	st, err := js.Stream(ctx, cfg.Name)
+	if err != nil {
+		return fmt.Errorf("reading stream %s: %w", cfg.Name, err)
+	}
+	have := st.CachedInfo().Config
+	if configured(cfg, have) {
+		return nil
+	}
+	cfg.Sources = have.Sources
+	if err := l.renew(ctx); err != nil {
+		return fmt.Errorf("updating stream %s: %w", cfg.Name, err)
+	}
+	if _, err := js.UpdateStream(ctx, cfg); err != nil {
+		return fmt.Errorf("updating stream %s: %w", cfg.Name, err)
 	}
 	return nil
 }
