@@ -76,6 +76,12 @@ type Config struct {
 	// ExpiryInterval is how often alerts whose expiry has passed are published
 	// as expired; 0 means 30s, negative never.
 	ExpiryInterval time.Duration
+	// AlertDefaultTTL is the hub's lifetime of a feed's alert that names no
+	// expiry: it expires at its sent plus AlertDefaultTTL, as if its message
+	// said so (kind_alert.go, defaultExpiry). 0 or negative means never: it
+	// stays active until a Cancel or Update refers to it. The
+	// alert-default-ttl flag's default is DefaultAlertTTL.
+	AlertDefaultTTL time.Duration
 	// ReportSweepInterval is how often reports past their SLA are marked
 	// overdue (raising an alert) and the alerts of closed reports cancelled;
 	// 0 means 30s, negative never.
@@ -163,6 +169,12 @@ const MinObservationRetention = 7 * 24 * time.Hour
 // (a feed's backlog, a dead letter driven again) meet a closed day.
 const MinMemberRetention = 2 * 24 * time.Hour
 
+// DefaultAlertTTL is the alert-default-ttl flag's default: a day, long
+// enough for a warning of the day, short enough that one its sender forgot
+// to cancel leaves the wall screen and the counts of active alerts by the
+// next; an alert meant to last longer says so (CAP expires) or is sent again.
+const DefaultAlertTTL = 24 * time.Hour
+
 // DefaultMemberRetention is the aggregator-member-retention flag's default.
 const DefaultMemberRetention = 14 * 24 * time.Hour
 
@@ -226,6 +238,7 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	flagx.Positive(fs, &c.RetryDelay, "aggregator-retry-delay", d.RetryDelay, "wait before a batch that failed to store is redelivered (IOCHUB_AGGREGATOR_RETRY_DELAY)")
 	fs.IntVar(&c.MaxDeliver, "aggregator-max-deliver", c.MaxDeliver, "deliveries of a feed item that keeps failing before it is dead-lettered; 0 retries until the cause is fixed (IOCHUB_AGGREGATOR_MAX_DELIVER)")
 	flagx.NonZero(fs, &c.ExpiryInterval, "alert-expiry-interval", d.ExpiryInterval, "never", "how often alerts past their expiry are published as expired; negative never (IOCHUB_ALERT_EXPIRY_INTERVAL)")
+	fs.DurationVar(&c.AlertDefaultTTL, "alert-default-ttl", DefaultAlertTTL, "lifetime of a feed's alert that names no expiry, from its sent time (it then expires as if its CAP expires said so); 0 or negative never (IOCHUB_ALERT_DEFAULT_TTL)")
 	flagx.NonZero(fs, &c.ReportSweepInterval, "report-sweep", d.ReportSweepInterval, "never", "how often reports past their SLA are marked overdue; negative never (IOCHUB_REPORT_SWEEP)")
 	fs.DurationVar(&c.ObservationRetention, "observation-retention", 0, "how long raw observations are kept (monthly partitions dropped once their month is older); 0 forever, else at least 168h (IOCHUB_OBSERVATION_RETENTION)")
 	fs.DurationVar(&c.MemberRetention, "aggregator-member-retention", DefaultMemberRetention, "how long the roll-ups' distinct members are kept (days that ended longer ago are closed: an observation of a closed day counts as late); 0 forever, else at least 48h (IOCHUB_AGGREGATOR_MEMBER_RETENTION)")

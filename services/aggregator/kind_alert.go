@@ -12,6 +12,7 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
+	"github.com/iochub/iochub/internal/alertrule"
 	"github.com/iochub/iochub/internal/capconv"
 	"github.com/iochub/iochub/internal/ce"
 	"github.com/iochub/iochub/internal/subjects"
@@ -158,10 +159,80 @@ var alertKind = &kindOps{
 		}
 		ev.ID, ev.Time = r.EventID, r.Sent
 	},
-	more:   referencedAlerts,
-	tick:   func(ctx context.Context, s *Service) error { return s.expireAlerts(ctx) },
-	result: func(res postgis.Result) postgis.KindResult { return res.Alerts },
+	prepare: func(_ context.Context, s *Service, p *pending, _ time.Time) { s.defaultExpiries(p) },
+	more:    referencedAlerts,
+	warm:    func(ctx context.Context, s *Service, _ time.Time) error { return s.applyAlertDefaultTTL(ctx) },
+	tick:    func(ctx context.Context, s *Service) error { return s.expireAlerts(ctx) },
+	result:  func(res postgis.Result) postgis.KindResult { return res.Alerts },
 }
+
+// defaultExpiry is the expiry the hub gives an alert of source whose
+// message names none, and whether it gives one: sent + ttl, for an Alert or
+// Update (a Cancel, Ack or Error is never in force) of a feed source (the
+// alerts the hub raises itself, for rules, overdue reports and stale
+// sources, are cancelled by the hub when their cause ends, however long
+// that takes). ttl <= 0 gives none.
+//
+// The lifetime runs from sent, not from the infos' effective or onset. CAP
+// 1.2 leaves the expiry of a message without one to each recipient's policy
+// and takes effective to be sent when absent; sent is the one time every
+// message has, once for the whole message (effective and onset are per
+// info block, and onset is when the event is expected, not the message),
+// and it is where the hub starts the alert's active period (alert.active_from,
+// the roll-ups): the alert counts as active for ttl exactly. An alert sent
+// well ahead of its effective time needs an expires of its own.
+func defaultExpiry(r postgis.AlertRow, ttl time.Duration) (time.Time, bool) {
+	if ttl <= 0 || r.Expires != nil || !feedSource(r.SourceID) || (r.MsgType != "Alert" && r.MsgType != "Update") {
+		return time.Time{}, false
+	}
+	return r.Sent.Add(ttl), true
+}
+
+// defaultExpiries gives the alerts of p that name no expiry the hub's
+// (defaultExpiry, Config.AlertDefaultTTL), in the batch's rows and in their
+// items, from which a batch refused whole is written again one by one. The
+// message (the row's Info and Body) is left as it came: the expiry is the
+// row's alone, marked ExpiresDefault. A redelivery computes the same.
+func (s *Service) defaultExpiries(p *pending) {
+	items := p.of(subjects.KindAlert)
+	for i := range p.batch.Alerts {
+		r := &p.batch.Alerts[i]
+		at, ok := defaultExpiry(*r, s.cfg.AlertDefaultTTL)
+		if !ok {
+			continue
+		}
+		r.Expires, r.ExpiresDefault = &at, true
+		items[i].d.row = *r
+	}
+}
+
+// applyAlertDefaultTTL applies Config.AlertDefaultTTL, at start, to the
+// active alerts of the aggregator's province already stored: those stored
+// before the hub had the policy (migration 00041) or under another
+// lifetime. Those past their new expiry are then expired by the expiry
+// sweep, as any other.
+func (s *Service) applyAlertDefaultTTL(ctx context.Context) error {
+	db, ok := s.db.(AlertPolicyStore)
+	if !ok {
+		return nil
+	}
+	n, err := db.ApplyAlertDefaultTTL(ctx, s.cfg.Province, s.cfg.AlertDefaultTTL, []string{HubSource, alertrule.SourceID})
+	if err != nil {
+		return err
+	}
+	if n > 0 {
+		s.log.Info("applied the default lifetime to stored alerts without expiry", "alerts", n, "ttl", s.cfg.AlertDefaultTTL)
+	}
+	return nil
+}
+
+// AlertPolicyStore applies the hub's default lifetime of alerts to those
+// stored (postgis.Store.ApplyAlertDefaultTTL).
+type AlertPolicyStore interface {
+	ApplyAlertDefaultTTL(ctx context.Context, province string, ttl time.Duration, exempt []string) (int64, error)
+}
+
+var _ AlertPolicyStore = (*postgis.Store)(nil)
 
 // referencedAlerts are the states of the stored alerts the batch's Updates
 // and Cancels referred to.

@@ -55,7 +55,9 @@ type kindOps struct {
 	more func(s *Service, res postgis.Result) ([]*nats.Msg, error)
 	// warm, optional, loads what the kind's hooks keep in memory when the
 	// aggregator starts (the stations' AQI hours, the alarm levels of water
-	// stations). A failure is logged; the hooks must cope without.
+	// stations), or brings the kind's stored rows in line with the
+	// configuration (the default lifetime of alerts). A failure is logged;
+	// the hooks must cope without.
 	warm func(ctx context.Context, s *Service, now time.Time) error
 	// tick, optional, runs between batches every Config.ExpiryInterval (the
 	// expiry of alerts).

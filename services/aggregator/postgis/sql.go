@@ -175,6 +175,7 @@ const sqlCreateAlertStaging = `CREATE TEMP TABLE alert_staging (
     info        jsonb       NOT NULL,
     area        geometry,
     expires     timestamptz,
+    expires_default boolean NOT NULL,
     province    text        NOT NULL,
     unit_code   text        NOT NULL,
     received_at timestamptz NOT NULL,
@@ -183,7 +184,7 @@ const sqlCreateAlertStaging = `CREATE TEMP TABLE alert_staging (
 
 var alertStagingColumns = []string{
 	"seq", "id", "source_id", "event_id", "identifier", "sender", "sent", "status", "msg_type", "scope", "refs",
-	"info", "area", "expires", "province", "unit_code", "received_at", "body",
+	"info", "area", "expires", "expires_default", "province", "unit_code", "received_at", "body",
 }
 
 // sqlUpsertAlert returns every alert whose row was written, whether it was new
@@ -230,10 +231,11 @@ const sqlUpsertAlert = `WITH latest AS (
       AND iochub_alert_one_sender(l.id, coalesce(m.s1, l.sender), coalesce(m.s2, l.sender))
 ), up AS (
     INSERT INTO alert AS a (id, source_id, event_id, identifier, sender, sent, status, msg_type, scope, refs,
-        info, area, expires, state, province, unit_code, received_at, updated_at, body, active_grade, active_from)
+        info, area, expires, expires_default, state, province, unit_code, received_at, updated_at, body, active_grade,
+        active_from)
     SELECT l.id, l.source_id, l.event_id, l.identifier, l.sender, l.sent, l.status, l.msg_type, l.scope, l.refs,
         l.info, ST_SetSRID(iochub_alert_area(l.area), 4326),
-        l.expires, l.state, l.province, l.unit_code, l.received_at, now(), l.body,
+        l.expires, l.expires_default, l.state, l.province, l.unit_code, l.received_at, now(), l.body,
         CASE WHEN l.state = 'active' THEN iochub_alert_grade(l.info) END,
         CASE WHEN l.state = 'active' THEN l.sent END
     FROM cand l
@@ -248,6 +250,7 @@ const sqlUpsertAlert = `WITH latest AS (
         info         = excluded.info,
         area         = excluded.area,
         expires      = excluded.expires,
+        expires_default = excluded.expires_default,
         state        = excluded.state,
         province     = excluded.province,
         unit_code    = excluded.unit_code,
@@ -340,6 +343,23 @@ const sqlMarkExpired = `UPDATE alert SET state = 'expired', updated_at = $2,
     active_until = CASE WHEN active_from IS NOT NULL THEN greatest(active_from, expires) END
 WHERE id = ANY($1) AND state = 'active'
 RETURNING province, active_grade, active_from, active_until, coalesce(active_units, ARRAY[unit_code])`
+
+// sqlApplyAlertDefaultTTL gives the active alerts of province $1 (empty
+// means all) that name no expiry the hub's default one, sent + $2 seconds
+// (none when $2 <= 0), except those of the sources $3 (the hub's own, which
+// it cancels itself): what the aggregator stores for such an alert now
+// (migration 00041), applied to those stored before or under another
+// lifetime. Only a row whose expiry changes is written; the expiry sweep
+// then ends those past it, as any other.
+const sqlApplyAlertDefaultTTL = `WITH want AS (
+    SELECT t.id, CASE WHEN $2::float8 > 0 THEN t.sent + $2::float8 * interval '1 second' END AS expires
+    FROM alert t
+    WHERE t.state = 'active' AND t.msg_type IN ('Alert', 'Update') AND (t.expires IS NULL OR t.expires_default)
+      AND t.source_id <> ALL($3::text[]) AND ($1 = '' OR t.province = $1)
+)
+UPDATE alert a SET expires = w.expires, expires_default = w.expires IS NOT NULL, updated_at = now()
+FROM want w
+WHERE a.id = w.id AND a.expires IS DISTINCT FROM w.expires`
 
 // sqlDeleteAlertUnits clears the units of the alerts written by this batch:
 // those staged whose updated_at is this transaction's now().

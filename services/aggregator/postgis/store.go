@@ -73,11 +73,17 @@ type AlertRow struct {
 	Refs       []string // CAP references, "sender,identifier,sent"
 	Info       []byte   // JSON array of the info blocks
 	Area       geom.T   // every area geometry collected; nil when the alert has none. Stored as iochub_alert_area makes it (migration 00008)
-	Expires    *time.Time
-	Province   string
-	UnitCode   string
-	ReceivedAt time.Time
-	Body       []byte // the marshalled ioc.v1.Alert, kept to republish its state later
+	// Expires is when the alert stops being in force: the latest expires of
+	// its info blocks, else the hub's default (ExpiresDefault); nil for never.
+	Expires *time.Time
+	// ExpiresDefault says Expires is the hub's default lifetime
+	// (aggregator Config.AlertDefaultTTL), not the message's: the message
+	// names no expiry, and Info and Body are left without one.
+	ExpiresDefault bool
+	Province       string
+	UnitCode       string
+	ReceivedAt     time.Time
+	Body           []byte // the marshalled ioc.v1.Alert, kept to republish its state later
 }
 
 // ID is the alert's key in the alert table: <source_id>/<identifier>.
@@ -766,7 +772,8 @@ func alertValues(i int, r *AlertRow) []any {
 	}
 	return []any{
 		i, r.ID(), r.SourceID, r.EventID, r.Identifier, r.Sender, r.Sent, r.Status, r.MsgType, r.Scope, refs,
-		string(info), geomValue(r.Area), r.Expires, r.Province, r.UnitCode, r.ReceivedAt, body(r.Body),
+		string(info), geomValue(r.Area), r.Expires, r.ExpiresDefault, r.Province, r.UnitCode, r.ReceivedAt,
+		body(r.Body),
 	}
 }
 

@@ -1,6 +1,8 @@
 package postgis
 
 import (
+	"context"
+	"fmt"
 	"slices"
 	"time"
 
@@ -135,4 +137,21 @@ func queueAlerts(pb *pgx.Batch, b Batch, res *Result, ro rollupOptions) func() {
 		}
 		res.Alerts.Changed = changed
 	}
+}
+
+// ApplyAlertDefaultTTL gives the active alerts of province (empty means
+// every province) that name no expiry, except those of the sources exempt,
+// the expiry sent + ttl, marked as the hub's default (AlertRow.ExpiresDefault);
+// ttl <= 0 takes the default expiry off them, which keeps them active until
+// a Cancel or Update. It returns how many alerts it changed; a second call
+// with the same arguments changes none.
+func (s *Store) ApplyAlertDefaultTTL(ctx context.Context, province string, ttl time.Duration, exempt []string) (int64, error) {
+	if exempt == nil {
+		exempt = []string{}
+	}
+	tag, err := s.pool.Exec(ctx, sqlApplyAlertDefaultTTL, province, ttl.Seconds(), exempt)
+	if err != nil {
+		return 0, fmt.Errorf("applying the default lifetime %s to stored alerts: %w", ttl, err)
+	}
+	return tag.RowsAffected(), nil
 }
