@@ -15,10 +15,13 @@
 -- configured lifetime to the active alerts of its province when it starts
 -- (postgis.Store.ApplyAlertDefaultTTL), these included.
 
+--
+-- No CHECK ties expires_default to expires: the release before, which does
+-- not know the column, may still write an alert's expires (a roll, a
+-- rollback) and must not be refused.
+
 -- +goose Up
-ALTER TABLE alert ADD COLUMN expires_default boolean NOT NULL DEFAULT false,
-                  ADD CONSTRAINT alert_expires_default CHECK (NOT expires_default OR expires IS NOT NULL);
+ALTER TABLE alert ADD COLUMN expires_default boolean NOT NULL DEFAULT false;
 
 -- +goose Down
-ALTER TABLE alert DROP CONSTRAINT alert_expires_default,
-                  DROP COLUMN expires_default;
+ALTER TABLE alert DROP COLUMN expires_default;
