@@ -89,6 +89,10 @@ type (
 		Acked   bool   `json:"acked"`
 		AckedBy string `json:"ackedBy,omitempty"`
 		AckedAt string `json:"ackedAt,omitempty"`
+		// HubExpires is when the alert expires by the hub's default lifetime
+		// (--alert-default-ttl), its message naming no expiry; absent
+		// otherwise, and on the live streams.
+		HubExpires string `json:"hubExpires,omitempty"`
 	}
 )
 

@@ -69,6 +69,10 @@ type alertDoc struct {
 	Acked   bool   `json:"acked"`
 	AckedBy string `json:"ackedBy,omitempty"`
 	AckedAt string `json:"ackedAt,omitempty"`
+	// HubExpires is when the alert expires by the hub's default lifetime
+	// (--alert-default-ttl), its message naming no expiry (the CAP alert
+	// below has none); absent otherwise.
+	HubExpires string `json:"hubExpires,omitempty"`
 	cap.Alert
 }
 
@@ -144,6 +148,9 @@ func (g *Gateway) serveAlert(w http.ResponseWriter, r *http.Request) {
 	}
 	if row.AckedAt != nil {
 		d.Acked, d.AckedBy, d.AckedAt = true, row.AckedBy, row.AckedAt.UTC().Format(time.RFC3339Nano)
+	}
+	if row.DefaultExpires != nil {
+		d.HubExpires = row.DefaultExpires.UTC().Format(time.RFC3339Nano)
 	}
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
@@ -283,6 +290,9 @@ func (g *Gateway) writeAlertFeature(enc *json.Encoder, buf *bytes.Buffer, row pg
 		Alert:       alertProps(m, st),
 	}
 	props.Alert.ID = AlertID(row.ID)
+	if row.DefaultExpires != nil {
+		props.Alert.HubExpires = row.DefaultExpires.UTC().Format(time.RFC3339Nano)
+	}
 	for _, in := range m.GetInfo() {
 		if props.Name = firstNonEmpty(in.GetHeadline(), in.GetEvent()); props.Name != "" {
 			break

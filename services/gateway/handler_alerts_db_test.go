@@ -111,3 +111,101 @@ func TestAlertsOneBadArea(t *testing.T) {
 		t.Errorf("GET the bad alert = %d %s; want 200 with geometry null", code, body)
 	}
 }
+
+// TestAlertsShowHubExpiry: an alert whose message names no expiry and that
+// the hub gave its default one (expires_default, migration 00041) shows
+// that expiry as hubExpires in GET /v1/alerts and GET /v1/alerts/{id}, and
+// as expiresDefault in the OGC collection; one that names its own shows
+// none, and its message (CAP) is untouched either way.
+func TestAlertsShowHubExpiry(t *testing.T) {
+	db := testenv.PostGIS(t)
+	ctx := context.Background()
+	for _, a := range []struct {
+		id      string
+		byHub   bool
+		expires string
+	}{{"src/hub", true, "2026-12-02T00:00:00Z"}, {"src/own", false, "2026-12-03T00:00:00Z"}} {
+		body, err := proto.Marshal(&iocv1.Alert{Id: a.id[4:], Identifier: a.id[4:], Sender: "kttv", Status: "Actual", MsgType: "Alert",
+			Info: []*iocv1.AlertInfo{{Event: "Lũ"}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := db.Pool.Exec(ctx, `INSERT INTO alert (id, source_id, event_id, identifier, sender, sent, status, msg_type,
+			expires, expires_default, state, province, unit_code, received_at, body)
+			VALUES ($1, 'src', $2, $2, 'kttv', '2026-12-01T00:00:00Z', 'Actual', 'Alert', $3, $4, 'active', '01', '01', now(), $5)`,
+			a.id, a.id[4:], a.expires, a.byHub, body); err != nil {
+			t.Fatalf("inserting %s: %v", a.id, err)
+		}
+	}
+	g, err := New(Config{}, Deps{JS: testenv.NATS(t).JS, Pool: db.Pool, Metrics: prometheus.NewRegistry(), Auth: testAuth(t, nil)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := serveGateway(t, g, withTestToken)
+	get := func(path string, v any) {
+		t.Helper()
+		resp, err := http.Get(srv.URL + path)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != http.StatusOK || json.Unmarshal(b, v) != nil {
+			t.Fatalf("GET %s = %d %s; want 200 with JSON", path, resp.StatusCode, b)
+		}
+	}
+	want := map[string]string{"src/hub": "2026-12-02T00:00:00Z", "src/own": ""}
+
+	var fc struct {
+		Features []struct {
+			Properties struct {
+				EntityID string `json:"entityId"`
+				Alert    struct {
+					HubExpires string `json:"hubExpires"`
+				} `json:"alert"`
+			} `json:"properties"`
+		} `json:"features"`
+	}
+	get("/v1/alerts?province=01", &fc)
+	if len(fc.Features) != len(want) {
+		t.Errorf("listed %d alerts; want %d", len(fc.Features), len(want))
+	}
+	for _, f := range fc.Features {
+		if got := f.Properties.Alert.HubExpires; got != want[f.Properties.EntityID] {
+			t.Errorf("GET /v1/alerts: %s hubExpires %q; want %q", f.Properties.EntityID, got, want[f.Properties.EntityID])
+		}
+	}
+	for id, w := range want {
+		var doc struct {
+			HubExpires string `json:"hubExpires"`
+			Info       []struct {
+				Expires string `json:"expires"`
+			} `json:"info"`
+		}
+		get("/v1/alerts/"+AlertID(id), &doc)
+		if doc.HubExpires != w || len(doc.Info) != 1 || doc.Info[0].Expires != "" {
+			t.Errorf("GET /v1/alerts/{%s}: hubExpires %q, info %v; want %q and the message's info without expires", id, doc.HubExpires, doc.Info, w)
+		}
+	}
+
+	var items struct {
+		Features []struct {
+			Properties struct {
+				EntityID       string `json:"entityId"`
+				ExpiresDefault bool   `json:"expiresDefault"`
+			} `json:"properties"`
+		} `json:"features"`
+	}
+	get("/ogc/collections/alerts/items", &items)
+	if len(items.Features) != len(want) {
+		t.Errorf("OGC alerts: %d items; want %d", len(items.Features), len(want))
+	}
+	for _, f := range items.Features {
+		if f.Properties.ExpiresDefault != (want[f.Properties.EntityID] != "") {
+			t.Errorf("OGC alerts: %s expiresDefault %v; want %v", f.Properties.EntityID, f.Properties.ExpiresDefault, want[f.Properties.EntityID] != "")
+		}
+	}
+}

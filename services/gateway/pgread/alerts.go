@@ -17,7 +17,8 @@ import (
 // GeometryCollection that an earlier version stored.
 const alertColumns = `a.id, a.source_id, a.state, a.msg_type, a.province, a.unit_code, a.received_at, a.updated_at, a.body,
        ARRAY(SELECT u.unit_code FROM alert_unit u WHERE u.alert_id = a.id ORDER BY 1),
-       coalesce(iochub_geojson(a.area, 7), ''), a.area IS NOT NULL, coalesce(a.acked_by, ''), a.acked_at`
+       coalesce(iochub_geojson(a.area, 7), ''), a.area IS NOT NULL, coalesce(a.acked_by, ''), a.acked_at,
+       CASE WHEN a.expires_default THEN a.expires END`
 
 // SQLAlert selects one alert by its id ($1, "<source_id>/<identifier>").
 const SQLAlert = `SELECT ` + alertColumns + `
@@ -62,6 +63,10 @@ type AlertRow struct {
 	// AckedBy is who acknowledged the alert (empty when nobody has), at AckedAt.
 	AckedBy string
 	AckedAt *time.Time
+	// DefaultExpires is the expiry the hub gave the alert, its message naming
+	// none (the aggregator's --alert-default-ttl, migration 00041); nil when
+	// the message names its own or the hub gives none.
+	DefaultExpires *time.Time
 }
 
 // AlertsQuery filters Alerts.
@@ -83,7 +88,7 @@ func scanAlert(row pgx.Row) (AlertRow, error) {
 	var a AlertRow
 	var g string
 	var hasArea bool
-	if err := row.Scan(&a.ID, &a.SourceID, &a.State, &a.MsgType, &a.Province, &a.Unit, &a.ReceivedAt, &a.UpdatedAt, &a.Body, &a.Units, &g, &hasArea, &a.AckedBy, &a.AckedAt); err != nil {
+	if err := row.Scan(&a.ID, &a.SourceID, &a.State, &a.MsgType, &a.Province, &a.Unit, &a.ReceivedAt, &a.UpdatedAt, &a.Body, &a.Units, &g, &hasArea, &a.AckedBy, &a.AckedAt, &a.DefaultExpires); err != nil {
 		return AlertRow{}, err
 	}
 	if g != "" {

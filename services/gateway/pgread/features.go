@@ -163,6 +163,7 @@ const (
 	sqlAlertsProperties = `json_build_object('entityId', a.id, 'sourceId', a.source_id, 'identifier', a.identifier,
     'sender', a.sender, 'sent', a.sent, 'status', a.status, 'msgType', a.msg_type, 'scope', a.scope,
     'state', a.state, 'province', a.province, 'unit', a.unit_code, 'expires', a.expires,
+    'expiresDefault', a.expires_default,
     'receivedAt', a.received_at, 'updatedAt', a.updated_at,
     'event', a.info->0->>'event', 'headline', a.info->0->>'headline', 'severity', a.info->0->>'severity',
     'urgency', a.info->0->>'urgency', 'certainty', a.info->0->>'certainty', 'info', a.info)`
