@@ -99,13 +99,18 @@ func metricKind(subject string) string {
 // (or a cancel request) ended the statement.
 const sqlStateQueryCanceled = "57014"
 
+// sqlStateTransactionTimeout is PostgreSQL 17's transaction_timeout: the
+// server ended a transaction that ran past it (and its session).
+const sqlStateTransactionTimeout = "25P04"
+
 // timedOut reports whether the database cancelled the write, which with the
-// context still alive means the statement ran past statement_timeout: a
-// batch too large or a message too costly, not a passing fault. Retrying it
-// as it is would block the stream forever.
+// context still alive means the statement ran past statement_timeout, or
+// the transaction past a transaction_timeout a DBA set: a batch too large
+// or a message too costly, not a passing fault. Retrying it as it is would
+// block the stream forever.
 func timedOut(err error) bool {
 	var pg *pgconn.PgError
-	return errors.As(err, &pg) && pg.Code == sqlStateQueryCanceled
+	return errors.As(err, &pg) && (pg.Code == sqlStateQueryCanceled || pg.Code == sqlStateTransactionTimeout)
 }
 
 // lastDelivery reports whether m is at its last delivery when the consumer's

@@ -49,6 +49,7 @@ func TestClassifyStoreErrors(t *testing.T) {
 		{"too many connections", pg("53300"), false, false},
 		{"read-only transaction (a standby, a full disk)", pg("25006"), false, false},
 		{"idle in transaction session timeout", pg("25P03"), false, false},
+		{"transaction timeout (PostgreSQL 17: the batch ran too long, as at statement_timeout)", pg("25P04"), false, true},
 		{"a statement after a failed one (the failure is the data's)", pg("25P02"), true, false},
 		{"snapshot too old", pg("72000"), false, false},
 		{"privilege revoked", pg("42501"), false, false},
