@@ -140,14 +140,7 @@ func TestSourcesLockOfADeadHolderExpires(t *testing.T) {
 	if err := EnsureStreams(ctx, js, StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: BucketLocks, TTL: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	taken := time.Now()
-	if _, err := kv.Create(ctx, sourcesLockKey, []byte("a command that died")); err != nil {
-		t.Fatal(err)
-	}
+	taken := plantDeadHolder(ctx, t, js)
 	if _, err := AddEdgeSource(ctx, js, "edge-00070", hoanKiem); err != nil {
 		t.Fatalf("AddEdgeSource after the holder of the lock died: %v; want the lock to expire", err)
 	}
@@ -360,14 +353,7 @@ func TestEnsureStreamsWaitsOutADeadHolder(t *testing.T) {
 	if err := EnsureStreams(ctx, js, StreamOptions{}); err != nil {
 		t.Fatal(err)
 	}
-	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: BucketLocks, TTL: time.Second})
-	if err != nil {
-		t.Fatal(err)
-	}
-	taken := time.Now()
-	if _, err := kv.Create(ctx, sourcesLockKey, []byte("a command that died")); err != nil {
-		t.Fatal(err)
-	}
+	taken := plantDeadHolder(ctx, t, js)
 	if err := EnsureStreams(ctx, js, StreamOptions{FeedsMaxAge: 24 * time.Hour}); err != nil {
 		t.Fatalf("EnsureStreams after the holder of the lock died: %v; want the lock to expire", err)
 	}
@@ -381,4 +367,20 @@ func TestEnsureStreamsWaitsOutADeadHolder(t *testing.T) {
 	if got := st.CachedInfo().Config.MaxAge; got != 24*time.Hour {
 		t.Fatalf("FEEDS max age %s; want 24h", got)
 	}
+}
+
+// plantDeadHolder creates the lock bucket with a TTL of one second (instead
+// of SourcesLockTTL) and takes the lock as a command that then died would
+// have, and returns when.
+func plantDeadHolder(ctx context.Context, t *testing.T, js jetstream.JetStream) time.Time {
+	t.Helper()
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: BucketLocks, TTL: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	taken := time.Now()
+	if _, err := kv.Create(ctx, sourcesLockKey, []byte("a command that died")); err != nil {
+		t.Fatal(err)
+	}
+	return taken
 }
