@@ -157,6 +157,9 @@ func ImportClosedVersions(ctx context.Context, pool *pgxpool.Pool, recs []units.
 		return 0, fmt.Errorf("importing past units: beginning transaction: %w", err)
 	}
 	defer func() { _ = tx.Rollback(context.WithoutCancel(ctx)) }()
+	if err := lockUnits(ctx, tx, nil); err != nil {
+		return 0, fmt.Errorf("importing past units: %w", err)
+	}
 	if _, err := tx.Exec(ctx, sqlEnsureNational, NationalValidFrom); err != nil {
 		return 0, fmt.Errorf("importing past units: inserting the national unit: %w", err)
 	}

@@ -3,6 +3,15 @@ package schema
 // SQL of admin_unit: the units import (units.go) and the read of the
 // current units (load.go).
 
+// sqlUnitLock takes the transaction-scoped advisory lock that makes the
+// imports of admin_unit's versions (maps and past units) one at a time
+// (lockUnits); sqlUnitTryLock takes it only if no one holds it, and says
+// whether it did.
+const (
+	sqlUnitLock    = `SELECT pg_advisory_xact_lock(hashtext('iochub.admin_unit'))`
+	sqlUnitTryLock = `SELECT pg_try_advisory_xact_lock(hashtext('iochub.admin_unit'))`
+)
+
 // sqlUnitStageCreate is the staging table the import COPYs features into.
 const sqlUnitStageCreate = `
 CREATE TEMP TABLE unit_stage (

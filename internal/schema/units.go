@@ -41,6 +41,10 @@ type ImportOptions struct {
 	// current (a commune of a retired province, a custom group) would have a
 	// retired parent.
 	Replace bool
+	// Waiting, if set, is called once before the import waits for another
+	// import to end: imports are applied one at a time (lockUnits), and a
+	// big map can hold the next for minutes.
+	Waiting func()
 }
 
 // MaxUnitsValidFromAhead is how far ahead of the clock an import may start
@@ -103,7 +107,9 @@ func ImportUnits(ctx context.Context, pool *pgxpool.Pool, r io.Reader, opts Impo
 // ImportUnitsTx is ImportUnits in tx, which the caller commits (the
 // aggregator's unit.import action imports in the action's transaction, so a
 // redelivered action imports once). It uses a temporary staging table
-// dropped at commit, so one tx imports once.
+// dropped at commit, so one tx imports once. It first takes lockUnits, so
+// an import running meanwhile (the CLI's direct one, or the hub's) is
+// waited for and this one compares with what it committed.
 func ImportUnitsTx(ctx context.Context, tx pgx.Tx, r io.Reader, opts ImportOptions) (ImportResult, error) {
 	var res ImportResult
 	if opts.Level != "" && !units.ValidLevel(opts.Level) {
@@ -115,6 +121,9 @@ func ImportUnitsTx(ctx context.Context, tx pgx.Tx, r io.Reader, opts ImportOptio
 	if late := time.Until(opts.ValidFrom); late > MaxUnitsValidFromAhead {
 		return res, fmt.Errorf("importing units: valid_from %s is in the future: import the map on the day it takes effect: %w",
 			opts.ValidFrom.Format(time.RFC3339), ErrUnitVersion)
+	}
+	if err := lockUnits(ctx, tx, opts.Waiting); err != nil {
+		return res, fmt.Errorf("importing units: %w", err)
 	}
 	if _, err := tx.Exec(ctx, sqlUnitStageCreate); err != nil {
 		return res, fmt.Errorf("importing units: creating staging table: %w", err)
@@ -195,6 +204,36 @@ func ImportUnitsTx(ctx context.Context, tx pgx.Tx, r io.Reader, opts ImportOptio
 		return res, fmt.Errorf("importing units: counting unchanged units: %w", err)
 	}
 	return res, nil
+}
+
+// lockUnits makes tx the only transaction importing versions into
+// admin_unit until it ends: it waits for the one holding the lock to commit
+// or roll back, calling waiting, if set, before it waits. Every import (of
+// units, by the CLI or by the hub's unit.import action, and of past units)
+// takes it before it reads admin_unit. Without it, two imports at once each
+// compared their file with the units as they were before either (neither
+// sees the other's rows before commit), and the second's insert of a code
+// failed on admin_unit's unique keys (23505) once the first committed; a
+// blind retry would be right only by chance. Under READ COMMITTED, the
+// default, each statement sees what was committed before it began, so the
+// statements after the lock see the other import whole: the same map is
+// found unchanged, a later one is the next version. The lock goes at commit
+// or rollback (or at the rollback of a savepoint taken before it).
+func lockUnits(ctx context.Context, tx pgx.Tx, waiting func()) error {
+	if waiting != nil {
+		var got bool
+		if err := tx.QueryRow(ctx, sqlUnitTryLock).Scan(&got); err != nil {
+			return fmt.Errorf("taking the units lock: %w", err)
+		}
+		if got {
+			return nil
+		}
+		waiting()
+	}
+	if _, err := tx.Exec(ctx, sqlUnitLock); err != nil {
+		return fmt.Errorf("waiting for another import of units to end: %w", err)
+	}
+	return nil
 }
 
 // unitPrepare builds the staged boundaries and repairs the invalid ones.

@@ -414,3 +414,90 @@ func TestImportUnitsReplaceRetires(t *testing.T) {
 		t.Errorf("a whole map of provinces without 92, the parent of current communes: %v; want refused naming 92", err)
 	}
 }
+
+// TestImportUnitsOneAtATime: two imports at once (the CLI's direct import
+// and the hub's unit.import action, or two CLIs) are applied one after the
+// other. The second waits for the first's transaction, then finds the same
+// map unchanged, applies a later map as the next version, or refuses a
+// different map from the same time as a version conflict (ErrUnitVersion);
+// it no longer fails on admin_unit's unique keys (23505) against rows it
+// could not see when it compared.
+func TestImportUnitsOneAtATime(t *testing.T) {
+	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	province := collection(feature("90", "Tỉnh 90", polygon(square(105.0, 21.0, 0.1))))
+	communes := collection(
+		feature("90001", "Xã 90001", polygon(square(105.0, 21.0, 0.01))),
+		feature("90002", "Xã 90002", polygon(square(105.05, 21.05, 0.01))))
+	moved := collection(
+		feature("90001", "Xã 90001", polygon(square(105.0, 21.0, 0.02))),
+		feature("90002", "Xã 90002", polygon(square(105.05, 21.05, 0.01))))
+	for _, tc := range []struct {
+		name    string
+		second  string
+		from    time.Time
+		want    schema.ImportResult
+		wantErr error
+	}{
+		{name: "the same map again", second: communes, from: start, want: schema.ImportResult{Read: 2, Unchanged: 2}},
+		{name: "a later map", second: moved, from: start.AddDate(0, 1, 0), want: schema.ImportResult{Read: 2, Inserted: 1, Closed: 1, Unchanged: 1}},
+		{name: "another map from the same time", second: moved, from: start, wantErr: schema.ErrUnitVersion},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			db := testenv.PostGIS(t)
+			ctx := context.Background()
+			if _, err := importString(t, db.Pool, province, schema.ImportOptions{ValidFrom: start}); err != nil {
+				t.Fatal(err)
+			}
+			// The first import, as schema.ImportUnits runs it, held open.
+			tx, err := db.Pool.Begin(ctx)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = tx.Rollback(ctx) }) // a no-op after Commit
+			if _, err := schema.ImportUnitsTx(ctx, tx, strings.NewReader(communes), schema.ImportOptions{ValidFrom: start}); err != nil {
+				t.Fatal(err)
+			}
+			type outcome struct {
+				res schema.ImportResult
+				err error
+			}
+			done := make(chan outcome, 1)
+			go func() {
+				res, err := schema.ImportUnits(ctx, db.Pool, strings.NewReader(tc.second), schema.ImportOptions{ValidFrom: tc.from})
+				done <- outcome{res, err}
+			}()
+			waitForLock(t, db.Pool, "the second import", func() bool { return len(done) > 0 })
+			if err := tx.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+			got := <-done
+			switch {
+			case tc.wantErr != nil && !errors.Is(got.err, tc.wantErr):
+				t.Fatalf("the second import: %v; want %v", got.err, tc.wantErr)
+			case tc.wantErr == nil && got.err != nil:
+				t.Fatalf("the second import: %v; want it applied after the first", got.err)
+			case tc.wantErr == nil && !equalCounts(got.res, tc.want):
+				t.Errorf("the second import: %+v; want %+v", got.res, tc.want)
+			}
+			if n := scalar[int](t, db.Pool, `SELECT count(*) FROM admin_unit WHERE valid_to IS NULL AND parent_code = '90'`); n != 2 {
+				t.Errorf("%d current communes of 90; want 2", n)
+			}
+		})
+	}
+}
+
+// waitForLock waits until a session of pool's database waits for a lock,
+// and fails t if who has ended meanwhile (ended reports it).
+func waitForLock(t *testing.T, pool *pgxpool.Pool, who string, ended func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for scalar[int](t, pool, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`) == 0 {
+		if ended() {
+			t.Fatalf("%s ended before the first import committed", who)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never waited for the first import", who)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

@@ -3,6 +3,8 @@ package aggregator
 import (
 	"context"
 	"encoding/json"
+	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -12,6 +14,7 @@ import (
 
 	"github.com/iochub/iochub/internal/auth"
 	"github.com/iochub/iochub/internal/natsx"
+	"github.com/iochub/iochub/internal/schema"
 	"github.com/iochub/iochub/internal/testenv"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
@@ -199,5 +202,96 @@ func TestUnitImportWithinActorScope(t *testing.T) {
 				t.Errorf("recorded %s %q, import %s, %d communes; want applied, done, 2", result, reason, rec.State, communes)
 			}
 		})
+	}
+}
+
+// TestUnitImportActionAfterDirectImport: a unit.import applied while a
+// direct import (iochub units import, schema.ImportUnits) of the same map
+// has not committed waits for it, then finds the map imported (done, the
+// units unchanged), where it used to fail on admin_unit's unique key
+// (23505) and be refused for good.
+func TestUnitImportActionAfterDirectImport(t *testing.T) {
+	db := testenv.PostGISWithUnits(t)
+	n := testenv.NATS(t)
+	ctx := context.Background()
+	acts, err := NewActions(ActionsConfig{}, n.JS, db.Pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acts.RegisterAction(ActionUnitImport, UnitImportAction(n.JS, nil))
+	obs, err := n.JS.ObjectStore(ctx, natsx.BucketUnitImportFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := n.JS.KeyValue(ctx, natsx.BucketUnitImports)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := obs.PutString(ctx, "imp-1", twoCommunes); err != nil {
+		t.Fatal(err)
+	}
+	from := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+
+	// The direct import, as schema.ImportUnits runs it, held open.
+	tx, err := db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(ctx) }) // a no-op after Commit
+	if _, err := schema.ImportUnitsTx(ctx, tx, strings.NewReader(twoCommunes), schema.ImportOptions{ValidFrom: from}); err != nil {
+		t.Fatal(err)
+	}
+	p, _ := json.Marshal(UnitImportPayload{Object: "imp-1", ValidFrom: from})
+	a := &iocv1.Action{Id: "act-imp-1", Type: ActionUnitImport, Actor: "admin", Province: "VN", TargetKind: "unit",
+		Target: "imp-1", At: timestamppb.Now(), Payload: p}
+	done := make(chan error, 1)
+	go func() {
+		_, applied, err := acts.Apply(ctx, a)
+		if err == nil && !applied {
+			var result, reason string
+			err = db.Pool.QueryRow(ctx, `SELECT result, reason FROM action_done WHERE id = $1`, a.GetId()).Scan(&result, &reason)
+			err = errors.Join(fmt.Errorf("not applied: %s %q", result, reason), err)
+		}
+		done <- err
+	}()
+	// The action waits for the direct import's transaction.
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var waiting int
+		if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the action never waited for the direct import")
+		}
+		select {
+		case err := <-done:
+			t.Fatalf("the action ended (%v) before the direct import committed", err)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := <-done; err != nil {
+		t.Fatalf("the action after the direct import: %v; want it applied", err)
+	}
+	var rec natsx.UnitImport
+	if e, err := kv.Get(ctx, "imp-1"); err != nil || json.Unmarshal(e.Value(), &rec) != nil {
+		t.Fatalf("progress of imp-1: %v", err)
+	}
+	if rec.State != natsx.ImportDone || rec.Read != 2 || rec.Written != 0 || rec.Unchanged != 2 {
+		t.Errorf("record %+v; want done, 2 read, 0 written, 2 unchanged", rec)
+	}
+	var versions int
+	if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM admin_unit WHERE code IN ('99901','99902')`).Scan(&versions); err != nil {
+		t.Fatal(err)
+	}
+	if versions != 2 {
+		t.Errorf("%d versions of the imported communes; want 2", versions)
 	}
 }
