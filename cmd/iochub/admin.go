@@ -100,6 +100,7 @@ func runUnitsImport(ctx context.Context, args []string, stdout, stderr io.Writer
 			return err
 		}
 		opts.Progress = progress(stderr, name)
+		opts.Waiting = func() { fmt.Fprintf(stderr, "%s: waiting for another map import to finish\n", name) }
 		res, err := schema.ImportUnits(ctx, pool, f, opts)
 		_ = f.Close() // only read
 		if err != nil {

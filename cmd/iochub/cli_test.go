@@ -9,7 +9,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
+	"github.com/iochub/iochub/internal/schema"
 	"github.com/iochub/iochub/internal/seed"
 	"github.com/iochub/iochub/internal/testenv"
 )
@@ -84,6 +86,74 @@ func TestCLIUnitsImportAndSources(t *testing.T) {
 	}
 	if _, _, err := runCLI(t, "units", "import", "--database-url", db.URL, filepath.Join(dir, "missing.geojson")); err == nil {
 		t.Error("importing a missing file succeeded")
+	}
+}
+
+// TestCLIUnitsImportWaitsForAnother: units import run while another import
+// of the same map has not committed says it waits, then finds the map
+// imported (unchanged), where it used to fail on admin_unit's unique key
+// (SQLSTATE 23505).
+func TestCLIUnitsImportWaitsForAnother(t *testing.T) {
+	db := testenv.PostGISWithUnits(t)
+	ctx := context.Background()
+	communes := `{"type":"FeatureCollection","features":[
+{"type":"Feature","properties":{"code":"99901","name":"Một"},"geometry":{"type":"Polygon","coordinates":[[[105.85,21.02],[105.851,21.02],[105.851,21.021],[105.85,21.021],[105.85,21.02]]]}},
+{"type":"Feature","properties":{"code":"99902","name":"Hai"},"geometry":{"type":"Polygon","coordinates":[[[105.86,21.02],[105.861,21.02],[105.861,21.021],[105.86,21.021],[105.86,21.02]]]}}]}`
+	file := filepath.Join(t.TempDir(), "communes.geojson")
+	if err := os.WriteFile(file, []byte(communes), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	from := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	// The other import (the hub's, or another CLI), held open.
+	tx, err := db.Pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(ctx) }) // a no-op after Commit
+	if _, err := schema.ImportUnitsTx(ctx, tx, strings.NewReader(communes), schema.ImportOptions{ValidFrom: from}); err != nil {
+		t.Fatal(err)
+	}
+	type outcome struct {
+		out, errOut string
+		err         error
+	}
+	done := make(chan outcome, 1)
+	go func() {
+		var o outcome
+		o.out, o.errOut, o.err = runCLI(t, "units", "import", "--database-url", db.URL, "--valid-from", from.Format(time.RFC3339), file)
+		done <- o
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var waiting int
+		if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("units import never waited for the other import")
+		}
+		select {
+		case o := <-done:
+			t.Fatalf("units import ended (%v) before the other import committed: %s", o.err, o.errOut)
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	if err := tx.Commit(ctx); err != nil {
+		t.Fatal(err)
+	}
+	o := <-done
+	if o.err != nil {
+		t.Fatalf("units import after the other: %v\n%s", o.err, o.errOut)
+	}
+	if !strings.Contains(o.out, "2 read, 0 new, 2 unchanged") {
+		t.Errorf("units import printed %q; want 2 read, 0 new, 2 unchanged", o.out)
+	}
+	if !strings.Contains(o.errOut, "communes.geojson: waiting for another map import to finish") || !strings.Contains(o.errOut, "importing") {
+		t.Errorf("units import showed %q on stderr; want that it waits, then its progress", o.errOut)
 	}
 }
 

@@ -116,6 +116,8 @@ func UnitImportAction(js jetstream.JetStream, log *slog.Logger) ActionHandler {
 				last = time.Now()
 				put(rec)
 			}
+		}, Waiting: func() {
+			log.Info("map import waits for another to finish", "import", a.GetTarget())
 		}}
 		// A savepoint: a bad file rolls back the import only, and the
 		// refusal is still recorded in tx.
@@ -152,8 +154,9 @@ func UnitImportAction(js jetstream.JetStream, log *slog.Logger) ActionHandler {
 // the file (a unique key or an exclusion constraint): the import's checks
 // (schema.ErrUnitVersion) should have found it first, and if one is missed
 // the file is refused with the database's word rather than retried for
-// ever, since the actions are applied one at a time and no retry changes
-// what the file and the table hold.
+// ever, since imports are applied one at a time (a direct import from the
+// CLI too: schema.ImportUnitsTx waits for it), so no retry changes what the
+// file and the table hold.
 func refusedVersion(err error) (string, bool) {
 	var pg *pgconn.PgError
 	if !errors.As(err, &pg) || pg.Code != "23505" && pg.Code != "23P01" {
