@@ -143,11 +143,18 @@ func TestHubConfCluster(t *testing.T) {
 
 	// First as a hub started without IOCHUB_STREAM_REPLICAS (one replica),
 	// then with 3: the roles' restart with the setting moves the streams.
+	// An admin command (edge-add) ran before the move: the lock bucket it
+	// created with one replica moves with the streams.
 	for _, replicas := range []int{1, 3} {
 		ensureAll(ctx, t, js, natsx.StreamOptions{Replicas: replicas})
+		if replicas == 1 {
+			if _, err := natsx.AddEdgeSource(ctx, js, "edge-00070", []string{subjects.FeedUnit("01", "00070")}); err != nil {
+				t.Fatalf("edge-add on one replica: %v", err)
+			}
+		}
 	}
 	streams := []string{subjects.StreamFeeds, subjects.StreamState, subjects.StreamActions, subjects.StreamDeadletter,
-		subjects.StreamRollups, "KV_" + natsx.BucketUnitImports, "OBJ_" + natsx.BucketUnitImportFiles}
+		subjects.StreamRollups, "KV_" + natsx.BucketUnitImports, "OBJ_" + natsx.BucketUnitImportFiles, "KV_" + natsx.BucketLocks}
 	for _, name := range streams {
 		testkit.Eventually(t, time.Minute, name+" on three current nodes", func() (bool, string) {
 			info, err := streamInfo(ctx, js, name)

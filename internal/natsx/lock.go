@@ -141,6 +141,36 @@ func openLocksBucket(ctx context.Context, js jetstream.JetStream, replicas int) 
 	return kv, wrapBucketErr(err)
 }
 
+// rescaleLocksBucket gives BucketLocks, when it exists, the replicas of the
+// hub's streams: it is created on demand, by the first admin command, with
+// the replicas of the stream it changed, so a hub moved from one replica to
+// three would otherwise keep its locks on one node. A missing bucket is left
+// to the first command that needs it.
+func rescaleLocksBucket(ctx context.Context, js jetstream.JetStream, replicas int) error {
+	kv, err := js.KeyValue(ctx, BucketLocks)
+	if errors.Is(err, jetstream.ErrBucketNotFound) {
+		return nil
+	}
+	if err != nil {
+		return wrapBucketErr(err)
+	}
+	st, err := kv.Status(ctx)
+	if err != nil {
+		return wrapBucketErr(err)
+	}
+	bs, ok := st.(*jetstream.KeyValueBucketStatus)
+	if !ok {
+		return nil
+	}
+	cfg := bs.StreamInfo().Config
+	if cfg.Replicas == max(replicas, 1) {
+		return nil
+	}
+	_, err = js.UpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: BucketLocks, Description: cfg.Description,
+		TTL: cfg.MaxAge, Storage: cfg.Storage, Replicas: replicas})
+	return wrapBucketErr(err)
+}
+
 func wrapBucketErr(err error) error {
 	if err != nil {
 		return fmt.Errorf("opening key-value bucket %s: %w", BucketLocks, err)

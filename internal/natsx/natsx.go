@@ -334,6 +334,9 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 			stale = append(stale, cfg)
 		}
 	}
+	if err := rescaleLocksBucket(ctx, js, o.Replicas); err != nil {
+		return err
+	}
 	if len(stale) == 0 {
 		return nil
 	}
