@@ -82,7 +82,7 @@ func benchEdgeCatchUp(b *testing.B, sourced bool) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		proxy := newLinkProxy(b, leaf.Host)
+		proxy := testkit.NewLinkProxy(b, leaf.Host)
 		cfg := edgeDefaults()
 		cfg.Unit, cfg.DataDir, cfg.Hub = "01", b.TempDir(), "nats-leaf://"+proxy.Addr()
 		cfg.HTTP, cfg.OpsHTTP, cfg.NATSPort, cfg.LeafReconnect, cfg.LogLevel = "127.0.0.1:0", "127.0.0.1:0", -1, 50*time.Millisecond, "error"

@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"io"
 	"maps"
-	"net"
 	"net/http"
 	"net/url"
 	"os"
@@ -33,105 +32,13 @@ import (
 	"github.com/iochub/iochub/services/aggregator/postgis"
 )
 
-// linkProxy forwards TCP connections to target until Cut, which closes every
-// forwarded connection and, until Restore, closes each new one at once (the
-// edge's dials fail before any handshake): the leaf link between an edge and
-// the hub, broken and mended on demand. It keeps its listener through a cut,
-// so no other process can take its port meanwhile.
-type linkProxy struct {
-	ln     net.Listener
-	target string
-	mu     sync.Mutex
-	cut    bool
-	conns  map[net.Conn]bool
-	wg     sync.WaitGroup
-}
-
-func newLinkProxy(t testing.TB, target string) *linkProxy {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := &linkProxy{ln: ln, target: target, conns: map[net.Conn]bool{}}
-	p.wg.Add(1)
-	go p.accept()
-	t.Cleanup(func() {
-		_ = ln.Close()
-		p.Cut()
-		p.wg.Wait()
-	})
-	return p
-}
-
-func (p *linkProxy) Addr() string { return p.ln.Addr().String() }
-
-func (p *linkProxy) accept() {
-	defer p.wg.Done()
-	for {
-		c, err := p.ln.Accept()
-		if err != nil {
-			return
-		}
-		p.mu.Lock()
-		cut := p.cut
-		p.mu.Unlock()
-		if cut {
-			_ = c.Close()
-			continue
-		}
-		up, err := net.Dial("tcp", p.target)
-		if err != nil {
-			_ = c.Close()
-			continue
-		}
-		p.mu.Lock()
-		if p.cut { // cut meanwhile
-			p.mu.Unlock()
-			_ = c.Close()
-			_ = up.Close()
-			continue
-		}
-		p.conns[c], p.conns[up] = true, true
-		p.wg.Add(2)
-		p.mu.Unlock()
-		pipe := func(dst, src net.Conn) {
-			defer p.wg.Done()
-			_, _ = io.Copy(dst, src)
-			_ = dst.Close()
-			_ = src.Close()
-		}
-		go pipe(up, c)
-		go pipe(c, up)
-	}
-}
-
-// Cut closes every forwarded connection and refuses new ones.
-func (p *linkProxy) Cut() {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.cut = true
-	for c := range p.conns {
-		_ = c.Close()
-		delete(p.conns, c)
-	}
-}
-
-// Restore forwards new connections again.
-func (p *linkProxy) Restore() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.cut = false
-	return nil
-}
-
 // edgeHub is a hub (NATS with a leaf-node listener and the streams; the
 // aggregator on a real PostGIS with the seed units) and an edge node of
 // unit, whose leaf link runs through a linkProxy.
 type edgeHub struct {
 	db     *testenv.DBEnv
 	hubJS  jetstream.JetStream
-	proxy  *linkProxy
+	proxy  *testkit.LinkProxy
 	node   *edge.Node
 	url    string
 	domain string
@@ -171,7 +78,7 @@ func startEdgeHub(t *testing.T, unit string, db *testenv.DBEnv) *edgeHub {
 	if err != nil {
 		t.Fatal(err)
 	}
-	proxy := newLinkProxy(t, leaf.Host)
+	proxy := testkit.NewLinkProxy(t, leaf.Host)
 
 	// What iochub edge-export writes and iochub edge reads.
 	cat, err := edge.Export(ctx, db.Pool, unit, time.Now())

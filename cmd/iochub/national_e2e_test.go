@@ -32,11 +32,11 @@ const (
 // federation is a national hub and the hub of province 01 under it, each
 // the whole of iochub serve on its own NATS server and its own PostGIS; the
 // province's NATS server (JetStream domain province-01) is a leaf node of
-// the national one through a linkProxy.
+// the national one through a testkit.LinkProxy.
 type federation struct {
 	national, province       *hub
 	nationalJS, provinceJS   jetstream.JetStream
-	proxy                    *linkProxy
+	proxy                    *testkit.LinkProxy
 	domain                   string
 	provinceDB               *testenv.DBEnv
 	nationalNATS, provinceNS *server.Server
@@ -75,7 +75,7 @@ func startFederation(t *testing.T, staleAfter time.Duration, setup func(*testenv
 	if err != nil {
 		t.Fatal(err)
 	}
-	f.proxy = newLinkProxy(t, leaf.Host)
+	f.proxy = testkit.NewLinkProxy(t, leaf.Host)
 
 	// The province hub: its own domain, a leaf node of the national hub that carries no ioc.> subject.
 	remote, err := url.Parse("nats-leaf://" + domain + ":" + provinceUserPass + "@" + f.proxy.Addr())
