@@ -1,8 +1,10 @@
 // Package edge owns what an edge node of a lower-level IOC needs apart from
 // the ingest it runs: the catalogue of its units and sources that the hub
-// exports for it (catalog.go), and its NATS server, a leaf node of the hub
-// with its own JetStream domain and stream FEEDS (node.go). docs/edge.md
-// tells the whole story; cmd/iochub/edge.go wires it to the ingest.
+// exports for it (catalog.go), its NATS server, a leaf node of the hub with
+// its own JetStream domain and stream FEEDS (node.go), and the watch that
+// counts the items leaving that FEEDS before the hub copied them
+// (unsent.go). docs/edge.md tells the whole story; cmd/iochub/edge.go wires
+// it to the ingest.
 package edge
 
 import (
