@@ -56,6 +56,10 @@ type edgeConfig struct {
 	LeafReconnect time.Duration
 	// BodyTimeout bounds the time to receive a request body; 0 means no bound.
 	BodyTimeout time.Duration
+	// UnsentCheck is how often the edge looks for items that left its FEEDS
+	// before the hub copied them (edge.UnsentWatch), besides at each change
+	// of the link (not a flag).
+	UnsentCheck time.Duration
 	// HeaderTimeout and IdleTimeout are the HTTP server's (not flags).
 	HeaderTimeout, IdleTimeout time.Duration
 	LogLevel, LogFormat        string
@@ -78,6 +82,7 @@ func edgeDefaults() edgeConfig {
 		BodyTimeout:   30 * time.Second,
 		HeaderTimeout: 10 * time.Second,
 		IdleTimeout:   2 * time.Minute,
+		UnsentCheck:   30 * time.Second,
 		LogLevel:      "info",
 		LogFormat:     "text",
 	}
@@ -246,8 +251,10 @@ type edgeDeps struct {
 
 // edgeReady is what a started edge tells its caller (tests).
 type edgeReady struct {
-	URL  string
-	Node *edge.Node
+	URL string
+	// OpsURL is the base URL of /healthz, /readyz and /metrics.
+	OpsURL string
+	Node   *edge.Node
 }
 
 // serveEdge starts the edge's NATS server and its ingest and serves them until ctx ends.
@@ -286,6 +293,10 @@ func serveEdge(ctx context.Context, d edgeDeps) error {
 	})
 	if err := o.Registry.Register(linkUp); err != nil {
 		return fmt.Errorf("registering edge metrics: %w", err)
+	}
+	unsent, err := edge.NewUnsentWatch(node, d.log, o.Registry)
+	if err != nil {
+		return err
 	}
 
 	ic := cfg.Ingest
@@ -326,10 +337,11 @@ func serveEdge(ctx context.Context, d edgeDeps) error {
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return in.Run(gctx) })
-	g.Go(func() error { watchLink(gctx, node, d.log); return nil })
+	g.Go(func() error { watchLink(gctx, node, d.log, unsent.Poke); return nil })
+	g.Go(func() error { unsent.Run(gctx, cfg.UnsentCheck); return nil })
 	serveHTTP(g, gctx, servers, listeners, nil)
 	if d.ready != nil {
-		d.ready <- edgeReady{URL: baseURL, Node: node}
+		d.ready <- edgeReady{URL: baseURL, OpsURL: "http://" + listeners[1].Addr().String(), Node: node}
 	}
 	err = waitBounded(gctx, g, 2*shutdownTimeout)
 	if ctx.Err() != nil && errors.Is(err, context.Canceled) {
@@ -338,8 +350,10 @@ func serveEdge(ctx context.Context, d edgeDeps) error {
 	return err
 }
 
-// watchLink logs each change of the leaf connection to the hub.
-func watchLink(ctx context.Context, n *edge.Node, log *slog.Logger) {
+// watchLink logs each change of the leaf connection to the hub and calls
+// changed: the hub's sourcing consumer on the edge's FEEDS outlives the
+// link by 10 s, so a look then sees the last item the hub was sent.
+func watchLink(ctx context.Context, n *edge.Node, log *slog.Logger, changed func()) {
 	t := time.NewTicker(time.Second)
 	defer t.Stop()
 	up := n.LinkUp()
@@ -352,6 +366,7 @@ func watchLink(ctx context.Context, n *edge.Node, log *slog.Logger) {
 		}
 		if now := n.LinkUp(); now != up {
 			up = now
+			changed()
 			if up {
 				log.Info("edge link to the hub is up; the hub copies what it missed")
 			} else {

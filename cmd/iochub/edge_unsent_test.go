@@ -1,0 +1,118 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/url"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/iochub/iochub/internal/edge"
+	"github.com/iochub/iochub/internal/natsx"
+	"github.com/iochub/iochub/internal/subjects"
+	"github.com/iochub/iochub/internal/testkit"
+)
+
+// TestEdgeCountsItemsExpiredUnsent: iochub edge counts on its /metrics, and
+// logs as an error, the items it accepted that --retain removed while its
+// link to the hub was cut, and not those the hub had copied in time.
+func TestEdgeCountsItemsExpiredUnsent(t *testing.T) {
+	ctx := context.Background()
+	hs, err := natsx.StartEmbedded(natsx.EmbeddedConfig{StoreDir: t.TempDir(), Port: -1, LeafPort: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hs.Shutdown(); hs.WaitForShutdown() })
+	nc, err := natsx.Connect(hs.ClientURL(), "hub")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	hubJS, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := natsx.EnsureStreams(ctx, hubJS, natsx.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := url.Parse(natsx.LeafURL(hs))
+	if err != nil {
+		t.Fatal(err)
+	}
+	proxy := testkit.NewLinkProxy(t, leaf.Host)
+
+	const token = "unsent-token"
+	cfg := edgeDefaults()
+	cfg.Unit, cfg.DataDir, cfg.Hub = "01", t.TempDir(), "nats-leaf://"+proxy.Addr()
+	cfg.HTTP, cfg.OpsHTTP, cfg.NATSPort, cfg.LeafReconnect = "127.0.0.1:0", "127.0.0.1:0", -1, 50*time.Millisecond
+	cfg.Stream.Retain, cfg.Stream.DuplicateWindow, cfg.Stream.MaxBytes = 2*time.Second, 2*time.Second, 1<<30
+	cfg.UnsentCheck = 100 * time.Millisecond
+	logs := &syncBuffer{}
+	ready := make(chan edgeReady, 1)
+	run := testkit.Start(t, "edge", func(ctx context.Context) error {
+		return serveEdge(ctx, edgeDeps{cfg: cfg, cat: benchCatalog(token), log: slog.New(slog.NewTextHandler(logs, nil)), ready: ready})
+	})
+	var er edgeReady
+	select {
+	case er = <-ready:
+	case <-run.Done():
+		t.Fatalf("edge exited at start: %v", run.Err())
+	}
+	testkit.Eventually(t, 30*time.Second, "the leaf link", testkit.Holds(er.Node.LinkUp))
+	if _, err := natsx.AddEdgeSource(ctx, hubJS, er.Node.Domain, edge.SubjectFilters(benchCatalog(""))); err != nil {
+		t.Fatal(err)
+	}
+	postN := func(prefix string, n int) {
+		t.Helper()
+		items := make([]map[string]any, n)
+		for i := range items {
+			items[i] = airItemTB(t, fmt.Sprintf("%s-%d", prefix, i), "st", 105.85, 21.03, time.Now().Add(-time.Minute))
+		}
+		if code, res, err := edgePost(er.URL, token, items); err != nil || code != http.StatusAccepted || res.Accepted != n {
+			t.Fatalf("POST of %d items: HTTP %d, %d accepted, %v", n, code, res.Accepted, err)
+		}
+	}
+	edgeEmpty := func() bool { return streamCount(t, er.Node.JS, subjects.StreamFeeds) == 0 }
+	expired := func() string {
+		t.Helper()
+		resp, err := http.Get(er.OpsURL + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		raw, err := io.ReadAll(resp.Body)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, line := range strings.Split(string(raw), "\n") {
+			if strings.HasPrefix(line, edge.ExpiredUnsentMetric+" ") {
+				return strings.TrimPrefix(line, edge.ExpiredUnsentMetric+" ")
+			}
+		}
+		t.Fatalf("no %s on the edge's /metrics:\n%s", edge.ExpiredUnsentMetric, raw)
+		return ""
+	}
+
+	// Copied by the hub in time, then expired at the edge: not lost.
+	postN("in-time", 3)
+	testkit.Eventually(t, 3*time.Minute, "the hub copying 3 items", testkit.Holds(func() bool { return streamCount(t, hubJS, subjects.StreamFeeds) == 3 }))
+	testkit.Eventually(t, 30*time.Second, "the 3 items expiring at the edge", testkit.Holds(edgeEmpty))
+
+	// Stored and expired at the edge while its link is cut: lost, and counted.
+	proxy.Cut()
+	testkit.Eventually(t, 30*time.Second, "the link down", testkit.Holds(func() bool { return !er.Node.LinkUp() }))
+	postN("cut", 4)
+	testkit.Eventually(t, 30*time.Second, "4 items counted lost", func() (bool, string) {
+		got := expired()
+		return got == "4" && edgeEmpty(), fmt.Sprintf("%s = %s", edge.ExpiredUnsentMetric, got)
+	})
+	if log := logs.String(); !strings.Contains(log, "level=ERROR") || !strings.Contains(log, "from_seq=4") || !strings.Contains(log, "to_seq=7") {
+		t.Fatalf("no error naming items 4 to 7 in the edge's log:\n%s", log)
+	}
+}
