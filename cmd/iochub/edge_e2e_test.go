@@ -270,17 +270,22 @@ func feedIDs(t *testing.T, js jetstream.JetStream) map[string][]string {
 	return out
 }
 
-func edgeConsumers(t *testing.T, js jetstream.JetStream) int {
+// edgeConsumers counts the hub's sourcing consumers on the edge's FEEDS.
+// nats-server shows them neither in the stream's consumer count nor in its
+// consumer list, only among the direct consumers of its monitoring (Jsz).
+func edgeConsumers(t *testing.T, s *server.Server) int {
 	t.Helper()
-	st, err := js.Stream(context.Background(), subjects.StreamFeeds)
+	acc, err := s.JszAccount(&server.JSzOptions{Account: s.GlobalAccount().GetName(), Streams: true, Consumer: true, DirectConsumer: true})
 	if err != nil {
 		t.Fatal(err)
 	}
-	info, err := st.Info(context.Background())
-	if err != nil {
-		t.Fatal(err)
+	n := 0
+	for _, st := range acc.Streams {
+		if st.Name == subjects.StreamFeeds {
+			n += len(st.DirectConsumer)
+		}
 	}
-	return info.State.Consumers
+	return n
 }
 
 func streamCount(tb testing.TB, js jetstream.JetStream, stream string) uint64 {
@@ -384,6 +389,9 @@ func TestEdgeLinkCutReconciles(t *testing.T) {
 	}
 	start := time.Now()
 	testkit.Eventually(t, time.Minute, "items accepted with the link up", accepted(phase))
+	if n := edgeConsumers(t, eh.node.Server); n != 1 {
+		t.Fatalf("%d sourcing consumers of the hub on the edge's FEEDS before the cut; want 1", n)
+	}
 	eh.proxy.Cut()
 	cutAt := time.Now()
 	testkit.Eventually(t, 20*time.Second, "the edge to see its link down", testkit.Holds(func() bool { return !eh.node.LinkUp() }))
@@ -393,7 +401,7 @@ func TestEdgeLinkCutReconciles(t *testing.T) {
 	// dropped the hub's sourcing consumer, so that the hub must resume with a
 	// new one from the last sequence it holds, as after any real outage.
 	testkit.Eventually(t, cutFor+time.Minute, "a cut of "+cutFor.String(), func() (bool, string) {
-		n := edgeConsumers(t, eh.node.JS)
+		n := edgeConsumers(t, eh.node.Server)
 		ok, state := accepted(0)()
 		if eh.node.LinkUp() {
 			t.Fatal("the edge's link came back through a cut proxy")
