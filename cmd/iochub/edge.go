@@ -157,6 +157,9 @@ func (c *edgeConfig) validate() error {
 	}
 	if c.Stream.Retain <= 0 || c.Stream.MaxBytes <= 0 || c.Stream.DuplicateWindow <= 0 {
 		errs = append(errs, errors.New("--retain, --max-bytes and --duplicate-window must be positive"))
+	} else if c.Stream.DuplicateWindow > c.Stream.Retain {
+		// NATS refuses a stream whose duplicate window outlasts its items.
+		errs = append(errs, fmt.Errorf("--duplicate-window %s is longer than --retain %s: at most --retain", c.Stream.DuplicateWindow, c.Stream.Retain))
 	}
 	if c.MaxPayload > 64<<20 {
 		errs = append(errs, fmt.Errorf("--max-payload %d: at most %d (NATS's own limit)", c.MaxPayload, 64<<20))

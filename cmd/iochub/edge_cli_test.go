@@ -49,6 +49,7 @@ func TestCLIEdge(t *testing.T) {
 		{"edge", "--unit", wardIn},
 		{"edge", "--unit", wardIn, "--catalog", file, "--hub", "http://hub:7422"},
 		{"edge", "--unit", wardIn, "--catalog", file, "--retain", "0s"},
+		{"edge", "--unit", wardIn, "--catalog", file, "--retain", "30m", "--check-config"}, // under the 1 h duplicate window
 	} {
 		if _, _, err := runCLI(t, bad...); err == nil {
 			t.Errorf("%v: no error", bad)
