@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -34,6 +35,11 @@ type edgeConfig struct {
 	// comma-separated on the command line; empty means no hub yet (the edge
 	// keeps what it accepts until one is set).
 	Hub string
+	// HubCA is a PEM file of the CA that signed the hub's leaf-node
+	// certificate; set, the edge trusts that CA only and requires TLS of
+	// every hub URL (edge.HubTLS). Empty means the system's roots, and TLS
+	// only with a tls:// URL or when the hub asks for it.
+	HubCA string
 	// Catalog is the file iochub edge-export wrote for Unit; required.
 	Catalog string
 	// DataDir holds the edge's JetStream store (DataDir/nats); keep it.
@@ -90,7 +96,8 @@ func edgeDefaults() edgeConfig {
 
 func (c *edgeConfig) registerFlags(fs *flag.FlagSet) {
 	fs.StringVar(&c.Unit, "unit", c.Unit, "code of the edge's unit, e.g. 00070; the edge accepts sources of this unit and below only (IOCHUB_UNIT)")
-	fs.StringVar(&c.Hub, "hub", c.Hub, "the hub's leaf-node URLs, comma-separated: nats-leaf://hub:PASSWORD@host:7422 (IOCHUB_HUB)")
+	fs.StringVar(&c.Hub, "hub", c.Hub, "the hub's leaf-node URLs, comma-separated: nats-leaf://edge-CODE:PASSWORD@host:7422; tls:// requires TLS (IOCHUB_HUB)")
+	fs.StringVar(&c.HubCA, "hub-ca", c.HubCA, "PEM file of the CA that signed the hub's leaf-node certificate; the edge then requires TLS of the hub and trusts this CA only (IOCHUB_HUB_CA)")
 	fs.StringVar(&c.Catalog, "catalog", c.Catalog, "catalogue of units and sources written by iochub edge-export (IOCHUB_CATALOG)")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory of the edge's JetStream store; keep it: what the hub has not copied yet is only there (IOCHUB_DATA_DIR)")
 	fs.StringVar(&c.HTTP, "http", c.HTTP, "ingest listen address (IOCHUB_HTTP)")
@@ -132,6 +139,20 @@ func (c *edgeConfig) hubURLs() ([]*url.URL, error) {
 	return out, nil
 }
 
+// hubTLS parses Hub and reads HubCA into the TLS of the leaf connection
+// (edge.HubTLS).
+func (c *edgeConfig) hubTLS() ([]*url.URL, *tls.Config, error) {
+	hubs, err := c.hubURLs()
+	if err != nil {
+		return nil, nil, err
+	}
+	tc, err := edge.HubTLS(hubs, c.HubCA)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--hub-ca: %w", err)
+	}
+	return hubs, tc, nil
+}
+
 func (c *edgeConfig) validate() error {
 	var errs []error
 	if _, err := natsx.EdgeDomain(c.Unit); err != nil {
@@ -152,7 +173,7 @@ func (c *edgeConfig) validate() error {
 	if c.NATSPort == 0 || c.NATSPort < -1 || c.NATSPort > 65535 {
 		errs = append(errs, fmt.Errorf("--nats-port %d: want a port (1–65535), or -1 for a free one", c.NATSPort))
 	}
-	if _, err := c.hubURLs(); err != nil {
+	if _, _, err := c.hubTLS(); err != nil {
 		errs = append(errs, err)
 	}
 	if c.Stream.Retain <= 0 || c.Stream.MaxBytes <= 0 || c.Stream.DuplicateWindow <= 0 {
@@ -210,10 +231,11 @@ func runEdge(ctx context.Context, args []string, stdout, stderr io.Writer) error
 	fs.SetOutput(stderr)
 	cfg.registerFlags(fs)
 	fs.Usage = func() {
-		fmt.Fprint(stderr, "usage: iochub edge --unit CODE --catalog FILE --hub nats-leaf://hub:PASSWORD@host:7422 [flags]\n\n"+
+		fmt.Fprint(stderr, "usage: iochub edge --unit CODE --catalog FILE --hub nats-leaf://edge-CODE:PASSWORD@host:7422 --hub-ca CA.pem [flags]\n\n"+
 			"Runs the ingest HTTP API of a lower-level IOC on its own NATS server: a leaf node of the hub with\n"+
 			"JetStream domain edge-CODE, keeping what it accepts while the link is down. On the hub, run\n"+
-			"iochub edge-add --unit CODE once so that the hub's FEEDS sources it (docs/edge.md).\n\n")
+			"iochub edge-add --unit CODE once so that the hub's FEEDS sources it (docs/edge.md). --hub-ca names the\n"+
+			"CA of the hub's leaf-node certificate: the link then takes TLS only, verified with it.\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -266,11 +288,11 @@ func serveEdge(ctx context.Context, d edgeDeps) error {
 	if d.cat.Unit != cfg.Unit {
 		return fmt.Errorf("the catalogue is that of unit %s, not --unit %s: export it with iochub edge-export --unit %s", d.cat.Unit, cfg.Unit, cfg.Unit)
 	}
-	hubs, err := cfg.hubURLs()
+	hubs, hubTLS, err := cfg.hubTLS()
 	if err != nil {
 		return err
 	}
-	node, err := edge.StartNode(ctx, edge.NodeConfig{Unit: cfg.Unit, Hub: hubs, StoreDir: filepath.Join(cfg.DataDir, "nats"),
+	node, err := edge.StartNode(ctx, edge.NodeConfig{Unit: cfg.Unit, Hub: hubs, HubTLS: hubTLS, StoreDir: filepath.Join(cfg.DataDir, "nats"),
 		Host: cfg.NATSHost, Port: cfg.NATSPort, Password: cfg.NATSPassword, Stream: cfg.Stream, LeafReconnect: cfg.LeafReconnect,
 		MaxPayload: int32(cfg.MaxPayload)}) //nolint:gosec // validate bounds it at 64 MiB
 	if err != nil {

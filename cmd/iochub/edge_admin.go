@@ -168,7 +168,7 @@ func runEdgeNATSUser(args []string, stdout, stderr io.Writer) error {
 			"Prints the user of the edge of unit CODE for the users list of the hub's nats-server authorization block\n"+
 			"(beside those of iochub nats-config): it may connect only as a leaf node, and only the hub's sourcing of\n"+
 			"the edge's FEEDS crosses its connection. The edge then runs with\n"+
-			"--hub nats-leaf://edge-CODE:PASSWORD@HOST:7422 (docs/edge.md).\n\n")
+			"--hub nats-leaf://edge-CODE:PASSWORD@HOST:7422 --hub-ca CA.pem (docs/edge.md, \"TLS on the link\").\n\n")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {

@@ -11,6 +11,7 @@ import (
 	"github.com/iochub/iochub/internal/edge"
 	"github.com/iochub/iochub/internal/subjects"
 	"github.com/iochub/iochub/internal/testenv"
+	"github.com/iochub/iochub/internal/testkit"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 )
 
@@ -93,5 +94,29 @@ func TestCLIEdge(t *testing.T) {
 	}
 	if _, _, err := runCLI(t, "edge-add", "--nats-url", n.URL); !errors.Is(err, errUsage) {
 		t.Fatalf("edge-add without --unit: %v; want usage", err)
+	}
+}
+
+// TestCLIEdgeHubCA: iochub edge --hub-ca (IOCHUB_HUB_CA) takes a PEM file of
+// the hub's CA and refuses, before it starts, a file it cannot read or
+// without a certificate, naming the flag.
+func TestCLIEdgeHubCA(t *testing.T) {
+	files := testkit.WriteTLSFiles(t)
+	base := []string{"edge", "--unit", wardIn, "--catalog", "edge.json", "--hub", "nats-leaf://edge:secret@hub.example:7422", "--check-config"}
+	out, errOut, err := runCLI(t, append(base, "--hub-ca", files.CA)...)
+	if err != nil || !strings.Contains(out, "HubCA:"+files.CA) {
+		t.Fatalf("edge --hub-ca CA --check-config: %v; want the CA in\n%s%s", err, out, errOut)
+	}
+	t.Setenv("IOCHUB_HUB_CA", files.CA)
+	if out, _, err := runCLI(t, base...); err != nil || !strings.Contains(out, "HubCA:"+files.CA) {
+		t.Fatalf("edge with IOCHUB_HUB_CA: %v; want the CA in\n%s", err, out)
+	}
+	for _, c := range []struct{ file, want string }{
+		{files.Key, "no PEM certificate"},
+		{filepath.Join(t.TempDir(), "missing.pem"), "no such file"},
+	} {
+		if _, _, err := runCLI(t, append(base, "--hub-ca", c.file)...); err == nil || !strings.Contains(err.Error(), "--hub-ca") || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("edge --hub-ca %s: %v; want an error naming --hub-ca: %s", c.file, err, c.want)
+		}
 	}
 }

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"net/url"
@@ -25,6 +26,10 @@ type NodeConfig struct {
 	// (nats-leaf://user:password@host:7422); empty means no hub (the edge
 	// keeps everything until one is configured).
 	Hub []*url.URL
+	// HubTLS, when set, makes the leaf connection to Hub require TLS
+	// verified with it (HubTLS builds it from --hub-ca); nil means TLS only
+	// if the hub asks for it, verified against the system's roots.
+	HubTLS *tls.Config
 	// StoreDir is where JetStream keeps the edge's FEEDS; required. Keep it
 	// across restarts: what the hub has not sourced yet is only there.
 	StoreDir string
@@ -79,7 +84,7 @@ func StartNode(ctx context.Context, cfg NodeConfig) (*Node, error) {
 	s, err := natsx.StartEmbedded(natsx.EmbeddedConfig{
 		StoreDir: cfg.StoreDir, Host: cfg.Host, Port: cfg.Port, HubPassword: pw,
 		ServerName: natsx.EdgeServerName(cfg.Unit), Domain: domain,
-		LeafRemotes: cfg.Hub, LeafDeny: natsx.EdgeLeafDeny, LeafReconnect: cfg.LeafReconnect,
+		LeafRemotes: cfg.Hub, LeafTLS: cfg.HubTLS, LeafDeny: natsx.EdgeLeafDeny, LeafReconnect: cfg.LeafReconnect,
 		MaxPayload: cmp.Or(cfg.MaxPayload, DefaultMaxPayload),
 		// The edge answers an item accepted once its one node stored it, with
 		// no replica and the hub perhaps out of reach: it must be on disk.

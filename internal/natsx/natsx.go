@@ -5,6 +5,7 @@ package natsx
 import (
 	"cmp"
 	"context"
+	"crypto/tls"
 	"errors"
 	"flag"
 	"fmt"
@@ -56,6 +57,11 @@ type EmbeddedConfig struct {
 	// LeafDeny are subjects the leaf connection to LeafRemotes neither
 	// exports nor imports (EdgeLeafDeny).
 	LeafDeny []string
+	// LeafTLS, when set, makes the leaf connection to LeafRemotes require
+	// TLS verified with it (RootCAs: the hub's private CA). nil means TLS
+	// only when the hub asks for it, verified against the system's roots;
+	// a hub that does not ask then gets the password in clear text.
+	LeafTLS *tls.Config
 	// LeafReconnect is how long a leaf node waits before redialling the
 	// hub; 0 means 1s.
 	LeafReconnect time.Duration
@@ -113,7 +119,8 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 		if opts.LeafNode.ReconnectInterval == 0 {
 			opts.LeafNode.ReconnectInterval = time.Second
 		}
-		opts.LeafNode.Remotes = []*server.RemoteLeafOpts{{URLs: cfg.LeafRemotes, DenyImports: cfg.LeafDeny, DenyExports: cfg.LeafDeny}}
+		opts.LeafNode.Remotes = []*server.RemoteLeafOpts{{URLs: cfg.LeafRemotes, DenyImports: cfg.LeafDeny, DenyExports: cfg.LeafDeny,
+			TLS: cfg.LeafTLS != nil, TLSConfig: cfg.LeafTLS}}
 	}
 	s, err := server.NewServer(opts)
 	if err != nil {

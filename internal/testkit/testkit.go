@@ -1,7 +1,7 @@
 // Package testkit holds the small helpers every test package shares: waiting
 // for a condition with a deadline (Eventually), running a service's Run(ctx)
-// so that its error is checked, not dropped (Start), and comparing output
-// with golden files (Golden).
+// so that its error is checked, not dropped (Start), comparing output with
+// golden files (Golden), and making a private CA's TLS files (WriteTLSFiles).
 //
 // It imports only the standard library, so any package may use it in its
 // tests without pulling in servers or databases (those are in testenv).
