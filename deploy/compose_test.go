@@ -29,8 +29,12 @@ var composeFiles = []struct {
 }{
 	{file: "../docker-compose.yml"},
 	{file: "compose/cluster.yml", env: []string{"NATS_HUB_PASSWORD=" + testHubPassword, "NATS_READER_PASSWORD=" + testReaderPassword,
-		"NATS_EDGE_00070_PASSWORD=" + testEdgePassword}},
+		"NATS_EDGE_00070_PASSWORD=" + testEdgePassword, "NATS_LEAF_TLS_DIR=" + testLeafTLSDir}},
 }
+
+// testLeafTLSDir is NATS_LEAF_TLS_DIR in the tests: the host directory of
+// the leaf-node listener's certificate and key (the loader does not look in it).
+const testLeafTLSDir = "/srv/iochub/hub-tls"
 
 // loadProject loads file with the compose-spec loader, as docker compose
 // does: schema validation, interpolation of env (and nothing from the test's
@@ -411,8 +415,9 @@ func TestComposeSingleNode(t *testing.T) {
 }
 
 // TestComposeCluster checks deploy/compose/cluster.yml against hub.conf: the
-// three nodes are the routes of the config, each has its name, store and
-// healthcheck, and every role lists the three nodes and asks for R3 streams.
+// three nodes are the routes of the config, each has its name, store,
+// leaf-node certificate and healthcheck, and every role lists the three
+// nodes and asks for R3 streams.
 func TestComposeCluster(t *testing.T) {
 	const file = "compose/cluster.yml"
 	p := mustLoadProject(t, file, "compose", composeFiles[1].env)
@@ -434,12 +439,22 @@ func TestComposeCluster(t *testing.T) {
 			t.Errorf("%s runs %s but %s runs %s", node, s.Image, routes[0], p.Services[routes[0]].Image)
 		}
 		var conf, data bool
+		tlsDir := ""
 		for _, v := range s.Volumes {
 			conf = conf || v.Type == types.VolumeTypeBind && strings.HasSuffix(v.Source, filepath.FromSlash("deploy/nats/hub.conf")) && v.ReadOnly
 			data = data || v.Type == types.VolumeTypeVolume && v.Target == "/data" && v.Source == node+"-data"
+			if v.Type == types.VolumeTypeBind && v.Source == testLeafTLSDir && v.ReadOnly {
+				tlsDir = v.Target
+			}
 		}
 		if !conf || !data {
 			t.Errorf("%s: volumes %+v; want hub.conf read-only and its own volume on /data (hub.conf's store_dir)", node, s.Volumes)
+		}
+		// hub.conf's leafnodes tls reads its certificate and key from these files.
+		for _, k := range []string{"NATS_LEAF_TLS_CERT", "NATS_LEAF_TLS_KEY"} {
+			if tlsDir == "" || !strings.HasPrefix(env[k], tlsDir+"/") {
+				t.Errorf("%s: %s %q; want a file of NATS_LEAF_TLS_DIR, mounted read-only (mounted on %q)", node, k, env[k], tlsDir)
+			}
 		}
 		if c, _ := flagValue(s.Command, "c"); c != "/etc/nats/hub.conf" {
 			t.Errorf("%s: command %v; want -c /etc/nats/hub.conf", node, s.Command)
@@ -470,9 +485,14 @@ func TestComposeCluster(t *testing.T) {
 			}
 		}
 	}
-	// The NATS passwords have no default: without them compose refuses to start.
+	// The NATS passwords and the leaf-node certificate have no default:
+	// without them compose refuses to start.
 	if _, err := loadProject(file, "compose", nil); err == nil || !strings.Contains(err.Error(), "NATS_") {
 		t.Errorf("loading without the NATS passwords: %v; want an error naming one", err)
+	}
+	noTLS := slices.DeleteFunc(slices.Clone(composeFiles[1].env), func(e string) bool { return strings.HasPrefix(e, "NATS_LEAF_TLS_DIR=") })
+	if _, err := loadProject(file, "compose", noTLS); err == nil || !strings.Contains(err.Error(), "NATS_LEAF_TLS_DIR") {
+		t.Errorf("loading without NATS_LEAF_TLS_DIR: %v; want an error naming it", err)
 	}
 }
 

@@ -1,13 +1,18 @@
 package deploy
 
 import (
+	"bytes"
+	"crypto/tls"
+	"os"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/iochub/iochub/internal/natsx"
+	"github.com/iochub/iochub/internal/testkit"
 )
 
 // Passwords of hub.conf's users in the tests (NATS_*_PASSWORD).
@@ -17,13 +22,19 @@ const (
 	testEdgePassword   = "test-edge-password"
 )
 
-// setHubEnv sets the environment hub.conf reads, as node name would have it.
-func setHubEnv(t *testing.T, name string) {
+// setHubEnv sets the environment hub.conf reads, as node name would have
+// it: the passwords, and the leaf-node listener's certificate and key, made
+// for this test by a private CA (testkit.WriteTLSFiles), which it returns.
+func setHubEnv(t *testing.T, name string) testkit.TLSFiles {
 	t.Helper()
 	t.Setenv("NATS_SERVER_NAME", name)
 	t.Setenv("NATS_HUB_PASSWORD", testHubPassword)
 	t.Setenv("NATS_READER_PASSWORD", testReaderPassword)
 	t.Setenv("NATS_EDGE_00070_PASSWORD", testEdgePassword)
+	tls := testkit.WriteTLSFiles(t)
+	t.Setenv("NATS_LEAF_TLS_CERT", tls.Cert)
+	t.Setenv("NATS_LEAF_TLS_KEY", tls.Key)
+	return tls
 }
 
 // TestNATSConfigs loads hub.conf with nats-server's own config parser: the
@@ -32,9 +43,12 @@ func setHubEnv(t *testing.T, name string) {
 // natsx.ReaderPermissions, and the edge of 00070 as natsx.EdgeLeafUser
 // makes it (leaf connections only, the hub's sourcing only). Leaf nodes log
 // in as those users (no leafnodes authorization block of its own, which
-// would replace them) and the hub's inner addresses are not advertised.
+// would replace them), the hub's inner addresses are not advertised, and the
+// leaf-node listener takes TLS 1.2+ only, with the certificate the
+// environment names (NATS_LEAF_TLS_CERT, NATS_LEAF_TLS_KEY): edges reach it
+// across wide-area networks.
 func TestNATSConfigs(t *testing.T) {
-	setHubEnv(t, "hub-1")
+	files := setHubEnv(t, "hub-1")
 	o, err := server.ProcessConfigFile("nats/hub.conf")
 	if err != nil {
 		t.Fatalf("hub.conf: %v", err)
@@ -48,6 +62,13 @@ func TestNATSConfigs(t *testing.T) {
 	if o.LeafNode.Port == 0 || len(o.LeafNode.Users) != 0 || o.LeafNode.Username != "" || !o.LeafNode.NoAdvertise {
 		t.Errorf("leafnodes port %d, %d users of its own, no_advertise %v; want a listener, the server's users, no_advertise",
 			o.LeafNode.Port, len(o.LeafNode.Users), o.LeafNode.NoAdvertise)
+	}
+	if tc := o.LeafNode.TLSConfig; tc == nil || tc.MinVersion < tls.VersionTLS12 || len(tc.Certificates) != 1 || o.LeafNode.TLSTimeout <= 0 {
+		t.Errorf("leafnodes TLS %+v, timeout %v; want TLS 1.2+ with one certificate and a handshake timeout", tc, o.LeafNode.TLSTimeout)
+	} else if want, err := tls.LoadX509KeyPair(files.Cert, files.Key); err != nil {
+		t.Fatal(err)
+	} else if !bytes.Equal(tc.Certificates[0].Certificate[0], want.Certificate[0]) {
+		t.Error("leafnodes TLS certificate is not the one NATS_LEAF_TLS_CERT names")
 	}
 	users := map[string]*server.User{}
 	for _, u := range o.Users {
@@ -72,6 +93,31 @@ func TestNATSConfigs(t *testing.T) {
 	if u := users[natsx.EdgeUser("00070")]; u == nil || u.Password != testEdgePassword ||
 		!reflect.DeepEqual(u.Permissions, want.Permissions) || !reflect.DeepEqual(u.AllowedConnectionTypes, want.AllowedConnectionTypes) {
 		t.Errorf("user edge-00070 %+v; want natsx.EdgeLeafUser's (leaf connections only, the hub's sourcing only)", u)
+	}
+}
+
+// TestNATSConfigNeedsLeafCert: a hub started without its leaf-node
+// certificate does not start (rather than take edges in clear text), and
+// says which variable is missing.
+func TestNATSConfigNeedsLeafCert(t *testing.T) {
+	setHubEnv(t, "hub-1")
+	for _, v := range []string{"NATS_LEAF_TLS_CERT", "NATS_LEAF_TLS_KEY"} {
+		t.Run(v, func(t *testing.T) {
+			setHubEnv(t, "hub-1")
+			unsetEnv(t, v)
+			if _, err := server.ProcessConfigFile("nats/hub.conf"); err == nil || !strings.Contains(err.Error(), v) {
+				t.Errorf("hub.conf without %s: %v; want an error naming it", v, err)
+			}
+		})
+	}
+}
+
+// unsetEnv unsets name for the test, restoring it after.
+func unsetEnv(t *testing.T, name string) {
+	t.Helper()
+	t.Setenv(name, "") // restores the old value after the test
+	if err := os.Unsetenv(name); err != nil {
+		t.Fatal(err)
 	}
 }
 
