@@ -120,13 +120,7 @@ func TestSourcesLockHeld(t *testing.T) {
 		t.Fatalf("AddEdgeSource after the lock was released: %v", err)
 	}
 	// AddEdgeSource released it too, rather than leave it to expire.
-	kv, err := js.KeyValue(ctx, BucketLocks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := kv.Get(ctx, sourcesLockKey); !errors.Is(err, jetstream.ErrKeyNotFound) {
-		t.Fatalf("the lock after AddEdgeSource: %v; want it released", err)
-	}
+	wantLockReleased(ctx, t, js, "AddEdgeSource")
 }
 
 // TestSourcesLockOfADeadHolderExpires: a command that died holding the lock
@@ -333,13 +327,7 @@ func TestEnsureStreamsLockHeld(t *testing.T) {
 	if srcs, err := EdgeSources(ctx, js); err != nil || len(srcs) != 1 || srcs[0].Domain != "edge-00070" {
 		t.Fatalf("FEEDS sources %+v (%v) after its update; want edge-00070 kept", srcs, err)
 	}
-	kv, err := js.KeyValue(ctx, BucketLocks)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := kv.Get(ctx, sourcesLockKey); !errors.Is(err, jetstream.ErrKeyNotFound) {
-		t.Fatalf("the lock after EnsureStreams: %v; want it released", err)
-	}
+	wantLockReleased(ctx, t, js, "EnsureStreams")
 }
 
 // TestEnsureStreamsWaitsOutADeadHolder: a hub started after an admin
@@ -383,4 +371,17 @@ func plantDeadHolder(ctx context.Context, t *testing.T, js jetstream.JetStream) 
 		t.Fatal(err)
 	}
 	return taken
+}
+
+// wantLockReleased fails t unless the lock of the sources is free: after
+// (an edge-add, a start) released it rather than leave it to expire.
+func wantLockReleased(ctx context.Context, t *testing.T, js jetstream.JetStream, after string) {
+	t.Helper()
+	kv, err := js.KeyValue(ctx, BucketLocks)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Get(ctx, sourcesLockKey); !errors.Is(err, jetstream.ErrKeyNotFound) {
+		t.Fatalf("the lock after %s: %v; want it released", after, err)
+	}
 }
