@@ -3,12 +3,9 @@ package deploy
 import (
 	"crypto/tls"
 	"crypto/x509"
-	"fmt"
 	"net"
 	"net/url"
 	"os"
-	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -17,35 +14,6 @@ import (
 	"github.com/iochub/iochub/internal/natsx"
 	"github.com/iochub/iochub/internal/testkit"
 )
-
-// errorLog keeps the errors a server logs.
-type errorLog struct {
-	mu   sync.Mutex
-	errs []string
-}
-
-func (l *errorLog) Noticef(string, ...any) {}
-func (l *errorLog) Warnf(string, ...any)   {}
-func (l *errorLog) Fatalf(string, ...any)  {}
-func (l *errorLog) Debugf(string, ...any)  {}
-func (l *errorLog) Tracef(string, ...any)  {}
-func (l *errorLog) Errorf(format string, v ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.errs = append(l.errs, fmt.Sprintf(format, v...))
-}
-
-// has reports whether a logged error contains s.
-func (l *errorLog) has(s string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, e := range l.errs {
-		if strings.Contains(e, s) {
-			return true
-		}
-	}
-	return false
-}
 
 // TestHubConfLeafTLS runs one node of hub.conf (alone: no routes) with a
 // leaf-node certificate of a private CA, and the edge of 00070: trusting
@@ -82,7 +50,7 @@ func TestHubConfLeafTLS(t *testing.T) {
 	// The edge of 00070 as iochub edge starts it (edge.StartNode, whose
 	// --hub-ca becomes LeafTLS), less its FEEDS: deploy does not import
 	// internal/edge (and its geometry libraries).
-	startEdge := func(t *testing.T, caFile string) (*server.Server, *errorLog) {
+	startEdge := func(t *testing.T, caFile string) (*server.Server, *testkit.ErrorLog) {
 		t.Helper()
 		var leafTLS *tls.Config
 		if caFile != "" {
@@ -103,7 +71,7 @@ func TestHubConfLeafTLS(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(func() { n.Shutdown(); n.WaitForShutdown() })
-		log := &errorLog{}
+		log := &testkit.ErrorLog{}
 		n.SetLogger(log, false, false)
 		return n, log
 	}
@@ -111,7 +79,7 @@ func TestHubConfLeafTLS(t *testing.T) {
 	t.Run("without the CA", func(t *testing.T) {
 		n, log := startEdge(t, "")
 		testkit.Eventually(t, 10*time.Second, "the edge to refuse the hub's certificate", testkit.Holds(func() bool {
-			return log.has("certificate signed by unknown authority")
+			return log.Has("certificate signed by unknown authority")
 		}))
 		if n.NumLeafNodes() == 1 || hub.NumLeafNodes() != 0 {
 			t.Fatalf("link up %v, hub leaf nodes %d; want no link without the hub's CA", n.NumLeafNodes() == 1, hub.NumLeafNodes())

@@ -11,7 +11,6 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
-	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -74,35 +73,6 @@ func startTLSHub(t *testing.T, files testkit.TLSFiles) (*server.Server, *url.URL
 	return hub, leaf, js
 }
 
-// errorLog keeps the errors a server logs.
-type errorLog struct {
-	mu   sync.Mutex
-	errs []string
-}
-
-func (l *errorLog) Noticef(string, ...any) {}
-func (l *errorLog) Warnf(string, ...any)   {}
-func (l *errorLog) Fatalf(string, ...any)  {}
-func (l *errorLog) Debugf(string, ...any)  {}
-func (l *errorLog) Tracef(string, ...any)  {}
-func (l *errorLog) Errorf(format string, v ...any) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	l.errs = append(l.errs, fmt.Sprintf(format, v...))
-}
-
-// has reports whether a logged error contains s.
-func (l *errorLog) has(s string) bool {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	for _, e := range l.errs {
-		if strings.Contains(e, s) {
-			return true
-		}
-	}
-	return false
-}
-
 // TestNodeHubTLS: an edge given the hub's private CA (--hub-ca) reaches a
 // hub whose leaf-node listener requires TLS, and the hub sources its items;
 // an edge without it refuses the hub's certificate (unknown authority) and
@@ -111,7 +81,7 @@ func TestNodeHubTLS(t *testing.T) {
 	ctx := context.Background()
 	files := testkit.WriteTLSFiles(t)
 	hub, leaf, hubJS := startTLSHub(t, files)
-	startEdge := func(t *testing.T, hubTLS *tls.Config) (*edge.Node, *errorLog) {
+	startEdge := func(t *testing.T, hubTLS *tls.Config) (*edge.Node, *testkit.ErrorLog) {
 		t.Helper()
 		n, err := edge.StartNode(ctx, edge.NodeConfig{Unit: "00070", Hub: []*url.URL{leaf}, HubTLS: hubTLS, StoreDir: t.TempDir(),
 			Port: -1, LeafReconnect: 50 * time.Millisecond})
@@ -119,7 +89,7 @@ func TestNodeHubTLS(t *testing.T) {
 			t.Fatal(err)
 		}
 		t.Cleanup(n.Close)
-		log := &errorLog{}
+		log := &testkit.ErrorLog{}
 		n.Server.SetLogger(log, false, false)
 		return n, log
 	}
@@ -127,7 +97,7 @@ func TestNodeHubTLS(t *testing.T) {
 	t.Run("without the CA", func(t *testing.T) {
 		n, log := startEdge(t, nil)
 		testkit.Eventually(t, 10*time.Second, "the edge to refuse the hub's certificate", testkit.Holds(func() bool {
-			return log.has("certificate signed by unknown authority")
+			return log.Has("certificate signed by unknown authority")
 		}))
 		if n.LinkUp() || hub.NumLeafNodes() != 0 {
 			t.Fatalf("link up %v, hub leaf nodes %d; want no link without the hub's CA", n.LinkUp(), hub.NumLeafNodes())
