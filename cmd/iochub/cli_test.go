@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
 	"strings"
@@ -123,25 +124,14 @@ func TestCLIUnitsImportWaitsForAnother(t *testing.T) {
 		o.out, o.errOut, o.err = runCLI(t, "units", "import", "--database-url", db.URL, "--valid-from", from.Format(time.RFC3339), file)
 		done <- o
 	}()
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var waiting int
-		if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
-			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
-			t.Fatal(err)
-		}
-		if waiting > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("units import never waited for the other import")
-		}
+	testenv.WaitForLockWaiter(t, db.Pool, "units import", func() (bool, string) {
 		select {
 		case o := <-done:
-			t.Fatalf("units import ended (%v) before the other import committed: %s", o.err, o.errOut)
-		case <-time.After(5 * time.Millisecond):
+			return true, fmt.Sprintf("%v: %s", o.err, o.errOut)
+		default:
+			return false, ""
 		}
-	}
+	})
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}

@@ -466,7 +466,7 @@ func TestImportUnitsOneAtATime(t *testing.T) {
 				res, err := schema.ImportUnits(ctx, db.Pool, strings.NewReader(tc.second), schema.ImportOptions{ValidFrom: tc.from})
 				done <- outcome{res, err}
 			}()
-			waitForLock(t, db.Pool, "the second import", func() bool { return len(done) > 0 })
+			testenv.WaitForLockWaiter(t, db.Pool, "the second import", func() (bool, string) { return len(done) > 0, "" })
 			if err := tx.Commit(ctx); err != nil {
 				t.Fatal(err)
 			}
@@ -483,21 +483,5 @@ func TestImportUnitsOneAtATime(t *testing.T) {
 				t.Errorf("%d current communes of 90; want 2", n)
 			}
 		})
-	}
-}
-
-// waitForLock waits until a session of pool's database waits for a lock,
-// and fails t if who has ended meanwhile (ended reports it).
-func waitForLock(t *testing.T, pool *pgxpool.Pool, who string, ended func() bool) {
-	t.Helper()
-	deadline := time.Now().Add(30 * time.Second)
-	for scalar[int](t, pool, `SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() AND wait_event_type = 'Lock'`) == 0 {
-		if ended() {
-			t.Fatalf("%s ended before the first import committed", who)
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s never waited for the first import", who)
-		}
-		time.Sleep(5 * time.Millisecond)
 	}
 }

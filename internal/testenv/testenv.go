@@ -376,3 +376,30 @@ func suffix() string {
 	_, _ = rand.Read(b[:])
 	return hex.EncodeToString(b[:])
 }
+
+// WaitForLockWaiter waits until a session of pool's database waits for a
+// lock (pg_stat_activity), as who (the work under test, started beside a
+// transaction that holds what it needs) should. It fails t when ended
+// reports that who ended first (with what it says of it), or after 30 s.
+func WaitForLockWaiter(t testing.TB, pool *pgxpool.Pool, who string, ended func() (bool, string)) {
+	t.Helper()
+	ctx := context.Background()
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		var waiting int
+		if err := pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
+			t.Fatal(err)
+		}
+		if waiting > 0 {
+			return
+		}
+		if done, what := ended(); done {
+			t.Fatalf("%s ended before it waited for the lock: %s", who, what)
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never waited for the lock", who)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}

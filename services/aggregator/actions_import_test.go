@@ -255,25 +255,14 @@ func TestUnitImportActionAfterDirectImport(t *testing.T) {
 		done <- err
 	}()
 	// The action waits for the direct import's transaction.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var waiting int
-		if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity
-			WHERE datname = current_database() AND wait_event_type = 'Lock'`).Scan(&waiting); err != nil {
-			t.Fatal(err)
-		}
-		if waiting > 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the action never waited for the direct import")
-		}
+	testenv.WaitForLockWaiter(t, db.Pool, "the action", func() (bool, string) {
 		select {
 		case err := <-done:
-			t.Fatalf("the action ended (%v) before the direct import committed", err)
-		case <-time.After(5 * time.Millisecond):
+			return true, fmt.Sprint(err)
+		default:
+			return false, ""
 		}
-	}
+	})
 	if err := tx.Commit(ctx); err != nil {
 		t.Fatal(err)
 	}
