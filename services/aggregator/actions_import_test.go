@@ -28,22 +28,8 @@ const twoCommunes = `{"type":"FeatureCollection","features":[
 // the counts and deletes the file; a file gone or malformed refuses the
 // action and ends the record failed with the reason.
 func TestUnitImportAction(t *testing.T) {
-	db := testenv.PostGISWithUnits(t)
-	n := testenv.NATS(t)
 	ctx := context.Background()
-	acts, err := NewActions(ActionsConfig{}, n.JS, db.Pool, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	acts.RegisterAction(ActionUnitImport, UnitImportAction(n.JS, nil))
-	obs, err := n.JS.ObjectStore(ctx, natsx.BucketUnitImportFiles)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kv, err := n.JS.KeyValue(ctx, natsx.BucketUnitImports)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, acts, obs, kv := importActions(t)
 	action := func(id string) *iocv1.Action {
 		p, _ := json.Marshal(UnitImportPayload{Object: id, ValidFrom: time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)})
 		return &iocv1.Action{Id: "act-" + id, Type: ActionUnitImport, Actor: "admin", Province: "VN", TargetKind: "unit",
@@ -141,22 +127,8 @@ func TestUnitImportAction(t *testing.T) {
 // gateway's rule at queue time: an admin of every province). Refused, it
 // imports nothing and its import ends failed with the reason.
 func TestUnitImportWithinActorScope(t *testing.T) {
-	db := testenv.PostGISWithUnits(t)
-	n := testenv.NATS(t)
 	ctx := context.Background()
-	acts, err := NewActions(ActionsConfig{}, n.JS, db.Pool, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	acts.RegisterAction(ActionUnitImport, UnitImportAction(n.JS, nil))
-	obs, err := n.JS.ObjectStore(ctx, natsx.BucketUnitImportFiles)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kv, err := n.JS.KeyValue(ctx, natsx.BucketUnitImports)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, acts, obs, kv := importActions(t)
 	adminAll := storeIdentity(t, db.Pool, auth.RoleAdmin, []string{"*"})
 	admin01 := storeIdentity(t, db.Pool, auth.RoleAdmin, []string{"01"})
 	operatorAll := storeIdentity(t, db.Pool, auth.RoleOperator, []string{"*"})
@@ -211,22 +183,8 @@ func TestUnitImportWithinActorScope(t *testing.T) {
 // units unchanged), where it used to fail on admin_unit's unique key
 // (23505) and be refused for good.
 func TestUnitImportActionAfterDirectImport(t *testing.T) {
-	db := testenv.PostGISWithUnits(t)
-	n := testenv.NATS(t)
 	ctx := context.Background()
-	acts, err := NewActions(ActionsConfig{}, n.JS, db.Pool, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	acts.RegisterAction(ActionUnitImport, UnitImportAction(n.JS, nil))
-	obs, err := n.JS.ObjectStore(ctx, natsx.BucketUnitImportFiles)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kv, err := n.JS.KeyValue(ctx, natsx.BucketUnitImports)
-	if err != nil {
-		t.Fatal(err)
-	}
+	db, acts, obs, kv := importActions(t)
 	if _, err := obs.PutString(ctx, "imp-1", twoCommunes); err != nil {
 		t.Fatal(err)
 	}
@@ -283,4 +241,28 @@ func TestUnitImportActionAfterDirectImport(t *testing.T) {
 	if versions != 2 {
 		t.Errorf("%d versions of the imported communes; want 2", versions)
 	}
+}
+
+// importActions is the set-up of the unit.import tests: a database with
+// units, NATS, the actions with unit.import registered, and the buckets of
+// the uploaded files and of the imports' progress.
+func importActions(t *testing.T) (*testenv.DBEnv, *Actions, jetstream.ObjectStore, jetstream.KeyValue) {
+	t.Helper()
+	db := testenv.PostGISWithUnits(t)
+	n := testenv.NATS(t)
+	ctx := context.Background()
+	acts, err := NewActions(ActionsConfig{}, n.JS, db.Pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acts.RegisterAction(ActionUnitImport, UnitImportAction(n.JS, nil))
+	obs, err := n.JS.ObjectStore(ctx, natsx.BucketUnitImportFiles)
+	if err != nil {
+		t.Fatal(err)
+	}
+	kv, err := n.JS.KeyValue(ctx, natsx.BucketUnitImports)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return db, acts, obs, kv
 }
