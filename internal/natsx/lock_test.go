@@ -22,28 +22,13 @@ import (
 // their own connections as separate commands would be, must leave every
 // edge sourced.
 func TestConcurrentEdgeAddsKeepEverySource(t *testing.T) {
-	js := embeddedJS(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := EnsureStreams(ctx, js, StreamOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	js, ctx := streamsReady(t, time.Minute)
 	const edges = 24
-	var (
-		start = make(chan struct{})
-		wg    sync.WaitGroup
-		errs  = make([]error, edges)
-	)
-	for i := range edges {
-		wg.Go(func() {
-			unit := fmt.Sprintf("%05d", 100+i)
-			<-start
-			_, errs[i] = AddEdgeSource(ctx, js, "edge-"+unit, []string{subjects.FeedUnit("01", unit)})
-		})
-	}
-	close(start)
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := atOnce(edges, func(i int) error {
+		unit := fmt.Sprintf("%05d", 100+i)
+		_, err := AddEdgeSource(ctx, js, "edge-"+unit, []string{subjects.FeedUnit("01", unit)})
+		return err
+	}); err != nil {
 		t.Fatal(err)
 	}
 	srcs, err := EdgeSources(ctx, js)
@@ -65,13 +50,9 @@ func TestConcurrentEdgeAddsKeepEverySource(t *testing.T) {
 	}
 	// Removals at once, of every other edge, take the same lock: the
 	// others stay.
-	for i := 0; i < edges; i += 2 {
-		wg.Go(func() {
-			errs[i] = RemoveEdgeSource(ctx, js, fmt.Sprintf("edge-%05d", 100+i))
-		})
-	}
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := atOnce(edges/2, func(i int) error {
+		return RemoveEdgeSource(ctx, js, fmt.Sprintf("edge-%05d", 100+2*i))
+	}); err != nil {
 		t.Fatal(err)
 	}
 	if srcs, err = EdgeSources(ctx, js); err != nil {
@@ -128,12 +109,7 @@ func TestSourcesLockHeld(t *testing.T) {
 // ever: the lock bucket's TTL removes its key. The bucket is created here
 // with a TTL of one second instead of SourcesLockTTL.
 func TestSourcesLockOfADeadHolderExpires(t *testing.T) {
-	js := embeddedJS(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := EnsureStreams(ctx, js, StreamOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	js, ctx := streamsReady(t, 30*time.Second)
 	taken := plantDeadHolder(ctx, t, js)
 	if _, err := AddEdgeSource(ctx, js, "edge-00070", hoanKiem); err != nil {
 		t.Fatalf("AddEdgeSource after the holder of the lock died: %v; want the lock to expire", err)
@@ -151,28 +127,12 @@ func TestSourcesLockOfADeadHolderExpires(t *testing.T) {
 // provinces at once each change ROLLUPS and STATE; every province must be
 // sourced on both at the end.
 func TestConcurrentNationalAddsKeepEverySource(t *testing.T) {
-	js := embeddedJS(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := EnsureStreams(ctx, js, StreamOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	js, ctx := streamsReady(t, time.Minute)
 	const provinces = 12
-	var (
-		start = make(chan struct{})
-		wg    sync.WaitGroup
-		errs  = make([]error, provinces)
-	)
-	for i := range provinces {
-		wg.Go(func() {
-			p := fmt.Sprintf("%02d", 10+i)
-			<-start
-			errs[i] = AddProvinceSources(ctx, js, p, "province-"+p)
-		})
-	}
-	close(start)
-	wg.Wait()
-	if err := errors.Join(errs...); err != nil {
+	if err := atOnce(provinces, func(i int) error {
+		p := fmt.Sprintf("%02d", 10+i)
+		return AddProvinceSources(ctx, js, p, "province-"+p)
+	}); err != nil {
 		t.Fatal(err)
 	}
 	srcs, err := ProvinceSources(ctx, js)
@@ -200,12 +160,7 @@ func TestConcurrentNationalAddsKeepEverySource(t *testing.T) {
 // changing FEEDS, run one after the other while many edge-adds run at
 // once: every edge must stay sourced.
 func TestEnsureStreamsKeepsConcurrentEdgeAdds(t *testing.T) {
-	js := embeddedJS(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
-	defer cancel()
-	if err := EnsureStreams(ctx, js, StreamOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	js, ctx := streamsReady(t, 2*time.Minute)
 	const edges = 64
 	ages := []time.Duration{6 * 24 * time.Hour, 5 * 24 * time.Hour}
 	var (
@@ -278,12 +233,7 @@ func TestEnsureStreamsKeepsConcurrentEdgeAdds(t *testing.T) {
 // for an admin command; one that changes a stream waits for the lock and,
 // when startLockWait is up, fails naming the holder, the stream unchanged.
 func TestEnsureStreamsLockHeld(t *testing.T) {
-	js := embeddedJS(t)
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	if err := EnsureStreams(ctx, js, StreamOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	js, ctx := streamsReady(t, time.Minute)
 	if _, err := js.KeyValue(ctx, BucketLocks); !errors.Is(err, jetstream.ErrBucketNotFound) {
 		t.Fatalf("bucket %s after creating the streams: %v; want none", BucketLocks, err)
 	}
@@ -335,12 +285,7 @@ func TestEnsureStreamsLockHeld(t *testing.T) {
 // (the bucket's TTL, one second here instead of SourcesLockTTL), neither
 // failing nor ignoring the lock.
 func TestEnsureStreamsWaitsOutADeadHolder(t *testing.T) {
-	js := embeddedJS(t)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	if err := EnsureStreams(ctx, js, StreamOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	js, ctx := streamsReady(t, 30*time.Second)
 	taken := plantDeadHolder(ctx, t, js)
 	if err := EnsureStreams(ctx, js, StreamOptions{FeedsMaxAge: 24 * time.Hour}); err != nil {
 		t.Fatalf("EnsureStreams after the holder of the lock died: %v; want the lock to expire", err)
@@ -384,4 +329,36 @@ func wantLockReleased(ctx context.Context, t *testing.T, js jetstream.JetStream,
 	if _, err := kv.Get(ctx, sourcesLockKey); !errors.Is(err, jetstream.ErrKeyNotFound) {
 		t.Fatalf("the lock after %s: %v; want it released", after, err)
 	}
+}
+
+// streamsReady starts an embedded server with the hub's streams, and a
+// context of timeout for the test.
+func streamsReady(t *testing.T, timeout time.Duration) (jetstream.JetStream, context.Context) {
+	t.Helper()
+	js := embeddedJS(t)
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	t.Cleanup(cancel)
+	if err := EnsureStreams(ctx, js, StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	return js, ctx
+}
+
+// atOnce runs f(0) … f(n-1) together, released at the same moment as
+// separate commands would be, and returns their errors joined.
+func atOnce(n int, f func(i int) error) error {
+	var (
+		start = make(chan struct{})
+		wg    sync.WaitGroup
+		errs  = make([]error, n)
+	)
+	for i := range n {
+		wg.Go(func() {
+			<-start
+			errs[i] = f(i)
+		})
+	}
+	close(start)
+	wg.Wait()
+	return errors.Join(errs...)
 }
