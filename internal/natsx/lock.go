@@ -119,7 +119,7 @@ func locksBucket(ctx context.Context, js jetstream.JetStream, stream string) (je
 	if err != nil {
 		return nil, fmt.Errorf("reading stream %s: %w", stream, err)
 	}
-	return openLocksBucket(ctx, js, st.CachedInfo().Config.Replicas)
+	return createLocksBucket(ctx, js, st.CachedInfo().Config.Replicas)
 }
 
 // openLocksBucket is BucketLocks on js, created with replicas when missing;
@@ -129,7 +129,13 @@ func openLocksBucket(ctx context.Context, js jetstream.JetStream, replicas int) 
 	if !errors.Is(err, jetstream.ErrBucketNotFound) {
 		return kv, wrapBucketErr(err)
 	}
-	kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
+	return createLocksBucket(ctx, js, replicas)
+}
+
+// createLocksBucket creates BucketLocks with replicas, or opens the one
+// another command created meanwhile.
+func createLocksBucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
+	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
 		Bucket:      BucketLocks,
 		Description: "Locks of iochub's admin commands: key sources while one changes the sources of a stream",
 		TTL:         SourcesLockTTL,

@@ -341,11 +341,13 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 			stale = append(stale, cfg)
 		}
 	}
-	if err := rescaleLocksBucket(ctx, js, o.Replicas); err != nil {
-		return err
-	}
 	if len(stale) == 0 {
 		return nil
+	}
+	// A change of replicas makes every stream stale: the lock bucket follows
+	// them then, and a start with nothing to change asks nothing more.
+	if err := rescaleLocksBucket(ctx, js, o.Replicas); err != nil {
+		return err
 	}
 	return updateStreams(ctx, js, o.Replicas, stale)
 }
