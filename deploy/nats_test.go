@@ -100,7 +100,6 @@ func TestNATSConfigs(t *testing.T) {
 // certificate does not start (rather than take edges in clear text), and
 // says which variable is missing.
 func TestNATSConfigNeedsLeafCert(t *testing.T) {
-	setHubEnv(t, "hub-1")
 	for _, v := range []string{"NATS_LEAF_TLS_CERT", "NATS_LEAF_TLS_KEY"} {
 		t.Run(v, func(t *testing.T) {
 			setHubEnv(t, "hub-1")

@@ -20,7 +20,7 @@ import (
 // hub, or a man in the middle, that speaks clear text.
 func HubTLS(hubs []*url.URL, caFile string) (*tls.Config, error) {
 	if caFile != "" {
-		pool, err := ReadCAFile(caFile)
+		pool, err := readCAFile(caFile)
 		if err != nil {
 			return nil, err
 		}
@@ -34,11 +34,11 @@ func HubTLS(hubs []*url.URL, caFile string) (*tls.Config, error) {
 	return nil, nil
 }
 
-// ReadCAFile reads the PEM certificates of file into a pool. It refuses a
+// readCAFile reads the PEM certificates of file into a pool. It refuses a
 // file with no certificate, or with one that does not parse, so that a
 // wrong file (the hub's key, a DER file) stops the edge at its start instead
 // of leaving it retrying a hub it can never verify.
-func ReadCAFile(file string) (*x509.CertPool, error) {
+func readCAFile(file string) (*x509.CertPool, error) {
 	data, err := os.ReadFile(file) //nolint:gosec // the operator names the file (--hub-ca)
 	if err != nil {
 		return nil, fmt.Errorf("reading the hub's CA: %w", err)
@@ -67,6 +67,6 @@ func ReadCAFile(file string) (*x509.CertPool, error) {
 	return pool, nil
 }
 
-// ErrNoCACert is returned by ReadCAFile for a file without a PEM
+// ErrNoCACert is returned by readCAFile for a file without a PEM
 // certificate ("-----BEGIN CERTIFICATE-----").
 var ErrNoCACert = errors.New("no PEM certificate in it; want the certificate of the CA that signed the hub's leaf-node certificate, in PEM")

@@ -55,7 +55,7 @@ type loss struct {
 
 // feedsState is what the tracker reads of the edge's FEEDS.
 type feedsState struct {
-	first, last         uint64
+	first               uint64
 	msgs                uint64
 	firstTime, lastTime time.Time
 }
@@ -323,7 +323,7 @@ func (w *UnsentWatch) read() (feedsState, []sourcing, error) {
 		if s.Name != subjects.StreamFeeds {
 			continue
 		}
-		st := feedsState{first: s.State.FirstSeq, last: s.State.LastSeq, msgs: s.State.Msgs,
+		st := feedsState{first: s.State.FirstSeq, msgs: s.State.Msgs,
 			firstTime: s.State.FirstTime, lastTime: s.State.LastTime}
 		var cons []sourcing
 		for _, c := range s.DirectConsumer {

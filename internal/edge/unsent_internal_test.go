@@ -77,7 +77,7 @@ func TestUnsentTracker(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			var tr unsentTracker
 			for i, l := range c.looks {
-				losses, unknown := tr.observe(feedsState{first: l.first, last: 100, msgs: 101 - l.first}, l.cons)
+				losses, unknown := tr.observe(feedsState{first: l.first, msgs: 101 - l.first}, l.cons)
 				var got []string
 				for _, x := range losses {
 					s := fmt.Sprintf("%d-%d", x.From, x.To)
