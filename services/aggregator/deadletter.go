@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/iochub/iochub/internal/deadletter"
@@ -95,23 +94,12 @@ func metricKind(subject string) string {
 	return "other"
 }
 
-// sqlStateQueryCanceled is PostgreSQL's query_canceled: a statement_timeout
-// (or a cancel request) ended the statement.
-const sqlStateQueryCanceled = "57014"
-
-// sqlStateTransactionTimeout is PostgreSQL 17's transaction_timeout: the
-// server ended a transaction that ran past it (and its session).
-const sqlStateTransactionTimeout = "25P04"
-
-// timedOut reports whether the database cancelled the write, which with the
-// context still alive means the statement ran past statement_timeout, or
-// the transaction past a transaction_timeout a DBA set: a batch too large
-// or a message too costly, not a passing fault. Retrying it as it is would
+// timedOut reports whether the database ended the write for its time
+// (postgis.ServerTimedOut: the statement timeout, or a transaction_timeout
+// a DBA set), which with the context still alive means a batch too large or
+// a message too costly, not a passing fault. Retrying it as it is would
 // block the stream forever.
-func timedOut(err error) bool {
-	var pg *pgconn.PgError
-	return errors.As(err, &pg) && (pg.Code == sqlStateQueryCanceled || pg.Code == sqlStateTransactionTimeout)
-}
+func timedOut(err error) bool { return postgis.ServerTimedOut(err) }
 
 // lastDelivery reports whether m is at its last delivery when the consumer's
 // MaxDeliver is bounded: past it, JetStream would drop it silently.

@@ -341,12 +341,25 @@ func (s *Store) BeginFunc(ctx context.Context, fn func(pgx.Tx) error) error {
 // statement timeout or by a cancel request.
 const sqlstateQueryCanceled = "57014"
 
-// timedOut marks err with ErrStatementTimeout when it is the server's
-// cancellation of a statement (SQLSTATE 57014) and ctx was not cancelled:
-// then the statement timeout, not the caller, cancelled it.
-func timedOut(ctx context.Context, err error) error {
+// sqlstateTransactionTimeout is PostgreSQL 17's transaction_timeout: the
+// server ended a transaction that ran past it (and its session).
+const sqlstateTransactionTimeout = "25P04"
+
+// ServerTimedOut reports whether err is the server ending a statement, or
+// a transaction, for running out of time: query_canceled (57014: the
+// statement timeout, or a cancel request) or transaction_timeout (25P04, a
+// limit a DBA may set on PostgreSQL 17). With the caller's context alive, a
+// batch too large or a message too costly, not a passing fault.
+func ServerTimedOut(err error) bool {
 	var pgErr *pgconn.PgError
-	if err == nil || ctx.Err() != nil || !errors.As(err, &pgErr) || pgErr.Code != sqlstateQueryCanceled {
+	return errors.As(err, &pgErr) && (pgErr.Code == sqlstateQueryCanceled || pgErr.Code == sqlstateTransactionTimeout)
+}
+
+// timedOut marks err with ErrStatementTimeout when the server ended the
+// statement or transaction for its time (ServerTimedOut) and ctx was not
+// cancelled: then the store's limit, not the caller, ended it.
+func timedOut(ctx context.Context, err error) error {
+	if err == nil || ctx.Err() != nil || !ServerTimedOut(err) {
 		return err
 	}
 	return fmt.Errorf("%w: %w", ErrStatementTimeout, err)
