@@ -25,6 +25,7 @@ import (
 
 	"github.com/iochub/iochub/internal/deadletter"
 	"github.com/iochub/iochub/internal/flagx"
+	"github.com/iochub/iochub/internal/natsx"
 	"github.com/iochub/iochub/internal/subjects"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 )
@@ -373,6 +374,8 @@ func (s *Service) Run(ctx context.Context) error {
 type fetcher struct {
 	s       *Service
 	waiting int
+	// bytes is the byte bound of a batch (Service.batchBytes).
+	bytes int
 }
 
 // fetch takes what is waiting, up to BatchSize, without waiting for a full
@@ -389,7 +392,7 @@ type fetcher struct {
 func (f *fetcher) fetch(cons jetstream.Consumer) ([]jetstream.Msg, error) {
 	size := f.s.cfg.BatchSize
 	if f.waiting != 0 {
-		msgs, err := f.take(cons, size)
+		msgs, err := f.take(cons, size, f.bytes)
 		if err != nil || len(msgs) > 0 {
 			return msgs, err
 		}
@@ -404,7 +407,10 @@ func (f *fetcher) fetch(cons jetstream.Consumer) ([]jetstream.Msg, error) {
 	if md, err := msgs[0].Metadata(); f.waiting == 0 && err == nil && md.NumDelivered == 1 {
 		return msgs, nil
 	}
-	more, err := f.take(cons, size-1)
+	// The rest of the batch gets what the first left of the bound: at least
+	// a max payload, as the bound is twice that.
+	first := len(msgs[0].Subject()) + len(msgs[0].Reply()) + natsx.WireSize(msgs[0].Headers(), msgs[0].Data())
+	more, err := f.take(cons, size-1, f.bytes-first)
 	return append(msgs, more...), err
 }
 
@@ -419,12 +425,12 @@ const fetchLinger = 10 * time.Millisecond
 const defaultBatchBytes = 32 << 20
 
 // take takes up to n of the messages waiting (no more than f.waiting when
-// known), at most batchBytes of them.
-func (f *fetcher) take(cons jetstream.Consumer, n int) ([]jetstream.Msg, error) {
+// known), at most bytes of them.
+func (f *fetcher) take(cons jetstream.Consumer, n, bytes int) ([]jetstream.Msg, error) {
 	if f.waiting > 0 {
 		n = min(n, f.waiting)
 	}
-	msgs, err := collect(cons.Fetch(n, jetstream.FetchMaxBytes(f.s.batchBytes()), jetstream.FetchMaxWait(fetchLinger)))
+	msgs, err := collect(cons.Fetch(n, jetstream.FetchMaxBytes(bytes), jetstream.FetchMaxWait(fetchLinger)))
 	f.note(msgs)
 	return msgs, err
 }

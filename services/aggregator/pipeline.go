@@ -135,7 +135,7 @@ func (s *Service) tick(ctx context.Context) {
 // closes out. A message that does not decode is dead-lettered here.
 func (s *Service) reader(ctx context.Context, cons jetstream.Consumer, out chan<- *pending) {
 	defer close(out)
-	f := &fetcher{s: s, waiting: -1}
+	f := &fetcher{s: s, waiting: -1, bytes: s.batchBytes()}
 	for ctx.Err() == nil {
 		msgs, err := f.fetch(cons)
 		if err != nil {
