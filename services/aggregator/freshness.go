@@ -45,10 +45,14 @@ var _ FreshnessStore = (*postgis.Store)(nil)
 
 type pairKey struct{ source, unit string }
 
-// feedSource reports whether source is a feed source, not "" nor the hub's
-// own alerts (overdue reports, stale sources, rules).
+// hubSources are the sources of the hub's own alerts (overdue reports,
+// stale sources, rules).
+var hubSources = []string{HubSource, alertrule.SourceID}
+
+// feedSource reports whether source is a feed source, not "" nor one of
+// hubSources.
 func feedSource(source string) bool {
-	return source != "" && source != HubSource && source != alertrule.SourceID
+	return source != "" && !slices.Contains(hubSources, source)
 }
 
 // sourceActivity sums what batch p brought per source and unit. The

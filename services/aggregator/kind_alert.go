@@ -12,7 +12,6 @@ import (
 	"google.golang.org/protobuf/proto"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
-	"github.com/iochub/iochub/internal/alertrule"
 	"github.com/iochub/iochub/internal/capconv"
 	"github.com/iochub/iochub/internal/ce"
 	"github.com/iochub/iochub/internal/subjects"
@@ -216,7 +215,7 @@ func (s *Service) applyAlertDefaultTTL(ctx context.Context) error {
 	if !ok {
 		return nil
 	}
-	n, err := db.ApplyAlertDefaultTTL(ctx, s.cfg.Province, s.cfg.AlertDefaultTTL, []string{HubSource, alertrule.SourceID})
+	n, err := db.ApplyAlertDefaultTTL(ctx, s.cfg.Province, s.cfg.AlertDefaultTTL, hubSources)
 	if err != nil {
 		return err
 	}
