@@ -305,12 +305,10 @@ func (o *operator) serveAction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	actor, _, _ := strings.Cut(v.Actor, " as ")
-	province := v.Province
-	if province == "_" {
-		province = ""
-	}
 	mine := actor == who.ID
-	admin := who.CanAdmin(province) || (province == "" && who.IsAdmin() && who.AllProvinces())
+	// An action of no one province (a map import, an identity of several)
+	// is recorded with none: an admin of every province reads it.
+	admin := who.CanAdmin(v.Province) || (v.Province == "" && who.IsAdmin() && who.AllProvinces())
 	if !found || (!mine && !admin) {
 		notFound()
 		return
