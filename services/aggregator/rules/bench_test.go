@@ -2,6 +2,7 @@ package rules
 
 import (
 	"fmt"
+	"slices"
 	"testing"
 	"time"
 
@@ -72,4 +73,61 @@ func observeAll(b *testing.B, msgs [][]byte, rules []alertrule.Rule) {
 		ts.Seconds += int64(i/len(msgs)) * 240
 		ev.Observe(&st, ObservedAt(&st))
 	}
+}
+
+// BenchmarkSetRules measures a change of rules in a province whose engine
+// holds the last state of 20,000 road segments (and 5,000 air stations of
+// the same province, which no congestion rule looks at), half of them
+// slow enough to hold: one rule changed (an operator's edit), and every
+// rule of the province changed at once (a start, or a reload of them all).
+// The engine evaluates on the goroutine that reads STATE, which waits the
+// while. Baseline: observing the same states once each (what reading them
+// from STATE costs the evaluator).
+func BenchmarkSetRules(b *testing.B) {
+	const segments, stations = 20000, 5000
+	states := make([]*iocv1.EntityState, 0, segments+stations)
+	for i := range segments {
+		states = append(states, traffic(fmt.Sprintf("seg-%d", i), 0, speed(float64(5+(i%2)*40))))
+	}
+	for i := range stations {
+		states = append(states, air(fmt.Sprintf("st-%d", i), 0, 2))
+	}
+	rules := make([]alertrule.Rule, 0, alertrule.MaxPerProvince)
+	for i := range alertrule.MaxPerProvince {
+		rules = append(rules, congestion(fmt.Sprintf("r%03d", i), float64(10+i%20), 5))
+	}
+	loaded := func(b *testing.B) *Evaluator {
+		ev := NewEvaluator(func() time.Time { return t0 })
+		ev.SetRules(rules, t0)
+		for _, st := range states {
+			ev.Observe(st, t0)
+		}
+		return ev
+	}
+	b.Run("observe-all-states", func(b *testing.B) {
+		ev := loaded(b)
+		for b.Loop() {
+			for _, st := range states {
+				ev.Observe(st, t0)
+			}
+		}
+	})
+	b.Run("one-rule-changed", func(b *testing.B) {
+		ev := loaded(b)
+		next := slices.Clone(rules)
+		for i := 0; b.Loop(); i++ {
+			next[0].Params.MaxSpeed = float64(10 + i%2)
+			ev.SetRules(next, t0)
+		}
+	})
+	b.Run("all-rules-changed", func(b *testing.B) {
+		ev := loaded(b)
+		next := slices.Clone(rules)
+		for i := 0; b.Loop(); i++ {
+			for j := range next {
+				next[j].Params.MaxSpeed = float64(10 + j%20 + i%2)
+			}
+			ev.SetRules(next, t0)
+		}
+	})
 }

@@ -580,3 +580,35 @@ func TestEvaluatorRestoreTwice(t *testing.T) {
 		t.Errorf("one alert twice: got %q; want nothing", describe(cancels))
 	}
 }
+
+// TestRuleChangeEvaluatesItsOwnStates: a new or changed rule is evaluated
+// against the latest states of its own province and layer, found among the
+// states of every province and layer, in entity order; another province's
+// segment of the same id is left alone.
+func TestRuleChangeEvaluatesItsOwnStates(t *testing.T) {
+	ev := NewEvaluator(fixed(at(100)))
+	ev.SetRules(nil, at(0))
+	in := func(prov string, st *iocv1.EntityState) *iocv1.EntityState { st.Province = prov; return st }
+	for _, st := range []*iocv1.EntityState{
+		in("01", traffic("s2", 1, speed(10))), in("01", traffic("s1", 1, speed(10))), in("01", traffic("s3", 1, speed(30))),
+		in("79", traffic("s1", 1, speed(10))), in("0", traffic("s9", 1, speed(10))), in("01", air("s1", 1, 5)),
+		in("01", water("s1", 1, 3)),
+	} {
+		if got := obs(ev, st); len(got) != 0 {
+			t.Fatalf("no rules yet: got %s", describe(got))
+		}
+	}
+	r79 := congestion("r79", 15, 0)
+	r79.Province = "79"
+	got := describe(ev.SetRules([]alertrule.Rule{congestion("r01", 15, 0), r79}, at(50)))
+	if want := "raise r01 s1 since+1 at+1; raise r01 s2 since+1 at+1; raise r79 s1 since+1 at+1"; got != want {
+		t.Errorf("got %q; want %q", got, want)
+	}
+	// Changing one rule touches only its own holdings.
+	r01 := congestion("r01", 5, 0)
+	r01.Version = 2
+	got = describe(ev.SetRules([]alertrule.Rule{r01, r79}, at(60)))
+	if want := "cancel r01 s1 since+1 at+1; cancel r01 s2 since+1 at+1"; got != want {
+		t.Errorf("after lowering r01: got %q; want %q", got, want)
+	}
+}
