@@ -40,9 +40,34 @@ WHERE group_code = $1 AND (valid_to IS NULL OR valid_to > now())
 ORDER BY member_code
 FOR UPDATE`
 
+// LockUnits makes tx wait for a map import that has not committed, and
+// any import started after it wait for tx: it takes the lock that applies
+// the imports one at a time (lockUnits) until tx ends. A group's definition
+// takes it, so that its members, its boundary and its actor's scope are
+// all read from one map: without it, a group checked against the units an
+// import was replacing was stored against units retired when the import
+// committed (TestGroupWaitsForImport), and a group and an import of a unit
+// of the same code each missed the other's uncommitted row and one failed
+// on admin_unit's key (23505) instead of being refused with the reason.
+//
+// The lock order, which keeps the two from deadlocking: every writer of
+// admin_unit and unit_group_member takes this lock before any of their
+// rows. An import: the lock, then the admin_unit rows it closes, retires
+// and inserts. A group (DefineGroup, the aggregator's unit.group.put): the
+// lock, then the unit_group_member rows of its open versions
+// (OpenGroupMembersTx), then its admin_unit rows. Rows the aggregator locks
+// in the same transaction before (the action_done row it claims) are the
+// action's own, which no import takes; at commit both bump rollup_context
+// (migration 00032), after every statement. Taken after the group's rows,
+// a group would hold them while it waits for the lock that a direct
+// definition (iochub units group) holds while it waits for those rows.
+func LockUnits(ctx context.Context, tx pgx.Tx) error {
+	return lockUnits(ctx, tx, nil)
+}
+
 // OpenGroupMembersTx returns, sorted and once each, the members of the
 // versions of group code that have not ended, locking their rows until tx
-// ends (none for a code that is no group).
+// ends (none for a code that is no group). The caller takes LockUnits first.
 func OpenGroupMembersTx(ctx context.Context, tx pgx.Tx, code string) ([]string, error) {
 	rows, err := tx.Query(ctx, sqlGroupOpenMembers, code)
 	if err != nil {
@@ -146,13 +171,18 @@ const maxGroupName = 512
 const MaxGroupMembers = 5000
 
 // DefineGroupTx is DefineGroup in the caller's transaction (the aggregator's
-// action handler); nothing is written when it fails.
+// action handler); nothing is written when it fails. It takes LockUnits
+// first; a caller that locks rows of the group before (OpenGroupMembersTx)
+// takes LockUnits before those.
 func DefineGroupTx(ctx context.Context, tx pgx.Tx, g Group) error {
 	if g.ValidFrom.IsZero() {
 		g.ValidFrom = time.Now()
 	}
 	if err := CheckGroup(g); err != nil {
 		return err
+	}
+	if err := LockUnits(ctx, tx); err != nil {
+		return fmt.Errorf("defining group %s: %w", g.Code, err)
 	}
 	members := slices.Clone(g.Members)
 	slices.Sort(members)

@@ -210,7 +210,8 @@ func ImportUnitsTx(ctx context.Context, tx pgx.Tx, r io.Reader, opts ImportOptio
 // admin_unit until it ends: it waits for the one holding the lock to commit
 // or roll back, calling waiting, if set, before it waits. Every import (of
 // units, by the CLI or by the hub's unit.import action, and of past units)
-// takes it before it reads admin_unit. Without it, two imports at once each
+// takes it before it reads admin_unit, and so does every definition of a
+// custom group (LockUnits, which has the lock order). Without it, two imports at once each
 // compared their file with the units as they were before either (neither
 // sees the other's rows before commit), and the second's insert of a code
 // failed on admin_unit's unique keys (23505) once the first committed; a

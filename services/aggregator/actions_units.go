@@ -33,6 +33,9 @@ func UnitGroupAction() ActionHandler {
 			return nil, Refuse(fmt.Sprintf("payload is not a group document: %v", err))
 		}
 		g := doc.Group(a.GetTarget())
+		if err := waitForImports(ctx, tx, g.Code); err != nil {
+			return nil, err
+		}
 		// The gateway checked the actor's right for the members of the
 		// versions it replaces as it read them: others by now (a group
 		// defined meanwhile, a lagging replica) are not taken over.
@@ -59,6 +62,30 @@ func UnitGroupAction() ActionHandler {
 		}
 		return nil, nil
 	}
+}
+
+// waitForImports takes schema.LockUnits in tx before any row of group code
+// (LockUnits has the lock order): a map import not committed is waited
+// for, and the members, the actor's scope and the boundary are read from
+// the map it leaves. An import that holds the lock past the action's
+// statement limit refuses the group, saying so; the wait is in a
+// savepoint, so that the refusal is recorded in tx.
+func waitForImports(ctx context.Context, tx pgx.Tx, code string) error {
+	sp, err := tx.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("defining group %s: savepoint: %w", code, err)
+	}
+	if err := schema.LockUnits(ctx, sp); err != nil {
+		_ = sp.Rollback(ctx)
+		if ctx.Err() == nil && timedOut(err) {
+			return Refuse(fmt.Sprintf("a map import was applied for longer than the action's statement limit, and group %s waits for it: send the change again once the import is done", code))
+		}
+		return fmt.Errorf("defining group %s: %w", code, err)
+	}
+	if err := sp.Commit(ctx); err != nil {
+		return fmt.Errorf("defining group %s: releasing savepoint: %w", code, err)
+	}
+	return nil
 }
 
 // groupDefinable refuses the definition of group code with members, over

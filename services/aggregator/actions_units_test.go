@@ -3,11 +3,13 @@ package aggregator
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"google.golang.org/protobuf/types/known/timestamppb"
 
 	"github.com/iochub/iochub/internal/auth"
@@ -130,4 +132,153 @@ func TestUnitGroupWithinActorScope(t *testing.T) {
 			}
 		})
 	}
+}
+
+// TestGroupWaitsForImport: a group's definition (unit.group.put, iochub
+// units group) and a map import are applied one at a time: a group put
+// while an import has not committed waits for it, then is checked against
+// the map the import leaves and applied to it (or refused naming what is
+// no longer there); an import while a group put has not committed waits
+// for it. Both end (the lock order of schema.LockUnits), and a group put
+// that waits past its statement limit is refused with that reason. Without
+// the lock, the group was checked against the map the import was replacing
+// and stored against a unit it retired, a group of the code of a unit the
+// import added failed on admin_unit's key (23505) and was retried, and a
+// group of the import's new units was refused as naming no units.
+func TestGroupWaitsForImport(t *testing.T) {
+	ctx := context.Background()
+	from := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	at := from.AddDate(0, 1, 0)
+	put := func(id, code, members string) *iocv1.Action {
+		return &iocv1.Action{Id: id, Type: ActionUnitGroupPut, Actor: "admin", Province: "VN", TargetKind: "unit", Target: code,
+			At: timestamppb.New(at), Payload: []byte(`{"name":"Nhóm","members":` + members + `}`)}
+	}
+	// importing holds an import of twoCommunes (from) open in a transaction
+	// of pool; commit ends it.
+	importing := func(t *testing.T, pool *pgxpool.Pool, replace bool) (commit func()) {
+		t.Helper()
+		tx, err := pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = tx.Rollback(ctx) }) // a no-op after Commit
+		opts := schema.ImportOptions{ValidFrom: from, Replace: replace}
+		if _, err := schema.ImportUnitsTx(ctx, tx, strings.NewReader(twoCommunes), opts); err != nil {
+			t.Fatal(err)
+		}
+		return func() {
+			if err := tx.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// waiting runs f (who) beside a transaction and returns its outcome
+	// once it has waited for the transaction's lock and commit has ended it.
+	waiting := func(t *testing.T, pool *pgxpool.Pool, commit func(), who string, f func() string) string {
+		t.Helper()
+		done := make(chan string, 1)
+		go func() { done <- f() }()
+		testenv.WaitForLockWaiter(t, pool, who, func() (bool, string) {
+			select {
+			case got := <-done:
+				return true, got
+			default:
+				return false, ""
+			}
+		})
+		commit()
+		return <-done
+	}
+	for _, tc := range []struct {
+		name, code, members string
+		replace             bool
+		want                string // in the refusal; "" = applied
+	}{
+		{"a member the import retires", "g-retired", `["00070","00004"]`, true,
+			"no unit (other than a group) 00004, 00070 is valid at 2026-02-01"},
+		{"the code of a unit the import adds", "99901", `["00070"]`, false, "the code is a unit of level commune"},
+		{"the units the import adds", "g-new", `["99901","99902"]`, false, ""},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			pool := testenv.PostGISWithUnits(t).Pool
+			acts, err := NewActions(ActionsConfig{}, testNATS(t).JS, pool, nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			acts.RegisterAction(ActionUnitGroupPut, UnitGroupAction())
+			a := put("put-1", tc.code, tc.members)
+			got := waiting(t, pool, importing(t, pool, tc.replace), "the group put", func() string {
+				if _, _, err := acts.Apply(ctx, a); err != nil {
+					return "failed: " + err.Error()
+				}
+				result, reason := actionOutcome(t, pool, a.GetId())
+				return result + ": " + reason
+			})
+			want := "applied: "
+			if tc.want != "" {
+				want = "refused: "
+			}
+			if !strings.HasPrefix(got, want) || !strings.Contains(got, tc.want) {
+				t.Fatalf("the group put after the import: %s; want %s…%s", got, want, tc.want)
+			}
+			var stored int
+			if err := pool.QueryRow(ctx, `SELECT count(*) FROM unit_group_member WHERE group_code = $1`, tc.code).Scan(&stored); err != nil {
+				t.Fatal(err)
+			}
+			if want := map[bool]int{true: 0, false: 2}[tc.want != ""]; stored != want {
+				t.Errorf("%d member rows of %s; want %d", stored, tc.code, want)
+			}
+		})
+	}
+
+	t.Run("iochub units group", func(t *testing.T) {
+		pool := testenv.PostGISWithUnits(t).Pool
+		got := waiting(t, pool, importing(t, pool, true), "the group definition", func() string {
+			return fmt.Sprint(schema.DefineGroup(ctx, pool, schema.Group{Code: "g-cli", NameVI: "Nhóm", Members: []string{"00070"}, ValidFrom: at}))
+		})
+		if !strings.Contains(got, "no unit (other than a group) 00070 is valid") {
+			t.Errorf("the group after the import: %s; want a refusal naming 00070", got)
+		}
+	})
+
+	t.Run("an import while a group put", func(t *testing.T) {
+		pool := testenv.PostGISWithUnits(t).Pool
+		tx, err := pool.Begin(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { _ = tx.Rollback(ctx) })
+		if _, err := UnitGroupAction()(ctx, tx, put("put-1", "g-first", `["00070"]`)); err != nil {
+			t.Fatal(err)
+		}
+		got := waiting(t, pool, func() {
+			if err := tx.Commit(ctx); err != nil {
+				t.Fatal(err)
+			}
+		}, "the import", func() string {
+			res, err := schema.ImportUnits(ctx, pool, strings.NewReader(twoCommunes), schema.ImportOptions{ValidFrom: from, Replace: true})
+			return fmt.Sprintf("%+v %v", res, err)
+		})
+		if !strings.HasSuffix(got, " <nil>") {
+			t.Fatalf("the import after the group put: %s; want it done", got)
+		}
+	})
+
+	t.Run("past the statement limit", func(t *testing.T) {
+		pool := testenv.PostGISWithUnits(t).Pool
+		acts, err := NewActions(ActionsConfig{StatementTimeout: time.Second}, testNATS(t).JS, pool, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		acts.RegisterAction(ActionUnitGroupPut, UnitGroupAction())
+		commit := importing(t, pool, false)
+		a := put("put-1", "g-late", `["00070"]`)
+		if _, applied, err := acts.Apply(ctx, a); err != nil || applied {
+			t.Fatalf("the group put during a long import: applied %v, %v; want refused", applied, err)
+		}
+		if result, reason := actionOutcome(t, pool, a.GetId()); result != "refused" || !strings.Contains(reason, "a map import was applied for longer than the action's statement limit") {
+			t.Errorf("outcome %s %q; want refused, waiting for the import", result, reason)
+		}
+		commit()
+	})
 }
