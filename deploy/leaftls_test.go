@@ -22,24 +22,7 @@ import (
 // hub's certificate (unknown authority) and no link comes up.
 func TestHubConfLeafTLS(t *testing.T) {
 	files := setHubEnv(t, "hub-1")
-	o, err := server.ProcessConfigFile("nats/hub.conf")
-	if err != nil {
-		t.Fatalf("hub.conf: %v", err)
-	}
-	o.Host, o.Port, o.HTTPPort = "127.0.0.1", -1, 0
-	o.Cluster, o.Routes = server.ClusterOpts{}, nil
-	o.LeafNode.Host, o.LeafNode.Port = "127.0.0.1", -1
-	o.StoreDir, o.JetStreamMaxStore, o.JetStreamMaxMemory = t.TempDir(), 1<<30, 64<<20
-	o.NoSigs, o.NoLog = true, true
-	hub, err := server.NewServer(o)
-	if err != nil {
-		t.Fatal(err)
-	}
-	go hub.Start()
-	if !hub.ReadyForConnections(30 * time.Second) {
-		t.Fatal("the hub.conf node did not start")
-	}
-	t.Cleanup(func() { hub.Shutdown(); hub.WaitForShutdown() })
+	hub := startConfNode(t, "nats/hub.conf", nil)
 	hubLeaf, err := url.Parse(natsx.LeafURL(hub))
 	if err != nil || hubLeaf.Port() == "" {
 		t.Fatalf("the hub's leaf URL %q: %v", natsx.LeafURL(hub), err)
@@ -96,4 +79,34 @@ func TestHubConfLeafTLS(t *testing.T) {
 			t.Fatalf("hub Leafz %+v, %v; want the edge's leaf", lz, err)
 		}
 	})
+}
+
+// startConfNode starts one node of the nats-server configuration file, as
+// the environment has it, alone (no routes), its listeners moved to
+// loopback and its store to a temporary directory; change, if set, changes
+// the options first. The node ends with t.
+func startConfNode(t *testing.T, file string, change func(*server.Options)) *server.Server {
+	t.Helper()
+	o, err := server.ProcessConfigFile(file)
+	if err != nil {
+		t.Fatalf("%s: %v", file, err)
+	}
+	o.Host, o.Port, o.HTTPPort = "127.0.0.1", -1, 0
+	o.Cluster, o.Routes = server.ClusterOpts{}, nil
+	o.LeafNode.Host, o.LeafNode.Port = "127.0.0.1", -1
+	o.StoreDir, o.JetStreamMaxStore, o.JetStreamMaxMemory = t.TempDir(), 1<<30, 64<<20
+	o.NoSigs, o.NoLog = true, true
+	if change != nil {
+		change(o)
+	}
+	s, err := server.NewServer(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(30 * time.Second) {
+		t.Fatalf("the node of %s did not start", file)
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	return s
 }
