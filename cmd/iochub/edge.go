@@ -319,7 +319,7 @@ func serveEdge(ctx context.Context, d edgeDeps) error {
 	if err := o.Registry.Register(linkUp); err != nil {
 		return fmt.Errorf("registering edge metrics: %w", err)
 	}
-	unsent, err := edge.NewUnsentWatch(node, d.log, o.Registry)
+	unsent, err := edge.NewUnsentWatch(ctx, node, d.log, o.Registry)
 	if err != nil {
 		return err
 	}

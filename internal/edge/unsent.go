@@ -5,10 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/iochub/iochub/internal/subjects"
@@ -21,7 +23,8 @@ import (
 // (the stream's MaxAge) removes it is gone without a trace unless the edge
 // notices: UnsentWatch compares how far the edge's FEEDS has been emptied
 // (its first sequence) with how far the hub's sourcing consumer had got,
-// and counts and logs the difference.
+// and counts and logs the difference, and keeps the count in the edge's
+// JetStream for the hub to read (status.go).
 //
 // What the edge can see of the hub's source: the consumer is a "sourcing"
 // one (JS_SRC_<hash>), which neither the JetStream API's consumer list nor
@@ -38,7 +41,10 @@ import (
 const ExpiredUnsentMetric = "iochub_edge_items_expired_unsent_total"
 
 // span is a run of sequences, From to To included.
-type span struct{ From, To uint64 }
+type span struct {
+	From uint64 `json:"from"`
+	To   uint64 `json:"to"`
+}
 
 func (s span) items() uint64 { return s.To - s.From + 1 }
 
@@ -145,8 +151,10 @@ func (t *unsentTracker) observe(st feedsState, cons []sourcing) ([]loss, span) {
 		t.hub = holds
 	}
 	if t.known && left > t.judged {
-		if from := max(t.judged, t.hub) + 1; from <= left {
-			losses = append(losses, t.count(span{from, left}, st, false))
+		// Without what was counted already: after a restart, the runs the
+		// record says the edge counted before it (seed).
+		for _, s := range t.uncounted(span{max(t.judged, t.hub) + 1, left}) {
+			losses = append(losses, t.count(s, st, false))
 		}
 		t.judged = left
 	}
@@ -164,6 +172,17 @@ func (t *unsentTracker) observe(st feedsState, cons []sourcing) ([]loss, span) {
 		t.prevFirstTime = st.lastTime
 	}
 	return losses, unknown
+}
+
+// seed makes the tracker of a restarted edge take counted, the runs its
+// record says were counted lost before, as counted: it judges anew what
+// left before its start once the hub sources it again, and must not count
+// them twice.
+func (t *unsentTracker) seed(counted []span) {
+	t.lost = append(t.lost[:0], counted...)
+	if len(t.lost) > maxLostSpans {
+		t.lost = t.lost[len(t.lost)-maxLostSpans:]
+	}
 }
 
 // count records s as lost and describes it.
@@ -213,29 +232,66 @@ func (t *unsentTracker) uncounted(s span) []span {
 }
 
 // UnsentWatch counts and logs the items that leave the edge's FEEDS (by
-// --retain, or a purge) before the hub copied them; see Check.
+// --retain, or a purge) before the hub copied them, and keeps the record
+// of them for the hub (UnsentRecord, in StatusBucket); see Check.
 type UnsentWatch struct {
 	srv     *server.Server
+	kv      jetstream.KeyValue
 	log     *slog.Logger
 	expired prometheus.Counter
 	poke    chan struct{}
+
+	// checking serialises Check: the record it writes is the latest.
+	checking sync.Mutex
+	// rec is the record as last written, or to be written when unsaved;
+	// base is its Total at the start (what earlier runs counted).
+	rec     UnsentRecord
+	base    uint64
+	unsaved bool
 
 	mu sync.Mutex
 	t  unsentTracker
 }
 
 // NewUnsentWatch watches the FEEDS of n and registers its counter,
-// ExpiredUnsentMetric, on reg.
-func NewUnsentWatch(n *Node, log *slog.Logger, reg prometheus.Registerer) (*UnsentWatch, error) {
+// ExpiredUnsentMetric, on reg. It creates the edge's StatusBucket and
+// continues the record found there (its total, and the runs counted, which
+// a restarted edge does not count again); it writes one with a total of 0
+// when there is none, so that the hub can tell an edge that lost nothing.
+func NewUnsentWatch(ctx context.Context, n *Node, log *slog.Logger, reg prometheus.Registerer) (*UnsentWatch, error) {
 	w := &UnsentWatch{srv: n.Server, log: log, poke: make(chan struct{}, 1),
 		expired: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: ExpiredUnsentMetric,
 			Help: "Items the edge accepted that left its FEEDS (--retain) before the hub copied them: lost to the hub (docs/edge.md).",
 		})}
+	kv, err := statusBucket(ctx, n.JS)
+	if err != nil {
+		return nil, err
+	}
+	w.kv = kv
+	switch w.rec, err = readUnsentRecord(ctx, kv); {
+	case errors.Is(err, ErrNoUnsentRecord):
+		w.rec.UpdatedAt = time.Now()
+		if err := writeUnsentRecord(ctx, kv, w.rec); err != nil {
+			return nil, err
+		}
+	case err != nil:
+		return nil, err
+	}
+	w.base = w.rec.Total
+	w.t.seed(w.rec.Counted)
 	if err := reg.Register(w.expired); err != nil {
 		return nil, fmt.Errorf("registering %s: %w", ExpiredUnsentMetric, err)
 	}
 	return w, nil
+}
+
+// Record is the record of lost items as the watch last wrote it (or is
+// to write it, when writing failed).
+func (w *UnsentWatch) Record() UnsentRecord {
+	w.checking.Lock()
+	defer w.checking.Unlock()
+	return w.rec
 }
 
 // Expired is the counter's value: the items found lost since the start.
@@ -263,7 +319,7 @@ func (w *UnsentWatch) Run(ctx context.Context, every time.Duration) {
 	tick := time.NewTicker(every)
 	defer tick.Stop()
 	for {
-		if err := w.Check(); err != nil {
+		if err := w.Check(ctx); err != nil {
 			w.log.Warn("edge: checking for items lost before the hub copied them", "err", err)
 		}
 		select {
@@ -280,23 +336,27 @@ var errNoFeeds = errors.New("the edge's server reports no stream " + subjects.St
 
 // Check takes one look at the edge's FEEDS and the hub's sourcing
 // consumers on it, through the server's monitoring (in process: no
-// request crosses a network), and counts and logs the items lost since the
-// previous look.
-func (w *UnsentWatch) Check() error {
+// request crosses a network), counts and logs the items lost since the
+// previous look, and writes the record of them. A record it fails to
+// write is written at the next check.
+func (w *UnsentWatch) Check(ctx context.Context) error {
+	w.checking.Lock()
+	defer w.checking.Unlock()
 	st, cons, err := w.read()
 	if err != nil {
 		return err
 	}
 	w.mu.Lock()
 	losses, unknown := w.t.observe(st, cons)
+	total, counted := w.t.total, slices.Clone(w.t.lost)
 	w.mu.Unlock()
+	now := time.Now()
 	for _, l := range losses {
 		w.expired.Add(float64(l.items()))
-		found := "expired"
-		if l.AtResume {
-			found = "hub resumed before them"
-		}
-		attrs := []any{"items", l.items(), "from_seq", l.From, "to_seq", l.To, "found", found}
+		run := lostRun(l, now)
+		w.rec.setLast(run)
+		w.unsaved = true
+		attrs := []any{"items", l.items(), "from_seq", l.From, "to_seq", l.To, "found", run.Found}
 		if !l.StoredAfter.IsZero() {
 			attrs = append(attrs, "stored_after", l.StoredAfter)
 		}
@@ -309,6 +369,16 @@ func (w *UnsentWatch) Check() error {
 		w.log.Warn("edge: items left the edge's FEEDS before the edge saw the hub source it since its start; "+
 			"whether the hub has them is judged when it does", "items", unknown.items(), "from_seq", unknown.From, "to_seq", unknown.To)
 	}
+	if !w.unsaved {
+		return nil
+	}
+	w.rec.Total, w.rec.Counted, w.rec.UpdatedAt = w.base+total, counted, now
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := writeUnsentRecord(ctx, w.kv, w.rec); err != nil {
+		return fmt.Errorf("keeping the record of lost items for the hub: %w", err)
+	}
+	w.unsaved = false
 	return nil
 }
 

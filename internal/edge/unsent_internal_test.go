@@ -3,6 +3,7 @@ package edge
 import (
 	"fmt"
 	"testing"
+	"time"
 )
 
 // look is one look of the tracker: FEEDS's first sequence (its last is
@@ -99,6 +100,36 @@ func TestUnsentTracker(t *testing.T) {
 			}
 			if tr.total != c.total {
 				t.Errorf("%d items counted; want %d", tr.total, c.total)
+			}
+		})
+	}
+}
+
+// TestRecordSetLast: the record's last run is the latest one counted,
+// merged with the one before when it continues it (a run that left over
+// several looks), keeping when the first of it was stored.
+func TestRecordSetLast(t *testing.T) {
+	t0 := time.Date(2026, 12, 5, 8, 0, 0, 0, time.UTC)
+	for _, c := range []struct {
+		name     string
+		runs     [][2]uint64
+		from, to uint64
+		// storedAfter is the run whose StoredAfter the last keeps.
+		storedAfter int
+	}{
+		{"one", [][2]uint64{{6, 12}}, 6, 12, 0},
+		{"continued", [][2]uint64{{6, 6}, {7, 12}}, 6, 12, 0},
+		{"continued twice", [][2]uint64{{6, 6}, {7, 9}, {10, 12}}, 6, 12, 0},
+		{"apart", [][2]uint64{{6, 8}, {10, 12}}, 10, 12, 1},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			var r UnsentRecord
+			for i, s := range c.runs {
+				r.setLast(&LostRun{FromSeq: s[0], ToSeq: s[1], StoredAfter: t0.Add(time.Duration(i) * time.Minute)})
+			}
+			wantAfter := t0.Add(time.Duration(c.storedAfter) * time.Minute)
+			if r.Last.FromSeq != c.from || r.Last.ToSeq != c.to || !r.Last.StoredAfter.Equal(wantAfter) {
+				t.Errorf("last %d-%d stored after %s; want %d-%d after %s", r.Last.FromSeq, r.Last.ToSeq, r.Last.StoredAfter, c.from, c.to, wantAfter)
 			}
 		})
 	}

@@ -13,6 +13,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -42,8 +44,10 @@ func (l *lockedBuffer) String() string {
 }
 
 // linked is a hub whose FEEDS sources an edge node's, the leaf link
-// between them running through a proxy the test cuts and mends.
+// between them running through a proxy the test cuts and mends; the edge
+// logs in as its own leaf user (natsx.EdgeLeafUser), as in production.
 type linked struct {
+	hubURL  string
 	hubJS   jetstream.JetStream
 	proxy   *testkit.LinkProxy
 	node    *edge.Node
@@ -54,20 +58,31 @@ type linked struct {
 	seq     int // items published so far
 }
 
+const (
+	linkedHubPassword  = "linked-hub-password"
+	linkedEdgePassword = "linked-edge-password"
+)
+
 func startLinked(t *testing.T, retain time.Duration) *linked {
 	t.Helper()
 	ctx := context.Background()
-	hub, err := natsx.StartEmbedded(natsx.EmbeddedConfig{StoreDir: t.TempDir(), Port: -1, LeafPort: -1})
+	const unit = "00070"
+	domain, err := natsx.EdgeDomain(unit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hub, err := natsx.StartEmbedded(natsx.EmbeddedConfig{StoreDir: t.TempDir(), Port: -1, LeafPort: -1, HubPassword: linkedHubPassword,
+		LeafUsers: []*server.User{natsx.EdgeLeafUser(domain, linkedEdgePassword)}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { hub.Shutdown(); hub.WaitForShutdown() })
-	nc, err := natsx.Connect(hub.ClientURL(), "hub")
+	l := &linked{hubURL: hub.ClientURL()}
+	nc, err := natsx.Connect(l.hubURL, "hub", nats.UserInfo(natsx.HubUser, linkedHubPassword))
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(nc.Close)
-	l := &linked{}
 	if l.hubJS, err = jetstream.New(nc); err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +98,8 @@ func startLinked(t *testing.T, retain time.Duration) *linked {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l.nodeCfg = edge.NodeConfig{Unit: "00070", Hub: []*url.URL{via}, StoreDir: t.TempDir(), Port: -1,
+	via.User = url.UserPassword(natsx.EdgeUser(unit), linkedEdgePassword)
+	l.nodeCfg = edge.NodeConfig{Unit: unit, Hub: []*url.URL{via}, StoreDir: t.TempDir(), Port: -1,
 		Stream: natsx.EdgeStreamOptions{Retain: retain, DuplicateWindow: retain}, LeafReconnect: 50 * time.Millisecond}
 	l.startEdge(t)
 	testkit.Eventually(t, 10*time.Second, "the edge's link", testkit.Holds(l.node.LinkUp))
@@ -102,7 +118,7 @@ func (l *linked) startEdge(t *testing.T) {
 	}
 	t.Cleanup(n.Close)
 	l.node, l.reg, l.log = n, prometheus.NewRegistry(), &lockedBuffer{}
-	if l.watch, err = edge.NewUnsentWatch(n, slog.New(slog.NewTextHandler(l.log, nil)), l.reg); err != nil {
+	if l.watch, err = edge.NewUnsentWatch(context.Background(), n, slog.New(slog.NewTextHandler(l.log, nil)), l.reg); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -131,7 +147,7 @@ func streamState(t *testing.T, js jetstream.JetStream) jetstream.StreamState {
 // check runs one check of the watch, as its Run does every 30 s.
 func (l *linked) check(t *testing.T) {
 	t.Helper()
-	if err := l.watch.Check(); err != nil {
+	if err := l.watch.Check(context.Background()); err != nil {
 		t.Fatal(err)
 	}
 }

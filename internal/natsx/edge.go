@@ -400,6 +400,16 @@ func LeafURL(s *server.Server) string {
 	return "nats-leaf://" + net.JoinHostPort(v.LeafNode.Host, strconv.Itoa(v.LeafNode.Port))
 }
 
+// EdgeReplyInbox is the inbox prefix (nats.CustomInboxPrefix) of a hub
+// connection that makes JetStream API requests of the edge of domain
+// itself, as iochub edge-list reads the edge's record of lost items: the
+// edge's leaf user (EdgeLeafUser) may send the hub no replies but those
+// under $JSC.R, the prefix of the replies to the hub's own requests. The
+// domain in it keeps such replies apart per edge, as nats-server's scoped
+// reply format does ($JSC.R.<domain>.…, feature flag js_api_reply_v2), so a
+// leaf user narrowed to its domain's replies would still answer.
+func EdgeReplyInbox(domain string) string { return "$JSC.R." + domain + ".iochub" }
+
 // EdgeUser is the user the edge of unit logs in as on the hub's leaf-node
 // listener: "edge-<unit>".
 func EdgeUser(unit string) string { return "edge-" + unit }
