@@ -7,11 +7,14 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"strconv"
 	"strings"
 	"text/tabwriter"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
 
 	"github.com/iochub/iochub/internal/edge"
 	"github.com/iochub/iochub/internal/natsx"
@@ -74,11 +77,13 @@ func runEdgeExport(ctx context.Context, args []string, stdout, stderr io.Writer)
 // hub's PostGIS.
 func runEdgeAdmin(ctx context.Context, cmd string, args []string, stdout, stderr io.Writer) error {
 	var unit, dbURL *string
+	var edgeTimeout *time.Duration
 	nc, js, err := sourcingAdmin(cmd, "edge-list", args, stderr, func(fs *flag.FlagSet) *string {
 		unit = fs.String("unit", "", "code of the edge's unit")
 		dbURL = fs.String("database-url", "", "PostGIS database URL of the hub, where edge-add reads the edge's units (IOCHUB_DATABASE_URL)")
+		edgeTimeout = fs.Duration("edge-timeout", 3*time.Second, "how long edge-list waits for each edge's record of lost items; an edge that has not answered by then shows LOST ?")
 		return unit
-	}, "--unit CODE [--nats-url URL] [--database-url URL (edge-add)]")
+	}, "--unit CODE [--nats-url URL] [--database-url URL (edge-add)] [--edge-timeout D (edge-list)]")
 	if err != nil {
 		return err
 	}
@@ -88,7 +93,10 @@ func runEdgeAdmin(ctx context.Context, cmd string, args []string, stdout, stderr
 	ctx, cancel := context.WithTimeout(ctx, cliTimeout+natsx.SourcesLockTTL)
 	defer cancel()
 	if cmd == "edge-list" {
-		return printEdges(ctx, js, stdout)
+		if *edgeTimeout <= 0 {
+			return fmt.Errorf("--edge-timeout %s: must be positive", *edgeTimeout)
+		}
+		return printEdges(ctx, nc, js, *edgeTimeout, stdout)
 	}
 	domain, err := natsx.EdgeDomain(*unit)
 	if err != nil {
@@ -138,21 +146,78 @@ func edgeFilters(ctx context.Context, dbURL, unit string) ([]string, error) {
 	return edge.Filters(ctx, pool, unit)
 }
 
-func printEdges(ctx context.Context, js jetstream.JetStream, stdout io.Writer) error {
+// printEdges lists the edges the hub sources, each with its own record of
+// the items it lost (edgeLost), read through nc's server within timeout.
+func printEdges(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, timeout time.Duration, stdout io.Writer) error {
 	srcs, err := natsx.EdgeSources(ctx, js)
 	if err != nil {
 		return err
 	}
+	lost := make([]string, len(srcs))
+	var g errgroup.Group
+	g.SetLimit(edgeListQueries)
+	for i, s := range srcs {
+		g.Go(func() error {
+			lost[i] = edgeLost(ctx, nc.Opts, s.Domain, timeout)
+			return nil
+		})
+	}
+	_ = g.Wait() // edgeLost returns no error: it shows it
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "DOMAIN\tCOPIED SEQ\tLAG\tLAST ACTIVE\tFILTERS\tERROR")
-	for _, s := range srcs {
+	fmt.Fprintln(tw, "DOMAIN\tCOPIED SEQ\tLAG\tLAST ACTIVE\tLOST\tFILTERS\tERROR")
+	for i, s := range srcs {
 		filters := strings.Join(s.Filters, " ")
 		if filters == "" {
 			filters = "none (run edge-add again)"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\n", s.Domain, s.Seq, s.Lag, sinceActive(s.Active), filters, s.Error)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\n", s.Domain, s.Seq, s.Lag, sinceActive(s.Active), lost[i], filters, s.Error)
 	}
 	return tw.Flush()
+}
+
+// edgeListQueries bounds how many edges edge-list asks at once.
+const edgeListQueries = 16
+
+// edgeLost is what edge-list shows of the record of lost items of the edge
+// of domain (edge.UnsentRecord): the items it counted lost (across its
+// restarts) and when it last counted some, or "?" and why when it did not
+// answer within timeout. It asks the edge itself, through its domain, on a
+// connection of its own (opts: the hub's URL and credentials) whose replies
+// come under natsx.EdgeReplyInbox, the only replies the edge's leaf user may
+// send the hub.
+func edgeLost(parent context.Context, opts nats.Options, domain string, timeout time.Duration) string {
+	ctx, cancel := context.WithTimeout(parent, timeout)
+	defer cancel()
+	opts.Name, opts.Timeout = "iochub-edge-list", timeout
+	opts.AllowReconnect = false
+	if err := nats.CustomInboxPrefix(natsx.EdgeReplyInbox(domain))(&opts); err != nil {
+		return "? (" + err.Error() + ")"
+	}
+	nc, err := opts.Connect()
+	if err != nil {
+		return "? (connecting: " + natsx.RedactError(err).Error() + ")"
+	}
+	defer nc.Close()
+	js, err := jetstream.NewWithDomain(nc, domain)
+	if err != nil {
+		return "? (" + err.Error() + ")"
+	}
+	rec, err := edge.ReadUnsent(ctx, js)
+	switch {
+	case errors.Is(err, edge.ErrNoUnsentRecord):
+		return "? (the edge keeps no record: update it)"
+	case parent.Err() != nil:
+		return "? (edge-list ran out of time)"
+	case errors.Is(err, context.DeadlineExceeded):
+		return fmt.Sprintf("? (no answer in %s)", timeout)
+	case errors.Is(err, nats.ErrNoResponders):
+		return "? (unreachable)"
+	case err != nil:
+		return "? (" + err.Error() + ")"
+	case rec.Last == nil:
+		return strconv.FormatUint(rec.Total, 10)
+	}
+	return fmt.Sprintf("%d (last %s, seq %d-%d)", rec.Total, rec.Last.DetectedAt.UTC().Format(time.RFC3339), rec.Last.FromSeq, rec.Last.ToSeq)
 }
 
 // runEdgeNATSUser is "iochub edge-nats-user": the entry of the hub's

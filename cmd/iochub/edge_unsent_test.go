@@ -11,6 +11,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/iochub/iochub/internal/edge"
@@ -21,15 +23,24 @@ import (
 
 // TestEdgeCountsItemsExpiredUnsent: iochub edge counts on its /metrics, and
 // logs as an error, the items it accepted that --retain removed while its
-// link to the hub was cut, and not those the hub had copied in time.
+// link to the hub was cut, and not those the hub had copied in time; iochub
+// edge-list on the hub shows the count, read from the edge across the link
+// of its own leaf user, and shows an edge that does not answer (cut off, or
+// stalled) as unknown once --edge-timeout has passed.
 func TestEdgeCountsItemsExpiredUnsent(t *testing.T) {
 	ctx := context.Background()
-	hs, err := natsx.StartEmbedded(natsx.EmbeddedConfig{StoreDir: t.TempDir(), Port: -1, LeafPort: -1})
+	const unit = "01"
+	domain, err := natsx.EdgeDomain(unit)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs, err := natsx.StartEmbedded(natsx.EmbeddedConfig{StoreDir: t.TempDir(), Port: -1, LeafPort: -1, HubPassword: edgeHubPassword,
+		LeafUsers: []*server.User{natsx.EdgeLeafUser(domain, edgeUserPassword)}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { hs.Shutdown(); hs.WaitForShutdown() })
-	nc, err := natsx.Connect(hs.ClientURL(), "hub")
+	nc, err := natsx.Connect(hs.ClientURL(), "hub", nats.UserInfo(natsx.HubUser, edgeHubPassword))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -49,7 +60,8 @@ func TestEdgeCountsItemsExpiredUnsent(t *testing.T) {
 
 	const token = "unsent-token"
 	cfg := edgeDefaults()
-	cfg.Unit, cfg.DataDir, cfg.Hub = "01", t.TempDir(), "nats-leaf://"+proxy.Addr()
+	cfg.Unit, cfg.DataDir = unit, t.TempDir()
+	cfg.Hub = "nats-leaf://" + natsx.EdgeUser(unit) + ":" + edgeUserPassword + "@" + proxy.Addr()
 	cfg.HTTP, cfg.OpsHTTP, cfg.NATSPort, cfg.LeafReconnect = "127.0.0.1:0", "127.0.0.1:0", -1, 50*time.Millisecond
 	cfg.Stream.Retain, cfg.Stream.DuplicateWindow, cfg.Stream.MaxBytes = 2*time.Second, 2*time.Second, 1<<30
 	cfg.UnsentCheck = 100 * time.Millisecond
@@ -115,4 +127,40 @@ func TestEdgeCountsItemsExpiredUnsent(t *testing.T) {
 	if log := logs.String(); !strings.Contains(log, "level=ERROR") || !strings.Contains(log, "from_seq=4") || !strings.Contains(log, "to_seq=7") {
 		t.Fatalf("no error naming items 4 to 7 in the edge's log:\n%s", log)
 	}
+
+	// At the hub: a stalled edge takes the hub's requests and never answers.
+	const stalled = "edge-stalled"
+	if _, err := nc.SubscribeSync(natsx.EdgeAPIPrefix(stalled) + ".>"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := natsx.AddEdgeSource(ctx, hubJS, stalled, []string{subjects.FeedUnit("01", "00004")}); err != nil {
+		t.Fatal(err)
+	}
+	hubURL := "nats://" + natsx.HubUser + ":" + edgeHubPassword + "@" + strings.TrimPrefix(hs.ClientURL(), "nats://")
+	edgeList := func() map[string]string {
+		t.Helper()
+		out, errOut, err := runCLI(t, "edge-list", "--nats-url", hubURL, "--edge-timeout", "500ms")
+		if err != nil {
+			t.Fatalf("edge-list: %v\n%s", err, errOut)
+		}
+		rows := map[string]string{}
+		for _, line := range strings.Split(out, "\n") {
+			if f := strings.Fields(line); len(f) > 0 {
+				rows[f[0]] = line
+			}
+		}
+		if !strings.Contains(rows["DOMAIN"], " LOST ") {
+			t.Fatalf("edge-list has no column LOST:\n%s", out)
+		}
+		return rows
+	}
+	rows := edgeList()
+	if !strings.Contains(rows[stalled], "? (no answer in 500ms)") || !strings.Contains(rows[domain], "? (unreachable)") {
+		t.Fatalf("edge-list with the edge cut off and another stalled; want both unknown:\n%s\n%s", rows[domain], rows[stalled])
+	}
+	proxy.Restore()
+	testkit.Eventually(t, 30*time.Second, "the edge-list showing the 4 items lost", func() (bool, string) {
+		row := edgeList()[domain]
+		return strings.Contains(row, " 4 (last ") && strings.Contains(row, "seq 4-7)"), row
+	})
 }
