@@ -3,7 +3,8 @@
 // exports for it (catalog.go), its NATS server, a leaf node of the hub with
 // its own JetStream domain and stream FEEDS (node.go), and the watch that
 // counts the items leaving that FEEDS before the hub copied them
-// (unsent.go). docs/edge.md tells the whole story; cmd/iochub/edge.go wires
+// (unsent.go) and keeps that count for the hub to read (status.go).
+// docs/edge.md tells the whole story; cmd/iochub/edge.go wires
 // it to the ingest.
 package edge
 
