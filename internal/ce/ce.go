@@ -29,14 +29,16 @@ const (
 // through this constant.
 const HeaderFeedSource = "Iochub-Source"
 
-// MsgID is the Nats-Msg-Id of an event the hub publishes on FEEDS as a
-// source of its own (the rules engine, the report sweep), each of one kind,
-// "<source id>/<event id>": JetStream drops a second message with the same
-// id within the FEEDS duplicate window.
+// MsgID is the plain message id of an event the hub publishes on FEEDS as
+// a source of its own (the rules engine, the report and stale sweeps), each
+// of one kind, "<source id>/<event id>": its Nats-Msg-Id is this keyed with
+// the hub's key (MsgIDKey.ID), and JetStream drops a second message with
+// the same id within the FEEDS duplicate window.
 func MsgID(sourceID, eventID string) string { return sourceID + "/" + eventID }
 
-// FeedMsgID is the Nats-Msg-Id of an item the ingest publishes on FEEDS,
-// "<source id>/<kind>/<event id>". The store keys an event by its kind (each
+// FeedMsgID is the plain message id of an item the ingest publishes on
+// FEEDS, "<source id>/<kind>/<event id>"; its Nats-Msg-Id is this keyed
+// with the hub's key (MsgIDKey.FeedID). The store keys an event by its kind (each
 // kind has its table) and its source and event id, so the message id has
 // all three: one station's air and weather observations under one id and
 // time are two events, neither a duplicate of the other. Neither a source
