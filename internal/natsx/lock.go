@@ -147,22 +147,22 @@ func createLocksBucket(ctx context.Context, js jetstream.JetStream, replicas int
 	return kv, wrapBucketErr(err)
 }
 
-// rescaleLocksBucket gives BucketLocks, when it exists, the replicas of the
-// hub's streams: it is created on demand, by the first admin command, with
-// the replicas of the stream it changed, so a hub moved from one replica to
-// three would otherwise keep its locks on one node. A missing bucket is left
-// to the first command that needs it.
-func rescaleLocksBucket(ctx context.Context, js jetstream.JetStream, replicas int) error {
-	kv, err := js.KeyValue(ctx, BucketLocks)
+// rescaleBucket gives bucket (BucketLocks, BucketKeys), when it exists, the
+// replicas of the hub's streams: it is created on demand, by the first
+// command or service that needs it, with the replicas of a stream then, so
+// a hub moved from one replica to three would otherwise keep it on one
+// node. A missing bucket is left to the first that needs it.
+func rescaleBucket(ctx context.Context, js jetstream.JetStream, bucket string, replicas int) error {
+	kv, err := js.KeyValue(ctx, bucket)
 	if errors.Is(err, jetstream.ErrBucketNotFound) {
 		return nil
 	}
 	if err != nil {
-		return wrapBucketErr(err)
+		return fmt.Errorf("opening key-value bucket %s: %w", bucket, err)
 	}
 	st, err := kv.Status(ctx)
 	if err != nil {
-		return wrapBucketErr(err)
+		return fmt.Errorf("reading key-value bucket %s: %w", bucket, err)
 	}
 	bs, ok := st.(*jetstream.KeyValueBucketStatus)
 	if !ok {
@@ -172,9 +172,11 @@ func rescaleLocksBucket(ctx context.Context, js jetstream.JetStream, replicas in
 	if cfg.Replicas == max(replicas, 1) {
 		return nil
 	}
-	_, err = js.UpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: BucketLocks, Description: cfg.Description,
-		TTL: cfg.MaxAge, Storage: cfg.Storage, Replicas: replicas})
-	return wrapBucketErr(err)
+	if _, err := js.UpdateKeyValue(ctx, jetstream.KeyValueConfig{Bucket: bucket, Description: cfg.Description,
+		TTL: cfg.MaxAge, Storage: cfg.Storage, Replicas: replicas}); err != nil {
+		return fmt.Errorf("rescaling key-value bucket %s: %w", bucket, err)
+	}
+	return nil
 }
 
 func wrapBucketErr(err error) error {

@@ -344,10 +344,13 @@ func EnsureStreams(ctx context.Context, js jetstream.JetStream, o StreamOptions)
 	if len(stale) == 0 {
 		return nil
 	}
-	// A change of replicas makes every stream stale: the lock bucket follows
-	// them then, and a start with nothing to change asks nothing more.
-	if err := rescaleLocksBucket(ctx, js, o.Replicas); err != nil {
-		return err
+	// A change of replicas makes every stream stale: the lock and key
+	// buckets follow them then, and a start with nothing to change asks
+	// nothing more.
+	for _, b := range []string{BucketLocks, BucketKeys} {
+		if err := rescaleBucket(ctx, js, b, o.Replicas); err != nil {
+			return err
+		}
 	}
 	return updateStreams(ctx, js, o.Replicas, stale)
 }
