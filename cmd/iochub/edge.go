@@ -332,7 +332,7 @@ func serveEdge(ctx context.Context, d edgeDeps) error {
 	for _, s := range d.cat.Sources {
 		srcs = append(srcs, ingest.Source{ID: s.ID, Unit: s.Unit, TokenSHA256: s.TokenSHA256})
 	}
-	in, err := ingest.New(ic, ingest.Deps{JS: node.JS, Logger: d.log.With("role", "edge-ingest"), Metrics: o.Registry,
+	in, err := ingest.New(ctx, ic, ingest.Deps{JS: node.JS, Logger: d.log.With("role", "edge-ingest"), Metrics: o.Registry,
 		Units: d.cat.Units, Sources: srcs})
 	if err != nil {
 		return err

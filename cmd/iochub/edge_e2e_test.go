@@ -36,12 +36,13 @@ import (
 // aggregator on a real PostGIS with the seed units) and an edge node of
 // unit, whose leaf link runs through a linkProxy.
 type edgeHub struct {
-	db     *testenv.DBEnv
-	hubJS  jetstream.JetStream
-	proxy  *testkit.LinkProxy
-	node   *edge.Node
-	url    string
-	domain string
+	db      *testenv.DBEnv
+	hubNATS *testenv.NATSEnv
+	hubJS   jetstream.JetStream
+	proxy   *testkit.LinkProxy
+	node    *edge.Node
+	url     string
+	domain  string
 }
 
 const (
@@ -73,7 +74,8 @@ func startEdgeHub(t *testing.T, unit string, db *testenv.DBEnv) *edgeHub {
 		t.Fatal(err)
 	}
 	// The aggregator of the hub, through the wiring of iochub serve (which creates the streams).
-	startHubTB(t, "aggregator", &testenv.NATSEnv{URL: hs.ClientURL(), Server: hs, Conn: nc, JS: js}, db)
+	hubNATS := &testenv.NATSEnv{URL: hs.ClientURL(), Server: hs, Conn: nc, JS: js}
+	startHubTB(t, "aggregator", hubNATS, db)
 	leaf, err := url.Parse(natsx.LeafURL(hs))
 	if err != nil {
 		t.Fatal(err)
@@ -105,7 +107,7 @@ func startEdgeHub(t *testing.T, unit string, db *testenv.DBEnv) *edgeHub {
 	run := testkit.Start(t, "edge "+unit, func(ctx context.Context) error {
 		return serveEdge(ctx, edgeDeps{cfg: cfg, cat: cat, log: cfg.logger(io.Discard), ready: ready})
 	})
-	eh := &edgeHub{db: db, hubJS: js, proxy: proxy, domain: domain}
+	eh := &edgeHub{db: db, hubNATS: hubNATS, hubJS: js, proxy: proxy, domain: domain}
 	select {
 	case r := <-ready:
 		eh.url, eh.node = r.URL, r.Node
@@ -229,7 +231,7 @@ func (p *poster) run(ctx context.Context, base string, total *atomic.Int64) erro
 	return nil
 }
 
-// feedIDs reads a FEEDS stream whole and returns the message ids per subject, in stream order.
+// feedIDs reads a FEEDS stream whole and returns the event ids (ce-id) per subject, in stream order.
 func feedIDs(t *testing.T, js jetstream.JetStream) map[string][]string {
 	t.Helper()
 	ctx := context.Background()
@@ -256,7 +258,7 @@ func feedIDs(t *testing.T, js jetstream.JetStream) map[string][]string {
 		}
 		got := 0
 		for m := range b.Messages() {
-			out[m.Subject()] = append(out[m.Subject()], m.Headers().Get(jetstream.MsgIDHeader))
+			out[m.Subject()] = append(out[m.Subject()], m.Headers().Get(ce.HeaderID))
 			got++
 		}
 		if b.Error() != nil && !errors.Is(b.Error(), nats.ErrTimeout) {
@@ -500,9 +502,8 @@ func TestEdgeLinkCutReconciles(t *testing.T) {
 	for _, p := range posters {
 		var seen []string
 		for _, ids := range hubIDs {
-			for _, id := range ids {
-				// The message id is ce.FeedMsgID(source, kind, event).
-				if _, ev, ok := strings.Cut(id, "/"+subjects.KindAir+"/"); ok && strings.HasPrefix(ev, p.name+"-") {
+			for _, ev := range ids {
+				if strings.HasPrefix(ev, p.name+"-") {
 					seen = append(seen, ev)
 				}
 			}
@@ -522,6 +523,67 @@ func TestEdgeLinkCutReconciles(t *testing.T) {
 	}
 	if len(srcs) != 1 || srcs[0].Domain != eh.domain || srcs[0].Lag != 0 || srcs[0].Error != "" {
 		t.Fatalf("edge sources %+v; want %s with no lag and no error", srcs, eh.domain)
+	}
+}
+
+// TestEdgeCannotPreemptAHubItem: an edge whose machine is not to be
+// trusted writes into its own FEEDS an item under the message id a source of
+// the hub's is about to have, as the ingest made it before the ids were
+// keyed: "<source>/<kind>/<event id>". The hub sources it (and dead-letters
+// it); the real item, posted to the hub's ingest then, within FEEDS'
+// duplicate window, is answered accepted and stored, because the hub's ids
+// are keyed with its own key, which the edge cannot read (before, it was
+// answered duplicate and never stored). Sent again, to the same ingest or
+// another of the hub, it is a duplicate.
+func TestEdgeCannotPreemptAHubItem(t *testing.T) {
+	db := testenv.PostGISWithUnits(t)
+	ctx := context.Background()
+	tokHanoi, err := postgis.AddSource(ctx, db.Pool, postgis.Source{ID: "hanoi", UnitCode: "01"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	eh := startEdgeHub(t, wardIn, db)
+	ingestA := startHubTB(t, "ingest", eh.hubNATS, db)
+	lon, lat := pointIn(t, db, wardIn)
+	at := time.Now().Add(-time.Minute).Truncate(time.Second)
+	item := airItemTB(t, "real-1", "hn-st", lon, lat, at)
+	event := "real-1@" + at.UTC().Format(time.RFC3339)
+	forged := ce.FeedMsgID("hanoi", subjects.KindAir, event)
+	subj := subjects.Feed("01", wardIn, subjects.KindAir)
+	h := nats.Header{ce.HeaderFeedSource: {"hanoi"}, ce.HeaderID: {event}}
+	if _, err := eh.node.JS.PublishMsg(ctx, &nats.Msg{Subject: subj, Header: h, Data: []byte("forged")}, jetstream.WithMsgID(forged)); err != nil {
+		t.Fatal(err)
+	}
+	hubFeeds, err := eh.hubJS.Stream(ctx, subjects.StreamFeeds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	testkit.Eventually(t, time.Minute, "the forgery in the hub's FEEDS", func() (bool, string) {
+		m, err := hubFeeds.GetLastMsgForSubject(ctx, subj)
+		if err != nil {
+			return false, err.Error()
+		}
+		return m.Header.Get(jetstream.MsgIDHeader) == forged, fmt.Sprintf("last message id %q", m.Header.Get(jetstream.MsgIDHeader))
+	})
+
+	code, res, err := edgePost(ingestA.url, tokHanoi, []map[string]any{item})
+	if err != nil || code != http.StatusAccepted || res.Accepted != 1 || res.Results[0].EventID != event {
+		t.Fatalf("the real item at the hub: HTTP %d, %+v, %v; want %s accepted", code, res, err, event)
+	}
+	testkit.Eventually(t, 30*time.Second, "the real item stored", func() (bool, string) {
+		var n int
+		if err := db.Pool.QueryRow(ctx, `SELECT count(*) FROM air_observation WHERE source_id = 'hanoi' AND event_id = $1`, event).Scan(&n); err != nil {
+			t.Fatal(err)
+		}
+		return n == 1, fmt.Sprintf("%d rows", n)
+	})
+
+	ingestB := startHubTB(t, "ingest", eh.hubNATS, db)
+	for name, url := range map[string]string{"the same ingest": ingestA.url, "another ingest of the hub": ingestB.url} {
+		code, res, err := edgePost(url, tokHanoi, []map[string]any{item})
+		if err != nil || code != http.StatusAccepted || res.Duplicates != 1 {
+			t.Errorf("the real item again, to %s: HTTP %d, %+v, %v; want duplicate", name, code, res, err)
+		}
 	}
 }
 

@@ -178,7 +178,7 @@ func buildIngest(ctx context.Context, w wiring) (role, error) {
 	ic := w.cfg.Ingest
 	ic.DevToken, ic.SealKey = w.cfg.DevToken, sealKey
 	ic.Limits.BodyTimeout = ingest.OffDuration(w.cfg.BodyTimeout)
-	in, err := ingest.New(ic, ingest.Deps{JS: w.js, Pool: w.pool, Logger: w.log.With("role", "ingest"), Metrics: w.metrics})
+	in, err := ingest.New(ctx, ic, ingest.Deps{JS: w.js, Pool: w.pool, Logger: w.log.With("role", "ingest"), Metrics: w.metrics})
 	if err != nil {
 		return role{}, err
 	}

@@ -34,7 +34,7 @@ func TestRealIngestAcceptsEverything(t *testing.T) {
 		t.Fatal(err)
 	}
 	now := time.Now().UTC().Truncate(time.Second)
-	in, err := ingest.New(ingest.Config{DevToken: "dev-secret"},
+	in, err := ingest.New(t.Context(), ingest.Config{DevToken: "dev-secret"},
 		ingest.Deps{JS: env.JS, Units: append(provinces, wards...), Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)

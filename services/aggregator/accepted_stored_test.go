@@ -203,7 +203,7 @@ func startIngest(t testing.TB, ne *testenv.NATSEnv) *httptest.Server {
 	if err != nil {
 		t.Fatal(err)
 	}
-	svc, err := ingest.New(ingest.Config{DevToken: "dev"}, ingest.Deps{JS: ne.JS, Units: append(ps, ws...),
+	svc, err := ingest.New(t.Context(), ingest.Config{DevToken: "dev"}, ingest.Deps{JS: ne.JS, Units: append(ps, ws...),
 		Sources: []ingest.Source{ingest.SourceWithToken("hn", "01", "tok-hn")}})
 	if err != nil {
 		t.Fatal(err)

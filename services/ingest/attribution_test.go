@@ -34,7 +34,7 @@ func TestAttributionByObservationTime(t *testing.T) {
 		vs = append(vs, units.Unit{Code: r.Code, Level: r.Level, ParentCode: r.Parent, NameVI: r.Name, Boundary: r.Boundary,
 			ValidFrom: schema.Pre2025ValidFrom, ValidTo: schema.DefaultUnitsValidFrom})
 	}
-	svc, err := ingest.New(ingest.Config{DevToken: tokDev}, ingest.Deps{JS: ne.js, Units: vs, Sources: testSources()})
+	svc, err := ingest.New(t.Context(), ingest.Config{DevToken: tokDev}, ingest.Deps{JS: ne.js, Units: vs, Sources: testSources()})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -86,7 +86,7 @@ func TestAreaAcrossProvincesUnderVN(t *testing.T) {
 		vs = append(vs, u)
 	}
 	for _, us := range [][]units.Unit{testUnits(t), vs} {
-		svc, err := ingest.New(ingest.Config{DevToken: tokDev}, ingest.Deps{JS: ne.js, Units: us, Sources: testSources()})
+		svc, err := ingest.New(t.Context(), ingest.Config{DevToken: tokDev}, ingest.Deps{JS: ne.js, Units: us, Sources: testSources()})
 		if err != nil {
 			t.Fatal(err)
 		}

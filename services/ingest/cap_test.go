@@ -81,7 +81,7 @@ func newCAPEnv(t testing.TB, cfg ingest.Config) *env {
 		cfg.DevToken = tokDev
 	}
 	srcs := append(testSources(), ingest.SourceWithToken("wmo", testPrv, tokWMO))
-	svc, err := ingest.New(cfg, ingest.Deps{JS: ne.js, Units: append(testUnits(t), testProvince()), Sources: srcs})
+	svc, err := ingest.New(t.Context(), cfg, ingest.Deps{JS: ne.js, Units: append(testUnits(t), testProvince()), Sources: srcs})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -135,7 +135,7 @@ func TestCAPExamplesPublished(t *testing.T) {
 				t.Errorf("ce-id %q; want %q", got, want[0].Identifier)
 			}
 			// The sender too: CAP makes an identifier unique per sender only.
-			if got, id := m.Header.Get("Nats-Msg-Id"), "wmo/alert/"+want[0].Identifier+","+want[0].Sender; got != id {
+			if got, id := m.Header.Get("Nats-Msg-Id"), e.msgID(t, "wmo/alert/"+want[0].Identifier+","+want[0].Sender); got != id {
 				t.Errorf("Nats-Msg-Id %q; want %q", got, id)
 			}
 			if got := m.Header.Get(ce.HeaderType); got != ce.AlertType {

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/iochub/iochub/internal/natsx"
 	"github.com/iochub/iochub/internal/seed"
 	"github.com/iochub/iochub/internal/testenv"
 	"github.com/iochub/iochub/internal/units"
@@ -69,6 +70,17 @@ func startNATS(t testing.TB) *natsEnv {
 	return &natsEnv{srv: ne.Server, nc: ne.Conn, js: ne.JS}
 }
 
+// msgID is the Nats-Msg-Id the ingest gives the plain id (ce.FeedMsgID) on
+// the NATS server of ne: keyed with the key in its JetStream.
+func (ne *natsEnv) msgID(t testing.TB, plain string) string {
+	t.Helper()
+	k, err := natsx.FeedMsgIDKey(t.Context(), ne.js)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return k.ID(plain)
+}
+
 type env struct {
 	*natsEnv
 	svc *ingest.Service
@@ -88,7 +100,7 @@ func newEnvOn(t testing.TB, ne *natsEnv, cfg ingest.Config) *env {
 	if cfg.DevToken == "" {
 		cfg.DevToken = tokDev
 	}
-	svc, err := ingest.New(cfg, ingest.Deps{JS: ne.js, Units: testUnits(t), Sources: testSources()})
+	svc, err := ingest.New(t.Context(), cfg, ingest.Deps{JS: ne.js, Units: testUnits(t), Sources: testSources()})
 	if err != nil {
 		t.Fatal(err)
 	}

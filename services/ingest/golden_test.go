@@ -9,9 +9,13 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
 
+	"github.com/iochub/iochub/internal/ce"
 	"github.com/iochub/iochub/internal/subjects"
 	"github.com/iochub/iochub/internal/testkit"
+	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 	"github.com/iochub/iochub/services/ingest"
 )
 
@@ -19,8 +23,9 @@ var update = flag.Bool("update", false, "rewrite testdata/*.golden.json")
 
 // TestFeedHeadersGolden pins the headers of the FEEDS message the ingest
 // publishes for one item of each kind: the CloudEvents attributes, the
-// source header and the Nats-Msg-Id that JetStream deduplicates on. -update
-// rewrites the file after a deliberate change of the contract (docs/events.md).
+// source header and the Nats-Msg-Id that JetStream deduplicates on, written
+// keyed(<plain id>) (ce.MsgIDKey). -update rewrites the file after a
+// deliberate change of the contract (docs/events.md).
 func TestFeedHeadersGolden(t *testing.T) {
 	e := newEnv(t, ingest.Config{})
 	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
@@ -58,6 +63,19 @@ func TestFeedHeadersGolden(t *testing.T) {
 			t.Fatalf("%s: reading %s from FEEDS: %v", kind, r.resp.Results[0].Subject, err)
 		}
 		got[kind] = msg.Header
+		// The id is keyed with the key of this NATS server, random: the
+		// file has the plain id it was made of.
+		plain := ce.FeedMsgID(msg.Header.Get(ce.HeaderFeedSource), kind, msg.Header.Get(ce.HeaderID))
+		if kind == subjects.KindAlert {
+			a := &iocv1.Alert{}
+			if err := proto.Unmarshal(msg.Data, a); err != nil {
+				t.Fatal(err)
+			}
+			plain += "," + a.GetSender()
+		}
+		if id := msg.Header.Get(jetstream.MsgIDHeader); id == e.msgID(t, plain) {
+			msg.Header.Set(jetstream.MsgIDHeader, "keyed("+plain+")")
+		}
 	}
 	b, err := json.MarshalIndent(got, "", "  ")
 	if err != nil {

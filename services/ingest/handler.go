@@ -448,12 +448,13 @@ func (s *Service) buildItem(cat *catalog, p principal, spec kindSpec, f fields, 
 	if err := feedcheck.HeaderValue("entity id", it.entityID); err != nil {
 		return nil, "", &itemError{reason: err.Error()}
 	}
-	msgID := ce.FeedMsgID(p.sourceID, spec.kind, it.eventID)
+	// Keyed (ce.MsgIDKey): an edge could send an item under a plain id
+	// before the real item, which FEEDS would then drop as a duplicate.
+	var msgID string
 	if spec.msgID != nil {
-		msgID = spec.msgID(p.sourceID, it)
-	}
-	if err := feedcheck.HeaderValue("message id", msgID); err != nil {
-		return nil, "", &itemError{reason: err.Error()}
+		msgID = s.msgIDs.ID(spec.msgID(p.sourceID, it))
+	} else {
+		msgID = s.msgIDs.FeedID(p.sourceID, spec.kind, it.eventID)
 	}
 	b.arena = all // only now: a rejected item leaves nothing in the buffer
 	body := all[start:len(all):len(all)]

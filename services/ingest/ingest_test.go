@@ -323,7 +323,7 @@ func TestEndToEnd(t *testing.T) {
 			for k, want := range map[string]string{
 				ce.HeaderID: tt.wantEvent, ce.HeaderSource: ce.SourceURN(prov, res.Unit), ce.HeaderType: tt.wantType,
 				ce.HeaderSubject: tt.wantEntity, ce.HeaderContentType: ce.ContentTypeProtobuf, ce.HeaderSpecVersion: "1.0",
-				"Nats-Msg-Id": src + "/" + tt.kind + "/" + tt.wantEvent + senders[tt.name], ce.HeaderFeedSource: src,
+				"Nats-Msg-Id": e.msgID(t, src+"/"+tt.kind+"/"+tt.wantEvent+senders[tt.name]), ce.HeaderFeedSource: src,
 			} {
 				if got := h.Get(k); got != want {
 					t.Errorf("header %s: got %q; want %q", k, got, want)
@@ -397,12 +397,12 @@ func TestSingleObjectAndFeature(t *testing.T) {
 func TestMetrics(t *testing.T) {
 	ne := startNATS(t)
 	reg := prometheus.NewRegistry()
-	svc, err := ingest.New(ingest.Config{}, ingest.Deps{JS: ne.js, Units: testUnits(t), Sources: testSources(), Metrics: reg})
+	svc, err := ingest.New(t.Context(), ingest.Config{}, ingest.Deps{JS: ne.js, Units: testUnits(t), Sources: testSources(), Metrics: reg})
 	if err != nil {
 		t.Fatal(err)
 	}
 	// A second service on the same registry shares the collectors.
-	if _, err := ingest.New(ingest.Config{}, ingest.Deps{JS: ne.js, Metrics: reg}); err != nil {
+	if _, err := ingest.New(t.Context(), ingest.Config{}, ingest.Deps{JS: ne.js, Metrics: reg}); err != nil {
 		t.Fatalf("second New on one registry: %v", err)
 	}
 	mux := http.NewServeMux()
@@ -447,10 +447,10 @@ func TestMetrics(t *testing.T) {
 }
 
 func TestNewRejectsBadConfig(t *testing.T) {
-	if _, err := ingest.New(ingest.Config{}, ingest.Deps{}); err == nil {
+	if _, err := ingest.New(t.Context(), ingest.Config{}, ingest.Deps{}); err == nil {
 		t.Errorf("New without JS: got nil error; want one")
 	}
-	if _, err := ingest.New(ingest.Config{MaxItems: -1}, ingest.Deps{}); err == nil {
+	if _, err := ingest.New(t.Context(), ingest.Config{MaxItems: -1}, ingest.Deps{}); err == nil {
 		t.Errorf("New with MaxItems -1: got nil error; want one")
 	}
 }

@@ -73,9 +73,10 @@ type kindSpec struct {
 	parse func(f fields, env parseEnv) (*parsed, *itemError)
 	// capXML says the kind takes CAP XML bodies too (alerts).
 	capXML bool
-	// msgID is the message id (Nats-Msg-Id) FEEDS deduplicates an item of
-	// the kind on, once parsed and finished; nil means its source, kind and
-	// event id (ce.FeedMsgID).
+	// msgID is the plain message id FEEDS deduplicates an item of the kind
+	// on, once parsed and finished, before the ingest keys it
+	// (ce.MsgIDKey.ID); nil means its source, kind and event id
+	// (ce.FeedMsgID).
 	msgID func(source string, it *parsed) string
 }
 

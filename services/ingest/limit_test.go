@@ -29,7 +29,7 @@ const (
 func limitEnv(t *testing.T, lim Limits) (*Service, string) {
 	t.Helper()
 	ne := testenv.NATS(t)
-	s, err := New(Config{Limits: lim}, Deps{JS: ne.JS, Sources: []Source{
+	s, err := New(t.Context(), Config{Limits: lim}, Deps{JS: ne.JS, Sources: []Source{
 		SourceWithToken("a", "00070", limTokA), SourceWithToken("b", "01", limTokB)}})
 	if err != nil {
 		t.Fatal(err)

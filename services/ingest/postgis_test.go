@@ -56,7 +56,7 @@ func TestPostGISCatalog(t *testing.T) {
 	}
 
 	ne := startNATS(t)
-	svc, err := ingest.New(ingest.Config{RefreshEvery: time.Hour}, ingest.Deps{JS: ne.js, Pool: pool})
+	svc, err := ingest.New(t.Context(), ingest.Config{RefreshEvery: time.Hour}, ingest.Deps{JS: ne.js, Pool: pool})
 	if err != nil {
 		t.Fatal(err)
 	}

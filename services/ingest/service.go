@@ -20,6 +20,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/iochub/iochub/internal/ce"
+	"github.com/iochub/iochub/internal/natsx"
 	"github.com/iochub/iochub/internal/ops"
 	"github.com/iochub/iochub/internal/schema"
 	"github.com/iochub/iochub/internal/seal"
@@ -192,10 +194,15 @@ type Service struct {
 	sealer  *seal.Sealer // nil without Config.SealKey
 	lim     *limiter
 	rejects *rejections
+	// msgIDs keys the message ids on FEEDS (ce.MsgIDKey).
+	msgIDs *ce.MsgIDKey
 }
 
-// New builds the service. With a Pool the catalogue is empty until Refresh or Run loads it.
-func New(cfg Config, d Deps) (*Service, error) {
+// New builds the service. With a Pool the catalogue is empty until Refresh
+// or Run loads it. It reads the key of the message ids on FEEDS from the
+// JetStream of Deps.JS, creating it the first time (natsx.FeedMsgIDKey),
+// until ctx ends.
+func New(ctx context.Context, cfg Config, d Deps) (*Service, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -212,7 +219,11 @@ func New(cfg Config, d Deps) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("building ingest publisher: %w", err)
 	}
-	s := &Service{cfg: cfg, js: js, acks: acks, pool: d.Pool, log: d.Logger, now: d.Now}
+	msgIDs, err := natsx.FeedMsgIDKey(ctx, d.JS)
+	if err != nil {
+		return nil, fmt.Errorf("building ingest: %w", err)
+	}
+	s := &Service{cfg: cfg, js: js, acks: acks, pool: d.Pool, log: d.Logger, now: d.Now, msgIDs: msgIDs}
 	if s.log == nil {
 		s.log = slog.Default()
 	}

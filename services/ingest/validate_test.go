@@ -283,7 +283,7 @@ func TestMaxAge(t *testing.T) {
 			t.Errorf("MaxAge %s: reason %q", tt.maxAge, r.resp.Results[0].Reason)
 		}
 	}
-	if _, err := ingest.New(ingest.Config{MaxAge: -time.Second}, ingest.Deps{}); err == nil {
+	if _, err := ingest.New(t.Context(), ingest.Config{MaxAge: -time.Second}, ingest.Deps{}); err == nil {
 		t.Error("New with a negative MaxAge: no error")
 	}
 }
