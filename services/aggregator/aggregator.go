@@ -273,8 +273,10 @@ type Service struct {
 	actions  *Actions
 	now      func() time.Time
 	sweepNow chan struct{}
-	aqi      *aqiBook
-	water    *waterBook
+	// msgIDs keys the message ids of the alerts the sweeps publish on FEEDS.
+	msgIDs *natsx.LazyFeedMsgIDKey
+	aqi    *aqiBook
+	water  *waterBook
 	// edges caches what the items of edges are checked against (edgecheck.go).
 	edges edgeBindings
 	// fenced, when set (a province partition), is called when a write was
@@ -313,7 +315,8 @@ func newService(cfg Config, deps Deps, m *metrics) (*Service, error) {
 		}
 	}
 	log = log.With("durable", cfg.Durable)
-	s := &Service{cfg: cfg, js: deps.JS, db: deps.Store, log: log, m: m, aqi: newAQIBook(log), water: newWaterBook()}
+	s := &Service{cfg: cfg, js: deps.JS, db: deps.Store, log: log, m: m, aqi: newAQIBook(log), water: newWaterBook(),
+		msgIDs: natsx.NewLazyFeedMsgIDKey(deps.JS)}
 	if err := s.initReports(deps); err != nil {
 		return nil, err
 	}

@@ -32,10 +32,10 @@ import (
 //
 // An item that fails is dead-lettered with the reason: permanent, visible to
 // operators, re-drivable (a redriven item is published by the hub and
-// carries no Nats-Stream-Source header). What this cannot stop: the hub's
-// FEEDS drops a repeated Nats-Msg-Id as it stores a sourced item, before
-// the aggregator sees it, so a forgery under another source's message id
-// still has the real item answered duplicate (docs/edge.md).
+// carries no Nats-Stream-Source header). The hub's FEEDS drops a repeated
+// Nats-Msg-Id as it stores a sourced item, before the aggregator sees it:
+// a forgery cannot take a real item's id because the hub keys the ids it
+// puts on FEEDS with a key no edge can read (ce.MsgIDKey, docs/edge.md).
 
 // headerStreamSource is the header nats-server adds to a sourced message:
 // "<stream>[:<hash>] <seq> <filters> <destinations> <subject> …", the filters

@@ -187,6 +187,10 @@ func staleSent(x postgis.SourceStale) time.Time {
 func (s *Service) sweepStale(ctx context.Context, db FreshnessStore) error {
 	const limit = 500
 	now := s.now()
+	keys, err := s.msgIDs.Get(ctx)
+	if err != nil {
+		return err
+	}
 	due, err := db.DueStaleSources(ctx, s.cfg.Province, now, limit)
 	if err != nil {
 		return err
@@ -194,7 +198,7 @@ func (s *Service) sweepStale(ctx context.Context, db FreshnessStore) error {
 	var futures []jetstream.PubAckFuture
 	publish := func(m *nats.Msg) error { return publishAsync(s.js, &futures, m) }
 	for _, x := range due {
-		m, err := feedAlertMsg(staleAlert(x, staleSent(x), false, now))
+		m, err := feedAlertMsg(staleAlert(x, staleSent(x), false, now), keys)
 		if err != nil {
 			return err
 		}
@@ -207,7 +211,7 @@ func (s *Service) sweepStale(ctx context.Context, db FreshnessStore) error {
 		return err
 	}
 	for _, x := range back {
-		m, err := feedAlertMsg(staleAlert(x, x.AlertSent.UTC(), true, now))
+		m, err := feedAlertMsg(staleAlert(x, x.AlertSent.UTC(), true, now), keys)
 		if err != nil {
 			return err
 		}

@@ -265,8 +265,10 @@ func overdueAlert(r postgis.ReportState, cancel bool, now time.Time) *iocv1.Aler
 }
 
 // feedAlertMsg is the FEEDS message of an alert the hub raises, as the
-// ingest would publish it (CloudEvents headers, Nats-Msg-Id, Iochub-Source).
-func feedAlertMsg(a *iocv1.Alert) (*nats.Msg, error) {
+// ingest would publish it (CloudEvents headers, Nats-Msg-Id keyed with keys,
+// Iochub-Source): a plain id could be taken first by an edge's item, and
+// FEEDS would drop the alert as a duplicate.
+func feedAlertMsg(a *iocv1.Alert, keys *ce.MsgIDKey) (*nats.Msg, error) {
 	body, err := proto.Marshal(a)
 	if err != nil {
 		return nil, fmt.Errorf("marshalling alert %s: %w", a.GetIdentifier(), err)
@@ -275,7 +277,7 @@ func feedAlertMsg(a *iocv1.Alert) (*nats.Msg, error) {
 	h := ce.Event{ID: a.GetId(), Source: ce.SourceURN(o.GetProvince(), o.GetUnit()), Type: ce.AlertType,
 		Subject: a.GetIdentifier(), Time: a.GetSent().AsTime()}.Header()
 	h[HeaderSource] = []string{HubSource}
-	h[jetstream.MsgIDHeader] = []string{ce.MsgID(HubSource, a.GetId())}
+	h[jetstream.MsgIDHeader] = []string{keys.ID(ce.MsgID(HubSource, a.GetId()))}
 	return &nats.Msg{Subject: subjects.Feed(o.GetProvince(), o.GetUnit(), subjects.KindAlert), Header: h, Data: body}, nil
 }
 
@@ -297,6 +299,10 @@ var _ ReportStore = (*postgis.Store)(nil)
 func (s *Service) sweepReports(ctx context.Context, db ReportStore) error {
 	const limit = 500
 	now := s.now()
+	keys, err := s.msgIDs.Get(ctx)
+	if err != nil {
+		return err
+	}
 	due, err := db.DueReports(ctx, s.cfg.Province, now, limit)
 	if err != nil {
 		return err
@@ -309,7 +315,7 @@ func (s *Service) sweepReports(ctx context.Context, db ReportStore) error {
 		if err != nil {
 			return err
 		}
-		am, err := feedAlertMsg(overdueAlert(r, false, now))
+		am, err := feedAlertMsg(overdueAlert(r, false, now), keys)
 		if err != nil {
 			return err
 		}
@@ -327,7 +333,7 @@ func (s *Service) sweepReports(ctx context.Context, db ReportStore) error {
 	}
 	cids := make([]string, 0, len(closed))
 	for _, r := range closed {
-		am, err := feedAlertMsg(overdueAlert(r, true, now))
+		am, err := feedAlertMsg(overdueAlert(r, true, now), keys)
 		if err != nil {
 			return err
 		}

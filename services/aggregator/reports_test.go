@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/twpayne/go-geom"
 	"google.golang.org/protobuf/proto"
@@ -193,6 +194,39 @@ func TestReportSweep(t *testing.T) {
 	if c.GetMsgType() != "Cancel" || len(c.GetReferences()) != 1 ||
 		c.GetReferences()[0] != "iochub,report-overdue:s/late,"+t0.Add(-time.Hour).Format(time.RFC3339) {
 		t.Errorf("cancel = %v", c)
+	}
+}
+
+// TestReportSweepNotPreempted: the hub's own alerts have identifiers anyone
+// can work out ("report-overdue:<source>/<event id>"), and an edge can put
+// any message into the hub's FEEDS (by sourcing, which FEEDS deduplicates
+// by message id as it does a publish): one under the alert's plain message
+// id "hub/<identifier>", there before the sweep, does not keep the alert
+// out, since the hub keys its ids (before, FEEDS dropped the alert as a
+// duplicate and the report was marked alerted all the same).
+func TestReportSweepNotPreempted(t *testing.T) {
+	ctx := context.Background()
+	n := testNATS(t)
+	db := testenv.PostGIS(t)
+	store := postgis.NewStore(db.Pool)
+	svc, err := New(Config{Durable: "sweep"}, Deps{JS: n.JS, Store: store, Pool: db.Pool, Now: func() time.Time { return t0 }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.WriteBatch(ctx, postgis.Batch{Reports: []postgis.ReportRow{
+		{SourceID: "s", EventID: "late", Province: province, UnitCode: unit, Category: "flooding", Lon: 105.85, Lat: 21.02, ReportedAt: t0.Add(-5 * time.Hour), ReceivedAt: t0},
+	}}); err != nil {
+		t.Fatal(err)
+	}
+	forged := &nats.Msg{Subject: subjects.Feed(province, unit, subjects.KindAir), Data: []byte("forged")}
+	if _, err := n.JS.PublishMsg(ctx, forged, jetstream.WithMsgID(ce.MsgID(HubSource, "report-overdue:s/late"))); err != nil {
+		t.Fatal(err)
+	}
+	if err := svc.sweepReports(ctx, store); err != nil {
+		t.Fatal(err)
+	}
+	if alerts := feedAlerts(t, n.JS); len(alerts) != 1 || alerts[0].GetIdentifier() != "report-overdue:s/late" {
+		t.Fatalf("FEEDS holds the alerts %v; want report-overdue:s/late", alerts)
 	}
 }
 

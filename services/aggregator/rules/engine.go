@@ -18,6 +18,7 @@ import (
 	"github.com/iochub/iochub/internal/alertrule"
 	"github.com/iochub/iochub/internal/ce"
 	"github.com/iochub/iochub/internal/flagx"
+	"github.com/iochub/iochub/internal/natsx"
 	"github.com/iochub/iochub/internal/subjects"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
@@ -119,6 +120,7 @@ type Deps struct {
 type Engine struct {
 	cfg    Config
 	js     jetstream.JetStream
+	msgIDs *natsx.LazyFeedMsgIDKey
 	store  Store
 	log    *slog.Logger
 	now    func() time.Time
@@ -165,6 +167,7 @@ func New(cfg Config, deps Deps) (*Engine, error) {
 	}
 	e := &Engine{
 		cfg: cfg, js: deps.JS, store: deps.Store, log: log, now: now, ev: NewEvaluator(now),
+		msgIDs: natsx.NewLazyFeedMsgIDKey(deps.JS),
 		notify: make(chan struct{}, 1),
 		ready:  make(chan struct{}),
 		alerts: prometheus.NewCounterVec(prometheus.CounterOpts{
@@ -575,9 +578,16 @@ func (e *Engine) publish(ctx context.Context, ts []Transition) {
 			e.retry = append(e.retry, t)
 		}
 	}
+	ids, err := e.msgIDs.Get(ctx)
+	if err != nil {
+		for _, t := range ts {
+			failed(t, err)
+		}
+		return
+	}
 	now := e.now()
 	for _, t := range ts {
-		msg, err := Message(t, now)
+		msg, err := Message(t, now, ids)
 		if err != nil {
 			// Not retryable: the alert cannot be built from this state.
 			e.errs.WithLabelValues("build").Inc()
@@ -617,9 +627,11 @@ func (e *Engine) publish(ctx context.Context, ts []Transition) {
 }
 
 // Message is the FEEDS message of a transition's alert: the subject, the
-// CloudEvents headers, Nats-Msg-Id rules/<event id>, Iochub-Source and
-// Iochub-Rule, and the marshalled ioc.v1.Alert.
-func Message(t Transition, receivedAt time.Time) (*nats.Msg, error) {
+// CloudEvents headers, Nats-Msg-Id rules/<event id> keyed with ids (an
+// edge could otherwise send an item under it first, and FEEDS would drop
+// the alert as a duplicate), Iochub-Source and Iochub-Rule, and the
+// marshalled ioc.v1.Alert.
+func Message(t Transition, receivedAt time.Time, ids *ce.MsgIDKey) (*nats.Msg, error) {
 	if t.Province == "" || t.Unit == "" {
 		return nil, fmt.Errorf("alert %s has no province or unit: %w", t.Identifier, ErrNotRuleAlert)
 	}
@@ -633,7 +645,7 @@ func Message(t Transition, receivedAt time.Time) (*nats.Msg, error) {
 	}
 	h := ce.Event{ID: a.GetId(), Source: ce.SourceURN(t.Province, t.Unit), Type: ce.AlertType,
 		Subject: a.GetIdentifier(), Time: t.At}.Header()
-	h[jetstream.MsgIDHeader] = []string{ce.MsgID(alertrule.SourceID, a.GetId())}
+	h[jetstream.MsgIDHeader] = []string{ids.ID(ce.MsgID(alertrule.SourceID, a.GetId()))}
 	h[ce.HeaderFeedSource] = []string{alertrule.SourceID}
 	h[HeaderRule] = []string{t.Rule.ID}
 	return &nats.Msg{Subject: subjects.Feed(t.Province, t.Unit, subjects.KindAlert), Header: h, Data: body}, nil

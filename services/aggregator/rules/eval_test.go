@@ -1,6 +1,7 @@
 package rules
 
 import (
+	"bytes"
 	"fmt"
 	"strings"
 	"testing"
@@ -247,7 +248,11 @@ func TestAlert(t *testing.T) {
 	r.Severity = "Severe"
 	ev.SetRules([]alertrule.Rule{r}, at(0))
 	raise := obs(ev, traffic("s 1", 1, speed(7.5)))[0]
-	msg, err := Message(raise, at(100))
+	ids, err := ce.NewMsgIDKey(bytes.Repeat([]byte{7}, ce.MsgIDKeySize))
+	if err != nil {
+		t.Fatal(err)
+	}
+	msg, err := Message(raise, at(100), ids)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -255,7 +260,7 @@ func TestAlert(t *testing.T) {
 		t.Errorf("subject %q", msg.Subject)
 	}
 	wantID := "rule:r1:s%201:" + fmt.Sprint(at(1).Unix())
-	for k, want := range map[string]string{"Nats-Msg-Id": "rules/" + wantID, ce.HeaderFeedSource: "rules", HeaderRule: "r1",
+	for k, want := range map[string]string{"Nats-Msg-Id": ids.ID("rules/" + wantID), ce.HeaderFeedSource: "rules", HeaderRule: "r1",
 		ce.HeaderID: wantID, ce.HeaderType: ce.AlertType, ce.HeaderSource: "urn:ioc:01:00070"} {
 		if got := msg.Header.Get(k); got != want {
 			t.Errorf("header %s = %q; want %q", k, got, want)
@@ -293,7 +298,7 @@ func TestAlert(t *testing.T) {
 	}
 
 	cancel := obs(ev, traffic("s 1", 5, speed(50)))[0]
-	msg, err = Message(cancel, at(100))
+	msg, err = Message(cancel, at(100), ids)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -301,14 +306,14 @@ func TestAlert(t *testing.T) {
 	if err := proto.Unmarshal(msg.Data, &c); err != nil {
 		t.Fatal(err)
 	}
-	if c.GetMsgType() != "Cancel" || c.GetIdentifier() != wantID+":cancel" || msg.Header.Get("Nats-Msg-Id") != "rules/"+wantID+":cancel" ||
+	if c.GetMsgType() != "Cancel" || c.GetIdentifier() != wantID+":cancel" || msg.Header.Get("Nats-Msg-Id") != ids.ID("rules/"+wantID+":cancel") ||
 		len(c.GetReferences()) != 1 || c.GetReferences()[0] != "rules,"+wantID+",2026-11-21T08:01:00+00:00" {
 		t.Errorf("cancel: %v, Nats-Msg-Id %q", &c, msg.Header.Get("Nats-Msg-Id"))
 	}
 	if !c.GetInfo()[0].GetExpires().AsTime().Equal(at(5)) || c.GetInfo()[1].GetResponseType()[0] != "AllClear" {
 		t.Errorf("cancel info: %v", c.GetInfo())
 	}
-	if _, err := Message(Transition{Action: Raise, Identifier: "x"}, at(0)); err == nil {
+	if _, err := Message(Transition{Action: Raise, Identifier: "x"}, at(0), ids); err == nil {
 		t.Error("a transition without province or unit built a message")
 	}
 }
