@@ -223,7 +223,9 @@ func queueDeadletterAction(ctx context.Context, js jetstream.JetStream, cmd stri
 // cliJetStream connects a command to NATS at url as name (within
 // cliTimeout) and opens JetStream; the caller closes the connection.
 func cliJetStream(url, name string) (*nats.Conn, jetstream.JetStream, error) {
-	nc, err := nats.Connect(url, nats.Name(name), nats.Timeout(cliTimeout))
+	// The hub's inboxes: the replies (dead letters, the streams' sources)
+	// are none of a reader's business (natsx.HubInboxPrefix).
+	nc, err := nats.Connect(url, nats.Name(name), nats.Timeout(cliTimeout), natsx.HubInbox())
 	if err != nil {
 		return nil, nil, fmt.Errorf("connecting to NATS at %s: %w", natsx.RedactURLs(url), natsx.RedactError(err))
 	}

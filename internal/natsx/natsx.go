@@ -134,16 +134,29 @@ func StartEmbedded(cfg EmbeddedConfig) (*server.Server, error) {
 	return s, nil
 }
 
+// HubInboxPrefix is the prefix of the inboxes of the hub's own connections
+// (Connect, HubInbox), on which the replies to its requests come: the
+// JetStream API's answers, key-value reads (the key of the message ids on
+// FEEDS among them, FeedMsgIDKey), dead letters listed. ReaderUser may
+// subscribe to "_INBOX.>", the default inboxes, for its own replies: were
+// the hub's replies there too, a reader could read every one of them.
+const HubInboxPrefix = "_IOCHUB_INBOX"
+
+// HubInbox is the option that gives a connection of the hub its inboxes
+// under HubInboxPrefix.
+func HubInbox() nats.Option { return nats.CustomInboxPrefix(HubInboxPrefix) }
+
 // Connect dials urls (one URL or several, comma-separated) with reconnects
-// that never give up, named for the role; opts add to them (nats.UserInfo for
-// a server requiring authentication). Its error names the URLs without their
-// credentials (RedactURLs).
+// that never give up, named for the role, with the hub's inboxes (HubInbox);
+// opts add to them (nats.UserInfo for a server requiring authentication).
+// Its error names the URLs without their credentials (RedactURLs).
 func Connect(urls, name string, opts ...nats.Option) (*nats.Conn, error) {
 	nc, err := nats.Connect(urls, append([]nats.Option{
 		nats.Name(name),
 		nats.MaxReconnects(-1),
 		nats.ReconnectWait(250 * time.Millisecond),
 		nats.RetryOnFailedConnect(true),
+		HubInbox(),
 	}, opts...)...)
 	if err != nil {
 		return nil, fmt.Errorf("connecting to NATS at %s: %w", RedactURLs(urls), RedactError(err))

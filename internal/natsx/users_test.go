@@ -181,3 +181,55 @@ func TestAuthorizationConfig(t *testing.T) {
 		t.Errorf("reader user %+v; want ReaderPermissions", reader)
 	}
 }
+
+// TestReaderCannotReadTheHubsReplies: the reader may subscribe to the
+// default inboxes ("_INBOX.>") for its own replies, but the hub's
+// connections take theirs under HubInboxPrefix, so a reader listening on
+// every inbox gets none of the hub's replies: not the key of the message
+// ids on FEEDS (FeedMsgIDKey), not a stream's info. Without HubInbox the
+// reader got the key's 32 bytes.
+func TestReaderCannotReadTheHubsReplies(t *testing.T) {
+	s, err := StartEmbedded(EmbeddedConfig{StoreDir: t.TempDir(), Port: -1, HubPassword: "hub-secret", ReaderPassword: "reader-secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Shutdown()
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	reader, err := nats.Connect(s.ClientURL(), nats.UserInfo(ReaderUser, "reader-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer reader.Close()
+	snoop, err := reader.SubscribeSync("_INBOX.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := reader.Flush(); err != nil { // the subscription is in place
+		t.Fatal(err)
+	}
+	hub, err := Connect(s.ClientURL(), "hub", nats.UserInfo(HubUser, "hub-secret"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer hub.Close()
+	js, _ := jetstream.New(hub)
+	if err := EnsureStreams(ctx, js, StreamOptions{Memory: true}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := FeedMsgIDKey(ctx, js); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := FeedMsgIDKey(ctx, js); err != nil { // the read of a key that exists
+		t.Fatal(err)
+	}
+	// The server queues a reply to every subscriber as it routes it: what
+	// the reader was sent has reached it once its own round trip is done.
+	if err := reader.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	if n, _, err := snoop.Pending(); err != nil || n != 0 {
+		m, _ := snoop.NextMsg(0)
+		t.Fatalf("a reader on _INBOX.> got %d of the hub's replies (err %v), the first on %s: %.80q", n, err, m.Subject, m.Data)
+	}
+}
