@@ -14,7 +14,6 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
-	"golang.org/x/sync/errgroup"
 
 	"github.com/iochub/iochub/internal/edge"
 	"github.com/iochub/iochub/internal/natsx"
@@ -153,16 +152,11 @@ func printEdges(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, time
 	if err != nil {
 		return err
 	}
-	lost := make([]string, len(srcs))
-	var g errgroup.Group
-	g.SetLimit(edgeListQueries)
+	domains := make([]string, len(srcs))
 	for i, s := range srcs {
-		g.Go(func() error {
-			lost[i] = edgeLost(ctx, nc.Opts, s.Domain, timeout)
-			return nil
-		})
+		domains[i] = s.Domain
 	}
-	_ = g.Wait() // edgeLost returns no error: it shows it
+	lost := edge.ReadUnsentOf(ctx, nc.Opts, "iochub-edge-list", domains, timeout, edgeListQueries)
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "DOMAIN\tCOPIED SEQ\tLAG\tLAST ACTIVE\tLOST\tFILTERS\tERROR")
 	for i, s := range srcs {
@@ -170,7 +164,7 @@ func printEdges(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, time
 		if filters == "" {
 			filters = "none (run edge-add again)"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\n", s.Domain, s.Seq, s.Lag, sinceActive(s.Active), lost[i], filters, s.Error)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\n", s.Domain, s.Seq, s.Lag, sinceActive(s.Active), edgeLost(ctx, lost[i], timeout), filters, s.Error)
 	}
 	return tw.Flush()
 }
@@ -178,35 +172,16 @@ func printEdges(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, time
 // edgeListQueries bounds how many edges edge-list asks at once.
 const edgeListQueries = 16
 
-// edgeLost is what edge-list shows of the record of lost items of the edge
-// of domain (edge.UnsentRecord): the items it counted lost (across its
-// restarts) and when it last counted some, or "?" and why when it did not
-// answer within timeout. It asks the edge itself, through its domain, on a
-// connection of its own (opts: the hub's URL and credentials) whose replies
-// come under natsx.EdgeReplyInbox, the only replies the edge's leaf user may
-// send the hub.
-func edgeLost(parent context.Context, opts nats.Options, domain string, timeout time.Duration) string {
-	ctx, cancel := context.WithTimeout(parent, timeout)
-	defer cancel()
-	opts.Name, opts.Timeout = "iochub-edge-list", timeout
-	opts.AllowReconnect = false
-	if err := nats.CustomInboxPrefix(natsx.EdgeReplyInbox(domain))(&opts); err != nil {
-		return "? (" + err.Error() + ")"
-	}
-	nc, err := opts.Connect()
-	if err != nil {
-		return "? (connecting: " + natsx.RedactError(err).Error() + ")"
-	}
-	defer nc.Close()
-	js, err := jetstream.NewWithDomain(nc, domain)
-	if err != nil {
-		return "? (" + err.Error() + ")"
-	}
-	rec, err := edge.ReadUnsent(ctx, js)
+// edgeLost is what edge-list shows of the record of lost items of an edge
+// (edge.UnsentRecord), read within timeout while ctx lasted: the items it
+// counted lost (across its restarts) and when it last counted some, or "?"
+// and why when it did not answer.
+func edgeLost(ctx context.Context, u edge.EdgeUnsent, timeout time.Duration) string {
+	rec, err := u.Record, u.Err
 	switch {
 	case errors.Is(err, edge.ErrNoUnsentRecord):
 		return "? (the edge keeps no record: update it)"
-	case parent.Err() != nil:
+	case err != nil && ctx.Err() != nil:
 		return "? (edge-list ran out of time)"
 	case errors.Is(err, context.DeadlineExceeded):
 		return fmt.Sprintf("? (no answer in %s)", timeout)

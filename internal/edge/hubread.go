@@ -1,0 +1,70 @@
+package edge
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/iochub/iochub/internal/natsx"
+)
+
+// How the hub reads the edges' records of lost items: iochub edge-list
+// shows them, and the hub's aggregator exports them on its /metrics
+// (LostPoller). Both ask each edge itself, through its domain, on a
+// connection of their own whose replies come under natsx.EdgeReplyInbox,
+// the only replies the edge's leaf user may send the hub.
+
+// EdgeUnsent is the answer of one edge to ReadUnsentOf.
+type EdgeUnsent struct {
+	Domain string
+	Record UnsentRecord
+	// Err is why the edge's record could not be read: ErrNoUnsentRecord
+	// for an edge that keeps none, context.DeadlineExceeded for one that
+	// did not answer in time, nats.ErrNoResponders for one cut off.
+	Err error
+}
+
+// ReadUnsentOf reads the records of the edges of domains, at most limit at
+// once, each within timeout, each on a connection of its own opened with
+// opts (the hub's URL and credentials, as a service's nats.Conn.Opts):
+// name names the connections. The answers are in the order of domains.
+func ReadUnsentOf(ctx context.Context, opts nats.Options, name string, domains []string, timeout time.Duration, limit int) []EdgeUnsent {
+	out := make([]EdgeUnsent, len(domains))
+	var g errgroup.Group
+	g.SetLimit(max(limit, 1))
+	for i, d := range domains {
+		g.Go(func() error {
+			r, err := readUnsentAt(ctx, opts, name, d, timeout)
+			out[i] = EdgeUnsent{Domain: d, Record: r, Err: err}
+			return nil
+		})
+	}
+	_ = g.Wait() // each answer carries its error
+	return out
+}
+
+// readUnsentAt reads the record of the edge of domain within timeout on a
+// connection opened with opts and closed before it returns.
+func readUnsentAt(parent context.Context, opts nats.Options, name, domain string, timeout time.Duration) (UnsentRecord, error) {
+	ctx, cancel := context.WithTimeout(parent, timeout)
+	defer cancel()
+	opts.Name, opts.Timeout = name, timeout
+	opts.AllowReconnect = false
+	if err := nats.CustomInboxPrefix(natsx.EdgeReplyInbox(domain))(&opts); err != nil {
+		return UnsentRecord{}, err
+	}
+	nc, err := opts.Connect()
+	if err != nil {
+		return UnsentRecord{}, fmt.Errorf("connecting: %w", natsx.RedactError(err))
+	}
+	defer nc.Close()
+	js, err := jetstream.NewWithDomain(nc, domain)
+	if err != nil {
+		return UnsentRecord{}, err
+	}
+	return ReadUnsent(ctx, js)
+}
