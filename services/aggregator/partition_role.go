@@ -94,8 +94,9 @@ func (r *Role) metricsOf(durable string) (*metrics, error) {
 }
 
 // runGlobal runs what one instance does for all: the consumer of operator
-// actions, the sweeps of reports, stale sources and old observations, and
-// the rules engine.
+// actions, the sweeps of reports, stale sources and old observations, the
+// rules engine, and the poll of the edges' records of lost items (one
+// instance exports them).
 func (r *Role) runGlobal(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
@@ -105,6 +106,7 @@ func (r *Role) runGlobal(ctx context.Context) error {
 		return nil
 	})
 	g.Go(func() error { return r.eng.Run(gctx) })
+	g.Go(func() error { return r.edges.Run(gctx) })
 	return g.Wait()
 }
 

@@ -21,6 +21,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twpayne/go-geom"
 
+	"github.com/iochub/iochub/internal/edge"
 	"github.com/iochub/iochub/internal/natsx"
 	"github.com/iochub/iochub/internal/schema"
 	"github.com/iochub/iochub/internal/subjects"
@@ -63,6 +64,7 @@ type partitionedEnv struct {
 	db        *testenv.DBEnv
 	provinces []string
 	leaseTTL  time.Duration // of the instances started
+	edges     edge.LostPollConfig
 	// running counts, by province, the instances whose work of that
 	// partition runs; overlap records a start while another ran it.
 	mu      sync.Mutex
@@ -108,6 +110,7 @@ func (e *partitionedEnv) start(t testing.TB, name string) *instance {
 	cfg := RoleConfig{
 		Aggregator: Config{AckWait: 2 * time.Second, RetryDelay: 100 * time.Millisecond, ExpiryInterval: -1},
 		Partition:  PartitionConfig{Enabled: true, Instance: name, LeaseTTL: e.leaseTTL},
+		Edges:      e.edges,
 	}
 	r, err := NewRole(cfg, RoleDeps{JS: js, Pool: pool, Logger: log, Metrics: reg})
 	if err != nil {

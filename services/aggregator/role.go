@@ -12,6 +12,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/iochub/iochub/internal/edge"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 	"github.com/iochub/iochub/services/aggregator/rules"
 )
@@ -25,6 +26,9 @@ type RoleConfig struct {
 	// Partition shares the provinces with other instances (partition.go);
 	// the zero value consumes every province here.
 	Partition PartitionConfig
+	// Edges is the poll of the edges' records of lost items for the
+	// metrics (edge.LostPoller), run with the global work.
+	Edges edge.LostPollConfig
 }
 
 // RegisterFlags registers the settings of every part of the role on fs.
@@ -33,11 +37,12 @@ func (c *RoleConfig) RegisterFlags(fs *flag.FlagSet) {
 	c.Store.RegisterFlags(fs)
 	c.Rules.RegisterFlags(fs)
 	c.Partition.RegisterFlags(fs)
+	c.Edges.RegisterFlags(fs)
 }
 
 // Validate reports a configuration of any part that cannot work.
 func (c RoleConfig) Validate() error {
-	return errors.Join(c.Aggregator.Validate(), c.Store.Validate(), c.Rules.Validate(), c.Partition.Validate())
+	return errors.Join(c.Aggregator.Validate(), c.Store.Validate(), c.Rules.Validate(), c.Partition.Validate(), c.Edges.Validate())
 }
 
 // RoleDeps are the role's connections.
@@ -53,11 +58,12 @@ type RoleDeps struct {
 
 // Role is the aggregator with everything it owns: the feed consumer, the
 // consumer of operator actions with all their handlers (reports, rules,
-// identities, dead letters), and the rules engine that reads STATE and
-// raises alerts on FEEDS.
+// identities, dead letters), the rules engine that reads STATE and
+// raises alerts on FEEDS, and the poll of the edges' records of lost items.
 type Role struct {
 	svc       *Service
 	eng       *rules.Engine
+	edges     *edge.LostPoller
 	log       *slog.Logger
 	roleState // partition_role.go
 }
@@ -103,7 +109,11 @@ func NewRole(cfg RoleConfig, d RoleDeps) (*Role, error) {
 	); err != nil {
 		return nil, err
 	}
-	r := &Role{svc: svc, eng: eng, log: log, roleState: roleState{cfg: cfg, deps: d, store: store}}
+	edges, err := edge.NewLostPoller(cfg.Edges, d.JS, log.With("role", "edge-status"), d.Metrics)
+	if err != nil {
+		return nil, err
+	}
+	r := &Role{svc: svc, eng: eng, edges: edges, log: log, roleState: roleState{cfg: cfg, deps: d, store: store}}
 	if cfg.Partition.Enabled {
 		if err := r.partitioned(cfg, d); err != nil {
 			return nil, err
@@ -115,8 +125,8 @@ func NewRole(cfg RoleConfig, d RoleDeps) (*Role, error) {
 // Service is the feed consumer of the role.
 func (r *Role) Service() *Service { return r.svc }
 
-// Run runs the feed consumer and the rules engine until ctx ends or one
-// fails. Partitioned, it runs this instance's share of the province
+// Run runs the feed consumer, the rules engine and the poll of the edges
+// until ctx ends or one fails. Partitioned, it runs this instance's share of the province
 // partitions, and the rules engine and the other global work only while it
 // holds the singleton lease (partition.go).
 func (r *Role) Run(ctx context.Context) error {
@@ -131,5 +141,6 @@ func (r *Role) Run(ctx context.Context) error {
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return r.svc.Run(gctx) })
 	g.Go(func() error { return r.eng.Run(gctx) })
+	g.Go(func() error { return r.edges.Run(gctx) })
 	return g.Wait()
 }

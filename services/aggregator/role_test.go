@@ -16,11 +16,12 @@ func TestRoleConfigRegisterFlags(t *testing.T) {
 	fs.SetOutput(io.Discard)
 	c.RegisterFlags(fs)
 	if err := fs.Parse([]string{"--aggregator-batch-size", "50", "--aggregator-max-deliver", "9", "--statement-timeout", "2s", "--rules-poll-interval", "1s",
-		"--observation-retention", "8760h", "--aggregator-member-retention", "720h"}); err != nil {
+		"--observation-retention", "8760h", "--aggregator-member-retention", "720h", "--edge-status-interval", "2m", "--edge-status-timeout", "3s"}); err != nil {
 		t.Fatal(err)
 	}
 	if c.Aggregator.BatchSize != 50 || c.Aggregator.MaxDeliver != 9 || c.Store.StatementTimeout != 2*time.Second || c.Rules.PollInterval != time.Second ||
-		c.Aggregator.ObservationRetention != 8760*time.Hour || c.Aggregator.MemberRetention != 720*time.Hour {
+		c.Aggregator.ObservationRetention != 8760*time.Hour || c.Aggregator.MemberRetention != 720*time.Hour ||
+		c.Edges.Interval != 2*time.Minute || c.Edges.Timeout != 3*time.Second {
 		t.Errorf("flags not taken: %+v", c)
 	}
 	var d RoleConfig
