@@ -14,6 +14,7 @@ import (
 
 	"github.com/iochub/iochub/internal/ce"
 	"github.com/iochub/iochub/internal/deadletter"
+	"github.com/iochub/iochub/internal/natsx"
 	"github.com/iochub/iochub/internal/subjects"
 	"github.com/iochub/iochub/internal/testenv"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
@@ -60,8 +61,12 @@ func TestCLIDeadletters(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m, err := feeds.GetLastMsgForSubject(ctx, "ioc.feed.01.u.air"); err != nil || m.Header.Get(nats.MsgIdHdr) != "src/ev-0#redrive-"+seqs[0] {
-		t.Errorf("redriven item on FEEDS: %v, %v", m, err)
+	keys, err := natsx.FeedMsgIDKey(ctx, n.JS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m, err := feeds.GetLastMsgForSubject(ctx, "ioc.feed.01.u.air"); err != nil || m.Header.Get(nats.MsgIdHdr) != keys.ID("src/ev-0#redrive-"+seqs[0]) {
+		t.Errorf("redriven item on FEEDS: %v, %v; want the message id of src/ev-0#redrive-%s keyed", m, err, seqs[0])
 	}
 	if _, _, err = runCLI(t, "deadletters", "discard", "--direct", url, seqs[1]); err != nil {
 		t.Fatalf("discard --direct: %v", err)

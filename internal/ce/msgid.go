@@ -56,19 +56,20 @@ func NewMsgIDKey(key []byte) (*MsgIDKey, error) {
 
 // ID is the keyed message id of the plain id, KeyedMsgIDLen characters of
 // the base64url alphabet.
-func (k *MsgIDKey) ID(plain string) string { return k.mac(plain, "", "") }
+func (k *MsgIDKey) ID(plain string) string { return k.mac(plain, "", "", false) }
 
 // FeedID is ID(FeedMsgID(sourceID, kind, eventID)), without building the
 // plain id.
 func (k *MsgIDKey) FeedID(sourceID, kind, eventID string) string {
-	return k.mac(sourceID, kind, eventID)
+	return k.mac(sourceID, kind, eventID, true)
 }
 
-// mac is the keyed id of a, or of a/b/c when b is not empty.
-func (k *MsgIDKey) mac(a, b, c string) string {
+// mac is the keyed id of a, or of a/b/c when joined (whatever b and c are:
+// an empty kind must not make FeedID the id of the source alone).
+func (k *MsgIDKey) mac(a, b, c string, joined bool) string {
 	st := k.pool.Get().(*macState) // the pool holds nothing else
 	buf := append(st.buf[:0], a...)
-	if b != "" {
+	if joined {
 		buf = append(append(append(append(buf, '/'), b...), '/'), c...)
 	}
 	st.h.Reset()

@@ -102,3 +102,15 @@ func BenchmarkFeedMsgID(b *testing.B) {
 		})
 	})
 }
+
+// TestFeedIDEmptyParts: FeedID is the id of the joined triple whatever its
+// parts, never that of the source alone (an empty kind once made it so).
+func TestFeedIDEmptyParts(t *testing.T) {
+	k := testKey(t, 1)
+	if got, alone := k.FeedID("s", "", "e"), k.ID("s"); got == alone {
+		t.Errorf("FeedID(s, \"\", e) = ID(s) = %s", got)
+	}
+	if got, want := k.FeedID("s", "", "e"), k.ID(ce.FeedMsgID("s", "", "e")); got != want {
+		t.Errorf("FeedID(s, \"\", e) = %s; want the id of %q, %s", got, ce.FeedMsgID("s", "", "e"), want)
+	}
+}

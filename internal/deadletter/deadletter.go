@@ -270,9 +270,13 @@ func Get(ctx context.Context, js jetstream.JetStream, seq uint64) (Letter, error
 	return fromRaw(m), nil
 }
 
-// RedriveMsgID is the Nats-Msg-Id of the redrive of dead letter seq whose
+// RedriveMsgID is the plain id of the redrive of dead letter seq whose
 // original id was orig: new, so FEEDS' duplicate window does not swallow it,
-// and the same on every retry of the same redrive.
+// and the same on every retry of the same redrive. Republish sends it keyed
+// with the hub's key (natsx.FeedMsgIDKey), as every id on FEEDS: an edge
+// knows the ids of its own items, and a reader sees those on FEEDS, so a
+// plain redrive id could be taken first, the redrive answered duplicate,
+// and the letter deleted with its item stored nowhere.
 func RedriveMsgID(orig string, seq uint64) string {
 	return orig + "#redrive-" + strconv.FormatUint(seq, 10)
 }
@@ -330,7 +334,11 @@ func Republish(ctx context.Context, js jetstream.JetStream, seq uint64) (Letter,
 	if orig == "" {
 		orig = MsgID(l.FeedsSeq)
 	}
-	h[jetstream.MsgIDHeader] = []string{RedriveMsgID(orig, seq)}
+	keys, err := natsx.FeedMsgIDKey(ctx, js)
+	if err != nil {
+		return l, fmt.Errorf("redriving dead letter %d: %w", seq, err)
+	}
+	h[jetstream.MsgIDHeader] = []string{keys.ID(RedriveMsgID(orig, seq))}
 	if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: l.Subject, Header: h, Data: data}); err != nil {
 		if errors.Is(err, nats.ErrMaxPayload) || errors.Is(err, jetstream.ErrStreamMessageExceedsMaximum) {
 			// Its redrive id made it longer than the server or FEEDS takes:

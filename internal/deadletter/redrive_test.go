@@ -131,3 +131,53 @@ func TestRedriveTooLarge(t *testing.T) {
 		t.Errorf("the letter is gone after a refused re-drive: %v", err)
 	}
 }
+
+// TestRedriveNotPreempted: a message sent on FEEDS first under the plain
+// redrive id of a letter (an edge knows its own items' ids, a reader sees
+// those on FEEDS) does not swallow the redrive: the redrive's id is keyed
+// with the hub's key, so the letter's item is stored on FEEDS and only then
+// is the letter deleted. With the plain id, FEEDS answered the redrive
+// duplicate and the letter was deleted with its item stored nowhere.
+func TestRedriveNotPreempted(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	ne := testenv.NATS(t)
+	subject := subjects.Feed("01", "00070", "air")
+	h := airHeader("ev-late")
+	ack, err := ne.JS.PublishMsg(ctx, &nats.Msg{Subject: subject, Header: h, Data: []byte("the item")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	letter := deadletter.Build(h, []byte("the item"), deadletter.Info{Subject: subject, FeedsSeq: ack.Sequence,
+		Stage: deadletter.StageStore, Reason: "refused", Time: time.Now(), Delivered: 1})
+	dl, err := ne.JS.PublishMsg(ctx, letter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged := airHeader("ev-forged")
+	forged[nats.MsgIdHdr] = []string{deadletter.RedriveMsgID(h.Get(nats.MsgIdHdr), dl.Sequence)}
+	if _, err := ne.JS.PublishMsg(ctx, &nats.Msg{Subject: subject, Header: forged, Data: []byte("a forgery")}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := deadletter.Redrive(ctx, ne.JS, dl.Sequence); err != nil {
+		t.Fatal(err)
+	}
+	feeds, err := ne.JS.Stream(ctx, subjects.StreamFeeds)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last, err := feeds.GetLastMsgForSubject(ctx, subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := last.Header.Get(ce.HeaderID); got != "ev-late" || string(last.Data) != "the item" {
+		t.Fatalf("FEEDS' last message after the redrive: ce-id %q, %q; want the letter's item ev-late", got, last.Data)
+	}
+	keys, err := natsx.FeedMsgIDKey(ctx, ne.JS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := last.Header.Get(nats.MsgIdHdr), keys.ID(deadletter.RedriveMsgID(h.Get(nats.MsgIdHdr), dl.Sequence)); got != want {
+		t.Errorf("redrive Nats-Msg-Id %q; want %q, the plain redrive id keyed", got, want)
+	}
+}

@@ -234,7 +234,11 @@ func TestDeadletterActions(t *testing.T) {
 	if err != nil {
 		t.Fatalf("the redriven item is not on FEEDS: %v", err)
 	}
-	if got, want := m.Header.Get(nats.MsgIdHdr), deadletter.RedriveMsgID(orig.Header.Get(nats.MsgIdHdr), toRedrive); got != want {
+	keys, err := natsx.FeedMsgIDKey(ctx, ne.JS)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, want := m.Header.Get(nats.MsgIdHdr), keys.ID(deadletter.RedriveMsgID(orig.Header.Get(nats.MsgIdHdr), toRedrive)); got != want {
 		t.Errorf("redrive Nats-Msg-Id = %q; want %q", got, want)
 	}
 	if m.Header.Get(deadletter.HeaderReason) != "" || m.Header.Get("ce-id") != ev.GetId() || string(m.Data) != string(orig.Data) {

@@ -217,7 +217,12 @@ func (e *Engine) Notify() {
 func (e *Engine) Run(ctx context.Context) error {
 	e.awaitFeeds(ctx)
 	for {
-		err := e.start(ctx)
+		// The key of the alerts' message ids first, so that no publish, on
+		// the goroutine that reads STATE, waits for it.
+		_, err := e.msgIDs.Get(ctx)
+		if err == nil {
+			err = e.start(ctx)
+		}
 		if err == nil || ctx.Err() != nil {
 			break
 		}
