@@ -64,13 +64,10 @@ func TestLostPollerExportsTheEdgesRecords(t *testing.T) {
 	l.publish(t, 5)
 	l.waitHub(t, 5)
 	l.waitEdgeEmpty(t)
-	l.proxy.Cut()
-	testkit.Eventually(t, 20*time.Second, "the edge to see its link down", testkit.Holds(func() bool { return !l.node.LinkUp() }))
+	l.cut(t)
 	l.check(t)
 	wantSeries(t, p, reg, d, map[string]float64{edge.LostItemsMetric: 0, edge.StatusReadOKMetric: 0})
-	l.publish(t, 7) // sequences 6 to 12, lost
-	l.waitEdgeEmpty(t)
-	l.wantExpired(t, 7)
+	l.lose(t, 7) // sequences 6 to 12, lost
 
 	l.proxy.Restore()
 	testkit.Eventually(t, 20*time.Second, "the edge's link", testkit.Holds(l.node.LinkUp))
@@ -81,8 +78,7 @@ func TestLostPollerExportsTheEdgesRecords(t *testing.T) {
 	lost := map[string]float64{edge.LostItemsMetric: 7, edge.StatusReadOKMetric: 1, edge.LastLossMetric: float64(rec.Last.DetectedAt.Unix())}
 	wantSeries(t, p, reg, d, lost)
 
-	l.proxy.Cut()
-	testkit.Eventually(t, 20*time.Second, "the edge to see its link down", testkit.Holds(func() bool { return !l.node.LinkUp() }))
+	l.cut(t)
 	lost[edge.StatusReadOKMetric] = 0
 	wantSeries(t, p, reg, d, lost)
 

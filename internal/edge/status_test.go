@@ -86,15 +86,12 @@ func TestUnsentRecordReadAtTheHub(t *testing.T) {
 	l.publish(t, 5)
 	l.waitHub(t, 5)
 	l.waitEdgeEmpty(t)
-	l.proxy.Cut()
-	testkit.Eventually(t, 20*time.Second, "the edge to see its link down", testkit.Holds(func() bool { return !l.node.LinkUp() }))
+	l.cut(t)
 	l.check(t)
 	if _, err := l.readAtHub(t, natsx.EdgeReplyInbox(l.node.Domain)); err == nil {
 		t.Fatal("the hub read the record of an edge cut off")
 	}
-	l.publish(t, 7) // sequences 6 to 12
-	l.waitEdgeEmpty(t)
-	l.wantExpired(t, 7)
+	l.lose(t, 7) // sequences 6 to 12
 
 	l.proxy.Restore()
 	testkit.Eventually(t, 20*time.Second, "the edge's link", testkit.Holds(l.node.LinkUp))
@@ -110,12 +107,9 @@ func TestUnsentRecordContinuesAfterARestart(t *testing.T) {
 	l.publish(t, 5)
 	l.waitHub(t, 5)
 	l.waitEdgeEmpty(t)
-	l.proxy.Cut()
-	testkit.Eventually(t, 20*time.Second, "the edge to see its link down", testkit.Holds(func() bool { return !l.node.LinkUp() }))
+	l.cut(t)
 	l.check(t)
-	l.publish(t, 7) // sequences 6 to 12, lost
-	l.waitEdgeEmpty(t)
-	l.wantExpired(t, 7)
+	l.lose(t, 7) // sequences 6 to 12, lost
 
 	l.node.Close()
 	l.startEdge(t)
@@ -135,12 +129,9 @@ func TestUnsentRecordContinuesAfterARestart(t *testing.T) {
 		t.Fatalf("record once the hub resumed: %+v, last %+v; want 7 lost (counted once)\nlog:\n%s", r, r.Last, l.log)
 	}
 
-	l.proxy.Cut()
-	testkit.Eventually(t, 20*time.Second, "the edge to see its link down", testkit.Holds(func() bool { return !l.node.LinkUp() }))
+	l.cut(t)
 	l.check(t)
-	l.publish(t, 2) // sequences 14 and 15, lost
-	l.waitEdgeEmpty(t)
-	l.wantExpired(t, 2)
+	l.lose(t, 2) // sequences 14 and 15, lost
 	l.proxy.Restore()
 	testkit.Eventually(t, 20*time.Second, "the edge's link", testkit.Holds(l.node.LinkUp))
 	l.wantRecordAtHub(t, 9, 14, 15)
@@ -163,8 +154,7 @@ func TestUnsentRecordMissingThenWrittenAgain(t *testing.T) {
 	l.publish(t, 1)
 	l.waitHub(t, 1)
 	l.waitEdgeEmpty(t)
-	l.proxy.Cut()
-	testkit.Eventually(t, 20*time.Second, "the edge to see its link down", testkit.Holds(func() bool { return !l.node.LinkUp() }))
+	l.cut(t)
 	l.check(t)
 	l.publish(t, 3) // sequences 2 to 4, lost
 	var failed error

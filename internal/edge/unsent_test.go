@@ -162,6 +162,22 @@ func (l *linked) waitHub(t *testing.T, n uint64) {
 	})
 }
 
+// cut cuts the link and waits until the edge sees it down.
+func (l *linked) cut(t *testing.T) {
+	t.Helper()
+	l.proxy.Cut()
+	testkit.Eventually(t, 20*time.Second, "the edge to see its link down", testkit.Holds(func() bool { return !l.node.LinkUp() }))
+}
+
+// lose publishes n items while the link is cut, waits until they have left
+// the edge's FEEDS, and wants them counted lost.
+func (l *linked) lose(t *testing.T, n int) {
+	t.Helper()
+	l.publish(t, n)
+	l.waitEdgeEmpty(t)
+	l.wantExpired(t, n)
+}
+
 // waitEdgeEmpty waits for --retain to have removed every item of the edge's
 // FEEDS, checking meanwhile; then checks once more.
 func (l *linked) waitEdgeEmpty(t *testing.T) {
@@ -225,12 +241,9 @@ func TestUnsentCountsItemsExpiredDuringACut(t *testing.T) {
 		t.Fatalf("items sourced in time logged as lost:\n%s", l.log)
 	}
 
-	l.proxy.Cut()
-	testkit.Eventually(t, 20*time.Second, "the edge to see its link down", testkit.Holds(func() bool { return !l.node.LinkUp() }))
-	l.check(t)      // as at a change of the link
-	l.publish(t, 7) // sequences 6 to 12
-	l.waitEdgeEmpty(t)
-	l.wantExpired(t, 7)
+	l.cut(t)
+	l.check(t)   // as at a change of the link
+	l.lose(t, 7) // sequences 6 to 12
 	l.wantLogged(t, "ERROR", 6, 12)
 	if log := l.log.String(); !strings.Contains(log, "found=expired stored_after=") || !strings.Contains(log, "stored_before=") {
 		t.Fatalf("want the errors to say when the items were stored; log:\n%s", log)
@@ -252,8 +265,7 @@ func TestUnsentAfterARestartCountedWhenTheHubResumes(t *testing.T) {
 	l.publish(t, 5)
 	l.waitHub(t, 5)
 	l.waitEdgeEmpty(t)
-	l.proxy.Cut()
-	testkit.Eventually(t, 20*time.Second, "the edge to see its link down", testkit.Holds(func() bool { return !l.node.LinkUp() }))
+	l.cut(t)
 	l.node.Close()
 	l.startEdge(t)
 	l.publish(t, 7)
