@@ -19,16 +19,24 @@ import (
 	"github.com/iochub/iochub/internal/testkit"
 )
 
+// startWithReader starts a server whose users are the hub ("hub-secret")
+// and the reader ("reader-secret"), shut down at the end of the test.
+func startWithReader(t *testing.T) *server.Server {
+	t.Helper()
+	s, err := StartEmbedded(EmbeddedConfig{StoreDir: t.TempDir(), Port: -1, HubPassword: "hub-secret", ReaderPassword: "reader-secret"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(s.Shutdown)
+	return s
+}
+
 // TestReaderUser checks the read-only user: it consumes FEEDS, but the server
 // refuses its publishing on ioc.feed.>, deleting a stream, and pulling from
 // or redefining the hub's own consumer; the hub user keeps every right and an
 // anonymous client is refused.
 func TestReaderUser(t *testing.T) {
-	s, err := StartEmbedded(EmbeddedConfig{StoreDir: t.TempDir(), Port: -1, HubPassword: "hub-secret", ReaderPassword: "reader-secret"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Shutdown()
+	s := startWithReader(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 
@@ -189,11 +197,7 @@ func TestAuthorizationConfig(t *testing.T) {
 // ids on FEEDS (FeedMsgIDKey), not a stream's info. Without HubInbox the
 // reader got the key's 32 bytes.
 func TestReaderCannotReadTheHubsReplies(t *testing.T) {
-	s, err := StartEmbedded(EmbeddedConfig{StoreDir: t.TempDir(), Port: -1, HubPassword: "hub-secret", ReaderPassword: "reader-secret"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer s.Shutdown()
+	s := startWithReader(t)
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
 	reader, err := nats.Connect(s.ClientURL(), nats.UserInfo(ReaderUser, "reader-secret"))
