@@ -102,9 +102,34 @@ func readUnsentRecord(ctx context.Context, kv jetstream.KeyValue) (UnsentRecord,
 	if err != nil {
 		return UnsentRecord{}, fmt.Errorf("reading %s/%s: %w", StatusBucket, UnsentKey, err)
 	}
-	var r UnsentRecord
-	if err := json.Unmarshal(e.Value(), &r); err != nil {
+	r, err := decodeUnsentRecord(e.Value())
+	if err != nil {
 		return UnsentRecord{}, fmt.Errorf("reading %s/%s: %w", StatusBucket, UnsentKey, err)
+	}
+	return r, nil
+}
+
+// maxRecordBytes bounds a record the hub reads: an edge writes a few
+// hundred bytes (at most maxLostSpans runs), and what an edge serves is
+// untrusted.
+const maxRecordBytes = 64 << 10
+
+// ErrBadUnsentRecord is returned for a record that is not one: over
+// maxRecordBytes, not JSON of an UnsentRecord, or with more runs than an
+// edge keeps.
+var ErrBadUnsentRecord = errors.New("malformed record of lost items")
+
+// decodeUnsentRecord reads a record as an edge serves it.
+func decodeUnsentRecord(b []byte) (UnsentRecord, error) {
+	if len(b) > maxRecordBytes {
+		return UnsentRecord{}, fmt.Errorf("%w: %d bytes, over %d", ErrBadUnsentRecord, len(b), maxRecordBytes)
+	}
+	var r UnsentRecord
+	if err := json.Unmarshal(b, &r); err != nil {
+		return UnsentRecord{}, fmt.Errorf("%w: %w", ErrBadUnsentRecord, err)
+	}
+	if len(r.Counted) > maxLostSpans {
+		return UnsentRecord{}, fmt.Errorf("%w: %d counted runs, over %d", ErrBadUnsentRecord, len(r.Counted), maxLostSpans)
 	}
 	return r, nil
 }
