@@ -89,7 +89,7 @@ bench:
 
 ## bench-smoke: every benchmark once, so a benchmark the code has broken fails make test (no figures)
 bench-smoke:
-	BENCHTIME=1x LATENCY_N=5 E2E_DURATION=2s E2E_RATE=2000 DRAIN_EVENTS=1000 DRAIN_ITERATIONS=1 FANOUT_LOAD_SECONDS=2 scripts/bench.sh
+	BENCH_SMOKE=1 BENCHTIME=1x LATENCY_N=5 E2E_DURATION=2s E2E_RATE=2000 DRAIN_EVENTS=1000 DRAIN_ITERATIONS=1 FANOUT_LOAD_SECONDS=2 scripts/bench.sh
 
 clean:
 	rm -rf bin web/test-results
