@@ -40,7 +40,7 @@ type UnsentRecord struct {
 	// Counted are the latest runs counted (at most maxLostSpans, latest
 	// last): a restarted edge does not count them again when the hub
 	// resumes from before them.
-	Counted []span `json:"counted,omitempty"`
+	Counted []Span `json:"counted,omitempty"`
 	// UpdatedAt is when the edge last wrote the record.
 	UpdatedAt time.Time `json:"updated_at"`
 }

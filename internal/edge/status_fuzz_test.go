@@ -15,7 +15,7 @@ import (
 func FuzzUnsentRecord(f *testing.F) {
 	at := time.Date(2026, 12, 7, 8, 0, 0, 0, time.UTC)
 	good, err := json.Marshal(UnsentRecord{Total: 9, Last: &LostRun{FromSeq: 14, ToSeq: 15, Found: "expired", DetectedAt: at},
-		Counted: []span{{6, 12}, {14, 15}}, UpdatedAt: at})
+		Counted: []Span{{6, 12}, {14, 15}}, UpdatedAt: at})
 	if err != nil {
 		f.Fatal(err)
 	}

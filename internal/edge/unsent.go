@@ -40,17 +40,17 @@ import (
 // edge's FEEDS before the hub copied them.
 const ExpiredUnsentMetric = "iochub_edge_items_expired_unsent_total"
 
-// span is a run of sequences, From to To included.
-type span struct {
+// Span is a run of sequences of the edge's FEEDS, From to To included.
+type Span struct {
 	From uint64 `json:"from"`
 	To   uint64 `json:"to"`
 }
 
-func (s span) items() uint64 { return s.To - s.From + 1 }
+func (s Span) items() uint64 { return s.To - s.From + 1 }
 
 // loss is a run of items that left the edge's FEEDS before the hub copied them.
 type loss struct {
-	span
+	Span
 	// StoredAfter and StoredBefore bound when the edge stored them; zero when not known.
 	StoredAfter, StoredBefore time.Time
 	// AtResume is set for a loss found when the hub resumed its sourcing
@@ -97,7 +97,7 @@ type unsentTracker struct {
 	judged uint64
 	// lost are the spans counted lost, latest last, merged, at most
 	// maxLostSpans; total is how many items were counted in all.
-	lost  []span
+	lost  []Span
 	total uint64
 	// unknownTo is the last sequence reported as left while not known.
 	unknownTo uint64
@@ -113,7 +113,7 @@ type unsentTracker struct {
 // returns the losses found since the previous look, and the sequences that
 // left while the edge does not know what the hub holds (to be judged when
 // it learns; empty span To 0 when none).
-func (t *unsentTracker) observe(st feedsState, cons []sourcing) ([]loss, span) {
+func (t *unsentTracker) observe(st feedsState, cons []sourcing) ([]loss, Span) {
 	left := st.first - 1 // every sequence up to left has left FEEDS
 	if st.first == 0 {
 		left = 0
@@ -144,7 +144,7 @@ func (t *unsentTracker) observe(st feedsState, cons []sourcing) ([]loss, span) {
 		// left since was judged sent; count it now. A new source of the hub
 		// (edge-remove then edge-add) starts at 1 and tells nothing.
 		if c.start > 1 && holds < t.hub {
-			for _, s := range t.uncounted(span{holds + 1, min(t.hub, t.judged, left)}) {
+			for _, s := range t.uncounted(Span{holds + 1, min(t.hub, t.judged, left)}) {
 				losses = append(losses, t.count(s, st, true))
 			}
 		}
@@ -153,7 +153,7 @@ func (t *unsentTracker) observe(st feedsState, cons []sourcing) ([]loss, span) {
 	if t.known && left > t.judged {
 		// Without what was counted already: after a restart, the runs the
 		// record says the edge counted before it (seed).
-		for _, s := range t.uncounted(span{max(t.judged, t.hub) + 1, left}) {
+		for _, s := range t.uncounted(Span{max(t.judged, t.hub) + 1, left}) {
 			losses = append(losses, t.count(s, st, false))
 		}
 		t.judged = left
@@ -162,9 +162,9 @@ func (t *unsentTracker) observe(st feedsState, cons []sourcing) ([]loss, span) {
 		t.hub = max(t.hub, c.delivered)
 	}
 	t.seen = seen // a consumer gone never comes back: its next has another id
-	var unknown span
+	var unknown Span
 	if !t.known && left > t.unknownTo {
-		unknown, t.unknownTo = span{t.unknownTo + 1, left}, left
+		unknown, t.unknownTo = Span{t.unknownTo + 1, left}, left
 	}
 	t.prevFirst, t.prevFirstTime = st.first, st.firstTime
 	if st.msgs == 0 {
@@ -178,7 +178,7 @@ func (t *unsentTracker) observe(st feedsState, cons []sourcing) ([]loss, span) {
 // record says were counted lost before, as counted: it judges anew what
 // left before its start once the hub sources it again, and must not count
 // them twice.
-func (t *unsentTracker) seed(counted []span) {
+func (t *unsentTracker) seed(counted []Span) {
 	t.lost = append(t.lost[:0], counted...)
 	if len(t.lost) > maxLostSpans {
 		t.lost = t.lost[len(t.lost)-maxLostSpans:]
@@ -186,9 +186,9 @@ func (t *unsentTracker) seed(counted []span) {
 }
 
 // count records s as lost and describes it.
-func (t *unsentTracker) count(s span, st feedsState, atResume bool) loss {
+func (t *unsentTracker) count(s Span, st feedsState, atResume bool) loss {
 	t.total += s.items()
-	l := loss{span: s, AtResume: atResume, StoredBefore: st.firstTime}
+	l := loss{Span: s, AtResume: atResume, StoredBefore: st.firstTime}
 	if st.msgs == 0 {
 		l.StoredBefore = st.lastTime
 	}
@@ -207,23 +207,23 @@ func (t *unsentTracker) count(s span, st feedsState, atResume bool) loss {
 }
 
 // uncounted is s without what was counted lost already.
-func (t *unsentTracker) uncounted(s span) []span {
+func (t *unsentTracker) uncounted(s Span) []Span {
 	if s.From > s.To {
 		return nil
 	}
-	out := []span{s}
+	out := []Span{s}
 	for _, c := range t.lost {
-		var next []span
+		var next []Span
 		for _, o := range out {
 			if c.To < o.From || c.From > o.To {
 				next = append(next, o)
 				continue
 			}
 			if c.From > o.From {
-				next = append(next, span{o.From, c.From - 1})
+				next = append(next, Span{o.From, c.From - 1})
 			}
 			if c.To < o.To {
-				next = append(next, span{c.To + 1, o.To})
+				next = append(next, Span{c.To + 1, o.To})
 			}
 		}
 		out = next
