@@ -11,6 +11,7 @@ import (
 	"github.com/iochub/iochub/internal/edge"
 	"github.com/iochub/iochub/internal/natsx"
 	"github.com/iochub/iochub/internal/subjects"
+	"github.com/iochub/iochub/internal/testenv"
 	"github.com/iochub/iochub/internal/testkit"
 )
 
@@ -84,4 +85,39 @@ func TestEdgeStatusPolledByTheSingletonOnly(t *testing.T) {
 		v := edgeReadOK(t, other.reg, domain)
 		return v == 0, fmt.Sprintf("read_ok %v", v)
 	})
+}
+
+// TestEdgeStatusPolledByTheRole: an aggregator that is not partitioned
+// reads the sourced edges' records of lost items beside its feed consumer
+// and rules engine, and drops their series when it stops. (The edge is
+// sourced but never started: read_ok 0.)
+func TestEdgeStatusPolledByTheRole(t *testing.T) {
+	ne, db := testenv.NATS(t), testenv.PostGIS(t)
+	domain, err := natsx.EdgeDomain("01070")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := natsx.AddEdgeSource(context.Background(), ne.JS, domain, []string{subjects.FeedUnit("01", "01070")}); err != nil {
+		t.Fatal(err)
+	}
+	reg := prometheus.NewRegistry()
+	cfg := RoleConfig{
+		Aggregator: Config{AckWait: 2 * time.Second, RetryDelay: 100 * time.Millisecond, ExpiryInterval: -1},
+		Edges:      edge.LostPollConfig{Interval: 100 * time.Millisecond, Timeout: time.Second},
+	}
+	r, err := NewRole(cfg, RoleDeps{JS: ne.JS, Pool: db.Pool, Metrics: reg})
+	if err != nil {
+		t.Fatal(err)
+	}
+	run := testkit.Start(t, "aggregator", r.Run)
+	testkit.Eventually(t, time.Minute, "the role exporting the edge's series", func() (bool, string) {
+		v := edgeReadOK(t, reg, domain)
+		return v == 0, fmt.Sprintf("read_ok %v", v)
+	})
+	if err := run.Stop(); err != nil {
+		t.Fatal(err)
+	}
+	if v := edgeReadOK(t, reg, domain); v != -1 {
+		t.Errorf("the stopped role still exports read_ok %v", v)
+	}
 }
