@@ -111,40 +111,48 @@ func heldError(kv jetstream.KeyValue) error {
 // when missing. It is not created with the hub's streams, so that an admin
 // command works against a hub started by an iochub that had no locks.
 func locksBucket(ctx context.Context, js jetstream.JetStream, stream string) (jetstream.KeyValue, error) {
-	kv, err := js.KeyValue(ctx, BucketLocks)
-	if !errors.Is(err, jetstream.ErrBucketNotFound) {
-		return kv, wrapBucketErr(err)
-	}
-	st, err := js.Stream(ctx, stream)
-	if err != nil {
-		return nil, fmt.Errorf("reading stream %s: %w", stream, err)
-	}
-	return createLocksBucket(ctx, js, st.CachedInfo().Config.Replicas)
+	kv, err := openBucket(ctx, js, locksConfig, func() (int, error) {
+		st, err := js.Stream(ctx, stream)
+		if err != nil {
+			return 0, fmt.Errorf("reading stream %s: %w", stream, err)
+		}
+		return st.CachedInfo().Config.Replicas, nil
+	})
+	return kv, wrapBucketErr(err)
 }
 
 // openLocksBucket is BucketLocks on js, created with replicas when missing;
 // one that exists keeps its own.
 func openLocksBucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
-	kv, err := js.KeyValue(ctx, BucketLocks)
-	if !errors.Is(err, jetstream.ErrBucketNotFound) {
-		return kv, wrapBucketErr(err)
-	}
-	return createLocksBucket(ctx, js, replicas)
+	kv, err := openBucket(ctx, js, locksConfig, func() (int, error) { return replicas, nil })
+	return kv, wrapBucketErr(err)
 }
 
-// createLocksBucket creates BucketLocks with replicas, or opens the one
-// another command created meanwhile.
-func createLocksBucket(ctx context.Context, js jetstream.JetStream, replicas int) (jetstream.KeyValue, error) {
-	kv, err := js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      BucketLocks,
-		Description: "Locks of iochub's admin commands: key sources while one changes the sources of a stream",
-		TTL:         SourcesLockTTL,
-		Replicas:    replicas,
-	})
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		kv, err = js.KeyValue(ctx, BucketLocks) // created meanwhile, by another command
+// locksConfig is BucketLocks' configuration, less its replicas.
+var locksConfig = jetstream.KeyValueConfig{
+	Bucket:      BucketLocks,
+	Description: "Locks of iochub's admin commands: key sources while one changes the sources of a stream",
+	TTL:         SourcesLockTTL,
+}
+
+// openBucket is the key-value bucket cfg.Bucket on js; when missing, it is
+// created with cfg and the replicas replicas gives (asked only then). One
+// that exists keeps its own configuration (EnsureStreams rescales the
+// hub's, rescaleBucket), and starts or commands that create it at once
+// agree: whoever loses opens the winner's.
+func openBucket(ctx context.Context, js jetstream.JetStream, cfg jetstream.KeyValueConfig, replicas func() (int, error)) (jetstream.KeyValue, error) {
+	kv, err := js.KeyValue(ctx, cfg.Bucket)
+	if !errors.Is(err, jetstream.ErrBucketNotFound) {
+		return kv, err
 	}
-	return kv, wrapBucketErr(err)
+	if cfg.Replicas, err = replicas(); err != nil {
+		return nil, err
+	}
+	kv, err = js.CreateKeyValue(ctx, cfg)
+	if errors.Is(err, jetstream.ErrBucketExists) {
+		kv, err = js.KeyValue(ctx, cfg.Bucket) // created meanwhile
+	}
+	return kv, err
 }
 
 // rescaleBucket gives bucket (BucketLocks, BucketKeys), when it exists, the

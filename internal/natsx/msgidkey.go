@@ -67,25 +67,17 @@ func FeedMsgIDKey(ctx context.Context, js jetstream.JetStream) (*ce.MsgIDKey, er
 // keysBucket is BucketKeys on js, created when missing with the replicas of
 // FEEDS (1 without FEEDS); EnsureStreams rescales it with the streams.
 func keysBucket(ctx context.Context, js jetstream.JetStream) (jetstream.KeyValue, error) {
-	kv, err := js.KeyValue(ctx, BucketKeys)
-	if !errors.Is(err, jetstream.ErrBucketNotFound) {
-		return kv, err
-	}
-	replicas := 1
-	if st, err := js.Stream(ctx, subjects.StreamFeeds); err == nil {
-		replicas = st.CachedInfo().Config.Replicas
-	} else if !errors.Is(err, jetstream.ErrStreamNotFound) {
-		return nil, fmt.Errorf("reading stream %s: %w", subjects.StreamFeeds, err)
-	}
-	kv, err = js.CreateKeyValue(ctx, jetstream.KeyValueConfig{
-		Bucket:      BucketKeys,
-		Description: "iochub's secret keys: feed-msgid, of the message ids on FEEDS",
-		Replicas:    replicas,
+	cfg := jetstream.KeyValueConfig{Bucket: BucketKeys, Description: "iochub's secret keys: feed-msgid, of the message ids on FEEDS"}
+	return openBucket(ctx, js, cfg, func() (int, error) {
+		st, err := js.Stream(ctx, subjects.StreamFeeds)
+		switch {
+		case errors.Is(err, jetstream.ErrStreamNotFound):
+			return 1, nil
+		case err != nil:
+			return 0, fmt.Errorf("reading stream %s: %w", subjects.StreamFeeds, err)
+		}
+		return st.CachedInfo().Config.Replicas, nil
 	})
-	if errors.Is(err, jetstream.ErrBucketExists) {
-		kv, err = js.KeyValue(ctx, BucketKeys) // created meanwhile, by another start
-	}
-	return kv, err
 }
 
 // LazyFeedMsgIDKey is FeedMsgIDKey read at its first use and kept, for the

@@ -474,7 +474,7 @@ func applyIn(ctx context.Context, tx pgx.Tx, h ActionHandler, act *iocv1.Action,
 		return nil, errors.Join(err, fmt.Errorf("rolling back to savepoint: %w", rerr))
 	}
 	why, ok := refusedValue(err)
-	if !ok && ctx.Err() == nil && timedOut(err) {
+	if !ok && ctx.Err() == nil && postgis.ServerTimedOut(err) {
 		why, ok = fmt.Sprintf("the action's work ran past its %s limit (a statement was cancelled); ask for less at once", limit), true
 	}
 	if ok {

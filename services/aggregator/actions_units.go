@@ -77,7 +77,7 @@ func waitForImports(ctx context.Context, tx pgx.Tx, code string) error {
 	}
 	if err := schema.LockUnits(ctx, sp); err != nil {
 		_ = sp.Rollback(ctx)
-		if ctx.Err() == nil && timedOut(err) {
+		if ctx.Err() == nil && postgis.ServerTimedOut(err) {
 			return Refuse(fmt.Sprintf("a map import was applied for longer than the action's statement limit, and group %s waits for it: send the change again once the import is done", code))
 		}
 		return fmt.Errorf("defining group %s: %w", code, err)

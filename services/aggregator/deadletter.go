@@ -94,13 +94,6 @@ func metricKind(subject string) string {
 	return "other"
 }
 
-// timedOut reports whether the database ended the write for its time
-// (postgis.ServerTimedOut: the statement timeout, or a transaction_timeout
-// a DBA set), which with the context still alive means a batch too large or
-// a message too costly, not a passing fault. Retrying it as it is would
-// block the stream forever.
-func timedOut(err error) bool { return postgis.ServerTimedOut(err) }
-
 // lastDelivery reports whether m is at its last delivery when the consumer's
 // MaxDeliver is bounded: past it, JetStream would drop it silently.
 func (s *Service) lastDelivery(m jetstream.Msg) bool {

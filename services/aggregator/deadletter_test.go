@@ -65,8 +65,8 @@ func TestClassifyStoreErrors(t *testing.T) {
 			if got := rejected(tt.err); got != tt.rejected {
 				t.Errorf("rejected = %v; want %v", got, tt.rejected)
 			}
-			if got := timedOut(tt.err); got != tt.timeout {
-				t.Errorf("timedOut = %v; want %v", got, tt.timeout)
+			if got := postgis.ServerTimedOut(tt.err); got != tt.timeout {
+				t.Errorf("ServerTimedOut = %v; want %v", got, tt.timeout)
 			}
 		})
 	}

@@ -265,7 +265,7 @@ func (s *Service) commit(ctx context.Context, p *pending, split bool, out chan<-
 			return
 		}
 		s.m.errors.WithLabelValues("write").Inc()
-		if rejected(err) || timedOut(err) {
+		if rejected(err) || postgis.ServerTimedOut(err) {
 			if split && len(p.msgs) > 1 {
 				s.log.Warn("database rejected a batch; storing its messages one by one", "messages", len(p.msgs), "err", err)
 				for _, dm := range p.all() {
