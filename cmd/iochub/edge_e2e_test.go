@@ -272,19 +272,25 @@ func feedIDs(t *testing.T, js jetstream.JetStream) map[string][]string {
 	return out
 }
 
-// edgeConsumers counts the hub's sourcing consumers on the edge's FEEDS.
+// edgeConsumers counts the hub's sourcing consumers on the edge's FEEDS
+// (other direct consumers, a mirror, are not counted).
 // nats-server shows them neither in the stream's consumer count nor in its
 // consumer list, only among the direct consumers of its monitoring (Jsz).
 func edgeConsumers(t *testing.T, s *server.Server) int {
 	t.Helper()
-	acc, err := s.JszAccount(&server.JSzOptions{Account: s.GlobalAccount().GetName(), Streams: true, Consumer: true, DirectConsumer: true})
+	acc, err := s.JszAccount(&server.JSzOptions{Account: s.GlobalAccount().GetName(), Streams: true, Consumer: true, DirectConsumer: true, Config: true})
 	if err != nil {
 		t.Fatal(err)
 	}
 	n := 0
 	for _, st := range acc.Streams {
-		if st.Name == subjects.StreamFeeds {
-			n += len(st.DirectConsumer)
+		if st.Name != subjects.StreamFeeds {
+			continue
+		}
+		for _, c := range st.DirectConsumer {
+			if c != nil && c.Config != nil && c.Config.Sourcing {
+				n++
+			}
 		}
 	}
 	return n

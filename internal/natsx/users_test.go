@@ -217,7 +217,10 @@ func TestReaderCannotReadTheHubsReplies(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer hub.Close()
-	js, _ := jetstream.New(hub)
+	js, err := jetstream.New(hub)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if err := EnsureStreams(ctx, js, StreamOptions{Memory: true}); err != nil {
 		t.Fatal(err)
 	}
@@ -232,8 +235,15 @@ func TestReaderCannotReadTheHubsReplies(t *testing.T) {
 	if err := reader.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	if n, _, err := snoop.Pending(); err != nil || n != 0 {
-		m, _ := snoop.NextMsg(0)
-		t.Fatalf("a reader on _INBOX.> got %d of the hub's replies (err %v), the first on %s: %.80q", n, err, m.Subject, m.Data)
+	n, _, err := snoop.Pending()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n != 0 {
+		m, err := snoop.NextMsg(0)
+		if err != nil {
+			t.Fatalf("a reader on _INBOX.> got %d of the hub's replies", n)
+		}
+		t.Fatalf("a reader on _INBOX.> got %d of the hub's replies, the first on %s: %.80q", n, m.Subject, m.Data)
 	}
 }
