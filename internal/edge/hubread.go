@@ -53,8 +53,15 @@ func readUnsentAt(parent context.Context, opts nats.Options, name, domain string
 	ctx, cancel := context.WithTimeout(parent, timeout)
 	defer cancel()
 	opts.Name, opts.Timeout = name, timeout
-	opts.AllowReconnect = false
+	// One dial, no retries: opts may come from a service's connection
+	// (natsx.Connect retries a failed first dial in the background, which
+	// would leave the read waiting out its timeout and the hub's own NATS
+	// being down blamed on the edge).
+	opts.AllowReconnect, opts.RetryOnFailedConnect = false, false
 	if err := nats.CustomInboxPrefix(natsx.EdgeReplyInbox(domain))(&opts); err != nil {
+		return UnsentRecord{}, err
+	}
+	if err := ctx.Err(); err != nil { // the poll stopped while this edge waited for its turn
 		return UnsentRecord{}, err
 	}
 	nc, err := opts.Connect()

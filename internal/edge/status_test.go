@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 
@@ -176,4 +177,41 @@ func TestUnsentRecordMissingThenWrittenAgain(t *testing.T) {
 	l.proxy.Restore()
 	testkit.Eventually(t, 20*time.Second, "the edge's link", testkit.Holds(l.node.LinkUp))
 	l.wantRecordAtHub(t, 3, 2, 4)
+}
+
+// TestUnsentRecordUnreadableStartsAnew: a record the edge cannot read back
+// (a damaged store) does not keep the edge from starting: the watch logs
+// it and starts a new record. It used to fail the edge's start for good.
+func TestUnsentRecordUnreadableStartsAnew(t *testing.T) {
+	l := startLinked(t, testRetain)
+	ctx := context.Background()
+	kv, err := l.node.JS.KeyValue(ctx, edge.StatusBucket)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := kv.Put(ctx, edge.UnsentKey, []byte("not a record")); err != nil {
+		t.Fatal(err)
+	}
+	l.node.Close()
+	l.startEdge(t) // fails the test if the watch does not start
+	if r := l.watch.Record(); r.Total != 0 || r.Last != nil {
+		t.Errorf("record after an unreadable one: %+v; want a new one", r)
+	}
+	if log := l.log.String(); !strings.Contains(log, "unreadable") {
+		t.Errorf("nothing logged of the unreadable record:\n%s", log)
+	}
+}
+
+// TestReadUnsentOfHubDown: when the hub's own NATS cannot be reached, the
+// read says so at once, even with the options of a service connection that
+// retries its first dial (natsx.Connect's): before, it waited out the
+// timeout and every edge was shown as not answering.
+func TestReadUnsentOfHubDown(t *testing.T) {
+	opts := nats.GetDefaultOptions()
+	opts.Url = "nats://127.0.0.1:1" // nothing listens there
+	opts.RetryOnFailedConnect, opts.MaxReconnect = true, -1
+	got := edge.ReadUnsentOf(context.Background(), opts, "test", []string{"edge-00070"}, 5*time.Second, 1)
+	if len(got) != 1 || got[0].Err == nil || errors.Is(got[0].Err, context.DeadlineExceeded) || !strings.Contains(got[0].Err.Error(), "connecting") {
+		t.Fatalf("read with the hub's NATS down: %+v; want a connecting error, not a timeout", got)
+	}
 }

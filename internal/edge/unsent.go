@@ -270,6 +270,12 @@ func NewUnsentWatch(ctx context.Context, n *Node, log *slog.Logger, reg promethe
 	}
 	w.kv = kv
 	switch w.rec, err = readUnsentRecord(ctx, kv); {
+	case errors.Is(err, ErrBadUnsentRecord):
+		// The record is only for the hub to read: one that is not one
+		// (a damaged store) must not keep the edge's ingest from starting.
+		log.Error("the record of lost items is unreadable; starting a new one", "bucket", StatusBucket, "key", UnsentKey, "err", err)
+		w.rec = UnsentRecord{}
+		fallthrough
 	case errors.Is(err, ErrNoUnsentRecord):
 		w.rec.UpdatedAt = time.Now()
 		if err := writeUnsentRecord(ctx, kv, w.rec); err != nil {

@@ -405,9 +405,11 @@ func LeafURL(s *server.Server) string {
 // itself, as iochub edge-list reads the edge's record of lost items: the
 // edge's leaf user (EdgeLeafUser) may send the hub no replies but those
 // under $JSC.R, the prefix of the replies to the hub's own requests. The
-// domain in it keeps such replies apart per edge, as nats-server's scoped
-// reply format does ($JSC.R.<domain>.…, feature flag js_api_reply_v2), so a
-// leaf user narrowed to its domain's replies would still answer.
+// domain in it follows nats-server's scoped reply format ($JSC.R.<domain>.…,
+// feature flag js_api_reply_v2), so that a leaf user narrowed to its
+// domain's replies would still answer. It isolates nothing today: every
+// edge's leaf user may publish on all of $JSC.R.>, so an edge that learns
+// another's reply subject could answer for it.
 func EdgeReplyInbox(domain string) string { return "$JSC.R." + domain + ".iochub" }
 
 // EdgeUser is the user the edge of unit logs in as on the hub's leaf-node
