@@ -164,7 +164,7 @@ func printEdges(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, time
 		if filters == "" {
 			filters = "none (run edge-add again)"
 		}
-		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\n", s.Domain, s.Seq, s.Lag, sinceActive(s.Active), edgeLost(ctx, lost[i], timeout), filters, s.Error)
+		fmt.Fprintf(tw, "%s\t%d\t%d\t%s\t%s\t%s\t%s\n", s.Domain, s.Seq, s.Lag, sinceActive(s.Active), edgeLost(ctx, lost[i]), filters, s.Error)
 	}
 	return tw.Flush()
 }
@@ -173,22 +173,16 @@ func printEdges(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, time
 const edgeListQueries = 16
 
 // edgeLost is what edge-list shows of the record of lost items of an edge
-// (edge.UnsentRecord), read within timeout while ctx lasted: the items it
+// (edge.UnsentRecord), read while ctx lasted: the items it
 // counted lost (across its restarts) and when it last counted some, or "?"
 // and why when it did not answer.
-func edgeLost(ctx context.Context, u edge.EdgeUnsent, timeout time.Duration) string {
-	rec, err := u.Record, u.Err
+func edgeLost(ctx context.Context, u edge.EdgeUnsent) string {
+	rec := u.Record
 	switch {
-	case errors.Is(err, edge.ErrNoUnsentRecord):
-		return "? (the edge keeps no record: update it)"
-	case err != nil && ctx.Err() != nil:
+	case u.Err != nil && ctx.Err() != nil:
 		return "? (edge-list ran out of time)"
-	case errors.Is(err, context.DeadlineExceeded):
-		return fmt.Sprintf("? (no answer in %s)", timeout)
-	case errors.Is(err, nats.ErrNoResponders):
-		return "? (unreachable)"
-	case err != nil:
-		return "? (" + err.Error() + ")"
+	case u.Err != nil:
+		return "? (" + u.Reason() + ")"
 	case rec.Last == nil:
 		return strconv.FormatUint(rec.Total, 10)
 	}

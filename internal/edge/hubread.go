@@ -2,6 +2,7 @@ package edge
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"time"
 
@@ -26,6 +27,24 @@ type EdgeUnsent struct {
 	// for an edge that keeps none, context.DeadlineExceeded for one that
 	// did not answer in time, nats.ErrNoResponders for one cut off.
 	Err error
+	// timeout is how long the read waited (Reason).
+	timeout time.Duration
+}
+
+// Reason says why the record could not be read, in the words an operator
+// acts on (iochub edge-list, the poll's log); "" when it was read.
+func (u EdgeUnsent) Reason() string {
+	switch {
+	case u.Err == nil:
+		return ""
+	case errors.Is(u.Err, ErrNoUnsentRecord):
+		return "the edge keeps no record: update it"
+	case errors.Is(u.Err, context.DeadlineExceeded):
+		return fmt.Sprintf("no answer in %s", u.timeout)
+	case errors.Is(u.Err, nats.ErrNoResponders):
+		return "unreachable"
+	}
+	return u.Err.Error()
 }
 
 // ReadUnsentOf reads the records of the edges of domains, at most limit at
@@ -39,7 +58,7 @@ func ReadUnsentOf(ctx context.Context, opts nats.Options, name string, domains [
 	for i, d := range domains {
 		g.Go(func() error {
 			r, err := readUnsentAt(ctx, opts, name, d, timeout)
-			out[i] = EdgeUnsent{Domain: d, Record: r, Err: err}
+			out[i] = EdgeUnsent{Domain: d, Record: r, Err: err, timeout: timeout}
 			return nil
 		})
 	}

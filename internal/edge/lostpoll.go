@@ -2,7 +2,6 @@ package edge
 
 import (
 	"context"
-	"errors"
 	"flag"
 	"fmt"
 	"log/slog"
@@ -181,7 +180,7 @@ func (p *LostPoller) set(a EdgeUnsent) {
 	if a.Err != nil {
 		p.ok.WithLabelValues(a.Domain).Set(0)
 		if !seen || wasOK {
-			p.log.Warn("the edge's record of lost items could not be read", "domain", a.Domain, "err", readError(a.Err))
+			p.log.Warn("the edge's record of lost items could not be read", "domain", a.Domain, "reason", a.Reason())
 		}
 		return
 	}
@@ -212,15 +211,4 @@ func (p *LostPoller) forget() {
 	for d := range p.known {
 		p.drop(d)
 	}
-}
-
-// readError says why an edge did not answer, in words an operator acts on.
-func readError(err error) error {
-	switch {
-	case errors.Is(err, ErrNoUnsentRecord):
-		return fmt.Errorf("%w: update the edge", err)
-	case errors.Is(err, context.DeadlineExceeded):
-		return errors.New("no answer in time: the edge is slow or its link is down")
-	}
-	return err
 }
