@@ -241,16 +241,15 @@ type UnsentWatch struct {
 	expired prometheus.Counter
 	poke    chan struct{}
 
-	// checking serialises Check: the record it writes is the latest.
+	// checking serialises Check (the record it writes is the latest) and
+	// guards what follows.
 	checking sync.Mutex
 	// rec is the record as last written, or to be written when unsaved;
 	// base is its Total at the start (what earlier runs counted).
 	rec     UnsentRecord
 	base    uint64
 	unsaved bool
-
-	mu sync.Mutex
-	t  unsentTracker
+	t       unsentTracker
 }
 
 // NewUnsentWatch watches the FEEDS of n and registers its counter,
@@ -302,8 +301,8 @@ func (w *UnsentWatch) Record() UnsentRecord {
 
 // Expired is the counter's value: the items found lost since the start.
 func (w *UnsentWatch) Expired() uint64 {
-	w.mu.Lock()
-	defer w.mu.Unlock()
+	w.checking.Lock()
+	defer w.checking.Unlock()
 	return w.t.total
 }
 
@@ -352,10 +351,8 @@ func (w *UnsentWatch) Check(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	w.mu.Lock()
 	losses, unknown := w.t.observe(st, cons)
 	total, counted := w.t.total, slices.Clone(w.t.lost)
-	w.mu.Unlock()
 	now := time.Now()
 	for _, l := range losses {
 		w.expired.Add(float64(l.items()))
