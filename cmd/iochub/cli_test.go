@@ -96,7 +96,6 @@ func TestCLIUnitsImportAndSources(t *testing.T) {
 // (SQLSTATE 23505).
 func TestCLIUnitsImportWaitsForAnother(t *testing.T) {
 	db := testenv.PostGISWithUnits(t)
-	ctx := context.Background()
 	communes := `{"type":"FeatureCollection","features":[
 {"type":"Feature","properties":{"code":"99901","name":"Một"},"geometry":{"type":"Polygon","coordinates":[[[105.85,21.02],[105.851,21.02],[105.851,21.021],[105.85,21.021],[105.85,21.02]]]}},
 {"type":"Feature","properties":{"code":"99902","name":"Hai"},"geometry":{"type":"Polygon","coordinates":[[[105.86,21.02],[105.861,21.02],[105.861,21.021],[105.86,21.021],[105.86,21.02]]]}}]}`
@@ -106,36 +105,16 @@ func TestCLIUnitsImportWaitsForAnother(t *testing.T) {
 	}
 	from := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	// The other import (the hub's, or another CLI), held open.
-	tx, err := db.Pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tx.Rollback(ctx) }) // a no-op after Commit
-	if _, err := schema.ImportUnitsTx(ctx, tx, strings.NewReader(communes), schema.ImportOptions{ValidFrom: from}); err != nil {
-		t.Fatal(err)
-	}
+	commit := testenv.HoldUnitsImport(t, db.Pool, communes, schema.ImportOptions{ValidFrom: from})
 	type outcome struct {
 		out, errOut string
 		err         error
 	}
-	done := make(chan outcome, 1)
-	go func() {
+	o := testenv.WhileHeld(t, db.Pool, "units import", commit, func() outcome {
 		var o outcome
 		o.out, o.errOut, o.err = runCLI(t, "units", "import", "--database-url", db.URL, "--valid-from", from.Format(time.RFC3339), file)
-		done <- o
-	}()
-	testenv.WaitForLockWaiter(t, db.Pool, "units import", func() (bool, string) {
-		select {
-		case o := <-done:
-			return true, fmt.Sprintf("%v: %s", o.err, o.errOut)
-		default:
-			return false, ""
-		}
-	})
-	if err := tx.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	o := <-done
+		return o
+	}, func(o outcome) string { return fmt.Sprintf("%v: %s", o.err, o.errOut) })
 	if o.err != nil {
 		t.Fatalf("units import after the other: %v\n%s", o.err, o.errOut)
 	}

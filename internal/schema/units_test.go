@@ -449,28 +449,15 @@ func TestImportUnitsOneAtATime(t *testing.T) {
 				t.Fatal(err)
 			}
 			// The first import, as schema.ImportUnits runs it, held open.
-			tx, err := db.Pool.Begin(ctx)
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = tx.Rollback(ctx) }) // a no-op after Commit
-			if _, err := schema.ImportUnitsTx(ctx, tx, strings.NewReader(communes), schema.ImportOptions{ValidFrom: start}); err != nil {
-				t.Fatal(err)
-			}
+			commit := testenv.HoldUnitsImport(t, db.Pool, communes, schema.ImportOptions{ValidFrom: start})
 			type outcome struct {
 				res schema.ImportResult
 				err error
 			}
-			done := make(chan outcome, 1)
-			go func() {
+			got := testenv.WhileHeld(t, db.Pool, "the second import", commit, func() outcome {
 				res, err := schema.ImportUnits(ctx, db.Pool, strings.NewReader(tc.second), schema.ImportOptions{ValidFrom: tc.from})
-				done <- outcome{res, err}
-			}()
-			testenv.WaitForLockWaiter(t, db.Pool, "the second import", func() (bool, string) { return len(done) > 0, "" })
-			if err := tx.Commit(ctx); err != nil {
-				t.Fatal(err)
-			}
-			got := <-done
+				return outcome{res, err}
+			}, func(o outcome) string { return fmt.Sprintf("%+v, %v", o.res, o.err) })
 			switch {
 			case tc.wantErr != nil && !errors.Is(got.err, tc.wantErr):
 				t.Fatalf("the second import: %v; want %v", got.err, tc.wantErr)

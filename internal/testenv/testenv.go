@@ -22,6 +22,7 @@ import (
 	"fmt"
 	"net/url"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -402,4 +403,47 @@ func WaitForLockWaiter(t testing.TB, pool *pgxpool.Pool, who string, ended func(
 		}
 		time.Sleep(5 * time.Millisecond)
 	}
+}
+
+// HoldUnitsImport imports geojson with opts in a transaction of pool and
+// leaves it open, holding the imports' lock (schema.ImportUnitsTx); commit
+// commits it. It is rolled back at the end of the test otherwise.
+func HoldUnitsImport(t testing.TB, pool *pgxpool.Pool, geojson string, opts schema.ImportOptions) (commit func()) {
+	t.Helper()
+	ctx := context.Background()
+	tx, err := pool.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = tx.Rollback(ctx) }) // a no-op after Commit
+	if _, err := schema.ImportUnitsTx(ctx, tx, strings.NewReader(geojson), opts); err != nil {
+		t.Fatal(err)
+	}
+	return func() {
+		t.Helper()
+		if err := tx.Commit(ctx); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// WhileHeld runs f (who) beside a transaction of pool's database that holds
+// what f needs, waits until f waits for its lock (WaitForLockWaiter; t fails
+// with describe of f's result if f ends first), then calls commit and
+// returns f's result.
+func WhileHeld[T any](t testing.TB, pool *pgxpool.Pool, who string, commit func(), f func() T, describe func(T) string) T {
+	t.Helper()
+	done := make(chan T, 1)
+	go func() { done <- f() }()
+	WaitForLockWaiter(t, pool, who, func() (bool, string) {
+		select {
+		case got := <-done:
+			done <- got // kept for the return, should t not stop
+			return true, describe(got)
+		default:
+			return false, ""
+		}
+	})
+	commit()
+	return <-done
 }

@@ -191,40 +191,21 @@ func TestUnitImportActionAfterDirectImport(t *testing.T) {
 	from := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 
 	// The direct import, as schema.ImportUnits runs it, held open.
-	tx, err := db.Pool.Begin(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { _ = tx.Rollback(ctx) }) // a no-op after Commit
-	if _, err := schema.ImportUnitsTx(ctx, tx, strings.NewReader(twoCommunes), schema.ImportOptions{ValidFrom: from}); err != nil {
-		t.Fatal(err)
-	}
+	commit := testenv.HoldUnitsImport(t, db.Pool, twoCommunes, schema.ImportOptions{ValidFrom: from})
 	p, _ := json.Marshal(UnitImportPayload{Object: "imp-1", ValidFrom: from})
 	a := &iocv1.Action{Id: "act-imp-1", Type: ActionUnitImport, Actor: "admin", Province: "VN", TargetKind: "unit",
 		Target: "imp-1", At: timestamppb.Now(), Payload: p}
-	done := make(chan error, 1)
-	go func() {
+	// The action waits for the direct import's transaction.
+	err := testenv.WhileHeld(t, db.Pool, "the action", commit, func() error {
 		_, applied, err := acts.Apply(ctx, a)
 		if err == nil && !applied {
 			var result, reason string
 			err = db.Pool.QueryRow(ctx, `SELECT result, reason FROM action_done WHERE id = $1`, a.GetId()).Scan(&result, &reason)
 			err = errors.Join(fmt.Errorf("not applied: %s %q", result, reason), err)
 		}
-		done <- err
-	}()
-	// The action waits for the direct import's transaction.
-	testenv.WaitForLockWaiter(t, db.Pool, "the action", func() (bool, string) {
-		select {
-		case err := <-done:
-			return true, fmt.Sprint(err)
-		default:
-			return false, ""
-		}
-	})
-	if err := tx.Commit(ctx); err != nil {
-		t.Fatal(err)
-	}
-	if err := <-done; err != nil {
+		return err
+	}, func(err error) string { return fmt.Sprint(err) })
+	if err != nil {
 		t.Fatalf("the action after the direct import: %v; want it applied", err)
 	}
 	var rec natsx.UnitImport

@@ -156,38 +156,13 @@ func TestGroupWaitsForImport(t *testing.T) {
 	// importing holds an import of twoCommunes (from) open in a transaction
 	// of pool; commit ends it.
 	importing := func(t *testing.T, pool *pgxpool.Pool, replace bool) (commit func()) {
-		t.Helper()
-		tx, err := pool.Begin(ctx)
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { _ = tx.Rollback(ctx) }) // a no-op after Commit
-		opts := schema.ImportOptions{ValidFrom: from, Replace: replace}
-		if _, err := schema.ImportUnitsTx(ctx, tx, strings.NewReader(twoCommunes), opts); err != nil {
-			t.Fatal(err)
-		}
-		return func() {
-			if err := tx.Commit(ctx); err != nil {
-				t.Fatal(err)
-			}
-		}
+		return testenv.HoldUnitsImport(t, pool, twoCommunes, schema.ImportOptions{ValidFrom: from, Replace: replace})
 	}
 	// waiting runs f (who) beside a transaction and returns its outcome
 	// once it has waited for the transaction's lock and commit has ended it.
 	waiting := func(t *testing.T, pool *pgxpool.Pool, commit func(), who string, f func() string) string {
 		t.Helper()
-		done := make(chan string, 1)
-		go func() { done <- f() }()
-		testenv.WaitForLockWaiter(t, pool, who, func() (bool, string) {
-			select {
-			case got := <-done:
-				return true, got
-			default:
-				return false, ""
-			}
-		})
-		commit()
-		return <-done
+		return testenv.WhileHeld(t, pool, who, commit, f, func(s string) string { return s })
 	}
 	for _, tc := range []struct {
 		name, code, members string
