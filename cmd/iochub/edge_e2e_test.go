@@ -9,7 +9,6 @@ import (
 	"io"
 	"maps"
 	"net/http"
-	"net/url"
 	"os"
 	"slices"
 	"strings"
@@ -58,29 +57,10 @@ func startEdgeHub(t *testing.T, unit string, db *testenv.DBEnv) *edgeHub {
 		t.Fatal(err)
 	}
 	// The edge logs in as its own user (iochub edge-nats-user), which may carry only the hub's sourcing.
-	hs, err := natsx.StartEmbedded(natsx.EmbeddedConfig{StoreDir: t.TempDir(), Port: -1, LeafPort: -1, HubPassword: edgeHubPassword,
-		LeafUsers: []*server.User{natsx.EdgeLeafUser(domain, edgeUserPassword)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { hs.Shutdown(); hs.WaitForShutdown() })
-	nc, err := natsx.Connect(hs.ClientURL(), "edge e2e hub", nats.UserInfo(natsx.HubUser, edgeHubPassword))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	// The aggregator of the hub, through the wiring of iochub serve (which creates the streams).
-	hubNATS := &testenv.NATSEnv{URL: hs.ClientURL(), Server: hs, Conn: nc, JS: js}
+	hubNATS, proxy := testenv.LeafHub(t, edgeHubPassword, natsx.EdgeLeafUser(domain, edgeUserPassword))
+	js := hubNATS.JS
+	// The aggregator of the hub, through the wiring of iochub serve.
 	startHubTB(t, "aggregator", hubNATS, db)
-	leaf, err := url.Parse(natsx.LeafURL(hs))
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := testkit.NewLinkProxy(t, leaf.Host)
 
 	// What iochub edge-export writes and iochub edge reads.
 	cat, err := edge.Export(ctx, db.Pool, unit, time.Now())

@@ -6,18 +6,14 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
-	"net/url"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
-	"github.com/nats-io/nats.go/jetstream"
-
 	"github.com/iochub/iochub/internal/edge"
 	"github.com/iochub/iochub/internal/natsx"
 	"github.com/iochub/iochub/internal/subjects"
+	"github.com/iochub/iochub/internal/testenv"
 	"github.com/iochub/iochub/internal/testkit"
 )
 
@@ -34,29 +30,8 @@ func TestEdgeCountsItemsExpiredUnsent(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hs, err := natsx.StartEmbedded(natsx.EmbeddedConfig{StoreDir: t.TempDir(), Port: -1, LeafPort: -1, HubPassword: edgeHubPassword,
-		LeafUsers: []*server.User{natsx.EdgeLeafUser(domain, edgeUserPassword)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { hs.Shutdown(); hs.WaitForShutdown() })
-	nc, err := natsx.Connect(hs.ClientURL(), "hub", nats.UserInfo(natsx.HubUser, edgeHubPassword))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	hubJS, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := natsx.EnsureStreams(ctx, hubJS, natsx.StreamOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := url.Parse(natsx.LeafURL(hs))
-	if err != nil {
-		t.Fatal(err)
-	}
-	proxy := testkit.NewLinkProxy(t, leaf.Host)
+	hub, proxy := testenv.LeafHub(t, edgeHubPassword, natsx.EdgeLeafUser(domain, edgeUserPassword))
+	hs, nc, hubJS := hub.Server, hub.Conn, hub.JS
 
 	const token = "unsent-token"
 	cfg := edgeDefaults()

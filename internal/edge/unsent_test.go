@@ -13,8 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -22,6 +20,7 @@ import (
 	"github.com/iochub/iochub/internal/edge"
 	"github.com/iochub/iochub/internal/natsx"
 	"github.com/iochub/iochub/internal/subjects"
+	"github.com/iochub/iochub/internal/testenv"
 	"github.com/iochub/iochub/internal/testkit"
 )
 
@@ -71,29 +70,8 @@ func startLinked(t *testing.T, retain time.Duration) *linked {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hub, err := natsx.StartEmbedded(natsx.EmbeddedConfig{StoreDir: t.TempDir(), Port: -1, LeafPort: -1, HubPassword: linkedHubPassword,
-		LeafUsers: []*server.User{natsx.EdgeLeafUser(domain, linkedEdgePassword)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { hub.Shutdown(); hub.WaitForShutdown() })
-	l := &linked{hubURL: hub.ClientURL()}
-	nc, err := natsx.Connect(l.hubURL, "hub", nats.UserInfo(natsx.HubUser, linkedHubPassword))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	if l.hubJS, err = jetstream.New(nc); err != nil {
-		t.Fatal(err)
-	}
-	if err := natsx.EnsureStreams(ctx, l.hubJS, natsx.StreamOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	leaf, err := url.Parse(natsx.LeafURL(hub))
-	if err != nil {
-		t.Fatal(err)
-	}
-	l.proxy = testkit.NewLinkProxy(t, leaf.Host)
+	hub, proxy := testenv.LeafHub(t, linkedHubPassword, natsx.EdgeLeafUser(domain, linkedEdgePassword))
+	l := &linked{hubURL: hub.URL, hubJS: hub.JS, proxy: proxy}
 	via, err := url.Parse("nats-leaf://" + l.proxy.Addr())
 	if err != nil {
 		t.Fatal(err)

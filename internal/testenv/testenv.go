@@ -38,6 +38,7 @@ import (
 	"github.com/iochub/iochub/internal/pgcluster"
 	"github.com/iochub/iochub/internal/schema"
 	"github.com/iochub/iochub/internal/seed"
+	"github.com/iochub/iochub/internal/testkit"
 )
 
 // EnvDatabaseURL names the environment variable holding the URL of a
@@ -446,4 +447,35 @@ func WhileHeld[T any](t testing.TB, pool *pgxpool.Pool, who string, commit func(
 	})
 	commit()
 	return <-done
+}
+
+// LeafHub starts a hub's NATS server for t with a leaf-node listener on a
+// free port, the hub user's hubPassword and leafUsers (edges, province
+// hubs, each leaf connections only), connects to it as the hub user, makes
+// the streams, and opens a testkit.LinkProxy to its leaf-node listener (the
+// link a test cuts). Everything is closed at the end of the test.
+func LeafHub(t testing.TB, hubPassword string, leafUsers ...*server.User) (*NATSEnv, *testkit.LinkProxy) {
+	t.Helper()
+	s, err := natsx.StartEmbedded(natsx.EmbeddedConfig{StoreDir: t.TempDir(), Port: -1, LeafPort: -1, HubPassword: hubPassword, LeafUsers: leafUsers})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	nc, err := natsx.Connect(s.ClientURL(), "hub "+t.Name(), nats.UserInfo(natsx.HubUser, hubPassword))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := natsx.EnsureStreams(context.Background(), js, natsx.StreamOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	leaf, err := url.Parse(natsx.LeafURL(s))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &NATSEnv{URL: s.ClientURL(), Server: s, Conn: nc, JS: js}, testkit.NewLinkProxy(t, leaf.Host)
 }
