@@ -99,19 +99,35 @@ func decodeItemsSized(r io.Reader, format string, maxItems int, size int64) ([]r
 // rawItem.members): the caller then needs no map for most items, and one
 // for all the others.
 func decodeItemsLazy(r io.Reader, format string, maxItems int, size int64) ([]rawItem, error) {
-	return decodeItemsOf(r, format, maxItems, size, true)
+	items, err := decodeItemsInto(r, format, maxItems, size, true, nil)
+	return items, err
 }
 
 func decodeItemsOf(r io.Reader, format string, maxItems int, size int64, lazy bool) ([]rawItem, error) {
+	items, err := decodeItemsInto(r, format, maxItems, size, lazy, nil)
+	return items, err
+}
+
+// decodeItemsInto is decodeItemsOf reading a JSON body, and the items of
+// its fast path, into mem's memory (when mem is not nil; mem.body is then
+// the body the items point to).
+func decodeItemsInto(r io.Reader, format string, maxItems int, size int64, lazy bool, mem *reqMem) ([]rawItem, error) {
 	if format == formatCAP || format == formatXML {
 		return decodeCAP(r, maxItems)
 	}
 	if format == formatNDJSON {
 		return decodeStream(r, format, maxItems)
 	}
-	body, rerr := readAllSized(r, size)
+	var buf []byte
+	if mem != nil {
+		buf = mem.body
+	}
+	body, rerr := readAllSized(r, size, buf)
+	if mem != nil {
+		mem.body = body
+	}
 	if rerr == nil {
-		if items, ok := fastArrayOf(body, maxItems, lazy); ok {
+		if items, ok := fastArrayInto(body, maxItems, lazy, mem); ok {
 			return items, nil
 		}
 		return decodeStream(bytes.NewReader(body), format, maxItems)
@@ -120,12 +136,15 @@ func decodeItemsOf(r io.Reader, format string, maxItems int, size int64, lazy bo
 }
 
 // readAllSized is io.ReadAll into a buffer sized for size bytes (the
-// caller bounds r).
-func readAllSized(r io.Reader, size int64) ([]byte, error) {
+// caller bounds r): buf when it has room, a new one otherwise.
+func readAllSized(r io.Reader, size int64, buf []byte) ([]byte, error) {
 	if size <= 0 || size > 64<<20 {
 		return io.ReadAll(r)
 	}
-	b := make([]byte, 0, size+1) // +1: the read that finds the end needs room
+	b := buf[:0]
+	if int64(cap(b)) < size+1 {
+		b = make([]byte, 0, size+1) // +1: the read that finds the end needs room
+	}
 	for {
 		if len(b) == cap(b) {
 			b = append(b, 0)[:len(b)]

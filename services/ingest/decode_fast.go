@@ -29,6 +29,8 @@ type fastScan struct {
 	// lazy keeps each item's members (in kept) instead of making its map.
 	lazy bool
 	kept []member
+	// keptTotal counts the members kept, in every block.
+	keptTotal int
 }
 
 type member struct {
@@ -244,11 +246,14 @@ func (s *fastScan) object() (map[string]json.RawMessage, []member, bool) {
 	}
 	if s.lazy && !isFeature(s.members) {
 		if len(s.members) > cap(s.kept)-len(s.kept) {
-			// A new block (the items before keep theirs): never grown by copying.
-			s.kept = make([]member, 0, max(keptBlock, len(s.members)))
+			// A new block (the items before keep theirs): never grown by
+			// copying; twice the last, so that a request's blocks are few
+			// and its last (which reqMem keeps) is the largest.
+			s.kept = make([]member, 0, max(keptBlock, len(s.members), 2*cap(s.kept)))
 		}
 		start := len(s.kept)
 		s.kept = append(s.kept, s.members...)
+		s.keptTotal += len(s.members)
 		return nil, s.kept[start:len(s.kept):len(s.kept)], true
 	}
 	return membersMap(s.members), nil, true
@@ -378,7 +383,25 @@ func keyString(b []byte) string {
 // When lazy, an item that is not a Feature and has members comes with its
 // members instead of its map (see rawItem.members).
 func fastArrayOf(body []byte, maxItems int, lazy bool) (items []rawItem, ok bool) {
+	return fastArrayInto(body, maxItems, lazy, nil)
+}
+
+// fastArrayInto is fastArrayOf with the items and their members in mem's
+// memory (when mem is not nil), which keeps them for its next request.
+func fastArrayInto(body []byte, maxItems int, lazy bool, mem *reqMem) (items []rawItem, ok bool) {
 	s := fastScan{b: body, lazy: lazy}
+	if mem != nil {
+		s.kept = mem.kept[:0]
+		if cap(s.kept) < mem.keptNeed {
+			s.kept = make([]member, 0, mem.keptNeed)
+		}
+		defer func() {
+			mem.kept, mem.keptNeed = s.kept, s.keptTotal
+			if ok {
+				mem.items = items
+			}
+		}()
+	}
 	if len(body) >= 3 && body[0] == 0xEF && body[1] == 0xBB && body[2] == 0xBF {
 		s.i = 3
 	}
@@ -391,7 +414,11 @@ func fastArrayOf(body []byte, maxItems int, lazy bool) (items []rawItem, ok bool
 	if s.i >= len(body) || body[s.i] == ']' {
 		return nil, false // no items: the slow path says so
 	}
-	items = make([]rawItem, 0, min(maxItems, 1+len(body)/64))
+	if mem != nil && cap(mem.items) > 0 {
+		items = mem.items[:0]
+	} else {
+		items = make([]rawItem, 0, min(maxItems, 1+len(body)/64))
+	}
 	for {
 		if len(items) >= maxItems || s.i >= len(body) {
 			return nil, false

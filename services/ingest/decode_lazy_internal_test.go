@@ -10,17 +10,19 @@ import (
 	"time"
 )
 
-// FuzzDecodeLazy checks that the handler's decoder (decodeItemsLazy, whose
-// items may come as members read into one reused map) gives the items
-// decodeItems gives, field for field, on every body.
+// FuzzDecodeLazy checks that the handler's decoder (decodeItemsInto, lazy,
+// whose items may come as members read into one reused map, into memory
+// that the bodies before used: reqMem) gives the items decodeItems gives,
+// field for field, on every body.
 func FuzzDecodeLazy(f *testing.F) {
+	mem := new(reqMem) // the fuzzer's bodies, one after the other, in one memory
 	seedBodies(f)
 	f.Add([]byte(`[{"a":1,"z":2},{"b":2}]`))
 	f.Add([]byte(`[{"id":"a","id":"b","type":"X"},{},{"type":"Feature","properties":{"id":"c"}},{"type":"Feature","type":"Y","x":1}]`))
 	f.Fuzz(func(t *testing.T, body []byte) {
 		for _, format := range []string{"", formatJSON, formatNDJSON} {
 			want, werr := decodeItems(bytes.NewReader(body), format, 100)
-			got, gerr := decodeItemsLazy(bytes.NewReader(body), format, 100, int64(len(body)))
+			got, gerr := decodeItemsInto(bytes.NewReader(body), format, 100, int64(len(body)), true, mem)
 			if fmt.Sprint(gerr) != fmt.Sprint(werr) || len(got) != len(want) {
 				t.Fatalf("format %q: lazy gave %d items, %v; decodeItems %d, %v", format, len(got), gerr, len(want), werr)
 			}
@@ -53,6 +55,7 @@ func FuzzDecodeLazy(f *testing.F) {
 					t.Fatalf("format %q item %d: lazy gave %+v; decodeItems %+v", format, i, it, want[i])
 				}
 			}
+			mem.reset()
 		}
 	})
 }

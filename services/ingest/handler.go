@@ -129,7 +129,16 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 	}
 	defer release()
 	body := http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes)
-	raws, err := decodeItemsLazy(body, format, s.cfg.MaxItems, r.ContentLength)
+	mem := getReqMem()
+	raws, err := decodeItemsInto(body, format, s.cfg.MaxItems, r.ContentLength, true, mem)
+	// Given back when the request is done, if its publisher says JetStream
+	// holds nothing of it any more.
+	var pub *publisher
+	defer func() {
+		if pub == nil || pub.clean() {
+			putReqMem(mem)
+		}
+	}()
 	if err != nil {
 		if status, ok := s.bodyTimedOut(w, r); ok {
 			return status
@@ -158,13 +167,15 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 	var toSend []*pending
 	// Every pending of the request in one allocation, and every event's
 	// bytes in a few: appended to one buffer, each message a slice of it
-	// (never reused while a publish may still hold it).
-	pends := make([]pending, 0, len(raws))
-	scratch := newBatchScratch(now, len(raws), p.sourceID)
+	// (reused only once JetStream acked them all: reqMem).
+	mem.reserve(len(raws))
+	pends := mem.pends
+	scratch := newBatchScratch(now, len(raws), p.sourceID, mem)
+	defer func() { mem.arena = scratch.arena }()
 	outside := 0
 	// Items are published as soon as they are valid, so that JetStream stores
 	// the first while the rest are still being checked.
-	pub := s.newPublisher(r.Context())
+	pub = s.newPublisher(r.Context())
 	defer pub.close()
 	room := itemRoom(s.js.Conn().MaxPayload())
 	// One map for the members of every large item that came as members:
@@ -349,6 +360,8 @@ type batchScratch struct {
 	// arena holds every event's bytes: each message a slice of it, appended
 	// to and never reused while a publish may still hold it.
 	arena []byte
+	// mem holds the request's messages and their headers.
+	mem *reqMem
 	// received is every event's origin.received_at (read only).
 	received *timestamppb.Timestamp
 	// origins are the events' Origin messages, taken one per item.
@@ -365,9 +378,14 @@ type feedPlace struct {
 	subject, source      string
 }
 
-func newBatchScratch(now time.Time, items int, sourceID string) *batchScratch {
+func newBatchScratch(now time.Time, items int, sourceID string, mem *reqMem) *batchScratch {
+	arena := mem.arena[:0]
+	if want := min(1<<20, 256*items); cap(arena) < want {
+		arena = make([]byte, 0, want)
+	}
 	return &batchScratch{
-		arena:      make([]byte, 0, min(1<<20, 256*items)),
+		arena:      arena,
+		mem:        mem,
 		received:   timestamppb.New(now),
 		origins:    make([]iocv1.Origin, 0, min(items, 1024)),
 		feedSource: []string{sourceID},
@@ -461,11 +479,12 @@ func (s *Service) buildItem(cat *catalog, p principal, spec kindSpec, f fields, 
 	subj, source := b.place(province, unit, spec.kind)
 	// Room for the CloudEvents attributes, the feed source and the message id
 	// JetStream adds: the map is never grown.
-	h := make(nats.Header, 10)
-	ce.Event{ID: it.eventID, Source: source, Type: spec.ceType, Subject: it.entityID, Time: it.time}.SetOn(h)
-	h[ce.HeaderFeedSource] = b.feedSource
+	msg := b.mem.msg(10)
+	ce.Event{ID: it.eventID, Source: source, Type: spec.ceType, Subject: it.entityID, Time: it.time}.SetOn(msg.Header)
+	msg.Header[ce.HeaderFeedSource] = b.feedSource
+	msg.Subject, msg.Data = subj, body
 	res.EventID, res.Unit, res.Subject = it.eventID, unit, subj
-	return &nats.Msg{Subject: subj, Data: body, Header: h}, msgID, nil
+	return msg, msgID, nil
 }
 
 func bearer(r *http.Request) (string, bool) {

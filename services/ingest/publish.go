@@ -33,12 +33,16 @@ type batchAcks struct {
 	left   int           // sent and not answered yet
 	sealed bool          // every send is done: done closes at left == 0
 	closed bool          // the request stopped waiting: late answers are dropped
+	failed bool          // an answer was an error (JetStream may still hold its message)
 	done   chan struct{} // closed once sealed with nothing left
 }
 
 func (b *batchAcks) answer(pd *pending, ack *jetstream.PubAck, err error) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
+	if err != nil {
+		b.failed = true
+	}
 	if !b.closed && !pd.answered {
 		pd.answered = true
 		switch {
@@ -147,6 +151,17 @@ func (p *publisher) send(pd *pending) {
 			pd.b.answer(pd, nil, err)
 		}
 	}
+}
+
+// clean reports whether JetStream holds nothing the request sent: every
+// message sent was acked. Until a message's last answer JetStream may send
+// it again (a retry after "no responders"), and an error answer may race
+// such a retry, so a request still waiting for an answer, or with an error,
+// is not clean (its memory is not reused: reqMem).
+func (p *publisher) clean() bool {
+	p.b.mu.Lock()
+	defer p.b.mu.Unlock()
+	return p.b.left == 0 && !p.b.failed
 }
 
 // wait collects the answers and returns how many acks arrived; an item

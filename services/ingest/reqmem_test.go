@@ -1,0 +1,129 @@
+package ingest_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go/jetstream"
+	"google.golang.org/protobuf/proto"
+
+	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
+	"github.com/iochub/iochub/internal/subjects"
+	"github.com/iochub/iochub/services/ingest"
+)
+
+// TestRequestsKeepTheirOwnBytes: requests reuse each other's memory (body,
+// events, messages, headers), so every event on FEEDS must still be its
+// own item's, whole, with exactly its own headers, when requests of
+// different sizes (some with rejected items) run side by side and one
+// after the other.
+func TestRequestsKeepTheirOwnBytes(t *testing.T) {
+	e := newEnv(t, ingest.Config{Limits: ingest.Limits{SourceRate: -1}})
+	const workers, batches = 4, 8
+	want := map[string]float64{} // ce-id's item id → its pm25
+	var mu sync.Mutex
+	var wg sync.WaitGroup
+	for w := range workers {
+		wg.Go(func() {
+			for b := range batches {
+				n := 1 + (w*7+b*13)%60 // sizes up and down
+				var items []map[string]any
+				var ids []string
+				for i := range n {
+					id := fmt.Sprintf("w%d-b%d-i%d", w, b, i)
+					it := air(id, [][2]float64{hoanKiem, cauGiay}[i%2])
+					it["pm25"] = pm25Of(w, b, i)
+					if i%5 == 4 {
+						it["location"] = point(200, 95) // rejected: never on FEEDS
+					} else {
+						ids = append(ids, id)
+					}
+					items = append(items, it)
+				}
+				body, err := json.Marshal(items)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				req, _ := http.NewRequest(http.MethodPost, e.srv.URL+"/v1/feeds/air", bytes.NewReader(body))
+				req.Header.Set("Authorization", "Bearer "+tokProvince)
+				req.Header.Set("Content-Type", "application/json")
+				res, err := http.DefaultClient.Do(req)
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				var r ingest.Response
+				err = json.NewDecoder(res.Body).Decode(&r)
+				res.Body.Close()
+				if err != nil || r.Accepted != len(ids) || r.Rejected != n-len(ids) {
+					t.Errorf("batch w%d-b%d: HTTP %d, %+v (%v); want %d accepted, %d rejected", w, b, res.StatusCode, r, err, len(ids), n-len(ids))
+					return
+				}
+				mu.Lock()
+				for _, id := range ids {
+					var i int
+					fmt.Sscanf(id[strings.LastIndex(id, "-i")+2:], "%d", &i)
+					want[id] = pm25Of(w, b, i)
+				}
+				mu.Unlock()
+			}
+		})
+	}
+	wg.Wait()
+	if t.Failed() {
+		return
+	}
+
+	cons, err := e.js.OrderedConsumer(t.Context(), subjects.StreamFeeds, jetstream.OrderedConsumerConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	batch, err := cons.Fetch(len(want)+1, jetstream.FetchMaxWait(2*time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	wantKeys := []string{"Content-Type", "Iochub-Source", "Nats-Msg-Id", "ce-id", "ce-source", "ce-specversion", "ce-subject", "ce-time", "ce-type"}
+	seen := 0
+	for m := range batch.Messages() {
+		seen++
+		h := m.Headers()
+		keys := make([]string, 0, len(h))
+		for k := range h {
+			keys = append(keys, k)
+		}
+		slices.Sort(keys)
+		if !slices.Equal(keys, wantKeys) {
+			t.Errorf("message %s: headers %v; want %v", m.Subject(), keys, wantKeys)
+		}
+		var obs iocv1.AirQualityObserved
+		if err := proto.Unmarshal(m.Data(), &obs); err != nil {
+			t.Errorf("message %s (%s): %v", m.Subject(), h.Get("ce-id"), err)
+			continue
+		}
+		id, _, _ := strings.Cut(obs.GetId(), "@") // the event id is the item's id @ its time
+		pm, ok := want[id]
+		switch {
+		case !ok:
+			t.Errorf("event %q of an item not accepted, or seen twice", obs.GetId())
+		case obs.GetPm25() != pm || obs.GetEntityId() != "station-"+id:
+			t.Errorf("event %q: pm25 %v, entity %q; want %v, station-%s", obs.GetId(), obs.GetPm25(), obs.GetEntityId(), pm, id)
+		case h.Get("ce-id") != obs.GetId() || h.Get("ce-subject") != obs.GetEntityId():
+			t.Errorf("event %q under ce-id %q, ce-subject %q", obs.GetId(), h.Get("ce-id"), h.Get("ce-subject"))
+		}
+		delete(want, id)
+	}
+	if len(want) != 0 {
+		t.Errorf("%d accepted items not on FEEDS (of %d events read)", len(want), seen)
+	}
+}
+
+// pm25Of is a value of its own for item i of batch b of worker w, in range.
+func pm25Of(w, b, i int) float64 { return float64(w*100+b*10) + float64(i)/100 }
