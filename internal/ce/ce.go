@@ -95,7 +95,15 @@ func (e Event) Header() nats.Header {
 // item); each is sliced with a capacity of 1, so an Add to one header
 // reallocates it instead of overwriting the next.
 func (e Event) SetOn(h nats.Header) {
-	v := make([]string, 0, 7)
+	e.SetOnIn(h, make([]string, 0, HeaderValues))
+}
+
+// HeaderValues is the most values SetOn writes.
+const HeaderValues = 7
+
+// SetOnIn is SetOn with the values in v's backing array (len 0, room for
+// HeaderValues), which the caller keeps for as long as h is used.
+func (e Event) SetOnIn(h nats.Header, v []string) {
 	set := func(k, val string) {
 		v = append(v, val)
 		h[k] = v[len(v)-1 : len(v) : len(v)]

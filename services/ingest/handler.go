@@ -163,15 +163,14 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 
 	now := s.now()
 	env := parseEnv{now: now, maxFuture: s.cfg.MaxFuture, maxAge: s.cfg.MaxAge, seal: s.sealer}
-	results := make([]Result, len(raws))
-	var toSend []*pending
+	results := mem.resultsFor(len(raws))
 	// Every pending of the request in one allocation, and every event's
 	// bytes in a few: appended to one buffer, each message a slice of it
 	// (reused only once JetStream acked them all: reqMem).
 	mem.reserve(len(raws))
 	pends := mem.pends
 	scratch := newBatchScratch(now, len(raws), p.sourceID, mem)
-	defer func() { mem.arena = scratch.arena }()
+	defer func() { mem.arena, mem.origins = scratch.arena, scratch.origins }()
 	outside := 0
 	// Items are published as soon as they are valid, so that JetStream stores
 	// the first while the rest are still being checked.
@@ -225,16 +224,16 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 		pends = append(pends, pending{idx: i, msg: msg, id: id})
 		pd := &pends[len(pends)-1]
 		pub.send(pd)
-		toSend = append(toSend, pd)
 	}
+	toSend := pends // every pending is sent, in order
 	if len(toSend) == 0 && outside == len(raws) {
 		return writeProblem(w, r, http.StatusForbidden, "outside-source-unit", "Items outside the source's unit",
 			fmt.Sprintf("source %s may publish only in unit %s, and every item lies elsewhere", p.sourceID, p.unit), problemErrors(results))
 	}
 	if len(toSend) > 0 {
 		if pub.down != "" {
-			for _, pd := range toSend {
-				markUnpublished(&results[pd.idx], "NATS is unavailable ("+pub.down+")")
+			for i := range toSend {
+				markUnpublished(&results[toSend[i].idx], "NATS is unavailable ("+pub.down+")")
 			}
 			s.count(kind, results)
 			return writeProblem(w, r, http.StatusServiceUnavailable, "nats-unavailable", "Event backbone unavailable",
@@ -242,7 +241,8 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 		}
 		acked := pub.wait(toSend)
 		retryable := 0
-		for _, pd := range toSend {
+		for i := range toSend {
+			pd := &toSend[i]
 			res := &results[pd.idx]
 			switch {
 			case permanentPublishError(pd.err):
@@ -387,7 +387,7 @@ func newBatchScratch(now time.Time, items int, sourceID string, mem *reqMem) *ba
 		arena:      arena,
 		mem:        mem,
 		received:   timestamppb.New(now),
-		origins:    make([]iocv1.Origin, 0, min(items, 1024)),
+		origins:    originsFor(mem, min(items, 1024)),
 		feedSource: []string{sourceID},
 	}
 }
@@ -480,7 +480,7 @@ func (s *Service) buildItem(cat *catalog, p principal, spec kindSpec, f fields, 
 	// Room for the CloudEvents attributes, the feed source and the message id
 	// JetStream adds: the map is never grown.
 	msg := b.mem.msg(10)
-	ce.Event{ID: it.eventID, Source: source, Type: spec.ceType, Subject: it.entityID, Time: it.time}.SetOn(msg.Header)
+	ce.Event{ID: it.eventID, Source: source, Type: spec.ceType, Subject: it.entityID, Time: it.time}.SetOnIn(msg.Header, b.mem.headerValues(ce.HeaderValues))
 	msg.Header[ce.HeaderFeedSource] = b.feedSource
 	msg.Subject, msg.Data = subj, body
 	res.EventID, res.Unit, res.Subject = it.eventID, unit, subj

@@ -166,7 +166,7 @@ func (p *publisher) clean() bool {
 
 // wait collects the answers and returns how many acks arrived; an item
 // without an answer by the deadline gets err.
-func (p *publisher) wait(items []*pending) int {
+func (p *publisher) wait(items []pending) int {
 	b := &p.b
 	b.mu.Lock()
 	b.sealed = true
@@ -182,7 +182,8 @@ func (p *publisher) wait(items []*pending) int {
 	defer b.mu.Unlock()
 	b.closed = true // what arrives from now on is not waited for
 	acked := 0
-	for _, pd := range items {
+	for i := range items {
+		pd := &items[i]
 		switch {
 		case pd.b == nil: // not sent: err says why
 		case !pd.answered:

@@ -4,6 +4,8 @@ import (
 	"sync"
 
 	"github.com/nats-io/nats.go"
+
+	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
 
 // reqMem is the memory one request's items are read and sent from: its
@@ -22,6 +24,11 @@ type reqMem struct {
 	msgs    []nats.Msg
 	headers []nats.Header
 	pends   []pending
+	results []Result
+	// values back the header maps' values (ce.Event.SetOnIn).
+	values []string
+	// origins are the last block of the events' Origin messages.
+	origins []iocv1.Origin
 	// items and kept are the fast path's items and their members
 	// (fastArrayInto); keptNeed is how many members the last request kept.
 	items    []rawItem
@@ -73,6 +80,23 @@ func (m *reqMem) reset() {
 	for _, h := range m.headers {
 		clear(h)
 	}
+	if cap(m.results) > maxPooledItems {
+		m.results = nil
+	}
+	clear(m.results[:cap(m.results)])
+	m.results = m.results[:0]
+	if cap(m.values) > 16*maxPooledItems {
+		m.values = nil
+	}
+	clear(m.values[:cap(m.values)])
+	m.values = m.values[:0]
+	if cap(m.origins) > maxPooledItems {
+		m.origins = nil
+	}
+	for i := range m.origins {
+		m.origins[i].Reset()
+	}
+	m.origins = m.origins[:0]
 	clear(m.pends[:cap(m.pends)])
 	m.pends = m.pends[:0]
 }
@@ -99,4 +123,34 @@ func (m *reqMem) msg(n int) *nats.Msg {
 	msg := &m.msgs[i]
 	msg.Header = m.headers[i]
 	return msg
+}
+
+// resultsFor returns n zero results of m.
+func (m *reqMem) resultsFor(n int) []Result {
+	if cap(m.results) < n {
+		m.results = make([]Result, n)
+	}
+	m.results = m.results[:n]
+	return m.results
+}
+
+// headerValues returns room for n header values of m: a slice of one block
+// per request, which the header maps' values point to until putReqMem.
+func (m *reqMem) headerValues(n int) []string {
+	if cap(m.values)-len(m.values) < n {
+		// A new block, twice the last (the values before keep theirs).
+		m.values = make([]string, 0, max(1024, n, 2*cap(m.values)))
+	}
+	v := m.values[len(m.values) : len(m.values) : len(m.values)+n]
+	m.values = m.values[:len(m.values)+n]
+	return v
+}
+
+// originsFor returns m's block of Origin messages, empty, with room for n
+// (a new one if it has less).
+func originsFor(m *reqMem, n int) []iocv1.Origin {
+	if cap(m.origins) < n {
+		return make([]iocv1.Origin, 0, n)
+	}
+	return m.origins[:0]
 }

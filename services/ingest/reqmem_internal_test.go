@@ -5,6 +5,9 @@ import (
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/iochub/iochub/internal/ce"
+	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
 
 // TestReqMemReset: a request's memory comes back empty (no message, header,
@@ -23,6 +26,11 @@ func TestReqMemReset(t *testing.T) {
 	m.arena = append(m.arena, 1, 2, 3)
 	m.items = append(m.items, rawItem{members: []member{{key: "id"}}}, rawItem{err: "bad"})
 	m.kept = append(m.kept, member{key: "id", raw: m.body[2:5]})
+	m.resultsFor(2)[1] = Result{ID: "a", Status: StatusAccepted}
+	v := m.headerValues(ce.HeaderValues)
+	ce.Event{ID: "a@t", Source: "s", Type: "t"}.SetOnIn(m.msgs[0].Header, v)
+	m.origins = append(originsFor(m, 2), iocv1.Origin{})
+	m.origins[0].SourceId, m.origins[0].Unit = "hk", "00070"
 	m.reset()
 
 	if len(m.body) != 0 || len(m.arena) != 0 || len(m.msgs) != 0 || len(m.pends) != 0 || len(m.items) != 0 || len(m.kept) != 0 {
@@ -51,6 +59,17 @@ func TestReqMemReset(t *testing.T) {
 		if mb.key != "" || mb.raw != nil {
 			t.Errorf("member %d not cleared: %+v", i, mb)
 		}
+	}
+	if r := m.resultsFor(2); r[1] != (Result{}) {
+		t.Errorf("result not cleared: %+v", r[1])
+	}
+	for i, v := range m.values[:cap(m.values)] {
+		if v != "" {
+			t.Fatalf("header value %d not cleared: %q", i, v)
+		}
+	}
+	if o := originsFor(m, 1)[:1]; o[0].GetSourceId() != "" || o[0].GetUnit() != "" {
+		t.Errorf("origin not cleared: %v", &o[0])
 	}
 	// The header maps stay, empty, for the next request's messages.
 	m.reserve(3)
