@@ -4,13 +4,16 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
@@ -127,3 +130,82 @@ func TestRequestsKeepTheirOwnBytes(t *testing.T) {
 
 // pm25Of is a value of its own for item i of batch b of worker w, in range.
 func pm25Of(w, b, i int) float64 { return float64(w*100+b*10) + float64(i)/100 }
+
+// withholding is FEEDS as the ingest sees it, except that the messages of
+// items whose id starts with "held" are kept and never sent: no answer
+// ever comes for them, as for a message JetStream still holds (to resend
+// it after "no responders", say).
+type withholding struct {
+	jetstream.JetStream
+	mu   sync.Mutex
+	held map[*nats.Msg]heldMsg
+}
+
+// heldMsg is a held message as it was when published.
+type heldMsg struct {
+	subject string
+	data    []byte
+	header  nats.Header
+}
+
+func (w *withholding) PublishMsgAsync(m *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
+	if !strings.HasPrefix(m.Header.Get("ce-id"), "held") {
+		return w.JetStream.PublishMsgAsync(m, opts...)
+	}
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	h := nats.Header{}
+	for k, v := range m.Header {
+		h[k] = slices.Clone(v)
+	}
+	w.held[m] = heldMsg{subject: m.Subject, data: slices.Clone(m.Data), header: h}
+	return nil, nil
+}
+
+// TestUnansweredRequestKeepsItsMemory: a request that stopped waiting with
+// a message JetStream holds does not give its memory to the requests after
+// it, which would rewrite that message under JetStream's feet.
+func TestUnansweredRequestKeepsItsMemory(t *testing.T) {
+	ne := startNATS(t)
+	svc, err := ingest.New(t.Context(), ingest.Config{DevToken: tokDev, PublishTimeout: 300 * time.Millisecond, Limits: ingest.Limits{SourceRate: -1}},
+		ingest.Deps{JS: ne.js, Units: testUnits(t), Sources: testSources()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	js := &withholding{held: map[*nats.Msg]heldMsg{}}
+	ingest.WrapPublisher(svc, func(own jetstream.JetStream) jetstream.JetStream { js.JetStream = own; return js })
+	mux := http.NewServeMux()
+	svc.Register(mux)
+	srv := httptest.NewServer(mux)
+	t.Cleanup(srv.Close)
+
+	batch := func(prefix string, pm float64) []byte {
+		var items []map[string]any
+		for i := range 20 {
+			it := air(fmt.Sprintf("%s-%d", prefix, i), [][2]float64{hoanKiem, cauGiay}[i%2])
+			it["pm25"] = pm
+			items = append(items, it)
+		}
+		return arr(t, items...)
+	}
+	r := postTo(t, srv.URL, "air", tokProvince, "application/json", batch("held", 11))
+	if r.code != http.StatusServiceUnavailable {
+		t.Fatalf("the withheld request: HTTP %d %s; want 503 (no ack within the publish timeout)", r.code, r.raw)
+	}
+	for i := range 8 {
+		if r := postTo(t, srv.URL, "air", tokProvince, "application/json", batch(fmt.Sprintf("next%d", i), float64(100+i))); r.resp.Accepted != 20 {
+			t.Fatalf("request %d after it: HTTP %d %s; want 20 accepted", i, r.code, r.raw)
+		}
+	}
+	js.mu.Lock()
+	defer js.mu.Unlock()
+	if len(js.held) != 20 {
+		t.Fatalf("%d messages held; want 20", len(js.held))
+	}
+	for m, was := range js.held {
+		if m.Subject != was.subject || !bytes.Equal(m.Data, was.data) || !maps.EqualFunc(m.Header, was.header, slices.Equal) {
+			t.Errorf("a held message changed after its request ended: subject %q → %q, ce-id %q → %q, data equal %v",
+				was.subject, m.Subject, was.header.Get("ce-id"), m.Header.Get("ce-id"), bytes.Equal(m.Data, was.data))
+		}
+	}
+}
