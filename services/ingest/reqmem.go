@@ -40,7 +40,10 @@ type reqMem struct {
 // request does not keep its memory for the small ones after it.
 const maxPooledBytes = 4 << 20
 
-// maxPooledItems bounds the messages a pooled reqMem keeps.
+// maxPooledItems bounds the messages (and results, items, origins) a pooled
+// reqMem keeps, and 16 times it its members and header values: a pooled
+// reqMem holds at most ~15 MB, most of it in its two byte buffers; a larger
+// request's memory goes to the collector.
 const maxPooledItems = 4096
 
 var reqMemPool = sync.Pool{New: func() any { return new(reqMem) }}
@@ -65,7 +68,7 @@ func (m *reqMem) reset() {
 	if cap(m.msgs) > maxPooledItems {
 		m.msgs, m.headers, m.pends = nil, nil, nil
 	}
-	if cap(m.items) > maxPooledItems || cap(m.kept) > 64*maxPooledItems {
+	if cap(m.items) > maxPooledItems || cap(m.kept) > 16*maxPooledItems {
 		m.items, m.kept, m.keptNeed = nil, nil, 0
 	}
 	m.body, m.arena = m.body[:0], m.arena[:0]
