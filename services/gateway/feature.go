@@ -137,14 +137,28 @@ func encodeFeature(st *iocv1.EntityState, subject string) (feature, error) {
 		}
 	}
 	f.geomErr = gerr
+	if b, ok := appendFeatureJSON(make([]byte, 0, 384+len(gj)), f.key, gj, &props); ok {
+		f.json = b
+		return f, nil
+	}
+	b, err := featureJSONOf(f.key, gj, &props)
+	if err != nil {
+		return feature{}, fmt.Errorf("encoding state of %s: %w", f.key, err)
+	}
+	f.json = b
+	return f, nil
+}
+
+// featureJSONOf is the Feature of id, geometry and p by encoding/json, HTML
+// left unescaped: what appendFeatureJSON writes without it.
+func featureJSONOf(id string, geometry []byte, p *propertiesJSON) ([]byte, error) {
 	var buf bytes.Buffer
 	enc := json.NewEncoder(&buf)
 	enc.SetEscapeHTML(false)
-	if err := enc.Encode(featureJSON{Type: "Feature", ID: f.key, Geometry: gj, Properties: props}); err != nil {
-		return feature{}, fmt.Errorf("encoding state of %s: %w", f.key, err)
+	if err := enc.Encode(featureJSON{Type: "Feature", ID: id, Geometry: geometry, Properties: *p}); err != nil {
+		return nil, err
 	}
-	f.json = bytes.TrimRight(buf.Bytes(), "\n")
-	return f, nil
+	return bytes.TrimRight(buf.Bytes(), "\n"), nil
 }
 
 // entityUnits are st's unit and units, for unit scopes; nil when it names none.

@@ -1,9 +1,11 @@
 package gateway
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
+	"strconv"
 
 	"github.com/twpayne/go-geom"
 	"github.com/twpayne/go-geom/encoding/geojson"
@@ -40,12 +42,40 @@ func geometryJSON(g geom.T) ([]byte, error) {
 	if err := checkFinite(g); err != nil {
 		return nil, err
 	}
+	switch g := g.(type) {
+	case *geom.Point: // the stations: written here, as go-geom's GeoJSON would (FuzzPointJSON)
+		return append(appendCoordJSON(append(make([]byte, 0, 48), `{"type":"Point","coordinates":`...), g.FlatCoords()), '}'), nil
+	case *geom.LineString: // road segments
+		b := append(make([]byte, 0, 32+24*len(g.FlatCoords())), `{"type":"LineString","coordinates":[`...)
+		for i, stride := 0, g.Stride(); i < len(g.FlatCoords()); i += stride {
+			if i > 0 {
+				b = append(b, ',')
+			}
+			b = appendCoordJSON(b, g.FlatCoords()[i:i+stride])
+		}
+		return append(b, "]}"...), nil
+	}
 	orientRFC7946(g)
 	b, err := geojson.Marshal(g, geojson.EncodeGeometryWithMaxDecimalDigits(maxDecimals))
 	if err != nil {
 		return nil, fmt.Errorf("encoding GeoJSON: %w", err)
 	}
 	return b, nil
+}
+
+// appendCoordJSON appends one position, each number as go-geom writes it
+// with maxDecimals: fixed to that many decimals, trailing zeros and point cut.
+func appendCoordJSON(b []byte, c []float64) []byte {
+	b = append(b, '[')
+	for i, v := range c {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		n := len(b)
+		b = strconv.AppendFloat(b, v, 'f', maxDecimals, 64)
+		b = b[:n+len(bytes.TrimRight(bytes.TrimRight(b[n:], "0"), "."))]
+	}
+	return append(b, ']')
 }
 
 func checkFinite(g geom.T) error {
