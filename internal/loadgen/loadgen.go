@@ -517,8 +517,48 @@ type liveEntity struct {
 	} `json:"properties"`
 }
 
-// Frame records a live frame that arrived at t.
+// Frame records a live frame that arrived at t. The observations' ids are
+// found by their compact key, as the gateway writes it, without decoding
+// the frame: the client shares the machine with the hub it measures. A
+// frame whose ids cannot be read so (spaced, or escaped) is decoded.
 func (t *Tracker) Frame(msg []byte, at time.Time) {
+	var ids [8]string
+	found, ok := observationIDs(msg, ids[:0])
+	if !ok {
+		t.frameDecoded(msg, at)
+		return
+	}
+	for _, id := range found {
+		t.Seen(id, at)
+	}
+}
+
+// observationKey starts an observation's id in a compact frame.
+var observationKey = []byte(`"observation":{"id":"`)
+
+// observationIDs appends the ids of msg's observations to dst; false when
+// msg names an observation in another form (whitespace, an escaped id, a
+// member before the id), which only decoding reads right.
+func observationIDs(msg []byte, dst []string) ([]string, bool) {
+	named := bytes.Count(msg, []byte(`"observation"`))
+	for rest := msg; ; {
+		i := bytes.Index(rest, observationKey)
+		if i < 0 {
+			break
+		}
+		rest = rest[i+len(observationKey):]
+		j := bytes.IndexByte(rest, '"')
+		if j < 0 || bytes.IndexByte(rest[:j], '\\') >= 0 {
+			return dst, false
+		}
+		dst = append(dst, string(rest[:j]))
+		rest = rest[j+1:]
+	}
+	return dst, len(dst) == named
+}
+
+// frameDecoded is Frame by decoding msg.
+func (t *Tracker) frameDecoded(msg []byte, at time.Time) {
 	var f liveFrame
 	if json.Unmarshal(msg, &f) != nil {
 		return

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -190,5 +191,49 @@ func TestRunLiveFrameLimit(t *testing.T) {
 		Rate: 100, Duration: 100 * time.Millisecond, Workers: 1, Drain: 5 * time.Second, LiveFrameLimit: 4096})
 	if !errors.Is(err, websocket.ErrReadLimit) {
 		t.Fatalf("Run = %v; want the live view ended by websocket.ErrReadLimit", err)
+	}
+}
+
+// TestObservationIDs: the ids read by their compact key are those a decoder
+// reads, and a frame they cannot be read from so is left to the decoder.
+func TestObservationIDs(t *testing.T) {
+	for _, tt := range []struct {
+		frame string
+		want  []string // nil: left to the decoder
+	}{
+		{`{"type":"state","entity":{"type":"Feature","properties":{"name":"x","observation":{"id":"lg-r-s0-1@t","time":"t"}}}}`, []string{"lg-r-s0-1@t"}},
+		{`{"type":"batch","entities":[{"properties":{"observation":{"id":"a"}}},{"properties":{}},{"properties":{"observation":{"id":"b"}}}]}`, []string{"a", "b"}},
+		{`{"type":"state","entity":{"properties":{"aqi":{"hourly":3}}}}`, []string{}},
+		{`{"type":"state","entity":{"properties":{"observation": {"id":"spaced"}}}}`, nil},
+		{`{"type":"state","entity":{"properties":{"observation":{"time":"t","id":"second"}}}}`, nil},
+		{`{"type":"state","entity":{"properties":{"observation":{"id":"esc\"aped"}}}}`, nil},
+		{`{"type":"state","entity":{"properties":{"name":"\"observation\":{\"id\":\"fake\"","observation":{"id":"real"}}}}`, []string{"real"}},
+	} {
+		got, ok := observationIDs([]byte(tt.frame), nil)
+		if tt.want == nil {
+			if ok {
+				t.Errorf("%s: read %q; want it left to the decoder", tt.frame, got)
+			}
+			continue
+		}
+		if !ok || !slices.Equal(got, tt.want) && len(got)+len(tt.want) > 0 {
+			t.Errorf("%s: %q, %v; want %q", tt.frame, got, ok, tt.want)
+		}
+		var f liveFrame
+		if err := json.Unmarshal([]byte(tt.frame), &f); err != nil {
+			t.Fatal(err)
+		}
+		if f.Entity != nil {
+			f.Entities = append(f.Entities, *f.Entity)
+		}
+		var decoded []string
+		for _, e := range f.Entities {
+			if e.Properties.Observation != nil {
+				decoded = append(decoded, e.Properties.Observation.ID)
+			}
+		}
+		if !slices.Equal(got, decoded) && len(got)+len(decoded) > 0 {
+			t.Errorf("%s: read %q; decoded %q", tt.frame, got, decoded)
+		}
 	}
 }
