@@ -2,7 +2,9 @@ package aqi
 
 import (
 	"math"
+	"strconv"
 
+	"github.com/iochub/iochub/internal/jsonw"
 	"github.com/iochub/iochub/internal/pbtime"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
@@ -44,4 +46,50 @@ func JSONOf(x *iocv1.AirQualityIndex) *JSON {
 		}
 	}
 	return out
+}
+
+// AppendJSON appends j as encoding/json writes it with HTML left unescaped
+// (its members omitted when empty, in the struct's order), without its
+// reflection: an air station's AQI is written with every observation it
+// rates. FuzzAppendJSON holds it to encoding/json's bytes; j's
+// sub-indices are finite, as JSONOf leaves them.
+func (j *JSON) AppendJSON(b []byte) []byte {
+	b = append(b, '{')
+	n := len(b)
+	member := func(name string) {
+		if len(b) > n {
+			b = append(b, ',')
+		}
+		b = append(append(append(b, '"'), name...), `":`...)
+	}
+	text := func(name, v string) {
+		if v != "" {
+			member(name)
+			b = jsonw.AppendString(b, v)
+		}
+	}
+	integer := func(name string, v int32) {
+		member(name)
+		b = strconv.AppendInt(b, int64(v), 10)
+	}
+	if j.Hourly != nil {
+		integer("hourly", *j.Hourly)
+	}
+	text("dominant", j.Dominant)
+	if j.Band != 0 {
+		integer("band", j.Band)
+	}
+	text("bandVi", j.BandVI)
+	text("bandEn", j.BandEN)
+	text("color", j.Color)
+	text("hour", j.Hour)
+	text("reason", j.Reason)
+	if j.Daily != nil {
+		integer("daily", *j.Daily)
+	}
+	if len(j.SubIndices) > 0 {
+		member("subIndices")
+		b = jsonw.AppendFloats(b, j.SubIndices)
+	}
+	return append(b, '}')
 }

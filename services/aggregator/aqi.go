@@ -2,7 +2,6 @@ package aggregator
 
 import (
 	"context"
-	"encoding/json"
 	"log/slog"
 	"math"
 	"sync"
@@ -419,7 +418,10 @@ func rowAQI(x *iocv1.AirQualityIndex) postgis.AQI {
 	if x.Hourly != nil {
 		out.Value, out.Band, out.Dominant = x.Hourly, int16(x.GetBand()), x.GetDominant()
 	}
-	out.JSON, _ = json.Marshal(aqi.JSONOf(x)) // aqi.JSONOf keeps only what marshals
+	out.JSON = []byte("null")
+	if j := aqi.JSONOf(x); j != nil {
+		out.JSON = j.AppendJSON(make([]byte, 0, 256))
+	}
 	return out
 }
 

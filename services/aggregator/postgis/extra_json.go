@@ -4,7 +4,8 @@ import (
 	"encoding/json"
 	"math"
 	"slices"
-	"strconv"
+
+	"github.com/iochub/iochub/internal/jsonw"
 )
 
 // appendExtraJSON appends m as encoding/json marshals it (keys sorted, the
@@ -46,7 +47,7 @@ func appendExtraJSON(buf []byte, m map[string]any) ([]byte, error) {
 		buf = append(buf, '"', ':')
 		switch v := m[k].(type) {
 		case float64:
-			buf = appendJSONFloat(buf, v)
+			buf = jsonw.AppendFloat(buf, v)
 		case string:
 			buf = append(buf, '"')
 			buf = append(buf, v...)
@@ -76,23 +77,4 @@ func plainJSON(s string) bool {
 		}
 	}
 	return true
-}
-
-// appendJSONFloat appends the finite f as encoding/json writes a float64:
-// the shortest decimal that reads back as f, in exponent form below 1e-6
-// and from 1e21 on (as ECMAScript), the exponent without a leading zero.
-func appendJSONFloat(buf []byte, f float64) []byte {
-	format := byte('f')
-	if a := math.Abs(f); a != 0 && (a < 1e-6 || a >= 1e21) {
-		format = 'e'
-	}
-	buf = strconv.AppendFloat(buf, f, format, -1, 64)
-	if format == 'e' {
-		// e-07 → e-7
-		if n := len(buf); n >= 4 && buf[n-4] == 'e' && buf[n-3] == '-' && buf[n-2] == '0' {
-			buf[n-2] = buf[n-1]
-			buf = buf[:n-1]
-		}
-	}
-	return buf
 }
