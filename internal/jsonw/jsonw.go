@@ -88,13 +88,8 @@ func AppendFloat(b []byte, f float64) []byte {
 // float64, an int32, a bool or a string.
 func AppendValues(b []byte, m map[string]any) ([]byte, bool) {
 	var small [32]string
-	keys := small[:0]
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
 	b = append(b, '{')
-	for i, k := range keys {
+	for i, k := range sortedKeys(m, small[:0]) {
 		if i > 0 {
 			b = append(b, ',')
 		}
@@ -121,17 +116,21 @@ func AppendValues(b []byte, m map[string]any) ([]byte, bool) {
 // AppendFloats appends m (finite values) as an object, keys sorted.
 func AppendFloats(b []byte, m map[string]float64) []byte {
 	var small [16]string
-	keys := small[:0]
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
 	b = append(b, '{')
-	for i, k := range keys {
+	for i, k := range sortedKeys(m, small[:0]) {
 		if i > 0 {
 			b = append(b, ',')
 		}
 		b = AppendFloat(append(AppendString(b, k), ':'), m[k])
 	}
 	return append(b, '}')
+}
+
+// sortedKeys appends m's keys to dst, sorted as encoding/json sorts them.
+func sortedKeys[V any](m map[string]V, dst []string) []string {
+	for k := range m {
+		dst = append(dst, k)
+	}
+	slices.Sort(dst)
+	return dst
 }
