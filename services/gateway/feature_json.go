@@ -59,4 +59,3 @@ func appendFeatureJSON(b []byte, id string, geometry []byte, p *propertiesJSON) 
 	}
 	return append(b, "}}"...), true
 }
-
