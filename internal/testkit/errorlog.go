@@ -38,3 +38,16 @@ func (l *ErrorLog) Has(s string) bool {
 	}
 	return false
 }
+
+// Count is how many logged errors contain s.
+func (l *ErrorLog) Count(s string) int {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	n := 0
+	for _, e := range l.errs {
+		if strings.Contains(e, s) {
+			n++
+		}
+	}
+	return n
+}
