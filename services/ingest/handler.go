@@ -358,7 +358,8 @@ func itemIDAsSent(f fields) string {
 // request. Nothing in it is written once an event holds it.
 type batchScratch struct {
 	// arena holds every event's bytes: each message a slice of it, appended
-	// to and never reused while a publish may still hold it.
+	// to, and reused by a later request only once JetStream acked them all
+	// (reqMem).
 	arena []byte
 	// mem holds the request's messages and their headers.
 	mem *reqMem
