@@ -2,59 +2,29 @@ package postgis
 
 import (
 	"encoding/json"
-	"math"
-	"slices"
+	"strings"
 
 	"github.com/iochub/iochub/internal/jsonw"
 )
 
 // appendExtraJSON appends m as encoding/json marshals it (keys sorted, the
-// same bytes), writing itself the common case: finite float64 and string
-// values, with keys and strings of printable ASCII that need no escape
-// (FIWARE names, units, directions). Anything else is marshalled by
-// encoding/json. It spares each row's extra values the reflection of
-// json.Marshal's map encoder, which was a tenth of a batch's allocations
-// (docs/benchmarks.md, ninth session).
+// same bytes). jsonw writes the common case, whose bytes are json.Marshal's
+// but for the HTML characters json.Marshal escapes (<, >, &): a map with one
+// of those in a name or a string, or a value jsonw does not write (not
+// finite, nested, another type), is marshalled by encoding/json. It spares
+// each row's extra values the reflection of json.Marshal's map encoder,
+// which was a tenth of a batch's allocations (docs/benchmarks.md, ninth
+// session).
 func appendExtraJSON(buf []byte, m map[string]any) ([]byte, error) {
-	var small [16]string
-	keys := small[:0]
 	for k, v := range m {
-		switch v := v.(type) {
-		case float64:
-			if math.IsNaN(v) || math.IsInf(v, 0) {
-				return appendMarshalled(buf, m)
-			}
-		case string:
-			if !plainJSON(v) {
-				return appendMarshalled(buf, m)
-			}
-		default:
+		if s, ok := v.(string); strings.ContainsAny(k, "<>&") || ok && strings.ContainsAny(s, "<>&") {
 			return appendMarshalled(buf, m)
 		}
-		if !plainJSON(k) {
-			return appendMarshalled(buf, m)
-		}
-		keys = append(keys, k)
 	}
-	slices.Sort(keys)
-	buf = append(buf, '{')
-	for i, k := range keys {
-		if i > 0 {
-			buf = append(buf, ',')
-		}
-		buf = append(buf, '"')
-		buf = append(buf, k...)
-		buf = append(buf, '"', ':')
-		switch v := m[k].(type) {
-		case float64:
-			buf = jsonw.AppendFloat(buf, v)
-		case string:
-			buf = append(buf, '"')
-			buf = append(buf, v...)
-			buf = append(buf, '"')
-		}
+	if out, ok := jsonw.AppendValues(buf, m); ok {
+		return out, nil
 	}
-	return append(buf, '}'), nil
+	return appendMarshalled(buf, m)
 }
 
 // appendMarshalled appends json.Marshal's m.
@@ -64,17 +34,4 @@ func appendMarshalled(buf []byte, m map[string]any) ([]byte, error) {
 		return buf, err
 	}
 	return append(buf, b...), nil
-}
-
-// plainJSON reports whether s is written as a JSON string between quotes
-// as it is: printable ASCII without a quote, a backslash, or one of the
-// characters encoding/json escapes for HTML (<, >, &).
-func plainJSON(s string) bool {
-	for i := 0; i < len(s); i++ {
-		switch c := s[i]; {
-		case c < 0x20 || c > 0x7e, c == '"', c == '\\', c == '<', c == '>', c == '&':
-			return false
-		}
-	}
-	return true
 }
