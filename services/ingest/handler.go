@@ -170,7 +170,6 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 	mem.reserve(len(raws))
 	pends := mem.pends
 	scratch := newBatchScratch(now, len(raws), p.sourceID, mem)
-	defer func() { mem.arena, mem.origins = scratch.arena, scratch.origins }()
 	outside := 0
 	// Items are published as soon as they are valid, so that JetStream stores
 	// the first while the rest are still being checked.
@@ -225,24 +224,23 @@ func (s *Service) serveFeed(w http.ResponseWriter, r *http.Request, kind string)
 		pd := &pends[len(pends)-1]
 		pub.send(pd)
 	}
-	toSend := pends // every pending is sent, in order
-	if len(toSend) == 0 && outside == len(raws) {
+	if len(pends) == 0 && outside == len(raws) {
 		return writeProblem(w, r, http.StatusForbidden, "outside-source-unit", "Items outside the source's unit",
 			fmt.Sprintf("source %s may publish only in unit %s, and every item lies elsewhere", p.sourceID, p.unit), problemErrors(results))
 	}
-	if len(toSend) > 0 {
+	if len(pends) > 0 { // every pending is sent, in order
 		if pub.down != "" {
-			for i := range toSend {
-				markUnpublished(&results[toSend[i].idx], "NATS is unavailable ("+pub.down+")")
+			for i := range pends {
+				markUnpublished(&results[pends[i].idx], "NATS is unavailable ("+pub.down+")")
 			}
 			s.count(kind, results)
 			return writeProblem(w, r, http.StatusServiceUnavailable, "nats-unavailable", "Event backbone unavailable",
 				"NATS is unavailable; nothing was published: retry later (items are idempotent by id)", problemErrors(results))
 		}
-		acked := pub.wait(toSend)
+		acked := pub.wait(pends)
 		retryable := 0
-		for i := range toSend {
-			pd := &toSend[i]
+		for i := range pends {
+			pd := &pends[i]
 			res := &results[pd.idx]
 			switch {
 			case permanentPublishError(pd.err):
@@ -357,16 +355,12 @@ func itemIDAsSent(f fields) string {
 // memory from, so that each item allocates less; it lives as long as the
 // request. Nothing in it is written once an event holds it.
 type batchScratch struct {
-	// arena holds every event's bytes: each message a slice of it, appended
-	// to, and reused by a later request only once JetStream acked them all
-	// (reqMem).
-	arena []byte
-	// mem holds the request's messages and their headers.
+	// mem holds the request's messages, their headers, the events' bytes
+	// (mem.arena: each message a slice of it, appended to) and their
+	// Origins, reused by a later request only once JetStream acked them all.
 	mem *reqMem
 	// received is every event's origin.received_at (read only).
 	received *timestamppb.Timestamp
-	// origins are the events' Origin messages, taken one per item.
-	origins []iocv1.Origin
 	// feedSource is the value of every event's feed source header (read only).
 	feedSource []string
 	// places remembers the subject and ce-source of the last few units.
@@ -380,26 +374,25 @@ type feedPlace struct {
 }
 
 func newBatchScratch(now time.Time, items int, sourceID string, mem *reqMem) *batchScratch {
-	arena := mem.arena[:0]
-	if want := min(1<<20, 256*items); cap(arena) < want {
-		arena = make([]byte, 0, want)
+	if want := min(1<<20, 256*items); cap(mem.arena) < want {
+		mem.arena = make([]byte, 0, want)
 	}
+	mem.origins = originsFor(mem, min(items, 1024))
 	return &batchScratch{
-		arena:      arena,
 		mem:        mem,
 		received:   timestamppb.New(now),
-		origins:    originsFor(mem, min(items, 1024)),
 		feedSource: []string{sourceID},
 	}
 }
 
 // origin returns a new Origin of the request's memory.
 func (b *batchScratch) origin() *iocv1.Origin {
-	if len(b.origins) == cap(b.origins) {
-		b.origins = make([]iocv1.Origin, 0, cap(b.origins)) // a new block; the old stays with its events
+	m := b.mem
+	if len(m.origins) == cap(m.origins) {
+		m.origins = make([]iocv1.Origin, 0, cap(m.origins)) // a new block; the old stays with its events
 	}
-	b.origins = b.origins[:len(b.origins)+1]
-	return &b.origins[len(b.origins)-1]
+	m.origins = m.origins[:len(m.origins)+1]
+	return &m.origins[len(m.origins)-1]
 }
 
 // maxPlaces bounds the places a request remembers.
@@ -422,7 +415,7 @@ func (b *batchScratch) place(province, unit, kind string) (subject, source strin
 
 // buildItem validates one item and returns the message to publish and its
 // message id; res gets the id, event id, unit and subject. The event is
-// encoded at the end of b.arena.
+// encoded at the end of b.mem.arena.
 func (s *Service) buildItem(cat *catalog, p principal, spec kindSpec, f fields, env parseEnv, res *Result, b *batchScratch) (*nats.Msg, string, *itemError) {
 	it, ierr := spec.parse(f, env)
 	if ierr != nil {
@@ -448,8 +441,8 @@ func (s *Service) buildItem(cat *catalog, p principal, spec kindSpec, f fields, 
 	o := b.origin()
 	o.SourceId, o.Province, o.Unit, o.ReceivedAt = p.sourceID, province, unit, b.received
 	it.finish(o)
-	start := len(b.arena)
-	all, err := proto.MarshalOptions{}.MarshalAppend(b.arena, it.msg)
+	start := len(b.mem.arena)
+	all, err := proto.MarshalOptions{}.MarshalAppend(b.mem.arena, it.msg)
 	// storable's rules are checked on the encoded bytes (cheap); only when
 	// they fail, or the encoding does, is the event walked to say where.
 	if err != nil || !wireStorable(all[start:], it.msg.ProtoReflect().Descriptor()) {
@@ -475,7 +468,7 @@ func (s *Service) buildItem(cat *catalog, p principal, spec kindSpec, f fields, 
 	} else {
 		msgID = s.msgIDs.FeedID(p.sourceID, spec.kind, it.eventID)
 	}
-	b.arena = all // only now: a rejected item leaves nothing in the buffer
+	b.mem.arena = all // only now: a rejected item leaves nothing in the buffer
 	body := all[start:len(all):len(all)]
 	subj, source := b.place(province, unit, spec.kind)
 	// Room for the CloudEvents attributes, the feed source and the message id
