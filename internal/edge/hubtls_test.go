@@ -16,12 +16,12 @@ import (
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/iochub/iochub/internal/edge"
 	"github.com/iochub/iochub/internal/natsx"
 	"github.com/iochub/iochub/internal/subjects"
+	"github.com/iochub/iochub/internal/testenv"
 	"github.com/iochub/iochub/internal/testkit"
 )
 
@@ -53,24 +53,13 @@ func startTLSHub(t *testing.T, files testkit.TLSFiles) (*server.Server, *url.URL
 		t.Fatal("the hub did not start")
 	}
 	t.Cleanup(func() { hub.Shutdown(); hub.WaitForShutdown() })
-	nc, err := natsx.Connect(hub.ClientURL(), "tls hub", nats.UserInfo(natsx.HubUser, tlsHubPassword))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := natsx.EnsureStreams(context.Background(), js, natsx.StreamOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	env := testenv.HubOn(t, hub, tlsHubPassword)
 	leaf, err := url.Parse(natsx.LeafURL(hub))
 	if err != nil {
 		t.Fatal(err)
 	}
 	leaf.User = url.UserPassword(natsx.EdgeUser("00070"), tlsEdgePassword)
-	return hub, leaf, js
+	return hub, leaf, env.JS
 }
 
 // TestNodeHubTLS: an edge given the hub's private CA (--hub-ca) reaches a

@@ -70,23 +70,33 @@ func NATS(t testing.TB) *NATSEnv {
 // bytes (0: the hub's 8 MiB).
 func NATSMaxPayload(t testing.TB, maxPayload int32) *NATSEnv {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
-	defer cancel()
 	s, err := natsx.StartEmbedded(natsx.EmbeddedConfig{StoreDir: t.TempDir(), Port: -1, MaxPayload: maxPayload})
 	if err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
+	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
+	return HubOn(t, s)
+}
+
+// HubOn is the NATSEnv of a server s the test started and configured
+// itself: a connection (as the hub's user when hubPassword is given) and
+// the hub's streams and import buckets. The connection is closed at the
+// end of the test, before the server's shutdown if the caller registered
+// that first.
+func HubOn(t testing.TB, s *server.Server, hubPassword ...string) *NATSEnv {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), setupTimeout)
+	defer cancel()
+	var opts []nats.Option
+	if len(hubPassword) > 0 {
+		opts = append(opts, nats.UserInfo(natsx.HubUser, hubPassword[0]))
+	}
 	env := &NATSEnv{URL: s.ClientURL(), Server: s}
-	t.Cleanup(func() {
-		if env.Conn != nil {
-			env.Conn.Close()
-		}
-		s.Shutdown()
-		s.WaitForShutdown()
-	})
-	if env.Conn, err = natsx.Connect(env.URL, "testenv "+t.Name()); err != nil {
+	var err error
+	if env.Conn, err = natsx.Connect(env.URL, "testenv "+t.Name(), opts...); err != nil {
 		t.Fatalf("testenv: %v", err)
 	}
+	t.Cleanup(env.Conn.Close)
 	if env.JS, err = jetstream.New(env.Conn); err != nil {
 		t.Fatalf("testenv: creating JetStream context: %v", err)
 	}
@@ -461,21 +471,10 @@ func LeafHub(t testing.TB, hubPassword string, leafUsers ...*server.User) (*NATS
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { s.Shutdown(); s.WaitForShutdown() })
-	nc, err := natsx.Connect(s.ClientURL(), "hub "+t.Name(), nats.UserInfo(natsx.HubUser, hubPassword))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := natsx.EnsureStreams(context.Background(), js, natsx.StreamOptions{}); err != nil {
-		t.Fatal(err)
-	}
+	env := HubOn(t, s, hubPassword)
 	leaf, err := url.Parse(natsx.LeafURL(s))
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &NATSEnv{URL: s.ClientURL(), Server: s, Conn: nc, JS: js}, testkit.NewLinkProxy(t, leaf.Host)
+	return env, testkit.NewLinkProxy(t, leaf.Host)
 }
