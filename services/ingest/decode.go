@@ -91,24 +91,12 @@ func decodeItems(r io.Reader, format string, maxItems int) ([]rawItem, error) {
 // decodeItemsSized is decodeItems for a body of about size bytes (its
 // Content-Length; 0 or less when unknown), read into one buffer of that size.
 func decodeItemsSized(r io.Reader, format string, maxItems int, size int64) ([]rawItem, error) {
-	return decodeItemsOf(r, format, maxItems, size, false)
+	return decodeItemsInto(r, format, maxItems, size, false, nil)
 }
 
-// decodeItemsLazy is decodeItemsSized, except that an item of a JSON array
-// read by the fast path may come as its members rather than its map (see
-// rawItem.members): the caller then needs no map for most items, and one
-// for all the others.
-func decodeItemsLazy(r io.Reader, format string, maxItems int, size int64) ([]rawItem, error) {
-	items, err := decodeItemsInto(r, format, maxItems, size, true, nil)
-	return items, err
-}
-
-func decodeItemsOf(r io.Reader, format string, maxItems int, size int64, lazy bool) ([]rawItem, error) {
-	items, err := decodeItemsInto(r, format, maxItems, size, lazy, nil)
-	return items, err
-}
-
-// decodeItemsInto is decodeItemsOf reading a JSON body, and the items of
+// decodeItemsInto is decodeItemsSized, lazy or not (lazy: an item of a
+// JSON array read by the fast path may come as its members rather than its
+// map, see rawItem.members), reading a JSON body, and the items of
 // its fast path, into mem's memory (when mem is not nil; mem.body is then
 // the body the items point to).
 func decodeItemsInto(r io.Reader, format string, maxItems int, size int64, lazy bool, mem *reqMem) ([]rawItem, error) {

@@ -377,17 +377,12 @@ func keyString(b []byte) string {
 	return string(b)
 }
 
-// fastArrayOf reads a body that is a JSON array of objects (or nulls), with at
-// most maxItems items; ok is false when the body is anything else, and the
-// encoding/json path must read it.
-// When lazy, an item that is not a Feature and has members comes with its
-// members instead of its map (see rawItem.members).
-func fastArrayOf(body []byte, maxItems int, lazy bool) (items []rawItem, ok bool) {
-	return fastArrayInto(body, maxItems, lazy, nil)
-}
-
-// fastArrayInto is fastArrayOf with the items and their members in mem's
-// memory (when mem is not nil), which keeps them for its next request.
+// fastArrayInto reads a body that is a JSON array of objects (or nulls),
+// with at most maxItems items; ok is false when the body is anything else,
+// and the encoding/json path must read it. When lazy, an item that is not a
+// Feature and has members comes with its members instead of its map (see
+// rawItem.members). The items and their members are in mem's memory (when
+// mem is not nil), which keeps them for its next request.
 func fastArrayInto(body []byte, maxItems int, lazy bool, mem *reqMem) (items []rawItem, ok bool) {
 	s := fastScan{b: body, lazy: lazy}
 	if mem != nil {

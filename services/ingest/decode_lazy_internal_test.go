@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"io"
 	"reflect"
 	"strconv"
 	"testing"
@@ -101,4 +102,15 @@ func BenchmarkReadBatchLazy(b *testing.B) {
 			}
 		})
 	}
+}
+
+// decodeItemsLazy is the handler's decoding (decodeItemsInto, lazy) without
+// a request's memory.
+func decodeItemsLazy(r io.Reader, format string, maxItems int, size int64) ([]rawItem, error) {
+	return decodeItemsInto(r, format, maxItems, size, true, nil)
+}
+
+// fastArrayOf is fastArrayInto without a request's memory.
+func fastArrayOf(body []byte, maxItems int, lazy bool) ([]rawItem, bool) {
+	return fastArrayInto(body, maxItems, lazy, nil)
 }

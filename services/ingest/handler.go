@@ -471,9 +471,7 @@ func (s *Service) buildItem(cat *catalog, p principal, spec kindSpec, f fields, 
 	b.mem.arena = all // only now: a rejected item leaves nothing in the buffer
 	body := all[start:len(all):len(all)]
 	subj, source := b.place(province, unit, spec.kind)
-	// Room for the CloudEvents attributes, the feed source and the message id
-	// JetStream adds: the map is never grown.
-	msg := b.mem.msg(10)
+	msg := b.mem.msg()
 	ce.Event{ID: it.eventID, Source: source, Type: spec.ceType, Subject: it.entityID, Time: it.time}.SetOnIn(msg.Header, b.mem.headerValues(ce.HeaderValues))
 	msg.Header[ce.HeaderFeedSource] = b.feedSource
 	msg.Subject, msg.Data = subj, body

@@ -5,6 +5,7 @@ import (
 
 	"github.com/nats-io/nats.go"
 
+	"github.com/iochub/iochub/internal/ce"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
 
@@ -115,13 +116,18 @@ func (m *reqMem) reserve(n int) {
 	}
 }
 
-// msg returns the next message of m with a header map (cleared, or new
-// with room for n headers); at most as many as reserved.
-func (m *reqMem) msg(n int) *nats.Msg {
+// headerRoom is the headers of a feed message: the CloudEvents
+// attributes, the feed source and the message id JetStream adds (a map made
+// for them is never grown).
+const headerRoom = ce.HeaderValues + 2
+
+// msg returns the next message of m with a header map (cleared, or new);
+// at most as many as reserved.
+func (m *reqMem) msg() *nats.Msg {
 	m.msgs = m.msgs[:len(m.msgs)+1]
 	i := len(m.msgs) - 1
 	if i >= len(m.headers) {
-		m.headers = append(m.headers, make(nats.Header, n))
+		m.headers = append(m.headers, make(nats.Header, headerRoom))
 	}
 	msg := &m.msgs[i]
 	msg.Header = m.headers[i]

@@ -17,7 +17,7 @@ func TestReqMemReset(t *testing.T) {
 	m := new(reqMem)
 	m.reserve(3)
 	for i := range 3 {
-		msg := m.msg(10)
+		msg := m.msg()
 		msg.Subject, msg.Data = "ioc.feed.01.00070.air", []byte{byte(i)}
 		msg.Header.Set("Ce-Subject", "station-a")
 		m.pends = append(m.pends, pending{idx: i, msg: msg, id: "x"})
@@ -74,7 +74,7 @@ func TestReqMemReset(t *testing.T) {
 	// The header maps stay, empty, for the next request's messages.
 	m.reserve(3)
 	for i := range 3 {
-		if h := m.msg(10).Header; h == nil || len(h) != 0 {
+		if h := m.msg().Header; h == nil || len(h) != 0 {
 			t.Errorf("message %d of the next request: header %v; want an empty map", i, h)
 		}
 	}
