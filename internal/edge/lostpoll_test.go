@@ -17,21 +17,7 @@ import (
 // series absent is absent from the map.
 func edgeSeries(t *testing.T, reg *prometheus.Registry, domain string) map[string]float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	out := map[string]float64{}
-	for _, mf := range mfs {
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if lp.GetName() == "domain" && lp.GetValue() == domain {
-					out[mf.GetName()] = m.GetGauge().GetValue()
-				}
-			}
-		}
-	}
-	return out
+	return testkit.GaugesOf(t, reg, "domain", domain)
 }
 
 // wantSeries waits until a poll leaves the series of domain at want.

@@ -19,21 +19,8 @@ import (
 // -1 when absent.
 func edgeReadOK(t *testing.T, reg *prometheus.Registry, domain string) float64 {
 	t.Helper()
-	mfs, err := reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, mf := range mfs {
-		if mf.GetName() != edge.StatusReadOKMetric {
-			continue
-		}
-		for _, m := range mf.GetMetric() {
-			for _, lp := range m.GetLabel() {
-				if lp.GetName() == "domain" && lp.GetValue() == domain {
-					return m.GetGauge().GetValue()
-				}
-			}
-		}
+	if v, ok := testkit.GaugesOf(t, reg, "domain", domain)[edge.StatusReadOKMetric]; ok {
+		return v
 	}
 	return -1
 }
