@@ -288,7 +288,11 @@ func RedriveMsgID(orig string, seq uint64) string {
 // Nats-Msg-Id), and the aggregator's store is idempotent on (source, event
 // id) beyond it. It returns the redriven letter.
 func Redrive(ctx context.Context, js jetstream.JetStream, seq uint64) (Letter, error) {
-	l, err := Republish(ctx, js, seq)
+	keys, err := natsx.FeedMsgIDKey(ctx, js)
+	if err != nil {
+		return Letter{}, fmt.Errorf("redriving dead letter %d: %w", seq, err)
+	}
+	l, err := Republish(ctx, js, keys, seq)
 	if err != nil {
 		return l, err
 	}
@@ -303,8 +307,9 @@ func Redrive(ctx context.Context, js jetstream.JetStream, seq uint64) (Letter, e
 // after its transaction commits: a redrive whose record is rolled back is
 // then done again, not found gone and refused). A letter cut to fit the max
 // payload (its payload dropped or its headers truncated) sends again the
-// original as FEEDS still holds it.
-func Republish(ctx context.Context, js jetstream.JetStream, seq uint64) (Letter, error) {
+// original as FEEDS still holds it. keys is the hub's key of FEEDS message
+// ids (natsx.FeedMsgIDKey), which the redrive's id is keyed with.
+func Republish(ctx context.Context, js jetstream.JetStream, keys *ce.MsgIDKey, seq uint64) (Letter, error) {
 	l, err := Get(ctx, js, seq)
 	if err != nil {
 		return l, err
@@ -333,10 +338,6 @@ func Republish(ctx context.Context, js jetstream.JetStream, seq uint64) (Letter,
 	orig := l.Header.Get(HeaderMsgID)
 	if orig == "" {
 		orig = MsgID(l.FeedsSeq)
-	}
-	keys, err := natsx.FeedMsgIDKey(ctx, js)
-	if err != nil {
-		return l, fmt.Errorf("redriving dead letter %d: %w", seq, err)
 	}
 	h[jetstream.MsgIDHeader] = []string{keys.ID(RedriveMsgID(orig, seq))}
 	if _, err := js.PublishMsg(ctx, &nats.Msg{Subject: l.Subject, Header: h, Data: data}); err != nil {

@@ -321,7 +321,7 @@ func newService(cfg Config, deps Deps, m *metrics) (*Service, error) {
 		return nil, err
 	}
 	if s.actions != nil {
-		redrive, discard := DeadletterActions(s.js, s.log)
+		redrive, discard := DeadletterActions(s.js, s.msgIDs, s.log)
 		s.actions.RegisterAction(deadletter.ActionRedrive, redrive)
 		s.actions.RegisterAction(deadletter.ActionDiscard, discard)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/iochub/iochub/internal/deadletter"
+	"github.com/iochub/iochub/internal/natsx"
 	"github.com/iochub/iochub/internal/kind"
 	"github.com/iochub/iochub/internal/subjects"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
@@ -113,9 +114,12 @@ func errDeliveries(max int, last error) error {
 // deadletter.redrive and deadletter.discard, which act on DEADLETTER through
 // js; Apply records each in audit_log. A dead letter that is no longer there
 // (redriven, discarded or aged out) refuses the action.
-func DeadletterActions(js jetstream.JetStream, log *slog.Logger) (redrive, discard ActionHandler) {
+func DeadletterActions(js jetstream.JetStream, keys *natsx.LazyFeedMsgIDKey, log *slog.Logger) (redrive, discard ActionHandler) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
+	}
+	if keys == nil {
+		keys = natsx.NewLazyFeedMsgIDKey(js)
 	}
 	target := func(ctx context.Context, tx pgx.Tx, a *iocv1.Action) (deadletter.Letter, error) {
 		if a.GetTargetKind() != deadletter.TargetKind {
@@ -157,7 +161,11 @@ func DeadletterActions(js jetstream.JetStream, log *slog.Logger) (redrive, disca
 		if err != nil {
 			return nil, err
 		}
-		if _, err := deadletter.Republish(ctx, js, l.Sequence); err != nil {
+		k, err := keys.Get(ctx)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := deadletter.Republish(ctx, js, k, l.Sequence); err != nil {
 			if errors.Is(err, deadletter.ErrNotRedrivable) || errors.Is(err, deadletter.ErrNotFound) {
 				return nil, Refuse(err.Error())
 			}

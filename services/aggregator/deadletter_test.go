@@ -188,7 +188,7 @@ func TestDeadletterActions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	redrive, discard := DeadletterActions(ne.JS, nil)
+	redrive, discard := DeadletterActions(ne.JS, nil, nil)
 	acts.RegisterAction(deadletter.ActionRedrive, redrive)
 	acts.RegisterAction(deadletter.ActionDiscard, discard)
 	ev := airEvent(t, 3, t0, 3)
@@ -286,7 +286,7 @@ func TestDeadletterActionWithinActorScope(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	redrive, discard := DeadletterActions(ne.JS, nil)
+	redrive, discard := DeadletterActions(ne.JS, nil, nil)
 	acts.RegisterAction(deadletter.ActionRedrive, redrive)
 	acts.RegisterAction(deadletter.ActionDiscard, discard)
 	letter := func(unit string, feedsSeq uint64) uint64 {
