@@ -152,11 +152,7 @@ func printEdges(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, time
 	if err != nil {
 		return err
 	}
-	domains := make([]string, len(srcs))
-	for i, s := range srcs {
-		domains[i] = s.Domain
-	}
-	lost := edge.ReadUnsentOf(ctx, nc.Opts, "iochub-edge-list", domains, timeout, edgeListQueries)
+	lost := edge.ReadUnsentOf(ctx, nc.Opts, "iochub-edge-list", srcs, timeout, 0)
 	tw := tabwriter.NewWriter(stdout, 0, 4, 2, ' ', 0)
 	fmt.Fprintln(tw, "DOMAIN\tCOPIED SEQ\tLAG\tLAST ACTIVE\tLOST\tFILTERS\tERROR")
 	for i, s := range srcs {
@@ -168,9 +164,6 @@ func printEdges(ctx context.Context, nc *nats.Conn, js jetstream.JetStream, time
 	}
 	return tw.Flush()
 }
-
-// edgeListQueries bounds how many edges edge-list asks at once.
-const edgeListQueries = 16
 
 // edgeLost is what edge-list shows of the record of lost items of an edge
 // (edge.UnsentRecord), read while ctx lasted: the items it

@@ -47,15 +47,24 @@ func (u EdgeUnsent) Reason() string {
 	return u.Err.Error()
 }
 
-// ReadUnsentOf reads the records of the edges of domains, at most limit at
-// once, each within timeout, each on a connection of its own opened with
-// opts (the hub's URL and credentials, as a service's nats.Conn.Opts):
-// name names the connections. The answers are in the order of domains.
-func ReadUnsentOf(ctx context.Context, opts nats.Options, name string, domains []string, timeout time.Duration, limit int) []EdgeUnsent {
-	out := make([]EdgeUnsent, len(domains))
+// DefaultStatusQueries is how many edges ReadUnsentOf asks at once unless
+// told otherwise.
+const DefaultStatusQueries = 16
+
+// ReadUnsentOf reads the records of the edges of srcs, at most limit at once
+// (0: DefaultStatusQueries), each within timeout, each on a connection of
+// its own opened with opts (the hub's URL and credentials, as a service's
+// nats.Conn.Opts): name names the connections. The answers are in the order
+// of srcs.
+func ReadUnsentOf(ctx context.Context, opts nats.Options, name string, srcs []natsx.EdgeSourceState, timeout time.Duration, limit int) []EdgeUnsent {
+	if limit <= 0 {
+		limit = DefaultStatusQueries
+	}
+	out := make([]EdgeUnsent, len(srcs))
 	var g errgroup.Group
-	g.SetLimit(max(limit, 1))
-	for i, d := range domains {
+	g.SetLimit(limit)
+	for i, src := range srcs {
+		d := src.Domain
 		g.Go(func() error {
 			r, err := readUnsentAt(ctx, opts, name, d, timeout)
 			out[i] = EdgeUnsent{Domain: d, Record: r, Err: err, timeout: timeout}

@@ -45,7 +45,7 @@ type LostPollConfig struct {
 	Interval time.Duration
 	// Timeout is how long one edge has to answer; 0 means 5s.
 	Timeout time.Duration
-	// Concurrency is how many edges are asked at once; 0 means 16.
+	// Concurrency is how many edges are asked at once; 0 means DefaultStatusQueries.
 	Concurrency int
 }
 
@@ -57,7 +57,7 @@ func (c LostPollConfig) withDefaults() LostPollConfig {
 		c.Timeout = 5 * time.Second
 	}
 	if c.Concurrency == 0 {
-		c.Concurrency = 16
+		c.Concurrency = DefaultStatusQueries
 	}
 	return c
 }
@@ -150,11 +150,7 @@ func (p *LostPoller) Poll(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	domains := make([]string, len(srcs))
-	for i, s := range srcs {
-		domains[i] = s.Domain
-	}
-	answers := ReadUnsentOf(ctx, p.js.Conn().Opts, "iochub-edge-status", domains, p.cfg.Timeout, p.cfg.Concurrency)
+	answers := ReadUnsentOf(ctx, p.js.Conn().Opts, "iochub-edge-status", srcs, p.cfg.Timeout, p.cfg.Concurrency)
 	if ctx.Err() != nil {
 		return ctx.Err() // the answers say that the poll stopped, not the edges
 	}

@@ -210,7 +210,7 @@ func TestReadUnsentOfHubDown(t *testing.T) {
 	opts := nats.GetDefaultOptions()
 	opts.Url = "nats://127.0.0.1:1" // nothing listens there
 	opts.RetryOnFailedConnect, opts.MaxReconnect = true, -1
-	got := edge.ReadUnsentOf(context.Background(), opts, "test", []string{"edge-00070"}, 5*time.Second, 1)
+	got := edge.ReadUnsentOf(context.Background(), opts, "test", []natsx.EdgeSourceState{{Domain: "edge-00070"}}, 5*time.Second, 1)
 	if len(got) != 1 || got[0].Err == nil || errors.Is(got[0].Err, context.DeadlineExceeded) || !strings.Contains(got[0].Err.Error(), "connecting") {
 		t.Fatalf("read with the hub's NATS down: %+v; want a connecting error, not a timeout", got)
 	}
