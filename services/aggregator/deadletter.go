@@ -12,8 +12,8 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/iochub/iochub/internal/deadletter"
-	"github.com/iochub/iochub/internal/natsx"
 	"github.com/iochub/iochub/internal/kind"
+	"github.com/iochub/iochub/internal/natsx"
 	"github.com/iochub/iochub/internal/subjects"
 	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 	"github.com/iochub/iochub/services/aggregator/postgis"
