@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -13,6 +14,7 @@ import (
 
 	"github.com/iochub/iochub/internal/loadgen"
 	"github.com/iochub/iochub/internal/testenv"
+	"github.com/iochub/iochub/internal/testkit"
 )
 
 // BenchmarkClusterNodes runs the end-to-end load (E2E_RATE, default here
@@ -77,10 +79,21 @@ func rawPublishRate(b *testing.B, js jetstream.JetStream, replicas int) float64 
 	b.Helper()
 	ctx := context.Background()
 	name := fmt.Sprintf("RAWBENCH%d", replicas)
-	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: name, Subjects: []string{"rawbench." + name + ".>"},
-		Storage: jetstream.FileStorage, Replicas: replicas, Duplicates: time.Minute}); err != nil {
-		b.Fatal(err)
-	}
+	// A cluster that has just elected its meta leader may not place a
+	// replicated stream yet (the request times out, or finds a peer
+	// offline): the hub's start waits for that (natsx.EnsureStreams), and
+	// so does the baseline, trying again until the stream is there.
+	cfg := jetstream.StreamConfig{Name: name, Subjects: []string{"rawbench." + name + ".>"},
+		Storage: jetstream.FileStorage, Replicas: replicas, Duplicates: time.Minute}
+	testkit.Eventually(b, 2*time.Minute, "stream "+name+" created", func() (bool, string) {
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		_, err := js.CreateStream(cctx, cfg)
+		if err == nil || errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			return true, ""
+		}
+		return false, err.Error()
+	})
 	body := []byte(strings.Repeat("x", 400))
 	const total = 20000
 	start := time.Now()
