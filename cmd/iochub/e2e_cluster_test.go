@@ -174,3 +174,58 @@ func TestClusterNodeLossUnderLoad(t *testing.T) {
 		}
 	}
 }
+
+// TestClusterDeliversEachItemOnce runs the whole hub on a 3-node NATS
+// cluster with every stream replicated 3 times and offers it 2,000 events/s
+// for 5 s: every station's newest state reaches the live view, and FEEDS's
+// aggregator consumer delivered each message once (its delivery count is
+// its last stream sequence, nothing redelivered, nothing left unacked). A
+// reader that fetched batch by batch lost deliveries here: the server sends
+// a replicated consumer's deliveries once its replicas agree on them, and
+// the status that ends a fetch overtook them into a dropped inbox, so they
+// came again only after AckWait (aggregator/consume.go).
+func TestClusterDeliversEachItemOnce(t *testing.T) {
+	servers := natsCluster(t, 3)
+	var urls []string
+	for _, s := range servers {
+		urls = append(urls, s.ClientURL())
+	}
+	nc, err := nats.Connect(strings.Join(urls, ","), nats.MaxReconnects(-1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	db := testenv.PostGISWithUnits(t)
+	h := startHubTB(t, "all", &testenv.NATSEnv{URL: urls[0], Conn: nc, JS: js}, db, func(c *config) {
+		c.Streams.Replicas = 3
+		c.Ingest.Limits.SourceRate = -1
+		c.Ingest.Limits.SourceConcurrency = 16
+	})
+	ctx := context.Background()
+	res, err := loadgen.Run(ctx, loadgen.Config{URL: h.url, Token: devToken, Province: "01", Rate: 2000,
+		Duration: 5 * time.Second, Drain: 30 * time.Second})
+	if err != nil {
+		t.Fatalf("load: %v (%s)", err, res)
+	}
+	t.Logf("load: %s", res)
+	if res.Accepted == 0 || res.Behind != 0 {
+		t.Errorf("%d accepted, %d stations behind at the end; want some, and none behind", res.Accepted, res.Behind)
+	}
+	var ci *jetstream.ConsumerInfo
+	testkit.Eventually(t, time.Minute, "the aggregator's consumer caught up", func() (bool, string) {
+		c, err := js.Consumer(ctx, subjects.StreamFeeds, "aggregator")
+		if err != nil {
+			return false, err.Error()
+		}
+		ci = c.CachedInfo()
+		return ci.NumPending == 0 && ci.NumAckPending == 0, fmt.Sprintf("%d pending, %d unacked", ci.NumPending, ci.NumAckPending)
+	})
+	if d := ci.Delivered; d.Consumer != d.Stream || ci.NumRedelivered != 0 || d.Stream < uint64(res.Accepted) {
+		t.Errorf("FEEDS's aggregator consumer made %d deliveries up to stream sequence %d, %d redelivered now, for %d accepted items; want one delivery each",
+			d.Consumer, d.Stream, ci.NumRedelivered, res.Accepted)
+	}
+}

@@ -14,7 +14,6 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"google.golang.org/protobuf/proto"
 
@@ -151,35 +150,40 @@ func (a *Actions) Run(ctx context.Context) error {
 	}
 	a.log.Info("actions consumer running", "stream", subjects.StreamActions, "filter", a.cfg.FilterSubject)
 	for ctx.Err() == nil {
-		// Each action is applied as it arrives, not when the batch is full
-		// or its wait is over: an operator's click shows on every screen
-		// without waiting for the fetch.
-		n, err := a.fetch(ctx, cons)
-		if err != nil && ctx.Err() == nil {
-			a.log.Warn("fetching actions failed", "err", err)
-			if n == 0 {
-				sleep(ctx, a.cfg.RetryDelay)
-			}
+		if err := a.consume(ctx, cons); err != nil && ctx.Err() == nil {
+			a.log.Warn("consuming actions failed", "err", err)
+			sleep(ctx, a.cfg.RetryDelay)
 		}
 	}
 	return nil
 }
 
-// fetch handles the actions of one fetch as they come and returns how many.
-func (a *Actions) fetch(ctx context.Context, cons jetstream.Consumer) (int, error) {
-	b, err := cons.Fetch(16, jetstream.FetchMaxWait(time.Second))
+// consume handles the actions of one pull subscription, each as it
+// arrives, until ctx is done or the subscription fails. The subscription
+// lives as long as that (Messages), not a fetch's while: a fetch's inbox
+// goes when the server says the fetch is over, and on a replicated
+// consumer that word can overtake the deliveries it closes (see
+// consume.go), which would then wait AckWait to come again.
+func (a *Actions) consume(ctx context.Context, cons jetstream.Consumer) error {
+	it, err := cons.Messages(jetstream.PullMaxMessages(16))
 	if err != nil {
-		return 0, err
+		return err
 	}
-	n := 0
-	for m := range b.Messages() {
-		n++
-		a.handle(ctx, m)
+	defer it.Stop()
+	for {
+		m, err := it.Next(jetstream.NextContext(ctx))
+		switch {
+		case err == nil:
+			a.handle(ctx, m)
+		case ctx.Err() != nil:
+			return nil
+		case errors.Is(err, jetstream.ErrNoHeartbeat):
+			// nats.go has pulled again; the subscription goes on.
+			a.log.Warn("actions: a pull's heartbeat was missed", "err", err)
+		default:
+			return err
+		}
 	}
-	if err := b.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) {
-		return n, err
-	}
-	return n, nil
 }
 
 // handle applies one action message and acks, terms or naks it.

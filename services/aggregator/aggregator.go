@@ -14,12 +14,10 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
-	"math"
 	"time"
 
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -53,13 +51,11 @@ type Config struct {
 	FilterSubject string
 	// BatchSize is the most messages written in one transaction; 0 means 500.
 	BatchSize int
-	// BatchBytes is the most bytes of messages fetched for one transaction;
-	// 0 means 32 MiB. It is raised to twice the server's max payload when
-	// that is more (a message larger than a fetch's bound would never be
-	// delivered).
+	// BatchBytes is the most bytes of messages in one transaction, and in
+	// what the reader keeps pulled ahead; 0 means 32 MiB. It is raised to
+	// twice the server's max payload when that is more (a message larger
+	// than a pull's bound would never be delivered).
 	BatchBytes int
-	// MaxWait is how long a fetch waits to fill a batch; 0 means 200ms.
-	MaxWait time.Duration
 	// AckWait is how long JetStream waits for an ack before redelivering; 0 means 30s.
 	AckWait time.Duration
 	// RetryDelay is how long a batch that failed to store waits before it is
@@ -124,9 +120,6 @@ func (c Config) withDefaults() Config {
 	if c.BatchSize == 0 {
 		c.BatchSize = 500
 	}
-	if c.MaxWait == 0 {
-		c.MaxWait = 200 * time.Millisecond
-	}
 	if c.AckWait == 0 {
 		c.AckWait = 30 * time.Second
 	}
@@ -147,8 +140,8 @@ func (c Config) withDefaults() Config {
 
 // Validate reports a configuration that cannot work.
 func (c Config) Validate() error {
-	if c.BatchSize < 0 || c.BatchBytes < 0 || c.MaxWait < 0 || c.AckWait < 0 || c.RetryDelay < 0 || c.MaxDeliver < 0 {
-		return fmt.Errorf("%w: BatchSize, BatchBytes, MaxWait, AckWait, RetryDelay and MaxDeliver must not be negative", ErrConfig)
+	if c.BatchSize < 0 || c.BatchBytes < 0 || c.AckWait < 0 || c.RetryDelay < 0 || c.MaxDeliver < 0 {
+		return fmt.Errorf("%w: BatchSize, BatchBytes, AckWait, RetryDelay and MaxDeliver must not be negative", ErrConfig)
 	}
 	if c.ObservationRetention != 0 && c.ObservationRetention < MinObservationRetention {
 		return fmt.Errorf("%w: ObservationRetention %s: 0 (forever) or at least %s (history, replay and the roll-ups' late corrections read the recent observations)",
@@ -234,7 +227,6 @@ func (c *Config) RegisterFlags(fs *flag.FlagSet) {
 	d := Config{}.withDefaults()
 	flagx.Positive(fs, &c.BatchSize, "aggregator-batch-size", d.BatchSize, "most feed items written in one transaction (IOCHUB_AGGREGATOR_BATCH_SIZE)")
 	flagx.Positive(fs, &c.BatchBytes, "aggregator-batch-bytes", d.BatchBytes, "most bytes of feed items fetched for one transaction, at least twice the NATS max payload (IOCHUB_AGGREGATOR_BATCH_BYTES)")
-	flagx.Positive(fs, &c.MaxWait, "aggregator-max-wait", d.MaxWait, "how long a fetch waits to fill a batch (IOCHUB_AGGREGATOR_MAX_WAIT)")
 	flagx.Positive(fs, &c.AckWait, "aggregator-ack-wait", d.AckWait, "how long JetStream waits for the aggregator's ack before redelivering (IOCHUB_AGGREGATOR_ACK_WAIT)")
 	flagx.Positive(fs, &c.RetryDelay, "aggregator-retry-delay", d.RetryDelay, "wait before a batch that failed to store is redelivered (IOCHUB_AGGREGATOR_RETRY_DELAY)")
 	fs.IntVar(&c.MaxDeliver, "aggregator-max-deliver", c.MaxDeliver, "deliveries of a feed item that keeps failing before it is dead-lettered; 0 retries until the cause is fixed (IOCHUB_AGGREGATOR_MAX_DELIVER)")
@@ -371,112 +363,19 @@ func (s *Service) Run(ctx context.Context) error {
 	return nil
 }
 
-// fetcher fetches the reader's batches (see fetch). waiting is how many
-// messages the consumer had waiting after the last one it took (that one's
-// NumPending; -1: not known), so that it asks for no more than are there.
-type fetcher struct {
-	s       *Service
-	waiting int
-	// bytes is the byte bound of a batch (Service.batchBytes).
-	bytes int
-}
-
-// fetch takes what is waiting, up to BatchSize, without waiting for a full
-// batch: when nothing waits it blocks (up to MaxWait) for the next message and
-// takes whatever came with it. So a quiet stream is stored at once and a busy
-// one in large batches, without a fixed linger on the latency path.
-//
-// A batch is bounded in bytes as well (batchBytes): 500 items of megabytes
-// each (CAP alerts of many areas, up to the server's max payload), in each
-// of the batches the pipeline holds, would otherwise take gigabytes.
-// nats.go has no no-wait fetch with a byte bound, and a fetch with one waits
-// for as many as it asks for: so it asks for no more than the last message
-// said were waiting, and lingers only when that is not known.
-func (f *fetcher) fetch(cons jetstream.Consumer) ([]jetstream.Msg, error) {
-	size := f.s.cfg.BatchSize
-	if f.waiting != 0 {
-		msgs, err := f.take(cons, size, f.bytes)
-		if err != nil || len(msgs) > 0 {
-			return msgs, err
-		}
-	}
-	msgs, err := collect(cons.Fetch(1, jetstream.FetchMaxWait(f.s.cfg.MaxWait)))
-	f.note(msgs)
-	if err != nil || len(msgs) == 0 || size == 1 {
-		return msgs, err
-	}
-	// A redelivered message is not counted waiting, nor are the others
-	// redelivered with it: after one, look for them.
-	if md, err := msgs[0].Metadata(); f.waiting == 0 && err == nil && md.NumDelivered == 1 {
-		return msgs, nil
-	}
-	// The rest of the batch gets what the first left of the bound: at least
-	// a max payload, as the bound is twice that.
-	first := len(msgs[0].Subject()) + len(msgs[0].Reply()) + natsx.WireSize(msgs[0].Headers(), msgs[0].Data())
-	more, err := f.take(cons, size-1, f.bytes-first)
-	return append(msgs, more...), err
-}
-
-// fetchLinger is how long a fetch of what is waiting waits for more, when
-// fewer than it asks for are there: only when another puller of the same
-// durable took some, or the stream's limits removed them, or after a
-// redelivered message. Long enough that a busy server (or -race) delivers
-// what it was asked for in one fetch rather than in parts.
-const fetchLinger = 10 * time.Millisecond
-
 // defaultBatchBytes is Config.BatchBytes' default.
 const defaultBatchBytes = 32 << 20
 
-// take takes up to n of the messages waiting (no more than f.waiting when
-// known), at most bytes of them.
-func (f *fetcher) take(cons jetstream.Consumer, n, bytes int) ([]jetstream.Msg, error) {
-	if f.waiting > 0 {
-		n = min(n, f.waiting)
-	}
-	msgs, err := collect(cons.Fetch(n, jetstream.FetchMaxBytes(bytes), jetstream.FetchMaxWait(fetchLinger)))
-	f.note(msgs)
-	return msgs, err
-}
-
-// note records how many were waiting after msgs, the last fetched (none
-// when nothing was).
-func (f *fetcher) note(msgs []jetstream.Msg) {
-	if len(msgs) == 0 {
-		f.waiting = 0
-		return
-	}
-	md, err := msgs[len(msgs)-1].Metadata()
-	if err != nil {
-		f.waiting = -1
-		return
-	}
-	f.waiting = int(min(md.NumPending, uint64(math.MaxInt32)))
-}
-
-// batchBytes is the byte bound of a fetch: Config.BatchBytes, or twice the
-// server's max payload when that is more (a message larger than a fetch's
-// bound would never be delivered).
+// batchBytes is the byte bound of a batch and of what the reader's pulls
+// keep buffered: Config.BatchBytes, or twice the server's max payload when
+// that is more (a message larger than a pull's bound would never be
+// delivered).
 func (s *Service) batchBytes() int {
 	n := s.cfg.BatchBytes
 	if c := s.js.Conn(); c != nil {
 		n = max(n, 2*int(c.MaxPayload()))
 	}
 	return n
-}
-
-// collect drains one fetch; running out of messages or time is not an error.
-func collect(b jetstream.MessageBatch, err error) ([]jetstream.Msg, error) {
-	if err != nil {
-		return nil, err
-	}
-	var msgs []jetstream.Msg
-	for m := range b.Messages() {
-		msgs = append(msgs, m)
-	}
-	if err := b.Error(); err != nil && !errors.Is(err, jetstream.ErrNoMessages) && !errors.Is(err, nats.ErrTimeout) {
-		return msgs, err
-	}
-	return msgs, nil
 }
 
 // pending is one batch on its way: decoded messages with the rows they became.

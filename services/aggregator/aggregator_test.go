@@ -812,7 +812,7 @@ func TestNew(t *testing.T) {
 			if err != nil && !errors.Is(err, ErrConfig) {
 				t.Errorf("err = %v; want ErrConfig", err)
 			}
-			if tt.ok && (s.cfg.Durable != "aggregator" || s.cfg.FilterSubject != subjects.FeedsAll || s.cfg.BatchSize != 500 || s.cfg.MaxWait != 200*time.Millisecond) {
+			if tt.ok && (s.cfg.Durable != "aggregator" || s.cfg.FilterSubject != subjects.FeedsAll || s.cfg.BatchSize != 500 || s.cfg.BatchBytes != defaultBatchBytes) {
 				t.Errorf("defaults = %+v", s.cfg)
 			}
 		})

@@ -39,7 +39,9 @@ import (
 // so the consumer's MaxAckPending allows them all (maxAckBatches): one being
 // decoded, one queued to prepare, one being prepared, one queued to commit,
 // one committing, one queued to publish, one publishing, publishWindow-1
-// queued to the acker and one it waits for.
+// queued to the acker and one it waits for; and ahead of them what the
+// reader has pulled and not taken yet (consume.go): a batch's worth held by
+// nats.go and one in the handler's channel.
 const (
 	// decodedAhead is how many batches wait between the reader and the
 	// preparer, and between the preparer and the committer.
@@ -48,7 +50,7 @@ const (
 	// outstanding (sent, not acked) at once, the acker's included.
 	publishWindow = 2
 	// maxAckBatches × BatchSize is the consumer's MaxAckPending.
-	maxAckBatches = 10
+	maxAckBatches = 12
 )
 
 // committedBatch is a batch the database committed, on its way to STATE and
@@ -127,41 +129,6 @@ func (s *Service) tick(ctx context.Context) {
 		if err := k.tick(ctx, s); err != nil && ctx.Err() == nil {
 			s.m.errors.WithLabelValues("expire").Inc()
 			s.log.Error("a kind's periodic work failed", "kind", k.name, "err", err)
-		}
-	}
-}
-
-// reader fetches and decodes batches into out until ctx is done, then
-// closes out. A message that does not decode is dead-lettered here.
-func (s *Service) reader(ctx context.Context, cons jetstream.Consumer, out chan<- *pending) {
-	defer close(out)
-	f := &fetcher{s: s, waiting: -1, bytes: s.batchBytes()}
-	for ctx.Err() == nil {
-		msgs, err := f.fetch(cons)
-		if err != nil {
-			s.m.errors.WithLabelValues("fetch").Inc()
-			s.log.Warn("fetching feed messages failed", "err", err, "messages", len(msgs))
-			if len(msgs) == 0 {
-				sleep(ctx, s.cfg.RetryDelay)
-				continue
-			}
-		}
-		if len(msgs) == 0 {
-			continue
-		}
-		if ctx.Err() != nil {
-			s.nak(msgs)
-			return
-		}
-		p := s.decodeBatch(ctx, msgs)
-		if len(p.msgs) == 0 {
-			continue
-		}
-		select {
-		case out <- p:
-		case <-ctx.Done():
-			s.nak(p.msgs)
-			return
 		}
 	}
 }
