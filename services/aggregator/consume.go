@@ -22,8 +22,9 @@ import (
 // so, and the hub fell seconds behind. A subscription that stays takes the
 // late deliveries as any others.
 //
-// Consume keeps at most BatchSize messages and batchBytes bytes pulled
-// ahead. Its handler hands them, one at a time, to a channel of BatchSize;
+// Consume keeps at most two batches' worth of messages (and batchBytes
+// bytes) pulled ahead, so that under a backlog a full batch is there when
+// the reader comes back for one (nats.go pulls again once half is taken). Its handler hands them, one at a time, to a channel of BatchSize;
 // the reader takes the first that comes and then whatever is already there
 // (up to BatchSize messages and batchBytes bytes), without waiting for
 // more: a quiet stream is stored at once, a busy one in large batches, and
@@ -50,7 +51,7 @@ func (s *Service) consume(ctx context.Context, cons jetstream.Consumer, in *feed
 			s.nak([]jetstream.Msg{m})
 		}
 	},
-		jetstream.PullMaxMessagesWithBytesLimit(in.size, in.bytes),
+		jetstream.PullMaxMessagesWithBytesLimit(2*in.size, in.bytes),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			if ctx.Err() != nil {
 				return

@@ -40,8 +40,8 @@ import (
 // decoded, one queued to prepare, one being prepared, one queued to commit,
 // one committing, one queued to publish, one publishing, publishWindow-1
 // queued to the acker and one it waits for; and ahead of them what the
-// reader has pulled and not taken yet (consume.go): a batch's worth held by
-// nats.go and one in the handler's channel.
+// reader has pulled and not taken yet (consume.go): two batches' worth held
+// by nats.go and one in the handler's channel.
 const (
 	// decodedAhead is how many batches wait between the reader and the
 	// preparer, and between the preparer and the committer.
@@ -50,7 +50,7 @@ const (
 	// outstanding (sent, not acked) at once, the acker's included.
 	publishWindow = 2
 	// maxAckBatches × BatchSize is the consumer's MaxAckPending.
-	maxAckBatches = 12
+	maxAckBatches = 13
 )
 
 // committedBatch is a batch the database committed, on its way to STATE and
