@@ -2,6 +2,7 @@ package aggregator
 
 import (
 	"context"
+	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
 
@@ -66,11 +67,24 @@ func (s *Service) consume(ctx context.Context, cons jetstream.Consumer, in *feed
 		// Drain hands what nats.go holds to the handler, which naks it now
 		// that ctx is done (the reader stops only then, or when the
 		// subscription ended on its own).
+		// A server out of reach would hold the drain up to the
+		// connection's drain timeout: give it stopWait, then stop (what
+		// nats.go held then comes again after AckWait, as after a crash).
 		cc.Drain()
-		<-cc.Closed()
+		t := time.NewTimer(stopWait)
+		defer t.Stop()
+		select {
+		case <-cc.Closed():
+		case <-t.C:
+			cc.Stop()
+		}
 		in.nakAll(s)
 	}, cc.Closed(), nil
 }
+
+// stopWait bounds how long stopping the subscription waits for nats.go to
+// hand over what it holds.
+const stopWait = 5 * time.Second
 
 // nakAll naks what was handed over and not taken.
 func (in *feedIn) nakAll(s *Service) {
