@@ -34,21 +34,7 @@ func BenchmarkClusterNodes(b *testing.B) {
 				if nodes == 1 {
 					n = testenv.NATS(b)
 				} else {
-					servers := natsCluster(b, nodes)
-					var urls []string
-					for _, s := range servers {
-						urls = append(urls, s.ClientURL())
-					}
-					nc, err := nats.Connect(strings.Join(urls, ","), nats.MaxReconnects(-1))
-					if err != nil {
-						b.Fatal(err)
-					}
-					b.Cleanup(nc.Close)
-					js, err := jetstream.New(nc)
-					if err != nil {
-						b.Fatal(err)
-					}
-					n = &testenv.NATSEnv{URL: urls[0], Conn: nc, JS: js}
+					_, n = clusterEnv(b, nodes)
 				}
 				raw := rawPublishRate(b, n.JS, nodes)
 				db := testenv.PostGISWithUnits(b)

@@ -73,13 +73,11 @@ func natsCluster(t testing.TB, n int) []*server.Server {
 	return servers
 }
 
-// TestClusterNodeLossUnderLoad runs the whole hub on a 3-node NATS cluster
-// with every stream replicated 3 times, offers load through the ingest and
-// stops the node leading FEEDS in the middle of it: every item the ingest
-// answered accepted is stored in PostGIS exactly once (items answered
-// otherwise during the failover may or may not be; their senders retry).
-func TestClusterNodeLossUnderLoad(t *testing.T) {
-	servers := natsCluster(t, 3)
+// clusterEnv starts a cluster of n NATS servers (natsCluster) and connects
+// to all of them, reconnecting without end (a test may stop a node).
+func clusterEnv(t testing.TB, n int) ([]*server.Server, *testenv.NATSEnv) {
+	t.Helper()
+	servers := natsCluster(t, n)
 	var urls []string
 	for _, s := range servers {
 		urls = append(urls, s.ClientURL())
@@ -93,8 +91,19 @@ func TestClusterNodeLossUnderLoad(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	return servers, &testenv.NATSEnv{URL: urls[0], Conn: nc, JS: js}
+}
+
+// TestClusterNodeLossUnderLoad runs the whole hub on a 3-node NATS cluster
+// with every stream replicated 3 times, offers load through the ingest and
+// stops the node leading FEEDS in the middle of it: every item the ingest
+// answered accepted is stored in PostGIS exactly once (items answered
+// otherwise during the failover may or may not be; their senders retry).
+func TestClusterNodeLossUnderLoad(t *testing.T) {
+	servers, ne := clusterEnv(t, 3)
+	js := ne.JS
 	db := testenv.PostGISWithUnits(t)
-	h := startHubTB(t, "all", &testenv.NATSEnv{URL: urls[0], Conn: nc, JS: js}, db, func(c *config) {
+	h := startHubTB(t, "all", ne, db, func(c *config) {
 		c.Streams.Replicas = 3
 		c.Ingest.Limits.SourceRate = -1
 	})
@@ -185,22 +194,10 @@ func TestClusterNodeLossUnderLoad(t *testing.T) {
 // the status that ends a fetch overtook them into a dropped inbox, so they
 // came again only after AckWait (aggregator/consume.go).
 func TestClusterDeliversEachItemOnce(t *testing.T) {
-	servers := natsCluster(t, 3)
-	var urls []string
-	for _, s := range servers {
-		urls = append(urls, s.ClientURL())
-	}
-	nc, err := nats.Connect(strings.Join(urls, ","), nats.MaxReconnects(-1))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(nc.Close)
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
+	_, ne := clusterEnv(t, 3)
+	js := ne.JS
 	db := testenv.PostGISWithUnits(t)
-	h := startHubTB(t, "all", &testenv.NATSEnv{URL: urls[0], Conn: nc, JS: js}, db, func(c *config) {
+	h := startHubTB(t, "all", ne, db, func(c *config) {
 		c.Streams.Replicas = 3
 		c.Ingest.Limits.SourceRate = -1
 		c.Ingest.Limits.SourceConcurrency = 16
