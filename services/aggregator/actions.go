@@ -178,7 +178,7 @@ func (a *Actions) consume(ctx context.Context, cons jetstream.Consumer) error {
 		case ctx.Err() != nil:
 			return nil
 		case errors.Is(err, jetstream.ErrNoHeartbeat):
-			// nats.go has pulled again; the subscription goes on.
+			// nats.go pulls again at the next Next; the subscription goes on.
 			a.log.Warn("actions: a pull's heartbeat was missed", "err", err)
 		default:
 			return err

@@ -329,16 +329,19 @@ func (s *Service) Run(ctx context.Context) error {
 	if s.cfg.MaxDeliver > 0 {
 		maxDeliver = s.cfg.MaxDeliver
 	}
-	cons, err := s.js.CreateOrUpdateConsumer(ctx, subjects.StreamFeeds, jetstream.ConsumerConfig{
-		Durable:       s.cfg.Durable,
-		Description:   "iochub aggregator: FEEDS to PostGIS and STATE",
-		FilterSubject: s.cfg.FilterSubject,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       s.cfg.AckWait,
-		MaxAckPending: maxAckBatches * s.cfg.BatchSize,
-		MaxDeliver:    maxDeliver,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-	})
+	open := func(ctx context.Context) (jetstream.Consumer, error) {
+		return s.js.CreateOrUpdateConsumer(ctx, subjects.StreamFeeds, jetstream.ConsumerConfig{
+			Durable:       s.cfg.Durable,
+			Description:   "iochub aggregator: FEEDS to PostGIS and STATE",
+			FilterSubject: s.cfg.FilterSubject,
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       s.cfg.AckWait,
+			MaxAckPending: maxAckBatches * s.cfg.BatchSize,
+			MaxDeliver:    maxDeliver,
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+		})
+	}
+	cons, err := open(ctx)
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -358,7 +361,7 @@ func (s *Service) Run(ctx context.Context) error {
 			s.log.Error("warming a kind failed", "kind", k.name, "err", err)
 		}
 	}
-	s.pipeline(ctx, cons)
+	s.pipeline(ctx, cons, open)
 	s.log.Info("aggregator stopped")
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/iochub/iochub/internal/natsx"
 )
@@ -23,36 +24,66 @@ import (
 // so, and the hub fell seconds behind. A subscription that stays takes the
 // late deliveries as any others.
 //
-// Consume keeps at most two batches' worth of messages (and batchBytes
-// bytes) pulled ahead, so that under a backlog a full batch is there when
-// the reader comes back for one (nats.go pulls again once half is taken). Its handler hands them, one at a time, to a channel of BatchSize;
-// the reader takes the first that comes and then whatever is already there
-// (up to BatchSize messages and batchBytes bytes), without waiting for
-// more: a quiet stream is stored at once, a busy one in large batches, and
-// nothing lingers on the latency path.
+// Consume keeps two batches' worth of messages pulled ahead (nats.go pulls
+// again once half is taken), so that under a backlog a full batch is there
+// when the reader comes back for one; each pull asks for at most half of
+// batchBytes, so nats.go holds about batchBytes at most. Its handler hands
+// the messages, one at a time, to a channel that holds at most BatchSize
+// messages and batchBytes bytes (the handler waits for room); the reader
+// takes the first that comes and then whatever is already there (up to
+// BatchSize messages and batchBytes bytes), without waiting for more: a
+// quiet stream is stored at once, a busy one in full batches, and nothing
+// lingers on the latency path.
 
 // feedIn is the reader's side of the subscription: what the handler hands
-// over, and the one message a batch had no room for.
+// over, the bytes of it in the channel (room), and the one message a batch
+// had no room for.
 type feedIn struct {
 	msgs  chan jetstream.Msg
+	room  *semaphore.Weighted // batchBytes, less the bytes in msgs
 	carry jetstream.Msg
 	bytes int // the byte bound of a batch (Service.batchBytes)
 	size  int // the count bound of a batch (Config.BatchSize)
 }
 
-// consume starts the subscription of in on cons; the handler gives up a
-// message (naks it) once ctx is done. It returns a function that stops the
-// subscription, waits for it to end and naks what it handed over and was
-// not taken, or an error when the subscription could not start.
-func (s *Service) consume(ctx context.Context, cons jetstream.Consumer, in *feedIn) (stop func(), done <-chan struct{}, err error) {
+func newFeedIn(size, bytes int) *feedIn {
+	return &feedIn{msgs: make(chan jetstream.Msg, size), room: semaphore.NewWeighted(int64(bytes)), bytes: bytes, size: size}
+}
+
+// weight is what m takes of the channel's room: its size, never more than
+// the room itself (batchBytes is at least twice the server's max payload,
+// so that bound never bites).
+func (in *feedIn) weight(m jetstream.Msg) int64 {
+	return int64(min(msgBytes(m), in.bytes))
+}
+
+// take is what the reader does with each message it receives from the
+// channel: give back its room.
+func (in *feedIn) take(m jetstream.Msg) jetstream.Msg {
+	in.room.Release(in.weight(m))
+	return m
+}
+
+// consume starts the subscription of in on cons; once ctx is done the
+// handler naks what it is given. It returns a function that stops the
+// subscription and naks what it handed over and was not taken, and a
+// channel closed when the subscription has ended (stopped, or on its own),
+// or an error when the subscription could not start.
+func (s *Service) consume(ctx context.Context, cons jetstream.Consumer, in *feedIn) (stop func(), ended <-chan struct{}, err error) {
 	cc, err := cons.Consume(func(m jetstream.Msg) {
+		w := in.weight(m)
+		if ctx.Err() != nil || in.room.Acquire(ctx, w) != nil {
+			s.nak([]jetstream.Msg{m})
+			return
+		}
 		select {
 		case in.msgs <- m:
 		case <-ctx.Done():
+			in.room.Release(w)
 			s.nak([]jetstream.Msg{m})
 		}
 	},
-		jetstream.PullMaxMessagesWithBytesLimit(2*in.size, in.bytes),
+		jetstream.PullMaxMessagesWithBytesLimit(2*in.size, in.bytes/2),
 		jetstream.ConsumeErrHandler(func(_ jetstream.ConsumeContext, err error) {
 			if ctx.Err() != nil {
 				return
@@ -64,19 +95,19 @@ func (s *Service) consume(ctx context.Context, cons jetstream.Consumer, in *feed
 		return nil, nil, err
 	}
 	return func() {
-		// Drain hands what nats.go holds to the handler, which naks it now
-		// that ctx is done (the reader stops only then, or when the
-		// subscription ended on its own).
-		// A server out of reach would hold the drain up to the
-		// connection's drain timeout: give it stopWait, then stop (what
-		// nats.go held then comes again after AckWait, as after a crash).
+		// Drain unsubscribes and hands what nats.go holds to the handler,
+		// which naks it now that ctx is done (the reader stops only then,
+		// or when the subscription ended on its own). Deliveries still on
+		// their way when the unsubscribe reaches the server come again
+		// after AckWait, as after a crash. A server out of reach holds the
+		// drain up to nats.go's flush timeout (10 s): give it stopWait,
+		// then leave it; the handler naks whatever it is still given.
 		cc.Drain()
 		t := time.NewTimer(stopWait)
 		defer t.Stop()
 		select {
 		case <-cc.Closed():
 		case <-t.C:
-			cc.Stop()
 		}
 		in.nakAll(s)
 	}, cc.Closed(), nil
@@ -95,7 +126,7 @@ func (in *feedIn) nakAll(s *Service) {
 	for {
 		select {
 		case m := <-in.msgs:
-			s.nak([]jetstream.Msg{m})
+			s.nak([]jetstream.Msg{in.take(m)})
 		default:
 			return
 		}
@@ -111,7 +142,8 @@ func (in *feedIn) next(ctx context.Context, ended <-chan struct{}) []jetstream.M
 	in.carry = nil
 	if first == nil {
 		select {
-		case first = <-in.msgs:
+		case m := <-in.msgs:
+			first = in.take(m)
 		case <-ctx.Done():
 			return nil
 		case <-ended:
@@ -123,6 +155,7 @@ func (in *feedIn) next(ctx context.Context, ended <-chan struct{}) []jetstream.M
 	for len(batch) < in.size {
 		select {
 		case m := <-in.msgs:
+			in.take(m)
 			n := msgBytes(m)
 			if bytes+n > in.bytes {
 				in.carry = m
@@ -145,16 +178,29 @@ func msgBytes(m jetstream.Msg) int {
 
 // reader consumes FEEDS and decodes its batches into out until ctx is done,
 // then closes out. A message that does not decode is dead-lettered here.
-// A subscription that ends on its own (its consumer deleted) is started
-// again after RetryDelay.
-func (s *Service) reader(ctx context.Context, cons jetstream.Consumer, out chan<- *pending) {
+// A subscription that ends on its own (its consumer deleted, the
+// connection closed) is started again after RetryDelay, on the consumer
+// open makes again (a deleted durable comes back).
+func (s *Service) reader(ctx context.Context, cons jetstream.Consumer, open func(context.Context) (jetstream.Consumer, error), out chan<- *pending) {
 	defer close(out)
-	in := &feedIn{msgs: make(chan jetstream.Msg, s.cfg.BatchSize), bytes: s.batchBytes(), size: s.cfg.BatchSize}
+	in := newFeedIn(s.cfg.BatchSize, s.batchBytes())
 	for ctx.Err() == nil {
+		if cons == nil {
+			var err error
+			if cons, err = open(ctx); err != nil {
+				if ctx.Err() == nil {
+					s.m.errors.WithLabelValues("fetch").Inc()
+					s.log.Warn("creating the feed consumer again failed", "err", err)
+					sleep(ctx, s.cfg.RetryDelay)
+				}
+				continue
+			}
+		}
 		stop, ended, err := s.consume(ctx, cons, in)
 		if err != nil {
 			s.m.errors.WithLabelValues("fetch").Inc()
 			s.log.Warn("starting to consume feed messages failed", "err", err)
+			cons = nil
 			sleep(ctx, s.cfg.RetryDelay)
 			continue
 		}
@@ -163,6 +209,7 @@ func (s *Service) reader(ctx context.Context, cons jetstream.Consumer, out chan<
 		if ctx.Err() == nil {
 			s.m.errors.WithLabelValues("fetch").Inc()
 			s.log.Warn("feed subscription ended; starting it again", "after", s.cfg.RetryDelay)
+			cons = nil
 			sleep(ctx, s.cfg.RetryDelay)
 		}
 	}

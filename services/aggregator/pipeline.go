@@ -66,13 +66,13 @@ type committedBatch struct {
 
 // pipeline runs the feed consumer until ctx is done (see above); the calling
 // goroutine is the committer.
-func (s *Service) pipeline(ctx context.Context, cons jetstream.Consumer) {
+func (s *Service) pipeline(ctx context.Context, cons jetstream.Consumer, open func(context.Context) (jetstream.Consumer, error)) {
 	decoded := make(chan *pending, decodedAhead)
 	prepared := make(chan *pending, decodedAhead)
 	committed := make(chan *committedBatch, 1)
 	published := make(chan *committedBatch, publishWindow-1)
 	var wg sync.WaitGroup
-	wg.Go(func() { s.reader(ctx, cons, decoded) })
+	wg.Go(func() { s.reader(ctx, cons, open, decoded) })
 	wg.Go(func() { s.preparer(ctx, decoded, prepared) })
 	wg.Go(func() { s.publisher(ctx, committed, published) })
 	wg.Go(func() { s.acker(ctx, published) })

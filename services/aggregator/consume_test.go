@@ -1,0 +1,130 @@
+package aggregator
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"golang.org/x/sync/semaphore"
+
+	"github.com/iochub/iochub/internal/subjects"
+	"github.com/iochub/iochub/internal/testenv"
+	"github.com/iochub/iochub/services/aggregator/postgis"
+)
+
+// TestDeletedConsumerComesBack: the aggregator's durable deleted under it
+// (by an operator, or lost with a stream's recovery) ends its subscription;
+// the reader makes the consumer again and goes on, so items published
+// after the deletion are stored.
+func TestDeletedConsumerComesBack(t *testing.T) {
+	ne, pool := testenv.NATS(t), testDB(t)
+	var msgs []*nats.Msg
+	for i := range 20 {
+		msgs = append(msgs, feedMsg(t, subjects.KindAir, airEvent(t, i, t0.Add(time.Duration(i/10)*time.Minute), float64(i)), ""))
+	}
+	publish(t, ne.JS, msgs[:10]...)
+	startOn(t, ne, postgis.NewStore(pool), Config{Durable: "agg-deleted"})
+	waitRows(t, pool, "air_observation", 10)
+	if err := ne.JS.DeleteConsumer(context.Background(), subjects.StreamFeeds, "agg-deleted"); err != nil {
+		t.Fatal(err)
+	}
+	publish(t, ne.JS, msgs[10:]...)
+	waitRows(t, pool, "air_observation", 20)
+}
+
+// sizedMsg is a message of a given data size, for feedIn's bounds.
+type sizedMsg struct {
+	jetstream.Msg
+	data []byte
+}
+
+func (m sizedMsg) Subject() string      { return "s" }
+func (m sizedMsg) Reply() string        { return "" }
+func (m sizedMsg) Headers() nats.Header { return nil }
+func (m sizedMsg) Data() []byte         { return m.data }
+func (m sizedMsg) String() string       { return fmt.Sprint(len(m.data)) }
+
+func newSized(n int) jetstream.Msg { return sizedMsg{data: make([]byte, n)} }
+
+// sizes is the data sizes of msgs.
+func sizes(msgs []jetstream.Msg) []int {
+	var n []int
+	for _, m := range msgs {
+		n = append(n, len(m.Data()))
+	}
+	return n
+}
+
+// TestFeedInBounds: a batch takes the first message that comes and what is
+// already there, within BatchSize and the byte bound; the message that
+// does not fit starts the next batch; the channel's room in bytes comes
+// back as the reader takes messages, so the handler can hand over more.
+func TestFeedInBounds(t *testing.T) {
+	in := newFeedIn(3, 1000)
+	ctx := context.Background()
+	overhead := msgBytes(newSized(0)) // subject, header preamble
+	// hand hands over a message of n bytes as msgBytes counts them.
+	hand := func(n int) {
+		t.Helper()
+		m := newSized(n - overhead)
+		w := in.weight(m)
+		actx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		if err := in.room.Acquire(actx, w); err != nil {
+			t.Fatalf("no room for a message of %d bytes: %v", n, err)
+		}
+		in.msgs <- m
+	}
+	// Three messages (BatchSize) of 950 bytes in all are one batch.
+	hand(400)
+	hand(400)
+	hand(150)
+	if !in.room.TryAcquire(50) || in.room.TryAcquire(1) {
+		t.Fatalf("room after 950 bytes handed over of 1000: want exactly 50 left")
+	}
+	in.room.Release(50)
+	b := in.next(ctx, nil)
+	if got := sizes(b); len(got) != 3 {
+		t.Fatalf("first batch %v; want the three handed over (950 bytes, 3 = BatchSize)", got)
+	}
+	// The room is back: 1000 bytes can be handed over again; four
+	// messages make a batch of three (BatchSize) and one of one.
+	for range 3 {
+		hand(250)
+	}
+	fourth := newSized(250 - overhead)
+	if !in.room.TryAcquire(in.weight(fourth)) {
+		t.Fatal("no room for a fourth message of 250 bytes after 750")
+	}
+	go func() { in.msgs <- fourth }() // waits for room in the channel (BatchSize), as the handler does
+	if b := in.next(ctx, nil); len(b) != 3 {
+		t.Fatalf("batch %v; want three (BatchSize)", sizes(b))
+	}
+	if b := in.next(ctx, nil); len(b) != 1 {
+		t.Fatalf("batch %v; want the fourth", sizes(b))
+	}
+	// A message that would take a batch past its bytes starts the next. The
+	// channel's room is the same bound, so that happens when the handler
+	// hands over more while the reader takes a batch: a larger room stands
+	// for that here.
+	in.room = semaphore.NewWeighted(2000)
+	hand(600)
+	hand(500)
+	if b := in.next(ctx, nil); len(b) != 1 || msgBytes(b[0]) != 600 {
+		t.Fatalf("batch %v; want the 600-byte message alone (500 more would pass 1000)", sizes(b))
+	}
+	if in.carry == nil || msgBytes(in.carry) != 500 {
+		t.Fatalf("carry %v; want the 500-byte message", in.carry)
+	}
+	if b := in.next(ctx, nil); len(b) != 1 || msgBytes(b[0]) != 500 {
+		t.Fatalf("batch %v; want the carried message first", sizes(b))
+	}
+	ended := make(chan struct{})
+	close(ended)
+	if b := in.next(ctx, ended); b != nil {
+		t.Fatalf("batch %v after the subscription ended with nothing handed over; want none", sizes(b))
+	}
+}
