@@ -201,6 +201,10 @@ func TestClusterDeliversEachItemOnce(t *testing.T) {
 		c.Streams.Replicas = 3
 		c.Ingest.Limits.SourceRate = -1
 		c.Ingest.Limits.SourceConcurrency = 16
+		// Longer than the test: a slow machine's unacked batch is not
+		// redelivered (and counted) while it waits, and a lost delivery
+		// stays unacked until the test gives up.
+		c.Aggregator.Aggregator.AckWait = 5 * time.Minute
 	})
 	ctx := context.Background()
 	res, err := loadgen.Run(ctx, loadgen.Config{URL: h.url, Token: devToken, Province: "01", Rate: 2000,
