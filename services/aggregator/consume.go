@@ -39,29 +39,35 @@ import (
 // over, the bytes of it in the channel (room), and the one message a batch
 // had no room for.
 type feedIn struct {
-	msgs  chan jetstream.Msg
+	msgs  chan sizedMsg
 	room  *semaphore.Weighted // batchBytes, less the bytes in msgs
-	carry jetstream.Msg
+	carry *sizedMsg
 	bytes int // the byte bound of a batch (Service.batchBytes)
 	size  int // the count bound of a batch (Config.BatchSize)
 }
 
-func newFeedIn(size, bytes int) *feedIn {
-	return &feedIn{msgs: make(chan jetstream.Msg, size), room: semaphore.NewWeighted(int64(bytes)), bytes: bytes, size: size}
+// sizedMsg is a message handed over with its size (msgBytes, counted once
+// by the handler), no more than the channel's room (batchBytes is at least
+// twice the server's max payload, so that bound never bites).
+type sizedMsg struct {
+	m jetstream.Msg
+	n int
 }
 
-// weight is what m takes of the channel's room: its size, never more than
-// the room itself (batchBytes is at least twice the server's max payload,
-// so that bound never bites).
-func (in *feedIn) weight(m jetstream.Msg) int64 {
-	return int64(min(msgBytes(m), in.bytes))
+func newFeedIn(size, bytes int) *feedIn {
+	return &feedIn{msgs: make(chan sizedMsg, size), room: semaphore.NewWeighted(int64(bytes)), bytes: bytes, size: size}
+}
+
+// sized is m with its size.
+func (in *feedIn) sized(m jetstream.Msg) sizedMsg {
+	return sizedMsg{m: m, n: min(msgBytes(m), in.bytes)}
 }
 
 // take is what the reader does with each message it receives from the
 // channel: give back its room.
-func (in *feedIn) take(m jetstream.Msg) jetstream.Msg {
-	in.room.Release(in.weight(m))
-	return m
+func (in *feedIn) take(sm sizedMsg) sizedMsg {
+	in.room.Release(int64(sm.n))
+	return sm
 }
 
 // consume starts the subscription of in on cons; once ctx is done the
@@ -71,15 +77,15 @@ func (in *feedIn) take(m jetstream.Msg) jetstream.Msg {
 // or an error when the subscription could not start.
 func (s *Service) consume(ctx context.Context, cons jetstream.Consumer, in *feedIn) (stop func(), ended <-chan struct{}, err error) {
 	cc, err := cons.Consume(func(m jetstream.Msg) {
-		w := in.weight(m)
-		if ctx.Err() != nil || in.room.Acquire(ctx, w) != nil {
+		sm := in.sized(m)
+		if ctx.Err() != nil || in.room.Acquire(ctx, int64(sm.n)) != nil {
 			s.nak([]jetstream.Msg{m})
 			return
 		}
 		select {
-		case in.msgs <- m:
+		case in.msgs <- sm:
 		case <-ctx.Done():
-			in.room.Release(w)
+			in.room.Release(int64(sm.n))
 			s.nak([]jetstream.Msg{m})
 		}
 	},
@@ -120,13 +126,13 @@ const stopWait = 5 * time.Second
 // nakAll naks what was handed over and not taken.
 func (in *feedIn) nakAll(s *Service) {
 	if in.carry != nil {
-		s.nak([]jetstream.Msg{in.carry})
+		s.nak([]jetstream.Msg{in.carry.m})
 		in.carry = nil
 	}
 	for {
 		select {
-		case m := <-in.msgs:
-			s.nak([]jetstream.Msg{in.take(m)})
+		case sm := <-in.msgs:
+			s.nak([]jetstream.Msg{in.take(sm).m})
 		default:
 			return
 		}
@@ -138,31 +144,31 @@ func (in *feedIn) nakAll(s *Service) {
 // already handed over, within the batch's bounds. It returns none when ctx
 // or ended is done first.
 func (in *feedIn) next(ctx context.Context, ended <-chan struct{}) []jetstream.Msg {
-	first := in.carry
-	in.carry = nil
-	if first == nil {
+	var first sizedMsg
+	if in.carry != nil {
+		first, in.carry = *in.carry, nil
+	} else {
 		select {
-		case m := <-in.msgs:
-			first = in.take(m)
+		case sm := <-in.msgs:
+			first = in.take(sm)
 		case <-ctx.Done():
 			return nil
 		case <-ended:
 			return nil
 		}
 	}
-	batch := []jetstream.Msg{first}
-	bytes := msgBytes(first)
+	batch := []jetstream.Msg{first.m}
+	bytes := first.n
 	for len(batch) < in.size {
 		select {
-		case m := <-in.msgs:
-			in.take(m)
-			n := msgBytes(m)
-			if bytes+n > in.bytes {
-				in.carry = m
+		case sm := <-in.msgs:
+			in.take(sm)
+			if bytes+sm.n > in.bytes {
+				in.carry = &sm
 				return batch
 			}
-			batch = append(batch, m)
-			bytes += n
+			batch = append(batch, sm.m)
+			bytes += sm.n
 		default:
 			return batch
 		}

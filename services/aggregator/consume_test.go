@@ -35,19 +35,19 @@ func TestDeletedConsumerComesBack(t *testing.T) {
 	waitRows(t, pool, "air_observation", 20)
 }
 
-// sizedMsg is a message of a given data size, for feedIn's bounds.
-type sizedMsg struct {
+// fakeMsg is a message of a given data size, for feedIn's bounds.
+type fakeMsg struct {
 	jetstream.Msg
 	data []byte
 }
 
-func (m sizedMsg) Subject() string      { return "s" }
-func (m sizedMsg) Reply() string        { return "" }
-func (m sizedMsg) Headers() nats.Header { return nil }
-func (m sizedMsg) Data() []byte         { return m.data }
-func (m sizedMsg) String() string       { return fmt.Sprint(len(m.data)) }
+func (m fakeMsg) Subject() string      { return "s" }
+func (m fakeMsg) Reply() string        { return "" }
+func (m fakeMsg) Headers() nats.Header { return nil }
+func (m fakeMsg) Data() []byte         { return m.data }
+func (m fakeMsg) String() string       { return fmt.Sprint(len(m.data)) }
 
-func newSized(n int) jetstream.Msg { return sizedMsg{data: make([]byte, n)} }
+func newSized(n int) jetstream.Msg { return fakeMsg{data: make([]byte, n)} }
 
 // sizes is the data sizes of msgs.
 func sizes(msgs []jetstream.Msg) []int {
@@ -69,14 +69,13 @@ func TestFeedInBounds(t *testing.T) {
 	// hand hands over a message of n bytes as msgBytes counts them.
 	hand := func(n int) {
 		t.Helper()
-		m := newSized(n - overhead)
-		w := in.weight(m)
+		sm := in.sized(newSized(n - overhead))
 		actx, cancel := context.WithTimeout(ctx, time.Second)
 		defer cancel()
-		if err := in.room.Acquire(actx, w); err != nil {
+		if err := in.room.Acquire(actx, int64(sm.n)); err != nil {
 			t.Fatalf("no room for a message of %d bytes: %v", n, err)
 		}
-		in.msgs <- m
+		in.msgs <- sm
 	}
 	// Three messages (BatchSize) of 950 bytes in all are one batch.
 	hand(400)
@@ -95,8 +94,8 @@ func TestFeedInBounds(t *testing.T) {
 	for range 3 {
 		hand(250)
 	}
-	fourth := newSized(250 - overhead)
-	if !in.room.TryAcquire(in.weight(fourth)) {
+	fourth := in.sized(newSized(250 - overhead))
+	if !in.room.TryAcquire(int64(fourth.n)) {
 		t.Fatal("no room for a fourth message of 250 bytes after 750")
 	}
 	go func() { in.msgs <- fourth }() // waits for room in the channel (BatchSize), as the handler does
@@ -116,7 +115,7 @@ func TestFeedInBounds(t *testing.T) {
 	if b := in.next(ctx, nil); len(b) != 1 || msgBytes(b[0]) != 600 {
 		t.Fatalf("batch %v; want the 600-byte message alone (500 more would pass 1000)", sizes(b))
 	}
-	if in.carry == nil || msgBytes(in.carry) != 500 {
+	if in.carry == nil || msgBytes(in.carry.m) != 500 || in.carry.n != 500 {
 		t.Fatalf("carry %v; want the 500-byte message", in.carry)
 	}
 	if b := in.next(ctx, nil); len(b) != 1 || msgBytes(b[0]) != 500 {
