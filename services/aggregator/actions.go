@@ -131,17 +131,22 @@ func (a *Actions) handler(typ string) (ActionHandler, bool) {
 	return h, ok
 }
 
-// Run consumes actions until ctx is done, then returns nil.
+// Run consumes actions until ctx is done, then returns nil. A subscription
+// that fails is started again after RetryDelay, on the consumer made again
+// (a deleted durable comes back), as the feed reader does.
 func (a *Actions) Run(ctx context.Context) error {
-	cons, err := a.js.CreateOrUpdateConsumer(ctx, subjects.StreamActions, jetstream.ConsumerConfig{
-		Durable:       a.cfg.Durable,
-		Description:   "iochub aggregator: operator actions to PostGIS and STATE",
-		FilterSubject: a.cfg.FilterSubject,
-		AckPolicy:     jetstream.AckExplicitPolicy,
-		AckWait:       a.cfg.AckWait,
-		MaxAckPending: 64,
-		DeliverPolicy: jetstream.DeliverAllPolicy,
-	})
+	open := func() (jetstream.Consumer, error) {
+		return a.js.CreateOrUpdateConsumer(ctx, subjects.StreamActions, jetstream.ConsumerConfig{
+			Durable:       a.cfg.Durable,
+			Description:   "iochub aggregator: operator actions to PostGIS and STATE",
+			FilterSubject: a.cfg.FilterSubject,
+			AckPolicy:     jetstream.AckExplicitPolicy,
+			AckWait:       a.cfg.AckWait,
+			MaxAckPending: 64,
+			DeliverPolicy: jetstream.DeliverAllPolicy,
+		})
+	}
+	cons, err := open()
 	if err != nil {
 		if ctx.Err() != nil {
 			return nil
@@ -150,8 +155,18 @@ func (a *Actions) Run(ctx context.Context) error {
 	}
 	a.log.Info("actions consumer running", "stream", subjects.StreamActions, "filter", a.cfg.FilterSubject)
 	for ctx.Err() == nil {
+		if cons == nil {
+			if cons, err = open(); err != nil {
+				if ctx.Err() == nil {
+					a.log.Warn("creating the actions consumer again failed", "err", err)
+					sleep(ctx, a.cfg.RetryDelay)
+				}
+				continue
+			}
+		}
 		if err := a.consume(ctx, cons); err != nil && ctx.Err() == nil {
-			a.log.Warn("consuming actions failed", "err", err)
+			a.log.Warn("consuming actions failed; starting again", "err", err)
+			cons = nil
 			sleep(ctx, a.cfg.RetryDelay)
 		}
 	}

@@ -308,3 +308,42 @@ func TestPoisonActionRefusedAfterAttempts(t *testing.T) {
 		t.Errorf("p1's audit rows: %d (%v); want 1", n, err)
 	}
 }
+
+// TestDeletedActionsConsumerComesBack: the actions consumer's durable
+// deleted under it ends its subscription; Run makes the consumer again, so
+// an action published after the deletion is applied.
+func TestDeletedActionsConsumerComesBack(t *testing.T) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ne, pool := testNATS(t), testDB(t)
+	acts, err := NewActions(ActionsConfig{Durable: "acts-deleted", AckWait: 30 * time.Second, RetryDelay: 50 * time.Millisecond}, ne.JS, pool, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	acts.RegisterAction("test.ok", func(ctx context.Context, tx pgx.Tx, a *iocv1.Action) ([]*iocv1.EntityState, error) {
+		return nil, nil
+	})
+	send := func(id string) {
+		t.Helper()
+		body, _ := proto.Marshal(&iocv1.Action{Id: id, Type: "test.ok", Actor: "op", Province: "01", TargetKind: "x", Target: id, At: timestamppb.Now()})
+		if _, err := ne.JS.Publish(ctx, subjects.Action("01", "x", id), body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	applied := func(id string) func() (bool, string) {
+		return func() (bool, string) {
+			var result string
+			_ = pool.QueryRow(ctx, `SELECT result FROM action_done WHERE id = $1`, id).Scan(&result)
+			return result == "applied", result
+		}
+	}
+	done := make(chan error, 1)
+	go func() { done <- acts.Run(ctx) }()
+	t.Cleanup(sync.OnceFunc(func() { cancel(); <-done }))
+	send("before")
+	testkit.Eventually(t, 30*time.Second, "the action sent before the deletion applied", applied("before"))
+	if err := ne.JS.DeleteConsumer(ctx, subjects.StreamActions, "acts-deleted"); err != nil {
+		t.Fatal(err)
+	}
+	send("after")
+	testkit.Eventually(t, 30*time.Second, "the action sent after the deletion applied", applied("after"))
+}
