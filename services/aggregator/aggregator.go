@@ -103,6 +103,9 @@ type Config struct {
 	// afterCommit, when set (tests), runs right after a batch is committed and
 	// before its state is published and it is acked.
 	afterCommit func()
+	// beforeAck, when set (tests), runs in the acker right before it waits
+	// for a batch's publishes.
+	beforeAck func()
 }
 
 // withDefaults returns c with zero fields set to their defaults (the one

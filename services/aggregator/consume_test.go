@@ -3,6 +3,7 @@ package aggregator
 import (
 	"context"
 	"fmt"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +13,7 @@ import (
 
 	"github.com/iochub/iochub/internal/subjects"
 	"github.com/iochub/iochub/internal/testenv"
+	"github.com/iochub/iochub/internal/testkit"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 )
 
@@ -126,4 +128,43 @@ func TestFeedInBounds(t *testing.T) {
 	if b := in.next(ctx, ended); b != nil {
 		t.Fatalf("batch %v after the subscription ended with nothing handed over; want none", sizes(b))
 	}
+}
+
+// TestStopAcksWhatItPublished: a batch whose states were sent when the
+// service stops is acked on FEEDS once STATE acks them, not left to
+// AckWait: its items are stored and published, and a restarted hub (and its
+// rules engine, which waits for the aggregator at its start) should not
+// wait for their redelivery.
+func TestStopAcksWhatItPublished(t *testing.T) {
+	ne, pool := testenv.NATS(t), testDB(t)
+	// One item, so that one batch is in flight when the service stops.
+	publish(t, ne.JS, feedMsg(t, subjects.KindAir, airEvent(t, 0, t0, 1), ""))
+	var once sync.Once
+	var r *running
+	ready := make(chan struct{})
+	cfg := Config{Durable: "agg-stop-ack", AckWait: time.Minute}
+	cfg.beforeAck = func() { once.Do(func() { <-ready; r.cancel() }) }
+	r = startOn(t, ne, postgis.NewStore(pool), cfg)
+	close(ready)
+	select {
+	case err := <-r.done:
+		if err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		r.done <- nil // for the cleanup
+	case <-time.After(time.Minute):
+		t.Fatal("the aggregator did not stop")
+	}
+	if n := rows(t, pool, "air_observation"); n != 1 {
+		t.Fatalf("%d rows stored; want 1", n)
+	}
+	testkit.Eventually(t, 10*time.Second, "every item acked on FEEDS", func() (bool, string) {
+		c, err := ne.JS.Consumer(context.Background(), subjects.StreamFeeds, "agg-stop-ack")
+		if err != nil {
+			return false, err.Error()
+		}
+		info := c.CachedInfo()
+		return info.NumAckPending == 0 && info.NumPending == 0 && info.AckFloor.Stream >= 1,
+			fmt.Sprintf("%d unacked, %d pending, acked up to %d", info.NumAckPending, info.NumPending, info.AckFloor.Stream)
+	})
 }

@@ -32,7 +32,8 @@ import (
 // states again); newer batches behind it are not held up, and the store's
 // "a stored newer state wins" keeps each entity's newest state when the
 // redelivery comes after them. At shutdown batches not yet committed are
-// naked for a prompt redelivery; those committed and not yet acked are left
+// naked for a prompt redelivery; those committed whose states were all sent
+// are acked once STATE acks them (ackSent, bounded), and the others are left
 // to AckWait, as a crash would leave them.
 
 // Sizes of the pipeline, in batches. Every batch in it is unacked on FEEDS,
@@ -129,6 +130,28 @@ func (s *Service) tick(ctx context.Context) {
 		if err := k.tick(ctx, s); err != nil && ctx.Err() == nil {
 			s.m.errors.WithLabelValues("expire").Inc()
 			s.log.Error("a kind's periodic work failed", "kind", k.name, "err", err)
+		}
+	}
+}
+
+// ackSent acks, while the service stops, a batch whose states and roll-ups
+// were all sent, once JetStream has acked them (by stopBy):
+// its items are stored and published, and a restart (or the rules engine's
+// wait for the aggregator at its start) should not wait AckWait for them.
+// A batch whose publishes failed or are not acked in time is left to
+// AckWait, as a crash would leave it.
+func (s *Service) ackSent(ctx context.Context, stopBy time.Time, cb *committedBatch) {
+	if cb.err != nil {
+		return
+	}
+	wctx, cancel := context.WithDeadline(context.WithoutCancel(ctx), stopBy)
+	defer cancel()
+	if _, err := s.waitAcks(wctx, cb.futures); err != nil {
+		return
+	}
+	for _, m := range cb.p.msgs {
+		if err := m.Ack(); err != nil {
+			s.log.Warn("acking feed message failed", "subject", m.Subject(), "err", err)
 		}
 	}
 }
@@ -293,8 +316,16 @@ func (s *Service) publisher(ctx context.Context, in <-chan *committedBatch, out 
 // RetryDelay (the store then drops the events it has and publishes the
 // states again).
 func (s *Service) acker(ctx context.Context, in <-chan *committedBatch) {
+	var stopBy time.Time // set once ctx is done: the bound of the acks still made
 	for cb := range in {
+		if s.cfg.beforeAck != nil {
+			s.cfg.beforeAck()
+		}
 		if ctx.Err() != nil {
+			if stopBy.IsZero() {
+				stopBy = time.Now().Add(stopWait)
+			}
+			s.ackSent(ctx, stopBy, cb)
 			continue
 		}
 		published, err := 0, cb.err
