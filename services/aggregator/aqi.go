@@ -205,6 +205,15 @@ func (b *aqiBook) settle(ctx context.Context, store any, p *pending, start time.
 	b.rateWith(p, scratch, nil)
 }
 
+// ready reports whether rateAhead rated every row of p, in the book's
+// epoch: settle then has nothing to do, and p's rows do not wait for the
+// commit of the batches before it.
+func (b *aqiBook) ready(p *pending) bool {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return p.aqi.on && p.aqi.epoch == b.epoch && len(p.aqi.deferred) == 0
+}
+
 // done ends what rateAhead counted busy for p, once p was committed or
 // given up.
 func (b *aqiBook) done(p *pending) {

@@ -57,6 +57,7 @@ var airKind = &kindOps{
 	settle: func(ctx context.Context, s *Service, p *pending, start time.Time) {
 		s.aqi.settle(ctx, s.db, p, start)
 	},
+	ready:     func(s *Service, p *pending) bool { return s.aqi.ready(p) },
 	release:   func(s *Service, p *pending) { s.aqi.done(p) },
 	committed: func(s *Service, p *pending, res postgis.Result, now time.Time) { s.aqi.commit(p, res, now) },
 	warm:      func(ctx context.Context, s *Service, now time.Time) error { return s.aqi.warmAll(ctx, s.db, now) },

@@ -34,6 +34,11 @@ type kindOps struct {
 	// settle, optional, finishes prepare's work in the committer right
 	// before the write, after every earlier batch was committed or given up.
 	settle func(ctx context.Context, s *Service, p *pending, start time.Time)
+	// ready, with settle, reports whether settle would change nothing of p
+	// that depends on the batches before it: p may then be written beside
+	// the batch before it (overlap.go). Without it, a kind with settle
+	// waits for the batch before.
+	ready func(s *Service, p *pending) bool
 	// release, optional, runs once the batch was committed or given up (failed,
 	// naked, dead-lettered; in the committer, or in the preparer for a batch it
 	// gives up at shutdown), whatever prepare held for it; it takes its own lock.

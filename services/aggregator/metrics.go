@@ -13,7 +13,9 @@ import (
 )
 
 type metrics struct {
-	batches    prometheus.Counter
+	batches prometheus.Counter
+	// overlapped counts the batches started beside the batch before (overlap.go).
+	overlapped prometheus.Counter
 	rows       *prometheus.CounterVec // by kind: rows stored for the first time
 	duplicates *prometheus.CounterVec // by kind
 	states     prometheus.Counter
@@ -30,7 +32,9 @@ func newMetrics(reg prometheus.Registerer, durable string) (*metrics, error) {
 	}
 	m := &metrics{
 		batches: prometheus.NewCounter(counter("batches_total", "Batches stored, published and acked.")),
-		rows:    prometheus.NewCounterVec(counter("rows_total", "Feed items stored for the first time, by kind (registered: the kinds registered with internal/kind)."), []string{"kind"}),
+		overlapped: prometheus.NewCounter(counter("batches_overlapped_total",
+			"Batches whose rows were copied while the batch before was still being committed (two transactions in flight).")),
+		rows: prometheus.NewCounterVec(counter("rows_total", "Feed items stored for the first time, by kind (registered: the kinds registered with internal/kind)."), []string{"kind"}),
 		duplicates: prometheus.NewCounterVec(counter("duplicates_total",
 			"Feed items already stored (redeliveries, resent events), by kind."), []string{"kind"}),
 		states: prometheus.NewCounter(counter("states_published_total", "Entity states published to STATE.")),
@@ -59,7 +63,7 @@ func newMetrics(reg prometheus.Registerer, durable string) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.batches, m.rows, m.duplicates, m.states, m.errors, m.deadletters, m.latency} {
+	for _, c := range []prometheus.Collector{m.batches, m.overlapped, m.rows, m.duplicates, m.states, m.errors, m.deadletters, m.latency} {
 		if err := reg.Register(c); err != nil {
 			var are prometheus.AlreadyRegisteredError
 			if errors.As(err, &are) {

@@ -19,13 +19,15 @@ import (
 //	reader:    fetch, decode (dead-letter what does not), build the rows
 //	preparer:  the kinds' prepare (alarm levels; VN_AQI of the stations no
 //	           batch in flight has), while the batch before is written
-//	committer: the kinds' settle (the rest of the VN_AQI), WriteBatch,
-//	           commit hooks, expiry ticks
+//	committer: the kinds' settle (the rest of the VN_AQI), WriteBatch (or,
+//	           under a backlog, the next batch's COPY started while one
+//	           commits: overlap.go), commit hooks, expiry ticks
 //	publisher: STATE and ROLLUPS published without waiting
 //	acker:     wait for those publish acks, then ack the batch on FEEDS
 //
-// Batches go through every stage one at a time and in order: the database
-// sees them in fetch order, STATE gets them in commit order (one connection
+// Batches go through every stage in order, one at a time but for the
+// committer's overlap (whose statements and commits stay in order): the
+// database sees them in fetch order, STATE gets them in commit order (one connection
 // publishes them, in order), and a FEEDS message is acked only after its
 // batch committed and its states were acked by STATE. A failure naks the
 // batch (redelivered and deduplicated by the store, which publishes the
@@ -39,7 +41,8 @@ import (
 // Sizes of the pipeline, in batches. Every batch in it is unacked on FEEDS,
 // so the consumer's MaxAckPending allows them all (maxAckBatches): one being
 // decoded, one queued to prepare, one being prepared, one queued to commit,
-// one committing, one queued to publish, one publishing, publishWindow-1
+// two committing (one finishing, the next copying its rows: overlap.go),
+// one queued to publish, one publishing, publishWindow-1
 // queued to the acker and one it waits for; and ahead of them what the
 // reader has pulled and not taken yet (consume.go): two batches' worth held
 // by nats.go and one in the handler's channel.
@@ -51,7 +54,7 @@ const (
 	// outstanding (sent, not acked) at once, the acker's included.
 	publishWindow = 2
 	// maxAckBatches × BatchSize is the consumer's MaxAckPending.
-	maxAckBatches = 13
+	maxAckBatches = 14
 )
 
 // committedBatch is a batch the database committed, on its way to STATE and
@@ -85,26 +88,7 @@ func (s *Service) pipeline(ctx context.Context, cons jetstream.Consumer, open fu
 		defer t.Stop()
 		tick = t.C
 	}
-loop:
-	for {
-		select {
-		case p, ok := <-prepared:
-			if !ok {
-				break loop
-			}
-			for _, k := range kinds {
-				if k.settle != nil && len(p.items[k]) > 0 {
-					k.settle(ctx, s, p, p.start)
-				}
-			}
-			s.commit(ctx, p, true, committed)
-			s.release(p)
-		case <-tick:
-			s.tick(ctx)
-		case <-ctx.Done():
-			break loop
-		}
-	}
+	s.committer(ctx, prepared, committed, tick)
 	for p := range prepared { // the preparer closes it once ctx is done
 		s.nak(p.msgs)
 		s.release(p)
@@ -234,11 +218,21 @@ func (s *Service) nak(msgs []jetstream.Msg) {
 // once, one that times out on its own at its second delivery. Any other
 // failure naks the batch to be retried after RetryDelay.
 func (s *Service) commit(ctx context.Context, p *pending, split bool, out chan<- *committedBatch) {
-	// The sources' activity is recorded in the batch's transaction, from
-	// what it stored (freshness.go).
+	s.withActivity(p)
+	res, err := s.db.WriteBatch(ctx, p.batch)
+	s.written(ctx, p, res, err, split, out)
+}
+
+// withActivity sets what p's transaction records of its sources' activity,
+// from what it stored (freshness.go).
+func (s *Service) withActivity(p *pending) {
 	p.batch.Activity = func(res postgis.Result) []postgis.SourceActivity { return sourceActivity(p, res) }
 	p.batch.ActivityAt = s.now()
-	res, err := s.db.WriteBatch(ctx, p.batch)
+}
+
+// written hands p, committed (err nil), to out, or deals with its failure
+// (commit).
+func (s *Service) written(ctx context.Context, p *pending, res postgis.Result, err error, split bool, out chan<- *committedBatch) {
 	if err != nil {
 		if ctx.Err() != nil {
 			s.nak(p.msgs) // shutting down: redelivered at once (and deduplicated if it did commit)

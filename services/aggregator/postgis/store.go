@@ -423,6 +423,13 @@ func (s *Store) writeBatch(ctx context.Context, b Batch) (Result, error) {
 		}
 		s.rewritten.Add(1)
 	}
+	return s.writeExact(ctx, b)
+}
+
+// writeExact writes b the exact way: staged, each kind's rows inserted
+// unless stored before, and the roll-ups of the rows the inserts inserted.
+func (s *Store) writeExact(ctx context.Context, b Batch) (Result, error) {
+	var res Result
 	err := s.BeginFunc(ctx, func(tx pgx.Tx) error {
 		var in rollupInput
 		if _, err := stage(ctx, tx, b, nil); err != nil {

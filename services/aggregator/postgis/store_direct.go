@@ -62,73 +62,104 @@ const sqlstateUniqueViolation = "23505"
 // stored, and it returns errNotAllNew for WriteBatch to write b the exact
 // way. With roll-ups off it is the same without the roll-ups.
 func (s *Store) writeDirect(ctx context.Context, b Batch) (Result, error) {
-	var res Result
-	var in rollupInput
-	on := s.rollups.on
-	err := s.directTx(ctx, func(pb *pgx.Batch) {
-		if on {
-			queueRollupReads(pb, b, &in, &s.members)
-		}
-	}, func(tx *pgx.Conn) error {
-		// Every row is stored if the transaction commits: the COPY stores
-		// each or fails.
-		all := allInserted(b)
+	w := s.newDirectWrite(b)
+	err := s.directTx(ctx, w.queueReads, func(tx *pgx.Conn) error {
 		// The states' statements and the roll-ups are made while the rows
 		// are copied: they need only b and (roll-ups) the tree and the
 		// member rows read before, which are optimistic (never locked nor
 		// created in a round trip of their own, so queueRollups does not
 		// use tx).
-		if on && in.members != nil && !in.members.optimistic {
-			return fmt.Errorf("member rows read under lock in a direct batch: %w", ErrMemberRow)
-		}
-		var pb, rb pgx.Batch
-		done := func() {}
 		queued := make(chan error, 1)
-		go func() {
-			for _, k := range kindStores {
-				if k.rows(b) == 0 {
-					continue
-				}
-				if err := k.direct.queue(&pb, b, &res); err != nil {
-					queued <- err
-					return
-				}
-			}
-			var err error
-			if on {
-				done, err = queueRollups(ctx, nil, &rb, b, &all, s.rollups, in)
-			}
-			queued <- err
-		}()
+		go func() { queued <- w.build(ctx) }()
 		copyErr := s.copyDirect(ctx, tx, b)
 		if err := <-queued; copyErr != nil || err != nil {
 			return errors.Join(copyErr, err)
 		}
-		for _, k := range kindStores {
-			if k.result != nil && k.rows(b) > 0 {
-				r := k.result(&res)
-				r.New = k.rows(b)
-				r.Inserted = k.result(&all).Inserted
-			}
-		}
-		pb.QueuedQueries = append(pb.QueuedQueries, rb.QueuedQueries...)
-		queueBatchActivity(&pb, b, res) // last: it locks the sources' rows until the commit
-		if pb.Len() > 0 {
-			if err := tx.SendBatch(ctx, &pb).Close(); err != nil {
-				return fmt.Errorf("applying batch of %d rows: %w", b.Len(), err)
-			}
-		}
-		if err := in.members.check(); err != nil {
-			return fmt.Errorf("%w: %w", errNotAllNew, err)
-		}
-		done()
-		res.Rollups = all.Rollups
-		return nil
+		return w.apply(ctx, tx)
 	})
-	if err := s.settleOptimistic(in, err); err != nil {
+	if err := s.settleOptimistic(w.in, err); err != nil {
 		return Result{}, err
 	}
-	return res, nil
+	return w.res, nil
+}
+
+// directWrite is what a direct batch's transaction makes besides its COPY:
+// the roll-ups' reads, then the states' statements and the roll-ups, built
+// from b and those reads (build), then sent (apply).
+type directWrite struct {
+	s  *Store
+	b  Batch
+	on bool // roll-ups on
+	in rollupInput
+	// res is what the batch did; all is b as if every row were new.
+	res, all Result
+	pb, rb   pgx.Batch
+	done     func()
+}
+
+func (s *Store) newDirectWrite(b Batch) *directWrite {
+	return &directWrite{s: s, b: b, on: s.rollups.on, done: func() {}}
+}
+
+// queueReads queues the roll-ups' reads (roll-ups on).
+func (w *directWrite) queueReads(pb *pgx.Batch) {
+	if w.on {
+		queueRollupReads(pb, w.b, &w.in, &w.s.members)
+	}
+}
+
+// build queues the states' statements and (roll-ups on) the roll-ups of
+// every row of b, from b and the reads queueReads made; it uses no
+// connection.
+func (w *directWrite) build(ctx context.Context) error {
+	// Every row is stored if the transaction commits: the COPY stores
+	// each or fails.
+	w.all = allInserted(w.b)
+	if w.on && w.in.members != nil && !w.in.members.optimistic {
+		return fmt.Errorf("member rows read under lock in a direct batch: %w", ErrMemberRow)
+	}
+	for _, k := range kindStores {
+		if k.rows(w.b) == 0 {
+			continue
+		}
+		if err := k.direct.queue(&w.pb, w.b, &w.res); err != nil {
+			return err
+		}
+	}
+	if w.on {
+		var err error
+		if w.done, err = queueRollups(ctx, nil, &w.rb, w.b, &w.all, w.s.rollups, w.in); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// apply sends what build queued, with the sources' activity, once the rows
+// are copied, and checks the member rows' versions.
+func (w *directWrite) apply(ctx context.Context, tx *pgx.Conn) error {
+	b := w.b
+	for _, k := range kindStores {
+		if k.result != nil && k.rows(b) > 0 {
+			r := k.result(&w.res)
+			r.New = k.rows(b)
+			r.Inserted = k.result(&w.all).Inserted
+		}
+	}
+	pb := &w.pb
+	pb.QueuedQueries = append(pb.QueuedQueries, w.rb.QueuedQueries...)
+	queueBatchActivity(pb, b, w.res) // last: it locks the sources' rows until the commit
+	if pb.Len() > 0 {
+		if err := tx.SendBatch(ctx, pb).Close(); err != nil {
+			return fmt.Errorf("applying batch of %d rows: %w", b.Len(), err)
+		}
+	}
+	if err := w.in.members.check(); err != nil {
+		return fmt.Errorf("%w: %w", errNotAllNew, err)
+	}
+	w.done()
+	w.res.Rollups = w.all.Rollups
+	return nil
 }
 
 // copyDirect copies the rows of every kind of b straight into its table.

@@ -414,6 +414,33 @@ func BenchmarkWriteBatch(b *testing.B) {
 		}
 		b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "rows/s")
 	})
+	// The store as the aggregator drives it under a backlog (each batch's
+	// rows copied while the one before is finished: StartBatch, Finish),
+	// roll-ups on, against the raw COPY of the same rows, in turns of ten
+	// batches each so that the machine's load weighs on both alike;
+	// store/raw is the ratio of their rates.
+	b.Run("store_vs_raw", func(b *testing.B) {
+		base, rawBase := benchBase(), benchBase()
+		warmRaw(b, s, base)
+		warmRaw(b, off, rawBase)
+		const turn = 10
+		var storeT, rawT time.Duration
+		b.ResetTimer()
+		for i := 0; i < b.N; i += turn {
+			k := min(turn, b.N-i)
+			start := time.Now()
+			writeOverlapped(b, s, base+i, k)
+			storeT += time.Since(start)
+			start = time.Now()
+			for j := range k {
+				rawCopy(b, pool, rawBase+i+j)
+			}
+			rawT += time.Since(start)
+		}
+		b.ReportMetric(float64(b.N*n)/storeT.Seconds(), "store_rows/s")
+		b.ReportMetric(float64(b.N*n)/rawT.Seconds(), "raw_rows/s")
+		b.ReportMetric(rawT.Seconds()/storeT.Seconds(), "store/raw")
+	})
 	// Roll-ups on and off, batch for batch in one loop, so that the load of
 	// the machine weighs on both alike; on_rows/s ÷ off_rows/s is the ratio.
 	b.Run("rollups_on_off", func(b *testing.B) {
@@ -435,36 +462,81 @@ func BenchmarkWriteBatch(b *testing.B) {
 		b.ReportMetric(float64(b.N*n)/offT.Seconds(), "off_rows/s")
 		b.ReportMetric(offT.Seconds()/on.Seconds(), "on/off")
 	})
-	cols := []string{"source_id", "event_id", "observed_at", "received_at", "station_id", "province", "unit_code",
-		"location", "pm25", "pm10", "no2", "o3", "co", "so2", "extra"}
 	b.Run("raw_copy", func(b *testing.B) {
 		base := benchBase()
-		// The partitions (by month) of the run's rows, outside the timed
-		// loop: a COPY does not create them.
-		var warm []postgis.AirRow
-		for it := 0; it < 1<<16; it += 4000 { // 4,000 iterations: 23 days
-			warm = append(warm, airRow("warm", benchRows(base+it, n)[0].ObservedAt, 0))
-		}
-		if _, err := off.WriteBatch(ctx, postgis.Batch{Air: warm}); err != nil {
-			b.Fatal(err)
-		}
+		warmRaw(b, off, base)
 		for i := 0; b.Loop(); i++ {
-			rows := benchRows(base+i, n)
-			err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-				// Another source than the store's, so nothing conflicts.
-				_, err := tx.CopyFrom(ctx, pgx.Identifier{"air_observation"}, cols, pgx.CopyFromSlice(n, func(j int) ([]any, error) {
-					r := &rows[j]
-					return []any{"raw", r.EventID, r.ObservedAt, r.ReceivedAt, r.StationID, r.Province, r.UnitCode,
-						r.Location.SetSRID(postgis.SRID), r.PM25, r.PM10, r.NO2, r.O3, r.CO, r.SO2, r.Extra}, nil
-				}))
-				return err
-			})
-			if err != nil {
-				b.Fatal(err)
-			}
+			rawCopy(b, pool, base+i)
 		}
 		b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "rows/s")
 	})
+}
+
+// rawCols are the columns BenchmarkWriteBatch's raw COPY writes.
+var rawCols = []string{"source_id", "event_id", "observed_at", "received_at", "station_id", "province", "unit_code",
+	"location", "pm25", "pm10", "no2", "o3", "co", "so2", "extra"}
+
+// warmRaw makes, through store, the partitions (by month) of the rows of
+// 65,536 iterations from base: a raw COPY does not create them, nor does a
+// store's StartBatch.
+func warmRaw(b *testing.B, store *postgis.Store, base int) {
+	b.Helper()
+	var warm []postgis.AirRow
+	for it := 0; it < 1<<16; it += 4000 { // 4,000 iterations: 23 days
+		warm = append(warm, airRow("warm", benchRows(base+it, 500)[0].ObservedAt, 0))
+	}
+	if _, err := store.WriteBatch(context.Background(), postgis.Batch{Air: warm}); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// rawCopy copies iteration it's rows (benchRows) into air_observation in
+// one transaction, as source "raw", so that nothing conflicts with the
+// store's rows.
+func rawCopy(b *testing.B, pool *pgxpool.Pool, it int) {
+	b.Helper()
+	const n = 500
+	ctx := context.Background()
+	rows := benchRows(it, n)
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		_, err := tx.CopyFrom(ctx, pgx.Identifier{"air_observation"}, rawCols, pgx.CopyFromSlice(n, func(j int) ([]any, error) {
+			r := &rows[j]
+			return []any{"raw", r.EventID, r.ObservedAt, r.ReceivedAt, r.StationID, r.Province, r.UnitCode,
+				r.Location.SetSRID(postgis.SRID), r.PM25, r.PM10, r.NO2, r.O3, r.CO, r.SO2, r.Extra}, nil
+		}))
+		return err
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+}
+
+// writeOverlapped writes the k batches of iterations from, from+1, … with
+// s, each started while the one before is finished, as the aggregator's
+// committer does under a backlog.
+func writeOverlapped(b *testing.B, s *postgis.Store, from, k int) {
+	b.Helper()
+	const n = 500
+	ctx := context.Background()
+	var prev *postgis.Started
+	finish := func() {
+		if prev != nil {
+			if _, err := prev.Finish(ctx, func() {}); err != nil {
+				b.Fatal(err)
+			}
+			prev = nil
+		}
+	}
+	for i := range k {
+		batch := postgis.Batch{Air: benchRows(from+i, n)}
+		st := s.StartBatch(ctx, batch, prev)
+		if st == nil {
+			b.Fatal("a batch of air rows in known partitions was not started")
+		}
+		finish()
+		prev = st
+	}
+	finish()
 }
 
 func capAlert(id, msgType string, sent time.Time, refs ...string) postgis.AlertRow {

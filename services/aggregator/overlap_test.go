@@ -1,0 +1,103 @@
+package aggregator
+
+import (
+	"context"
+	"math/rand/v2"
+	"slices"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/iochub/iochub/internal/subjects"
+	"github.com/iochub/iochub/services/aggregator/postgis"
+)
+
+// serialStore is a *postgis.Store the committer does not know as one: it
+// writes every batch with WriteBatch, after the batch before.
+type serialStore struct{ *postgis.Store }
+
+// TestOverlapAsInOrder: an aggregator that starts a batch beside the one
+// before (overlap.go) stores the same rows, with the same VN_AQI, and
+// leaves the same station states as one that writes its batches one after
+// the other, from the same stream: batches of stations the batch before
+// has (whose VN_AQI waits for its commit) and of others, over enough hours
+// that each row's NowCast depends on the rows before it.
+func TestOverlapAsInOrder(t *testing.T) {
+	ne := testNATS(t)
+	overlapPool, serialPool := testDB(t), testDB(t)
+	seed := uint64(time.Now().UnixNano())
+	t.Logf("seed %d", seed)
+	rng := rand.New(rand.NewPCG(seed, 3))
+	const batch, blocks = 6, 40
+	var msgs []*nats.Msg
+	hour := map[int]int{}
+	for range blocks {
+		group := rng.IntN(2) * 3 // stations 0-2 or 3-5: the same as the block before, or not
+		for i := range batch {
+			st := group + i%3
+			at := t0.Add(time.Duration(hour[st])*time.Hour + 5*time.Minute) // each row of a station an hour after its last
+			hour[st]++
+			msgs = append(msgs, feedMsg(t, subjects.KindAir, airEvent(t, st, at, float64(10+rng.IntN(150))), ""))
+		}
+	}
+	publish(t, ne.JS, msgs...)
+	overlapping := startOn(t, ne, postgis.NewStore(overlapPool), Config{Durable: "agg-overlap", BatchSize: batch})
+	startOn(t, ne, serialStore{postgis.NewStore(serialPool)}, Config{Durable: "agg-serial", BatchSize: batch})
+	waitRows(t, overlapPool, "air_observation", len(msgs))
+	waitRows(t, serialPool, "air_observation", len(msgs))
+
+	dump := func(pool *pgxpool.Pool, q string) []string {
+		t.Helper()
+		rs, err := pool.Query(context.Background(), q)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer rs.Close()
+		var out []string
+		for rs.Next() {
+			var s string
+			if err := rs.Scan(&s); err != nil {
+				t.Fatal(err)
+			}
+			out = append(out, s)
+		}
+		if err := rs.Err(); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	for _, q := range []string{
+		`SELECT concat_ws('|', event_id, observed_at, station_id, pm25, aqi, aqi_band, aqi_dominant) FROM air_observation ORDER BY event_id`,
+		`SELECT concat_ws('|', id, last_event_id, last_observed_at, last_values::text) FROM sensor WHERE kind = 'air' ORDER BY id`,
+	} {
+		got, want := dump(overlapPool, q), dump(serialPool, q)
+		if !slices.Equal(got, want) {
+			for i := range min(len(got), len(want)) {
+				if got[i] != want[i] {
+					t.Errorf("overlapped: %s\nserial:     %s", got[i], want[i])
+				}
+			}
+			t.Fatalf("%s: %d lines differ (of %d and %d)", q, countDiff(got, want), len(got), len(want))
+		}
+	}
+	if n := dump(overlapPool, `SELECT count(*)::text FROM air_observation WHERE aqi IS NOT NULL`); n[0] == "0" {
+		t.Fatal("no row has a VN_AQI; the test compares nothing")
+	}
+	if n := testutil.ToFloat64(overlapping.svc.m.overlapped); n == 0 {
+		t.Fatal("no batch was started beside the batch before; the test compares nothing")
+	}
+}
+
+// countDiff counts the lines of a and b that differ, position by position.
+func countDiff(a, b []string) int {
+	n := max(len(a), len(b)) - min(len(a), len(b))
+	for i := range min(len(a), len(b)) {
+		if a[i] != b[i] {
+			n++
+		}
+	}
+	return n
+}
