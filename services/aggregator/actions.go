@@ -191,12 +191,32 @@ func (a *Actions) consume(ctx context.Context, cons jetstream.Consumer) error {
 		case err == nil:
 			a.handle(ctx, m)
 		case ctx.Err() != nil:
+			a.nakHeld(it)
 			return nil
 		case errors.Is(err, jetstream.ErrNoHeartbeat):
 			// nats.go pulls again at the next Next; the subscription goes on.
 			a.log.Warn("actions: a pull's heartbeat was missed", "err", err)
 		default:
 			return err
+		}
+	}
+}
+
+// nakHeld, once ctx is done, naks the actions the subscription pulled and
+// did not hand over yet, so that the next consumer gets them at once, not
+// after AckWait: Drain unsubscribes and leaves them to Next, which it waits
+// on for stopWait at most (a server out of reach).
+func (a *Actions) nakHeld(it jetstream.MessagesContext) {
+	it.Drain()
+	ctx, cancel := context.WithTimeout(context.Background(), stopWait)
+	defer cancel()
+	for {
+		m, err := it.Next(jetstream.NextContext(ctx))
+		if err != nil {
+			return // jetstream.ErrMsgIteratorClosed once all were handed over
+		}
+		if err := m.Nak(); err != nil {
+			a.log.Warn("naking an action at the stop failed", "subject", m.Subject(), "err", err)
 		}
 	}
 }
@@ -223,6 +243,11 @@ func (a *Actions) handle(ctx context.Context, m jetstream.Msg) {
 	states, applied, err := a.Apply(ctx, act)
 	if err != nil {
 		if ctx.Err() != nil {
+			// Stopping: its transaction did not commit, or a redelivery
+			// finds it done. Either way the next consumer may have it now.
+			if err := m.Nak(); err != nil {
+				a.log.Warn("naking action failed", "action", act.GetId(), "err", err)
+			}
 			return
 		}
 		if md, merr := m.Metadata(); merr == nil && md.NumDelivered >= uint64(a.cfg.MaxAttempts) {

@@ -347,3 +347,70 @@ func TestDeletedActionsConsumerComesBack(t *testing.T) {
 	send("after")
 	testkit.Eventually(t, 30*time.Second, "the action sent after the deletion applied", applied("after"))
 }
+
+// TestActionsStopNaksWhatItHolds: an actions consumer stopped while it
+// handles one action and holds the next ones pulled gives them all back
+// (naks): a second consumer of the same durable applies every action well
+// within AckWait, which the held ones would otherwise wait.
+func TestActionsStopNaksWhatItHolds(t *testing.T) {
+	ne, pool := testNATS(t), testDB(t)
+	const n, ackWait = 10, 2 * time.Minute
+	bg := context.Background()
+	for i := range n {
+		id := fmt.Sprintf("held-%d", i)
+		body, _ := proto.Marshal(&iocv1.Action{Id: id, Type: "test.ok", Actor: "op", Province: "01", TargetKind: "x", Target: id, At: timestamppb.Now()})
+		if _, err := ne.JS.Publish(bg, subjects.Action("01", "x", id), body); err != nil {
+			t.Fatal(err)
+		}
+	}
+	run := func(block bool) (stop func()) {
+		t.Helper()
+		acts, err := NewActions(ActionsConfig{Durable: "acts-held", AckWait: ackWait, RetryDelay: 50 * time.Millisecond}, ne.JS, pool, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		held := make(chan struct{})
+		var once sync.Once
+		acts.RegisterAction("test.ok", func(ctx context.Context, tx pgx.Tx, a *iocv1.Action) ([]*iocv1.EntityState, error) {
+			if !block {
+				return nil, nil
+			}
+			once.Do(func() { close(held) })
+			<-ctx.Done() // the first action is in hand when the consumer stops
+			return nil, ctx.Err()
+		})
+		ctx, cancel := context.WithCancel(bg)
+		done := make(chan error, 1)
+		go func() { done <- acts.Run(ctx) }()
+		stop = sync.OnceFunc(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("Run: %v", err)
+			}
+		})
+		t.Cleanup(stop)
+		if block {
+			select {
+			case <-held:
+			case <-time.After(30 * time.Second):
+				t.Fatal("the first consumer got no action")
+			}
+		}
+		return stop
+	}
+	run(true)()
+	var applied int
+	if err := pool.QueryRow(bg, `SELECT count(*) FROM action_done WHERE result = 'applied'`).Scan(&applied); err != nil {
+		t.Fatal(err)
+	}
+	if applied != 0 {
+		t.Fatalf("%d actions applied by the consumer that held them; want 0", applied)
+	}
+	run(false)
+	testkit.Eventually(t, 20*time.Second, fmt.Sprintf("all %d actions applied by the second consumer (AckWait is %v)", n, ackWait), func() (bool, string) {
+		if err := pool.QueryRow(bg, `SELECT count(*) FROM action_done WHERE result = 'applied'`).Scan(&applied); err != nil {
+			return false, err.Error()
+		}
+		return applied == n, fmt.Sprintf("%d applied", applied)
+	})
+}
