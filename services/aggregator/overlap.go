@@ -70,11 +70,10 @@ func (s *Service) committer(ctx context.Context, prepared <-chan *pending, out c
 		if prev != nil && !s.ready(p) {
 			finishPrev()
 		}
-		for _, k := range kinds {
-			if k.settle != nil && len(p.items[k]) > 0 {
-				k.settle(ctx, s, p, p.start)
-			}
-		}
+		// Ready beside a batch in flight: p's settle waits for nothing,
+		// unless that batch's commit changes the book (below).
+		beside := prev != nil
+		s.settle(ctx, p)
 		s.withActivity(p)
 		cur := &inflight{p: p}
 		if store != nil && ctx.Err() == nil && (prev != nil || len(prepared) > 0) {
@@ -91,13 +90,32 @@ func (s *Service) committer(ctx context.Context, prepared <-chan *pending, out c
 			}
 			s.finish(ctx, f, cur, out)
 		}
+		if beside && !s.ready(p) {
+			// The batch before's commit changed what p was rated with (a
+			// sweep of the stations' book): p is rated again, and written
+			// after it.
+			if cur.st != nil {
+				cur.st.Abort(ctx)
+				cur.st = nil
+			}
+			s.settle(ctx, p)
+		}
 		if cur.st == nil {
 			res, err := s.db.WriteBatch(ctx, p.batch)
-			s.written(ctx, p, res, err, true, out)
+			s.written(ctx, p, res, err, true, out, nil)
 			s.release(p)
 			continue
 		}
 		prev = cur
+	}
+}
+
+// settle runs the kinds' settle on p.
+func (s *Service) settle(ctx context.Context, p *pending) {
+	for _, k := range kinds {
+		if k.settle != nil && len(p.items[k]) > 0 {
+			k.settle(ctx, s, p, p.start)
+		}
 	}
 }
 
@@ -127,6 +145,6 @@ func (s *Service) finish(ctx context.Context, f *inflight, next *inflight, out c
 	if err != nil {
 		stop()
 	}
-	s.written(ctx, f.p, res, err, true, out)
+	s.written(ctx, f.p, res, err, true, out, stop)
 	s.release(f.p)
 }

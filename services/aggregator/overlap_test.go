@@ -2,8 +2,10 @@ package aggregator
 
 import (
 	"context"
+	"fmt"
 	"math/rand/v2"
 	"slices"
+	"sync"
 	"testing"
 	"time"
 
@@ -12,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/iochub/iochub/internal/subjects"
+	"github.com/iochub/iochub/internal/testkit"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 )
 
@@ -100,4 +103,55 @@ func countDiff(a, b []string) int {
 		}
 	}
 	return n
+}
+
+// TestOverlapNoTransactionWhileStalled: when the committer must wait to hand
+// a committed batch on (the publisher held, as by a slow STATE), it first
+// gives up the batch started beside it, so no transaction stays open (and
+// idle) for as long as it waits: an open one would hold up a partition's
+// creation or drop, and with it every writer of the table.
+func TestOverlapNoTransactionWhileStalled(t *testing.T) {
+	ne, pool := testNATS(t), testDB(t)
+	const batch = 5
+	var msgs []*nats.Msg
+	for i := range 20 * batch {
+		// Each batch's stations apart from the one before's: every batch may
+		// be started beside it.
+		st := (i / batch % 2) * batch
+		msgs = append(msgs, feedMsg(t, subjects.KindAir, airEvent(t, st+i%batch, t0.Add(time.Duration(i)*time.Minute), 30), ""))
+	}
+	publish(t, ne.JS, msgs...)
+	held, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	cfg := Config{Durable: "agg-stalled", BatchSize: batch}
+	cfg.afterCommit = func() {
+		once.Do(func() { close(held) })
+		<-release
+	}
+	r := startOn(t, ne, postgis.NewStore(pool), cfg)
+	t.Cleanup(func() {
+		select {
+		case <-release:
+		default:
+			close(release)
+		}
+		r.stop(t)
+	})
+	<-held
+	// The publisher holds the first batch; the committer commits one more
+	// (the hand-off holds one) and then waits. Until then its rows grow.
+	last := -1
+	testkit.Eventually(t, 30*time.Second, "the committer stalled with no transaction open", func() (bool, string) {
+		n := rows(t, pool, "air_observation")
+		var open int
+		if err := pool.QueryRow(context.Background(), `SELECT count(*) FROM pg_stat_activity
+			WHERE datname = current_database() AND state LIKE 'idle in transaction%'`).Scan(&open); err != nil {
+			return false, err.Error()
+		}
+		stalled := n == last && n >= 2*batch
+		last = n
+		return stalled && open == 0, fmt.Sprintf("%d rows, %d transactions idle", n, open)
+	})
+	close(release)
+	waitRows(t, pool, "air_observation", len(msgs))
 }

@@ -220,7 +220,7 @@ func (s *Service) nak(msgs []jetstream.Msg) {
 func (s *Service) commit(ctx context.Context, p *pending, split bool, out chan<- *committedBatch) {
 	s.withActivity(p)
 	res, err := s.db.WriteBatch(ctx, p.batch)
-	s.written(ctx, p, res, err, split, out)
+	s.written(ctx, p, res, err, split, out, nil)
 }
 
 // withActivity sets what p's transaction records of its sources' activity,
@@ -231,8 +231,10 @@ func (s *Service) withActivity(p *pending) {
 }
 
 // written hands p, committed (err nil), to out, or deals with its failure
-// (commit).
-func (s *Service) written(ctx context.Context, p *pending, res postgis.Result, err error, split bool, out chan<- *committedBatch) {
+// (commit). When out has no room, beforeWait, if set, runs before the wait
+// for it (the committer gives up a batch started beside p: its transaction
+// would stay open the while).
+func (s *Service) written(ctx context.Context, p *pending, res postgis.Result, err error, split bool, out chan<- *committedBatch, beforeWait func()) {
 	if err != nil {
 		if ctx.Err() != nil {
 			s.nak(p.msgs) // shutting down: redelivered at once (and deduplicated if it did commit)
@@ -275,8 +277,17 @@ func (s *Service) written(ctx context.Context, p *pending, res postgis.Result, e
 			k.committed(s, p, res, now)
 		}
 	}
+	cb := &committedBatch{p: p, res: res}
+	if beforeWait != nil {
+		select {
+		case out <- cb:
+			return
+		default:
+			beforeWait()
+		}
+	}
 	select {
-	case out <- &committedBatch{p: p, res: res}:
+	case out <- cb:
 	case <-ctx.Done(): // committed but not acked: the redelivery republishes the state
 	}
 }

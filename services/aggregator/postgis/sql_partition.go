@@ -6,6 +6,11 @@ package postgis
 // until the transaction ends.
 const sqlSetStatementTimeoutFenced = `SELECT set_config('statement_timeout', $1, true), iochub_partition_fence($2, $3)`
 
+// sqlPartitionFence checks that partition $1 is still held at epoch $2,
+// keeping its row share-locked until the transaction ends (a batch started
+// beside the batch before checks it when it is finished: store_overlap.go).
+const sqlPartitionFence = `SELECT iochub_partition_fence($1, $2)`
+
 // sqlSetLockTimeout bounds the wait for a lock by $1 until the transaction ends.
 const sqlSetLockTimeout = `SELECT set_config('lock_timeout', $1, true)`
 

@@ -39,10 +39,14 @@ type Started struct {
 // (see Started), or returns nil when b is not written directly or needs a
 // partition not made yet: the caller then writes it with WriteBatch once
 // the batch before is done. The transaction is begun and the rows copied in
-// a goroutine, on ctx; Finish or Abort must follow. The COPY starts once
-// after's has ended: two COPYs at once could each wait on a row the other
-// copied, and the batch before would then wait for this one's commit,
-// which waits for its own.
+// a goroutine, on ctx; Finish or Abort must follow.
+//
+// It takes its connection only once after's COPY has ended, so after has
+// its own by then: a batch holding a connection while the batch before
+// waits for one would wait for it forever on a pool with none to spare.
+// Nor do two COPYs run at once: each could wait on a row the other copied,
+// and the batch before would then wait for this one's commit, which waits
+// for its own.
 func (s *Store) StartBatch(ctx context.Context, b Batch, after *Started) *Started {
 	if b.Len() == 0 || !directOnly(b) || len(s.parts.missing(b)) > 0 {
 		return nil
@@ -55,9 +59,18 @@ func (s *Store) StartBatch(ctx context.Context, b Batch, after *Started) *Starte
 	return st
 }
 
-// begin begins st's transaction (the statement timeout, the partition's
-// fence) and copies its rows once after's COPY has ended.
+// begin, once after's COPY has ended, begins st's transaction (with the
+// statement timeout) and copies its rows. The partition's fence is checked
+// by Finish: its share lock, taken here, would leave a new holder's
+// AcquirePartition no moment between the batches' transactions.
 func (st *Started) begin(ctx context.Context, after *Started) error {
+	if after != nil {
+		select {
+		case <-after.done:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
 	c, err := st.s.pool.Acquire(ctx)
 	if err != nil {
 		return timedOut(ctx, fmt.Errorf("beginning transaction: %w", err))
@@ -65,17 +78,9 @@ func (st *Started) begin(ctx context.Context, after *Started) error {
 	st.conn, st.open = c, true
 	var pb pgx.Batch
 	pb.Queue("BEGIN")
-	q, args := st.s.beginStatement(ctx)
-	pb.Queue(q, args...)
+	pb.Queue(sqlSetStatementTimeout, st.s.timeout)
 	if err := c.Conn().SendBatch(ctx, &pb).Close(); err != nil {
-		return fenced(timedOut(ctx, fmt.Errorf("beginning transaction: %w", err)))
-	}
-	if after != nil {
-		select {
-		case <-after.done:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
+		return timedOut(ctx, fmt.Errorf("beginning transaction: %w", err))
 	}
 	return timedOut(ctx, st.s.copyDirect(ctx, c.Conn(), st.b))
 }
@@ -118,12 +123,16 @@ func (st *Started) Finish(ctx context.Context, stop func()) (Result, error) {
 		err = timedOut(ctx, st.apply(ctx, w))
 	}
 	st.end(ctx)
+	copyTimedOut := st.err != nil && errors.Is(st.err, ErrStatementTimeout)
 	err = s.settleOptimistic(w.in, err)
 	switch {
 	case err == nil:
 		s.allNew.Add(1)
 		return w.res, nil
-	case errors.Is(err, errNotAllNew) && ctx.Err() == nil:
+	case (errors.Is(err, errNotAllNew) || copyTimedOut) && ctx.Err() == nil:
+		// A COPY that ran out of time may have waited on a row of the
+		// batch before, which it repeats: not this batch's own cost. The
+		// exact way tells (and times out in its turn if it is).
 		stop()
 		s.rewritten.Add(1)
 		res, err := s.writeExact(ctx, b)
@@ -144,11 +153,14 @@ func (st *Started) Finish(ctx context.Context, stop func()) (Result, error) {
 // roll-ups and commits.
 func (st *Started) apply(ctx context.Context, w *directWrite) error {
 	conn := st.conn.Conn()
-	if w.on {
-		var pb pgx.Batch
-		w.queueReads(&pb)
+	var pb pgx.Batch
+	if f, ok := FenceOf(ctx); ok {
+		pb.Queue(sqlPartitionFence, f.Partition, f.Epoch)
+	}
+	w.queueReads(&pb)
+	if pb.Len() > 0 {
 		if err := conn.SendBatch(ctx, &pb).Close(); err != nil {
-			return fmt.Errorf("reading the roll-ups' units and members: %w", err)
+			return fenced(fmt.Errorf("checking the partition's fence, reading the roll-ups' units and members: %w", err))
 		}
 	}
 	if err := w.build(ctx); err != nil {

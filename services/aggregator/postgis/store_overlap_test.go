@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5/pgxpool"
 
+	"github.com/iochub/iochub/internal/testenv"
 	"github.com/iochub/iochub/internal/testkit/rollupcheck"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 )
@@ -255,5 +256,44 @@ func TestStartedRollupInvariant(t *testing.T) {
 	}
 	if _, rewritten := s.WrittenAllNew(); rewritten == 0 {
 		t.Fatal("no batch was written again the exact way; the test lost its redeliveries")
+	}
+}
+
+// TestStartedOnOneConnection: on a pool of one connection, a batch started
+// beside the batch before waits for that batch's connection to come back
+// before it takes one, rather than take it first and wait for the batch
+// before, which would then wait for it: twenty rounds of two batches all
+// finish.
+func TestStartedOnOneConnection(t *testing.T) {
+	pool := testenv.PostGIS(t).Pool
+	cfg := pool.Config().Copy()
+	cfg.MaxConns = 1
+	bg := context.Background()
+	one, err := pgxpool.NewWithConfig(bg, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer one.Close()
+	s := postgis.NewStore(one)
+	if _, err := s.WriteBatch(bg, postgis.Batch{Air: overlapRows(0, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(bg, 20*time.Second)
+	defer cancel()
+	for round := range 20 {
+		from := 1 + round*20
+		a := s.StartBatch(ctx, postgis.Batch{Air: overlapRows(from, 10)}, nil)
+		b := s.StartBatch(ctx, postgis.Batch{Air: overlapRows(from+10, 10)}, a)
+		if a == nil || b == nil {
+			t.Fatal("a batch of air rows in known partitions was not started")
+		}
+		ra, errA := a.Finish(ctx, func() { b.Abort(ctx) })
+		rb, errB := b.Finish(ctx, func() {})
+		if errA != nil || errB != nil {
+			t.Fatalf("round %d: %v, %v", round, errA, errB)
+		}
+		if ra.Air.New != 10 || rb.Air.New != 10 {
+			t.Fatalf("round %d: %d and %d new; want 10 and 10", round, ra.Air.New, rb.Air.New)
+		}
 	}
 }
