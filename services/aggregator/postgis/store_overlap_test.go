@@ -2,6 +2,7 @@ package postgis_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -295,5 +296,38 @@ func TestStartedOnOneConnection(t *testing.T) {
 		if ra.Air.New != 10 || rb.Air.New != 10 {
 			t.Fatalf("round %d: %d and %d new; want 10 and 10", round, ra.Air.New, rb.Air.New)
 		}
+	}
+}
+
+// TestStartedFenced: a batch started under a partition's fence and finished
+// after another holder took the partition fails with ErrFenced and stores
+// nothing; the takeover did not wait for the started batch (its fence is
+// checked when it is finished, so a started batch holds no lock the
+// takeover waits on).
+func TestStartedFenced(t *testing.T) {
+	pool := testenv.PostGIS(t).Pool
+	s := postgis.NewStore(pool)
+	ctx := context.Background()
+	old, err := s.AcquirePartition(ctx, "01", "a", time.Second)
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldCtx := postgis.WithFence(ctx, postgis.Fence{Partition: "01", Epoch: old})
+	if _, err := s.WriteBatch(oldCtx, postgis.Batch{Air: overlapRows(0, 1)}); err != nil {
+		t.Fatalf("the holder's batch: %v", err)
+	}
+	st := s.StartBatch(oldCtx, postgis.Batch{Air: overlapRows(1, 10)}, nil)
+	if st == nil {
+		t.Fatal("a batch of air rows in known partitions was not started")
+	}
+	defer st.Abort(ctx)
+	if _, err := s.AcquirePartition(ctx, "01", "b", 2*time.Second); err != nil {
+		t.Fatalf("taking the partition while a batch of the old holder is started: %v", err)
+	}
+	if _, err := st.Finish(oldCtx, func() {}); !errors.Is(err, postgis.ErrFenced) {
+		t.Fatalf("the started batch of the stale holder: %v; want ErrFenced", err)
+	}
+	if n := count(t, pool, "SELECT count(*) FROM air_observation"); n != 1 {
+		t.Fatalf("air_observation rows = %d; want 1", n)
 	}
 }
