@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus/testutil"
@@ -58,16 +59,8 @@ func TestOverlapAsInOrder(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		defer rs.Close()
-		var out []string
-		for rs.Next() {
-			var s string
-			if err := rs.Scan(&s); err != nil {
-				t.Fatal(err)
-			}
-			out = append(out, s)
-		}
-		if err := rs.Err(); err != nil {
+		out, err := pgx.CollectRows(rs, pgx.RowTo[string])
+		if err != nil {
 			t.Fatal(err)
 		}
 		return out
