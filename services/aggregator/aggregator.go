@@ -106,6 +106,9 @@ type Config struct {
 	// beforeAck, when set (tests), runs in the acker right before it waits
 	// for a batch's publishes.
 	beforeAck func()
+	// beforeWrite, when set (tests), runs in the committer as it takes a
+	// batch, before it settles and writes it.
+	beforeWrite func()
 }
 
 // withDefaults returns c with zero fields set to their defaults (the one

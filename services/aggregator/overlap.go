@@ -67,6 +67,9 @@ func (s *Service) committer(ctx context.Context, prepared <-chan *pending, out c
 		if !ok {
 			return
 		}
+		if s.cfg.beforeWrite != nil {
+			s.cfg.beforeWrite()
+		}
 		if prev != nil && !s.ready(p) {
 			finishPrev()
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/iochub/iochub/internal/subjects"
+	"github.com/iochub/iochub/internal/testenv"
 	"github.com/iochub/iochub/internal/testkit"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 )
@@ -38,17 +39,31 @@ func TestOverlapAsInOrder(t *testing.T) {
 	const batch, blocks = 6, 40
 	var msgs []*nats.Msg
 	hour := map[int]int{}
-	for range blocks {
+	for b := range blocks {
 		group := rng.IntN(2) * 3 // stations 0-2 or 3-5: the same as the block before, or not
 		for i := range batch {
 			st := group + i%3
+			if b < blocks/2 {
+				// The first half cycles through 18 stations: any two
+				// batches in a row (at most 12 rows in a row, however the
+				// reader cuts them) have none in common, so they are
+				// started beside each other. The second half has batches
+				// of the stations of the batch before.
+				st = 6 + (b*batch+i)%18
+			}
 			at := t0.Add(time.Duration(hour[st])*time.Hour + 5*time.Minute) // each row of a station an hour after its last
 			hour[st]++
 			msgs = append(msgs, feedMsg(t, subjects.KindAir, airEvent(t, st, at, float64(10+rng.IntN(150))), ""))
 		}
 	}
 	publish(t, ne.JS, msgs...)
-	overlapping := startOn(t, ne, postgis.NewStore(overlapPool), Config{Durable: "agg-overlap", BatchSize: batch})
+	// The overlapping aggregator's committer waits, at its first batch, for
+	// the stages before it to fill (the consumer's deliveries not acked:
+	// four batches' worth), so that it finds the next batch waiting, as
+	// under a backlog, however slow the reader runs here (-race).
+	cfg := Config{Durable: "agg-overlap", BatchSize: batch}
+	cfg.beforeWrite = waitFilled(t, ne, cfg.Durable, 4*batch)
+	overlapping := startOn(t, ne, postgis.NewStore(overlapPool), cfg)
 	startOn(t, ne, serialStore{postgis.NewStore(serialPool)}, Config{Durable: "agg-serial", BatchSize: batch})
 	waitRows(t, overlapPool, "air_observation", len(msgs))
 	waitRows(t, serialPool, "air_observation", len(msgs))
@@ -87,6 +102,34 @@ func TestOverlapAsInOrder(t *testing.T) {
 	}
 }
 
+// waitFilled returns a beforeWrite hook that waits, at the committer's
+// first batch, until durable has n deliveries not acked: the stages before
+// the committer are full, so that it finds the next batch waiting, as under
+// a backlog, however slow the reader runs (-race).
+func waitFilled(t *testing.T, ne *testenv.NATSEnv, durable string, n int) func() {
+	var once sync.Once
+	return func() {
+		// In the committer's goroutine: t.Errorf, not t.Fatal.
+		once.Do(func() {
+			deadline := time.Now().Add(30 * time.Second)
+			for {
+				c, err := ne.JS.Consumer(context.Background(), subjects.StreamFeeds, durable)
+				if err == nil {
+					info, err := c.Info(context.Background())
+					if err == nil && info.NumAckPending >= n {
+						return
+					}
+				}
+				if time.Now().After(deadline) {
+					t.Errorf("the pipeline did not fill to %d deliveries not acked within 30 s", n)
+					return
+				}
+				time.Sleep(5 * time.Millisecond) // polling the consumer's state, as waitAcked does
+			}
+		})
+	}
+}
+
 // countDiff counts the lines of a and b that differ, position by position.
 func countDiff(a, b []string) int {
 	n := max(len(a), len(b)) - min(len(a), len(b))
@@ -108,15 +151,16 @@ func TestOverlapNoTransactionWhileStalled(t *testing.T) {
 	const batch = 5
 	var msgs []*nats.Msg
 	for i := range 20 * batch {
-		// Each batch's stations apart from the one before's: every batch may
-		// be started beside it.
-		st := (i / batch % 2) * batch
-		msgs = append(msgs, feedMsg(t, subjects.KindAir, airEvent(t, st+i%batch, t0.Add(time.Duration(i)*time.Minute), 30), ""))
+		// Fifteen stations in turn: no two batches in a row have one in
+		// common, however the reader cuts them, so every batch may be
+		// started beside the one before.
+		msgs = append(msgs, feedMsg(t, subjects.KindAir, airEvent(t, i%(3*batch), t0.Add(time.Duration(i)*time.Minute), 30), ""))
 	}
 	publish(t, ne.JS, msgs...)
 	held, release := make(chan struct{}), make(chan struct{})
 	var once sync.Once
 	cfg := Config{Durable: "agg-stalled", BatchSize: batch}
+	cfg.beforeWrite = waitFilled(t, ne, cfg.Durable, 4*batch)
 	cfg.afterCommit = func() {
 		once.Do(func() { close(held) })
 		<-release
@@ -145,6 +189,9 @@ func TestOverlapNoTransactionWhileStalled(t *testing.T) {
 		last = n
 		return stalled && open == 0, fmt.Sprintf("%d rows, %d transactions idle", n, open)
 	})
+	if n := testutil.ToFloat64(r.svc.m.overlapped); n == 0 {
+		t.Fatal("no batch was started beside the batch before; the test shows nothing")
+	}
 	close(release)
 	waitRows(t, pool, "air_observation", len(msgs))
 }
