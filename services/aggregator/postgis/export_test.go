@@ -83,3 +83,13 @@ func (s *Store) RollupContextCachedIn(ctx context.Context, tx pgx.Tx, rs []Rollu
 func RollupContextIn(ctx context.Context, tx pgx.Tx, rs []Rollup) error {
 	return rollupContext(ctx, tx, rs)
 }
+
+// CopyEnded reports whether st's BEGIN and COPY ended.
+func (st *Started) CopyEnded() bool {
+	select {
+	case <-st.done:
+		return true
+	default:
+		return false
+	}
+}

@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5/pgxpool"
 
 	"github.com/iochub/iochub/internal/testenv"
+	"github.com/iochub/iochub/internal/testkit"
 	"github.com/iochub/iochub/internal/testkit/rollupcheck"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 )
@@ -329,5 +330,40 @@ func TestStartedFenced(t *testing.T) {
 	}
 	if n := count(t, pool, "SELECT count(*) FROM air_observation"); n != 1 {
 		t.Fatalf("air_observation rows = %d; want 1", n)
+	}
+}
+
+// TestStartedCopyTimedOutWaiting: a started batch whose COPY ran out of
+// time waiting on a row of the batch before (held open here past the
+// statement timeout) is written again the exact way once that batch
+// committed, the repeated row a duplicate, not failed as too costly.
+func TestStartedCopyTimedOutWaiting(t *testing.T) {
+	pool, s := storeOn(t, postgis.StoreConfig{StatementTimeout: 300 * time.Millisecond})
+	ctx := context.Background()
+	if _, err := s.WriteBatch(ctx, postgis.Batch{Air: overlapRows(0, 1)}); err != nil {
+		t.Fatal(err)
+	}
+	a := s.StartBatch(ctx, postgis.Batch{Air: overlapRows(1, 5)}, nil)
+	b := s.StartBatch(ctx, postgis.Batch{Air: overlapRows(5, 5)}, a) // row 5 is a's too
+	if a == nil || b == nil {
+		t.Fatal("a batch of air rows in known partitions was not started")
+	}
+	defer b.Abort(ctx)
+	// b's COPY waits on a's row 5 until the statement timeout ends it.
+	testkit.Eventually(t, 30*time.Second, "b's COPY ended", func() (bool, string) {
+		return b.CopyEnded(), "copying"
+	})
+	if _, err := a.Finish(ctx, func() {}); err != nil {
+		t.Fatalf("a: %v", err)
+	}
+	rb, err := b.Finish(ctx, func() {})
+	if err != nil {
+		t.Fatalf("b: %v", err)
+	}
+	if rb.Air.New != 4 || rb.Air.Duplicates != 1 {
+		t.Fatalf("b: %d new, %d duplicates; want 4 and 1", rb.Air.New, rb.Air.Duplicates)
+	}
+	if n := count(t, pool, `SELECT count(*) FROM air_observation`); n != 10 {
+		t.Fatalf("%d rows stored; want 10", n)
 	}
 }
