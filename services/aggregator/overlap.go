@@ -104,8 +104,7 @@ func (s *Service) committer(ctx context.Context, prepared <-chan *pending, out c
 			s.settle(ctx, p)
 		}
 		if cur.st == nil {
-			res, err := s.db.WriteBatch(ctx, p.batch)
-			s.written(ctx, p, res, err, true, out, nil)
+			s.commit(ctx, p, true, out)
 			s.release(p)
 			continue
 		}

@@ -391,10 +391,17 @@ func timedOut(ctx context.Context, err error) error {
 // server finds one missing (another store's retention dropped it), the
 // store forgets the batch's, makes them again and writes the batch once more.
 func (s *Store) WriteBatch(ctx context.Context, b Batch) (Result, error) {
-	res, err := s.writeBatch(ctx, b)
+	return s.partitionRetry(ctx, b, s.writeBatch)
+}
+
+// partitionRetry runs write, and once more when the server found a
+// partition of b missing (another store's retention dropped it): the store
+// forgets b's partitions first, and write makes them again.
+func (s *Store) partitionRetry(ctx context.Context, b Batch, write func(context.Context, Batch) (Result, error)) (Result, error) {
+	res, err := write(ctx, b)
 	if err != nil && noPartition(err) && ctx.Err() == nil {
 		s.parts.forgetBatch(b)
-		res, err = s.writeBatch(ctx, b)
+		res, err = write(ctx, b)
 	}
 	return res, err
 }
@@ -421,8 +428,18 @@ func (s *Store) writeBatch(ctx context.Context, b Batch) (Result, error) {
 			s.allNew.Add(1)
 			return res, nil
 		}
-		s.rewritten.Add(1)
+		return s.writeAgain(ctx, b)
 	}
+	return s.writeExact(ctx, b)
+}
+
+// writeAgain writes b the exact way after a way that assumed every row new
+// found one that was not (counted as rewritten).
+func (s *Store) writeAgain(ctx context.Context, b Batch) (Result, error) {
+	if err := s.ensurePartitions(ctx, b); err != nil {
+		return Result{}, err
+	}
+	s.rewritten.Add(1)
 	return s.writeExact(ctx, b)
 }
 

@@ -134,13 +134,7 @@ func (st *Started) Finish(ctx context.Context, stop func()) (Result, error) {
 		// batch before, which it repeats: not this batch's own cost. The
 		// exact way tells (and times out in its turn if it is).
 		stop()
-		s.rewritten.Add(1)
-		res, err := s.writeExact(ctx, b)
-		if err != nil && noPartition(err) && ctx.Err() == nil {
-			s.parts.forgetBatch(b)
-			return s.WriteBatch(ctx, b)
-		}
-		return res, err
+		return s.partitionRetry(ctx, b, s.writeAgain)
 	case noPartition(err) && ctx.Err() == nil:
 		stop()
 		s.parts.forgetBatch(b)

@@ -33,11 +33,12 @@ func overlapRows(from, n int) []postgis.AirRow {
 // overlapped writes bs with s as the aggregator's committer does under a
 // backlog: each batch started (StartBatch) before the one before is
 // finished; a batch StartBatch declines is written with WriteBatch after
-// the one before. It returns each batch's result.
-func overlapped(t *testing.T, s *postgis.Store, bs []postgis.Batch) []postgis.Result {
-	t.Helper()
+// the one before. It returns each batch's result and how many were started.
+func overlapped(tb testing.TB, s *postgis.Store, bs []postgis.Batch) ([]postgis.Result, int) {
+	tb.Helper()
 	ctx := context.Background()
 	out := make([]postgis.Result, len(bs))
+	started := 0
 	prev, prevAt := (*postgis.Started)(nil), -1
 	finish := func(next **postgis.Started) {
 		if prev == nil {
@@ -53,17 +54,20 @@ func overlapped(t *testing.T, s *postgis.Store, bs []postgis.Batch) []postgis.Re
 			if next != nil && *next != nil {
 				(*next).Abort(ctx) // else the pool's close would wait for its connection
 			}
-			t.Fatalf("batch %d: Finish: %v", prevAt, err)
+			tb.Fatalf("batch %d: Finish: %v", prevAt, err)
 		}
 		out[prevAt], prev = res, nil
 	}
 	for i, b := range bs {
 		st := s.StartBatch(ctx, b, prev)
+		if st != nil {
+			started++
+		}
 		finish(&st)
 		if st == nil {
 			res, err := s.WriteBatch(ctx, b)
 			if err != nil {
-				t.Fatalf("batch %d: WriteBatch: %v", i, err)
+				tb.Fatalf("batch %d: WriteBatch: %v", i, err)
 			}
 			out[i] = res
 			continue
@@ -71,7 +75,7 @@ func overlapped(t *testing.T, s *postgis.Store, bs []postgis.Batch) []postgis.Re
 		prev, prevAt = st, i
 	}
 	finish(nil)
-	return out
+	return out, started
 }
 
 // TestStartedAsWriteBatch: batches written two at a time (StartBatch while
@@ -109,7 +113,7 @@ func TestStartedAsWriteBatch(t *testing.T) {
 			if _, err := serial.WriteBatch(context.Background(), postgis.Batch{Air: overlapRows(1000, 1)}); err != nil {
 				t.Fatal(err)
 			}
-			got := overlapped(t, s, bs)
+			got, _ := overlapped(t, s, bs)
 			for i, b := range bs {
 				want, err := serial.WriteBatch(context.Background(), b)
 				if err != nil {

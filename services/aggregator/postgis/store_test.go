@@ -429,7 +429,13 @@ func BenchmarkWriteBatch(b *testing.B) {
 		for i := 0; i < b.N; i += turn {
 			k := min(turn, b.N-i)
 			start := time.Now()
-			writeOverlapped(b, s, base+i, k)
+			bs := make([]postgis.Batch, k)
+			for j := range bs {
+				bs[j] = postgis.Batch{Air: benchRows(base+i+j, n)}
+			}
+			if _, started := overlapped(b, s, bs); started != k {
+				b.Fatalf("%d of %d batches of air rows in known partitions started", started, k)
+			}
 			storeT += time.Since(start)
 			start = time.Now()
 			for j := range k {
@@ -509,34 +515,6 @@ func rawCopy(b *testing.B, pool *pgxpool.Pool, it int) {
 	if err != nil {
 		b.Fatal(err)
 	}
-}
-
-// writeOverlapped writes the k batches of iterations from, from+1, … with
-// s, each started while the one before is finished, as the aggregator's
-// committer does under a backlog.
-func writeOverlapped(b *testing.B, s *postgis.Store, from, k int) {
-	b.Helper()
-	const n = 500
-	ctx := context.Background()
-	var prev *postgis.Started
-	finish := func() {
-		if prev != nil {
-			if _, err := prev.Finish(ctx, func() {}); err != nil {
-				b.Fatal(err)
-			}
-			prev = nil
-		}
-	}
-	for i := range k {
-		batch := postgis.Batch{Air: benchRows(from+i, n)}
-		st := s.StartBatch(ctx, batch, prev)
-		if st == nil {
-			b.Fatal("a batch of air rows in known partitions was not started")
-		}
-		finish()
-		prev = st
-	}
-	finish()
 }
 
 func capAlert(id, msgType string, sent time.Time, refs ...string) postgis.AlertRow {
