@@ -1,7 +1,9 @@
 package postgis
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"slices"
 
 	"github.com/jackc/pgx/v5"
@@ -92,4 +94,53 @@ func (st *Started) CopyEnded() bool {
 	default:
 		return false
 	}
+}
+
+// CopyAirAsPgx copies rows into table, which has air_observation's
+// columns, by pgx's CopyFrom with the values the store gave it before it
+// encoded its own COPY: the reference the binary encoder is held to.
+func CopyAirAsPgx(ctx context.Context, conn *pgx.Conn, table string, rows []AirRow) error {
+	_, err := conn.CopyFrom(ctx, pgx.Identifier{table}, airColumns, pgx.CopyFromSlice(len(rows), func(i int) ([]any, error) {
+		r := &rows[i]
+		return []any{
+			r.SourceID, r.EventID, r.ObservedAt, r.ReceivedAt, r.StationID, r.Province, r.UnitCode,
+			geomValue(r.Location), r.PM25, r.PM10, r.NO2, r.O3, r.CO, r.SO2, extraValue(r.Extra),
+			r.AQI.Value, aqiBand(r.AQI.Band), nullText(r.AQI.Dominant),
+		}, nil
+	}))
+	return err
+}
+
+// CopyAirBinary copies rows into table, which has air_observation's
+// columns, as a direct batch's COPY does.
+func CopyAirBinary(ctx context.Context, conn *pgx.Conn, table string, rows []AirRow) error {
+	enc, err := encodeDirect(Batch{Air: rows})
+	if err != nil {
+		return err
+	}
+	defer enc.release()
+	for j, k := range kindStores {
+		if enc[j] == nil {
+			continue
+		}
+		tag, err := conn.PgConn().CopyFrom(ctx, bytes.NewReader(enc[j].data()), copySQL(table, k.direct.columns))
+		if err != nil {
+			return err
+		}
+		if int(tag.RowsAffected()) != len(rows) {
+			return fmt.Errorf("copied %d rows of %d", tag.RowsAffected(), len(rows))
+		}
+	}
+	return nil
+}
+
+// AirCopy returns rows encoded as a direct batch's COPY into
+// air_observation encodes them, and that COPY's statement.
+func AirCopy(rows []AirRow) (data []byte, sql string, err error) {
+	enc, err := encodeDirect(Batch{Air: rows})
+	if err != nil {
+		return nil, "", err
+	}
+	defer enc.release()
+	return bytes.Clone(enc[0].data()), airDirect.copySQL, nil
 }

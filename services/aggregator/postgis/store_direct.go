@@ -1,6 +1,7 @@
 package postgis
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
 	"encoding/json"
@@ -24,8 +25,10 @@ import (
 type direct struct {
 	table   string
 	columns []string
-	// values are the column values of row i of the kind in b.
-	values func(b Batch, i int) []any
+	// copySQL is the binary COPY of columns into table.
+	copySQL string
+	// encode appends row i of the kind in b to c (one field per column).
+	encode func(c *copyRows, b Batch, i int) error
 	// queue queues the statements that follow the COPY (the entities'
 	// states), recording in res what they did when their results are read;
 	// an error when a value cannot be sent.
@@ -62,8 +65,13 @@ const sqlstateUniqueViolation = "23505"
 // stored, and it returns errNotAllNew for WriteBatch to write b the exact
 // way. With roll-ups off it is the same without the roll-ups.
 func (s *Store) writeDirect(ctx context.Context, b Batch) (Result, error) {
+	rows, err := encodeDirect(b)
+	if err != nil {
+		return Result{}, err
+	}
+	defer rows.release()
 	w := s.newDirectWrite(b)
-	err := s.directTx(ctx, w.queueReads, func(tx *pgx.Conn) error {
+	err = s.directTx(ctx, w.queueReads, func(tx *pgx.Conn) error {
 		// The states' statements and the roll-ups are made while the rows
 		// are copied: they need only b and (roll-ups) the tree and the
 		// member rows read before, which are optimistic (never locked nor
@@ -71,7 +79,7 @@ func (s *Store) writeDirect(ctx context.Context, b Batch) (Result, error) {
 		// use tx).
 		queued := make(chan error, 1)
 		go func() { queued <- w.build(ctx) }()
-		copyErr := s.copyDirect(ctx, tx, b)
+		copyErr := s.copyDirect(ctx, tx, b, rows)
 		if err := <-queued; copyErr != nil || err != nil {
 			return errors.Join(copyErr, err)
 		}
@@ -162,22 +170,55 @@ func (w *directWrite) apply(ctx context.Context, tx *pgx.Conn) error {
 	return nil
 }
 
-// copyDirect copies the rows of every kind of b straight into its table.
-func (s *Store) copyDirect(ctx context.Context, tx *pgx.Conn, b Batch) error {
-	for _, k := range kindStores {
+// directRows are a direct batch's rows encoded for their COPYs, one per
+// kind with rows (in kindStores' order).
+type directRows []*copyRows
+
+// encodeDirect encodes the rows of every kind of b for copyDirect; release
+// gives their buffers back once copied.
+func encodeDirect(b Batch) (directRows, error) {
+	rows := make(directRows, len(kindStores))
+	for j, k := range kindStores {
 		n := k.rows(b)
 		if n == 0 {
 			continue
 		}
-		d := k.direct
-		copied, err := tx.CopyFrom(ctx, pgx.Identifier{d.table}, d.columns, pgx.CopyFromSlice(n, func(i int) ([]any, error) {
-			return d.values(b, i), nil
-		}))
-		if err != nil {
-			return fmt.Errorf("copying %d rows into %s: %w", n, d.table, err)
+		c := newCopyRows()
+		rows[j] = c
+		for i := range n {
+			if err := k.direct.encode(c, b, i); err != nil {
+				rows.release()
+				return nil, fmt.Errorf("encoding row %d of %s: %w", i, k.direct.table, err)
+			}
 		}
-		if int(copied) != n {
-			return fmt.Errorf("copying into %s: copied %d rows of %d: %w", d.table, copied, n, ErrShortCopy)
+	}
+	return rows, nil
+}
+
+func (d directRows) release() {
+	for i, c := range d {
+		if c != nil {
+			c.put()
+			d[i] = nil
+		}
+	}
+}
+
+// copyDirect copies the rows of every kind of b, encoded (encodeDirect),
+// straight into its table.
+func (s *Store) copyDirect(ctx context.Context, tx *pgx.Conn, b Batch, rows directRows) error {
+	for j, k := range kindStores {
+		c := rows[j]
+		if c == nil {
+			continue
+		}
+		d := k.direct
+		tag, err := tx.PgConn().CopyFrom(ctx, bytes.NewReader(c.data()), d.copySQL)
+		if err != nil {
+			return fmt.Errorf("copying %d rows into %s: %w", c.rows, d.table, err)
+		}
+		if copied := tag.RowsAffected(); int(copied) != c.rows {
+			return fmt.Errorf("copying into %s: copied %d rows of %d: %w", d.table, copied, c.rows, ErrShortCopy)
 		}
 	}
 	return nil
@@ -232,13 +273,30 @@ var airColumns = []string{
 var airDirect = &direct{
 	table:   "air_observation",
 	columns: airColumns,
-	values: func(b Batch, i int) []any {
+	copySQL: copySQL("air_observation", airColumns),
+	encode: func(c *copyRows, b Batch, i int) error {
 		r := &b.Air[i]
-		return []any{
-			r.SourceID, r.EventID, r.ObservedAt, r.ReceivedAt, r.StationID, r.Province, r.UnitCode,
-			geomValue(r.Location), r.PM25, r.PM10, r.NO2, r.O3, r.CO, r.SO2, extraValue(r.Extra),
-			r.AQI.Value, aqiBand(r.AQI.Band), nullText(r.AQI.Dominant),
+		c.row(len(airColumns))
+		c.text(r.SourceID)
+		c.text(r.EventID)
+		c.timestamptz(r.ObservedAt)
+		c.timestamptz(r.ReceivedAt)
+		c.text(r.StationID)
+		c.text(r.Province)
+		c.text(r.UnitCode)
+		if err := c.point(r.Location); err != nil {
+			return err
 		}
+		for _, v := range [...]*float64{r.PM25, r.PM10, r.NO2, r.O3, r.CO, r.SO2} {
+			c.float8(v)
+		}
+		if err := c.extra(r.Extra); err != nil {
+			return err
+		}
+		c.int4(r.AQI.Value)
+		c.int2OrNull(r.AQI.Band)
+		c.textOrNull(r.AQI.Dominant)
+		return nil
 	},
 	queue: queueAirStates,
 }

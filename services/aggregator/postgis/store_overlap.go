@@ -64,6 +64,11 @@ func (s *Store) StartBatch(ctx context.Context, b Batch, after *Started) *Starte
 // by Finish: its share lock, taken here, would leave a new holder's
 // AcquirePartition no moment between the batches' transactions.
 func (st *Started) begin(ctx context.Context, after *Started) error {
+	rows, err := encodeDirect(st.b) // while the batch before copies
+	if err != nil {
+		return err
+	}
+	defer rows.release()
 	if after != nil {
 		select {
 		case <-after.done:
@@ -82,7 +87,7 @@ func (st *Started) begin(ctx context.Context, after *Started) error {
 	if err := c.Conn().SendBatch(ctx, &pb).Close(); err != nil {
 		return timedOut(ctx, fmt.Errorf("beginning transaction: %w", err))
 	}
-	return timedOut(ctx, st.s.copyDirect(ctx, c.Conn(), st.b))
+	return timedOut(ctx, st.s.copyDirect(ctx, c.Conn(), st.b, rows))
 }
 
 // end rolls st's transaction back if it is still open and gives its
