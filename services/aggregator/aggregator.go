@@ -107,8 +107,8 @@ type Config struct {
 	// for a batch's publishes.
 	beforeAck func()
 	// beforeWrite, when set (tests), runs in the committer as it takes a
-	// batch, before it settles and writes it.
-	beforeWrite func()
+	// batch, with its rows, before it settles and writes it.
+	beforeWrite func(b postgis.Batch)
 }
 
 // withDefaults returns c with zero fields set to their defaults (the one
@@ -414,9 +414,10 @@ type decodedMsg struct {
 // until it is writable again, and a session ended by
 // idle_in_transaction_session_timeout reports 25P03. JSON the store checks
 // itself before sending it (postgis.ErrInvalidJSON) counts as refused, as
-// the server refused it when it parsed it.
+// the server refused it when it parsed it; so does a value the store's own
+// COPY cannot encode (postgis.ErrUnencodable), which pgx's refused.
 func rejected(err error) bool {
-	if errors.Is(err, postgis.ErrInvalidJSON) {
+	if errors.Is(err, postgis.ErrInvalidJSON) || errors.Is(err, postgis.ErrUnencodable) {
 		return true
 	}
 	var pg *pgconn.PgError

@@ -59,6 +59,7 @@ func TestClassifyStoreErrors(t *testing.T) {
 		{"another error of class 42 (refused, as before)", pg("42804"), true, false},
 		{"not a database error", errors.New("dial tcp: refused"), false, false},
 		{"invalid JSON checked by the store", fmt.Errorf("writing batch: %w", postgis.ErrInvalidJSON), true, false},
+		{"a value the store's COPY cannot encode", fmt.Errorf("writing batch: %w", postgis.ErrUnencodable), true, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

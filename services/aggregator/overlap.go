@@ -68,7 +68,7 @@ func (s *Service) committer(ctx context.Context, prepared <-chan *pending, out c
 			return
 		}
 		if s.cfg.beforeWrite != nil {
-			s.cfg.beforeWrite()
+			s.cfg.beforeWrite(p.batch)
 		}
 		if prev != nil && !s.ready(p) {
 			finishPrev()

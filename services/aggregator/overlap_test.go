@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"math/rand/v2"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -14,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
+	"github.com/iochub/iochub/internal/ce"
 	"github.com/iochub/iochub/internal/subjects"
 	"github.com/iochub/iochub/internal/testenv"
 	"github.com/iochub/iochub/internal/testkit"
@@ -106,9 +108,9 @@ func TestOverlapAsInOrder(t *testing.T) {
 // first batch, until durable has n deliveries not acked: the stages before
 // the committer are full, so that it finds the next batch waiting, as under
 // a backlog, however slow the reader runs (-race).
-func waitFilled(t *testing.T, ne *testenv.NATSEnv, durable string, n int) func() {
+func waitFilled(t *testing.T, ne *testenv.NATSEnv, durable string, n int) func(postgis.Batch) {
 	var once sync.Once
-	return func() {
+	return func(postgis.Batch) {
 		// In the committer's goroutine: t.Errorf, not t.Fatal.
 		once.Do(func() {
 			deadline := time.Now().Add(30 * time.Second)
@@ -200,4 +202,112 @@ func TestOverlapNoTransactionWhileStalled(t *testing.T) {
 	}
 	close(release)
 	waitRows(t, pool, "air_observation", len(msgs))
+}
+
+// TestOverlapRatedAgainAfterASweep: a batch started beside the one before
+// was rated with the stations' book as it was; when that batch's commit
+// sweeps the book (it forgets a station unseen for aqiKeep), the started
+// batch is given up and rated again, so its VN_AQI is what it would be
+// after the sweep. Station 40 has six hours of high PM2.5 and is then made
+// to look unseen for longer than aqiKeep, with a sweep due at the next
+// commit, just as the committer takes the batch with its next row: that
+// batch was rated ahead with the six hours, and is started beside the
+// batch before, whose commit forgets them. Its row must then have the
+// VN_AQI of station 41, which has no history and the same rows.
+func TestOverlapRatedAgainAfterASweep(t *testing.T) {
+	ne, pool := testNATS(t), testDB(t)
+	const batch, swept, twin = 6, 40, 41
+	// Hours of today, which a book loads when it starts (aqiKeep).
+	base := time.Now().UTC().Truncate(time.Hour).Add(-10 * time.Hour)
+	var history []*nats.Msg
+	for h := range 6 {
+		history = append(history, feedMsg(t, subjects.KindAir, airEvent(t, swept, base.Add(time.Duration(h)*time.Hour), 300), ""))
+	}
+	publish(t, ne.JS, history...)
+	cfg := Config{Durable: "agg-overlap", BatchSize: batch}
+	first := startOn(t, ne, postgis.NewStore(pool), cfg)
+	waitRows(t, pool, "air_observation", len(history))
+	waitIdle(t, ne.JS, cfg.Durable)
+	first.stop(t)
+
+	var msgs []*nats.Msg
+	at := base.Add(6 * time.Hour)
+	sweptRow := feedMsg(t, subjects.KindAir, airEvent(t, swept, at, 20), "")
+	for i := range 4 * batch {
+		switch i {
+		case 2*batch + 1:
+			msgs = append(msgs, sweptRow, feedMsg(t, subjects.KindAir, airEvent(t, twin, at, 20), ""))
+		case 3*batch + 1:
+			msgs = append(msgs, feedMsg(t, subjects.KindAir, airEvent(t, swept, at.Add(time.Hour), 20), ""),
+				feedMsg(t, subjects.KindAir, airEvent(t, twin, at.Add(time.Hour), 20), ""))
+		default:
+			msgs = append(msgs, feedMsg(t, subjects.KindAir, airEvent(t, i, at.Add(time.Duration(i)*time.Minute), 50), ""))
+		}
+	}
+	publish(t, ne.JS, msgs...)
+	// The aggregator starts again on the stream's batches. Its committer,
+	// at the first, waits for them all to be delivered (it then finds the
+	// next waiting, as under a backlog); as it takes the batch of station
+	// 40's row, its book is made to forget the station.
+	started, epoch := make(chan *running, 1), make(chan uint64, 1)
+	fill := waitFilled(t, ne, cfg.Durable, len(msgs))
+	sweptID := string(sweptRow.Header.Get(ce.HeaderSubject))
+	var writes int // in the committer's goroutine
+	cfg.beforeWrite = func(b postgis.Batch) {
+		if writes++; writes == 1 {
+			fill(b)
+		}
+		if !slices.ContainsFunc(b.Air, func(r postgis.AirRow) bool { return r.StationID == sweptID }) || len(epoch) > 0 {
+			return
+		}
+		book := (<-started).svc.aqi
+		book.mu.Lock()
+		defer book.mu.Unlock()
+		for k, st := range book.stations {
+			if k.ID == sweptID {
+				st.seen = time.Now().Add(-2 * aqiKeep)
+			}
+		}
+		book.lastSweep = time.Time{}
+		epoch <- book.epoch
+	}
+	r := startOn(t, ne, postgis.NewStore(pool), cfg)
+	started <- r
+	waitRows(t, pool, "air_observation", len(history)+len(msgs))
+
+	select {
+	case e := <-epoch:
+		r.svc.aqi.mu.Lock()
+		moved := r.svc.aqi.epoch != e
+		r.svc.aqi.mu.Unlock()
+		if !moved {
+			t.Fatal("no sweep forgot a station; the test shows nothing")
+		}
+	default:
+		t.Fatal("the committer took no batch of station 40")
+	}
+	if n := testutil.ToFloat64(r.svc.m.overlapped); n == 0 {
+		t.Fatal("no batch was started beside the batch before; the test shows nothing")
+	}
+	rs, err := pool.Query(context.Background(), `SELECT concat_ws('|', observed_at, aqi, aqi_band, aqi_dominant)
+		FROM air_observation WHERE station_id = $1 AND observed_at >= $2 ORDER BY observed_at`, sweptID, at)
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, err := pgx.CollectRows(rs, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs, err = pool.Query(context.Background(), `SELECT concat_ws('|', observed_at, aqi, aqi_band, aqi_dominant)
+		FROM air_observation WHERE station_id = $1 ORDER BY observed_at`, strings.Replace(sweptID, fmt.Sprint(swept), fmt.Sprint(twin), 1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want, err := pgx.CollectRows(rs, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(got) != 2 || !slices.Equal(got, want) {
+		t.Fatalf("station %d after the sweep: %q; want its twin's %q", swept, got, want)
+	}
 }

@@ -146,7 +146,7 @@ func (c *copyRows) extra(m map[string]any) error {
 	c.buf = append(c.buf, 1)
 	var err error
 	if c.buf, err = appendExtraJSON(c.buf, m); err != nil {
-		return fmt.Errorf("encoding extra: %w", err)
+		return fmt.Errorf("encoding extra: %w: %w", ErrUnencodable, err)
 	}
 	c.end(at)
 	return nil
@@ -182,7 +182,7 @@ const ewkbSRIDFlag = 0x20000000
 func (c *copyRows) geometry(g geom.T) error {
 	b, err := ewkb.Marshal(WithSRID(g), binary.LittleEndian)
 	if err != nil {
-		return fmt.Errorf("encoding geometry: %w", err)
+		return fmt.Errorf("encoding geometry: %w: %w", ErrUnencodable, err)
 	}
 	c.buf = binary.BigEndian.AppendUint32(c.buf, uint32(len(b)))
 	c.buf = append(c.buf, b...)

@@ -2,6 +2,7 @@ package postgis_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"math"
 	"math/rand/v2"
@@ -56,12 +57,40 @@ func TestCopyRowsAsPgx(t *testing.T) {
 	if n != len(rows) || differ != 0 {
 		t.Fatalf("%d rows copied of %d; %d rows differ from pgx's", n, len(rows), differ)
 	}
-	// A row the store's decoder could not have made (an extra pgx cannot
-	// encode either) fails both ways.
-	bad := rows[:1:1]
-	bad[0].Extra = map[string]any{"x": math.NaN()}
-	if err := postgis.CopyAirBinary(ctx, conn.Conn(), "air_copy_bin", bad); err == nil {
-		t.Error("an extra of NaN was copied")
+}
+
+// TestCopyRowsUnencodable: a row whose value its column cannot take (an
+// extra with no JSON, a point without a layout: the decoder makes neither)
+// fails the batch with ErrUnencodable, which the aggregator dead-letters,
+// both when written alone and when started beside another, and stores
+// nothing.
+func TestCopyRowsUnencodable(t *testing.T) {
+	pool := testenv.PostGIS(t).Pool
+	s := postgis.NewStore(pool)
+	ctx := context.Background()
+	at := time.Date(2026, 11, 21, 6, 0, 0, 0, time.UTC)
+	if _, err := s.WriteBatch(ctx, postgis.Batch{Air: []postgis.AirRow{airRow("enc-ok", at, 10)}}); err != nil {
+		t.Fatal(err) // the month's partition
+	}
+	nan := airRow("enc-nan", at, 10)
+	nan.Extra = map[string]any{"x": math.NaN()}
+	noLayout := airRow("enc-layout", at, 10)
+	noLayout.Location = &geom.Point{}
+	for _, r := range []postgis.AirRow{nan, noLayout} {
+		b := postgis.Batch{Air: []postgis.AirRow{airRow("enc-ok", at.Add(time.Hour), 10), r}}
+		if _, err := s.WriteBatch(ctx, b); !errors.Is(err, postgis.ErrUnencodable) {
+			t.Errorf("%s written alone: %v; want %v", r.StationID, err, postgis.ErrUnencodable)
+		}
+		st := s.StartBatch(ctx, b, nil)
+		if st == nil {
+			t.Fatalf("%s: not started", r.StationID)
+		}
+		if _, err := st.Finish(ctx, func() {}); !errors.Is(err, postgis.ErrUnencodable) {
+			t.Errorf("%s started: %v; want %v", r.StationID, err, postgis.ErrUnencodable)
+		}
+	}
+	if n := count(t, pool, `SELECT count(*) FROM air_observation`); n != 1 {
+		t.Errorf("%d rows stored; want the first batch's only", n)
 	}
 }
 

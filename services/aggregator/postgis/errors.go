@@ -38,3 +38,10 @@ var ErrFenced = errors.New("the aggregator no longer holds the partition")
 // that does not parse: the batch is not written, as the server refused it
 // when it parsed the JSON itself.
 var ErrInvalidJSON = errors.New("invalid JSON in a row")
+
+// ErrUnencodable is returned when a row holds a value its column's type
+// cannot take (an extra that has no JSON, a geometry without a layout),
+// found while the store encodes a batch's COPY itself (copyRows): the batch
+// is not written, as the server (or pgx, encoding it) refused it before;
+// retrying cannot help.
+var ErrUnencodable = errors.New("a row's value cannot be encoded for its column")

@@ -215,6 +215,9 @@ func (s *Store) copyDirect(ctx context.Context, tx *pgx.Conn, b Batch, rows dire
 		d := k.direct
 		tag, err := tx.PgConn().CopyFrom(ctx, bytes.NewReader(c.data()), d.copySQL)
 		if err != nil {
+			// On a broken connection pgconn returns before its sender
+			// stopped reading the buffer: it is left to the collector.
+			rows[j] = nil
 			return fmt.Errorf("copying %d rows into %s: %w", c.rows, d.table, err)
 		}
 		if copied := tag.RowsAffected(); int(copied) != c.rows {
