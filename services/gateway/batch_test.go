@@ -404,6 +404,29 @@ func TestGroupPendingBuildsNothing(t *testing.T) {
 	}
 }
 
+// TestGroupOverflows: a backlog of no more entries than the bound is not
+// counted; a longer one is, and overflows only when more distinct entities
+// than the bound wait (conflated entries do not count).
+func TestGroupOverflows(t *testing.T) {
+	g := newGroup("", liveParams{})
+	for i := range 4 {
+		g.add(uint64(i+1), "a", textFrame([]byte(`{"a":1}`)))
+	}
+	g.add(5, "b", textFrame([]byte(`{"b":1}`)))
+	if g.overflows(0, 5, 5) || len(g.cache) != 0 {
+		t.Fatalf("a backlog of 5 entries overflows a bound of 5, or was counted (%d merges)", len(g.cache))
+	}
+	if g.overflows(0, 5, 2) || len(g.cache) != 1 {
+		t.Fatalf("2 entities (3 entries conflated) overflow a bound of 2, or were not counted (%d merges)", len(g.cache))
+	}
+	if !g.overflows(0, 5, 1) {
+		t.Fatal("2 entities do not overflow a bound of 1")
+	}
+	if g.overflows(4, 5, 1) {
+		t.Fatal("the one entry after tick 4 overflows a bound of 1")
+	}
+}
+
 // bareHub is a hub of province 01 of a gateway of defaults, neither running
 // nor fed: tests publish to it and tick it themselves.
 func bareHub(t *testing.T) (*Gateway, *hub) {

@@ -164,6 +164,15 @@ func (g *group) pending(s, now uint64) *merge {
 	return m
 }
 
+// overflows reports whether more than n entities wait for a client that
+// has tick s, as of tick now. The entries logged after s bound them, so
+// only a backlog of more than n entries is counted (pending): a tick does
+// not rescan the backlog of a client whose writer is busy (a lagging one)
+// while it cannot overflow.
+func (g *group) overflows(s, now uint64, n int) bool {
+	return len(g.after(s)) > n && g.pending(s, now).frames > n
+}
+
 // after is the log's entries after tick s.
 func (g *group) after(s uint64) []logEntry {
 	return g.log[sort.Search(len(g.log), func(i int) bool { return g.log[i].seq > s }):]

@@ -429,7 +429,7 @@ func (h *hub) flushLocked() {
 		}
 		g.compact()
 		for c := range g.clients {
-			if c.seq < g.prev && g.pending(c.seq, seq).frames > h.g.cfg.SendQueue {
+			if c.seq < g.prev && g.overflows(c.seq, seq, h.g.cfg.SendQueue) {
 				c.closeWith(CloseTooSlow, "too slow: send queue overflow")
 				h.removeLocked(c)
 				continue
