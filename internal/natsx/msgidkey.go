@@ -42,26 +42,53 @@ func FeedMsgIDKey(ctx context.Context, js jetstream.JetStream) (*ce.MsgIDKey, er
 	}); err != nil {
 		return nil, fmt.Errorf("opening key-value bucket %s: %w", BucketKeys, err)
 	}
+	return feedMsgIDKey(ctx, kv)
+}
+
+// feedMsgIDKey reads (or creates) the key in kv. A bucket just made on a
+// cluster may not answer its reads yet (no responders: its replicas have
+// not subscribed to direct gets), so they are tried again while JetStream
+// is not ready (untilReady).
+func feedMsgIDKey(ctx context.Context, kv keyValues) (*ce.MsgIDKey, error) {
+	var secret []byte
+	if err := untilReady(ctx, func() (err error) {
+		secret, err = readOrCreateKey(ctx, kv)
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("reading %s/%s: %w", BucketKeys, KeyFeedMsgID, err)
+	}
+	k, err := ce.NewMsgIDKey(secret)
+	if err != nil {
+		return nil, fmt.Errorf("%s/%s: %w: %w", BucketKeys, KeyFeedMsgID, ErrBadKey, err)
+	}
+	return k, nil
+}
+
+// keyValues is what readOrCreateKey uses of a jetstream.KeyValue.
+type keyValues interface {
+	Get(ctx context.Context, key string) (jetstream.KeyValueEntry, error)
+	Create(ctx context.Context, key string, value []byte, opts ...jetstream.KVCreateOpt) (uint64, error)
+}
+
+// readOrCreateKey returns the secret of KeyFeedMsgID in kv, creating a
+// random one when there is none (kv.Create: of concurrent creations one
+// wins, and the others read its secret).
+func readOrCreateKey(ctx context.Context, kv keyValues) ([]byte, error) {
 	e, err := kv.Get(ctx, KeyFeedMsgID)
 	if errors.Is(err, jetstream.ErrKeyNotFound) {
 		secret := make([]byte, ce.MsgIDKeySize)
 		_, _ = rand.Read(secret) // never fails (crypto/rand)
-		_, err = kv.Create(ctx, KeyFeedMsgID, secret)
-		if err == nil {
-			return ce.NewMsgIDKey(secret)
+		if _, err = kv.Create(ctx, KeyFeedMsgID, secret); err == nil {
+			return secret, nil
 		}
 		if errors.Is(err, jetstream.ErrKeyExists) { // another start made it meanwhile
 			e, err = kv.Get(ctx, KeyFeedMsgID)
 		}
 	}
 	if err != nil {
-		return nil, fmt.Errorf("reading %s/%s: %w", BucketKeys, KeyFeedMsgID, err)
+		return nil, err
 	}
-	k, err := ce.NewMsgIDKey(e.Value())
-	if err != nil {
-		return nil, fmt.Errorf("%s/%s: %w: %w", BucketKeys, KeyFeedMsgID, ErrBadKey, err)
-	}
-	return k, nil
+	return e.Value(), nil
 }
 
 // keysBucket is BucketKeys on js, created when missing with the replicas of

@@ -1,10 +1,13 @@
 package natsx
 
 import (
+	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/iochub/iochub/internal/ce"
@@ -86,5 +89,64 @@ func TestFeedMsgIDKeyMalformed(t *testing.T) {
 	}
 	if _, err := FeedMsgIDKey(ctx, js); !errors.Is(err, ErrBadKey) {
 		t.Fatalf("got %v; want ErrBadKey", err)
+	}
+}
+
+// flakyKeys is a key bucket whose reads find no responders the first
+// noResponders times (a bucket just made on a cluster), then holds what is
+// created in it; err, when set, fails every read.
+type flakyKeys struct {
+	noResponders, gets, creates int
+	err                         error
+	value                       []byte
+}
+
+type keyEntry struct {
+	jetstream.KeyValueEntry
+	value []byte
+}
+
+func (e keyEntry) Value() []byte { return e.value }
+
+func (f *flakyKeys) Get(_ context.Context, _ string) (jetstream.KeyValueEntry, error) {
+	f.gets++
+	switch {
+	case f.err != nil:
+		return nil, f.err
+	case f.gets <= f.noResponders:
+		return nil, fmt.Errorf("get: %w", nats.ErrNoResponders)
+	case f.value == nil:
+		return nil, jetstream.ErrKeyNotFound
+	}
+	return keyEntry{value: f.value}, nil
+}
+
+func (f *flakyKeys) Create(_ context.Context, _ string, value []byte, _ ...jetstream.KVCreateOpt) (uint64, error) {
+	f.creates++
+	f.value = value
+	return 1, nil
+}
+
+// TestFeedMsgIDKeyNoResponders: a bucket that does not answer its first
+// reads (as one just made on a 3-node cluster did, failing a start) is read
+// again until it does; an error that is not JetStream's readiness fails at
+// once.
+func TestFeedMsgIDKeyNoResponders(t *testing.T) {
+	ctx := context.Background()
+	f := &flakyKeys{noResponders: 2}
+	k, err := feedMsgIDKey(ctx, f)
+	if err != nil {
+		t.Fatalf("after two reads with no responders: %v", err)
+	}
+	if f.gets != 3 || f.creates != 1 {
+		t.Errorf("%d reads and %d creations; want 3 and 1", f.gets, f.creates)
+	}
+	again, err := feedMsgIDKey(ctx, f)
+	if err != nil || again.FeedID("s", "air", "e") != k.FeedID("s", "air", "e") {
+		t.Errorf("a later start: %v, or another key", err)
+	}
+	denied := &flakyKeys{err: errors.New("permissions violation")}
+	if _, err := feedMsgIDKey(ctx, denied); err == nil || denied.gets != 1 {
+		t.Errorf("a permanent error: %v after %d reads; want it at the first", err, denied.gets)
 	}
 }

@@ -138,9 +138,10 @@ func (g *group) since(s, now uint64, batch bool) catchUp {
 }
 
 // pending is the merge after tick s as of tick now, counted (frames,
-// conflated ones, their bytes) once per s and tick and built by nobody yet: a tick checks
-// every lagging client's backlog with it, and builds nothing for a client
-// whose writer is still busy with an older write.
+// conflated ones, their bytes) once per s and tick and built by nobody yet:
+// a tick checks with it the backlog of a lagging client that could overflow
+// (overflows), and builds nothing for a client whose writer is still busy
+// with an older write.
 func (g *group) pending(s, now uint64) *merge {
 	if g.cacheSeq != now {
 		clear(g.cache)
