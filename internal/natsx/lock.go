@@ -8,6 +8,7 @@ import (
 	"os"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -69,7 +70,8 @@ func lockSources(ctx context.Context, js jetstream.JetStream, stream, holder str
 }
 
 // takeSourcesLock takes the lock of the sources in kv, BucketLocks, waiting
-// while another command holds it, until ctx ends (lockSources).
+// while another command holds it or JetStream does not answer yet, until
+// ctx ends (lockSources).
 func takeSourcesLock(ctx context.Context, kv jetstream.KeyValue, holder string) (*sourcesLease, error) {
 	host, _ := os.Hostname()
 	l := &sourcesLease{kv: kv, value: fmt.Appendf(nil, "%s (pid %d on %s, at %s)", holder, os.Getpid(), host, time.Now().UTC().Format(time.RFC3339))}
@@ -80,7 +82,11 @@ func takeSourcesLock(ctx context.Context, kv jetstream.KeyValue, holder string) 
 			l.rev = rev
 			return l, nil
 		}
-		if !errors.Is(err, jetstream.ErrKeyExists) {
+		// Held by another, or not taken by anyone yet: a bucket just made
+		// on a cluster may have no leader to take the write. Not a timeout:
+		// the write may have been stored, and the key would then be ours.
+		notReady := unanswered(ctx, err)
+		if !errors.Is(err, jetstream.ErrKeyExists) && !notReady {
 			return nil, fmt.Errorf("taking the lock %s/%s: %w", BucketLocks, sourcesLockKey, err)
 		}
 		// Jitter, so that many waiting commands do not all try at once.
@@ -88,11 +94,24 @@ func takeSourcesLock(ctx context.Context, kv jetstream.KeyValue, holder string) 
 		select {
 		case <-ctx.Done():
 			t.Stop()
+			if notReady {
+				return nil, fmt.Errorf("taking the lock %s/%s: %w", BucketLocks, sourcesLockKey, err)
+			}
 			return nil, heldError(kv)
 		case <-t.C:
 		}
 		pause = min(2*pause, 500*time.Millisecond)
 	}
+}
+
+// unanswered reports whether a JetStream request made with ctx reached no
+// one that could act on it: no responders, or JetStream not ready (503).
+func unanswered(ctx context.Context, err error) bool {
+	if ctx.Err() != nil {
+		return false
+	}
+	var api *jetstream.APIError
+	return errors.Is(err, nats.ErrNoResponders) || errors.As(err, &api) && api.Code == 503
 }
 
 // heldError says who holds the lock, for a command that waited for it in vain.

@@ -4,11 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/iochub/iochub/internal/subjects"
@@ -361,4 +363,52 @@ func atOnce(n int, f func(i int) error) error {
 	close(start)
 	wg.Wait()
 	return errors.Join(errs...)
+}
+
+// unansweredLocks is a lock bucket whose first writes find no responders
+// (a bucket just made on a cluster, its leader not elected yet); err, when
+// set, fails every write.
+type unansweredLocks struct {
+	jetstream.KeyValue
+	noResponders, creates int
+	err                   error
+}
+
+func (u *unansweredLocks) Create(context.Context, string, []byte, ...jetstream.KVCreateOpt) (uint64, error) {
+	u.creates++
+	switch {
+	case u.err != nil:
+		return 0, u.err
+	case u.creates <= u.noResponders:
+		return 0, fmt.Errorf("create: %w", nats.ErrNoResponders)
+	}
+	return 7, nil
+}
+
+// TestSourcesLockNotAnsweredYet: a lock bucket that does not answer its
+// first writes is written again until it does; one that never answers
+// fails with its own error when the caller stops waiting, not as held by
+// another command; a timeout, or an error that is not JetStream's
+// readiness, fails at once.
+func TestSourcesLockNotAnsweredYet(t *testing.T) {
+	ctx := context.Background()
+	u := &unansweredLocks{noResponders: 3}
+	l, err := takeSourcesLock(ctx, u, "a test")
+	if err != nil || l.rev != 7 || u.creates != 4 {
+		t.Fatalf("after three writes with no responders: %v (revision %v, %d writes); want the lock at the fourth", err, l, u.creates)
+	}
+	short, cancel := context.WithTimeout(ctx, 200*time.Millisecond)
+	defer cancel()
+	never := &unansweredLocks{noResponders: math.MaxInt}
+	if _, err := takeSourcesLock(short, never, "a test"); !errors.Is(err, nats.ErrNoResponders) || errors.Is(err, ErrSourcesLocked) {
+		t.Errorf("a bucket that never answers: %v; want no responders, not held", err)
+	}
+	// A timeout may have stored the key (it would then wait on its own
+	// key), and a refusal is not JetStream's readiness: both fail at once.
+	for _, e := range []error{nats.ErrTimeout, errors.New("permissions violation")} {
+		denied := &unansweredLocks{err: e}
+		if _, err := takeSourcesLock(ctx, denied, "a test"); !errors.Is(err, e) || denied.creates != 1 {
+			t.Errorf("%v: %v after %d writes; want it at the first", e, err, denied.creates)
+		}
+	}
 }
