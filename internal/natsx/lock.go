@@ -8,7 +8,6 @@ import (
 	"os"
 	"time"
 
-	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 )
 
@@ -102,16 +101,6 @@ func takeSourcesLock(ctx context.Context, kv jetstream.KeyValue, holder string) 
 		}
 		pause = min(2*pause, 500*time.Millisecond)
 	}
-}
-
-// unanswered reports whether a JetStream request made with ctx reached no
-// one that could act on it: no responders, or JetStream not ready (503).
-func unanswered(ctx context.Context, err error) bool {
-	if ctx.Err() != nil {
-		return false
-	}
-	var api *jetstream.APIError
-	return errors.Is(err, nats.ErrNoResponders) || errors.As(err, &api) && api.Code == 503
 }
 
 // heldError says who holds the lock, for a command that waited for it in vain.

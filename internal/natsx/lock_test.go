@@ -404,10 +404,14 @@ func TestSourcesLockNotAnsweredYet(t *testing.T) {
 		t.Errorf("a bucket that never answers: %v; want no responders, not held", err)
 	}
 	// A timeout may have stored the key (it would then wait on its own
-	// key), and a refusal is not JetStream's readiness: both fail at once.
-	for _, e := range []error{nats.ErrTimeout, errors.New("permissions violation")} {
+	// key); JetStream off for the account (a 503) and a refusal are not
+	// JetStream's readiness: each fails at once.
+	for _, e := range []error{nats.ErrTimeout, jetstream.ErrJetStreamNotEnabledForAccount, errors.New("permissions violation")} {
 		denied := &unansweredLocks{err: e}
-		if _, err := takeSourcesLock(ctx, denied, "a test"); !errors.Is(err, e) || denied.creates != 1 {
+		bounded, cancel := context.WithTimeout(ctx, 2*time.Second) // were it retried
+		_, err := takeSourcesLock(bounded, denied, "a test")
+		cancel()
+		if !errors.Is(err, e) || denied.creates != 1 {
 			t.Errorf("%v: %v after %d writes; want it at the first", e, err, denied.creates)
 		}
 	}

@@ -524,14 +524,33 @@ func untilReady(ctx context.Context, f func() error) error {
 // offline (a cluster still forming: code 400, err_code 10005, "peer
 // offline"); not when JetStream is off for the account.
 func transient(ctx context.Context, err error) bool {
+	if unanswered(ctx, err) {
+		return true
+	}
+	if ctx.Err() != nil {
+		return false
+	}
+	var api *jetstream.APIError
+	if errors.As(err, &api) {
+		return api.ErrorCode == errCodeClusterNoPeers && strings.Contains(api.Description, "peer offline")
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout)
+}
+
+// unanswered reports whether a JetStream request made with ctx reached no
+// one that could act on it: nothing answered, or the server answered 503
+// (JetStream starting, a cluster without a meta leader); not when
+// JetStream is off for the account (503 too), nor a timeout, after which
+// the request may have been carried out (transient counts those too).
+func unanswered(ctx context.Context, err error) bool {
 	if ctx.Err() != nil || errors.Is(err, jetstream.ErrJetStreamNotEnabledForAccount) {
 		return false
 	}
 	var api *jetstream.APIError // ErrJetStreamNotEnabled among them
 	if errors.As(err, &api) {
-		return api.Code == 503 || (api.ErrorCode == errCodeClusterNoPeers && strings.Contains(api.Description, "peer offline"))
+		return api.Code == 503
 	}
-	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) || errors.Is(err, nats.ErrNoResponders)
+	return errors.Is(err, nats.ErrNoResponders)
 }
 
 // errCodeClusterNoPeers is JetStream's err_code for "no suitable peers for
