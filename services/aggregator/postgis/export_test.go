@@ -114,22 +114,16 @@ func CopyAirAsPgx(ctx context.Context, conn *pgx.Conn, table string, rows []AirR
 // CopyAirBinary copies rows into table, which has air_observation's
 // columns, as a direct batch's COPY does.
 func CopyAirBinary(ctx context.Context, conn *pgx.Conn, table string, rows []AirRow) error {
-	enc, err := encodeDirect(Batch{Air: rows})
+	data, _, err := AirCopy(rows)
 	if err != nil {
 		return err
 	}
-	defer enc.release()
-	for j, k := range kindStores {
-		if enc[j] == nil {
-			continue
-		}
-		tag, err := conn.PgConn().CopyFrom(ctx, bytes.NewReader(enc[j].data()), copySQL(table, k.direct.columns))
-		if err != nil {
-			return err
-		}
-		if int(tag.RowsAffected()) != len(rows) {
-			return fmt.Errorf("copied %d rows of %d", tag.RowsAffected(), len(rows))
-		}
+	tag, err := conn.PgConn().CopyFrom(ctx, bytes.NewReader(data), copySQL(table, airColumns))
+	if err != nil {
+		return err
+	}
+	if int(tag.RowsAffected()) != len(rows) {
+		return fmt.Errorf("copied %d rows of %d", tag.RowsAffected(), len(rows))
 	}
 	return nil
 }
@@ -137,10 +131,10 @@ func CopyAirBinary(ctx context.Context, conn *pgx.Conn, table string, rows []Air
 // AirCopy returns rows encoded as a direct batch's COPY into
 // air_observation encodes them, and that COPY's statement.
 func AirCopy(rows []AirRow) (data []byte, sql string, err error) {
-	enc, err := encodeDirect(Batch{Air: rows})
+	c, err := airDirect.encodeRows(Batch{Air: rows}, len(rows))
 	if err != nil {
 		return nil, "", err
 	}
-	defer enc.release()
-	return bytes.Clone(enc[0].data()), airDirect.copySQL, nil
+	defer c.put()
+	return bytes.Clone(c.data()), airDirect.copySQL, nil
 }

@@ -79,7 +79,7 @@ func (s *Store) writeDirect(ctx context.Context, b Batch) (Result, error) {
 		// use tx).
 		queued := make(chan error, 1)
 		go func() { queued <- w.build(ctx) }()
-		copyErr := s.copyDirect(ctx, tx, b, rows)
+		copyErr := s.copyDirect(ctx, tx, rows)
 		if err := <-queued; copyErr != nil || err != nil {
 			return errors.Join(copyErr, err)
 		}
@@ -179,20 +179,29 @@ type directRows []*copyRows
 func encodeDirect(b Batch) (directRows, error) {
 	rows := make(directRows, len(kindStores))
 	for j, k := range kindStores {
-		n := k.rows(b)
-		if n == 0 {
-			continue
-		}
-		c := newCopyRows()
-		rows[j] = c
-		for i := range n {
-			if err := k.direct.encode(c, b, i); err != nil {
+		if n := k.rows(b); n > 0 {
+			c, err := k.direct.encodeRows(b, n)
+			if err != nil {
 				rows.release()
-				return nil, fmt.Errorf("encoding row %d of %s: %w", i, k.direct.table, err)
+				return nil, err
 			}
+			rows[j] = c
 		}
 	}
 	return rows, nil
+}
+
+// encodeRows encodes the n rows of d's kind in b; put gives their buffer
+// back once copied.
+func (d *direct) encodeRows(b Batch, n int) (*copyRows, error) {
+	c := newCopyRows()
+	for i := range n {
+		if err := d.encode(c, b, i); err != nil {
+			c.put()
+			return nil, fmt.Errorf("encoding row %d of %s: %w", i, d.table, err)
+		}
+	}
+	return c, nil
 }
 
 func (d directRows) release() {
@@ -204,9 +213,9 @@ func (d directRows) release() {
 	}
 }
 
-// copyDirect copies the rows of every kind of b, encoded (encodeDirect),
-// straight into its table.
-func (s *Store) copyDirect(ctx context.Context, tx *pgx.Conn, b Batch, rows directRows) error {
+// copyDirect copies the rows of every kind of a batch, encoded
+// (encodeDirect), straight into its table.
+func (s *Store) copyDirect(ctx context.Context, tx *pgx.Conn, rows directRows) error {
 	for j, k := range kindStores {
 		c := rows[j]
 		if c == nil {

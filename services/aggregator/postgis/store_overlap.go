@@ -87,7 +87,7 @@ func (st *Started) begin(ctx context.Context, after *Started) error {
 	if err := c.Conn().SendBatch(ctx, &pb).Close(); err != nil {
 		return timedOut(ctx, fmt.Errorf("beginning transaction: %w", err))
 	}
-	return timedOut(ctx, st.s.copyDirect(ctx, c.Conn(), st.b, rows))
+	return timedOut(ctx, st.s.copyDirect(ctx, c.Conn(), rows))
 }
 
 // end rolls st's transaction back if it is still open and gives its
@@ -128,7 +128,7 @@ func (st *Started) Finish(ctx context.Context, stop func()) (Result, error) {
 		err = timedOut(ctx, st.apply(ctx, w))
 	}
 	st.end(ctx)
-	copyTimedOut := st.err != nil && errors.Is(st.err, ErrStatementTimeout)
+	copyTimedOut := errors.Is(st.err, ErrStatementTimeout)
 	err = s.settleOptimistic(w.in, err)
 	switch {
 	case err == nil:
