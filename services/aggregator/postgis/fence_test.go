@@ -13,6 +13,18 @@ import (
 	"github.com/iochub/iochub/services/aggregator/postgis"
 )
 
+// holding takes partition 01 for holder and returns a context whose writes
+// are fenced with the epoch it got, and that epoch.
+func holding(tb testing.TB, s *postgis.Store, holder string) (context.Context, int64) {
+	tb.Helper()
+	ctx := context.Background()
+	epoch, err := s.AcquirePartition(ctx, "01", holder, time.Second)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	return postgis.WithFence(ctx, postgis.Fence{Partition: "01", Epoch: epoch}), epoch
+}
+
 // TestFenceRefusesStaleHolder: once a partition was taken again, a batch
 // written under the previous holder's epoch fails with ErrFenced and stores
 // nothing, both on the all-new path and the exact one; the new holder's
@@ -22,11 +34,7 @@ func TestFenceRefusesStaleHolder(t *testing.T) {
 	s := postgis.NewStore(pool)
 	ctx := context.Background()
 
-	old, err := s.AcquirePartition(ctx, "01", "a", time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	oldCtx := postgis.WithFence(ctx, postgis.Fence{Partition: "01", Epoch: old})
+	oldCtx, old := holding(t, s, "a")
 	if _, err := s.WriteBatch(oldCtx, postgis.Batch{Air: []postgis.AirRow{airRow("st1", t0, 10)}}); err != nil {
 		t.Fatalf("the holder's batch: %v", err)
 	}
@@ -69,15 +77,12 @@ func TestAcquireWaitsForHolder(t *testing.T) {
 	pool := testenv.PostGIS(t).Pool
 	s := postgis.NewStore(pool)
 	ctx := context.Background()
-	old, err := s.AcquirePartition(ctx, "01", "a", time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
+	oldCtx, old := holding(t, s, "a")
 	held := make(chan struct{})
 	finish := make(chan struct{})
 	done := make(chan error, 1)
 	go func() {
-		done <- s.BeginFunc(postgis.WithFence(ctx, postgis.Fence{Partition: "01", Epoch: old}), func(tx pgx.Tx) error {
+		done <- s.BeginFunc(oldCtx, func(tx pgx.Tx) error {
 			close(held)
 			<-finish
 			return nil
@@ -98,7 +103,7 @@ func TestAcquireWaitsForHolder(t *testing.T) {
 	if err != nil {
 		t.Fatalf("taking the partition after its holder's transaction ended: %v", err)
 	}
-	if err := s.BeginFunc(postgis.WithFence(ctx, postgis.Fence{Partition: "01", Epoch: old}), func(pgx.Tx) error { return nil }); !errors.Is(err, postgis.ErrFenced) {
+	if err := s.BeginFunc(oldCtx, func(pgx.Tx) error { return nil }); !errors.Is(err, postgis.ErrFenced) {
 		t.Errorf("the old holder's next transaction: %v; want ErrFenced", err)
 	}
 	if cur != old+1 {
@@ -147,11 +152,7 @@ func BenchmarkWriteBatchFenced(b *testing.B) {
 		}
 	}
 	s := postgis.NewStore(pool)
-	epoch, err := s.AcquirePartition(ctx, "01", "bench", time.Second)
-	if err != nil {
-		b.Fatal(err)
-	}
-	fctx := postgis.WithFence(ctx, postgis.Fence{Partition: "01", Epoch: epoch})
+	fctx, _ := holding(b, s, "bench")
 	fBase, pBase := benchBase(), benchBase()
 	var fenced, plain time.Duration
 	for i := 0; b.Loop(); i++ {

@@ -313,11 +313,7 @@ func TestStartedFenced(t *testing.T) {
 	pool := testenv.PostGIS(t).Pool
 	s := postgis.NewStore(pool)
 	ctx := context.Background()
-	old, err := s.AcquirePartition(ctx, "01", "a", time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	oldCtx := postgis.WithFence(ctx, postgis.Fence{Partition: "01", Epoch: old})
+	oldCtx, _ := holding(t, s, "a")
 	if _, err := s.WriteBatch(oldCtx, postgis.Batch{Air: overlapRows(0, 1)}); err != nil {
 		t.Fatalf("the holder's batch: %v", err)
 	}
