@@ -23,9 +23,8 @@ import (
 // or twice in the batch (unique_violation), which rolls the whole
 // transaction back; the batch is then written again the exact way.
 type direct struct {
-	table   string
-	columns []string
-	// copySQL is the binary COPY of columns into table.
+	table string
+	// copySQL is the binary COPY of the row's columns into table.
 	copySQL string
 	// encode appends row i of the kind in b to c (one field per column).
 	encode func(c *copyRows, b Batch, i int) error
@@ -284,7 +283,6 @@ var airColumns = []string{
 // each station from the batch's newest row of it (sqlUpsertSensorAirRows).
 var airDirect = &direct{
 	table:   "air_observation",
-	columns: airColumns,
 	copySQL: copySQL("air_observation", airColumns),
 	encode: func(c *copyRows, b Batch, i int) error {
 		r := &b.Air[i]
