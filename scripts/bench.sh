@@ -32,6 +32,14 @@ run() {
   [ -x "$exe" ] || go test -c -o "$exe" "./$pkg/"
   (cd "$pkg" && "$exe" -test.run '^$' -test.timeout 30m "$@")
 }
+# Centrifugo, which the live fan-out is compared with (issue 12), built from
+# the version tools/centrifugo/go.mod pins (its first build on a machine
+# takes about 1.5 min, then go's build cache has it); not in BENCH_QUICK nor
+# in make test's smoke run, whose fan-out steps then leave it out.
+if [ -z "${BENCH_SMOKE:-}" ] && [ -z "${BENCH_QUICK:-}" ]; then
+  step go build -modfile=tools/centrifugo/go.mod -o "$bin/centrifugo" github.com/centrifugal/centrifugo/v6
+  export CENTRIFUGO_BIN=$bin/centrifugo
+fi
 # -p 1: one package's benchmarks at a time (go test runs packages' binaries
 # side by side otherwise, on the same two cores).
 step go test -p 1 -run '^$' -bench . -benchtime "$benchtime" -benchmem \
@@ -60,12 +68,12 @@ step run cmd/iochub -test.bench 'EndToEndLoad' -test.benchtime 1x
 step run cmd/iochub -test.bench 'ClusterNodes' -test.benchtime 1x
 # Live fan-out at issue 12's size: 10,000 clients of one province (the step
 # above runs 1,000), the hub with batch frames beside the bare gorilla
-# broadcast, 10 s of load. Neither in BENCH_QUICK (16 s more took it to
+# broadcast and Centrifugo, 10 s of load. Neither in BENCH_QUICK (16 s more took it to
 # 192 s) nor in make test's smoke run (BENCH_SMOKE): the 1,000 above
 # checks that it runs.
 if [ -z "${BENCH_SMOKE:-}" ] && [ -z "${BENCH_QUICK:-}" ]; then
   export FANOUT_LOAD_CLIENTS=10000
-  step run services/gateway -test.bench 'FanoutLoad/^(hub_batch|gorilla)$' -test.benchtime 1x
+  step run services/gateway -test.bench 'FanoutLoad/^(hub_batch|gorilla|centrifugo)$' -test.benchtime 1x
   unset FANOUT_LOAD_CLIENTS
 fi
 echo "# make bench took $SECONDS s"

@@ -13,6 +13,7 @@ import (
 	"os"
 	"os/exec"
 	"runtime"
+	"runtime/debug"
 	"runtime/pprof"
 	"strconv"
 	"strings"
@@ -42,7 +43,10 @@ import (
 //     like gorilla's chat example (a reader and a writer goroutine and a
 //     channel of 256 frames per connection, 1 KiB buffers), fed the same
 //     frame bytes in process; like the chat example, it drops a client whose
-//     channel is full (counted in client_errors).
+//     channel is full (counted in client_errors);
+//   - centrifugo: Centrifugo, the server issue 12 measured the hub against,
+//     in a process of its own (see startCentrifugoServer), when
+//     CENTRIFUGO_BIN names its binary.
 //
 // The clients run in a child process (this test binary again, see
 // TestMain): FANOUT_LOAD_CLIENTS (default 1000) sockets of one province
@@ -61,8 +65,9 @@ import (
 // every client did), the share of pairs satisfied, the server process's CPU
 // (cores used from T0 to the end of the drain: server, NATS and publisher,
 // not the clients) and its idle bytes per connection (live heap and stacks
-// after GC, before and after the clients connected), and the clients'
-// process's CPU over the same time.
+// after GC, before and after the clients connected; and the resident set's
+// growth, the one figure a server in another process gives), and the
+// clients' process's CPU over the same time.
 //
 // One run per invocation: b.N is not used (run with -benchtime 1x).
 func BenchmarkFanoutLoad(b *testing.B) {
@@ -77,14 +82,23 @@ func BenchmarkFanoutLoad(b *testing.B) {
 		cfg.Seconds = 3
 	}
 	raiseFileLimit(b)
-	for _, s := range []struct {
+	servers := []struct {
 		name  string
 		start func(b *testing.B, cfg loadConfig) loadServer
 	}{
 		{"hub", startHubServer},
 		{"hub_batch", startHubBatchServer},
 		{"gorilla", startGorillaServer},
-	} {
+	}
+	if os.Getenv(centrifugoEnv) != "" {
+		servers = append(servers, struct {
+			name  string
+			start func(b *testing.B, cfg loadConfig) loadServer
+		}{"centrifugo", startCentrifugoServer})
+	} else {
+		b.Logf("%s not set (scripts/bench.sh sets it): no Centrifugo in this run", centrifugoEnv)
+	}
+	for _, s := range servers {
 		b.Run(fmt.Sprintf("%s/clients=%d", s.name, cfg.Clients), func(b *testing.B) {
 			srv := s.start(b, cfg)
 			runLoad(b, cfg, srv)
@@ -100,6 +114,11 @@ type loadConfig struct {
 	Entities int    `json:"entities"`
 	Seconds  int    `json:"seconds"`
 	Drain    int    `json:"drain"`
+	// Hello, when set, is what a client sends once connected; it is
+	// ready at the first message that holds Ready (without them, at the
+	// first message: the hub's snapshot).
+	Hello string `json:"hello,omitempty"`
+	Ready string `json:"ready,omitempty"`
 }
 
 // loadResult is the child's answer.
@@ -124,6 +143,13 @@ type loadServer struct {
 	connected func() int
 	// publish sends update k (its payload built by loadState).
 	publish func(k int)
+	// hello and ready are loadConfig's Hello and Ready.
+	hello, ready string
+	// cpu, when set, is the server's CPU time so far (this process's
+	// otherwise); rss, when set, is the resident set of a server in a
+	// process of its own, whose heap this process cannot see.
+	cpu func() time.Duration
+	rss func() int64
 }
 
 const loadClientsEnv = "IOCHUB_FANOUT_LOAD_CLIENTS"
@@ -288,14 +314,24 @@ func startGorillaServer(b *testing.B, cfg loadConfig) loadServer {
 }
 
 func runLoad(b *testing.B, cfg loadConfig, srv loadServer) {
-	cfg.URL = srv.url
+	cfg.URL, cfg.Hello, cfg.Ready = srv.url, srv.hello, srv.ready
 	spec, err := json.Marshal(cfg)
 	if err != nil {
 		b.Fatal(err)
 	}
+	serverCPU, rss := srv.cpu, srv.rss
+	if serverCPU == nil {
+		serverCPU = cpuTime
+	}
+	if rss == nil {
+		rss = func() int64 {
+			debug.FreeOSMemory() // what the collector freed, back to the system
+			return processRSS(b, os.Getpid())
+		}
+	}
 	runtime.GC()
 	runtime.GC()
-	before := liveBytes()
+	before, rssBefore := liveBytes(), rss()
 
 	ctx, cancel := context.WithTimeout(context.Background(), time.Duration(cfg.Seconds+cfg.Drain)*time.Second+5*time.Minute)
 	defer cancel()
@@ -340,13 +376,14 @@ func runLoad(b *testing.B, cfg loadConfig, srv loadServer) {
 	runtime.GC()
 	runtime.GC()
 	idle := float64(liveBytes()-before) / float64(cfg.Clients)
+	idleRSS := float64(rss()-rssBefore) / float64(cfg.Clients)
 
 	t0 := time.Now().Add(200 * time.Millisecond)
 	if _, err := fmt.Fprintf(stdin, "%d\n", t0.UnixNano()); err != nil {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
-	cpu0, began := cpuTime(), time.Now()
+	cpu0, began := serverCPU(), time.Now()
 	total := cfg.Rate * cfg.Seconds
 	for k := 0; k < total; k++ {
 		time.Sleep(time.Until(t0.Add(time.Duration(k) * time.Second / time.Duration(cfg.Rate))))
@@ -357,7 +394,7 @@ func runLoad(b *testing.B, cfg loadConfig, srv loadServer) {
 		b.Fatalf("load clients answered %q\n%s", l, stderr.String())
 	}
 	b.StopTimer()
-	cpu := cpuTime() - cpu0
+	cpu := serverCPU() - cpu0
 	b.ReportMetric(float64(res.Frames)/float64(cfg.Seconds), "updates/s")
 	b.ReportMetric(float64(res.Messages)/float64(cfg.Seconds), "messages/s")
 	b.ReportMetric(cpu.Seconds()/time.Since(began).Seconds(), "server_cores")
@@ -371,7 +408,10 @@ func runLoad(b *testing.B, cfg loadConfig, srv loadServer) {
 	b.ReportMetric(inf(res.P50ms), "p50_ms")
 	b.ReportMetric(inf(res.P99ms), "p99_ms")
 	b.ReportMetric(100*float64(res.Satisfied)/float64(max(res.Pairs, 1)), "seen_%")
-	b.ReportMetric(idle, "idle_B/conn")
+	if srv.rss == nil { // in this process: its heap and stacks
+		b.ReportMetric(idle, "idle_B/conn")
+	}
+	b.ReportMetric(idleRSS, "idle_rss_B/conn")
 	b.ReportMetric(float64(res.Errors), "client_errors")
 	if res.Errors > 0 {
 		_ = cmd.Wait()
@@ -450,8 +490,14 @@ func runLoadClients(spec string) int {
 			defer dial.Done()
 			defer func() { <-sem }()
 			c, _, err := dialer.Dial(cfg.URL, nil)
-			if err == nil {
-				_, _, err = c.ReadMessage() // the snapshot
+			if err == nil && cfg.Hello != "" {
+				err = c.WriteMessage(websocket.TextMessage, []byte(cfg.Hello))
+			}
+			for err == nil { // until the snapshot, or the message that holds Ready
+				var m []byte
+				if _, m, err = c.ReadMessage(); err == nil && bytes.Contains(m, []byte(cfg.Ready)) {
+					break
+				}
 			}
 			if err != nil {
 				dialErr.Store(err)
