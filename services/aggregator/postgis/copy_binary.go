@@ -113,6 +113,20 @@ func (c *copyRows) int4(v *int32) {
 	c.buf = binary.BigEndian.AppendUint32(c.buf, uint32(*v))
 }
 
+// bool writes *v as boolean, nil as NULL.
+func (c *copyRows) bool(v *bool) {
+	if v == nil {
+		c.null()
+		return
+	}
+	c.buf = binary.BigEndian.AppendUint32(c.buf, 1)
+	if *v {
+		c.buf = append(c.buf, 1)
+	} else {
+		c.buf = append(c.buf, 0)
+	}
+}
+
 // int2OrNull writes v as smallint, 0 as NULL.
 func (c *copyRows) int2OrNull(v int16) {
 	if v == 0 {
@@ -173,6 +187,36 @@ func (c *copyRows) point(p *geom.Point) error {
 	c.buf = binary.LittleEndian.AppendUint64(c.buf, math.Float64bits(p.X()))
 	c.buf = binary.LittleEndian.AppendUint64(c.buf, math.Float64bits(p.Y()))
 	return nil
+}
+
+// line writes l as geometry, as point writes a point: a 2D line here, any
+// other layout by go-geom; nil as NULL.
+func (c *copyRows) line(l *geom.LineString) error {
+	if l == nil {
+		c.null()
+		return nil
+	}
+	if l.Layout() != geom.XY {
+		return c.geometry(l)
+	}
+	at := c.field()
+	c.buf = appendEWKBLineXY(c.buf, l)
+	c.end(at)
+	return nil
+}
+
+// appendEWKBLineXY appends the EWKB of l, a 2D line, with the store's SRID
+// (little-endian, as go-geom writes it for the states' arrays).
+func appendEWKBLineXY(buf []byte, l *geom.LineString) []byte {
+	flat := l.FlatCoords()
+	buf = append(buf, 1) // NDR
+	buf = binary.LittleEndian.AppendUint32(buf, wkbcommon.LineStringID|ewkbSRIDFlag)
+	buf = binary.LittleEndian.AppendUint32(buf, SRID)
+	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(flat)/2)) //nolint:gosec // a decoded line's length fits
+	for _, f := range flat {
+		buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(f))
+	}
+	return buf
 }
 
 // ewkbSRIDFlag marks an EWKB geometry type followed by an SRID.

@@ -91,14 +91,15 @@ func TestLateObservationAfterAnotherStoreDropped(t *testing.T) {
 	late := aug.Add(time.Hour)
 	for _, b := range []postgis.Batch{
 		{Air: []postgis.AirRow{airRow("drop-b", late, 11)}},                                                                // the direct way
-		{Air: []postgis.AirRow{airRow("drop-c", late, 12)}, Traffic: []postgis.TrafficRow{trafficRow("drop-t", late, 31)}}, // the exact way
+		{Air: []postgis.AirRow{airRow("drop-c", late, 12)}, Traffic: []postgis.TrafficRow{trafficRow("drop-t", late, 31)}}, // also the direct way
+		{Air: []postgis.AirRow{airRow("drop-d", late, 13)}, Water: []postgis.WaterRow{waterRow("drop-w", late, 3, 0)}},     // the exact way
 	} {
 		if _, err := writer.WriteBatch(ctx, b); err != nil {
 			t.Fatalf("a late observation of a month another store dropped: %v", err)
 		}
 	}
-	if n := count(t, pool, `SELECT count(*) FROM air_observation_p202608`); n != 2 {
-		t.Errorf("the dropped month's air partition holds %d rows; want 2", n)
+	if n := count(t, pool, `SELECT count(*) FROM air_observation_p202608`); n != 3 {
+		t.Errorf("the dropped month's air partition holds %d rows; want 3", n)
 	}
 	if n := count(t, pool, `SELECT count(*) FROM traffic_observation_p202608`); n != 1 {
 		t.Errorf("the dropped month's traffic partition holds %d rows; want 1", n)

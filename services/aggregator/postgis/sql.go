@@ -144,6 +144,12 @@ const sqlUpsertRoadSegment = `WITH latest AS (
             || coalesce(extra, '{}'::jsonb),
         now()
     FROM latest
+` + sqlRoadSegmentUpsertTail
+
+// sqlRoadSegmentUpsertTail is the conflict clause of every upsert of a
+// segment's current state, as sqlSensorOnConflict is a sensor's, and what
+// the upsert returns.
+const sqlRoadSegmentUpsertTail = `
     ON CONFLICT (id) DO UPDATE SET
         name             = CASE WHEN excluded.name <> '' THEN excluded.name ELSE r.name END,
         province         = excluded.province,
@@ -159,6 +165,38 @@ const sqlUpsertRoadSegment = `WITH latest AS (
     RETURNING r.id, r.updated_at
 )
 SELECT latest.seq, up.updated_at FROM up JOIN latest ON latest.segment_id = up.id`
+
+// sqlUpsertRoadSegmentRows is sqlUpsertRoadSegment for a batch written
+// straight into traffic_observation, as sqlUpsertSensorAirRows is
+// sqlUpsertSensorAir's (values: appendTrafficValues).
+const sqlUpsertRoadSegmentRows = `WITH latest AS (
+    SELECT DISTINCT ON (st.segment_id) st.*
+    FROM ` + sqlTrafficRowsArrays + `
+    ` + sqlOwnerOf + `road_segment x WHERE x.id = st.segment_id` + sqlOwnerEnd + `
+    ORDER BY st.segment_id, st.observed_at DESC, st.seq DESC
+), up AS (` + sqlTrafficRowsInsert
+
+// sqlUpsertRoadSegmentRowsOne is sqlUpsertRoadSegmentRows for rows of one
+// province each segment, as sqlUpsertSensorAirRowsOne is for stations.
+const sqlUpsertRoadSegmentRowsOne = `WITH latest AS (
+    SELECT * FROM ` + sqlTrafficRowsArrays + `
+), up AS (` + sqlTrafficRowsInsert
+
+// sqlTrafficRowsArrays and sqlTrafficRowsInsert are the parts the two
+// statements share: the rows as arrays (stateRows), and their insert.
+const (
+	sqlTrafficRowsArrays = `unnest($1::integer[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[],
+        $8::text[], $9::timestamptz[], $10::text[])
+        AS st (seq, segment_id, name, province, unit_code, source_id, geom, event_id, observed_at, last_values)`
+	sqlTrafficRowsInsert = `
+    INSERT INTO road_segment AS r (id, name, province, unit_code, source_id, geom,
+        last_event_id, last_observed_at, last_values, updated_at)
+    SELECT segment_id, name, province, unit_code, source_id, ST_GeomFromEWKB(geom), event_id, observed_at,
+        last_values::jsonb, now()
+    FROM latest
+    ORDER BY segment_id
+` + sqlRoadSegmentUpsertTail
+)
 
 const sqlCreateAlertStaging = `CREATE TEMP TABLE alert_staging (
     seq         integer     NOT NULL,

@@ -58,6 +58,7 @@ var trafficStore = kindStore{
 	observedAt:  func(b Batch, i int) time.Time { return b.Traffic[i].ObservedAt },
 	staging: &staging{"traffic_staging", sqlCreateTrafficStaging, trafficStagingColumns,
 		func(b Batch, i int) []any { return trafficValues(i, &b.Traffic[i]) }},
+	direct: trafficDirect,
 	queue: func(pb *pgx.Batch, b Batch, res *Result, _ rollupOptions) func() {
 		pb.Queue(sqlInsertTraffic).Query(collectInserted(&res.Traffic.New, &res.Traffic.Inserted, trafficKeys(b.Traffic)))
 		pb.Queue(sqlUpsertRoadSegment).Query(collectChanged(&res.Traffic.Changed))

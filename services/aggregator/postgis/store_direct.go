@@ -311,6 +311,41 @@ var airDirect = &direct{
 	queue: queueAirStates,
 }
 
+// trafficColumns are the columns of traffic_observation a batch writes.
+var trafficColumns = []string{
+	"source_id", "event_id", "observed_at", "received_at", "segment_id", "province", "unit_code",
+	"geom", "intensity", "occupancy", "average_vehicle_speed", "congested", "lane_id", "extra",
+}
+
+// trafficDirect writes traffic rows straight into traffic_observation, then
+// the state of each segment from the batch's newest row of it
+// (sqlUpsertRoadSegmentRows).
+var trafficDirect = &direct{
+	table:   "traffic_observation",
+	copySQL: copySQL("traffic_observation", trafficColumns),
+	encode: func(c *copyRows, b Batch, i int) error {
+		r := &b.Traffic[i]
+		c.row(len(trafficColumns))
+		c.text(r.SourceID)
+		c.text(r.EventID)
+		c.timestamptz(r.ObservedAt)
+		c.timestamptz(r.ReceivedAt)
+		c.text(r.SegmentID)
+		c.text(r.Province)
+		c.text(r.UnitCode)
+		if err := c.line(r.Geom); err != nil {
+			return err
+		}
+		c.float8(r.Intensity)
+		c.float8(r.Occupancy)
+		c.float8(r.AverageVehicleSpeed)
+		c.bool(r.Congested)
+		c.int4(r.LaneID)
+		return c.extra(r.Extra)
+	},
+	queue: queueTrafficStates,
+}
+
 // latestRows returns, per entity, the index of its row of the batch that
 // may become its state: the latest observed, of two at the same instant the
 // later in the batch (as DISTINCT ON … ORDER BY observed_at DESC, seq DESC
@@ -339,113 +374,192 @@ func latestRows[K comparable](n int, entity func(i int) K, observed func(i int) 
 // sqlUpsertSensorAir builds on the server (appendAirValues), all of them in
 // one string.
 func queueAirStates(pb *pgx.Batch, b Batch, res *Result) error {
-	// Per station and province: the statement keeps, of a station's rows,
-	// those that may move its state (sqlOwnsState) before the newest.
 	idx := latestRows(len(b.Air), func(i int) StationRef { return StationRef{b.Air[i].Province, b.Air[i].StationID} },
 		func(i int) time.Time { return b.Air[i].ObservedAt })
-	m := len(idx)
-	var (
-		seqs                                               = make([]int32, m)
-		stations, names, provinces, units, sources, events = make([]string, m), make([]string, m), make([]string, m), make([]string, m), make([]string, m), make([]string, m)
-		locations                                          = make([][]byte, m)
-		observed                                           = make([]time.Time, m)
-		values                                             = make([]string, m)
-		ends                                               = make([]int, m)
-		buf                                                []byte
-	)
+	st := newStateRows(len(idx))
 	for j, i := range idx {
 		r := &b.Air[i]
-		seqs[j], stations[j], names[j], provinces[j], units[j], sources[j], events[j] =
-			int32(i), r.StationID, r.Name, r.Province, r.UnitCode, r.SourceID, r.EventID //nolint:gosec // a batch's index fits
-		observed[j] = r.ObservedAt
-		var err error
-		if locations[j], err = ewkbValue(r.Location); err != nil {
+		loc, err := ewkbValue(r.Location)
+		if err != nil {
 			return fmt.Errorf("encoding the location of station %s: %w", r.StationID, err)
 		}
-		if buf, err = appendAirValues(buf, r); err != nil {
+		st.set(j, i, r.StationID, r.Name, r.Province, r.UnitCode, r.SourceID, r.EventID, r.ObservedAt, loc)
+		if err := st.value(j, func(buf []byte) ([]byte, error) { return appendAirValues(buf, r) }); err != nil {
 			return fmt.Errorf("encoding the values of station %s: %w", r.StationID, err)
 		}
-		ends[j] = len(buf)
 	}
-	all, start := string(buf), 0
-	for j, end := range ends {
-		values[j], start = all[start:end], end
+	st.queue(pb, sqlUpsertSensorAirRowsOne, sqlUpsertSensorAirRows, &res.Air.Changed)
+	return nil
+}
+
+// queueTrafficStates is queueAirStates for the segments of b.Traffic
+// (sqlUpsertRoadSegmentRows, appendTrafficValues).
+func queueTrafficStates(pb *pgx.Batch, b Batch, res *Result) error {
+	idx := latestRows(len(b.Traffic), func(i int) StationRef { return StationRef{b.Traffic[i].Province, b.Traffic[i].SegmentID} },
+		func(i int) time.Time { return b.Traffic[i].ObservedAt })
+	st := newStateRows(len(idx))
+	for j, i := range idx {
+		r := &b.Traffic[i]
+		g, err := ewkbLineValue(r.Geom)
+		if err != nil {
+			return fmt.Errorf("encoding the geometry of segment %s: %w", r.SegmentID, err)
+		}
+		st.set(j, i, r.SegmentID, r.Name, r.Province, r.UnitCode, r.SourceID, r.EventID, r.ObservedAt, g)
+		if err := st.value(j, func(buf []byte) ([]byte, error) { return appendTrafficValues(buf, r) }); err != nil {
+			return fmt.Errorf("encoding the values of segment %s: %w", r.SegmentID, err)
+		}
 	}
-	// A station with rows of two provinces in the batch needs its state's
-	// owner looked up before the newest row is chosen; others do not. Only a
-	// batch of several provinces can hold one: the common batch of one
-	// province is told apart without a map.
-	sql := sqlUpsertSensorAirRowsOne
-	if slices.ContainsFunc(provinces, func(p string) bool { return p != provinces[0] }) {
-		seen := make(map[string]bool, len(idx))
-		for _, id := range stations {
+	st.queue(pb, sqlUpsertRoadSegmentRowsOne, sqlUpsertRoadSegmentRows, &res.Traffic.Changed)
+	return nil
+}
+
+// stateRows are the newest row of each entity of a batch as the arrays a
+// state upsert written straight takes (sqlAirRowsArrays,
+// sqlTrafficRowsArrays): the row's index in the batch, the entity's id,
+// name, province, unit, source, geometry as EWKB, event and observation
+// time, and its state's values as JSON text.
+type stateRows struct {
+	seqs                                          []int32
+	ids, names, provinces, units, sources, events []string
+	geoms                                         [][]byte
+	observed                                      []time.Time
+	values                                        []string
+	// buf holds the values' text, ends where each ends.
+	buf  []byte
+	ends []int
+}
+
+func newStateRows(m int) *stateRows {
+	return &stateRows{
+		seqs: make([]int32, m), ids: make([]string, m), names: make([]string, m), provinces: make([]string, m),
+		units: make([]string, m), sources: make([]string, m), events: make([]string, m), geoms: make([][]byte, m),
+		observed: make([]time.Time, m), values: make([]string, m), ends: make([]int, m),
+	}
+}
+
+// set makes row i of the batch the j-th entity's.
+func (s *stateRows) set(j, i int, id, name, province, unit, source, event string, observed time.Time, geom []byte) {
+	s.seqs[j], s.ids[j], s.names[j], s.provinces[j], s.units[j], s.sources[j], s.events[j] =
+		int32(i), id, name, province, unit, source, event //nolint:gosec // a batch's index fits
+	s.observed[j], s.geoms[j] = observed, geom
+}
+
+// value appends the j-th entity's values by appendValues.
+func (s *stateRows) value(j int, appendValues func([]byte) ([]byte, error)) error {
+	var err error
+	if s.buf, err = appendValues(s.buf); err != nil {
+		return err
+	}
+	s.ends[j] = len(s.buf)
+	return nil
+}
+
+// queue queues the upsert, recording the entities whose state it wrote in
+// changed: one of rows of one province each entity (the common batch: the
+// conflict clause alone keeps a row of another province from moving a
+// state, and no row of the owner's can be hidden by it, so the rows need
+// no look-up of their state first), else one that looks up each entity's
+// owner before its newest row is chosen. Only a batch of several provinces
+// can hold such an entity: the common batch is told apart without a map.
+func (s *stateRows) queue(pb *pgx.Batch, one, several string, changed *[]Changed) {
+	all, start := string(s.buf), 0
+	for j, end := range s.ends {
+		s.values[j], start = all[start:end], end
+	}
+	sql := one
+	if slices.ContainsFunc(s.provinces, func(p string) bool { return p != s.provinces[0] }) {
+		seen := make(map[string]bool, len(s.ids))
+		for _, id := range s.ids {
 			if seen[id] {
-				sql = sqlUpsertSensorAirRows
+				sql = several
 				break
 			}
 			seen[id] = true
 		}
 	}
-	pb.Queue(sql, seqs, stations, names, provinces, units, sources, locations, events, observed,
-		values).Query(collectChanged(&res.Air.Changed))
+	pb.Queue(sql, s.seqs, s.ids, s.names, s.provinces, s.units, s.sources, s.geoms, s.events, s.observed,
+		s.values).Query(collectChanged(changed))
+}
+
+// stateJSON writes a state's values as a JSON object, as the server's
+// jsonb_strip_nulls(jsonb_build_object(…)) || coalesce(extra, '{}') makes
+// them: the members present, then the extra values (of two members with one
+// name the later is kept by jsonb, as by the server's concatenation).
+type stateJSON struct {
+	buf   []byte
+	first bool
+}
+
+func openStateJSON(buf []byte) stateJSON { return stateJSON{buf: append(buf, '{'), first: true} }
+
+func (j *stateJSON) member(name string) {
+	if !j.first {
+		j.buf = append(j.buf, ',')
+	}
+	j.first = false
+	j.buf = append(j.buf, '"')
+	j.buf = append(j.buf, name...)
+	j.buf = append(j.buf, '"', ':')
+}
+
+// float writes v, when present, as the server writes a float8 into jsonb:
+// a number, the same number as its shortest decimal text, or the string
+// "NaN", "Infinity" or "-Infinity".
+func (j *stateJSON) float(name string, v *float64) {
+	if v == nil {
+		return
+	}
+	j.member(name)
+	switch f := *v; {
+	case math.IsNaN(f):
+		j.buf = append(j.buf, `"NaN"`...)
+	case math.IsInf(f, 1):
+		j.buf = append(j.buf, `"Infinity"`...)
+	case math.IsInf(f, -1):
+		j.buf = append(j.buf, `"-Infinity"`...)
+	default:
+		j.buf = strconv.AppendFloat(j.buf, f, 'g', -1, 64)
+	}
+}
+
+// extra writes the members of m after those written.
+func (j *stateJSON) extra(m map[string]any) error {
+	if len(m) == 0 {
+		return nil
+	}
+	// The object's members after buf's: its '{' becomes the comma
+	// between them (or goes, when buf has none) and its '}' goes.
+	at := len(j.buf)
+	x, err := appendExtraJSON(j.buf, m)
+	if err != nil {
+		return err
+	}
+	if j.first {
+		j.buf = x[:at+copy(x[at:], x[at+1:len(x)-1])]
+		j.first = false
+	} else {
+		x[at] = ','
+		j.buf = x[:len(x)-1]
+	}
 	return nil
 }
 
+func (j *stateJSON) close() []byte { return append(j.buf, '}') }
+
 // appendAirValues appends to buf the values of r's state as a JSON object,
 // the text of the jsonb sqlUpsertSensorAir builds from the same row: the
-// pollutants present, then the extra values, then the AQI under "aqi". Of
-// two members with one name the later is kept by jsonb, as by the server's
-// concatenation (an extra value named like a pollutant, or "aqi", replaces
-// it). A pollutant is written as the server writes a float8 into jsonb: a
-// number, the same number as its shortest decimal text, or the string
-// "NaN", "Infinity" or "-Infinity".
+// pollutants present, then the extra values, then the AQI under "aqi" (an
+// extra value named like a pollutant, or "aqi", is replaced by the later).
 func appendAirValues(buf []byte, r *AirRow) ([]byte, error) {
-	buf = append(buf, '{')
-	first := true
-	member := func(name string) {
-		if !first {
-			buf = append(buf, ',')
-		}
-		first = false
-		buf = append(buf, '"')
-		buf = append(buf, name...)
-		buf = append(buf, '"', ':')
-	}
+	j := openStateJSON(buf)
 	for _, p := range [...]struct {
 		name string
 		v    *float64
 	}{{"pm25", r.PM25}, {"pm10", r.PM10}, {"no2", r.NO2}, {"o3", r.O3}, {"co", r.CO}, {"so2", r.SO2}} {
-		if p.v == nil {
-			continue
-		}
-		member(p.name)
-		switch v := *p.v; {
-		case math.IsNaN(v):
-			buf = append(buf, `"NaN"`...)
-		case math.IsInf(v, 1):
-			buf = append(buf, `"Infinity"`...)
-		case math.IsInf(v, -1):
-			buf = append(buf, `"-Infinity"`...)
-		default:
-			buf = strconv.AppendFloat(buf, v, 'g', -1, 64)
-		}
+		j.float(p.name, p.v)
 	}
-	if len(r.Extra) > 0 {
-		// The object's members after buf's: its '{' becomes the comma
-		// between them (or goes, when buf has none) and its '}' goes.
-		at := len(buf)
-		x, err := appendExtraJSON(buf, r.Extra)
-		if err != nil {
-			return nil, err
-		}
-		switch {
-		case first:
-			buf = x[:at+copy(x[at:], x[at+1:len(x)-1])]
-			first = false
-		default:
-			x[at] = ','
-			buf = x[:len(x)-1]
-		}
+	if err := j.extra(r.Extra); err != nil {
+		return nil, err
 	}
 	if len(r.AQI.JSON) > 0 {
 		// Checked, since it is spliced in: the server refused invalid JSON
@@ -453,10 +567,33 @@ func appendAirValues(buf []byte, r *AirRow) ([]byte, error) {
 		if !json.Valid(r.AQI.JSON) {
 			return nil, fmt.Errorf("the VN_AQI is not JSON: %w", ErrInvalidJSON)
 		}
-		member("aqi")
-		buf = append(buf, r.AQI.JSON...)
+		j.member("aqi")
+		j.buf = append(j.buf, r.AQI.JSON...)
 	}
-	return append(buf, '}'), nil
+	return j.close(), nil
+}
+
+// appendTrafficValues appends to buf the values of r's state as a JSON
+// object, the text of the jsonb sqlUpsertRoadSegment builds from the same
+// row: intensity, occupancy, averageVehicleSpeed, congested and laneId when
+// present, then the extra values.
+func appendTrafficValues(buf []byte, r *TrafficRow) ([]byte, error) {
+	j := openStateJSON(buf)
+	j.float("intensity", r.Intensity)
+	j.float("occupancy", r.Occupancy)
+	j.float("averageVehicleSpeed", r.AverageVehicleSpeed)
+	if r.Congested != nil {
+		j.member("congested")
+		j.buf = strconv.AppendBool(j.buf, *r.Congested)
+	}
+	if r.LaneID != nil {
+		j.member("laneId")
+		j.buf = strconv.AppendInt(j.buf, int64(*r.LaneID), 10)
+	}
+	if err := j.extra(r.Extra); err != nil {
+		return nil, err
+	}
+	return j.close(), nil
 }
 
 // ewkbValue is p as EWKB with SRID 4326, nil (NULL) when p is nil.
@@ -465,4 +602,16 @@ func ewkbValue(p *geom.Point) ([]byte, error) {
 		return nil, nil
 	}
 	return ewkb.Marshal(WithSRID(p), binary.LittleEndian)
+}
+
+// ewkbLineValue is ewkbValue for a line (a 2D line written by
+// appendEWKBLineXY).
+func ewkbLineValue(l *geom.LineString) ([]byte, error) {
+	switch {
+	case l == nil:
+		return nil, nil
+	case l.Layout() == geom.XY:
+		return appendEWKBLineXY(make([]byte, 0, 13+8*len(l.FlatCoords())), l), nil
+	}
+	return ewkb.Marshal(WithSRID(l), binary.LittleEndian)
 }

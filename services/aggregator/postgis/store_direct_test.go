@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twpayne/go-geom"
@@ -48,6 +50,72 @@ func directRows(base time.Time) []postgis.AirRow {
 	old := airRow("d2", base.Add(-time.Hour), 7)
 	rows = append(rows, old)
 	return rows
+}
+
+// directTrafficRows are directRows' traffic counterpart: several rows per
+// segment, a tie at one instant, an older row after a newer one, a row
+// without name, geometry or values, another geometry, a congested flag of
+// each value and none, a lane, extras of several types.
+func directTrafficRows(base time.Time) []postgis.TrafficRow {
+	var rows []postgis.TrafficRow
+	for i := range 12 {
+		seg := fmt.Sprintf("s%d", i%4)
+		at := base.Add(time.Duration(i/4) * time.Minute)
+		r := trafficRow(seg, at, float64(i)+0.5)
+		r.EventID = fmt.Sprintf("%s#%d", r.EventID, i)
+		r.Name = "Đường " + seg
+		switch i % 5 {
+		case 1:
+			r.Name, r.Geom, r.Intensity, r.AverageVehicleSpeed, r.Congested, r.Extra = "", nil, nil, nil, nil, nil
+		case 2:
+			lane := int32(i)
+			r.LaneID, r.Occupancy = &lane, f64(0.25)
+			r.Extra = map[string]any{"note": "x\"y", "intensity": "replaced", "list": []any{1, "a", nil}}
+		case 3:
+			r.Geom = geom.NewLineStringFlat(geom.XY, []float64{105.9, 21.1, 105.91, 21.12, 105.92, 21.1 + 1e-12})
+		case 4: // a long line
+			flat := make([]float64, 0, 200)
+			for p := range 100 {
+				flat = append(flat, 105+float64(p)/1000, 21-float64(p*p)/1e6)
+			}
+			r.Geom = geom.NewLineStringFlat(geom.XY, flat)
+		}
+		rows = append(rows, r)
+	}
+	tie := trafficRow("s1", base.Add(2*time.Minute), 99)
+	tie.EventID += "#tie"
+	old := trafficRow("s2", base.Add(-time.Hour), 7)
+	old.Geom = geom.NewLineString(geom.XY) // empty
+	return append(rows, tie, old)
+}
+
+// segmentState is what road_segment holds, one line a segment.
+func segmentState(t *testing.T, pool *pgxpool.Pool) []string {
+	t.Helper()
+	return lines(t, pool, `SELECT concat_ws('|', id, name, province, unit_code, source_id, coalesce(encode(ST_AsEWKB(geom), 'hex'), ''),
+		last_event_id, last_observed_at, last_values::text) FROM road_segment ORDER BY id`)
+}
+
+// trafficObservations is what traffic_observation holds, one line a row.
+func trafficObservations(t *testing.T, pool *pgxpool.Pool) []string {
+	t.Helper()
+	return lines(t, pool, `SELECT concat_ws('|', source_id, event_id, observed_at, received_at, segment_id, province,
+		unit_code, encode(ST_AsEWKB(geom), 'hex'), intensity, occupancy, average_vehicle_speed, congested, lane_id, extra::text)
+		FROM traffic_observation ORDER BY source_id, event_id, observed_at`)
+}
+
+// lines is what q returns, one text a row.
+func lines(t *testing.T, pool *pgxpool.Pool, q string) []string {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), q)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
 
 // sensorState is what sensor holds of the air stations, one line each.
@@ -110,53 +178,65 @@ func airObservations(t *testing.T, pool *pgxpool.Pool) []string {
 	return out
 }
 
-// TestWriteBatchDirectAsExact: a batch of air rows written straight
-// (writeDirect: every row new) stores the same raw rows and leaves the same
-// station states, and reports the same changed rows, as the exact way
-// (INSERT … ON CONFLICT from a staging table), which a batch with a traffic
-// row takes; with roll-ups on and off (the roll-ups of both ways are
-// compared with plain SQL by TestRollup*). Then a batch older than the stored
-// states changes no state in either.
+// TestWriteBatchDirectAsExact: a batch of air and traffic rows written
+// straight (writeDirect: every row new) stores the same raw rows and leaves
+// the same station and segment states, and reports the same changed rows,
+// as the exact way (INSERT … ON CONFLICT from a staging table), which a
+// batch with a water row takes; with roll-ups on and off (the roll-ups of
+// both ways are compared with plain SQL by TestRollup*). Then a batch older
+// than the stored states changes no state in either.
 func TestWriteBatchDirectAsExact(t *testing.T) {
 	for _, noRollups := range []bool{false, true} {
 		t.Run(fmt.Sprintf("no_rollups=%v", noRollups), func(t *testing.T) {
 			ctx := context.Background()
 			direct, sd := storeOn(t, postgis.StoreConfig{NoRollups: noRollups})
 			exact, se := storeOn(t, postgis.StoreConfig{NoRollups: noRollups})
-			// A traffic row sends the other store's batch through a staging
-			// table and INSERT … ON CONFLICT (the exact way; roll-ups on, the
-			// staged all-new way) and adds nothing to the air rows' states.
-			for step, rows := range [][]postgis.AirRow{directRows(t0), directRows(t0.Add(-24 * time.Hour))} {
-				rd, err := sd.WriteBatch(ctx, postgis.Batch{Air: rows})
+			// A water row sends the other store's batch through staging
+			// tables and INSERT … ON CONFLICT (the exact way; roll-ups on, the
+			// staged all-new way) and adds nothing to the others' states.
+			for step, base := range []time.Time{t0, t0.Add(-24 * time.Hour)} {
+				b := postgis.Batch{Air: directRows(base), Traffic: directTrafficRows(base)}
+				rd, err := sd.WriteBatch(ctx, b)
 				if err != nil {
 					t.Fatalf("step %d, direct: %v", step, err)
 				}
-				seg := []postgis.TrafficRow{trafficRow(fmt.Sprintf("seg%d", step), t0, 30)}
-				re, err := se.WriteBatch(ctx, postgis.Batch{Air: rows, Traffic: seg})
+				b.Water = []postgis.WaterRow{waterRow(fmt.Sprintf("w%d", step), t0, 3, 0)}
+				re, err := se.WriteBatch(ctx, b)
 				if err != nil {
 					t.Fatalf("step %d, exact: %v", step, err)
 				}
 				if allNew, rewritten := sd.WrittenAllNew(); allNew != int64(step+1) || rewritten != 0 {
 					t.Fatalf("step %d: direct store wrote %d batches as all new, %d again; want %d and 0", step, allNew, rewritten, step+1)
 				}
-				if rd.Air.New != len(rows) || rd.Air.Duplicates != 0 || re.Air.New != len(rows) {
-					t.Fatalf("step %d: new %d (direct), %d (exact) of %d rows", step, rd.Air.New, re.Air.New, len(rows))
+				for _, k := range []struct {
+					name   string
+					n      int
+					rd, re postgis.KindResult
+				}{{"air", len(b.Air), rd.Air, re.Air}, {"traffic", len(b.Traffic), rd.Traffic, re.Traffic}} {
+					if k.rd.New != k.n || k.rd.Duplicates != 0 || k.re.New != k.n {
+						t.Fatalf("step %d, %s: new %d (direct), %d (exact) of %d rows", step, k.name, k.rd.New, k.re.New, k.n)
+					}
+					di, ei := slices.Sorted(slices.Values(k.rd.Inserted)), slices.Sorted(slices.Values(k.re.Inserted))
+					if !slices.Equal(di, ei) {
+						t.Fatalf("step %d, %s: inserted %v (direct); exact %v", step, k.name, di, ei)
+					}
+					if d, e := changedIndexes(k.rd.Changed), changedIndexes(k.re.Changed); !slices.Equal(d, e) {
+						t.Fatalf("step %d, %s: changed %v (direct); exact %v", step, k.name, d, e)
+					}
+					if step == 0 && len(k.rd.Changed) == 0 {
+						t.Fatalf("step 0, %s: no state changed", k.name)
+					}
+					if step == 1 && len(k.rd.Changed) != 0 {
+						t.Fatalf("older batch changed %s %v; want no state", k.name, changedIndexes(k.rd.Changed))
+					}
 				}
-				di, ei := slices.Sorted(slices.Values(rd.Air.Inserted)), slices.Sorted(slices.Values(re.Air.Inserted))
-				if !slices.Equal(di, ei) {
-					t.Fatalf("step %d: inserted %v (direct); exact %v", step, di, ei)
-				}
-				if d, e := changedIndexes(rd.Air.Changed), changedIndexes(re.Air.Changed); !slices.Equal(d, e) {
-					t.Fatalf("step %d: changed %v (direct); exact %v", step, d, e)
-				}
-				if step == 1 && len(rd.Air.Changed) != 0 {
-					t.Fatalf("older batch changed %v; want no state", changedIndexes(rd.Air.Changed))
-				}
-				if d, e := sensorState(t, direct), sensorState(t, exact); !slices.Equal(d, e) {
-					t.Fatalf("step %d: states (direct):\n%v\nexact:\n%v", step, d, e)
-				}
-				if d, e := airObservations(t, direct), airObservations(t, exact); !slices.Equal(d, e) {
-					t.Fatalf("step %d: rows (direct):\n%v\nexact:\n%v", step, d, e)
+				for _, c := range []struct {
+					what string
+					read func(*testing.T, *pgxpool.Pool) []string
+				}{{"station states", sensorState}, {"air rows", airObservations}, {"segment states", segmentState}, {"traffic rows", trafficObservations}} {
+					if d, e := c.read(t, direct), c.read(t, exact); !slices.Equal(d, e) || len(d) == 0 {
+						t.Fatalf("step %d: %s (direct):\n%v\nexact:\n%v", step, c.what, strings.Join(d, "\n"), strings.Join(e, "\n"))
+					}
 				}
 			}
 		})

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"math"
 	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -92,8 +93,8 @@ func TestAirStateValuesAsServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A traffic row sends the batch the exact way.
-	re, err := se.WriteBatch(ctx, postgis.Batch{Air: rows, Traffic: []postgis.TrafficRow{trafficRow("seg", t0, 30)}})
+	// A water row sends the batch the exact way.
+	re, err := se.WriteBatch(ctx, postgis.Batch{Air: rows, Water: []postgis.WaterRow{waterRow("w", t0, 3, 0)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -105,6 +106,60 @@ func TestAirStateValuesAsServer(t *testing.T) {
 	}
 	if d, e := sensorState(t, direct), sensorState(t, exact); !slices.Equal(d, e) {
 		t.Fatalf("states (direct):\n%v\nexact:\n%v", d, e)
+	}
+}
+
+// TestTrafficStateValuesAsServer: the values of a segment's state written
+// straight (appendTrafficValues, sent as JSON text) are the jsonb the exact
+// way builds on the server, for numbers of every kind (NaN, ±Inf, -0,
+// extremes), either congested flag, a lane, and extras that replace a
+// member, are nested or stand alone.
+func TestTrafficStateValuesAsServer(t *testing.T) {
+	ctx := context.Background()
+	direct, sd := storeOn(t, postgis.StoreConfig{NoRollups: true})
+	exact, se := storeOn(t, postgis.StoreConfig{NoRollups: true})
+	values := []float64{math.NaN(), math.Inf(1), math.Inf(-1), math.Copysign(0, -1), 1e21, 1.5e-7, 5e-324,
+		math.MaxFloat64, 1e6, 123.456, -0.1, 1 << 53}
+	var rows []postgis.TrafficRow
+	for i, v := range values {
+		r := trafficRow(fmt.Sprintf("v%02d", i), t0, v)
+		r.Intensity, r.Occupancy = f64(-v), f64(float64(i)/7)
+		switch i % 5 {
+		case 0:
+			r.Extra = map[string]any{"intensity": "replaced", "congested": nil, "deep": map[string]any{"n": nil, "l": []any{nil, 2.5}}}
+		case 1:
+			lane, no := int32(-3), false
+			r.LaneID, r.Congested, r.Extra = &lane, &no, nil
+		case 2:
+			lane := int32(math.MaxInt32)
+			r.LaneID = &lane
+		case 3: // an empty state
+			r.Intensity, r.Occupancy, r.AverageVehicleSpeed, r.Congested, r.Extra = nil, nil, nil, nil, nil
+		case 4: // extra values alone
+			r.Intensity, r.Occupancy, r.AverageVehicleSpeed, r.Congested = nil, nil, nil, nil
+			r.Extra = map[string]any{"laneDirection": "backward", "vehicleType": []any{"car", "bus"}}
+		}
+		rows = append(rows, r)
+	}
+	rd, err := sd.WriteBatch(ctx, postgis.Batch{Traffic: rows})
+	if err != nil {
+		t.Fatal(err)
+	}
+	re, err := se.WriteBatch(ctx, postgis.Batch{Traffic: rows, Water: []postgis.WaterRow{waterRow("w", t0, 3, 0)}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if allNew, _ := sd.WrittenAllNew(); allNew != 1 {
+		t.Fatalf("direct store wrote %d batches straight; want 1", allNew)
+	}
+	if d, e := changedIndexes(rd.Traffic.Changed), changedIndexes(re.Traffic.Changed); !slices.Equal(d, e) || len(d) != len(rows) {
+		t.Fatalf("changed %v (direct); exact %v; want all %d", d, e, len(rows))
+	}
+	if d, e := segmentState(t, direct), segmentState(t, exact); !slices.Equal(d, e) {
+		t.Fatalf("states (direct):\n%v\nexact:\n%v", strings.Join(d, "\n"), strings.Join(e, "\n"))
+	}
+	if d, e := trafficObservations(t, direct), trafficObservations(t, exact); !slices.Equal(d, e) {
+		t.Fatalf("rows (direct):\n%v\nexact:\n%v", strings.Join(d, "\n"), strings.Join(e, "\n"))
 	}
 }
 

@@ -473,6 +473,56 @@ func BenchmarkWriteBatch(b *testing.B) {
 		b.ReportMetric(rawT.Seconds()/storeT.Seconds(), "store/raw")
 		b.ReportMetric(bytesT.Seconds()/storeT.Seconds(), "store/raw_bytes")
 	})
+	// The same for traffic rows (segments' lines, a congested flag, a
+	// lane), the store as the aggregator drives it under a backlog against
+	// pgx's CopyFrom of the same rows into traffic_observation.
+	b.Run("traffic_vs_raw", func(b *testing.B) {
+		base, rawBase := benchBase(), benchBase()
+		for _, w := range []struct {
+			s    *postgis.Store
+			base int
+		}{{s, base}, {off, rawBase}} {
+			var warm []postgis.TrafficRow
+			for it := 0; it < 1<<16; it += 4000 { // the months of 65,536 iterations, as warmRaw
+				warm = append(warm, trafficRow("warm", benchTrafficRows(w.base+it, n)[0].ObservedAt, 0))
+			}
+			if _, err := w.s.WriteBatch(ctx, postgis.Batch{Traffic: warm}); err != nil {
+				b.Fatal(err)
+			}
+		}
+		const turn = 10
+		var storeT, rawT time.Duration
+		b.ResetTimer()
+		for i := 0; i < b.N; i += turn {
+			k := min(turn, b.N-i)
+			start := time.Now()
+			bs := make([]postgis.Batch, k)
+			for j := range bs {
+				bs[j] = postgis.Batch{Traffic: benchTrafficRows(base+i+j, n)}
+			}
+			overlapped(b, s, bs)
+			storeT += time.Since(start)
+			start = time.Now()
+			for j := range k {
+				rows := benchTrafficRows(rawBase+i+j, n)
+				err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+					_, err := tx.CopyFrom(ctx, pgx.Identifier{"traffic_observation"}, rawTrafficCols, pgx.CopyFromSlice(n, func(j int) ([]any, error) {
+						r := &rows[j]
+						return []any{"raw", r.EventID, r.ObservedAt, r.ReceivedAt, r.SegmentID, r.Province, r.UnitCode,
+							r.Geom.SetSRID(postgis.SRID), r.Intensity, r.Occupancy, r.AverageVehicleSpeed, r.Congested, r.LaneID, r.Extra}, nil
+					}))
+					return err
+				})
+				if err != nil {
+					b.Fatal(err)
+				}
+			}
+			rawT += time.Since(start)
+		}
+		b.ReportMetric(float64(b.N*n)/storeT.Seconds(), "store_rows/s")
+		b.ReportMetric(float64(b.N*n)/rawT.Seconds(), "raw_rows/s")
+		b.ReportMetric(rawT.Seconds()/storeT.Seconds(), "store/raw")
+	})
 	// Roll-ups on and off, batch for batch in one loop, so that the load of
 	// the machine weighs on both alike; on_rows/s ÷ off_rows/s is the ratio.
 	b.Run("rollups_on_off", func(b *testing.B) {
@@ -503,6 +553,24 @@ func BenchmarkWriteBatch(b *testing.B) {
 		b.ReportMetric(float64(b.N*n)/b.Elapsed().Seconds(), "rows/s")
 	})
 }
+
+// benchTrafficRows returns n traffic observations of 50 segments, unique
+// for iteration it.
+func benchTrafficRows(it, n int) []postgis.TrafficRow {
+	out := make([]postgis.TrafficRow, n)
+	for i := range out {
+		at := t0.Add(time.Duration(it*n+i) * time.Second)
+		out[i] = trafficRow(fmt.Sprintf("seg%d", i%50), at, float64(i%60))
+		lane := int32(i % 4)
+		out[i].LaneID, out[i].Occupancy = &lane, f64(float64(i%100)/100)
+	}
+	return out
+}
+
+// rawTrafficCols are the columns BenchmarkWriteBatch's raw COPY of traffic
+// rows writes.
+var rawTrafficCols = []string{"source_id", "event_id", "observed_at", "received_at", "segment_id", "province", "unit_code",
+	"geom", "intensity", "occupancy", "average_vehicle_speed", "congested", "lane_id", "extra"}
 
 // rawCols are the columns BenchmarkWriteBatch's raw COPY writes.
 var rawCols = []string{"source_id", "event_id", "observed_at", "received_at", "station_id", "province", "unit_code",
@@ -765,5 +833,32 @@ func TestEntityNotTakenAcrossProvinces(t *testing.T) {
 	}
 	if n := count(t, pool, "SELECT count(*) FROM road_segment WHERE id = 'seg-x' AND province = '01' AND source_id = 'src-t'"); n != 1 {
 		t.Error("the segment's state moved to another province's source")
+	}
+	// Nor does a segment's, written straight (traffic alone) and through
+	// the staging tables (with a water row); of the owner's two rows at one
+	// instant the later in the batch is the state.
+	for i, withWater := range []bool{false, true} {
+		at := t0.Add(time.Duration(2+2*i) * time.Hour)
+		own, tie := trafficRow("seg-x", at, 41), trafficRow("seg-x", at, 42)
+		tie.EventID += "#tie"
+		foreign := trafficRow("seg-x", at.Add(time.Hour), 5)
+		foreign.SourceID, foreign.Province, foreign.UnitCode, foreign.EventID = "src-u", "79", "79", fmt.Sprintf("src-u/%s#%d", foreign.EventID, i)
+		b := postgis.Batch{Traffic: []postgis.TrafficRow{own, tie, foreign}}
+		if withWater {
+			b.Water = []postgis.WaterRow{waterRow("w-x", at, 3, 0)}
+		}
+		res, err := s.WriteBatch(ctx, b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := changedIndexes(res.Traffic.Changed); !slices.Equal(got, []int{1}) {
+			t.Errorf("water %v: changed %v; want the owner's later row 1", withWater, got)
+		}
+		var observed time.Time
+		var event string
+		if err := pool.QueryRow(ctx, `SELECT last_observed_at, last_event_id FROM road_segment WHERE id = 'seg-x'`).Scan(&observed, &event); err != nil ||
+			!observed.Equal(at) || event != tie.EventID {
+			t.Errorf("water %v: seg-x's state %s observed at %v (%v); want the owner's %s at %v", withWater, event, observed, err, tie.EventID, at)
+		}
 	}
 }
