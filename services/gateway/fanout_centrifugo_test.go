@@ -15,10 +15,6 @@ import (
 	"sync"
 	"testing"
 	"time"
-
-	"google.golang.org/protobuf/proto"
-
-	iocv1 "github.com/iochub/iochub/proto/ioc/v1"
 )
 
 // centrifugoEnv names the Centrifugo binary BenchmarkFanoutLoad compares
@@ -135,20 +131,13 @@ func startCentrifugoServer(b *testing.B, cfg loadConfig) loadServer {
 			return min(info.Result.Nodes[0].NumClients, info.Result.Nodes[0].NumSubs)
 		},
 		publish: func(k int) {
-			m := states[k%len(states)](k)
-			var st iocv1.EntityState
-			if err := proto.Unmarshal(m.Data, &st); err != nil {
-				b.Errorf("decoding update %d: %v", k, err)
+			f, ok := loadFeature(b, states, k)
+			if !ok {
 				return
 			}
-			f, err := encodeFeature(&st, m.Subject)
-			if err != nil {
-				b.Errorf("encoding update %d: %v", k, err)
-				return
-			}
-			body := make([]byte, 0, len(f.json)+32)
+			body := make([]byte, 0, len(f)+32)
 			body = append(body, `{"channel":"01","data":`...)
-			body = append(body, f.json...)
+			body = append(body, f...)
 			body = append(body, '}')
 			pubs <- body
 		},

@@ -287,18 +287,11 @@ func startGorillaServer(b *testing.B, cfg loadConfig) loadServer {
 		},
 		publish: func(k int) {
 			// The same bytes the hub sends: decode and encode once, then broadcast.
-			m := states[k%len(states)](k)
-			var st iocv1.EntityState
-			if err := proto.Unmarshal(m.Data, &st); err != nil {
-				b.Errorf("decoding update %d: %v", k, err)
+			f, ok := loadFeature(b, states, k)
+			if !ok {
 				return
 			}
-			f, err := encodeFeature(&st, m.Subject)
-			if err != nil {
-				b.Errorf("encoding update %d: %v", k, err)
-				return
-			}
-			frame := stateFrame(f.json)
+			frame := stateFrame(f)
 			mu.Lock()
 			defer mu.Unlock()
 			for c := range conns {
@@ -311,6 +304,24 @@ func startGorillaServer(b *testing.B, cfg loadConfig) loadServer {
 			}
 		},
 	}
+}
+
+// loadFeature is the Feature the hub sends for update k: its STATE message
+// decoded and encoded once, as the hub does (false, with the error
+// reported, if either fails).
+func loadFeature(b *testing.B, states []func(k int) *nats.Msg, k int) ([]byte, bool) {
+	m := states[k%len(states)](k)
+	var st iocv1.EntityState
+	if err := proto.Unmarshal(m.Data, &st); err != nil {
+		b.Errorf("decoding update %d: %v", k, err)
+		return nil, false
+	}
+	f, err := encodeFeature(&st, m.Subject)
+	if err != nil {
+		b.Errorf("encoding update %d: %v", k, err)
+		return nil, false
+	}
+	return f.json, true
 }
 
 func runLoad(b *testing.B, cfg loadConfig, srv loadServer) {
