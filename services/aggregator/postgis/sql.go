@@ -61,43 +61,48 @@ const sqlUpsertSensorAir = `WITH latest AS (
     FROM latest
 ` + sqlSensorUpsertTail
 
-// sqlUpsertSensorAirRows is sqlUpsertSensorAir for a batch written straight
-// into air_observation (writeDirect): the newest row of each station and
-// province (latestRows; the newest that may move the state is chosen here)
-// comes as arrays ($1 its index in the batch, $7 its location as EWKB, $10 its
-// state's values as JSON text, built as sqlUpsertSensorAir builds them:
-// appendAirValues).
-const sqlUpsertSensorAirRows = `WITH latest AS (
-    SELECT DISTINCT ON (st.station_id) st.*
-    FROM ` + sqlAirRowsArrays + `
-    ` + sqlOwnerOf + `sensor x WHERE x.kind = 'air' AND x.id = st.station_id` + sqlOwnerEnd + `
-    ORDER BY st.station_id, st.observed_at DESC, st.seq DESC
-), up AS (` + sqlAirRowsInsert
-
-// sqlUpsertSensorAirRowsOne is sqlUpsertSensorAirRows for rows of one
-// province each station (the common batch): the conflict clause alone
-// keeps a row of another province from moving a state, and no row of the
-// owner's can be hidden by it, so the rows need no look-up of their state
-// first (which cost the drain ~7 µs of PostgreSQL's CPU an event).
-const sqlUpsertSensorAirRowsOne = `WITH latest AS (
-    SELECT * FROM ` + sqlAirRowsArrays + `
-), up AS (` + sqlAirRowsInsert
-
-// sqlAirRowsArrays and sqlAirRowsInsert are the parts the two statements
-// share: the rows as arrays, and their insert.
-const (
-	sqlAirRowsArrays = `unnest($1::integer[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[],
-        $8::text[], $9::timestamptz[], $10::text[])
-        AS st (seq, station_id, name, province, unit_code, source_id, location, event_id, observed_at, last_values)`
-	sqlAirRowsInsert = `
+// sensorRowsUpsert returns the upsert of the states of kind's sensors
+// (air, water, weather) for a batch written straight into its observation
+// table (writeDirect), as sqlUpsertSensorAir and its kin upsert them from a
+// staging table: the newest row of each station and province (latestRows;
+// the newest that may move the state is chosen here) comes as arrays
+// (stateRows: $1 its index in the batch, $7 its location as EWKB, $10 its
+// state's values as JSON text, built as the staged statement builds them:
+// appendAirValues). With ownerLookUp the statement looks up each station's
+// state first, for a station with rows of two provinces or sources in the
+// batch; without, it is the statement for one row each station (the common
+// batch): the conflict clause alone keeps a row that may not move a state
+// from moving it, and there is no other row it could hide, so the rows need
+// no look-up of their state first (which cost the drain ~7 µs of
+// PostgreSQL's CPU an event). kind is the code's own constant, never input.
+func sensorRowsUpsert(kind string, ownerLookUp bool) string {
+	latest := `SELECT * FROM ` + sqlSensorRowsArrays
+	if ownerLookUp {
+		latest = `SELECT DISTINCT ON (st.station_id) st.*
+    FROM ` + sqlSensorRowsArrays + `
+    ` + sqlOwnerOf + `sensor x WHERE x.kind = '` + kind + `' AND x.id = st.station_id` + sqlOwnerEnd + `
+    ORDER BY st.station_id, st.observed_at DESC, st.seq DESC`
+	}
+	return `WITH latest AS (
+    ` + latest + `
+), up AS (
     INSERT INTO sensor AS s (kind, id, name, province, unit_code, source_id, location,
         last_event_id, last_observed_at, last_values, updated_at)
-    SELECT 'air', station_id, name, province, unit_code, source_id, ST_GeomFromEWKB(location), event_id, observed_at,
+    SELECT '` + kind + `', station_id, name, province, unit_code, source_id, ST_GeomFromEWKB(location), event_id, observed_at,
         last_values::jsonb, now()
     FROM latest
     ORDER BY station_id
 ` + sqlSensorUpsertTail
-)
+}
+
+// The air stations' upserts from arrays: with the owner's look-up, and for
+// rows of one entity each (sensorRowsUpsert).
+var sqlUpsertSensorAirRows, sqlUpsertSensorAirRowsOne = sensorRowsUpsert("air", true), sensorRowsUpsert("air", false)
+
+// sqlSensorRowsArrays are a sensor's rows as arrays (stateRows).
+const sqlSensorRowsArrays = `unnest($1::integer[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[],
+        $8::text[], $9::timestamptz[], $10::text[])
+        AS st (seq, station_id, name, province, unit_code, source_id, location, event_id, observed_at, last_values)`
 
 const sqlCreateTrafficStaging = `CREATE TEMP TABLE traffic_staging (
     seq                   integer     NOT NULL,
@@ -167,8 +172,8 @@ const sqlRoadSegmentUpsertTail = `
 SELECT latest.seq, up.updated_at FROM up JOIN latest ON latest.segment_id = up.id`
 
 // sqlUpsertRoadSegmentRows is sqlUpsertRoadSegment for a batch written
-// straight into traffic_observation, as sqlUpsertSensorAirRows is
-// sqlUpsertSensorAir's (values: appendTrafficValues).
+// straight into traffic_observation, as sensorRowsUpsert is the sensors'
+// (values: appendTrafficValues).
 const sqlUpsertRoadSegmentRows = `WITH latest AS (
     SELECT DISTINCT ON (st.segment_id) st.*
     FROM ` + sqlTrafficRowsArrays + `
@@ -176,8 +181,8 @@ const sqlUpsertRoadSegmentRows = `WITH latest AS (
     ORDER BY st.segment_id, st.observed_at DESC, st.seq DESC
 ), up AS (` + sqlTrafficRowsInsert
 
-// sqlUpsertRoadSegmentRowsOne is sqlUpsertRoadSegmentRows for rows of one
-// province each segment, as sqlUpsertSensorAirRowsOne is for stations.
+// sqlUpsertRoadSegmentRowsOne is sqlUpsertRoadSegmentRows for one row each
+// segment, as sensorRowsUpsert without the owner's look-up is for stations.
 const sqlUpsertRoadSegmentRowsOne = `WITH latest AS (
     SELECT * FROM ` + sqlTrafficRowsArrays + `
 ), up AS (` + sqlTrafficRowsInsert

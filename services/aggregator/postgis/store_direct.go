@@ -346,71 +346,96 @@ var trafficDirect = &direct{
 	queue: queueTrafficStates,
 }
 
-// latestRows returns, per entity, the index of its row of the batch that
-// may become its state: the latest observed, of two at the same instant the
-// later in the batch (as DISTINCT ON … ORDER BY observed_at DESC, seq DESC
-// chooses from a staging table), in the order the entities first appear.
-func latestRows[K comparable](n int, entity func(i int) K, observed func(i int) time.Time) []int {
+// latestRows returns, per key, the index of its row of the batch that may
+// become its entity's state: the latest observed, of two at the same
+// instant (to the microsecond PostgreSQL keeps) the later in the batch (as
+// DISTINCT ON … ORDER BY observed_at DESC, seq DESC chooses from a staging
+// table), in the order the keys first appear.
+func latestRows[K comparable](n int, key func(i int) K, observed func(i int) time.Time) []int {
 	at := make(map[K]int, n)
 	var out []int
 	for i := range n {
-		e := entity(i)
-		j, ok := at[e]
+		k := key(i)
+		j, ok := at[k]
 		if !ok {
-			at[e] = len(out)
+			at[k] = len(out)
 			out = append(out, i)
 			continue
 		}
-		if !observed(i).Before(observed(out[j])) { // i is later in the batch
+		if observed(i).UnixMicro() >= observed(out[j]).UnixMicro() { // i is later in the batch
 			out[j] = i
 		}
 	}
 	return out
 }
 
-// queueAirStates queues the upsert of the state of each station of b.Air
-// from its newest row, recording the stations whose state it wrote in
-// res.Air.Changed. The state's values are written here as the JSON text
-// sqlUpsertSensorAir builds on the server (appendAirValues), all of them in
-// one string.
-func queueAirStates(pb *pgx.Batch, b Batch, res *Result) error {
-	idx := latestRows(len(b.Air), func(i int) StationRef { return StationRef{b.Air[i].Province, b.Air[i].StationID} },
-		func(i int) time.Time { return b.Air[i].ObservedAt })
+// stateKey is what keeps a row of an entity from being hidden by another
+// before the state's owner is known: rows of one province and one source
+// either all may move the entity's state or none may (sqlOwnsState), so
+// the newest of each is the only one of them that can become it.
+type stateKey struct{ province, source, entity string }
+
+// entityRow is what a state upsert takes of a row besides its values.
+type entityRow struct {
+	id, name, province, unit, source, event string
+	observed                                time.Time
+	geom                                    []byte // EWKB
+}
+
+// queueStates queues the upsert of the state of each entity of rows from
+// its newest row (one, or several when an entity has rows of two provinces
+// or sources: stateRows.queue), recording in changed the entities whose
+// state it wrote: key gives a row's entity, source, province and time,
+// head the rest of what the upsert takes, values appends its values as
+// the JSON text the staged way builds on the server, all of them in one
+// string.
+func queueStates[R any](pb *pgx.Batch, rows []R, key func(r *R) (stateKey, time.Time), head func(r *R) (entityRow, error),
+	values func(buf []byte, r *R) ([]byte, error), one, several string, changed *[]Changed) error {
+	idx := latestRows(len(rows), func(i int) stateKey { k, _ := key(&rows[i]); return k },
+		func(i int) time.Time { _, t := key(&rows[i]); return t })
 	st := newStateRows(len(idx))
 	for j, i := range idx {
-		r := &b.Air[i]
-		loc, err := ewkbValue(r.Location)
+		r := &rows[i]
+		e, err := head(r)
 		if err != nil {
-			return fmt.Errorf("encoding the location of station %s: %w", r.StationID, err)
+			return fmt.Errorf("encoding the state of %s: %w", e.id, err)
 		}
-		st.set(j, i, r.StationID, r.Name, r.Province, r.UnitCode, r.SourceID, r.EventID, r.ObservedAt, loc)
-		if err := st.value(j, func(buf []byte) ([]byte, error) { return appendAirValues(buf, r) }); err != nil {
-			return fmt.Errorf("encoding the values of station %s: %w", r.StationID, err)
+		st.set(j, i, e)
+		if err := st.value(j, func(buf []byte) ([]byte, error) { return values(buf, r) }); err != nil {
+			return fmt.Errorf("encoding the values of %s: %w", e.id, err)
 		}
 	}
-	st.queue(pb, sqlUpsertSensorAirRowsOne, sqlUpsertSensorAirRows, &res.Air.Changed)
+	st.queue(pb, one, several, changed)
 	return nil
+}
+
+// queueAirStates queues the upsert of the state of each station of b.Air,
+// recording the stations whose state it wrote in res.Air.Changed
+// (queueStates, sensorRowsUpsert, appendAirValues).
+func queueAirStates(pb *pgx.Batch, b Batch, res *Result) error {
+	return queueStates(pb, b.Air,
+		func(r *AirRow) (stateKey, time.Time) {
+			return stateKey{r.Province, r.SourceID, r.StationID}, r.ObservedAt
+		},
+		func(r *AirRow) (entityRow, error) {
+			loc, err := ewkbValue(r.Location)
+			return entityRow{r.StationID, r.Name, r.Province, r.UnitCode, r.SourceID, r.EventID, r.ObservedAt, loc}, err
+		},
+		appendAirValues, sqlUpsertSensorAirRowsOne, sqlUpsertSensorAirRows, &res.Air.Changed)
 }
 
 // queueTrafficStates is queueAirStates for the segments of b.Traffic
 // (sqlUpsertRoadSegmentRows, appendTrafficValues).
 func queueTrafficStates(pb *pgx.Batch, b Batch, res *Result) error {
-	idx := latestRows(len(b.Traffic), func(i int) StationRef { return StationRef{b.Traffic[i].Province, b.Traffic[i].SegmentID} },
-		func(i int) time.Time { return b.Traffic[i].ObservedAt })
-	st := newStateRows(len(idx))
-	for j, i := range idx {
-		r := &b.Traffic[i]
-		g, err := ewkbLineValue(r.Geom)
-		if err != nil {
-			return fmt.Errorf("encoding the geometry of segment %s: %w", r.SegmentID, err)
-		}
-		st.set(j, i, r.SegmentID, r.Name, r.Province, r.UnitCode, r.SourceID, r.EventID, r.ObservedAt, g)
-		if err := st.value(j, func(buf []byte) ([]byte, error) { return appendTrafficValues(buf, r) }); err != nil {
-			return fmt.Errorf("encoding the values of segment %s: %w", r.SegmentID, err)
-		}
-	}
-	st.queue(pb, sqlUpsertRoadSegmentRowsOne, sqlUpsertRoadSegmentRows, &res.Traffic.Changed)
-	return nil
+	return queueStates(pb, b.Traffic,
+		func(r *TrafficRow) (stateKey, time.Time) {
+			return stateKey{r.Province, r.SourceID, r.SegmentID}, r.ObservedAt
+		},
+		func(r *TrafficRow) (entityRow, error) {
+			g, err := ewkbLineValue(r.Geom)
+			return entityRow{r.SegmentID, r.Name, r.Province, r.UnitCode, r.SourceID, r.EventID, r.ObservedAt, g}, err
+		},
+		appendTrafficValues, sqlUpsertRoadSegmentRowsOne, sqlUpsertRoadSegmentRows, &res.Traffic.Changed)
 }
 
 // stateRows are the newest row of each entity of a batch as the arrays a
@@ -437,11 +462,11 @@ func newStateRows(m int) *stateRows {
 	}
 }
 
-// set makes row i of the batch the j-th entity's.
-func (s *stateRows) set(j, i int, id, name, province, unit, source, event string, observed time.Time, geom []byte) {
+// set makes row i of the batch, of e, the j-th entity's.
+func (s *stateRows) set(j, i int, e entityRow) {
 	s.seqs[j], s.ids[j], s.names[j], s.provinces[j], s.units[j], s.sources[j], s.events[j] =
-		int32(i), id, name, province, unit, source, event //nolint:gosec // a batch's index fits
-	s.observed[j], s.geoms[j] = observed, geom
+		int32(i), e.id, e.name, e.province, e.unit, e.source, e.event //nolint:gosec // a batch's index fits
+	s.observed[j], s.geoms[j] = e.observed, e.geom
 }
 
 // value appends the j-th entity's values by appendValues.
@@ -455,19 +480,20 @@ func (s *stateRows) value(j int, appendValues func([]byte) ([]byte, error)) erro
 }
 
 // queue queues the upsert, recording the entities whose state it wrote in
-// changed: one of rows of one province each entity (the common batch: the
-// conflict clause alone keeps a row of another province from moving a
-// state, and no row of the owner's can be hidden by it, so the rows need
-// no look-up of their state first), else one that looks up each entity's
-// owner before its newest row is chosen. Only a batch of several provinces
-// can hold such an entity: the common batch is told apart without a map.
+// changed: one of rows of one entity each (the common batch: the conflict
+// clause alone keeps a row that may not move a state from moving it, and
+// there is no other row of the entity it could hide), else one that looks
+// up each entity's owner before its newest row is chosen. Only a batch of
+// several provinces or sources can hold an entity twice (latestRows keeps
+// one row per stateKey): the common batch is told apart without a map.
 func (s *stateRows) queue(pb *pgx.Batch, one, several string, changed *[]Changed) {
 	all, start := string(s.buf), 0
 	for j, end := range s.ends {
 		s.values[j], start = all[start:end], end
 	}
 	sql := one
-	if slices.ContainsFunc(s.provinces, func(p string) bool { return p != s.provinces[0] }) {
+	if slices.ContainsFunc(s.provinces, func(p string) bool { return p != s.provinces[0] }) ||
+		slices.ContainsFunc(s.sources, func(src string) bool { return src != s.sources[0] }) {
 		seen := make(map[string]bool, len(s.ids))
 		for _, id := range s.ids {
 			if seen[id] {

@@ -62,8 +62,8 @@ func TestCloseMemberDays(t *testing.T) {
 	}
 
 	write("two days", bandRow("st1", "W1", d1, 1), bandRow("st2", "W1", d2, 1))
-	// Traffic has no straight way: its batches of new rows go the all-new
-	// way, from the store's copies of their member rows.
+	// A batch of traffic rows, written straight from the store's copies of
+	// their member rows.
 	if _, err := s.WriteBatch(ctx, postgis.Batch{Traffic: []postgis.TrafficRow{segment("seg1", d1)}}); err != nil {
 		t.Fatal(err)
 	}

@@ -510,16 +510,40 @@ func TestRollupMembersConcurrent(t *testing.T) {
 }
 
 // TestRollupSomeRowsNotNew: a batch of observations only is written with its
-// roll-ups in the round trip of its inserts, as if all its rows were new;
-// when some are not (stored by an earlier batch, or twice in the batch), it
-// is written again the exact way: only the rows new to the database count,
-// and a redelivery counts nothing.
+// roll-ups in the round trip of its inserts, as if all its rows were new
+// (straight into its tables when it holds air and traffic alone, else
+// through staging tables: a water row sends it that way); when some are not
+// (stored by an earlier batch, or twice in the batch), it is written again
+// the exact way: only the rows new to the database count, and a redelivery
+// counts nothing.
 func TestRollupSomeRowsNotNew(t *testing.T) {
+	for _, staged := range []bool{false, true} {
+		t.Run(fmt.Sprintf("staged=%v", staged), func(t *testing.T) { rollupSomeRowsNotNew(t, staged) })
+	}
+}
+
+func rollupSomeRowsNotNew(t *testing.T, staged bool) {
 	pool := testenv.PostGIS(t).Pool
 	rollupTree(t, pool)
 	s := postgis.NewStore(pool)
 	ctx := context.Background()
 	at := time.Date(2025, 8, 1, 3, 0, 0, 0, time.UTC)
+	// water adds, when staged, water row i (of one station of W1) to b.
+	water := func(b postgis.Batch, i int) postgis.Batch {
+		if staged {
+			w := waterRow("ws", at.Add(time.Duration(i)*time.Second), 3, 0)
+			w.UnitCode, w.Province = "W1", "01"
+			b.Water = []postgis.WaterRow{w}
+		}
+		return b
+	}
+	// windows is how many roll-ups a batch of air and traffic rows, and its
+	// water row when staged, changes: air W1, 01, VN; traffic W2, 01, VN,
+	// G1; water W1, 01, VN; four windows each.
+	windows := (3 + 4) * 4
+	if staged {
+		windows += 3 * 4
+	}
 	air := func(from, to int) []postgis.AirRow {
 		var out []postgis.AirRow
 		for i := from; i < to; i++ {
@@ -556,8 +580,8 @@ func TestRollupSomeRowsNotNew(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", name, err)
 		}
-		if n, d := res.Air.New+res.Traffic.New, res.Air.Duplicates+res.Traffic.Duplicates; n != wantNew || n+d != b.Len() {
-			t.Fatalf("%s: %d new and %d duplicate rows of %d; want %d new", name, n, d, b.Len(), wantNew)
+		if n, d := res.Air.New+res.Traffic.New, res.Air.Duplicates+res.Traffic.Duplicates; n != wantNew || n+d != len(b.Air)+len(b.Traffic) {
+			t.Fatalf("%s: %d new and %d duplicate rows of %d; want %d new", name, n, d, len(b.Air)+len(b.Traffic), wantNew)
 		}
 		if len(res.Air.Inserted) != res.Air.New || len(res.Traffic.Inserted) != res.Traffic.New {
 			t.Fatalf("%s: inserted %v and %v for %d and %d new rows", name, res.Air.Inserted, res.Traffic.Inserted, res.Air.New, res.Traffic.New)
@@ -575,7 +599,7 @@ func TestRollupSomeRowsNotNew(t *testing.T) {
 			if r.N != n || r.Members != members {
 				t.Fatalf("%s: roll-up %s returned n %d members %d; stored %d and %d", name, r.Key(), r.N, r.Members, n, members)
 			}
-			if r.UnitCode == "VN" && r.Known != map[string]int64{"air": 3, "traffic": 2}[r.Layer] {
+			if r.UnitCode == "VN" && r.Known != map[string]int64{"air": 3, "traffic": 2, "water": 1}[r.Layer] {
 				t.Fatalf("%s: roll-up %s knows %d sensors", name, r.Key(), r.Known)
 			}
 		}
@@ -583,11 +607,11 @@ func TestRollupSomeRowsNotNew(t *testing.T) {
 		return res
 	}
 
-	res := step("all new", postgis.Batch{Air: air(0, 10), Traffic: traffic(0, 4)}, 14, 1, 0)
-	if len(res.Rollups) != (3+4)*4 { // air: W1, 01, VN; traffic: W2, 01, VN, G1; 4 windows each
-		t.Fatalf("all new: %d roll-ups; want 28", len(res.Rollups))
+	res := step("all new", water(postgis.Batch{Air: air(0, 10), Traffic: traffic(0, 4)}, 0), 14, 1, 0)
+	if len(res.Rollups) != windows {
+		t.Fatalf("all new: %d roll-ups; want %d", len(res.Rollups), windows)
 	}
-	half := postgis.Batch{Air: air(5, 15), Traffic: traffic(0, 8)}
+	half := water(postgis.Batch{Air: air(5, 15), Traffic: traffic(0, 8)}, 1)
 	step("half new", half, 9, 1, 1)
 	before := sums()
 	// A resend changes nothing and returns nothing; a redelivery changes
@@ -598,15 +622,15 @@ func TestRollupSomeRowsNotNew(t *testing.T) {
 		t.Fatalf("resent: %d roll-ups returned; want none (published when first stored)", len(res.Rollups))
 	}
 	half.Redelivered = true
-	if res := step("redelivered", half, 0, 1, 3); len(res.Rollups) != (3+4)*4 {
-		t.Fatalf("redelivered: %d roll-ups returned; want its 28 windows as stored", len(res.Rollups))
+	if res := step("redelivered", half, 0, 1, 3); len(res.Rollups) != windows {
+		t.Fatalf("redelivered: %d roll-ups returned; want its %d windows as stored", len(res.Rollups), windows)
 	}
 	if after := sums(); after != before {
 		t.Fatalf("redelivered: roll-ups %s; were %s", after, before)
 	}
-	twice := postgis.Batch{Air: append(air(15, 20), air(17, 18)...)}
+	twice := water(postgis.Batch{Air: append(air(15, 20), air(17, 18)...)}, 2)
 	step("a row twice in the batch", twice, 5, 1, 4)
-	step("all new again", postgis.Batch{Air: air(20, 30)}, 10, 2, 4)
+	step("all new again", water(postgis.Batch{Air: air(20, 30)}, 3), 10, 2, 4)
 	var n int64
 	if err := pool.QueryRow(ctx, `SELECT n FROM rollup WHERE unit_code = 'VN' AND layer = 'air' AND win = '1d'`).Scan(&n); err != nil {
 		t.Fatal(err)
