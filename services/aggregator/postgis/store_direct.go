@@ -280,7 +280,7 @@ var airColumns = []string{
 }
 
 // airDirect writes air rows straight into air_observation, then the state of
-// each station from the batch's newest row of it (sqlUpsertSensorAirRows).
+// each station (queueAirStates).
 var airDirect = &direct{
 	table:   "air_observation",
 	copySQL: copySQL("air_observation", airColumns),
@@ -318,8 +318,7 @@ var trafficColumns = []string{
 }
 
 // trafficDirect writes traffic rows straight into traffic_observation, then
-// the state of each segment from the batch's newest row of it
-// (sqlUpsertRoadSegmentRows).
+// the state of each segment (queueTrafficStates).
 var trafficDirect = &direct{
 	table:   "traffic_observation",
 	copySQL: copySQL("traffic_observation", trafficColumns),
@@ -438,8 +437,8 @@ func queueTrafficStates(pb *pgx.Batch, b Batch, res *Result) error {
 		appendTrafficValues, sqlUpsertRoadSegmentRowsOne, sqlUpsertRoadSegmentRows, &res.Traffic.Changed)
 }
 
-// stateRows are the newest row of each entity of a batch as the arrays a
-// state upsert written straight takes (sqlAirRowsArrays,
+// stateRows are the rows of a batch that may become a state (latestRows) as
+// the arrays a state upsert written straight takes (sqlSensorRowsArrays,
 // sqlTrafficRowsArrays): the row's index in the batch, the entity's id,
 // name, province, unit, source, geometry as EWKB, event and observation
 // time, and its state's values as JSON text.

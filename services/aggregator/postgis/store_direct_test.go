@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"testing"
@@ -266,6 +267,72 @@ func TestWriteBatchDirectAsExact(t *testing.T) {
 					if d, e := c.read(t, direct), c.read(t, exact); !slices.Equal(d, e) || len(d) == 0 {
 						t.Fatalf("step %d: %s (direct):\n%v\nexact:\n%v", step, c.what, strings.Join(d, "\n"), strings.Join(e, "\n"))
 					}
+				}
+			}
+		})
+	}
+}
+
+// TestWriteBatchDirectAsExactRandom: random batches of air and traffic rows
+// of three entities in two provinces from two sources, at instants apart
+// by whole seconds and by less than a microsecond, leave after every batch
+// the same states and report the same changed rows written straight as the
+// exact way (a water row): the state each way chooses when sources and
+// provinces compete, with and without the owner's look-up (a batch of one
+// province and one source takes the statement without).
+func TestWriteBatchDirectAsExactRandom(t *testing.T) {
+	for seed := range uint64(3) {
+		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
+			ctx := context.Background()
+			direct, sd := storeOn(t, postgis.StoreConfig{NoRollups: true})
+			exact, se := storeOn(t, postgis.StoreConfig{NoRollups: true})
+			rng := rand.New(rand.NewPCG(seed, 1))
+			pick := func(of ...string) string { return of[rng.IntN(len(of))] }
+			offsets := []time.Duration{0, 100, 500, 999, 1000, 1500}
+			event := 0
+			for step := range 100 {
+				var b postgis.Batch
+				oneProvince, oneSource := rng.IntN(3) == 0, rng.IntN(3) == 0
+				province, source := pick("01", "79"), pick("src-a", "src-b")
+				for range 1 + rng.IntN(6) {
+					entity := pick("e0", "e1", "e2")
+					at := t0.Add(time.Duration(rng.IntN(4))*time.Second + offsets[rng.IntN(len(offsets))])
+					p, src := pick("01", "79"), pick("src-a", "src-b")
+					if oneProvince {
+						p = province
+					}
+					if oneSource {
+						src = source
+					}
+					event++
+					a, tr := airRow(entity, at, float64(event)), trafficRow(entity, at, float64(event))
+					a.Province, a.SourceID, a.EventID = p, src, fmt.Sprintf("ev%d", event)
+					tr.Province, tr.SourceID, tr.EventID = p, src, fmt.Sprintf("ev%d", event)
+					b.Air, b.Traffic = append(b.Air, a), append(b.Traffic, tr)
+				}
+				rd, err := sd.WriteBatch(ctx, b)
+				if err != nil {
+					t.Fatalf("step %d, direct: %v", step, err)
+				}
+				b.Water = []postgis.WaterRow{waterRow(fmt.Sprintf("w%d", step), t0, 3, 0)}
+				re, err := se.WriteBatch(ctx, b)
+				if err != nil {
+					t.Fatalf("step %d, exact: %v", step, err)
+				}
+				if allNew, again := sd.WrittenAllNew(); allNew != int64(step+1) || again != 0 {
+					t.Fatalf("step %d: direct store wrote %d batches straight, %d again; want %d and 0", step, allNew, again, step+1)
+				}
+				if d, e := changedIndexes(rd.Air.Changed), changedIndexes(re.Air.Changed); !slices.Equal(d, e) {
+					t.Fatalf("step %d: air changed %v (direct); exact %v", step, d, e)
+				}
+				if d, e := changedIndexes(rd.Traffic.Changed), changedIndexes(re.Traffic.Changed); !slices.Equal(d, e) {
+					t.Fatalf("step %d: traffic changed %v (direct); exact %v", step, d, e)
+				}
+				if d, e := sensorState(t, direct), sensorState(t, exact); !slices.Equal(d, e) {
+					t.Fatalf("step %d: stations (direct):\n%s\nexact:\n%s", step, strings.Join(d, "\n"), strings.Join(e, "\n"))
+				}
+				if d, e := segmentState(t, direct), segmentState(t, exact); !slices.Equal(d, e) {
+					t.Fatalf("step %d: segments (direct):\n%s\nexact:\n%s", step, strings.Join(d, "\n"), strings.Join(e, "\n"))
 				}
 			}
 		})
