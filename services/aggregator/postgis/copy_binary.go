@@ -127,14 +127,19 @@ func (c *copyRows) bool(v *bool) {
 	}
 }
 
+// int2 writes v as smallint.
+func (c *copyRows) int2(v int16) {
+	c.buf = binary.BigEndian.AppendUint32(c.buf, 2)
+	c.buf = binary.BigEndian.AppendUint16(c.buf, uint16(v))
+}
+
 // int2OrNull writes v as smallint, 0 as NULL.
 func (c *copyRows) int2OrNull(v int16) {
 	if v == 0 {
 		c.null()
 		return
 	}
-	c.buf = binary.BigEndian.AppendUint32(c.buf, 2)
-	c.buf = binary.BigEndian.AppendUint16(c.buf, uint16(v))
+	c.int2(v)
 }
 
 // field reserves a field's length and returns where it is, for end to

@@ -92,7 +92,7 @@ func TestLateObservationAfterAnotherStoreDropped(t *testing.T) {
 	for _, b := range []postgis.Batch{
 		{Air: []postgis.AirRow{airRow("drop-b", late, 11)}},                                                                // the direct way
 		{Air: []postgis.AirRow{airRow("drop-c", late, 12)}, Traffic: []postgis.TrafficRow{trafficRow("drop-t", late, 31)}}, // also the direct way
-		{Air: []postgis.AirRow{airRow("drop-d", late, 13)}, Water: []postgis.WaterRow{waterRow("drop-w", late, 3, 0)}},     // the exact way
+		{Air: []postgis.AirRow{airRow("drop-d", late, 13)}, Generic: []postgis.GenericRow{stagedRow(0, late)}},             // the exact way
 	} {
 		if _, err := writer.WriteBatch(ctx, b); err != nil {
 			t.Fatalf("a late observation of a month another store dropped: %v", err)

@@ -61,14 +61,14 @@ const sqlUpsertSensorAir = `WITH latest AS (
     FROM latest
 ` + sqlSensorUpsertTail
 
-// sensorRowsUpsert returns the upsert of the states of kind's sensors (air
-// alone has a direct way today) for a batch written straight into its
-// observation table (writeDirect), as sqlUpsertSensorAir upserts them from a
+// sensorRowsUpsert returns the upsert of the states of kind's sensors (air,
+// water, weather) for a batch written straight into its observation table
+// (writeDirect), as sqlUpsertSensorAir and its kin upsert them from a
 // staging table: the newest row of each station, province and source
 // (latestRows; the newest that may move the state is chosen here) comes as
 // arrays (stateRows: $1 its index in the batch, $7 its location as EWKB,
 // $10 its state's values as JSON text, built as the staged statement builds
-// them: appendAirValues). With ownerLookUp the statement looks up each station's
+// them: appendAirValues and its kin). With ownerLookUp the statement looks up each station's
 // state first, for a station with rows of two provinces or sources in the
 // batch; without, it is the statement for one row each station (the common
 // batch): the conflict clause alone keeps a row that may not move a state
@@ -95,9 +95,13 @@ func sensorRowsUpsert(kind string, ownerLookUp bool) string {
 ` + sqlSensorUpsertTail
 }
 
-// The air stations' upserts from arrays: with the owner's look-up, and for
-// rows of one entity each (sensorRowsUpsert).
-var sqlUpsertSensorAirRows, sqlUpsertSensorAirRowsOne = sensorRowsUpsert("air", true), sensorRowsUpsert("air", false)
+// The sensors' upserts from arrays, by kind: with the owner's look-up, and
+// for one row each station (sensorRowsUpsert).
+var (
+	sqlUpsertSensorAirRows, sqlUpsertSensorAirRowsOne         = sensorRowsUpsert("air", true), sensorRowsUpsert("air", false)
+	sqlUpsertSensorWaterRows, sqlUpsertSensorWaterRowsOne     = sensorRowsUpsert("water", true), sensorRowsUpsert("water", false)
+	sqlUpsertSensorWeatherRows, sqlUpsertSensorWeatherRowsOne = sensorRowsUpsert("weather", true), sensorRowsUpsert("weather", false)
+)
 
 // sqlSensorRowsArrays are a sensor's rows as arrays (stateRows).
 const sqlSensorRowsArrays = `unnest($1::integer[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[],

@@ -379,7 +379,7 @@ func timedOut(ctx context.Context, err error) error {
 // exact way: the inserts first, then the contributions of the rows they
 // inserted.
 //
-// A batch of kinds that all have a direct way (air, traffic), roll-ups on or off, is
+// A batch of kinds that all have a direct way (air, traffic, water, weather), roll-ups on or off, is
 // written straight into its tables (writeDirect): a COPY that assumes
 // every row new, the primary key refusing any that is not; then too the
 // batch is written again the exact way.

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"slices"
 	"strings"
@@ -116,6 +117,52 @@ func ownerRows(base time.Time) postgis.Batch {
 	return b
 }
 
+// withStations adds to b water and weather rows made from its air rows:
+// the same stations (other kinds), sources, provinces, events and
+// instants, so the same ties, older rows and competing owners; their values
+// missing, extreme or replaced by extras by turns, and every alarm level.
+func withStations(b postgis.Batch) postgis.Batch {
+	for i, a := range b.Air {
+		w := waterRow(a.StationID, a.ObservedAt, float64(i)/3, int16(i%4))
+		x := weatherRow(a.StationID, a.ObservedAt, float64(i)-0.5)
+		w.SourceID, w.Province, w.UnitCode, w.EventID, w.Name, w.Location = a.SourceID, a.Province, a.UnitCode, a.EventID, a.Name, a.Location
+		x.SourceID, x.Province, x.UnitCode, x.EventID, x.Name, x.Location = a.SourceID, a.Province, a.UnitCode, a.EventID, a.Name, a.Location
+		switch i % 4 {
+		case 1:
+			w.WaterLevel, w.PH, w.Extra = nil, nil, nil
+			x.Temperature, x.Precipitation, x.Extra = nil, nil, nil
+		case 2:
+			w.Flow, w.Turbidity, w.DissolvedOxygen, w.Conductivity = f64(math.Copysign(0, -1)), f64(1e21), f64(5e-324), f64(math.MaxFloat64)
+			w.Extra = map[string]any{"waterLevel": "replaced", "n": nil, "l": []any{1, "a"}}
+			x.WindSpeed, x.WindDirection, x.AtmosphericPressure = f64(12.5), f64(359.9), f64(1013.25)
+			x.Extra = map[string]any{"temperature": []any{1.5, nil}}
+		case 3:
+			w.Temperature, w.AlarmLevel1 = f64(-1.5e-7), nil
+			x.RelativeHumidity = f64(1 << 53)
+		}
+		b.Water, b.Weather = append(b.Water, w), append(b.Weather, x)
+	}
+	return b
+}
+
+// waterObservations and weatherObservations are what water_observation
+// and weather_observation hold, one line a row.
+func waterObservations(t *testing.T, pool *pgxpool.Pool) []string {
+	t.Helper()
+	return lines(t, pool, `SELECT concat_ws('|', source_id, event_id, observed_at, received_at, station_id, province,
+		unit_code, encode(ST_AsEWKB(location), 'hex'), water_level, alarm_level_1, alarm_level_2, alarm_level_3,
+		water_alarm, flow, temperature, ph, conductivity, turbidity, dissolved_oxygen, extra::text)
+		FROM water_observation ORDER BY source_id, event_id, observed_at`)
+}
+
+func weatherObservations(t *testing.T, pool *pgxpool.Pool) []string {
+	t.Helper()
+	return lines(t, pool, `SELECT concat_ws('|', source_id, event_id, observed_at, received_at, station_id, province,
+		unit_code, encode(ST_AsEWKB(location), 'hex'), temperature, relative_humidity, precipitation, wind_speed,
+		wind_direction, atmospheric_pressure, extra::text)
+		FROM weather_observation ORDER BY source_id, event_id, observed_at`)
+}
+
 // segmentState is what road_segment holds, one line a segment.
 func segmentState(t *testing.T, pool *pgxpool.Pool) []string {
 	t.Helper()
@@ -145,7 +192,6 @@ func lines(t *testing.T, pool *pgxpool.Pool, q string) []string {
 	return out
 }
 
-// sensorState is what sensor holds of the air stations, one line each.
 // storeOn returns a new database of t and a store of cfg on it.
 func storeOn(t *testing.T, cfg postgis.StoreConfig) (*pgxpool.Pool, *postgis.Store) {
 	t.Helper()
@@ -157,11 +203,13 @@ func storeOn(t *testing.T, cfg postgis.StoreConfig) (*pgxpool.Pool, *postgis.Sto
 	return pool, s
 }
 
+// sensorState is what sensor holds, one line a station of a kind (not of
+// stagedRow's kind).
 func sensorState(t *testing.T, pool *pgxpool.Pool) []string {
 	t.Helper()
-	rows, err := pool.Query(context.Background(), `SELECT id, name, province, unit_code, source_id,
+	rows, err := pool.Query(context.Background(), `SELECT kind || ':' || id, name, province, unit_code, source_id,
 		coalesce(ST_AsEWKT(location), ''), last_event_id, last_observed_at, last_values::text
-		FROM sensor WHERE kind = 'air' ORDER BY id`)
+		FROM sensor WHERE kind <> 'noise' ORDER BY kind, id`)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -205,11 +253,11 @@ func airObservations(t *testing.T, pool *pgxpool.Pool) []string {
 	return out
 }
 
-// TestWriteBatchDirectAsExact: a batch of air and traffic rows written
-// straight (writeDirect: every row new) stores the same raw rows and leaves
-// the same station and segment states, and reports the same changed rows,
-// as the exact way (INSERT … ON CONFLICT from a staging table), which a
-// batch with a water row takes; with roll-ups on and off (the roll-ups of
+// TestWriteBatchDirectAsExact: a batch of air, traffic, water and weather
+// rows written straight (writeDirect: every row new) stores the same raw
+// rows and leaves the same station and segment states, and reports the same
+// changed rows, as the exact way (INSERT … ON CONFLICT from a staging
+// table), which a batch with a registered kind's row takes; with roll-ups on and off (the roll-ups of
 // both ways are compared with plain SQL by TestRollup*). Then a batch older
 // than the stored states changes no state in either.
 func TestWriteBatchDirectAsExact(t *testing.T) {
@@ -218,19 +266,20 @@ func TestWriteBatchDirectAsExact(t *testing.T) {
 			ctx := context.Background()
 			direct, sd := storeOn(t, postgis.StoreConfig{NoRollups: noRollups})
 			exact, se := storeOn(t, postgis.StoreConfig{NoRollups: noRollups})
-			// A water row sends the other store's batch through staging
-			// tables and INSERT … ON CONFLICT (the exact way; roll-ups on, the
-			// staged all-new way) and adds nothing to the others' states.
+			// A registered kind's row sends the other store's batch through
+			// staging tables and INSERT … ON CONFLICT (the exact way; roll-ups
+			// on, the staged all-new way) and adds nothing to the others'
+			// states.
 			for step, b := range []postgis.Batch{
-				{Air: directRows(t0), Traffic: directTrafficRows(t0)},
-				{Air: directRows(t0.Add(-24 * time.Hour)), Traffic: directTrafficRows(t0.Add(-24 * time.Hour))},
-				ownerRows(t0.Add(time.Hour)),
+				withStations(postgis.Batch{Air: directRows(t0), Traffic: directTrafficRows(t0)}),
+				withStations(postgis.Batch{Air: directRows(t0.Add(-24 * time.Hour)), Traffic: directTrafficRows(t0.Add(-24 * time.Hour))}),
+				withStations(ownerRows(t0.Add(time.Hour))),
 			} {
 				rd, err := sd.WriteBatch(ctx, b)
 				if err != nil {
 					t.Fatalf("step %d, direct: %v", step, err)
 				}
-				b.Water = []postgis.WaterRow{waterRow(fmt.Sprintf("w%d", step), t0, 3, 0)}
+				b.Generic = []postgis.GenericRow{stagedRow(step, t0)}
 				re, err := se.WriteBatch(ctx, b)
 				if err != nil {
 					t.Fatalf("step %d, exact: %v", step, err)
@@ -242,7 +291,8 @@ func TestWriteBatchDirectAsExact(t *testing.T) {
 					name   string
 					n      int
 					rd, re postgis.KindResult
-				}{{"air", len(b.Air), rd.Air, re.Air}, {"traffic", len(b.Traffic), rd.Traffic, re.Traffic}} {
+				}{{"air", len(b.Air), rd.Air, re.Air}, {"traffic", len(b.Traffic), rd.Traffic, re.Traffic},
+					{"water", len(b.Water), rd.Water, re.Water}, {"weather", len(b.Weather), rd.Weather, re.Weather}} {
 					if k.rd.New != k.n || k.rd.Duplicates != 0 || k.re.New != k.n {
 						t.Fatalf("step %d, %s: new %d (direct), %d (exact) of %d rows", step, k.name, k.rd.New, k.re.New, k.n)
 					}
@@ -263,7 +313,8 @@ func TestWriteBatchDirectAsExact(t *testing.T) {
 				for _, c := range []struct {
 					what string
 					read func(*testing.T, *pgxpool.Pool) []string
-				}{{"station states", sensorState}, {"air rows", airObservations}, {"segment states", segmentState}, {"traffic rows", trafficObservations}} {
+				}{{"station states", sensorState}, {"air rows", airObservations}, {"segment states", segmentState}, {"traffic rows", trafficObservations},
+					{"water rows", waterObservations}, {"weather rows", weatherObservations}} {
 					if d, e := c.read(t, direct), c.read(t, exact); !slices.Equal(d, e) || len(d) == 0 {
 						t.Fatalf("step %d: %s (direct):\n%v\nexact:\n%v", step, c.what, strings.Join(d, "\n"), strings.Join(e, "\n"))
 					}
@@ -273,11 +324,12 @@ func TestWriteBatchDirectAsExact(t *testing.T) {
 	}
 }
 
-// TestWriteBatchDirectAsExactRandom: random batches of air and traffic rows
+// TestWriteBatchDirectAsExactRandom: random batches of air, traffic, water
+// and weather rows
 // of three entities in two provinces from two sources, at instants apart
 // by whole seconds and by less than a microsecond, leave after every batch
 // the same states and report the same changed rows written straight as the
-// exact way (a water row): the state each way chooses when sources and
+// exact way (a registered kind's row): the state each way chooses when sources and
 // provinces compete, with and without the owner's look-up (a batch of one
 // province and one source takes the statement without).
 func TestWriteBatchDirectAsExactRandom(t *testing.T) {
@@ -310,11 +362,12 @@ func TestWriteBatchDirectAsExactRandom(t *testing.T) {
 					tr.Province, tr.SourceID, tr.EventID = p, src, fmt.Sprintf("ev%d", event)
 					b.Air, b.Traffic = append(b.Air, a), append(b.Traffic, tr)
 				}
+				b = withStations(b)
 				rd, err := sd.WriteBatch(ctx, b)
 				if err != nil {
 					t.Fatalf("step %d, direct: %v", step, err)
 				}
-				b.Water = []postgis.WaterRow{waterRow(fmt.Sprintf("w%d", step), t0, 3, 0)}
+				b.Generic = []postgis.GenericRow{stagedRow(step, t0)}
 				re, err := se.WriteBatch(ctx, b)
 				if err != nil {
 					t.Fatalf("step %d, exact: %v", step, err)
@@ -325,8 +378,13 @@ func TestWriteBatchDirectAsExactRandom(t *testing.T) {
 				if d, e := changedIndexes(rd.Air.Changed), changedIndexes(re.Air.Changed); !slices.Equal(d, e) {
 					t.Fatalf("step %d: air changed %v (direct); exact %v", step, d, e)
 				}
-				if d, e := changedIndexes(rd.Traffic.Changed), changedIndexes(re.Traffic.Changed); !slices.Equal(d, e) {
-					t.Fatalf("step %d: traffic changed %v (direct); exact %v", step, d, e)
+				for _, k := range []struct {
+					name   string
+					rd, re []postgis.Changed
+				}{{"traffic", rd.Traffic.Changed, re.Traffic.Changed}, {"water", rd.Water.Changed, re.Water.Changed}, {"weather", rd.Weather.Changed, re.Weather.Changed}} {
+					if d, e := changedIndexes(k.rd), changedIndexes(k.re); !slices.Equal(d, e) {
+						t.Fatalf("step %d: %s changed %v (direct); exact %v", step, k.name, d, e)
+					}
 				}
 				if d, e := sensorState(t, direct), sensorState(t, exact); !slices.Equal(d, e) {
 					t.Fatalf("step %d: stations (direct):\n%s\nexact:\n%s", step, strings.Join(d, "\n"), strings.Join(e, "\n"))

@@ -109,11 +109,11 @@ func TestCloseMemberDays(t *testing.T) {
 	if n, late, members := hour(d1); n != 1 || late != 2 || members != 1 {
 		t.Fatalf("closed day's hour after the exact batch: n %d, late %d, members %d; want 1, 2, 1", n, late, members)
 	}
-	// The all-new way (a water row keeps the batch from the direct way), its
-	// member row of the closed day in the store's copies.
+	// The all-new way (a registered kind's row keeps the batch from the
+	// direct way), its member row of the closed day in the store's copies.
 	allNew, _ := s.WrittenAllNew()
 	if _, err := s.WriteBatch(ctx, postgis.Batch{Traffic: []postgis.TrafficRow{segment("seg1", d1.Add(3*time.Minute)), segment("seg2", d2)},
-		Water: []postgis.WaterRow{waterRow("w1", d2, 3, 0)}}); err != nil {
+		Generic: []postgis.GenericRow{stagedRow(0, d2)}}); err != nil {
 		t.Fatal(err)
 	}
 	if n, _ := s.WrittenAllNew(); n != allNew+1 {

@@ -512,7 +512,7 @@ func TestRollupMembersConcurrent(t *testing.T) {
 // TestRollupSomeRowsNotNew: a batch of observations only is written with its
 // roll-ups in the round trip of its inserts, as if all its rows were new
 // (straight into its tables when it holds air and traffic alone, else
-// through staging tables: a water row sends it that way); when some are not
+// through staging tables: a registered kind's row sends it that way); when some are not
 // (stored by an earlier batch, or twice in the batch), it is written again
 // the exact way: only the rows new to the database count, and a redelivery
 // counts nothing.
@@ -528,22 +528,17 @@ func rollupSomeRowsNotNew(t *testing.T, staged bool) {
 	s := postgis.NewStore(pool)
 	ctx := context.Background()
 	at := time.Date(2025, 8, 1, 3, 0, 0, 0, time.UTC)
-	// water adds, when staged, water row i (of one station of W1) to b.
-	water := func(b postgis.Batch, i int) postgis.Batch {
+	// staging adds, when staged, a registered kind's row i to b (it has no
+	// roll-ups).
+	staging := func(b postgis.Batch, i int) postgis.Batch {
 		if staged {
-			w := waterRow("ws", at.Add(time.Duration(i)*time.Second), 3, 0)
-			w.UnitCode, w.Province = "W1", "01"
-			b.Water = []postgis.WaterRow{w}
+			b.Generic = []postgis.GenericRow{stagedRow(i, at.Add(time.Duration(i)*time.Second))}
 		}
 		return b
 	}
-	// windows is how many roll-ups a batch of air and traffic rows, and its
-	// water row when staged, changes: air W1, 01, VN; traffic W2, 01, VN,
-	// G1; water W1, 01, VN; four windows each.
+	// windows is how many roll-ups a batch of air and traffic rows changes:
+	// air W1, 01, VN; traffic W2, 01, VN, G1; four windows each.
 	windows := (3 + 4) * 4
-	if staged {
-		windows += 3 * 4
-	}
 	air := func(from, to int) []postgis.AirRow {
 		var out []postgis.AirRow
 		for i := from; i < to; i++ {
@@ -599,7 +594,7 @@ func rollupSomeRowsNotNew(t *testing.T, staged bool) {
 			if r.N != n || r.Members != members {
 				t.Fatalf("%s: roll-up %s returned n %d members %d; stored %d and %d", name, r.Key(), r.N, r.Members, n, members)
 			}
-			if r.UnitCode == "VN" && r.Known != map[string]int64{"air": 3, "traffic": 2, "water": 1}[r.Layer] {
+			if r.UnitCode == "VN" && r.Known != map[string]int64{"air": 3, "traffic": 2}[r.Layer] {
 				t.Fatalf("%s: roll-up %s knows %d sensors", name, r.Key(), r.Known)
 			}
 		}
@@ -607,11 +602,11 @@ func rollupSomeRowsNotNew(t *testing.T, staged bool) {
 		return res
 	}
 
-	res := step("all new", water(postgis.Batch{Air: air(0, 10), Traffic: traffic(0, 4)}, 0), 14, 1, 0)
+	res := step("all new", staging(postgis.Batch{Air: air(0, 10), Traffic: traffic(0, 4)}, 0), 14, 1, 0)
 	if len(res.Rollups) != windows {
 		t.Fatalf("all new: %d roll-ups; want %d", len(res.Rollups), windows)
 	}
-	half := water(postgis.Batch{Air: air(5, 15), Traffic: traffic(0, 8)}, 1)
+	half := staging(postgis.Batch{Air: air(5, 15), Traffic: traffic(0, 8)}, 1)
 	step("half new", half, 9, 1, 1)
 	before := sums()
 	// A resend changes nothing and returns nothing; a redelivery changes
@@ -628,9 +623,9 @@ func rollupSomeRowsNotNew(t *testing.T, staged bool) {
 	if after := sums(); after != before {
 		t.Fatalf("redelivered: roll-ups %s; were %s", after, before)
 	}
-	twice := water(postgis.Batch{Air: append(air(15, 20), air(17, 18)...)}, 2)
+	twice := staging(postgis.Batch{Air: append(air(15, 20), air(17, 18)...)}, 2)
 	step("a row twice in the batch", twice, 5, 1, 4)
-	step("all new again", water(postgis.Batch{Air: air(20, 30)}, 3), 10, 2, 4)
+	step("all new again", staging(postgis.Batch{Air: air(20, 30)}, 3), 10, 2, 4)
 	var n int64
 	if err := pool.QueryRow(ctx, `SELECT n FROM rollup WHERE unit_code = 'VN' AND layer = 'air' AND win = '1d'`).Scan(&n); err != nil {
 		t.Fatal(err)

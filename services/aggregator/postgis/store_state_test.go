@@ -93,8 +93,8 @@ func TestAirStateValuesAsServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	// A water row sends the batch the exact way.
-	re, err := se.WriteBatch(ctx, postgis.Batch{Air: rows, Water: []postgis.WaterRow{waterRow("w", t0, 3, 0)}})
+	// A registered kind's row sends the batch the exact way.
+	re, err := se.WriteBatch(ctx, postgis.Batch{Air: rows, Generic: []postgis.GenericRow{stagedRow(0, t0)}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -145,7 +145,7 @@ func TestTrafficStateValuesAsServer(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	re, err := se.WriteBatch(ctx, postgis.Batch{Traffic: rows, Water: []postgis.WaterRow{waterRow("w", t0, 3, 0)}})
+	re, err := se.WriteBatch(ctx, postgis.Batch{Traffic: rows, Generic: []postgis.GenericRow{stagedRow(0, t0)}})
 	if err != nil {
 		t.Fatal(err)
 	}

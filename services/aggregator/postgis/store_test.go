@@ -56,6 +56,14 @@ func trafficRow(segment string, at time.Time, speed float64) postgis.TrafficRow 
 	}
 }
 
+// stagedRow is a row of a registered kind, which has no direct way: a batch
+// that holds it is written through staging tables (all new, or the exact
+// way), and it changes no other kind's states or roll-ups.
+func stagedRow(n int, at time.Time) postgis.GenericRow {
+	return postgis.GenericRow{Kind: "noise", SourceID: "src-g", EventID: fmt.Sprintf("staged-%d", n), EntityID: "g",
+		Province: "01", UnitCode: "00070", ObservedAt: at, ReceivedAt: at, Values: map[string]float64{"db": 50}}
+}
+
 func count(t *testing.T, pool *pgxpool.Pool, q string, args ...any) int {
 	t.Helper()
 	var n int
@@ -835,8 +843,8 @@ func TestEntityNotTakenAcrossProvinces(t *testing.T) {
 		t.Error("the segment's state moved to another province's source")
 	}
 	// Nor does a segment's, written straight (traffic alone) and through
-	// the staging tables (with a water row); of the owner's two rows at one
-	// instant the later in the batch is the state.
+	// the staging tables (with a registered kind's row); of the owner's two
+	// rows at one instant the later in the batch is the state.
 	for i, withWater := range []bool{false, true} {
 		at := t0.Add(time.Duration(2+2*i) * time.Hour)
 		own, tie := trafficRow("seg-x", at, 41), trafficRow("seg-x", at, 42)
@@ -845,7 +853,7 @@ func TestEntityNotTakenAcrossProvinces(t *testing.T) {
 		foreign.SourceID, foreign.Province, foreign.UnitCode, foreign.EventID = "src-u", "79", "79", fmt.Sprintf("src-u/%s#%d", foreign.EventID, i)
 		b := postgis.Batch{Traffic: []postgis.TrafficRow{own, tie, foreign}}
 		if withWater {
-			b.Water = []postgis.WaterRow{waterRow("w-x", at, 3, 0)}
+			b.Generic = []postgis.GenericRow{stagedRow(i, at)}
 		}
 		res, err := s.WriteBatch(ctx, b)
 		if err != nil {

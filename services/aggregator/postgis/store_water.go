@@ -92,6 +92,7 @@ var waterStore = kindStore{
 	observedAt:  func(b Batch, i int) time.Time { return b.Water[i].ObservedAt },
 	staging: &staging{"water_staging", sqlCreateWaterStaging, waterStagingColumns,
 		func(b Batch, i int) []any { return waterValues(i, &b.Water[i]) }},
+	direct: waterDirect,
 	queue: func(pb *pgx.Batch, b Batch, res *Result, _ rollupOptions) func() {
 		pb.Queue(sqlInsertWater).Query(collectInserted(&res.Water.New, &res.Water.Inserted, indexKeys(len(b.Water), func(i int) (string, string, time.Time) {
 			return b.Water[i].SourceID, b.Water[i].EventID, b.Water[i].ObservedAt
@@ -130,6 +131,7 @@ var weatherStore = kindStore{
 	observedAt:  func(b Batch, i int) time.Time { return b.Weather[i].ObservedAt },
 	staging: &staging{"weather_staging", sqlCreateWeatherStaging, weatherStagingColumns,
 		func(b Batch, i int) []any { return weatherValues(i, &b.Weather[i]) }},
+	direct: weatherDirect,
 	queue: func(pb *pgx.Batch, b Batch, res *Result, _ rollupOptions) func() {
 		pb.Queue(sqlInsertWeather).Query(collectInserted(&res.Weather.New, &res.Weather.Inserted, indexKeys(len(b.Weather), func(i int) (string, string, time.Time) {
 			return b.Weather[i].SourceID, b.Weather[i].EventID, b.Weather[i].ObservedAt
