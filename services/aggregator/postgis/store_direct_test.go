@@ -149,17 +149,17 @@ func withStations(b postgis.Batch) postgis.Batch {
 // and weather_observation hold, one line a row.
 func waterObservations(t *testing.T, pool *pgxpool.Pool) []string {
 	t.Helper()
-	return lines(t, pool, `SELECT concat_ws('|', source_id, event_id, observed_at, received_at, station_id, province,
+	return lines(t, pool, `SELECT ROW(source_id, event_id, observed_at, received_at, station_id, province,
 		unit_code, encode(ST_AsEWKB(location), 'hex'), water_level, alarm_level_1, alarm_level_2, alarm_level_3,
-		water_alarm, flow, temperature, ph, conductivity, turbidity, dissolved_oxygen, extra::text)
+		water_alarm, flow, temperature, ph, conductivity, turbidity, dissolved_oxygen, extra::text)::text
 		FROM water_observation ORDER BY source_id, event_id, observed_at`)
 }
 
 func weatherObservations(t *testing.T, pool *pgxpool.Pool) []string {
 	t.Helper()
-	return lines(t, pool, `SELECT concat_ws('|', source_id, event_id, observed_at, received_at, station_id, province,
+	return lines(t, pool, `SELECT ROW(source_id, event_id, observed_at, received_at, station_id, province,
 		unit_code, encode(ST_AsEWKB(location), 'hex'), temperature, relative_humidity, precipitation, wind_speed,
-		wind_direction, atmospheric_pressure, extra::text)
+		wind_direction, atmospheric_pressure, extra::text)::text
 		FROM weather_observation ORDER BY source_id, event_id, observed_at`)
 }
 
@@ -173,8 +173,8 @@ func segmentState(t *testing.T, pool *pgxpool.Pool) []string {
 // trafficObservations is what traffic_observation holds, one line a row.
 func trafficObservations(t *testing.T, pool *pgxpool.Pool) []string {
 	t.Helper()
-	return lines(t, pool, `SELECT concat_ws('|', source_id, event_id, observed_at, received_at, segment_id, province,
-		unit_code, encode(ST_AsEWKB(geom), 'hex'), intensity, occupancy, average_vehicle_speed, congested, lane_id, extra::text)
+	return lines(t, pool, `SELECT ROW(source_id, event_id, observed_at, received_at, segment_id, province,
+		unit_code, encode(ST_AsEWKB(geom), 'hex'), intensity, occupancy, average_vehicle_speed, congested, lane_id, extra::text)::text
 		FROM traffic_observation ORDER BY source_id, event_id, observed_at`)
 }
 
@@ -232,8 +232,8 @@ func sensorState(t *testing.T, pool *pgxpool.Pool) []string {
 // airObservations is what air_observation holds, one line a row.
 func airObservations(t *testing.T, pool *pgxpool.Pool) []string {
 	t.Helper()
-	rows, err := pool.Query(context.Background(), `SELECT concat_ws('|', source_id, event_id, observed_at, received_at,
-		station_id, province, unit_code, ST_AsEWKT(location), pm25, pm10, no2, o3, co, so2, extra::text, aqi, aqi_band, aqi_dominant)
+	rows, err := pool.Query(context.Background(), `SELECT ROW(source_id, event_id, observed_at, received_at,
+		station_id, province, unit_code, encode(ST_AsEWKB(location), 'hex'), pm25, pm10, no2, o3, co, so2, extra::text, aqi, aqi_band, aqi_dominant)::text
 		FROM air_observation ORDER BY source_id, event_id, observed_at`)
 	if err != nil {
 		t.Fatal(err)

@@ -845,14 +845,14 @@ func TestEntityNotTakenAcrossProvinces(t *testing.T) {
 	// Nor does a segment's, written straight (traffic alone) and through
 	// the staging tables (with a registered kind's row); of the owner's two
 	// rows at one instant the later in the batch is the state.
-	for i, withWater := range []bool{false, true} {
+	for i, staged := range []bool{false, true} {
 		at := t0.Add(time.Duration(2+2*i) * time.Hour)
 		own, tie := trafficRow("seg-x", at, 41), trafficRow("seg-x", at, 42)
 		tie.EventID += "#tie"
 		foreign := trafficRow("seg-x", at.Add(time.Hour), 5)
 		foreign.SourceID, foreign.Province, foreign.UnitCode, foreign.EventID = "src-u", "79", "79", fmt.Sprintf("src-u/%s#%d", foreign.EventID, i)
 		b := postgis.Batch{Traffic: []postgis.TrafficRow{own, tie, foreign}}
-		if withWater {
+		if staged {
 			b.Generic = []postgis.GenericRow{stagedRow(i, at)}
 		}
 		res, err := s.WriteBatch(ctx, b)
@@ -860,13 +860,13 @@ func TestEntityNotTakenAcrossProvinces(t *testing.T) {
 			t.Fatal(err)
 		}
 		if got := changedIndexes(res.Traffic.Changed); !slices.Equal(got, []int{1}) {
-			t.Errorf("water %v: changed %v; want the owner's later row 1", withWater, got)
+			t.Errorf("staged %v: changed %v; want the owner's later row 1", staged, got)
 		}
 		var observed time.Time
 		var event string
 		if err := pool.QueryRow(ctx, `SELECT last_observed_at, last_event_id FROM road_segment WHERE id = 'seg-x'`).Scan(&observed, &event); err != nil ||
 			!observed.Equal(at) || event != tie.EventID {
-			t.Errorf("water %v: seg-x's state %s observed at %v (%v); want the owner's %s at %v", withWater, event, observed, err, tie.EventID, at)
+			t.Errorf("staged %v: seg-x's state %s observed at %v (%v); want the owner's %s at %v", staged, event, observed, err, tie.EventID, at)
 		}
 	}
 }
