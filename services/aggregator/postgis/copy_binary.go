@@ -63,6 +63,20 @@ func (c *copyRows) row(fields int) {
 	c.rows++
 }
 
+// head starts a row of fields fields with the columns every observation
+// table begins with: source_id, event_id, observed_at, received_at, the
+// entity's id, province and unit_code.
+func (c *copyRows) head(fields int, source, event string, observed, received time.Time, entity, province, unit string) {
+	c.row(fields)
+	c.text(source)
+	c.text(event)
+	c.timestamptz(observed)
+	c.timestamptz(received)
+	c.text(entity)
+	c.text(province)
+	c.text(unit)
+}
+
 // data returns the COPY's data, trailer included; c takes no more rows.
 func (c *copyRows) data() []byte {
 	c.buf = binary.BigEndian.AppendUint16(c.buf, 0xffff)

@@ -286,14 +286,7 @@ var airDirect = &direct{
 	copySQL: copySQL("air_observation", airColumns),
 	encode: func(c *copyRows, b Batch, i int) error {
 		r := &b.Air[i]
-		c.row(len(airColumns))
-		c.text(r.SourceID)
-		c.text(r.EventID)
-		c.timestamptz(r.ObservedAt)
-		c.timestamptz(r.ReceivedAt)
-		c.text(r.StationID)
-		c.text(r.Province)
-		c.text(r.UnitCode)
+		c.head(len(airColumns), r.SourceID, r.EventID, r.ObservedAt, r.ReceivedAt, r.StationID, r.Province, r.UnitCode)
 		if err := c.point(r.Location); err != nil {
 			return err
 		}
@@ -324,14 +317,7 @@ var trafficDirect = &direct{
 	copySQL: copySQL("traffic_observation", trafficColumns),
 	encode: func(c *copyRows, b Batch, i int) error {
 		r := &b.Traffic[i]
-		c.row(len(trafficColumns))
-		c.text(r.SourceID)
-		c.text(r.EventID)
-		c.timestamptz(r.ObservedAt)
-		c.timestamptz(r.ReceivedAt)
-		c.text(r.SegmentID)
-		c.text(r.Province)
-		c.text(r.UnitCode)
+		c.head(len(trafficColumns), r.SourceID, r.EventID, r.ObservedAt, r.ReceivedAt, r.SegmentID, r.Province, r.UnitCode)
 		if err := c.line(r.Geom); err != nil {
 			return err
 		}

@@ -21,14 +21,7 @@ var waterDirect = &direct{
 	copySQL: copySQL("water_observation", waterColumns),
 	encode: func(c *copyRows, b Batch, i int) error {
 		r := &b.Water[i]
-		c.row(len(waterColumns))
-		c.text(r.SourceID)
-		c.text(r.EventID)
-		c.timestamptz(r.ObservedAt)
-		c.timestamptz(r.ReceivedAt)
-		c.text(r.StationID)
-		c.text(r.Province)
-		c.text(r.UnitCode)
+		c.head(len(waterColumns), r.SourceID, r.EventID, r.ObservedAt, r.ReceivedAt, r.StationID, r.Province, r.UnitCode)
 		if err := c.point(r.Location); err != nil {
 			return err
 		}
@@ -94,14 +87,7 @@ var weatherDirect = &direct{
 	copySQL: copySQL("weather_observation", weatherColumns),
 	encode: func(c *copyRows, b Batch, i int) error {
 		r := &b.Weather[i]
-		c.row(len(weatherColumns))
-		c.text(r.SourceID)
-		c.text(r.EventID)
-		c.timestamptz(r.ObservedAt)
-		c.timestamptz(r.ReceivedAt)
-		c.text(r.StationID)
-		c.text(r.Province)
-		c.text(r.UnitCode)
+		c.head(len(weatherColumns), r.SourceID, r.EventID, r.ObservedAt, r.ReceivedAt, r.StationID, r.Province, r.UnitCode)
 		if err := c.point(r.Location); err != nil {
 			return err
 		}
