@@ -185,72 +185,73 @@ func (c *copyRows) extra(m map[string]any) error {
 	return nil
 }
 
-// ewkbPointXY is the length of a 2D point's EWKB with an SRID.
-const ewkbPointXY = 1 + 4 + 4 + 8 + 8
-
-// point writes p as geometry: its EWKB with SRID, nil as NULL. A 2D point
-// is written here (little-endian, as pgx-geom does on this machine's
-// architectures); any other layout, and an empty point, by go-geom.
+// point writes p as geometry (appendEWKB), nil as NULL.
 func (c *copyRows) point(p *geom.Point) error {
 	if p == nil {
 		c.null()
 		return nil
 	}
-	if p.Layout() != geom.XY || p.Empty() {
-		return c.geometry(p)
-	}
-	c.buf = binary.BigEndian.AppendUint32(c.buf, ewkbPointXY)
-	c.buf = append(c.buf, 1) // NDR
-	c.buf = binary.LittleEndian.AppendUint32(c.buf, wkbcommon.PointID|ewkbSRIDFlag)
-	c.buf = binary.LittleEndian.AppendUint32(c.buf, SRID)
-	c.buf = binary.LittleEndian.AppendUint64(c.buf, math.Float64bits(p.X()))
-	c.buf = binary.LittleEndian.AppendUint64(c.buf, math.Float64bits(p.Y()))
-	return nil
+	return c.geometry(p)
 }
 
-// line writes l as geometry, as point writes a point: a 2D line here, any
-// other layout by go-geom; nil as NULL.
+// line writes l as geometry (appendEWKB), nil as NULL.
 func (c *copyRows) line(l *geom.LineString) error {
 	if l == nil {
 		c.null()
 		return nil
 	}
-	if l.Layout() != geom.XY {
-		return c.geometry(l)
-	}
+	return c.geometry(l)
+}
+
+// geometry writes g as geometry: its EWKB with the store's SRID.
+func (c *copyRows) geometry(g geom.T) error {
 	at := c.field()
-	c.buf = appendEWKBLineXY(c.buf, l)
+	var err error
+	if c.buf, err = appendEWKB(c.buf, g); err != nil {
+		c.buf = c.buf[:at]
+		return fmt.Errorf("encoding geometry: %w: %w", ErrUnencodable, err)
+	}
 	c.end(at)
 	return nil
 }
 
-// appendEWKBLineXY appends the EWKB of l, a 2D line, with the store's SRID
-// (little-endian, as go-geom writes it for the states' arrays).
-func appendEWKBLineXY(buf []byte, l *geom.LineString) []byte {
-	flat := l.FlatCoords()
-	buf = append(buf, 1) // NDR
-	buf = binary.LittleEndian.AppendUint32(buf, wkbcommon.LineStringID|ewkbSRIDFlag)
-	buf = binary.LittleEndian.AppendUint32(buf, SRID)
-	buf = binary.LittleEndian.AppendUint32(buf, uint32(len(flat)/2)) //nolint:gosec // a decoded line's length fits
-	for _, f := range flat {
-		buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(f))
+// appendEWKB appends g's EWKB with the store's SRID, little-endian (as
+// pgx-geom writes it on this machine's architectures). A 2D point (not
+// empty) and a 2D line are written here; any other geometry by go-geom's
+// reflective writer, which the profile showed on the hot path.
+func appendEWKB(buf []byte, g geom.T) ([]byte, error) {
+	switch g := g.(type) {
+	case *geom.Point:
+		if g.Layout() == geom.XY && !g.Empty() {
+			buf = appendEWKBHead(buf, wkbcommon.PointID)
+			buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(g.X()))
+			return binary.LittleEndian.AppendUint64(buf, math.Float64bits(g.Y())), nil
+		}
+	case *geom.LineString:
+		if g.Layout() == geom.XY {
+			flat := g.FlatCoords()
+			buf = appendEWKBHead(buf, wkbcommon.LineStringID)
+			buf = binary.LittleEndian.AppendUint32(buf, uint32(len(flat)/2)) //nolint:gosec // a decoded line's length fits
+			for _, f := range flat {
+				buf = binary.LittleEndian.AppendUint64(buf, math.Float64bits(f))
+			}
+			return buf, nil
+		}
 	}
-	return buf
+	b, err := ewkb.Marshal(WithSRID(g), binary.LittleEndian)
+	return append(buf, b...), err
+}
+
+// appendEWKBHead appends the byte order (NDR), the type with its SRID flag
+// and the store's SRID.
+func appendEWKBHead(buf []byte, typ uint32) []byte {
+	buf = append(buf, 1)
+	buf = binary.LittleEndian.AppendUint32(buf, typ|ewkbSRIDFlag)
+	return binary.LittleEndian.AppendUint32(buf, SRID)
 }
 
 // ewkbSRIDFlag marks an EWKB geometry type followed by an SRID.
 const ewkbSRIDFlag = 0x20000000
-
-// geometry writes g, with the store's SRID, by go-geom's EWKB writer.
-func (c *copyRows) geometry(g geom.T) error {
-	b, err := ewkb.Marshal(WithSRID(g), binary.LittleEndian)
-	if err != nil {
-		return fmt.Errorf("encoding geometry: %w: %w", ErrUnencodable, err)
-	}
-	c.buf = binary.BigEndian.AppendUint32(c.buf, uint32(len(b)))
-	c.buf = append(c.buf, b...)
-	return nil
-}
 
 // copySQL is the statement of a binary COPY of columns into table.
 func copySQL(table string, columns []string) string {

@@ -103,10 +103,16 @@ var (
 	sqlUpsertSensorWeatherRows, sqlUpsertSensorWeatherRowsOne = sensorRowsUpsert("weather", true), sensorRowsUpsert("weather", false)
 )
 
-// sqlSensorRowsArrays are a sensor's rows as arrays (stateRows).
-const sqlSensorRowsArrays = `unnest($1::integer[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[],
+// stateRowsArrays is the rows stateRows queues as arrays, with the names
+// of the entity's id and geometry columns.
+func stateRowsArrays(id, geometry string) string {
+	return `unnest($1::integer[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[],
         $8::text[], $9::timestamptz[], $10::text[])
-        AS st (seq, station_id, name, province, unit_code, source_id, location, event_id, observed_at, last_values)`
+        AS st (seq, ` + id + `, name, province, unit_code, source_id, ` + geometry + `, event_id, observed_at, last_values)`
+}
+
+// sqlSensorRowsArrays are a sensor's rows as arrays.
+var sqlSensorRowsArrays = stateRowsArrays("station_id", "location")
 
 const sqlCreateTrafficStaging = `CREATE TEMP TABLE traffic_staging (
     seq                   integer     NOT NULL,
@@ -178,7 +184,7 @@ SELECT latest.seq, up.updated_at FROM up JOIN latest ON latest.segment_id = up.i
 // sqlUpsertRoadSegmentRows is sqlUpsertRoadSegment for a batch written
 // straight into traffic_observation, as sensorRowsUpsert is the sensors'
 // (values: appendTrafficValues).
-const sqlUpsertRoadSegmentRows = `WITH latest AS (
+var sqlUpsertRoadSegmentRows = `WITH latest AS (
     SELECT DISTINCT ON (st.segment_id) st.*
     FROM ` + sqlTrafficRowsArrays + `
     ` + sqlOwnerOf + `road_segment x WHERE x.id = st.segment_id` + sqlOwnerEnd + `
@@ -187,16 +193,14 @@ const sqlUpsertRoadSegmentRows = `WITH latest AS (
 
 // sqlUpsertRoadSegmentRowsOne is sqlUpsertRoadSegmentRows for one row each
 // segment, as sensorRowsUpsert without the owner's look-up is for stations.
-const sqlUpsertRoadSegmentRowsOne = `WITH latest AS (
+var sqlUpsertRoadSegmentRowsOne = `WITH latest AS (
     SELECT * FROM ` + sqlTrafficRowsArrays + `
 ), up AS (` + sqlTrafficRowsInsert
 
 // sqlTrafficRowsArrays and sqlTrafficRowsInsert are the parts the two
 // statements share: the rows as arrays (stateRows), and their insert.
-const (
-	sqlTrafficRowsArrays = `unnest($1::integer[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::bytea[],
-        $8::text[], $9::timestamptz[], $10::text[])
-        AS st (seq, segment_id, name, province, unit_code, source_id, geom, event_id, observed_at, last_values)`
+var (
+	sqlTrafficRowsArrays = stateRowsArrays("segment_id", "geom")
 	sqlTrafficRowsInsert = `
     INSERT INTO road_segment AS r (id, name, province, unit_code, source_id, geom,
         last_event_id, last_observed_at, last_values, updated_at)

@@ -3,7 +3,6 @@ package postgis
 import (
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,7 +13,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/twpayne/go-geom"
-	"github.com/twpayne/go-geom/encoding/ewkb"
 )
 
 // direct is how a kind's rows are written straight into their table, by a
@@ -335,23 +333,31 @@ var trafficDirect = &direct{
 // become its entity's state: the latest observed, of two at the same
 // instant (to the microsecond PostgreSQL keeps) the later in the batch (as
 // DISTINCT ON … ORDER BY observed_at DESC, seq DESC chooses from a staging
-// table), in the order the keys first appear.
-func latestRows[K comparable](n int, key func(i int) K, observed func(i int) time.Time) []int {
+// table), in the order the keys first appear. row gives row i's key and
+// observation time.
+func latestRows[K comparable](n int, row func(i int) (K, time.Time)) []int {
+	type latest struct {
+		i  int
+		at int64 // µs
+	}
 	at := make(map[K]int, n)
-	var out []int
+	var out []latest
 	for i := range n {
-		k := key(i)
+		k, t := row(i)
 		j, ok := at[k]
-		if !ok {
+		switch {
+		case !ok:
 			at[k] = len(out)
-			out = append(out, i)
-			continue
-		}
-		if observed(i).UnixMicro() >= observed(out[j]).UnixMicro() { // i is later in the batch
-			out[j] = i
+			out = append(out, latest{i, t.UnixMicro()})
+		case t.UnixMicro() >= out[j].at: // i is later in the batch
+			out[j] = latest{i, t.UnixMicro()}
 		}
 	}
-	return out
+	idx := make([]int, len(out))
+	for j, l := range out {
+		idx[j] = l.i
+	}
+	return idx
 }
 
 // stateKey is what keeps a row of an entity from being hidden by another
@@ -360,35 +366,41 @@ func latestRows[K comparable](n int, key func(i int) K, observed func(i int) tim
 // the newest of each is the only one of them that can become it.
 type stateKey struct{ province, source, entity string }
 
-// entityRow is what a state upsert takes of a row besides its values.
+// entityRow is what a state upsert takes of a row besides its geometry and
+// values.
 type entityRow struct {
 	id, name, province, unit, source, event string
 	observed                                time.Time
-	geom                                    []byte // EWKB
 }
+
+func (e *entityRow) key() stateKey { return stateKey{e.province, e.source, e.id} }
 
 // queueStates queues the upsert of the state of each entity of rows from
 // its newest row (one, or several when an entity has rows of two provinces
 // or sources: stateRows.queue), recording in changed the entities whose
-// state it wrote: key gives a row's entity, source, province and time,
-// head the rest of what the upsert takes, values appends its values as
-// the JSON text the staged way builds on the server, all of them in one
-// string.
-func queueStates[R any](pb *pgx.Batch, rows []R, key func(r *R) (stateKey, time.Time), head func(r *R) (entityRow, error),
-	values func(buf []byte, r *R) ([]byte, error), one, several string, changed *[]Changed) error {
-	idx := latestRows(len(rows), func(i int) stateKey { k, _ := key(&rows[i]); return k },
-		func(i int) time.Time { _, t := key(&rows[i]); return t })
+// state it wrote: entity gives what the upsert takes of a row, geometry
+// its geometry's EWKB and values appends its values as the JSON text the
+// staged way builds on the server, all of them in one string (geometry and
+// values for the rows chosen only).
+func queueStates[R any](pb *pgx.Batch, rows []R, entity func(*R) entityRow, geometry func(*R) ([]byte, error),
+	values func([]byte, *R) ([]byte, error), one, several string, changed *[]Changed) error {
+	idx := latestRows(len(rows), func(i int) (stateKey, time.Time) {
+		e := entity(&rows[i])
+		return e.key(), e.observed
+	})
 	st := newStateRows(len(idx))
 	for j, i := range idx {
 		r := &rows[i]
-		e, err := head(r)
+		e := entity(r)
+		g, err := geometry(r)
 		if err != nil {
-			return fmt.Errorf("encoding the state of %s: %w", e.id, err)
+			return fmt.Errorf("encoding the geometry of %s: %w", e.id, err)
 		}
-		st.set(j, i, e)
-		if err := st.value(j, func(buf []byte) ([]byte, error) { return values(buf, r) }); err != nil {
+		st.set(j, i, e, g)
+		if st.buf, err = values(st.buf, r); err != nil {
 			return fmt.Errorf("encoding the values of %s: %w", e.id, err)
 		}
+		st.ends[j] = len(st.buf)
 	}
 	st.queue(pb, one, several, changed)
 	return nil
@@ -398,30 +410,28 @@ func queueStates[R any](pb *pgx.Batch, rows []R, key func(r *R) (stateKey, time.
 // recording the stations whose state it wrote in res.Air.Changed
 // (queueStates, sensorRowsUpsert, appendAirValues).
 func queueAirStates(pb *pgx.Batch, b Batch, res *Result) error {
-	return queueStates(pb, b.Air,
-		func(r *AirRow) (stateKey, time.Time) {
-			return stateKey{r.Province, r.SourceID, r.StationID}, r.ObservedAt
-		},
-		func(r *AirRow) (entityRow, error) {
-			loc, err := ewkbValue(r.Location)
-			return entityRow{r.StationID, r.Name, r.Province, r.UnitCode, r.SourceID, r.EventID, r.ObservedAt, loc}, err
-		},
-		appendAirValues, sqlUpsertSensorAirRowsOne, sqlUpsertSensorAirRows, &res.Air.Changed)
+	return queueStates(pb, b.Air, (*AirRow).entity, (*AirRow).ewkb, appendAirValues,
+		sqlUpsertSensorAirRowsOne, sqlUpsertSensorAirRows, &res.Air.Changed)
 }
+
+func (r *AirRow) entity() entityRow {
+	return entityRow{r.StationID, r.Name, r.Province, r.UnitCode, r.SourceID, r.EventID, r.ObservedAt}
+}
+
+func (r *AirRow) ewkb() ([]byte, error) { return ewkbOf(r.Location) }
 
 // queueTrafficStates is queueAirStates for the segments of b.Traffic
 // (sqlUpsertRoadSegmentRows, appendTrafficValues).
 func queueTrafficStates(pb *pgx.Batch, b Batch, res *Result) error {
-	return queueStates(pb, b.Traffic,
-		func(r *TrafficRow) (stateKey, time.Time) {
-			return stateKey{r.Province, r.SourceID, r.SegmentID}, r.ObservedAt
-		},
-		func(r *TrafficRow) (entityRow, error) {
-			g, err := ewkbLineValue(r.Geom)
-			return entityRow{r.SegmentID, r.Name, r.Province, r.UnitCode, r.SourceID, r.EventID, r.ObservedAt, g}, err
-		},
-		appendTrafficValues, sqlUpsertRoadSegmentRowsOne, sqlUpsertRoadSegmentRows, &res.Traffic.Changed)
+	return queueStates(pb, b.Traffic, (*TrafficRow).entity, (*TrafficRow).ewkb, appendTrafficValues,
+		sqlUpsertRoadSegmentRowsOne, sqlUpsertRoadSegmentRows, &res.Traffic.Changed)
 }
+
+func (r *TrafficRow) entity() entityRow {
+	return entityRow{r.SegmentID, r.Name, r.Province, r.UnitCode, r.SourceID, r.EventID, r.ObservedAt}
+}
+
+func (r *TrafficRow) ewkb() ([]byte, error) { return ewkbOf(r.Geom) }
 
 // stateRows are the rows of a batch that may become a state (latestRows) as
 // the arrays a state upsert written straight takes (sqlSensorRowsArrays,
@@ -447,21 +457,12 @@ func newStateRows(m int) *stateRows {
 	}
 }
 
-// set makes row i of the batch, of e, the j-th entity's.
-func (s *stateRows) set(j, i int, e entityRow) {
+// set makes row i of the batch, of e with geometry g (EWKB), the j-th
+// entity's.
+func (s *stateRows) set(j, i int, e entityRow, g []byte) {
 	s.seqs[j], s.ids[j], s.names[j], s.provinces[j], s.units[j], s.sources[j], s.events[j] =
 		int32(i), e.id, e.name, e.province, e.unit, e.source, e.event //nolint:gosec // a batch's index fits
-	s.observed[j], s.geoms[j] = e.observed, e.geom
-}
-
-// value appends the j-th entity's values by appendValues.
-func (s *stateRows) value(j int, appendValues func([]byte) ([]byte, error)) error {
-	var err error
-	if s.buf, err = appendValues(s.buf); err != nil {
-		return err
-	}
-	s.ends[j] = len(s.buf)
-	return nil
+	s.observed[j], s.geoms[j] = e.observed, g
 }
 
 // queue queues the upsert, recording the entities whose state it wrote in
@@ -607,22 +608,14 @@ func appendTrafficValues(buf []byte, r *TrafficRow) ([]byte, error) {
 	return j.close(), nil
 }
 
-// ewkbValue is p as EWKB with SRID 4326, nil (NULL) when p is nil.
-func ewkbValue(p *geom.Point) ([]byte, error) {
-	if p == nil {
+// ewkbOf is g as EWKB with the store's SRID (appendEWKB), nil (NULL) when
+// g is nil.
+func ewkbOf[G interface {
+	*geom.Point | *geom.LineString
+	geom.T
+}](g G) ([]byte, error) {
+	if g == nil {
 		return nil, nil
 	}
-	return ewkb.Marshal(WithSRID(p), binary.LittleEndian)
-}
-
-// ewkbLineValue is ewkbValue for a line (a 2D line written by
-// appendEWKBLineXY).
-func ewkbLineValue(l *geom.LineString) ([]byte, error) {
-	switch {
-	case l == nil:
-		return nil, nil
-	case l.Layout() == geom.XY:
-		return appendEWKBLineXY(make([]byte, 0, 13+8*len(l.FlatCoords())), l), nil
-	}
-	return ewkb.Marshal(WithSRID(l), binary.LittleEndian)
+	return appendEWKB(nil, g)
 }

@@ -2,7 +2,6 @@ package postgis
 
 import (
 	"strconv"
-	"time"
 
 	"github.com/jackc/pgx/v5"
 )
@@ -40,16 +39,15 @@ var waterDirect = &direct{
 // queueWaterStates is queueAirStates for the stations of b.Water
 // (appendWaterValues).
 func queueWaterStates(pb *pgx.Batch, b Batch, res *Result) error {
-	return queueStates(pb, b.Water,
-		func(r *WaterRow) (stateKey, time.Time) {
-			return stateKey{r.Province, r.SourceID, r.StationID}, r.ObservedAt
-		},
-		func(r *WaterRow) (entityRow, error) {
-			loc, err := ewkbValue(r.Location)
-			return entityRow{r.StationID, r.Name, r.Province, r.UnitCode, r.SourceID, r.EventID, r.ObservedAt, loc}, err
-		},
-		appendWaterValues, sqlUpsertSensorWaterRowsOne, sqlUpsertSensorWaterRows, &res.Water.Changed)
+	return queueStates(pb, b.Water, (*WaterRow).entity, (*WaterRow).ewkb, appendWaterValues,
+		sqlUpsertSensorWaterRowsOne, sqlUpsertSensorWaterRows, &res.Water.Changed)
 }
+
+func (r *WaterRow) entity() entityRow {
+	return entityRow{r.StationID, r.Name, r.Province, r.UnitCode, r.SourceID, r.EventID, r.ObservedAt}
+}
+
+func (r *WaterRow) ewkb() ([]byte, error) { return ewkbOf(r.Location) }
 
 // appendWaterValues appends to buf the values of r's state as a JSON object,
 // the text of the jsonb sqlUpsertSensorWater builds from the same row.
@@ -102,16 +100,15 @@ var weatherDirect = &direct{
 // queueWeatherStates is queueAirStates for the stations of b.Weather
 // (appendWeatherValues).
 func queueWeatherStates(pb *pgx.Batch, b Batch, res *Result) error {
-	return queueStates(pb, b.Weather,
-		func(r *WeatherRow) (stateKey, time.Time) {
-			return stateKey{r.Province, r.SourceID, r.StationID}, r.ObservedAt
-		},
-		func(r *WeatherRow) (entityRow, error) {
-			loc, err := ewkbValue(r.Location)
-			return entityRow{r.StationID, r.Name, r.Province, r.UnitCode, r.SourceID, r.EventID, r.ObservedAt, loc}, err
-		},
-		appendWeatherValues, sqlUpsertSensorWeatherRowsOne, sqlUpsertSensorWeatherRows, &res.Weather.Changed)
+	return queueStates(pb, b.Weather, (*WeatherRow).entity, (*WeatherRow).ewkb, appendWeatherValues,
+		sqlUpsertSensorWeatherRowsOne, sqlUpsertSensorWeatherRows, &res.Weather.Changed)
 }
+
+func (r *WeatherRow) entity() entityRow {
+	return entityRow{r.StationID, r.Name, r.Province, r.UnitCode, r.SourceID, r.EventID, r.ObservedAt}
+}
+
+func (r *WeatherRow) ewkb() ([]byte, error) { return ewkbOf(r.Location) }
 
 // appendWeatherValues appends to buf the values of r's state as a JSON
 // object, the text of the jsonb sqlUpsertSensorWeather builds from the same
