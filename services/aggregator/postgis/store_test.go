@@ -481,56 +481,57 @@ func BenchmarkWriteBatch(b *testing.B) {
 		b.ReportMetric(rawT.Seconds()/storeT.Seconds(), "store/raw")
 		b.ReportMetric(bytesT.Seconds()/storeT.Seconds(), "store/raw_bytes")
 	})
-	// The same for traffic rows (segments' lines, a congested flag, a
-	// lane), the store as the aggregator drives it under a backlog against
-	// pgx's CopyFrom of the same rows into traffic_observation.
-	b.Run("traffic_vs_raw", func(b *testing.B) {
-		base, rawBase := benchBase(), benchBase()
-		for _, w := range []struct {
-			s    *postgis.Store
-			base int
-		}{{s, base}, {off, rawBase}} {
-			var warm []postgis.TrafficRow
-			for it := 0; it < 1<<16; it += 4000 { // the months of 65,536 iterations, as warmRaw
-				warm = append(warm, trafficRow("warm", benchTrafficRows(w.base+it, n)[0].ObservedAt, 0))
-			}
-			if _, err := w.s.WriteBatch(ctx, postgis.Batch{Traffic: warm}); err != nil {
-				b.Fatal(err)
-			}
-		}
-		const turn = 10
-		var storeT, rawT time.Duration
-		b.ResetTimer()
-		for i := 0; i < b.N; i += turn {
-			k := min(turn, b.N-i)
-			start := time.Now()
-			bs := make([]postgis.Batch, k)
-			for j := range bs {
-				bs[j] = postgis.Batch{Traffic: benchTrafficRows(base+i+j, n)}
-			}
-			overlapped(b, s, bs)
-			storeT += time.Since(start)
-			start = time.Now()
-			for j := range k {
-				rows := benchTrafficRows(rawBase+i+j, n)
-				err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
-					_, err := tx.CopyFrom(ctx, pgx.Identifier{"traffic_observation"}, rawTrafficCols, pgx.CopyFromSlice(n, func(j int) ([]any, error) {
-						r := &rows[j]
-						return []any{"raw", r.EventID, r.ObservedAt, r.ReceivedAt, r.SegmentID, r.Province, r.UnitCode,
-							r.Geom.SetSRID(postgis.SRID), r.Intensity, r.Occupancy, r.AverageVehicleSpeed, r.Congested, r.LaneID, r.Extra}, nil
-					}))
-					return err
-				})
-				if err != nil {
+	// The same for traffic rows (segments' lines, a congested flag, a lane)
+	// and for batches of the four observation kinds, a quarter each (what a
+	// province's FEEDS holds): the store as the aggregator drives it under
+	// a backlog against pgx's CopyFrom of the same rows into the same
+	// tables, a batch in one transaction.
+	for _, kinds := range []struct {
+		name  string
+		batch func(it int) postgis.Batch
+	}{
+		{"traffic_vs_raw", func(it int) postgis.Batch { return postgis.Batch{Traffic: benchTrafficRows(it, n)} }},
+		{"mixed_vs_raw", func(it int) postgis.Batch { return benchMixed(it, n) }},
+	} {
+		b.Run(kinds.name, func(b *testing.B) {
+			base, rawBase := benchBase(), benchBase()
+			for _, w := range []struct {
+				s    *postgis.Store
+				base int
+			}{{s, base}, {off, rawBase}} {
+				var warm postgis.Batch // a row of each kind in each month of 65,536 iterations, as warmRaw
+				for it := 0; it < 1<<16; it += 4000 {
+					warm = appendFirsts(warm, kinds.batch(w.base+it), "warm")
+				}
+				if _, err := w.s.WriteBatch(ctx, warm); err != nil {
 					b.Fatal(err)
 				}
 			}
-			rawT += time.Since(start)
-		}
-		b.ReportMetric(float64(b.N*n)/storeT.Seconds(), "store_rows/s")
-		b.ReportMetric(float64(b.N*n)/rawT.Seconds(), "raw_rows/s")
-		b.ReportMetric(rawT.Seconds()/storeT.Seconds(), "store/raw")
-	})
+			const turn = 10
+			var storeT, rawT time.Duration
+			b.ResetTimer()
+			for i := 0; i < b.N; i += turn {
+				k := min(turn, b.N-i)
+				start := time.Now()
+				bs := make([]postgis.Batch, k)
+				for j := range bs {
+					bs[j] = kinds.batch(base + i + j)
+				}
+				if _, started := overlapped(b, s, bs); started != k {
+					b.Fatalf("%d of %d batches in known partitions started (written straight)", started, k)
+				}
+				storeT += time.Since(start)
+				start = time.Now()
+				for j := range k {
+					rawCopyBatch(b, pool, kinds.batch(rawBase+i+j))
+				}
+				rawT += time.Since(start)
+			}
+			b.ReportMetric(float64(b.N*n)/storeT.Seconds(), "store_rows/s")
+			b.ReportMetric(float64(b.N*n)/rawT.Seconds(), "raw_rows/s")
+			b.ReportMetric(rawT.Seconds()/storeT.Seconds(), "store/raw")
+		})
+	}
 	// Roll-ups on and off, batch for batch in one loop, so that the load of
 	// the machine weighs on both alike; on_rows/s ÷ off_rows/s is the ratio.
 	b.Run("rollups_on_off", func(b *testing.B) {
@@ -575,10 +576,102 @@ func benchTrafficRows(it, n int) []postgis.TrafficRow {
 	return out
 }
 
-// rawTrafficCols are the columns BenchmarkWriteBatch's raw COPY of traffic
-// rows writes.
-var rawTrafficCols = []string{"source_id", "event_id", "observed_at", "received_at", "segment_id", "province", "unit_code",
-	"geom", "intensity", "occupancy", "average_vehicle_speed", "congested", "lane_id", "extra"}
+// benchMixed returns n observations, a quarter of each kind (air, traffic,
+// water, weather), unique for iteration it: observed at the instants
+// benchRows(it, n) gives its first quarter, so that no iteration of
+// another sub-benchmark (another base) has one of them.
+func benchMixed(it, n int) postgis.Batch {
+	q := n / 4
+	b := postgis.Batch{Air: benchRows(it*n/q, q), Traffic: benchTrafficRows(it*n/q, q)}
+	for i := range q {
+		at := t0.Add(time.Duration(it*n+i) * time.Second)
+		b.Water = append(b.Water, waterRow(fmt.Sprintf("st%d", i%25), at, float64(i)/10, int16(i%4)))
+		b.Weather = append(b.Weather, weatherRow(fmt.Sprintf("st%d", i%25), at, float64(i%40)))
+	}
+	return b
+}
+
+// appendFirsts appends to to the first row of each kind of b, from source.
+func appendFirsts(to, b postgis.Batch, source string) postgis.Batch {
+	if len(b.Air) > 0 {
+		r := b.Air[0]
+		r.SourceID = source
+		to.Air = append(to.Air, r)
+	}
+	if len(b.Traffic) > 0 {
+		r := b.Traffic[0]
+		r.SourceID = source
+		to.Traffic = append(to.Traffic, r)
+	}
+	if len(b.Water) > 0 {
+		r := b.Water[0]
+		r.SourceID = source
+		to.Water = append(to.Water, r)
+	}
+	if len(b.Weather) > 0 {
+		r := b.Weather[0]
+		r.SourceID = source
+		to.Weather = append(to.Weather, r)
+	}
+	return to
+}
+
+// rawCopyBatch copies the rows of b, as source "raw", with pgx's CopyFrom
+// into their tables, in one transaction: the floor of a batched writer.
+func rawCopyBatch(b *testing.B, pool *pgxpool.Pool, bt postgis.Batch) {
+	b.Helper()
+	ctx := context.Background()
+	copies := []struct {
+		table string
+		cols  []string
+		n     int
+		row   func(j int) []any
+	}{
+		{"air_observation", rawCols, len(bt.Air), func(j int) []any {
+			r := &bt.Air[j]
+			return []any{"raw", r.EventID, r.ObservedAt, r.ReceivedAt, r.StationID, r.Province, r.UnitCode,
+				r.Location.SetSRID(postgis.SRID), r.PM25, r.PM10, r.NO2, r.O3, r.CO, r.SO2, r.Extra}
+		}},
+		{"traffic_observation", []string{"source_id", "event_id", "observed_at", "received_at", "segment_id", "province", "unit_code",
+			"geom", "intensity", "occupancy", "average_vehicle_speed", "congested", "lane_id", "extra"}, len(bt.Traffic), func(j int) []any {
+			r := &bt.Traffic[j]
+			return []any{"raw", r.EventID, r.ObservedAt, r.ReceivedAt, r.SegmentID, r.Province, r.UnitCode,
+				r.Geom.SetSRID(postgis.SRID), r.Intensity, r.Occupancy, r.AverageVehicleSpeed, r.Congested, r.LaneID, r.Extra}
+		}},
+		{"water_observation", []string{"source_id", "event_id", "observed_at", "received_at", "station_id", "province", "unit_code",
+			"location", "water_level", "alarm_level_1", "alarm_level_2", "alarm_level_3", "water_alarm", "flow",
+			"temperature", "ph", "conductivity", "turbidity", "dissolved_oxygen", "extra"}, len(bt.Water), func(j int) []any {
+			r := &bt.Water[j]
+			return []any{"raw", r.EventID, r.ObservedAt, r.ReceivedAt, r.StationID, r.Province, r.UnitCode,
+				r.Location.SetSRID(postgis.SRID), r.WaterLevel, r.AlarmLevel1, r.AlarmLevel2, r.AlarmLevel3, r.WaterAlarm, r.Flow,
+				r.Temperature, r.PH, r.Conductivity, r.Turbidity, r.DissolvedOxygen, r.Extra}
+		}},
+		{"weather_observation", []string{"source_id", "event_id", "observed_at", "received_at", "station_id", "province", "unit_code",
+			"location", "temperature", "relative_humidity", "precipitation", "wind_speed", "wind_direction",
+			"atmospheric_pressure", "extra"}, len(bt.Weather), func(j int) []any {
+			r := &bt.Weather[j]
+			return []any{"raw", r.EventID, r.ObservedAt, r.ReceivedAt, r.StationID, r.Province, r.UnitCode,
+				r.Location.SetSRID(postgis.SRID), r.Temperature, r.RelativeHumidity, r.Precipitation, r.WindSpeed,
+				r.WindDirection, r.AtmosphericPressure, r.Extra}
+		}},
+	}
+	err := pgx.BeginFunc(ctx, pool, func(tx pgx.Tx) error {
+		for _, c := range copies {
+			if c.n == 0 {
+				continue
+			}
+			if _, err := tx.CopyFrom(ctx, pgx.Identifier{c.table}, c.cols, pgx.CopyFromSlice(c.n, func(j int) ([]any, error) {
+				return c.row(j), nil
+			})); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+}
 
 // rawCols are the columns BenchmarkWriteBatch's raw COPY writes.
 var rawCols = []string{"source_id", "event_id", "observed_at", "received_at", "station_id", "province", "unit_code",
