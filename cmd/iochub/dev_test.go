@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
@@ -9,7 +8,6 @@ import (
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +15,7 @@ import (
 	"github.com/iochub/iochub/internal/pgcluster"
 	"github.com/iochub/iochub/internal/subjects"
 	"github.com/iochub/iochub/internal/testenv"
+	"github.com/iochub/iochub/internal/testkit"
 	"github.com/iochub/iochub/services/aggregator/postgis"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -84,24 +83,6 @@ func TestHubID(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a writer and a reader.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 func requireClusterBinaries(t *testing.T) {
 	t.Helper()
 	if _, err := pgcluster.FindBinaries(); err != nil {
@@ -126,7 +107,7 @@ func TestDevDataDir(t *testing.T) {
 	// dev starts iochub dev and waits for its banner; running is false when it exited instead.
 	dev := func(extra ...string) (stop func() (string, error), running bool, out string, err error) {
 		ctx, cancel := context.WithCancel(context.Background())
-		var stdout, stderr syncBuffer
+		var stdout, stderr testkit.LockedBuffer
 		done := make(chan error, 1)
 		args := append([]string{"--data-dir", dataDir, "--http", "127.0.0.1:0", "--nats-port", "0", "--no-sim",
 			"--log-level", "warn", "--ops-http", "127.0.0.1:0"}, extra...)
@@ -220,7 +201,7 @@ func TestDevDataDirUnreachable(t *testing.T) {
 	// Bounded: a dev that starts anyway would otherwise run until the test times out.
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	var out syncBuffer
+	var out testkit.LockedBuffer
 	err := run(ctx, []string{"dev", "--data-dir", dataDir, "--http", "127.0.0.1:0", "--nats-port", "0", "--no-sim"}, &out, &out)
 	if !errors.Is(err, pgcluster.ErrNotTraversable) || !strings.Contains(err.Error(), "chmod o+x "+private) {
 		t.Fatalf("got %v; want ErrNotTraversable naming `chmod o+x %s`", err, private)

@@ -40,7 +40,7 @@ func TestEdgeCountsItemsExpiredUnsent(t *testing.T) {
 	cfg.HTTP, cfg.OpsHTTP, cfg.NATSPort, cfg.LeafReconnect = "127.0.0.1:0", "127.0.0.1:0", -1, 50*time.Millisecond
 	cfg.Stream.Retain, cfg.Stream.DuplicateWindow, cfg.Stream.MaxBytes = 2*time.Second, 2*time.Second, 1<<30
 	cfg.UnsentCheck = 100 * time.Millisecond
-	logs := &syncBuffer{}
+	logs := &testkit.LockedBuffer{}
 	ready := make(chan edgeReady, 1)
 	run := testkit.Start(t, "edge", func(ctx context.Context) error {
 		return serveEdge(ctx, edgeDeps{cfg: cfg, cat: benchCatalog(token), log: slog.New(slog.NewTextHandler(logs, nil)), ready: ready})

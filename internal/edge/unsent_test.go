@@ -1,7 +1,6 @@
 package edge_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
@@ -9,7 +8,6 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,24 +22,6 @@ import (
 	"github.com/iochub/iochub/internal/testkit"
 )
 
-// lockedBuffer is a log the test reads while the watch writes it.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // linked is a hub whose FEEDS sources an edge node's, the leaf link
 // between them running through a proxy the test cuts and mends; the edge
 // logs in as its own leaf user (natsx.EdgeLeafUser), as in production.
@@ -53,7 +33,7 @@ type linked struct {
 	nodeCfg edge.NodeConfig
 	watch   *edge.UnsentWatch
 	reg     *prometheus.Registry
-	log     *lockedBuffer
+	log     *testkit.LockedBuffer
 	seq     int // items published so far
 }
 
@@ -95,7 +75,7 @@ func (l *linked) startEdge(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(n.Close)
-	l.node, l.reg, l.log = n, prometheus.NewRegistry(), &lockedBuffer{}
+	l.node, l.reg, l.log = n, prometheus.NewRegistry(), &testkit.LockedBuffer{}
 	if l.watch, err = edge.NewUnsentWatch(context.Background(), n, slog.New(slog.NewTextHandler(l.log, nil)), l.reg); err != nil {
 		t.Fatal(err)
 	}

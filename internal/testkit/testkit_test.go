@@ -100,3 +100,21 @@ func TestGolden(t *testing.T) {
 		t.Errorf("other bytes: %q; want one error naming the file", ft.errs)
 	}
 }
+
+func TestLockedBufferLimit(t *testing.T) {
+	b := LockedBuffer{Limit: 4}
+	for _, w := range []string{"abc", "def", "g"} {
+		if n, err := b.Write([]byte(w)); n != len(w) || err != nil {
+			t.Fatalf("Write(%q) = %d, %v; want %d, nil", w, n, err, len(w))
+		}
+	}
+	if got := b.String(); got != "abcd" {
+		t.Errorf("kept %q; want the first 4 bytes, abcd", got)
+	}
+	var all LockedBuffer
+	_, _ = all.Write([]byte("abc"))
+	_, _ = all.Write([]byte("def"))
+	if got := all.String(); got != "abcdef" {
+		t.Errorf("without a limit kept %q; want abcdef", got)
+	}
+}

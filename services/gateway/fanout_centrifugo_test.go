@@ -12,9 +12,10 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
+
+	"github.com/iochub/iochub/internal/testkit"
 )
 
 // centrifugoEnv names the Centrifugo binary BenchmarkFanoutLoad compares
@@ -61,7 +62,7 @@ func startCentrifugoServer(b *testing.B, cfg loadConfig) loadServer {
 	if err := os.WriteFile(path, conf, 0o600); err != nil {
 		b.Fatal(err)
 	}
-	var logs lockedBuffer
+	logs := testkit.LockedBuffer{Limit: 1 << 20} // its log at level error: the first MiB
 	cmd := exec.Command(bin, "--config", path)
 	cmd.Stdout, cmd.Stderr = &logs, &logs
 	if err := cmd.Start(); err != nil {
@@ -233,26 +234,4 @@ func processRSS(tb testing.TB, pid int) int64 {
 	}
 	tb.Fatalf("/proc/%d/status has no VmRSS", pid)
 	return 0
-}
-
-// lockedBuffer is a buffer two goroutines may write (a process's stdout
-// and stderr).
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	if l.b.Len() > 1<<20 { // a bounded log: the first MiB
-		return len(p), nil
-	}
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
