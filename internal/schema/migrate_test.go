@@ -5,7 +5,6 @@ import (
 	"strings"
 	"testing"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 
@@ -82,7 +81,7 @@ func TestMigrateRollupMemberDay(t *testing.T) {
 	if _, err := p.Up(ctx); err != nil {
 		t.Fatalf("migrating up: %v", err)
 	}
-	got := queryStrings(t, db, `SELECT d.unit_code || '/' || d.layer || '/' || d.entity || '/' || to_char(d.day AT TIME ZONE 'UTC', 'MM-DD HH24')
+	got := testenv.Lines(t, db.Pool, `SELECT d.unit_code || '/' || d.layer || '/' || d.entity || '/' || to_char(d.day AT TIME ZONE 'UTC', 'MM-DD HH24')
 			|| ' up=' || d.upgrades || ' ' || string_agg(s || ':' || get_byte(d.grades, s), ',' ORDER BY s)
 		FROM rollup_member_day d, generate_series(0, 1560) s
 		WHERE get_byte(d.grades, s) > 0 GROUP BY d.unit_code, d.layer, d.entity, d.day, d.upgrades ORDER BY 1`)
@@ -125,7 +124,7 @@ func TestMigrateRollupMemberDayShared(t *testing.T) {
 	if _, err := p.DownTo(ctx, 34); err != nil {
 		t.Fatalf("migrating down to 34: %v", err)
 	}
-	got := queryStrings(t, db, `SELECT entity || '/' || unit_code || ' ' || encode(substring(grades FROM 1 FOR 2), 'hex') || ' up=' || upgrades
+	got := testenv.Lines(t, db.Pool, `SELECT entity || '/' || unit_code || ' ' || encode(substring(grades FROM 1 FOR 2), 'hex') || ' up=' || upgrades
 		FROM rollup_member_day ORDER BY entity, unit_code`)
 	want := []string{"st1/01 0302 up=1", "st1/VN 0302 up=1", "st1/W1 0302 up=1", "st2/VN 0501 up=3", "st2/W1 0401 up=2"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
@@ -162,7 +161,7 @@ func TestMigrateRollupGaugeTotal(t *testing.T) {
 	if _, err := p.Up(ctx); err != nil {
 		t.Fatalf("migrating up: %v", err)
 	}
-	got := queryStrings(t, db, `SELECT unit_code || '/' || layer || ' ' || concat_ws(',', active0_n, active1_n, active2_n, active3_n, active4_n, open_n)
+	got := testenv.Lines(t, db.Pool, `SELECT unit_code || '/' || layer || ' ' || concat_ws(',', active0_n, active1_n, active2_n, active3_n, active4_n, open_n)
 		FROM rollup_gauge_total ORDER BY 1`)
 	want := []string{"01/alert 1,0,0,1,1,0", "01/report 0,0,0,0,0,3", "VN/report 0,0,0,0,0,0"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {
@@ -186,24 +185,10 @@ func TestMigrateRollupGaugeTotal(t *testing.T) {
 	if _, err := p.Up(ctx); err != nil {
 		t.Fatalf("migrating up again: %v", err)
 	}
-	if got := queryStrings(t, db, `SELECT concat_ws(',', active0_n, active1_n, active2_n, active3_n, active4_n, open_n)
+	if got := testenv.Lines(t, db.Pool, `SELECT concat_ws(',', active0_n, active1_n, active2_n, active3_n, active4_n, open_n)
 		FROM rollup_gauge_total WHERE unit_code = '01' AND layer = 'alert'`); strings.Join(got, "|") != "1,0,0,1,2,0" {
 		t.Errorf("01/alert's totals after 00037 again: %v; want 1,0,0,1,2,0", got)
 	}
-}
-
-// queryStrings returns the rows of q, a query of one text column.
-func queryStrings(t *testing.T, db *testenv.DBEnv, q string) []string {
-	t.Helper()
-	rows, err := db.Pool.Query(context.Background(), q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 // provider is a goose provider of the embedded migrations on db.
@@ -243,7 +228,7 @@ func TestMigrateDisabledSourceFreshness(t *testing.T) {
 	if _, err := p.Up(ctx); err != nil {
 		t.Fatalf("migrating up: %v", err)
 	}
-	got := queryStrings(t, db, `SELECT source_id || '/' || unit_code || ' ' || concat_ws(',', stale_at IS NULL, stale_since IS NULL, clear_pending)
+	got := testenv.Lines(t, db.Pool, `SELECT source_id || '/' || unit_code || ' ' || concat_ws(',', stale_at IS NULL, stale_since IS NULL, clear_pending)
 		FROM source_stats ORDER BY 1`)
 	want := []string{"off/00070 t,t,t", "off/00166 t,t,f", "on/00070 f,f,f"}
 	if strings.Join(got, "|") != strings.Join(want, "|") {

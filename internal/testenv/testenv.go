@@ -389,6 +389,21 @@ func suffix() string {
 	return hex.EncodeToString(b[:])
 }
 
+// Lines returns what q, a query of one text column, returns, one string a
+// row; it fails the test on an error.
+func Lines(t testing.TB, pool *pgxpool.Pool, q string, args ...any) []string {
+	t.Helper()
+	rows, err := pool.Query(context.Background(), q, args...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
 // WaitForLockWaiter waits until a session of pool's database waits for a
 // lock (pg_stat_activity), as who (the work under test, started beside a
 // transaction that holds what it needs) should. It fails t when ended

@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/nats-io/nats.go"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -74,7 +72,7 @@ func TestOverlapAsInOrder(t *testing.T) {
 		`SELECT concat_ws('|', event_id, observed_at, station_id, pm25, aqi, aqi_band, aqi_dominant) FROM air_observation ORDER BY event_id`,
 		`SELECT concat_ws('|', id, last_event_id, last_observed_at, last_values::text) FROM sensor WHERE kind = 'air' ORDER BY id`,
 	} {
-		got, want := lines(t, overlapPool, q), lines(t, serialPool, q)
+		got, want := testenv.Lines(t, overlapPool, q), testenv.Lines(t, serialPool, q)
 		if !slices.Equal(got, want) {
 			for i := range min(len(got), len(want)) {
 				if got[i] != want[i] {
@@ -84,26 +82,12 @@ func TestOverlapAsInOrder(t *testing.T) {
 			t.Fatalf("%s: %d lines differ (of %d and %d)", q, countDiff(got, want), len(got), len(want))
 		}
 	}
-	if n := lines(t, overlapPool, `SELECT count(*)::text FROM air_observation WHERE aqi IS NOT NULL`); n[0] == "0" {
+	if n := testenv.Lines(t, overlapPool, `SELECT count(*)::text FROM air_observation WHERE aqi IS NOT NULL`); n[0] == "0" {
 		t.Fatal("no row has a VN_AQI; the test compares nothing")
 	}
 	if n := testutil.ToFloat64(overlapping.svc.m.overlapped); n == 0 {
 		t.Fatal("no batch was started beside the batch before; the test compares nothing")
 	}
-}
-
-// lines returns the text column of q's rows on pool.
-func lines(t *testing.T, pool *pgxpool.Pool, q string, args ...any) []string {
-	t.Helper()
-	rs, err := pool.Query(context.Background(), q, args...)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := pgx.CollectRows(rs, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 // waitFilled returns a beforeWrite hook that waits, at the committer's
@@ -293,8 +277,8 @@ func TestOverlapRatedAgainAfterASweep(t *testing.T) {
 	}
 	const aqis = `SELECT concat_ws('|', observed_at, aqi, aqi_band, aqi_dominant)
 		FROM air_observation WHERE station_id = $1 AND observed_at >= $2 ORDER BY observed_at`
-	got := lines(t, pool, aqis, sweptID, at)
-	want := lines(t, pool, aqis, strings.Replace(sweptID, fmt.Sprint(swept), fmt.Sprint(twin), 1), at)
+	got := testenv.Lines(t, pool, aqis, sweptID, at)
+	want := testenv.Lines(t, pool, aqis, strings.Replace(sweptID, fmt.Sprint(swept), fmt.Sprint(twin), 1), at)
 	if len(got) != 2 || !slices.Equal(got, want) {
 		t.Fatalf("station %d after the sweep: %q; want its twin's %q", swept, got, want)
 	}

@@ -11,7 +11,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 	"github.com/jackc/pgx/v5/pgxpool"
 	"github.com/twpayne/go-geom"
@@ -91,6 +90,26 @@ func directTrafficRows(base time.Time) []postgis.TrafficRow {
 	return append(rows, tie, old)
 }
 
+// bothWays writes b with sd, which must write it straight (its batch
+// number step so), and with se through staging tables, where a registered
+// kind's row (stagedRow) sends it; it returns both results.
+func bothWays(t *testing.T, sd, se *postgis.Store, step int, b postgis.Batch) (straight, staged postgis.Result) {
+	t.Helper()
+	ctx := context.Background()
+	straight, err := sd.WriteBatch(ctx, b)
+	if err != nil {
+		t.Fatalf("step %d, straight: %v", step, err)
+	}
+	b.Generic = append(slices.Clip(b.Generic), stagedRow(step, t0))
+	if staged, err = se.WriteBatch(ctx, b); err != nil {
+		t.Fatalf("step %d, staged: %v", step, err)
+	}
+	if allNew, again := sd.WrittenAllNew(); allNew != int64(step+1) || again != 0 {
+		t.Fatalf("step %d: %d batches written straight, %d again; want %d and 0", step, allNew, again, step+1)
+	}
+	return straight, staged
+}
+
 // ownerRows are rows that test which row may become a state once the
 // states of directRows and directTrafficRows are stored (from sources src-a
 // and src-t in province 01): for d0 and s0, a row of another province from
@@ -149,7 +168,7 @@ func withStations(b postgis.Batch) postgis.Batch {
 // and weather_observation hold, one line a row.
 func waterObservations(t *testing.T, pool *pgxpool.Pool) []string {
 	t.Helper()
-	return lines(t, pool, `SELECT ROW(source_id, event_id, observed_at, received_at, station_id, province,
+	return testenv.Lines(t, pool, `SELECT ROW(source_id, event_id, observed_at, received_at, station_id, province,
 		unit_code, encode(ST_AsEWKB(location), 'hex'), water_level, alarm_level_1, alarm_level_2, alarm_level_3,
 		water_alarm, flow, temperature, ph, conductivity, turbidity, dissolved_oxygen, extra::text)::text
 		FROM water_observation ORDER BY source_id, event_id, observed_at`)
@@ -157,7 +176,7 @@ func waterObservations(t *testing.T, pool *pgxpool.Pool) []string {
 
 func weatherObservations(t *testing.T, pool *pgxpool.Pool) []string {
 	t.Helper()
-	return lines(t, pool, `SELECT ROW(source_id, event_id, observed_at, received_at, station_id, province,
+	return testenv.Lines(t, pool, `SELECT ROW(source_id, event_id, observed_at, received_at, station_id, province,
 		unit_code, encode(ST_AsEWKB(location), 'hex'), temperature, relative_humidity, precipitation, wind_speed,
 		wind_direction, atmospheric_pressure, extra::text)::text
 		FROM weather_observation ORDER BY source_id, event_id, observed_at`)
@@ -166,30 +185,16 @@ func weatherObservations(t *testing.T, pool *pgxpool.Pool) []string {
 // segmentState is what road_segment holds, one line a segment.
 func segmentState(t *testing.T, pool *pgxpool.Pool) []string {
 	t.Helper()
-	return lines(t, pool, `SELECT concat_ws('|', id, name, province, unit_code, source_id, coalesce(encode(ST_AsEWKB(geom), 'hex'), ''),
+	return testenv.Lines(t, pool, `SELECT concat_ws('|', id, name, province, unit_code, source_id, coalesce(encode(ST_AsEWKB(geom), 'hex'), ''),
 		last_event_id, last_observed_at, last_values::text) FROM road_segment ORDER BY id`)
 }
 
 // trafficObservations is what traffic_observation holds, one line a row.
 func trafficObservations(t *testing.T, pool *pgxpool.Pool) []string {
 	t.Helper()
-	return lines(t, pool, `SELECT ROW(source_id, event_id, observed_at, received_at, segment_id, province,
+	return testenv.Lines(t, pool, `SELECT ROW(source_id, event_id, observed_at, received_at, segment_id, province,
 		unit_code, encode(ST_AsEWKB(geom), 'hex'), intensity, occupancy, average_vehicle_speed, congested, lane_id, extra::text)::text
 		FROM traffic_observation ORDER BY source_id, event_id, observed_at`)
-}
-
-// lines is what q returns, one text a row.
-func lines(t *testing.T, pool *pgxpool.Pool, q string) []string {
-	t.Helper()
-	rows, err := pool.Query(context.Background(), q)
-	if err != nil {
-		t.Fatal(err)
-	}
-	out, err := pgx.CollectRows(rows, pgx.RowTo[string])
-	if err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 // storeOn returns a new database of t and a store of cfg on it.
@@ -232,25 +237,9 @@ func sensorState(t *testing.T, pool *pgxpool.Pool) []string {
 // airObservations is what air_observation holds, one line a row.
 func airObservations(t *testing.T, pool *pgxpool.Pool) []string {
 	t.Helper()
-	rows, err := pool.Query(context.Background(), `SELECT ROW(source_id, event_id, observed_at, received_at,
+	return testenv.Lines(t, pool, `SELECT ROW(source_id, event_id, observed_at, received_at,
 		station_id, province, unit_code, encode(ST_AsEWKB(location), 'hex'), pm25, pm10, no2, o3, co, so2, extra::text, aqi, aqi_band, aqi_dominant)::text
 		FROM air_observation ORDER BY source_id, event_id, observed_at`)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer rows.Close()
-	var out []string
-	for rows.Next() {
-		var s string
-		if err := rows.Scan(&s); err != nil {
-			t.Fatal(err)
-		}
-		out = append(out, s)
-	}
-	if err := rows.Err(); err != nil {
-		t.Fatal(err)
-	}
-	return out
 }
 
 // TestWriteBatchDirectAsExact: a batch of air, traffic, water and weather
@@ -263,7 +252,6 @@ func airObservations(t *testing.T, pool *pgxpool.Pool) []string {
 func TestWriteBatchDirectAsExact(t *testing.T) {
 	for _, noRollups := range []bool{false, true} {
 		t.Run(fmt.Sprintf("no_rollups=%v", noRollups), func(t *testing.T) {
-			ctx := context.Background()
 			direct, sd := storeOn(t, postgis.StoreConfig{NoRollups: noRollups})
 			exact, se := storeOn(t, postgis.StoreConfig{NoRollups: noRollups})
 			// A registered kind's row sends the other store's batch through
@@ -275,18 +263,7 @@ func TestWriteBatchDirectAsExact(t *testing.T) {
 				withStations(postgis.Batch{Air: directRows(t0.Add(-24 * time.Hour)), Traffic: directTrafficRows(t0.Add(-24 * time.Hour))}),
 				withStations(ownerRows(t0.Add(time.Hour))),
 			} {
-				rd, err := sd.WriteBatch(ctx, b)
-				if err != nil {
-					t.Fatalf("step %d, direct: %v", step, err)
-				}
-				b.Generic = []postgis.GenericRow{stagedRow(step, t0)}
-				re, err := se.WriteBatch(ctx, b)
-				if err != nil {
-					t.Fatalf("step %d, exact: %v", step, err)
-				}
-				if allNew, rewritten := sd.WrittenAllNew(); allNew != int64(step+1) || rewritten != 0 {
-					t.Fatalf("step %d: direct store wrote %d batches as all new, %d again; want %d and 0", step, allNew, rewritten, step+1)
-				}
+				rd, re := bothWays(t, sd, se, step, b)
 				for _, k := range []struct {
 					name   string
 					n      int
@@ -335,7 +312,6 @@ func TestWriteBatchDirectAsExact(t *testing.T) {
 func TestWriteBatchDirectAsExactRandom(t *testing.T) {
 	for seed := range uint64(3) {
 		t.Run(fmt.Sprintf("seed=%d", seed), func(t *testing.T) {
-			ctx := context.Background()
 			direct, sd := storeOn(t, postgis.StoreConfig{NoRollups: true})
 			exact, se := storeOn(t, postgis.StoreConfig{NoRollups: true})
 			rng := rand.New(rand.NewPCG(seed, 1))
@@ -362,19 +338,7 @@ func TestWriteBatchDirectAsExactRandom(t *testing.T) {
 					tr.Province, tr.SourceID, tr.EventID = p, src, fmt.Sprintf("ev%d", event)
 					b.Air, b.Traffic = append(b.Air, a), append(b.Traffic, tr)
 				}
-				b = withStations(b)
-				rd, err := sd.WriteBatch(ctx, b)
-				if err != nil {
-					t.Fatalf("step %d, direct: %v", step, err)
-				}
-				b.Generic = []postgis.GenericRow{stagedRow(step, t0)}
-				re, err := se.WriteBatch(ctx, b)
-				if err != nil {
-					t.Fatalf("step %d, exact: %v", step, err)
-				}
-				if allNew, again := sd.WrittenAllNew(); allNew != int64(step+1) || again != 0 {
-					t.Fatalf("step %d: direct store wrote %d batches straight, %d again; want %d and 0", step, allNew, again, step+1)
-				}
+				rd, re := bothWays(t, sd, se, step, withStations(b))
 				if d, e := changedIndexes(rd.Air.Changed), changedIndexes(re.Air.Changed); !slices.Equal(d, e) {
 					t.Fatalf("step %d: air changed %v (direct); exact %v", step, d, e)
 				}

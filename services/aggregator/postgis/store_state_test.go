@@ -62,7 +62,6 @@ func TestAirStateUpdatesAreHOT(t *testing.T) {
 // later wins), nulls inside extra values, extra values alone and an AQI that
 // is not an object.
 func TestAirStateValuesAsServer(t *testing.T) {
-	ctx := context.Background()
 	direct, sd := storeOn(t, postgis.StoreConfig{NoRollups: true})
 	exact, se := storeOn(t, postgis.StoreConfig{NoRollups: true})
 	values := []float64{math.NaN(), math.Inf(1), math.Inf(-1), math.Copysign(0, -1), 1e21, 1.5e-7, 5e-324,
@@ -89,18 +88,7 @@ func TestAirStateValuesAsServer(t *testing.T) {
 		}
 		rows = append(rows, r)
 	}
-	rd, err := sd.WriteBatch(ctx, postgis.Batch{Air: rows})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A registered kind's row sends the batch the exact way.
-	re, err := se.WriteBatch(ctx, postgis.Batch{Air: rows, Generic: []postgis.GenericRow{stagedRow(0, t0)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if allNew, _ := sd.WrittenAllNew(); allNew != 1 {
-		t.Fatalf("direct store wrote %d batches straight; want 1", allNew)
-	}
+	rd, re := bothWays(t, sd, se, 0, postgis.Batch{Air: rows})
 	if d, e := changedIndexes(rd.Air.Changed), changedIndexes(re.Air.Changed); !slices.Equal(d, e) || len(d) != len(rows) {
 		t.Fatalf("changed %v (direct); exact %v; want all %d", d, e, len(rows))
 	}
@@ -115,7 +103,6 @@ func TestAirStateValuesAsServer(t *testing.T) {
 // extremes), either congested flag, a lane, and extras that replace a
 // member, are nested or stand alone.
 func TestTrafficStateValuesAsServer(t *testing.T) {
-	ctx := context.Background()
 	direct, sd := storeOn(t, postgis.StoreConfig{NoRollups: true})
 	exact, se := storeOn(t, postgis.StoreConfig{NoRollups: true})
 	values := []float64{math.NaN(), math.Inf(1), math.Inf(-1), math.Copysign(0, -1), 1e21, 1.5e-7, 5e-324,
@@ -141,17 +128,7 @@ func TestTrafficStateValuesAsServer(t *testing.T) {
 		}
 		rows = append(rows, r)
 	}
-	rd, err := sd.WriteBatch(ctx, postgis.Batch{Traffic: rows})
-	if err != nil {
-		t.Fatal(err)
-	}
-	re, err := se.WriteBatch(ctx, postgis.Batch{Traffic: rows, Generic: []postgis.GenericRow{stagedRow(0, t0)}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if allNew, _ := sd.WrittenAllNew(); allNew != 1 {
-		t.Fatalf("direct store wrote %d batches straight; want 1", allNew)
-	}
+	rd, re := bothWays(t, sd, se, 0, postgis.Batch{Traffic: rows})
 	if d, e := changedIndexes(rd.Traffic.Changed), changedIndexes(re.Traffic.Changed); !slices.Equal(d, e) || len(d) != len(rows) {
 		t.Fatalf("changed %v (direct); exact %v; want all %d", d, e, len(rows))
 	}
