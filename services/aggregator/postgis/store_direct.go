@@ -393,12 +393,15 @@ func queueStates[R any](pb *pgx.Batch, rows []R, entity func(*R) entityRow, geom
 		r := &rows[i]
 		e := entity(r)
 		g, err := geometry(r)
+		// A value the store cannot send is the item's fault, never to be
+		// retried (ErrUnencodable; a VN_AQI that is not JSON is also
+		// ErrInvalidJSON): the batch is split and the item dead-lettered.
 		if err != nil {
-			return fmt.Errorf("encoding the geometry of %s: %w", e.id, err)
+			return fmt.Errorf("encoding the geometry of %s: %w: %w", e.id, ErrUnencodable, err)
 		}
 		st.set(j, i, e, g)
 		if st.buf, err = values(st.buf, r); err != nil {
-			return fmt.Errorf("encoding the values of %s: %w", e.id, err)
+			return fmt.Errorf("encoding the values of %s: %w: %w", e.id, ErrUnencodable, err)
 		}
 		st.ends[j] = len(st.buf)
 	}

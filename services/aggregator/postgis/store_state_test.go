@@ -149,8 +149,8 @@ func TestAirStateInvalidAQI(t *testing.T) {
 	pool, s := storeOn(t, postgis.StoreConfig{NoRollups: true})
 	r := airRow("bad", t0, 1)
 	r.AQI = postgis.AQI{JSON: []byte(`{"hourly":1},"pm25":999`)}
-	if _, err := s.WriteBatch(ctx, postgis.Batch{Air: []postgis.AirRow{r}}); !errors.Is(err, postgis.ErrInvalidJSON) {
-		t.Fatalf("got %v; want %v", err, postgis.ErrInvalidJSON)
+	if _, err := s.WriteBatch(ctx, postgis.Batch{Air: []postgis.AirRow{r}}); !errors.Is(err, postgis.ErrInvalidJSON) || !errors.Is(err, postgis.ErrUnencodable) {
+		t.Fatalf("got %v; want %v, and %v (refused, not retried)", err, postgis.ErrInvalidJSON, postgis.ErrUnencodable)
 	}
 	if got := sensorState(t, pool); len(got) != 0 {
 		t.Fatalf("states %v; want none", got)
